@@ -1,0 +1,10 @@
+//! The Python binding: the only pyo3 code in the crate. Each submodule adapts one pure-Rust module
+//! and registers itself from `_core` below; everything exported here appears in `_core.pyi`.
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", crate::VERSION)?;
+    Ok(())
+}

@@ -1,0 +1,110 @@
+"""Shared fixtures: free ports, spawning servers on real sockets, and a clean environment.
+
+Servers run as subprocesses (granian), are polled until they accept connections, and are
+terminated (then killed) in `finally`, so a failing test never leaves one behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeout: float = 20.0) -> None:
+    """Poll until something accepts on 127.0.0.1:port; fail early if `proc` died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+            raise RuntimeError(f"server exited with {proc.returncode} before listening:\n{out[-4000:]}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listened on port {port} within {timeout}s")
+
+
+def stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
+    """Send `sig`, wait, then kill whatever is left (the whole process group)."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=5)
+
+
+@dataclass
+class Server:
+    """A server subprocess listening on 127.0.0.1:port."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@contextlib.contextmanager
+def spawn(args: list[str], port: int, env: dict[str, str] | None = None, timeout: float = 20.0) -> Iterator[Server]:
+    """Start `args` in its own process group, wait until it listens on `port`, stop it afterwards."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    proc = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=full_env, cwd=ROOT, start_new_session=True
+    )
+    try:
+        wait_for_port(port, proc, timeout)
+        yield Server(proc, port)
+    finally:
+        stop_process(proc)
+        if proc.stdout:
+            proc.stdout.close()
+
+
+def granian_args(target: str, port: int, *, factory: bool = True) -> list[str]:
+    """The command line that serves an ASGI app (factory) with granian on 127.0.0.1:port."""
+    args = [PYTHON, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1", "--port", str(port)]
+    args += ["--workers", "1", "--loop", "uvloop", "--log-level", "warning"]
+    if factory:
+        args.append("--factory")
+    return [*args, target]
+
+
+@pytest.fixture(scope="session")
+def mock_server() -> Iterator[Server]:
+    """The mock provider on a real socket, shared by the session (its /mock/stats can be reset)."""
+    port = free_port()
+    with spawn(granian_args("sluicegate.mock.app:create_app", port), port) as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep the developer's provider and tracing settings out of every test."""
+    for name in list(os.environ):
+        if name.startswith(("SLUICEGATE_", "OPENAI_", "ANTHROPIC_", "LANGSMITH_", "LANGCHAIN_")):
+            monkeypatch.delenv(name, raising=False)
