@@ -108,3 +108,64 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith(("SLUICEGATE_", "OPENAI_", "ANTHROPIC_", "LANGSMITH_", "LANGCHAIN_")):
             monkeypatch.delenv(name, raising=False)
+
+
+GATEWAY_KEY = "sg-test-" + "k" * 40
+PROVIDER_KEY = "sk-provider-" + "p" * 30
+
+
+def gateway_config(path: Path, mock_url: str, extra: str = "") -> Path:
+    """A gateway config for tests: `mh/…` and the exact mock models go to the mock over a socket,
+    `inproc/…` to the in-process mock, `dead/…` to a port where nothing listens."""
+    from sluicegate.secrets import hash_key
+
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    path.write_text(
+        f"""
+[server]
+max_body_bytes = 65536
+drain_seconds = 10
+
+[upstream]
+connect_timeout_s = 2
+first_byte_timeout_s = 2
+chunk_timeout_s = 2
+total_timeout_s = 30
+
+[providers.mh]
+kind = "mock"
+base_url = "{mock_url}"
+api_key = "{PROVIDER_KEY}"
+models = ["mock-gpt", "mock-claude"]
+
+[providers.inproc]
+kind = "mock"
+
+[providers.dead]
+kind = "openai_compatible"
+base_url = "{dead}"
+
+[[keys]]
+name = "test"
+workspace = "ws-test"
+sha256 = "{hash_key(GATEWAY_KEY)}"
+{extra}
+"""
+    )
+    return path
+
+
+@contextlib.contextmanager
+def start_gateway(config: Path, env: dict[str, str] | None = None) -> Iterator[Server]:
+    port = free_port()
+    args = [PYTHON, "-m", "sluicegate", "serve", "--config", str(config), "--port", str(port)]
+    with spawn(args, port, env) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def gateway(mock_server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """sluicegate on a real socket in front of the mock provider, shared by the session."""
+    config = gateway_config(tmp_path_factory.mktemp("gw") / "sluicegate.toml", mock_server.url)
+    with start_gateway(config) as server:
+        yield server

@@ -1,0 +1,84 @@
+# sluicegate: `make help` lists the targets. Every target does its own set-up.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+RUST_SOURCES := $(shell find rust -name '*.rs' 2>/dev/null) Cargo.toml
+DEPS_STAMP := $(VENV)/.stamp-deps
+BUILD_STAMP := $(VENV)/.stamp-build
+
+##@ Running
+
+.PHONY: run ## build, then serve the embedded default (mock provider) on 127.0.0.1:8080
+run: build
+	$(BIN)/sluicegate serve
+
+.PHONY: mock ## serve the mock provider alone on 127.0.0.1:9090
+mock: build
+	$(BIN)/sluicegate mock --port 9090
+
+##@ Building
+
+$(DEPS_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -U pip
+	$(BIN)/python -m pip install -q "maturin>=1.8,<2"
+	rm -f $(BUILD_STAMP)
+	touch $@
+
+$(BUILD_STAMP): $(DEPS_STAMP) $(RUST_SOURCES) pyproject.toml
+	rm -f python/sluicegate/*.so
+	$(BIN)/maturin develop --release --extras test,dev -q
+	touch $@
+
+.PHONY: build ## .venv with every dependency, and the Rust extension in release mode
+build: $(BUILD_STAMP)
+
+##@ Checking
+
+.PHONY: test ## cargo test, then pytest (tests start the servers they need)
+test: test-rust test-py
+
+.PHONY: test-rust ## the pure-Rust core's tests (no interpreter needed)
+test-rust:
+	cargo test --quiet
+
+.PHONY: test-py ## pytest over tests/ with the release extension
+test-py: build
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+.PHONY: lint ## ruff, the stub against the module, rustfmt, clippy
+lint: build
+	$(BIN)/ruff check python tests benches
+	$(BIN)/ruff format --check python tests benches
+	$(BIN)/python -m mypy.stubtest sluicegate._core
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+	cargo clippy --all-targets --features python -- -D warnings
+
+.PHONY: format ## ruff format and fix, cargo fmt
+format: $(DEPS_STAMP)
+	$(BIN)/ruff format python tests benches
+	$(BIN)/ruff check --fix python tests benches
+	cargo fmt
+
+##@ Measuring
+
+.PHONY: bench ## the benchmarks (pytest-benchmark, then the wrk overhead run); see BENCHMARKS.md
+bench: build
+	$(BIN)/python -m pytest benches -q --benchmark-enable --benchmark-only -p no:cacheprovider $(BENCH_ARGS)
+	$(BIN)/python benches/gateway_overhead.py $(OVERHEAD_ARGS)
+
+##@ Housekeeping
+
+.PHONY: clean ## remove .venv, target/, built modules and caches
+clean:
+	rm -rf $(VENV) target .pytest_cache .ruff_cache .mypy_cache .hypothesis .benchmarks
+	rm -f python/sluicegate/*.so
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+.PHONY: help ## this list
+help:
+	@awk 'BEGIN {FS = " ## "} /^##@/ {printf "\n%s\n", substr($$0, 5)} /^\.PHONY: [a-z-]+ ## / {sub(/^\.PHONY: /, "", $$1); printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)

@@ -1,0 +1,120 @@
+"""The `sluicegate` command.
+
+```
+sluicegate serve  [--config FILE] [--host H] [--port P] [--workers N] [--runtime-threads N] [--loop L]
+sluicegate mock   [--host H] [--port P] [--workers N]
+sluicegate keys new [--name NAME] [--workspace W]
+sluicegate keys hash KEY
+sluicegate config [--config FILE]      print the effective settings (no secrets) and exit
+```
+
+Every `serve` flag has a variable twin: `--port` ↔ `SLUICEGATE_SERVER__PORT`, and the file itself
+↔ `SLUICEGATE_CONFIG`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from sluicegate.config import ConfigError, ServerSettings, Settings, load_settings
+from sluicegate.secrets import generate_key, hash_key
+
+_SERVER_FLAGS = ("host", "port", "workers", "runtime_threads", "loop")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sluicegate", description="An LLM gateway that enforces policy in-line.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="serve the gateway")
+    serve.add_argument("--config", help="a TOML or YAML file (SLUICEGATE_CONFIG)")
+    serve.add_argument("--host", help="bind address (SLUICEGATE_SERVER__HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (SLUICEGATE_SERVER__PORT, default 8080)")
+    serve.add_argument("--workers", type=int, help="worker processes (SLUICEGATE_SERVER__WORKERS, default 1)")
+    serve.add_argument("--runtime-threads", type=int, help="threads per worker (SLUICEGATE_SERVER__RUNTIME_THREADS)")
+    serve.add_argument("--loop", choices=["auto", "asyncio", "uvloop"], help="event loop (SLUICEGATE_SERVER__LOOP)")
+
+    mock = sub.add_parser("mock", help="serve the mock provider (OpenAI and Anthropic formats)")
+    mock.add_argument("--host", default="127.0.0.1")
+    mock.add_argument("--port", type=int, default=9090)
+    mock.add_argument("--workers", type=int, default=1)
+
+    keys = sub.add_parser("keys", help="gateway keys").add_subparsers(dest="keys_command", required=True)
+    new = keys.add_parser("new", help="make a new gateway key and print its config entry")
+    new.add_argument("--name", default="default")
+    new.add_argument("--workspace", default="default")
+    hashed = keys.add_parser("hash", help="print the stored form (sha256) of a key")
+    hashed.add_argument("key")
+
+    config = sub.add_parser("config", help="print the effective settings and exit")
+    config.add_argument("--config", help="a TOML or YAML file (SLUICEGATE_CONFIG)")
+    return parser
+
+
+def _prepare_serve(args: argparse.Namespace) -> tuple[Settings, str | None]:
+    """Put the config path and flags into the environment the workers read, then validate once."""
+    if args.config:
+        os.environ["SLUICEGATE_CONFIG"] = str(Path(args.config).resolve())
+    for flag in _SERVER_FLAGS:
+        value = getattr(args, flag)
+        if value is not None:
+            os.environ[f"SLUICEGATE_SERVER__{flag.upper()}"] = str(value)
+    settings = load_settings()
+    dev_key = None
+    if not settings.keys:
+        # No key configured: make one for this run, so the gateway is never open to anyone.
+        dev_key = generate_key()
+        os.environ["SLUICEGATE_KEYS"] = json.dumps([{"name": "dev", "sha256": hash_key(dev_key)}])
+        settings = load_settings()
+    return settings, dev_key
+
+
+def _greeting(server: ServerSettings, key: str | None) -> str:
+    base = f"http://{server.host}:{server.port}"
+    shown = key or "<your gateway key>"
+    lines = [f"sluicegate listening on {base}"]
+    if key:
+        lines.append(f"no keys configured: this run accepts the gateway key {key}")
+    lines += [
+        "try:",
+        f"  curl -s {base}/v1/chat/completions -H 'Authorization: Bearer {shown}' \\",
+        "    -H 'Content-Type: application/json' \\",
+        '    -d \'{"model": "mock-gpt", "messages": [{"role": "user", "content": "Hello"}]}\'',
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            settings, dev_key = _prepare_serve(args)
+            print(_greeting(settings.server, dev_key), flush=True)
+            from sluicegate.server import serve
+
+            serve(settings.server)
+        elif args.command == "mock":
+            from sluicegate.server import serve
+
+            serve(
+                ServerSettings(host=args.host, port=args.port, workers=args.workers), "sluicegate.mock.app:create_app"
+            )
+        elif args.command == "keys":
+            if args.keys_command == "new":
+                key = generate_key()
+                print(f"key (shown once): {key}")
+                print(f'[[keys]]\nname = "{args.name}"\nworkspace = "{args.workspace}"\nsha256 = "{hash_key(key)}"')
+            else:
+                print(hash_key(args.key))
+        elif args.command == "config":
+            if args.config:
+                os.environ["SLUICEGATE_CONFIG"] = str(Path(args.config).resolve())
+            settings = load_settings()
+            print(json.dumps(settings.model_dump(exclude={"providers": {"__all__": {"api_key"}}}), indent=2))
+    except ConfigError as exc:
+        print(f"sluicegate: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -1,0 +1,207 @@
+"""Typed settings: built-in defaults < a TOML or YAML file < `SLUICEGATE_*` environment variables.
+
+The file is named by `--config` or `SLUICEGATE_CONFIG`. A variable `SLUICEGATE_SECTION__KEY` sets
+`section.key` (double underscore between levels, case-insensitive); its value is read as JSON when
+it parses as JSON (numbers, booleans, lists, objects) and as a plain string otherwise. Settings are
+validated once, at start-up; an unknown key is an error, not a silent no-op.
+
+Every setting, with its default, is documented in `docs/configuration.md`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+ENV_PREFIX = "SLUICEGATE_"
+CONFIG_ENV = "SLUICEGATE_CONFIG"
+
+ProviderKind = Literal["openai", "anthropic", "openai_compatible", "mock"]
+
+DEFAULT_BASE_URLS: dict[str, str] = {
+    "openai": "https://api.openai.com/v1",
+    "anthropic": "https://api.anthropic.com",
+}
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the setting."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    workers: int = Field(1, ge=1)
+    runtime_threads: int = Field(1, ge=1)
+    loop: Literal["auto", "asyncio", "uvloop"] = "uvloop"
+    backlog: int = Field(1024, ge=128)
+    drain_seconds: float = Field(30.0, ge=0)
+    max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+
+
+class UpstreamSettings(_Section):
+    connect_timeout_s: float = Field(5.0, gt=0)
+    first_byte_timeout_s: float = Field(120.0, gt=0)
+    chunk_timeout_s: float = Field(120.0, gt=0)
+    total_timeout_s: float = Field(900.0, gt=0)
+    max_connections: int = Field(1024, ge=1)
+    keepalive_s: float = Field(60.0, gt=0)
+    max_error_body_bytes: int = Field(64 * 1024, ge=1024)
+
+
+class ProviderSettings(_Section):
+    kind: ProviderKind
+    base_url: str | None = None
+    api_key: str | None = Field(None, repr=False)
+    api_key_env: str | None = None
+    auth_header: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    models: list[str] = Field(default_factory=list)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/") if value else value
+
+    @model_validator(mode="after")
+    def _needs_url(self) -> ProviderSettings:
+        if self.kind == "openai_compatible" and not self.base_url:
+            raise ValueError("an openai_compatible provider needs base_url")
+        if self.api_key and self.api_key_env:
+            raise ValueError("set api_key or api_key_env, not both")
+        return self
+
+    def resolved_base_url(self) -> str | None:
+        """The provider's base URL; None means the in-process mock."""
+        return self.base_url or DEFAULT_BASE_URLS.get(self.kind)
+
+    def resolved_api_key(self, environ: Mapping[str, str]) -> str | None:
+        if self.api_key_env:
+            return environ.get(self.api_key_env)
+        return self.api_key
+
+
+class RoutingSettings(_Section):
+    models: dict[str, str] = Field(default_factory=dict)
+    default_openai: str | None = None
+    default_anthropic: str | None = None
+
+
+class KeySettings(_Section):
+    name: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    workspace: str = "default"
+
+
+class Settings(_Section):
+    server: ServerSettings = ServerSettings()
+    upstream: UpstreamSettings = UpstreamSettings()
+    providers: dict[str, ProviderSettings] = Field(default_factory=dict)
+    routing: RoutingSettings = RoutingSettings()
+    keys: list[KeySettings] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _routes_name_providers(self) -> Settings:
+        named = {"routing.default_openai": self.routing.default_openai}
+        named["routing.default_anthropic"] = self.routing.default_anthropic
+        named.update({f"routing.models.{model}": p for model, p in self.routing.models.items()})
+        for where, provider in named.items():
+            if provider is not None and provider not in self.providers:
+                raise ValueError(f"{where} names provider {provider!r}, which is not in [providers]")
+        return self
+
+
+def embedded_default() -> dict[str, Any]:
+    """The configuration `make run` uses: the in-process mock provider answers every model."""
+    return {
+        "providers": {"mock": {"kind": "mock", "models": ["mock-gpt", "mock-claude"]}},
+        "routing": {"default_openai": "mock", "default_anthropic": "mock"},
+    }
+
+
+def read_file(path: str | Path) -> dict[str, Any]:
+    """Read a TOML (`.toml`) or YAML (`.yaml`, `.yml`) config file into a dict.
+
+    Raises:
+        ConfigError: the file is missing, unreadable, or not a mapping.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    try:
+        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"config file {path} does not parse: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    return data
+
+
+def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The nested dict that `SLUICEGATE_SECTION__KEY=value` variables describe."""
+    out: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
+            continue
+        path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
+        try:
+            value: Any = json.loads(raw)
+        except ValueError:
+            value = raw
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{name} conflicts with another variable")
+        node[path[-1]] = value
+    return out
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Build the settings from the embedded default or a file, then the environment.
+
+    Arguments:
+        path: a config file; when None, `SLUICEGATE_CONFIG` names it, and without either the
+            embedded default (an in-process mock provider) is used.
+        environ: the environment to read (default `os.environ`).
+
+    Raises:
+        ConfigError: with the dotted name of the first invalid setting.
+    """
+    environ = os.environ if environ is None else environ
+    path = path or environ.get(CONFIG_ENV)
+    data = read_file(path) if path else embedded_default()
+    data = _merge(data, env_overrides(environ))
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "config"
+        raise ConfigError(f"{where}: {first['msg']} ({exc.error_count()} error(s) in all)") from None

@@ -1,0 +1,122 @@
+"""The gateway's error tree. Every error knows its HTTP status, a snake_case code and an error type,
+and each wire format renders it once (`formats.*.error_body`), so the SDKs raise their usual classes.
+
+```
+GatewayError(status, code, type)
+├── InvalidRequest                 400  bad JSON, wrong content type, missing model, unsupported field
+│   ├── NotFound                   404  unknown path, unknown model
+│   └── PayloadTooLarge            413  body over server.max_body_bytes
+├── Unauthenticated                401  missing or unknown gateway key
+├── Unavailable                    503  the gateway is draining
+└── UpstreamError                  502  the provider misbehaved
+    ├── UpstreamStatus             4xx/5xx passed through with the provider's own body
+    ├── UpstreamUnreachable        502  connection refused, reset, DNS failure
+    ├── UpstreamTimeout            504  connect, first byte, between chunks, or total
+    └── UpstreamProtocolError      502  malformed SSE or JSON from the provider
+```
+
+Messages name kinds, fields and limits, never request content or keys.
+"""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    """Base of every error the gateway answers with.
+
+    Arguments:
+        message: a human-readable explanation (never content or secrets).
+        status: the HTTP status to answer with.
+        code: a snake_case code, also the metric label.
+        type: the error type family (OpenAI's `type`; mapped to Anthropic's types by the formats).
+        param: the request field at fault, when there is one.
+    """
+
+    status: int = 500
+    code: str = "internal_error"
+    type: str = "api_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        type: str | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+        if code is not None:
+            self.code = code
+        if type is not None:
+            self.type = type
+        self.param = param
+        self.headers = headers or {}
+
+
+class InvalidRequest(GatewayError):
+    status = 400
+    code = "invalid_request"
+    type = "invalid_request_error"
+
+
+class NotFound(InvalidRequest):
+    status = 404
+    code = "not_found"
+
+
+class PayloadTooLarge(InvalidRequest):
+    status = 413
+    code = "request_too_large"
+
+
+class Unauthenticated(GatewayError):
+    status = 401
+    code = "invalid_api_key"
+    type = "authentication_error"
+
+
+class Unavailable(GatewayError):
+    status = 503
+    code = "unavailable"
+    type = "api_error"
+
+
+class UpstreamError(GatewayError):
+    status = 502
+    code = "upstream_error"
+    type = "api_error"
+
+
+class UpstreamStatus(UpstreamError):
+    """The provider answered with an error status; its body is passed through unchanged.
+
+    Arguments:
+        status: the provider's status.
+        body: the provider's error body (bounded in size by the caller).
+        headers: the provider's headers worth passing on (retry-after and the like).
+    """
+
+    code = "upstream_status"
+
+    def __init__(self, status: int, body: bytes, content_type: str, headers: dict[str, str]) -> None:
+        super().__init__(f"the provider answered {status}", status=status, headers=headers)
+        self.body = body
+        self.content_type = content_type
+
+
+class UpstreamUnreachable(UpstreamError):
+    code = "upstream_unreachable"
+
+
+class UpstreamTimeout(UpstreamError):
+    status = 504
+    code = "upstream_timeout"
+
+
+class UpstreamProtocolError(UpstreamError):
+    code = "upstream_protocol_error"

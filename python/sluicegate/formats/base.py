@@ -1,0 +1,127 @@
+"""The interface every wire format implements, and the pieces they share: usage and error bodies.
+
+A format answers three questions for the pipeline: what to change in a request before it goes
+upstream (`prepare`), how to read usage out of a response or a stream (`usage`, `StreamTap`), and
+how an error looks to this format's SDK (`error_body`, `stream_error`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+
+from sluicegate.errors import GatewayError, UpstreamProtocolError
+from sluicegate.formats.sse import Event, encode
+
+Family = Literal["openai", "anthropic"]
+
+# Anthropic names its error types by status; the OpenAI-style `type` is kept where it exists.
+_ANTHROPIC_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    502: "api_error",
+    503: "overloaded_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
+
+
+@dataclass(slots=True)
+class Usage:
+    """Token usage, normalised across formats. `input_tokens` includes cached and cache-write tokens;
+    the details are subsets of it (and `reasoning_tokens` of `output_tokens`)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+def count(value: Any) -> int:
+    """A non-negative int from a usage field; 0 for anything else (a provider's null, a string)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def parse_event_json(event: Event) -> Any:
+    """The JSON in an event's data.
+
+    Raises:
+        UpstreamProtocolError: the provider sent an event whose data is not JSON.
+    """
+    try:
+        return orjson.loads(event.data)
+    except orjson.JSONDecodeError:
+        raise UpstreamProtocolError("the provider sent a malformed stream event") from None
+
+
+def openai_error_body(err: GatewayError) -> bytes:
+    return orjson.dumps({"error": {"message": err.message, "type": err.type, "param": err.param, "code": err.code}})
+
+
+def anthropic_error_body(err: GatewayError, request_id: str | None = None) -> bytes:
+    kind = _ANTHROPIC_TYPES.get(err.status, "api_error" if err.status >= 500 else "invalid_request_error")
+    return orjson.dumps({"type": "error", "error": {"type": kind, "message": err.message}, "request_id": request_id})
+
+
+class StreamTap:
+    """Reads one response stream event by event: records usage, and may drop or pass each event.
+
+    `process` returns the bytes to send to the client for the event (usually `event.raw` plus the
+    blank line), or None to drop it. Subclasses hold the format's knowledge.
+    """
+
+    __slots__ = ("include_usage", "saw_end", "usage")
+
+    def __init__(self, include_usage: bool = True) -> None:
+        self.usage: Usage | None = None
+        self.include_usage = include_usage
+        self.saw_end = False
+
+    def process(self, event: Event) -> bytes | None:
+        raise NotImplementedError
+
+
+class WireFormat:
+    """One client-facing API: its path, family, and the knowledge the pipeline needs of it."""
+
+    name: str = ""
+    path: str = ""
+    family: Family = "openai"
+    streams: bool = True
+
+    def prepare(self, body: dict[str, Any]) -> bool:
+        """Adjust a parsed request before it goes upstream; return True if anything changed."""
+        return False
+
+    def usage(self, body: Any) -> Usage | None:
+        """Usage from a non-streamed response body."""
+        return None
+
+    def tap(self, body: dict[str, Any]) -> StreamTap:
+        """A reader for the response stream of `body` (the client's request, before `prepare`)."""
+        raise NotImplementedError
+
+    def error_body(self, err: GatewayError, request_id: str | None = None) -> bytes:
+        return anthropic_error_body(err, request_id) if self.family == "anthropic" else openai_error_body(err)
+
+    def stream_error(self, err: GatewayError) -> bytes:
+        """An in-stream error event that this format's SDK raises on, for after the 200 was sent."""
+        if self.family == "anthropic":
+            return encode(anthropic_error_body(err), b"error")
+        return encode(openai_error_body(err))
+
+    def __repr__(self) -> str:
+        return f"<WireFormat {self.name}>"

@@ -1,0 +1,229 @@
+"""The request pipeline: authenticate → read and check the request → route → forward → relay.
+
+Spend reservation (before forwarding), redaction (of the request, and of the response as it
+streams) and settlement (after the relay) plug in at the marked steps. Nothing here waits for a
+database or a log write; the only I/O is the client and the provider.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from sluicegate.config import Settings
+from sluicegate.errors import GatewayError, InvalidRequest, NotFound, PayloadTooLarge
+from sluicegate.formats import FORMATS_BY_PATH, WireFormat
+from sluicegate.formats.base import Family
+from sluicegate.policy.auth import KeyStore
+from sluicegate.proxy.providers import Router
+from sluicegate.proxy.relay import (
+    INTERNAL,
+    JSON,
+    Outcome,
+    relay_body,
+    relay_error_status,
+    relay_stream,
+    send_body,
+    send_error,
+)
+from sluicegate.proxy.upstream import HttpUpstream, InProcessUpstream, Timeouts, Upstream
+from sluicegate.types import Receive, Scope, Send
+
+log = logging.getLogger("sluicegate.pipeline")
+_WANTED = frozenset({b"authorization", b"x-api-key", b"content-type", b"content-length"})
+_WANTED |= {b"anthropic-version", b"anthropic-beta"}
+
+
+def request_id() -> bytes:
+    return os.urandom(12).hex().encode()
+
+
+def read_headers(scope: Scope) -> dict[bytes, bytes]:
+    """The few request headers the pipeline reads, in one pass (repeated headers: the last wins)."""
+    return {k: v for k, v in scope["headers"] if k in _WANTED}
+
+
+class ClientGone(Exception):
+    """The client disconnected before its request body arrived."""
+
+
+async def read_body(receive: Receive, limit: int) -> bytes:
+    """The request body, refusing it as soon as it passes `limit` bytes.
+
+    Raises:
+        PayloadTooLarge: the body is larger than `limit`.
+        ClientGone: the client left before the body was complete.
+    """
+    message = await receive()
+    body: bytes = message.get("body", b"")
+    if not message.get("more_body"):
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        if len(body) > limit:
+            raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
+        return body
+    parts = [body]
+    size = len(body)
+    while message.get("more_body"):
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def family_of(headers: Mapping[bytes, bytes], path: str) -> Family:
+    """The error format to answer in when the path names none: Anthropic SDKs send anthropic-version."""
+    return "anthropic" if b"anthropic-version" in headers or path.startswith("/v1/messages") else "openai"
+
+
+class Gateway:
+    """The data plane: owns the router, the key store and the upstream clients.
+
+    Arguments:
+        settings: the validated settings.
+        environ: where provider keys named by `api_key_env` are read.
+    """
+
+    def __init__(self, settings: Settings, environ: Mapping[str, str] | None = None) -> None:
+        self.settings = settings
+        self.keys = KeyStore(settings.keys)
+        self.router = Router(settings, os.environ if environ is None else environ)
+        self.timeouts = Timeouts.from_settings(settings.upstream)
+        self.max_body = settings.server.max_body_bytes
+        self._http: HttpUpstream | None = None
+        self._local = InProcessUpstream()
+
+    async def start(self) -> None:
+        """Create the pooled client; call inside the serving event loop."""
+        self._http = HttpUpstream(self.settings.upstream)
+
+    async def stop(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+
+    def _upstream(self, url: str | None) -> Upstream:
+        if url is None:
+            return self._local
+        if self._http is None:
+            self._http = HttpUpstream(self.settings.upstream)
+        return self._http
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, fmt: WireFormat) -> Outcome:
+        """Serve one API call of format `fmt`; every failure is answered in that format."""
+        rid = request_id()
+        try:
+            return await self._forward(scope, receive, send, fmt, rid)
+        except GatewayError as err:
+            return await send_error(send, fmt, err, rid)
+        except ClientGone:
+            return Outcome(499, error="client_disconnected", client_gone=True)
+        except Exception:
+            # A bug, not a bad request: log the kind (never the content) and answer in the format.
+            log.exception("request failed")
+            return await send_error(send, fmt, INTERNAL, rid)
+
+    async def _forward(self, scope: Scope, receive: Receive, send: Send, fmt: WireFormat, rid: bytes) -> Outcome:
+        headers = read_headers(scope)
+        self.keys.authenticate(headers.get(b"authorization"), headers.get(b"x-api-key"))
+        content_type = headers.get(b"content-type", b"")
+        if not content_type.lower().startswith(JSON):
+            raise InvalidRequest(
+                "the request body must be JSON (content-type: application/json)", code="unsupported_content_type"
+            )
+        declared = headers.get(b"content-length")
+        if declared and declared.isdigit() and int(declared) > self.max_body:
+            raise PayloadTooLarge(f"the request body is larger than {self.max_body} bytes")
+        raw = await read_body(receive, self.max_body)
+        body = self._parse(raw)
+        model = body.get("model")
+        if not isinstance(model, str) or not model:
+            raise InvalidRequest(
+                "the request needs a 'model' (a non-empty string)", code="missing_model", param="model"
+            )
+        provider, upstream_model = self.router.route(model, fmt)
+        stream = fmt.streams and body.get("stream") is True
+        tap = fmt.tap(body) if stream else None
+        # ── spend.reserve and request redaction plug in here ──
+        changed = fmt.prepare(body)
+        if upstream_model != model:
+            body["model"] = upstream_model
+            changed = True
+        if changed:
+            raw = orjson.dumps(body)
+        upstream_headers = provider.headers(
+            _str(headers.get(b"anthropic-version")), _str(headers.get(b"anthropic-beta"))
+        )
+        url = provider.url(fmt.path)
+        resp = await self._upstream(url).send(url, fmt.path, upstream_headers, raw, self.timeouts)
+        if resp.status >= 400:
+            return await relay_error_status(send, fmt, resp, rid, self.settings.upstream.max_error_body_bytes)
+        if tap is not None and resp.content_type.startswith("text/event-stream"):
+            outcome = await relay_stream(send, receive, fmt, tap, resp, rid)
+        else:
+            outcome = await relay_body(send, fmt, resp, rid)
+        # ── spend.settle and the background sinks plug in here ──
+        return outcome
+
+    @staticmethod
+    def _parse(raw: bytes) -> dict[str, Any]:
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise InvalidRequest("the request body is not valid JSON", code="invalid_json") from None
+        if not isinstance(body, dict):
+            raise InvalidRequest("the request body must be a JSON object", code="invalid_json")
+        return body
+
+    async def models(self, scope: Scope, send: Send) -> None:
+        """`GET /v1/models` from the routing table, in the caller's format."""
+        headers = read_headers(scope)
+        fmt = FORMATS_BY_PATH["/v1/messages" if b"anthropic-version" in headers else "/v1/chat/completions"]
+        rid = request_id()
+        try:
+            self.keys.authenticate(headers.get(b"authorization"), headers.get(b"x-api-key"))
+        except GatewayError as err:
+            await send_error(send, fmt, err, rid)
+            return
+        listed = self.router.listed_models()
+        if fmt.family == "anthropic":
+            data = [
+                {"type": "model", "id": m, "display_name": m, "created_at": "1970-01-01T00:00:00Z"} for m, _ in listed
+            ]
+            ids = [m for m, _ in listed]
+            body: dict[str, Any] = {
+                "data": data,
+                "has_more": False,
+                "first_id": ids[0] if ids else None,
+                "last_id": ids[-1] if ids else None,
+            }
+        else:
+            data = [{"id": m, "object": "model", "created": 0, "owned_by": p} for m, p in listed]
+            body = {"object": "list", "data": data}
+        await send_body(send, 200, orjson.dumps(body), [(b"content-type", JSON), (b"x-request-id", rid)])
+
+    async def not_found(self, scope: Scope, send: Send) -> None:
+        """Any path no policy understands is refused, never passed through unscanned."""
+        fmt = FORMATS_BY_PATH[
+            "/v1/messages" if family_of(read_headers(scope), scope["path"]) == "anthropic" else "/v1/chat/completions"
+        ]
+        err = NotFound(f"unknown path: {scope['method']} {scope['path']}", code="unknown_path")
+        await send_error(send, fmt, err, request_id())
+
+    async def wrong_method(self, scope: Scope, send: Send, fmt: WireFormat) -> None:
+        err = GatewayError(
+            f"{scope['path']} accepts POST only", status=405, code="method_not_allowed", type="invalid_request_error"
+        )
+        await send_error(send, fmt, err, request_id())
+
+
+def _str(value: bytes | None) -> str | None:
+    return value.decode("latin-1") if value is not None else None

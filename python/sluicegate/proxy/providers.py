@@ -1,0 +1,136 @@
+"""Providers and routing: which provider serves a model, and what the request to it carries.
+
+The model name picks the provider: an exact name from `routing.models`, then a `provider/model`
+prefix naming a configured provider (the prefix is removed before the request goes upstream), then
+the default for the request's format family. The client's gateway key is never forwarded: the
+provider's own key is injected instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from sluicegate import __version__
+from sluicegate.config import ProviderSettings, Settings
+from sluicegate.errors import InvalidRequest, NotFound, UpstreamError
+from sluicegate.formats.base import Family, WireFormat
+from sluicegate.secrets import Secret
+
+FAMILIES: dict[str, frozenset[Family]] = {
+    "openai": frozenset({"openai"}),
+    "openai_compatible": frozenset({"openai"}),
+    "anthropic": frozenset({"anthropic"}),
+    "mock": frozenset({"openai", "anthropic"}),
+}
+ANTHROPIC_VERSION = "2023-06-01"
+USER_AGENT = f"sluicegate/{__version__}"
+
+
+@dataclass(frozen=True)
+class Provider:
+    """A configured provider, ready to build upstream requests."""
+
+    name: str
+    kind: str
+    base_url: str | None  # None: the in-process mock
+    api_key: Secret | None
+    auth_header: str
+    static_headers: dict[str, str] = field(default_factory=dict)
+    models: tuple[str, ...] = ()
+
+    @classmethod
+    def from_settings(cls, name: str, s: ProviderSettings, environ: Mapping[str, str]) -> Provider:
+        key = s.resolved_api_key(environ)
+        default_auth = "x-api-key" if s.kind == "anthropic" else "authorization"
+        return cls(
+            name=name,
+            kind=s.kind,
+            base_url=s.resolved_base_url(),
+            api_key=Secret(key) if key else None,
+            auth_header=(s.auth_header or default_auth).lower(),
+            static_headers={k.lower(): v for k, v in s.headers.items()},
+            models=tuple(s.models),
+        )
+
+    def speaks(self, family: Family) -> bool:
+        return family in FAMILIES[self.kind]
+
+    def url(self, path: str) -> str | None:
+        """The upstream URL for a client path such as `/v1/chat/completions`.
+
+        OpenAI-style base URLs end in `/v1` (as the OpenAI SDK's do), so the client's `/v1` is not
+        repeated; Anthropic-style and mock base URLs are the server root.
+        """
+        if self.base_url is None:
+            return None
+        if self.kind in ("openai", "openai_compatible"):
+            return self.base_url + path[3:]
+        return self.base_url + path
+
+    def headers(self, anthropic_version: str | None, anthropic_beta: str | None) -> dict[str, str]:
+        """The upstream request headers: content type, the provider's key, and what passes through."""
+        headers = {"content-type": "application/json", "accept-encoding": "identity", "user-agent": USER_AGENT}
+        if self.api_key is not None:
+            key = self.api_key.reveal()
+            headers[self.auth_header] = f"Bearer {key}" if self.auth_header == "authorization" else key
+        elif self.kind in ("openai", "anthropic"):
+            raise UpstreamError(f"provider {self.name!r} has no API key configured", code="provider_not_configured")
+        if self.kind in ("anthropic", "mock"):
+            headers["anthropic-version"] = anthropic_version or ANTHROPIC_VERSION
+            if anthropic_beta:
+                headers["anthropic-beta"] = anthropic_beta
+        headers.update(self.static_headers)
+        return headers
+
+
+class Router:
+    """Maps a model name to (provider, the model name the provider should see).
+
+    Arguments:
+        settings: providers and routing.
+        environ: where `api_key_env` variables are read.
+    """
+
+    def __init__(self, settings: Settings, environ: Mapping[str, str]) -> None:
+        self.providers = {n: Provider.from_settings(n, p, environ) for n, p in settings.providers.items()}
+        r = settings.routing
+        self._exact = {model: self.providers[p] for model, p in r.models.items()}
+        for provider in self.providers.values():
+            for model in provider.models:
+                self._exact.setdefault(model, provider)
+        self._default: dict[Family, Provider | None] = {
+            "openai": self.providers.get(r.default_openai) if r.default_openai else None,
+            "anthropic": self.providers.get(r.default_anthropic) if r.default_anthropic else None,
+        }
+
+    def route(self, model: str, fmt: WireFormat) -> tuple[Provider, str]:
+        """The provider for `model` in format `fmt`.
+
+        Raises:
+            NotFound: no provider serves the model (code `model_not_found`).
+            InvalidRequest: the provider does not speak the request's format.
+        """
+        upstream_model = model
+        provider = self._exact.get(model)
+        if provider is None and "/" in model:
+            prefix, rest = model.split("/", 1)
+            if prefix in self.providers and rest:
+                provider, upstream_model = self.providers[prefix], rest
+        if provider is None:
+            provider = self._default[fmt.family]
+        if provider is None:
+            raise NotFound(
+                f"the model {model!r} does not exist or is not routed", code="model_not_found", param="model"
+            )
+        if not provider.speaks(fmt.family):
+            raise InvalidRequest(
+                f"the model {model!r} is served by a provider that does not speak the {fmt.family} format",
+                code="unsupported_format",
+                param="model",
+            )
+        return provider, upstream_model
+
+    def listed_models(self) -> list[tuple[str, str]]:
+        """(model, provider name) for every model named in the configuration, sorted."""
+        return sorted((m, p.name) for m, p in self._exact.items())

@@ -1,0 +1,137 @@
+"""Relaying the provider's answer to the client, as it arrives.
+
+Streams are split into SSE events and each batch of complete events is sent the moment it
+arrives; nothing waits for the whole response. While a stream runs, a watcher listens for the
+client's `http.disconnect` (granian drops a `send()` after a disconnect silently, so writing is
+no way to notice) and cancels the relay, which closes the upstream request. An upstream that fails
+after the 200 was sent gets a well-formed in-stream error event in the client's format and a
+clean end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+
+import orjson
+
+from sluicegate.errors import GatewayError, UpstreamProtocolError
+from sluicegate.formats.base import StreamTap, Usage, WireFormat
+from sluicegate.formats.sse import EventBuffer
+from sluicegate.proxy.upstream import RETRY_HEADERS, UpstreamResponse
+from sluicegate.types import Receive, Send
+
+log = logging.getLogger("sluicegate.relay")
+JSON = b"application/json"
+INTERNAL = GatewayError("the gateway failed to handle this request", status=500, code="internal_error")
+SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What happened to one call, for settlement, events and metrics."""
+
+    status: int
+    usage: Usage | None = None
+    error: str | None = None  # an error code, when the call failed
+    client_gone: bool = False
+
+
+async def send_body(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def send_error(send: Send, fmt: WireFormat, err: GatewayError, request_id: bytes) -> Outcome:
+    """Answer with `err` in the format's own error body."""
+    headers = [(b"content-type", JSON), (b"x-request-id", request_id)]
+    headers += [(k.encode(), v.encode()) for k, v in err.headers.items()]
+    await send_body(send, err.status, fmt.error_body(err, request_id.decode()), headers)
+    return Outcome(err.status, error=err.code)
+
+
+async def relay_error_status(
+    send: Send, fmt: WireFormat, resp: UpstreamResponse, request_id: bytes, limit: int
+) -> Outcome:
+    """Pass an upstream error status on: the provider's body when it is a JSON error, else ours."""
+    body = await resp.read(limit)
+    headers = [(b"x-request-id", request_id)]
+    for name in RETRY_HEADERS:
+        value = resp.header(name)
+        if value is not None:
+            headers.append((name.encode(), value.encode("latin-1")))
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        parsed = None
+    if not (isinstance(parsed, dict) and "error" in parsed):
+        body = fmt.error_body(
+            GatewayError(f"the provider answered {resp.status}", status=resp.status), request_id.decode()
+        )
+    await send_body(send, resp.status, body, [(b"content-type", JSON), *headers])
+    return Outcome(resp.status, error="upstream_status")
+
+
+async def relay_body(send: Send, fmt: WireFormat, resp: UpstreamResponse, request_id: bytes) -> Outcome:
+    """A complete (non-streamed) response: read it, note its usage, send it."""
+    body = await resp.read()
+    try:
+        usage = fmt.usage(orjson.loads(body))
+    except orjson.JSONDecodeError:
+        raise UpstreamProtocolError("the provider sent a response that is not JSON") from None
+    await send_body(send, resp.status, body, [(b"content-type", JSON), (b"x-request-id", request_id)])
+    return Outcome(resp.status, usage=usage)
+
+
+async def _await_disconnect(receive: Receive, task: asyncio.Task[object]) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    task.cancel()
+
+
+async def relay_stream(
+    send: Send, receive: Receive, fmt: WireFormat, tap: StreamTap, resp: UpstreamResponse, request_id: bytes
+) -> Outcome:
+    """Relay an SSE response event by event until it ends, fails, or the client leaves."""
+    await send({"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, (b"x-request-id", request_id)]})
+    me = asyncio.current_task()
+    assert me is not None
+    watcher = asyncio.ensure_future(_await_disconnect(receive, me))
+    events = EventBuffer()
+    outcome = Outcome(200)
+    try:
+        try:
+            async for chunk in resp.chunks():
+                out: list[bytes] = []
+                try:
+                    for event in events.feed(chunk):
+                        data = tap.process(event)
+                        if data is not None:
+                            out.append(data)
+                finally:  # the events before a malformed one still go out
+                    if out:
+                        await send({"type": "http.response.body", "body": b"".join(out), "more_body": True})
+            if not tap.saw_end or events.pending.strip():
+                raise UpstreamProtocolError("the provider ended the stream early")
+        except GatewayError as err:
+            outcome.error = err.code
+            await send({"type": "http.response.body", "body": fmt.stream_error(err), "more_body": True})
+        except Exception:
+            log.exception("stream relay failed")
+            outcome.error = INTERNAL.code
+            await send({"type": "http.response.body", "body": fmt.stream_error(INTERNAL), "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+    except asyncio.CancelledError:
+        if not watcher.done() or me.uncancel() > 0:
+            raise  # a cancellation from elsewhere (server shutdown), not the client leaving
+        outcome.client_gone = True
+        outcome.error = "client_disconnected"
+    finally:
+        watcher.cancel()
+        resp.close()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+    outcome.usage = tap.usage
+    return outcome
