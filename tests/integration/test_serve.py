@@ -1,0 +1,92 @@
+"""`sluicegate serve`: probes, and a graceful stop on SIGTERM that lets streams finish."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from tests.conftest import GATEWAY_KEY, PYTHON, Server, free_port, gateway_config, spawn, start_gateway
+
+STREAM_BODY = {"messages": [{"role": "user", "content": "x"}], "stream": True}
+
+
+def stream_in_thread(gateway: Server, model: str, events: list[str], first: threading.Event) -> threading.Thread:
+    def run() -> None:
+        try:
+            with httpx.stream(
+                "POST",
+                f"{gateway.url}/v1/chat/completions",
+                json={**STREAM_BODY, "model": model},
+                headers={"authorization": f"Bearer {GATEWAY_KEY}"},
+                timeout=30,
+            ) as r:
+                for line in r.iter_lines():
+                    if line.startswith("data: "):
+                        events.append(line[6:])
+                        first.set()
+        except httpx.HTTPError as exc:
+            events.append(f"transport error: {type(exc).__name__}")
+        finally:
+            first.set()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def refuses_connections(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+    except OSError:
+        return True
+    return False
+
+
+def test_probes(gateway: Server) -> None:
+    assert httpx.get(f"{gateway.url}/healthz").status_code == 200
+    assert httpx.get(f"{gateway.url}/readyz").status_code == 200
+
+
+def test_sigterm_stops_accepting_and_finishes_streams(mock_server: Server, tmp_path: Path) -> None:
+    config = gateway_config(tmp_path / "c.toml", mock_server.url)
+    with start_gateway(config) as gw:
+        events: list[str] = []
+        first = threading.Event()
+        thread = stream_in_thread(gw, "mh/mock-gpt@chunks=12,delay_ms=150", events, first)
+        assert first.wait(10)
+        gw.proc.send_signal(signal.SIGTERM)  # to the main process only, as an orchestrator does
+        time.sleep(0.5)
+        assert refuses_connections(gw.port)
+        thread.join(15)
+        assert events[-1] == "[DONE]", events[-3:]  # the stream in flight finished cleanly
+        assert gw.proc.wait(10) == 0
+
+
+def test_drain_period_bounds_the_stop(mock_server: Server, tmp_path: Path) -> None:
+    config = gateway_config(tmp_path / "c.toml", mock_server.url)
+    with start_gateway(config, env={"SLUICEGATE_SERVER__DRAIN_SECONDS": "1"}) as gw:
+        events: list[str] = []
+        first = threading.Event()
+        stream_in_thread(gw, "mh/mock-gpt@chunks=100,delay_ms=200", events, first)
+        assert first.wait(10)
+        start = time.monotonic()
+        gw.proc.send_signal(signal.SIGTERM)
+        gw.proc.wait(10)
+        assert time.monotonic() - start < 5
+        assert "[DONE]" not in events
+
+
+def test_bad_config_fails_fast_with_the_setting_named(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[server]\nworkers = 0\n")
+    port = free_port()
+    with (
+        pytest.raises(RuntimeError, match=r"server\.workers"),
+        spawn([PYTHON, "-m", "sluicegate", "serve", "--config", str(bad), "--port", str(port)], port, timeout=10),
+    ):
+        pass
