@@ -1,0 +1,376 @@
+"""The mock provider: a deterministic fake upstream speaking the OpenAI and Anthropic wire formats.
+
+Two ways in, one behaviour:
+
+- `respond(method, path, headers, body)` is the in-process provider. The gateway awaits it,
+  iterates `MockResponse.body` (one chunk for a plain answer, one SSE event per chunk for a
+  stream) and calls `await body.aclose()` if its own client went away. A stream closed before
+  its natural end counts as disconnected in the stats; a `disconnect` fault makes the iterator
+  raise `MockDisconnect` after `fault_after` events.
+- `create_app()` is the granian factory target (`sluicegate.mock.app:create_app`): a raw ASGI
+  app around `respond()`. While a stream is sent it watches `receive()` for `http.disconnect`
+  (granian drops `send()` after a disconnect without telling), stops and counts it. A
+  `disconnect` fault raises after the response started, so the server drops the connection and
+  the client sees an aborted body, never a clean end.
+
+Routes: `POST /v1/chat/completions`, `/v1/responses`, `/v1/embeddings`, `/v1/messages`,
+`/v1/messages/count_tokens`; `GET /v1/models` and `/v1/models/{id}` (Anthropic shapes when an
+`anthropic-version` header is present); `GET /mock/stats`, `POST /mock/stats/reset`. Anything
+else is 404 in the OpenAI error format (the Anthropic one under `/v1/messages`). What the model
+says, and the tokens it reports, are described in `reply`; the knobs in `knobs`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+import orjson
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from sluicegate.mock.chat import CHAT
+from sluicegate.mock.embeddings import embeddings
+from sluicegate.mock.errors import MockError, error_bytes
+from sluicegate.mock.knobs import KnobError, Knobs, parse_knobs
+from sluicegate.mock.messages import MESSAGES, count_tokens
+from sluicegate.mock.models import anthropic_model, model_list, openai_model
+from sluicegate.mock.reply import Turn, next_serial
+from sluicegate.mock.responses import RESPONSES
+from sluicegate.mock.stats import STATS
+from sluicegate.mock.wire import Wire
+
+__all__ = ["MockBody", "MockDisconnect", "MockResponse", "create_app", "respond"]
+
+_WIRES: Final[dict[str, Wire]] = {"/v1/chat/completions": CHAT, "/v1/responses": RESPONSES, "/v1/messages": MESSAGES}
+_JSON_POSTS: Final = frozenset({*_WIRES, "/v1/embeddings", "/v1/messages/count_tokens"})
+_STREAM_FAULTS: Final = frozenset({"disconnect", "malformed", "error_event"})
+_RETRY_FAST: Final = (("retry-after-ms", "10"),)
+_SLOW_FIRST_BYTE_MS: Final = 5000
+_SSE_TYPE: Final = "text/event-stream; charset=utf-8"
+
+
+class MockDisconnect(ConnectionResetError):
+    """The mock broke a stream on purpose (the `disconnect` fault)."""
+
+
+class MockBody(Protocol):
+    """The body of a mock answer: an `AsyncIterator[bytes]` with `aclose()` (as async generators have)."""
+
+    def __aiter__(self) -> MockBody: ...
+
+    async def __anext__(self) -> bytes: ...
+
+    async def aclose(self) -> None:
+        """Stop early; a stream closed before its end counts as disconnected."""
+
+
+@dataclass
+class MockResponse:
+    """An answer of the mock provider.
+
+    Attributes:
+        status: the HTTP status.
+        headers: response headers (lower-case names), content-type included.
+        body: one chunk for a plain answer; one SSE event per chunk for a stream.
+    """
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: MockBody
+
+
+class _Body:
+    """The chunks of one answer, paced by `delay`, ending in a `MockDisconnect` if `abort`.
+
+    When `counted` (a stream), the end is recorded once in STATS: completed when the last chunk
+    is handed out, disconnected when closed before that or broken by the fault.
+    """
+
+    __slots__ = ("_abort", "_chunks", "_counted", "_delay", "_ended", "_next")
+
+    def __init__(self, chunks: list[bytes], *, delay: float = 0.0, abort: bool = False, counted: bool = False) -> None:
+        self._chunks = chunks
+        self._next = 0
+        self._delay = delay
+        self._abort = abort
+        self._counted = counted
+        self._ended = False
+
+    def __aiter__(self) -> _Body:
+        return self
+
+    async def __anext__(self) -> bytes:
+        i = self._next
+        if i >= len(self._chunks):
+            if self._abort:
+                self._abort = False
+                self._end(disconnected=True)
+                raise MockDisconnect("mock fault: stream broken on purpose")
+            raise StopAsyncIteration
+        if i and self._delay:
+            await asyncio.sleep(self._delay)
+        self._next = i + 1
+        if self._next == len(self._chunks) and not self._abort:
+            self._end(disconnected=False)
+        return self._chunks[i]
+
+    async def aclose(self) -> None:
+        self._next = len(self._chunks)
+        self._abort = False
+        self._end(disconnected=True)
+
+    def _end(self, disconnected: bool) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        if self._counted:
+            if disconnected:
+                STATS.streams_disconnected += 1
+            else:
+                STATS.streams_completed += 1
+
+
+def _json(
+    status: int, payload: bytes, request_id: tuple[str, str], extra: tuple[tuple[str, str], ...] = ()
+) -> MockResponse:
+    headers = [("content-type", "application/json"), ("content-length", str(len(payload))), request_id, *extra]
+    return MockResponse(status, headers, _Body([payload]))
+
+
+def _plain(payload: bytes, knobs: Knobs, request_id: tuple[str, str]) -> MockResponse:
+    """A non-streamed 200 answer, with the stream faults applied the plain way."""
+    fault = knobs.fault
+    if fault == "disconnect":
+        # Half the body, then the break: the client sees fewer bytes than content-length.
+        headers = [("content-type", "application/json"), ("content-length", str(len(payload))), request_id]
+        return MockResponse(200, headers, _Body([payload[: len(payload) // 2]], abort=True))
+    if fault == "malformed":
+        return _json(200, b"{not json", request_id)
+    if fault == "error_event":
+        raise MockError(500, "server", "mock error_event fault", code="mock_error_event")
+    return _json(200, payload, request_id)
+
+
+def _stream(events: list[bytes], knobs: Knobs, wire: Wire, request_id: tuple[str, str]) -> MockResponse:
+    abort = False
+    fault = knobs.fault
+    if fault in _STREAM_FAULTS:
+        # Always before the last event, so a fault never looks like a clean end.
+        at = min(knobs.fault_after, len(events) - 1)
+        if fault == "disconnect":
+            events, abort = events[:at], True
+        elif fault == "malformed":
+            events = [*events[:at], wire.malformed, *events[at:]]
+        else:
+            events = [*events[:at], wire.error_event(at)]
+    STATS.streams_started += 1
+    headers = [("content-type", _SSE_TYPE), ("cache-control", "no-cache"), request_id]
+    return MockResponse(200, headers, _Body(events, delay=knobs.delay_ms / 1000, abort=abort, counted=True))
+
+
+def _parse(body: bytes) -> dict[str, Any]:
+    try:
+        req = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise MockError(400, "invalid_request", "the request body is not valid JSON") from None
+    if not isinstance(req, dict):
+        raise MockError(400, "invalid_request", "the request body must be a JSON object")
+    return req
+
+
+def _knobs(headers: Mapping[str, str], model: str | None) -> tuple[Knobs, str | None]:
+    try:
+        return parse_knobs(headers, model)
+    except KnobError as err:
+        raise MockError(400, "invalid_request", str(err), param=err.knob, code="invalid_mock_knob") from None
+
+
+async def _before(knobs: Knobs) -> None:
+    """The first-byte wait and the status faults."""
+    wait_ms = knobs.first_byte_ms
+    if knobs.fault == "slow_first_byte":
+        wait_ms = wait_ms or _SLOW_FIRST_BYTE_MS
+    if wait_ms:
+        await asyncio.sleep(wait_ms / 1000)
+    fault = knobs.fault
+    if fault == "429":
+        raise MockError(429, "rate_limit", "mock fault: rate limit reached", headers=_RETRY_FAST)
+    if fault == "500":
+        raise MockError(500, "server", "mock fault: internal server error")
+    if fault == "503":
+        raise MockError(503, "unavailable", "mock fault: service unavailable", headers=_RETRY_FAST)
+    if fault == "529":
+        raise MockError(529, "overloaded", "mock fault: overloaded", headers=_RETRY_FAST)
+
+
+async def _answer(
+    method: str, path: str, headers: Mapping[str, str], body: bytes, anthropic: bool, request_id: tuple[str, str]
+) -> MockResponse:
+    if method == "POST" and path in _JSON_POSTS:
+        record: dict[str, Any] = {"method": method, "path": path, "headers": dict(headers), "body": None}
+        STATS.last_request = record
+        req = _parse(body)
+        record["body"] = req
+        model = req.get("model")
+        if not isinstance(model, str) or not model:
+            raise MockError(400, "invalid_request", "'model' is required", param="model")
+        knobs, name = _knobs(headers, model)
+        model = name or model
+        await _before(knobs)
+        wire = _WIRES.get(path)
+        if wire is None:
+            payload = count_tokens(req) if anthropic else embeddings(req, model)
+            return _plain(payload, knobs, request_id)
+        wire.validate(req)
+        text = knobs.reply
+        if knobs.echo:
+            text = orjson.dumps(record).decode()
+        turn = Turn.build(
+            model,
+            text=text,
+            chunks=knobs.chunks,
+            chunk_size=knobs.chunk_size,
+            tool=wire.tool_name(req) if knobs.tool_call else None,
+            input_tokens=wire.input_tokens(req),
+            cached_tokens=knobs.cached_tokens,
+        )
+        if req.get("stream") is True:
+            return _stream(wire.events(turn, req), knobs, wire, request_id)
+        return _plain(wire.body(turn, req), knobs, request_id)
+    if method == "GET" and (path == "/v1/models" or path.startswith("/v1/models/")):
+        STATS.last_request = {"method": method, "path": path, "headers": dict(headers), "body": None}
+        knobs, _ = _knobs(headers, None)
+        await _before(knobs)
+        model_id = path[len("/v1/models/") :]
+        if not model_id:
+            return _plain(orjson.dumps(model_list(anthropic)), knobs, request_id)
+        return _plain(
+            orjson.dumps(anthropic_model(model_id) if anthropic else openai_model(model_id)), knobs, request_id
+        )
+    raise MockError(404, "not_found", f"Invalid URL ({method} {path})")
+
+
+def _mock_route(method: str, path: str, request_id: tuple[str, str]) -> MockResponse:
+    if method == "GET" and path == "/mock/stats":
+        return _json(200, orjson.dumps(STATS.snapshot()), request_id)
+    if method == "POST" and path == "/mock/stats/reset":
+        STATS.reset()
+        return _json(200, orjson.dumps(STATS.snapshot()), request_id)
+    err = MockError(404, "not_found", f"Invalid URL ({method} {path})")
+    return _json(404, error_bytes(err, False, request_id[1]), request_id)
+
+
+async def respond(method: str, path: str, headers: Mapping[str, str], body: bytes) -> MockResponse:
+    """Answer one request as the mock provider.
+
+    Arguments:
+        method: the HTTP method, upper case.
+        path: the URL path, without query string.
+        headers: request headers, names in lower case.
+        body: the raw request body.
+
+    Returns:
+        The answer; iterate its body (and `aclose()` it to stop early).
+    """
+    anthropic = path.startswith("/v1/messages") or (path.startswith("/v1/models") and "anthropic-version" in headers)
+    serial = next_serial()
+    request_id = ("request-id", f"req_{serial}") if anthropic else ("x-request-id", f"req_{serial}")
+    if path.startswith("/mock/"):
+        return _mock_route(method, path, request_id)
+    STATS.requests += 1
+    try:
+        return await _answer(method, path, headers, body, anthropic, request_id)
+    except MockError as err:
+        return _json(err.status, error_bytes(err, anthropic, request_id[1]), request_id, err.headers)
+
+
+def _is_stream(headers: list[tuple[str, str]]) -> bool:
+    return any(name == "content-type" and value.startswith("text/event-stream") for name, value in headers)
+
+
+async def _send_stream(response: MockResponse, start: dict[str, Any], receive: Receive, send: Send) -> None:
+    """Send a stream while a watcher listens for the client going away."""
+    task = asyncio.current_task()
+    assert task is not None
+    state = {"finished": False, "disconnected": False}
+
+    async def watch() -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                if not state["finished"]:
+                    state["disconnected"] = True
+                    task.cancel()
+                return
+
+    watcher = asyncio.ensure_future(watch())
+    body = response.body
+    try:
+        await send(start)
+        async for chunk in body:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        state["finished"] = True
+    except asyncio.CancelledError:
+        if not state["disconnected"]:
+            raise
+        task.uncancel()
+    finally:
+        watcher.cancel()
+        await body.aclose()
+
+
+async def _http(scope: Scope, receive: Receive, send: Send) -> None:
+    message = await receive()
+    body: bytes = message.get("body", b"")
+    if message.get("more_body"):
+        parts = [body]
+        while message.get("more_body"):
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            parts.append(message.get("body", b""))
+        body = b"".join(parts)
+    headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+    response = await respond(scope["method"], scope["path"], headers, body)
+    raw_headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in response.headers]
+    start = {"type": "http.response.start", "status": response.status, "headers": raw_headers}
+    if _is_stream(response.headers):
+        await _send_stream(response, start, receive, send)
+        return
+    await send(start)
+    # One chunk, normally: it goes out with the end of the body, in one send.
+    pending = b""
+    try:
+        async for chunk in response.body:
+            if pending:
+                await send({"type": "http.response.body", "body": pending, "more_body": True})
+            pending = chunk
+    except MockDisconnect:
+        await send({"type": "http.response.body", "body": pending, "more_body": True})
+        raise
+    await send({"type": "http.response.body", "body": pending})
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def _app(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] == "http":
+        await _http(scope, receive, send)
+    elif scope["type"] == "lifespan":
+        await _lifespan(receive, send)
+
+
+def create_app() -> ASGIApp:
+    """The mock provider as an ASGI app (granian: `--factory sluicegate.mock.app:create_app`)."""
+    return _app
