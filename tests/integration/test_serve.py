@@ -90,3 +90,39 @@ def test_bad_config_fails_fast_with_the_setting_named(tmp_path: Path) -> None:
         spawn([PYTHON, "-m", "sluicegate", "serve", "--config", str(bad), "--port", str(port)], port, timeout=10),
     ):
         pass
+
+
+def test_mock_command_serves_the_mock_provider() -> None:
+    port = free_port()
+    with spawn([PYTHON, "-m", "sluicegate", "mock", "--port", str(port)], port) as mock:
+        r = httpx.get(f"{mock.url}/v1/models", headers={"authorization": "Bearer any"})
+        assert r.status_code == 200 and r.json()["object"] == "list"
+
+
+def test_keys_new_prints_a_key_and_its_entry() -> None:
+    import subprocess
+    import tomllib
+
+    from sluicegate.secrets import hash_key
+
+    out = subprocess.run([PYTHON, "-m", "sluicegate", "keys", "new", "--name", "ci"], capture_output=True, text=True)
+    key_line, entry = out.stdout.split("\n", 1)
+    key = key_line.rsplit(" ", 1)[1]
+    assert key.startswith("sg-")
+    assert tomllib.loads(entry)["keys"][0] == {"name": "ci", "workspace": "default", "sha256": hash_key(key)}
+
+
+def test_serve_without_keys_makes_one_and_it_works(tmp_path: Path) -> None:
+    port = free_port()
+    with spawn([PYTHON, "-m", "sluicegate", "serve", "--port", str(port)], port) as gw:
+        assert gw.proc.stdout is not None
+        greeting = gw.proc.stdout.readline().decode() + gw.proc.stdout.readline().decode()
+        key = next(w for w in greeting.split() if w.startswith("sg-"))
+        ok = httpx.post(
+            f"{gw.url}/v1/chat/completions",
+            json={"model": "mock-gpt", "messages": [{"role": "user", "content": "Hello"}]},
+            headers={"authorization": f"Bearer {key}"},
+        )
+        assert ok.status_code == 200 and ok.json()["choices"][0]["message"]["content"]
+        refused = httpx.post(f"{gw.url}/v1/chat/completions", json={"model": "mock-gpt", "messages": []})
+        assert refused.status_code == 401
