@@ -102,6 +102,21 @@ def mock_server() -> Iterator[Server]:
         yield server
 
 
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A private redis-server on a free port (nothing persisted), shared by the session."""
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("redis")
+    args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    args += ["--dir", str(workdir), "--daemonize", "no"]
+    with spawn(args, port) as server:
+        yield server
+
+
+def redis_url(server: Server) -> str:
+    return f"redis://127.0.0.1:{server.port}/0"
+
+
 @pytest.fixture(autouse=True)
 def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep the developer's provider and tracing settings out of every test."""
