@@ -8,9 +8,11 @@ input usage, each `message_delta` the cumulative output usage (replace, never ad
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from sluicegate.formats.base import StreamTap, Usage, WireFormat, count, parse_event_json
+from sluicegate.formats.slots import TextSlot, content
 from sluicegate.formats.sse import Event
 
 
@@ -48,10 +50,24 @@ class MessagesTap(StreamTap):
         return event.raw + b"\n\n"
 
 
+def messages_request_slots(body: dict[str, Any]) -> Iterator[TextSlot]:
+    yield from content(body, "system", "")
+    messages = body.get("messages")
+    for i, message in enumerate(messages if isinstance(messages, list) else ()):
+        if isinstance(message, dict):
+            yield from content(message, "content", f"messages[{i}]")
+
+
 class AnthropicMessages(WireFormat):
     name = "anthropic_messages"
     path = "/v1/messages"
     family = "anthropic"
+
+    def request_slots(self, body: dict[str, Any]) -> Iterator[TextSlot]:
+        return messages_request_slots(body)
+
+    def response_slots(self, body: dict[str, Any]) -> Iterator[TextSlot]:
+        return content(body, "content", "")
 
     def usage(self, body: Any) -> Usage | None:
         return anthropic_usage(body.get("usage")) if isinstance(body, dict) else None
@@ -65,6 +81,9 @@ class AnthropicCountTokens(WireFormat):
     path = "/v1/messages/count_tokens"
     family = "anthropic"
     streams = False
+
+    def request_slots(self, body: dict[str, Any]) -> Iterator[TextSlot]:
+        return messages_request_slots(body)
 
 
 ANTHROPIC_MESSAGES = AnthropicMessages()

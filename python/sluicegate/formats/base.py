@@ -7,12 +7,14 @@ how an error looks to this format's SDK (`error_body`, `stream_error`).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
 
 from sluicegate.errors import GatewayError, UpstreamProtocolError
+from sluicegate.formats.slots import TextSlot
 from sluicegate.formats.sse import Event, encode
 
 Family = Literal["openai", "anthropic"]
@@ -109,6 +111,15 @@ class WireFormat:
     def usage(self, body: Any) -> Usage | None:
         """Usage from a non-streamed response body."""
         return None
+
+    def request_slots(self, body: dict[str, Any]) -> Iterator[TextSlot]:
+        """Every text field of a request that a policy must see (messages, system prompts, tool
+        arguments and results, inputs)."""
+        return iter(())
+
+    def response_slots(self, body: dict[str, Any]) -> Iterator[TextSlot]:
+        """Every text field of a complete (non-streamed) response."""
+        return iter(())
 
     def tap(self, body: dict[str, Any]) -> StreamTap:
         """A reader for the response stream of `body` (the client's request, before `prepare`)."""

@@ -7,9 +7,11 @@ dropped again when the client did not ask for it.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from sluicegate.formats.base import StreamTap, Usage, WireFormat, count, parse_event_json
+from sluicegate.formats.slots import TextSlot, content, string_at
 from sluicegate.formats.sse import Event
 
 
@@ -30,6 +32,15 @@ def chat_usage(usage: Any) -> Usage | None:
 def wants_usage(body: dict[str, Any]) -> bool:
     options = body.get("stream_options")
     return isinstance(options, dict) and options.get("include_usage") is True
+
+
+def _message_slots(message: dict[str, Any], where: str) -> Iterator[TextSlot]:
+    yield from content(message, "content", where)
+    yield from string_at(message, "refusal", f"{where}.refusal")
+    calls = message.get("tool_calls")
+    for j, call in enumerate(calls if isinstance(calls, list) else ()):
+        function = call.get("function") if isinstance(call, dict) else None
+        yield from string_at(function, "arguments", f"{where}.tool_calls[{j}].function.arguments", json=True)
 
 
 class ChatTap(StreamTap):
@@ -63,6 +74,19 @@ class OpenAIChat(WireFormat):
 
     def usage(self, body: Any) -> Usage | None:
         return chat_usage(body.get("usage")) if isinstance(body, dict) else None
+
+    def request_slots(self, body: dict[str, Any]) -> Iterator[TextSlot]:
+        messages = body.get("messages")
+        for i, message in enumerate(messages if isinstance(messages, list) else ()):
+            if isinstance(message, dict):
+                yield from _message_slots(message, f"messages[{i}]")
+
+    def response_slots(self, body: dict[str, Any]) -> Iterator[TextSlot]:
+        choices = body.get("choices")
+        for i, choice in enumerate(choices if isinstance(choices, list) else ()):
+            message = choice.get("message") if isinstance(choice, dict) else None
+            if isinstance(message, dict):
+                yield from _message_slots(message, f"choices[{i}].message")
 
     def tap(self, body: dict[str, Any]) -> StreamTap:
         return ChatTap(include_usage=wants_usage(body))

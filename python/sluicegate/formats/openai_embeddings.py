@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from sluicegate.formats.base import Usage, WireFormat, count
+from sluicegate.formats.slots import TextSlot, string_at
 
 
 class OpenAIEmbeddings(WireFormat):
@@ -12,6 +14,13 @@ class OpenAIEmbeddings(WireFormat):
     path = "/v1/embeddings"
     family = "openai"
     streams = False
+
+    def request_slots(self, body: dict[str, Any]) -> Iterator[TextSlot]:
+        if isinstance(body.get("input"), str):
+            yield from string_at(body, "input", "input")
+        elif isinstance(body.get("input"), list):
+            for i in range(len(body["input"])):
+                yield from string_at(body["input"], i, f"input[{i}]")
 
     def usage(self, body: Any) -> Usage | None:
         usage = body.get("usage") if isinstance(body, dict) else None

@@ -6,12 +6,14 @@ appears only in the terminal event (`response.completed`, `.incomplete` or `.fai
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
 
 from sluicegate.errors import GatewayError
 from sluicegate.formats.base import StreamTap, Usage, WireFormat, count, parse_event_json
+from sluicegate.formats.slots import TextSlot, content, string_at
 from sluicegate.formats.sse import Event, encode
 
 TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
@@ -29,6 +31,21 @@ def responses_usage(usage: Any) -> Usage | None:
         cache_write_tokens=count(inp.get("cache_write_tokens")) if isinstance(inp, dict) else 0,
         reasoning_tokens=count(out.get("reasoning_tokens")) if isinstance(out, dict) else 0,
     )
+
+
+def _items(items: Any, where: str) -> Iterator[TextSlot]:
+    """Input or output items: messages, function calls (JSON arguments) and their outputs."""
+    for i, item in enumerate(items if isinstance(items, list) else ()):
+        if not isinstance(item, dict):
+            continue
+        at = f"{where}[{i}]"
+        kind = item.get("type", "message")
+        if kind == "message":
+            yield from content(item, "content", at)
+        elif kind == "function_call":
+            yield from string_at(item, "arguments", f"{at}.arguments", json=True)
+        elif kind == "function_call_output":
+            yield from content(item, "output", at)
 
 
 class ResponsesTap(StreamTap):
@@ -59,6 +76,16 @@ class OpenAIResponses(WireFormat):
 
     def usage(self, body: Any) -> Usage | None:
         return responses_usage(body.get("usage")) if isinstance(body, dict) else None
+
+    def request_slots(self, body: dict[str, Any]) -> Iterator[TextSlot]:
+        yield from string_at(body, "instructions", "instructions")
+        if isinstance(body.get("input"), str):
+            yield from string_at(body, "input", "input")
+        else:
+            yield from _items(body.get("input"), "input")
+
+    def response_slots(self, body: dict[str, Any]) -> Iterator[TextSlot]:
+        yield from _items(body.get("output"), "output")
 
     def tap(self, body: dict[str, Any]) -> StreamTap:
         return ResponsesTap()
