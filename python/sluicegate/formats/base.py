@@ -7,9 +7,9 @@ how an error looks to this format's SDK (`error_body`, `stream_error`).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import orjson
 
@@ -78,19 +78,38 @@ def anthropic_error_body(err: GatewayError, request_id: str | None = None) -> by
     return orjson.dumps({"type": "error", "error": {"type": kind, "message": err.message}, "request_id": request_id})
 
 
-class StreamTap:
-    """Reads one response stream event by event: records usage, and may drop or pass each event.
+class TextFilter(Protocol):
+    """Rewrites the text of a response stream as it passes (redaction): each text stream of the
+    response (a choice's content, a tool call's arguments, a content block) has its own key.
 
-    `process` returns the bytes to send to the client for the event (usually `event.raw` plus the
-    blank line), or None to drop it. Subclasses hold the format's knowledge.
+    `feed` returns the text that is safe to emit now (it may hold some back), `flush` what is left
+    when that text stream ends, and `whole` the rewrite of a complete text (for events that repeat
+    the full text). For every way of cutting a text, `feed`s then `flush` equal `whole`.
     """
 
-    __slots__ = ("include_usage", "saw_end", "usage")
+    def feed(self, key: Hashable, text: str) -> str: ...
 
-    def __init__(self, include_usage: bool = True) -> None:
+    def flush(self, key: Hashable) -> str: ...
+
+    def whole(self, text: str) -> str: ...
+
+
+class StreamTap:
+    """Reads one response stream event by event: records usage, and may rewrite or drop events.
+
+    `process` returns the bytes to send to the client for the event (usually `event.raw` plus the
+    blank line), or None to drop it. With a `TextFilter`, text deltas pass through it, and the text
+    it held back is emitted before the event that ends each text stream. Subclasses hold the
+    format's knowledge.
+    """
+
+    __slots__ = ("filter", "include_usage", "saw_end", "usage")
+
+    def __init__(self, include_usage: bool = True, filter: TextFilter | None = None) -> None:
         self.usage: Usage | None = None
         self.include_usage = include_usage
         self.saw_end = False
+        self.filter = filter
 
     def process(self, event: Event) -> bytes | None:
         raise NotImplementedError
@@ -121,7 +140,7 @@ class WireFormat:
         """Every text field of a complete (non-streamed) response."""
         return iter(())
 
-    def tap(self, body: dict[str, Any]) -> StreamTap:
+    def tap(self, body: dict[str, Any], filter: TextFilter | None = None) -> StreamTap:
         """A reader for the response stream of `body` (the client's request, before `prepare`)."""
         raise NotImplementedError
 

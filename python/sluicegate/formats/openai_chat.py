@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from sluicegate.formats.base import StreamTap, Usage, WireFormat, count, parse_event_json
+import orjson
+
+from sluicegate.formats.base import StreamTap, TextFilter, Usage, WireFormat, count, parse_event_json
 from sluicegate.formats.slots import TextSlot, content, string_at
-from sluicegate.formats.sse import Event
+from sluicegate.formats.sse import Event, encode
 
 
 def chat_usage(usage: Any) -> Usage | None:
@@ -44,18 +46,66 @@ def _message_slots(message: dict[str, Any], where: str) -> Iterator[TextSlot]:
 
 
 class ChatTap(StreamTap):
-    __slots__ = ()
+    __slots__ = ("_tools",)
+
+    def __init__(self, include_usage: bool = True, filter: TextFilter | None = None) -> None:
+        super().__init__(include_usage, filter)
+        self._tools: dict[int, set[int]] = {}  # choice index -> tool-call indexes seen
 
     def process(self, event: Event) -> bytes | None:
         if event.data == b"[DONE]":
             self.saw_end = True
             return event.raw + b"\n\n"
         chunk = parse_event_json(event)
-        if isinstance(chunk, dict) and chunk.get("usage") is not None:
+        if not isinstance(chunk, dict):
+            return event.raw + b"\n\n"
+        if chunk.get("usage") is not None:
             self.usage = chat_usage(chunk["usage"]) or self.usage
             if not self.include_usage and not chunk.get("choices"):
                 return None
+        if self.filter is not None and isinstance(chunk.get("choices"), list) and self._filter(chunk["choices"]):
+            return encode(orjson.dumps(chunk))
         return event.raw + b"\n\n"
+
+    def _filter(self, choices: list[Any]) -> bool:
+        """Pass each choice's content and tool-call arguments through the filter; at a choice's
+        finish, append what the filter held back to that same chunk. True if anything changed."""
+        f = self.filter
+        assert f is not None
+        changed = False
+        for choice in choices:
+            if not isinstance(choice, dict):
+                continue
+            i = choice.get("index", 0)
+            delta = choice.get("delta")
+            if not isinstance(delta, dict):
+                delta = choice["delta"] = {}
+            text = delta.get("content")
+            if isinstance(text, str) and text:
+                out = f.feed(("content", i), text)
+                changed |= out != text
+                delta["content"] = out
+            calls = delta.get("tool_calls")
+            for call in calls if isinstance(calls, list) else ():
+                function = call.get("function") if isinstance(call, dict) else None
+                args = function.get("arguments") if isinstance(function, dict) else None
+                if isinstance(args, str) and args:
+                    k = call.get("index", 0)
+                    self._tools.setdefault(i, set()).add(k)
+                    out = f.feed(("tool", i, k), args)
+                    changed |= out != args
+                    function["arguments"] = out  # type: ignore[index]
+            if choice.get("finish_reason") is not None:
+                rest = f.flush(("content", i))
+                if rest:
+                    delta["content"] = (delta.get("content") or "") + rest
+                    changed = True
+                for k in sorted(self._tools.pop(i, ())):
+                    rest = f.flush(("tool", i, k))
+                    if rest:
+                        delta.setdefault("tool_calls", []).append({"index": k, "function": {"arguments": rest}})
+                        changed = True
+        return changed
 
 
 class OpenAIChat(WireFormat):
@@ -88,8 +138,8 @@ class OpenAIChat(WireFormat):
             if isinstance(message, dict):
                 yield from _message_slots(message, f"choices[{i}].message")
 
-    def tap(self, body: dict[str, Any]) -> StreamTap:
-        return ChatTap(include_usage=wants_usage(body))
+    def tap(self, body: dict[str, Any], filter: TextFilter | None = None) -> StreamTap:
+        return ChatTap(wants_usage(body), filter)
 
 
 OPENAI_CHAT = OpenAIChat()

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from sluicegate.errors import GatewayError
-from sluicegate.formats.base import StreamTap, Usage, WireFormat, count, parse_event_json
+from sluicegate.formats.base import StreamTap, TextFilter, Usage, WireFormat, count, parse_event_json
 from sluicegate.formats.slots import TextSlot, content, string_at
 from sluicegate.formats.sse import Event, encode
 
@@ -48,25 +48,80 @@ def _items(items: Any, where: str) -> Iterator[TextSlot]:
             yield from content(item, "output", at)
 
 
-class ResponsesTap(StreamTap):
-    __slots__ = ("sequence",)
+# Streamed text deltas, the event that ends each, and the field holding the full text there.
+_DELTAS = {"response.output_text.delta": "text", "response.function_call_arguments.delta": "arguments"}
+_DONES = {"response.output_text.done": "text", "response.function_call_arguments.done": "arguments"}
 
-    def __init__(self, include_usage: bool = True) -> None:
-        super().__init__(include_usage)
+
+class ResponsesTap(StreamTap):
+    """Reads usage from the terminal event; with a filter, rewrites text and argument deltas, emits
+    what the filter held back as one more delta before the `.done` event, and rewrites the full
+    text that `.done`, `content_part.done`, `output_item.done` and the terminal event repeat."""
+
+    __slots__ = ("_emitted", "sequence")
+
+    def __init__(self, include_usage: bool = True, filter: TextFilter | None = None) -> None:
+        super().__init__(include_usage, filter)
         self.sequence = 0
+        self._emitted: dict[tuple[Any, ...], list[str]] = {}
 
     def process(self, event: Event) -> bytes | None:
         data = parse_event_json(event)
-        if isinstance(data, dict):
-            seq = data.get("sequence_number")
-            if isinstance(seq, int):
-                self.sequence = seq
-            if data.get("type") in TERMINAL:
-                self.saw_end = True
-                response = data.get("response")
-                if isinstance(response, dict):
-                    self.usage = responses_usage(response.get("usage")) or self.usage
+        if not isinstance(data, dict):
+            return event.raw + b"\n\n"
+        seq = data.get("sequence_number")
+        if isinstance(seq, int):
+            self.sequence = seq
+        kind = data.get("type")
+        if kind in TERMINAL:
+            self.saw_end = True
+            response = data.get("response")
+            if isinstance(response, dict):
+                self.usage = responses_usage(response.get("usage")) or self.usage
+        if self.filter is not None:
+            return self._filter(event, data, kind)
         return event.raw + b"\n\n"
+
+    def _filter(self, event: Event, data: dict[str, Any], kind: Any) -> bytes:
+        f = self.filter
+        assert f is not None
+        key = (data.get("item_id"), data.get("content_index"))
+        if kind in _DELTAS:
+            text = data.get("delta")
+            if isinstance(text, str) and text:
+                out = f.feed(key, text)
+                self._emitted.setdefault(key, []).append(out)
+                if out != text:
+                    data["delta"] = out
+                    return encode(orjson.dumps(data), event.name)
+            return event.raw + b"\n\n"
+        if kind in _DONES:
+            rest = f.flush(key)
+            field = _DONES[kind]
+            data[field] = "".join(self._emitted.pop(key, ())) + rest
+            done = encode(orjson.dumps(data), event.name)
+            if not rest:
+                return done
+            delta_kind = kind.removesuffix(".done") + ".delta"
+            held = {k: v for k, v in data.items() if k not in (field, "type")}
+            held.update(type=delta_kind, delta=rest)
+            return encode(orjson.dumps(held), delta_kind.encode()) + done
+        slots: Iterator[TextSlot]
+        if kind == "response.content_part.done":
+            slots = string_at(data.get("part"), "text", "part.text")
+        elif kind == "response.output_item.done":
+            slots = _items([data.get("item")], "item")
+        elif kind in TERMINAL and isinstance(data.get("response"), dict):
+            slots = _items(data["response"].get("output"), "response.output")
+        else:
+            return event.raw + b"\n\n"
+        changed = False
+        for slot in slots:
+            out = f.whole(slot.text)
+            if out != slot.text:
+                slot.set(out)
+                changed = True
+        return encode(orjson.dumps(data), event.name) if changed else event.raw + b"\n\n"
 
 
 class OpenAIResponses(WireFormat):
@@ -87,8 +142,8 @@ class OpenAIResponses(WireFormat):
     def response_slots(self, body: dict[str, Any]) -> Iterator[TextSlot]:
         yield from _items(body.get("output"), "output")
 
-    def tap(self, body: dict[str, Any]) -> StreamTap:
-        return ResponsesTap()
+    def tap(self, body: dict[str, Any], filter: TextFilter | None = None) -> StreamTap:
+        return ResponsesTap(filter=filter)
 
     def stream_error(self, err: GatewayError) -> bytes:
         # The SDK raises APIError on any event whose data has an "error" object.
