@@ -106,12 +106,52 @@ class KeySettings(_Section):
     workspace: str = "default"
 
 
+RedactionAction = Literal["redact", "block", "monitor", "pseudonymize"]
+
+
+class RedactionRule(_Section):
+    """An action for some entity types in one direction (or both)."""
+
+    entities: list[str] = Field(min_length=1)
+    action: RedactionAction
+    direction: Literal["request", "response", "both"] = "both"
+
+    @model_validator(mode="after")
+    def _pseudonymize_is_for_requests(self) -> RedactionRule:
+        if self.action == "pseudonymize" and self.direction != "request":
+            raise ValueError("pseudonymize applies to the request direction only (the response restores)")
+        return self
+
+
+class CustomPattern(_Section):
+    entity: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$")
+    pattern: str = Field(min_length=1)
+
+
+class KeywordList(_Section):
+    entity: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$")
+    words: list[str] = Field(min_length=1)
+
+
+class RedactionSettings(_Section):
+    enabled: bool = True
+    entities: list[str] | None = None  # None: every built-in type
+    default_action: Literal["redact", "block", "monitor"] = "redact"
+    rules: list[RedactionRule] = Field(default_factory=list)
+    style: Literal["placeholder", "pseudonym"] = "placeholder"
+    custom_patterns: list[CustomPattern] = Field(default_factory=list)
+    keywords: list[KeywordList] = Field(default_factory=list)
+    pseudonym_secret: str | None = Field(None, repr=False)
+    max_scan_ms: float = Field(250.0, gt=0)
+
+
 class Settings(_Section):
     server: ServerSettings = ServerSettings()
     upstream: UpstreamSettings = UpstreamSettings()
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
     routing: RoutingSettings = RoutingSettings()
     keys: list[KeySettings] = Field(default_factory=list)
+    redaction: RedactionSettings = RedactionSettings()
 
     @model_validator(mode="after")
     def _routes_name_providers(self) -> Settings:

@@ -6,7 +6,9 @@ GatewayError(status, code, type)
 ├── InvalidRequest                 400  bad JSON, wrong content type, missing model, unsupported field
 │   ├── NotFound                   404  unknown path, unknown model
 │   └── PayloadTooLarge            413  body over server.max_body_bytes
+│   └── PolicyBlocked              400  content a policy blocks (names the types, never the values)
 ├── Unauthenticated                401  missing or unknown gateway key
+├── PolicyFailed                   500  a policy could not run (the request is refused: fail closed)
 ├── Unavailable                    503  the gateway is draining
 └── UpstreamError                  502  the provider misbehaved
     ├── UpstreamStatus             4xx/5xx passed through with the provider's own body
@@ -72,6 +74,19 @@ class NotFound(InvalidRequest):
 class PayloadTooLarge(InvalidRequest):
     status = 413
     code = "request_too_large"
+
+
+class PolicyBlocked(InvalidRequest):
+    code = "content_blocked"
+
+
+class PolicyFailed(GatewayError):
+    status = 500
+    code = "policy_failed"
+
+    def __init__(self, message: str) -> None:
+        # Retrying would fail the same way: tell the SDKs not to.
+        super().__init__(message, headers={"x-should-retry": "false"})
 
 
 class Unauthenticated(GatewayError):

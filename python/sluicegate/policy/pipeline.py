@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 import orjson
@@ -19,6 +20,7 @@ from sluicegate.errors import GatewayError, InvalidRequest, NotFound, PayloadToo
 from sluicegate.formats import FORMATS_BY_PATH, WireFormat
 from sluicegate.formats.base import Family
 from sluicegate.policy.auth import KeyStore
+from sluicegate.policy.redaction import Redactor
 from sluicegate.proxy.providers import Router
 from sluicegate.proxy.relay import (
     INTERNAL,
@@ -101,6 +103,7 @@ class Gateway:
         self.max_body = settings.server.max_body_bytes
         self._http: HttpUpstream | None = None
         self._local = InProcessUpstream()
+        self.redactor = Redactor(settings.redaction) if settings.redaction.enabled else None
 
     async def start(self) -> None:
         """Create the pooled client; call inside the serving event loop."""
@@ -133,7 +136,7 @@ class Gateway:
 
     async def _forward(self, scope: Scope, receive: Receive, send: Send, fmt: WireFormat, rid: bytes) -> Outcome:
         headers = read_headers(scope)
-        self.keys.authenticate(headers.get(b"authorization"), headers.get(b"x-api-key"))
+        identity = self.keys.authenticate(headers.get(b"authorization"), headers.get(b"x-api-key"))
         content_type = headers.get(b"content-type", b"")
         if not content_type.lower().startswith(JSON):
             raise InvalidRequest(
@@ -151,9 +154,11 @@ class Gateway:
             )
         provider, upstream_model = self.router.route(model, fmt)
         stream = fmt.streams and body.get("stream") is True
-        tap = fmt.tap(body) if stream else None
-        # ── spend.reserve and request redaction plug in here ──
-        changed = fmt.prepare(body)
+        # ── spend.reserve plugs in here ──
+        scan = self.redactor.scan_request(fmt, body, identity.workspace) if self.redactor is not None else None
+        changed = scan is not None and scan.changed
+        tap = fmt.tap(body, self.redactor.response_filter(scan) if scan is not None else None) if stream else None
+        changed |= fmt.prepare(body)
         if upstream_model != model:
             body["model"] = upstream_model
             changed = True
@@ -169,7 +174,12 @@ class Gateway:
         if tap is not None and resp.content_type.startswith("text/event-stream"):
             outcome = await relay_stream(send, receive, fmt, tap, resp, rid)
         else:
-            outcome = await relay_body(send, fmt, resp, rid)
+            rewrite = None
+            if scan is not None and self.redactor is not None:
+                rewrite = partial(self.redactor.scan_response, fmt, scan=scan, workspace=identity.workspace)
+            outcome = await relay_body(send, fmt, resp, rid, rewrite)
+        if scan is not None:
+            outcome.events = scan.tally.events()
         # ── spend.settle and the background sinks plug in here ──
         return outcome
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -22,6 +24,9 @@ from sluicegate.formats.base import StreamTap, Usage, WireFormat
 from sluicegate.formats.sse import EventBuffer
 from sluicegate.proxy.upstream import RETRY_HEADERS, UpstreamResponse
 from sluicegate.types import Receive, Send
+
+if TYPE_CHECKING:
+    from sluicegate.policy.redaction import PolicyEvent
 
 log = logging.getLogger("sluicegate.relay")
 JSON = b"application/json"
@@ -37,6 +42,7 @@ class Outcome:
     usage: Usage | None = None
     error: str | None = None  # an error code, when the call failed
     client_gone: bool = False
+    events: list[PolicyEvent] = field(default_factory=list)
 
 
 async def send_body(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
@@ -74,13 +80,23 @@ async def relay_error_status(
     return Outcome(resp.status, error="upstream_status")
 
 
-async def relay_body(send: Send, fmt: WireFormat, resp: UpstreamResponse, request_id: bytes) -> Outcome:
-    """A complete (non-streamed) response: read it, note its usage, send it."""
+async def relay_body(
+    send: Send,
+    fmt: WireFormat,
+    resp: UpstreamResponse,
+    request_id: bytes,
+    rewrite: Callable[[Any], bool] | None = None,
+) -> Outcome:
+    """A complete (non-streamed) response: read it, note its usage, let `rewrite` change it in
+    place (redaction; True if it did), send it."""
     body = await resp.read()
     try:
-        usage = fmt.usage(orjson.loads(body))
+        parsed = orjson.loads(body)
     except orjson.JSONDecodeError:
         raise UpstreamProtocolError("the provider sent a response that is not JSON") from None
+    usage = fmt.usage(parsed)
+    if rewrite is not None and rewrite(parsed):
+        body = orjson.dumps(parsed)
     await send_body(send, resp.status, body, [(b"content-type", JSON), (b"x-request-id", request_id)])
     return Outcome(resp.status, usage=usage)
 

@@ -1,0 +1,356 @@
+"""Redaction: the Rust scanner applied to every text field of requests and responses.
+
+Actions, per entity type and direction (`[redaction]` in the config):
+
+- `redact` (default): the value becomes `[REDACTED:US_SSN]`, or with `style = "pseudonym"` a
+  stable per-workspace pseudonym (`[EMAIL:3f9a1c]`) so the model can still tell values apart;
+- `block`: the request is refused (400, `content_blocked`) naming the types, never the values; in a
+  response stream, the stream ends with an error event;
+- `monitor`: forwarded unchanged, recorded;
+- `pseudonymize` (requests): the model sees `<EMAIL_1>`, and the client's response has the
+  original put back, also when a placeholder is split across streamed chunks.
+
+Scanning reads decoded strings (orjson has undone every escape). A request that nothing changes is
+forwarded as its original bytes. If scanning fails or runs past `max_scan_ms`, the request is
+refused (fail closed), never forwarded unscanned. Every decision becomes a `PolicyEvent` (type,
+direction, count, locations; never a value).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import time
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import orjson
+
+from sluicegate._core import Scanner, StreamScanner, builtin_entities
+from sluicegate.config import RedactionSettings
+from sluicegate.errors import PolicyBlocked, PolicyFailed
+from sluicegate.formats.base import TextFilter, WireFormat
+from sluicegate.formats.slots import TextSlot, all_strings
+
+Direction = Literal["request", "response"]
+Finding = tuple[str, int, int]
+PLACEHOLDER = "[REDACTED:{entity}]"
+_RESTORE = re.compile(r"<[A-Z][A-Z0-9_]*_\d+>")
+_RESTORE_PREFIX = re.compile(r"<[A-Z0-9_]{0,48}\Z")
+
+
+@dataclass(slots=True)
+class PolicyEvent:
+    """One policy decision: what was found and done, where, how often. Never the value."""
+
+    policy: str  # "redaction"
+    action: str  # redact | block | monitor | pseudonymize
+    direction: Direction
+    entity: str
+    count: int
+    locations: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Tally:
+    """Findings counted per (direction, action, entity), with their locations."""
+
+    counts: dict[tuple[Direction, str, str], list[str]] = field(default_factory=dict)
+
+    def add(self, direction: Direction, action: str, entity: str, where: str) -> None:
+        self.counts.setdefault((direction, action, entity), []).append(where)
+
+    def events(self) -> list[PolicyEvent]:
+        return [
+            PolicyEvent("redaction", action, direction, entity, len(places), sorted(set(places)))
+            for (direction, action, entity), places in sorted(self.counts.items())
+        ]
+
+
+@dataclass(slots=True)
+class RequestScan:
+    """What request redaction did, and what the response side needs from it."""
+
+    changed: bool = False
+    tally: Tally = field(default_factory=Tally)
+    originals: dict[str, str] = field(default_factory=dict)  # placeholder -> value (pseudonymize)
+
+
+class Redactor:
+    """Compiled once from the settings; thread-safe; used by every request.
+
+    Arguments:
+        settings: the `[redaction]` settings.
+
+    Raises:
+        ValueError: a bad entity name or pattern (from the scanner), at start-up.
+    """
+
+    def __init__(self, settings: RedactionSettings) -> None:
+        self.settings = settings
+        patterns = [(p.entity, p.pattern) for p in settings.custom_patterns]
+        keywords = [(k.entity, k.words) for k in settings.keywords]
+        builtins = settings.entities if settings.entities is not None else builtin_entities()
+        self.scanner = Scanner(builtins, patterns, keywords)
+        entities = self.scanner.entities
+        self.actions: dict[Direction, dict[str, str]] = {
+            d: dict.fromkeys(entities, settings.default_action) for d in ("request", "response")
+        }
+        for rule in settings.rules:
+            for entity in rule.entities:
+                if entity not in entities:
+                    raise ValueError(f"redaction rule names {entity!r}, which is not a scanned entity type")
+                for d in ("request", "response") if rule.direction == "both" else (rule.direction,):
+                    self.actions[d][entity] = rule.action  # type: ignore[index]
+        response = self.actions["response"]
+        # Streams replace whatever the scanner finds, so response scanners are split by action.
+        self._stream_scanner = self._subset(builtins, patterns, keywords, {"redact", "block"}, response)
+        self._monitor_scanner = self._subset(builtins, patterns, keywords, {"monitor"}, response)
+        self._secret = (settings.pseudonym_secret or "").encode()
+        self.max_scan_s = settings.max_scan_ms / 1000
+
+    @staticmethod
+    def _subset(
+        builtins: list[str],
+        patterns: list[tuple[str, str]],
+        keywords: list[tuple[str, list[str]]],
+        wanted: set[str],
+        actions: dict[str, str],
+    ) -> Scanner | None:
+        keep = {e for e, a in actions.items() if a in wanted}
+        if not keep:
+            return None
+        return Scanner(
+            [e for e in builtins if e in keep],
+            [p for p in patterns if p[0] in keep],
+            [k for k in keywords if k[0] in keep],
+        )
+
+    # ── requests ────────────────────────────────────────────────────────────
+
+    def scan_request(self, fmt: WireFormat, body: dict[str, Any], workspace: str) -> RequestScan:
+        """Apply the request-direction actions to every text field of `body`, in place.
+
+        Raises:
+            PolicyBlocked: a `block` type was found (the message names the types).
+            PolicyFailed: scanning failed or took longer than `max_scan_ms`.
+        """
+        scan = RequestScan()
+        started = time.perf_counter()
+        try:
+            for slot in fmt.request_slots(body):
+                self._scan_slot(slot, scan, workspace)
+        except (PolicyBlocked, PolicyFailed):
+            raise
+        except Exception as exc:
+            raise PolicyFailed(f"redaction could not run ({type(exc).__name__}); the request was not sent") from None
+        if time.perf_counter() - started > self.max_scan_s:
+            raise PolicyFailed("redaction took longer than its time bound; the request was not sent")
+        blocked = sorted({e for (d, a, e) in scan.tally.counts if a == "block" and d == "request"})
+        if blocked:
+            raise PolicyBlocked(f"the request contains content this gateway blocks: {', '.join(blocked)}")
+        return scan
+
+    def _scan_slot(self, slot: TextSlot, scan: RequestScan, workspace: str) -> None:
+        if slot.json:
+            try:
+                parsed = orjson.loads(slot.text)
+            except orjson.JSONDecodeError:
+                parsed = None
+            if isinstance(parsed, dict | list):
+                inner = RequestScan(tally=scan.tally, originals=scan.originals)
+                for sub in all_strings(parsed, slot.where):
+                    self._scan_slot(sub, inner, workspace)
+                if inner.changed:
+                    slot.set(orjson.dumps(parsed).decode())
+                    scan.changed = True
+                return
+        text = slot.text
+        findings = self.scanner.scan(text)
+        if findings:
+            out = self._apply(text, findings, "request", slot.where, scan, workspace)
+            if out != text:
+                slot.set(out)
+                scan.changed = True
+
+    def _apply(
+        self,
+        text: str,
+        findings: Iterable[Finding],
+        direction: Direction,
+        where: str,
+        scan: RequestScan,
+        workspace: str,
+    ) -> str:
+        actions = self.actions[direction]
+        parts: list[str] = []
+        last = 0
+        for entity, start, end in findings:
+            action = actions.get(entity, self.settings.default_action)
+            scan.tally.add(direction, action, entity, where)
+            if action == "monitor":
+                continue
+            parts.append(text[last:start])
+            value = text[start:end]
+            if action == "pseudonymize":
+                parts.append(self._placeholder(entity, value, scan))
+            else:  # redact; and block, which refuses the request anyway
+                parts.append(self._replacement(entity, value, workspace))
+            last = end
+        if not parts:
+            return text
+        parts.append(text[last:])
+        return "".join(parts)
+
+    def _replacement(self, entity: str, value: str, workspace: str) -> str:
+        if self.settings.style == "pseudonym":
+            digest = hmac.new(self._secret + workspace.encode(), value.encode(), hashlib.sha256).hexdigest()
+            return f"[{entity}:{digest[:6]}]"
+        return PLACEHOLDER.format(entity=entity)
+
+    @staticmethod
+    def _placeholder(entity: str, value: str, scan: RequestScan) -> str:
+        for placeholder, original in scan.originals.items():
+            if original == value and placeholder.startswith(f"<{entity}_"):
+                return placeholder
+        n = 1 + sum(p.startswith(f"<{entity}_") for p in scan.originals)
+        placeholder = f"<{entity}_{n}>"
+        scan.originals[placeholder] = value
+        return placeholder
+
+    # ── responses ───────────────────────────────────────────────────────────
+
+    def response_filter(self, scan: RequestScan) -> TextFilter | None:
+        """The stream filter for a response: redaction, then the restore of pseudonyms."""
+        filters: list[TextFilter] = []
+        if self._stream_scanner is not None or self._monitor_scanner is not None:
+            blocked = frozenset(e for e, a in self.actions["response"].items() if a == "block")
+            filters.append(ScanFilter(self._stream_scanner, self._monitor_scanner, blocked, scan.tally))
+        if scan.originals:
+            filters.append(RestoreFilter(scan.originals))
+        if not filters:
+            return None
+        return filters[0] if len(filters) == 1 else ChainFilter(filters[0], filters[1])
+
+    def scan_response(self, fmt: WireFormat, body: Any, scan: RequestScan, workspace: str) -> bool:
+        """Apply the response-direction actions to a complete response, in place; True if changed.
+
+        Raises:
+            PolicyBlocked: a `block` type was found in the response.
+        """
+        if not isinstance(body, dict):
+            return False
+        changed = False
+        restore = RestoreFilter(scan.originals) if scan.originals else None
+        for slot in fmt.response_slots(body):
+            text = slot.text
+            findings = self.scanner.scan(text)
+            out = self._apply(text, findings, "response", slot.where, scan, workspace) if findings else text
+            if restore is not None:
+                out = restore.whole(out)
+            if out != text:
+                slot.set(out)
+                changed = True
+        blocked = sorted({e for (d, a, e) in scan.tally.counts if a == "block" and d == "response"})
+        if blocked:
+            raise PolicyBlocked(f"the response contained content this gateway blocks: {', '.join(blocked)}")
+        return changed
+
+
+class ScanFilter:
+    """Redacts response text streams with the Rust stream scanner (one per text stream); `block`
+    types end the stream; `monitor` types are scanned by a second scanner and only counted."""
+
+    __slots__ = ("_blocked", "_monitor", "_monitors", "_redact", "_streams", "_tally")
+
+    def __init__(self, redact: Scanner | None, monitor: Scanner | None, blocked: frozenset[str], tally: Tally) -> None:
+        self._redact = redact
+        self._monitor = monitor
+        self._blocked = blocked
+        self._tally = tally
+        self._streams: dict[Hashable, StreamScanner] = {}
+        self._monitors: dict[Hashable, StreamScanner] = {}
+
+    def _note(self, findings: list[Finding], action: str) -> None:
+        for entity, _, _ in findings:
+            if entity in self._blocked:
+                self._tally.add("response", "block", entity, "stream")
+                raise PolicyBlocked(f"the response contained content this gateway blocks: {entity}")
+            self._tally.add("response", action, entity, "stream")
+
+    def feed(self, key: Hashable, text: str) -> str:
+        if self._monitor is not None:
+            monitor = self._monitors.get(key) or self._monitors.setdefault(key, self._monitor.stream())
+            self._note(monitor.feed(text)[1], "monitor")
+        if self._redact is None:
+            return text
+        stream = self._streams.get(key) or self._streams.setdefault(key, self._redact.stream(PLACEHOLDER))
+        out, findings = stream.feed(text)
+        if findings:
+            self._note(findings, "redact")
+        return out
+
+    def flush(self, key: Hashable) -> str:
+        monitor = self._monitors.pop(key, None)
+        if monitor is not None:
+            self._note(monitor.finish()[1], "monitor")
+        stream = self._streams.pop(key, None)
+        if stream is None:
+            return ""
+        out, findings = stream.finish()
+        if findings:
+            self._note(findings, "redact")
+        return out
+
+    def whole(self, text: str) -> str:
+        # Events that repeat a full text: rewritten the same way, not counted again.
+        return self._redact.redact(text, PLACEHOLDER)[0] if self._redact is not None else text
+
+
+class RestoreFilter:
+    """Puts the original values back in place of `<ENTITY_n>` placeholders, holding back a
+    possible placeholder cut by a chunk boundary (at most 50 characters)."""
+
+    __slots__ = ("_originals", "_pending")
+
+    def __init__(self, originals: dict[str, str]) -> None:
+        self._originals = originals
+        self._pending: dict[Hashable, str] = {}
+
+    def _restore(self, text: str) -> str:
+        return _RESTORE.sub(lambda m: self._originals.get(m.group(0), m.group(0)), text) if "<" in text else text
+
+    def feed(self, key: Hashable, text: str) -> str:
+        text = self._pending.pop(key, "") + text
+        cut = text.rfind("<")
+        if cut >= 0 and _RESTORE_PREFIX.match(text, cut):
+            self._pending[key] = text[cut:]
+            text = text[:cut]
+        return self._restore(text)
+
+    def flush(self, key: Hashable) -> str:
+        return self._restore(self._pending.pop(key, ""))
+
+    def whole(self, text: str) -> str:
+        return self._restore(text)
+
+
+class ChainFilter:
+    """`second` applied to the output of `first`."""
+
+    __slots__ = ("_first", "_second")
+
+    def __init__(self, first: TextFilter, second: TextFilter) -> None:
+        self._first = first
+        self._second = second
+
+    def feed(self, key: Hashable, text: str) -> str:
+        return self._second.feed(key, self._first.feed(key, text))
+
+    def flush(self, key: Hashable) -> str:
+        return self._second.feed(key, self._first.flush(key)) + self._second.flush(key)
+
+    def whole(self, text: str) -> str:
+        return self._second.whole(self._first.whole(text))
