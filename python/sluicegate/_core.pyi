@@ -1,3 +1,280 @@
 """Type stub for `sluicegate._core`, the Rust extension (keep in step with rust/src/py/)."""
 
 __version__: str
+
+# --- spend: buckets and windows (rust/src/py/buckets.rs) -----------------------------------------
+
+from collections.abc import Sequence
+from typing import final
+
+MAX_AMOUNT_NUSD: int
+"""The largest amount or limit accepted, in nano-USD: 2**53 - 1 (about 9.007 million USD)."""
+
+@final
+class Bucket:
+    """One cap's counters in one window: lock-free atomics, safe to share between threads.
+
+    `used` is settled spend plus outstanding reservations; a reservation succeeds only while
+    `used + amount <= limit` (one compare-and-swap), so admitted money never passes the limit.
+    A settle above its reservation (a provider's overshoot) is recorded as it is.
+
+    Arguments:
+        limit_nusd: the cap (or, for a lease, the slice held), 0..=MAX_AMOUNT_NUSD.
+        thresholds: percents of the limit that fire once each when settled spend reaches them
+            (at most 64); `settle` returns them as a bit mask over this sequence.
+
+    Raises:
+        ValueError: a negative or too large limit, or more than 64 thresholds.
+    """
+
+    def __new__(cls, limit_nusd: int, thresholds: Sequence[int] = ...) -> Bucket: ...
+    @property
+    def limit_nusd(self) -> int:
+        """The limit now."""
+    @property
+    def spent_nusd(self) -> int:
+        """Settled spend."""
+    @property
+    def reserved_nusd(self) -> int:
+        """Outstanding reservations (never shown below 0)."""
+    @property
+    def used_nusd(self) -> int:
+        """Settled spend plus outstanding reservations."""
+    @property
+    def available_nusd(self) -> int:
+        """`limit - used`: what one reservation could take now (negative after an overshoot)."""
+    @property
+    def thresholds(self) -> list[int]:
+        """The thresholds, in percent, in the order given."""
+    @property
+    def fired(self) -> int:
+        """The thresholds fired so far, as a bit mask over `thresholds`."""
+    def snapshot(self) -> tuple[int, int, int]:
+        """Returns:
+        `(limit_nusd, spent_nusd, reserved_nusd)`, each read atomically.
+        """
+    def reserve(self, amount_nusd: int) -> bool:
+        """Reserve `amount_nusd` if it fits under the limit.
+
+        Returns:
+            Whether it was reserved.
+
+        Raises:
+            ValueError: a negative or too large amount.
+        """
+    def settle(self, reserved_nusd: int, actual_nusd: int) -> int:
+        """Replace a reservation of `reserved_nusd` by the actual cost.
+
+        Returns:
+            The thresholds this settle made fire (a bit mask over `thresholds`), each once per bucket.
+
+        Raises:
+            ValueError: a negative or too large amount.
+        """
+    def release(self, amount_nusd: int) -> None:
+        """Give back a reservation of `amount_nusd` (nothing was spent).
+
+        Raises:
+            ValueError: a negative or too large amount.
+        """
+    def grow(self, amount_nusd: int) -> None:
+        """Raise the limit by `amount_nusd` (a lease got a larger slice).
+
+        Raises:
+            ValueError: a negative or too large amount.
+        """
+    def shrink(self, amount_nusd: int) -> bool:
+        """Lower the limit by `amount_nusd` if that much is unused (a lease gives part back).
+
+        Returns:
+            Whether it did; a concurrent reservation never ends up past the lowered limit.
+
+        Raises:
+            ValueError: a negative or too large amount.
+        """
+    def set_limit(self, limit_nusd: int) -> None:
+        """Set the limit (a changed cap); admitted reservations stay.
+
+        Raises:
+            ValueError: a negative or too large limit.
+        """
+
+def reserve_all(
+    buckets: Sequence[Bucket],
+    amount_nusd: int,
+    enforce_mask: int | None = None,
+    clamp_mask: int = 0,
+    min_clamp_nusd: int = 0,
+) -> tuple[int, int, int]:
+    """Reserve `amount_nusd` on every bucket or on none (the interpreter is detached meanwhile).
+
+    Buckets are taken in order; when one refuses, those already taken are released, so nothing
+    is ever admitted past a limit (a concurrent request may be refused spuriously while such a
+    rollback is in flight). Bit `i` of a mask is `buckets[i]`.
+
+    Arguments:
+        buckets: at most 64 buckets.
+        amount_nusd: the worst-case cost to reserve.
+        enforce_mask: buckets that refuse (default: all); the others are monitor buckets, which
+            always take the amount and report whether they would have refused.
+        clamp_mask: enforcing buckets that accept a smaller amount instead of refusing; the request
+            is clamped only if every enforcing bucket that cannot fit it is in this mask.
+        min_clamp_nusd: the smallest clamped amount worth reserving.
+
+    Returns:
+        `(reserved_nusd, -1, monitored_mask)` when reserved (`reserved_nusd < amount_nusd` when
+        clamped), or `(0, index, 0)` when `buckets[index]` refused and nothing is reserved.
+
+    Raises:
+        ValueError: a negative or too large amount, or more than 64 buckets.
+    """
+
+def settle_all(buckets: Sequence[Bucket], reserved_nusd: int, actual_nusd: int) -> list[int]:
+    """Settle a reservation of `reserved_nusd` by `actual_nusd` on every bucket.
+
+    Returns:
+        The newly fired threshold mask of each bucket, in order.
+
+    Raises:
+        ValueError: a negative or too large amount, or more than 64 buckets.
+    """
+
+def release_all(buckets: Sequence[Bucket], amount_nusd: int) -> None:
+    """Release a reservation of `amount_nusd` on every bucket.
+
+    Raises:
+        ValueError: a negative or too large amount, or more than 64 buckets.
+    """
+
+def window_at(kind: str, unix_s: int) -> tuple[str, int | None, int | None]:
+    """The UTC calendar window of `kind` that contains the Unix time `unix_s`.
+
+    Arguments:
+        kind: `total`, `hour`, `day`, `week` (ISO, from Monday) or `month`.
+        unix_s: seconds since 1970-01-01T00:00:00Z.
+
+    Returns:
+        `(id, start, end)`: the id used in bucket keys (`day:2026-11-27`, `week:2026-W48`,
+        `month:2026-11`, `hour:2026-11-27T08`, `total`) and the bounds in Unix seconds; `end` is
+        the reset time. Both bounds are None for `total`.
+
+    Raises:
+        ValueError: an unknown kind, or a time outside the years 1..=9999.
+    """
+
+# --- scan: PII and secret redaction (rust/src/py/scanner.rs) -------------------------------------
+
+class ScanError(ValueError):
+    """A scanner rule that cannot be compiled, or a stream used after `finish()`.
+
+    Messages name the rule's position and entity, never a pattern, a keyword or scanned text.
+    """
+
+def builtin_entities() -> list[str]:
+    """Names of every built-in entity type.
+
+    Returns:
+        `EMAIL`, `PHONE`, `US_SSN`, `CREDIT_CARD`, `IBAN`, `IP_ADDRESS`, `AWS_ACCESS_KEY_ID`,
+        `AWS_SECRET_ACCESS_KEY`, `GITHUB_TOKEN`, `SLACK_TOKEN`, `OPENAI_API_KEY`, `ANTHROPIC_API_KEY`,
+        `STRIPE_KEY`, `GOOGLE_API_KEY`, `PRIVATE_KEY`, `JWT`, in that order.
+    """
+
+@final
+class Scanner:
+    """A compiled rule set: built once from plain data, immutable, safe to share between threads.
+
+    Text is matched on a normalized view (invisible characters removed, full-width and other
+    decimal digits folded to ASCII) and the original span is redacted. Built-ins use literal
+    anchors and validators (Luhn, mod-97, SSN rules, NANP, IPv4/IPv6 parsing, entropy floors);
+    operator patterns run on the `regex` crate (linear time). Overlaps resolve leftmost-longest.
+    Findings are `(entity, start, end)` in `str` character offsets and never carry the value.
+    Texts over 4 KB are scanned with the interpreter detached.
+
+    Arguments:
+        entities: built-in entity names to detect (UPPER_SNAKE); None for all of them.
+        custom_patterns: `(ENTITY_NAME, regex)` operator patterns, matched on the normalized text.
+            A pattern must not match the empty string and must have a bounded match length of at
+            most 1024 bytes (`\\d{4,10}`, not `\\d+`), which is what bounds a stream's hold-back.
+        keywords: `(ENTITY_NAME, words)` literal words, ASCII case-insensitive, whole words.
+
+    Raises:
+        ScanError: an unknown built-in name, a name that is not UPPER_SNAKE, an invalid or
+            unbounded pattern or one that can match the empty string, or an empty keyword list or
+            keyword.
+    """
+
+    def __new__(
+        cls,
+        entities: Sequence[str] | None = None,
+        custom_patterns: Sequence[tuple[str, str]] = (),
+        keywords: Sequence[tuple[str, Sequence[str]]] = (),
+    ) -> Scanner: ...
+    @property
+    def entities(self) -> list[str]:
+        """The compiled entity types: enabled built-ins in `builtin_entities()` order, then operator names."""
+    @property
+    def max_holdback(self) -> int:
+        """The most characters a `StreamScanner` of this scanner holds back at any time.
+
+        8192 while `PRIVATE_KEY` or `JWT` is enabled (their cap; a longer block is redacted from its
+        header to the end of its run, so it is never held longer); otherwise a few thousand.
+        """
+    def scan(self, text: str) -> list[tuple[str, int, int]]:
+        """Find every entity in `text`.
+
+        Arguments:
+            text: the text to scan.
+
+        Returns:
+            `(entity, start, end)` findings, sorted and non-overlapping, in character offsets.
+        """
+    def redact(self, text: str, replacement: str = "[REDACTED:{entity}]") -> tuple[str, list[tuple[str, int, int]]]:
+        """Replace every finding in `text` by `replacement`.
+
+        Arguments:
+            text: the text to redact.
+            replacement: the placeholder; each `{entity}` in it becomes the entity name.
+
+        Returns:
+            The redacted text (the same object when nothing was found) and the findings, with
+            offsets into the original `text`.
+        """
+    def stream(self, replacement: str = "[REDACTED:{entity}]") -> StreamScanner:
+        """Start redacting a text that arrives in chunks.
+
+        Arguments:
+            replacement: the placeholder; each `{entity}` in it becomes the entity name.
+
+        Returns:
+            A new `StreamScanner`.
+        """
+
+@final
+class StreamScanner:
+    """An incremental redactor from `Scanner.stream()`; one per stream, not shared between threads.
+
+    Holds back only text that could still be part of a finding (at most `Scanner.max_holdback`
+    characters). For any way of cutting a text into chunks, the concatenated output of `feed` and
+    `finish` equals `Scanner.redact(text)[0]`, and the findings equal its findings.
+    """
+
+    def feed(self, chunk: str) -> tuple[str, list[tuple[str, int, int]]]:
+        """Add the next chunk of the stream.
+
+        Arguments:
+            chunk: the next piece of text.
+
+        Returns:
+            The text that is safe to emit now, and the findings decided by this call, with
+            character offsets into the whole stream's original text. A block redacted past its cap
+            has its placeholder emitted at once and its finding reported when its end arrives.
+
+        Raises:
+            ScanError: the stream was finished.
+        """
+    def finish(self) -> tuple[str, list[tuple[str, int, int]]]:
+        """End the stream; calling it again returns `("", [])`.
+
+        Returns:
+            The rest of the redacted text and the last findings.
+        """

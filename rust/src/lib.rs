@@ -6,6 +6,8 @@
 
 #[cfg(feature = "python")]
 mod py;
+pub mod scan;
+pub mod spend;
 
 /// The crate version, also exported to Python as `sluicegate._core.__version__`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

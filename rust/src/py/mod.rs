@@ -3,8 +3,13 @@
 
 use pyo3::prelude::*;
 
+mod buckets;
+mod scanner;
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", crate::VERSION)?;
+    buckets::init_pymodule(m)?;
+    scanner::init_pymodule(m)?;
     Ok(())
 }
