@@ -1,0 +1,225 @@
+//! The Python face of `crate::scan`: `Scanner`, `StreamScanner`, `ScanError`, `builtin_entities`.
+//!
+//! Texts come in as `str` and are read through their cached UTF-8 view (no copy for a compact
+//! ASCII string); findings go out as `(entity, start, end)` tuples in `str` character offsets, with
+//! the entity names interned once per scanner. Scans of more than [`DETACH_BYTES`] run with the
+//! interpreter detached so other threads keep going; smaller ones do not pay for the switch.
+//! A `str` holding lone surrogates is scanned as if each were U+FFFD (same offsets).
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyList, PyString, PyTuple};
+
+use crate::scan::{self, Finding, Rules, ScanError as CoreScanError, Scanner, StreamFinding, StreamScanner};
+
+pyo3::create_exception!(
+    sluicegate._core,
+    ScanError,
+    PyValueError,
+    "A scanner rule that cannot be compiled, or a stream used after `finish()`."
+);
+
+impl From<CoreScanError> for PyErr {
+    #[cold]
+    fn from(err: CoreScanError) -> PyErr {
+        ScanError::new_err(err.to_string())
+    }
+}
+
+/// Inputs longer than this (in UTF-8 bytes) are scanned with the interpreter detached.
+const DETACH_BYTES: usize = 4096;
+
+const DEFAULT_TEMPLATE: &str = "[REDACTED:{entity}]";
+
+type Names = Arc<Vec<Py<PyString>>>;
+
+fn utf8<'a>(text: &'a Bound<'_, PyString>) -> Cow<'a, str> {
+    match text.to_str() {
+        Ok(s) => Cow::Borrowed(s),
+        // lone surrogates: one U+FFFD each, so character offsets are unchanged
+        Err(_) => text.to_string_lossy(),
+    }
+}
+
+fn findings_list<'py>(
+    py: Python<'py>,
+    names: &Names,
+    found: impl ExactSizeIterator<Item = (u16, u64, u64)>,
+) -> PyResult<Bound<'py, PyList>> {
+    let items = found.map(|(e, s, t)| (names[usize::from(e)].clone_ref(py), s, t));
+    PyList::new(py, items)
+}
+
+/// A compiled rule set (see `_core.pyi`).
+#[pyclass(name = "Scanner", module = "sluicegate._core", frozen)]
+pub struct PyScanner {
+    inner: Scanner,
+    names: Names,
+}
+
+impl PyScanner {
+    fn scan_chars(&self, py: Python<'_>, text: &str) -> Vec<Finding> {
+        let mut found = if text.len() > DETACH_BYTES {
+            py.detach(|| self.inner.scan(text))
+        } else {
+            self.inner.scan(text)
+        };
+        scan::char_offsets(text, &mut found);
+        found
+    }
+}
+
+#[pymethods]
+impl PyScanner {
+    #[new]
+    #[pyo3(
+        signature = (entities = None, custom_patterns = Vec::new(), keywords = Vec::new()),
+        text_signature = "(entities=None, custom_patterns=(), keywords=())"
+    )]
+    fn new(
+        py: Python<'_>,
+        entities: Option<Vec<String>>,
+        custom_patterns: Vec<(String, String)>,
+        keywords: Vec<(String, Vec<String>)>,
+    ) -> PyResult<Self> {
+        let rules = Rules {
+            entities,
+            custom_patterns,
+            keywords,
+        };
+        let inner = py.detach(|| Scanner::new(&rules))?;
+        let mut names = Vec::new();
+        let mut id = 0u16;
+        loop {
+            let name = inner.entity_name(id);
+            if name.is_empty() {
+                break;
+            }
+            names.push(PyString::intern(py, name).unbind());
+            id += 1;
+        }
+        Ok(PyScanner {
+            inner,
+            names: Arc::new(names),
+        })
+    }
+
+    #[getter]
+    fn entities(&self) -> Vec<&str> {
+        self.inner.entities().collect()
+    }
+
+    #[getter]
+    fn max_holdback(&self) -> usize {
+        self.inner.max_holdback()
+    }
+
+    fn scan<'py>(&self, py: Python<'py>, text: &Bound<'py, PyString>) -> PyResult<Bound<'py, PyList>> {
+        let s = utf8(text);
+        let found = self.scan_chars(py, &s);
+        findings_list(
+            py,
+            &self.names,
+            found.iter().map(|f| (f.entity, f.start as u64, f.end as u64)),
+        )
+    }
+
+    #[pyo3(signature = (text, replacement = DEFAULT_TEMPLATE), text_signature = "(self, /, text, replacement='[REDACTED:{entity}]')")]
+    fn redact<'py>(
+        &self,
+        py: Python<'py>,
+        text: &Bound<'py, PyString>,
+        replacement: &str,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let s = utf8(text);
+        let mut found = if s.len() > DETACH_BYTES {
+            py.detach(|| self.inner.scan(&s))
+        } else {
+            self.inner.scan(&s)
+        };
+        let out = if found.is_empty() {
+            // nothing to redact: hand back the very same object
+            text.clone()
+        } else {
+            PyString::new(py, &self.inner.apply(&s, &found, replacement))
+        };
+        scan::char_offsets(&s, &mut found);
+        let list = findings_list(
+            py,
+            &self.names,
+            found.iter().map(|f| (f.entity, f.start as u64, f.end as u64)),
+        )?;
+        PyTuple::new(py, [out.into_any(), list.into_any()])
+    }
+
+    #[pyo3(signature = (replacement = DEFAULT_TEMPLATE), text_signature = "(self, /, replacement='[REDACTED:{entity}]')")]
+    fn stream(&self, replacement: &str) -> PyStreamScanner {
+        PyStreamScanner {
+            inner: self.inner.stream(replacement),
+            names: Arc::clone(&self.names),
+            out: String::new(),
+            found: Vec::new(),
+        }
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Scanner(entities={:?})", self.inner.entities().collect::<Vec<_>>())
+    }
+}
+
+/// An incremental redactor (see `_core.pyi`).
+#[pyclass(name = "StreamScanner", module = "sluicegate._core")]
+pub struct PyStreamScanner {
+    inner: StreamScanner,
+    names: Names,
+    out: String,
+    found: Vec<StreamFinding>,
+}
+
+impl PyStreamScanner {
+    fn result<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let text = PyString::new(py, &self.out);
+        let list = findings_list(py, &self.names, self.found.iter().map(|f| (f.entity, f.start, f.end)))?;
+        self.out.clear();
+        self.found.clear();
+        PyTuple::new(py, [text.into_any(), list.into_any()])
+    }
+}
+
+#[pymethods]
+impl PyStreamScanner {
+    fn feed<'py>(&mut self, py: Python<'py>, chunk: &Bound<'py, PyString>) -> PyResult<Bound<'py, PyTuple>> {
+        let s = utf8(chunk);
+        let Self { inner, out, found, .. } = self;
+        if s.len() > DETACH_BYTES {
+            py.detach(|| inner.feed(&s, out, found))?;
+        } else {
+            inner.feed(&s, out, found)?;
+        }
+        self.result(py)
+    }
+
+    fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let Self { inner, out, found, .. } = self;
+        inner.finish(out, found);
+        self.result(py)
+    }
+}
+
+/// Names of every built-in entity type.
+#[pyfunction]
+fn builtin_entities() -> Vec<&'static str> {
+    scan::builtin_entities().collect()
+}
+
+/// Registers the scanner's classes and functions on `_core`.
+pub fn init_pymodule(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyScanner>()?;
+    m.add_class::<PyStreamScanner>()?;
+    m.add("ScanError", m.py().get_type::<ScanError>())?;
+    m.add_function(wrap_pyfunction!(builtin_entities, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,147 @@
+//! Entity names: the built-in detector types and the rules for operator-defined names.
+//!
+//! An entity is identified inside a compiled scanner by a small integer ([`EntityId`]): the
+//! built-ins keep their [`Builtin`] discriminant (0..16) and operator names are appended after
+//! them, so a finding is three machine words and never carries text.
+
+/// Index of an entity in a scanner's name table; see [`crate::scan::Scanner::entity_name`].
+pub type EntityId = u16;
+
+/// Longest accepted entity name, in bytes.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// The built-in entity types, in the order `builtin_entities()` lists them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u16)]
+pub enum Builtin {
+    /// An e-mail address (`local@domain.tld`).
+    Email = 0,
+    /// A telephone number: `+` international, NANP, trunk-`0` national, or digits after a phone word.
+    Phone,
+    /// A US social security number that passes the area/group/serial rules.
+    UsSsn,
+    /// A payment card number: known issuer prefix, length, and Luhn check.
+    CreditCard,
+    /// An IBAN: known country length and mod-97 check.
+    Iban,
+    /// An IPv4 or IPv6 address.
+    IpAddress,
+    /// An AWS access key id (`AKIA…`, `ASIA…`).
+    AwsAccessKeyId,
+    /// A 40-character AWS secret access key next to a key name.
+    AwsSecretAccessKey,
+    /// A GitHub token (`ghp_`, `gho_`, `ghu_`, `ghs_`, `ghr_`, `github_pat_`).
+    GithubToken,
+    /// A Slack token (`xox?-`, `xapp-`) or incoming-webhook URL.
+    SlackToken,
+    /// An OpenAI API key (`sk-proj-…`, `sk-…T3BlbkFJ…`).
+    OpenaiApiKey,
+    /// An Anthropic API key (`sk-ant-…`).
+    AnthropicApiKey,
+    /// A Stripe secret or restricted key (`sk_live_`, `rk_test_`, …).
+    StripeKey,
+    /// A Google API key (`AIza…`).
+    GoogleApiKey,
+    /// A PEM or PGP private key block.
+    PrivateKey,
+    /// A JSON Web Token.
+    Jwt,
+}
+
+impl Builtin {
+    /// Every built-in, in id order.
+    pub const ALL: [Builtin; 16] = [
+        Builtin::Email,
+        Builtin::Phone,
+        Builtin::UsSsn,
+        Builtin::CreditCard,
+        Builtin::Iban,
+        Builtin::IpAddress,
+        Builtin::AwsAccessKeyId,
+        Builtin::AwsSecretAccessKey,
+        Builtin::GithubToken,
+        Builtin::SlackToken,
+        Builtin::OpenaiApiKey,
+        Builtin::AnthropicApiKey,
+        Builtin::StripeKey,
+        Builtin::GoogleApiKey,
+        Builtin::PrivateKey,
+        Builtin::Jwt,
+    ];
+
+    /// The UPPER_SNAKE name used in findings and placeholders.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Builtin::Email => "EMAIL",
+            Builtin::Phone => "PHONE",
+            Builtin::UsSsn => "US_SSN",
+            Builtin::CreditCard => "CREDIT_CARD",
+            Builtin::Iban => "IBAN",
+            Builtin::IpAddress => "IP_ADDRESS",
+            Builtin::AwsAccessKeyId => "AWS_ACCESS_KEY_ID",
+            Builtin::AwsSecretAccessKey => "AWS_SECRET_ACCESS_KEY",
+            Builtin::GithubToken => "GITHUB_TOKEN",
+            Builtin::SlackToken => "SLACK_TOKEN",
+            Builtin::OpenaiApiKey => "OPENAI_API_KEY",
+            Builtin::AnthropicApiKey => "ANTHROPIC_API_KEY",
+            Builtin::StripeKey => "STRIPE_KEY",
+            Builtin::GoogleApiKey => "GOOGLE_API_KEY",
+            Builtin::PrivateKey => "PRIVATE_KEY",
+            Builtin::Jwt => "JWT",
+        }
+    }
+
+    /// The built-in called `name`, if any.
+    pub fn from_name(name: &str) -> Option<Builtin> {
+        Builtin::ALL.into_iter().find(|b| b.name() == name)
+    }
+
+    /// This built-in's id in every scanner's name table.
+    pub const fn id(self) -> EntityId {
+        self as EntityId
+    }
+}
+
+/// Whether `name` is a well-formed entity name: `[A-Z][A-Z0-9_]*`, at most [`MAX_NAME_LEN`] bytes.
+pub fn is_valid_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= MAX_NAME_LEN
+        && b[0].is_ascii_uppercase()
+        && b.iter()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_in_id_order() {
+        for (i, b) in Builtin::ALL.iter().enumerate() {
+            assert_eq!(b.id() as usize, i);
+            assert_eq!(Builtin::from_name(b.name()), Some(*b));
+            assert!(is_valid_name(b.name()));
+        }
+        assert_eq!(Builtin::from_name("email"), None);
+    }
+
+    macro_rules! t {
+        ($name:ident, $input:expr, $want:expr) => {
+            #[test]
+            fn $name() {
+                assert_eq!(is_valid_name($input), $want, "{:?}", $input);
+            }
+        };
+    }
+    t!(name010, "EMPLOYEE_ID", true);
+    t!(name020, "X", true);
+    t!(name030, "A1_B2", true);
+    t!(name040, "", false);
+    t!(name050, "employee_id", false);
+    t!(name060, "_X", false);
+    t!(name070, "1X", false);
+    t!(name080, "A-B", false);
+    t!(name090, "ÄB", false);
+    t!(name100, &"A".repeat(65), false);
+}

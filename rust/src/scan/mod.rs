@@ -1,0 +1,297 @@
+//! PII and secret scanning: find, redact, and redact a stream chunk by chunk.
+//!
+//! # Design
+//!
+//! A [`Scanner`] is compiled once from plain data ([`Rules`]: which built-in entities, operator
+//! regexes, operator keywords) and is then immutable, cheap to clone and shared by threads. A scan
+//! works on a *normalized view* of the text (`normalize.rs`: invisible characters removed,
+//! full-width and other digits folded to ASCII) with a map back to the original, so a value hidden
+//! with zero-width characters is found and its whole original span is redacted. Detection is one
+//! Aho-Corasick pass over the literal anchors of the secrets plus one SIMD pass that stops only at
+//! digits, `:` and `@`; hand-written parsers and validators (Luhn, mod-97, SSN rules, NANP, IPv4/6,
+//! entropy floors) decide each candidate, and the `regex` crate (linear time, no backtracking) runs
+//! only operator patterns. Overlaps are resolved leftmost-longest. Findings are `(entity, start,
+//! end)` byte offsets into the original text and never carry the value; [`char_offsets`] turns them
+//! into the character offsets Python uses.
+//!
+//! Every parser either decides from the bytes it has or says it needs more (`detectors.rs`), which
+//! is what lets a [`StreamScanner`] emit exactly the prefix that no later text can change: fed in
+//! any chunks, it produces the same text and findings as [`Scanner::redact`] on the whole, and
+//! holds back at most [`Scanner::max_holdback`] characters. Nothing here panics on any input or
+//! takes more than linear time (parsers are bounded, repeated scans are memoized).
+//!
+//! # Example
+//!
+//! ```
+//! use _core::scan::{Rules, Scanner};
+//!
+//! let scanner = Scanner::new(&Rules::default()).unwrap();
+//! let (text, found) = scanner.redact("mail bob@example.com", "[{entity}]");
+//! assert_eq!(text, "mail [EMAIL]");
+//! assert_eq!((scanner.entity_name(found[0].entity), found[0].start, found[0].end), ("EMAIL", 5, 20));
+//! ```
+
+mod custom;
+mod detectors;
+mod entity;
+mod error;
+mod normalize;
+mod pii;
+mod redact;
+mod secrets;
+mod stream;
+mod validate;
+
+use std::sync::Arc;
+
+pub use custom::{MAX_KEYWORD_LEN, MAX_PATTERN_LEN};
+pub use entity::{Builtin, EntityId};
+pub use error::ScanError;
+pub use secrets::{JWT_CAP, PEM_CAP};
+pub use stream::{StreamFinding, StreamScanner};
+
+use custom::Custom;
+use detectors::{Cand, Detectors};
+use normalize::{NormBuf, View, MAP_LIMIT, MAX_REMOVED_RUN};
+use redact::{resolve, Template};
+
+/// The rules a [`Scanner`] is compiled from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Rules {
+    /// Built-in entity names to detect; `None` for all of them.
+    pub entities: Option<Vec<String>>,
+    /// Operator patterns: `(ENTITY_NAME, regex)`.
+    pub custom_patterns: Vec<(String, String)>,
+    /// Operator keywords: `(ENTITY_NAME, words)`, ASCII case-insensitive, whole words.
+    pub keywords: Vec<(String, Vec<String>)>,
+}
+
+/// A finding in a text: entity id and byte offsets `[start, end)` into the original text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Finding {
+    /// Entity id (see [`Scanner::entity_name`]).
+    pub entity: EntityId,
+    /// Start offset.
+    pub start: usize,
+    /// End offset (exclusive).
+    pub end: usize,
+}
+
+/// The longest candidate of any built-in without a cap, in normalized bytes (an e-mail: 64-byte
+/// local part, `@`, 253-byte domain, with look-ahead; tokens are at most 260).
+const SMALL_MAX: usize = 512;
+
+pub(crate) struct Inner {
+    det: Detectors,
+    names: Vec<String>,
+    enabled: Vec<EntityId>,
+    max_holdback: usize,
+}
+
+/// A compiled rule set. Clones share the compiled automata.
+#[derive(Clone)]
+pub struct Scanner {
+    pub(crate) inner: Arc<Inner>,
+}
+
+/// Names of every built-in entity, in id order.
+pub fn builtin_entities() -> impl Iterator<Item = &'static str> {
+    Builtin::ALL.into_iter().map(Builtin::name)
+}
+
+impl Scanner {
+    /// Compiles `rules`.
+    ///
+    /// # Errors
+    ///
+    /// [`ScanError`] for an unknown built-in name, a malformed entity name, an invalid operator
+    /// regex (or one that can match the empty string, or whose match length is unbounded or over
+    /// [`MAX_PATTERN_LEN`]), or an empty keyword list or keyword.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use _core::scan::{Rules, Scanner};
+    ///
+    /// let rules = Rules {
+    ///     entities: Some(vec!["US_SSN".into()]),
+    ///     custom_patterns: vec![("EMPLOYEE_ID".into(), r"\bEMP-\d{6}\b".into())],
+    ///     keywords: vec![("PROJECT".into(), vec!["bluebird".into()])],
+    /// };
+    /// let scanner = Scanner::new(&rules).unwrap();
+    /// assert_eq!(scanner.entities().collect::<Vec<_>>(), ["US_SSN", "EMPLOYEE_ID", "PROJECT"]);
+    /// assert!(Scanner::new(&Rules { custom_patterns: vec![("X".into(), "a*".into())], ..Rules::default() }).is_err());
+    /// ```
+    pub fn new(rules: &Rules) -> Result<Scanner, ScanError> {
+        let mut enabled_builtin = [false; 16];
+        let mut enabled: Vec<EntityId> = Vec::new();
+        match &rules.entities {
+            None => enabled_builtin = [true; 16],
+            Some(list) => {
+                for (i, name) in list.iter().enumerate() {
+                    let b = Builtin::from_name(name).ok_or_else(|| ScanError::unknown_entity(i, name))?;
+                    enabled_builtin[b as usize] = true;
+                }
+            }
+        }
+        enabled.extend(
+            Builtin::ALL
+                .iter()
+                .filter(|b| enabled_builtin[**b as usize])
+                .map(|b| b.id()),
+        );
+        let mut names: Vec<String> = builtin_entities().map(str::to_string).collect();
+        let mut intern = |what: &'static str, i: usize, name: &str| -> Result<EntityId, ScanError> {
+            if !entity::is_valid_name(name) {
+                return Err(ScanError::invalid_name(what, i));
+            }
+            let id = match names.iter().position(|n| n == name) {
+                Some(id) => id,
+                None => {
+                    if names.len() >= usize::from(EntityId::MAX) {
+                        return Err(ScanError::too_many_entities(usize::from(EntityId::MAX)));
+                    }
+                    names.push(name.to_string());
+                    names.len() - 1
+                }
+            } as EntityId;
+            if !enabled.contains(&id) {
+                enabled.push(id);
+            }
+            Ok(id)
+        };
+        let mut pats = Vec::with_capacity(rules.custom_patterns.len());
+        for (i, (name, re)) in rules.custom_patterns.iter().enumerate() {
+            pats.push((intern("custom_patterns", i, name)?, re.as_str()));
+        }
+        let mut kws = Vec::with_capacity(rules.keywords.len());
+        for (i, (name, words)) in rules.keywords.iter().enumerate() {
+            kws.push((intern("keywords", i, name)?, words.as_slice()));
+        }
+        let custom = Custom::compile(&pats, &kws, &|id| names[usize::from(id)].clone())?;
+        let det = Detectors::new(enabled_builtin, custom);
+        let small = SMALL_MAX.max(det.custom.max_len() + 2);
+        let per_byte = 1 + usize::from(MAX_REMOVED_RUN);
+        let mut max_holdback = small * per_byte + per_byte;
+        if det.on(Builtin::PrivateKey) {
+            max_holdback = max_holdback.max(PEM_CAP as usize);
+        }
+        if det.on(Builtin::Jwt) {
+            max_holdback = max_holdback.max(JWT_CAP as usize);
+        }
+        Ok(Scanner {
+            inner: Arc::new(Inner {
+                det,
+                names,
+                enabled,
+                max_holdback,
+            }),
+        })
+    }
+
+    /// Names of the compiled entity types: enabled built-ins in id order, then operator names.
+    pub fn entities(&self) -> impl Iterator<Item = &str> {
+        self.inner.enabled.iter().map(|&id| self.entity_name(id))
+    }
+
+    /// The name of entity `id` (as found in a [`Finding`]).
+    pub fn entity_name(&self, id: EntityId) -> &str {
+        self.inner.names.get(usize::from(id)).map_or("", String::as_str)
+    }
+
+    /// The most characters a [`StreamScanner`] of this scanner holds back at any time.
+    pub fn max_holdback(&self) -> usize {
+        self.inner.max_holdback
+    }
+
+    /// Finds every entity in `text`: sorted, non-overlapping, byte offsets.
+    pub fn scan(&self, text: &str) -> Vec<Finding> {
+        let mut cands = Vec::new();
+        let mut cs = self.inner.det.custom.new_state();
+        let mut acc = Vec::new();
+        let to_finding = |c: &Cand, v: &View| Finding {
+            entity: c.entity,
+            start: v.orig(c.start) as usize,
+            end: v.orig_end(c.end - 1) as usize,
+        };
+        if text.is_ascii() {
+            let v = View::identity(text.as_bytes(), 0, true);
+            let c = self.inner.det.round(&v, 0, &mut cs, &mut cands);
+            resolve(&mut cands, 0, c, &mut acc);
+            acc.iter().map(|c| to_finding(c, &v)).collect()
+        } else if text.len() as u64 <= MAP_LIMIT {
+            let mut nb = NormBuf::new(0);
+            nb.push(text);
+            let v = View::mapped(&nb, true);
+            let c = self.inner.det.round(&v, 0, &mut cs, &mut cands);
+            resolve(&mut cands, 0, c, &mut acc);
+            acc.iter().map(|c| to_finding(c, &v)).collect()
+        } else {
+            // beyond the map's reach: the stream gives the same answer in bounded memory
+            let mut st = self.stream("");
+            let (mut out, mut found) = (String::new(), Vec::new());
+            // infallible: the stream is new
+            let _ = st.feed(text, &mut out, &mut found);
+            st.finish(&mut out, &mut found);
+            found
+                .iter()
+                .map(|f| Finding {
+                    entity: f.entity,
+                    start: f.start_byte as usize,
+                    end: f.end_byte as usize,
+                })
+                .collect()
+        }
+    }
+
+    /// Redacts `text`: every finding becomes `template` with `{entity}` replaced by its name.
+    /// Returns the new text and the findings (offsets into the original `text`).
+    pub fn redact(&self, text: &str, template: &str) -> (String, Vec<Finding>) {
+        let found = self.scan(text);
+        (self.apply(text, &found, template), found)
+    }
+
+    /// Writes `text` with `found` (as returned by [`Scanner::scan`]) replaced by `template`.
+    pub fn apply(&self, text: &str, found: &[Finding], template: &str) -> String {
+        if found.is_empty() {
+            return text.to_string();
+        }
+        let tpl = Template::new(template);
+        let mut out = String::with_capacity(text.len());
+        let mut at = 0;
+        for f in found {
+            out.push_str(&text[at..f.start]);
+            tpl.push(&mut out, self.entity_name(f.entity));
+            at = f.end;
+        }
+        out.push_str(&text[at..]);
+        out
+    }
+
+    /// A new stream redactor writing `template` for each finding.
+    pub fn stream(&self, template: &str) -> StreamScanner {
+        StreamScanner::new(self.clone(), template)
+    }
+}
+
+/// Converts byte offsets of `found` (sorted, from [`Scanner::scan`] on `text`) to character
+/// offsets, in place. One pass over `text`; nothing to do for ASCII text.
+pub fn char_offsets(text: &str, found: &mut [Finding]) {
+    if found.is_empty() || text.is_ascii() {
+        return;
+    }
+    let bytes = text.as_bytes();
+    let (mut byte, mut chars) = (0usize, 0usize);
+    let mut advance = |to: usize| {
+        chars += bytes[byte..to].iter().filter(|&&b| (b as i8) >= -0x40).count();
+        byte = to;
+        chars
+    };
+    for f in found.iter_mut() {
+        f.start = advance(f.start);
+        f.end = advance(f.end);
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -1,0 +1,410 @@
+//! Cross-module tests: stream invariance at every cut, hold-back bounds, robustness on hostile
+//! input, and the `found` helper the per-file detector tables use (it checks stream invariance on
+//! every table row as well).
+
+use std::sync::OnceLock;
+
+use proptest::prelude::*;
+
+use super::*;
+
+pub(crate) fn all() -> &'static Scanner {
+    static S: OnceLock<Scanner> = OnceLock::new();
+    S.get_or_init(|| Scanner::new(&Rules::default()).unwrap())
+}
+
+fn with_custom() -> &'static Scanner {
+    static S: OnceLock<Scanner> = OnceLock::new();
+    S.get_or_init(|| {
+        Scanner::new(&Rules {
+            entities: None,
+            custom_patterns: vec![
+                ("EMPLOYEE_ID".into(), r"\bEMP-\d{4,8}\b".into()),
+                ("TICKET".into(), r"(?i)tkt[0-9]{2,3}".into()),
+            ],
+            keywords: vec![(
+                "PROJECT".into(),
+                vec!["Bluebird".into(), "blue bird".into(), "C++".into()],
+            )],
+        })
+        .unwrap()
+    })
+}
+
+const TPL: &str = "<{entity}>";
+
+/// Findings of the all-built-ins scanner as `(entity, original slice)`, after checking that the
+/// stream gives the same result for every way of cutting `text` in two, and byte by byte.
+pub(crate) fn found(text: &str) -> Vec<(&'static str, &str)> {
+    let s = all();
+    check_stream(s, text);
+    s.scan(text)
+        .into_iter()
+        .map(|f| (Builtin::ALL[usize::from(f.entity)].name(), &text[f.start..f.end]))
+        .collect()
+}
+
+fn whole(s: &Scanner, text: &str) -> (String, Vec<(EntityId, u64, u64)>) {
+    let (out, mut f) = s.redact(text, TPL);
+    char_offsets(text, &mut f);
+    (
+        out,
+        f.iter().map(|f| (f.entity, f.start as u64, f.end as u64)).collect(),
+    )
+}
+
+fn run_stream<'a>(s: &Scanner, pieces: impl IntoIterator<Item = &'a [u8]>) -> (String, Vec<(EntityId, u64, u64)>) {
+    let mut st = s.stream(TPL);
+    let (mut out, mut f) = (String::new(), Vec::new());
+    for p in pieces {
+        st.feed_bytes(p, &mut out, &mut f).unwrap();
+        assert!(
+            st.held_chars() <= s.max_holdback() + 4,
+            "held {} > {}",
+            st.held_chars(),
+            s.max_holdback()
+        );
+    }
+    st.finish(&mut out, &mut f);
+    (out, f.iter().map(|f| (f.entity, f.start, f.end)).collect())
+}
+
+pub(crate) fn check_stream(s: &Scanner, text: &str) {
+    let want = whole(s, text);
+    let b = text.as_bytes();
+    assert_eq!(run_stream(s, b.chunks(1)), want, "byte by byte: {text:?}");
+    let step = if b.len() <= 400 { 1 } else { b.len() / 200 + 1 };
+    for cut in (0..=b.len()).step_by(step) {
+        assert_eq!(run_stream(s, [&b[..cut], &b[cut..]]), want, "cut at {cut}: {text:?}");
+    }
+    // whole characters through `feed`, one at a time
+    let mut st = s.stream(TPL);
+    let (mut out, mut f) = (String::new(), Vec::new());
+    for (i, c) in text.char_indices() {
+        st.feed(&text[i..i + c.len_utf8()], &mut out, &mut f).unwrap();
+    }
+    st.finish(&mut out, &mut f);
+    assert_eq!(
+        (out, f.iter().map(|f| (f.entity, f.start, f.end)).collect::<Vec<_>>()),
+        want,
+        "by char: {text:?}"
+    );
+}
+
+const SAMPLES: &[&str] = &[
+    "Hi, I'm Ana (ana.lopez@example.org, +34 612 34 56 78). SSN 536-22-1234, card 4111 1111 1111 1111.",
+    "export AWS_ACCESS_KEY_ID=AKIAQ3EGUTDY5WXRMZ7N\nexport AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYzq9vLp4Tks\n",
+    "{\"ip\": \"2001:db8::8a2e:370:7334\", \"v4\": \"10.12.0.7\", \"iban\": \"DE89 3704 0044 0532 0130 00\"}",
+    "token=ghp_R8fZp2Lq9VxW3mKt7YcN1bHd6JsQ0aUe4Gio; slack xoxb-2837461928-3847561029384-Zq8Lr2VbX9mKp4Tn7WcY1dHf",
+    "メールはa@b.comです。電話 03-1234-5678",
+    "４１１１ １１１１ １１１１ １１１１ and a\u{200B}l\u{200B}i\u{200B}c\u{200B}e@example.com",
+    "EMP-123456 tkt42 Bluebird blue bird C++ bluebirds EMP-12",
+    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+    "sk-ant-api03-Zq8Lr2VbX9mKp4Tn7WcY1dHf6JsQ0aUe3GioRt5PxMzBvC2kNw8LyDjE4hFgSuA-_xQ7rT1mZ9pK3vW6nB0cY5dLfHgAA",
+    "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIIrYSSNQFaA2Hwf1duRSxKtLYX5CB04fSeQ6tF1aY/PuoAoGCCqGSM49\n-----END EC PRIVATE KEY-----\n",
+    "call (415) 555-0132 or 020 7946 0958; not 05.10.1986 or 1.3.6.1.4.1",
+    "",
+    "a",
+    "@@@ ::: 1.2.3 +( sk- AK gh eyJ -----BEGIN",
+];
+
+#[test]
+fn samples_stream_like_whole() {
+    for s in [all(), with_custom()] {
+        for t in SAMPLES {
+            check_stream(s, t);
+        }
+    }
+}
+
+#[test]
+fn custom_rules() {
+    let s = with_custom();
+    let text = "EMP-123456 tkt42 Bluebird blue bird C++ bluebirds EMP-12";
+    let got: Vec<(&str, &str)> = s
+        .scan(text)
+        .iter()
+        .map(|f| (s.entity_name(f.entity), &text[f.start..f.end]))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("EMPLOYEE_ID", "EMP-123456"),
+            ("TICKET", "tkt42"),
+            ("PROJECT", "Bluebird"),
+            ("PROJECT", "blue bird"),
+            ("PROJECT", "C++")
+        ]
+    );
+}
+
+#[test]
+fn bad_rules_fail_at_build() {
+    let bad = |r: Rules| Scanner::new(&r).err().map(|e| e.to_string());
+    let pat = |p: &str| Rules {
+        custom_patterns: vec![("X".into(), p.into())],
+        ..Rules::default()
+    };
+    assert!(bad(Rules {
+        entities: Some(vec!["EMAL".into()]),
+        ..Rules::default()
+    })
+    .unwrap()
+    .contains("unknown entity"));
+    assert!(bad(pat("(")).unwrap().contains("invalid regex"));
+    assert!(bad(pat("a?")).unwrap().contains("empty"));
+    assert!(bad(pat(r"\d+")).unwrap().contains("bounded"));
+    assert!(bad(pat(r"\w{1,2000}")).unwrap().contains("bounded"));
+    assert!(bad(Rules {
+        custom_patterns: vec![("lower".into(), "x".into())],
+        ..Rules::default()
+    })
+    .is_some());
+    assert!(bad(Rules {
+        keywords: vec![("K".into(), vec![])],
+        ..Rules::default()
+    })
+    .unwrap()
+    .contains("empty"));
+    assert!(bad(Rules {
+        keywords: vec![("K".into(), vec!["  ".into()])],
+        ..Rules::default()
+    })
+    .is_some());
+    assert!(bad(Rules {
+        keywords: vec![("K".into(), vec!["x".repeat(300)])],
+        ..Rules::default()
+    })
+    .is_some());
+    let ok = Scanner::new(&Rules {
+        entities: Some(vec!["EMAIL".into(), "EMAIL".into()]),
+        ..Rules::default()
+    })
+    .unwrap();
+    assert_eq!(ok.entities().collect::<Vec<_>>(), ["EMAIL"]);
+    assert_eq!(
+        ok.scan("4111 1111 1111 1111 a@b.co"),
+        vec![Finding {
+            entity: 0,
+            start: 20,
+            end: 26
+        }]
+    );
+}
+
+#[test]
+fn char_offsets_count_astral_chars() {
+    let text = "😀é a@b.co 𝟏";
+    let mut f = all().scan(text);
+    char_offsets(text, &mut f);
+    assert_eq!(
+        f,
+        vec![Finding {
+            entity: 0,
+            start: 3,
+            end: 9
+        }]
+    );
+}
+
+#[test]
+fn finished_stream_refuses_input() {
+    let mut st = all().stream(TPL);
+    let (mut out, mut f) = (String::new(), Vec::new());
+    st.finish(&mut out, &mut f);
+    st.finish(&mut out, &mut f);
+    assert!(st.feed("x", &mut out, &mut f).is_err());
+}
+
+#[test]
+fn clean_stream_is_delayed_at_most_one_token() {
+    let s = all();
+    let text = "The quick brown fox jumps over the lazy dog. ".repeat(50);
+    let mut st = s.stream(TPL);
+    let (mut out, mut f) = (String::new(), Vec::new());
+    for (i, c) in text.char_indices() {
+        st.feed(&text[i..i + c.len_utf8()], &mut out, &mut f).unwrap();
+        // only the current word (at most 64 characters) is held
+        assert!(st.held_chars() <= 8, "{}", st.held_chars());
+    }
+    st.finish(&mut out, &mut f);
+    assert_eq!(out, text);
+}
+
+fn pem(lines: usize, footer: bool) -> String {
+    let mut s = String::from("-----BEGIN RSA PRIVATE KEY-----\n");
+    for i in 0..lines {
+        s.push_str(&format!("MIIEowIBAAKCAQEAz{:047}\n", i * 7919));
+    }
+    if footer {
+        s.push_str("-----END RSA PRIVATE KEY-----\n");
+    }
+    s
+}
+
+#[test]
+fn long_pem_blocks_across_many_chunks() {
+    let s = all();
+    for (lines, footer) in [(60, true), (60, false), (300, true), (300, false)] {
+        let text = format!("here:\n{}thanks. bye", pem(lines, footer));
+        let want = whole(s, &text);
+        assert_eq!(want.1.len(), 1, "{lines} {footer}");
+        for size in [1, 7, 64, 1000] {
+            assert_eq!(
+                run_stream(s, text.as_bytes().chunks(size)),
+                want,
+                "{lines} {footer} {size}"
+            );
+        }
+        // the key body never leaks, whatever the chunking
+        let (out, _) = run_stream(s, text.as_bytes().chunks(3));
+        assert!(!out.contains("MIIEow"), "{out}");
+    }
+}
+
+#[test]
+fn holdback_is_bounded_under_adversarial_input() {
+    let s = all();
+    let cases = [
+        format!("-----BEGIN RSA PRIVATE KEY-----\n{}", "QUJD".repeat(5000)),
+        format!("eyJhbGciOiJIUzI1NiJ9.eyJ{}", "a".repeat(20000)),
+        format!("ghp_{}", "\u{200B}".repeat(20000)),
+        format!("a{}@", "\u{200B}b".repeat(5000)),
+        "9".repeat(20000),
+        "a".repeat(20000),
+        "+(".repeat(5000),
+    ];
+    for text in &cases {
+        let want = whole(s, text);
+        assert_eq!(run_stream(s, text.as_bytes().chunks(1)), want);
+        assert_eq!(run_stream(s, text.as_bytes().chunks(333)), want);
+    }
+}
+
+#[test]
+fn hostile_inputs_are_linear() {
+    let s = all();
+    let n = 1 << 20;
+    let patterns = [
+        "-----BEGIN RSA PRIVATE KEY-----",
+        "a@",
+        "@a.",
+        ":",
+        "1:",
+        "1.",
+        "+1 ",
+        "0 ",
+        "eyJ",
+        "eyJaaaaaaaaaaaa.",
+        "sk-",
+        "AKIA",
+        "4111 ",
+        "DE89",
+        "\u{200B}",
+        "ａ",
+    ];
+    for p in patterns {
+        let text = p.repeat(n / p.len());
+        let t0 = std::time::Instant::now();
+        let _ = s.scan(&text);
+        let dt = t0.elapsed();
+        assert!(dt.as_secs_f64() < 3.0, "{p:?}: {dt:?}");
+    }
+}
+
+#[test]
+fn large_non_ascii_text_goes_through_the_stream_path() {
+    // the map covers 1 GiB; check the stream path gives the same answer on a small text
+    let s = all();
+    let text = "é a@b.co 😀 4111 1111 1111 1111".repeat(100);
+    let direct = s.scan(&text);
+    let mut st = s.stream("");
+    let (mut out, mut f) = (String::new(), Vec::new());
+    st.feed(&text, &mut out, &mut f).unwrap();
+    st.finish(&mut out, &mut f);
+    let via: Vec<Finding> = f
+        .iter()
+        .map(|f| Finding {
+            entity: f.entity,
+            start: f.start_byte as usize,
+            end: f.end_byte as usize,
+        })
+        .collect();
+    assert_eq!(direct, via);
+}
+
+fn fragment() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("alice@example.com".to_string()),
+        Just("536-22-1234".to_string()),
+        Just("4111 1111 1111 1111".to_string()),
+        Just("+44 20 7946 0958".to_string()),
+        Just("(415) 555-0132".to_string()),
+        Just("10.0.0.1".to_string()),
+        Just("fe80::1".to_string()),
+        Just("DE89370400440532013000".to_string()),
+        Just("AKIAQ3EGUTDY5WXRMZ7N".to_string()),
+        Just("aws secret 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".to_string()),
+        Just("ghp_R8fZp2Lq9VxW3mKt7YcN1bHd6JsQ0aUe4Gio".to_string()),
+        Just("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jV".to_string()),
+        Just("-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----".to_string()),
+        Just("-----BEGIN PRIVATE KEY-----\nMIIE".to_string()),
+        Just("EMP-123456".to_string()),
+        Just("blue bird".to_string()),
+        Just("\u{200B}".to_string()),
+        Just("４".to_string()),
+        Just("＠".to_string()),
+        Just("😀".to_string()),
+        "[ a-z0-9@.:+()_/=-]{0,12}",
+        "[\\PC]{0,4}",
+    ]
+}
+
+proptest! {
+    // 256 cases by default; PROPTEST_CASES=100000 for a longer run
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(256),
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn prop_stream_equals_whole(parts in prop::collection::vec(fragment(), 0..12),
+                                cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..8)) {
+        let text: String = parts.concat();
+        for s in [all(), with_custom()] {
+            let want = whole(s, &text);
+            let b = text.as_bytes();
+            let mut points: Vec<usize> = cuts.iter().map(|i| i.index(b.len() + 1)).collect();
+            points.sort_unstable();
+            let mut pieces = Vec::new();
+            let mut prev = 0;
+            for p in points {
+                pieces.push(&b[prev..p]);
+                prev = p;
+            }
+            pieces.push(&b[prev..]);
+            prop_assert_eq!(run_stream(s, pieces), want.clone());
+            prop_assert_eq!(run_stream(s, b.chunks(1)), want);
+        }
+    }
+
+    #[test]
+    fn prop_never_panics(text in "\\PC{0,300}") {
+        let s = all();
+        let f = s.scan(&text);
+        for w in f.windows(2) {
+            prop_assert!(w[0].end <= w[1].start);
+        }
+        for x in &f {
+            prop_assert!(x.start < x.end && text.is_char_boundary(x.start) && text.is_char_boundary(x.end));
+        }
+        let _ = s.redact(&text, TPL);
+    }
+
+    #[test]
+    fn prop_any_bytes_stream(bytes in prop::collection::vec(any::<u8>(), 0..300), size in 1usize..20) {
+        let s = all();
+        let want = whole(s, &String::from_utf8_lossy(&bytes));
+        prop_assert_eq!(run_stream(s, bytes.chunks(size)), want);
+    }
+}

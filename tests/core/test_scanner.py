@@ -1,0 +1,267 @@
+"""The scanner through Python: detector tables, build errors, offsets, redaction and streaming.
+
+The streaming property (for every way of cutting a text into chunks, the concatenated output
+equals `redact(text)[0]` and the findings are equal) is checked with hypothesis on random cuts,
+exhaustively on every cut point of fixed samples, and with one-character chunks.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sluicegate._core import ScanError, Scanner, StreamScanner, builtin_entities
+
+ALL = Scanner()
+
+
+@dataclass(frozen=True)
+class Err:
+    """Expected `ScanError` whose message contains `match`."""
+
+    match: str
+
+
+def fullwidth(s: str) -> str:
+    """`s` with its ASCII printable characters in their full-width forms."""
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in s)
+
+
+AKID = "AKIAQ3EGUTDY5WXRMZ7N"
+AWS_SECRET = "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"
+GHP = "ghp_R8fZp2Lq9VxW3mKt7YcN1bHd6JsQ0aUe4Gio"
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
+PEM = (
+    "-----BEGIN EC PRIVATE KEY-----\n"
+    "MHcCAQEEIIrYSSNQFaA2Hwf1duRSxKtLYX5CB04fSeQ6tF1aY/Puo\n"
+    "-----END EC PRIVATE KEY-----"
+)
+
+SCAN_CASES: list[tuple[str, list[tuple[str, str]]]] = [
+    ("no pii here, just words.", []),
+    ("mail alice@example.com now", [("EMAIL", "alice@example.com")]),
+    ("SSN 536-22-1234.", [("US_SSN", "536-22-1234")]),
+    ("SSN 000-22-1234 or 666-22-1234 or 912-22-1234", []),
+    ("card 4111 1111 1111 1111 exp", [("CREDIT_CARD", "4111 1111 1111 1111")]),
+    ("ref 4111 1111 1111 1112", []),
+    ("IBAN DE89 3704 0044 0532 0130 00", [("IBAN", "DE89 3704 0044 0532 0130 00")]),
+    ("ip 10.0.0.1 and 2001:db8::1", [("IP_ADDRESS", "10.0.0.1"), ("IP_ADDRESS", "2001:db8::1")]),
+    ("version 10.0.19045.3693 and OID 1.3.6.1.4.1", []),
+    ("call (415) 555-0132 or +44 20 7946 0958", [("PHONE", "(415) 555-0132"), ("PHONE", "+44 20 7946 0958")]),
+    ("born 05.10.1986, order #4155550132", []),
+    (f"AWS_ACCESS_KEY_ID={AKID}", [("AWS_ACCESS_KEY_ID", AKID)]),
+    (f"aws_secret_access_key = {AWS_SECRET}", [("AWS_SECRET_ACCESS_KEY", AWS_SECRET)]),
+    (f"token {GHP}", [("GITHUB_TOKEN", GHP)]),
+    ("ghp_XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX", []),
+    (f"Bearer {JWT}", [("JWT", JWT)]),
+    (f"key:\n{PEM}\n", [("PRIVATE_KEY", PEM)]),
+    ("git@github.com:org/repo.git logo@2x.png", []),
+    ("commit e83c5163316f89bfbde7d9ab23ca2e25604af290", []),
+    ("メールはa@b.comです", [("EMAIL", "a@b.com")]),
+    ("a\u200bl\u200bi\u200bc\u200be@example.com", [("EMAIL", "a\u200bl\u200bi\u200bc\u200be@example.com")]),
+    (fullwidth("SSN 536-22-1234"), [("US_SSN", fullwidth("536-22-1234"))]),
+]
+
+
+@pytest.mark.parametrize(("text", "want"), SCAN_CASES)
+def test_scan_table(text: str, want: list[tuple[str, str]]) -> None:
+    assert [(e, text[s:t]) for e, s, t in ALL.scan(text)] == want
+
+
+BUILD_CASES: list[tuple[dict[str, object], list[str] | Err]] = [
+    ({}, list(builtin_entities())),
+    ({"entities": ["US_SSN", "EMAIL"]}, ["EMAIL", "US_SSN"]),
+    ({"entities": []}, []),
+    ({"entities": ["EMAIL"], "custom_patterns": [("EMPLOYEE_ID", r"\bEMP-\d{6}\b")]}, ["EMAIL", "EMPLOYEE_ID"]),
+    ({"entities": [], "keywords": [("PROJECT", ["bluebird"])]}, ["PROJECT"]),
+    ({"entities": ["EMAL"]}, Err("unknown entity EMAL")),
+    ({"entities": ["not a name"]}, Err("not an entity name")),
+    ({"custom_patterns": [("X", "(")]}, Err("invalid regex")),
+    ({"custom_patterns": [("X", "a*")]}, Err("empty string")),
+    ({"custom_patterns": [("X", r"\d+")]}, Err("bounded match length")),
+    ({"custom_patterns": [("lower", "x")]}, Err("entity name")),
+    ({"keywords": [("K", [])]}, Err("empty")),
+    ({"keywords": [("K", [""])]}, Err("keyword")),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "want"), BUILD_CASES)
+def test_build(kwargs: dict[str, object], want: list[str] | Err) -> None:
+    if isinstance(want, Err):
+        with pytest.raises(ScanError, match=want.match):
+            Scanner(**kwargs)  # type: ignore[arg-type]
+    else:
+        assert Scanner(**kwargs).entities == want  # type: ignore[arg-type]
+
+
+def test_error_is_a_value_error_and_carries_no_pattern() -> None:
+    assert issubclass(ScanError, ValueError)
+    with pytest.raises(ValueError, match="custom_patterns") as exc:
+        Scanner(custom_patterns=[("X", "secret-078-05-1120(")])
+    assert "078-05-1120" not in str(exc.value)
+
+
+def test_builtin_entities() -> None:
+    names = builtin_entities()
+    assert names[:3] == ["EMAIL", "PHONE", "US_SSN"] and len(names) == 16 and "PRIVATE_KEY" in names
+
+
+def test_custom_rules() -> None:
+    s = Scanner(entities=[], custom_patterns=[("EMPLOYEE_ID", r"\bEMP-\d{6}\b")], keywords=[("PROJECT", ["Bluebird"])])
+    text = "EMP-123456 on BLUEBIRD, not bluebirds or EMP-12"
+    assert [(e, text[a:b]) for e, a, b in s.scan(text)] == [("EMPLOYEE_ID", "EMP-123456"), ("PROJECT", "BLUEBIRD")]
+
+
+def test_offsets_are_characters() -> None:
+    text = "😀é ñ a@b.co \U0001d7cf 536-22-1234"
+    found = ALL.scan(text)
+    assert [(e, text[s:t]) for e, s, t in found] == [("EMAIL", "a@b.co"), ("US_SSN", "536-22-1234")]
+    assert found[0][1] == 5
+
+
+def test_redact() -> None:
+    text = "reach 😀 a@b.co or 536-22-1234"
+    out, found = ALL.redact(text)
+    assert out == "reach 😀 [REDACTED:EMAIL] or [REDACTED:US_SSN]"
+    assert found == ALL.scan(text)
+    assert ALL.redact(text, "<{entity}|{entity}>")[0] == "reach 😀 <EMAIL|EMAIL> or <US_SSN|US_SSN>"
+    clean = "nothing " * 3
+    assert ALL.redact(clean)[0] is clean
+
+
+def test_large_text_is_scanned_detached() -> None:
+    text = ("lorem ipsum " * 1000) + "a@b.co"
+    results: list[list[tuple[str, int, int]]] = []
+    threads = [threading.Thread(target=lambda: results.append(ALL.scan(text))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [[("EMAIL", len(text) - 6, len(text))]] * 4
+
+
+def run_stream(scanner: Scanner, chunks: list[str]) -> tuple[str, list[tuple[str, int, int]]]:
+    st = scanner.stream()
+    out: list[str] = []
+    found: list[tuple[str, int, int]] = []
+    for c in chunks:
+        text, f = st.feed(c)
+        out.append(text)
+        found += f
+    text, f = st.finish()
+    return "".join(out) + text, found + f
+
+
+STREAM_SAMPLES = [
+    "Hi, I'm Ana (ana.lopez@example.org, +34 612 34 56 78). SSN 536-22-1234, card 4111 1111 1111 1111.",
+    f"export AWS_ACCESS_KEY_ID={AKID}\nexport AWS_SECRET_ACCESS_KEY={AWS_SECRET}\n",
+    f"{PEM}{PEM} and {JWT}.",
+    "メールはa@b.comです、電話 03-1234-5678 😀 " + fullwidth("536-22-1234"),
+]
+
+
+@pytest.mark.parametrize("text", STREAM_SAMPLES)
+def test_stream_every_cut_and_one_char_chunks(text: str) -> None:
+    want = ALL.redact(text)
+    assert run_stream(ALL, list(text)) == want
+    for cut in range(len(text) + 1):
+        assert run_stream(ALL, [text[:cut], text[cut:]]) == want, cut
+
+
+FRAGMENTS = st.sampled_from(
+    [
+        "alice@example.com",
+        "536-22-1234",
+        "4111 1111 1111 1111",
+        "+44 20 7946 0958",
+        "(415) 555-0132",
+        "10.0.0.1",
+        "fe80::1",
+        "DE89370400440532013000",
+        AKID,
+        f"aws secret {AWS_SECRET}",
+        GHP,
+        JWT,
+        PEM,
+        PEM[:40],
+        "\u200b",
+        "\uff14",
+        "\uff20",
+        "😀",
+        " ",
+        "\n",
+        ".",
+        "-",
+        "@",
+        ":",
+        "+",
+        "sk-",
+        "eyJ",
+        "-----BEGIN",
+    ]
+)
+TEXTS = st.lists(st.one_of(FRAGMENTS, st.text(max_size=8)), max_size=10).map("".join)
+
+
+@settings(max_examples=150, deadline=None)
+@given(text=TEXTS, cuts=st.lists(st.integers(min_value=0), max_size=8))
+def test_stream_equals_whole(text: str, cuts: list[int]) -> None:
+    points = sorted(c % (len(text) + 1) for c in cuts)
+    chunks = [text[a:b] for a, b in zip([0, *points], [*points, len(text)], strict=True)]
+    assert run_stream(ALL, chunks) == ALL.redact(text)
+
+
+def test_clean_stream_delay_is_bounded() -> None:
+    text = "The quick brown fox jumps over the lazy dog; nothing to see. " * 40
+    st_ = ALL.stream()
+    emitted = 0
+    for fed, ch in enumerate(text, start=1):
+        out, found = st_.feed(ch)
+        emitted += len(out)
+        assert not found
+        assert fed - emitted <= ALL.max_holdback
+        assert fed - emitted <= 16  # only the word being written is held
+    out, _ = st_.finish()
+    assert emitted + len(out) == len(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "-----BEGIN RSA PRIVATE KEY-----\n" + "QUJDRA==\n" * 3000,  # the footer never comes
+        "eyJhbGciOiJIUzI1NiJ9.eyJ" + "a" * 20000,
+        "ghp_" + "\u200b" * 5000 + "x" * 10,
+    ],
+)
+def test_holdback_is_bounded_and_long_secrets_never_leak(text: str) -> None:
+    st_ = ALL.stream()
+    fed = emitted = 0
+    out_all = []
+    for i in range(0, len(text), 7):
+        chunk = text[i : i + 7]
+        out, _ = st_.feed(chunk)
+        out_all.append(out)
+        fed += len(chunk)
+        emitted += len(out)
+        if "[REDACTED" not in "".join(out_all):
+            # until the placeholder goes out, the whole input is held: never more than the bound
+            # (plus the chunk that crossed it); after it, the block's run is swallowed, not held
+            assert fed - emitted <= ALL.max_holdback + len(chunk)
+    out, _ = st_.finish()
+    whole = "".join(out_all) + out
+    assert whole == ALL.redact(text)[0]
+    assert "QUJD" not in whole and "aaaa" not in whole
+
+
+def test_stream_after_finish() -> None:
+    st_ = ALL.stream("<{entity}>")
+    assert isinstance(st_, StreamScanner)
+    assert st_.feed("a@b.co ") == ("<EMAIL> ", [("EMAIL", 0, 6)])
+    assert st_.finish() == ("", [])
+    assert st_.finish() == ("", [])
+    with pytest.raises(ScanError, match="finished"):
+        st_.feed("x")
