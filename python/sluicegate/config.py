@@ -20,6 +20,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from sluicegate.spend.caps import SpendSettings
+
 ENV_PREFIX = "SLUICEGATE_"
 CONFIG_ENV = "SLUICEGATE_CONFIG"
 
@@ -101,9 +103,11 @@ class RoutingSettings(_Section):
 
 
 class KeySettings(_Section):
-    name: str
+    name: str = Field(min_length=1)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    workspace: str = "default"
+    org: str = Field("default", min_length=1)
+    workspace: str = Field("default", min_length=1)
+    user: str | None = None
 
 
 RedactionAction = Literal["redact", "block", "monitor", "pseudonymize"]
@@ -152,6 +156,7 @@ class Settings(_Section):
     routing: RoutingSettings = RoutingSettings()
     keys: list[KeySettings] = Field(default_factory=list)
     redaction: RedactionSettings = RedactionSettings()
+    spend: SpendSettings = SpendSettings()
 
     @model_validator(mode="after")
     def _routes_name_providers(self) -> Settings:
@@ -161,6 +166,8 @@ class Settings(_Section):
         for where, provider in named.items():
             if provider is not None and provider not in self.providers:
                 raise ValueError(f"{where} names provider {provider!r}, which is not in [providers]")
+        if self.spend.enabled and self.spend.reservation_ttl_s <= self.upstream.total_timeout_s:
+            raise ValueError("spend.reservation_ttl_s must be longer than upstream.total_timeout_s")
         return self
 
 

@@ -8,8 +8,9 @@ GatewayError(status, code, type)
 │   └── PayloadTooLarge            413  body over server.max_body_bytes
 │   └── PolicyBlocked              400  content a policy blocks (names the types, never the values)
 ├── Unauthenticated                401  missing or unknown gateway key
+├── SpendLimitExceeded             402  a spend cap would be crossed (level, id, limit, spent, reset)
 ├── PolicyFailed                   500  a policy could not run (the request is refused: fail closed)
-├── Unavailable                    503  the gateway is draining
+├── Unavailable                    503  the spend store is unreachable (fail_closed)
 └── UpstreamError                  502  the provider misbehaved
     ├── UpstreamStatus             4xx/5xx passed through with the provider's own body
     ├── UpstreamUnreachable        502  connection refused, reset, DNS failure
@@ -32,6 +33,8 @@ class GatewayError(Exception):
         code: a snake_case code, also the metric label.
         type: the error type family (OpenAI's `type`; mapped to Anthropic's types by the formats).
         param: the request field at fault, when there is one.
+        headers: response headers that go with the error.
+        extra: more fields for the error object of the body (figures, never content).
     """
 
     status: int = 500
@@ -47,6 +50,7 @@ class GatewayError(Exception):
         type: str | None = None,
         param: str | None = None,
         headers: dict[str, str] | None = None,
+        extra: dict[str, object] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -58,6 +62,7 @@ class GatewayError(Exception):
             self.type = type
         self.param = param
         self.headers = headers or {}
+        self.extra = extra or {}
 
 
 class InvalidRequest(GatewayError):
@@ -93,6 +98,14 @@ class Unauthenticated(GatewayError):
     status = 401
     code = "invalid_api_key"
     type = "authentication_error"
+
+
+class SpendLimitExceeded(GatewayError):
+    """A cap would be crossed. `x-should-retry: false`: retrying cannot help before the reset."""
+
+    status = 402
+    code = "spend_limit_exceeded"
+    type = "insufficient_quota"
 
 
 class Unavailable(GatewayError):

@@ -70,12 +70,14 @@ def parse_event_json(event: Event) -> Any:
 
 
 def openai_error_body(err: GatewayError) -> bytes:
-    return orjson.dumps({"error": {"message": err.message, "type": err.type, "param": err.param, "code": err.code}})
+    error = {"message": err.message, "type": err.type, "param": err.param, "code": err.code, **err.extra}
+    return orjson.dumps({"error": error})
 
 
 def anthropic_error_body(err: GatewayError, request_id: str | None = None) -> bytes:
     kind = _ANTHROPIC_TYPES.get(err.status, "api_error" if err.status >= 500 else "invalid_request_error")
-    return orjson.dumps({"type": "error", "error": {"type": kind, "message": err.message}, "request_id": request_id})
+    error = {"type": kind, "message": err.message, **err.extra}
+    return orjson.dumps({"type": "error", "error": error, "request_id": request_id})
 
 
 class TextFilter(Protocol):

@@ -14,10 +14,12 @@ from sluicegate.secrets import hash_key
 
 @dataclass(frozen=True, slots=True)
 class Identity:
-    """Who is calling: the key's name and its workspace."""
+    """Who is calling: the key, and the organization, workspace and user it belongs to."""
 
     key_name: str
     workspace: str
+    org: str = "default"
+    user: str | None = None
 
 
 class KeyStore:
@@ -28,7 +30,7 @@ class KeyStore:
     """
 
     def __init__(self, keys: Iterable[KeySettings]) -> None:
-        self._by_hash = {k.sha256: Identity(k.name, k.workspace) for k in keys}
+        self._by_hash = {k.sha256: Identity(k.name, k.workspace, k.org, k.user) for k in keys}
 
     def __len__(self) -> int:
         return len(self._by_hash)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
@@ -18,10 +18,11 @@ import orjson
 from sluicegate.config import Settings
 from sluicegate.errors import GatewayError, InvalidRequest, NotFound, PayloadTooLarge
 from sluicegate.formats import FORMATS_BY_PATH, WireFormat
-from sluicegate.formats.base import Family
+from sluicegate.formats.base import Family, StreamTap
 from sluicegate.policy.auth import KeyStore
 from sluicegate.policy.redaction import Redactor
-from sluicegate.proxy.providers import Router
+from sluicegate.policy.spend import SpendPolicy
+from sluicegate.proxy.providers import Provider, Router
 from sluicegate.proxy.relay import (
     INTERNAL,
     JSON,
@@ -104,12 +105,18 @@ class Gateway:
         self._http: HttpUpstream | None = None
         self._local = InProcessUpstream()
         self.redactor = Redactor(settings.redaction) if settings.redaction.enabled else None
+        self.spend = SpendPolicy(settings.spend) if settings.spend.enabled and settings.spend.caps else None
 
     async def start(self) -> None:
-        """Create the pooled client; call inside the serving event loop."""
+        """Create the pooled client and the spend store; call inside the serving event loop."""
         self._http = HttpUpstream(self.settings.upstream)
+        if self.spend is not None:
+            await self.spend.start()
 
     async def stop(self) -> None:
+        """Close the spend store (returning leases, flushing settlements) and the pool."""
+        if self.spend is not None:
+            await self.spend.stop()
         if self._http is not None:
             await self._http.close()
 
@@ -154,9 +161,14 @@ class Gateway:
             )
         provider, upstream_model = self.router.route(model, fmt)
         stream = fmt.streams and body.get("stream") is True
-        # ── spend.reserve plugs in here ──
         scan = self.redactor.scan_request(fmt, body, identity.workspace) if self.redactor is not None else None
         changed = scan is not None and scan.changed
+        guard = None
+        lines = self.spend.lines_for(identity) if self.spend is not None else ()
+        if lines:
+            assert self.spend is not None
+            guard, clamped = await self.spend.reserve(fmt, body, provider, upstream_model, lines)
+            changed |= clamped
         tap = fmt.tap(body, self.redactor.response_filter(scan) if scan is not None else None) if stream else None
         changed |= fmt.prepare(body)
         if upstream_model != model:
@@ -164,6 +176,35 @@ class Gateway:
             changed = True
         if changed:
             raw = orjson.dumps(body)
+        rewrite = None
+        if scan is not None and self.redactor is not None:
+            rewrite = partial(self.redactor.scan_response, fmt, scan=scan, workspace=identity.workspace)
+        try:
+            outcome = await self._exchange(send, receive, fmt, provider, headers, raw, tap, rewrite, rid)
+        except BaseException:
+            if guard is not None:
+                await guard.finish(None)  # failed before any output: release
+            raise
+        if scan is not None:
+            outcome.events.extend(scan.tally.events())
+        if guard is not None:
+            await guard.finish(outcome)
+        # ── the background sinks (ledger, traces, events) plug in here ──
+        return outcome
+
+    async def _exchange(
+        self,
+        send: Send,
+        receive: Receive,
+        fmt: WireFormat,
+        provider: Provider,
+        headers: dict[bytes, bytes],
+        raw: bytes,
+        tap: StreamTap | None,
+        rewrite: Callable[[Any], bool] | None,
+        rid: bytes,
+    ) -> Outcome:
+        """Send the request upstream and relay the answer."""
         upstream_headers = provider.headers(
             _str(headers.get(b"anthropic-version")), _str(headers.get(b"anthropic-beta"))
         )
@@ -172,16 +213,8 @@ class Gateway:
         if resp.status >= 400:
             return await relay_error_status(send, fmt, resp, rid, self.settings.upstream.max_error_body_bytes)
         if tap is not None and resp.content_type.startswith("text/event-stream"):
-            outcome = await relay_stream(send, receive, fmt, tap, resp, rid)
-        else:
-            rewrite = None
-            if scan is not None and self.redactor is not None:
-                rewrite = partial(self.redactor.scan_response, fmt, scan=scan, workspace=identity.workspace)
-            outcome = await relay_body(send, fmt, resp, rid, rewrite)
-        if scan is not None:
-            outcome.events = scan.tally.events()
-        # ── spend.settle and the background sinks plug in here ──
-        return outcome
+            return await relay_stream(send, receive, fmt, tap, resp, rid)
+        return await relay_body(send, fmt, resp, rid, rewrite)
 
     @staticmethod
     def _parse(raw: bytes) -> dict[str, Any]:

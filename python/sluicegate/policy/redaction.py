@@ -33,24 +33,13 @@ from sluicegate.config import RedactionSettings
 from sluicegate.errors import PolicyBlocked, PolicyFailed
 from sluicegate.formats.base import TextFilter, WireFormat
 from sluicegate.formats.slots import TextSlot, all_strings
+from sluicegate.observe.events import PolicyEvent
 
 Direction = Literal["request", "response"]
 Finding = tuple[str, int, int]
 PLACEHOLDER = "[REDACTED:{entity}]"
 _RESTORE = re.compile(r"<[A-Z][A-Z0-9_]*_\d+>")
 _RESTORE_PREFIX = re.compile(r"<[A-Z0-9_]{0,48}\Z")
-
-
-@dataclass(slots=True)
-class PolicyEvent:
-    """One policy decision: what was found and done, where, how often. Never the value."""
-
-    policy: str  # "redaction"
-    action: str  # redact | block | monitor | pseudonymize
-    direction: Direction
-    entity: str
-    count: int
-    locations: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)

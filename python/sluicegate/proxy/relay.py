@@ -26,7 +26,7 @@ from sluicegate.proxy.upstream import RETRY_HEADERS, UpstreamResponse
 from sluicegate.types import Receive, Send
 
 if TYPE_CHECKING:
-    from sluicegate.policy.redaction import PolicyEvent
+    from sluicegate.observe.events import PolicyEvent
 
 log = logging.getLogger("sluicegate.relay")
 JSON = b"application/json"
@@ -42,6 +42,7 @@ class Outcome:
     usage: Usage | None = None
     error: str | None = None  # an error code, when the call failed
     client_gone: bool = False
+    cost_nusd: int | None = None
     events: list[PolicyEvent] = field(default_factory=list)
 
 
@@ -95,8 +96,13 @@ async def relay_body(
     except orjson.JSONDecodeError:
         raise UpstreamProtocolError("the provider sent a response that is not JSON") from None
     usage = fmt.usage(parsed)
-    if rewrite is not None and rewrite(parsed):
-        body = orjson.dumps(parsed)
+    try:
+        if rewrite is not None and rewrite(parsed):
+            body = orjson.dumps(parsed)
+    except GatewayError as err:  # a response policy refused it: the call still cost its usage
+        outcome = await send_error(send, fmt, err, request_id)
+        outcome.usage = usage
+        return outcome
     await send_body(send, resp.status, body, [(b"content-type", JSON), (b"x-request-id", request_id)])
     return Outcome(resp.status, usage=usage)
 

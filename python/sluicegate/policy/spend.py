@@ -1,0 +1,211 @@
+"""The spend step of the pipeline: price the request, reserve its worst case on every cap that
+applies (atomically), refuse with 402 when one would be crossed, and settle the actual cost.
+
+Which caps apply: every `[[spend.caps]]` line of the caller's organization whose entity is the
+caller's organization, workspace, user or key. A call with no cap touches no store at all.
+
+Settlement rules, so reservations never leak:
+- the provider reported usage: settle its cost;
+- the provider produced output but no usage (the client left mid-stream, the stream broke):
+  settle the whole reservation (conservative: never less than the provider can bill);
+- the call failed before any output (an error status, unreachable, timed out): release.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from sluicegate.errors import GatewayError, InvalidRequest, SpendLimitExceeded, Unavailable
+from sluicegate.formats.base import WireFormat
+from sluicegate.observe.events import PolicyEvent
+from sluicegate.policy.auth import Identity
+from sluicegate.proxy.providers import Provider
+from sluicegate.proxy.relay import Outcome
+from sluicegate.spend import (
+    CapLine,
+    ModelPrice,
+    PriceBook,
+    Refusal,
+    Reservation,
+    SpendSettings,
+    SpendStore,
+    StoreUnavailable,
+    ThresholdAlert,
+    clamp_output,
+    create_store,
+    estimate,
+    format_usd,
+)
+
+log = logging.getLogger("sluicegate.spend")
+
+
+def refusal_error(refusal: Refusal) -> SpendLimitExceeded:
+    """The 402 for a refusal: which cap, its limit, what is spent and reserved, when it resets."""
+    line = refusal.line
+    resets = refusal.resets_at.isoformat().replace("+00:00", "Z") if refusal.resets_at else None
+    when = f"the window resets at {resets}" if resets else "this cap does not reset"
+    message = (
+        f"spend cap reached: {line.level} {line.entity_id!r} has a {line.window} cap of {format_usd(line.limit_nusd)}; "
+        f"spent {format_usd(refusal.spent_nusd)}, reserved {format_usd(refusal.reserved_nusd)}, "
+        f"this request needs up to {format_usd(refusal.requested_nusd)}; {when}"
+    )
+    cap = {
+        "level": line.level,
+        "id": line.entity_id,
+        "window": line.window,
+        "limit_nusd": line.limit_nusd,
+        "spent_nusd": refusal.spent_nusd,
+        "reserved_nusd": refusal.reserved_nusd,
+        "requested_nusd": refusal.requested_nusd,
+        "resets_at": resets,
+    }
+    headers = {"x-should-retry": "false"}
+    headers.update((f"x-sluicegate-cap-{k.replace('_', '-')}", str(v)) for k, v in cap.items() if v is not None)
+    return SpendLimitExceeded(message, headers=headers, extra={"cap": cap})
+
+
+def _cap_detail(line: CapLine, **figures: Any) -> dict[str, Any]:
+    return {"id": line.entity_id, "org": line.org_id, "window": line.window, "limit_nusd": line.limit_nusd, **figures}
+
+
+def _refusal_event(action: str, refusal: Refusal) -> PolicyEvent:
+    detail = _cap_detail(
+        refusal.line,
+        spent_nusd=refusal.spent_nusd,
+        reserved_nusd=refusal.reserved_nusd,
+        requested_nusd=refusal.requested_nusd,
+    )
+    return PolicyEvent("spend", action, "", refusal.line.level, detail=detail)
+
+
+def _alert_events(alerts: list[ThresholdAlert]) -> list[PolicyEvent]:
+    return [
+        PolicyEvent(
+            "spend",
+            "threshold",
+            "",
+            a.line.level,
+            detail=_cap_detail(a.line, percent=a.threshold_pct, spent_nusd=a.spent_nusd, window_id=a.window_id),
+        )
+        for a in alerts
+    ]
+
+
+@dataclass(slots=True)
+class SpendGuard:
+    """One call's reservation, until it is settled or released."""
+
+    policy: SpendPolicy
+    reservation: Reservation | None
+    price: ModelPrice | None
+    events: list[PolicyEvent] = field(default_factory=list)
+
+    async def finish(self, outcome: Outcome | None) -> None:
+        """Settle or release (see the module docstring); never raises."""
+        store, reservation = self.policy.store, self.reservation
+        if outcome is not None:
+            outcome.events.extend(self.events)
+        if store is None or reservation is None:
+            return
+        try:
+            if outcome is not None and outcome.usage is not None and self.price is not None:
+                actual = self.policy.prices.cost_nusd(self.price, outcome.usage)
+            elif outcome is not None and outcome.status == 200:
+                actual = reservation.amount_nusd
+            else:
+                await store.release(reservation)
+                return
+            alerts = await store.settle(reservation, actual)
+            if outcome is not None:
+                outcome.cost_nusd = actual
+                outcome.events.extend(_alert_events(alerts))
+        except StoreUnavailable:
+            # The reservation expires after spend.reservation_ttl_s and then counts as spent.
+            log.warning("spend store unavailable at settlement; the reservation will expire")
+
+
+class SpendPolicy:
+    """Prices, the store, and the caps by caller.
+
+    Arguments:
+        settings: the `[spend]` section.
+    """
+
+    def __init__(self, settings: SpendSettings) -> None:
+        self.settings = settings
+        self.prices = PriceBook.from_settings(settings)
+        self.store: SpendStore | None = None
+        self._lines = settings.lines()
+        self._by_identity: dict[Identity, tuple[CapLine, ...]] = {}
+
+    async def start(self) -> None:
+        self.store = create_store(self.settings)
+
+    async def stop(self) -> None:
+        if self.store is not None:
+            await self.store.close()
+
+    def lines_for(self, who: Identity) -> tuple[CapLine, ...]:
+        """The caps on the caller's organization, workspace, user and key (cached per caller)."""
+        lines = self._by_identity.get(who)
+        if lines is None:
+            mine = {"org": who.org, "workspace": who.workspace, "user": who.user, "key": who.key_name}
+            lines = tuple(c for c in self._lines if c.org_id == who.org and mine[c.level] == c.entity_id)
+            self._by_identity[who] = lines
+        return lines
+
+    async def reserve(
+        self, fmt: WireFormat, body: dict[str, Any], provider: Provider, model: str, lines: tuple[CapLine, ...]
+    ) -> tuple[SpendGuard, bool]:
+        """Reserve the request's worst case on `lines`; returns the guard and whether `body` was
+        changed (its output limit clamped).
+
+        Raises:
+            SpendLimitExceeded: a cap would be crossed (402).
+            InvalidRequest: the model has no price and no default price is configured.
+            Unavailable: the store is unreachable and `on_redis_error` is `fail_closed` (503).
+        """
+        assert self.store is not None, "SpendPolicy.start() was not awaited"
+        s = self.settings
+        priced_as = provider.kind if provider.kind in ("openai", "anthropic") else provider.name
+        if provider.kind == "mock":
+            model = model.split("@", 1)[0]  # the mock's knobs are no part of the model's price
+        try:
+            price = self.prices.price(model, priced_as)
+        except LookupError:
+            raise InvalidRequest(
+                f"no price is known for the model {model!r}, and spend caps apply to this key",
+                code="unknown_model_price",
+                param="model",
+            ) from None
+        est = estimate(body, fmt.name, s.estimate)
+        output = est.output_tokens
+        if output is None:
+            output = (self.prices.output_limit(model, priced_as) or s.default_output_limit_tokens) * est.choices
+        worst = self.prices.worst_case_nusd(price, est.input_tokens, output)
+        min_clamp = self.prices.worst_case_nusd(price, est.input_tokens, s.min_clamp_output_tokens)
+        try:
+            result = await self.store.reserve(lines, worst, min_clamp_nusd=min_clamp)
+        except StoreUnavailable as exc:
+            event = PolicyEvent("spend", "store_unavailable", "", "store", detail={"behaviour": s.on_redis_error})
+            if s.on_redis_error == "fail_closed":
+                raise Unavailable(
+                    "spend caps cannot be checked right now (the spend store is unreachable); retry shortly",
+                    code="spend_store_unavailable",
+                ) from exc
+            return SpendGuard(self, None, price, [event]), False
+        events = [_refusal_event("would_refuse", r) for r in result.monitored]
+        events += _alert_events(result.alerts)
+        if result.refusal is not None:
+            err: GatewayError = refusal_error(result.refusal)
+            raise err
+        changed = False
+        if result.clamp_to_nusd is not None:
+            tokens = self.prices.max_output_tokens_for(price, est.input_tokens, result.clamp_to_nusd)
+            clamp_output(body, fmt.name, tokens)
+            changed = True
+            events.append(PolicyEvent("spend", "clamp", "", "request", detail={"max_output_tokens": tokens}))
+        return SpendGuard(self, result.reservation, price, events), changed
