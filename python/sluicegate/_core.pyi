@@ -1,6 +1,19 @@
 """Type stub for `sluicegate._core`, the Rust extension (keep in step with rust/src/py/)."""
 
 __version__: str
+__all__ = [
+    "MAX_AMOUNT_NUSD",
+    "Bucket",
+    "ScanError",
+    "Scanner",
+    "StreamScanner",
+    "__version__",
+    "builtin_entities",
+    "release_all",
+    "reserve_all",
+    "settle_all",
+    "window_at",
+]
 
 # --- spend: buckets and windows (rust/src/py/buckets.rs) -----------------------------------------
 

@@ -158,11 +158,7 @@ fn settle_all(
 
 /// Release a reservation on every bucket.
 #[pyfunction]
-fn release_all(
-    py: Python<'_>,
-    buckets: Vec<Bound<'_, PyBucket>>,
-    amount_nusd: i64,
-) -> PyResult<()> {
+fn release_all(py: Python<'_>, buckets: Vec<Bound<'_, PyBucket>>, amount_nusd: i64) -> PyResult<()> {
     let owned = handles(&buckets);
     py.detach(move || {
         let refs: Vec<&Bucket> = owned.iter().map(Arc::as_ref).collect();

@@ -182,12 +182,10 @@ impl Bucket {
             let limit = self.limit.load(Ordering::Acquire);
             match used.checked_add(amount) {
                 Some(next) if next <= limit => {
-                    match self.used.compare_exchange_weak(
-                        used,
-                        next,
-                        Ordering::AcqRel,
-                        Ordering::Acquire,
-                    ) {
+                    match self
+                        .used
+                        .compare_exchange_weak(used, next, Ordering::AcqRel, Ordering::Acquire)
+                    {
                         Ok(_) => return true,
                         Err(now) => used = now,
                     }
@@ -340,10 +338,7 @@ pub fn reserve_all(buckets: &[&Bucket], amount: i64, modes: Modes) -> Result<Out
             break;
         };
         if let Ok(monitored) = try_all(buckets, fit, modes.enforce) {
-            return Ok(Outcome::Reserved {
-                amount: fit,
-                monitored,
-            });
+            return Ok(Outcome::Reserved { amount: fit, monitored });
         }
     }
     Ok(Outcome::Refused { index: first })
@@ -398,10 +393,7 @@ pub fn settle_all(buckets: &[&Bucket], reserved: i64, actual: i64) -> Result<Vec
     check_amount(reserved)?;
     check_amount(actual)?;
     check_buckets(buckets.len())?;
-    Ok(buckets
-        .iter()
-        .map(|b| b.settle_unchecked(reserved, actual))
-        .collect())
+    Ok(buckets.iter().map(|b| b.settle_unchecked(reserved, actual)).collect())
 }
 
 /// Release a reservation of `amount` on every bucket.
@@ -548,10 +540,7 @@ mod tests {
 
     #[test]
     fn reserve_all_rolls_back() {
-        let buckets: Vec<Bucket> = [100, 50, 200]
-            .iter()
-            .map(|&l| Bucket::new(l, &[]).unwrap())
-            .collect();
+        let buckets: Vec<Bucket> = [100, 50, 200].iter().map(|&l| Bucket::new(l, &[]).unwrap()).collect();
         let refs: Vec<&Bucket> = buckets.iter().collect();
         assert_eq!(
             reserve_all(&refs, 40, Modes::ENFORCE_ALL).unwrap(),
@@ -564,18 +553,12 @@ mod tests {
             reserve_all(&refs, 20, Modes::ENFORCE_ALL).unwrap(),
             Outcome::Refused { index: 1 }
         );
-        assert_eq!(
-            refs.iter().map(|b| b.used()).collect::<Vec<_>>(),
-            [40, 40, 40]
-        );
+        assert_eq!(refs.iter().map(|b| b.used()).collect::<Vec<_>>(), [40, 40, 40]);
     }
 
     #[test]
     fn monitor_buckets_count_but_never_refuse() {
-        let buckets: Vec<Bucket> = [100, 10]
-            .iter()
-            .map(|&l| Bucket::new(l, &[]).unwrap())
-            .collect();
+        let buckets: Vec<Bucket> = [100, 10].iter().map(|&l| Bucket::new(l, &[]).unwrap()).collect();
         let refs: Vec<&Bucket> = buckets.iter().collect();
         let modes = Modes {
             enforce: 0b01,
@@ -598,10 +581,7 @@ mod tests {
         );
         assert_eq!(refs[1].used(), 16);
         // A refusal by the enforcing bucket rolls the monitor bucket back too.
-        assert_eq!(
-            reserve_all(&refs, 90, modes).unwrap(),
-            Outcome::Refused { index: 0 }
-        );
+        assert_eq!(reserve_all(&refs, 90, modes).unwrap(), Outcome::Refused { index: 0 });
         assert_eq!(refs[1].used(), 16);
     }
 
@@ -621,22 +601,8 @@ mod tests {
                     monitored: 0,
                 },
             ),
-            (
-                &[100, 50],
-                &[0, 20],
-                0b10,
-                31,
-                40,
-                Outcome::Refused { index: 1 },
-            ),
-            (
-                &[100, 50],
-                &[0, 20],
-                0b01,
-                1,
-                40,
-                Outcome::Refused { index: 1 },
-            ),
+            (&[100, 50], &[0, 20], 0b10, 31, 40, Outcome::Refused { index: 1 }),
+            (&[100, 50], &[0, 20], 0b01, 1, 40, Outcome::Refused { index: 1 }),
             (
                 &[30, 50],
                 &[0, 20],
@@ -648,22 +614,8 @@ mod tests {
                     monitored: 0,
                 },
             ),
-            (
-                &[30, 50],
-                &[0, 20],
-                0b10,
-                1,
-                40,
-                Outcome::Refused { index: 0 },
-            ),
-            (
-                &[100, 50],
-                &[0, 50],
-                0b10,
-                0,
-                40,
-                Outcome::Refused { index: 1 },
-            ),
+            (&[30, 50], &[0, 20], 0b10, 1, 40, Outcome::Refused { index: 0 }),
+            (&[100, 50], &[0, 50], 0b10, 0, 40, Outcome::Refused { index: 1 }),
             (
                 &[100, 50],
                 &[0, 0],
@@ -677,10 +629,7 @@ mod tests {
             ),
         ];
         for &(limits, used, clamp, min_clamp, amount, expected) in cases {
-            let buckets: Vec<Bucket> = limits
-                .iter()
-                .map(|&l| Bucket::new(l, &[]).unwrap())
-                .collect();
+            let buckets: Vec<Bucket> = limits.iter().map(|&l| Bucket::new(l, &[]).unwrap()).collect();
             for (b, &u) in buckets.iter().zip(used) {
                 assert!(b.try_reserve(u).unwrap());
             }
@@ -695,10 +644,7 @@ mod tests {
                 },
             )
             .unwrap();
-            assert_eq!(
-                got, expected,
-                "limits {limits:?} used {used:?} clamp {clamp:b}"
-            );
+            assert_eq!(got, expected, "limits {limits:?} used {used:?} clamp {clamp:b}");
             let taken = match got {
                 Outcome::Reserved { amount, .. } => amount,
                 Outcome::Refused { .. } => 0,
@@ -749,8 +695,7 @@ mod tests {
                 })
             })
             .collect();
-        let results: Vec<(i64, i64, u64)> =
-            handles.into_iter().map(|h| h.join().unwrap()).collect();
+        let results: Vec<(i64, i64, u64)> = handles.into_iter().map(|h| h.join().unwrap()).collect();
         let actual_total: i64 = results.iter().map(|r| r.1).sum();
         assert_eq!(org.spent(), actual_total);
         assert_eq!(org.used(), actual_total);
@@ -811,9 +756,7 @@ mod tests {
                 .map(|_| {
                     let shared = Arc::clone(&shared);
                     thread::spawn(move || {
-                        let own: Vec<Bucket> = (0..3)
-                            .map(|_| Bucket::new(MAX_AMOUNT_NUSD, &[]).unwrap())
-                            .collect();
+                        let own: Vec<Bucket> = (0..3).map(|_| Bucket::new(MAX_AMOUNT_NUSD, &[]).unwrap()).collect();
                         let all = [&*shared, &own[0], &own[1], &own[2]];
                         for _ in 0..OPS / threads {
                             reserve_all(&all, 1_000, Modes::ENFORCE_ALL).unwrap();
@@ -846,14 +789,9 @@ mod tests {
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
             (1u8..8, 0i64..400).prop_map(|(lines, amount)| Op::Reserve { lines, amount }),
-            (any::<usize>(), 0u8..=110)
-                .prop_map(|(pick, actual_pct)| Op::Settle { pick, actual_pct }),
+            (any::<usize>(), 0u8..=110).prop_map(|(pick, actual_pct)| Op::Settle { pick, actual_pct }),
             any::<usize>().prop_map(|pick| Op::Release { pick }),
-            (1u8..8, 0i64..400, 0i64..100).prop_map(|(lines, amount, min)| Op::Clamp {
-                lines,
-                amount,
-                min
-            }),
+            (1u8..8, 0i64..400, 0i64..100).prop_map(|(lines, amount, min)| Op::Clamp { lines, amount, min }),
         ]
     }
 

@@ -65,11 +65,7 @@ impl fmt::Display for SpendError {
         match &self.kind {
             ErrorKind::NegativeAmount => write!(f, "amounts must not be negative"),
             ErrorKind::AmountTooLarge => {
-                write!(
-                    f,
-                    "amount is larger than {} nano-usd",
-                    crate::spend::MAX_AMOUNT_NUSD
-                )
+                write!(f, "amount is larger than {} nano-usd", crate::spend::MAX_AMOUNT_NUSD)
             }
             ErrorKind::TooManyThresholds { given } => {
                 write!(
@@ -79,10 +75,7 @@ impl fmt::Display for SpendError {
                 )
             }
             ErrorKind::UnknownWindow { name } => {
-                write!(
-                    f,
-                    "unknown window {name:?} (expected total, hour, day, week or month)"
-                )
+                write!(f, "unknown window {name:?} (expected total, hour, day, week or month)")
             }
             ErrorKind::TimeOutOfRange => write!(f, "time is outside the years 1..=9999"),
             ErrorKind::TooManyBuckets { given } => {
@@ -116,14 +109,7 @@ mod tests {
             let msg = err.to_string();
             assert!(msg.chars().next().unwrap().is_lowercase(), "{msg}");
         }
-        assert!(SpendError::too_many_thresholds(70)
-            .to_string()
-            .contains("70"));
-        assert!(
-            SpendError::unknown_window(&"x".repeat(100))
-                .to_string()
-                .len()
-                < 100
-        );
+        assert!(SpendError::too_many_thresholds(70).to_string().contains("70"));
+        assert!(SpendError::unknown_window(&"x".repeat(100)).to_string().len() < 100);
     }
 }

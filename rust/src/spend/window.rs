@@ -114,11 +114,7 @@ impl WindowKind {
             }
             WindowKind::Month => {
                 let first = days_from_civil(year, month, 1);
-                let (next_year, next_month) = if month == 12 {
-                    (year + 1, 1)
-                } else {
-                    (year, month + 1)
-                };
+                let (next_year, next_month) = if month == 12 { (year + 1, 1) } else { (year, month + 1) };
                 let next = days_from_civil(next_year, next_month, 1);
                 (
                     format!("month:{year:04}-{month:02}"),
@@ -316,10 +312,7 @@ mod tests {
     fn out_of_range_is_an_error() {
         assert!(WindowKind::Day.window_at(MAX_TIME).is_err());
         assert!(WindowKind::Day.window_at(MIN_TIME - 1).is_err());
-        assert_eq!(
-            WindowKind::Month.window_at(MAX_TIME - 1).unwrap().end,
-            Some(MAX_TIME)
-        );
+        assert_eq!(WindowKind::Month.window_at(MAX_TIME - 1).unwrap().end, Some(MAX_TIME));
         assert_eq!(
             WindowKind::Week.window_at(MAX_TIME - 1).unwrap_err(),
             SpendError::time_out_of_range()
