@@ -62,9 +62,12 @@ class MessagesTap(StreamTap):
             return self._filter(event, data)
         return event.raw + b"\n\n"
 
-    def _filter(self, event: Event, data: dict[str, Any]) -> bytes:
-        f = self.filter
+    def _filter_for(self, kind: str | None) -> TextFilter:
+        f = self.json_filter if kind == "input_json_delta" else self.filter
         assert f is not None
+        return f
+
+    def _filter(self, event: Event, data: dict[str, Any]) -> bytes:
         index = data.get("index", 0)
         if event.name == b"content_block_start":
             block = data.get("content_block")
@@ -76,13 +79,13 @@ class MessagesTap(StreamTap):
             field = _DELTA_FIELD.get(delta.get("type")) if isinstance(delta, dict) else None
             text = delta.get(field) if field else None  # type: ignore[union-attr]
             if isinstance(text, str) and text:
-                out = f.feed(index, text)
+                out = self._filter_for(self._blocks.get(index)).feed(index, text)
                 if out != text:
                     delta[field] = out  # type: ignore[index]
                     return encode(orjson.dumps(data), event.name)
         elif event.name == b"content_block_stop":
             kind = self._blocks.pop(index, None)
-            rest = f.flush(index) if kind else ""
+            rest = self._filter_for(kind).flush(index) if kind else ""
             if rest:
                 delta = {"type": kind, _DELTA_FIELD[kind]: rest}  # type: ignore[index]
                 held = {"type": "content_block_delta", "index": index, "delta": delta}

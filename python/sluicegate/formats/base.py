@@ -14,6 +14,7 @@ from typing import Any, Literal, Protocol
 import orjson
 
 from sluicegate.errors import GatewayError, UpstreamProtocolError
+from sluicegate.formats.jsonstream import JsonStrings
 from sluicegate.formats.slots import TextSlot
 from sluicegate.formats.sse import Event, encode
 
@@ -105,13 +106,15 @@ class StreamTap:
     format's knowledge.
     """
 
-    __slots__ = ("filter", "include_usage", "saw_end", "usage")
+    __slots__ = ("filter", "include_usage", "json_filter", "saw_end", "usage")
 
     def __init__(self, include_usage: bool = True, filter: TextFilter | None = None) -> None:
         self.usage: Usage | None = None
         self.include_usage = include_usage
         self.saw_end = False
         self.filter = filter
+        # Tool arguments stream as JSON text: their filter sees the decoded strings.
+        self.json_filter: TextFilter | None = JsonStrings(filter) if filter is not None else None
 
     def process(self, event: Event) -> bytes | None:
         raise NotImplementedError

@@ -70,8 +70,8 @@ class ChatTap(StreamTap):
     def _filter(self, choices: list[Any]) -> bool:
         """Pass each choice's content and tool-call arguments through the filter; at a choice's
         finish, append what the filter held back to that same chunk. True if anything changed."""
-        f = self.filter
-        assert f is not None
+        f, jf = self.filter, self.json_filter
+        assert f is not None and jf is not None
         changed = False
         for choice in choices:
             if not isinstance(choice, dict):
@@ -92,7 +92,7 @@ class ChatTap(StreamTap):
                 if isinstance(args, str) and args:
                     k = call.get("index", 0)
                     self._tools.setdefault(i, set()).add(k)
-                    out = f.feed(("tool", i, k), args)
+                    out = jf.feed(("tool", i, k), args)
                     changed |= out != args
                     function["arguments"] = out  # type: ignore[index]
             if choice.get("finish_reason") is not None:
@@ -101,7 +101,7 @@ class ChatTap(StreamTap):
                     delta["content"] = (delta.get("content") or "") + rest
                     changed = True
                 for k in sorted(self._tools.pop(i, ())):
-                    rest = f.flush(("tool", i, k))
+                    rest = jf.flush(("tool", i, k))
                     if rest:
                         delta.setdefault("tool_calls", []).append({"index": k, "function": {"arguments": rest}})
                         changed = True

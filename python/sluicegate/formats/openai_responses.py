@@ -51,6 +51,7 @@ def _items(items: Any, where: str) -> Iterator[TextSlot]:
 # Streamed text deltas, the event that ends each, and the field holding the full text there.
 _DELTAS = {"response.output_text.delta": "text", "response.function_call_arguments.delta": "arguments"}
 _DONES = {"response.output_text.done": "text", "response.function_call_arguments.done": "arguments"}
+_JSON = frozenset({"response.function_call_arguments.delta", "response.function_call_arguments.done"})
 
 
 class ResponsesTap(StreamTap):
@@ -83,7 +84,7 @@ class ResponsesTap(StreamTap):
         return event.raw + b"\n\n"
 
     def _filter(self, event: Event, data: dict[str, Any], kind: Any) -> bytes:
-        f = self.filter
+        f = self.json_filter if kind in _JSON else self.filter
         assert f is not None
         key = (data.get("item_id"), data.get("content_index"))
         if kind in _DELTAS:
@@ -117,7 +118,9 @@ class ResponsesTap(StreamTap):
             return event.raw + b"\n\n"
         changed = False
         for slot in slots:
-            out = f.whole(slot.text)
+            whole = self.json_filter if slot.json else self.filter
+            assert whole is not None
+            out = whole.whole(slot.text)
             if out != slot.text:
                 slot.set(out)
                 changed = True
