@@ -140,6 +140,7 @@ def gateway_config(path: Path, mock_url: str, extra: str = "") -> Path:
 [server]
 max_body_bytes = 65536
 drain_seconds = 10
+ready_grace_s = 0
 
 [upstream]
 connect_timeout_s = 2

@@ -3,7 +3,7 @@ hot path); `/healthz` and `/readyz` answer for probes; everything else is a 404 
 format, so no path is ever passed through unscanned.
 
 `/healthz` is liveness: 200 while the process serves. `/readyz` is readiness: 200 once the
-upstream pool is up, 503 before that and from the moment shutdown begins.
+upstream pool is up, 503 before that and from the moment SIGTERM arrives (see `server.py`).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from sluicegate.config import Settings, load_settings
 from sluicegate.formats import FORMATS_BY_PATH
 from sluicegate.policy.pipeline import Gateway
 from sluicegate.proxy.relay import send_body
+from sluicegate.server import draining
 from sluicegate.types import Receive, Scope, Send
 
 log = logging.getLogger("sluicegate")
@@ -55,7 +56,8 @@ class App:
             elif path == "/healthz":
                 await send_body(send, 200, b"ok\n", _TEXT)
             elif path == "/readyz":
-                await send_body(send, 200 if self.ready else 503, b"ready\n" if self.ready else b"not ready\n", _TEXT)
+                ready = self.ready and not draining()
+                await send_body(send, 200 if ready else 503, b"ready\n" if ready else b"not ready\n", _TEXT)
             else:
                 await self.gateway.not_found(scope, send)
         elif kind == "lifespan":

@@ -24,6 +24,8 @@ from sluicegate.spend.caps import SpendSettings
 
 ENV_PREFIX = "SLUICEGATE_"
 CONFIG_ENV = "SLUICEGATE_CONFIG"
+DRAIN_MARKER_ENV = "SLUICEGATE_DRAIN_MARKER"  # set by `sluicegate serve` for its workers; not a setting
+_NOT_SETTINGS = frozenset({CONFIG_ENV, DRAIN_MARKER_ENV})
 
 ProviderKind = Literal["openai", "anthropic", "openai_compatible", "mock"]
 
@@ -49,6 +51,7 @@ class ServerSettings(_Section):
     loop: Literal["auto", "asyncio", "uvloop"] = "uvloop"
     backlog: int = Field(1024, ge=128)
     drain_seconds: float = Field(30.0, ge=0)
+    ready_grace_s: float = Field(3.0, ge=0)
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
 
 
@@ -205,7 +208,7 @@ def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     """The nested dict that `SLUICEGATE_SECTION__KEY=value` variables describe."""
     out: dict[str, Any] = {}
     for name, raw in environ.items():
-        if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
+        if not name.startswith(ENV_PREFIX) or name in _NOT_SETTINGS:
             continue
         path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
         try:

@@ -1,18 +1,56 @@
 """Serving with granian: workers, runtime threads, event loop, and a graceful stop.
 
-On SIGTERM granian stops accepting connections at once and waits for the requests in flight,
-streams included; a worker still busy after `server.drain_seconds` is killed. Each worker builds its
-own app from the environment (`SLUICEGATE_CONFIG` and `SLUICEGATE_*`), which the CLI prepares.
+On SIGTERM:
+1. every worker reports not ready (`/readyz` answers 503) while still serving, for
+   `server.ready_grace_s`, so load balancers stop sending new requests;
+2. then granian stops accepting connections and waits for the requests in flight, streams
+   included; a worker still busy after `server.drain_seconds` is killed.
+A second SIGTERM, or SIGINT (Ctrl-C), skips the grace. Each worker builds its own app from the
+environment (`SLUICEGATE_CONFIG` and `SLUICEGATE_*`), which the CLI prepares; the grace is shared
+with the workers through a marker file named by `SLUICEGATE_DRAIN_MARKER`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import signal
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
 
 from granian import Granian
 from granian.constants import HTTPModes, Interfaces, Loops
 
-from sluicegate.config import ServerSettings
+from sluicegate.config import DRAIN_MARKER_ENV, ServerSettings
+
+
+def draining() -> bool:
+    """Whether this process's server has begun its shutdown (the marker file exists)."""
+    marker = os.environ.get(DRAIN_MARKER_ENV)
+    return marker is not None and os.path.exists(marker)
+
+
+class _Server(Granian):  # type: ignore[misc,valid-type]
+    """granian, with a readiness grace between SIGTERM and the stop."""
+
+    def __init__(self, *args: Any, grace_s: float, marker: Path, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._grace_s = grace_s
+        self._marker = marker
+        self._timer: threading.Timer | None = None
+
+    def signal_handler_interrupt(self, *args: Any, **kwargs: Any) -> None:
+        self._marker.touch()
+        sigterm = bool(args) and args[0] == signal.SIGTERM
+        if sigterm and self._grace_s > 0 and self._timer is None:
+            self._timer = threading.Timer(self._grace_s, super().signal_handler_interrupt)
+            self._timer.daemon = True
+            self._timer.start()
+            return
+        super().signal_handler_interrupt(*args, **kwargs)
 
 
 def serve(server: ServerSettings, target: str = "sluicegate.app:create_app") -> None:
@@ -22,8 +60,13 @@ def serve(server: ServerSettings, target: str = "sluicegate.app:create_app") -> 
         server: address, workers, threads, loop and drain period.
         target: the ASGI app factory each worker imports.
     """
-    Granian(
+    marker = Path(tempfile.gettempdir()) / f"sluicegate-{os.getpid()}.draining"
+    marker.unlink(missing_ok=True)
+    os.environ[DRAIN_MARKER_ENV] = str(marker)
+    app_server = _Server(
         target,
+        grace_s=server.ready_grace_s,
+        marker=marker,
         factory=True,
         address=server.host,
         port=server.port,
@@ -36,4 +79,9 @@ def serve(server: ServerSettings, target: str = "sluicegate.app:create_app") -> 
         backlog=server.backlog,
         log_access=False,
         workers_kill_timeout=max(1, math.ceil(server.drain_seconds)),
-    ).serve()
+    )
+    try:
+        app_server.serve()
+    finally:
+        with contextlib.suppress(OSError):
+            marker.unlink()

@@ -126,3 +126,28 @@ def test_serve_without_keys_makes_one_and_it_works(tmp_path: Path) -> None:
         assert ok.status_code == 200 and ok.json()["choices"][0]["message"]["content"]
         refused = httpx.post(f"{gw.url}/v1/chat/completions", json={"model": "mock-gpt", "messages": []})
         assert refused.status_code == 401
+
+
+def test_sigterm_turns_readiness_false_before_the_drain(mock_server: Server, tmp_path: Path) -> None:
+    config = gateway_config(tmp_path / "c.toml", mock_server.url)
+    with start_gateway(config, env={"SLUICEGATE_SERVER__READY_GRACE_S": "1.5"}) as gw:
+        events: list[str] = []
+        first = threading.Event()
+        thread = stream_in_thread(gw, "mh/mock-gpt@chunks=20,delay_ms=150", events, first)
+        assert first.wait(10)
+        assert httpx.get(f"{gw.url}/readyz").status_code == 200
+        gw.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        # not ready, but still serving: the load balancer has time to stop sending
+        assert httpx.get(f"{gw.url}/readyz").status_code == 503
+        r = httpx.post(
+            f"{gw.url}/v1/chat/completions",
+            json={"model": "mh/mock-gpt", "messages": [{"role": "user", "content": "x"}]},
+            headers={"authorization": f"Bearer {GATEWAY_KEY}"},
+        )
+        assert r.status_code == 200
+        time.sleep(1.7)
+        assert refuses_connections(gw.port)  # the grace is over: no new connections
+        thread.join(15)
+        assert events[-1] == "[DONE]"  # the stream in flight still finished
+        assert gw.proc.wait(10) == 0
