@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Mapping
 
 from sluicegate.config import Settings, load_settings
 from sluicegate.formats import FORMATS_BY_PATH
+from sluicegate.observe.logs import Logs
 from sluicegate.policy.pipeline import Gateway
 from sluicegate.proxy.relay import send_body
 from sluicegate.server import draining
@@ -35,7 +37,7 @@ class App:
         self.settings = settings
         self.gateway = Gateway(settings, environ)
         self.ready = False
-        self.inflight = 0
+        self.logs = Logs(settings.log)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -46,11 +48,12 @@ class App:
                 if scope["method"] != "POST":
                     await self.gateway.wrong_method(scope, send, fmt)
                     return
-                self.inflight += 1
-                try:
-                    await self.gateway.handle(scope, receive, send, fmt)
-                finally:
-                    self.inflight -= 1
+                started = time.perf_counter()
+                outcome = await self.gateway.handle(scope, receive, send, fmt)
+                if self.logs.access is not None:
+                    fields = outcome.log_fields()
+                    fields["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
+                    self.logs.access.info("call", extra=fields)
             elif path == "/v1/models" and scope["method"] == "GET":
                 await self.gateway.models(scope, send)
             elif path == "/healthz":
@@ -68,6 +71,7 @@ class App:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                self.logs.start()
                 try:
                     await self.gateway.start()
                 except Exception as exc:
@@ -79,6 +83,7 @@ class App:
             elif message["type"] == "lifespan.shutdown":
                 self.ready = False
                 await self.gateway.stop()
+                self.logs.stop()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

@@ -152,6 +152,13 @@ class RedactionSettings(_Section):
     max_scan_ms: float = Field(250.0, gt=0)
 
 
+class LogSettings(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["json", "text"] = "json"
+    access: bool = False
+    queue_size: int = Field(10_000, ge=100)
+
+
 class Settings(_Section):
     server: ServerSettings = ServerSettings()
     upstream: UpstreamSettings = UpstreamSettings()
@@ -160,6 +167,7 @@ class Settings(_Section):
     keys: list[KeySettings] = Field(default_factory=list)
     redaction: RedactionSettings = RedactionSettings()
     spend: SpendSettings = SpendSettings()
+    log: LogSettings = LogSettings()
 
     @model_validator(mode="after")
     def _routes_name_providers(self) -> Settings:

@@ -26,6 +26,7 @@ from sluicegate.proxy.providers import Provider, Router
 from sluicegate.proxy.relay import (
     INTERNAL,
     JSON,
+    CallInfo,
     Outcome,
     relay_body,
     relay_error_status,
@@ -38,7 +39,7 @@ from sluicegate.types import Receive, Scope, Send
 
 log = logging.getLogger("sluicegate.pipeline")
 _WANTED = frozenset({b"authorization", b"x-api-key", b"content-type", b"content-length"})
-_WANTED |= {b"anthropic-version", b"anthropic-beta"}
+_WANTED |= {b"anthropic-version", b"anthropic-beta", b"langsmith-trace"}
 
 
 def request_id() -> bytes:
@@ -130,20 +131,34 @@ class Gateway:
     async def handle(self, scope: Scope, receive: Receive, send: Send, fmt: WireFormat) -> Outcome:
         """Serve one API call of format `fmt`; every failure is answered in that format."""
         rid = request_id()
+        info = CallInfo(rid.decode(), fmt.name)
         try:
-            return await self._forward(scope, receive, send, fmt, rid)
+            outcome = await self._forward(scope, receive, send, fmt, rid, info)
         except GatewayError as err:
-            return await send_error(send, fmt, err, rid)
+            outcome = await send_error(send, fmt, err, rid)
         except ClientGone:
-            return Outcome(499, error="client_disconnected", client_gone=True)
+            outcome = Outcome(499, error="client_disconnected", client_gone=True)
         except Exception:
             # A bug, not a bad request: log the kind (never the content) and answer in the format.
-            log.exception("request failed")
-            return await send_error(send, fmt, INTERNAL, rid)
+            log.exception("request failed", extra={"request_id": info.request_id})
+            outcome = await send_error(send, fmt, INTERNAL, rid)
+        outcome.info = info
+        return outcome
 
-    async def _forward(self, scope: Scope, receive: Receive, send: Send, fmt: WireFormat, rid: bytes) -> Outcome:
+    async def _forward(
+        self, scope: Scope, receive: Receive, send: Send, fmt: WireFormat, rid: bytes, info: CallInfo
+    ) -> Outcome:
         headers = read_headers(scope)
+        trace = headers.get(b"langsmith-trace")
+        if trace is not None and len(trace) >= 36:
+            info.trace_id = trace.split(b".", 1)[0][-36:].decode("latin-1")
         identity = self.keys.authenticate(headers.get(b"authorization"), headers.get(b"x-api-key"))
+        info.org, info.workspace, info.key, info.user = (
+            identity.org,
+            identity.workspace,
+            identity.key_name,
+            identity.user,
+        )
         content_type = headers.get(b"content-type", b"")
         if not content_type.lower().startswith(JSON):
             raise InvalidRequest(
@@ -160,6 +175,7 @@ class Gateway:
                 "the request needs a 'model' (a non-empty string)", code="missing_model", param="model"
             )
         provider, upstream_model = self.router.route(model, fmt)
+        info.model, info.provider = upstream_model, provider.name
         stream = fmt.streams and body.get("stream") is True
         scan = self.redactor.scan_request(fmt, body, identity.workspace) if self.redactor is not None else None
         changed = scan is not None and scan.changed

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -35,8 +35,23 @@ SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-
 
 
 @dataclass(slots=True)
+class CallInfo:
+    """Who made a call and where it went: filled in as the pipeline learns it."""
+
+    request_id: str
+    route: str
+    org: str | None = None
+    workspace: str | None = None
+    key: str | None = None
+    user: str | None = None
+    model: str | None = None
+    provider: str | None = None
+    trace_id: str | None = None
+
+
+@dataclass(slots=True)
 class Outcome:
-    """What happened to one call, for settlement, events and metrics."""
+    """What happened to one call, for settlement, events, logs and metrics."""
 
     status: int
     usage: Usage | None = None
@@ -44,6 +59,21 @@ class Outcome:
     client_gone: bool = False
     cost_nusd: int | None = None
     events: list[PolicyEvent] = field(default_factory=list)
+    info: CallInfo | None = None
+
+    def log_fields(self) -> dict[str, object]:
+        """The access-log record of this call (ids, counts, timings; never content)."""
+        fields: dict[str, object] = {"status": self.status, "error": self.error, "cost_nusd": self.cost_nusd}
+        if self.client_gone:
+            fields["client_gone"] = True
+        if self.usage is not None:
+            fields["input_tokens"] = self.usage.input_tokens
+            fields["output_tokens"] = self.usage.output_tokens
+        if self.events:
+            fields["events"] = [f"{e.policy}:{e.action}:{e.entity}:{e.count}" for e in self.events]
+        if self.info is not None:
+            fields.update(asdict(self.info))
+        return fields
 
 
 async def send_body(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
