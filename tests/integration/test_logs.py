@@ -10,7 +10,10 @@ from tests.conftest import GATEWAY_KEY, Server, gateway_config, start_gateway, s
 
 SSN = "536-22-1234"
 SECRET = "AKIAIOSFODNN7EXAMPLE"
-TRACE = "20261127T063255912742Z01a21bb4-fd68-755d-b0c1-f71aa7e8dc2f.20261127T063255921870Z01a21bb4-fd71-7000-8000-000000000001"
+TRACE = (
+    "20261127T063255912742Z01a21bb4-fd68-755d-b0c1-f71aa7e8dc2f"
+    ".20261127T063255921870Z01a21bb4-fd71-7000-8000-000000000001"
+)
 
 
 def test_access_log_is_json_with_ids_and_never_content(mock_server: Server, tmp_path: Path) -> None:
