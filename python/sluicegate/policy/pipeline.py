@@ -7,6 +7,7 @@ database or a log write; the only I/O is the client and the provider.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -42,8 +43,22 @@ _WANTED = frozenset({b"authorization", b"x-api-key", b"content-type", b"content-
 _WANTED |= {b"anthropic-version", b"anthropic-beta", b"langsmith-trace"}
 
 
-def request_id() -> bytes:
-    return os.urandom(12).hex().encode()
+class _RequestIds:
+    """Request ids unique across processes: a random per-process prefix and a counter."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.prefix = os.urandom(6).hex()
+        self.counter = itertools.count(1)
+
+    def __call__(self) -> bytes:
+        return f"{self.prefix}{next(self.counter):08x}".encode()
+
+
+request_id = _RequestIds()
+os.register_at_fork(after_in_child=request_id.reset)  # workers forked from one parent differ
 
 
 def read_headers(scope: Scope) -> dict[bytes, bytes]:

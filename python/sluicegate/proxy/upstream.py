@@ -39,9 +39,23 @@ class Timeouts:
         return cls(s.connect_timeout_s, s.first_byte_timeout_s, s.chunk_timeout_s, s.total_timeout_s)
 
 
+def upstream_error(exc: BaseException, phase: str) -> UpstreamError:
+    """The gateway error for a transport exception, naming the phase but never the URL or key."""
+    if isinstance(exc, UpstreamError):
+        return exc
+    if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
+        return UpstreamTimeout(f"the provider did not answer in time ({phase})")
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return UpstreamUnreachable("the provider could not be reached")
+    return UpstreamUnreachable(f"the connection to the provider broke ({phase})")
+
+
+_TRANSPORT_ERRORS = (TimeoutError, aiohttp.ClientError, ConnectionError, OSError)
+
+
 @contextlib.contextmanager
 def map_upstream_errors(phase: str) -> Iterator[None]:
-    """Turn transport exceptions into `UpstreamError`s, naming the phase but never the URL or key.
+    """Turn transport exceptions into `UpstreamError`s (see `upstream_error`).
 
     Raises:
         UpstreamTimeout: a phase took longer than its timeout.
@@ -49,14 +63,46 @@ def map_upstream_errors(phase: str) -> Iterator[None]:
     """
     try:
         yield
-    except UpstreamError:
-        raise
-    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-        raise UpstreamTimeout(f"the provider did not answer in time ({phase})") from exc
-    except aiohttp.ClientConnectorError as exc:
-        raise UpstreamUnreachable("the provider could not be reached") from exc
-    except (aiohttp.ClientError, ConnectionError, OSError) as exc:
-        raise UpstreamUnreachable(f"the connection to the provider broke ({phase})") from exc
+    except _TRANSPORT_ERRORS as exc:
+        raise upstream_error(exc, phase) from exc
+
+
+class _Watchdog:
+    """The between-chunk and total timeouts of one stream, with one timer for the whole stream
+    (a timeout context per chunk would cost a timer per chunk). It only fires while the relay is
+    waiting for the provider, never while it is writing to the client."""
+
+    __slots__ = ("chunk", "deadline", "fired", "handle", "loop", "reading", "since", "task")
+
+    def __init__(self, chunk: float, deadline: float) -> None:
+        self.loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        self.task = task
+        self.chunk = chunk
+        self.deadline = deadline
+        self.fired = False
+        self.reading = False
+        self.since = self.loop.time()
+        self.handle = self.loop.call_at(min(self.since + chunk, deadline), self._check)
+
+    def _check(self) -> None:
+        now = self.loop.time()
+        due = min(self.since + self.chunk, self.deadline)
+        if self.reading and now >= due:
+            self.fired = True
+            self.task.cancel()
+            return
+        self.handle = self.loop.call_at(due if self.reading else now + self.chunk, self._check)
+
+    def start_read(self) -> None:
+        self.since = self.loop.time()
+        if self.since >= self.deadline:
+            raise UpstreamTimeout("the provider did not answer in time (total)")
+        self.reading = True
+
+    def stop(self) -> None:
+        self.handle.cancel()
 
 
 class UpstreamResponse(Protocol):
@@ -97,33 +143,48 @@ class _Response:
         """The next piece of the body; b"" at its end."""
         raise NotImplementedError
 
-    async def chunks(self) -> AsyncIterator[bytes]:
-        loop = asyncio.get_running_loop()
-        chunk_timeout = self._timeouts.chunk
-        while True:
-            with map_upstream_errors("reading the response"):
-                now = loop.time()
-                if now >= self._deadline:
-                    raise UpstreamTimeout("the provider did not answer in time (total)")
-                async with asyncio.timeout_at(min(now + chunk_timeout, self._deadline)):
-                    chunk = await self._next()
-            if not chunk:
-                return
-            yield chunk
-
-    async def read(self, limit: int | None = None) -> bytes:
-        """The whole body, or its first `limit` bytes."""
+    async def _read_all(self, limit: int | None) -> bytes:
+        """The rest of the body (its first `limit` bytes)."""
         parts: list[bytes] = []
         size = 0
+        while limit is None or size < limit:
+            chunk = await self._next()
+            if not chunk:
+                break
+            parts.append(chunk)
+            size += len(chunk)
+        return b"".join(parts)
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        watch = _Watchdog(self._timeouts.chunk, self._deadline)
         try:
-            async for chunk in self.chunks():
-                parts.append(chunk)
-                size += len(chunk)
-                if limit is not None and size >= limit:
-                    break
+            while True:
+                watch.start_read()
+                try:
+                    chunk = await self._next()
+                except asyncio.CancelledError:
+                    if watch.fired and watch.task.uncancel() == 0:
+                        raise UpstreamTimeout("the provider did not answer in time (between chunks)") from None
+                    raise
+                except _TRANSPORT_ERRORS as exc:
+                    raise upstream_error(exc, "reading the response") from exc
+                finally:
+                    watch.reading = False
+                if not chunk:
+                    return
+                yield chunk
+        finally:
+            watch.stop()
+
+    async def read(self, limit: int | None = None) -> bytes:
+        """The whole body (or its first `limit` bytes), which must arrive within the chunk timeout."""
+        loop = asyncio.get_running_loop()
+        try:
+            with map_upstream_errors("reading the response"):
+                async with asyncio.timeout_at(min(loop.time() + self._timeouts.chunk, self._deadline)):
+                    body = await self._read_all(limit)
         finally:
             self.release()
-        body = b"".join(parts)
         return body if limit is None else body[:limit]
 
     def release(self) -> None:
@@ -145,6 +206,11 @@ class _HttpResponse(_Response):
 
     async def _next(self) -> bytes:
         return await self._resp.content.readany()
+
+    async def _read_all(self, limit: int | None) -> bytes:
+        if limit is None:
+            return await self._resp.read()
+        return await super()._read_all(limit)
 
     def release(self) -> None:
         self._resp.release()
@@ -174,6 +240,7 @@ class HttpUpstream:
             skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
             timeout=aiohttp.ClientTimeout(total=None),
         )
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
     async def send(
         self, url: str | None, path: str, headers: Mapping[str, str], body: bytes, timeouts: Timeouts
@@ -181,7 +248,11 @@ class HttpUpstream:
         assert url is not None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeouts.total
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeouts.connect, connect=timeouts.connect)
+        timeout = self._timeouts.get(timeouts.connect)
+        if timeout is None:
+            timeout = self._timeouts[timeouts.connect] = aiohttp.ClientTimeout(
+                total=None, sock_connect=timeouts.connect
+            )
         with map_upstream_errors("waiting for the first byte"):
             async with asyncio.timeout_at(min(loop.time() + timeouts.first_byte, deadline)):
                 resp = await self._session.post(url, data=body, headers=headers, timeout=timeout)
