@@ -66,9 +66,13 @@ format: $(DEPS_STAMP)
 
 ##@ Measuring
 
-.PHONY: bench ## the benchmarks (pytest-benchmark, then the wrk overhead run); see BENCHMARKS.md
+.PHONY: bench ## the benchmarks: pytest-benchmark, scanner tables, criterion, the wrk overhead run; see BENCHMARKS.md
 bench: build
-	$(BIN)/python -m pytest benches -q --benchmark-enable --benchmark-only -p no:cacheprovider $(BENCH_ARGS)
+	$(BIN)/python -m pytest benches -q --benchmark-enable --benchmark-only -p no:cacheprovider \
+		-o python_files="test_*.py bench_*.py" $(BENCH_ARGS)
+	$(BIN)/python benches/bench_scan.py
+	$(BIN)/python benches/bench_scan.py --dump .benchmarks/corpora
+	SLUICEGATE_BENCH_CORPORA=$(CURDIR)/.benchmarks/corpora cargo bench --manifest-path benches/rust/Cargo.toml
 	$(BIN)/python benches/gateway_overhead.py $(OVERHEAD_ARGS)
 
 ##@ Housekeeping
