@@ -12,14 +12,22 @@ import logging
 import os
 import time
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from sluicegate.config import Settings, load_settings
 from sluicegate.formats import FORMATS_BY_PATH
+from sluicegate.observe.langsmith import Call, LangSmithSink, trace_headers
 from sluicegate.observe.logs import Logs
+from sluicegate.observe.metrics import Metrics
 from sluicegate.policy.pipeline import Gateway
-from sluicegate.proxy.relay import send_body
+from sluicegate.proxy.relay import Outcome, send_body
 from sluicegate.server import draining
 from sluicegate.types import Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from sluicegate.control.plane import ControlPlane
 
 log = logging.getLogger("sluicegate")
 _TEXT = [(b"content-type", b"text/plain; charset=utf-8")]
@@ -36,8 +44,30 @@ class App:
     def __init__(self, settings: Settings, environ: Mapping[str, str] | None = None) -> None:
         self.settings = settings
         self.gateway = Gateway(settings, environ)
+        self.control: ControlPlane | None = None
+        if settings.control.enabled:
+            from sluicegate.control.plane import ControlPlane
+
+            # The database's keys, then the config's: the view has KeyStore's authenticate() contract.
+            self.control = ControlPlane(settings.control, self.gateway.keys)
+            self.gateway.keys = self.control.view  # type: ignore[assignment]
         self.ready = False
         self.logs = Logs(settings.log)
+        self.langsmith: LangSmithSink | None = None
+        if settings.langsmith.enabled:
+            redactor = self.gateway.redactor
+            scrub = (lambda text: redactor.scanner.redact(text)[0]) if redactor is not None else (lambda text: text)
+            api_key = settings.langsmith.resolved_api_key(os.environ if environ is None else environ)
+            self.langsmith = LangSmithSink(settings.langsmith, api_key, scrub)
+            self.gateway.capture = True
+        self.metrics: Metrics | None = None
+        if settings.metrics.enabled:
+            queues = {"logs": lambda: (self.logs.depth, self.logs.dropped)}
+            if self.langsmith is not None:
+                sink = self.langsmith
+                queues["langsmith"] = lambda: (sink.depth, sink.dropped)
+            models = [m for m, _ in self.gateway.router.listed_models()] + settings.metrics.models
+            self.metrics = Metrics(models, queues)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -48,31 +78,48 @@ class App:
                 if scope["method"] != "POST":
                     await self.gateway.wrong_method(scope, send, fmt)
                     return
-                started = time.perf_counter()
                 outcome = await self.gateway.handle(scope, receive, send, fmt)
-                if self.logs.access is not None:
-                    fields = outcome.log_fields()
-                    fields["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
-                    self.logs.access.info("call", extra=fields)
+                self._record(scope, fmt.name, outcome)
             elif path == "/v1/models" and scope["method"] == "GET":
                 await self.gateway.models(scope, send)
+            elif path == "/metrics" and self.metrics is not None:
+                await send_body(send, 200, self.metrics.render(), [(b"content-type", CONTENT_TYPE_LATEST.encode())])
             elif path == "/healthz":
                 await send_body(send, 200, b"ok\n", _TEXT)
             elif path == "/readyz":
                 ready = self.ready and not draining()
                 await send_body(send, 200 if ready else 503, b"ready\n" if ready else b"not ready\n", _TEXT)
+            elif self.control is not None and path.startswith("/admin/"):
+                await self.control.admin(scope, receive, send)
             else:
                 await self.gateway.not_found(scope, send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
         # websocket and anything else: not served (returning closes it)
 
+    def _record(self, scope: Scope, route: str, outcome: Outcome) -> None:
+        """Hand a finished call to the metrics, the access log and the trace sink (none blocks)."""
+        info = outcome.info
+        duration = time.perf_counter() - info.t0 if info is not None else 0.0
+        if self.metrics is not None:
+            self.metrics.record(outcome, duration)
+        if self.logs.access is not None:
+            fields = outcome.log_fields()
+            fields["duration_ms"] = round(duration * 1000, 3)
+            self.logs.access.info("call", extra=fields)
+        if self.langsmith is not None and info is not None and info.model is not None:
+            self.langsmith.submit(Call(outcome, route, info.stream, trace_headers(scope["headers"])))
+
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 self.logs.start()
+                if self.langsmith is not None:
+                    self.langsmith.start()
                 try:
+                    if self.control is not None:
+                        await self.control.start()
                     await self.gateway.start()
                 except Exception as exc:
                     log.exception("start-up failed")
@@ -83,6 +130,8 @@ class App:
             elif message["type"] == "lifespan.shutdown":
                 self.ready = False
                 await self.gateway.stop()
+                if self.control is not None:
+                    await self.control.stop()
                 self.logs.stop()
                 await send({"type": "lifespan.shutdown.complete"})
                 return

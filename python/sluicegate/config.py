@@ -20,6 +20,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from sluicegate.control.settings import ControlSettings
 from sluicegate.spend.caps import SpendSettings
 
 ENV_PREFIX = "SLUICEGATE_"
@@ -159,6 +160,23 @@ class LogSettings(_Section):
     queue_size: int = Field(10_000, ge=100)
 
 
+class LangSmithSettings(_Section):
+    enabled: bool = False
+    endpoint: str = "https://api.smith.langchain.com"
+    api_key: str | None = Field(None, repr=False)
+    api_key_env: str | None = "LANGSMITH_API_KEY"
+    project: str = Field("sluicegate", min_length=1)
+    queue_size: int = Field(10_000, ge=10)
+
+    def resolved_api_key(self, environ: Mapping[str, str]) -> str | None:
+        return self.api_key or (environ.get(self.api_key_env) if self.api_key_env else None)
+
+
+class MetricsSettings(_Section):
+    enabled: bool = True
+    models: list[str] = Field(default_factory=list)  # model label values; others count as "other"
+
+
 class Settings(_Section):
     server: ServerSettings = ServerSettings()
     upstream: UpstreamSettings = UpstreamSettings()
@@ -167,7 +185,10 @@ class Settings(_Section):
     keys: list[KeySettings] = Field(default_factory=list)
     redaction: RedactionSettings = RedactionSettings()
     spend: SpendSettings = SpendSettings()
+    control: ControlSettings = ControlSettings()
     log: LogSettings = LogSettings()
+    langsmith: LangSmithSettings = LangSmithSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     @model_validator(mode="after")
     def _routes_name_providers(self) -> Settings:

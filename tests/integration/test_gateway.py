@@ -346,3 +346,18 @@ def test_client_disconnect_closes_the_upstream_request(gateway: Server, mock_ser
     while mock_stats(mock_server)["streams_disconnected"] == before and time.monotonic() < deadline:
         time.sleep(0.02)
     assert mock_stats(mock_server)["streams_disconnected"] == before + 1
+
+
+def test_metrics(gateway: Server, oa: openai.OpenAI) -> None:
+    oa.chat.completions.create(model="mock-gpt", messages=MESSAGES)
+    list(oa.chat.completions.create(model="mock-gpt", messages=MESSAGES, stream=True))
+    with pytest.raises(openai.NotFoundError):
+        oa.chat.completions.create(model="gpt-nope", messages=MESSAGES)
+    text = httpx.get(f"{gateway.url}/metrics").text
+    lines = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line[:1] != "#"}
+    ok = 'sluicegate_requests_total{model="mock-gpt",provider="mh",route="openai_chat",status="200"}'
+    assert lines[ok] >= 2
+    assert lines['sluicegate_requests_total{model="other",provider="none",route="openai_chat",status="404"}'] >= 1
+    assert lines['sluicegate_time_to_first_token_seconds_count{route="openai_chat"}'] >= 1
+    assert lines['sluicegate_tokens_total{direction="output",workspace="ws-test"}'] > 0
+    assert GATEWAY_KEY not in text

@@ -101,6 +101,10 @@ class Logs:
         except queue.Full:
             self.dropped += 1
 
+    @property
+    def depth(self) -> int:
+        return self._queue.qsize()
+
     def start(self) -> None:
         self._listener.start()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import time
 from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
@@ -122,6 +123,7 @@ class Gateway:
         self._local = InProcessUpstream()
         self.redactor = Redactor(settings.redaction) if settings.redaction.enabled else None
         self.spend = SpendPolicy(settings.spend) if settings.spend.enabled and settings.spend.caps else None
+        self.capture = False  # keep request and response bodies for a trace sink (set by the app)
 
     async def start(self) -> None:
         """Create the pooled client and the spend store; call inside the serving event loop."""
@@ -146,7 +148,7 @@ class Gateway:
     async def handle(self, scope: Scope, receive: Receive, send: Send, fmt: WireFormat) -> Outcome:
         """Serve one API call of format `fmt`; every failure is answered in that format."""
         rid = request_id()
-        info = CallInfo(rid.decode(), fmt.name)
+        info = CallInfo(rid.decode(), fmt.name, started_at=time.time(), t0=time.perf_counter())
         try:
             outcome = await self._forward(scope, receive, send, fmt, rid, info)
         except GatewayError as err:
@@ -190,8 +192,8 @@ class Gateway:
                 "the request needs a 'model' (a non-empty string)", code="missing_model", param="model"
             )
         provider, upstream_model = self.router.route(model, fmt)
-        info.model, info.provider = upstream_model, provider.name
-        stream = fmt.streams and body.get("stream") is True
+        info.model, info.provider, info.provider_kind = upstream_model, provider.name, provider.kind
+        stream = info.stream = fmt.streams and body.get("stream") is True
         scan = self.redactor.scan_request(fmt, body, identity.workspace) if self.redactor is not None else None
         changed = scan is not None and scan.changed
         guard = None
@@ -216,6 +218,8 @@ class Gateway:
             if guard is not None:
                 await guard.finish(None)  # failed before any output: release
             raise
+        if self.capture:
+            outcome.request_body = raw
         if scan is not None:
             outcome.events.extend(scan.tally.events())
         if guard is not None:
@@ -244,8 +248,8 @@ class Gateway:
         if resp.status >= 400:
             return await relay_error_status(send, fmt, resp, rid, self.settings.upstream.max_error_body_bytes)
         if tap is not None and resp.content_type.startswith("text/event-stream"):
-            return await relay_stream(send, receive, fmt, tap, resp, rid)
-        return await relay_body(send, fmt, resp, rid, rewrite)
+            return await relay_stream(send, receive, fmt, tap, resp, rid, self.capture)
+        return await relay_body(send, fmt, resp, rid, rewrite, self.capture)
 
     @staticmethod
     def _parse(raw: bytes) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -46,7 +47,11 @@ class CallInfo:
     user: str | None = None
     model: str | None = None
     provider: str | None = None
+    provider_kind: str | None = None
+    stream: bool = False
     trace_id: str | None = None
+    started_at: float = 0.0  # wall-clock seconds
+    t0: float = 0.0  # perf_counter() at the start
 
 
 @dataclass(slots=True)
@@ -60,6 +65,10 @@ class Outcome:
     cost_nusd: int | None = None
     events: list[PolicyEvent] = field(default_factory=list)
     info: CallInfo | None = None
+    first_byte_at: float | None = None  # perf_counter() when the first streamed bytes went out
+    # What went upstream and what the client got, kept only while a trace sink wants them.
+    request_body: bytes | None = None
+    response: list[bytes] | None = None
 
     def log_fields(self) -> dict[str, object]:
         """The access-log record of this call (ids, counts, timings; never content)."""
@@ -73,6 +82,7 @@ class Outcome:
             fields["events"] = [f"{e.policy}:{e.action}:{e.entity}:{e.count}" for e in self.events]
         if self.info is not None:
             fields.update(asdict(self.info))
+            del fields["started_at"], fields["provider_kind"], fields["t0"], fields["stream"]
         return fields
 
 
@@ -117,6 +127,7 @@ async def relay_body(
     resp: UpstreamResponse,
     request_id: bytes,
     rewrite: Callable[[Any], bool] | None = None,
+    capture: bool = False,
 ) -> Outcome:
     """A complete (non-streamed) response: read it, note its usage, let `rewrite` change it in
     place (redaction; True if it did), send it."""
@@ -134,7 +145,7 @@ async def relay_body(
         outcome.usage = usage
         return outcome
     await send_body(send, resp.status, body, [(b"content-type", JSON), (b"x-request-id", request_id)])
-    return Outcome(resp.status, usage=usage)
+    return Outcome(resp.status, usage=usage, response=[body] if capture else None)
 
 
 async def _await_disconnect(receive: Receive, task: asyncio.Task[object]) -> None:
@@ -144,7 +155,13 @@ async def _await_disconnect(receive: Receive, task: asyncio.Task[object]) -> Non
 
 
 async def relay_stream(
-    send: Send, receive: Receive, fmt: WireFormat, tap: StreamTap, resp: UpstreamResponse, request_id: bytes
+    send: Send,
+    receive: Receive,
+    fmt: WireFormat,
+    tap: StreamTap,
+    resp: UpstreamResponse,
+    request_id: bytes,
+    capture: bool = False,
 ) -> Outcome:
     """Relay an SSE response event by event until it ends, fails, or the client leaves."""
     await send({"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, (b"x-request-id", request_id)]})
@@ -152,7 +169,8 @@ async def relay_stream(
     assert me is not None
     watcher = asyncio.ensure_future(_await_disconnect(receive, me))
     events = EventBuffer()
-    outcome = Outcome(200)
+    outcome = Outcome(200, response=[] if capture else None)
+    sent = outcome.response
     try:
         try:
             async for chunk in resp.chunks():
@@ -164,7 +182,12 @@ async def relay_stream(
                             out.append(data)
                 finally:  # the events before a malformed one still go out
                     if out:
-                        await send({"type": "http.response.body", "body": b"".join(out), "more_body": True})
+                        data = b"".join(out)
+                        if outcome.first_byte_at is None:
+                            outcome.first_byte_at = time.perf_counter()
+                        if sent is not None:
+                            sent.append(data)
+                        await send({"type": "http.response.body", "body": data, "more_body": True})
             if not tap.saw_end or events.pending.strip():
                 raise UpstreamProtocolError("the provider ended the stream early")
         except GatewayError as err:

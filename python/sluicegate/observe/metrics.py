@@ -1,0 +1,71 @@
+"""Prometheus metrics at `/metrics`: requests, latency, time to first token, tokens and spend,
+policy events, and the background queues. Label values are bounded: routes and statuses are few,
+models outside `metrics.models` (and the configured routes) count as `other`, workspaces come from
+the configured keys. With several workers, each serves its own figures (run one per pod)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from sluicegate.proxy.relay import Outcome
+
+_LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+class Metrics:
+    """The process's metrics.
+
+    Arguments:
+        models: model names allowed as label values.
+        queues: name → callable giving (depth, dropped) of a background queue.
+    """
+
+    def __init__(self, models: Iterable[str], queues: dict[str, Callable[[], tuple[int, int]]]) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.models = frozenset(models)
+        self.requests = Counter(
+            "sluicegate_requests", "API calls", ["route", "status", "provider", "model"], registry=r
+        )
+        self.latency = Histogram(
+            "sluicegate_request_duration_seconds", "API call duration", ["route"], buckets=_LATENCY, registry=r
+        )
+        self.ttft = Histogram(
+            "sluicegate_time_to_first_token_seconds",
+            "time to the first streamed bytes",
+            ["route"],
+            buckets=_LATENCY,
+            registry=r,
+        )
+        self.tokens = Counter("sluicegate_tokens", "tokens", ["workspace", "direction"], registry=r)
+        self.spend = Counter("sluicegate_spend_nusd", "settled spend in nano-USD", ["workspace"], registry=r)
+        self.events = Counter("sluicegate_policy_events", "policy events", ["policy", "action", "entity"], registry=r)
+        self.queue_depth = Gauge("sluicegate_queue_depth", "background queue depth", ["queue"], registry=r)
+        self.queue_dropped = Gauge("sluicegate_queue_dropped", "items dropped by a full queue", ["queue"], registry=r)
+        self._queues = queues
+
+    def record(self, outcome: Outcome, duration_s: float) -> None:
+        info = outcome.info
+        route = info.route if info else "unknown"
+        model = info.model if info and info.model in self.models else "other"
+        self.requests.labels(route, str(outcome.status), (info and info.provider) or "none", model).inc()
+        self.latency.labels(route).observe(duration_s)
+        if outcome.first_byte_at is not None and info is not None:
+            self.ttft.labels(route).observe(outcome.first_byte_at - info.t0)
+        workspace = (info and info.workspace) or "none"
+        if outcome.usage is not None:
+            self.tokens.labels(workspace, "input").inc(outcome.usage.input_tokens)
+            self.tokens.labels(workspace, "output").inc(outcome.usage.output_tokens)
+        if outcome.cost_nusd:
+            self.spend.labels(workspace).inc(outcome.cost_nusd)
+        for e in outcome.events:
+            self.events.labels(e.policy, e.action, e.entity).inc(e.count)
+
+    def render(self) -> bytes:
+        for name, stats in self._queues.items():
+            depth, dropped = stats()
+            self.queue_depth.labels(name).set(depth)
+            self.queue_dropped.labels(name).set(dropped)
+        return generate_latest(self.registry)

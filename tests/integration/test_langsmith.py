@@ -1,0 +1,209 @@
+"""LangSmith: the gateway's run joins the agent's trace (real SDK on both sides), carries usage and
+cost, gets feedback for policy events, never carries a planted value, and never slows requests.
+
+The LangSmith stand-in is a small HTTP server that records what the SDKs post."""
+
+from __future__ import annotations
+
+import email
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import langsmith
+import openai
+import pytest
+from langsmith.run_helpers import get_current_run_tree
+from tests.conftest import GATEWAY_KEY, Server, gateway_config, start_gateway
+
+EMAIL = "jane.doe@example.com"
+AWS = "AKIAIOSFODNN7EXAMPLE"
+
+
+class StandIn:
+    """Records runs (multipart and batch) and feedback; optionally stalls every POST."""
+
+    def __init__(self, stall_s: float = 0.0) -> None:
+        self.raw: list[bytes] = []
+        self.runs: dict[str, dict[str, Any]] = {}
+        self.feedback: list[dict[str, Any]] = []
+        self.stall_s = stall_s
+        self.lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                self.send_response(404)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                if outer.stall_s:
+                    time.sleep(outer.stall_s)
+                outer.record(self.path, self.headers.get("content-type", ""), body)
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def record(self, path: str, content_type: str, body: bytes) -> None:
+        with self.lock:
+            self.raw.append(body)
+            if path.startswith("/runs/multipart"):
+                message = email.message_from_bytes(f"Content-Type: {content_type}\r\n\r\n".encode() + body)
+                for part in message.walk():
+                    name = part.get_param("name", header="content-disposition")
+                    if not name or part.is_multipart():
+                        continue
+                    kind, run_id, *field = str(name).split(".")
+                    data = json.loads(part.get_payload(decode=True) or b"null")
+                    if kind == "feedback":
+                        self.feedback.append(data)
+                        continue
+                    run = self.runs.setdefault(run_id, {})
+                    if field:
+                        run[field[0]] = data
+                    else:
+                        run.update(data)
+            elif path.startswith("/runs/batch"):
+                data = json.loads(body)
+                for run in data.get("post", []) + data.get("patch", []):
+                    self.runs.setdefault(str(run["id"]), {}).update(run)
+            elif path.startswith("/feedback"):
+                self.feedback.append(json.loads(body))
+
+    def wait_for(self, predicate: Any, timeout: float = 15.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                found = predicate(self)
+            if found:
+                return found
+            time.sleep(0.1)
+        raise AssertionError("the stand-in never received it")
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def standin() -> Iterator[StandIn]:
+    s = StandIn()
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="module")
+def gw(mock_server: Server, standin: StandIn, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    extra = f'[langsmith]\nenabled = true\nendpoint = "{standin.url}"\napi_key = "ls-test"\nproject = "gw-project"\n'
+    with start_gateway(gateway_config(tmp_path_factory.mktemp("ls") / "c.toml", mock_server.url, extra)) as server:
+        yield server
+
+
+def gateway_run(standin: StandIn, request_id: str) -> dict[str, Any]:
+    def find(s: StandIn) -> dict[str, Any] | None:
+        for run in s.runs.values():
+            metadata = (run.get("extra") or {}).get("metadata") or {}
+            if metadata.get("sluicegate_request_id") == request_id and run.get("outputs"):
+                return run
+        return None
+
+    return standin.wait_for(find)  # type: ignore[no-any-return]
+
+
+def test_the_gateway_run_joins_the_agents_trace(gw: Server, standin: StandIn) -> None:
+    agent_client = langsmith.Client(api_url=standin.url, api_key="agent-key")
+    seen: dict[str, Any] = {}
+
+    @langsmith.traceable(name="agent", client=agent_client)
+    def agent() -> str:
+        parent = get_current_run_tree()
+        assert parent is not None
+        seen["id"], seen["trace_id"], seen["dotted_order"] = str(parent.id), str(parent.trace_id), parent.dotted_order
+        with openai.OpenAI(base_url=f"{gw.url}/v1", api_key=GATEWAY_KEY, max_retries=0) as client:
+            raw = client.chat.completions.with_raw_response.create(
+                model="mh/mock-gpt@echo=1",
+                messages=[{"role": "user", "content": f"mail {EMAIL} key {AWS}"}],
+                extra_headers=parent.to_headers(),
+            )
+            seen["request_id"] = raw.headers["x-request-id"]
+            return raw.parse().choices[0].message.content or ""
+
+    with langsmith.tracing_context(enabled=True, project_name="agent-project"):
+        agent()
+    agent_client.flush()
+    run = gateway_run(standin, seen["request_id"])
+    assert run["run_type"] == "llm"
+    assert str(run["trace_id"]) == seen["trace_id"]
+    assert str(run["parent_run_id"]) == seen["id"]
+    assert run["dotted_order"].startswith(seen["dotted_order"] + ".")
+    assert run["session_name"] == "agent-project"  # the caller's project, from the baggage
+    metadata = run["extra"]["metadata"]
+    assert metadata["ls_model_name"] == "mock-gpt@echo=1" and metadata["ls_provider"]
+    assert metadata["usage_metadata"]["input_tokens"] > 0 and metadata["usage_metadata"]["output_tokens"] > 0
+    assert any(p.startswith("redaction:redact:EMAIL") for p in metadata["sluicegate_policy"])
+    feedback = standin.wait_for(lambda s: [f for f in s.feedback if str(f.get("run_id")) == str(run["id"])])
+    assert {f["key"] for f in feedback} == {"sluicegate.redaction.redact"}
+    # counts by entity type (the echoed reply also carries the upstream's host address)
+    assert feedback[0]["value"]["EMAIL"] == 1 and feedback[0]["value"]["AWS_ACCESS_KEY_ID"] == 1
+    assert feedback[0]["score"] == sum(feedback[0]["value"].values())
+    everything = b"".join(standin.raw)
+    for value in (EMAIL, AWS, "jane.doe"):
+        assert value.encode() not in everything
+
+
+def test_without_headers_the_run_is_a_root_in_the_configured_project(gw: Server, standin: StandIn) -> None:
+    r = httpx.post(
+        f"{gw.url}/v1/messages",
+        json={
+            "model": "mh/mock-claude",
+            "max_tokens": 20,
+            "messages": [{"role": "user", "content": "hi"}],
+            "stream": True,
+        },
+        headers={"authorization": f"Bearer {GATEWAY_KEY}"},
+    )
+    assert r.status_code == 200
+    run = gateway_run(standin, r.headers["x-request-id"])
+    assert run["session_name"] == "gw-project" and run.get("parent_run_id") is None
+    assert str(run["trace_id"]) == str(run["id"])
+    assert run["outputs"]["content"][0]["text"]  # the streamed output, assembled
+
+
+def test_a_stalled_langsmith_never_slows_requests(mock_server: Server, tmp_path: Path) -> None:
+    standin = StandIn(stall_s=3.0)
+    extra = f'[langsmith]\nenabled = true\nendpoint = "{standin.url}"\napi_key = "k"\nqueue_size = 10\n'
+    try:
+        with start_gateway(gateway_config(tmp_path / "c.toml", mock_server.url, extra)) as server, httpx.Client() as c:
+            times = []
+            for _ in range(40):  # each call has a redaction event, so each needs a (stalled) feedback post
+                t = time.perf_counter()
+                r = c.post(
+                    f"{server.url}/v1/chat/completions",
+                    json={"model": "mh/mock-gpt", "messages": [{"role": "user", "content": f"mail {EMAIL}"}]},
+                    headers={"authorization": f"Bearer {GATEWAY_KEY}"},
+                )
+                times.append(time.perf_counter() - t)
+                assert r.status_code == 200
+            assert sorted(times)[len(times) // 2] < 0.1 and max(times) < 1.0
+            metrics = c.get(f"{server.url}/metrics").text
+            dropped = [
+                line for line in metrics.splitlines() if line.startswith('sluicegate_queue_dropped{queue="langsmith"}')
+            ]
+            assert dropped and float(dropped[0].split()[-1]) > 0
+    finally:
+        standin.close()
