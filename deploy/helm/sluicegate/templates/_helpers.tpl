@@ -1,0 +1,133 @@
+{{/* The chart's name, or nameOverride. */}}
+{{- define "sluicegate.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The full name of the release's objects (at most 63 characters, a DNS label). */}}
+{{- define "sluicegate.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "sluicegate.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "sluicegate.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "sluicegate.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "sluicegate.labels" -}}
+helm.sh/chart: {{ include "sluicegate.chart" . }}
+{{ include "sluicegate.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: gateway
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "sluicegate.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "sluicegate.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "sluicegate.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* Where the ConfigMap's file is mounted, and its name (SLUICEGATE_CONFIG). */}}
+{{- define "sluicegate.configDir" -}}/etc/sluicegate{{- end }}
+{{- define "sluicegate.configFile" -}}sluicegate.yaml{{- end }}
+
+{{/*
+SIGTERM comes after the preStop sleep; then the ready grace, then the drain. Kubernetes kills the
+container terminationGracePeriodSeconds after the deletion began, so it must cover all three.
+*/}}
+{{- define "sluicegate.shutdownSeconds" -}}
+{{- $s := .Values.shutdown }}
+{{- add $s.preStopSleepSeconds $s.readyGraceSeconds $s.drainSeconds }}
+{{- end }}
+
+{{- define "sluicegate.terminationGracePeriodSeconds" -}}
+{{- $s := .Values.shutdown }}
+{{- $needed := include "sluicegate.shutdownSeconds" . | int }}
+{{- if kindIs "invalid" $s.terminationGracePeriodSeconds }}
+{{- add $needed $s.extraGraceSeconds }}
+{{- else if le (int $s.terminationGracePeriodSeconds) $needed }}
+{{- fail (printf "shutdown.terminationGracePeriodSeconds (%d) must exceed preStopSleepSeconds + readyGraceSeconds + drainSeconds (%d)" (int $s.terminationGracePeriodSeconds) $needed) }}
+{{- else }}
+{{- $s.terminationGracePeriodSeconds }}
+{{- end }}
+{{- end }}
+
+{{/*
+The variables that come from Secrets, by name: {NAME: {existingSecret, key}}. The names are the
+settings they set (control.master_key, spend.redis_url, …), and a provider's key variable is the
+one its api_key_env names in the config.
+*/}}
+{{- define "sluicegate.secretVariables" -}}
+{{- $s := .Values.secrets }}
+{{- $vars := dict
+  "SLUICEGATE_CONTROL__MASTER_KEY" $s.masterKey
+  "SLUICEGATE_CONTROL__DATABASE_URL" $s.databaseUrl
+  "SLUICEGATE_SPEND__REDIS_URL" $s.redisUrl
+  "SLUICEGATE_REDACTION__PSEUDONYM_SECRET" $s.pseudonymSecret
+  "SLUICEGATE_KEYS" $s.gatewayKeys }}
+{{- range $s.providers }}
+{{- if hasKey $vars .env }}
+{{- fail (printf "secrets.providers: %s is set twice" .env) }}
+{{- end }}
+{{- $_ := set $vars .env (dict "existingSecret" .existingSecret "key" .key) }}
+{{- end }}
+{{- toYaml $vars }}
+{{- end }}
+
+{{/* Labels for the pod template and the test pod's selector. */}}
+{{- define "sluicegate.podLabels" -}}
+{{ include "sluicegate.labels" . }}
+{{- with .Values.podLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* Settings that cannot work in a pod: refused at render time, with the fix. */}}
+{{- define "sluicegate.validate" -}}
+{{- $control := .Values.config.control | default dict }}
+{{- if $control.enabled }}
+{{- if not (or .Values.secrets.databaseUrl.existingSecret $control.database_url) }}
+{{- fail "config.control.enabled needs a database: set secrets.databaseUrl (PostgreSQL); the default SQLite file would be written to the read-only root filesystem" }}
+{{- end }}
+{{- if and .Values.secrets.databaseUrl.existingSecret (not (or .Values.secrets.masterKey.existingSecret $control.master_key_file)) }}
+{{- fail "config.control.enabled with PostgreSQL needs the master encryption key: set secrets.masterKey" }}
+{{- end }}
+{{- end }}
+{{- if (.Values.config.control).master_key }}
+{{- fail "config.control.master_key would put the master key in a ConfigMap: use secrets.masterKey" }}
+{{- end }}
+{{- range $name, $provider := .Values.config.providers }}
+{{- if $provider.api_key }}
+{{- fail (printf "config.providers.%s.api_key would put the key in a ConfigMap: name a variable with api_key_env and inject it with secrets.providers" $name) }}
+{{- end }}
+{{- end }}
+{{- if and .Values.serviceMonitor.enabled (eq (toString (.Values.config.metrics).enabled) "false") }}
+{{- fail "serviceMonitor.enabled scrapes /metrics, which config.metrics.enabled: false turns off" }}
+{{- end }}
+{{- if (.Values.config.redaction).pseudonym_secret }}
+{{- fail "config.redaction.pseudonym_secret would put the secret in a ConfigMap: use secrets.pseudonymSecret" }}
+{{- end }}
+{{- end }}

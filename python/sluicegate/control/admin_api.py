@@ -1,0 +1,486 @@
+"""The admin API under `/admin/v1/…`: JSON in and out, scoped tokens, one audit row per change.
+
+Tokens (`Authorization: Bearer sga-…`) are scoped:
+
+- an operator token (no org) may create organizations and sees all of them;
+- an org admin token sees its organization, its workspaces and everything in them;
+- a workspace admin token sees only its workspace (users, keys, secrets, policy).
+
+Across that line nothing is readable or changeable: an entity of another organization or another
+workspace is a 404 (its existence is not confirmed); an org-level operation asked of a workspace
+admin is a 403. Bad input is a 422 naming each field at fault; no input makes a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from sluicegate.control.audit import Actor
+from sluicegate.control.keys import hash_key, same_hash
+from sluicegate.control.models import admin_tokens, api_keys, orgs, users, workspaces
+from sluicegate.control.policies import LEVELS
+from sluicegate.control.schemas import (
+    PROVIDER_PATTERN,
+    AdminTokenIn,
+    KeyIn,
+    OrgIn,
+    PolicyIn,
+    SecretIn,
+    UserIn,
+    WorkspaceIn,
+)
+from sluicegate.control.store import Conflict, ControlStore, public_key
+from sluicegate.control.view import ControlView
+
+log = logging.getLogger("sluicegate.control.admin")
+PREFIX = "/admin/v1"
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, fields: list[dict[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.fields = status, code, message, fields
+
+
+def json_response(body: Any, status: int = 200, request_id: str = "") -> Response:
+    headers = {"x-request-id": request_id} if request_id else None
+    return Response(orjson.dumps(body), status, headers=headers, media_type="application/json")
+
+
+def _not_found(what: str) -> ApiError:
+    return ApiError(404, "not_found", f"no such {what}")
+
+
+def _forbidden() -> ApiError:
+    return ApiError(403, "forbidden", "this admin token's scope does not allow this operation")
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The holder of an admin token: an operator (no org), an org admin, or a workspace admin."""
+
+    token_id: str
+    org_id: str | None
+    workspace_id: str | None
+
+    @property
+    def actor(self) -> str:
+        return f"admin_token/{self.token_id}"
+
+
+@dataclass(slots=True)
+class Ctx:
+    request: Request
+    principal: Principal
+    actor: Actor
+    store: ControlStore
+    view: ControlView | None
+    params: dict[str, str]
+    body: Any = None
+
+
+Handler = Callable[[Ctx], Awaitable[Response]]
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One operation: the route table is also the OpenAPI document and the scope test's table."""
+
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    body: type[BaseModel] | None = None
+    status: int = 200
+    mutates: bool = False
+    query: tuple[tuple[str, dict[str, Any]], ...] = ()
+
+
+# ── scope checks ──────────────────────────────────────────────────────────────────────────────
+
+
+async def org_of(ctx: Ctx, org_id: str) -> dict[str, Any]:
+    p = ctx.principal
+    if p.org_id is not None and p.org_id != org_id:
+        raise _not_found("organization")
+    row = await ctx.store.one(orgs, org_id)
+    if row is None:
+        raise _not_found("organization")
+    if p.workspace_id is not None:
+        raise _forbidden()
+    return row
+
+
+def _in_scope(p: Principal, org_id: str, workspace_id: str) -> bool:
+    if p.org_id is not None and p.org_id != org_id:
+        return False
+    return p.workspace_id is None or p.workspace_id == workspace_id
+
+
+async def workspace_of(ctx: Ctx, workspace_id: str) -> dict[str, Any]:
+    row = await ctx.store.one(workspaces, workspace_id)
+    if row is None or not _in_scope(ctx.principal, row["org_id"], row["id"]):
+        raise _not_found("workspace")
+    return row
+
+
+async def user_of(ctx: Ctx, user_id: str) -> dict[str, Any]:
+    row = await ctx.store.one(users, user_id)
+    if row is None or not _in_scope(ctx.principal, row["org_id"], row["workspace_id"]):
+        raise _not_found("user")
+    return row
+
+
+async def key_of(ctx: Ctx, key_id: str) -> dict[str, Any]:
+    row = await ctx.store.one(api_keys, key_id)
+    if row is None or not _in_scope(ctx.principal, row["org_id"], row["workspace_id"]):
+        raise _not_found("key")
+    return row
+
+
+async def entity_of(ctx: Ctx, level: str, entity_id: str) -> tuple[str, str]:
+    """(entity id, org id) of a policy target, scope-checked."""
+    if level == "org":
+        return entity_id, (await org_of(ctx, entity_id))["id"]
+    finder = {"workspace": workspace_of, "user": user_of, "key": key_of}[level]
+    row = await finder(ctx, entity_id)
+    return row["id"], row["org_id"]
+
+
+# ── handlers ──────────────────────────────────────────────────────────────────────────────────
+
+
+async def whoami(ctx: Ctx) -> Response:
+    p = ctx.principal
+    return json_response({"token_id": p.token_id, "org_id": p.org_id, "workspace_id": p.workspace_id})
+
+
+async def list_orgs(ctx: Ctx) -> Response:
+    return json_response({"data": await ctx.store.orgs_list(ctx.principal.org_id)})
+
+
+async def create_org(ctx: Ctx) -> Response:
+    if ctx.principal.org_id is not None:
+        raise _forbidden()
+    return json_response(await ctx.store.create_org(ctx.actor, ctx.body.name), 201)
+
+
+async def get_org(ctx: Ctx) -> Response:
+    return json_response(await org_of(ctx, ctx.params["org_id"]))
+
+
+async def list_workspaces(ctx: Ctx) -> Response:
+    org = await org_of(ctx, ctx.params["org_id"])
+    return json_response({"data": await ctx.store.many(workspaces, org_id=org["id"])})
+
+
+async def create_workspace(ctx: Ctx) -> Response:
+    org = await org_of(ctx, ctx.params["org_id"])
+    return json_response(await ctx.store.create_workspace(ctx.actor, org["id"], ctx.body.name), 201)
+
+
+async def create_admin_token(ctx: Ctx) -> Response:
+    org = await org_of(ctx, ctx.params["org_id"])
+    spec: AdminTokenIn = ctx.body
+    if spec.workspace_id is not None:
+        ws = await ctx.store.one(workspaces, spec.workspace_id)
+        if ws is None or ws["org_id"] != org["id"]:
+            raise ApiError(422, "validation_error", "invalid body", [_field("workspace_id", "no such workspace")])
+    row, token = await ctx.store.create_admin_token(ctx.actor, org["id"], spec.workspace_id, spec.name)
+    return json_response({**row, "token": token}, 201)
+
+
+def _public_token(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k != "token_hash"}
+
+
+async def list_admin_tokens(ctx: Ctx) -> Response:
+    org = await org_of(ctx, ctx.params["org_id"])
+    return json_response({"data": [_public_token(r) for r in await ctx.store.many(admin_tokens, org_id=org["id"])]})
+
+
+async def revoke_admin_token(ctx: Ctx) -> Response:
+    org = await org_of(ctx, ctx.params["org_id"])
+    token = await ctx.store.one(admin_tokens, ctx.params["token_id"])
+    if token is None or token["org_id"] != org["id"]:
+        raise _not_found("admin token")
+    return json_response(await ctx.store.revoke_admin_token(ctx.actor, token))
+
+
+async def get_workspace(ctx: Ctx) -> Response:
+    return json_response(await workspace_of(ctx, ctx.params["workspace_id"]))
+
+
+async def list_users(ctx: Ctx) -> Response:
+    ws = await workspace_of(ctx, ctx.params["workspace_id"])
+    return json_response({"data": await ctx.store.many(users, workspace_id=ws["id"])})
+
+
+async def create_user(ctx: Ctx) -> Response:
+    ws = await workspace_of(ctx, ctx.params["workspace_id"])
+    return json_response(await ctx.store.create_user(ctx.actor, ws, ctx.body.name), 201)
+
+
+async def get_user(ctx: Ctx) -> Response:
+    return json_response(await user_of(ctx, ctx.params["user_id"]))
+
+
+async def list_keys(ctx: Ctx) -> Response:
+    ws = await workspace_of(ctx, ctx.params["workspace_id"])
+    return json_response({"data": [public_key(r) for r in await ctx.store.many(api_keys, workspace_id=ws["id"])]})
+
+
+async def create_key(ctx: Ctx) -> Response:
+    ws = await workspace_of(ctx, ctx.params["workspace_id"])
+    try:
+        row, key = await ctx.store.create_key(ctx.actor, ws, ctx.body)
+    except Conflict as exc:
+        raise ApiError(422, "validation_error", "invalid body", [_field("user_id", str(exc))]) from None
+    return json_response({**row, "key": key}, 201)
+
+
+async def get_key(ctx: Ctx) -> Response:
+    return json_response(public_key(await key_of(ctx, ctx.params["key_id"])))
+
+
+async def revoke_key(ctx: Ctx) -> Response:
+    key = await key_of(ctx, ctx.params["key_id"])
+    return json_response(await ctx.store.revoke_key(ctx.actor, key))
+
+
+async def effective_policy(ctx: Ctx) -> Response:
+    from sluicegate.control.policies import effective
+
+    key = await key_of(ctx, ctx.params["key_id"])
+    chain: list[tuple[Any, str]] = [("org", key["org_id"]), ("workspace", key["workspace_id"])]
+    if key["user_id"]:
+        chain.append(("user", key["user_id"]))
+    chain.append(("key", key["id"]))
+    result = effective(key["org_id"], [(lvl, eid, await ctx.store.policy(lvl, eid)) for lvl, eid in chain])
+    return json_response({"key_id": key["id"], **result.as_json()})
+
+
+def _policy_handlers(level: str, param: str) -> tuple[Handler, Handler]:
+    async def get_policy(ctx: Ctx) -> Response:
+        entity_id, _ = await entity_of(ctx, level, ctx.params[param])
+        policy = await ctx.store.policy(level, entity_id)
+        return json_response((policy or PolicyIn()).model_dump(mode="json"))
+
+    async def put_policy(ctx: Ctx) -> Response:
+        entity_id, org_id = await entity_of(ctx, level, ctx.params[param])
+        policy = await ctx.store.set_policy(ctx.actor, level, entity_id, org_id, ctx.body)  # type: ignore[arg-type]
+        return json_response(policy.model_dump(mode="json"))
+
+    return get_policy, put_policy
+
+
+def _secret_handlers(level: str, param: str) -> tuple[Handler, Handler, Handler]:
+    async def scope(ctx: Ctx) -> tuple[str, str]:
+        return await entity_of(ctx, level, ctx.params[param])
+
+    async def list_secrets(ctx: Ctx) -> Response:
+        scope_id, _ = await scope(ctx)
+        return json_response({"data": await ctx.store.secrets_list(level, scope_id)})
+
+    async def put_secret(ctx: Ctx) -> Response:
+        scope_id, org_id = await scope(ctx)
+        provider = _provider(ctx.params["provider"])
+        try:
+            shown = await ctx.store.set_secret(ctx.actor, level, scope_id, org_id, provider, ctx.body)
+        except Conflict as exc:
+            raise ApiError(409, "conflict", str(exc)) from None
+        return json_response(shown)
+
+    async def delete_secret(ctx: Ctx) -> Response:
+        scope_id, org_id = await scope(ctx)
+        provider = _provider(ctx.params["provider"])
+        if not await ctx.store.delete_secret(ctx.actor, level, scope_id, org_id, provider):
+            raise _not_found("secret")
+        return Response(status_code=204)
+
+    return list_secrets, put_secret, delete_secret
+
+
+def _provider(value: str) -> str:
+    import re
+
+    if not re.fullmatch(PROVIDER_PATTERN, value):
+        raise ApiError(422, "validation_error", "invalid path", [_field("provider", "must match " + PROVIDER_PATTERN)])
+    return value
+
+
+async def list_audit(ctx: Ctx) -> Response:
+    org = await org_of(ctx, ctx.params["org_id"])
+    after, limit = _int_query(ctx.request, "after_seq", 0, 0, 2**62), _int_query(ctx.request, "limit", 100, 1, 1000)
+    rows = await ctx.store.audit_rows(org["id"], after, limit)
+    return json_response({"data": rows})
+
+
+def _int_query(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
+        raise ApiError(422, "validation_error", "invalid query", [_field(name, f"an integer from {low} to {high}")])
+    return int(raw)
+
+
+def _field(loc: str, msg: str) -> dict[str, str]:
+    return {"loc": loc, "msg": msg}
+
+
+org_pol, org_put = _policy_handlers("org", "org_id")
+ws_pol, ws_put = _policy_handlers("workspace", "workspace_id")
+user_pol, user_put = _policy_handlers("user", "user_id")
+key_pol, key_put = _policy_handlers("key", "key_id")
+org_secrets, org_secret_put, org_secret_del = _secret_handlers("org", "org_id")
+ws_secrets, ws_secret_put, ws_secret_del = _secret_handlers("workspace", "workspace_id")
+_PAGE = (
+    ("after_seq", {"type": "integer", "minimum": 0}),
+    ("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
+)
+
+ENDPOINTS: tuple[Endpoint, ...] = (
+    Endpoint("GET", "/whoami", whoami, "The calling token's scope"),
+    Endpoint("GET", "/orgs", list_orgs, "Organizations the token sees"),
+    Endpoint("POST", "/orgs", create_org, "Create an organization (operator tokens)", OrgIn, 201, True),
+    Endpoint("GET", "/orgs/{org_id}", get_org, "An organization"),
+    Endpoint("GET", "/orgs/{org_id}/workspaces", list_workspaces, "An organization's workspaces"),
+    Endpoint("POST", "/orgs/{org_id}/workspaces", create_workspace, "Create a workspace", WorkspaceIn, 201, True),
+    Endpoint(
+        "POST", "/orgs/{org_id}/admin-tokens", create_admin_token, "Create an admin token", AdminTokenIn, 201, True
+    ),
+    Endpoint("GET", "/orgs/{org_id}/admin-tokens", list_admin_tokens, "The organization's admin tokens (no values)"),
+    Endpoint(
+        "POST",
+        "/orgs/{org_id}/admin-tokens/{token_id}/revoke",
+        revoke_admin_token,
+        "Revoke an admin token",
+        None,
+        200,
+        True,
+    ),
+    Endpoint("GET", "/orgs/{org_id}/policy", org_pol, "The organization's policy"),
+    Endpoint("PUT", "/orgs/{org_id}/policy", org_put, "Replace the organization's policy", PolicyIn, 200, True),
+    Endpoint("GET", "/orgs/{org_id}/secrets", org_secrets, "Org-default provider secrets (names only)"),
+    Endpoint("PUT", "/orgs/{org_id}/secrets/{provider}", org_secret_put, "Set an org default", SecretIn, 200, True),
+    Endpoint("DELETE", "/orgs/{org_id}/secrets/{provider}", org_secret_del, "Delete an org default", None, 204, True),
+    Endpoint("GET", "/orgs/{org_id}/audit", list_audit, "The organization's audit log", query=_PAGE),
+    Endpoint("GET", "/workspaces/{workspace_id}", get_workspace, "A workspace"),
+    Endpoint("GET", "/workspaces/{workspace_id}/users", list_users, "A workspace's users"),
+    Endpoint("POST", "/workspaces/{workspace_id}/users", create_user, "Create a user", UserIn, 201, True),
+    Endpoint("GET", "/workspaces/{workspace_id}/keys", list_keys, "A workspace's gateway keys (no key values)"),
+    Endpoint("POST", "/workspaces/{workspace_id}/keys", create_key, "Create a key (shown once)", KeyIn, 201, True),
+    Endpoint("GET", "/workspaces/{workspace_id}/policy", ws_pol, "The workspace's policy"),
+    Endpoint("PUT", "/workspaces/{workspace_id}/policy", ws_put, "Replace the workspace's policy", PolicyIn, 200, True),
+    Endpoint("GET", "/workspaces/{workspace_id}/secrets", ws_secrets, "Provider secrets (names only)"),
+    Endpoint("PUT", "/workspaces/{workspace_id}/secrets/{provider}", ws_secret_put, "Set", SecretIn, 200, True),
+    Endpoint("DELETE", "/workspaces/{workspace_id}/secrets/{provider}", ws_secret_del, "Delete", None, 204, True),
+    Endpoint("GET", "/users/{user_id}", get_user, "A user"),
+    Endpoint("GET", "/users/{user_id}/policy", user_pol, "The user's policy"),
+    Endpoint("PUT", "/users/{user_id}/policy", user_put, "Replace the user's policy", PolicyIn, 200, True),
+    Endpoint("GET", "/keys/{key_id}", get_key, "A gateway key (no key value)"),
+    Endpoint("POST", "/keys/{key_id}/revoke", revoke_key, "Revoke a key", None, 200, True),
+    Endpoint("GET", "/keys/{key_id}/effective-policy", effective_policy, "The policy that applies to a key"),
+    Endpoint("GET", "/keys/{key_id}/policy", key_pol, "The key's own policy"),
+    Endpoint("PUT", "/keys/{key_id}/policy", key_put, "Replace the key's own policy", PolicyIn, 200, True),
+)
+assert {lvl for lvl in LEVELS} == {"org", "workspace", "user", "key"}
+
+
+class AdminApi:
+    """The admin ASGI app (mounted by the gateway for paths under `/admin/`).
+
+    Arguments:
+        store: the opened control store.
+        view: this instance's view, refreshed right after each change so this instance sees it at once.
+    """
+
+    def __init__(self, store: ControlStore, view: ControlView | None = None) -> None:
+        from sluicegate.control.openapi import openapi_document
+
+        self.store = store
+        self.view = view
+        self.openapi = orjson.dumps(openapi_document(ENDPOINTS))
+        routes = [Route(PREFIX + "/openapi.json", self._openapi, methods=["GET"])]
+        routes += [Route(PREFIX + e.path, self._wrap(e), methods=[e.method]) for e in ENDPOINTS]
+        self.app = Starlette(routes=routes)
+        self.app.add_exception_handler(404, self._http_error)
+        self.app.add_exception_handler(405, self._http_error)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
+
+    async def _openapi(self, request: Request) -> Response:
+        return Response(self.openapi, media_type="application/json")
+
+    @staticmethod
+    async def _http_error(request: Request, exc: Exception) -> Response:
+        status = getattr(exc, "status_code", 404)
+        code = "not_found" if status == 404 else "method_not_allowed"
+        return json_response({"error": {"code": code, "message": f"{request.method} {request.url.path}"}}, status)
+
+    async def _principal(self, request: Request) -> Principal:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise ApiError(401, "unauthenticated", "send an admin token as 'Authorization: Bearer <token>'")
+        row = await self.store.token_by_hash(hash_key(token))
+        if row is None or not same_hash(row["token_hash"], token) or row["revoked_at"] is not None:
+            raise ApiError(401, "unauthenticated", "the admin token is not valid")
+        return Principal(row["id"], row["org_id"], row["workspace_id"])
+
+    def _wrap(self, endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
+        async def handle(request: Request) -> Response:
+            rid = request.headers.get("x-request-id", "")[:64] or os.urandom(12).hex()
+            try:
+                principal = await self._principal(request)
+                client = request.client.host if request.client else ""
+                ctx = Ctx(request, principal, Actor(principal.actor, rid, client), self.store, self.view, {})
+                ctx.params = dict(request.path_params)
+                if endpoint.body is not None:
+                    ctx.body = await _parse(request, endpoint.body)
+                response = await endpoint.handler(ctx)
+                if endpoint.mutates and self.view is not None:
+                    await self.view.refresh()
+            except ApiError as err:
+                body: dict[str, Any] = {"code": err.code, "message": err.message}
+                if err.fields is not None:
+                    body["fields"] = err.fields
+                return json_response({"error": body}, err.status, rid)
+            except Exception:
+                log.exception("admin request failed")  # the kind only: bodies are never logged
+                return json_response({"error": {"code": "internal_error", "message": "internal error"}}, 500, rid)
+            response.headers["x-request-id"] = rid
+            return response
+
+        return handle
+
+
+async def _parse(request: Request, model: type[BaseModel]) -> BaseModel:
+    raw = await request.body()
+    try:
+        data = orjson.loads(raw) if raw else None
+    except orjson.JSONDecodeError:
+        raise ApiError(
+            422, "validation_error", "the body is not valid JSON", [_field("body", "invalid JSON")]
+        ) from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        fields = [
+            _field(".".join(str(p) for p in e["loc"]) or "body", e["msg"]) for e in exc.errors(include_input=False)
+        ]
+        raise ApiError(422, "validation_error", "invalid body", fields) from None

@@ -1,0 +1,113 @@
+"""Provider secrets at rest: AES-256-GCM under the operator's master key.
+
+Each value is sealed with a fresh 96-bit nonce and bound to its row (level, scope, provider) as
+associated data, so a ciphertext copied to another row does not open. The stored form is
+`v1:<key id>:<base64 nonce+ciphertext>`; the key id (8 hex digits of the key's SHA-256) tells a
+wrong master key from a damaged value without revealing anything.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from sluicegate.control.settings import ControlSettings
+
+__all__ = ["MasterKey", "MasterKeyError", "generate_master_key", "load_master_key"]
+
+
+class MasterKeyError(ValueError):
+    """No usable master key, or a value sealed under another key."""
+
+
+def generate_master_key() -> str:
+    """A new master key: 32 random bytes, URL-safe base64."""
+    return base64.urlsafe_b64encode(os.urandom(32)).decode()
+
+
+class MasterKey:
+    """Seals and opens provider secrets.
+
+    Arguments:
+        encoded: 32 bytes in URL-safe base64.
+
+    Raises:
+        MasterKeyError: not 32 bytes of base64.
+    """
+
+    __slots__ = ("_aead", "key_id")
+
+    def __init__(self, encoded: str) -> None:
+        try:
+            raw = base64.urlsafe_b64decode(encoded.strip().encode())
+        except (binascii.Error, ValueError):
+            raise MasterKeyError("the master key is not URL-safe base64") from None
+        if len(raw) != 32:
+            raise MasterKeyError("the master key must be 32 bytes (URL-safe base64)")
+        self._aead = AESGCM(raw)
+        self.key_id = hashlib.sha256(raw).hexdigest()[:8]
+
+    def __repr__(self) -> str:
+        return f"MasterKey(key_id={self.key_id!r})"
+
+    def seal(self, plaintext: str, context: str) -> str:
+        nonce = os.urandom(12)
+        sealed = self._aead.encrypt(nonce, plaintext.encode(), context.encode())
+        return f"v1:{self.key_id}:{base64.b64encode(nonce + sealed).decode()}"
+
+    def open(self, stored: str, context: str) -> str:
+        """The plaintext of a sealed value.
+
+        Raises:
+            MasterKeyError: sealed under another key, or damaged.
+        """
+        version, key_id, body = stored.split(":", 2)
+        if version != "v1" or key_id != self.key_id:
+            raise MasterKeyError(f"a secret is sealed under master key {key_id}, not {self.key_id}")
+        raw = base64.b64decode(body)
+        try:
+            return self._aead.decrypt(raw[:12], raw[12:], context.encode()).decode()
+        except InvalidTag:
+            raise MasterKeyError("a sealed secret does not open (damaged or moved)") from None
+
+
+def load_master_key(settings: ControlSettings, create: bool = False) -> MasterKey | None:
+    """The master key from `master_key`, `master_key_file`, or the file beside a SQLite database.
+
+    Arguments:
+        settings: the `[control]` section.
+        create: create the key file beside a SQLite database when there is none (first start).
+
+    Returns:
+        The key, or None when none is configured (setting a secret then fails with a clear error).
+
+    Raises:
+        MasterKeyError: the configured key is malformed or its file unreadable.
+    """
+    if settings.master_key:
+        return MasterKey(settings.master_key)
+    path = Path(settings.master_key_file) if settings.master_key_file else None
+    if path is None:
+        db = settings.sqlite_path()
+        if db is None:
+            return None
+        path = db.with_name(db.name + ".key")
+    if not path.exists():
+        if not create or settings.master_key_file:
+            if settings.master_key_file:
+                raise MasterKeyError(f"control.master_key_file {path} does not exist")
+            return None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(generate_master_key() + "\n")
+    try:
+        return MasterKey(path.read_text())
+    except OSError as exc:
+        raise MasterKeyError(f"cannot read the master key file {path}: {exc.strerror}") from None

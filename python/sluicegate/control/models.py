@@ -1,0 +1,113 @@
+"""The control plane's tables (SQLAlchemy Core), one code path for SQLite and PostgreSQL.
+
+Times are ISO-8601 UTC text and ids are text, so rows read, compare and hash the same on both
+databases. The schema itself is created by `migrations/` (plain SQL), not by `create_all`.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, Integer, MetaData, Table, Text
+
+metadata = MetaData()
+
+state = Table(
+    "control_state",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", BigInteger, nullable=False),
+    Column("audit_head_seq", BigInteger, nullable=False),
+    Column("audit_head_hash", Text, nullable=False),
+)
+
+orgs = Table(
+    "orgs",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("created_at", Text, nullable=False),
+)
+
+workspaces = Table(
+    "workspaces",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("org_id", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("created_at", Text, nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("org_id", Text, nullable=False),
+    Column("workspace_id", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("created_at", Text, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("org_id", Text, nullable=False),
+    Column("workspace_id", Text, nullable=False),
+    Column("user_id", Text),
+    Column("name", Text, nullable=False),
+    Column("key_hash", Text, nullable=False, unique=True),
+    Column("prefix", Text, nullable=False),
+    Column("created_at", Text, nullable=False),
+    Column("expires_at", Text),
+    Column("revoked_at", Text),
+    Column("last_used_at", Text),
+)
+
+admin_tokens = Table(
+    "admin_tokens",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("org_id", Text),
+    Column("workspace_id", Text),
+    Column("name", Text, nullable=False),
+    Column("token_hash", Text, nullable=False, unique=True),
+    Column("created_at", Text, nullable=False),
+    Column("revoked_at", Text),
+)
+
+secrets = Table(
+    "provider_secrets",
+    metadata,
+    Column("level", Text, primary_key=True),
+    Column("scope_id", Text, primary_key=True),
+    Column("provider", Text, primary_key=True),
+    Column("org_id", Text, nullable=False),
+    Column("ciphertext", Text, nullable=False),
+    Column("meta", Text, nullable=False),
+    Column("updated_at", Text, nullable=False),
+)
+
+policies = Table(
+    "policies",
+    metadata,
+    Column("level", Text, primary_key=True),
+    Column("entity_id", Text, primary_key=True),
+    Column("org_id", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("updated_at", Text, nullable=False),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("at", Text, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("target", Text, nullable=False),
+    Column("org_id", Text),
+    Column("request_id", Text, nullable=False),
+    Column("client", Text, nullable=False),
+    Column("diff", Text, nullable=False),
+    Column("prev_hash", Text, nullable=False),
+    Column("hash", Text, nullable=False),
+)

@@ -1,0 +1,50 @@
+"""The control plane inside one gateway process: the store, the fast view and the admin API, started
+and stopped with the app's lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sluicegate.control.admin_api import AdminApi
+from sluicegate.control.settings import ControlSettings
+from sluicegate.control.store import ControlStore
+from sluicegate.control.view import ControlView
+from sluicegate.policy.auth import KeyStore
+
+
+class ControlPlane:
+    """Store, view and admin API of one process.
+
+    Arguments:
+        settings: the `[control]` section.
+        fallback: the config file's keys, accepted alongside the database's.
+    """
+
+    def __init__(self, settings: ControlSettings, fallback: KeyStore | None = None) -> None:
+        self.store = ControlStore(settings)
+        self.view = ControlView(self.store, fallback)
+        self.admin = AdminApi(self.store, self.view)
+
+    async def start(self) -> None:
+        await self.store.open()
+        await self.view.start()
+
+    async def stop(self) -> None:
+        await self.view.stop()
+        await self.store.close()
+
+
+def prepare(settings: ControlSettings) -> list[str]:
+    """Before serving: migrate, create the master key file if needed, bootstrap; lines to print once."""
+    from sluicegate.control.bootstrap import bootstrap_if_empty
+
+    async def run() -> list[str]:
+        store = ControlStore(settings)
+        try:
+            await store.open(create_master_key=True)
+            done = await bootstrap_if_empty(store) if settings.bootstrap else None
+            return done.lines() if done is not None else []
+        finally:
+            await store.close()
+
+    return asyncio.run(run())

@@ -1,0 +1,118 @@
+"""The admin API's request bodies (pydantic, strict: unknown fields are refused) and policy documents."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from sluicegate._core import Scanner, builtin_entities
+from sluicegate.config import CustomPattern, RedactionRule
+from sluicegate.spend.caps import Mode, OnInsufficient, WindowName
+from sluicegate.spend.money import usd_to_nusd
+
+Name = str
+NAME = Field(min_length=1, max_length=200)
+PROVIDER_PATTERN = r"^[a-z][a-z0-9_-]{0,63}$"
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OrgIn(_Body):
+    name: str = NAME
+
+
+class WorkspaceIn(_Body):
+    name: str = NAME
+
+
+class UserIn(_Body):
+    name: str = NAME
+
+
+class KeyIn(_Body):
+    name: str = NAME
+    user_id: str | None = Field(None, min_length=1, max_length=64)
+    expires_at: datetime | None = None
+
+    @field_validator("expires_at")
+    @classmethod
+    def _aware_utc(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("expires_at needs a time zone (for example 2030-01-01T00:00:00Z)")
+        if value.year > 9000:
+            raise ValueError("expires_at is too far in the future")
+        return value.astimezone(UTC)
+
+
+class AdminTokenIn(_Body):
+    name: str = NAME
+    workspace_id: str | None = Field(None, min_length=1, max_length=64)
+
+
+class SecretIn(_Body):
+    """A provider credential: `value` is write-only (never read back, logged or audited)."""
+
+    value: str = Field(min_length=1, max_length=8192, repr=False)
+    base_url: str | None = Field(None, max_length=2048, pattern=r"^https?://")
+    project: str | None = Field(None, min_length=1, max_length=200)
+
+
+class CapIn(_Body):
+    """A spend cap: `limit_usd` is a decimal string (`"250.00"`), kept exactly as nano-USD."""
+
+    window: WindowName = "month"
+    limit_usd: str = Field(min_length=1, max_length=40)
+    mode: Mode = "enforce"
+    on_insufficient: OnInsufficient = "refuse"
+    thresholds: list[int] | None = Field(None, max_length=16)
+
+    @field_validator("limit_usd")
+    @classmethod
+    def _exact_usd(cls, value: str) -> str:
+        usd_to_nusd(value)
+        return value
+
+    @field_validator("thresholds")
+    @classmethod
+    def _percents(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and any(not 1 <= t <= 1000 for t in value):
+            raise ValueError("thresholds are whole percents from 1 to 1000")
+        return value
+
+    @property
+    def limit_nusd(self) -> int:
+        return usd_to_nusd(self.limit_usd)
+
+
+class PolicyIn(_Body):
+    """The policy attached to one org, workspace, user or key (replaces what was there)."""
+
+    caps: list[CapIn] = Field(default_factory=list, max_length=16)
+    redaction: list[RedactionRule] = Field(default_factory=list, max_length=64)
+    custom_patterns: list[CustomPattern] = Field(default_factory=list, max_length=64)
+
+    @model_validator(mode="after")
+    def _known_entities(self) -> PolicyIn:
+        known = set(builtin_entities()) | {p.entity for p in self.custom_patterns}
+        for i, rule in enumerate(self.redaction):
+            unknown = sorted(set(rule.entities) - known)
+            if unknown:
+                raise ValueError(
+                    f"redaction.{i} names {', '.join(unknown)}: not a built-in entity type "
+                    "nor one of this policy's custom_patterns"
+                )
+        for pattern in self.custom_patterns:
+            try:
+                Scanner([], [(pattern.entity, pattern.pattern)], [])
+            except ValueError as exc:
+                raise ValueError(str(exc)) from None
+        return self
+
+
+Level = Literal["org", "workspace", "user", "key"]

@@ -1,0 +1,80 @@
+"""The `[control]` section: where the control plane keeps its data and how instances see changes.
+
+```toml
+[control]
+enabled = true
+database_url = "sqlite:///sluicegate-control.db"     # or "postgresql://user@host:5432/db"
+master_key_file = "/run/secrets/sluicegate-master"   # or master_key / SLUICEGATE_CONTROL__MASTER_KEY
+poll_interval_s = 0.25
+bootstrap = true
+redis_url = "redis://127.0.0.1:6379/0"                # optional: announce changes at once
+```
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
+
+DEFAULT_DATABASE_URL = "sqlite:///sluicegate-control.db"
+
+
+class ControlSettings(BaseModel):
+    """The control plane's settings.
+
+    Attributes:
+        enabled: serve `/admin/v1/…` and accept the database's keys (config `[[keys]]` keep working).
+        database_url: `sqlite:///path` (a file; created on first start) or `postgresql://…`.
+        master_key: the key that encrypts provider secrets at rest: 32 bytes, URL-safe base64.
+        master_key_file: a file holding the master key. When neither is set and the database is
+            SQLite, a key file is created beside the database (mode 0600) on first start.
+        poll_interval_s: how often each instance checks the change counter (≤ 0.5 s keeps a
+            change within one second of every instance).
+        last_used_flush_s: how often key last-use times are written (batched, off the request path).
+        bootstrap: on first start (no organization yet), create one with a workspace, a key and
+            an org admin token, and print the key and token once.
+        redis_url: when set, every change is also announced on the Redis channel
+            `sluicegate:control:changed` and instances reload at once (polling stays as the fallback).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = False
+    database_url: str = Field(DEFAULT_DATABASE_URL, repr=False)
+    master_key: str | None = Field(None, repr=False, exclude=True)
+    master_key_file: str | None = None
+    poll_interval_s: float = Field(0.25, gt=0, le=0.5)
+    last_used_flush_s: float = Field(1.0, gt=0, le=60)
+    bootstrap: bool = True
+    redis_url: str | None = Field(None, repr=False)
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if not value.startswith(("sqlite://", "sqlite+aiosqlite://", "postgresql://", "postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite:/// or postgresql://")
+        return value
+
+    @field_serializer("database_url", "redis_url")
+    def _hide_password(self, value: str | None) -> str | None:
+        # `sluicegate config` prints the settings: a password in a URL prints as *****.
+        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1*****@", value) if value else value
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def async_url(self) -> str:
+        """The SQLAlchemy URL with its async driver (aiosqlite or asyncpg)."""
+        scheme, rest = self.database_url.split("://", 1)
+        driver = "sqlite+aiosqlite" if scheme.startswith("sqlite") else "postgresql+asyncpg"
+        return f"{driver}://{rest}"
+
+    def sqlite_path(self) -> Path | None:
+        """The SQLite file, or None for PostgreSQL or an in-memory database."""
+        if not self.is_sqlite:
+            return None
+        path = self.database_url.split("://", 1)[1][1:]
+        return Path(path) if path and path != ":memory:" else None

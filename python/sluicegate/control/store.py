@@ -1,0 +1,382 @@
+"""The control plane's storage: SQLAlchemy Core on an async engine, one code path for SQLite
+(aiosqlite, a file) and PostgreSQL (asyncpg).
+
+Every change runs in one transaction that first bumps `control_state.version` (which also takes
+the write lock, serializing changes on both databases), then changes the rows, then appends
+exactly one audit row. Instances watch `version` to know when to reload their view.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import orjson
+from sqlalchemy import delete, event, insert, select, update
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from sluicegate.control import audit
+from sluicegate.control.audit import Actor
+from sluicegate.control.crypto import MasterKey, MasterKeyError, load_master_key
+from sluicegate.control.keys import (
+    display_prefix,
+    generate_admin_token,
+    generate_key,
+    hash_key,
+    new_id,
+    now_iso,
+)
+from sluicegate.control.migrations import migrate
+from sluicegate.control.models import admin_tokens, api_keys, orgs, policies, secrets, state, users, workspaces
+from sluicegate.control.schemas import KeyIn, Level, PolicyIn, SecretIn
+from sluicegate.control.settings import ControlSettings
+
+log = logging.getLogger("sluicegate.control")
+CHANNEL = "sluicegate:control:changed"
+T = TypeVar("T")
+Record = dict[str, Any]
+
+_PUBLIC_KEY: tuple[str, ...] = ("id", "org_id", "workspace_id", "user_id", "name", "prefix", "created_at")
+_PUBLIC_KEY += ("expires_at", "revoked_at", "last_used_at")
+
+
+class Conflict(ValueError):
+    """The change contradicts what is stored (an unknown parent, a missing master key)."""
+
+
+def row_dict(row: Row[Any]) -> Record:
+    # Plain str keys: SQLAlchemy may hand back `quoted_name` keys, which orjson refuses.
+    return {str(k): v for k, v in row._mapping.items()}
+
+
+def _rec(row: Row[Any] | None) -> Record | None:
+    return row_dict(row) if row is not None else None
+
+
+def public_key(row: Record) -> Record:
+    """A key row without its hash."""
+    return {k: row[k] for k in _PUBLIC_KEY}
+
+
+def secret_context(level: str, scope_id: str, provider: str) -> str:
+    return f"{level}:{scope_id}:{provider}"
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything the data plane's view needs, read in one transaction."""
+
+    version: int
+    workspaces: dict[str, str]  # workspace id -> org id
+    keys: list[Record]
+    policies: dict[tuple[str, str], PolicyIn]
+    secrets: list[Record]
+
+
+class ControlStore:
+    """The database behind the control plane.
+
+    Arguments:
+        settings: the `[control]` section.
+    """
+
+    def __init__(self, settings: ControlSettings) -> None:
+        self.settings = settings
+        path = settings.sqlite_path()
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        connect_args = {"timeout": 15} if settings.is_sqlite else {}
+        self.engine: AsyncEngine = create_async_engine(settings.async_url(), connect_args=connect_args)
+        if settings.is_sqlite:
+            _sqlite_transactions(self.engine)
+        self.master: MasterKey | None = None
+        self._redis: Any = None
+
+    async def open(self, create_master_key: bool = False) -> list[int]:
+        """Apply pending migrations and load the master key.
+
+        Returns:
+            The migrations applied now.
+        """
+        async with self.engine.begin() as conn:
+            applied = await migrate(conn)
+        self.master = load_master_key(self.settings, create=create_master_key)
+        return applied
+
+    async def close(self) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()
+        await self.engine.dispose()
+
+    async def announce(self, version: int) -> None:
+        """Tell other instances at once (Redis pub/sub); a failure only costs them a poll interval."""
+        if self.settings.redis_url is None:
+            return
+        try:
+            if self._redis is None:
+                import redis.asyncio as aioredis
+
+                self._redis = aioredis.Redis.from_url(self.settings.redis_url, socket_timeout=1)
+            await self._redis.publish(CHANNEL, str(version))
+        except Exception as exc:
+            log.warning(
+                "control change not announced on Redis (%s); instances will see it by polling", type(exc).__name__
+            )
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.connect() as conn:
+            yield conn
+
+    async def _change(
+        self,
+        actor: Actor,
+        action: str,
+        target: str,
+        org_id: str | None,
+        body: Callable[[AsyncConnection], Awaitable[tuple[T, Any, Any]]],
+    ) -> T:
+        async with self.engine.begin() as conn:
+            await conn.execute(update(state).where(state.c.id == 1).values(version=state.c.version + 1))
+            result, before, after = await body(conn)
+            await audit.append(conn, actor, action, target, org_id, before, after)
+            version = (await conn.execute(select(state.c.version).where(state.c.id == 1))).scalar_one()
+        await self.announce(int(version))
+        return result
+
+    # ── reads ──────────────────────────────────────────────────────────────────────────────────
+
+    async def version(self) -> int:
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(select(state.c.version).where(state.c.id == 1))).scalar_one())
+
+    async def one(self, table: Any, entity_id: str) -> Record | None:
+        async with self.engine.connect() as conn:
+            return _rec((await conn.execute(select(table).where(table.c.id == entity_id))).first())
+
+    async def many(self, table: Any, **where: Any) -> list[Record]:
+        query = select(table)
+        for column, value in where.items():
+            query = query.where(table.c[column] == value)
+        async with self.engine.connect() as conn:
+            return [row_dict(r) for r in await conn.execute(query.order_by(table.c.created_at, table.c.id))]
+
+    async def orgs_list(self, org_id: str | None) -> list[Record]:
+        return await self.many(orgs, **({"id": org_id} if org_id else {}))
+
+    async def token_by_hash(self, token_hash: str) -> Record | None:
+        async with self.engine.connect() as conn:
+            query = select(admin_tokens).where(admin_tokens.c.token_hash == token_hash)
+            return _rec((await conn.execute(query)).first())
+
+    async def policy(self, level: str, entity_id: str) -> PolicyIn | None:
+        async with self.engine.connect() as conn:
+            query = select(policies.c.body).where(policies.c.level == level, policies.c.entity_id == entity_id)
+            body = (await conn.execute(query)).scalar_one_or_none()
+        return PolicyIn.model_validate_json(body) if body is not None else None
+
+    async def secrets_list(self, level: str, scope_id: str) -> list[Record]:
+        """Which providers have a secret at this scope, with their non-secret fields (never a value)."""
+        async with self.engine.connect() as conn:
+            query = select(secrets.c.provider, secrets.c.meta, secrets.c.updated_at)
+            query = query.where(secrets.c.level == level, secrets.c.scope_id == scope_id).order_by(secrets.c.provider)
+            rows = await conn.execute(query)
+            return [{"provider": r.provider, **orjson.loads(r.meta), "updated_at": r.updated_at} for r in rows]
+
+    async def audit_rows(self, org_id: str | None, after_seq: int = 0, limit: int = 100) -> list[Record]:
+        query = select(audit.audit_log).where(audit.audit_log.c.seq > after_seq)
+        if org_id is not None:
+            query = query.where(audit.audit_log.c.org_id == org_id)
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(query.order_by(audit.audit_log.c.seq).limit(limit))
+            return [{**row_dict(r), "diff": orjson.loads(r.diff)} for r in rows]
+
+    async def verify_audit(self) -> audit.VerifyResult:
+        async with self.engine.connect() as conn:
+            return await audit.verify(conn)
+
+    async def snapshot(self) -> Snapshot:
+        async with self.engine.begin() as conn:
+            version = int((await conn.execute(select(state.c.version).where(state.c.id == 1))).scalar_one())
+            ws = {r.id: r.org_id for r in await conn.execute(select(workspaces.c.id, workspaces.c.org_id))}
+            keys = [row_dict(r) for r in await conn.execute(select(api_keys))]
+            pols = {
+                (r.level, r.entity_id): PolicyIn.model_validate_json(r.body)
+                for r in await conn.execute(select(policies))
+            }
+            secs = [row_dict(r) for r in await conn.execute(select(secrets))]
+        return Snapshot(version, ws, keys, pols, secs)
+
+    async def touch_keys(self, key_ids: list[str], at: str) -> None:
+        """Record last use (no version bump: it changes nothing the data plane reads)."""
+        async with self.engine.begin() as conn:
+            await conn.execute(update(api_keys).where(api_keys.c.id.in_(key_ids)).values(last_used_at=at))
+
+    # ── changes: each writes exactly one audit row ────────────────────────────────────────────
+
+    async def create_org(self, actor: Actor, name: str) -> Record:
+        row = {"id": new_id("org"), "name": name, "created_at": now_iso()}
+
+        async def body(conn: AsyncConnection) -> tuple[Record, Any, Any]:
+            await conn.execute(insert(orgs).values(**row))
+            return row, None, row
+
+        return await self._change(actor, "org.create", f"org/{row['id']}", row["id"], body)
+
+    async def create_workspace(self, actor: Actor, org_id: str, name: str) -> Record:
+        row = {"id": new_id("ws"), "org_id": org_id, "name": name, "created_at": now_iso()}
+
+        async def body(conn: AsyncConnection) -> tuple[Record, Any, Any]:
+            await conn.execute(insert(workspaces).values(**row))
+            return row, None, row
+
+        return await self._change(actor, "workspace.create", f"workspace/{row['id']}", org_id, body)
+
+    async def create_user(self, actor: Actor, workspace: Record, name: str) -> Record:
+        row = {"id": new_id("user"), "org_id": workspace["org_id"], "workspace_id": workspace["id"]}
+        row |= {"name": name, "created_at": now_iso()}
+
+        async def body(conn: AsyncConnection) -> tuple[Record, Any, Any]:
+            await conn.execute(insert(users).values(**row))
+            return row, None, row
+
+        return await self._change(actor, "user.create", f"user/{row['id']}", row["org_id"], body)
+
+    async def create_key(self, actor: Actor, workspace: Record, spec: KeyIn) -> tuple[Record, str]:
+        """A new gateway key; returns its row and the key itself (shown once, never stored)."""
+        if spec.user_id is not None:
+            user = await self.one(users, spec.user_id)
+            if user is None or user["workspace_id"] != workspace["id"]:
+                raise Conflict("user_id names no user of this workspace")
+        key = generate_key()
+        row = {
+            "id": new_id("key"),
+            "org_id": workspace["org_id"],
+            "workspace_id": workspace["id"],
+            "user_id": spec.user_id,
+            "name": spec.name,
+            "key_hash": hash_key(key),
+            "prefix": display_prefix(key),
+            "created_at": now_iso(),
+            "expires_at": spec.expires_at.isoformat(timespec="microseconds") if spec.expires_at else None,
+            "revoked_at": None,
+            "last_used_at": None,
+        }
+
+        async def body(conn: AsyncConnection) -> tuple[Record, Any, Any]:
+            await conn.execute(insert(api_keys).values(**row))
+            return public_key(row), None, public_key(row)
+
+        return await self._change(actor, "key.create", f"key/{row['id']}", row["org_id"], body), key
+
+    async def revoke_key(self, actor: Actor, key: Record) -> Record:
+        async def body(conn: AsyncConnection) -> tuple[Record, Any, Any]:
+            at = key["revoked_at"] or now_iso()
+            await conn.execute(update(api_keys).where(api_keys.c.id == key["id"]).values(revoked_at=at))
+            after = public_key({**key, "revoked_at": at})
+            return after, {"revoked_at": key["revoked_at"]}, {"revoked_at": at}
+
+        return await self._change(actor, "key.revoke", f"key/{key['id']}", key["org_id"], body)
+
+    async def create_admin_token(
+        self, actor: Actor, org_id: str | None, workspace_id: str | None, name: str
+    ) -> tuple[Record, str]:
+        token = generate_admin_token()
+        row = {"id": new_id("tok"), "org_id": org_id, "workspace_id": workspace_id, "name": name}
+        row |= {"token_hash": hash_key(token), "created_at": now_iso(), "revoked_at": None}
+        public = {k: v for k, v in row.items() if k != "token_hash"}
+
+        async def body(conn: AsyncConnection) -> tuple[Record, Any, Any]:
+            await conn.execute(insert(admin_tokens).values(**row))
+            return public, None, public
+
+        return await self._change(actor, "admin_token.create", f"admin_token/{row['id']}", org_id, body), token
+
+    async def revoke_admin_token(self, actor: Actor, token: Record) -> Record:
+        async def body(conn: AsyncConnection) -> tuple[Record, Any, Any]:
+            at = token["revoked_at"] or now_iso()
+            await conn.execute(update(admin_tokens).where(admin_tokens.c.id == token["id"]).values(revoked_at=at))
+            public = {k: v for k, v in token.items() if k != "token_hash"} | {"revoked_at": at}
+            return public, {"revoked_at": token["revoked_at"]}, {"revoked_at": at}
+
+        return await self._change(actor, "admin_token.revoke", f"admin_token/{token['id']}", token["org_id"], body)
+
+    async def set_secret(
+        self, actor: Actor, level: str, scope_id: str, org_id: str, provider: str, spec: SecretIn
+    ) -> Record:
+        if self.master is None:
+            raise Conflict("no master key is configured (control.master_key or control.master_key_file)")
+        meta = {k: v for k, v in (("base_url", spec.base_url), ("project", spec.project)) if v is not None}
+        try:
+            sealed = self.master.seal(spec.value, secret_context(level, scope_id, provider))
+        except MasterKeyError as exc:
+            raise Conflict(str(exc)) from None
+        now = now_iso()
+        where = (secrets.c.level == level, secrets.c.scope_id == scope_id, secrets.c.provider == provider)
+        shown = {"provider": provider, **meta, "updated_at": now}
+
+        async def body(conn: AsyncConnection) -> tuple[Record, Any, Any]:
+            old = (await conn.execute(select(secrets.c.meta).where(*where))).scalar_one_or_none()
+            before = {"provider": provider, "value": "set", **orjson.loads(old)} if old is not None else None
+            values = {"ciphertext": sealed, "meta": orjson.dumps(meta).decode(), "updated_at": now}
+            if old is None:
+                await conn.execute(
+                    insert(secrets).values(level=level, scope_id=scope_id, provider=provider, org_id=org_id, **values)
+                )
+            else:
+                await conn.execute(update(secrets).where(*where).values(**values))
+            return shown, before, {**shown, "value": "set"}
+
+        return await self._change(actor, "secret.set", f"{level}/{scope_id}/secrets/{provider}", org_id, body)
+
+    async def delete_secret(self, actor: Actor, level: str, scope_id: str, org_id: str, provider: str) -> bool:
+        where = (secrets.c.level == level, secrets.c.scope_id == scope_id, secrets.c.provider == provider)
+        async with self.engine.connect() as conn:
+            old = (await conn.execute(select(secrets.c.meta).where(*where))).scalar_one_or_none()
+        if old is None:
+            return False
+
+        async def body(conn: AsyncConnection) -> tuple[bool, Any, Any]:
+            await conn.execute(delete(secrets).where(*where))
+            return True, {"provider": provider, "value": "set", **orjson.loads(old)}, None
+
+        return await self._change(actor, "secret.delete", f"{level}/{scope_id}/secrets/{provider}", org_id, body)
+
+    async def set_policy(self, actor: Actor, level: Level, entity_id: str, org_id: str, policy: PolicyIn) -> PolicyIn:
+        where = (policies.c.level == level, policies.c.entity_id == entity_id)
+        text = policy.model_dump_json()
+
+        async def body(conn: AsyncConnection) -> tuple[PolicyIn, Any, Any]:
+            old = (await conn.execute(select(policies.c.body).where(*where))).scalar_one_or_none()
+            if old is None:
+                await conn.execute(
+                    insert(policies).values(
+                        level=level, entity_id=entity_id, org_id=org_id, body=text, updated_at=now_iso()
+                    )
+                )
+            else:
+                await conn.execute(update(policies).where(*where).values(body=text, updated_at=now_iso()))
+            return policy, orjson.loads(old) if old else None, policy.model_dump(mode="json")
+
+        return await self._change(actor, "policy.set", f"{level}/{entity_id}/policy", org_id, body)
+
+
+def _sqlite_transactions(engine: AsyncEngine) -> None:
+    """Let SQLAlchemy, not the driver, begin transactions, so DDL and reads are transactional too."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=15000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN")

@@ -1,0 +1,274 @@
+"""The data plane's fast view of the control plane: keys, effective policies and provider secrets
+held in memory, so no request waits for the database.
+
+A background task reads `control_state.version` every `poll_interval_s` (≤ 0.5 s) and, when it
+changed, reloads a whole snapshot in one transaction and swaps it in at once: a revoked key, a new
+cap or a rotated secret reaches every instance sharing the database within a second. Key last-use
+times are collected in memory and written in batches, off the request path.
+
+Wiring (one step): `Gateway.keys = view` (same `authenticate` contract as `policy.auth.KeyStore`),
+`view.cap_lines(identity)` for spend, `view.redaction_rules(identity)` for redaction, and
+`view.provider_secret(identity.workspace, provider_name)` for upstream credentials.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import orjson
+
+from sluicegate.config import CustomPattern, RedactionRule, RedactionSettings
+from sluicegate.control.crypto import MasterKeyError
+from sluicegate.control.keys import now_iso
+from sluicegate.control.policies import EffectivePolicy, effective
+from sluicegate.control.store import CHANNEL, ControlStore, Snapshot, secret_context
+from sluicegate.errors import Unauthenticated
+from sluicegate.policy.auth import Identity, KeyStore
+from sluicegate.secrets import Secret, hash_key
+from sluicegate.spend.caps import CapLine
+
+log = logging.getLogger("sluicegate.control.view")
+
+__all__ = ["ControlView", "KeyEntry", "ProviderCredential"]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyEntry:
+    key_id: str
+    identity: Identity
+    expires_at: datetime | None
+    revoked: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderCredential:
+    """A provider secret, opened: the value stays a `Secret`; `base_url` and `project` are plain."""
+
+    secret: Secret
+    base_url: str | None = None
+    project: str | None = None
+
+
+@dataclass(slots=True)
+class _State:
+    version: int = -1
+    keys: dict[str, KeyEntry] = field(default_factory=dict)
+    policies: dict[str, EffectivePolicy] = field(default_factory=dict)  # key id -> effective
+    secrets: dict[tuple[str, str, str], ProviderCredential] = field(default_factory=dict)
+    workspace_org: dict[str, str] = field(default_factory=dict)
+    redaction: dict[tuple[str, int], RedactionSettings] = field(default_factory=dict)
+
+
+class ControlView:
+    """In-memory keys, policies and secrets, refreshed when the database's version changes.
+
+    Arguments:
+        store: the control store (opened by the caller).
+        fallback: keys from the config file (`[[keys]]`), accepted alongside the database's.
+    """
+
+    def __init__(self, store: ControlStore, fallback: KeyStore | None = None) -> None:
+        self.store = store
+        self.fallback = fallback
+        self._state = _State()
+        self._used: set[str] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._refreshing = asyncio.Lock()
+
+    @property
+    def version(self) -> int:
+        """The database version this view reflects (-1 before the first load)."""
+        return self._state.version
+
+    async def start(self, poll: bool = True) -> None:
+        """Load the first snapshot, then watch for changes and flush last-use times in the background.
+
+        Arguments:
+            poll: watch the version counter (turn off only to test the Redis announcements alone).
+        """
+        await self.refresh()
+        self._tasks = [asyncio.create_task(self._flush_loop())]
+        if poll:
+            self._tasks.append(asyncio.create_task(self._poll()))
+        if self.store.settings.redis_url is not None:
+            self._tasks.append(asyncio.create_task(self._listen(self.store.settings.redis_url)))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        await self.flush_last_used()
+
+    async def refresh(self) -> bool:
+        """Reload if the database changed; returns whether it did."""
+        async with self._refreshing:  # polling and announcements never swap in an older snapshot
+            if await self.store.version() == self._state.version:
+                return False
+            snapshot = await self.store.snapshot()
+            if snapshot.version < self._state.version:
+                return False
+            self._state = self._build(snapshot)
+            return True
+
+    def _build(self, snap: Snapshot) -> _State:
+        st = _State(version=snap.version, workspace_org=dict(snap.workspaces))
+        for row in snap.keys:
+            identity = Identity(row["id"], row["workspace_id"], row["org_id"], row["user_id"])
+            expires = datetime.fromisoformat(row["expires_at"]) if row["expires_at"] else None
+            st.keys[row["key_hash"]] = KeyEntry(row["id"], identity, expires, row["revoked_at"] is not None)
+            chain = [
+                ("org", row["org_id"]),
+                ("workspace", row["workspace_id"]),
+                ("user", row["user_id"]),
+                ("key", row["id"]),
+            ]
+            st.policies[row["id"]] = effective(
+                row["org_id"],
+                [(lvl, eid, snap.policies.get((lvl, eid))) for lvl, eid in chain if eid is not None],  # type: ignore[misc]
+            )
+        master = self.store.master
+        for row in snap.secrets:
+            if master is None:
+                break
+            try:
+                value = master.open(row["ciphertext"], secret_context(row["level"], row["scope_id"], row["provider"]))
+            except MasterKeyError as exc:
+                log.error("provider secret %s/%s does not open: %s", row["level"], row["provider"], exc)
+                continue
+            meta = orjson.loads(row["meta"])
+            st.secrets[(row["level"], row["scope_id"], row["provider"])] = ProviderCredential(
+                Secret(value), meta.get("base_url"), meta.get("project")
+            )
+        return st
+
+    async def _poll(self) -> None:
+        interval = self.store.settings.poll_interval_s
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.refresh()
+            except Exception as exc:  # the database is away: keep serving the last snapshot
+                log.warning("control view refresh failed: %s", type(exc).__name__)
+
+    async def _listen(self, url: str) -> None:
+        import redis.asyncio as aioredis
+
+        while True:
+            client = aioredis.Redis.from_url(url)
+            try:
+                async with client.pubsub() as pubsub:
+                    await pubsub.subscribe(CHANNEL)
+                    await self.refresh()  # whatever changed while not subscribed
+                    async for message in pubsub.listen():
+                        if message.get("type") == "message":
+                            await self.refresh()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("control announcements unavailable (%s); polling continues", type(exc).__name__)
+                await asyncio.sleep(1.0)
+            finally:
+                await client.aclose()
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.store.settings.last_used_flush_s)
+            try:
+                await self.flush_last_used()
+            except Exception as exc:
+                log.warning("key last-use flush failed: %s", type(exc).__name__)
+
+    async def flush_last_used(self) -> None:
+        """Write the last-use time of every key used since the previous flush (one statement)."""
+        if not self._used:
+            return
+        used, self._used = sorted(self._used), set()
+        await self.store.touch_keys(used, now_iso())
+
+    # ── the request path: memory only ──────────────────────────────────────────────────────────
+
+    def authenticate(self, authorization: bytes | None, x_api_key: bytes | None) -> Identity:
+        """The identity behind the request's key (same contract as `KeyStore.authenticate`).
+
+        Raises:
+            Unauthenticated: no key, an unknown key, or a revoked or expired one (401).
+        """
+        tokens = []
+        if authorization:
+            scheme, _, token = authorization.partition(b" ")
+            if scheme.lower() == b"bearer" and token.strip():
+                tokens.append(token.strip())
+        if x_api_key and x_api_key.strip():
+            tokens.append(x_api_key.strip())
+        if not tokens:
+            raise Unauthenticated(
+                "no gateway key: send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>'",
+                code="missing_api_key",
+            )
+        keys = self._state.keys
+        for token in tokens:
+            entry = keys.get(hash_key(token.decode("latin-1")))
+            if entry is None:
+                continue
+            if entry.revoked:
+                raise Unauthenticated("the gateway key has been revoked", code="revoked_api_key")
+            if entry.expires_at is not None and entry.expires_at <= datetime.now(UTC):
+                raise Unauthenticated("the gateway key has expired", code="expired_api_key")
+            self._used.add(entry.key_id)
+            return entry.identity
+        if self.fallback is not None:
+            return self.fallback.authenticate(authorization, x_api_key)
+        raise Unauthenticated("the gateway key is not valid")
+
+    def effective_policy(self, identity: Identity) -> EffectivePolicy:
+        return self._state.policies.get(identity.key_name) or EffectivePolicy()
+
+    def cap_lines(self, identity: Identity) -> tuple[CapLine, ...]:
+        """The spend caps on the caller's org, workspace, user and key (empty for config keys)."""
+        return self.effective_policy(identity).caps
+
+    def redaction_rules(self, identity: Identity) -> tuple[RedactionRule, ...]:
+        """The caller's redaction rules, one per (entity, direction), the most specific level winning."""
+        return self.effective_policy(identity).redaction
+
+    def custom_patterns(self, identity: Identity) -> tuple[CustomPattern, ...]:
+        return self.effective_policy(identity).custom_patterns
+
+    def redaction_settings(self, identity: Identity, base: RedactionSettings) -> RedactionSettings:
+        """`base` (the config's `[redaction]`) with the caller's rules and patterns added after its own,
+        so they win. The same object comes back for a key until the next reload: a `Redactor` can be
+        compiled once per returned object (cache it by `id()` together with `view.version`).
+        """
+        policy = self.effective_policy(identity)
+        if not policy.redaction and not policy.custom_patterns:
+            return base
+        cache = self._state.redaction
+        found = cache.get((identity.key_name, id(base)))
+        if found is None:
+            found = base.model_copy(
+                update={
+                    "rules": [*base.rules, *policy.redaction],
+                    "custom_patterns": [*base.custom_patterns, *policy.custom_patterns],
+                }
+            )
+            cache[(identity.key_name, id(base))] = found
+        return found
+
+    def provider_credential(self, workspace: str, provider_name: str) -> ProviderCredential | None:
+        """The workspace's credential for a provider, else its organization's default."""
+        st = self._state
+        found = st.secrets.get(("workspace", workspace, provider_name))
+        if found is None and workspace in st.workspace_org:
+            found = st.secrets.get(("org", st.workspace_org[workspace], provider_name))
+        return found
+
+    def provider_secret(self, workspace: str, provider_name: str) -> Secret | None:
+        found = self.provider_credential(workspace, provider_name)
+        return found.secret if found is not None else None

