@@ -76,9 +76,10 @@ def _prepare_serve(args: argparse.Namespace) -> tuple[Settings, str | None]:
 
 
 def _greeting(server: ServerSettings, key: str | None) -> str:
-    base = f"http://{server.host}:{server.port}"
+    reachable = "127.0.0.1" if server.host in ("0.0.0.0", "::", "") else server.host
+    base = f"http://{reachable}:{server.port}"
     shown = key or "<your gateway key>"
-    lines = [f"sluicegate listening on {base}"]
+    lines = [f"sluicegate listening on {server.host}:{server.port}"]
     if key:
         lines.append(f"no keys configured: this run accepts the gateway key {key}")
     lines += [
