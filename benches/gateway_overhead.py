@@ -51,7 +51,8 @@ BIN = Path(sys.executable).parent
 GATEWAY_KEY = "sg-bench-overhead-key-not-a-secret"
 SERVER_CPU, LOAD_CPU = "0", "1"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-SCENARIOS = {"json": "non-stream", "sse": "stream"}
+SCENARIOS = {"json": "non-stream", "sse": "stream", "pii": "non-stream, 2 KB prompt with PII"}
+REQUESTS = {"json": "request.json", "sse": "request_stream.json", "pii": "request_2k.json"}
 TARGET_ORDER = (
     "upstream",
     "reference",
@@ -282,7 +283,11 @@ def start_targets(
 ) -> dict[str, Target]:
     upstream_port, nginx_pid = start_upstream(procs, nginx, workdir)
     upstream = f"http://127.0.0.1:{upstream_port}"
-    direct = {"json": "/json/v1/chat/completions", "sse": "/sse/v1/chat/completions"}
+    direct = {
+        "json": "/json/v1/chat/completions",
+        "sse": "/sse/v1/chat/completions",
+        "pii": "/json/v1/chat/completions",
+    }
     targets = {"upstream": Target("upstream", upstream, direct, nginx_pid)}
     for client in clients:
         name = "reference" if client == "aiohttp" else f"reference-{client}"
@@ -294,7 +299,7 @@ def start_targets(
         pid = procs.spawn(name, argv, env=env, cwd=HERE)
         procs.wait_ready(name, port)
         targets[name] = Target(name, f"http://127.0.0.1:{port}", direct, pid)
-    gateway = {"json": "/v1/chat/completions", "sse": "/v1/chat/completions"}
+    gateway = dict.fromkeys(SCENARIOS, "/v1/chat/completions")
     redis_port = None
     if "all" in gateways:
         redis_port = free_port()
@@ -354,7 +359,7 @@ def cpu0_busy_seconds() -> float:
 
 
 def wrk(wrk_bin: str, target: Target, scenario: str, conc: int, seconds: float, threads: int) -> dict[str, Any]:
-    body = UPSTREAM_DIR / ("request_stream.json" if scenario == "sse" else "request.json")
+    body = UPSTREAM_DIR / REQUESTS[scenario]
     argv = ["taskset", "-c", LOAD_CPU, wrk_bin, f"-t{min(threads, conc)}", f"-c{conc}", f"-d{max(1, round(seconds))}s"]
     argv += [
         "--latency",
@@ -565,7 +570,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--duration", type=float, default=5.0, help="seconds per measured run, whole (default 5)")
     p.add_argument("--warmup", type=float, default=1.0, help="seconds of warm-up before each run, whole (default 1)")
     p.add_argument("--concurrency", default="1,16,64", help="connections, comma-separated (default 1,16,64)")
-    p.add_argument("--scenarios", default="json,sse", help="json (non-streamed), sse (streamed)")
+    p.add_argument(
+        "--scenarios", default="json,sse,pii", help="json (non-streamed), sse (streamed), pii (2 KB prompt with PII)"
+    )
     p.add_argument("--clients", default="aiohttp,httpx", help="reference proxy clients (default aiohttp,httpx)")
     p.add_argument(
         "--gateways", default="core,redaction,spend,all", help="sluicegate: no policy, redaction, spend caps, all on"
@@ -672,6 +679,13 @@ def report(args: argparse.Namespace, runs: list[Run], every: list[Run], info: di
             verdict = "within" if max(cpu) <= 1.2 else "over"
             print(f"{SCENARIOS[scenario]}: sluicegate/reference CPU per request {min(cpu):.2f}x to {max(cpu):.2f}x, "
                   f"{verdict} the 1.20x target")  # fmt: skip
+    by = {(r.target, r.scenario, r.concurrency): r for r in runs}
+    core, red = by.get(("sluicegate", "pii", 1)), by.get(("sluicegate+redaction", "pii", 1))
+    if core and red:
+        print(
+            f"redaction on a 2 KB prompt with PII, concurrency 1: +{red.p50_ms - core.p50_ms:.3f} ms p50, "
+            f"+{red.cpu_us_per_request - core.cpu_us_per_request:.0f} µs CPU per request (target: under 0.2 ms p50)"
+        )
     flagged = [r for r in every if r.flagged]
     for r in flagged:
         print(
