@@ -9,12 +9,13 @@ import json
 import socket
 import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import anthropic
 import httpx
 import openai
 import pytest
-from tests.conftest import GATEWAY_KEY, PROVIDER_KEY, Server
+from tests.conftest import GATEWAY_KEY, PROVIDER_KEY, Server, gateway_config, start_gateway
 
 MESSAGES = [{"role": "user", "content": "Say something."}]
 
@@ -361,3 +362,36 @@ def test_metrics(gateway: Server, oa: openai.OpenAI) -> None:
     assert lines['sluicegate_time_to_first_token_seconds_count{route="openai_chat"}'] >= 1
     assert lines['sluicegate_tokens_total{direction="output",workspace="ws-test"}'] > 0
     assert GATEWAY_KEY not in text
+
+
+def test_openai_and_anthropic_provider_kinds_build_their_own_requests(mock_server: Server, tmp_path: Path) -> None:
+    """The `openai` kind appends to a base URL that ends in /v1 and sends `Authorization: Bearer`;
+    the `anthropic` kind appends /v1/... to the root and sends `x-api-key` and `anthropic-version`."""
+    extra = f"""
+[providers.oai]
+kind = "openai"
+base_url = "{mock_server.url}/v1"
+api_key = "oai-provider-key"
+
+[providers.ant]
+kind = "anthropic"
+base_url = "{mock_server.url}"
+api_key = "ant-provider-key"
+"""
+    with start_gateway(gateway_config(tmp_path / "c.toml", mock_server.url, extra)) as gw:
+        with openai.OpenAI(base_url=f"{gw.url}/v1", api_key=GATEWAY_KEY, max_retries=0) as oa:
+            seen = json.loads(
+                oa.chat.completions.create(model="oai/x@echo=1", messages=MESSAGES).choices[0].message.content or ""
+            )
+        assert seen["path"] == "/v1/chat/completions" and seen["headers"]["authorization"] == "Bearer oai-provider-key"
+        assert "x-api-key" not in seen["headers"] and "anthropic-version" not in seen["headers"]
+        with anthropic.Anthropic(base_url=gw.url, api_key=GATEWAY_KEY, max_retries=0) as an:
+            message = an.messages.create(model="ant/claude@echo=1", max_tokens=50, messages=MESSAGES)
+        seen = json.loads(message.content[0].text)  # type: ignore[union-attr]
+        assert seen["path"] == "/v1/messages" and seen["headers"]["x-api-key"] == "ant-provider-key"
+        assert "authorization" not in seen["headers"] and seen["headers"]["anthropic-version"]
+        with (
+            openai.OpenAI(base_url=f"{gw.url}/v1", api_key=GATEWAY_KEY, max_retries=0) as oa,
+            pytest.raises(openai.BadRequestError, match="does not speak the openai format"),
+        ):
+            oa.chat.completions.create(model="ant/claude", messages=MESSAGES)
