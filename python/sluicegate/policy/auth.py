@@ -22,6 +22,27 @@ class Identity:
     user: str | None = None
 
 
+def presented_keys(authorization: bytes | None, x_api_key: bytes | None) -> list[str]:
+    """The keys a request presents: a Bearer token, an `x-api-key`, or both.
+
+    Raises:
+        Unauthenticated: the request presents no key (`missing_api_key`).
+    """
+    keys = []
+    if authorization:
+        scheme, _, token = authorization.partition(b" ")
+        if scheme.lower() == b"bearer" and token.strip():
+            keys.append(token.strip().decode("latin-1"))
+    if x_api_key and x_api_key.strip():
+        keys.append(x_api_key.strip().decode("latin-1"))
+    if not keys:
+        raise Unauthenticated(
+            "no gateway key: send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>'",
+            code="missing_api_key",
+        )
+    return keys
+
+
 class KeyStore:
     """The gateway keys this instance accepts, by hash.
 
@@ -41,20 +62,9 @@ class KeyStore:
         Raises:
             Unauthenticated: no key was sent, or it is not a known key.
         """
-        tokens = []
-        if authorization:
-            scheme, _, token = authorization.partition(b" ")
-            if scheme.lower() == b"bearer" and token.strip():
-                tokens.append(token.strip())
-        if x_api_key and x_api_key.strip():
-            tokens.append(x_api_key.strip())
-        if not tokens:
-            raise Unauthenticated(
-                "no gateway key: send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>'",
-                code="missing_api_key",
-            )
+        tokens = presented_keys(authorization, x_api_key)
         for token in tokens:
-            identity = self._by_hash.get(hash_key(token.decode("latin-1")))
+            identity = self._by_hash.get(hash_key(token))
             if identity is not None:
                 return identity
         raise Unauthenticated("the gateway key is not valid")
