@@ -11,9 +11,9 @@ BUILD_STAMP := $(VENV)/.stamp-build
 
 ##@ Running
 
-.PHONY: run ## build, then serve the embedded default (mock provider) on 127.0.0.1:8080
+.PHONY: run ## build, then serve the embedded default (mock provider, control plane in a SQLite file) on 127.0.0.1:8080
 run: build
-	$(BIN)/sluicegate serve
+	SLUICEGATE_CONTROL__ENABLED=true $(BIN)/sluicegate serve
 
 .PHONY: mock ## serve the mock provider alone on 127.0.0.1:9090
 mock: build

@@ -50,7 +50,7 @@ class App:
 
             # The database's keys, then the config's: the view has KeyStore's authenticate() contract.
             self.control = ControlPlane(settings.control, self.gateway.keys)
-            self.gateway.keys = self.control.view  # type: ignore[assignment]
+            self.gateway.keys = self.gateway.view = self.control.view
         self.ready = False
         self.logs = Logs(settings.log)
         self.langsmith: LangSmithSink | None = None
@@ -108,7 +108,12 @@ class App:
             fields["duration_ms"] = round(duration * 1000, 3)
             self.logs.access.info("call", extra=fields)
         if self.langsmith is not None and info is not None and info.model is not None:
-            self.langsmith.submit(Call(outcome, route, info.stream, trace_headers(scope["headers"])))
+            call = Call(outcome, route, info.stream, trace_headers(scope["headers"]))
+            view = self.gateway.view
+            credential = view.provider_credential(info.workspace, "langsmith") if view and info.workspace else None
+            if credential is not None:
+                call.api_key, call.project = credential.secret, credential.project
+            self.langsmith.submit(call)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

@@ -75,13 +75,13 @@ def _prepare_serve(args: argparse.Namespace) -> tuple[Settings, str | None]:
     return settings, dev_key
 
 
-def _greeting(server: ServerSettings, key: str | None) -> str:
+def _greeting(server: ServerSettings, key: str | None, note: str | None = None) -> str:
     reachable = "127.0.0.1" if server.host in ("0.0.0.0", "::", "") else server.host
     base = f"http://{reachable}:{server.port}"
     shown = key or "<your gateway key>"
     lines = [f"sluicegate listening on {server.host}:{server.port}"]
-    if key:
-        lines.append(f"no keys configured: this run accepts the gateway key {key}")
+    if note:
+        lines.append(note)
     lines += [
         "try:",
         f"  curl -s {base}/v1/chat/completions -H 'Authorization: Bearer {shown}' \\",
@@ -98,10 +98,15 @@ def main(argv: list[str] | None = None) -> None:
             settings, dev_key = _prepare_serve(args)
             from sluicegate.control.plane import prepare
 
-            first_start = prepare(settings.control) if settings.control.enabled else []
-            print(_greeting(settings.server, dev_key), flush=True)
-            if first_start:
-                print("\n".join(first_start), flush=True)
+            note = f"no keys configured: this run accepts the gateway key {dev_key}" if dev_key else None
+            if settings.control.enabled:
+                first_start = prepare(settings.control)
+                if first_start is not None:
+                    print("\n".join(first_start.lines()), flush=True)
+                    dev_key = first_start.key
+                else:
+                    note = "gateway keys live in the control plane: `sluicegate admin key --help` makes more"
+            print(_greeting(settings.server, dev_key, note), flush=True)
             from sluicegate.server import serve
 
             serve(settings.server)

@@ -115,11 +115,17 @@ def test_sdks_get_their_usual_error_for_an_expired_key(mock_server: Server, tmp_
 
     key = asyncio.run(expired_key())
     with start_gateway(_config(tmp_path, mock_server.url, settings), _env()) as gw:
-        with pytest.raises(openai.AuthenticationError) as caught:
-            openai.OpenAI(base_url=f"{gw.url}/v1", api_key=key, max_retries=0).chat.completions.create(**CHAT)
+        with (
+            openai.OpenAI(base_url=f"{gw.url}/v1", api_key=key, max_retries=0) as oa,
+            pytest.raises(openai.AuthenticationError) as caught,
+        ):
+            oa.chat.completions.create(**CHAT)
         assert caught.value.status_code == 401
-        with pytest.raises(anthropic.AuthenticationError):
-            anthropic.Anthropic(base_url=gw.url, api_key=key, max_retries=0).messages.create(**MESSAGES)
+        with (
+            anthropic.Anthropic(base_url=gw.url, api_key=key, max_retries=0) as an,
+            pytest.raises(anthropic.AuthenticationError),
+        ):
+            an.messages.create(**MESSAGES)
 
 
 def test_no_plaintext_key_or_secret_in_the_database_file_or_the_logs(mock_server: Server, tmp_path: Path) -> None:

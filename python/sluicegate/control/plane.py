@@ -4,12 +4,16 @@ and stopped with the app's lifespan."""
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 from sluicegate.control.admin_api import AdminApi
 from sluicegate.control.settings import ControlSettings
 from sluicegate.control.store import ControlStore
 from sluicegate.control.view import ControlView
 from sluicegate.policy.auth import KeyStore
+
+if TYPE_CHECKING:
+    from sluicegate.control.bootstrap import Bootstrapped
 
 
 class ControlPlane:
@@ -34,16 +38,16 @@ class ControlPlane:
         await self.store.close()
 
 
-def prepare(settings: ControlSettings) -> list[str]:
-    """Before serving: migrate, create the master key file if needed, bootstrap; lines to print once."""
+def prepare(settings: ControlSettings) -> Bootstrapped | None:
+    """Before serving: migrate, create the master key file if needed, bootstrap; what the first
+    start created (its key and token are shown once), or None."""
     from sluicegate.control.bootstrap import bootstrap_if_empty
 
-    async def run() -> list[str]:
+    async def run() -> Bootstrapped | None:
         store = ControlStore(settings)
         try:
             await store.open(create_master_key=True)
-            done = await bootstrap_if_empty(store) if settings.bootstrap else None
-            return done.lines() if done is not None else []
+            return await bootstrap_if_empty(store) if settings.bootstrap else None
         finally:
             await store.close()
 

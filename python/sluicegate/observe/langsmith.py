@@ -26,6 +26,7 @@ from sluicegate.config import LangSmithSettings
 from sluicegate.formats.slots import all_strings
 from sluicegate.formats.sse import EventBuffer
 from sluicegate.proxy.relay import Outcome
+from sluicegate.secrets import Secret
 
 log = logging.getLogger("sluicegate.langsmith")
 
@@ -43,6 +44,8 @@ class Call:
     route: str
     stream: bool
     trace_headers: dict[str, str]
+    api_key: Secret | None = None  # the workspace's LangSmith key, when its secrets hold one
+    project: str | None = None  # the workspace's LangSmith project
 
 
 def trace_headers(scope_headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
@@ -125,6 +128,7 @@ class LangSmithSink:
         self.settings = settings
         self.scrub = scrub
         self.client = langsmith.Client(api_url=settings.endpoint, api_key=api_key, auto_batch_tracing=True)
+        self._clients: dict[Secret, Any] = {}  # per workspace key
         self.dropped = 0
         self.posted = 0
         self.failed = 0
@@ -152,9 +156,21 @@ class LangSmithSink:
         except queue.Full:
             return
         self._thread.join(timeout)
-        flusher = threading.Thread(target=self.client.flush, daemon=True)
-        flusher.start()
-        flusher.join(timeout)
+        for client in [self.client, *self._clients.values()]:
+            flusher = threading.Thread(target=client.flush, daemon=True)
+            flusher.start()
+            flusher.join(timeout)
+
+    def _client_for(self, api_key: Secret | None) -> Any:
+        if api_key is None:
+            return self.client
+        client = self._clients.get(api_key)
+        if client is None:
+            import langsmith
+
+            client = langsmith.Client(api_url=self.settings.endpoint, api_key=api_key.reveal(), auto_batch_tracing=True)
+            self._clients[api_key] = client
+        return client
 
     def _run(self) -> None:
         while True:
@@ -206,7 +222,8 @@ class LangSmithSink:
             "error": outcome.error if outcome.status >= 400 else None,
         }
         name = f"sluicegate {call.route}"
-        parent = RunTree.from_headers(call.trace_headers, client=self.client) if call.trace_headers else None
+        client = self._client_for(call.api_key)
+        parent = RunTree.from_headers(call.trace_headers, client=client) if call.trace_headers else None
         if parent is not None:
             run = parent.create_child(name, "llm", **kwargs)
         else:
@@ -214,12 +231,12 @@ class LangSmithSink:
                 name=name,
                 run_type="llm",
                 id=uuid.uuid4(),
-                project_name=self.settings.project,
-                client=self.client,
+                project_name=call.project or self.settings.project,
+                client=client,
                 **kwargs,
             )
         run.post()
-        self._feedback(run, outcome)
+        self._feedback(client, run, outcome)
 
     def _metadata(self, outcome: Outcome) -> dict[str, Any]:
         info = outcome.info
@@ -253,7 +270,7 @@ class LangSmithSink:
                 md["usage_metadata"]["total_cost"] = outcome.cost_nusd / 1e9
         return md
 
-    def _feedback(self, run: Any, outcome: Outcome) -> None:
+    def _feedback(self, client: Any, run: Any, outcome: Outcome) -> None:
         """One feedback per event kind, counts by entity type, never values."""
         grouped: dict[str, dict[str, int]] = {}
         for e in outcome.events:
@@ -261,7 +278,7 @@ class LangSmithSink:
             grouped[f"sluicegate.{e.policy}.{e.action}"][e.entity] += e.count
         for key, counts in sorted(grouped.items()):
             comment = ", ".join(f"{entity} x{n}" for entity, n in sorted(counts.items()))
-            self.client.create_feedback(
+            client.create_feedback(
                 run.id,
                 key=key,
                 score=sum(counts.values()),

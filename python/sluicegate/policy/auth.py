@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from sluicegate.config import KeySettings
 from sluicegate.errors import Unauthenticated
@@ -20,6 +21,12 @@ class Identity:
     workspace: str
     org: str = "default"
     user: str | None = None
+
+
+class Authenticator(Protocol):
+    """What the pipeline asks of a key source: `KeyStore` (config keys) or the control plane's view."""
+
+    def authenticate(self, authorization: bytes | None, x_api_key: bytes | None) -> Identity: ...
 
 
 def presented_keys(authorization: bytes | None, x_api_key: bytes | None) -> list[str]:

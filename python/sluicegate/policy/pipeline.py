@@ -13,15 +13,15 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from sluicegate.config import Settings
-from sluicegate.errors import GatewayError, InvalidRequest, NotFound, PayloadTooLarge
+from sluicegate.config import RedactionSettings, Settings
+from sluicegate.errors import GatewayError, InvalidRequest, NotFound, PayloadTooLarge, PolicyFailed
 from sluicegate.formats import FORMATS_BY_PATH, WireFormat
 from sluicegate.formats.base import Family, StreamTap
-from sluicegate.policy.auth import KeyStore
+from sluicegate.policy.auth import Authenticator, Identity, KeyStore
 from sluicegate.policy.redaction import Redactor
 from sluicegate.policy.spend import SpendPolicy
 from sluicegate.proxy.providers import Provider, Router
@@ -38,6 +38,9 @@ from sluicegate.proxy.relay import (
 )
 from sluicegate.proxy.upstream import HttpUpstream, InProcessUpstream, Timeouts, Upstream
 from sluicegate.types import Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from sluicegate.control.view import ControlView, ProviderCredential
 
 log = logging.getLogger("sluicegate.pipeline")
 _WANTED = frozenset({b"authorization", b"x-api-key", b"content-type", b"content-length"})
@@ -115,14 +118,18 @@ class Gateway:
 
     def __init__(self, settings: Settings, environ: Mapping[str, str] | None = None) -> None:
         self.settings = settings
-        self.keys = KeyStore(settings.keys)
+        self.keys: Authenticator = KeyStore(settings.keys)
+        # The control plane's view (keys, inherited policies, provider secrets), when it runs.
+        self.view: ControlView | None = None
+        self._redactors: dict[int, tuple[RedactionSettings, Redactor]] = {}
         self.router = Router(settings, os.environ if environ is None else environ)
         self.timeouts = Timeouts.from_settings(settings.upstream)
         self.max_body = settings.server.max_body_bytes
         self._http: HttpUpstream | None = None
         self._local = InProcessUpstream()
         self.redactor = Redactor(settings.redaction) if settings.redaction.enabled else None
-        self.spend = SpendPolicy(settings.spend) if settings.spend.enabled and settings.spend.caps else None
+        wants_spend = settings.spend.caps or settings.control.enabled  # the control plane's caps come later
+        self.spend = SpendPolicy(settings.spend) if settings.spend.enabled and wants_spend else None
         self.capture = False  # keep request and response bodies for a trace sink (set by the app)
 
     async def start(self) -> None:
@@ -194,15 +201,18 @@ class Gateway:
         provider, upstream_model = self.router.route(model, fmt)
         info.model, info.provider, info.provider_kind = upstream_model, provider.name, provider.kind
         stream = info.stream = fmt.streams and body.get("stream") is True
-        scan = self.redactor.scan_request(fmt, body, identity.workspace) if self.redactor is not None else None
+        redactor = self._redactor_for(identity)
+        scan = redactor.scan_request(fmt, body, identity.workspace) if redactor is not None else None
         changed = scan is not None and scan.changed
         guard = None
         lines = self.spend.lines_for(identity) if self.spend is not None else ()
+        if self.view is not None and self.spend is not None:
+            lines += self.view.cap_lines(identity)
         if lines:
             assert self.spend is not None
             guard, clamped = await self.spend.reserve(fmt, body, provider, upstream_model, lines)
             changed |= clamped
-        tap = fmt.tap(body, self.redactor.response_filter(scan) if scan is not None else None) if stream else None
+        tap = fmt.tap(body, redactor.response_filter(scan) if redactor and scan else None) if stream else None
         changed |= fmt.prepare(body)
         if upstream_model != model:
             body["model"] = upstream_model
@@ -210,10 +220,11 @@ class Gateway:
         if changed:
             raw = orjson.dumps(body)
         rewrite = None
-        if scan is not None and self.redactor is not None:
-            rewrite = partial(self.redactor.scan_response, fmt, scan=scan, workspace=identity.workspace)
+        if scan is not None and redactor is not None:
+            rewrite = partial(redactor.scan_response, fmt, scan=scan, workspace=identity.workspace)
+        credential = self.view.provider_credential(identity.workspace, provider.name) if self.view else None
         try:
-            outcome = await self._exchange(send, receive, fmt, provider, headers, raw, tap, rewrite, rid)
+            outcome = await self._exchange(send, receive, fmt, provider, credential, headers, raw, tap, rewrite, rid)
         except BaseException:
             if guard is not None:
                 await guard.finish(None)  # failed before any output: release
@@ -233,6 +244,7 @@ class Gateway:
         receive: Receive,
         fmt: WireFormat,
         provider: Provider,
+        credential: ProviderCredential | None,
         headers: dict[bytes, bytes],
         raw: bytes,
         tap: StreamTap | None,
@@ -241,15 +253,36 @@ class Gateway:
     ) -> Outcome:
         """Send the request upstream and relay the answer."""
         upstream_headers = provider.headers(
-            _str(headers.get(b"anthropic-version")), _str(headers.get(b"anthropic-beta"))
+            _str(headers.get(b"anthropic-version")),
+            _str(headers.get(b"anthropic-beta")),
+            credential.secret if credential is not None else None,
         )
-        url = provider.url(fmt.path)
+        url = provider.url(fmt.path, credential.base_url if credential is not None else None)
         resp = await self._upstream(url).send(url, fmt.path, upstream_headers, raw, self.timeouts)
         if resp.status >= 400:
             return await relay_error_status(send, fmt, resp, rid, self.settings.upstream.max_error_body_bytes)
         if tap is not None and resp.content_type.startswith("text/event-stream"):
             return await relay_stream(send, receive, fmt, tap, resp, rid, self.capture)
         return await relay_body(send, fmt, resp, rid, rewrite, self.capture)
+
+    def _redactor_for(self, identity: Identity) -> Redactor | None:
+        """The config's redactor, or one compiled for the caller's inherited rules (cached until the
+        control plane reloads: the view hands back the same settings object until then)."""
+        if self.view is None or not self.settings.redaction.enabled:
+            return self.redactor
+        settings = self.view.redaction_settings(identity, self.settings.redaction)
+        if settings is self.settings.redaction:
+            return self.redactor
+        cached = self._redactors.get(id(settings))
+        if cached is None or cached[0] is not settings:
+            if len(self._redactors) >= 1024:
+                self._redactors.clear()
+            try:
+                cached = (settings, Redactor(settings))
+            except ValueError:
+                raise PolicyFailed("the redaction policy for this key cannot be compiled") from None
+            self._redactors[id(settings)] = cached
+        return cached[1]
 
     @staticmethod
     def _parse(raw: bytes) -> dict[str, Any]:

@@ -56,23 +56,28 @@ class Provider:
     def speaks(self, family: Family) -> bool:
         return family in FAMILIES[self.kind]
 
-    def url(self, path: str) -> str | None:
+    def url(self, path: str, base_url: str | None = None) -> str | None:
         """The upstream URL for a client path such as `/v1/chat/completions`.
 
         OpenAI-style base URLs end in `/v1` (as the OpenAI SDK's do), so the client's `/v1` is not
         repeated; Anthropic-style and mock base URLs are the server root.
         """
-        if self.base_url is None:
+        base = (base_url.rstrip("/") if base_url else None) or self.base_url
+        if base is None:
             return None
         if self.kind in ("openai", "openai_compatible"):
-            return self.base_url + path[3:]
-        return self.base_url + path
+            return base + path[3:]
+        return base + path
 
-    def headers(self, anthropic_version: str | None, anthropic_beta: str | None) -> dict[str, str]:
-        """The upstream request headers: content type, the provider's key, and what passes through."""
+    def headers(
+        self, anthropic_version: str | None, anthropic_beta: str | None, api_key: Secret | None = None
+    ) -> dict[str, str]:
+        """The upstream request headers: content type, the provider's key (`api_key`, a workspace's
+        secret, wins over the configured one), and what passes through."""
         headers = {"content-type": "application/json", "accept-encoding": "identity", "user-agent": USER_AGENT}
-        if self.api_key is not None:
-            key = self.api_key.reveal()
+        api_key = api_key or self.api_key
+        if api_key is not None:
+            key = api_key.reveal()
             headers[self.auth_header] = f"Bearer {key}" if self.auth_header == "authorization" else key
         elif self.kind in ("openai", "anthropic"):
             raise UpstreamError(f"provider {self.name!r} has no API key configured", code="provider_not_configured")

@@ -1,0 +1,82 @@
+"""Policies and secrets set through the admin API act on the very next requests of every instance:
+a workspace cap refuses with 402, a workspace redaction rule blocks, a workspace provider secret
+is the key the provider sees."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from tests.conftest import Server, gateway_config, start_gateway
+from tests.integration.test_control_gateway import _env, _seed
+from tests.unit.control.pg import control_settings, pg_database  # noqa: F401  (fixtures)
+
+from sluicegate.control.settings import ControlSettings
+
+MODEL = "mh/mock-gpt@chunks=10,chunk_size=4"  # 2 input + 10 output tokens: 22,000 nUSD at these prices
+SPEND = """
+[spend]
+estimate = { per_message_tokens = 0, per_request_tokens = 0 }
+[spend.price_overrides.mock-gpt]
+input_usd_per_mtok = "1"
+output_usd_per_mtok = "2"
+"""
+
+
+@pytest.fixture
+def gw(
+    mock_server: Server,
+    tmp_path: Path,
+    control_settings: ControlSettings,  # noqa: F811
+) -> Iterator[tuple[Server, dict[str, Any]]]:
+    seed = _seed(control_settings)
+    control = f'\n[control]\nenabled = true\ndatabase_url = "{control_settings.database_url}"\npoll_interval_s = 0.25\n'
+    with start_gateway(gateway_config(tmp_path / "gw.toml", mock_server.url, control + SPEND), _env()) as server:
+        yield server, seed
+
+
+def chat(gw: Server, key: str, **body: object) -> httpx.Response:
+    payload = {"model": MODEL, "messages": [{"role": "user", "content": "hello"}], "max_tokens": 10, **body}
+    return httpx.post(f"{gw.url}/v1/chat/completions", json=payload, headers={"authorization": f"Bearer {key}"})
+
+
+def until(predicate: Any, timeout: float = 2.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "the change did not reach the gateway in time"
+        time.sleep(0.05)
+
+
+def test_workspace_policy_and_secret_act_on_requests(gw: tuple[Server, dict[str, Any]]) -> None:
+    server, seed = gw
+    admin = {"authorization": f"Bearer {seed['token']}"}
+    ws = seed["ws"]["id"] if isinstance(seed["ws"], dict) else seed["ws"]
+    assert chat(server, seed["key"]).status_code == 200  # no policy yet
+    policy = {
+        "caps": [{"window": "day", "limit_usd": "0.000066"}],  # three requests
+        "redaction": [{"entities": ["EMAIL"], "action": "block", "direction": "request"}],
+    }
+    assert httpx.put(f"{server.url}/admin/v1/workspaces/{ws}/policy", json=policy, headers=admin).status_code == 200
+    until(lambda: chat(server, seed["key"], messages=[{"role": "user", "content": "a@b.example"}]).status_code == 400)
+    blocked = chat(server, seed["key"], messages=[{"role": "user", "content": "mail a@b.example"}])
+    assert blocked.json()["error"]["code"] == "content_blocked"
+    statuses = [chat(server, seed["key"]).status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 402]
+
+    secret = {"value": "ws-provider-secret"}
+    assert httpx.put(f"{server.url}/admin/v1/workspaces/{ws}/secrets/mh", json=secret, headers=admin).status_code == 200
+    policy_off = {"caps": [], "redaction": []}
+    assert httpx.put(f"{server.url}/admin/v1/workspaces/{ws}/policy", json=policy_off, headers=admin).status_code == 200
+
+    def provider_saw() -> str:
+        r = chat(server, seed["key"], model="mh/mock-gpt@echo=1")
+        return (
+            json.loads(r.json()["choices"][0]["message"]["content"])["headers"]["authorization"] if r.is_success else ""
+        )
+
+    until(lambda: provider_saw() == "Bearer ws-provider-secret")
