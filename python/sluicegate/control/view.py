@@ -27,7 +27,7 @@ from sluicegate.control.keys import now_iso
 from sluicegate.control.policies import EffectivePolicy, effective
 from sluicegate.control.store import CHANNEL, ControlStore, Snapshot, secret_context
 from sluicegate.errors import Unauthenticated
-from sluicegate.policy.auth import Identity, KeyStore
+from sluicegate.policy.auth import Identity, KeyStore, presented_keys
 from sluicegate.secrets import Secret, hash_key
 from sluicegate.spend.caps import CapLine
 
@@ -200,21 +200,10 @@ class ControlView:
         Raises:
             Unauthenticated: no key, an unknown key, or a revoked or expired one (401).
         """
-        tokens = []
-        if authorization:
-            scheme, _, token = authorization.partition(b" ")
-            if scheme.lower() == b"bearer" and token.strip():
-                tokens.append(token.strip())
-        if x_api_key and x_api_key.strip():
-            tokens.append(x_api_key.strip())
-        if not tokens:
-            raise Unauthenticated(
-                "no gateway key: send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>'",
-                code="missing_api_key",
-            )
+        tokens = presented_keys(authorization, x_api_key)
         keys = self._state.keys
         for token in tokens:
-            entry = keys.get(hash_key(token.decode("latin-1")))
+            entry = keys.get(hash_key(token))
             if entry is None:
                 continue
             if entry.revoked:
