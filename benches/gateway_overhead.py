@@ -239,17 +239,17 @@ def wait_for_tcp(port: int, timeout: float = 10.0) -> None:
 
 def gateway_config(upstream_port: int, kind: str, redis_port: int | None = None) -> str:
     """One key, two providers (one per canned answer) picked by model name, and the policies of
-    `kind`: none (`core`), redaction, spend caps in this process's buckets, or everything on
-    (`all`: redaction, caps through Redis with leases, access logs)."""
+    `kind`: none (`core`), redaction, spend caps through Redis with leases (`spend`), or everything
+    on (`all`: redaction, caps through Redis with leases, access logs)."""
     from sluicegate.secrets import hash_key
 
     redaction = kind in ("redaction", "all")
     policies = ""
-    if kind == "spend":
-        policies = SPEND.format(backend="local", redis="")
-    elif kind == "all":
+    if kind in ("spend", "all"):
         redis = f'redis_url = "redis://127.0.0.1:{redis_port}/0"\nlease = {{ enabled = true }}'
-        policies = SPEND.format(backend="redis", redis=redis) + "[log]\naccess = true\n"
+        policies = SPEND.format(backend="redis", redis=redis)
+    if kind == "all":
+        policies += "[log]\naccess = true\n"
 
     base = f"http://127.0.0.1:{upstream_port}"
     return f"""[server]
@@ -301,7 +301,7 @@ def start_targets(
         targets[name] = Target(name, f"http://127.0.0.1:{port}", direct, pid)
     gateway = dict.fromkeys(SCENARIOS, "/v1/chat/completions")
     redis_port = None
-    if "all" in gateways:
+    if "all" in gateways or "spend" in gateways:
         redis_port = free_port()
         argv = ["taskset", "-c", LOAD_CPU, "redis-server", "--port", str(redis_port), "--bind", "127.0.0.1"]
         procs.spawn("redis", [*argv, "--save", "", "--appendonly", "no"], cwd=workdir)
@@ -680,6 +680,12 @@ def report(args: argparse.Namespace, runs: list[Run], every: list[Run], info: di
             print(f"{SCENARIOS[scenario]}: sluicegate/reference CPU per request {min(cpu):.2f}x to {max(cpu):.2f}x, "
                   f"{verdict} the 1.20x target")  # fmt: skip
     by = {(r.target, r.scenario, r.concurrency): r for r in runs}
+    core, spend = by.get(("sluicegate", "json", 1)), by.get(("sluicegate+spend", "json", 1))
+    if core and spend:
+        print(
+            f"spend caps through Redis with leases, concurrency 1: +{spend.p50_ms - core.p50_ms:.3f} ms p50, "
+            f"+{spend.cpu_us_per_request - core.cpu_us_per_request:.0f} µs CPU per request (target: under 0.1 ms p50)"
+        )
     core, red = by.get(("sluicegate", "pii", 1)), by.get(("sluicegate+redaction", "pii", 1))
     if core and red:
         print(
