@@ -8,9 +8,11 @@ upstream pool is up, 503 before that and from the moment SIGTERM arrives (see `s
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
+import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -21,6 +23,7 @@ from sluicegate.formats import FORMATS_BY_PATH
 from sluicegate.observe.langsmith import Call, LangSmithSink, trace_headers
 from sluicegate.observe.logs import Logs
 from sluicegate.observe.metrics import Metrics
+from sluicegate.observe.records import RecordSink
 from sluicegate.policy.pipeline import Gateway
 from sluicegate.proxy.relay import Outcome, send_body
 from sluicegate.server import draining
@@ -51,6 +54,9 @@ class App:
             # The database's keys, then the config's: the view has KeyStore's authenticate() contract.
             self.control = ControlPlane(settings.control, self.gateway.keys)
             self.gateway.keys = self.gateway.view = self.control.view
+        self.records: RecordSink | None = None
+        if self.control is not None:
+            self.records = RecordSink(self.control.store)
         self.ready = False
         self.logs = Logs(settings.log)
         self.langsmith: LangSmithSink | None = None
@@ -66,6 +72,9 @@ class App:
             if self.langsmith is not None:
                 sink = self.langsmith
                 queues["langsmith"] = lambda: (sink.depth, sink.dropped)
+            if self.records is not None:
+                records = self.records
+                queues["records"] = lambda: (records.depth, records.dropped)
             models = [m for m, _ in self.gateway.router.listed_models()] + settings.metrics.models
             self.metrics = Metrics(models, queues)
 
@@ -101,6 +110,10 @@ class App:
         """Hand a finished call to the metrics, the access log and the trace sink (none blocks)."""
         info = outcome.info
         duration = time.perf_counter() - info.t0 if info is not None else 0.0
+        if info is not None and self.langsmith is not None and info.model is not None:
+            info.run_id = str(uuid.uuid4())  # known before the run is posted, so events can name it
+        if self.records is not None:
+            self.records.submit(outcome)
         if self.metrics is not None:
             self.metrics.record(outcome, duration)
         if self.logs.access is not None:
@@ -125,6 +138,8 @@ class App:
                 try:
                     if self.control is not None:
                         await self.control.start()
+                    if self.records is not None:
+                        await self.records.start()
                     await self.gateway.start()
                 except Exception as exc:
                     log.exception("start-up failed")
@@ -135,6 +150,10 @@ class App:
             elif message["type"] == "lifespan.shutdown":
                 self.ready = False
                 await self.gateway.stop()
+                if self.langsmith is not None:
+                    await asyncio.to_thread(self.langsmith.stop)
+                if self.records is not None:
+                    await self.records.stop()
                 if self.control is not None:
                     await self.control.stop()
                 self.logs.stop()

@@ -17,6 +17,7 @@ import logging
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -327,6 +328,81 @@ async def list_audit(ctx: Ctx) -> Response:
     return json_response({"data": rows})
 
 
+_EVENT_FILTERS = {"policy": "policy", "action": "action", "entity": "entity", "trace_id": "trace_id"}
+_EVENT_FILTERS |= {"workspace": "workspace_id", "user": "user_id", "key": "key_id", "request_id": "request_id"}
+_SPEND_FILTERS = {"workspace": "workspace_id", "user": "user_id", "key": "key_id", "model": "model"}
+_GROUPS = {"workspace": "workspace_id", "user": "user_id", "key": "key_id", "model": "model", "provider": "provider"}
+_FAR_PAST, _FAR_FUTURE = "0000", "9999"
+
+
+def _time_query(request: Request, name: str, default: str) -> str:
+    """An ISO-8601 time from the query, as the UTC text the records store (`2026-11-27T09:00:00+00:00`)."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        when = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(422, "validation_error", "invalid query", [_field(name, "an ISO-8601 time")]) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).isoformat()
+
+
+def _text_filters(request: Request, names: dict[str, str], fixed: dict[str, str]) -> dict[str, str]:
+    out = dict(fixed)
+    for name, column in names.items():
+        value = request.query_params.get(name)
+        if value is not None:
+            if not 1 <= len(value) <= 200:
+                raise ApiError(422, "validation_error", "invalid query", [_field(name, "1 to 200 characters")])
+            out.setdefault(column, value)
+    return out
+
+
+async def _events(ctx: Ctx, org_id: str, fixed: dict[str, str]) -> Response:
+    r = ctx.request
+    filters = _text_filters(r, _EVENT_FILTERS, fixed)
+    since, until = _time_query(r, "since", _FAR_PAST), _time_query(r, "until", _FAR_FUTURE)
+    rows = await ctx.store.events(org_id, filters, since, until, _int_query(r, "limit", 100, 1, 1000))
+    return json_response({"data": rows})
+
+
+async def org_events(ctx: Ctx) -> Response:
+    org = await org_of(ctx, ctx.params["org_id"])
+    return await _events(ctx, org["id"], {})
+
+
+async def ws_events(ctx: Ctx) -> Response:
+    ws = await workspace_of(ctx, ctx.params["workspace_id"])
+    return await _events(ctx, ws["org_id"], {"workspace_id": ws["id"]})
+
+
+async def _spend(ctx: Ctx, org_id: str, fixed: dict[str, str]) -> Response:
+    r = ctx.request
+    groups = [g for g in (r.query_params.get("group_by") or "").split(",") if g]
+    if any(g not in _GROUPS for g in groups) or len(set(groups)) != len(groups):
+        raise ApiError(422, "validation_error", "invalid query", [_field("group_by", f"some of {', '.join(_GROUPS)}")])
+    bucket = r.query_params.get("bucket")
+    if bucket not in (None, "hour", "day"):
+        raise ApiError(422, "validation_error", "invalid query", [_field("bucket", "hour or day")])
+    filters = _text_filters(r, _SPEND_FILTERS, fixed)
+    since, until = _time_query(r, "since", _FAR_PAST), _time_query(r, "until", _FAR_FUTURE)
+    rows = await ctx.store.spend_rollup(org_id, filters, [_GROUPS[g] for g in groups], bucket, since, until)
+    total = sum(row["cost_nusd"] for row in rows)
+    return json_response({"data": rows, "total_cost_nusd": total})
+
+
+async def org_spend(ctx: Ctx) -> Response:
+    org = await org_of(ctx, ctx.params["org_id"])
+    return await _spend(ctx, org["id"], {})
+
+
+async def ws_spend(ctx: Ctx) -> Response:
+    ws = await workspace_of(ctx, ctx.params["workspace_id"])
+    return await _spend(ctx, ws["org_id"], {"workspace_id": ws["id"]})
+
+
 def _int_query(request: Request, name: str, default: int, low: int, high: int) -> int:
     raw = request.query_params.get(name)
     if raw is None:
@@ -346,6 +422,24 @@ user_pol, user_put = _policy_handlers("user", "user_id")
 key_pol, key_put = _policy_handlers("key", "key_id")
 org_secrets, org_secret_put, org_secret_del = _secret_handlers("org", "org_id")
 ws_secrets, ws_secret_put, ws_secret_del = _secret_handlers("workspace", "workspace_id")
+_TIMES = (
+    ("since", {"type": "string", "format": "date-time"}),
+    ("until", {"type": "string", "format": "date-time"}),
+)
+_EVENTS_QUERY = (
+    *_TIMES,
+    *((name, {"type": "string", "minLength": 1, "maxLength": 200}) for name in _EVENT_FILTERS),
+    ("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
+)
+_SPEND_QUERY = (
+    *_TIMES,
+    *((name, {"type": "string", "minLength": 1, "maxLength": 200}) for name in _SPEND_FILTERS),
+    (
+        "group_by",
+        {"type": "string", "pattern": "^(workspace|user|key|model|provider)(,(workspace|user|key|model|provider))*$"},
+    ),
+    ("bucket", {"type": "string", "enum": ["hour", "day"]}),
+)
 _PAGE = (
     ("after_seq", {"type": "integer", "minimum": 0}),
     ("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
@@ -377,6 +471,10 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("PUT", "/orgs/{org_id}/secrets/{provider}", org_secret_put, "Set an org default", SecretIn, 200, True),
     Endpoint("DELETE", "/orgs/{org_id}/secrets/{provider}", org_secret_del, "Delete an org default", None, 204, True),
     Endpoint("GET", "/orgs/{org_id}/audit", list_audit, "The organization's audit log", query=_PAGE),
+    Endpoint("GET", "/orgs/{org_id}/events", org_events, "Policy events, newest first", query=_EVENTS_QUERY),
+    Endpoint("GET", "/orgs/{org_id}/spend", org_spend, "Settled spend, summed", query=_SPEND_QUERY),
+    Endpoint("GET", "/workspaces/{workspace_id}/events", ws_events, "A workspace's policy events", query=_EVENTS_QUERY),
+    Endpoint("GET", "/workspaces/{workspace_id}/spend", ws_spend, "A workspace's settled spend", query=_SPEND_QUERY),
     Endpoint("GET", "/workspaces/{workspace_id}", get_workspace, "A workspace"),
     Endpoint("GET", "/workspaces/{workspace_id}/users", list_users, "A workspace's users"),
     Endpoint("POST", "/workspaces/{workspace_id}/users", create_user, "Create a user", UserIn, 201, True),

@@ -111,3 +111,41 @@ audit_log = Table(
     Column("prev_hash", Text, nullable=False),
     Column("hash", Text, nullable=False),
 )
+
+
+policy_events = Table(
+    "policy_events",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("at", Text, nullable=False),
+    Column("org_id", Text, nullable=False),
+    Column("workspace_id", Text),
+    Column("user_id", Text),
+    Column("key_id", Text),
+    Column("request_id", Text, nullable=False),
+    Column("trace_id", Text),
+    Column("run_id", Text),
+    Column("policy", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("direction", Text, nullable=False),
+    Column("entity", Text, nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("detail", Text, nullable=False),
+)
+
+spend_ledger = Table(
+    "spend_ledger",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("at", Text, nullable=False),
+    Column("org_id", Text, nullable=False),
+    Column("workspace_id", Text),
+    Column("user_id", Text),
+    Column("key_id", Text),
+    Column("model", Text),
+    Column("provider", Text),
+    Column("request_id", Text, nullable=False),
+    Column("input_tokens", BigInteger, nullable=False),
+    Column("output_tokens", BigInteger, nullable=False),
+    Column("cost_nusd", BigInteger, nullable=False),
+)

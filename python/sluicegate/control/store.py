@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import delete, event, insert, select, update
+from sqlalchemy import delete, event, func, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -31,7 +31,18 @@ from sluicegate.control.keys import (
     now_iso,
 )
 from sluicegate.control.migrations import migrate
-from sluicegate.control.models import admin_tokens, api_keys, orgs, policies, secrets, state, users, workspaces
+from sluicegate.control.models import (
+    admin_tokens,
+    api_keys,
+    orgs,
+    policies,
+    policy_events,
+    secrets,
+    spend_ledger,
+    state,
+    users,
+    workspaces,
+)
 from sluicegate.control.schemas import KeyIn, Level, PolicyIn, SecretIn
 from sluicegate.control.settings import ControlSettings
 
@@ -194,6 +205,57 @@ class ControlStore:
         async with self.engine.connect() as conn:
             rows = await conn.execute(query.order_by(audit.audit_log.c.seq).limit(limit))
             return [{**row_dict(r), "diff": orjson.loads(r.diff)} for r in rows]
+
+    # ── data-plane records (no audit rows: they are not administrative changes) ─────────────────
+
+    async def insert_records(self, events: list[Record], ledger: list[Record]) -> None:
+        """Write a batch of policy events and spend-ledger rows in one transaction."""
+        async with self.engine.begin() as conn:
+            if events:
+                await conn.execute(insert(policy_events), events)
+            if ledger:
+                await conn.execute(insert(spend_ledger), ledger)
+
+    async def events(self, org_id: str, filters: dict[str, str], since: str, until: str, limit: int) -> list[Record]:
+        """Policy events of an organization in [since, until), newest first, filtered by column values."""
+        t = policy_events
+        query = select(t).where(t.c.org_id == org_id, t.c.at >= since, t.c.at < until)
+        for column, value in filters.items():
+            query = query.where(t.c[column] == value)
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(query.order_by(t.c.at.desc(), t.c.id).limit(limit))
+            return [{**row_dict(r), "detail": orjson.loads(r.detail)} for r in rows]
+
+    async def spend_rollup(
+        self, org_id: str, filters: dict[str, str], group_by: list[str], bucket: str | None, since: str, until: str
+    ) -> list[Record]:
+        """Settled spend of an organization in [since, until), summed by `group_by` columns and an
+        hour or day bucket (`at` is ISO text: its first 13 or 10 characters name the bucket)."""
+        t = spend_ledger
+        keys = [t.c[g].label(g) for g in group_by]
+        if bucket is not None:
+            keys.append(func.substr(t.c.at, 1, 13 if bucket == "hour" else 10).label("bucket"))
+        query = select(
+            *keys,
+            func.count().label("calls"),
+            func.sum(t.c.input_tokens).label("input_tokens"),
+            func.sum(t.c.output_tokens).label("output_tokens"),
+            func.sum(t.c.cost_nusd).label("cost_nusd"),
+        ).where(t.c.org_id == org_id, t.c.at >= since, t.c.at < until)
+        for column, value in filters.items():
+            query = query.where(t.c[column] == value)
+        if keys:
+            query = query.group_by(*keys).order_by(*keys)
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(query)
+            out = []
+            for r in rows:
+                row = row_dict(r)
+                for n in ("calls", "input_tokens", "output_tokens", "cost_nusd"):
+                    row[n] = int(row[n] or 0)  # PostgreSQL sums bigints as numeric
+                if row["calls"]:
+                    out.append(row)
+            return out
 
     async def verify_audit(self) -> audit.VerifyResult:
         async with self.engine.connect() as conn:

@@ -224,13 +224,14 @@ class LangSmithSink:
         name = f"sluicegate {call.route}"
         client = self._client_for(call.api_key)
         parent = RunTree.from_headers(call.trace_headers, client=client) if call.trace_headers else None
+        run_id = uuid.UUID(info.run_id) if info.run_id else uuid.uuid4()
         if parent is not None:
-            run = parent.create_child(name, "llm", **kwargs)
+            run = parent.create_child(name, "llm", run_id=run_id, **kwargs)
         else:
             run = RunTree(
                 name=name,
                 run_type="llm",
-                id=uuid.uuid4(),
+                id=run_id,
                 project_name=call.project or self.settings.project,
                 client=client,
                 **kwargs,

@@ -50,6 +50,7 @@ class CallInfo:
     provider_kind: str | None = None
     stream: bool = False
     trace_id: str | None = None
+    run_id: str | None = None  # the call's LangSmith run, when one is made
     started_at: float = 0.0  # wall-clock seconds
     t0: float = 0.0  # perf_counter() at the start
 
@@ -82,7 +83,7 @@ class Outcome:
             fields["events"] = [f"{e.policy}:{e.action}:{e.entity}:{e.count}" for e in self.events]
         if self.info is not None:
             fields.update(asdict(self.info))
-            del fields["started_at"], fields["provider_kind"], fields["t0"], fields["stream"]
+            del fields["started_at"], fields["provider_kind"], fields["t0"], fields["stream"], fields["run_id"]
         return fields
 
 

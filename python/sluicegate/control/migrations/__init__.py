@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from sluicegate.control.migrations import v0001_initial
+from sluicegate.control.migrations import v0001_initial, v0002_records
 
-MIGRATIONS = [v0001_initial]
+MIGRATIONS = [v0001_initial, v0002_records]
 LATEST = MIGRATIONS[-1].VERSION
 _LOCK_ID = 0x5167_C7A1  # PostgreSQL advisory lock: one instance migrates at a time
 
