@@ -54,6 +54,7 @@ class App:
             # The database's keys, then the config's: the view has KeyStore's authenticate() contract.
             self.control = ControlPlane(settings.control, self.gateway.keys)
             self.gateway.keys = self.gateway.view = self.control.view
+            self.control.admin.caps_status = self.gateway.cap_status
         self.records: RecordSink | None = None
         if self.control is not None:
             self.records = RecordSink(self.control.store)

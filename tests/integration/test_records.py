@@ -71,6 +71,9 @@ def test_ledger_and_events_read_back_exactly(gw: tuple[Server, dict[str, Any]]) 
     assert row["output_tokens"] == 50
 
     by_hour = httpx.get(f"{server.url}/admin/v1/workspaces/{ws}/spend?bucket=hour", headers=admin).json()
+    (cap,) = by_hour["caps"]  # the workspace's cap: what its window has settled, and nothing in flight
+    assert (cap["level"], cap["window"], cap["limit_nusd"]) == ("workspace", "month", 100 * 10**9)
+    assert (cap["spent_nusd"], cap["reserved_nusd"]) == (5 * COST_NUSD, 0)
     assert sum(r["cost_nusd"] for r in by_hour["data"]) == 5 * COST_NUSD
     assert all(len(r["bucket"]) == 13 for r in by_hour["data"])
     later = httpx.get(f"{server.url}/admin/v1/orgs/{org}/spend?since=2999-01-01T00:00:00Z", headers=admin).json()

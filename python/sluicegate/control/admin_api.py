@@ -30,7 +30,7 @@ from starlette.routing import Route
 from sluicegate.control.audit import Actor
 from sluicegate.control.keys import hash_key, same_hash
 from sluicegate.control.models import admin_tokens, api_keys, orgs, users, workspaces
-from sluicegate.control.policies import LEVELS
+from sluicegate.control.policies import LEVELS, effective
 from sluicegate.control.schemas import (
     PROVIDER_PATTERN,
     AdminTokenIn,
@@ -43,6 +43,7 @@ from sluicegate.control.schemas import (
 )
 from sluicegate.control.store import Conflict, ControlStore, public_key
 from sluicegate.control.view import ControlView
+from sluicegate.spend.caps import CapLine
 
 log = logging.getLogger("sluicegate.control.admin")
 PREFIX = "/admin/v1"
@@ -89,9 +90,11 @@ class Ctx:
     view: ControlView | None
     params: dict[str, str]
     body: Any = None
+    caps_status: CapsStatus | None = None
 
 
 Handler = Callable[[Ctx], Awaitable[Response]]
+CapsStatus = Callable[[CapLine], Awaitable[tuple[int, int]]]  # (spent, reserved) of a cap's current window
 
 
 @dataclass(frozen=True, slots=True)
@@ -390,7 +393,33 @@ async def _spend(ctx: Ctx, org_id: str, fixed: dict[str, str]) -> Response:
     since, until = _time_query(r, "since", _FAR_PAST), _time_query(r, "until", _FAR_FUTURE)
     rows = await ctx.store.spend_rollup(org_id, filters, [_GROUPS[g] for g in groups], bucket, since, until)
     total = sum(row["cost_nusd"] for row in rows)
-    return json_response({"data": rows, "total_cost_nusd": total})
+    return json_response({"data": rows, "total_cost_nusd": total, "caps": await _caps(ctx, org_id, fixed)})
+
+
+async def _caps(ctx: Ctx, org_id: str, fixed: dict[str, str]) -> list[dict[str, Any]]:
+    """The caps on the organization (and the workspace), each with what its current window has
+    settled and what is reserved by calls still in flight."""
+    chain: list[tuple[Any, str, Any]] = [("org", org_id, await ctx.store.policy("org", org_id))]
+    if "workspace_id" in fixed:
+        ws = fixed["workspace_id"]
+        chain.append(("workspace", ws, await ctx.store.policy("workspace", ws)))
+    lines = effective(org_id, chain).caps
+    status = ctx.caps_status
+    out = []
+    for line in lines:
+        spent, reserved = await status(line) if status is not None else (None, None)
+        out.append(
+            {
+                "level": line.level,
+                "id": line.entity_id,
+                "window": line.window,
+                "limit_nusd": line.limit_nusd,
+                "spent_nusd": spent,
+                "reserved_nusd": reserved,
+                "mode": line.mode,
+            }
+        )
+    return out
 
 
 async def org_spend(ctx: Ctx) -> Response:
@@ -510,6 +539,7 @@ class AdminApi:
 
         self.store = store
         self.view = view
+        self.caps_status: CapsStatus | None = None  # set by the gateway, which holds the spend store
         self.openapi = orjson.dumps(openapi_document(ENDPOINTS))
         routes = [Route(PREFIX + "/openapi.json", self._openapi, methods=["GET"])]
         routes += [Route(PREFIX + e.path, self._wrap(e), methods=[e.method]) for e in ENDPOINTS]
@@ -546,7 +576,8 @@ class AdminApi:
             try:
                 principal = await self._principal(request)
                 client = request.client.host if request.client else ""
-                ctx = Ctx(request, principal, Actor(principal.actor, rid, client), self.store, self.view, {})
+                actor = Actor(principal.actor, rid, client)
+                ctx = Ctx(request, principal, actor, self.store, self.view, {}, caps_status=self.caps_status)
                 ctx.params = dict(request.path_params)
                 if endpoint.body is not None:
                     ctx.body = await _parse(request, endpoint.body)

@@ -37,6 +37,7 @@ from sluicegate.proxy.relay import (
     send_error,
 )
 from sluicegate.proxy.upstream import HttpUpstream, InProcessUpstream, Timeouts, Upstream
+from sluicegate.spend import CapLine
 from sluicegate.types import Receive, Scope, Send
 
 if TYPE_CHECKING:
@@ -264,6 +265,12 @@ class Gateway:
         if tap is not None and resp.content_type.startswith("text/event-stream"):
             return await relay_stream(send, receive, fmt, tap, resp, rid, self.capture)
         return await relay_body(send, fmt, resp, rid, rewrite, self.capture)
+
+    async def cap_status(self, line: CapLine) -> tuple[int, int]:
+        """(spent, reserved) of a cap's current window, from the spend store (0, 0 without one)."""
+        if self.spend is None or self.spend.store is None:
+            return 0, 0
+        return await self.spend.store.snapshot(line)
 
     def _redactor_for(self, identity: Identity) -> Redactor | None:
         """The config's redactor, or one compiled for the caller's inherited rules (cached until the
