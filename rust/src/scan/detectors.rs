@@ -165,22 +165,67 @@ pub fn prev(t: &[u8], i: usize) -> Option<u8> {
     i.checked_sub(1).map(|j| t[j])
 }
 
-/// Whether one of `words` (lowercase ASCII) occurs at a word start in the `window` bytes before
-/// `s`, ignoring ASCII case.
-pub fn context_before(t: &[u8], s: usize, window: usize, words: &[&[u8]]) -> bool {
+/// A list of context words (lowercase; each starting with a letter or a UTF-8 lead byte, at most
+/// 32 of them), indexed by first letter so a word start is compared only with its own words.
+pub struct ContextWords {
+    words: &'static [&'static [u8]],
+    /// Bit `k` of `by_first[c]`: word `k` starts with letter `c` (slot 26: with a lead byte).
+    by_first: [u32; 27],
+}
+
+impl ContextWords {
+    /// Indexes `words`; a word breaking the rules above fails the (constant) build.
+    pub const fn new(words: &'static [&'static [u8]]) -> ContextWords {
+        assert!(words.len() <= 32);
+        let mut by_first = [0u32; 27];
+        let mut k = 0;
+        while k < words.len() {
+            let w = words[k];
+            let mut j = 0;
+            while j < w.len() {
+                assert!(!w[j].is_ascii_uppercase());
+                j += 1;
+            }
+            let c = w[0];
+            assert!(c.is_ascii_lowercase() || c >= 0xC0);
+            let slot = if c.is_ascii_lowercase() {
+                (c - b'a') as usize
+            } else {
+                26
+            };
+            by_first[slot] |= 1 << k;
+            k += 1;
+        }
+        ContextWords { words, by_first }
+    }
+}
+
+/// Whether one of `words` occurs at a word start in the `window` bytes before `s`, ignoring
+/// ASCII case.
+pub fn context_before(t: &[u8], s: usize, window: usize, words: &ContextWords) -> bool {
     let lo = s.saturating_sub(window);
     for i in lo..s {
         let b = t[i];
         // every context word starts with a letter or a UTF-8 lead byte, at a word start
-        if !(b.is_ascii_alphabetic() || b >= 0xC0) || (i > 0 && is(ALNUM, t[i - 1])) {
+        let k = (b | 0x20).wrapping_sub(b'a');
+        let slot = if k < 26 {
+            usize::from(k)
+        } else if b >= 0xC0 {
+            26
+        } else {
+            continue;
+        };
+        let mut m = words.by_first[slot];
+        if m == 0 || (i > 0 && is(ALNUM, t[i - 1])) {
             continue;
         }
         let hay = &t[i..s];
-        if words
-            .iter()
-            .any(|w| hay.len() >= w.len() && hay[..w.len()].eq_ignore_ascii_case(w))
-        {
-            return true;
+        while m != 0 {
+            let w = words.words[m.trailing_zeros() as usize];
+            m &= m - 1;
+            if hay.len() >= w.len() && hay[..w.len()].eq_ignore_ascii_case(w) {
+                return true;
+            }
         }
     }
     false
@@ -626,9 +671,131 @@ fn trigger_mask16(block: &[u8]) -> u32 {
         .fold(0, |m, (k, &b)| m | (u32::from(is_trigger(b)) << k))
 }
 
+/// The end of the run of base64 bytes (`[A-Za-z0-9+/]`) starting at `from`, looking no further
+/// than `limit`: 16 bytes at a time.
+pub fn b64_run_end(t: &[u8], from: usize, limit: usize) -> usize {
+    let limit = limit.min(t.len());
+    let mut i = from;
+    // most runs around a digit are short: a few bytes one by one before the blocks
+    let quick = (from + 4).min(limit);
+    while i < quick {
+        if !is(B64, t[i]) {
+            return i;
+        }
+        i += 1;
+    }
+    while i + 16 <= limit {
+        let m = !b64_mask16(&t[i..i + 16]) & 0xFFFF;
+        if m != 0 {
+            return i + m.trailing_zeros() as usize;
+        }
+        i += 16;
+    }
+    while i < limit && is(B64, t[i]) {
+        i += 1;
+    }
+    i
+}
+
+/// The start of the run of base64 bytes ending at `to` (exclusive), looking no further back than
+/// `lo`: 16 bytes at a time.
+pub fn b64_run_start(t: &[u8], to: usize, lo: usize) -> usize {
+    let mut i = to;
+    let quick = to.saturating_sub(4).max(lo);
+    while i > quick {
+        if !is(B64, t[i - 1]) {
+            return i;
+        }
+        i -= 1;
+    }
+    while i >= lo + 16 {
+        let m = !b64_mask16(&t[i - 16..i]) & 0xFFFF;
+        if m != 0 {
+            return i - 16 + (32 - m.leading_zeros()) as usize;
+        }
+        i -= 16;
+    }
+    while i > lo && is(B64, t[i - 1]) {
+        i -= 1;
+    }
+    i
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn b64_mask16(block: &[u8]) -> u32 {
+    use std::arch::x86_64::{
+        __m128i, _mm_add_epi8, _mm_cmpeq_epi8, _mm_cmplt_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8,
+    };
+    debug_assert!(block.len() >= 16);
+    // SAFETY: as in `trigger_mask16`: 16 readable bytes, SSE2 is baseline on x86-64.
+    unsafe {
+        let x = _mm_loadu_si128(block.as_ptr().cast::<__m128i>());
+        // a range [lo, lo + len) test: shift lo to -128, then one signed compare
+        let digit = _mm_cmplt_epi8(_mm_add_epi8(x, _mm_set1_epi8(0x50)), _mm_set1_epi8(-128 + 10));
+        let folded = _mm_or_si128(x, _mm_set1_epi8(0x20));
+        let letter = _mm_cmplt_epi8(_mm_add_epi8(folded, _mm_set1_epi8(0x1F)), _mm_set1_epi8(-128 + 26));
+        let plus = _mm_cmpeq_epi8(x, _mm_set1_epi8(b'+' as i8));
+        let slash = _mm_cmpeq_epi8(x, _mm_set1_epi8(b'/' as i8));
+        _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(digit, letter), _mm_or_si128(plus, slash))) as u32
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn b64_mask16(block: &[u8]) -> u32 {
+    block[..16]
+        .iter()
+        .enumerate()
+        .fold(0, |m, (k, &b)| m | (u32::from(is(B64, b)) << k))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn b64_runs_match_the_byte_classes() {
+        let bytes: Vec<u8> = (0u8..=255).chain(b"aZ09+/".iter().copied()).collect();
+        let mut x: u64 = 3;
+        for _ in 0..300 {
+            let t: Vec<u8> = (0..80)
+                .map(|_| {
+                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    // mostly base64, sometimes any byte
+                    let r = (x >> 33) as usize;
+                    if r.is_multiple_of(7) {
+                        bytes[r % bytes.len()]
+                    } else {
+                        b"aZ09+/xQ"[r % 8]
+                    }
+                })
+                .collect();
+            for from in 0..t.len() {
+                for limit in [from, from + 1, from + 17, from + 41, t.len(), t.len() + 5] {
+                    let mut e = from;
+                    while e < limit.min(t.len()) && is(B64, t[e]) {
+                        e += 1;
+                    }
+                    assert_eq!(b64_run_end(&t, from, limit), e, "{t:?} {from} {limit}");
+                }
+                for lo in [
+                    0,
+                    from.saturating_sub(1),
+                    from.saturating_sub(17),
+                    from.saturating_sub(41),
+                    from,
+                ] {
+                    let mut s = from;
+                    while s > lo && is(B64, t[s - 1]) {
+                        s -= 1;
+                    }
+                    assert_eq!(b64_run_start(&t, from, lo), s, "{t:?} {from} {lo}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn trigger_scan_finds_exactly_the_trigger_bytes() {
@@ -696,9 +863,15 @@ mod tests {
 
     #[test]
     fn context_words_need_a_word_start() {
+        const TEL: ContextWords = ContextWords::new(&[b"tel"]);
+        const WORDS: ContextWords = ContextWords::new(&[b"phone", b"ssn", b"t\xc3\xa9l", b"social security"]);
         let t = b"hotel 123, tel: 456";
-        assert!(!context_before(t, 6, 40, &[b"tel"]));
-        assert!(context_before(t, 16, 40, &[b"tel"]));
-        assert!(context_before(b"Phone 1", 6, 40, &[b"phone"]));
+        assert!(!context_before(t, 6, 40, &TEL));
+        assert!(context_before(t, 16, 40, &TEL));
+        assert!(context_before(b"Phone 1", 6, 40, &WORDS));
+        assert!(context_before(b"SOCIAL SECURITY 1", 16, 40, &WORDS));
+        assert!(context_before("N° de tél 1".as_bytes(), 13, 40, &WORDS));
+        assert!(!context_before(b"assn 1", 5, 40, &WORDS));
+        assert!(!context_before(b"phone 1", 6, 3, &WORDS));
     }
 }

@@ -130,7 +130,7 @@ impl NormBuf {
             let mut i = 0;
             while i < b.len() {
                 // copy ASCII runs whole; decode only the other characters
-                let run = b[i..].iter().position(|&x| x >= 0x80).unwrap_or(b.len() - i);
+                let run = ascii_run(&b[i..]);
                 if run > 0 {
                     self.bytes.extend_from_slice(&b[i..i + run]);
                     self.map.extend(rel + i as u32..rel + (i + run) as u32);
@@ -272,9 +272,37 @@ impl<'a> View<'a> {
     }
 }
 
+/// Length of the ASCII prefix of `b`, eight bytes at a time.
+fn ascii_run(b: &[u8]) -> usize {
+    let mut i = 0;
+    while i + 8 <= b.len() {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[i..i + 8]);
+        let high = u64::from_le_bytes(w) & 0x8080_8080_8080_8080;
+        if high != 0 {
+            return i + (high.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    i + b[i..].iter().position(|&x| x >= 0x80).unwrap_or(b.len() - i)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ascii_runs() {
+        let text = "abcdefghijklmnopqrstuvwxyzé0123456789ü";
+        for i in 0..=text.len() {
+            let b = &text.as_bytes()[i..];
+            assert_eq!(
+                ascii_run(b),
+                b.iter().position(|&x| x >= 0x80).unwrap_or(b.len()),
+                "{i}"
+            );
+        }
+    }
 
     fn norm(s: &str) -> (String, Vec<(u64, u64)>) {
         let mut b = NormBuf::new(0);

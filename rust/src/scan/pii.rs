@@ -7,7 +7,9 @@
 
 use std::net::Ipv6Addr;
 
-use super::detectors::{at, context_before, is, prev, word, Detectors, Memo, Out, Res, ALNUM, HEX, LABEL, LOCAL};
+use super::detectors::{
+    at, context_before, is, prev, word, ContextWords, Detectors, Memo, Out, Res, ALNUM, HEX, LABEL, LOCAL,
+};
 use super::entity::Builtin;
 use super::normalize::View;
 use super::validate;
@@ -16,15 +18,27 @@ use super::validate;
 pub const MAX_LOCAL: usize = 64;
 const MAX_DOMAIN: usize = 253;
 
-/// Top-level domains that are really file extensions (`logo@2x.png`, `lodash@4.17.js`).
+/// Top-level domains that are really file extensions (`logo@2x.png`, `lodash@4.17.js`), sorted.
 const FILE_TLDS: &[&[u8]] = &[
-    b"7z", b"apk", b"avif", b"bmp", b"cfg", b"cjs", b"conf", b"cpp", b"csv", b"css", b"dll", b"dmg", b"doc", b"docx",
+    b"7z", b"apk", b"avif", b"bmp", b"cfg", b"cjs", b"conf", b"cpp", b"css", b"csv", b"dll", b"dmg", b"doc", b"docx",
     b"eot", b"exe", b"gif", b"gz", b"heic", b"hpp", b"htm", b"html", b"ico", b"ini", b"jar", b"java", b"jpeg", b"jpg",
     b"js", b"json", b"jsx", b"lock", b"log", b"map", b"mjs", b"mov", b"mp3", b"mp4", b"otf", b"pdf", b"php", b"png",
     b"ppt", b"pyc", b"rb", b"sass", b"scss", b"svg", b"tar", b"tgz", b"tif", b"tiff", b"toml", b"ts", b"tsx", b"ttf",
     b"txt", b"vue", b"wasm", b"wav", b"webm", b"webp", b"whl", b"woff", b"woff2", b"xls", b"xlsx", b"xml", b"yaml",
     b"yml", b"zip",
 ];
+
+/// Whether `tld` is one of [`FILE_TLDS`], ignoring ASCII case (a binary search: the list is sorted).
+fn is_file_tld(tld: &[u8]) -> bool {
+    let mut buf = [0u8; 5];
+    if tld.len() > buf.len() {
+        return false;
+    }
+    for (d, &c) in buf.iter_mut().zip(tld) {
+        *d = c.to_ascii_lowercase();
+    }
+    FILE_TLDS.binary_search(&&buf[..tld.len()]).is_ok()
+}
 
 /// E-mail with its `@` at `a`.
 pub fn email(v: &View, a: usize, out: &mut Out) {
@@ -87,7 +101,7 @@ fn email_domain(v: &View, s: usize, a: usize) -> Res {
     let tld = &t[tld_start..end];
     let tld_ok = (tld.len() >= 2 && tld.iter().all(u8::is_ascii_alphabetic))
         || (tld.len() > 4 && tld[..4].eq_ignore_ascii_case(b"xn--"));
-    if !tld_ok || FILE_TLDS.iter().any(|f| f.eq_ignore_ascii_case(tld)) {
+    if !tld_ok || is_file_tld(tld) {
         return Res::No;
     }
     // `git@github.com:org/repo.git` is an SSH remote, not an address
@@ -216,7 +230,7 @@ fn best(a: Res, b: Res) -> Res {
     }
 }
 
-const PHONE_WORDS: &[&[u8]] = &[
+const PHONE_WORDS: ContextWords = ContextWords::new(&[
     b"phone",
     b"tel",
     b"telephone",
@@ -238,8 +252,9 @@ const PHONE_WORDS: &[&[u8]] = &[
     b"\xe6\x89\x8b\xe6\x9c\xba",
     b"t\xc3\xa9l",
     b"tel\xc3\xa9fono",
-];
-const SSN_WORDS: &[&[u8]] = &[b"ssn", b"social security", b"soc sec", b"ss#", b"ss #", b"social sec"];
+]);
+const SSN_WORDS: ContextWords =
+    ContextWords::new(&[b"ssn", b"social security", b"soc sec", b"ss#", b"ss #", b"social sec"]);
 
 /// All number parsers for the digit run starting at `d`. A look at the run's length and the byte
 /// after it skips the parsers that cannot start there (each would find the same and say no).
@@ -322,7 +337,7 @@ fn ssn(v: &View, d: usize) -> Res {
             }
             (num(&t[d..e1]), num(&t[e1 + 1..e2]), num(&t[e2 + 1..e3]), e3)
         }
-        9 if context_before(t, d, 40, SSN_WORDS) => (num(&t[d..d + 3]), num(&t[d + 3..d + 5]), num(&t[d + 5..e1]), e1),
+        9 if context_before(t, d, 40, &SSN_WORDS) => (num(&t[d..d + 3]), num(&t[d + 3..d + 5]), num(&t[d + 5..e1]), e1),
         _ => return Res::No,
     };
     if !validate::ssn(area, group, serial) {
@@ -585,7 +600,7 @@ fn phone(v: &View, s: usize) -> Res {
         .take_while(|&&b| b != b'\n')
         .count();
     let mut ctx: Option<bool> = None;
-    let mut context = || *ctx.get_or_insert_with(|| context_before(t, s, window, PHONE_WORDS));
+    let mut context = || *ctx.get_or_insert_with(|| context_before(t, s, window, &PHONE_WORDS));
     let mut res = Res::No;
     for k in (1..=g.n).rev() {
         let end = g.ends[k - 1];
@@ -682,6 +697,18 @@ mod tests {
                 assert_eq!(found($text), $want, "{:?}", $text);
             }
         };
+    }
+
+    #[test]
+    fn file_tlds_are_sorted_short_and_lowercase() {
+        for w in super::FILE_TLDS.windows(2) {
+            assert!(w[0] < w[1], "{:?}", w);
+        }
+        for t in super::FILE_TLDS {
+            assert!(t.len() <= 5 && !t.iter().any(u8::is_ascii_uppercase));
+        }
+        assert!(super::is_file_tld(b"PNG") && super::is_file_tld(b"woff2") && !super::is_file_tld(b"com"));
+        assert!(!super::is_file_tld(b"jsonld"));
     }
 
     // e-mail

@@ -12,7 +12,9 @@ use super::entity::{Builtin, EntityId};
 /// before `limit`, none starting before `from`. Returns the end of the last winner (`from` when
 /// none; `usize::MAX` for an open one).
 pub fn resolve(cands: &mut [Cand], from: usize, limit: usize, accepted: &mut Vec<Cand>) -> usize {
-    cands.sort_unstable_by(|a, b| {
+    // the detectors emit candidates in a few ascending runs (anchors, then triggers): a stable
+    // sort finds the runs and merges them; equal keys are equal candidates, so stability is moot
+    cands.sort_by(|a, b| {
         a.start
             .cmp(&b.start)
             .then(b.end.cmp(&a.end))

@@ -16,8 +16,8 @@
 use memchr::memmem;
 
 use super::detectors::{
-    at, context_before, is, prev, Anchor, Detectors, Memo, Out, Res, ALNUM, B64, DIGIT, JWTRUN, LOWER, PEMBODY, UPPER,
-    URLSAFE,
+    at, b64_run_end, b64_run_start, context_before, is, prev, Anchor, ContextWords, Detectors, Memo, Out, Res, ALNUM,
+    DIGIT, JWTRUN, LOWER, PEMBODY, UPPER, URLSAFE,
 };
 use super::entity::Builtin;
 use super::normalize::View;
@@ -31,7 +31,7 @@ pub const PEM_CAP: u64 = 8192;
 /// Longest JWT matched as a unit, in original bytes (browsers cap cookies at 4 KB).
 pub const JWT_CAP: u64 = 8192;
 
-const AWS_WORDS: &[&[u8]] = &[b"aws", b"secret", b"access", b"credential", b"key"];
+const AWS_WORDS: ContextWords = ContextWords::new(&[b"aws", b"secret", b"access", b"credential", b"key"]);
 
 /// Reads the run of bytes matching `pred` from `i`, at most `max + 1` of them.
 macro_rules! run {
@@ -418,19 +418,15 @@ fn jwt_run(v: &View, s: usize) -> Res {
 pub fn aws_secret(v: &View, j: usize, memo: &mut Memo, out: &mut Out) {
     let t = v.t;
     let n = t.len();
-    let mut s = j;
-    while s > 0 && j - s <= AWS_SECRET_LEN && is(B64, t[s - 1]) {
-        s -= 1;
-    }
+    // the token around `j`, looked at only as far as a 40-byte key can reach
+    let s = b64_run_start(t, j, j.saturating_sub(AWS_SECRET_LEN + 1));
     let mut e = j;
-    while e < n && is(B64, t[e]) && (e - s <= AWS_SECRET_LEN || j - s > AWS_SECRET_LEN) {
-        e += 1;
+    if j - s <= AWS_SECRET_LEN {
+        e = b64_run_end(t, j, s + AWS_SECRET_LEN + 1);
     }
     if j - s > AWS_SECRET_LEN || e - s > AWS_SECRET_LEN {
         // too long to be a key: skip the rest of this token
-        while e < n && is(B64, t[e]) {
-            e += 1;
-        }
+        e = b64_run_end(t, e, n);
         memo.aws_done = e;
         return;
     }
@@ -451,7 +447,7 @@ pub fn aws_secret(v: &View, j: usize, memo: &mut Memo, out: &mut Out) {
     if !(has(UPPER) && has(LOWER) && has(DIGIT) && random_enough(tok, 16, 4.0)) {
         return;
     }
-    if context_before(t, s, 96, AWS_WORDS) {
+    if context_before(t, s, 96, &AWS_WORDS) {
         out.put(s, Builtin::AwsSecretAccessKey.id(), Res::Yes(e));
         return;
     }
@@ -460,7 +456,7 @@ pub fn aws_secret(v: &View, j: usize, memo: &mut Memo, out: &mut Out) {
     let eol = t[e..lim].iter().position(|&b| b == b'\n').map_or(lim, |k| e + k);
     if eol == n && !v.eof && n < e + 48 {
         out.hold(s);
-    } else if context_before(t, eol, eol - e, AWS_WORDS) {
+    } else if context_before(t, eol, eol - e, &AWS_WORDS) {
         out.put(s, Builtin::AwsSecretAccessKey.id(), Res::Yes(e));
     }
 }

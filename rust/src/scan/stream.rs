@@ -53,8 +53,11 @@ pub struct StreamScanner {
     scanner: Scanner,
     template: Template,
     nb: NormBuf,
-    /// Original text not emitted yet; starts at absolute byte `emitted`.
+    /// Original text from `pending[consumed..]` on is not emitted yet and starts at absolute byte
+    /// `emitted`; the consumed front is dropped once per `push`, not once per finding (which made
+    /// a large chunk dense with findings quadratic).
     pending: String,
+    consumed: usize,
     emitted: u64,
     emitted_chars: u64,
     /// View index of the emit point: candidates before it are settled.
@@ -80,6 +83,7 @@ impl StreamScanner {
             template: Template::new(template),
             nb: NormBuf::new(0),
             pending: String::new(),
+            consumed: 0,
             emitted: 0,
             emitted_chars: 0,
             base: 0,
@@ -95,7 +99,7 @@ impl StreamScanner {
 
     /// Original characters fed but not emitted yet (held back, or swallowed by an open finding).
     pub fn held_chars(&self) -> usize {
-        count_chars(self.pending.as_bytes()) as usize
+        count_chars(&self.pending.as_bytes()[self.consumed..]) as usize
     }
 
     /// Adds `chunk`; appends the text that is safe to emit to `out` and the findings decided by
@@ -182,26 +186,28 @@ impl StreamScanner {
 
     fn push(&mut self, s: &str) {
         self.nb.push(s);
+        self.pending.drain(..self.consumed);
+        self.consumed = 0;
         self.pending.push_str(s);
     }
 
     /// Emits original text up to absolute byte `to`, verbatim.
     fn emit_to(&mut self, to: u64, out: &mut String) {
         let k = (to - self.emitted) as usize;
-        let part = &self.pending[..k];
+        let part = &self.pending[self.consumed..self.consumed + k];
         out.push_str(part);
         self.emitted_chars += count_chars(part.as_bytes());
         self.emitted = to;
-        self.pending.drain(..k);
+        self.consumed += k;
     }
 
     /// Drops original text up to absolute byte `to` (inside a finding); returns its length in chars.
     fn swallow_to(&mut self, to: u64) -> u64 {
         let k = (to - self.emitted) as usize;
-        let chars = count_chars(&self.pending.as_bytes()[..k]);
+        let chars = count_chars(&self.pending.as_bytes()[self.consumed..self.consumed + k]);
         self.emitted_chars += chars;
         self.emitted = to;
-        self.pending.drain(..k);
+        self.consumed += k;
         chars
     }
 
