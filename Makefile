@@ -78,6 +78,8 @@ format: $(DEPS_STAMP)
 
 .PHONY: bench ## the benchmarks: pytest-benchmark, scanner tables, criterion, the wrk overhead run; see BENCHMARKS.md
 bench: build
+	# the scanners the scanner benchmark compares against (only the benchmark needs them)
+	$(BIN)/python -m pip install -q presidio-analyzer==2.2.366 detect-secrets==1.5.0
 	$(BIN)/python -m pytest benches -q --benchmark-enable --benchmark-only -p no:cacheprovider \
 		-o python_files="test_*.py bench_*.py" $(BENCH_ARGS)
 	$(BIN)/python benches/bench_scan.py
