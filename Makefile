@@ -61,8 +61,8 @@ helm-lint: build
 
 .PHONY: lint ## ruff, the stub against the module, rustfmt, clippy, helm lint
 lint: build helm-lint
-	$(BIN)/ruff check python tests benches
-	$(BIN)/ruff format --check python tests benches
+	$(BIN)/ruff check python tests benches loadtest
+	$(BIN)/ruff format --check python tests benches loadtest
 	$(BIN)/python -m mypy.stubtest sluicegate._core
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
@@ -70,8 +70,8 @@ lint: build helm-lint
 
 .PHONY: format ## ruff format and fix, cargo fmt
 format: $(DEPS_STAMP)
-	$(BIN)/ruff format python tests benches
-	$(BIN)/ruff check --fix python tests benches
+	$(BIN)/ruff format python tests benches loadtest
+	$(BIN)/ruff check --fix python tests benches loadtest
 	cargo fmt
 
 ##@ Measuring
@@ -86,6 +86,14 @@ bench: build
 	$(BIN)/python benches/bench_scan.py --dump .benchmarks/corpora
 	SLUICEGATE_BENCH_CORPORA=$(CURDIR)/.benchmarks/corpora cargo bench --manifest-path benches/rust/Cargo.toml
 	$(BIN)/python benches/gateway_overhead.py $(OVERHEAD_ARGS)
+
+.PHONY: loadtest ## locust scenarios against a gateway started on loopback (mock, Redis); reports in loadtest/reports/; fails past loadtest/thresholds.toml
+loadtest: build
+	$(BIN)/python loadtest/run.py $(LOADTEST_ARGS)
+
+.PHONY: cluster ## the same through three gateways sharing Redis behind nginx
+cluster: build
+	$(BIN)/python loadtest/run.py --cluster $(LOADTEST_ARGS)
 
 ##@ Housekeeping
 
