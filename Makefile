@@ -48,8 +48,19 @@ test: test-rust test-py
 test-rust:
 	cargo test --quiet
 
+.PHONY: test-tools ## Debian's chromium (the spend page test) and nginx (the cluster test), when missing
+test-tools:
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || missing="$$missing nginx-light"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing"; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; } \
+			|| echo "could not install$$missing: the tests that need it are skipped"; \
+	fi
+
 .PHONY: test-py ## pytest over tests/ with the release extension
-test-py: build
+test-py: build test-tools
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 .PHONY: helm-lint ## helm lint the chart with its default and example values (helm from the test set-up)

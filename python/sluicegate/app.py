@@ -52,7 +52,7 @@ class App:
             from sluicegate.control.plane import ControlPlane
 
             # The database's keys, then the config's: the view has KeyStore's authenticate() contract.
-            self.control = ControlPlane(settings.control, self.gateway.keys)
+            self.control = ControlPlane(settings.control, self.gateway.keys, settings.langsmith.run_url)
             self.gateway.keys = self.gateway.view = self.control.view
             self.control.admin.caps_status = self.gateway.cap_status
         self.records: RecordSink | None = None

@@ -167,6 +167,8 @@ class LangSmithSettings(_Section):
     api_key_env: str | None = "LANGSMITH_API_KEY"
     project: str = Field("sluicegate", min_length=1)
     queue_size: int = Field(10_000, ge=10)
+    # A link to a run for events and the spend page: `{run_id}` and `{trace_id}` are filled in.
+    run_url: str = ""
 
     def resolved_api_key(self, environ: Mapping[str, str]) -> str | None:
         return self.api_key or (environ.get(self.api_key_env) if self.api_key_env else None)

@@ -13,11 +13,13 @@ admin is a 403. Bad input is a 422 naming each field at fault; no input makes a 
 
 from __future__ import annotations
 
+import html
 import logging
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -91,6 +93,7 @@ class Ctx:
     params: dict[str, str]
     body: Any = None
     caps_status: CapsStatus | None = None
+    run_url: str = ""
 
 
 Handler = Callable[[Ctx], Awaitable[Response]]
@@ -368,6 +371,10 @@ async def _events(ctx: Ctx, org_id: str, fixed: dict[str, str]) -> Response:
     filters = _text_filters(r, _EVENT_FILTERS, fixed)
     since, until = _time_query(r, "since", _FAR_PAST), _time_query(r, "until", _FAR_FUTURE)
     rows = await ctx.store.events(org_id, filters, since, until, _int_query(r, "limit", 100, 1, 1000))
+    if ctx.run_url:
+        for row in rows:
+            if row["run_id"]:
+                row["run_url"] = ctx.run_url.format(run_id=row["run_id"], trace_id=row["trace_id"] or "")
     return json_response({"data": rows})
 
 
@@ -397,13 +404,16 @@ async def _spend(ctx: Ctx, org_id: str, fixed: dict[str, str]) -> Response:
 
 
 async def _caps(ctx: Ctx, org_id: str, fixed: dict[str, str]) -> list[dict[str, Any]]:
-    """The caps on the organization (and the workspace), each with what its current window has
-    settled and what is reserved by calls still in flight."""
-    chain: list[tuple[Any, str, Any]] = [("org", org_id, await ctx.store.policy("org", org_id))]
-    if "workspace_id" in fixed:
-        ws = fixed["workspace_id"]
-        chain.append(("workspace", ws, await ctx.store.policy("workspace", ws)))
-    lines = effective(org_id, chain).caps
+    """The caps on the organization and its workspaces (or on one workspace and its organization),
+    each with what its current window has settled and what calls still in flight have reserved."""
+    lines = list(effective(org_id, [("org", org_id, await ctx.store.policy("org", org_id))]).caps)
+    spaces = (
+        [fixed["workspace_id"]]
+        if "workspace_id" in fixed
+        else [w["id"] for w in await ctx.store.many(workspaces, org_id=org_id)]
+    )
+    for ws in spaces:
+        lines += effective(org_id, [("workspace", ws, await ctx.store.policy("workspace", ws))]).caps
     status = ctx.caps_status
     out = []
     for line in lines:
@@ -534,14 +544,18 @@ class AdminApi:
         view: this instance's view, refreshed right after each change so this instance sees it at once.
     """
 
-    def __init__(self, store: ControlStore, view: ControlView | None = None) -> None:
+    def __init__(self, store: ControlStore, view: ControlView | None = None, run_url: str = "") -> None:
         from sluicegate.control.openapi import openapi_document
 
         self.store = store
         self.view = view
         self.caps_status: CapsStatus | None = None  # set by the gateway, which holds the spend store
+        self.run_url = run_url
+        page = (Path(__file__).parent / "static" / "ui.html").read_text()
+        self.ui_page = page.replace('<html lang="en">', f'<html lang="en" data-trace-url="{html.escape(run_url)}">')
         self.openapi = orjson.dumps(openapi_document(ENDPOINTS))
         routes = [Route(PREFIX + "/openapi.json", self._openapi, methods=["GET"])]
+        routes.append(Route("/admin/ui", self._ui, methods=["GET"]))
         routes += [Route(PREFIX + e.path, self._wrap(e), methods=[e.method]) for e in ENDPOINTS]
         self.app = Starlette(routes=routes)
         self.app.add_exception_handler(404, self._http_error)
@@ -549,6 +563,15 @@ class AdminApi:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         await self.app(scope, receive, send)
+
+    async def _ui(self, request: Request) -> Response:
+        # The page is static; every figure on it comes from the admin API with the admin token.
+        headers = {
+            "content-security-policy": "default-src 'self'; script-src 'unsafe-inline' 'self'; "
+            "style-src 'unsafe-inline' 'self'",
+            "cache-control": "no-store",
+        }
+        return Response(self.ui_page, 200, headers=headers, media_type="text/html")
 
     async def _openapi(self, request: Request) -> Response:
         return Response(self.openapi, media_type="application/json")
@@ -577,7 +600,16 @@ class AdminApi:
                 principal = await self._principal(request)
                 client = request.client.host if request.client else ""
                 actor = Actor(principal.actor, rid, client)
-                ctx = Ctx(request, principal, actor, self.store, self.view, {}, caps_status=self.caps_status)
+                ctx = Ctx(
+                    request,
+                    principal,
+                    actor,
+                    self.store,
+                    self.view,
+                    {},
+                    caps_status=self.caps_status,
+                    run_url=self.run_url,
+                )
                 ctx.params = dict(request.path_params)
                 if endpoint.body is not None:
                     ctx.body = await _parse(request, endpoint.body)

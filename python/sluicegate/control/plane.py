@@ -22,12 +22,13 @@ class ControlPlane:
     Arguments:
         settings: the `[control]` section.
         fallback: the config file's keys, accepted alongside the database's.
+        run_url: the template of a link to a LangSmith run (`{run_id}`, `{trace_id}`).
     """
 
-    def __init__(self, settings: ControlSettings, fallback: KeyStore | None = None) -> None:
+    def __init__(self, settings: ControlSettings, fallback: KeyStore | None = None, run_url: str = "") -> None:
         self.store = ControlStore(settings)
         self.view = ControlView(self.store, fallback)
-        self.admin = AdminApi(self.store, self.view)
+        self.admin = AdminApi(self.store, self.view, run_url)
 
     async def start(self) -> None:
         await self.store.open()
