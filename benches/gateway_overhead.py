@@ -240,9 +240,11 @@ def wait_for_tcp(port: int, timeout: float = 10.0) -> None:
 def gateway_config(upstream_port: int, kind: str, redis_port: int | None = None) -> str:
     """One key, two providers (one per canned answer) picked by model name, and the policies of
     `kind`: none (`core`), redaction, spend caps through Redis with leases (`spend`), or everything
-    on (`all`: redaction, caps through Redis with leases, access logs)."""
+    on (`all`: redaction, caps through Redis with leases, access logs, LangSmith runs to nginx's
+    stand-in)."""
     from sluicegate.secrets import hash_key
 
+    base = f"http://127.0.0.1:{upstream_port}"
     redaction = kind in ("redaction", "all")
     policies = ""
     if kind in ("spend", "all"):
@@ -250,8 +252,8 @@ def gateway_config(upstream_port: int, kind: str, redis_port: int | None = None)
         policies = SPEND.format(backend="redis", redis=redis)
     if kind == "all":
         policies += "[log]\naccess = true\n"
+        policies += f'[langsmith]\nenabled = true\nendpoint = "{base}/langsmith"\napi_key = "bench"\n'
 
-    base = f"http://127.0.0.1:{upstream_port}"
     return f"""[server]
 workers = 1
 [providers.bench]

@@ -11,6 +11,7 @@ the client received, redacted again before they leave, so a restored value never
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -19,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote
 
 import orjson
 
@@ -63,6 +65,50 @@ def trace_headers(scope_headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
             if kept:
                 out["baggage"] = ",".join(kept)
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class Parent:
+    """The caller's run, as its distributed-tracing headers name it."""
+
+    dotted_order: str
+    trace_id: uuid.UUID
+    run_id: uuid.UUID
+    stamp: str  # the start time segment of the caller's run
+    project: str | None
+    metadata: dict[str, Any]
+    tags: list[str]
+
+
+_STAMP = 22  # len("20261127T063255912742Z")
+
+
+def parent_of(headers: dict[str, str]) -> Parent | None:
+    """The caller's run from `langsmith-trace` (dotted order: root first, each segment a start time
+    and a run id) and `baggage` (metadata, tags, project); None when absent or malformed."""
+    dotted = headers.get("langsmith-trace", "").strip()
+    if not dotted:
+        return None
+    try:
+        segments = dotted.split(".")
+        trace_id, run_id = uuid.UUID(segments[0][_STAMP:]), uuid.UUID(segments[-1][_STAMP:])
+        stamp = segments[-1][:_STAMP]
+        datetime.strptime(stamp, "%Y%m%dT%H%M%S%fZ")
+    except ValueError:
+        return None
+    project, metadata, tags = None, {}, []
+    for item in headers.get("baggage", "").split(","):
+        key, _, value = item.strip().partition("=")
+        value = unquote(value)
+        if key == "langsmith-project" and value:
+            project = value
+        elif key == "langsmith-metadata":
+            with contextlib.suppress(ValueError):
+                loaded = orjson.loads(value)
+                metadata = loaded if isinstance(loaded, dict) else {}
+        elif key == "langsmith-tags" and value:
+            tags = [t for t in value.split(",") if t]
+    return Parent(dotted, trace_id, run_id, stamp, project, metadata, tags)
 
 
 def assemble_stream(route: str, chunks: list[bytes]) -> dict[str, Any]:
@@ -192,8 +238,6 @@ class LangSmithSink:
         return value
 
     def _post(self, call: Call) -> None:
-        from langsmith import RunTree
-
         outcome = call.outcome
         info = outcome.info
         assert info is not None
@@ -207,37 +251,38 @@ class LangSmithSink:
             else:
                 with_body = orjson.loads(b"".join(outcome.response))
                 outputs = with_body if isinstance(with_body, dict) else {"output": with_body}
-        outputs = self._scrubbed(outputs)
+        # Redaction already rewrote what went upstream and what came back, except values it was
+        # told to leave (monitor) or to put back for the client (pseudonymize): scan those again.
+        if any(e.policy == "redaction" and e.action in ("monitor", "pseudonymize") for e in outcome.events):
+            inputs, outputs = self._scrubbed(inputs), self._scrubbed(outputs)
         start = datetime.fromtimestamp(info.started_at, UTC)
-        end = datetime.now(UTC)
+        run_id = uuid.UUID(info.run_id) if info.run_id else uuid.uuid4()
         metadata = self._metadata(outcome)
         tags = ["sluicegate", *sorted({f"{e.policy}:{e.action}" for e in outcome.events})]
-        kwargs: dict[str, Any] = {
-            "inputs": inputs,
-            "outputs": outputs,
-            "start_time": start,
-            "end_time": end,
-            "tags": tags,
-            "extra": {"metadata": metadata},
-            "error": outcome.error if outcome.status >= 400 else None,
-        }
-        name = f"sluicegate {call.route}"
-        client = self._client_for(call.api_key)
-        parent = RunTree.from_headers(call.trace_headers, client=client) if call.trace_headers else None
-        run_id = uuid.UUID(info.run_id) if info.run_id else uuid.uuid4()
+        parent = parent_of(call.trace_headers)
+        stamp = start.strftime("%Y%m%dT%H%M%S%fZ")
         if parent is not None:
-            run = parent.create_child(name, "llm", run_id=run_id, **kwargs)
-        else:
-            run = RunTree(
-                name=name,
-                run_type="llm",
-                id=run_id,
-                project_name=call.project or self.settings.project,
-                client=client,
-                **kwargs,
-            )
-        run.post()
-        self._feedback(client, run, outcome)
+            stamp = max(stamp, parent.stamp)  # a child never starts before its parent
+            metadata = {**parent.metadata, **metadata}
+            tags = sorted({*tags, *parent.tags})
+        segment = stamp + str(run_id)
+        self._client_for(call.api_key).create_run(
+            name=f"sluicegate {call.route}",
+            inputs=inputs,
+            run_type="llm",
+            project_name=(parent.project if parent else None) or call.project or self.settings.project,
+            id=run_id,
+            trace_id=parent.trace_id if parent else run_id,
+            parent_run_id=parent.run_id if parent else None,
+            dotted_order=f"{parent.dotted_order}.{segment}" if parent else segment,
+            start_time=datetime.strptime(stamp, "%Y%m%dT%H%M%S%fZ").replace(tzinfo=UTC),
+            end_time=datetime.now(UTC),
+            outputs=outputs,
+            extra={"metadata": metadata},
+            tags=tags,
+            error=outcome.error if outcome.status >= 400 else None,
+        )
+        self._feedback(self._client_for(call.api_key), run_id, parent.trace_id if parent else run_id, outcome)
 
     def _metadata(self, outcome: Outcome) -> dict[str, Any]:
         info = outcome.info
@@ -271,7 +316,7 @@ class LangSmithSink:
                 md["usage_metadata"]["total_cost"] = outcome.cost_nusd / 1e9
         return md
 
-    def _feedback(self, client: Any, run: Any, outcome: Outcome) -> None:
+    def _feedback(self, client: Any, run_id: uuid.UUID, trace_id: uuid.UUID, outcome: Outcome) -> None:
         """One feedback per event kind, counts by entity type, never values."""
         grouped: dict[str, dict[str, int]] = {}
         for e in outcome.events:
@@ -280,10 +325,10 @@ class LangSmithSink:
         for key, counts in sorted(grouped.items()):
             comment = ", ".join(f"{entity} x{n}" for entity, n in sorted(counts.items()))
             client.create_feedback(
-                run.id,
+                run_id,
                 key=key,
                 score=sum(counts.values()),
                 value=counts,
                 comment=comment,
-                trace_id=run.trace_id,
+                trace_id=trace_id,
             )
