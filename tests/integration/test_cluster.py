@@ -1,13 +1,14 @@
 """Three sluicegate instances sharing one Redis behind nginx, on loopback: caps hold exactly under
 concurrent load through the load balancer, and killing one instance (SIGKILL) mid-load loses no
-settled spend and over-spends nothing.
+settled spend and over-spends nothing, and a revoked key stops working everywhere.
 
 The load is plain asyncio and httpx (locust is for `make cluster`, this stays quick). Costs are
 deterministic as in test_spend_gateway.py: "hello" is 2 input tokens, `chunks=10,chunk_size=4` a
 reply of 10 output tokens, and with `max_tokens = 10` and no estimate padding the reservation
 equals the actual cost, so a cap of N times that cost admits exactly N requests.
 
-Key revocation across instances needs the control plane and is not covered here.
+A key revoked through one instance's admin API is refused by every instance within a second while
+load runs (the instances share one control-plane database).
 """
 
 from __future__ import annotations
@@ -192,3 +193,72 @@ async def test_killing_an_instance_mid_load_loses_nothing_and_overspends_nothing
         assert whole <= n
         assert n - whole <= broken, (n, whole, broken)  # counted without a whole answer: only broken calls
         assert served(gateways[0]) > 0 and served(gateways[2]) > 0
+
+
+def test_a_revoked_key_is_refused_by_every_instance_while_load_runs(
+    mock_server: Server, redis_server: Server, tmp_path: Path
+) -> None:
+    """Three instances sharing one control-plane database behind nginx, two keys under load: a
+    revocation through one instance's admin API is refused everywhere within a second, while the
+    other key keeps working."""
+    from tests.integration.test_control_gateway import _seed
+    from tests.unit.control.pg import MASTER_KEY
+
+    from sluicegate.control.audit import Actor
+    from sluicegate.control.models import workspaces
+    from sluicegate.control.schemas import KeyIn
+    from sluicegate.control.settings import ControlSettings
+    from sluicegate.control.store import ControlStore
+
+    settings = ControlSettings(database_url=f"sqlite:///{tmp_path / 'control.db'}", master_key=MASTER_KEY)
+    seed = _seed(settings)
+
+    async def second_key() -> str:
+        store = ControlStore(settings)
+        await store.open()
+        try:
+            ws = await store.one(workspaces, seed["ws"]["id"] if isinstance(seed["ws"], dict) else seed["ws"])
+            return (await store.create_key(Actor("test"), ws, KeyIn(name="other")))[1]
+        finally:
+            await store.close()
+
+    other_key = asyncio.run(second_key())
+    extra = f'\n[control]\nenabled = true\ndatabase_url = "{settings.database_url}"\npoll_interval_s = 0.25\n'
+    env = {"SLUICEGATE_CONTROL__MASTER_KEY": MASTER_KEY}
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    with cluster(mock_server, redis_server, tmp_path, 100_000, prefix, extra=extra, env=env) as (lb, gateways):
+        revoked_at: list[float] = []
+        results: dict[str, list[tuple[float, int]]] = {"revoked": [], "other": []}
+
+        async def load(client: httpx.AsyncClient, name: str, key: str, until: float) -> None:
+            payload = {"model": MODEL, "messages": [{"role": "user", "content": "hello"}], "max_tokens": 10}
+            while time.monotonic() < until:
+                r = await client.post(
+                    f"{lb.url}/v1/chat/completions", json=payload, headers={"authorization": f"Bearer {key}"}
+                )
+                results[name].append((time.monotonic(), r.status_code))
+
+        async def revoke(client: httpx.AsyncClient) -> None:
+            await asyncio.sleep(1.0)
+            admin = {"authorization": f"Bearer {seed['token']}"}
+            r = await client.post(f"{gateways[0].url}/admin/v1/keys/{seed['key_id']}/revoke", headers=admin)
+            assert r.status_code == 200
+            revoked_at.append(time.monotonic())
+
+        async def run() -> None:
+            async with httpx.AsyncClient(timeout=10) as client:
+                until = time.monotonic() + 3.5
+                await asyncio.gather(
+                    *(load(client, "revoked", seed["key"], until) for _ in range(4)),
+                    *(load(client, "other", other_key, until) for _ in range(4)),
+                    revoke(client),
+                )
+
+        asyncio.run(run())
+        (t_revoke,) = revoked_at
+        before = [s for t, s in results["revoked"] if t < t_revoke]
+        settled = [s for t, s in results["revoked"] if t > t_revoke + 1.0]
+        assert before and set(before) == {200}
+        assert settled and set(settled) == {401}  # refused by every instance within a second
+        assert {s for _, s in results["other"]} == {200}
+        assert all(served(g) > 0 for g in gateways)  # the balancer spread the load
