@@ -24,6 +24,7 @@ from sluicegate.observe.langsmith import Call, LangSmithSink, trace_headers
 from sluicegate.observe.logs import Logs
 from sluicegate.observe.metrics import Metrics
 from sluicegate.observe.records import RecordSink
+from sluicegate.observe.webhook import WebhookSink
 from sluicegate.policy.pipeline import Gateway
 from sluicegate.proxy.relay import Outcome, send_body
 from sluicegate.server import draining
@@ -58,6 +59,7 @@ class App:
         self.records: RecordSink | None = None
         if self.control is not None:
             self.records = RecordSink(self.control.store)
+        self.webhook = WebhookSink(settings.webhook) if settings.webhook.url else None
         self.ready = False
         self.logs = Logs(settings.log)
         self.langsmith: LangSmithSink | None = None
@@ -76,6 +78,9 @@ class App:
             if self.records is not None:
                 records = self.records
                 queues["records"] = lambda: (records.depth, records.dropped)
+            if self.webhook is not None:
+                webhook = self.webhook
+                queues["webhook"] = lambda: (webhook.depth, webhook.dropped)
             models = [m for m, _ in self.gateway.router.listed_models()] + settings.metrics.models
             self.metrics = Metrics(models, queues)
 
@@ -115,6 +120,8 @@ class App:
             info.run_id = str(uuid.uuid4())  # known before the run is posted, so events can name it
         if self.records is not None:
             self.records.submit(outcome)
+        if self.webhook is not None:
+            self.webhook.submit(outcome)
         if self.metrics is not None:
             self.metrics.record(outcome, duration)
         if self.logs.access is not None:
@@ -141,6 +148,8 @@ class App:
                         await self.control.start()
                     if self.records is not None:
                         await self.records.start()
+                    if self.webhook is not None:
+                        await self.webhook.start()
                     await self.gateway.start()
                 except Exception as exc:
                     log.exception("start-up failed")
@@ -155,6 +164,8 @@ class App:
                     await asyncio.to_thread(self.langsmith.stop)
                 if self.records is not None:
                     await self.records.stop()
+                if self.webhook is not None:
+                    await self.webhook.stop()
                 if self.control is not None:
                     await self.control.stop()
                 self.logs.stop()

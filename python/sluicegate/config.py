@@ -174,6 +174,22 @@ class LangSmithSettings(_Section):
         return self.api_key or (environ.get(self.api_key_env) if self.api_key_env else None)
 
 
+class WebhookSettings(_Section):
+    url: str = ""  # empty: no webhook
+    secret: str | None = Field(None, repr=False)
+    queue_size: int = Field(10_000, ge=10)
+    batch: int = Field(500, ge=1)
+    interval_s: float = Field(1.0, gt=0)
+    timeout_s: float = Field(5.0, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+
 class MetricsSettings(_Section):
     enabled: bool = True
     models: list[str] = Field(default_factory=list)  # model label values; others count as "other"
@@ -191,6 +207,7 @@ class Settings(_Section):
     log: LogSettings = LogSettings()
     langsmith: LangSmithSettings = LangSmithSettings()
     metrics: MetricsSettings = MetricsSettings()
+    webhook: WebhookSettings = WebhookSettings()
 
     @model_validator(mode="after")
     def _routes_name_providers(self) -> Settings:
