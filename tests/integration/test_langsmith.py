@@ -30,6 +30,7 @@ class StandIn:
 
     def __init__(self, stall_s: float = 0.0) -> None:
         self.raw: list[bytes] = []
+        self.api_keys: set[str] = set()
         self.runs: dict[str, dict[str, Any]] = {}
         self.feedback: list[dict[str, Any]] = []
         self.stall_s = stall_s
@@ -49,6 +50,7 @@ class StandIn:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 if outer.stall_s:
                     time.sleep(outer.stall_s)
+                outer.api_keys.add(self.headers.get("x-api-key", ""))
                 outer.record(self.path, self.headers.get("content-type", ""), body)
                 self.send_response(200)
                 self.send_header("content-type", "application/json")
@@ -206,5 +208,39 @@ def test_a_stalled_langsmith_never_slows_requests(mock_server: Server, tmp_path:
                 line for line in metrics.splitlines() if line.startswith('sluicegate_queue_dropped{queue="langsmith"}')
             ]
             assert dropped and float(dropped[0].split()[-1]) > 0
+    finally:
+        standin.close()
+
+
+def test_a_workspace_langsmith_secret_picks_key_and_project(mock_server: Server, tmp_path: Path) -> None:
+    from tests.integration.test_control_gateway import _env, _seed
+    from tests.unit.control.pg import MASTER_KEY
+
+    from sluicegate.control.settings import ControlSettings
+
+    standin = StandIn()
+    settings = ControlSettings(database_url=f"sqlite:///{tmp_path / 'control.db'}", master_key=MASTER_KEY)
+    seed = _seed(settings)
+    extra = (
+        f'[langsmith]\nenabled = true\nendpoint = "{standin.url}"\napi_key = "global-key"\nproject = "gw-project"\n'
+        f'\n[control]\nenabled = true\ndatabase_url = "{settings.database_url}"\npoll_interval_s = 0.25\n'
+    )
+    try:
+        with start_gateway(gateway_config(tmp_path / "c.toml", mock_server.url, extra), _env()) as gw:
+            ws = seed["ws"]["id"] if isinstance(seed["ws"], dict) else seed["ws"]
+            secret = {"value": "ws-langsmith-key", "project": "ws-project"}
+            admin = {"authorization": f"Bearer {seed['token']}"}
+            put = httpx.put(f"{gw.url}/admin/v1/workspaces/{ws}/secrets/langsmith", json=secret, headers=admin)
+            assert put.status_code == 200
+            time.sleep(0.6)  # the view reloads within a poll interval
+            r = httpx.post(
+                f"{gw.url}/v1/chat/completions",
+                json={"model": "mh/mock-gpt", "messages": [{"role": "user", "content": "hi"}]},
+                headers={"authorization": f"Bearer {seed['key']}"},
+            )
+            assert r.status_code == 200
+            run = gateway_run(standin, r.headers["x-request-id"])
+        assert run["session_name"] == "ws-project"
+        assert "ws-langsmith-key" in standin.api_keys
     finally:
         standin.close()

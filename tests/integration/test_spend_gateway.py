@@ -253,3 +253,23 @@ async def test_an_instance_killed_mid_stream_never_overspends(
             assert chat(client, survivor.url).status_code == 402
         assert await _spent_reserved(redis_server, prefix) == (3 * COST_NUSD, 0)
         thread.join(5)
+
+
+def policy_events(gateway: Server) -> dict[str, float]:
+    """`sluicegate_policy_events_total` by (policy, action, entity), from /metrics."""
+    out = {}
+    for line in httpx.get(f"{gateway.url}/metrics").text.splitlines():
+        if line.startswith("sluicegate_policy_events_total{"):
+            labels, value = line.rsplit(" ", 1)
+            out[labels[len("sluicegate_policy_events_total") :]] = float(value)
+    return out
+
+
+def test_monitor_mode_never_refuses_but_records_and_thresholds_alert(mock_server: Server, tmp_path: Path) -> None:
+    toml = spend_toml(2).replace('window = "day"', 'window = "day"\nmode = "monitor"\nthresholds = [50, 100]')
+    with start_gateway(gateway_config(tmp_path / "c.toml", mock_server.url, toml)) as gw, httpx.Client() as client:
+        assert [chat(client, gw.url).status_code for _ in range(4)] == [200] * 4  # a monitor cap never refuses
+        events = policy_events(gw)
+    would = '{action="would_refuse",entity="workspace",policy="spend"}'
+    assert events[would] == 2  # the 3rd and 4th calls would have crossed the cap
+    assert events['{action="threshold",entity="workspace",policy="spend"}'] == 2  # 50 % and 100 %, once each

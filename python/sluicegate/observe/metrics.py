@@ -6,6 +6,7 @@ the configured keys. With several workers, each serves its own figures (run one 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -45,19 +46,35 @@ class Metrics:
         self.queue_depth = Gauge("sluicegate_queue_depth", "background queue depth", ["queue"], registry=r)
         self.queue_dropped = Gauge("sluicegate_queue_dropped", "items dropped by a full queue", ["queue"], registry=r)
         self._queues = queues
+        # labels() validates and locks on every call; the children of the few label sets in use
+        # are kept here, so recording a call is a dict lookup and two increments.
+        self._calls: dict[tuple[str, int, str, str], tuple[Any, Any]] = {}
+        self._tokens: dict[str, tuple[Any, Any]] = {}
 
     def record(self, outcome: Outcome, duration_s: float) -> None:
         info = outcome.info
         route = info.route if info else "unknown"
         model = info.model if info and info.model in self.models else "other"
-        self.requests.labels(route, str(outcome.status), (info and info.provider) or "none", model).inc()
-        self.latency.labels(route).observe(duration_s)
+        provider = (info and info.provider) or "none"
+        key = (route, outcome.status, provider, model)
+        children = self._calls.get(key)
+        if children is None:
+            children = (self.requests.labels(route, str(outcome.status), provider, model), self.latency.labels(route))
+            self._calls[key] = children
+        children[0].inc()
+        children[1].observe(duration_s)
         if outcome.first_byte_at is not None and info is not None:
             self.ttft.labels(route).observe(outcome.first_byte_at - info.t0)
         workspace = (info and info.workspace) or "none"
         if outcome.usage is not None:
-            self.tokens.labels(workspace, "input").inc(outcome.usage.input_tokens)
-            self.tokens.labels(workspace, "output").inc(outcome.usage.output_tokens)
+            tokens = self._tokens.get(workspace)
+            if tokens is None:
+                tokens = self._tokens[workspace] = (
+                    self.tokens.labels(workspace, "input"),
+                    self.tokens.labels(workspace, "output"),
+                )
+            tokens[0].inc(outcome.usage.input_tokens)
+            tokens[1].inc(outcome.usage.output_tokens)
         if outcome.cost_nusd:
             self.spend.labels(workspace).inc(outcome.cost_nusd)
         for e in outcome.events:

@@ -259,7 +259,7 @@ class Gateway:
             credential.secret if credential is not None else None,
         )
         url = provider.url(fmt.path, credential.base_url if credential is not None else None)
-        resp = await self._upstream(url).send(url, fmt.path, upstream_headers, raw, self.timeouts)
+        resp = await self._upstream(url).send(url, fmt.path, upstream_headers, raw, self.timeouts, whole=tap is None)
         if resp.status >= 400:
             return await relay_error_status(send, fmt, resp, rid, self.settings.upstream.max_error_body_bytes)
         if tap is not None and resp.content_type.startswith("text/event-stream"):

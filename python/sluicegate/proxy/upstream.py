@@ -5,7 +5,8 @@ aiohttp was chosen by measurement (see BENCHMARKS.md): under concurrency it spen
 CPU per request that httpx does. Timeouts are per phase:
 
 - `connect_timeout_s`: establishing the TCP/TLS connection;
-- `first_byte_timeout_s`: from sending the request to the response headers;
+- `first_byte_timeout_s`: from sending the request to the response headers (for a non-streamed
+  call, to the whole answer: its headers only come when it is complete);
 - `chunk_timeout_s`: the longest silence between two pieces of the response body;
 - `total_timeout_s`: the whole exchange, streams included.
 """
@@ -124,8 +125,17 @@ class UpstreamResponse(Protocol):
 
 class Upstream(Protocol):
     async def send(
-        self, url: str | None, path: str, headers: Mapping[str, str], body: bytes, timeouts: Timeouts
-    ) -> UpstreamResponse: ...
+        self,
+        url: str | None,
+        path: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        timeouts: Timeouts,
+        whole: bool = False,
+    ) -> UpstreamResponse:
+        """Send the request; with `whole`, also read the whole answer under the first-byte timeout
+        (a non-streamed answer's headers come when it is complete, so one timer covers both)."""
+        ...
 
 
 class _Response:
@@ -195,11 +205,20 @@ class _Response:
 
 
 class _HttpResponse(_Response):
-    __slots__ = ("_resp",)
+    __slots__ = ("_body", "_resp")
 
-    def __init__(self, resp: aiohttp.ClientResponse, timeouts: Timeouts, deadline: float) -> None:
+    def __init__(
+        self, resp: aiohttp.ClientResponse, timeouts: Timeouts, deadline: float, body: bytes | None = None
+    ) -> None:
         super().__init__(resp.status, resp.headers.get("content-type", ""), timeouts, deadline)
         self._resp = resp
+        self._body = body
+
+    async def read(self, limit: int | None = None) -> bytes:
+        if self._body is None:
+            return await super().read(limit)
+        self.release()
+        return self._body if limit is None else self._body[:limit]
 
     def header(self, name: str) -> str | None:
         return self._resp.headers.get(name)
@@ -243,7 +262,13 @@ class HttpUpstream:
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
     async def send(
-        self, url: str | None, path: str, headers: Mapping[str, str], body: bytes, timeouts: Timeouts
+        self,
+        url: str | None,
+        path: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        timeouts: Timeouts,
+        whole: bool = False,
     ) -> UpstreamResponse:
         assert url is not None
         loop = asyncio.get_running_loop()
@@ -253,10 +278,13 @@ class HttpUpstream:
             timeout = self._timeouts[timeouts.connect] = aiohttp.ClientTimeout(
                 total=None, sock_connect=timeouts.connect
             )
+        answer = None
         with map_upstream_errors("waiting for the first byte"):
             async with asyncio.timeout_at(min(loop.time() + timeouts.first_byte, deadline)):
                 resp = await self._session.post(url, data=body, headers=headers, timeout=timeout)
-        return _HttpResponse(resp, timeouts, deadline)
+                if whole:
+                    answer = await resp.read()
+        return _HttpResponse(resp, timeouts, deadline, answer)
 
     async def close(self) -> None:
         await self._session.close()
@@ -292,7 +320,13 @@ class InProcessUpstream:
         self._respond = respond
 
     async def send(
-        self, url: str | None, path: str, headers: Mapping[str, str], body: bytes, timeouts: Timeouts
+        self,
+        url: str | None,
+        path: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        timeouts: Timeouts,
+        whole: bool = False,
     ) -> UpstreamResponse:
         with map_upstream_errors("waiting for the first byte"):
             async with asyncio.timeout(timeouts.first_byte):
