@@ -6,6 +6,8 @@ databases. The schema itself is created by `migrations/` (plain SQL), not by `cr
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import BigInteger, Column, Integer, MetaData, Table, Text
 
 metadata = MetaData()
@@ -113,16 +115,24 @@ audit_log = Table(
 )
 
 
+
+def _call_columns() -> list[Column[Any]]:
+    """The columns every data-plane record starts with: its id, time and who made the call."""
+    return [
+        Column("id", Text, primary_key=True),
+        Column("at", Text, nullable=False),
+        Column("org_id", Text, nullable=False),
+        Column("workspace_id", Text),
+        Column("user_id", Text),
+        Column("key_id", Text),
+        Column("request_id", Text, nullable=False),
+    ]
+
+
 policy_events = Table(
     "policy_events",
     metadata,
-    Column("id", Text, primary_key=True),
-    Column("at", Text, nullable=False),
-    Column("org_id", Text, nullable=False),
-    Column("workspace_id", Text),
-    Column("user_id", Text),
-    Column("key_id", Text),
-    Column("request_id", Text, nullable=False),
+    *_call_columns(),
     Column("trace_id", Text),
     Column("run_id", Text),
     Column("policy", Text, nullable=False),
@@ -136,15 +146,9 @@ policy_events = Table(
 spend_ledger = Table(
     "spend_ledger",
     metadata,
-    Column("id", Text, primary_key=True),
-    Column("at", Text, nullable=False),
-    Column("org_id", Text, nullable=False),
-    Column("workspace_id", Text),
-    Column("user_id", Text),
-    Column("key_id", Text),
+    *_call_columns(),
     Column("model", Text),
     Column("provider", Text),
-    Column("request_id", Text, nullable=False),
     Column("input_tokens", BigInteger, nullable=False),
     Column("output_tokens", BigInteger, nullable=False),
     Column("cost_nusd", BigInteger, nullable=False),
