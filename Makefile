@@ -48,10 +48,11 @@ test: test-rust test-py
 test-rust:
 	cargo test --quiet
 
-.PHONY: test-tools ## Debian's chromium (the spend page test) and nginx (the cluster test), when missing
+.PHONY: test-tools ## Debian's chromium and chromedriver (the spend page test) and nginx (the cluster test), when missing
 test-tools:
 	@missing=""; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null 2>&1 || missing="$$missing chromium-driver"; \
 	command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || missing="$$missing nginx-light"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing$$missing"; \
