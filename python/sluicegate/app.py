@@ -12,7 +12,6 @@ import asyncio
 import logging
 import os
 import time
-import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -20,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from sluicegate.config import Settings, load_settings
 from sluicegate.formats import FORMATS_BY_PATH
+from sluicegate.observe.ids import new_uuid
 from sluicegate.observe.langsmith import Call, LangSmithSink, trace_headers
 from sluicegate.observe.logs import Logs
 from sluicegate.observe.metrics import Metrics
@@ -117,7 +117,7 @@ class App:
         info = outcome.info
         duration = time.perf_counter() - info.t0 if info is not None else 0.0
         if info is not None and self.langsmith is not None and info.model is not None:
-            info.run_id = str(uuid.uuid4())  # known before the run is posted, so events can name it
+            info.run_id = str(new_uuid())  # known before the run is posted, so events can name it
         if self.records is not None:
             self.records.submit(outcome)
         if self.webhook is not None:

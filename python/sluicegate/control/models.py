@@ -115,7 +115,6 @@ audit_log = Table(
 )
 
 
-
 def _call_columns() -> list[Column[Any]]:
     """The columns every data-plane record starts with: its id, time and who made the call."""
     return [

@@ -27,6 +27,7 @@ import orjson
 from sluicegate.config import LangSmithSettings
 from sluicegate.formats.slots import all_strings
 from sluicegate.formats.sse import EventBuffer
+from sluicegate.observe.ids import new_uuid
 from sluicegate.proxy.relay import Outcome
 from sluicegate.secrets import Secret
 
@@ -256,13 +257,15 @@ class LangSmithSink:
         if any(e.policy == "redaction" and e.action in ("monitor", "pseudonymize") for e in outcome.events):
             inputs, outputs = self._scrubbed(inputs), self._scrubbed(outputs)
         start = datetime.fromtimestamp(info.started_at, UTC)
-        run_id = uuid.UUID(info.run_id) if info.run_id else uuid.uuid4()
+        run_id = uuid.UUID(info.run_id) if info.run_id else new_uuid()
         metadata = self._metadata(outcome)
         tags = ["sluicegate", *sorted({f"{e.policy}:{e.action}" for e in outcome.events})]
         parent = parent_of(call.trace_headers)
         stamp = start.strftime("%Y%m%dT%H%M%S%fZ")
+        if parent is not None and parent.stamp > stamp:  # a child never starts before its parent
+            stamp = parent.stamp
+            start = datetime.strptime(stamp, "%Y%m%dT%H%M%S%fZ").replace(tzinfo=UTC)
         if parent is not None:
-            stamp = max(stamp, parent.stamp)  # a child never starts before its parent
             metadata = {**parent.metadata, **metadata}
             tags = sorted({*tags, *parent.tags})
         segment = stamp + str(run_id)
@@ -275,7 +278,7 @@ class LangSmithSink:
             trace_id=parent.trace_id if parent else run_id,
             parent_run_id=parent.run_id if parent else None,
             dotted_order=f"{parent.dotted_order}.{segment}" if parent else segment,
-            start_time=datetime.strptime(stamp, "%Y%m%dT%H%M%S%fZ").replace(tzinfo=UTC),
+            start_time=start,
             end_time=datetime.now(UTC),
             outputs=outputs,
             extra={"metadata": metadata},

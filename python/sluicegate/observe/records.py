@@ -8,12 +8,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from sluicegate.observe.ids import new_uuid
 from sluicegate.proxy.relay import Outcome
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ def rows_of(outcome: Outcome) -> tuple[list[Record], Record | None]:
     who = {"org_id": info.org, "workspace_id": info.workspace, "user_id": info.user, "key_id": info.key}
     events = [
         {
-            "id": uuid.uuid4().hex,
+            "id": new_uuid().hex,
             "at": at,
             **who,
             "request_id": info.request_id,
@@ -51,7 +51,7 @@ def rows_of(outcome: Outcome) -> tuple[list[Record], Record | None]:
     if outcome.cost_nusd is not None or outcome.usage is not None:
         usage = outcome.usage
         ledger = {
-            "id": uuid.uuid4().hex,
+            "id": new_uuid().hex,
             "at": at,
             **who,
             "model": info.model,
