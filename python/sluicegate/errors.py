@@ -23,6 +23,8 @@ Messages name kinds, fields and limits, never request content or keys.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class GatewayError(Exception):
     """Base of every error the gateway answers with.
@@ -63,6 +65,7 @@ class GatewayError(Exception):
         self.param = param
         self.headers = headers or {}
         self.extra = extra or {}
+        self.events: list[Any] = []  # the policy events behind a refusal (sluicegate.observe.events)
 
 
 class InvalidRequest(GatewayError):

@@ -81,6 +81,8 @@ def test_402_in_both_sdks_names_the_cap(capped: Server) -> None:
         anthropic.Anthropic(base_url=capped.url, api_key=GATEWAY_KEY) as an,
     ):
         check_402(oa, an)
+    refused = policy_events(capped)['{action="refuse",entity="workspace",policy="spend"}']
+    assert refused == 2  # the OpenAI and the Anthropic refusal, each an event
 
 
 def check_402(oa: openai.OpenAI, an: anthropic.Anthropic) -> None:

@@ -161,6 +161,7 @@ class Gateway:
             outcome = await self._forward(scope, receive, send, fmt, rid, info)
         except GatewayError as err:
             outcome = await send_error(send, fmt, err, rid)
+            outcome.events = err.events
         except ClientGone:
             outcome = Outcome(499, error="client_disconnected", client_gone=True)
         except Exception:

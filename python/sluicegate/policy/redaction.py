@@ -139,7 +139,9 @@ class Redactor:
             raise PolicyFailed("redaction took longer than its time bound; the request was not sent")
         blocked = sorted({e for (d, a, e) in scan.tally.counts if a == "block" and d == "request"})
         if blocked:
-            raise PolicyBlocked(f"the request contains content this gateway blocks: {', '.join(blocked)}")
+            err = PolicyBlocked(f"the request contains content this gateway blocks: {', '.join(blocked)}")
+            err.events = scan.tally.events()
+            raise err
         return scan
 
     def _scan_slot(self, slot: TextSlot, scan: RequestScan, workspace: str) -> None:

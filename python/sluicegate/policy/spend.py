@@ -201,6 +201,7 @@ class SpendPolicy:
         events += _alert_events(result.alerts)
         if result.refusal is not None:
             err: GatewayError = refusal_error(result.refusal)
+            err.events = [*events, _refusal_event("refuse", result.refusal)]
             raise err
         changed = False
         if result.clamp_to_nusd is not None:
