@@ -24,6 +24,7 @@ from sluicegate.observe.langsmith import Call, LangSmithSink, trace_headers
 from sluicegate.observe.logs import Logs
 from sluicegate.observe.metrics import Metrics
 from sluicegate.observe.records import RecordSink
+from sluicegate.observe.sinks import BatchSink
 from sluicegate.observe.webhook import WebhookSink
 from sluicegate.policy.pipeline import Gateway
 from sluicegate.proxy.relay import Outcome, send_body
@@ -54,12 +55,14 @@ class App:
 
             # The database's keys, then the config's: the view has KeyStore's authenticate() contract.
             self.control = ControlPlane(settings.control, self.gateway.keys, settings.langsmith.run_url)
-            self.gateway.keys = self.gateway.view = self.control.view
+            self.gateway.attach(self.control.view)
             self.control.admin.caps_status = self.gateway.cap_status
-        self.records: RecordSink | None = None
+        # Batched background writers of finished calls: the database's records, the webhook.
+        self.sinks: list[BatchSink] = []
         if self.control is not None:
-            self.records = RecordSink(self.control.store)
-        self.webhook = WebhookSink(settings.webhook) if settings.webhook.url else None
+            self.sinks.append(RecordSink(self.control.store))
+        if settings.webhook.url:
+            self.sinks.append(WebhookSink(settings.webhook))
         self.ready = False
         self.logs = Logs(settings.log)
         self.langsmith: LangSmithSink | None = None
@@ -75,12 +78,8 @@ class App:
             if self.langsmith is not None:
                 sink = self.langsmith
                 queues["langsmith"] = lambda: (sink.depth, sink.dropped)
-            if self.records is not None:
-                records = self.records
-                queues["records"] = lambda: (records.depth, records.dropped)
-            if self.webhook is not None:
-                webhook = self.webhook
-                queues["webhook"] = lambda: (webhook.depth, webhook.dropped)
+            for batch_sink in self.sinks:
+                queues[batch_sink.name] = lambda b=batch_sink: (b.depth, b.dropped)
             models = [m for m, _ in self.gateway.router.listed_models()] + settings.metrics.models
             self.metrics = Metrics(models, queues)
 
@@ -118,10 +117,8 @@ class App:
         duration = time.perf_counter() - info.t0 if info is not None else 0.0
         if info is not None and self.langsmith is not None and info.model is not None:
             info.run_id = str(new_uuid())  # known before the run is posted, so events can name it
-        if self.records is not None:
-            self.records.submit(outcome)
-        if self.webhook is not None:
-            self.webhook.submit(outcome)
+        for sink in self.sinks:
+            sink.submit(outcome)
         if self.metrics is not None:
             self.metrics.record(outcome, duration)
         if self.logs.access is not None:
@@ -146,10 +143,8 @@ class App:
                 try:
                     if self.control is not None:
                         await self.control.start()
-                    if self.records is not None:
-                        await self.records.start()
-                    if self.webhook is not None:
-                        await self.webhook.start()
+                    for sink in self.sinks:
+                        await sink.start()
                     await self.gateway.start()
                 except Exception as exc:
                     log.exception("start-up failed")
@@ -162,10 +157,8 @@ class App:
                 await self.gateway.stop()
                 if self.langsmith is not None:
                     await asyncio.to_thread(self.langsmith.stop)
-                if self.records is not None:
-                    await self.records.stop()
-                if self.webhook is not None:
-                    await self.webhook.stop()
+                for sink in self.sinks:
+                    await sink.stop()
                 if self.control is not None:
                     await self.control.stop()
                 self.logs.stop()

@@ -51,6 +51,6 @@ def test_events_reach_the_webhook_signed(mock_server: Server, tmp_path: Path) ->
     signature = "sha256=" + hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
     assert hmac.compare_digest(headers["x-sluicegate-signature"], signature)
     (event,) = json.loads(body)["events"]
-    assert event["request_id"] == r.headers["x-request-id"] and event["workspace"] == "ws-test"
+    assert event["request_id"] == r.headers["x-request-id"] and event["workspace_id"] == "ws-test"
     assert (event["policy"], event["action"], event["entity"], event["count"]) == ("redaction", "redact", "EMAIL", 1)
     assert EMAIL.encode() not in body and b"jane" not in body

@@ -1,0 +1,124 @@
+"""Background sinks: the request path hands a finished call to `submit`, which only appends it to
+a bounded queue (a full queue drops it and counts the drop); a task takes calls off in batches and
+writes them (`write`), so nothing on the request path waits for a database or a webhook."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from sluicegate.proxy.relay import Outcome
+
+log = logging.getLogger("sluicegate.sinks")
+
+
+def event_records(outcome: Outcome) -> list[dict[str, Any]]:
+    """The policy events of a finished call, with who made it and when: ids, kinds, counts and
+    figures, never content. Records and webhooks both carry this shape."""
+    info = outcome.info
+    if info is None or not outcome.events:
+        return []
+    call = {
+        "at": datetime.fromtimestamp(info.started_at, UTC).isoformat(),
+        "request_id": info.request_id,
+        "trace_id": info.trace_id,
+        "run_id": info.run_id,
+        "org_id": info.org,
+        "workspace_id": info.workspace,
+        "user_id": info.user,
+        "key_id": info.key,
+    }
+    return [
+        {
+            **call,
+            "policy": e.policy,
+            "action": e.action,
+            "direction": e.direction,
+            "entity": e.entity,
+            "count": e.count,
+            "detail": {"locations": e.locations, **e.detail},
+        }
+        for e in outcome.events
+    ]
+
+
+class BatchSink:
+    """A bounded queue of finished calls and the task that writes them in batches.
+
+    Arguments:
+        name: the queue's name in metrics and logs.
+        max_queue: calls waiting; past it they are dropped and counted.
+        batch: at most this many calls a write.
+        interval_s: the longest a call waits for its batch.
+    """
+
+    def __init__(self, name: str, max_queue: int, batch: int, interval_s: float) -> None:
+        self.name = name
+        self.batch = batch
+        self.interval_s = interval_s
+        self.dropped = 0
+        self.failed = 0
+        self._queue: asyncio.Queue[Outcome] = asyncio.Queue(maxsize=max_queue)
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def depth(self) -> int:
+        return self._queue.qsize()
+
+    def wants(self, outcome: Outcome) -> bool:
+        """Whether this sink has anything to write for the call."""
+        return True
+
+    def submit(self, outcome: Outcome) -> None:
+        """Queue a finished call; never waits."""
+        if not self.wants(outcome):
+            return
+        try:
+            self._queue.put_nowait(outcome)
+        except asyncio.QueueFull:
+            self.dropped += 1
+
+    async def open(self) -> None:
+        """Acquire what writing needs (called by `start`)."""
+
+    async def close(self) -> None:
+        """Release it (called by `stop`, after the last write)."""
+
+    async def write(self, outcomes: list[Outcome]) -> None:
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        await self.open()
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        """Write what is queued, then stop."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        while not self._queue.empty():
+            await self._write(self._take())
+        await self.close()
+
+    def _take(self) -> list[Outcome]:
+        taken: list[Outcome] = []
+        while len(taken) < self.batch and not self._queue.empty():
+            taken.append(self._queue.get_nowait())
+        return taken
+
+    async def _run(self) -> None:
+        while True:
+            first = await self._queue.get()
+            await asyncio.sleep(self.interval_s)  # let a batch gather
+            await self._write([first, *self._take()])
+
+    async def _write(self, outcomes: list[Outcome]) -> None:
+        try:
+            await self.write(outcomes)
+        except Exception as exc:
+            self.failed += len(outcomes)
+            log.warning("a batch could not be written", extra={"error": f"{self.name}: {type(exc).__name__}"})
