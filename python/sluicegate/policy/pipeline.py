@@ -208,8 +208,6 @@ class Gateway:
         changed = scan is not None and scan.changed
         guard = None
         lines = self.spend.lines_for(identity) if self.spend is not None else ()
-        if self.view is not None and self.spend is not None:
-            lines += self.view.cap_lines(identity)
         if lines:
             assert self.spend is not None
             guard, clamped = await self.spend.reserve(fmt, body, provider, upstream_model, lines)
@@ -266,6 +264,12 @@ class Gateway:
         if tap is not None and resp.content_type.startswith("text/event-stream"):
             return await relay_stream(send, receive, fmt, tap, resp, rid, self.capture)
         return await relay_body(send, fmt, resp, rid, rewrite, self.capture)
+
+    def attach(self, view: ControlView) -> None:
+        """Take keys, caps, redaction rules and provider secrets from the control plane's view too."""
+        self.keys = self.view = view
+        if self.spend is not None:
+            self.spend.policy_lines = view.cap_lines
 
     async def cap_status(self, line: CapLine) -> tuple[int, int]:
         """(spent, reserved) of a cap's current window, from the spend store (0, 0 without one)."""

@@ -14,6 +14,7 @@ Settlement rules, so reservations never leak:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,6 +141,9 @@ class SpendPolicy:
         self.store: SpendStore | None = None
         self._lines = settings.lines()
         self._by_identity: dict[Identity, tuple[CapLine, ...]] = {}
+        # The control plane's caps for a caller (its view's `cap_lines`), when it runs: read from
+        # memory on every call, since a reload may change them.
+        self.policy_lines: Callable[[Identity], tuple[CapLine, ...]] | None = None
 
     async def start(self) -> None:
         self.store = create_store(self.settings)
@@ -149,13 +153,14 @@ class SpendPolicy:
             await self.store.close()
 
     def lines_for(self, who: Identity) -> tuple[CapLine, ...]:
-        """The caps on the caller's organization, workspace, user and key (cached per caller)."""
+        """The caps on the caller's organization, workspace, user and key: the config file's
+        (cached per caller), then the control plane's."""
         lines = self._by_identity.get(who)
         if lines is None:
             mine = {"org": who.org, "workspace": who.workspace, "user": who.user, "key": who.key_name}
             lines = tuple(c for c in self._lines if c.org_id == who.org and mine[c.level] == c.entity_id)
             self._by_identity[who] = lines
-        return lines
+        return lines + self.policy_lines(who) if self.policy_lines is not None else lines
 
     async def reserve(
         self, fmt: WireFormat, body: dict[str, Any], provider: Provider, model: str, lines: tuple[CapLine, ...]

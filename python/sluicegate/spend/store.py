@@ -27,14 +27,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from sluicegate.spend.caps import CapLine, SpendSettings
 from sluicegate.spend.money import MAX_NUSD
 from sluicegate.spend.windows import Window
-
-if TYPE_CHECKING:
-    from sluicegate.spend.prices import PriceBook
 
 __all__ = [
     "Refusal",
@@ -202,14 +199,12 @@ class SpendStore(Protocol):
         ...
 
 
-def create_store(settings: SpendSettings, prices: PriceBook | None = None) -> SpendStore:
+def create_store(settings: SpendSettings) -> SpendStore:
     """The store `settings` asks for (call inside the serving event loop; close it at shutdown).
 
     Arguments:
         settings: the `[spend]` section.
-        prices: unused today; accepted so the pipeline can hand over one object graph.
     """
-    del prices
     if settings.backend == "local":
         from sluicegate.spend.local import LocalStore
 
