@@ -15,7 +15,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -55,6 +55,10 @@ class CallInfo:
     t0: float = 0.0  # perf_counter() at the start
 
 
+# What an access record names of a call (the rest of CallInfo is timing and plumbing).
+_LOGGED = ("request_id", "route", "org", "workspace", "key", "user", "model", "provider", "trace_id")
+
+
 @dataclass(slots=True)
 class Outcome:
     """What happened to one call, for settlement, events, logs and metrics."""
@@ -82,8 +86,7 @@ class Outcome:
         if self.events:
             fields["events"] = [f"{e.policy}:{e.action}:{e.entity}:{e.count}" for e in self.events]
         if self.info is not None:
-            fields.update(asdict(self.info))
-            del fields["started_at"], fields["provider_kind"], fields["t0"], fields["stream"], fields["run_id"]
+            fields.update((name, getattr(self.info, name)) for name in _LOGGED)
         return fields
 
 
