@@ -6,38 +6,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
-from tests.conftest import Server, gateway_config, start_gateway
-from tests.integration.test_control_gateway import _env, _seed
-from tests.unit.control.pg import control_settings, pg_database  # noqa: F401  (fixtures)
-
-from sluicegate.control.settings import ControlSettings
+from tests.conftest import Server
 
 MODEL = "mh/mock-gpt@chunks=10,chunk_size=4"  # 2 input + 10 output tokens: 22,000 nUSD at these prices
-SPEND = """
-[spend]
-estimate = { per_message_tokens = 0, per_request_tokens = 0 }
-[spend.price_overrides.mock-gpt]
-input_usd_per_mtok = "1"
-output_usd_per_mtok = "2"
-"""
-
-
-@pytest.fixture
-def gw(
-    mock_server: Server,
-    tmp_path: Path,
-    control_settings: ControlSettings,  # noqa: F811
-) -> Iterator[tuple[Server, dict[str, Any]]]:
-    seed = _seed(control_settings)
-    control = f'\n[control]\nenabled = true\ndatabase_url = "{control_settings.database_url}"\npoll_interval_s = 0.25\n'
-    with start_gateway(gateway_config(tmp_path / "gw.toml", mock_server.url, control + SPEND), _env()) as server:
-        yield server, seed
 
 
 def chat(gw: Server, key: str, **body: object) -> httpx.Response:
@@ -52,8 +26,8 @@ def until(predicate: Any, timeout: float = 2.0) -> None:
         time.sleep(0.05)
 
 
-def test_workspace_policy_and_secret_act_on_requests(gw: tuple[Server, dict[str, Any]]) -> None:
-    server, seed = gw
+def test_workspace_policy_and_secret_act_on_requests(control_gateway: tuple[Server, dict[str, Any]]) -> None:
+    server, seed = control_gateway
     admin = {"authorization": f"Bearer {seed['token']}"}
     ws = seed["ws"]["id"] if isinstance(seed["ws"], dict) else seed["ws"]
     assert chat(server, seed["key"]).status_code == 200  # no policy yet

@@ -4,32 +4,13 @@ API, equal to the nano-USD to what the calls cost, and scoped like everything el
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
-from tests.conftest import Server, gateway_config, start_gateway
-from tests.integration.test_control_gateway import _env, _seed
-from tests.integration.test_control_policies import MODEL, SPEND
-from tests.unit.control.pg import control_settings, pg_database  # noqa: F401  (fixtures)
-
-from sluicegate.control.settings import ControlSettings
+from tests.conftest import Server
+from tests.integration.test_control_policies import MODEL
 
 COST_NUSD = 24_000  # "[REDACTED:EMAIL]": 4 input tokens at $1/MTok, and 10 output tokens at $2/MTok
-
-
-@pytest.fixture
-def gw(
-    mock_server: Server,
-    tmp_path: Path,
-    control_settings: ControlSettings,  # noqa: F811
-) -> Iterator[tuple[Server, dict[str, Any]]]:
-    seed = _seed(control_settings)
-    control = f'\n[control]\nenabled = true\ndatabase_url = "{control_settings.database_url}"\npoll_interval_s = 0.25\n'
-    with start_gateway(gateway_config(tmp_path / "gw.toml", mock_server.url, control + SPEND), _env()) as server:
-        yield server, seed
 
 
 def poll(url: str, headers: dict[str, str], done: Any, timeout: float = 5.0) -> dict[str, Any]:
@@ -41,8 +22,8 @@ def poll(url: str, headers: dict[str, str], done: Any, timeout: float = 5.0) -> 
         time.sleep(0.1)
 
 
-def test_ledger_and_events_read_back_exactly(gw: tuple[Server, dict[str, Any]]) -> None:
-    server, seed = gw
+def test_ledger_and_events_read_back_exactly(control_gateway: tuple[Server, dict[str, Any]]) -> None:
+    server, seed = control_gateway
     ws = seed["ws"]["id"] if isinstance(seed["ws"], dict) else seed["ws"]
     org = seed["org"]["id"]
     admin = {"authorization": f"Bearer {seed['token']}"}
@@ -93,8 +74,8 @@ def test_ledger_and_events_read_back_exactly(gw: tuple[Server, dict[str, Any]]) 
     assert [e["entity"] for e in one] == ["EMAIL"]
 
 
-def test_bad_queries_are_422(gw: tuple[Server, dict[str, Any]]) -> None:
-    server, seed = gw
+def test_bad_queries_are_422(control_gateway: tuple[Server, dict[str, Any]]) -> None:
+    server, seed = control_gateway
     admin = {"authorization": f"Bearer {seed['token']}"}
     org = seed["org"]["id"]
     for query in ("group_by=nope", "bucket=week", "since=yesterday", "limit=0", "group_by=model,model"):

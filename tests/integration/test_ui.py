@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 from tests.conftest import Server, gateway_config, start_gateway
+from tests.integration.conftest import SPEND
 from tests.integration.test_control_gateway import _env, _seed
-from tests.integration.test_control_policies import SPEND
 from tests.unit.control.pg import MASTER_KEY
 
 from sluicegate.control.settings import ControlSettings
