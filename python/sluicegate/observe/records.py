@@ -45,7 +45,7 @@ def rows_of(outcome: Outcome) -> tuple[list[Record], Record | None]:
     return events, ledger
 
 
-class RecordSink(BatchSink):
+class RecordSink(BatchSink[Outcome]):
     """Writes each call's policy events and ledger row to the control plane's database.
 
     Arguments:

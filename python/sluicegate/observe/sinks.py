@@ -8,11 +8,12 @@ import asyncio
 import contextlib
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sluicegate.proxy.relay import Outcome
 
 log = logging.getLogger("sluicegate.sinks")
+Item = TypeVar("Item")
 
 
 def event_records(outcome: Outcome) -> list[dict[str, Any]]:
@@ -45,8 +46,12 @@ def event_records(outcome: Outcome) -> list[dict[str, Any]]:
     ]
 
 
-class BatchSink:
+class BatchSink(Generic[Item]):
     """A bounded queue of finished calls and the task that writes them in batches.
+
+    A batch is written when `batch` calls are waiting, or `interval_s` after the first of them
+    arrived, whichever comes first: under load a sink writes full batches back to back, so its
+    throughput is not capped at `batch / interval_s`.
 
     Arguments:
         name: the queue's name in metrics and logs.
@@ -61,23 +66,24 @@ class BatchSink:
         self.interval_s = interval_s
         self.dropped = 0
         self.failed = 0
-        self._queue: asyncio.Queue[Outcome] = asyncio.Queue(maxsize=max_queue)
+        self._queue: asyncio.Queue[Item] = asyncio.Queue(maxsize=max_queue)
         self._task: asyncio.Task[None] | None = None
+        self._writing: asyncio.Future[None] | None = None
 
     @property
     def depth(self) -> int:
         return self._queue.qsize()
 
-    def wants(self, outcome: Outcome) -> bool:
+    def wants(self, item: Item) -> bool:
         """Whether this sink has anything to write for the call."""
         return True
 
-    def submit(self, outcome: Outcome) -> None:
+    def submit(self, item: Item) -> None:
         """Queue a finished call; never waits."""
-        if not self.wants(outcome):
+        if not self.wants(item):
             return
         try:
-            self._queue.put_nowait(outcome)
+            self._queue.put_nowait(item)
         except asyncio.QueueFull:
             self.dropped += 1
 
@@ -87,7 +93,7 @@ class BatchSink:
     async def close(self) -> None:
         """Release it (called by `stop`, after the last write)."""
 
-    async def write(self, outcomes: list[Outcome]) -> None:
+    async def write(self, items: list[Item]) -> None:
         raise NotImplementedError
 
     async def start(self) -> None:
@@ -95,30 +101,36 @@ class BatchSink:
         self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
-        """Write what is queued, then stop."""
+        """Let a write under way finish, write what is queued, then stop."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._writing is not None:
+            await self._writing
         while not self._queue.empty():
-            await self._write(self._take())
+            await self._write(self._take(self.batch))
         await self.close()
 
-    def _take(self) -> list[Outcome]:
-        taken: list[Outcome] = []
-        while len(taken) < self.batch and not self._queue.empty():
+    def _take(self, limit: int) -> list[Item]:
+        taken: list[Item] = []
+        while len(taken) < limit and not self._queue.empty():
             taken.append(self._queue.get_nowait())
         return taken
 
     async def _run(self) -> None:
         while True:
             first = await self._queue.get()
-            await asyncio.sleep(self.interval_s)  # let a batch gather
-            await self._write([first, *self._take()])
+            if self._queue.qsize() + 1 < self.batch:
+                await asyncio.sleep(self.interval_s)  # let a batch gather
+            # Shielded: stopping the sink cancels this loop, never a batch half written.
+            self._writing = asyncio.ensure_future(self._write([first, *self._take(self.batch - 1)]))
+            await asyncio.shield(self._writing)
+            self._writing = None
 
-    async def _write(self, outcomes: list[Outcome]) -> None:
+    async def _write(self, items: list[Item]) -> None:
         try:
-            await self.write(outcomes)
+            await self.write(items)
         except Exception as exc:
-            self.failed += len(outcomes)
+            self.failed += len(items)
             log.warning("a batch could not be written", extra={"error": f"{self.name}: {type(exc).__name__}"})

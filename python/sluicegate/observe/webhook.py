@@ -22,7 +22,7 @@ from sluicegate.observe.sinks import BatchSink, event_records
 from sluicegate.proxy.relay import Outcome
 
 
-class WebhookSink(BatchSink):
+class WebhookSink(BatchSink[Outcome]):
     """Posts the policy events of finished calls to a webhook, in signed batches.
 
     Arguments:
