@@ -1,7 +1,9 @@
 """Structured logs: one JSON object a line on stderr, written by a background thread so no request
-waits for a log write. Records carry kinds, ids, counts and timings, never request or response
-content; a traceback is reduced to its frames and the exception's type (an exception's message
-can quote content).
+waits for a log write. Records wait in a bounded queue that the thread drains every
+`flush_interval_s` (a record never wakes it: one write a drain, not one a record); an access record
+skips the `logging` machinery altogether and is queued as its fields. Records carry kinds, ids,
+counts and timings, never request or response content; a traceback is reduced to its frames and the
+exception's type (an exception's message can quote content).
 
 An access record per API call (`log.access = true`) has: request_id, route, status, duration_ms,
 org, workspace, key, user, model, provider, trace_id (the caller's LangSmith trace, when sent),
@@ -10,13 +12,14 @@ input_tokens, output_tokens, cost_nusd, error, client_gone and the policy events
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import logging
-import logging.handlers
-import queue
 import sys
+import threading
 import time
 import traceback
-from typing import Any
+from typing import Any, TextIO
 
 import orjson
 
@@ -49,7 +52,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "ts": _timestamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -65,9 +68,22 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(out).decode()
 
 
-class _QueueHandler(logging.handlers.QueueHandler):
-    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
-        return record  # formatting happens on the listener's thread, not the request's
+Pending = logging.LogRecord | dict[str, Any]
+
+
+def _timestamp(created: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + f".{int(created % 1 * 1000):03d}Z"
+
+
+class _Handler(logging.Handler):
+    """Queues a record for the writer thread; formatting happens there, not on the request's."""
+
+    def __init__(self, logs: Logs) -> None:
+        super().__init__()
+        self.logs = logs
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.logs.put(record)
 
 
 class Logs:
@@ -75,39 +91,80 @@ class Logs:
 
     Arguments:
         settings: the `[log]` section.
+        stream: where lines go (stderr).
     """
 
-    def __init__(self, settings: LogSettings) -> None:
+    def __init__(self, settings: LogSettings, stream: TextIO | None = None) -> None:
         self.settings = settings
         self.dropped = 0
-        self._queue: queue.Queue[logging.LogRecord] = queue.Queue(maxsize=settings.queue_size)
-        out = logging.StreamHandler(sys.stderr)
+        self.access = settings.access
+        self._stream = stream or sys.stderr
+        self._pending: collections.deque[Pending] = collections.deque()
+        self._json = settings.format == "json"
         fmt = "%(asctime)s %(levelname)s %(name)s %(message)s"
-        out.setFormatter(JsonFormatter() if settings.format == "json" else logging.Formatter(fmt))
-        self._listener = logging.handlers.QueueListener(self._queue, out)
-        handler = _QueueHandler(self._queue)
-        handler.enqueue = self._enqueue  # type: ignore[method-assign]
+        self._formatter: logging.Formatter = JsonFormatter() if self._json else logging.Formatter(fmt)
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sluicegate-logs", daemon=True)
         root = logging.getLogger("sluicegate")
         for old in list(root.handlers):
             root.removeHandler(old)
-        root.addHandler(handler)
+        root.addHandler(_Handler(self))
         root.setLevel(settings.level.upper())
         root.propagate = False
-        self.access = logging.getLogger("sluicegate.access") if settings.access else None
 
-    def _enqueue(self, record: logging.LogRecord) -> None:
-        try:
-            self._queue.put_nowait(record)
-        except queue.Full:
+    def put(self, item: Pending) -> None:
+        """Queue a record; never blocks (past `queue_size` it is dropped and counted)."""
+        if len(self._pending) >= self.settings.queue_size:
             self.dropped += 1
+        else:
+            self._pending.append(item)
+
+    def write_access(self, fields: dict[str, Any]) -> None:
+        """Queue a call's access record (see the module's documentation for its fields)."""
+        fields["created"] = time.time()
+        self.put(fields)
 
     @property
     def depth(self) -> int:
-        return self._queue.qsize()
+        return len(self._pending)
 
     def start(self) -> None:
-        self._listener.start()
+        self._thread.start()
 
     def stop(self) -> None:
         """Write what is queued, then stop the thread."""
-        self._listener.stop()
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join(5.0)
+        self.flush()
+
+    def flush(self) -> None:
+        """Write every queued record, in one write."""
+        lines = []
+        pending = self._pending
+        while pending:
+            item = pending.popleft()
+            try:
+                lines.append(self._format(item))
+            except Exception:  # a record that cannot be formatted is lost, never the writer
+                self.dropped += 1
+        if lines:
+            lines.append("")
+            with contextlib.suppress(OSError, ValueError):
+                self._stream.write("\n".join(lines))
+                self._stream.flush()
+
+    def _format(self, item: Pending) -> str:
+        if isinstance(item, logging.LogRecord):
+            return self._formatter.format(item)
+        created = item.pop("created")
+        if not self._json:
+            pairs = " ".join(f"{k}={v}" for k, v in item.items() if v is not None)
+            return f"{_timestamp(created)} INFO sluicegate.access call {pairs}"
+        out = {"ts": _timestamp(created), "level": "info", "logger": "sluicegate.access", "msg": "call"}
+        out.update((name, item[name]) for name in FIELDS if item.get(name) is not None)
+        return orjson.dumps(out).decode()
+
+    def _run(self) -> None:
+        while not self._stopping.wait(self.settings.flush_interval_s):
+            self.flush()
