@@ -54,6 +54,8 @@ class ServerSettings(_Section):
     drain_seconds: float = Field(30.0, ge=0)
     ready_grace_s: float = Field(3.0, ge=0)
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    # The collector's generation thresholds once started (see `app.settle_heap`); Python's are 700,10,10.
+    gc_thresholds: tuple[int, int, int] = (20_000, 20, 50)
 
 
 class UpstreamSettings(_Section):
@@ -158,6 +160,7 @@ class LogSettings(_Section):
     format: Literal["json", "text"] = "json"
     access: bool = False
     queue_size: int = Field(10_000, ge=100)
+    flush_interval_s: float = Field(0.1, gt=0, le=10)  # how often the writer thread writes what is queued
 
 
 class LangSmithSettings(_Section):
@@ -167,6 +170,10 @@ class LangSmithSettings(_Section):
     api_key_env: str | None = "LANGSMITH_API_KEY"
     project: str = Field("sluicegate", min_length=1)
     queue_size: int = Field(10_000, ge=10)
+    batch: int = Field(100, ge=1)  # runs a POST, at most
+    batch_bytes: int = Field(20_000_000, ge=10_000)  # and bytes a POST, at most (a bigger run goes alone)
+    interval_s: float = Field(0.25, gt=0)  # the longest a run waits for its batch
+    timeout_s: float = Field(10.0, gt=0)  # one POST's
     # A link to a run for events and the spend page: `{run_id}` and `{trace_id}` are filled in.
     run_url: str = ""
 

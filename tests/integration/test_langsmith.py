@@ -18,6 +18,7 @@ import httpx
 import langsmith
 import openai
 import pytest
+import python_multipart
 from langsmith.run_helpers import get_current_run_tree
 from tests.conftest import GATEWAY_KEY, Server, gateway_config, start_gateway
 
@@ -25,14 +26,72 @@ EMAIL = "jane.doe@example.com"
 AWS = "AKIAIOSFODNN7EXAMPLE"
 
 
-class StandIn:
-    """Records runs (multipart and batch) and feedback; optionally stalls every POST."""
+# What a LangSmith server of today answers at /info: the SDK then sends feedback as multipart parts.
+INFO = {
+    "version": "0.10.0",
+    "batch_ingest_config": {
+        "use_multipart_endpoint": True,
+        "size_limit": 100,
+        "size_limit_bytes": 20_000_000,
+        "scale_up_qsize_trigger": 1000,
+        "scale_up_nthreads_limit": 16,
+        "scale_down_nempty_trigger": 4,
+    },
+    "instance_flags": {},
+}
 
-    def __init__(self, stall_s: float = 0.0) -> None:
+
+def strict_parts(content_type: str, body: bytes) -> list[tuple[str, bytes]]:
+    """The (name, data) of each part of a multipart/form-data body, by a strict streaming parser
+    (python-multipart's); every part must be JSON with a Content-Length that matches its data."""
+    _, params = python_multipart.multipart.parse_options_header(content_type)
+    parts: list[tuple[str, bytes]] = []
+    headers: dict[bytes, bytes] = {}
+    field, value, data = bytearray(), bytearray(), bytearray()
+
+    def header_end() -> None:
+        headers[bytes(field).lower()] = bytes(value)
+        field.clear()
+        value.clear()
+
+    def part_end() -> None:
+        _, disposition = python_multipart.multipart.parse_options_header(headers[b"content-disposition"])
+        assert headers[b"content-type"] == b"application/json"
+        assert int(headers[b"content-length"]) == len(data), "a part's Content-Length is not its size"
+        parts.append((disposition[b"name"].decode(), bytes(data)))
+        headers.clear()
+        data.clear()
+
+    parser = python_multipart.MultipartParser(
+        params[b"boundary"],
+        callbacks={
+            "on_header_field": lambda b, s, e: field.extend(b[s:e]),
+            "on_header_value": lambda b, s, e: value.extend(b[s:e]),
+            "on_header_end": header_end,
+            "on_part_data": lambda b, s, e: data.extend(b[s:e]),
+            "on_part_end": part_end,
+        },
+        max_size=len(body),
+    )
+    assert parser.write(body) == len(body)
+    parser.finalize()
+    for _, raw in parts:
+        json.loads(raw)
+    return parts
+
+
+class StandIn:
+    """Records runs (multipart and batch) and feedback; optionally stalls every POST, or answers
+    the next POSTs with the statuses in `statuses`. Multipart bodies are read by two parsers."""
+
+    def __init__(self, stall_s: float = 0.0, info: dict[str, Any] | None = None) -> None:
         self.raw: list[bytes] = []
         self.api_keys: set[str] = set()
         self.runs: dict[str, dict[str, Any]] = {}
+        self.parts: list[list[str]] = []  # the part names of each multipart POST
         self.feedback: list[dict[str, Any]] = []
+        self.statuses: list[int] = []
+        self.posts = 0
         self.stall_s = stall_s
         self.lock = threading.Lock()
         outer = self
@@ -42,17 +101,23 @@ class StandIn:
                 pass
 
             def do_GET(self) -> None:
-                self.send_response(404)
-                self.send_header("content-length", "0")
+                body = json.dumps(info).encode() if info is not None and self.path == "/info" else b""
+                self.send_response(200 if body else 404)
+                self.send_header("content-length", str(len(body)))
                 self.end_headers()
+                self.wfile.write(body)
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 if outer.stall_s:
                     time.sleep(outer.stall_s)
-                outer.api_keys.add(self.headers.get("x-api-key", ""))
-                outer.record(self.path, self.headers.get("content-type", ""), body)
-                self.send_response(200)
+                with outer.lock:
+                    outer.posts += 1
+                    status = outer.statuses.pop(0) if outer.statuses else 200
+                if status == 200:
+                    outer.api_keys.add(self.headers.get("x-api-key", ""))
+                    outer.record(self.path, self.headers.get("content-type", ""), body)
+                self.send_response(status)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", "2")
                 self.end_headers()
@@ -66,6 +131,7 @@ class StandIn:
         with self.lock:
             self.raw.append(body)
             if path.startswith("/runs/multipart"):
+                self.parts.append([name for name, _ in strict_parts(content_type, body)])
                 message = email.message_from_bytes(f"Content-Type: {content_type}\r\n\r\n".encode() + body)
                 for part in message.walk():
                     name = part.get_param("name", header="content-disposition")

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sluicegate.pipeline")
 _WANTED = frozenset({b"authorization", b"x-api-key", b"content-type", b"content-length"})
-_WANTED |= {b"anthropic-version", b"anthropic-beta", b"langsmith-trace"}
+_WANTED |= {b"anthropic-version", b"anthropic-beta", b"langsmith-trace", b"baggage"}
 
 
 class _RequestIds:
@@ -178,6 +178,9 @@ class Gateway:
         trace = headers.get(b"langsmith-trace")
         if trace is not None and len(trace) >= 36:
             info.trace_id = trace.split(b".", 1)[0][-36:].decode("latin-1")
+            info.trace = trace.decode("latin-1")
+            baggage = headers.get(b"baggage")
+            info.baggage = baggage.decode("latin-1") if baggage is not None else None
         identity = self.keys.authenticate(headers.get(b"authorization"), headers.get(b"x-api-key"))
         info.org, info.workspace, info.key, info.user = (
             identity.org,

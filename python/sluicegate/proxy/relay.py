@@ -50,9 +50,12 @@ class CallInfo:
     provider_kind: str | None = None
     stream: bool = False
     trace_id: str | None = None
+    trace: str | None = None  # the caller's `langsmith-trace` header (its run's dotted order)
+    baggage: str | None = None  # and its `baggage` header, when it sent one
     run_id: str | None = None  # the call's LangSmith run, when one is made
     started_at: float = 0.0  # wall-clock seconds
     t0: float = 0.0  # perf_counter() at the start
+    ended_at: float = 0.0  # wall-clock seconds, once the call is over
 
 
 # What an access record names of a call (the rest of CallInfo is timing and plumbing).
