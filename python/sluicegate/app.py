@@ -19,7 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from sluicegate.config import Settings, load_settings
 from sluicegate.formats import FORMATS_BY_PATH
-from sluicegate.observe.ids import new_uuid
+from sluicegate.observe.ids import new_uuid_str
 from sluicegate.observe.langsmith import Destination, LangSmithSink
 from sluicegate.observe.logs import Logs
 from sluicegate.observe.metrics import Metrics
@@ -116,7 +116,7 @@ class App:
         if info is not None:
             info.ended_at = info.started_at + duration
             if self.langsmith is not None and info.model is not None:
-                info.run_id = str(new_uuid())  # known before the run is posted, so events can name it
+                info.run_id = new_uuid_str()  # known before the run is posted, so events can name it
         for sink in self.sinks:
             sink.submit(outcome)
         if self.metrics is not None:

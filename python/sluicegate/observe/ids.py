@@ -13,3 +13,14 @@ os.register_at_fork(after_in_child=lambda: _random.seed(os.urandom(32)))  # fork
 
 def new_uuid() -> uuid.UUID:
     return uuid.UUID(int=_random.getrandbits(128), version=4)
+
+
+# Version 4 and the RFC 4122 variant, as `uuid.UUID(version=4)` sets them.
+_KEEP = ~((0xC000 << 48) | (0xF000 << 64)) & ((1 << 128) - 1)
+_SET = (0x8000 << 48) | (4 << 76)
+
+
+def new_uuid_str() -> str:
+    """`str(new_uuid())`, without building the UUID object."""
+    h = f"{_random.getrandbits(128) & _KEEP | _SET:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

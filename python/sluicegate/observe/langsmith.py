@@ -27,7 +27,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import unquote
 
@@ -38,7 +38,7 @@ from sluicegate import __version__
 from sluicegate.config import LangSmithSettings
 from sluicegate.formats.slots import all_strings
 from sluicegate.formats.sse import EventBuffer
-from sluicegate.observe.ids import new_uuid
+from sluicegate.observe.ids import new_uuid_str
 from sluicegate.observe.sinks import BatchSink
 from sluicegate.proxy.relay import Outcome
 from sluicegate.secrets import Secret
@@ -68,6 +68,27 @@ _STAMP_FORMAT = "%Y%m%dT%H%M%S%fZ"
 # request in flight waits for one slice at most instead of a whole batch (which showed in p99).
 _SLICE_S = 0.0002
 _PAUSE_S = 0.001
+
+
+_seconds: dict[int, tuple[str, str]] = {}  # whole seconds formatted lately: strftime costs the most
+
+
+def times(t: float) -> tuple[str, str]:
+    """A wall-clock time, to the microsecond, as a dotted-order segment's time
+    (`20261127T063255912742Z`) and as ISO 8601 (`2026-11-27T06:32:55.912742+00:00`)."""
+    whole, us = divmod(round(t * 1_000_000), 1_000_000)
+    texts = _seconds.get(whole)
+    if texts is None:
+        if len(_seconds) > 8:
+            _seconds.clear()
+        tm = time.gmtime(whole)
+        texts = _seconds[whole] = (time.strftime("%Y%m%dT%H%M%S", tm), time.strftime("%Y-%m-%dT%H:%M:%S", tm))
+    return f"{texts[0]}{us:06d}Z", f"{texts[1]}.{us:06d}+00:00"
+
+
+def _iso_of_stamp(stamp: str) -> str:
+    s = stamp
+    return f"{s[0:4]}-{s[4:6]}-{s[6:8]}T{s[9:11]}:{s[11:13]}:{s[13:15]}.{s[15:21]}+00:00"
 
 
 def parent_of(trace: str | None, baggage: str | None) -> Parent | None:
@@ -287,18 +308,17 @@ class LangSmithSink(BatchSink[Outcome]):
         """The form-data parts of one call's run and its feedback."""
         info = outcome.info
         assert info is not None
-        run_id = info.run_id or str(new_uuid())
+        run_id = info.run_id or new_uuid_str()
         parent = parent_of(info.trace, info.baggage)
-        start = datetime.fromtimestamp(info.started_at, UTC)
-        end = datetime.fromtimestamp(max(info.ended_at, info.started_at), UTC)
-        stamp = start.strftime(_STAMP_FORMAT)
+        stamp, start = times(info.started_at)
+        end = times(max(info.ended_at, info.started_at))[1]
         metadata = self._metadata(outcome)
         tags = ["sluicegate", *sorted({f"{e.policy}:{e.action}" for e in outcome.events})]
         if parent is not None:
             if parent.stamp > stamp:  # a child never starts before its parent
                 stamp = parent.stamp
-                start = datetime.strptime(stamp, _STAMP_FORMAT).replace(tzinfo=UTC)
-                end = max(start, end)
+                start = _iso_of_stamp(stamp)
+                end = max(start, end)  # the same ISO form: text order is time order
             metadata = {**parent.metadata, **metadata}
             tags = sorted({*tags, *parent.tags})
             trace_id, dotted = str(parent.trace_id), f"{parent.dotted_order}.{stamp}{run_id}"
@@ -392,7 +412,7 @@ class LangSmithSink(BatchSink[Outcome]):
         return md
 
     @staticmethod
-    def _feedback(run_id: str, trace_id: str, at: datetime, outcome: Outcome) -> list[bytes]:
+    def _feedback(run_id: str, trace_id: str, at: str, outcome: Outcome) -> list[bytes]:
         """One feedback per event kind, counts by entity type, never values."""
         grouped: dict[str, dict[str, int]] = {}
         for e in outcome.events:
@@ -400,7 +420,7 @@ class LangSmithSink(BatchSink[Outcome]):
             counts[e.entity] = counts.get(e.entity, 0) + e.count
         parts = []
         for key, counts in sorted(grouped.items()):
-            feedback_id = str(new_uuid())
+            feedback_id = new_uuid_str()
             feedback = {
                 "id": feedback_id,
                 "run_id": run_id,

@@ -47,9 +47,9 @@ class Metrics:
         self.queue_dropped = Gauge("sluicegate_queue_dropped", "items dropped by a full queue", ["queue"], registry=r)
         self._queues = queues
         # labels() validates and locks on every call; the children of the few label sets in use
-        # are kept here, so recording a call is a dict lookup and two increments.
+        # are kept here, so recording a call is a few dict lookups and increments.
         self._calls: dict[tuple[str, int, str, str], tuple[Any, Any]] = {}
-        self._tokens: dict[str, tuple[Any, Any]] = {}
+        self._workspaces: dict[str, tuple[Any, Any, Any]] = {}  # tokens in, out, spend
 
     def record(self, outcome: Outcome, duration_s: float) -> None:
         info = outcome.info
@@ -65,18 +65,20 @@ class Metrics:
         children[1].observe(duration_s)
         if outcome.first_byte_at is not None and info is not None:
             self.ttft.labels(route).observe(outcome.first_byte_at - info.t0)
-        workspace = (info and info.workspace) or "none"
-        if outcome.usage is not None:
-            tokens = self._tokens.get(workspace)
-            if tokens is None:
-                tokens = self._tokens[workspace] = (
+        if outcome.usage is not None or outcome.cost_nusd:
+            workspace = (info and info.workspace) or "none"
+            per = self._workspaces.get(workspace)
+            if per is None:
+                per = self._workspaces[workspace] = (
                     self.tokens.labels(workspace, "input"),
                     self.tokens.labels(workspace, "output"),
+                    self.spend.labels(workspace),
                 )
-            tokens[0].inc(outcome.usage.input_tokens)
-            tokens[1].inc(outcome.usage.output_tokens)
-        if outcome.cost_nusd:
-            self.spend.labels(workspace).inc(outcome.cost_nusd)
+            if outcome.usage is not None:
+                per[0].inc(outcome.usage.input_tokens)
+                per[1].inc(outcome.usage.output_tokens)
+            if outcome.cost_nusd:
+                per[2].inc(outcome.cost_nusd)
         for e in outcome.events:
             self.events.labels(e.policy, e.action, e.entity).inc(e.count)
 
