@@ -19,6 +19,8 @@ class Event:
 
     @classmethod
     def parse(cls, raw: bytes) -> Event:
+        if raw.startswith(b"data: ") and b"\n" not in raw:  # the usual event: one data line
+            return cls(raw, None, raw[6:])
         name: bytes | None = None
         data: list[bytes] = []
         for line in raw.split(b"\n"):
