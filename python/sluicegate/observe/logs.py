@@ -71,8 +71,14 @@ class JsonFormatter(logging.Formatter):
 Pending = logging.LogRecord | dict[str, Any]
 
 
+_second: list[Any] = [-1, ""]  # the whole second formatted last, and its text (strftime costs)
+
+
 def _timestamp(created: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + f".{int(created % 1 * 1000):03d}Z"
+    whole = int(created)
+    if whole != _second[0]:
+        _second[:] = [whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))]
+    return f"{_second[1]}.{int(created % 1 * 1000):03d}Z"
 
 
 class _Handler(logging.Handler):
@@ -140,7 +146,7 @@ class Logs:
 
     def flush(self) -> None:
         """Write every queued record, in one write."""
-        lines = []
+        lines: list[bytes] = []
         pending = self._pending
         while pending:
             item = pending.popleft()
@@ -149,21 +155,28 @@ class Logs:
             except Exception:  # a record that cannot be formatted is lost, never the writer
                 self.dropped += 1
         if lines:
-            lines.append("")
+            lines.append(b"")
+            data = b"\n".join(lines)
             with contextlib.suppress(OSError, ValueError):
-                self._stream.write("\n".join(lines))
-                self._stream.flush()
+                binary = getattr(self._stream, "buffer", None)
+                if binary is not None:
+                    self._stream.flush()  # what went through the text layer first
+                    binary.write(data)
+                    binary.flush()
+                else:
+                    self._stream.write(data.decode())
+                    self._stream.flush()
 
-    def _format(self, item: Pending) -> str:
+    def _format(self, item: Pending) -> bytes:
         if isinstance(item, logging.LogRecord):
-            return self._formatter.format(item)
+            return self._formatter.format(item).encode()
         created = item.pop("created")
         if not self._json:
             pairs = " ".join(f"{k}={v}" for k, v in item.items() if v is not None)
-            return f"{_timestamp(created)} INFO sluicegate.access call {pairs}"
+            return f"{_timestamp(created)} INFO sluicegate.access call {pairs}".encode()
         out = {"ts": _timestamp(created), "level": "info", "logger": "sluicegate.access", "msg": "call"}
-        out.update((name, item[name]) for name in FIELDS if item.get(name) is not None)
-        return orjson.dumps(out).decode()
+        out.update((name, item[name]) for name in FIELDS if item.get(name) is not None)  # FIELDS only, ever
+        return orjson.dumps(out)
 
     def _run(self) -> None:
         while not self._stopping.wait(self.settings.flush_interval_s):
