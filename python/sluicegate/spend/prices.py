@@ -21,6 +21,7 @@ rate: the normalised usage does not tell 1-hour writes apart.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -229,6 +230,17 @@ def _genai_price(model: str, provider: str | None, when: datetime) -> ModelPrice
     return ModelPrice(model, provider, "genai-prices", base, tiers, info.context_window)
 
 
+_today: list[Any] = [0, None]  # the UTC day number last seen, and its date
+
+
+def _utc_today() -> date:
+    """Today's UTC date, computed once a day (`datetime.now` costs a request microseconds)."""
+    day = int(time.time()) // 86_400
+    if day != _today[0]:
+        _today[:] = [day, datetime.now(UTC).date()]
+    return _today[1]  # type: ignore[no-any-return]
+
+
 class PriceBook:
     """Prices by model and provider: overrides, then genai-prices, then the default price.
 
@@ -282,11 +294,11 @@ class PriceBook:
         Raises:
             UnknownPrice: no override, no genai-prices entry, no default price.
         """
-        when = now or datetime.now(UTC)
         cache_key = (model, provider)
         cached = self._cache.get(cache_key)
-        if cached is not None and cached[0] == when.date():
+        if cached is not None and cached[0] == (now.date() if now is not None else _utc_today()):
             return cached[1]
+        when = now or datetime.now(UTC)
         override = self._override(model, provider)
         if override is not None:
             found = _from_settings(model, provider, override, "override")
