@@ -50,6 +50,7 @@ class Metrics:
         # are kept here, so recording a call is a few dict lookups and increments.
         self._calls: dict[tuple[str, int, str, str], tuple[Any, Any]] = {}
         self._workspaces: dict[str, tuple[Any, Any, Any]] = {}  # tokens in, out, spend
+        self._events: dict[tuple[str, str, str], Any] = {}
 
     def record(self, outcome: Outcome, duration_s: float) -> None:
         info = outcome.info
@@ -80,7 +81,11 @@ class Metrics:
             if outcome.cost_nusd:
                 per[2].inc(outcome.cost_nusd)
         for e in outcome.events:
-            self.events.labels(e.policy, e.action, e.entity).inc(e.count)
+            kind = (e.policy, e.action, e.entity)
+            child = self._events.get(kind)
+            if child is None:
+                child = self._events[kind] = self.events.labels(*kind)
+            child.inc(e.count)
 
     def render(self) -> bytes:
         for name, stats in self._queues.items():
