@@ -8,6 +8,7 @@ upstream pool is up, 503 before that and from the moment SIGTERM arrives (see `s
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import os
@@ -153,8 +154,7 @@ class App:
             elif message["type"] == "lifespan.shutdown":
                 self.ready = False
                 await self.gateway.stop()
-                for sink in self.sinks:
-                    await sink.stop()
+                await asyncio.gather(*(sink.stop() for sink in self.sinks))  # each bounded, together
                 if self.control is not None:
                     await self.control.stop()
                 self.logs.stop()

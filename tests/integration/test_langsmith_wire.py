@@ -187,3 +187,15 @@ async def test_stopping_a_batch_sink_finishes_the_write_under_way() -> None:
     await sink.stop()
     assert sorted(n for batch in sink.writes for n in batch) == list(range(12))
     assert sink.failed == 0
+
+
+async def test_stopping_is_bounded_when_the_destination_hangs() -> None:
+    sink = Recorder(batch=5, interval_s=0.01, write_s=30)
+    await sink.start()
+    for n in range(12):
+        sink.submit(n)
+    await asyncio.sleep(0.1)  # the first batch hangs in its write
+    t = time.perf_counter()
+    await sink.stop(timeout_s=0.3)
+    assert time.perf_counter() - t < 2
+    assert sink.writes == [] and sink.dropped == 12  # the queued ones and the batch under way

@@ -69,6 +69,7 @@ class BatchSink(Generic[Item]):
         self._queue: asyncio.Queue[Item] = asyncio.Queue(maxsize=max_queue)
         self._task: asyncio.Task[None] | None = None
         self._writing: asyncio.Future[None] | None = None
+        self._in_write = 0  # items in the write under way
 
     @property
     def depth(self) -> int:
@@ -100,17 +101,28 @@ class BatchSink(Generic[Item]):
         await self.open()
         self._task = asyncio.create_task(self._run())
 
-    async def stop(self) -> None:
-        """Let a write under way finish, write what is queued, then stop."""
+    async def stop(self, timeout_s: float = 10.0) -> None:
+        """Let a write under way finish and write what is queued, for at most `timeout_s` (a
+        destination that is down must not hold a worker's shutdown); what is left then is dropped
+        and counted. Then stop."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        try:
+            await asyncio.wait_for(self._finish(), timeout_s)
+        except TimeoutError:
+            left = self._queue.qsize() + self._in_write
+            self.dropped += left
+            self._queue = asyncio.Queue(maxsize=self._queue.maxsize)
+            log.warning("a sink stopped before writing everything", extra={"error": f"{self.name}: {left} dropped"})
+        await self.close()
+
+    async def _finish(self) -> None:
         if self._writing is not None:
             await self._writing
         while not self._queue.empty():
             await self._write(self._take(self.batch))
-        await self.close()
 
     def _take(self, limit: int) -> list[Item]:
         taken: list[Item] = []
@@ -129,8 +141,10 @@ class BatchSink(Generic[Item]):
             self._writing = None
 
     async def _write(self, items: list[Item]) -> None:
+        self._in_write = len(items)
         try:
             await self.write(items)
         except Exception as exc:
             self.failed += len(items)
             log.warning("a batch could not be written", extra={"error": f"{self.name}: {type(exc).__name__}"})
+        self._in_write = 0  # not when cancelled: `stop` counts those as dropped
