@@ -13,7 +13,9 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+import anthropic
 import httpx
 import langsmith
 import openai
@@ -310,3 +312,46 @@ def test_a_workspace_langsmith_secret_picks_key_and_project(mock_server: Server,
         assert "ws-langsmith-key" in standin.api_keys
     finally:
         standin.close()
+
+
+@pytest.mark.parametrize("route", ["openai_chat", "openai_responses", "anthropic_messages"])
+def test_a_streamed_run_holds_exactly_what_the_client_read(gw: Server, standin: StandIn, route: str) -> None:
+    """Values cut across deltas are redacted (text held back, events rewritten and added), and the
+    run's output is the text the client assembled, to the character."""
+    # A reply in 3-character deltas that ends with a value: the redacted text held back at the end
+    # goes out at the stream's end (in an event of its own for Messages).
+    knobs = "@chunk_size=3,reply=" + quote(f"key {AWS}, write to {EMAIL}", safe="")
+    prompt = "hello"
+    if route == "anthropic_messages":
+        client = anthropic.Anthropic(base_url=gw.url, api_key=GATEWAY_KEY, max_retries=0)
+        with (
+            client,
+            client.messages.stream(
+                model=f"mh/mock-claude{knobs}", max_tokens=400, messages=[{"role": "user", "content": prompt}]
+            ) as stream,
+        ):
+            text = "".join(stream.text_stream)
+            request_id = stream.response.headers["x-request-id"]
+    else:
+        with openai.OpenAI(base_url=f"{gw.url}/v1", api_key=GATEWAY_KEY, max_retries=0) as client:
+            if route == "openai_chat":
+                with client.chat.completions.with_streaming_response.create(
+                    model=f"mh/mock-gpt{knobs}", messages=[{"role": "user", "content": prompt}], stream=True
+                ) as response:
+                    request_id = response.headers["x-request-id"]
+                    text = "".join(c.choices[0].delta.content or "" for c in response.parse() if c.choices)
+            else:
+                with client.responses.with_streaming_response.create(
+                    model=f"mh/mock-gpt{knobs}", input=prompt, stream=True
+                ) as response:
+                    request_id = response.headers["x-request-id"]
+                    text = "".join(e.delta for e in response.parse() if e.type == "response.output_text.delta")
+    assert text.startswith("key ") and EMAIL not in text and AWS not in text  # redacted, across deltas
+    run = gateway_run(standin, request_id)
+    outputs = run["outputs"]
+    if route == "openai_chat":
+        assert outputs["choices"][0]["message"]["content"] == text
+    elif route == "anthropic_messages":
+        assert "".join(block["text"] for block in outputs["content"]) == text
+    else:
+        assert outputs["output_text"] == text

@@ -65,9 +65,10 @@ def parse_event_json(event: Event) -> Any:
         UpstreamProtocolError: the provider sent an event whose data is not JSON.
     """
     try:
-        return orjson.loads(event.data)
+        event.json = orjson.loads(event.data)
     except orjson.JSONDecodeError:
         raise UpstreamProtocolError("the provider sent a malformed stream event") from None
+    return event.json
 
 
 def openai_error_body(err: GatewayError) -> bytes:
