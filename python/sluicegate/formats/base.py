@@ -65,10 +65,9 @@ def parse_event_json(event: Event) -> Any:
         UpstreamProtocolError: the provider sent an event whose data is not JSON.
     """
     try:
-        event.json = orjson.loads(event.data)
+        return orjson.loads(event.data)
     except orjson.JSONDecodeError:
         raise UpstreamProtocolError("the provider sent a malformed stream event") from None
-    return event.json
 
 
 def openai_error_body(err: GatewayError) -> bytes:

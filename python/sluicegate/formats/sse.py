@@ -7,18 +7,15 @@ buffer only ever yields complete events (terminated by a blank line) and keeps t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 
 @dataclass(slots=True)
 class Event:
-    """One SSE event: its raw bytes (without the blank line that ends it), name and data, and its
-    data's JSON once a reader has parsed it (`formats.base.parse_event_json`)."""
+    """One SSE event: its raw bytes (without the blank line that ends it), name and data."""
 
     raw: bytes
     name: bytes | None
     data: bytes
-    json: Any = None
 
     @classmethod
     def parse(cls, raw: bytes) -> Event:

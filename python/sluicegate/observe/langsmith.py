@@ -121,49 +121,39 @@ def parent_of(trace: str | None, baggage: str | None) -> Parent | None:
     return Parent(dotted, trace_id, run_id, stamp, project, metadata, tags)
 
 
-def _stream_objects(sent: list[Any]) -> Iterator[dict[str, Any]]:
-    """The JSON objects of the events a client received: kept as parsed when an event went out as
-    it came, parsed from the bytes sent otherwise (rewritten events, text held back and released)."""
+def assemble_stream(route: str, chunks: list[bytes]) -> dict[str, Any]:
+    """The output the client assembled from a stream, in the format's own non-streamed shape."""
     buf = EventBuffer()
-    for item in sent:
-        if isinstance(item, dict):
-            yield item
-        elif isinstance(item, bytes):
-            for event in buf.feed(item):
-                if event.data == b"[DONE]":
-                    continue
-                try:
-                    data = orjson.loads(event.data)
-                except orjson.JSONDecodeError:
-                    continue
-                if isinstance(data, dict):
-                    yield data
-
-
-def assemble_stream(route: str, sent: list[Any]) -> dict[str, Any]:
-    """The output the client assembled from a stream (`Outcome.response` of one), in the format's
-    own non-streamed shape."""
     texts: dict[Any, list[str]] = {}
-    for data in _stream_objects(sent):
-        if route == "openai_chat":
-            for choice in data.get("choices") or ():
-                delta = choice.get("delta") or {}
-                if isinstance(delta.get("content"), str):
-                    texts.setdefault(("content", choice.get("index", 0)), []).append(delta["content"])
-                for call in delta.get("tool_calls") or ():
-                    args = (call.get("function") or {}).get("arguments")
-                    if isinstance(args, str):
-                        texts.setdefault(("tool", choice.get("index", 0), call.get("index", 0)), []).append(args)
-        elif route == "anthropic_messages" and data.get("type") == "content_block_delta":
-            delta = data.get("delta") or {}
-            piece = delta.get("text", delta.get("partial_json"))
-            if isinstance(piece, str):
-                texts.setdefault(("block", data.get("index", 0)), []).append(piece)
-        elif route == "openai_responses" and data.get("type") in (
-            "response.output_text.delta",
-            "response.function_call_arguments.delta",
-        ):
-            texts.setdefault(("item", data.get("item_id")), []).append(str(data.get("delta", "")))
+    for chunk in chunks:
+        for event in buf.feed(chunk):
+            if event.data == b"[DONE]":
+                continue
+            try:
+                data = orjson.loads(event.data)
+            except orjson.JSONDecodeError:
+                continue
+            if not isinstance(data, dict):
+                continue
+            if route == "openai_chat":
+                for choice in data.get("choices") or ():
+                    delta = choice.get("delta") or {}
+                    if isinstance(delta.get("content"), str):
+                        texts.setdefault(("content", choice.get("index", 0)), []).append(delta["content"])
+                    for call in delta.get("tool_calls") or ():
+                        args = (call.get("function") or {}).get("arguments")
+                        if isinstance(args, str):
+                            texts.setdefault(("tool", choice.get("index", 0), call.get("index", 0)), []).append(args)
+            elif route == "anthropic_messages" and data.get("type") == "content_block_delta":
+                delta = data.get("delta") or {}
+                piece = delta.get("text", delta.get("partial_json"))
+                if isinstance(piece, str):
+                    texts.setdefault(("block", data.get("index", 0)), []).append(piece)
+            elif route == "openai_responses" and data.get("type") in (
+                "response.output_text.delta",
+                "response.function_call_arguments.delta",
+            ):
+                texts.setdefault(("item", data.get("item_id")), []).append(str(data.get("delta", "")))
     joined = {k: "".join(v) for k, v in texts.items()}
     if route == "openai_chat":
         choices = {}

@@ -74,11 +74,9 @@ class Outcome:
     events: list[PolicyEvent] = field(default_factory=list)
     info: CallInfo | None = None
     first_byte_at: float | None = None  # perf_counter() when the first streamed bytes went out
-    # What went upstream and what the client got, kept only while a trace sink wants them: the
-    # body of a complete response; of a stream, each event as sent (its parsed JSON when it went out
-    # as it came, else the bytes that went out in its place).
+    # What went upstream and what the client got, kept only while a trace sink wants them.
     request_body: bytes | None = None
-    response: list[Any] | None = None
+    response: list[bytes] | None = None
 
     def log_fields(self) -> dict[str, object]:
         """The access-log record of this call (ids, counts, timings; never content)."""
@@ -189,14 +187,13 @@ async def relay_stream(
                         data = tap.process(event)
                         if data is not None:
                             out.append(data)
-                            if sent is not None:  # an event sent as it came: its JSON, already parsed
-                                unchanged = event.json is not None and data == event.raw + b"\n\n"
-                                sent.append(event.json if unchanged else data)
                 finally:  # the events before a malformed one still go out
                     if out:
                         data = b"".join(out)
                         if outcome.first_byte_at is None:
                             outcome.first_byte_at = time.perf_counter()
+                        if sent is not None:
+                            sent.append(data)
                         await send({"type": "http.response.body", "body": data, "more_body": True})
             if not tap.saw_end or events.pending.strip():
                 raise UpstreamProtocolError("the provider ended the stream early")
