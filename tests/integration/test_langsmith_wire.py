@@ -199,3 +199,13 @@ async def test_stopping_is_bounded_when_the_destination_hangs() -> None:
     await sink.stop(timeout_s=0.3)
     assert time.perf_counter() - t < 2
     assert sink.writes == [] and sink.dropped == 12  # the queued ones and the batch under way
+
+
+async def test_stopping_writes_a_call_whose_batch_is_still_gathering() -> None:
+    sink = Recorder(batch=100, interval_s=30)
+    await sink.start()
+    sink.submit(1)
+    await asyncio.sleep(0.05)  # taken off the queue; its batch waits for more
+    assert sink.depth == 0
+    await sink.stop(timeout_s=5)
+    assert sink.writes == [[1]] and sink.dropped == 0

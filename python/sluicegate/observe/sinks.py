@@ -70,6 +70,7 @@ class BatchSink(Generic[Item]):
         self._task: asyncio.Task[None] | None = None
         self._writing: asyncio.Future[None] | None = None
         self._in_write = 0  # items in the write under way
+        self._held: list[Item] = []  # the first of a batch, waiting for the rest
 
     @property
     def depth(self) -> int:
@@ -112,8 +113,9 @@ class BatchSink(Generic[Item]):
         try:
             await asyncio.wait_for(self._finish(), timeout_s)
         except TimeoutError:
-            left = self._queue.qsize() + self._in_write
+            left = len(self._held) + self._queue.qsize() + self._in_write
             self.dropped += left
+            self._held = []
             self._queue = asyncio.Queue(maxsize=self._queue.maxsize)
             log.warning("a sink stopped before writing everything", extra={"error": f"{self.name}: {left} dropped"})
         await self.close()
@@ -121,6 +123,9 @@ class BatchSink(Generic[Item]):
     async def _finish(self) -> None:
         if self._writing is not None:
             await self._writing
+        if self._held:  # taken off the queue while its batch gathered
+            held, self._held = self._held, []
+            await self._write(held)
         while not self._queue.empty():
             await self._write(self._take(self.batch))
 
@@ -132,11 +137,12 @@ class BatchSink(Generic[Item]):
 
     async def _run(self) -> None:
         while True:
-            first = await self._queue.get()
+            self._held = [await self._queue.get()]
             if self._queue.qsize() + 1 < self.batch:
                 await asyncio.sleep(self.interval_s)  # let a batch gather
+            batch, self._held = [*self._held, *self._take(self.batch - 1)], []
             # Shielded: stopping the sink cancels this loop, never a batch half written.
-            self._writing = asyncio.ensure_future(self._write([first, *self._take(self.batch - 1)]))
+            self._writing = asyncio.ensure_future(self._write(batch))
             await asyncio.shield(self._writing)
             self._writing = None
 
