@@ -53,6 +53,7 @@ from sluicegate.spend.store import (
     alerts_of,
     check_amount,
     refusal_of,
+    reserve_args,
 )
 from sluicegate.spend.windows import Window, unix_seconds, utc_now, window_of
 
@@ -66,6 +67,7 @@ class _Lease:
     """This instance's lease on one bucket; `name` is its record in Redis (unique per object, so
     a lease object dropped while another replaces it can never hand back the other's hold)."""
 
+    parts: tuple[str, str, str, str]  # organization, level, entity, window id
     key: str
     name: str
     line: CapLine
@@ -106,8 +108,9 @@ class LeasedStore:
         self.redis = redis
         self.settings = settings
         self.lease_id = lease_id or os.urandom(8).hex()
-        self._leases: dict[str, _Lease] = {}
-        self._by_parts: dict[tuple[str, str, str, str], _Lease] = {}  # (org, level, entity, window) -> lease
+        # By what names a bucket (organization, level, entity, window id), the parts of its Redis
+        # key: formatting the key itself per request cost more than the rest of a local reservation.
+        self._leases: dict[tuple[str, str, str, str], _Lease] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._alerts: list[ThresholdAlert] = []
         self._task: asyncio.Task[None] | None = None
@@ -126,17 +129,13 @@ class LeasedStore:
         return lock
 
     def _lease(self, line: CapLine, window: Window) -> _Lease:
-        # Found by the parts of its bucket's key, not the key itself: formatting that per request
-        # cost more than the rest of a local reservation.
-        lease = self._by_parts.get((line.org_id, line.level, line.entity_id, window.id))
+        parts = (line.org_id, line.level, line.entity_id, window.id)
+        lease = self._leases.get(parts)
         if lease is None:
+            self._serial += 1
             key = bucket_key(self.redis.prefix, line, window.id)
-            lease = self._leases.get(key)
-            if lease is None:
-                self._serial += 1
-                lease = self._leases[key] = _Lease(key, f"{self.lease_id}.{self._serial:x}", line, window)
-            self._by_parts[(line.org_id, line.level, line.entity_id, window.id)] = lease
-        if lease.line is not line and lease.line != line:
+            lease = self._leases[parts] = _Lease(parts, key, f"{self.lease_id}.{self._serial:x}", line, window)
+        elif lease.line is not line and lease.line != line:
             lease.line = line  # a changed cap: Redis gets the new limit on the next call
         return lease
 
@@ -186,11 +185,7 @@ class LeasedStore:
     async def reserve(
         self, lines: Sequence[CapLine], amount_nusd: int, *, now: datetime | None = None, min_clamp_nusd: int = 0
     ) -> ReserveResult:
-        check_amount(amount_nusd)
-        check_amount(min_clamp_nusd, "min_clamp_nusd")
-        t = unix_seconds(now) if now is not None else int(time.time())
-        lines = tuple(lines)
-        windows = tuple(window_of(line.window, t) for line in lines)
+        _, lines, windows = reserve_args(lines, amount_nusd, min_clamp_nusd, now)
         if not lines:
             return ReserveResult(Reservation(new_reservation_id(), amount_nusd, (), (), []))
         if len({line.org_id for line in lines}) > 1:
@@ -312,7 +307,7 @@ class LeasedStore:
 
     async def snapshot(self, line: CapLine, *, now: datetime | None = None) -> tuple[int, int]:
         window = window_of(line.window, now or utc_now())
-        lease = self._leases.get(bucket_key(self.redis.prefix, line, window.id))
+        lease = self._leases.get((line.org_id, line.level, line.entity_id, window.id))
         if lease is None:
             return await self.redis.snapshot(line, now=now)
         return await self._totals(lease)
@@ -356,8 +351,7 @@ class LeasedStore:
                     ended = lease.window.end is not None and lease.window.end <= t
                     settled = b.used_nusd == b.spent_nusd == lease.spent_reported == b.limit_nusd
                     if ended and settled and lease.capacity_synced == b.limit_nusd:
-                        del self._leases[lease.key]
-                        self._by_parts = {k: v for k, v in self._by_parts.items() if v is not lease}
+                        del self._leases[lease.parts]
 
     async def _background(self) -> None:
         period = min(self.settings.sync_interval_s, self.settings.idle_s) / 2

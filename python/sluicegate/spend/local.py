@@ -26,8 +26,9 @@ from sluicegate.spend.store import (
     alerts_of,
     check_amount,
     refusal_of,
+    reserve_args,
 )
-from sluicegate.spend.windows import Window, unix_seconds, utc_now, window_of
+from sluicegate.spend.windows import Window, utc_now, window_of
 
 __all__ = ["LocalStore", "masks", "new_reservation_id"]
 
@@ -82,12 +83,8 @@ class LocalStore:
     async def reserve(
         self, lines: Sequence[CapLine], amount_nusd: int, *, now: datetime | None = None, min_clamp_nusd: int = 0
     ) -> ReserveResult:
-        check_amount(amount_nusd)
-        check_amount(min_clamp_nusd, "min_clamp_nusd")
-        t = unix_seconds(now or utc_now())
+        t, lines, windows = reserve_args(lines, amount_nusd, min_clamp_nusd, now)
         self._sweep(t)
-        lines = tuple(lines)
-        windows = tuple(window_of(line.window, t) for line in lines)
         buckets = [self.bucket(line, w) for line, w in zip(lines, windows, strict=True)]
         enforce, clamp = masks(lines)
         taken, refused, monitored = reserve_all(buckets, amount_nusd, enforce, clamp, min_clamp_nusd)

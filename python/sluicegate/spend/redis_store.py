@@ -59,8 +59,9 @@ from sluicegate.spend.store import (
     alerts_of,
     check_amount,
     refusal_of,
+    reserve_args,
 )
-from sluicegate.spend.windows import Window, unix_seconds, utc_now, window_of
+from sluicegate.spend.windows import Window, utc_now, window_of
 
 __all__ = ["RedisStore", "bucket_key", "load_script"]
 
@@ -199,11 +200,7 @@ class RedisStore:
     async def reserve(
         self, lines: Sequence[CapLine], amount_nusd: int, *, now: datetime | None = None, min_clamp_nusd: int = 0
     ) -> ReserveResult:
-        check_amount(amount_nusd)
-        check_amount(min_clamp_nusd, "min_clamp_nusd")
-        t = unix_seconds(now or utc_now())
-        lines = tuple(lines)
-        windows = tuple(window_of(line.window, t) for line in lines)
+        _, lines, windows = reserve_args(lines, amount_nusd, min_clamp_nusd, now)
         rid = new_reservation_id()
         if not lines:
             return ReserveResult(Reservation(rid, amount_nusd, (), (), []))

@@ -24,6 +24,7 @@ ValueError           a bad amount (negative, above MAX_NUSD), a naive datetime.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,7 +32,7 @@ from typing import Any, Protocol
 
 from sluicegate.spend.caps import CapLine, SpendSettings
 from sluicegate.spend.money import MAX_NUSD
-from sluicegate.spend.windows import Window
+from sluicegate.spend.windows import Window, unix_seconds, window_of
 
 __all__ = [
     "Refusal",
@@ -56,6 +57,22 @@ def check_amount(amount_nusd: int, name: str = "amount_nusd") -> None:
         raise ValueError(f"{name} must be an int of nano-USD")
     if not 0 <= amount_nusd <= MAX_NUSD:
         raise ValueError(f"{name} must be 0..={MAX_NUSD}")
+
+
+def reserve_args(
+    lines: Sequence[CapLine], amount_nusd: int, min_clamp_nusd: int, now: datetime | None
+) -> tuple[int, tuple[CapLine, ...], tuple[Window, ...]]:
+    """What every store's `reserve` starts from: the amounts checked, the time in whole Unix
+    seconds (`now`, else the clock's), the lines, and the window each line is in at that time.
+
+    Raises:
+        ValueError: an amount out of range, or a naive `now`.
+    """
+    check_amount(amount_nusd)
+    check_amount(min_clamp_nusd, "min_clamp_nusd")
+    t = unix_seconds(now) if now is not None else int(time.time())
+    lines = tuple(lines)
+    return t, lines, tuple(window_of(line.window, t) for line in lines)
 
 
 def _resets_at(window: Window) -> datetime | None:
