@@ -21,7 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sluicegate.config import Settings, load_settings
 from sluicegate.formats import FORMATS_BY_PATH
 from sluicegate.observe.ids import new_uuid_str
-from sluicegate.observe.langsmith import Destination, LangSmithSink
+from sluicegate.observe.langsmith import LangSmithSink
 from sluicegate.observe.logs import Logs
 from sluicegate.observe.metrics import Metrics
 from sluicegate.observe.records import RecordSink
@@ -34,6 +34,7 @@ from sluicegate.types import Receive, Scope, Send
 
 if TYPE_CHECKING:
     from sluicegate.control.plane import ControlPlane
+    from sluicegate.control.view import ProviderCredential
 
 log = logging.getLogger("sluicegate")
 _TEXT = [(b"content-type", b"text/plain; charset=utf-8")]
@@ -71,7 +72,7 @@ class App:
             redactor = self.gateway.redactor
             scrub = (lambda text: redactor.scanner.redact(text)[0]) if redactor is not None else (lambda text: text)
             api_key = settings.langsmith.resolved_api_key(os.environ if environ is None else environ)
-            self.langsmith = LangSmithSink(settings.langsmith, api_key, scrub, self._langsmith_destination)
+            self.langsmith = LangSmithSink(settings.langsmith, api_key, scrub, self._langsmith_credential)
             self.sinks.append(self.langsmith)
             self.gateway.capture = True
         self.metrics: Metrics | None = None
@@ -127,11 +128,10 @@ class App:
             fields["duration_ms"] = round(duration * 1000, 3)
             self.logs.write_access(fields)
 
-    def _langsmith_destination(self, workspace: str) -> Destination | None:
+    def _langsmith_credential(self, workspace: str) -> ProviderCredential | None:
         """A workspace's own LangSmith key and project, from its secrets (the control plane's)."""
         view = self.gateway.view
-        credential = view.provider_credential(workspace, "langsmith") if view is not None else None
-        return Destination(credential.secret, credential.project) if credential is not None else None
+        return view.provider_credential(workspace, "langsmith") if view is not None else None
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

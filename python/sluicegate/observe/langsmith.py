@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 import aiohttp
@@ -38,10 +38,14 @@ from sluicegate import __version__
 from sluicegate.config import LangSmithSettings
 from sluicegate.formats.slots import all_strings
 from sluicegate.formats.sse import EventBuffer
+from sluicegate.observe.clock import utc_second
 from sluicegate.observe.ids import new_uuid_str
 from sluicegate.observe.sinks import BatchSink
 from sluicegate.proxy.relay import Outcome
 from sluicegate.secrets import Secret
+
+if TYPE_CHECKING:
+    from sluicegate.control.view import ProviderCredential
 
 log = logging.getLogger("sluicegate.langsmith")
 
@@ -70,20 +74,12 @@ _SLICE_S = 0.0002
 _PAUSE_S = 0.001
 
 
-_seconds: dict[int, tuple[str, str]] = {}  # whole seconds formatted lately: strftime costs the most
-
-
 def times(t: float) -> tuple[str, str]:
     """A wall-clock time, to the microsecond, as a dotted-order segment's time
     (`20261127T063255912742Z`) and as ISO 8601 (`2026-11-27T06:32:55.912742+00:00`)."""
     whole, us = divmod(round(t * 1_000_000), 1_000_000)
-    texts = _seconds.get(whole)
-    if texts is None:
-        if len(_seconds) > 8:
-            _seconds.clear()
-        tm = time.gmtime(whole)
-        texts = _seconds[whole] = (time.strftime("%Y%m%dT%H%M%S", tm), time.strftime("%Y-%m-%dT%H:%M:%S", tm))
-    return f"{texts[0]}{us:06d}Z", f"{texts[1]}.{us:06d}+00:00"
+    compact, iso = utc_second(whole)
+    return f"{compact}{us:06d}Z", f"{iso}.{us:06d}+00:00"
 
 
 def _iso_of_stamp(stamp: str) -> str:
@@ -169,16 +165,6 @@ def assemble_stream(route: str, chunks: list[bytes]) -> dict[str, Any]:
     return {"output_text": "".join(joined.values())}
 
 
-class Destination:
-    """Where a workspace's runs go: its LangSmith key (None: no key header) and project."""
-
-    __slots__ = ("api_key", "project")
-
-    def __init__(self, api_key: Secret | None, project: str | None) -> None:
-        self.api_key = api_key
-        self.project = project
-
-
 def part(name: str, data: bytes) -> bytes:
     """One form-data part's headers and body, as LangSmith's multipart endpoint reads them."""
     head = f'Content-Disposition: form-data; name="{name}"\r\nContent-Type: application/json\r\n'
@@ -203,8 +189,8 @@ class LangSmithSink(BatchSink[Outcome]):
         settings: the `[langsmith]` section.
         api_key: the LangSmith API key.
         scrub: rewrites a text before it leaves for LangSmith (the redactor's whole-text redaction).
-        destination: a workspace's own LangSmith key and project, when it has them (looked up as a
-            batch is written, not on the request path).
+        credential: a workspace's own LangSmith credential (its key and project), when its
+            secrets hold one (looked up as a batch is written, not on the request path).
     """
 
     def __init__(
@@ -212,14 +198,14 @@ class LangSmithSink(BatchSink[Outcome]):
         settings: LangSmithSettings,
         api_key: str | None,
         scrub: Callable[[str], str],
-        destination: Callable[[str], Destination | None] | None = None,
+        credential: Callable[[str], ProviderCredential | None] | None = None,
     ) -> None:
         super().__init__("langsmith", settings.queue_size, settings.batch, settings.interval_s)
         self.settings = settings
         self.url = settings.endpoint.rstrip("/") + "/runs/multipart"
-        self.default = Destination(Secret(api_key) if api_key else None, None)
+        self.api_key = Secret(api_key) if api_key else None
         self.scrub = scrub
-        self.destination = destination
+        self.credential = credential
         self.posted = 0  # runs LangSmith accepted
         self.backlog = settings.queue_size // 2  # past it, runs are built without pauses: dropping is near
         self._session: aiohttp.ClientSession | None = None
@@ -243,10 +229,9 @@ class LangSmithSink(BatchSink[Outcome]):
         clock = time.perf_counter
         until = clock() + _SLICE_S
         for outcome in items:
-            where = self._where(outcome)
+            api_key, project = self._destination(outcome)
             try:
-                runs = by_key.setdefault(where.api_key, [])
-                runs.append(self.run_parts(outcome, where.project))
+                by_key.setdefault(api_key, []).append(self.run_parts(outcome, project))
             except Exception as exc:  # one bad call never costs the batch
                 self.failed += 1
                 log.warning("a run could not be built for LangSmith", extra={"error": type(exc).__name__})
@@ -257,13 +242,14 @@ class LangSmithSink(BatchSink[Outcome]):
             for chunk in self._chunks(runs):
                 await self._post(api_key, chunk)
 
-    def _where(self, outcome: Outcome) -> Destination:
+    def _destination(self, outcome: Outcome) -> tuple[Secret | None, str | None]:
+        """The key to post a call's run with, and the workspace's project when it names one."""
         info = outcome.info
-        if self.destination is not None and info is not None and info.workspace:
-            found = self.destination(info.workspace)
+        if self.credential is not None and info is not None and info.workspace:
+            found = self.credential(info.workspace)
             if found is not None:
-                return found
-        return self.default
+                return found.secret, found.project
+        return self.api_key, None
 
     def _chunks(self, runs: list[list[bytes]]) -> Iterator[list[list[bytes]]]:
         chunk: list[list[bytes]] = []

@@ -24,6 +24,7 @@ from typing import Any, TextIO
 import orjson
 
 from sluicegate.config import LogSettings
+from sluicegate.observe.clock import utc_second
 
 FIELDS = (
     "request_id",
@@ -71,14 +72,8 @@ class JsonFormatter(logging.Formatter):
 Pending = logging.LogRecord | dict[str, Any]
 
 
-_second: list[Any] = [-1, ""]  # the whole second formatted last, and its text (strftime costs)
-
-
 def _timestamp(created: float) -> str:
-    whole = int(created)
-    if whole != _second[0]:
-        _second[:] = [whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))]
-    return f"{_second[1]}.{int(created % 1 * 1000):03d}Z"
+    return f"{utc_second(int(created))[1]}.{int(created % 1 * 1000):03d}Z"
 
 
 class _Handler(logging.Handler):
