@@ -26,38 +26,16 @@ import httpx
 import pytest
 from loadtest.run import find_nginx, nginx_argv, render_nginx_conf
 from tests.conftest import GATEWAY_KEY, Server, free_port, gateway_config, redis_url, spawn, start_gateway
+from tests.integration.test_spend_gateway import COST_NUSD, spend_toml
 
 from sluicegate.spend import SpendSettings
 from sluicegate.spend.redis_store import RedisStore
 
 pytestmark = pytest.mark.skipif(find_nginx() is None, reason="nginx is not installed (apt-get install nginx-light)")
 
-COST_NUSD = 22_000  # 2 input tokens at $1/MTok + 10 output tokens at $2/MTok
 MODEL = "mh/mock-gpt@chunks=10,chunk_size=4"
 HEADERS = {"authorization": f"Bearer {GATEWAY_KEY}"}
 CAP = {"level": "workspace", "id": "ws-test", "org": "default", "window": "day"}
-
-
-def spend_toml(n_requests: int, redis: Server, prefix: str, extra: str = "") -> str:
-    return f"""
-[spend]
-backend = "redis"
-redis_url = "{redis_url(redis)}"
-key_prefix = "{prefix}"
-estimate = {{ per_message_tokens = 0, per_request_tokens = 0 }}
-{extra}
-
-[spend.price_overrides.mock-gpt]
-input_usd_per_mtok = "1"
-output_usd_per_mtok = "2"
-
-[[spend.caps]]
-level = "workspace"
-id = "ws-test"
-org = "default"
-window = "day"
-limit_usd = "{n_requests * COST_NUSD / 1e9:.9f}"
-"""
 
 
 @contextlib.contextmanager
@@ -72,7 +50,8 @@ def cluster(
     env: dict[str, str] | None = None,
 ) -> Iterator[tuple[Server, list[Server]]]:
     """Three gateways with one config, and nginx balancing over them; yields (nginx, gateways)."""
-    config = gateway_config(tmp_path / "c.toml", mock.url, spend_toml(n_requests, redis, prefix, extra))
+    spend = spend_toml(n_requests, backend="redis", prefix=prefix, extra=f'redis_url = "{redis_url(redis)}"\n{extra}')
+    config = gateway_config(tmp_path / "c.toml", mock.url, spend)
     nginx = find_nginx()
     assert nginx is not None
     with start_gateway(config, env) as a, start_gateway(config, env) as b, start_gateway(config, env) as c:
