@@ -238,7 +238,6 @@ class Gateway:
             outcome.events.extend(scan.tally.events())
         if guard is not None:
             await guard.finish(outcome)
-        # ── the background sinks (ledger, traces, events) plug in here ──
         return outcome
 
     async def _exchange(
