@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.conftest import free_port, spawn
+from tests.conftest import REAL_CLOCK, free_port, spawn
 
 from sluicegate.spend.caps import CapLine, LeaseSettings, SpendSettings
 from sluicegate.spend.leases import LeasedStore
@@ -44,7 +44,7 @@ async def test_stopped_then_restarted_redis_without_recreating_the_store(tmp_pat
     port = free_port()
     store = RedisStore.from_settings(settings(port))
     try:
-        with spawn(redis_args(port, tmp_path), port):
+        with spawn(redis_args(port, tmp_path), port, REAL_CLOCK):
             held = (await store.reserve([CAP], 1_000)).reservation
             late = (await store.reserve([CAP], 2_000)).reservation
             assert held is not None and late is not None
@@ -62,7 +62,7 @@ async def test_stopped_then_restarted_redis_without_recreating_the_store(tmp_pat
         # a settle never fails: it is kept and retried
         assert await store.settle(late, 1_500) == []
         assert store.pending_settlements == 1
-        with spawn(redis_args(port, tmp_path), port):
+        with spawn(redis_args(port, tmp_path), port, REAL_CLOCK):
             await asyncio.sleep(0.25)  # past the breaker
             again = await store.reserve([CAP], 500)  # same store object; scripts reloaded (NOSCRIPT)
             assert again.reservation is not None
@@ -79,7 +79,7 @@ async def test_a_hung_redis_times_out_within_the_socket_timeouts(tmp_path: Path)
     port = free_port()
     store = RedisStore.from_settings(settings(port))
     try:
-        with spawn(redis_args(port, tmp_path), port) as server:
+        with spawn(redis_args(port, tmp_path), port, REAL_CLOCK) as server:
             assert (await store.reserve([CAP], 1)).ok
             os.kill(server.proc.pid, signal.SIGSTOP)
             try:
@@ -101,7 +101,7 @@ async def test_leases_keep_serving_locally_while_redis_is_down(tmp_path: Path) -
     store = LeasedStore(RedisStore.from_settings(settings(port)), lease)
     cap = CapLine("key", "k1", "acme", "total", 10**12)
     try:
-        with spawn(redis_args(port, tmp_path), port):
+        with spawn(redis_args(port, tmp_path), port, REAL_CLOCK):
             first = await store.reserve([cap], 1_000)  # takes a slice of 64 requests
             assert first.reservation is not None
             await store.settle(first.reservation, 1_000)
@@ -111,7 +111,7 @@ async def test_leases_keep_serving_locally_while_redis_is_down(tmp_path: Path) -
             await store.settle(r.reservation, 1_000)
         with pytest.raises(StoreUnavailable):  # beyond the slice it must ask Redis
             await store.reserve([cap], 10**9)
-        with spawn(redis_args(port, tmp_path), port):
+        with spawn(redis_args(port, tmp_path), port, REAL_CLOCK):
             await asyncio.sleep(0.25)
             await store.sync_now(returning=True)
             assert await store.redis.snapshot(cap) == (11_000, 0)

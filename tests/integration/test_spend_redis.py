@@ -312,3 +312,24 @@ async def test_create_store_from_settings(redis_server: Server, backend: str, le
         assert await books(store, cap) == (7, 0)
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize("years", [-10, 0, 10, 100])
+@pytest.mark.parametrize("kind", ["redis", "leased"])
+async def test_keys_live_as_long_as_the_callers_clock_says(
+    kind: str, years: int, make: StoreFactory, raw: aioredis.Redis, prefix: str
+) -> None:
+    """A caller whose clock is years away from Redis's (a test fixed at a date, a machine whose
+    date moved on) keeps its window's keys `retention_s` past the window's end by *its* clock:
+    Redis gets a time to live, never an absolute expiry in its own time."""
+    store = await make(kind, retention_s=3_600)
+    now = datetime(2026 + years, 6, 15, 23, 0, 0, tzinfo=UTC)  # one hour before the day ends
+    day = line(limit=1_000)
+    first = await store.reserve([day], 400, now=now)
+    assert first.reservation is not None
+    await store.settle(first.reservation, 300)
+    assert not (await store.reserve([day], 701, now=now)).ok
+    assert await books(store, day, now) == (300, 0)
+    key = bucket_key(prefix, day, "day:" + now.strftime("%Y-%m-%d"))
+    ttl = await raw.pttl(key)
+    assert abs(ttl - 2 * 3_600_000) < 5_000  # the hour left of the day, then the retention

@@ -52,6 +52,7 @@ from sluicegate.spend.store import (
     ThresholdAlert,
     alerts_of,
     check_amount,
+    clock_skew,
     refusal_of,
     reserve_args,
 )
@@ -77,6 +78,7 @@ class _Lease:
     capacity_synced: int = 0
     last_used: float = field(default_factory=time.monotonic)
     last_sync: float = field(default_factory=time.monotonic)
+    clock_skew_s: float = 0.0  # the clock of the reserve that made it (see `store.clock_skew`)
 
     @property
     def holds(self) -> int:
@@ -128,13 +130,14 @@ class LeasedStore:
             lock = self._locks[org] = asyncio.Lock()
         return lock
 
-    def _lease(self, line: CapLine, window: Window) -> _Lease:
+    def _lease(self, line: CapLine, window: Window, skew: float) -> _Lease:
         parts = (line.org_id, line.level, line.entity_id, window.id)
         lease = self._leases.get(parts)
         if lease is None:
             self._serial += 1
             key = bucket_key(self.redis.prefix, line, window.id)
-            lease = self._leases[parts] = _Lease(parts, key, f"{self.lease_id}.{self._serial:x}", line, window)
+            name = f"{self.lease_id}.{self._serial:x}"
+            lease = self._leases[parts] = _Lease(parts, key, name, line, window, clock_skew_s=skew)
         elif lease.line is not line and lease.line != line:
             lease.line = line  # a changed cap: Redis gets the new limit on the next call
         return lease
@@ -162,7 +165,7 @@ class LeasedStore:
             flags = 1 if lease.line.enforced else 0
             args += (
                 lease.line.limit_nusd,
-                self.redis.expire_at_ms(lease.window),
+                self.redis.expire_in_ms(lease.window, lease.clock_skew_s),
                 ",".join(map(str, lease.line.thresholds)),
             )
             args += (flags, capacity, spent, need, want, lease.name)
@@ -185,13 +188,14 @@ class LeasedStore:
     async def reserve(
         self, lines: Sequence[CapLine], amount_nusd: int, *, now: datetime | None = None, min_clamp_nusd: int = 0
     ) -> ReserveResult:
-        _, lines, windows = reserve_args(lines, amount_nusd, min_clamp_nusd, now)
+        t, lines, windows = reserve_args(lines, amount_nusd, min_clamp_nusd, now)
         if not lines:
             return ReserveResult(Reservation(new_reservation_id(), amount_nusd, (), (), []))
         if len({line.org_id for line in lines}) > 1:
             raise ValueError("one reservation covers the caps of one organization")
         self._start()
-        leases = [self._lease(line, w) for line, w in zip(lines, windows, strict=True)]
+        skew = clock_skew(t) if now is not None else 0.0
+        leases = [self._lease(line, w, skew) for line, w in zip(lines, windows, strict=True)]
         buckets = [lease.bucket for lease in leases]
         if reserve_all(buckets, amount_nusd)[1] < 0:
             return self._reserved(lines, windows, leases, amount_nusd, amount_nusd, [])
@@ -348,7 +352,7 @@ class LeasedStore:
                 t = unix_seconds(utc_now())
                 for lease in leases:
                     b = lease.bucket
-                    ended = lease.window.end is not None and lease.window.end <= t
+                    ended = lease.window.end is not None and lease.window.end <= t + lease.clock_skew_s
                     settled = b.used_nusd == b.spent_nusd == lease.spent_reported == b.limit_nusd
                     if ended and settled and lease.capacity_synced == b.limit_nusd:
                         del self._leases[lease.parts]

@@ -6,7 +6,9 @@ records and tombstones) plus the sorted set `<same>:r` of what holds money in `r
 (reservations and leases, scored by expiry). Ids are percent-encoded, and every key of an
 organization carries the hash tag `{org:<org>}`, so one script reserves all of a request's lines
 atomically, on Redis Cluster too. A window's keys expire `retention_s` after the window ends;
-`total` keys never do.
+`total` keys never do. The scripts get that as a time to live computed from the caller's clock
+(`now`, or the system clock), never as an absolute Redis time: a caller whose clock is elsewhere
+(a test fixed at some date) keeps its keys as long as that clock says.
 
 Scripts (`lua/*.lua`, each with `lua/common.lua` in front) are registered once with redis-py's
 `register_script`: calls are EVALSHA, and a NOSCRIPT (a restarted Redis, SCRIPT FLUSH, a fail-over)
@@ -58,6 +60,7 @@ from sluicegate.spend.store import (
     ThresholdAlert,
     alerts_of,
     check_amount,
+    clock_skew,
     refusal_of,
     reserve_args,
 )
@@ -192,27 +195,32 @@ class RedisStore:
             keys += (key, key + ":r")
         return keys
 
-    def expire_at_ms(self, window: Window) -> int:
-        return 0 if window.end is None else (window.end + self.retention_s) * 1000
+    def expire_in_ms(self, window: Window, skew_s: float = 0.0) -> int:
+        """How long from now `window`'s keys live, by the caller's clock (the system clock plus
+        `skew_s`); 0 (never) for a total cap, at least 1 ms otherwise (gone at once)."""
+        if window.end is None:
+            return 0
+        return max(1, int(((window.end + self.retention_s) - (time.time() + skew_s)) * 1000))
 
     # -- the store --------------------------------------------------------------------------------
 
     async def reserve(
         self, lines: Sequence[CapLine], amount_nusd: int, *, now: datetime | None = None, min_clamp_nusd: int = 0
     ) -> ReserveResult:
-        _, lines, windows = reserve_args(lines, amount_nusd, min_clamp_nusd, now)
+        t, lines, windows = reserve_args(lines, amount_nusd, min_clamp_nusd, now)
         rid = new_reservation_id()
         if not lines:
             return ReserveResult(Reservation(rid, amount_nusd, (), (), []))
+        skew = clock_skew(t)
         keys = self.keys_of(lines, windows)
         args: list[Any] = [rid, self.ttl_ms, amount_nusd, min_clamp_nusd]
         for line, window in zip(lines, windows, strict=True):
             flags = (1 if line.enforced else 0) | (2 if line.clamps else 0)
-            args += (line.limit_nusd, self.expire_at_ms(window), _csv(line.thresholds), flags)
+            args += (line.limit_nusd, self.expire_in_ms(window, skew), _csv(line.thresholds), flags)
         raw = await self.run(self._reserve, keys, args)
         status, taken, refused = raw[0], raw[1], raw[2]
         if status == 3:  # redis-py retried a call that had gone through: it is reserved once
-            return ReserveResult(Reservation(rid, amount_nusd, lines, windows, keys))
+            return ReserveResult(Reservation(rid, amount_nusd, lines, windows, keys, clock_skew_s=skew))
         result = ReserveResult(None)
         for i, (line, window) in enumerate(zip(lines, windows, strict=True)):
             spent, reserved, fired, would = raw[3 + 4 * i : 7 + 4 * i]
@@ -224,7 +232,7 @@ class RedisStore:
             spent, reserved = raw[3 + 4 * i], raw[4 + 4 * i]
             result.refusal = refusal_of(lines[i], windows[i], spent, reserved, amount_nusd)
             return result
-        result.reservation = Reservation(rid, taken, lines, windows, keys)
+        result.reservation = Reservation(rid, taken, lines, windows, keys, clock_skew_s=skew)
         if status == 2:
             result.clamp_to_nusd = taken
         return result
@@ -232,7 +240,7 @@ class RedisStore:
     def _settle_args(self, reservation: Reservation, actual_nusd: int) -> list[Any]:
         args: list[Any] = [reservation.id, reservation.amount_nusd, actual_nusd]
         for line, window in zip(reservation.lines, reservation.windows, strict=True):
-            args += (line.limit_nusd, self.expire_at_ms(window), _csv(line.thresholds))
+            args += (line.limit_nusd, self.expire_in_ms(window, reservation.clock_skew_s), _csv(line.thresholds))
         return args
 
     def _alerts(self, reservation: Reservation, raw: list[int]) -> list[ThresholdAlert]:

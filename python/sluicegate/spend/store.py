@@ -75,6 +75,14 @@ def reserve_args(
     return t, lines, tuple(window_of(line.window, t) for line in lines)
 
 
+def clock_skew(t: int) -> float:
+    """How far `t` (the Unix seconds a call was made at, from `reserve_args`) is from the system
+    clock: about 0 unless a caller passed its own `now` (a test). Whatever follows that call (its
+    settle, a lease's renewals) runs on the caller's clock by adding this to `time.time()`."""
+    skew = t - time.time()
+    return 0.0 if -1.0 < skew <= 0.0 else skew
+
+
 def _resets_at(window: Window) -> datetime | None:
     return None if window.end is None else datetime.fromtimestamp(window.end, UTC)
 
@@ -135,6 +143,8 @@ class Reservation:
             a roll-over, so a request is charged to the window it started in).
         handle: the store's own data (bucket objects, keys).
         done: settled or released; a second settle or release is a no-op.
+        clock_skew_s: how far the clock the caller reserved with (`now`) is from the system's;
+            0 in production. A settle later in time keeps to that clock (see `clock_skew`).
     """
 
     id: str
@@ -143,6 +153,7 @@ class Reservation:
     windows: tuple[Window, ...]
     handle: Any = None
     done: bool = False
+    clock_skew_s: float = 0.0
 
 
 @dataclass(slots=True)

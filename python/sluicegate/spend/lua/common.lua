@@ -83,9 +83,12 @@ local function newly_fired(key, limit, spent, ths)
   return new
 end
 
-local function expire(key, zkey, at)
-  if at > 0 then
-    redis.call('PEXPIREAT', key, at)
-    redis.call('PEXPIREAT', zkey, at)
+-- `ttl` is relative (ms): the caller computes it from its own clock (which a test may set to any
+-- date), so a window's keys live as long as that clock says, whatever Redis's own date is.
+-- 0 means the keys never expire (a `total` cap).
+local function expire(key, zkey, ttl)
+  if ttl > 0 then
+    redis.call('PEXPIRE', key, ttl)
+    redis.call('PEXPIRE', zkey, ttl)
   end
 end

@@ -5,7 +5,7 @@
 -- the bucket), so a call that is retried or whose answer was lost leaves the same state.
 --
 -- KEYS: bucket 1, its set, bucket 2, its set, ...
--- ARGV: ttl_ms, divisor, then per bucket: limit, expire_at_ms, thresholds (csv), flags
+-- ARGV: ttl_ms, divisor, then per bucket: limit, expire_in_ms, thresholds (csv), flags
 --       (1 enforce; 0 monitor: grants what is needed even past the limit), capacity, spent,
 --       need (extra needed now), want (extra wanted: a slice), lease id.
 -- The lease then holds `capacity + granted - spent` in `reserved`; the slice granted is

@@ -1,7 +1,7 @@
 -- Reserve an amount on every bucket of a request, atomically, or on none.
 --
 -- KEYS: bucket 1, its set, bucket 2, its set, ... (all of one organization: one hash tag)
--- ARGV: id, ttl_ms, amount, min_clamp, then per bucket: limit, expire_at_ms (0: never), thresholds
+-- ARGV: id, ttl_ms, amount, min_clamp, then per bucket: limit, expire_in_ms (0: never), thresholds
 --       (csv of percents), flags (1 enforce, 2 clamp; 0 is a monitor bucket).
 -- Returns {status, amount, refused_index, then per bucket: spent, reserved, newly_fired, would_refuse}
 -- where status is 1 (reserved), 2 (reserved, clamped to `amount`), 3 (already reserved: a retried

@@ -1,7 +1,7 @@
 -- Replace a reservation by its actual cost on every bucket it holds (a release is a settle of 0).
 --
 -- KEYS: bucket 1, its set, bucket 2, its set, ...
--- ARGV: id, amount (as reserved), actual, then per bucket: limit, expire_at_ms, thresholds (csv).
+-- ARGV: id, amount (as reserved), actual, then per bucket: limit, expire_in_ms, thresholds (csv).
 -- Returns per bucket: status, spent, reserved, newly_fired, where status is 1 (settled), 2 (the
 -- reservation had expired and was counted as spent: that count is replaced by the actual cost) or
 -- 0 (nothing to do: already settled, so a retried settle is harmless).
