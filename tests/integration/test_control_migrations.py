@@ -122,6 +122,10 @@ async def test_a_database_from_before_alembic_upgrades_in_place(control_settings
         assert verified.ok and verified.rows == 11
         assert await store.version() == old.STATE["version"] + 1
         assert await store.open() == []
+        # an instance of the previous release starting now (a rolling upgrade) finds nothing to do
+        async with store.engine.begin() as conn:
+            assert await old.old_migrate(conn) == []
+        assert await store.open() == []
     finally:
         await view.stop()
         await store.close()
