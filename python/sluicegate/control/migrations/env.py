@@ -1,7 +1,7 @@
 """Alembic's environment for the control plane: run by `migrate()` and the revision tool in
-`__main__.py`, each of which passes an open connection in `config.attributes["connection"]` (inside
-the transaction that holds the migration lock). There is no alembic.ini and no URL here, and no
-offline (SQL script) mode.
+`__main__.py`, each of which passes an open connection in `config.attributes["connection"]`
+(`migrate()`'s is inside the transaction that holds the migration lock). There is no alembic.ini
+and no URL here, and no offline (SQL script) mode.
 """
 
 from __future__ import annotations
