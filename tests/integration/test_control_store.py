@@ -13,7 +13,7 @@ from tests.conftest import Server, redis_url
 from tests.unit.control.pg import control_settings, pg_database  # noqa: F401  (fixtures)
 
 from sluicegate.control.audit import Actor
-from sluicegate.control.migrations import MIGRATIONS
+from sluicegate.control.migrations import revisions
 from sluicegate.control.models import api_keys, audit_log, secrets
 from sluicegate.control.schemas import KeyIn, PolicyIn, SecretIn
 from sluicegate.control.settings import ControlSettings
@@ -27,7 +27,7 @@ ACTOR = Actor("test/actor", "rid-1", "127.0.0.1")
 @pytest.fixture
 async def store(control_settings: ControlSettings) -> AsyncIterator[ControlStore]:  # noqa: F811
     s = ControlStore(control_settings)
-    assert await s.open() == [m.VERSION for m in MIGRATIONS]  # a new database gets every migration
+    assert await s.open() == revisions()  # a new database gets every revision, oldest first
     try:
         yield s
     finally:

@@ -36,6 +36,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from sluicegate.control.audit import Actor
+from sluicegate.control.migrations import MigrationError, revisions
 from sluicegate.control.models import api_keys, orgs, users, workspaces
 from sluicegate.control.policies import effective
 from sluicegate.control.schemas import KeyIn, PolicyIn, SecretIn
@@ -50,7 +51,7 @@ def register(sub: Any) -> None:
     admin = sub.add_parser("admin", help="the control plane: orgs, workspaces, users, keys, secrets, policies")
     admin.add_argument("--config", help="a TOML or YAML file (SLUICEGATE_CONFIG)")
     cmds = admin.add_subparsers(dest="admin_command", required=True)
-    cmds.add_parser("migrate", help="apply pending schema migrations")
+    cmds.add_parser("migrate", help="apply pending schema migrations (prints the revisions applied and the head)")
     boot = cmds.add_parser("bootstrap", help="create an org, a workspace, optionally a user, and a key")
     boot.add_argument("--org", default="default")
     boot.add_argument("--workspace", default="default")
@@ -139,8 +140,6 @@ def _key_spec(name: str, user: str | None, expires_at: str | None) -> KeyIn:
 
 async def _admin(args: argparse.Namespace, store: ControlStore, actor: Actor) -> None:
     cmd, action = args.admin_command, getattr(args, "action", None)
-    if cmd == "migrate":
-        return
     if cmd == "bootstrap":
         org = await store.create_org(actor, args.org)
         ws = await store.create_workspace(actor, org["id"], args.workspace)
@@ -211,13 +210,23 @@ async def _admin(args: argparse.Namespace, store: ControlStore, actor: Actor) ->
         _out(await store.audit_rows(args.org, 0, args.limit))
 
 
-async def _with_store(settings: ControlSettings, body: Callable[[ControlStore], Awaitable[None]]) -> None:
+async def _with_store(settings: ControlSettings, body: Callable[[ControlStore], Awaitable[None]]) -> list[str]:
+    """Open the store (migrating it), run `body`, close; returns the revisions the opening applied."""
     store = ControlStore(settings)
     try:
-        await store.open(create_master_key=True)
+        try:
+            applied = await store.open(create_master_key=True)
+        except MigrationError as exc:
+            _fail(f"the control plane's database was not migrated: {exc}")
+            raise
         await body(store)
+        return applied
     finally:
         await store.close()
+
+
+async def _nothing(_store: ControlStore) -> None:
+    return None
 
 
 def run(args: argparse.Namespace) -> None:
@@ -225,6 +234,9 @@ def run(args: argparse.Namespace) -> None:
     settings = _settings(args)
     if getattr(args, "file", None):
         args.json = Path(args.file).read_text()
+    if args.command == "admin" and args.admin_command == "migrate":
+        _out({"applied": asyncio.run(_with_store(settings, _nothing)), "head": revisions()[-1]})
+        return
     if args.command == "admin":
         actor = Actor(f"cli/{getpass.getuser()}", os.urandom(12).hex(), "local")
 

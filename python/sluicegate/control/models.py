@@ -1,21 +1,23 @@
 """The control plane's tables (SQLAlchemy Core), one code path for SQLite and PostgreSQL.
 
 Times are ISO-8601 UTC text and ids are text, so rows read, compare and hash the same on both
-databases. The schema itself is created by `migrations/` (plain SQL), not by `create_all`.
+databases. The schema itself is created by the Alembic revisions in `migrations/versions/`, not by
+`create_all`; a test checks that these tables (with their foreign keys and indexes) and the revisions
+agree, so a change here ships with a new revision (docs/control-plane.md says how to generate one).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Integer, MetaData, Table, Text
+from sqlalchemy import BigInteger, Column, ForeignKey, Index, Integer, MetaData, Table, Text
 
 metadata = MetaData()
 
 state = Table(
     "control_state",
     metadata,
-    Column("id", Integer, primary_key=True),
+    Column("id", Integer, primary_key=True, autoincrement=False),
     Column("version", BigInteger, nullable=False),
     Column("audit_head_seq", BigInteger, nullable=False),
     Column("audit_head_hash", Text, nullable=False),
@@ -33,28 +35,30 @@ workspaces = Table(
     "workspaces",
     metadata,
     Column("id", Text, primary_key=True),
-    Column("org_id", Text, nullable=False),
+    Column("org_id", Text, ForeignKey("orgs.id"), nullable=False),
     Column("name", Text, nullable=False),
     Column("created_at", Text, nullable=False),
+    Index("workspaces_org", "org_id"),
 )
 
 users = Table(
     "users",
     metadata,
     Column("id", Text, primary_key=True),
-    Column("org_id", Text, nullable=False),
-    Column("workspace_id", Text, nullable=False),
+    Column("org_id", Text, ForeignKey("orgs.id"), nullable=False),
+    Column("workspace_id", Text, ForeignKey("workspaces.id"), nullable=False),
     Column("name", Text, nullable=False),
     Column("created_at", Text, nullable=False),
+    Index("users_workspace", "workspace_id"),
 )
 
 api_keys = Table(
     "api_keys",
     metadata,
     Column("id", Text, primary_key=True),
-    Column("org_id", Text, nullable=False),
-    Column("workspace_id", Text, nullable=False),
-    Column("user_id", Text),
+    Column("org_id", Text, ForeignKey("orgs.id"), nullable=False),
+    Column("workspace_id", Text, ForeignKey("workspaces.id"), nullable=False),
+    Column("user_id", Text, ForeignKey("users.id")),
     Column("name", Text, nullable=False),
     Column("key_hash", Text, nullable=False, unique=True),
     Column("prefix", Text, nullable=False),
@@ -62,14 +66,15 @@ api_keys = Table(
     Column("expires_at", Text),
     Column("revoked_at", Text),
     Column("last_used_at", Text),
+    Index("api_keys_workspace", "workspace_id"),
 )
 
 admin_tokens = Table(
     "admin_tokens",
     metadata,
     Column("id", Text, primary_key=True),
-    Column("org_id", Text),
-    Column("workspace_id", Text),
+    Column("org_id", Text, ForeignKey("orgs.id")),
+    Column("workspace_id", Text, ForeignKey("workspaces.id")),
     Column("name", Text, nullable=False),
     Column("token_hash", Text, nullable=False, unique=True),
     Column("created_at", Text, nullable=False),
@@ -112,6 +117,7 @@ audit_log = Table(
     Column("diff", Text, nullable=False),
     Column("prev_hash", Text, nullable=False),
     Column("hash", Text, nullable=False),
+    Index("audit_log_org", "org_id", "seq"),
 )
 
 
@@ -140,6 +146,7 @@ policy_events = Table(
     Column("entity", Text, nullable=False),
     Column("count", Integer, nullable=False),
     Column("detail", Text, nullable=False),
+    Index("policy_events_org_at", "org_id", "at"),
 )
 
 spend_ledger = Table(
@@ -151,4 +158,5 @@ spend_ledger = Table(
     Column("input_tokens", BigInteger, nullable=False),
     Column("output_tokens", BigInteger, nullable=False),
     Column("cost_nusd", BigInteger, nullable=False),
+    Index("spend_ledger_org_at", "org_id", "at"),
 )

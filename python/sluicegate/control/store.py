@@ -30,7 +30,7 @@ from sluicegate.control.keys import (
     new_id,
     now_iso,
 )
-from sluicegate.control.migrations import migrate
+from sluicegate.control.migrations import BEGIN_IMMEDIATE, migrate
 from sluicegate.control.models import (
     admin_tokens,
     api_keys,
@@ -107,14 +107,13 @@ class ControlStore:
         self.master: MasterKey | None = None
         self._redis: Any = None
 
-    async def open(self, create_master_key: bool = False) -> list[int]:
-        """Apply pending migrations and load the master key.
+    async def open(self, create_master_key: bool = False) -> list[str]:
+        """Bring the schema to the newest revision (`migrations/`) and load the master key.
 
         Returns:
-            The migrations applied now.
+            The Alembic revision ids applied now, oldest first (empty when the schema was current).
         """
-        async with self.engine.begin() as conn:
-            applied = await migrate(conn)
+        applied = await migrate(self.engine)
         self.master = load_master_key(self.settings, create=create_master_key)
         return applied
 
@@ -441,4 +440,5 @@ def _sqlite_transactions(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN")
+        # Migrations take the write lock at once, so instances that start together wait for each other.
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(BEGIN_IMMEDIATE) else "BEGIN")

@@ -12,6 +12,7 @@ import os
 import secrets
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -69,18 +70,25 @@ def pg_url(name: str) -> str:
     return f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
 
 
-@pytest.fixture
-def pg_database() -> Iterator[str]:
-    """A fresh PostgreSQL database (its name), dropped after the test."""
-    reason = postgres_unavailable()
-    if reason:
-        pytest.skip(reason)
+@contextmanager
+def scratch_database() -> Iterator[str]:
+    """A fresh PostgreSQL database (its name), dropped on exit; PostgreSQL must be available."""
     name = f"sluicegate_test_{secrets.token_hex(6)}"
     _run(_pg(f'CREATE DATABASE "{name}"'))
     try:
         yield name
     finally:
         _run(_pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database (its name), dropped after the test."""
+    reason = postgres_unavailable()
+    if reason:
+        pytest.skip(reason)
+    with scratch_database() as name:
+        yield name
 
 
 @pytest.fixture(params=BACKENDS)

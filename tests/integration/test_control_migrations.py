@@ -1,0 +1,386 @@
+"""The control plane's schema on Alembic, on SQLite and PostgreSQL: a database made before Alembic
+upgrades in place and keeps its keys, secrets, policies, records and audit chain; the revisions
+build exactly the schema the old runner built; `models.py` and the revisions agree (and the check
+that says so can fail); instances that start together migrate once; SQLite's batch mode can
+rebuild a table other tables reference; a revision that breaks a foreign key changes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic import command
+from alembic.script import ScriptDirectory
+from sqlalchemy import Column, MetaData, Text, insert, inspect, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+from tests.fixtures.control import legacy_schema as old
+from tests.unit.control.pg import control_settings, pg_database, pg_url, scratch_database  # noqa: F401  (fixtures)
+
+from sluicegate.control.audit import Actor
+from sluicegate.control.keys import hash_key
+from sluicegate.control.migrations import HERE, LEGACY_TABLE, MigrationError, config, differences, migrate, revisions
+from sluicegate.control.migrations.__main__ import main as tool
+from sluicegate.control.models import metadata, workspaces
+from sluicegate.control.schemas import PolicyIn
+from sluicegate.control.settings import ControlSettings
+from sluicegate.control.store import ControlStore
+from sluicegate.control.view import ControlView
+from sluicegate.errors import Unauthenticated
+
+ACTOR = Actor("test/migrations", "rid-m", "127.0.0.1")
+
+
+async def _legacy(settings: ControlSettings, version: int = 2) -> None:
+    """A database as the release before Alembic left it: its schema up to `version`, and its rows."""
+    store = ControlStore(settings)  # only for its engine: not opened, so nothing is migrated
+    try:
+        async with store.engine.begin() as conn:
+            await old.create(conn, version)
+            await old.fill(conn, version)
+    finally:
+        await store.close()
+
+
+def _after(revision: str) -> list[str]:
+    """The revisions after `revision`, oldest first."""
+    ids = revisions()
+    return ids[ids.index(revision) + 1 :]
+
+
+async def _scalars(store: ControlStore, sql: str) -> list[Any]:
+    async with store.read() as conn:
+        return list((await conn.execute(text(sql))).scalars())
+
+
+async def _differences(store: ControlStore, target: MetaData = metadata) -> list[Any]:
+    async with store.read() as conn:
+        return await conn.run_sync(differences, target)
+
+
+@pytest.fixture
+def twin_settings(control_settings: ControlSettings, tmp_path: Path) -> Iterator[ControlSettings]:  # noqa: F811
+    """A second fresh database on the same backend as `control_settings`."""
+    if control_settings.is_sqlite:
+        yield control_settings.model_copy(update={"database_url": f"sqlite:///{tmp_path / 'twin.db'}"})
+        return
+    with scratch_database() as name:
+        yield control_settings.model_copy(update={"database_url": pg_url(name)})
+
+
+# ── (1) a database from before Alembic ──────────────────────────────────────────────────────────
+
+
+async def test_a_database_from_before_alembic_upgrades_in_place(control_settings: ControlSettings) -> None:  # noqa: F811
+    await _legacy(control_settings)
+    store = ControlStore(control_settings)
+    view = ControlView(store)
+    try:
+        # the old version 2 is revision 0002: adopted there, then upgraded (0003 mends its SQLite keys)
+        assert await store.open() == _after("0002")
+        assert await _scalars(store, "SELECT version_num FROM alembic_version") == [revisions()[-1]]
+        # the old bookkeeping is left as it was, so an instance of the previous release still starts
+        assert sorted(await _scalars(store, f"SELECT version FROM {LEGACY_TABLE}")) == [1, 2]
+        assert await _differences(store) == []  # the schema is what models.py says
+
+        await view.refresh()
+        who = view.authenticate(f"Bearer {old.KEY}".encode(), None)  # found by its hash
+        assert (who.key_name, who.workspace, who.org, who.user) == (old.KEY_ID, old.WORKSPACE, old.ORG, old.USER)
+        with pytest.raises(Unauthenticated) as revoked:
+            view.authenticate(f"Bearer {old.REVOKED_KEY}".encode(), None)
+        assert revoked.value.code == "revoked_api_key"
+        token = await store.token_by_hash(hash_key(old.ADMIN_TOKEN))
+        assert token is not None and token["org_id"] == old.ORG and token["revoked_at"] is None
+
+        openai = view.provider_credential(old.WORKSPACE, "openai")  # the workspace's own, opened with the master key
+        assert openai is not None and openai.secret.reveal() == old.OPENAI_SECRET
+        assert openai.base_url == "https://api.openai.com/v1"
+        anthropic = view.provider_secret(old.WORKSPACE, "anthropic")  # the org's default
+        assert anthropic is not None and anthropic.reveal() == old.ANTHROPIC_SECRET
+
+        policy = PolicyIn.model_validate(old.POLICY)
+        assert await store.policy("workspace", old.WORKSPACE) == policy
+        caps = {(c.level, c.entity_id, c.window, c.limit_nusd) for c in view.cap_lines(who)}
+        assert caps == {("workspace", old.WORKSPACE, "day", 12_500_000_000)}
+
+        verified = await store.verify_audit()
+        assert verified.ok and verified.rows == 10
+        events = await store.events(old.ORG, {}, "2026-11-01", "2026-12-01", 10)
+        assert [e["id"] for e in events] == ["evt_legacy1"]
+        spend = await store.spend_rollup(old.ORG, {}, ["model"], None, "2026-11-01", "2026-12-01")
+        assert spend == [
+            {"model": "gpt-4o-mini", "calls": 1, "input_tokens": 12, "output_tokens": 34, "cost_nusd": 5600}
+        ]
+
+        # the chain and the change counter go on from where the old release left them
+        await store.create_org(ACTOR, "after-upgrade")
+        verified = await store.verify_audit()
+        assert verified.ok and verified.rows == 11
+        assert await store.version() == old.STATE["version"] + 1
+        assert await store.open() == []
+        # an instance of the previous release starting now (a rolling upgrade) finds nothing to do
+        async with store.engine.begin() as conn:
+            assert await old.old_migrate(conn) == []
+        assert await store.open() == []
+    finally:
+        await view.stop()
+        await store.close()
+
+
+async def test_a_database_at_the_old_first_version_gets_the_second(control_settings: ControlSettings) -> None:  # noqa: F811
+    await _legacy(control_settings, version=1)
+    store = ControlStore(control_settings)
+    try:
+        assert await store.open() == _after("0001")  # stamped at 0001, then upgraded
+        assert await _differences(store) == []
+        verified = await store.verify_audit()
+        assert verified.ok and verified.rows == 10
+        await store.insert_records([], [{**old.ROWS["spend_ledger"][0], "id": "spd_after"}])
+        assert await _scalars(store, "SELECT id FROM spend_ledger") == ["spd_after"]
+    finally:
+        await store.close()
+
+
+async def test_unknown_old_bookkeeping_is_refused_and_nothing_changes(control_settings: ControlSettings) -> None:  # noqa: F811
+    await _legacy(control_settings)
+    store = ControlStore(control_settings)
+    try:
+        async with store.engine.begin() as conn:  # a version this release never had (a newer runner, or a hand edit)
+            await conn.execute(text(f"INSERT INTO {LEGACY_TABLE} (version, applied_at) VALUES (3, 'x')"))
+        with pytest.raises(MigrationError, match=r"versions \[1, 2, 3\]"):
+            await store.open()
+        async with store.read() as conn:
+            assert not await conn.run_sync(lambda c: inspect(c).has_table("alembic_version"))
+    finally:
+        await store.close()
+
+
+def _schema(conn: Connection) -> dict[str, Any]:
+    """Every table's columns (in order), primary key, foreign keys, indexes and unique constraints."""
+    found = inspect(conn)
+    out: dict[str, Any] = {}
+    for table in sorted(found.get_table_names()):
+        if table in ("alembic_version", LEGACY_TABLE):
+            continue
+        out[table] = {
+            "columns": [(c["name"], str(c["type"]), c["nullable"], c.get("default")) for c in found.get_columns(table)],
+            "pk": found.get_pk_constraint(table),
+            "fks": sorted(
+                (
+                    fk["name"] or "",
+                    tuple(fk["constrained_columns"]),
+                    fk["referred_table"],
+                    tuple(fk["referred_columns"]),
+                )
+                for fk in found.get_foreign_keys(table)
+            ),
+            "indexes": sorted((i["name"], tuple(i["column_names"]), i["unique"]) for i in found.get_indexes(table)),
+            "uniques": sorted((u["name"] or "", tuple(u["column_names"])) for u in found.get_unique_constraints(table)),
+        }
+    return out
+
+
+async def test_a_database_from_before_alembic_ends_with_the_schema_of_a_fresh_one(
+    control_settings: ControlSettings,  # noqa: F811
+    twin_settings: ControlSettings,
+) -> None:
+    await _legacy(control_settings)
+    upgraded, fresh = ControlStore(control_settings), ControlStore(twin_settings)
+    try:
+        await upgraded.open()
+        assert await fresh.open() == revisions()
+        async with upgraded.read() as a, fresh.read() as b:
+            before, after = await a.run_sync(_schema), await b.run_sync(_schema)
+        assert set(after) == {t.name for t in metadata.sorted_tables}
+        assert after == before  # column for column, constraint for constraint (names too, on PostgreSQL)
+    finally:
+        await upgraded.close()
+        await fresh.close()
+
+
+# ── (2) models.py and the revisions agree ───────────────────────────────────────────────────────
+
+
+def _flat(diffs: list[Any]) -> set[tuple[str, ...]]:
+    """(operation, table, name) for each difference Alembic reports."""
+    out: set[tuple[str, ...]] = set()
+    for diff in diffs:
+        for op in diff if isinstance(diff, list) else [diff]:
+            kind = op[0]
+            if kind == "add_column":
+                out.add((kind, op[2], op[3].name))
+            elif kind in ("add_index", "remove_index"):
+                out.add((kind, op[1].table.name, op[1].name))
+            elif kind.startswith("modify_"):
+                out.add((kind, op[2], op[3]))
+            else:
+                out.add((kind, "", ""))
+    return out
+
+
+async def test_models_and_revisions_agree_and_the_check_can_fail(control_settings: ControlSettings) -> None:  # noqa: F811
+    store = ControlStore(control_settings)
+    try:
+        await store.open()
+        assert await _differences(store) == []
+        altered = MetaData()
+        for table in metadata.sorted_tables:
+            table.to_metadata(altered)
+        altered.tables["orgs"].append_column(Column("plan", Text))  # a column no revision adds
+        users = altered.tables["users"]
+        users.c["name"].nullable = True  # a constraint no revision relaxes
+        users.indexes.discard(next(i for i in users.indexes if i.name == "users_workspace"))  # an index dropped
+        assert _flat(await _differences(store, altered)) == {
+            ("add_column", "orgs", "plan"),
+            ("modify_nullable", "users", "name"),
+            ("remove_index", "users", "users_workspace"),
+        }
+    finally:
+        await store.close()
+
+
+def test_the_revisions_are_one_numbered_line() -> None:
+    script = ScriptDirectory.from_config(config())
+    ids = revisions()
+    assert script.get_heads() == [ids[-1]]  # one head: two branches that each added a revision would fail here
+    assert ids[:3] == ["0001", "0002", "0003"] and ids == [f"{n:04d}" for n in range(1, len(ids) + 1)]
+    assert len(list((HERE / "versions").glob("*.py"))) == len(ids)  # no file hidden behind a duplicate id
+    for rev in script.walk_revisions():
+        assert Path(rev.path).parent == HERE / "versions"
+        assert re.fullmatch(rf"{rev.revision}_[a-z0-9_]+\.py", Path(rev.path).name), rev.path
+        assert rev.down_revision == (None if rev.revision == "0001" else f"{int(rev.revision) - 1:04d}")
+
+
+def _downgrade_to_base(conn: Connection) -> None:
+    cfg = config()
+    cfg.attributes["connection"] = conn
+    with conn.begin():
+        command.downgrade(cfg, "base")
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["fresh", "from-before-alembic"])
+async def test_every_revision_downgrades_and_upgrades_again(control_settings: ControlSettings, legacy: bool) -> None:  # noqa: F811
+    if legacy:
+        await _legacy(control_settings)
+    store = ControlStore(control_settings)
+    try:
+        await store.open()
+        async with store.engine.connect() as conn:
+            await conn.run_sync(_downgrade_to_base)
+        async with store.read() as conn:
+            left = await conn.run_sync(lambda c: inspect(c).get_table_names())
+        assert sorted(left) == ["alembic_version", *([LEGACY_TABLE] if legacy else [])]
+        assert await store.open() == revisions()  # from nothing: the old bookkeeping is not adopted twice
+        assert await _differences(store) == []
+    finally:
+        await store.close()
+
+
+# ── (3) starting together ───────────────────────────────────────────────────────────────────────
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["fresh", "from-before-alembic"])
+async def test_instances_starting_together_migrate_once(control_settings: ControlSettings, legacy: bool) -> None:  # noqa: F811
+    if legacy:
+        await _legacy(control_settings)
+    stores = [ControlStore(control_settings) for _ in range(3)]
+    try:
+        applied = await asyncio.gather(*(s.open() for s in stores))
+        assert sorted(applied) == sorted([[], [], _after("0002") if legacy else revisions()])
+        assert await _scalars(stores[0], "SELECT version_num FROM alembic_version") == [revisions()[-1]]
+        verified = await stores[0].verify_audit()
+        assert verified.ok and verified.rows == (10 if legacy else 0)
+    finally:
+        for s in stores:
+            await s.close()
+
+
+# ── (4) revisions after these: SQLite's batch mode, and a revision that breaks a foreign key ──────
+
+
+def _extra_revision(directory: Path, body: str) -> str:
+    """A revision `9001` after the newest one, in its own version directory; returns its id."""
+    directory.mkdir()
+    (directory / "9001_test.py").write_text(
+        f'revision = "9001"\ndown_revision = "{revisions()[-1]}"\n'
+        "import sqlalchemy as sa\nfrom alembic import op\n\n"
+        f"def upgrade():\n{body}\n\ndef downgrade():\n    pass\n"
+    )
+    return "9001"
+
+
+async def test_batch_mode_rebuilds_a_table_that_others_reference(
+    control_settings: ControlSettings,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    await _legacy(control_settings)
+    # On SQLite this copies `orgs` into a new table and drops the old one, which four tables reference.
+    extra = tmp_path / "versions"
+    rev = _extra_revision(
+        extra,
+        '    with op.batch_alter_table("orgs") as b:\n'
+        '        b.alter_column("name", existing_type=sa.Text(), nullable=True)\n',
+    )
+    store = ControlStore(control_settings)
+    try:
+        assert await migrate(store.engine, [extra]) == [*_after("0002"), rev]
+        assert await _scalars(store, "SELECT name FROM orgs") == ["acme"]
+        verified = await store.verify_audit()
+        assert verified.ok and verified.rows == 10
+        view = ControlView(store)
+        await view.refresh()
+        assert view.authenticate(f"Bearer {old.KEY}".encode(), None).org == old.ORG
+        # foreign keys are enforced again on the store's connections
+        row = {"id": "ws_orphan", "org_id": "org_nobody", "name": "x", "created_at": "2026-01-01T00:00:00+00:00"}
+        with pytest.raises(IntegrityError):
+            async with store.engine.begin() as conn:
+                await conn.execute(insert(workspaces).values(**row))
+    finally:
+        await store.close()
+
+
+async def test_a_revision_that_breaks_a_foreign_key_changes_nothing(
+    control_settings: ControlSettings,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    await _legacy(control_settings)
+    extra = tmp_path / "versions"
+    _extra_revision(extra, '    op.execute("DELETE FROM orgs")\n')  # workspaces, users and keys still point at it
+    store = ControlStore(control_settings)
+    try:
+        refused = MigrationError if control_settings.is_sqlite else IntegrityError  # PostgreSQL checks at once
+        with pytest.raises(refused):
+            await migrate(store.engine, [extra])
+        assert await _scalars(store, "SELECT id FROM orgs") == [old.ORG]
+        # the adoption rolled back with it (no alembic_version): the next start adopts again
+        async with store.read() as conn:
+            assert not await conn.run_sync(lambda c: inspect(c).has_table("alembic_version"))
+        assert await store.open() == _after("0002")
+        assert await _scalars(store, "SELECT version_num FROM alembic_version") == [revisions()[-1]]
+    finally:
+        await store.close()
+
+
+# ── the revision tool ───────────────────────────────────────────────────────────────────────────
+
+
+def test_the_revision_tool_checks_and_writes_nothing_when_models_agree(capsys: pytest.CaptureFixture[str]) -> None:
+    before = sorted(p.name for p in (HERE / "versions").glob("*.py"))
+    assert tool(["check"]) == 0
+    assert "agree" in capsys.readouterr().err
+    assert tool(["new", "nothing to do"]) == 1
+    assert "nothing to generate" in capsys.readouterr().err
+    assert sorted(p.name for p in (HERE / "versions").glob("*.py")) == before
+
+
+def test_the_revision_tool_refuses_a_database_with_tables(
+    control_settings: ControlSettings,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    asyncio.run(_legacy(control_settings))
+    assert tool(["check", "--database-url", control_settings.database_url]) == 2
+    assert "empty scratch database" in capsys.readouterr().err
