@@ -306,6 +306,8 @@ async def test_a_rotated_key_verifies_with_the_retired_one(store: ControlStore, 
     s = ControlStore(rotated)
     await s.open()
     try:
+        with pytest.raises(audit.AuditKeyError, match="put the previous audit key"):
+            await on_open(s, [])  # a start with a new key must keep the old one for verify
         await _changes(s, 2)
         alone = await s.verify_audit()
         assert not alone.ok and alone.broken_seq == 1 and "which is not configured" in alone.reason
@@ -315,9 +317,10 @@ async def test_a_rotated_key_verifies_with_the_retired_one(store: ControlStore, 
     both = ControlStore(_settings(rotated, tmp_path, audit_key=OTHER_KEY, audit_retired_keys=[MASTER_KEY]))
     await both.open()
     try:
+        await on_open(both, [])  # the first uses of the master key and the new audit key, signed with the new
         result = await both.verify_audit()
         old, new = store.audit_keys()[0].current, both.audit_keys()[0].current
-        assert result.ok and result.rows == 5 and result.key_ids == (old.key_id, new.key_id)  # type: ignore[union-attr]
+        assert result.ok and result.rows == 3 + 2 + 2 and result.key_ids == (old.key_id, new.key_id)  # type: ignore[union-attr]
     finally:
         await both.close()
 

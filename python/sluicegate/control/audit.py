@@ -212,16 +212,26 @@ async def lock(conn: AsyncConnection) -> Head:
     return await read_head(conn)
 
 
-def need_key(head: Head, key: AuditKey | None) -> None:
-    """Refuse to go on without a key once the chain is keyed: an unkeyed row would read as a rewrite.
+def need_key(head: Head, key: AuditKey | None, keyring: Keyring | None = None) -> None:
+    """Refuse to go on without a key once the chain is keyed (an unkeyed row would read as a
+    rewrite), and, given the keyring, with a head signed by a key it does not hold (a new key without
+    the old one among the retired ones would leave the rows before it unverifiable).
 
     Raises:
-        AuditKeyError: the head is keyed and `key` is None.
+        AuditKeyError: saying which key is missing and where it goes.
     """
-    if key is None and head.hash.startswith(KEYED):
+    if not head.hash.startswith(KEYED):
+        return
+    key_id = head.hash.split(":")[1]
+    if key is None:
         raise AuditKeyError(
-            f"the audit log is signed with audit key {head.hash.split(':')[1]} and no audit key is configured "
+            f"the audit log is signed with audit key {key_id} and no audit key is configured "
             "(control.audit_key, or the master key it is derived from)"
+        )
+    if keyring is not None and key_id not in keyring.keys:
+        raise AuditKeyError(
+            f"the audit log's newest row is signed with audit key {key_id}, but the configured key is "
+            f"{key.key_id}: after a rotation, put the previous audit key (or master key) in control.audit_retired_keys"
         )
 
 

@@ -58,9 +58,9 @@ async def on_open(store: ControlStore, applied: Sequence[int | str]) -> None:
     """
     keyring, writer = store.audit_keys()
     path, named = store.settings.audit_anchor_path()
+    async with store.read() as conn:  # a keyed log without its key, or rotated without the old one: no start
+        audit.need_key(await audit.read_head(conn), keyring.current, keyring)
     if keyring.current is None:
-        async with store.read() as conn:
-            audit.need_key(await audit.read_head(conn), None)  # a keyed log without its key: no start
         log.warning(
             "the audit log is not keyed: set control.audit_key or a master key, or rows can be rewritten unnoticed"
         )
