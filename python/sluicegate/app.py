@@ -140,7 +140,7 @@ class App:
                 self.logs.start()
                 try:
                     if self.control is not None:
-                        await self.control.start()
+                        await self.control.start(self.settings)
                     for sink in self.sinks:
                         await sink.start()
                     await self.gateway.start()

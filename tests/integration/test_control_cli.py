@@ -13,12 +13,16 @@ from tests.unit.control.pg import MASTER_KEY, control_settings, pg_database  # n
 from sluicegate.control.settings import ControlSettings
 
 
-def _cli(settings: ControlSettings, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+def _cli(
+    settings: ControlSettings, *args: str, stdin: str = "", env_extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {
         "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": os.environ.get("PYTHONPATH", ""),  # a worktree's sources first, as in the tests' own process
         "SLUICEGATE_CONTROL__ENABLED": "true",
         "SLUICEGATE_CONTROL__DATABASE_URL": settings.database_url,
         "SLUICEGATE_CONTROL__MASTER_KEY": MASTER_KEY,
+        **(env_extra or {}),
     }
     if "PYTHONPATH" in os.environ:  # a worktree's own sources first, as in the test process
         env["PYTHONPATH"] = os.environ["PYTHONPATH"]
@@ -57,6 +61,9 @@ def test_admin_commands_bootstrap_set_and_list(control_settings: ControlSettings
     listing = _cli(control_settings, "admin", "audit", "list")
     actions = [row["action"] for row in json.loads(listing.stdout)]
     assert actions == [
+        "migrations.apply",  # the first command opened a new database: the system's rows come first
+        "master_key.first_use",
+        "audit_key.first_use",
         "org.create",
         "workspace.create",
         "user.create",
@@ -68,7 +75,7 @@ def test_admin_commands_bootstrap_set_and_list(control_settings: ControlSettings
     ]
     assert "sk-cli-secret-123" not in listing.stdout and key not in listing.stdout
     verify = _cli(control_settings, "audit", "verify")
-    assert verify.returncode == 0 and "intact: 8 rows" in verify.stdout
+    assert verify.returncode == 0 and "intact: 11 rows, signed with audit key" in verify.stdout, verify.stdout
 
 
 def test_audit_verify_names_an_edited_row(control_settings: ControlSettings) -> None:  # noqa: F811
@@ -116,4 +123,54 @@ def test_admin_migrate_upgrades_a_database_from_before_alembic(control_settings:
     again = _cli(control_settings, "admin", "migrate")
     assert again.returncode == 0 and json.loads(again.stdout) == {"applied": [], "head": ids[-1]}
     verify = _cli(control_settings, "audit", "verify")
-    assert verify.returncode == 0 and "intact: 10 rows" in verify.stdout
+    assert verify.returncode == 0 and "audit log intact: 13 rows" in verify.stdout, verify.stdout
+    # the ten rows from before, then what the upgrade recorded: the migrations, the keys' first use
+    assert "10 legacy rows are unkeyed" in verify.stdout
+
+
+def test_audit_verify_finds_truncation_and_wiping_and_prints_no_diff(
+    control_settings: ControlSettings,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    import asyncio
+
+    from tests.integration.test_control_audit import _sql
+
+    anchors = tmp_path / "cli.anchors"
+    env = {"SLUICEGATE_CONTROL__AUDIT_ANCHOR_FILE": str(anchors)}
+    boot = _cli(control_settings, "admin", "bootstrap", env_extra=env)
+    assert boot.returncode == 0, boot.stderr
+    ws = _json_head(boot.stdout)["workspace"]["id"]  # type: ignore[index]
+    secret = _cli(
+        control_settings, "admin", "secret", "set", "--workspace", ws, "openai", stdin="sk-1\n", env_extra=env
+    )
+    assert secret.returncode == 0, secret.stderr
+    intact = _cli(control_settings, "audit", "verify", env_extra=env)
+    assert intact.returncode == 0 and "intact: 8 rows" in intact.stdout and "anchors agree" in intact.stdout
+
+    def sql(*statements: tuple[str, tuple[object, ...]]) -> list[dict[str, object]]:
+        return asyncio.run(_sql(control_settings, list(statements)))
+
+    # A secret planted in a diff: the row is named, the diff is not printed.
+    original = sql(("SELECT diff FROM audit_log WHERE action = 'secret.set'", ()))[0]["diff"]
+    planted = '{"after": {"value": "sk-planted-MARKER-0123456789"}, "before": null}'
+    sql(("UPDATE audit_log SET diff = $1 WHERE action = 'secret.set'", (planted,)))
+    edited = _cli(control_settings, "audit", "verify", env_extra=env)
+    assert edited.returncode == 3 and "broken at row 8: its HMAC does not match" in edited.stderr
+    assert "MARKER" not in edited.stdout + edited.stderr and "sk-1" not in edited.stdout + edited.stderr
+    sql(("UPDATE audit_log SET diff = $1 WHERE action = 'secret.set'", (original,)))
+
+    # The newest rows deleted and the head moved back: the chain alone looks whole.
+    head = sql(("SELECT hash FROM audit_log WHERE seq = 6", ()))[0]["hash"]
+    sql(
+        ("DELETE FROM audit_log WHERE seq > 6", ()),
+        ("UPDATE control_state SET audit_head_seq = 6, audit_head_hash = $1", (head,)),
+    )
+    cut = _cli(control_settings, "audit", "verify", env_extra=env)
+    assert cut.returncode == 3 and "broken at row 7:" in cut.stderr and "(truncated)" in cut.stderr
+    elsewhere = _cli(control_settings, "audit", "verify", "--anchors", str(tmp_path / "none"), env_extra=env)
+    assert elsewhere.returncode == 0 and "no anchors to check" in elsewhere.stdout  # the anchors are what catch it
+
+    sql(("DELETE FROM audit_log", ()), ("UPDATE control_state SET audit_head_seq = 0, audit_head_hash = ''", ()))
+    wiped = _cli(control_settings, "audit", "verify", env_extra=env)
+    assert wiped.returncode == 3 and "broken at row 1:" in wiped.stderr and "(wiped)" in wiped.stderr

@@ -29,6 +29,7 @@ from sluicegate.control.models import metadata, workspaces
 from sluicegate.control.schemas import PolicyIn
 from sluicegate.control.settings import ControlSettings
 from sluicegate.control.store import ControlStore
+from sluicegate.control.system_events import on_open
 from sluicegate.control.view import ControlView
 from sluicegate.errors import Unauthenticated
 
@@ -81,7 +82,9 @@ async def test_a_database_from_before_alembic_upgrades_in_place(control_settings
     view = ControlView(store)
     try:
         # the old version 2 is revision 0002: adopted there, then upgraded (0003 mends its SQLite keys)
-        assert await store.open() == _after("0002")
+        applied = await store.open()
+        assert applied == _after("0002")
+        await on_open(store, applied)  # as a starting gateway does: seals the legacy rows, records the upgrade
         assert await _scalars(store, "SELECT version_num FROM alembic_version") == [revisions()[-1]]
         # the old bookkeeping is left as it was, so an instance of the previous release still starts
         assert sorted(await _scalars(store, f"SELECT version FROM {LEGACY_TABLE}")) == [1, 2]
@@ -108,7 +111,8 @@ async def test_a_database_from_before_alembic_upgrades_in_place(control_settings
         assert caps == {("workspace", old.WORKSPACE, "day", 12_500_000_000)}
 
         verified = await store.verify_audit()
-        assert verified.ok and verified.rows == 10
+        assert verified.ok and verified.legacy_rows == 10 and verified.rows > 10
+        before = verified.rows
         events = await store.events(old.ORG, {}, "2026-11-01", "2026-12-01", 10)
         assert [e["id"] for e in events] == ["evt_legacy1"]
         spend = await store.spend_rollup(old.ORG, {}, ["model"], None, "2026-11-01", "2026-12-01")
@@ -119,7 +123,7 @@ async def test_a_database_from_before_alembic_upgrades_in_place(control_settings
         # the chain and the change counter go on from where the old release left them
         await store.create_org(ACTOR, "after-upgrade")
         verified = await store.verify_audit()
-        assert verified.ok and verified.rows == 11
+        assert verified.ok and verified.rows == before + 1
         assert await store.version() == old.STATE["version"] + 1
         assert await store.open() == []
         # an instance of the previous release starting now (a rolling upgrade) finds nothing to do
@@ -135,10 +139,12 @@ async def test_a_database_at_the_old_first_version_gets_the_second(control_setti
     await _legacy(control_settings, version=1)
     store = ControlStore(control_settings)
     try:
-        assert await store.open() == _after("0001")  # stamped at 0001, then upgraded
+        applied = await store.open()
+        assert applied == _after("0001")  # stamped at 0001, then upgraded
+        await on_open(store, applied)
         assert await _differences(store) == []
         verified = await store.verify_audit()
-        assert verified.ok and verified.rows == 10
+        assert verified.ok and verified.legacy_rows == 10
         await store.insert_records([], [{**old.ROWS["spend_ledger"][0], "id": "spd_after"}])
         assert await _scalars(store, "SELECT id FROM spend_ledger") == ["spd_after"]
     finally:
@@ -292,8 +298,11 @@ async def test_instances_starting_together_migrate_once(control_settings: Contro
         applied = await asyncio.gather(*(s.open() for s in stores))
         assert sorted(applied) == sorted([[], [], _after("0002") if legacy else revisions()])
         assert await _scalars(stores[0], "SELECT version_num FROM alembic_version") == [revisions()[-1]]
+        await asyncio.gather(*(on_open(s, a) for s, a in zip(stores, applied, strict=True)))
         verified = await stores[0].verify_audit()
-        assert verified.ok and verified.rows == (10 if legacy else 0)
+        assert verified.ok and verified.legacy_rows == (10 if legacy else 0)
+        actions = await _scalars(stores[0], "SELECT action FROM audit_log WHERE actor = 'system'")
+        assert actions.count("migrations.apply") == 1  # recorded once, by the instance that migrated
     finally:
         for s in stores:
             await s.close()
@@ -359,7 +368,9 @@ async def test_a_revision_that_breaks_a_foreign_key_changes_nothing(
         # the adoption rolled back with it (no alembic_version): the next start adopts again
         async with store.read() as conn:
             assert not await conn.run_sync(lambda c: inspect(c).has_table("alembic_version"))
-        assert await store.open() == _after("0002")
+        applied = await store.open()
+        assert applied == _after("0002")
+        await on_open(store, applied)  # as a starting gateway does: seals the legacy rows, records the upgrade
         assert await _scalars(store, "SELECT version_num FROM alembic_version") == [revisions()[-1]]
     finally:
         await store.close()

@@ -44,6 +44,7 @@ from sluicegate.control.schemas import (
     WorkspaceIn,
 )
 from sluicegate.control.store import Conflict, ControlStore, public_key
+from sluicegate.control.system_events import AuthFailures
 from sluicegate.control.view import ControlView
 from sluicegate.spend.caps import CapLine
 
@@ -551,6 +552,7 @@ class AdminApi:
         self.view = view
         self.caps_status: CapsStatus | None = None  # set by the gateway, which holds the spend store
         self.run_url = run_url
+        self.auth_failures = AuthFailures(store)  # failed sign-ins in the audit log, rate-limited
         page = (Path(__file__).parent / "static" / "ui.html").read_text()
         self.ui_page = page.replace('<html lang="en">', f'<html lang="en" data-trace-url="{html.escape(run_url)}">')
         self.openapi = orjson.dumps(openapi_document(ENDPOINTS))
@@ -596,9 +598,9 @@ class AdminApi:
     def _wrap(self, endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
         async def handle(request: Request) -> Response:
             rid = request.headers.get("x-request-id", "")[:64] or os.urandom(12).hex()
+            client = request.client.host if request.client else ""
             try:
                 principal = await self._principal(request)
-                client = request.client.host if request.client else ""
                 actor = Actor(principal.actor, rid, client)
                 ctx = Ctx(
                     request,
@@ -617,6 +619,8 @@ class AdminApi:
                 if endpoint.mutates and self.view is not None:
                     await self.view.refresh()
             except ApiError as err:
+                if err.status == 401:
+                    await self.auth_failures.note(client, rid)
                 body: dict[str, Any] = {"code": err.code, "message": err.message}
                 if err.fields is not None:
                     body["fields"] = err.fields

@@ -14,7 +14,7 @@ sluicegate admin secret set --org ORG_ID | --workspace WS_ID PROVIDER [--base-ur
 sluicegate admin policy set --level org|workspace|user|key --id ID (--file FILE | --json TEXT)
 sluicegate admin policy effective KEY_ID
 sluicegate admin audit list [--org ORG_ID] [--limit N]
-sluicegate audit verify
+sluicegate audit verify [--anchors FILE]...
 ```
 
 Every command takes `--config FILE` (the `[control]` section) and acts as the local operator
@@ -35,13 +35,17 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from sluicegate.control.audit import Actor
+from sluicegate.config import ConfigError
+from sluicegate.control import audit as audit_log
+from sluicegate.control.audit import Actor, AuditKeyError
+from sluicegate.control.crypto import MasterKeyError
 from sluicegate.control.migrations import MigrationError, revisions
 from sluicegate.control.models import api_keys, orgs, users, workspaces
 from sluicegate.control.policies import effective
 from sluicegate.control.schemas import KeyIn, PolicyIn, SecretIn
 from sluicegate.control.settings import ControlSettings
 from sluicegate.control.store import Conflict, ControlStore
+from sluicegate.control.system_events import on_open
 
 SECRET_ENV = "SLUICEGATE_SECRET_VALUE"
 
@@ -101,8 +105,14 @@ def register(sub: Any) -> None:
     listing.add_argument("--limit", type=int, default=100)
 
     audit = sub.add_parser("audit", help="the audit log").add_subparsers(dest="audit_command", required=True)
-    verify = audit.add_parser("verify", help="check the hash chain; name the first broken row")
+    verify = audit.add_parser("verify", help="check the keyed chain against its anchors; name the first bad row")
     verify.add_argument("--config", help="a TOML or YAML file (SLUICEGATE_CONFIG)")
+    verify.add_argument(
+        "--anchors",
+        action="append",
+        metavar="FILE",
+        help="an anchor file to check against (repeatable; default control.audit_anchor_file)",
+    )
 
 
 def _settings(args: argparse.Namespace) -> ControlSettings:
@@ -210,15 +220,23 @@ async def _admin(args: argparse.Namespace, store: ControlStore, actor: Actor) ->
         _out(await store.audit_rows(args.org, 0, args.limit))
 
 
-async def _with_store(settings: ControlSettings, body: Callable[[ControlStore], Awaitable[None]]) -> list[str]:
-    """Open the store (migrating it), run `body`, close; returns the revisions the opening applied."""
+async def _with_store(
+    settings: ControlSettings, body: Callable[[ControlStore], Awaitable[None]], changes: bool = True
+) -> list[str]:
+    """Open the store (migrating it), run `body`, close; returns the revisions the opening applied.
+    A command that `changes` things may create the master key file and records what opening did
+    (migrations, a key's first use); `audit verify` only reads."""
     store = ControlStore(settings)
     try:
         try:
-            applied = await store.open(create_master_key=True)
+            applied = await store.open(create_master_key=changes)
+            if changes:
+                await on_open(store, applied)
         except MigrationError as exc:
             _fail(f"the control plane's database was not migrated: {exc}")
             raise
+        except (ConfigError, MasterKeyError) as exc:  # an audit key, an anchor file, the master key
+            _fail(str(exc))
         await body(store)
         return applied
     finally:
@@ -251,12 +269,14 @@ def run(args: argparse.Namespace) -> None:
     outcome: list[Any] = []
 
     async def verify(store: ControlStore) -> None:
-        outcome.append(await store.verify_audit())
+        try:
+            outcome.append(await store.verify_audit([Path(p) for p in args.anchors] if args.anchors else None))
+        except AuditKeyError as exc:
+            _fail(str(exc))
 
-    asyncio.run(_with_store(settings, verify))
+    asyncio.run(_with_store(settings, verify, changes=False))
     result = outcome[0]
-    if result.ok:
-        print(f"audit log intact: {result.rows} rows")
-        return
-    print(f"audit log broken at row {result.broken_seq}: {result.reason}", file=sys.stderr)
-    raise SystemExit(3)
+    lines = audit_log.describe(result)
+    print("\n".join(lines), file=sys.stdout if result.ok else sys.stderr)
+    if not result.ok:
+        raise SystemExit(3)

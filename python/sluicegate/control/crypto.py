@@ -15,11 +15,13 @@ import os
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from sluicegate.control.settings import ControlSettings
 
-__all__ = ["MasterKey", "MasterKeyError", "generate_master_key", "load_master_key"]
+__all__ = ["MasterKey", "MasterKeyError", "decode_key", "generate_master_key", "hkdf", "load_master_key"]
 
 
 class MasterKeyError(ValueError):
@@ -29,6 +31,27 @@ class MasterKeyError(ValueError):
 def generate_master_key() -> str:
     """A new master key: 32 random bytes, URL-safe base64."""
     return base64.urlsafe_b64encode(os.urandom(32)).decode()
+
+
+def decode_key(encoded: str, what: str = "the master key") -> bytes:
+    """The 32 bytes of a key written in URL-safe base64.
+
+    Raises:
+        MasterKeyError: not 32 bytes of URL-safe base64 (the message names `what`, never the value).
+    """
+    try:
+        raw = base64.urlsafe_b64decode(encoded.strip().encode())
+    except (binascii.Error, ValueError):
+        raise MasterKeyError(f"{what} is not URL-safe base64") from None
+    if len(raw) != 32:
+        raise MasterKeyError(f"{what} must be 32 bytes (URL-safe base64)")
+    return raw
+
+
+def hkdf(secret: bytes, label: bytes) -> bytes:
+    """32 bytes derived from `secret` for one purpose (HKDF-SHA256, `label` as its info): keys for
+    different purposes never coincide, and none reveals the secret."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=label).derive(secret)
 
 
 class MasterKey:
@@ -41,20 +64,20 @@ class MasterKey:
         MasterKeyError: not 32 bytes of base64.
     """
 
-    __slots__ = ("_aead", "key_id")
+    __slots__ = ("_aead", "_raw", "key_id")
 
     def __init__(self, encoded: str) -> None:
-        try:
-            raw = base64.urlsafe_b64decode(encoded.strip().encode())
-        except (binascii.Error, ValueError):
-            raise MasterKeyError("the master key is not URL-safe base64") from None
-        if len(raw) != 32:
-            raise MasterKeyError("the master key must be 32 bytes (URL-safe base64)")
+        raw = decode_key(encoded)
         self._aead = AESGCM(raw)
+        self._raw = raw
         self.key_id = hashlib.sha256(raw).hexdigest()[:8]
 
     def __repr__(self) -> str:
         return f"MasterKey(key_id={self.key_id!r})"
+
+    def derive(self, label: bytes) -> bytes:
+        """A key for another purpose (such as the audit chain's), derived with HKDF under `label`."""
+        return hkdf(self._raw, label)
 
     def seal(self, plaintext: str, context: str) -> str:
         nonce = os.urandom(12)

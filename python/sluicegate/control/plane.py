@@ -6,9 +6,12 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
+from pydantic import BaseModel
+
 from sluicegate.control.admin_api import AdminApi
 from sluicegate.control.settings import ControlSettings
 from sluicegate.control.store import ControlStore
+from sluicegate.control.system_events import on_open, record_config
 from sluicegate.control.view import ControlView
 from sluicegate.policy.auth import KeyStore
 
@@ -30,12 +33,21 @@ class ControlPlane:
         self.view = ControlView(self.store, fallback)
         self.admin = AdminApi(self.store, self.view, run_url)
 
-    async def start(self) -> None:
-        await self.store.open()
+    async def start(self, config: BaseModel | None = None) -> None:
+        """Open the store, record what the audit log keeps of a start, and start the view.
+
+        Arguments:
+            config: the effective settings, recorded (as a digest) when they differ from the last
+                ones recorded.
+        """
+        await on_open(self.store, await self.store.open())
+        if config is not None:
+            await record_config(self.store, config)
         await self.view.start()
 
     async def stop(self) -> None:
         await self.view.stop()
+        await self.admin.auth_failures.close()
         await self.store.close()
 
 
@@ -47,7 +59,7 @@ def prepare(settings: ControlSettings) -> Bootstrapped | None:
     async def run() -> Bootstrapped | None:
         store = ControlStore(settings)
         try:
-            await store.open(create_master_key=True)
+            await on_open(store, await store.open(create_master_key=True))
             return await bootstrap_if_empty(store) if settings.bootstrap else None
         finally:
             await store.close()

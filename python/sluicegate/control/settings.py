@@ -8,6 +8,7 @@ master_key_file = "/run/secrets/sluicegate-master"   # or master_key / SLUICEGAT
 poll_interval_s = 0.25
 bootstrap = true
 redis_url = "redis://127.0.0.1:6379/0"                # optional: announce changes at once
+audit_anchor_file = "/var/lib/sluicegate/audit.anchors" # the audit chain's head, pinned outside the database
 ```
 """
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
 
 DEFAULT_DATABASE_URL = "sqlite:///sluicegate-control.db"
 
@@ -37,6 +38,14 @@ class ControlSettings(BaseModel):
             an org admin token, and print the key and token once.
         redis_url: when set, every change is also announced on the Redis channel
             `sluicegate:control:changed` and instances reload at once (polling stays as the fallback).
+        audit_key: the key of the audit chain's HMACs (32 bytes, URL-safe base64). Without it (and
+            without `audit_key_file`) the audit key is derived from the master key.
+        audit_key_file: a file holding `audit_key`.
+        audit_retired_keys: audit keys or master keys used before a rotation, so that
+            `sluicegate audit verify` can check the rows they signed (never used to sign).
+        audit_anchor_file: the append-only file where the chain's head is pinned (JSON lines).
+            Default: beside the SQLite database, or beside `master_key_file`.
+        audit_anchor_interval_s: an anchor is written at most this often (and at shutdown).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -49,6 +58,11 @@ class ControlSettings(BaseModel):
     last_used_flush_s: float = Field(1.0, gt=0, le=60)
     bootstrap: bool = True
     redis_url: str | None = Field(None, repr=False)
+    audit_key: str | None = Field(None, repr=False, exclude=True)
+    audit_key_file: str | None = None
+    audit_retired_keys: list[str] = Field(default_factory=list, repr=False, exclude=True)
+    audit_anchor_file: str | None = None
+    audit_anchor_interval_s: float = Field(5.0, ge=0, le=3600)
 
     @field_validator("database_url")
     @classmethod
@@ -56,6 +70,12 @@ class ControlSettings(BaseModel):
         if not value.startswith(("sqlite://", "sqlite+aiosqlite://", "postgresql://", "postgresql+asyncpg://")):
             raise ValueError("must start with sqlite:/// or postgresql://")
         return value
+
+    @model_validator(mode="after")
+    def _one_audit_key(self) -> ControlSettings:
+        if self.audit_key and self.audit_key_file:
+            raise ValueError("set control.audit_key or control.audit_key_file, not both")
+        return self
 
     @field_serializer("database_url", "redis_url")
     def _hide_password(self, value: str | None) -> str | None:
@@ -78,3 +98,15 @@ class ControlSettings(BaseModel):
             return None
         path = self.database_url.split("://", 1)[1][1:]
         return Path(path) if path and path != ":memory:" else None
+
+    def audit_anchor_path(self) -> tuple[Path | None, bool]:
+        """Where the audit anchors go, and whether the operator named the place.
+
+        Returns:
+            (`audit_anchor_file`, True) when set; else (the SQLite file's or `master_key_file`'s
+            name with `.anchors` appended, False); else (None, False): no anchors.
+        """
+        if self.audit_anchor_file:
+            return Path(self.audit_anchor_file), True
+        beside = self.sqlite_path() or (Path(self.master_key_file) if self.master_key_file else None)
+        return (beside.with_name(beside.name + ".anchors") if beside is not None else None), False

@@ -9,9 +9,10 @@ exactly one audit row. Instances watch `version` to know when to reload their vi
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
@@ -19,8 +20,9 @@ from sqlalchemy import delete, event, func, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from sluicegate.control import audit
-from sluicegate.control.audit import Actor
+from sluicegate.control import anchors, audit
+from sluicegate.control.anchors import AnchorWriter
+from sluicegate.control.audit import SYSTEM, Actor, Keyring
 from sluicegate.control.crypto import MasterKey, MasterKeyError, load_master_key
 from sluicegate.control.keys import (
     display_prefix,
@@ -106,6 +108,7 @@ class ControlStore:
             _sqlite_transactions(self.engine)
         self.master: MasterKey | None = None
         self._redis: Any = None
+        self._audit: tuple[MasterKey | None, Keyring, AnchorWriter] | None = None
 
     async def open(self, create_master_key: bool = False) -> list[str]:
         """Bring the schema to the newest revision (`migrations/`) and load the master key.
@@ -118,6 +121,8 @@ class ControlStore:
         return applied
 
     async def close(self) -> None:
+        if self._audit is not None:
+            self._audit[2].flush()  # the last head this process made, anchored at shutdown
         if self._redis is not None:
             await self._redis.aclose()
         await self.engine.dispose()
@@ -142,6 +147,49 @@ class ControlStore:
         async with self.engine.connect() as conn:
             yield conn
 
+    def audit_keys(self) -> tuple[Keyring, AnchorWriter]:
+        """The audit keys and this process's anchor writer, made from the settings and the master key
+        (after `open()`); made again if the master key changed.
+
+        Raises:
+            AuditKeyError: a configured audit key is malformed or unreadable.
+        """
+        if self._audit is None or self._audit[0] is not self.master:
+            if self._audit is not None:
+                self._audit[2].flush()
+            keyring = audit.load_keyring(self.settings, self.master)
+            path, _ = self.settings.audit_anchor_path()
+            writer = AnchorWriter(path, keyring.current, self.settings.audit_anchor_interval_s)
+            self._audit = (self.master, keyring, writer)
+        return self._audit[1], self._audit[2]
+
+    async def record_system(
+        self,
+        action: str,
+        target: str,
+        diff: Callable[[AsyncConnection], Awaitable[tuple[Any, Any] | None]],
+        actor: Actor = SYSTEM,
+    ) -> int | None:
+        """Append one audit row for an event that changes no other table (and no version: views
+        have nothing to reload).
+
+        Arguments:
+            diff: called under the chain's lock with the transaction: the row's (before, after), or
+                None to write nothing (the event was already recorded, perhaps by another instance).
+
+        Returns:
+            The row's seq, or None when nothing was written.
+        """
+        keyring, writer = self.audit_keys()
+        async with self.engine.begin() as conn:
+            await audit.lock(conn)
+            change = await diff(conn)
+            if change is None:
+                return None
+            head = await audit.append(conn, keyring.current, actor, action, target, None, *change)
+        writer.note(head)
+        return head.seq
+
     async def _change(
         self,
         actor: Actor,
@@ -150,11 +198,13 @@ class ControlStore:
         org_id: str | None,
         body: Callable[[AsyncConnection], Awaitable[tuple[T, Any, Any]]],
     ) -> T:
+        keyring, writer = self.audit_keys()
         async with self.engine.begin() as conn:
             await conn.execute(update(state).where(state.c.id == 1).values(version=state.c.version + 1))
             result, before, after = await body(conn)
-            await audit.append(conn, actor, action, target, org_id, before, after)
+            head = await audit.append(conn, keyring.current, actor, action, target, org_id, before, after)
             version = (await conn.execute(select(state.c.version).where(state.c.id == 1))).scalar_one()
+        writer.note(head)
         await self.announce(int(version))
         return result
 
@@ -256,9 +306,22 @@ class ControlStore:
                     out.append(row)
             return out
 
-    async def verify_audit(self) -> audit.VerifyResult:
+    async def verify_audit(self, anchor_files: Sequence[Path] | None = None) -> audit.VerifyResult:
+        """Check the audit chain with the configured keys against the anchors.
+
+        Arguments:
+            anchor_files: where to read anchors; default the configured anchor file.
+        """
+        keyring, _ = self.audit_keys()
+        if anchor_files is None:
+            path, _ = self.settings.audit_anchor_path()
+            anchor_files = [path] if path is not None else []
+        pinned = anchors.read(anchor_files, keyring)  # before the rows: every anchored row is committed
         async with self.engine.connect() as conn:
-            return await audit.verify(conn)
+            if not self.settings.is_sqlite:
+                await conn.execution_options(isolation_level="REPEATABLE READ")
+            async with conn.begin():  # one snapshot for the rows and the head
+                return await audit.verify(conn, keyring, pinned)
 
     async def snapshot(self) -> Snapshot:
         async with self.engine.begin() as conn:

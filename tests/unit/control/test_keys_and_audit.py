@@ -1,11 +1,18 @@
 from __future__ import annotations
 
+import base64
 import inspect
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-from sluicegate.control import admin_api, keys
+import orjson
+import pytest
+from tests.unit.control.pg import MASTER_KEY
+
+from sluicegate.control import admin_api, anchors, audit, keys
 from sluicegate.control.admin_api import ENDPOINTS
-from sluicegate.control.audit import mask, row_hash
+from sluicegate.control.audit import AuditKey, mask, row_hash
+from sluicegate.control.crypto import MasterKey
 from sluicegate.control.openapi import openapi_document
 from sluicegate.control.settings import ControlSettings
 from sluicegate.secrets import hash_key
@@ -66,3 +73,76 @@ def test_a_password_in_a_url_never_prints() -> None:
     dumped = str(s.model_dump())
     assert "hunter2" not in dumped and "pw@" not in dumped and "app:*****@db" in dumped
     assert s.async_url() == "postgresql+asyncpg://app:hunter2@db:5432/sg"
+
+
+OTHER_KEY = base64.urlsafe_b64encode(b"another audit key, 32 bytes long").decode()
+
+
+def test_keys_derive_apart_and_settings_keep_them_secret() -> None:
+    master = MasterKey(MASTER_KEY)
+    derived = AuditKey(master.derive(audit.AUDIT_LABEL), "the master key")
+    assert derived.key_id == AuditKey.from_secret(base64.urlsafe_b64decode(MASTER_KEY), "x").key_id
+    assert derived.key_id != master.key_id and derived.key_id != AuditKey.from_secret(b"k" * 32, "x").key_id
+    s = ControlSettings(audit_key=OTHER_KEY, audit_retired_keys=[MASTER_KEY])
+    assert OTHER_KEY not in str(s.model_dump()) + repr(s) and MASTER_KEY not in str(s.model_dump()) + repr(s)
+    with pytest.raises(ValueError, match="not both"):
+        ControlSettings(audit_key=OTHER_KEY, audit_key_file="/x")
+    with pytest.raises(audit.AuditKeyError, match=r"control\.audit_key must be 32 bytes"):
+        audit.load_keyring(ControlSettings(audit_key="c2hvcnQ="), None)
+
+
+def test_anchor_lines_are_read_back_and_checked(tmp_path: Path) -> None:
+    key = AuditKey.from_secret(b"k" * 32, "test")
+    path = tmp_path / "a"
+    path.write_bytes(anchors.anchor_line(key, audit.Head(3, "hmac-v1:x:y"), "t") + b"\n")
+    read = anchors.read([path, tmp_path / "missing"], audit.Keyring.of(key))
+    assert read.items == (anchors.Anchor(3, "hmac-v1:x:y", "t"),) and read.forged is None
+    other = anchors.read([path], audit.Keyring.of(AuditKey.from_secret(b"j" * 32, "test")))
+    assert other.items == () and other.forged is not None and other.forged[:3] == (str(path), 1, 3)
+
+
+def test_a_keyed_row_hash_names_its_key_and_covers_every_field_and_the_link() -> None:
+    key = AuditKey.from_secret(b"k" * 32, "test")
+    row = {"seq": 1, "at": "t", "actor": "a", "action": "x", "target": "y", "org_id": None}
+    row |= {"request_id": "r", "client": "c", "diff": "{}"}
+    base = key.row_hash("", row)
+    assert base.startswith(f"hmac-v1:{key.key_id}:") and len(base.split(":")[2]) == 64
+    for field in row:
+        assert key.row_hash("", {**row, field: "changed"}) != base, field
+    assert key.row_hash("prev", row) != base
+    assert AuditKey.from_secret(b"j" * 32, "test").row_hash("", row) != base
+
+
+async def test_anchors_are_written_at_most_once_an_interval_and_the_last_on_flush(tmp_path: Path) -> None:
+    now = [0.0]
+    path = tmp_path / "a"
+    writer = anchors.AnchorWriter(path, AuditKey.from_secret(b"k" * 32, "test"), 5.0, clock=lambda: now[0])
+    for t, seq in [(0, 1), (1, 2), (2, 3)]:
+        now[0] = t
+        writer.note(audit.Head(seq, f"h{seq}"))
+    assert [orjson.loads(line)["seq"] for line in path.read_bytes().splitlines()] == [1]
+    writer.flush()  # shutdown: the newest head, not every one
+    writer.flush()  # nothing new: nothing written
+    now[0] = 10
+    writer.note(audit.Head(4, "h4"))  # the interval has passed: at once
+    assert [orjson.loads(line)["seq"] for line in path.read_bytes().splitlines()] == [1, 3, 4]
+    assert anchors.AnchorWriter(tmp_path / "b", None, 0).path is None  # no key: no anchors, which would prove nothing
+
+
+def test_config_digests_fingerprint_secrets_by_key_and_name_the_changed_section() -> None:
+    from sluicegate.config import Settings
+    from sluicegate.control.system_events import config_digest
+
+    def settings(header: str, api_key: str) -> Settings:
+        provider = {"kind": "openai", "api_key": api_key, "headers": {"x-org-token": header}}
+        return Settings.model_validate({"providers": {"openai": provider}})
+
+    key = AuditKey.from_secret(b"k" * 32, "test")
+    base = config_digest(settings("hdr-secret-1", "sk-secret-1"), key)
+    assert "secret-1" not in str(base) and base["digest"].startswith("hmac:")
+    for changed in (settings("hdr-secret-2", "sk-secret-1"), settings("hdr-secret-1", "sk-secret-2")):
+        other = config_digest(changed, key)
+        assert {k for k, v in other["sections"].items() if base["sections"][k] != v} == {"providers"}
+    assert config_digest(settings("hdr-secret-1", "sk-secret-1"), key) == base  # stable across starts
+    unkeyed = config_digest(settings("hdr-secret-1", "sk-secret-1"), None)
+    assert unkeyed["digest"].startswith("sha256:") and unkeyed == config_digest(settings("other", "other"), None)
