@@ -54,9 +54,11 @@ class App:
         self.control: ControlPlane | None = None
         if settings.control.enabled:
             from sluicegate.control.plane import ControlPlane
+            from sluicegate.control.policies import OperatorPolicy
 
             # The database's keys, then the config's: the view has KeyStore's authenticate() contract.
-            self.control = ControlPlane(settings.control, self.gateway.keys, settings.langsmith.run_url)
+            operator = OperatorPolicy.from_settings(settings.redaction, settings.spend)
+            self.control = ControlPlane(settings.control, self.gateway.keys, settings.langsmith.run_url, operator)
             self.gateway.attach(self.control.view)
             self.control.admin.caps_status = self.gateway.cap_status
         # Batched background writers of finished calls: the database's records, the webhook, LangSmith.

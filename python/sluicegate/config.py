@@ -117,20 +117,64 @@ class KeySettings(_Section):
 
 
 RedactionAction = Literal["redact", "block", "monitor", "pseudonymize"]
+# How strict each action is: a locked rule may only be replaced below it by one at least as strict.
+# `pseudonymize` is below `redact`: the gateway puts the original back in what the client receives.
+ACTION_STRENGTH: dict[str, int] = {"monitor": 0, "pseudonymize": 1, "redact": 2, "block": 3}
 
 
 class RedactionRule(_Section):
-    """An action for some entity types in one direction (or both)."""
+    """An action for some entity types in one direction (or both); a `locked` rule is a floor
+    that the levels below (an org below the operator, a workspace below its org, …) may only
+    make stricter."""
 
     entities: list[str] = Field(min_length=1)
     action: RedactionAction
     direction: Literal["request", "response", "both"] = "both"
+    locked: bool = False
 
     @model_validator(mode="after")
     def _pseudonymize_is_for_requests(self) -> RedactionRule:
         if self.action == "pseudonymize" and self.direction != "request":
             raise ValueError("pseudonymize applies to the request direction only (the response restores)")
         return self
+
+
+def check_locks(rules: list[RedactionRule], name: str = "rules") -> None:
+    """Refuse a rule list that undoes its own locks: a later rule (which wins) below an earlier
+    locked one for the same entity type and direction, or a pseudonymized type whose responses are
+    locked at `redact` or `block` (the response would bring the original back).
+
+    Arguments:
+        rules: the rules, in order (a later one replaces an earlier one).
+        name: what the rules are called in the message (`rules.3`).
+
+    Raises:
+        ValueError: naming the rules.
+    """
+    floors: dict[tuple[str, str], tuple[str, int]] = {}
+    pseudonymized: dict[str, int] = {}
+    for i, rule in enumerate(rules):
+        for entity in rule.entities:
+            for d in ("request", "response") if rule.direction == "both" else (rule.direction,):
+                if d == "request":
+                    pseudonymized.pop(entity, None)
+                    if rule.action == "pseudonymize":
+                        pseudonymized[entity] = i
+                floor = floors.get((entity, d))
+                if floor is not None and ACTION_STRENGTH[rule.action] < ACTION_STRENGTH[floor[0]]:
+                    raise ValueError(
+                        f"{name}.{i} sets {rule.action} for {entity} ({d}) "
+                        f"below the {floor[0]} that {name}.{floor[1]} locks"
+                    )
+                if rule.locked:
+                    floors[(entity, d)] = (rule.action, i)
+    for entity, i in pseudonymized.items():
+        floor = floors.get((entity, "response"))
+        if floor is not None and ACTION_STRENGTH[floor[0]] >= ACTION_STRENGTH["redact"]:
+            raise ValueError(
+                f"{name}.{i} pseudonymizes {entity}, whose originals the response would bring back "
+                f"past the {floor[0]} that {name}.{floor[1]} locks for responses"
+            )
 
 
 class CustomPattern(_Section):
@@ -153,6 +197,11 @@ class RedactionSettings(_Section):
     keywords: list[KeywordList] = Field(default_factory=list)
     pseudonym_secret: str | None = Field(None, repr=False)
     max_scan_ms: float = Field(250.0, gt=0)
+
+    @model_validator(mode="after")
+    def _locks_hold(self) -> RedactionSettings:
+        check_locks(self.rules)
+        return self
 
 
 class LogSettings(_Section):

@@ -32,11 +32,20 @@ from starlette.routing import Route
 from sluicegate.control.audit import Actor
 from sluicegate.control.keys import hash_key, same_hash
 from sluicegate.control.models import admin_tokens, api_keys, orgs, users, workspaces
-from sluicegate.control.policies import LEVELS, effective
+from sluicegate.control.policies import (
+    LEVELS,
+    Chain,
+    OperatorPolicy,
+    chain_of,
+    effective,
+    floors_for,
+    violations,
+)
 from sluicegate.control.schemas import (
     PROVIDER_PATTERN,
     AdminTokenIn,
     KeyIn,
+    Level,
     OrgIn,
     PolicyIn,
     SecretIn,
@@ -53,7 +62,7 @@ PREFIX = "/admin/v1"
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, fields: list[dict[str, str]] | None = None) -> None:
+    def __init__(self, status: int, code: str, message: str, fields: list[dict[str, Any]] | None = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.fields = status, code, message, fields
 
@@ -157,13 +166,20 @@ async def key_of(ctx: Ctx, key_id: str) -> dict[str, Any]:
     return row
 
 
+async def row_of(ctx: Ctx, level: str, entity_id: str) -> dict[str, Any]:
+    """The row of an org, workspace, user or key, scope-checked."""
+    finder = {"org": org_of, "workspace": workspace_of, "user": user_of, "key": key_of}[level]
+    return await finder(ctx, entity_id)
+
+
 async def entity_of(ctx: Ctx, level: str, entity_id: str) -> tuple[str, str]:
     """(entity id, org id) of a policy target, scope-checked."""
-    if level == "org":
-        return entity_id, (await org_of(ctx, entity_id))["id"]
-    finder = {"workspace": workspace_of, "user": user_of, "key": key_of}[level]
-    row = await finder(ctx, entity_id)
-    return row["id"], row["org_id"]
+    row = await row_of(ctx, level, entity_id)
+    return row["id"], row["id"] if level == "org" else row["org_id"]
+
+
+def _operator(ctx: Ctx) -> OperatorPolicy:
+    return ctx.view.operator if ctx.view is not None else OperatorPolicy()
 
 
 # ── handlers ──────────────────────────────────────────────────────────────────────────────────
@@ -268,25 +284,33 @@ async def revoke_key(ctx: Ctx) -> Response:
 
 
 async def effective_policy(ctx: Ctx) -> Response:
-    from sluicegate.control.policies import effective
-
     key = await key_of(ctx, ctx.params["key_id"])
-    chain: list[tuple[Any, str]] = [("org", key["org_id"]), ("workspace", key["workspace_id"])]
-    if key["user_id"]:
-        chain.append(("user", key["user_id"]))
-    chain.append(("key", key["id"]))
-    result = effective(key["org_id"], [(lvl, eid, await ctx.store.policy(lvl, eid)) for lvl, eid in chain])
+    chain = [(lvl, eid, await ctx.store.policy(lvl, eid)) for lvl, eid in chain_of("key", key)]
+    result = effective(key["org_id"], chain, _operator(ctx))
     return json_response({"key_id": key["id"], **result.as_json()})
 
 
-def _policy_handlers(level: str, param: str) -> tuple[Handler, Handler]:
+def _policy_handlers(level: Level, param: str) -> tuple[Handler, Handler]:
     async def get_policy(ctx: Ctx) -> Response:
         entity_id, _ = await entity_of(ctx, level, ctx.params[param])
         policy = await ctx.store.policy(level, entity_id)
         return json_response((policy or PolicyIn()).model_dump(mode="json"))
 
     async def put_policy(ctx: Ctx) -> Response:
-        entity_id, org_id = await entity_of(ctx, level, ctx.params[param])
+        row = await row_of(ctx, level, ctx.params[param])
+        entity_id, org_id = row["id"], row["id"] if level == "org" else row["org_id"]
+        # Whoever writes (operator, org or workspace token), a lock above this level holds: the
+        # write is refused, naming the rule and who locks it. (Were a lock set between this check
+        # and the write, the view raises the written rule to it anyway.)
+        above: Chain = [(lvl, eid, await ctx.store.policy(lvl, eid)) for lvl, eid in chain_of(level, row)[:-1]]
+        found = violations(floors_for(org_id, above, level, entity_id, _operator(ctx)), ctx.body)
+        if found:
+            raise ApiError(
+                409,
+                "policy_locked",
+                f"this {level} policy would weaken {len(found)} locked rule(s): {found[0].loc}: {found[0].message}",
+                [v.as_field() for v in found],
+            )
         policy = await ctx.store.set_policy(ctx.actor, level, entity_id, org_id, ctx.body)  # type: ignore[arg-type]
         return json_response(policy.model_dump(mode="json"))
 
@@ -407,14 +431,17 @@ async def _spend(ctx: Ctx, org_id: str, fixed: dict[str, str]) -> Response:
 async def _caps(ctx: Ctx, org_id: str, fixed: dict[str, str]) -> list[dict[str, Any]]:
     """The caps on the organization and its workspaces (or on one workspace and its organization),
     each with what its current window has settled and what calls still in flight have reserved."""
-    lines = list(effective(org_id, [("org", org_id, await ctx.store.policy("org", org_id))]).caps)
+    operator = _operator(ctx)
+    org: Chain = [("org", org_id, await ctx.store.policy("org", org_id))]
+    lines = list(effective(org_id, org, operator).caps)
     spaces = (
         [fixed["workspace_id"]]
         if "workspace_id" in fixed
         else [w["id"] for w in await ctx.store.many(workspaces, org_id=org_id)]
     )
-    for ws in spaces:
-        lines += effective(org_id, [("workspace", ws, await ctx.store.policy("workspace", ws))]).caps
+    for ws in spaces:  # the workspace's own caps, as the org's locks leave them
+        chain: Chain = [*org, ("workspace", ws, await ctx.store.policy("workspace", ws))]
+        lines += [c for c in effective(org_id, chain, operator).caps if c.level == "workspace"]
     status = ctx.caps_status
     out = []
     for line in lines:

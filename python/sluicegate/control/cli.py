@@ -41,7 +41,7 @@ from sluicegate.control.audit import Actor, AuditKeyError
 from sluicegate.control.crypto import MasterKeyError
 from sluicegate.control.migrations import MigrationError, revisions
 from sluicegate.control.models import api_keys, orgs, users, workspaces
-from sluicegate.control.policies import effective
+from sluicegate.control.policies import OperatorPolicy, chain_of, effective, floors_for, violations
 from sluicegate.control.schemas import KeyIn, PolicyIn, SecretIn
 from sluicegate.control.settings import ControlSettings
 from sluicegate.control.store import Conflict, ControlStore
@@ -148,6 +148,14 @@ def _key_spec(name: str, user: str | None, expires_at: str | None) -> KeyIn:
         raise
 
 
+def _operator() -> OperatorPolicy:
+    """The configuration's redaction rules and caps, whose locks bind every policy (after `_settings`)."""
+    from sluicegate.config import load_settings
+
+    settings = load_settings()
+    return OperatorPolicy.from_settings(settings.redaction, settings.spend)
+
+
 async def _admin(args: argparse.Namespace, store: ControlStore, actor: Actor) -> None:
     cmd, action = args.admin_command, getattr(args, "action", None)
     if cmd == "bootstrap":
@@ -209,13 +217,15 @@ async def _admin(args: argparse.Namespace, store: ControlStore, actor: Actor) ->
         table = {"org": orgs, "workspace": workspaces, "user": users, "key": api_keys}[args.level]
         row = await _need(store, table, args.id, args.level)
         org_id = row["id"] if args.level == "org" else row["org_id"]
+        above = [(lvl, e, await store.policy(lvl, e)) for lvl, e in chain_of(args.level, row)[:-1]]
+        refused = violations(floors_for(org_id, above, args.level, row["id"], _operator()), policy)
+        if refused:
+            _fail("the policy weakens locked rules: " + "; ".join(f"{v.loc}: {v.message}" for v in refused))
         _out((await store.set_policy(actor, args.level, args.id, org_id, policy)).model_dump(mode="json"))
     elif cmd == "policy":
         found = await _need(store, api_keys, args.key_id, "key")
-        chain: list[tuple[Any, str]] = [("org", found["org_id"]), ("workspace", found["workspace_id"])]
-        chain += [("user", found["user_id"])] if found["user_id"] else []
-        chain.append(("key", found["id"]))
-        _out(effective(found["org_id"], [(lvl, e, await store.policy(lvl, e)) for lvl, e in chain]).as_json())
+        chain = [(lvl, e, await store.policy(lvl, e)) for lvl, e in chain_of("key", found)]
+        _out(effective(found["org_id"], chain, _operator()).as_json())
     elif cmd == "audit":
         _out(await store.audit_rows(args.org, 0, args.limit))
 

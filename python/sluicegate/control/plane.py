@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel
 
 from sluicegate.control.admin_api import AdminApi
+from sluicegate.control.policies import OperatorPolicy
 from sluicegate.control.settings import ControlSettings
 from sluicegate.control.store import ControlStore
 from sluicegate.control.system_events import on_open, record_config
@@ -26,11 +27,18 @@ class ControlPlane:
         settings: the `[control]` section.
         fallback: the config file's keys, accepted alongside the database's.
         run_url: the template of a link to a LangSmith run (`{run_id}`, `{trace_id}`).
+        operator: the configuration's redaction rules and caps (their locks are floors for every policy).
     """
 
-    def __init__(self, settings: ControlSettings, fallback: KeyStore | None = None, run_url: str = "") -> None:
+    def __init__(
+        self,
+        settings: ControlSettings,
+        fallback: KeyStore | None = None,
+        run_url: str = "",
+        operator: OperatorPolicy | None = None,
+    ) -> None:
         self.store = ControlStore(settings)
-        self.view = ControlView(self.store, fallback)
+        self.view = ControlView(self.store, fallback, operator)
         self.admin = AdminApi(self.store, self.view, run_url)
 
     async def start(self, config: BaseModel | None = None) -> None:

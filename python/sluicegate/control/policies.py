@@ -1,8 +1,27 @@
-"""Policy inheritance: a key is under the policies of its organization, workspace, user and itself.
+"""Policy inheritance and floors: a key is under the operator's configuration, then the policies of
+its organization, workspace, user and itself, read in that order.
 
-Caps add up: each level's caps become `CapLine`s on that level's entity, and a request reserves on
-all of them. Redaction rules are read from the top down and a lower level's rule for the same
-entity type and direction replaces the one above it; operator patterns accumulate.
+- **Caps add up.** Each level's caps become `CapLine`s on that level's entity, and a request
+  reserves on all of them (the configuration's `[[spend.caps]]` are added by the spend step).
+- **Redaction rules are read from the top down.** For the same entity type and direction, a lower
+  level's rule replaces the one above it, unless a level above locked it.
+- **Locks are floors.** A rule or cap with `locked` set (in a policy, or in the configuration's
+  `[[redaction.rules]]` and `[[spend.caps]]`) binds every level below the one that holds it:
+  below a locked rule, a rule for the same type and direction must be at least as strict
+  (`ACTION_STRENGTH`: monitor < pseudonymize < redact < block); below a locked cap, a cap in the
+  same window may not be higher, nor monitor-only when the locked one enforces. A request-side
+  `pseudonymize` also counts as below a locked `redact` or `block` on responses, since the gateway
+  writes the original back into the response. Rules without a lock keep the override semantics
+  above: they are defaults a lower level may change either way.
+- **Patterns.** A lower level's custom pattern replaces one of the same name above it, unless the
+  type is locked above: then it is added beside the one above (more is found, never less). The
+  scanner runs a pattern named like a built-in type beside the built-in detector, so such a
+  pattern only adds findings.
+
+Floors hold twice. A write that would weaken one is refused (`violations`, used by the admin API
+and the CLI), and `effective` raises whatever is below a floor up to it. A row that reached the
+database some other way (or was written just before a lock above it) therefore still cannot
+lower a locked rule.
 """
 
 from __future__ import annotations
@@ -10,77 +29,413 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sluicegate.config import CustomPattern, RedactionRule
+from sluicegate.config import ACTION_STRENGTH, CustomPattern, RedactionRule, RedactionSettings
 from sluicegate.control.schemas import Level, PolicyIn
-from sluicegate.spend.caps import DEFAULT_THRESHOLDS, CapLine
+from sluicegate.spend.caps import DEFAULT_THRESHOLDS, CapLine, Mode, SpendSettings
 from sluicegate.spend.money import format_usd
 
-Direction = Literal["request", "response", "both"]
+Direction = Literal["request", "response"]
+OriginLevel = Literal["operator", "org", "workspace", "user", "key"]
 LEVELS: tuple[Level, ...] = ("org", "workspace", "user", "key")
+Chain = list[tuple[Level, str, PolicyIn | None]]
+_STRICT_RESPONSE = ACTION_STRENGTH["redact"]  # a locked response rule this strict forbids request pseudonyms
+
+
+def _directions(rule: RedactionRule) -> tuple[Direction, ...]:
+    return ("request", "response") if rule.direction == "both" else (rule.direction,)
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a rule comes from: the operator's configuration, or one org, workspace, user or key."""
+
+    level: OriginLevel
+    id: str | None = None
+
+    def __str__(self) -> str:
+        return "the operator's configuration" if self.level == "operator" else f"{self.level} {self.id}"
+
+    def as_json(self) -> dict[str, str | None]:
+        return {"level": self.level, "id": self.id}
+
+
+OPERATOR = Origin("operator")
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorPolicy:
+    """The top of every chain: the configuration's `[redaction]` rules (the locked ones are floors
+    for every organization) and its `[[spend.caps]]` (the locked ones are floors for their entity
+    and everything below it).
+
+    Attributes:
+        rules: `[redaction].rules`, in order.
+        default_action: `[redaction].default_action` (shown in effective policies).
+        caps: each `[[spend.caps]]` line with its `locked` flag.
+        redaction_enabled: `[redaction].enabled` (when off, nothing is redacted at any level).
+    """
+
+    rules: tuple[RedactionRule, ...] = ()
+    default_action: str | None = None
+    caps: tuple[tuple[CapLine, bool], ...] = ()
+    redaction_enabled: bool = True
+
+    @classmethod
+    def from_settings(cls, redaction: RedactionSettings, spend: SpendSettings) -> OperatorPolicy:
+        caps = tuple((c.line(spend.thresholds), c.locked) for c in spend.caps) if spend.enabled else ()
+        if not redaction.enabled:
+            return cls((), None, caps, False)
+        return cls(tuple(redaction.rules), redaction.default_action, caps)
+
+    def caps_on(self, org_id: str, level: Level, entity_id: str) -> list[tuple[CapLine, bool]]:
+        return [
+            (line, locked)
+            for line, locked in self.caps
+            if line.org_id == org_id and line.level == level and line.entity_id == entity_id
+        ]
+
+
+@dataclass(slots=True)
+class Floors:
+    """The locks in force at one depth of a chain.
+
+    Attributes:
+        rules: (entity, direction) -> the least action allowed, and who locked it.
+        cap_limits: window -> the highest cap allowed, and who locked it.
+        cap_enforced: window -> who locked an enforcing cap (a cap below must enforce too).
+    """
+
+    rules: dict[tuple[str, Direction], tuple[str, Origin]] = field(default_factory=dict)
+    cap_limits: dict[str, tuple[int, Origin]] = field(default_factory=dict)
+    cap_enforced: dict[str, Origin] = field(default_factory=dict)
+
+    def lock_rule(self, entity: str, direction: Direction, action: str, origin: Origin) -> None:
+        held = self.rules.get((entity, direction))
+        if held is None or ACTION_STRENGTH[action] > ACTION_STRENGTH[held[0]]:
+            self.rules[(entity, direction)] = (action, origin)
+
+    def lock_cap(self, window: str, limit_nusd: int, mode: Mode, origin: Origin) -> None:
+        held = self.cap_limits.get(window)
+        if held is None or limit_nusd < held[0]:
+            self.cap_limits[window] = (limit_nusd, origin)
+        if mode == "enforce" and window not in self.cap_enforced:
+            self.cap_enforced[window] = origin
+
+    def covers(self, entity: str) -> Origin | None:
+        """Who locks a rule on this type, in either direction (None: nobody)."""
+        held = self.rules.get((entity, "request")) or self.rules.get((entity, "response"))
+        return held[1] if held is not None else None
+
+    def below(self, entity: str, direction: Direction, action: str) -> tuple[str, Origin, bool] | None:
+        """The floor `action` falls below, if any: (the floor's action, who locks it, whether the
+        floor is a response lock that a request pseudonym would undo)."""
+        held = self.rules.get((entity, direction))
+        if held is not None and ACTION_STRENGTH[action] < ACTION_STRENGTH[held[0]]:
+            return held[0], held[1], False
+        if action == "pseudonymize":
+            response = self.response_lock(entity)
+            if response is not None:
+                return "redact", response[1], True
+        return None
+
+    def response_lock(self, entity: str) -> tuple[str, Origin] | None:
+        """A lock of `redact` or `block` on responses of this type: the originals of request
+        pseudonyms, which the gateway writes back into responses, must not pass it."""
+        held = self.rules.get((entity, "response"))
+        return held if held is not None and ACTION_STRENGTH[held[0]] >= _STRICT_RESPONSE else None
+
+
+@dataclass(frozen=True, slots=True)
+class EffectiveRule:
+    """One (entity type, direction) in force, with its origin.
+
+    Attributes:
+        locked: the rule in force was written locked, or is a floor that raised a weaker rule.
+        floor: the strongest lock on this type and direction anywhere in the chain.
+        raised_from: the weaker rule (its origin and action) that a floor replaced.
+    """
+
+    entity: str
+    direction: Direction
+    action: str
+    origin: Origin
+    locked: bool
+    floor: tuple[str, Origin] | None = None
+    raised_from: tuple[Origin, str] | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "entities": [self.entity],
+            "action": self.action,
+            "direction": self.direction,
+            "origin": self.origin.level,
+            "origin_id": self.origin.id,
+            "locked": self.locked,
+        }
+        if self.floor is not None:
+            out["floor"] = {"action": self.floor[0], **self.floor[1].as_json()}
+        if self.raised_from is not None:
+            out["raised_from"] = {"action": self.raised_from[1], **self.raised_from[0].as_json()}
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class EffectiveCap:
+    """One cap in force, with its origin; `clamped_from` is the (limit, mode) a floor lowered."""
+
+    line: CapLine
+    origin: Origin
+    locked: bool
+    clamped_from: tuple[int, Mode] | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        c = self.line
+        out: dict[str, Any] = {
+            "level": c.level,
+            "entity_id": c.entity_id,
+            "window": c.window,
+            "limit_nusd": c.limit_nusd,
+            "limit_usd": format_usd(c.limit_nusd).lstrip("$"),
+            "mode": c.mode,
+            "on_insufficient": c.on_insufficient,
+            "thresholds": list(c.thresholds),
+            "origin": self.origin.level,
+            "locked": self.locked,
+        }
+        if self.clamped_from is not None:
+            out["clamped_from"] = {"limit_nusd": self.clamped_from[0], "mode": self.clamped_from[1]}
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class EffectivePattern:
+    """A custom pattern with its origin."""
+
+    pattern: CustomPattern
+    origin: Origin
+
+    def as_json(self) -> dict[str, Any]:
+        return {**self.pattern.model_dump(), "origin": self.origin.level, "origin_id": self.origin.id}
 
 
 @dataclass(frozen=True, slots=True)
 class EffectivePolicy:
-    """What applies to one key."""
+    """What applies to one key.
+
+    `caps`, `redaction` and `custom_patterns` are what the data plane adds to the configuration's
+    own (`[[spend.caps]]`, `[redaction]`): the policies' caps, rules and patterns after floors.
+    `rules`, `cap_origins` and `pattern_origins` describe everything in force, the configuration's
+    included, with origins and locks.
+    """
 
     caps: tuple[CapLine, ...] = ()
     redaction: tuple[RedactionRule, ...] = ()
     custom_patterns: tuple[CustomPattern, ...] = ()
     sources: dict[str, str] = field(default_factory=dict)
+    rules: tuple[EffectiveRule, ...] = ()
+    cap_origins: tuple[EffectiveCap, ...] = ()
+    pattern_origins: tuple[EffectivePattern, ...] = ()
+    default_action: str | None = None
+    redaction_enabled: bool = True
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "caps": [
-                {
-                    "level": c.level,
-                    "entity_id": c.entity_id,
-                    "window": c.window,
-                    "limit_nusd": c.limit_nusd,
-                    "limit_usd": format_usd(c.limit_nusd).lstrip("$"),
-                    "mode": c.mode,
-                    "on_insufficient": c.on_insufficient,
-                    "thresholds": list(c.thresholds),
-                }
-                for c in self.caps
-            ],
-            "redaction": [r.model_dump() for r in self.redaction],
-            "custom_patterns": [p.model_dump() for p in self.custom_patterns],
+            "caps": [c.as_json() for c in self.cap_origins],
+            "redaction": [r.as_json() for r in self.rules],
+            "custom_patterns": [p.as_json() for p in self.pattern_origins],
+            "default_action": self.default_action,
+            "redaction_enabled": self.redaction_enabled,
             "sources": self.sources,
         }
 
 
-def effective(org_id: str, chain: list[tuple[Level, str, PolicyIn | None]]) -> EffectivePolicy:
-    """Combine the policies of `chain` (org first, key last; a missing policy is None)."""
-    caps: list[CapLine] = []
-    rules: dict[tuple[str, str], RedactionRule] = {}
-    patterns: dict[str, CustomPattern] = {}
-    sources: dict[str, str] = {}
-    for level, entity_id, policy in chain:
-        if policy is None:
-            continue
-        sources[level] = entity_id
-        for cap in policy.caps:
-            caps.append(
-                CapLine(
-                    level=level,
-                    entity_id=entity_id,
-                    org_id=org_id,
-                    window=cap.window,
-                    limit_nusd=cap.limit_nusd,
-                    mode=cap.mode,
-                    on_insufficient=cap.on_insufficient,
-                    thresholds=tuple(cap.thresholds) if cap.thresholds is not None else DEFAULT_THRESHOLDS,
-                )
-            )
-        for rule in policy.redaction:
-            directions: tuple[Direction, ...] = (
-                ("request", "response") if rule.direction == "both" else (rule.direction,)
-            )
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """A part of a policy that would weaken a lock above it."""
+
+    loc: str
+    message: str
+    locked_by: Origin
+
+    def as_field(self) -> dict[str, Any]:
+        return {"loc": self.loc, "msg": self.message, "locked_by": self.locked_by.as_json()}
+
+
+class _Walk:
+    """Reads a chain from the top down, keeping the floors in force at each depth."""
+
+    def __init__(self, org_id: str, operator: OperatorPolicy) -> None:
+        self.org_id = org_id
+        self.operator = operator
+        self.floors = Floors()
+        self.rules: dict[tuple[str, Direction], EffectiveRule] = {}
+        self.caps: list[EffectiveCap] = []
+        self.patterns: list[EffectivePattern] = []
+        self.sources: dict[str, str] = {}
+        for rule in operator.rules:  # the file's own order; its validator keeps locks unbroken
             for entity in rule.entities:
-                for direction in directions:
-                    rules[(entity, direction)] = RedactionRule(
-                        entities=[entity], action=rule.action, direction=direction
+                for d in _directions(rule):
+                    self.rules[(entity, d)] = EffectiveRule(entity, d, rule.action, OPERATOR, rule.locked)
+                    if rule.locked:
+                        self.floors.lock_rule(entity, d, rule.action, OPERATOR)
+
+    def enter(self, level: Level, entity_id: str) -> None:
+        """The configuration's caps on this entity: shown, and the locked ones bind it and below."""
+        for line, locked in self.operator.caps_on(self.org_id, level, entity_id):
+            self.caps.append(EffectiveCap(line, OPERATOR, locked))
+            if locked:
+                self.floors.lock_cap(line.window, line.limit_nusd, line.mode, OPERATOR)
+
+    def apply(self, level: Level, entity_id: str, policy: PolicyIn) -> None:
+        """One level's policy under the floors from above; its own locks bind only what follows."""
+        origin = Origin(level, entity_id)
+        floors = self.floors
+        self.sources[level] = entity_id
+        for p in policy.custom_patterns:
+            if floors.covers(p.entity) is None:  # replaces the definitions above it
+                kept = [q for q in self.patterns if q.pattern.entity != p.entity or q.origin == origin]
+                self.patterns = [*kept, EffectivePattern(p, origin)]
+            else:  # locked above: the definition above stays, this one is added beside it
+                self.patterns.append(EffectivePattern(p, origin))
+        cap_locks: list[tuple[str, int, Mode]] = []
+        for cap in policy.caps:
+            limit, mode = cap.limit_nusd, cap.mode
+            held = floors.cap_limits.get(cap.window)
+            if held is not None and limit > held[0]:
+                limit = held[0]
+            if mode == "monitor" and cap.window in floors.cap_enforced:
+                mode = "enforce"
+            line = CapLine(
+                level=level,
+                entity_id=entity_id,
+                org_id=self.org_id,
+                window=cap.window,
+                limit_nusd=limit,
+                mode=mode,
+                on_insufficient=cap.on_insufficient,
+                thresholds=tuple(cap.thresholds) if cap.thresholds is not None else DEFAULT_THRESHOLDS,
+            )
+            clamped = (cap.limit_nusd, cap.mode) if (limit, mode) != (cap.limit_nusd, cap.mode) else None
+            self.caps.append(EffectiveCap(line, origin, cap.locked, clamped))
+            if cap.locked:
+                cap_locks.append((cap.window, limit, mode))
+        mine: dict[tuple[str, Direction], tuple[str, bool]] = {}
+        rule_locks: list[tuple[str, Direction, str]] = []
+        for rule in policy.redaction:
+            for entity in rule.entities:
+                for d in _directions(rule):
+                    mine[(entity, d)] = (rule.action, rule.locked)
+                    if rule.locked:
+                        rule_locks.append((entity, d, rule.action))
+        for (entity, d), (action, locked) in mine.items():
+            below = floors.below(entity, d, action)
+            if below is None:
+                self.rules[(entity, d)] = EffectiveRule(entity, d, action, origin, locked)
+            else:
+                self.rules[(entity, d)] = EffectiveRule(entity, d, below[0], below[1], True, None, (origin, action))
+        for entity, d, action in rule_locks:
+            floors.lock_rule(entity, d, action, origin)
+        for window, limit, mode in cap_locks:
+            floors.lock_cap(window, limit, mode, origin)
+
+    def result(self) -> EffectivePolicy:
+        floors = self.floors
+        rules: list[EffectiveRule] = []
+        for (entity, d), rule in self.rules.items():
+            response = floors.response_lock(entity) if rule.action == "pseudonymize" else None
+            if response is not None:
+                # a pseudonym whose original would come back in a response that a lock (maybe set
+                # further down than the pseudonym) keeps such values out of
+                rule = EffectiveRule(entity, d, "redact", response[1], True, None, (rule.origin, rule.action))
+            held = floors.rules.get((entity, d))
+            if held is not None:
+                rule = EffectiveRule(entity, d, rule.action, rule.origin, rule.locked, held, rule.raised_from)
+            rules.append(rule)
+        return EffectivePolicy(
+            caps=tuple(c.line for c in self.caps if c.origin.level != "operator"),
+            redaction=tuple(
+                RedactionRule(entities=[r.entity], action=r.action, direction=r.direction)  # type: ignore[arg-type]
+                for r in rules
+                if r.origin.level != "operator" or r.raised_from is not None
+            ),
+            custom_patterns=tuple(p.pattern for p in self.patterns),
+            sources=self.sources,
+            rules=tuple(rules),
+            cap_origins=tuple(self.caps),
+            pattern_origins=tuple(self.patterns),
+            default_action=self.operator.default_action,
+            redaction_enabled=self.operator.redaction_enabled,
+        )
+
+
+def chain_of(level: Level, row: dict[str, Any]) -> list[tuple[Level, str]]:
+    """The levels above and including an org, workspace, user or key row, from the top."""
+    if level == "org":
+        return [("org", row["id"])]
+    chain: list[tuple[Level, str]] = [("org", row["org_id"])]
+    if level != "workspace":
+        chain.append(("workspace", row["workspace_id"]))
+    if level == "key" and row.get("user_id"):
+        chain.append(("user", row["user_id"]))
+    chain.append((level, row["id"]))
+    return chain
+
+
+def effective(org_id: str, chain: Chain, operator: OperatorPolicy | None = None) -> EffectivePolicy:
+    """Combine the policies of `chain` (org first, key last; a missing policy is None) under the
+    operator's configuration, raising whatever a lock above it forbids back to the lock."""
+    walk = _Walk(org_id, operator or OperatorPolicy())
+    for level, entity_id, policy in chain:
+        walk.enter(level, entity_id)
+        if policy is not None:
+            walk.apply(level, entity_id, policy)
+    return walk.result()
+
+
+def floors_for(org_id: str, above: Chain, level: Level, entity_id: str, operator: OperatorPolicy | None) -> Floors:
+    """The locks a policy written on (`level`, `entity_id`) is under: the operator's, those of the
+    levels `above` it (org first), and the configuration's locked caps on the entity itself."""
+    walk = _Walk(org_id, operator or OperatorPolicy())
+    for lvl, eid, policy in above:
+        walk.enter(lvl, eid)
+        if policy is not None:
+            walk.apply(lvl, eid, policy)
+    walk.enter(level, entity_id)
+    return walk.floors
+
+
+def violations(floors: Floors, policy: PolicyIn) -> list[Violation]:
+    """Every part of `policy` that is weaker than a lock in `floors` (empty: it may be written)."""
+    out: list[Violation] = []
+    for i, rule in enumerate(policy.redaction):
+        for entity in rule.entities:
+            for d in _directions(rule):
+                below = floors.below(entity, d, rule.action)
+                if below is None:
+                    continue
+                action, by, restores = below
+                if restores:
+                    message = (
+                        f"pseudonymize for {entity} puts the original back into the response, "
+                        f"where {by} locks {floors.rules[(entity, 'response')][0]}; use redact or block instead"
                     )
-        for pattern in policy.custom_patterns:
-            patterns[pattern.entity] = pattern
-    return EffectivePolicy(tuple(caps), tuple(rules.values()), tuple(patterns.values()), sources)
+                else:
+                    message = (
+                        f"{rule.action} for {entity} ({d}) is weaker than the {action} that {by} locks; "
+                        "below a lock a rule may only be as strict or stricter "
+                        "(monitor < pseudonymize < redact < block)"
+                    )
+                out.append(Violation(f"redaction.{i}", message, by))
+    for i, cap in enumerate(policy.caps):
+        held = floors.cap_limits.get(cap.window)
+        if held is not None and cap.limit_nusd > held[0]:
+            message = (
+                f"a {cap.window} cap of {format_usd(cap.limit_nusd)} is above the {cap.window} cap of "
+                f"{format_usd(held[0])} that {held[1]} locks; below it a cap may only be lower"
+            )
+            out.append(Violation(f"caps.{i}", message, held[1]))
+        enforced_by = floors.cap_enforced.get(cap.window)
+        if enforced_by is not None and cap.mode == "monitor":
+            message = f"a monitor-only {cap.window} cap is under the enforced {cap.window} cap that {enforced_by} locks"
+            out.append(Violation(f"caps.{i}", message + "; it must enforce", enforced_by))
+    return out

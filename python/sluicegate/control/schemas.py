@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sluicegate._core import Scanner, builtin_entities
-from sluicegate.config import CustomPattern, RedactionRule
+from sluicegate.config import CustomPattern, RedactionRule, check_locks
 from sluicegate.spend.caps import Mode, OnInsufficient, WindowName
 from sluicegate.spend.money import usd_to_nusd
 
@@ -64,13 +64,18 @@ class SecretIn(_Body):
 
 
 class CapIn(_Body):
-    """A spend cap: `limit_usd` is a decimal string (`"250.00"`), kept exactly as nano-USD."""
+    """A spend cap: `limit_usd` is a decimal string (`"250.00"`), kept exactly as nano-USD.
+
+    A `locked` cap is a floor for the levels below: none of them may set a higher cap in the same
+    window, nor a monitor-only one when this one enforces.
+    """
 
     window: WindowName = "month"
     limit_usd: str = Field(min_length=1, max_length=40)
     mode: Mode = "enforce"
     on_insufficient: OnInsufficient = "refuse"
     thresholds: list[int] | None = Field(None, max_length=16)
+    locked: bool = False
 
     @field_validator("limit_usd")
     @classmethod
@@ -91,7 +96,11 @@ class CapIn(_Body):
 
 
 class PolicyIn(_Body):
-    """The policy attached to one org, workspace, user or key (replaces what was there)."""
+    """The policy attached to one org, workspace, user or key (replaces what was there).
+
+    Its `locked` rules and caps are floors for the levels below it (see `control.policies`); they
+    are stored inside the policy document, so locks need no column of their own.
+    """
 
     caps: list[CapIn] = Field(default_factory=list, max_length=16)
     redaction: list[RedactionRule] = Field(default_factory=list, max_length=64)
@@ -112,6 +121,7 @@ class PolicyIn(_Body):
                 Scanner([], [(pattern.entity, pattern.pattern)], [])
             except ValueError as exc:
                 raise ValueError(str(exc)) from None
+        check_locks(self.redaction, "redaction")
         return self
 
 

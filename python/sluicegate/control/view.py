@@ -6,6 +6,9 @@ changed, reloads a whole snapshot in one transaction and swaps it in at once: a 
 cap or a rotated secret reaches every instance sharing the database within a second. Key last-use
 times are collected in memory and written in batches, off the request path.
 
+Effective policies are computed here with the floors (`control.policies`): whatever the rows say,
+a rule locked by the operator's configuration or a level above is never weaker for a key.
+
 Wiring (one step): `Gateway.keys = view` (same `authenticate` contract as `policy.auth.KeyStore`),
 `view.cap_lines(identity)` for spend, `view.redaction_rules(identity)` for redaction, and
 `view.provider_secret(identity.workspace, provider_name)` for upstream credentials.
@@ -24,7 +27,7 @@ import orjson
 from sluicegate.config import CustomPattern, RedactionRule, RedactionSettings
 from sluicegate.control.crypto import MasterKeyError
 from sluicegate.control.keys import now_iso
-from sluicegate.control.policies import EffectivePolicy, effective
+from sluicegate.control.policies import EffectivePolicy, OperatorPolicy, chain_of, effective
 from sluicegate.control.store import CHANNEL, ControlStore, Snapshot, secret_context
 from sluicegate.errors import Unauthenticated
 from sluicegate.policy.auth import Identity, KeyStore, presented_keys
@@ -69,11 +72,15 @@ class ControlView:
     Arguments:
         store: the control store (opened by the caller).
         fallback: keys from the config file (`[[keys]]`), accepted alongside the database's.
+        operator: the configuration's rules and caps, whose locked ones are floors for every policy.
     """
 
-    def __init__(self, store: ControlStore, fallback: KeyStore | None = None) -> None:
+    def __init__(
+        self, store: ControlStore, fallback: KeyStore | None = None, operator: OperatorPolicy | None = None
+    ) -> None:
         self.store = store
         self.fallback = fallback
+        self.operator = operator or OperatorPolicy()
         self._state = _State()
         self._used: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
@@ -123,15 +130,12 @@ class ControlView:
             identity = Identity(row["id"], row["workspace_id"], row["org_id"], row["user_id"])
             expires = datetime.fromisoformat(row["expires_at"]) if row["expires_at"] else None
             st.keys[row["key_hash"]] = KeyEntry(row["id"], identity, expires, row["revoked_at"] is not None)
-            chain = [
-                ("org", row["org_id"]),
-                ("workspace", row["workspace_id"]),
-                ("user", row["user_id"]),
-                ("key", row["id"]),
-            ]
+            # Floors are applied here, whatever the rows hold: a weakening row written past the
+            # admin API still yields the locked rule.
             st.policies[row["id"]] = effective(
                 row["org_id"],
-                [(lvl, eid, snap.policies.get((lvl, eid))) for lvl, eid in chain if eid is not None],  # type: ignore[misc]
+                [(lvl, eid, snap.policies.get((lvl, eid))) for lvl, eid in chain_of("key", row)],
+                self.operator,
             )
         master = self.store.master
         for row in snap.secrets:

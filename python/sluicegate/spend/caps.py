@@ -144,7 +144,9 @@ class _Section(BaseModel):
 class CapSettings(_Section):
     """One `[[spend.caps]]` entry (caps from the control plane become the same `CapLine`s).
 
-    `limit_usd` is a decimal string or number, converted once, exactly, to nano-USD.
+    `limit_usd` is a decimal string or number, converted once, exactly, to nano-USD. A `locked`
+    cap is an operator floor: a control-plane policy on its entity or below may not set a higher
+    cap in the same window, nor a monitor-only one when it enforces.
     """
 
     level: Level
@@ -155,6 +157,7 @@ class CapSettings(_Section):
     mode: Mode = "enforce"
     on_insufficient: OnInsufficient = "refuse"
     thresholds: tuple[int, ...] | None = None
+    locked: bool = False  # a floor: the control plane's caps on this entity and below stay under it
 
     @field_validator("limit_usd")
     @classmethod
