@@ -387,7 +387,11 @@ class HttpUpstream:
                     )
                 answer = _HttpResponse(resp, timeouts, deadline, self._max_body)
                 if whole and resp.status < 300:
-                    await answer.preload()
+                    try:
+                        await answer.preload()
+                    except BaseException:
+                        answer.close()  # a half-read body: the connection cannot go back to the pool
+                        raise
         return answer
 
     async def close(self) -> None:
