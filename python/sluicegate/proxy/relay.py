@@ -199,7 +199,7 @@ async def relay_stream(
                         data = tap.process(event)
                         if data is not None:
                             out.append(data)
-                    if len(events.pending) > max_event:
+                    if events.pending_size > max_event:
                         raise _event_too_large(max_event)
                 finally:  # the events before a malformed or oversized one still go out
                     if out:
