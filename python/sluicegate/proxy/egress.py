@@ -246,7 +246,10 @@ class TenantUrls:
         self._patterns = {kind: tuple(parse_pattern(p) for p in ps) for kind, ps in patterns.items()}
         self._providers: dict[str, tuple[str, tuple[str, str, int] | None]] = {}
         for name, (kind, base_url) in providers.items():
-            own = URL(base_url) if base_url else None
+            try:
+                own = URL(base_url) if base_url else None
+            except ValueError:
+                own = None  # a URL aiohttp could not call either: no origin to share
             self._providers[name] = (kind, _origin(own) if own is not None and own.raw_host else None)
         self._verdicts: dict[tuple[str, str], str | None] = {}
 
