@@ -61,6 +61,7 @@ class App:
             self.control = ControlPlane(settings.control, self.gateway.keys, settings.langsmith.run_url, operator)
             self.gateway.attach(self.control.view)
             self.control.admin.caps_status = self.gateway.cap_status
+            self.control.admin.base_url_refusal = self.gateway.tenant_urls.refusal
         # Batched background writers of finished calls: the database's records, the webhook, LangSmith.
         self.sinks: list[BatchSink[Outcome]] = []
         if self.control is not None:

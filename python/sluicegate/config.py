@@ -66,6 +66,30 @@ class UpstreamSettings(_Section):
     max_connections: int = Field(1024, ge=1)
     keepalive_s: float = Field(60.0, gt=0)
     max_error_body_bytes: int = Field(64 * 1024, ge=1024)
+    # Bounds on what is read from a provider (see `proxy/egress.py` for the tenant URL rules).
+    max_response_bytes: int = Field(64 * 1024 * 1024, ge=1024)  # a non-streamed body
+    max_event_bytes: int = Field(8 * 1024 * 1024, ge=1024)  # one SSE event
+    tenant_base_urls: dict[ProviderKind, list[str]] = Field(default_factory=dict)  # by provider kind
+    tenant_allowed_cidrs: list[str] = Field(default_factory=list)
+
+    @field_validator("tenant_base_urls")
+    @classmethod
+    def _patterns(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        from sluicegate.proxy.egress import parse_pattern
+
+        for patterns in value.values():
+            for pattern in patterns:
+                parse_pattern(pattern)
+        return value
+
+    @field_validator("tenant_allowed_cidrs")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        from sluicegate.proxy.egress import parse_cidr
+
+        for cidr in value:
+            parse_cidr(cidr)
+        return value
 
 
 class ProviderSettings(_Section):

@@ -15,7 +15,8 @@ GatewayError(status, code, type)
     ├── UpstreamStatus             4xx/5xx passed through with the provider's own body
     ├── UpstreamUnreachable        502  connection refused, reset, DNS failure
     ├── UpstreamTimeout            504  connect, first byte, between chunks, or total
-    └── UpstreamProtocolError      502  malformed SSE or JSON from the provider
+    ├── UpstreamProtocolError      502  malformed SSE or JSON, a redirect, a body or event over its bound
+    └── UpstreamRefused            502  a tenant base URL or address the operator does not allow
 ```
 
 Messages name kinds, fields and limits, never request content or keys.
@@ -151,3 +152,13 @@ class UpstreamTimeout(UpstreamError):
 
 class UpstreamProtocolError(UpstreamError):
     code = "upstream_protocol_error"
+
+
+class UpstreamRefused(UpstreamError):
+    """The gateway will not send to this destination (a tenant's base URL, or the address it
+    resolves to, is outside what the operator allows). Retrying cannot help."""
+
+    code = "upstream_address_refused"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message, code=code, headers={"x-should-retry": "false"})

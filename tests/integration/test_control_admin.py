@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import select
 from tests.unit.control.pg import control_settings, pg_database  # noqa: F401  (fixtures)
 
+from sluicegate.config import Settings
 from sluicegate.control.admin_api import ENDPOINTS, AdminApi, Endpoint
 from sluicegate.control.audit import Actor
 from sluicegate.control.models import metadata
@@ -24,8 +25,18 @@ from sluicegate.control.schemas import KeyIn, PolicyIn, SecretIn
 from sluicegate.control.settings import ControlSettings
 from sluicegate.control.store import ControlStore
 from sluicegate.control.view import ControlView
+from sluicegate.proxy.egress import TenantUrls
 
 ACTOR = Actor("test/setup")
+# The operator's rules for tenant base URLs: `openai` may point at llm.example (and its own origin).
+TENANT_URLS = TenantUrls.from_settings(
+    Settings.model_validate(
+        {
+            "providers": {"openai": {"kind": "openai", "api_key": "k"}},
+            "upstream": {"tenant_base_urls": {"openai": ["llm.example"]}},
+        }
+    )
+)
 SECRET_VALUE = "sk-secret-value-never-shown-0123456789"
 
 
@@ -64,7 +75,9 @@ async def world(control_settings: ControlSettings) -> AsyncIterator[World]:  # n
     ids["provider"] = "openai"
     view = ControlView(store)
     await view.refresh()
-    transport = httpx.ASGITransport(app=AdminApi(store, view))
+    api = AdminApi(store, view)
+    api.base_url_refusal = TENANT_URLS.refusal
+    transport = httpx.ASGITransport(app=api)
     async with httpx.AsyncClient(transport=transport, base_url="http://admin") as client:
         yield World(client, store, ids, tokens)
     await store.close()
@@ -161,6 +174,46 @@ async def test_validation_errors_name_the_field(world: World) -> None:
     assert junk.status_code == 422 and junk.json()["error"]["fields"] == [{"loc": "body", "msg": "invalid JSON"}]
     assert (await world.client.get("/admin/v1/whoami")).status_code == 401
     assert (await world.client.get("/admin/v1/whoami", headers={"authorization": "Bearer sga-nope"})).status_code == 401
+
+
+@pytest.mark.parametrize("token", ["ws_a1", "org_a", "operator"])
+async def test_a_base_url_outside_the_operators_rules_is_a_400(world: World, token: str) -> None:
+    headers = {"authorization": f"Bearer {world.tokens[token]}"}
+    path = f"/admin/v1/workspaces/{world.ids['workspace_id']}/secrets/openai"
+    before = await _dump(world.store)
+    for url in (
+        "http://169.254.169.254/latest/meta-data/",
+        "http://127.0.0.1:8080/v1",
+        "http://[::1]:8080/v1",
+        "http://localhost:8080/v1",
+        "https://evil.example/v1",
+        "https://llm.example:8443/v1",
+        "https://me:pw@llm.example/v1",
+    ):
+        r = await world.client.put(path, json={"value": SECRET_VALUE, "base_url": url}, headers=headers)
+        assert r.status_code == 400, (url, r.text)
+        assert r.json()["error"]["code"] == "base_url_not_allowed"
+        assert r.json()["error"]["fields"][0]["loc"] == "base_url" and SECRET_VALUE not in r.text
+    assert await _dump(world.store) == before  # nothing stored, nothing audited
+    for url in ("https://llm.example/v1", "https://api.openai.com/v1"):
+        r = await world.client.put(path, json={"value": SECRET_VALUE, "base_url": url}, headers=headers)
+        assert r.status_code == 200 and r.json()["base_url"] == url
+    # a provider the gateway does not know takes no base_url, and without rules none is taken
+    unknown = f"/admin/v1/workspaces/{world.ids['workspace_id']}/secrets/langsmith"
+    r = await world.client.put(unknown, json={"value": "x", "base_url": "https://llm.example"}, headers=headers)
+    assert r.status_code == 400
+    r = await world.client.put(unknown, json={"value": "x", "project": "p"}, headers=headers)
+    assert r.status_code == 200
+
+
+async def test_without_rules_no_base_url_is_taken(world: World) -> None:
+    api = AdminApi(world.store)  # nothing wired: fail closed
+    headers = {"authorization": f"Bearer {world.tokens['operator']}"}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://admin") as client:
+        path = f"/admin/v1/workspaces/{world.ids['workspace_id']}/secrets/openai"
+        r = await client.put(path, json={"value": SECRET_VALUE, "base_url": "https://llm.example/v1"}, headers=headers)
+        assert r.status_code == 400 and r.json()["error"]["code"] == "base_url_not_allowed"
+        assert (await client.put(path, json={"value": SECRET_VALUE}, headers=headers)).status_code == 200
 
 
 async def test_a_revoked_admin_token_is_refused(world: World) -> None:

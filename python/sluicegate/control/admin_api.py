@@ -104,10 +104,13 @@ class Ctx:
     body: Any = None
     caps_status: CapsStatus | None = None
     run_url: str = ""
+    base_url_refusal: BaseUrlRefusal | None = None
 
 
 Handler = Callable[[Ctx], Awaitable[Response]]
 CapsStatus = Callable[[CapLine], Awaitable[tuple[int, int]]]  # (spent, reserved) of a cap's current window
+# Why a tenant may not set a base URL for a provider (`proxy.egress.TenantUrls.refusal`), or None.
+BaseUrlRefusal = Callable[[str, str], str | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,6 +331,12 @@ def _secret_handlers(level: str, param: str) -> tuple[Handler, Handler, Handler]
     async def put_secret(ctx: Ctx) -> Response:
         scope_id, org_id = await scope(ctx)
         provider = _provider(ctx.params["provider"])
+        base_url = ctx.body.base_url
+        if base_url is not None:
+            check = ctx.base_url_refusal
+            refused = check(provider, base_url) if check is not None else "cannot be checked (no rules loaded)"
+            if refused is not None:
+                raise ApiError(400, "base_url_not_allowed", f"base_url {refused}", [_field("base_url", refused)])
         try:
             shown = await ctx.store.set_secret(ctx.actor, level, scope_id, org_id, provider, ctx.body)
         except Conflict as exc:
@@ -578,6 +587,7 @@ class AdminApi:
         self.store = store
         self.view = view
         self.caps_status: CapsStatus | None = None  # set by the gateway, which holds the spend store
+        self.base_url_refusal: BaseUrlRefusal | None = None  # set by the gateway; unset, no base_url is taken
         self.run_url = run_url
         self.auth_failures = AuthFailures(store)  # failed sign-ins in the audit log, rate-limited
         page = (Path(__file__).parent / "static" / "ui.html").read_text()
@@ -638,6 +648,7 @@ class AdminApi:
                     {},
                     caps_status=self.caps_status,
                     run_url=self.run_url,
+                    base_url_refusal=self.base_url_refusal,
                 )
                 ctx.params = dict(request.path_params)
                 if endpoint.body is not None:

@@ -57,7 +57,17 @@ def openapi_document(endpoints: tuple[Endpoint, ...]) -> dict[str, Any]:
                     }
                     for s, d in ((401, "no valid token"), (403, "out of scope"), (404, "not found or out of scope"))
                 },
-                **({"409": {"description": "conflict"}} if e.body is not None else {}),
+                **(
+                    {
+                        "400": {
+                            "description": "refused by an operator rule (such as a base_url outside the allow-list)",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                        },
+                        "409": {"description": "conflict"},
+                    }
+                    if e.body is not None
+                    else {}
+                ),
                 "422": {
                     "description": "invalid input, per field",
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},

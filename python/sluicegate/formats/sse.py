@@ -1,7 +1,9 @@
 """Server-sent events: split a byte stream into events without losing or merging any.
 
 Upstreams may cut the stream anywhere, including inside a line or a multi-byte character; the
-buffer only ever yields complete events (terminated by a blank line) and keeps the rest.
+buffer only ever yields complete events (terminated by a blank line) and keeps the rest. Each byte
+is scanned once while an event is incomplete (an event arriving in many small pieces costs its
+size, not its size squared), so a caller can bound the pending event by `pending_size`.
 """
 
 from __future__ import annotations
@@ -35,30 +37,47 @@ class Event:
 class EventBuffer:
     """Accumulates upstream bytes and yields complete events."""
 
-    __slots__ = ("_buf",)
+    __slots__ = ("_cr", "_parts", "_size")
 
     def __init__(self) -> None:
-        self._buf = b""
+        self._parts: list[bytes] = []  # the pending event's pieces, \r\n already made \n
+        self._size = 0
+        self._cr = False  # a \r held back: a \r\n may be cut between its two bytes
 
     def feed(self, data: bytes) -> list[Event]:
         """Add `data`; return the events it completed, in order."""
-        buf = self._buf + data if self._buf else data
-        tail = b""
-        if b"\r" in buf:
-            if buf.endswith(b"\r"):  # a \r\n may be cut between its two bytes
-                buf, tail = buf[:-1], b"\r"
-            buf = buf.replace(b"\r\n", b"\n")
-        if b"\n\n" not in buf:
-            self._buf = buf + tail
+        if self._cr:
+            data = b"\r" + data
+            self._cr = False
+        if b"\r" in data:
+            if data.endswith(b"\r"):
+                data, self._cr = data[:-1], True
+            data = data.replace(b"\r\n", b"\n")
+        parts = self._parts
+        # Only the new bytes are searched: a blank line is in them, or starts where the pending ends.
+        if b"\n\n" not in data and not (data[:1] == b"\n" and parts and parts[-1].endswith(b"\n")):
+            if data:
+                parts.append(data)
+                self._size += len(data)
             return []
-        parts = buf.split(b"\n\n")
-        self._buf = parts.pop() + tail
-        return [Event.parse(p) for p in parts if p.strip(b"\n")]
+        if parts:
+            parts.append(data)
+            data = b"".join(parts)
+        pieces = data.split(b"\n\n")
+        rest = pieces.pop()
+        self._parts = [rest] if rest else []
+        self._size = len(rest)
+        return [Event.parse(p) for p in pieces if p.strip(b"\n")]
 
     @property
     def pending(self) -> bytes:
         """Bytes of an event that has not ended yet."""
-        return self._buf
+        return b"".join(self._parts) + (b"\r" if self._cr else b"")
+
+    @property
+    def pending_size(self) -> int:
+        """How many bytes `pending` holds, without joining them."""
+        return self._size + self._cr
 
 
 def encode(data: bytes, name: bytes | None = None) -> bytes:

@@ -18,12 +18,13 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from sluicegate.config import RedactionSettings, Settings
-from sluicegate.errors import GatewayError, InvalidRequest, NotFound, PayloadTooLarge, PolicyFailed
+from sluicegate.errors import GatewayError, InvalidRequest, NotFound, PayloadTooLarge, PolicyFailed, UpstreamRefused
 from sluicegate.formats import FORMATS_BY_PATH, WireFormat
 from sluicegate.formats.base import Family, StreamTap
 from sluicegate.policy.auth import Authenticator, Identity, KeyStore
 from sluicegate.policy.redaction import Redactor
 from sluicegate.policy.spend import SpendPolicy
+from sluicegate.proxy.egress import TenantUrls
 from sluicegate.proxy.providers import Provider, Router
 from sluicegate.proxy.relay import (
     INTERNAL,
@@ -126,8 +127,11 @@ class Gateway:
         self.router = Router(settings, os.environ if environ is None else environ)
         self.timeouts = Timeouts.from_settings(settings.upstream)
         self.max_body = settings.server.max_body_bytes
+        # Tenant base URLs: the operator's rules, and a client of their own that checks every address.
+        self.tenant_urls = TenantUrls.from_settings(settings)
         self._http: HttpUpstream | None = None
-        self._local = InProcessUpstream()
+        self._tenant_http: HttpUpstream | None = None
+        self._local = InProcessUpstream(settings.upstream.max_response_bytes)
         self.redactor = Redactor(settings.redaction) if settings.redaction.enabled else None
         wants_spend = settings.spend.caps or settings.control.enabled  # the control plane's caps come later
         self.spend = SpendPolicy(settings.spend) if settings.spend.enabled and wants_spend else None
@@ -136,6 +140,7 @@ class Gateway:
     async def start(self) -> None:
         """Create the pooled client and the spend store; call inside the serving event loop."""
         self._http = HttpUpstream(self.settings.upstream)
+        self._tenant_http = HttpUpstream(self.settings.upstream, self.tenant_urls.addresses)
         if self.spend is not None:
             await self.spend.start()
 
@@ -143,12 +148,17 @@ class Gateway:
         """Close the spend store (returning leases, flushing settlements) and the pool."""
         if self.spend is not None:
             await self.spend.stop()
-        if self._http is not None:
-            await self._http.close()
+        for client in (self._http, self._tenant_http):
+            if client is not None:
+                await client.close()
 
-    def _upstream(self, url: str | None) -> Upstream:
+    def _upstream(self, url: str | None, tenant: bool) -> Upstream:
         if url is None:
             return self._local
+        if tenant:
+            if self._tenant_http is None:
+                self._tenant_http = HttpUpstream(self.settings.upstream, self.tenant_urls.addresses)
+            return self._tenant_http
         if self._http is None:
             self._http = HttpUpstream(self.settings.upstream)
         return self._http
@@ -253,18 +263,29 @@ class Gateway:
         rewrite: Callable[[Any], bool] | None,
         rid: bytes,
     ) -> Outcome:
-        """Send the request upstream and relay the answer."""
+        """Send the request upstream and relay the answer. A tenant's base URL is checked against the
+        operator's rules first (they may have changed since it was stored), gets a client that checks
+        every address it connects to, and never the operator's static headers."""
+        base_url = credential.base_url if credential is not None else None
+        if base_url is not None:
+            refused = self.tenant_urls.refusal(provider.name, base_url)
+            if refused is not None:
+                raise UpstreamRefused(f"the base_url set for this provider {refused}", code="base_url_not_allowed")
         upstream_headers = provider.headers(
             _str(headers.get(b"anthropic-version")),
             _str(headers.get(b"anthropic-beta")),
             credential.secret if credential is not None else None,
+            tenant_url=base_url is not None,
         )
-        url = provider.url(fmt.path, credential.base_url if credential is not None else None)
-        resp = await self._upstream(url).send(url, fmt.path, upstream_headers, raw, self.timeouts, whole=tap is None)
+        url = provider.url(fmt.path, base_url)
+        upstream = self._upstream(url, base_url is not None)
+        resp = await upstream.send(url, fmt.path, upstream_headers, raw, self.timeouts, whole=tap is None)
+        bounds = self.settings.upstream
         if resp.status >= 400:
-            return await relay_error_status(send, fmt, resp, rid, self.settings.upstream.max_error_body_bytes)
+            return await relay_error_status(send, fmt, resp, rid, bounds.max_error_body_bytes)
         if tap is not None and resp.content_type.startswith("text/event-stream"):
-            return await relay_stream(send, receive, fmt, tap, resp, rid, self.capture)
+            max_event = bounds.max_event_bytes
+            return await relay_stream(send, receive, fmt, tap, resp, rid, self.capture, max_event=max_event)
         return await relay_body(send, fmt, resp, rid, rewrite, self.capture)
 
     def attach(self, view: ControlView) -> None:

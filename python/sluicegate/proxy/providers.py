@@ -70,11 +70,21 @@ class Provider:
         return base + path
 
     def headers(
-        self, anthropic_version: str | None, anthropic_beta: str | None, api_key: Secret | None = None
+        self,
+        anthropic_version: str | None,
+        anthropic_beta: str | None,
+        api_key: Secret | None = None,
+        tenant_url: bool = False,
     ) -> dict[str, str]:
         """The upstream request headers: content type, the provider's key (`api_key`, a workspace's
-        secret, wins over the configured one), and what passes through."""
+        secret, wins over the configured one), and what passes through.
+
+        With `tenant_url` (the request goes to a base URL a tenant set), only the tenant's key is
+        sent: never the operator's key nor its static `headers`.
+        """
         headers = {"content-type": "application/json", "accept-encoding": "identity", "user-agent": USER_AGENT}
+        if tenant_url and api_key is None:
+            raise UpstreamError(f"provider {self.name!r}: a tenant base URL needs the tenant's own key")
         api_key = api_key or self.api_key
         if api_key is not None:
             key = api_key.reveal()
@@ -85,7 +95,8 @@ class Provider:
             headers["anthropic-version"] = anthropic_version or ANTHROPIC_VERSION
             if anthropic_beta:
                 headers["anthropic-beta"] = anthropic_beta
-        headers.update(self.static_headers)
+        if not tenant_url:
+            headers.update(self.static_headers)
         return headers
 
 

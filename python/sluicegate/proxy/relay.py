@@ -155,6 +155,13 @@ async def relay_body(
     return Outcome(resp.status, usage=usage, response=[body] if capture else None)
 
 
+def _event_too_large(limit: int) -> UpstreamProtocolError:
+    return UpstreamProtocolError(
+        f"the provider sent an event larger than {limit} bytes (upstream.max_event_bytes)",
+        code="upstream_event_too_large",
+    )
+
+
 async def _await_disconnect(receive: Receive, task: asyncio.Task[object]) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
@@ -169,8 +176,11 @@ async def relay_stream(
     resp: UpstreamResponse,
     request_id: bytes,
     capture: bool = False,
+    *,
+    max_event: int,
 ) -> Outcome:
-    """Relay an SSE response event by event until it ends, fails, or the client leaves."""
+    """Relay an SSE response event by event until it ends, fails, or the client leaves. An event
+    larger than `max_event` bytes (ended or still arriving) ends the stream with an error event."""
     await send({"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, (b"x-request-id", request_id)]})
     me = asyncio.current_task()
     assert me is not None
@@ -184,10 +194,14 @@ async def relay_stream(
                 out: list[bytes] = []
                 try:
                     for event in events.feed(chunk):
+                        if len(event.raw) > max_event:
+                            raise _event_too_large(max_event)
                         data = tap.process(event)
                         if data is not None:
                             out.append(data)
-                finally:  # the events before a malformed one still go out
+                    if events.pending_size > max_event:
+                        raise _event_too_large(max_event)
+                finally:  # the events before a malformed or oversized one still go out
                     if out:
                         data = b"".join(out)
                         if outcome.first_byte_at is None:

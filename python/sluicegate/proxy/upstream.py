@@ -9,20 +9,34 @@ CPU per request that httpx does. Timeouts are per phase:
   call, to the whole answer: its headers only come when it is complete);
 - `chunk_timeout_s`: the longest silence between two pieces of the response body;
 - `total_timeout_s`: the whole exchange, streams included.
+
+No redirect is followed (a 3xx is an `upstream_redirect` error), and a non-streamed body is read up to
+`max_response_bytes` (past that, `upstream_response_too_large`). The client for tenant base URLs
+checks every address it connects to (`proxy/egress.py`), in its resolver and on the socket.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
 
 from sluicegate.config import UpstreamSettings
-from sluicegate.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
+from sluicegate.errors import (
+    UpstreamError,
+    UpstreamProtocolError,
+    UpstreamRefused,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+)
+from sluicegate.proxy.egress import METADATA_NAMES, AddressPolicy, AddressRefused
 
 # Response headers worth handing to the client with an upstream error: they steer SDK retries.
 RETRY_HEADERS = ("retry-after", "retry-after-ms", "x-should-retry")
@@ -40,6 +54,14 @@ class Timeouts:
         return cls(s.connect_timeout_s, s.first_byte_timeout_s, s.chunk_timeout_s, s.total_timeout_s)
 
 
+def response_too_large(limit: int) -> UpstreamProtocolError:
+    return UpstreamProtocolError(
+        f"the provider's response is larger than {limit} bytes (upstream.max_response_bytes)",
+        code="upstream_response_too_large",
+        headers={"x-should-retry": "false"},
+    )
+
+
 def upstream_error(exc: BaseException, phase: str) -> UpstreamError:
     """The gateway error for a transport exception, naming the phase but never the URL or key."""
     if isinstance(exc, UpstreamError):
@@ -47,6 +69,8 @@ def upstream_error(exc: BaseException, phase: str) -> UpstreamError:
     if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
         return UpstreamTimeout(f"the provider did not answer in time ({phase})")
     if isinstance(exc, aiohttp.ClientConnectorError):
+        if isinstance(exc.os_error, AddressRefused):
+            return UpstreamRefused(str(exc.os_error))
         return UpstreamUnreachable("the provider could not be reached")
     return UpstreamUnreachable(f"the connection to the provider broke ({phase})")
 
@@ -139,22 +163,28 @@ class Upstream(Protocol):
 
 
 class _Response:
-    """The timed body reading that both transports share; subclasses supply `_next()`."""
+    """The timed, bounded body reading that both transports share; subclasses supply `_next()`."""
 
-    __slots__ = ("_deadline", "_timeouts", "content_type", "status")
+    __slots__ = ("_deadline", "_max_body", "_timeouts", "content_type", "status")
 
-    def __init__(self, status: int, content_type: str, timeouts: Timeouts, deadline: float) -> None:
+    def __init__(self, status: int, content_type: str, timeouts: Timeouts, deadline: float, max_body: int) -> None:
         self.status = status
         self.content_type = content_type
         self._timeouts = timeouts
         self._deadline = deadline
+        self._max_body = max_body
 
     async def _next(self) -> bytes:
         """The next piece of the body; b"" at its end."""
         raise NotImplementedError
 
     async def _read_all(self, limit: int | None) -> bytes:
-        """The rest of the body (its first `limit` bytes)."""
+        """The rest of the body: its first `limit` bytes, or without `limit` all of it.
+
+        Raises:
+            UpstreamProtocolError: without `limit`, the body passed `max_body` bytes
+                (`upstream_response_too_large`; the exchange is aborted).
+        """
         parts: list[bytes] = []
         size = 0
         while limit is None or size < limit:
@@ -163,6 +193,9 @@ class _Response:
                 break
             parts.append(chunk)
             size += len(chunk)
+            if limit is None and size > self._max_body:
+                self.close()
+                raise response_too_large(self._max_body)
         return b"".join(parts)
 
     async def chunks(self) -> AsyncIterator[bytes]:
@@ -187,7 +220,12 @@ class _Response:
             watch.stop()
 
     async def read(self, limit: int | None = None) -> bytes:
-        """The whole body (or its first `limit` bytes), which must arrive within the chunk timeout."""
+        """The whole body (or its first `limit` bytes), which must arrive within the chunk timeout.
+
+        Raises:
+            UpstreamError: a timeout, a broken connection, or (without `limit`) a body larger than
+                `upstream.max_response_bytes`.
+        """
         loop = asyncio.get_running_loop()
         try:
             with map_upstream_errors("reading the response"):
@@ -207,12 +245,10 @@ class _Response:
 class _HttpResponse(_Response):
     __slots__ = ("_body", "_resp")
 
-    def __init__(
-        self, resp: aiohttp.ClientResponse, timeouts: Timeouts, deadline: float, body: bytes | None = None
-    ) -> None:
-        super().__init__(resp.status, resp.headers.get("content-type", ""), timeouts, deadline)
+    def __init__(self, resp: aiohttp.ClientResponse, timeouts: Timeouts, deadline: float, max_body: int) -> None:
+        super().__init__(resp.status, resp.headers.get("content-type", ""), timeouts, deadline, max_body)
         self._resp = resp
-        self._body = body
+        self._body: bytes | None = None
 
     async def read(self, limit: int | None = None) -> bytes:
         if self._body is None:
@@ -227,9 +263,15 @@ class _HttpResponse(_Response):
         return await self._resp.content.readany()
 
     async def _read_all(self, limit: int | None) -> bytes:
-        if limit is None:
-            return await self._resp.read()
+        declared = self._resp.content_length
+        if limit is None and declared is not None and declared > self._max_body:
+            self.close()
+            raise response_too_large(self._max_body)
         return await super()._read_all(limit)
+
+    async def preload(self) -> None:
+        """Read the whole body now (a non-streamed answer), bounded by `max_body`."""
+        self._body = await self._read_all(None)
 
     def release(self) -> None:
         self._resp.release()
@@ -238,21 +280,76 @@ class _HttpResponse(_Response):
         self._resp.close()
 
 
+class GuardedResolver(AbstractResolver):
+    """The default resolver, keeping only the addresses `policy` allows (a name whose every address
+    is refused is an `AddressRefused`). What it returns is what the connector connects to, and
+    the connector caches it for its DNS TTL: the check is made on the answer that is used.
+
+    Arguments:
+        policy: the tenant address policy.
+        inner: the resolver asked (default: aiohttp's).
+    """
+
+    def __init__(self, policy: AddressPolicy, inner: AbstractResolver | None = None) -> None:
+        self.policy = policy
+        self.inner = inner if inner is not None else DefaultResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        if host.lower().rstrip(".") in METADATA_NAMES:
+            raise AddressRefused("metadata")
+        found = await self.inner.resolve(host, port, family)
+        kept = [r for r in found if self.policy.refusal(r["host"]) is None]
+        if not kept:
+            kinds = [self.policy.refusal(r["host"]) for r in found]
+            raise AddressRefused(next((k for k in kinds if k), "no address"))
+        return kept
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+def guarded_socket_factory(policy: AddressPolicy) -> Any:
+    """A socket factory for the connector that refuses to make a socket for a refused address: the
+    last check, on the exact address about to be connected to (address literals never reach the
+    resolver)."""
+
+    def make(addr_info: tuple[int, int, int, str, tuple[Any, ...]]) -> socket.socket:
+        family, type_, proto, _, sockaddr = addr_info
+        kind = policy.refusal(sockaddr[0])
+        if kind is not None:
+            raise AddressRefused(kind)
+        return socket.socket(family=family, type=type_, proto=proto)
+
+    return make
+
+
 class HttpUpstream:
     """A pooled keep-alive client for HTTP providers; create it inside the running loop.
 
     Arguments:
-        settings: pool size and keep-alive.
+        settings: pool size, keep-alive and the response bound.
+        guard: for tenant base URLs, the address policy every connection is checked against
+            (None: the operator's own providers, unchecked).
+        dns: the resolver the guard asks (default: aiohttp's).
     """
 
-    def __init__(self, settings: UpstreamSettings) -> None:
+    def __init__(
+        self, settings: UpstreamSettings, guard: AddressPolicy | None = None, dns: AbstractResolver | None = None
+    ) -> None:
+        extra: dict[str, Any] = {}
+        if guard is not None:
+            extra = {"resolver": GuardedResolver(guard, dns), "socket_factory": guarded_socket_factory(guard)}
         connector = aiohttp.TCPConnector(
             limit=settings.max_connections,
             limit_per_host=0,
             keepalive_timeout=settings.keepalive_s,
             ttl_dns_cache=300,
             enable_cleanup_closed=True,
+            **extra,
         )
+        self._max_body = settings.max_response_bytes
         self._session = aiohttp.ClientSession(
             connector=connector,
             auto_decompress=False,
@@ -278,13 +375,24 @@ class HttpUpstream:
             timeout = self._timeouts[timeouts.connect] = aiohttp.ClientTimeout(
                 total=None, sock_connect=timeouts.connect
             )
-        answer = None
         with map_upstream_errors("waiting for the first byte"):
             async with asyncio.timeout_at(min(loop.time() + timeouts.first_byte, deadline)):
-                resp = await self._session.post(url, data=body, headers=headers, timeout=timeout)
-                if whole:
-                    answer = await resp.read()
-        return _HttpResponse(resp, timeouts, deadline, answer)
+                resp = await self._session.post(url, data=body, headers=headers, timeout=timeout, allow_redirects=False)
+                if 300 <= resp.status < 400:
+                    resp.close()
+                    raise UpstreamProtocolError(
+                        f"the provider answered {resp.status}, a redirect, which the gateway does not follow",
+                        code="upstream_redirect",
+                        headers={"x-should-retry": "false"},
+                    )
+                answer = _HttpResponse(resp, timeouts, deadline, self._max_body)
+                if whole and resp.status < 300:
+                    try:
+                        await answer.preload()
+                    except BaseException:
+                        answer.close()  # a half-read body: the connection cannot go back to the pool
+                        raise
+        return answer
 
     async def close(self) -> None:
         await self._session.close()
@@ -293,9 +401,12 @@ class HttpUpstream:
 class _InProcessResponse(_Response):
     __slots__ = ("_body", "_headers")
 
-    def __init__(self, status: int, headers: list[tuple[str, str]], body: AsyncIterator[bytes], t: Timeouts) -> None:
+    def __init__(
+        self, status: int, headers: list[tuple[str, str]], body: AsyncIterator[bytes], t: Timeouts, max_body: int
+    ) -> None:
         self._headers = {k.lower(): v for k, v in headers}
-        super().__init__(status, self._headers.get("content-type", ""), t, asyncio.get_running_loop().time() + t.total)
+        deadline = asyncio.get_running_loop().time() + t.total
+        super().__init__(status, self._headers.get("content-type", ""), t, deadline, max_body)
         self._body = body
 
     def header(self, name: str) -> str | None:
@@ -312,12 +423,17 @@ class _InProcessResponse(_Response):
 
 
 class InProcessUpstream:
-    """The `mock` provider without a socket: calls `sluicegate.mock.app.respond` directly."""
+    """The `mock` provider without a socket: calls `sluicegate.mock.app.respond` directly.
 
-    def __init__(self) -> None:
+    Arguments:
+        max_body: the bound on a non-streamed body (`upstream.max_response_bytes`).
+    """
+
+    def __init__(self, max_body: int) -> None:
         from sluicegate.mock.app import respond
 
         self._respond = respond
+        self._max_body = max_body
 
     async def send(
         self,
@@ -331,4 +447,4 @@ class InProcessUpstream:
         with map_upstream_errors("waiting for the first byte"):
             async with asyncio.timeout(timeouts.first_byte):
                 resp = await self._respond("POST", path, headers, body)
-        return _InProcessResponse(resp.status, resp.headers, resp.body, timeouts)
+        return _InProcessResponse(resp.status, resp.headers, resp.body, timeouts, self._max_body)

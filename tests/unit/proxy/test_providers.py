@@ -4,6 +4,7 @@ from sluicegate.config import Settings
 from sluicegate.errors import InvalidRequest, NotFound, UpstreamError
 from sluicegate.formats import ANTHROPIC_MESSAGES, OPENAI_CHAT
 from sluicegate.proxy.providers import Router
+from sluicegate.secrets import Secret
 
 SETTINGS = Settings.model_validate(
     {
@@ -62,6 +63,15 @@ def test_headers_inject_the_provider_key_and_pass_anthropic_headers() -> None:
     assert ROUTER.providers["an"].headers(None, None)["anthropic-version"] == "2023-06-01"
     az = ROUTER.providers["azure"].headers(None, None)
     assert az["api-key"] == "az" and az["x-extra"] == "1"
+
+
+def test_a_tenant_url_gets_the_tenants_key_and_none_of_the_operators_headers() -> None:
+    azure = ROUTER.providers["azure"]
+    tenant = azure.headers(None, None, Secret("tenant-key"), tenant_url=True)
+    assert tenant["api-key"] == "tenant-key" and "x-extra" not in tenant
+    assert azure.headers(None, None, Secret("tenant-key"))["x-extra"] == "1"  # the operator's own URL
+    with pytest.raises(UpstreamError, match="tenant's own key"):
+        azure.headers(None, None, None, tenant_url=True)  # never the operator's key instead
 
 
 def test_urls() -> None:
