@@ -226,7 +226,19 @@ class Settings(_Section):
                 raise ValueError(f"{where} names provider {provider!r}, which is not in [providers]")
         if self.spend.enabled and self.spend.reservation_ttl_s <= self.upstream.total_timeout_s:
             raise ValueError("spend.reservation_ttl_s must be longer than upstream.total_timeout_s")
+        self._caps_hold_across_workers()
         return self
+
+    def _caps_hold_across_workers(self) -> None:
+        # The local backend counts in each worker process's memory: N workers would let N times every cap through.
+        capped = self.spend.enabled and (self.spend.caps or self.control.enabled)
+        if capped and self.spend.backend == "local" and self.server.workers > 1:
+            which = "[[spend.caps]]" if self.spend.caps else "the control plane's caps ([control] enabled)"
+            raise ValueError(
+                f"{which} with spend.backend = 'local' and server.workers = {self.server.workers}: each worker "
+                "would count spend on its own and every cap would admit that many times its limit; set "
+                "spend.backend = 'redis' (and spend.redis_url, shared by every worker), or server.workers = 1"
+            )
 
 
 def embedded_default() -> dict[str, Any]:
