@@ -54,6 +54,10 @@ class ServerSettings(_Section):
     drain_seconds: float = Field(30.0, ge=0)
     ready_grace_s: float = Field(3.0, ge=0)
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    # The whole request body must arrive within this (408 otherwise), so a slow sender cannot hold a connection.
+    body_timeout_s: float = Field(30.0, gt=0)
+    # Arrays and objects nested deeper than this are refused (400); orjson itself writes at most 254 levels.
+    max_json_depth: int = Field(64, ge=2, le=200)
     # The collector's generation thresholds once started (see `app.settle_heap`); Python's are 700,10,10.
     gc_thresholds: tuple[int, int, int] = (20_000, 20, 50)
 

@@ -37,6 +37,8 @@ class ControlSettings(BaseModel):
             an org admin token, and print the key and token once.
         redis_url: when set, every change is also announced on the Redis channel
             `sluicegate:control:changed` and instances reload at once (polling stays as the fallback).
+        max_body_bytes: admin API request bodies larger than this are refused (413); they must also
+            arrive within `server.body_timeout_s` (408).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -49,6 +51,7 @@ class ControlSettings(BaseModel):
     last_used_flush_s: float = Field(1.0, gt=0, le=60)
     bootstrap: bool = True
     redis_url: str | None = Field(None, repr=False)
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
 
     @field_validator("database_url")
     @classmethod
