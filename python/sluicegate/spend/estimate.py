@@ -177,8 +177,11 @@ def _count(body: Mapping[str, Any], name: str, high: int) -> int | None:
 
 def _chat_limit(body: Mapping[str, Any]) -> int | None:
     """The larger of the two chat output limits that are set (a provider may honour either)."""
-    limits = [v for v in (_count(body, f, MAX_OUTPUT_TOKENS) for f in ("max_completion_tokens", "max_tokens")) if v]
-    return max(limits) if limits else None
+    completion = _count(body, "max_completion_tokens", MAX_OUTPUT_TOKENS)
+    tokens = _count(body, "max_tokens", MAX_OUTPUT_TOKENS)
+    if completion is None or tokens is None:
+        return tokens if completion is None else completion
+    return max(completion, tokens)
 
 
 def _embedding_tokens(value: Any) -> int:
