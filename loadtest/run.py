@@ -466,8 +466,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         if "budget" in args.scenarios and not args.budget_key:
             args.scenarios.remove("budget")
             print("loadtest: no --budget-key, the budget scenario is left out", flush=True)
-    elif "budget" in args.scenarios and args.backend == "local" and (args.instances > 1 or args.workers > 1):
-        p.error("the budget scenario needs --backend redis with several instances or workers")
+    elif args.backend == "local" and args.workers > 1:
+        # Every gateway here has caps: sluicegate refuses the local backend across several workers.
+        p.error("--backend local counts caps in each worker's memory: use --backend redis, or --workers 1")
+    elif "budget" in args.scenarios and args.backend == "local" and args.instances > 1:
+        p.error("the budget scenario needs --backend redis with several instances")
     return args
 
 

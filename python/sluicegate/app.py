@@ -16,9 +16,11 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+import orjson
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from sluicegate.config import Settings, load_settings
+from sluicegate.errors import GatewayError, PayloadTooLarge
 from sluicegate.formats import FORMATS_BY_PATH
 from sluicegate.observe.ids import new_uuid_str
 from sluicegate.observe.langsmith import LangSmithSink
@@ -27,10 +29,10 @@ from sluicegate.observe.metrics import Metrics
 from sluicegate.observe.records import RecordSink
 from sluicegate.observe.sinks import BatchSink
 from sluicegate.observe.webhook import WebhookSink
-from sluicegate.policy.pipeline import Gateway
-from sluicegate.proxy.relay import Outcome, send_body
+from sluicegate.policy.pipeline import ClientGone, Gateway, read_body, read_headers
+from sluicegate.proxy.relay import JSON, Outcome, send_body
 from sluicegate.server import draining
-from sluicegate.types import Receive, Scope, Send
+from sluicegate.types import Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
     from sluicegate.control.plane import ControlPlane
@@ -107,12 +109,35 @@ class App:
                 ready = self.ready and not draining()
                 await send_body(send, 200 if ready else 503, b"ready\n" if ready else b"not ready\n", _TEXT)
             elif self.control is not None and path.startswith("/admin/"):
-                await self.control.admin(scope, receive, send)
+                await self._admin(scope, receive, send)
             else:
                 await self.gateway.not_found(scope, send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
         # websocket and anything else: not served (returning closes it)
+
+    async def _admin(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The admin API, its request body read here first: at most `control.max_body_bytes` (413),
+        all of it within `server.body_timeout_s` (408); the API then reads it from memory."""
+        assert self.control is not None
+        limit = self.settings.control.max_body_bytes
+        try:
+            declared = read_headers(scope).get(b"content-length")
+            if declared and declared.isdigit() and int(declared) > limit:
+                raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
+            body = await read_body(receive, limit, self.settings.server.body_timeout_s)
+        except GatewayError as err:
+            error = orjson.dumps({"error": {"code": err.code, "message": err.message}})
+            await send_body(send, err.status, error, [(b"content-type", JSON)])
+            return
+        except ClientGone:
+            return
+        pending = [{"type": "http.request", "body": body, "more_body": False}]
+
+        async def replay() -> Message:
+            return pending.pop() if pending else await receive()  # then whatever comes (a disconnect)
+
+        await self.control.admin(scope, replay, send)
 
     def _record(self, outcome: Outcome) -> None:
         """Hand a finished call to the metrics, the access log and the background sinks (none blocks)."""

@@ -54,6 +54,10 @@ class ServerSettings(_Section):
     drain_seconds: float = Field(30.0, ge=0)
     ready_grace_s: float = Field(3.0, ge=0)
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    # The whole request body must arrive within this (408 otherwise), so a slow sender cannot hold a connection.
+    body_timeout_s: float = Field(30.0, gt=0)
+    # Arrays and objects nested deeper than this are refused (400); orjson itself writes at most 254 levels.
+    max_json_depth: int = Field(64, ge=2, le=200)
     # The collector's generation thresholds once started (see `app.settle_heap`); Python's are 700,10,10.
     gc_thresholds: tuple[int, int, int] = (20_000, 20, 50)
 
@@ -299,7 +303,19 @@ class Settings(_Section):
                 raise ValueError(f"{where} names provider {provider!r}, which is not in [providers]")
         if self.spend.enabled and self.spend.reservation_ttl_s <= self.upstream.total_timeout_s:
             raise ValueError("spend.reservation_ttl_s must be longer than upstream.total_timeout_s")
+        self._caps_hold_across_workers()
         return self
+
+    def _caps_hold_across_workers(self) -> None:
+        # The local backend counts in each worker process's memory: N workers would let N times every cap through.
+        capped = self.spend.enabled and (self.spend.caps or self.control.enabled)
+        if capped and self.spend.backend == "local" and self.server.workers > 1:
+            which = "[[spend.caps]]" if self.spend.caps else "the control plane's caps ([control] enabled)"
+            raise ValueError(
+                f"{which} with spend.backend = 'local' and server.workers = {self.server.workers}: each worker "
+                "would count spend on its own and every cap would admit that many times its limit; set "
+                "spend.backend = 'redis' (and spend.redis_url, shared by every worker), or server.workers = 1"
+            )
 
 
 def embedded_default() -> dict[str, Any]:

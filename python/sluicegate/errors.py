@@ -3,9 +3,10 @@ and each wire format renders it once (`formats.*.error_body`), so the SDKs raise
 
 ```
 GatewayError(status, code, type)
-├── InvalidRequest                 400  bad JSON, wrong content type, missing model, unsupported field
+├── InvalidRequest                 400  bad JSON, too deep, wrong content type, missing model, a bad parameter
 │   ├── NotFound                   404  unknown path, unknown model
-│   └── PayloadTooLarge            413  body over server.max_body_bytes
+│   ├── RequestTimeout             408  the body took longer than server.body_timeout_s to arrive
+│   ├── PayloadTooLarge            413  body over server.max_body_bytes
 │   └── PolicyBlocked              400  content a policy blocks (names the types, never the values)
 ├── Unauthenticated                401  missing or unknown gateway key
 ├── SpendLimitExceeded             402  a spend cap would be crossed (level, id, limit, spent, reset)
@@ -78,6 +79,13 @@ class InvalidRequest(GatewayError):
 class NotFound(InvalidRequest):
     status = 404
     code = "not_found"
+
+
+class RequestTimeout(InvalidRequest):
+    """The request body did not arrive in time; the connection is closed (the rest of the body is never read)."""
+
+    status = 408
+    code = "request_timeout"
 
 
 class PayloadTooLarge(InvalidRequest):

@@ -297,6 +297,14 @@ def test_probes_and_shutdown(helm: Helm, values: Path | None) -> None:
     assert pod["terminationGracePeriodSeconds"] > pre_stop + grace + drain
 
 
+CAP = ["config.spend.caps[0].level=org", "config.spend.caps[0].id=acme", "config.spend.caps[0].limit_usd=5"]
+CONTROL = [
+    "config.control.enabled=true",
+    "secrets.databaseUrl.existingSecret=db",
+    "secrets.masterKey.existingSecret=mk",
+]
+ONE_POD = ["autoscaling.enabled=false", "replicaCount=1"]
+
 REFUSED = {
     "grace shorter than the shutdown": (["shutdown.terminationGracePeriodSeconds=30"], "must exceed"),
     "two disruption bounds": (["podDisruptionBudget.minAvailable=1"], "exactly one"),
@@ -324,6 +332,29 @@ REFUSED = {
         ],
         "set twice",
     ),
+    # Caps counted in each process's memory, with several processes: every cap multiplied.
+    "caps on the local backend, autoscaled (the default)": (CAP, 'config.spend.backend "local" and 10 pod(s)'),
+    "caps on the local backend, two replicas": (
+        [*CAP, "autoscaling.enabled=false", "replicaCount=2"],
+        'config.spend.backend "local" and 2 pod(s)',
+    ),
+    "caps on the local backend, one pod of two workers": (
+        [*CAP, *ONE_POD, "config.server.workers=2"],
+        "of 2 worker(s) (config.server.workers)",
+    ),
+    "the control plane's caps on the local backend, autoscaled": (CONTROL, 'config.spend.backend "local"'),
+    "the local backend stated, autoscaled to two at most": (
+        [*CONTROL, "config.spend.backend=local", "autoscaling.minReplicas=1", "autoscaling.maxReplicas=2"],
+        "and 2 pod(s)",
+    ),
+    "Redis on its default loopback URL across pods": (
+        [*CAP, "config.spend.backend=redis"],
+        "needs a Redis that every pod shares",
+    ),
+    "Redis on the pod's loopback across pods": (
+        [*CAP, "config.spend.backend=redis", "config.spend.redis_url=redis://:pw@localhost:6379/0"],
+        "one Redis per pod",
+    ),
 }
 
 
@@ -332,6 +363,46 @@ def test_refused_at_render(helm: Helm, sets: list[str], message: str) -> None:
     proc = helm("template", "sg", str(CHART), *(a for s in sets for a in ("--set", s)), check=False)
     assert proc.returncode != 0, f"helm rendered {sets}"
     assert message in proc.stderr, proc.stderr
+
+
+# Caps across several processes with a store they share, or in one process, or no caps: rendered, and
+# the config file and variables the pod gets are ones sluicegate starts with.
+SHARED_CAPS = {
+    "caps in Redis from a Secret, autoscaled": [
+        *CAP,
+        "config.spend.backend=redis",
+        "secrets.redisUrl.existingSecret=r",
+    ],
+    "the control plane's caps in a named Redis, two replicas": [
+        *CONTROL,
+        "config.spend.backend=redis",
+        "config.spend.redis_url=redis://redis.llm.svc:6379/0",
+        "autoscaling.enabled=false",
+        "replicaCount=2",
+    ],
+    "Redis's URL from extraEnv": [
+        *CAP,
+        "config.spend.backend=redis",
+        "extraEnv[0].name=SLUICEGATE_SPEND__REDIS_URL",
+        "extraEnv[0].value=redis://redis:6379/0",
+    ],
+    "caps on the local backend, one pod of one worker": [*CAP, *ONE_POD],
+    "caps on the local backend, autoscaled to one at most": [
+        *CAP,
+        "autoscaling.minReplicas=1",
+        "autoscaling.maxReplicas=1",
+    ],
+    "the control plane with spend off, autoscaled": [*CONTROL, "config.spend.enabled=false"],
+}
+
+
+@pytest.mark.parametrize("sets", SHARED_CAPS.values(), ids=SHARED_CAPS.keys())
+def test_caps_that_hold_render(helm: Helm, sets: list[str], tmp_path: Path) -> None:
+    out = helm("template", "sg", str(CHART), *(a for s in sets for a in ("--set", s))).stdout
+    objects = [doc for doc in yaml.safe_load_all(out) if doc]
+    config_file, environ = rendered_config(objects, tmp_path)
+    settings = load_settings(config_file, environ=environ)
+    assert settings.spend.caps or settings.control.enabled
 
 
 # --- values.schema.json ----------------------------------------------------------------------------

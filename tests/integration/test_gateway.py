@@ -196,6 +196,9 @@ def post(gateway: Server, path: str, content: bytes, headers: dict[str, str] | N
         (b'{"model": "mock-gpt"}', {"authorization": ""}, 401, "missing_api_key"),
         (b'{"model": "gpt-nope"}', {}, 404, "model_not_found"),
         (b'{"model": "mock-gpt", "pad": "' + b"x" * 70000 + b'"}', {}, 413, "request_too_large"),
+        # nesting past server.max_json_depth (64, the body itself level 1), and past orjson's own 1024
+        (b'{"model": "mock-gpt", "x": ' + b"[" * 64 + b"]" * 64 + b"}", {}, 400, "json_too_deep"),
+        (b'{"model": "mock-gpt", "x": ' + b'{"a": ' * 2000 + b"1" + b"}" * 2000 + b"}", {}, 400, "json_too_deep"),
     ],
 )
 @pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/messages"])

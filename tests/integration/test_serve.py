@@ -151,3 +151,29 @@ def test_sigterm_turns_readiness_false_before_the_drain(mock_server: Server, tmp
         thread.join(15)
         assert events[-1] == "[DONE]"  # the stream in flight still finished
         assert gw.proc.wait(10) == 0
+
+
+@pytest.mark.parametrize(
+    ("extra", "which"),
+    [
+        ("[[spend.caps]]\nlevel = 'workspace'\nid = 'ws-test'\norg = 'default'\nlimit_usd = '1'\n", "[[spend.caps]]"),
+        ("[control]\nenabled = true\ndatabase_url = 'sqlite:///{db}'\n", "the control plane's caps"),
+    ],
+    ids=["file caps", "control plane"],
+)
+def test_caps_on_the_local_backend_with_several_workers_refuse_to_start(
+    mock_server: Server, tmp_path: Path, extra: str, which: str
+) -> None:
+    """The local backend counts in each worker's memory: two workers would let every cap through twice."""
+    import subprocess
+
+    config = gateway_config(tmp_path / "c.toml", mock_server.url, extra.format(db=tmp_path / "control.db"))
+    args = [PYTHON, "-m", "sluicegate", "serve", "--config", str(config), "--port", str(free_port()), "--workers", "2"]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=30)
+    assert done.returncode != 0
+    message = done.stderr
+    assert "configuration error" in message and which in message
+    assert "spend.backend = 'local'" in message and "server.workers = 2" in message
+    assert "spend.backend = 'redis'" in message and "server.workers = 1" in message  # the two ways out
+    assert "listening" not in done.stdout
+    assert not (tmp_path / "control.db").exists()  # refused before anything was started or created

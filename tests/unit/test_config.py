@@ -95,3 +95,41 @@ def test_env_values_are_json_when_they_parse() -> None:
         "OTHER": "x",
     }
     assert env_overrides(env) == {"server": {"port": 1, "host": "0.0.0.0"}, "keys": [{"name": "a"}]}
+
+
+CAP = "[[spend.caps]]\nlevel = 'org'\nid = 'acme'\nlimit_usd = '5'\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "env"),
+    [
+        (CAP, {"SLUICEGATE_SERVER__WORKERS": "2"}),
+        (CAP + "[spend]\nbackend = 'local'\n", {"SLUICEGATE_SERVER__WORKERS": "8"}),
+        ("[control]\nenabled = true\n[server]\nworkers = 4\n", {}),
+    ],
+    ids=["file caps", "local stated", "control plane caps"],
+)
+def test_caps_on_the_local_backend_across_workers_are_refused(tmp_path: Path, text: str, env: dict[str, str]) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_settings(path, environ=env)
+    message = str(err.value)
+    for named in ("spend.backend = 'local'", "server.workers = ", "spend.backend = 'redis'", "server.workers = 1"):
+        assert named in message, message
+
+
+@pytest.mark.parametrize(
+    ("text", "env"),
+    [
+        (CAP, {"SLUICEGATE_SPEND__BACKEND": "redis", "SLUICEGATE_SERVER__WORKERS": "4"}),
+        (CAP, {"SLUICEGATE_SERVER__WORKERS": "1"}),
+        (CAP, {"SLUICEGATE_SPEND__ENABLED": "false", "SLUICEGATE_SERVER__WORKERS": "4"}),
+        ("", {"SLUICEGATE_SERVER__WORKERS": "4"}),
+    ],
+    ids=["redis", "one worker", "spend off", "no caps"],
+)
+def test_caps_that_are_counted_once_start(tmp_path: Path, text: str, env: dict[str, str]) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    load_settings(path, environ=env)

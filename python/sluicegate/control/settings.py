@@ -46,6 +46,8 @@ class ControlSettings(BaseModel):
         audit_anchor_file: the append-only file where the chain's head is pinned (JSON lines).
             Default: beside the SQLite database, or beside `master_key_file`.
         audit_anchor_interval_s: an anchor is written at most this often (and at shutdown).
+        max_body_bytes: admin API request bodies larger than this are refused (413); they must also
+            arrive within `server.body_timeout_s` (408).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -63,6 +65,7 @@ class ControlSettings(BaseModel):
     audit_retired_keys: list[str] = Field(default_factory=list, repr=False, exclude=True)
     audit_anchor_file: str | None = None
     audit_anchor_interval_s: float = Field(5.0, ge=0, le=3600)
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
 
     @field_validator("database_url")
     @classmethod

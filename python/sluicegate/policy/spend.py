@@ -25,6 +25,7 @@ from sluicegate.policy.auth import Identity
 from sluicegate.proxy.providers import Provider
 from sluicegate.proxy.relay import Outcome
 from sluicegate.spend import (
+    MAX_NUSD,
     CapLine,
     ModelPrice,
     PriceBook,
@@ -170,7 +171,8 @@ class SpendPolicy:
 
         Raises:
             SpendLimitExceeded: a cap would be crossed (402).
-            InvalidRequest: the model has no price and no default price is configured.
+            InvalidRequest: the model has no price and no default price is configured, or an output
+                limit or `n` is of the wrong type or out of range (`spend.estimate`).
             Unavailable: the store is unreachable and `on_redis_error` is `fail_closed` (503).
         """
         assert self.store is not None, "SpendPolicy.start() was not awaited"
@@ -191,9 +193,12 @@ class SpendPolicy:
         if output is None:
             output = (self.prices.output_limit(model, priced_as) or s.default_output_limit_tokens) * est.choices
         worst = self.prices.worst_case_nusd(price, est.input_tokens, output)
-        min_clamp = self.prices.worst_case_nusd(price, est.input_tokens, s.min_clamp_output_tokens)
+        # A worst case beyond what any cap can hold (MAX_NUSD) asks for MAX_NUSD: every enforcing cap
+        # still refuses it, and should one grant it, the output limit is clamped to fit (below).
+        amount = min(worst, MAX_NUSD)
+        min_clamp = min(self.prices.worst_case_nusd(price, est.input_tokens, s.min_clamp_output_tokens), MAX_NUSD)
         try:
-            result = await self.store.reserve(lines, worst, min_clamp_nusd=min_clamp)
+            result = await self.store.reserve(lines, amount, min_clamp_nusd=min_clamp)
         except StoreUnavailable as exc:
             event = PolicyEvent("spend", "store_unavailable", "", "store", detail={"behaviour": s.on_redis_error})
             if s.on_redis_error == "fail_closed":
@@ -209,8 +214,11 @@ class SpendPolicy:
             err.events = [*events, _refusal_event("refuse", result.refusal)]
             raise err
         changed = False
-        if result.clamp_to_nusd is not None:
-            tokens = self.prices.max_output_tokens_for(price, est.input_tokens, result.clamp_to_nusd)
+        clamp_to = result.clamp_to_nusd
+        if clamp_to is None and amount < worst and result.reservation is not None:
+            clamp_to = result.reservation.amount_nusd
+        if clamp_to is not None:
+            tokens = self.prices.max_output_tokens_for(price, est.input_tokens, clamp_to)
             clamp_output(body, fmt.name, tokens)
             changed = True
             events.append(PolicyEvent("spend", "clamp", "", "request", detail={"max_output_tokens": tokens}))

@@ -26,10 +26,16 @@ text; on dense text (digits, code, non-Latin scripts) they can use more tokens t
 an upper bound of the mock's count, not of every tokenizer's: a provider that bills more input
 tokens than reserved is recorded at settle as an overshoot (never refused).
 
-Output. The request's own limit (`max_completion_tokens` or `max_tokens` times `n` for chat,
-`max_output_tokens` for Responses, `max_tokens` for Anthropic, 0 for embeddings), or None when it
-sets none: the pipeline then uses `PriceBook.output_limit`. `clamp_output` writes a lower limit
-into the request for `on_insufficient = "clamp"`.
+Output. The request's own limit (the larger of `max_completion_tokens` and `max_tokens`, times
+`n`, for chat: a provider may honour either; `max_output_tokens` for Responses, `max_tokens` for
+Anthropic, 0 for embeddings), or None when it sets none: the pipeline then uses
+`PriceBook.output_limit`. `clamp_output` writes a lower limit into the request for
+`on_insufficient = "clamp"`.
+
+The numbers read are checked, since the reservation is only as good as they are: each output limit
+must be an integer from 1 to 2**31 - 1 and `n` one from 1 to 128 (the OpenAI API's own bounds), or
+absent or null. Anything else (a float such as `1e13`, a string, a bool, 0, a negative or a huge
+number) is refused with a 400 that names the parameter, rather than being read as "no limit".
 """
 
 from __future__ import annotations
@@ -40,9 +46,13 @@ from typing import Any
 
 import orjson
 
+from sluicegate.errors import InvalidRequest
 from sluicegate.spend.caps import EstimateSettings
 
-__all__ = ["Estimate", "clamp_output", "estimate", "text_tokens"]
+__all__ = ["MAX_CHOICES", "MAX_OUTPUT_TOKENS", "Estimate", "clamp_output", "estimate", "text_tokens"]
+
+MAX_OUTPUT_TOKENS = 2**31 - 1  # an output limit is an int32 to the OpenAI API
+MAX_CHOICES = 128  # the OpenAI API's largest `n`
 
 # Keys whose string values are not text the model reads (ids, enums, payloads, signatures).
 _NOT_TEXT = frozenset(
@@ -145,10 +155,33 @@ class Estimate:
     choices: int = 1
 
 
-def _positive_int(value: Any) -> int | None:
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+def _count(body: Mapping[str, Any], name: str, high: int) -> int | None:
+    """`body[name]`, an integer from 1 to `high`, or None when it is absent or null.
+
+    Raises:
+        InvalidRequest: anything else (400, naming the parameter).
+    """
+    value = body.get(name)
+    if value is None:
+        return None
+    if type(value) is not int:  # a bool, a float (1e13, 100.0), a string, a list, an object
+        problem = "invalid_type"
+    elif value < 1:
+        problem = "integer_below_min_value"
+    elif value > high:
+        problem = "integer_above_max_value"
+    else:
         return value
-    return None
+    raise InvalidRequest(f"'{name}' must be an integer from 1 to {high}", code=problem, param=name)
+
+
+def _chat_limit(body: Mapping[str, Any]) -> int | None:
+    """The larger of the two chat output limits that are set (a provider may honour either)."""
+    completion = _count(body, "max_completion_tokens", MAX_OUTPUT_TOKENS)
+    tokens = _count(body, "max_tokens", MAX_OUTPUT_TOKENS)
+    if completion is None or tokens is None:
+        return tokens if completion is None else completion
+    return max(completion, tokens)
 
 
 def _embedding_tokens(value: Any) -> int:
@@ -174,6 +207,7 @@ def estimate(body: Mapping[str, Any], fmt: str, settings: EstimateSettings = _DE
         The estimate; `anthropic_count_tokens` costs nothing (0 and 0).
 
     Raises:
+        InvalidRequest: an output limit or `n` of the wrong type or out of range (see the module docstring).
         ValueError: an unknown format name.
     """
     if fmt == "openai_embeddings":
@@ -183,19 +217,17 @@ def estimate(body: Mapping[str, Any], fmt: str, settings: EstimateSettings = _DE
     counter = _Counter(settings)
     if fmt == "openai_chat":
         counter.messages_of(body.get("messages"))
-        choices = _positive_int(body.get("n")) or 1
-        limit = _positive_int(body.get("max_completion_tokens"))
-        if limit is None:
-            limit = _positive_int(body.get("max_tokens"))
+        choices = _count(body, "n", MAX_CHOICES) or 1
+        limit = _chat_limit(body)
         output = None if limit is None else limit * choices
     elif fmt == "openai_responses":
         counter.walk(body.get("instructions"))
         counter.messages_of(body.get("input"))
-        choices, output = 1, _positive_int(body.get("max_output_tokens"))
+        choices, output = 1, _count(body, "max_output_tokens", MAX_OUTPUT_TOKENS)
     elif fmt == "anthropic_messages":
         counter.walk(body.get("system"))
         counter.messages_of(body.get("messages"))
-        choices, output = 1, _positive_int(body.get("max_tokens"))
+        choices, output = 1, _count(body, "max_tokens", MAX_OUTPUT_TOKENS)
     else:
         raise ValueError(f"no token estimate for format {fmt!r}")
     tools = body.get("tools")
@@ -213,11 +245,12 @@ def clamp_output(body: dict[str, Any], fmt: str, output_tokens: int) -> int:
     `max_tokens`. A limit already lower is kept.
 
     Raises:
+        InvalidRequest: a limit or `n` that `estimate` would refuse.
         ValueError: a format without an output limit.
     """
     fields: list[str]
     if fmt == "openai_chat":
-        choices = _positive_int(body.get("n")) or 1
+        choices = _count(body, "n", MAX_CHOICES) or 1
         per_choice = max(1, output_tokens // choices)
         fields = [f for f in ("max_completion_tokens", "max_tokens") if f in body] or ["max_tokens"]
     elif fmt == "openai_responses":
@@ -228,7 +261,7 @@ def clamp_output(body: dict[str, Any], fmt: str, output_tokens: int) -> int:
         raise ValueError(f"format {fmt!r} has no output limit to clamp")
     written = per_choice
     for field in fields:
-        current = _positive_int(body.get(field))
+        current = _count(body, field, MAX_OUTPUT_TOKENS)
         if current is None or current > per_choice:
             body[field] = per_choice
         written = min(written, int(body[field]))

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from sluicegate.errors import InvalidRequest
 from sluicegate.mock.chat import CHAT
 from sluicegate.mock.messages import MESSAGES
 from sluicegate.mock.reply import tokens
@@ -133,9 +134,12 @@ def test_tools_are_counted_as_json() -> None:
     ("fmt", "body", "expected"),
     [
         ("openai_chat", {"messages": [], "max_tokens": 100}, Estimate(3, 100, 1)),
-        ("openai_chat", {"messages": [], "max_completion_tokens": 50, "max_tokens": 100, "n": 3}, Estimate(3, 150, 3)),
+        # both limits set: a provider may honour either, so the larger is reserved
+        ("openai_chat", {"messages": [], "max_completion_tokens": 50, "max_tokens": 100, "n": 3}, Estimate(3, 300, 3)),
+        ("openai_chat", {"messages": [], "max_completion_tokens": 100, "max_tokens": 50}, Estimate(3, 100, 1)),
         ("openai_chat", {"messages": []}, Estimate(3, None, 1)),
-        ("openai_chat", {"messages": [], "max_tokens": "lots"}, Estimate(3, None, 1)),
+        ("openai_chat", {"messages": [], "max_tokens": None, "n": None}, Estimate(3, None, 1)),
+        ("openai_chat", {"messages": [], "max_tokens": 2**31 - 1, "n": 128}, Estimate(3, 128 * (2**31 - 1), 128)),
         ("openai_responses", {"input": "abcd", "max_output_tokens": 7}, Estimate(1 + 4 + 3, 7, 1)),
         ("anthropic_messages", {"messages": [], "max_tokens": 1024}, Estimate(3, 1024, 1)),
         ("openai_embeddings", {"input": "abcdefgh"}, Estimate(2, 0, 1)),
@@ -147,6 +151,44 @@ def test_tools_are_counted_as_json() -> None:
 )
 def test_output_limits_and_choices(fmt: str, body: dict[str, Any], expected: Estimate) -> None:
     assert estimate(body, fmt) == expected
+
+
+# What an attacker puts where the reservation reads a number: each is a 400 naming the parameter,
+# never "no limit" (which reserved the model's default) and never a 500 (an amount out of range).
+BAD_NUMBERS = [
+    (1e13, "invalid_type"),
+    (100.0, "invalid_type"),
+    ("100", "invalid_type"),
+    (True, "invalid_type"),
+    ([5], "invalid_type"),
+    ({"n": 1}, "invalid_type"),
+    (0, "integer_below_min_value"),
+    (-5, "integer_below_min_value"),
+    (2**31, "integer_above_max_value"),
+    (10**30, "integer_above_max_value"),
+]
+LIMITS = [
+    ("openai_chat", "max_tokens"),
+    ("openai_chat", "max_completion_tokens"),
+    ("openai_chat", "n"),
+    ("openai_responses", "max_output_tokens"),
+    ("anthropic_messages", "max_tokens"),
+]
+
+
+@pytest.mark.parametrize(("fmt", "param"), LIMITS)
+@pytest.mark.parametrize(("value", "code"), BAD_NUMBERS)
+def test_bad_numbers_are_refused_naming_the_parameter(fmt: str, param: str, value: Any, code: str) -> None:
+    body = {"messages": [], "input": "x", param: value}
+    with pytest.raises(InvalidRequest) as err:
+        estimate(body, fmt)
+    assert (err.value.status, err.value.code, err.value.param) == (400, code, param)
+    assert repr(value) not in err.value.message  # kinds and limits, never what was sent
+
+
+def test_n_above_the_api_maximum_is_refused() -> None:
+    with pytest.raises(InvalidRequest, match="'n' must be an integer from 1 to 128"):
+        estimate({"messages": [], "max_tokens": 10, "n": 129}, "openai_chat")
 
 
 def test_unknown_format() -> None:

@@ -130,4 +130,37 @@ one its api_key_env names in the config.
 {{- if (.Values.config.redaction).pseudonym_secret }}
 {{- fail "config.redaction.pseudonym_secret would put the secret in a ConfigMap: use secrets.pseudonymSecret" }}
 {{- end }}
+{{- include "sluicegate.validateSharedCaps" . }}
+{{- end }}
+
+{{/*
+Caps hold across processes only in a store they share. The local backend counts in each worker
+process's memory, so N pods or workers would let every cap through N times; and a Redis on the
+pod's own loopback (a sidecar) is one per pod.
+*/}}
+{{- define "sluicegate.validateSharedCaps" -}}
+{{- $spend := .Values.config.spend | default dict }}
+{{- $control := .Values.config.control | default dict }}
+{{- $capped := and (ne (toString $spend.enabled) "false") (or $spend.caps $control.enabled) }}
+{{- $pods := int (ternary .Values.autoscaling.maxReplicas .Values.replicaCount .Values.autoscaling.enabled) }}
+{{- $workers := int ((.Values.config.server).workers | default 1) }}
+{{- if and $capped (or (gt $pods 1) (gt $workers 1)) }}
+{{- $where := printf "%d pod(s) (replicaCount, or autoscaling.maxReplicas while autoscaling.enabled) of %d worker(s) (config.server.workers)" $pods $workers }}
+{{- if eq ($spend.backend | default "local") "local" }}
+{{- fail (printf "spend caps (config.spend.caps, or config.control.enabled) with config.spend.backend \"local\" and %s: each process would enforce every cap on its own and let it through that many times. Set config.spend.backend: redis and secrets.redisUrl (a Redis every pod reaches), or run one pod of one worker (replicaCount: 1, autoscaling.enabled: false, config.server.workers: 1)" $where) }}
+{{- end }}
+{{- $fromEnv := false }}
+{{- range .Values.extraEnv }}
+{{- if eq .name "SLUICEGATE_SPEND__REDIS_URL" }}
+{{- $fromEnv = true }}
+{{- end }}
+{{- end }}
+{{- $overridden := or .Values.secrets.redisUrl.existingSecret $fromEnv }}
+{{- if not (or $overridden $spend.redis_url) }}
+{{- fail (printf "config.spend.backend: redis with %s needs a Redis that every pod shares: set secrets.redisUrl (the default redis://127.0.0.1:6379/0 is each pod's own loopback)" $where) }}
+{{- end }}
+{{- if and (not $overridden) $spend.redis_url (regexMatch "^(unix://|rediss?://([^@/]*@)?(localhost|127\\.|\\[::1\\]))" $spend.redis_url) }}
+{{- fail "config.spend.redis_url points at the pod's own loopback or a local socket, which is one Redis per pod: name a Redis every pod shares (secrets.redisUrl)" }}
+{{- end }}
+{{- end }}
 {{- end }}
