@@ -411,13 +411,21 @@ impl DigitGroups {
 }
 
 /// Reads the digit groups starting at the digit `d` into `g` (`Yes(0)`, or `More`): at most
-/// `max_groups`, stopping once more than `max_digits` digits are read. Groups are digit runs
+/// `max_groups`, stopping once more than `max_digits` digits are read, or after a first group
+/// whose length `first_ok` refuses (nothing that starts so can be a value). Groups are digit runs
 /// joined by one [`Gap`] throughout, or, when the first digit is followed by a single space and
 /// a digit, spaced digits: single digits joined by single spaces, the groups joined by one other
 /// gap throughout. Reading stops before anything else (another gap, a longer run among spaced
 /// digits, a one-digit first group not followed by spaced digits); judging what follows the last
 /// group is the caller's.
-fn read_groups(v: &View, d: usize, max_groups: usize, max_digits: usize, g: &mut DigitGroups) -> Res {
+fn read_groups(
+    v: &View,
+    d: usize,
+    max_groups: usize,
+    max_digits: usize,
+    first_ok: fn(usize) -> bool,
+    g: &mut DigitGroups,
+) -> Res {
     let (mut i, mut total, mut cur, mut cur_end) = (d, 0, 0, d);
     loop {
         let e = digits!(v, i, max_digits);
@@ -447,7 +455,7 @@ fn read_groups(v: &View, d: usize, max_groups: usize, max_digits: usize, g: &mut
             // a gap between groups
             g.push(cur, e);
             cur = 0;
-            if g.n == max_groups || (g.n > 1 && gap != g.gap) {
+            if g.n == max_groups || (g.n > 1 && gap != g.gap) || (g.n == 1 && !first_ok(g.lens[0])) {
                 break;
             }
             g.gap = gap;
@@ -491,7 +499,7 @@ fn ssn(v: &View, d: usize) -> Res {
         return Res::No;
     }
     let mut g = DigitGroups::default();
-    if let r @ (Res::More | Res::No | Res::Open) = read_groups(v, d, 4, 9, &mut g) {
+    if let r @ (Res::More | Res::No | Res::Open) = read_groups(v, d, 4, 9, |l| l == 3 || l == 9, &mut g) {
         return r;
     }
     let k = if g.n >= 3 && g.lens[..3] == [3, 2, 4] {
@@ -524,7 +532,8 @@ fn card(v: &View, d: usize) -> Res {
         return Res::No;
     }
     let mut g = DigitGroups::default();
-    if let r @ (Res::More | Res::No | Res::Open) = read_groups(v, d, MAX_GROUPS, 19, &mut g) {
+    let first_ok = |l| l == 4 || (13..=19).contains(&l);
+    if let r @ (Res::More | Res::No | Res::Open) = read_groups(v, d, MAX_GROUPS, 19, first_ok, &mut g) {
         return r;
     }
     let mut digits = [0u8; 19];
