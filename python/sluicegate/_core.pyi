@@ -197,9 +197,11 @@ class Scanner:
     """A compiled rule set: built once from plain data, immutable, safe to share between threads.
 
     Text is matched on a normalized view (invisible characters removed, full-width and other
-    decimal digits folded to ASCII) and the original span is redacted. Built-ins use literal
-    anchors and validators (Luhn, mod-97, SSN rules, NANP, IPv4/IPv6 parsing, entropy floors);
-    operator patterns run on the `regex` crate (linear time). Overlaps resolve leftmost-longest.
+    decimal digits folded to ASCII, Unicode spaces, hyphens, en dashes and minus signs, dots and
+    slashes to their ASCII separator, em dashes to a space) and the original span is redacted.
+    Built-ins use literal anchors and validators (Luhn, mod-97, SSN rules, NANP, IPv4/IPv6
+    parsing, entropy floors); operator patterns run on the `regex` crate (linear time). Overlaps
+    resolve leftmost-longest.
     Findings are `(entity, start, end)` in `str` character offsets and never carry the value.
     Texts over 4 KB are scanned with the interpreter detached.
 

@@ -11,7 +11,7 @@ import threading
 from dataclasses import dataclass
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from sluicegate._core import ScanError, Scanner, StreamScanner, builtin_entities
@@ -64,6 +64,35 @@ SCAN_CASES: list[tuple[str, list[tuple[str, str]]]] = [
     ("メールはa@b.comです", [("EMAIL", "a@b.com")]),
     ("a\u200bl\u200bi\u200bc\u200be@example.com", [("EMAIL", "a\u200bl\u200bi\u200bc\u200be@example.com")]),
     (fullwidth("SSN 536-22-1234"), [("US_SSN", fullwidth("536-22-1234"))]),
+    # the separators people and tools write SSNs and cards with (issue 18)
+    ("SSN 536\u201322\u20131234.", [("US_SSN", "536\u201322\u20131234")]),
+    ("SSN 536\u201422\u20141234.", [("US_SSN", "536\u201422\u20141234")]),
+    (
+        "SSN 536\u221222\u22121234 or 536\u201122\u20111234",
+        [("US_SSN", "536\u221222\u22121234"), ("US_SSN", "536\u201122\u20111234")],
+    ),
+    (
+        "SSN 536\xa022\xa01234 or 536\u202f22\u202f1234",
+        [("US_SSN", "536\xa022\xa01234"), ("US_SSN", "536\u202f22\u202f1234")],
+    ),
+    ("SSN 536.22.1234 or 536 - 22 - 1234", [("US_SSN", "536.22.1234"), ("US_SSN", "536 - 22 - 1234")]),
+    ("SSN 5 3 6 - 2 2 - 1 2 3 4!", [("US_SSN", "5 3 6 - 2 2 - 1 2 3 4")]),
+    ("SSN 5 3 6 \u2013 2 2 \u2013 1 2 3 4", [("US_SSN", "5 3 6 \u2013 2 2 \u2013 1 2 3 4")]),
+    ("card 4111.1111.1111.1111 exp", [("CREDIT_CARD", "4111.1111.1111.1111")]),
+    ("card 4111\u20131111\u20131111\u20131111", [("CREDIT_CARD", "4111\u20131111\u20131111\u20131111")]),
+    ("card 5555\u20095555\u20095555\u20094444", [("CREDIT_CARD", "5555\u20095555\u20095555\u20094444")]),
+    ("card 4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1", [("CREDIT_CARD", "4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1")]),
+    ("card 4 1 1 1 - 1 1 1 1 - 1 1 1 1 - 1 1 1 1", [("CREDIT_CARD", "4 1 1 1 - 1 1 1 1 - 1 1 1 1 - 1 1 1 1")]),
+    ("Tel. 030/12345678 or 415\u2013555\u20130132", [("PHONE", "030/12345678"), ("PHONE", "415\u2013555\u20130132")]),
+    ("IBAN DE89-3704-0044-0532-0130-00", [("IBAN", "DE89-3704-0044-0532-0130-00")]),
+    ("IBAN DE89\xa03704\xa00044\xa00532\xa00130\xa000", [("IBAN", "DE89\xa03704\xa00044\xa00532\xa00130\xa000")]),
+    # not SSNs or cards: mixed separators, a specimen, versions, IPs, dates, OIDs
+    ("536-22.1234 536.22-1234 4111.1111-1111.1111 4111.1111.1111.1112", []),
+    ("1 2 3 - 4 5 - 6 7 8 9 and 123.45.6789", []),
+    ("Chrome 120.0.6099.109, node 18.17.1, 536.22.1234.5, v536.22.1234", []),
+    ("OID 1.2.840.113549.1.1.11, 2.16.840.1.113883.3.72.5.9.1; 2024.01.15, 15.03.2024, 12/25/2024", []),
+    ("hosts 10.123.45.67 and 172.16.254.1", [("IP_ADDRESS", "10.123.45.67"), ("IP_ADDRESS", "172.16.254.1")]),
+    ("mail bob@example.com\u2014thanks", [("EMAIL", "bob@example.com")]),
 ]
 
 
@@ -161,6 +190,8 @@ STREAM_SAMPLES = [
     f"export AWS_ACCESS_KEY_ID={AKID}\nexport AWS_SECRET_ACCESS_KEY={AWS_SECRET}\n",
     f"{PEM}{PEM} and {JWT}.",
     "メールはa@b.comです、電話 03-1234-5678 😀 " + fullwidth("536-22-1234"),
+    "SSN 536\u201322\u20131234, 5 3 6 - 2 2 - 1 2 3 4; card 4111.1111.1111.1111 or "
+    + "4\xa01\xa01\xa01 1 1 1 1 1 1 1 1 1 1 1 1.",
 ]
 
 
@@ -188,6 +219,17 @@ FRAGMENTS = st.sampled_from(
         JWT,
         PEM,
         PEM[:40],
+        "536\u201322\u20131234",
+        "536.22.1234",
+        "5 3 6 - 2 2 - 1 2 3 4",
+        "4111.1111.1111.1111",
+        "4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1",
+        "030/12345678",
+        "10.0.19045.3693",
+        "\u2013",
+        "\u2014",
+        "\xa0",
+        " - ",
         "\u200b",
         "\uff14",
         "\uff20",
@@ -210,6 +252,112 @@ TEXTS = st.lists(st.one_of(FRAGMENTS, st.text(max_size=8)), max_size=10).map("".
 @settings(max_examples=150, deadline=None)
 @given(text=TEXTS, cuts=st.lists(st.integers(min_value=0), max_size=8))
 def test_stream_equals_whole(text: str, cuts: list[int]) -> None:
+    points = sorted(c % (len(text) + 1) for c in cuts)
+    chunks = [text[a:b] for a, b in zip([0, *points], [*points, len(text)], strict=True)]
+    assert run_stream(ALL, chunks) == ALL.redact(text)
+
+
+# --- SSNs and cards in the forms people and tools write them, both ways --------------------------
+
+# (gap between groups, gap between spaced digits or None for digit runs)
+FORMS: list[tuple[str, str | None]] = [
+    ("-", None),
+    (" ", None),
+    (".", None),
+    (" - ", None),
+    ("\u2013", None),
+    ("\u2014", None),
+    ("\u2012", None),
+    ("\u2212", None),
+    ("\u2011", None),
+    ("\xa0", None),
+    ("\u202f", None),
+    ("\u2009", None),
+    (" \u2013 ", None),
+    ("-", " "),
+    (" - ", " "),
+    ("  ", " "),
+    (" \u2013 ", " "),
+    (" \u2014 ", " "),
+    ("\u2013", "\xa0"),
+]
+BEFORE = ["", "SSN ", "card: ", "(", "x ", "値は", "\u2014", "- "]
+AFTER = ["", ".", ", ok", ")", "\n", "です", "\u2014next", " - x"]
+
+
+def luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, c in enumerate(reversed(digits)):
+        d = int(c) * (2 if i % 2 else 1)
+        total += d - 9 if d > 9 else d
+    return total % 10 == 0
+
+
+def luhn_complete(payload: str) -> str:
+    return next(payload + d for d in "0123456789" if luhn_ok(payload + d))
+
+
+@st.composite
+def planted_number(draw: st.DrawFn) -> tuple[str, str, int, int]:
+    """A valid SSN or card in one of FORMS, between context: (text, entity, start, end)."""
+    if draw(st.booleans()):
+        area = draw(st.integers(1, 899).filter(lambda a: a != 666))
+        group, serial = draw(st.integers(1, 99)), draw(st.integers(1, 9999))
+        groups, entity = [f"{area:03}", f"{group:02}", f"{serial:04}"], "US_SSN"
+        # one repeated digit and the published specimens are not SSNs
+        assume(len(set("".join(groups))) > 1 and "".join(groups) not in {"078051120", "219099999", "123456789"})
+    else:
+        body = "".join(str(d) for d in draw(st.lists(st.integers(0, 9), min_size=14, max_size=14)))
+        number = luhn_complete((draw(st.sampled_from(["4", "51", "52", "55"])) + body)[:15])
+        groups, entity = [number[i : i + 4] for i in range(0, 16, 4)], "CREDIT_CARD"
+    gap, spaced = draw(st.sampled_from(FORMS))
+    value = gap.join(spaced.join(g) if spaced else g for g in groups)
+    before, after = draw(st.sampled_from(BEFORE)), draw(st.sampled_from(AFTER))
+    return before + value + after, entity, len(before), len(before) + len(value)
+
+
+@st.composite
+def decoy(draw: st.DrawFn) -> str:
+    """An IPv4 address, a date, a version or an OID, which is never an SSN or a card."""
+    kind = draw(st.sampled_from(["ip", "date", "version", "oid"]))
+    n = draw(st.lists(st.integers(0, 99999), min_size=12, max_size=12))
+    if kind == "ip":
+        return ".".join(str(x % 256) for x in n[:4])
+    if kind == "date":
+        d, m, y = n[0] % 28 + 1, n[1] % 12 + 1, 1900 + n[2] % 200
+        fmt = draw(
+            st.sampled_from(["{d:02}.{m:02}.{y}", "{y}-{m:02}-{d:02}", "{m:02}/{d:02}/{y}", "{y}.{m:02}.{d:02}"])
+        )
+        return fmt.format(d=d, m=m, y=y)
+    if kind == "version":
+        parts = [n[0] % 1000, n[1] % 100, n[2], n[3] % 10000][: draw(st.integers(2, 4))]
+        if len(parts) == 3:
+            parts[0] %= 100  # a three-part ddd.dd.dddd is an SSN's shape: semantic versions have smaller majors
+        return ".".join(map(str, parts))
+    return ".".join(map(str, [n[0] % 3, *n[1 : 1 + draw(st.integers(3, 11))]]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(planted=planted_number(), cuts=st.lists(st.integers(min_value=0), max_size=6))
+def test_number_forms_are_found_whole_and_streamed(planted: tuple[str, str, int, int], cuts: list[int]) -> None:
+    text, entity, start, end = planted
+    assert ALL.scan(text) == [(entity, start, end)], text
+    points = sorted(c % (len(text) + 1) for c in cuts)
+    chunks = [text[a:b] for a, b in zip([0, *points], [*points, len(text)], strict=True)]
+    assert run_stream(ALL, chunks) == ALL.redact(text)
+    assert run_stream(ALL, list(text)) == ALL.redact(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    value=decoy(),
+    before=st.sampled_from(BEFORE),
+    after=st.sampled_from(AFTER),
+    cuts=st.lists(st.integers(min_value=0), max_size=6),
+)
+def test_decoys_are_never_numbers_whole_or_streamed(value: str, before: str, after: str, cuts: list[int]) -> None:
+    text = before + value + after
+    assert not [f for f in ALL.scan(text) if f[0] in ("US_SSN", "CREDIT_CARD")], text
     points = sorted(c % (len(text) + 1) for c in cuts)
     chunks = [text[a:b] for a, b in zip([0, *points], [*points, len(text)], strict=True)]
     assert run_stream(ALL, chunks) == ALL.redact(text)

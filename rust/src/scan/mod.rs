@@ -5,8 +5,9 @@
 //! A [`Scanner`] is compiled once from plain data ([`Rules`]: which built-in entities, operator
 //! regexes, operator keywords) and is then immutable, cheap to clone and shared by threads. A scan
 //! works on a *normalized view* of the text (`normalize.rs`: invisible characters removed,
-//! full-width and other digits folded to ASCII) with a map back to the original, so a value hidden
-//! with zero-width characters is found and its whole original span is redacted. Detection is one
+//! full-width and other digits, Unicode spaces, dashes and dots folded to ASCII) with a map back to
+//! the original, so a value hidden with zero-width characters or written with en dashes is found
+//! and its whole original span is redacted. Detection is one
 //! Aho-Corasick pass over the literal anchors of the secrets plus one SIMD pass that stops only at
 //! digits, `:` and `@`; hand-written parsers and validators (Luhn, mod-97, SSN rules, NANP, IPv4/6,
 //! entropy floors) decide each candidate, and the `regex` crate (linear time, no backtracking) runs
@@ -78,8 +79,10 @@ pub struct Finding {
 }
 
 /// The longest candidate of any built-in without a cap, in normalized bytes (an e-mail: 64-byte
-/// local part, `@`, 253-byte domain, with look-ahead; tokens are at most 260).
+/// local part, `@`, 253-byte domain, with look-ahead; tokens are at most 260; an SSN or card in
+/// any of its written forms at most [`pii::MAX_NUMBER`]).
 const SMALL_MAX: usize = 512;
+const _: () = assert!(pii::MAX_NUMBER < SMALL_MAX);
 
 pub(crate) struct Inner {
     det: Detectors,

@@ -8,7 +8,14 @@
 //!   `alice@\u{200B}example.com` matches as an e-mail;
 //! - full-width forms (`４１１１`, `＠`) and other decimal digits (Arabic-Indic, Devanagari, Bengali,
 //!   Thai, mathematical) become their ASCII counterpart;
-//! - no-break, thin and ideographic spaces become `' '`, Unicode hyphens and minus become `'-'`;
+//! - separators people and tools put between digit groups become the ASCII separator they stand
+//!   for: no-break, narrow no-break, thin, figure and ideographic spaces become `' '`; hyphens,
+//!   the non-breaking hyphen, figure dash, en dash and minus signs become `'-'`; middle dots and
+//!   dot leaders `'.'`; fraction and division slashes `'/'`;
+//! - the em dash and the other long dashes become `' '`: they break a sentence the way a space
+//!   does (the em dash has Unicode line-break class B2; hyphens and the en dash have BA), and
+//!   LLM prose glues them to words (`us—bob@example.com`, `key—sk-proj-…`), where a `'-'` would
+//!   join the word to the value and hide a token's boundary;
 //! - everything else is kept byte for byte (so operator regexes and keywords see real UTF-8).
 //!
 //! A run of removed characters is capped at [`MAX_REMOVED_RUN`]: later ones are kept as ordinary
@@ -70,8 +77,30 @@ pub fn map_char(c: char) -> Mapped {
         // combining marks
         0x300..=0x36F | 0x1AB0..=0x1AFF | 0x1DC0..=0x1DFF | 0x20D0..=0x20FF | 0xFE20..=0xFE2F => Mapped::Remove,
         0xA0 | 0x1680 | 0x2000..=0x200A | 0x202F | 0x205F | 0x3000 => Mapped::Ascii(b' '),
+        // em dash, horizontal bar, two- and three-em dashes, their vertical and small forms
+        0x2014 | 0x2015 | 0x2E3A | 0x2E3B | 0xFE31 | 0xFE58 => Mapped::Ascii(b' '),
         0x2028 | 0x2029 => Mapped::Ascii(b'\n'),
-        0x2010..=0x2012 | 0x2212 | 0xFE63 => Mapped::Ascii(b'-'),
+        // hyphens (Armenian, Hebrew maqaf, Canadian syllabics, Mongolian, Unicode hyphen and
+        // non-breaking hyphen, double/oblique hyphens), figure dash, en dash and its vertical form,
+        // minus signs (modifier, mathematical, heavy, small)
+        0x58A
+        | 0x5BE
+        | 0x1400
+        | 0x1806
+        | 0x2010..=0x2013
+        | 0x2E17
+        | 0x2E1A
+        | 0x2E40
+        | 0x2E5D
+        | 0xFE32
+        | 0x2D7
+        | 0x2212
+        | 0x2796
+        | 0xFE63 => Mapped::Ascii(b'-'),
+        // middle dot, one-dot leader, hyphenation point, bullet and dot operators, small full stop
+        0xB7 | 0x2024 | 0x2027 | 0x2219 | 0x22C5 | 0xFE52 => Mapped::Ascii(b'.'),
+        // fraction and division slashes
+        0x2044 | 0x2215 => Mapped::Ascii(b'/'),
         0xFE6B => Mapped::Ascii(b'@'),
         0xFF01..=0xFF5E => Mapped::Ascii((u - 0xFEE0) as u8),
         0x660..=0x669 => digit(u - 0x660),
@@ -330,6 +359,12 @@ mod tests {
     t!(norm080, "メールはa@b.comです", "メールはa@b.comです");
     t!(norm090, "415\u{2010}555\u{2011}0100", "415-555-0100");
     t!(norm100, "𝟏𝟐", "12");
+    t!(norm110, "536\u{2013}22\u{2012}1234\u{2212}0", "536-22-1234-0");
+    t!(norm120, "536\u{2014}22\u{2015}1234", "536 22 1234");
+    t!(norm130, "4111\u{B7}1111\u{2024}1111\u{FE52}1111", "4111.1111.1111.1111");
+    t!(norm140, "1\u{2007}2\u{2008}3\u{205F}4\u{3000}5", "1 2 3 4 5");
+    t!(norm150, "030\u{2044}1234\u{2215}5", "030/1234/5");
+    t!(norm160, "us\u{2014}bob \u{2796}\u{2D7}\u{FE32}", "us bob ---");
 
     #[test]
     fn removed_run_is_capped() {

@@ -4,6 +4,13 @@
 //! Numbers share one boundary rule: a number does not start right after a word byte or after
 //! `-`/`.` that follows an alphanumeric (`INV-2231…`, `v1.2.3`), and does not end before a word
 //! byte or before `-`/`.` plus a digit (so a run is never cut to fit a shape).
+//!
+//! SSNs and cards are read as digit groups ([`read_groups`]) joined by one gap, the same all
+//! through the value: a space, `-` or `.`, or up to three bytes of spaces around one of them
+//! (`536-22-1234`, `4111.1111.1111.1111`, `536 - 22 - 1234`). Unicode dashes, spaces and dots
+//! reach the parsers as these ASCII bytes (`normalize.rs`). Digits written one by one with single
+//! spaces between them form a group too (`5 3 6 - 2 2 - 1 2 3 4`); its groups are then joined by
+//! one other gap. Mixed gaps end the value (`536-22.1234` is nothing).
 
 use std::net::Ipv6Addr;
 
@@ -78,14 +85,23 @@ fn email_domain(v: &View, s: usize, a: usize) -> Res {
                 return Res::No;
             }
         }
-        if i == ls || t[ls] == b'-' || t[i - 1] == b'-' {
+        // a label never ends with `-`: trailing dashes (`bob@example.com-`, and a glued en dash,
+        // which the view turns into one) end the address before them
+        let mut le = i;
+        while le > ls && t[le - 1] == b'-' {
+            le -= 1;
+        }
+        if le == ls || t[ls] == b'-' {
             break;
         }
         labels += 1;
         tld_start = ls;
-        end = i;
+        end = le;
         if i - (a + 1) > MAX_DOMAIN {
             return Res::No;
+        }
+        if le < i {
+            break;
         }
         match at!(v, i) {
             Some(b'.') => match at!(v, i + 1) {
@@ -272,17 +288,21 @@ pub fn numbers(det: &Detectors, v: &View, d: usize, out: &mut Out) {
     let open = d + run >= t.len() && !v.eof;
     let next = t.get(d + run).copied().unwrap_or(0);
     let any = |ok: bool| open || ok;
-    if det.on(Builtin::UsSsn) && any((run == 3 && matches!(next, b'-' | b' ')) || run == 9) {
+    // a single digit before a space may start spaced digits (`5 3 6 - 2 2 - …`), unless it is
+    // already inside them
+    let spaced = run == 1 && next == b' ' && t.get(d + 2).is_none_or(u8::is_ascii_digit) && !inside_spaced(t, d);
+    let gap = matches!(next, b' ' | b'-' | b'.');
+    if det.on(Builtin::UsSsn) && any((run == 3 && gap) || run == 9 || spaced) {
         out.put(d, Builtin::UsSsn.id(), ssn(v, d));
     }
-    if det.on(Builtin::CreditCard) && any((run == 4 && matches!(next, b' ' | b'-')) || (13..=19).contains(&run)) {
+    if det.on(Builtin::CreditCard) && any((run == 4 && gap) || (13..=19).contains(&run) || spaced) {
         out.put(d, Builtin::CreditCard.id(), card(v, d));
     }
     if det.on(Builtin::IpAddress) && any(run <= 3 && next == b'.') {
         out.put(d, Builtin::IpAddress.id(), ipv4(v, d));
     }
     if det.on(Builtin::Phone) {
-        let grouped = matches!(next, b' ' | b'-' | b'.' | b')' | b'(');
+        let grouped = matches!(next, b' ' | b'-' | b'.' | b'/' | b')' | b'(');
         if any(grouped || run >= 7) {
             out.put(d, Builtin::Phone.id(), phone(v, d));
         }
@@ -314,74 +334,212 @@ fn num(t: &[u8]) -> u32 {
         .fold(0u32, |a, &c| a.saturating_mul(10).saturating_add(u32::from(c - b'0')))
 }
 
-/// US SSN: `ddd-dd-dddd` or `ddd dd dddd`, or nine bare digits after an SSN word.
-fn ssn(v: &View, d: usize) -> Res {
-    let t = v.t;
-    if !num_left_ok(t, d) {
-        return Res::No;
-    }
-    let e1 = digits!(v, d, 9);
-    let (area, group, serial, end) = match e1 - d {
-        3 => {
-            let sep = match at!(v, e1) {
-                Some(c @ (b'-' | b' ')) => c,
-                _ => return Res::No,
-            };
-            let e2 = digits!(v, e1 + 1, 2);
-            if e2 - e1 - 1 != 2 || at!(v, e2) != Some(sep) {
-                return Res::No;
-            }
-            let e3 = digits!(v, e2 + 1, 4);
-            if e3 - e2 - 1 != 4 {
-                return Res::No;
-            }
-            (num(&t[d..e1]), num(&t[e1 + 1..e2]), num(&t[e2 + 1..e3]), e3)
-        }
-        9 if context_before(t, d, 40, &SSN_WORDS) => (num(&t[d..d + 3]), num(&t[d + 3..d + 5]), num(&t[d + 5..e1]), e1),
-        _ => return Res::No,
-    };
-    if !validate::ssn(area, group, serial) {
-        return Res::No;
-    }
-    num_right(v, end)
+/// Most groups [`read_groups`] reads (a card has at most five, one more shows the run goes on).
+const MAX_GROUPS: usize = 6;
+/// Longest gap between two digit groups, in normalized bytes.
+const MAX_GAP: usize = 3;
+
+/// How far an SSN or card parser reads from its start, in normalized bytes: 20 digits (a card's
+/// 19 and one that shows the run goes on), a gap after each, and one byte of look-ahead. A
+/// stream's hold-back covers it.
+pub const MAX_NUMBER: usize = 20 * (1 + MAX_GAP) + 1;
+
+/// What joins two digit groups: one to [`MAX_GAP`] bytes of spaces around at most one `-` or `.`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Gap {
+    len: u8,
+    bytes: [u8; MAX_GAP],
 }
 
-/// Payment card: 13–19 digits, contiguous or in groups split by one kind of separator.
-fn card(v: &View, d: usize) -> Res {
-    let t = v.t;
-    if !num_left_ok(t, d) {
-        return Res::No;
+impl Gap {
+    /// The gap between spaced digits.
+    const SPACE: Gap = Gap {
+        len: 1,
+        bytes: [b' ', 0, 0],
+    };
+
+    /// Whether the gap is spaces only (a value may end before a space-separated group).
+    fn is_blank(&self) -> bool {
+        self.bytes[..usize::from(self.len)].iter().all(|&b| b == b' ')
     }
-    let mut lens = [0usize; 6];
-    let mut ends = [0usize; 6];
-    let mut n = 0;
-    let mut total = 0;
-    let mut sep = 0u8;
-    let mut i = d;
+}
+
+/// Reads the gap at `i` into `gap`: `Yes(j)` when it is one and the digit at `j` follows it.
+fn read_gap(v: &View, i: usize, gap: &mut Gap) -> Res {
+    let mut punct = false;
+    let mut j = i;
     loop {
-        let e = digits!(v, i, 19);
-        lens[n] = e - i;
-        ends[n] = e;
-        total += e - i;
-        n += 1;
-        if total > 19 || n == lens.len() {
+        match at!(v, j) {
+            Some(b'0'..=b'9') if j > i => {
+                gap.len = (j - i) as u8;
+                gap.bytes[..j - i].copy_from_slice(&v.t[i..j]);
+                return Res::Yes(j);
+            }
+            Some(b' ') if j - i < MAX_GAP => j += 1,
+            Some(b'-' | b'.') if !punct && j - i < MAX_GAP => {
+                punct = true;
+                j += 1;
+            }
+            _ => return Res::No,
+        }
+    }
+}
+
+/// The digit groups of an SSN or card candidate.
+#[derive(Default)]
+struct DigitGroups {
+    n: usize,
+    lens: [usize; MAX_GROUPS],
+    /// One past the last digit of each group.
+    ends: [usize; MAX_GROUPS],
+    /// The gap between groups (all the same); empty with one group.
+    gap: Gap,
+    /// Digits written one by one with single spaces between them.
+    spaced: bool,
+}
+
+impl DigitGroups {
+    fn total(&self, k: usize) -> usize {
+        self.lens[..k].iter().sum()
+    }
+
+    fn push(&mut self, len: usize, end: usize) {
+        self.lens[self.n] = len;
+        self.ends[self.n] = end;
+        self.n += 1;
+    }
+}
+
+/// Reads the digit groups starting at the digit `d` into `g` (`Yes(0)`, or `More`): at most
+/// `max_groups`, stopping once more than `max_digits` digits are read, or after a first group
+/// whose length `first_ok` refuses (nothing that starts so can be a value). Groups are digit runs
+/// joined by one [`Gap`] throughout, or, when the first digit is followed by a single space and
+/// a digit, spaced digits: single digits joined by single spaces, the groups joined by one other
+/// gap throughout. Reading stops before anything else (another gap, a longer run among spaced
+/// digits, a one-digit first group not followed by spaced digits); judging what follows the last
+/// group is the caller's.
+fn read_groups(
+    v: &View,
+    d: usize,
+    max_groups: usize,
+    max_digits: usize,
+    first_ok: fn(usize) -> bool,
+    g: &mut DigitGroups,
+) -> Res {
+    let (mut i, mut total, mut cur, mut cur_end) = (d, 0, 0, d);
+    loop {
+        let e = digits!(v, i, max_digits);
+        if g.spaced && e - i > 1 {
             break;
         }
-        match at!(v, e) {
-            Some(c @ (b' ' | b'-')) if sep == 0 || sep == c => match at!(v, e + 1) {
-                Some(x) if x.is_ascii_digit() => {
-                    sep = c;
-                    i = e + 1;
-                }
-                _ => break,
-            },
-            _ => break,
+        cur += e - i;
+        total += e - i;
+        cur_end = e;
+        if total > max_digits {
+            break;
+        }
+        let mut gap = Gap::default();
+        let j = match read_gap(v, e, &mut gap) {
+            Res::Yes(j) => j,
+            Res::No => break,
+            r => return r,
+        };
+        if g.n == 0 && cur == 1 {
+            if gap != Gap::SPACE {
+                // no SSN or card starts with a one-digit group: only spaced digits can follow
+                break;
+            }
+            g.spaced = true;
+        }
+        if !(g.spaced && gap == Gap::SPACE) {
+            // a gap between groups
+            g.push(cur, e);
+            cur = 0;
+            if g.n == max_groups || (g.n > 1 && gap != g.gap) || (g.n == 1 && !first_ok(g.lens[0])) {
+                break;
+            }
+            g.gap = gap;
+        }
+        i = j;
+    }
+    if cur > 0 {
+        g.push(cur, cur_end);
+    }
+    Res::Yes(0)
+}
+
+/// Where a value of `g`'s first `k` groups may end: before a further group only when the gap to
+/// it is blank (`4111 1111 1111 1111 2024`), otherwise at a number boundary.
+fn groups_end(v: &View, g: &DigitGroups, k: usize) -> Res {
+    let end = g.ends[k - 1];
+    if k < g.n {
+        if g.gap.is_blank() {
+            Res::Yes(end)
+        } else {
+            Res::No
+        }
+    } else {
+        num_right(v, end)
+    }
+}
+
+/// Whether `d` is inside a run of spaced digits: a single digit and a space before it (after
+/// `12 ` spaced digits may start: `12 5 3 6 - 2 2 - 1 2 3 4`).
+fn inside_spaced(t: &[u8], d: usize) -> bool {
+    let digit = |i: usize| i.checked_sub(1).is_some_and(|j| t[j].is_ascii_digit());
+    prev(t, d) == Some(b' ') && digit(d - 1) && !digit(d - 2)
+}
+
+/// US SSN: `ddd-dd-dddd` in [`read_groups`] form (`536 22 1234`, `536.22.1234`,
+/// `5 3 6 - 2 2 - 1 2 3 4`), or nine digits (bare or spaced) after an SSN word.
+fn ssn(v: &View, d: usize) -> Res {
+    let t = v.t;
+    // a single digit after a digit and a space is inside spaced digits, which start before it
+    if !num_left_ok(t, d) || (inside_spaced(t, d) && !at!(v, d + 1).is_some_and(|b| b.is_ascii_digit())) {
+        return Res::No;
+    }
+    let mut g = DigitGroups::default();
+    if let r @ (Res::More | Res::No | Res::Open) = read_groups(v, d, 4, 9, |l| l == 3 || l == 9, &mut g) {
+        return r;
+    }
+    let k = if g.n >= 3 && g.lens[..3] == [3, 2, 4] {
+        3
+    } else if g.lens[0] == 9 && context_before(t, d, 40, &SSN_WORDS) {
+        1
+    } else {
+        return Res::No;
+    };
+    let mut digits = [0u8; 9];
+    let mut m = 0;
+    for &b in &t[d..g.ends[k - 1]] {
+        if b.is_ascii_digit() {
+            digits[m] = b;
+            m += 1;
         }
     }
+    if !validate::ssn(num(&digits[..3]), num(&digits[3..5]), num(&digits[5..9])) {
+        return Res::No;
+    }
+    groups_end(v, &g, k)
+}
+
+/// Payment card: 13–19 digits in [`read_groups`] form: contiguous, in groups of four (the last
+/// one to four), or Amex/Diners 4-6-5 / 4-6-4.
+fn card(v: &View, d: usize) -> Res {
+    let t = v.t;
+    // a single digit after a digit and a space is inside spaced digits, which start before it
+    if !num_left_ok(t, d) || (inside_spaced(t, d) && !at!(v, d + 1).is_some_and(|b| b.is_ascii_digit())) {
+        return Res::No;
+    }
+    let mut g = DigitGroups::default();
+    let first_ok = |l| l == 4 || (13..=19).contains(&l);
+    if let r @ (Res::More | Res::No | Res::Open) = read_groups(v, d, MAX_GROUPS, 19, first_ok, &mut g) {
+        return r;
+    }
     let mut digits = [0u8; 19];
-    for k in (1..=n).rev() {
-        let sum: usize = lens[..k].iter().sum();
-        if !(13..=19).contains(&sum) {
+    for k in (1..=g.n).rev() {
+        let lens = &g.lens[..k];
+        if !(13..=19).contains(&g.total(k)) {
             continue;
         }
         let grouped = k == 1
@@ -390,12 +548,8 @@ fn card(v: &View, d: usize) -> Res {
         if !grouped {
             continue;
         }
-        // a shorter prefix may stop only before a space-separated group
-        if k < n && sep != b' ' {
-            continue;
-        }
         let mut m = 0;
-        for &b in &t[d..ends[k - 1]] {
+        for &b in &t[d..g.ends[k - 1]] {
             if b.is_ascii_digit() {
                 digits[m] = b;
                 m += 1;
@@ -404,11 +558,7 @@ fn card(v: &View, d: usize) -> Res {
         if !validate::card_number(&digits[..m]) {
             continue;
         }
-        let r = if k < n {
-            Res::Yes(ends[k - 1])
-        } else {
-            num_right(v, ends[k - 1])
-        };
+        let r = groups_end(v, &g, k);
         if r != Res::No {
             return r;
         }
@@ -443,7 +593,7 @@ fn ipv4(v: &View, d: usize) -> Res {
 }
 
 /// IBAN starting with the country letters at `s` (both letters the same case); the rest may be
-/// contiguous or in space-separated groups of four.
+/// contiguous or in groups of four split by one kind of separator, a space or a `-`.
 fn iban(v: &View, s: usize) -> Res {
     let t = v.t;
     if prev(t, s).is_some_and(word) {
@@ -461,27 +611,28 @@ fn iban(v: &View, s: usize) -> Res {
     buf[..2].copy_from_slice(&cc);
     let mut count = 2;
     let mut i = s + 2;
-    let mut spaced: Option<bool> = None;
-    let mut after_space = false;
+    // the separator between groups of four once known (0: none)
+    let mut sep: Option<u8> = None;
+    let mut after_sep = false;
     while count < len {
         let c = match at!(v, i) {
             Some(c) => c,
             None => return Res::No,
         };
         if is(ALNUM, c) {
-            if (count < 4 && !c.is_ascii_digit()) || (spaced == Some(true) && count % 4 == 0 && !after_space) {
+            if (count < 4 && !c.is_ascii_digit()) || (sep.is_some_and(|x| x != 0) && count % 4 == 0 && !after_sep) {
                 return Res::No;
             }
-            if count == 4 && spaced.is_none() {
-                spaced = Some(false);
+            if count == 4 && sep.is_none() {
+                sep = Some(0);
             }
             buf[count] = c.to_ascii_uppercase();
             count += 1;
             i += 1;
-            after_space = false;
-        } else if c == b' ' && count % 4 == 0 && spaced != Some(false) && !after_space {
-            spaced = Some(true);
-            after_space = true;
+            after_sep = false;
+        } else if matches!(c, b' ' | b'-') && count % 4 == 0 && sep.is_none_or(|x| x == c) && !after_sep {
+            sep = Some(c);
+            after_sep = true;
             i += 1;
             if !at!(v, i).is_some_and(|x| is(ALNUM, x)) {
                 return Res::No;
@@ -490,8 +641,11 @@ fn iban(v: &View, s: usize) -> Res {
             return Res::No;
         }
     }
-    if at!(v, i).is_some_and(word) {
-        return Res::No;
+    match at!(v, i) {
+        Some(c) if word(c) => return Res::No,
+        // a dashed run that goes on is a longer identifier
+        Some(b'-') if sep == Some(b'-') && at!(v, i + 1).is_some_and(|x| is(ALNUM, x)) => return Res::No,
+        _ => {}
     }
     if validate::iban(&buf[..count]) {
         Res::Yes(i)
@@ -501,7 +655,7 @@ fn iban(v: &View, s: usize) -> Res {
 }
 
 /// Digit groups of a phone candidate: `(` group `)` or plain digit runs, joined by one space,
-/// dash or dot (or nothing after a `)`).
+/// dash or dot (or nothing after a `)`), or a slash after the first group.
 struct Groups {
     n: usize,
     lens: [u8; 8],
@@ -549,6 +703,8 @@ fn phone_groups(v: &View, i0: usize) -> Result<Groups, Res> {
             let c = at!(v, end);
             let (sep, next) = match c {
                 Some(s @ (b' ' | b'-' | b'.')) => (s, end + 1),
+                // `030/1234567`: a slash after the area code, nowhere else
+                Some(b'/') if k == 0 && !paren => (b'/', end + 1),
                 Some(b'0'..=b'9') if paren => (0, end),
                 Some(b'(') => (0, end),
                 _ => return Res::Yes(0),
@@ -608,16 +764,20 @@ fn phone(v: &View, s: usize) -> Res {
         let lens = &g.lens[..k];
         let seps = &g.seps[..k];
         let paren = |j: usize| g.parens & (1 << j) != 0;
+        // only the national trunk form has a slash (`030/1234567`)
+        let slash = seps.contains(&b'/');
         // E.164 (8 to 15 digits, a country code that does not start with 0) and NANP have enough
         // structure to stop before a further space-separated group; the looser forms do not
         let strong = if intl {
             let (lo, hi) = if k == 1 { (10, 15) } else { (8, 15) };
-            !paren(0) && t[s + 1] != b'0' && (lo..=hi).contains(&total)
+            !paren(0) && !slash && t[s + 1] != b'0' && (lo..=hi).contains(&total)
         } else {
             nanp(t, s, lens, seps, &g)
         };
         let ok = strong
-            || (!intl && k == g.n && (trunk(t, s, lens, seps, &g, k) || ((7..=15).contains(&total) && context())));
+            || (!intl
+                && k == g.n
+                && (trunk(t, s, lens, seps, &g, k) || (!slash && (7..=15).contains(&total) && context())));
         if !ok {
             continue;
         }
@@ -656,6 +816,9 @@ fn nanp(t: &[u8], s: usize, lens: &[u8], seps: &[u8], g: &Groups) -> bool {
         return false;
     }
     let (s_exch, s_line) = (seps[off + 1], seps[off + 2]);
+    if seps.contains(&b'/') {
+        return false;
+    }
     if paren(off) {
         !paren(off + 1) && matches!(s_exch, 0 | b' ' | b'-') && matches!(s_line, b'-' | b'.' | b' ')
     } else {
@@ -664,7 +827,8 @@ fn nanp(t: &[u8], s: usize, lens: &[u8], seps: &[u8], g: &Groups) -> bool {
 }
 
 /// National numbers with a trunk `0`: `020 7946 0958`, `(030) 1234567`, `06-12345678`,
-/// `01 42 68 53 00` (dots only when every group has two digits, so `05.10.1986` is a date).
+/// `030/1234567`, `01 42 68 53 00` (dots only when every group has two digits, so `05.10.1986`
+/// is a date).
 fn trunk(t: &[u8], s: usize, lens: &[u8], seps: &[u8], g: &Groups, k: usize) -> bool {
     let paren0 = g.parens & 1 != 0;
     let d0 = if paren0 { s + 1 } else { s };
@@ -683,7 +847,8 @@ fn trunk(t: &[u8], s: usize, lens: &[u8], seps: &[u8], g: &Groups, k: usize) -> 
     }
     seps[1..]
         .iter()
-        .all(|&c| matches!(c, b' ' | b'-') || (c == 0 && paren0))
+        .enumerate()
+        .all(|(j, &c)| matches!(c, b' ' | b'-') || (c == 0 && paren0) || (c == b'/' && j == 0))
 }
 
 #[cfg(test)]
@@ -763,6 +928,112 @@ mod tests {
         vec![("US_SSN", "５３６－２２－１２３４")]
     );
     t!(ssn080, "5\u{200B}36-22-1234", vec![("US_SSN", "5\u{200B}36-22-1234")]);
+    // SSN: the separators people and tools use (issue 18)
+    t!(
+        ssn090,
+        "ssn 536\u{2013}22\u{2013}1234",
+        vec![("US_SSN", "536\u{2013}22\u{2013}1234")]
+    );
+    t!(
+        ssn100,
+        "ssn 536\u{2014}22\u{2014}1234",
+        vec![("US_SSN", "536\u{2014}22\u{2014}1234")]
+    );
+    t!(
+        ssn110,
+        "a 536\u{2012}22\u{2012}1234 b 536\u{2212}22\u{2212}1234 c 536\u{2011}22\u{2011}1234",
+        vec![
+            ("US_SSN", "536\u{2012}22\u{2012}1234"),
+            ("US_SSN", "536\u{2212}22\u{2212}1234"),
+            ("US_SSN", "536\u{2011}22\u{2011}1234")
+        ]
+    );
+    t!(
+        ssn120,
+        "a 536\u{A0}22\u{A0}1234 b 536\u{202F}22\u{202F}1234 c 536\u{2009}22\u{2009}1234",
+        vec![
+            ("US_SSN", "536\u{A0}22\u{A0}1234"),
+            ("US_SSN", "536\u{202F}22\u{202F}1234"),
+            ("US_SSN", "536\u{2009}22\u{2009}1234")
+        ]
+    );
+    t!(ssn130, "SSN 536.22.1234.", vec![("US_SSN", "536.22.1234")]);
+    t!(ssn140, "SSN 536 - 22 - 1234", vec![("US_SSN", "536 - 22 - 1234")]);
+    t!(
+        ssn150,
+        "SSN 5 3 6 - 2 2 - 1 2 3 4!",
+        vec![("US_SSN", "5 3 6 - 2 2 - 1 2 3 4")]
+    );
+    t!(
+        ssn160,
+        "x 5 3 6 \u{2013} 2 2 \u{2013} 1 2 3 4 y 5\u{A0}3\u{A0}6 \u{2014} 2\u{A0}2 \u{2014} 1\u{A0}2\u{A0}3\u{A0}4",
+        vec![
+            ("US_SSN", "5 3 6 \u{2013} 2 2 \u{2013} 1 2 3 4"),
+            (
+                "US_SSN",
+                "5\u{A0}3\u{A0}6 \u{2014} 2\u{A0}2 \u{2014} 1\u{A0}2\u{A0}3\u{A0}4"
+            )
+        ]
+    );
+    // an em dash glued between spaced digits separates like their spaces: nine spaced digits,
+    // which need an SSN word, like nine bare ones
+    t!(
+        ssn165,
+        "x 5 3 6\u{2014}2 2\u{2014}1 2 3 4, ssn 5 3 6\u{2014}2 2\u{2014}1 2 3 4",
+        vec![("US_SSN", "5 3 6\u{2014}2 2\u{2014}1 2 3 4")]
+    );
+    t!(
+        ssn170,
+        "5 3 6-2 2-1 2 3 4 and 5 3 6  2 2  1 2 3 4",
+        vec![("US_SSN", "5 3 6-2 2-1 2 3 4"), ("US_SSN", "5 3 6  2 2  1 2 3 4")]
+    );
+    t!(
+        ssn180,
+        "my ssn: 5 3 6 2 2 1 2 3 4",
+        vec![("US_SSN", "5 3 6 2 2 1 2 3 4")]
+    );
+    t!(
+        ssn190,
+        "５３６．２２．１２３４",
+        vec![("US_SSN", "５３６．２２．１２３４")]
+    );
+    // not SSNs: mixed separators, specimens, runs that go on, versions, IPs, dates, OIDs
+    t!(
+        ssn200,
+        "536-22.1234 536.22-1234 536\u{2013}22 1234 5 3 6 - 2 2 -1 2 3 4 536 -22 - 1234",
+        vec![]
+    );
+    t!(
+        ssn210,
+        "1 2 3 - 4 5 - 6 7 8 9 and 123.45.6789 and 9 1 2 - 2 2 - 1 2 3 4",
+        vec![]
+    );
+    t!(
+        ssn220,
+        "7 5 3 6 - 2 2 - 1 2 3 4 / 5 3 6 - 2 2 - 1 2 3 4 5 / 536.22.1234.5 / 1.536.22.1234 / 536 - 22 - 1234 - 1",
+        vec![]
+    );
+    t!(ssn230, "order 5 3 6 2 2 1 2 3 4 and 536.221.234", vec![]);
+    t!(
+        ssn235,
+        "room 12 5 3 6 - 2 2 - 1 2 3 4, no 1 5 3 6 - 2 2 - 1 2 3 4",
+        vec![("US_SSN", "5 3 6 - 2 2 - 1 2 3 4")]
+    );
+    t!(
+        ssn240,
+        "Chrome 120.0.6099.109, Windows 10.0.19045.3693, node 18.17.1, v536.22.1234, 536.22.1234b",
+        vec![]
+    );
+    t!(
+        ssn250,
+        "hosts 10.123.45.67 and 172.16.254.1; OID 1.2.840.113549.1.1.11 and 2.16.840.1.113883.3.72.5.9.1",
+        vec![("IP_ADDRESS", "10.123.45.67"), ("IP_ADDRESS", "172.16.254.1")]
+    );
+    t!(
+        ssn260,
+        "on 2024.01.15, 15.03.2024, 2024-01-15, 15/03/2024, 2024. 1. 15.",
+        vec![]
+    );
     // cards
     t!(
         card010,
@@ -791,6 +1062,81 @@ mod tests {
         vec![("CREDIT_CARD", "4111 1111 1111 1111")]
     );
     t!(card070, "id-4111111111111111", vec![]);
+    // cards: the separators people and tools use (issue 18)
+    t!(
+        card080,
+        "card 4111.1111.1111.1111, amex 3782.822463.10005.",
+        vec![
+            ("CREDIT_CARD", "4111.1111.1111.1111"),
+            ("CREDIT_CARD", "3782.822463.10005")
+        ]
+    );
+    t!(
+        card090,
+        "a 4111\u{2013}1111\u{2013}1111\u{2013}1111 b 4111\u{2014}1111\u{2014}1111\u{2014}1111",
+        vec![
+            ("CREDIT_CARD", "4111\u{2013}1111\u{2013}1111\u{2013}1111"),
+            ("CREDIT_CARD", "4111\u{2014}1111\u{2014}1111\u{2014}1111")
+        ]
+    );
+    t!(
+        card100,
+        "a 5555\u{A0}5555\u{A0}5555\u{A0}4444 b 5555\u{202F}5555\u{202F}5555\u{202F}4444 c 5555\u{2009}5555\u{2009}5555\u{2009}4444",
+        vec![
+            ("CREDIT_CARD", "5555\u{A0}5555\u{A0}5555\u{A0}4444"),
+            ("CREDIT_CARD", "5555\u{202F}5555\u{202F}5555\u{202F}4444"),
+            ("CREDIT_CARD", "5555\u{2009}5555\u{2009}5555\u{2009}4444")
+        ]
+    );
+    t!(
+        card110,
+        "a 4111\u{2212}1111\u{2212}1111\u{2212}1111 b 4111\u{2011}1111\u{2011}1111\u{2011}1111",
+        vec![
+            ("CREDIT_CARD", "4111\u{2212}1111\u{2212}1111\u{2212}1111"),
+            ("CREDIT_CARD", "4111\u{2011}1111\u{2011}1111\u{2011}1111")
+        ]
+    );
+    t!(
+        card120,
+        "card 4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 exp",
+        vec![("CREDIT_CARD", "4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1")]
+    );
+    t!(
+        card130,
+        "card 4 1 1 1 - 1 1 1 1 - 1 1 1 1 - 1 1 1 1; 4 1 1 1  1 1 1 1  1 1 1 1  1 1 1 1",
+        vec![
+            ("CREDIT_CARD", "4 1 1 1 - 1 1 1 1 - 1 1 1 1 - 1 1 1 1"),
+            ("CREDIT_CARD", "4 1 1 1  1 1 1 1  1 1 1 1  1 1 1 1")
+        ]
+    );
+    t!(
+        card140,
+        "4111 - 1111 - 1111 - 1111 and 4111  1111  1111  1111",
+        vec![
+            ("CREDIT_CARD", "4111 - 1111 - 1111 - 1111"),
+            ("CREDIT_CARD", "4111  1111  1111  1111")
+        ]
+    );
+    t!(
+        card150,
+        "４１１１．１１１１．１１１１．１１１１",
+        vec![("CREDIT_CARD", "４１１１．１１１１．１１１１．１１１１")]
+    );
+    t!(
+        card160,
+        "4111.1111-1111.1111 4111.1111.1111.1112 4111.1111.1111.1111.5 1.4111.1111.1111.1111 v4111.1111.1111.1111",
+        vec![]
+    );
+    t!(
+        card170,
+        "1 4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 and 4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 and 4 1 1 1 - 1111 1111 1111",
+        vec![]
+    );
+    t!(
+        card180,
+        "1234.5678.9012.3456 and 2.16.840.1.113883.3.72.5.9.1 and 1.3.6.1.4.1.4111.1111.1111.1111",
+        vec![]
+    );
     // IPv4 / IPv6
     t!(ip010, "host 192.168.1.20:8080", vec![("IP_ADDRESS", "192.168.1.20")]);
     t!(
@@ -826,6 +1172,42 @@ mod tests {
         vec![("IBAN", "GB82WEST12345698765432")]
     );
     t!(iban030, "DE89 3704 0044 0532 0130 01 DE89370400440532013000X", vec![]);
+    t!(
+        iban040,
+        "IBAN DE89\u{A0}3704\u{A0}0044\u{A0}0532\u{A0}0130\u{A0}00 or FR14\u{202F}2004\u{202F}1010\u{202F}0505\u{202F}0001\u{202F}3M02\u{202F}606",
+        vec![
+            ("IBAN", "DE89\u{A0}3704\u{A0}0044\u{A0}0532\u{A0}0130\u{A0}00"),
+            ("IBAN", "FR14\u{202F}2004\u{202F}1010\u{202F}0505\u{202F}0001\u{202F}3M02\u{202F}606")
+        ]
+    );
+    t!(
+        iban050,
+        "IBAN DE89-3704-0044-0532-0130-00, GB82\u{2013}WEST\u{2013}1234\u{2013}5698\u{2013}7654\u{2013}32",
+        vec![
+            ("IBAN", "DE89-3704-0044-0532-0130-00"),
+            ("IBAN", "GB82\u{2013}WEST\u{2013}1234\u{2013}5698\u{2013}7654\u{2013}32")
+        ]
+    );
+    t!(
+        iban060,
+        "DE89-3704 0044-0532-0130-00 DE89-3704-0044-0532-0130-00-1",
+        vec![]
+    );
+    // a dash glued to an address or a token is not part of it
+    t!(
+        email110,
+        "mail bob@example.com- or us\u{2014}alice@example.com\u{2014}thanks, eve@example.org\u{2013}",
+        vec![
+            ("EMAIL", "bob@example.com"),
+            ("EMAIL", "alice@example.com"),
+            ("EMAIL", "eve@example.org")
+        ]
+    );
+    t!(
+        email120,
+        "key\u{2014}ghp_R8fZp2Lq9VxW3mKt7YcN1bHd6JsQ0aUe4Gio\u{2014}keep it",
+        vec![("GITHUB_TOKEN", "ghp_R8fZp2Lq9VxW3mKt7YcN1bHd6JsQ0aUe4Gio")]
+    );
     // phones
     t!(phone010, "call (415) 555-0132 today", vec![("PHONE", "(415) 555-0132")]);
     t!(
@@ -852,4 +1234,23 @@ mod tests {
     t!(phone110, "score +12 and 2024-01-15 10:30", vec![]);
     t!(phone120, "+1 (415) 555-0132", vec![("PHONE", "+1 (415) 555-0132")]);
     t!(phone130, "03-1234-5678", vec![("PHONE", "03-1234-5678")]);
+    t!(
+        phone140,
+        "call 415\u{2013}555\u{2013}0132 or +44\u{A0}20\u{A0}7946\u{A0}0958 or 415\u{2014}555\u{2014}0132",
+        vec![
+            ("PHONE", "415\u{2013}555\u{2013}0132"),
+            ("PHONE", "+44\u{A0}20\u{A0}7946\u{A0}0958"),
+            ("PHONE", "415\u{2014}555\u{2014}0132")
+        ]
+    );
+    t!(
+        phone150,
+        "Tel. 030/12345678, mobil 0171/1234567",
+        vec![("PHONE", "030/12345678"), ("PHONE", "0171/1234567")]
+    );
+    t!(
+        phone160,
+        "phone 12/25/2024, 05/10/1986, 1/2, 2015 \u{2013} 03/2016, 030/1234/5678, 415/555/0132, +49/301234567",
+        vec![]
+    );
 }

@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 use proptest::prelude::*;
 
 use super::*;
+use normalize::MAX_REMOVED_RUN;
 
 pub(crate) fn all() -> &'static Scanner {
     static S: OnceLock<Scanner> = OnceLock::new();
@@ -103,6 +104,8 @@ const SAMPLES: &[&str] = &[
     "sk-ant-api03-Zq8Lr2VbX9mKp4Tn7WcY1dHf6JsQ0aUe3GioRt5PxMzBvC2kNw8LyDjE4hFgSuA-_xQ7rT1mZ9pK3vW6nB0cY5dLfHgAA",
     "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIIrYSSNQFaA2Hwf1duRSxKtLYX5CB04fSeQ6tF1aY/PuoAoGCCqGSM49\n-----END EC PRIVATE KEY-----\n",
     "call (415) 555-0132 or 020 7946 0958; not 05.10.1986 or 1.3.6.1.4.1",
+    "SSN 536\u{2013}22\u{2013}1234, 5 3 6 - 2 2 - 1 2 3 4, 536.22.1234; card 4111.1111.1111.1111, 4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1.",
+    "5\u{A0}3\u{A0}6 \u{2014} 2\u{A0}2 \u{2014} 1\u{A0}2\u{A0}3\u{A0}4 | Tel. 030/12345678 | DE89-3704-0044-0532-0130-00 | 123.45.6789 10.0.19045.3693",
     "",
     "a",
     "@@@ ::: 1.2.3 +( sk- AK gh eyJ -----BEGIN",
@@ -299,6 +302,10 @@ fn hostile_inputs_are_linear() {
         "sk-",
         "AKIA",
         "4111 ",
+        "4 1 1 1 - ",
+        "5 3 6 - 2 2 - ",
+        "1  ",
+        "1.1.",
         "DE89",
         "\u{200B}",
         "ａ",
@@ -353,6 +360,20 @@ fn fragment() -> impl Strategy<Value = String> {
         Just("blue bird".to_string()),
         Just("\u{200B}".to_string()),
         Just("４".to_string()),
+        Just("536\u{2013}22\u{2013}1234".to_string()),
+        Just("536.22.1234".to_string()),
+        Just("5 3 6 - 2 2 - 1 2 3 4".to_string()),
+        Just("4111.1111.1111.1111".to_string()),
+        Just("4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1".to_string()),
+        Just("4111\u{A0}1111\u{202F}1111".to_string()),
+        Just("030/12345678".to_string()),
+        Just("DE89-3704-0044-0532-0130-00".to_string()),
+        Just("10.0.19045.3693".to_string()),
+        Just("\u{2013}".to_string()),
+        Just("\u{2014}".to_string()),
+        Just("\u{A0}".to_string()),
+        Just(" - ".to_string()),
+        "[0-9 .-]{0,12}",
         Just("＠".to_string()),
         Just("😀".to_string()),
         "[ a-z0-9@.:+()_/=-]{0,12}",
@@ -407,4 +428,233 @@ proptest! {
         let want = whole(s, &String::from_utf8_lossy(&bytes));
         prop_assert_eq!(run_stream(s, bytes.chunks(size)), want);
     }
+}
+
+// ---- SSNs and cards in the forms people and tools write them (issue 18) ----
+
+/// `(group gap, gap between spaced digits)`: how an SSN or card may be written. `None` writes
+/// the groups as digit runs.
+const FORMS: &[(&str, Option<&str>)] = &[
+    ("-", None),
+    (" ", None),
+    (".", None),
+    (" - ", None),
+    ("  ", None),
+    ("\u{2013}", None),
+    ("\u{2014}", None),
+    ("\u{2012}", None),
+    ("\u{2212}", None),
+    ("\u{2011}", None),
+    ("\u{FE63}", None),
+    ("\u{A0}", None),
+    ("\u{202F}", None),
+    ("\u{2009}", None),
+    ("\u{B7}", None),
+    (" \u{2013} ", None),
+    ("\u{A0}\u{2014}\u{A0}", None),
+    ("-", Some(" ")),
+    (" - ", Some(" ")),
+    ("  ", Some(" ")),
+    (".", Some(" ")),
+    ("\u{2013}", Some(" ")),
+    (" \u{2013} ", Some(" ")),
+    (" \u{2014} ", Some(" ")),
+    ("\u{2013}", Some("\u{A0}")),
+    (" - ", Some("\u{202F}")),
+    ("-", Some("\u{2009}")),
+];
+
+/// Text before and after a planted value: no digits, nothing that glues to a number.
+const BEFORE: &[&str] = &[
+    "",
+    "SSN ",
+    "card: ",
+    "(",
+    "x ",
+    "\"",
+    "値は",
+    "\u{2014}",
+    "ssn\u{A0}",
+    "- ",
+];
+const AFTER: &[&str] = &["", ".", ", ok", ")", "\n", " and more", "です", "\u{2014}next", " - x"];
+
+fn render(groups: &[String], (gap, spaced): (&str, Option<&str>)) -> String {
+    let groups: Vec<String> = match spaced {
+        None => groups.to_vec(),
+        Some(sp) => groups
+            .iter()
+            .map(|g| g.chars().map(String::from).collect::<Vec<_>>().join(sp))
+            .collect(),
+    };
+    groups.join(gap)
+}
+
+fn luhn_complete(payload: &str) -> String {
+    (b'0'..=b'9')
+        .map(|d| format!("{payload}{}", d as char))
+        .find(|c| validate::luhn(c.as_bytes()))
+        .expect("one check digit fits")
+}
+
+/// A valid SSN, as its groups.
+fn ssn_value() -> impl Strategy<Value = Vec<String>> {
+    (1u32..900, 1u32..100, 1u32..10000)
+        .prop_filter("issuable", |&(a, g, s)| validate::ssn(a, g, s))
+        .prop_map(|(a, g, s)| vec![format!("{a:03}"), format!("{g:02}"), format!("{s:04}")])
+}
+
+/// A valid card number (Visa or Mastercard 4-4-4-4, Amex 4-6-5), as its groups.
+fn card_value() -> impl Strategy<Value = Vec<String>> {
+    (0usize..3, prop::collection::vec(0u8..10, 14))
+        .prop_map(|(brand, body)| {
+            let digits: String = body.iter().map(|d| char::from(b'0' + d)).collect();
+            match brand {
+                0 => luhn_complete(&format!("4{digits}")),
+                1 => luhn_complete(&format!("5{}{}", 1 + body[0] % 5, &digits[..13])),
+                _ => luhn_complete(&format!("37{}", &digits[..12])),
+            }
+        })
+        .prop_map(|n| {
+            let cuts: &[usize] = if n.len() == 15 {
+                &[0, 4, 10, 15]
+            } else {
+                &[0, 4, 8, 12, 16]
+            };
+            cuts.windows(2).map(|w| n[w[0]..w[1]].to_string()).collect()
+        })
+}
+
+/// Plants `value` between `before` and `after`; the planted value's byte span in the text.
+fn plant(before: &str, value: &str, after: &str) -> (String, usize, usize) {
+    (
+        format!("{before}{value}{after}"),
+        before.len(),
+        before.len() + value.len(),
+    )
+}
+
+fn pieces_at<'a>(b: &'a [u8], cuts: &[prop::sample::Index]) -> Vec<&'a [u8]> {
+    let mut points: Vec<usize> = cuts.iter().map(|i| i.index(b.len() + 1)).collect();
+    points.sort_unstable();
+    let mut pieces = Vec::new();
+    let mut prev = 0;
+    for p in points {
+        pieces.push(&b[prev..p]);
+        prev = p;
+    }
+    pieces.push(&b[prev..]);
+    pieces
+}
+
+/// A decoy that must never be an SSN or a card: IPv4, dates, versions, OIDs.
+fn decoy() -> impl Strategy<Value = String> {
+    let octet = || 0u32..256;
+    let (d, m, y) = (1u32..29, 1u32..13, 1900u32..2100);
+    prop_oneof![
+        (octet(), octet(), octet(), octet()).prop_map(|(a, b, c, d)| format!("{a}.{b}.{c}.{d}")),
+        (d.clone(), m.clone(), y.clone(), 0usize..9).prop_map(|(d, m, y, f)| match f {
+            0 => format!("{d:02}.{m:02}.{y}"),
+            1 => format!("{y}-{m:02}-{d:02}"),
+            2 => format!("{m:02}/{d:02}/{y}"),
+            3 => format!("{y}.{m:02}.{d:02}"),
+            4 => format!("{d}.{m}.{y}"),
+            5 => format!("{y}. {m}. {d}."),
+            6 => format!("{d:02}\u{2013}{m:02}\u{2013}{y}"),
+            7 => format!("{y}\u{2013}{m:02}\u{2013}{d:02}"),
+            _ => format!("{d:02} {m:02} {y}"),
+        }),
+        // semantic versions (major under 100) and four-part builds (major under 1000)
+        (0u32..100, 0u32..1000, 0u32..100_000).prop_map(|(a, b, c)| format!("{a}.{b}.{c}")),
+        (0u32..1000, 0u32..100, 0u32..100_000, 0u32..10_000).prop_map(|(a, b, c, d)| format!("{a}.{b}.{c}.{d}")),
+        // OIDs: first arc 0-2, then any arcs
+        (0u32..3, prop::collection::vec(0u32..200_000, 3..12)).prop_map(|(first, arcs)| {
+            let mut s = first.to_string();
+            for a in arcs {
+                s.push('.');
+                s.push_str(&a.to_string());
+            }
+            s
+        }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(256),
+        ..ProptestConfig::default()
+    })]
+
+    /// Every valid SSN and card, in every form, is found with exactly its original span, whole and
+    /// streamed in any chunks.
+    #[test]
+    fn prop_forms_are_found(ssn in ssn_value(), card in card_value(), form in 0..FORMS.len(),
+                            is_card in any::<bool>(), before in 0..BEFORE.len(), after in 0..AFTER.len(),
+                            cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..6)) {
+        let s = all();
+        let (groups, entity) = if is_card { (card, Builtin::CreditCard) } else { (ssn, Builtin::UsSsn) };
+        let value = render(&groups, FORMS[form]);
+        let (text, a, b) = plant(BEFORE[before], &value, AFTER[after]);
+        let got = s.scan(&text);
+        prop_assert_eq!(got, vec![Finding { entity: entity.id(), start: a, end: b }], "{:?}", text);
+        let want = whole(s, &text);
+        prop_assert_eq!(run_stream(s, pieces_at(text.as_bytes(), &cuts)), want.clone());
+        prop_assert_eq!(run_stream(s, text.as_bytes().chunks(1)), want);
+    }
+
+    /// IP addresses, dates, versions and OIDs are never SSNs or cards, whole or streamed.
+    #[test]
+    fn prop_decoys_are_not_numbers(decoy in decoy(), before in 0..BEFORE.len(), after in 0..AFTER.len(),
+                                   cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..6)) {
+        let s = all();
+        let (text, _, _) = plant(BEFORE[before], &decoy, AFTER[after]);
+        let numbers = [Builtin::UsSsn.id(), Builtin::CreditCard.id()];
+        let got = s.scan(&text);
+        prop_assert!(got.iter().all(|f| !numbers.contains(&f.entity)), "{:?}: {:?}", text, got);
+        let want = whole(s, &text);
+        prop_assert_eq!(run_stream(s, pieces_at(text.as_bytes(), &cuts)), want.clone());
+        prop_assert_eq!(run_stream(s, text.as_bytes().chunks(1)), want);
+    }
+}
+
+#[test]
+fn holdback_covers_the_longest_number_form() {
+    // 19 digits written one by one, every digit a 4-byte mathematical digit, every gap the
+    // widest a group gap can be, and the most invisible characters the view removes between
+    // every two characters: the stream must still find it whole, holding back no more than
+    // its bound
+    let s = all();
+    let card = luhn_complete("411111111111111111");
+    let zw = "\u{200B}".repeat(usize::from(MAX_REMOVED_RUN));
+    let math = |c: char| char::from_u32(0x1D7CE + (c as u32 - u32::from(b'0'))).unwrap();
+    let groups: Vec<String> = [0..4, 4..8, 8..12, 12..16, 16..19]
+        .into_iter()
+        .map(|r| {
+            card[r]
+                .chars()
+                .map(|c| math(c).to_string())
+                .collect::<Vec<_>>()
+                .join(&format!("{zw}\u{A0}{zw}"))
+        })
+        .collect();
+    let value = groups.join(&format!("{zw}\u{A0}{zw}\u{2013}{zw}\u{A0}{zw}"));
+    let text = format!("card {value} exp");
+    assert!(value.chars().count() < s.max_holdback(), "{}", value.chars().count());
+    let (out, found) = whole(s, &text);
+    assert_eq!(out, "card <CREDIT_CARD> exp");
+    assert_eq!(found.len(), 1);
+    check_stream(s, &text);
+    // the spaced SSN with the widest gaps, the same way
+    let ssn: Vec<String> = ["536", "22", "1234"]
+        .iter()
+        .map(|g| {
+            g.chars()
+                .map(|c| math(c).to_string())
+                .collect::<Vec<_>>()
+                .join(&format!("{zw}\u{202F}{zw}"))
+        })
+        .collect();
+    let text = format!("ssn {}.", ssn.join(&format!("{zw}\u{A0}{zw}\u{2014}{zw}\u{A0}{zw}")));
+    assert_eq!(whole(s, &text).0, "ssn <US_SSN>.");
+    check_stream(s, &text);
 }
