@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -12,12 +13,16 @@ from tests.unit.control.pg import MASTER_KEY, control_settings, pg_database  # n
 from sluicegate.control.settings import ControlSettings
 
 
-def _cli(settings: ControlSettings, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+def _cli(
+    settings: ControlSettings, *args: str, stdin: str = "", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {
         "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": os.environ.get("PYTHONPATH", ""),  # the tree under test, not the installed one
         "SLUICEGATE_CONTROL__ENABLED": "true",
         "SLUICEGATE_CONTROL__DATABASE_URL": settings.database_url,
         "SLUICEGATE_CONTROL__MASTER_KEY": MASTER_KEY,
+        **(env or {}),
     }
     return subprocess.run(
         [PYTHON, "-m", "sluicegate", *args], input=stdin, capture_output=True, text=True, env=env, cwd=ROOT, timeout=60
@@ -88,3 +93,33 @@ def test_audit_verify_names_an_edited_row(control_settings: ControlSettings) -> 
     verify = _cli(control_settings, "audit", "verify")
     assert verify.returncode == 3
     assert "broken at row 3" in verify.stderr
+
+
+def test_secret_set_reads_its_value_from_the_environment(tmp_path: Path) -> None:
+    """`SLUICEGATE_SECRET_VALUE` is the command's input, not a setting: the loader skips it (it used
+    to refuse it, exit 2), and an all-digit string setting beside it stays a string."""
+    import asyncio
+
+    from sluicegate.control.store import ControlStore, secret_context
+
+    settings = ControlSettings(enabled=True, database_url=f"sqlite:///{tmp_path / 'c.db'}", master_key=MASTER_KEY)
+    boot = _cli(settings, "admin", "bootstrap")
+    assert boot.returncode == 0, boot.stderr
+    ws = _json_head(boot.stdout)["workspace"]["id"]  # type: ignore[index]
+    env = {"SLUICEGATE_SECRET_VALUE": "20261204", "SLUICEGATE_LANGSMITH__PROJECT": "2026"}
+    done = _cli(settings, "admin", "secret", "set", "--workspace", ws, "openai", env=env)  # stdin is empty
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["provider"] == "openai"
+    assert "20261204" not in done.stdout + done.stderr
+
+    async def opened() -> str:
+        store = ControlStore(settings)
+        try:
+            await store.open()
+            (row,) = (await store.snapshot()).secrets
+            assert store.master is not None
+            return store.master.open(row["ciphertext"], secret_context("workspace", ws, "openai"))
+        finally:
+            await store.close()
+
+    assert asyncio.run(opened()) == "20261204"

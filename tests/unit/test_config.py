@@ -87,11 +87,116 @@ def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
         load_settings(tmp_path / "absent.toml", environ={})
 
 
-def test_env_values_are_json_when_they_parse() -> None:
+def test_env_values_are_typed_by_their_setting() -> None:
     env = {
         "SLUICEGATE_SERVER__PORT": "1",
         "SLUICEGATE_SERVER__HOST": "0.0.0.0",
+        "SLUICEGATE_SERVER__DRAIN_SECONDS": "2.5",
+        "SLUICEGATE_LOG__ACCESS": "true",
         "SLUICEGATE_KEYS": '[{"name": "a"}]',
         "OTHER": "x",
     }
-    assert env_overrides(env) == {"server": {"port": 1, "host": "0.0.0.0"}, "keys": [{"name": "a"}]}
+    assert env_overrides(env) == {
+        "server": {"port": 1, "host": "0.0.0.0", "drain_seconds": 2.5},
+        "log": {"access": True},
+        "keys": [{"name": "a"}],
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "where"),
+    [
+        ("SLUICEGATE_LANGSMITH__PROJECT", "2026", ("langsmith", "project")),  # all digits, a string setting
+        ("SLUICEGATE_LANGSMITH__PROJECT", "true", ("langsmith", "project")),  # a JSON literal, a string setting
+        ("SLUICEGATE_LANGSMITH__PROJECT", '["a"]', ("langsmith", "project")),
+        ("SLUICEGATE_LANGSMITH__API_KEY_ENV", "null", ("langsmith", "api_key_env")),  # optional string: verbatim
+        ("SLUICEGATE_SERVER__HOST", "1.5", ("server", "host")),
+        ("SLUICEGATE_LOG__LEVEL", "info", ("log", "level")),  # a choice of strings
+    ],
+)
+def test_a_string_setting_takes_the_value_verbatim(name: str, value: str, where: tuple[str, str]) -> None:
+    section, key = where
+    assert getattr(getattr(load_settings(environ={name: value}), section), key) == value
+
+
+def test_all_digit_secrets_and_nested_tables_from_the_environment() -> None:
+    env = {
+        "SLUICEGATE_WEBHOOK__SECRET": "123456",
+        "SLUICEGATE_REDACTION__PSEUDONYM_SECRET": "000777",
+        "SLUICEGATE_PROVIDERS__OA__KIND": "openai",
+        "SLUICEGATE_PROVIDERS__OA__API_KEY": "4242",
+        "SLUICEGATE_PROVIDERS__OA__MODELS": '["gpt-4o", "o3"]',  # JSON into a list
+        "SLUICEGATE_ROUTING__MODELS__LATEST": "oa",
+        "SLUICEGATE_SPEND__DEFAULT_PRICE__INPUT_USD_PER_MTOK": "0.1",  # a decimal, exactly
+        "SLUICEGATE_SPEND__DEFAULT_PRICE__OUTPUT_USD_PER_MTOK": "3",
+        "SLUICEGATE_SPEND__OUTPUT_LIMITS__OA": "2048",  # an int inside a table of ints
+    }
+    s = load_settings(environ=env)
+    assert s.webhook.secret == "123456"
+    assert s.redaction.pseudonym_secret == "000777"
+    assert s.providers["oa"].api_key == "4242"
+    assert s.providers["oa"].models == ["gpt-4o", "o3"]
+    assert s.routing.models == {"latest": "oa"}
+    assert s.spend.default_price is not None and str(s.spend.default_price.input_usd_per_mtok) == "0.1"
+    assert s.spend.output_limits == {"oa": 2048}
+
+
+def test_optional_and_list_settings_from_json() -> None:
+    s = load_settings(environ={"SLUICEGATE_REDACTION__ENTITIES": '["US_SSN", "EMAIL_ADDRESS"]'})
+    assert s.redaction.entities == ["US_SSN", "EMAIL_ADDRESS"]
+    assert load_settings(environ={"SLUICEGATE_REDACTION__ENTITIES": "null"}).redaction.entities is None
+    s = load_settings(environ={"SLUICEGATE_SERVER": '{"port": 9001, "host": "::"}'})  # a whole section
+    assert (s.server.port, s.server.host) == (9001, "::")
+    s = load_settings(environ={"SLUICEGATE_SERVER__GC_THRESHOLDS": "[1000, 5, 5]"})
+    assert s.server.gc_thresholds == (1000, 5, 5)
+
+
+@pytest.mark.parametrize("text", ["true", "TRUE", "1", "yes", "on", "false", "0", "no", "Off"])
+def test_booleans_from_the_environment(text: str) -> None:
+    expected = text.lower() in ("true", "1", "yes", "on")
+    assert load_settings(environ={"SLUICEGATE_LOG__ACCESS": text}).log.access is expected
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("SLUICEGATE_SERVER__PORT", "80x", "SLUICEGATE_SERVER__PORT must be a whole number"),
+        ("SLUICEGATE_SERVER__PORT", "8.5", "SLUICEGATE_SERVER__PORT must be a whole number"),
+        ("SLUICEGATE_SERVER__DRAIN_SECONDS", "soon", "SLUICEGATE_SERVER__DRAIN_SECONDS must be a number"),
+        ("SLUICEGATE_SERVER__DRAIN_SECONDS", "nan", "SLUICEGATE_SERVER__DRAIN_SECONDS must be a finite number"),
+        ("SLUICEGATE_LOG__ACCESS", "maybe", "SLUICEGATE_LOG__ACCESS must be true or false"),
+        ("SLUICEGATE_METRICS__MODELS", "qq,zz", "SLUICEGATE_METRICS__MODELS must be JSON"),
+        ("SLUICEGATE_SERVER__PROT", "77", r"SLUICEGATE_SERVER__PROT names no setting \(server.prot\)"),
+        ("SLUICEGATE_SEVER__PORT", "77", "SLUICEGATE_SEVER__PORT names no setting"),
+        ("SLUICEGATE_KEYS__0__NAME", "qq", "SLUICEGATE_KEYS__0__NAME names no setting"),
+        ("SLUICEGATE_SERVER__PORT", "-1", "server.port"),  # parsed, then validated: the setting named
+    ],
+)
+def test_a_bad_value_names_the_variable(name: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as caught:
+        load_settings(environ={name: value})
+    assert value not in str(caught.value).replace(name, "")  # the value itself is never echoed
+
+
+def test_a_misplaced_secret_is_not_echoed() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={"SLUICEGATE_SERVER__PORT": "sk-live-abcdef123"})
+    assert "sk-live-abcdef123" not in str(caught.value)
+
+
+def test_two_variables_for_one_setting_conflict_in_either_order() -> None:
+    env = {"SLUICEGATE_SERVER": '{"port": 1}', "SLUICEGATE_SERVER__PORT": "2"}
+    with pytest.raises(ConfigError, match="set the same setting"):
+        env_overrides(env)
+    with pytest.raises(ConfigError, match="set the same setting"):
+        env_overrides(dict(reversed(env.items())))
+
+
+def test_command_inputs_are_not_settings() -> None:
+    env = {
+        "SLUICEGATE_SECRET_VALUE": "123456",
+        "SLUICEGATE_DRAIN_MARKER": "/tmp/x",
+        "SLUICEGATE_SERVER__PORT": "9000",
+    }
+    assert env_overrides(env) == {"server": {"port": 9000}}
+    assert load_settings(environ=env).server.port == 9000
