@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -127,6 +128,15 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
 
 GATEWAY_KEY = "sg-test-" + "k" * 40
 PROVIDER_KEY = "sk-provider-" + "p" * 30
+
+
+def provider_saw(mock: Server) -> dict[str, Any]:
+    """The last request the mock provider on `mock` received, headers included (its own /mock/stats:
+    the echo knob leaves credentials out, this does not)."""
+    import httpx
+
+    seen: dict[str, Any] = httpx.get(f"{mock.url}/mock/stats", timeout=5).json()["last_request"]
+    return seen
 
 
 def gateway_config(path: Path, mock_url: str, extra: str = "") -> Path:
