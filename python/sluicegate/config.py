@@ -28,7 +28,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sluicegate.control.settings import ControlSettings
-from sluicegate.secrets import Secret
+from sluicegate.secrets import Secret, SecretUrl
 from sluicegate.spend.caps import SpendSettings
 
 ENV_PREFIX = "SLUICEGATE_"
@@ -82,10 +82,10 @@ class UpstreamSettings(_Section):
 class ProviderSettings(_Section):
     kind: ProviderKind
     base_url: str | None = None
-    api_key: str | None = Field(None, repr=False)
+    api_key: Secret | None = None
     api_key_env: str | None = None
     auth_header: str | None = None
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, Secret] = Field(default_factory=dict)  # values may be credentials: masked
     models: list[str] = Field(default_factory=list)
 
     @field_validator("base_url")
@@ -107,10 +107,12 @@ class ProviderSettings(_Section):
         """The provider's base URL; None means the in-process mock."""
         return self.base_url or DEFAULT_BASE_URLS.get(self.kind)
 
-    def resolved_api_key(self, environ: Mapping[str, str]) -> str | None:
+    def resolved_api_key(self, environ: Mapping[str, str]) -> Secret | None:
+        """The provider's key: from the variable `api_key_env` names, else `api_key`."""
         if self.api_key_env:
-            return environ.get(self.api_key_env)
-        return self.api_key
+            value = environ.get(self.api_key_env)
+            return Secret(value) if value else None
+        return self.api_key or None
 
 
 class RoutingSettings(_Section):
@@ -162,7 +164,7 @@ class RedactionSettings(_Section):
     style: Literal["placeholder", "pseudonym"] = "placeholder"
     custom_patterns: list[CustomPattern] = Field(default_factory=list)
     keywords: list[KeywordList] = Field(default_factory=list)
-    pseudonym_secret: str | None = Field(None, repr=False)
+    pseudonym_secret: Secret | None = None
     max_scan_ms: float = Field(250.0, gt=0)
 
 
@@ -177,7 +179,7 @@ class LogSettings(_Section):
 class LangSmithSettings(_Section):
     enabled: bool = False
     endpoint: str = "https://api.smith.langchain.com"
-    api_key: str | None = Field(None, repr=False)
+    api_key: Secret | None = None
     api_key_env: str | None = "LANGSMITH_API_KEY"
     project: str = Field("sluicegate", min_length=1)
     queue_size: int = Field(10_000, ge=10)
@@ -188,13 +190,17 @@ class LangSmithSettings(_Section):
     # A link to a run for events and the spend page: `{run_id}` and `{trace_id}` are filled in.
     run_url: str = ""
 
-    def resolved_api_key(self, environ: Mapping[str, str]) -> str | None:
-        return self.api_key or (environ.get(self.api_key_env) if self.api_key_env else None)
+    def resolved_api_key(self, environ: Mapping[str, str]) -> Secret | None:
+        """The LangSmith key: `api_key`, else the variable `api_key_env` names."""
+        if self.api_key:
+            return self.api_key
+        value = environ.get(self.api_key_env) if self.api_key_env else None
+        return Secret(value) if value else None
 
 
 class WebhookSettings(_Section):
-    url: str = ""  # empty: no webhook
-    secret: str | None = Field(None, repr=False)
+    url: SecretUrl = SecretUrl("")  # empty: no webhook; a password or token in it prints masked
+    secret: Secret | None = None
     queue_size: int = Field(10_000, ge=10)
     batch: int = Field(500, ge=1)
     interval_s: float = Field(1.0, gt=0)
@@ -202,15 +208,35 @@ class WebhookSettings(_Section):
 
     @field_validator("url")
     @classmethod
-    def _http(cls, value: str) -> str:
-        if value and not value.startswith(("http://", "https://")):
+    def _http(cls, value: SecretUrl) -> SecretUrl:
+        if value and not value.reveal().startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value
 
 
+MIN_METRICS_TOKEN = 16
+
+
 class MetricsSettings(_Section):
+    """`/metrics`: Prometheus text for scrapers that send `Authorization: Bearer <token>`.
+
+    Attributes:
+        enabled: serve `/metrics` at all.
+        token: the bearer token a scrape must present. Without one, `/metrics` answers 401 to
+            everyone: the figures (spend by workspace among them) are never public by default.
+        models: model label values; others count as "other".
+    """
+
     enabled: bool = True
-    models: list[str] = Field(default_factory=list)  # model label values; others count as "other"
+    token: Secret | None = None
+    models: list[str] = Field(default_factory=list)
+
+    @field_validator("token")
+    @classmethod
+    def _long_enough(cls, value: Secret | None) -> Secret | None:
+        if value is not None and len(value) < MIN_METRICS_TOKEN:
+            raise ValueError(f"must be at least {MIN_METRICS_TOKEN} characters (make one: openssl rand -hex 32)")
+        return value
 
 
 class Settings(_Section):

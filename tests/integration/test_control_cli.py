@@ -20,7 +20,7 @@ def _cli(
         "PATH": "/usr/bin:/bin",
         "PYTHONPATH": os.environ.get("PYTHONPATH", ""),  # the tree under test, not the installed one
         "SLUICEGATE_CONTROL__ENABLED": "true",
-        "SLUICEGATE_CONTROL__DATABASE_URL": settings.database_url,
+        "SLUICEGATE_CONTROL__DATABASE_URL": settings.database_url.reveal(),
         "SLUICEGATE_CONTROL__MASTER_KEY": MASTER_KEY,
         **(env or {}),
     }

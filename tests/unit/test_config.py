@@ -1,8 +1,16 @@
+import json
+import re
+import types
+import typing
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
-from sluicegate.config import ConfigError, env_overrides, load_settings
+from sluicegate.config import ConfigError, Settings, env_overrides, load_settings
+from sluicegate.secrets import Secret
 
 TOML = """
 [server]
@@ -51,7 +59,7 @@ def test_file_then_environment(tmp_path: Path, suffix: str) -> None:
     assert s.server.max_body_bytes == 4096
     assert s.upstream.chunk_timeout_s == 2.5
     assert s.providers["local"].base_url == "http://127.0.0.1:8000/v1"  # trailing slash dropped
-    assert s.providers["oa"].resolved_api_key({"OA_KEY": "k"}) == "k"
+    assert s.providers["oa"].resolved_api_key({"OA_KEY": "k"}) == Secret("k")
     assert s.providers["oa"].resolved_base_url() == "https://api.openai.com/v1"
 
 
@@ -132,9 +140,9 @@ def test_all_digit_secrets_and_nested_tables_from_the_environment() -> None:
         "SLUICEGATE_SPEND__OUTPUT_LIMITS__OA": "2048",  # an int inside a table of ints
     }
     s = load_settings(environ=env)
-    assert s.webhook.secret == "123456"
-    assert s.redaction.pseudonym_secret == "000777"
-    assert s.providers["oa"].api_key == "4242"
+    assert s.webhook.secret == Secret("123456")
+    assert s.redaction.pseudonym_secret == Secret("000777")
+    assert s.providers["oa"].api_key == Secret("4242")
     assert s.providers["oa"].models == ["gpt-4o", "o3"]
     assert s.routing.models == {"latest": "oa"}
     assert s.spend.default_price is not None and str(s.spend.default_price.input_usd_per_mtok) == "0.1"
@@ -200,3 +208,75 @@ def test_command_inputs_are_not_settings() -> None:
     }
     assert env_overrides(env) == {"server": {"port": 9000}}
     assert load_settings(environ=env).server.port == 9000
+
+
+def _fields(model: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """Every setting (dotted name, annotation), nested sections and named entries included."""
+    for name, field in model.model_fields.items():
+        dotted = f"{prefix}{name}"
+        annotation = field.annotation
+        yield dotted, annotation
+        union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+        for kind in typing.get_args(annotation) if union else (annotation,):
+            origin, args = typing.get_origin(kind), typing.get_args(kind)
+            inner, below = (args[-1] if origin is dict else args[0], f"{dotted}.*.") if args else (kind, f"{dotted}.")
+            if isinstance(inner, type) and issubclass(inner, BaseModel):
+                yield from _fields(inner, below)
+
+
+def _holds_secret(annotation: Any) -> bool:
+    kinds = [annotation, *typing.get_args(annotation)]
+    kinds += [a for k in kinds for a in typing.get_args(k)]
+    return any(isinstance(k, type) and issubclass(k, Secret) for k in kinds)
+
+
+# Every setting that holds a credential, by name: a new one must be added here, as a `Secret`.
+SECRET_SETTINGS = {
+    "providers.*.api_key",
+    "providers.*.headers",
+    "redaction.pseudonym_secret",
+    "spend.redis_url",
+    "control.database_url",
+    "control.master_key",
+    "control.redis_url",
+    "langsmith.api_key",
+    "metrics.token",
+    "webhook.url",
+    "webhook.secret",
+}
+
+
+def test_every_setting_that_holds_a_secret_is_a_secret_type() -> None:
+    found = {name for name, annotation in _fields(Settings) if _holds_secret(annotation)}
+    assert found == SECRET_SETTINGS
+    # And nothing named like a credential is a plain string (`*_env` name variables, not values).
+    word = re.compile(r"(secret|[._]token$|password|api_key$|master_key$|_url$)")
+    plain = {name for name, a in _fields(Settings) if word.search(name) and not _holds_secret(a)}
+    assert plain == {"providers.*.base_url", "langsmith.run_url"}
+
+
+def test_no_printer_shows_a_secret_setting() -> None:
+    values = {
+        "SLUICEGATE_PROVIDERS__OA__KIND": "openai",
+        "SLUICEGATE_PROVIDERS__OA__API_KEY": "sk-unit-provider-1",
+        "SLUICEGATE_PROVIDERS__OA__HEADERS": '{"x-org-token": "hdr-unit-2"}',
+        "SLUICEGATE_REDACTION__PSEUDONYM_SECRET": "pseudo-unit-3",
+        "SLUICEGATE_SPEND__REDIS_URL": "redis://:redis-unit-4@h:6379/0",
+        "SLUICEGATE_CONTROL__DATABASE_URL": "postgresql://u:db-unit-5@h/d",
+        "SLUICEGATE_CONTROL__MASTER_KEY": "master-unit-6",
+        "SLUICEGATE_CONTROL__REDIS_URL": "redis://:ctl-unit-7@h/0",
+        "SLUICEGATE_LANGSMITH__API_KEY": "ls-unit-8",
+        "SLUICEGATE_METRICS__TOKEN": "metrics-unit-token-9",
+        "SLUICEGATE_WEBHOOK__URL": "https://u:hook-unit-10@h/x",
+        "SLUICEGATE_WEBHOOK__SECRET": "whsec-unit-11",
+    }
+    s = load_settings(environ=values)
+    printed = [repr(s), str(s), str(s.model_dump()), s.model_dump_json(), json.dumps(s.model_dump(mode="json"))]
+    for secret in ("sk-unit-provider-1", "hdr-unit-2", "pseudo-unit-3", "redis-unit-4", "db-unit-5", "master-unit-6"):
+        assert all(secret not in text for text in printed)
+    for secret in ("ctl-unit-7", "ls-unit-8", "metrics-unit-token-9", "hook-unit-10", "whsec-unit-11"):
+        assert all(secret not in text for text in printed)
+    # The code that uses them asks explicitly.
+    assert s.providers["oa"].headers["x-org-token"].reveal() == "hdr-unit-2"
+    assert s.spend.redis_url.reveal() == "redis://:redis-unit-4@h:6379/0"
+    assert str(s.spend.redis_url) == "redis://:*****@h:6379/0"

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from sluicegate.control import audit
 from sluicegate.control.audit import Actor
-from sluicegate.control.crypto import MasterKey, MasterKeyError, load_master_key
+from sluicegate.control.crypto import MasterKey, MasterKeyError, load_master_key, sealed_key_id
 from sluicegate.control.keys import (
     display_prefix,
     generate_admin_token,
@@ -115,7 +115,7 @@ class ControlStore:
         """
         async with self.engine.begin() as conn:
             applied = await migrate(conn)
-        self.master = load_master_key(self.settings, create=create_master_key)
+        self.master = load_master_key(self.settings, create_master_key, await self.sealed_key_ids())
         return applied
 
     async def close(self) -> None:
@@ -131,7 +131,7 @@ class ControlStore:
             if self._redis is None:
                 import redis.asyncio as aioredis
 
-                self._redis = aioredis.Redis.from_url(self.settings.redis_url, socket_timeout=1)
+                self._redis = aioredis.Redis.from_url(self.settings.redis_url.reveal(), socket_timeout=1)
             await self._redis.publish(CHANNEL, str(version))
         except Exception as exc:
             log.warning(
@@ -160,6 +160,11 @@ class ControlStore:
         return result
 
     # ── reads ──────────────────────────────────────────────────────────────────────────────────
+
+    async def sealed_key_ids(self) -> list[str]:
+        """The id of the master key each stored provider secret is sealed under (never a value)."""
+        async with self.engine.connect() as conn:
+            return [sealed_key_id(c) for c in (await conn.execute(select(secrets.c.ciphertext))).scalars()]
 
     async def version(self) -> int:
         async with self.engine.connect() as conn:
