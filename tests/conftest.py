@@ -128,6 +128,16 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
 
 GATEWAY_KEY = "sg-test-" + "k" * 40
 PROVIDER_KEY = "sk-provider-" + "p" * 30
+METRICS_TOKEN = "metrics-test-" + "m" * 24  # `metrics.token` of the test configs
+
+
+def scrape(url: str) -> str:
+    """A gateway's /metrics text, read with the test configs' metrics token."""
+    import httpx
+
+    response = httpx.get(f"{url}/metrics", headers={"authorization": f"Bearer {METRICS_TOKEN}"}, timeout=5)
+    assert response.status_code == 200, response.text
+    return response.text
 
 
 def provider_saw(mock: Server) -> dict[str, Any]:
@@ -151,6 +161,9 @@ def gateway_config(path: Path, mock_url: str, extra: str = "") -> Path:
 max_body_bytes = 65536
 drain_seconds = 10
 ready_grace_s = 0
+
+[metrics]
+token = "{METRICS_TOKEN}"
 
 [upstream]
 connect_timeout_s = 2

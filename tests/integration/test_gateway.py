@@ -15,7 +15,20 @@ import anthropic
 import httpx
 import openai
 import pytest
-from tests.conftest import GATEWAY_KEY, PROVIDER_KEY, Server, gateway_config, provider_saw, start_gateway
+from tests.conftest import (
+    GATEWAY_KEY,
+    METRICS_TOKEN,
+    PROVIDER_KEY,
+    PYTHON,
+    Server,
+    free_port,
+    gateway_config,
+    provider_saw,
+    scrape,
+    spawn,
+    start_gateway,
+    stop_process,
+)
 
 MESSAGES = [{"role": "user", "content": "Say something."}]
 
@@ -356,7 +369,7 @@ def test_metrics(gateway: Server, oa: openai.OpenAI) -> None:
     list(oa.chat.completions.create(model="mock-gpt", messages=MESSAGES, stream=True))
     with pytest.raises(openai.NotFoundError):
         oa.chat.completions.create(model="gpt-nope", messages=MESSAGES)
-    text = httpx.get(f"{gateway.url}/metrics").text
+    text = scrape(gateway.url)
     lines = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line[:1] != "#"}
     ok = 'sluicegate_requests_total{model="mock-gpt",provider="mh",route="openai_chat",status="200"}'
     assert lines[ok] >= 2
@@ -364,6 +377,38 @@ def test_metrics(gateway: Server, oa: openai.OpenAI) -> None:
     assert lines['sluicegate_time_to_first_token_seconds_count{route="openai_chat"}'] >= 1
     assert lines['sluicegate_tokens_total{direction="output",workspace="ws-test"}'] > 0
     assert GATEWAY_KEY not in text
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        None,
+        "",
+        "Bearer",
+        f"Bearer {METRICS_TOKEN}x",
+        f"Bearer {METRICS_TOKEN[:-1]}",
+        f"Basic {METRICS_TOKEN}",
+    ],
+)
+def test_metrics_refuse_a_scrape_without_the_token(gateway: Server, authorization: str | None) -> None:
+    headers = {"authorization": authorization} if authorization is not None else {}
+    r = httpx.get(f"{gateway.url}/metrics", headers=headers)
+    assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer")
+    assert "sluicegate_" not in r.text and "ws-test" not in r.text
+    right = httpx.get(f"{gateway.url}/metrics", headers={"authorization": f"bearer {METRICS_TOKEN}"})
+    assert right.status_code == 200 and "sluicegate_requests_total" in right.text
+
+
+def test_the_default_config_serves_metrics_to_no_one() -> None:
+    """`sluicegate serve` with no file (the embedded default): metrics are on, no token is set, and
+    every scrape gets a 401, with a warning at start."""
+    port = free_port()
+    with spawn([PYTHON, "-m", "sluicegate", "serve", "--port", str(port)], port) as server:
+        assert httpx.get(f"{server.url}/metrics").status_code == 401
+        assert httpx.get(f"{server.url}/metrics", headers={"authorization": "Bearer"}).status_code == 401
+        stop_process(server.proc)
+        assert server.proc.stdout is not None
+        assert "metrics.enabled without metrics.token" in server.proc.stdout.read().decode(errors="replace")
 
 
 def test_openai_and_anthropic_provider_kinds_build_their_own_requests(mock_server: Server, tmp_path: Path) -> None:

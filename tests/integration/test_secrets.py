@@ -22,6 +22,7 @@ import redis
 from sqlalchemy import update
 from tests.conftest import (
     GATEWAY_KEY,
+    METRICS_TOKEN,
     PYTHON,
     ROOT,
     Server,
@@ -235,6 +236,9 @@ output_usd_per_mtok = "2"
         assert values["provider_key"] not in echo.text and values["header"] not in echo.text
         spent = redis.Redis(port=rds.port, password=password).keys("*")
         assert spent, "nothing reached the spend Redis"
+        bearer = {"authorization": f"Bearer {values['metrics']}"}
+        assert httpx.get(f"{gw.url}/metrics", headers=bearer).status_code == 200
+        assert httpx.get(f"{gw.url}/metrics", headers={"authorization": f"Bearer {METRICS_TOKEN}"}).status_code == 401
         stop_process(gw.proc)
         assert gw.proc.stdout is not None
         logs = gw.proc.stdout.read().decode(errors="replace")
