@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -133,6 +134,25 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
 
 GATEWAY_KEY = "sg-test-" + "k" * 40
 PROVIDER_KEY = "sk-provider-" + "p" * 30
+METRICS_TOKEN = "metrics-test-" + "m" * 24  # `metrics.token` of the test configs
+
+
+def scrape(url: str) -> str:
+    """A gateway's /metrics text, read with the test configs' metrics token."""
+    import httpx
+
+    response = httpx.get(f"{url}/metrics", headers={"authorization": f"Bearer {METRICS_TOKEN}"}, timeout=5)
+    assert response.status_code == 200, response.text
+    return response.text
+
+
+def provider_saw(mock: Server) -> dict[str, Any]:
+    """The last request the mock provider on `mock` received, headers included (its own /mock/stats:
+    the echo knob leaves credentials out, this does not)."""
+    import httpx
+
+    seen: dict[str, Any] = httpx.get(f"{mock.url}/mock/stats", timeout=5).json()["last_request"]
+    return seen
 
 
 def gateway_config(path: Path, mock_url: str, extra: str = "") -> Path:
@@ -147,6 +167,9 @@ def gateway_config(path: Path, mock_url: str, extra: str = "") -> Path:
 max_body_bytes = 65536
 drain_seconds = 10
 ready_grace_s = 0
+
+[metrics]
+token = "{METRICS_TOKEN}"
 
 [upstream]
 connect_timeout_s = 2

@@ -4,12 +4,15 @@ format, so no path is ever passed through unscanned.
 
 `/healthz` is liveness: 200 while the process serves. `/readyz` is readiness: 200 once the
 upstream pool is up, 503 before that and from the moment SIGTERM arrives (see `server.py`).
+`/metrics` answers only a scraper presenting `metrics.token` as a bearer token (401 otherwise, and
+to everyone while no token is set): its figures include every workspace's spend.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import hmac
 import logging
 import os
 import time
@@ -40,6 +43,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sluicegate")
 _TEXT = [(b"content-type", b"text/plain; charset=utf-8")]
+_METRICS_401 = b"/metrics needs the header Authorization: Bearer <metrics.token>\n"
+_METRICS_CHALLENGE = [*_TEXT, (b"www-authenticate", b'Bearer realm="sluicegate-metrics"')]
 
 
 class App:
@@ -102,7 +107,11 @@ class App:
             elif path == "/v1/models" and scope["method"] == "GET":
                 await self.gateway.models(scope, send)
             elif path == "/metrics" and self.metrics is not None:
-                await send_body(send, 200, self.metrics.render(), [(b"content-type", CONTENT_TYPE_LATEST.encode())])
+                if self._may_scrape(scope):
+                    body = self.metrics.render()
+                    await send_body(send, 200, body, [(b"content-type", CONTENT_TYPE_LATEST.encode())])
+                else:
+                    await send_body(send, 401, _METRICS_401, _METRICS_CHALLENGE)
             elif path == "/healthz":
                 await send_body(send, 200, b"ok\n", _TEXT)
             elif path == "/readyz":
@@ -139,6 +148,15 @@ class App:
 
         await self.control.admin(scope, replay, send)
 
+    def _may_scrape(self, scope: Scope) -> bool:
+        """Whether the request presents `metrics.token` as its bearer token (compared in constant time)."""
+        token = self.settings.metrics.token
+        if token is None:
+            return False
+        presented = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
+        scheme, _, credentials = presented.partition(b" ")
+        return scheme.lower() == b"bearer" and hmac.compare_digest(credentials.strip(), token.reveal().encode())
+
     def _record(self, outcome: Outcome) -> None:
         """Hand a finished call to the metrics, the access log and the background sinks (none blocks)."""
         info = outcome.info
@@ -166,6 +184,8 @@ class App:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 self.logs.start()
+                if self.metrics is not None and self.settings.metrics.token is None:
+                    log.warning("metrics.enabled without metrics.token: /metrics answers 401 to every scrape")
                 try:
                     if self.control is not None:
                         await self.control.start(self.settings)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from sluicegate.config import ConfigError, ServerSettings, Settings, load_settings
 from sluicegate.control import cli as control_cli
+from sluicegate.control.crypto import MasterKeyError
 from sluicegate.secrets import generate_key, hash_key
 
 _SERVER_FLAGS = ("host", "port", "workers", "runtime_threads", "loop")
@@ -127,9 +128,13 @@ def main(argv: list[str] | None = None) -> None:
             if args.config:
                 os.environ["SLUICEGATE_CONFIG"] = str(Path(args.config).resolve())
             settings = load_settings()
-            print(json.dumps(settings.model_dump(exclude={"providers": {"__all__": {"api_key"}}}), indent=2))
+            # JSON mode: every `Secret` setting prints as *****, a URL's password too.
+            print(json.dumps(settings.model_dump(mode="json"), indent=2))
         elif args.command in ("admin", "audit"):
             control_cli.run(args)
     except ConfigError as exc:
         print(f"sluicegate: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except MasterKeyError as exc:
+        print(f"sluicegate: master key error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

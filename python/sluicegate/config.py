@@ -1,9 +1,13 @@
 """Typed settings: built-in defaults < a TOML or YAML file < `SLUICEGATE_*` environment variables.
 
 The file is named by `--config` or `SLUICEGATE_CONFIG`. A variable `SLUICEGATE_SECTION__KEY` sets
-`section.key` (double underscore between levels, case-insensitive); its value is read as JSON when
-it parses as JSON (numbers, booleans, lists, objects) and as a plain string otherwise. Settings are
-validated once, at start-up; an unknown key is an error, not a silent no-op.
+`section.key` (double underscore between levels, case-insensitive). Its value is read by the type of
+the setting it lands in: a string setting takes it verbatim (`2026` stays the string "2026"), a
+number or a boolean is parsed, and lists, tables and whole sections are JSON. Settings are validated
+once, at start-up; an unknown key is an error, not a silent no-op.
+
+A few `SLUICEGATE_*` variables are inputs of the commands, not settings (`NOT_SETTINGS`): the loader
+skips them.
 
 Every setting, with its default, is documented in `docs/configuration.md`.
 """
@@ -11,22 +15,29 @@ Every setting, with its default, is documented in `docs/configuration.md`.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tomllib
 from collections.abc import Mapping
+from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sluicegate.control.settings import ControlSettings
+from sluicegate.secrets import Secret, SecretUrl
 from sluicegate.spend.caps import SpendSettings
 
 ENV_PREFIX = "SLUICEGATE_"
 CONFIG_ENV = "SLUICEGATE_CONFIG"
-DRAIN_MARKER_ENV = "SLUICEGATE_DRAIN_MARKER"  # set by `sluicegate serve` for its workers; not a setting
-_NOT_SETTINGS = frozenset({CONFIG_ENV, DRAIN_MARKER_ENV})
+DRAIN_MARKER_ENV = "SLUICEGATE_DRAIN_MARKER"  # set by `sluicegate serve` for its workers
+SECRET_VALUE_ENV = "SLUICEGATE_SECRET_VALUE"  # read by `sluicegate admin secret set`
+# The variables of the `SLUICEGATE_` prefix that are not settings (none has a `__`, and no section
+# is named after one): listed in docs/configuration.md.
+NOT_SETTINGS = frozenset({CONFIG_ENV, DRAIN_MARKER_ENV, SECRET_VALUE_ENV})
 
 ProviderKind = Literal["openai", "anthropic", "openai_compatible", "mock"]
 
@@ -99,10 +110,10 @@ class UpstreamSettings(_Section):
 class ProviderSettings(_Section):
     kind: ProviderKind
     base_url: str | None = None
-    api_key: str | None = Field(None, repr=False)
+    api_key: Secret | None = None
     api_key_env: str | None = None
     auth_header: str | None = None
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, Secret] = Field(default_factory=dict)  # values may be credentials: masked
     models: list[str] = Field(default_factory=list)
 
     @field_validator("base_url")
@@ -124,10 +135,12 @@ class ProviderSettings(_Section):
         """The provider's base URL; None means the in-process mock."""
         return self.base_url or DEFAULT_BASE_URLS.get(self.kind)
 
-    def resolved_api_key(self, environ: Mapping[str, str]) -> str | None:
+    def resolved_api_key(self, environ: Mapping[str, str]) -> Secret | None:
+        """The provider's key: from the variable `api_key_env` names, else `api_key`."""
         if self.api_key_env:
-            return environ.get(self.api_key_env)
-        return self.api_key
+            value = environ.get(self.api_key_env)
+            return Secret(value) if value else None
+        return self.api_key or None
 
 
 class RoutingSettings(_Section):
@@ -223,7 +236,7 @@ class RedactionSettings(_Section):
     style: Literal["placeholder", "pseudonym"] = "placeholder"
     custom_patterns: list[CustomPattern] = Field(default_factory=list)
     keywords: list[KeywordList] = Field(default_factory=list)
-    pseudonym_secret: str | None = Field(None, repr=False)
+    pseudonym_secret: Secret | None = None
     max_scan_ms: float = Field(250.0, gt=0)
 
     @model_validator(mode="after")
@@ -243,7 +256,7 @@ class LogSettings(_Section):
 class LangSmithSettings(_Section):
     enabled: bool = False
     endpoint: str = "https://api.smith.langchain.com"
-    api_key: str | None = Field(None, repr=False)
+    api_key: Secret | None = None
     api_key_env: str | None = "LANGSMITH_API_KEY"
     project: str = Field("sluicegate", min_length=1)
     queue_size: int = Field(10_000, ge=10)
@@ -254,13 +267,17 @@ class LangSmithSettings(_Section):
     # A link to a run for events and the spend page: `{run_id}` and `{trace_id}` are filled in.
     run_url: str = ""
 
-    def resolved_api_key(self, environ: Mapping[str, str]) -> str | None:
-        return self.api_key or (environ.get(self.api_key_env) if self.api_key_env else None)
+    def resolved_api_key(self, environ: Mapping[str, str]) -> Secret | None:
+        """The LangSmith key: `api_key`, else the variable `api_key_env` names."""
+        if self.api_key:
+            return self.api_key
+        value = environ.get(self.api_key_env) if self.api_key_env else None
+        return Secret(value) if value else None
 
 
 class WebhookSettings(_Section):
-    url: str = ""  # empty: no webhook
-    secret: str | None = Field(None, repr=False)
+    url: SecretUrl = SecretUrl("")  # empty: no webhook; a password or token in it prints masked
+    secret: Secret | None = None
     queue_size: int = Field(10_000, ge=10)
     batch: int = Field(500, ge=1)
     interval_s: float = Field(1.0, gt=0)
@@ -268,15 +285,35 @@ class WebhookSettings(_Section):
 
     @field_validator("url")
     @classmethod
-    def _http(cls, value: str) -> str:
-        if value and not value.startswith(("http://", "https://")):
+    def _http(cls, value: SecretUrl) -> SecretUrl:
+        if value and not value.reveal().startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value
 
 
+MIN_METRICS_TOKEN = 16
+
+
 class MetricsSettings(_Section):
+    """`/metrics`: Prometheus text for scrapers that send `Authorization: Bearer <token>`.
+
+    Attributes:
+        enabled: serve `/metrics` at all.
+        token: the bearer token a scrape must present. Without one, `/metrics` answers 401 to
+            everyone: the figures (spend by workspace among them) are never public by default.
+        models: model label values; others count as "other".
+    """
+
     enabled: bool = True
-    models: list[str] = Field(default_factory=list)  # model label values; others count as "other"
+    token: Secret | None = None
+    models: list[str] = Field(default_factory=list)
+
+    @field_validator("token")
+    @classmethod
+    def _long_enough(cls, value: Secret | None) -> Secret | None:
+        if value is not None and len(value) < MIN_METRICS_TOKEN:
+            raise ValueError(f"must be at least {MIN_METRICS_TOKEN} characters (make one: openssl rand -hex 32)")
+        return value
 
 
 class Settings(_Section):
@@ -348,23 +385,121 @@ def read_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
-    """The nested dict that `SLUICEGATE_SECTION__KEY=value` variables describe."""
-    out: dict[str, Any] = {}
-    for name, raw in environ.items():
-        if not name.startswith(ENV_PREFIX) or name in _NOT_SETTINGS:
-            continue
-        path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off"})
+
+
+def _union(annotation: Any) -> tuple[list[Any], bool]:
+    """The types an annotation allows, without `Annotated` and None, and whether None is allowed."""
+    while get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    args = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,)
+    kinds = [get_args(a)[0] if get_origin(a) is Annotated else a for a in args]
+    return [k for k in kinds if k is not type(None)], type(None) in kinds
+
+
+def _setting_type(path: list[str]) -> Any:
+    """The annotation of the setting at `path` (lower-case parts), or None when no setting is there.
+
+    A section descends by field name, a table of named entries (`providers`, `routing.models`) by
+    entry name; lists and scalars have nothing below them.
+    """
+    annotation: Any = Settings
+    for part in path:
+        kinds, _ = _union(annotation)
+        node = kinds[0] if len(kinds) == 1 else None
+        if isinstance(node, type) and issubclass(node, BaseModel):
+            field = node.model_fields.get(part)
+            if field is None:
+                return None
+            annotation = field.annotation
+        elif get_origin(node) in (dict, Mapping) and part:
+            annotation = get_args(node)[1]
+        else:
+            return None
+    return annotation
+
+
+def _is_text(kind: Any) -> bool:
+    """A setting read from its variable verbatim: a string, a choice of strings, a secret, a decimal."""
+    if get_origin(kind) is Literal:
+        return all(isinstance(choice, str) for choice in get_args(kind))
+    return isinstance(kind, type) and issubclass(kind, (str, Secret, Decimal))
+
+
+def env_value(name: str, raw: str, annotation: Any) -> Any:
+    """A variable's value typed by the setting it sets.
+
+    A string setting (also a choice of strings, a secret, a decimal) takes the value verbatim; a
+    boolean is `true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`); a number is parsed; an optional
+    setting that is not a string is unset by `null`; anything else (lists, tables, sections) is JSON.
+
+    Arguments:
+        name: the variable, for the error.
+        raw: its value.
+        annotation: the setting's type.
+
+    Raises:
+        ConfigError: the value does not parse as the setting's type (the message names the variable,
+            never the value, which may be a secret put in the wrong place).
+    """
+    kinds, optional = _union(annotation)
+    if any(_is_text(kind) for kind in kinds):
+        return raw
+    text = raw.strip()
+    if optional and text.lower() == "null":
+        return None
+    kind = kinds[0] if len(kinds) == 1 else None
+    if kind is bool:
+        if text.lower() in _TRUE:
+            return True
+        if text.lower() in _FALSE:
+            return False
+        raise ConfigError(f"{name} must be true or false")
+    if kind is int:
         try:
-            value: Any = json.loads(raw)
+            return int(text)
         except ValueError:
-            value = raw
+            raise ConfigError(f"{name} must be a whole number") from None
+    if kind is float:
+        try:
+            number = float(text)
+        except ValueError:
+            raise ConfigError(f"{name} must be a number") from None
+        if not math.isfinite(number):
+            raise ConfigError(f"{name} must be a finite number")
+        return number
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be JSON (a list, a table or a section)") from None
+
+
+def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The nested dict that `SLUICEGATE_SECTION__KEY=value` variables describe, each value typed by
+    its setting (`env_value`); the variables in `NOT_SETTINGS` are skipped.
+
+    Raises:
+        ConfigError: a variable names no setting, two variables set the same one, or a value does
+            not parse as its setting's type.
+    """
+    out: dict[str, Any] = {}
+    seen: dict[tuple[str, ...], str] = {}
+    for name, raw in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX) or name in NOT_SETTINGS:
+            continue
+        path = tuple(part.lower() for part in name[len(ENV_PREFIX) :].split("__"))
+        annotation = _setting_type(list(path))
+        if annotation is None:
+            raise ConfigError(f"{name} names no setting ({'.'.join(path)})")
+        for other, other_name in seen.items():  # one sets the other's section, or both the same setting
+            if path[: len(other)] == other or other[: len(path)] == path:
+                raise ConfigError(f"{name} and {other_name} set the same setting")
+        seen[path] = name
         node = out
         for part in path[:-1]:
             node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"{name} conflicts with another variable")
-        node[path[-1]] = value
+        node[path[-1]] = env_value(name, raw, annotation)
     return out
 
 

@@ -12,6 +12,7 @@ GatewayError(status, code, type)
 ├── SpendLimitExceeded             402  a spend cap would be crossed (level, id, limit, spent, reset)
 ├── PolicyFailed                   500  a policy could not run (the request is refused: fail closed)
 ├── Unavailable                    503  the spend store is unreachable (fail_closed)
+│   └── SecretUnavailable          503  the workspace's provider secret does not open (fail closed)
 └── UpstreamError                  502  the provider misbehaved
     ├── UpstreamStatus             4xx/5xx passed through with the provider's own body
     ├── UpstreamUnreachable        502  connection refused, reset, DNS failure
@@ -124,6 +125,17 @@ class Unavailable(GatewayError):
     status = 503
     code = "unavailable"
     type = "api_error"
+
+
+class SecretUnavailable(Unavailable):
+    """The caller's workspace (or organization) has a provider secret this gateway cannot open: the
+    call is refused, never sent with the operator's credentials instead. Retrying cannot help until
+    the operator fixes the master key, so the SDKs are told not to."""
+
+    code = "provider_secret_unavailable"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"x-should-retry": "false"})
 
 
 class UpstreamError(GatewayError):

@@ -83,6 +83,24 @@ _SERVICE_MONITOR_SCHEMA: dict[str, Any] = {
                             "path": {"type": "string", "pattern": "^/"},
                             "interval": {"type": "string", "pattern": "^(0|(([0-9]+)(ms|s|m|h))+)$"},
                             "scrapeTimeout": {"type": "string", "pattern": "^(0|(([0-9]+)(ms|s|m|h))+)$"},
+                            "authorization": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "required": ["credentials"],
+                                "properties": {
+                                    "type": {"type": "string"},
+                                    "credentials": {
+                                        "type": "object",
+                                        "additionalProperties": False,
+                                        "required": ["key"],
+                                        "properties": {
+                                            "name": {"type": "string", "minLength": 1},
+                                            "key": {"type": "string", "minLength": 1},
+                                            "optional": {"type": "boolean"},
+                                        },
+                                    },
+                                },
+                            },
                         },
                     },
                 },
@@ -98,6 +116,7 @@ SECRET_STAND_INS = {
     "SLUICEGATE_SPEND__REDIS_URL": "redis://redis:6379/0",
     "SLUICEGATE_CONTROL__DATABASE_URL": "postgresql://sluicegate:pw@postgres:5432/sluicegate",
     "SLUICEGATE_CONTROL__MASTER_KEY": base64.urlsafe_b64encode(bytes(32)).decode(),
+    "SLUICEGATE_METRICS__TOKEN": "metrics-token-stand-in-" + "t" * 16,
 }
 
 
@@ -219,6 +238,12 @@ def test_production_objects(helm: Helm) -> None:
     assert backend == {"name": one(objects, "Service")["metadata"]["name"], "port": {"name": "http"}}
     monitor = one(objects, "ServiceMonitor")
     assert monitor["spec"]["selector"]["matchLabels"] == one(objects, "Service")["spec"]["selector"]
+    # The scrape sends the bearer token the pods read as metrics.token, from the same Secret.
+    sent = monitor["spec"]["endpoints"][0]["authorization"]
+    assert sent["type"] == "Bearer"
+    read = env_of(gateway_container(objects))["SLUICEGATE_METRICS__TOKEN"]["valueFrom"]["secretKeyRef"]
+    assert sent["credentials"] == {"name": read["name"], "key": read["key"]}
+    assert read == {"name": "sluicegate-metrics", "key": "metrics-token"}
 
 
 def test_single_replica_objects(helm: Helm) -> None:
@@ -320,9 +345,11 @@ REFUSED = {
         "api_key_env",
     ),
     "a ServiceMonitor without metrics": (
-        ["serviceMonitor.enabled=true", "config.metrics.enabled=false"],
+        ["serviceMonitor.enabled=true", "config.metrics.enabled=false", "secrets.metricsToken.existingSecret=m"],
         "config.metrics.enabled: false",
     ),
+    "a ServiceMonitor without the metrics token": (["serviceMonitor.enabled=true"], "needs secrets.metricsToken"),
+    "metrics token in the ConfigMap": (["config.metrics.token=" + "t" * 32], "use secrets.metricsToken"),
     "pseudonym secret in the ConfigMap": (["config.redaction.pseudonym_secret=s"], "secrets.pseudonymSecret"),
     "a provider variable twice": (
         [
@@ -542,6 +569,7 @@ def test_rendered_config_serves(helm: Helm, values: Path | None, tmp_path: Path)
     env["SLUICEGATE_SERVER__PORT"] = str(port)
     with spawn([PYTHON, "-m", "sluicegate", "serve"], port, env) as server:
         assert httpx.get(f"{server.url}/healthz", timeout=5).status_code == 200
+        assert httpx.get(f"{server.url}/metrics", timeout=5).status_code == 401  # never to anonymous callers
         deadline = time.monotonic() + 10
         while (ready := httpx.get(f"{server.url}/readyz", timeout=5).status_code) != 200:
             assert time.monotonic() < deadline, f"/readyz still answers {ready}"
@@ -566,7 +594,7 @@ def test_every_secret_setting_maps(helm: Helm, tmp_path: Path) -> None:
     values = tmp_path / "all-secrets.yaml"
     secrets = {
         name: {"existingSecret": f"s-{name.lower()}", "key": "k"}
-        for name in ("masterKey", "databaseUrl", "redisUrl", "pseudonymSecret", "gatewayKeys")
+        for name in ("masterKey", "databaseUrl", "redisUrl", "pseudonymSecret", "gatewayKeys", "metricsToken")
     }
     values.write_text(yaml.safe_dump({"secrets": secrets}))
     container = gateway_container(render(helm, values))
@@ -577,6 +605,7 @@ def test_every_secret_setting_maps(helm: Helm, tmp_path: Path) -> None:
         "SLUICEGATE_SPEND__REDIS_URL",
         "SLUICEGATE_REDACTION__PSEUDONYM_SECRET",
         "SLUICEGATE_KEYS",
+        "SLUICEGATE_METRICS__TOKEN",
     }
     for name in sorted(from_secrets):
         parts = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]

@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 import pytest
 from loadtest.run import find_nginx, nginx_argv, render_nginx_conf
-from tests.conftest import GATEWAY_KEY, Server, free_port, gateway_config, redis_url, spawn, start_gateway
+from tests.conftest import GATEWAY_KEY, Server, free_port, gateway_config, redis_url, scrape, spawn, start_gateway
 from tests.integration.test_spend_gateway import COST_NUSD, spend_toml
 
 from sluicegate.spend import SpendSettings
@@ -94,7 +94,7 @@ async def call(client: httpx.AsyncClient, url: str, *, stream: bool, model: str 
 
 def served(gateway: Server) -> int:
     """How many API calls an instance answered (its one worker's `sluicegate_requests_total`)."""
-    text = httpx.get(f"{gateway.url}/metrics", timeout=5).text
+    text = scrape(gateway.url)
     lines = [ln for ln in text.splitlines() if ln.startswith("sluicegate_requests_total{")]
     return int(sum(float(ln.rsplit(" ", 1)[1]) for ln in lines))
 

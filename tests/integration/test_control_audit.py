@@ -81,7 +81,7 @@ async def _sql(settings: ControlSettings, statements: list[tuple[str, tuple[Any,
             db.close()
     import asyncpg
 
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await asyncpg.connect(settings.database_url.reveal())
     try:
         async with conn.transaction():
             result: list[Any] = []
@@ -430,7 +430,7 @@ def test_a_served_gateway_records_its_config_and_failed_sign_ins_and_anchors_at_
     control = f'''
 [control]
 enabled = true
-database_url = "{settings.database_url}"
+database_url = "{settings.database_url.reveal()}"
 audit_anchor_file = "{settings.audit_anchor_file}"
 audit_anchor_interval_s = 3600
 '''

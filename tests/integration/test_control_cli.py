@@ -20,7 +20,7 @@ def _cli(
         "PATH": "/usr/bin:/bin",
         "PYTHONPATH": os.environ.get("PYTHONPATH", ""),  # a worktree's sources first, as in the tests' own process
         "SLUICEGATE_CONTROL__ENABLED": "true",
-        "SLUICEGATE_CONTROL__DATABASE_URL": settings.database_url,
+        "SLUICEGATE_CONTROL__DATABASE_URL": settings.database_url.reveal(),
         "SLUICEGATE_CONTROL__MASTER_KEY": MASTER_KEY,
         **(env_extra or {}),
     }
@@ -174,3 +174,33 @@ def test_audit_verify_finds_truncation_and_wiping_and_prints_no_diff(
     sql(("DELETE FROM audit_log", ()), ("UPDATE control_state SET audit_head_seq = 0, audit_head_hash = ''", ()))
     wiped = _cli(control_settings, "audit", "verify", env_extra=env)
     assert wiped.returncode == 3 and "broken at row 1:" in wiped.stderr and "(wiped)" in wiped.stderr
+
+
+def test_secret_set_reads_its_value_from_the_environment(tmp_path: Path) -> None:
+    """`SLUICEGATE_SECRET_VALUE` is the command's input, not a setting: the loader skips it (it used
+    to refuse it, exit 2), and an all-digit string setting beside it stays a string."""
+    import asyncio
+
+    from sluicegate.control.store import ControlStore, secret_context
+
+    settings = ControlSettings(enabled=True, database_url=f"sqlite:///{tmp_path / 'c.db'}", master_key=MASTER_KEY)
+    boot = _cli(settings, "admin", "bootstrap")
+    assert boot.returncode == 0, boot.stderr
+    ws = _json_head(boot.stdout)["workspace"]["id"]  # type: ignore[index]
+    env = {"SLUICEGATE_SECRET_VALUE": "20261204", "SLUICEGATE_LANGSMITH__PROJECT": "2026"}
+    done = _cli(settings, "admin", "secret", "set", "--workspace", ws, "openai", env_extra=env)  # stdin is empty
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["provider"] == "openai"
+    assert "20261204" not in done.stdout + done.stderr
+
+    async def opened() -> str:
+        store = ControlStore(settings)
+        try:
+            await store.open()
+            (row,) = (await store.snapshot()).secrets
+            assert store.master is not None
+            return store.master.open(row["ciphertext"], secret_context("workspace", ws, "openai"))
+        finally:
+            await store.close()
+
+    assert asyncio.run(opened()) == "20261204"

@@ -32,6 +32,7 @@ from sluicegate.control.store import ControlStore
 from sluicegate.control.system_events import on_open
 from sluicegate.control.view import ControlView
 from sluicegate.errors import Unauthenticated
+from sluicegate.secrets import SecretUrl
 
 ACTOR = Actor("test/migrations", "rid-m", "127.0.0.1")
 
@@ -67,10 +68,10 @@ async def _differences(store: ControlStore, target: MetaData = metadata) -> list
 def twin_settings(control_settings: ControlSettings, tmp_path: Path) -> Iterator[ControlSettings]:  # noqa: F811
     """A second fresh database on the same backend as `control_settings`."""
     if control_settings.is_sqlite:
-        yield control_settings.model_copy(update={"database_url": f"sqlite:///{tmp_path / 'twin.db'}"})
+        yield control_settings.model_copy(update={"database_url": SecretUrl(f"sqlite:///{tmp_path / 'twin.db'}")})
         return
     with scratch_database() as name:
-        yield control_settings.model_copy(update={"database_url": pg_url(name)})
+        yield control_settings.model_copy(update={"database_url": SecretUrl(pg_url(name))})
 
 
 # ── (1) a database from before Alembic ──────────────────────────────────────────────────────────
@@ -393,5 +394,5 @@ def test_the_revision_tool_refuses_a_database_with_tables(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     asyncio.run(_legacy(control_settings))
-    assert tool(["check", "--database-url", control_settings.database_url]) == 2
+    assert tool(["check", "--database-url", control_settings.database_url.reveal()]) == 2
     assert "empty scratch database" in capsys.readouterr().err

@@ -4,12 +4,11 @@ is the key the provider sees."""
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
 import httpx
-from tests.conftest import Server
+from tests.conftest import Server, provider_saw
 
 MODEL = "mh/mock-gpt@chunks=10,chunk_size=4"  # 2 input + 10 output tokens: 22,000 nUSD at these prices
 
@@ -26,7 +25,9 @@ def until(predicate: Any, timeout: float = 2.0) -> None:
         time.sleep(0.05)
 
 
-def test_workspace_policy_and_secret_act_on_requests(control_gateway: tuple[Server, dict[str, Any]]) -> None:
+def test_workspace_policy_and_secret_act_on_requests(
+    control_gateway: tuple[Server, dict[str, Any]], mock_server: Server
+) -> None:
     server, seed = control_gateway
     admin = {"authorization": f"Bearer {seed['token']}"}
     ws = seed["ws"]["id"] if isinstance(seed["ws"], dict) else seed["ws"]
@@ -47,10 +48,8 @@ def test_workspace_policy_and_secret_act_on_requests(control_gateway: tuple[Serv
     policy_off = {"caps": [], "redaction": []}
     assert httpx.put(f"{server.url}/admin/v1/workspaces/{ws}/policy", json=policy_off, headers=admin).status_code == 200
 
-    def provider_saw() -> str:
-        r = chat(server, seed["key"], model="mh/mock-gpt@echo=1")
-        return (
-            json.loads(r.json()["choices"][0]["message"]["content"])["headers"]["authorization"] if r.is_success else ""
-        )
+    def authorization() -> str:
+        r = chat(server, seed["key"], model="mh/mock-gpt")
+        return str(provider_saw(mock_server)["headers"]["authorization"]) if r.is_success else ""
 
-    until(lambda: provider_saw() == "Bearer ws-provider-secret")
+    until(lambda: authorization() == "Bearer ws-provider-secret")

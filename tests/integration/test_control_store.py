@@ -240,7 +240,7 @@ async def test_redis_announcements_reach_a_view_without_polling(
     control_settings: ControlSettings,  # noqa: F811
     redis_server: Server,
 ) -> None:
-    settings = control_settings.model_copy(update={"redis_url": redis_url(redis_server)})
+    settings = ControlSettings.model_validate({**dict(control_settings), "redis_url": redis_url(redis_server)})
     writer, reader = ControlStore(settings), ControlStore(settings)
     await writer.open()
     await reader.open()

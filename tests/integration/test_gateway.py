@@ -15,7 +15,20 @@ import anthropic
 import httpx
 import openai
 import pytest
-from tests.conftest import GATEWAY_KEY, PROVIDER_KEY, Server, gateway_config, start_gateway
+from tests.conftest import (
+    GATEWAY_KEY,
+    METRICS_TOKEN,
+    PROVIDER_KEY,
+    PYTHON,
+    Server,
+    free_port,
+    gateway_config,
+    provider_saw,
+    scrape,
+    spawn,
+    start_gateway,
+    stop_process,
+)
 
 MESSAGES = [{"role": "user", "content": "Say something."}]
 
@@ -82,13 +95,15 @@ async def test_chat_async_stream_helper(aoa: openai.AsyncOpenAI) -> None:
     assert final.choices[0].message.content
 
 
-def test_what_reaches_the_provider(oa: openai.OpenAI) -> None:
-    """The provider sees its own key, never the client's, and the stream asks for usage."""
+def test_what_reaches_the_provider(oa: openai.OpenAI, mock_server: Server) -> None:
+    """The provider sees its own key, never the client's, and the stream asks for usage; the echo
+    the client reads back holds neither key."""
     stream = oa.chat.completions.create(
         model="mh/mock-gpt@echo=1,chunk_size=50", messages=MESSAGES, stream=True, user="u1"
     )
     seen = json.loads("".join(c.choices[0].delta.content or "" for c in stream if c.choices))
-    assert seen["headers"]["authorization"] == f"Bearer {PROVIDER_KEY}"
+    assert provider_saw(mock_server)["headers"]["authorization"] == f"Bearer {PROVIDER_KEY}"
+    assert "authorization" not in seen["headers"] and PROVIDER_KEY not in json.dumps(seen)
     assert GATEWAY_KEY not in json.dumps(seen)
     assert seen["body"]["stream_options"] == {"include_usage": True}
     assert seen["body"]["messages"] == MESSAGES and seen["body"]["user"] == "u1"
@@ -153,7 +168,7 @@ def test_count_tokens(an: anthropic.Anthropic) -> None:
     assert an.messages.count_tokens(model="mock-claude", messages=MESSAGES).input_tokens > 0
 
 
-def test_anthropic_headers_pass_through(an: anthropic.Anthropic) -> None:
+def test_anthropic_headers_pass_through(an: anthropic.Anthropic, mock_server: Server) -> None:
     done = an.messages.create(
         model="mh/mock-claude@echo=1",
         max_tokens=64,
@@ -163,8 +178,8 @@ def test_anthropic_headers_pass_through(an: anthropic.Anthropic) -> None:
     seen = json.loads(done.content[0].text)  # type: ignore[union-attr]
     assert seen["headers"]["anthropic-beta"] == "feature-x"
     assert seen["headers"]["anthropic-version"]  # the SDK's own version, passed through
-    assert seen["headers"]["authorization"] == f"Bearer {PROVIDER_KEY}"
-    assert GATEWAY_KEY not in json.dumps(seen)
+    assert provider_saw(mock_server)["headers"]["authorization"] == f"Bearer {PROVIDER_KEY}"
+    assert GATEWAY_KEY not in json.dumps(seen) and PROVIDER_KEY not in json.dumps(seen)
 
 
 def test_x_api_key_is_accepted_on_openai_routes_too(gateway: Server) -> None:
@@ -357,7 +372,7 @@ def test_metrics(gateway: Server, oa: openai.OpenAI) -> None:
     list(oa.chat.completions.create(model="mock-gpt", messages=MESSAGES, stream=True))
     with pytest.raises(openai.NotFoundError):
         oa.chat.completions.create(model="gpt-nope", messages=MESSAGES)
-    text = httpx.get(f"{gateway.url}/metrics").text
+    text = scrape(gateway.url)
     lines = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line[:1] != "#"}
     ok = 'sluicegate_requests_total{model="mock-gpt",provider="mh",route="openai_chat",status="200"}'
     assert lines[ok] >= 2
@@ -365,6 +380,38 @@ def test_metrics(gateway: Server, oa: openai.OpenAI) -> None:
     assert lines['sluicegate_time_to_first_token_seconds_count{route="openai_chat"}'] >= 1
     assert lines['sluicegate_tokens_total{direction="output",workspace="ws-test"}'] > 0
     assert GATEWAY_KEY not in text
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        None,
+        "",
+        "Bearer",
+        f"Bearer {METRICS_TOKEN}x",
+        f"Bearer {METRICS_TOKEN[:-1]}",
+        f"Basic {METRICS_TOKEN}",
+    ],
+)
+def test_metrics_refuse_a_scrape_without_the_token(gateway: Server, authorization: str | None) -> None:
+    headers = {"authorization": authorization} if authorization is not None else {}
+    r = httpx.get(f"{gateway.url}/metrics", headers=headers)
+    assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer")
+    assert "sluicegate_" not in r.text and "ws-test" not in r.text
+    right = httpx.get(f"{gateway.url}/metrics", headers={"authorization": f"bearer {METRICS_TOKEN}"})
+    assert right.status_code == 200 and "sluicegate_requests_total" in right.text
+
+
+def test_the_default_config_serves_metrics_to_no_one() -> None:
+    """`sluicegate serve` with no file (the embedded default): metrics are on, no token is set, and
+    every scrape gets a 401, with a warning at start."""
+    port = free_port()
+    with spawn([PYTHON, "-m", "sluicegate", "serve", "--port", str(port)], port) as server:
+        assert httpx.get(f"{server.url}/metrics").status_code == 401
+        assert httpx.get(f"{server.url}/metrics", headers={"authorization": "Bearer"}).status_code == 401
+        stop_process(server.proc)
+        assert server.proc.stdout is not None
+        assert "metrics.enabled without metrics.token" in server.proc.stdout.read().decode(errors="replace")
 
 
 def test_openai_and_anthropic_provider_kinds_build_their_own_requests(mock_server: Server, tmp_path: Path) -> None:
@@ -383,14 +430,13 @@ api_key = "ant-provider-key"
 """
     with start_gateway(gateway_config(tmp_path / "c.toml", mock_server.url, extra)) as gw:
         with openai.OpenAI(base_url=f"{gw.url}/v1", api_key=GATEWAY_KEY, max_retries=0) as oa:
-            seen = json.loads(
-                oa.chat.completions.create(model="oai/x@echo=1", messages=MESSAGES).choices[0].message.content or ""
-            )
+            oa.chat.completions.create(model="oai/x", messages=MESSAGES)
+        seen = provider_saw(mock_server)
         assert seen["path"] == "/v1/chat/completions" and seen["headers"]["authorization"] == "Bearer oai-provider-key"
         assert "x-api-key" not in seen["headers"] and "anthropic-version" not in seen["headers"]
         with anthropic.Anthropic(base_url=gw.url, api_key=GATEWAY_KEY, max_retries=0) as an:
-            message = an.messages.create(model="ant/claude@echo=1", max_tokens=50, messages=MESSAGES)
-        seen = json.loads(message.content[0].text)  # type: ignore[union-attr]
+            an.messages.create(model="ant/claude", max_tokens=50, messages=MESSAGES)
+        seen = provider_saw(mock_server)
         assert seen["path"] == "/v1/messages" and seen["headers"]["x-api-key"] == "ant-provider-key"
         assert "authorization" not in seen["headers"] and seen["headers"]["anthropic-version"]
         with (

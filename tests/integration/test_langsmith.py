@@ -22,7 +22,7 @@ import openai
 import pytest
 import python_multipart
 from langsmith.run_helpers import get_current_run_tree
-from tests.conftest import GATEWAY_KEY, Server, gateway_config, start_gateway
+from tests.conftest import GATEWAY_KEY, Server, gateway_config, scrape, start_gateway
 
 EMAIL = "jane.doe@example.com"
 AWS = "AKIAIOSFODNN7EXAMPLE"
@@ -271,7 +271,7 @@ def test_a_stalled_langsmith_never_slows_requests(mock_server: Server, tmp_path:
                 times.append(time.perf_counter() - t)
                 assert r.status_code == 200
             assert sorted(times)[len(times) // 2] < 0.1 and max(times) < 1.0
-            metrics = c.get(f"{server.url}/metrics").text
+            metrics = scrape(server.url)
             dropped = [
                 line for line in metrics.splitlines() if line.startswith('sluicegate_queue_dropped{queue="langsmith"}')
             ]

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import aiohttp
 import anthropic
+import httpx
 import httpx2
 import openai
 import orjson
@@ -249,7 +250,7 @@ def test_chat_echo_shows_what_reached_the_model(oai: openai.OpenAI) -> None:
     echoed = json.loads(completion.choices[0].message.content or "")
     assert echoed["method"] == "POST"
     assert echoed["path"] == "/v1/chat/completions"
-    assert echoed["headers"]["authorization"] == "Bearer sk-client-key"
+    assert "authorization" not in echoed["headers"]  # a credential: never echoed
     assert echoed["headers"]["x-custom"] == "Value"
     assert all(name == name.lower() for name in echoed["headers"])
     assert echoed["body"] == {"model": "mock-gpt@echo", "messages": USER, "temperature": 0.5}
@@ -264,6 +265,52 @@ def test_echo_stream_concatenates_to_the_json(oai: openai.OpenAI) -> None:
     echoed = json.loads("".join(pieces))
     assert echoed["body"]["stream"] is True
     assert echoed["headers"]["x-mock-echo"] == "1"
+
+
+CREDENTIALS = {
+    "authorization": "Bearer sk-cred-authorization",
+    "proxy-authorization": "Basic c2stY3JlZC1wcm94eQ==",
+    "x-api-key": "sk-cred-x-api-key",
+    "api-key": "sk-cred-azure",
+    "x-goog-api-key": "sk-cred-goog",
+    "cookie": "session=sk-cred-cookie",
+    "helicone-auth": "Bearer sk-cred-helicone",
+    "x-org-token": "sk-cred-org-token",
+    "x-upstream-secret": "sk-cred-upstream-secret",
+}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/chat/completions", {"model": "mock-gpt@echo", "messages": USER}),
+        ("/v1/responses", {"model": "mock-gpt@echo", "input": "hi"}),
+        ("/v1/messages", {"model": "mock-claude@echo", "max_tokens": 10, "messages": USER}),
+    ],
+)
+def test_echo_never_returns_a_credential(mock_server: Server, path: str, body: dict[str, Any], stream: bool) -> None:
+    """Whoever may ask for an echo (any gateway key holder, through the gateway) must not read the
+    provider credential the request carried: every credential header is left out, by name."""
+    headers = {**CREDENTIALS, "x-custom": "kept", "x-mock-cached-tokens": "0", "anthropic-version": "2023-06-01"}
+    headers["x-mock-chunk-size"] = "10000"  # a stream's echo in one delta: a value could not hide across deltas
+    r = httpx.post(f"{mock_server.url}{path}", json={**body, "stream": stream}, headers=headers, timeout=10)
+    assert r.status_code == 200, r.text
+    for value in CREDENTIALS.values():
+        assert value not in r.text and "sk-cred" not in r.text
+    stats = httpx.get(f"{mock_server.url}/mock/stats", timeout=10).json()
+    assert stats["last_request"]["headers"]["x-api-key"] == "sk-cred-x-api-key"  # the mock's own view keeps them
+    if not stream:
+        text = (
+            r.json()["choices"][0]["message"]["content"]
+            if path == "/v1/chat/completions"
+            else r.json()["output"][0]["content"][0]["text"]
+            if path == "/v1/responses"
+            else r.json()["content"][0]["text"]
+        )
+        shown = json.loads(text)["headers"]
+        assert not set(CREDENTIALS) & set(shown)
+        assert shown["x-custom"] == "kept" and shown["x-mock-cached-tokens"] == "0"
 
 
 # ---------------------------------------------------------------- OpenAI responses
@@ -520,7 +567,7 @@ def test_messages_async_and_echo(mock_server: Server) -> None:
 
     echoed = json.loads(asyncio.run(main()))
     assert echoed["path"] == "/v1/messages"
-    assert echoed["headers"]["authorization"] == "Bearer sk-ant-xyz"
+    assert "sk-ant-xyz" not in json.dumps(echoed)
     assert "anthropic-version" in echoed["headers"]
     assert echoed["body"]["max_tokens"] == 10
 

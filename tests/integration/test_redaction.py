@@ -15,7 +15,7 @@ import anthropic
 import httpx
 import openai
 import pytest
-from tests.conftest import GATEWAY_KEY, Server, gateway_config, start_gateway
+from tests.conftest import GATEWAY_KEY, Server, gateway_config, scrape, start_gateway
 
 EMAIL = "jane.doe@example.com"
 SSN = "536-22-1234"
@@ -131,7 +131,7 @@ def test_block_refuses_with_the_type_never_the_value(oa: openai.OpenAI, an: anth
     with pytest.raises(anthropic.BadRequestError) as ae:
         an.messages.create(model="mh/mock-claude", max_tokens=5, messages=[{"role": "user", "content": f"{CARD}"}])
     assert "CREDIT_CARD" in str(ae.value) and CARD not in str(ae.value)
-    metrics = httpx.get(f"{oa.base_url}".removesuffix("/v1/") + "/metrics").text
+    metrics = scrape(f"{oa.base_url}".removesuffix("/v1/"))
     blocks = [ln for ln in metrics.splitlines() if ln.startswith("sluicegate_policy_events_total{")]
     assert any('action="block",entity="CREDIT_CARD",policy="redaction"' in ln for ln in blocks)
 

@@ -24,7 +24,7 @@ import anthropic
 import httpx
 import openai
 import pytest
-from tests.conftest import GATEWAY_KEY, Server, free_port, gateway_config, redis_url, start_gateway
+from tests.conftest import GATEWAY_KEY, Server, free_port, gateway_config, redis_url, scrape, start_gateway
 
 from sluicegate.spend import SpendSettings
 from sluicegate.spend.redis_store import RedisStore
@@ -260,7 +260,7 @@ async def test_an_instance_killed_mid_stream_never_overspends(
 def policy_events(gateway: Server) -> dict[str, float]:
     """`sluicegate_policy_events_total` by (policy, action, entity), from /metrics."""
     out = {}
-    for line in httpx.get(f"{gateway.url}/metrics").text.splitlines():
+    for line in scrape(gateway.url).splitlines():
         if line.startswith("sluicegate_policy_events_total{"):
             labels, value = line.rsplit(" ", 1)
             out[labels[len("sluicegate_policy_events_total") :]] = float(value)

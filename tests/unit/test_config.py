@@ -1,8 +1,16 @@
+import json
+import re
+import types
+import typing
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
-from sluicegate.config import ConfigError, env_overrides, load_settings
+from sluicegate.config import ConfigError, Settings, env_overrides, load_settings
+from sluicegate.secrets import Secret
 
 TOML = """
 [server]
@@ -51,7 +59,7 @@ def test_file_then_environment(tmp_path: Path, suffix: str) -> None:
     assert s.server.max_body_bytes == 4096
     assert s.upstream.chunk_timeout_s == 2.5
     assert s.providers["local"].base_url == "http://127.0.0.1:8000/v1"  # trailing slash dropped
-    assert s.providers["oa"].resolved_api_key({"OA_KEY": "k"}) == "k"
+    assert s.providers["oa"].resolved_api_key({"OA_KEY": "k"}) == Secret("k")
     assert s.providers["oa"].resolved_base_url() == "https://api.openai.com/v1"
 
 
@@ -87,14 +95,193 @@ def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
         load_settings(tmp_path / "absent.toml", environ={})
 
 
-def test_env_values_are_json_when_they_parse() -> None:
+def test_env_values_are_typed_by_their_setting() -> None:
     env = {
         "SLUICEGATE_SERVER__PORT": "1",
         "SLUICEGATE_SERVER__HOST": "0.0.0.0",
+        "SLUICEGATE_SERVER__DRAIN_SECONDS": "2.5",
+        "SLUICEGATE_LOG__ACCESS": "true",
         "SLUICEGATE_KEYS": '[{"name": "a"}]',
         "OTHER": "x",
     }
-    assert env_overrides(env) == {"server": {"port": 1, "host": "0.0.0.0"}, "keys": [{"name": "a"}]}
+    assert env_overrides(env) == {
+        "server": {"port": 1, "host": "0.0.0.0", "drain_seconds": 2.5},
+        "log": {"access": True},
+        "keys": [{"name": "a"}],
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "where"),
+    [
+        ("SLUICEGATE_LANGSMITH__PROJECT", "2026", ("langsmith", "project")),  # all digits, a string setting
+        ("SLUICEGATE_LANGSMITH__PROJECT", "true", ("langsmith", "project")),  # a JSON literal, a string setting
+        ("SLUICEGATE_LANGSMITH__PROJECT", '["a"]', ("langsmith", "project")),
+        ("SLUICEGATE_LANGSMITH__API_KEY_ENV", "null", ("langsmith", "api_key_env")),  # optional string: verbatim
+        ("SLUICEGATE_SERVER__HOST", "1.5", ("server", "host")),
+        ("SLUICEGATE_LOG__LEVEL", "info", ("log", "level")),  # a choice of strings
+    ],
+)
+def test_a_string_setting_takes_the_value_verbatim(name: str, value: str, where: tuple[str, str]) -> None:
+    section, key = where
+    assert getattr(getattr(load_settings(environ={name: value}), section), key) == value
+
+
+def test_all_digit_secrets_and_nested_tables_from_the_environment() -> None:
+    env = {
+        "SLUICEGATE_WEBHOOK__SECRET": "123456",
+        "SLUICEGATE_REDACTION__PSEUDONYM_SECRET": "000777",
+        "SLUICEGATE_PROVIDERS__OA__KIND": "openai",
+        "SLUICEGATE_PROVIDERS__OA__API_KEY": "4242",
+        "SLUICEGATE_PROVIDERS__OA__MODELS": '["gpt-4o", "o3"]',  # JSON into a list
+        "SLUICEGATE_ROUTING__MODELS__LATEST": "oa",
+        "SLUICEGATE_SPEND__DEFAULT_PRICE__INPUT_USD_PER_MTOK": "0.1",  # a decimal, exactly
+        "SLUICEGATE_SPEND__DEFAULT_PRICE__OUTPUT_USD_PER_MTOK": "3",
+        "SLUICEGATE_SPEND__OUTPUT_LIMITS__OA": "2048",  # an int inside a table of ints
+    }
+    s = load_settings(environ=env)
+    assert s.webhook.secret == Secret("123456")
+    assert s.redaction.pseudonym_secret == Secret("000777")
+    assert s.providers["oa"].api_key == Secret("4242")
+    assert s.providers["oa"].models == ["gpt-4o", "o3"]
+    assert s.routing.models == {"latest": "oa"}
+    assert s.spend.default_price is not None and str(s.spend.default_price.input_usd_per_mtok) == "0.1"
+    assert s.spend.output_limits == {"oa": 2048}
+
+
+def test_optional_and_list_settings_from_json() -> None:
+    s = load_settings(environ={"SLUICEGATE_REDACTION__ENTITIES": '["US_SSN", "EMAIL_ADDRESS"]'})
+    assert s.redaction.entities == ["US_SSN", "EMAIL_ADDRESS"]
+    assert load_settings(environ={"SLUICEGATE_REDACTION__ENTITIES": "null"}).redaction.entities is None
+    s = load_settings(environ={"SLUICEGATE_SERVER": '{"port": 9001, "host": "::"}'})  # a whole section
+    assert (s.server.port, s.server.host) == (9001, "::")
+    s = load_settings(environ={"SLUICEGATE_SERVER__GC_THRESHOLDS": "[1000, 5, 5]"})
+    assert s.server.gc_thresholds == (1000, 5, 5)
+
+
+@pytest.mark.parametrize("text", ["true", "TRUE", "1", "yes", "on", "false", "0", "no", "Off"])
+def test_booleans_from_the_environment(text: str) -> None:
+    expected = text.lower() in ("true", "1", "yes", "on")
+    assert load_settings(environ={"SLUICEGATE_LOG__ACCESS": text}).log.access is expected
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("SLUICEGATE_SERVER__PORT", "80x", "SLUICEGATE_SERVER__PORT must be a whole number"),
+        ("SLUICEGATE_SERVER__PORT", "8.5", "SLUICEGATE_SERVER__PORT must be a whole number"),
+        ("SLUICEGATE_SERVER__DRAIN_SECONDS", "soon", "SLUICEGATE_SERVER__DRAIN_SECONDS must be a number"),
+        ("SLUICEGATE_SERVER__DRAIN_SECONDS", "nan", "SLUICEGATE_SERVER__DRAIN_SECONDS must be a finite number"),
+        ("SLUICEGATE_LOG__ACCESS", "maybe", "SLUICEGATE_LOG__ACCESS must be true or false"),
+        ("SLUICEGATE_METRICS__MODELS", "qq,zz", "SLUICEGATE_METRICS__MODELS must be JSON"),
+        ("SLUICEGATE_SERVER__PROT", "77", r"SLUICEGATE_SERVER__PROT names no setting \(server.prot\)"),
+        ("SLUICEGATE_SEVER__PORT", "77", "SLUICEGATE_SEVER__PORT names no setting"),
+        ("SLUICEGATE_KEYS__0__NAME", "qq", "SLUICEGATE_KEYS__0__NAME names no setting"),
+        ("SLUICEGATE_SERVER__PORT", "-1", "server.port"),  # parsed, then validated: the setting named
+    ],
+)
+def test_a_bad_value_names_the_variable(name: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as caught:
+        load_settings(environ={name: value})
+    assert value not in str(caught.value).replace(name, "")  # the value itself is never echoed
+
+
+def test_a_misplaced_secret_is_not_echoed() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={"SLUICEGATE_SERVER__PORT": "sk-live-abcdef123"})
+    assert "sk-live-abcdef123" not in str(caught.value)
+
+
+def test_two_variables_for_one_setting_conflict_in_either_order() -> None:
+    env = {"SLUICEGATE_SERVER": '{"port": 1}', "SLUICEGATE_SERVER__PORT": "2"}
+    with pytest.raises(ConfigError, match="set the same setting"):
+        env_overrides(env)
+    with pytest.raises(ConfigError, match="set the same setting"):
+        env_overrides(dict(reversed(env.items())))
+
+
+def test_command_inputs_are_not_settings() -> None:
+    env = {
+        "SLUICEGATE_SECRET_VALUE": "123456",
+        "SLUICEGATE_DRAIN_MARKER": "/tmp/x",
+        "SLUICEGATE_SERVER__PORT": "9000",
+    }
+    assert env_overrides(env) == {"server": {"port": 9000}}
+    assert load_settings(environ=env).server.port == 9000
+
+
+def _fields(model: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """Every setting (dotted name, annotation), nested sections and named entries included."""
+    for name, field in model.model_fields.items():
+        dotted = f"{prefix}{name}"
+        annotation = field.annotation
+        yield dotted, annotation
+        union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+        for kind in typing.get_args(annotation) if union else (annotation,):
+            origin, args = typing.get_origin(kind), typing.get_args(kind)
+            inner, below = (args[-1] if origin is dict else args[0], f"{dotted}.*.") if args else (kind, f"{dotted}.")
+            if isinstance(inner, type) and issubclass(inner, BaseModel):
+                yield from _fields(inner, below)
+
+
+def _holds_secret(annotation: Any) -> bool:
+    kinds = [annotation, *typing.get_args(annotation)]
+    kinds += [a for k in kinds for a in typing.get_args(k)]
+    return any(isinstance(k, type) and issubclass(k, Secret) for k in kinds)
+
+
+# Every setting that holds a credential, by name: a new one must be added here, as a `Secret`.
+SECRET_SETTINGS = {
+    "providers.*.api_key",
+    "providers.*.headers",
+    "redaction.pseudonym_secret",
+    "spend.redis_url",
+    "control.database_url",
+    "control.master_key",
+    "control.audit_key",
+    "control.audit_retired_keys",
+    "control.redis_url",
+    "langsmith.api_key",
+    "metrics.token",
+    "webhook.url",
+    "webhook.secret",
+}
+
+
+def test_every_setting_that_holds_a_secret_is_a_secret_type() -> None:
+    found = {name for name, annotation in _fields(Settings) if _holds_secret(annotation)}
+    assert found == SECRET_SETTINGS
+    # And nothing named like a credential is a plain string (`*_env` name variables, not values).
+    word = re.compile(r"(secret|[._]token$|password|api_key$|master_key$|_url$)")
+    plain = {name for name, a in _fields(Settings) if word.search(name) and not _holds_secret(a)}
+    assert plain == {"providers.*.base_url", "langsmith.run_url"}
+
+
+def test_no_printer_shows_a_secret_setting() -> None:
+    values = {
+        "SLUICEGATE_PROVIDERS__OA__KIND": "openai",
+        "SLUICEGATE_PROVIDERS__OA__API_KEY": "sk-unit-provider-1",
+        "SLUICEGATE_PROVIDERS__OA__HEADERS": '{"x-org-token": "hdr-unit-2"}',
+        "SLUICEGATE_REDACTION__PSEUDONYM_SECRET": "pseudo-unit-3",
+        "SLUICEGATE_SPEND__REDIS_URL": "redis://:redis-unit-4@h:6379/0",
+        "SLUICEGATE_CONTROL__DATABASE_URL": "postgresql://u:db-unit-5@h/d",
+        "SLUICEGATE_CONTROL__MASTER_KEY": "master-unit-6",
+        "SLUICEGATE_CONTROL__REDIS_URL": "redis://:ctl-unit-7@h/0",
+        "SLUICEGATE_LANGSMITH__API_KEY": "ls-unit-8",
+        "SLUICEGATE_METRICS__TOKEN": "metrics-unit-token-9",
+        "SLUICEGATE_WEBHOOK__URL": "https://u:hook-unit-10@h/x",
+        "SLUICEGATE_WEBHOOK__SECRET": "whsec-unit-11",
+    }
+    s = load_settings(environ=values)
+    printed = [repr(s), str(s), str(s.model_dump()), s.model_dump_json(), json.dumps(s.model_dump(mode="json"))]
+    for secret in ("sk-unit-provider-1", "hdr-unit-2", "pseudo-unit-3", "redis-unit-4", "db-unit-5", "master-unit-6"):
+        assert all(secret not in text for text in printed)
+    for secret in ("ctl-unit-7", "ls-unit-8", "metrics-unit-token-9", "hook-unit-10", "whsec-unit-11"):
+        assert all(secret not in text for text in printed)
+    # The code that uses them asks explicitly.
+    assert s.providers["oa"].headers["x-org-token"].reveal() == "hdr-unit-2"
+    assert s.spend.redis_url.reveal() == "redis://:redis-unit-4@h:6379/0"
+    assert str(s.spend.redis_url) == "redis://:*****@h:6379/0"
 
 
 CAP = "[[spend.caps]]\nlevel = 'org'\nid = 'acme'\nlimit_usd = '5'\n"

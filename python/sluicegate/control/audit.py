@@ -183,7 +183,9 @@ def load_keyring(settings: ControlSettings, master: MasterKey | None) -> Keyring
     current: AuditKey | None = None
     try:
         if settings.audit_key:
-            current = AuditKey.from_secret(decode_key(settings.audit_key, "control.audit_key"), "control.audit_key")
+            current = AuditKey.from_secret(
+                decode_key(settings.audit_key.reveal(), "control.audit_key"), "control.audit_key"
+            )
         elif settings.audit_key_file:
             path = Path(settings.audit_key_file)
             try:
@@ -194,7 +196,9 @@ def load_keyring(settings: ControlSettings, master: MasterKey | None) -> Keyring
         elif master is not None:
             current = AuditKey(master.derive(AUDIT_LABEL), "the master key")
         retired = [
-            AuditKey.from_secret(decode_key(k, f"control.audit_retired_keys[{i}]"), "control.audit_retired_keys")
+            AuditKey.from_secret(
+                decode_key(k.reveal(), f"control.audit_retired_keys[{i}]"), "control.audit_retired_keys"
+            )
             for i, k in enumerate(settings.audit_retired_keys)
         ]
     except MasterKeyError as exc:

@@ -3,7 +3,7 @@ key and an org admin token, and return them to be printed once (only their hashe
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sluicegate.control.audit import Actor
 from sluicegate.control.models import orgs
@@ -18,8 +18,8 @@ class Bootstrapped:
     org_id: str
     workspace_id: str
     key_id: str
-    key: str
-    admin_token: str
+    key: str = field(repr=False)  # shown once, by `lines()`, and never in a repr
+    admin_token: str = field(repr=False)
 
     def lines(self) -> list[str]:
         return [

@@ -10,7 +10,8 @@ sluicegate admin key create --workspace WS_ID [--user USER_ID] [--name NAME] [--
 sluicegate admin key revoke KEY_ID
 sluicegate admin token create --org ORG_ID [--workspace WS_ID] [--name NAME]
 sluicegate admin secret set --org ORG_ID | --workspace WS_ID PROVIDER [--base-url URL] [--project P]
-    (the value is read from stdin or SLUICEGATE_SECRET_VALUE, never from an argument)
+    (the value is read from SLUICEGATE_SECRET_VALUE or stdin, never from an argument; the variable
+    is a command input, not a setting: the settings loader skips it)
 sluicegate admin policy set --level org|workspace|user|key --id ID (--file FILE | --json TEXT)
 sluicegate admin policy effective KEY_ID
 sluicegate admin audit list [--org ORG_ID] [--limit N]
@@ -35,7 +36,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from sluicegate.config import ConfigError
+from sluicegate.config import SECRET_VALUE_ENV, ConfigError
 from sluicegate.control import audit as audit_log
 from sluicegate.control.audit import Actor, AuditKeyError
 from sluicegate.control.crypto import MasterKeyError
@@ -46,8 +47,6 @@ from sluicegate.control.schemas import KeyIn, PolicyIn, SecretIn
 from sluicegate.control.settings import ControlSettings
 from sluicegate.control.store import Conflict, ControlStore
 from sluicegate.control.system_events import on_open
-
-SECRET_ENV = "SLUICEGATE_SECRET_VALUE"
 
 
 def register(sub: Any) -> None:
@@ -194,7 +193,7 @@ async def _admin(args: argparse.Namespace, store: ControlStore, actor: Actor) ->
         _out(row)
         print(f"admin token (shown once): {token}")
     elif cmd == "secret":
-        value = os.environ.get(SECRET_ENV) or sys.stdin.readline().rstrip("\n")
+        value = os.environ.get(SECRET_VALUE_ENV) or sys.stdin.readline().rstrip("\n")
         try:
             spec = SecretIn(value=value, base_url=args.base_url, project=args.project)
         except ValidationError as exc:

@@ -12,6 +12,8 @@ import base64
 import binascii
 import hashlib
 import os
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -21,7 +23,15 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from sluicegate.control.settings import ControlSettings
 
-__all__ = ["MasterKey", "MasterKeyError", "decode_key", "generate_master_key", "hkdf", "load_master_key"]
+__all__ = [
+    "MasterKey",
+    "MasterKeyError",
+    "decode_key",
+    "generate_master_key",
+    "hkdf",
+    "load_master_key",
+    "sealed_key_id",
+]
 
 
 class MasterKeyError(ValueError):
@@ -90,47 +100,79 @@ class MasterKey:
         Raises:
             MasterKeyError: sealed under another key, or damaged.
         """
-        version, key_id, body = stored.split(":", 2)
-        if version != "v1" or key_id != self.key_id:
+        key_id = sealed_key_id(stored)
+        if key_id != self.key_id:
             raise MasterKeyError(f"a secret is sealed under master key {key_id}, not {self.key_id}")
-        raw = base64.b64decode(body)
         try:
+            raw = base64.b64decode(stored.split(":", 2)[2], validate=True)
             return self._aead.decrypt(raw[:12], raw[12:], context.encode()).decode()
-        except InvalidTag:
+        except (InvalidTag, binascii.Error, ValueError):
             raise MasterKeyError("a sealed secret does not open (damaged or moved)") from None
 
 
-def load_master_key(settings: ControlSettings, create: bool = False) -> MasterKey | None:
-    """The master key from `master_key`, `master_key_file`, or the file beside a SQLite database.
+def sealed_key_id(stored: str) -> str:
+    """The id of the master key a stored value is sealed under (`?` when it is not in the v1 form)."""
+    parts = stored.split(":", 2)
+    return parts[1] if len(parts) == 3 and parts[0] == "v1" else "?"
+
+
+def load_master_key(settings: ControlSettings, create: bool = False, sealed: Sequence[str] = ()) -> MasterKey | None:
+    """The master key from `master_key`, `master_key_file`, or the file beside a SQLite database,
+    checked against the secrets already sealed: never a silent new key that opens none of them.
 
     Arguments:
         settings: the `[control]` section.
-        create: create the key file beside a SQLite database when there is none (first start).
+        create: create the key file beside a SQLite database when there is none. Honoured only on
+            a first start, while no secret is sealed (`sealed` is empty).
+        sealed: the key id of every stored sealed secret (`sealed_key_id`).
 
     Returns:
-        The key, or None when none is configured (setting a secret then fails with a clear error).
+        The key, or None when none is configured and nothing is sealed (setting a secret then fails
+        with a clear error).
 
     Raises:
-        MasterKeyError: the configured key is malformed or its file unreadable.
+        MasterKeyError: the configured key is malformed or its file unreadable; or secrets are
+            sealed and no key is configured, or the key is not the one they are sealed under.
     """
+    key, where = _configured(settings, create and not sealed)
+    if not sealed:
+        return key
+    counts = Counter(sealed)
+    named = ", ".join(f"{n} under {key_id}" for key_id, n in sorted(counts.items()))
+    if key is None:
+        raise MasterKeyError(
+            f"{len(sealed)} provider secret(s) are sealed ({named}) and no master key is configured: "
+            f"restore {where} (a new key would open none of them, and calls would go out without them)"
+        )
+    if set(counts) - {key.key_id, "?"}:  # a damaged row opens under no key: its calls fail closed
+        raise MasterKeyError(
+            f"the master key from {where} is {key.key_id}, but provider secrets are sealed ({named}): "
+            "configure the key they were sealed under"
+        )
+    return key
+
+
+def _configured(settings: ControlSettings, create: bool) -> tuple[MasterKey | None, str]:
+    """The configured key (or None) and where it comes from, for messages."""
     if settings.master_key:
-        return MasterKey(settings.master_key)
+        return MasterKey(settings.master_key.reveal()), "control.master_key"
     path = Path(settings.master_key_file) if settings.master_key_file else None
     if path is None:
         db = settings.sqlite_path()
         if db is None:
-            return None
+            return None, "control.master_key or control.master_key_file"
         path = db.with_name(db.name + ".key")
+    where = f"the master key file {path}"
     if not path.exists():
-        if not create or settings.master_key_file:
-            if settings.master_key_file:
-                raise MasterKeyError(f"control.master_key_file {path} does not exist")
-            return None
+        if settings.master_key_file:
+            raise MasterKeyError(f"control.master_key_file {path} does not exist")
+        if not create:
+            return None, where
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(generate_master_key() + "\n")
     try:
-        return MasterKey(path.read_text())
+        return MasterKey(path.read_text()), where
     except OSError as exc:
         raise MasterKeyError(f"cannot read the master key file {path}: {exc.strerror}") from None

@@ -14,10 +14,11 @@ audit_anchor_file = "/var/lib/sluicegate/audit.anchors" # the audit chain's head
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from sluicegate.secrets import Secret, SecretUrl
 
 DEFAULT_DATABASE_URL = "sqlite:///sluicegate-control.db"
 
@@ -53,24 +54,26 @@ class ControlSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     enabled: bool = False
-    database_url: str = Field(DEFAULT_DATABASE_URL, repr=False)
-    master_key: str | None = Field(None, repr=False, exclude=True)
+    # A password in a URL prints as ***** (`SecretUrl`); the master key prints as ***** (`Secret`).
+    database_url: SecretUrl = SecretUrl(DEFAULT_DATABASE_URL)
+    master_key: Secret | None = None
     master_key_file: str | None = None
     poll_interval_s: float = Field(0.25, gt=0, le=0.5)
     last_used_flush_s: float = Field(1.0, gt=0, le=60)
     bootstrap: bool = True
-    redis_url: str | None = Field(None, repr=False)
-    audit_key: str | None = Field(None, repr=False, exclude=True)
+    redis_url: SecretUrl | None = None
+    audit_key: Secret | None = None
     audit_key_file: str | None = None
-    audit_retired_keys: list[str] = Field(default_factory=list, repr=False, exclude=True)
+    audit_retired_keys: list[Secret] = Field(default_factory=list)
     audit_anchor_file: str | None = None
     audit_anchor_interval_s: float = Field(5.0, ge=0, le=3600)
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
 
     @field_validator("database_url")
     @classmethod
-    def _known_scheme(cls, value: str) -> str:
-        if not value.startswith(("sqlite://", "sqlite+aiosqlite://", "postgresql://", "postgresql+asyncpg://")):
+    def _known_scheme(cls, value: SecretUrl) -> SecretUrl:
+        schemes = ("sqlite://", "sqlite+aiosqlite://", "postgresql://", "postgresql+asyncpg://")
+        if not value.reveal().startswith(schemes):
             raise ValueError("must start with sqlite:/// or postgresql://")
         return value
 
@@ -80,18 +83,13 @@ class ControlSettings(BaseModel):
             raise ValueError("set control.audit_key or control.audit_key_file, not both")
         return self
 
-    @field_serializer("database_url", "redis_url")
-    def _hide_password(self, value: str | None) -> str | None:
-        # `sluicegate config` prints the settings: a password in a URL prints as *****.
-        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1*****@", value) if value else value
-
     @property
     def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
+        return self.database_url.reveal().startswith("sqlite")
 
     def async_url(self) -> str:
-        """The SQLAlchemy URL with its async driver (aiosqlite or asyncpg)."""
-        scheme, rest = self.database_url.split("://", 1)
+        """The SQLAlchemy URL with its async driver (aiosqlite or asyncpg), password included."""
+        scheme, rest = self.database_url.reveal().split("://", 1)
         driver = "sqlite+aiosqlite" if scheme.startswith("sqlite") else "postgresql+asyncpg"
         return f"{driver}://{rest}"
 
@@ -99,7 +97,7 @@ class ControlSettings(BaseModel):
         """The SQLite file, or None for PostgreSQL or an in-memory database."""
         if not self.is_sqlite:
             return None
-        path = self.database_url.split("://", 1)[1][1:]
+        path = self.database_url.reveal().split("://", 1)[1][1:]
         return Path(path) if path and path != ":memory:" else None
 
     def audit_anchor_path(self) -> tuple[Path | None, bool]:

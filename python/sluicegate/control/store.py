@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sluicegate.control import anchors, audit
 from sluicegate.control.anchors import AnchorWriter
 from sluicegate.control.audit import SYSTEM, Actor, Keyring
-from sluicegate.control.crypto import MasterKey, MasterKeyError, load_master_key
+from sluicegate.control.crypto import MasterKey, MasterKeyError, load_master_key, sealed_key_id
 from sluicegate.control.keys import (
     display_prefix,
     generate_admin_token,
@@ -117,7 +117,7 @@ class ControlStore:
             The Alembic revision ids applied now, oldest first (empty when the schema was current).
         """
         applied = await migrate(self.engine)
-        self.master = load_master_key(self.settings, create=create_master_key)
+        self.master = load_master_key(self.settings, create_master_key, await self.sealed_key_ids())
         return applied
 
     async def close(self) -> None:
@@ -135,7 +135,7 @@ class ControlStore:
             if self._redis is None:
                 import redis.asyncio as aioredis
 
-                self._redis = aioredis.Redis.from_url(self.settings.redis_url, socket_timeout=1)
+                self._redis = aioredis.Redis.from_url(self.settings.redis_url.reveal(), socket_timeout=1)
             await self._redis.publish(CHANNEL, str(version))
         except Exception as exc:
             log.warning(
@@ -209,6 +209,11 @@ class ControlStore:
         return result
 
     # ── reads ──────────────────────────────────────────────────────────────────────────────────
+
+    async def sealed_key_ids(self) -> list[str]:
+        """The id of the master key each stored provider secret is sealed under (never a value)."""
+        async with self.engine.connect() as conn:
+            return [sealed_key_id(c) for c in (await conn.execute(select(secrets.c.ciphertext))).scalars()]
 
     async def version(self) -> int:
         async with self.engine.connect() as conn:

@@ -29,7 +29,7 @@ from sluicegate.control.crypto import MasterKeyError
 from sluicegate.control.keys import now_iso
 from sluicegate.control.policies import EffectivePolicy, OperatorPolicy, chain_of, effective
 from sluicegate.control.store import CHANNEL, ControlStore, Snapshot, secret_context
-from sluicegate.errors import Unauthenticated
+from sluicegate.errors import SecretUnavailable, Unauthenticated
 from sluicegate.policy.auth import Identity, KeyStore, presented_keys
 from sluicegate.secrets import Secret, hash_key
 from sluicegate.spend.caps import CapLine
@@ -62,6 +62,8 @@ class _State:
     keys: dict[str, KeyEntry] = field(default_factory=dict)
     policies: dict[str, EffectivePolicy] = field(default_factory=dict)  # key id -> effective
     secrets: dict[tuple[str, str, str], ProviderCredential] = field(default_factory=dict)
+    # Sealed secrets this instance cannot open, with why: their calls fail closed (503).
+    unopened: dict[tuple[str, str, str], str] = field(default_factory=dict)
     workspace_org: dict[str, str] = field(default_factory=dict)
     redaction: dict[tuple[str, int], RedactionSettings] = field(default_factory=dict)
 
@@ -102,7 +104,7 @@ class ControlView:
         if poll:
             self._tasks.append(asyncio.create_task(self._poll()))
         if self.store.settings.redis_url is not None:
-            self._tasks.append(asyncio.create_task(self._listen(self.store.settings.redis_url)))
+            self._tasks.append(asyncio.create_task(self._listen(self.store.settings.redis_url.reveal())))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -139,17 +141,19 @@ class ControlView:
             )
         master = self.store.master
         for row in snap.secrets:
+            where = (row["level"], row["scope_id"], row["provider"])
             if master is None:
-                break
+                st.unopened[where] = "no master key is configured on this gateway"
+                log.error("provider secret %s/%s/%s cannot be opened: no master key is configured", *where)
+                continue
             try:
-                value = master.open(row["ciphertext"], secret_context(row["level"], row["scope_id"], row["provider"]))
+                value = master.open(row["ciphertext"], secret_context(*where))
             except MasterKeyError as exc:
-                log.error("provider secret %s/%s does not open: %s", row["level"], row["provider"], exc)
+                st.unopened[where] = "the gateway's master key does not open it"
+                log.error("provider secret %s/%s/%s does not open: %s", *where, exc)
                 continue
             meta = orjson.loads(row["meta"])
-            st.secrets[(row["level"], row["scope_id"], row["provider"])] = ProviderCredential(
-                Secret(value), meta.get("base_url"), meta.get("project")
-            )
+            st.secrets[where] = ProviderCredential(Secret(value), meta.get("base_url"), meta.get("project"))
         return st
 
     async def _poll(self) -> None:
@@ -255,12 +259,29 @@ class ControlView:
         return found
 
     def provider_credential(self, workspace: str, provider_name: str) -> ProviderCredential | None:
-        """The workspace's credential for a provider, else its organization's default."""
+        """The workspace's credential for a provider, else its organization's default, else None
+        (the operator's configured key applies).
+
+        Raises:
+            SecretUnavailable: the credential that applies is stored but this gateway cannot open
+                it (no or another master key, a damaged value): fail closed, never fall back to the
+                organization's or the operator's credential.
+        """
         st = self._state
-        found = st.secrets.get(("workspace", workspace, provider_name))
-        if found is None and workspace in st.workspace_org:
-            found = st.secrets.get(("org", st.workspace_org[workspace], provider_name))
-        return found
+        scopes = [("workspace", workspace, provider_name)]
+        if workspace in st.workspace_org:
+            scopes.append(("org", st.workspace_org[workspace], provider_name))
+        for where in scopes:
+            found = st.secrets.get(where)
+            if found is not None:
+                return found
+            reason = st.unopened.get(where)
+            if reason is not None:
+                raise SecretUnavailable(
+                    f"the {where[0]}'s secret for provider {provider_name!r} cannot be used: {reason}; "
+                    "the request was not sent (ask the gateway's operator)"
+                )
+        return None
 
     def provider_secret(self, workspace: str, provider_name: str) -> Secret | None:
         found = self.provider_credential(workspace, provider_name)

@@ -49,6 +49,18 @@ _STREAM_FAULTS: Final = frozenset({"disconnect", "malformed", "error_event"})
 _RETRY_FAST: Final = (("retry-after-ms", "10"),)
 _SLOW_FIRST_BYTE_MS: Final = 5000
 _SSE_TYPE: Final = "text/event-stream; charset=utf-8"
+# Headers an echo leaves out: whoever holds a gateway key may ask for an echo, and the request the
+# gateway sent carries the provider's credential (the operator's key, a workspace's secret, static
+# headers). By name: the usual ones, and any name with a credential word in it.
+_CREDENTIAL_HEADERS: Final = frozenset({"authorization", "proxy-authorization", "x-api-key", "api-key", "cookie"})
+_CREDENTIAL_WORDS: Final = ("auth", "key", "token", "secret", "passw", "credential", "cookie", "session", "signature")
+
+
+def is_credential_header(name: str) -> bool:
+    """Whether an echo leaves a header out (`name` in lower case)."""
+    if name.startswith("x-mock-"):  # the knobs (`x-mock-cached-tokens` is no credential)
+        return False
+    return name in _CREDENTIAL_HEADERS or any(word in name for word in _CREDENTIAL_WORDS)
 
 
 class MockDisconnect(ConnectionResetError):
@@ -226,7 +238,8 @@ async def _answer(
         wire.validate(req)
         text = knobs.reply
         if knobs.echo:
-            text = orjson.dumps(record).decode()
+            shown = {k: v for k, v in record["headers"].items() if not is_credential_header(k)}
+            text = orjson.dumps({**record, "headers": shown}).decode()
         turn = Turn.build(
             model,
             text=text,

@@ -22,7 +22,10 @@ format of the path).
 | `delay_ms`      | `x-mock-delay-ms`      | `delay_ms=N`      | 0       | pause between stream events (streams)       |
 | `first_byte_ms` | `x-mock-first-byte-ms` | `first_byte_ms=N` | 0       | pause before the status line                |
 | `echo`          | `x-mock-echo`          | `echo`, `echo=1`  | false   | reply with the JSON `{"method", "path",     |
-|                 |                        |                   |         | "headers", "body"}` of the request          |
+|                 |                        |                   |         | "headers", "body"}` of the request, without |
+|                 |                        |                   |         | credential headers (`authorization`,        |
+|                 |                        |                   |         | `x-api-key`, any name with `auth`, `key`,   |
+|                 |                        |                   |         | `token`, `secret`, … in it)                 |
 | `tool_call`     | `x-mock-tool-call`     | `tool_call=1`     | false   | if the request defines tools, call the      |
 |                 |                        |                   |         | first with arguments `{"text": <reply>}`    |
 | `fault`         | `x-mock-fault`         | `fault=NAME`      | none    | inject a fault, see below                   |

@@ -187,7 +187,7 @@ class LangSmithSink(BatchSink[Outcome]):
 
     Arguments:
         settings: the `[langsmith]` section.
-        api_key: the LangSmith API key.
+        api_key: the LangSmith API key (a `Secret`; a plain string is wrapped in one).
         scrub: rewrites a text before it leaves for LangSmith (the redactor's whole-text redaction).
         credential: a workspace's own LangSmith credential (its key and project), when its
             secrets hold one (looked up as a batch is written, not on the request path).
@@ -196,14 +196,14 @@ class LangSmithSink(BatchSink[Outcome]):
     def __init__(
         self,
         settings: LangSmithSettings,
-        api_key: str | None,
+        api_key: Secret | str | None,
         scrub: Callable[[str], str],
         credential: Callable[[str], ProviderCredential | None] | None = None,
     ) -> None:
         super().__init__("langsmith", settings.queue_size, settings.batch, settings.interval_s)
         self.settings = settings
         self.url = settings.endpoint.rstrip("/") + "/runs/multipart"
-        self.api_key = Secret(api_key) if api_key else None
+        self.api_key = (Secret(api_key) if isinstance(api_key, str) else api_key) if api_key else None
         self.scrub = scrub
         self.credential = credential
         self.posted = 0  # runs LangSmith accepted
@@ -229,8 +229,10 @@ class LangSmithSink(BatchSink[Outcome]):
         clock = time.perf_counter
         until = clock() + _SLICE_S
         for outcome in items:
-            api_key, project = self._destination(outcome)
             try:
+                # A workspace secret that does not open raises: its run is dropped, never posted
+                # with the operator's key instead.
+                api_key, project = self._destination(outcome)
                 by_key.setdefault(api_key, []).append(self.run_parts(outcome, project))
             except Exception as exc:  # one bad call never costs the batch
                 self.failed += 1

@@ -49,11 +49,11 @@ class WebhookSink(BatchSink[Outcome]):
         body = orjson.dumps({"events": [r for o in outcomes for r in event_records(o)]})
         headers = {"content-type": "application/json"}
         if self.settings.secret:
-            digest = hmac.new(self.settings.secret.encode(), body, hashlib.sha256).hexdigest()
+            digest = hmac.new(self.settings.secret.reveal().encode(), body, hashlib.sha256).hexdigest()
             headers["x-sluicegate-signature"] = f"sha256={digest}"
         for attempt in range(2):
             with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-                async with self._session.post(self.settings.url, data=body, headers=headers) as resp:
+                async with self._session.post(self.settings.url.reveal(), data=body, headers=headers) as resp:
                     if resp.status < 300:
                         return
             if attempt == 0:

@@ -267,6 +267,9 @@ class Gateway:
             )
         provider, upstream_model = self.router.route(model, fmt)
         info.model, info.provider, info.provider_kind = upstream_model, provider.name, provider.kind
+        # The workspace's own credential, if it has one; one that does not open refuses the call
+        # here (503), before anything is reserved or sent.
+        credential = self.view.provider_credential(identity.workspace, provider.name) if self.view else None
         stream = info.stream = fmt.streams and body.get("stream") is True
         redactor = self._redactor_for(identity)
         scan = redactor.scan_request(fmt, body, identity.workspace) if redactor is not None else None
@@ -287,7 +290,6 @@ class Gateway:
         rewrite = None
         if scan is not None and redactor is not None:
             rewrite = partial(redactor.scan_response, fmt, scan=scan, workspace=identity.workspace)
-        credential = self.view.provider_credential(identity.workspace, provider.name) if self.view else None
         try:
             outcome = await self._exchange(send, receive, fmt, provider, credential, headers, raw, tap, rewrite, rid)
         except BaseException:

@@ -97,7 +97,7 @@ class Redactor:
         # Streams replace whatever the scanner finds, so response scanners are split by action.
         self._stream_scanner = self._subset(builtins, patterns, keywords, {"redact", "block"}, response)
         self._monitor_scanner = self._subset(builtins, patterns, keywords, {"monitor"}, response)
-        self._secret = (settings.pseudonym_secret or "").encode()
+        self._secret = settings.pseudonym_secret.reveal().encode() if settings.pseudonym_secret else b""
         self.max_scan_s = settings.max_scan_ms / 1000
 
     @staticmethod

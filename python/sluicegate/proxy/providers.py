@@ -36,18 +36,17 @@ class Provider:
     base_url: str | None  # None: the in-process mock
     api_key: Secret | None
     auth_header: str
-    static_headers: dict[str, str] = field(default_factory=dict)
+    static_headers: dict[str, Secret] = field(default_factory=dict)  # revealed only into a request
     models: tuple[str, ...] = ()
 
     @classmethod
     def from_settings(cls, name: str, s: ProviderSettings, environ: Mapping[str, str]) -> Provider:
-        key = s.resolved_api_key(environ)
         default_auth = "x-api-key" if s.kind == "anthropic" else "authorization"
         return cls(
             name=name,
             kind=s.kind,
             base_url=s.resolved_base_url(),
-            api_key=Secret(key) if key else None,
+            api_key=s.resolved_api_key(environ),
             auth_header=(s.auth_header or default_auth).lower(),
             static_headers={k.lower(): v for k, v in s.headers.items()},
             models=tuple(s.models),
@@ -95,8 +94,9 @@ class Provider:
             headers["anthropic-version"] = anthropic_version or ANTHROPIC_VERSION
             if anthropic_beta:
                 headers["anthropic-beta"] = anthropic_beta
-        if not tenant_url:
-            headers.update(self.static_headers)
+        if not tenant_url:  # the operator's own headers never go to a URL a tenant chose
+            for name, value in self.static_headers.items():
+                headers[name] = value.reveal()
         return headers
 
 

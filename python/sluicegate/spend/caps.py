@@ -41,6 +41,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from sluicegate.secrets import SecretUrl
 from sluicegate.spend.money import MAX_NUSD, usd_to_nusd
 
 __all__ = [
@@ -275,7 +276,7 @@ class SpendSettings(_Section):
 
     enabled: bool = True
     backend: Literal["local", "redis"] = "local"
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_url: SecretUrl = SecretUrl("redis://127.0.0.1:6379/0")  # a password in it prints as *****
     redis_timeout_s: float = Field(default=0.5, gt=0, le=60)
     redis_max_connections: int = Field(default=64, ge=1)
     redis_breaker_s: float = Field(default=0.25, ge=0, le=60)

@@ -142,7 +142,7 @@ class RedisStore:
     def from_settings(cls, settings: SpendSettings) -> RedisStore:
         """A store with its own connection pool, configured from `[spend]`."""
         pool = aioredis.BlockingConnectionPool.from_url(
-            settings.redis_url,
+            settings.redis_url.reveal(),
             max_connections=settings.redis_max_connections,
             timeout=settings.redis_timeout_s,
             socket_timeout=settings.redis_timeout_s,

@@ -87,7 +87,8 @@ one its api_key_env names in the config.
   "SLUICEGATE_CONTROL__DATABASE_URL" $s.databaseUrl
   "SLUICEGATE_SPEND__REDIS_URL" $s.redisUrl
   "SLUICEGATE_REDACTION__PSEUDONYM_SECRET" $s.pseudonymSecret
-  "SLUICEGATE_KEYS" $s.gatewayKeys }}
+  "SLUICEGATE_KEYS" $s.gatewayKeys
+  "SLUICEGATE_METRICS__TOKEN" $s.metricsToken }}
 {{- range $s.providers }}
 {{- if hasKey $vars .env }}
 {{- fail (printf "secrets.providers: %s is set twice" .env) }}
@@ -126,6 +127,12 @@ one its api_key_env names in the config.
 {{- end }}
 {{- if and .Values.serviceMonitor.enabled (eq (toString (.Values.config.metrics).enabled) "false") }}
 {{- fail "serviceMonitor.enabled scrapes /metrics, which config.metrics.enabled: false turns off" }}
+{{- end }}
+{{- if and .Values.serviceMonitor.enabled (not .Values.secrets.metricsToken.existingSecret) }}
+{{- fail "serviceMonitor.enabled needs secrets.metricsToken: /metrics answers 401 without its bearer token" }}
+{{- end }}
+{{- if (.Values.config.metrics).token }}
+{{- fail "config.metrics.token would put the token in a ConfigMap: use secrets.metricsToken" }}
 {{- end }}
 {{- if (.Values.config.redaction).pseudonym_secret }}
 {{- fail "config.redaction.pseudonym_secret would put the secret in a ConfigMap: use secrets.pseudonymSecret" }}
