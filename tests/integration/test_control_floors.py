@@ -235,7 +235,8 @@ def floor_gateway(
     control_settings: ControlSettings,  # noqa: F811
 ) -> Iterator[tuple[Server, dict[str, Any], ControlSettings]]:
     seed = _seed(control_settings)
-    control = f'\n[control]\nenabled = true\ndatabase_url = "{control_settings.database_url}"\npoll_interval_s = 0.25\n'
+    url = control_settings.database_url.reveal()
+    control = f'\n[control]\nenabled = true\ndatabase_url = "{url}"\npoll_interval_s = 0.25\n'
     config = gateway_config(tmp_path / "gw.toml", mock_server.url, control + SPEND + OPERATOR_TOML)
     with start_gateway(config, _env()) as server:
         yield server, seed, control_settings
@@ -302,7 +303,7 @@ def _cli(settings: ControlSettings, *args: str) -> subprocess.CompletedProcess[s
     env = {
         "PATH": "/usr/bin:/bin",
         "SLUICEGATE_CONTROL__ENABLED": "true",
-        "SLUICEGATE_CONTROL__DATABASE_URL": settings.database_url,
+        "SLUICEGATE_CONTROL__DATABASE_URL": settings.database_url.reveal(),
         "SLUICEGATE_CONTROL__MASTER_KEY": MASTER_KEY,
         "PYTHONPATH": os.environ.get("PYTHONPATH", ""),  # the tree under test, when it is not the installed one
     }

@@ -36,10 +36,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from sluicegate.config import SECRET_VALUE_ENV, ConfigError
+from sluicegate.config import SECRET_VALUE_ENV
 from sluicegate.control import audit as audit_log
 from sluicegate.control.audit import Actor, AuditKeyError
-from sluicegate.control.crypto import MasterKeyError
 from sluicegate.control.migrations import MigrationError, revisions
 from sluicegate.control.models import api_keys, orgs, users, workspaces
 from sluicegate.control.policies import OperatorPolicy, chain_of, effective, floors_for, violations
@@ -244,8 +243,8 @@ async def _with_store(
         except MigrationError as exc:
             _fail(f"the control plane's database was not migrated: {exc}")
             raise
-        except (ConfigError, MasterKeyError) as exc:  # an audit key, an anchor file, the master key
-            _fail(str(exc))
+        # ConfigError (an audit key, an anchor file) and MasterKeyError go to the command line's own
+        # handler: a configuration that cannot run exits 2, as `serve` does.
         await body(store)
         return applied
     finally:
