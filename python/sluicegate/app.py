@@ -62,10 +62,14 @@ class App:
         if settings.control.enabled:
             from sluicegate.control.plane import ControlPlane
             from sluicegate.control.policies import OperatorPolicy
+            from sluicegate.forwarded import TrustedProxies
 
             # The database's keys, then the config's: the view has KeyStore's authenticate() contract.
             operator = OperatorPolicy.from_settings(settings.redaction, settings.spend)
-            self.control = ControlPlane(settings.control, self.gateway.keys, settings.langsmith.run_url, operator)
+            proxies = TrustedProxies(settings.server.trusted_proxies)
+            self.control = ControlPlane(
+                settings.control, self.gateway.keys, settings.langsmith.run_url, operator, proxies
+            )
             self.gateway.attach(self.control.view)
             self.control.admin.caps_status = self.gateway.cap_status
             self.control.admin.base_url_refusal = self.gateway.tenant_urls.refusal

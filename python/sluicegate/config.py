@@ -71,6 +71,18 @@ class ServerSettings(_Section):
     max_json_depth: int = Field(64, ge=2, le=200)
     # The collector's generation thresholds once started (see `app.settle_heap`); Python's are 700,10,10.
     gc_thresholds: tuple[int, int, int] = (20_000, 20, 50)
+    # Reverse proxies (addresses or CIDRs) whose x-forwarded-for names the client (see `forwarded.py`);
+    # empty: the TCP peer is the client and x-forwarded-for is ignored.
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: list[str]) -> list[str]:
+        from sluicegate.proxy.egress import parse_cidr
+
+        for cidr in value:
+            parse_cidr(cidr)
+        return value
 
 
 class UpstreamSettings(_Section):

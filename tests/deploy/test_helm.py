@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -117,7 +118,11 @@ SECRET_STAND_INS = {
     "SLUICEGATE_CONTROL__DATABASE_URL": "postgresql://sluicegate:pw@postgres:5432/sluicegate",
     "SLUICEGATE_CONTROL__MASTER_KEY": base64.urlsafe_b64encode(bytes(32)).decode(),
     "SLUICEGATE_METRICS__TOKEN": "metrics-token-stand-in-" + "t" * 16,
+    "SLUICEGATE_CONTROL__AUDIT_KEY": base64.urlsafe_b64encode(b"\x01" * 32).decode(),
+    "SLUICEGATE_CONTROL__AUDIT_RETIRED_KEYS": json.dumps([base64.urlsafe_b64encode(b"\x02" * 32).decode()]),
 }
+# What the downward API gives the pod (`fieldRef`), for the variables that refer to it.
+FIELD_STAND_INS = {"metadata.name": "sg-sluicegate-7d9f8b6c5-x2x4q"}
 
 
 @dataclass(frozen=True)
@@ -230,9 +235,13 @@ def test_default_objects(helm: Helm) -> None:
 
 def test_production_objects(helm: Helm) -> None:
     objects = render(helm, CHART / "examples" / "production.yaml")
-    assert {"Ingress", "ServiceMonitor", "HorizontalPodAutoscaler", "PodDisruptionBudget"} <= {
-        o["kind"] for o in objects
-    }
+    assert {
+        "Ingress",
+        "ServiceMonitor",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+        "PersistentVolumeClaim",
+    } <= {o["kind"] for o in objects}
     ingress = one(objects, "Ingress")
     backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
     assert backend == {"name": one(objects, "Service")["metadata"]["name"], "port": {"name": "http"}}
@@ -292,11 +301,19 @@ def test_pod_is_hardened(helm: Helm, values: Path | None) -> None:
     assert sc["capabilities"] == {"drop": ["ALL"]}
     assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
     assert container["resources"]["requests"]["cpu"] and container["resources"]["limits"]["memory"]
-    # The only writable place is /tmp, an emptyDir (the shutdown marker and temporary files).
+    # The only writable places are /tmp, an emptyDir (the shutdown marker and temporary files), and
+    # with audit anchors their claim (never an emptyDir: anchors must outlive the pod).
     volumes = {v["name"]: v for v in pod["volumes"]}
     mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
     assert "emptyDir" in volumes[mounts["/tmp"]["name"]]
-    assert all(m.get("readOnly") for path, m in mounts.items() if path != "/tmp")
+    writable = {path for path, m in mounts.items() if not m.get("readOnly")}
+    anchors = _load(values).get("auditAnchors", {})
+    if anchors.get("enabled"):
+        path = anchors.get("mountPath", "/var/lib/sluicegate/audit")
+        assert writable == {"/tmp", path}
+        assert "persistentVolumeClaim" in volumes[mounts[path]["name"]]
+    else:
+        assert writable == {"/tmp"}
 
 
 @pytest.mark.parametrize("values", VALUES)
@@ -329,6 +346,7 @@ CONTROL = [
     "secrets.masterKey.existingSecret=mk",
 ]
 ONE_POD = ["autoscaling.enabled=false", "replicaCount=1"]
+CONTROL_NO_CAPS = [*CONTROL, "config.spend.enabled=false"]
 
 REFUSED = {
     "grace shorter than the shutdown": (["shutdown.terminationGracePeriodSeconds=30"], "must exceed"),
@@ -351,6 +369,24 @@ REFUSED = {
     "a ServiceMonitor without the metrics token": (["serviceMonitor.enabled=true"], "needs secrets.metricsToken"),
     "metrics token in the ConfigMap": (["config.metrics.token=" + "t" * 32], "use secrets.metricsToken"),
     "pseudonym secret in the ConfigMap": (["config.redaction.pseudonym_secret=s"], "secrets.pseudonymSecret"),
+    "audit key in the ConfigMap": (["config.control.audit_key=k"], "use secrets.auditKey"),
+    "retired audit keys in the ConfigMap": (
+        ["config.control.audit_retired_keys[0]=k"],
+        "use secrets.auditRetiredKeys",
+    ),
+    "audit key from a Secret and a file": (
+        ["secrets.auditKey.existingSecret=a", "config.control.audit_key_file=/run/audit.key"],
+        "keep one",
+    ),
+    "anchors without the control plane": (["auditAnchors.enabled=true"], "set config.control.enabled"),
+    "anchors in two places": (
+        [*CONTROL_NO_CAPS, "auditAnchors.enabled=true", "config.control.audit_anchor_file=/tmp/a"],
+        "both say where anchors go",
+    ),
+    "the chart's anchor claim, ReadWriteOnce, across pods": (
+        [*CONTROL_NO_CAPS, "auditAnchors.enabled=true", "auditAnchors.persistence.accessModes[0]=ReadWriteOnce"],
+        "needs ReadWriteMany",
+    ),
     "a provider variable twice": (
         [
             "secrets.providers[0].env=SLUICEGATE_KEYS",
@@ -432,6 +468,73 @@ def test_caps_that_hold_render(helm: Helm, sets: list[str], tmp_path: Path) -> N
     assert settings.spend.caps or settings.control.enabled
 
 
+# --- the audit key and the audit anchors ------------------------------------------------------------
+
+AUDIT = [*CONTROL_NO_CAPS, "secrets.auditKey.existingSecret=sluicegate-audit", "auditAnchors.enabled=true"]
+
+
+def _template(helm: Helm, sets: list[str]) -> list[dict[str, Any]]:
+    out = helm("template", "sg", str(CHART), *(a for s in sets for a in ("--set", s))).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+def test_the_audit_key_reaches_the_pods_from_a_secret_and_never_the_configmap(helm: Helm, tmp_path: Path) -> None:
+    objects = _template(helm, AUDIT)
+    ref = env_of(gateway_container(objects))["SLUICEGATE_CONTROL__AUDIT_KEY"]["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": "sluicegate-audit", "key": "audit-key"}
+    config_map = one(objects, "ConfigMap")
+    assert "audit_key" not in json.dumps(config_map) and SECRET_STAND_INS[
+        "SLUICEGATE_CONTROL__AUDIT_KEY"
+    ] not in json.dumps(objects)
+    config_file, environ = rendered_config(objects, tmp_path)
+    settings = load_settings(config_file, environ=environ)
+    assert settings.control.audit_key is not None
+    assert settings.control.audit_key.reveal() == SECRET_STAND_INS["SLUICEGATE_CONTROL__AUDIT_KEY"]
+    assert len(settings.control.audit_retired_keys) == 0  # only when secrets.auditRetiredKeys names one
+
+
+@pytest.mark.parametrize("claim", ["chart", "existing"])
+def test_anchors_go_to_a_file_per_pod_on_a_claim_that_outlives_the_release(
+    helm: Helm, tmp_path: Path, claim: str
+) -> None:
+    sets = [*AUDIT, "auditAnchors.persistence.size=2Gi"]
+    if claim == "existing":
+        sets.append("auditAnchors.persistence.existingClaim=audit-worm")
+    objects = _template(helm, sets)
+    pod = one(objects, "Deployment")["spec"]["template"]["spec"]
+    container = gateway_container(objects)
+    volume = next(v for v in pod["volumes"] if v["name"] == "audit-anchors")
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "audit-anchors")
+    claims = [o for o in objects if o["kind"] == "PersistentVolumeClaim"]
+    if claim == "existing":
+        assert claims == [] and volume == {
+            "name": "audit-anchors",
+            "persistentVolumeClaim": {"claimName": "audit-worm"},
+        }
+    else:
+        (pvc,) = claims
+        assert volume["persistentVolumeClaim"]["claimName"] == pvc["metadata"]["name"]
+        assert pvc["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"  # `helm uninstall` leaves it
+        assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]  # every pod mounts it
+        assert pvc["spec"]["resources"]["requests"]["storage"] == "2Gi"
+        for version in KUBE_VERSIONS:
+            kubernetes_validate.validate(pvc, version, strict=True)
+    assert not mount.get("readOnly") and mount["mountPath"] == "/var/lib/sluicegate/audit"
+    # As the pod loads its settings: its own file, named after the pod, on the claim.
+    config_file, environ = rendered_config(objects, tmp_path)
+    settings = load_settings(config_file, environ=environ)
+    path, named = settings.control.audit_anchor_path()
+    assert named and path == Path("/var/lib/sluicegate/audit") / f"{FIELD_STAND_INS['metadata.name']}.anchors"
+    for version in KUBE_VERSIONS:
+        kubernetes_validate.validate(one(objects, "Deployment"), version, strict=True)
+
+
+def test_anchors_on_a_readwriteonce_claim_render_for_one_pod(helm: Helm) -> None:
+    sets = [*AUDIT, *ONE_POD, "auditAnchors.persistence.accessModes[0]=ReadWriteOnce"]
+    pvc = one(_template(helm, sets), "PersistentVolumeClaim")
+    assert pvc["spec"]["accessModes"] == ["ReadWriteOnce"]
+
+
 # --- values.schema.json ----------------------------------------------------------------------------
 
 BAD_VALUES = {
@@ -445,6 +548,10 @@ BAD_VALUES = {
     "provider secret without key": {"secrets": {"providers": [{"env": "OPENAI_API_KEY", "existingSecret": "p"}]}},
     "bad variable name": {"secrets": {"providers": [{"env": "OPENAI-KEY", "existingSecret": "p", "key": "k"}]}},
     "negative drain": {"shutdown": {"drainSeconds": -1}},
+    "anchors on a read-only claim": {"auditAnchors": {"persistence": {"accessModes": ["ReadOnlyMany"]}}},
+    "anchors on an emptyDir": {"auditAnchors": {"emptyDir": {}}},
+    "anchors at a relative path": {"auditAnchors": {"mountPath": "audit"}},
+    "audit key without a key name": {"secrets": {"auditKey": {"existingSecret": "a", "key": ""}}},
 }
 
 
@@ -490,12 +597,14 @@ def rendered_config(objects: list[dict[str, Any]], tmp_path: Path) -> tuple[Path
     assert volume["configMap"]["name"] == configmap["metadata"]["name"]
     local = tmp_path / config_path.name
     local.write_text(configmap["data"][config_path.name])
-    environ = {}
+    environ: dict[str, str] = {}
     for name, var in env.items():
         if name == CONFIG_ENV:
             continue
-        if "value" in var:
-            environ[name] = var["value"]
+        if "value" in var:  # `$(NAME)` of a variable defined before it is expanded, as the kubelet does
+            environ[name] = re.sub(r"\$\((\w+)\)", lambda m: environ.get(m.group(1), m.group(0)), var["value"])
+        elif "fieldRef" in var["valueFrom"]:
+            environ[name] = FIELD_STAND_INS[var["valueFrom"]["fieldRef"]["fieldPath"]]
         else:
             assert var["valueFrom"]["secretKeyRef"]["name"], f"{name} names no Secret"
             environ[name] = SECRET_STAND_INS.get(name, f"secret-value-of-{name.lower()}")
@@ -549,9 +658,12 @@ def test_variables_are_settings(helm: Helm, values: Path | None, tmp_path: Path)
     # Every other variable is one a provider names as its key's.
     config = yaml.safe_load(one(render(helm, values), "ConfigMap")["data"]["sluicegate.yaml"]) or {}
     key_vars = {p.get("api_key_env") for p in (config.get("providers") or {}).values()}
+    downward = {
+        n for n, v in env_of(gateway_container(render(helm, values))).items() if "fieldRef" in v.get("valueFrom", {})
+    }
     for name in environ:
         if not name.startswith(ENV_PREFIX):
-            assert name in key_vars, f"{name} is set in the pod but no provider's api_key_env names it"
+            assert name in key_vars | downward, f"{name} is set in the pod but no provider's api_key_env names it"
 
 
 # The values files whose config needs no service outside the pod (production needs Redis and PostgreSQL).
@@ -594,7 +706,16 @@ def test_every_secret_setting_maps(helm: Helm, tmp_path: Path) -> None:
     values = tmp_path / "all-secrets.yaml"
     secrets = {
         name: {"existingSecret": f"s-{name.lower()}", "key": "k"}
-        for name in ("masterKey", "databaseUrl", "redisUrl", "pseudonymSecret", "gatewayKeys", "metricsToken")
+        for name in (
+            "masterKey",
+            "databaseUrl",
+            "redisUrl",
+            "pseudonymSecret",
+            "gatewayKeys",
+            "metricsToken",
+            "auditKey",
+            "auditRetiredKeys",
+        )
     }
     values.write_text(yaml.safe_dump({"secrets": secrets}))
     container = gateway_container(render(helm, values))
@@ -606,6 +727,8 @@ def test_every_secret_setting_maps(helm: Helm, tmp_path: Path) -> None:
         "SLUICEGATE_REDACTION__PSEUDONYM_SECRET",
         "SLUICEGATE_KEYS",
         "SLUICEGATE_METRICS__TOKEN",
+        "SLUICEGATE_CONTROL__AUDIT_KEY",
+        "SLUICEGATE_CONTROL__AUDIT_RETIRED_KEYS",
     }
     for name in sorted(from_secrets):
         parts = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]

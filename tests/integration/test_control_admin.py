@@ -46,6 +46,8 @@ class World:
     store: ControlStore
     ids: dict[str, str]
     tokens: dict[str, str]
+    api: AdminApi
+    token_ids: dict[str, str]
 
 
 @pytest.fixture
@@ -62,13 +64,15 @@ async def world(control_settings: ControlSettings) -> AsyncIterator[World]:  # n
     await store.set_policy(ACTOR, "org", a["id"], a["id"], PolicyIn.model_validate({"caps": [{"limit_usd": "10"}]}))
     b = await store.create_org(ACTOR, "b")
     await store.create_workspace(ACTOR, b["id"], "b1")
-    tokens = {
-        "operator": (await store.create_admin_token(ACTOR, None, None, "op"))[1],
-        "org_a": (await store.create_admin_token(ACTOR, a["id"], None, "a"))[1],
-        "ws_a1": (await store.create_admin_token(ACTOR, a["id"], a1["id"], "a1"))[1],
-        "ws_a2": (await store.create_admin_token(ACTOR, a["id"], a2["id"], "a2"))[1],
-        "org_b": (await store.create_admin_token(ACTOR, b["id"], None, "b"))[1],
+    made = {
+        "operator": await store.create_admin_token(ACTOR, None, None, "op"),
+        "org_a": await store.create_admin_token(ACTOR, a["id"], None, "a"),
+        "ws_a1": await store.create_admin_token(ACTOR, a["id"], a1["id"], "a1"),
+        "ws_a2": await store.create_admin_token(ACTOR, a["id"], a2["id"], "a2"),
+        "org_b": await store.create_admin_token(ACTOR, b["id"], None, "b"),
     }
+    tokens = {name: token for name, (_, token) in made.items()}
+    token_ids = {name: row["id"] for name, (row, _) in made.items()}
     victim, _ = await store.create_admin_token(ACTOR, a["id"], None, "to revoke")
     ids = {"org_id": a["id"], "workspace_id": a1["id"], "user_id": user["id"], "key_id": key["id"]}
     ids["token_id"] = victim["id"]
@@ -79,7 +83,8 @@ async def world(control_settings: ControlSettings) -> AsyncIterator[World]:  # n
     api.base_url_refusal = TENANT_URLS.refusal
     transport = httpx.ASGITransport(app=api)
     async with httpx.AsyncClient(transport=transport, base_url="http://admin") as client:
-        yield World(client, store, ids, tokens)
+        yield World(client, store, ids, tokens, api, token_ids)
+    await api.close()
     await store.close()
 
 
@@ -115,9 +120,16 @@ async def _dump(store: ControlStore) -> dict[str, list[tuple[Any, ...]]]:
         }
 
 
+def _outside_the_audit_log(dump: dict[str, list[tuple[Any, ...]]]) -> dict[str, list[tuple[Any, ...]]]:
+    """A dump without the audit log and its head (which a denial adds to)."""
+    return {name: rows for name, rows in dump.items() if name not in ("audit_log", "control_state")}
+
+
 @pytest.mark.parametrize("intruder", ["org_b", "ws_a2"])
 async def test_no_endpoint_crosses_the_scope_line(world: World, intruder: str) -> None:
     before = await _dump(world.store)
+    seq = len(await world.store.audit_rows(None, 0, 10_000))
+    denied = 0
     for endpoint in ENDPOINTS:
         response = await _call(world, endpoint, world.tokens[intruder])
         where = f"{endpoint.method} {endpoint.path} with {intruder}"
@@ -127,8 +139,17 @@ async def test_no_endpoint_crosses_the_scope_line(world: World, intruder: str) -
             assert response.status_code in (200, 403), where
             if intruder == "org_b":
                 assert world.ids["org_id"] not in response.text, where
+        denied += response.status_code in (403, 404)
         assert SECRET_VALUE not in response.text
-    assert await _dump(world.store) == before
+    assert _outside_the_audit_log(await _dump(world.store)) == _outside_the_audit_log(before)
+    # Nothing changed but the audit log, which holds the denials: one row for the token, counting them all.
+    await world.api.close()
+    added = await world.store.audit_rows(None, seq, 10_000)
+    assert {(r["action"], r["actor"], r["org_id"]) for r in added} == {
+        ("admin.access_denied", f"admin_token/{world.token_ids[intruder]}", None)
+    }
+    assert sum(r["diff"]["after"]["denials"] for r in added) == denied
+    assert world.tokens[intruder] not in str(added)
 
 
 @pytest.mark.parametrize("owner", ["operator", "org_a"])
@@ -139,7 +160,9 @@ async def test_every_endpoint_works_for_its_owner_and_each_change_is_one_audit_r
         where = f"{endpoint.method} {endpoint.path}"
         if endpoint.path == "/orgs" and endpoint.method == "POST" and owner != "operator":
             assert response.status_code == 403, where
-            assert len(await world.store.audit_rows(None, 0, 10_000)) == rows
+            await world.api.denials.settle()  # no change: only the denial, by this token
+            added = await world.store.audit_rows(None, rows, 10_000)
+            assert [r["action"] for r in added] == ["admin.access_denied"], where
             continue
         assert response.status_code == endpoint.status, (where, response.text)
         assert SECRET_VALUE not in response.text

@@ -25,11 +25,12 @@ from tests.unit.control.pg import MASTER_KEY, PG_HOST, PG_PORT, PG_USER, control
 from sluicegate.config import Settings
 from sluicegate.control import audit
 from sluicegate.control.admin_api import AdminApi
-from sluicegate.control.audit import Actor
+from sluicegate.control.audit import Actor, AuditKey
 from sluicegate.control.migrations import revisions
 from sluicegate.control.settings import ControlSettings
 from sluicegate.control.store import ControlStore
-from sluicegate.control.system_events import AuthFailures, on_open, record_config
+from sluicegate.control.system_events import AccessDenials, AuthFailures, on_open, record_config
+from sluicegate.forwarded import TrustedProxies
 
 ACTOR = Actor("test/actor", "rid-1", "127.0.0.1")
 OTHER_KEY = base64.urlsafe_b64encode(b"another audit key, 32 bytes long").decode()
@@ -248,6 +249,93 @@ async def test_anchors_wait_for_the_interval_and_the_last_is_written_at_close(
     assert [a["seq"] for a in _anchor_lines(path)] == [1, 4]  # and the last at shutdown
 
 
+# ── the anchor file: a chain of its own ───────────────────────────────────────────────────────
+
+
+def _raw_lines(path: Path) -> list[bytes]:
+    return path.read_bytes().splitlines()
+
+
+def _write_lines(path: Path, lines: list[bytes]) -> None:
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+
+
+@pytest.mark.parametrize("edit", ["remove_middle", "remove_first", "swap", "replay"])
+async def test_removing_or_moving_anchor_lines_is_found(store: ControlStore, edit: str) -> None:
+    await _changes(store)
+    path = Path(store.settings.audit_anchor_file or "")
+    lines = _raw_lines(path)
+    assert [orjson.loads(line)["seq"] for line in lines] == [1, 2, 3, 4, 5, 6]
+    # Each line is a valid anchor on its own: only the chain shows what was done to the file.
+    if edit == "remove_middle":  # fewer anchors pin less: the rows they pinned may then be rewritten
+        edited, line_no, seq = lines[:2] + lines[3:], 3, 4
+    elif edit == "remove_first":
+        edited, line_no, seq = lines[1:], 1, 2
+    elif edit == "swap":
+        edited, line_no, seq = [lines[0], lines[2], lines[1], *lines[3:]], 2, 3
+    else:  # an old line appended again
+        edited, line_no, seq = [*lines, lines[1]], 7, 2
+    _write_lines(path, edited)
+    result = await store.verify_audit()
+    assert not result.ok and result.broken_seq == seq, result
+    assert f"audit.anchors line {line_no} (row {seq}): it " in result.reason
+    why = "it is the file's first line, but it follows another" if edit == "remove_first" else "does not follow"
+    assert why in result.reason
+    # What no file shows: its newest lines cut off (the limit the docs state; ship the lines as written).
+    _write_lines(path, lines[:4])
+    assert (await store.verify_audit()).ok
+
+
+def _legacy_anchor(key: AuditKey, line: bytes) -> bytes:
+    """A line as sluicegate wrote it before anchors were chained: no `prev`, its HMAC over four fields."""
+    data = orjson.loads(line)
+    fields = {k: data[k] for k in ("seq", "hash", "at", "key_id")}
+    return orjson.dumps({**fields, "mac": key.anchor_mac(orjson.dumps(fields, option=orjson.OPT_SORT_KEYS))})
+
+
+async def test_legacy_anchor_lines_are_read_as_a_prefix_sealed_by_the_first_chained_line(store: ControlStore) -> None:
+    key = store.audit_keys()[0].current
+    assert key is not None
+    path = Path(store.settings.audit_anchor_file or "")
+    await _changes(store, 3)
+    legacy = [_legacy_anchor(key, line) for line in _raw_lines(path)]
+    _write_lines(path, legacy)  # the file as the previous version left it
+    for i in range(3):  # then the upgraded gateway appends, chained to the last legacy line
+        await store.create_org(ACTOR, f"after-upgrade-{i}")
+    lines = _raw_lines(path)
+    assert orjson.loads(lines[3])["prev"] == orjson.loads(legacy[-1])["mac"]
+    result = await store.verify_audit()
+    assert result.ok and result.anchors == 6, result
+    assert any("3 anchor lines are unchained" in n and "goes unnoticed" in n for n in result.notes), result.notes
+    # The first chained line seals the last legacy one ...
+    _write_lines(path, lines[:2] + lines[3:])
+    cut = await store.verify_audit()
+    assert not cut.ok and "line 3 (row 4): it does not follow the line before it" in cut.reason, cut
+    # ... and no legacy line may come after a chained one (an old line appended again).
+    _write_lines(path, [*lines, lines[0]])
+    replayed = await store.verify_audit()
+    assert not replayed.ok and "line 7 (row 1): an unchained line after chained ones" in replayed.reason, replayed
+    # Among the legacy lines, a removal is what the note warns of.
+    _write_lines(path, [lines[0], *lines[2:]])
+    assert (await store.verify_audit()).ok
+
+
+async def test_processes_sharing_an_anchor_file_keep_one_chain(store: ControlStore) -> None:
+    """Workers (or instances on one host) append to the same file: each chains to the file's last
+    line, not to the last one it wrote itself."""
+    other = ControlStore(store.settings)
+    await other.open()
+    try:
+        org = await store.create_org(ACTOR, "acme")
+        for i in range(3):
+            await other.create_workspace(ACTOR, org["id"], f"o{i}")
+            await store.create_workspace(ACTOR, org["id"], f"s{i}")
+    finally:
+        await other.close()
+    result = await store.verify_audit()
+    assert result.ok and result.anchors == 7, result
+
+
 # ── legacy rows and keys ───────────────────────────────────────────────────────────────────────
 
 
@@ -420,6 +508,121 @@ async def test_the_sign_in_limit_holds_per_window_and_across_many_addresses(stor
     assert sum(r["diff"]["after"]["failures"] for r in rows) == 20
 
 
+# ── valid tokens asking outside their scope ───────────────────────────────────────────────────
+
+
+async def _denial_rows(store: ControlStore) -> list[dict[str, Any]]:
+    return [
+        {**r, "diff": orjson.loads(r["diff"])}
+        for r in await _rows(store.settings)
+        if r["action"] == "admin.access_denied"
+    ]
+
+
+async def test_a_token_asking_outside_its_scope_is_recorded_per_address_and_token(store: ControlStore) -> None:
+    a = await store.create_org(ACTOR, "a")
+    a1 = await store.create_workspace(ACTOR, a["id"], "a1")
+    a2 = await store.create_workspace(ACTOR, a["id"], "a2")
+    b = await store.create_org(ACTOR, "b")
+    other_org, other_token = await store.create_admin_token(ACTOR, b["id"], None, "b")
+    ws_row, ws_token = await store.create_admin_token(ACTOR, a["id"], a2["id"], "a2")
+    api = AdminApi(store)
+    # Another tenant's admin probes organization a's objects: each is a 404, as for a missing one.
+    probes = [("GET", f"/orgs/{a['id']}/secrets"), ("PUT", f"/workspaces/{a1['id']}/policy")]
+    transport = httpx.ASGITransport(app=api, client=("203.0.113.7", 4000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://admin/admin/v1") as client:
+        headers = {"authorization": f"Bearer {other_token}"}
+        for i in range(30):
+            method, path = probes[i % 2]
+            response = await client.request(method, path, headers=headers, json={})
+            assert response.status_code == 404
+        missing = await client.get("/workspaces/ws_0000000000000000", headers=headers)
+        hidden = await client.get(f"/workspaces/{a1['id']}", headers=headers)
+        assert (missing.status_code, missing.json()) == (hidden.status_code, hidden.json())  # nothing to tell apart
+    # A workspace admin asks for its org's audit log (403) and another workspace (404).
+    transport = httpx.ASGITransport(app=api, client=("198.51.100.9", 4000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://admin/admin/v1") as client:
+        headers = {"authorization": f"Bearer {ws_token}"}
+        assert (await client.get(f"/orgs/{a['id']}/audit", headers=headers)).status_code == 403
+        assert (await client.get(f"/workspaces/{a1['id']}/users", headers=headers)).status_code == 404
+        assert (await client.get(f"/workspaces/{a2['id']}/users", headers=headers)).status_code == 200
+    await api.denials.settle()
+    rows = await _denial_rows(store)
+    firsts = {r["actor"]: (r["client"], r["diff"]["after"]["denials"]) for r in rows}
+    assert firsts == {  # the first of each at once (written in the background), the rest counted
+        f"admin_token/{other_org['id']}": ("203.0.113.7", 1),
+        f"admin_token/{ws_row['id']}": ("198.51.100.9", 1),
+    }
+    first = next(r for r in rows if r["actor"] == f"admin_token/{other_org['id']}")["diff"]["after"]
+    assert first["scopes"] == [{"token_id": other_org["id"], "org_id": b["id"], "workspace_id": None}]
+    assert first["tried"] == [{"operation": "GET /orgs/{org_id}/secrets", "status": 404, "params": {"org_id": a["id"]}}]
+    await api.close()  # shutdown writes what was counted since
+    rows = await _denial_rows(store)
+    assert [(r["actor"], r["diff"]["after"]["denials"]) for r in rows[2:]] == [
+        (f"admin_token/{other_org['id']}", 30),  # 29 probes and the hidden workspace (the missing one is no denial)
+        (f"admin_token/{ws_row['id']}", 1),
+    ]
+    tried = {t["operation"] for r in rows for t in r["diff"]["after"]["tried"]}
+    assert tried == {
+        "GET /orgs/{org_id}/secrets",
+        "PUT /workspaces/{workspace_id}/policy",
+        "GET /workspaces/{workspace_id}",
+        "GET /orgs/{org_id}/audit",
+        "GET /workspaces/{workspace_id}/users",
+    }
+    assert other_token not in str(rows) and ws_token not in str(rows)
+    assert {r["org_id"] for r in rows} == {None}  # system rows: no tenant reads them through the API
+    assert (await store.verify_audit()).ok
+
+
+async def test_denials_past_the_tracked_tokens_share_one_row(store: ControlStore) -> None:
+    now = [0.0]
+    limiter = AccessDenials(store, window_s=60, max_clients=2, clock=lambda: now[0])
+    tried = {"operation": "GET /orgs/{org_id}", "status": 404, "params": {"org_id": "org_x"}}
+    for i in range(12):  # twelve tokens from one address: two tracked, ten share the `*` row
+        await limiter.note("203.0.113.7", f"tok{i}", {"org_id": "org_b", "workspace_id": None}, tried, "rid")
+    await limiter.close()
+    rows = await _denial_rows(store)
+    assert sorted((r["actor"], r["client"]) for r in rows) == [  # written in the background: in any order
+        ("admin_token/*", "*"),
+        ("admin_token/*", "*"),
+        ("admin_token/tok0", "203.0.113.7"),
+        ("admin_token/tok1", "203.0.113.7"),
+    ]
+    assert sum(r["diff"]["after"]["denials"] for r in rows) == 12
+    assert all(len(r["diff"]["after"]["scopes"]) <= 10 for r in rows)  # a row's lists are bounded
+
+
+# ── the client address behind a reverse proxy ────────────────────────────────────────────────
+
+
+@pytest.mark.parametrize("trusted", [None, ["10.0.0.0/8"]], ids=["no_proxy_trusted", "proxy_trusted"])
+async def test_failed_sign_ins_behind_a_proxy_count_per_client(store: ControlStore, trusted: list[str] | None) -> None:
+    api = AdminApi(store, trusted_proxies=TrustedProxies(trusted) if trusted else None)
+    behind_proxy = httpx.ASGITransport(app=api, client=("10.0.0.2", 4000))
+    async with httpx.AsyncClient(transport=behind_proxy, base_url="http://admin") as client:
+        # Three clients behind the proxy, which appends each one's address; the third sends a
+        # forwarded address of its own to pass for someone else.
+        for forwarded in ("203.0.113.7", "198.51.100.9", "192.0.2.1, 203.0.113.8"):
+            for _ in range(3):
+                response = await client.get("/admin/v1/whoami", headers={"x-forwarded-for": forwarded})
+                assert response.status_code == 401
+    # A client reaching the port directly rotates x-forwarded-for to get a fresh row every time.
+    direct = httpx.ASGITransport(app=api, client=("203.0.113.66", 4000))
+    async with httpx.AsyncClient(transport=direct, base_url="http://admin") as client:
+        for i in range(5):
+            response = await client.get("/admin/v1/whoami", headers={"x-forwarded-for": f"10.0.0.{i + 5}"})
+            assert response.status_code == 401
+    await api.close()
+    counts: dict[str, int] = {}
+    for r in await _auth_rows(store):
+        counts[r["client"]] = counts.get(r["client"], 0) + r["diff"]["after"]["failures"]
+    if trusted:
+        assert counts == {"203.0.113.7": 3, "198.51.100.9": 3, "203.0.113.8": 3, "203.0.113.66": 5}
+    else:  # nothing trusted (the default): the TCP peer, whatever the header says
+        assert counts == {"10.0.0.2": 9, "203.0.113.66": 5}
+
+
 def test_a_served_gateway_records_its_config_and_failed_sign_ins_and_anchors_at_shutdown(
     mock_server: Server,
     tmp_path: Path,
@@ -434,16 +637,21 @@ database_url = "{settings.database_url.reveal()}"
 audit_anchor_file = "{settings.audit_anchor_file}"
 audit_anchor_interval_s = 3600
 '''
-    with start_gateway(gateway_config(tmp_path / "gw.toml", mock_server.url, control), _env()) as server:
+    env = {**_env(), "SLUICEGATE_SERVER__TRUSTED_PROXIES": '["127.0.0.1"]'}  # the test is the proxy
+    with start_gateway(gateway_config(tmp_path / "gw.toml", mock_server.url, control), env) as server:
         for _ in range(3):
-            response = httpx.get(f"{server.url}/admin/v1/whoami", headers={"authorization": "Bearer sga-guess"})
+            headers = {"authorization": "Bearer sga-guess", "x-forwarded-for": "203.0.113.50"}
+            response = httpx.get(f"{server.url}/admin/v1/whoami", headers=headers)
             assert response.status_code == 401
         running = asyncio.run(_rows(settings))
     rows = asyncio.run(_rows(settings))
     config = [r for r in rows if r["action"] == "config.effective"]
     assert len(config) == 1 and config[0] in running and PROVIDER_KEY not in str(rows)
-    failed = [orjson.loads(r["diff"])["after"]["failures"] for r in rows if r["action"] == "admin.auth_failed"]
-    assert failed == [1, 2]  # the first at once, the rest counted and written at shutdown
+    failed = [
+        (r["client"], orjson.loads(r["diff"])["after"]["failures"]) for r in rows if r["action"] == "admin.auth_failed"
+    ]
+    # The first at once, the rest counted and written at shutdown; by the address the trusted proxy forwarded.
+    assert failed == [("203.0.113.50", 1), ("203.0.113.50", 2)]
     assert len([r for r in running if r["action"] == "admin.auth_failed"]) == 1
     assert _anchor_lines(Path(settings.audit_anchor_file or ""))[-1]["seq"] == rows[-1]["seq"]  # pinned at shutdown
 

@@ -148,6 +148,15 @@ def test_audit_verify_finds_truncation_and_wiping_and_prints_no_diff(
     intact = _cli(control_settings, "audit", "verify", env_extra=env)
     assert intact.returncode == 0 and "intact: 8 rows" in intact.stdout and "anchors agree" in intact.stdout
 
+    # A line removed from the middle of the anchor file (each line still valid on its own).
+    lines = anchors.read_bytes().splitlines()
+    assert len(lines) >= 3
+    anchors.write_bytes(b"".join(line + b"\n" for line in lines[:1] + lines[2:]))
+    removed = _cli(control_settings, "audit", "verify", env_extra=env)
+    assert removed.returncode == 3 and "cli.anchors line 2 " in removed.stderr, removed.stderr
+    assert "does not follow the line before it" in removed.stderr
+    anchors.write_bytes(b"".join(line + b"\n" for line in lines))
+
     def sql(*statements: tuple[str, tuple[object, ...]]) -> list[dict[str, object]]:
         return asyncio.run(_sql(control_settings, list(statements)))
 

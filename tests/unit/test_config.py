@@ -81,6 +81,8 @@ def test_config_env_names_the_file(tmp_path: Path) -> None:
         ("[[keys]]\nname = 'k'\nsha256 = 'short'", {}, "keys.0.sha256"),
         ("", {"SLUICEGATE_SERVER__WORKERS": "0"}, "server.workers"),
         ("server = [", {}, "does not parse"),
+        ("[server]\ntrusted_proxies = ['10.0.0.1/8']", {}, "server.trusted_proxies"),
+        ("", {"SLUICEGATE_SERVER__TRUSTED_PROXIES": '["proxy.internal"]'}, "server.trusted_proxies"),
     ],
 )
 def test_invalid_settings_name_the_setting(tmp_path: Path, text: str, env: dict[str, str], message: str) -> None:
@@ -88,6 +90,12 @@ def test_invalid_settings_name_the_setting(tmp_path: Path, text: str, env: dict[
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):
         load_settings(path, environ=env)
+
+
+def test_trusted_proxies_default_to_none_and_take_addresses_and_networks() -> None:
+    assert load_settings(environ={}).server.trusted_proxies == []  # x-forwarded-for is believed from no one
+    env = {"SLUICEGATE_SERVER__TRUSTED_PROXIES": '["10.0.0.0/8", "fd00::/8", "192.0.2.7"]'}
+    assert load_settings(environ=env).server.trusted_proxies == ["10.0.0.0/8", "fd00::/8", "192.0.2.7"]
 
 
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:

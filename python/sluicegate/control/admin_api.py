@@ -8,7 +8,8 @@ Tokens (`Authorization: Bearer sga-…`) are scoped:
 
 Across that line nothing is readable or changeable: an entity of another organization or another
 workspace is a 404 (its existence is not confirmed); an org-level operation asked of a workspace
-admin is a 403. Bad input is a 422 naming each field at fault; no input makes a 500.
+admin is a 403. Both are audit rows naming the token (`admin.access_denied`, rate-limited like failed
+sign-ins). Bad input is a 422 naming each field at fault; no input makes a 500.
 """
 
 from __future__ import annotations
@@ -53,8 +54,9 @@ from sluicegate.control.schemas import (
     WorkspaceIn,
 )
 from sluicegate.control.store import Conflict, ControlStore, public_key
-from sluicegate.control.system_events import AuthFailures
+from sluicegate.control.system_events import AccessDenials, AuthFailures
 from sluicegate.control.view import ControlView
+from sluicegate.forwarded import TrustedProxies
 from sluicegate.spend.caps import CapLine
 
 log = logging.getLogger("sluicegate.control.admin")
@@ -62,9 +64,12 @@ PREFIX = "/admin/v1"
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, fields: list[dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, fields: list[dict[str, Any]] | None = None, denied: bool = False
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.fields = status, code, message, fields
+        self.denied = denied  # outside the token's scope: an audit row (`AccessDenials`)
 
 
 def json_response(body: Any, status: int = 200, request_id: str = "") -> Response:
@@ -76,8 +81,13 @@ def _not_found(what: str) -> ApiError:
     return ApiError(404, "not_found", f"no such {what}")
 
 
+def _hidden(what: str) -> ApiError:
+    """The 404 of an entity outside the token's scope: the same answer as a missing one."""
+    return ApiError(404, "not_found", f"no such {what}", denied=True)
+
+
 def _forbidden() -> ApiError:
-    return ApiError(403, "forbidden", "this admin token's scope does not allow this operation")
+    return ApiError(403, "forbidden", "this admin token's scope does not allow this operation", denied=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +143,7 @@ class Endpoint:
 async def org_of(ctx: Ctx, org_id: str) -> dict[str, Any]:
     p = ctx.principal
     if p.org_id is not None and p.org_id != org_id:
-        raise _not_found("organization")
+        raise _hidden("organization")
     row = await ctx.store.one(orgs, org_id)
     if row is None:
         raise _not_found("organization")
@@ -150,22 +160,28 @@ def _in_scope(p: Principal, org_id: str, workspace_id: str) -> bool:
 
 async def workspace_of(ctx: Ctx, workspace_id: str) -> dict[str, Any]:
     row = await ctx.store.one(workspaces, workspace_id)
-    if row is None or not _in_scope(ctx.principal, row["org_id"], row["id"]):
+    if row is None:
         raise _not_found("workspace")
+    if not _in_scope(ctx.principal, row["org_id"], row["id"]):
+        raise _hidden("workspace")
     return row
 
 
 async def user_of(ctx: Ctx, user_id: str) -> dict[str, Any]:
     row = await ctx.store.one(users, user_id)
-    if row is None or not _in_scope(ctx.principal, row["org_id"], row["workspace_id"]):
+    if row is None:
         raise _not_found("user")
+    if not _in_scope(ctx.principal, row["org_id"], row["workspace_id"]):
+        raise _hidden("user")
     return row
 
 
 async def key_of(ctx: Ctx, key_id: str) -> dict[str, Any]:
     row = await ctx.store.one(api_keys, key_id)
-    if row is None or not _in_scope(ctx.principal, row["org_id"], row["workspace_id"]):
+    if row is None:
         raise _not_found("key")
+    if not _in_scope(ctx.principal, row["org_id"], row["workspace_id"]):
+        raise _hidden("key")
     return row
 
 
@@ -240,8 +256,10 @@ async def list_admin_tokens(ctx: Ctx) -> Response:
 async def revoke_admin_token(ctx: Ctx) -> Response:
     org = await org_of(ctx, ctx.params["org_id"])
     token = await ctx.store.one(admin_tokens, ctx.params["token_id"])
-    if token is None or token["org_id"] != org["id"]:
+    if token is None:
         raise _not_found("admin token")
+    if token["org_id"] != org["id"]:
+        raise _hidden("admin token")
     return json_response(await ctx.store.revoke_admin_token(ctx.actor, token))
 
 
@@ -579,9 +597,17 @@ class AdminApi:
     Arguments:
         store: the opened control store.
         view: this instance's view, refreshed right after each change so this instance sees it at once.
+        trusted_proxies: the reverse proxies whose `x-forwarded-for` names the client
+            (`server.trusted_proxies`), for the audit rows' client address.
     """
 
-    def __init__(self, store: ControlStore, view: ControlView | None = None, run_url: str = "") -> None:
+    def __init__(
+        self,
+        store: ControlStore,
+        view: ControlView | None = None,
+        run_url: str = "",
+        trusted_proxies: TrustedProxies | None = None,
+    ) -> None:
         from sluicegate.control.openapi import openapi_document
 
         self.store = store
@@ -590,6 +616,8 @@ class AdminApi:
         self.base_url_refusal: BaseUrlRefusal | None = None  # set by the gateway; unset, no base_url is taken
         self.run_url = run_url
         self.auth_failures = AuthFailures(store)  # failed sign-ins in the audit log, rate-limited
+        self.denials = AccessDenials(store)  # valid tokens asking outside their scope, likewise
+        self.proxies = trusted_proxies or TrustedProxies()
         page = (Path(__file__).parent / "static" / "ui.html").read_text()
         self.ui_page = page.replace('<html lang="en">', f'<html lang="en" data-trace-url="{html.escape(run_url)}">')
         self.openapi = orjson.dumps(openapi_document(ENDPOINTS))
@@ -602,6 +630,24 @@ class AdminApi:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         await self.app(scope, receive, send)
+
+    async def close(self) -> None:
+        """Write the failed sign-ins and denials still counted (at shutdown)."""
+        await self.auth_failures.close()
+        await self.denials.close()
+
+    def _client(self, request: Request) -> str:
+        peer = request.client.host if request.client else ""
+        return self.proxies.client(peer, request.headers.getlist("x-forwarded-for"))
+
+    async def _denied(
+        self, request: Request, endpoint: Endpoint, p: Principal, status: int, client: str, rid: str
+    ) -> None:
+        """Record an answer outside the token's scope: the token's id and scope, and what it asked."""
+        tried = {"operation": f"{endpoint.method} {endpoint.path}", "status": status}
+        tried["params"] = {k: str(v)[:100] for k, v in request.path_params.items()}
+        scope = {"org_id": p.org_id, "workspace_id": p.workspace_id}
+        await self.denials.note(client, p.token_id, scope, tried, rid)
 
     async def _ui(self, request: Request) -> Response:
         # The page is static; every figure on it comes from the admin API with the admin token.
@@ -635,7 +681,8 @@ class AdminApi:
     def _wrap(self, endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
         async def handle(request: Request) -> Response:
             rid = request.headers.get("x-request-id", "")[:64] or os.urandom(12).hex()
-            client = request.client.host if request.client else ""
+            client = self._client(request)
+            principal: Principal | None = None
             try:
                 principal = await self._principal(request)
                 actor = Actor(principal.actor, rid, client)
@@ -659,6 +706,8 @@ class AdminApi:
             except ApiError as err:
                 if err.status == 401:
                     await self.auth_failures.note(client, rid)
+                elif err.denied and principal is not None:
+                    await self._denied(request, endpoint, principal, err.status, client, rid)
                 body: dict[str, Any] = {"code": err.code, "message": err.message}
                 if err.fields is not None:
                     body["fields"] = err.fields

@@ -430,6 +430,11 @@ async def verify(conn: AsyncConnection, keyring: Keyring, anchors: Anchors | Non
         notes.append(f"{legacy} legacy rows are unkeyed ({sealed})")
     if anchors is None or not anchors.items:
         notes.append("no anchors to check: deleting the newest rows would go unnoticed")
+    elif anchors.legacy:
+        notes.append(
+            f"{anchors.legacy} anchor lines are unchained (written before anchors were chained): "
+            "a line removed from among them goes unnoticed"
+        )
     n_anchors = len(anchors.items) if anchors is not None else 0
     return VerifyResult(True, count, legacy_rows=legacy, key_ids=tuple(key_ids), anchors=n_anchors, notes=tuple(notes))
 

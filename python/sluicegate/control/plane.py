@@ -14,6 +14,7 @@ from sluicegate.control.settings import ControlSettings
 from sluicegate.control.store import ControlStore
 from sluicegate.control.system_events import on_open, record_config
 from sluicegate.control.view import ControlView
+from sluicegate.forwarded import TrustedProxies
 from sluicegate.policy.auth import KeyStore
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ class ControlPlane:
         fallback: the config file's keys, accepted alongside the database's.
         run_url: the template of a link to a LangSmith run (`{run_id}`, `{trace_id}`).
         operator: the configuration's redaction rules and caps (their locks are floors for every policy).
+        trusted_proxies: the reverse proxies whose `x-forwarded-for` names an admin request's client.
     """
 
     def __init__(
@@ -36,10 +38,11 @@ class ControlPlane:
         fallback: KeyStore | None = None,
         run_url: str = "",
         operator: OperatorPolicy | None = None,
+        trusted_proxies: TrustedProxies | None = None,
     ) -> None:
         self.store = ControlStore(settings)
         self.view = ControlView(self.store, fallback, operator)
-        self.admin = AdminApi(self.store, self.view, run_url)
+        self.admin = AdminApi(self.store, self.view, run_url, trusted_proxies)
 
     async def start(self, config: BaseModel | None = None) -> None:
         """Open the store, record what the audit log keeps of a start, and start the view.
@@ -55,7 +58,7 @@ class ControlPlane:
 
     async def stop(self) -> None:
         await self.view.stop()
-        await self.admin.auth_failures.close()
+        await self.admin.close()
         await self.store.close()
 
 

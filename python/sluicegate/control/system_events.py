@@ -1,7 +1,8 @@
 """Audit rows for what no admin request changes: the migrations applied, the first use of a master
 key and of an audit key, the effective configuration at start (when it differs from the last one
-recorded), and failed admin sign-ins, rate-limited so that a flood of bad tokens cannot flood the
-log. Each is one row by actor `system` (`unauthenticated` for sign-ins) in the same keyed chain.
+recorded), failed admin sign-ins, and valid admin tokens asking outside their scope, the last two
+rate-limited so that a flood of requests cannot flood the log. Each is one row by actor `system`
+(`unauthenticated` for failed sign-ins, the token for denials) in the same keyed chain.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 import orjson
@@ -24,11 +25,12 @@ from sluicegate.control.audit import Actor, AuditKey
 from sluicegate.control.store import ControlStore
 from sluicegate.secrets import Secret
 
-__all__ = ["AuthFailures", "config_digest", "on_open", "record_config"]
+__all__ = ["AccessDenials", "AuthFailures", "config_digest", "on_open", "record_config"]
 
 log = logging.getLogger("sluicegate.control.audit")
 _SECRET_MAPS = frozenset({"headers"})  # values may carry credentials
 OTHERS = "*"
+MAX_DETAILS = 10  # scopes and attempts listed in one rate-limited row, at most
 
 
 async def _once(store: ControlStore, action: str, target: str, after: dict[str, Any]) -> int | None:
@@ -161,21 +163,26 @@ async def record_config(store: ControlStore, settings: BaseModel) -> int | None:
     return await store.record_system("config.effective", "config", diff)
 
 
-class AuthFailures:
-    """Failed admin sign-ins as audit rows, rate-limited.
+class _Limited:
+    """Events as audit rows, rate-limited per client address (and per actor).
 
-    The first failure from an address is written at once. Later ones within `window_s` of that
-    row are counted and written as one row when the window has passed (or at shutdown), so an
-    address makes at most one row per window, and each row says how many failures it stands for.
-    Past `max_clients` addresses in a window, the rest share one row (client `*`): many addresses
-    cannot flood the log either.
+    The first event of a (client, actor) is written at once. Later ones within `window_s` of that
+    row are counted and written as one row when the window has passed (or at shutdown), so a pair
+    makes at most one row per window, and each row says how many events it stands for. Past
+    `max_clients` pairs in a window, the rest share one row (client `*`): many addresses (or
+    tokens) cannot flood the log either.
 
     Arguments:
         store: the control store.
-        window_s: the least time between two rows of one address.
-        max_clients: addresses tracked at once.
+        window_s: the least time between two rows of one pair.
+        max_clients: pairs tracked at once.
         clock: monotonic seconds.
     """
+
+    action = ""
+    counter = ""  # the diff's name for the count
+    others = ""  # the actor of the shared row past `max_clients`
+    background = False  # write off the request's path, so its answer takes no longer for a row
 
     def __init__(
         self,
@@ -188,46 +195,59 @@ class AuthFailures:
         self.window_s = window_s
         self.max_clients = max_clients
         self._clock = clock
-        self._last: dict[str, float] = {}  # address -> when its last row was written
-        self._pending: dict[str, tuple[int, str]] = {}  # address -> (failures not yet written, a request id)
+        self._last: dict[tuple[str, str], float] = {}  # (client, actor) -> when its last row was written
+        # (client, actor) -> (events not yet written, a request id, what they were about)
+        self._pending: dict[tuple[str, str], tuple[int, str, dict[str, list[Any]]]] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def note(self, client: str, request_id: str) -> None:
-        """One failed sign-in from `client` (never raises: a failed audit write is logged)."""
+    async def _note(self, client: str, actor: str, request_id: str, detail: dict[str, Any]) -> None:
         now = self._clock()
-        for gone in [c for c, t in self._last.items() if now - t >= self.window_s and c not in self._pending]:
+        for gone in [k for k, t in self._last.items() if now - t >= self.window_s and k not in self._pending]:
             del self._last[gone]
-        if client not in self._last and len(self._last) >= self.max_clients:
-            client = OTHERS
-        count = self._pending.pop(client, (0, ""))[0] + 1
-        last = self._last.get(client)
+        key = (client, actor)
+        if key not in self._last and len(self._last) >= self.max_clients:
+            key = (OTHERS, self.others)
+        count, _, seen = self._pending.pop(key, (0, "", {}))
+        seen = _gather(seen, detail)
+        last = self._last.get(key)
         if last is None or now - last >= self.window_s:
-            self._last[client] = now
-            await self._write(client, count, request_id)
+            self._last[key] = now
+            if self.background:
+                self._spawn(self._write(key, count + 1, request_id, seen))
+            else:
+                await self._write(key, count + 1, request_id, seen)
             return
-        self._pending[client] = (count, request_id)
+        self._pending[key] = (count + 1, request_id, seen)
         self._schedule(now)
 
     def _schedule(self, now: float) -> None:
         if self._timer is not None or not self._pending:
             return
-        due = min(self._last[c] for c in self._pending) + self.window_s
+        due = min(self._last[k] for k in self._pending) + self.window_s
         self._timer = asyncio.get_running_loop().call_later(max(due - now, 0), self._due)
 
     def _due(self) -> None:
         self._timer = None
-        task = asyncio.get_running_loop().create_task(self._flush(everything=False))
+        self._spawn(self._flush(everything=False))
+
+    def _spawn(self, write: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(write)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def settle(self) -> None:
+        """Wait for the rows being written (not for the counted ones: `close` writes those)."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
     async def _flush(self, everything: bool) -> None:
         now = self._clock()
-        for client in list(self._pending):
-            if everything or now - self._last[client] >= self.window_s:
-                count, request_id = self._pending.pop(client)
-                self._last[client] = now
-                await self._write(client, count, request_id)
+        for key in list(self._pending):
+            if everything or now - self._last[key] >= self.window_s:
+                count, request_id, seen = self._pending.pop(key)
+                self._last[key] = now
+                await self._write(key, count, request_id, seen)
         if not everything:
             self._schedule(now)
 
@@ -236,15 +256,72 @@ class AuthFailures:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.settle()
         await self._flush(everything=True)
 
-    async def _write(self, client: str, count: int, request_id: str) -> None:
-        after = {"failures": count, "window_s": self.window_s}
+    async def _write(self, key: tuple[str, str], count: int, request_id: str, seen: dict[str, list[Any]]) -> None:
+        client, actor = key
+        after = {self.counter: count, "window_s": self.window_s, **seen}
         try:
             await self.store.record_system(
-                "admin.auth_failed", "admin/v1", _constant(None, after), Actor("unauthenticated", request_id, client)
+                self.action, "admin/v1", _constant(None, after), Actor(actor, request_id, client)
             )
-        except Exception as exc:  # the 401 still goes out; the kind only, as everywhere
-            log.warning("failed admin sign-in not recorded in the audit log (%s)", type(exc).__name__)
+        except Exception as exc:  # the answer still goes out; the kind only, as everywhere
+            log.warning("%s not recorded in the audit log (%s)", self.action, type(exc).__name__)
+
+
+def _gather(seen: dict[str, list[Any]], detail: dict[str, Any]) -> dict[str, list[Any]]:
+    """`seen` with each of `detail`'s values added to its list, once, up to `MAX_DETAILS` a list."""
+    out = {k: list(v) for k, v in seen.items()}
+    for name, value in detail.items():
+        values = out.setdefault(name, [])
+        if value not in values and len(values) < MAX_DETAILS:
+            values.append(value)
+    return out
+
+
+class AuthFailures(_Limited):
+    """Failed admin sign-ins (401: no token, an unknown one or a revoked one), rate-limited per
+    client address (actor `unauthenticated`; `{"failures": N}`)."""
+
+    action = "admin.auth_failed"
+    counter = "failures"
+    others = "unauthenticated"
+
+    async def note(self, client: str, request_id: str) -> None:
+        """One failed sign-in from `client` (never raises: a failed audit write is logged)."""
+        await self._note(client, "unauthenticated", request_id, {})
+
+
+class AccessDenials(_Limited):
+    """A valid admin token asking outside its scope (a 403, or a 404 that hides another tenant's
+    entity), rate-limited per client address and token. The row's actor is the token
+    (`admin_token/<id>`, never its value); its diff counts the denials (`{"denials": N}`) and lists
+    the token's scope and what it tried (operation and path ids), at most `MAX_DETAILS` of each.
+    """
+
+    action = "admin.access_denied"
+    counter = "denials"
+    others = "admin_token/*"
+    # A hidden entity's 404 must take as long as a missing one's: the row is written in the background.
+    background = True
+
+    async def note(
+        self,
+        client: str,
+        token_id: str,
+        scope: dict[str, str | None],
+        tried: dict[str, Any],
+        request_id: str,
+    ) -> None:
+        """One denial (never raises: a failed audit write is logged).
+
+        Arguments:
+            client: the client address.
+            token_id: the token's id.
+            scope: the token's own scope (`org_id`, `workspace_id`; None for an operator's).
+            tried: what it asked: `{"operation": "GET /orgs/{org_id}", "params": {...}, "status": 404}`.
+            request_id: the request's id.
+        """
+        detail = {"scopes": {"token_id": token_id, **scope}, "tried": tried}
+        await self._note(client, f"admin_token/{token_id}", request_id, detail)

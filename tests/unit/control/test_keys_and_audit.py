@@ -99,6 +99,26 @@ def test_anchor_lines_are_read_back_and_checked(tmp_path: Path) -> None:
     assert read.items == (anchors.Anchor(3, "hmac-v1:x:y", "t"),) and read.forged is None
     other = anchors.read([path], audit.Keyring.of(AuditKey.from_secret(b"j" * 32, "test")))
     assert other.items == () and other.forged is not None and other.forged[:3] == (str(path), 1, 3)
+    # A forged line with characters that are not ASCII is reported as forged, not a crash.
+    line = orjson.loads(path.read_bytes())
+    path.write_bytes(orjson.dumps({**line, "mac": "é" * 64}) + b"\n")
+    forged = anchors.read([path], audit.Keyring.of(key))
+    assert forged.forged is not None and forged.forged[3] == "its HMAC does not match (forged)"
+
+
+def test_a_long_anchor_file_is_chained_from_its_last_line(tmp_path: Path) -> None:
+    """The writer reads the file's tail, not its whole: a file far longer than the tail it reads
+    still chains, and two writers on one file (two processes) keep one chain."""
+    key = AuditKey.from_secret(b"k" * 32, "test")
+    path = tmp_path / "a"
+    one, two = (anchors.AnchorWriter(path, key, 0) for _ in range(2))
+    for seq in range(1, 101):
+        (one if seq % 3 else two).note(audit.Head(seq, f"hmac-v1:{key.key_id}:{seq:064x}"))
+    assert path.stat().st_size > 2 * anchors._TAIL
+    read = anchors.read([path], audit.Keyring.of(key))
+    assert read.forged is None and len(read.items) == 100 and read.legacy == 0
+    lines = path.read_bytes().splitlines()
+    assert orjson.loads(lines[0])["prev"] == "" and orjson.loads(lines[1])["prev"] == orjson.loads(lines[0])["mac"]
 
 
 def test_a_keyed_row_hash_names_its_key_and_covers_every_field_and_the_link() -> None:

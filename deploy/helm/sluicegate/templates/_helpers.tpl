@@ -88,7 +88,9 @@ one its api_key_env names in the config.
   "SLUICEGATE_SPEND__REDIS_URL" $s.redisUrl
   "SLUICEGATE_REDACTION__PSEUDONYM_SECRET" $s.pseudonymSecret
   "SLUICEGATE_KEYS" $s.gatewayKeys
-  "SLUICEGATE_METRICS__TOKEN" $s.metricsToken }}
+  "SLUICEGATE_METRICS__TOKEN" $s.metricsToken
+  "SLUICEGATE_CONTROL__AUDIT_KEY" $s.auditKey
+  "SLUICEGATE_CONTROL__AUDIT_RETIRED_KEYS" $s.auditRetiredKeys }}
 {{- range $s.providers }}
 {{- if hasKey $vars .env }}
 {{- fail (printf "secrets.providers: %s is set twice" .env) }}
@@ -137,7 +139,43 @@ one its api_key_env names in the config.
 {{- if (.Values.config.redaction).pseudonym_secret }}
 {{- fail "config.redaction.pseudonym_secret would put the secret in a ConfigMap: use secrets.pseudonymSecret" }}
 {{- end }}
+{{- if $control.audit_key }}
+{{- fail "config.control.audit_key would put the audit key in a ConfigMap: use secrets.auditKey" }}
+{{- end }}
+{{- if $control.audit_retired_keys }}
+{{- fail "config.control.audit_retired_keys would put audit keys in a ConfigMap: use secrets.auditRetiredKeys (a JSON list)" }}
+{{- end }}
+{{- if and .Values.secrets.auditKey.existingSecret $control.audit_key_file }}
+{{- fail "secrets.auditKey and config.control.audit_key_file both set the audit key: keep one" }}
+{{- end }}
 {{- include "sluicegate.validateSharedCaps" . }}
+{{- include "sluicegate.validateAuditAnchors" . }}
+{{- end }}
+
+{{/* The claim the audit anchors go on: the one named, or the chart's. */}}
+{{- define "sluicegate.auditAnchorsClaim" -}}
+{{- .Values.auditAnchors.persistence.existingClaim | default (printf "%s-audit-anchors" (include "sluicegate.fullname" .)) }}
+{{- end }}
+
+{{/*
+Anchors belong to the control plane, go in one place, and sit on a claim every pod can mount: the
+chart's claim is mounted by every pod of the Deployment.
+*/}}
+{{- define "sluicegate.validateAuditAnchors" -}}
+{{- $anchors := .Values.auditAnchors }}
+{{- $control := .Values.config.control | default dict }}
+{{- if $anchors.enabled }}
+{{- if not $control.enabled }}
+{{- fail "auditAnchors.enabled pins the control plane's audit log: set config.control.enabled" }}
+{{- end }}
+{{- if $control.audit_anchor_file }}
+{{- fail "config.control.audit_anchor_file and auditAnchors.enabled both say where anchors go: keep auditAnchors (each pod gets its own file on the claim)" }}
+{{- end }}
+{{- $pods := int (ternary .Values.autoscaling.maxReplicas .Values.replicaCount .Values.autoscaling.enabled) }}
+{{- if and (not $anchors.persistence.existingClaim) (gt $pods 1) (not (has "ReadWriteMany" $anchors.persistence.accessModes)) }}
+{{- fail (printf "auditAnchors.persistence.accessModes %v with %d pod(s): every pod mounts the chart's claim, so it needs ReadWriteMany (or name an existingClaim every pod can mount)" $anchors.persistence.accessModes $pods) }}
+{{- end }}
+{{- end }}
 {{- end }}
 
 {{/*
