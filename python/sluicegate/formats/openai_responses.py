@@ -56,7 +56,7 @@ REQUEST = Shape(
     {"input": ITEM, "tools": _TOOL, "prompt": _PROMPT, "conversation": Shape({"id"})},
 )
 RESPONSE = Shape(
-    {"id", "object", "model", "status", "previous_response_id", "service_tier"},
+    {"id", "object", "model", "status", "previous_response_id", "service_tier", "created_at", "completed_at"},
     {"output": ITEM, "instructions": ITEM, "tools": _TOOL, "prompt": _PROMPT, "conversation": Shape({"id"})},
 )
 EVENT = Shape(
