@@ -9,6 +9,7 @@ __all__ = [
     "StreamScanner",
     "__version__",
     "builtin_entities",
+    "first_duplicate_key",
     "release_all",
     "reserve_all",
     "settle_all",
@@ -293,3 +294,19 @@ class StreamScanner:
         Returns:
             The rest of the redacted text and the last findings.
         """
+
+# --- JSON: repeated object keys (rust/src/py/jsonkeys.rs) -------------------------------------------
+
+def first_duplicate_key(data: bytes) -> int | None:
+    """Find the first object key that repeats a key of the same object in a JSON document.
+
+    Keys are compared after decoding their escapes (`"a"` and `"\\u0061"` are one key). The
+    document must already have parsed as JSON; on other input the answer is unspecified (it never
+    raises). Documents over 64 KB are read with the interpreter detached.
+
+    Arguments:
+        data: the JSON document.
+
+    Returns:
+        The byte offset of the repeated key's opening quote, or None when no object repeats a key.
+    """

@@ -4,6 +4,7 @@
 //! modules that know nothing of Python (so `cargo test` needs no interpreter), and `py/`, the only
 //! place that touches pyo3, compiled when the `python` feature is on (maturin turns it on).
 
+pub mod jsonkeys;
 #[cfg(feature = "python")]
 mod py;
 pub mod scan;

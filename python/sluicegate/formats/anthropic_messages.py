@@ -8,13 +8,12 @@ input usage, each `message_delta` the cumulative output usage (replace, never ad
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import orjson
 
-from sluicegate.formats.base import StreamTap, TextFilter, Usage, WireFormat, count, parse_event_json
-from sluicegate.formats.slots import TextSlot, content
+from sluicegate.formats.base import StreamTap, TextFilter, Usage, WireFormat, count, parse_event_json, stream_key
+from sluicegate.formats.slots import Field, Shape, text_fields
 from sluicegate.formats.sse import Event, encode
 
 
@@ -30,21 +29,49 @@ def anthropic_usage(usage: Any) -> Usage | None:
     )
 
 
-_DELTA_FIELD = {"text_delta": "text", "input_json_delta": "partial_json"}
-_BLOCK_DELTA = {"text": "text_delta", "tool_use": "input_json_delta", "server_tool_use": "input_json_delta"}
+# Where text is not (see `slots.Shape`): every other string is scanned, unknown fields and
+# everything under tool inputs, input schemas and metadata too. Content blocks nest (tool results,
+# search results and documents hold blocks), so one kind serves them all.
+_CACHE = Shape({"type", "ttl"})
+_SOURCE = Shape(
+    {"type", "media_type", "file_id"},
+    {"cache_control": _CACHE},
+    urls={"url"},
+    variants={"base64": {"data"}},  # a "text" source's data is text
+)
+_CITATION = Shape({"type", "encrypted_index", "file_id"})
+BLOCK = Shape(
+    # signatures, encrypted search results and encrypted tool output are opaque to everyone but the provider
+    {"type", "id", "tool_use_id", "tool_id", "signature", "encrypted_content", "encrypted_stdout", "file_id"},
+    {"source": _SOURCE, "citations": _CITATION, "cache_control": _CACHE},
+    variants={"redacted_thinking": {"data"}},  # encrypted thinking
+)
+BLOCK.kids["content"] = BLOCK
+_SOURCE.kids["content"] = BLOCK
+_MESSAGE = Shape({"role"}, {"content": BLOCK})
+REQUEST = Shape({"model"}, {"messages": _MESSAGE, "system": BLOCK, "tools": Shape({"type"}, {"cache_control": _CACHE})})
+_CONTAINER = Shape({"id", "expires_at"}, {"skills": Shape({"type", "skill_id"})})
+RESPONSE = Shape({"id", "type", "role", "model", "stop_reason"}, {"content": BLOCK, "container": _CONTAINER})
+DELTA = Shape({"type", "signature", "stop_reason"}, {"citation": _CITATION, "container": _CONTAINER})
+EVENT = Shape({"type"}, {"message": RESPONSE, "content_block": BLOCK, "delta": DELTA, "error": Shape({"type"})})
+_JSON_DELTAS = frozenset({"partial_json"})
 
 
 class MessagesTap(StreamTap):
-    """Merges the usage of `message_start` and every `message_delta` (later values replace earlier);
-    with a filter, rewrites text and tool-input deltas per content block and emits what the filter
-    held back as one more delta just before the block's `content_block_stop`."""
+    """Merges the usage of `message_start` and every `message_delta` (later values replace earlier).
 
-    __slots__ = ("_blocks", "_raw")
+    With a filter, every string field of a `content_block_delta` (text, thinking, tool input JSON,
+    and any delta kind not known yet) streams through it, one stream per block and field, and what
+    a stream held back is emitted as one more delta of its kind just before the block's
+    `content_block_stop`. Every other string of every event (a block's start, citations, a
+    message's stop sequence, errors) is rewritten whole."""
+
+    __slots__ = ("_open", "_raw")
 
     def __init__(self, include_usage: bool = True, filter: TextFilter | None = None) -> None:
         super().__init__(include_usage, filter)
         self._raw: dict[str, Any] = {}
-        self._blocks: dict[int, str] = {}  # block index -> the delta type its text arrives in
+        self._open: dict[Any, dict[str, Any]] = {}  # block index -> field -> the delta type it came in
 
     def process(self, event: Event) -> bytes | None:
         data = parse_event_json(event)  # every event: a malformed one must not reach the client
@@ -58,47 +85,57 @@ class MessagesTap(StreamTap):
                 self.usage = anthropic_usage(self._raw)
         elif name == b"message_stop":
             self.saw_end = True
-        elif self.filter is not None:
+        if self.filter is not None:
             return self._filter(event, data)
         return event.raw + b"\n\n"
 
-    def _filter_for(self, kind: str | None) -> TextFilter:
-        f = self.json_filter if kind == "input_json_delta" else self.filter
-        assert f is not None
-        return f
-
     def _filter(self, event: Event, data: dict[str, Any]) -> bytes:
-        index = data.get("index", 0)
-        if event.name == b"content_block_start":
-            block = data.get("content_block")
-            kind = _BLOCK_DELTA.get(block.get("type")) if isinstance(block, dict) else None
-            if kind is not None:
-                self._blocks[index] = kind
-        elif event.name == b"content_block_delta":
-            delta = data.get("delta")
-            field = _DELTA_FIELD.get(delta.get("type")) if isinstance(delta, dict) else None
-            text = delta.get(field) if field else None  # type: ignore[union-attr]
-            if isinstance(text, str) and text:
-                out = self._filter_for(self._blocks.get(index)).feed(index, text)
-                if out != text:
-                    delta[field] = out  # type: ignore[index]
-                    return encode(orjson.dumps(data), event.name)
+        index = stream_key(data.get("index", 0))[0]
+        delta = data.get("delta")
+        if event.name == b"content_block_delta" and isinstance(delta, dict):
+            changed = self._delta(index, delta)
+            data["delta"] = None
+            changed |= self.rewrite(text_fields(data, EVENT))
+            data["delta"] = delta
         elif event.name == b"content_block_stop":
-            kind = self._blocks.pop(index, None)
-            rest = self._filter_for(kind).flush(index) if kind else ""
+            held = b"".join(self._flush(index))
+            if self.rewrite(text_fields(data, EVENT)):
+                return held + encode(orjson.dumps(data), event.name)
+            return held + event.raw + b"\n\n"
+        else:
+            changed = self.rewrite(text_fields(data, EVENT))
+        return encode(orjson.dumps(data), event.name) if changed else event.raw + b"\n\n"
+
+    def _delta(self, index: Any, delta: dict[str, Any]) -> bool:
+        f, jf = self.filter, self.json_filter
+        assert f is not None and jf is not None
+        opened = self._open.setdefault(index, {})
+        whole: list[Field] = []
+        changed = False
+        for field in text_fields(delta, DELTA):
+            if type(field) is not tuple or field[0] is not delta:  # a citation, a number: complete, not streamed
+                whole.append(field)
+                continue
+            name = field[1]
+            text = delta[name]
+            out = (jf if name in _JSON_DELTAS else f).feed((index, name), text)
+            opened[name] = delta.get("type")  # type: ignore[index]
+            if out != text:
+                delta[name] = out
+                changed = True
+        return self.rewrite(whole) or changed
+
+    def _flush(self, index: Any) -> list[bytes]:
+        """What the block's streams held back, as one more delta of each stream's kind."""
+        f, jf = self.filter, self.json_filter
+        assert f is not None and jf is not None
+        out = []
+        for field, kind in self._open.pop(index, {}).items():
+            rest = (jf if field in _JSON_DELTAS else f).flush((index, field))
             if rest:
-                delta = {"type": kind, _DELTA_FIELD[kind]: rest}  # type: ignore[index]
-                held = {"type": "content_block_delta", "index": index, "delta": delta}
-                return encode(orjson.dumps(held), b"content_block_delta") + event.raw + b"\n\n"
-        return event.raw + b"\n\n"
-
-
-def messages_request_slots(body: dict[str, Any]) -> Iterator[TextSlot]:
-    yield from content(body, "system", "")
-    messages = body.get("messages")
-    for i, message in enumerate(messages if isinstance(messages, list) else ()):
-        if isinstance(message, dict):
-            yield from content(message, "content", f"messages[{i}]")
+                held = {"type": "content_block_delta", "index": index, "delta": {"type": kind, field: rest}}
+                out.append(encode(orjson.dumps(held), b"content_block_delta"))
+        return out
 
 
 class AnthropicMessages(WireFormat):
@@ -106,11 +143,8 @@ class AnthropicMessages(WireFormat):
     path = "/v1/messages"
     family = "anthropic"
 
-    def request_slots(self, body: dict[str, Any]) -> Iterator[TextSlot]:
-        return messages_request_slots(body)
-
-    def response_slots(self, body: dict[str, Any]) -> Iterator[TextSlot]:
-        return content(body, "content", "")
+    request_shape = REQUEST
+    response_shape = RESPONSE
 
     def usage(self, body: Any) -> Usage | None:
         return anthropic_usage(body.get("usage")) if isinstance(body, dict) else None
@@ -125,8 +159,7 @@ class AnthropicCountTokens(WireFormat):
     family = "anthropic"
     streams = False
 
-    def request_slots(self, body: dict[str, Any]) -> Iterator[TextSlot]:
-        return messages_request_slots(body)
+    request_shape = REQUEST
 
 
 ANTHROPIC_MESSAGES = AnthropicMessages()

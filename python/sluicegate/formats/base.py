@@ -7,7 +7,7 @@ how an error looks to this format's SDK (`error_body`, `stream_error`).
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterator
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -15,7 +15,7 @@ import orjson
 
 from sluicegate.errors import GatewayError, UpstreamProtocolError
 from sluicegate.formats.jsonstream import JsonStrings
-from sluicegate.formats.slots import TextSlot
+from sluicegate.formats.slots import FREE, Field, Shape, TextSlot, text_slots
 from sluicegate.formats.sse import Event, encode
 
 Family = Literal["openai", "anthropic"]
@@ -86,13 +86,17 @@ class TextFilter(Protocol):
     response (a choice's content, a tool call's arguments, a content block) has its own key.
 
     `feed` returns the text that is safe to emit now (it may hold some back), `flush` what is left
-    when that text stream ends, and `whole` the rewrite of a complete text (for events that repeat
-    the full text). For every way of cutting a text, `feed`s then `flush` equal `whole`.
+    when that text stream ends, `text` the rewrite of a complete text seen for the first time (a
+    tool's name, a citation: counted like streamed text, and it may end the stream), and `whole`
+    the rewrite of a complete text that repeats what was already streamed (not counted again). For
+    every way of cutting a text, `feed`s then `flush` equal `whole`, and `text` equals `whole`.
     """
 
     def feed(self, key: Hashable, text: str) -> str: ...
 
     def flush(self, key: Hashable) -> str: ...
+
+    def text(self, text: str) -> str: ...
 
     def whole(self, text: str) -> str: ...
 
@@ -101,9 +105,10 @@ class StreamTap:
     """Reads one response stream event by event: records usage, and may rewrite or drop events.
 
     `process` returns the bytes to send to the client for the event (usually `event.raw` plus the
-    blank line), or None to drop it. With a `TextFilter`, text deltas pass through it, and the text
-    it held back is emitted before the event that ends each text stream. Subclasses hold the
-    format's knowledge.
+    blank line), or None to drop it. With a `TextFilter`, every text of every event passes through
+    it: text deltas as streams (the text a stream held back is emitted before the event that ends
+    it), every other string of the event whole. Subclasses hold the format's knowledge of which
+    strings are deltas; the format's `Shape`s say which strings are not text at all.
     """
 
     __slots__ = ("filter", "include_usage", "json_filter", "saw_end", "usage")
@@ -118,6 +123,35 @@ class StreamTap:
 
     def process(self, event: Event) -> bytes | None:
         raise NotImplementedError
+
+    def rewrite(self, fields: Iterable[Field], *, repeat: bool = False) -> bool:
+        """Pass complete texts through the filter (`whole` for a `repeat` of streamed text, else
+        `text`), writing back what changed; True if anything did."""
+        f, jf = self.filter, self.json_filter
+        assert f is not None and jf is not None
+        g = f.whole if repeat else f.text
+        changed = False
+        for field in fields:
+            if type(field) is tuple:
+                container, key = field
+                text = container[key]
+                out = g(text)
+                if out != text:
+                    container[key] = out
+                    changed = True
+                continue
+            slot: TextSlot = field  # type: ignore[assignment]
+            text = slot.text
+            out = (jf.whole if repeat else jf.text)(text) if slot.json else g(text)
+            if out != text:
+                slot.set(out)
+                changed = True
+        return changed
+
+
+def stream_key(*parts: Any) -> tuple[Any, ...]:
+    """A filter key from event fields (ids and indexes), whatever a provider put in them."""
+    return tuple(p if p is None or isinstance(p, str | int) else repr(p) for p in parts)
 
 
 class WireFormat:
@@ -136,14 +170,18 @@ class WireFormat:
         """Usage from a non-streamed response body."""
         return None
 
-    def request_slots(self, body: dict[str, Any]) -> Iterator[TextSlot]:
-        """Every text field of a request that a policy must see (messages, system prompts, tool
-        arguments and results, inputs)."""
-        return iter(())
+    # The kinds of object a request and a complete response are (see `slots.Shape`): every
+    # string of either is text except where a shape says it is not.
+    request_shape: Shape = FREE
+    response_shape: Shape = FREE
 
-    def response_slots(self, body: dict[str, Any]) -> Iterator[TextSlot]:
+    def request_slots(self, body: dict[str, Any]) -> list[TextSlot]:
+        """Every text field of a request (every string but the format's non-text fields)."""
+        return text_slots(body, self.request_shape)
+
+    def response_slots(self, body: dict[str, Any]) -> list[TextSlot]:
         """Every text field of a complete (non-streamed) response."""
-        return iter(())
+        return text_slots(body, self.response_shape)
 
     def tap(self, body: dict[str, Any], filter: TextFilter | None = None) -> StreamTap:
         """A reader for the response stream of `body` (the client's request, before `prepare`)."""

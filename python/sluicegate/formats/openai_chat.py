@@ -7,13 +7,12 @@ dropped again when the client did not ask for it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import orjson
 
-from sluicegate.formats.base import StreamTap, TextFilter, Usage, WireFormat, count, parse_event_json
-from sluicegate.formats.slots import TextSlot, content, string_at
+from sluicegate.formats.base import StreamTap, TextFilter, Usage, WireFormat, count, parse_event_json, stream_key
+from sluicegate.formats.slots import Field, Shape, all_strings, text_fields
 from sluicegate.formats.sse import Event, encode
 
 
@@ -36,21 +35,51 @@ def wants_usage(body: dict[str, Any]) -> bool:
     return isinstance(options, dict) and options.get("include_usage") is True
 
 
-def _message_slots(message: dict[str, Any], where: str) -> Iterator[TextSlot]:
-    yield from content(message, "content", where)
-    yield from string_at(message, "refusal", f"{where}.refusal")
-    calls = message.get("tool_calls")
-    for j, call in enumerate(calls if isinstance(calls, list) else ()):
-        function = call.get("function") if isinstance(call, dict) else None
-        yield from string_at(function, "arguments", f"{where}.tool_calls[{j}].function.arguments", json=True)
+# Where text is not (see `slots.Shape`): every other string of a request, a response and a stream
+# chunk is scanned, unknown fields and everything under tool parameters, schemas and metadata too.
+_FUNCTION = Shape(json={"arguments"})  # its name is text
+_TOOL_CALL = Shape({"id", "type"}, {"function": _FUNCTION})
+_PART = Shape(
+    {"type"},
+    {
+        "image_url": Shape({"detail"}, urls={"url"}),  # a base64 data: URL is media; any other URL is text
+        "input_audio": Shape({"data", "format"}),  # base64 audio
+        "file": Shape({"file_id", "file_data"}),  # base64 file bytes
+    },
+)
+_AUDIO = Shape({"id", "data", "expires_at"})  # base64 audio; its transcript is text
+_MESSAGE = Shape(
+    {"role", "tool_call_id"},
+    {"content": _PART, "tool_calls": _TOOL_CALL, "function_call": _FUNCTION, "audio": _AUDIO},
+)
+REQUEST = Shape(
+    {"model"}, {"messages": _MESSAGE, "moderation": Shape({"model"}), "audio": Shape(kids={"voice": Shape({"id"})})}
+)
+# Logprob entries are scanned as one run of tokens, so a value cut across tokens is seen whole.
+_LOGPROBS = Shape(runs={"content", "refusal"})
+_RESPONSE_MESSAGE = Shape({"role"}, {"tool_calls": _TOOL_CALL, "function_call": _FUNCTION, "audio": _AUDIO})
+_TOP = {"id", "object", "created", "model", "system_fingerprint", "service_tier", "obfuscation"}
+RESPONSE = Shape(_TOP, {"choices": Shape({"finish_reason"}, {"message": _RESPONSE_MESSAGE, "logprobs": _LOGPROBS})})
+DELTA = Shape({"role"}, {"tool_calls": _TOOL_CALL, "function_call": _FUNCTION, "audio": _AUDIO})
+CHUNK = Shape(_TOP, {"choices": Shape({"finish_reason"}, {"delta": DELTA})})
+# A chunk with nothing but these (no usage, no logprobs, no field not known yet) has no text outside
+# its deltas: the common chunk skips the walk of the rest.
+_PLAIN_CHUNK = frozenset({*_TOP, "choices"})
+_PLAIN_CHOICE = frozenset({"index", "delta", "finish_reason", "logprobs"})
 
 
 class ChatTap(StreamTap):
-    __slots__ = ("_tools",)
+    """With a filter: every string of a delta that streams (content, refusal, reasoning text, any
+    field not known yet, the audio transcript, tool-call and function-call arguments as JSON) and
+    the logprob tokens pass through it as streams, one per choice and field; at a choice's
+    finish, what each held back is appended to that same chunk. Every other string of a chunk
+    (tool names, annotations, unknown fields) is rewritten whole."""
+
+    __slots__ = ("_open",)
 
     def __init__(self, include_usage: bool = True, filter: TextFilter | None = None) -> None:
         super().__init__(include_usage, filter)
-        self._tools: dict[int, set[int]] = {}  # choice index -> tool-call indexes seen
+        self._open: dict[Any, dict[tuple[Any, ...], None]] = {}  # choice -> its open streams, in order
 
     def process(self, event: Event) -> bytes | None:
         if event.data == b"[DONE]":
@@ -63,49 +92,170 @@ class ChatTap(StreamTap):
             self.usage = chat_usage(chunk["usage"]) or self.usage
             if not self.include_usage and not chunk.get("choices"):
                 return None
-        if self.filter is not None and isinstance(chunk.get("choices"), list) and self._filter(chunk["choices"]):
+        if self.filter is not None and self._filter(chunk):
             return encode(orjson.dumps(chunk))
         return event.raw + b"\n\n"
 
-    def _filter(self, choices: list[Any]) -> bool:
-        """Pass each choice's content and tool-call arguments through the filter; at a choice's
-        finish, append what the filter held back to that same chunk. True if anything changed."""
+    def _filter(self, chunk: dict[str, Any]) -> bool:
+        choices = chunk.get("choices")
+        held: list[tuple[dict[str, Any], Any, Any]] = []
+        plain = chunk.keys() <= _PLAIN_CHUNK and _scalars(chunk, "choices")
+        for choice in choices if isinstance(choices, list) else ():
+            if isinstance(choice, dict):  # deltas and logprobs stream; the rest of the chunk is whole
+                delta, logprobs = choice.get("delta"), choice.get("logprobs")
+                held.append((choice, delta if isinstance(delta, dict) else None, logprobs))
+                plain = plain and choice.keys() <= _PLAIN_CHOICE and _scalars(choice, "delta") and logprobs is None
+            else:
+                plain = False
+        changed = False
+        if not plain:  # whole, but for the deltas and logprobs that stream (set aside meanwhile)
+            for choice, delta, logprobs in held:
+                if delta is not None:
+                    choice["delta"] = None
+                if isinstance(logprobs, dict):
+                    choice["logprobs"] = None
+            changed = self.rewrite(text_fields(chunk, CHUNK))
+            for choice, delta, logprobs in held:
+                if delta is not None:
+                    choice["delta"] = delta
+                if isinstance(logprobs, dict):
+                    choice["logprobs"] = logprobs
+        for choice, delta, logprobs in held:
+            index = choice.get("index", 0)
+            index = index if isinstance(index, int) else repr(index)
+            if isinstance(delta, dict):
+                changed |= self._delta(index, delta)
+            if isinstance(logprobs, dict):
+                changed |= self._logprobs(index, logprobs)
+            if choice.get("finish_reason") is not None:
+                changed |= self._finish(index, choice)
+        return changed
+
+    def _delta(self, index: Any, delta: dict[str, Any]) -> bool:
+        f, jf = self.filter, self.json_filter
+        assert f is not None and jf is not None
+        opened = self._open.setdefault(index, {})
+        changed = False
+        if all(type(v) is str for v in delta.values()):  # the common delta: text fields only
+            for name, text in delta.items():
+                if name not in DELTA.skip and text:
+                    out = f.feed((index, "delta", name), text)
+                    opened["delta", name] = None
+                    if out != text:
+                        delta[name] = out
+                        changed = True
+            return changed
+        calls = delta.get("tool_calls")
+        inner = {  # a tool call's function (JSON arguments) or custom call (text input) -> (call index, kind)
+            id(call[kind]): (stream_key(call.get("index", 0))[0], kind)
+            for call in (calls if isinstance(calls, list) else ())
+            if isinstance(call, dict)
+            for kind in ("function", "custom")
+            if isinstance(call.get(kind), dict)
+        }
+        fc, audio = delta.get("function_call"), delta.get("audio")
+        whole: list[Field] = []
+        stream: tuple[Any, ...]
+        container: Any
+        key: Any
+        for field in text_fields(delta, DELTA):
+            container, key = field if type(field) is tuple else (field.container, field.key)  # type: ignore[union-attr]
+            if not isinstance(container[key], str):  # a number: complete, not streamed
+                whole.append(field)
+                continue
+            if container is delta:
+                stream, g = ("delta", key), f
+            elif id(container) in inner and key in ("arguments", "input"):
+                stream, g = ("tool", *inner[id(container)], key), jf if key == "arguments" else f
+            elif key == "arguments" and container is fc:
+                stream, g = ("function_call", "arguments"), jf
+            elif key == "transcript" and container is audio:
+                stream, g = ("audio", "transcript"), f
+            else:
+                whole.append(field)
+                continue
+            text = container[key]
+            out = g.feed((index, *stream), text)
+            opened[stream] = None
+            if out != text:
+                container[key] = out
+                changed = True
+        return self.rewrite(whole) or changed
+
+    def _logprobs(self, index: Any, logprobs: dict[str, Any]) -> bool:
+        f = self.filter
+        assert f is not None
+        opened = self._open.setdefault(index, {})
+        whole: list[Field] = []
+        changed = False
+        for name, entries in logprobs.items():
+            if name not in ("content", "refusal") or not isinstance(entries, list):
+                whole += all_strings(entries)
+                continue
+            for entry in entries:
+                if not isinstance(entry, dict):
+                    continue
+                token = entry.get("token")
+                if isinstance(token, str):
+                    out = f.feed((index, "logprobs", name), token)
+                    opened["logprobs", name] = None
+                    if out != token:
+                        entry["token"] = out
+                        if entry.get("bytes") is not None:
+                            entry["bytes"] = list(out.encode())
+                        changed = True
+                whole += [s for s in all_strings(entry) if s.container is not entry or s.key != "token"]
+        return self.rewrite(whole) or changed
+
+    def _finish(self, index: Any, choice: dict[str, Any]) -> bool:
+        """Append what each of the choice's streams held back to this, its last chunk."""
         f, jf = self.filter, self.json_filter
         assert f is not None and jf is not None
         changed = False
-        for choice in choices:
-            if not isinstance(choice, dict):
+        for stream in self._open.pop(index, {}):
+            json = stream[0] == "function_call" or (stream[0] == "tool" and stream[3] == "arguments")
+            rest = (jf if json else f).flush((index, *stream))
+            if not rest:
                 continue
-            i = choice.get("index", 0)
-            delta = choice.get("delta")
-            if not isinstance(delta, dict):
-                delta = choice["delta"] = {}
-            text = delta.get("content")
-            if isinstance(text, str) and text:
-                out = f.feed(("content", i), text)
-                changed |= out != text
-                delta["content"] = out
-            calls = delta.get("tool_calls")
-            for call in calls if isinstance(calls, list) else ():
-                function = call.get("function") if isinstance(call, dict) else None
-                args = function.get("arguments") if isinstance(function, dict) else None
-                if isinstance(args, str) and args:
-                    k = call.get("index", 0)
-                    self._tools.setdefault(i, set()).add(k)
-                    out = jf.feed(("tool", i, k), args)
-                    changed |= out != args
-                    function["arguments"] = out  # type: ignore[index]
-            if choice.get("finish_reason") is not None:
-                rest = f.flush(("content", i))
-                if rest:
-                    delta["content"] = (delta.get("content") or "") + rest
-                    changed = True
-                for k in sorted(self._tools.pop(i, ())):
-                    rest = jf.flush(("tool", i, k))
-                    if rest:
-                        delta.setdefault("tool_calls", []).append({"index": k, "function": {"arguments": rest}})
-                        changed = True
+            changed = True
+            if stream[0] == "logprobs":
+                logprobs = _dict_in(choice, "logprobs")
+                entries = logprobs[stream[1]] if isinstance(logprobs.get(stream[1]), list) else []
+                logprobs[stream[1]] = entries
+                entries.append({"token": rest, "logprob": 0.0, "bytes": list(rest.encode()), "top_logprobs": []})
+                continue
+            delta = _dict_in(choice, "delta")
+            if stream[0] == "delta":
+                _append(delta, stream[1], rest)
+            elif stream[0] == "tool":
+                calls = delta["tool_calls"] if isinstance(delta.get("tool_calls"), list) else []
+                delta["tool_calls"] = calls
+                calls.append({"index": stream[1], stream[2]: {stream[3]: rest}})
+            else:  # function_call.arguments, audio.transcript
+                _append(_dict_in(delta, stream[0]), stream[1], rest)
         return changed
+
+
+def _scalars(obj: dict[str, Any], but: str) -> bool:
+    """Whether every value of `obj` but `obj[but]` is a scalar (a string under a skipped key, or a
+    number, a bool, null): the cheap test that a chunk has nothing to walk but its deltas."""
+    for k, v in obj.items():  # noqa: SIM110 (a loop: no generator per chunk)
+        if (type(v) is dict or type(v) is list) and k != but:
+            return False
+    return True
+
+
+def _dict_in(parent: dict[str, Any], key: str) -> dict[str, Any]:
+    """`parent[key]`, made an empty object first if it is not one."""
+    value = parent.get(key)
+    if not isinstance(value, dict):
+        value = parent[key] = {}
+    return value
+
+
+def _append(obj: dict[str, Any], key: str, text: str) -> None:
+    before = obj.get(key)
+    obj[key] = (before if isinstance(before, str) else "") + text
 
 
 class OpenAIChat(WireFormat):
@@ -125,18 +275,8 @@ class OpenAIChat(WireFormat):
     def usage(self, body: Any) -> Usage | None:
         return chat_usage(body.get("usage")) if isinstance(body, dict) else None
 
-    def request_slots(self, body: dict[str, Any]) -> Iterator[TextSlot]:
-        messages = body.get("messages")
-        for i, message in enumerate(messages if isinstance(messages, list) else ()):
-            if isinstance(message, dict):
-                yield from _message_slots(message, f"messages[{i}]")
-
-    def response_slots(self, body: dict[str, Any]) -> Iterator[TextSlot]:
-        choices = body.get("choices")
-        for i, choice in enumerate(choices if isinstance(choices, list) else ()):
-            message = choice.get("message") if isinstance(choice, dict) else None
-            if isinstance(message, dict):
-                yield from _message_slots(message, f"choices[{i}].message")
+    request_shape = REQUEST
+    response_shape = RESPONSE
 
     def tap(self, body: dict[str, Any], filter: TextFilter | None = None) -> StreamTap:
         return ChatTap(wants_usage(body), filter)

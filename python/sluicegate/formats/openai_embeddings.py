@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from sluicegate.formats.base import Usage, WireFormat, count
-from sluicegate.formats.slots import TextSlot, string_at
+from sluicegate.formats.slots import Shape
+
+# Every string is text (the input, `user`, unknown fields) but the model name and the encoding.
+REQUEST = Shape({"model", "encoding_format"})
 
 
 class OpenAIEmbeddings(WireFormat):
@@ -15,12 +17,7 @@ class OpenAIEmbeddings(WireFormat):
     family = "openai"
     streams = False
 
-    def request_slots(self, body: dict[str, Any]) -> Iterator[TextSlot]:
-        if isinstance(body.get("input"), str):
-            yield from string_at(body, "input", "input")
-        elif isinstance(body.get("input"), list):
-            for i in range(len(body["input"])):
-                yield from string_at(body["input"], i, f"input[{i}]")
+    request_shape = REQUEST
 
     def usage(self, body: Any) -> Usage | None:
         usage = body.get("usage") if isinstance(body, dict) else None

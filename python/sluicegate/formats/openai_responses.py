@@ -6,14 +6,13 @@ appears only in the terminal event (`response.completed`, `.incomplete` or `.fai
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import orjson
 
 from sluicegate.errors import GatewayError
-from sluicegate.formats.base import StreamTap, TextFilter, Usage, WireFormat, count, parse_event_json
-from sluicegate.formats.slots import TextSlot, content, string_at
+from sluicegate.formats.base import StreamTap, TextFilter, Usage, WireFormat, count, parse_event_json, stream_key
+from sluicegate.formats.slots import Shape, TextSlot, all_strings, text_fields
 from sluicegate.formats.sse import Event, encode
 
 TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
@@ -33,38 +32,65 @@ def responses_usage(usage: Any) -> Usage | None:
     )
 
 
-def _items(items: Any, where: str) -> Iterator[TextSlot]:
-    """Input or output items: messages, function calls (JSON arguments) and their outputs."""
-    for i, item in enumerate(items if isinstance(items, list) else ()):
-        if not isinstance(item, dict):
-            continue
-        at = f"{where}[{i}]"
-        kind = item.get("type", "message")
-        if kind == "message":
-            yield from content(item, "content", at)
-        elif kind == "function_call":
-            yield from string_at(item, "arguments", f"{at}.arguments", json=True)
-        elif kind == "function_call_output":
-            yield from content(item, "output", at)
-
-
-# Streamed text deltas, the event that ends each, and the field holding the full text there.
-_DELTAS = {"response.output_text.delta": "text", "response.function_call_arguments.delta": "arguments"}
-_DONES = {"response.output_text.done": "text", "response.function_call_arguments.done": "arguments"}
-_JSON = frozenset({"response.function_call_arguments.delta", "response.function_call_arguments.done"})
+# Where text is not (see `slots.Shape`): every other string is scanned, unknown fields and
+# everything under tool parameters, schemas, metadata, prompt variables and tool outputs too. One
+# kind serves every input and output item (they share their non-text fields), one every content part.
+_ANNOTATION = Shape({"type", "file_id", "container_id"})
+_PART = Shape(
+    {"type", "file_id", "file_data", "detail"},  # file_data: base64 file bytes
+    {"annotations": _ANNOTATION},
+    urls={"image_url"},  # a base64 data: URL is media; any other URL is text
+    runs={"logprobs"},  # logprob entries are scanned as one run of tokens
+)
+_PART.kids["input_audio"] = Shape({"data", "format"})  # base64 audio
+ITEM = Shape(
+    {"type", "id", "call_id", "status", "role", "approval_request_id", "container_id", "encrypted_content"},
+    {"content": _PART, "output": _PART, "summary": _PART},
+    json={"arguments"},
+    variants={"image_generation_call": {"result"}},  # base64 image
+)
+_TOOL = Shape({"type"})
+_PROMPT = Shape({"id"}, {"variables": Shape(each=_PART)})
+REQUEST = Shape(
+    {"model", "previous_response_id", "conversation"},
+    {"input": ITEM, "tools": _TOOL, "prompt": _PROMPT, "conversation": Shape({"id"})},
+)
+RESPONSE = Shape(
+    {"id", "object", "model", "status", "previous_response_id", "service_tier", "created_at", "completed_at"},
+    {"output": ITEM, "instructions": ITEM, "tools": _TOOL, "prompt": _PROMPT, "conversation": Shape({"id"})},
+)
+EVENT = Shape(
+    {"type", "item_id", "obfuscation", "partial_image_b64"},  # a partial image is base64
+    {"response": RESPONSE, "item": ITEM, "part": _PART, "annotation": _ANNOTATION},
+    runs={"logprobs"},
+)
+# Events whose `delta` is not text: base64 audio.
+_MEDIA_DELTAS = frozenset({"response.audio.delta"})
+# Events that repeat what was streamed: rewritten the same way, not counted again.
+_REPEATS = frozenset(
+    {"response.content_part.done", "response.output_item.done", "response.reasoning_summary_part.done"}
+)
+# Where a `.done` event repeats its stream's whole text.
+_DONE_FIELDS = ("text", "arguments", "refusal", "input", "code", "command", "transcript")
 
 
 class ResponsesTap(StreamTap):
-    """Reads usage from the terminal event; with a filter, rewrites text and argument deltas, emits
-    what the filter held back as one more delta before the `.done` event, and rewrites the full
-    text that `.done`, `content_part.done`, `output_item.done` and the terminal event repeat."""
+    """Reads usage from the terminal event.
+
+    With a filter, the `delta` of every `*.delta` event (text, refusals, reasoning and its summary,
+    function, custom-tool and MCP arguments, code, shell commands and output, the audio
+    transcript, and any delta kind not known yet) streams through it, one stream per item, part
+    and field, as do the logprob tokens of text deltas. Before each stream's `.done` event, what it
+    held back goes out as one more delta; the `.done` event's full text becomes what the client got.
+    Events that repeat streamed text (`content_part.done`, `output_item.done`, the terminal
+    event) are rewritten whole; every other string of every event is rewritten as new text."""
 
     __slots__ = ("_emitted", "sequence")
 
     def __init__(self, include_usage: bool = True, filter: TextFilter | None = None) -> None:
         super().__init__(include_usage, filter)
         self.sequence = 0
-        self._emitted: dict[tuple[Any, ...], list[str]] = {}
+        self._emitted: dict[tuple[Any, ...], list[str]] = {}  # stream -> what the client got of it
 
     def process(self, event: Event) -> bytes | None:
         data = parse_event_json(event)
@@ -80,51 +106,101 @@ class ResponsesTap(StreamTap):
             if isinstance(response, dict):
                 self.usage = responses_usage(response.get("usage")) or self.usage
         if self.filter is not None:
-            return self._filter(event, data, kind)
+            return self._filter(event, data, kind if isinstance(kind, str) else "")
         return event.raw + b"\n\n"
 
-    def _filter(self, event: Event, data: dict[str, Any], kind: Any) -> bytes:
-        f = self.json_filter if kind in _JSON else self.filter
-        assert f is not None
-        key = (data.get("item_id"), data.get("content_index"))
-        if kind in _DELTAS:
-            text = data.get("delta")
-            if isinstance(text, str) and text:
-                out = f.feed(key, text)
-                self._emitted.setdefault(key, []).append(out)
-                if out != text:
-                    data["delta"] = out
-                    return encode(orjson.dumps(data), event.name)
-            return event.raw + b"\n\n"
-        if kind in _DONES:
-            rest = f.flush(key)
-            field = _DONES[kind]
-            data[field] = "".join(self._emitted.pop(key, ())) + rest
-            done = encode(orjson.dumps(data), event.name)
-            if not rest:
-                return done
-            delta_kind = kind.removesuffix(".done") + ".delta"
-            held = {k: v for k, v in data.items() if k not in (field, "type")}
-            held.update(type=delta_kind, delta=rest)
-            return encode(orjson.dumps(held), delta_kind.encode()) + done
-        slots: Iterator[TextSlot]
-        if kind == "response.content_part.done":
-            slots = string_at(data.get("part"), "text", "part.text")
-        elif kind == "response.output_item.done":
-            slots = _items([data.get("item")], "item")
-        elif kind in TERMINAL and isinstance(data.get("response"), dict):
-            slots = _items(data["response"].get("output"), "response.output")
+    def _filter(self, event: Event, data: dict[str, Any], kind: str) -> bytes:
+        ids = stream_key(
+            *(data.get(k) for k in ("item_id", "output_index", "content_index", "summary_index", "command_index"))
+        )
+        delta = data.get("delta")
+        if kind.endswith(".delta") and isinstance(delta, str | dict) and kind not in _MEDIA_DELTAS:
+            changed = self._delta(kind.removesuffix(".delta"), ids, data)
+            held: dict[str, Any] = {k: data.pop(k) for k in ("delta", "logprobs") if k in data}
+            changed |= self.rewrite(text_fields(data, EVENT))
+            data.update(held)
+        elif kind.endswith(".done") and (kind.removesuffix(".done"), ids) in self._streams():
+            return self._done(event, kind.removesuffix(".done"), ids, data)
         else:
-            return event.raw + b"\n\n"
-        changed = False
-        for slot in slots:
-            whole = self.json_filter if slot.json else self.filter
-            assert whole is not None
-            out = whole.whole(slot.text)
-            if out != slot.text:
-                slot.set(out)
-                changed = True
+            changed = self.rewrite(text_fields(data, EVENT), repeat=kind in _REPEATS or kind in TERMINAL)
         return encode(orjson.dumps(data), event.name) if changed else event.raw + b"\n\n"
+
+    def _streams(self) -> set[tuple[Any, ...]]:
+        return {key[:2] for key in self._emitted}
+
+    def _delta(self, stem: str, ids: tuple[Any, ...], data: dict[str, Any]) -> bool:
+        f, jf = self.filter, self.json_filter
+        assert f is not None and jf is not None
+        g = jf if "arguments" in stem else f
+        changed = False
+        delta = data["delta"]
+        # A text delta is a string; shell output deltas are objects of strings (stdout, stderr), and
+        # anything else in such an object is rewritten whole.
+        parts = [(None, data, "delta")] if isinstance(delta, str) else [(k, delta, k) for k in list(delta)]
+        if isinstance(delta, dict):
+            changed |= self.rewrite(
+                s for s in all_strings(delta) if s.container is not delta or type(s) is not TextSlot
+            )
+        for field, container, key in parts:
+            text = container[key]
+            if not isinstance(text, str):
+                continue
+            stream = (stem, ids, field)
+            out = g.feed(stream, text)
+            self._emitted.setdefault(stream, []).append(out)
+            if out != text:
+                container[key] = out
+                changed = True
+        logprobs = data.get("logprobs")
+        for entry in logprobs if isinstance(logprobs, list) else ():
+            token = entry.get("token") if isinstance(entry, dict) else None
+            if isinstance(token, str):
+                stream = (stem, ids, "logprobs")
+                out = f.feed(stream, token)
+                self._emitted.setdefault(stream, [])
+                if out != token:
+                    entry["token"] = out
+                    if entry.get("bytes") is not None:
+                        entry["bytes"] = list(out.encode())
+                    changed = True
+            if isinstance(entry, dict):
+                changed |= self.rewrite(s for s in all_strings(entry) if s.container is not entry or s.key != "token")
+        return changed
+
+    def _done(self, event: Event, stem: str, ids: tuple[Any, ...], data: dict[str, Any]) -> bytes:
+        """End the streams of `stem`/`ids`: what they held back goes out as one more delta before
+        the done event, whose full text becomes what the client got."""
+        f, jf = self.filter, self.json_filter
+        assert f is not None and jf is not None
+        g = jf if "arguments" in stem else f
+        rests: dict[Any, str] = {}
+        full: dict[Any, str] = {}
+        for stream in [s for s in self._emitted if s[:2] == (stem, ids)]:
+            emitted = self._emitted.pop(stream)
+            rest = (f if stream[2] == "logprobs" else g).flush(stream)
+            if rest:
+                rests[stream[2]] = rest
+            full[stream[2]] = "".join(emitted) + rest
+        field = next((k for k in _DONE_FIELDS if isinstance(data.get(k), str)), None)
+        if field is not None:
+            text, data[field] = data[field], None
+        self.rewrite(text_fields(data, EVENT), repeat=True)
+        if field is not None:
+            data[field] = full.get(None, text)
+            if None not in full:  # its deltas were of another field: the full text is rewritten here
+                self.rewrite([TextSlot(data, field, field == "arguments")], repeat=True)
+        out = b""
+        lp = rests.pop("logprobs", None)
+        if rests or lp:
+            extra = {k: v for k, v in data.items() if k not in ("type", "logprobs", field)}
+            extra["type"] = f"{stem}.delta"
+            extra["delta"] = rests.get(None, "") if set(rests) <= {None} else rests
+            if lp or "logprobs" in data:
+                extra["logprobs"] = (
+                    [{"token": lp, "logprob": 0.0, "bytes": list(lp.encode()), "top_logprobs": []}] if lp else []
+                )
+            out = encode(orjson.dumps(extra), f"{stem}.delta".encode() if event.name is not None else None)
+        return out + encode(orjson.dumps(data), event.name)
 
 
 class OpenAIResponses(WireFormat):
@@ -135,15 +211,8 @@ class OpenAIResponses(WireFormat):
     def usage(self, body: Any) -> Usage | None:
         return responses_usage(body.get("usage")) if isinstance(body, dict) else None
 
-    def request_slots(self, body: dict[str, Any]) -> Iterator[TextSlot]:
-        yield from string_at(body, "instructions", "instructions")
-        if isinstance(body.get("input"), str):
-            yield from string_at(body, "input", "input")
-        else:
-            yield from _items(body.get("input"), "input")
-
-    def response_slots(self, body: dict[str, Any]) -> Iterator[TextSlot]:
-        yield from _items(body.get("output"), "output")
+    request_shape = REQUEST
+    response_shape = RESPONSE
 
     def tap(self, body: dict[str, Any], filter: TextFilter | None = None) -> StreamTap:
         return ResponsesTap(filter=filter)

@@ -363,8 +363,11 @@ class LangSmithSink(BatchSink[Outcome]):
         return orjson.dumps(self._scrubbed(outputs) if rescan else outputs)
 
     def _scrubbed(self, value: Any) -> Any:
-        for slot in all_strings(value, ""):
-            slot.set(self.scrub(slot.text))
+        for slot in all_strings(value):
+            text = slot.text
+            out = self.scrub(text)
+            if out != text:
+                slot.set(out)
         return value
 
     def _metadata(self, outcome: Outcome) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from sluicegate._core import first_duplicate_key
 from sluicegate.config import RedactionSettings, Settings
 from sluicegate.errors import (
     GatewayError,
@@ -273,20 +274,18 @@ class Gateway:
         stream = info.stream = fmt.streams and body.get("stream") is True
         redactor = self._redactor_for(identity)
         scan = redactor.scan_request(fmt, body, identity.workspace) if redactor is not None else None
-        changed = scan is not None and scan.changed
         guard = None
         lines = self.spend.lines_for(identity) if self.spend is not None else ()
         if lines:
             assert self.spend is not None
-            guard, clamped = await self.spend.reserve(fmt, body, provider, upstream_model, lines)
-            changed |= clamped
+            guard, _ = await self.spend.reserve(fmt, body, provider, upstream_model, lines)
         tap = fmt.tap(body, redactor.response_filter(scan) if redactor and scan else None) if stream else None
-        changed |= fmt.prepare(body)
+        fmt.prepare(body)
         if upstream_model != model:
             body["model"] = upstream_model
-            changed = True
-        if changed:
-            raw = orjson.dumps(body)
+        # What goes upstream is what was parsed, checked and priced, never the original bytes: then
+        # no difference between our JSON parser and the provider's can decide what the model sees.
+        raw = orjson.dumps(body)
         rewrite = None
         if scan is not None and redactor is not None:
             rewrite = partial(redactor.scan_response, fmt, scan=scan, workspace=identity.workspace)
@@ -374,6 +373,13 @@ class Gateway:
         return cached[1]
 
     def _parse(self, raw: bytes) -> dict[str, Any]:
+        """The request body as a JSON object.
+
+        Raises:
+            InvalidRequest: the body is not a JSON object, nests deeper than `server.max_json_depth`,
+                or an object in it repeats a key (parsers disagree on which value counts, so such a
+                body has no one meaning).
+        """
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -384,6 +390,12 @@ class Gateway:
             raise InvalidRequest("the request body must be a JSON object", code="invalid_json")
         if nests_deeper(body, self.max_depth):
             raise self._too_deep()
+        at = first_duplicate_key(raw)
+        if at is not None:
+            raise InvalidRequest(
+                f"the request body repeats a key within one JSON object (at byte {at}); each key may appear once",
+                code="duplicate_key",
+            )
         return body
 
     def _too_deep(self) -> InvalidRequest:

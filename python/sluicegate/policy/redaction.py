@@ -1,4 +1,5 @@
-"""Redaction: the Rust scanner applied to every text field of requests and responses.
+"""Redaction: the Rust scanner applied to every string of requests and responses (all but the
+non-text fields each format names, see `formats.slots`).
 
 Actions, per entity type and direction (`[redaction]` in the config):
 
@@ -10,9 +11,9 @@ Actions, per entity type and direction (`[redaction]` in the config):
 - `pseudonymize` (requests): the model sees `<EMAIL_1>`, and the client's response has the
   original put back, also when a placeholder is split across streamed chunks.
 
-Scanning reads decoded strings (orjson has undone every escape). A request that nothing changes is
-forwarded as its original bytes. If scanning fails or runs past `max_scan_ms`, the request is
-refused (fail closed), never forwarded unscanned. Every decision becomes a `PolicyEvent` (type,
+Scanning reads decoded strings (orjson has undone every escape); what goes upstream is the parsed
+body, serialized again. If scanning fails or runs past `max_scan_ms`, the request is refused (fail
+closed), never forwarded unscanned. Every decision becomes a `PolicyEvent` (type,
 direction, count, locations; never a value).
 """
 
@@ -22,8 +23,9 @@ import hashlib
 import hmac
 import re
 import time
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
 
 import orjson
@@ -32,7 +34,7 @@ from sluicegate._core import Scanner, StreamScanner, builtin_entities
 from sluicegate.config import RedactionSettings
 from sluicegate.errors import PolicyBlocked, PolicyFailed
 from sluicegate.formats.base import TextFilter, WireFormat
-from sluicegate.formats.slots import TextSlot, all_strings
+from sluicegate.formats.slots import Field, TextSlot, all_strings, locate, text_fields
 from sluicegate.observe.events import PolicyEvent
 
 Direction = Literal["request", "response"]
@@ -129,8 +131,7 @@ class Redactor:
         scan = RequestScan()
         started = time.perf_counter()
         try:
-            for slot in fmt.request_slots(body):
-                self._scan_slot(slot, scan, workspace)
+            scan.changed = self._scan_fields(body, text_fields(body, fmt.request_shape), "request", scan, workspace)
         except (PolicyBlocked, PolicyFailed):
             raise
         except Exception as exc:
@@ -144,27 +145,55 @@ class Redactor:
             raise err
         return scan
 
-    def _scan_slot(self, slot: TextSlot, scan: RequestScan, workspace: str) -> None:
-        if slot.json:
-            try:
-                parsed = orjson.loads(slot.text)
-            except orjson.JSONDecodeError:
-                parsed = None
-            if isinstance(parsed, dict | list):
-                inner = RequestScan(tally=scan.tally, originals=scan.originals)
-                for sub in all_strings(parsed, slot.where):
-                    self._scan_slot(sub, inner, workspace)
-                if inner.changed:
-                    slot.set(orjson.dumps(parsed).decode())
-                    scan.changed = True
-                return
-        text = slot.text
-        findings = self.scanner.scan(text)
-        if findings:
-            out = self._apply(text, findings, "request", slot.where, scan, workspace)
+    def _scan_fields(
+        self,
+        root: Any,
+        fields: Sequence[Field],
+        direction: Direction,
+        scan: RequestScan,
+        workspace: str,
+        restore: RestoreFilter | None = None,
+        outer: Callable[[], str] | None = None,
+    ) -> bool:
+        """Apply `direction`'s actions to `fields` of `root` (and `restore` after them), writing back
+        what changes; True if anything did. A field holding JSON is scanned as its decoded strings;
+        `outer` says where `root` itself was, asked only for the report of a finding."""
+        changed = False
+        scanner = self.scanner
+        for item in fields:
+            if type(item) is tuple:  # a plain string: the common case, kept cheap
+                container, key = item
+                text = container[key]
+                findings = scanner.scan(text)
+                if not findings and restore is None:
+                    continue
+                slot = TextSlot(container, key)
+            else:
+                slot = item  # type: ignore[assignment]
+                text = slot.text
+                if slot.json:
+                    try:
+                        parsed = orjson.loads(text)
+                    except orjson.JSONDecodeError:
+                        parsed = None
+                    if isinstance(parsed, dict | list):
+                        here = partial(locate, root, slot, outer() if outer else "")
+                        if self._scan_fields(parsed, all_strings(parsed), direction, scan, workspace, restore, here):
+                            slot.set(orjson.dumps(parsed).decode())
+                            changed = True
+                        continue
+                findings = scanner.scan(text)
+            if findings:
+                where = locate(root, slot, outer() if outer else "")
+                out = self._apply(text, findings, direction, where, scan, workspace)
+            else:
+                out = text
+            if restore is not None:
+                out = restore.whole(out)
             if out != text:
                 slot.set(out)
-                scan.changed = True
+                changed = True
+        return changed
 
     def _apply(
         self,
@@ -233,17 +262,9 @@ class Redactor:
         """
         if not isinstance(body, dict):
             return False
-        changed = False
         restore = RestoreFilter(scan.originals) if scan.originals else None
-        for slot in fmt.response_slots(body):
-            text = slot.text
-            findings = self.scanner.scan(text)
-            out = self._apply(text, findings, "response", slot.where, scan, workspace) if findings else text
-            if restore is not None:
-                out = restore.whole(out)
-            if out != text:
-                slot.set(out)
-                changed = True
+        fields = text_fields(body, fmt.response_shape)
+        changed = self._scan_fields(body, fields, "response", scan, workspace, restore)
         blocked = sorted({e for (d, a, e) in scan.tally.counts if a == "block" and d == "response"})
         if blocked:
             raise PolicyBlocked(f"the response contained content this gateway blocks: {', '.join(blocked)}")
@@ -295,6 +316,16 @@ class ScanFilter:
             self._note(findings, "redact")
         return out
 
+    def text(self, text: str) -> str:
+        if self._monitor is not None:
+            self._note(self._monitor.scan(text), "monitor")
+        if self._redact is None:
+            return text
+        out, findings = self._redact.redact(text, PLACEHOLDER)
+        if findings:
+            self._note(findings, "redact")
+        return out
+
     def whole(self, text: str) -> str:
         # Events that repeat a full text: rewritten the same way, not counted again.
         return self._redact.redact(text, PLACEHOLDER)[0] if self._redact is not None else text
@@ -324,6 +355,9 @@ class RestoreFilter:
     def flush(self, key: Hashable) -> str:
         return self._restore(self._pending.pop(key, ""))
 
+    def text(self, text: str) -> str:
+        return self._restore(text)
+
     def whole(self, text: str) -> str:
         return self._restore(text)
 
@@ -342,6 +376,9 @@ class ChainFilter:
 
     def flush(self, key: Hashable) -> str:
         return self._second.feed(key, self._first.flush(key)) + self._second.flush(key)
+
+    def text(self, text: str) -> str:
+        return self._second.text(self._first.text(text))
 
     def whole(self, text: str) -> str:
         return self._second.whole(self._first.whole(text))

@@ -4,12 +4,14 @@
 use pyo3::prelude::*;
 
 mod buckets;
+mod jsonkeys;
 mod scanner;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", crate::VERSION)?;
     buckets::init_pymodule(m)?;
+    jsonkeys::init_pymodule(m)?;
     scanner::init_pymodule(m)?;
     Ok(())
 }

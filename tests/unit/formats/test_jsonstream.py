@@ -61,6 +61,29 @@ def test_whole_matches_the_stream() -> None:
     assert f.whole('{"clean": 1}') == '{"clean": 1}'  # unchanged text is returned as it was
 
 
-def test_text_outside_strings_passes_unchanged() -> None:
+def test_json_punctuation_and_clean_values_pass_unchanged() -> None:
     doc = '{ "a" :  [ 1 ,2 ] }'
     assert run(doc, (3, 9)) == doc
+
+
+class DigitsFilter(HoldBackFilter):
+    """Also replaces a 16-digit number (a card written as a JSON number) by [CARD]."""
+
+    def text(self, text: str) -> str:
+        return "[CARD]" if text.strip().isdigit() and len(text.strip()) == 16 else super().text(text)
+
+
+@pytest.mark.parametrize("doc", ['{"card": 4111111111111111, "n": 12}', "[4111111111111111 ]"])
+def test_a_number_is_held_until_it_ends_and_rewritten_as_a_string(doc: str) -> None:
+    for cuts in [(), *((i,) for i in range(1, len(doc)))]:
+        f = JsonStrings(DigitsFilter())
+        bounds = [0, *cuts, len(doc)]
+        out = "".join(f.feed("k", doc[a:b]) for a, b in itertools.pairwise(bounds)) + f.flush("k")
+        assert "4111" not in out and "[CARD]" in json.dumps(json.loads(out)), (cuts, out)
+
+
+def test_arguments_that_are_not_json_are_still_scanned() -> None:
+    doc = "call it with SECRET please"
+    for i in range(1, len(doc)):
+        out = run(doc, (i,))
+        assert "SECRET" not in out and json.loads(out) == "call it with [X] please"

@@ -36,6 +36,9 @@ class HoldBackFilter:
     def flush(self, key: Hashable) -> str:
         return self.pending.pop(key, "")
 
+    def text(self, text: str) -> str:
+        return text.replace(WORD, "[X]")
+
     def whole(self, text: str) -> str:
         return text.replace(WORD, "[X]")
 
@@ -123,3 +126,84 @@ async def test_without_a_filter_events_pass_unchanged() -> None:
     async for chunk in resp.body:
         for event in EventBuffer().feed(chunk):
             assert tap.process(event) == event.raw + b"\n\n"
+
+
+def tapped(fmt: WireFormat, events: list[tuple[bytes | None, dict[str, Any] | str]]) -> list[tuple[bytes | None, Any]]:
+    """`events` through `fmt`'s tap with the hold-back filter, as the client reads them."""
+    tap = fmt.tap({"stream": True}, HoldBackFilter())
+    out = EventBuffer()
+    got = []
+    for name, data in events:
+        raw = data.encode() if isinstance(data, str) else orjson.dumps(data)
+        for event in EventBuffer().feed((b"event: " + name + b"\n" if name else b"") + b"data: " + raw + b"\n\n"):
+            sent = tap.process(event)
+            if sent is not None:
+                got += [(e.name, orjson.loads(e.data) if e.data != b"[DONE]" else None) for e in out.feed(sent)]
+    return got
+
+
+PIECES = ["my SEC", "RET is SE", "CRET, SECRETS too; SECRE"]
+
+
+def test_chat_every_streamed_field_and_the_logprob_tokens() -> None:
+    def chunk(delta: dict[str, Any], tokens: list[str], finish: str | None = None) -> dict[str, Any]:
+        logprobs = {"content": [{"token": t, "logprob": 0.0, "bytes": list(t.encode())} for t in tokens]}
+        return {"id": "c", "choices": [{"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}]}
+
+    events = [
+        (None, chunk({"reasoning_content": p, "refusal": p, "audio": {"transcript": p}}, [p[:3], p[3:]]))
+        for p in PIECES
+    ]
+    events += [(None, chunk({}, [], "stop")), (None, "[DONE]")]
+    got = [c for _, c in tapped(OPENAI_CHAT, events) if c]
+    deltas = [c["choices"][0]["delta"] for c in got]
+    for field in ("reasoning_content", "refusal"):
+        assert "".join(d.get(field) or "" for d in deltas) == expected()
+    assert "".join((d.get("audio") or {}).get("transcript") or "" for d in deltas) == expected()
+    tokens = [e for c in got for e in (c["choices"][0].get("logprobs") or {}).get("content") or []]
+    assert "".join(e["token"] for e in tokens) == expected()
+    assert all(e["bytes"] == list(e["token"].encode()) for e in tokens)
+
+
+def test_anthropic_thinking_and_a_delta_kind_not_known_yet() -> None:
+    events: list[tuple[bytes | None, dict[str, Any] | str]] = [
+        (b"content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "thinking"}})
+    ]
+    for p in PIECES:
+        delta = {"type": "thinking_delta", "thinking": p}
+        events.append((b"content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta}))
+        delta = {"type": "future_delta", "words": p}
+        events.append((b"content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta}))
+    events.append((b"content_block_stop", {"type": "content_block_stop", "index": 0}))
+    events.append((b"message_stop", {"type": "message_stop"}))
+    got = tapped(ANTHROPIC_MESSAGES, events)
+    deltas = [d["delta"] for n, d in got if n == b"content_block_delta"]
+    assert "".join(d.get("thinking", "") for d in deltas) == expected()
+    assert "".join(d.get("words", "") for d in deltas) == expected()
+    assert {d["type"] for d in deltas} == {"thinking_delta", "future_delta"}  # held-back text keeps its kind
+    assert [n for n, _ in got][-2:] == [b"content_block_stop", b"message_stop"]
+
+
+def test_responses_reasoning_summary_and_its_done_event() -> None:
+    ids = {"item_id": "rs_1", "output_index": 0, "summary_index": 0}
+    kind = "response.reasoning_summary_text"
+    events: list[tuple[bytes | None, dict[str, Any] | str]] = [
+        (f"{kind}.delta".encode(), {"type": f"{kind}.delta", "delta": p, **ids}) for p in PIECES
+    ]
+    events.append((f"{kind}.done".encode(), {"type": f"{kind}.done", "text": "".join(PIECES), **ids}))
+    got = tapped(OPENAI_RESPONSES, events)
+    assert "".join(d["delta"] for _, d in got if d["type"] == f"{kind}.delta") == expected()
+    assert got[-1][1]["text"] == expected() and got[-2][1]["type"] == f"{kind}.delta"  # the held-back text first
+
+
+def test_responses_object_deltas_stream_per_field_and_anything_else_in_them_is_rewritten() -> None:
+    ids = {"item_id": "sh_1", "output_index": 0, "command_index": 0}
+    kind = "response.shell_call_output_content"
+    events: list[tuple[bytes | None, dict[str, Any] | str]] = [
+        (f"{kind}.delta".encode(), {"type": f"{kind}.delta", "delta": {"stdout": p, "meta": {"note": WORD}}, **ids})
+        for p in PIECES
+    ]
+    events.append((f"{kind}.done".encode(), {"type": f"{kind}.done", "output": [{"stdout": "".join(PIECES)}], **ids}))
+    got = tapped(OPENAI_RESPONSES, events)
+    assert "".join(d["delta"].get("stdout", "") for _, d in got if d["type"] == f"{kind}.delta") == expected()
+    assert WORD not in orjson.dumps([d for _, d in got]).decode()
