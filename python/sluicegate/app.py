@@ -84,7 +84,7 @@ class App:
         self.langsmith: LangSmithSink | None = None
         if settings.langsmith.enabled:
             redactor = self.gateway.redactor
-            scrub = (lambda text: redactor.scanner.redact(text)[0]) if redactor is not None else (lambda text: text)
+            scrub = redactor.scrub if redactor is not None else (lambda text: text)
             api_key = settings.langsmith.resolved_api_key(os.environ if environ is None else environ)
             self.langsmith = LangSmithSink(settings.langsmith, api_key, scrub, self._langsmith_credential)
             self.sinks.append(self.langsmith)

@@ -355,3 +355,54 @@ def test_a_streamed_run_holds_exactly_what_the_client_read(gw: Server, standin: 
         assert "".join(block["text"] for block in outputs["content"]) == text
     else:
         assert outputs["output_text"] == text
+
+
+@pytest.mark.parametrize("action", ["monitor", "pseudonymize"])
+def test_a_workspaces_own_type_is_scrubbed_from_its_runs(mock_server: Server, tmp_path: Path, action: str) -> None:
+    """A value of a type only a workspace's policy defines, which redaction lets through (monitor) or
+    puts back for the client (pseudonymize), is scrubbed from the LangSmith run by that workspace's
+    own patterns, not only the configuration's."""
+    from tests.integration.test_control_gateway import _env, _seed
+    from tests.unit.control.pg import MASTER_KEY
+
+    from sluicegate.control.settings import ControlSettings
+
+    standin = StandIn()
+    settings = ControlSettings(database_url=f"sqlite:///{tmp_path / 'control.db'}", master_key=MASTER_KEY)
+    seed = _seed(settings)
+    extra = (
+        f'[langsmith]\nenabled = true\nendpoint = "{standin.url}"\napi_key = "global-key"\nproject = "gw-project"\n'
+        f'\n[control]\nenabled = true\ndatabase_url = "{settings.database_url.reveal()}"\npoll_interval_s = 0.25\n'
+    )
+    ticket = "TCK-482913"
+    try:
+        with start_gateway(gateway_config(tmp_path / "c.toml", mock_server.url, extra), _env()) as gw:
+            ws = seed["ws"]["id"] if isinstance(seed["ws"], dict) else seed["ws"]
+            policy = {
+                "custom_patterns": [{"entity": "TICKET", "pattern": "TCK-[0-9]{6}"}],
+                # monitor both ways; pseudonymize is a request action (the response gets the value back)
+                "redaction": [
+                    {
+                        "entities": ["TICKET"],
+                        "action": action,
+                        "direction": "both" if action == "monitor" else "request",
+                    }
+                ],
+            }
+            admin = {"authorization": f"Bearer {seed['token']}"}
+            put = httpx.put(f"{gw.url}/admin/v1/workspaces/{ws}/policy", json=policy, headers=admin)
+            assert put.status_code == 200, put.text
+            time.sleep(0.6)  # the view reloads within a poll interval
+            r = httpx.post(
+                f"{gw.url}/v1/chat/completions",
+                json={"model": "mh/mock-gpt@echo", "messages": [{"role": "user", "content": f"see {ticket}"}]},
+                headers={"authorization": f"Bearer {seed['key']}"},
+            )
+            assert r.status_code == 200
+            assert ticket in r.text  # the client gets it back (echoed, or restored)
+            run = gateway_run(standin, r.headers["x-request-id"])
+        assert any(e.startswith(f"redaction:{action}:TICKET") for e in run["extra"]["metadata"]["sluicegate_policy"])
+        assert ticket not in json.dumps(run["inputs"]) and ticket not in json.dumps(run["outputs"])
+        assert "[REDACTED:TICKET]" in json.dumps(run["inputs"]) + json.dumps(run["outputs"])
+    finally:
+        standin.close()

@@ -219,3 +219,16 @@ def test_redaction_can_be_turned_off(mock_server: Server, tmp_path: Path) -> Non
     with start_gateway(config) as server, openai.OpenAI(base_url=f"{server.url}/v1", api_key=GATEWAY_KEY) as client:
         client.chat.completions.create(model="mh/mock-gpt", messages=[{"role": "user", "content": EMAIL}])
         assert EMAIL in upstream_saw(mock_server)
+
+
+def test_provider_error_messages_are_redacted_too(oa: openai.OpenAI, an: anthropic.Anthropic) -> None:
+    """Providers echo what they were sent in their error messages (`The model 'x' does not exist`):
+    an error body is a response, scanned like one. The mock echoes an unknown knob's name."""
+    with pytest.raises(openai.BadRequestError) as oa_err:
+        oa.chat.completions.create(model=f"mh/m@{SSN}=1", messages=[{"role": "user", "content": "hi"}])
+    with pytest.raises(anthropic.BadRequestError) as an_err:
+        an.messages.create(model=f"mh/c@{SSN}=1", max_tokens=5, messages=[{"role": "user", "content": "hi"}])
+    for err in (oa_err.value, an_err.value):
+        text = json.dumps(err.body)
+        assert SSN not in text and "[REDACTED:US_SSN]" in text, text
+        assert "unknown knob" in text  # the provider's own message, kept

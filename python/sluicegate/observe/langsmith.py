@@ -330,7 +330,7 @@ class LangSmithSink(BatchSink[Outcome]):
         rescan = any(e.policy == "redaction" and e.action in ("monitor", "pseudonymize") for e in outcome.events)
         parts = [
             part(f"post.{run_id}", orjson.dumps(run)),
-            part(f"post.{run_id}.inputs", self._inputs(outcome.request_body, rescan)),
+            part(f"post.{run_id}.inputs", self._inputs(outcome, rescan)),
             part(f"post.{run_id}.outputs", self._outputs(outcome, rescan)),
             part(f"post.{run_id}.extra", orjson.dumps({"metadata": metadata, "runtime": _RUNTIME})),
         ]
@@ -339,13 +339,15 @@ class LangSmithSink(BatchSink[Outcome]):
         parts += self._feedback(run_id, trace_id, end, outcome)
         return parts
 
-    def _inputs(self, body: bytes | None, rescan: bool) -> bytes:
+    def _inputs(self, outcome: Outcome, rescan: bool) -> bytes:
+        body = outcome.request_body
         if not body:
             return b"{}"
         # What went upstream was parsed as a JSON object by the pipeline: as it is, unless rescanned.
         if not rescan and body[:1] == b"{":
             return body
-        return orjson.dumps(self._scrubbed(_as_object(body, "input")) if rescan else _as_object(body, "input"))
+        value = _as_object(body, "input")
+        return orjson.dumps(self._scrubbed(value, outcome.scrub) if rescan else value)
 
     def _outputs(self, outcome: Outcome, rescan: bool) -> bytes:
         if not outcome.response:
@@ -360,12 +362,14 @@ class LangSmithSink(BatchSink[Outcome]):
             if not rescan and body[:1] == b"{":
                 return body
             outputs = _as_object(body, "output")
-        return orjson.dumps(self._scrubbed(outputs) if rescan else outputs)
+        return orjson.dumps(self._scrubbed(outputs, outcome.scrub) if rescan else outputs)
 
-    def _scrubbed(self, value: Any) -> Any:
+    def _scrubbed(self, value: Any, scrub: Callable[[str], str] | None) -> Any:
+        """`value` with `scrub` (the call's own redactor's, else the configuration's) on every string."""
+        scrub = scrub or self.scrub
         for slot in all_strings(value):
             text = slot.text
-            out = self.scrub(text)
+            out = scrub(text)
             if out != text:
                 slot.set(out)
         return value

@@ -297,6 +297,8 @@ class Gateway:
             raise
         if self.capture:
             outcome.request_body = raw
+            if redactor is not None:
+                outcome.scrub = redactor.scrub
         if scan is not None:
             outcome.events.extend(scan.tally.events())
         if guard is not None:
@@ -335,7 +337,7 @@ class Gateway:
         resp = await upstream.send(url, fmt.path, upstream_headers, raw, self.timeouts, whole=tap is None)
         bounds = self.settings.upstream
         if resp.status >= 400:
-            return await relay_error_status(send, fmt, resp, rid, bounds.max_error_body_bytes)
+            return await relay_error_status(send, fmt, resp, rid, bounds.max_error_body_bytes, rewrite)
         if tap is not None and resp.content_type.startswith("text/event-stream"):
             max_event = bounds.max_event_bytes
             return await relay_stream(send, receive, fmt, tap, resp, rid, self.capture, max_event=max_event)

@@ -40,6 +40,9 @@ from sluicegate.observe.events import PolicyEvent
 Direction = Literal["request", "response"]
 Finding = tuple[str, int, int]
 PLACEHOLDER = "[REDACTED:{entity}]"
+# Kinds of action, strictest first: a value two types find goes to the stricter one.
+_STRICTNESS = ("block", "replace", "monitor")
+_KIND = {"block": "block", "redact": "replace", "pseudonymize": "replace", "monitor": "monitor"}
 _RESTORE = re.compile(r"<[A-Z][A-Z0-9_]*_\d+>")
 _RESTORE_PREFIX = re.compile(r"<[A-Z0-9_]{0,48}\Z")
 
@@ -95,6 +98,13 @@ class Redactor:
                     raise ValueError(f"redaction rule names {entity!r}, which is not a scanned entity type")
                 for d in ("request", "response") if rule.direction == "both" else (rule.direction,):
                     self.actions[d][entity] = rule.action  # type: ignore[index]
+        # Overlapping values go to the strictest action, never to the leftmost-longest finding: a
+        # pattern with a weaker action (a lower level's `monitor` type that spans an SSN the org
+        # blocks) must not hide a stricter type's value. With more than one kind of action in a
+        # direction, each kind is scanned on its own, strictest first (see `find`).
+        self._tiers: dict[Direction, list[Scanner]] = {
+            d: self._tiers_of(builtins, patterns, keywords, self.actions[d]) for d in ("request", "response")
+        }
         response = self.actions["response"]
         # Streams replace whatever the scanner finds, so response scanners are split by action.
         self._stream_scanner = self._subset(builtins, patterns, keywords, {"redact", "block"}, response)
@@ -118,6 +128,49 @@ class Redactor:
             [p for p in patterns if p[0] in keep],
             [k for k in keywords if k[0] in keep],
         )
+
+    @classmethod
+    def _tiers_of(
+        cls,
+        builtins: list[str],
+        patterns: list[tuple[str, str]],
+        keywords: list[tuple[str, list[str]]],
+        actions: dict[str, str],
+    ) -> list[Scanner]:
+        kinds = [k for k in _STRICTNESS if any(_KIND[a] == k for a in actions.values())]
+        if len(kinds) < 2:
+            return []
+        tiers = []
+        for kind in kinds:
+            scanner = cls._subset(builtins, patterns, keywords, {a for a in _KIND if _KIND[a] == kind}, actions)
+            assert scanner is not None
+            tiers.append(scanner)
+        return tiers
+
+    def find(self, text: str, direction: Direction) -> list[Finding]:
+        """The findings in `text` that `direction`'s actions apply to: one scan when every type has the
+        same kind of action; else block types, then replaced types, then monitored ones, each scanned
+        without the others' patterns, a finding kept unless a stricter one overlaps it."""
+        tiers = self._tiers[direction]
+        if not tiers:
+            return self.scanner.scan(text)
+        kept: list[Finding] = []
+        for scanner in tiers:
+            found = scanner.scan(text)
+            if not found:
+                continue
+            if not kept:
+                kept = list(found)
+                continue
+            taken = list(kept)
+            kept += [f for f in found if not any(f[1] < t[2] and t[1] < f[2] for t in taken)]
+        kept.sort(key=lambda f: f[1])
+        return kept
+
+    def scrub(self, text: str) -> str:
+        """`text` with every value of every scanned type replaced, whatever its action: for copies
+        that leave the request path (a trace), where `monitor` and `pseudonymize` values must not go."""
+        return self.scanner.redact(text)[0]
 
     # ── requests ────────────────────────────────────────────────────────────
 
@@ -159,12 +212,12 @@ class Redactor:
         what changes; True if anything did. A field holding JSON is scanned as its decoded strings;
         `outer` says where `root` itself was, asked only for the report of a finding."""
         changed = False
-        scanner = self.scanner
+        scan_text = self.scanner.scan if not self._tiers[direction] else partial(self.find, direction=direction)
         for item in fields:
             if type(item) is tuple:  # a plain string: the common case, kept cheap
                 container, key = item
                 text = container[key]
-                findings = scanner.scan(text)
+                findings = scan_text(text)
                 if not findings and restore is None:
                     continue
                 slot = TextSlot(container, key)
@@ -182,7 +235,7 @@ class Redactor:
                             slot.set(orjson.dumps(parsed).decode())
                             changed = True
                         continue
-                findings = scanner.scan(text)
+                findings = scan_text(text)
             if findings:
                 where = locate(root, slot, outer() if outer else "")
                 out = self._apply(text, findings, direction, where, scan, workspace)

@@ -76,6 +76,9 @@ class Outcome:
     first_byte_at: float | None = None  # perf_counter() when the first streamed bytes went out
     # What went upstream and what the client got, kept only while a trace sink wants them.
     request_body: bytes | None = None
+    # The caller's own redactor's whole-text redaction (its workspace's patterns included), for the
+    # copies a trace sink keeps of values that redaction let through (monitor, pseudonymize).
+    scrub: Callable[[str], str] | None = None
     response: list[bytes] | None = None
 
     def log_fields(self) -> dict[str, object]:
@@ -107,9 +110,19 @@ async def send_error(send: Send, fmt: WireFormat, err: GatewayError, request_id:
 
 
 async def relay_error_status(
-    send: Send, fmt: WireFormat, resp: UpstreamResponse, request_id: bytes, limit: int
+    send: Send,
+    fmt: WireFormat,
+    resp: UpstreamResponse,
+    request_id: bytes,
+    limit: int,
+    rewrite: Callable[[Any], bool] | None = None,
 ) -> Outcome:
-    """Pass an upstream error status on: the provider's body when it is a JSON error, else ours."""
+    """Pass an upstream error status on: the provider's body when it is a JSON error, else ours.
+
+    Providers echo request content in error messages (`Invalid value: '…'`), so an error body is a
+    response like any other: `rewrite` (redaction) sees every string of it. When it refuses the body
+    (a `block` type in it), the client gets the status with our own message instead.
+    """
     body = await resp.read(limit)
     headers = [(b"x-request-id", request_id)]
     for name in RETRY_HEADERS:
@@ -120,10 +133,16 @@ async def relay_error_status(
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError:
         parsed = None
+    ours = GatewayError(f"the provider answered {resp.status}", status=resp.status)
     if not (isinstance(parsed, dict) and "error" in parsed):
-        body = fmt.error_body(
-            GatewayError(f"the provider answered {resp.status}", status=resp.status), request_id.decode()
-        )
+        body = fmt.error_body(ours, request_id.decode())
+    elif rewrite is not None:
+        try:
+            if rewrite(parsed):
+                body = orjson.dumps(parsed)
+        except GatewayError:  # what was found is in the request's tally, as for any response
+            ours.message += " (its error message was withheld: it held content this gateway blocks)"
+            body = fmt.error_body(ours, request_id.decode())
     await send_body(send, resp.status, body, [(b"content-type", JSON), *headers])
     return Outcome(resp.status, error="upstream_status")
 

@@ -23,6 +23,8 @@ from sluicegate.control.policies import (
     violations,
 )
 from sluicegate.control.schemas import PolicyIn
+from sluicegate.errors import PolicyBlocked
+from sluicegate.formats.openai_chat import OPENAI_CHAT
 from sluicegate.policy.redaction import Redactor
 from sluicegate.spend.caps import SpendSettings
 
@@ -215,23 +217,26 @@ def test_a_pattern_named_like_a_built_in_only_adds_to_its_detector() -> None:
     assert redactor.actions["request"]["US_SSN"] == "block"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: overlapping findings go to the leftmost, longest one whatever its action, so a lower "
-    "level's monitor-only pattern that covers an SSN hides it from the org's locked block; the fix "
-    "belongs in the redactor (a locked type's findings must not yield to a lower level's pattern)",
-)
-def test_a_lower_levels_pattern_cannot_swallow_a_locked_value() -> None:
+@pytest.mark.parametrize("weaker", ["monitor", "redact"])
+def test_a_lower_levels_pattern_cannot_swallow_a_locked_value(weaker: str) -> None:
+    """A workspace's own type whose pattern spans the SSN (`is 536-22-8844`), set to a weaker
+    action, would have been the one leftmost-longest finding and hidden the SSN from the org's
+    locked block: overlapping values go to the strictest action instead."""
     org = _p(_block())
     ws = _p(
         {
             "custom_patterns": [{"entity": "HARMLESS", "pattern": "is [0-9]{3}-[0-9]{2}-[0-9]{4}"}],
-            "redaction": [{"entities": ["HARMLESS"], "action": "monitor"}],
+            "redaction": [{"entities": ["HARMLESS"], "action": weaker}],
         }
     )
     result = effective("o", [("org", "o", org), ("workspace", "w", ws), ("key", "k", None)])
-    found = _redactor(result).scanner.scan(SSN)
-    assert [f[0] for f in found] == ["US_SSN"]
+    redactor = _redactor(result)
+    assert [f[0] for f in redactor.scanner.scan(SSN)] == ["HARMLESS"]  # what one scan alone would decide
+    assert [f[0] for f in redactor.find(SSN, "request")] == ["US_SSN"]
+    with pytest.raises(PolicyBlocked, match="US_SSN"):
+        redactor.scan_request(OPENAI_CHAT, {"model": "m", "messages": [{"role": "user", "content": SSN}]}, "w")
+    # a value the stricter type does not cover is still the weaker type's
+    assert [f[0] for f in redactor.find("it is 000-00-0000 today", "request")] == ["HARMLESS"]
 
 
 def test_a_locked_custom_type_keeps_the_pattern_above_and_adds_the_lower_one() -> None:
