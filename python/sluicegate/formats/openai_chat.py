@@ -62,9 +62,10 @@ _TOP = {"id", "object", "created", "model", "system_fingerprint", "service_tier"
 RESPONSE = Shape(_TOP, {"choices": Shape({"finish_reason"}, {"message": _RESPONSE_MESSAGE, "logprobs": _LOGPROBS})})
 DELTA = Shape({"role"}, {"tool_calls": _TOOL_CALL, "function_call": _FUNCTION, "audio": _AUDIO})
 CHUNK = Shape(_TOP, {"choices": Shape({"finish_reason"}, {"delta": DELTA})})
-# A chunk with nothing but these (no usage, no logprobs, no field not known yet) has no text outside
-# its deltas: the common chunk skips the walk of the rest.
-_PLAIN_CHUNK = frozenset({*_TOP, "choices"})
+# A chunk with nothing but these (no logprobs, no field not known yet, `usage` null as OpenAI sends it
+# in every chunk once usage is asked for) has no text outside its deltas: the common chunk skips the
+# walk of the rest. (A `usage` object is not a scalar, so the chunk that carries it is walked.)
+_PLAIN_CHUNK = frozenset({*_TOP, "choices", "usage"})
 _PLAIN_CHOICE = frozenset({"index", "delta", "finish_reason", "logprobs"})
 
 
