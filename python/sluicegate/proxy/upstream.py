@@ -264,9 +264,13 @@ class _HttpResponse(_Response):
 
     async def _read_all(self, limit: int | None) -> bytes:
         declared = self._resp.content_length
-        if limit is None and declared is not None and declared > self._max_body:
-            self.close()
-            raise response_too_large(self._max_body)
+        if limit is None and declared is not None:
+            if declared > self._max_body:
+                self.close()
+                raise response_too_large(self._max_body)
+            # A declared length within the bound: aiohttp reads exactly that much, in one call (the
+            # usual non-streamed answer; the loop below is for bodies of no declared length).
+            return await self._resp.read()
         return await super()._read_all(limit)
 
     async def preload(self) -> None:
