@@ -278,7 +278,7 @@ class Gateway:
         lines = self.spend.lines_for(identity) if self.spend is not None else ()
         if lines:
             assert self.spend is not None
-            guard, _ = await self.spend.reserve(fmt, body, provider, upstream_model, lines)
+            guard = await self.spend.reserve(fmt, body, provider, upstream_model, lines)
         tap = fmt.tap(body, redactor.response_filter(scan) if redactor and scan else None) if stream else None
         fmt.prepare(body)
         if upstream_model != model:

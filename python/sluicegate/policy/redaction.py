@@ -67,7 +67,6 @@ class Tally:
 class RequestScan:
     """What request redaction did, and what the response side needs from it."""
 
-    changed: bool = False
     tally: Tally = field(default_factory=Tally)
     originals: dict[str, str] = field(default_factory=dict)  # placeholder -> value (pseudonymize)
 
@@ -184,7 +183,7 @@ class Redactor:
         scan = RequestScan()
         started = time.perf_counter()
         try:
-            scan.changed = self._scan_fields(body, text_fields(body, fmt.request_shape), "request", scan, workspace)
+            self._scan_fields(body, text_fields(body, fmt.request_shape), "request", scan, workspace)
         except (PolicyBlocked, PolicyFailed):
             raise
         except Exception as exc:

@@ -165,9 +165,9 @@ class SpendPolicy:
 
     async def reserve(
         self, fmt: WireFormat, body: dict[str, Any], provider: Provider, model: str, lines: tuple[CapLine, ...]
-    ) -> tuple[SpendGuard, bool]:
-        """Reserve the request's worst case on `lines`; returns the guard and whether `body` was
-        changed (its output limit clamped).
+    ) -> SpendGuard:
+        """Reserve the request's worst case on `lines`; returns the guard. A clamp lowers `body`'s
+        output limit in place (the body forwarded is always the one parsed, so no flag is needed).
 
         Raises:
             SpendLimitExceeded: a cap would be crossed (402).
@@ -206,20 +206,18 @@ class SpendPolicy:
                     "spend caps cannot be checked right now (the spend store is unreachable); retry shortly",
                     code="spend_store_unavailable",
                 ) from exc
-            return SpendGuard(self, None, price, [event]), False
+            return SpendGuard(self, None, price, [event])
         events = [_refusal_event("would_refuse", r) for r in result.monitored]
         events += _alert_events(result.alerts)
         if result.refusal is not None:
             err: GatewayError = refusal_error(result.refusal)
             err.events = [*events, _refusal_event("refuse", result.refusal)]
             raise err
-        changed = False
         clamp_to = result.clamp_to_nusd
         if clamp_to is None and amount < worst and result.reservation is not None:
             clamp_to = result.reservation.amount_nusd
         if clamp_to is not None:
             tokens = self.prices.max_output_tokens_for(price, est.input_tokens, clamp_to)
             clamp_output(body, fmt.name, tokens)
-            changed = True
             events.append(PolicyEvent("spend", "clamp", "", "request", detail={"max_output_tokens": tokens}))
-        return SpendGuard(self, result.reservation, price, events), changed
+        return SpendGuard(self, result.reservation, price, events)

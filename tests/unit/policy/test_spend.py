@@ -62,7 +62,8 @@ async def test_an_enforcing_cap_refuses_it(make: Any) -> None:
 async def test_a_clamp_cap_lowers_it_to_what_is_left(make: Any) -> None:
     policy = await make("5", on_insufficient="clamp")
     body = huge()
-    guard, changed = await policy.reserve(CHAT, body, PROVIDER, "m", policy.settings.lines())
+    guard = await policy.reserve(CHAT, body, PROVIDER, "m", policy.settings.lines())
+    changed = any(e.action == "clamp" for e in guard.events)  # the body's output limit was lowered
     assert guard.reservation is not None
     assert changed and body["max_tokens"] < 2**31 - 1
     assert fits(policy, body, guard.reservation.amount_nusd)
@@ -72,6 +73,7 @@ async def test_a_clamp_cap_lowers_it_to_what_is_left(make: Any) -> None:
 async def test_when_granted_it_is_clamped_to_the_reservation(make: Any, cap: dict[str, str]) -> None:
     policy = await make(MAX_USD, **cap)
     body = huge()
-    guard, changed = await policy.reserve(CHAT, body, PROVIDER, "m", policy.settings.lines())
+    guard = await policy.reserve(CHAT, body, PROVIDER, "m", policy.settings.lines())
+    changed = any(e.action == "clamp" for e in guard.events)  # the body's output limit was lowered
     assert guard.reservation is not None and guard.reservation.amount_nusd == MAX_NUSD
     assert changed and fits(policy, body, MAX_NUSD)
