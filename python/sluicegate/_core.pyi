@@ -10,6 +10,7 @@ __all__ = [
     "__version__",
     "builtin_entities",
     "first_duplicate_key",
+    "json_problem",
     "release_all",
     "reserve_all",
     "settle_all",
@@ -309,4 +310,18 @@ def first_duplicate_key(data: bytes) -> int | None:
 
     Returns:
         The byte offset of the repeated key's opening quote, or None when no object repeats a key.
+    """
+
+def json_problem(data: bytes, max_depth: int) -> tuple[str, int] | None:
+    """Find, in one pass, the first structural problem of a JSON document that has parsed: an array
+    or object nested more than `max_depth` levels deep (the document is level 1), or a key that
+    repeats a key of the same object (compared as `first_duplicate_key` does).
+
+    Arguments:
+        data: the JSON document.
+        max_depth: the deepest nesting allowed.
+
+    Returns:
+        `("depth", offset)` (the bracket that opens too deep), `("duplicate_key", offset)` (the
+        repeated key's opening quote), whichever comes first, or None.
     """

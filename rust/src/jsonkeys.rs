@@ -54,22 +54,48 @@ impl<'a> Frame<'a> {
 /// assert_eq!(first_duplicate_key(br#"{"a": 1, "\u0061": 2}"#), Some(9));
 /// ```
 pub fn first_duplicate_key(data: &[u8]) -> Option<usize> {
+    match first_problem(data, usize::MAX) {
+        Some(Problem::DuplicateKey(at)) => Some(at),
+        _ => None,
+    }
+}
+
+/// What [`first_problem`] found first in a JSON document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Problem {
+    /// An array or object opens deeper than the allowed nesting (the offset of its bracket).
+    TooDeep(usize),
+    /// A key repeats a key of the same object (the offset of its opening quote).
+    DuplicateKey(usize),
+}
+
+/// The first repeated key or the first array or object nested more than `max_depth` levels deep
+/// (the document itself is level 1), whichever comes first, in one pass: the request path's
+/// structural check of a body it has parsed.
+///
+/// # Example
+/// ```
+/// use _core::jsonkeys::{first_problem, Problem};
+/// assert_eq!(first_problem(br#"{"a": [[1]]}"#, 3), None);
+/// assert_eq!(first_problem(br#"{"a": [[1]]}"#, 2), Some(Problem::TooDeep(7)));
+/// assert_eq!(first_problem(br#"{"a": 1, "a": 2}"#, 2), Some(Problem::DuplicateKey(9)));
+/// ```
+pub fn first_problem(data: &[u8], max_depth: usize) -> Option<Problem> {
     let mut stack: Vec<Frame<'_>> = Vec::new();
     let mut i = 0;
     while i < data.len() {
         match data[i] {
-            b'{' => stack.push(Frame {
-                object: true,
-                expect_key: true,
-                keys: Vec::new(),
-                set: None,
-            }),
-            b'[' => stack.push(Frame {
-                object: false,
-                expect_key: false,
-                keys: Vec::new(),
-                set: None,
-            }),
+            open @ (b'{' | b'[') => {
+                if stack.len() >= max_depth {
+                    return Some(Problem::TooDeep(i));
+                }
+                stack.push(Frame {
+                    object: open == b'{',
+                    expect_key: open == b'{',
+                    keys: Vec::new(),
+                    set: None,
+                });
+            }
             b'}' | b']' => {
                 stack.pop();
             }
@@ -91,7 +117,7 @@ pub fn first_duplicate_key(data: &[u8]) -> Option<usize> {
                             Cow::Borrowed(raw)
                         };
                         if !frame.insert(key) {
-                            return Some(start);
+                            return Some(Problem::DuplicateKey(start));
                         }
                     }
                 }
@@ -324,6 +350,16 @@ mod tests {
         assert_eq!(first_duplicate_key(doc.as_bytes()), None);
         let doc = format!("{{{},\"k7\":0}}", keys.join(","));
         assert_eq!(first_duplicate_key(doc.as_bytes()), Some(doc.len() - 7));
+    }
+
+    #[test]
+    fn nesting_past_the_bound_is_found_where_it_opens() {
+        assert_eq!(first_problem(b"[[[]]]", 3), None);
+        assert_eq!(first_problem(b"[[[]]]", 2), Some(Problem::TooDeep(2)));
+        assert_eq!(first_problem(br#"{"a": "[[[[", "b": {}}"#, 2), None); // brackets in strings do not count
+        assert_eq!(first_problem(br#"{"a": 1, "a": [[2]]}"#, 2), Some(Problem::DuplicateKey(9)));
+        let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        assert_eq!(first_problem(deep.as_bytes(), 64), Some(Problem::TooDeep(64)));
     }
 
     #[test]

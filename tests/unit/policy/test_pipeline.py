@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from sluicegate._core import json_problem
 from sluicegate.errors import PayloadTooLarge, RequestTimeout
-from sluicegate.policy.pipeline import ClientGone, nests_deeper, read_body
+from sluicegate.policy.pipeline import ClientGone, read_body
 from sluicegate.types import Message
 
 
@@ -80,6 +82,42 @@ def depth(value: Any) -> int:
     if isinstance(value, list):
         return 1 + max(map(depth, value), default=0)
     return 0
+
+
+def _text(value: Any) -> bytes:
+    """`value` as JSON text, without recursion (the bound test nests 10,000 levels)."""
+    out: list[str] = []
+    todo: list[Any] = [value]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, _Raw):
+            out.append(item.text)
+        elif isinstance(item, dict):
+            parts: list[Any] = [_Raw("{")]
+            for i, (k, v) in enumerate(item.items()):
+                parts += [_Raw(("," if i else "") + json.dumps(k) + ":"), v]
+            todo += reversed([*parts, _Raw("}")])
+        elif isinstance(item, list):
+            parts = [_Raw("[")]
+            for i, v in enumerate(item):
+                parts += [_Raw(","), v] if i else [v]
+            todo += reversed([*parts, _Raw("]")])
+        else:
+            out.append(json.dumps(item))
+    return "".join(out).encode()
+
+
+class _Raw:
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def nests_deeper(value: Any, limit: int) -> bool:
+    """What the pipeline refuses as too deep: the Rust pass over the body's bytes."""
+    problem = json_problem(_text(value), limit)
+    return problem is not None and problem[0] == "depth"
 
 
 JSON = st.recursive(
