@@ -14,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Sequence
 
-from sluicegate.proxy.egress import IPNetwork, parse_cidr
+from sluicegate.proxy.egress import IPNetwork, Networks
 
 __all__ = ["TrustedProxies"]
 
@@ -47,13 +47,13 @@ class TrustedProxies:
     """
 
     def __init__(self, networks: Iterable[str | IPNetwork] = ()) -> None:
-        self.networks = tuple(n if not isinstance(n, str) else parse_cidr(n) for n in networks)
+        self.networks = Networks(networks)
 
     def trusts(self, address: IPAddress) -> bool:
         """Whether `address` (an IPv4-mapped IPv6 address by the IPv4 address inside) is a trusted proxy."""
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
             address = address.ipv4_mapped
-        return any(address.version == n.version and address in n for n in self.networks)
+        return address in self.networks
 
     def client(self, peer: str, forwarded_for: Sequence[str]) -> str:
         """The client's address.

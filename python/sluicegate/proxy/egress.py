@@ -101,6 +101,26 @@ def parse_cidr(text: str) -> IPNetwork:
     return ipaddress.ip_network(text.strip(), strict=True)
 
 
+class Networks:
+    """A setting's list of addresses and networks (`10.0.0.0/8`, `192.0.2.7`), as a set that an
+    address is `in`.
+
+    Raises:
+        ValueError: an entry is not an address or network.
+    """
+
+    __slots__ = ("networks",)
+
+    def __init__(self, entries: Iterable[str | IPNetwork] = ()) -> None:
+        self.networks = tuple(n if not isinstance(n, str) else parse_cidr(n) for n in entries)
+
+    def __contains__(self, ip: IPAddress) -> bool:
+        return any(ip.version == net.version and ip in net for net in self.networks)
+
+    def __bool__(self) -> bool:
+        return bool(self.networks)
+
+
 def _embedded_v4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
     """The IPv4 address a NAT64 or 6to4 address carries, if any."""
     if ip in _NAT64:
@@ -117,7 +137,7 @@ class AddressPolicy:
     """
 
     def __init__(self, allowed: Iterable[str | IPNetwork] = ()) -> None:
-        self.allowed = tuple(n if not isinstance(n, str) else parse_cidr(n) for n in allowed)
+        self.allowed = Networks(allowed)
         self._verdicts: dict[str, str | None] = {}
 
     def refusal(self, address: str) -> str | None:
@@ -146,14 +166,11 @@ class AddressPolicy:
             else:
                 inner = _embedded_v4(ip)  # NAT64 and 6to4 reach the IPv4 address they carry
                 kind = self._kind(inner) if inner is not None else None
-                if inner is not None and kind is not None and not self._is_allowed(inner):
+                if inner is not None and kind is not None and inner not in self.allowed:
                     return kind
-        if self._is_allowed(ip):
+        if ip in self.allowed:
             return None
         return self._kind(ip)
-
-    def _is_allowed(self, ip: IPAddress) -> bool:
-        return any(ip.version == net.version and ip in net for net in self.allowed)
 
     @staticmethod
     def _kind(ip: IPAddress) -> str | None:
