@@ -357,7 +357,10 @@ mod tests {
         assert_eq!(first_problem(b"[[[]]]", 3), None);
         assert_eq!(first_problem(b"[[[]]]", 2), Some(Problem::TooDeep(2)));
         assert_eq!(first_problem(br#"{"a": "[[[[", "b": {}}"#, 2), None); // brackets in strings do not count
-        assert_eq!(first_problem(br#"{"a": 1, "a": [[2]]}"#, 2), Some(Problem::DuplicateKey(9)));
+        assert_eq!(
+            first_problem(br#"{"a": 1, "a": [[2]]}"#, 2),
+            Some(Problem::DuplicateKey(9))
+        );
         let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
         assert_eq!(first_problem(deep.as_bytes(), 64), Some(Problem::TooDeep(64)));
     }
