@@ -309,6 +309,52 @@ async def test_instances_starting_together_migrate_once(control_settings: Contro
             await s.close()
 
 
+@pytest.mark.parametrize("control_settings", ["sqlite"], indirect=True)
+async def test_many_instances_on_a_new_sqlite_file_migrate_once_every_time(
+    control_settings: ControlSettings,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Six stores opening one new SQLite file at once, twenty times over. Without the lock file, a
+    connection that had switched the empty file to WAL and one that had not took different locks,
+    both migrated, and Alembic's per-process context mixed them ("table already exists")."""
+    for round_ in range(20):
+        url = SecretUrl(f"sqlite:///{tmp_path / f'r{round_}.db'}")
+        settings = control_settings.model_copy(update={"database_url": url})
+        stores = [ControlStore(settings) for _ in range(6)]
+        try:
+            applied = await asyncio.gather(*(s.open() for s in stores))
+            assert sorted(applied) == sorted([[]] * 5 + [revisions()]), round_
+            assert await _scalars(stores[0], "PRAGMA journal_mode") == ["wal"]
+        finally:
+            for s in stores:
+                await s.close()
+
+
+async def test_an_instance_waits_for_the_sqlite_migration_lock_and_gives_up_clearly(tmp_path: Path) -> None:
+    import fcntl
+    import os
+
+    from sluicegate.control.migrations import _file_lock
+
+    db = tmp_path / "control.db"
+    store = ControlStore(ControlSettings(enabled=True, database_url=f"sqlite:///{db}"))
+    fd = os.open(f"{db}.migrate-lock", os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # another instance, mid-migration
+        with pytest.raises(MigrationError, match="held the migration lock"):
+            async with _file_lock(store.engine, wait_s=0.2):
+                pass
+        assert not db.exists() or db.stat().st_size == 0  # nothing was touched
+        waiting = asyncio.create_task(migrate(store.engine))
+        await asyncio.sleep(0.3)
+        assert not waiting.done()  # still waiting, the event loop free
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        assert await asyncio.wait_for(waiting, 30) == revisions()
+    finally:
+        os.close(fd)
+        await store.close()
+
+
 # ── (4) revisions after these: SQLite's batch mode, and a revision that breaks a foreign key ──────
 
 

@@ -5,7 +5,11 @@ Alembic runs programmatically: no alembic.ini, this directory is the script dire
 `env.py` takes the connection `migrate()` passes in. All pending revisions run in one transaction
 that first takes the migration lock, so instances that start together migrate once: on PostgreSQL
 an advisory lock (the same one the runner before Alembic took, so an instance of that release
-waits for it too), on SQLite `BEGIN IMMEDIATE` (the write lock, waited for up to the busy timeout).
+waits for it too), on SQLite an exclusive `flock` on a file beside the database (`<db>.migrate-lock`)
+held across the whole run, then `BEGIN IMMEDIATE` (the write lock) inside it. SQLite's own lock is
+not enough alone: on a database file that is still empty, a connection that has switched it to WAL
+and one that has not yet seen the switch take different locks and do not exclude each other, and
+Alembic's `context` is one per process, so two migrations in one process must never interleave.
 On SQLite, foreign keys are off while the revisions run (batch mode rebuilds tables, and dropping a
 table that others reference would fail) and `PRAGMA foreign_key_check` must come back clean before
 the commit.
@@ -22,9 +26,13 @@ A new revision: `python -m sluicegate.control.migrations new "add widgets"` (see
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
 import logging
 import os
-from collections.abc import Sequence
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +65,7 @@ HERE = Path(__file__).resolve().parent
 LOCK_ID = 0x5167_C7A1  # PostgreSQL advisory lock: one instance migrates at a time (the same id as before Alembic)
 BEGIN_IMMEDIATE = "sluicegate_begin_immediate"  # execution option: the store's SQLite `begin` hook says IMMEDIATE
 LEGACY_TABLE = "schema_migrations"
+LOCK_WAIT_S = 600.0  # SQLite: how long an instance waits for another one's migration before giving up
 LEGACY_REVISIONS = {1: "0001", 2: "0002"}  # the runner's versions before Alembic -> the revision each one is
 
 
@@ -119,8 +128,34 @@ async def migrate(engine: AsyncEngine, extra_versions: Sequence[Path] = ()) -> l
             rows that break a foreign key (SQLite); the transaction is rolled back.
     """
     cfg = config(extra_versions)
-    async with engine.connect() as conn:
+    async with _file_lock(engine), engine.connect() as conn:
         return await conn.run_sync(_migrate, cfg)
+
+
+@asynccontextmanager
+async def _file_lock(engine: AsyncEngine, wait_s: float = LOCK_WAIT_S) -> AsyncIterator[None]:
+    """SQLite on a file: hold an exclusive `flock` on `<db>.migrate-lock` (other processes and other
+    stores in this one wait; polled, so the event loop runs on). Elsewhere, nothing."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
+        yield
+        return
+    fd = os.open(f"{database}.migrate-lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise MigrationError(
+                        f"another instance has held the migration lock for over {wait_s:.0f} s; nothing was changed"
+                    ) from None
+                await asyncio.sleep(0.02)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _migrate(conn: Connection, cfg: Config) -> list[str]:
