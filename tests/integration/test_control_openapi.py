@@ -4,12 +4,14 @@ Every endpoint of `ENDPOINTS` is called for real (a control store on SQLite and 
 AdminApi through httpx's ASGI transport) and each answer, success and error, is validated against the
 schema the served document gives for that status (JSON Schema 2020-12, `$ref`s resolved in the
 document). A client built from the document alone (its paths, parameters, bodies and schemas, not the
-Python models) drives a whole flow. The document itself is checked for what a client generator needs:
-every `$ref` resolves, every schema is a valid 2020-12 schema, every path parameter is declared.
+Python models) drives a whole flow. The document itself validates against the OpenAPI 3.1
+meta-schema, and is checked for what a client generator needs beyond it: every `$ref` resolves, every
+schema is a valid 2020-12 schema, every path parameter is declared.
 """
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -18,14 +20,17 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+import schemathesis
 from jsonschema import Draft202012Validator, ValidationError
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
+from schemathesis.specs.openapi.definitions import OPENAPI_31
 from tests.unit.control.pg import control_settings, pg_database  # noqa: F401  (fixtures)
 
 from sluicegate.config import RedactionRule
 from sluicegate.control.admin_api import ENDPOINTS, AdminApi, Endpoint
 from sluicegate.control.audit import Actor
+from sluicegate.control.openapi import openapi_document
 from sluicegate.control.policies import OperatorPolicy
 from sluicegate.control.schemas import KeyIn, PolicyIn, SecretIn
 from sluicegate.control.settings import ControlSettings
@@ -224,6 +229,7 @@ def test_every_endpoint_has_a_response_model() -> None:
 
 
 async def test_every_endpoint_answers_what_the_document_says(world: World) -> None:
+    assert world.contract.doc == openapi_document(ENDPOINTS)  # as served at /admin/v1/openapi.json
     for endpoint in ENDPOINTS:
         token = world.tokens["operator" if endpoint.path == "/orgs" else "org_a"]
         response = await _call(world, endpoint, token)
@@ -357,9 +363,23 @@ def _pointer(doc: dict[str, Any], ref: str) -> Any:
     return node
 
 
-async def test_the_document_is_complete_for_a_client_generator(world: World) -> None:
-    """No OpenAPI 3.1 meta-schema validator is in the lock: the checks a generator relies on, by hand."""
-    doc = world.contract.doc
+def test_the_document_is_valid_openapi_3_1() -> None:
+    """Against the OpenAPI 3.1 meta-schema (the one schemathesis, in the lock, carries), and by
+    schemathesis's own check; a document missing a required part fails both."""
+    doc = openapi_document(ENDPOINTS)
+    meta = Draft202012Validator(OPENAPI_31)
+    assert [e.message for e in meta.iter_errors(doc)] == []
+    schemathesis.openapi.from_dict(doc).validate()
+    broken = copy.deepcopy(doc)
+    del broken["paths"]["/admin/v1/whoami"]["get"]["responses"]["200"]["description"]
+    assert [e.message for e in meta.iter_errors(broken)] == ["'description' is a required property"]
+    with pytest.raises(Exception, match="description"):
+        schemathesis.openapi.from_dict(broken).validate()
+
+
+def test_the_document_is_complete_for_a_client_generator() -> None:
+    """What the meta-schema leaves open and a generator relies on: refs resolve, schemas are valid."""
+    doc = openapi_document(ENDPOINTS)
     assert doc["openapi"] == "3.1.0" and doc["info"]["title"] and doc["info"]["version"]
     schemes = doc["components"]["securitySchemes"]
     refs = set(_refs(doc))
