@@ -27,7 +27,7 @@ from referencing.jsonschema import DRAFT202012
 from schemathesis.specs.openapi.definitions import OPENAPI_31
 from tests.unit.control.pg import control_settings, pg_database  # noqa: F401  (fixtures)
 
-from sluicegate.config import RedactionRule
+from sluicegate.config import RedactionRule, Settings
 from sluicegate.control.admin_api import ENDPOINTS, AdminApi, Endpoint
 from sluicegate.control.audit import Actor
 from sluicegate.control.openapi import openapi_document
@@ -36,12 +36,22 @@ from sluicegate.control.schemas import KeyIn, PolicyIn, SecretIn
 from sluicegate.control.settings import ControlSettings
 from sluicegate.control.store import ControlStore
 from sluicegate.control.view import ControlView
+from sluicegate.proxy.egress import TenantUrls
 from sluicegate.spend.local import LocalStore
 
 ACTOR = Actor("test/setup")
 SECRET_VALUE = "sk-secret-value-never-shown-0123456789"
 DOC_URI = "urn:sluicegate:admin-openapi"
 AT = "2026-11-27T09:15:00+00:00"
+# The operator's rules for tenant base URLs: `openai` may point at llm.example (and its own origin).
+TENANT_URLS = TenantUrls.from_settings(
+    Settings.model_validate(
+        {
+            "providers": {"openai": {"kind": "openai", "api_key": "k"}},
+            "upstream": {"tenant_base_urls": {"openai": ["llm.example"]}},
+        }
+    )
+)
 
 
 # ── validating answers against the document ───────────────────────────────────────────────────
@@ -165,12 +175,12 @@ async def world(control_settings: ControlSettings) -> AsyncIterator[World]:  # n
     victim, _ = await store.create_admin_token(ACTOR, a["id"], None, "to revoke")
     ids = {"org_id": a["id"], "workspace_id": a1["id"], "user_id": user["id"], "key_id": key["id"]}
     ids |= {"token_id": victim["id"], "provider": "openai"}
-    operator = OperatorPolicy(rules=(RedactionRule(entities=["CREDIT_CARD"], action="block", locked=True),))
-    view = ControlView(store, operator=OperatorPolicy(operator.rules, "redact"))
+    locked_cards = RedactionRule(entities=["CREDIT_CARD"], action="block", locked=True)
+    view = ControlView(store, operator=OperatorPolicy(rules=(locked_cards,), default_action="redact"))
     await view.refresh()
     api = AdminApi(store, view, run_url="https://traces.example/runs/{run_id}?trace={trace_id}")
     api.caps_status = LocalStore().snapshot  # what a gateway without Redis wires in (real buckets)
-    api.base_url_refusal = lambda provider, url: None if url.startswith("https://llm.example/") else "not allowed"
+    api.base_url_refusal = TENANT_URLS.refusal
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://admin") as client:
         doc = (await client.get("/admin/v1/openapi.json")).json()
         yield World(client, store, api, Contract(doc), ids, {n: t for n, (_, t) in made.items()})
@@ -244,10 +254,7 @@ async def test_every_endpoint_answers_what_the_document_says(world: World) -> No
         query = {"group_by": "workspace,user,key,model,provider", "bucket": "hour"}
         response = await _call(world, endpoint, world.tokens["org_a"], query=query)
         body = world.contract.check("GET", _template(endpoint), response)
-        assert {r["bucket"] for r in body["data"]} == {AT[:13]} and {r["user_id"] for r in body["data"]} == {
-            None,
-            world.ids["user_id"],
-        }
+        assert {(r["bucket"], r["user_id"]) for r in body["data"]} == {(AT[:13], None), (AT[:13], world.ids["user_id"])}
         assert body["total_cost_nusd"] == 135_000 and [c["spent_nusd"] for c in body["caps"]] == [0, 0]
     events = await _call(world, next(e for e in ENDPOINTS if e.path == "/orgs/{org_id}/events"), world.tokens["org_a"])
     assert sorted(str(e.get("run_url")) for e in events.json()["data"]) == [
