@@ -30,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from sluicegate.control import responses as res
 from sluicegate.control.audit import Actor
 from sluicegate.control.keys import hash_key, same_hash
 from sluicegate.control.models import admin_tokens, api_keys, orgs, users, workspaces
@@ -125,7 +126,12 @@ BaseUrlRefusal = Callable[[str, str], str | None]
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
-    """One operation: the route table is also the OpenAPI document and the scope test's table."""
+    """One operation: the route table is also the OpenAPI document and the scope test's table.
+
+    `response` is the model (`control.responses`) of the success answer's body (None only for a
+    204); `errors` are the error statuses it can answer beyond those its shape implies
+    (`openapi.error_statuses`: 401 always, 404 with a path id, 403 under an org, 422 with input).
+    """
 
     method: str
     path: str
@@ -135,6 +141,8 @@ class Endpoint:
     status: int = 200
     mutates: bool = False
     query: tuple[tuple[str, dict[str, Any]], ...] = ()
+    response: type[BaseModel] | None = None
+    errors: tuple[int, ...] = ()
 
 
 # ── scope checks ──────────────────────────────────────────────────────────────────────────────
@@ -540,16 +548,42 @@ _PAGE = (
 )
 
 ENDPOINTS: tuple[Endpoint, ...] = (
-    Endpoint("GET", "/whoami", whoami, "The calling token's scope"),
-    Endpoint("GET", "/orgs", list_orgs, "Organizations the token sees"),
-    Endpoint("POST", "/orgs", create_org, "Create an organization (operator tokens)", OrgIn, 201, True),
-    Endpoint("GET", "/orgs/{org_id}", get_org, "An organization"),
-    Endpoint("GET", "/orgs/{org_id}/workspaces", list_workspaces, "An organization's workspaces"),
-    Endpoint("POST", "/orgs/{org_id}/workspaces", create_workspace, "Create a workspace", WorkspaceIn, 201, True),
+    Endpoint("GET", "/whoami", whoami, "The calling token's scope", response=res.Whoami),
+    Endpoint("GET", "/orgs", list_orgs, "Organizations the token sees", response=res.OrgList),
     Endpoint(
-        "POST", "/orgs/{org_id}/admin-tokens", create_admin_token, "Create an admin token", AdminTokenIn, 201, True
+        "POST", "/orgs", create_org, "Create an organization (operator tokens)", OrgIn, 201, True, response=res.Org
     ),
-    Endpoint("GET", "/orgs/{org_id}/admin-tokens", list_admin_tokens, "The organization's admin tokens (no values)"),
+    Endpoint("GET", "/orgs/{org_id}", get_org, "An organization", response=res.Org),
+    Endpoint(
+        "GET", "/orgs/{org_id}/workspaces", list_workspaces, "An organization's workspaces", response=res.WorkspaceList
+    ),
+    Endpoint(
+        "POST",
+        "/orgs/{org_id}/workspaces",
+        create_workspace,
+        "Create a workspace",
+        WorkspaceIn,
+        201,
+        True,
+        response=res.Workspace,
+    ),
+    Endpoint(
+        "POST",
+        "/orgs/{org_id}/admin-tokens",
+        create_admin_token,
+        "Create an admin token (shown once)",
+        AdminTokenIn,
+        201,
+        True,
+        response=res.AdminTokenCreated,
+    ),
+    Endpoint(
+        "GET",
+        "/orgs/{org_id}/admin-tokens",
+        list_admin_tokens,
+        "The organization's admin tokens (no values)",
+        response=res.AdminTokenList,
+    ),
     Endpoint(
         "POST",
         "/orgs/{org_id}/admin-tokens/{token_id}/revoke",
@@ -558,35 +592,154 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         None,
         200,
         True,
+        response=res.AdminToken,
     ),
-    Endpoint("GET", "/orgs/{org_id}/policy", org_pol, "The organization's policy"),
-    Endpoint("PUT", "/orgs/{org_id}/policy", org_put, "Replace the organization's policy", PolicyIn, 200, True),
-    Endpoint("GET", "/orgs/{org_id}/secrets", org_secrets, "Org-default provider secrets (names only)"),
-    Endpoint("PUT", "/orgs/{org_id}/secrets/{provider}", org_secret_put, "Set an org default", SecretIn, 200, True),
+    Endpoint("GET", "/orgs/{org_id}/policy", org_pol, "The organization's policy", response=PolicyIn),
+    Endpoint(
+        "PUT",
+        "/orgs/{org_id}/policy",
+        org_put,
+        "Replace the organization's policy",
+        PolicyIn,
+        200,
+        True,
+        response=PolicyIn,
+        errors=(409,),
+    ),
+    Endpoint(
+        "GET",
+        "/orgs/{org_id}/secrets",
+        org_secrets,
+        "Org-default provider secrets (names only)",
+        response=res.SecretList,
+    ),
+    Endpoint(
+        "PUT",
+        "/orgs/{org_id}/secrets/{provider}",
+        org_secret_put,
+        "Set an org default",
+        SecretIn,
+        200,
+        True,
+        response=res.Secret,
+        errors=(400, 409),
+    ),
     Endpoint("DELETE", "/orgs/{org_id}/secrets/{provider}", org_secret_del, "Delete an org default", None, 204, True),
-    Endpoint("GET", "/orgs/{org_id}/audit", list_audit, "The organization's audit log", query=_PAGE),
-    Endpoint("GET", "/orgs/{org_id}/events", org_events, "Policy events, newest first", query=_EVENTS_QUERY),
-    Endpoint("GET", "/orgs/{org_id}/spend", org_spend, "Settled spend, summed", query=_SPEND_QUERY),
-    Endpoint("GET", "/workspaces/{workspace_id}/events", ws_events, "A workspace's policy events", query=_EVENTS_QUERY),
-    Endpoint("GET", "/workspaces/{workspace_id}/spend", ws_spend, "A workspace's settled spend", query=_SPEND_QUERY),
-    Endpoint("GET", "/workspaces/{workspace_id}", get_workspace, "A workspace"),
-    Endpoint("GET", "/workspaces/{workspace_id}/users", list_users, "A workspace's users"),
-    Endpoint("POST", "/workspaces/{workspace_id}/users", create_user, "Create a user", UserIn, 201, True),
-    Endpoint("GET", "/workspaces/{workspace_id}/keys", list_keys, "A workspace's gateway keys (no key values)"),
-    Endpoint("POST", "/workspaces/{workspace_id}/keys", create_key, "Create a key (shown once)", KeyIn, 201, True),
-    Endpoint("GET", "/workspaces/{workspace_id}/policy", ws_pol, "The workspace's policy"),
-    Endpoint("PUT", "/workspaces/{workspace_id}/policy", ws_put, "Replace the workspace's policy", PolicyIn, 200, True),
-    Endpoint("GET", "/workspaces/{workspace_id}/secrets", ws_secrets, "Provider secrets (names only)"),
-    Endpoint("PUT", "/workspaces/{workspace_id}/secrets/{provider}", ws_secret_put, "Set", SecretIn, 200, True),
+    Endpoint(
+        "GET", "/orgs/{org_id}/audit", list_audit, "The organization's audit log", query=_PAGE, response=res.AuditList
+    ),
+    Endpoint(
+        "GET",
+        "/orgs/{org_id}/events",
+        org_events,
+        "Policy events, newest first",
+        query=_EVENTS_QUERY,
+        response=res.EventList,
+    ),
+    Endpoint("GET", "/orgs/{org_id}/spend", org_spend, "Settled spend, summed", query=_SPEND_QUERY, response=res.Spend),
+    Endpoint(
+        "GET",
+        "/workspaces/{workspace_id}/events",
+        ws_events,
+        "A workspace's policy events",
+        query=_EVENTS_QUERY,
+        response=res.EventList,
+    ),
+    Endpoint(
+        "GET",
+        "/workspaces/{workspace_id}/spend",
+        ws_spend,
+        "A workspace's settled spend",
+        query=_SPEND_QUERY,
+        response=res.Spend,
+    ),
+    Endpoint("GET", "/workspaces/{workspace_id}", get_workspace, "A workspace", response=res.Workspace),
+    Endpoint("GET", "/workspaces/{workspace_id}/users", list_users, "A workspace's users", response=res.UserList),
+    Endpoint(
+        "POST", "/workspaces/{workspace_id}/users", create_user, "Create a user", UserIn, 201, True, response=res.User
+    ),
+    Endpoint(
+        "GET",
+        "/workspaces/{workspace_id}/keys",
+        list_keys,
+        "A workspace's gateway keys (no key values)",
+        response=res.KeyList,
+    ),
+    Endpoint(
+        "POST",
+        "/workspaces/{workspace_id}/keys",
+        create_key,
+        "Create a key (shown once)",
+        KeyIn,
+        201,
+        True,
+        response=res.KeyCreated,
+    ),
+    Endpoint("GET", "/workspaces/{workspace_id}/policy", ws_pol, "The workspace's policy", response=PolicyIn),
+    Endpoint(
+        "PUT",
+        "/workspaces/{workspace_id}/policy",
+        ws_put,
+        "Replace the workspace's policy",
+        PolicyIn,
+        200,
+        True,
+        response=PolicyIn,
+        errors=(409,),
+    ),
+    Endpoint(
+        "GET",
+        "/workspaces/{workspace_id}/secrets",
+        ws_secrets,
+        "Provider secrets (names only)",
+        response=res.SecretList,
+    ),
+    Endpoint(
+        "PUT",
+        "/workspaces/{workspace_id}/secrets/{provider}",
+        ws_secret_put,
+        "Set",
+        SecretIn,
+        200,
+        True,
+        response=res.Secret,
+        errors=(400, 409),
+    ),
     Endpoint("DELETE", "/workspaces/{workspace_id}/secrets/{provider}", ws_secret_del, "Delete", None, 204, True),
-    Endpoint("GET", "/users/{user_id}", get_user, "A user"),
-    Endpoint("GET", "/users/{user_id}/policy", user_pol, "The user's policy"),
-    Endpoint("PUT", "/users/{user_id}/policy", user_put, "Replace the user's policy", PolicyIn, 200, True),
-    Endpoint("GET", "/keys/{key_id}", get_key, "A gateway key (no key value)"),
-    Endpoint("POST", "/keys/{key_id}/revoke", revoke_key, "Revoke a key", None, 200, True),
-    Endpoint("GET", "/keys/{key_id}/effective-policy", effective_policy, "The policy that applies to a key"),
-    Endpoint("GET", "/keys/{key_id}/policy", key_pol, "The key's own policy"),
-    Endpoint("PUT", "/keys/{key_id}/policy", key_put, "Replace the key's own policy", PolicyIn, 200, True),
+    Endpoint("GET", "/users/{user_id}", get_user, "A user", response=res.User),
+    Endpoint("GET", "/users/{user_id}/policy", user_pol, "The user's policy", response=PolicyIn),
+    Endpoint(
+        "PUT",
+        "/users/{user_id}/policy",
+        user_put,
+        "Replace the user's policy",
+        PolicyIn,
+        200,
+        True,
+        response=PolicyIn,
+        errors=(409,),
+    ),
+    Endpoint("GET", "/keys/{key_id}", get_key, "A gateway key (no key value)", response=res.Key),
+    Endpoint("POST", "/keys/{key_id}/revoke", revoke_key, "Revoke a key", None, 200, True, response=res.Key),
+    Endpoint(
+        "GET",
+        "/keys/{key_id}/effective-policy",
+        effective_policy,
+        "The policy that applies to a key",
+        response=res.EffectivePolicy,
+    ),
+    Endpoint("GET", "/keys/{key_id}/policy", key_pol, "The key's own policy", response=PolicyIn),
+    Endpoint(
+        "PUT",
+        "/keys/{key_id}/policy",
+        key_put,
+        "Replace the key's own policy",
+        PolicyIn,
+        200,
+        True,
+        response=PolicyIn,
+        errors=(409,),
+    ),
 )
 assert {lvl for lvl in LEVELS} == {"org", "workspace", "user", "key"}
 
