@@ -380,6 +380,8 @@ def test_an_admin_walks_through_the_console(gw: tuple[Server, dict[str, Any]], t
         assert actions == made
         for action in ("workspace.create", "user.create", "key.create", "secret.set", "policy.set"):
             assert any(a.startswith(action.split(".")[0]) for a in actions), action
+        assert "admin token admin" in driver.find_element("id", "audit").text  # the token by its name
+        check_layout(driver, "audit")
         filt = driver.find_element("id", "audit-action")
         filt.send_keys("key.")
         assert all(
@@ -387,7 +389,6 @@ def test_an_admin_walks_through_the_console(gw: tuple[Server, dict[str, Any]], t
             for r in driver.find_elements("css selector", "#audit tr[data-action]")
         )
         assert SECRET not in driver.page_source and key not in driver.page_source
-        check_layout(driver, "audit")
 
         # Sign out: the token is gone from the tab.
         driver.find_element("id", "signout").click()

@@ -76,9 +76,11 @@ export function select(name, options, value, attrs = {}) {
 export const usd = (n) => (n === null || n === undefined ? "–" : "$" + (n / 1e9).toFixed(Math.abs(n) >= 1e7 || n === 0 ? 2 : 6));
 export const when = (iso) => (iso ? iso.slice(0, 19).replace("T", " ") : "");
 
+const NUMERIC = new Set(["calls", "count", "events", "values found", "input tokens", "output tokens", "start", "end", "seq"]);
+
 export function table(headers, rows, attrs = {}) {
   return h("table", attrs,
-    h("thead", {}, h("tr", {}, headers.map((x) => h("th", { scope: "col", class: x.endsWith(" ($)") || x === "calls" ? "num" : null }, x)))),
+    h("thead", {}, h("tr", {}, headers.map((x) => h("th", { scope: "col", class: NUMERIC.has(x) || x.endsWith(" ($)") ? "num" : null }, x)))),
     h("tbody", {}, rows));
 }
 

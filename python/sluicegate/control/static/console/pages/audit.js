@@ -17,8 +17,18 @@ export async function render(view, ctx) {
     after = page.data[page.data.length - 1].seq;
   }
   rows.reverse();
-  const who = (actor) => actor;
-  const target = (t) => { const id = t.split("/").pop(); return ctx.names.has(id) ? `${t.split("/")[0]} ${nameOf(ctx, id)}` : t; };
+  const tokens = await get(`/orgs/${ctx.orgId}/admin-tokens`).then((r) => r.data, () => []);
+  const tokenName = new Map(tokens.map((t) => [t.id, t.name]));
+  const who = (actor) => { const [kind, id] = actor.split("/"); return kind === "admin_token" && tokenName.has(id) ? `admin token ${tokenName.get(id)}` : actor; };
+  const changed = (diff) => {
+    const before = (diff && diff.before) || {}, after = (diff && diff.after) || {};
+    if (!diff || typeof diff !== "object" || (!("before" in diff) && !("after" in diff))) return JSON.stringify(diff).slice(0, 80);
+    const names = [...new Set([...Object.keys(before || {}), ...Object.keys(after || {})])]
+      .filter((k) => JSON.stringify((before || {})[k]) !== JSON.stringify((after || {})[k]) && !["id", "org_id", "created_at", "updated_at"].includes(k));
+    return names.join(", ") || "(no field changed)";
+  };
+  const change = (diff) => h("details", {}, h("summary", {}, changed(diff)), h("pre", {}, JSON.stringify(diff, null, 2)));
+  const target = (t) => t.replace(/\b(?:org|ws|user|key|tok)_[0-9a-f]+/g, (id) => (ctx.names.has(id) ? nameOf(ctx, id) : tokenName.get(id) || id));
   const actor = h("input", { name: "actor", id: "audit-actor" });
   const action = h("input", { name: "action", id: "audit-action", list: "audit-actions" });
   const text = h("input", { name: "target", id: "audit-target" });
@@ -28,7 +38,7 @@ export async function render(view, ctx) {
     const [a, b, c] = [actor.value, action.value, text.value].map((v) => v.trim().toLowerCase());
     const shown = rows.filter((r) => (!a || r.actor.toLowerCase().includes(a)) && (!b || r.action.toLowerCase().includes(b)) && (!c || target(r.target).toLowerCase().includes(c)));
     body.replaceChildren(...shown.map((r) => h("tr", { dataset: { seq: r.seq, action: r.action } }, h("td", { class: "num" }, r.seq), h("td", {}, when(r.at)), h("td", {}, who(r.actor)),
-      h("td", {}, r.action), h("td", {}, target(r.target)), h("td", {}, r.client), h("td", {}, h("code", {}, JSON.stringify(r.diff).slice(0, 300))))));
+      h("td", {}, r.action), h("td", {}, target(r.target)), h("td", {}, r.client), h("td", { class: "wide" }, change(r.diff)))));
     count.textContent = `${shown.length} of ${rows.length} change(s)`;
   };
   const form = h("form", { id: "audit-form", class: "row card" }, field("Actor", actor), field("Action", action), field("Target", text),
