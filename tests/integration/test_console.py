@@ -258,7 +258,10 @@ def test_an_admin_walks_through_the_console(gw: tuple[Server, dict[str, Any]], t
         assert [s["provider"] for s in api(f"/workspaces/{ws}/secrets")["data"]] == ["openai"]
         check_layout(driver, "secrets")
 
-        # The policy editor: a field error lands beside its field; then a day cap and a block rule.
+        # The policy editor: a field error (422) and a lock's refusal (409) land beside what they name;
+        # then a day cap and a block rule are saved.
+        lock = {"caps": [{"window": "month", "limit_usd": "5", "locked": True}]}
+        assert httpx.put(f"{server.url}/admin/v1/orgs/{org}/policy", json=lock, headers=admin).status_code == 200
         go(driver, f"#/policies?level=workspace&id={ws}")
         driver.find_element("id", "add-cap").click()
         driver.find_element("id", "add-rule").click()
@@ -272,6 +275,14 @@ def test_an_admin_walks_through_the_console(gw: tuple[Server, dict[str, Any]], t
         limit.send_keys("1.0000000001\n")
         error = wait_for(lambda: driver.find_elements("css selector", '[data-error-for="caps.0.limit_usd"]'))[0]
         assert error.find_element("xpath", "..").get_attribute("data-loc") == "caps.0.limit_usd"
+        Select(form.find_element("css selector", ".cap-row [name=window]")).select_by_value("month")
+        limit.clear()
+        limit.send_keys("10\n")
+        locked = wait_for(lambda: driver.find_elements("css selector", '[data-error-for="caps.0"]'), what="the 409")[0]
+        assert locked.find_element("xpath", "..").get_attribute("data-loc") == "caps.0"
+        assert "locked" in driver.find_element("css selector", "#policy-form .form-error").text
+        assert not driver.find_elements("css selector", '[data-error-for="caps.0.limit_usd"]')
+        Select(form.find_element("css selector", ".cap-row [name=window]")).select_by_value("day")
         limit.clear()
         limit.send_keys("0.0002\n")
         wait_for(lambda: driver.find_element("id", "policy-saved").text == "Saved.", what="the saved policy")
@@ -390,10 +401,33 @@ def test_an_admin_walks_through_the_console(gw: tuple[Server, dict[str, Any]], t
         )
         assert SECRET not in driver.page_source and key not in driver.page_source
 
-        # Sign out: the token is gone from the tab.
+        # Keyboard: focus moves with Tab and is visible.
+        from selenium.webdriver.common.keys import Keys
+
+        driver.find_element("tag name", "body").send_keys(Keys.TAB)
+        outline = driver.execute_script(
+            "const e = document.activeElement; return [e.tagName, getComputedStyle(e).outlineStyle];"
+        )
+        assert outline[0] in ("A", "INPUT", "BUTTON", "SELECT") and outline[1] != "none", outline
+
+        # Sign out: the token is gone from the tab. A workspace token sees its workspace only.
         driver.find_element("id", "signout").click()
         wait_ready(driver, "signin")
         assert driver.execute_script("return sessionStorage.length") == 0
+        made = httpx.post(
+            f"{server.url}/admin/v1/orgs/{org}/admin-tokens", json={"name": "ws", "workspace_id": ws}, headers=admin
+        )
+        submit(driver, "login", {"token": made.json()["token"]})
+        wait_ready(driver, "overview")
+        assert driver.find_element("id", "scope").text.startswith("scope: workspace research")
+        assert [c.get_attribute("data-cap") for c in driver.find_elements("css selector", "#caps tr[data-cap]")] == [
+            f"workspace:{ws}:day",
+            f"org:{org}:month",
+        ]
+        go(driver, "#/entities")
+        assert not driver.find_elements("id", "create-workspace") and driver.find_elements("id", "create-key")
+        go(driver, "#/audit")
+        assert not driver.find_elements("id", "audit")
         # No script error on any page (the deliberate 422 above is a network entry, not one).
         errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE" and e["source"] != "network"]
         assert errors == []

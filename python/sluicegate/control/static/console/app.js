@@ -97,7 +97,11 @@ async function route() {
     const page = await load();
     const view = h("div", { id: "page-" + name });
     main.replaceChildren(view);
-    await page.render(view, ctx);
+    if (!ctx.orgId && name !== "entities") {
+      view.append(h("h1", {}, "No organization yet"), h("p", {}, "Create one on the ", h("a", { href: "#/entities" }, "Organization"), " page."));
+    } else {
+      await page.render(view, ctx);
+    }
     document.body.dataset.ready = "true";
   } catch (err) {
     errorBox.textContent = errorText(err);
