@@ -92,13 +92,12 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 20, what: str = "") 
 
 
 def wait_ready(driver: Any, page: str, timeout: float = 20) -> None:
-    body = lambda: driver.find_element("tag name", "body")  # noqa: E731
-    wait_for(
-        lambda: body().get_attribute("data-page") == page and body().get_attribute("data-ready") in ("true", "error"),
-        timeout,
-        f"page {page}",
-    )
-    assert body().get_attribute("data-ready") == "true", driver.find_element("id", "error").text
+    def state() -> str | None:
+        body = driver.find_element("tag name", "body")
+        ready = body.get_attribute("data-ready")
+        return ready if body.get_attribute("data-page") == page and ready in ("true", "error") else None
+
+    assert wait_for(state, timeout, f"page {page}") == "true", driver.find_element("id", "error").text
 
 
 def go(driver: Any, hash_: str) -> None:
@@ -226,8 +225,8 @@ def test_an_admin_walks_through_the_console(gw: tuple[Server, dict[str, Any]], t
         # A workspace, a user and a key, made in the forms; the key is shown once with its snippets.
         go(driver, "#/entities")
         submit(driver, "create-workspace", {"name": "research"})
-        wait_ready(driver, "entities")
         wait_for(lambda: "?ws=" in driver.current_url, what="the new workspace")
+        wait_for(lambda: driver.find_elements("id", "create-user"), what="the workspace's page")
         ws = driver.current_url.split("?ws=")[1]
         assert api(f"/workspaces/{ws}")["name"] == "research"
         submit(driver, "create-user", {"name": "alice"})
@@ -280,12 +279,15 @@ def test_an_admin_walks_through_the_console(gw: tuple[Server, dict[str, Any]], t
         limit = form.find_element("css selector", ".cap-row [name=limit_usd]")
         limit.send_keys("1.0000000001\n")
         error = wait_for(lambda: driver.find_elements("css selector", '[data-error-for="caps.0.limit_usd"]'))[0]
-        assert error.find_element("xpath", "..").get_attribute("data-loc") == "caps.0.limit_usd"
+        assert error.is_displayed() and error.text  # shown right after the field's label, named by the field
+        beside = error.find_element("xpath", "preceding-sibling::label[1]//input")
+        assert beside.get_attribute("data-loc") == "caps.0.limit_usd"
+        assert beside.get_attribute("aria-describedby") == error.get_attribute("id")
         Select(form.find_element("css selector", ".cap-row [name=window]")).select_by_value("month")
         limit.clear()
         limit.send_keys("10\n")
         locked = wait_for(lambda: driver.find_elements("css selector", '[data-error-for="caps.0"]'), what="the 409")[0]
-        assert locked.find_element("xpath", "..").get_attribute("data-loc") == "caps.0"
+        assert locked.is_displayed() and locked.find_element("xpath", "..").get_attribute("data-loc") == "caps.0"
         assert "locked" in driver.find_element("css selector", "#policy-form .form-error").text
         assert not driver.find_elements("css selector", '[data-error-for="caps.0.limit_usd"]')
         Select(form.find_element("css selector", ".cap-row [name=window]")).select_by_value("day")

@@ -89,10 +89,13 @@ export function errorText(err) {
 }
 
 // Show an API error's fields next to the controls whose `data-loc` names them (or a prefix of them).
+let errors = 0;
+
 export function showFieldErrors(form, err) {
   form.querySelectorAll(".field-error").forEach((n) => n.remove());
+  form.querySelectorAll("[aria-invalid]").forEach((n) => { n.removeAttribute("aria-invalid"); n.removeAttribute("aria-describedby"); });
   const general = form.querySelector(".form-error");
-  if (general) general.textContent = errorText(err);
+  if (general) general.textContent = err ? errorText(err) : "";
   for (const f of (err && err.fields) || []) {
     let loc = String(f.loc);
     let target = null;
@@ -100,8 +103,15 @@ export function showFieldErrors(form, err) {
       target = form.querySelector(`[data-loc="${CSS.escape(loc)}"]`);
       loc = loc.includes(".") ? loc.slice(0, loc.lastIndexOf(".")) : "";
     }
-    const note = h("span", { class: "field-error", role: "alert", dataset: { errorFor: f.loc } }, f.msg);
-    (target || general || form).append(note);
+    const note = h("span", { class: "field-error", role: "alert", id: `error-${++errors}`, dataset: { errorFor: f.loc } }, f.msg);
+    if (target && target.matches("input, select, textarea")) {
+      // Beside the control (after its label), and named by it for assistive technology.
+      target.setAttribute("aria-invalid", "true");
+      target.setAttribute("aria-describedby", note.id);
+      (target.closest("label") || target).after(note);
+    } else {
+      (target || general || form).append(note);
+    }
   }
 }
 

@@ -15,8 +15,10 @@ const PAGES = {
 const main = document.getElementById("main");
 const errorBox = document.getElementById("error");
 let ctx = null;
+let routing = 0;  // the latest navigation: an older one still loading never draws over it
 
 function signInPage(message) {
+  routing++;
   document.getElementById("nav").hidden = true;
   document.getElementById("who").replaceChildren();
   const input = h("input", { id: "token", name: "token", type: "password", autocomplete: "off", required: true, placeholder: "sga-…" });
@@ -84,6 +86,7 @@ function signOut() {
 
 async function route() {
   if (!ctx) return;
+  const seq = ++routing;
   const name = (location.hash.replace(/^#\/?/, "").split(/[/?]/)[0] || "overview");
   const load = PAGES[name] || PAGES.overview;
   for (const a of document.querySelectorAll("#nav a")) {
@@ -96,14 +99,16 @@ async function route() {
   try {
     const page = await load();
     const view = h("div", { id: "page-" + name });
-    main.replaceChildren(view);
     if (!ctx.orgId && name !== "entities") {
       view.append(h("h1", {}, "No organization yet"), h("p", {}, "Create one on the ", h("a", { href: "#/entities" }, "Organization"), " page."));
     } else {
       await page.render(view, ctx);
     }
+    if (seq !== routing) return;
+    main.replaceChildren(view);
     document.body.dataset.ready = "true";
   } catch (err) {
+    if (seq !== routing) return;
     errorBox.textContent = errorText(err);
     document.body.dataset.ready = "error";
     if (err.status === 401) signInPage("The admin token is not valid (any more).");

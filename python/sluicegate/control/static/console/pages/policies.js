@@ -138,8 +138,8 @@ export async function render(view, ctx) {
     saved.textContent = "";
     try {
       await api("PUT", path, readPolicy(form));
+      showFieldErrors(form, null);
       status.textContent = "";
-      form.querySelectorAll(".field-error").forEach((n) => n.remove());
       saved.textContent = "Saved.";
       if (level === "key") await showEffective();
     } catch (err) {
