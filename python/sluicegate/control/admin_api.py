@@ -29,8 +29,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from sluicegate.control import responses as res
 from sluicegate.config import RedactionSettings
+from sluicegate.control import responses as res
 from sluicegate.control.audit import Actor
 from sluicegate.control.keys import hash_key, same_hash
 from sluicegate.control.models import admin_tokens, api_keys, orgs, users, workspaces
