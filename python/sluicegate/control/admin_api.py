@@ -46,6 +46,7 @@ from sluicegate.control.schemas import (
     PROVIDER_PATTERN,
     AdminTokenIn,
     KeyIn,
+    KeyRotateIn,
     Level,
     OrgIn,
     PolicyIn,
@@ -302,6 +303,16 @@ async def get_key(ctx: Ctx) -> Response:
 async def revoke_key(ctx: Ctx) -> Response:
     key = await key_of(ctx, ctx.params["key_id"])
     return json_response(await ctx.store.revoke_key(ctx.actor, key))
+
+
+async def rotate_key(ctx: Ctx) -> Response:
+    key = await key_of(ctx, ctx.params["key_id"])
+    spec: KeyRotateIn = ctx.body
+    try:
+        row, value = await ctx.store.rotate_key(ctx.actor, key, spec.overlap_s, spec.name)
+    except Conflict as exc:
+        raise ApiError(409, "conflict", f"this key cannot be rotated: {exc}") from None
+    return json_response({**row, "key": value}, 201)
 
 
 async def effective_policy(ctx: Ctx) -> Response:
@@ -583,6 +594,15 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("GET", "/users/{user_id}/policy", user_pol, "The user's policy"),
     Endpoint("PUT", "/users/{user_id}/policy", user_put, "Replace the user's policy", PolicyIn, 200, True),
     Endpoint("GET", "/keys/{key_id}", get_key, "A gateway key (no key value)"),
+    Endpoint(
+        "POST",
+        "/keys/{key_id}/rotate",
+        rotate_key,
+        "Replace a key with a new one (shown once); the old one works until the overlap ends",
+        KeyRotateIn,
+        201,
+        True,
+    ),
     Endpoint("POST", "/keys/{key_id}/revoke", revoke_key, "Revoke a key", None, 200, True),
     Endpoint("GET", "/keys/{key_id}/effective-policy", effective_policy, "The policy that applies to a key"),
     Endpoint("GET", "/keys/{key_id}/policy", key_pol, "The key's own policy"),

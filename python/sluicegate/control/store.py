@@ -12,6 +12,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,6 +30,7 @@ from sluicegate.control.keys import (
     generate_admin_token,
     generate_key,
     hash_key,
+    is_live,
     new_id,
     now_iso,
 )
@@ -410,6 +412,51 @@ class ControlStore:
             return after, {"revoked_at": key["revoked_at"]}, {"revoked_at": at}
 
         return await self._change(actor, "key.revoke", f"key/{key['id']}", key["org_id"], body)
+
+    async def rotate_key(self, actor: Actor, key: Record, overlap_s: int, name: str | None) -> tuple[Record, str]:
+        """A new key in the old one's workspace and user, and the old one kept until `overlap_s` from
+        now (not later than an expiry it already had): one change, one audit row (ids and the end of
+        the overlap, never a key value).
+
+        Returns:
+            The new key's row with `replaces` and `old_key_expires_at`, and the new key (shown once).
+
+        Raises:
+            Conflict: the old key is revoked or has expired.
+        """
+        key_value = generate_key()
+        now = datetime.now(UTC)
+        row = {
+            "id": new_id("key"),
+            "org_id": key["org_id"],
+            "workspace_id": key["workspace_id"],
+            "user_id": key["user_id"],
+            "name": name if name is not None else key["name"],
+            "key_hash": hash_key(key_value),
+            "prefix": display_prefix(key_value),
+            "created_at": now.isoformat(timespec="microseconds"),
+            "expires_at": None,
+            "revoked_at": None,
+            "last_used_at": None,
+        }
+
+        async def body(conn: AsyncConnection) -> tuple[Record, Any, Any]:
+            # Read under the write lock (taken by the version bump): a revocation just committed counts.
+            old = row_dict((await conn.execute(select(api_keys).where(api_keys.c.id == key["id"]))).one())
+            if not is_live(old["expires_at"], old["revoked_at"], now):
+                raise Conflict("the key is " + ("revoked" if old["revoked_at"] is not None else "expired"))
+            ends = now + timedelta(seconds=overlap_s)
+            if old["expires_at"] is not None:
+                ends = min(ends, datetime.fromisoformat(old["expires_at"]))
+            until = ends.isoformat(timespec="microseconds")
+            await conn.execute(update(api_keys).where(api_keys.c.id == old["id"]).values(expires_at=until))
+            await conn.execute(insert(api_keys).values(**row))
+            shown = {**public_key(row), "replaces": old["id"], "old_key_expires_at": until}
+            before = {"key_id": old["id"], "expires_at": old["expires_at"]}
+            after = {"key_id": old["id"], "expires_at": until, "new_key_id": row["id"]}
+            return shown, before, after
+
+        return await self._change(actor, "key.rotate", f"key/{key['id']}", key["org_id"], body), key_value
 
     async def create_admin_token(
         self, actor: Actor, org_id: str | None, workspace_id: str | None, name: str
