@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import delete, event, func, insert, select, update
+from sqlalchemy import ColumnElement, Table, and_, delete, event, func, insert, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -57,6 +57,44 @@ Record = dict[str, Any]
 
 _PUBLIC_KEY: tuple[str, ...] = ("id", "org_id", "workspace_id", "user_id", "name", "prefix", "created_at")
 _PUBLIC_KEY += ("expires_at", "revoked_at", "last_used_at")
+
+
+# How each listed table pages: its sort key (unique, stable) and whether newest come first. Every
+# list of the admin API is a keyset page over one of these (`ControlStore.page`).
+PAGE_ORDER: dict[str, tuple[tuple[str, ...], bool]] = {
+    "audit_log": (("seq",), False),
+    "policy_events": (("at", "id"), True),
+    "spend_ledger": (("at", "id"), True),
+}
+ENTITY_ORDER: tuple[tuple[str, ...], bool] = (("created_at", "id"), False)
+
+
+def page_order(table: Table) -> tuple[tuple[str, ...], bool]:
+    """(sort key columns, newest first) of a table's pages."""
+    return PAGE_ORDER.get(table.name, ENTITY_ORDER)
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a list: its rows, and the sort key of its last row when more follow (else None)."""
+
+    rows: list[Record]
+    next_key: tuple[Any, ...] | None
+
+
+def _past(columns: Sequence[Any], values: Sequence[Any], descending: bool) -> ColumnElement[bool]:
+    """Rows after `values` in the order of `columns` (lexicographic: the first column, then the next…)."""
+    beyond = (lambda c, v: c < v) if descending else (lambda c, v: c > v)
+    clause: ColumnElement[bool] = beyond(columns[-1], values[-1])
+    for column, value in zip(reversed(columns[:-1]), reversed(values[:-1]), strict=True):
+        clause = or_(beyond(column, value), and_(column == value, clause))
+    return clause
+
+
+def record_where(table: Table, org_id: str, filters: dict[str, str], since: str, until: str) -> list[Any]:
+    """The conditions on data-plane records (events, ledger) of an organization in [since, until)."""
+    where = [table.c.org_id == org_id, table.c.at >= since, table.c.at < until]
+    return where + [table.c[column] == value for column, value in filters.items()]
 
 
 class Conflict(ValueError):
@@ -235,6 +273,23 @@ class ControlStore:
     async def orgs_list(self, org_id: str | None) -> list[Record]:
         return await self.many(orgs, **({"id": org_id} if org_id else {}))
 
+    async def page(self, table: Table, where: Sequence[Any], after: Sequence[Any] | None, limit: int) -> Page:
+        """Up to `limit` rows of `table` matching `where`, in the table's page order (`page_order`),
+        after the row whose sort key is `after` (from the start when None). A keyset page: rows
+        added meanwhile never shift a later page, so walking the pages yields each row once."""
+        names, descending = page_order(table)
+        columns = [table.c[n] for n in names]
+        query = select(table).where(*where)
+        if after is not None:
+            query = query.where(_past(columns, list(after), descending))
+        query = query.order_by(*(c.desc() if descending else c for c in columns)).limit(limit + 1)
+        async with self.engine.connect() as conn:
+            rows = [row_dict(r) for r in await conn.execute(query)]
+        if len(rows) <= limit:
+            return Page(rows, None)
+        rows = rows[:limit]
+        return Page(rows, tuple(rows[-1][n] for n in names))
+
     async def token_by_hash(self, token_hash: str) -> Record | None:
         async with self.engine.connect() as conn:
             query = select(admin_tokens).where(admin_tokens.c.token_hash == token_hash)
@@ -255,12 +310,13 @@ class ControlStore:
             return [{"provider": r.provider, **orjson.loads(r.meta), "updated_at": r.updated_at} for r in rows]
 
     async def audit_rows(self, org_id: str | None, after_seq: int = 0, limit: int = 100) -> list[Record]:
-        query = select(audit.audit_log).where(audit.audit_log.c.seq > after_seq)
-        if org_id is not None:
-            query = query.where(audit.audit_log.c.org_id == org_id)
-        async with self.engine.connect() as conn:
-            rows = await conn.execute(query.order_by(audit.audit_log.c.seq).limit(limit))
-            return [{**row_dict(r), "diff": orjson.loads(r.diff)} for r in rows]
+        return (await self.audit_page(org_id, after_seq, limit)).rows
+
+    async def audit_page(self, org_id: str | None, after_seq: int = 0, limit: int = 100) -> Page:
+        """Audit rows after `after_seq`, oldest first (their diffs parsed)."""
+        t = audit.audit_log
+        found = await self.page(t, [t.c.org_id == org_id] if org_id is not None else [], (after_seq,), limit)
+        return Page([{**r, "diff": orjson.loads(r["diff"])} for r in found.rows], found.next_key)
 
     # ── data-plane records (no audit rows: they are not administrative changes) ─────────────────
 
@@ -274,13 +330,14 @@ class ControlStore:
 
     async def events(self, org_id: str, filters: dict[str, str], since: str, until: str, limit: int) -> list[Record]:
         """Policy events of an organization in [since, until), newest first, filtered by column values."""
-        t = policy_events
-        query = select(t).where(t.c.org_id == org_id, t.c.at >= since, t.c.at < until)
-        for column, value in filters.items():
-            query = query.where(t.c[column] == value)
-        async with self.engine.connect() as conn:
-            rows = await conn.execute(query.order_by(t.c.at.desc(), t.c.id).limit(limit))
-            return [{**row_dict(r), "detail": orjson.loads(r.detail)} for r in rows]
+        return (await self.events_page(org_id, filters, since, until, None, limit)).rows
+
+    async def events_page(
+        self, org_id: str, filters: dict[str, str], since: str, until: str, after: Sequence[Any] | None, limit: int
+    ) -> Page:
+        """A page of `events` (their details parsed)."""
+        found = await self.page(policy_events, record_where(policy_events, org_id, filters, since, until), after, limit)
+        return Page([{**r, "detail": orjson.loads(r["detail"])} for r in found.rows], found.next_key)
 
     async def spend_rollup(
         self, org_id: str, filters: dict[str, str], group_by: list[str], bucket: str | None, since: str, until: str
