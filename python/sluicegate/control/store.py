@@ -9,6 +9,7 @@ exactly one audit row. Instances watch `version` to know when to reload their vi
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sluicegate.control import anchors, audit
 from sluicegate.control.anchors import AnchorWriter
 from sluicegate.control.audit import SYSTEM, Actor, Keyring
-from sluicegate.control.crypto import MasterKey, MasterKeyError, load_master_key, sealed_key_id
+from sluicegate.control.crypto import MasterKeyError, MasterKeyring, load_master_key, sealed_key_id
 from sluicegate.control.keys import (
     display_prefix,
     generate_admin_token,
@@ -146,9 +147,9 @@ class ControlStore:
         self.engine: AsyncEngine = create_async_engine(settings.async_url(), connect_args=connect_args)
         if settings.is_sqlite:
             _sqlite_transactions(self.engine)
-        self.master: MasterKey | None = None
+        self.master: MasterKeyring | None = None
         self._redis: Any = None
-        self._audit: tuple[MasterKey | None, Keyring, AnchorWriter] | None = None
+        self._audit: tuple[MasterKeyring | None, Keyring, AnchorWriter] | None = None
 
     async def open(self, create_master_key: bool = False) -> list[str]:
         """Bring the schema to the newest revision (`migrations/`) and load the master key.
@@ -565,6 +566,48 @@ class ControlStore:
             return shown, before, {**shown, "value": "set"}
 
         return await self._change(actor, "secret.set", f"{level}/{scope_id}/secrets/{provider}", org_id, body)
+
+    async def reseal(self, actor: Actor) -> Record:
+        """Seal every provider secret under the current master key, in one change with one audit
+        row (counts by key id only). A secret that opens under no key of the ring (damaged) is left
+        as it is and counted as `unopened`. Run when every secret is current, it changes nothing
+        but still records that it ran.
+
+        Returns:
+            `{"master_key_id", "resealed", "current", "unopened", "before"}`: the current key's id,
+            how many secrets were sealed again, how many already were under it, how many do not
+            open, and the count per key id before.
+
+        Raises:
+            Conflict: no master key is configured.
+        """
+        ring = self.master
+        if ring is None:
+            raise Conflict("no master key is configured (control.master_key or control.master_key_file)")
+        current = ring.key_id
+
+        async def body(conn: AsyncConnection) -> tuple[Record, Any, Any]:
+            rows = (await conn.execute(select(secrets))).all()
+            before = dict(Counter(sealed_key_id(r.ciphertext) for r in rows))
+            resealed = unopened = 0
+            for r in rows:
+                if sealed_key_id(r.ciphertext) == current:
+                    continue
+                context = secret_context(r.level, r.scope_id, r.provider)
+                try:
+                    sealed = ring.seal(ring.open(r.ciphertext, context), context)
+                except MasterKeyError:
+                    unopened += 1
+                    continue
+                where = (secrets.c.level == r.level, secrets.c.scope_id == r.scope_id, secrets.c.provider == r.provider)
+                await conn.execute(update(secrets).where(*where).values(ciphertext=sealed))
+                resealed += 1
+            result = {"master_key_id": current, "resealed": resealed, "unopened": unopened}
+            result |= {"current": before.get(current, 0), "before": before}
+            after = {"master_key_id": current, "resealed": resealed, "unopened": unopened}
+            return result, {"sealed": before}, after
+
+        return await self._change(actor, "secret.reseal", f"master_key/{current}", None, body)
 
     async def delete_secret(self, actor: Actor, level: str, scope_id: str, org_id: str, provider: str) -> bool:
         where = (secrets.c.level == level, secrets.c.scope_id == scope_id, secrets.c.provider == provider)
