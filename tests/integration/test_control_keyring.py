@@ -5,13 +5,18 @@ can go. A secret under a key outside the ring still fails closed."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select, update
+from tests.conftest import Server, provider_saw, start_gateway
 from tests.integration.test_control_cli import _cli, _json_head
+from tests.integration.test_control_gateway import CHAT, _config, _seed
 from tests.unit.control.pg import MASTER_KEY, control_settings, pg_database  # noqa: F401  (fixtures)
 
 from sluicegate.control.audit import Actor
@@ -177,3 +182,39 @@ def test_the_reseal_command(control_settings: ControlSettings) -> None:  # noqa:
     assert [r["action"] for r in json.loads(listing.stdout)].count("secret.reseal") == 1
     verify = _cli(control_settings, "audit", "verify", env_extra=alone)
     assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_a_gateway_rotated_to_a_new_master_key_keeps_using_the_old_secrets(mock_server: Server, tmp_path: Path) -> None:
+    """Restarted with a new current key and the old one retired, the gateway still opens and sends
+    the workspace's secret; resealed meanwhile (the command, while it runs), it goes on sending it."""
+    import openai
+
+    settings = ControlSettings(enabled=True, database_url=f"sqlite:///{tmp_path / 'c.db'}", master_key=MASTER_KEY)
+    seed = _seed(settings)
+    value = "sk-ws-sealed-under-old-" + "q" * 16
+
+    async def put_secret() -> None:
+        store = ControlStore(settings)
+        await store.open()
+        try:
+            ws = seed["ws"]
+            await store.set_secret(ACTOR, "workspace", ws["id"], ws["org_id"], "mh", SecretIn(value=value))
+        finally:
+            await store.close()
+
+    asyncio.run(put_secret())
+    rotated = {
+        "SLUICEGATE_CONTROL__MASTER_KEY": NEW_KEY,
+        "SLUICEGATE_CONTROL__MASTER_RETIRED_KEYS": f'["{MASTER_KEY}"]',
+    }
+    with (
+        start_gateway(_config(tmp_path, mock_server.url, settings), rotated) as gw,
+        openai.OpenAI(base_url=f"{gw.url}/v1", api_key=seed["key"], max_retries=0) as oa,
+    ):
+        assert oa.chat.completions.create(**CHAT | {"model": "mh/mock-gpt"}).choices[0].message.content
+        assert provider_saw(mock_server)["headers"]["authorization"] == f"Bearer {value}"
+        done = _cli(settings, "admin", "reseal", env_extra=rotated)
+        assert done.returncode == 0 and json.loads(done.stdout)["resealed"] == 1, done.stderr
+        time.sleep(0.6)  # past a poll interval: the gateway has reloaded the resealed secret
+        assert oa.chat.completions.create(**CHAT | {"model": "mh/mock-gpt"}).choices[0].message.content
+        assert provider_saw(mock_server)["headers"]["authorization"] == f"Bearer {value}"
