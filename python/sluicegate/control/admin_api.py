@@ -626,12 +626,12 @@ _LIST: tuple[tuple[str, dict[str, Any]], ...] = (
     ("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}),
     ("cursor", {"type": "string", "minLength": 1, "maxLength": 1000, "description": "a next_cursor, as it came"}),
 )
-_EVENTS_QUERY = (
+_EVENTS_QUERY: tuple[tuple[str, dict[str, Any]], ...] = (
     *_TIMES,
     *((name, {"type": "string", "minLength": 1, "maxLength": 200}) for name in _EVENT_FILTERS),
     *_LIST,
 )
-_LEDGER_QUERY = (
+_LEDGER_QUERY: tuple[tuple[str, dict[str, Any]], ...] = (
     *_TIMES,
     *((name, {"type": "string", "minLength": 1, "maxLength": 200}) for name in _SPEND_FILTERS),
     *_LIST,
