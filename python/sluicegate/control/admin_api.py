@@ -14,6 +14,8 @@ sign-ins). Bad input is a 422 naming each field at fault; no input makes a 500.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -24,6 +26,7 @@ from typing import Any
 
 import orjson
 from pydantic import BaseModel, ValidationError
+from sqlalchemy import Table
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -33,7 +36,16 @@ from sluicegate.config import RedactionSettings
 from sluicegate.control import responses as res
 from sluicegate.control.audit import Actor
 from sluicegate.control.keys import hash_key, same_hash
-from sluicegate.control.models import admin_tokens, api_keys, orgs, users, workspaces
+from sluicegate.control.models import (
+    admin_tokens,
+    api_keys,
+    audit_log,
+    orgs,
+    policy_events,
+    spend_ledger,
+    users,
+    workspaces,
+)
 from sluicegate.control.policies import (
     LEVELS,
     Chain,
@@ -48,6 +60,7 @@ from sluicegate.control.schemas import (
     TRY_TEXT_BYTES,
     AdminTokenIn,
     KeyIn,
+    KeyRotateIn,
     Level,
     OrgIn,
     PolicyIn,
@@ -56,7 +69,7 @@ from sluicegate.control.schemas import (
     UserIn,
     WorkspaceIn,
 )
-from sluicegate.control.store import Conflict, ControlStore, public_key
+from sluicegate.control.store import Conflict, ControlStore, Page, page_order, public_key, record_where
 from sluicegate.control.system_events import AccessDenials, AuthFailures
 from sluicegate.control.view import ControlView
 from sluicegate.forwarded import TrustedProxies
@@ -221,7 +234,8 @@ async def whoami(ctx: Ctx) -> Response:
 
 
 async def list_orgs(ctx: Ctx) -> Response:
-    return json_response({"data": await ctx.store.orgs_list(ctx.principal.org_id)})
+    org_id = ctx.principal.org_id
+    return await _list(ctx, orgs, [orgs.c.id == org_id] if org_id is not None else [])
 
 
 async def create_org(ctx: Ctx) -> Response:
@@ -236,7 +250,7 @@ async def get_org(ctx: Ctx) -> Response:
 
 async def list_workspaces(ctx: Ctx) -> Response:
     org = await org_of(ctx, ctx.params["org_id"])
-    return json_response({"data": await ctx.store.many(workspaces, org_id=org["id"])})
+    return await _list(ctx, workspaces, [workspaces.c.org_id == org["id"]])
 
 
 async def create_workspace(ctx: Ctx) -> Response:
@@ -261,7 +275,7 @@ def _public_token(row: dict[str, Any]) -> dict[str, Any]:
 
 async def list_admin_tokens(ctx: Ctx) -> Response:
     org = await org_of(ctx, ctx.params["org_id"])
-    return json_response({"data": [_public_token(r) for r in await ctx.store.many(admin_tokens, org_id=org["id"])]})
+    return await _list(ctx, admin_tokens, [admin_tokens.c.org_id == org["id"]], _public_token)
 
 
 async def revoke_admin_token(ctx: Ctx) -> Response:
@@ -280,7 +294,7 @@ async def get_workspace(ctx: Ctx) -> Response:
 
 async def list_users(ctx: Ctx) -> Response:
     ws = await workspace_of(ctx, ctx.params["workspace_id"])
-    return json_response({"data": await ctx.store.many(users, workspace_id=ws["id"])})
+    return await _list(ctx, users, [users.c.workspace_id == ws["id"]])
 
 
 async def create_user(ctx: Ctx) -> Response:
@@ -294,7 +308,7 @@ async def get_user(ctx: Ctx) -> Response:
 
 async def list_keys(ctx: Ctx) -> Response:
     ws = await workspace_of(ctx, ctx.params["workspace_id"])
-    return json_response({"data": [public_key(r) for r in await ctx.store.many(api_keys, workspace_id=ws["id"])]})
+    return await _list(ctx, api_keys, [api_keys.c.workspace_id == ws["id"]], public_key)
 
 
 async def create_key(ctx: Ctx) -> Response:
@@ -313,6 +327,16 @@ async def get_key(ctx: Ctx) -> Response:
 async def revoke_key(ctx: Ctx) -> Response:
     key = await key_of(ctx, ctx.params["key_id"])
     return json_response(await ctx.store.revoke_key(ctx.actor, key))
+
+
+async def rotate_key(ctx: Ctx) -> Response:
+    key = await key_of(ctx, ctx.params["key_id"])
+    spec: KeyRotateIn = ctx.body
+    try:
+        row, value = await ctx.store.rotate_key(ctx.actor, key, spec.overlap_s, spec.name)
+    except Conflict as exc:
+        raise ApiError(409, "conflict", f"this key cannot be rotated: {exc}") from None
+    return json_response({**row, "key": value}, 201)
 
 
 async def effective_policy(ctx: Ctx) -> Response:
@@ -422,9 +446,10 @@ def _provider(value: str) -> str:
 
 async def list_audit(ctx: Ctx) -> Response:
     org = await org_of(ctx, ctx.params["org_id"])
-    after, limit = _int_query(ctx.request, "after_seq", 0, 0, 2**62), _int_query(ctx.request, "limit", 100, 1, 1000)
-    rows = await ctx.store.audit_rows(org["id"], after, limit)
-    return json_response({"data": rows})
+    limit, cursor = _page_query(ctx.request, audit_log)
+    # `after_seq` (a seq seen before) still works; a cursor carries the same thing.
+    after = cursor[0] if cursor is not None else _int_query(ctx.request, "after_seq", 0, 0, 2**62)
+    return _paged(audit_log, await ctx.store.audit_page(org["id"], after, limit))
 
 
 _EVENT_FILTERS = {"policy": "policy", "action": "action", "entity": "entity", "trace_id": "trace_id"}
@@ -463,12 +488,13 @@ async def _events(ctx: Ctx, org_id: str, fixed: dict[str, str]) -> Response:
     r = ctx.request
     filters = _text_filters(r, _EVENT_FILTERS, fixed)
     since, until = _time_query(r, "since", _FAR_PAST), _time_query(r, "until", _FAR_FUTURE)
-    rows = await ctx.store.events(org_id, filters, since, until, _int_query(r, "limit", 100, 1, 1000))
+    limit, after = _page_query(r, policy_events)
+    page = await ctx.store.events_page(org_id, filters, since, until, after, limit)
     if ctx.run_url:
-        for row in rows:
+        for row in page.rows:
             if row["run_id"]:
                 row["run_url"] = ctx.run_url.format(run_id=row["run_id"], trace_id=row["trace_id"] or "")
-    return json_response({"data": rows})
+    return _paged(policy_events, page)
 
 
 async def org_events(ctx: Ctx) -> Response:
@@ -479,6 +505,27 @@ async def org_events(ctx: Ctx) -> Response:
 async def ws_events(ctx: Ctx) -> Response:
     ws = await workspace_of(ctx, ctx.params["workspace_id"])
     return await _events(ctx, ws["org_id"], {"workspace_id": ws["id"]})
+
+
+async def _ledger(ctx: Ctx, org_id: str, fixed: dict[str, str]) -> Response:
+    r = ctx.request
+    filters = _text_filters(r, _SPEND_FILTERS, fixed)
+    since, until = _time_query(r, "since", _FAR_PAST), _time_query(r, "until", _FAR_FUTURE)
+    limit, after = _page_query(r, spend_ledger)
+    return _paged(
+        spend_ledger,
+        await ctx.store.page(spend_ledger, record_where(spend_ledger, org_id, filters, since, until), after, limit),
+    )
+
+
+async def org_ledger(ctx: Ctx) -> Response:
+    org = await org_of(ctx, ctx.params["org_id"])
+    return await _ledger(ctx, org["id"], {})
+
+
+async def ws_ledger(ctx: Ctx) -> Response:
+    ws = await workspace_of(ctx, ctx.params["workspace_id"])
+    return await _ledger(ctx, ws["org_id"], {"workspace_id": ws["id"]})
 
 
 async def _spend(ctx: Ctx, org_id: str, fixed: dict[str, str]) -> Response:
@@ -538,6 +585,61 @@ async def ws_spend(ctx: Ctx) -> Response:
     return await _spend(ctx, ws["org_id"], {"workspace_id": ws["id"]})
 
 
+_CURSOR_ERROR = "not a cursor of this list (pass next_cursor back as it came)"
+
+
+def _page_query(request: Request, table: Table) -> tuple[int, tuple[Any, ...] | None]:
+    """`limit` (1 to 1000, default 100) and the sort key a `cursor` names (None: from the start).
+
+    A cursor is opaque to clients: URL-safe base64 of the list's table and the sort key of the last
+    row returned. One that does not decode, names another list, or holds values of the wrong kind
+    is a 422 naming `cursor`.
+    """
+    limit = _int_query(request, "limit", 100, 1, 1000)
+    raw = request.query_params.get("cursor")
+    if raw is None:
+        return limit, None
+    refused = ApiError(422, "validation_error", "invalid query", [_field("cursor", _CURSOR_ERROR)])
+    if not 1 <= len(raw) <= 1000 or not raw.isascii():
+        raise refused
+    try:
+        decoded = orjson.loads(base64.b64decode(raw + "=" * (-len(raw) % 4), altchars=b"-_", validate=True))
+    except (binascii.Error, ValueError):
+        raise refused from None
+    names, _ = page_order(table)
+    if not isinstance(decoded, list) or len(decoded) != len(names) + 1 or decoded[0] != table.name:
+        raise refused
+    for name, value in zip(names, decoded[1:], strict=True):
+        if name == "seq":
+            fits = type(value) is int and 0 <= value <= 2**62
+        else:
+            fits = isinstance(value, str) and 1 <= len(value) <= 200 and "\x00" not in value
+        if not fits:
+            raise refused
+    return limit, tuple(decoded[1:])
+
+
+def _cursor(table: Table, key: tuple[Any, ...] | None) -> str | None:
+    if key is None:
+        return None
+    return base64.urlsafe_b64encode(orjson.dumps([table.name, *key])).rstrip(b"=").decode()
+
+
+def _paged(table: Table, page: Page, shape: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> Response:
+    rows = [shape(r) for r in page.rows] if shape is not None else page.rows
+    return json_response(
+        {"data": rows, "has_more": page.next_key is not None, "next_cursor": _cursor(table, page.next_key)}
+    )
+
+
+async def _list(
+    ctx: Ctx, table: Table, where: list[Any], shape: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+) -> Response:
+    """A page of an entity list (`?limit`, `?cursor`), oldest first."""
+    limit, after = _page_query(ctx.request, table)
+    return _paged(table, await ctx.store.page(table, where, after, limit), shape)
+
+
 def _int_query(request: Request, name: str, default: int, low: int, high: int) -> int:
     raw = request.query_params.get(name)
     if raw is None:
@@ -561,10 +663,19 @@ _TIMES = (
     ("since", {"type": "string", "format": "date-time"}),
     ("until", {"type": "string", "format": "date-time"}),
 )
-_EVENTS_QUERY = (
+_LIST: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}),
+    ("cursor", {"type": "string", "minLength": 1, "maxLength": 1000, "description": "a next_cursor, as it came"}),
+)
+_EVENTS_QUERY: tuple[tuple[str, dict[str, Any]], ...] = (
     *_TIMES,
     *((name, {"type": "string", "minLength": 1, "maxLength": 200}) for name in _EVENT_FILTERS),
-    ("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
+    *_LIST,
+)
+_LEDGER_QUERY: tuple[tuple[str, dict[str, Any]], ...] = (
+    *_TIMES,
+    *((name, {"type": "string", "minLength": 1, "maxLength": 200}) for name in _SPEND_FILTERS),
+    *_LIST,
 )
 _SPEND_QUERY = (
     *_TIMES,
@@ -575,10 +686,7 @@ _SPEND_QUERY = (
     ),
     ("bucket", {"type": "string", "enum": ["hour", "day"]}),
 )
-_PAGE = (
-    ("after_seq", {"type": "integer", "minimum": 0}),
-    ("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
-)
+_PAGE = (("after_seq", {"type": "integer", "minimum": 0}), *_LIST)
 
 CONSOLE_DIR = Path(__file__).parent / "static" / "console"
 _CONSOLE_TYPES = {
@@ -609,13 +717,18 @@ def console_files(root: Path = CONSOLE_DIR) -> dict[str, tuple[bytes, str]]:
 
 ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("GET", "/whoami", whoami, "The calling token's scope", response=res.Whoami),
-    Endpoint("GET", "/orgs", list_orgs, "Organizations the token sees", response=res.OrgList),
+    Endpoint("GET", "/orgs", list_orgs, "Organizations the token sees", query=_LIST, response=res.OrgList),
     Endpoint(
         "POST", "/orgs", create_org, "Create an organization (operator tokens)", OrgIn, 201, True, response=res.Org
     ),
     Endpoint("GET", "/orgs/{org_id}", get_org, "An organization", response=res.Org),
     Endpoint(
-        "GET", "/orgs/{org_id}/workspaces", list_workspaces, "An organization's workspaces", response=res.WorkspaceList
+        "GET",
+        "/orgs/{org_id}/workspaces",
+        list_workspaces,
+        "An organization's workspaces",
+        query=_LIST,
+        response=res.WorkspaceList,
     ),
     Endpoint(
         "POST",
@@ -642,6 +755,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "/orgs/{org_id}/admin-tokens",
         list_admin_tokens,
         "The organization's admin tokens (no values)",
+        query=_LIST,
         response=res.AdminTokenList,
     ),
     Endpoint(
@@ -699,6 +813,14 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("GET", "/orgs/{org_id}/spend", org_spend, "Settled spend, summed", query=_SPEND_QUERY, response=res.Spend),
     Endpoint(
         "GET",
+        "/orgs/{org_id}/ledger",
+        org_ledger,
+        "Spend ledger rows, newest first",
+        query=_LEDGER_QUERY,
+        response=res.LedgerList,
+    ),
+    Endpoint(
+        "GET",
         "/workspaces/{workspace_id}/events",
         ws_events,
         "A workspace's policy events",
@@ -713,8 +835,18 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         query=_SPEND_QUERY,
         response=res.Spend,
     ),
+    Endpoint(
+        "GET",
+        "/workspaces/{workspace_id}/ledger",
+        ws_ledger,
+        "A workspace's spend ledger rows",
+        query=_LEDGER_QUERY,
+        response=res.LedgerList,
+    ),
     Endpoint("GET", "/workspaces/{workspace_id}", get_workspace, "A workspace", response=res.Workspace),
-    Endpoint("GET", "/workspaces/{workspace_id}/users", list_users, "A workspace's users", response=res.UserList),
+    Endpoint(
+        "GET", "/workspaces/{workspace_id}/users", list_users, "A workspace's users", query=_LIST, response=res.UserList
+    ),
     Endpoint(
         "POST", "/workspaces/{workspace_id}/users", create_user, "Create a user", UserIn, 201, True, response=res.User
     ),
@@ -723,6 +855,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "/workspaces/{workspace_id}/keys",
         list_keys,
         "A workspace's gateway keys (no key values)",
+        query=_LIST,
         response=res.KeyList,
     ),
     Endpoint(
@@ -780,6 +913,17 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         errors=(409,),
     ),
     Endpoint("GET", "/keys/{key_id}", get_key, "A gateway key (no key value)", response=res.Key),
+    Endpoint(
+        "POST",
+        "/keys/{key_id}/rotate",
+        rotate_key,
+        "Replace a key with a new one (shown once); the old one works until the overlap ends",
+        KeyRotateIn,
+        201,
+        True,
+        response=res.KeyRotated,
+        errors=(409,),
+    ),
     Endpoint("POST", "/keys/{key_id}/revoke", revoke_key, "Revoke a key", None, 200, True, response=res.Key),
     Endpoint(
         "GET",

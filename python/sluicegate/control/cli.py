@@ -2,6 +2,7 @@
 
 ```
 sluicegate admin migrate
+sluicegate admin reseal
 sluicegate admin bootstrap [--org NAME] [--workspace NAME] [--user NAME] [--key-name NAME] [--expires-at TIME]
 sluicegate admin org create NAME
 sluicegate admin workspace create --org ORG_ID NAME
@@ -54,6 +55,7 @@ def register(sub: Any) -> None:
     admin.add_argument("--config", help="a TOML or YAML file (SLUICEGATE_CONFIG)")
     cmds = admin.add_subparsers(dest="admin_command", required=True)
     cmds.add_parser("migrate", help="apply pending schema migrations (prints the revisions applied and the head)")
+    cmds.add_parser("reseal", help="seal every provider secret under the current master key (after a rotation)")
     boot = cmds.add_parser("bootstrap", help="create an org, a workspace, optionally a user, and a key")
     boot.add_argument("--org", default="default")
     boot.add_argument("--workspace", default="default")
@@ -226,6 +228,11 @@ async def _admin(args: argparse.Namespace, store: ControlStore, actor: Actor) ->
         _out(effective(found["org_id"], chain, _operator()).as_json())
     elif cmd == "audit":
         _out(await store.audit_rows(args.org, 0, args.limit))
+    elif cmd == "reseal":
+        done = await store.reseal(actor)
+        _out(done)
+        if done["unopened"]:
+            _fail(f"{done['unopened']} provider secret(s) do not open (damaged) and were left as they were")
 
 
 async def _with_store(

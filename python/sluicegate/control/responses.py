@@ -119,6 +119,13 @@ class KeyCreated(Key):
     key: str = Field(description="the key itself, shown this once (it is not stored)")
 
 
+class KeyRotated(KeyCreated):
+    """The new key of a rotation (shown once), and until when the key it replaces keeps working."""
+
+    replaces: str = Field(description="the id of the key this one replaces")
+    old_key_expires_at: Time
+
+
 class AdminToken(_Out):
     """An admin token's row, without its hash."""
 
@@ -143,23 +150,30 @@ class Secret(_Out):
     updated_at: Time
 
 
-class OrgList(_Out):
+class _Page(_Out):
+    """A page of a list: `?limit` rows at most; `next_cursor` (as `?cursor`) asks for the next one."""
+
+    has_more: bool
+    next_cursor: str | None = Field(description="null on the last page")
+
+
+class OrgList(_Page):
     data: list[Org]
 
 
-class WorkspaceList(_Out):
+class WorkspaceList(_Page):
     data: list[Workspace]
 
 
-class UserList(_Out):
+class UserList(_Page):
     data: list[User]
 
 
-class KeyList(_Out):
+class KeyList(_Page):
     data: list[Key]
 
 
-class AdminTokenList(_Out):
+class AdminTokenList(_Page):
     data: list[AdminToken]
 
 
@@ -264,7 +278,7 @@ class Event(_Out):
     run_url: str | None = Field(None, description="set when the gateway knows a trace viewer and the event a run")
 
 
-class EventList(_Out):
+class EventList(_Page):
     data: list[Event]
 
 
@@ -302,6 +316,27 @@ class Spend(_Out):
     caps: list[CapStatus]
 
 
+class LedgerRow(_Out):
+    """One settled call in the spend ledger."""
+
+    id: str
+    at: Time
+    org_id: str
+    workspace_id: str | None
+    user_id: str | None
+    key_id: str | None
+    request_id: str
+    model: str | None
+    provider: str | None
+    input_tokens: int
+    output_tokens: int
+    cost_nusd: int
+
+
+class LedgerList(_Page):
+    data: list[LedgerRow]
+
+
 class AuditDiff(_Out):
     before: Any = Field(description="the changed fields before (masked), or null for a creation")
     after: Any = Field(description="the changed fields after (masked), or null for a deletion")
@@ -323,5 +358,5 @@ class AuditRow(_Out):
     hash: str
 
 
-class AuditList(_Out):
+class AuditList(_Page):
     data: list[AuditRow]

@@ -50,6 +50,13 @@ class KeyIn(_Body):
         return value.astimezone(UTC)
 
 
+class KeyRotateIn(_Body):
+    """A key rotation: the old key keeps working `overlap_s` more seconds (default one day, at most 30)."""
+
+    overlap_s: int = Field(86400, ge=0, le=2592000)
+    name: str | None = Field(None, min_length=1, max_length=200)
+
+
 class AdminTokenIn(_Body):
     name: str = NAME
     workspace_id: str | None = Field(None, min_length=1, max_length=64)
