@@ -46,12 +46,16 @@ from sluicegate.control.schemas import (
     PROVIDER_PATTERN,
     AdminTokenIn,
     KeyIn,
+    KeyPatch,
     Level,
     OrgIn,
+    OrgPatch,
     PolicyIn,
     SecretIn,
     UserIn,
+    UserPatch,
     WorkspaceIn,
+    WorkspacePatch,
 )
 from sluicegate.control.store import Conflict, ControlStore, public_key
 from sluicegate.control.system_events import AccessDenials, AuthFailures
@@ -216,7 +220,8 @@ async def list_orgs(ctx: Ctx) -> Response:
 async def create_org(ctx: Ctx) -> Response:
     if ctx.principal.org_id is not None:
         raise _forbidden()
-    return json_response(await ctx.store.create_org(ctx.actor, ctx.body.name), 201)
+    spec: OrgIn = ctx.body
+    return json_response(await ctx.store.create_org(ctx.actor, spec.name, spec.description, spec.tags), 201)
 
 
 async def get_org(ctx: Ctx) -> Response:
@@ -230,7 +235,9 @@ async def list_workspaces(ctx: Ctx) -> Response:
 
 async def create_workspace(ctx: Ctx) -> Response:
     org = await org_of(ctx, ctx.params["org_id"])
-    return json_response(await ctx.store.create_workspace(ctx.actor, org["id"], ctx.body.name), 201)
+    spec: WorkspaceIn = ctx.body
+    row = await ctx.store.create_workspace(ctx.actor, org["id"], spec.name, spec.description, spec.tags)
+    return json_response(row, 201)
 
 
 async def create_admin_token(ctx: Ctx) -> Response:
@@ -274,7 +281,8 @@ async def list_users(ctx: Ctx) -> Response:
 
 async def create_user(ctx: Ctx) -> Response:
     ws = await workspace_of(ctx, ctx.params["workspace_id"])
-    return json_response(await ctx.store.create_user(ctx.actor, ws, ctx.body.name), 201)
+    spec: UserIn = ctx.body
+    return json_response(await ctx.store.create_user(ctx.actor, ws, spec.name, spec.description, spec.tags), 201)
 
 
 async def get_user(ctx: Ctx) -> Response:
@@ -304,6 +312,36 @@ async def revoke_key(ctx: Ctx) -> Response:
     return json_response(await ctx.store.revoke_key(ctx.actor, key))
 
 
+def _entity_handlers(kind: str, param: str) -> tuple[Handler, Handler]:
+    """PATCH and DELETE of an org, workspace, user or key (`ControlStore.update_entity` and
+    `ControlStore.delete_<kind>` say what a deletion takes with it)."""
+
+    async def patch(ctx: Ctx) -> Response:
+        row = await row_of(ctx, kind, ctx.params[param])
+        return json_response(await ctx.store.update_entity(ctx.actor, kind, row["id"], ctx.body.changes()))
+
+    async def remove(ctx: Ctx) -> Response:
+        p = ctx.principal
+        # An organization is deleted by operators only, a workspace by its organization's admins.
+        if (kind == "org" and p.org_id is not None) or (kind == "workspace" and p.workspace_id is not None):
+            raise _forbidden()
+        row = await row_of(ctx, kind, ctx.params[param])
+        deletion = {
+            "org": ctx.store.delete_org,
+            "workspace": ctx.store.delete_workspace,
+            "user": ctx.store.delete_user,
+            "key": ctx.store.delete_key,
+        }[kind]
+        try:
+            await deletion(ctx.actor, row)
+        except Conflict as exc:
+            raise ApiError(409, "conflict", str(exc)) from None
+        return Response(status_code=204)
+
+    patch.__name__, remove.__name__ = f"update_{kind}", f"delete_{kind}"
+    return patch, remove
+
+
 async def effective_policy(ctx: Ctx) -> Response:
     key = await key_of(ctx, ctx.params["key_id"])
     chain = [(lvl, eid, await ctx.store.policy(lvl, eid)) for lvl, eid in chain_of("key", key)]
@@ -311,7 +349,7 @@ async def effective_policy(ctx: Ctx) -> Response:
     return json_response({"key_id": key["id"], **result.as_json()})
 
 
-def _policy_handlers(level: Level, param: str) -> tuple[Handler, Handler]:
+def _policy_handlers(level: Level, param: str) -> tuple[Handler, Handler, Handler]:
     async def get_policy(ctx: Ctx) -> Response:
         entity_id, _ = await entity_of(ctx, level, ctx.params[param])
         policy = await ctx.store.policy(level, entity_id)
@@ -335,7 +373,14 @@ def _policy_handlers(level: Level, param: str) -> tuple[Handler, Handler]:
         policy = await ctx.store.set_policy(ctx.actor, level, entity_id, org_id, ctx.body)  # type: ignore[arg-type]
         return json_response(policy.model_dump(mode="json"))
 
-    return get_policy, put_policy
+    async def delete_policy(ctx: Ctx) -> Response:
+        # Nothing to check against the locks: without this level's policy, the levels above apply.
+        entity_id, org_id = await entity_of(ctx, level, ctx.params[param])
+        if not await ctx.store.delete_policy(ctx.actor, level, entity_id, org_id):
+            raise _not_found("policy")
+        return Response(status_code=204)
+
+    return get_policy, put_policy, delete_policy
 
 
 def _secret_handlers(level: str, param: str) -> tuple[Handler, Handler, Handler]:
@@ -510,10 +555,14 @@ def _field(loc: str, msg: str) -> dict[str, str]:
     return {"loc": loc, "msg": msg}
 
 
-org_pol, org_put = _policy_handlers("org", "org_id")
-ws_pol, ws_put = _policy_handlers("workspace", "workspace_id")
-user_pol, user_put = _policy_handlers("user", "user_id")
-key_pol, key_put = _policy_handlers("key", "key_id")
+org_pol, org_put, org_pol_del = _policy_handlers("org", "org_id")
+ws_pol, ws_put, ws_pol_del = _policy_handlers("workspace", "workspace_id")
+user_pol, user_put, user_pol_del = _policy_handlers("user", "user_id")
+key_pol, key_put, key_pol_del = _policy_handlers("key", "key_id")
+update_org, delete_org = _entity_handlers("org", "org_id")
+update_workspace, delete_workspace = _entity_handlers("workspace", "workspace_id")
+update_user, delete_user = _entity_handlers("user", "user_id")
+update_key, delete_key = _entity_handlers("key", "key_id")
 org_secrets, org_secret_put, org_secret_del = _secret_handlers("org", "org_id")
 ws_secrets, ws_secret_put, ws_secret_del = _secret_handlers("workspace", "workspace_id")
 _TIMES = (
@@ -544,6 +593,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("GET", "/orgs", list_orgs, "Organizations the token sees"),
     Endpoint("POST", "/orgs", create_org, "Create an organization (operator tokens)", OrgIn, 201, True),
     Endpoint("GET", "/orgs/{org_id}", get_org, "An organization"),
+    Endpoint("PATCH", "/orgs/{org_id}", update_org, "Change an organization's fields", OrgPatch, 200, True),
+    Endpoint("DELETE", "/orgs/{org_id}", delete_org, "Delete an empty organization (operators)", None, 204, True),
     Endpoint("GET", "/orgs/{org_id}/workspaces", list_workspaces, "An organization's workspaces"),
     Endpoint("POST", "/orgs/{org_id}/workspaces", create_workspace, "Create a workspace", WorkspaceIn, 201, True),
     Endpoint(
@@ -561,6 +612,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     ),
     Endpoint("GET", "/orgs/{org_id}/policy", org_pol, "The organization's policy"),
     Endpoint("PUT", "/orgs/{org_id}/policy", org_put, "Replace the organization's policy", PolicyIn, 200, True),
+    Endpoint("DELETE", "/orgs/{org_id}/policy", org_pol_del, "Remove the organization's policy", None, 204, True),
     Endpoint("GET", "/orgs/{org_id}/secrets", org_secrets, "Org-default provider secrets (names only)"),
     Endpoint("PUT", "/orgs/{org_id}/secrets/{provider}", org_secret_put, "Set an org default", SecretIn, 200, True),
     Endpoint("DELETE", "/orgs/{org_id}/secrets/{provider}", org_secret_del, "Delete an org default", None, 204, True),
@@ -570,23 +622,36 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("GET", "/workspaces/{workspace_id}/events", ws_events, "A workspace's policy events", query=_EVENTS_QUERY),
     Endpoint("GET", "/workspaces/{workspace_id}/spend", ws_spend, "A workspace's settled spend", query=_SPEND_QUERY),
     Endpoint("GET", "/workspaces/{workspace_id}", get_workspace, "A workspace"),
+    Endpoint("PATCH", "/workspaces/{workspace_id}", update_workspace, "Change a workspace", WorkspacePatch, 200, True),
     Endpoint("GET", "/workspaces/{workspace_id}/users", list_users, "A workspace's users"),
     Endpoint("POST", "/workspaces/{workspace_id}/users", create_user, "Create a user", UserIn, 201, True),
     Endpoint("GET", "/workspaces/{workspace_id}/keys", list_keys, "A workspace's gateway keys (no key values)"),
     Endpoint("POST", "/workspaces/{workspace_id}/keys", create_key, "Create a key (shown once)", KeyIn, 201, True),
     Endpoint("GET", "/workspaces/{workspace_id}/policy", ws_pol, "The workspace's policy"),
     Endpoint("PUT", "/workspaces/{workspace_id}/policy", ws_put, "Replace the workspace's policy", PolicyIn, 200, True),
+    Endpoint(
+        "DELETE", "/workspaces/{workspace_id}/policy", ws_pol_del, "Remove the workspace's policy", None, 204, True
+    ),
     Endpoint("GET", "/workspaces/{workspace_id}/secrets", ws_secrets, "Provider secrets (names only)"),
     Endpoint("PUT", "/workspaces/{workspace_id}/secrets/{provider}", ws_secret_put, "Set", SecretIn, 200, True),
     Endpoint("DELETE", "/workspaces/{workspace_id}/secrets/{provider}", ws_secret_del, "Delete", None, 204, True),
     Endpoint("GET", "/users/{user_id}", get_user, "A user"),
+    Endpoint("PATCH", "/users/{user_id}", update_user, "Change a user", UserPatch, 200, True),
     Endpoint("GET", "/users/{user_id}/policy", user_pol, "The user's policy"),
     Endpoint("PUT", "/users/{user_id}/policy", user_put, "Replace the user's policy", PolicyIn, 200, True),
+    Endpoint("DELETE", "/users/{user_id}/policy", user_pol_del, "Remove the user's policy", None, 204, True),
     Endpoint("GET", "/keys/{key_id}", get_key, "A gateway key (no key value)"),
+    Endpoint("PATCH", "/keys/{key_id}", update_key, "Change a key (also its expiry)", KeyPatch, 200, True),
     Endpoint("POST", "/keys/{key_id}/revoke", revoke_key, "Revoke a key", None, 200, True),
     Endpoint("GET", "/keys/{key_id}/effective-policy", effective_policy, "The policy that applies to a key"),
     Endpoint("GET", "/keys/{key_id}/policy", key_pol, "The key's own policy"),
     Endpoint("PUT", "/keys/{key_id}/policy", key_put, "Replace the key's own policy", PolicyIn, 200, True),
+    Endpoint("DELETE", "/keys/{key_id}/policy", key_pol_del, "Remove the key's own policy", None, 204, True),
+    Endpoint("DELETE", "/keys/{key_id}", delete_key, "Delete a key", None, 204, True),
+    Endpoint("DELETE", "/users/{user_id}", delete_user, "Delete a user (its keys are revoked)", None, 204, True),
+    Endpoint(
+        "DELETE", "/workspaces/{workspace_id}", delete_workspace, "Delete a workspace and all in it", None, 204, True
+    ),
 )
 assert {lvl for lvl in LEVELS} == {"org", "workspace", "user", "key"}
 
