@@ -21,7 +21,7 @@ from tests.unit.control.pg import control_settings, pg_database  # noqa: F401  (
 from sluicegate.config import Settings
 from sluicegate.control.admin_api import ENDPOINTS, AdminApi, Endpoint
 from sluicegate.control.audit import Actor
-from sluicegate.control.models import metadata, workspaces
+from sluicegate.control.models import admin_tokens, metadata, workspaces
 from sluicegate.control.schemas import KeyIn, PolicyIn, SecretIn
 from sluicegate.control.settings import ControlSettings
 from sluicegate.control.store import ControlStore
@@ -72,6 +72,9 @@ async def world(control_settings: ControlSettings) -> AsyncIterator[World]:  # n
         "ws_a1": await store.create_admin_token(ACTOR, a["id"], a1["id"], "a1"),
         "ws_a2": await store.create_admin_token(ACTOR, a["id"], a2["id"], "a2"),
         "org_b": await store.create_admin_token(ACTOR, b["id"], None, "b"),
+        "org_a_viewer": await store.create_admin_token(ACTOR, a["id"], None, "a viewer", "viewer"),
+        "ws_a1_viewer": await store.create_admin_token(ACTOR, a["id"], a1["id"], "a1 viewer", "viewer"),
+        "org_b_viewer": await store.create_admin_token(ACTOR, b["id"], None, "b viewer", "viewer"),
     }
     tokens = {name: token for name, (_, token) in made.items()}
     token_ids = {name: row["id"] for name, (row, _) in made.items()}
@@ -129,11 +132,18 @@ async def _call(world: World, endpoint: Endpoint, token: str | None) -> httpx.Re
 
 
 async def _dump(store: ControlStore) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table, but an admin token's last use (sign-in bookkeeping, not a change)."""
     async with store.read() as conn:
         return {
-            name: sorted(tuple(map(str, r)) for r in await conn.execute(select(table)))
+            name: sorted(
+                tuple(map(str, r))
+                for r in await conn.execute(select(*(c for c in table.c if (name, c.name) != _LAST_USE)))
+            )
             for name, table in metadata.tables.items()
         }
+
+
+_LAST_USE = ("admin_tokens", "last_used_at")
 
 
 def _outside_the_audit_log(dump: dict[str, list[tuple[Any, ...]]]) -> dict[str, list[tuple[Any, ...]]]:
@@ -141,7 +151,7 @@ def _outside_the_audit_log(dump: dict[str, list[tuple[Any, ...]]]) -> dict[str, 
     return {name: rows for name, rows in dump.items() if name not in ("audit_log", "control_state")}
 
 
-@pytest.mark.parametrize("intruder", ["org_b", "ws_a2"])
+@pytest.mark.parametrize("intruder", ["org_b", "ws_a2", "org_b_viewer"])
 async def test_no_endpoint_crosses_the_scope_line(world: World, intruder: str) -> None:
     before = await _dump(world.store)
     seq = len(await world.store.audit_rows(None, 0, 10_000))
@@ -433,7 +443,7 @@ async def test_deleting_a_workspace_takes_everything_in_it_in_one_change(
         assert row["diff"]["before"]["removed"] == {
             "policies": 3,
             "secrets": 1,
-            "admin_tokens": 1,
+            "admin_tokens": 2,  # its admin and its viewer
             "keys": 3,  # the world's, the spare and k2
             "users": 2,  # alice and the spare
         }
@@ -514,3 +524,72 @@ async def test_deleting_a_policy_leaves_the_locks_above(world: World) -> None:
     ws_headers = _auth(world, "ws_a1")
     assert (await world.client.delete(f"/admin/v1/orgs/{org}/policy", headers=ws_headers)).status_code == 403
     assert (await world.store.policy("org", org)) is not None
+
+
+# ── roles: viewers, expiry, last use ─────────────────────────────────────────────────────────────
+
+
+@pytest.mark.parametrize("viewer", ["org_a_viewer", "ws_a1_viewer"])
+async def test_a_viewer_reads_its_scope_and_changes_nothing(world: World, viewer: str) -> None:
+    before, version = await _dump(world.store), await world.store.version()
+    seq = len(await world.store.audit_rows(None, 0, 10_000))
+    refused = 0
+    for endpoint in ENDPOINTS:
+        response = await _call(world, endpoint, world.tokens[viewer])
+        where = f"{endpoint.method} {endpoint.path} with {viewer}"
+        if endpoint.mutates:
+            assert response.status_code == 403 and response.json()["error"]["code"] == "forbidden", where
+            refused += 1
+        elif viewer == "ws_a1_viewer" and endpoint.path.startswith("/orgs/"):
+            assert response.status_code == 403, where  # the org's pages are above a workspace token
+            refused += 1
+        else:
+            assert response.status_code == endpoint.status, (where, response.text)
+        assert SECRET_VALUE not in response.text
+    assert _outside_the_audit_log(await _dump(world.store)) == _outside_the_audit_log(before)
+    assert await world.store.version() == version  # no change for any instance to load
+    await world.api.close()
+    added = await world.store.audit_rows(None, seq, 10_000)
+    assert {(r["action"], r["actor"]) for r in added} == {
+        ("admin.access_denied", f"admin_token/{world.token_ids[viewer]}")
+    }
+    assert sum(r["diff"]["after"]["denials"] for r in added) == refused
+
+
+async def test_roles_and_expiry_of_admin_tokens(world: World) -> None:
+    org, owner = world.ids["org_id"], _auth(world, "org_a")
+    url = f"/admin/v1/orgs/{org}/admin-tokens"
+    bad = await world.client.post(url, json={"name": "x", "role": "owner"}, headers=owner)
+    assert bad.status_code == 422 and [f["loc"] for f in bad.json()["error"]["fields"]] == ["role"]
+    bad = await world.client.post(url, json={"name": "x", "expires_at": "2031-01-01T00:00:00"}, headers=owner)
+    assert bad.status_code == 422 and [f["loc"] for f in bad.json()["error"]["fields"]] == ["expires_at"]
+
+    made = await world.client.post(
+        url, json={"name": "ro", "role": "viewer", "expires_at": "2999-01-01T00:00:00Z"}, headers=owner
+    )
+    assert made.status_code == 201 and made.json()["role"] == "viewer"
+    viewer = {"authorization": f"Bearer {made.json()['token']}"}
+    me = (await world.client.get("/admin/v1/whoami", headers=viewer)).json()
+    assert me == {"token_id": made.json()["id"], "org_id": org, "workspace_id": None, "role": "viewer"}
+    assert (await world.client.get("/admin/v1/whoami", headers=owner)).json()["role"] == "admin"
+    # a viewer mints nothing, not even another viewer
+    assert (await world.client.post(url, json={"name": "v2", "role": "viewer"}, headers=viewer)).status_code == 403
+    # a workspace token mints no token at all (an org-wide one least of all)
+    ws = _auth(world, "ws_a1")
+    assert (await world.client.post(url, json={"name": "up"}, headers=ws)).status_code == 403
+
+    listed = (await world.client.get(url, headers=owner)).json()["data"]
+    row = next(r for r in listed if r["id"] == made.json()["id"])
+    assert (row["role"], row["expires_at"]) == ("viewer", "2999-01-01T00:00:00.000000+00:00")
+    assert row["last_used_at"] is not None and "token_hash" not in str(listed)
+    # last use is written at most once a minute per token, not on every request
+    first = row["last_used_at"]
+    for _ in range(3):
+        assert (await world.client.get("/admin/v1/whoami", headers=viewer)).status_code == 200
+    token = await world.store.one(admin_tokens, made.json()["id"])
+    assert token is not None and token["last_used_at"] == first
+
+    # past its expiry a token is refused (made in the store: the API takes any expiry)
+    _, old = await world.store.create_admin_token(ACTOR, org, None, "old", "admin", "2001-01-01T00:00:00+00:00")
+    expired = await world.client.get("/admin/v1/whoami", headers={"authorization": f"Bearer {old}"})
+    assert expired.status_code == 401 and expired.json()["error"]["message"] == "the admin token has expired"

@@ -6,6 +6,9 @@ Tokens (`Authorization: Bearer sga-…`) are scoped:
 - an org admin token sees its organization, its workspaces and everything in them;
 - a workspace admin token sees only its workspace (users, keys, secrets, policy).
 
+and have a role: `admin` (the default) or `viewer`, which reads everything its scope covers and
+changes nothing (every endpoint that `mutates` is a 403). A token past its `expires_at` is a 401.
+
 Across that line nothing is readable or changeable: an entity of another organization or another
 workspace is a 404 (its existence is not confirmed); an org-level operation asked of a workspace
 admin is a 403. Both are audit rows naming the token (`admin.access_denied`, rate-limited like failed
@@ -17,6 +20,7 @@ from __future__ import annotations
 import html
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -56,6 +60,7 @@ from sluicegate.control.schemas import (
     UserPatch,
     WorkspaceIn,
     WorkspacePatch,
+    iso,
 )
 from sluicegate.control.store import Conflict, ControlStore, public_key
 from sluicegate.control.system_events import AccessDenials, AuthFailures
@@ -94,6 +99,13 @@ def _forbidden() -> ApiError:
     return ApiError(403, "forbidden", "this admin token's scope does not allow this operation", denied=True)
 
 
+def _read_only() -> ApiError:
+    return ApiError(403, "forbidden", "this admin token is a viewer: it changes nothing", denied=True)
+
+
+TOUCH_INTERVAL_S = 60.0  # an admin token's last use is written at most this often
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
     """The holder of an admin token: an operator (no org), an org admin, or a workspace admin."""
@@ -101,6 +113,7 @@ class Principal:
     token_id: str
     org_id: str | None
     workspace_id: str | None
+    role: str = "admin"  # or "viewer"
 
     @property
     def actor(self) -> str:
@@ -210,7 +223,7 @@ def _operator(ctx: Ctx) -> OperatorPolicy:
 
 async def whoami(ctx: Ctx) -> Response:
     p = ctx.principal
-    return json_response({"token_id": p.token_id, "org_id": p.org_id, "workspace_id": p.workspace_id})
+    return json_response({"token_id": p.token_id, "org_id": p.org_id, "workspace_id": p.workspace_id, "role": p.role})
 
 
 async def list_orgs(ctx: Ctx) -> Response:
@@ -247,7 +260,9 @@ async def create_admin_token(ctx: Ctx) -> Response:
         ws = await ctx.store.one(workspaces, spec.workspace_id)
         if ws is None or ws["org_id"] != org["id"]:
             raise ApiError(422, "validation_error", "invalid body", [_field("workspace_id", "no such workspace")])
-    row, token = await ctx.store.create_admin_token(ctx.actor, org["id"], spec.workspace_id, spec.name)
+    row, token = await ctx.store.create_admin_token(
+        ctx.actor, org["id"], spec.workspace_id, spec.name, spec.role, iso(spec.expires_at)
+    )
     return json_response({**row, "token": token}, 201)
 
 
@@ -683,6 +698,7 @@ class AdminApi:
         self.auth_failures = AuthFailures(store)  # failed sign-ins in the audit log, rate-limited
         self.denials = AccessDenials(store)  # valid tokens asking outside their scope, likewise
         self.proxies = trusted_proxies or TrustedProxies()
+        self._touched: dict[str, float] = {}  # admin token id -> when its last use was last written
         page = (Path(__file__).parent / "static" / "ui.html").read_text()
         self.ui_page = page.replace('<html lang="en">', f'<html lang="en" data-trace-url="{html.escape(run_url)}">')
         self.openapi = orjson.dumps(openapi_document(ENDPOINTS))
@@ -741,7 +757,25 @@ class AdminApi:
         row = await self.store.token_by_hash(hash_key(token))
         if row is None or not same_hash(row["token_hash"], token) or row["revoked_at"] is not None:
             raise ApiError(401, "unauthenticated", "the admin token is not valid")
-        return Principal(row["id"], row["org_id"], row["workspace_id"])
+        now = datetime.now(UTC)
+        if row["expires_at"] is not None and datetime.fromisoformat(row["expires_at"]) <= now:
+            raise ApiError(401, "unauthenticated", "the admin token has expired")
+        await self._touch(row["id"], now)
+        return Principal(row["id"], row["org_id"], row["workspace_id"], row["role"])
+
+    async def _touch(self, token_id: str, now: datetime) -> None:
+        """Record the token's last use, at most once a minute per token (not a write per request)."""
+        clock = time.monotonic()
+        last = self._touched.get(token_id)
+        if last is not None and clock - last < TOUCH_INTERVAL_S:
+            return
+        self._touched[token_id] = clock
+        if len(self._touched) > 10_000:  # tokens are few; bound the memory anyway
+            self._touched = {token_id: clock}
+        try:
+            await self.store.touch_admin_token(token_id, now.isoformat(timespec="microseconds"))
+        except Exception as exc:  # bookkeeping: never the reason a request fails
+            log.warning("admin token last use not recorded (%s)", type(exc).__name__)
 
     def _wrap(self, endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
         async def handle(request: Request) -> Response:
@@ -750,6 +784,8 @@ class AdminApi:
             principal: Principal | None = None
             try:
                 principal = await self._principal(request)
+                if endpoint.mutates and principal.role != "admin":
+                    raise _read_only()
                 actor = Actor(principal.actor, rid, client)
                 ctx = Ctx(
                     request,

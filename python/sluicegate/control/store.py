@@ -428,11 +428,20 @@ class ControlStore:
         return await self._change(actor, "key.revoke", f"key/{key['id']}", key["org_id"], body)
 
     async def create_admin_token(
-        self, actor: Actor, org_id: str | None, workspace_id: str | None, name: str
+        self,
+        actor: Actor,
+        org_id: str | None,
+        workspace_id: str | None,
+        name: str,
+        role: str = "admin",
+        expires_at: str | None = None,
     ) -> tuple[Record, str]:
+        """A new admin token (`role` admin or viewer; `expires_at` ISO text or None); returns its row
+        (without the hash) and the token itself (shown once, never stored)."""
         token = generate_admin_token()
         row = {"id": new_id("tok"), "org_id": org_id, "workspace_id": workspace_id, "name": name}
-        row |= {"token_hash": hash_key(token), "created_at": now_iso(), "revoked_at": None}
+        row |= {"token_hash": hash_key(token), "created_at": now_iso(), "revoked_at": None, "role": role}
+        row |= {"expires_at": expires_at, "last_used_at": None}
         public = {k: v for k, v in row.items() if k != "token_hash"}
 
         async def body(conn: AsyncConnection) -> tuple[Record, Any, Any]:
@@ -440,6 +449,11 @@ class ControlStore:
             return public, None, public
 
         return await self._change(actor, "admin_token.create", f"admin_token/{row['id']}", org_id, body), token
+
+    async def touch_admin_token(self, token_id: str, at: str) -> None:
+        """Record an admin token's last use (no version bump, no audit row: sign-in bookkeeping)."""
+        async with self.engine.begin() as conn:
+            await conn.execute(update(admin_tokens).where(admin_tokens.c.id == token_id).values(last_used_at=at))
 
     async def revoke_admin_token(self, actor: Actor, token: Record) -> Record:
         async def body(conn: AsyncConnection) -> tuple[Record, Any, Any]:
