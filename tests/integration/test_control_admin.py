@@ -464,6 +464,16 @@ async def test_deleting_a_workspace_takes_everything_in_it_in_one_change(
         await other_store.close()
 
 
+async def test_two_deletions_of_one_workspace_at_once_make_one_change(world: World) -> None:
+    url = f"/admin/v1/workspaces/{world.ids['spare_workspace_id']}"
+    rows = len(await world.store.audit_rows(None, 0, 10_000))
+    answers = await asyncio.gather(*(world.client.delete(url, headers=_auth(world, "org_a")) for _ in range(2)))
+    assert sorted(r.status_code for r in answers) == [204, 404]
+    patched = await world.client.patch(url, json={"name": "late"}, headers=_auth(world, "org_a"))
+    assert patched.status_code == 404
+    assert [r["action"] for r in await world.store.audit_rows(None, rows, 10_000)] == ["workspace.delete"]
+
+
 async def test_an_org_with_workspaces_is_not_deleted(world: World) -> None:
     op, org = _auth(world, "operator"), world.ids["org_id"]
     before = await _dump(world.store)

@@ -62,7 +62,7 @@ from sluicegate.control.schemas import (
     WorkspacePatch,
     iso,
 )
-from sluicegate.control.store import Conflict, ControlStore, public_key
+from sluicegate.control.store import Conflict, ControlStore, Gone, public_key
 from sluicegate.control.system_events import AccessDenials, AuthFailures
 from sluicegate.control.view import ControlView
 from sluicegate.forwarded import TrustedProxies
@@ -327,13 +327,19 @@ async def revoke_key(ctx: Ctx) -> Response:
     return json_response(await ctx.store.revoke_key(ctx.actor, key))
 
 
+_NOUNS = {"org": "organization", "workspace": "workspace", "user": "user", "key": "key"}
+
+
 def _entity_handlers(kind: str, param: str) -> tuple[Handler, Handler]:
     """PATCH and DELETE of an org, workspace, user or key (`ControlStore.update_entity` and
     `ControlStore.delete_<kind>` say what a deletion takes with it)."""
 
     async def patch(ctx: Ctx) -> Response:
         row = await row_of(ctx, kind, ctx.params[param])
-        return json_response(await ctx.store.update_entity(ctx.actor, kind, row["id"], ctx.body.changes()))
+        try:
+            return json_response(await ctx.store.update_entity(ctx.actor, kind, row, ctx.body.changes()))
+        except Gone:
+            raise _not_found(_NOUNS[kind]) from None
 
     async def remove(ctx: Ctx) -> Response:
         p = ctx.principal
@@ -351,6 +357,8 @@ def _entity_handlers(kind: str, param: str) -> tuple[Handler, Handler]:
             await deletion(ctx.actor, row)
         except Conflict as exc:
             raise ApiError(409, "conflict", str(exc)) from None
+        except Gone:
+            raise _not_found(_NOUNS[kind]) from None
         return Response(status_code=204)
 
     patch.__name__, remove.__name__ = f"update_{kind}", f"delete_{kind}"

@@ -63,6 +63,10 @@ class Conflict(ValueError):
     """The change contradicts what is stored (an unknown parent, a missing master key)."""
 
 
+class Gone(LookupError):
+    """The entity a change names was deleted meanwhile (by a request that won the write lock)."""
+
+
 def row_dict(row: Row[Any]) -> Record:
     # Plain str keys: SQLAlchemy may hand back `quoted_name` keys, which orjson refuses. Tags are
     # stored as a JSON array and read back as a list.
@@ -543,29 +547,28 @@ class ControlStore:
 
     # ── entity changes and deletions ──────────────────────────────────────────────────────────
 
-    async def update_entity(self, actor: Actor, kind: str, entity_id: str, changes: Record) -> Record:
+    async def update_entity(self, actor: Actor, kind: str, row: Record, changes: Record) -> Record:
         """Change some fields of an org, workspace, user or key (`ENTITY_TABLES`); the audit row
         holds those fields before and after (a key's hash is never among them).
 
         Returns:
             The row after the change (a key without its hash).
+
+        Raises:
+            Gone: the entity was deleted meanwhile.
         """
-        table = ENTITY_TABLES[kind]
+        table, entity_id = ENTITY_TABLES[kind], row["id"]
 
         async def body(conn: AsyncConnection) -> tuple[Record, Any, Any]:
             old = _rec((await conn.execute(select(table).where(table.c.id == entity_id))).first())
             if old is None:
-                raise Conflict(f"the {kind} is gone")
+                raise Gone(kind)
             await conn.execute(update(table).where(table.c.id == entity_id).values(**_stored(changes)))
             new = old | changes
             return public_key(new) if kind == "key" else new, {k: old[k] for k in changes}, dict(changes)
 
-        org_id = entity_id if kind == "org" else (await self._org_of(table, entity_id))
+        org_id = entity_id if kind == "org" else row["org_id"]
         return await self._change(actor, f"{kind}.update", f"{kind}/{entity_id}", org_id, body)
-
-    async def _org_of(self, table: Any, entity_id: str) -> str:
-        async with self.engine.connect() as conn:
-            return str((await conn.execute(select(table.c.org_id).where(table.c.id == entity_id))).scalar_one())
 
     async def delete_org(self, actor: Actor, org: Record) -> Record:
         """Delete an organization that has no workspaces, with its own policy, default secrets and
@@ -587,7 +590,8 @@ class ControlStore:
                 "secrets": await _deleted(conn, secrets, secrets.c.level == "org", secrets.c.scope_id == org_id),
                 "admin_tokens": await _deleted(conn, admin_tokens, admin_tokens.c.org_id == org_id),
             }
-            await conn.execute(delete(orgs).where(orgs.c.id == org_id))
+            if not await _deleted(conn, orgs, orgs.c.id == org_id):
+                raise Gone("org")
             return removed, {"org": {k: org[k] for k in ("id", "name")}, "removed": removed}, None
 
         return await self._change(actor, "org.delete", f"org/{org_id}", org_id, body)
@@ -612,7 +616,8 @@ class ControlStore:
             removed["admin_tokens"] = await _deleted(conn, admin_tokens, admin_tokens.c.workspace_id == ws_id)
             removed["keys"] = await _deleted(conn, api_keys, api_keys.c.workspace_id == ws_id)
             removed["users"] = await _deleted(conn, users, users.c.workspace_id == ws_id)
-            await conn.execute(delete(workspaces).where(workspaces.c.id == ws_id))
+            if not await _deleted(conn, workspaces, workspaces.c.id == ws_id):
+                raise Gone("workspace")
             shown = {k: workspace[k] for k in ("id", "org_id", "name")}
             return removed, {"workspace": shown, "removed": removed}, None
 
@@ -633,7 +638,8 @@ class ControlStore:
             removed = {
                 "policies": await _deleted(conn, policies, policies.c.level == "user", policies.c.entity_id == user_id)
             }
-            await conn.execute(delete(users).where(users.c.id == user_id))
+            if not await _deleted(conn, users, users.c.id == user_id):
+                raise Gone("user")
             counts = {"keys_revoked": revoked.rowcount, "keys_detached": detached.rowcount, **removed}
             shown = {k: user[k] for k in ("id", "workspace_id", "name")}
             return counts, {"user": shown, "removed": counts}, None
@@ -648,7 +654,8 @@ class ControlStore:
             removed = {
                 "policies": await _deleted(conn, policies, policies.c.level == "key", policies.c.entity_id == key_id)
             }
-            await conn.execute(delete(api_keys).where(api_keys.c.id == key_id))
+            if not await _deleted(conn, api_keys, api_keys.c.id == key_id):
+                raise Gone("key")
             return removed, {"key": public_key(key), "removed": removed}, None
 
         return await self._change(actor, "key.delete", f"key/{key_id}", key["org_id"], body)
