@@ -238,6 +238,9 @@ async def test_viewer_reads_but_cannot_change(world: World) -> None:
         path = f"/admin/v1/workspaces/{world.workspace_id}/users"
         changed = await client.post(path, json={"name": "u"}, headers=csrf_headers(me["csrf_token"]))
         assert changed.status_code == 403 and changed.json()["error"]["code"] == "forbidden"
+        await world.api.denials.settle()
+        denied = [r for r in await world.audit() if r["action"] == "admin.access_denied"]
+        assert [r["actor"] for r in denied] == [f"sso/{urlsplit(world.issuer).netloc}/victor"]
         # and its scope is the workspace: the organization's level is not its own
         assert (await client.get(f"/admin/v1/orgs/{world.org_id}/workspaces")).status_code == 403
 

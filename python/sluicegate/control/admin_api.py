@@ -812,7 +812,7 @@ class AdminApi:
         tried = {"operation": f"{endpoint.method} {endpoint.path}", "status": status}
         tried["params"] = {k: str(v)[:100] for k, v in request.path_params.items()}
         scope = {"org_id": p.org_id, "workspace_id": p.workspace_id}
-        await self.denials.note(client, p.token_id, scope, tried, rid)
+        await self.denials.note(client, p.token_id, scope, tried, rid, p.actor)
 
     async def _ui(self, request: Request) -> Response:
         # The page is static; every figure on it comes from the admin API with the admin token.
@@ -888,9 +888,12 @@ class AdminApi:
             return response
         self.sso.open(session_id, session)
         scope = {"org_id": session.org_id, "workspace_id": session.workspace_id, "role": session.role}
-        await self.store.record_system(
-            "admin.sso_signed_in", "admin/v1", _fixed(scope), Actor(session.subject, rid, client)
-        )
+        try:
+            await self.store.record_system(
+                "admin.sso_signed_in", "admin/v1", _fixed(scope), Actor(session.subject, rid, client)
+            )
+        except Exception as exc:  # the sign-in stands; the kind only, as everywhere
+            log.warning("admin.sso_signed_in not recorded in the audit log (%s)", type(exc).__name__)
         response = Response(status_code=302, headers={"location": "/admin/ui", "cache-control": "no-store"})
         response.delete_cookie(STATE_COOKIE, path="/admin/ui/sso")
         response.set_cookie(
@@ -905,7 +908,8 @@ class AdminApi:
         assert self.sso is not None
         session = self.sso.session(request.cookies.get(SESSION_COOKIE))
         if session is None:
-            await self.auth_failures.note(self._client(request), os.urandom(12).hex())
+            if SESSION_COOKIE in request.cookies:  # a stale or forged cookie; no cookie is no attempt
+                await self.auth_failures.note(self._client(request), os.urandom(12).hex())
             return json_response({"error": {"code": "unauthenticated", "message": "not signed in"}}, 401)
         body = {"token_id": session.subject, "org_id": session.org_id, "workspace_id": session.workspace_id}
         body |= {"role": session.role, "subject": session.subject, "email": session.email}
@@ -921,10 +925,13 @@ class AdminApi:
         except ApiError as err:
             return json_response({"error": {"code": err.code, "message": err.message}}, err.status)
         self.sso.close(request.cookies.get(SESSION_COOKIE))
-        await self.store.record_system(
-            "admin.sso_signed_out", "admin/v1", _fixed({"org_id": principal.org_id}),
-            Actor(principal.actor, os.urandom(12).hex(), self._client(request)),
-        )  # fmt: skip
+        try:
+            await self.store.record_system(
+                "admin.sso_signed_out", "admin/v1", _fixed({"org_id": principal.org_id}),
+                Actor(principal.actor, os.urandom(12).hex(), self._client(request)),
+            )  # fmt: skip
+        except Exception as exc:
+            log.warning("admin.sso_signed_out not recorded in the audit log (%s)", type(exc).__name__)
         response = Response(status_code=204)
         response.delete_cookie(SESSION_COOKIE, path="/admin", secure=self._tls(request), httponly=True)
         return response

@@ -46,6 +46,7 @@ STATE_TTL_S = 600.0
 MAX_PENDING = 10_000
 MAX_SESSIONS = 100_000
 HTTP_TIMEOUT_S = 10.0
+JWKS_REFRESH_S = 10.0
 
 
 class ClaimRule(BaseModel):
@@ -393,13 +394,15 @@ class Sso:
     async def verify(self, id_token: str, nonce: str, now: float | None = None) -> dict[str, Any]:
         """The claims of an ID token this client was issued (signature, then claims checked).
 
-        An unknown key id makes the JWKS be fetched again once (the issuer rotated its keys).
+        An unknown key id makes the JWKS be fetched again once (the issuer rotated its keys), at
+        most every `JWKS_REFRESH_S`.
         """
         issuer = await self.discover()
         try:
             _, claims = verify_signature(id_token, issuer.jwks)
         except SignInError as exc:
-            if "no issuer key" not in str(exc):
+            # An unknown key: the issuer may have rotated (looked up again at most every 10 s).
+            if "no issuer key" not in str(exc) or self.clock() - self.issuer.fetched < JWKS_REFRESH_S:
                 raise
             issuer = await self.discover(force=True)
             _, claims = verify_signature(id_token, issuer.jwks)
@@ -441,11 +444,12 @@ class Sso:
 
     def same_origin(self, origin: str | None, referer: str | None) -> bool:
         """Whether a change comes from the console's own origin (`Origin`, else `Referer`)."""
+        want = self.settings.origin.lower()
         if origin:
-            return origin.rstrip("/") == self.settings.origin
+            return origin.rstrip("/").lower() == want
         if referer:
             parts = urlsplit(referer)
-            return f"{parts.scheme}://{parts.netloc}" == self.settings.origin
+            return f"{parts.scheme}://{parts.netloc}".lower() == want
         return False
 
 
