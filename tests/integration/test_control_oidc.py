@@ -396,3 +396,60 @@ async def test_id_token_checks(world: World) -> None:
     renamed = Sso(sso.settings.model_copy(update={"issuer": issuer.replace("127.0.0.1", "localhost")}))
     with pytest.raises(SignInError):
         await renamed.verify(token, "n-1", now=now)
+
+
+async def test_session_expires(world: World) -> None:
+    sso = world.api.sso
+    assert sso is not None
+    async with world.client() as client:
+        assert (await sign_in(client, "alice")).status_code == 302
+        assert (await client.get("/admin/v1/whoami")).status_code == 200
+        opened = sso.clock()
+        sso.clock = lambda: opened + sso.settings.session_ttl_s + 1  # the clock `Sso` is built with
+        assert (await client.get("/admin/v1/whoami")).status_code == 401
+        assert (await client.get("/admin/ui/sso/session")).status_code == 401
+
+
+async def test_issuer_errors_and_absence(world: World, tmp_path: Path) -> None:
+    async with world.client() as client:
+        # the issuer sends the user back with an error (the user cancelled): refused, state used up
+        start = await client.get("/admin/ui/sso/login")
+        state = parse_qs(urlsplit(start.headers["location"]).query)["state"][0]
+        back = {"error": "access_denied", "state": state}
+        assert (await client.get("/admin/ui/sso/callback?" + urlencode(back))).status_code == 403
+        # a response naming another issuer (RFC 9207) is refused
+        start = await client.get("/admin/ui/sso/login")
+        callback = await at_provider(start.headers["location"], "alice")
+        query = {k: v[0] for k, v in parse_qs(urlsplit(callback).query).items()}
+        assert query["iss"] == world.issuer
+        forged = query | {"iss": "https://attacker.example"}
+        assert (await client.get("/admin/ui/sso/callback?" + urlencode(forged))).status_code == 403
+    # no issuer listening: the login answers 502 and says nothing more
+    gone = f"http://127.0.0.1:{free_port()}"
+    settings = world.store.settings.model_copy(update={"oidc": oidc_settings(gone, world.org_id, world.workspace_id)})
+    store = ControlStore(settings)
+    await store.open()
+    api = AdminApi(store)
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url=BASE) as client:
+            down = await client.get("/admin/ui/sso/login")
+            assert down.status_code == 502 and down.json()["error"]["code"] == "sso_unavailable"
+    finally:
+        await api.close()
+        await store.close()
+
+
+async def test_without_oidc_settings_there_is_no_sso(world: World) -> None:
+    settings = world.store.settings.model_copy(update={"oidc": None})
+    store = ControlStore(settings)
+    await store.open()
+    api = AdminApi(store)
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url=BASE) as client:
+            assert (await client.get("/admin/ui/sso/login")).status_code == 404
+            # a cookie alone authenticates nothing
+            who = await client.get("/admin/v1/whoami", headers={"cookie": "sg_session=anything"})
+            assert who.status_code == 401
+    finally:
+        await api.close()
+        await store.close()
