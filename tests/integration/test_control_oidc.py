@@ -453,3 +453,76 @@ async def test_without_oidc_settings_there_is_no_sso(world: World) -> None:
     finally:
         await api.close()
         await store.close()
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None or shutil.which("chromedriver") is None, reason="no chromium or chromedriver")
+def test_a_person_signs_in_with_a_real_browser(mock_server: Server, tmp_path: Path) -> None:
+    """The gateway process and the provider on two sites (127.0.0.1 and localhost), Chromium in
+    between: the sign-in cookie survives the cross-site return, the session cookie is HttpOnly and
+    SameSite=Strict, and the page's own fetches use it (a change with the CSRF token only)."""
+    from tests.conftest import PYTHON, gateway_config
+    from tests.integration.test_control_gateway import _env, _seed
+    from tests.integration.test_ui import browser
+    from tests.unit.control.pg import MASTER_KEY
+
+    settings = ControlSettings(database_url=f"sqlite:///{tmp_path / 'control.db'}", master_key=MASTER_KEY)
+    seed = _seed(settings)
+    gw_port, op_port = free_port(), free_port()
+    gw_url, issuer = f"http://127.0.0.1:{gw_port}", f"http://localhost:{op_port}"
+    env = {"PORT": str(op_port), "ISSUER": issuer, "REDIRECT_URI": gw_url + "/admin/ui/sso/callback"}
+    env["CLIENT_SECRET"] = CLIENT_SECRET
+    control = f"""
+[control]
+enabled = true
+database_url = "{settings.database_url}"
+poll_interval_s = 0.25
+
+[control.oidc]
+issuer = "{issuer}"
+client_id = "sluicegate"
+redirect_base_url = "{gw_url}"
+scopes = ["openid", "email", "groups"]
+
+[[control.oidc.rules]]
+claim = "groups"
+value = "platform-admins"
+org_id = "{seed["org"]["id"]}"
+"""
+    config = gateway_config(tmp_path / "gw.toml", mock_server.url, control)
+    args = [PYTHON, "-m", "sluicegate", "serve", "--config", str(config), "--port", str(gw_port)]
+    gw_env = _env() | {"SLUICEGATE_CONTROL__OIDC__CLIENT_SECRET": CLIENT_SECRET}
+    with (
+        spawn(["node", str(FIXTURE / "provider.js")], op_port, env),
+        spawn(args, gw_port, gw_env),
+        browser() as driver,
+    ):
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        driver.get(gw_url + "/admin/ui/sso/login")
+        WebDriverWait(driver, 20).until(lambda d: d.find_elements("name", "login"))
+        assert driver.current_url.startswith(issuer)
+        driver.find_element("name", "login").send_keys("alice")
+        driver.find_element("name", "password").send_keys("any")
+        driver.find_element("css selector", "button[type=submit]").click()
+        WebDriverWait(driver, 20).until(lambda d: d.current_url == gw_url + "/admin/ui")
+        (cookie,) = [c for c in driver.get_cookies() if c["name"] == "sg_session"]
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/admin"
+        assert driver.execute_script("return document.cookie").find("sg_session") == -1  # not readable by script
+        call = """
+            const done = arguments[arguments.length - 1];
+            (async () => {
+              const me = await (await fetch('/admin/ui/sso/session')).json();
+              const url = '/admin/v1/orgs/' + me.org_id + '/workspaces';
+              const body = JSON.stringify({name: 'from-browser'});
+              const json = {'content-type': 'application/json'};
+              const bare = await fetch(url, {method: 'POST', body, headers: json});
+              const ok = await fetch(url, {method: 'POST', body, headers: {...json, 'x-csrf-token': me.csrf_token}});
+              return [me.subject, bare.status, ok.status];
+            })().then(done, e => done(String(e)));
+        """
+        subject, bare, ok = driver.execute_async_script(call)
+        assert subject == f"sso/localhost:{op_port}/alice"
+        assert (bare, ok) == (403, 201)  # the browser sends Origin itself; the CSRF token is the page's

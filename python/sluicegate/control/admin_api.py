@@ -781,7 +781,7 @@ class AdminApi:
         self.openapi = orjson.dumps(openapi_document(ENDPOINTS))
         routes = [Route(PREFIX + "/openapi.json", self._openapi, methods=["GET"])]
         routes.append(Route("/admin/ui", self._ui, methods=["GET"]))
-        oidc = getattr(store.settings, "oidc", None)
+        oidc = store.settings.oidc
         self.sso: Sso | None = Sso(oidc) if oidc is not None else None
         if self.sso is not None:  # single sign-on (`[control.oidc]`): the console's session cookie
             routes.append(Route("/admin/ui/sso/login", self._sso_login, methods=["GET"]))
