@@ -465,7 +465,7 @@ def test_a_person_signs_in_with_a_real_browser(mock_server: Server, tmp_path: Pa
     SameSite=Strict, and the page's own fetches use it (a change with the CSRF token only)."""
     from tests.conftest import PYTHON, gateway_config
     from tests.integration.test_control_gateway import _env, _seed
-    from tests.integration.test_ui import browser
+    from tests.integration.test_console import browser
     from tests.unit.control.pg import MASTER_KEY
 
     settings = ControlSettings(database_url=f"sqlite:///{tmp_path / 'control.db'}", master_key=MASTER_KEY)

@@ -27,7 +27,7 @@ from referencing.jsonschema import DRAFT202012
 from schemathesis.specs.openapi.definitions import OPENAPI_31
 from tests.unit.control.pg import control_settings, pg_database  # noqa: F401  (fixtures)
 
-from sluicegate.config import RedactionRule, Settings
+from sluicegate.config import RedactionRule, RedactionSettings, Settings
 from sluicegate.control.admin_api import ENDPOINTS, AdminApi, Endpoint
 from sluicegate.control.audit import Actor
 from sluicegate.control.openapi import openapi_document
@@ -178,7 +178,12 @@ async def world(control_settings: ControlSettings) -> AsyncIterator[World]:  # n
     locked_cards = RedactionRule(entities=["CREDIT_CARD"], action="block", locked=True)
     view = ControlView(store, operator=OperatorPolicy(rules=(locked_cards,), default_action="redact"))
     await view.refresh()
-    api = AdminApi(store, view, run_url="https://traces.example/runs/{run_id}?trace={trace_id}")
+    api = AdminApi(
+        store,
+        view,
+        run_url="https://traces.example/runs/{run_id}?trace={trace_id}",
+        redaction=RedactionSettings(rules=[{"entities": ["EMAIL"], "action": "redact"}]),
+    )
     api.caps_status = LocalStore().snapshot  # what a gateway without Redis wires in (real buckets)
     api.base_url_refusal = TENANT_URLS.refusal
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://admin") as client:
@@ -198,6 +203,8 @@ def _body(endpoint: Endpoint, ids: dict[str, str]) -> dict[str, Any] | None:
         return {"name": "t", "workspace_id": ids["workspace_id"]}
     if name == "SecretIn":
         return {"value": SECRET_VALUE, "base_url": "https://llm.example/v1"}
+    if name == "RedactionTryIn":
+        return {"text": "write to someone@example.com"}
     if name == "PolicyIn":
         return {
             "caps": [{"window": "day", "limit_usd": "5.25"}],

@@ -14,7 +14,6 @@ sign-ins). Bad input is a 422 naming each field at fault; no input makes a 500.
 
 from __future__ import annotations
 
-import html
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -31,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from sluicegate.config import RedactionSettings
 from sluicegate.control import responses as res
 from sluicegate.control.audit import Actor
 from sluicegate.control.keys import hash_key, same_hash
@@ -47,11 +47,13 @@ from sluicegate.control.policies import (
 )
 from sluicegate.control.schemas import (
     PROVIDER_PATTERN,
+    TRY_TEXT_BYTES,
     AdminTokenIn,
     KeyIn,
     Level,
     OrgIn,
     PolicyIn,
+    RedactionTryIn,
     SecretIn,
     UserIn,
     WorkspaceIn,
@@ -121,6 +123,7 @@ class Ctx:
     caps_status: CapsStatus | None = None
     run_url: str = ""
     base_url_refusal: BaseUrlRefusal | None = None
+    redaction: RedactionSettings | None = None
 
 
 Handler = Callable[[Ctx], Awaitable[Response]]
@@ -322,6 +325,36 @@ async def effective_policy(ctx: Ctx) -> Response:
     chain = [(lvl, eid, await ctx.store.policy(lvl, eid)) for lvl, eid in chain_of("key", key)]
     result = effective(key["org_id"], chain, _operator(ctx))
     return json_response({"key_id": key["id"], **result.as_json()})
+
+
+async def try_redaction(ctx: Ctx) -> Response:
+    """The key's redaction rules (the configuration's `[redaction]` and the policies' rules and
+    patterns, as the gateway compiles them) run on a text: what would be found and sent. The text
+    is answered to its sender only: never logged, stored or audited."""
+    from sluicegate.policy.redaction import Redactor
+
+    key = await key_of(ctx, ctx.params["key_id"])
+    body: RedactionTryIn = ctx.body
+    if len(body.text.encode()) > TRY_TEXT_BYTES:
+        raise ApiError(413, "too_large", f"text is over {TRY_TEXT_BYTES} bytes", [_field("text", "too large")])
+    base = ctx.redaction
+    if base is None or not base.enabled:
+        return json_response({"key_id": key["id"], "enabled": False, "findings": [], "text": body.text})
+    chain = [(lvl, eid, await ctx.store.policy(lvl, eid)) for lvl, eid in chain_of("key", key)]
+    policy = effective(key["org_id"], chain, _operator(ctx))
+    settings = base.model_copy(
+        update={
+            "rules": [*base.rules, *policy.redaction],
+            "custom_patterns": [*base.custom_patterns, *policy.custom_patterns],
+        }
+    )
+    try:
+        redactor = Redactor(settings)
+    except ValueError:
+        raise ApiError(409, "policy_invalid", "the redaction policy for this key cannot be compiled") from None
+    found, text = redactor.preview(body.text, key["workspace_id"])
+    findings = [{"entity": e, "start": start, "end": end, "action": a} for e, start, end, a in found]
+    return json_response({"key_id": key["id"], "enabled": True, "findings": findings, "text": text})
 
 
 def _policy_handlers(level: Level, param: str) -> tuple[Handler, Handler]:
@@ -552,6 +585,33 @@ _PAGE = (
     ("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
 )
 
+CONSOLE_DIR = Path(__file__).parent / "static" / "console"
+_CONSOLE_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
+CONSOLE_HEADERS = {
+    # Scripts and styles from the gateway only: no inline script, no other origin, no framing.
+    "content-security-policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+    "cache-control": "no-cache",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+}
+
+
+def console_files(root: Path = CONSOLE_DIR) -> dict[str, tuple[bytes, str]]:
+    """The console's files by path under `root` (`pages/spend.js`), with their media types."""
+    out: dict[str, tuple[bytes, str]] = {}
+    for path in sorted(root.rglob("*")):
+        media_type = _CONSOLE_TYPES.get(path.suffix)
+        if path.is_file() and media_type is not None:
+            out[path.relative_to(root).as_posix()] = (path.read_bytes(), media_type)
+    return out
+
+
 ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("GET", "/whoami", whoami, "The calling token's scope", response=res.Whoami),
     Endpoint("GET", "/orgs", list_orgs, "Organizations the token sees", response=res.OrgList),
@@ -733,6 +793,15 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "The policy that applies to a key",
         response=res.EffectivePolicy,
     ),
+    Endpoint(
+        "POST",
+        "/keys/{key_id}/redaction/try",
+        try_redaction,
+        "Run a key's redaction rules on a text (nothing is kept)",
+        RedactionTryIn,
+        response=res.RedactionTry,
+        errors=(409, 413),
+    ),
     Endpoint("GET", "/keys/{key_id}/policy", key_pol, "The key's own policy", response=PolicyIn),
     Endpoint(
         "PUT",
@@ -757,6 +826,8 @@ class AdminApi:
         view: this instance's view, refreshed right after each change so this instance sees it at once.
         trusted_proxies: the reverse proxies whose `x-forwarded-for` names the client
             (`server.trusted_proxies`), for the audit rows' client address.
+        redaction: the configuration's `[redaction]`, which a key's rules are added to (the redaction
+            try endpoint compiles them as the gateway does); None: nothing is redacted.
     """
 
     def __init__(
@@ -765,10 +836,12 @@ class AdminApi:
         view: ControlView | None = None,
         run_url: str = "",
         trusted_proxies: TrustedProxies | None = None,
+        redaction: RedactionSettings | None = None,
     ) -> None:
         from sluicegate.control.openapi import openapi_document
 
         self.store = store
+        self.redaction = redaction
         self.view = view
         self.caps_status: CapsStatus | None = None  # set by the gateway, which holds the spend store
         self.base_url_refusal: BaseUrlRefusal | None = None  # set by the gateway; unset, no base_url is taken
@@ -776,11 +849,9 @@ class AdminApi:
         self.auth_failures = AuthFailures(store)  # failed sign-ins in the audit log, rate-limited
         self.denials = AccessDenials(store)  # valid tokens asking outside their scope, likewise
         self.proxies = trusted_proxies or TrustedProxies()
-        page = (Path(__file__).parent / "static" / "ui.html").read_text()
-        self.ui_page = page.replace('<html lang="en">', f'<html lang="en" data-trace-url="{html.escape(run_url)}">')
+        self.console = console_files()
         self.openapi = orjson.dumps(openapi_document(ENDPOINTS))
         routes = [Route(PREFIX + "/openapi.json", self._openapi, methods=["GET"])]
-        routes.append(Route("/admin/ui", self._ui, methods=["GET"]))
         oidc = store.settings.oidc
         self.sso: Sso | None = Sso(oidc) if oidc is not None else None
         if self.sso is not None:  # single sign-on (`[control.oidc]`): the console's session cookie
@@ -788,6 +859,8 @@ class AdminApi:
             routes.append(Route("/admin/ui/sso/callback", self._sso_callback, methods=["GET"]))
             routes.append(Route("/admin/ui/sso/session", self._sso_session, methods=["GET"]))
             routes.append(Route("/admin/ui/sso/logout", self._sso_logout, methods=["POST"]))
+        routes.append(Route("/admin/ui", self._ui, methods=["GET", "HEAD"]))
+        routes.append(Route("/admin/ui/{path:path}", self._ui, methods=["GET", "HEAD"]))
         routes += [Route(PREFIX + e.path, self._wrap(e), methods=[e.method]) for e in ENDPOINTS]
         self.app = Starlette(routes=routes)
         self.app.add_exception_handler(404, self._http_error)
@@ -815,13 +888,15 @@ class AdminApi:
         await self.denials.note(client, p.token_id, scope, tried, rid, p.actor)
 
     async def _ui(self, request: Request) -> Response:
-        # The page is static; every figure on it comes from the admin API with the admin token.
-        headers = {
-            "content-security-policy": "default-src 'self'; script-src 'unsafe-inline' 'self'; "
-            "style-src 'unsafe-inline' 'self'",
-            "cache-control": "no-store",
-        }
-        return Response(self.ui_page, 200, headers=headers, media_type="text/html")
+        """The console: static files, read once from `static/console/`; a path that is not one of
+        them is a 404 (request paths never reach the file system). Every figure and every action
+        on its pages is a call to the admin API with the admin token the page holds in
+        sessionStorage."""
+        found = self.console.get(request.path_params.get("path") or "index.html")
+        if found is None:
+            return json_response({"error": {"code": "not_found", "message": "no such console file"}}, 404)
+        body, media_type = found
+        return Response(body, 200, headers=CONSOLE_HEADERS, media_type=media_type)
 
     async def _openapi(self, request: Request) -> Response:
         return Response(self.openapi, media_type="application/json")
@@ -969,6 +1044,7 @@ class AdminApi:
                     caps_status=self.caps_status,
                     run_url=self.run_url,
                     base_url_refusal=self.base_url_refusal,
+                    redaction=self.redaction,
                 )
                 ctx.params = dict(request.path_params)
                 if endpoint.body is not None:

@@ -34,6 +34,7 @@ _ERRORS = {
     404: "not found, or outside the token's scope",
     409: "conflicts with what is stored (such as a lock above this level)",
     422: "invalid input, per field",
+    413: "the body is larger than the operation takes",
 }
 
 

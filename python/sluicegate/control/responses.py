@@ -225,6 +225,23 @@ class EffectivePolicy(_Out):
     sources: dict[str, str] = Field(description="level -> id of each level with a policy")
 
 
+class RedactionFinding(_Out):
+    entity: str
+    start: int = Field(description="character offset in the text sent")
+    end: int
+    action: RedactionAction
+
+
+class RedactionTry(_Out):
+    """A key's redaction rules run on a text (`POST /keys/{key_id}/redaction/try`): what they find
+    (types and positions) and the text as it would be sent. Nothing of it is kept."""
+
+    key_id: str
+    enabled: bool = Field(description="false when redaction is off in the configuration: nothing is scanned")
+    findings: list[RedactionFinding]
+    text: str
+
+
 # ── records: events, spend, audit ─────────────────────────────────────────────────────────────
 
 

@@ -63,6 +63,16 @@ class SecretIn(_Body):
     project: str | None = Field(None, min_length=1, max_length=200)
 
 
+TRY_TEXT_BYTES = 64 * 1024
+
+
+class RedactionTryIn(_Body):
+    """A text to run a key's redaction rules on (`POST /keys/{key_id}/redaction/try`): never stored,
+    logged or audited."""
+
+    text: str = Field(max_length=TRY_TEXT_BYTES, repr=False)
+
+
 class CapIn(_Body):
     """A spend cap: `limit_usd` is a decimal string (`"250.00"`), kept exactly as nano-USD.
 
