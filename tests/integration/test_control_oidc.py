@@ -464,8 +464,8 @@ def test_a_person_signs_in_with_a_real_browser(mock_server: Server, tmp_path: Pa
     between: the sign-in cookie survives the cross-site return, the session cookie is HttpOnly and
     SameSite=Strict, and the page's own fetches use it (a change with the CSRF token only)."""
     from tests.conftest import PYTHON, gateway_config
-    from tests.integration.test_control_gateway import _env, _seed
     from tests.integration.test_console import browser
+    from tests.integration.test_control_gateway import _env, _seed
     from tests.unit.control.pg import MASTER_KEY
 
     settings = ControlSettings(database_url=f"sqlite:///{tmp_path / 'control.db'}", master_key=MASTER_KEY)
@@ -526,3 +526,18 @@ org_id = "{seed["org"]["id"]}"
         subject, bare, ok = driver.execute_async_script(call)
         assert subject == f"sso/localhost:{op_port}/alice"
         assert (bare, ok) == (403, 201)  # the browser sends Origin itself; the CSRF token is the page's
+
+
+async def test_a_flood_of_sign_in_starts_does_not_lock_people_out(world: World) -> None:
+    from sluicegate.control import oidc
+
+    sso = world.api.sso
+    assert sso is not None
+    async with world.client() as client:
+        mine = await client.get("/admin/ui/sso/login")  # started first: pushed out by the flood
+        for _ in range(oidc.MAX_PENDING):
+            await sso.begin()
+        assert len(sso.pending) == oidc.MAX_PENDING
+        back = await at_provider(mine.headers["location"], "alice")
+        assert (await client.get(back.removeprefix(BASE))).status_code == 403
+        assert (await sign_in(client, "alice")).status_code == 302  # a new start still works

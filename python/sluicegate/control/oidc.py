@@ -310,8 +310,8 @@ class Sso:
         """(the issuer's authorization URL, the value of the browser's `sg_sso` cookie)."""
         issuer = await self.discover()
         self._expire()
-        if len(self.pending) >= MAX_PENDING:
-            raise SignInError("too many sign-ins under way")
+        while len(self.pending) >= MAX_PENDING:  # a flood of starts pushes out the oldest, never refuses
+            del self.pending[next(iter(self.pending))]
         state, nonce, verifier, browser = (secrets.token_urlsafe(32) for _ in range(4))
         self.pending[state] = Pending(nonce, verifier, _hash(browser), self.clock() + STATE_TTL_S)
         challenge = _b64url(hashlib.sha256(verifier.encode()).digest())
@@ -425,6 +425,8 @@ class Sso:
 
     def open(self, session_id: str, session: Session) -> None:
         self._expire()
+        while len(self.sessions) >= MAX_SESSIONS:  # the oldest session goes
+            del self.sessions[next(iter(self.sessions))]
         self.sessions[_hash(session_id)] = session
 
     def session(self, session_id: str | None) -> Session | None:
