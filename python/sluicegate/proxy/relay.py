@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from sluicegate.errors import GatewayError, UpstreamProtocolError
-from sluicegate.formats.base import StreamTap, Usage, WireFormat
+from sluicegate.formats.base import StreamOutput, StreamTap, Usage, WireFormat
 from sluicegate.formats.sse import EventBuffer
 from sluicegate.proxy.upstream import RETRY_HEADERS, UpstreamResponse
 from sluicegate.types import Receive, Send
@@ -80,6 +80,7 @@ class Outcome:
     # copies a trace sink keeps of values that redaction let through (monitor, pseudonymize).
     scrub: Callable[[str], str] | None = None
     response: list[bytes] | None = None
+    output: StreamOutput | None = None  # a stream's, when the tap collected it (then no `response`)
 
     def log_fields(self) -> dict[str, object]:
         """The access-log record of this call (ids, counts, timings; never content)."""
@@ -205,8 +206,13 @@ async def relay_stream(
     assert me is not None
     watcher = asyncio.ensure_future(_await_disconnect(receive, me))
     events = EventBuffer()
-    outcome = Outcome(200, response=[] if capture else None)
-    sent = outcome.response
+    outcome = Outcome(200)
+    sent: list[bytes] | None = None
+    if capture:  # for a trace: what the client assembles, from the tap as it goes, else the bytes
+        if tap.transcribes:
+            outcome.output = tap.transcript = StreamOutput(fmt.name)
+        else:
+            sent = outcome.response = []
     try:
         try:
             async for chunk in resp.chunks():
@@ -227,6 +233,8 @@ async def relay_stream(
                             outcome.first_byte_at = time.perf_counter()
                         if sent is not None:
                             sent.append(data)
+                        elif outcome.output is not None:
+                            outcome.output.relayed = True
                         await send({"type": "http.response.body", "body": data, "more_body": True})
             if not tap.saw_end or events.pending.strip():
                 raise UpstreamProtocolError("the provider ended the stream early")
