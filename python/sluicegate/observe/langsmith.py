@@ -138,7 +138,7 @@ def assemble_stream(route: str, chunks: list[bytes]) -> dict[str, Any]:
 def part(name: str, data: bytes) -> bytes:
     """One form-data part's headers and body, as LangSmith's multipart endpoint reads them."""
     head = f'Content-Disposition: form-data; name="{name}"\r\nContent-Type: application/json\r\n'
-    return b"%sContent-Length: %d\r\n\r\n%s" % (head.encode(), len(data), data)
+    return f"{head}Content-Length: {len(data)}\r\n\r\n".encode() + data
 
 
 def multipart(parts: list[bytes], boundary: bytes) -> bytes:

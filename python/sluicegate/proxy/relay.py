@@ -58,10 +58,6 @@ class CallInfo:
     ended_at: float = 0.0  # wall-clock seconds, once the call is over
 
 
-# What an access record names of a call (the rest of CallInfo is timing and plumbing).
-_LOGGED = ("request_id", "route", "org", "workspace", "key", "user", "model", "provider", "trace_id")
-
-
 @dataclass(slots=True)
 class Outcome:
     """What happened to one call, for settlement, events, logs and metrics."""
@@ -92,8 +88,11 @@ class Outcome:
             fields["output_tokens"] = self.usage.output_tokens
         if self.events:
             fields["events"] = [f"{e.policy}:{e.action}:{e.entity}:{e.count}" for e in self.events]
-        if self.info is not None:
-            fields.update((name, getattr(self.info, name)) for name in _LOGGED)
+        info = self.info
+        if info is not None:  # what it names of the call (the rest of CallInfo is timing and plumbing)
+            fields["request_id"], fields["route"], fields["org"] = info.request_id, info.route, info.org
+            fields["workspace"], fields["key"], fields["user"] = info.workspace, info.key, info.user
+            fields["model"], fields["provider"], fields["trace_id"] = info.model, info.provider, info.trace_id
         return fields
 
 
