@@ -67,6 +67,7 @@ CHUNK = Shape(_TOP, {"choices": Shape({"finish_reason"}, {"delta": DELTA})})
 # walk of the rest. (A `usage` object is not a scalar, so the chunk that carries it is walked.)
 _PLAIN_CHUNK = frozenset({*_TOP, "choices", "usage"})
 _PLAIN_CHOICE = frozenset({"index", "delta", "finish_reason", "logprobs"})
+_DELTA_SKIP = DELTA.skip
 
 
 class ChatTap(StreamTap):
@@ -77,6 +78,7 @@ class ChatTap(StreamTap):
     (tool names, annotations, unknown fields) is rewritten whole."""
 
     __slots__ = ("_open",)
+    transcribes = True
 
     def __init__(self, include_usage: bool = True, filter: TextFilter | None = None) -> None:
         super().__init__(include_usage, filter)
@@ -93,12 +95,22 @@ class ChatTap(StreamTap):
             self.usage = chat_usage(chunk["usage"]) or self.usage
             if not self.include_usage and not chunk.get("choices"):
                 return None
-        if self.filter is not None and self._filter(chunk):
-            return encode(orjson.dumps(chunk))
-        return event.raw + b"\n\n"
+        out = encode(orjson.dumps(chunk)) if self.filter is not None and self._filter(chunk) else event.raw + b"\n\n"
+        if self.transcript is not None:
+            self.transcript.add(chunk)  # as sent: the filter rewrote it in place
+        return out
 
     def _filter(self, chunk: dict[str, Any]) -> bool:
         choices = chunk.get("choices")
+        # The common chunk (one choice, a delta of strings only, nothing else that is not a scalar
+        # under a known key, not its last): its delta's texts are all there is to filter.
+        if type(choices) is list and len(choices) == 1:
+            choice = choices[0]
+            if type(choice) is dict and choice.get("finish_reason") is None and choice.get("logprobs") is None:
+                delta = choice.get("delta")
+                if type(delta) is dict and _plain_delta(chunk, choice, delta):
+                    index = choice.get("index", 0)
+                    return self._texts(index if isinstance(index, int) else repr(index), delta)
         held: list[tuple[dict[str, Any], Any, Any]] = []
         plain = chunk.keys() <= _PLAIN_CHUNK and _scalars(chunk, "choices")
         for choice in choices if isinstance(choices, list) else ():
@@ -135,17 +147,10 @@ class ChatTap(StreamTap):
     def _delta(self, index: Any, delta: dict[str, Any]) -> bool:
         f, jf = self.filter, self.json_filter
         assert f is not None and jf is not None
+        if [*map(type, delta.values())].count(str) == len(delta):  # the common delta: text fields only
+            return self._texts(index, delta)
         opened = self._open.setdefault(index, {})
         changed = False
-        if all(type(v) is str for v in delta.values()):  # the common delta: text fields only
-            for name, text in delta.items():
-                if name not in DELTA.skip and text:
-                    out = f.feed((index, "delta", name), text)
-                    opened["delta", name] = None
-                    if out != text:
-                        delta[name] = out
-                        changed = True
-            return changed
         calls = delta.get("tool_calls")
         inner = {  # a tool call's function (JSON arguments) or custom call (text input) -> (call index, kind)
             id(call[kind]): (stream_key(call.get("index", 0))[0], kind)
@@ -182,6 +187,23 @@ class ChatTap(StreamTap):
                 container[key] = out
                 changed = True
         return self.rewrite(whole) or changed
+
+    def _texts(self, index: Any, delta: dict[str, str]) -> bool:
+        """A delta whose every value is a string: each (but the non-text ones) streams."""
+        f = self.filter
+        assert f is not None
+        opened = self._open.get(index)
+        if opened is None:
+            opened = self._open[index] = {}
+        changed = False
+        for name, text in delta.items():
+            if text and name not in _DELTA_SKIP:
+                out = f.feed((index, "delta", name), text)
+                opened["delta", name] = None
+                if out != text:
+                    delta[name] = out
+                    changed = True
+        return changed
 
     def _logprobs(self, index: Any, logprobs: dict[str, Any]) -> bool:
         f = self.filter
@@ -235,6 +257,19 @@ class ChatTap(StreamTap):
             else:  # function_call.arguments, audio.transcript
                 _append(_dict_in(delta, stream[0]), stream[1], rest)
         return changed
+
+
+def _plain_delta(chunk: dict[str, Any], choice: dict[str, Any], delta: dict[str, Any]) -> bool:
+    """Whether a chunk of one choice (a list, with `delta` an object in it) holds nothing to
+    filter but the strings of `delta`: only known keys, no object or list but the choices and the
+    delta, and every value of the delta a string. (Counted with C-level calls: this is the test
+    every streamed chunk takes.)"""
+    if not (chunk.keys() <= _PLAIN_CHUNK and choice.keys() <= _PLAIN_CHOICE):
+        return False
+    kinds = [*map(type, chunk.values()), *map(type, choice.values())]
+    if kinds.count(dict) + kinds.count(list) != 2:  # the choices list and the delta, nothing else
+        return False
+    return [*map(type, delta.values())].count(str) == len(delta)
 
 
 def _scalars(obj: dict[str, Any], but: str) -> bool:

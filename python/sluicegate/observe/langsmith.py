@@ -36,6 +36,7 @@ import orjson
 
 from sluicegate import __version__
 from sluicegate.config import LangSmithSettings
+from sluicegate.formats.base import StreamOutput
 from sluicegate.formats.slots import all_strings
 from sluicegate.formats.sse import EventBuffer
 from sluicegate.observe.clock import utc_second
@@ -120,7 +121,7 @@ def parent_of(trace: str | None, baggage: str | None) -> Parent | None:
 def assemble_stream(route: str, chunks: list[bytes]) -> dict[str, Any]:
     """The output the client assembled from a stream, in the format's own non-streamed shape."""
     buf = EventBuffer()
-    texts: dict[Any, list[str]] = {}
+    output = StreamOutput(route)
     for chunk in chunks:
         for event in buf.feed(chunk):
             if event.data == b"[DONE]":
@@ -129,46 +130,15 @@ def assemble_stream(route: str, chunks: list[bytes]) -> dict[str, Any]:
                 data = orjson.loads(event.data)
             except orjson.JSONDecodeError:
                 continue
-            if not isinstance(data, dict):
-                continue
-            if route == "openai_chat":
-                for choice in data.get("choices") or ():
-                    delta = choice.get("delta") or {}
-                    if isinstance(delta.get("content"), str):
-                        texts.setdefault(("content", choice.get("index", 0)), []).append(delta["content"])
-                    for call in delta.get("tool_calls") or ():
-                        args = (call.get("function") or {}).get("arguments")
-                        if isinstance(args, str):
-                            texts.setdefault(("tool", choice.get("index", 0), call.get("index", 0)), []).append(args)
-            elif route == "anthropic_messages" and data.get("type") == "content_block_delta":
-                delta = data.get("delta") or {}
-                piece = delta.get("text", delta.get("partial_json"))
-                if isinstance(piece, str):
-                    texts.setdefault(("block", data.get("index", 0)), []).append(piece)
-            elif route == "openai_responses" and data.get("type") in (
-                "response.output_text.delta",
-                "response.function_call_arguments.delta",
-            ):
-                texts.setdefault(("item", data.get("item_id")), []).append(str(data.get("delta", "")))
-    joined = {k: "".join(v) for k, v in texts.items()}
-    if route == "openai_chat":
-        choices = {}
-        for key, text in joined.items():
-            message = choices.setdefault(key[1], {"role": "assistant", "content": ""})
-            if key[0] == "content":
-                message["content"] += text
-            else:
-                message.setdefault("tool_calls", []).append({"type": "function", "function": {"arguments": text}})
-        return {"choices": [{"index": i, "message": m} for i, m in sorted(choices.items())]}
-    if route == "anthropic_messages":
-        return {"content": [{"type": "text", "text": t} for _, t in sorted(joined.items(), key=lambda kv: kv[0][1])]}
-    return {"output_text": "".join(joined.values())}
+            if isinstance(data, dict):
+                output.add(data)
+    return output.result()
 
 
 def part(name: str, data: bytes) -> bytes:
     """One form-data part's headers and body, as LangSmith's multipart endpoint reads them."""
     head = f'Content-Disposition: form-data; name="{name}"\r\nContent-Type: application/json\r\n'
-    return b"%sContent-Length: %d\r\n\r\n%s" % (head.encode(), len(data), data)
+    return f"{head}Content-Length: {len(data)}\r\n\r\n".encode() + data
 
 
 def multipart(parts: list[bytes], boundary: bytes) -> bytes:
@@ -350,11 +320,13 @@ class LangSmithSink(BatchSink[Outcome]):
         return orjson.dumps(self._scrubbed(value, outcome.scrub) if rescan else value)
 
     def _outputs(self, outcome: Outcome, rescan: bool) -> bytes:
-        if not outcome.response:
-            return b"{}"
         info = outcome.info
         assert info is not None
-        if info.stream:
+        if outcome.output is not None and outcome.output.relayed:  # a stream, collected by its tap as relayed
+            outputs = outcome.output.result()
+        elif not outcome.response:
+            return b"{}"
+        elif info.stream:
             outputs = assemble_stream(info.route, outcome.response)
         else:
             body = outcome.response[0] if len(outcome.response) == 1 else b"".join(outcome.response)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from sluicegate.errors import GatewayError, UpstreamProtocolError
-from sluicegate.formats.base import StreamTap, Usage, WireFormat
+from sluicegate.formats.base import StreamOutput, StreamTap, Usage, WireFormat
 from sluicegate.formats.sse import EventBuffer
 from sluicegate.proxy.upstream import RETRY_HEADERS, UpstreamResponse
 from sluicegate.types import Receive, Send
@@ -58,10 +58,6 @@ class CallInfo:
     ended_at: float = 0.0  # wall-clock seconds, once the call is over
 
 
-# What an access record names of a call (the rest of CallInfo is timing and plumbing).
-_LOGGED = ("request_id", "route", "org", "workspace", "key", "user", "model", "provider", "trace_id")
-
-
 @dataclass(slots=True)
 class Outcome:
     """What happened to one call, for settlement, events, logs and metrics."""
@@ -80,6 +76,7 @@ class Outcome:
     # copies a trace sink keeps of values that redaction let through (monitor, pseudonymize).
     scrub: Callable[[str], str] | None = None
     response: list[bytes] | None = None
+    output: StreamOutput | None = None  # a stream's, when the tap collected it (then no `response`)
 
     def log_fields(self) -> dict[str, object]:
         """The access-log record of this call (ids, counts, timings; never content)."""
@@ -91,8 +88,11 @@ class Outcome:
             fields["output_tokens"] = self.usage.output_tokens
         if self.events:
             fields["events"] = [f"{e.policy}:{e.action}:{e.entity}:{e.count}" for e in self.events]
-        if self.info is not None:
-            fields.update((name, getattr(self.info, name)) for name in _LOGGED)
+        info = self.info
+        if info is not None:  # what it names of the call (the rest of CallInfo is timing and plumbing)
+            fields["request_id"], fields["route"], fields["org"] = info.request_id, info.route, info.org
+            fields["workspace"], fields["key"], fields["user"] = info.workspace, info.key, info.user
+            fields["model"], fields["provider"], fields["trace_id"] = info.model, info.provider, info.trace_id
         return fields
 
 
@@ -205,8 +205,13 @@ async def relay_stream(
     assert me is not None
     watcher = asyncio.ensure_future(_await_disconnect(receive, me))
     events = EventBuffer()
-    outcome = Outcome(200, response=[] if capture else None)
-    sent = outcome.response
+    outcome = Outcome(200)
+    sent: list[bytes] | None = None
+    if capture:  # for a trace: what the client assembles, from the tap as it goes, else the bytes
+        if tap.transcribes:
+            outcome.output = tap.transcript = StreamOutput(fmt.name)
+        else:
+            sent = outcome.response = []
     try:
         try:
             async for chunk in resp.chunks():
@@ -227,6 +232,8 @@ async def relay_stream(
                             outcome.first_byte_at = time.perf_counter()
                         if sent is not None:
                             sent.append(data)
+                        elif outcome.output is not None:
+                            outcome.output.relayed = True
                         await send({"type": "http.response.body", "body": data, "more_body": True})
             if not tap.saw_end or events.pending.strip():
                 raise UpstreamProtocolError("the provider ended the stream early")
