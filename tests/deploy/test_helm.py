@@ -120,6 +120,8 @@ SECRET_STAND_INS = {
     "SLUICEGATE_METRICS__TOKEN": "metrics-token-stand-in-" + "t" * 16,
     "SLUICEGATE_CONTROL__AUDIT_KEY": base64.urlsafe_b64encode(b"\x01" * 32).decode(),
     "SLUICEGATE_CONTROL__AUDIT_RETIRED_KEYS": json.dumps([base64.urlsafe_b64encode(b"\x02" * 32).decode()]),
+    "SLUICEGATE_CONTROL__MASTER_RETIRED_KEYS": json.dumps([base64.urlsafe_b64encode(b"\x03" * 32).decode()]),
+    "SLUICEGATE_CONTROL__OIDC__CLIENT_SECRET": "oidc-client-secret-stand-in",
 }
 # What the downward API gives the pod (`fieldRef`), for the variables that refer to it.
 FIELD_STAND_INS = {"metadata.name": "sg-sluicegate-7d9f8b6c5-x2x4q"}
@@ -373,6 +375,14 @@ REFUSED = {
     "retired audit keys in the ConfigMap": (
         ["config.control.audit_retired_keys[0]=k"],
         "use secrets.auditRetiredKeys",
+    ),
+    "retired master keys in the ConfigMap": (
+        ["config.control.master_retired_keys[0]=k"],
+        "use secrets.masterRetiredKeys",
+    ),
+    "the OIDC client secret in the ConfigMap": (
+        ["config.control.oidc.client_secret=s"],
+        "use secrets.oidcClientSecret",
     ),
     "audit key from a Secret and a file": (
         ["secrets.auditKey.existingSecret=a", "config.control.audit_key_file=/run/audit.key"],
@@ -715,6 +725,8 @@ def test_every_secret_setting_maps(helm: Helm, tmp_path: Path) -> None:
             "metricsToken",
             "auditKey",
             "auditRetiredKeys",
+            "masterRetiredKeys",
+            "oidcClientSecret",
         )
     }
     values.write_text(yaml.safe_dump({"secrets": secrets}))
@@ -729,6 +741,8 @@ def test_every_secret_setting_maps(helm: Helm, tmp_path: Path) -> None:
         "SLUICEGATE_METRICS__TOKEN",
         "SLUICEGATE_CONTROL__AUDIT_KEY",
         "SLUICEGATE_CONTROL__AUDIT_RETIRED_KEYS",
+        "SLUICEGATE_CONTROL__MASTER_RETIRED_KEYS",
+        "SLUICEGATE_CONTROL__OIDC__CLIENT_SECRET",
     }
     for name in sorted(from_secrets):
         parts = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]

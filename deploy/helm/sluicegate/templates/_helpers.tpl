@@ -90,7 +90,9 @@ one its api_key_env names in the config.
   "SLUICEGATE_KEYS" $s.gatewayKeys
   "SLUICEGATE_METRICS__TOKEN" $s.metricsToken
   "SLUICEGATE_CONTROL__AUDIT_KEY" $s.auditKey
-  "SLUICEGATE_CONTROL__AUDIT_RETIRED_KEYS" $s.auditRetiredKeys }}
+  "SLUICEGATE_CONTROL__AUDIT_RETIRED_KEYS" $s.auditRetiredKeys
+  "SLUICEGATE_CONTROL__MASTER_RETIRED_KEYS" $s.masterRetiredKeys
+  "SLUICEGATE_CONTROL__OIDC__CLIENT_SECRET" $s.oidcClientSecret }}
 {{- range $s.providers }}
 {{- if hasKey $vars .env }}
 {{- fail (printf "secrets.providers: %s is set twice" .env) }}
@@ -144,6 +146,12 @@ one its api_key_env names in the config.
 {{- end }}
 {{- if $control.audit_retired_keys }}
 {{- fail "config.control.audit_retired_keys would put audit keys in a ConfigMap: use secrets.auditRetiredKeys (a JSON list)" }}
+{{- end }}
+{{- if $control.master_retired_keys }}
+{{- fail "config.control.master_retired_keys would put master keys in a ConfigMap: use secrets.masterRetiredKeys (a JSON list)" }}
+{{- end }}
+{{- if ($control.oidc).client_secret }}
+{{- fail "config.control.oidc.client_secret would put the client secret in a ConfigMap: use secrets.oidcClientSecret" }}
 {{- end }}
 {{- if and .Values.secrets.auditKey.existingSecret $control.audit_key_file }}
 {{- fail "secrets.auditKey and config.control.audit_key_file both set the audit key: keep one" }}
