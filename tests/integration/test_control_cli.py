@@ -8,11 +8,14 @@ roles, the ledger, cursors) are tested in test_control_cli_contract.py."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import re
 import stat
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -48,11 +51,33 @@ def _run(args: list[str], env: dict[str, str], stdin: str = "") -> subprocess.Co
 
 
 def admin(
-    url: str, token: str | None, *args: str, stdin: str = "", env: dict[str, str] | None = None
+    url: str, token: str | None, *args: str, stdin: str = "", env: dict[str, str] | None = None, real: bool = False
 ) -> subprocess.CompletedProcess[str]:
-    """`sluicegate admin ARGS` against the admin API at `url`, the token in SLUICEGATE_ADMIN_TOKEN."""
-    base = {"SLUICEGATE_ADMIN_URL": url, **({"SLUICEGATE_ADMIN_TOKEN": token} if token else {})}
-    return _run(["admin", *args], {**base, **(env or {})}, stdin)
+    """`sluicegate admin ARGS` against the admin API at `url`, the token in SLUICEGATE_ADMIN_TOKEN:
+    the command line's `main()` in this process (`real`: `python -m sluicegate` in a new one)."""
+    given = {"SLUICEGATE_ADMIN_URL": url, **({"SLUICEGATE_ADMIN_TOKEN": token} if token else {}), **(env or {})}
+    if real:
+        return _run(["admin", *args], given, stdin)
+    from sluicegate.cli import main
+
+    names = ("SLUICEGATE_ADMIN_URL", "SLUICEGATE_ADMIN_TOKEN", "SLUICEGATE_SECRET_VALUE")
+    saved = {name: os.environ.pop(name, None) for name in names}
+    os.environ.update(given)
+    out, err, stdin_was = io.StringIO(), io.StringIO(), sys.stdin
+    sys.stdin = io.StringIO(stdin)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            main(["admin", *args])
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        sys.stdin = stdin_was
+        for name in names:
+            os.environ.pop(name, None)
+            if saved[name] is not None:
+                os.environ[name] = saved[name]  # type: ignore[assignment]
+    return subprocess.CompletedProcess(["admin", *args], code, out.getvalue(), err.getvalue())
 
 
 def ok(done: subprocess.CompletedProcess[str]) -> str:
@@ -90,11 +115,15 @@ def test_bootstrap_prints_an_operator_token_the_api_commands_then_use(
     assert made["admin_token"]["org_id"] is None and made["user"]["name"] == "alice"
     readable = ok(_cli(control_settings, "admin", "bootstrap", "--org", "second"))
     assert "operator admin token (shown once): sga-" in readable and "gateway key (shown once): sg-" in readable
+    another = as_json(_cli(control_settings, "admin", "--json", "bootstrap", "--token-only"))
+    assert set(another) == {"admin_token", "operator_admin_token"} and another["admin_token"]["org_id"] is None
     control = f'\n[control]\nenabled = true\ndatabase_url = "{control_settings.database_url}"\npoll_interval_s = 0.25\n'
     config = gateway_config(tmp_path / "gw.toml", mock_server.url, control)
     with start_gateway(config, {"SLUICEGATE_CONTROL__MASTER_KEY": MASTER_KEY}) as gw:
-        me = fields(ok(admin(gw.url, token, "whoami")))
+        me = fields(ok(admin(gw.url, token, "whoami", real=True)))
         assert me["token_id"] == made["admin_token"]["id"] and me["org_id"] == "-"
+        also = fields(ok(admin(gw.url, another["operator_admin_token"], "whoami")))
+        assert (also["token_id"], also["org_id"]) == (another["admin_token"]["id"], "-")
         orgs = table(ok(admin(gw.url, token, "org", "list")))
         assert sorted(o["name"] for o in orgs) == ["acme", "second"]
         assert set(orgs[0]) >= {"id", "name", "created_at"}
@@ -296,7 +325,7 @@ def test_errors_name_the_code_and_fields_never_the_token(
     server, seed = control_gateway
     url, token, ws = server.url, seed["token"], seed["ws"]["id"]
     bad_token = "sga-" + "x" * 40
-    bad = admin(url, bad_token, "workspace", "list", "--org", seed["org"]["id"])
+    bad = admin(url, bad_token, "workspace", "list", "--org", seed["org"]["id"], real=True)
     assert bad.returncode == 1 and "unauthenticated: the admin token is not valid" in bad.stderr
     assert bad_token not in bad.stdout + bad.stderr and bad.stdout == ""
     missing = admin(url, token, "key", "get", "key_nothere")
@@ -313,7 +342,7 @@ def test_errors_name_the_code_and_fields_never_the_token(
 
     # no answer: the URL is named, the token is not
     dead = f"http://127.0.0.1:{free_port()}"
-    down = admin(dead, token, "whoami")
+    down = admin(dead, token, "whoami", real=True)
     assert down.returncode == 1 and f"cannot reach the admin API at {dead}" in down.stderr
     assert token not in down.stdout + down.stderr
     # usage errors exit 2: no token, a token file others can read, a bad --url, a missing argument
@@ -338,12 +367,14 @@ def test_secrets_policies_events_audit_and_spend(control_gateway: tuple[Server, 
     url, token, org, ws = server.url, seed["token"], seed["org"]["id"], seed["ws"]["id"]
     value = "sk-cli-secret-VALUE-123"
     # the value is never an argument: an extra one is a usage error, before anything is sent
-    extra = admin(url, token, "secret", "set", "--workspace", ws, "openai", value)
+    extra = admin(url, token, "secret", "set", "--workspace", ws, "openai", value, real=True)
     assert extra.returncode == 2 and value not in extra.stdout
-    piped = admin(url, token, "secret", "set", "--workspace", ws, "openai", "--project", "p1", stdin=value + "\n")
+    piped = admin(
+        url, token, "secret", "set", "--workspace", ws, "openai", "--project", "p1", stdin=value + "\n", real=True
+    )
     assert value not in piped.stdout + piped.stderr and fields(ok(piped))["provider"] == "openai"
     env = {"SLUICEGATE_SECRET_VALUE": "20261204"}
-    from_env = admin(url, token, "secret", "set", "--org", org, "anthropic", env=env)  # stdin is empty
+    from_env = admin(url, token, "secret", "set", "--org", org, "anthropic", env=env, real=True)  # empty stdin
     assert "20261204" not in ok(from_env) + from_env.stderr
     listed = ok(admin(url, token, "secret", "list", "--workspace", ws))
     assert [(s["provider"], s["project"]) for s in table(listed)] == [("openai", "p1")]

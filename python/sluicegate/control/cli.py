@@ -15,6 +15,7 @@ sluicegate admin events list [--since T] [--until T] [--policy P] [--action A] [
 sluicegate admin audit list | ledger list | spend [--group-by workspace,model] | whoami
 sluicegate admin migrate
 sluicegate admin bootstrap [--org NAME] [--workspace NAME] [--user NAME] [--key-name NAME] [--expires-at TIME]
+sluicegate admin bootstrap --token-only
 sluicegate audit verify [--anchors FILE]...
 ```
 
@@ -29,8 +30,9 @@ The secret of `secret set` is read from `SLUICEGATE_SECRET_VALUE` or stdin, neve
 Neither that value nor the admin token is printed, in output or in errors.
 
 `migrate`, `bootstrap` (the first run: an org, a workspace, optionally a user, a key, and an operator
-admin token for the API, each shown once) and `audit verify` take `--config FILE` (the `[control]`
-section) and act on the database as the local operator (`cli/<user>` in the audit log).
+admin token for the API, each shown once; `--token-only`: just an operator token, the only way to
+make one) and `audit verify` take `--config FILE` (the `[control]` section) and act on the database
+as the local operator (`cli/<user>` in the audit log).
 """
 
 from __future__ import annotations
@@ -328,6 +330,9 @@ def register(sub: Any) -> None:
     boot.add_argument("--user")
     boot.add_argument("--key-name", default="default")
     boot.add_argument("--expires-at")
+    boot.add_argument(
+        "--token-only", action="store_true", help="only an operator admin token (another one, or after a first start)"
+    )
     # `--json` after the verb too (SUPPRESS: absent there, the admin-level flag stands)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", default=SUPPRESS, help="print the API's JSON")
@@ -667,6 +672,13 @@ async def _bootstrap(args: argparse.Namespace, store: ControlStore) -> None:
     from sluicegate.control.schemas import KeyIn
 
     actor = Actor(f"cli/{getpass.getuser()}", os.urandom(12).hex(), "local")
+    if args.token_only:
+        token_row, token = await store.create_admin_token(actor, None, None, "bootstrap")
+        if getattr(args, "json", False):
+            print(json.dumps({"admin_token": token_row, "operator_admin_token": token}, indent=2))
+        else:
+            print(f"operator admin token {token_row['id']} (shown once): {token}")
+        return
     try:
         spec = KeyIn.model_validate({"name": args.key_name, "expires_at": args.expires_at})
     except ValidationError as exc:
