@@ -120,7 +120,10 @@ def _nullable(text: str) -> str | None:
 def _policy_body(args: argparse.Namespace) -> dict[str, Any]:
     if bool(args.file) == bool(args.body):
         _usage("policy set takes one of --file FILE and --body JSON")
-    text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text() if args.file else args.body
+    try:
+        text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text() if args.file else args.body
+    except OSError as exc:
+        _usage(f"cannot read the policy file {args.file}: {exc.strerror}")
     try:
         value = json.loads(text)
     except ValueError:
@@ -159,28 +162,25 @@ def _filters(names: tuple[str, ...]) -> tuple[Opt, ...]:
     return tuple(opt("--" + n.replace("_", "-"), default=SUPPRESS) for n in names)
 
 
-def _entity(plural: str, parent: str, parent_opt: Opt, columns: tuple[str, ...]) -> dict[str, Verb]:
-    """list/get/create/update/delete of an org, workspace or user."""
+def _entity(plural: str, parent: str, parent_opt: Opt | None, columns: tuple[str, ...]) -> dict[str, Verb]:
+    """list/get/create/update/delete of an org, workspace, user or key (`parent`: where the list is)."""
     one = f"/{plural}/{{id}}"
+    above = (parent_opt,) if parent_opt is not None else ()
     return {
-        "list": Verb("GET", parent, (parent_opt, LIMIT), columns=columns, paged=True),
+        "list": Verb("GET", parent, (*above, LIMIT), columns=columns, paged=True),
         "get": Verb("GET", one, (ID,)),
-        "create": Verb("POST", parent, (parent_opt, NAME, *ENTITY), ENTITY_BODY),
+        "create": Verb("POST", parent, (*above, NAME, *ENTITY), ENTITY_BODY),
         "update": Verb("PATCH", one, (ID, RENAME, *ENTITY), ENTITY_BODY),
         "delete": Verb("DELETE", one, (ID,)),
     }
 
 
-_NO_PARENT = opt("--no-parent", help=SUPPRESS, default=None)
 _WS_REQUIRED = opt("--workspace", required=True)
 _KEY_ENTITY = (*ENTITY, opt("--expires-at", type=_nullable, default=SUPPRESS, help="ISO time with zone; none clears"))
 _LEVEL = (opt("--level", choices=["org", "workspace", "user", "key"], required=True), opt("--id", required=True))
 
 COMMANDS: dict[str, dict[str, Verb] | Verb] = {
-    "org": {
-        **_entity("orgs", "/orgs", _NO_PARENT, ROW),
-        "create": Verb("POST", "/orgs", (NAME, *ENTITY), ENTITY_BODY),
-    },
+    "org": _entity("orgs", "/orgs", None, ROW),
     "workspace": _entity("workspaces", "/orgs/{org}/workspaces", ORG, ROW),
     "user": _entity("users", "/workspaces/{workspace}/users", _WS_REQUIRED, ROW),
     "key": {
@@ -340,8 +340,7 @@ def register(sub: Any) -> None:
     def add(parsers: Any, name: str, verb: Verb) -> None:
         parser = parsers.add_parser(name, help=verb.help or None, parents=[common])
         for o in verb.opts:
-            if o is not _NO_PARENT:
-                parser.add_argument(*o.flags, **o.kw)
+            parser.add_argument(*o.flags, **o.kw)
         parser.set_defaults(verb=verb)
 
     for name, entry in COMMANDS.items():
