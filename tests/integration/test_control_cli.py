@@ -347,6 +347,8 @@ def test_errors_name_the_code_and_fields_never_the_token(
     assert token not in down.stdout + down.stderr
     # usage errors exit 2: no token, a token file others can read, a bad --url, a missing argument
     assert admin(url, None, "whoami").returncode == 2
+    typed = admin(url, None, "whoami", "--token", token)  # no such option, and the token is not echoed
+    assert typed.returncode == 2 and "unrecognized argument" in typed.stderr and token not in typed.stderr
     token_file = tmp_path / "token"
     token_file.write_text(token + "\n")
     token_file.chmod(0o644)
@@ -368,7 +370,7 @@ def test_secrets_policies_events_audit_and_spend(control_gateway: tuple[Server, 
     value = "sk-cli-secret-VALUE-123"
     # the value is never an argument: an extra one is a usage error, before anything is sent
     extra = admin(url, token, "secret", "set", "--workspace", ws, "openai", value, real=True)
-    assert extra.returncode == 2 and value not in extra.stdout
+    assert extra.returncode == 2 and value not in extra.stdout + extra.stderr
     piped = admin(
         url, token, "secret", "set", "--workspace", ws, "openai", "--project", "p1", stdin=value + "\n", real=True
     )
