@@ -357,6 +357,8 @@ def test_errors_name_the_code_and_fields_never_the_token(
     token_file.chmod(stat.S_IRUSR | stat.S_IWUSR)
     assert fields(ok(admin(url, None, "--token-file", str(token_file), "whoami")))["org_id"] == seed["org"]["id"]
     assert admin("ftp://127.0.0.1", token, "whoami").returncode == 2
+    creds = admin(url.replace("http://", "http://me:hunter2@"), token, "whoami")
+    assert creds.returncode == 2 and "hunter2" not in creds.stderr
     assert admin(url, token, "key", "get").returncode == 2
     # https is verified: a plain-http server behind an https URL is a connection failure, not a bypass
     tls = admin(url.replace("http://", "https://"), token, "whoami")

@@ -399,8 +399,12 @@ def _token(args: argparse.Namespace) -> str:
 def _base_url(args: argparse.Namespace) -> str:
     url = (args.url or os.environ.get(ADMIN_URL_ENV) or DEFAULT_URL).rstrip("/")
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
-        _usage(f"--url must be an http(s) address without credentials, not {url!r}")
+    if parts.username or parts.password:
+        _usage("--url must not hold credentials (the admin token is the only one sent)")  # nor repeat them
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        _usage(f"--url must be an http(s) address, not {url!r}")
+    if not args.timeout > 0:
+        _usage("--timeout must be more than 0 seconds")
     if parts.scheme == "http" and not _loopback(parts.hostname):
         print(f"sluicegate: warning: {url} is plain http; the admin token travels unencrypted", file=sys.stderr)
     return url
