@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from tests.conftest import PYTHON, ROOT, Server, free_port, gateway_config, start_gateway
+import pytest
+from loadtest.run import find_nginx, nginx_argv
+from tests.conftest import PYTHON, ROOT, Server, free_port, gateway_config, spawn, start_gateway
 from tests.integration.test_control_policies import MODEL
 from tests.unit.control.pg import MASTER_KEY, control_settings, pg_database  # noqa: F401  (fixtures)
 
@@ -445,3 +447,51 @@ def test_secrets_policies_events_audit_and_spend(control_gateway: tuple[Server, 
     assert all(a["actor"].startswith(("admin_token/", "test/", "system/")) for a in audit)
     assert value not in str(audit) and "20261204" not in str(audit)
     assert len(as_json(admin(url, token, "audit", "list", "--limit", "2", "--json"))["data"]) == 2
+
+
+TLS_PROXY = """daemon off;
+master_process off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{}}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/client_body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        ssl_certificate {dir}/cert.pem;
+        ssl_certificate_key {dir}/key.pem;
+        location / {{ proxy_pass http://127.0.0.1:{upstream}; }}
+    }}
+}}
+"""
+
+
+@pytest.mark.skipif(find_nginx() is None, reason="nginx is not installed (apt-get install nginx-light)")
+def test_tls_is_verified_and_a_private_ca_is_taken(
+    control_gateway: tuple[Server, dict[str, Any]], tmp_path: Path
+) -> None:
+    """The gateway behind nginx terminating TLS with a certificate of a CA no system trusts: refused
+    by default, taken with `--ca-file`."""
+    server, seed = control_gateway
+    make_cert = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1"]
+    make_cert += ["-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(tmp_path / "key.pem")]
+    subprocess.run([*make_cert, "-out", str(tmp_path / "cert.pem")], check=True, capture_output=True, timeout=60)
+    port = free_port()
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(TLS_PROXY.format(dir=tmp_path, port=port, upstream=server.port))
+    nginx = find_nginx()
+    assert nginx is not None
+    with spawn(nginx_argv(nginx, tmp_path, conf), port):
+        url, token = f"https://127.0.0.1:{port}", seed["token"]
+        untrusted = admin(url, token, "whoami")
+        assert untrusted.returncode == 1 and f"cannot reach the admin API at {url}" in untrusted.stderr
+        assert "CERTIFICATE_VERIFY_FAILED" in untrusted.stderr and token not in untrusted.stderr
+        trusted = fields(ok(admin(url, token, "--ca-file", str(tmp_path / "cert.pem"), "whoami")))
+        assert trusted["org_id"] == seed["org"]["id"]
+        missing = admin(url, token, "--ca-file", str(tmp_path / "none.pem"), "whoami")
+        assert missing.returncode == 2 and "cannot load the CA file" in missing.stderr
