@@ -56,7 +56,7 @@ test: test-rust test-py test-future
 test-rust:
 	cargo test --locked --quiet
 
-.PHONY: test-tools ## Debian's chromium and chromedriver (the spend page test), nginx (the cluster test) and libfaketime (test-future), when missing
+.PHONY: test-tools ## Debian's chromium and chromedriver (the console test), nginx (the cluster test) and libfaketime (test-future), when missing
 test-tools:
 	@missing=""; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \

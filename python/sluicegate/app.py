@@ -68,7 +68,7 @@ class App:
             operator = OperatorPolicy.from_settings(settings.redaction, settings.spend)
             proxies = TrustedProxies(settings.server.trusted_proxies)
             self.control = ControlPlane(
-                settings.control, self.gateway.keys, settings.langsmith.run_url, operator, proxies
+                settings.control, self.gateway.keys, settings.langsmith.run_url, operator, proxies, settings.redaction
             )
             self.gateway.attach(self.control.view)
             self.control.admin.caps_status = self.gateway.cap_status

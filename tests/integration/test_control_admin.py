@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import select
 from tests.unit.control.pg import control_settings, pg_database  # noqa: F401  (fixtures)
 
-from sluicegate.config import Settings
+from sluicegate.config import RedactionSettings, Settings
 from sluicegate.control.admin_api import ENDPOINTS, AdminApi, Endpoint
 from sluicegate.control.audit import Actor
 from sluicegate.control.models import metadata
@@ -79,7 +79,7 @@ async def world(control_settings: ControlSettings) -> AsyncIterator[World]:  # n
     ids["provider"] = "openai"
     view = ControlView(store)
     await view.refresh()
-    api = AdminApi(store, view)
+    api = AdminApi(store, view, redaction=RedactionSettings())
     api.base_url_refusal = TENANT_URLS.refusal
     transport = httpx.ASGITransport(app=api)
     async with httpx.AsyncClient(transport=transport, base_url="http://admin") as client:
@@ -98,6 +98,8 @@ def _body(endpoint: Endpoint, ids: dict[str, str]) -> dict[str, Any] | None:
         return {"name": "t", "workspace_id": ids["workspace_id"]}
     if name == "SecretIn":
         return {"value": SECRET_VALUE, "base_url": "https://llm.example/v1"}
+    if name == "RedactionTryIn":
+        return {"text": "write to a@b.example"}
     if name == "PolicyIn":
         return {
             "caps": [{"window": "day", "limit_usd": "5.25"}],
@@ -271,3 +273,41 @@ async def test_the_openapi_document_describes_every_endpoint(world: World) -> No
     assert doc["openapi"].startswith("3.")
     described = {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops}
     assert described == {(e.method, "/admin/v1" + e.path) for e in ENDPOINTS}
+
+
+async def test_the_redaction_try_runs_the_keys_rules_and_keeps_nothing(world: World) -> None:
+    headers = {"authorization": f"Bearer {world.tokens['ws_a1']}"}
+    key, ws = world.ids["key_id"], world.ids["workspace_id"]
+    policy = {
+        "redaction": [{"entities": ["US_SSN"], "action": "block"}, {"entities": ["TICKET"], "action": "monitor"}],
+        "custom_patterns": [{"entity": "TICKET", "pattern": "TCK-[0-9]{4}"}],
+    }
+    assert (
+        await world.client.put(f"/admin/v1/workspaces/{ws}/policy", json=policy, headers=headers)
+    ).status_code == 200
+    rows = len(await world.store.audit_rows(None, 0, 10_000))
+    text = "né: mail a@b.example, ssn 336-22-2513, TCK-1234"
+    answer = await world.client.post(f"/admin/v1/keys/{key}/redaction/try", json={"text": text}, headers=headers)
+    assert answer.status_code == 200, answer.text
+    found = answer.json()["findings"]
+    assert [(f["entity"], f["action"]) for f in found] == [
+        ("EMAIL", "redact"),
+        ("US_SSN", "block"),
+        ("TICKET", "monitor"),
+    ]
+    assert [text[f["start"] : f["end"]] for f in found] == ["a@b.example", "336-22-2513", "TCK-1234"]
+    assert answer.json()["text"] == "né: mail [REDACTED:EMAIL], ssn [REDACTED:US_SSN], TCK-1234"
+    assert len(await world.store.audit_rows(None, 0, 10_000)) == rows  # nothing of the text is recorded
+    # Another workspace's admin is told the key does not exist; too much text is refused.
+    other = {"authorization": f"Bearer {world.tokens['ws_a2']}"}
+    hidden = await world.client.post(f"/admin/v1/keys/{key}/redaction/try", json={"text": text}, headers=other)
+    assert hidden.status_code == 404
+    wide = "é" * 40_000  # 40,000 characters, 80,000 bytes
+    big = await world.client.post(f"/admin/v1/keys/{key}/redaction/try", json={"text": wide}, headers=headers)
+    assert big.status_code == 413 and big.json()["error"]["code"] == "too_large"
+    long = await world.client.post(f"/admin/v1/keys/{key}/redaction/try", json={"text": "a" * 70_000}, headers=headers)
+    assert long.status_code == 422 and long.json()["error"]["fields"][0]["loc"] == "text"
+    assert "aaaa" not in long.text
+    await world.api.close()
+    assert not [r for r in await world.store.audit_rows(None, rows, 10_000) if r["action"] != "admin.access_denied"]
+    assert "a@b.example" not in str(await world.store.audit_rows(None, 0, 10_000))

@@ -1,5 +1,6 @@
 """Property-based fuzzing of the admin API from its own OpenAPI document (schemathesis): whatever
-the input, no endpoint answers 500. Examples are limited so the run stays within seconds."""
+the input, no endpoint answers 500, and every answer is one the document declares (its status, and
+the schema of that status). Examples are limited so the run stays within seconds."""
 
 from __future__ import annotations
 
@@ -10,6 +11,11 @@ import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 from tests.conftest import Server, gateway_config, start_gateway
 from tests.integration.test_control_gateway import _env, _seed
 from tests.unit.control.pg import MASTER_KEY
@@ -17,6 +23,8 @@ from tests.unit.control.pg import MASTER_KEY
 from sluicegate.control.settings import ControlSettings
 
 _state: dict[str, Any] = {}
+# Every answer's status is one the document declares for the operation, and its body has that status's schema.
+CONFORMANCE = [status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +53,7 @@ def test_no_input_makes_a_server_error(admin_gateway: Server) -> None:
                 response = case.call(base_url=admin_gateway.url, session=session, headers=headers)
                 statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
                 assert response.status_code < 500, (case.method, case.path, response.status_code, response.text[:300])
+                case.validate_response(response, checks=CONFORMANCE, headers=headers)
 
             fuzz()
     assert sum(statuses.values()) >= 4 * len(operations)

@@ -248,6 +248,7 @@ SECRET_SETTINGS = {
     "spend.redis_url",
     "control.database_url",
     "control.master_key",
+    "control.master_retired_keys",
     "control.audit_key",
     "control.audit_retired_keys",
     "control.redis_url",
@@ -281,12 +282,20 @@ def test_no_printer_shows_a_secret_setting() -> None:
         "SLUICEGATE_METRICS__TOKEN": "metrics-unit-token-9",
         "SLUICEGATE_WEBHOOK__URL": "https://u:hook-unit-10@h/x",
         "SLUICEGATE_WEBHOOK__SECRET": "whsec-unit-11",
+        "SLUICEGATE_CONTROL__MASTER_RETIRED_KEYS": '["retired-unit-12"]',
     }
     s = load_settings(environ=values)
     printed = [repr(s), str(s), str(s.model_dump()), s.model_dump_json(), json.dumps(s.model_dump(mode="json"))]
     for secret in ("sk-unit-provider-1", "hdr-unit-2", "pseudo-unit-3", "redis-unit-4", "db-unit-5", "master-unit-6"):
         assert all(secret not in text for text in printed)
-    for secret in ("ctl-unit-7", "ls-unit-8", "metrics-unit-token-9", "hook-unit-10", "whsec-unit-11"):
+    for secret in (
+        "ctl-unit-7",
+        "ls-unit-8",
+        "metrics-unit-token-9",
+        "hook-unit-10",
+        "whsec-unit-11",
+        "retired-unit-12",
+    ):
         assert all(secret not in text for text in printed)
     # The code that uses them asks explicitly.
     assert s.providers["oa"].headers["x-org-token"].reveal() == "hdr-unit-2"

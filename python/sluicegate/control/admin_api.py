@@ -14,7 +14,8 @@ sign-ins). Bad input is a 422 naming each field at fault; no input makes a 500.
 
 from __future__ import annotations
 
-import html
+import base64
+import binascii
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -25,14 +26,26 @@ from typing import Any
 
 import orjson
 from pydantic import BaseModel, ValidationError
+from sqlalchemy import Table
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from sluicegate.config import RedactionSettings
+from sluicegate.control import responses as res
 from sluicegate.control.audit import Actor
 from sluicegate.control.keys import hash_key, same_hash
-from sluicegate.control.models import admin_tokens, api_keys, orgs, users, workspaces
+from sluicegate.control.models import (
+    admin_tokens,
+    api_keys,
+    audit_log,
+    orgs,
+    policy_events,
+    spend_ledger,
+    users,
+    workspaces,
+)
 from sluicegate.control.policies import (
     LEVELS,
     Chain,
@@ -44,16 +57,19 @@ from sluicegate.control.policies import (
 )
 from sluicegate.control.schemas import (
     PROVIDER_PATTERN,
+    TRY_TEXT_BYTES,
     AdminTokenIn,
     KeyIn,
+    KeyRotateIn,
     Level,
     OrgIn,
     PolicyIn,
+    RedactionTryIn,
     SecretIn,
     UserIn,
     WorkspaceIn,
 )
-from sluicegate.control.store import Conflict, ControlStore, public_key
+from sluicegate.control.store import Conflict, ControlStore, Page, page_order, public_key, record_where
 from sluicegate.control.system_events import AccessDenials, AuthFailures
 from sluicegate.control.view import ControlView
 from sluicegate.forwarded import TrustedProxies
@@ -115,6 +131,7 @@ class Ctx:
     caps_status: CapsStatus | None = None
     run_url: str = ""
     base_url_refusal: BaseUrlRefusal | None = None
+    redaction: RedactionSettings | None = None
 
 
 Handler = Callable[[Ctx], Awaitable[Response]]
@@ -125,7 +142,12 @@ BaseUrlRefusal = Callable[[str, str], str | None]
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
-    """One operation: the route table is also the OpenAPI document and the scope test's table."""
+    """One operation: the route table is also the OpenAPI document and the scope test's table.
+
+    `response` is the model (`control.responses`) of the success answer's body (None only for a
+    204); `errors` are the error statuses it can answer beyond those its shape implies
+    (`openapi.error_statuses`: 401 always, 404 with a path id, 403 under an org, 422 with input).
+    """
 
     method: str
     path: str
@@ -135,6 +157,8 @@ class Endpoint:
     status: int = 200
     mutates: bool = False
     query: tuple[tuple[str, dict[str, Any]], ...] = ()
+    response: type[BaseModel] | None = None
+    errors: tuple[int, ...] = ()
 
 
 # ── scope checks ──────────────────────────────────────────────────────────────────────────────
@@ -210,7 +234,8 @@ async def whoami(ctx: Ctx) -> Response:
 
 
 async def list_orgs(ctx: Ctx) -> Response:
-    return json_response({"data": await ctx.store.orgs_list(ctx.principal.org_id)})
+    org_id = ctx.principal.org_id
+    return await _list(ctx, orgs, [orgs.c.id == org_id] if org_id is not None else [])
 
 
 async def create_org(ctx: Ctx) -> Response:
@@ -225,7 +250,7 @@ async def get_org(ctx: Ctx) -> Response:
 
 async def list_workspaces(ctx: Ctx) -> Response:
     org = await org_of(ctx, ctx.params["org_id"])
-    return json_response({"data": await ctx.store.many(workspaces, org_id=org["id"])})
+    return await _list(ctx, workspaces, [workspaces.c.org_id == org["id"]])
 
 
 async def create_workspace(ctx: Ctx) -> Response:
@@ -250,7 +275,7 @@ def _public_token(row: dict[str, Any]) -> dict[str, Any]:
 
 async def list_admin_tokens(ctx: Ctx) -> Response:
     org = await org_of(ctx, ctx.params["org_id"])
-    return json_response({"data": [_public_token(r) for r in await ctx.store.many(admin_tokens, org_id=org["id"])]})
+    return await _list(ctx, admin_tokens, [admin_tokens.c.org_id == org["id"]], _public_token)
 
 
 async def revoke_admin_token(ctx: Ctx) -> Response:
@@ -269,7 +294,7 @@ async def get_workspace(ctx: Ctx) -> Response:
 
 async def list_users(ctx: Ctx) -> Response:
     ws = await workspace_of(ctx, ctx.params["workspace_id"])
-    return json_response({"data": await ctx.store.many(users, workspace_id=ws["id"])})
+    return await _list(ctx, users, [users.c.workspace_id == ws["id"]])
 
 
 async def create_user(ctx: Ctx) -> Response:
@@ -283,7 +308,7 @@ async def get_user(ctx: Ctx) -> Response:
 
 async def list_keys(ctx: Ctx) -> Response:
     ws = await workspace_of(ctx, ctx.params["workspace_id"])
-    return json_response({"data": [public_key(r) for r in await ctx.store.many(api_keys, workspace_id=ws["id"])]})
+    return await _list(ctx, api_keys, [api_keys.c.workspace_id == ws["id"]], public_key)
 
 
 async def create_key(ctx: Ctx) -> Response:
@@ -304,11 +329,51 @@ async def revoke_key(ctx: Ctx) -> Response:
     return json_response(await ctx.store.revoke_key(ctx.actor, key))
 
 
+async def rotate_key(ctx: Ctx) -> Response:
+    key = await key_of(ctx, ctx.params["key_id"])
+    spec: KeyRotateIn = ctx.body
+    try:
+        row, value = await ctx.store.rotate_key(ctx.actor, key, spec.overlap_s, spec.name)
+    except Conflict as exc:
+        raise ApiError(409, "conflict", f"this key cannot be rotated: {exc}") from None
+    return json_response({**row, "key": value}, 201)
+
+
 async def effective_policy(ctx: Ctx) -> Response:
     key = await key_of(ctx, ctx.params["key_id"])
     chain = [(lvl, eid, await ctx.store.policy(lvl, eid)) for lvl, eid in chain_of("key", key)]
     result = effective(key["org_id"], chain, _operator(ctx))
     return json_response({"key_id": key["id"], **result.as_json()})
+
+
+async def try_redaction(ctx: Ctx) -> Response:
+    """The key's redaction rules (the configuration's `[redaction]` and the policies' rules and
+    patterns, as the gateway compiles them) run on a text: what would be found and sent. The text
+    is answered to its sender only: never logged, stored or audited."""
+    from sluicegate.policy.redaction import Redactor
+
+    key = await key_of(ctx, ctx.params["key_id"])
+    body: RedactionTryIn = ctx.body
+    if len(body.text.encode()) > TRY_TEXT_BYTES:
+        raise ApiError(413, "too_large", f"text is over {TRY_TEXT_BYTES} bytes", [_field("text", "too large")])
+    base = ctx.redaction
+    if base is None or not base.enabled:
+        return json_response({"key_id": key["id"], "enabled": False, "findings": [], "text": body.text})
+    chain = [(lvl, eid, await ctx.store.policy(lvl, eid)) for lvl, eid in chain_of("key", key)]
+    policy = effective(key["org_id"], chain, _operator(ctx))
+    settings = base.model_copy(
+        update={
+            "rules": [*base.rules, *policy.redaction],
+            "custom_patterns": [*base.custom_patterns, *policy.custom_patterns],
+        }
+    )
+    try:
+        redactor = Redactor(settings)
+    except ValueError:
+        raise ApiError(409, "policy_invalid", "the redaction policy for this key cannot be compiled") from None
+    found, text = redactor.preview(body.text, key["workspace_id"])
+    findings = [{"entity": e, "start": start, "end": end, "action": a} for e, start, end, a in found]
+    return json_response({"key_id": key["id"], "enabled": True, "findings": findings, "text": text})
 
 
 def _policy_handlers(level: Level, param: str) -> tuple[Handler, Handler]:
@@ -381,9 +446,10 @@ def _provider(value: str) -> str:
 
 async def list_audit(ctx: Ctx) -> Response:
     org = await org_of(ctx, ctx.params["org_id"])
-    after, limit = _int_query(ctx.request, "after_seq", 0, 0, 2**62), _int_query(ctx.request, "limit", 100, 1, 1000)
-    rows = await ctx.store.audit_rows(org["id"], after, limit)
-    return json_response({"data": rows})
+    limit, cursor = _page_query(ctx.request, audit_log)
+    # `after_seq` (a seq seen before) still works; a cursor carries the same thing.
+    after = cursor[0] if cursor is not None else _int_query(ctx.request, "after_seq", 0, 0, 2**62)
+    return _paged(audit_log, await ctx.store.audit_page(org["id"], after, limit))
 
 
 _EVENT_FILTERS = {"policy": "policy", "action": "action", "entity": "entity", "trace_id": "trace_id"}
@@ -422,12 +488,13 @@ async def _events(ctx: Ctx, org_id: str, fixed: dict[str, str]) -> Response:
     r = ctx.request
     filters = _text_filters(r, _EVENT_FILTERS, fixed)
     since, until = _time_query(r, "since", _FAR_PAST), _time_query(r, "until", _FAR_FUTURE)
-    rows = await ctx.store.events(org_id, filters, since, until, _int_query(r, "limit", 100, 1, 1000))
+    limit, after = _page_query(r, policy_events)
+    page = await ctx.store.events_page(org_id, filters, since, until, after, limit)
     if ctx.run_url:
-        for row in rows:
+        for row in page.rows:
             if row["run_id"]:
                 row["run_url"] = ctx.run_url.format(run_id=row["run_id"], trace_id=row["trace_id"] or "")
-    return json_response({"data": rows})
+    return _paged(policy_events, page)
 
 
 async def org_events(ctx: Ctx) -> Response:
@@ -438,6 +505,27 @@ async def org_events(ctx: Ctx) -> Response:
 async def ws_events(ctx: Ctx) -> Response:
     ws = await workspace_of(ctx, ctx.params["workspace_id"])
     return await _events(ctx, ws["org_id"], {"workspace_id": ws["id"]})
+
+
+async def _ledger(ctx: Ctx, org_id: str, fixed: dict[str, str]) -> Response:
+    r = ctx.request
+    filters = _text_filters(r, _SPEND_FILTERS, fixed)
+    since, until = _time_query(r, "since", _FAR_PAST), _time_query(r, "until", _FAR_FUTURE)
+    limit, after = _page_query(r, spend_ledger)
+    return _paged(
+        spend_ledger,
+        await ctx.store.page(spend_ledger, record_where(spend_ledger, org_id, filters, since, until), after, limit),
+    )
+
+
+async def org_ledger(ctx: Ctx) -> Response:
+    org = await org_of(ctx, ctx.params["org_id"])
+    return await _ledger(ctx, org["id"], {})
+
+
+async def ws_ledger(ctx: Ctx) -> Response:
+    ws = await workspace_of(ctx, ctx.params["workspace_id"])
+    return await _ledger(ctx, ws["org_id"], {"workspace_id": ws["id"]})
 
 
 async def _spend(ctx: Ctx, org_id: str, fixed: dict[str, str]) -> Response:
@@ -497,6 +585,61 @@ async def ws_spend(ctx: Ctx) -> Response:
     return await _spend(ctx, ws["org_id"], {"workspace_id": ws["id"]})
 
 
+_CURSOR_ERROR = "not a cursor of this list (pass next_cursor back as it came)"
+
+
+def _page_query(request: Request, table: Table) -> tuple[int, tuple[Any, ...] | None]:
+    """`limit` (1 to 1000, default 100) and the sort key a `cursor` names (None: from the start).
+
+    A cursor is opaque to clients: URL-safe base64 of the list's table and the sort key of the last
+    row returned. One that does not decode, names another list, or holds values of the wrong kind
+    is a 422 naming `cursor`.
+    """
+    limit = _int_query(request, "limit", 100, 1, 1000)
+    raw = request.query_params.get("cursor")
+    if raw is None:
+        return limit, None
+    refused = ApiError(422, "validation_error", "invalid query", [_field("cursor", _CURSOR_ERROR)])
+    if not 1 <= len(raw) <= 1000 or not raw.isascii():
+        raise refused
+    try:
+        decoded = orjson.loads(base64.b64decode(raw + "=" * (-len(raw) % 4), altchars=b"-_", validate=True))
+    except (binascii.Error, ValueError):
+        raise refused from None
+    names, _ = page_order(table)
+    if not isinstance(decoded, list) or len(decoded) != len(names) + 1 or decoded[0] != table.name:
+        raise refused
+    for name, value in zip(names, decoded[1:], strict=True):
+        if name == "seq":
+            fits = type(value) is int and 0 <= value <= 2**62
+        else:
+            fits = isinstance(value, str) and 1 <= len(value) <= 200 and "\x00" not in value
+        if not fits:
+            raise refused
+    return limit, tuple(decoded[1:])
+
+
+def _cursor(table: Table, key: tuple[Any, ...] | None) -> str | None:
+    if key is None:
+        return None
+    return base64.urlsafe_b64encode(orjson.dumps([table.name, *key])).rstrip(b"=").decode()
+
+
+def _paged(table: Table, page: Page, shape: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> Response:
+    rows = [shape(r) for r in page.rows] if shape is not None else page.rows
+    return json_response(
+        {"data": rows, "has_more": page.next_key is not None, "next_cursor": _cursor(table, page.next_key)}
+    )
+
+
+async def _list(
+    ctx: Ctx, table: Table, where: list[Any], shape: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+) -> Response:
+    """A page of an entity list (`?limit`, `?cursor`), oldest first."""
+    limit, after = _page_query(ctx.request, table)
+    return _paged(table, await ctx.store.page(table, where, after, limit), shape)
+
+
 def _int_query(request: Request, name: str, default: int, low: int, high: int) -> int:
     raw = request.query_params.get(name)
     if raw is None:
@@ -520,10 +663,19 @@ _TIMES = (
     ("since", {"type": "string", "format": "date-time"}),
     ("until", {"type": "string", "format": "date-time"}),
 )
-_EVENTS_QUERY = (
+_LIST: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}),
+    ("cursor", {"type": "string", "minLength": 1, "maxLength": 1000, "description": "a next_cursor, as it came"}),
+)
+_EVENTS_QUERY: tuple[tuple[str, dict[str, Any]], ...] = (
     *_TIMES,
     *((name, {"type": "string", "minLength": 1, "maxLength": 200}) for name in _EVENT_FILTERS),
-    ("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
+    *_LIST,
+)
+_LEDGER_QUERY: tuple[tuple[str, dict[str, Any]], ...] = (
+    *_TIMES,
+    *((name, {"type": "string", "minLength": 1, "maxLength": 200}) for name in _SPEND_FILTERS),
+    *_LIST,
 )
 _SPEND_QUERY = (
     *_TIMES,
@@ -534,22 +686,78 @@ _SPEND_QUERY = (
     ),
     ("bucket", {"type": "string", "enum": ["hour", "day"]}),
 )
-_PAGE = (
-    ("after_seq", {"type": "integer", "minimum": 0}),
-    ("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
-)
+_PAGE = (("after_seq", {"type": "integer", "minimum": 0}), *_LIST)
+
+CONSOLE_DIR = Path(__file__).parent / "static" / "console"
+_CONSOLE_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
+CONSOLE_HEADERS = {
+    # Scripts and styles from the gateway only: no inline script, no other origin, no framing.
+    "content-security-policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+    "cache-control": "no-cache",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+}
+
+
+def console_files(root: Path = CONSOLE_DIR) -> dict[str, tuple[bytes, str]]:
+    """The console's files by path under `root` (`pages/spend.js`), with their media types."""
+    out: dict[str, tuple[bytes, str]] = {}
+    for path in sorted(root.rglob("*")):
+        media_type = _CONSOLE_TYPES.get(path.suffix)
+        if path.is_file() and media_type is not None:
+            out[path.relative_to(root).as_posix()] = (path.read_bytes(), media_type)
+    return out
+
 
 ENDPOINTS: tuple[Endpoint, ...] = (
-    Endpoint("GET", "/whoami", whoami, "The calling token's scope"),
-    Endpoint("GET", "/orgs", list_orgs, "Organizations the token sees"),
-    Endpoint("POST", "/orgs", create_org, "Create an organization (operator tokens)", OrgIn, 201, True),
-    Endpoint("GET", "/orgs/{org_id}", get_org, "An organization"),
-    Endpoint("GET", "/orgs/{org_id}/workspaces", list_workspaces, "An organization's workspaces"),
-    Endpoint("POST", "/orgs/{org_id}/workspaces", create_workspace, "Create a workspace", WorkspaceIn, 201, True),
+    Endpoint("GET", "/whoami", whoami, "The calling token's scope", response=res.Whoami),
+    Endpoint("GET", "/orgs", list_orgs, "Organizations the token sees", query=_LIST, response=res.OrgList),
     Endpoint(
-        "POST", "/orgs/{org_id}/admin-tokens", create_admin_token, "Create an admin token", AdminTokenIn, 201, True
+        "POST", "/orgs", create_org, "Create an organization (operator tokens)", OrgIn, 201, True, response=res.Org
     ),
-    Endpoint("GET", "/orgs/{org_id}/admin-tokens", list_admin_tokens, "The organization's admin tokens (no values)"),
+    Endpoint("GET", "/orgs/{org_id}", get_org, "An organization", response=res.Org),
+    Endpoint(
+        "GET",
+        "/orgs/{org_id}/workspaces",
+        list_workspaces,
+        "An organization's workspaces",
+        query=_LIST,
+        response=res.WorkspaceList,
+    ),
+    Endpoint(
+        "POST",
+        "/orgs/{org_id}/workspaces",
+        create_workspace,
+        "Create a workspace",
+        WorkspaceIn,
+        201,
+        True,
+        response=res.Workspace,
+    ),
+    Endpoint(
+        "POST",
+        "/orgs/{org_id}/admin-tokens",
+        create_admin_token,
+        "Create an admin token (shown once)",
+        AdminTokenIn,
+        201,
+        True,
+        response=res.AdminTokenCreated,
+    ),
+    Endpoint(
+        "GET",
+        "/orgs/{org_id}/admin-tokens",
+        list_admin_tokens,
+        "The organization's admin tokens (no values)",
+        query=_LIST,
+        response=res.AdminTokenList,
+    ),
     Endpoint(
         "POST",
         "/orgs/{org_id}/admin-tokens/{token_id}/revoke",
@@ -558,35 +766,193 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         None,
         200,
         True,
+        response=res.AdminToken,
     ),
-    Endpoint("GET", "/orgs/{org_id}/policy", org_pol, "The organization's policy"),
-    Endpoint("PUT", "/orgs/{org_id}/policy", org_put, "Replace the organization's policy", PolicyIn, 200, True),
-    Endpoint("GET", "/orgs/{org_id}/secrets", org_secrets, "Org-default provider secrets (names only)"),
-    Endpoint("PUT", "/orgs/{org_id}/secrets/{provider}", org_secret_put, "Set an org default", SecretIn, 200, True),
+    Endpoint("GET", "/orgs/{org_id}/policy", org_pol, "The organization's policy", response=PolicyIn),
+    Endpoint(
+        "PUT",
+        "/orgs/{org_id}/policy",
+        org_put,
+        "Replace the organization's policy",
+        PolicyIn,
+        200,
+        True,
+        response=PolicyIn,
+        errors=(409,),
+    ),
+    Endpoint(
+        "GET",
+        "/orgs/{org_id}/secrets",
+        org_secrets,
+        "Org-default provider secrets (names only)",
+        response=res.SecretList,
+    ),
+    Endpoint(
+        "PUT",
+        "/orgs/{org_id}/secrets/{provider}",
+        org_secret_put,
+        "Set an org default",
+        SecretIn,
+        200,
+        True,
+        response=res.Secret,
+        errors=(400, 409),
+    ),
     Endpoint("DELETE", "/orgs/{org_id}/secrets/{provider}", org_secret_del, "Delete an org default", None, 204, True),
-    Endpoint("GET", "/orgs/{org_id}/audit", list_audit, "The organization's audit log", query=_PAGE),
-    Endpoint("GET", "/orgs/{org_id}/events", org_events, "Policy events, newest first", query=_EVENTS_QUERY),
-    Endpoint("GET", "/orgs/{org_id}/spend", org_spend, "Settled spend, summed", query=_SPEND_QUERY),
-    Endpoint("GET", "/workspaces/{workspace_id}/events", ws_events, "A workspace's policy events", query=_EVENTS_QUERY),
-    Endpoint("GET", "/workspaces/{workspace_id}/spend", ws_spend, "A workspace's settled spend", query=_SPEND_QUERY),
-    Endpoint("GET", "/workspaces/{workspace_id}", get_workspace, "A workspace"),
-    Endpoint("GET", "/workspaces/{workspace_id}/users", list_users, "A workspace's users"),
-    Endpoint("POST", "/workspaces/{workspace_id}/users", create_user, "Create a user", UserIn, 201, True),
-    Endpoint("GET", "/workspaces/{workspace_id}/keys", list_keys, "A workspace's gateway keys (no key values)"),
-    Endpoint("POST", "/workspaces/{workspace_id}/keys", create_key, "Create a key (shown once)", KeyIn, 201, True),
-    Endpoint("GET", "/workspaces/{workspace_id}/policy", ws_pol, "The workspace's policy"),
-    Endpoint("PUT", "/workspaces/{workspace_id}/policy", ws_put, "Replace the workspace's policy", PolicyIn, 200, True),
-    Endpoint("GET", "/workspaces/{workspace_id}/secrets", ws_secrets, "Provider secrets (names only)"),
-    Endpoint("PUT", "/workspaces/{workspace_id}/secrets/{provider}", ws_secret_put, "Set", SecretIn, 200, True),
+    Endpoint(
+        "GET", "/orgs/{org_id}/audit", list_audit, "The organization's audit log", query=_PAGE, response=res.AuditList
+    ),
+    Endpoint(
+        "GET",
+        "/orgs/{org_id}/events",
+        org_events,
+        "Policy events, newest first",
+        query=_EVENTS_QUERY,
+        response=res.EventList,
+    ),
+    Endpoint("GET", "/orgs/{org_id}/spend", org_spend, "Settled spend, summed", query=_SPEND_QUERY, response=res.Spend),
+    Endpoint(
+        "GET",
+        "/orgs/{org_id}/ledger",
+        org_ledger,
+        "Spend ledger rows, newest first",
+        query=_LEDGER_QUERY,
+        response=res.LedgerList,
+    ),
+    Endpoint(
+        "GET",
+        "/workspaces/{workspace_id}/events",
+        ws_events,
+        "A workspace's policy events",
+        query=_EVENTS_QUERY,
+        response=res.EventList,
+    ),
+    Endpoint(
+        "GET",
+        "/workspaces/{workspace_id}/spend",
+        ws_spend,
+        "A workspace's settled spend",
+        query=_SPEND_QUERY,
+        response=res.Spend,
+    ),
+    Endpoint(
+        "GET",
+        "/workspaces/{workspace_id}/ledger",
+        ws_ledger,
+        "A workspace's spend ledger rows",
+        query=_LEDGER_QUERY,
+        response=res.LedgerList,
+    ),
+    Endpoint("GET", "/workspaces/{workspace_id}", get_workspace, "A workspace", response=res.Workspace),
+    Endpoint(
+        "GET", "/workspaces/{workspace_id}/users", list_users, "A workspace's users", query=_LIST, response=res.UserList
+    ),
+    Endpoint(
+        "POST", "/workspaces/{workspace_id}/users", create_user, "Create a user", UserIn, 201, True, response=res.User
+    ),
+    Endpoint(
+        "GET",
+        "/workspaces/{workspace_id}/keys",
+        list_keys,
+        "A workspace's gateway keys (no key values)",
+        query=_LIST,
+        response=res.KeyList,
+    ),
+    Endpoint(
+        "POST",
+        "/workspaces/{workspace_id}/keys",
+        create_key,
+        "Create a key (shown once)",
+        KeyIn,
+        201,
+        True,
+        response=res.KeyCreated,
+    ),
+    Endpoint("GET", "/workspaces/{workspace_id}/policy", ws_pol, "The workspace's policy", response=PolicyIn),
+    Endpoint(
+        "PUT",
+        "/workspaces/{workspace_id}/policy",
+        ws_put,
+        "Replace the workspace's policy",
+        PolicyIn,
+        200,
+        True,
+        response=PolicyIn,
+        errors=(409,),
+    ),
+    Endpoint(
+        "GET",
+        "/workspaces/{workspace_id}/secrets",
+        ws_secrets,
+        "Provider secrets (names only)",
+        response=res.SecretList,
+    ),
+    Endpoint(
+        "PUT",
+        "/workspaces/{workspace_id}/secrets/{provider}",
+        ws_secret_put,
+        "Set",
+        SecretIn,
+        200,
+        True,
+        response=res.Secret,
+        errors=(400, 409),
+    ),
     Endpoint("DELETE", "/workspaces/{workspace_id}/secrets/{provider}", ws_secret_del, "Delete", None, 204, True),
-    Endpoint("GET", "/users/{user_id}", get_user, "A user"),
-    Endpoint("GET", "/users/{user_id}/policy", user_pol, "The user's policy"),
-    Endpoint("PUT", "/users/{user_id}/policy", user_put, "Replace the user's policy", PolicyIn, 200, True),
-    Endpoint("GET", "/keys/{key_id}", get_key, "A gateway key (no key value)"),
-    Endpoint("POST", "/keys/{key_id}/revoke", revoke_key, "Revoke a key", None, 200, True),
-    Endpoint("GET", "/keys/{key_id}/effective-policy", effective_policy, "The policy that applies to a key"),
-    Endpoint("GET", "/keys/{key_id}/policy", key_pol, "The key's own policy"),
-    Endpoint("PUT", "/keys/{key_id}/policy", key_put, "Replace the key's own policy", PolicyIn, 200, True),
+    Endpoint("GET", "/users/{user_id}", get_user, "A user", response=res.User),
+    Endpoint("GET", "/users/{user_id}/policy", user_pol, "The user's policy", response=PolicyIn),
+    Endpoint(
+        "PUT",
+        "/users/{user_id}/policy",
+        user_put,
+        "Replace the user's policy",
+        PolicyIn,
+        200,
+        True,
+        response=PolicyIn,
+        errors=(409,),
+    ),
+    Endpoint("GET", "/keys/{key_id}", get_key, "A gateway key (no key value)", response=res.Key),
+    Endpoint(
+        "POST",
+        "/keys/{key_id}/rotate",
+        rotate_key,
+        "Replace a key with a new one (shown once); the old one works until the overlap ends",
+        KeyRotateIn,
+        201,
+        True,
+        response=res.KeyRotated,
+        errors=(409,),
+    ),
+    Endpoint("POST", "/keys/{key_id}/revoke", revoke_key, "Revoke a key", None, 200, True, response=res.Key),
+    Endpoint(
+        "GET",
+        "/keys/{key_id}/effective-policy",
+        effective_policy,
+        "The policy that applies to a key",
+        response=res.EffectivePolicy,
+    ),
+    Endpoint(
+        "POST",
+        "/keys/{key_id}/redaction/try",
+        try_redaction,
+        "Run a key's redaction rules on a text (nothing is kept)",
+        RedactionTryIn,
+        response=res.RedactionTry,
+        errors=(409, 413),
+    ),
+    Endpoint("GET", "/keys/{key_id}/policy", key_pol, "The key's own policy", response=PolicyIn),
+    Endpoint(
+        "PUT",
+        "/keys/{key_id}/policy",
+        key_put,
+        "Replace the key's own policy",
+        PolicyIn,
+        200,
+        True,
+        response=PolicyIn,
+        errors=(409,),
+    ),
 )
 assert {lvl for lvl in LEVELS} == {"org", "workspace", "user", "key"}
 
@@ -599,6 +965,8 @@ class AdminApi:
         view: this instance's view, refreshed right after each change so this instance sees it at once.
         trusted_proxies: the reverse proxies whose `x-forwarded-for` names the client
             (`server.trusted_proxies`), for the audit rows' client address.
+        redaction: the configuration's `[redaction]`, which a key's rules are added to (the redaction
+            try endpoint compiles them as the gateway does); None: nothing is redacted.
     """
 
     def __init__(
@@ -607,10 +975,12 @@ class AdminApi:
         view: ControlView | None = None,
         run_url: str = "",
         trusted_proxies: TrustedProxies | None = None,
+        redaction: RedactionSettings | None = None,
     ) -> None:
         from sluicegate.control.openapi import openapi_document
 
         self.store = store
+        self.redaction = redaction
         self.view = view
         self.caps_status: CapsStatus | None = None  # set by the gateway, which holds the spend store
         self.base_url_refusal: BaseUrlRefusal | None = None  # set by the gateway; unset, no base_url is taken
@@ -618,11 +988,11 @@ class AdminApi:
         self.auth_failures = AuthFailures(store)  # failed sign-ins in the audit log, rate-limited
         self.denials = AccessDenials(store)  # valid tokens asking outside their scope, likewise
         self.proxies = trusted_proxies or TrustedProxies()
-        page = (Path(__file__).parent / "static" / "ui.html").read_text()
-        self.ui_page = page.replace('<html lang="en">', f'<html lang="en" data-trace-url="{html.escape(run_url)}">')
+        self.console = console_files()
         self.openapi = orjson.dumps(openapi_document(ENDPOINTS))
         routes = [Route(PREFIX + "/openapi.json", self._openapi, methods=["GET"])]
-        routes.append(Route("/admin/ui", self._ui, methods=["GET"]))
+        routes.append(Route("/admin/ui", self._ui, methods=["GET", "HEAD"]))
+        routes.append(Route("/admin/ui/{path:path}", self._ui, methods=["GET", "HEAD"]))
         routes += [Route(PREFIX + e.path, self._wrap(e), methods=[e.method]) for e in ENDPOINTS]
         self.app = Starlette(routes=routes)
         self.app.add_exception_handler(404, self._http_error)
@@ -650,13 +1020,15 @@ class AdminApi:
         await self.denials.note(client, p.token_id, scope, tried, rid)
 
     async def _ui(self, request: Request) -> Response:
-        # The page is static; every figure on it comes from the admin API with the admin token.
-        headers = {
-            "content-security-policy": "default-src 'self'; script-src 'unsafe-inline' 'self'; "
-            "style-src 'unsafe-inline' 'self'",
-            "cache-control": "no-store",
-        }
-        return Response(self.ui_page, 200, headers=headers, media_type="text/html")
+        """The console: static files, read once from `static/console/`; a path that is not one of
+        them is a 404 (request paths never reach the file system). Every figure and every action
+        on its pages is a call to the admin API with the admin token the page holds in
+        sessionStorage."""
+        found = self.console.get(request.path_params.get("path") or "index.html")
+        if found is None:
+            return json_response({"error": {"code": "not_found", "message": "no such console file"}}, 404)
+        body, media_type = found
+        return Response(body, 200, headers=CONSOLE_HEADERS, media_type=media_type)
 
     async def _openapi(self, request: Request) -> Response:
         return Response(self.openapi, media_type="application/json")
@@ -696,6 +1068,7 @@ class AdminApi:
                     caps_status=self.caps_status,
                     run_url=self.run_url,
                     base_url_refusal=self.base_url_refusal,
+                    redaction=self.redaction,
                 )
                 ctx.params = dict(request.path_params)
                 if endpoint.body is not None:

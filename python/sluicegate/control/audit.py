@@ -40,7 +40,7 @@ from sluicegate.control.models import audit_log, state
 
 if TYPE_CHECKING:
     from sluicegate.control.anchors import Anchors
-    from sluicegate.control.crypto import MasterKey
+    from sluicegate.control.crypto import MasterKeyring
     from sluicegate.control.settings import ControlSettings
 
 __all__ = [
@@ -171,10 +171,11 @@ class Keyring:
         return cls(current, keys)
 
 
-def load_keyring(settings: ControlSettings, master: MasterKey | None) -> Keyring:
-    """The audit keys: `audit_key` or `audit_key_file`, else derived from the master key; plus the
-    retired ones. A retired entry may be an old audit key or an old master key: both derive the
-    same way.
+def load_keyring(settings: ControlSettings, master: MasterKeyring | None) -> Keyring:
+    """The audit keys: `audit_key` or `audit_key_file`, else derived from the current master key;
+    plus the retired ones. A retired entry may be an old audit key or an old master key: both derive
+    the same way. When the audit key comes from the master key, the keyring's retired master keys
+    count as retired audit keys too (rows signed before the master key's rotation still verify).
 
     Raises:
         AuditKeyError: a configured key is malformed or its file unreadable (the message names the
@@ -193,9 +194,11 @@ def load_keyring(settings: ControlSettings, master: MasterKey | None) -> Keyring
             except OSError as exc:
                 raise AuditKeyError(f"cannot read control.audit_key_file {path}: {exc.strerror}") from None
             current = AuditKey.from_secret(decode_key(text, "control.audit_key_file"), "control.audit_key_file")
-        elif master is not None:
+        retired: list[AuditKey] = []
+        if current is None and master is not None:
             current = AuditKey(master.derive(AUDIT_LABEL), "the master key")
-        retired = [
+            retired = [AuditKey(k.derive(AUDIT_LABEL), "control.master_retired_keys") for k in master.retired]
+        retired += [
             AuditKey.from_secret(
                 decode_key(k.reveal(), f"control.audit_retired_keys[{i}]"), "control.audit_retired_keys"
             )

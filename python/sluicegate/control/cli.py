@@ -14,6 +14,7 @@ sluicegate admin events list [--since T] [--until T] [--policy P] [--action A] [
                              [--key K] [--user U] [--trace-id T] [--request-id R]
 sluicegate admin audit list | ledger list | spend [--group-by workspace,model] | whoami
 sluicegate admin migrate
+sluicegate admin reseal
 sluicegate admin bootstrap [--org NAME] [--workspace NAME] [--user NAME] [--key-name NAME] [--expires-at TIME]
 sluicegate admin bootstrap --token-only
 sluicegate audit verify [--anchors FILE]...
@@ -29,7 +30,8 @@ at fault on stderr and exits 1; a usage error exits 2. `--org` defaults to the t
 The secret of `secret set` is read from `SLUICEGATE_SECRET_VALUE` or stdin, never from an argument.
 Neither that value nor the admin token is printed, in output or in errors.
 
-`migrate`, `bootstrap` (the first run: an org, a workspace, optionally a user, a key, and an operator
+`migrate`, `reseal` (every provider secret sealed again under the current master key, after a
+rotation), `bootstrap` (the first run: an org, a workspace, optionally a user, a key, and an operator
 admin token for the API, each shown once; `--token-only`: just an operator token, the only way to
 make one) and `audit verify` take `--config FILE` (the `[control]` section) and act on the database
 as the local operator (`cli/<user>` in the audit log).
@@ -59,10 +61,12 @@ from sluicegate.spend.money import format_usd
 if TYPE_CHECKING:
     import httpx
 
+    from sluicegate.control.audit import Actor
     from sluicegate.control.settings import ControlSettings
     from sluicegate.control.store import ControlStore
 
 DEFAULT_URL = "http://127.0.0.1:8080"
+DATABASE_COMMANDS = ("migrate", "reseal", "bootstrap")  # the only `admin` commands that open the database
 MAX_PAGE = 1000
 SUPPRESS = argparse.SUPPRESS
 
@@ -324,6 +328,7 @@ def register(sub: Any) -> None:
     admin.add_argument("--json", action="store_true", help="print the API's JSON instead of a table")
     cmds = admin.add_subparsers(dest="admin_command", required=True)
     cmds.add_parser("migrate", help="apply pending schema migrations (prints the revisions applied and the head)")
+    cmds.add_parser("reseal", help="seal every provider secret under the current master key (after a rotation)")
     boot = cmds.add_parser("bootstrap", help="first run: an org, a workspace, a key and an operator admin token")
     boot.add_argument("--org", default="default")
     boot.add_argument("--workspace", default="default")
@@ -668,13 +673,18 @@ async def _nothing(_store: ControlStore) -> None:
     return None
 
 
+def _local_actor() -> Actor:
+    from sluicegate.control.audit import Actor
+
+    return Actor(f"cli/{getpass.getuser()}", os.urandom(12).hex(), "local")
+
+
 async def _bootstrap(args: argparse.Namespace, store: ControlStore) -> None:
     from pydantic import ValidationError
 
-    from sluicegate.control.audit import Actor
     from sluicegate.control.schemas import KeyIn
 
-    actor = Actor(f"cli/{getpass.getuser()}", os.urandom(12).hex(), "local")
+    actor = _local_actor()
     if args.token_only:
         token_row, token = await store.create_admin_token(actor, None, None, "bootstrap")
         if getattr(args, "json", False):
@@ -708,7 +718,7 @@ async def _bootstrap(args: argparse.Namespace, store: ControlStore) -> None:
 def run(args: argparse.Namespace) -> None:
     """Run an `admin` or `audit` command (exit status 1 on failure, 2 on a usage error, 3 for a
     broken audit chain)."""
-    if args.command == "admin" and args.admin_command not in ("migrate", "bootstrap"):
+    if args.command == "admin" and args.admin_command not in DATABASE_COMMANDS:
         _run_api(args)
         return
     settings = _settings(args)
@@ -717,6 +727,16 @@ def run(args: argparse.Namespace) -> None:
 
         applied = asyncio.run(_with_store(settings, _nothing))
         print(json.dumps({"applied": applied, "head": revisions()[-1]}, indent=2))
+        return
+    if args.command == "admin" and args.admin_command == "reseal":
+
+        async def reseal(store: ControlStore) -> None:
+            done = await store.reseal(_local_actor())
+            print(json.dumps(done, indent=2))
+            if done["unopened"]:
+                _fail(f"{done['unopened']} provider secret(s) do not open (damaged) and were left as they were")
+
+        asyncio.run(_with_store(settings, reseal))
         return
     if args.command == "admin":
 

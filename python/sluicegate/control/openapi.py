@@ -1,38 +1,72 @@
-"""The OpenAPI 3.1 document of the admin API, built from its route table and its pydantic models."""
+"""The OpenAPI 3.1 document of the admin API, built from its route table and its pydantic models.
+
+Each row of `admin_api.ENDPOINTS` is one operation: its request body (`body`, a model of
+`control.schemas`), its success status and answer (`status`, `response`, a model of
+`control.responses`; a 204 has no body) and its error answers, all `{"error": {"code", "message",
+"fields"?}}` (the `Error` schema). Every model lands once under `components/schemas` and is named by
+`$ref`. The error statuses of an operation are those its shape implies (`error_statuses`) plus the
+row's own `errors`.
+
+A new endpoint needs a `response` model (unless it answers 204): the test that calls every endpoint
+and validates its answers against this document (tests/integration/test_control_openapi.py) fails
+for a row without one. See `control.responses` for how to add one.
+"""
 
 from __future__ import annotations
 
 import re
 from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from sluicegate.control.responses import Error
 from sluicegate.control.schemas import PROVIDER_PATTERN
 
 if TYPE_CHECKING:
     from sluicegate.control.admin_api import Endpoint
 
-_ERROR = {
-    "type": "object",
-    "properties": {
-        "error": {
-            "type": "object",
-            "properties": {
-                "code": {"type": "string"},
-                "message": {"type": "string"},
-                "fields": {"type": "array", "items": {"type": "object"}},
-            },
-            "required": ["code", "message"],
-        }
-    },
+REF = "#/components/schemas/{model}"
+_ERRORS = {
+    400: "refused by an operator rule (such as a base_url outside the allow-list)",
+    401: "no valid admin token",
+    403: "the token's scope does not allow this operation",
+    404: "not found, or outside the token's scope",
+    409: "conflicts with what is stored (such as a lock above this level)",
+    422: "invalid input, per field",
+    413: "the body is larger than the operation takes",
 }
 
 
+def error_statuses(e: Endpoint) -> list[int]:
+    """The error statuses an operation can answer.
+
+    Every one may be a 401 (no valid token). One naming an entity in its path may be a 404 (missing,
+    or outside the token's scope). Under `/orgs/{org_id}`, and creating an organization, a workspace
+    admin's (or an org admin's) token is a 403. One taking a body, query parameters or a provider in
+    its path may be a 422. Anything else (400, 409) is the row's `errors`.
+    """
+    out = {401, *e.errors}
+    if "{" in e.path:
+        out.add(404)
+    if e.path.startswith("/orgs/") or (e.path == "/orgs" and e.mutates):
+        out.add(403)
+    if e.body is not None or e.query or "{provider}" in e.path:
+        out.add(422)
+    return sorted(out)
+
+
+def _json(model: type[BaseModel]) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": {"$ref": REF.format(model=model.__name__)}}}}
+
+
 def openapi_document(endpoints: tuple[Endpoint, ...]) -> dict[str, Any]:
-    models = sorted({e.body for e in endpoints if e.body is not None}, key=lambda m: m.__name__)
-    _, defs = models_json_schema([(m, "validation") for m in models], ref_template="#/components/schemas/{model}")
+    models: set[type[BaseModel]] = {Error}
+    for e in endpoints:
+        models |= {m for m in (e.body, e.response) if m is not None}
+    ordered = sorted(models, key=lambda m: m.__name__)
+    _, defs = models_json_schema([(m, "validation") for m in ordered], ref_template=REF)
     schemas: dict[str, Any] = dict(defs.get("$defs", {}))
-    schemas["Error"] = _ERROR
     paths: dict[str, Any] = {}
     for e in endpoints:
         params: list[dict[str, Any]] = []
@@ -42,43 +76,20 @@ def openapi_document(endpoints: tuple[Endpoint, ...]) -> dict[str, Any]:
                 schema = {"type": "string", "pattern": PROVIDER_PATTERN}
             params.append({"name": name, "in": "path", "required": True, "schema": schema})
         params += [{"name": n, "in": "query", "required": False, "schema": s} for n, s in e.query]
+        success: dict[str, Any] = {"description": "no content" if e.status == 204 else "success"}
+        if e.response is not None:
+            success |= _json(e.response)
+        responses = {str(e.status): success}
+        responses |= {str(s): {"description": _ERRORS[s]} | _json(Error) for s in error_statuses(e)}
         op: dict[str, Any] = {
             "operationId": e.handler.__name__ + "_" + re.sub(r"\W+", "_", e.path).strip("_"),
             "summary": e.summary,
             "parameters": params,
             "security": [{"adminToken": []}],
-            "responses": {
-                str(e.status): {"description": "success"}
-                | ({} if e.status == 204 else {"content": {"application/json": {"schema": {"type": "object"}}}}),
-                **{
-                    str(s): {
-                        "description": d,
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-                    }
-                    for s, d in ((401, "no valid token"), (403, "out of scope"), (404, "not found or out of scope"))
-                },
-                **(
-                    {
-                        "400": {
-                            "description": "refused by an operator rule (such as a base_url outside the allow-list)",
-                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-                        },
-                        "409": {"description": "conflict"},
-                    }
-                    if e.body is not None
-                    else {}
-                ),
-                "422": {
-                    "description": "invalid input, per field",
-                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-                },
-            },
+            "responses": responses,
         }
         if e.body is not None:
-            op["requestBody"] = {
-                "required": True,
-                "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{e.body.__name__}"}}},
-            }
+            op["requestBody"] = {"required": True} | _json(e.body)
         paths.setdefault("/admin/v1" + e.path, {})[e.method.lower()] = op
     return {
         "openapi": "3.1.0",

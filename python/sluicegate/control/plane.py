@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
+from sluicegate.config import RedactionSettings
 from sluicegate.control.admin_api import AdminApi
 from sluicegate.control.policies import OperatorPolicy
 from sluicegate.control.settings import ControlSettings
@@ -30,6 +31,7 @@ class ControlPlane:
         run_url: the template of a link to a LangSmith run (`{run_id}`, `{trace_id}`).
         operator: the configuration's redaction rules and caps (their locks are floors for every policy).
         trusted_proxies: the reverse proxies whose `x-forwarded-for` names an admin request's client.
+        redaction: the configuration's `[redaction]` (the base of every key's redaction rules).
     """
 
     def __init__(
@@ -39,10 +41,11 @@ class ControlPlane:
         run_url: str = "",
         operator: OperatorPolicy | None = None,
         trusted_proxies: TrustedProxies | None = None,
+        redaction: RedactionSettings | None = None,
     ) -> None:
         self.store = ControlStore(settings)
         self.view = ControlView(self.store, fallback, operator)
-        self.admin = AdminApi(self.store, self.view, run_url, trusted_proxies)
+        self.admin = AdminApi(self.store, self.view, run_url, trusted_proxies, redaction)
 
     async def start(self, config: BaseModel | None = None) -> None:
         """Open the store, record what the audit log keeps of a start, and start the view.

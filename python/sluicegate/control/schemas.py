@@ -50,6 +50,13 @@ class KeyIn(_Body):
         return value.astimezone(UTC)
 
 
+class KeyRotateIn(_Body):
+    """A key rotation: the old key keeps working `overlap_s` more seconds (default one day, at most 30)."""
+
+    overlap_s: int = Field(86400, ge=0, le=2592000)
+    name: str | None = Field(None, min_length=1, max_length=200)
+
+
 class AdminTokenIn(_Body):
     name: str = NAME
     workspace_id: str | None = Field(None, min_length=1, max_length=64)
@@ -61,6 +68,16 @@ class SecretIn(_Body):
     value: str = Field(min_length=1, max_length=8192, repr=False)
     base_url: str | None = Field(None, max_length=2048, pattern=r"^https?://")
     project: str | None = Field(None, min_length=1, max_length=200)
+
+
+TRY_TEXT_BYTES = 64 * 1024
+
+
+class RedactionTryIn(_Body):
+    """A text to run a key's redaction rules on (`POST /keys/{key_id}/redaction/try`): never stored,
+    logged or audited."""
+
+    text: str = Field(max_length=TRY_TEXT_BYTES, repr=False)
 
 
 class CapIn(_Body):

@@ -5,6 +5,7 @@
 enabled = true
 database_url = "sqlite:///sluicegate-control.db"     # or "postgresql://user@host:5432/db"
 master_key_file = "/run/secrets/sluicegate-master"   # or master_key / SLUICEGATE_CONTROL__MASTER_KEY
+master_retired_keys = []                              # master keys of before a rotation (they still open)
 poll_interval_s = 0.25
 bootstrap = true
 redis_url = "redis://127.0.0.1:6379/0"                # optional: announce changes at once
@@ -32,6 +33,9 @@ class ControlSettings(BaseModel):
         master_key: the key that encrypts provider secrets at rest: 32 bytes, URL-safe base64.
         master_key_file: a file holding the master key. When neither is set and the database is
             SQLite, a key file is created beside the database (mode 0600) on first start.
+        master_retired_keys: master keys used before a rotation: secrets sealed under them still
+            open (nothing new is sealed with them) until `sluicegate admin reseal` seals them under
+            the current key. A secret sealed under a key in neither place stops the start.
         poll_interval_s: how often each instance checks the change counter (≤ 0.5 s keeps a
             change within one second of every instance).
         last_used_flush_s: how often key last-use times are written (batched, off the request path).
@@ -58,6 +62,7 @@ class ControlSettings(BaseModel):
     database_url: SecretUrl = SecretUrl(DEFAULT_DATABASE_URL)
     master_key: Secret | None = None
     master_key_file: str | None = None
+    master_retired_keys: list[Secret] = Field(default_factory=list)
     poll_interval_s: float = Field(0.25, gt=0, le=0.5)
     last_used_flush_s: float = Field(1.0, gt=0, le=60)
     bootstrap: bool = True

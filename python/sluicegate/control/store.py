@@ -9,26 +9,29 @@ exactly one audit row. Instances watch `version` to know when to reload their vi
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import delete, event, func, insert, select, update
+from sqlalchemy import ColumnElement, Table, and_, delete, event, func, insert, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from sluicegate.control import anchors, audit
 from sluicegate.control.anchors import AnchorWriter
 from sluicegate.control.audit import SYSTEM, Actor, Keyring
-from sluicegate.control.crypto import MasterKey, MasterKeyError, load_master_key, sealed_key_id
+from sluicegate.control.crypto import MasterKeyError, MasterKeyring, load_master_key, sealed_key_id
 from sluicegate.control.keys import (
     display_prefix,
     generate_admin_token,
     generate_key,
     hash_key,
+    is_live,
     new_id,
     now_iso,
 )
@@ -55,6 +58,44 @@ Record = dict[str, Any]
 
 _PUBLIC_KEY: tuple[str, ...] = ("id", "org_id", "workspace_id", "user_id", "name", "prefix", "created_at")
 _PUBLIC_KEY += ("expires_at", "revoked_at", "last_used_at")
+
+
+# How each listed table pages: its sort key (unique, stable) and whether newest come first. Every
+# list of the admin API is a keyset page over one of these (`ControlStore.page`).
+PAGE_ORDER: dict[str, tuple[tuple[str, ...], bool]] = {
+    "audit_log": (("seq",), False),
+    "policy_events": (("at", "id"), True),
+    "spend_ledger": (("at", "id"), True),
+}
+ENTITY_ORDER: tuple[tuple[str, ...], bool] = (("created_at", "id"), False)
+
+
+def page_order(table: Table) -> tuple[tuple[str, ...], bool]:
+    """(sort key columns, newest first) of a table's pages."""
+    return PAGE_ORDER.get(table.name, ENTITY_ORDER)
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a list: its rows, and the sort key of its last row when more follow (else None)."""
+
+    rows: list[Record]
+    next_key: tuple[Any, ...] | None
+
+
+def _past(columns: Sequence[Any], values: Sequence[Any], descending: bool) -> ColumnElement[bool]:
+    """Rows after `values` in the order of `columns` (lexicographic: the first column, then the next…)."""
+    beyond = (lambda c, v: c < v) if descending else (lambda c, v: c > v)
+    clause: ColumnElement[bool] = beyond(columns[-1], values[-1])
+    for column, value in zip(reversed(columns[:-1]), reversed(values[:-1]), strict=True):
+        clause = or_(beyond(column, value), and_(column == value, clause))
+    return clause
+
+
+def record_where(table: Table, org_id: str, filters: dict[str, str], since: str, until: str) -> list[Any]:
+    """The conditions on data-plane records (events, ledger) of an organization in [since, until)."""
+    where = [table.c.org_id == org_id, table.c.at >= since, table.c.at < until]
+    return where + [table.c[column] == value for column, value in filters.items()]
 
 
 class Conflict(ValueError):
@@ -106,9 +147,9 @@ class ControlStore:
         self.engine: AsyncEngine = create_async_engine(settings.async_url(), connect_args=connect_args)
         if settings.is_sqlite:
             _sqlite_transactions(self.engine)
-        self.master: MasterKey | None = None
+        self.master: MasterKeyring | None = None
         self._redis: Any = None
-        self._audit: tuple[MasterKey | None, Keyring, AnchorWriter] | None = None
+        self._audit: tuple[MasterKeyring | None, Keyring, AnchorWriter] | None = None
 
     async def open(self, create_master_key: bool = False) -> list[str]:
         """Bring the schema to the newest revision (`migrations/`) and load the master key.
@@ -233,6 +274,23 @@ class ControlStore:
     async def orgs_list(self, org_id: str | None) -> list[Record]:
         return await self.many(orgs, **({"id": org_id} if org_id else {}))
 
+    async def page(self, table: Table, where: Sequence[Any], after: Sequence[Any] | None, limit: int) -> Page:
+        """Up to `limit` rows of `table` matching `where`, in the table's page order (`page_order`),
+        after the row whose sort key is `after` (from the start when None). A keyset page: rows
+        added meanwhile never shift a later page, so walking the pages yields each row once."""
+        names, descending = page_order(table)
+        columns = [table.c[n] for n in names]
+        query = select(table).where(*where)
+        if after is not None:
+            query = query.where(_past(columns, list(after), descending))
+        query = query.order_by(*(c.desc() if descending else c for c in columns)).limit(limit + 1)
+        async with self.engine.connect() as conn:
+            rows = [row_dict(r) for r in await conn.execute(query)]
+        if len(rows) <= limit:
+            return Page(rows, None)
+        rows = rows[:limit]
+        return Page(rows, tuple(rows[-1][n] for n in names))
+
     async def token_by_hash(self, token_hash: str) -> Record | None:
         async with self.engine.connect() as conn:
             query = select(admin_tokens).where(admin_tokens.c.token_hash == token_hash)
@@ -253,12 +311,13 @@ class ControlStore:
             return [{"provider": r.provider, **orjson.loads(r.meta), "updated_at": r.updated_at} for r in rows]
 
     async def audit_rows(self, org_id: str | None, after_seq: int = 0, limit: int = 100) -> list[Record]:
-        query = select(audit.audit_log).where(audit.audit_log.c.seq > after_seq)
-        if org_id is not None:
-            query = query.where(audit.audit_log.c.org_id == org_id)
-        async with self.engine.connect() as conn:
-            rows = await conn.execute(query.order_by(audit.audit_log.c.seq).limit(limit))
-            return [{**row_dict(r), "diff": orjson.loads(r.diff)} for r in rows]
+        return (await self.audit_page(org_id, after_seq, limit)).rows
+
+    async def audit_page(self, org_id: str | None, after_seq: int = 0, limit: int = 100) -> Page:
+        """Audit rows after `after_seq`, oldest first (their diffs parsed)."""
+        t = audit.audit_log
+        found = await self.page(t, [t.c.org_id == org_id] if org_id is not None else [], (after_seq,), limit)
+        return Page([{**r, "diff": orjson.loads(r["diff"])} for r in found.rows], found.next_key)
 
     # ── data-plane records (no audit rows: they are not administrative changes) ─────────────────
 
@@ -272,13 +331,14 @@ class ControlStore:
 
     async def events(self, org_id: str, filters: dict[str, str], since: str, until: str, limit: int) -> list[Record]:
         """Policy events of an organization in [since, until), newest first, filtered by column values."""
-        t = policy_events
-        query = select(t).where(t.c.org_id == org_id, t.c.at >= since, t.c.at < until)
-        for column, value in filters.items():
-            query = query.where(t.c[column] == value)
-        async with self.engine.connect() as conn:
-            rows = await conn.execute(query.order_by(t.c.at.desc(), t.c.id).limit(limit))
-            return [{**row_dict(r), "detail": orjson.loads(r.detail)} for r in rows]
+        return (await self.events_page(org_id, filters, since, until, None, limit)).rows
+
+    async def events_page(
+        self, org_id: str, filters: dict[str, str], since: str, until: str, after: Sequence[Any] | None, limit: int
+    ) -> Page:
+        """A page of `events` (their details parsed)."""
+        found = await self.page(policy_events, record_where(policy_events, org_id, filters, since, until), after, limit)
+        return Page([{**r, "detail": orjson.loads(r["detail"])} for r in found.rows], found.next_key)
 
     async def spend_rollup(
         self, org_id: str, filters: dict[str, str], group_by: list[str], bucket: str | None, since: str, until: str
@@ -411,6 +471,51 @@ class ControlStore:
 
         return await self._change(actor, "key.revoke", f"key/{key['id']}", key["org_id"], body)
 
+    async def rotate_key(self, actor: Actor, key: Record, overlap_s: int, name: str | None) -> tuple[Record, str]:
+        """A new key in the old one's workspace and user, and the old one kept until `overlap_s` from
+        now (not later than an expiry it already had): one change, one audit row (ids and the end of
+        the overlap, never a key value).
+
+        Returns:
+            The new key's row with `replaces` and `old_key_expires_at`, and the new key (shown once).
+
+        Raises:
+            Conflict: the old key is revoked or has expired.
+        """
+        key_value = generate_key()
+        now = datetime.now(UTC)
+        row = {
+            "id": new_id("key"),
+            "org_id": key["org_id"],
+            "workspace_id": key["workspace_id"],
+            "user_id": key["user_id"],
+            "name": name if name is not None else key["name"],
+            "key_hash": hash_key(key_value),
+            "prefix": display_prefix(key_value),
+            "created_at": now.isoformat(timespec="microseconds"),
+            "expires_at": None,
+            "revoked_at": None,
+            "last_used_at": None,
+        }
+
+        async def body(conn: AsyncConnection) -> tuple[Record, Any, Any]:
+            # Read under the write lock (taken by the version bump): a revocation just committed counts.
+            old = row_dict((await conn.execute(select(api_keys).where(api_keys.c.id == key["id"]))).one())
+            if not is_live(old["expires_at"], old["revoked_at"], now):
+                raise Conflict("the key is " + ("revoked" if old["revoked_at"] is not None else "expired"))
+            ends = now + timedelta(seconds=overlap_s)
+            if old["expires_at"] is not None:
+                ends = min(ends, datetime.fromisoformat(old["expires_at"]))
+            until = ends.isoformat(timespec="microseconds")
+            await conn.execute(update(api_keys).where(api_keys.c.id == old["id"]).values(expires_at=until))
+            await conn.execute(insert(api_keys).values(**row))
+            shown = {**public_key(row), "replaces": old["id"], "old_key_expires_at": until}
+            before = {"key_id": old["id"], "expires_at": old["expires_at"]}
+            after = {"key_id": old["id"], "expires_at": until, "new_key_id": row["id"]}
+            return shown, before, after
+
+        return await self._change(actor, "key.rotate", f"key/{key['id']}", key["org_id"], body), key_value
+
     async def create_admin_token(
         self, actor: Actor, org_id: str | None, workspace_id: str | None, name: str
     ) -> tuple[Record, str]:
@@ -461,6 +566,48 @@ class ControlStore:
             return shown, before, {**shown, "value": "set"}
 
         return await self._change(actor, "secret.set", f"{level}/{scope_id}/secrets/{provider}", org_id, body)
+
+    async def reseal(self, actor: Actor) -> Record:
+        """Seal every provider secret under the current master key, in one change with one audit
+        row (counts by key id only). A secret that opens under no key of the ring (damaged) is left
+        as it is and counted as `unopened`. Run when every secret is current, it changes nothing
+        but still records that it ran.
+
+        Returns:
+            `{"master_key_id", "resealed", "current", "unopened", "before"}`: the current key's id,
+            how many secrets were sealed again, how many already were under it, how many do not
+            open, and the count per key id before.
+
+        Raises:
+            Conflict: no master key is configured.
+        """
+        ring = self.master
+        if ring is None:
+            raise Conflict("no master key is configured (control.master_key or control.master_key_file)")
+        current = ring.key_id
+
+        async def body(conn: AsyncConnection) -> tuple[Record, Any, Any]:
+            rows = (await conn.execute(select(secrets))).all()
+            before = dict(Counter(sealed_key_id(r.ciphertext) for r in rows))
+            resealed = unopened = 0
+            for r in rows:
+                if sealed_key_id(r.ciphertext) == current:
+                    continue
+                context = secret_context(r.level, r.scope_id, r.provider)
+                try:
+                    sealed = ring.seal(ring.open(r.ciphertext, context), context)
+                except MasterKeyError:
+                    unopened += 1
+                    continue
+                where = (secrets.c.level == r.level, secrets.c.scope_id == r.scope_id, secrets.c.provider == r.provider)
+                await conn.execute(update(secrets).where(*where).values(ciphertext=sealed))
+                resealed += 1
+            result = {"master_key_id": current, "resealed": resealed, "unopened": unopened}
+            result |= {"current": before.get(current, 0), "before": before}
+            after = {"master_key_id": current, "resealed": resealed, "unopened": unopened}
+            return result, {"sealed": before}, after
+
+        return await self._change(actor, "secret.reseal", f"master_key/{current}", None, body)
 
     async def delete_secret(self, actor: Actor, level: str, scope_id: str, org_id: str, provider: str) -> bool:
         where = (secrets.c.level == level, secrets.c.scope_id == scope_id, secrets.c.provider == provider)

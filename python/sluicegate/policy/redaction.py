@@ -166,6 +166,15 @@ class Redactor:
         kept.sort(key=lambda f: f[1])
         return kept
 
+    def preview(self, text: str, workspace: str) -> tuple[list[tuple[str, int, int, str]], str]:
+        """What the request direction does to `text`: each finding as (entity, start, end, action),
+        positions in code points, and the text as it would go upstream (a `block` type's value is
+        replaced there too: such a request is refused anyway)."""
+        findings = self.find(text, "request")
+        actions = self.actions["request"]
+        out = self._apply(text, findings, "request", "text", RequestScan(), workspace)
+        return [(e, start, end, actions.get(e, self.settings.default_action)) for e, start, end in findings], out
+
     def scrub(self, text: str) -> str:
         """`text` with every value of every scanned type replaced, whatever its action: for copies
         that leave the request path (a trace), where `monitor` and `pseudonymize` values must not go."""

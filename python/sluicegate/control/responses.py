@@ -1,0 +1,362 @@
+"""What the admin API answers (pydantic): one model per success response, and the error envelope.
+
+The handlers still build plain dicts (`json_response`); these models are the contract they keep, in
+the OpenAPI document (`control.openapi`, under `components/schemas`) and in its test
+(tests/integration/test_control_openapi.py), which calls every endpoint and validates each answer
+against the schema the document gives for its status.
+
+Adding an endpoint (or a field):
+
+1. Write its success model here (a row model, and a list model `{"data": [...]}` for a list), or
+   reuse one. A 204 has none.
+2. Name it in the endpoint's row in `admin_api.ENDPOINTS`: `Endpoint(..., response=TheModel)`; an
+   error status the row's shape does not already imply (see `openapi.error_statuses`) goes in
+   `errors=(409,)`.
+3. A field a handler adds to a row must be added here too: the models refuse unknown fields
+   (`additionalProperties: false`), so that a hash or a secret value leaking into an answer fails
+   the test, and so does an endpoint without a model.
+
+The models are strict about presence: a field every answer carries is required (nullable when it may
+be null); one that is sometimes left out has a default. Money is integer nano-USD; times are the ISO
+text the store keeps.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sluicegate.config import RedactionAction
+from sluicegate.spend.caps import Mode, OnInsufficient, WindowName
+
+Time = str  # ISO-8601 UTC text, as stored (`2026-11-27T09:00:00.123456+00:00`)
+OriginLevel = Literal["operator", "org", "workspace", "user", "key"]
+EntityLevel = Literal["org", "workspace", "user", "key"]
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ── errors ────────────────────────────────────────────────────────────────────────────────────
+
+
+class LockedBy(_Out):
+    level: OriginLevel
+    id: str | None
+
+
+class ErrorField(_Out):
+    """One field at fault: where (`caps.0.limit_usd`, `body`, a query or path parameter) and why."""
+
+    loc: str
+    msg: str
+    locked_by: LockedBy | None = Field(None, description="the lock a policy write would weaken (409 only)")
+
+
+class ErrorBody(_Out):
+    code: str = Field(description="`unauthenticated`, `forbidden`, `not_found`, `validation_error`, `conflict`, …")
+    message: str
+    fields: list[ErrorField] | None = Field(None, description="present when the answer names fields")
+
+
+class Error(_Out):
+    """Every error answer (4xx and 500): `{"error": {"code", "message", "fields"?}}`."""
+
+    error: ErrorBody
+
+
+# ── the calling token ─────────────────────────────────────────────────────────────────────────
+
+
+class Whoami(_Out):
+    token_id: str
+    org_id: str | None = Field(description="null for an operator token")
+    workspace_id: str | None = Field(description="set for a workspace admin token")
+
+
+# ── entities ──────────────────────────────────────────────────────────────────────────────────
+
+
+class Org(_Out):
+    id: str
+    name: str
+    created_at: Time
+
+
+class Workspace(_Out):
+    id: str
+    org_id: str
+    name: str
+    created_at: Time
+
+
+class User(_Out):
+    id: str
+    org_id: str
+    workspace_id: str
+    name: str
+    created_at: Time
+
+
+class Key(_Out):
+    """A gateway key's row: never its hash nor its value (`prefix` is the start, for recognising it)."""
+
+    id: str
+    org_id: str
+    workspace_id: str
+    user_id: str | None
+    name: str
+    prefix: str
+    created_at: Time
+    expires_at: Time | None
+    revoked_at: Time | None
+    last_used_at: Time | None
+
+
+class KeyCreated(Key):
+    key: str = Field(description="the key itself, shown this once (it is not stored)")
+
+
+class KeyRotated(KeyCreated):
+    """The new key of a rotation (shown once), and until when the key it replaces keeps working."""
+
+    replaces: str = Field(description="the id of the key this one replaces")
+    old_key_expires_at: Time
+
+
+class AdminToken(_Out):
+    """An admin token's row, without its hash."""
+
+    id: str
+    org_id: str | None
+    workspace_id: str | None
+    name: str
+    created_at: Time
+    revoked_at: Time | None
+
+
+class AdminTokenCreated(AdminToken):
+    token: str = Field(description="the token itself, shown this once (it is not stored)")
+
+
+class Secret(_Out):
+    """A provider secret as it is shown: its provider and non-secret fields, never its value."""
+
+    provider: str
+    base_url: str | None = None
+    project: str | None = None
+    updated_at: Time
+
+
+class _Page(_Out):
+    """A page of a list: `?limit` rows at most; `next_cursor` (as `?cursor`) asks for the next one."""
+
+    has_more: bool
+    next_cursor: str | None = Field(description="null on the last page")
+
+
+class OrgList(_Page):
+    data: list[Org]
+
+
+class WorkspaceList(_Page):
+    data: list[Workspace]
+
+
+class UserList(_Page):
+    data: list[User]
+
+
+class KeyList(_Page):
+    data: list[Key]
+
+
+class AdminTokenList(_Page):
+    data: list[AdminToken]
+
+
+class SecretList(_Out):
+    data: list[Secret]
+
+
+# ── effective policy ──────────────────────────────────────────────────────────────────────────
+
+
+class CapClamp(_Out):
+    limit_nusd: int
+    mode: Mode
+
+
+class EffectiveCap(_Out):
+    level: EntityLevel
+    entity_id: str
+    window: WindowName
+    limit_nusd: int
+    limit_usd: str
+    mode: Mode
+    on_insufficient: OnInsufficient
+    thresholds: list[int]
+    origin: OriginLevel
+    locked: bool
+    clamped_from: CapClamp | None = Field(None, description="the (limit, mode) a locked floor lowered")
+
+
+class RuleOrigin(_Out):
+    action: str
+    level: OriginLevel
+    id: str | None
+
+
+class EffectiveRule(_Out):
+    entities: list[str]
+    action: RedactionAction
+    direction: Literal["request", "response"]
+    origin: OriginLevel
+    origin_id: str | None
+    locked: bool
+    floor: RuleOrigin | None = Field(None, description="the strongest lock on this type and direction")
+    raised_from: RuleOrigin | None = Field(None, description="the weaker rule a floor replaced")
+
+
+class EffectivePattern(_Out):
+    entity: str
+    pattern: str
+    origin: OriginLevel
+    origin_id: str | None
+
+
+class EffectivePolicy(_Out):
+    """What applies to a key: every cap, rule and pattern in force, with its origin and locks."""
+
+    key_id: str
+    caps: list[EffectiveCap]
+    redaction: list[EffectiveRule]
+    custom_patterns: list[EffectivePattern]
+    default_action: str | None
+    redaction_enabled: bool
+    sources: dict[str, str] = Field(description="level -> id of each level with a policy")
+
+
+class RedactionFinding(_Out):
+    entity: str
+    start: int = Field(description="character offset in the text sent")
+    end: int
+    action: RedactionAction
+
+
+class RedactionTry(_Out):
+    """A key's redaction rules run on a text (`POST /keys/{key_id}/redaction/try`): what they find
+    (types and positions) and the text as it would be sent. Nothing of it is kept."""
+
+    key_id: str
+    enabled: bool = Field(description="false when redaction is off in the configuration: nothing is scanned")
+    findings: list[RedactionFinding]
+    text: str
+
+
+# ── records: events, spend, audit ─────────────────────────────────────────────────────────────
+
+
+class Event(_Out):
+    id: str
+    at: Time
+    org_id: str
+    workspace_id: str | None
+    user_id: str | None
+    key_id: str | None
+    request_id: str
+    trace_id: str | None
+    run_id: str | None
+    policy: str
+    action: str
+    direction: str
+    entity: str
+    count: int
+    detail: dict[str, Any]
+    run_url: str | None = Field(None, description="set when the gateway knows a trace viewer and the event a run")
+
+
+class EventList(_Page):
+    data: list[Event]
+
+
+class SpendRow(_Out):
+    """One group's settled spend; the grouping columns are present when asked for (`group_by`, `bucket`)."""
+
+    workspace_id: str | None = None
+    user_id: str | None = None
+    key_id: str | None = None
+    model: str | None = None
+    provider: str | None = None
+    bucket: str | None = Field(None, description="`2026-11-27T09` (hour) or `2026-11-27` (day)")
+    calls: int
+    input_tokens: int
+    output_tokens: int
+    cost_nusd: int
+
+
+class CapStatus(_Out):
+    """A cap on the organization or a workspace, with its current window's figures (null when the
+    gateway holds no spend store)."""
+
+    level: EntityLevel
+    id: str
+    window: WindowName
+    limit_nusd: int
+    spent_nusd: int | None
+    reserved_nusd: int | None
+    mode: Mode
+
+
+class Spend(_Out):
+    data: list[SpendRow]
+    total_cost_nusd: int
+    caps: list[CapStatus]
+
+
+class LedgerRow(_Out):
+    """One settled call in the spend ledger."""
+
+    id: str
+    at: Time
+    org_id: str
+    workspace_id: str | None
+    user_id: str | None
+    key_id: str | None
+    request_id: str
+    model: str | None
+    provider: str | None
+    input_tokens: int
+    output_tokens: int
+    cost_nusd: int
+
+
+class LedgerList(_Page):
+    data: list[LedgerRow]
+
+
+class AuditDiff(_Out):
+    before: Any = Field(description="the changed fields before (masked), or null for a creation")
+    after: Any = Field(description="the changed fields after (masked), or null for a deletion")
+
+
+class AuditRow(_Out):
+    """One row of the hash-chained audit log; `diff` is what changed (never a secret value)."""
+
+    seq: int
+    at: Time
+    actor: str
+    action: str
+    target: str
+    org_id: str | None
+    request_id: str
+    client: str
+    diff: AuditDiff
+    prev_hash: str
+    hash: str
+
+
+class AuditList(_Page):
+    data: list[AuditRow]

@@ -1,0 +1,54 @@
+// Triage of policy events: filters, grouping by key, workspace and type, and a link to each LangSmith run.
+import { field, get, h, loadNames, nameOf, scopeBase, select, table } from "../api.js";
+import { eventRow } from "./overview.js";
+
+const RANGES = [["1d", "Last 24 hours"], ["7d", "Last 7 days"], ["30d", "Last 30 days"], ["all", "All"]];
+const GROUPS = [["", "No grouping"], ["key_id", "Key"], ["workspace_id", "Workspace"], ["entity", "Type"]];
+
+export async function render(view, ctx) {
+  await loadNames(ctx);
+  const params = new URLSearchParams(location.hash.split("?")[1] || "");
+  const get_ = (n) => params.get(n) || "";
+  const span = get_("range") || "7d";
+  const wsOptions = [["", "Any"], ...ctx.workspaces.map((w) => [w.id, w.name])];
+  const keyOptions = [["", "Any"], ...ctx.keys.map((k) => [k.id, `${k.name} (${nameOf(ctx, k.workspace_id)})`])];
+  const form = h("form", { id: "events-form", class: "row card" },
+    field("Time", select("range", RANGES, span)),
+    field("Policy", select("policy", [["", "Any"], ["redaction", "redaction"], ["spend", "spend"]], get_("policy"))),
+    field("Action", h("input", { name: "action", value: get_("action"), size: 10, list: "event-actions" })),
+    field("Type", h("input", { name: "entity", value: get_("entity"), size: 12 })),
+    field("Workspace", select("workspace", wsOptions, get_("workspace"))),
+    field("Key", select("key", keyOptions, get_("key"))),
+    field("Trace id", h("input", { name: "trace_id", value: get_("trace_id"), size: 14 })),
+    field("Group by", select("group", GROUPS, get_("group"))),
+    h("datalist", { id: "event-actions" }, ["redact", "block", "monitor", "pseudonymize", "refuse", "clamp", "threshold"].map((a) => h("option", { value: a }))),
+    h("button", { type: "submit" }, "Filter"));
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const q = new URLSearchParams();
+    for (const [k, v] of new FormData(form)) if (v) q.set(k, v);
+    location.hash = "#/events?" + q.toString();
+  });
+  const q = new URLSearchParams({ limit: "500" });
+  for (const name of ["policy", "action", "entity", "workspace", "key", "trace_id"]) if (get_(name)) q.set(name, get_(name));
+  const days = { "1d": 1, "7d": 7, "30d": 30 }[span];
+  if (days) q.set("since", new Date(Date.now() - days * 86400000).toISOString());
+  const rows = (await get(`${scopeBase(ctx)}/events?${q}`)).data;
+  view.append(h("h1", {}, "Events"), form);
+  const group = get_("group");
+  const head = ["when", "policy", "action", "type", "count", "workspace", "key", "trace"];
+  if (group) {
+    const groups = new Map();
+    for (const e of rows) {
+      const k = e[group] || "";
+      if (!groups.has(k)) groups.set(k, []);
+      groups.get(k).push(e);
+    }
+    const summary = [...groups.entries()].sort((a, b) => b[1].length - a[1].length);
+    view.append(h("div", { class: "card" }, h("h2", {}, `${rows.length} event(s) in ${summary.length} group(s)`),
+      table([GROUPS.find((g) => g[0] === group)[1], "events", "values found", "actions"], summary.map(([k, list]) =>
+        h("tr", { dataset: { groupKey: k } }, h("td", {}, group === "entity" ? k : nameOf(ctx, k) || "(none)"), h("td", { class: "num" }, list.length),
+          h("td", { class: "num" }, list.reduce((s, e) => s + e.count, 0)), h("td", {}, [...new Set(list.map((e) => e.action))].join(", ")))), { id: "event-groups" })));
+  }
+  view.append(h("div", { class: "card" }, h("h2", {}, `${rows.length} event(s), newest first`), table(head, rows.map((e) => eventRow(ctx, e)), { id: "events" })));
+}

@@ -1,0 +1,454 @@
+"""The admin console in a real headless Chromium driven by Selenium, against a real gateway with a
+control plane: one browser session walks every flow the admin API supports (sign in, entities, a
+key used with the openai SDK, a secret, a cap set in the policy editor and hit, events with their
+run links, the redaction try box, spend and its CSV, the audit log), checking on every page that
+nothing scrolls sideways at 1280 px and every control has a name, and saving a screenshot of each
+page into docs/console/."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import openai
+import pytest
+from tests.conftest import Server, gateway_config, start_gateway
+from tests.integration.conftest import SPEND
+from tests.integration.test_control_gateway import _env, _seed
+from tests.unit.control.pg import MASTER_KEY
+
+from sluicegate.control.admin_api import CONSOLE_DIR
+from sluicegate.control.settings import ControlSettings
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+needs_browser = pytest.mark.skipif(
+    CHROMIUM is None or CHROMEDRIVER is None,
+    reason="no chromium or chromedriver (make test installs Debian's chromium and chromium-driver)",
+)
+SHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
+RUN_URL = "https://smith.example/o/acme/r/{run_id}?trace={trace_id}"
+SECRET = "sk-provider-secret-never-shown-4711"
+
+
+@contextlib.contextmanager
+def browser(downloads: Path | None = None) -> Iterator[Any]:
+    """Debian's Chromium, headless at 1280x900, driven by Selenium through Debian's chromedriver."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,900",
+    ):
+        options.add_argument(flag)
+    with tempfile.TemporaryDirectory() as profile:
+        options.add_argument(f"--user-data-dir={profile}")
+        driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+        try:
+            driver.set_page_load_timeout(30)
+            # A 1280x900 viewport (not window): what the layout checks and the screenshots measure.
+            metrics = {"width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": False}
+            driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
+            if downloads is not None:
+                driver.execute_cdp_cmd(
+                    "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)}
+                )
+            yield driver
+        finally:
+            driver.quit()
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 20, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or predicate}")
+        time.sleep(0.1)
+
+
+def wait_ready(driver: Any, page: str, timeout: float = 20) -> None:
+    def state() -> str | None:
+        body = driver.find_element("tag name", "body")
+        ready = body.get_attribute("data-ready")
+        return ready if body.get_attribute("data-page") == page and ready in ("true", "error") else None
+
+    assert wait_for(state, timeout, f"page {page}") == "true", driver.find_element("id", "error").text
+
+
+def go(driver: Any, hash_: str) -> None:
+    """Navigate inside the console (a hash change: the page is not reloaded)."""
+    page = hash_.lstrip("#/").split("?")[0]
+    if driver.execute_script("return location.hash") == hash_:
+        driver.refresh()  # the same page again: reloaded (the token stays for the tab's session)
+    else:
+        driver.execute_script("document.body.dataset.ready = 'false'; location.hash = arguments[0];", hash_)
+    wait_ready(driver, page)
+
+
+def check_layout(driver: Any, name: str) -> None:
+    """No horizontal scroll at 1280 px, every control named; then the page's screenshot."""
+    width, client = driver.execute_script("const s = document.scrollingElement; return [s.scrollWidth, s.clientWidth];")
+    assert width <= client, f"{name}: scrolls sideways ({width} > {client})"
+    unnamed = driver.execute_script(
+        """return [...document.querySelectorAll('input, select, textarea, button')].filter((e) => {
+             const label = e.labels && [...e.labels].some((l) => l.textContent.trim());
+             const aria = (e.getAttribute('aria-label') || '').trim();
+             const text = e.tagName === 'BUTTON' && e.textContent.trim();
+             return !label && !aria && !text;
+           }).map((e) => e.outerHTML);"""
+    )
+    assert unnamed == [], f"{name}: controls without a name: {unnamed}"
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(SHOTS / f"{name}.png"))
+
+
+def submit(driver: Any, form_id: str, values: dict[str, str]) -> None:
+    """Type into a form's fields by name, then press Enter in the last one."""
+    from selenium.webdriver.common.keys import Keys
+
+    form = driver.find_element("id", form_id)
+    last = None
+    for name, value in values.items():
+        last = form.find_element("css selector", f"[name={name}]")
+        if last.tag_name == "select":
+            from selenium.webdriver.support.ui import Select
+
+            Select(last).select_by_visible_text(value)
+        else:
+            last.clear()
+            last.send_keys(value)
+    assert last is not None
+    last.send_keys(Keys.ENTER)
+
+
+@pytest.fixture
+def gw(mock_server: Server, tmp_path: Path) -> Iterator[tuple[Server, dict[str, Any]]]:
+    settings = ControlSettings(database_url=f"sqlite:///{tmp_path / 'control.db'}", master_key=MASTER_KEY)
+    seed = _seed(settings)
+    control = f'\n[control]\nenabled = true\ndatabase_url = "{settings.database_url}"\npoll_interval_s = 0.25\n'
+    # LangSmith runs go nowhere (nothing listens there); what matters is the run link on events.
+    dead = httpx.URL(mock_server.url).copy_with(path="/nothing-here")
+    langsmith = f'\n[langsmith]\nenabled = true\nendpoint = "{dead}"\napi_key = "ls-test"\nrun_url = "{RUN_URL}"\n'
+    config = gateway_config(tmp_path / "gw.toml", mock_server.url, control + SPEND + langsmith)
+    with start_gateway(config, _env()) as server:
+        yield server, seed
+
+
+def test_the_console_is_static_files_with_a_strict_policy(gw: tuple[Server, dict[str, Any]]) -> None:
+    server, _ = gw
+    page = httpx.get(f"{server.url}/admin/ui")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    csp = page.headers["content-security-policy"]
+    assert "script-src 'self';" in csp and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
+    assert page.headers["cache-control"] == "no-cache"
+    assert not re.search(r"<script(?![^>]*\bsrc=)", page.text)  # no inline script
+    assert not re.search(r"https?://", page.text)  # nothing from another origin
+    served = 0
+    for path in CONSOLE_DIR.rglob("*"):
+        if path.is_file():
+            rel = path.relative_to(CONSOLE_DIR).as_posix()
+            answer = httpx.get(f"{server.url}/admin/ui/{rel}")
+            assert answer.status_code == 200 and answer.content == path.read_bytes(), rel
+            assert answer.headers["content-security-policy"] == csp
+            assert not re.search(r"https?://(?!www\.w3\.org/2000/svg)", answer.text), rel  # offline
+            served += 1
+    assert served >= 10
+    # Only the console's own files: nothing beside or above its directory, however the path is spelt.
+    with httpx.Client(base_url=server.url) as client:
+        for raw in (
+            "/admin/ui/../admin_api.py",
+            "/admin/ui/%2e%2e/admin_api.py",
+            "/admin/ui/..%2fadmin_api.py",
+            "/admin/ui/pages/../../admin_api.py",
+            "/admin/ui/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+            "/admin/ui//etc/passwd",
+            "/admin/ui/pages",
+            "/admin/ui/nope.js",
+        ):
+            request = client.build_request("GET", raw)
+            request.url = request.url.copy_with(raw_path=raw.encode())
+            answer = client.send(request)
+            assert answer.status_code == 404, raw
+            assert "import" not in answer.text and "root:" not in answer.text, raw
+
+
+@needs_browser
+def test_an_admin_walks_through_the_console(gw: tuple[Server, dict[str, Any]], tmp_path: Path) -> None:
+    server, seed = gw
+    org = seed["org"]["id"]
+    admin = {"authorization": f"Bearer {seed['token']}"}
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+
+    def api(path: str) -> Any:
+        answer = httpx.get(f"{server.url}/admin/v1{path}", headers=admin)
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    with browser(downloads) as driver:
+        # Sign in: the token goes to sessionStorage only.
+        driver.get(f"{server.url}/admin/ui")
+        wait_ready(driver, "signin")
+        check_layout(driver, "signin")
+        submit(driver, "login", {"token": seed["token"]})
+        wait_ready(driver, "overview")
+        assert driver.find_element("id", "scope").text == "scope: organization acme · role: admin"
+        assert seed["token"] not in driver.current_url and driver.get_cookies() == []
+        assert driver.execute_script("return sessionStorage.getItem('sluicegate-admin-token')") == seed["token"]
+        assert seed["token"] not in driver.page_source
+
+        # A workspace, a user and a key, made in the forms; the key is shown once with its snippets.
+        go(driver, "#/entities")
+        submit(driver, "create-workspace", {"name": "research"})
+        wait_for(lambda: "?ws=" in driver.current_url, what="the new workspace")
+        wait_for(lambda: driver.find_elements("id", "create-user"), what="the workspace's page")
+        ws = driver.current_url.split("?ws=")[1]
+        assert api(f"/workspaces/{ws}")["name"] == "research"
+        submit(driver, "create-user", {"name": "alice"})
+        wait_for(lambda: driver.find_elements("css selector", "#users tr[data-user]"), what="the user row")
+        (user,) = api(f"/workspaces/{ws}/users")["data"]
+        submit(driver, "create-key", {"user_id": "alice", "name": "notebook"})
+        shown = wait_for(lambda: driver.find_elements("id", "new-key"), what="the key shown once")[0]
+        key, key_id = shown.text, shown.get_attribute("data-key-id")
+        assert key.startswith("sg-") or len(key) > 20
+        assert f'base_url="{server.url}/v1", api_key="{key}"' in driver.find_element("id", "snippet-openai").text
+        assert f'base_url="{server.url}"' in driver.find_element("id", "snippet-anthropic").text
+        rows = wait_for(lambda: driver.find_elements("css selector", f'#keys tr[data-key="{key_id}"]'), what="key row")
+        row = rows[0].text
+        assert "notebook" in row and "alice" in row and key not in row
+        check_layout(driver, "entities")
+        go(driver, f"#/entities?ws={ws}")
+        assert key not in driver.page_source  # shown once: not after the page is drawn again
+        client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0)
+        hello = client.chat.completions.create(
+            model="mh/mock-gpt", max_tokens=5, messages=[{"role": "user", "content": "hello"}]
+        )
+        assert hello.choices[0].message.content
+
+        # A provider secret: listed by provider and time, its value never shown again.
+        go(driver, f"#/secrets?scope=workspace:{ws}")
+        submit(driver, "set-secret", {"provider": "openai", "value": SECRET})
+        wait_for(lambda: driver.find_elements("css selector", '#secrets tr[data-secret="openai"]'), what="secret")
+        assert SECRET not in driver.page_source
+        assert [s["provider"] for s in api(f"/workspaces/{ws}/secrets")["data"]] == ["openai"]
+        check_layout(driver, "secrets")
+        submit(driver, "set-secret", {"provider": "anthropic", "value": SECRET + "-2"})  # a second, then gone
+        wait_for(lambda: driver.find_elements("css selector", '#secrets tr[data-secret="anthropic"]'), what="2nd")
+        driver.find_element("css selector", '[aria-label="Delete the anthropic secret"]').click()
+        driver.switch_to.alert.accept()
+        wait_for(lambda: not driver.find_elements("css selector", '#secrets tr[data-secret="anthropic"]'), what="gone")
+        assert [s["provider"] for s in api(f"/workspaces/{ws}/secrets")["data"]] == ["openai"]
+
+        # The policy editor: a field error (422) and a lock's refusal (409) land beside what they name;
+        # then a day cap and a block rule are saved.
+        lock = {"caps": [{"window": "month", "limit_usd": "5", "locked": True}]}
+        assert httpx.put(f"{server.url}/admin/v1/orgs/{org}/policy", json=lock, headers=admin).status_code == 200
+        go(driver, f"#/policies?level=workspace&id={ws}")
+        driver.find_element("id", "add-cap").click()
+        driver.find_element("id", "add-rule").click()
+        form = driver.find_element("id", "policy-form")
+        form.find_element("css selector", ".rule-row [name=entities]").send_keys("US_SSN")
+        from selenium.webdriver.support.ui import Select
+
+        Select(form.find_element("css selector", ".rule-row [name=action]")).select_by_value("block")
+        Select(form.find_element("css selector", ".cap-row [name=window]")).select_by_value("day")
+        limit = form.find_element("css selector", ".cap-row [name=limit_usd]")
+        limit.send_keys("1.0000000001\n")
+        error = wait_for(lambda: driver.find_elements("css selector", '[data-error-for="caps.0.limit_usd"]'))[0]
+        assert error.is_displayed() and error.text  # shown right after the field's label, named by the field
+        beside = error.find_element("xpath", "preceding-sibling::label[1]//input")
+        assert beside.get_attribute("data-loc") == "caps.0.limit_usd"
+        assert beside.get_attribute("aria-describedby") == error.get_attribute("id")
+        Select(form.find_element("css selector", ".cap-row [name=window]")).select_by_value("month")
+        limit.clear()
+        limit.send_keys("10\n")
+        locked = wait_for(lambda: driver.find_elements("css selector", '[data-error-for="caps.0"]'), what="the 409")[0]
+        assert locked.is_displayed() and locked.find_element("xpath", "..").get_attribute("data-loc") == "caps.0"
+        assert "locked" in driver.find_element("css selector", "#policy-form .form-error").text
+        assert not driver.find_elements("css selector", '[data-error-for="caps.0.limit_usd"]')
+        Select(form.find_element("css selector", ".cap-row [name=window]")).select_by_value("day")
+        limit.clear()
+        limit.send_keys("0.0002\n")
+        wait_for(lambda: driver.find_element("id", "policy-saved").text == "Saved.", what="the saved policy")
+        policy = api(f"/workspaces/{ws}/policy")
+        assert [(c["window"], c["limit_usd"]) for c in policy["caps"]] == [("day", "0.0002")]
+        assert [(r["entities"], r["action"]) for r in policy["redaction"]] == [(["US_SSN"], "block")]
+        check_layout(driver, "policies")
+        go(driver, f"#/policies?level=key&id={key_id}")
+        effective = driver.find_element("id", "effective").text
+        assert "workspace research" in effective and "US_SSN" in effective
+        assert not driver.find_elements("css selector", ".field-error")
+
+        # Calls until the cap refuses (402); each carries an email the gateway redacts.
+        refused = None
+        for _ in range(60):
+            try:
+                client.chat.completions.create(
+                    model="mh/mock-gpt",
+                    max_tokens=20,
+                    messages=[{"role": "user", "content": "write to a@b.example about the plan"}],
+                )
+            except openai.APIStatusError as exc:
+                refused = exc
+                break
+        assert refused is not None and refused.status_code == 402
+        events = wait_for(
+            lambda: [e for e in api(f"/orgs/{org}/events?policy=spend")["data"] if e["action"] == "refuse"],
+            what="the refusal event",
+        )
+        wait_for(lambda: api(f"/orgs/{org}/events?policy=redaction")["data"], what="redaction events")
+
+        go(driver, "#/overview")
+        refusal_rows = driver.find_elements("css selector", '#refusals tr[data-action="refuse"]')
+        assert refusal_rows and "notebook" in refusal_rows[0].text and "research" in refusal_rows[0].text
+        assert driver.find_elements("css selector", "#redactions tr[data-policy=redaction]")
+        cap = driver.find_element("css selector", f'#caps tr[data-cap="workspace:{ws}:day"]')
+        assert float(cap.get_attribute("data-percent")) > 50
+        assert "a@b.example" not in driver.page_source
+        check_layout(driver, "overview")
+
+        # Events: the refusal, filtered and grouped, with the link to its LangSmith run.
+        go(driver, f"#/events?policy=spend&action=refuse&workspace={ws}")
+        rows = driver.find_elements("css selector", "#events tbody tr")
+        assert [r.get_attribute("data-event") for r in rows] == [e["id"] for e in events]
+        link = rows[0].find_element("tag name", "a").get_attribute("href")
+        run_id = events[0]["run_id"]
+        assert run_id and link == RUN_URL.format(run_id=run_id, trace_id=events[0]["trace_id"] or "")
+        go(driver, "#/events?group=entity")
+        groups = {
+            r.get_attribute("data-group-key")
+            for r in driver.find_elements("css selector", "#event-groups tr[data-group-key]")
+        }
+        assert {"EMAIL", "workspace"} <= groups
+        check_layout(driver, "events")
+
+        # The try box: the types and positions the key's rules find, and what would be sent.
+        go(driver, f"#/try?key={key_id}")
+        text = "mail a@b.example or call about ssn 336-22-2513"
+        driver.find_element("id", "try-text").send_keys(text)
+        driver.find_element("id", "try-run").click()
+        found = wait_for(lambda: driver.find_elements("css selector", "#try-findings tr[data-entity]"), what="findings")
+        seen = [
+            (
+                f.get_attribute("data-entity"),
+                int(f.get_attribute("data-start")),
+                int(f.get_attribute("data-end")),
+                f.get_attribute("data-action"),
+            )
+            for f in found
+        ]
+        assert seen == [("EMAIL", 5, 16, "redact"), ("US_SSN", 35, 46, "block")]
+        assert [text[s:e] for _, s, e, _ in seen] == ["a@b.example", "336-22-2513"]
+        assert driver.find_element("id", "try-sent").text == "mail [REDACTED:EMAIL] or call about ssn [REDACTED:US_SSN]"
+        check_layout(driver, "try")
+
+        # Spend: the figures and the CSV are the API's rows, named.
+        go(driver, "#/spend?range=today&group=key")
+        since = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0).isoformat()
+        rows_api = api(f"/orgs/{org}/spend?group_by=key&since={quote(since)}")["data"]
+        by_key = {r["key_id"]: r["cost_nusd"] for r in rows_api}
+        assert by_key.get(key_id, 0) > 0
+        drawn = {
+            r.get_attribute("data-group"): int(r.get_attribute("data-cost"))
+            for r in driver.find_elements("css selector", "#spend-table tr[data-group]")
+        }
+        assert drawn == by_key
+        bars = {
+            b.get_attribute("data-label"): int(b.get_attribute("data-value"))
+            for b in driver.find_elements("css selector", "rect[data-value]")
+        }
+        assert bars.get("notebook") == by_key[key_id]
+        driver.find_element("id", "export-csv").click()
+        (exported,) = wait_for(lambda: [p for p in downloads.glob("*.csv")], what="the CSV download")
+        lines = list(csv.reader(io.StringIO(exported.read_text())))
+        assert lines[0] == ["key", "key_id", "calls", "input_tokens", "output_tokens", "cost_nusd", "cost_usd"]
+        assert {line[1]: int(line[5]) for line in lines[1:]} == by_key
+        assert {line[0] for line in lines[1:]} >= {"notebook"}
+        check_layout(driver, "spend")
+
+        # Revoking the key in its row stops it at once.
+        go(driver, f"#/entities?ws={ws}")
+        driver.find_element("css selector", '[aria-label="Revoke key notebook"]').click()
+        driver.switch_to.alert.accept()
+        wait_for(lambda: "revoked" in driver.find_element("css selector", f'#keys tr[data-key="{key_id}"]').text)
+        with pytest.raises(openai.AuthenticationError):
+            client.chat.completions.create(
+                model="mh/mock-gpt", max_tokens=5, messages=[{"role": "user", "content": "x"}]
+            )
+
+        # The audit log lists each change made above, by this token.
+        go(driver, "#/audit")
+        actions = [
+            r.get_attribute("data-action") for r in driver.find_elements("css selector", "#audit tr[data-action]")
+        ]
+        made = [r["action"] for r in api(f"/orgs/{org}/audit?limit=1000")["data"]][::-1]
+        assert actions == made
+        for action in ("workspace.create", "user.create", "key.create", "secret.set", "secret.delete", "key.revoke"):
+            assert action in actions, (action, actions)
+        assert "policy.set" in actions
+        assert "admin token admin" in driver.find_element("id", "audit").text  # the token by its name
+        check_layout(driver, "audit")
+        filt = driver.find_element("id", "audit-action")
+        filt.send_keys("key.")
+        assert all(
+            "key." in r.get_attribute("data-action")
+            for r in driver.find_elements("css selector", "#audit tr[data-action]")
+        )
+        assert SECRET not in driver.page_source and key not in driver.page_source
+
+        # Keyboard: focus moves with Tab and is visible.
+        from selenium.webdriver.common.keys import Keys
+
+        driver.find_element("tag name", "body").send_keys(Keys.TAB)
+        outline = driver.execute_script(
+            "const e = document.activeElement; return [e.tagName, getComputedStyle(e).outlineStyle];"
+        )
+        assert outline[0] in ("A", "INPUT", "BUTTON", "SELECT") and outline[1] != "none", outline
+
+        # Sign out: the token is gone from the tab. A workspace token sees its workspace only.
+        driver.find_element("id", "signout").click()
+        wait_ready(driver, "signin")
+        assert driver.execute_script("return sessionStorage.length") == 0
+        made = httpx.post(
+            f"{server.url}/admin/v1/orgs/{org}/admin-tokens", json={"name": "ws", "workspace_id": ws}, headers=admin
+        )
+        submit(driver, "login", {"token": made.json()["token"]})
+        wait_ready(driver, "overview")
+        assert driver.find_element("id", "scope").text.startswith("scope: workspace research")
+        assert [c.get_attribute("data-cap") for c in driver.find_elements("css selector", "#caps tr[data-cap]")] == [
+            f"workspace:{ws}:day",
+            f"org:{org}:month",
+        ]
+        go(driver, "#/entities")
+        assert not driver.find_elements("id", "create-workspace") and driver.find_elements("id", "create-key")
+        go(driver, "#/audit")
+        assert not driver.find_elements("id", "audit")
+        # No script error on any page (the deliberate 422 above is a network entry, not one).
+        errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE" and e["source"] != "network"]
+        assert errors == []
+    assert user["name"] == "alice"
