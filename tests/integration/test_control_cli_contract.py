@@ -133,6 +133,9 @@ def test_ledger_list_and_lists_that_span_pages(operator_gateway: tuple[str, dict
     token, ws = made["operator_admin_token"], made["workspace"]["id"]
     chat = {"model": MODEL, "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}
     auth = {"authorization": f"Bearer {made['gateway_key']}"}
+    cap = '{"caps": [{"window": "month", "limit_usd": "100"}]}'  # a cap: every call priced and settled
+    ok(admin(url, token, "policy", "set", "--level", "workspace", "--id", ws, "--body", cap))
+    time.sleep(0.6)  # the view reloads within a poll interval
     for _ in range(3):
         r = httpx.post(f"{url}/v1/chat/completions", json=chat, headers=auth)
         assert r.status_code == 200
@@ -140,7 +143,7 @@ def test_ledger_list_and_lists_that_span_pages(operator_gateway: tuple[str, dict
     while len(rows := table(ok(admin(url, token, "ledger", "list", "--workspace", ws)))) < 3:
         assert time.monotonic() < deadline
         time.sleep(0.2)
-    assert {(r["workspace_id"], r["cost_usd"]) for r in rows} == {(ws, "$0.000022")}
+    assert {(r["workspace_id"], r["cost_usd"]) for r in rows} == {(ws, "$0.000021")}  # 1 in, 10 out: 21,000 nUSD
     org_rows = as_json(admin(url, token, "--json", "ledger", "list", "--org", made["org"]["id"], "--limit", "2"))
     assert len(org_rows["data"]) == 2 and org_rows["has_more"] is True
 
