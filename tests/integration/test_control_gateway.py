@@ -94,6 +94,39 @@ def test_a_revocation_reaches_the_other_instance_within_a_second(
     assert anthropic.json()["type"] == "error" and anthropic.json()["error"]["type"] == "authentication_error"
 
 
+def test_a_deleted_workspaces_key_is_refused_at_once_on_every_instance(
+    two_gateways: tuple[Server, Server, dict[str, Any]],
+) -> None:
+    import openai
+
+    one, two, seed = two_gateways
+    clients = [openai.OpenAI(base_url=f"{gw.url}/v1", api_key=seed["key"], max_retries=0) for gw in (one, two)]
+    try:
+        for client in clients:
+            assert client.chat.completions.create(**CHAT).choices[0].message.content
+        admin = {"authorization": f"Bearer {seed['token']}"}
+        deleted = httpx.delete(f"{one.url}/admin/v1/workspaces/{seed['ws']['id']}", headers=admin)
+        assert deleted.status_code == 204, deleted.text
+        with pytest.raises(openai.AuthenticationError) as caught:  # this instance: the very next call
+            clients[0].chat.completions.create(**CHAT)
+        assert caught.value.status_code == 401 and caught.value.code == "invalid_api_key"
+        assert isinstance(caught.value.body, dict) and caught.value.body["type"] == "authentication_error"
+        started = time.monotonic()
+        while True:  # the other instance: within a second
+            try:
+                clients[1].chat.completions.create(**CHAT)
+            except openai.AuthenticationError as exc:
+                assert exc.status_code == 401 and exc.code == "invalid_api_key"
+                break
+            assert time.monotonic() - started < 1.0, "the other instance still accepts the deleted workspace's key"
+            time.sleep(0.02)
+        gone = httpx.get(f"{two.url}/admin/v1/workspaces/{seed['ws']['id']}", headers=admin)
+        assert gone.status_code == 404
+    finally:
+        for client in clients:
+            client.close()
+
+
 def test_sdks_get_their_usual_error_for_an_expired_key(mock_server: Server, tmp_path: Path) -> None:
     import anthropic
     import openai

@@ -254,7 +254,7 @@ def test_the_revisions_are_one_numbered_line() -> None:
     script = ScriptDirectory.from_config(config())
     ids = revisions()
     assert script.get_heads() == [ids[-1]]  # one head: two branches that each added a revision would fail here
-    assert ids[:3] == ["0001", "0002", "0003"] and ids == [f"{n:04d}" for n in range(1, len(ids) + 1)]
+    assert ids[:4] == ["0001", "0002", "0003", "0004"] and ids == [f"{n:04d}" for n in range(1, len(ids) + 1)]
     assert len(list((HERE / "versions").glob("*.py"))) == len(ids)  # no file hidden behind a duplicate id
     for rev in script.walk_revisions():
         assert Path(rev.path).parent == HERE / "versions"
@@ -442,3 +442,58 @@ def test_the_revision_tool_refuses_a_database_with_tables(
     asyncio.run(_legacy(control_settings))
     assert tool(["check", "--database-url", control_settings.database_url.reveal()]) == 2
     assert "empty scratch database" in capsys.readouterr().err
+
+
+# ── 0004: descriptions, tags and token roles on a database with rows ────────────────────────────
+
+
+def _downgrade_to(revision: str) -> Any:
+    def run(conn: Connection) -> None:
+        cfg = config()
+        cfg.attributes["connection"] = conn
+        with conn.begin():
+            command.downgrade(cfg, revision)
+
+    return run
+
+
+async def test_a_database_at_0003_keeps_its_rows_and_gets_the_defaults(control_settings: ControlSettings) -> None:  # noqa: F811
+    store = ControlStore(control_settings)
+    try:
+        await store.open()
+        async with store.engine.connect() as conn:
+            await conn.run_sync(_downgrade_to("0003"))
+        at = "2026-11-01T00:00:00+00:00"
+        async with store.engine.begin() as conn:  # rows as a release at 0003 wrote them
+            for sql in (
+                f"INSERT INTO orgs (id, name, created_at) VALUES ('org_x', 'x', '{at}')",
+                f"INSERT INTO workspaces (id, org_id, name, created_at) VALUES ('ws_x', 'org_x', 'w', '{at}')",
+                "INSERT INTO users (id, org_id, workspace_id, name, created_at) "
+                f"VALUES ('user_x', 'org_x', 'ws_x', 'u', '{at}')",
+                "INSERT INTO api_keys (id, org_id, workspace_id, user_id, name, key_hash, prefix, created_at) "
+                f"VALUES ('key_x', 'org_x', 'ws_x', 'user_x', 'k', 'hash-x', 'sk-x', '{at}')",
+                "INSERT INTO admin_tokens (id, org_id, workspace_id, name, token_hash, created_at) "
+                f"VALUES ('tok_x', 'org_x', NULL, 't', 'hash-t', '{at}')",
+            ):
+                await conn.execute(text(sql))
+        assert await store.open() == ["0004"]
+        assert await _differences(store) == []
+        for table, row_id in (("orgs", "org_x"), ("workspaces", "ws_x"), ("users", "user_x"), ("api_keys", "key_x")):
+            got = await _scalars(store, f"SELECT name || '|' || description || '|' || tags FROM {table}")
+            assert got == [{"orgs": "x", "workspaces": "w", "users": "u", "api_keys": "k"}[table] + "||[]"], row_id
+        got = await _scalars(
+            store,
+            "SELECT role || '|' || coalesce(expires_at, '-') || '|' || coalesce(last_used_at, '-') FROM admin_tokens",
+        )
+        assert got == ["admin|-|-"]
+        token = await store.token_by_hash("hash-t")
+        assert token is not None and token["role"] == "admin" and token["name"] == "t"
+        # and down again: the new columns go, the rows stay
+        async with store.engine.connect() as conn:
+            await conn.run_sync(_downgrade_to("0003"))
+        assert await _scalars(store, "SELECT id FROM api_keys") == ["key_x"]
+        async with store.read() as conn:
+            columns = await conn.run_sync(lambda c: [col["name"] for col in inspect(c).get_columns("admin_tokens")])
+        assert "role" not in columns and "expires_at" not in columns
+    finally:
+        await store.close()

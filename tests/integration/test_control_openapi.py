@@ -171,10 +171,16 @@ async def world(control_settings: ControlSettings) -> AsyncIterator[World]:  # n
         "operator": await store.create_admin_token(ACTOR, None, None, "op"),
         "org_a": await store.create_admin_token(ACTOR, a["id"], None, "a"),
         "ws_a1": await store.create_admin_token(ACTOR, a["id"], a1["id"], "a1"),
+        "viewer_a": await store.create_admin_token(ACTOR, a["id"], None, "audit", role="viewer"),
     }
     victim, _ = await store.create_admin_token(ACTOR, a["id"], None, "to revoke")
     ids = {"org_id": a["id"], "workspace_id": a1["id"], "user_id": user["id"], "key_id": key["id"]}
     ids |= {"token_id": victim["id"], "provider": "openai"}
+    # What the DELETE rows remove, so the walk keeps its world: an empty org and a workspace, user and key.
+    ids["spare_org_id"] = (await store.create_org(ACTOR, "spare"))["id"]
+    ids["spare_workspace_id"] = (await store.create_workspace(ACTOR, a["id"], "spare"))["id"]
+    ids["spare_user_id"] = (await store.create_user(ACTOR, a1, "spare"))["id"]
+    ids["spare_key_id"] = (await store.create_key(ACTOR, a1, KeyIn(name="spare")))[0]["id"]
     locked_cards = RedactionRule(entities=["CREDIT_CARD"], action="block", locked=True)
     view = ControlView(store, operator=OperatorPolicy(rules=(locked_cards,), default_action="redact"))
     await view.refresh()
@@ -214,7 +220,9 @@ def _body(endpoint: Endpoint, ids: dict[str, str]) -> dict[str, Any] | None:
 
 
 def _path(endpoint: Endpoint, ids: dict[str, str]) -> str:
-    return "/admin/v1" + re.sub(r"{(\w+)}", lambda m: ids[m.group(1)], endpoint.path)
+    # An entity's own DELETE (`/keys/{key_id}`) removes a spare one when the world has it.
+    spare = "spare_" if endpoint.method == "DELETE" and re.fullmatch(r"/\w+/{\w+}", endpoint.path) else ""
+    return "/admin/v1" + re.sub(r"{(\w+)}", lambda m: ids.get(spare + m.group(1), ids[m.group(1)]), endpoint.path)
 
 
 async def _call(
@@ -247,14 +255,6 @@ def test_every_endpoint_has_a_response_model() -> None:
 
 async def test_every_endpoint_answers_what_the_document_says(world: World) -> None:
     assert world.contract.doc == openapi_document(ENDPOINTS)  # as served at /admin/v1/openapi.json
-    for endpoint in ENDPOINTS:
-        token = world.tokens["operator" if endpoint.path == "/orgs" else "org_a"]
-        response = await _call(world, endpoint, token)
-        assert response.status_code == endpoint.status, (endpoint.method, endpoint.path, response.text)
-        body = world.contract.check(endpoint.method, _template(endpoint), response)
-        assert SECRET_VALUE not in response.text
-        if endpoint.method == "GET" and isinstance(body, dict) and "data" in body:
-            assert body["data"], f"{endpoint.path}: an empty list validates nothing"
     # The optional parts of answers: every grouping column of a spend rollup, and run links.
     for path in ("/orgs/{org_id}/spend", "/workspaces/{workspace_id}/spend"):
         endpoint = next(e for e in ENDPOINTS if e.path == path)
@@ -268,6 +268,15 @@ async def test_every_endpoint_answers_what_the_document_says(world: World) -> No
         "None",
         "https://traces.example/runs/run-1?trace=0af7651916cd43dd8448eb211c80319c",
     ]
+    # Then every row of the table, in order (its DELETEs last remove spare entities and policies).
+    for endpoint in ENDPOINTS:
+        operator = endpoint.path == "/orgs" or (endpoint.method == "DELETE" and endpoint.path == "/orgs/{org_id}")
+        response = await _call(world, endpoint, world.tokens["operator" if operator else "org_a"])
+        assert response.status_code == endpoint.status, (endpoint.method, endpoint.path, response.text)
+        body = world.contract.check(endpoint.method, _template(endpoint), response)
+        assert SECRET_VALUE not in response.text
+        if endpoint.method == "GET" and isinstance(body, dict) and "data" in body:
+            assert body["data"], f"{endpoint.path}: an empty list validates nothing"
 
 
 async def test_the_effective_policy_shows_floors_clamps_and_raises(world: World) -> None:
@@ -322,8 +331,8 @@ async def test_every_endpoint_answers_its_errors_as_the_document_says(world: Wor
         declared = _declared(world, endpoint)
         await expect(endpoint, 401, await _call(world, endpoint, None))
         await expect(endpoint, 401, await _call(world, endpoint, "sga-not-a-token"))
-        if 403 in declared:  # a workspace admin under /orgs/{org_id}; an org admin creating an org
-            token = world.tokens["org_a" if endpoint.path == "/orgs" else "ws_a1"]
+        if 403 in declared:  # a workspace admin under /orgs/{org_id}; a viewer asking for a change
+            token = world.tokens["ws_a1" if endpoint.path.startswith("/orgs/") else "viewer_a"]
             await expect(endpoint, 403, await _call(world, endpoint, token))
         if 404 in declared:
             missing = {name: "missing0" for name in world.ids} | {"provider": "openai"}
@@ -505,6 +514,7 @@ async def test_a_client_generated_from_the_document_drives_a_full_flow(world: Wo
         "token_id": made["id"],
         "org_id": org["id"],
         "workspace_id": None,
+        "role": "admin",
     }
     api.token = made["token"]  # from here on, as the organization's admin
     user = await api("POST", "/workspaces/{workspace_id}/users")(workspace_id=ws["id"], body={"name": "ada"})

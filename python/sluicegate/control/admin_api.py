@@ -6,6 +6,9 @@ Tokens (`Authorization: Bearer sga-…`) are scoped:
 - an org admin token sees its organization, its workspaces and everything in them;
 - a workspace admin token sees only its workspace (users, keys, secrets, policy).
 
+and have a role: `admin` (the default) or `viewer`, which reads everything its scope covers and
+changes nothing (every endpoint that `mutates` is a 403). A token past its `expires_at` is a 401.
+
 Across that line nothing is readable or changeable: an entity of another organization or another
 workspace is a 404 (its existence is not confirmed); an org-level operation asked of a workspace
 admin is a 403. Both are audit rows naming the token (`admin.access_denied`, rate-limited like failed
@@ -18,6 +21,7 @@ import base64
 import binascii
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -60,16 +64,21 @@ from sluicegate.control.schemas import (
     TRY_TEXT_BYTES,
     AdminTokenIn,
     KeyIn,
+    KeyPatch,
     KeyRotateIn,
     Level,
     OrgIn,
+    OrgPatch,
     PolicyIn,
     RedactionTryIn,
     SecretIn,
     UserIn,
+    UserPatch,
     WorkspaceIn,
+    WorkspacePatch,
+    iso,
 )
-from sluicegate.control.store import Conflict, ControlStore, Page, page_order, public_key, record_where
+from sluicegate.control.store import Conflict, ControlStore, Gone, Page, page_order, public_key, record_where
 from sluicegate.control.system_events import AccessDenials, AuthFailures
 from sluicegate.control.view import ControlView
 from sluicegate.forwarded import TrustedProxies
@@ -106,6 +115,13 @@ def _forbidden() -> ApiError:
     return ApiError(403, "forbidden", "this admin token's scope does not allow this operation", denied=True)
 
 
+def _read_only() -> ApiError:
+    return ApiError(403, "forbidden", "this admin token is a viewer: it changes nothing", denied=True)
+
+
+TOUCH_INTERVAL_S = 60.0  # an admin token's last use is written at most this often
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
     """The holder of an admin token: an operator (no org), an org admin, or a workspace admin."""
@@ -113,6 +129,7 @@ class Principal:
     token_id: str
     org_id: str | None
     workspace_id: str | None
+    role: str = "admin"  # or "viewer"
 
     @property
     def actor(self) -> str:
@@ -230,7 +247,7 @@ def _operator(ctx: Ctx) -> OperatorPolicy:
 
 async def whoami(ctx: Ctx) -> Response:
     p = ctx.principal
-    return json_response({"token_id": p.token_id, "org_id": p.org_id, "workspace_id": p.workspace_id})
+    return json_response({"token_id": p.token_id, "org_id": p.org_id, "workspace_id": p.workspace_id, "role": p.role})
 
 
 async def list_orgs(ctx: Ctx) -> Response:
@@ -241,7 +258,8 @@ async def list_orgs(ctx: Ctx) -> Response:
 async def create_org(ctx: Ctx) -> Response:
     if ctx.principal.org_id is not None:
         raise _forbidden()
-    return json_response(await ctx.store.create_org(ctx.actor, ctx.body.name), 201)
+    spec: OrgIn = ctx.body
+    return json_response(await ctx.store.create_org(ctx.actor, spec.name, spec.description, spec.tags), 201)
 
 
 async def get_org(ctx: Ctx) -> Response:
@@ -255,7 +273,9 @@ async def list_workspaces(ctx: Ctx) -> Response:
 
 async def create_workspace(ctx: Ctx) -> Response:
     org = await org_of(ctx, ctx.params["org_id"])
-    return json_response(await ctx.store.create_workspace(ctx.actor, org["id"], ctx.body.name), 201)
+    spec: WorkspaceIn = ctx.body
+    row = await ctx.store.create_workspace(ctx.actor, org["id"], spec.name, spec.description, spec.tags)
+    return json_response(row, 201)
 
 
 async def create_admin_token(ctx: Ctx) -> Response:
@@ -265,7 +285,9 @@ async def create_admin_token(ctx: Ctx) -> Response:
         ws = await ctx.store.one(workspaces, spec.workspace_id)
         if ws is None or ws["org_id"] != org["id"]:
             raise ApiError(422, "validation_error", "invalid body", [_field("workspace_id", "no such workspace")])
-    row, token = await ctx.store.create_admin_token(ctx.actor, org["id"], spec.workspace_id, spec.name)
+    row, token = await ctx.store.create_admin_token(
+        ctx.actor, org["id"], spec.workspace_id, spec.name, spec.role, iso(spec.expires_at)
+    )
     return json_response({**row, "token": token}, 201)
 
 
@@ -299,7 +321,8 @@ async def list_users(ctx: Ctx) -> Response:
 
 async def create_user(ctx: Ctx) -> Response:
     ws = await workspace_of(ctx, ctx.params["workspace_id"])
-    return json_response(await ctx.store.create_user(ctx.actor, ws, ctx.body.name), 201)
+    spec: UserIn = ctx.body
+    return json_response(await ctx.store.create_user(ctx.actor, ws, spec.name, spec.description, spec.tags), 201)
 
 
 async def get_user(ctx: Ctx) -> Response:
@@ -339,6 +362,44 @@ async def rotate_key(ctx: Ctx) -> Response:
     return json_response({**row, "key": value}, 201)
 
 
+_NOUNS = {"org": "organization", "workspace": "workspace", "user": "user", "key": "key"}
+
+
+def _entity_handlers(kind: str, param: str) -> tuple[Handler, Handler]:
+    """PATCH and DELETE of an org, workspace, user or key (`ControlStore.update_entity` and
+    `ControlStore.delete_<kind>` say what a deletion takes with it)."""
+
+    async def patch(ctx: Ctx) -> Response:
+        row = await row_of(ctx, kind, ctx.params[param])
+        try:
+            return json_response(await ctx.store.update_entity(ctx.actor, kind, row, ctx.body.changes()))
+        except Gone:
+            raise _not_found(_NOUNS[kind]) from None
+
+    async def remove(ctx: Ctx) -> Response:
+        p = ctx.principal
+        # An organization is deleted by operators only, a workspace by its organization's admins.
+        if (kind == "org" and p.org_id is not None) or (kind == "workspace" and p.workspace_id is not None):
+            raise _forbidden()
+        row = await row_of(ctx, kind, ctx.params[param])
+        deletion = {
+            "org": ctx.store.delete_org,
+            "workspace": ctx.store.delete_workspace,
+            "user": ctx.store.delete_user,
+            "key": ctx.store.delete_key,
+        }[kind]
+        try:
+            await deletion(ctx.actor, row)
+        except Conflict as exc:
+            raise ApiError(409, "conflict", str(exc)) from None
+        except Gone:
+            raise _not_found(_NOUNS[kind]) from None
+        return Response(status_code=204)
+
+    patch.__name__, remove.__name__ = f"update_{kind}", f"delete_{kind}"
+    return patch, remove
+
+
 async def effective_policy(ctx: Ctx) -> Response:
     key = await key_of(ctx, ctx.params["key_id"])
     chain = [(lvl, eid, await ctx.store.policy(lvl, eid)) for lvl, eid in chain_of("key", key)]
@@ -376,7 +437,7 @@ async def try_redaction(ctx: Ctx) -> Response:
     return json_response({"key_id": key["id"], "enabled": True, "findings": findings, "text": text})
 
 
-def _policy_handlers(level: Level, param: str) -> tuple[Handler, Handler]:
+def _policy_handlers(level: Level, param: str) -> tuple[Handler, Handler, Handler]:
     async def get_policy(ctx: Ctx) -> Response:
         entity_id, _ = await entity_of(ctx, level, ctx.params[param])
         policy = await ctx.store.policy(level, entity_id)
@@ -400,7 +461,14 @@ def _policy_handlers(level: Level, param: str) -> tuple[Handler, Handler]:
         policy = await ctx.store.set_policy(ctx.actor, level, entity_id, org_id, ctx.body)  # type: ignore[arg-type]
         return json_response(policy.model_dump(mode="json"))
 
-    return get_policy, put_policy
+    async def delete_policy(ctx: Ctx) -> Response:
+        # Nothing to check against the locks: without this level's policy, the levels above apply.
+        entity_id, org_id = await entity_of(ctx, level, ctx.params[param])
+        if not await ctx.store.delete_policy(ctx.actor, level, entity_id, org_id):
+            raise _not_found("policy")
+        return Response(status_code=204)
+
+    return get_policy, put_policy, delete_policy
 
 
 def _secret_handlers(level: str, param: str) -> tuple[Handler, Handler, Handler]:
@@ -653,10 +721,14 @@ def _field(loc: str, msg: str) -> dict[str, str]:
     return {"loc": loc, "msg": msg}
 
 
-org_pol, org_put = _policy_handlers("org", "org_id")
-ws_pol, ws_put = _policy_handlers("workspace", "workspace_id")
-user_pol, user_put = _policy_handlers("user", "user_id")
-key_pol, key_put = _policy_handlers("key", "key_id")
+org_pol, org_put, org_pol_del = _policy_handlers("org", "org_id")
+ws_pol, ws_put, ws_pol_del = _policy_handlers("workspace", "workspace_id")
+user_pol, user_put, user_pol_del = _policy_handlers("user", "user_id")
+key_pol, key_put, key_pol_del = _policy_handlers("key", "key_id")
+update_org, delete_org = _entity_handlers("org", "org_id")
+update_workspace, delete_workspace = _entity_handlers("workspace", "workspace_id")
+update_user, delete_user = _entity_handlers("user", "user_id")
+update_key, delete_key = _entity_handlers("key", "key_id")
 org_secrets, org_secret_put, org_secret_del = _secret_handlers("org", "org_id")
 ws_secrets, ws_secret_put, ws_secret_del = _secret_handlers("workspace", "workspace_id")
 _TIMES = (
@@ -723,6 +795,19 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     ),
     Endpoint("GET", "/orgs/{org_id}", get_org, "An organization", response=res.Org),
     Endpoint(
+        "PATCH", "/orgs/{org_id}", update_org, "Change an organization's fields", OrgPatch, 200, True, response=res.Org
+    ),
+    Endpoint(
+        "DELETE",
+        "/orgs/{org_id}",
+        delete_org,
+        "Delete an empty organization (operators)",
+        None,
+        204,
+        True,
+        errors=(409,),
+    ),
+    Endpoint(
         "GET",
         "/orgs/{org_id}/workspaces",
         list_workspaces,
@@ -780,6 +865,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         response=PolicyIn,
         errors=(409,),
     ),
+    Endpoint("DELETE", "/orgs/{org_id}/policy", org_pol_del, "Remove the organization's policy", None, 204, True),
     Endpoint(
         "GET",
         "/orgs/{org_id}/secrets",
@@ -845,6 +931,16 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     ),
     Endpoint("GET", "/workspaces/{workspace_id}", get_workspace, "A workspace", response=res.Workspace),
     Endpoint(
+        "PATCH",
+        "/workspaces/{workspace_id}",
+        update_workspace,
+        "Change a workspace",
+        WorkspacePatch,
+        200,
+        True,
+        response=res.Workspace,
+    ),
+    Endpoint(
         "GET", "/workspaces/{workspace_id}/users", list_users, "A workspace's users", query=_LIST, response=res.UserList
     ),
     Endpoint(
@@ -881,6 +977,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         errors=(409,),
     ),
     Endpoint(
+        "DELETE", "/workspaces/{workspace_id}/policy", ws_pol_del, "Remove the workspace's policy", None, 204, True
+    ),
+    Endpoint(
         "GET",
         "/workspaces/{workspace_id}/secrets",
         ws_secrets,
@@ -900,6 +999,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     ),
     Endpoint("DELETE", "/workspaces/{workspace_id}/secrets/{provider}", ws_secret_del, "Delete", None, 204, True),
     Endpoint("GET", "/users/{user_id}", get_user, "A user", response=res.User),
+    Endpoint("PATCH", "/users/{user_id}", update_user, "Change a user", UserPatch, 200, True, response=res.User),
     Endpoint("GET", "/users/{user_id}/policy", user_pol, "The user's policy", response=PolicyIn),
     Endpoint(
         "PUT",
@@ -912,7 +1012,11 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         response=PolicyIn,
         errors=(409,),
     ),
+    Endpoint("DELETE", "/users/{user_id}/policy", user_pol_del, "Remove the user's policy", None, 204, True),
     Endpoint("GET", "/keys/{key_id}", get_key, "A gateway key (no key value)", response=res.Key),
+    Endpoint(
+        "PATCH", "/keys/{key_id}", update_key, "Change a key (also its expiry)", KeyPatch, 200, True, response=res.Key
+    ),
     Endpoint(
         "POST",
         "/keys/{key_id}/rotate",
@@ -953,6 +1057,12 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         response=PolicyIn,
         errors=(409,),
     ),
+    Endpoint("DELETE", "/keys/{key_id}/policy", key_pol_del, "Remove the key's own policy", None, 204, True),
+    Endpoint("DELETE", "/keys/{key_id}", delete_key, "Delete a key", None, 204, True),
+    Endpoint("DELETE", "/users/{user_id}", delete_user, "Delete a user (its keys are revoked)", None, 204, True),
+    Endpoint(
+        "DELETE", "/workspaces/{workspace_id}", delete_workspace, "Delete a workspace and all in it", None, 204, True
+    ),
 )
 assert {lvl for lvl in LEVELS} == {"org", "workspace", "user", "key"}
 
@@ -989,6 +1099,7 @@ class AdminApi:
         self.denials = AccessDenials(store)  # valid tokens asking outside their scope, likewise
         self.proxies = trusted_proxies or TrustedProxies()
         self.console = console_files()
+        self._touched: dict[str, float] = {}  # admin token id -> when its last use was last written
         self.openapi = orjson.dumps(openapi_document(ENDPOINTS))
         routes = [Route(PREFIX + "/openapi.json", self._openapi, methods=["GET"])]
         routes.append(Route("/admin/ui", self._ui, methods=["GET", "HEAD"]))
@@ -1048,7 +1159,25 @@ class AdminApi:
         row = await self.store.token_by_hash(hash_key(token))
         if row is None or not same_hash(row["token_hash"], token) or row["revoked_at"] is not None:
             raise ApiError(401, "unauthenticated", "the admin token is not valid")
-        return Principal(row["id"], row["org_id"], row["workspace_id"])
+        now = datetime.now(UTC)
+        if row["expires_at"] is not None and datetime.fromisoformat(row["expires_at"]) <= now:
+            raise ApiError(401, "unauthenticated", "the admin token has expired")
+        await self._touch(row["id"], now)
+        return Principal(row["id"], row["org_id"], row["workspace_id"], row["role"])
+
+    async def _touch(self, token_id: str, now: datetime) -> None:
+        """Record the token's last use, at most once a minute per token (not a write per request)."""
+        clock = time.monotonic()
+        last = self._touched.get(token_id)
+        if last is not None and clock - last < TOUCH_INTERVAL_S:
+            return
+        self._touched[token_id] = clock
+        if len(self._touched) > 10_000:  # tokens are few; bound the memory anyway
+            self._touched = {token_id: clock}
+        try:
+            await self.store.touch_admin_token(token_id, now.isoformat(timespec="microseconds"))
+        except Exception as exc:  # bookkeeping: never the reason a request fails
+            log.warning("admin token last use not recorded (%s)", type(exc).__name__)
 
     def _wrap(self, endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
         async def handle(request: Request) -> Response:
@@ -1057,6 +1186,8 @@ class AdminApi:
             principal: Principal | None = None
             try:
                 principal = await self._principal(request)
+                if endpoint.mutates and principal.role != "admin":
+                    raise _read_only()
                 actor = Actor(principal.actor, rid, client)
                 ctx = Ctx(
                     request,

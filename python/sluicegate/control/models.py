@@ -10,9 +10,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Index, Integer, MetaData, Table, Text
+from sqlalchemy import BigInteger, Column, ForeignKey, Index, Integer, MetaData, Table, Text, text
 
 metadata = MetaData()
+
+
+def _described() -> list[Column[Any]]:
+    """The free-form fields of an org, workspace, user or key: a description and tags (a JSON array
+    of strings), both readable by anyone who may read the row."""
+    return [
+        Column("description", Text, nullable=False, server_default=text("''")),
+        Column("tags", Text, nullable=False, server_default=text("'[]'")),
+    ]
+
 
 state = Table(
     "control_state",
@@ -29,6 +39,7 @@ orgs = Table(
     Column("id", Text, primary_key=True),
     Column("name", Text, nullable=False),
     Column("created_at", Text, nullable=False),
+    *_described(),
 )
 
 workspaces = Table(
@@ -38,6 +49,7 @@ workspaces = Table(
     Column("org_id", Text, ForeignKey("orgs.id"), nullable=False),
     Column("name", Text, nullable=False),
     Column("created_at", Text, nullable=False),
+    *_described(),
     Index("workspaces_org", "org_id"),
 )
 
@@ -49,6 +61,7 @@ users = Table(
     Column("workspace_id", Text, ForeignKey("workspaces.id"), nullable=False),
     Column("name", Text, nullable=False),
     Column("created_at", Text, nullable=False),
+    *_described(),
     Index("users_workspace", "workspace_id"),
 )
 
@@ -66,6 +79,7 @@ api_keys = Table(
     Column("expires_at", Text),
     Column("revoked_at", Text),
     Column("last_used_at", Text),
+    *_described(),
     Index("api_keys_workspace", "workspace_id"),
 )
 
@@ -79,6 +93,9 @@ admin_tokens = Table(
     Column("token_hash", Text, nullable=False, unique=True),
     Column("created_at", Text, nullable=False),
     Column("revoked_at", Text),
+    Column("role", Text, nullable=False, server_default=text("'admin'")),  # admin | viewer
+    Column("expires_at", Text),
+    Column("last_used_at", Text),
 )
 
 secrets = Table(

@@ -42,14 +42,14 @@ def error_statuses(e: Endpoint) -> list[int]:
     """The error statuses an operation can answer.
 
     Every one may be a 401 (no valid token). One naming an entity in its path may be a 404 (missing,
-    or outside the token's scope). Under `/orgs/{org_id}`, and creating an organization, a workspace
-    admin's (or an org admin's) token is a 403. One taking a body, query parameters or a provider in
-    its path may be a 422. Anything else (400, 409) is the row's `errors`.
+    or outside the token's scope). Under `/orgs/{org_id}`, a workspace admin's token is a 403, and so
+    is every change asked by a viewer token. One taking a body, query parameters or a provider in its
+    path may be a 422. Anything else (400, 409) is the row's `errors`.
     """
     out = {401, *e.errors}
     if "{" in e.path:
         out.add(404)
-    if e.path.startswith("/orgs/") or (e.path == "/orgs" and e.mutates):
+    if e.path.startswith("/orgs/") or e.mutates:  # every change is a 403 for a viewer token
         out.add(403)
     if e.body is not None or e.query or "{provider}" in e.path:
         out.add(422)

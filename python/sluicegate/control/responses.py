@@ -74,25 +74,33 @@ class Whoami(_Out):
     token_id: str
     org_id: str | None = Field(description="null for an operator token")
     workspace_id: str | None = Field(description="set for a workspace admin token")
+    role: Literal["admin", "viewer"]
 
 
 # ── entities ──────────────────────────────────────────────────────────────────────────────────
 
 
-class Org(_Out):
+class _Described(_Out):
+    """Names, descriptions and tags, so that people see names, not ids."""
+
+    description: str = Field(description="free text: what it is for, where it is used")
+    tags: list[str]
+
+
+class Org(_Described):
     id: str
     name: str
     created_at: Time
 
 
-class Workspace(_Out):
+class Workspace(_Described):
     id: str
     org_id: str
     name: str
     created_at: Time
 
 
-class User(_Out):
+class User(_Described):
     id: str
     org_id: str
     workspace_id: str
@@ -100,7 +108,7 @@ class User(_Out):
     created_at: Time
 
 
-class Key(_Out):
+class Key(_Described):
     """A gateway key's row: never its hash nor its value (`prefix` is the start, for recognising it)."""
 
     id: str
@@ -133,8 +141,11 @@ class AdminToken(_Out):
     org_id: str | None
     workspace_id: str | None
     name: str
+    role: Literal["admin", "viewer"] = Field(description="a viewer reads what its scope covers and changes nothing")
     created_at: Time
+    expires_at: Time | None
     revoked_at: Time | None
+    last_used_at: Time | None = Field(description="written at most once a minute")
 
 
 class AdminTokenCreated(AdminToken):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -21,19 +21,48 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class OrgIn(_Body):
+TAG_PATTERN = r"^[A-Za-z0-9_.:/-]{1,64}$"
+Tag = Annotated[str, Field(pattern=TAG_PATTERN)]
+DESCRIPTION = Field("", max_length=2000)
+TAGS: Any = Field(default_factory=list, max_length=32)
+
+
+def _aware_utc(value: datetime | None, name: str) -> datetime | None:
+    """A time with a zone, in UTC (None stays None)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError(f"{name} needs a time zone (for example 2030-01-01T00:00:00Z)")
+    if value.year > 9000:
+        raise ValueError(f"{name} is too far in the future")
+    return value.astimezone(UTC)
+
+
+def iso(value: datetime | None) -> str | None:
+    """A time as the text the control tables store."""
+    return value.isoformat(timespec="microseconds") if value is not None else None
+
+
+class _Described(_Body):
+    """The free-form fields every org, workspace, user and key carries."""
+
+    description: str = DESCRIPTION
+    tags: list[Tag] = TAGS
+
+
+class OrgIn(_Described):
     name: str = NAME
 
 
-class WorkspaceIn(_Body):
+class WorkspaceIn(_Described):
     name: str = NAME
 
 
-class UserIn(_Body):
+class UserIn(_Described):
     name: str = NAME
 
 
-class KeyIn(_Body):
+class KeyIn(_Described):
     name: str = NAME
     user_id: str | None = Field(None, min_length=1, max_length=64)
     expires_at: datetime | None = None
@@ -41,13 +70,61 @@ class KeyIn(_Body):
     @field_validator("expires_at")
     @classmethod
     def _aware_utc(cls, value: datetime | None) -> datetime | None:
+        return _aware_utc(value, "expires_at")
+
+
+class _Patch(_Body):
+    """A change to some of an entity's fields: only those given change (at least one; none null)."""
+
+    name: str | None = Field(None, min_length=1, max_length=200)
+    description: str | None = Field(None, max_length=2000)
+    tags: list[Tag] | None = Field(None, max_length=32)
+
+    @field_validator("name", "description", "tags")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
         if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("expires_at needs a time zone (for example 2030-01-01T00:00:00Z)")
-        if value.year > 9000:
-            raise ValueError("expires_at is too far in the future")
-        return value.astimezone(UTC)
+            raise ValueError("may be left out, not null")
+        return value
+
+    @model_validator(mode="after")
+    def _something(self) -> _Patch:
+        if not self.model_fields_set:
+            raise ValueError(f"give at least one of {', '.join(type(self).model_fields)}")
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        """The fields given, as the columns store them (times as ISO text)."""
+        out = {name: getattr(self, name) for name in self.model_fields_set}
+        if "expires_at" in out:
+            out["expires_at"] = iso(out["expires_at"])
+        return out
+
+
+class OrgPatch(_Patch):
+    pass
+
+
+class WorkspacePatch(_Patch):
+    pass
+
+
+class UserPatch(_Patch):
+    pass
+
+
+class KeyPatch(_Patch):
+    """Keys also change their expiry (`null`: never expires)."""
+
+    expires_at: datetime | None = None
+
+    @field_validator("expires_at")
+    @classmethod
+    def _aware_utc(cls, value: datetime | None) -> datetime | None:
+        return _aware_utc(value, "expires_at")
+
+
+Role = Literal["admin", "viewer"]
 
 
 class KeyRotateIn(_Body):
@@ -58,8 +135,17 @@ class KeyRotateIn(_Body):
 
 
 class AdminTokenIn(_Body):
+    """An admin token: `viewer` tokens read what their scope covers and change nothing."""
+
     name: str = NAME
     workspace_id: str | None = Field(None, min_length=1, max_length=64)
+    role: Role = "admin"
+    expires_at: datetime | None = None
+
+    @field_validator("expires_at")
+    @classmethod
+    def _aware_utc(cls, value: datetime | None) -> datetime | None:
+        return _aware_utc(value, "expires_at")
 
 
 class SecretIn(_Body):

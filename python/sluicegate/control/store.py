@@ -48,7 +48,7 @@ from sluicegate.control.models import (
     users,
     workspaces,
 )
-from sluicegate.control.schemas import KeyIn, Level, PolicyIn, SecretIn
+from sluicegate.control.schemas import KeyIn, Level, PolicyIn, SecretIn, iso
 from sluicegate.control.settings import ControlSettings
 
 log = logging.getLogger("sluicegate.control")
@@ -57,7 +57,9 @@ T = TypeVar("T")
 Record = dict[str, Any]
 
 _PUBLIC_KEY: tuple[str, ...] = ("id", "org_id", "workspace_id", "user_id", "name", "prefix", "created_at")
-_PUBLIC_KEY += ("expires_at", "revoked_at", "last_used_at")
+_PUBLIC_KEY += ("expires_at", "revoked_at", "last_used_at", "description", "tags")
+# The tables of the entities the admin API names by kind (`PATCH`, `DELETE`).
+ENTITY_TABLES: dict[str, Any] = {"org": orgs, "workspace": workspaces, "user": users, "key": api_keys}
 
 
 # How each listed table pages: its sort key (unique, stable) and whether newest come first. Every
@@ -102,9 +104,19 @@ class Conflict(ValueError):
     """The change contradicts what is stored (an unknown parent, a missing master key)."""
 
 
+class Gone(LookupError):
+    """The entity a change names was deleted meanwhile (by a request that won the write lock)."""
+
+
 def row_dict(row: Row[Any]) -> Record:
-    # Plain str keys: SQLAlchemy may hand back `quoted_name` keys, which orjson refuses.
-    return {str(k): v for k, v in row._mapping.items()}
+    # Plain str keys: SQLAlchemy may hand back `quoted_name` keys, which orjson refuses. Tags are
+    # stored as a JSON array and read back as a list.
+    return {str(k): orjson.loads(v) if k == "tags" else v for k, v in row._mapping.items()}
+
+
+def _stored(row: Record) -> Record:
+    """A row as the table holds it (tags as JSON text)."""
+    return {k: orjson.dumps(v).decode() if k == "tags" else v for k, v in row.items()}
 
 
 def _rec(row: Row[Any] | None) -> Record | None:
@@ -407,30 +419,36 @@ class ControlStore:
 
     # ── changes: each writes exactly one audit row ────────────────────────────────────────────
 
-    async def create_org(self, actor: Actor, name: str) -> Record:
-        row = {"id": new_id("org"), "name": name, "created_at": now_iso()}
+    async def create_org(self, actor: Actor, name: str, description: str = "", tags: Sequence[str] = ()) -> Record:
+        row: Record = {"id": new_id("org"), "name": name, "created_at": now_iso(), "description": description}
+        row["tags"] = list(tags)
 
         async def body(conn: AsyncConnection) -> tuple[Record, Any, Any]:
-            await conn.execute(insert(orgs).values(**row))
+            await conn.execute(insert(orgs).values(**_stored(row)))
             return row, None, row
 
         return await self._change(actor, "org.create", f"org/{row['id']}", row["id"], body)
 
-    async def create_workspace(self, actor: Actor, org_id: str, name: str) -> Record:
-        row = {"id": new_id("ws"), "org_id": org_id, "name": name, "created_at": now_iso()}
+    async def create_workspace(
+        self, actor: Actor, org_id: str, name: str, description: str = "", tags: Sequence[str] = ()
+    ) -> Record:
+        row: Record = {"id": new_id("ws"), "org_id": org_id, "name": name, "created_at": now_iso()}
+        row |= {"description": description, "tags": list(tags)}
 
         async def body(conn: AsyncConnection) -> tuple[Record, Any, Any]:
-            await conn.execute(insert(workspaces).values(**row))
+            await conn.execute(insert(workspaces).values(**_stored(row)))
             return row, None, row
 
         return await self._change(actor, "workspace.create", f"workspace/{row['id']}", org_id, body)
 
-    async def create_user(self, actor: Actor, workspace: Record, name: str) -> Record:
+    async def create_user(
+        self, actor: Actor, workspace: Record, name: str, description: str = "", tags: Sequence[str] = ()
+    ) -> Record:
         row = {"id": new_id("user"), "org_id": workspace["org_id"], "workspace_id": workspace["id"]}
-        row |= {"name": name, "created_at": now_iso()}
+        row |= {"name": name, "created_at": now_iso(), "description": description, "tags": list(tags)}
 
         async def body(conn: AsyncConnection) -> tuple[Record, Any, Any]:
-            await conn.execute(insert(users).values(**row))
+            await conn.execute(insert(users).values(**_stored(row)))
             return row, None, row
 
         return await self._change(actor, "user.create", f"user/{row['id']}", row["org_id"], body)
@@ -451,13 +469,15 @@ class ControlStore:
             "key_hash": hash_key(key),
             "prefix": display_prefix(key),
             "created_at": now_iso(),
-            "expires_at": spec.expires_at.isoformat(timespec="microseconds") if spec.expires_at else None,
+            "expires_at": iso(spec.expires_at),
             "revoked_at": None,
             "last_used_at": None,
+            "description": spec.description,
+            "tags": list(spec.tags),
         }
 
         async def body(conn: AsyncConnection) -> tuple[Record, Any, Any]:
-            await conn.execute(insert(api_keys).values(**row))
+            await conn.execute(insert(api_keys).values(**_stored(row)))
             return public_key(row), None, public_key(row)
 
         return await self._change(actor, "key.create", f"key/{row['id']}", row["org_id"], body), key
@@ -496,6 +516,8 @@ class ControlStore:
             "expires_at": None,
             "revoked_at": None,
             "last_used_at": None,
+            "description": key.get("description", ""),  # where it is used: the same place as the old one
+            "tags": list(key.get("tags") or []),
         }
 
         async def body(conn: AsyncConnection) -> tuple[Record, Any, Any]:
@@ -508,7 +530,7 @@ class ControlStore:
                 ends = min(ends, datetime.fromisoformat(old["expires_at"]))
             until = ends.isoformat(timespec="microseconds")
             await conn.execute(update(api_keys).where(api_keys.c.id == old["id"]).values(expires_at=until))
-            await conn.execute(insert(api_keys).values(**row))
+            await conn.execute(insert(api_keys).values(**_stored(row)))
             shown = {**public_key(row), "replaces": old["id"], "old_key_expires_at": until}
             before = {"key_id": old["id"], "expires_at": old["expires_at"]}
             after = {"key_id": old["id"], "expires_at": until, "new_key_id": row["id"]}
@@ -517,11 +539,20 @@ class ControlStore:
         return await self._change(actor, "key.rotate", f"key/{key['id']}", key["org_id"], body), key_value
 
     async def create_admin_token(
-        self, actor: Actor, org_id: str | None, workspace_id: str | None, name: str
+        self,
+        actor: Actor,
+        org_id: str | None,
+        workspace_id: str | None,
+        name: str,
+        role: str = "admin",
+        expires_at: str | None = None,
     ) -> tuple[Record, str]:
+        """A new admin token (`role` admin or viewer; `expires_at` ISO text or None); returns its row
+        (without the hash) and the token itself (shown once, never stored)."""
         token = generate_admin_token()
         row = {"id": new_id("tok"), "org_id": org_id, "workspace_id": workspace_id, "name": name}
-        row |= {"token_hash": hash_key(token), "created_at": now_iso(), "revoked_at": None}
+        row |= {"token_hash": hash_key(token), "created_at": now_iso(), "revoked_at": None, "role": role}
+        row |= {"expires_at": expires_at, "last_used_at": None}
         public = {k: v for k, v in row.items() if k != "token_hash"}
 
         async def body(conn: AsyncConnection) -> tuple[Record, Any, Any]:
@@ -529,6 +560,11 @@ class ControlStore:
             return public, None, public
 
         return await self._change(actor, "admin_token.create", f"admin_token/{row['id']}", org_id, body), token
+
+    async def touch_admin_token(self, token_id: str, at: str) -> None:
+        """Record an admin token's last use (no version bump, no audit row: sign-in bookkeeping)."""
+        async with self.engine.begin() as conn:
+            await conn.execute(update(admin_tokens).where(admin_tokens.c.id == token_id).values(last_used_at=at))
 
     async def revoke_admin_token(self, actor: Actor, token: Record) -> Record:
         async def body(conn: AsyncConnection) -> tuple[Record, Any, Any]:
@@ -639,6 +675,144 @@ class ControlStore:
             return policy, orjson.loads(old) if old else None, policy.model_dump(mode="json")
 
         return await self._change(actor, "policy.set", f"{level}/{entity_id}/policy", org_id, body)
+
+    async def delete_policy(self, actor: Actor, level: Level, entity_id: str, org_id: str) -> bool:
+        """Remove the policy at one level (the levels above, and their locks, still apply).
+
+        Returns:
+            False when there was none (nothing changed, nothing audited).
+        """
+        where = (policies.c.level == level, policies.c.entity_id == entity_id)
+        async with self.engine.connect() as conn:
+            if (await conn.execute(select(policies.c.level).where(*where))).first() is None:
+                return False
+
+        async def body(conn: AsyncConnection) -> tuple[bool, Any, Any]:
+            old = (await conn.execute(select(policies.c.body).where(*where))).scalar_one_or_none()
+            await conn.execute(delete(policies).where(*where))
+            return old is not None, orjson.loads(old) if old else None, None
+
+        return await self._change(actor, "policy.delete", f"{level}/{entity_id}/policy", org_id, body)
+
+    # ── entity changes and deletions ──────────────────────────────────────────────────────────
+
+    async def update_entity(self, actor: Actor, kind: str, row: Record, changes: Record) -> Record:
+        """Change some fields of an org, workspace, user or key (`ENTITY_TABLES`); the audit row
+        holds those fields before and after (a key's hash is never among them).
+
+        Returns:
+            The row after the change (a key without its hash).
+
+        Raises:
+            Gone: the entity was deleted meanwhile.
+        """
+        table, entity_id = ENTITY_TABLES[kind], row["id"]
+
+        async def body(conn: AsyncConnection) -> tuple[Record, Any, Any]:
+            old = _rec((await conn.execute(select(table).where(table.c.id == entity_id))).first())
+            if old is None:
+                raise Gone(kind)
+            await conn.execute(update(table).where(table.c.id == entity_id).values(**_stored(changes)))
+            new = old | changes
+            return public_key(new) if kind == "key" else new, {k: old[k] for k in changes}, dict(changes)
+
+        org_id = entity_id if kind == "org" else row["org_id"]
+        return await self._change(actor, f"{kind}.update", f"{kind}/{entity_id}", org_id, body)
+
+    async def delete_org(self, actor: Actor, org: Record) -> Record:
+        """Delete an organization that has no workspaces, with its own policy, default secrets and
+        admin tokens. The audit row holds the org and how many of each went (counts, never values).
+
+        Raises:
+            Conflict: the organization still has workspaces.
+        """
+        org_id = org["id"]
+
+        async def body(conn: AsyncConnection) -> tuple[Record, Any, Any]:
+            spaces = (
+                await conn.execute(select(func.count()).select_from(workspaces).where(workspaces.c.org_id == org_id))
+            ).scalar_one()
+            if spaces:
+                raise Conflict(f"the organization still has {spaces} workspace(s): delete them first")
+            removed = {
+                "policies": await _deleted(conn, policies, policies.c.level == "org", policies.c.entity_id == org_id),
+                "secrets": await _deleted(conn, secrets, secrets.c.level == "org", secrets.c.scope_id == org_id),
+                "admin_tokens": await _deleted(conn, admin_tokens, admin_tokens.c.org_id == org_id),
+            }
+            if not await _deleted(conn, orgs, orgs.c.id == org_id):
+                raise Gone("org")
+            return removed, {"org": {k: org[k] for k in ("id", "name")}, "removed": removed}, None
+
+        return await self._change(actor, "org.delete", f"org/{org_id}", org_id, body)
+
+    async def delete_workspace(self, actor: Actor, workspace: Record) -> Record:
+        """Delete a workspace with everything in it, in one change: its users, keys (which stop
+        working at the next view refresh), workspace-scoped admin tokens, provider secrets and the
+        policies of the workspace, its users and its keys. Policy events and spend-ledger rows stay.
+        The audit row holds the workspace and how many of each went (counts, never values)."""
+        ws_id = workspace["id"]
+
+        async def body(conn: AsyncConnection) -> tuple[Record, Any, Any]:
+            user_ids = select(users.c.id).where(users.c.workspace_id == ws_id).scalar_subquery()
+            key_ids = select(api_keys.c.id).where(api_keys.c.workspace_id == ws_id).scalar_subquery()
+            own = (policies.c.level == "workspace") & (policies.c.entity_id == ws_id)
+            of_users = (policies.c.level == "user") & policies.c.entity_id.in_(user_ids)
+            of_keys = (policies.c.level == "key") & policies.c.entity_id.in_(key_ids)
+            removed = {"policies": await _deleted(conn, policies, own | of_users | of_keys)}
+            removed["secrets"] = await _deleted(
+                conn, secrets, secrets.c.level == "workspace", secrets.c.scope_id == ws_id
+            )
+            removed["admin_tokens"] = await _deleted(conn, admin_tokens, admin_tokens.c.workspace_id == ws_id)
+            removed["keys"] = await _deleted(conn, api_keys, api_keys.c.workspace_id == ws_id)
+            removed["users"] = await _deleted(conn, users, users.c.workspace_id == ws_id)
+            if not await _deleted(conn, workspaces, workspaces.c.id == ws_id):
+                raise Gone("workspace")
+            shown = {k: workspace[k] for k in ("id", "org_id", "name")}
+            return removed, {"workspace": shown, "removed": removed}, None
+
+        return await self._change(actor, "workspace.delete", f"workspace/{ws_id}", workspace["org_id"], body)
+
+    async def delete_user(self, actor: Actor, user: Record) -> Record:
+        """Delete a user and its policy. Its keys are revoked and kept (no longer naming the user),
+        so what they did stays readable; the audit row counts them."""
+        user_id = user["id"]
+
+        async def body(conn: AsyncConnection) -> tuple[Record, Any, Any]:
+            at = now_iso()
+            owned = api_keys.c.user_id == user_id
+            revoked = await conn.execute(
+                update(api_keys).where(owned, api_keys.c.revoked_at.is_(None)).values(revoked_at=at)
+            )
+            detached = await conn.execute(update(api_keys).where(owned).values(user_id=None))
+            removed = {
+                "policies": await _deleted(conn, policies, policies.c.level == "user", policies.c.entity_id == user_id)
+            }
+            if not await _deleted(conn, users, users.c.id == user_id):
+                raise Gone("user")
+            counts = {"keys_revoked": revoked.rowcount, "keys_detached": detached.rowcount, **removed}
+            shown = {k: user[k] for k in ("id", "workspace_id", "name")}
+            return counts, {"user": shown, "removed": counts}, None
+
+        return await self._change(actor, "user.delete", f"user/{user_id}", user["org_id"], body)
+
+    async def delete_key(self, actor: Actor, key: Record) -> Record:
+        """Delete a key and its own policy (it stops working at the next view refresh)."""
+        key_id = key["id"]
+
+        async def body(conn: AsyncConnection) -> tuple[Record, Any, Any]:
+            removed = {
+                "policies": await _deleted(conn, policies, policies.c.level == "key", policies.c.entity_id == key_id)
+            }
+            if not await _deleted(conn, api_keys, api_keys.c.id == key_id):
+                raise Gone("key")
+            return removed, {"key": public_key(key), "removed": removed}, None
+
+        return await self._change(actor, "key.delete", f"key/{key_id}", key["org_id"], body)
+
+
+async def _deleted(conn: AsyncConnection, table: Any, *where: Any) -> int:
+    """Delete the rows that match; returns how many went."""
+    return int((await conn.execute(delete(table).where(*where))).rowcount)
 
 
 def _sqlite_transactions(engine: AsyncEngine) -> None:
