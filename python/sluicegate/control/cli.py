@@ -556,8 +556,8 @@ def _request(api: Api, verb: Verb, args: argparse.Namespace) -> Any:
 
 
 def _cell(name: str, value: Any) -> str:
-    if value is None:
-        return "-"
+    if value is None or value == "":
+        return "-"  # never an empty cell: the columns stay readable (and parseable)
     if name.endswith("_nusd") and isinstance(value, int) and not isinstance(value, bool):
         return format_usd(value)
     if isinstance(value, bool):
