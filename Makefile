@@ -56,7 +56,7 @@ test: test-rust test-py test-future
 test-rust:
 	cargo test --locked --quiet
 
-.PHONY: test-tools ## Debian's chromium and chromedriver (the console test), nginx (the cluster test) and libfaketime (test-future), when missing
+.PHONY: test-tools ## Debian's chromium and chromedriver (the console test), nginx (the cluster test), libfaketime (test-future), when missing; the OpenID provider of the SSO tests (npm ci)
 test-tools:
 	@missing=""; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
@@ -68,6 +68,11 @@ test-tools:
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; } \
 			|| echo "could not install$$missing: the tests that need it are skipped"; \
 	fi
+	@# the OpenID provider of the single sign-on tests, exactly as locked (integrity-checked)
+	@if command -v npm >/dev/null 2>&1; then \
+		test tests/fixtures/oidc/node_modules/.package-lock.json -nt tests/fixtures/oidc/package-lock.json \
+			|| npm ci --prefix tests/fixtures/oidc --no-audit --no-fund --silent; \
+	else echo "npm is missing: the single sign-on tests are skipped"; fi
 
 .PHONY: test-py ## pytest over tests/ with the release extension
 test-py: build test-tools

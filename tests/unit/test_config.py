@@ -252,6 +252,7 @@ SECRET_SETTINGS = {
     "control.audit_key",
     "control.audit_retired_keys",
     "control.redis_url",
+    "control.oidc.client_secret",
     "langsmith.api_key",
     "metrics.token",
     "webhook.url",
@@ -265,7 +266,7 @@ def test_every_setting_that_holds_a_secret_is_a_secret_type() -> None:
     # And nothing named like a credential is a plain string (`*_env` name variables, not values).
     word = re.compile(r"(secret|[._]token$|password|api_key$|master_key$|_url$)")
     plain = {name for name, a in _fields(Settings) if word.search(name) and not _holds_secret(a)}
-    assert plain == {"providers.*.base_url", "langsmith.run_url"}
+    assert plain == {"providers.*.base_url", "langsmith.run_url", "control.oidc.redirect_base_url"}
 
 
 def test_no_printer_shows_a_secret_setting() -> None:
@@ -283,6 +284,11 @@ def test_no_printer_shows_a_secret_setting() -> None:
         "SLUICEGATE_WEBHOOK__URL": "https://u:hook-unit-10@h/x",
         "SLUICEGATE_WEBHOOK__SECRET": "whsec-unit-11",
         "SLUICEGATE_CONTROL__MASTER_RETIRED_KEYS": '["retired-unit-12"]',
+        "SLUICEGATE_CONTROL__OIDC__ISSUER": "https://login.example.com",
+        "SLUICEGATE_CONTROL__OIDC__CLIENT_ID": "sg",
+        "SLUICEGATE_CONTROL__OIDC__CLIENT_SECRET": "oidc-unit-13",
+        "SLUICEGATE_CONTROL__OIDC__REDIRECT_BASE_URL": "https://gw.example.com",
+        "SLUICEGATE_CONTROL__OIDC__RULES": '[{"claim": "groups", "value": "a", "org_id": "o"}]',
     }
     s = load_settings(environ=values)
     printed = [repr(s), str(s), str(s.model_dump()), s.model_dump_json(), json.dumps(s.model_dump(mode="json"))]
@@ -295,6 +301,7 @@ def test_no_printer_shows_a_secret_setting() -> None:
         "hook-unit-10",
         "whsec-unit-11",
         "retired-unit-12",
+        "oidc-unit-13",
     ):
         assert all(secret not in text for text in printed)
     # The code that uses them asks explicitly.

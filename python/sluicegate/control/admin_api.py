@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import orjson
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Table
@@ -50,6 +51,7 @@ from sluicegate.control.models import (
     users,
     workspaces,
 )
+from sluicegate.control.oidc import SESSION_COOKIE, STATE_COOKIE, SignInError, Sso, csrf_ok
 from sluicegate.control.policies import (
     LEVELS,
     Chain,
@@ -81,7 +83,7 @@ from sluicegate.control.schemas import (
 from sluicegate.control.store import Conflict, ControlStore, Gone, Page, page_order, public_key, record_where
 from sluicegate.control.system_events import AccessDenials, AuthFailures
 from sluicegate.control.view import ControlView
-from sluicegate.forwarded import TrustedProxies
+from sluicegate.forwarded import TrustedProxies, parse_address
 from sluicegate.spend.caps import CapLine
 
 log = logging.getLogger("sluicegate.control.admin")
@@ -124,16 +126,18 @@ TOUCH_INTERVAL_S = 60.0  # an admin token's last use is written at most this oft
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """The holder of an admin token: an operator (no org), an org admin, or a workspace admin."""
+    """The holder of an admin token: an operator (no org), an org admin, or a workspace admin; or a
+    console user signed in with single sign-on (`sso`: `sso/<issuer host>/<sub>`, also its token_id)."""
 
     token_id: str
     org_id: str | None
     workspace_id: str | None
     role: str = "admin"  # or "viewer"
+    sso: str | None = None
 
     @property
     def actor(self) -> str:
-        return f"admin_token/{self.token_id}"
+        return self.sso if self.sso is not None else f"admin_token/{self.token_id}"
 
 
 @dataclass(slots=True)
@@ -1102,6 +1106,13 @@ class AdminApi:
         self._touched: dict[str, float] = {}  # admin token id -> when its last use was last written
         self.openapi = orjson.dumps(openapi_document(ENDPOINTS))
         routes = [Route(PREFIX + "/openapi.json", self._openapi, methods=["GET"])]
+        oidc = store.settings.oidc
+        self.sso: Sso | None = Sso(oidc) if oidc is not None else None
+        if self.sso is not None:  # single sign-on (`[control.oidc]`): the console's session cookie
+            routes.append(Route("/admin/ui/sso/login", self._sso_login, methods=["GET"]))
+            routes.append(Route("/admin/ui/sso/callback", self._sso_callback, methods=["GET"]))
+            routes.append(Route("/admin/ui/sso/session", self._sso_session, methods=["GET"]))
+            routes.append(Route("/admin/ui/sso/logout", self._sso_logout, methods=["POST"]))
         routes.append(Route("/admin/ui", self._ui, methods=["GET", "HEAD"]))
         routes.append(Route("/admin/ui/{path:path}", self._ui, methods=["GET", "HEAD"]))
         routes += [Route(PREFIX + e.path, self._wrap(e), methods=[e.method]) for e in ENDPOINTS]
@@ -1128,7 +1139,7 @@ class AdminApi:
         tried = {"operation": f"{endpoint.method} {endpoint.path}", "status": status}
         tried["params"] = {k: str(v)[:100] for k, v in request.path_params.items()}
         scope = {"org_id": p.org_id, "workspace_id": p.workspace_id}
-        await self.denials.note(client, p.token_id, scope, tried, rid)
+        await self.denials.note(client, p.token_id, scope, tried, rid, p.actor)
 
     async def _ui(self, request: Request) -> Response:
         """The console: static files, read once from `static/console/`; a path that is not one of
@@ -1150,7 +1161,113 @@ class AdminApi:
         code = "not_found" if status == 404 else "method_not_allowed"
         return json_response({"error": {"code": code, "message": f"{request.method} {request.url.path}"}}, status)
 
+    # ── single sign-on (`control.oidc`) ───────────────────────────────────────────────────────
+
+    def _tls(self, request: Request) -> bool:
+        """Whether the browser reached us over TLS: directly, or through a trusted proxy saying so."""
+        if request.url.scheme == "https":
+            return True
+        peer = parse_address(request.client.host) if request.client else None
+        proto = request.headers.get("x-forwarded-proto", "").split(",")[-1].strip().lower()
+        return peer is not None and self.proxies.trusts(peer) and proto == "https"
+
+    def _session_principal(self, request: Request) -> Principal:
+        assert self.sso is not None
+        session = self.sso.session(request.cookies.get(SESSION_COOKIE))
+        if session is None:
+            raise ApiError(401, "unauthenticated", "the console session is not valid (sign in again)")
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            # A change made with a cookie must prove it comes from the console's page.
+            origin, referer = request.headers.get("origin"), request.headers.get("referer")
+            if not csrf_ok(session, request.headers.get("x-csrf-token")) or not self.sso.same_origin(origin, referer):
+                raise ApiError(403, "csrf", "a change made with the console session needs x-csrf-token and its origin")
+        return Principal(session.subject, session.org_id, session.workspace_id, session.role, session.subject)
+
+    async def _sso_login(self, request: Request) -> Response:
+        assert self.sso is not None
+        rid = os.urandom(12).hex()
+        try:
+            url, browser = await self.sso.begin()
+        except (SignInError, aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("single sign-on could not start (%s)", type(exc).__name__)
+            return json_response({"error": {"code": "sso_unavailable", "message": "the issuer is unavailable"}}, 502)
+        response = Response(status_code=302, headers={"location": url, "cache-control": "no-store"})
+        # Lax: the issuer's redirect back is a cross-site navigation that must carry it.
+        response.set_cookie(
+            STATE_COOKIE, browser, max_age=600, path="/admin/ui/sso", secure=self._tls(request),
+            httponly=True, samesite="lax",
+        )  # fmt: skip
+        response.headers["x-request-id"] = rid
+        return response
+
+    async def _sso_callback(self, request: Request) -> Response:
+        assert self.sso is not None
+        rid, client = os.urandom(12).hex(), self._client(request)
+        try:
+            session_id, session = await self.sso.finish(dict(request.query_params), request.cookies.get(STATE_COOKIE))
+            org = await self.store.one(orgs, session.org_id)
+            ws = await self.store.one(workspaces, session.workspace_id) if session.workspace_id else None
+            if org is None or (session.workspace_id and (ws is None or ws["org_id"] != org["id"])):
+                raise SignInError("the rule's organization or workspace does not exist")
+        except (SignInError, aiohttp.ClientError, TimeoutError) as exc:
+            log.info("single sign-on refused: %s", exc if isinstance(exc, SignInError) else type(exc).__name__)
+            await self.auth_failures.note(client, rid)
+            response = json_response({"error": {"code": "sso_refused", "message": "sign-in refused"}}, 403, rid)
+            response.delete_cookie(STATE_COOKIE, path="/admin/ui/sso")
+            return response
+        self.sso.open(session_id, session)
+        scope = {"org_id": session.org_id, "workspace_id": session.workspace_id, "role": session.role}
+        try:
+            await self.store.record_system(
+                "admin.sso_signed_in", "admin/v1", _fixed(scope), Actor(session.subject, rid, client)
+            )
+        except Exception as exc:  # the sign-in stands; the kind only, as everywhere
+            log.warning("admin.sso_signed_in not recorded in the audit log (%s)", type(exc).__name__)
+        response = Response(status_code=302, headers={"location": "/admin/ui", "cache-control": "no-store"})
+        response.delete_cookie(STATE_COOKIE, path="/admin/ui/sso")
+        response.set_cookie(
+            SESSION_COOKIE, session_id, max_age=int(self.sso.settings.session_ttl_s), path="/admin",
+            secure=self._tls(request), httponly=True, samesite="strict",
+        )  # fmt: skip
+        response.headers["x-request-id"] = rid
+        return response
+
+    async def _sso_session(self, request: Request) -> Response:
+        """Who the session is, and the CSRF token its page sends with every change."""
+        assert self.sso is not None
+        session = self.sso.session(request.cookies.get(SESSION_COOKIE))
+        if session is None:
+            if SESSION_COOKIE in request.cookies:  # a stale or forged cookie; no cookie is no attempt
+                await self.auth_failures.note(self._client(request), os.urandom(12).hex())
+            return json_response({"error": {"code": "unauthenticated", "message": "not signed in"}}, 401)
+        body = {"token_id": session.subject, "org_id": session.org_id, "workspace_id": session.workspace_id}
+        body |= {"role": session.role, "subject": session.subject, "email": session.email}
+        body |= {"csrf_token": session.csrf, "expires_at": datetime.fromtimestamp(session.expires, UTC).isoformat()}
+        response = json_response(body)
+        response.headers["cache-control"] = "no-store"
+        return response
+
+    async def _sso_logout(self, request: Request) -> Response:
+        assert self.sso is not None
+        try:
+            principal = self._session_principal(request)  # the CSRF check of any change
+        except ApiError as err:
+            return json_response({"error": {"code": err.code, "message": err.message}}, err.status)
+        self.sso.close(request.cookies.get(SESSION_COOKIE))
+        try:
+            await self.store.record_system(
+                "admin.sso_signed_out", "admin/v1", _fixed({"org_id": principal.org_id}),
+                Actor(principal.actor, os.urandom(12).hex(), self._client(request)),
+            )  # fmt: skip
+        except Exception as exc:
+            log.warning("admin.sso_signed_out not recorded in the audit log (%s)", type(exc).__name__)
+        response = Response(status_code=204)
+        response.delete_cookie(SESSION_COOKIE, path="/admin", secure=self._tls(request), httponly=True)
+        return response
+
     async def _principal(self, request: Request) -> Principal:
+        if self.sso is not None and "authorization" not in request.headers and SESSION_COOKIE in request.cookies:
+            return self._session_principal(request)
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         token = token.strip()
@@ -1223,6 +1340,13 @@ class AdminApi:
             return response
 
         return handle
+
+
+def _fixed(after: dict[str, Any]) -> Callable[[Any], Awaitable[tuple[Any, Any]]]:
+    async def diff(conn: Any) -> tuple[Any, Any]:
+        return None, after
+
+    return diff
 
 
 async def _parse(request: Request, model: type[BaseModel]) -> BaseModel:

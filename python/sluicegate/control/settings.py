@@ -19,6 +19,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from sluicegate.control.oidc import OidcSettings
 from sluicegate.secrets import Secret, SecretUrl
 
 DEFAULT_DATABASE_URL = "sqlite:///sluicegate-control.db"
@@ -53,6 +54,8 @@ class ControlSettings(BaseModel):
         audit_anchor_interval_s: an anchor is written at most this often (and at shutdown).
         max_body_bytes: admin API request bodies larger than this are refused (413); they must also
             arrive within `server.body_timeout_s` (408).
+        oidc: single sign-on to the console with an OpenID provider (`[control.oidc]`, see
+            `control.oidc.OidcSettings`); unset, the console signs in with admin tokens only.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -73,6 +76,7 @@ class ControlSettings(BaseModel):
     audit_anchor_file: str | None = None
     audit_anchor_interval_s: float = Field(5.0, ge=0, le=3600)
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    oidc: OidcSettings | None = None
 
     @field_validator("database_url")
     @classmethod

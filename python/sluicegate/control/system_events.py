@@ -313,6 +313,7 @@ class AccessDenials(_Limited):
         scope: dict[str, str | None],
         tried: dict[str, Any],
         request_id: str,
+        actor: str | None = None,
     ) -> None:
         """One denial (never raises: a failed audit write is logged).
 
@@ -322,6 +323,7 @@ class AccessDenials(_Limited):
             scope: the token's own scope (`org_id`, `workspace_id`; None for an operator's).
             tried: what it asked: `{"operation": "GET /orgs/{org_id}", "params": {...}, "status": 404}`.
             request_id: the request's id.
+            actor: the row's actor when it is not the token (`sso/<issuer host>/<sub>`: a console session).
         """
         detail = {"scopes": {"token_id": token_id, **scope}, "tried": tried}
-        await self._note(client, f"admin_token/{token_id}", request_id, detail)
+        await self._note(client, actor or f"admin_token/{token_id}", request_id, detail)
