@@ -19,6 +19,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from sluicegate.config import ConfigError, ServerSettings, Settings, load_settings
 from sluicegate.control import cli as control_cli
@@ -28,8 +29,19 @@ from sluicegate.secrets import generate_key, hash_key
 _SERVER_FLAGS = ("host", "port", "workers", "runtime_threads", "loop")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Never repeats an unrecognized argument: it may be a secret or an admin token typed where
+    neither is taken (both are read from the environment, stdin or a file)."""
+
+    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:
+        parsed, extra = self.parse_known_args(args, namespace)
+        if extra:
+            self.error(f"{len(extra)} unrecognized argument(s), not repeated (secrets and tokens are never arguments)")
+        return parsed
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sluicegate", description="An LLM gateway that enforces policy in-line.")
+    parser = _Parser(prog="sluicegate", description="An LLM gateway that enforces policy in-line.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="serve the gateway")

@@ -35,9 +35,11 @@ ENV_PREFIX = "SLUICEGATE_"
 CONFIG_ENV = "SLUICEGATE_CONFIG"
 DRAIN_MARKER_ENV = "SLUICEGATE_DRAIN_MARKER"  # set by `sluicegate serve` for its workers
 SECRET_VALUE_ENV = "SLUICEGATE_SECRET_VALUE"  # read by `sluicegate admin secret set`
+ADMIN_URL_ENV = "SLUICEGATE_ADMIN_URL"  # read by `sluicegate admin …` (the admin API's address)
+ADMIN_TOKEN_ENV = "SLUICEGATE_ADMIN_TOKEN"  # read by `sluicegate admin …` (never a setting, never printed)
 # The variables of the `SLUICEGATE_` prefix that are not settings (none has a `__`, and no section
 # is named after one): listed in docs/configuration.md.
-NOT_SETTINGS = frozenset({CONFIG_ENV, DRAIN_MARKER_ENV, SECRET_VALUE_ENV})
+NOT_SETTINGS = frozenset({CONFIG_ENV, DRAIN_MARKER_ENV, SECRET_VALUE_ENV, ADMIN_URL_ENV, ADMIN_TOKEN_ENV})
 
 ProviderKind = Literal["openai", "anthropic", "openai_compatible", "mock"]
 

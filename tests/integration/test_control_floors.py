@@ -299,30 +299,37 @@ def test_through_the_gateway_the_floor_holds(floor_gateway: tuple[Server, dict[s
     client.close()
 
 
-def _cli(settings: ControlSettings, *args: str) -> subprocess.CompletedProcess[str]:
+def _cli(settings: ControlSettings, *args: str, url: str = "", token: str = "") -> subprocess.CompletedProcess[str]:
     env = {
         "PATH": "/usr/bin:/bin",
         "SLUICEGATE_CONTROL__ENABLED": "true",
         "SLUICEGATE_CONTROL__DATABASE_URL": settings.database_url.reveal(),
         "SLUICEGATE_CONTROL__MASTER_KEY": MASTER_KEY,
+        "SLUICEGATE_ADMIN_URL": url,
+        "SLUICEGATE_ADMIN_TOKEN": token,
         "PYTHONPATH": os.environ.get("PYTHONPATH", ""),  # the tree under test, when it is not the installed one
     }
     command = [PYTHON, "-m", "sluicegate", *args]
     return subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
 
 
-def test_the_cli_refuses_a_weakening_too(tmp_path: Path) -> None:
-    """`sluicegate admin policy set` runs the same check (SQLite only: the check is the API's)."""
+def test_the_cli_refuses_a_weakening_too(mock_server: Server, tmp_path: Path) -> None:
+    """`sluicegate admin policy set` gets the API's refusal, naming the rule and who locks it (SQLite
+    only: the check is the API's)."""
     settings = ControlSettings(enabled=True, database_url=f"sqlite:///{tmp_path / 'c.db'}")
-    boot = _cli(settings, "admin", "bootstrap", "--org", "acme")
-    made = orjson.loads(boot.stdout[: boot.stdout.index("\n}\n") + 2])
+    boot = _cli(settings, "admin", "--json", "bootstrap", "--org", "acme")
+    made = orjson.loads(boot.stdout)
     org, ws, key = made["org"]["id"], made["workspace"]["id"], made["key"]["id"]
-    locked = orjson.dumps(ORG_LOCK).decode()
-    lock = _cli(settings, "admin", "policy", "set", "--level", "org", "--id", org, "--json", locked)
-    assert lock.returncode == 0, lock.stderr
-    weaker = orjson.dumps(MONITOR_SSN).decode()
-    refused = _cli(settings, "admin", "policy", "set", "--level", "workspace", "--id", ws, "--json", weaker)
-    assert refused.returncode == 1 and "redaction.0" in refused.stderr and f"org {org}" in refused.stderr
-    shown = orjson.loads(_cli(settings, "admin", "policy", "effective", key).stdout)
+    control = f'\n[control]\nenabled = true\ndatabase_url = "{settings.database_url}"\n'
+    with start_gateway(gateway_config(tmp_path / "gw.toml", mock_server.url, control), _env()) as gw:
+        api = {"url": gw.url, "token": made["operator_admin_token"]}
+        locked = orjson.dumps(ORG_LOCK).decode()
+        lock = _cli(settings, "admin", "policy", "set", "--level", "org", "--id", org, "--body", locked, **api)
+        assert lock.returncode == 0, lock.stderr
+        weaker = orjson.dumps(MONITOR_SSN).decode()
+        refused = _cli(settings, "admin", "policy", "set", "--level", "workspace", "--id", ws, "--body", weaker, **api)
+        assert refused.returncode == 1 and "policy_locked" in refused.stderr
+        assert "  redaction.0" in refused.stderr and f"org {org}" in refused.stderr
+        shown = orjson.loads(_cli(settings, "admin", "--json", "policy", "effective", key, **api).stdout)
     ssn = next(r for r in shown["redaction"] if r["direction"] == "request")
     assert (ssn["entities"], ssn["action"], ssn["origin"], ssn["locked"]) == (["US_SSN"], "block", "org", True)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 from tests.conftest import Server, provider_saw, start_gateway
-from tests.integration.test_control_cli import _cli, _json_head
+from tests.integration.test_control_cli import _cli
 from tests.integration.test_control_gateway import CHAT, _config, _seed
 from tests.unit.control.pg import MASTER_KEY, control_settings, pg_database  # noqa: F401  (fixtures)
 
@@ -155,11 +155,19 @@ async def test_a_secret_under_a_key_outside_the_ring_fails_closed(
 
 
 def test_the_reseal_command(control_settings: ControlSettings) -> None:  # noqa: F811
-    boot = _cli(control_settings, "admin", "bootstrap")
+    boot = _cli(control_settings, "admin", "--json", "bootstrap")
     assert boot.returncode == 0, boot.stderr
-    ws = _json_head(boot.stdout)["workspace"]["id"]  # type: ignore[index]
-    put = _cli(control_settings, "admin", "secret", "set", "--workspace", ws, "openai", stdin="sk-cli-" + "c" * 20)
-    assert put.returncode == 0, put.stderr
+    ws = json.loads(boot.stdout)["workspace"]
+
+    async def put() -> None:  # what the admin API's secret PUT writes
+        store = await _opened(control_settings)
+        try:
+            spec = SecretIn(value="sk-cli-" + "c" * 20)
+            await store.set_secret(ACTOR, "workspace", ws["id"], ws["org_id"], "openai", spec)
+        finally:
+            await store.close()
+
+    asyncio.run(put())
     rotated = {
         "SLUICEGATE_CONTROL__MASTER_KEY": NEW_KEY,
         "SLUICEGATE_CONTROL__MASTER_RETIRED_KEYS": f'["{MASTER_KEY}"]',
@@ -177,9 +185,15 @@ def test_the_reseal_command(control_settings: ControlSettings) -> None:  # noqa:
         assert MASTER_KEY not in output and NEW_KEY not in output and "sk-cli-" not in output
     # Now the new key alone starts (the old one only verifies old audit rows).
     alone = {"SLUICEGATE_CONTROL__MASTER_KEY": NEW_KEY, "SLUICEGATE_CONTROL__AUDIT_RETIRED_KEYS": f'["{MASTER_KEY}"]'}
-    listing = _cli(control_settings, "admin", "audit", "list", "--limit", "1000", env_extra=alone)
-    assert listing.returncode == 0, listing.stderr
-    assert [r["action"] for r in json.loads(listing.stdout)].count("secret.reseal") == 1
+
+    async def actions() -> list[str]:
+        store = await _opened(_with(control_settings, master_key=NEW_KEY, audit_retired_keys=[MASTER_KEY]))
+        try:
+            return [r["action"] for r in await store.audit_rows(None, 0, 1000)]
+        finally:
+            await store.close()
+
+    assert asyncio.run(actions()).count("secret.reseal") == 1
     verify = _cli(control_settings, "audit", "verify", env_extra=alone)
     assert verify.returncode == 0, verify.stdout + verify.stderr
 

@@ -258,14 +258,20 @@ def _sealed_database(tmp_path: Path) -> tuple[Path, Path, str]:
     """A SQLite control plane whose first start made the key file beside it, holding one sealed
     workspace secret: (database, key file, the key file's text)."""
     db = tmp_path / "c.db"
-    boot = _run(["admin", "bootstrap"], _control_env(db))
+    boot = _run(["admin", "--json", "bootstrap"], _control_env(db))
     assert boot.returncode == 0, boot.stderr
-    ws = json.loads(boot.stdout.split("\n}\n")[0] + "}")["workspace"]["id"]
-    done = _run(
-        ["admin", "secret", "set", "--workspace", ws, "openai"],
-        _control_env(db, SLUICEGATE_SECRET_VALUE="sk-sealed-" + "z" * 20),
-    )
-    assert done.returncode == 0, done.stderr
+    ws = json.loads(boot.stdout)["workspace"]
+
+    async def seal() -> None:  # what the admin API's secret PUT writes, under the key file's key
+        store = ControlStore(ControlSettings(enabled=True, database_url=f"sqlite:///{db}"))
+        try:
+            await store.open()
+            spec = SecretIn(value="sk-sealed-" + "z" * 20)
+            await store.set_secret(Actor("test"), "workspace", ws["id"], ws["org_id"], "openai", spec)
+        finally:
+            await store.close()
+
+    asyncio.run(seal())
     key_file = tmp_path / "c.db.key"
     return db, key_file, key_file.read_text()
 
@@ -283,10 +289,8 @@ def test_a_missing_master_key_stops_the_start_and_makes_no_new_one(tmp_path: Pat
     assert "master key error: 1 provider secret(s) are sealed" in started.stderr
     assert "no master key is configured" in started.stderr and str(key_file) in started.stderr
     assert not key_file.exists(), "a new master key was made while secrets are sealed under the old one"
-    # The admin commands, which may create the key on a first start, refuse too.
-    again = _run(
-        ["admin", "secret", "set", "--org", "org_x", "openai"], _control_env(db, SLUICEGATE_SECRET_VALUE="v" * 12)
-    )
+    # The database commands, which may create the key on a first start, refuse too.
+    again = _run(["admin", "bootstrap"], _control_env(db))
     assert again.returncode == 2 and "master key error" in again.stderr
     assert not key_file.exists()
 

@@ -212,6 +212,8 @@ def test_command_inputs_are_not_settings() -> None:
     env = {
         "SLUICEGATE_SECRET_VALUE": "123456",
         "SLUICEGATE_DRAIN_MARKER": "/tmp/x",
+        "SLUICEGATE_ADMIN_URL": "https://gateway.example",
+        "SLUICEGATE_ADMIN_TOKEN": "sga-xyz",
         "SLUICEGATE_SERVER__PORT": "9000",
     }
     assert env_overrides(env) == {"server": {"port": 9000}}
