@@ -144,7 +144,7 @@ def hide_values(driver: Any, *values: str) -> None:
         """const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
            for (let n = walk.nextNode(); n; n = walk.nextNode())
              for (const v of arguments[0])
-               if (n.nodeValue.includes(v)) n.nodeValue = n.nodeValue.replaceAll(v, "sg-••••••••");""",
+               if (n.nodeValue.includes(v)) n.nodeValue = n.nodeValue.replaceAll(v, "••••••••••••");""",
         list(values),
     )
     for value in values:
@@ -292,6 +292,7 @@ def test_an_admin_walks_through_the_console(gw: tuple[Server, dict[str, Any]], t
         # Sign in: the token goes to sessionStorage only.
         driver.get(f"{server.url}/admin/ui")
         wait_ready(driver, "signin")
+        assert not driver.find_elements("id", "sso-login")  # this gateway has no single sign-on
         check_layout(driver, "signin")
         submit(driver, "login", {"token": seed["token"]})
         wait_ready(driver, "overview")
@@ -712,10 +713,11 @@ def test_an_admin_walks_through_the_console(gw: tuple[Server, dict[str, Any]], t
         submit(driver, "login", {"token": made.json()["token"]})
         wait_ready(driver, "overview")
         assert driver.find_element("id", "scope").text.startswith("scope: workspace research")
-        assert [c.get_attribute("data-cap") for c in driver.find_elements("css selector", "#caps tr[data-cap]")] == [
-            f"workspace:{ws}:day",
-            f"org:{org}:month",
-        ]
+        caps = "return [...document.querySelectorAll('#caps tr[data-cap]')].map((c) => c.dataset.cap);"
+        wait_for(
+            lambda: driver.execute_script(caps) == [f"workspace:{ws}:day", f"org:{org}:month"],
+            what=f"the workspace token's caps (drawn: {driver.execute_script(caps)})",
+        )
         go(driver, "#/entities")
         assert not driver.find_elements("id", "create-workspace") and driver.find_elements("id", "create-key")
         go(driver, "#/audit")
