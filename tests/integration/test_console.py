@@ -405,9 +405,14 @@ def test_an_admin_walks_through_the_console(gw: tuple[Server, dict[str, Any]], t
         bobs_id = wait_for(lambda: driver.find_elements("id", "new-key"), what="bob's key")[0].get_attribute(
             "data-key-id"
         )
-        said = confirm(driver, '[aria-label="Delete user bob"]')
+        bob_id = next(u["id"] for u in api(f"/workspaces/{ws}/users")["data"] if u["name"] == "bob")
+        edit(driver, "Edit user bob", {"name": "robert"})
+        wait_for(lambda: "robert" in text_of(driver, "#users"), what="the renamed user")
+        assert api(f"/users/{bob_id}")["name"] == "robert"
+        said = confirm(driver, '[aria-label="Delete user robert"]')
         assert "Its 1 active key(s) are revoked" in said, said
-        wait_for(lambda: "bob" not in text_of(driver, "#users"), what="bob gone")
+        wait_for(lambda: "robert" not in text_of(driver, "#users"), what="robert gone")
+        assert httpx.get(f"{server.url}/admin/v1/users/{bob_id}", headers=admin).status_code == 404
         assert api(f"/keys/{bobs_id}")["revoked_at"] is not None
         doomed = httpx.post(
             f"{server.url}/admin/v1/orgs/{org}/workspaces", json={"name": "doomed"}, headers=admin
@@ -417,10 +422,13 @@ def test_an_admin_walks_through_the_console(gw: tuple[Server, dict[str, Any]], t
             f"{server.url}/admin/v1/workspaces/{doomed['id']}/keys", json={"name": "k1"}, headers=admin
         ).json()["key"]
         go(driver, f"#/entities?ws={doomed['id']}")
-        said = confirm(driver, '[aria-label="Delete workspace doomed"]')
+        edit(driver, "Edit workspace doomed", {"name": "condemned"})
+        wait_for(lambda: "condemned" in text_of(driver, "#workspaces"), what="the renamed workspace")
+        assert api(f"/workspaces/{doomed['id']}")["name"] == "condemned"
+        said = confirm(driver, '[aria-label="Delete workspace condemned"]')
         assert "Its 1 user(s) and 1 key(s) go with it" in said and "secrets" in said, said
         back = """return location.hash === '#/entities' && document.body.dataset.ready === 'true'
-                  && !document.querySelector('#workspaces').textContent.includes('doomed');"""
+                  && !document.querySelector('#workspaces').textContent.includes('condemned');"""
         wait_for(lambda: driver.execute_script(back), what="the list without it")
         assert httpx.get(f"{server.url}/admin/v1/workspaces/{doomed['id']}", headers=admin).status_code == 404
         with pytest.raises(openai.AuthenticationError):
