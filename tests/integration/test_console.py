@@ -138,6 +138,15 @@ def text_of(driver: Any, selector: str) -> str:
         return ""
 
 
+def drawn_without(driver: Any, table: str, row: str) -> bool:
+    """The page is drawn again (its `table` is there) and `row` is not in it."""
+    return bool(
+        driver.execute_script(
+            "const t = document.querySelector(arguments[0]); return !!t && !t.querySelector(arguments[1]);", table, row
+        )
+    )
+
+
 def hide_values(driver: Any, *values: str) -> None:
     """Replace shown-once values in the page's text with a placeholder (before a screenshot)."""
     driver.execute_script(
@@ -393,7 +402,7 @@ def test_an_admin_walks_through_the_console(gw: tuple[Server, dict[str, Any]], t
         # workspace with everything in it.
         said = confirm(driver, f'#keys tr[data-key="{rotated_id}"] [aria-label="Delete key batch"]')
         assert "stops working at once" in said and "policy" in said
-        wait_for(lambda: not driver.find_elements("css selector", f'#keys tr[data-key="{rotated_id}"]'), what="gone")
+        wait_for(lambda: drawn_without(driver, "#keys", f'tr[data-key="{rotated_id}"]'), what="gone")
         assert httpx.get(f"{server.url}/admin/v1/keys/{rotated_id}", headers=admin).status_code == 404
         with pytest.raises(openai.AuthenticationError):
             new_client.chat.completions.create(
@@ -411,7 +420,7 @@ def test_an_admin_walks_through_the_console(gw: tuple[Server, dict[str, Any]], t
         assert api(f"/users/{bob_id}")["name"] == "robert"
         said = confirm(driver, '[aria-label="Delete user robert"]')
         assert "Its 1 active key(s) are revoked" in said, said
-        wait_for(lambda: "robert" not in text_of(driver, "#users"), what="robert gone")
+        wait_for(lambda: drawn_without(driver, "#users", f'tr[data-user="{bob_id}"]'), what="robert gone")
         assert httpx.get(f"{server.url}/admin/v1/users/{bob_id}", headers=admin).status_code == 404
         assert api(f"/keys/{bobs_id}")["revoked_at"] is not None
         doomed = httpx.post(
@@ -427,9 +436,15 @@ def test_an_admin_walks_through_the_console(gw: tuple[Server, dict[str, Any]], t
         assert api(f"/workspaces/{doomed['id']}")["name"] == "condemned"
         said = confirm(driver, '[aria-label="Delete workspace condemned"]')
         assert "Its 1 user(s) and 1 key(s) go with it" in said and "secrets" in said, said
-        back = """return location.hash === '#/entities' && document.body.dataset.ready === 'true'
-                  && !document.querySelector('#workspaces').textContent.includes('condemned');"""
-        wait_for(lambda: driver.execute_script(back), what="the list without it")
+        doomed_row = f'tr[data-workspace="{doomed["id"]}"]'
+        wait_for(
+            lambda: (
+                driver.execute_script("return location.hash") == "#/entities"
+                and drawn_without(driver, "#workspaces", doomed_row)
+            ),
+            what="the list without it",
+        )
+        wait_ready(driver, "entities")
         assert httpx.get(f"{server.url}/admin/v1/workspaces/{doomed['id']}", headers=admin).status_code == 404
         with pytest.raises(openai.AuthenticationError):
             openai.OpenAI(base_url=f"{server.url}/v1", api_key=doomed_key, max_retries=0).chat.completions.create(
@@ -456,7 +471,7 @@ def test_an_admin_walks_through_the_console(gw: tuple[Server, dict[str, Any]], t
         wait_for(lambda: driver.find_elements("css selector", '#secrets tr[data-secret="anthropic"]'), what="2nd")
         driver.find_element("css selector", '[aria-label="Delete the anthropic secret"]').click()
         driver.switch_to.alert.accept()
-        wait_for(lambda: not driver.find_elements("css selector", '#secrets tr[data-secret="anthropic"]'), what="gone")
+        wait_for(lambda: drawn_without(driver, "#secrets", 'tr[data-secret="anthropic"]'), what="gone")
         assert [s["provider"] for s in api(f"/workspaces/{ws}/secrets")["data"]] == ["openai"]
 
         # The policy editor: a field error (422) and a lock's refusal (409) land beside what they name;
@@ -656,12 +671,8 @@ def test_an_admin_walks_through_the_console(gw: tuple[Server, dict[str, Any]], t
         temp = httpx.post(f"{server.url}/admin/v1/orgs/{org}/admin-tokens", json={"name": "temp"}, headers=admin)
         go(driver, "#/tokens")
         confirm(driver, '[aria-label="Revoke admin token temp"]')
-        wait_for(
-            lambda: (
-                "revoked"
-                in driver.find_element("css selector", f'#admin-tokens tr[data-token="{temp.json()["id"]}"]').text
-            )
-        )
+        temp_row = f'#admin-tokens tr[data-token="{temp.json()["id"]}"]'
+        wait_for(lambda: "revoked" in text_of(driver, temp_row), what="the revoked token")
         assert api(f"/orgs/{org}/admin-tokens?limit=1000")["data"][-1]["revoked_at"] is not None
         assert (
             httpx.get(

@@ -5,7 +5,7 @@ import { all, errorText, field, get, h, loadNames, nameOf, when } from "../api.j
 function chainStatus(v) {
   const box = h("div", { class: "card", id: "chain", role: "status", dataset: { ok: v.error ? "unknown" : String(v.ok) } });
   if (v.error) box.append(h("span", { class: "warn" }, `Chain status unavailable: ${v.error}`));
-  else if (v.ok) box.append(h("span", { class: "chain-ok" }, "Chain intact"), ` · ${v.rows} row(s) in the whole log verified (every signature, and the head against the anchors)`);
+  else if (v.ok) box.append(h("span", { class: "chain-ok" }, "Chain intact"), ` · ${v.rows} row(s) in the whole log checked, as "sluicegate audit verify" checks them`);
   else box.append(h("span", { class: "chain-bad" }, `Chain broken at row ${v.first_bad_seq}`), `: ${v.reason}`);
   return box;
 }
