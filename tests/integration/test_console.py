@@ -7,6 +7,7 @@ page into docs/console/."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import csv
 import io
@@ -30,6 +31,7 @@ from tests.unit.control.pg import MASTER_KEY
 
 from sluicegate.control.admin_api import CONSOLE_DIR
 from sluicegate.control.settings import ControlSettings
+from sluicegate.control.store import ControlStore
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -231,6 +233,15 @@ def submit(driver: Any, form_id: str, values: dict[str, str]) -> None:
             last.send_keys(value)
     assert last is not None
     last.send_keys(Keys.ENTER)
+
+
+async def _insert_events(tmp_path: Path, events: list[dict[str, Any]]) -> None:
+    store = ControlStore(ControlSettings(database_url=f"sqlite:///{tmp_path / 'control.db'}", master_key=MASTER_KEY))
+    await store.open()
+    try:
+        await store.insert_records(events, [])
+    finally:
+        await store.close()
 
 
 @pytest.fixture
@@ -459,6 +470,23 @@ def test_an_admin_walks_through_the_console(gw: tuple[Server, dict[str, Any]], t
         go(driver, f"#/entities?ws={bulk['id']}")
         listed = [r.text.split()[0] for r in driver.find_elements("css selector", "#users tr[data-user]")]
         assert listed == [f"u{n:03}" for n in range(130)]
+        # 250 events (as the gateway's record writer writes them): the newest 200, then "Load more".
+        now = datetime.now(UTC)
+        seeded = [
+            {"id": f"ev_bulk_{n:03}", "at": (now - timedelta(seconds=n)).isoformat(), "org_id": org}
+            | {"workspace_id": bulk["id"], "user_id": None, "key_id": None, "request_id": f"req-{n}"}
+            | {"trace_id": None, "run_id": None, "policy": "redaction", "action": "monitor", "direction": "request"}
+            | {"entity": "IBAN", "count": 1, "detail": "{}"}
+            for n in range(250)
+        ]
+        asyncio.run(_insert_events(tmp_path, seeded))
+        go(driver, f"#/events?entity=IBAN&workspace={bulk['id']}")
+        shown_events = "return [...document.querySelectorAll('#events tr[data-event]')].map((r) => r.dataset.event);"
+        assert driver.execute_script(shown_events) == [e["id"] for e in seeded[:200]]
+        driver.find_element("id", "events-more").click()
+        wait_for(lambda: len(driver.execute_script(shown_events)) == 250, what="the next page of events")
+        assert driver.execute_script(shown_events) == [e["id"] for e in seeded]
+        assert not driver.find_elements("id", "events-more")  # the last page
 
         # A provider secret: listed by provider and time, its value never shown again.
         go(driver, f"#/secrets?scope=workspace:{ws}")
