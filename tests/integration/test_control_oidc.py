@@ -513,7 +513,8 @@ org_id = "{seed["org"]["id"]}"
         driver.find_element("name", "login").send_keys("alice")
         driver.find_element("name", "password").send_keys("any")
         driver.find_element("css selector", "button[type=submit]").click()
-        WebDriverWait(driver, 20).until(lambda d: d.current_url == gw_url + "/admin/ui")
+        # back at the console (which then moves to its first page, #/overview)
+        WebDriverWait(driver, 20).until(lambda d: d.current_url.split("#")[0] == gw_url + "/admin/ui")
         (cookie,) = [c for c in driver.get_cookies() if c["name"] == "sg_session"]
         assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/admin"
         assert driver.execute_script("return document.cookie").find("sg_session") == -1  # not readable by script
