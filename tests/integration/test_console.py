@@ -7,6 +7,7 @@ page into docs/console/."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import csv
 import io
@@ -15,7 +16,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -30,6 +31,7 @@ from tests.unit.control.pg import MASTER_KEY
 
 from sluicegate.control.admin_api import CONSOLE_DIR
 from sluicegate.control.settings import ControlSettings
+from sluicegate.control.store import ControlStore
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -127,6 +129,93 @@ def check_layout(driver: Any, name: str) -> None:
     driver.save_screenshot(str(SHOTS / f"{name}.png"))
 
 
+def text_of(driver: Any, selector: str) -> str:
+    """The text of the first element matching `selector`, or "" while the page draws it."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    try:
+        found = driver.find_elements("css selector", selector)
+        return found[0].text if found else ""
+    except StaleElementReferenceException:
+        return ""
+
+
+def drawn_without(driver: Any, table: str, row: str) -> bool:
+    """The page is drawn again (its `table` is there) and `row` is not in it."""
+    return bool(
+        driver.execute_script(
+            "const t = document.querySelector(arguments[0]); return !!t && !t.querySelector(arguments[1]);", table, row
+        )
+    )
+
+
+def hide_values(driver: Any, *values: str) -> None:
+    """Replace shown-once values in the page's text with a placeholder (before a screenshot)."""
+    driver.execute_script(
+        """const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+           for (let n = walk.nextNode(); n; n = walk.nextNode())
+             for (const v of arguments[0])
+               if (n.nodeValue.includes(v)) n.nodeValue = n.nodeValue.replaceAll(v, "••••••••••••");""",
+        list(values),
+    )
+    for value in values:
+        assert value not in driver.page_source
+
+
+def confirm(driver: Any, selector: str) -> str:
+    """Click a button whose confirmation dialog is accepted; the dialog's text."""
+    driver.find_element("css selector", selector).click()
+    alert = wait_for(lambda: _alert(driver), what="the confirmation")
+    text: str = alert.text
+    alert.accept()
+    return text
+
+
+def _alert(driver: Any) -> Any:
+    from selenium.common.exceptions import NoAlertPresentException
+
+    try:
+        return driver.switch_to.alert
+    except NoAlertPresentException:
+        return None
+
+
+def edit(driver: Any, label: str, values: dict[str, str]) -> None:
+    """Open an entity's edit form (its Edit button's aria-label), type the values and save."""
+    from selenium.webdriver.common.keys import Keys
+
+    button = driver.find_element("css selector", f'[aria-label="{label}"]')
+    button.click()
+    form = button.find_elements("xpath", "ancestor::td[1]//form")[-1]  # the edit form, opened last
+    last = None
+    for name, value in values.items():
+        last = form.find_element("css selector", f"[name={name}]")
+        last.clear()
+        last.send_keys(value)
+    assert last is not None
+    last.send_keys(Keys.ENTER)
+
+
+READ_ONLY_BUTTONS = {"Sign out", "Filter", "Show", "Export CSV", "Find", "Load more"}
+
+
+def change_controls(driver: Any) -> list[str]:
+    """Every control on the page that could change something: buttons but the read-only ones, and
+    the forms that create, edit or set."""
+    return driver.execute_script(
+        """const ok = new Set(arguments[0]);
+           const buttons = [...document.querySelectorAll('#main button')].filter((b) => !ok.has(b.textContent.trim()))
+             .map((b) => 'button ' + b.textContent.trim());
+           const reads = ['events-form', 'spend-form', 'audit-form', 'try-form', 'policy-form'];
+           const forms = [...document.querySelectorAll('#main form')].filter((f) => !reads.includes(f.id))
+             .map((f) => 'form ' + f.id);
+           const enabled = [...document.querySelectorAll('#policy-form input, #policy-form select')]
+             .filter((c) => !c.disabled).map((c) => 'policy control ' + c.name);
+           return [...buttons, ...forms, ...enabled];""",
+        sorted(READ_ONLY_BUTTONS),
+    )
+
+
 def submit(driver: Any, form_id: str, values: dict[str, str]) -> None:
     """Type into a form's fields by name, then press Enter in the last one."""
     from selenium.webdriver.common.keys import Keys
@@ -144,6 +233,15 @@ def submit(driver: Any, form_id: str, values: dict[str, str]) -> None:
             last.send_keys(value)
     assert last is not None
     last.send_keys(Keys.ENTER)
+
+
+async def _insert_events(tmp_path: Path, events: list[dict[str, Any]]) -> None:
+    store = ControlStore(ControlSettings(database_url=f"sqlite:///{tmp_path / 'control.db'}", master_key=MASTER_KEY))
+    await store.open()
+    try:
+        await store.insert_records(events, [])
+    finally:
+        await store.close()
 
 
 @pytest.fixture
@@ -214,6 +312,7 @@ def test_an_admin_walks_through_the_console(gw: tuple[Server, dict[str, Any]], t
         # Sign in: the token goes to sessionStorage only.
         driver.get(f"{server.url}/admin/ui")
         wait_ready(driver, "signin")
+        assert not driver.find_elements("id", "sso-login")  # this gateway has no single sign-on
         check_layout(driver, "signin")
         submit(driver, "login", {"token": seed["token"]})
         wait_ready(driver, "overview")
@@ -241,6 +340,7 @@ def test_an_admin_walks_through_the_console(gw: tuple[Server, dict[str, Any]], t
         rows = wait_for(lambda: driver.find_elements("css selector", f'#keys tr[data-key="{key_id}"]'), what="key row")
         row = rows[0].text
         assert "notebook" in row and "alice" in row and key not in row
+        hide_values(driver, key)  # the screenshot shows where the key is, never a real one
         check_layout(driver, "entities")
         go(driver, f"#/entities?ws={ws}")
         assert key not in driver.page_source  # shown once: not after the page is drawn again
@@ -249,6 +349,144 @@ def test_an_admin_walks_through_the_console(gw: tuple[Server, dict[str, Any]], t
             model="mh/mock-gpt", max_tokens=5, messages=[{"role": "user", "content": "hello"}]
         )
         assert hello.choices[0].message.content
+
+        # Descriptions and tags: shown and edited (PATCH), the workspace's and a key's, and a key renamed.
+        edit(driver, "Edit workspace research", {"description": "Search experiments", "tags": "team:search, env:dev"})
+        wait_for(lambda: "team:search" in text_of(driver, f'#workspaces tr[data-workspace="{ws}"]'))
+        got = api(f"/workspaces/{ws}")
+        assert (got["name"], got["description"], got["tags"]) == (
+            "research",
+            "Search experiments",
+            ["team:search", "env:dev"],
+        )
+        submit(driver, "create-key", {"name": "scratch"})
+        scratch_el = wait_for(lambda: driver.find_elements("id", "new-key"), what="the scratch key")[0]
+        scratch, scratch_id = scratch_el.text, scratch_el.get_attribute("data-key-id")
+        edit(driver, "Edit key scratch", {"name": "batch", "description": "nightly batch", "tags": "job:nightly"})
+        batch_row = f'#keys tr[data-key="{scratch_id}"]'
+        wait_for(lambda: "nightly batch" in text_of(driver, batch_row), what="the edit")
+        got = api(f"/keys/{scratch_id}")
+        assert (got["name"], got["description"], got["tags"]) == ("batch", "nightly batch", ["job:nightly"])
+        assert "job:nightly" in driver.find_element("css selector", batch_row).text
+
+        # Rotation: the new key is shown once with its snippets; the old one keeps working (the openai
+        # SDK) until the overlap ends, then is a 401, never before.
+        old_client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=scratch, max_retries=0)
+        submit(driver, f"rotate-{scratch_id}", {"overlap_s": "2"})
+        box = wait_for(
+            lambda: [
+                b for b in driver.find_elements("id", "key-once") if b.get_attribute("data-replaces") == scratch_id
+            ],
+            what="the rotated key",
+        )[0]
+        ends = datetime.fromisoformat(box.get_attribute("data-old-key-expires-at"))
+        new_el = driver.find_element("id", "new-key")
+        rotated, rotated_id = new_el.text, new_el.get_attribute("data-key-id")
+        assert rotated != scratch and rotated_id != scratch_id
+        assert f'api_key="{rotated}"' in driver.find_element("id", "snippet-openai").text
+        assert "keeps working until" in box.text
+        worked: list[datetime] = []
+        refused_at = None
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            asked = datetime.now(UTC)
+            try:
+                old_client.chat.completions.create(
+                    model="mh/mock-gpt", max_tokens=5, messages=[{"role": "user", "content": "still here?"}]
+                )
+                worked.append(asked)
+            except openai.AuthenticationError:
+                refused_at = datetime.now(UTC)
+                break
+            time.sleep(0.2)
+        assert worked and worked[0] < ends, (worked, ends)  # the old key worked after the rotation
+        assert refused_at is not None and refused_at >= ends, (refused_at, ends)  # and stopped, not before the end
+        new_client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=rotated, max_retries=0)
+        assert new_client.chat.completions.create(
+            model="mh/mock-gpt", max_tokens=5, messages=[{"role": "user", "content": "new"}]
+        ).choices
+        go(driver, f"#/entities?ws={ws}")
+        assert "expired" in driver.find_element("css selector", batch_row).text
+        assert rotated not in driver.page_source
+
+        # Deletions, each after a confirmation naming what goes with it: a key, a user with its key, a
+        # workspace with everything in it.
+        said = confirm(driver, f'#keys tr[data-key="{rotated_id}"] [aria-label="Delete key batch"]')
+        assert "stops working at once" in said and "policy" in said
+        wait_for(lambda: drawn_without(driver, "#keys", f'tr[data-key="{rotated_id}"]'), what="gone")
+        assert httpx.get(f"{server.url}/admin/v1/keys/{rotated_id}", headers=admin).status_code == 404
+        with pytest.raises(openai.AuthenticationError):
+            new_client.chat.completions.create(
+                model="mh/mock-gpt", max_tokens=5, messages=[{"role": "user", "content": "x"}]
+            )
+        submit(driver, "create-user", {"name": "bob"})
+        wait_for(lambda: "bob" in text_of(driver, "#users"), what="bob")
+        submit(driver, "create-key", {"user_id": "bob", "name": "bobs"})
+        bobs_id = wait_for(lambda: driver.find_elements("id", "new-key"), what="bob's key")[0].get_attribute(
+            "data-key-id"
+        )
+        bob_id = next(u["id"] for u in api(f"/workspaces/{ws}/users")["data"] if u["name"] == "bob")
+        edit(driver, "Edit user bob", {"name": "robert"})
+        wait_for(lambda: "robert" in text_of(driver, "#users"), what="the renamed user")
+        assert api(f"/users/{bob_id}")["name"] == "robert"
+        said = confirm(driver, '[aria-label="Delete user robert"]')
+        assert "Its 1 active key(s) are revoked" in said, said
+        wait_for(lambda: drawn_without(driver, "#users", f'tr[data-user="{bob_id}"]'), what="robert gone")
+        assert httpx.get(f"{server.url}/admin/v1/users/{bob_id}", headers=admin).status_code == 404
+        assert api(f"/keys/{bobs_id}")["revoked_at"] is not None
+        doomed = httpx.post(
+            f"{server.url}/admin/v1/orgs/{org}/workspaces", json={"name": "doomed"}, headers=admin
+        ).json()
+        httpx.post(f"{server.url}/admin/v1/workspaces/{doomed['id']}/users", json={"name": "u1"}, headers=admin)
+        doomed_key = httpx.post(
+            f"{server.url}/admin/v1/workspaces/{doomed['id']}/keys", json={"name": "k1"}, headers=admin
+        ).json()["key"]
+        go(driver, f"#/entities?ws={doomed['id']}")
+        edit(driver, "Edit workspace doomed", {"name": "condemned"})
+        wait_for(lambda: "condemned" in text_of(driver, "#workspaces"), what="the renamed workspace")
+        assert api(f"/workspaces/{doomed['id']}")["name"] == "condemned"
+        said = confirm(driver, '[aria-label="Delete workspace condemned"]')
+        assert "Its 1 user(s) and 1 key(s) go with it" in said and "secrets" in said, said
+        doomed_row = f'tr[data-workspace="{doomed["id"]}"]'
+        wait_for(
+            lambda: (
+                driver.execute_script("return location.hash") == "#/entities"
+                and drawn_without(driver, "#workspaces", doomed_row)
+            ),
+            what="the list without it",
+        )
+        wait_ready(driver, "entities")
+        assert httpx.get(f"{server.url}/admin/v1/workspaces/{doomed['id']}", headers=admin).status_code == 404
+        with pytest.raises(openai.AuthenticationError):
+            openai.OpenAI(base_url=f"{server.url}/v1", api_key=doomed_key, max_retries=0).chat.completions.create(
+                model="mh/mock-gpt", max_tokens=5, messages=[{"role": "user", "content": "x"}]
+            )
+
+        # More than a page (100) of rows: the lists follow next_cursor.
+        bulk = httpx.post(f"{server.url}/admin/v1/orgs/{org}/workspaces", json={"name": "bulk"}, headers=admin).json()
+        with httpx.Client(base_url=f"{server.url}/admin/v1", headers=admin) as seeder:
+            for n in range(130):
+                assert seeder.post(f"/workspaces/{bulk['id']}/users", json={"name": f"u{n:03}"}).status_code == 201
+        go(driver, f"#/entities?ws={bulk['id']}")
+        listed = [r.text.split()[0] for r in driver.find_elements("css selector", "#users tr[data-user]")]
+        assert listed == [f"u{n:03}" for n in range(130)]
+        # 250 events (as the gateway's record writer writes them): the newest 200, then "Load more".
+        now = datetime.now(UTC)
+        seeded = [
+            {"id": f"ev_bulk_{n:03}", "at": (now - timedelta(seconds=n)).isoformat(), "org_id": org}
+            | {"workspace_id": bulk["id"], "user_id": None, "key_id": None, "request_id": f"req-{n}"}
+            | {"trace_id": None, "run_id": None, "policy": "redaction", "action": "monitor", "direction": "request"}
+            | {"entity": "IBAN", "count": 1, "detail": "{}"}
+            for n in range(250)
+        ]
+        asyncio.run(_insert_events(tmp_path, seeded))
+        go(driver, f"#/events?entity=IBAN&workspace={bulk['id']}")
+        shown_events = "return [...document.querySelectorAll('#events tr[data-event]')].map((r) => r.dataset.event);"
+        assert driver.execute_script(shown_events) == [e["id"] for e in seeded[:200]]
+        driver.find_element("id", "events-more").click()
+        wait_for(lambda: len(driver.execute_script(shown_events)) == 250, what="the next page of events")
+        assert driver.execute_script(shown_events) == [e["id"] for e in seeded]
+        assert not driver.find_elements("id", "events-more")  # the last page
 
         # A provider secret: listed by provider and time, its value never shown again.
         go(driver, f"#/secrets?scope=workspace:{ws}")
@@ -261,7 +499,7 @@ def test_an_admin_walks_through_the_console(gw: tuple[Server, dict[str, Any]], t
         wait_for(lambda: driver.find_elements("css selector", '#secrets tr[data-secret="anthropic"]'), what="2nd")
         driver.find_element("css selector", '[aria-label="Delete the anthropic secret"]').click()
         driver.switch_to.alert.accept()
-        wait_for(lambda: not driver.find_elements("css selector", '#secrets tr[data-secret="anthropic"]'), what="gone")
+        wait_for(lambda: drawn_without(driver, "#secrets", 'tr[data-secret="anthropic"]'), what="gone")
         assert [s["provider"] for s in api(f"/workspaces/{ws}/secrets")["data"]] == ["openai"]
 
         # The policy editor: a field error (422) and a lock's refusal (409) land beside what they name;
@@ -303,6 +541,16 @@ def test_an_admin_walks_through_the_console(gw: tuple[Server, dict[str, Any]], t
         effective = driver.find_element("id", "effective").text
         assert "workspace research" in effective and "US_SSN" in effective
         assert not driver.find_elements("css selector", ".field-error")
+        # The key's own policy, removed (DELETE) after a confirmation: the levels above still apply.
+        own = {"redaction": [{"entities": ["EMAIL"], "action": "monitor"}]}
+        assert httpx.put(f"{server.url}/admin/v1/keys/{key_id}/policy", json=own, headers=admin).status_code == 200
+        go(driver, f"#/policies?level=key&id={key_id}")
+        assert len(driver.find_elements("css selector", "#rules-editor .rule-row")) == 1
+        said = confirm(driver, "#clear-policy")
+        assert "key policy of notebook" in said and "above it still apply" in said, said
+        wait_for(lambda: api(f"/keys/{key_id}/policy")["redaction"] == [], what="the policy removed")
+        wait_for(lambda: "workspace research" in text_of(driver, "#effective"), what="the page drawn again")
+        assert not driver.find_elements("css selector", "#rules-editor .rule-row")
 
         # Calls until the cap refuses (402); each carries an email the gateway redacts.
         refused = None
@@ -395,7 +643,7 @@ def test_an_admin_walks_through_the_console(gw: tuple[Server, dict[str, Any]], t
         go(driver, f"#/entities?ws={ws}")
         driver.find_element("css selector", '[aria-label="Revoke key notebook"]').click()
         driver.switch_to.alert.accept()
-        wait_for(lambda: "revoked" in driver.find_element("css selector", f'#keys tr[data-key="{key_id}"]').text)
+        wait_for(lambda: "revoked" in text_of(driver, f'#keys tr[data-key="{key_id}"]'))
         with pytest.raises(openai.AuthenticationError):
             client.chat.completions.create(
                 model="mh/mock-gpt", max_tokens=5, messages=[{"role": "user", "content": "x"}]
@@ -412,6 +660,8 @@ def test_an_admin_walks_through_the_console(gw: tuple[Server, dict[str, Any]], t
             assert action in actions, (action, actions)
         assert "policy.set" in actions
         assert "admin token admin" in driver.find_element("id", "audit").text  # the token by its name
+        chain = driver.find_element("id", "chain")
+        assert chain.get_attribute("data-ok") == "true" and "Chain intact" in chain.text, chain.text
         check_layout(driver, "audit")
         filt = driver.find_element("id", "audit-action")
         filt.send_keys("key.")
@@ -430,20 +680,91 @@ def test_an_admin_walks_through_the_console(gw: tuple[Server, dict[str, Any]], t
         )
         assert outline[0] in ("A", "INPUT", "BUTTON", "SELECT") and outline[1] != "none", outline
 
-        # Sign out: the token is gone from the tab. A workspace token sees its workspace only.
+        # Admin tokens: a viewer with an expiry, made in the form and shown once; another revoked.
+        go(driver, "#/tokens")
+        expires = (datetime.now(UTC) + timedelta(days=30)).replace(second=0, microsecond=0)
+        field = driver.find_element("css selector", "#create-token [name=expires_at]")
+        driver.execute_script("arguments[0].value = arguments[1];", field, expires.strftime("%Y-%m-%dT%H:%M"))
+        submit(driver, "create-token", {"role": "viewer (reads only)", "name": "auditor"})
+        made_el = wait_for(lambda: driver.find_elements("id", "new-token"), what="the token shown once")[0]
+        viewer_token, viewer_id = made_el.text, made_el.get_attribute("data-token-id")
+        assert viewer_token.startswith("sga-")
+        listed = {t["id"]: t for t in api(f"/orgs/{org}/admin-tokens")["data"]}
+        assert listed[viewer_id]["role"] == "viewer"
+        assert datetime.fromisoformat(listed[viewer_id]["expires_at"]) == expires
+        row = driver.find_element("css selector", f'#admin-tokens tr[data-token="{viewer_id}"]').text
+        assert "viewer" in row and expires.strftime("%Y-%m-%d %H:%M") in row and "never" in row  # not used yet
+        hide_values(driver, viewer_token)
+        check_layout(driver, "tokens")
+        temp = httpx.post(f"{server.url}/admin/v1/orgs/{org}/admin-tokens", json={"name": "temp"}, headers=admin)
+        go(driver, "#/tokens")
+        confirm(driver, '[aria-label="Revoke admin token temp"]')
+        temp_row = f'#admin-tokens tr[data-token="{temp.json()["id"]}"]'
+        wait_for(lambda: "revoked" in text_of(driver, temp_row), what="the revoked token")
+        assert api(f"/orgs/{org}/admin-tokens?limit=1000")["data"][-1]["revoked_at"] is not None
+        assert (
+            httpx.get(
+                f"{server.url}/admin/v1/whoami", headers={"authorization": f"Bearer {temp.json()['token']}"}
+            ).status_code
+            == 401
+        )
+
+        # Sign out: the token is gone from the tab.
         driver.find_element("id", "signout").click()
         wait_ready(driver, "signin")
         assert driver.execute_script("return sessionStorage.length") == 0
+
+        # A viewer: every page reads (spend, events, audit) and no page offers a change; the API refuses one.
+        submit(driver, "login", {"token": viewer_token})
+        wait_ready(driver, "overview")
+        assert driver.find_element("id", "scope").text == "scope: organization acme · role: viewer"
+        for page in (
+            "#/overview",
+            "#/entities",
+            f"#/entities?ws={ws}",
+            f"#/secrets?scope=workspace:{ws}",
+            f"#/secrets?scope=org:{org}",
+            f"#/policies?level=org&id={org}",
+            f"#/policies?level=key&id={key_id}",
+            f"#/try?key={key_id}",
+            "#/spend?range=today&group=key",
+            "#/events",
+            "#/audit",
+            "#/tokens",
+        ):
+            go(driver, page)
+            assert change_controls(driver) == [], page
+            if page == f"#/entities?ws={ws}":
+                assert "notebook" in driver.find_element("id", "keys").text
+                check_layout(driver, "viewer")
+        go(driver, "#/overview")
+        assert int(driver.find_element("id", "spend-month").get_attribute("data-nusd")) > 0
+        go(driver, "#/events")
+        assert driver.find_elements("css selector", "#events tr[data-event]")
+        go(driver, "#/audit")
+        assert driver.find_elements("css selector", "#audit tr[data-action]")
+        assert driver.find_element("id", "chain").get_attribute("data-ok") == "true"
+        refused_change = httpx.post(
+            f"{server.url}/admin/v1/orgs/{org}/workspaces",
+            json={"name": "nope"},
+            headers={"authorization": f"Bearer {viewer_token}"},
+        )
+        assert refused_change.status_code == 403 and refused_change.json()["error"]["code"] == "forbidden"
+        driver.find_element("id", "signout").click()
+        wait_ready(driver, "signin")
+
+        # A workspace token sees its workspace only.
         made = httpx.post(
             f"{server.url}/admin/v1/orgs/{org}/admin-tokens", json={"name": "ws", "workspace_id": ws}, headers=admin
         )
         submit(driver, "login", {"token": made.json()["token"]})
         wait_ready(driver, "overview")
         assert driver.find_element("id", "scope").text.startswith("scope: workspace research")
-        assert [c.get_attribute("data-cap") for c in driver.find_elements("css selector", "#caps tr[data-cap]")] == [
-            f"workspace:{ws}:day",
-            f"org:{org}:month",
-        ]
+        caps = "return [...document.querySelectorAll('#caps tr[data-cap]')].map((c) => c.dataset.cap);"
+        wait_for(
+            lambda: driver.execute_script(caps) == [f"workspace:{ws}:day", f"org:{org}:month"],
+            what=f"the workspace token's caps (drawn: {driver.execute_script(caps)})",
+        )
         go(driver, "#/entities")
         assert not driver.find_elements("id", "create-workspace") and driver.find_elements("id", "create-key")
         go(driver, "#/audit")

@@ -15,13 +15,13 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from tests.unit.control.pg import control_settings, pg_database  # noqa: F401  (fixtures)
 
 from sluicegate.config import RedactionSettings, Settings
 from sluicegate.control.admin_api import ENDPOINTS, AdminApi, Endpoint
 from sluicegate.control.audit import Actor
-from sluicegate.control.models import admin_tokens, metadata, workspaces
+from sluicegate.control.models import admin_tokens, audit_log, metadata, workspaces
 from sluicegate.control.schemas import KeyIn, PolicyIn, SecretIn
 from sluicegate.control.settings import ControlSettings
 from sluicegate.control.store import ControlStore
@@ -643,3 +643,41 @@ async def test_roles_and_expiry_of_admin_tokens(world: World) -> None:
     _, old = await world.store.create_admin_token(ACTOR, org, None, "old", "admin", "2001-01-01T00:00:00+00:00")
     expired = await world.client.get("/admin/v1/whoami", headers={"authorization": f"Bearer {old}"})
     assert expired.status_code == 401 and expired.json()["error"]["message"] == "the admin token has expired"
+
+
+# ── the audit chain's verdict ────────────────────────────────────────────────────────────────────
+
+
+async def test_the_audit_chain_verdict_is_told_to_every_reader_of_an_orgs_audit_without_rows(world: World) -> None:
+    def bearer(name: str) -> dict[str, str]:
+        return {"authorization": f"Bearer {world.tokens[name]}"}
+
+    org_a = world.ids["org_id"]
+    org_b = (await world.client.get("/admin/v1/whoami", headers=bearer("org_b_viewer"))).json()["org_id"]
+    rows = len(await world.store.audit_rows(None, 0, 10_000))
+    for name, org in (("operator", org_a), ("org_a", org_a), ("org_a_viewer", org_a), ("org_b_viewer", org_b)):
+        got = await world.client.get(f"/admin/v1/orgs/{org}/audit/verify", headers=bearer(name))
+        assert got.status_code == 200 and got.json() == {"ok": True, "rows": rows}, (name, got.text)
+    # Another organization's, or a workspace token's: not its to ask.
+    assert (await world.client.get(f"/admin/v1/orgs/{org_a}/audit/verify", headers=bearer("org_b"))).status_code == 404
+    assert (await world.client.get(f"/admin/v1/orgs/{org_a}/audit/verify", headers=bearer("ws_a1"))).status_code == 403
+
+    # A row of organization a edited in the database: b's viewer learns where the chain breaks, not what the row holds.
+    async with world.store.engine.begin() as conn:
+        await conn.execute(update(audit_log).where(audit_log.c.seq == 3).values(target="org/forged-target"))
+    got = (await world.client.get(f"/admin/v1/orgs/{org_b}/audit/verify", headers=bearer("org_b_viewer"))).json()
+    assert got["ok"] is False and got["first_bad_seq"] == 3 and "HMAC does not match" in got["reason"], got
+    assert set(got) == {"ok", "rows", "first_bad_seq", "reason"} and "forged-target" not in str(got)
+    assert org_a not in str(got)
+
+
+async def test_the_audit_chain_verdict_names_no_anchor_file(world: World) -> None:
+    path, _ = world.store.settings.audit_anchor_path()
+    assert path is not None
+    await world.api.close()  # the denials settled and anchored
+    with path.open("a") as anchors:
+        anchors.write('{"seq": 1, "not": "an anchor"}\n')
+    headers = {"authorization": f"Bearer {world.tokens['org_a_viewer']}"}
+    got = (await world.client.get(f"/admin/v1/orgs/{world.ids['org_id']}/audit/verify", headers=headers)).json()
+    assert got["ok"] is False and got["reason"].startswith("anchor line "), got
+    assert str(path) not in str(got) and path.name not in str(got)

@@ -464,7 +464,7 @@ def test_a_person_signs_in_with_a_real_browser(mock_server: Server, tmp_path: Pa
     between: the sign-in cookie survives the cross-site return, the session cookie is HttpOnly and
     SameSite=Strict, and the page's own fetches use it (a change with the CSRF token only)."""
     from tests.conftest import PYTHON, gateway_config
-    from tests.integration.test_console import browser
+    from tests.integration.test_console import browser, go, submit, text_of, wait_ready
     from tests.integration.test_control_gateway import _env, _seed
     from tests.unit.control.pg import MASTER_KEY
 
@@ -501,13 +501,20 @@ org_id = "{seed["org"]["id"]}"
     ):
         from selenium.webdriver.support.ui import WebDriverWait
 
-        driver.get(gw_url + "/admin/ui/sso/login")
+        # The console's sign-in page offers single sign-on (the session endpoint answers 401, not 404).
+        driver.get(gw_url + "/admin/ui")
+        wait_ready(driver, "signin")
+        link = driver.find_element("id", "sso-login")
+        assert link.text == "Sign in with single sign-on"
+        assert link.get_attribute("href") == gw_url + "/admin/ui/sso/login"
+        link.click()
         WebDriverWait(driver, 20).until(lambda d: d.find_elements("name", "login"))
         assert driver.current_url.startswith(issuer)
         driver.find_element("name", "login").send_keys("alice")
         driver.find_element("name", "password").send_keys("any")
         driver.find_element("css selector", "button[type=submit]").click()
-        WebDriverWait(driver, 20).until(lambda d: d.current_url == gw_url + "/admin/ui")
+        # back at the console (which then moves to its first page, #/overview)
+        WebDriverWait(driver, 20).until(lambda d: d.current_url.split("#")[0] == gw_url + "/admin/ui")
         (cookie,) = [c for c in driver.get_cookies() if c["name"] == "sg_session"]
         assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/admin"
         assert driver.execute_script("return document.cookie").find("sg_session") == -1  # not readable by script
@@ -526,6 +533,31 @@ org_id = "{seed["org"]["id"]}"
         subject, bare, ok = driver.execute_async_script(call)
         assert subject == f"sso/localhost:{op_port}/alice"
         assert (bare, ok) == (403, 201)  # the browser sends Origin itself; the CSRF token is the page's
+
+        # The console is signed in by the cookie alone (no token in the tab), and its changes carry the
+        # session's CSRF token: a workspace made in its form is in the audit log under the person's name.
+        wait_ready(driver, "overview")
+        assert driver.execute_script("return sessionStorage.getItem('sluicegate-admin-token')") is None
+        assert driver.find_element("id", "scope").text == "scope: organization acme · role: admin"
+        assert driver.find_element("id", "subject").text == "signed in as alice@example.test"
+        go(driver, "#/entities")
+        submit(driver, "create-workspace", {"name": "made-by-sso"})
+        WebDriverWait(driver, 20).until(lambda d: "?ws=" in d.current_url)
+        admin = {"authorization": f"Bearer {seed['token']}"}
+        spaces = httpx.get(f"{gw_url}/admin/v1/orgs/{seed['org']['id']}/workspaces", headers=admin).json()["data"]
+        assert "made-by-sso" in [w["name"] for w in spaces]
+        go(driver, "#/audit")
+        made = driver.find_element("css selector", '#audit tr[data-action="workspace.create"]').text
+        assert subject in made and "made-by-sso" in made
+        assert driver.find_element("id", "chain").get_attribute("data-ok") == "true"
+        # Sign out ends the session on the gateway (POST /admin/ui/sso/logout), and the page offers sign-in again.
+        driver.find_element("id", "signout").click()
+        wait_ready(driver, "signin")
+        assert driver.find_elements("id", "sso-login") and "Signed out" in text_of(driver, "#login")
+        gone = driver.execute_async_script(
+            "const done = arguments[0]; fetch('/admin/ui/sso/session').then((r) => done(r.status), (e) => done(0));"
+        )
+        assert gone == 401
 
 
 async def test_a_flood_of_sign_in_starts_does_not_lock_people_out(world: World) -> None:

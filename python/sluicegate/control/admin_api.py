@@ -21,6 +21,7 @@ import base64
 import binascii
 import logging
 import os
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -509,7 +510,6 @@ def _secret_handlers(level: str, param: str) -> tuple[Handler, Handler, Handler]
 
 
 def _provider(value: str) -> str:
-    import re
 
     if not re.fullmatch(PROVIDER_PATTERN, value):
         raise ApiError(422, "validation_error", "invalid path", [_field("provider", "must match " + PROVIDER_PATTERN)])
@@ -522,6 +522,24 @@ async def list_audit(ctx: Ctx) -> Response:
     # `after_seq` (a seq seen before) still works; a cursor carries the same thing.
     after = cursor[0] if cursor is not None else _int_query(ctx.request, "after_seq", 0, 0, 2**62)
     return _paged(audit_log, await ctx.store.audit_page(org["id"], after, limit))
+
+
+_ANCHOR_REASON = re.compile(r"anchor .* line (\d+ \(row \d+\): .*)", re.S)
+
+
+async def verify_audit(ctx: Ctx) -> Response:
+    """The verdict on the whole chain (it is one chain for every organization): any token that may
+    read this organization's audit log may ask; the answer holds no row of any organization, and a
+    reason that names an anchor file names none of its paths."""
+    await org_of(ctx, ctx.params["org_id"])
+    result = await ctx.store.verify_audit()
+    body: dict[str, Any] = {"ok": result.ok, "rows": result.rows}
+    if not result.ok:
+        # `anchor <path> line <n> (row <seq>): why`: the anchor file's path is the operator's, not told.
+        anchor = _ANCHOR_REASON.fullmatch(result.reason)
+        reason = f"anchor line {anchor.group(1)}" if anchor is not None else result.reason
+        body |= {"first_bad_seq": result.broken_seq, "reason": reason}
+    return json_response(body)
 
 
 _EVENT_FILTERS = {"policy": "policy", "action": "action", "entity": "entity", "trace_id": "trace_id"}
@@ -891,6 +909,13 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("DELETE", "/orgs/{org_id}/secrets/{provider}", org_secret_del, "Delete an org default", None, 204, True),
     Endpoint(
         "GET", "/orgs/{org_id}/audit", list_audit, "The organization's audit log", query=_PAGE, response=res.AuditList
+    ),
+    Endpoint(
+        "GET",
+        "/orgs/{org_id}/audit/verify",
+        verify_audit,
+        "Whether the audit chain holds (the whole chain's verdict, no rows)",
+        response=res.AuditVerdict,
     ),
     Endpoint(
         "GET",

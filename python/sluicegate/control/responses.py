@@ -371,3 +371,14 @@ class AuditRow(_Out):
 
 class AuditList(_Page):
     data: list[AuditRow]
+
+
+class AuditVerdict(_Out):
+    """The whole audit chain's check (every organization's rows, as `sluicegate audit verify` runs
+    it), told without any row's content: whether it holds, how many rows it has, and where and why
+    it first fails."""
+
+    ok: bool
+    rows: int = Field(description="rows in the whole chain (all organizations)")
+    first_bad_seq: int | None = Field(None, description="the first row at fault (present when not ok)")
+    reason: str | None = Field(None, description="why (seqs and kinds only, never a diff; present when not ok)")

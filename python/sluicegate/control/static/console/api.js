@@ -1,10 +1,29 @@
 // The admin API client and the small DOM helpers every page uses. The admin token lives in
-// sessionStorage only: never in a URL, a cookie or the page.
+// sessionStorage only: never in a URL, a cookie or the page. Signed in with single sign-on, the
+// page holds no token: the browser sends the HttpOnly session cookie, and every change carries the
+// session's CSRF token (kept in this module's memory only).
 const TOKEN = "sluicegate-admin-token";
 
 export const getToken = () => sessionStorage.getItem(TOKEN);
 export const setToken = (token) => sessionStorage.setItem(TOKEN, token);
 export const dropToken = () => sessionStorage.removeItem(TOKEN);
+
+let csrf = null;  // the single sign-on session's CSRF token, when signed in by the cookie
+export const setSession = (token) => { csrf = token; };
+export const inSession = () => csrf !== null && !getToken();
+
+// The single sign-on session: {status: 200, me} signed in; 401 SSO is configured but there is no
+// session; 404 the gateway has no single sign-on.
+export async function ssoSession() {
+  const r = await fetch("/admin/ui/sso/session", { cache: "no-store", credentials: "same-origin" });
+  return { status: r.status, me: r.ok ? await r.json() : null };
+}
+
+export async function ssoLogout() {
+  const r = await fetch("/admin/ui/sso/logout", { method: "POST", credentials: "same-origin", headers: { "x-csrf-token": csrf || "" } });
+  csrf = null;
+  return r.status;
+}
 
 export class ApiError extends Error {
   constructor(status, error) {
@@ -16,8 +35,11 @@ export class ApiError extends Error {
 }
 
 export async function api(method, path, body) {
-  const headers = { authorization: "Bearer " + getToken() };
-  const init = { method, headers, cache: "no-store" };
+  const token = getToken();
+  const headers = {};
+  if (token) headers.authorization = "Bearer " + token;
+  else if (csrf !== null && method !== "GET") headers["x-csrf-token"] = csrf;
+  const init = { method, headers, cache: "no-store", credentials: "same-origin" };
   if (body !== undefined) {
     headers["content-type"] = "application/json";
     init.body = JSON.stringify(body);

@@ -18,11 +18,12 @@ function createForm(id, label, fields, submit) {
   return form;
 }
 
-// The edit row of an entity (PATCH name, description, tags) and its delete button.
-function editControls(ctx, path, row, what, done) {
+// The edit row of an entity (PATCH name, description, tags) and its delete button, whose
+// confirmation names what goes with the entity (`goes`: a function answering that sentence).
+function editControls(ctx, path, row, what, done, goes = null) {
   if (!ctx.canWrite) return [];
   const edit = h("button", { type: "button", class: "secondary", "aria-label": `Edit ${what} ${row.name}` }, "Edit");
-  const del = h("button", { type: "button", class: "danger", "aria-label": `Delete ${what} ${row.name}` }, "Delete");
+  const del = goes ? h("button", { type: "button", class: "danger", "aria-label": `Delete ${what} ${row.name}` }, "Delete") : null;
   edit.addEventListener("click", () => {
     const form = createForm(null, "Save", [
       field("Name", h("input", { name: "name", value: row.name, required: true, dataset: { loc: "name" } })),
@@ -35,9 +36,13 @@ function editControls(ctx, path, row, what, done) {
     edit.closest("td").append(form);
     form.querySelector("input").focus();
   });
+  if (!del) return [edit];
   del.addEventListener("click", async () => {
-    if (!confirm(`Delete ${what} ${row.name}?`)) return;
-    try { await api("DELETE", path); await done(); } catch (err) { del.after(h("span", { class: "bad" }, errorText(err))); }
+    try {
+      if (!confirm(`Delete ${what} ${row.name}? ${await goes()}`)) return;
+      await api("DELETE", path);
+      await done(true);
+    } catch (err) { del.after(h("span", { class: "bad" }, errorText(err))); }
   });
   return [edit, " ", del];
 }
@@ -62,17 +67,23 @@ export function shownOnce(key, row, extra = "") {
     snippets(key));
 }
 
-export async function render(view, ctx, opts = {}) {
+export async function render(view, ctx) {
+  await ctx.reload();  // the lists as they are now (another admin, or a script, may have changed them)
   const params = new URLSearchParams(location.hash.split("?")[1] || "");
   const wsId = params.get("ws") || (ctx.workspaces[0] && ctx.workspaces[0].id);
-  const refresh = async () => { await ctx.reload(); view.replaceChildren(); await render(view, ctx); };
+  const refresh = async (deleted) => {
+    if (deleted === true && location.hash !== "#/entities") { location.hash = "#/entities"; return; }  // what was shown may be gone
+    view.replaceChildren();
+    await render(view, ctx);
+  };
   view.append(h("h1", {}, "Organization"));
   const org = ctx.orgs.find((o) => o.id === ctx.orgId);
   if (!ctx.who.workspace_id) {
     const orgCard = h("div", { class: "card" }, h("h2", {}, "Organizations"));
     orgCard.append(table(["name", "description", "tags", "created", ""], ctx.orgs.map((o) =>
       h("tr", { dataset: { org: o.id } }, h("td", {}, o.name), h("td", {}, o.description || ""), h("td", {}, (o.tags || []).join(", ")), h("td", {}, when(o.created_at)),
-        h("td", {}, editControls(ctx, `/orgs/${o.id}`, o, "organization", refresh))))));
+        h("td", {}, editControls(ctx, `/orgs/${o.id}`, o, "organization", refresh,
+          ctx.who.org_id ? null : async () => "Only an organization without workspaces can be deleted; its admin tokens, secrets and policy go with it."))))));
     if (ctx.canWrite && !ctx.who.org_id) {
       orgCard.append(createForm("create-org", "Create organization", [field("Organization name", h("input", { name: "name", required: true, dataset: { loc: "name" } }))],
         async (data) => { const o = await api("POST", "/orgs", { name: data.get("name") }); sessionStorage.setItem("sluicegate-org", o.id); await refresh(); }));
@@ -82,7 +93,10 @@ export async function render(view, ctx, opts = {}) {
   const wsCard = h("div", { class: "card" }, h("h2", {}, `Workspaces${org ? " of " + org.name : ""}`));
   wsCard.append(table(["name", "description", "tags", "created", ""], ctx.workspaces.map((w) =>
     h("tr", { dataset: { workspace: w.id } }, h("td", {}, h("a", { href: `#/entities?ws=${w.id}` }, w.name)), h("td", {}, w.description || ""), h("td", {}, (w.tags || []).join(", ")), h("td", {}, when(w.created_at)),
-      h("td", {}, editControls(ctx, `/workspaces/${w.id}`, w, "workspace", refresh)))), { id: "workspaces" }));
+      h("td", {}, editControls(ctx, `/workspaces/${w.id}`, w, "workspace", refresh, ctx.who.workspace_id ? null : async () => {
+        const [u, k] = await Promise.all([all(`/workspaces/${w.id}/users`), all(`/workspaces/${w.id}/keys`)]);
+        return `Its ${u.length} user(s) and ${k.length} key(s) go with it (the keys stop working at once), and so do its workspace admin tokens, provider secrets and policies. Its events and spend records are kept.`;
+      })))), { id: "workspaces" }));
   if (ctx.canWrite && !ctx.who.workspace_id && ctx.orgId) {
     wsCard.append(createForm("create-workspace", "Create workspace", [
       field("Workspace name", h("input", { name: "name", required: true, dataset: { loc: "name" } })),
@@ -103,7 +117,10 @@ export async function render(view, ctx, opts = {}) {
   const usersCard = h("div", { class: "card" }, h("h2", {}, `Users of ${ws ? ws.name : wsId}`));
   usersCard.append(table(["name", "description", "tags", "created", ""], users.map((u) =>
     h("tr", { dataset: { user: u.id } }, h("td", {}, u.name), h("td", {}, u.description || ""), h("td", {}, (u.tags || []).join(", ")), h("td", {}, when(u.created_at)),
-      h("td", {}, editControls(ctx, `/users/${u.id}`, u, "user", again)))), { id: "users" }));
+      h("td", {}, editControls(ctx, `/users/${u.id}`, u, "user", again, async () => {
+        const owned = keys.filter((k) => k.user_id === u.id && !k.revoked_at).length;
+        return `Its ${owned} active key(s) are revoked at once (and kept, naming no user), and its policy goes with it.`;
+      })))), { id: "users" }));
   if (ctx.canWrite) {
     usersCard.append(createForm("create-user", "Create user", [field("User name", h("input", { name: "name", required: true, dataset: { loc: "name" } }))],
       async (data) => { await api("POST", `/workspaces/${wsId}/users`, { name: data.get("name") }); await again(); }));
@@ -112,25 +129,32 @@ export async function render(view, ctx, opts = {}) {
   const keysCard = h("div", { class: "card" }, h("h2", {}, `Keys of ${ws ? ws.name : wsId}`));
   const keyRow = (k) => {
     const actions = [];
-    if (ctx.canWrite && !k.revoked_at) {
+    const expired = k.expires_at && Date.parse(k.expires_at) <= Date.now();
+    if (ctx.canWrite && !k.revoked_at && !expired) {
       const revoke = h("button", { type: "button", class: "danger", "aria-label": `Revoke key ${k.name}` }, "Revoke");
       revoke.addEventListener("click", async () => {
         if (!confirm(`Revoke key ${k.name}? Calls with it stop at once.`)) return;
         await api("POST", `/keys/${k.id}/revoke`); await again();
       });
-      const overlap = h("input", { name: "overlap_s", type: "number", min: 0, max: 2592000, value: 86400, dataset: { loc: "overlap_s" } });
-      const rotate = createForm(null, "Rotate", [field(`Overlap of ${k.name}'s old value (s)`, overlap)], async () => {
+      const overlap = h("input", { name: "overlap_s", type: "number", min: 0, max: 2592000, value: 86400, size: 8, dataset: { loc: "overlap_s" } });
+      const rotate = createForm(`rotate-${k.id}`, "Rotate", [field(`Overlap of ${k.name}'s old value (s)`, overlap)], async () => {
         const made = await api("POST", `/keys/${k.id}/rotate`, { overlap_s: Number(overlap.value) });
-        shown.replaceChildren(shownOnce(made.key, made, `The old key works until ${when(made.old_key_expires_at)}.`));
-        shown.scrollIntoView();
+        await again();
+        const until = `The old key (${k.prefix || k.name}…) keeps working until ${when(made.old_key_expires_at)} UTC, then stops.`;
+        const box = shownOnce(made.key, made, until);
+        box.dataset.replaces = made.replaces;
+        box.dataset.oldKeyExpiresAt = made.old_key_expires_at;
+        view.querySelector("#shown").replaceChildren(box);
+        view.querySelector("#copy-key").focus();
       });
-      actions.push(revoke, rotate, editControls(ctx, `/keys/${k.id}`, k, "key", again));
+      actions.push(revoke, rotate);
     }
-    return h("tr", { dataset: { key: k.id } }, h("td", {}, k.name), h("td", {}, h("code", {}, k.prefix || "")), h("td", {}, userName.get(k.user_id) || ""),
-      h("td", {}, when(k.created_at)), h("td", {}, when(k.last_used_at)), h("td", {}, k.revoked_at ? `revoked ${when(k.revoked_at)}` : k.expires_at ? `expires ${when(k.expires_at)}` : "active"),
+    actions.push(editControls(ctx, `/keys/${k.id}`, k, "key", again, async () => "It stops working at once, and its own policy goes with it. Its events and spend records are kept."));
+    return h("tr", { dataset: { key: k.id } }, h("td", {}, k.name), h("td", {}, k.description || ""), h("td", {}, (k.tags || []).join(", ")), h("td", {}, h("code", {}, k.prefix || "")), h("td", {}, userName.get(k.user_id) || ""),
+      h("td", {}, when(k.created_at)), h("td", {}, when(k.last_used_at)), h("td", {}, k.revoked_at ? `revoked ${when(k.revoked_at)}` : expired ? `expired ${when(k.expires_at)}` : k.expires_at ? `expires ${when(k.expires_at)}` : "active"),
       h("td", {}, h("a", { href: `#/policies?level=key&id=${k.id}` }, "policy")), h("td", {}, actions));
   };
-  keysCard.append(table(["name", "prefix", "user", "created", "last used", "state", "", ""], keys.map(keyRow), { id: "keys" }));
+  keysCard.append(table(["name", "description", "tags", "prefix", "user", "created", "last used", "state", "", ""], keys.map(keyRow), { id: "keys" }));
   if (ctx.canWrite) {
     keysCard.append(createForm("create-key", "Create key", [
       field("Key name", h("input", { name: "name", required: true, dataset: { loc: "name" } })),

@@ -29,11 +29,12 @@ export async function render(view, ctx) {
     for (const [k, v] of new FormData(form)) if (v) q.set(k, v);
     location.hash = "#/events?" + q.toString();
   });
-  const q = new URLSearchParams({ limit: "500" });
+  const q = new URLSearchParams({ limit: "200" });
   for (const name of ["policy", "action", "entity", "workspace", "key", "trace_id"]) if (get_(name)) q.set(name, get_(name));
   const days = { "1d": 1, "7d": 7, "30d": 30 }[span];
   if (days) q.set("since", new Date(Date.now() - days * 86400000).toISOString());
-  const rows = (await get(`${scopeBase(ctx)}/events?${q}`)).data;
+  const first = await get(`${scopeBase(ctx)}/events?${q}`);
+  const rows = first.data;
   view.append(h("h1", {}, "Events"), form);
   const group = get_("group");
   const head = ["when", "policy", "action", "type", "count", "workspace", "key", "trace"];
@@ -50,5 +51,25 @@ export async function render(view, ctx) {
         h("tr", { dataset: { groupKey: k } }, h("td", {}, group === "entity" ? k : nameOf(ctx, k) || "(none)"), h("td", { class: "num" }, list.length),
           h("td", { class: "num" }, list.reduce((s, e) => s + e.count, 0)), h("td", {}, [...new Set(list.map((e) => e.action))].join(", ")))), { id: "event-groups" })));
   }
-  view.append(h("div", { class: "card" }, h("h2", {}, `${rows.length} event(s), newest first`), table(head, rows.map((e) => eventRow(ctx, e)), { id: "events" })));
+  const list = table(head, rows.map((e) => eventRow(ctx, e)), { id: "events" });
+  const title = h("h2", {}, `${rows.length} event(s), newest first${first.has_more ? " (more below)" : ""}`);
+  const card = h("div", { class: "card" }, title, list);
+  let cursor = first.has_more ? first.next_cursor : null;
+  if (cursor) {
+    // The next page of the same query (the API's cursor), appended below.
+    const more = h("button", { type: "button", id: "events-more", class: "secondary" }, "Load more");
+    more.addEventListener("click", async () => {
+      more.disabled = true;
+      const next = new URLSearchParams(q);
+      next.set("cursor", cursor);
+      const page = await get(`${scopeBase(ctx)}/events?${next}`);
+      rows.push(...page.data);
+      list.querySelector("tbody").append(...page.data.map((e) => eventRow(ctx, e)));
+      cursor = page.has_more ? page.next_cursor : null;
+      title.textContent = `${rows.length} event(s), newest first${cursor ? " (more below)" : ""}`;
+      if (cursor) more.disabled = false; else more.remove();
+    });
+    card.append(h("div", { class: "row" }, more));
+  }
+  view.append(card);
 }

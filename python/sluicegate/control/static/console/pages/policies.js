@@ -125,8 +125,8 @@ export async function render(view, ctx) {
     patterns.append(h("button", { type: "button", class: "secondary", id: "add-pattern", onclick: (ev) => ev.target.before(patternRow()) }, "Add pattern"));
     form.append(h("div", { class: "row" }, h("button", { type: "submit", id: "save-policy" }, "Save policy"),
       h("button", { type: "button", class: "danger", id: "clear-policy", onclick: async () => {
-        if (!confirm("Remove this policy?")) return;
-        try { await api("DELETE", path); location.reload(); } catch (err) { showFieldErrors(form, err); }
+        if (!confirm(`Remove the ${level} policy of ${nameOf(ctx, id)}? Its caps, rules and patterns go; the policies above it still apply.`)) return;
+        try { await api("DELETE", path); view.replaceChildren(); await render(view, ctx); } catch (err) { showFieldErrors(form, err); }
       } }, "Remove policy")));
   } else {
     form.querySelectorAll("input, select").forEach((c) => { c.disabled = true; });
