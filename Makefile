@@ -90,6 +90,10 @@ FUTURE_TESTS := tests/core/test_buckets.py tests/unit/spend tests/unit/control t
 FUTURE ?= +10y
 FAKETIME_LIB := /usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1
 
+.PHONY: screenshots ## the console's pictures in docs/console/, from its browser test
+screenshots: build test-tools
+	SLUICEGATE_CONSOLE_SHOTS=$(CURDIR)/docs/console $(BIN)/python -m pytest -q tests/integration/test_console.py
+
 .PHONY: test-future ## the date-dependent tests with the clock moved by FUTURE (default +10y)
 test-future: build test-tools
 	@test -e $(FAKETIME_LIB) || { echo "libfaketime is missing (apt-get install libfaketime)"; exit 1; }

@@ -3,7 +3,7 @@ control plane: one browser session walks every flow the admin API supports (sign
 key used with the openai SDK, a secret, a cap set in the policy editor and hit, events with their
 run links, the redaction try box, spend and its CSV, the audit log), checking on every page that
 nothing scrolls sideways at 1280 px and every control has a name, and saving a screenshot of each
-page into docs/console/."""
+page (into docs/console/ under `make screenshots`)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import csv
 import io
+import os
 import re
 import shutil
 import tempfile
@@ -39,7 +40,9 @@ needs_browser = pytest.mark.skipif(
     CHROMIUM is None or CHROMEDRIVER is None,
     reason="no chromium or chromedriver (make test installs Debian's chromium and chromium-driver)",
 )
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
+# Where the screenshots go: `make screenshots` points this at docs/console (the pictures docs/console.md
+# shows); otherwise a scratch directory, so that a test run leaves the checkout as it was.
+SHOTS = Path(os.environ.get("SLUICEGATE_CONSOLE_SHOTS") or Path(tempfile.gettempdir()) / "sluicegate-console-shots")
 RUN_URL = "https://smith.example/o/acme/r/{run_id}?trace={trace_id}"
 SECRET = "sk-provider-secret-never-shown-4711"
 

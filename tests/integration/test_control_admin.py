@@ -671,6 +671,7 @@ async def test_the_audit_chain_verdict_is_told_to_every_reader_of_an_orgs_audit_
     assert org_a not in str(got)
 
 
+@pytest.mark.parametrize("control_settings", ["sqlite"], indirect=True)  # its anchor file is beside the database
 async def test_the_audit_chain_verdict_names_no_anchor_file(world: World) -> None:
     path, _ = world.store.settings.audit_anchor_path()
     assert path is not None
