@@ -496,7 +496,10 @@ def test_an_admin_walks_through_the_console(gw: tuple[Server, dict[str, Any]], t
         submit(driver, "set-secret", {"provider": "openai", "value": SECRET})
         wait_for(lambda: driver.find_elements("css selector", '#secrets tr[data-secret="openai"]'), what="secret")
         assert SECRET not in driver.page_source
-        assert [s["provider"] for s in api(f"/workspaces/{ws}/secrets")["data"]] == ["openai"]
+        (stored,) = api(f"/workspaces/{ws}/secrets")["data"]
+        assert stored["provider"] == "openai"
+        row = driver.find_element("css selector", '#secrets tr[data-secret="openai"]').text
+        assert stored["fingerprint"] in row and stored["set_by"] in row  # who set it, and which value
         check_layout(driver, "secrets")
         submit(driver, "set-secret", {"provider": "anthropic", "value": SECRET + "-2"})  # a second, then gone
         wait_for(lambda: driver.find_elements("css selector", '#secrets tr[data-secret="anthropic"]'), what="2nd")

@@ -682,3 +682,28 @@ async def test_the_audit_chain_verdict_names_no_anchor_file(world: World) -> Non
     got = (await world.client.get(f"/admin/v1/orgs/{world.ids['org_id']}/audit/verify", headers=headers)).json()
     assert got["ok"] is False and got["reason"].startswith("anchor line "), got
     assert str(path) not in str(got) and path.name not in str(got)
+
+
+async def test_a_secret_shows_who_set_it_and_a_keyed_fingerprint_never_its_value(world: World) -> None:
+    from sluicegate.control.store import secret_fingerprint
+
+    headers = {"authorization": f"Bearer {world.tokens['ws_a1']}"}
+    url = f"/admin/v1/workspaces/{world.ids['workspace_id']}/secrets"
+
+    async def put(value: str) -> dict[str, Any]:
+        answer = await world.client.put(f"{url}/anthropic", json={"value": value}, headers=headers)
+        assert answer.status_code == 200, answer.text
+        assert value not in answer.text
+        return answer.json()
+
+    first, again, other = await put("sk-ant-one-4711"), await put("sk-ant-one-4711"), await put("sk-ant-two-4712")
+    assert first["fingerprint"] == again["fingerprint"] != other["fingerprint"]
+    assert re.fullmatch(r"fp_[0-9a-f]{12}", first["fingerprint"])
+    assert first["set_by"] == f"admin_token/{world.token_ids['ws_a1']}"
+    listed = (await world.client.get(url, headers=headers)).json()["data"]
+    assert {s["provider"]: s["fingerprint"] for s in listed}["anthropic"] == other["fingerprint"]
+    assert "sk-ant-t" not in str(listed)
+    # Keyed: the fingerprint of a value cannot be computed without the master key.
+    assert secret_fingerprint(b"\x00" * 32, "sk-ant-two-4712") != other["fingerprint"]
+    rows = str(await world.store.audit_rows(None, 0, 10_000))
+    assert "sk-ant-one" not in rows and "sk-ant-two" not in rows

@@ -158,6 +158,10 @@ class Secret(_Out):
     provider: str
     base_url: str | None = None
     project: str | None = None
+    fingerprint: str | None = Field(
+        None, description="`fp_` + 12 hex digits, keyed by the master key: tells values apart, never shows one"
+    )
+    set_by: str | None = Field(None, description="the actor that set it (absent on secrets set before this was kept)")
     updated_at: Time
 
 

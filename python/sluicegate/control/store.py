@@ -8,6 +8,8 @@ exactly one audit row. Instances watch `version` to know when to reload their vi
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -126,6 +128,15 @@ def _rec(row: Row[Any] | None) -> Record | None:
 def public_key(row: Record) -> Record:
     """A key row without its hash."""
     return {k: row[k] for k in _PUBLIC_KEY}
+
+
+FINGERPRINT_LABEL = b"sluicegate provider secret fingerprint v1"
+
+
+def secret_fingerprint(key: bytes, value: str) -> str:
+    """`fp_` and 12 hex digits of HMAC-SHA256(key, value): the same value gives the same
+    fingerprint under one master key; the value cannot be recovered or tested without the key."""
+    return "fp_" + hmac.new(key, value.encode(), hashlib.sha256).hexdigest()[:12]
 
 
 def secret_context(level: str, scope_id: str, provider: str) -> str:
@@ -580,11 +591,15 @@ class ControlStore:
     ) -> Record:
         if self.master is None:
             raise Conflict("no master key is configured (control.master_key or control.master_key_file)")
-        meta = {k: v for k, v in (("base_url", spec.base_url), ("project", spec.project)) if v is not None}
+        meta: Record = {k: v for k, v in (("base_url", spec.base_url), ("project", spec.project)) if v is not None}
         try:
             sealed = self.master.seal(spec.value, secret_context(level, scope_id, provider))
         except MasterKeyError as exc:
             raise Conflict(str(exc)) from None
+        # Who set it, and a fingerprint to tell two values apart (and match one an admin holds)
+        # without showing either: keyed, so a guessable value cannot be checked from it.
+        meta["fingerprint"] = secret_fingerprint(self.master.derive(FINGERPRINT_LABEL), spec.value)
+        meta["set_by"] = actor.name
         now = now_iso()
         where = (secrets.c.level == level, secrets.c.scope_id == scope_id, secrets.c.provider == provider)
         shown = {"provider": provider, **meta, "updated_at": now}

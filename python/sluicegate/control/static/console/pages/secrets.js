@@ -17,13 +17,13 @@ export async function render(view, ctx) {
   const again = async () => { view.replaceChildren(); await render(view, ctx); };
   const printed = rows.some((s) => s.fingerprint);  // a fingerprint column only when the API gives one
   view.append(h("div", { class: "card" }, h("h2", {}, "Secrets set here (values are never shown)"),
-    table(["provider", "set at", "base_url", "project", ...(printed ? ["fingerprint"] : []), ""], rows.map((s) => {
+    table(["provider", "set at", "set by", "base_url", "project", ...(printed ? ["fingerprint"] : []), ""], rows.map((s) => {
       const del = ctx.canWrite ? h("button", { type: "button", class: "danger", "aria-label": `Delete the ${s.provider} secret` }, "Delete") : "";
       if (del) del.addEventListener("click", async () => {
         if (!confirm(`Delete the ${s.provider} secret?`)) return;
         try { await api("DELETE", `${path}/${s.provider}`); await again(); } catch (err) { del.after(h("span", { class: "bad" }, errorText(err))); }
       });
-      return h("tr", { dataset: { secret: s.provider } }, h("td", {}, s.provider), h("td", {}, when(s.updated_at)), h("td", {}, s.base_url || ""),
+      return h("tr", { dataset: { secret: s.provider } }, h("td", {}, s.provider), h("td", {}, when(s.updated_at)), h("td", {}, s.set_by || ""), h("td", {}, s.base_url || ""),
         h("td", {}, s.project || ""), printed ? h("td", {}, h("code", {}, s.fingerprint || "")) : null, h("td", {}, del));
     }), { id: "secrets" })));
   if (!ctx.canWrite) return;
