@@ -274,7 +274,9 @@ class RedactionTry(_Out):
 # ── records: events, spend, audit ─────────────────────────────────────────────────────────────
 
 
-class Event(_Out):
+class _Call(_Out):
+    """What every data-plane record starts with (`models._call_columns`): its id, time and who called."""
+
     id: str
     at: Time
     org_id: str
@@ -282,6 +284,9 @@ class Event(_Out):
     user_id: str | None
     key_id: str | None
     request_id: str
+
+
+class Event(_Call):
     trace_id: str | None
     run_id: str | None
     policy: str
@@ -331,16 +336,9 @@ class Spend(_Out):
     caps: list[CapStatus]
 
 
-class LedgerRow(_Out):
+class LedgerRow(_Call):
     """One settled call in the spend ledger."""
 
-    id: str
-    at: Time
-    org_id: str
-    workspace_id: str | None
-    user_id: str | None
-    key_id: str | None
-    request_id: str
     model: str | None
     provider: str | None
     input_tokens: int
