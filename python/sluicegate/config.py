@@ -28,6 +28,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sluicegate.control.settings import ControlSettings
+from sluicegate.limits.settings import LimitSettings
 from sluicegate.secrets import Secret, SecretUrl
 from sluicegate.spend.caps import SpendSettings
 
@@ -338,6 +339,7 @@ class Settings(_Section):
     keys: list[KeySettings] = Field(default_factory=list)
     redaction: RedactionSettings = RedactionSettings()
     spend: SpendSettings = SpendSettings()
+    limits: LimitSettings = LimitSettings()
     control: ControlSettings = ControlSettings()
     log: LogSettings = LogSettings()
     langsmith: LangSmithSettings = LangSmithSettings()
@@ -355,7 +357,19 @@ class Settings(_Section):
         if self.spend.enabled and self.spend.reservation_ttl_s <= self.upstream.total_timeout_s:
             raise ValueError("spend.reservation_ttl_s must be longer than upstream.total_timeout_s")
         self._caps_hold_across_workers()
+        self._limits_hold_across_workers()
         return self
+
+    def _limits_hold_across_workers(self) -> None:
+        # As for caps: the local backend counts in each worker's memory, so N workers admit N times a limit.
+        limited = self.limits.enabled and (self.limits.rules or self.control.enabled)
+        if limited and self.limits.backend == "local" and self.server.workers > 1:
+            which = "[[limits.rules]]" if self.limits.rules else "the control plane's rate limits ([control] enabled)"
+            raise ValueError(
+                f"{which} with limits.backend = 'local' and server.workers = {self.server.workers}: each worker "
+                "would count on its own and every rate limit would admit that many times its limit; set "
+                "limits.backend = 'redis' (and limits.redis_url, shared by every worker), or server.workers = 1"
+            )
 
     def _caps_hold_across_workers(self) -> None:
         # The local backend counts in each worker process's memory: N workers would let N times every cap through.

@@ -10,6 +10,7 @@ GatewayError(status, code, type)
 │   └── PolicyBlocked              400  content a policy blocks (names the types, never the values)
 ├── Unauthenticated                401  missing or unknown gateway key
 ├── SpendLimitExceeded             402  a spend cap would be crossed (level, id, limit, spent, reset)
+├── RateLimited                    429  a rate limit is full (level, id, kind, limit, window; retry-after)
 ├── PolicyFailed                   500  a policy could not run (the request is refused: fail closed)
 ├── Unavailable                    503  the spend store is unreachable (fail_closed)
 │   └── SecretUnavailable          503  the workspace's provider secret does not open (fail closed)
@@ -119,6 +120,16 @@ class SpendLimitExceeded(GatewayError):
     status = 402
     code = "spend_limit_exceeded"
     type = "insufficient_quota"
+
+
+class RateLimited(GatewayError):
+    """A rate limit is full (`policy.limits`). Unlike a cap, waiting helps: `retry-after` and
+    `retry-after-ms` say how long, and the SDKs retry by themselves; `x-sluicegate-limit` and the
+    code tell it apart from a provider's 429."""
+
+    status = 429
+    code = "gateway_rate_limit_exceeded"
+    type = "rate_limit_error"
 
 
 class Unavailable(GatewayError):

@@ -3,6 +3,8 @@ its organization, workspace, user and itself, read in that order.
 
 - **Caps add up.** Each level's caps become `CapLine`s on that level's entity, and a request
   reserves on all of them (the configuration's `[[spend.caps]]` are added by the spend step).
+- **Rate limits add up too.** Each level's limits become lines on that level's entity (the
+  configuration's `[[limits.rules]]` are added by the limits step); a call counts on all of them.
 - **Redaction rules are read from the top down.** For the same entity type and direction, a lower
   level's rule replaces the one above it, unless a level above locked it.
 - **Locks are floors.** A rule or cap with `locked` set (in a policy, or in the configuration's
@@ -11,8 +13,10 @@ its organization, workspace, user and itself, read in that order.
   (`ACTION_STRENGTH`: monitor < pseudonymize < redact < block); below a locked cap, a cap in the
   same window may not be higher, nor monitor-only when the locked one enforces. A request-side
   `pseudonymize` also counts as below a locked `redact` or `block` on responses, since the gateway
-  writes the original back into the response. Rules without a lock keep the override semantics
-  above: they are defaults a lower level may change either way.
+  writes the original back into the response. Below a locked rate limit, a limit of the same kind
+  and window may not be higher, nor bite less (monitor-only, or a smaller rollout) when the locked
+  one enforces. Rules without a lock keep the override semantics above: they are defaults a lower
+  level may change either way.
 - **Patterns.** A lower level's custom pattern replaces one of the same name above it, unless the
   type is locked above: then it is added beside the one above (more is found, never less). The
   scanner runs a pattern named like a built-in type beside the built-in detector, so such a
@@ -27,12 +31,17 @@ lower a locked rule.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sluicegate.config import ACTION_STRENGTH, CustomPattern, RedactionRule, RedactionSettings
-from sluicegate.control.schemas import Level, PolicyIn
+from sluicegate.control.schemas import Level, LimitIn, PolicyIn
+from sluicegate.limits import LimitLine
+from sluicegate.policy.limits import LimitRule, rule_of
 from sluicegate.spend.caps import DEFAULT_THRESHOLDS, CapLine, Mode, SpendSettings
 from sluicegate.spend.money import format_usd
+
+if TYPE_CHECKING:
+    from sluicegate.limits import LimitSettings
 
 Direction = Literal["request", "response"]
 OriginLevel = Literal["operator", "org", "workspace", "user", "key"]
@@ -73,25 +82,37 @@ class OperatorPolicy:
         default_action: `[redaction].default_action` (shown in effective policies).
         caps: each `[[spend.caps]]` line with its `locked` flag.
         redaction_enabled: `[redaction].enabled` (when off, nothing is redacted at any level).
+        limits: each `[[limits.rules]]` line with its `locked` flag.
     """
 
     rules: tuple[RedactionRule, ...] = ()
     default_action: str | None = None
     caps: tuple[tuple[CapLine, bool], ...] = ()
     redaction_enabled: bool = True
+    limits: tuple[tuple[LimitRule, bool], ...] = ()
 
     @classmethod
-    def from_settings(cls, redaction: RedactionSettings, spend: SpendSettings) -> OperatorPolicy:
+    def from_settings(
+        cls, redaction: RedactionSettings, spend: SpendSettings, limits: LimitSettings | None = None
+    ) -> OperatorPolicy:
         caps = tuple((c.line(spend.thresholds), c.locked) for c in spend.caps) if spend.enabled else ()
+        rate = tuple((rule_of(r), r.locked) for r in limits.rules) if limits is not None and limits.enabled else ()
         if not redaction.enabled:
-            return cls((), None, caps, False)
-        return cls(tuple(redaction.rules), redaction.default_action, caps)
+            return cls((), None, caps, False, rate)
+        return cls(tuple(redaction.rules), redaction.default_action, caps, True, rate)
 
     def caps_on(self, org_id: str, level: Level, entity_id: str) -> list[tuple[CapLine, bool]]:
         return [
             (line, locked)
             for line, locked in self.caps
             if line.org_id == org_id and line.level == level and line.entity_id == entity_id
+        ]
+
+    def limits_on(self, org_id: str, level: Level, entity_id: str) -> list[tuple[LimitRule, bool]]:
+        return [
+            (rule, locked)
+            for rule, locked in self.limits
+            if rule.line.org_id == org_id and rule.line.level == level and rule.line.entity_id == entity_id
         ]
 
 
@@ -103,11 +124,16 @@ class Floors:
         rules: (entity, direction) -> the least action allowed, and who locked it.
         cap_limits: window -> the highest cap allowed, and who locked it.
         cap_enforced: window -> who locked an enforcing cap (a cap below must enforce too).
+        limits: (kind, window) -> the highest rate limit allowed, and who locked it.
+        limit_enforced: (kind, window) -> the least rollout a limit below must bite at (an
+            enforcing lock's), and who locked it.
     """
 
     rules: dict[tuple[str, Direction], tuple[str, Origin]] = field(default_factory=dict)
     cap_limits: dict[str, tuple[int, Origin]] = field(default_factory=dict)
     cap_enforced: dict[str, Origin] = field(default_factory=dict)
+    limits: dict[tuple[str, int], tuple[int, Origin]] = field(default_factory=dict)
+    limit_enforced: dict[tuple[str, int], tuple[float, Origin]] = field(default_factory=dict)
 
     def lock_rule(self, entity: str, direction: Direction, action: str, origin: Origin) -> None:
         held = self.rules.get((entity, direction))
@@ -120,6 +146,15 @@ class Floors:
             self.cap_limits[window] = (limit_nusd, origin)
         if mode == "enforce" and window not in self.cap_enforced:
             self.cap_enforced[window] = origin
+
+    def lock_limit(self, rule: LimitRule, origin: Origin) -> None:
+        name = _limit_name(rule.line.kind, rule.line.window_s)
+        held = self.limits.get(name)
+        if held is None or rule.line.limit < held[0]:
+            self.limits[name] = (rule.line.limit, origin)
+        enforced = self.limit_enforced.get(name)
+        if rule.mode == "enforce" and (enforced is None or rule.rollout_percent > enforced[0]):
+            self.limit_enforced[name] = (rule.rollout_percent, origin)
 
     def covers(self, entity: str) -> Origin | None:
         """Who locks a rule on this type, in either direction (None: nobody)."""
@@ -208,6 +243,42 @@ class EffectiveCap:
 
 
 @dataclass(frozen=True, slots=True)
+class EffectiveLimit:
+    """One rate limit in force, with its origin; `raised_from` is the (limit, mode, rollout) a
+    lock above changed."""
+
+    rule: LimitRule
+    origin: Origin
+    locked: bool
+    raised_from: tuple[int, str, float] | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        r, line = self.rule, self.rule.line
+        out: dict[str, Any] = {
+            "level": line.level,
+            "entity_id": line.entity_id,
+            "kind": line.kind,
+            "limit": line.limit,
+            "window_s": None if line.kind == "concurrent" else line.window_s,
+            "mode": r.mode,
+            "rollout_percent": r.rollout_percent,
+            "rollout_by": r.rollout_by,
+            "origin": self.origin.level,
+            "origin_id": self.origin.id,
+            "locked": self.locked,
+        }
+        if self.raised_from is not None:
+            limit, mode, rollout = self.raised_from
+            out["raised_from"] = {"limit": limit, "mode": mode, "rollout_percent": rollout}
+        return out
+
+
+def _limit_name(kind: str, window_s: int) -> tuple[str, int]:
+    """What a lock on a rate limit binds: its kind and window (any window for `concurrent`)."""
+    return (kind, 0 if kind == "concurrent" else window_s)
+
+
+@dataclass(frozen=True, slots=True)
 class EffectivePattern:
     """A custom pattern with its origin."""
 
@@ -237,10 +308,13 @@ class EffectivePolicy:
     pattern_origins: tuple[EffectivePattern, ...] = ()
     default_action: str | None = None
     redaction_enabled: bool = True
+    limits: tuple[LimitRule, ...] = ()
+    limit_origins: tuple[EffectiveLimit, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
         return {
             "caps": [c.as_json() for c in self.cap_origins],
+            "limits": [limit.as_json() for limit in self.limit_origins],
             "redaction": [r.as_json() for r in self.rules],
             "custom_patterns": [p.as_json() for p in self.pattern_origins],
             "default_action": self.default_action,
@@ -271,6 +345,7 @@ class _Walk:
         self.rules: dict[tuple[str, Direction], EffectiveRule] = {}
         self.caps: list[EffectiveCap] = []
         self.patterns: list[EffectivePattern] = []
+        self.limits: list[EffectiveLimit] = []
         self.sources: dict[str, str] = {}
         for rule in operator.rules:  # the file's own order; its validator keeps locks unbroken
             for entity in rule.entities:
@@ -285,12 +360,17 @@ class _Walk:
             self.caps.append(EffectiveCap(line, OPERATOR, locked))
             if locked:
                 self.floors.lock_cap(line.window, line.limit_nusd, line.mode, OPERATOR)
+        for rule, locked in self.operator.limits_on(self.org_id, level, entity_id):
+            self.limits.append(EffectiveLimit(rule, OPERATOR, locked))
+            if locked:
+                self.floors.lock_limit(rule, OPERATOR)
 
     def apply(self, level: Level, entity_id: str, policy: PolicyIn) -> None:
         """One level's policy under the floors from above; its own locks bind only what follows."""
         origin = Origin(level, entity_id)
         floors = self.floors
         self.sources[level] = entity_id
+        self._limits(level, entity_id, origin, policy.limits)
         for p in policy.custom_patterns:
             if floors.covers(p.entity) is None:  # replaces the definitions above it
                 kept = [q for q in self.patterns if q.pattern.entity != p.entity or q.origin == origin]
@@ -338,6 +418,29 @@ class _Walk:
         for window, limit, mode in cap_locks:
             floors.lock_cap(window, limit, mode, origin)
 
+    def _limits(self, level: Level, entity_id: str, origin: Origin, limits: list[LimitIn]) -> None:
+        """One level's rate limits: each a line on this level's entity, raised to the locks above;
+        its own locks bind the levels below."""
+        locks: list[LimitRule] = []
+        for spec in limits:
+            limit, mode, rollout = spec.limit, spec.mode, spec.rollout_percent
+            name = _limit_name(spec.kind, spec.window_s)
+            held = self.floors.limits.get(name)
+            if held is not None and limit > held[0]:
+                limit = held[0]
+            enforced = self.floors.limit_enforced.get(name)
+            if enforced is not None and (mode == "monitor" or rollout < enforced[0]):
+                mode, rollout = "enforce", max(rollout, enforced[0])
+            rule = limit_rule(level, entity_id, self.org_id, spec, limit, mode, rollout)
+            raised = (spec.limit, spec.mode, spec.rollout_percent)
+            self.limits.append(
+                EffectiveLimit(rule, origin, spec.locked, None if raised == (limit, mode, rollout) else raised)
+            )
+            if spec.locked:
+                locks.append(rule)
+        for rule in locks:
+            self.floors.lock_limit(rule, origin)
+
     def result(self) -> EffectivePolicy:
         floors = self.floors
         rules: list[EffectiveRule] = []
@@ -365,7 +468,18 @@ class _Walk:
             pattern_origins=tuple(self.patterns),
             default_action=self.operator.default_action,
             redaction_enabled=self.operator.redaction_enabled,
+            limits=tuple(limit.rule for limit in self.limits if limit.origin.level != "operator"),
+            limit_origins=tuple(self.limits),
         )
+
+
+def limit_rule(
+    level: Level, entity_id: str, org_id: str, spec: LimitIn, limit: int, mode: str, rollout: float
+) -> LimitRule:
+    """A policy's rate limit as the line the data plane counts on (a `concurrent` limit has no window)."""
+    window_s = 60 if spec.kind == "concurrent" else spec.window_s
+    line = LimitLine(level=level, entity_id=entity_id, org_id=org_id, kind=spec.kind, limit=limit, window_s=window_s)
+    return LimitRule(line, mode, rollout, spec.rollout_by)  # type: ignore[arg-type]
 
 
 def chain_of(level: Level, row: dict[str, Any]) -> list[tuple[Level, str]]:
@@ -438,4 +552,32 @@ def violations(floors: Floors, policy: PolicyIn) -> list[Violation]:
         if enforced_by is not None and cap.mode == "monitor":
             message = f"a monitor-only {cap.window} cap is under the enforced {cap.window} cap that {enforced_by} locks"
             out.append(Violation(f"caps.{i}", message + "; it must enforce", enforced_by))
+    out += _limit_violations(floors, policy.limits)
+    return out
+
+
+def _limit_violations(floors: Floors, limits: list[LimitIn]) -> list[Violation]:
+    """The rate limits of a policy that a lock above forbids: higher than the locked one of their
+    kind and window, or biting less than an enforcing one."""
+    out: list[Violation] = []
+    for i, spec in enumerate(limits):
+        name = _limit_name(spec.kind, spec.window_s)
+        what = f"{spec.kind} limit" if spec.kind == "concurrent" else f"{spec.kind} limit per {spec.window_s} s"
+        held = floors.limits.get(name)
+        if held is not None and spec.limit > held[0]:
+            message = (
+                f"a {what} of {spec.limit} is above the {what} of {held[0]} that {held[1]} locks; "
+                "below it a limit may only be lower"
+            )
+            out.append(Violation(f"limits.{i}.limit", message, held[1]))
+        enforced = floors.limit_enforced.get(name)
+        if enforced is not None and spec.mode == "monitor":
+            message = f"a monitor-only {what} is under the enforced {what} that {enforced[1]} locks; it must enforce"
+            out.append(Violation(f"limits.{i}.mode", message, enforced[1]))
+        elif enforced is not None and spec.rollout_percent < enforced[0]:
+            message = (
+                f"a {what} rolled out to {spec.rollout_percent:g}% is under the {what} that {enforced[1]} locks "
+                f"at {enforced[0]:g}%; it must bite at least as often"
+            )
+            out.append(Violation(f"limits.{i}.rollout_percent", message, enforced[1]))
     return out

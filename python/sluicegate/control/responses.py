@@ -218,6 +218,27 @@ class EffectiveCap(_Out):
     clamped_from: CapClamp | None = Field(None, description="the (limit, mode) a locked floor lowered")
 
 
+class LimitRaise(_Out):
+    limit: int
+    mode: Mode
+    rollout_percent: float
+
+
+class EffectiveLimit(_Out):
+    level: EntityLevel
+    entity_id: str
+    kind: Literal["requests", "tokens", "concurrent"]
+    limit: int
+    window_s: int | None = Field(description="the sliding window in seconds; null for `concurrent`")
+    mode: Mode
+    rollout_percent: float
+    rollout_by: Literal["key", "request"]
+    origin: OriginLevel
+    origin_id: str | None
+    locked: bool
+    raised_from: LimitRaise | None = Field(None, description="the (limit, mode, rollout) a locked limit above changed")
+
+
 class RuleOrigin(_Out):
     action: str
     level: OriginLevel
@@ -243,10 +264,11 @@ class EffectivePattern(_Out):
 
 
 class EffectivePolicy(_Out):
-    """What applies to a key: every cap, rule and pattern in force, with its origin and locks."""
+    """What applies to a key: every cap, rate limit, rule and pattern in force, with its origin and locks."""
 
     key_id: str
     caps: list[EffectiveCap]
+    limits: list[EffectiveLimit]
     redaction: list[EffectiveRule]
     custom_patterns: list[EffectivePattern]
     default_action: str | None

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sluicegate._core import Scanner, builtin_entities
 from sluicegate.config import CustomPattern, RedactionRule, check_locks
+from sluicegate.policy.rollout import RolloutBy
 from sluicegate.spend.caps import Mode, OnInsufficient, WindowName
 from sluicegate.spend.money import usd_to_nusd
 
@@ -198,6 +199,37 @@ class CapIn(_Body):
         return usd_to_nusd(self.limit_usd)
 
 
+class LimitIn(_Body):
+    """A rate limit on the policy's entity: `limit` requests or tokens per `window_s` seconds
+    (a sliding window), or `limit` requests in flight at once (`concurrent`, no window).
+
+    Between `monitor` and `enforce`, `rollout_percent` bites for that share of the keys (or of the
+    requests, `rollout_by = "request"`) and monitors the rest. A `locked` limit is a ceiling for the
+    levels below: none of them may set a higher limit of the same kind and window, nor one that
+    bites less (monitor-only, or a smaller rollout) when this one enforces.
+    """
+
+    kind: Literal["requests", "tokens", "concurrent"] = "requests"
+    limit: int = Field(ge=1, le=1_000_000_000_000)
+    window_s: int = Field(60, ge=1, le=86_400)
+    mode: Mode = "enforce"
+    rollout_percent: float = Field(100.0, ge=0, le=100)
+    rollout_by: RolloutBy = "key"
+    locked: bool = False
+
+
+def _distinct_limits(limits: list[LimitIn]) -> list[LimitIn]:
+    """One limit per kind and window on one entity (they would share a counter)."""
+    seen: set[tuple[str, int]] = set()
+    for limit in limits:
+        name = (limit.kind, 0 if limit.kind == "concurrent" else limit.window_s)
+        if name in seen:
+            window = "" if limit.kind == "concurrent" else f" per {limit.window_s} s"
+            raise ValueError(f"two {limit.kind} limits{window}: give each kind and window once")
+        seen.add(name)
+    return limits
+
+
 class PolicyIn(_Body):
     """The policy attached to one org, workspace, user or key (replaces what was there).
 
@@ -208,6 +240,7 @@ class PolicyIn(_Body):
     caps: list[CapIn] = Field(default_factory=list, max_length=16)
     redaction: list[RedactionRule] = Field(default_factory=list, max_length=64)
     custom_patterns: list[CustomPattern] = Field(default_factory=list, max_length=64)
+    limits: Annotated[list[LimitIn], AfterValidator(_distinct_limits)] = Field(default_factory=list, max_length=16)
 
     @model_validator(mode="after")
     def _known_entities(self) -> PolicyIn:

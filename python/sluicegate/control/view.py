@@ -10,7 +10,8 @@ Effective policies are computed here with the floors (`control.policies`): whate
 a rule locked by the operator's configuration or a level above is never weaker for a key.
 
 Wiring (one step): `Gateway.keys = view` (same `authenticate` contract as `policy.auth.KeyStore`),
-`view.cap_lines(identity)` for spend, `view.redaction_rules(identity)` for redaction, and
+`view.cap_lines(identity)` for spend, `view.limit_lines(identity)` for rate limits,
+`view.redaction_rules(identity)` for redaction, and
 `view.provider_secret(identity.workspace, provider_name)` for upstream credentials.
 """
 
@@ -31,6 +32,7 @@ from sluicegate.control.policies import EffectivePolicy, OperatorPolicy, chain_o
 from sluicegate.control.store import CHANNEL, ControlStore, Snapshot, secret_context
 from sluicegate.errors import SecretUnavailable, Unauthenticated
 from sluicegate.policy.auth import Identity, KeyStore, presented_keys
+from sluicegate.policy.limits import LimitRule
 from sluicegate.secrets import Secret, hash_key
 from sluicegate.spend.caps import CapLine
 
@@ -230,6 +232,10 @@ class ControlView:
     def cap_lines(self, identity: Identity) -> tuple[CapLine, ...]:
         """The spend caps on the caller's org, workspace, user and key (empty for config keys)."""
         return self.effective_policy(identity).caps
+
+    def limit_lines(self, identity: Identity) -> tuple[LimitRule, ...]:
+        """The rate limits on the caller's org, workspace, user and key (empty for config keys)."""
+        return self.effective_policy(identity).limits
 
     def redaction_rules(self, identity: Identity) -> tuple[RedactionRule, ...]:
         """The caller's redaction rules, one per (entity, direction), the most specific level winning."""

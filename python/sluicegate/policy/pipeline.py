@@ -1,8 +1,9 @@
 """The request pipeline: authenticate → read and check the request → route → forward → relay.
 
-Spend reservation (before forwarding), redaction (of the request, and of the response as it
-streams) and settlement (after the relay) plug in at the marked steps. Nothing here waits for a
-database or a log write; the only I/O is the client and the provider.
+Rate limits (counted after routing; their headers go with every answer), spend reservation
+(before forwarding), redaction (of the request, and of the response as it streams) and settlement
+(after the relay) plug in at the marked steps. Nothing here waits for a database or a log write;
+the only I/O is the client and the provider.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from sluicegate.errors import (
 from sluicegate.formats import FORMATS_BY_PATH, WireFormat
 from sluicegate.formats.base import Family, StreamTap
 from sluicegate.policy.auth import Authenticator, Identity, KeyStore
+from sluicegate.policy.limits import LimitPolicy
 from sluicegate.policy.redaction import Redactor
 from sluicegate.policy.spend import SpendPolicy
 from sluicegate.proxy.egress import TenantUrls
@@ -170,6 +172,8 @@ class Gateway:
         self.redactor = Redactor(settings.redaction) if settings.redaction.enabled else None
         wants_spend = settings.spend.caps or settings.control.enabled  # the control plane's caps come later
         self.spend = SpendPolicy(settings.spend) if settings.spend.enabled and wants_spend else None
+        wants_limits = settings.limits.enabled and (settings.limits.rules or settings.control.enabled)
+        self.limits = LimitPolicy(settings.limits, settings.spend.estimate) if wants_limits else None
         self.capture = False  # keep request and response bodies for a trace sink (set by the app)
 
     async def start(self) -> None:
@@ -178,11 +182,15 @@ class Gateway:
         self._tenant_http = HttpUpstream(self.settings.upstream, self.tenant_urls.addresses)
         if self.spend is not None:
             await self.spend.start()
+        if self.limits is not None:
+            await self.limits.start()
 
     async def stop(self) -> None:
         """Close the spend store (returning leases, flushing settlements) and the pool."""
         if self.spend is not None:
             await self.spend.stop()
+        if self.limits is not None:
+            await self.limits.stop()
         for client in (self._http, self._tenant_http):
             if client is not None:
                 await client.close()
@@ -205,7 +213,7 @@ class Gateway:
         try:
             outcome = await self._forward(scope, receive, send, fmt, rid, info)
         except GatewayError as err:
-            outcome = await send_error(send, fmt, err, rid)
+            outcome = await send_error(send, fmt, err, rid, info.headers)
             outcome.events = err.events
         except ClientGone:
             outcome = Outcome(499, error="client_disconnected", client_gone=True)
@@ -254,29 +262,44 @@ class Gateway:
         # here (503), before anything is reserved or sent.
         credential = self.view.provider_credential(identity.workspace, provider.name) if self.view else None
         stream = info.stream = fmt.streams and body.get("stream") is True
-        redactor = self._redactor_for(identity)
-        scan = redactor.scan_request(fmt, body, identity.workspace) if redactor is not None else None
-        guard = None
-        lines = self.spend.lines_for(identity) if self.spend is not None else ()
-        if lines:
-            assert self.spend is not None
-            guard = await self.spend.reserve(fmt, body, provider, upstream_model, lines)
-        tap = fmt.tap(body, redactor.response_filter(scan) if redactor and scan else None) if stream else None
-        fmt.prepare(body)
-        if upstream_model != model:
-            body["model"] = upstream_model
-        # What goes upstream is what was parsed, checked and priced, never the original bytes: then
-        # no difference between our JSON parser and the provider's can decide what the model sees.
-        raw = orjson.dumps(body)
-        rewrite = None
-        if scan is not None and redactor is not None:
-            rewrite = partial(redactor.scan_response, fmt, scan=scan, workspace=identity.workspace)
+        limited = None
+        if self.limits is not None:
+            limited = await self.limits.acquire(identity, fmt, body, provider.name)
+            info.headers = limited.headers
         try:
-            outcome = await self._exchange(send, receive, fmt, provider, credential, headers, raw, tap, rewrite, rid)
+            redactor = self._redactor_for(identity)
+            scan = redactor.scan_request(fmt, body, identity.workspace) if redactor is not None else None
+            guard = None
+            lines = self.spend.lines_for(identity) if self.spend is not None else ()
+            if lines:
+                assert self.spend is not None
+                guard = await self.spend.reserve(fmt, body, provider, upstream_model, lines)
+            tap = fmt.tap(body, redactor.response_filter(scan) if redactor and scan else None) if stream else None
+            fmt.prepare(body)
+            if upstream_model != model:
+                body["model"] = upstream_model
+            # What goes upstream is what was parsed, checked and priced, never the original bytes: then
+            # no difference between our JSON parser and the provider's can decide what the model sees.
+            raw = orjson.dumps(body)
+            rewrite = None
+            if scan is not None and redactor is not None:
+                rewrite = partial(redactor.scan_response, fmt, scan=scan, workspace=identity.workspace)
+        except BaseException:
+            if limited is not None:
+                await limited.finish(None)  # refused or failed before anything was sent
+            raise
+        try:
+            outcome = await self._exchange(
+                send, receive, fmt, provider, credential, headers, raw, tap, rewrite, rid, info.headers
+            )
         except BaseException:
             if guard is not None:
                 await guard.finish(None)  # failed before any output: release
+            if limited is not None:
+                await limited.finish(None)
             raise
+        if limited is not None:
+            await limited.finish(outcome)
         if self.capture:
             outcome.request_body = raw
             if redactor is not None:
@@ -299,6 +322,7 @@ class Gateway:
         tap: StreamTap | None,
         rewrite: Callable[[Any], bool] | None,
         rid: bytes,
+        extra: list[tuple[bytes, bytes]] | None = None,
     ) -> Outcome:
         """Send the request upstream and relay the answer. A tenant's base URL is checked against the
         operator's rules first (they may have changed since it was stored), gets a client that checks
@@ -319,17 +343,21 @@ class Gateway:
         resp = await upstream.send(url, fmt.path, upstream_headers, raw, self.timeouts, whole=tap is None)
         bounds = self.settings.upstream
         if resp.status >= 400:
-            return await relay_error_status(send, fmt, resp, rid, bounds.max_error_body_bytes, rewrite)
+            return await relay_error_status(send, fmt, resp, rid, bounds.max_error_body_bytes, rewrite, extra)
         if tap is not None and resp.content_type.startswith("text/event-stream"):
             max_event = bounds.max_event_bytes
-            return await relay_stream(send, receive, fmt, tap, resp, rid, self.capture, max_event=max_event)
-        return await relay_body(send, fmt, resp, rid, rewrite, self.capture)
+            return await relay_stream(
+                send, receive, fmt, tap, resp, rid, self.capture, max_event=max_event, extra=extra
+            )
+        return await relay_body(send, fmt, resp, rid, rewrite, self.capture, extra)
 
     def attach(self, view: ControlView) -> None:
         """Take keys, caps, redaction rules and provider secrets from the control plane's view too."""
         self.keys = self.view = view
         if self.spend is not None:
             self.spend.policy_lines = view.cap_lines
+        if self.limits is not None:
+            self.limits.policy_lines = view.limit_lines
 
     async def cap_status(self, line: CapLine) -> tuple[int, int]:
         """(spent, reserved) of a cap's current window, from the spend store (0, 0 without one)."""

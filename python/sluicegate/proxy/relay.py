@@ -6,6 +6,9 @@ client's `http.disconnect` (granian drops a `send()` after a disconnect silently
 no way to notice) and cancels the relay, which closes the upstream request. An upstream that fails
 after the 200 was sent gets a well-formed in-stream error event in the client's format and a
 clean end.
+
+Extra response headers (a policy's, such as the rate-limit headers) travel with the call as a list
+of byte pairs (`extra`) and go out with every answer: a body, an error, or a stream's start.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ class CallInfo:
     started_at: float = 0.0  # wall-clock seconds
     t0: float = 0.0  # perf_counter() at the start
     ended_at: float = 0.0  # wall-clock seconds, once the call is over
+    headers: list[tuple[bytes, bytes]] | None = None  # extra headers for every answer (rate limits)
 
 
 @dataclass(slots=True)
@@ -101,10 +105,17 @@ async def send_body(send: Send, status: int, body: bytes, headers: list[tuple[by
     await send({"type": "http.response.body", "body": body})
 
 
-async def send_error(send: Send, fmt: WireFormat, err: GatewayError, request_id: bytes) -> Outcome:
-    """Answer with `err` in the format's own error body."""
+Headers = list[tuple[bytes, bytes]]
+
+
+async def send_error(
+    send: Send, fmt: WireFormat, err: GatewayError, request_id: bytes, extra: Headers | None = None
+) -> Outcome:
+    """Answer with `err` in the format's own error body (and the call's `extra` headers)."""
     headers = [(b"content-type", JSON), (b"x-request-id", request_id)]
     headers += [(k.encode(), v.encode()) for k, v in err.headers.items()]
+    if extra:
+        headers += extra
     await send_body(send, err.status, fmt.error_body(err, request_id.decode()), headers)
     return Outcome(err.status, error=err.code)
 
@@ -116,6 +127,7 @@ async def relay_error_status(
     request_id: bytes,
     limit: int,
     rewrite: Callable[[Any], bool] | None = None,
+    extra: Headers | None = None,
 ) -> Outcome:
     """Pass an upstream error status on: the provider's body when it is a JSON error, else ours.
 
@@ -129,6 +141,8 @@ async def relay_error_status(
         value = resp.header(name)
         if value is not None:
             headers.append((name.encode(), value.encode("latin-1")))
+    if extra:
+        headers += extra
     try:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -154,6 +168,7 @@ async def relay_body(
     request_id: bytes,
     rewrite: Callable[[Any], bool] | None = None,
     capture: bool = False,
+    extra: Headers | None = None,
 ) -> Outcome:
     """A complete (non-streamed) response: read it, note its usage, let `rewrite` change it in
     place (redaction; True if it did), send it."""
@@ -167,10 +182,11 @@ async def relay_body(
         if rewrite is not None and rewrite(parsed):
             body = orjson.dumps(parsed)
     except GatewayError as err:  # a response policy refused it: the call still cost its usage
-        outcome = await send_error(send, fmt, err, request_id)
+        outcome = await send_error(send, fmt, err, request_id, extra)
         outcome.usage = usage
         return outcome
-    await send_body(send, resp.status, body, [(b"content-type", JSON), (b"x-request-id", request_id)])
+    headers = [(b"content-type", JSON), (b"x-request-id", request_id)]
+    await send_body(send, resp.status, body, headers + extra if extra else headers)
     return Outcome(resp.status, usage=usage, response=[body] if capture else None)
 
 
@@ -197,10 +213,14 @@ async def relay_stream(
     capture: bool = False,
     *,
     max_event: int,
+    extra: Headers | None = None,
 ) -> Outcome:
     """Relay an SSE response event by event until it ends, fails, or the client leaves. An event
     larger than `max_event` bytes (ended or still arriving) ends the stream with an error event."""
-    await send({"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, (b"x-request-id", request_id)]})
+    headers = [*SSE_HEADERS, (b"x-request-id", request_id)]
+    if extra:
+        headers += extra
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
     me = asyncio.current_task()
     assert me is not None
     watcher = asyncio.ensure_future(_await_disconnect(receive, me))

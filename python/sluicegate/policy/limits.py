@@ -1,0 +1,364 @@
+"""The rate-limit step of the pipeline: count the call on every limit that applies (requests per
+window, tokens per window, requests in flight), refuse with 429 when an enforcing one is full, and
+tell the client where it stands in the headers its SDK knows.
+
+Which limits apply: every `[[limits.rules]]` line of the caller's organization whose entity is
+the caller's organization, workspace, user or key, then the control plane's (`view.limit_lines`).
+A call with no limit touches no store at all, and a gateway with no limit anywhere does no work
+beyond one attribute check.
+
+What a call costs: 1 on `requests` and `concurrent` lines; on `tokens` lines the input-token
+estimate of `spend.estimate` up front, settled when the call ends to what the provider reported
+(input plus output tokens), kept at the estimate when output went out without usage (the client
+left mid-stream), and 0 when the call failed before any output. Every ending (a success, an
+error status, an unreachable provider, a client that left, an exception) finishes the guard once,
+which also frees its `concurrent` slots.
+
+Modes: each rule is `enforce` or `monitor`, with a rollout percentage in between
+(`policy.rollout.bites`); a rule that does not bite on a call still counts it, and reports
+`would_refuse` when it would have refused.
+
+The answer: a refusal is a 429 in the caller's format (`errors.RateLimited`, type
+`rate_limit_error`, code `gateway_rate_limit_exceeded`) with `retry-after` (whole seconds, rounded
+up) and `retry-after-ms`, so the official SDKs wait and retry by themselves, and
+`x-sluicegate-limit: <level>/<kind>`, which tells it apart from a provider's 429. Every answer of a
+call under limits carries the limit headers of its format: `x-ratelimit-{limit,remaining,reset}-
+{requests,tokens}` (reset as a duration, `1s`, `6m0s`, `20ms`) for OpenAI routes,
+`anthropic-ratelimit-{requests,tokens}-{limit,remaining,reset}` (reset as an RFC 3339 time) for
+Anthropic ones, each from the tightest enforcing line of its kind (the least remaining).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sluicegate.errors import RateLimited, Unavailable
+from sluicegate.limits import LimitLine, LimitSettings, LimitStore, LineState, create_limit_store
+from sluicegate.observe.events import PolicyEvent
+from sluicegate.policy.auth import Identity
+from sluicegate.policy.rollout import Mode, RolloutBy, bites
+from sluicegate.spend.caps import EstimateSettings
+from sluicegate.spend.estimate import estimate
+from sluicegate.spend.store import StoreUnavailable
+
+if TYPE_CHECKING:
+    from sluicegate.formats.base import WireFormat
+    from sluicegate.limits import Grant
+    from sluicegate.proxy.relay import Outcome
+
+__all__ = [
+    "LimitGuard",
+    "LimitPolicy",
+    "LimitRule",
+    "format_duration",
+    "limit_headers",
+    "rate_limited",
+    "upstream_429",
+]
+
+log = logging.getLogger("sluicegate.limits")
+
+Headers = list[tuple[bytes, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class LimitRule:
+    """One limit as the pipeline applies it: the store's line, and when it bites.
+
+    Attributes:
+        line: what the store counts (level, entity, kind, limit, window).
+        mode: `enforce` refuses; `monitor` counts and reports what it would have refused.
+        rollout_percent: between the two, the share of keys (or requests) an enforcing rule bites.
+        rollout_by: `key` (a stable share of keys) or `request`.
+        rule_id: names the rule for the rollout draw (`level:entity:kind:window_s`).
+        always: whether the rule bites on every call (True), on none (False), or is drawn (None).
+    """
+
+    line: LimitLine
+    mode: Mode = "enforce"
+    rollout_percent: float = 100.0
+    rollout_by: RolloutBy = "key"
+    rule_id: str = field(init=False, repr=False, compare=False)
+    always: bool | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        line = self.line
+        object.__setattr__(self, "rule_id", f"{line.level}:{line.entity_id}:{line.kind}:{line.window_s}")
+        if self.mode != "enforce" or self.rollout_percent <= 0:
+            always: bool | None = False
+        elif self.rollout_percent >= 100:
+            always = True
+        else:
+            always = None
+        object.__setattr__(self, "always", always)
+
+    def bites(self, key_id: str) -> bool:
+        """Whether this rule enforces on a call of `key_id` (else it only monitors it)."""
+        if self.always is not None:
+            return self.always
+        return bites(self.mode, self.rollout_percent, self.rule_id, key_id, self.rollout_by)
+
+
+def format_duration(ms: int) -> str:
+    """A duration as OpenAI's reset headers write it: `20ms`, `1s`, `1.5s`, `6m0s`, `1h2m3s`."""
+    if ms < 1000:
+        return f"{max(ms, 0)}ms"
+    hours, rest = divmod(ms, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    seconds = f"{rest // 1000}" if rest % 1000 == 0 else f"{rest / 1000:.3f}".rstrip("0")
+    if hours:
+        return f"{hours}h{minutes}m{seconds}s"
+    if minutes:
+        return f"{minutes}m{seconds}s"
+    return f"{seconds}s"
+
+
+def _rfc3339(epoch_s: float) -> bytes:
+    """A time as Anthropic's reset headers write it (whole seconds, rounded up, UTC)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(math.ceil(epoch_s))).encode()
+
+
+_OPENAI_NAMES = {
+    kind: (
+        f"x-ratelimit-limit-{kind}".encode(),
+        f"x-ratelimit-remaining-{kind}".encode(),
+        f"x-ratelimit-reset-{kind}".encode(),
+    )
+    for kind in ("requests", "tokens")
+}
+_ANTHROPIC_NAMES = {
+    kind: (
+        f"anthropic-ratelimit-{kind}-limit".encode(),
+        f"anthropic-ratelimit-{kind}-remaining".encode(),
+        f"anthropic-ratelimit-{kind}-reset".encode(),
+    )
+    for kind in ("requests", "tokens")
+}
+
+
+def limit_headers(family: str, states: Sequence[LineState], now_s: float | None = None) -> Headers:
+    """The limit headers of a format family (`openai`, `anthropic`) for `states`: per kind
+    (`requests`, `tokens`), the line with the least remaining. `concurrent` lines have none."""
+    tightest: dict[str, LineState] = {}
+    for state in states:
+        kind = state.line.kind
+        if kind == "concurrent":
+            continue
+        held = tightest.get(kind)
+        if held is None or state.remaining < held.remaining:
+            tightest[kind] = state
+    out: Headers = []
+    if family == "anthropic":
+        now = time.time() if now_s is None else now_s
+        for kind, state in tightest.items():
+            limit, remaining, reset = _ANTHROPIC_NAMES[kind]
+            out += [
+                (limit, b"%d" % state.line.limit),
+                (remaining, b"%d" % state.remaining),
+                (reset, _rfc3339(now + state.reset_ms / 1000)),
+            ]
+    else:
+        for kind, state in tightest.items():
+            limit, remaining, reset = _OPENAI_NAMES[kind]
+            out += [
+                (limit, b"%d" % state.line.limit),
+                (remaining, b"%d" % state.remaining),
+                (reset, format_duration(state.reset_ms).encode()),
+            ]
+    return out
+
+
+def _window_text(line: LimitLine) -> str:
+    if line.kind == "concurrent":
+        return "in flight at once"
+    return f"per {line.window_s} s"
+
+
+def _detail(state: LineState) -> dict[str, Any]:
+    line = state.line
+    return {
+        "kind": line.kind,
+        "limit": line.limit,
+        "window_s": line.window_s if line.kind != "concurrent" else None,
+        "id": line.entity_id,
+        "org": line.org_id,
+        "remaining": state.remaining,
+        "retry_after_ms": state.retry_after_ms,
+    }
+
+
+def _event(action: str, state: LineState) -> PolicyEvent:
+    return PolicyEvent("limits", action, "", state.line.level, detail=_detail(state))
+
+
+def rate_limited(state: LineState, family: str, states: Sequence[LineState] = ()) -> RateLimited:
+    """The 429 for a refusal: which limit (level, id, kind, limit, window) and when to retry; with
+    `retry-after` and `retry-after-ms` (the SDKs honour both), `x-sluicegate-limit`, and the limit
+    headers of the caller's format."""
+    line = state.line
+    wait_ms = state.retry_after_ms if state.retry_after_ms > 0 else 1000
+    kind = "requests" if line.kind == "concurrent" else line.kind
+    what = f"{line.limit} {kind} {_window_text(line)}"
+    message = f"rate limit reached: {line.level} {line.entity_id!r} allows {what}; retry after {wait_ms / 1000:g} s"
+    headers = {
+        "retry-after": str(math.ceil(wait_ms / 1000)),
+        "retry-after-ms": str(wait_ms),
+        "x-sluicegate-limit": f"{line.level}/{line.kind}",
+    }
+    shown = [s for s in states if s.line != line]
+    headers.update((k.decode(), v.decode()) for k, v in limit_headers(family, [state, *shown]))
+    extra = {"limit": {"level": line.level, **_detail(state), "retry_after_ms": wait_ms}}
+    return RateLimited(message, headers=headers, extra=extra)
+
+
+def upstream_429(provider: str) -> PolicyEvent:
+    """A provider's own 429, passed through to the client: an event apart from the gateway's."""
+    return PolicyEvent("limits", "upstream_429", "", "provider", detail={"provider": provider})
+
+
+@dataclass(slots=True)
+class LimitGuard:
+    """One call's counts on its limits, until the call ends.
+
+    Attributes:
+        headers: the limit headers every answer of this call carries (byte pairs).
+        events: what the limits decided (monitor and store events), added to the outcome.
+    """
+
+    policy: LimitPolicy
+    grant: Grant | None
+    provider: str
+    headers: Headers | None = None
+    events: list[PolicyEvent] = field(default_factory=list)
+
+    async def finish(self, outcome: Outcome | None) -> None:
+        """Free the call's slots and settle its tokens (see the module docstring); once per call,
+        on every ending; never raises."""
+        if outcome is not None:
+            if self.events:
+                outcome.events.extend(self.events)
+            if outcome.status == 429 and outcome.error == "upstream_status":
+                outcome.events.append(upstream_429(self.provider))
+        grant, self.grant = self.grant, None
+        store = self.policy.store
+        if grant is None or store is None:
+            return
+        if outcome is None:
+            actual: int | None = 0
+        elif outcome.usage is not None:
+            actual = outcome.usage.input_tokens + outcome.usage.output_tokens
+        elif outcome.status == 200:
+            actual = None  # output went out without usage: keep the estimate
+        else:
+            actual = 0
+        try:
+            await store.finish(grant, actual)
+        except Exception:  # the store's contract is never to raise; a bug there must not fail the call
+            log.exception("limit store finish failed")
+
+
+class LimitPolicy:
+    """The store and the limits by caller.
+
+    Arguments:
+        settings: the `[limits]` section.
+        estimate_settings: how the input-token estimate pads its count (`[spend.estimate]`).
+    """
+
+    def __init__(self, settings: LimitSettings, estimate_settings: EstimateSettings | None = None) -> None:
+        self.settings = settings
+        self.estimate_settings = estimate_settings or EstimateSettings()
+        self.store: LimitStore | None = None
+        self._rules = tuple(rule_of(r) for r in settings.rules)
+        self._by_identity: dict[Identity, tuple[LimitRule, ...]] = {}
+        # The control plane's limits for a caller (its view's `limit_lines`), when it runs: read from
+        # memory on every call, since a reload may change them.
+        self.policy_lines: Callable[[Identity], tuple[LimitRule, ...]] | None = None
+
+    async def start(self) -> None:
+        self.store = create_limit_store(self.settings)
+
+    async def stop(self) -> None:
+        if self.store is not None:
+            await self.store.close()
+
+    def lines_for(self, who: Identity) -> tuple[LimitRule, ...]:
+        """The limits on the caller's organization, workspace, user and key: the config file's
+        (cached per caller), then the control plane's."""
+        rules = self._by_identity.get(who)
+        if rules is None:
+            mine = {"org": who.org, "workspace": who.workspace, "user": who.user, "key": who.key_name}
+            rules = tuple(r for r in self._rules if r.line.org_id == who.org and mine[r.line.level] == r.line.entity_id)
+            if len(self._by_identity) >= 100_000:
+                self._by_identity.clear()
+            self._by_identity[who] = rules
+        return rules + self.policy_lines(who) if self.policy_lines is not None else rules
+
+    async def acquire(self, who: Identity, fmt: WireFormat, body: Mapping[str, Any], provider: str = "") -> LimitGuard:
+        """Count the call on every limit of the caller; returns the guard to finish when it ends.
+
+        Raises:
+            RateLimited: an enforcing limit is full (429, nothing counted anywhere).
+            InvalidRequest: an output limit or `n` out of range (read by the estimate, tokens lines only).
+            Unavailable: the store is unreachable and `on_redis_error` is `fail_closed` (503).
+        """
+        rules = self.lines_for(who)
+        if not rules:
+            return LimitGuard(self, None, provider)
+        assert self.store is not None, "LimitPolicy.start() was not awaited"
+        lines = [r.line for r in rules]
+        enforce = [r.bites(who.key_name) for r in rules]
+        tokens = 0
+        if any(line.kind == "tokens" for line in lines):
+            tokens = estimate(body, fmt.name, self.estimate_settings).input_tokens
+        costs = [tokens if line.kind == "tokens" else 1 for line in lines]
+        try:
+            result = await self.store.acquire(lines, costs, enforce)
+        except StoreUnavailable as exc:
+            behaviour = self.settings.on_redis_error
+            event = PolicyEvent("limits", "store_unavailable", "", "store", detail={"behaviour": behaviour})
+            if behaviour == "fail_closed":
+                err = Unavailable(
+                    "rate limits cannot be checked right now (the limit store is unreachable); retry shortly",
+                    code="limit_store_unavailable",
+                )
+                err.events = [event]
+                raise err from exc
+            return LimitGuard(self, None, provider, None, [event])
+        events = [_event("would_refuse", s) for s in result.monitored]
+        if result.refused is not None:
+            err = rate_limited(result.refused, fmt.family, result.states)
+            err.events = [*events, _event("refuse", result.refused)]
+            raise err
+        states = result.states
+        if not all(enforce):
+            states = [s for s, bit in zip(_aligned(states, lines), enforce, strict=True) if bit and s is not None]
+        return LimitGuard(self, result.grant, provider, limit_headers(fmt.family, states) or None, events)
+
+
+def _aligned(states: Sequence[LineState], lines: Sequence[LimitLine]) -> list[LineState | None]:
+    """`states` in the order of `lines` (the stores answer in that order; this does not rely on it)."""
+    if len(states) == len(lines) and all(
+        s.line is line or s.line == line for s, line in zip(states, lines, strict=True)
+    ):
+        return list(states)
+    by_line = {s.line: s for s in states}
+    return [by_line.get(line) for line in lines]
+
+
+def rule_of(rule: Any) -> LimitRule:
+    """A `[[limits.rules]]` entry as a `LimitRule`."""
+    line = LimitLine(
+        level=rule.level,
+        entity_id=rule.id,
+        org_id=rule.org or rule.id,
+        kind=rule.kind,
+        limit=rule.limit,
+        window_s=rule.window_s,
+    )
+    return LimitRule(line, rule.mode, rule.rollout_percent, getattr(rule, "rollout_by", "key"))
