@@ -9,6 +9,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from sluicegate._core import Scanner, builtin_entities
 from sluicegate.config import CustomPattern, RedactionRule, check_locks
+from sluicegate.limits.lines import MAX_LIMIT, MAX_WINDOW_S
 from sluicegate.policy.rollout import RolloutBy
 from sluicegate.spend.caps import Mode, OnInsufficient, WindowName
 from sluicegate.spend.money import usd_to_nusd
@@ -210,8 +211,8 @@ class LimitIn(_Body):
     """
 
     kind: Literal["requests", "tokens", "concurrent"] = "requests"
-    limit: int = Field(ge=1, le=1_000_000_000_000)
-    window_s: int = Field(60, ge=1, le=86_400)
+    limit: int = Field(ge=1, le=MAX_LIMIT)
+    window_s: int = Field(60, ge=1, le=MAX_WINDOW_S)
     mode: Mode = "enforce"
     rollout_percent: float = Field(100.0, ge=0, le=100)
     rollout_by: RolloutBy = "key"

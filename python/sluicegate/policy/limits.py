@@ -38,13 +38,20 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sluicegate.errors import RateLimited, Unavailable
-from sluicegate.limits import LimitLine, LimitSettings, LimitStore, LineState, create_limit_store
+from sluicegate.limits import (
+    LimitLine,
+    LimitRuleSettings,
+    LimitSettings,
+    LimitStore,
+    LineState,
+    StoreUnavailable,
+    create_limit_store,
+)
 from sluicegate.observe.events import PolicyEvent
 from sluicegate.policy.auth import Identity
 from sluicegate.policy.rollout import Mode, RolloutBy, bites
 from sluicegate.spend.caps import EstimateSettings
 from sluicegate.spend.estimate import estimate
-from sluicegate.spend.store import StoreUnavailable
 
 if TYPE_CHECKING:
     from sluicegate.formats.base import WireFormat
@@ -75,7 +82,8 @@ class LimitRule:
         mode: `enforce` refuses; `monitor` counts and reports what it would have refused.
         rollout_percent: between the two, the share of keys (or requests) an enforcing rule bites.
         rollout_by: `key` (a stable share of keys) or `request`.
-        rule_id: names the rule for the rollout draw (`level:entity:kind:window_s`).
+        rule_id: names the rule for the rollout draw (default `level:entity:kind:window_s`; the
+            file's rules are named by `LimitRuleSettings.rule_id`).
         always: whether the rule bites on every call (True), on none (False), or is drawn (None).
     """
 
@@ -83,12 +91,14 @@ class LimitRule:
     mode: Mode = "enforce"
     rollout_percent: float = 100.0
     rollout_by: RolloutBy = "key"
-    rule_id: str = field(init=False, repr=False, compare=False)
+    rule_id: str = field(default="", compare=False)
     always: bool | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         line = self.line
-        object.__setattr__(self, "rule_id", f"{line.level}:{line.entity_id}:{line.kind}:{line.window_s}")
+        if not self.rule_id:
+            window = "" if line.kind == "concurrent" else f":{line.window_s}s"
+            object.__setattr__(self, "rule_id", f"{line.level}:{line.entity_id}:{line.kind}{window}")
         if self.mode != "enforce" or self.rollout_percent <= 0:
             always: bool | None = False
         elif self.rollout_percent >= 100:
@@ -199,17 +209,20 @@ def _event(action: str, state: LineState) -> PolicyEvent:
 def rate_limited(state: LineState, family: str, states: Sequence[LineState] = ()) -> RateLimited:
     """The 429 for a refusal: which limit (level, id, kind, limit, window) and when to retry; with
     `retry-after` and `retry-after-ms` (the SDKs honour both), `x-sluicegate-limit`, and the limit
-    headers of the caller's format."""
+    headers of the caller's format. A request that can never fit (its token estimate is above the
+    limit itself) gets `x-should-retry: false` instead of a retry-after."""
     line = state.line
-    wait_ms = state.retry_after_ms if state.retry_after_ms > 0 else 1000
     kind = "requests" if line.kind == "concurrent" else line.kind
     what = f"{line.limit} {kind} {_window_text(line)}"
-    message = f"rate limit reached: {line.level} {line.entity_id!r} allows {what}; retry after {wait_ms / 1000:g} s"
-    headers = {
-        "retry-after": str(math.ceil(wait_ms / 1000)),
-        "retry-after-ms": str(wait_ms),
-        "x-sluicegate-limit": f"{line.level}/{line.kind}",
-    }
+    if state.never:
+        wait_ms = -1
+        message = f"rate limit reached: {line.level} {line.entity_id!r} allows {what}; this request alone is more"
+        headers = {"x-should-retry": "false"}
+    else:
+        wait_ms = state.retry_after_ms if state.retry_after_ms > 0 else 1000
+        message = f"rate limit reached: {line.level} {line.entity_id!r} allows {what}; retry after {wait_ms / 1000:g} s"
+        headers = {"retry-after": str(math.ceil(wait_ms / 1000)), "retry-after-ms": str(wait_ms)}
+    headers["x-sluicegate-limit"] = f"{line.level}/{line.kind}"
     shown = [s for s in states if s.line != line]
     headers.update((k.decode(), v.decode()) for k, v in limit_headers(family, [state, *shown]))
     extra = {"limit": {"level": line.level, **_detail(state), "retry_after_ms": wait_ms}}
@@ -351,14 +364,6 @@ def _aligned(states: Sequence[LineState], lines: Sequence[LimitLine]) -> list[Li
     return [by_line.get(line) for line in lines]
 
 
-def rule_of(rule: Any) -> LimitRule:
+def rule_of(rule: LimitRuleSettings) -> LimitRule:
     """A `[[limits.rules]]` entry as a `LimitRule`."""
-    line = LimitLine(
-        level=rule.level,
-        entity_id=rule.id,
-        org_id=rule.org or rule.id,
-        kind=rule.kind,
-        limit=rule.limit,
-        window_s=rule.window_s,
-    )
-    return LimitRule(line, rule.mode, rule.rollout_percent, getattr(rule, "rollout_by", "key"))
+    return LimitRule(rule.line(), rule.mode, rule.rollout_percent, rule.rollout_by, rule.rule_id)

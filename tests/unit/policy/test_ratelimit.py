@@ -64,7 +64,8 @@ async def test_the_policy_at_25_percent_refuses_about_a_quarter_of_200_callers()
 
 
 async def test_a_caller_without_limits_touches_nothing() -> None:
-    policy = LimitPolicy(LimitSettings.model_validate({"rules": [{"level": "key", "id": "k", "org": "o", "limit": 1}]}))
+    rules = [{"level": "key", "id": "k", "org": "o", "kind": "requests", "limit": 1}]
+    policy = LimitPolicy(LimitSettings.model_validate({"rules": rules}))
     await policy.start()
     try:
         guard = await policy.acquire(Identity("other", "w", "o"), OPENAI_CHAT, BODY)
