@@ -779,3 +779,65 @@ def test_an_admin_walks_through_the_console(gw: tuple[Server, dict[str, Any]], t
         errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE" and e["source"] != "network"]
         assert errors == []
     assert user["name"] == "alice"
+
+
+@needs_browser
+def test_a_rate_limit_set_in_the_console_refuses_with_429(gw: tuple[Server, dict[str, Any]]) -> None:
+    """The limits section of the policy editor: a lock's refusal lands at the limit's field, a
+    limit is saved, the key's effective limits show where each comes from, and the key's calls
+    past it get the 429 that the events page then lists."""
+    from selenium.webdriver.support.ui import Select
+
+    server, seed = gw
+    org, ws, key_id = seed["org"]["id"], seed["ws"]["id"], seed["key_id"]
+    admin = {"authorization": f"Bearer {seed['token']}"}
+    lock = {"limits": [{"kind": "requests", "limit": 5, "window_s": 60, "locked": True}]}
+    assert httpx.put(f"{server.url}/admin/v1/orgs/{org}/policy", json=lock, headers=admin).status_code == 200
+    with browser() as driver:
+        driver.get(f"{server.url}/admin/ui")
+        wait_ready(driver, "signin")
+        submit(driver, "login", {"token": seed["token"]})
+        wait_ready(driver, "overview")
+
+        go(driver, f"#/policies?level=workspace&id={ws}")
+        driver.find_element("id", "add-limit").click()
+        form = driver.find_element("id", "policy-form")
+        Select(form.find_element("css selector", ".limit-row [name=kind]")).select_by_value("requests")
+        limit = form.find_element("css selector", ".limit-row [name=limit]")
+        limit.send_keys("10\n")  # above the org's locked 5: refused, at the field
+        error = wait_for(lambda: driver.find_elements("css selector", '[data-error-for="limits.0.limit"]'), what="409")
+        assert "org" in error[0].text and error[0].is_displayed()
+        beside = error[0].find_element("xpath", "preceding-sibling::label[1]//input")
+        assert beside.get_attribute("data-loc") == "limits.0.limit"
+        limit.clear()
+        limit.send_keys("2\n")
+        wait_for(lambda: driver.find_element("id", "policy-saved").text == "Saved.", what="the saved policy")
+        saved = httpx.get(f"{server.url}/admin/v1/workspaces/{ws}/policy", headers=admin).json()
+        assert [(x["kind"], x["limit"], x["window_s"]) for x in saved["limits"]] == [("requests", 2, 60)]
+        check_layout(driver, "policy_limits")
+
+        go(driver, f"#/policies?level=key&id={key_id}")
+        shown = wait_for(lambda: text_of(driver, "#effective-limits"), what="the effective limits")
+        assert "2 requests / 60 s" in shown and "5 requests / 60 s" in shown and "locked" in shown
+
+        client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=seed["key"], max_retries=0)
+        call = {"model": "mh/mock-gpt", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
+        refused = None
+        for _ in range(10):  # the view takes the policy within a second; then 2 calls, then the 429
+            try:
+                client.chat.completions.create(**call)  # type: ignore[call-overload]
+            except openai.RateLimitError as exc:
+                refused = exc
+                break
+        assert refused is not None and refused.code == "gateway_rate_limit_exceeded"
+        assert refused.response.headers["x-sluicegate-limit"] == "workspace/requests"
+
+        def refusals() -> list[Any]:
+            answer = httpx.get(f"{server.url}/admin/v1/orgs/{org}/events?policy=limits&action=refuse", headers=admin)
+            return list(answer.json()["data"])
+
+        events = wait_for(refusals, what="the refusal event")
+        go(driver, "#/events?policy=limits&action=refuse")
+        rows = driver.find_elements("css selector", "#events tbody tr")
+        assert [r.get_attribute("data-event") for r in rows] == [e["id"] for e in events]
+        assert "limits" in rows[0].text and "refuse" in rows[0].text
