@@ -48,10 +48,12 @@ def cluster(
     *,
     extra: str = "",
     env: dict[str, str] | None = None,
+    sections: str = "",
 ) -> Iterator[tuple[Server, list[Server]]]:
-    """Three gateways with one config, and nginx balancing over them; yields (nginx, gateways)."""
+    """Three gateways with one config, and nginx balancing over them; yields (nginx, gateways).
+    `extra` goes into `[spend]`, `sections` after it (more sections of the config)."""
     spend = spend_toml(n_requests, backend="redis", prefix=prefix, extra=f'redis_url = "{redis_url(redis)}"\n{extra}')
-    config = gateway_config(tmp_path / "c.toml", mock.url, spend)
+    config = gateway_config(tmp_path / "c.toml", mock.url, spend + sections)
     nginx = find_nginx()
     assert nginx is not None
     with start_gateway(config, env) as a, start_gateway(config, env) as b, start_gateway(config, env) as c:

@@ -23,7 +23,16 @@ import anthropic
 import httpx
 import openai
 import pytest
-from tests.conftest import GATEWAY_KEY, Server, free_port, gateway_config, start_gateway
+from tests.conftest import (
+    GATEWAY_KEY,
+    REAL_CLOCK,
+    Server,
+    free_port,
+    gateway_config,
+    spawn,
+    start_gateway,
+    stop_process,
+)
 from tests.integration.test_spend_gateway import policy_events
 
 from sluicegate.secrets import hash_key
@@ -265,17 +274,27 @@ def test_a_providers_429_is_told_apart_from_ours(gw: Server) -> None:
 
 
 @pytest.mark.parametrize(("behaviour", "status"), [("fail_closed", 503), ("fail_open", 200)])
-def test_store_unreachable(mock_server: Server, tmp_path: Path, behaviour: str, status: int) -> None:
-    dead = f"redis://127.0.0.1:{free_port()}/0"
-    limits = f'\n[limits]\nbackend = "redis"\nredis_url = "{dead}"\non_redis_error = "{behaviour}"\n'
+def test_redis_stopped(mock_server: Server, tmp_path: Path, behaviour: str, status: int) -> None:
+    """A Redis of the test's own, stopped while the gateway runs: the limits fail closed (503) or
+    open (served without limits), as `on_redis_error` says, and say so in an event."""
+    port = free_port()
+    args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    limits = (
+        f'\n[limits]\nbackend = "redis"\nredis_url = "redis://127.0.0.1:{port}/0"\non_redis_error = "{behaviour}"\n'
+    )
     config = gateway_config(tmp_path / "c.toml", mock_server.url, limits + rule("workspace", "ws-test", "requests", 5))
-    with start_gateway(config) as gw:
-        payload = {"model": MODEL, "messages": MESSAGES, "max_tokens": 10}
-        auth = {"authorization": f"Bearer {GATEWAY_KEY}"}
+    payload = {"model": MODEL, "messages": MESSAGES, "max_tokens": 10}
+    auth = {"authorization": f"Bearer {GATEWAY_KEY}"}
+    with spawn([*args, "--dir", str(tmp_path)], port, REAL_CLOCK) as redis, start_gateway(config) as gw:
+        ok = httpx.post(f"{gw.url}/v1/chat/completions", json=payload, headers=auth)
+        assert ok.status_code == 200 and ok.headers["x-ratelimit-remaining-requests"] == "4"
+        stop_process(redis.proc)
         r = httpx.post(f"{gw.url}/v1/chat/completions", json=payload, headers=auth)
         assert r.status_code == status
         if status == 503:
             assert r.json()["error"]["code"] == "limit_store_unavailable"
+        else:
+            assert "x-ratelimit-remaining-requests" not in r.headers  # served without limits
         events = policy_events(gw)
         assert events['{action="store_unavailable",entity="store",policy="limits"}'] == 1
 
