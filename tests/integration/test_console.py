@@ -820,15 +820,15 @@ def test_a_rate_limit_set_in_the_console_refuses_with_429(gw: tuple[Server, dict
         shown = wait_for(lambda: text_of(driver, "#effective-limits"), what="the effective limits")
         assert "2 requests / 60 s" in shown and "5 requests / 60 s" in shown and "locked" in shown
 
-        client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=seed["key"], max_retries=0)
         call = {"model": "mh/mock-gpt", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
         refused = None
-        for _ in range(10):  # the view takes the policy within a second; then 2 calls, then the 429
-            try:
-                client.chat.completions.create(**call)  # type: ignore[call-overload]
-            except openai.RateLimitError as exc:
-                refused = exc
-                break
+        with openai.OpenAI(base_url=f"{server.url}/v1", api_key=seed["key"], max_retries=0) as client:
+            for _ in range(10):  # the view takes the policy within a second; then 2 calls, then the 429
+                try:
+                    client.chat.completions.create(**call)  # type: ignore[call-overload]
+                except openai.RateLimitError as exc:
+                    refused = exc
+                    break
         assert refused is not None and refused.code == "gateway_rate_limit_exceeded"
         assert refused.response.headers["x-sluicegate-limit"] == "workspace/requests"
 

@@ -263,6 +263,7 @@ class EffectiveLimit:
             "mode": r.mode,
             "rollout_percent": r.rollout_percent,
             "rollout_by": r.rollout_by,
+            "on_redis_error": r.on_redis_error,
             "origin": self.origin.level,
             "origin_id": self.origin.id,
             "locked": self.locked,
@@ -479,7 +480,7 @@ def limit_rule(
     """A policy's rate limit as the line the data plane counts on (a `concurrent` limit has no window)."""
     window_s = 60 if spec.kind == "concurrent" else spec.window_s
     line = LimitLine(level=level, entity_id=entity_id, org_id=org_id, kind=spec.kind, limit=limit, window_s=window_s)
-    return LimitRule(line, mode, rollout, spec.rollout_by)  # type: ignore[arg-type]
+    return LimitRule(line, mode, rollout, spec.rollout_by, on_redis_error=spec.on_redis_error)  # type: ignore[arg-type]
 
 
 def chain_of(level: Level, row: dict[str, Any]) -> list[tuple[Level, str]]:

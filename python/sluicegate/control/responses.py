@@ -233,6 +233,9 @@ class EffectiveLimit(_Out):
     mode: Mode
     rollout_percent: float
     rollout_by: Literal["key", "request"]
+    on_redis_error: Literal["fail_closed", "fail_open"] | None = Field(
+        description="what a call does while the limit store is unreachable; null: the gateway's default"
+    )
     origin: OriginLevel
     origin_id: str | None
     locked: bool

@@ -207,7 +207,9 @@ class LimitIn(_Body):
     Between `monitor` and `enforce`, `rollout_percent` bites for that share of the keys (or of the
     requests, `rollout_by = "request"`) and monitors the rest. A `locked` limit is a ceiling for the
     levels below: none of them may set a higher limit of the same kind and window, nor one that
-    bites less (monitor-only, or a smaller rollout) when this one enforces.
+    bites less (monitor-only, or a smaller rollout) when this one enforces. `on_redis_error`
+    chooses, for this limit, what a call does while the limit store is unreachable (default: the
+    gateway's `limits.on_redis_error`).
     """
 
     kind: Literal["requests", "tokens", "concurrent"] = "requests"
@@ -217,6 +219,7 @@ class LimitIn(_Body):
     rollout_percent: float = Field(100.0, ge=0, le=100)
     rollout_by: RolloutBy = "key"
     locked: bool = False
+    on_redis_error: Literal["fail_closed", "fail_open"] | None = None  # None: `limits.on_redis_error`
 
 
 def _distinct_limits(limits: list[LimitIn]) -> list[LimitIn]:

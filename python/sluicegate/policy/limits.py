@@ -18,6 +18,10 @@ Modes: each rule is `enforce` or `monitor`, with a rollout percentage in between
 (`policy.rollout.bites`); a rule that does not bite on a call still counts it, and reports
 `would_refuse` when it would have refused.
 
+The store unreachable (Redis): the call is refused with a 503 when a limit that bites on it fails
+closed (its policy's `on_redis_error`, else `limits.on_redis_error`), and served without limits
+otherwise; either way a `store_unavailable` event says so.
+
 The answer: a refusal is a 429 in the caller's format (`errors.RateLimited`, type
 `rate_limit_error`, code `gateway_rate_limit_exceeded`) with `retry-after` (whole seconds, rounded
 up) and `retry-after-ms`, so the official SDKs wait and retry by themselves, and
@@ -35,7 +39,7 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from sluicegate.errors import RateLimited, Unavailable
 from sluicegate.limits import (
@@ -71,6 +75,7 @@ __all__ = [
 log = logging.getLogger("sluicegate.limits")
 
 Headers = list[tuple[bytes, bytes]]
+OnStoreError = Literal["fail_closed", "fail_open"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +89,8 @@ class LimitRule:
         rollout_by: `key` (a stable share of keys) or `request`.
         rule_id: names the rule for the rollout draw (default `level:entity:kind:window_s`; the
             file's rules are named by `LimitRuleSettings.rule_id`).
+        on_redis_error: `fail_closed` or `fail_open` while the store is unreachable; None: the
+            section's `on_redis_error`.
         always: whether the rule bites on every call (True), on none (False), or is drawn (None).
     """
 
@@ -92,6 +99,7 @@ class LimitRule:
     rollout_percent: float = 100.0
     rollout_by: RolloutBy = "key"
     rule_id: str = field(default="", compare=False)
+    on_redis_error: OnStoreError | None = None
     always: bool | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -318,7 +326,8 @@ class LimitPolicy:
         Raises:
             RateLimited: an enforcing limit is full (429, nothing counted anywhere).
             InvalidRequest: an output limit or `n` out of range (read by the estimate, tokens lines only).
-            Unavailable: the store is unreachable and `on_redis_error` is `fail_closed` (503).
+            Unavailable: the store is unreachable and a limit that bites on this call fails closed
+                (its own `on_redis_error`, else the section's) (503).
         """
         rules = self.lines_for(who)
         if not rules:
@@ -333,7 +342,7 @@ class LimitPolicy:
         try:
             result = await self.store.acquire(lines, costs, enforce)
         except StoreUnavailable as exc:
-            behaviour = self.settings.on_redis_error
+            behaviour = self._on_store_error(rules, enforce)
             event = PolicyEvent("limits", "store_unavailable", "", "store", detail={"behaviour": behaviour})
             if behaviour == "fail_closed":
                 err = Unavailable(
@@ -352,6 +361,15 @@ class LimitPolicy:
         if not all(enforce):
             states = [s for s, bit in zip(_aligned(states, lines), enforce, strict=True) if bit and s is not None]
         return LimitGuard(self, result.grant, provider, limit_headers(fmt.family, states) or None, events)
+
+    def _on_store_error(self, rules: Sequence[LimitRule], enforce: Sequence[bool]) -> OnStoreError:
+        """With the store unreachable: closed when a limit that bites on this call says so (its
+        own `on_redis_error`, else the section's); a call only monitored is never refused."""
+        default = self.settings.on_redis_error
+        for rule, bit in zip(rules, enforce, strict=True):
+            if bit and (rule.on_redis_error or default) == "fail_closed":
+                return "fail_closed"
+        return "fail_open"
 
 
 def _aligned(states: Sequence[LineState], lines: Sequence[LimitLine]) -> list[LineState | None]:

@@ -211,3 +211,36 @@ def test_events_carry_figures_never_content() -> None:
     }
     assert isinstance(PolicyEvent("limits", "refuse", "", "key"), PolicyEvent)
     assert re.fullmatch(r"[a-z_]+", err.code)
+
+
+async def test_with_the_store_unreachable_a_policy_chooses_closed_or_open() -> None:
+    """Nothing listens at the store's address: the section fails closed, a policy's limit that
+    fails open serves its calls, and a call its limits only monitor is always served."""
+    from tests.conftest import free_port
+
+    from sluicegate.errors import Unavailable
+
+    settings = LimitSettings.model_validate(
+        {"backend": "redis", "redis_url": f"redis://127.0.0.1:{free_port()}/0", "redis_breaker_s": 0}
+    )
+    policy = LimitPolicy(settings)
+    rules: dict[str, tuple[LimitRule, ...]] = {
+        "closed": (LimitRule(_line()),),
+        "open": (LimitRule(_line(), on_redis_error="fail_open"),),
+        "monitored": (LimitRule(_line(), "monitor"),),
+        "both": (LimitRule(_line(), on_redis_error="fail_open"), LimitRule(_line("tokens"))),
+    }
+    policy.policy_lines = lambda who: rules[who.key_name]
+    await policy.start()
+    try:
+        for name, served in (("closed", False), ("open", True), ("monitored", True), ("both", False)):
+            who = Identity(name, "w", "o")
+            if served:
+                guard = await policy.acquire(who, OPENAI_CHAT, BODY)
+                assert [e.action for e in guard.events] == ["store_unavailable"] and guard.grant is None, name
+            else:
+                with pytest.raises(Unavailable) as caught:
+                    await policy.acquire(who, OPENAI_CHAT, BODY)
+                assert caught.value.code == "limit_store_unavailable", name
+    finally:
+        await policy.stop()

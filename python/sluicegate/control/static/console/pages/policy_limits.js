@@ -6,6 +6,7 @@ import { field, h, nameOf, select, table } from "../api.js";
 const KINDS = [["requests", "requests per window"], ["tokens", "tokens per window"], ["concurrent", "requests in flight"]];
 const MODES = [["enforce", "enforce"], ["monitor", "monitor"]];
 const ROLLOUT_BY = [["key", "keys"], ["request", "requests"]];
+const STORE_ERROR = [["", "gateway default"], ["fail_closed", "refuse (fail closed)"], ["fail_open", "serve (fail open)"]];
 
 function limitRow(l = {}) {
   const row = h("div", { class: "row limit-row" });
@@ -22,6 +23,7 @@ function limitRow(l = {}) {
     field("Mode", select("mode", MODES, l.mode || "enforce", { dataset: { loc: "mode" } })),
     field("Rollout (%)", h("input", { name: "rollout_percent", type: "number", min: 0, max: 100, step: "any", value: l.rollout_percent ?? 100, size: 5, dataset: { loc: "rollout_percent" } })),
     field("Rollout by", select("rollout_by", ROLLOUT_BY, l.rollout_by || "key", { dataset: { loc: "rollout_by" } })),
+    field("Redis down", select("on_redis_error", STORE_ERROR, l.on_redis_error || "", { dataset: { loc: "on_redis_error" } })),
     field("Locked", h("input", { name: "locked", type: "checkbox", checked: l.locked, dataset: { loc: "locked" } }), { class: "check" }),
     h("button", { type: "button", class: "danger", "aria-label": "Remove limit", onclick: () => row.remove() }, "Remove"));
   return row;
@@ -59,6 +61,7 @@ export function limitSection(limits, ctx) {
       const limit = { kind: val("kind").value, limit: Number(val("limit").value), mode: val("mode").value,
         rollout_percent: Number(val("rollout_percent").value), rollout_by: val("rollout_by").value, locked: val("locked").checked };
       if (limit.kind !== "concurrent") limit.window_s = Number(val("window_s").value);
+      if (val("on_redis_error").value) limit.on_redis_error = val("on_redis_error").value;
       return limit;
     });
   }
