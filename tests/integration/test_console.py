@@ -841,3 +841,7 @@ def test_a_rate_limit_set_in_the_console_refuses_with_429(gw: tuple[Server, dict
         rows = driver.find_elements("css selector", "#events tbody tr")
         assert [r.get_attribute("data-event") for r in rows] == [e["id"] for e in events]
         assert "limits" in rows[0].text and "refuse" in rows[0].text
+        picked = driver.find_element("css selector", "#events-form [name=policy]")
+        assert picked.get_attribute("value") == "limits"
+        go(driver, "#/overview")  # the latest refusals show rate limits' too
+        assert wait_for(lambda: driver.find_elements("css selector", '#refusals tr[data-policy="limits"]'), what="row")

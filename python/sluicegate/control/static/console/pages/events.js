@@ -14,14 +14,14 @@ export async function render(view, ctx) {
   const keyOptions = [["", "Any"], ...ctx.keys.map((k) => [k.id, `${k.name} (${nameOf(ctx, k.workspace_id)})`])];
   const form = h("form", { id: "events-form", class: "row card" },
     field("Time", select("range", RANGES, span)),
-    field("Policy", select("policy", [["", "Any"], ["redaction", "redaction"], ["spend", "spend"]], get_("policy"))),
+    field("Policy", select("policy", [["", "Any"], ["redaction", "redaction"], ["spend", "spend"], ["limits", "limits"]], get_("policy"))),
     field("Action", h("input", { name: "action", value: get_("action"), size: 10, list: "event-actions" })),
     field("Type", h("input", { name: "entity", value: get_("entity"), size: 12 })),
     field("Workspace", select("workspace", wsOptions, get_("workspace"))),
     field("Key", select("key", keyOptions, get_("key"))),
     field("Trace id", h("input", { name: "trace_id", value: get_("trace_id"), size: 14 })),
     field("Group by", select("group", GROUPS, get_("group"))),
-    h("datalist", { id: "event-actions" }, ["redact", "block", "monitor", "pseudonymize", "refuse", "clamp", "threshold"].map((a) => h("option", { value: a }))),
+    h("datalist", { id: "event-actions" }, ["redact", "block", "monitor", "pseudonymize", "refuse", "clamp", "threshold", "would_refuse", "upstream_429"].map((a) => h("option", { value: a }))),
     h("button", { type: "submit" }, "Filter"));
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();

@@ -37,7 +37,7 @@ export async function render(view, ctx) {
     return r(b) - r(a);
   });
   const rows = events.data;
-  const refusals = rows.filter((e) => e.policy === "spend" && REFUSALS.has(e.action) || e.action === "block").slice(0, 10);
+  const refusals = rows.filter((e) => (e.policy === "spend" || e.policy === "limits") && REFUSALS.has(e.action) || e.action === "block").slice(0, 10);
   const redactions = rows.filter((e) => e.policy === "redaction").slice(0, 10);
   const head = ["when", "policy", "action", "type", "count", "workspace", "key", "trace"];
   view.append(
