@@ -244,3 +244,33 @@ async def test_with_the_store_unreachable_a_policy_chooses_closed_or_open() -> N
                 assert caught.value.code == "limit_store_unavailable", name
     finally:
         await policy.stop()
+
+
+RULE_TOML = '[[limits.rules]]\nlevel = "key"\nid = "k"\norg = "o"\nkind = "requests"\nlimit = 5\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "refused"),
+    [
+        (RULE_TOML, {"SLUICEGATE_SERVER__WORKERS": "2"}, True),
+        ("[control]\nenabled = true\n[spend]\nbackend = 'redis'\n", {"SLUICEGATE_SERVER__WORKERS": "4"}, True),
+        (RULE_TOML, {"SLUICEGATE_LIMITS__BACKEND": "redis", "SLUICEGATE_SERVER__WORKERS": "4"}, False),
+        (RULE_TOML, {"SLUICEGATE_LIMITS__ENABLED": "false", "SLUICEGATE_SERVER__WORKERS": "4"}, False),
+        (RULE_TOML, {"SLUICEGATE_SERVER__WORKERS": "1"}, False),
+    ],
+    ids=["file rules", "control plane limits", "redis", "limits off", "one worker"],
+)
+def test_limits_on_the_local_backend_across_workers_are_refused(
+    tmp_path: Any, text: str, env: dict[str, str], refused: bool
+) -> None:
+    from sluicegate.config import ConfigError, load_settings
+
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    if not refused:
+        assert load_settings(path, environ=env).limits.enabled is ("ENABLED" not in str(env))
+        return
+    with pytest.raises(ConfigError) as err:
+        load_settings(path, environ=env)
+    for named in ("limits.backend = 'local'", "server.workers = ", "limits.backend = 'redis'", "server.workers = 1"):
+        assert named in str(err.value)
