@@ -13,6 +13,11 @@ its organization, workspace, user and itself, read in that order.
   `pseudonymize` also counts as below a locked `redact` or `block` on responses, since the gateway
   writes the original back into the response. Rules without a lock keep the override semantics
   above: they are defaults a lower level may change either way.
+- **Rollouts.** An enforcing cap or a redaction rule with `rollout_percent` below 100 acts for a
+  stable share of the keys below it (`sluicegate.policy.rollout`) and monitors the others: in a
+  key's effective policy it is `monitor` when the key is outside the share. A floor applies in
+  full: a locked rule or cap cannot have a rollout, and whatever a floor raises is raised for every
+  key (a cap under a locked enforcing one enforces for every key).
 - **Patterns.** A lower level's custom pattern replaces one of the same name above it, unless the
   type is locked above: then it is added beside the one above (more is found, never less). The
   scanner runs a pattern named like a built-in type beside the built-in detector, so such a
@@ -26,12 +31,14 @@ lower a locked rule.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from sluicegate.config import ACTION_STRENGTH, CustomPattern, RedactionRule, RedactionSettings
 from sluicegate.control.schemas import Level, PolicyIn
-from sluicegate.spend.caps import DEFAULT_THRESHOLDS, CapLine, Mode, SpendSettings
+from sluicegate.policy.rollout import bites
+from sluicegate.spend.caps import DEFAULT_THRESHOLDS, CapLine, Mode, SpendSettings, rollout_id
 from sluicegate.spend.money import format_usd
 
 Direction = Literal["request", "response"]
@@ -145,6 +152,11 @@ class Floors:
         return held if held is not None and ACTION_STRENGTH[held[0]] >= _STRICT_RESPONSE else None
 
 
+def _rollout_json(rollout: tuple[float, bool | None]) -> dict[str, Any]:
+    """A partial rollout as shown: its percent and, in a key's policy, whether the key is in it."""
+    return {"percent": rollout[0], "applies": rollout[1]}
+
+
 @dataclass(frozen=True, slots=True)
 class EffectiveRule:
     """One (entity type, direction) in force, with its origin.
@@ -162,6 +174,7 @@ class EffectiveRule:
     locked: bool
     floor: tuple[str, Origin] | None = None
     raised_from: tuple[Origin, str] | None = None
+    rollout: tuple[float, bool] | None = None  # (percent, whether the key is in it) of a partial rollout
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -176,6 +189,8 @@ class EffectiveRule:
             out["floor"] = {"action": self.floor[0], **self.floor[1].as_json()}
         if self.raised_from is not None:
             out["raised_from"] = {"action": self.raised_from[1], **self.raised_from[0].as_json()}
+        if self.rollout is not None:
+            out["rollout"] = _rollout_json(self.rollout)
         return out
 
 
@@ -187,6 +202,7 @@ class EffectiveCap:
     origin: Origin
     locked: bool
     clamped_from: tuple[int, Mode] | None = None
+    rollout: tuple[float, bool | None] | None = None  # (percent, whether the key is in it; None: no key)
 
     def as_json(self) -> dict[str, Any]:
         c = self.line
@@ -204,6 +220,8 @@ class EffectiveCap:
         }
         if self.clamped_from is not None:
             out["clamped_from"] = {"limit_nusd": self.clamped_from[0], "mode": self.clamped_from[1]}
+        if self.rollout is not None:
+            out["rollout"] = _rollout_json(self.rollout)
         return out
 
 
@@ -264,9 +282,10 @@ class Violation:
 class _Walk:
     """Reads a chain from the top down, keeping the floors in force at each depth."""
 
-    def __init__(self, org_id: str, operator: OperatorPolicy) -> None:
+    def __init__(self, org_id: str, operator: OperatorPolicy, key_id: str | None = None) -> None:
         self.org_id = org_id
         self.operator = operator
+        self.key_id = key_id  # set when the chain ends at a key: partial rollouts are decided for it
         self.floors = Floors()
         self.rules: dict[tuple[str, Direction], EffectiveRule] = {}
         self.caps: list[EffectiveCap] = []
@@ -305,6 +324,14 @@ class _Walk:
                 limit = held[0]
             if mode == "monitor" and cap.window in floors.cap_enforced:
                 mode = "enforce"
+            rollout: tuple[float, bool | None] | None = None
+            if mode == "enforce" and cap.rollout_percent < 100 and cap.window not in floors.cap_enforced:
+                applies = None
+                if self.key_id is not None:
+                    name = rollout_id(CapLine(level, entity_id, self.org_id, cap.window, 0))
+                    applies = bites("enforce", cap.rollout_percent, name, self.key_id)
+                    mode = "enforce" if applies else "monitor"
+                rollout = (cap.rollout_percent, applies)
             line = CapLine(
                 level=level,
                 entity_id=entity_id,
@@ -316,21 +343,25 @@ class _Walk:
                 thresholds=tuple(cap.thresholds) if cap.thresholds is not None else DEFAULT_THRESHOLDS,
             )
             clamped = (cap.limit_nusd, cap.mode) if (limit, mode) != (cap.limit_nusd, cap.mode) else None
-            self.caps.append(EffectiveCap(line, origin, cap.locked, clamped))
+            self.caps.append(EffectiveCap(line, origin, cap.locked, clamped, rollout))
             if cap.locked:
                 cap_locks.append((cap.window, limit, mode))
-        mine: dict[tuple[str, Direction], tuple[str, bool]] = {}
+        mine: dict[tuple[str, Direction], tuple[str, bool, tuple[float, bool] | None]] = {}
         rule_locks: list[tuple[str, Direction, str]] = []
         for rule in policy.redaction:
+            action, partial = rule.action, None
+            if action != "monitor" and rule.rollout_percent < 100 and self.key_id is not None:
+                applies = bites("enforce", rule.rollout_percent, rule.rollout_id(level, entity_id), self.key_id)
+                action, partial = (action if applies else "monitor"), (rule.rollout_percent, applies)
             for entity in rule.entities:
                 for d in _directions(rule):
-                    mine[(entity, d)] = (rule.action, rule.locked)
+                    mine[(entity, d)] = (action, rule.locked, partial)
                     if rule.locked:
                         rule_locks.append((entity, d, rule.action))
-        for (entity, d), (action, locked) in mine.items():
+        for (entity, d), (action, locked, partial) in mine.items():
             below = floors.below(entity, d, action)
             if below is None:
-                self.rules[(entity, d)] = EffectiveRule(entity, d, action, origin, locked)
+                self.rules[(entity, d)] = EffectiveRule(entity, d, action, origin, locked, rollout=partial)
             else:
                 self.rules[(entity, d)] = EffectiveRule(entity, d, below[0], below[1], True, None, (origin, action))
         for entity, d, action in rule_locks:
@@ -349,7 +380,7 @@ class _Walk:
                 rule = EffectiveRule(entity, d, "redact", response[1], True, None, (rule.origin, rule.action))
             held = floors.rules.get((entity, d))
             if held is not None:
-                rule = EffectiveRule(entity, d, rule.action, rule.origin, rule.locked, held, rule.raised_from)
+                rule = dataclasses.replace(rule, floor=held)
             rules.append(rule)
         return EffectivePolicy(
             caps=tuple(c.line for c in self.caps if c.origin.level != "operator"),
@@ -384,7 +415,8 @@ def chain_of(level: Level, row: dict[str, Any]) -> list[tuple[Level, str]]:
 def effective(org_id: str, chain: Chain, operator: OperatorPolicy | None = None) -> EffectivePolicy:
     """Combine the policies of `chain` (org first, key last; a missing policy is None) under the
     operator's configuration, raising whatever a lock above it forbids back to the lock."""
-    walk = _Walk(org_id, operator or OperatorPolicy())
+    key_id = chain[-1][1] if chain and chain[-1][0] == "key" else None
+    walk = _Walk(org_id, operator or OperatorPolicy(), key_id)
     for level, entity_id, policy in chain:
         walk.enter(level, entity_id)
         if policy is not None:
@@ -438,4 +470,10 @@ def violations(floors: Floors, policy: PolicyIn) -> list[Violation]:
         if enforced_by is not None and cap.mode == "monitor":
             message = f"a monitor-only {cap.window} cap is under the enforced {cap.window} cap that {enforced_by} locks"
             out.append(Violation(f"caps.{i}", message + "; it must enforce", enforced_by))
+        elif enforced_by is not None and cap.rollout_percent < 100:
+            message = (
+                f"a {cap.window} cap rolled out to {cap.rollout_percent:g}% of keys is under the enforced "
+                f"{cap.window} cap that {enforced_by} locks; it must enforce for every key (rollout_percent 100)"
+            )
+            out.append(Violation(f"caps.{i}", message, enforced_by))
     return out

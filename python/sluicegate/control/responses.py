@@ -204,6 +204,11 @@ class CapClamp(_Out):
     mode: Mode
 
 
+class Rollout(_Out):
+    percent: float = Field(description="the share of keys the rule or cap acts for")
+    applies: bool | None = Field(description="whether this key is in that share (null when no key is in question)")
+
+
 class EffectiveCap(_Out):
     level: EntityLevel
     entity_id: str
@@ -216,6 +221,7 @@ class EffectiveCap(_Out):
     origin: OriginLevel
     locked: bool
     clamped_from: CapClamp | None = Field(None, description="the (limit, mode) a locked floor lowered")
+    rollout: Rollout | None = Field(None, description="a partial rollout (for a key: whether it is in it)")
 
 
 class RuleOrigin(_Out):
@@ -233,6 +239,7 @@ class EffectiveRule(_Out):
     locked: bool
     floor: RuleOrigin | None = Field(None, description="the strongest lock on this type and direction")
     raised_from: RuleOrigin | None = Field(None, description="the weaker rule a floor replaced")
+    rollout: Rollout | None = Field(None, description="a partial rollout (for a key: whether it is in it)")
 
 
 class EffectivePattern(_Out):
@@ -300,6 +307,23 @@ class Event(_Call):
 
 class EventList(_Page):
     data: list[Event]
+
+
+class MonitoringRow(_Out):
+    """Decisions a rule would have taken but did not (monitor mode, or outside a rollout's share)."""
+
+    policy: str = Field(description="spend, redaction, limits, models, loops")
+    action: str = Field(description="would_refuse, would_block, monitor, ...")
+    entity: str = Field(description="the rule's level (caps, limits) or the entity type (redaction)")
+    workspace_id: str | None
+    key_id: str | None
+    events: int = Field(description="calls it would have acted on")
+    count: int = Field(description="the findings or requests those calls carried")
+
+
+class Monitoring(_Out):
+    data: list[MonitoringRow]
+    total_events: int
 
 
 class SpendRow(_Out):

@@ -170,7 +170,8 @@ class CapIn(_Body):
     """A spend cap: `limit_usd` is a decimal string (`"250.00"`), kept exactly as nano-USD.
 
     A `locked` cap is a floor for the levels below: none of them may set a higher cap in the same
-    window, nor a monitor-only one when this one enforces.
+    window, nor a monitor-only one when this one enforces. An enforcing cap with `rollout_percent`
+    below 100 enforces for that share of the keys under it and monitors the others.
     """
 
     window: WindowName = "month"
@@ -179,6 +180,13 @@ class CapIn(_Body):
     on_insufficient: OnInsufficient = "refuse"
     thresholds: list[int] | None = Field(None, max_length=16)
     locked: bool = False
+    rollout_percent: float = Field(100.0, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _locked_in_full(self) -> CapIn:
+        if self.locked and self.rollout_percent < 100:
+            raise ValueError("a locked cap is a floor for every key below it: its rollout_percent must be 100")
+        return self
 
     @field_validator("limit_usd")
     @classmethod

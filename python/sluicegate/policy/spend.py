@@ -13,6 +13,7 @@ Settlement rules, so reservations never leak:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from sluicegate.errors import GatewayError, InvalidRequest, SpendLimitExceeded, 
 from sluicegate.formats.base import WireFormat
 from sluicegate.observe.events import PolicyEvent
 from sluicegate.policy.auth import Identity
+from sluicegate.policy.rollout import bites
 from sluicegate.proxy.providers import Provider
 from sluicegate.proxy.relay import Outcome
 from sluicegate.spend import (
@@ -40,6 +42,7 @@ from sluicegate.spend import (
     estimate,
     format_usd,
 )
+from sluicegate.spend.caps import rollout_id
 
 log = logging.getLogger("sluicegate.spend")
 
@@ -96,6 +99,14 @@ def _alert_events(alerts: list[ThresholdAlert]) -> list[PolicyEvent]:
     ]
 
 
+def _rolled_out(line: CapLine, percent: float, key_id: str) -> CapLine:
+    """`line` for one key: an enforcing cap rolled out to less than every key monitors the keys
+    outside its share (`sluicegate.policy.rollout`)."""
+    if percent >= 100 or not line.enforced or bites("enforce", percent, rollout_id(line), key_id):
+        return line
+    return dataclasses.replace(line, mode="monitor")
+
+
 @dataclass(slots=True)
 class SpendGuard:
     """One call's reservation, until it is settled or released."""
@@ -141,6 +152,7 @@ class SpendPolicy:
         self.prices = PriceBook.from_settings(settings)
         self.store: SpendStore | None = None
         self._lines = settings.lines()
+        self._rollouts = tuple(c.rollout_percent for c in settings.caps)  # per line of `_lines`
         self._by_identity: dict[Identity, tuple[CapLine, ...]] = {}
         # The control plane's caps for a caller (its view's `cap_lines`), when it runs: read from
         # memory on every call, since a reload may change them.
@@ -159,7 +171,11 @@ class SpendPolicy:
         lines = self._by_identity.get(who)
         if lines is None:
             mine = {"org": who.org, "workspace": who.workspace, "user": who.user, "key": who.key_name}
-            lines = tuple(c for c in self._lines if c.org_id == who.org and mine[c.level] == c.entity_id)
+            lines = tuple(
+                _rolled_out(c, pct, who.key_name)
+                for c, pct in zip(self._lines, self._rollouts, strict=True)
+                if c.org_id == who.org and mine[c.level] == c.entity_id
+            )
             self._by_identity[who] = lines
         return lines + self.policy_lines(who) if self.policy_lines is not None else lines
 

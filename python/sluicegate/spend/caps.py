@@ -55,6 +55,7 @@ __all__ = [
     "PriceSettings",
     "SpendSettings",
     "WindowName",
+    "rollout_id",
 ]
 
 Level = Literal["org", "workspace", "user", "key"]
@@ -72,6 +73,11 @@ def _check_thresholds(values: tuple[int, ...]) -> tuple[int, ...]:
     if any(isinstance(t, bool) or not isinstance(t, int) or not 1 <= t <= 1000 for t in values):
         raise ValueError("thresholds are whole percents from 1 to 1000")
     return tuple(sorted(set(values)))
+
+
+def rollout_id(line: CapLine) -> str:
+    """What names a cap in the rollout order (`sluicegate.policy.rollout`)."""
+    return f"cap:{line.level}:{line.entity_id}:{line.window}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +165,7 @@ class CapSettings(_Section):
     on_insufficient: OnInsufficient = "refuse"
     thresholds: tuple[int, ...] | None = None
     locked: bool = False  # a floor: the control plane's caps on this entity and below stay under it
+    rollout_percent: float = Field(100.0, ge=0, le=100)  # enforce for this share of keys, monitor the rest
 
     @field_validator("limit_usd")
     @classmethod
@@ -172,6 +179,8 @@ class CapSettings(_Section):
             raise ValueError(f"a {self.level} cap needs `org`, the organization it belongs to")
         if self.level == "org" and self.org not in (None, self.id):
             raise ValueError("an org cap's `org` (if given) must equal its `id`")
+        if self.locked and self.rollout_percent < 100:
+            raise ValueError("a locked cap is a floor for every key below it: its rollout_percent must be 100")
         return self
 
     @property
