@@ -520,6 +520,9 @@ def test_an_admin_walks_through_the_console(gw: tuple[Server, dict[str, Any]], t
         from selenium.webdriver.support.ui import Select
 
         Select(form.find_element("css selector", ".rule-row [name=action]")).select_by_value("block")
+        rollout = form.find_element("css selector", ".rule-row [name=rollout_percent]")
+        rollout.clear()
+        rollout.send_keys("30")  # a staged rollout: the rule acts for 30% of the keys
         Select(form.find_element("css selector", ".cap-row [name=window]")).select_by_value("day")
         limit = form.find_element("css selector", ".cap-row [name=limit_usd]")
         limit.send_keys("1.0000000001\n")
@@ -541,11 +544,16 @@ def test_an_admin_walks_through_the_console(gw: tuple[Server, dict[str, Any]], t
         wait_for(lambda: driver.find_element("id", "policy-saved").text == "Saved.", what="the saved policy")
         policy = api(f"/workspaces/{ws}/policy")
         assert [(c["window"], c["limit_usd"]) for c in policy["caps"]] == [("day", "0.0002")]
-        assert [(r["entities"], r["action"]) for r in policy["redaction"]] == [(["US_SSN"], "block")]
+        assert [(r["entities"], r["action"], r["rollout_percent"]) for r in policy["redaction"]] == [
+            (["US_SSN"], "block", 30)
+        ]
         check_layout(driver, "policies")
         go(driver, f"#/policies?level=key&id={key_id}")
         effective = driver.find_element("id", "effective").text
         assert "workspace research" in effective and "US_SSN" in effective
+        in_share = api(f"/keys/{key_id}/effective-policy")["redaction"][0]["rollout"]["applies"]
+        assert ("this key is in it" if in_share else "this key is monitored") in effective
+        assert "rolled out to 30%" in effective
         assert not driver.find_elements("css selector", ".field-error")
         # The key's own policy, removed (DELETE) after a confirmation: the levels above still apply.
         own = {"redaction": [{"entities": ["EMAIL"], "action": "monitor"}]}

@@ -14,6 +14,18 @@ function removeButton(what, row) {
   return h("button", { type: "button", class: "danger", "aria-label": `Remove ${what}`, onclick: () => row.remove() }, "Remove");
 }
 
+// A staged rollout: the share of keys an enforcing cap or rule acts for (the rest are monitored).
+function rolloutField(x) {
+  return field("Rollout (% of keys)", h("input", { name: "rollout_percent", type: "number", min: 0, max: 100, step: "any", size: 5,
+    value: x.rollout_percent ?? 100, dataset: { loc: "rollout_percent" } }));
+}
+
+function rolloutNote(x) {
+  if (!x.rollout) return "";
+  const share = `rolled out to ${x.rollout.percent}%`;
+  return x.rollout.applies === null ? ` (${share})` : ` (${share}; ${x.rollout.applies ? "this key is in it" : "this key is monitored"})`;
+}
+
 function capRow(c = {}) {
   const row = h("div", { class: "row cap-row" });
   row.append(
@@ -22,6 +34,7 @@ function capRow(c = {}) {
     field("Mode", select("mode", MODES, c.mode || "enforce", { dataset: { loc: "mode" } })),
     field("When the rest is too small", select("on_insufficient", INSUFFICIENT, c.on_insufficient || "refuse", { dataset: { loc: "on_insufficient" } })),
     field("Alert thresholds (%)", h("input", { name: "thresholds", value: (c.thresholds || []).join(", "), size: 10, placeholder: "50, 80, 100", dataset: { loc: "thresholds" } })),
+    rolloutField(c),
     field("Locked", h("input", { name: "locked", type: "checkbox", checked: c.locked, dataset: { loc: "locked" } }), { class: "check" }),
     removeButton("cap", row));
   return row;
@@ -33,6 +46,7 @@ function ruleRow(r = {}) {
     field("Entity types", h("input", { name: "entities", value: (r.entities || []).join(", "), required: true, list: "entity-types", size: 24, dataset: { loc: "entities" } })),
     field("Action", select("action", ACTIONS, r.action || "redact", { dataset: { loc: "action" } })),
     field("Direction", select("direction", DIRECTIONS, r.direction || "both", { dataset: { loc: "direction" } })),
+    rolloutField(r),
     field("Locked", h("input", { name: "locked", type: "checkbox", checked: r.locked, dataset: { loc: "locked" } }), { class: "check" }),
     removeButton("rule", row));
   return row;
@@ -61,14 +75,16 @@ function readPolicy(form) {
   const val = (row, name) => row.querySelector(`[name=${name}]`);
   const caps = [...form.querySelectorAll(".cap-row")].map((row) => {
     const cap = { window: val(row, "window").value, limit_usd: val(row, "limit_usd").value.trim(), mode: val(row, "mode").value,
-      on_insufficient: val(row, "on_insufficient").value, locked: val(row, "locked").checked };
+      on_insufficient: val(row, "on_insufficient").value, locked: val(row, "locked").checked,
+      rollout_percent: Number(val(row, "rollout_percent").value || 100) };
     const t = val(row, "thresholds").value.split(/[\s,]+/).filter(Boolean).map(Number);
     if (t.length) cap.thresholds = t;
     return cap;
   });
   const redaction = [...form.querySelectorAll(".rule-row")].map((row) => ({
     entities: val(row, "entities").value.split(/[\s,]+/).filter(Boolean), action: val(row, "action").value,
-    direction: val(row, "direction").value, locked: val(row, "locked").checked }));
+    direction: val(row, "direction").value, locked: val(row, "locked").checked,
+    rollout_percent: Number(val(row, "rollout_percent").value || 100) }));
   const custom_patterns = [...form.querySelectorAll(".pattern-row")].map((row) => ({ entity: val(row, "entity").value.trim(), pattern: val(row, "pattern").value }));
   return { caps, redaction, custom_patterns };
 }
@@ -90,11 +106,11 @@ function effectiveView(ctx, eff) {
     h("p", { class: "muted" }, eff.redaction_enabled ? `Redaction on; types without a rule: ${eff.default_action || "redact"}.` : "Redaction is off in this gateway's configuration."),
     h("h3", {}, "Caps"),
     table(["level", "window", "limit ($)", "mode", "when short", "from", "locked"], eff.caps.map((c) =>
-      h("tr", {}, h("td", {}, `${c.level} ${nameOf(ctx, c.entity_id)}`), h("td", {}, c.window), h("td", { class: "num" }, usd(c.limit_nusd)), h("td", {}, c.mode),
+      h("tr", {}, h("td", {}, `${c.level} ${nameOf(ctx, c.entity_id)}`), h("td", {}, c.window), h("td", { class: "num" }, usd(c.limit_nusd)), h("td", {}, c.mode + rolloutNote(c)),
         h("td", {}, c.on_insufficient), h("td", {}, c.origin + (c.clamped_from ? " (lowered by a lock)" : "")), h("td", {}, c.locked ? "locked" : "")))),
     h("h3", {}, "Redaction rules"),
     table(["types", "action", "direction", "from", "locked"], eff.redaction.map((r) =>
-      h("tr", {}, h("td", {}, r.entities.join(", ")), h("td", {}, r.action), h("td", {}, r.direction),
+      h("tr", {}, h("td", {}, r.entities.join(", ")), h("td", {}, r.action + rolloutNote(r)), h("td", {}, r.direction),
         h("td", {}, origin(r.origin, r.origin_id) + (r.raised_from ? ` (raised from ${r.raised_from.action})` : "")), h("td", {}, r.locked ? "locked" : "")))),
     h("h3", {}, "Custom patterns"),
     table(["type", "pattern", "from"], eff.custom_patterns.map((p) => h("tr", {}, h("td", {}, p.entity), h("td", {}, h("code", {}, p.pattern)), h("td", {}, origin(p.origin, p.origin_id))))));
