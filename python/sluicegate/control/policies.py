@@ -214,6 +214,7 @@ class EffectiveCap:
             "limit_usd": format_usd(c.limit_nusd).lstrip("$"),
             "mode": c.mode,
             "on_insufficient": c.on_insufficient,
+            "substitute_model": c.substitute_model,
             "thresholds": list(c.thresholds),
             "origin": self.origin.level,
             "locked": self.locked,
@@ -341,6 +342,7 @@ class _Walk:
                 mode=mode,
                 on_insufficient=cap.on_insufficient,
                 thresholds=tuple(cap.thresholds) if cap.thresholds is not None else DEFAULT_THRESHOLDS,
+                substitute_model=cap.substitute_model,
             )
             clamped = (cap.limit_nusd, cap.mode) if (limit, mode) != (cap.limit_nusd, cap.mode) else None
             self.caps.append(EffectiveCap(line, origin, cap.locked, clamped, rollout))

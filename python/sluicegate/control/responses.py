@@ -217,6 +217,7 @@ class EffectiveCap(_Out):
     limit_usd: str
     mode: Mode
     on_insufficient: OnInsufficient
+    substitute_model: str | None = Field(description="where a `substitute` cap sends calls that do not fit")
     thresholds: list[int]
     origin: OriginLevel
     locked: bool

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from sluicegate._core import Scanner, builtin_entities
 from sluicegate.config import CustomPattern, RedactionRule, check_locks
-from sluicegate.spend.caps import Mode, OnInsufficient, WindowName
+from sluicegate.spend.caps import MODEL_NAME_MAX, Mode, OnInsufficient, WindowName, check_substitute
 from sluicegate.spend.money import usd_to_nusd
 
 Name = str
@@ -171,7 +171,8 @@ class CapIn(_Body):
 
     A `locked` cap is a floor for the levels below: none of them may set a higher cap in the same
     window, nor a monitor-only one when this one enforces. An enforcing cap with `rollout_percent`
-    below 100 enforces for that share of the keys under it and monitors the others.
+    below 100 enforces for that share of the keys under it and monitors the others. A cap with
+    `on_insufficient = "substitute"` sends a call that does not fit to `substitute_model` instead.
     """
 
     window: WindowName = "month"
@@ -181,11 +182,13 @@ class CapIn(_Body):
     thresholds: list[int] | None = Field(None, max_length=16)
     locked: bool = False
     rollout_percent: float = Field(100.0, ge=0, le=100)
+    substitute_model: str | None = Field(None, min_length=1, max_length=MODEL_NAME_MAX)
 
     @model_validator(mode="after")
     def _locked_in_full(self) -> CapIn:
         if self.locked and self.rollout_percent < 100:
             raise ValueError("a locked cap is a floor for every key below it: its rollout_percent must be 100")
+        check_substitute(self.on_insufficient, self.substitute_model)
         return self
 
     @field_validator("limit_usd")

@@ -260,7 +260,16 @@ class Gateway:
         lines = self.spend.lines_for(identity) if self.spend is not None else ()
         if lines:
             assert self.spend is not None
-            guard = await self.spend.reserve(fmt, body, provider, upstream_model, lines)
+            guard = await self.spend.reserve(
+                fmt, body, provider, upstream_model, lines, partial(self.router.route, fmt=fmt)
+            )
+            if guard.substitution is not None:  # a cap sent the call to a cheaper model
+                sub = guard.substitution
+                provider, upstream_model = sub.provider, sub.upstream_model
+                info.model, info.provider, info.provider_kind = upstream_model, provider.name, provider.kind
+                credential = self.view.provider_credential(identity.workspace, provider.name) if self.view else None
+                said = f"{model} -> {sub.model}".encode("latin-1", "replace")
+                info.headers = [*(info.headers or ()), (b"x-sluicegate-substituted", said)]
         tap = fmt.tap(body, redactor.response_filter(scan) if redactor and scan else None) if stream else None
         fmt.prepare(body)
         if upstream_model != model:

@@ -56,6 +56,7 @@ class CallInfo:
     started_at: float = 0.0  # wall-clock seconds
     t0: float = 0.0  # perf_counter() at the start
     ended_at: float = 0.0  # wall-clock seconds, once the call is over
+    headers: list[tuple[bytes, bytes]] | None = None  # extra headers for every answer (rate limits)
 
 
 @dataclass(slots=True)

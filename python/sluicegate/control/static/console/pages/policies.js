@@ -4,7 +4,7 @@ import { api, field, get, h, loadNames, nameOf, select, showFieldErrors, table, 
 
 const WINDOWS = ["total", "hour", "day", "week", "month"].map((w) => [w, w]);
 const MODES = [["enforce", "enforce"], ["monitor", "monitor"]];
-const INSUFFICIENT = [["refuse", "refuse"], ["clamp", "clamp"]];
+const INSUFFICIENT = [["refuse", "refuse"], ["clamp", "clamp"], ["substitute", "substitute a model"]];
 const ACTIONS = ["redact", "block", "monitor", "pseudonymize"].map((a) => [a, a]);
 const DIRECTIONS = ["both", "request", "response"].map((d) => [d, d]);
 const ENTITIES = ["EMAIL", "PHONE", "US_SSN", "CREDIT_CARD", "IBAN", "IP_ADDRESS", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "GITHUB_TOKEN",
@@ -33,6 +33,7 @@ function capRow(c = {}) {
     field("Limit (USD)", h("input", { name: "limit_usd", value: c.limit_usd || "", required: true, inputmode: "decimal", size: 10, dataset: { loc: "limit_usd" } })),
     field("Mode", select("mode", MODES, c.mode || "enforce", { dataset: { loc: "mode" } })),
     field("When the rest is too small", select("on_insufficient", INSUFFICIENT, c.on_insufficient || "refuse", { dataset: { loc: "on_insufficient" } })),
+    field("Substitute model", h("input", { name: "substitute_model", value: c.substitute_model || "", size: 16, placeholder: "when substituting", dataset: { loc: "substitute_model" } })),
     field("Alert thresholds (%)", h("input", { name: "thresholds", value: (c.thresholds || []).join(", "), size: 10, placeholder: "50, 80, 100", dataset: { loc: "thresholds" } })),
     rolloutField(c),
     field("Locked", h("input", { name: "locked", type: "checkbox", checked: c.locked, dataset: { loc: "locked" } }), { class: "check" }),
@@ -77,6 +78,8 @@ function readPolicy(form) {
     const cap = { window: val(row, "window").value, limit_usd: val(row, "limit_usd").value.trim(), mode: val(row, "mode").value,
       on_insufficient: val(row, "on_insufficient").value, locked: val(row, "locked").checked,
       rollout_percent: Number(val(row, "rollout_percent").value || 100) };
+    const sub = val(row, "substitute_model").value.trim();
+    if (sub) cap.substitute_model = sub;
     const t = val(row, "thresholds").value.split(/[\s,]+/).filter(Boolean).map(Number);
     if (t.length) cap.thresholds = t;
     return cap;
@@ -107,7 +110,7 @@ function effectiveView(ctx, eff) {
     h("h3", {}, "Caps"),
     table(["level", "window", "limit ($)", "mode", "when short", "from", "locked"], eff.caps.map((c) =>
       h("tr", {}, h("td", {}, `${c.level} ${nameOf(ctx, c.entity_id)}`), h("td", {}, c.window), h("td", { class: "num" }, usd(c.limit_nusd)), h("td", {}, c.mode + rolloutNote(c)),
-        h("td", {}, c.on_insufficient), h("td", {}, c.origin + (c.clamped_from ? " (lowered by a lock)" : "")), h("td", {}, c.locked ? "locked" : "")))),
+        h("td", {}, c.on_insufficient + (c.substitute_model ? ` → ${c.substitute_model}` : "")), h("td", {}, c.origin + (c.clamped_from ? " (lowered by a lock)" : "")), h("td", {}, c.locked ? "locked" : "")))),
     h("h3", {}, "Redaction rules"),
     table(["types", "action", "direction", "from", "locked"], eff.redaction.map((r) =>
       h("tr", {}, h("td", {}, r.entities.join(", ")), h("td", {}, r.action + rolloutNote(r)), h("td", {}, r.direction),
