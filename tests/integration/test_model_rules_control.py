@@ -5,6 +5,7 @@ workspace's aliases and lists, and an org's monitor-only rules, to the openai an
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,7 @@ import httpx
 import openai
 import pytest
 from tests.conftest import Server
+from tests.integration.test_control_cli import admin as cli
 from tests.integration.test_control_policies import until
 from tests.integration.test_spend_gateway import policy_events
 from tests.unit.control.pg import control_settings, pg_database  # noqa: F401  (fixtures)
@@ -162,8 +164,23 @@ def test_a_workspace_policy_acts_on_sdk_calls(control_gateway: tuple[Server, dic
     admin = {"authorization": f"Bearer {seed['token']}"}
     ws_id, org_id = seed["ws"]["id"], seed["org"]["id"]
     ws_policy = {"models": {"deny": ["mock-claude"], "aliases": {"fast": "mh/mock-gpt", "smart": "mock-claude"}}}
-    put = httpx.put(f"{server.url}/admin/v1/workspaces/{ws_id}/policy", json=ws_policy, headers=admin)
-    assert put.status_code == 200, put.text
+    # the CLI writes it (the document is the admin API's) and reads the key's effective rules
+    set_ = cli(
+        server.url,
+        seed["token"],
+        "policy",
+        "set",
+        "--level",
+        "workspace",
+        "--id",
+        ws_id,
+        "--file",
+        "-",
+        stdin=json.dumps(ws_policy),
+    )
+    assert set_.returncode == 0, set_.stderr
+    shown = json.loads(cli(server.url, seed["token"], "--json", "policy", "effective", seed["key_id"]).stdout)
+    assert shown["models"]["aliases"][0]["origin"] == "workspace"
     org_policy = {"models": {"params": [{"field": "temperature", "op": "lte", "value": 1}], "mode": "monitor"}}
     put = httpx.put(f"{server.url}/admin/v1/orgs/{org_id}/policy", json=org_policy, headers=admin)
     assert put.status_code == 200, put.text
