@@ -24,7 +24,7 @@ RULES = """
 [models]
 allow = ["mock-*"]
 deny = ["mock-gpt-secret*"]
-aliases = { fast = "mock-gpt", sneaky = "mock-gpt-secret" }
+aliases = { fast = "mock-gpt", sneaky = "mock-gpt-secret", ghost = "mock-unrouted" }
 ceilings = [
   { max_output_tokens = 50, action = "clamp" },
   { max_output_tokens = 1000, action = "refuse", models = ["mock-claude*"] },
@@ -134,8 +134,17 @@ def test_an_alias_routes_to_its_model_and_the_response_says_so(
 
 def test_models_lists_what_the_key_may_use_and_its_aliases(oa: openai.OpenAI, an: anthropic.Anthropic) -> None:
     # `sneaky` stands for a denied model: not listed
-    assert sorted(m.id for m in oa.models.list()) == ["fast", "mock-claude", "mock-gpt"]
-    assert sorted(m.id for m in an.models.list()) == ["fast", "mock-claude", "mock-gpt"]
+    assert sorted(m.id for m in oa.models.list()) == ["fast", "ghost", "mock-claude", "mock-gpt"]
+    assert sorted(m.id for m in an.models.list()) == ["fast", "ghost", "mock-claude", "mock-gpt"]
+
+
+def test_events_of_the_model_step_survive_a_later_refusal(ruled: Server, oa: openai.OpenAI) -> None:
+    alias = '{action="alias",entity="operator",policy="models"}'
+    before = policy_events(ruled).get(alias, 0)
+    with pytest.raises(openai.NotFoundError) as oe:  # the alias applies, then the router finds no provider
+        oa.chat.completions.create(model="ghost", messages=HELLO)  # type: ignore[arg-type]
+    assert oe.value.code == "model_not_found" and "mock-unrouted" in oe.value.message
+    assert policy_events(ruled)[alias] == before + 1
 
 
 # ── monitor, and a rollout ────────────────────────────────────────────────────────────────────

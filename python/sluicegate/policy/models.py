@@ -30,6 +30,7 @@ Events carry levels, ids, patterns, model and field names; never the request's v
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +45,7 @@ from sluicegate.policy.model_rules import (
     ModelRulesIn,
     ParamRuleIn,
     Scalar,
+    compile_globs,
     matching,
 )
 from sluicegate.policy.rollout import Mode, RolloutBy, bites
@@ -71,10 +73,18 @@ class RuleSet:
     rollout_by: RolloutBy = "key"
     allow_locked: bool = False
     deny_locked: bool = False
+    # Compiled once: the lists and each ceiling's models, as one regex each.
+    deny_rx: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    allow_rx: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
+    ceiling_rx: tuple[re.Pattern[str], ...] = field(init=False, repr=False, compare=False)
+    rule_id: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def rule_id(self) -> str:
-        return f"models:{self.level}:{self.entity_id or ''}"
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "deny_rx", compile_globs(self.deny))
+        set_(self, "allow_rx", compile_globs(self.allow) if self.allow is not None else None)
+        set_(self, "ceiling_rx", tuple(compile_globs(tuple(c.models)) for c in self.ceilings))
+        set_(self, "rule_id", f"models:{self.level}:{self.entity_id or ''}")
 
     def where(self) -> str:
         return "the operator's configuration" if self.level == "operator" else f"{self.level} {self.entity_id!r}"
@@ -129,10 +139,10 @@ class ModelRules:
     sets: tuple[RuleSet, ...] = ()
     aliases: dict[str, Alias] = field(default_factory=dict)
     replaced: tuple[tuple[RuleSet, CeilingIn], ...] = ()
+    empty: bool = field(init=False, compare=False)  # nothing to check and nothing to rename
 
-    @property
-    def empty(self) -> bool:
-        return not self.aliases and not any(s.checks for s in self.sets)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "empty", not self.aliases and not any(s.checks for s in self.sets))
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -253,14 +263,17 @@ class ModelPolicy:
     def refusal(self, s: RuleSet, asked: str, concrete: str) -> tuple[str, dict[str, Any]] | None:
         """Why `s` refuses the model (message, rule), or None."""
         bare = self._bare(concrete)
-        stands = f" (the alias stands for {concrete!r})" if asked != concrete else ""
-        for name in dict.fromkeys((asked, concrete, bare)):
-            pattern = matching(s.deny, name)
-            if pattern is not None:
+        deny = s.deny_rx.fullmatch
+        for name in (asked, concrete, bare):
+            if deny(name):
+                pattern = matching(s.deny, name)
+                stands = f" (the alias stands for {concrete!r})" if asked != concrete else ""
                 message = f"the model {asked!r} is not allowed{stands}: {s.where()} denies {pattern!r}"
                 return message, s.rule("deny", pattern=pattern, model=asked, resolved=concrete)
-        if s.allow is not None and matching(s.allow, concrete) is None and matching(s.allow, bare) is None:
+        allow = s.allow_rx
+        if allow is not None and s.allow is not None and not allow.fullmatch(concrete) and not allow.fullmatch(bare):
             shown = ", ".join(repr(p) for p in s.allow[:5]) + (", …" if len(s.allow) > 5 else "")
+            stands = f" (the alias stands for {concrete!r})" if asked != concrete else ""
             message = (
                 f"the model {concrete!r} is not allowed{stands}: it is not on the allow list of "
                 f"{s.where()} ({shown or 'empty'})"
@@ -335,8 +348,8 @@ class ModelPolicy:
         found = [
             (s, c)
             for s in rules.sets
-            for c in s.ceilings
-            if matching(tuple(c.models), concrete) is not None or matching(tuple(c.models), bare) is not None
+            for c, rx in zip(s.ceilings, s.ceiling_rx, strict=True)
+            if rx.fullmatch(concrete) or rx.fullmatch(bare)
         ]
         if not found:
             return

@@ -210,7 +210,7 @@ class Gateway:
             outcome = await self._forward(scope, receive, send, fmt, rid, info)
         except GatewayError as err:
             outcome = await send_error(send, fmt, err, rid)
-            outcome.events = err.events
+            outcome.events = [*info.events, *err.events]  # what earlier steps saw, then the refusal
         except ClientGone:
             outcome = Outcome(499, error="client_disconnected", client_gone=True)
         except Exception:
@@ -254,10 +254,10 @@ class Gateway:
             )
         # Model access rules: an alias becomes its model, lists and field rules may refuse, a ceiling may clamp.
         rules = self.model_access.rules_for(identity) if self.model_access is not None else None
-        model_events = None
         if rules is not None:
             assert self.model_access is not None
             model, model_events = self.model_access.apply(fmt, body, model, identity, rules)
+            info.events.extend(model_events)
         provider, upstream_model = self.router.route(model, fmt)
         info.model, info.provider, info.provider_kind = upstream_model, provider.name, provider.kind
         # The workspace's own credential, if it has one; one that does not open refuses the call
@@ -291,8 +291,8 @@ class Gateway:
             outcome.request_body = raw
             if redactor is not None:
                 outcome.scrub = redactor.scrub
-        if model_events:
-            outcome.events.extend(model_events)
+        if info.events:
+            outcome.events.extend(info.events)
         if scan is not None:
             outcome.events.extend(scan.tally.events())
         if guard is not None:

@@ -56,6 +56,8 @@ class CallInfo:
     started_at: float = 0.0  # wall-clock seconds
     t0: float = 0.0  # perf_counter() at the start
     ended_at: float = 0.0  # wall-clock seconds, once the call is over
+    # Policy events of steps that let the call go on (an alias, a would_refuse), kept should a later step refuse it.
+    events: list[Any] = field(default_factory=list)
 
 
 @dataclass(slots=True)
