@@ -28,6 +28,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sluicegate.control.settings import ControlSettings
+from sluicegate.policy.model_rules import ModelRulesIn
 from sluicegate.secrets import Secret, SecretUrl
 from sluicegate.spend.caps import SpendSettings
 
@@ -358,6 +359,8 @@ class Settings(_Section):
     langsmith: LangSmithSettings = LangSmithSettings()
     metrics: MetricsSettings = MetricsSettings()
     webhook: WebhookSettings = WebhookSettings()
+    # Model access rules, the operator's level above every org (see docs/model-rules.md).
+    models: ModelRulesIn = ModelRulesIn()
 
     @model_validator(mode="after")
     def _routes_name_providers(self) -> Settings:

@@ -37,6 +37,8 @@ from typing import Any, Literal
 
 from sluicegate.config import ACTION_STRENGTH, CustomPattern, RedactionRule, RedactionSettings
 from sluicegate.control.schemas import Level, PolicyIn
+from sluicegate.policy.model_rules import CeilingIn, ModelRulesIn, glob_within, globs_meet
+from sluicegate.policy.models import EMPTY, Alias, ModelRules, rule_set
 from sluicegate.policy.rollout import bites
 from sluicegate.spend.caps import DEFAULT_THRESHOLDS, CapLine, Mode, SpendSettings, rollout_id
 from sluicegate.spend.money import format_usd
@@ -86,13 +88,16 @@ class OperatorPolicy:
     default_action: str | None = None
     caps: tuple[tuple[CapLine, bool], ...] = ()
     redaction_enabled: bool = True
+    models: ModelRulesIn | None = None  # `[models]`: its locked lists and ceilings bind every org
 
     @classmethod
-    def from_settings(cls, redaction: RedactionSettings, spend: SpendSettings) -> OperatorPolicy:
+    def from_settings(
+        cls, redaction: RedactionSettings, spend: SpendSettings, models: ModelRulesIn | None = None
+    ) -> OperatorPolicy:
         caps = tuple((c.line(spend.thresholds), c.locked) for c in spend.caps) if spend.enabled else ()
         if not redaction.enabled:
-            return cls((), None, caps, False)
-        return cls(tuple(redaction.rules), redaction.default_action, caps)
+            return cls((), None, caps, False, models)
+        return cls(tuple(redaction.rules), redaction.default_action, caps, models=models)
 
     def caps_on(self, org_id: str, level: Level, entity_id: str) -> list[tuple[CapLine, bool]]:
         return [
@@ -115,6 +120,7 @@ class Floors:
     rules: dict[tuple[str, Direction], tuple[str, Origin]] = field(default_factory=dict)
     cap_limits: dict[str, tuple[int, Origin]] = field(default_factory=dict)
     cap_enforced: dict[str, Origin] = field(default_factory=dict)
+    models: ModelFloors = field(default_factory=lambda: ModelFloors())
 
     def lock_rule(self, entity: str, direction: Direction, action: str, origin: Origin) -> None:
         held = self.rules.get((entity, direction))
@@ -256,6 +262,7 @@ class EffectivePolicy:
     pattern_origins: tuple[EffectivePattern, ...] = ()
     default_action: str | None = None
     redaction_enabled: bool = True
+    models: ModelRules = EMPTY  # every level's model rules, from the operator's down, and the aliases
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -264,6 +271,7 @@ class EffectivePolicy:
             "custom_patterns": [p.as_json() for p in self.pattern_origins],
             "default_action": self.default_action,
             "redaction_enabled": self.redaction_enabled,
+            "models": self.models.as_json(),
             "sources": self.sources,
         }
 
@@ -292,6 +300,7 @@ class _Walk:
         self.caps: list[EffectiveCap] = []
         self.patterns: list[EffectivePattern] = []
         self.sources: dict[str, str] = {}
+        self.models = _ModelWalk(operator.models, self.floors.models)
         for rule in operator.rules:  # the file's own order; its validator keeps locks unbroken
             for entity in rule.entities:
                 for d in _directions(rule):
@@ -311,6 +320,8 @@ class _Walk:
         origin = Origin(level, entity_id)
         floors = self.floors
         self.sources[level] = entity_id
+        if policy.models is not None:
+            self.models.apply(level, entity_id, policy.models)
         for p in policy.custom_patterns:
             if floors.covers(p.entity) is None:  # replaces the definitions above it
                 kept = [q for q in self.patterns if q.pattern.entity != p.entity or q.origin == origin]
@@ -398,6 +409,7 @@ class _Walk:
             pattern_origins=tuple(self.patterns),
             default_action=self.operator.default_action,
             redaction_enabled=self.operator.redaction_enabled,
+            models=self.models.result(),
         )
 
 
@@ -478,4 +490,99 @@ def violations(floors: Floors, policy: PolicyIn) -> list[Violation]:
                 f"{cap.window} cap that {enforced_by} locks; it must enforce for every key (rollout_percent 100)"
             )
             out.append(Violation(f"caps.{i}", message, enforced_by))
+    out += model_violations(floors.models, policy.models)
+    return out
+
+
+# ── model access rules ────────────────────────────────────────────────────────────────────────
+#
+# Deny lists add up (a deny anywhere wins) and allow lists narrow (a model must pass every one), at
+# request time, whatever is locked. Aliases: a lower level's replaces one of the same name. Ceilings:
+# a level that sets any replaces the unlocked ones above it; locked ones stay in force beside it.
+# Field rules add up. Locks are checked at write (`model_violations`): below a locked allow list an
+# allow entry or alias target must fall within it, below a locked deny none may fall wholly within
+# it, and below a locked ceiling a ceiling for models it covers may only be lower.
+
+
+@dataclass(slots=True)
+class ModelFloors:
+    """The model locks in force at one depth of a chain: locked allow lists, locked deny patterns
+    and locked ceilings, each with who locked it."""
+
+    allow: list[tuple[tuple[str, ...], Origin]] = field(default_factory=list)
+    deny: list[tuple[str, Origin]] = field(default_factory=list)
+    ceilings: list[tuple[CeilingIn, Origin]] = field(default_factory=list)
+
+
+class _ModelWalk:
+    """The model rules of a chain, read from the top (the operator's `[models]` first)."""
+
+    def __init__(self, operator: ModelRulesIn | None, floors: ModelFloors) -> None:
+        self.floors = floors
+        self.levels: list[tuple[str, str | None, ModelRulesIn]] = []
+        self.ceilings: list[tuple[int, CeilingIn]] = []  # in force: (index in levels, ceiling)
+        self.replaced: list[tuple[int, CeilingIn]] = []
+        self.aliases: dict[str, Alias] = {}
+        if operator is not None and not operator.empty:
+            self.apply("operator", None, operator)
+
+    def apply(self, level: str, entity_id: str | None, rules: ModelRulesIn) -> None:
+        index = len(self.levels)
+        self.levels.append((level, entity_id, rules))
+        if rules.ceilings:
+            self.replaced += [(i, c) for i, c in self.ceilings if not c.locked]
+            self.ceilings = [(i, c) for i, c in self.ceilings if c.locked] + [(index, c) for c in rules.ceilings]
+        for name, target in rules.aliases.items():
+            self.aliases[name] = Alias(name, target, level, entity_id)
+        origin = OPERATOR if level == "operator" else Origin(level, entity_id)  # type: ignore[arg-type]
+        if rules.allow_locked and rules.allow is not None:
+            self.floors.allow.append((tuple(rules.allow), origin))
+        if rules.deny_locked:
+            self.floors.deny += [(p, origin) for p in rules.deny]
+        self.floors.ceilings += [(c, origin) for c in rules.ceilings if c.locked]
+
+    def result(self) -> ModelRules:
+        if not self.levels:
+            return EMPTY
+        sets = tuple(
+            rule_set(level, eid, rules, [c for i, c in self.ceilings if i == index])
+            for index, (level, eid, rules) in enumerate(self.levels)
+        )
+        return ModelRules(sets, dict(self.aliases), tuple((sets[i], c) for i, c in self.replaced))
+
+
+def model_violations(floors: ModelFloors, rules: ModelRulesIn | None) -> list[Violation]:
+    """Every part of a policy's `models` that a model lock above it forbids."""
+    out: list[Violation] = []
+    if rules is None:
+        return out
+
+    def fenced(pattern: str, loc: str, what: str) -> None:
+        for allowed, by in floors.allow:
+            if not any(glob_within(pattern, a) for a in allowed):
+                shown = ", ".join(repr(a) for a in allowed[:5])
+                message = (
+                    f"{what} {pattern!r} reaches outside the allow list that {by} locks ({shown}); "
+                    "below it an allow list may only narrow"
+                )
+                out.append(Violation(loc, message, by))
+        for denied, by in floors.deny:
+            if glob_within(pattern, denied):
+                out.append(Violation(loc, f"{what} {pattern!r} names models that {by} denies ({denied!r}, locked)", by))
+
+    for i, pattern in enumerate(rules.allow or ()):
+        fenced(pattern, f"models.allow.{i}", "allow")
+    for name, target in rules.aliases.items():
+        fenced(target, f"models.aliases.{name}", f"the alias {name!r} stands for")
+    for i, c in enumerate(rules.ceilings):
+        for locked, by in floors.ceilings:
+            if c.max_output_tokens > locked.max_output_tokens and any(
+                globs_meet(a, b) for a in c.models for b in locked.models
+            ):
+                message = (
+                    f"a ceiling of {c.max_output_tokens} output tokens is above the ceiling of "
+                    f"{locked.max_output_tokens} that {by} locks for {', '.join(map(repr, locked.models))}; "
+                    "below it a ceiling may only be lower"
+                )
+                out.append(Violation(f"models.ceilings.{i}", message, by))
     return out

@@ -250,6 +250,59 @@ class EffectivePattern(_Out):
     origin_id: str | None
 
 
+# model access rules (policy/models.py: `ModelRules.as_json`)
+
+
+class ModelCeiling(_Out):
+    max_output_tokens: int
+    action: Literal["clamp", "refuse"]
+    models: list[str]
+    locked: bool
+
+
+class ReplacedCeiling(ModelCeiling):
+    origin: OriginLevel
+    origin_id: str | None
+
+
+class ModelParamRule(_Out):
+    field: str
+    op: Literal["eq", "ne", "lte", "gte", "in", "not_in", "absent"]
+    value: Any
+
+
+class ModelLevel(_Out):
+    """One level's model rules (the ceilings still in force only)."""
+
+    level: OriginLevel
+    id: str | None
+    allow: list[str] | None = Field(description="null: no allow list at this level")
+    allow_locked: bool
+    deny: list[str]
+    deny_locked: bool
+    ceilings: list[ModelCeiling]
+    params: list[ModelParamRule]
+    mode: Mode
+    rollout_percent: float
+    rollout_by: Literal["key", "request"]
+
+
+class ModelAlias(_Out):
+    name: str
+    target: str
+    origin: OriginLevel
+    origin_id: str | None
+
+
+class EffectiveModels(_Out):
+    """The model access rules in force: every level's lists, ceilings and field rules from the
+    operator's down (each applies), the aliases in force, and the ceilings lower levels replaced."""
+
+    levels: list[ModelLevel]
+    aliases: list[ModelAlias]
+    replaced_ceilings: list[ReplacedCeiling]
+
+
 class EffectivePolicy(_Out):
     """What applies to a key: every cap, rule and pattern in force, with its origin and locks."""
 
@@ -259,6 +312,7 @@ class EffectivePolicy(_Out):
     custom_patterns: list[EffectivePattern]
     default_action: str | None
     redaction_enabled: bool
+    models: EffectiveModels
     sources: dict[str, str] = Field(description="level -> id of each level with a policy")
 
 

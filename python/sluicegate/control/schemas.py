@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from sluicegate._core import Scanner, builtin_entities
 from sluicegate.config import CustomPattern, RedactionRule, check_locks
+from sluicegate.policy.model_rules import ModelRulesIn
 from sluicegate.spend.caps import MODEL_NAME_MAX, Mode, OnInsufficient, WindowName, check_substitute
 from sluicegate.spend.money import usd_to_nusd
 
@@ -219,6 +220,8 @@ class PolicyIn(_Body):
     caps: list[CapIn] = Field(default_factory=list, max_length=16)
     redaction: list[RedactionRule] = Field(default_factory=list, max_length=64)
     custom_patterns: list[CustomPattern] = Field(default_factory=list, max_length=64)
+    # Model access rules (allow, deny, aliases, ceilings, params; see policy/model_rules.py).
+    models: ModelRulesIn | None = None
 
     @model_validator(mode="after")
     def _known_entities(self) -> PolicyIn:

@@ -173,6 +173,12 @@ class AnthropicMessages(WireFormat):
     name = "anthropic_messages"
     path = "/v1/messages"
     family = "anthropic"
+    output_limits = ("max_tokens",)
+    field_synonyms = {
+        "max_completion_tokens": ("max_tokens",),
+        "max_output_tokens": ("max_tokens",),
+        "stop": ("stop_sequences",),
+    }
 
     request_shape = REQUEST
     response_shape = RESPONSE

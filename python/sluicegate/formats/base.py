@@ -191,6 +191,16 @@ class WireFormat:
     path: str = ""
     family: Family = "openai"
     streams: bool = True
+    # The request fields that limit the output (an output ceiling lowers each one set, and writes
+    # the last when none is); empty: the format produces no output to limit.
+    output_limits: tuple[str, ...] = ()
+    # Other formats' names for this format's top-level request fields: a rule on a field written
+    # with any format's name checks this format's own (`request_fields`).
+    field_synonyms: dict[str, tuple[str, ...]] = {}
+
+    def request_fields(self, name: str) -> tuple[str, ...]:
+        """This format's fields for a top-level request field named as any format names it."""
+        return self.field_synonyms.get(name, (name,))
 
     def prepare(self, body: dict[str, Any]) -> bool:
         """Adjust a parsed request before it goes upstream; return True if anything changed."""

@@ -345,6 +345,14 @@ class OpenAIChat(WireFormat):
     name = "openai_chat"
     path = "/v1/chat/completions"
     family = "openai"
+    # A provider may honour either limit, so both are lowered; `max_tokens` is written when neither is set.
+    output_limits = ("max_completion_tokens", "max_tokens")
+    field_synonyms = {
+        "max_tokens": output_limits,
+        "max_completion_tokens": output_limits,
+        "max_output_tokens": output_limits,
+        "stop_sequences": ("stop",),
+    }
 
     def prepare(self, body: dict[str, Any]) -> bool:
         if body.get("stream") is not True or wants_usage(body):

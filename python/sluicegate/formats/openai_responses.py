@@ -235,6 +235,11 @@ class OpenAIResponses(WireFormat):
     name = "openai_responses"
     path = "/v1/responses"
     family = "openai"
+    output_limits = ("max_output_tokens",)
+    field_synonyms = {
+        "max_tokens": ("max_output_tokens",),
+        "max_completion_tokens": ("max_output_tokens",),
+    }
 
     def usage(self, body: Any) -> Usage | None:
         return responses_usage(body.get("usage")) if isinstance(body, dict) else None

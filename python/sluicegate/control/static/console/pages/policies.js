@@ -1,6 +1,7 @@
 // The policy of an org, workspace, user or key as a form (PUT replaces it whole), and a key's
 // effective policy with where each rule comes from.
 import { api, field, get, h, loadNames, nameOf, select, showFieldErrors, table, usd } from "../api.js";
+import { modelsEditor, modelsEffective } from "./policy_models.js";
 
 const WINDOWS = ["total", "hour", "day", "week", "month"].map((w) => [w, w]);
 const MODES = [["enforce", "enforce"], ["monitor", "monitor"]];
@@ -116,7 +117,8 @@ function effectiveView(ctx, eff) {
       h("tr", {}, h("td", {}, r.entities.join(", ")), h("td", {}, r.action + rolloutNote(r)), h("td", {}, r.direction),
         h("td", {}, origin(r.origin, r.origin_id) + (r.raised_from ? ` (raised from ${r.raised_from.action})` : "")), h("td", {}, r.locked ? "locked" : "")))),
     h("h3", {}, "Custom patterns"),
-    table(["type", "pattern", "from"], eff.custom_patterns.map((p) => h("tr", {}, h("td", {}, p.entity), h("td", {}, h("code", {}, p.pattern)), h("td", {}, origin(p.origin, p.origin_id))))));
+    table(["type", "pattern", "from"], eff.custom_patterns.map((p) => h("tr", {}, h("td", {}, p.entity), h("td", {}, h("code", {}, p.pattern)), h("td", {}, origin(p.origin, p.origin_id))))),
+    modelsEffective(ctx, eff.models));
 }
 
 export async function render(view, ctx) {
@@ -134,9 +136,10 @@ export async function render(view, ctx) {
   const caps = h("fieldset", { id: "caps-editor" }, h("legend", {}, "Spend caps"), policy.caps.map(capRow));
   const rules = h("fieldset", { id: "rules-editor" }, h("legend", {}, "Redaction rules"), policy.redaction.map(ruleRow));
   const patterns = h("fieldset", { id: "patterns-editor" }, h("legend", {}, "Custom patterns"), policy.custom_patterns.map(patternRow));
+  const models = modelsEditor(ctx, policy.models);  // policy_models.js: model access rules
   const status = h("p", { class: "form-error bad", role: "alert" });
   const saved = h("p", { id: "policy-saved", role: "status" });
-  const form = h("form", { id: "policy-form", class: "card editor" }, h("h2", {}, `${level} policy: ${nameOf(ctx, id)}`), caps, rules, patterns,
+  const form = h("form", { id: "policy-form", class: "card editor" }, h("h2", {}, `${level} policy: ${nameOf(ctx, id)}`), caps, rules, patterns, models,
     h("datalist", { id: "entity-types" }, ENTITIES.map((e) => h("option", { value: e }))), status, saved);
   if (ctx.canWrite) {
     caps.append(h("button", { type: "button", class: "secondary", id: "add-cap", onclick: (ev) => ev.target.before(capRow()) }, "Add cap"));
@@ -154,9 +157,10 @@ export async function render(view, ctx) {
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     numberRows(form);
+    models.number();
     saved.textContent = "";
     try {
-      await api("PUT", path, readPolicy(form));
+      await api("PUT", path, { ...readPolicy(form), models: models.read() });
       showFieldErrors(form, null);
       status.textContent = "";
       saved.textContent = "Saved.";
