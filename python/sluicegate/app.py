@@ -65,7 +65,9 @@ class App:
             from sluicegate.forwarded import TrustedProxies
 
             # The database's keys, then the config's: the view has KeyStore's authenticate() contract.
-            operator = OperatorPolicy.from_settings(settings.redaction, settings.spend, settings.limits)
+            operator = OperatorPolicy.from_settings(
+                settings.redaction, settings.spend, settings.models, limits=settings.limits
+            )
             proxies = TrustedProxies(settings.server.trusted_proxies)
             self.control = ControlPlane(
                 settings.control, self.gateway.keys, settings.langsmith.run_url, operator, proxies, settings.redaction

@@ -11,7 +11,7 @@ a rule locked by the operator's configuration or a level above is never weaker f
 
 Wiring (one step): `Gateway.keys = view` (same `authenticate` contract as `policy.auth.KeyStore`),
 `view.cap_lines(identity)` for spend, `view.limit_lines(identity)` for rate limits,
-`view.redaction_rules(identity)` for redaction, and
+`view.redaction_rules(identity)` for redaction, `view.model_rules(identity)` for model access rules, and
 `view.provider_secret(identity.workspace, provider_name)` for upstream credentials.
 """
 
@@ -33,6 +33,7 @@ from sluicegate.control.store import CHANNEL, ControlStore, Snapshot, secret_con
 from sluicegate.errors import SecretUnavailable, Unauthenticated
 from sluicegate.policy.auth import Identity, KeyStore, presented_keys
 from sluicegate.policy.limits import LimitRule
+from sluicegate.policy.models import EMPTY, ModelRules, operator_rules
 from sluicegate.secrets import Secret, hash_key
 from sluicegate.spend.caps import CapLine
 
@@ -85,6 +86,7 @@ class ControlView:
         self.store = store
         self.fallback = fallback
         self.operator = operator or OperatorPolicy()
+        self._operator_models = operator_rules(self.operator.models) if self.operator.models else EMPTY
         self._state = _State()
         self._used: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
@@ -236,6 +238,12 @@ class ControlView:
     def limit_lines(self, identity: Identity) -> tuple[LimitRule, ...]:
         """The rate limits on the caller's org, workspace, user and key (empty for config keys)."""
         return self.effective_policy(identity).limits
+
+    def model_rules(self, identity: Identity) -> ModelRules:
+        """The caller's model access rules: every level's from the operator's `[models]` down, and
+        its aliases (the operator's alone for keys of the config file)."""
+        policy = self._state.policies.get(identity.key_name)
+        return policy.models if policy is not None else self._operator_models
 
     def redaction_rules(self, identity: Identity) -> tuple[RedactionRule, ...]:
         """The caller's redaction rules, one per (entity, direction), the most specific level winning."""

@@ -24,6 +24,7 @@ from sluicegate.config import RedactionSettings, Settings
 from sluicegate.errors import (
     GatewayError,
     InvalidRequest,
+    ModelNotAllowed,
     NotFound,
     PayloadTooLarge,
     PolicyFailed,
@@ -34,6 +35,7 @@ from sluicegate.formats import FORMATS_BY_PATH, WireFormat
 from sluicegate.formats.base import Family, StreamTap
 from sluicegate.policy.auth import Authenticator, Identity, KeyStore
 from sluicegate.policy.limits import LimitPolicy
+from sluicegate.policy.models import ModelPolicy, ModelRules
 from sluicegate.policy.redaction import Redactor
 from sluicegate.policy.spend import SpendPolicy
 from sluicegate.proxy.egress import TenantUrls
@@ -172,6 +174,9 @@ class Gateway:
         self.redactor = Redactor(settings.redaction) if settings.redaction.enabled else None
         wants_spend = settings.spend.caps or settings.control.enabled  # the control plane's caps come later
         self.spend = SpendPolicy(settings.spend) if settings.spend.enabled and wants_spend else None
+        # Model access rules: the config file's `[models]`, and the control plane's (`attach`).
+        wants_models = not settings.models.empty or settings.control.enabled
+        self.model_access = ModelPolicy(settings.models, self.router.providers) if wants_models else None
         wants_limits = settings.limits.enabled and (settings.limits.rules or settings.control.enabled)
         self.limits = LimitPolicy(settings.limits, settings.spend.estimate) if wants_limits else None
         self.capture = False  # keep request and response bodies for a trace sink (set by the app)
@@ -214,7 +219,7 @@ class Gateway:
             outcome = await self._forward(scope, receive, send, fmt, rid, info)
         except GatewayError as err:
             outcome = await send_error(send, fmt, err, rid, info.headers)
-            outcome.events = err.events
+            outcome.events = [*info.events, *err.events]  # what earlier steps saw, then the refusal
         except ClientGone:
             outcome = Outcome(499, error="client_disconnected", client_gone=True)
         except Exception:
@@ -256,6 +261,12 @@ class Gateway:
             raise InvalidRequest(
                 "the request needs a 'model' (a non-empty string)", code="missing_model", param="model"
             )
+        # Model access rules: an alias becomes its model, lists and field rules may refuse, a ceiling may clamp.
+        rules = self.model_access.rules_for(identity) if self.model_access is not None else None
+        if rules is not None:
+            assert self.model_access is not None
+            model, model_events = self.model_access.apply(fmt, body, model, identity, rules)
+            info.events.extend(model_events)
         provider, upstream_model = self.router.route(model, fmt)
         info.model, info.provider, info.provider_kind = upstream_model, provider.name, provider.kind
         # The workspace's own credential, if it has one; one that does not open refuses the call
@@ -273,7 +284,15 @@ class Gateway:
             lines = self.spend.lines_for(identity) if self.spend is not None else ()
             if lines:
                 assert self.spend is not None
-                guard = await self.spend.reserve(fmt, body, provider, upstream_model, lines)
+                route = partial(self._substitute_route, fmt, identity, rules)
+                guard = await self.spend.reserve(fmt, body, provider, upstream_model, lines, route)
+                if guard.substitution is not None:  # a cap sent the call to a cheaper model
+                    sub = guard.substitution
+                    provider, upstream_model = sub.provider, sub.upstream_model
+                    info.model, info.provider, info.provider_kind = upstream_model, provider.name, provider.kind
+                    credential = self.view.provider_credential(identity.workspace, provider.name) if self.view else None
+                    said = f"{model} -> {sub.model}".encode("latin-1", "replace")
+                    info.headers = [*(info.headers or ()), (b"x-sluicegate-substituted", said)]
             tap = fmt.tap(body, redactor.response_filter(scan) if redactor and scan else None) if stream else None
             fmt.prepare(body)
             if upstream_model != model:
@@ -304,11 +323,33 @@ class Gateway:
             outcome.request_body = raw
             if redactor is not None:
                 outcome.scrub = redactor.scrub
+        if info.events:
+            outcome.events.extend(info.events)
         if scan is not None:
             outcome.events.extend(scan.tally.events())
         if guard is not None:
             await guard.finish(outcome)
         return outcome
+
+    def _substitute_route(
+        self, fmt: WireFormat, identity: Identity, rules: ModelRules | None, model: str
+    ) -> tuple[Provider, str]:
+        """Where a cap's substitute model goes: routed like a requested model, and only if the
+        caller's model access rules allow it (a substitute never walks around a deny list).
+
+        Raises:
+            ModelNotAllowed: the caller's rules refuse the substitute.
+            NotFound, InvalidRequest: it is not routed, or not in the request's format.
+        """
+        if (
+            rules is not None
+            and self.model_access is not None
+            and not self.model_access.permits(rules, identity, model)
+        ):
+            raise ModelNotAllowed(
+                f"the substitute model {model!r} is not allowed for this key", {"substitute_model": model}
+            )
+        return self.router.route(model, fmt)
 
     async def _exchange(
         self,
@@ -356,6 +397,8 @@ class Gateway:
         self.keys = self.view = view
         if self.spend is not None:
             self.spend.policy_lines = view.cap_lines
+        if self.model_access is not None:
+            self.model_access.policy_rules = view.model_rules
         if self.limits is not None:
             self.limits.policy_lines = view.limit_lines
 
@@ -422,11 +465,17 @@ class Gateway:
         fmt = FORMATS_BY_PATH["/v1/messages" if b"anthropic-version" in headers else "/v1/chat/completions"]
         rid = request_id()
         try:
-            self.keys.authenticate(headers.get(b"authorization"), headers.get(b"x-api-key"))
+            identity = self.keys.authenticate(headers.get(b"authorization"), headers.get(b"x-api-key"))
         except GatewayError as err:
             await send_error(send, fmt, err, rid)
             return
         listed = self.router.listed_models()
+        rules = self.model_access.rules_for(identity) if self.model_access is not None else None
+        if rules is not None:  # only what the caller may use, and its aliases (owned by what they stand for)
+            assert self.model_access is not None
+            owners = dict(listed)
+            aliases = [(a, owners.get(rules.aliases[a].target, "alias")) for a in rules.aliases]
+            listed = [(m, p) for m, p in listed + sorted(aliases) if self.model_access.permits(rules, identity, m)]
         if fmt.family == "anthropic":
             data = [
                 {"type": "model", "id": m, "display_name": m, "created_at": "1970-01-01T00:00:00Z"} for m, _ in listed

@@ -179,7 +179,7 @@ def test_the_operators_locked_rule_is_a_ceiling_for_its_entity_and_below() -> No
     from sluicegate.config import RedactionSettings
     from sluicegate.spend.caps import SpendSettings
 
-    operator = OperatorPolicy.from_settings(RedactionSettings(), SpendSettings(), settings)
+    operator = OperatorPolicy.from_settings(RedactionSettings(), SpendSettings(), limits=settings)
     higher = _p({"limits": [{"kind": "tokens", "limit": 5000}]})
     found = violations(floors_for("o", [("org", "o", None)], "key", "k", operator), higher)
     assert found and found[0].locked_by.level == "operator"
