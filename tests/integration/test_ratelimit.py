@@ -12,6 +12,7 @@ and `chunks=10,chunk_size=4` a reply of 10 output tokens.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -33,6 +34,7 @@ from tests.conftest import (
     start_gateway,
     stop_process,
 )
+from tests.integration.test_control_cli import admin as cli
 from tests.integration.test_spend_gateway import policy_events
 
 from sluicegate.secrets import hash_key
@@ -334,9 +336,18 @@ def test_limits_set_through_the_admin_api_bite_and_locks_hold(control_gw: tuple[
     assert monitor.status_code == 409 and monitor.json()["error"]["fields"][0]["loc"] == "limits.0.mode"
     bad = put("workspace", ws, [{"kind": "requests", "limit": 0}])
     assert bad.status_code == 422 and bad.json()["error"]["fields"][0]["loc"].startswith("limits.0.limit")
-    assert put("workspace", ws, [{"kind": "requests", "limit": 2}]).status_code == 200
-
-    eff = httpx.get(f"{api}/keys/{seed['key_id']}/effective-policy", headers=admin).json()
+    # the CLI writes the same document (refused below the lock, then accepted) and reads the effect
+    policy = {"limits": [{"kind": "requests", "limit": 9}]}
+    refused = cli(
+        server.url, seed["token"], "policy", "set", "--level", "workspace", "--id", ws, "--body", json.dumps(policy)
+    )
+    assert refused.returncode != 0 and "limits.0.limit" in refused.stderr
+    policy["limits"][0]["limit"] = 2
+    written = cli(
+        server.url, seed["token"], "policy", "set", "--level", "workspace", "--id", ws, "--body", json.dumps(policy)
+    )
+    assert written.returncode == 0, written.stderr
+    eff = json.loads(cli(server.url, seed["token"], "--json", "policy", "effective", seed["key_id"]).stdout)
     shown = [(x["level"], x["limit"], x["origin"], x["locked"]) for x in eff["limits"]]
     assert shown == [("org", 3, "org", True), ("workspace", 2, "workspace", False)]
 
