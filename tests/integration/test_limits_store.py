@@ -13,13 +13,13 @@ import random
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 from redis.crc import key_slot
-from tests.conftest import ROOT, Server, free_port, redis_url, stop_process
+from tests.conftest import REAL_CLOCK, ROOT, Server, free_port, redis_url, spawn, stop_process
 
 from sluicegate.limits.leases import LeasedLimitStore
 from sluicegate.limits.lines import LimitLine
@@ -262,16 +262,29 @@ async def test_redis_down_is_store_unavailable_and_finish_never_raises() -> None
     await leased.close()
 
 
-async def test_readonly_redis_is_store_unavailable(make: Make, raw: aioredis.Redis) -> None:
-    store = await make("redis")
-    assert isinstance(store, RedisLimitStore)
-    # A replica of a dead master is read-only: the same refusal Redis gives after a fail-over.
-    await raw.replicaof("127.0.0.1", str(free_port()))
+@pytest.fixture(params=["readonly", "oom"])
+def refusing_redis(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Server, str]]:
+    """A redis-server of its own that refuses writes: a replica of a master that is not there
+    (read-only, as after a fail-over), or one out of memory."""
+    port = free_port()
+    args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    args += ["--dir", str(tmp_path), "--daemonize", "no"]
+    if request.param == "readonly":
+        args += ["--replicaof", "127.0.0.1", str(free_port())]
+    else:
+        args += ["--maxmemory", "1", "--maxmemory-policy", "noeviction"]
+    with spawn(args, port, REAL_CLOCK) as server:
+        yield server, "READONLY" if request.param == "readonly" else "OOM"
+
+
+async def test_a_redis_refusing_writes_is_store_unavailable(refusing_redis: tuple[Server, str]) -> None:
+    server, code = refusing_redis
+    store = RedisLimitStore(aioredis.Redis.from_url(redis_url(server), socket_timeout=5))
     try:
-        with pytest.raises(StoreUnavailable, match="READONLY"):
+        with pytest.raises(StoreUnavailable, match=code):
             await store.acquire([rpm()], [1], [True], now_ms=T0)
     finally:
-        await raw.replicaof("NO", "ONE")
+        await store.close()
 
 
 async def test_keys_share_the_org_hash_tag_and_expire_by_the_callers_clock(

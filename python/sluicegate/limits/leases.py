@@ -343,8 +343,8 @@ class LeasedLimitStore:
         deltas = finish_deltas(grant, actual_tokens)
         if any(line.kind == "concurrent" for line in grant.lines):
             # One call anyway: the window deltas go with it.
-            keys, args = self.redis.finish_args(grant, deltas, t)
             try:
+                keys, args = self.redis.finish_args(grant, deltas, t)
                 await self.redis.run(self.redis.finish_script, keys, args)
             except StoreUnavailable:
                 log.warning("limits: a finish could not reach redis; its entries free after their ttl")
