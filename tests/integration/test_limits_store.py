@@ -93,14 +93,14 @@ async def raw(redis_server: Server) -> AsyncIterator[aioredis.Redis]:
 
 
 async def counted(store: LimitStore, line: LimitLine, now_ms: int) -> int:
-    """What `line` counts, as Redis (or the local store) sees it once leases are handed back."""
+    """What `line` counts, as Redis (or the local store) sees it once leases are handed back; a
+    leased store's own view (unused room and unsent adjustments applied) agrees beforehand."""
+    assert isinstance(store, LocalLimitStore | RedisLimitStore | LeasedLimitStore)
+    before = await store.counted(line, now_ms=now_ms)
     if isinstance(store, LeasedLimitStore):
         await store.flush(now_ms=now_ms, returning=True)
-        store = store.redis
-    if isinstance(store, RedisLimitStore):
-        return await store.counted(line, now_ms=now_ms)
-    assert isinstance(store, LocalLimitStore)
-    return store.state(line, now_ms=now_ms)[0]
+        assert await store.redis.counted(line, now_ms=now_ms) == before
+    return before
 
 
 KINDS = ["local", "redis", "leased"]

@@ -338,19 +338,20 @@ class LeasedLimitStore:
         grant.done = True
         if not grant.lines:
             return
-        t = finish_now(grant, now_ms)
-        s = t // self.slot_ms
-        deltas = finish_deltas(grant, actual_tokens)
+        try:
+            await self._finish(grant, finish_deltas(grant, actual_tokens), finish_now(grant, now_ms))
+        except StoreUnavailable:
+            log.warning("limits: a finish could not reach redis; its entries free after their ttl")
+        except Exception:  # never raises: the ending of a call must not fail on its bookkeeping
+            log.exception("limits: finish failed")
+
+    async def _finish(self, grant: Grant, deltas: list[int], t: int) -> None:
         if any(line.kind == "concurrent" for line in grant.lines):
             # One call anyway: the window deltas go with it.
-            try:
-                keys, args = self.redis.finish_args(grant, deltas, t)
-                await self.redis.run(self.redis.finish_script, keys, args)
-            except StoreUnavailable:
-                log.warning("limits: a finish could not reach redis; its entries free after their ttl")
-            except Exception:
-                log.exception("limits: finish failed")
+            keys, args = self.redis.finish_args(grant, deltas, t)
+            await self.redis.run(self.redis.finish_script, keys, args)
             return
+        s = t // self.slot_ms
         for line, ticket, delta in zip(grant.lines, grant.tickets, deltas, strict=True):
             if not delta:
                 continue
@@ -363,6 +364,23 @@ class LeasedLimitStore:
                 delta -= take
             if delta:
                 lease.pending[ticket] = lease.pending.get(ticket, 0) + delta
+
+    async def counted(self, line: LimitLine, *, now_ms: int | None = None) -> int:
+        """What `line` counts at `now_ms`: Redis's count, less this instance's unused room, plus its
+        adjustments not sent yet (for tests and the admin API).
+
+        Raises:
+            StoreUnavailable: Redis cannot be reached.
+        """
+        t = now_ms if now_ms is not None else system_ms() + self._skew_ms
+        s = t // self.slot_ms
+        mine = 0
+        lease = self._leases.get(line.counter_name)
+        if lease is not None:
+            oldest = s - line.window_s * 1000 // self.slot_ms
+            mine = sum(d for k, d in lease.pending.items() if k >= oldest)
+            mine -= lease.room if lease.counted_slot >= oldest else 0  # room is not an admission
+        return max(0, await self.redis.counted(line, now_ms=t) + mine)
 
     # -- background: give back, send batched settlements --------------------------------------------
 
