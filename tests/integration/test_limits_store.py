@@ -419,3 +419,19 @@ async def test_leased_instances_on_a_random_clock_never_exceed_the_limit(make: M
             lo += 1
         assert total <= 400
     assert len(admitted) > 100  # it does admit (about 20 per 4 s over some 40 s)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_retry_after_on_a_long_window_with_many_slots(kind: str, make: Make) -> None:
+    """An hour-long tokens window busy in 200 slots: retry-after names the slot whose leaving makes
+    room (read in chunks by the script), exactly."""
+    store = await make(kind)
+    line = tpm(1_000, window_s=3600)
+    for i in range(200):
+        assert (await store.acquire([line], [5], [True], now_ms=T0 + i * 1_000)).ok
+    refused = await store.acquire([line], [400], [True], now_ms=T0 + 200_000)
+    assert refused.refused is not None
+    # 1000 - 400 = 600 must remain: the 80 oldest slots (5 each) must leave; slot 79 leaves at 3680 s
+    assert refused.refused.retry_after_ms == (79 + 3600 + 1) * 1_000 - 200_000
+    assert not (await store.acquire([line], [400], [True], now_ms=T0 + 3_680_000 - 1)).ok
+    assert (await store.acquire([line], [400], [True], now_ms=T0 + 3_680_000)).ok
