@@ -435,3 +435,25 @@ async def test_retry_after_on_a_long_window_with_many_slots(kind: str, make: Mak
     assert refused.refused.retry_after_ms == (79 + 3600 + 1) * 1_000 - 200_000
     assert not (await store.acquire([line], [400], [True], now_ms=T0 + 3_680_000 - 1)).ok
     assert (await store.acquire([line], [400], [True], now_ms=T0 + 3_680_000)).ok
+
+
+async def test_the_background_flush_gives_back_unused_room(redis_server: Server, prefix: str) -> None:
+    """On the real clock: once the slot of a slice ends, its unused room goes back to Redis by the
+    background flush, with no other request to carry it."""
+    client = aioredis.Redis.from_url(redis_url(redis_server), socket_timeout=5)
+    red = RedisLimitStore(client, prefix=prefix, slot_ms=100)
+    store = LeasedLimitStore(red, LimitLeaseSettings(enabled=True, flush_interval_s=0.05))
+    try:
+        line = rpm(10**6, window_s=10)
+        n = 0
+        while n < 40 or not store.held(line)["room"]:
+            assert (await store.acquire([line], [1], [True])).ok
+            n += 1
+        assert store.held(line)["room"] > 0  # a slice is held...
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if not store.held(line)["room"] and not store.held(line)["pending"]:
+                break
+        assert await red.counted(line) == n  # ...and given back once its slot has ended
+    finally:
+        await store.close()
