@@ -15,6 +15,14 @@ if result.refused: 429 (retry-after from result.refused.retry_after_ms; never wh
 await store.finish(result.grant, actual_tokens)      # on every ending (None: keep the estimate)
 ```
 
+The algorithm (the same in Rust, `rust/src/limit/window.rs`, and in Lua, `lua/acquire.lua`): time is
+cut into slots (1 s by default, `limits.slot_ms`); a window of `W` slots admits a cost `c` at slot
+`s` only if what slots `s - W ..= s` count plus `c` fits the limit. No interval of `window_s`
+seconds ever admits more than the limit: take such an interval and its last admission, at slot
+`s*`; every earlier admission in it happened less than `W` slots of time before, so its slot is at
+least `s* - W` and was counted when the last one was checked. The price: an admission stays
+counted up to one slot longer than the window (conservative), never a 2x burst at a window edge.
+
 Modules: `lines` (LimitLine, LineState, LimitResult, Grant), `settings` (LimitSettings and the
 file's rules), `store` (the interface), `local`, `redis_store`, `leases`.
 """

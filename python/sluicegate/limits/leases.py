@@ -29,6 +29,12 @@ is batched with the give-backs. Until the batch is sent (at most about `flush_in
 counts the estimate instead of the actual: an overshoot not yet sent lets other instances admit up
 to that overshoot more than the actual count allows, an undershoot refuses a little early.
 
+Refusals. A burst far above a limit would otherwise cost a round trip per refused request: once
+Redis refuses a line for a cost in a slot, this instance refuses that cost (and larger ones) on the
+line locally for the rest of the slot, with the retry-after Redis gave. Room can only appear within
+a slot through other instances' batched give-backs and settlements, so the tolerance is again
+under-admission, for at most one slot; a refused burst costs one round trip per slot and line.
+
 Concurrent lines are not leased: each acquire that has one makes one script call (carrying the
 lease requests and the batched adjustments of the organization with it), and each finish one more.
 """
@@ -73,6 +79,8 @@ class _Lease:
     counted: int = 0  # Redis's count of the line after the last call (our room included)
     reset_at: int = 0  # when everything counted at the last call leaves the window
     pending: dict[int, int] = field(default_factory=dict)  # slot -> delta not yet sent
+    full_need: int = 0  # Redis refused this cost in `slot` (0: it did not): refuse it locally
+    retry_at: int = 0  # ...and when it would fit (-1: never)
 
     def roll(self, s: int) -> None:
         """Move to local slot `s`: room of an ended slot becomes a give-back."""
@@ -83,7 +91,13 @@ class _Lease:
             self.room = 0
         self.n_prev = self.n_used if s == self.slot + 1 else 0
         self.n_used = 0
+        self.full_need = 0
         self.slot = s
+
+    def full_for(self, cost: int, s: int) -> bool:
+        """Redis refused this cost (or a smaller one) on this line in slot `s`, and local room
+        does not cover it."""
+        return self.full_need > 0 and self.slot == s and cost >= self.full_need and self.room < cost
 
     def adjustments(self) -> str:
         return ",".join(f"{k}:{d}" for k, d in self.pending.items() if d)
@@ -115,6 +129,7 @@ class LeasedLimitStore:
         self._locks: dict[str, asyncio.Lock] = {}
         self._task: asyncio.Task[None] | None = None
         self._skew_ms = 0
+        self._flights: dict[tuple[str, str, str, str, int], int] = {}  # concurrent lines: last count seen
 
     @property
     def calls(self) -> int:
@@ -168,7 +183,8 @@ class LeasedLimitStore:
         s = t // self.slot_ms
         leases: list[_Lease | None] = []
         fast = True
-        for line, cost in zip(lines, costs, strict=True):
+        full = -1
+        for i, (line, cost) in enumerate(zip(lines, costs, strict=True)):
             if line.kind == "concurrent":
                 leases.append(None)
                 fast = False
@@ -178,6 +194,10 @@ class LeasedLimitStore:
             leases.append(lease)
             if lease.slot != s or lease.room < cost:
                 fast = False
+                if full < 0 and mask >> i & 1 and lease.full_for(cost, s):
+                    full = i
+        if full >= 0:
+            return self._refused_locally(lines, leases, full, t)
         if fast:
             held = [lease for lease in leases if lease is not None]
             for held_lease, cost in zip(held, costs, strict=True):
@@ -261,10 +281,20 @@ class LeasedLimitStore:
             if lease is not None:
                 lease.counted, lease.reset_at = row[2], t + row[3]
         by_index = dict(zip(remote, rows, strict=False))
+        for i, row in by_index.items():
+            if leases[i] is None:
+                self._flights[lines[i].counter_name] = row[2]
         if refused:
             self._untake(leases, costs, tickets)
+            r = remote[refused - 1]
+            full = leases[r]
+            if full is not None and full.slot == s:
+                # Refuse this cost locally for the rest of the slot (see the module docstring).
+                row = by_index[r]
+                full.full_need = min(full.full_need or costs[r], costs[r])
+                full.retry_at = -1 if row[4] < 0 else t + row[4]
             states = self._states(lines, leases, by_index, t)
-            return LimitResult(None, states[remote[refused - 1]], [], states)
+            return LimitResult(None, states[r], [], states)
         for (i, need), row in zip(asks, rows, strict=False):
             lease = leases[i]
             if lease is None:
@@ -281,6 +311,25 @@ class LeasedLimitStore:
         result = self._admitted(lines, costs, leases, tickets, by_index, t, gid, skew)
         result.monitored = [result.states[i] for i, row in by_index.items() if row[5] and not mask >> i & 1]
         return result
+
+    def _refused_locally(
+        self, lines: tuple[LimitLine, ...], leases: list[_Lease | None], full: int, t: int
+    ) -> LimitResult:
+        """A refusal without a round trip: Redis refused this line for this cost earlier in the
+        slot. States are this instance's latest view."""
+        states: list[LineState] = []
+        for line, lease in zip(lines, leases, strict=True):
+            if lease is None:
+                seen = self._flights.get(line.counter_name, 0)
+                states.append(LineState(line, max(0, line.limit - seen), 0, 0))
+            else:
+                states.append(self._state(lease, t))
+        lease = leases[full]
+        assert lease is not None
+        retry = -1 if lease.retry_at < 0 else max(1, lease.retry_at - t)
+        refused = LineState(lines[full], 0, states[full].reset_ms, retry)
+        states[full] = refused
+        return LimitResult(None, refused, [], states)
 
     @staticmethod
     def _untake(leases: list[_Lease | None], costs: tuple[int, ...], tickets: dict[int, int]) -> None:
@@ -338,19 +387,20 @@ class LeasedLimitStore:
         grant.done = True
         if not grant.lines:
             return
-        t = finish_now(grant, now_ms)
-        s = t // self.slot_ms
-        deltas = finish_deltas(grant, actual_tokens)
+        try:
+            await self._finish(grant, finish_deltas(grant, actual_tokens), finish_now(grant, now_ms))
+        except StoreUnavailable:
+            log.warning("limits: a finish could not reach redis; its entries free after their ttl")
+        except Exception:  # never raises: the ending of a call must not fail on its bookkeeping
+            log.exception("limits: finish failed")
+
+    async def _finish(self, grant: Grant, deltas: list[int], t: int) -> None:
         if any(line.kind == "concurrent" for line in grant.lines):
             # One call anyway: the window deltas go with it.
             keys, args = self.redis.finish_args(grant, deltas, t)
-            try:
-                await self.redis.run(self.redis.finish_script, keys, args)
-            except StoreUnavailable:
-                log.warning("limits: a finish could not reach redis; its entries free after their ttl")
-            except Exception:
-                log.exception("limits: finish failed")
+            await self.redis.run(self.redis.finish_script, keys, args)
             return
+        s = t // self.slot_ms
         for line, ticket, delta in zip(grant.lines, grant.tickets, deltas, strict=True):
             if not delta:
                 continue
@@ -363,6 +413,23 @@ class LeasedLimitStore:
                 delta -= take
             if delta:
                 lease.pending[ticket] = lease.pending.get(ticket, 0) + delta
+
+    async def counted(self, line: LimitLine, *, now_ms: int | None = None) -> int:
+        """What `line` counts at `now_ms`: Redis's count, less this instance's unused room, plus its
+        adjustments not sent yet (for tests and the admin API).
+
+        Raises:
+            StoreUnavailable: Redis cannot be reached.
+        """
+        t = now_ms if now_ms is not None else system_ms() + self._skew_ms
+        s = t // self.slot_ms
+        mine = 0
+        lease = self._leases.get(line.counter_name)
+        if lease is not None:
+            oldest = s - line.window_s * 1000 // self.slot_ms
+            mine = sum(d for k, d in lease.pending.items() if k >= oldest)
+            mine -= lease.room if lease.counted_slot >= oldest else 0  # room is not an admission
+        return max(0, await self.redis.counted(line, now_ms=t) + mine)
 
     # -- background: give back, send batched settlements --------------------------------------------
 

@@ -107,5 +107,9 @@ class LocalLimitStore:
             return (0, line.limit, 0, -1 if cost > line.limit else 0)
         return counter.state(cost, t)
 
+    async def counted(self, line: LimitLine, *, now_ms: int | None = None) -> int:
+        """What `line` counts at `now_ms` (the same call on every store)."""
+        return self.state(line, now_ms=now_ms)[0]
+
     async def close(self) -> None:
         self._counters.clear()

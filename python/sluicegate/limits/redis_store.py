@@ -228,11 +228,10 @@ class RedisLimitStore:
         if grant.done:
             return
         grant.done = True
-        keys, args = self.finish_args(grant, finish_deltas(grant, actual_tokens), finish_now(grant, now_ms))
-        if not keys:
-            return
         try:
-            await self.run(self.finish_script, keys, args)
+            keys, args = self.finish_args(grant, finish_deltas(grant, actual_tokens), finish_now(grant, now_ms))
+            if keys:
+                await self.run(self.finish_script, keys, args)
         except StoreUnavailable:
             log.warning("limits: a finish could not reach redis; its entries free after their ttl")
         except Exception:  # never raises: the ending of a call must not fail on its bookkeeping

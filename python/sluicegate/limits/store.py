@@ -65,13 +65,19 @@ def acquire_args(
     the costs (checked) and the enforce mask (bit i for lines[i]).
 
     Raises:
-        ValueError: not one cost and one flag per line, more than 64 lines, a cost out of range.
+        ValueError: not one cost and one flag per line, more than 64 lines, a cost out of range,
+            two lines on one counter.
     """
     lines, costs = tuple(lines), tuple(costs)
     if not len(lines) == len(costs) == len(enforce):
         raise ValueError("one cost and one enforce flag per line")
     if len(lines) > 64:
         raise ValueError("at most 64 lines per acquire")
+    if len({line.counter_name for line in lines}) < len(lines):
+        raise ValueError(
+            "two lines count on one counter (same organization, level, entity, kind and window): "
+            "pass one line per counter, with the limit that applies (the lowest)"
+        )
     for cost in costs:
         if isinstance(cost, bool) or not isinstance(cost, int) or not 0 <= cost <= MAX_COST:
             raise ValueError(f"costs are whole numbers 0..={MAX_COST}")
@@ -124,7 +130,9 @@ class LimitStore(Protocol):
         when they would have refused.
 
         Arguments:
-            lines: the limits that apply (at most 64; those of one organization for Redis).
+            lines: the limits that apply (at most 64; those of one organization for Redis), one
+                per counter: two lines on the same (organization, level, entity, kind, window)
+                are an error, not two limits.
             costs: 1 for requests and concurrent lines, the input-token estimate for tokens lines.
             enforce: per line, whether it refuses (the rule's mode and rollout decide).
             now_ms: the caller's clock in ms (default: the system clock).

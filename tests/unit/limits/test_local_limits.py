@@ -143,6 +143,8 @@ async def test_bad_arguments() -> None:
         await store.acquire([rpm()], [-1], [True])
     with pytest.raises(ValueError, match="at most 64"):
         await store.acquire([rpm(entity=str(i)) for i in range(65)], [1] * 65, [True] * 65)
+    with pytest.raises(ValueError, match="one line per counter"):
+        await store.acquire([rpm(5), rpm(10)], [1, 1], [True, True])
     empty = await store.acquire([], [], [], now_ms=T0)
     assert empty.grant is not None
     await store.finish(empty.grant, 5)
