@@ -179,11 +179,19 @@ def test_limit_headers_in_both_formats_on_successes_streams_and_errors(gw: Serve
     assert 0 < (reset - datetime.now(UTC)).total_seconds() <= 62.5  # the window, a slot, rounded up
     assert a.headers["anthropic-ratelimit-tokens-limit"] == "1000"
     assert "x-ratelimit-limit-requests" not in a.headers
+    with httpx.stream(
+        "POST",
+        f"{gw.url}/v1/messages",
+        json={"model": CLAUDE, "messages": MESSAGES, "max_tokens": 10, "stream": True},
+        headers={"authorization": f"Bearer {key_of('headers')}", "anthropic-version": "2023-06-01"},
+    ) as s:
+        assert s.status_code == 200 and s.headers["anthropic-ratelimit-requests-remaining"] == "46"
+        assert "event: message_stop" in s.read().decode()
 
     failed = post(gw, "headers", model="mh/mock-gpt@fault=500")  # the provider's error: headers too
-    assert failed.status_code == 500 and failed.headers["x-ratelimit-remaining-requests"] == "46"
+    assert failed.status_code == 500 and failed.headers["x-ratelimit-remaining-requests"] == "45"
     unreachable = post(gw, "headers", model="dead/mock-gpt")  # the gateway's own error: headers too
-    assert unreachable.status_code == 502 and unreachable.headers["x-ratelimit-remaining-requests"] == "45"
+    assert unreachable.status_code == 502 and unreachable.headers["x-ratelimit-remaining-requests"] == "44"
 
     free = post(gw, "free")  # no limit on this key: no limit headers
     assert free.status_code == 200 and not any(h.startswith("x-ratelimit") for h in free.headers)
@@ -207,6 +215,16 @@ def test_tokens_are_settled_to_the_providers_usage(gw: Server) -> None:
     assert remaining(post(gw, "tokens", model="mh/mock-gpt@fault=500"), 500) == 100 - 36 - 2
     # the stream settled at its usage, the failed call at 0
     assert remaining(post(gw, "tokens")) == 100 - 36 - 2
+    # a request whose estimate alone is above the limit can never fit: no retry-after, and no retry
+    before = policy_events(gw)
+    client = openai.OpenAI(base_url=f"{gw.url}/v1", api_key=key_of("tokens"))  # default retries
+    with client, pytest.raises(openai.RateLimitError) as caught:
+        client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x" * 500}])
+    headers = caught.value.response.headers
+    assert headers["x-should-retry"] == "false" and "retry-after" not in headers
+    assert headers["x-sluicegate-limit"] == "key/tokens"
+    assert delta(before, policy_events(gw), REFUSE_KEY) == 1  # the SDK did not retry it
+    assert remaining(post(gw, "tokens")) == 100 - 48 - 2  # the refusal counted nothing
 
 
 async def test_requests_in_flight_are_released_on_every_ending(gw: Server) -> None:
