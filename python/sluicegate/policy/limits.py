@@ -248,7 +248,8 @@ class LimitGuard:
 
     Attributes:
         headers: the limit headers every answer of this call carries (byte pairs).
-        events: what the limits decided (monitor and store events), added to the outcome.
+        events: what the limits decided on a call they let go on (monitor and store events): the
+            pipeline keeps them with the call (`CallInfo.events`), whatever a later step decides.
     """
 
     policy: LimitPolicy
@@ -260,11 +261,8 @@ class LimitGuard:
     async def finish(self, outcome: Outcome | None) -> None:
         """Free the call's slots and settle its tokens (see the module docstring); once per call,
         on every ending; never raises."""
-        if outcome is not None:
-            if self.events:
-                outcome.events.extend(self.events)
-            if outcome.status == 429 and outcome.error == "upstream_status":
-                outcome.events.append(upstream_429(self.provider))
+        if outcome is not None and outcome.status == 429 and outcome.error == "upstream_status":
+            outcome.events.append(upstream_429(self.provider))
         grant, self.grant = self.grant, None
         store = self.policy.store
         if grant is None or store is None:

@@ -277,6 +277,7 @@ class Gateway:
         if self.limits is not None:
             limited = await self.limits.acquire(identity, fmt, body, provider.name)
             info.headers = limited.headers
+            info.events += limited.events  # kept should a later step refuse the call
         try:
             redactor = self._redactor_for(identity)
             scan = redactor.scan_request(fmt, body, identity.workspace) if redactor is not None else None
