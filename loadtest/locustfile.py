@@ -18,6 +18,11 @@ below set). Every scenario checks its answers, not only their status:
 - `BudgetChat`: a key whose cap pays for exactly `LOADTEST_BUDGET_REQUESTS` requests. Successes are
   counted against that number; every 402 must say the cap could not pay for one more request
   (spent + reserved + requested > limit), and no request started after the first 402 may succeed.
+- `LimitChat`: a key under a rate limit of `LOADTEST_LIMIT_REQUESTS` requests per
+  `LOADTEST_LIMIT_WINDOW_S` seconds, called far above it. Every answer is a 200 with the limit
+  headers, or sluicegate's own 429 (`gateway_rate_limit_exceeded`, `x-sluicegate-limit`,
+  `retry-after-ms`), its own line in the statistics; the most admissions seen inside one window
+  (sent and answered within it) is counted, and must not pass the limit.
 
 Variables (all optional but the key):
 
@@ -25,6 +30,9 @@ Variables (all optional but the key):
     LOADTEST_TENANT_KEYS      name=key,name=key,...  (default: LOADTEST_KEY as one tenant)
     LOADTEST_BUDGET_KEY       the key of the budget scenario (unset: the scenario fails every request)
     LOADTEST_BUDGET_REQUESTS  how many requests its cap pays for
+    LOADTEST_LIMIT_KEY        the key of the rate-limit scenario
+    LOADTEST_LIMIT_REQUESTS   its limit, requests per window
+    LOADTEST_LIMIT_WINDOW_S   the window, seconds
     LOADTEST_MODEL            model name (default mock-gpt)
     LOADTEST_MOCK             1: the model is sluicegate's mock provider, knobs may be appended (default 1)
     LOADTEST_WAIT_S           pause between a user's requests, seconds (default 0)
@@ -50,6 +58,9 @@ MOCK = os.environ.get("LOADTEST_MOCK", "1") == "1"
 WAIT_S = float(os.environ.get("LOADTEST_WAIT_S", "0"))
 BUDGET_KEY = os.environ.get("LOADTEST_BUDGET_KEY", "")
 BUDGET_REQUESTS = int(os.environ.get("LOADTEST_BUDGET_REQUESTS", "0"))
+LIMIT_KEY = os.environ.get("LOADTEST_LIMIT_KEY", "")
+LIMIT_REQUESTS = int(os.environ.get("LOADTEST_LIMIT_REQUESTS", "0"))
+LIMIT_WINDOW_S = float(os.environ.get("LOADTEST_LIMIT_WINDOW_S", "0"))
 PATH = "/v1/chat/completions"
 
 # With the mock: 10 deltas of 4 characters = 10 output tokens, so `max_tokens = 10` reserves exactly
@@ -87,7 +98,13 @@ COUNTS: dict[str, Any] = {
     "budget_limit_nusd": None,
     "budget_request_nusd": None,
     "stream_checked": 0,
+    "limit_requests": LIMIT_REQUESTS,
+    "limit_window_s": LIMIT_WINDOW_S,
+    "limit_admitted": 0,
+    "limit_refused": 0,
+    "limit_most_in_window": 0,
 }
+_limit_calls: list[tuple[float, float]] = []  # (sent, answered) of every admitted rate-limit call
 _first_402_at: float | None = None
 
 
@@ -106,6 +123,8 @@ def entry_row(entry: Any) -> dict[str, Any]:
 def write_summary(environment: Any, **_: Any) -> None:
     """The scenarios' counts and the final statistics (locust's CSV misses the last second)."""
     path = os.environ.get("LOADTEST_SUMMARY")
+    if _limit_calls and LIMIT_WINDOW_S:
+        COUNTS["limit_most_in_window"] = most_in_a_window(_limit_calls, LIMIT_WINDOW_S)
     if path:
         stats = environment.stats
         rows = [entry_row(e) for e in sorted(stats.entries.values(), key=lambda e: e.name)]
@@ -114,6 +133,22 @@ def write_summary(environment: Any, **_: Any) -> None:
 
 
 # ── helpers ──────────────────────────────────────────────────────────────────────────────────────
+
+
+def most_in_a_window(calls: list[tuple[float, float]], window: float) -> int:
+    """The most calls (sent, answered) wholly inside one window that starts at a send: those were
+    surely admitted inside it."""
+    calls = sorted(calls)
+    most = 0
+    for i, (start, _) in enumerate(calls):
+        end = start + window
+        inside = 0
+        for sent, answered in calls[i:]:
+            if sent > end:
+                break
+            inside += answered <= end
+        most = max(most, inside)
+    return most
 
 
 def sse_events(body: bytes) -> list[str]:
@@ -353,3 +388,41 @@ class BudgetChat(Chat):
                 r.failure("a 402 while the cap could still pay for the request")
         if COUNTS["budget_refused"] > 20:
             time.sleep(0.05)  # the cap is spent: keep checking, without flooding the gateway with 402s
+
+
+class LimitChat(Chat):
+    """Calls far above a rate limit: 200s with the limit headers, or sluicegate's own 429s."""
+
+    fixed_count = 4
+    key = LIMIT_KEY
+
+    @task
+    def chat(self) -> None:
+        sent = time.monotonic()
+        body = {"model": model(PLAIN_KNOBS), "messages": [{"role": "user", "content": "hello"}], "max_tokens": 10}
+        with self.client.post(PATH, json=body, headers=self.headers(), name="limits", catch_response=True) as r:
+            answered = time.monotonic()
+            headers = r.headers or {}
+            if r.status_code == 200:
+                if headers.get("x-ratelimit-limit-requests") != str(LIMIT_REQUESTS):
+                    r.failure(f"x-ratelimit-limit-requests {headers.get('x-ratelimit-limit-requests')!r}")
+                    return
+                COUNTS["limit_admitted"] += 1
+                _limit_calls.append((sent, answered))
+                return
+            if r.status_code != 429:
+                r.failure(f"status {r.status_code}: {(r.text or '')[:200]}")
+                return
+            r.request_meta["name"] = "limits 429"  # expected: its own line in the statistics, not a failure
+            try:
+                code = r.json()["error"]["code"]
+            except (ValueError, KeyError, TypeError):
+                code = None
+            if code != "gateway_rate_limit_exceeded" or not headers.get("x-sluicegate-limit"):
+                r.failure(f"a 429 that is not sluicegate's: {(r.text or '')[:200]}")
+                return
+            if not headers.get("retry-after-ms"):
+                r.failure("a 429 without retry-after-ms")
+                return
+            r.success()
+            COUNTS["limit_refused"] += 1

@@ -5,7 +5,8 @@ redis-server (nothing persisted), and one gateway (`sluicegate serve`) with a ge
 (keys for several tenants, caps through Redis, redaction on); then runs the scenarios of
 `loadtest/locustfile.py` headless for a bounded time, writes locust's CSV and HTML reports to
 `loadtest/reports/<timestamp>/`, and exits 1 when a threshold of `loadtest/thresholds.toml` is
-exceeded: the error rate, a p99 latency, PII that came back, or any spend beyond a cap.
+exceeded: the error rate, a p99 latency, PII that came back, any spend beyond a cap, or a rate-limit
+window that admitted more than its limit.
 
 `--cluster` starts three gateway instances sharing the Redis behind nginx (its own config in a
 temporary directory, from `loadtest/nginx-cluster.conf.template`) and sends the load through nginx.
@@ -46,6 +47,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 SCENARIOS = {"plain": "PlainChat", "stream": "StreamChat", "pii": "PiiChat", "tenants": "TenantChat"}
 SCENARIOS["budget"] = "BudgetChat"
+SCENARIOS["limits"] = "LimitChat"
 
 # The budget scenario's request: "hello" is 2 input tokens, the mock's reply 10 output tokens; at $1 and
 # $2 per million tokens that is 2,000 + 20,000 nano-USD, reserved and settled alike.
@@ -61,8 +63,9 @@ class Tenant:
     key: str
 
 
-def make_keys() -> tuple[Tenant, list[Tenant], Tenant]:
-    """The run's keys: the main one, four tenants in two organizations, the budget's own."""
+def make_keys() -> tuple[Tenant, list[Tenant], Tenant, Tenant]:
+    """The run's keys: the main one, four tenants in two organizations, the budget's own, and the
+    rate-limited one."""
     import secrets
 
     def key() -> str:
@@ -76,7 +79,8 @@ def make_keys() -> tuple[Tenant, list[Tenant], Tenant]:
         Tenant("globex-sales", "globex", "sales", "kim", key()),
     ]
     budget = Tenant("budget", "loadtest", "lt-budget", "lt-budget-user", key())
-    return main, tenants, budget
+    limited = Tenant("limited", "loadtest", "lt-limited", "lt-limited-user", key())
+    return main, tenants, budget, limited
 
 
 def gateway_config(
@@ -91,9 +95,12 @@ def gateway_config(
     lease: bool,
     prefix: str,
     workers: int = 1,
+    limited: Tenant | None = None,
+    rate_limit: tuple[int, int] = (50, 5),
 ) -> str:
     """A gateway config: the mock over a socket, every key, a cap on each organization and workspace
-    (large ones, so every request passes the spend path) and the budget's exact cap."""
+    (large ones, so every request passes the spend path), the budget's exact cap, and the limited
+    key's rate limit (`rate_limit`: requests per window, seconds)."""
     from sluicegate.secrets import hash_key
 
     lines = [
@@ -140,9 +147,16 @@ def gateway_config(
         window = "total" if ident == budget.workspace else "day"
         lines += ["", "[[spend.caps]]", f'level = "{level}"', f'id = "{ident}"', f'org = "{org}"']
         lines += [f'window = "{window}"', f'limit_usd = "{limit}"']
-    for t in [main, *tenants, budget]:
+    for t in [main, *tenants, budget, *([limited] if limited else [])]:
         lines += ["", "[[keys]]", f'name = "{t.name}"', f'org = "{t.org}"', f'workspace = "{t.workspace}"']
         lines += [f'user = "{t.user}"', f'sha256 = "{hash_key(t.key)}"']
+    if limited is not None:
+        lines += ["", "[limits]", f'backend = "{backend}"', f'key_prefix = "{prefix}"']
+        lines += [f'redis_url = "{redis_url}"'] if redis_url else []
+        lines += ["lease = { enabled = true }"] if lease else []
+        lines += ["", "[[limits.rules]]", 'level = "workspace"', f'id = "{limited.workspace}"']
+        lines += [f'org = "{limited.org}"', 'kind = "requests"']
+        lines += [f"limit = {rate_limit[0]}", f"window_s = {rate_limit[1]}"]
     return "\n".join(lines) + "\n"
 
 
@@ -243,6 +257,7 @@ class Stack:
     main: Tenant
     tenants: list[Tenant]
     budget: Tenant
+    limited: Tenant
     redis_url: str | None
     prefix: str
     gateways: list[Proc]
@@ -266,7 +281,7 @@ def local_stack(args: argparse.Namespace, logs: Path) -> Iterator[Stack]:
             argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
             procs.spawn("redis", [*argv, "--dir", str(work), "--daemonize", "no"], port, cpu=other_cpu)
             redis = f"redis://127.0.0.1:{port}/0"
-        main, tenants, budget = make_keys()
+        main, tenants, budget, limited = make_keys()
         prefix = "lt" + datetime.datetime.now(datetime.UTC).strftime("%H%M%S")
         config = work / "sluicegate.toml"
         config.write_text(
@@ -281,6 +296,8 @@ def local_stack(args: argparse.Namespace, logs: Path) -> Iterator[Stack]:
                 lease=args.lease,
                 prefix=prefix,
                 workers=args.workers,
+                limited=limited,
+                rate_limit=(args.limit_requests, args.limit_window),
             )
         )
         gateways = []
@@ -296,7 +313,7 @@ def local_stack(args: argparse.Namespace, logs: Path) -> Iterator[Stack]:
             port = free_port()
             conf = render_nginx_conf(work, port, [g.port for g in gateways])
             host = procs.spawn("nginx", nginx_argv(nginx, work, conf), port, cpu=other_cpu).url
-        yield Stack(host, main, tenants, budget, redis, prefix, gateways)
+        yield Stack(host, main, tenants, budget, limited, redis, prefix, gateways)
     finally:
         procs.stop_all()
         shutil.rmtree(work, ignore_errors=True)
@@ -384,7 +401,7 @@ def verdict(
         problems.append(f"error rate {rate:.4%} > max_error_rate {limits.get('max_error_rate', 0.0):.4%}")
     for row in stats:
         name = row["name"]
-        if name == "Aggregated" or name == "budget 402":
+        if name in ("Aggregated", "budget 402", "limits 429"):
             continue
         limit = per_name.get(name.split(" ")[0] if name.startswith("tenant ") else name, limits.get("max_p99_ms"))
         if limit is not None and row["p99_ms"] > limit:
@@ -401,6 +418,20 @@ def verdict(
         problems.append("the budget's cap was never reached: run longer, or lower --budget-requests")
     if spend.get("exact") is False:
         problems.append(f"the budget's spend is not exact: {spend}")
+    problems += limit_problems(counts)
+    return problems
+
+
+def limit_problems(counts: dict[str, Any]) -> list[str]:
+    """The rate-limit scenario's checks: no window admitted more than the limit, and it was reached."""
+    if not counts.get("limit_admitted") and not counts.get("limit_refused"):
+        return []
+    problems = []
+    most, limit = counts.get("limit_most_in_window", 0), counts.get("limit_requests", 0)
+    if most > limit:
+        problems.append(f"a rate-limit window admitted {most} requests, above its limit of {limit}")
+    if not counts.get("limit_refused"):
+        problems.append("the rate limit was never reached: run longer, or lower --limit-requests")
     return problems
 
 
@@ -436,6 +467,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--thresholds", type=Path, default=HERE / "thresholds.toml")
     p.add_argument("--reports", type=Path, default=HERE / "reports", help="reports go to <this>/<timestamp>/")
     p.add_argument("--budget-requests", type=int, default=100, help="requests the budget's cap pays for (100)")
+    p.add_argument("--limit-requests", type=int, default=50, help="the rate limit's requests per window (50)")
+    p.add_argument("--limit-window", type=int, default=5, help="the rate limit's window, seconds (5)")
     local = p.add_argument_group("the stack started on loopback")
     local.add_argument("--cluster", action="store_true", help="three gateways sharing Redis, behind nginx")
     local.add_argument("--instances", type=int, help="gateway instances (default 1, or 3 with --cluster)")
@@ -448,6 +481,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     remote.add_argument("--key", help="a gateway key for the plain, stream and PII scenarios (or LOADTEST_KEY)")
     remote.add_argument("--tenant-keys", help="name=key,... for the tenants scenario (default: --key)")
     remote.add_argument("--budget-key", help="a key whose cap pays for --budget-requests requests exactly")
+    remote.add_argument("--limit-key", help="a key under a rate limit of --limit-requests per --limit-window")
     remote.add_argument("--model", default=None, help="the model to call (default mock-gpt)")
     remote.add_argument("--no-mock-knobs", action="store_true", help="the model is not sluicegate's mock provider")
     args = p.parse_args(argv)
@@ -466,6 +500,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         if "budget" in args.scenarios and not args.budget_key:
             args.scenarios.remove("budget")
             print("loadtest: no --budget-key, the budget scenario is left out", flush=True)
+        if "limits" in args.scenarios and not args.limit_key:
+            args.scenarios.remove("limits")
+            print("loadtest: no --limit-key, the rate-limit scenario is left out", flush=True)
     elif args.backend == "local" and args.workers > 1:
         # Every gateway here has caps: sluicegate refuses the local backend across several workers.
         p.error("--backend local counts caps in each worker's memory: use --backend redis, or --workers 1")
@@ -485,6 +522,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, signal.default_int_handler)
     env = {"LOADTEST_SUMMARY": str(out / "scenarios.json"), "LOADTEST_WAIT_S": str(args.wait)}
     env["LOADTEST_BUDGET_REQUESTS"] = str(args.budget_requests)
+    env["LOADTEST_LIMIT_REQUESTS"], env["LOADTEST_LIMIT_WINDOW_S"] = str(args.limit_requests), str(args.limit_window)
     env["LOADTEST_MODEL"] = args.model or ("mock-gpt" if args.host else "mh/mock-gpt")
     env["LOADTEST_MOCK"] = "0" if args.no_mock_knobs else "1"
     started = time.monotonic()
@@ -495,6 +533,7 @@ def main(argv: list[str] | None = None) -> int:
         env["LOADTEST_KEY"] = args.key
         env["LOADTEST_TENANT_KEYS"] = args.tenant_keys or f"default={args.key}"
         env["LOADTEST_BUDGET_KEY"] = args.budget_key or ""
+        env["LOADTEST_LIMIT_KEY"] = args.limit_key or ""
         print(f"loadtest: {', '.join(args.scenarios)} against {args.host} for {args.run_time} s", flush=True)
         run_locust(args, args.host, env, out, classes)
     else:
@@ -502,6 +541,7 @@ def main(argv: list[str] | None = None) -> int:
             env["LOADTEST_KEY"] = stack.main.key
             env["LOADTEST_TENANT_KEYS"] = ",".join(f"{t.name}={t.key}" for t in stack.tenants)
             env["LOADTEST_BUDGET_KEY"] = stack.budget.key
+            env["LOADTEST_LIMIT_KEY"] = stack.limited.key
             what = f"{args.instances} gateway(s) x {args.workers} worker(s), spend {args.backend}"
             what += " with leases" if args.lease else ""
             what += ", behind nginx" if args.cluster else ""
@@ -545,6 +585,10 @@ def report(
         print(f"PII: {counts['pii_checked']} answers checked, {counts['pii_leaks']} gave planted values back")
     if spend:
         print(f"budget: {json.dumps(spend)}")
+    if counts.get("limit_admitted") or counts.get("limit_refused"):
+        print(f"rate limit: {counts['limit_admitted']} admitted, {counts['limit_refused']} refused (429), at most "
+              f"{counts['limit_most_in_window']} in one {counts['limit_window_s']:g} s window "
+              f"(limit {counts['limit_requests']})")  # fmt: skip
     print(f"{seconds:.0f} s in all; load average {' '.join(cpu['loadavg_before'])} before, "
           f"{' '.join(cpu['loadavg_after'])} after (os.cpu_count() {os.cpu_count()})")  # fmt: skip
     return {
