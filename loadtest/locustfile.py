@@ -21,8 +21,9 @@ below set). Every scenario checks its answers, not only their status:
 - `LimitChat`: a key under a rate limit of `LOADTEST_LIMIT_REQUESTS` requests per
   `LOADTEST_LIMIT_WINDOW_S` seconds, called far above it. Every answer is a 200 with the limit
   headers, or sluicegate's own 429 (`gateway_rate_limit_exceeded`, `x-sluicegate-limit`,
-  `retry-after-ms`), its own line in the statistics; the most admissions seen inside one window
-  (sent and answered within it) is counted, and must not pass the limit.
+  `retry-after-ms`, which the user then waits, as the SDKs do), its own line in the statistics; the
+  most admissions seen inside one window (sent and answered within it) is counted, and must not
+  pass the limit.
 
 Variables (all optional but the key):
 
@@ -426,3 +427,5 @@ class LimitChat(Chat):
                 return
             r.success()
             COUNTS["limit_refused"] += 1
+        # As the SDKs do: wait what retry-after-ms says (the demand stays far above the limit).
+        time.sleep(min(float(headers.get("retry-after-ms", "0")) / 1000, LIMIT_WINDOW_S or 1.0))
