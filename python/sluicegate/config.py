@@ -28,6 +28,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sluicegate.control.settings import ControlSettings
+from sluicegate.policy.loop_rules import LoopSettings
 from sluicegate.secrets import Secret, SecretUrl
 from sluicegate.spend.caps import SpendSettings
 
@@ -343,6 +344,8 @@ class Settings(_Section):
     langsmith: LangSmithSettings = LangSmithSettings()
     metrics: MetricsSettings = MetricsSettings()
     webhook: WebhookSettings = WebhookSettings()
+    # Runaway-loop protection (policy.loops): backend, defaults and the file's own rules.
+    loops: LoopSettings = LoopSettings()
 
     @model_validator(mode="after")
     def _routes_name_providers(self) -> Settings:

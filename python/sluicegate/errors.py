@@ -10,6 +10,8 @@ GatewayError(status, code, type)
 │   └── PolicyBlocked              400  content a policy blocks (names the types, never the values)
 ├── Unauthenticated                401  missing or unknown gateway key
 ├── SpendLimitExceeded             402  a spend cap would be crossed (level, id, limit, spent, reset)
+├── LoopDetected                   429  a runaway loop: the same request too often, or a rate jump
+│                                       (codes loop_detected, rate_anomaly; rule, counts, cool-down end)
 ├── PolicyFailed                   500  a policy could not run (the request is refused: fail closed)
 ├── Unavailable                    503  the spend store is unreachable (fail_closed)
 │   └── SecretUnavailable          503  the workspace's provider secret does not open (fail closed)
@@ -119,6 +121,16 @@ class SpendLimitExceeded(GatewayError):
     status = 402
     code = "spend_limit_exceeded"
     type = "insufficient_quota"
+
+
+class LoopDetected(GatewayError):
+    """A loop rule refuses the call (`policy.loops`): code `loop_detected` (the same request again)
+    or `rate_anomaly` (a rate jump), `retry-after` = the cool-down left, and for a block
+    `x-should-retry: false` (retrying a loop is the loop)."""
+
+    status = 429
+    code = "loop_detected"
+    type = "rate_limit_error"
 
 
 class Unavailable(GatewayError):

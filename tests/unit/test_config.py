@@ -246,6 +246,7 @@ SECRET_SETTINGS = {
     "providers.*.headers",
     "redaction.pseudonym_secret",
     "spend.redis_url",
+    "loops.redis_url",
     "control.database_url",
     "control.master_key",
     "control.master_retired_keys",

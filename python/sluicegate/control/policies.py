@@ -13,6 +13,10 @@ its organization, workspace, user and itself, read in that order.
   `pseudonymize` also counts as below a locked `redact` or `block` on responses, since the gateway
   writes the original back into the response. Rules without a lock keep the override semantics
   above: they are defaults a lower level may change either way.
+- **Loop rules are the nearest level's.** Of each kind (`repeat`, `rate`), the rule of the lowest
+  level that has one applies (the configuration's `[[loops.rules]]` on an entity count as that
+  entity's). Below a locked loop rule, a rule of the same kind may not be laxer (`loop_laxer`);
+  `effective` raises each laxer field to the lock's.
 - **Patterns.** A lower level's custom pattern replaces one of the same name above it, unless the
   type is locked above: then it is added beside the one above (more is found, never less). The
   scanner runs a pattern named like a built-in type beside the built-in detector, so such a
@@ -30,7 +34,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from sluicegate.config import ACTION_STRENGTH, CustomPattern, RedactionRule, RedactionSettings
-from sluicegate.control.schemas import Level, PolicyIn
+from sluicegate.control.schemas import Level, LoopRuleIn, PolicyIn
+from sluicegate.policy.loop_rules import ACTION_STRENGTH as LOOP_STRENGTH
+from sluicegate.policy.loop_rules import LoopLine, LoopRuleFields, LoopSettings
 from sluicegate.spend.caps import DEFAULT_THRESHOLDS, CapLine, Mode, SpendSettings
 from sluicegate.spend.money import format_usd
 
@@ -79,13 +85,17 @@ class OperatorPolicy:
     default_action: str | None = None
     caps: tuple[tuple[CapLine, bool], ...] = ()
     redaction_enabled: bool = True
+    loops: tuple[tuple[LoopLine, bool], ...] = ()  # `[[loops.rules]]` with their `locked` flags
 
     @classmethod
-    def from_settings(cls, redaction: RedactionSettings, spend: SpendSettings) -> OperatorPolicy:
+    def from_settings(
+        cls, redaction: RedactionSettings, spend: SpendSettings, loops: LoopSettings | None = None
+    ) -> OperatorPolicy:
         caps = tuple((c.line(spend.thresholds), c.locked) for c in spend.caps) if spend.enabled else ()
+        loop_rules = tuple((r.line(), r.locked) for r in loops.rules) if loops is not None and loops.enabled else ()
         if not redaction.enabled:
-            return cls((), None, caps, False)
-        return cls(tuple(redaction.rules), redaction.default_action, caps)
+            return cls((), None, caps, False, loop_rules)
+        return cls(tuple(redaction.rules), redaction.default_action, caps, loops=loop_rules)
 
     def caps_on(self, org_id: str, level: Level, entity_id: str) -> list[tuple[CapLine, bool]]:
         return [
@@ -103,11 +113,13 @@ class Floors:
         rules: (entity, direction) -> the least action allowed, and who locked it.
         cap_limits: window -> the highest cap allowed, and who locked it.
         cap_enforced: window -> who locked an enforcing cap (a cap below must enforce too).
+        loops: detect -> the nearest locked loop rule of that kind (as raised), and who locked it.
     """
 
     rules: dict[tuple[str, Direction], tuple[str, Origin]] = field(default_factory=dict)
     cap_limits: dict[str, tuple[int, Origin]] = field(default_factory=dict)
     cap_enforced: dict[str, Origin] = field(default_factory=dict)
+    loops: dict[str, tuple[LoopRuleFields, Origin]] = field(default_factory=dict)
 
     def lock_rule(self, entity: str, direction: Direction, action: str, origin: Origin) -> None:
         held = self.rules.get((entity, direction))
@@ -219,6 +231,30 @@ class EffectivePattern:
 
 
 @dataclass(frozen=True, slots=True)
+class EffectiveLoop:
+    """A loop rule in force, with its origin; `raised_from` is the laxer rule a lock replaced."""
+
+    line: LoopLine
+    origin: Origin
+    locked: bool
+    floor: Origin | None = None
+    raised_from: tuple[Origin, LoopRuleFields] | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            **self.line.rule.model_dump(),
+            "origin": self.origin.level,
+            "origin_id": self.origin.id,
+            "locked": self.locked,
+        }
+        if self.floor is not None:
+            out["floor"] = self.floor.as_json()
+        if self.raised_from is not None:
+            out["raised_from"] = {"rule": self.raised_from[1].model_dump(), **self.raised_from[0].as_json()}
+        return out
+
+
+@dataclass(frozen=True, slots=True)
 class EffectivePolicy:
     """What applies to one key.
 
@@ -237,9 +273,12 @@ class EffectivePolicy:
     pattern_origins: tuple[EffectivePattern, ...] = ()
     default_action: str | None = None
     redaction_enabled: bool = True
+    loops: tuple[LoopLine, ...] = ()  # the loop rules in force (the configuration's included)
+    loop_origins: tuple[EffectiveLoop, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
         return {
+            "loops": [r.as_json() for r in self.loop_origins],
             "caps": [c.as_json() for c in self.cap_origins],
             "redaction": [r.as_json() for r in self.rules],
             "custom_patterns": [p.as_json() for p in self.pattern_origins],
@@ -272,6 +311,7 @@ class _Walk:
         self.caps: list[EffectiveCap] = []
         self.patterns: list[EffectivePattern] = []
         self.sources: dict[str, str] = {}
+        self.loops: dict[str, EffectiveLoop] = {}
         for rule in operator.rules:  # the file's own order; its validator keeps locks unbroken
             for entity in rule.entities:
                 for d in _directions(rule):
@@ -285,6 +325,14 @@ class _Walk:
             self.caps.append(EffectiveCap(line, OPERATOR, locked))
             if locked:
                 self.floors.lock_cap(line.window, line.limit_nusd, line.mode, OPERATOR)
+        _walk_loops(self, level, entity_id, [(r.rule, locked) for r, locked in self._operator_loops(level, entity_id)])
+
+    def _operator_loops(self, level: Level, entity_id: str) -> list[tuple[LoopLine, bool]]:
+        return [
+            (r, locked)
+            for r, locked in self.operator.loops
+            if r.org_id == self.org_id and r.level == level and r.entity_id == entity_id
+        ]
 
     def apply(self, level: Level, entity_id: str, policy: PolicyIn) -> None:
         """One level's policy under the floors from above; its own locks bind only what follows."""
@@ -337,6 +385,7 @@ class _Walk:
             floors.lock_rule(entity, d, action, origin)
         for window, limit, mode in cap_locks:
             floors.lock_cap(window, limit, mode, origin)
+        _walk_loops(self, level, entity_id, [(r, r.locked) for r in policy.loops], origin)
 
     def result(self) -> EffectivePolicy:
         floors = self.floors
@@ -365,6 +414,8 @@ class _Walk:
             pattern_origins=tuple(self.patterns),
             default_action=self.operator.default_action,
             redaction_enabled=self.operator.redaction_enabled,
+            loops=tuple(r.line for r in self.loops.values()),
+            loop_origins=tuple(self.loops.values()),
         )
 
 
@@ -406,7 +457,7 @@ def floors_for(org_id: str, above: Chain, level: Level, entity_id: str, operator
 
 def violations(floors: Floors, policy: PolicyIn) -> list[Violation]:
     """Every part of `policy` that is weaker than a lock in `floors` (empty: it may be written)."""
-    out: list[Violation] = []
+    out: list[Violation] = _loop_violations(floors, policy.loops)
     for i, rule in enumerate(policy.redaction):
         for entity in rule.entities:
             for d in _directions(rule):
@@ -438,4 +489,99 @@ def violations(floors: Floors, policy: PolicyIn) -> list[Violation]:
         if enforced_by is not None and cap.mode == "monitor":
             message = f"a monitor-only {cap.window} cap is under the enforced {cap.window} cap that {enforced_by} locks"
             out.append(Violation(f"caps.{i}", message + "; it must enforce", enforced_by))
+    return out
+
+
+# ── loop rules ────────────────────────────────────────────────────────────────────────────────────
+
+
+def loop_laxer(rule: LoopRuleFields, floor: LoopRuleFields) -> list[str]:
+    """How `rule` is laxer than the locked `floor` of the same kind (empty: it is not).
+
+    Laxer is: a higher `max_repeats`, a shorter repeat `window_s` (the same count in less time is a
+    faster loop), a higher `factor` or `min_requests`, a weaker action (monitor < throttle < block),
+    a shorter cool-down (under a locked block) or throttle interval (under a locked throttle),
+    monitor-only under an enforcing lock, or a smaller rollout.
+    """
+    out: list[str] = []
+    if rule.detect == "repeat":
+        if rule.max_repeats > floor.max_repeats:
+            out.append(f"max_repeats {rule.max_repeats} > {floor.max_repeats}")
+        if rule.window_s < floor.window_s:
+            out.append(f"window_s {rule.window_s} < {floor.window_s}")
+    else:
+        if rule.factor > floor.factor:
+            out.append(f"factor {rule.factor:g} > {floor.factor:g}")
+        if rule.min_requests > floor.min_requests:
+            out.append(f"min_requests {rule.min_requests} > {floor.min_requests}")
+    if LOOP_STRENGTH[rule.action] < LOOP_STRENGTH[floor.action]:
+        out.append(f"action {rule.action} is weaker than {floor.action} (monitor < throttle < block)")
+    if floor.action == "block" and rule.cooldown_s < floor.cooldown_s:
+        out.append(f"cooldown_s {rule.cooldown_s} < {floor.cooldown_s}")
+    if floor.action == "throttle" and rule.throttle_interval_s < floor.throttle_interval_s:
+        out.append(f"throttle_interval_s {rule.throttle_interval_s} < {floor.throttle_interval_s}")
+    if floor.mode == "enforce" and rule.mode == "monitor":
+        out.append("mode monitor under an enforcing lock")
+    if floor.mode == "enforce" and rule.rollout_percent < floor.rollout_percent:
+        out.append(f"rollout_percent {rule.rollout_percent:g} < {floor.rollout_percent:g}")
+    return out
+
+
+def _raise_loop(rule: LoopRuleFields, floor: LoopRuleFields) -> LoopRuleFields:
+    """`rule` with every field that `loop_laxer` names raised to the floor's."""
+    up: dict[str, Any] = {}
+    if rule.detect == "repeat":
+        up["max_repeats"] = min(rule.max_repeats, floor.max_repeats)
+        up["window_s"] = max(rule.window_s, floor.window_s)
+    else:
+        up["factor"] = min(rule.factor, floor.factor)
+        up["min_requests"] = min(rule.min_requests, floor.min_requests)
+    if LOOP_STRENGTH[rule.action] < LOOP_STRENGTH[floor.action]:
+        up["action"] = floor.action
+    if floor.action == "block":
+        up["cooldown_s"] = max(rule.cooldown_s, floor.cooldown_s)
+    if floor.action == "throttle":
+        up["throttle_interval_s"] = max(rule.throttle_interval_s, floor.throttle_interval_s)
+    if floor.mode == "enforce":
+        up["mode"] = "enforce"
+        up["rollout_percent"] = max(rule.rollout_percent, floor.rollout_percent)
+    fields = rule.model_dump(include=set(LoopRuleFields.model_fields))
+    return LoopRuleFields.model_validate({**fields, **up})
+
+
+def _walk_loops(
+    walk: _Walk, level: Level, entity_id: str, rules: list[tuple[LoopRuleFields, bool]], origin: Origin | None = None
+) -> None:
+    """One level's loop rules (the operator's on this entity when `origin` is None): each replaces
+    the rule of its kind above, raised to the lock above it; its own lock binds what follows."""
+    who = origin or OPERATOR
+    locks: list[tuple[str, LoopRuleFields]] = []
+    for rule, locked in rules:
+        fields = LoopRuleFields.model_validate(rule.model_dump(include=set(LoopRuleFields.model_fields)))
+        held = walk.floors.loops.get(fields.detect)
+        raised = None
+        if held is not None and loop_laxer(fields, held[0]):
+            raised, fields = (who, fields), _raise_loop(fields, held[0])
+        line = LoopLine(fields, level, entity_id, walk.org_id, operator=origin is None)
+        floor = held[1] if held is not None else None
+        walk.loops[fields.detect] = EffectiveLoop(line, who, locked, floor, raised)
+        if locked:
+            locks.append((fields.detect, fields))
+    for detect, fields in locks:
+        walk.floors.loops[detect] = (fields, who)
+
+
+def _loop_violations(floors: Floors, rules: list[LoopRuleIn]) -> list[Violation]:
+    out: list[Violation] = []
+    for i, rule in enumerate(rules):
+        held = floors.loops.get(rule.detect)
+        if held is None:
+            continue
+        laxer = loop_laxer(rule, held[0])
+        if laxer:
+            message = (
+                f"this {rule.detect} loop rule is laxer than the one {held[1]} locks ({'; '.join(laxer)}); "
+                "below a lock a loop rule may only be as strict or stricter"
+            )
+            out.append(Violation(f"loops.{i}", message, held[1]))
     return out

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from sluicegate._core import Scanner, builtin_entities
 from sluicegate.config import CustomPattern, RedactionRule, check_locks
+from sluicegate.policy.loop_rules import LoopRuleFields
 from sluicegate.spend.caps import Mode, OnInsufficient, WindowName
 from sluicegate.spend.money import usd_to_nusd
 
@@ -198,6 +199,16 @@ class CapIn(_Body):
         return usd_to_nusd(self.limit_usd)
 
 
+class LoopRuleIn(LoopRuleFields):
+    """A runaway-loop rule (`policy.loops`): at most one per `detect` on a level; the nearest
+    level's rule of each kind applies. A `locked` rule is a floor for the levels below: none of
+    them may set a laxer rule of the same kind (a higher `max_repeats`, a shorter `window_s`, a
+    higher `factor` or `min_requests`, a weaker action, a shorter cool-down or throttle interval,
+    monitor-only, a smaller rollout)."""
+
+    locked: bool = False
+
+
 class PolicyIn(_Body):
     """The policy attached to one org, workspace, user or key (replaces what was there).
 
@@ -208,6 +219,14 @@ class PolicyIn(_Body):
     caps: list[CapIn] = Field(default_factory=list, max_length=16)
     redaction: list[RedactionRule] = Field(default_factory=list, max_length=64)
     custom_patterns: list[CustomPattern] = Field(default_factory=list, max_length=64)
+    loops: list[LoopRuleIn] = Field(default_factory=list, max_length=2)
+
+    @model_validator(mode="after")
+    def _one_loop_rule_per_kind(self) -> PolicyIn:
+        kinds = [rule.detect for rule in self.loops]
+        if len(set(kinds)) != len(kinds):
+            raise ValueError("loops: at most one rule per detect (repeat, rate) on a level")
+        return self
 
     @model_validator(mode="after")
     def _known_entities(self) -> PolicyIn:

@@ -31,6 +31,7 @@ from sluicegate.control.policies import EffectivePolicy, OperatorPolicy, chain_o
 from sluicegate.control.store import CHANNEL, ControlStore, Snapshot, secret_context
 from sluicegate.errors import SecretUnavailable, Unauthenticated
 from sluicegate.policy.auth import Identity, KeyStore, presented_keys
+from sluicegate.policy.loop_rules import LoopLine
 from sluicegate.secrets import Secret, hash_key
 from sluicegate.spend.caps import CapLine
 
@@ -230,6 +231,13 @@ class ControlView:
     def cap_lines(self, identity: Identity) -> tuple[CapLine, ...]:
         """The spend caps on the caller's org, workspace, user and key (empty for config keys)."""
         return self.effective_policy(identity).caps
+
+    def loop_rules(self, identity: Identity) -> tuple[LoopLine, ...] | None:
+        """The loop rules in force for the caller (the configuration's included, the nearest
+        level's of each kind, floors applied); None for a key the database does not hold (a
+        configuration key: the configuration's rules apply alone)."""
+        policy = self._state.policies.get(identity.key_name)
+        return policy.loops if policy is not None else None
 
     def redaction_rules(self, identity: Identity) -> tuple[RedactionRule, ...]:
         """The caller's redaction rules, one per (entity, direction), the most specific level winning."""

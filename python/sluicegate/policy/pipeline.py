@@ -32,6 +32,7 @@ from sluicegate.errors import (
 from sluicegate.formats import FORMATS_BY_PATH, WireFormat
 from sluicegate.formats.base import Family, StreamTap
 from sluicegate.policy.auth import Authenticator, Identity, KeyStore
+from sluicegate.policy.loops import LoopPolicy
 from sluicegate.policy.redaction import Redactor
 from sluicegate.policy.spend import SpendPolicy
 from sluicegate.proxy.egress import TenantUrls
@@ -149,9 +150,12 @@ class Gateway:
     Arguments:
         settings: the validated settings.
         environ: where provider keys named by `api_key_env` are read.
+        clock: wall-clock seconds for the policies that count time (loop detection); a test's own.
     """
 
-    def __init__(self, settings: Settings, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, settings: Settings, environ: Mapping[str, str] | None = None, clock: Callable[[], float] = time.time
+    ) -> None:
         self.settings = settings
         self.keys: Authenticator = KeyStore(settings.keys)
         # The control plane's view (keys, inherited policies, provider secrets), when it runs.
@@ -170,6 +174,9 @@ class Gateway:
         self.redactor = Redactor(settings.redaction) if settings.redaction.enabled else None
         wants_spend = settings.spend.caps or settings.control.enabled  # the control plane's caps come later
         self.spend = SpendPolicy(settings.spend) if settings.spend.enabled and wants_spend else None
+        # Runaway loops: built when the file has rules or the control plane may add some.
+        wants_loops = settings.loops.enabled and (settings.loops.rules or settings.control.enabled)
+        self.loops = LoopPolicy(settings.loops, clock) if wants_loops else None
         self.capture = False  # keep request and response bodies for a trace sink (set by the app)
 
     async def start(self) -> None:
@@ -178,11 +185,15 @@ class Gateway:
         self._tenant_http = HttpUpstream(self.settings.upstream, self.tenant_urls.addresses)
         if self.spend is not None:
             await self.spend.start()
+        if self.loops is not None:
+            await self.loops.start()
 
     async def stop(self) -> None:
         """Close the spend store (returning leases, flushing settlements) and the pool."""
         if self.spend is not None:
             await self.spend.stop()
+        if self.loops is not None:
+            await self.loops.stop()
         for client in (self._http, self._tenant_http):
             if client is not None:
                 await client.close()
@@ -253,6 +264,8 @@ class Gateway:
         # The workspace's own credential, if it has one; one that does not open refuses the call
         # here (503), before anything is reserved or sent.
         credential = self.view.provider_credential(identity.workspace, provider.name) if self.view else None
+        # Runaway loops: may refuse (429) before anything is reserved or sent; free without a rule.
+        loop_events = await self.loops.check(identity, fmt.name, body) if self.loops is not None else None
         stream = info.stream = fmt.streams and body.get("stream") is True
         redactor = self._redactor_for(identity)
         scan = redactor.scan_request(fmt, body, identity.workspace) if redactor is not None else None
@@ -283,6 +296,8 @@ class Gateway:
                 outcome.scrub = redactor.scrub
         if scan is not None:
             outcome.events.extend(scan.tally.events())
+        if loop_events:
+            outcome.events.extend(loop_events)
         if guard is not None:
             await guard.finish(outcome)
         return outcome
@@ -330,6 +345,8 @@ class Gateway:
         self.keys = self.view = view
         if self.spend is not None:
             self.spend.policy_lines = view.cap_lines
+        if self.loops is not None:
+            self.loops.policy_rules = view.loop_rules
 
     async def cap_status(self, line: CapLine) -> tuple[int, int]:
         """(spent, reserved) of a cap's current window, from the spend store (0, 0 without one)."""
