@@ -1,6 +1,7 @@
 // The policy of an org, workspace, user or key as a form (PUT replaces it whole), and a key's
 // effective policy with where each rule comes from.
 import { api, field, get, h, loadNames, nameOf, select, showFieldErrors, table, usd } from "../api.js";
+import { loopSection } from "./policy_loops.js";
 
 const WINDOWS = ["total", "hour", "day", "week", "month"].map((w) => [w, w]);
 const MODES = [["enforce", "enforce"], ["monitor", "monitor"]];
@@ -115,9 +116,10 @@ export async function render(view, ctx) {
   const caps = h("fieldset", { id: "caps-editor" }, h("legend", {}, "Spend caps"), policy.caps.map(capRow));
   const rules = h("fieldset", { id: "rules-editor" }, h("legend", {}, "Redaction rules"), policy.redaction.map(ruleRow));
   const patterns = h("fieldset", { id: "patterns-editor" }, h("legend", {}, "Custom patterns"), policy.custom_patterns.map(patternRow));
+  const loops = loopSection(policy.loops || [], ctx);
   const status = h("p", { class: "form-error bad", role: "alert" });
   const saved = h("p", { id: "policy-saved", role: "status" });
-  const form = h("form", { id: "policy-form", class: "card editor" }, h("h2", {}, `${level} policy: ${nameOf(ctx, id)}`), caps, rules, patterns,
+  const form = h("form", { id: "policy-form", class: "card editor" }, h("h2", {}, `${level} policy: ${nameOf(ctx, id)}`), caps, rules, patterns, loops.editor,
     h("datalist", { id: "entity-types" }, ENTITIES.map((e) => h("option", { value: e }))), status, saved);
   if (ctx.canWrite) {
     caps.append(h("button", { type: "button", class: "secondary", id: "add-cap", onclick: (ev) => ev.target.before(capRow()) }, "Add cap"));
@@ -137,7 +139,7 @@ export async function render(view, ctx) {
     numberRows(form);
     saved.textContent = "";
     try {
-      await api("PUT", path, readPolicy(form));
+      await api("PUT", path, { ...readPolicy(form), loops: loops.read() });
       showFieldErrors(form, null);
       status.textContent = "";
       saved.textContent = "Saved.";
@@ -150,7 +152,8 @@ export async function render(view, ctx) {
   const effective = h("div");
   view.append(effective);
   async function showEffective() {
-    effective.replaceChildren(effectiveView(ctx, await get(`/keys/${id}/effective-policy`)), h("p", {}, h("a", { href: `#/try?key=${id}` }, "Try this key's redaction on a text")));
+    const eff = await get(`/keys/${id}/effective-policy`);
+    effective.replaceChildren(effectiveView(ctx, eff), loops.effective(eff), h("p", {}, h("a", { href: `#/try?key=${id}` }, "Try this key's redaction on a text")));
   }
   if (level === "key") await showEffective();
 }
