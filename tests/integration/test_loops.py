@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -235,9 +236,9 @@ def test_a_streamed_request_is_the_same_request(mock_server: Server, tmp_path: P
     config = gateway_config(tmp_path / "gw.toml", mock_server.url, loops_toml(rule))
     with inproc_gateway(config, Clock()) as gw, openai.OpenAI(base_url=f"{gw.url}/v1", api_key=GATEWAY_KEY) as agent:
         agent.chat.completions.create(model="mh/mock-gpt", messages=MESSAGES, user="run-1")  # type: ignore[arg-type]
-        stream = agent.chat.completions.create(
+        stream = agent.chat.completions.create(  # type: ignore[call-overload]
             model="mh/mock-gpt",
-            messages=MESSAGES,  # type: ignore[arg-type]
+            messages=MESSAGES,
             stream=True,
             stream_options={"include_usage": True},
             user="run-2",
@@ -304,3 +305,34 @@ def test_redis_down(mock_server: Server, tmp_path: Path, behaviour: str) -> None
         else:
             assert r.status_code == 503 and r.json()["error"]["code"] == "loop_store_unavailable"
         assert loop_events(gw.url) == {"store_unavailable": 1}
+
+
+def test_throttle_in_the_anthropic_format(mock_server: Server, tmp_path: Path) -> None:
+    rule = REPEAT_BLOCK.replace("max_repeats = 5", "max_repeats = 2").replace('action = "block"', 'action = "throttle"')
+    rule += "throttle_interval_s = 30\n"
+    config = gateway_config(tmp_path / "gw.toml", mock_server.url, loops_toml(rule))
+    clock = Clock()
+    messages = [{"role": "user", "content": "poll the job status"}]
+    with (
+        inproc_gateway(config, clock) as gw,
+        anthropic.Anthropic(base_url=gw.url, api_key=GATEWAY_KEY, max_retries=0) as agent,
+    ):
+
+        def call() -> Any:
+            return agent.messages.create(model="mh/mock-claude", max_tokens=5, messages=messages)  # type: ignore[arg-type]
+
+        for _ in range(3):  # two, then the first detected one passes (one per interval)
+            call()
+            clock.advance(1)
+        with pytest.raises(anthropic.RateLimitError) as e:
+            call()
+        err = e.value
+        assert err.body["error"]["type"] == "rate_limit_error"  # type: ignore[index]
+        assert "throttled" in err.message and "one through every 30 s" in err.message
+        assert err.response.headers["retry-after"] == "29"  # the pass was 1 s ago
+        assert "x-should-retry" not in err.response.headers  # a throttle may be retried after retry-after
+        clock.advance(29)
+        call()  # the next one through
+        with pytest.raises(anthropic.RateLimitError):
+            call()
+        assert loop_events(gw.url) == {"throttle_pass": 2, "throttle": 2}

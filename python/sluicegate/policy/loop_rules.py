@@ -111,16 +111,16 @@ class LoopRuleFields(_Section):
     """
 
     detect: Detect = "repeat"
-    max_repeats: int = Field(5, ge=1, le=100_000)
-    window_s: int = Field(60, ge=1, le=86_400)
-    factor: float = Field(10.0, ge=1.0, le=10_000)
-    min_requests: int = Field(60, ge=1, le=10_000_000)
-    baseline_s: int = Field(3600, ge=2, le=7 * 86_400)
+    max_repeats: int = Field(default=5, ge=1, le=100_000)
+    window_s: int = Field(default=60, ge=1, le=86_400)
+    factor: float = Field(default=10.0, ge=1.0, le=10_000)
+    min_requests: int = Field(default=60, ge=1, le=10_000_000)
+    baseline_s: int = Field(default=3600, ge=2, le=7 * 86_400)
     action: LoopAction = "block"
-    cooldown_s: int = Field(600, ge=1, le=7 * 86_400)
-    throttle_interval_s: int = Field(30, ge=1, le=86_400)
+    cooldown_s: int = Field(default=600, ge=1, le=7 * 86_400)
+    throttle_interval_s: int = Field(default=30, ge=1, le=86_400)
     mode: Mode = "enforce"
-    rollout_percent: float = Field(100.0, ge=0, le=100)
+    rollout_percent: float = Field(default=100.0, ge=0, le=100)
     on_store_error: OnStoreError | None = None
 
     @model_validator(mode="after")

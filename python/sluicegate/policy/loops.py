@@ -185,13 +185,13 @@ class LoopPolicy:
             behaviour = "fail_closed" if closed else "fail_open"
             event = PolicyEvent("loops", "store_unavailable", "", "store", detail={"behaviour": behaviour})
             if closed:
-                err = Unavailable(
+                down = Unavailable(
                     "loop detection cannot run right now (its store is unreachable) and "
                     f"{closed[0].describe()} fails closed; retry shortly",
                     code="loop_store_unavailable",
                 )
-                err.events = [event]
-                raise err from exc
+                down.events = [event]
+                raise down from exc
             return [event]
         events = [_event(v, now_ms) for v in verdicts if v.outcome != "ok"]
         for v in verdicts:

@@ -179,3 +179,41 @@ def test_two_rules_of_a_kind_on_one_entity_are_refused() -> None:
         LoopSettings(rules=(LoopRuleSettings(level="org", id="a"), LoopRuleSettings(level="org", id="a")))
     with pytest.raises(ValidationError, match="needs `org`"):
         LoopRuleSettings(level="key", id="k")
+
+
+def test_a_rule_outside_its_rollout_only_monitors() -> None:
+    def refusals(percent: float, keys: int = 400) -> int:
+        rules = (LoopRuleSettings(level="org", id="acme", max_repeats=1, rollout_percent=percent),)
+        policy = LoopPolicy(LoopSettings(rules=rules), clock=lambda: T0)
+        refused = 0
+
+        async def go() -> None:
+            nonlocal refused
+            await policy.start()
+            for i in range(keys):
+                who = Identity(f"key-{i}", "ws", "acme")
+                await policy.check(who, "openai.chat", BODY)
+                try:
+                    events = await policy.check(who, "openai.chat", BODY)
+                    assert events is not None and [e.action for e in events] == ["would_block"]
+                except LoopDetected:
+                    refused += 1
+
+        asyncio.run(go())
+        return refused
+
+    assert refusals(0) == 0
+    assert refusals(100) == 400
+    assert 70 <= refusals(25) <= 130  # a stable quarter of the keys, give or take
+
+
+def test_a_new_key_has_no_baseline_to_jump_from() -> None:
+    state = LocalLoopState()
+    c = LoopCheck(line(detect="rate", window_s=60, baseline_s=600, factor=2, min_requests=10), True)
+    # a fresh key at 60 a minute for its first ten minutes: not judged until it has a baseline
+    assert all(outcomes(check(state, c, None, i, str(i).encode())) == ["ok"] for i in range(600))
+    # then steady: the baseline is its own rate, no jump
+    assert all(outcomes(check(state, c, None, 600 + i, str(i).encode())) == ["ok"] for i in range(600))
+
+
+T0 = 1_800_000_000.0
