@@ -4,6 +4,7 @@ applied by a running gateway (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -101,3 +102,19 @@ def test_a_row_past_the_api_is_raised_to_the_floor_and_kinds_are_separate() -> N
         "id": "w",
     }
     assert shown["repeat"]["floor"] == Origin("org", "o").as_json()
+
+
+def test_the_cli_sets_and_shows_loop_rules(control_gateway: tuple[Server, dict[str, Any]]) -> None:
+    from tests.integration.test_control_cli import admin, as_json, ok, table
+
+    gw, seed = control_gateway
+    url, token, org, key_id = gw.url, seed["token"], seed["org"]["id"], seed["key_id"]
+    lock = json.dumps({"loops": [{"detect": "rate", "factor": 5, "baseline_s": 600, "locked": True}]})
+    ok(admin(url, token, "policy", "set", "--level", "org", "--id", org, "--body", lock))
+    laxer = json.dumps({"loops": [{"detect": "rate", "factor": 20, "baseline_s": 600}]})
+    refused = admin(url, token, "policy", "set", "--level", "key", "--id", key_id, "--body", laxer)
+    assert refused.returncode == 1 and "policy_locked" in refused.stderr and "factor 20 > 5" in refused.stderr
+    effective = as_json(admin(url, token, "--json", "policy", "effective", key_id))
+    assert [(r["detect"], r["factor"], r["origin"]) for r in effective["loops"]] == [("rate", 5.0, "org")]
+    (row,) = table(ok(admin(url, token, "policy", "effective", key_id)).split("loops:", 1)[1])
+    assert (row["detect"], row["factor"], row["origin"], row["locked"]) == ("rate", "5.0", "org", "yes")
