@@ -118,3 +118,24 @@ def test_the_cli_sets_and_shows_loop_rules(control_gateway: tuple[Server, dict[s
     assert [(r["detect"], r["factor"], r["origin"]) for r in effective["loops"]] == [("rate", 5.0, "org")]
     (row,) = table(ok(admin(url, token, "policy", "effective", key_id)).split("loops:", 1)[1])
     assert (row["detect"], row["factor"], row["origin"], row["locked"]) == ("rate", "5.0", "org", "yes")
+
+
+def test_the_operators_locked_rule_is_a_floor_and_shows_as_operator() -> None:
+    from sluicegate.config import RedactionSettings
+    from sluicegate.control.policies import OperatorPolicy
+    from sluicegate.policy.loop_rules import LoopRuleSettings, LoopSettings
+    from sluicegate.spend.caps import SpendSettings
+
+    loops = LoopSettings(rules=(LoopRuleSettings(level="org", id="o", max_repeats=4, cooldown_s=300, locked=True),))
+    operator = OperatorPolicy.from_settings(RedactionSettings(), SpendSettings(), loops=loops)
+    key = PolicyIn.model_validate({"loops": [{"detect": "repeat", "max_repeats": 8, "cooldown_s": 60}]})
+    floors = floors_for("o", [("org", "o", None), ("workspace", "w", None)], "key", "k", operator)
+    [violation] = violations(floors, key)
+    assert violation.locked_by.level == "operator" and "cooldown_s 60 < 300" in violation.message
+    [rule] = effective("o", [("org", "o", None), ("workspace", "w", None), ("key", "k", key)], operator).loop_origins
+    assert (rule.line.rule.max_repeats, rule.line.rule.cooldown_s, rule.origin.level) == (4, 300, "key")
+    assert rule.floor == Origin("operator") and rule.raised_from is not None
+    # another org: the operator's rule is not on it
+    assert effective("p", [("org", "p", None)], operator).loops == ()
+    [own] = effective("o", [("org", "o", None)], operator).loop_origins
+    assert own.origin.level == "operator" and own.line.operator and own.locked
