@@ -49,12 +49,15 @@ def test_redis_and_local_agree(redis_server: Server, rules: int) -> None:
         redis_state = RedisLoopState(aioredis.Redis.from_url(redis_url(redis_server)))
         local = LocalLoopState()
         t = 1_800_000_000_000 + rng.randrange(10_000)
+        seen: set[str] = set()
         for _ in range(400):
             t += rng.choice([0, 1, 50, 400, 1500, 3000, 9000])
             digest = rng.choice([b"a" * 16, b"b" * 16, b"c" * 16])
             want = local.check_now("acme", key, digest, rate, repeat, t)
             got = await redis_state.check("acme", key, digest, rate, repeat, t)
             assert got == want, (t, got, want)
+            seen.update(v.outcome for v in got)
+        assert len(seen) >= 2, seen  # the rule acted, not only "ok"
         assert redis_state.calls == 400
         await redis_state.close()
 
@@ -96,5 +99,34 @@ def test_redis_down_raises_store_unavailable_then_fails_fast() -> None:
             await state.check("acme", "k", b"x" * 16, None, repeat, 2)
         assert state.calls == 1
         await state.close()
+
+    asyncio.run(go())
+
+
+def test_redis_and_local_agree_when_the_rate_rule_changes(redis_server: Server) -> None:
+    rules = [
+        LoopCheck(line(detect="rate", window_s=10, baseline_s=60, factor=2, min_requests=4, cooldown_s=20), True),
+        LoopCheck(line(detect="rate", window_s=5, baseline_s=20, factor=2, min_requests=4, action="throttle"), True),
+        LoopCheck(line(detect="rate", window_s=10, baseline_s=30, factor=1.5, min_requests=3, action="monitor"), True),
+    ]
+    rng = random.Random(7)
+    key = f"k-{uuid.uuid4().hex[:8]}"
+
+    async def go() -> None:
+        redis_state = RedisLoopState(aioredis.Redis.from_url(redis_url(redis_server)))
+        local = LocalLoopState()
+        t = 1_800_000_000_000
+        outcomes = set()
+        for i in range(1200):
+            t += rng.choice([0, 100, 700, 2000, 6000])
+            if rng.random() < 0.02:
+                t -= 3000  # another instance's clock, a little behind
+            rate = rules[(i // 150) % len(rules)]
+            want = local.check_now("acme", key, b"x" * 16, rate, None, t)
+            got = await redis_state.check("acme", key, b"x" * 16, rate, None, t)
+            assert got == want, (i, t, got, want)
+            outcomes.update(v.outcome for v in got)
+        assert {"ok", "block", "cooling", "throttle", "detected"} <= outcomes
+        await redis_state.close()
 
     asyncio.run(go())

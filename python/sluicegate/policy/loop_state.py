@@ -5,7 +5,8 @@ the same steps, on the caller's clock (`now_ms`), never the store's:
 1. A `rate` rule that enforces and whose key is blocked: refused (`cooling`), nothing counted.
 2. A `repeat` rule that enforces and whose request is blocked: refused (`cooling`), nothing counted.
 3. `rate`: the request counts in its key's bucket `now // window`; the baseline is the sum of the
-   `baseline_s / window_s` buckets before it. A jump is `count >= min_requests` and
+   `baseline_s / window_s` buckets before it (summed once per bucket and kept: the past buckets
+   change no more; a rule with another `window_s` starts the key's buckets over). A jump is `count >= min_requests` and
    `count * buckets > factor * baseline_sum` (compared in integers: the factor in thousandths),
    judged only once the key has been seen over the whole baseline (since the start of its first
    bucket): a new key, or one back after more than the baseline's silence, has no baseline to
@@ -129,6 +130,9 @@ def _act(check: LoopCheck, last: int, now: int) -> tuple[Outcome, int]:
 class _Key:
     buckets: dict[int, int] = field(default_factory=dict)
     first: int | None = None
+    window: int = 0  # the bucket size the buckets count in (ms)
+    base_for: tuple[int, int] = (0, 0)  # (current bucket, buckets) the cached baseline sum is for
+    base_total: int = 0
     until: int = 0
     last: int = -(2**62)
 
@@ -202,13 +206,19 @@ class LocalLoopState:
         n = rule.baseline_s // rule.window_s
         current = now // window
         buckets = ks.buckets
+        if ks.window != window:  # a rule with another window: the buckets count in other units
+            buckets.clear()
+            ks.first, ks.window, ks.base_for = None, window, (0, 0)
         count = buckets[current] = buckets.get(current, 0) + 1
         if ks.first is None:
             ks.first = now
         if count == 1 and len(buckets) > n + 1:
             for old in [b for b in buckets if b < current - n]:
                 del buckets[old]
-        total = sum(c for b, c in buckets.items() if current - n <= b < current)
+        if ks.base_for != (current, n):  # the past buckets change no more: summed once a window
+            ks.base_total = sum(c for b, c in buckets.items() if current - n <= b < current)
+            ks.base_for = (current, n)
+        total = ks.base_total
         factor = round(rule.factor * 1000)
         baseline = total * 1000 // n
         judged = ks.first <= (current - n) * window  # the key was seen over the whole baseline

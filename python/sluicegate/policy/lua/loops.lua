@@ -1,5 +1,6 @@
 -- Loop detection for one call: every rule of one key, in one script (policy/loop_state.py).
--- KEYS[1]: the key's hash (rate buckets b:<n>, `first` seen, block `until`, throttle `last`)
+-- KEYS[1]: the key's hash (rate buckets b:<n> of `w` ms, `first` seen, the baseline's sum `bt` for
+--   bucket/size `bf`, block `until`, throttle `last`)
 -- KEYS[2]: the request's hash (recent times `ts`, block `until`, throttle `last`)
 -- ARGV[1]: now, ms, the caller's clock (never Redis TIME)
 -- ARGV[2..10]: the rate rule, ARGV[11..19]: the repeat rule, each
@@ -54,6 +55,13 @@ end
 local out = {-1, 0, 0, 0, -1, 0, 0, 0}
 if rate.present == 1 then
   local cur = math.floor(now / rate.window)
+  local w = redis.call('HGET', K, 'w')
+  if num(w, 0) ~= rate.window then -- a rule with another window: the buckets count in other units
+    for _, f in ipairs(redis.call('HKEYS', K)) do
+      if string.sub(f, 1, 2) == 'b:' or f == 'first' or f == 'bf' then redis.call('HDEL', K, f) end
+    end
+    redis.call('HSET', K, 'w', int(rate.window))
+  end
   local count = redis.call('HINCRBY', K, 'b:' .. int(cur), 1)
   redis.call('HSETNX', K, 'first', int(now))
   local first = tonumber(redis.call('HGET', K, 'first'))
@@ -64,11 +72,19 @@ if rate.present == 1 then
       end
     end
   end
-  local names = {}
-  for b = cur - rate.n, cur - 1 do names[#names + 1] = 'b:' .. int(b) end
+  -- The baseline's sum, kept with the bucket and size it is for: the past buckets change no more.
+  local base_for = int(cur) .. '/' .. int(rate.n)
+  local cached = redis.call('HMGET', K, 'bf', 'bt')
   local total = 0
-  for _, v in ipairs(redis.call('HMGET', K, unpack(names))) do
-    if v then total = total + tonumber(v) end
+  if cached[1] == base_for then
+    total = tonumber(cached[2])
+  else
+    local names = {}
+    for b = cur - rate.n, cur - 1 do names[#names + 1] = 'b:' .. int(b) end
+    for _, v in ipairs(redis.call('HMGET', K, unpack(names))) do
+      if v then total = total + tonumber(v) end
+    end
+    redis.call('HSET', K, 'bf', base_for, 'bt', int(total))
   end
   local baseline = math.floor(total * 1000 / rate.n)
   redis.call('PEXPIRE', K, math.max((rate.n + 1) * rate.window, rate.cooldown, rate.interval) + 1000)
