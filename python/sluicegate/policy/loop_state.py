@@ -33,6 +33,7 @@ connection, and any connection-level failure (or a LOADING, READONLY, OOM... rep
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections import OrderedDict, deque
 from collections.abc import Sequence
@@ -239,7 +240,10 @@ class LocalLoopState:
         edge = now - rule.window_s * 1000
         while times and times[0] <= edge:
             times.popleft()
-        times.append(now)
+        if times and times[-1] > now:  # another instance's clock, a little behind: keep them in order
+            bisect.insort(times, now)
+        else:
+            times.append(now)
         while len(times) > rule.max_repeats + 1:
             times.popleft()
         count = len(times)

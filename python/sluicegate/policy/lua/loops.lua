@@ -115,7 +115,9 @@ if rep.present == 1 then
       if v > now - rep.window then times[#times + 1] = v end
     end
   end
-  times[#times + 1] = now
+  local pos = #times + 1 -- in order, should another instance's clock be a little behind
+  while pos > 1 and times[pos - 1] > now do pos = pos - 1 end
+  table.insert(times, pos, now)
   while #times > rep.n + 1 do table.remove(times, 1) end
   local count = #times
   redis.call('PEXPIRE', H, math.max(rep.window, rep.cooldown, rep.interval) + 1000)
