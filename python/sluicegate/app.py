@@ -68,7 +68,9 @@ class App:
             from sluicegate.forwarded import TrustedProxies
 
             # The database's keys, then the config's: the view has KeyStore's authenticate() contract.
-            operator = OperatorPolicy.from_settings(settings.redaction, settings.spend, loops=settings.loops)
+            operator = OperatorPolicy.from_settings(
+                settings.redaction, settings.spend, settings.models, loops=settings.loops
+            )
             proxies = TrustedProxies(settings.server.trusted_proxies)
             self.control = ControlPlane(
                 settings.control, self.gateway.keys, settings.langsmith.run_url, operator, proxies, settings.redaction

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from sluicegate.control.settings import ControlSettings
 from sluicegate.policy.loop_rules import LoopSettings
+from sluicegate.policy.model_rules import ModelRulesIn
 from sluicegate.secrets import Secret, SecretUrl
 from sluicegate.spend.caps import SpendSettings
 
@@ -187,12 +188,21 @@ class RedactionRule(_Section):
     action: RedactionAction
     direction: Literal["request", "response", "both"] = "both"
     locked: bool = False
+    # Staged rollout (control-plane policies): the rule acts for this share of keys and only
+    # monitors the others (`sluicegate.policy.rollout`).
+    rollout_percent: float = Field(100.0, ge=0, le=100)
 
     @model_validator(mode="after")
     def _pseudonymize_is_for_requests(self) -> RedactionRule:
         if self.action == "pseudonymize" and self.direction != "request":
             raise ValueError("pseudonymize applies to the request direction only (the response restores)")
+        if self.locked and self.rollout_percent < 100:
+            raise ValueError("a locked rule is a floor for every key below it: its rollout_percent must be 100")
         return self
+
+    def rollout_id(self, level: str, entity_id: str | None) -> str:
+        """What names this rule in the rollout order (the same keys are in at every reload)."""
+        return f"redaction:{level}:{entity_id}:{','.join(sorted(self.entities))}:{self.direction}"
 
 
 def check_locks(rules: list[RedactionRule], name: str = "rules") -> None:
@@ -257,6 +267,12 @@ class RedactionSettings(_Section):
     @model_validator(mode="after")
     def _locks_hold(self) -> RedactionSettings:
         check_locks(self.rules)
+        for i, rule in enumerate(self.rules):
+            if rule.rollout_percent < 100:
+                raise ValueError(
+                    f"rules.{i}: rollout_percent is for control-plane policies (applied per key); "
+                    "the configuration's rules apply to every key"
+                )
         return self
 
 
@@ -344,6 +360,8 @@ class Settings(_Section):
     langsmith: LangSmithSettings = LangSmithSettings()
     metrics: MetricsSettings = MetricsSettings()
     webhook: WebhookSettings = WebhookSettings()
+    # Model access rules, the operator's level above every org (see docs/model-rules.md).
+    models: ModelRulesIn = ModelRulesIn()
     # Runaway-loop protection (policy.loops): backend, defaults and the file's own rules.
     loops: LoopSettings = LoopSettings()
 

@@ -7,8 +7,10 @@ GatewayError(status, code, type)
 │   ├── NotFound                   404  unknown path, unknown model
 │   ├── RequestTimeout             408  the body took longer than server.body_timeout_s to arrive
 │   ├── PayloadTooLarge            413  body over server.max_body_bytes
-│   └── PolicyBlocked              400  content a policy blocks (names the types, never the values)
+│   ├── PolicyBlocked              400  content a policy blocks (names the types, never the values)
+│   └── ParameterNotAllowed        400  a model rule on a request field, or an output ceiling, refuses it
 ├── Unauthenticated                401  missing or unknown gateway key
+├── ModelNotAllowed                403  a model access rule refuses the model (level, id, list, pattern)
 ├── SpendLimitExceeded             402  a spend cap would be crossed (level, id, limit, spent, reset)
 ├── LoopDetected                   429  a runaway loop: the same request too often, or a rate jump
 │                                       (codes loop_detected, rate_anomaly; rule, counts, cool-down end)
@@ -107,6 +109,34 @@ class PolicyFailed(GatewayError):
     def __init__(self, message: str) -> None:
         # Retrying would fail the same way: tell the SDKs not to.
         super().__init__(message, headers={"x-should-retry": "false"})
+
+
+# ── model access rules (policy/models.py) ──────────────────────────────────────────────────────
+
+
+class ModelNotAllowed(GatewayError):
+    """A model access rule refuses the model asked for, or the model its alias stands for. The
+    body's `rule` names it (level, id, which list, which pattern); retrying cannot help."""
+
+    status = 403
+    code = "model_not_allowed"
+    type = "permission_error"
+
+    def __init__(self, message: str, rule: dict[str, object]) -> None:
+        super().__init__(message, param="model", headers={"x-should-retry": "false"}, extra={"rule": rule})
+
+
+class ParameterNotAllowed(InvalidRequest):
+    """A model rule on a request field (`parameter_not_allowed`) or an output ceiling
+    (`max_tokens_above_ceiling`) refuses the request; the body's `rule` names it."""
+
+    code = "parameter_not_allowed"
+
+    def __init__(self, message: str, rule: dict[str, object], *, param: str, code: str | None = None) -> None:
+        super().__init__(message, code=code, param=param, headers={"x-should-retry": "false"}, extra={"rule": rule})
+
+
+# ── end of model access rules ─────────────────────────────────────────────────────────────────
 
 
 class Unauthenticated(GatewayError):

@@ -520,6 +520,9 @@ def test_an_admin_walks_through_the_console(gw: tuple[Server, dict[str, Any]], t
         from selenium.webdriver.support.ui import Select
 
         Select(form.find_element("css selector", ".rule-row [name=action]")).select_by_value("block")
+        rollout = form.find_element("css selector", ".rule-row [name=rollout_percent]")
+        rollout.clear()
+        rollout.send_keys("30")  # a staged rollout: the rule acts for 30% of the keys
         Select(form.find_element("css selector", ".cap-row [name=window]")).select_by_value("day")
         limit = form.find_element("css selector", ".cap-row [name=limit_usd]")
         limit.send_keys("1.0000000001\n")
@@ -541,11 +544,20 @@ def test_an_admin_walks_through_the_console(gw: tuple[Server, dict[str, Any]], t
         wait_for(lambda: driver.find_element("id", "policy-saved").text == "Saved.", what="the saved policy")
         policy = api(f"/workspaces/{ws}/policy")
         assert [(c["window"], c["limit_usd"]) for c in policy["caps"]] == [("day", "0.0002")]
-        assert [(r["entities"], r["action"]) for r in policy["redaction"]] == [(["US_SSN"], "block")]
+        assert [(r["entities"], r["action"], r["rollout_percent"]) for r in policy["redaction"]] == [
+            (["US_SSN"], "block", 30)
+        ]
         check_layout(driver, "policies")
         go(driver, f"#/policies?level=key&id={key_id}")
         effective = driver.find_element("id", "effective").text
         assert "workspace research" in effective and "US_SSN" in effective
+        in_share = api(f"/keys/{key_id}/effective-policy")["redaction"][0]["rollout"]["applies"]
+        assert ("this key is in it" if in_share else "this key is monitored") in effective
+        assert "rolled out to 30%" in effective
+        # The rule in full from here on (whether this key was in the 30% depends on its random id).
+        policy["redaction"][0]["rollout_percent"] = 100
+        put = httpx.put(f"{server.url}/admin/v1/workspaces/{ws}/policy", json=policy, headers=admin)
+        assert put.status_code == 200, put.text
         assert not driver.find_elements("css selector", ".field-error")
         # The key's own policy, removed (DELETE) after a confirmation: the levels above still apply.
         own = {"redaction": [{"entities": ["EMAIL"], "action": "monitor"}]}
@@ -779,6 +791,82 @@ def test_an_admin_walks_through_the_console(gw: tuple[Server, dict[str, Any]], t
         errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE" and e["source"] != "network"]
         assert errors == []
     assert user["name"] == "alice"
+
+
+# ── model access rules (pages/policy_models.js) ───────────────────────────────────────────────
+
+
+@needs_browser
+def test_model_rules_are_edited_in_the_policy_page(gw: tuple[Server, dict[str, Any]]) -> None:
+    """The model access part of the policy editor: a lock's refusal lands beside the list and the
+    ceiling it names, a valid policy is saved, the key's effective rules show each level and alias
+    with its origin, and the saved alias routes an openai SDK call."""
+    from selenium.webdriver.support.ui import Select
+
+    server, seed = gw
+    org, ws, key_id = seed["org"]["id"], seed["ws"]["id"], seed["key_id"]
+    admin = {"authorization": f"Bearer {seed['token']}"}
+    lock = {
+        "models": {"allow": ["mock-*"], "allow_locked": True, "ceilings": [{"max_output_tokens": 4096, "locked": True}]}
+    }
+    assert httpx.put(f"{server.url}/admin/v1/orgs/{org}/policy", json=lock, headers=admin).status_code == 200
+    with browser() as driver:
+        driver.get(f"{server.url}/admin/ui")
+        wait_ready(driver, "signin")
+        submit(driver, "login", {"token": seed["token"]})
+        wait_ready(driver, "overview")
+        go(driver, f"#/policies?level=workspace&id={ws}")
+        box = driver.find_element("id", "models-editor")
+        box.find_element("css selector", "[name=allow]").send_keys("mock-gpt, gpt-4o")
+        driver.find_element("id", "add-alias").click()
+        box.find_element("css selector", "[name=alias_name]").send_keys("fast")
+        box.find_element("css selector", "[name=alias_target]").send_keys("mock-gpt")
+        driver.find_element("id", "add-ceiling").click()
+        tokens = box.find_element("css selector", ".model-ceiling-row [name=max_output_tokens]")
+        tokens.send_keys("8000")
+        driver.find_element("id", "add-param").click()
+        box.find_element("css selector", "[name=param_field]").send_keys("temperature")
+        box.find_element("css selector", "[name=param_value]").send_keys("1")
+        driver.find_element("id", "save-policy").click()
+        allow_error = wait_for(lambda: driver.find_elements("css selector", '[data-error-for="models.allow.1"]'))[0]
+        assert "outside the allow list" in allow_error.text and allow_error.is_displayed()
+        beside = allow_error.find_element("xpath", "preceding-sibling::label[1]//input")
+        assert beside.get_attribute("name") == "allow" and beside.get_attribute("aria-invalid") == "true"
+        ceiling_error = driver.find_element("css selector", '[data-error-for="models.ceilings.0"]')
+        assert "4096" in ceiling_error.text
+        assert ceiling_error.find_element("xpath", "..").get_attribute("data-loc") == "models.ceilings.0"
+        allow = box.find_element("css selector", "[name=allow]")
+        allow.clear()
+        allow.send_keys("mock-gpt")
+        tokens.clear()
+        tokens.send_keys("100")
+        Select(box.find_element("css selector", "[name=ceiling_action]")).select_by_value("refuse")
+        driver.find_element("id", "save-policy").click()
+        wait_for(lambda: driver.find_element("id", "policy-saved").text == "Saved.", what="the saved policy")
+        assert not driver.find_elements("css selector", ".field-error")
+        saved = httpx.get(f"{server.url}/admin/v1/workspaces/{ws}/policy", headers=admin).json()["models"]
+        assert saved["allow"] == ["mock-gpt"] and saved["aliases"] == {"fast": "mock-gpt"}
+        assert saved["ceilings"] == [{"max_output_tokens": 100, "action": "refuse", "models": ["*"], "locked": False}]
+        assert saved["params"] == [{"field": "temperature", "op": "lte", "value": 1}]
+        check_layout(driver, "policy-models")
+        go(driver, f"#/policies?level=key&id={key_id}")
+        effective = driver.find_element("id", "effective-models")
+        rows = [r.get_attribute("data-level") for r in effective.find_elements("css selector", "tr[data-level]")]
+        assert rows == ["org", "workspace"]
+        assert "mock-* (locked)" in effective.text and "temperature lte 1" in effective.text
+        alias = effective.find_element("css selector", 'tr[data-alias="fast"]').text
+        assert "mock-gpt" in alias and "workspace prod" in alias
+    with openai.OpenAI(base_url=f"{server.url}/v1", api_key=seed["key"]) as oa:
+        wait_for(lambda: _routes_fast(oa), timeout=5, what="the alias at the gateway")
+
+
+def _routes_fast(oa: openai.OpenAI) -> bool:
+    try:
+        return (
+            oa.chat.completions.create(model="fast", messages=[{"role": "user", "content": "hi"}]).model == "mock-gpt"
+        )
+    except openai.NotFoundError:
+        return False
 
 
 # ── runaway-loop rules (pages/policy_loops.js) ────────────────────────────────────────────────

@@ -115,7 +115,7 @@ def _event(n: int, org: str, ws: str, user: str, key: str) -> dict[str, Any]:
         "trace_id": "0af7651916cd43dd8448eb211c80319c" if n else None,
         "run_id": "run-1" if n else None,
         "policy": "redaction",
-        "action": "redact",
+        "action": "redact" if n == 0 else "monitor",  # a monitor event for the monitoring report
         "direction": "request",
         "entity": "EMAIL_ADDRESS",
         "count": 2,

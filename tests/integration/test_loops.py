@@ -261,7 +261,7 @@ def test_monitor_records_an_event_and_feedback_on_the_run(mock_server: Server, t
         with inproc_gateway(config, Clock()) as gw, httpx.Client(timeout=10) as client:
             responses = [chat(client, gw.url, "again") for _ in range(3)]
             assert [r.status_code for r in responses] == [200, 200, 200]  # monitor never refuses
-            assert loop_events(gw.url) == {"detected": 1}
+            assert loop_events(gw.url) == {"monitor": 1}
             rid = responses[2].headers["x-request-id"]
 
             def run_of(s: StandIn) -> str | None:
@@ -272,7 +272,7 @@ def test_monitor_records_an_event_and_feedback_on_the_run(mock_server: Server, t
 
             run_id = standin.wait_for(run_of)
             feedback = standin.wait_for(
-                lambda s: [f for f in s.feedback if f["run_id"] == run_id and f["key"] == "sluicegate.loops.detected"]
+                lambda s: [f for f in s.feedback if f["run_id"] == run_id and f["key"] == "sluicegate.loops.monitor"]
             )
             assert feedback[0]["value"] == {"workspace": 1}
     finally:

@@ -139,3 +139,31 @@ def test_the_operators_locked_rule_is_a_floor_and_shows_as_operator() -> None:
     assert effective("p", [("org", "p", None)], operator).loops == ()
     [own] = effective("o", [("org", "o", None)], operator).loop_origins
     assert own.origin.level == "operator" and own.line.operator and own.locked
+
+
+def test_what_a_monitor_mode_rule_saw_is_in_the_monitoring_report(
+    control_gateway: tuple[Server, dict[str, Any]],
+) -> None:
+    gw, seed = control_gateway
+    admin = httpx.Client(base_url=f"{gw.url}/admin/v1", headers={"authorization": f"Bearer {seed['token']}"})
+    org, ws = seed["org"]["id"], seed["ws"]["id"]
+    shadow = {"detect": "repeat", "max_repeats": 2, "action": "block", "mode": "monitor"}
+    assert admin.put(f"/workspaces/{ws}/policy", json={"loops": [shadow]}).status_code == 200
+    auth = {"authorization": f"Bearer {seed['key']}"}
+    body = {**CHAT, "messages": [{"role": "user", "content": "monitored"}]}
+    with httpx.Client(timeout=10) as client:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:  # until the view has the rule: the third call is a would_block
+            r = client.post(f"{gw.url}/v1/chat/completions", json=body, headers=auth)
+            assert r.status_code == 200  # monitor mode never refuses
+            if admin.get(f"/orgs/{org}/monitoring", params={"policy": "loops"}).json()["data"]:
+                break
+            time.sleep(0.2)
+    [row] = admin.get(f"/orgs/{org}/monitoring", params={"policy": "loops"}).json()["data"]
+    assert (row["policy"], row["action"], row["entity"], row["workspace_id"]) == (
+        "loops",
+        "would_block",
+        "workspace",
+        ws,
+    )
+    admin.close()

@@ -128,7 +128,7 @@ def test_redis_and_local_agree_when_the_rate_rule_changes(redis_server: Server) 
             got = await redis_state.check("acme", key, b"x" * 16, rate, None, t)
             assert got == want, (i, t, got, want)
             outcomes.update(v.outcome for v in got)
-        assert {"ok", "block", "cooling", "throttle", "detected"} <= outcomes
+        assert {"ok", "block", "cooling", "throttle", "monitor"} <= outcomes
         await redis_state.close()
 
     asyncio.run(go())

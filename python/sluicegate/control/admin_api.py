@@ -665,6 +665,27 @@ async def _caps(ctx: Ctx, org_id: str, fixed: dict[str, str]) -> list[dict[str, 
     return out
 
 
+_MONITOR_FILTERS = {"policy": "policy", "workspace": "workspace_id", "key": "key_id"}
+
+
+async def _monitoring(ctx: Ctx, org_id: str, fixed: dict[str, str]) -> Response:
+    r = ctx.request
+    filters = _text_filters(r, _MONITOR_FILTERS, fixed)
+    since, until = _time_query(r, "since", _FAR_PAST), _time_query(r, "until", _FAR_FUTURE)
+    rows = await ctx.store.monitoring(org_id, filters, since, until)
+    return json_response({"data": rows, "total_events": sum(row["events"] for row in rows)})
+
+
+async def org_monitoring(ctx: Ctx) -> Response:
+    org = await org_of(ctx, ctx.params["org_id"])
+    return await _monitoring(ctx, org["id"], {})
+
+
+async def ws_monitoring(ctx: Ctx) -> Response:
+    ws = await workspace_of(ctx, ctx.params["workspace_id"])
+    return await _monitoring(ctx, ws["org_id"], {"workspace_id": ws["id"]})
+
+
 async def org_spend(ctx: Ctx) -> Response:
     org = await org_of(ctx, ctx.params["org_id"])
     return await _spend(ctx, org["id"], {})
@@ -770,6 +791,10 @@ _LEDGER_QUERY: tuple[tuple[str, dict[str, Any]], ...] = (
     *_TIMES,
     *((name, {"type": "string", "minLength": 1, "maxLength": 200}) for name in _SPEND_FILTERS),
     *_LIST,
+)
+_MONITOR_QUERY = (
+    *_TIMES,
+    *((name, {"type": "string", "minLength": 1, "maxLength": 200}) for name in _MONITOR_FILTERS),
 )
 _SPEND_QUERY = (
     *_TIMES,
@@ -928,6 +953,14 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("GET", "/orgs/{org_id}/spend", org_spend, "Settled spend, summed", query=_SPEND_QUERY, response=res.Spend),
     Endpoint(
         "GET",
+        "/orgs/{org_id}/monitoring",
+        org_monitoring,
+        "What monitor-mode and rolled-out rules would have done, by policy, workspace and key",
+        query=_MONITOR_QUERY,
+        response=res.Monitoring,
+    ),
+    Endpoint(
+        "GET",
         "/orgs/{org_id}/ledger",
         org_ledger,
         "Spend ledger rows, newest first",
@@ -949,6 +982,14 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "A workspace's settled spend",
         query=_SPEND_QUERY,
         response=res.Spend,
+    ),
+    Endpoint(
+        "GET",
+        "/workspaces/{workspace_id}/monitoring",
+        ws_monitoring,
+        "What monitor-mode and rolled-out rules would have done in a workspace",
+        query=_MONITOR_QUERY,
+        response=res.Monitoring,
     ),
     Endpoint(
         "GET",

@@ -13,6 +13,7 @@ sluicegate admin policy get|set|delete --level org|workspace|user|key --id ID; p
 sluicegate admin events list [--since T] [--until T] [--policy P] [--action A] [--entity E] [--workspace W]
                              [--key K] [--user U] [--trace-id T] [--request-id R]
 sluicegate admin audit list | ledger list | spend [--group-by workspace,model] | whoami
+sluicegate admin monitoring [--since T] [--until T] [--policy P] [--workspace W] [--key K]
 sluicegate admin migrate
 sluicegate admin reseal
 sluicegate admin bootstrap [--org NAME] [--workspace NAME] [--user NAME] [--key-name NAME] [--expires-at TIME]
@@ -309,6 +310,14 @@ COMMANDS: dict[str, dict[str, Verb] | Verb] = {
         ),
         query=("since", "until", "group_by", "bucket", "user", "key", "model"),
         help="settled spend, summed, and the caps' windows",
+    ),
+    "monitoring": Verb(
+        "GET",
+        "/{scope}/monitoring",
+        (*SCOPE, *TIMES, *_filters(("policy", "key"))),
+        query=("since", "until", "policy", "key"),
+        columns=("policy", "action", "entity", "workspace_id", "key_id", "events", "count"),
+        help="what monitor-mode and rolled-out rules would have done",
     ),
     "whoami": Verb("GET", "/whoami", help="the admin token's scope"),
 }

@@ -17,6 +17,11 @@ its organization, workspace, user and itself, read in that order.
   level that has one applies (the configuration's `[[loops.rules]]` on an entity count as that
   entity's). Below a locked loop rule, a rule of the same kind may not be laxer (`loop_laxer`);
   `effective` raises each laxer field to the lock's.
+- **Rollouts.** An enforcing cap or a redaction rule with `rollout_percent` below 100 acts for a
+  stable share of the keys below it (`sluicegate.policy.rollout`) and monitors the others: in a
+  key's effective policy it is `monitor` when the key is outside the share. A floor applies in
+  full: a locked rule or cap cannot have a rollout, and whatever a floor raises is raised for every
+  key (a cap under a locked enforcing one enforces for every key).
 - **Patterns.** A lower level's custom pattern replaces one of the same name above it, unless the
   type is locked above: then it is added beside the one above (more is found, never less). The
   scanner runs a pattern named like a built-in type beside the built-in detector, so such a
@@ -30,6 +35,7 @@ lower a locked rule.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -37,7 +43,10 @@ from sluicegate.config import ACTION_STRENGTH, CustomPattern, RedactionRule, Red
 from sluicegate.control.schemas import Level, LoopRuleIn, PolicyIn
 from sluicegate.policy.loop_rules import ACTION_STRENGTH as LOOP_STRENGTH
 from sluicegate.policy.loop_rules import LoopLine, LoopRuleFields, LoopSettings
-from sluicegate.spend.caps import DEFAULT_THRESHOLDS, CapLine, Mode, SpendSettings
+from sluicegate.policy.model_rules import CeilingIn, ModelRulesIn, glob_within, globs_meet
+from sluicegate.policy.models import EMPTY, Alias, ModelRules, rule_set
+from sluicegate.policy.rollout import bites
+from sluicegate.spend.caps import DEFAULT_THRESHOLDS, CapLine, Mode, SpendSettings, rollout_id
 from sluicegate.spend.money import format_usd
 
 Direction = Literal["request", "response"]
@@ -85,17 +94,23 @@ class OperatorPolicy:
     default_action: str | None = None
     caps: tuple[tuple[CapLine, bool], ...] = ()
     redaction_enabled: bool = True
+    models: ModelRulesIn | None = None  # `[models]`: its locked lists and ceilings bind every org
     loops: tuple[tuple[LoopLine, bool], ...] = ()  # `[[loops.rules]]` with their `locked` flags
 
     @classmethod
     def from_settings(
-        cls, redaction: RedactionSettings, spend: SpendSettings, loops: LoopSettings | None = None
+        cls,
+        redaction: RedactionSettings,
+        spend: SpendSettings,
+        models: ModelRulesIn | None = None,
+        *,
+        loops: LoopSettings | None = None,
     ) -> OperatorPolicy:
         caps = tuple((c.line(spend.thresholds), c.locked) for c in spend.caps) if spend.enabled else ()
         loop_rules = tuple((r.line(), r.locked) for r in loops.rules) if loops is not None and loops.enabled else ()
         if not redaction.enabled:
-            return cls((), None, caps, False, loop_rules)
-        return cls(tuple(redaction.rules), redaction.default_action, caps, loops=loop_rules)
+            return cls((), None, caps, False, models, loop_rules)
+        return cls(tuple(redaction.rules), redaction.default_action, caps, models=models, loops=loop_rules)
 
     def caps_on(self, org_id: str, level: Level, entity_id: str) -> list[tuple[CapLine, bool]]:
         return [
@@ -120,6 +135,7 @@ class Floors:
     cap_limits: dict[str, tuple[int, Origin]] = field(default_factory=dict)
     cap_enforced: dict[str, Origin] = field(default_factory=dict)
     loops: dict[str, tuple[LoopRuleFields, Origin]] = field(default_factory=dict)
+    models: ModelFloors = field(default_factory=lambda: ModelFloors())
 
     def lock_rule(self, entity: str, direction: Direction, action: str, origin: Origin) -> None:
         held = self.rules.get((entity, direction))
@@ -157,6 +173,11 @@ class Floors:
         return held if held is not None and ACTION_STRENGTH[held[0]] >= _STRICT_RESPONSE else None
 
 
+def _rollout_json(rollout: tuple[float, bool | None]) -> dict[str, Any]:
+    """A partial rollout as shown: its percent and, in a key's policy, whether the key is in it."""
+    return {"percent": rollout[0], "applies": rollout[1]}
+
+
 @dataclass(frozen=True, slots=True)
 class EffectiveRule:
     """One (entity type, direction) in force, with its origin.
@@ -174,6 +195,7 @@ class EffectiveRule:
     locked: bool
     floor: tuple[str, Origin] | None = None
     raised_from: tuple[Origin, str] | None = None
+    rollout: tuple[float, bool] | None = None  # (percent, whether the key is in it) of a partial rollout
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -188,6 +210,8 @@ class EffectiveRule:
             out["floor"] = {"action": self.floor[0], **self.floor[1].as_json()}
         if self.raised_from is not None:
             out["raised_from"] = {"action": self.raised_from[1], **self.raised_from[0].as_json()}
+        if self.rollout is not None:
+            out["rollout"] = _rollout_json(self.rollout)
         return out
 
 
@@ -199,6 +223,7 @@ class EffectiveCap:
     origin: Origin
     locked: bool
     clamped_from: tuple[int, Mode] | None = None
+    rollout: tuple[float, bool | None] | None = None  # (percent, whether the key is in it; None: no key)
 
     def as_json(self) -> dict[str, Any]:
         c = self.line
@@ -210,12 +235,15 @@ class EffectiveCap:
             "limit_usd": format_usd(c.limit_nusd).lstrip("$"),
             "mode": c.mode,
             "on_insufficient": c.on_insufficient,
+            "substitute_model": c.substitute_model,
             "thresholds": list(c.thresholds),
             "origin": self.origin.level,
             "locked": self.locked,
         }
         if self.clamped_from is not None:
             out["clamped_from"] = {"limit_nusd": self.clamped_from[0], "mode": self.clamped_from[1]}
+        if self.rollout is not None:
+            out["rollout"] = _rollout_json(self.rollout)
         return out
 
 
@@ -275,6 +303,7 @@ class EffectivePolicy:
     redaction_enabled: bool = True
     loops: tuple[LoopLine, ...] = ()  # the loop rules in force (the configuration's included)
     loop_origins: tuple[EffectiveLoop, ...] = ()
+    models: ModelRules = EMPTY  # every level's model rules, from the operator's down, and the aliases
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -284,6 +313,7 @@ class EffectivePolicy:
             "custom_patterns": [p.as_json() for p in self.pattern_origins],
             "default_action": self.default_action,
             "redaction_enabled": self.redaction_enabled,
+            "models": self.models.as_json(),
             "sources": self.sources,
         }
 
@@ -303,15 +333,17 @@ class Violation:
 class _Walk:
     """Reads a chain from the top down, keeping the floors in force at each depth."""
 
-    def __init__(self, org_id: str, operator: OperatorPolicy) -> None:
+    def __init__(self, org_id: str, operator: OperatorPolicy, key_id: str | None = None) -> None:
         self.org_id = org_id
         self.operator = operator
+        self.key_id = key_id  # set when the chain ends at a key: partial rollouts are decided for it
         self.floors = Floors()
         self.rules: dict[tuple[str, Direction], EffectiveRule] = {}
         self.caps: list[EffectiveCap] = []
         self.patterns: list[EffectivePattern] = []
         self.sources: dict[str, str] = {}
         self.loops: dict[str, EffectiveLoop] = {}
+        self.models = _ModelWalk(operator.models, self.floors.models)
         for rule in operator.rules:  # the file's own order; its validator keeps locks unbroken
             for entity in rule.entities:
                 for d in _directions(rule):
@@ -339,6 +371,8 @@ class _Walk:
         origin = Origin(level, entity_id)
         floors = self.floors
         self.sources[level] = entity_id
+        if policy.models is not None:
+            self.models.apply(level, entity_id, policy.models)
         for p in policy.custom_patterns:
             if floors.covers(p.entity) is None:  # replaces the definitions above it
                 kept = [q for q in self.patterns if q.pattern.entity != p.entity or q.origin == origin]
@@ -353,6 +387,14 @@ class _Walk:
                 limit = held[0]
             if mode == "monitor" and cap.window in floors.cap_enforced:
                 mode = "enforce"
+            rollout: tuple[float, bool | None] | None = None
+            if mode == "enforce" and cap.rollout_percent < 100 and cap.window not in floors.cap_enforced:
+                applies = None
+                if self.key_id is not None:
+                    name = rollout_id(CapLine(level, entity_id, self.org_id, cap.window, 0))
+                    applies = bites("enforce", cap.rollout_percent, name, self.key_id)
+                    mode = "enforce" if applies else "monitor"
+                rollout = (cap.rollout_percent, applies)
             line = CapLine(
                 level=level,
                 entity_id=entity_id,
@@ -362,23 +404,28 @@ class _Walk:
                 mode=mode,
                 on_insufficient=cap.on_insufficient,
                 thresholds=tuple(cap.thresholds) if cap.thresholds is not None else DEFAULT_THRESHOLDS,
+                substitute_model=cap.substitute_model,
             )
             clamped = (cap.limit_nusd, cap.mode) if (limit, mode) != (cap.limit_nusd, cap.mode) else None
-            self.caps.append(EffectiveCap(line, origin, cap.locked, clamped))
+            self.caps.append(EffectiveCap(line, origin, cap.locked, clamped, rollout))
             if cap.locked:
                 cap_locks.append((cap.window, limit, mode))
-        mine: dict[tuple[str, Direction], tuple[str, bool]] = {}
+        mine: dict[tuple[str, Direction], tuple[str, bool, tuple[float, bool] | None]] = {}
         rule_locks: list[tuple[str, Direction, str]] = []
         for rule in policy.redaction:
+            action, partial = rule.action, None
+            if action != "monitor" and rule.rollout_percent < 100 and self.key_id is not None:
+                applies = bites("enforce", rule.rollout_percent, rule.rollout_id(level, entity_id), self.key_id)
+                action, partial = (action if applies else "monitor"), (rule.rollout_percent, applies)
             for entity in rule.entities:
                 for d in _directions(rule):
-                    mine[(entity, d)] = (rule.action, rule.locked)
+                    mine[(entity, d)] = (action, rule.locked, partial)
                     if rule.locked:
                         rule_locks.append((entity, d, rule.action))
-        for (entity, d), (action, locked) in mine.items():
+        for (entity, d), (action, locked, partial) in mine.items():
             below = floors.below(entity, d, action)
             if below is None:
-                self.rules[(entity, d)] = EffectiveRule(entity, d, action, origin, locked)
+                self.rules[(entity, d)] = EffectiveRule(entity, d, action, origin, locked, rollout=partial)
             else:
                 self.rules[(entity, d)] = EffectiveRule(entity, d, below[0], below[1], True, None, (origin, action))
         for entity, d, action in rule_locks:
@@ -398,7 +445,7 @@ class _Walk:
                 rule = EffectiveRule(entity, d, "redact", response[1], True, None, (rule.origin, rule.action))
             held = floors.rules.get((entity, d))
             if held is not None:
-                rule = EffectiveRule(entity, d, rule.action, rule.origin, rule.locked, held, rule.raised_from)
+                rule = dataclasses.replace(rule, floor=held)
             rules.append(rule)
         return EffectivePolicy(
             caps=tuple(c.line for c in self.caps if c.origin.level != "operator"),
@@ -416,6 +463,7 @@ class _Walk:
             redaction_enabled=self.operator.redaction_enabled,
             loops=tuple(r.line for r in self.loops.values()),
             loop_origins=tuple(self.loops.values()),
+            models=self.models.result(),
         )
 
 
@@ -435,7 +483,8 @@ def chain_of(level: Level, row: dict[str, Any]) -> list[tuple[Level, str]]:
 def effective(org_id: str, chain: Chain, operator: OperatorPolicy | None = None) -> EffectivePolicy:
     """Combine the policies of `chain` (org first, key last; a missing policy is None) under the
     operator's configuration, raising whatever a lock above it forbids back to the lock."""
-    walk = _Walk(org_id, operator or OperatorPolicy())
+    key_id = chain[-1][1] if chain and chain[-1][0] == "key" else None
+    walk = _Walk(org_id, operator or OperatorPolicy(), key_id)
     for level, entity_id, policy in chain:
         walk.enter(level, entity_id)
         if policy is not None:
@@ -489,6 +538,107 @@ def violations(floors: Floors, policy: PolicyIn) -> list[Violation]:
         if enforced_by is not None and cap.mode == "monitor":
             message = f"a monitor-only {cap.window} cap is under the enforced {cap.window} cap that {enforced_by} locks"
             out.append(Violation(f"caps.{i}", message + "; it must enforce", enforced_by))
+        elif enforced_by is not None and cap.rollout_percent < 100:
+            message = (
+                f"a {cap.window} cap rolled out to {cap.rollout_percent:g}% of keys is under the enforced "
+                f"{cap.window} cap that {enforced_by} locks; it must enforce for every key (rollout_percent 100)"
+            )
+            out.append(Violation(f"caps.{i}", message, enforced_by))
+    out += model_violations(floors.models, policy.models)
+    return out
+
+
+# ── model access rules ────────────────────────────────────────────────────────────────────────
+#
+# Deny lists add up (a deny anywhere wins) and allow lists narrow (a model must pass every one), at
+# request time, whatever is locked. Aliases: a lower level's replaces one of the same name. Ceilings:
+# a level that sets any replaces the unlocked ones above it; locked ones stay in force beside it.
+# Field rules add up. Locks are checked at write (`model_violations`): below a locked allow list an
+# allow entry or alias target must fall within it, below a locked deny none may fall wholly within
+# it, and below a locked ceiling a ceiling for models it covers may only be lower.
+
+
+@dataclass(slots=True)
+class ModelFloors:
+    """The model locks in force at one depth of a chain: locked allow lists, locked deny patterns
+    and locked ceilings, each with who locked it."""
+
+    allow: list[tuple[tuple[str, ...], Origin]] = field(default_factory=list)
+    deny: list[tuple[str, Origin]] = field(default_factory=list)
+    ceilings: list[tuple[CeilingIn, Origin]] = field(default_factory=list)
+
+
+class _ModelWalk:
+    """The model rules of a chain, read from the top (the operator's `[models]` first)."""
+
+    def __init__(self, operator: ModelRulesIn | None, floors: ModelFloors) -> None:
+        self.floors = floors
+        self.levels: list[tuple[str, str | None, ModelRulesIn]] = []
+        self.ceilings: list[tuple[int, CeilingIn]] = []  # in force: (index in levels, ceiling)
+        self.replaced: list[tuple[int, CeilingIn]] = []
+        self.aliases: dict[str, Alias] = {}
+        if operator is not None and not operator.empty:
+            self.apply("operator", None, operator)
+
+    def apply(self, level: str, entity_id: str | None, rules: ModelRulesIn) -> None:
+        index = len(self.levels)
+        self.levels.append((level, entity_id, rules))
+        if rules.ceilings:
+            self.replaced += [(i, c) for i, c in self.ceilings if not c.locked]
+            self.ceilings = [(i, c) for i, c in self.ceilings if c.locked] + [(index, c) for c in rules.ceilings]
+        for name, target in rules.aliases.items():
+            self.aliases[name] = Alias(name, target, level, entity_id)
+        origin = OPERATOR if level == "operator" else Origin(level, entity_id)  # type: ignore[arg-type]
+        if rules.allow_locked and rules.allow is not None:
+            self.floors.allow.append((tuple(rules.allow), origin))
+        if rules.deny_locked:
+            self.floors.deny += [(p, origin) for p in rules.deny]
+        self.floors.ceilings += [(c, origin) for c in rules.ceilings if c.locked]
+
+    def result(self) -> ModelRules:
+        if not self.levels:
+            return EMPTY
+        sets = tuple(
+            rule_set(level, eid, rules, [c for i, c in self.ceilings if i == index])
+            for index, (level, eid, rules) in enumerate(self.levels)
+        )
+        return ModelRules(sets, dict(self.aliases), tuple((sets[i], c) for i, c in self.replaced))
+
+
+def model_violations(floors: ModelFloors, rules: ModelRulesIn | None) -> list[Violation]:
+    """Every part of a policy's `models` that a model lock above it forbids."""
+    out: list[Violation] = []
+    if rules is None:
+        return out
+
+    def fenced(pattern: str, loc: str, what: str) -> None:
+        for allowed, by in floors.allow:
+            if not any(glob_within(pattern, a) for a in allowed):
+                shown = ", ".join(repr(a) for a in allowed[:5])
+                message = (
+                    f"{what} {pattern!r} reaches outside the allow list that {by} locks ({shown}); "
+                    "below it an allow list may only narrow"
+                )
+                out.append(Violation(loc, message, by))
+        for denied, by in floors.deny:
+            if glob_within(pattern, denied):
+                out.append(Violation(loc, f"{what} {pattern!r} names models that {by} denies ({denied!r}, locked)", by))
+
+    for i, pattern in enumerate(rules.allow or ()):
+        fenced(pattern, f"models.allow.{i}", "allow")
+    for name, target in rules.aliases.items():
+        fenced(target, f"models.aliases.{name}", f"the alias {name!r} stands for")
+    for i, c in enumerate(rules.ceilings):
+        for locked, by in floors.ceilings:
+            if c.max_output_tokens > locked.max_output_tokens and any(
+                globs_meet(a, b) for a in c.models for b in locked.models
+            ):
+                message = (
+                    f"a ceiling of {c.max_output_tokens} output tokens is above the ceiling of "
+                    f"{locked.max_output_tokens} that {by} locks for {', '.join(map(repr, locked.models))}; "
+                    "below it a ceiling may only be lower"
+                )
+                out.append(Violation(f"models.ceilings.{i}", message, by))
     return out
 
 

@@ -204,6 +204,11 @@ class CapClamp(_Out):
     mode: Mode
 
 
+class Rollout(_Out):
+    percent: float = Field(description="the share of keys the rule or cap acts for")
+    applies: bool | None = Field(description="whether this key is in that share (null when no key is in question)")
+
+
 class EffectiveCap(_Out):
     level: EntityLevel
     entity_id: str
@@ -212,10 +217,12 @@ class EffectiveCap(_Out):
     limit_usd: str
     mode: Mode
     on_insufficient: OnInsufficient
+    substitute_model: str | None = Field(description="where a `substitute` cap sends calls that do not fit")
     thresholds: list[int]
     origin: OriginLevel
     locked: bool
     clamped_from: CapClamp | None = Field(None, description="the (limit, mode) a locked floor lowered")
+    rollout: Rollout | None = Field(None, description="a partial rollout (for a key: whether it is in it)")
 
 
 class RuleOrigin(_Out):
@@ -233,6 +240,7 @@ class EffectiveRule(_Out):
     locked: bool
     floor: RuleOrigin | None = Field(None, description="the strongest lock on this type and direction")
     raised_from: RuleOrigin | None = Field(None, description="the weaker rule a floor replaced")
+    rollout: Rollout | None = Field(None, description="a partial rollout (for a key: whether it is in it)")
 
 
 class EffectivePattern(_Out):
@@ -278,6 +286,59 @@ class EffectiveLoop(LoopRule):
     raised_from: LoopRaisedFrom | None = Field(None, description="the laxer rule a lock raised")
 
 
+# model access rules (policy/models.py: `ModelRules.as_json`)
+
+
+class ModelCeiling(_Out):
+    max_output_tokens: int
+    action: Literal["clamp", "refuse"]
+    models: list[str]
+    locked: bool
+
+
+class ReplacedCeiling(ModelCeiling):
+    origin: OriginLevel
+    origin_id: str | None
+
+
+class ModelParamRule(_Out):
+    field: str
+    op: Literal["eq", "ne", "lte", "gte", "in", "not_in", "absent"]
+    value: Any
+
+
+class ModelLevel(_Out):
+    """One level's model rules (the ceilings still in force only)."""
+
+    level: OriginLevel
+    id: str | None
+    allow: list[str] | None = Field(description="null: no allow list at this level")
+    allow_locked: bool
+    deny: list[str]
+    deny_locked: bool
+    ceilings: list[ModelCeiling]
+    params: list[ModelParamRule]
+    mode: Mode
+    rollout_percent: float
+    rollout_by: Literal["key", "request"]
+
+
+class ModelAlias(_Out):
+    name: str
+    target: str
+    origin: OriginLevel
+    origin_id: str | None
+
+
+class EffectiveModels(_Out):
+    """The model access rules in force: every level's lists, ceilings and field rules from the
+    operator's down (each applies), the aliases in force, and the ceilings lower levels replaced."""
+
+    levels: list[ModelLevel]
+    aliases: list[ModelAlias]
+    replaced_ceilings: list[ReplacedCeiling]
+
+
 class EffectivePolicy(_Out):
     """What applies to a key: every cap, rule and pattern in force, with its origin and locks."""
 
@@ -289,6 +350,7 @@ class EffectivePolicy(_Out):
     custom_patterns: list[EffectivePattern]
     default_action: str | None
     redaction_enabled: bool
+    models: EffectiveModels
     sources: dict[str, str] = Field(description="level -> id of each level with a policy")
 
 
@@ -338,6 +400,23 @@ class Event(_Call):
 
 class EventList(_Page):
     data: list[Event]
+
+
+class MonitoringRow(_Out):
+    """Decisions a rule would have taken but did not (monitor mode, or outside a rollout's share)."""
+
+    policy: str = Field(description="spend, redaction, limits, models, loops")
+    action: str = Field(description="would_refuse, would_block, monitor, ...")
+    entity: str = Field(description="the rule's level (caps, limits) or the entity type (redaction)")
+    workspace_id: str | None
+    key_id: str | None
+    events: int = Field(description="calls it would have acted on")
+    count: int = Field(description="the findings or requests those calls carried")
+
+
+class Monitoring(_Out):
+    data: list[MonitoringRow]
+    total_events: int
 
 
 class SpendRow(_Out):

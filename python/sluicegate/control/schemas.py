@@ -10,7 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from sluicegate._core import Scanner, builtin_entities
 from sluicegate.config import CustomPattern, RedactionRule, check_locks
 from sluicegate.policy.loop_rules import LoopRuleFields
-from sluicegate.spend.caps import Mode, OnInsufficient, WindowName
+from sluicegate.policy.model_rules import ModelRulesIn
+from sluicegate.spend.caps import MODEL_NAME_MAX, Mode, OnInsufficient, WindowName, check_substitute
 from sluicegate.spend.money import usd_to_nusd
 
 Name = str
@@ -171,7 +172,9 @@ class CapIn(_Body):
     """A spend cap: `limit_usd` is a decimal string (`"250.00"`), kept exactly as nano-USD.
 
     A `locked` cap is a floor for the levels below: none of them may set a higher cap in the same
-    window, nor a monitor-only one when this one enforces.
+    window, nor a monitor-only one when this one enforces. An enforcing cap with `rollout_percent`
+    below 100 enforces for that share of the keys under it and monitors the others. A cap with
+    `on_insufficient = "substitute"` sends a call that does not fit to `substitute_model` instead.
     """
 
     window: WindowName = "month"
@@ -180,6 +183,15 @@ class CapIn(_Body):
     on_insufficient: OnInsufficient = "refuse"
     thresholds: list[int] | None = Field(None, max_length=16)
     locked: bool = False
+    rollout_percent: float = Field(100.0, ge=0, le=100)
+    substitute_model: str | None = Field(None, min_length=1, max_length=MODEL_NAME_MAX)
+
+    @model_validator(mode="after")
+    def _locked_in_full(self) -> CapIn:
+        if self.locked and self.rollout_percent < 100:
+            raise ValueError("a locked cap is a floor for every key below it: its rollout_percent must be 100")
+        check_substitute(self.on_insufficient, self.substitute_model)
+        return self
 
     @field_validator("limit_usd")
     @classmethod
@@ -219,6 +231,9 @@ class PolicyIn(_Body):
     caps: list[CapIn] = Field(default_factory=list, max_length=16)
     redaction: list[RedactionRule] = Field(default_factory=list, max_length=64)
     custom_patterns: list[CustomPattern] = Field(default_factory=list, max_length=64)
+    # Model access rules (allow, deny, aliases, ceilings, params; see policy/model_rules.py).
+    models: ModelRulesIn | None = None
+    # Runaway-loop rules, at most one per kind (see policy/loop_rules.py).
     loops: list[LoopRuleIn] = Field(default_factory=list, max_length=2)
 
     @model_validator(mode="after")

@@ -363,6 +363,28 @@ class ControlStore:
         found = await self.page(policy_events, record_where(policy_events, org_id, filters, since, until), after, limit)
         return Page([{**r, "detail": orjson.loads(r["detail"])} for r in found.rows], found.next_key)
 
+    async def monitoring(self, org_id: str, filters: dict[str, str], since: str, until: str) -> list[Record]:
+        """What monitoring saw in [since, until): the events of decisions a policy would have taken
+        but did not (`would_*` actions of monitor-mode or rolled-out rules, and redaction's
+        `monitor`), counted by policy, action, entity (the rule's level or entity type), workspace and
+        key. `events` is how many calls, `count` the findings or requests they carried."""
+        t = policy_events
+        keys = [t.c.policy, t.c.action, t.c.entity, t.c.workspace_id, t.c.key_id]
+        query = (
+            select(*keys, func.count().label("events"), func.sum(t.c.count).label("count"))
+            .where(*record_where(t, org_id, filters, since, until))
+            .where(or_(t.c.action.like("would\\_%", escape="\\"), t.c.action == "monitor"))
+            .group_by(*keys)
+            .order_by(*keys)
+        )
+        async with self.engine.connect() as conn:
+            out = []
+            for r in await conn.execute(query):
+                row = row_dict(r)
+                row["events"], row["count"] = int(row["events"]), int(row["count"] or 0)
+                out.append(row)
+            return out
+
     async def spend_rollup(
         self, org_id: str, filters: dict[str, str], group_by: list[str], bucket: str | None, since: str, until: str
     ) -> list[Record]:

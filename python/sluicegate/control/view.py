@@ -10,7 +10,8 @@ Effective policies are computed here with the floors (`control.policies`): whate
 a rule locked by the operator's configuration or a level above is never weaker for a key.
 
 Wiring (one step): `Gateway.keys = view` (same `authenticate` contract as `policy.auth.KeyStore`),
-`view.cap_lines(identity)` for spend, `view.redaction_rules(identity)` for redaction, and
+`view.cap_lines(identity)` for spend, `view.redaction_rules(identity)` for redaction,
+`view.model_rules(identity)` for model access rules, `view.loop_rules(identity)` for loop rules, and
 `view.provider_secret(identity.workspace, provider_name)` for upstream credentials.
 """
 
@@ -32,6 +33,7 @@ from sluicegate.control.store import CHANNEL, ControlStore, Snapshot, secret_con
 from sluicegate.errors import SecretUnavailable, Unauthenticated
 from sluicegate.policy.auth import Identity, KeyStore, presented_keys
 from sluicegate.policy.loop_rules import LoopLine
+from sluicegate.policy.models import EMPTY, ModelRules, operator_rules
 from sluicegate.secrets import Secret, hash_key
 from sluicegate.spend.caps import CapLine
 
@@ -84,6 +86,7 @@ class ControlView:
         self.store = store
         self.fallback = fallback
         self.operator = operator or OperatorPolicy()
+        self._operator_models = operator_rules(self.operator.models) if self.operator.models else EMPTY
         self._state = _State()
         self._used: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
@@ -231,6 +234,12 @@ class ControlView:
     def cap_lines(self, identity: Identity) -> tuple[CapLine, ...]:
         """The spend caps on the caller's org, workspace, user and key (empty for config keys)."""
         return self.effective_policy(identity).caps
+
+    def model_rules(self, identity: Identity) -> ModelRules:
+        """The caller's model access rules: every level's from the operator's `[models]` down, and
+        its aliases (the operator's alone for keys of the config file)."""
+        policy = self._state.policies.get(identity.key_name)
+        return policy.models if policy is not None else self._operator_models
 
     def loop_rules(self, identity: Identity) -> tuple[LoopLine, ...] | None:
         """The loop rules in force for the caller (the configuration's included, the nearest

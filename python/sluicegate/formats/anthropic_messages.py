@@ -12,7 +12,17 @@ from typing import Any
 
 import orjson
 
-from sluicegate.formats.base import StreamTap, TextFilter, Usage, WireFormat, count, parse_event_json, stream_key
+from sluicegate.formats.base import (
+    StreamOutput,
+    StreamTap,
+    TextFilter,
+    Usage,
+    WireFormat,
+    count,
+    order,
+    parse_event_json,
+    stream_key,
+)
 from sluicegate.formats.slots import Field, Shape, text_fields
 from sluicegate.formats.sse import Event, encode
 
@@ -57,6 +67,24 @@ EVENT = Shape({"type"}, {"message": RESPONSE, "content_block": BLOCK, "delta": D
 _JSON_DELTAS = frozenset({"partial_json"})
 
 
+class MessagesOutput(StreamOutput):
+    """What a client assembles from a Messages stream: the text (or tool input JSON) of each block."""
+
+    __slots__ = ()
+
+    def add(self, data: dict[str, Any]) -> None:
+        if data.get("type") != "content_block_delta":
+            return
+        delta = data.get("delta")
+        piece = delta.get("text", delta.get("partial_json")) if type(delta) is dict else None
+        if type(piece) is str:
+            self.texts.setdefault(stream_key(data.get("index", 0))[0], []).append(piece)
+
+    def result(self) -> dict[str, Any]:
+        blocks = sorted(self.texts.items(), key=lambda kv: order(kv[0]))
+        return {"content": [{"type": "text", "text": "".join(parts)} for _, parts in blocks]}
+
+
 class MessagesTap(StreamTap):
     """Merges the usage of `message_start` and every `message_delta` (later values replace earlier).
 
@@ -85,9 +113,10 @@ class MessagesTap(StreamTap):
                 self.usage = anthropic_usage(self._raw)
         elif name == b"message_stop":
             self.saw_end = True
-        if self.filter is not None:
-            return self._filter(event, data)
-        return event.raw + b"\n\n"
+        out = self._filter(event, data) if self.filter is not None else event.raw + b"\n\n"
+        if self.transcript is not None:
+            self.transcript.add(data)  # as sent: the filter rewrote it in place (held text went first)
+        return out
 
     def _filter(self, event: Event, data: dict[str, Any]) -> bytes:
         index = stream_key(data.get("index", 0))[0]
@@ -135,6 +164,8 @@ class MessagesTap(StreamTap):
             if rest:
                 held = {"type": "content_block_delta", "index": index, "delta": {"type": kind, field: rest}}
                 out.append(encode(orjson.dumps(held), b"content_block_delta"))
+                if self.transcript is not None:
+                    self.transcript.add(held)
         return out
 
 
@@ -142,12 +173,21 @@ class AnthropicMessages(WireFormat):
     name = "anthropic_messages"
     path = "/v1/messages"
     family = "anthropic"
+    output_limits = ("max_tokens",)
+    field_synonyms = {
+        "max_completion_tokens": ("max_tokens",),
+        "max_output_tokens": ("max_tokens",),
+        "stop": ("stop_sequences",),
+    }
 
     request_shape = REQUEST
     response_shape = RESPONSE
 
     def usage(self, body: Any) -> Usage | None:
         return anthropic_usage(body.get("usage")) if isinstance(body, dict) else None
+
+    def stream_output(self) -> StreamOutput:
+        return MessagesOutput()
 
     def tap(self, body: dict[str, Any], filter: TextFilter | None = None) -> StreamTap:
         return MessagesTap(filter=filter)

@@ -104,68 +104,26 @@ class TextFilter(Protocol):
 class StreamOutput:
     """The output a client assembles from a stream, in the format's own non-streamed shape: its
     texts (content, tool-call arguments, content blocks), collected from the stream's events as
-    parsed JSON objects (`add`), joined at the end (`result`). For a copy of the call that leaves
-    the request path (a trace): no other field of the events is kept."""
+    the tap sends them (`add`, each a parsed JSON object), joined at the end (`result`). For a copy
+    of the call that leaves the request path (a trace): no other field of the events is kept. Each
+    streaming format has its own (`WireFormat.stream_output`)."""
 
-    __slots__ = ("relayed", "route", "texts")
+    __slots__ = ("relayed", "texts")
 
-    def __init__(self, route: str) -> None:
-        self.route = route
+    def __init__(self) -> None:
         self.texts: dict[Any, list[str]] = {}
         self.relayed = False  # whether any event reached the client (set by the relay)
 
     def add(self, data: dict[str, Any]) -> None:
         """Take the texts of one event (anything not shaped as the format says is passed over:
         this runs on the request path and never fails it)."""
-        texts = self.texts
-        if self.route == "openai_chat":
-            choices = data.get("choices")
-            for choice in choices if type(choices) is list else ():
-                delta = choice.get("delta") if type(choice) is dict else None
-                if type(delta) is not dict:
-                    continue
-                index = choice.get("index", 0)
-                if type(index) is not int:
-                    index = stream_key(index)[0]
-                content = delta.get("content")
-                if type(content) is str:
-                    texts.setdefault(("content", index), []).append(content)
-                calls = delta.get("tool_calls")
-                for call in calls if type(calls) is list else ():
-                    function = call.get("function") if type(call) is dict else None
-                    args = function.get("arguments") if type(function) is dict else None
-                    if type(args) is str:
-                        texts.setdefault(("tool", index, stream_key(call.get("index", 0))[0]), []).append(args)
-        elif self.route == "anthropic_messages" and data.get("type") == "content_block_delta":
-            delta = data.get("delta")
-            piece = delta.get("text", delta.get("partial_json")) if type(delta) is dict else None
-            if type(piece) is str:
-                texts.setdefault(("block", stream_key(data.get("index", 0))[0]), []).append(piece)
-        elif self.route == "openai_responses" and data.get("type") in (
-            "response.output_text.delta",
-            "response.function_call_arguments.delta",
-        ):
-            texts.setdefault(("item", stream_key(data.get("item_id"))[0]), []).append(str(data.get("delta", "")))
+        raise NotImplementedError
 
     def result(self) -> dict[str, Any]:
-        joined = {k: "".join(v) for k, v in self.texts.items()}
-        if self.route == "openai_chat":
-            choices: dict[Any, dict[str, Any]] = {}
-            for key, text in joined.items():
-                message = choices.setdefault(key[1], {"role": "assistant", "content": ""})
-                if key[0] == "content":
-                    message["content"] += text
-                else:
-                    message.setdefault("tool_calls", []).append({"type": "function", "function": {"arguments": text}})
-            ordered = sorted(choices.items(), key=lambda kv: _order(kv[0]))
-            return {"choices": [{"index": i, "message": m} for i, m in ordered]}
-        if self.route == "anthropic_messages":
-            blocks = sorted(joined.items(), key=lambda kv: _order(kv[0][1]))
-            return {"content": [{"type": "text", "text": t} for _, t in blocks]}
-        return {"output_text": "".join(joined.values())}
+        raise NotImplementedError
 
 
-def _order(index: Any) -> tuple[int, int, str]:
+def order(index: Any) -> tuple[int, int, str]:
     """Indexes in order, numbers first, whatever a provider put in them."""
     return (0, index, "") if type(index) is int else (1, 0, repr(index))
 
@@ -180,10 +138,9 @@ class StreamTap:
     strings are deltas; the format's `Shape`s say which strings are not text at all.
     """
 
+    # `process` hands every event it lets through to `transcript` (when the relay set one), as the
+    # JSON object the client receives, so a trace needs no copy of the stream's bytes.
     __slots__ = ("filter", "include_usage", "json_filter", "saw_end", "transcript", "usage")
-    # Whether `process` hands every event it lets through to `transcript` (when one is set), as the
-    # JSON object the client receives: then the relay need not keep the stream's bytes for a trace.
-    transcribes = False
 
     def __init__(self, include_usage: bool = True, filter: TextFilter | None = None) -> None:
         self.usage: Usage | None = None
@@ -234,10 +191,25 @@ class WireFormat:
     path: str = ""
     family: Family = "openai"
     streams: bool = True
+    # The request fields that limit the output (an output ceiling lowers each one set, and writes
+    # the last when none is); empty: the format produces no output to limit.
+    output_limits: tuple[str, ...] = ()
+    # Other formats' names for this format's top-level request fields: a rule on a field written
+    # with any format's name checks this format's own (`request_fields`).
+    field_synonyms: dict[str, tuple[str, ...]] = {}
+
+    def request_fields(self, name: str) -> tuple[str, ...]:
+        """This format's fields for a top-level request field named as any format names it."""
+        return self.field_synonyms.get(name, (name,))
 
     def prepare(self, body: dict[str, Any]) -> bool:
         """Adjust a parsed request before it goes upstream; return True if anything changed."""
         return False
+
+    def stream_output(self) -> StreamOutput | None:
+        """A collector of what the client assembles from this format's stream (None: the format
+        does not stream)."""
+        return None
 
     def usage(self, body: Any) -> Usage | None:
         """Usage from a non-streamed response body."""

@@ -11,7 +11,17 @@ from typing import Any
 
 import orjson
 
-from sluicegate.formats.base import StreamTap, TextFilter, Usage, WireFormat, count, parse_event_json, stream_key
+from sluicegate.formats.base import (
+    StreamOutput,
+    StreamTap,
+    TextFilter,
+    Usage,
+    WireFormat,
+    count,
+    order,
+    parse_event_json,
+    stream_key,
+)
 from sluicegate.formats.slots import Field, Shape, all_strings, text_fields
 from sluicegate.formats.sse import Event, encode
 
@@ -70,6 +80,44 @@ _PLAIN_CHOICE = frozenset({"index", "delta", "finish_reason", "logprobs"})
 _DELTA_SKIP = DELTA.skip
 
 
+class ChatOutput(StreamOutput):
+    """What a client assembles from a chat stream: each choice's content and tool-call arguments."""
+
+    __slots__ = ()
+
+    def add(self, data: dict[str, Any]) -> None:
+        texts = self.texts
+        choices = data.get("choices")
+        for choice in choices if type(choices) is list else ():
+            delta = choice.get("delta") if type(choice) is dict else None
+            if type(delta) is not dict:
+                continue
+            index = choice.get("index", 0)
+            if type(index) is not int:
+                index = stream_key(index)[0]
+            content = delta.get("content")
+            if type(content) is str:
+                texts.setdefault(("content", index), []).append(content)
+            calls = delta.get("tool_calls")
+            for call in calls if type(calls) is list else ():
+                function = call.get("function") if type(call) is dict else None
+                args = function.get("arguments") if type(function) is dict else None
+                if type(args) is str:
+                    texts.setdefault(("tool", index, stream_key(call.get("index", 0))[0]), []).append(args)
+
+    def result(self) -> dict[str, Any]:
+        choices: dict[Any, dict[str, Any]] = {}
+        for key, parts in self.texts.items():
+            text = "".join(parts)
+            message = choices.setdefault(key[1], {"role": "assistant", "content": ""})
+            if key[0] == "content":
+                message["content"] += text
+            else:
+                message.setdefault("tool_calls", []).append({"type": "function", "function": {"arguments": text}})
+        ordered = sorted(choices.items(), key=lambda kv: order(kv[0]))
+        return {"choices": [{"index": i, "message": m} for i, m in ordered]}
+
+
 class ChatTap(StreamTap):
     """With a filter: every string of a delta that streams (content, refusal, reasoning text, any
     field not known yet, the audio transcript, tool-call and function-call arguments as JSON) and
@@ -78,7 +126,6 @@ class ChatTap(StreamTap):
     (tool names, annotations, unknown fields) is rewritten whole."""
 
     __slots__ = ("_open",)
-    transcribes = True
 
     def __init__(self, include_usage: bool = True, filter: TextFilter | None = None) -> None:
         super().__init__(include_usage, filter)
@@ -298,6 +345,14 @@ class OpenAIChat(WireFormat):
     name = "openai_chat"
     path = "/v1/chat/completions"
     family = "openai"
+    # A provider may honour either limit, so both are lowered; `max_tokens` is written when neither is set.
+    output_limits = ("max_completion_tokens", "max_tokens")
+    field_synonyms = {
+        "max_tokens": output_limits,
+        "max_completion_tokens": output_limits,
+        "max_output_tokens": output_limits,
+        "stop_sequences": ("stop",),
+    }
 
     def prepare(self, body: dict[str, Any]) -> bool:
         if body.get("stream") is not True or wants_usage(body):
@@ -313,6 +368,9 @@ class OpenAIChat(WireFormat):
 
     request_shape = REQUEST
     response_shape = RESPONSE
+
+    def stream_output(self) -> StreamOutput:
+        return ChatOutput()
 
     def tap(self, body: dict[str, Any], filter: TextFilter | None = None) -> StreamTap:
         return ChatTap(wants_usage(body), filter)

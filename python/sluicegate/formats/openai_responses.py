@@ -11,7 +11,16 @@ from typing import Any
 import orjson
 
 from sluicegate.errors import GatewayError
-from sluicegate.formats.base import StreamTap, TextFilter, Usage, WireFormat, count, parse_event_json, stream_key
+from sluicegate.formats.base import (
+    StreamOutput,
+    StreamTap,
+    TextFilter,
+    Usage,
+    WireFormat,
+    count,
+    parse_event_json,
+    stream_key,
+)
 from sluicegate.formats.slots import Shape, TextSlot, all_strings, text_fields
 from sluicegate.formats.sse import Event, encode
 
@@ -74,6 +83,19 @@ _REPEATS = frozenset(
 _DONE_FIELDS = ("text", "arguments", "refusal", "input", "code", "command", "transcript")
 
 
+class ResponsesOutput(StreamOutput):
+    """What a client assembles from a Responses stream: its output text and function arguments."""
+
+    __slots__ = ()
+
+    def add(self, data: dict[str, Any]) -> None:
+        if data.get("type") in ("response.output_text.delta", "response.function_call_arguments.delta"):
+            self.texts.setdefault(stream_key(data.get("item_id"))[0], []).append(str(data.get("delta", "")))
+
+    def result(self) -> dict[str, Any]:
+        return {"output_text": "".join("".join(parts) for parts in self.texts.values())}
+
+
 class ResponsesTap(StreamTap):
     """Reads usage from the terminal event.
 
@@ -106,8 +128,12 @@ class ResponsesTap(StreamTap):
             if isinstance(response, dict):
                 self.usage = responses_usage(response.get("usage")) or self.usage
         if self.filter is not None:
-            return self._filter(event, data, kind if isinstance(kind, str) else "")
-        return event.raw + b"\n\n"
+            out = self._filter(event, data, kind if isinstance(kind, str) else "")
+        else:
+            out = event.raw + b"\n\n"
+        if self.transcript is not None:
+            self.transcript.add(data)  # as sent: the filter rewrote it in place (held text went first)
+        return out
 
     def _filter(self, event: Event, data: dict[str, Any], kind: str) -> bytes:
         ids = stream_key(
@@ -200,6 +226,8 @@ class ResponsesTap(StreamTap):
                     [{"token": lp, "logprob": 0.0, "bytes": list(lp.encode()), "top_logprobs": []}] if lp else []
                 )
             out = encode(orjson.dumps(extra), f"{stem}.delta".encode() if event.name is not None else None)
+            if self.transcript is not None:
+                self.transcript.add(extra)
         return out + encode(orjson.dumps(data), event.name)
 
 
@@ -207,12 +235,20 @@ class OpenAIResponses(WireFormat):
     name = "openai_responses"
     path = "/v1/responses"
     family = "openai"
+    output_limits = ("max_output_tokens",)
+    field_synonyms = {
+        "max_tokens": ("max_output_tokens",),
+        "max_completion_tokens": ("max_output_tokens",),
+    }
 
     def usage(self, body: Any) -> Usage | None:
         return responses_usage(body.get("usage")) if isinstance(body, dict) else None
 
     request_shape = REQUEST
     response_shape = RESPONSE
+
+    def stream_output(self) -> StreamOutput:
+        return ResponsesOutput()
 
     def tap(self, body: dict[str, Any], filter: TextFilter | None = None) -> StreamTap:
         return ResponsesTap(filter=filter)

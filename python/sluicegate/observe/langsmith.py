@@ -36,9 +36,7 @@ import orjson
 
 from sluicegate import __version__
 from sluicegate.config import LangSmithSettings
-from sluicegate.formats.base import StreamOutput
 from sluicegate.formats.slots import all_strings
-from sluicegate.formats.sse import EventBuffer
 from sluicegate.observe.clock import utc_second
 from sluicegate.observe.ids import new_uuid_str
 from sluicegate.observe.sinks import BatchSink
@@ -116,23 +114,6 @@ def parent_of(trace: str | None, baggage: str | None) -> Parent | None:
         elif key == "langsmith-tags" and value:
             tags = [t for t in value.split(",") if t]
     return Parent(dotted, trace_id, run_id, stamp, project, metadata, tags)
-
-
-def assemble_stream(route: str, chunks: list[bytes]) -> dict[str, Any]:
-    """The output the client assembled from a stream, in the format's own non-streamed shape."""
-    buf = EventBuffer()
-    output = StreamOutput(route)
-    for chunk in chunks:
-        for event in buf.feed(chunk):
-            if event.data == b"[DONE]":
-                continue
-            try:
-                data = orjson.loads(event.data)
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(data, dict):
-                output.add(data)
-    return output.result()
 
 
 def part(name: str, data: bytes) -> bytes:
@@ -324,10 +305,8 @@ class LangSmithSink(BatchSink[Outcome]):
         assert info is not None
         if outcome.output is not None and outcome.output.relayed:  # a stream, collected by its tap as relayed
             outputs = outcome.output.result()
-        elif not outcome.response:
+        elif not outcome.response or info.stream:
             return b"{}"
-        elif info.stream:
-            outputs = assemble_stream(info.route, outcome.response)
         else:
             body = outcome.response[0] if len(outcome.response) == 1 else b"".join(outcome.response)
             # A non-streamed answer reached the client only after it parsed as JSON.

@@ -13,7 +13,7 @@ the same steps, on the caller's clock (`now_ms`), never the store's:
    jump from (its identical requests are still `repeat`'s to catch).
 4. `repeat`: the request's time joins its (key, hash) window; more than `max_repeats` times
    within `window_s` is a loop. (At most `max_repeats + 1` times are kept: that is all it takes.)
-5. A detection, by action: `monitor` -> `detected`; `block` -> the cool-down starts and this
+5. A detection, by action: `monitor` -> `monitor` (recorded); `block` -> the cool-down starts and this
    request is refused (`block`; a repeat's window is emptied, so after the cool-down the request
    gets `max_repeats` tries again); `throttle` -> the first request after each
    `throttle_interval_s` goes through (`throttle_pass`), the others are refused (`throttle`). A
@@ -53,10 +53,10 @@ from sluicegate.spend.store import StoreUnavailable
 
 __all__ = ["LocalLoopState", "LoopCheck", "LoopState", "RedisLoopState", "Verdict", "create_loop_state"]
 
-Outcome = Literal["ok", "detected", "would_block", "would_throttle", "block", "cooling", "throttle", "throttle_pass"]
+Outcome = Literal["ok", "monitor", "would_block", "would_throttle", "block", "cooling", "throttle", "throttle_pass"]
 OUTCOMES: tuple[Outcome, ...] = (
     "ok",
-    "detected",
+    "monitor",
     "would_block",
     "would_throttle",
     "block",
@@ -117,7 +117,7 @@ def _act(check: LoopCheck, last: int, now: int) -> tuple[Outcome, int]:
     """A detection's outcome, and the throttle's `last` after it."""
     rule = check.line.rule
     if rule.action == "monitor":
-        return "detected", last
+        return "monitor", last
     if not check.enforce:
         return ("would_block" if rule.action == "block" else "would_throttle"), last
     if rule.action == "block":

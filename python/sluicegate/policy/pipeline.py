@@ -33,6 +33,7 @@ from sluicegate.formats import FORMATS_BY_PATH, WireFormat
 from sluicegate.formats.base import Family, StreamTap
 from sluicegate.policy.auth import Authenticator, Identity, KeyStore
 from sluicegate.policy.loops import LoopPolicy
+from sluicegate.policy.models import ModelPolicy
 from sluicegate.policy.redaction import Redactor
 from sluicegate.policy.spend import SpendPolicy
 from sluicegate.proxy.egress import TenantUrls
@@ -174,6 +175,9 @@ class Gateway:
         self.redactor = Redactor(settings.redaction) if settings.redaction.enabled else None
         wants_spend = settings.spend.caps or settings.control.enabled  # the control plane's caps come later
         self.spend = SpendPolicy(settings.spend) if settings.spend.enabled and wants_spend else None
+        # Model access rules: the config file's `[models]`, and the control plane's (`attach`).
+        wants_models = not settings.models.empty or settings.control.enabled
+        self.model_access = ModelPolicy(settings.models, self.router.providers) if wants_models else None
         # Runaway loops: built when the file has rules or the control plane may add some.
         wants_loops = settings.loops.enabled and (settings.loops.rules or settings.control.enabled)
         self.loops = LoopPolicy(settings.loops, clock) if wants_loops else None
@@ -217,7 +221,7 @@ class Gateway:
             outcome = await self._forward(scope, receive, send, fmt, rid, info)
         except GatewayError as err:
             outcome = await send_error(send, fmt, err, rid)
-            outcome.events = err.events
+            outcome.events = [*info.events, *err.events]  # what earlier steps saw, then the refusal
         except ClientGone:
             outcome = Outcome(499, error="client_disconnected", client_gone=True)
         except Exception:
@@ -259,13 +263,20 @@ class Gateway:
             raise InvalidRequest(
                 "the request needs a 'model' (a non-empty string)", code="missing_model", param="model"
             )
+        # Model access rules: an alias becomes its model, lists and field rules may refuse, a ceiling may clamp.
+        rules = self.model_access.rules_for(identity) if self.model_access is not None else None
+        if rules is not None:
+            assert self.model_access is not None
+            model, model_events = self.model_access.apply(fmt, body, model, identity, rules)
+            info.events.extend(model_events)
         provider, upstream_model = self.router.route(model, fmt)
         info.model, info.provider, info.provider_kind = upstream_model, provider.name, provider.kind
         # The workspace's own credential, if it has one; one that does not open refuses the call
         # here (503), before anything is reserved or sent.
         credential = self.view.provider_credential(identity.workspace, provider.name) if self.view else None
         # Runaway loops: may refuse (429) before anything is reserved or sent; free without a rule.
-        loop_events = await self.loops.check(identity, fmt.name, body) if self.loops is not None else None
+        if self.loops is not None:
+            info.events.extend(await self.loops.check(identity, fmt.name, body) or ())
         stream = info.stream = fmt.streams and body.get("stream") is True
         redactor = self._redactor_for(identity)
         scan = redactor.scan_request(fmt, body, identity.workspace) if redactor is not None else None
@@ -273,7 +284,16 @@ class Gateway:
         lines = self.spend.lines_for(identity) if self.spend is not None else ()
         if lines:
             assert self.spend is not None
-            guard = await self.spend.reserve(fmt, body, provider, upstream_model, lines)
+            guard = await self.spend.reserve(
+                fmt, body, provider, upstream_model, lines, partial(self.router.route, fmt=fmt)
+            )
+            if guard.substitution is not None:  # a cap sent the call to a cheaper model
+                sub = guard.substitution
+                provider, upstream_model = sub.provider, sub.upstream_model
+                info.model, info.provider, info.provider_kind = upstream_model, provider.name, provider.kind
+                credential = self.view.provider_credential(identity.workspace, provider.name) if self.view else None
+                said = f"{model} -> {sub.model}".encode("latin-1", "replace")
+                info.headers = [*(info.headers or ()), (b"x-sluicegate-substituted", said)]
         tap = fmt.tap(body, redactor.response_filter(scan) if redactor and scan else None) if stream else None
         fmt.prepare(body)
         if upstream_model != model:
@@ -294,10 +314,10 @@ class Gateway:
             outcome.request_body = raw
             if redactor is not None:
                 outcome.scrub = redactor.scrub
+        if info.events:
+            outcome.events.extend(info.events)
         if scan is not None:
             outcome.events.extend(scan.tally.events())
-        if loop_events:
-            outcome.events.extend(loop_events)
         if guard is not None:
             await guard.finish(outcome)
         return outcome
@@ -345,6 +365,8 @@ class Gateway:
         self.keys = self.view = view
         if self.spend is not None:
             self.spend.policy_lines = view.cap_lines
+        if self.model_access is not None:
+            self.model_access.policy_rules = view.model_rules
         if self.loops is not None:
             self.loops.policy_rules = view.loop_rules
 
@@ -411,11 +433,17 @@ class Gateway:
         fmt = FORMATS_BY_PATH["/v1/messages" if b"anthropic-version" in headers else "/v1/chat/completions"]
         rid = request_id()
         try:
-            self.keys.authenticate(headers.get(b"authorization"), headers.get(b"x-api-key"))
+            identity = self.keys.authenticate(headers.get(b"authorization"), headers.get(b"x-api-key"))
         except GatewayError as err:
             await send_error(send, fmt, err, rid)
             return
         listed = self.router.listed_models()
+        rules = self.model_access.rules_for(identity) if self.model_access is not None else None
+        if rules is not None:  # only what the caller may use, and its aliases (owned by what they stand for)
+            assert self.model_access is not None
+            owners = dict(listed)
+            aliases = [(a, owners.get(rules.aliases[a].target, "alias")) for a in rules.aliases]
+            listed = [(m, p) for m, p in listed + sorted(aliases) if self.model_access.permits(rules, identity, m)]
         if fmt.family == "anthropic":
             data = [
                 {"type": "model", "id": m, "display_name": m, "created_at": "1970-01-01T00:00:00Z"} for m, _ in listed

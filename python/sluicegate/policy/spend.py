@@ -13,6 +13,7 @@ Settlement rules, so reservations never leak:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from sluicegate.errors import GatewayError, InvalidRequest, SpendLimitExceeded, 
 from sluicegate.formats.base import WireFormat
 from sluicegate.observe.events import PolicyEvent
 from sluicegate.policy.auth import Identity
+from sluicegate.policy.rollout import bites
 from sluicegate.proxy.providers import Provider
 from sluicegate.proxy.relay import Outcome
 from sluicegate.spend import (
@@ -31,6 +33,7 @@ from sluicegate.spend import (
     PriceBook,
     Refusal,
     Reservation,
+    ReserveResult,
     SpendSettings,
     SpendStore,
     StoreUnavailable,
@@ -40,6 +43,8 @@ from sluicegate.spend import (
     estimate,
     format_usd,
 )
+from sluicegate.spend.caps import rollout_id
+from sluicegate.spend.estimate import Estimate
 
 log = logging.getLogger("sluicegate.spend")
 
@@ -96,6 +101,24 @@ def _alert_events(alerts: list[ThresholdAlert]) -> list[PolicyEvent]:
     ]
 
 
+def _rolled_out(line: CapLine, percent: float, key_id: str) -> CapLine:
+    """`line` for one key: an enforcing cap rolled out to less than every key monitors the keys
+    outside its share (`sluicegate.policy.rollout`)."""
+    if percent >= 100 or not line.enforced or bites("enforce", percent, rollout_id(line), key_id):
+        return line
+    return dataclasses.replace(line, mode="monitor")
+
+
+@dataclass(frozen=True, slots=True)
+class Substitution:
+    """Where a `substitute` cap sent a call: the model named in the cap, its provider and the
+    model name the provider is sent."""
+
+    model: str
+    provider: Provider
+    upstream_model: str
+
+
 @dataclass(slots=True)
 class SpendGuard:
     """One call's reservation, until it is settled or released."""
@@ -104,6 +127,7 @@ class SpendGuard:
     reservation: Reservation | None
     price: ModelPrice | None
     events: list[PolicyEvent] = field(default_factory=list)
+    substitution: Substitution | None = None
 
     async def finish(self, outcome: Outcome | None) -> None:
         """Settle or release (see the module docstring); never raises."""
@@ -141,6 +165,7 @@ class SpendPolicy:
         self.prices = PriceBook.from_settings(settings)
         self.store: SpendStore | None = None
         self._lines = settings.lines()
+        self._rollouts = tuple(c.rollout_percent for c in settings.caps)  # per line of `_lines`
         self._by_identity: dict[Identity, tuple[CapLine, ...]] = {}
         # The control plane's caps for a caller (its view's `cap_lines`), when it runs: read from
         # memory on every call, since a reload may change them.
@@ -159,23 +184,23 @@ class SpendPolicy:
         lines = self._by_identity.get(who)
         if lines is None:
             mine = {"org": who.org, "workspace": who.workspace, "user": who.user, "key": who.key_name}
-            lines = tuple(c for c in self._lines if c.org_id == who.org and mine[c.level] == c.entity_id)
+            lines = tuple(
+                _rolled_out(c, pct, who.key_name)
+                for c, pct in zip(self._lines, self._rollouts, strict=True)
+                if c.org_id == who.org and mine[c.level] == c.entity_id
+            )
             self._by_identity[who] = lines
         return lines + self.policy_lines(who) if self.policy_lines is not None else lines
 
-    async def reserve(
-        self, fmt: WireFormat, body: dict[str, Any], provider: Provider, model: str, lines: tuple[CapLine, ...]
-    ) -> SpendGuard:
-        """Reserve the request's worst case on `lines`; returns the guard. A clamp lowers `body`'s
-        output limit in place (the body forwarded is always the one parsed, so no flag is needed).
+    def _priced(
+        self, fmt: WireFormat, body: dict[str, Any], provider: Provider, model: str
+    ) -> tuple[ModelPrice, Estimate, int, int, int]:
+        """(price, estimate, amount to reserve, worst case, least amount a clamp may reserve) of
+        the request `body` sent to `model` at `provider`.
 
         Raises:
-            SpendLimitExceeded: a cap would be crossed (402).
-            InvalidRequest: the model has no price and no default price is configured, or an output
-                limit or `n` is of the wrong type or out of range (`spend.estimate`).
-            Unavailable: the store is unreachable and `on_redis_error` is `fail_closed` (503).
+            InvalidRequest: no price for the model, or a bad output limit or `n`.
         """
-        assert self.store is not None, "SpendPolicy.start() was not awaited"
         s = self.settings
         priced_as = provider.kind if provider.kind in ("openai", "anthropic") else provider.name
         if provider.kind == "mock":
@@ -197,6 +222,34 @@ class SpendPolicy:
         # still refuses it, and should one grant it, the output limit is clamped to fit (below).
         amount = min(worst, MAX_NUSD)
         min_clamp = min(self.prices.worst_case_nusd(price, est.input_tokens, s.min_clamp_output_tokens), MAX_NUSD)
+        return price, est, amount, worst, min_clamp
+
+    async def reserve(
+        self,
+        fmt: WireFormat,
+        body: dict[str, Any],
+        provider: Provider,
+        model: str,
+        lines: tuple[CapLine, ...],
+        route: Callable[[str], tuple[Provider, str]] | None = None,
+    ) -> SpendGuard:
+        """Reserve the request's worst case on `lines`; returns the guard. A clamp lowers `body`'s
+        output limit in place (the body forwarded is always the one parsed, so no flag is needed).
+
+        When the cap that refuses is a `substitute` cap, the call goes to its `substitute_model`
+        instead (routed by `route`), priced and reserved again at that model's prices on every
+        line: the guard's `substitution` says where, and the pipeline sends it there. A substitute
+        that does not fit either (or is not routed) is refused like the original.
+
+        Raises:
+            SpendLimitExceeded: a cap would be crossed (402).
+            InvalidRequest: the model has no price and no default price is configured, or an output
+                limit or `n` is of the wrong type or out of range (`spend.estimate`).
+            Unavailable: the store is unreachable and `on_redis_error` is `fail_closed` (503).
+        """
+        assert self.store is not None, "SpendPolicy.start() was not awaited"
+        s = self.settings
+        price, est, amount, worst, min_clamp = self._priced(fmt, body, provider, model)
         try:
             result = await self.store.reserve(lines, amount, min_clamp_nusd=min_clamp)
         except StoreUnavailable as exc:
@@ -209,10 +262,17 @@ class SpendPolicy:
             return SpendGuard(self, None, price, [event])
         events = [_refusal_event("would_refuse", r) for r in result.monitored]
         events += _alert_events(result.alerts)
+        substitution = None
         if result.refusal is not None:
-            err: GatewayError = refusal_error(result.refusal)
-            err.events = [*events, _refusal_event("refuse", result.refusal)]
-            raise err
+            refusal = result.refusal
+            target = refusal.line.substitute_model
+            if target is None or route is None:
+                err: GatewayError = refusal_error(refusal)
+                err.events = [*events, _refusal_event("refuse", refusal)]
+                raise err
+            substitution, price, est, amount, worst, result = await self._substitute(
+                fmt, body, model, refusal, target, route, lines, events
+            )
         clamp_to = result.clamp_to_nusd
         if clamp_to is None and amount < worst and result.reservation is not None:
             clamp_to = result.reservation.amount_nusd
@@ -220,4 +280,45 @@ class SpendPolicy:
             tokens = self.prices.max_output_tokens_for(price, est.input_tokens, clamp_to)
             clamp_output(body, fmt.name, tokens)
             events.append(PolicyEvent("spend", "clamp", "", "request", detail={"max_output_tokens": tokens}))
-        return SpendGuard(self, result.reservation, price, events)
+        return SpendGuard(self, result.reservation, price, events, substitution)
+
+    async def _substitute(
+        self,
+        fmt: WireFormat,
+        body: dict[str, Any],
+        model: str,
+        refusal: Refusal,
+        target: str,
+        route: Callable[[str], tuple[Provider, str]],
+        lines: tuple[CapLine, ...],
+        events: list[PolicyEvent],
+    ) -> tuple[Substitution, ModelPrice, Estimate, int, int, ReserveResult]:
+        """Reserve for `target` instead of `model` after `refusal` (see `reserve`); raises the 402
+        when the substitute cannot be routed, priced or fitted either."""
+        assert self.store is not None
+        line = refusal.line
+
+        def refused(why: str, last: Refusal) -> GatewayError:
+            err: GatewayError = refusal_error(last)
+            detail = _cap_detail(line, from_model=model, to_model=target, reason=why)
+            err.events = [*events, PolicyEvent("spend", "substitute_failed", "", line.level, detail=detail)]
+            err.events.append(_refusal_event("refuse", last))
+            return err
+
+        try:
+            to_provider, to_model = route(target)
+            price, est, amount, worst, min_clamp = self._priced(fmt, body, to_provider, to_model)
+        except GatewayError as exc:
+            log.warning("the substitute model of a %s cap cannot be used: %s", line.level, exc.code)
+            raise refused(exc.code, refusal) from None
+        try:
+            result = await self.store.reserve(lines, amount, min_clamp_nusd=min_clamp)
+        except StoreUnavailable:
+            raise refused("store_unavailable", refusal) from None
+        if result.refusal is not None:
+            raise refused("does_not_fit", result.refusal)
+        events += [_refusal_event("would_refuse", r) for r in result.monitored]
+        events += _alert_events(result.alerts)
+        detail = _cap_detail(line, from_model=model, to_model=target, requested_nusd=refusal.requested_nusd)
+        events.append(PolicyEvent("spend", "substitute", "", line.level, detail=detail))
+        return Substitution(target, to_provider, to_model), price, est, amount, worst, result

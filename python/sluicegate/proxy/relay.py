@@ -56,6 +56,9 @@ class CallInfo:
     started_at: float = 0.0  # wall-clock seconds
     t0: float = 0.0  # perf_counter() at the start
     ended_at: float = 0.0  # wall-clock seconds, once the call is over
+    headers: list[tuple[bytes, bytes]] | None = None  # extra headers for every answer (rate limits)
+    # Policy events of steps that let the call go on (an alias, a would_refuse), kept should a later step refuse it.
+    events: list[Any] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -206,12 +209,8 @@ async def relay_stream(
     watcher = asyncio.ensure_future(_await_disconnect(receive, me))
     events = EventBuffer()
     outcome = Outcome(200)
-    sent: list[bytes] | None = None
-    if capture:  # for a trace: what the client assembles, from the tap as it goes, else the bytes
-        if tap.transcribes:
-            outcome.output = tap.transcript = StreamOutput(fmt.name)
-        else:
-            sent = outcome.response = []
+    if capture:  # for a trace: what the client assembles, collected by the tap as it goes
+        outcome.output = tap.transcript = fmt.stream_output()
     try:
         try:
             async for chunk in resp.chunks():
@@ -230,9 +229,7 @@ async def relay_stream(
                         data = b"".join(out)
                         if outcome.first_byte_at is None:
                             outcome.first_byte_at = time.perf_counter()
-                        if sent is not None:
-                            sent.append(data)
-                        elif outcome.output is not None:
+                        if outcome.output is not None:
                             outcome.output.relayed = True
                         await send({"type": "http.response.body", "body": data, "more_body": True})
             if not tap.saw_end or events.pending.strip():

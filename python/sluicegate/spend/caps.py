@@ -55,12 +55,14 @@ __all__ = [
     "PriceSettings",
     "SpendSettings",
     "WindowName",
+    "rollout_id",
 ]
 
 Level = Literal["org", "workspace", "user", "key"]
 WindowName = Literal["total", "hour", "day", "week", "month"]
 Mode = Literal["enforce", "monitor"]
-OnInsufficient = Literal["refuse", "clamp"]
+OnInsufficient = Literal["refuse", "clamp", "substitute"]
+MODEL_NAME_MAX = 256
 
 MAX_THRESHOLDS = 16
 DEFAULT_THRESHOLDS: tuple[int, ...] = (50, 80, 100)
@@ -72,6 +74,21 @@ def _check_thresholds(values: tuple[int, ...]) -> tuple[int, ...]:
     if any(isinstance(t, bool) or not isinstance(t, int) or not 1 <= t <= 1000 for t in values):
         raise ValueError("thresholds are whole percents from 1 to 1000")
     return tuple(sorted(set(values)))
+
+
+def check_substitute(on_insufficient: str, substitute_model: str | None) -> None:
+    """A `substitute` cap names its model, and only such a cap does (ValueError otherwise)."""
+    if on_insufficient == "substitute" and not substitute_model:
+        raise ValueError("on_insufficient = 'substitute' needs substitute_model, the model to send calls to instead")
+    if on_insufficient != "substitute" and substitute_model is not None:
+        raise ValueError("substitute_model is for caps with on_insufficient = 'substitute'")
+    if substitute_model is not None and len(substitute_model) > MODEL_NAME_MAX:
+        raise ValueError(f"substitute_model is longer than {MODEL_NAME_MAX} characters")
+
+
+def rollout_id(line: CapLine) -> str:
+    """What names a cap in the rollout order (`sluicegate.policy.rollout`)."""
+    return f"cap:{line.level}:{line.entity_id}:{line.window}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,12 +104,16 @@ class CapLine:
         limit_nusd: the cap, 0..=MAX_NUSD.
         mode: `enforce` refuses; `monitor` never refuses but reports every request it would have
             refused (shadow mode).
-        on_insufficient: `refuse`, or `clamp`: when the worst case does not fit, reserve what is
-            left instead and let the pipeline lower the request's output limit to it.
+        on_insufficient: `refuse`; `clamp`: when the worst case does not fit, reserve what is
+            left instead and let the pipeline lower the request's output limit to it; or
+            `substitute`: when it does not fit, send the call to `substitute_model` instead,
+            reserved and settled at that model's prices (refused if it does not fit either).
         thresholds: percents of the limit that raise an alert once per window, ascending.
+        substitute_model: the model a `substitute` cap sends calls to (routed like a requested one).
 
     Raises:
-        ValueError: a limit out of range, an empty id, or bad thresholds.
+        ValueError: a limit out of range, an empty id, bad thresholds, or a substitute cap
+            without its model.
     """
 
     level: Level
@@ -103,10 +124,12 @@ class CapLine:
     mode: Mode = "enforce"
     on_insufficient: OnInsufficient = "refuse"
     thresholds: tuple[int, ...] = DEFAULT_THRESHOLDS
+    substitute_model: str | None = None
 
     def __post_init__(self) -> None:
         if not self.entity_id or not self.org_id:
             raise ValueError("a cap needs an entity id and an organization id")
+        check_substitute(self.on_insufficient, self.substitute_model)
         if self.level == "org" and self.entity_id != self.org_id:
             raise ValueError("an org cap's entity id is the organization's id")
         if isinstance(self.limit_nusd, bool) or not 0 <= self.limit_nusd <= MAX_NUSD:
@@ -159,6 +182,8 @@ class CapSettings(_Section):
     on_insufficient: OnInsufficient = "refuse"
     thresholds: tuple[int, ...] | None = None
     locked: bool = False  # a floor: the control plane's caps on this entity and below stay under it
+    rollout_percent: float = Field(100.0, ge=0, le=100)  # enforce for this share of keys, monitor the rest
+    substitute_model: str | None = Field(default=None, min_length=1, max_length=MODEL_NAME_MAX)
 
     @field_validator("limit_usd")
     @classmethod
@@ -172,6 +197,9 @@ class CapSettings(_Section):
             raise ValueError(f"a {self.level} cap needs `org`, the organization it belongs to")
         if self.level == "org" and self.org not in (None, self.id):
             raise ValueError("an org cap's `org` (if given) must equal its `id`")
+        if self.locked and self.rollout_percent < 100:
+            raise ValueError("a locked cap is a floor for every key below it: its rollout_percent must be 100")
+        check_substitute(self.on_insufficient, self.substitute_model)
         return self
 
     @property
@@ -189,6 +217,7 @@ class CapSettings(_Section):
             mode=self.mode,
             on_insufficient=self.on_insufficient,
             thresholds=self.thresholds if self.thresholds is not None else default_thresholds,
+            substitute_model=self.substitute_model,
         )
 
 

@@ -8,7 +8,7 @@
 --   buckets (rate: baseline_s / window_s) or max_repeats (repeat), factor in thousandths,
 --   min_requests, cooldown_ms, throttle_interval_ms
 -- Returns {code, count, baseline_milli, until} for rate, then for repeat; code -1: not judged,
--- else 0 ok, 1 detected, 2 would_block, 3 would_throttle, 4 block, 5 cooling, 6 throttle,
+-- else 0 ok, 1 monitor, 2 would_block, 3 would_throttle, 4 block, 5 cooling, 6 throttle,
 -- 7 throttle_pass.
 local now = tonumber(ARGV[1])
 local function rule(o)

@@ -1,11 +1,12 @@
 // The policy of an org, workspace, user or key as a form (PUT replaces it whole), and a key's
 // effective policy with where each rule comes from.
 import { api, field, get, h, loadNames, nameOf, select, showFieldErrors, table, usd } from "../api.js";
+import { modelsEditor, modelsEffective } from "./policy_models.js";
 import { loopSection } from "./policy_loops.js";
 
 const WINDOWS = ["total", "hour", "day", "week", "month"].map((w) => [w, w]);
 const MODES = [["enforce", "enforce"], ["monitor", "monitor"]];
-const INSUFFICIENT = [["refuse", "refuse"], ["clamp", "clamp"]];
+const INSUFFICIENT = [["refuse", "refuse"], ["clamp", "clamp"], ["substitute", "substitute a model"]];
 const ACTIONS = ["redact", "block", "monitor", "pseudonymize"].map((a) => [a, a]);
 const DIRECTIONS = ["both", "request", "response"].map((d) => [d, d]);
 const ENTITIES = ["EMAIL", "PHONE", "US_SSN", "CREDIT_CARD", "IBAN", "IP_ADDRESS", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "GITHUB_TOKEN",
@@ -15,6 +16,18 @@ function removeButton(what, row) {
   return h("button", { type: "button", class: "danger", "aria-label": `Remove ${what}`, onclick: () => row.remove() }, "Remove");
 }
 
+// A staged rollout: the share of keys an enforcing cap or rule acts for (the rest are monitored).
+function rolloutField(x) {
+  return field("Rollout (% of keys)", h("input", { name: "rollout_percent", type: "number", min: 0, max: 100, step: "any", size: 5,
+    value: x.rollout_percent ?? 100, dataset: { loc: "rollout_percent" } }));
+}
+
+function rolloutNote(x) {
+  if (!x.rollout) return "";
+  const share = `rolled out to ${x.rollout.percent}%`;
+  return x.rollout.applies === null ? ` (${share})` : ` (${share}; ${x.rollout.applies ? "this key is in it" : "this key is monitored"})`;
+}
+
 function capRow(c = {}) {
   const row = h("div", { class: "row cap-row" });
   row.append(
@@ -22,7 +35,9 @@ function capRow(c = {}) {
     field("Limit (USD)", h("input", { name: "limit_usd", value: c.limit_usd || "", required: true, inputmode: "decimal", size: 10, dataset: { loc: "limit_usd" } })),
     field("Mode", select("mode", MODES, c.mode || "enforce", { dataset: { loc: "mode" } })),
     field("When the rest is too small", select("on_insufficient", INSUFFICIENT, c.on_insufficient || "refuse", { dataset: { loc: "on_insufficient" } })),
+    field("Substitute model", h("input", { name: "substitute_model", value: c.substitute_model || "", size: 16, placeholder: "when substituting", dataset: { loc: "substitute_model" } })),
     field("Alert thresholds (%)", h("input", { name: "thresholds", value: (c.thresholds || []).join(", "), size: 10, placeholder: "50, 80, 100", dataset: { loc: "thresholds" } })),
+    rolloutField(c),
     field("Locked", h("input", { name: "locked", type: "checkbox", checked: c.locked, dataset: { loc: "locked" } }), { class: "check" }),
     removeButton("cap", row));
   return row;
@@ -34,6 +49,7 @@ function ruleRow(r = {}) {
     field("Entity types", h("input", { name: "entities", value: (r.entities || []).join(", "), required: true, list: "entity-types", size: 24, dataset: { loc: "entities" } })),
     field("Action", select("action", ACTIONS, r.action || "redact", { dataset: { loc: "action" } })),
     field("Direction", select("direction", DIRECTIONS, r.direction || "both", { dataset: { loc: "direction" } })),
+    rolloutField(r),
     field("Locked", h("input", { name: "locked", type: "checkbox", checked: r.locked, dataset: { loc: "locked" } }), { class: "check" }),
     removeButton("rule", row));
   return row;
@@ -62,14 +78,18 @@ function readPolicy(form) {
   const val = (row, name) => row.querySelector(`[name=${name}]`);
   const caps = [...form.querySelectorAll(".cap-row")].map((row) => {
     const cap = { window: val(row, "window").value, limit_usd: val(row, "limit_usd").value.trim(), mode: val(row, "mode").value,
-      on_insufficient: val(row, "on_insufficient").value, locked: val(row, "locked").checked };
+      on_insufficient: val(row, "on_insufficient").value, locked: val(row, "locked").checked,
+      rollout_percent: Number(val(row, "rollout_percent").value || 100) };
+    const sub = val(row, "substitute_model").value.trim();
+    if (sub) cap.substitute_model = sub;
     const t = val(row, "thresholds").value.split(/[\s,]+/).filter(Boolean).map(Number);
     if (t.length) cap.thresholds = t;
     return cap;
   });
   const redaction = [...form.querySelectorAll(".rule-row")].map((row) => ({
     entities: val(row, "entities").value.split(/[\s,]+/).filter(Boolean), action: val(row, "action").value,
-    direction: val(row, "direction").value, locked: val(row, "locked").checked }));
+    direction: val(row, "direction").value, locked: val(row, "locked").checked,
+    rollout_percent: Number(val(row, "rollout_percent").value || 100) }));
   const custom_patterns = [...form.querySelectorAll(".pattern-row")].map((row) => ({ entity: val(row, "entity").value.trim(), pattern: val(row, "pattern").value }));
   return { caps, redaction, custom_patterns };
 }
@@ -91,14 +111,15 @@ function effectiveView(ctx, eff) {
     h("p", { class: "muted" }, eff.redaction_enabled ? `Redaction on; types without a rule: ${eff.default_action || "redact"}.` : "Redaction is off in this gateway's configuration."),
     h("h3", {}, "Caps"),
     table(["level", "window", "limit ($)", "mode", "when short", "from", "locked"], eff.caps.map((c) =>
-      h("tr", {}, h("td", {}, `${c.level} ${nameOf(ctx, c.entity_id)}`), h("td", {}, c.window), h("td", { class: "num" }, usd(c.limit_nusd)), h("td", {}, c.mode),
-        h("td", {}, c.on_insufficient), h("td", {}, c.origin + (c.clamped_from ? " (lowered by a lock)" : "")), h("td", {}, c.locked ? "locked" : "")))),
+      h("tr", {}, h("td", {}, `${c.level} ${nameOf(ctx, c.entity_id)}`), h("td", {}, c.window), h("td", { class: "num" }, usd(c.limit_nusd)), h("td", {}, c.mode + rolloutNote(c)),
+        h("td", {}, c.on_insufficient + (c.substitute_model ? ` → ${c.substitute_model}` : "")), h("td", {}, c.origin + (c.clamped_from ? " (lowered by a lock)" : "")), h("td", {}, c.locked ? "locked" : "")))),
     h("h3", {}, "Redaction rules"),
     table(["types", "action", "direction", "from", "locked"], eff.redaction.map((r) =>
-      h("tr", {}, h("td", {}, r.entities.join(", ")), h("td", {}, r.action), h("td", {}, r.direction),
+      h("tr", {}, h("td", {}, r.entities.join(", ")), h("td", {}, r.action + rolloutNote(r)), h("td", {}, r.direction),
         h("td", {}, origin(r.origin, r.origin_id) + (r.raised_from ? ` (raised from ${r.raised_from.action})` : "")), h("td", {}, r.locked ? "locked" : "")))),
     h("h3", {}, "Custom patterns"),
-    table(["type", "pattern", "from"], eff.custom_patterns.map((p) => h("tr", {}, h("td", {}, p.entity), h("td", {}, h("code", {}, p.pattern)), h("td", {}, origin(p.origin, p.origin_id))))));
+    table(["type", "pattern", "from"], eff.custom_patterns.map((p) => h("tr", {}, h("td", {}, p.entity), h("td", {}, h("code", {}, p.pattern)), h("td", {}, origin(p.origin, p.origin_id))))),
+    modelsEffective(ctx, eff.models));
 }
 
 export async function render(view, ctx) {
@@ -116,10 +137,11 @@ export async function render(view, ctx) {
   const caps = h("fieldset", { id: "caps-editor" }, h("legend", {}, "Spend caps"), policy.caps.map(capRow));
   const rules = h("fieldset", { id: "rules-editor" }, h("legend", {}, "Redaction rules"), policy.redaction.map(ruleRow));
   const patterns = h("fieldset", { id: "patterns-editor" }, h("legend", {}, "Custom patterns"), policy.custom_patterns.map(patternRow));
-  const loops = loopSection(policy.loops || [], ctx);
+  const models = modelsEditor(ctx, policy.models);  // policy_models.js: model access rules
+  const loops = loopSection(policy.loops || [], ctx);  // policy_loops.js: runaway-loop rules
   const status = h("p", { class: "form-error bad", role: "alert" });
   const saved = h("p", { id: "policy-saved", role: "status" });
-  const form = h("form", { id: "policy-form", class: "card editor" }, h("h2", {}, `${level} policy: ${nameOf(ctx, id)}`), caps, rules, patterns, loops.editor,
+  const form = h("form", { id: "policy-form", class: "card editor" }, h("h2", {}, `${level} policy: ${nameOf(ctx, id)}`), caps, rules, patterns, models, loops.editor,
     h("datalist", { id: "entity-types" }, ENTITIES.map((e) => h("option", { value: e }))), status, saved);
   if (ctx.canWrite) {
     caps.append(h("button", { type: "button", class: "secondary", id: "add-cap", onclick: (ev) => ev.target.before(capRow()) }, "Add cap"));
@@ -137,9 +159,10 @@ export async function render(view, ctx) {
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     numberRows(form);
+    models.number();
     saved.textContent = "";
     try {
-      await api("PUT", path, { ...readPolicy(form), loops: loops.read() });
+      await api("PUT", path, { ...readPolicy(form), models: models.read(), loops: loops.read() });
       showFieldErrors(form, null);
       status.textContent = "";
       saved.textContent = "Saved.";
