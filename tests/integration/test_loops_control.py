@@ -167,3 +167,20 @@ def test_what_a_monitor_mode_rule_saw_is_in_the_monitoring_report(
         ws,
     )
     admin.close()
+
+
+def test_a_partial_rollout_shows_whether_the_key_is_in_it_as_the_gateway_decides() -> None:
+    from sluicegate.policy.rollout import bites
+
+    ws = PolicyIn.model_validate({"loops": [{"detect": "repeat", "rollout_percent": 50}]})
+    seen = set()
+    for i in range(40):
+        key = f"key-{i}"
+        policy = effective("o", [("org", "o", None), ("workspace", "w", ws), ("key", key, None)])
+        [shown] = policy.as_json()["loops"]
+        [line] = policy.loops
+        assert shown["rollout"] == {"percent": 50.0, "applies": bites("enforce", 50, line.rule_id, key)}
+        seen.add(shown["rollout"]["applies"])
+    assert seen == {True, False}
+    with pytest.raises(ValueError, match="rollout_percent must be 100"):
+        PolicyIn.model_validate({"loops": [{"detect": "repeat", "rollout_percent": 50, "locked": True}]})

@@ -267,6 +267,7 @@ class EffectiveLoop:
     locked: bool
     floor: Origin | None = None
     raised_from: tuple[Origin, LoopRuleFields] | None = None
+    rollout: tuple[float, bool | None] | None = None  # (percent, whether the key is in it; None: no key)
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -279,6 +280,8 @@ class EffectiveLoop:
             out["floor"] = self.floor.as_json()
         if self.raised_from is not None:
             out["raised_from"] = {"rule": self.raised_from[1].model_dump(), **self.raised_from[0].as_json()}
+        if self.rollout is not None:
+            out["rollout"] = _rollout_json(self.rollout)
         return out
 
 
@@ -714,7 +717,12 @@ def _walk_loops(
             raised, fields = (who, fields), _raise_loop(fields, held[0])
         line = LoopLine(fields, level, entity_id, walk.org_id, operator=origin is None)
         floor = held[1] if held is not None else None
-        walk.loops[fields.detect] = EffectiveLoop(line, who, locked, floor, raised)
+        rollout = None
+        if fields.mode == "enforce" and fields.rollout_percent < 100:  # as the data plane decides it
+            key = walk.key_id
+            applies = bites("enforce", fields.rollout_percent, line.rule_id, key) if key is not None else None
+            rollout = (fields.rollout_percent, applies)
+        walk.loops[fields.detect] = EffectiveLoop(line, who, locked, floor, raised, rollout)
         if locked:
             locks.append((fields.detect, fields))
     for detect, fields in locks:

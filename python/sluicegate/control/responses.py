@@ -284,6 +284,7 @@ class EffectiveLoop(LoopRule):
     locked: bool
     floor: LoopOrigin | None = Field(None, description="who locks a rule of this kind above it")
     raised_from: LoopRaisedFrom | None = Field(None, description="the laxer rule a lock raised")
+    rollout: Rollout | None = Field(None, description="a partial rollout, and whether this key is in it")
 
 
 # model access rules (policy/models.py: `ModelRules.as_json`)

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from sluicegate._core import Scanner, builtin_entities
 from sluicegate.config import CustomPattern, RedactionRule, check_locks
-from sluicegate.policy.loop_rules import LoopRuleFields
+from sluicegate.policy.loop_rules import LoopRuleFields, check_locked_rollout
 from sluicegate.policy.model_rules import ModelRulesIn
 from sluicegate.spend.caps import MODEL_NAME_MAX, Mode, OnInsufficient, WindowName, check_substitute
 from sluicegate.spend.money import usd_to_nusd
@@ -219,6 +219,11 @@ class LoopRuleIn(LoopRuleFields):
     monitor-only, a smaller rollout)."""
 
     locked: bool = False
+
+    @model_validator(mode="after")
+    def _locked_in_full(self) -> LoopRuleIn:
+        check_locked_rollout(self.locked, self.rollout_percent)
+        return self
 
 
 class PolicyIn(_Body):

@@ -133,6 +133,13 @@ class LoopRuleFields(_Section):
         return self
 
 
+def check_locked_rollout(locked: bool, rollout_percent: float) -> None:
+    """A locked rule is a floor for every key below it: it applies in full (as locked caps and
+    redaction rules do)."""
+    if locked and rollout_percent < 100:
+        raise ValueError("a locked loop rule is a floor for every key below it: its rollout_percent must be 100")
+
+
 class LoopRuleSettings(LoopRuleFields):
     """One `[[loops.rules]]` entry: a rule on an org, workspace, user or key of the file. A `locked`
     rule is a floor for the control plane's rules of the same `detect` on its entity and below."""
@@ -148,6 +155,7 @@ class LoopRuleSettings(LoopRuleFields):
             raise ValueError(f"a {self.level} loop rule needs `org`, the organization it belongs to")
         if self.level == "org" and self.org not in (None, self.id):
             raise ValueError("an org loop rule's `org` (if given) must equal its `id`")
+        check_locked_rollout(self.locked, self.rollout_percent)
         return self
 
     def line(self) -> LoopLine:

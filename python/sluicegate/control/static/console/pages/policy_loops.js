@@ -75,7 +75,7 @@ export function loopSection(rules, ctx) {
         const [what, action] = describe(r);
         const raised = r.raised_from ? ` (raised from ${origin(r.raised_from.level, r.raised_from.id)}'s laxer rule)` : "";
         return h("tr", { dataset: { detect: r.detect } }, h("td", {}, r.detect), h("td", {}, what), h("td", {}, action),
-          h("td", {}, `${r.mode}${r.rollout_percent < 100 ? ` (${r.rollout_percent}%)` : ""}`),
+          h("td", {}, `${r.mode}${r.rollout ? ` (rollout ${r.rollout.percent}%: this key is ${r.rollout.applies ? "in" : "out"})` : ""}`),
           h("td", { class: "origin" }, origin(r.origin, r.origin_id) + raised), h("td", {}, r.locked ? "locked" : ""));
       })));
   };
