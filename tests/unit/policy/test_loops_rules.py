@@ -217,3 +217,24 @@ def test_a_new_key_has_no_baseline_to_jump_from() -> None:
 
 
 T0 = 1_800_000_000.0
+
+
+def test_the_loops_section_from_a_file_and_the_environment(tmp_path: Any) -> None:
+    from sluicegate.config import ConfigError, load_settings
+
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '[loops]\nredis_url = "redis://:pw@redis:6379/0"\n\n[[loops.rules]]\nlevel = "workspace"\nid = "w"\n'
+        'org = "acme"\ndetect = "rate"\nbaseline_s = 1200\naction = "throttle"\n'
+    )
+    settings = load_settings(
+        path, {"SLUICEGATE_LOOPS__BACKEND": "redis", "SLUICEGATE_LOOPS__ON_STORE_ERROR": "fail_closed"}
+    )
+    loops = settings.loops
+    assert (loops.backend, loops.on_store_error) == ("redis", "fail_closed")
+    assert "pw" not in str(loops.redis_url) and loops.redis_url.reveal().endswith("@redis:6379/0")
+    [rule] = loops.rules
+    assert (rule.detect, rule.baseline_s, rule.action, rule.line().org_id) == ("rate", 1200, "throttle", "acme")
+    path.write_text('[[loops.rules]]\nlevel = "org"\nid = "acme"\ndetect = "rate"\nbaseline_s = 90\n')
+    with pytest.raises(ConfigError, match=r"^loops\.rules\.0: .*multiple of window_s"):
+        load_settings(path, {})
