@@ -3,12 +3,18 @@
 __version__: str
 __all__ = [
     "MAX_AMOUNT_NUSD",
+    "MAX_COST",
+    "MAX_WINDOW_SLOTS",
     "Bucket",
+    "InFlight",
     "ScanError",
     "Scanner",
+    "SlidingWindow",
     "StreamScanner",
     "__version__",
+    "acquire_all",
     "builtin_entities",
+    "finish_all",
     "first_duplicate_key",
     "json_problem",
     "release_all",
@@ -324,4 +330,155 @@ def json_problem(data: bytes, max_depth: int) -> tuple[str, int] | None:
     Returns:
         `("depth", offset)` (the bracket that opens too deep), `("duplicate_key", offset)` (the
         repeated key's opening quote), whichever comes first, or None.
+    """
+
+# --- limits: sliding windows and requests in flight (rust/src/py/limits.rs) ---------------------------
+
+MAX_COST: int
+"""The largest cost or limit of a rate limit: 2**53 - 1 (exact in Redis's Lua numbers too)."""
+
+MAX_WINDOW_SLOTS: int
+"""The most slots in one sliding window (36000: an hour of 100 ms slots)."""
+
+@final
+class SlidingWindow:
+    """One rate limit's sliding window of fixed slots (requests or tokens per window).
+
+    Slot `k` is `[k * slot_ms, (k + 1) * slot_ms)`. A take at `now_ms` (slot `s`) with cost `c` is
+    admitted on an enforcing window only if the sum of slots `s - W ..= s` (`W = window_ms /
+    slot_ms`) plus `c` is at most the limit, so no interval of `window_ms` ever admits more than
+    the limit; an admission stays counted for up to `window_ms + slot_ms`. Times are the caller's
+    clock (never read inside). A short lock guards the slots: safe to share between threads.
+
+    Arguments:
+        limit: the most per window, 0..=MAX_COST.
+        window_ms: the window, a whole number (1..=MAX_WINDOW_SLOTS) of slots.
+        slot_ms: the slot, 1..=60000 ms.
+
+    Raises:
+        ValueError: a limit or window out of range.
+    """
+
+    def __new__(cls, limit: int, window_ms: int, slot_ms: int = 1000) -> SlidingWindow: ...
+    @property
+    def limit(self) -> int:
+        """The limit now."""
+    @property
+    def window_ms(self) -> int:
+        """The window length in ms."""
+    @property
+    def slot_ms(self) -> int:
+        """The slot length in ms."""
+    def set_limit(self, limit: int) -> None:
+        """Set the limit (a changed rule); what is counted stays.
+
+        Raises:
+            ValueError: a limit out of range.
+        """
+    def try_take(self, cost: int, now_ms: int, enforce: bool) -> tuple[bool, bool, int, int]:
+        """Count `cost` at `now_ms` if it fits (whatever it does when `enforce` is false).
+
+        Returns:
+            `(admitted, would_refuse, slot, retry_after_ms)`: the slot it was counted in, and when
+            it did not fit, until it would have (-1: never, the cost is above the limit).
+
+        Raises:
+            ValueError: a cost out of 0..=MAX_COST.
+        """
+    def adjust(self, slot: int, delta: int, now_ms: int) -> None:
+        """Add `delta` (negative: less) to slot `slot`, if it is still in the window at `now_ms`;
+        a slot never goes below 0 (a tokens grant moving from its estimate to the actual count).
+
+        Raises:
+            ValueError: a delta out of -MAX_COST..=MAX_COST.
+        """
+    def state(self, cost: int, now_ms: int) -> tuple[int, int, int, int]:
+        """Returns:
+        `(counted, remaining, reset_ms, retry_after_ms)` at `now_ms`: what the window counts, the
+        limit minus that (never below 0), until everything counted has left the window (0: none),
+        and until `cost` would fit (0: now; -1: never).
+
+        Raises:
+            ValueError: a cost out of range.
+        """
+    def slot_count(self, slot: int, now_ms: int) -> int:
+        """What slot `slot` counts at `now_ms` (0 once it has left the window)."""
+    def is_empty(self, now_ms: int) -> bool:
+        """Nothing is counted at `now_ms`."""
+
+@final
+class InFlight:
+    """One limit on requests in flight: a count with an entry per grant, each with an expiry.
+
+    An entry never released (a lost finish) stops counting once `now_ms` passes `ttl_ms` after its
+    take. Safe to share between threads.
+
+    Arguments:
+        limit: the most in flight, 0..=MAX_COST.
+        ttl_ms: how long an entry counts without a release, > 0.
+
+    Raises:
+        ValueError: a limit out of range, a TTL not positive.
+    """
+
+    def __new__(cls, limit: int, ttl_ms: int) -> InFlight: ...
+    @property
+    def limit(self) -> int:
+        """The limit now."""
+    @property
+    def ttl_ms(self) -> int:
+        """The TTL of an entry in ms."""
+    def set_limit(self, limit: int) -> None:
+        """Set the limit (a changed rule); what is in flight stays.
+
+        Raises:
+            ValueError: a limit out of range.
+        """
+    def try_take(self, cost: int, now_ms: int, enforce: bool) -> tuple[bool, bool, int, int]:
+        """Add an entry of `cost` at `now_ms` if it fits (whatever it does when `enforce` is false).
+
+        Returns:
+            `(admitted, would_refuse, ticket, retry_after_ms)`: the entry's ticket (-1 when not
+            admitted), and when it did not fit a hint of 1000 ms (-1: never, cost above the limit).
+
+        Raises:
+            ValueError: a cost out of range.
+        """
+    def release(self, ticket: int) -> None:
+        """Remove entry `ticket` (a second release, or one of an expired entry, does nothing)."""
+    def state(self, cost: int, now_ms: int) -> tuple[int, int, int, int]:
+        """Returns:
+        `(counted, remaining, 0, retry_after_ms)` at `now_ms` (see `try_take` for the last).
+
+        Raises:
+            ValueError: a cost out of range.
+        """
+
+def acquire_all(
+    counters: Sequence[SlidingWindow | InFlight], costs: Sequence[int], enforce_mask: int, now_ms: int
+) -> tuple[int, int, list[int], list[tuple[int, int, int, int]]]:
+    """Take `costs[i]` on `counters[i]` for every counter, or on none when an enforcing one (bit `i`
+    of `enforce_mask`) cannot fit it; the interpreter is detached meanwhile.
+
+    Counters are taken in order and rolled back on a refusal, so nothing is ever admitted past a
+    limit (a concurrent request may be refused spuriously while a rollback is in flight).
+
+    Returns:
+        `(refused, would_refuse_mask, tickets, states)`: the index of the enforcing counter that
+        refused (-1: admitted), the counters that did not fit (monitor ones counted anyway), each
+        counter's ticket for `finish_all` (empty when refused), and each counter's `state()` after
+        the call, whose `retry_after_ms` is set only where the cost did not fit.
+
+    Raises:
+        ValueError: a cost out of range, more than 64 counters, or not one cost per counter.
+    """
+
+def finish_all(
+    counters: Sequence[SlidingWindow | InFlight], tickets: Sequence[int], deltas: Sequence[int], now_ms: int
+) -> None:
+    """End a grant: a window moves the slot of its ticket by `deltas[i]` (while in the window, never
+    below 0); an in-flight counter releases its ticket (its delta is ignored).
+
+    Raises:
+        ValueError: a delta out of range, or not one ticket and one delta per counter.
     """

@@ -5,6 +5,7 @@
 //! place that touches pyo3, compiled when the `python` feature is on (maturin turns it on).
 
 pub mod jsonkeys;
+pub mod limit;
 #[cfg(feature = "python")]
 mod py;
 pub mod scan;

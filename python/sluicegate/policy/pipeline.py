@@ -23,6 +23,7 @@ from sluicegate.config import RedactionSettings, Settings
 from sluicegate.errors import (
     GatewayError,
     InvalidRequest,
+    ModelNotAllowed,
     NotFound,
     PayloadTooLarge,
     PolicyFailed,
@@ -33,7 +34,7 @@ from sluicegate.formats import FORMATS_BY_PATH, WireFormat
 from sluicegate.formats.base import Family, StreamTap
 from sluicegate.policy.auth import Authenticator, Identity, KeyStore
 from sluicegate.policy.loops import LoopPolicy
-from sluicegate.policy.models import ModelPolicy
+from sluicegate.policy.models import ModelPolicy, ModelRules
 from sluicegate.policy.redaction import Redactor
 from sluicegate.policy.spend import SpendPolicy
 from sluicegate.proxy.egress import TenantUrls
@@ -284,9 +285,8 @@ class Gateway:
         lines = self.spend.lines_for(identity) if self.spend is not None else ()
         if lines:
             assert self.spend is not None
-            guard = await self.spend.reserve(
-                fmt, body, provider, upstream_model, lines, partial(self.router.route, fmt=fmt)
-            )
+            route = partial(self._substitute_route, fmt, identity, rules)
+            guard = await self.spend.reserve(fmt, body, provider, upstream_model, lines, route)
             if guard.substitution is not None:  # a cap sent the call to a cheaper model
                 sub = guard.substitution
                 provider, upstream_model = sub.provider, sub.upstream_model
@@ -321,6 +321,26 @@ class Gateway:
         if guard is not None:
             await guard.finish(outcome)
         return outcome
+
+    def _substitute_route(
+        self, fmt: WireFormat, identity: Identity, rules: ModelRules | None, model: str
+    ) -> tuple[Provider, str]:
+        """Where a cap's substitute model goes: routed like a requested model, and only if the
+        caller's model access rules allow it (a substitute never walks around a deny list).
+
+        Raises:
+            ModelNotAllowed: the caller's rules refuse the substitute.
+            NotFound, InvalidRequest: it is not routed, or not in the request's format.
+        """
+        if (
+            rules is not None
+            and self.model_access is not None
+            and not self.model_access.permits(rules, identity, model)
+        ):
+            raise ModelNotAllowed(
+                f"the substitute model {model!r} is not allowed for this key", {"substitute_model": model}
+            )
+        return self.router.route(model, fmt)
 
     async def _exchange(
         self,

@@ -71,6 +71,8 @@ __all__ = ["RedisStore", "bucket_key", "load_script"]
 log = logging.getLogger("sluicegate.spend")
 
 _UNAVAILABLE_REPLIES = ("MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "BUSY", "LOADING", "OOM", "READONLY")
+# redis-py turns some replies into classes of their own and drops the code from the message.
+_UNAVAILABLE_ERRORS: dict[type[Exception], str] = {rexc.ReadOnlyError: "READONLY", rexc.OutOfMemoryError: "OOM"}
 _MAX_PENDING = 100_000
 
 
@@ -172,10 +174,13 @@ class RedisStore:
         try:
             result: list[int] = await script(keys=keys, args=args)
         except rexc.ResponseError as exc:
-            if not str(exc).startswith(_UNAVAILABLE_REPLIES):
+            code = _UNAVAILABLE_ERRORS.get(type(exc))
+            if code is None and str(exc).startswith(_UNAVAILABLE_REPLIES):
+                code = str(exc).split(" ", 1)[0]
+            if code is None:
                 raise
             self._trip()
-            raise StoreUnavailable(f"redis refused the call ({str(exc).split(' ', 1)[0]})") from exc
+            raise StoreUnavailable(f"redis refused the call ({code})") from exc
         except (rexc.ConnectionError, rexc.TimeoutError, OSError) as exc:
             self._trip()
             raise StoreUnavailable(f"redis is unreachable ({type(exc).__name__})") from exc

@@ -5,6 +5,7 @@ use pyo3::prelude::*;
 
 mod buckets;
 mod jsonkeys;
+mod limits;
 mod scanner;
 
 #[pymodule]
@@ -12,6 +13,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", crate::VERSION)?;
     buckets::init_pymodule(m)?;
     jsonkeys::init_pymodule(m)?;
+    limits::init_pymodule(m)?;
     scanner::init_pymodule(m)?;
     Ok(())
 }
