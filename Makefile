@@ -86,7 +86,8 @@ FUTURE_TESTS := tests/core/test_buckets.py tests/unit/spend tests/unit/control t
 	tests/integration/test_spend_faults.py tests/integration/test_spend_gateway.py \
 	tests/integration/test_control_store.py tests/integration/test_control_admin.py \
 	tests/integration/test_control_gateway.py tests/integration/test_control_audit.py \
-	tests/integration/test_records.py
+	tests/integration/test_records.py tests/core/test_limits_core.py tests/unit/limits \
+	tests/integration/test_limits_store.py
 FUTURE ?= +10y
 FAKETIME_LIB := /usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1
 

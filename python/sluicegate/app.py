@@ -16,7 +16,7 @@ import hmac
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 import orjson
@@ -53,11 +53,14 @@ class App:
     Arguments:
         settings: validated settings.
         environ: where provider keys named by `api_key_env` are read (default `os.environ`).
+        clock: wall-clock seconds for the policies that count time (default `time.time`; a test's own).
     """
 
-    def __init__(self, settings: Settings, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, settings: Settings, environ: Mapping[str, str] | None = None, clock: Callable[[], float] = time.time
+    ) -> None:
         self.settings = settings
-        self.gateway = Gateway(settings, environ)
+        self.gateway = Gateway(settings, environ, clock)
         self.control: ControlPlane | None = None
         if settings.control.enabled:
             from sluicegate.control.plane import ControlPlane
@@ -66,7 +69,7 @@ class App:
 
             # The database's keys, then the config's: the view has KeyStore's authenticate() contract.
             operator = OperatorPolicy.from_settings(
-                settings.redaction, settings.spend, settings.models, limits=settings.limits
+                settings.redaction, settings.spend, settings.models, loops=settings.loops, limits=settings.limits
             )
             proxies = TrustedProxies(settings.server.trusted_proxies)
             self.control = ControlPlane(

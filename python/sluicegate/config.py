@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from sluicegate.control.settings import ControlSettings
 from sluicegate.limits.settings import LimitSettings
+from sluicegate.policy.loop_rules import LoopSettings
 from sluicegate.policy.model_rules import ModelRulesIn
 from sluicegate.secrets import Secret, SecretUrl
 from sluicegate.spend.caps import SpendSettings
@@ -363,6 +364,8 @@ class Settings(_Section):
     webhook: WebhookSettings = WebhookSettings()
     # Model access rules, the operator's level above every org (see docs/model-rules.md).
     models: ModelRulesIn = ModelRulesIn()
+    # Runaway-loop protection (policy.loops): backend, defaults and the file's own rules.
+    loops: LoopSettings = LoopSettings()
 
     @model_validator(mode="after")
     def _routes_name_providers(self) -> Settings:

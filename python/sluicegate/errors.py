@@ -13,6 +13,8 @@ GatewayError(status, code, type)
 ├── ModelNotAllowed                403  a model access rule refuses the model (level, id, list, pattern)
 ├── SpendLimitExceeded             402  a spend cap would be crossed (level, id, limit, spent, reset)
 ├── RateLimited                    429  a rate limit is full (level, id, kind, limit, window; retry-after)
+├── LoopDetected                   429  a runaway loop: the same request too often, or a rate jump
+│                                       (codes loop_detected, rate_anomaly; rule, counts, cool-down end)
 ├── PolicyFailed                   500  a policy could not run (the request is refused: fail closed)
 ├── Unavailable                    503  the spend store is unreachable (fail_closed)
 │   └── SecretUnavailable          503  the workspace's provider secret does not open (fail closed)
@@ -159,6 +161,16 @@ class RateLimited(GatewayError):
 
     status = 429
     code = "gateway_rate_limit_exceeded"
+    type = "rate_limit_error"
+
+
+class LoopDetected(GatewayError):
+    """A loop rule refuses the call (`policy.loops`): code `loop_detected` (the same request again)
+    or `rate_anomaly` (a rate jump), `retry-after` = the cool-down left, and for a block
+    `x-should-retry: false` (retrying a loop is the loop)."""
+
+    status = 429
+    code = "loop_detected"
     type = "rate_limit_error"
 
 

@@ -869,6 +869,61 @@ def _routes_fast(oa: openai.OpenAI) -> bool:
         return False
 
 
+# ── runaway-loop rules (pages/policy_loops.js) ────────────────────────────────────────────────
+
+
+@needs_browser
+def test_loop_rules_in_the_policy_editor(gw: tuple[Server, dict[str, Any]]) -> None:
+    """A key's loop rule edited in the console: a rule laxer than the org's lock is refused beside
+    the rule (409), a stricter one is saved, and the key's effective rule shows where it comes from."""
+    from selenium.webdriver.support.ui import Select
+
+    server, seed = gw
+    org, key_id = seed["org"]["id"], seed["key_id"]
+    admin = {"authorization": f"Bearer {seed['token']}"}
+    lock = {"loops": [{"detect": "repeat", "max_repeats": 3, "window_s": 60, "action": "throttle", "locked": True}]}
+    assert httpx.put(f"{server.url}/admin/v1/orgs/{org}/policy", json=lock, headers=admin).status_code == 200
+    with browser() as driver:
+        driver.get(f"{server.url}/admin/ui")
+        wait_ready(driver, "signin")
+        submit(driver, "login", {"token": seed["token"]})
+        wait_ready(driver, "overview")
+        go(driver, f"#/policies?level=key&id={key_id}")
+        rule = wait_for(lambda: text_of(driver, '#effective-loops tr[data-detect="repeat"]'), what="the org's rule")
+        assert "more than 3 identical requests in 60 s" in rule and f"org {seed['org']['name']}" in rule
+        driver.find_element("id", "add-loop").click()
+        row = driver.find_element("css selector", "#loops-editor .loop-row")
+        assert not row.find_element("css selector", "[name=factor]").is_displayed()  # a rate rule's field
+        Select(row.find_element("css selector", "[name=detect]")).select_by_value("rate")
+        assert row.find_element("css selector", "[name=factor]").is_displayed()
+        Select(row.find_element("css selector", "[name=detect]")).select_by_value("repeat")
+        repeats = row.find_element("css selector", "[name=max_repeats]")
+        repeats.clear()
+        repeats.send_keys("10\n")
+        refused = wait_for(lambda: driver.find_elements("css selector", '[data-error-for="loops.0"]'), what="the 409")
+        assert "max_repeats 10 > 3" in refused[0].text
+        assert refused[0].find_element("xpath", "..").get_attribute("data-loc") == "loops.0"
+        repeats.clear()
+        repeats.send_keys("2")
+        Select(row.find_element("css selector", "[name=action]")).select_by_value("throttle")
+        interval = row.find_element("css selector", "[name=throttle_interval_s]")
+        interval.clear()
+        interval.send_keys("45\n")
+        wait_for(lambda: driver.find_element("id", "policy-saved").text == "Saved.", what="the saved policy")
+        saved = httpx.get(f"{server.url}/admin/v1/keys/{key_id}/policy", headers=admin).json()["loops"]
+        assert [(r["detect"], r["max_repeats"], r["action"], r["throttle_interval_s"]) for r in saved] == [
+            ("repeat", 2, "throttle", 45)
+        ]
+        rule = wait_for(
+            lambda: "throttle" in text_of(driver, "#effective-loops") and text_of(driver, "#effective-loops")
+        )
+        assert "more than 2 identical requests in 60 s" in rule and "one per 45 s" in rule and "key " in rule
+        check_layout(driver, "policy-loops")
+
+
+# ── rate limits (pages/policy_limits.js) ──────────────────────────────────────────────────────
+
+
 @needs_browser
 def test_a_rate_limit_set_in_the_console_refuses_with_429(gw: tuple[Server, dict[str, Any]]) -> None:
     """The limits section of the policy editor: a lock's refusal lands at the limit's field, a

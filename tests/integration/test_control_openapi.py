@@ -156,11 +156,13 @@ async def world(control_settings: ControlSettings) -> AsyncIterator[World]:  # n
         "caps": [{"window": "month", "limit_usd": "10", "locked": True, "thresholds": [50, 90]}],
         "redaction": [{"entities": ["US_SSN"], "action": "block", "locked": True}],
         "custom_patterns": [{"entity": "TICKET", "pattern": "TK-[0-9]{6}"}],
+        "loops": [{"detect": "repeat", "max_repeats": 5, "locked": True}],
     }
     await store.set_policy(ACTOR, "org", a["id"], a["id"], PolicyIn.model_validate(org_policy))
     ws_policy = {
         "caps": [{"window": "month", "limit_usd": "50", "mode": "monitor"}],
         "redaction": [{"entities": ["US_SSN"], "action": "monitor", "direction": "request"}],
+        "loops": [{"detect": "repeat", "max_repeats": 50, "action": "monitor"}],
     }
     await store.set_policy(ACTOR, "workspace", a1["id"], a["id"], PolicyIn.model_validate(ws_policy))
     events = [_event(n, a["id"], a1["id"], user["id"], key["id"]) for n in range(2)]
@@ -289,6 +291,14 @@ async def test_the_effective_policy_shows_floors_clamps_and_raises(world: World)
     ]
     assert {r["origin"] for r in body["redaction"]} == {"operator", "org"}
     assert body["custom_patterns"][0]["origin"] == "org"
+    [loop] = body["loops"]  # the workspace's laxer loop rule, raised to the org's lock
+    assert (loop["max_repeats"], loop["action"], loop["origin"], loop["floor"]["level"]) == (
+        5,
+        "block",
+        "workspace",
+        "org",
+    )
+    assert loop["raised_from"]["rule"]["max_repeats"] == 50
 
 
 async def test_spend_without_a_spend_store_shows_null_figures(world: World) -> None:

@@ -247,6 +247,7 @@ SECRET_SETTINGS = {
     "redaction.pseudonym_secret",
     "spend.redis_url",
     "limits.redis_url",
+    "loops.redis_url",
     "control.database_url",
     "control.master_key",
     "control.master_retired_keys",

@@ -17,6 +17,10 @@ its organization, workspace, user and itself, read in that order.
   and window may not be higher, nor bite less (monitor-only, or a smaller rollout) when the locked
   one enforces. Rules without a lock keep the override semantics above: they are defaults a lower
   level may change either way.
+- **Loop rules are the nearest level's.** Of each kind (`repeat`, `rate`), the rule of the lowest
+  level that has one applies (the configuration's `[[loops.rules]]` on an entity count as that
+  entity's). Below a locked loop rule, a rule of the same kind may not be laxer (`loop_laxer`);
+  `effective` raises each laxer field to the lock's.
 - **Rollouts.** An enforcing cap or a redaction rule with `rollout_percent` below 100 acts for a
   stable share of the keys below it (`sluicegate.policy.rollout`) and monitors the others: in a
   key's effective policy it is `monitor` when the key is outside the share. A floor applies in
@@ -40,9 +44,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from sluicegate.config import ACTION_STRENGTH, CustomPattern, RedactionRule, RedactionSettings
-from sluicegate.control.schemas import Level, LimitIn, PolicyIn
+from sluicegate.control.schemas import Level, LimitIn, LoopRuleIn, PolicyIn
 from sluicegate.limits import LimitLine
 from sluicegate.policy.limits import LimitRule, rule_of
+from sluicegate.policy.loop_rules import ACTION_STRENGTH as LOOP_STRENGTH
+from sluicegate.policy.loop_rules import LoopLine, LoopRuleFields, LoopSettings
 from sluicegate.policy.model_rules import CeilingIn, ModelRulesIn, glob_within, globs_meet
 from sluicegate.policy.models import EMPTY, Alias, ModelRules, rule_set
 from sluicegate.policy.rollout import bites
@@ -99,7 +105,8 @@ class OperatorPolicy:
     caps: tuple[tuple[CapLine, bool], ...] = ()
     redaction_enabled: bool = True
     models: ModelRulesIn | None = None  # `[models]`: its locked lists and ceilings bind every org
-    limits: tuple[tuple[LimitRule, bool], ...] = ()
+    loops: tuple[tuple[LoopLine, bool], ...] = ()  # `[[loops.rules]]` with their `locked` flags
+    limits: tuple[tuple[LimitRule, bool], ...] = ()  # `[[limits.rules]]` with their `locked` flags
 
     @classmethod
     def from_settings(
@@ -107,13 +114,16 @@ class OperatorPolicy:
         redaction: RedactionSettings,
         spend: SpendSettings,
         models: ModelRulesIn | None = None,
+        *,
+        loops: LoopSettings | None = None,
         limits: LimitSettings | None = None,
     ) -> OperatorPolicy:
         caps = tuple((c.line(spend.thresholds), c.locked) for c in spend.caps) if spend.enabled else ()
+        loop_rules = tuple((r.line(), r.locked) for r in loops.rules) if loops is not None and loops.enabled else ()
         rate = tuple((rule_of(r), r.locked) for r in limits.rules) if limits is not None and limits.enabled else ()
         if not redaction.enabled:
-            return cls((), None, caps, False, models, rate)
-        return cls(tuple(redaction.rules), redaction.default_action, caps, models=models, limits=rate)
+            return cls((), None, caps, False, models, loop_rules, rate)
+        return cls(tuple(redaction.rules), redaction.default_action, caps, models=models, loops=loop_rules, limits=rate)
 
     def caps_on(self, org_id: str, level: Level, entity_id: str) -> list[tuple[CapLine, bool]]:
         return [
@@ -141,6 +151,7 @@ class Floors:
         limits: (kind, window) -> the highest rate limit allowed, and who locked it.
         limit_enforced: (kind, window) -> the least rollout a limit below must bite at (an
             enforcing lock's), and who locked it.
+        loops: detect -> the nearest locked loop rule of that kind (as raised), and who locked it.
     """
 
     rules: dict[tuple[str, Direction], tuple[str, Origin]] = field(default_factory=dict)
@@ -148,6 +159,7 @@ class Floors:
     cap_enforced: dict[str, Origin] = field(default_factory=dict)
     limits: dict[tuple[str, int], tuple[int, Origin]] = field(default_factory=dict)
     limit_enforced: dict[tuple[str, int], tuple[float, Origin]] = field(default_factory=dict)
+    loops: dict[str, tuple[LoopRuleFields, Origin]] = field(default_factory=dict)
     models: ModelFloors = field(default_factory=lambda: ModelFloors())
 
     def lock_rule(self, entity: str, direction: Direction, action: str, origin: Origin) -> None:
@@ -318,6 +330,33 @@ class EffectivePattern:
 
 
 @dataclass(frozen=True, slots=True)
+class EffectiveLoop:
+    """A loop rule in force, with its origin; `raised_from` is the laxer rule a lock replaced."""
+
+    line: LoopLine
+    origin: Origin
+    locked: bool
+    floor: Origin | None = None
+    raised_from: tuple[Origin, LoopRuleFields] | None = None
+    rollout: tuple[float, bool | None] | None = None  # (percent, whether the key is in it; None: no key)
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            **self.line.rule.model_dump(),
+            "origin": self.origin.level,
+            "origin_id": self.origin.id,
+            "locked": self.locked,
+        }
+        if self.floor is not None:
+            out["floor"] = self.floor.as_json()
+        if self.raised_from is not None:
+            out["raised_from"] = {"rule": self.raised_from[1].model_dump(), **self.raised_from[0].as_json()}
+        if self.rollout is not None:
+            out["rollout"] = _rollout_json(self.rollout)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
 class EffectivePolicy:
     """What applies to one key.
 
@@ -338,10 +377,13 @@ class EffectivePolicy:
     redaction_enabled: bool = True
     limits: tuple[LimitRule, ...] = ()
     limit_origins: tuple[EffectiveLimit, ...] = ()
+    loops: tuple[LoopLine, ...] = ()  # the loop rules in force (the configuration's included)
+    loop_origins: tuple[EffectiveLoop, ...] = ()
     models: ModelRules = EMPTY  # every level's model rules, from the operator's down, and the aliases
 
     def as_json(self) -> dict[str, Any]:
         return {
+            "loops": [r.as_json() for r in self.loop_origins],
             "caps": [c.as_json() for c in self.cap_origins],
             "limits": [limit.as_json() for limit in self.limit_origins],
             "redaction": [r.as_json() for r in self.rules],
@@ -378,6 +420,7 @@ class _Walk:
         self.patterns: list[EffectivePattern] = []
         self.limits: list[EffectiveLimit] = []
         self.sources: dict[str, str] = {}
+        self.loops: dict[str, EffectiveLoop] = {}
         self.models = _ModelWalk(operator.models, self.floors.models)
         for rule in operator.rules:  # the file's own order; its validator keeps locks unbroken
             for entity in rule.entities:
@@ -396,6 +439,14 @@ class _Walk:
             self.limits.append(EffectiveLimit(rule, OPERATOR, locked))
             if locked:
                 self.floors.lock_limit(rule, OPERATOR)
+        _walk_loops(self, level, entity_id, [(r.rule, locked) for r, locked in self._operator_loops(level, entity_id)])
+
+    def _operator_loops(self, level: Level, entity_id: str) -> list[tuple[LoopLine, bool]]:
+        return [
+            (r, locked)
+            for r, locked in self.operator.loops
+            if r.org_id == self.org_id and r.level == level and r.entity_id == entity_id
+        ]
 
     def apply(self, level: Level, entity_id: str, policy: PolicyIn) -> None:
         """One level's policy under the floors from above; its own locks bind only what follows."""
@@ -464,6 +515,7 @@ class _Walk:
             floors.lock_rule(entity, d, action, origin)
         for window, limit, mode in cap_locks:
             floors.lock_cap(window, limit, mode, origin)
+        _walk_loops(self, level, entity_id, [(r, r.locked) for r in policy.loops], origin)
 
     def _limits(self, level: Level, entity_id: str, origin: Origin, limits: list[LimitIn]) -> None:
         """One level's rate limits: each a line on this level's entity, raised to the locks above;
@@ -517,6 +569,8 @@ class _Walk:
             redaction_enabled=self.operator.redaction_enabled,
             limits=tuple(limit.rule for limit in self.limits if limit.origin.level != "operator"),
             limit_origins=tuple(self.limits),
+            loops=tuple(r.line for r in self.loops.values()),
+            loop_origins=tuple(self.loops.values()),
             models=self.models.result(),
         )
 
@@ -569,7 +623,7 @@ def floors_for(org_id: str, above: Chain, level: Level, entity_id: str, operator
 
 def violations(floors: Floors, policy: PolicyIn) -> list[Violation]:
     """Every part of `policy` that is weaker than a lock in `floors` (empty: it may be written)."""
-    out: list[Violation] = []
+    out: list[Violation] = _loop_violations(floors, policy.loops)
     for i, rule in enumerate(policy.redaction):
         for entity in rule.entities:
             for d in _directions(rule):
@@ -730,4 +784,104 @@ def model_violations(floors: ModelFloors, rules: ModelRulesIn | None) -> list[Vi
                     "below it a ceiling may only be lower"
                 )
                 out.append(Violation(f"models.ceilings.{i}", message, by))
+    return out
+
+
+# ── loop rules ────────────────────────────────────────────────────────────────────────────────────
+
+
+def loop_laxer(rule: LoopRuleFields, floor: LoopRuleFields) -> list[str]:
+    """How `rule` is laxer than the locked `floor` of the same kind (empty: it is not).
+
+    Laxer is: a higher `max_repeats`, a shorter repeat `window_s` (the same count in less time is a
+    faster loop), a higher `factor` or `min_requests`, a weaker action (monitor < throttle < block),
+    a shorter cool-down (under a locked block) or throttle interval (under a locked throttle),
+    monitor-only under an enforcing lock, or a smaller rollout.
+    """
+    out: list[str] = []
+    if rule.detect == "repeat":
+        if rule.max_repeats > floor.max_repeats:
+            out.append(f"max_repeats {rule.max_repeats} > {floor.max_repeats}")
+        if rule.window_s < floor.window_s:
+            out.append(f"window_s {rule.window_s} < {floor.window_s}")
+    else:
+        if rule.factor > floor.factor:
+            out.append(f"factor {rule.factor:g} > {floor.factor:g}")
+        if rule.min_requests > floor.min_requests:
+            out.append(f"min_requests {rule.min_requests} > {floor.min_requests}")
+    if LOOP_STRENGTH[rule.action] < LOOP_STRENGTH[floor.action]:
+        out.append(f"action {rule.action} is weaker than {floor.action} (monitor < throttle < block)")
+    if floor.action == "block" and rule.cooldown_s < floor.cooldown_s:
+        out.append(f"cooldown_s {rule.cooldown_s} < {floor.cooldown_s}")
+    if floor.action == "throttle" and rule.throttle_interval_s < floor.throttle_interval_s:
+        out.append(f"throttle_interval_s {rule.throttle_interval_s} < {floor.throttle_interval_s}")
+    if floor.mode == "enforce" and rule.mode == "monitor":
+        out.append("mode monitor under an enforcing lock")
+    if floor.mode == "enforce" and rule.rollout_percent < floor.rollout_percent:
+        out.append(f"rollout_percent {rule.rollout_percent:g} < {floor.rollout_percent:g}")
+    return out
+
+
+def _raise_loop(rule: LoopRuleFields, floor: LoopRuleFields) -> LoopRuleFields:
+    """`rule` with every field that `loop_laxer` names raised to the floor's."""
+    up: dict[str, Any] = {}
+    if rule.detect == "repeat":
+        up["max_repeats"] = min(rule.max_repeats, floor.max_repeats)
+        up["window_s"] = max(rule.window_s, floor.window_s)
+    else:
+        up["factor"] = min(rule.factor, floor.factor)
+        up["min_requests"] = min(rule.min_requests, floor.min_requests)
+    if LOOP_STRENGTH[rule.action] < LOOP_STRENGTH[floor.action]:
+        up["action"] = floor.action
+    if floor.action == "block":
+        up["cooldown_s"] = max(rule.cooldown_s, floor.cooldown_s)
+    if floor.action == "throttle":
+        up["throttle_interval_s"] = max(rule.throttle_interval_s, floor.throttle_interval_s)
+    if floor.mode == "enforce":
+        up["mode"] = "enforce"
+        up["rollout_percent"] = max(rule.rollout_percent, floor.rollout_percent)
+    fields = rule.model_dump(include=set(LoopRuleFields.model_fields))
+    return LoopRuleFields.model_validate({**fields, **up})
+
+
+def _walk_loops(
+    walk: _Walk, level: Level, entity_id: str, rules: list[tuple[LoopRuleFields, bool]], origin: Origin | None = None
+) -> None:
+    """One level's loop rules (the operator's on this entity when `origin` is None): each replaces
+    the rule of its kind above, raised to the lock above it; its own lock binds what follows."""
+    who = origin or OPERATOR
+    locks: list[tuple[str, LoopRuleFields]] = []
+    for rule, locked in rules:
+        fields = LoopRuleFields.model_validate(rule.model_dump(include=set(LoopRuleFields.model_fields)))
+        held = walk.floors.loops.get(fields.detect)
+        raised = None
+        if held is not None and loop_laxer(fields, held[0]):
+            raised, fields = (who, fields), _raise_loop(fields, held[0])
+        line = LoopLine(fields, level, entity_id, walk.org_id, operator=origin is None)
+        floor = held[1] if held is not None else None
+        rollout = None
+        if fields.mode == "enforce" and fields.rollout_percent < 100:  # as the data plane decides it
+            key = walk.key_id
+            applies = bites("enforce", fields.rollout_percent, line.rule_id, key) if key is not None else None
+            rollout = (fields.rollout_percent, applies)
+        walk.loops[fields.detect] = EffectiveLoop(line, who, locked, floor, raised, rollout)
+        if locked:
+            locks.append((fields.detect, fields))
+    for detect, fields in locks:
+        walk.floors.loops[detect] = (fields, who)
+
+
+def _loop_violations(floors: Floors, rules: list[LoopRuleIn]) -> list[Violation]:
+    out: list[Violation] = []
+    for i, rule in enumerate(rules):
+        held = floors.loops.get(rule.detect)
+        if held is None:
+            continue
+        laxer = loop_laxer(rule, held[0])
+        if laxer:
+            message = (
+                f"this {rule.detect} loop rule is laxer than the one {held[1]} locks ({'; '.join(laxer)}); "
+                "below a lock a loop rule may only be as strict or stricter"
+            )
+            out.append(Violation(f"loops.{i}", message, held[1]))
     return out

@@ -274,6 +274,43 @@ class EffectivePattern(_Out):
     origin_id: str | None
 
 
+class LoopRule(_Out):
+    """A runaway-loop rule's fields (`policy.loops`)."""
+
+    detect: Literal["repeat", "rate"]
+    max_repeats: int
+    window_s: int
+    factor: float
+    min_requests: int
+    baseline_s: int
+    action: Literal["monitor", "throttle", "block"]
+    cooldown_s: int
+    throttle_interval_s: int
+    mode: Mode
+    rollout_percent: float
+    on_store_error: Literal["fail_open", "fail_closed"] | None
+
+
+class LoopOrigin(_Out):
+    level: OriginLevel
+    id: str | None
+
+
+class LoopRaisedFrom(LoopOrigin):
+    rule: LoopRule = Field(description="the laxer rule, as written")
+
+
+class EffectiveLoop(LoopRule):
+    """The loop rule in force of one kind: the nearest level's, raised to any lock above it."""
+
+    origin: OriginLevel
+    origin_id: str | None
+    locked: bool
+    floor: LoopOrigin | None = Field(None, description="who locks a rule of this kind above it")
+    raised_from: LoopRaisedFrom | None = Field(None, description="the laxer rule a lock raised")
+    rollout: Rollout | None = Field(None, description="a partial rollout, and whether this key is in it")
+
+
 # model access rules (policy/models.py: `ModelRules.as_json`)
 
 
@@ -329,6 +366,8 @@ class EffectiveModels(_Out):
 
 class EffectivePolicy(_Out):
     """What applies to a key: every cap, rate limit, rule and pattern in force, with its origin and locks."""
+
+    loops: list[EffectiveLoop] = Field(description="the loop rule in force of each kind (repeat, rate)")
 
     key_id: str
     caps: list[EffectiveCap]

@@ -10,6 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from sluicegate._core import Scanner, builtin_entities
 from sluicegate.config import CustomPattern, RedactionRule, check_locks
 from sluicegate.limits.lines import MAX_LIMIT, MAX_WINDOW_S
+from sluicegate.policy.loop_rules import LoopRuleFields, check_locked_rollout
 from sluicegate.policy.model_rules import ModelRulesIn
 from sluicegate.policy.rollout import RolloutBy
 from sluicegate.spend.caps import MODEL_NAME_MAX, Mode, OnInsufficient, WindowName, check_substitute
@@ -246,6 +247,21 @@ def _distinct_limits(limits: list[LimitIn]) -> list[LimitIn]:
     return limits
 
 
+class LoopRuleIn(LoopRuleFields):
+    """A runaway-loop rule (`policy.loops`): at most one per `detect` on a level; the nearest
+    level's rule of each kind applies. A `locked` rule is a floor for the levels below: none of
+    them may set a laxer rule of the same kind (a higher `max_repeats`, a shorter `window_s`, a
+    higher `factor` or `min_requests`, a weaker action, a shorter cool-down or throttle interval,
+    monitor-only, a smaller rollout)."""
+
+    locked: bool = False
+
+    @model_validator(mode="after")
+    def _locked_in_full(self) -> LoopRuleIn:
+        check_locked_rollout(self.locked, self.rollout_percent)
+        return self
+
+
 class PolicyIn(_Body):
     """The policy attached to one org, workspace, user or key (replaces what was there).
 
@@ -259,6 +275,15 @@ class PolicyIn(_Body):
     limits: Annotated[list[LimitIn], AfterValidator(_distinct_limits)] = Field(default_factory=list, max_length=16)
     # Model access rules (allow, deny, aliases, ceilings, params; see policy/model_rules.py).
     models: ModelRulesIn | None = None
+    # Runaway-loop rules, at most one per kind (see policy/loop_rules.py).
+    loops: list[LoopRuleIn] = Field(default_factory=list, max_length=2)
+
+    @model_validator(mode="after")
+    def _one_loop_rule_per_kind(self) -> PolicyIn:
+        kinds = [rule.detect for rule in self.loops]
+        if len(set(kinds)) != len(kinds):
+            raise ValueError("loops: at most one rule per detect (repeat, rate) on a level")
+        return self
 
     @model_validator(mode="after")
     def _known_entities(self) -> PolicyIn:

@@ -11,7 +11,8 @@ a rule locked by the operator's configuration or a level above is never weaker f
 
 Wiring (one step): `Gateway.keys = view` (same `authenticate` contract as `policy.auth.KeyStore`),
 `view.cap_lines(identity)` for spend, `view.limit_lines(identity)` for rate limits,
-`view.redaction_rules(identity)` for redaction, `view.model_rules(identity)` for model access rules, and
+`view.redaction_rules(identity)` for redaction, `view.model_rules(identity)` for model access rules,
+`view.loop_rules(identity)` for loop rules, and
 `view.provider_secret(identity.workspace, provider_name)` for upstream credentials.
 """
 
@@ -33,6 +34,7 @@ from sluicegate.control.store import CHANNEL, ControlStore, Snapshot, secret_con
 from sluicegate.errors import SecretUnavailable, Unauthenticated
 from sluicegate.policy.auth import Identity, KeyStore, presented_keys
 from sluicegate.policy.limits import LimitRule
+from sluicegate.policy.loop_rules import LoopLine
 from sluicegate.policy.models import EMPTY, ModelRules, operator_rules
 from sluicegate.secrets import Secret, hash_key
 from sluicegate.spend.caps import CapLine
@@ -244,6 +246,13 @@ class ControlView:
         its aliases (the operator's alone for keys of the config file)."""
         policy = self._state.policies.get(identity.key_name)
         return policy.models if policy is not None else self._operator_models
+
+    def loop_rules(self, identity: Identity) -> tuple[LoopLine, ...] | None:
+        """The loop rules in force for the caller (the configuration's included, the nearest
+        level's of each kind, floors applied); None for a key the database does not hold (a
+        configuration key: the configuration's rules apply alone)."""
+        policy = self._state.policies.get(identity.key_name)
+        return policy.loops if policy is not None else None
 
     def redaction_rules(self, identity: Identity) -> tuple[RedactionRule, ...]:
         """The caller's redaction rules, one per (entity, direction), the most specific level winning."""

@@ -35,6 +35,7 @@ from sluicegate.formats import FORMATS_BY_PATH, WireFormat
 from sluicegate.formats.base import Family, StreamTap
 from sluicegate.policy.auth import Authenticator, Identity, KeyStore
 from sluicegate.policy.limits import LimitPolicy
+from sluicegate.policy.loops import LoopPolicy
 from sluicegate.policy.models import ModelPolicy, ModelRules
 from sluicegate.policy.redaction import Redactor
 from sluicegate.policy.spend import SpendPolicy
@@ -153,9 +154,12 @@ class Gateway:
     Arguments:
         settings: the validated settings.
         environ: where provider keys named by `api_key_env` are read.
+        clock: wall-clock seconds for the policies that count time (loop detection); a test's own.
     """
 
-    def __init__(self, settings: Settings, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, settings: Settings, environ: Mapping[str, str] | None = None, clock: Callable[[], float] = time.time
+    ) -> None:
         self.settings = settings
         self.keys: Authenticator = KeyStore(settings.keys)
         # The control plane's view (keys, inherited policies, provider secrets), when it runs.
@@ -179,6 +183,9 @@ class Gateway:
         self.model_access = ModelPolicy(settings.models, self.router.providers) if wants_models else None
         wants_limits = settings.limits.enabled and (settings.limits.rules or settings.control.enabled)
         self.limits = LimitPolicy(settings.limits, settings.spend.estimate) if wants_limits else None
+        # Runaway loops: built when the file has rules or the control plane may add some.
+        wants_loops = settings.loops.enabled and (settings.loops.rules or settings.control.enabled)
+        self.loops = LoopPolicy(settings.loops, clock) if wants_loops else None
         self.capture = False  # keep request and response bodies for a trace sink (set by the app)
 
     async def start(self) -> None:
@@ -189,6 +196,8 @@ class Gateway:
             await self.spend.start()
         if self.limits is not None:
             await self.limits.start()
+        if self.loops is not None:
+            await self.loops.start()
 
     async def stop(self) -> None:
         """Close the spend store (returning leases, flushing settlements) and the pool."""
@@ -196,6 +205,8 @@ class Gateway:
             await self.spend.stop()
         if self.limits is not None:
             await self.limits.stop()
+        if self.loops is not None:
+            await self.loops.stop()
         for client in (self._http, self._tenant_http):
             if client is not None:
                 await client.close()
@@ -272,6 +283,9 @@ class Gateway:
         # The workspace's own credential, if it has one; one that does not open refuses the call
         # here (503), before anything is reserved or sent.
         credential = self.view.provider_credential(identity.workspace, provider.name) if self.view else None
+        # Runaway loops: may refuse (429) before anything is reserved or sent; free without a rule.
+        if self.loops is not None:
+            info.events.extend(await self.loops.check(identity, fmt.name, body) or ())
         stream = info.stream = fmt.streams and body.get("stream") is True
         limited = None
         if self.limits is not None:
@@ -402,6 +416,8 @@ class Gateway:
             self.model_access.policy_rules = view.model_rules
         if self.limits is not None:
             self.limits.policy_lines = view.limit_lines
+        if self.loops is not None:
+            self.loops.policy_rules = view.loop_rules
 
     async def cap_status(self, line: CapLine) -> tuple[int, int]:
         """(spent, reserved) of a cap's current window, from the spend store (0, 0 without one)."""
