@@ -284,12 +284,14 @@ class EffectiveCap:
 @dataclass(frozen=True, slots=True)
 class EffectiveLimit:
     """One rate limit in force, with its origin; `raised_from` is the (limit, mode, rollout) a
-    lock above changed."""
+    lock above changed; `rollout` a partial rollout by key (its percent, and for a key's policy
+    whether the key is in it, decided as the gateway decides it)."""
 
     rule: LimitRule
     origin: Origin
     locked: bool
     raised_from: tuple[int, str, float] | None = None
+    rollout: tuple[float, bool | None] | None = None
 
     def as_json(self) -> dict[str, Any]:
         r, line = self.rule, self.rule.line
@@ -310,6 +312,8 @@ class EffectiveLimit:
         if self.raised_from is not None:
             limit, mode, rollout = self.raised_from
             out["raised_from"] = {"limit": limit, "mode": mode, "rollout_percent": rollout}
+        if self.rollout is not None:
+            out["rollout"] = _rollout_json(self.rollout)
         return out
 
 
@@ -532,9 +536,11 @@ class _Walk:
                 mode, rollout = "enforce", max(rollout, enforced[0])
             rule = limit_rule(level, entity_id, self.org_id, spec, limit, mode, rollout)
             raised = (spec.limit, spec.mode, spec.rollout_percent)
-            self.limits.append(
-                EffectiveLimit(rule, origin, spec.locked, None if raised == (limit, mode, rollout) else raised)
-            )
+            partial = None
+            if rule.always is None and rule.rollout_by == "key":
+                partial = (rollout, rule.bites(self.key_id) if self.key_id is not None else None)
+            changed = None if raised == (limit, mode, rollout) else raised
+            self.limits.append(EffectiveLimit(rule, origin, spec.locked, changed, partial))
             if spec.locked:
                 locks.append(rule)
         for rule in locks:

@@ -247,6 +247,7 @@ class EffectiveLimit(_Out):
     origin_id: str | None
     locked: bool
     raised_from: LimitRaise | None = Field(None, description="the (limit, mode, rollout) a locked limit above changed")
+    rollout: Rollout | None = Field(None, description="a partial rollout by key (for a key: whether it is in it)")
 
 
 class RuleOrigin(_Out):

@@ -220,7 +220,8 @@ class LimitIn(_Body):
     Between `monitor` and `enforce`, `rollout_percent` bites for that share of the keys (or of the
     requests, `rollout_by = "request"`) and monitors the rest. A `locked` limit is a ceiling for the
     levels below: none of them may set a higher limit of the same kind and window, nor one that
-    bites less (monitor-only, or a smaller rollout) when this one enforces. `on_redis_error`
+    bites less (monitor-only, or a smaller rollout) when this one enforces; it applies in full
+    (`rollout_percent` 100), as locked caps and rules do. `on_redis_error`
     chooses, for this limit, what a call does while the limit store is unreachable (default: the
     gateway's `limits.on_redis_error`).
     """
@@ -233,6 +234,12 @@ class LimitIn(_Body):
     rollout_by: RolloutBy = "key"
     locked: bool = False
     on_redis_error: Literal["fail_closed", "fail_open"] | None = None  # None: `limits.on_redis_error`
+
+    @model_validator(mode="after")
+    def _locked_in_full(self) -> LimitIn:
+        if self.locked and self.rollout_percent < 100:
+            raise ValueError("a locked limit is a floor for every key below it: its rollout_percent must be 100")
+        return self
 
 
 def _distinct_limits(limits: list[LimitIn]) -> list[LimitIn]:

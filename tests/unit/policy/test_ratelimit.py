@@ -274,3 +274,17 @@ def test_limits_on_the_local_backend_across_workers_are_refused(
         load_settings(path, environ=env)
     for named in ("limits.backend = 'local'", "server.workers = ", "limits.backend = 'redis'", "server.workers = 1"):
         assert named in str(err.value)
+
+
+def test_a_keys_effective_limits_say_whether_it_is_in_a_partial_rollout() -> None:
+    partial = _p({"limits": [{"kind": "requests", "limit": 10, "rollout_percent": 25}]})
+    shown = []
+    for i in range(40):
+        eff = effective("o", [("workspace", "w", partial), ("key", f"key-{i}", None)])
+        (limit,) = eff.limit_origins
+        rollout = limit.as_json()["rollout"]
+        assert rollout["percent"] == 25 and rollout["applies"] == limit.rule.bites(f"key-{i}")
+        shown.append(rollout["applies"])
+    assert 0 < sum(shown) < 40  # some keys in the quarter, some not
+    with pytest.raises(ValidationError, match="locked limit is a floor for every key"):
+        _p({"limits": [{"kind": "requests", "limit": 10, "rollout_percent": 25, "locked": True}]})

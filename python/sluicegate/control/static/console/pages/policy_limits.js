@@ -34,11 +34,17 @@ function describe(l) {
   return `${l.limit} ${l.kind} / ${l.window_s} s`;
 }
 
+// For a partial rollout by key, whether this key is in the share (as the gateway decides it).
+function inShare(l) {
+  if (!l.rollout || l.rollout.applies === null || l.rollout.applies === undefined) return "";
+  return l.rollout.applies ? " (this key is in it)" : " (this key is monitored)";
+}
+
 function effectiveLimits(ctx, eff) {
   const origin = (level, id) => (level === "operator" ? "operator (configuration)" : `${level} ${nameOf(ctx, id)}`);
   const rows = (eff.limits || []).map((l) => h("tr", {},
     h("td", {}, `${l.level} ${nameOf(ctx, l.entity_id)}`), h("td", {}, describe(l)), h("td", {}, l.mode),
-    h("td", { class: "num" }, `${l.rollout_percent}% of ${l.rollout_by}s`),
+    h("td", { class: "num" }, `${l.rollout_percent}% of ${l.rollout_by}s` + inShare(l)),
     h("td", {}, origin(l.origin, l.origin_id) + (l.raised_from ? ` (raised from ${describe({ ...l, limit: l.raised_from.limit })}, ${l.raised_from.mode})` : "")),
     h("td", {}, l.locked ? "locked" : "")));
   return h("div", { class: "card", id: "effective-limits" }, h("h2", {}, "Effective rate limits of this key"),
