@@ -365,9 +365,11 @@ def test_limits_set_through_the_admin_api_bite_and_locks_hold(control_gw: tuple[
         server.url, seed["token"], "policy", "set", "--level", "workspace", "--id", ws, "--body", json.dumps(policy)
     )
     assert written.returncode == 0, written.stderr
+    # and the key watches its tokens without refusing: every call is over 1 token a minute
+    assert put("key", seed["key_id"], [{"kind": "tokens", "limit": 1, "mode": "monitor"}]).status_code == 200
     eff = json.loads(cli(server.url, seed["token"], "--json", "policy", "effective", seed["key_id"]).stdout)
     shown = [(x["level"], x["limit"], x["origin"], x["locked"]) for x in eff["limits"]]
-    assert shown == [("org", 3, "org", True), ("workspace", 2, "workspace", False)]
+    assert shown == [("org", 3, "org", True), ("workspace", 2, "workspace", False), ("key", 1, "key", False)]
 
     def call() -> httpx.Response:
         payload = {"model": MODEL, "messages": MESSAGES, "max_tokens": 10}
@@ -389,3 +391,8 @@ def test_limits_set_through_the_admin_api_bite_and_locks_hold(control_gw: tuple[
         time.sleep(0.1)
     event = refusals()[0]
     assert event["entity"] == "workspace" and event["detail"]["kind"] == "requests" and event["detail"]["limit"] == 2
+    # what monitoring saw: the key's tokens limit would have refused the two calls admitted
+    seen = httpx.get(f"{api}/orgs/{org}/monitoring", params={"policy": "limits"}, headers=admin).json()["data"]
+    assert [(r["action"], r["entity"], r["key_id"], r["events"]) for r in seen] == [
+        ("would_refuse", "key", seed["key_id"], 2)
+    ]
