@@ -736,6 +736,8 @@ def test_every_secret_setting_maps(helm: Helm, tmp_path: Path) -> None:
         "SLUICEGATE_CONTROL__MASTER_KEY",
         "SLUICEGATE_CONTROL__DATABASE_URL",
         "SLUICEGATE_SPEND__REDIS_URL",
+        "SLUICEGATE_LIMITS__REDIS_URL",  # the same Redis holds spend, rate limits and loop state
+        "SLUICEGATE_LOOPS__REDIS_URL",
         "SLUICEGATE_REDACTION__PSEUDONYM_SECRET",
         "SLUICEGATE_KEYS",
         "SLUICEGATE_METRICS__TOKEN",

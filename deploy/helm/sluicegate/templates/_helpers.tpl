@@ -77,7 +77,8 @@ container terminationGracePeriodSeconds after the deletion began, so it must cov
 
 {{/*
 The variables that come from Secrets, by name: {NAME: {existingSecret, key}}. The names are the
-settings they set (control.master_key, spend.redis_url, …), and a provider's key variable is the
+settings they set (control.master_key, spend.redis_url, …; the one Redis of secrets.redisUrl holds
+spend, rate limits and loop state), and a provider's key variable is the
 one its api_key_env names in the config.
 */}}
 {{- define "sluicegate.secretVariables" -}}
@@ -86,6 +87,8 @@ one its api_key_env names in the config.
   "SLUICEGATE_CONTROL__MASTER_KEY" $s.masterKey
   "SLUICEGATE_CONTROL__DATABASE_URL" $s.databaseUrl
   "SLUICEGATE_SPEND__REDIS_URL" $s.redisUrl
+  "SLUICEGATE_LIMITS__REDIS_URL" $s.redisUrl
+  "SLUICEGATE_LOOPS__REDIS_URL" $s.redisUrl
   "SLUICEGATE_REDACTION__PSEUDONYM_SECRET" $s.pseudonymSecret
   "SLUICEGATE_KEYS" $s.gatewayKeys
   "SLUICEGATE_METRICS__TOKEN" $s.metricsToken
