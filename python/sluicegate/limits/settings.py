@@ -73,6 +73,8 @@ class LimitRuleSettings(_Section):
             raise ValueError(f"a {self.level} limit needs `org`, the organization it belongs to")
         if self.level == "org" and self.org not in (None, self.id):
             raise ValueError("an org limit's `org` (if given) must equal its `id`")
+        if self.locked and self.rollout_percent < 100:
+            raise ValueError("a locked limit is a floor for every key below it: its rollout_percent must be 100")
         return self
 
     @property

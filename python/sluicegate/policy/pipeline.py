@@ -306,6 +306,8 @@ class Gateway:
                     provider, upstream_model = sub.provider, sub.upstream_model
                     info.model, info.provider, info.provider_kind = upstream_model, provider.name, provider.kind
                     credential = self.view.provider_credential(identity.workspace, provider.name) if self.view else None
+                    if limited is not None:
+                        limited.provider = provider.name  # a provider's 429 is the substitute's
                     said = f"{model} -> {sub.model}".encode("latin-1", "replace")
                     info.headers = [*(info.headers or ()), (b"x-sluicegate-substituted", said)]
             tap = fmt.tap(body, redactor.response_filter(scan) if redactor and scan else None) if stream else None

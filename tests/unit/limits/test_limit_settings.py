@@ -36,7 +36,6 @@ window_s = 60
 mode = "enforce"
 rollout_percent = 25
 rollout_by = "request"
-locked = true
 
 [[rules]]
 level = "user"
@@ -70,7 +69,7 @@ def test_the_files_rules_become_lines() -> None:
         LimitLine("user", "u1", "acme", "concurrent", 4, 60),
     )
     key = s.rules[1]
-    assert (key.mode, key.rollout_percent, key.rollout_by, key.locked) == ("enforce", 25, "request", True)
+    assert (key.mode, key.rollout_percent, key.rollout_by, key.locked) == ("enforce", 25, "request", False)
     assert key.rule_id == "file:key:key-7:tokens:60s"
     assert s.rules[2].rule_id == "file:user:u1:concurrent"
 
@@ -88,6 +87,10 @@ def test_the_files_rules_become_lines() -> None:
         ({"level": "org", "id": "a", "kind": "requests", "limit": 5, "window_s": 0}, "greater than or equal"),
         ({"level": "org", "id": "a", "kind": "bytes", "limit": 5}, "'requests', 'tokens' or 'concurrent'"),
         ({"level": "org", "id": "a", "kind": "requests", "limit": 5, "rollout_percent": 101}, "less than"),
+        (
+            {"level": "org", "id": "a", "kind": "requests", "limit": 5, "locked": True, "rollout_percent": 50},
+            "rollout_percent must be 100",
+        ),
         ({"level": "org", "id": "a", "kind": "requests", "limit": 5, "mode": "block"}, "'enforce' or 'monitor'"),
         ({"level": "org", "id": "a", "kind": "requests", "limit": 5, "per": "minute"}, "Extra inputs"),
         ({"level": "team", "id": "a", "kind": "requests", "limit": 5}, "'org', 'workspace', 'user' or 'key'"),
