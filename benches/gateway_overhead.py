@@ -228,6 +228,41 @@ limit_usd = "1000000"
 """
 
 
+# Everything on also has rate limits (requests and tokens per minute, through Redis with leases, far
+# above what the run sends), runaway-loop rules (in this process; the benchmark's identical requests
+# stay under the repeat count) and model access rules (a deny list and an output ceiling).
+LIMITS = """
+[limits]
+backend = "redis"
+redis_url = "redis://127.0.0.1:{redis_port}/0"
+lease = {{ enabled = true }}
+[[limits.rules]]
+level = "workspace"
+id = "default"
+org = "default"
+kind = "requests"
+limit = 100000000
+window_s = 60
+[[limits.rules]]
+level = "workspace"
+id = "default"
+org = "default"
+kind = "tokens"
+limit = 1000000000
+window_s = 60
+[loops]
+[[loops.rules]]
+level = "org"
+id = "default"
+detect = "repeat"
+max_repeats = 100000
+window_s = 1
+[models]
+deny = ["gpt-3*"]
+ceilings = [{{ max_output_tokens = 100000, action = "clamp" }}]
+"""
+
+
 def wait_for_tcp(port: int, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -241,7 +276,7 @@ def gateway_config(upstream_port: int, kind: str, redis_port: int | None = None)
     """One key, two providers (one per canned answer) picked by model name, and the policies of
     `kind`: none (`core`), redaction, spend caps through Redis with leases (`spend`), or everything
     on (`all`: redaction, caps through Redis with leases, access logs, LangSmith runs to nginx's
-    stand-in)."""
+    stand-in, rate limits through Redis with leases, a loop rule, model access rules)."""
     from sluicegate.secrets import hash_key
 
     base = f"http://127.0.0.1:{upstream_port}"
@@ -253,6 +288,7 @@ def gateway_config(upstream_port: int, kind: str, redis_port: int | None = None)
     if kind == "all":
         policies += "[log]\naccess = true\n"
         policies += f'[langsmith]\nenabled = true\nendpoint = "{base}/langsmith"\napi_key = "bench"\n'
+        policies += LIMITS.format(redis_port=redis_port)
 
     return f"""[server]
 workers = 1

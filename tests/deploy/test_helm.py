@@ -346,6 +346,7 @@ CONTROL = [
     "config.control.enabled=true",
     "secrets.databaseUrl.existingSecret=db",
     "secrets.masterKey.existingSecret=mk",
+    "config.limits.backend=redis",  # the control plane's rate limits, shared by every pod
 ]
 ONE_POD = ["autoscaling.enabled=false", "replicaCount=1"]
 CONTROL_NO_CAPS = [*CONTROL, "config.spend.enabled=false"]
@@ -416,6 +417,27 @@ REFUSED = {
         "of 2 worker(s) (config.server.workers)",
     ),
     "the control plane's caps on the local backend, autoscaled": (CONTROL, 'config.spend.backend "local"'),
+    "the control plane's rate limits on the local backend, two replicas": (
+        [
+            *CONTROL[:3],
+            "config.spend.backend=redis",
+            "secrets.redisUrl.existingSecret=r",
+            "autoscaling.enabled=false",
+            "replicaCount=2",
+        ],
+        'config.limits.backend "local"',
+    ),
+    "rate limits of the file on the local backend, two workers": (
+        [
+            *ONE_POD,
+            "config.server.workers=2",
+            "config.limits.rules[0].level=org",
+            "config.limits.rules[0].id=acme",
+            "config.limits.rules[0].kind=requests",
+            "config.limits.rules[0].limit=60",
+        ],
+        'config.limits.backend "local"',
+    ),
     "the local backend stated, autoscaled to two at most": (
         [*CONTROL, "config.spend.backend=local", "autoscaling.minReplicas=1", "autoscaling.maxReplicas=2"],
         "and 2 pod(s)",

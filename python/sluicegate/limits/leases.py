@@ -13,7 +13,7 @@ local rate (the number admitted locally in the previous slot, or twice this slot
 by `requests_per_slice`), but Redis grants at most `1/free_divisor` of what the line has free after
 the request: far from the limit a slice lasts many requests, near it slices shrink to exactly one
 request's cost. Under load (more than `requests_per_slice` requests per slot per instance) that is
-one Redis round trip per `requests_per_slice` requests (32 by default; measured in
+one Redis round trip per `requests_per_slice` requests (256 by default; measured in
 `benches/bench_limits.py`, recorded in BENCHMARKS.md).
 
 Tolerance: under-admission only. Room counted for one instance is unavailable to the others until

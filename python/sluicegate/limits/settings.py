@@ -102,7 +102,7 @@ class LimitLeaseSettings(_Section):
     """
 
     enabled: bool = False
-    requests_per_slice: int = Field(default=32, ge=1, le=1_000_000)
+    requests_per_slice: int = Field(default=256, ge=1, le=1_000_000)
     free_divisor: int = Field(default=4, ge=1, le=1_000_000)
     flush_interval_s: float = Field(default=0.5, gt=0, le=60)
 

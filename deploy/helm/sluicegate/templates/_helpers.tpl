@@ -160,6 +160,7 @@ one its api_key_env names in the config.
 {{- fail "secrets.auditKey and config.control.audit_key_file both set the audit key: keep one" }}
 {{- end }}
 {{- include "sluicegate.validateSharedCaps" . }}
+{{- include "sluicegate.validateSharedLimits" . }}
 {{- include "sluicegate.validateAuditAnchors" . }}
 {{- end }}
 
@@ -218,5 +219,20 @@ pod's own loopback (a sidecar) is one per pod.
 {{- if and (not $overridden) $spend.redis_url (regexMatch "^(unix://|rediss?://([^@/]*@)?(localhost|127\\.|\\[::1\\]))" $spend.redis_url) }}
 {{- fail "config.spend.redis_url points at the pod's own loopback or a local socket, which is one Redis per pod: name a Redis every pod shares (secrets.redisUrl)" }}
 {{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Rate limits, as caps: the local backend counts in each worker's memory, so N pods or workers would
+admit every limit N times. (secrets.redisUrl sets limits.redis_url too.)
+*/}}
+{{- define "sluicegate.validateSharedLimits" -}}
+{{- $limits := .Values.config.limits | default dict }}
+{{- $control := .Values.config.control | default dict }}
+{{- $limited := and (ne (toString $limits.enabled) "false") (or $limits.rules $control.enabled) }}
+{{- $pods := int (ternary .Values.autoscaling.maxReplicas .Values.replicaCount .Values.autoscaling.enabled) }}
+{{- $workers := int ((.Values.config.server).workers | default 1) }}
+{{- if and $limited (or (gt $pods 1) (gt $workers 1)) (eq ($limits.backend | default "local") "local") }}
+{{- fail (printf "rate limits (config.limits.rules, or config.control.enabled) with config.limits.backend \"local\" and %d pod(s) of %d worker(s): each process would count on its own and admit every limit that many times. Set config.limits.backend: redis (secrets.redisUrl is its Redis too), or run one pod of one worker" $pods $workers) }}
 {{- end }}
 {{- end }}
