@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 from tests.conftest import Server, free_port, redis_url
+from tests.integration.test_limits_store import refusing_redis  # noqa: F401  (fixture)
 
 from sluicegate.policy.loop_rules import LoopLine, LoopRuleFields, LoopSettings
 from sluicegate.policy.loop_state import LocalLoopState, LoopCheck, RedisLoopState, state_keys
@@ -132,3 +133,16 @@ def test_redis_and_local_agree_when_the_rate_rule_changes(redis_server: Server) 
         await redis_state.close()
 
     asyncio.run(go())
+
+
+@pytest.mark.parametrize("refusing_redis", ["readonly"], indirect=True)
+async def test_a_read_only_redis_is_store_unavailable(refusing_redis: tuple[Server, str]) -> None:  # noqa: F811
+    """A replica after a fail-over refuses writes: the policy's fail_open or fail_closed applies,
+    never a 500 (redis-py's own class for that reply carries no code)."""
+    server, code = refusing_redis
+    state = RedisLoopState(aioredis.Redis.from_url(redis_url(server), socket_timeout=5))
+    try:
+        with pytest.raises(StoreUnavailable, match=code):
+            await state.check("acme", "k", b"x" * 16, None, LoopCheck(line(), True), 1)
+    finally:
+        await state.close()

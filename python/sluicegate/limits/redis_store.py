@@ -39,8 +39,6 @@ from typing import Any
 from urllib.parse import quote
 
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 from sluicegate.limits.lines import Grant, LimitLine, LimitResult
 from sluicegate.limits.settings import LimitSettings
@@ -53,7 +51,7 @@ from sluicegate.limits.store import (
     result_of,
     system_ms,
 )
-from sluicegate.spend.redis_store import RedisStore
+from sluicegate.redis_scripts import ScriptRunner, connect
 from sluicegate.spend.store import StoreUnavailable
 
 __all__ = ["RedisLimitStore", "line_keys", "load_script"]
@@ -106,8 +104,8 @@ class RedisLimitStore:
         concurrency_ttl_s: float = 600.0,
         breaker_s: float = 0.25,
     ) -> None:
-        # The spend store lends its script runner: the same timeouts, error classes and breaker.
-        self.runner = RedisStore(client, prefix=prefix, breaker_s=breaker_s)
+        # The policy stores' one script runner: the same error classes and breaker as spend's.
+        self.runner = ScriptRunner(breaker_s)
         self.client = client
         self.prefix = prefix
         self.slot_ms = slot_ms
@@ -119,16 +117,13 @@ class RedisLimitStore:
     @classmethod
     def from_settings(cls, settings: LimitSettings) -> RedisLimitStore:
         """A store with its own connection pool, configured from `[limits]`."""
-        pool = aioredis.BlockingConnectionPool.from_url(
+        client = connect(
             settings.redis_url.reveal(),
+            timeout_s=settings.redis_timeout_s,
             max_connections=settings.redis_max_connections,
-            timeout=settings.redis_timeout_s,
-            socket_timeout=settings.redis_timeout_s,
-            socket_connect_timeout=settings.redis_timeout_s,
-            retry=Retry(NoBackoff(), 1),
         )
         return cls(
-            aioredis.Redis(connection_pool=pool),
+            client,
             prefix=settings.key_prefix,
             slot_ms=settings.slot_ms,
             concurrency_ttl_s=settings.concurrency_ttl_s,
@@ -249,4 +244,4 @@ class RedisLimitStore:
         return rows[0][2]
 
     async def close(self) -> None:
-        await self.runner.close()
+        await self.client.aclose(close_connection_pool=True)

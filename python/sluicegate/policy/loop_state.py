@@ -34,7 +34,6 @@ connection, and any connection-level failure (or a LOADING, READONLY, OOM... rep
 from __future__ import annotations
 
 import bisect
-import time
 from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -43,13 +42,9 @@ from typing import Literal, Protocol
 from urllib.parse import quote
 
 import redis.asyncio as aioredis
-from redis import exceptions as rexc
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 from sluicegate.policy.loop_rules import ACTION_STRENGTH, LoopLine, LoopSettings
-from sluicegate.spend.redis_store import _UNAVAILABLE_REPLIES
-from sluicegate.spend.store import StoreUnavailable
+from sluicegate.redis_scripts import ScriptRunner, connect
 
 __all__ = ["LocalLoopState", "LoopCheck", "LoopState", "RedisLoopState", "Verdict", "create_loop_state"]
 
@@ -297,22 +292,18 @@ class RedisLoopState:
     def __init__(self, client: aioredis.Redis, *, prefix: str = "sg", breaker_s: float = 0.25) -> None:
         self.client = client
         self.prefix = prefix
-        self.breaker_s = breaker_s
-        self.calls = 0
-        self._down_until = 0.0
+        self.runner = ScriptRunner(breaker_s)
         self._script = client.register_script(load_script())
 
     @classmethod
     def from_settings(cls, settings: LoopSettings) -> RedisLoopState:
-        pool = aioredis.BlockingConnectionPool.from_url(
-            settings.redis_url.reveal(),
-            max_connections=64,
-            timeout=settings.redis_timeout_s,
-            socket_timeout=settings.redis_timeout_s,
-            socket_connect_timeout=settings.redis_timeout_s,
-            retry=Retry(NoBackoff(), 1),
-        )
-        return cls(aioredis.Redis(connection_pool=pool), prefix=settings.key_prefix, breaker_s=settings.redis_breaker_s)
+        client = connect(settings.redis_url.reveal(), timeout_s=settings.redis_timeout_s, max_connections=64)
+        return cls(client, prefix=settings.key_prefix, breaker_s=settings.redis_breaker_s)
+
+    @property
+    def calls(self) -> int:
+        """Redis round trips so far."""
+        return self.runner.calls
 
     async def check(
         self, org: str, key: str, digest: bytes, rate: LoopCheck | None, repeat: LoopCheck | None, now_ms: int
@@ -343,20 +334,7 @@ class RedisLoopState:
         return out
 
     async def _run(self, keys: Sequence[str], args: Sequence[int]) -> list[int]:
-        if time.monotonic() < self._down_until:
-            raise StoreUnavailable("redis is unavailable (a call failed moments ago)")
-        self.calls += 1
-        try:
-            result: list[int] = await self._script(keys=keys, args=args)
-        except rexc.ResponseError as exc:
-            if not str(exc).startswith(_UNAVAILABLE_REPLIES):
-                raise
-            self._down_until = time.monotonic() + self.breaker_s
-            raise StoreUnavailable(f"redis refused the call ({str(exc).split(' ', 1)[0]})") from exc
-        except (rexc.ConnectionError, rexc.TimeoutError, OSError) as exc:
-            self._down_until = time.monotonic() + self.breaker_s
-            raise StoreUnavailable(f"redis is unreachable ({type(exc).__name__})") from exc
-        return result
+        return await self.runner.run(self._script, keys, args)
 
     async def close(self) -> None:
         await self.client.aclose(close_connection_pool=True)

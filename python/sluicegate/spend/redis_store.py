@@ -47,10 +47,8 @@ from typing import Any
 from urllib.parse import quote
 
 import redis.asyncio as aioredis
-from redis import exceptions as rexc
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
+from sluicegate.redis_scripts import ScriptRunner, connect
 from sluicegate.spend.caps import CapLine, SpendSettings
 from sluicegate.spend.local import new_reservation_id
 from sluicegate.spend.store import (
@@ -70,9 +68,6 @@ __all__ = ["RedisStore", "bucket_key", "load_script"]
 
 log = logging.getLogger("sluicegate.spend")
 
-_UNAVAILABLE_REPLIES = ("MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "BUSY", "LOADING", "OOM", "READONLY")
-# redis-py turns some replies into classes of their own and drops the code from the message.
-_UNAVAILABLE_ERRORS: dict[type[Exception], str] = {rexc.ReadOnlyError: "READONLY", rexc.OutOfMemoryError: "OOM"}
 _MAX_PENDING = 100_000
 
 
@@ -132,8 +127,7 @@ class RedisStore:
         self.ttl_ms = max(1, int(reservation_ttl_s * 1000))
         self.retention_s = retention_s
         self.breaker_s = breaker_s
-        self.calls = 0
-        self._down_until = 0.0
+        self.runner = ScriptRunner(breaker_s)
         self._reserve = client.register_script(load_script("reserve"))
         self._settle = client.register_script(load_script("settle"))
         self.lease_script = client.register_script(load_script("lease"))
@@ -143,16 +137,13 @@ class RedisStore:
     @classmethod
     def from_settings(cls, settings: SpendSettings) -> RedisStore:
         """A store with its own connection pool, configured from `[spend]`."""
-        pool = aioredis.BlockingConnectionPool.from_url(
+        client = connect(
             settings.redis_url.reveal(),
+            timeout_s=settings.redis_timeout_s,
             max_connections=settings.redis_max_connections,
-            timeout=settings.redis_timeout_s,
-            socket_timeout=settings.redis_timeout_s,
-            socket_connect_timeout=settings.redis_timeout_s,
-            retry=Retry(NoBackoff(), 1),
         )
         return cls(
-            aioredis.Redis(connection_pool=pool),
+            client,
             prefix=settings.key_prefix,
             reservation_ttl_s=settings.reservation_ttl_s,
             retention_s=settings.retention_s,
@@ -162,32 +153,18 @@ class RedisStore:
     # -- plumbing ---------------------------------------------------------------------------------
 
     async def run(self, script: Any, keys: list[str], args: list[Any]) -> list[int]:
-        """Call a registered script, mapping every store-down failure to StoreUnavailable.
+        """Call a registered script (`redis_scripts.ScriptRunner.run`).
 
         Raises:
             StoreUnavailable: Redis unreachable, timing out, loading, read-only or out of memory,
                 or it failed within the last `breaker_s`.
         """
-        if time.monotonic() < self._down_until:
-            raise StoreUnavailable("redis is unavailable (a call failed moments ago)")
-        self.calls += 1
-        try:
-            result: list[int] = await script(keys=keys, args=args)
-        except rexc.ResponseError as exc:
-            code = _UNAVAILABLE_ERRORS.get(type(exc))
-            if code is None and str(exc).startswith(_UNAVAILABLE_REPLIES):
-                code = str(exc).split(" ", 1)[0]
-            if code is None:
-                raise
-            self._trip()
-            raise StoreUnavailable(f"redis refused the call ({code})") from exc
-        except (rexc.ConnectionError, rexc.TimeoutError, OSError) as exc:
-            self._trip()
-            raise StoreUnavailable(f"redis is unreachable ({type(exc).__name__})") from exc
-        return result
+        return await self.runner.run(script, keys, args)
 
-    def _trip(self) -> None:
-        self._down_until = time.monotonic() + self.breaker_s
+    @property
+    def calls(self) -> int:
+        """Redis round trips so far."""
+        return self.runner.calls
 
     def keys_of(self, lines: Sequence[CapLine], windows: Sequence[Window]) -> list[str]:
         """Hash and sorted-set key of each line, interleaved (the scripts' KEYS)."""
@@ -314,14 +291,7 @@ class RedisStore:
         Raises:
             StoreUnavailable: Redis cannot be reached.
         """
-        if time.monotonic() < self._down_until:
-            raise StoreUnavailable("redis is unavailable (a call failed moments ago)")
-        self.calls += 1
-        try:
-            spent, reserved = await self.client.hmget(key, ["spent", "reserved"])
-        except (rexc.ConnectionError, rexc.TimeoutError, OSError) as exc:
-            self._trip()
-            raise StoreUnavailable(f"redis is unreachable ({type(exc).__name__})") from exc
+        spent, reserved = await self.runner.call(self.client.hmget, key, ["spent", "reserved"])
         return (int(spent or 0), int(reserved or 0))
 
     async def close(self) -> None:
@@ -331,7 +301,7 @@ class RedisStore:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._retrier
         if self._pending:
-            self._down_until = 0.0
+            self.runner.reset()
             with contextlib.suppress(StoreUnavailable):
                 await self.flush_pending()
             if self._pending:
