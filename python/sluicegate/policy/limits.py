@@ -7,6 +7,10 @@ the caller's organization, workspace, user or key, then the control plane's (`vi
 A call with no limit touches no store at all, and a gateway with no limit anywhere does no work
 beyond one attribute check.
 
+When: after the request's redaction, just before the spend step, so a call redaction blocks is
+not counted and a `tokens` line counts the body that goes upstream; its estimate is handed on to
+the spend step (`LimitGuard.input_estimate`), which would walk the same body for it otherwise.
+
 What a call costs: 1 on `requests` and `concurrent` lines; on `tokens` lines the input-token
 estimate of `spend.estimate` up front, settled when the call ends to what the provider reported
 (input plus output tokens), kept at the estimate when output went out without usage (the client
@@ -55,7 +59,7 @@ from sluicegate.observe.events import PolicyEvent
 from sluicegate.policy.auth import Identity
 from sluicegate.policy.rollout import Mode, RolloutBy, bites
 from sluicegate.spend.caps import EstimateSettings
-from sluicegate.spend.estimate import estimate
+from sluicegate.spend.estimate import Estimate, estimate
 
 if TYPE_CHECKING:
     from sluicegate.formats.base import WireFormat
@@ -257,6 +261,7 @@ class LimitGuard:
     provider: str
     headers: Headers | None = None
     events: list[PolicyEvent] = field(default_factory=list)
+    input_estimate: Estimate | None = None  # a tokens limit's estimate of the body, for the spend step to reuse
 
     async def finish(self, outcome: Outcome | None) -> None:
         """Free the call's slots and settle its tokens (see the module docstring); once per call,
@@ -333,9 +338,10 @@ class LimitPolicy:
         assert self.store is not None, "LimitPolicy.start() was not awaited"
         lines = [r.line for r in rules]
         enforce = [r.bites(who.key_name) for r in rules]
-        tokens = 0
+        est = None
         if any(line.kind == "tokens" for line in lines):
-            tokens = estimate(body, fmt.name, self.estimate_settings).input_tokens
+            est = estimate(body, fmt.name, self.estimate_settings)
+        tokens = est.input_tokens if est is not None else 0
         costs = [tokens if line.kind == "tokens" else 1 for line in lines]
         try:
             result = await self.store.acquire(lines, costs, enforce)
@@ -349,7 +355,7 @@ class LimitPolicy:
                 )
                 err.events = [event]
                 raise err from exc
-            return LimitGuard(self, None, provider, None, [event])
+            return LimitGuard(self, None, provider, None, [event], est)
         events = [_event("would_refuse", s) for s in result.monitored]
         if result.refused is not None:
             err = rate_limited(result.refused, fmt.family, result.states)
@@ -358,7 +364,7 @@ class LimitPolicy:
         states = result.states
         if not all(enforce):
             states = [s for s, bit in zip(_aligned(states, lines), enforce, strict=True) if bit and s is not None]
-        return LimitGuard(self, result.grant, provider, limit_headers(fmt.family, states) or None, events)
+        return LimitGuard(self, result.grant, provider, limit_headers(fmt.family, states) or None, events, est)
 
     def _on_store_error(self, rules: Sequence[LimitRule], enforce: Sequence[bool]) -> OnStoreError:
         """With the store unreachable: closed when a limit that bites on this call says so (its

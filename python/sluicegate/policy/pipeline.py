@@ -288,19 +288,23 @@ class Gateway:
             info.events.extend(await self.loops.check(identity, fmt.name, body) or ())
         stream = info.stream = fmt.streams and body.get("stream") is True
         limited = None
-        if self.limits is not None:
-            limited = await self.limits.acquire(identity, fmt, body, provider.name)
-            info.headers = limited.headers
-            info.events += limited.events  # kept should a later step refuse the call
         try:
             redactor = self._redactor_for(identity)
             scan = redactor.scan_request(fmt, body, identity.workspace) if redactor is not None else None
+            # Rate limits count the body as it goes upstream (redacted), so a tokens limit's input
+            # estimate is the spend step's too: the body is walked for it once.
+            est = None
+            if self.limits is not None:
+                limited = await self.limits.acquire(identity, fmt, body, provider.name)
+                info.headers = limited.headers
+                info.events += limited.events  # kept should a later step refuse the call
+                est = limited.input_estimate
             guard = None
             lines = self.spend.lines_for(identity) if self.spend is not None else ()
             if lines:
                 assert self.spend is not None
                 route = partial(self._substitute_route, fmt, identity, rules)
-                guard = await self.spend.reserve(fmt, body, provider, upstream_model, lines, route)
+                guard = await self.spend.reserve(fmt, body, provider, upstream_model, lines, route, est)
                 if guard.substitution is not None:  # a cap sent the call to a cheaper model
                     sub = guard.substitution
                     provider, upstream_model = sub.provider, sub.upstream_model

@@ -192,14 +192,12 @@ class SpendPolicy:
             self._by_identity[who] = lines
         return lines + self.policy_lines(who) if self.policy_lines is not None else lines
 
-    def _priced(
-        self, fmt: WireFormat, body: dict[str, Any], provider: Provider, model: str
-    ) -> tuple[ModelPrice, Estimate, int, int, int]:
-        """(price, estimate, amount to reserve, worst case, least amount a clamp may reserve) of
-        the request `body` sent to `model` at `provider`.
+    def _priced(self, est: Estimate, provider: Provider, model: str) -> tuple[ModelPrice, int, int, int]:
+        """(price, amount to reserve, worst case, least amount a clamp may reserve) of a request
+        estimated at `est` sent to `model` at `provider`.
 
         Raises:
-            InvalidRequest: no price for the model, or a bad output limit or `n`.
+            InvalidRequest: no price for the model.
         """
         s = self.settings
         priced_as = provider.kind if provider.kind in ("openai", "anthropic") else provider.name
@@ -213,7 +211,6 @@ class SpendPolicy:
                 code="unknown_model_price",
                 param="model",
             ) from None
-        est = estimate(body, fmt.name, s.estimate)
         output = est.output_tokens
         if output is None:
             output = (self.prices.output_limit(model, priced_as) or s.default_output_limit_tokens) * est.choices
@@ -222,7 +219,7 @@ class SpendPolicy:
         # still refuses it, and should one grant it, the output limit is clamped to fit (below).
         amount = min(worst, MAX_NUSD)
         min_clamp = min(self.prices.worst_case_nusd(price, est.input_tokens, s.min_clamp_output_tokens), MAX_NUSD)
-        return price, est, amount, worst, min_clamp
+        return price, amount, worst, min_clamp
 
     async def reserve(
         self,
@@ -232,6 +229,7 @@ class SpendPolicy:
         model: str,
         lines: tuple[CapLine, ...],
         route: Callable[[str], tuple[Provider, str]] | None = None,
+        est: Estimate | None = None,
     ) -> SpendGuard:
         """Reserve the request's worst case on `lines`; returns the guard. A clamp lowers `body`'s
         output limit in place (the body forwarded is always the one parsed, so no flag is needed).
@@ -249,7 +247,9 @@ class SpendPolicy:
         """
         assert self.store is not None, "SpendPolicy.start() was not awaited"
         s = self.settings
-        price, est, amount, worst, min_clamp = self._priced(fmt, body, provider, model)
+        if est is None:  # else the rate-limit step's, of the same body
+            est = estimate(body, fmt.name, s.estimate)
+        price, amount, worst, min_clamp = self._priced(est, provider, model)
         try:
             result = await self.store.reserve(lines, amount, min_clamp_nusd=min_clamp)
         except StoreUnavailable as exc:
@@ -270,8 +270,8 @@ class SpendPolicy:
                 err: GatewayError = refusal_error(refusal)
                 err.events = [*events, _refusal_event("refuse", refusal)]
                 raise err
-            substitution, price, est, amount, worst, result = await self._substitute(
-                fmt, body, model, refusal, target, route, lines, events
+            substitution, price, amount, worst, result = await self._substitute(
+                est, model, refusal, target, route, lines, events
             )
         clamp_to = result.clamp_to_nusd
         if clamp_to is None and amount < worst and result.reservation is not None:
@@ -284,15 +284,14 @@ class SpendPolicy:
 
     async def _substitute(
         self,
-        fmt: WireFormat,
-        body: dict[str, Any],
+        est: Estimate,
         model: str,
         refusal: Refusal,
         target: str,
         route: Callable[[str], tuple[Provider, str]],
         lines: tuple[CapLine, ...],
         events: list[PolicyEvent],
-    ) -> tuple[Substitution, ModelPrice, Estimate, int, int, ReserveResult]:
+    ) -> tuple[Substitution, ModelPrice, int, int, ReserveResult]:
         """Reserve for `target` instead of `model` after `refusal` (see `reserve`); raises the 402
         when the substitute cannot be routed, priced or fitted either."""
         assert self.store is not None
@@ -307,7 +306,7 @@ class SpendPolicy:
 
         try:
             to_provider, to_model = route(target)
-            price, est, amount, worst, min_clamp = self._priced(fmt, body, to_provider, to_model)
+            price, amount, worst, min_clamp = self._priced(est, to_provider, to_model)
         except GatewayError as exc:
             log.warning("the substitute model of a %s cap cannot be used: %s", line.level, exc.code)
             raise refused(exc.code, refusal) from None
@@ -321,4 +320,4 @@ class SpendPolicy:
         events += _alert_events(result.alerts)
         detail = _cap_detail(line, from_model=model, to_model=target, requested_nusd=refusal.requested_nusd)
         events.append(PolicyEvent("spend", "substitute", "", line.level, detail=detail))
-        return Substitution(target, to_provider, to_model), price, est, amount, worst, result
+        return Substitution(target, to_provider, to_model), price, amount, worst, result
