@@ -31,6 +31,7 @@ from sluicegate.control.settings import ControlSettings
 from sluicegate.limits.settings import LimitSettings
 from sluicegate.policy.loop_rules import LoopSettings
 from sluicegate.policy.model_rules import ModelRulesIn
+from sluicegate.policy.rollout import check_locked_rollout
 from sluicegate.secrets import Secret, SecretUrl
 from sluicegate.spend.caps import SpendSettings
 
@@ -197,8 +198,7 @@ class RedactionRule(_Section):
     def _pseudonymize_is_for_requests(self) -> RedactionRule:
         if self.action == "pseudonymize" and self.direction != "request":
             raise ValueError("pseudonymize applies to the request direction only (the response restores)")
-        if self.locked and self.rollout_percent < 100:
-            raise ValueError("a locked rule is a floor for every key below it: its rollout_percent must be 100")
+        check_locked_rollout(self.locked, self.rollout_percent, "rule")
         return self
 
     def rollout_id(self, level: str, entity_id: str | None) -> str:

@@ -10,9 +10,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from sluicegate._core import Scanner, builtin_entities
 from sluicegate.config import CustomPattern, RedactionRule, check_locks
 from sluicegate.limits.lines import MAX_LIMIT, MAX_WINDOW_S
-from sluicegate.policy.loop_rules import LoopRuleFields, check_locked_rollout
+from sluicegate.policy.loop_rules import LoopRuleFields
 from sluicegate.policy.model_rules import ModelRulesIn
-from sluicegate.policy.rollout import RolloutBy
+from sluicegate.policy.rollout import RolloutBy, check_locked_rollout
 from sluicegate.spend.caps import MODEL_NAME_MAX, Mode, OnInsufficient, WindowName, check_substitute
 from sluicegate.spend.money import usd_to_nusd
 
@@ -190,8 +190,7 @@ class CapIn(_Body):
 
     @model_validator(mode="after")
     def _locked_in_full(self) -> CapIn:
-        if self.locked and self.rollout_percent < 100:
-            raise ValueError("a locked cap is a floor for every key below it: its rollout_percent must be 100")
+        check_locked_rollout(self.locked, self.rollout_percent, "cap")
         check_substitute(self.on_insufficient, self.substitute_model)
         return self
 
@@ -237,8 +236,7 @@ class LimitIn(_Body):
 
     @model_validator(mode="after")
     def _locked_in_full(self) -> LimitIn:
-        if self.locked and self.rollout_percent < 100:
-            raise ValueError("a locked limit is a floor for every key below it: its rollout_percent must be 100")
+        check_locked_rollout(self.locked, self.rollout_percent, "limit")
         return self
 
 
@@ -265,7 +263,7 @@ class LoopRuleIn(LoopRuleFields):
 
     @model_validator(mode="after")
     def _locked_in_full(self) -> LoopRuleIn:
-        check_locked_rollout(self.locked, self.rollout_percent)
+        check_locked_rollout(self.locked, self.rollout_percent, "loop rule")
         return self
 
 

@@ -29,9 +29,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sluicegate.limits.lines import MAX_LIMIT, MAX_WINDOW_S, Kind, LimitLine
-from sluicegate.policy.rollout import Mode, RolloutBy
+from sluicegate.policy.rollout import Mode, RolloutBy, check_locked_rollout
 from sluicegate.secrets import SecretUrl
-from sluicegate.spend.caps import Level
+from sluicegate.spend.caps import Level, check_entity_org
 
 __all__ = ["LimitLeaseSettings", "LimitRuleSettings", "LimitSettings"]
 
@@ -69,12 +69,8 @@ class LimitRuleSettings(_Section):
 
     @model_validator(mode="after")
     def _org_given(self) -> LimitRuleSettings:
-        if self.level != "org" and self.org is None:
-            raise ValueError(f"a {self.level} limit needs `org`, the organization it belongs to")
-        if self.level == "org" and self.org not in (None, self.id):
-            raise ValueError("an org limit's `org` (if given) must equal its `id`")
-        if self.locked and self.rollout_percent < 100:
-            raise ValueError("a locked limit is a floor for every key below it: its rollout_percent must be 100")
+        check_entity_org(self.level, self.id, self.org, "limit")
+        check_locked_rollout(self.locked, self.rollout_percent, "limit")
         return self
 
     @property

@@ -39,7 +39,9 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from sluicegate.policy.rollout import check_locked_rollout
 from sluicegate.secrets import SecretUrl
+from sluicegate.spend.caps import check_entity_org
 
 __all__ = [
     "ACTION_STRENGTH",
@@ -133,13 +135,6 @@ class LoopRuleFields(_Section):
         return self
 
 
-def check_locked_rollout(locked: bool, rollout_percent: float) -> None:
-    """A locked rule is a floor for every key below it: it applies in full (as locked caps and
-    redaction rules do)."""
-    if locked and rollout_percent < 100:
-        raise ValueError("a locked loop rule is a floor for every key below it: its rollout_percent must be 100")
-
-
 class LoopRuleSettings(LoopRuleFields):
     """One `[[loops.rules]]` entry: a rule on an org, workspace, user or key of the file. A `locked`
     rule is a floor for the control plane's rules of the same `detect` on its entity and below."""
@@ -151,11 +146,8 @@ class LoopRuleSettings(LoopRuleFields):
 
     @model_validator(mode="after")
     def _org_given(self) -> LoopRuleSettings:
-        if self.level != "org" and self.org is None:
-            raise ValueError(f"a {self.level} loop rule needs `org`, the organization it belongs to")
-        if self.level == "org" and self.org not in (None, self.id):
-            raise ValueError("an org loop rule's `org` (if given) must equal its `id`")
-        check_locked_rollout(self.locked, self.rollout_percent)
+        check_entity_org(self.level, self.id, self.org, "loop rule")
+        check_locked_rollout(self.locked, self.rollout_percent, "loop rule")
         return self
 
     def line(self) -> LoopLine:

@@ -16,13 +16,23 @@ from typing import Literal
 Mode = Literal["enforce", "monitor"]
 RolloutBy = Literal["key", "request"]
 
-__all__ = ["Mode", "RolloutBy", "bites", "bucket_of"]
+__all__ = ["Mode", "RolloutBy", "bites", "bucket_of", "check_locked_rollout"]
 
 
 def bucket_of(rule_id: str, key_id: str) -> int:
     """0..9999: where (`rule_id`, `key_id`) falls in the rollout order, stable across processes."""
     digest = hashlib.blake2b(key_id.encode(), digest_size=8, key=rule_id.encode()[:64]).digest()
     return int.from_bytes(digest, "big") % 10_000
+
+
+def check_locked_rollout(locked: bool, rollout_percent: float, what: str) -> None:
+    """A locked rule, cap or limit is a floor for every key below it, so it applies in full.
+
+    Raises:
+        ValueError: `locked` with a `rollout_percent` below 100 (`what` names the kind in the message).
+    """
+    if locked and rollout_percent < 100:
+        raise ValueError(f"a locked {what} is a floor for every key below it: its rollout_percent must be 100")
 
 
 def bites(mode: Mode, rollout_percent: float, rule_id: str, key_id: str, by: RolloutBy = "key") -> bool:

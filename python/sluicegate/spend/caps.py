@@ -41,6 +41,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from sluicegate.policy.rollout import check_locked_rollout
 from sluicegate.secrets import SecretUrl
 from sluicegate.spend.money import MAX_NUSD, usd_to_nusd
 
@@ -74,6 +75,19 @@ def _check_thresholds(values: tuple[int, ...]) -> tuple[int, ...]:
     if any(isinstance(t, bool) or not isinstance(t, int) or not 1 <= t <= 1000 for t in values):
         raise ValueError("thresholds are whole percents from 1 to 1000")
     return tuple(sorted(set(values)))
+
+
+def check_entity_org(level: Level, entity_id: str, org: str | None, what: str) -> None:
+    """A rule of the configuration file names the organization of its entity: `org` is required
+    below the org level, and an org-level rule's `org`, if given, is its own id.
+
+    Raises:
+        ValueError: naming `what` (a cap, a limit, a loop rule).
+    """
+    if level != "org" and org is None:
+        raise ValueError(f"a {level} {what} needs `org`, the organization it belongs to")
+    if level == "org" and org not in (None, entity_id):
+        raise ValueError(f"an org {what}'s `org` (if given) must equal its `id`")
 
 
 def check_substitute(on_insufficient: str, substitute_model: str | None) -> None:
@@ -193,12 +207,8 @@ class CapSettings(_Section):
 
     @model_validator(mode="after")
     def _org_given(self) -> CapSettings:
-        if self.level != "org" and self.org is None:
-            raise ValueError(f"a {self.level} cap needs `org`, the organization it belongs to")
-        if self.level == "org" and self.org not in (None, self.id):
-            raise ValueError("an org cap's `org` (if given) must equal its `id`")
-        if self.locked and self.rollout_percent < 100:
-            raise ValueError("a locked cap is a floor for every key below it: its rollout_percent must be 100")
+        check_entity_org(self.level, self.id, self.org, "cap")
+        check_locked_rollout(self.locked, self.rollout_percent, "cap")
         check_substitute(self.on_insufficient, self.substitute_model)
         return self
 
