@@ -1,9 +1,12 @@
 //! The Python face of `crate::spend`: `Bucket`, the all-or-nothing `reserve_all`, `settle_all`,
 //! `release_all`, and `window_at`. Amounts are `int` nano-USD; errors cross as `ValueError`.
 //!
-//! The `*_all` functions copy the bucket handles out (cheap `Arc` clones) and then run the atomic
-//! arithmetic with the interpreter detached, so threads (and free-threaded builds) never serialise
-//! on it; a `Bucket` is `frozen` and `Sync`, its state being atomics only.
+//! The `*_all` functions copy the bucket handles out (cheap `Arc` clones) and run the atomic
+//! arithmetic with the interpreter attached: it takes well under a microsecond, and detaching for
+//! it let another thread (granian's, the log writer) take the interpreter on every call, so the
+//! event loop waited for it to be handed back (a thread switch per reserve and settle, measured
+//! in BENCHMARKS.md). A `Bucket` is `frozen` and `Sync`, its state being atomics only, so a
+//! free-threaded build needs no lock around it either.
 
 use std::sync::Arc;
 
@@ -116,7 +119,6 @@ fn handles(buckets: &[Bound<'_, PyBucket>]) -> Vec<Arc<Bucket>> {
 #[pyfunction]
 #[pyo3(signature = (buckets, amount_nusd, enforce_mask = None, clamp_mask = 0, min_clamp_nusd = 0))]
 fn reserve_all(
-    py: Python<'_>,
     buckets: Vec<Bound<'_, PyBucket>>,
     amount_nusd: i64,
     enforce_mask: Option<u64>,
@@ -129,10 +131,8 @@ fn reserve_all(
         clamp: clamp_mask,
         min_clamp: min_clamp_nusd,
     };
-    let outcome = py.detach(move || {
-        let refs: Vec<&Bucket> = owned.iter().map(Arc::as_ref).collect();
-        spend::reserve_all(&refs, amount_nusd, modes)
-    })?;
+    let refs: Vec<&Bucket> = owned.iter().map(Arc::as_ref).collect();
+    let outcome = spend::reserve_all(&refs, amount_nusd, modes)?;
     Ok(match outcome {
         Outcome::Reserved { amount, monitored } => (amount, -1, monitored),
         // At most 64 buckets, so the index always fits.
@@ -143,27 +143,21 @@ fn reserve_all(
 /// Settle a reservation on every bucket; the newly fired threshold mask of each.
 #[pyfunction]
 fn settle_all(
-    py: Python<'_>,
     buckets: Vec<Bound<'_, PyBucket>>,
     reserved_nusd: i64,
     actual_nusd: i64,
 ) -> PyResult<Vec<u64>> {
     let owned = handles(&buckets);
-    let fired = py.detach(move || {
-        let refs: Vec<&Bucket> = owned.iter().map(Arc::as_ref).collect();
-        spend::settle_all(&refs, reserved_nusd, actual_nusd)
-    })?;
-    Ok(fired)
+    let refs: Vec<&Bucket> = owned.iter().map(Arc::as_ref).collect();
+    Ok(spend::settle_all(&refs, reserved_nusd, actual_nusd)?)
 }
 
 /// Release a reservation on every bucket.
 #[pyfunction]
-fn release_all(py: Python<'_>, buckets: Vec<Bound<'_, PyBucket>>, amount_nusd: i64) -> PyResult<()> {
+fn release_all(buckets: Vec<Bound<'_, PyBucket>>, amount_nusd: i64) -> PyResult<()> {
     let owned = handles(&buckets);
-    py.detach(move || {
-        let refs: Vec<&Bucket> = owned.iter().map(Arc::as_ref).collect();
-        spend::release_all(&refs, amount_nusd)
-    })?;
+    let refs: Vec<&Bucket> = owned.iter().map(Arc::as_ref).collect();
+    spend::release_all(&refs, amount_nusd)?;
     Ok(())
 }
 

@@ -2,8 +2,10 @@
 //! `acquire_all` and `finish_all`. Times are `int` ms from the caller's clock; errors cross as
 //! `ValueError`.
 //!
-//! The `*_all` functions copy the counter handles out (cheap `Arc` clones) and then run with the
-//! interpreter detached; the counters are `frozen` and `Sync` (a short `Mutex` inside each).
+//! The `*_all` functions copy the counter handles out (cheap `Arc` clones) and run with the
+//! interpreter attached (a few lines' arithmetic: detaching for it costs a thread switch when
+//! another thread wants the interpreter, see `py::buckets`); the counters are `frozen` and `Sync`
+//! (a short `Mutex` inside each, never held while calling back into Python).
 
 use std::sync::Arc;
 
@@ -174,14 +176,13 @@ fn refs(owned: &[Owned]) -> Vec<Counter<'_>> {
 #[pyfunction]
 #[pyo3(signature = (counters, costs, enforce_mask, now_ms))]
 fn acquire_all(
-    py: Python<'_>,
     counters: Vec<PyCounter<'_>>,
     costs: Vec<i64>,
     enforce_mask: u64,
     now_ms: i64,
 ) -> PyResult<(i64, u64, Vec<i64>, Vec<StateTuple>)> {
     let owned = handles(&counters);
-    let got = py.detach(move || limit::acquire_all(&refs(&owned), &costs, enforce_mask, now_ms))?;
+    let got = limit::acquire_all(&refs(&owned), &costs, enforce_mask, now_ms)?;
     // At most 64 lines, so the index always fits.
     let refused = got.refused.map_or(-1, |i| i64::try_from(i).unwrap_or(i64::MAX));
     let states = got.states.into_iter().map(state_tuple).collect();
@@ -191,14 +192,13 @@ fn acquire_all(
 /// End a grant on every counter (see `_core.pyi`).
 #[pyfunction]
 fn finish_all(
-    py: Python<'_>,
     counters: Vec<PyCounter<'_>>,
     tickets: Vec<i64>,
     deltas: Vec<i64>,
     now_ms: i64,
 ) -> PyResult<()> {
     let owned = handles(&counters);
-    py.detach(move || limit::finish_all(&refs(&owned), &tickets, &deltas, now_ms))?;
+    limit::finish_all(&refs(&owned), &tickets, &deltas, now_ms)?;
     Ok(())
 }
 
