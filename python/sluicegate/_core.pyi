@@ -251,6 +251,18 @@ class Scanner:
         Returns:
             `(entity, start, end)` findings, sorted and non-overlapping, in character offsets.
         """
+    def finds_in_json(self, data: bytes) -> bool:
+        """Whether scanning the text of the JSON document `data` field by field could find anything.
+
+        Looks at a superset of what a walk of the parsed document scans: every string value (not
+        object keys), escapes decoded, each scanned on its own; every number of 10 or more
+        characters; and, for a string that is itself JSON, its own values the same way. True when
+        any of them has a finding, and when it cannot decide (a string that does not decode to
+        UTF-8, a `token` key, whose logprob runs are scanned joined, JSON nested in strings more
+        than 8 levels deep); False only when no walk of the document can find anything. `data`
+        must be a document the caller parsed (on other bytes the answer is unspecified). Documents
+        over 4 KB are read with the interpreter detached.
+        """
     def redact(self, text: str, replacement: str = "[REDACTED:{entity}]") -> tuple[str, list[tuple[str, int, int]]]:
         """Replace every finding in `text` by `replacement`.
 

@@ -130,6 +130,88 @@ pub fn first_problem(data: &[u8], max_depth: usize) -> Option<Problem> {
     None
 }
 
+/// Hands `visit` the contents of every string value of a JSON document (object keys are not
+/// values), escapes decoded, and the text of every number of at least `min_number` bytes, in
+/// document order, until `visit` returns true; returns whether it did. A string whose escapes do
+/// not decode to UTF-8 (a lone surrogate) is handed over as `None`, and so is the document's first
+/// key that is one of `stop_keys`: a caller that wants a superset of what a reader of the document
+/// sees answers true to both.
+///
+/// Like [`first_problem`] it is a tokenizer for a document the caller has already parsed: on
+/// malformed input it returns without panicking, its answer unspecified.
+///
+/// # Example
+/// ```
+/// use _core::jsonkeys::any_value;
+/// let mut seen = Vec::new();
+/// let doc = br#"{"a": "x\u0040y", "n": [12, 12345678901], "k": {"b": "z"}}"#;
+/// any_value(doc, 10, &[], &mut |v| {
+///     seen.push(v.unwrap().to_string());
+///     false
+/// });
+/// assert_eq!(seen, ["x@y", "12345678901", "z"]);
+/// ```
+pub fn any_value(
+    data: &[u8],
+    min_number: usize,
+    stop_keys: &[&[u8]],
+    visit: &mut dyn FnMut(Option<&str>) -> bool,
+) -> bool {
+    // Per open container: (is an object, the next string is a key).
+    let mut stack: Vec<(bool, bool)> = Vec::new();
+    let mut i = 0;
+    while i < data.len() {
+        match data[i] {
+            open @ (b'{' | b'[') => stack.push((open == b'{', open == b'{')),
+            b'}' | b']' => {
+                stack.pop();
+            }
+            b',' => {
+                if let Some(top) = stack.last_mut() {
+                    top.1 = top.0;
+                }
+            }
+            b'"' => {
+                let (end, escaped) = string_end(data, i + 1);
+                let raw = &data[i + 1..end.min(data.len())];
+                let key = match stack.last_mut() {
+                    Some(top) if top.0 && top.1 => {
+                        top.1 = false;
+                        true
+                    }
+                    _ => false,
+                };
+                if key {
+                    let name = if escaped { Cow::Owned(unescape(raw)) } else { Cow::Borrowed(raw) };
+                    if stop_keys.iter().any(|k| *k == &*name) && visit(None) {
+                        return true;
+                    }
+                } else {
+                    let text = if escaped { Cow::Owned(unescape(raw)) } else { Cow::Borrowed(raw) };
+                    if visit(std::str::from_utf8(&text).ok()) {
+                        return true;
+                    }
+                }
+                i = end;
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while i < data.len() && matches!(data[i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9') {
+                    i += 1;
+                }
+                // ASCII only, so always UTF-8
+                if i - start >= min_number && visit(std::str::from_utf8(&data[start..i]).ok()) {
+                    return true;
+                }
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    false
+}
+
 /// The index of the closing quote of the string whose contents start at `from` (or `data.len()`
 /// if it never closes), and whether it holds a backslash.
 fn string_end(data: &[u8], from: usize) -> (usize, bool) {
@@ -302,6 +384,79 @@ mod tests {
             let mut doc = String::new();
             write(&v, &mut pick, &mut doc);
             prop_assert_eq!(first_duplicate_key(doc.as_bytes()).is_some(), has_repeat(&v), "{}", doc);
+        }
+    }
+
+    fn strings_of(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Num => {}
+            Value::Str(s) => out.push(s.clone()),
+            Value::Arr(items) => items.iter().for_each(|item| strings_of(item, out)),
+            Value::Obj(members) => members.iter().for_each(|(_, item)| strings_of(item, out)),
+        }
+    }
+
+    fn values(doc: &[u8], min_number: usize, stop_keys: &[&[u8]]) -> Vec<Option<String>> {
+        let mut seen = Vec::new();
+        any_value(doc, min_number, stop_keys, &mut |v| {
+            seen.push(v.map(str::to_string));
+            false
+        });
+        seen
+    }
+
+    proptest! {
+        #[test]
+        fn hands_over_every_string_value_decoded_and_no_key(v in value(), seed in any::<u64>()) {
+            let mut state = seed | 1;
+            let mut pick = move || {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state % 3 == 0
+            };
+            let mut doc = String::new();
+            write(&v, &mut pick, &mut doc);
+            let mut want = Vec::new();
+            strings_of(&v, &mut want);
+            let got: Vec<String> = values(doc.as_bytes(), 1, &[]).into_iter().flatten().filter(|s| s != "1").collect();
+            prop_assert_eq!(got, want, "{}", doc);
+        }
+    }
+
+    #[test]
+    fn numbers_from_their_length_and_stop_keys_and_surrogates_as_none() {
+        let doc = br#"{"a": -123456789, "b": 4111111111111111, "c": 1.5e300, "d": [true, null, 42]}"#;
+        assert_eq!(values(doc, 10, &[]), [Some("-123456789".into()), Some("4111111111111111".into())]);
+        let doc = br#"{"logprobs": [{"token": "41", "x": "11"}], "token": 1}"#;
+        assert_eq!(values(doc, 10, &[b"token"]), [None, Some("41".into()), Some("11".into()), None]);
+        assert_eq!(values(br#"["\ud800", "\ud83d\ude00"]"#, 10, &[]), [None, Some("😀".into())]);
+        // escaped key spellings are stop keys too; a stop key's value is still handed over
+        assert_eq!(values(br#"{"tok\u0065n": "a"}"#, 10, &[b"token"]), [None, Some("a".into())]);
+        // the callback ends the walk
+        let mut n = 0;
+        assert!(any_value(br#"["a", "b", "c"]"#, 10, &[], &mut |v| {
+            n += 1;
+            v == Some("b")
+        }));
+        assert_eq!(n, 2);
+    }
+
+    #[test]
+    fn any_value_never_panics_on_malformed_input() {
+        let alphabet = b"{}[]\":,\\u0a1d8- ";
+        let mut state = 7u64;
+        for _ in 0..20_000 {
+            let len = (state % 40) as usize;
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    state = state
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    alphabet[(state >> 59) as usize % alphabet.len()]
+                })
+                .collect();
+            let _ = values(&bytes, 1, &[b"a"]);
         }
     }
 

@@ -46,6 +46,7 @@ from sluicegate.proxy.relay import (
     JSON,
     CallInfo,
     Outcome,
+    Rewrite,
     relay_body,
     relay_error_status,
     relay_stream,
@@ -290,7 +291,7 @@ class Gateway:
         limited = None
         try:
             redactor = self._redactor_for(identity)
-            scan = redactor.scan_request(fmt, body, identity.workspace) if redactor is not None else None
+            scan = redactor.scan_request(fmt, body, identity.workspace, raw) if redactor is not None else None
             # Rate limits count the body as it goes upstream (redacted), so a tokens limit's input
             # estimate is the spend step's too: the body is walked for it once.
             est = None
@@ -382,7 +383,7 @@ class Gateway:
         headers: dict[bytes, bytes],
         raw: bytes,
         tap: StreamTap | None,
-        rewrite: Callable[[Any], bool] | None,
+        rewrite: Rewrite | None,
         rid: bytes,
         extra: list[tuple[bytes, bytes]] | None = None,
     ) -> Outcome:

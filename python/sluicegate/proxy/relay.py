@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
@@ -110,6 +110,13 @@ async def send_body(send: Send, status: int, body: bytes, headers: list[tuple[by
 Headers = list[tuple[bytes, bytes]]
 
 
+class Rewrite(Protocol):
+    """What may change a complete response in place before it is sent (redaction's
+    `scan_response`): given the parsed body and the bytes it was parsed from; True if it changed."""
+
+    def __call__(self, body: Any, *, raw: bytes | None = None) -> bool: ...
+
+
 async def send_error(
     send: Send, fmt: WireFormat, err: GatewayError, request_id: bytes, extra: Headers | None = None
 ) -> Outcome:
@@ -128,7 +135,7 @@ async def relay_error_status(
     resp: UpstreamResponse,
     request_id: bytes,
     limit: int,
-    rewrite: Callable[[Any], bool] | None = None,
+    rewrite: Rewrite | None = None,
     extra: Headers | None = None,
 ) -> Outcome:
     """Pass an upstream error status on: the provider's body when it is a JSON error, else ours.
@@ -154,7 +161,7 @@ async def relay_error_status(
         body = fmt.error_body(ours, request_id.decode())
     elif rewrite is not None:
         try:
-            if rewrite(parsed):
+            if rewrite(parsed, raw=body):
                 body = orjson.dumps(parsed)
         except GatewayError:  # what was found is in the request's tally, as for any response
             ours.message += " (its error message was withheld: it held content this gateway blocks)"
@@ -168,7 +175,7 @@ async def relay_body(
     fmt: WireFormat,
     resp: UpstreamResponse,
     request_id: bytes,
-    rewrite: Callable[[Any], bool] | None = None,
+    rewrite: Rewrite | None = None,
     capture: bool = False,
     extra: Headers | None = None,
 ) -> Outcome:
@@ -181,7 +188,7 @@ async def relay_body(
         raise UpstreamProtocolError("the provider sent a response that is not JSON") from None
     usage = fmt.usage(parsed)
     try:
-        if rewrite is not None and rewrite(parsed):
+        if rewrite is not None and rewrite(parsed, raw=body):
             body = orjson.dumps(parsed)
     except GatewayError as err:  # a response policy refused it: the call still cost its usage
         outcome = await send_error(send, fmt, err, request_id, extra)

@@ -127,6 +127,16 @@ impl PyScanner {
         )
     }
 
+    /// True if a string value (or long number) of the JSON document `data` has a finding, or it
+    /// cannot be ruled out (see `scan::json`).
+    fn finds_in_json(&self, py: Python<'_>, data: &[u8]) -> bool {
+        if data.len() > DETACH_BYTES {
+            py.detach(|| scan::json_has_finding(&self.inner, data))
+        } else {
+            scan::json_has_finding(&self.inner, data)
+        }
+    }
+
     #[pyo3(signature = (text, replacement = DEFAULT_TEMPLATE), text_signature = "(self, /, text, replacement='[REDACTED:{entity}]')")]
     fn redact<'py>(
         &self,

@@ -36,6 +36,7 @@ mod custom;
 mod detectors;
 mod entity;
 mod error;
+mod json;
 mod normalize;
 mod pii;
 mod redact;
@@ -48,6 +49,7 @@ use std::sync::Arc;
 pub use custom::{MAX_KEYWORD_LEN, MAX_PATTERN_LEN};
 pub use entity::{Builtin, EntityId};
 pub use error::ScanError;
+pub use json::{json_has_finding, MAX_NESTED as MAX_JSON_NESTED};
 pub use secrets::{JWT_CAP, PEM_CAP};
 pub use stream::{StreamFinding, StreamScanner};
 
