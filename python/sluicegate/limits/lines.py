@@ -58,6 +58,9 @@ class LimitLine:
     kind: Kind
     limit: int
     window_s: int = 60
+    # What identifies the counter across limit changes (see `counter_name`), computed once: the
+    # stores look it up several times per request.
+    _counter: tuple[str, str, str, str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.entity_id or not self.org_id:
@@ -72,12 +75,14 @@ class LimitLine:
             raise ValueError("window_s must be a whole number of seconds")
         if not 1 <= self.window_s <= MAX_WINDOW_S:
             raise ValueError(f"window_s must be 1..={MAX_WINDOW_S} seconds")
+        window = 0 if self.kind == "concurrent" else self.window_s
+        object.__setattr__(self, "_counter", (self.org_id, self.level, self.entity_id, self.kind, window))
 
     @property
     def counter_name(self) -> tuple[str, str, str, str, int]:
         """What identifies the counter across limit changes: (org, level, entity, kind, window_s),
         window_s 0 for `concurrent`."""
-        return (self.org_id, self.level, self.entity_id, self.kind, 0 if self.kind == "concurrent" else self.window_s)
+        return self._counter
 
     @property
     def windowed(self) -> bool:

@@ -58,6 +58,10 @@ def clock_skew_ms(now_ms: int | None) -> int:
     return 0 if -1000 < skew <= 0 else skew
 
 
+# The last tuple of lines that passed the checks of `acquire_args` (that depend on the lines only).
+_checked: list[tuple[LimitLine, ...] | None] = [None]
+
+
 def acquire_args(
     lines: Sequence[LimitLine], costs: Sequence[int], enforce: Sequence[bool], now_ms: int | None
 ) -> tuple[int, tuple[LimitLine, ...], tuple[int, ...], int]:
@@ -71,13 +75,15 @@ def acquire_args(
     lines, costs = tuple(lines), tuple(costs)
     if not len(lines) == len(costs) == len(enforce):
         raise ValueError("one cost and one enforce flag per line")
-    if len(lines) > 64:
-        raise ValueError("at most 64 lines per acquire")
-    if len({line.counter_name for line in lines}) < len(lines):
-        raise ValueError(
-            "two lines count on one counter (same organization, level, entity, kind and window): "
-            "pass one line per counter, with the limit that applies (the lowest)"
-        )
+    if lines is not _checked[0]:  # the policy hands the same tuple for a caller's lines
+        if len(lines) > 64:
+            raise ValueError("at most 64 lines per acquire")
+        if len({line.counter_name for line in lines}) < len(lines):
+            raise ValueError(
+                "two lines count on one counter (same organization, level, entity, kind and window): "
+                "pass one line per counter, with the limit that applies (the lowest)"
+            )
+        _checked[0] = lines  # held here, so its id cannot be reused while it is the one checked
     for cost in costs:
         if isinstance(cost, bool) or not isinstance(cost, int) or not 0 <= cost <= MAX_COST:
             raise ValueError(f"costs are whole numbers 0..={MAX_COST}")

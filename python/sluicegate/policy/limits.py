@@ -300,6 +300,8 @@ class LimitPolicy:
         self.store: LimitStore | None = None
         self._rules = tuple(rule_of(r) for r in settings.rules)
         self._by_identity: dict[Identity, tuple[LimitRule, ...]] = {}
+        self._lines: dict[int, tuple[tuple[LimitRule, ...], tuple[LimitLine, ...], bool]] = {}
+        self._joined: dict[Identity, tuple[tuple[LimitRule, ...], tuple[LimitRule, ...], tuple[LimitRule, ...]]] = {}
         # The control plane's limits for a caller (its view's `limit_lines`), when it runs: read from
         # memory on every call, since a reload may change them.
         self.policy_lines: Callable[[Identity], tuple[LimitRule, ...]] | None = None
@@ -321,7 +323,18 @@ class LimitPolicy:
             if len(self._by_identity) >= 100_000:
                 self._by_identity.clear()
             self._by_identity[who] = rules
-        return rules + self.policy_lines(who) if self.policy_lines is not None else rules
+        if self.policy_lines is None:
+            return rules
+        extra = self.policy_lines(who)
+        if not extra:
+            return rules
+        # One tuple per caller while its rules stand (the stores' checks remember the last one).
+        joined = self._joined.get(who)
+        if joined is None or joined[0] is not rules or joined[1] is not extra:
+            if len(self._joined) >= 100_000:
+                self._joined.clear()
+            joined = self._joined[who] = (rules, extra, rules + extra)
+        return joined[2]
 
     async def acquire(self, who: Identity, fmt: WireFormat, body: Mapping[str, Any], provider: str = "") -> LimitGuard:
         """Count the call on every limit of the caller; returns the guard to finish when it ends.
@@ -336,10 +349,10 @@ class LimitPolicy:
         if not rules:
             return LimitGuard(self, None, provider)
         assert self.store is not None, "LimitPolicy.start() was not awaited"
-        lines = [r.line for r in rules]
+        lines, tokens = self._lines_of(rules)
         enforce = [r.bites(who.key_name) for r in rules]
         est = None
-        if any(line.kind == "tokens" for line in lines):
+        if tokens:
             est = estimate(body, fmt.name, self.estimate_settings)
         tokens = est.input_tokens if est is not None else 0
         costs = [tokens if line.kind == "tokens" else 1 for line in lines]
@@ -365,6 +378,17 @@ class LimitPolicy:
         if not all(enforce):
             states = [s for s, bit in zip(_aligned(states, lines), enforce, strict=True) if bit and s is not None]
         return LimitGuard(self, result.grant, provider, limit_headers(fmt.family, states) or None, events, est)
+
+    def _lines_of(self, rules: tuple[LimitRule, ...]) -> tuple[tuple[LimitLine, ...], bool]:
+        """The lines of `rules` as one tuple (the same object for the same rules, which the stores'
+        argument checks remember) and whether one counts tokens."""
+        held = self._lines.get(id(rules))
+        if held is None or held[0] is not rules:
+            lines = tuple(r.line for r in rules)
+            if len(self._lines) >= 10_000:
+                self._lines.clear()
+            held = self._lines[id(rules)] = (rules, lines, any(line.kind == "tokens" for line in lines))
+        return held[1], held[2]
 
     def _on_store_error(self, rules: Sequence[LimitRule], enforce: Sequence[bool]) -> OnStoreError:
         """With the store unreachable: closed when a limit that bites on this call says so (its
