@@ -356,6 +356,9 @@ class HttpUpstream:
         self._max_body = settings.max_response_bytes
         self._session = aiohttp.ClientSession(
             connector=connector,
+            # No cookies kept: one caller's provider answer must not set what the next caller's
+            # request to the same host carries (tests/integration/test_upstream_isolation.py).
+            cookie_jar=aiohttp.DummyCookieJar(),
             auto_decompress=False,
             skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
             timeout=aiohttp.ClientTimeout(total=None),
