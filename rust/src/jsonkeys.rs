@@ -130,11 +130,11 @@ pub fn first_problem(data: &[u8], max_depth: usize) -> Option<Problem> {
     None
 }
 
-/// Hands `visit` the contents of every string value of a JSON document (object keys are not
-/// values), escapes decoded, and the text of every number of at least `min_number` bytes, in
-/// document order, until `visit` returns true; returns whether it did. A string whose escapes do
-/// not decode to UTF-8 (a lone surrogate) is handed over as `None`, and so is the document's first
-/// key that is one of `stop_keys`: a caller that wants a superset of what a reader of the document
+/// Hands `visit` the contents of every string value of a JSON document (and, with `with_keys`,
+/// of every object key), escapes decoded, and the text of every number of at least `min_number`
+/// bytes, in document order, until `visit` returns true; returns whether it did. A string whose
+/// escapes do not decode to UTF-8 (a lone surrogate) is handed over as `None`, and so is a key
+/// that is one of `stop_keys`: a caller that wants a superset of what a reader of the document
 /// sees answers true to both.
 ///
 /// Like [`first_problem`] it is a tokenizer for a document the caller has already parsed: on
@@ -145,7 +145,7 @@ pub fn first_problem(data: &[u8], max_depth: usize) -> Option<Problem> {
 /// use _core::jsonkeys::any_value;
 /// let mut seen = Vec::new();
 /// let doc = br#"{"a": "x\u0040y", "n": [12, 12345678901], "k": {"b": "z"}}"#;
-/// any_value(doc, 10, &[], &mut |v| {
+/// any_value(doc, 10, &[], false, &mut |v| {
 ///     seen.push(v.unwrap().to_string());
 ///     false
 /// });
@@ -155,6 +155,7 @@ pub fn any_value(
     data: &[u8],
     min_number: usize,
     stop_keys: &[&[u8]],
+    with_keys: bool,
     visit: &mut dyn FnMut(Option<&str>) -> bool,
 ) -> bool {
     // Per open container: (is an object, the next string is a key).
@@ -182,12 +183,24 @@ pub fn any_value(
                     _ => false,
                 };
                 if key {
-                    let name = if escaped { Cow::Owned(unescape(raw)) } else { Cow::Borrowed(raw) };
-                    if stop_keys.iter().any(|k| *k == &*name) && visit(None) {
+                    let name = if escaped {
+                        Cow::Owned(unescape(raw))
+                    } else {
+                        Cow::Borrowed(raw)
+                    };
+                    if stop_keys.iter().any(|k| *k == &*name) {
+                        if visit(None) {
+                            return true;
+                        }
+                    } else if with_keys && visit(std::str::from_utf8(&name).ok()) {
                         return true;
                     }
                 } else {
-                    let text = if escaped { Cow::Owned(unescape(raw)) } else { Cow::Borrowed(raw) };
+                    let text = if escaped {
+                        Cow::Owned(unescape(raw))
+                    } else {
+                        Cow::Borrowed(raw)
+                    };
                     if visit(std::str::from_utf8(&text).ok()) {
                         return true;
                     }
@@ -397,8 +410,12 @@ mod tests {
     }
 
     fn values(doc: &[u8], min_number: usize, stop_keys: &[&[u8]]) -> Vec<Option<String>> {
+        values_and_keys(doc, min_number, stop_keys, false)
+    }
+
+    fn values_and_keys(doc: &[u8], min_number: usize, stop_keys: &[&[u8]], with_keys: bool) -> Vec<Option<String>> {
         let mut seen = Vec::new();
-        any_value(doc, min_number, stop_keys, &mut |v| {
+        any_value(doc, min_number, stop_keys, with_keys, &mut |v| {
             seen.push(v.map(str::to_string));
             false
         });
@@ -427,15 +444,51 @@ mod tests {
     #[test]
     fn numbers_from_their_length_and_stop_keys_and_surrogates_as_none() {
         let doc = br#"{"a": -123456789, "b": 4111111111111111, "c": 1.5e300, "d": [true, null, 42]}"#;
-        assert_eq!(values(doc, 10, &[]), [Some("-123456789".into()), Some("4111111111111111".into())]);
+        assert_eq!(
+            values(doc, 10, &[]),
+            [Some("-123456789".into()), Some("4111111111111111".into())]
+        );
         let doc = br#"{"logprobs": [{"token": "41", "x": "11"}], "token": 1}"#;
-        assert_eq!(values(doc, 10, &[b"token"]), [None, Some("41".into()), Some("11".into()), None]);
-        assert_eq!(values(br#"["\ud800", "\ud83d\ude00"]"#, 10, &[]), [None, Some("😀".into())]);
+        assert_eq!(
+            values(doc, 10, &[b"token"]),
+            [None, Some("41".into()), Some("11".into()), None]
+        );
+        assert_eq!(
+            values(br#"["\ud800", "\ud83d\ude00"]"#, 10, &[]),
+            [None, Some("😀".into())]
+        );
         // escaped key spellings are stop keys too; a stop key's value is still handed over
-        assert_eq!(values(br#"{"tok\u0065n": "a"}"#, 10, &[b"token"]), [None, Some("a".into())]);
+        assert_eq!(
+            values(br#"{"tok\u0065n": "a"}"#, 10, &[b"token"]),
+            [None, Some("a".into())]
+        );
+        // keys too when asked, decoded, in document order; stop keys still as None
+        let doc = br#"{"k\u0031": "v", "n": {"token": "t"}}"#;
+        assert_eq!(
+            values_and_keys(doc, 10, &[b"token"], true),
+            [
+                Some("k1".into()),
+                Some("v".into()),
+                Some("n".into()),
+                None,
+                Some("t".into())
+            ]
+        );
+        // keys too when asked, decoded, in document order; stop keys still as None
+        let doc = br#"{"k\u0031": "v", "n": {"token": "t"}}"#;
+        assert_eq!(
+            values_and_keys(doc, 10, &[b"token"], true),
+            [
+                Some("k1".into()),
+                Some("v".into()),
+                Some("n".into()),
+                None,
+                Some("t".into())
+            ]
+        );
         // the callback ends the walk
         let mut n = 0;
-        assert!(any_value(br#"["a", "b", "c"]"#, 10, &[], &mut |v| {
+        assert!(any_value(br#"["a", "b", "c"]"#, 10, &[], false, &mut |v| {
             n += 1;
             v == Some("b")
         }));

@@ -101,6 +101,57 @@ def test_escaped_values_cannot_hide(gw: Server, mock_server: Server) -> None:
     assert "example.com" not in upstream_saw(mock_server)
 
 
+def test_values_in_object_keys_are_redacted(oa: openai.OpenAI, mock_server: Server) -> None:
+    """A caller writes keys as it writes values: a value planted in a key (metadata, a free-form
+    field, a tool's parameter schema, a tool call's arguments) is found and the key renamed."""
+    other = "john.roe@example.com"
+    tools = [
+        {
+            "type": "function",
+            "function": {"name": "f", "parameters": {"type": "object", "properties": {AWS: {"type": "string"}}}},
+        }
+    ]
+    messages = [
+        {"role": "user", "content": "hi"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "f", "arguments": json.dumps({EMAIL: 1})}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": "c1", "content": "ok"},
+    ]
+    oa.chat.completions.create(
+        model="mh/mock-gpt",
+        messages=messages,  # type: ignore[arg-type]
+        tools=tools,  # type: ignore[arg-type]
+        metadata={EMAIL: "a", other: "b"},
+        extra_body={"user_data": {"ids": [{"emp EMP-123456": {"x": 1}}]}},
+    )
+    seen = upstream_saw(mock_server)
+    for value in (EMAIL, other, AWS, "EMP-123456"):
+        assert value not in seen
+    body = json.loads(seen)
+    # two keys that redact alike stay two keys
+    assert body["metadata"] == {"[REDACTED:EMAIL]": "a", "[REDACTED:EMAIL] (2)": "b"}
+    assert body["tools"][0]["function"]["parameters"]["properties"] == {
+        "[REDACTED:AWS_ACCESS_KEY_ID]": {"type": "string"}
+    }
+    assert json.loads(body["messages"][1]["tool_calls"][0]["function"]["arguments"]) == {"[REDACTED:EMAIL]": 1}
+    assert body["user_data"] == {"ids": [{"emp [REDACTED:EMPLOYEE_ID]": {"x": 1}}]}
+
+
+def test_a_blocked_type_in_a_key_refuses_the_request(oa: openai.OpenAI, mock_server: Server) -> None:
+    before = upstream_saw(mock_server)
+    with pytest.raises(openai.BadRequestError) as err:
+        oa.chat.completions.create(
+            model="mh/mock-gpt", messages=[{"role": "user", "content": "hi"}], metadata={CARD: "x"}
+        )
+    assert "CREDIT_CARD" in str(err.value) and CARD not in str(err.value)
+    assert upstream_saw(mock_server) == before
+
+
 def test_anthropic_system_tool_use_and_tool_result(an: anthropic.Anthropic, mock_server: Server) -> None:
     an.messages.create(
         model="mh/mock-claude",

@@ -20,7 +20,7 @@ optimisation on fields known to carry no text; forgetting one costs a scan, neve
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeAlias
 
 
@@ -272,22 +272,27 @@ def _strings(value: Any, out: list[Field], exclude: str | None = None) -> None:
                 out.append(NumberSlot(value, i))
 
 
-def locate(root: Any, slot: TextSlot, prefix: str = "") -> str:
+def locate(root: Any, slot: TextSlot, prefix: str = "", label: Callable[[str], str] | None = None) -> str:
     """The printable location of `slot` inside `root` (`messages[2].content`), found by identity,
     after `prefix` (the location of the JSON text `root` was parsed from). For reports of findings:
-    the walk keeps no paths, so a request with nothing found never builds one."""
+    the walk keeps no paths, so a request with nothing found never builds one. Object keys are
+    written by callers, so each key in the path is written as `label` gives it (the redactor
+    replaces a value a key holds by its type)."""
     key = None if isinstance(slot, RunSlot) else slot.key
     stack: list[tuple[Any, str]] = [(root, prefix)]
     while stack:
         value, at = stack.pop()
         if value is slot.container:
-            return f"{at}[].token" if key is None else _step(at, key)
+            return f"{at}[].token" if key is None else step(at, key, label)
         items = value.items() if type(value) is dict else enumerate(value) if type(value) is list else ()
-        stack += [(v, _step(at, k)) for k, v in items if type(v) is dict or type(v) is list]
+        stack += [(v, step(at, k, label)) for k, v in items if type(v) is dict or type(v) is list]
     return prefix or "?"
 
 
-def _step(at: str, key: str | int) -> str:
+def step(at: str, key: str | int, label: Callable[[str], str] | None = None) -> str:
+    """The location `at` followed by `key` (an index or an object key, written by `label`)."""
     if isinstance(key, int):
         return f"{at}[{key}]"
+    if label is not None:
+        key = label(key)
     return f"{at}.{key}" if at else key

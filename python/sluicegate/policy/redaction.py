@@ -34,7 +34,7 @@ from sluicegate._core import Scanner, StreamScanner, builtin_entities
 from sluicegate.config import RedactionSettings
 from sluicegate.errors import PolicyBlocked, PolicyFailed
 from sluicegate.formats.base import TextFilter, WireFormat
-from sluicegate.formats.slots import Field, TextSlot, all_strings, locate, text_fields
+from sluicegate.formats.slots import Field, TextSlot, all_strings, locate, step, text_fields
 from sluicegate.observe.events import PolicyEvent
 
 Direction = Literal["request", "response"]
@@ -201,6 +201,7 @@ class Redactor:
         started = time.perf_counter()
         try:
             self._scan_fields(body, text_fields(body, fmt.request_shape), "request", scan, workspace)
+            self._scan_keys(body, "request", scan, workspace)
         except (PolicyBlocked, PolicyFailed):
             raise
         except Exception as exc:
@@ -260,14 +261,16 @@ class Redactor:
                     except orjson.JSONDecodeError:
                         parsed = None
                     if isinstance(parsed, dict | list):
-                        here = partial(locate, root, slot, outer() if outer else "")
-                        if self._scan_fields(parsed, all_strings(parsed), direction, scan, workspace, restore, here):
+                        here = partial(locate, root, slot, outer() if outer else "", self._label)
+                        args = (direction, scan, workspace)
+                        inner = self._scan_fields(parsed, all_strings(parsed), *args, restore, here)
+                        if self._scan_keys(parsed, *args, outer() if outer else "") or inner:
                             slot.set(orjson.dumps(parsed).decode())
                             changed = True
                         continue
                 findings = scan_text(text)
             if findings:
-                where = locate(root, slot, outer() if outer else "")
+                where = locate(root, slot, outer() if outer else "", self._label)
                 out = self._apply(text, findings, direction, where, scan, workspace)
             else:
                 out = text
@@ -275,6 +278,51 @@ class Redactor:
                 out = restore.whole(out)
             if out != text:
                 slot.set(out)
+                changed = True
+        return changed
+
+    def _label(self, key: str) -> str:
+        """An object key as a finding's location writes it: callers write keys, so a key that holds
+        a value is written with the value replaced by its type (`metadata.[REDACTED:US_SSN].note`,
+        never the value) before the location goes into an event, a log or a trace."""
+        return self.scanner.redact(key)[0]
+
+    def _scan_keys(self, root: Any, direction: Direction, scan: RequestScan, workspace: str, at: str = "") -> bool:
+        """Apply `direction`'s actions to every object key inside `root`, renaming keys in place
+        (order kept; a replaced key that meets another takes a ` (n)` suffix); True if any
+        changed. A caller writes keys as it writes values (metadata, a tool's arguments or schema),
+        so a value planted in a key is found like one in a value. Runs after the values' pass (it
+        renames keys that pass's slots name). Findings are reported at the object that holds the
+        key (`metadata{key}`), never with the key itself."""
+        scan_text = self.scanner.scan if not self._tiers[direction] else partial(self.find, direction=direction)
+        changed = False
+        stack: list[tuple[Any, str]] = [(root, at)]
+        while stack:
+            value, where = stack.pop()
+            if type(value) is list:
+                stack += [(v, f"{where}[{i}]") for i, v in enumerate(value) if type(v) is dict or type(v) is list]
+                continue
+            if type(value) is not dict:
+                continue
+            renamed: dict[str, str] = {}
+            for key, item in value.items():
+                findings = scan_text(key) if type(key) is str and key else None
+                if type(item) is dict or type(item) is list:
+                    stack.append((item, step(where, key, self._label if findings else None)))
+                if findings:
+                    out = self._apply(key, findings, direction, f"{where}{{key}}", scan, workspace)
+                    if out != key:
+                        renamed[key] = out
+            if renamed:
+                items = list(value.items())
+                value.clear()
+                for key, item in items:
+                    name = renamed.get(key, key)
+                    n = 1
+                    while name in value:
+                        n += 1
+                        name = f"{renamed.get(key, key)} ({n})"
+                    value[name] = item
                 changed = True
         return changed
 
@@ -354,6 +402,7 @@ class Redactor:
         restore = RestoreFilter(scan.originals) if scan.originals else None
         fields = text_fields(body, fmt.response_shape)
         changed = self._scan_fields(body, fields, "response", scan, workspace, restore)
+        changed = self._scan_keys(body, "response", scan, workspace) or changed
         blocked = sorted({e for (d, a, e) in scan.tally.counts if a == "block" and d == "response"})
         if blocked:
             raise PolicyBlocked(f"the response contained content this gateway blocks: {', '.join(blocked)}")

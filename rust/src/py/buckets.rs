@@ -142,11 +142,7 @@ fn reserve_all(
 
 /// Settle a reservation on every bucket; the newly fired threshold mask of each.
 #[pyfunction]
-fn settle_all(
-    buckets: Vec<Bound<'_, PyBucket>>,
-    reserved_nusd: i64,
-    actual_nusd: i64,
-) -> PyResult<Vec<u64>> {
+fn settle_all(buckets: Vec<Bound<'_, PyBucket>>, reserved_nusd: i64, actual_nusd: i64) -> PyResult<Vec<u64>> {
     let owned = handles(&buckets);
     let refs: Vec<&Bucket> = owned.iter().map(Arc::as_ref).collect();
     Ok(spend::settle_all(&refs, reserved_nusd, actual_nusd)?)

@@ -191,12 +191,7 @@ fn acquire_all(
 
 /// End a grant on every counter (see `_core.pyi`).
 #[pyfunction]
-fn finish_all(
-    counters: Vec<PyCounter<'_>>,
-    tickets: Vec<i64>,
-    deltas: Vec<i64>,
-    now_ms: i64,
-) -> PyResult<()> {
+fn finish_all(counters: Vec<PyCounter<'_>>, tickets: Vec<i64>, deltas: Vec<i64>, now_ms: i64) -> PyResult<()> {
     let owned = handles(&counters);
     limit::finish_all(&refs(&owned), &tickets, &deltas, now_ms)?;
     Ok(())

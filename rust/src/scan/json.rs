@@ -3,9 +3,10 @@
 //!
 //! The gateway redacts the text fields of a parsed body, field by field, in Python. Most bodies
 //! hold nothing the scanner finds, and for them that walk is pure cost. [`json_has_finding`] looks
-//! at a superset of those fields straight from the bytes (every string value, escapes decoded;
-//! every number of 10 or more characters; the strings of a string that is itself JSON, as the walk
-//! reads a tool call's arguments), each scanned on its own as the walk scans it; only when it says
+//! at a superset of those fields straight from the bytes (every string value and object key,
+//! escapes decoded; every number of 10 or more characters; the strings and keys of a string that
+//! is itself JSON, as the walk reads a tool call's arguments), each scanned on its own as the walk
+//! scans it; only when it says
 //! yes does the walk run. It answers yes when it cannot decide: a string that does not decode to
 //! UTF-8, a `token` key (a logprob run, whose tokens the walk scans joined), JSON nested deeper
 //! than [`MAX_NESTED`].
@@ -31,7 +32,7 @@ pub fn json_has_finding(scanner: &Scanner, data: &[u8]) -> bool {
 }
 
 fn has_finding(scanner: &Scanner, data: &[u8], depth: usize) -> bool {
-    any_value(data, MIN_NUMBER, RUN_KEYS, &mut |value| match value {
+    any_value(data, MIN_NUMBER, RUN_KEYS, true, &mut |value| match value {
         None => true,
         Some(text) => {
             if !scanner.scan(text).is_empty() {
@@ -78,6 +79,9 @@ mod tests {
             r#"{"card": 4111111111111111}"#,
             r#"{"tool_calls":[{"function":{"arguments":"{\"email\":\"maria\\u0040example.com\"}"}}]}"#,
             r#"{"a":"[{\"b\":\"{\\\"c\\\":\\\"maria@example.com\\\"}\"}]"}"#,
+            // object keys are text a caller writes too
+            r#"{"metadata":{"536-22-1234":"x"}}"#,
+            r#"{"arguments":"{\"maria\u0040example.com\": 1}"}"#,
         ] {
             assert!(json_has_finding(&s, body.as_bytes()), "{body}");
         }

@@ -3,8 +3,8 @@ field-by-field walk when the walk would find nothing.
 
 The property: for JSON bodies built from the keys the formats' shapes treat specially (text, ids,
 tool arguments holding JSON, logprob runs, media URLs) and others, with values to find planted in a
-few leaves (as text, inside JSON in a string, in a data URL, as a long number, split across logprob
-tokens) and every string spelled with random JSON escapes, whenever the walk finds something in a
+few leaves and keys (as text, inside JSON in a string, in a data URL, as a long number, split
+across logprob tokens) and every string spelled with random JSON escapes, whenever the walk finds something in a
 request or a response of any format, `nothing_in` says no. An attacker who could make the quick
 check say yes to a body the walk would redact would walk around redaction; this test would catch it.
 """
@@ -51,11 +51,13 @@ LEAF = st.one_of(
     PLANTED,
     st.sampled_from([4111111111111111, 5360221234]),
 )
+# Keys are written by callers too: now and then one holds a value.
+KEY = st.one_of(*[st.sampled_from(KEYS)] * 12, st.sampled_from([f"k {v}" for v in SENSITIVE]))
 DOCS = st.dictionaries(
-    st.sampled_from(KEYS),
+    KEY,
     st.recursive(
         LEAF,
-        lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.sampled_from(KEYS), kids, max_size=4),
+        lambda kids: st.lists(kids, max_size=4) | st.dictionaries(KEY, kids, max_size=4),
         max_leaves=16,
     ),
     min_size=1,
@@ -137,7 +139,7 @@ def test_bodies_the_walk_would_change_are_never_skipped(name: str, direction: st
         seen["found"] += finds
 
     check()
-    assert seen["skipped"] > 30 and seen["found"] > 30, seen  # both kinds of body were generated
+    assert seen["skipped"] > 10 and seen["found"] > 10, seen  # both kinds of body were generated
 
 
 CLEAN = {
