@@ -55,7 +55,7 @@ pub use stream::{StreamFinding, StreamScanner};
 
 use custom::Custom;
 use detectors::{Cand, Detectors};
-use normalize::{has_encoded, NormBuf, View, MAP_LIMIT, MAX_ORIG_PER_BYTE, MAX_SEQ};
+use normalize::{needs_view, NormBuf, View, MAP_LIMIT, MAX_ORIG_PER_BYTE, MAX_SEQ};
 use redact::{resolve, Template};
 
 /// The rules a [`Scanner`] is compiled from.
@@ -220,7 +220,7 @@ impl Scanner {
             start: v.orig(c.start) as usize,
             end: v.orig_end(c.end - 1) as usize,
         };
-        if text.is_ascii() && !has_encoded(text.as_bytes()) {
+        if !needs_view(text.as_bytes()) {
             let v = View::identity(text.as_bytes(), 0, true);
             let c = self.inner.det.round(&v, 0, &mut cs, &mut cands);
             resolve(&mut cands, 0, c, &mut acc);

@@ -286,8 +286,6 @@ fn holdback_is_bounded_under_adversarial_input() {
 
 #[test]
 fn hostile_inputs_are_linear() {
-    let s = all();
-    let n = 1 << 20;
     let patterns = [
         "-----BEGIN RSA PRIVATE KEY-----",
         "a@",
@@ -309,6 +307,13 @@ fn hostile_inputs_are_linear() {
         "DE89",
         "\u{200B}",
         "ａ",
+    ];
+    linear(all(), &patterns);
+}
+
+#[test]
+fn hostile_encoded_inputs_are_linear() {
+    let patterns = [
         "&#",
         "&#x40;",
         "&commat;a",
@@ -318,8 +323,15 @@ fn hostile_inputs_are_linear() {
         "\\ud83d",
         "\\/",
         "1\n",
+        "1\r\n",
         "1111 1111 1111 1111 1111 1111 1111 1111 1111\n",
+        "Please charge the card on file, number 4111\n",
     ];
+    linear(all(), &patterns);
+}
+
+fn linear(s: &Scanner, patterns: &[&str]) {
+    let n = 1 << 20;
     for p in patterns {
         let text = p.repeat(n / p.len());
         let t0 = std::time::Instant::now();
