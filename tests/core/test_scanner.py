@@ -244,6 +244,24 @@ FRAGMENTS = st.sampled_from(
         "sk-",
         "eyJ",
         "-----BEGIN",
+        # encodings and their cut-off beginnings (issue 16)
+        "maria&#64;example.com",
+        "maria%40example.com",
+        "maria\\u0040example.com",
+        "&commat;",
+        "&#x40;",
+        "&#",
+        "&am",
+        "%4",
+        "50% ",
+        "\\u00",
+        "\\ud83d\\ude00",
+        "\\/",
+        "\\",
+        "\r\n  ",
+        "Please charge the card on file, the number is ",
+        "4111 1111\n1111 1111",
+        "DE89 3704 0044\n0532 0130 00",
     ]
 )
 TEXTS = st.lists(st.one_of(FRAGMENTS, st.text(max_size=8)), max_size=10).map("".join)
@@ -361,6 +379,58 @@ def test_decoys_are_never_numbers_whole_or_streamed(value: str, before: str, aft
     points = sorted(c % (len(text) + 1) for c in cuts)
     chunks = [text[a:b] for a, b in zip([0, *points], [*points, len(text)], strict=True)]
     assert run_stream(ALL, chunks) == ALL.redact(text)
+
+
+def encode_char(c: str, how: int) -> str:
+    """One character of a value as an agent's tools write it: raw, HTML reference, percent, JSON
+    escape or full-width."""
+    if how == 1:
+        return f"&#{ord(c)};"
+    if how == 2:
+        return f"&#x{ord(c):x};"
+    if how == 3 and c.isascii() and c.isprintable():
+        return f"%{ord(c):02X}"
+    if how == 4:
+        return f"\\u{ord(c):04x}"
+    if how == 5 and "!" <= c <= "~":
+        return chr(ord(c) + 0xFEE0)
+    return c
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    value=st.sampled_from(
+        [
+            ("EMAIL", "maria.lopez@example.com"),
+            ("CREDIT_CARD", "4111 1111 1111 1111"),
+            ("CREDIT_CARD", "3782 822463 10005"),
+            ("IBAN", "DE89 3704 0044 0532 0130 00"),
+            ("US_SSN", "536-22-1234"),
+        ]
+    ),
+    hows=st.lists(st.integers(0, 5), min_size=30, max_size=30),
+    invisible=st.lists(st.sampled_from(["", "", "", "\u200b", "&#8203;", "\\u2060"]), min_size=30, max_size=30),
+    before=st.sampled_from(["", "value: ", '"']),
+    after=st.sampled_from(["", ".", '" ok', " thanks"]),
+    cuts=st.lists(st.integers(min_value=0), max_size=6),
+)
+def test_encoded_values_are_found_whole_and_streamed(
+    value: tuple[str, str], hows: list[int], invisible: list[str], before: str, after: str, cuts: list[int]
+) -> None:
+    entity, raw = value
+    parts = []
+    for k, c in enumerate(raw):
+        if c == " ":
+            parts.append("\xa0" if hows[k] % 2 else " ")
+        else:
+            parts.append((invisible[k] if k else "") + encode_char(c, hows[k]))
+    encoded = "".join(parts)
+    text = before + encoded + after
+    assert ALL.scan(text) == [(entity, len(before), len(before) + len(encoded))], text
+    points = sorted(c % (len(text) + 1) for c in cuts)
+    chunks = [text[a:b] for a, b in zip([0, *points], [*points, len(text)], strict=True)]
+    assert run_stream(ALL, chunks) == ALL.redact(text)
+    assert run_stream(ALL, list(text)) == ALL.redact(text)
 
 
 def test_clean_stream_delay_is_bounded() -> None:

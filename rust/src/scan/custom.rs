@@ -129,6 +129,7 @@ impl Custom {
             for (index, w) in list.iter().enumerate() {
                 let mut nb = NormBuf::new(0);
                 nb.push(w.trim());
+                nb.finish();
                 let bytes = nb.bytes;
                 if bytes.is_empty() || bytes.len() > MAX_KEYWORD_LEN || bytes.iter().all(u8::is_ascii_whitespace) {
                     return Err(ScanError::bad_keyword(&name, index, MAX_KEYWORD_LEN));

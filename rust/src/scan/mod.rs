@@ -5,9 +5,11 @@
 //! A [`Scanner`] is compiled once from plain data ([`Rules`]: which built-in entities, operator
 //! regexes, operator keywords) and is then immutable, cheap to clone and shared by threads. A scan
 //! works on a *normalized view* of the text (`normalize.rs`: invisible characters removed,
-//! full-width and other digits, Unicode spaces, dashes and dots folded to ASCII) with a map back to
-//! the original, so a value hidden with zero-width characters or written with en dashes is found
-//! and its whole original span is redacted. Detection is one
+//! full-width and other digits, Unicode spaces, dashes and dots folded to ASCII, HTML character
+//! references, percent-encoding and JSON escapes decoded one level, hard line wraps inside numbers
+//! joined) with a map back to the original, so a value hidden with zero-width characters, written
+//! with en dashes or as `maria&#64;example.com` is found and its whole original span, escapes
+//! included, is redacted. ASCII text with nothing to decode is its own view (no copy). Detection is one
 //! Aho-Corasick pass over the literal anchors of the secrets plus one SIMD pass that stops only at
 //! digits, `:` and `@`; hand-written parsers and validators (Luhn, mod-97, SSN rules, NANP, IPv4/6,
 //! entropy floors) decide each candidate, and the `regex` crate (linear time, no backtracking) runs
@@ -55,7 +57,7 @@ pub use stream::{StreamFinding, StreamScanner};
 
 use custom::Custom;
 use detectors::{Cand, Detectors};
-use normalize::{NormBuf, View, MAP_LIMIT, MAX_REMOVED_RUN};
+use normalize::{needs_view, NormBuf, View, MAP_LIMIT, MAX_ORIG_PER_BYTE, MAX_SEQ};
 use redact::{resolve, Template};
 
 /// The rules a [`Scanner`] is compiled from.
@@ -176,8 +178,9 @@ impl Scanner {
         let custom = Custom::compile(&pats, &kws, &|id| names[usize::from(id)].clone())?;
         let det = Detectors::new(enabled_builtin, custom);
         let small = SMALL_MAX.max(det.custom.max_len() + 2);
-        let per_byte = 1 + usize::from(MAX_REMOVED_RUN);
-        let mut max_holdback = small * per_byte + per_byte;
+        // every held normalized byte may stand for a whole escape sequence and a removed run, and
+        // a sequence cut by the end of the last chunk waits before the view
+        let mut max_holdback = (small + 1) * MAX_ORIG_PER_BYTE + MAX_SEQ;
         if det.on(Builtin::PrivateKey) {
             max_holdback = max_holdback.max(PEM_CAP as usize);
         }
@@ -219,7 +222,7 @@ impl Scanner {
             start: v.orig(c.start) as usize,
             end: v.orig_end(c.end - 1) as usize,
         };
-        if text.is_ascii() {
+        if !needs_view(text.as_bytes()) {
             let v = View::identity(text.as_bytes(), 0, true);
             let c = self.inner.det.round(&v, 0, &mut cs, &mut cands);
             resolve(&mut cands, 0, c, &mut acc);
@@ -227,6 +230,7 @@ impl Scanner {
         } else if text.len() as u64 <= MAP_LIMIT {
             let mut nb = NormBuf::new(0);
             nb.push(text);
+            nb.finish();
             let v = View::mapped(&nb, true);
             let c = self.inner.det.round(&v, 0, &mut cs, &mut cands);
             resolve(&mut cands, 0, c, &mut acc);

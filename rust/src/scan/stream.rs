@@ -180,6 +180,7 @@ impl StreamScanner {
             self.utf8_tail.clear();
             self.push("\u{FFFD}");
         }
+        self.nb.finish();
         self.step(true, out, found);
         self.finished = true;
     }

@@ -286,8 +286,6 @@ fn holdback_is_bounded_under_adversarial_input() {
 
 #[test]
 fn hostile_inputs_are_linear() {
-    let s = all();
-    let n = 1 << 20;
     let patterns = [
         "-----BEGIN RSA PRIVATE KEY-----",
         "a@",
@@ -310,6 +308,30 @@ fn hostile_inputs_are_linear() {
         "\u{200B}",
         "ａ",
     ];
+    linear(all(), &patterns);
+}
+
+#[test]
+fn hostile_encoded_inputs_are_linear() {
+    let patterns = [
+        "&#",
+        "&#x40;",
+        "&commat;a",
+        "%4",
+        "%40a",
+        "\\u00",
+        "\\ud83d",
+        "\\/",
+        "1\n",
+        "1\r\n",
+        "1111 1111 1111 1111 1111 1111 1111 1111 1111\n",
+        "Please charge the card on file, number 4111\n",
+    ];
+    linear(all(), &patterns);
+}
+
+fn linear(s: &Scanner, patterns: &[&str]) {
+    let n = 1 << 20;
     for p in patterns {
         let text = p.repeat(n / p.len());
         let t0 = std::time::Instant::now();
@@ -657,4 +679,314 @@ fn holdback_covers_the_longest_number_form() {
     let text = format!("ssn {}.", ssn.join(&format!("{zw}\u{A0}{zw}\u{2014}{zw}\u{A0}{zw}")));
     assert_eq!(whole(s, &text).0, "ssn <US_SSN>.");
     check_stream(s, &text);
+}
+
+// ---- values hidden by encodings (issue 16) ----
+
+/// A line long enough for a break at its end to count as a hard wrap.
+const LONG: &str = "Please charge the customer's card on file, number ";
+
+/// Checks that `text` yields exactly `want` (entity, original slice), whole and streamed, and
+/// that redaction replaces every original byte of each value, escapes included.
+fn enc(text: &str, want: &[(&str, &str)]) {
+    assert_eq!(found(text), want, "{text:?}");
+    let (out, f) = all().redact(text, TPL);
+    let mut expect = text.to_string();
+    for x in f.iter().rev() {
+        expect.replace_range(x.start..x.end, &format!("<{}>", all().entity_name(x.entity)));
+    }
+    assert_eq!(out, expect);
+    for (_, v) in want {
+        assert!(!out.contains(v), "{out:?} still has {v:?}");
+    }
+}
+
+macro_rules! e {
+    ($name:ident, $text:expr, [$(($ent:expr, $val:expr)),*]) => {
+        #[test]
+        fn $name() {
+            enc($text, &[$(($ent, $val)),*]);
+        }
+    };
+}
+
+e!(
+    enc010,
+    "mail maria&#64;example.com now",
+    [("EMAIL", "maria&#64;example.com")]
+);
+e!(
+    enc020,
+    "maria&#x40;example&#x2E;com",
+    [("EMAIL", "maria&#x40;example&#x2E;com")]
+);
+e!(
+    enc030,
+    "<p>maria&commat;example&period;com</p>",
+    [("EMAIL", "maria&commat;example&period;com")]
+);
+e!(
+    enc040,
+    "&#109;&#97;&#114;&#105;&#97;&#64;example.com",
+    [("EMAIL", "&#109;&#97;&#114;&#105;&#97;&#64;example.com")]
+);
+e!(
+    enc050,
+    "GET /invite?to=maria%40example.com&x=1",
+    [("EMAIL", "maria%40example.com")]
+);
+e!(
+    enc060,
+    "to=maria%2Elopez%40example%2Ecom",
+    [("EMAIL", "maria%2Elopez%40example%2Ecom")]
+);
+e!(
+    enc070,
+    r#"{"email": "maria\u0040example.com"}"#,
+    [("EMAIL", r"maria\u0040example.com")]
+);
+e!(
+    enc080,
+    r#"{"note": "hi\nbob@example.com"}"#,
+    [("EMAIL", "bob@example.com")]
+);
+e!(
+    enc090,
+    r#"{"aws_secret_access_key": "wJalrXUtnFEMI\/K7MDENG\/bPxRfiCYzq9vLp4Tks"}"#,
+    [("AWS_SECRET_ACCESS_KEY", r"wJalrXUtnFEMI\/K7MDENG\/bPxRfiCYzq9vLp4Tks")]
+);
+e!(
+    enc100,
+    r#"{"card": "4111\u00a01111\u00a01111\u00a01111"}"#,
+    [("CREDIT_CARD", r"4111\u00a01111\u00a01111\u00a01111")]
+);
+e!(
+    enc110,
+    "card ４１１１ １１１１ １１１１ １１１１.",
+    [("CREDIT_CARD", "４１１１ １１１１ １１１１ １１１１")]
+);
+e!(
+    enc120,
+    "ｍａｒｉａ＠ｅｘａｍｐｌｅ．ｃｏｍ",
+    [("EMAIL", "ｍａｒｉａ＠ｅｘａｍｐｌｅ．ｃｏｍ")]
+);
+e!(
+    enc130,
+    "4111\u{A0}1111\u{202F}1111\u{A0}1111",
+    [("CREDIT_CARD", "4111\u{A0}1111\u{202F}1111\u{A0}1111")]
+);
+e!(
+    enc140,
+    "ma\u{200B}ria@exa\u{2060}mple.c\u{200D}om",
+    [("EMAIL", "ma\u{200B}ria@exa\u{2060}mple.c\u{200D}om")]
+);
+e!(
+    enc150,
+    "ma&#8203;ria@exam&zwj;ple.com",
+    [("EMAIL", "ma&#8203;ria@exam&zwj;ple.com")]
+);
+e!(
+    enc160,
+    "4111&nbsp;1111&nbsp;1111&nbsp;1111",
+    [("CREDIT_CARD", "4111&nbsp;1111&nbsp;1111&nbsp;1111")]
+);
+e!(
+    enc170,
+    r"tel %2B1%20415%20555%200132",
+    [("PHONE", "%2B1%20415%20555%200132")]
+);
+e!(
+    enc180,
+    "maria&#xFF20;example.com",
+    [("EMAIL", "maria&#xFF20;example.com")]
+);
+e!(
+    enc190,
+    r"ssn 536\u002d22\u002d1234",
+    [("US_SSN", r"536\u002d22\u002d1234")]
+);
+
+#[test]
+fn wrapped_numbers() {
+    let cases = [
+        ("4111 1111\n1111 1111", "CREDIT_CARD"),
+        ("41111111\n11111111", "CREDIT_CARD"),
+        ("4111 1111 11\n11 1111", "CREDIT_CARD"),
+        ("4111 1111\r\n    1111 1111", "CREDIT_CARD"),
+        ("DE89 3704 0044\n0532 0130 00", "IBAN"),
+        ("DE89 3704 0044 0532 01\n30 00", "IBAN"),
+        ("DE8937040044\n0532013000", "IBAN"),
+        ("GB29 NWBK 6016\n1331 9268 19", "IBAN"),
+    ];
+    for (value, entity) in cases {
+        let text = format!("{LONG}{value}. Thanks");
+        enc(&text, &[(entity, value)]);
+    }
+}
+
+#[test]
+fn encodings_that_hide_nothing_are_left_alone() {
+    let texts = [
+        "50% off, 100% sure, %zz and 5%3 of it",
+        "Tom &amp; Jerry, AT&T, R&D, a &lt;b&gt; tag, &#38; and &unknown; and &#xZZ;",
+        r#"{"name": "caf\u00e9", "path": "C:\\new\\table", "q": "\"quoted\"", "s": "a\/b"}"#,
+        r"C:\new\table\users\bob and \u00 and \uZZZZ and \ud800 alone",
+        "%2541 is not %41 twice",
+        // a column of short numbers is not one wrapped number
+        "4500\n1200\n3300\n9900\n",
+        "Totals\n4111\n1111\n1111\n1111\n",
+    ];
+    for text in texts {
+        assert_eq!(found(text), vec![], "{text:?}");
+        assert_eq!(all().redact(text, TPL).0, text);
+    }
+}
+
+#[test]
+fn a_line_break_does_not_join_what_ends_a_line() {
+    // the end of an IP address, a time or a path is not the first part of a wrapped number
+    let text = "2024-11-03 12:00:01 request from client at 10.0.0.1\n2024-11-03 12:00:02 done\n";
+    assert_eq!(found(text), vec![("IP_ADDRESS", "10.0.0.1")]);
+    let text = "2024-11-03 12:00:01 request from client at 12:00:01\n2024-11-03 12:00:02 done\n";
+    assert_eq!(found(text), vec![]);
+    // a list of phone numbers on short lines stays a list
+    let text = "+1 415 555 0132\n+1 415 555 0199\n";
+    assert_eq!(
+        found(text),
+        vec![("PHONE", "+1 415 555 0132"), ("PHONE", "+1 415 555 0199")]
+    );
+}
+
+#[test]
+fn encoded_and_plain_views_agree_on_plain_text() {
+    // text that only looks encodable gives the same findings through the view as without it
+    for t in SAMPLES {
+        let with = format!("{t} &x");
+        let a: Vec<_> = all().scan(t);
+        let b: Vec<_> = all().scan(&with);
+        assert_eq!(a, b, "{t:?}");
+    }
+}
+
+#[test]
+fn holdback_covers_the_longest_encoded_forms() {
+    // every character of an e-mail as the longest reference the view decodes, with the most
+    // removable original bytes between every two: found whole, streamed within the bound
+    let s = all();
+    let local = "a".repeat(60);
+    let addr = format!("{local}@example.com");
+    let zw = "&#x0200B;\u{200B}\u{200B}";
+    let value: String = addr
+        .chars()
+        .map(|c| format!("&#x{:07X};", c as u32))
+        .collect::<Vec<_>>()
+        .join(zw);
+    assert!(value.chars().count() < s.max_holdback(), "{}", value.chars().count());
+    let text = format!("to {value} now");
+    assert_eq!(whole(s, &text).0, "to <EMAIL> now");
+    check_stream(s, &text);
+}
+
+/// How one character of a planted value is written.
+fn encode_char(c: char, how: u8) -> String {
+    let u = c as u32;
+    match how {
+        1 => format!("&#{u};"),
+        2 => format!("&#x{u:x};"),
+        3 if c.is_ascii_graphic() => format!("%{u:02X}"),
+        4 => format!("\\u{u:04x}"),
+        5 if c.is_ascii_graphic() => char::from_u32(u + 0xFEE0).unwrap().to_string(),
+        _ => c.to_string(),
+    }
+}
+
+/// A value that must be found: an e-mail, a card in groups, an IBAN in groups.
+fn sensitive() -> impl Strategy<Value = (String, Builtin)> {
+    prop_oneof![
+        Just(("maria.lopez@example.com".to_string(), Builtin::Email)),
+        card_value().prop_map(|g| (g.join(" "), Builtin::CreditCard)),
+        Just(("DE89 3704 0044 0532 0130 00".to_string(), Builtin::Iban)),
+        ssn_value().prop_map(|g| (g.join("-"), Builtin::UsSsn)),
+    ]
+}
+
+fn enc_fragment() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("maria&#64;example.com".to_string()),
+        Just("maria%40example.com".to_string()),
+        Just("maria\\u0040example.com".to_string()),
+        Just("&commat;".to_string()),
+        Just("&#x40;".to_string()),
+        Just("&#".to_string()),
+        Just("&am".to_string()),
+        Just("&amp;".to_string()),
+        Just("%4".to_string()),
+        Just("%40".to_string()),
+        Just("50% ".to_string()),
+        Just("\\u00".to_string()),
+        Just("\\ud83d\\ude00".to_string()),
+        Just("\\ud83d".to_string()),
+        Just("\\/".to_string()),
+        Just("\\n".to_string()),
+        Just("\\".to_string()),
+        Just("\n".to_string()),
+        Just("\r\n   ".to_string()),
+        Just("\r".to_string()),
+        Just(LONG.to_string()),
+        Just("4111 1111\n1111 1111".to_string()),
+        Just("DE89 3704 0044\n0532 0130 00".to_string()),
+        Just("&nbsp;".to_string()),
+        Just("&#8203;".to_string()),
+        Just("\u{200B}".to_string()),
+        Just("１２３".to_string()),
+        "[0-9 \n]{0,12}",
+        "[ a-z0-9@.&#;%\\\\u]{0,12}",
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(256),
+        ..ProptestConfig::default()
+    })]
+
+    /// Text full of escapes, entities, percent signs and line breaks streams like the whole text
+    /// in any chunks.
+    #[test]
+    fn prop_encoded_stream_equals_whole(parts in prop::collection::vec(prop_oneof![enc_fragment(), fragment()], 0..12),
+                                        cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..8)) {
+        let text: String = parts.concat();
+        for s in [all(), with_custom()] {
+            let want = whole(s, &text);
+            let b = text.as_bytes();
+            prop_assert_eq!(run_stream(s, pieces_at(b, &cuts)), want.clone());
+            prop_assert_eq!(run_stream(s, b.chunks(1)), want);
+        }
+    }
+
+    /// A value with every character written in its own encoding (raw, decimal or hex entity,
+    /// percent, JSON escape, full-width), invisible characters between some of them, is found
+    /// with exactly its original span, whole and in any chunks.
+    #[test]
+    fn prop_encoded_values_are_found((value, entity) in sensitive(),
+                                     hows in prop::collection::vec(0u8..6, 30),
+                                     zws in prop::collection::vec(0u8..8, 30),
+                                     before in 0..3usize, after in 0..4usize,
+                                     cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..6)) {
+        let s = all();
+        let mut enc = String::new();
+        for (k, c) in value.chars().enumerate() {
+            if k > 0 && c != ' ' && zws[k % 30] == 0 {
+                enc.push_str(if k % 2 == 0 { "\u{200B}" } else { "&#8203;" });
+            }
+            enc.push_str(&if c == ' ' { ["\u{A0}", " ", "&nbsp;", "%20"][usize::from(hows[k % 30]) % 4].to_string() }
+                          else { encode_char(c, hows[k % 30]) });
+        }
+        let (text, a, b) = plant(["", "value: ", "\""][before], &enc, ["", ".", "\" ok", " thanks"][after]);
+        let got = s.scan(&text);
+        prop_assert_eq!(got, vec![Finding { entity: entity.id(), start: a, end: b }], "{:?}", text);
+        let want = whole(s, &text);
+        prop_assert_eq!(run_stream(s, pieces_at(text.as_bytes(), &cuts)), want.clone());
+        prop_assert_eq!(run_stream(s, text.as_bytes().chunks(1)), want);
+    }
 }
