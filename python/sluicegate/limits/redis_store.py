@@ -38,8 +38,6 @@ from importlib import resources
 from typing import Any
 from urllib.parse import quote
 
-import redis.asyncio as aioredis
-
 from sluicegate.limits.lines import Grant, LimitLine, LimitResult
 from sluicegate.limits.settings import LimitSettings
 from sluicegate.limits.store import (
@@ -51,7 +49,7 @@ from sluicegate.limits.store import (
     result_of,
     system_ms,
 )
-from sluicegate.redis_scripts import ScriptRunner, connect
+from sluicegate.redis_scripts import RedisClient, ScriptRunner, connect
 from sluicegate.spend.store import StoreUnavailable
 
 __all__ = ["RedisLimitStore", "line_keys", "load_script"]
@@ -97,7 +95,7 @@ class RedisLimitStore:
 
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: RedisClient,
         *,
         prefix: str = "sg",
         slot_ms: int = 1000,
@@ -105,7 +103,7 @@ class RedisLimitStore:
         breaker_s: float = 0.25,
     ) -> None:
         # The policy stores' one script runner: the same error classes and breaker as spend's.
-        self.runner = ScriptRunner(breaker_s)
+        self.runner = ScriptRunner(breaker_s, client)
         self.client = client
         self.prefix = prefix
         self.slot_ms = slot_ms

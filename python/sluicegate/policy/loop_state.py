@@ -41,10 +41,8 @@ from importlib import resources
 from typing import Literal, Protocol
 from urllib.parse import quote
 
-import redis.asyncio as aioredis
-
 from sluicegate.policy.loop_rules import ACTION_STRENGTH, LoopLine, LoopSettings
-from sluicegate.redis_scripts import ScriptRunner, connect
+from sluicegate.redis_scripts import RedisClient, ScriptRunner, connect
 
 __all__ = ["LocalLoopState", "LoopCheck", "LoopState", "RedisLoopState", "Verdict", "create_loop_state"]
 
@@ -289,10 +287,10 @@ class RedisLoopState:
         calls: Redis round trips made so far (one per checked call).
     """
 
-    def __init__(self, client: aioredis.Redis, *, prefix: str = "sg", breaker_s: float = 0.25) -> None:
+    def __init__(self, client: RedisClient, *, prefix: str = "sg", breaker_s: float = 0.25) -> None:
         self.client = client
         self.prefix = prefix
-        self.runner = ScriptRunner(breaker_s)
+        self.runner = ScriptRunner(breaker_s, client)
         self._script = client.register_script(load_script())
 
     @classmethod

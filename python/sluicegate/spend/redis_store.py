@@ -46,9 +46,7 @@ from importlib import resources
 from typing import Any
 from urllib.parse import quote
 
-import redis.asyncio as aioredis
-
-from sluicegate.redis_scripts import ScriptRunner, connect
+from sluicegate.redis_scripts import RedisClient, ScriptRunner, connect
 from sluicegate.spend.caps import CapLine, SpendSettings
 from sluicegate.spend.local import new_reservation_id
 from sluicegate.spend.store import (
@@ -115,7 +113,7 @@ class RedisStore:
 
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: RedisClient,
         *,
         prefix: str = "sg",
         reservation_ttl_s: float = 1200.0,
@@ -127,7 +125,7 @@ class RedisStore:
         self.ttl_ms = max(1, int(reservation_ttl_s * 1000))
         self.retention_s = retention_s
         self.breaker_s = breaker_s
-        self.runner = ScriptRunner(breaker_s)
+        self.runner = ScriptRunner(breaker_s, client)
         self._reserve = client.register_script(load_script("reserve"))
         self._settle = client.register_script(load_script("settle"))
         self.lease_script = client.register_script(load_script("lease"))
