@@ -52,6 +52,12 @@ def info_field(text: str, name: str) -> str:
     return ""
 
 
+def _serving(line: str) -> bool:
+    """Whether a CLUSTER NODES line is a primary that is not failing."""
+    flags = line.split()[2]
+    return "master" in flags and "fail" not in flags
+
+
 @dataclass
 class RedisCluster:
     """The running cluster: its nodes by port, and how to reach and change it."""
@@ -70,10 +76,17 @@ class RedisCluster:
 
     def start_node(self, port: int) -> None:
         folder = self.workdir / str(port)
-        folder.mkdir(exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
         args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--daemonize", "no"]
         args += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
-        args += ["--cluster-port", str(free_port()), "--cluster-node-timeout", str(NODE_TIMEOUT_MS), "--dir", str(folder)]
+        args += [
+            "--cluster-port",
+            str(free_port()),
+            "--cluster-node-timeout",
+            str(NODE_TIMEOUT_MS),
+            "--dir",
+            str(folder),
+        ]
         args += ["--save", "", "--appendonly", "no", "--cluster-replica-validity-factor", "0"]
         args += ["--repl-diskless-sync-delay", "0"]
         self.nodes[port] = self.stack.enter_context(spawn(args, port, REAL_CLOCK))
@@ -89,19 +102,25 @@ class RedisCluster:
                 out[int(parts[1].split(":")[1].split("@")[0])] = (int(first), int(last or first))
         return out
 
-    def primary_of(self, key: str) -> int:
-        """The port of the primary serving `key`'s slot now."""
-        slot = key_slot(key.encode())
+    def owners(self) -> list[tuple[int, int, int]]:
+        """(first slot, last slot, primary's port) of every slot range served now."""
+        out: list[tuple[int, int, int]] = []
         for line in cli(self.alive()[0], "cluster", "nodes").splitlines():
             parts = line.split()
             if "master" not in parts[2] or "fail" in parts[2]:
                 continue
             for span in parts[8:]:
-                if span.startswith("["):
-                    continue  # a slot being migrated
-                first, _, last = span.partition("-")
-                if int(first) <= slot <= int(last or first):
-                    return int(parts[1].split(":")[1].split("@")[0])
+                if not span.startswith("["):  # "[slot->-node]": a slot being migrated
+                    first, _, last = span.partition("-")
+                    out.append((int(first), int(last or first), int(parts[1].split(":")[1].split("@")[0])))
+        return out
+
+    def primary_of(self, key: str, owners: list[tuple[int, int, int]] | None = None) -> int:
+        """The port of the primary serving `key`'s slot now (by `owners`, else asked)."""
+        slot = key_slot(key.encode())
+        for first, last, port in owners if owners is not None else self.owners():
+            if first <= slot <= last:
+                return port
         raise LookupError(f"no primary serves slot {slot}")
 
     def node_id(self, port: int) -> str:
@@ -131,7 +150,7 @@ class RedisCluster:
                 return False
             lines = cli(port, "cluster", "nodes").splitlines()
             # (address, slots) of each primary, as this node sees them
-            view = sorted(" ".join([p.split()[1], *p.split()[8:]]) for p in lines if "master" in p.split()[2])
+            view = sorted(" ".join([p.split()[1], *p.split()[8:]]) for p in lines if _serving(p))
             if len(view) != 3:
                 return False
             views.add(tuple(view))
