@@ -31,6 +31,7 @@ the organizations whose slots another primary serves are not refused with it.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -51,11 +52,14 @@ __all__ = [
     "ClusterClient",
     "RedisClient",
     "ScriptRunner",
+    "announcer",
     "cluster_deadline",
     "connect",
     "is_cluster_url",
     "unavailable_code",
 ]
+
+log = logging.getLogger("sluicegate.redis")
 
 # Replies of a Redis that cannot serve the call now: the store is unavailable, not the call wrong.
 UNAVAILABLE_REPLIES = (
@@ -134,7 +138,9 @@ class ClusterClient(RedisCluster):
         return slot[0].name if slot else ""
 
 
-def _cluster(url: str, *, timeout_s: float, max_connections: int) -> ClusterClient:
+def _cluster_options(url: str) -> dict[str, Any]:
+    """`RedisCluster` arguments from a `redis+cluster://` URL: its nodes, and what redis-py reads
+    from a single-node URL (user, password, TLS options)."""
     scheme, _, rest = url.partition("://")
     single = scheme.lower().removesuffix("+cluster")
     head, slash, tail = rest.partition("/")
@@ -145,7 +151,6 @@ def _cluster(url: str, *, timeout_s: float, max_connections: int) -> ClusterClie
         if not part.hostname:
             raise ValueError("a redis+cluster:// URL lists its nodes as host:port[,host:port...]")
         nodes.append(ClusterNode(part.hostname, part.port or 6379))
-    # redis-py reads user, password, TLS and the other options of the first node's URL
     first = f"{single}://{userinfo}{at}{hosts.split(',')[0]}{slash}{tail}"
     options: dict[str, Any] = dict(parse_url(first))
     options.pop("host", None)
@@ -154,8 +159,13 @@ def _cluster(url: str, *, timeout_s: float, max_connections: int) -> ClusterClie
         raise ValueError("a Redis Cluster has only database 0")
     if options.pop("connection_class", None) is SSLConnection:
         options["ssl"] = True
+    options["startup_nodes"] = nodes
+    options["require_full_coverage"] = False  # a slot uncovered refuses its organizations only
+    return options
+
+
+def _cluster(url: str, *, timeout_s: float, max_connections: int) -> ClusterClient:
     return ClusterClient(
-        startup_nodes=nodes,
         max_in_flight=max_connections,
         wait_s=timeout_s,
         deadline_s=cluster_deadline(timeout_s),
@@ -163,9 +173,23 @@ def _cluster(url: str, *, timeout_s: float, max_connections: int) -> ClusterClie
         socket_timeout=timeout_s,
         socket_connect_timeout=timeout_s,
         retry=Retry(NoBackoff(), 1),
-        require_full_coverage=False,  # a slot uncovered refuses its organizations only
-        **options,
+        **_cluster_options(url),
     )
+
+
+def announcer(url: str, *, timeout_s: float | None, attempt: int = 0) -> aioredis.Redis:
+    """A client for the control plane's change announcements (PUBLISH, SUBSCRIBE). With a
+    `redis+cluster://` URL it is a client of one of the listed nodes, the next one at each
+    `attempt`: a PUBLISH on any node of a Redis Cluster reaches the subscribers of every node.
+    `timeout_s` None: no read timeout (a subscriber waits)."""
+    if is_cluster_url(url):
+        scheme, _, rest = url.partition("://")
+        head, slash, tail = rest.partition("/")
+        userinfo, at, hosts = head.rpartition("@")
+        nodes = hosts.split(",")
+        node = nodes[attempt % len(nodes)]
+        url = f"{scheme.lower().removesuffix('+cluster')}://{userinfo}{at}{node}{slash}{tail}"
+    return aioredis.Redis.from_url(url, socket_timeout=timeout_s)
 
 
 def connect(url: str, *, timeout_s: float, max_connections: int) -> RedisClient:
@@ -207,6 +231,7 @@ class ScriptRunner:
         self.calls = 0  # Redis round trips so far
         self._cluster = client if isinstance(client, ClusterClient) else None
         self._down: dict[str, float] = {}  # until when calls to a node (all: "") fail at once
+        self._warned = False
 
     @property
     def down_until(self) -> float:
@@ -241,6 +266,9 @@ class ScriptRunner:
             if code is None and not isinstance(exc, rexc.ClusterError):
                 raise
             self.trip(node)
+            if code in ("MOVED", "ASK") and self._cluster is None and not self._warned:
+                self._warned = True
+                log.warning("redis answered %s: it is a node of a Redis Cluster; use a redis+cluster:// URL", code)
             raise StoreUnavailable(f"redis refused the call ({code or type(exc).__name__})") from exc
         except (rexc.ConnectionError, rexc.TimeoutError, rexc.RedisClusterException, OSError) as exc:
             # OSError includes the built-in TimeoutError of a cluster call past its deadline
