@@ -36,10 +36,10 @@ def skip_reason() -> str | None:
     return None
 
 
-def cli(port: int, *args: str, timeout: float = 10) -> str:
-    """`redis-cli -p port args...`, its output (raises on failure)."""
+def cli(port: int, *args: str, timeout: float = 10, tls: tuple[str, ...] = ()) -> str:
+    """`redis-cli -p port args...` (`tls`: redis-cli's TLS options), its output (raises on failure)."""
     done = subprocess.run(
-        ["redis-cli", "-p", str(port), *args], capture_output=True, text=True, timeout=timeout, check=True
+        ["redis-cli", *tls, "-p", str(port), *args], capture_output=True, text=True, timeout=timeout, check=True
     )
     return done.stdout
 
@@ -63,13 +63,19 @@ class RedisCluster:
     """The running cluster: its nodes by port, and how to reach and change it."""
 
     workdir: Path
+    node_args: tuple[str, ...] = ()  # more redis-server options (TLS)
+    tls: tuple[str, ...] = ()  # redis-cli's options to reach the nodes
+    scheme: str = "redis+cluster"
     nodes: dict[int, Server] = field(default_factory=dict)
     stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
     @property
     def url(self) -> str:
         """A `redis+cluster://` URL naming one node (the client learns the others)."""
-        return f"redis+cluster://127.0.0.1:{next(iter(self.alive()))}"
+        return f"{self.scheme}://127.0.0.1:{next(iter(self.alive()))}"
+
+    def cli(self, port: int, *args: str) -> str:
+        return cli(port, *args, tls=self.tls)
 
     def alive(self) -> list[int]:
         return [port for port, server in self.nodes.items() if server.proc.poll() is None]
@@ -77,7 +83,7 @@ class RedisCluster:
     def start_node(self, port: int) -> None:
         folder = self.workdir / str(port)
         folder.mkdir(parents=True, exist_ok=True)
-        args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--daemonize", "no"]
+        args = ["redis-server", *self.node_args, "--port", str(port), "--bind", "127.0.0.1", "--daemonize", "no"]
         args += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
         args += [
             "--cluster-port",
@@ -89,13 +95,16 @@ class RedisCluster:
         ]
         args += ["--save", "", "--appendonly", "no", "--cluster-replica-validity-factor", "0"]
         args += ["--repl-diskless-sync-delay", "0"]
+        if self.tls:  # the TLS port is `port`; the plain one is off
+            args[args.index("--port") + 1] = "0"
+            args += ["--tls-port", str(port)]
         self.nodes[port] = self.stack.enter_context(spawn(args, port, REAL_CLOCK))
 
     def primaries(self) -> dict[int, tuple[int, int]]:
         """Port of each primary serving slots -> (first, last) of its first slot range, as a live
         node sees them."""
         out: dict[int, tuple[int, int]] = {}
-        for line in cli(self.alive()[0], "cluster", "nodes").splitlines():
+        for line in self.cli(self.alive()[0], "cluster", "nodes").splitlines():
             parts = line.split()
             if "master" in parts[2] and "fail" not in parts[2] and len(parts) > 8:
                 first, _, last = parts[8].partition("-")
@@ -105,7 +114,7 @@ class RedisCluster:
     def owners(self) -> list[tuple[int, int, int]]:
         """(first slot, last slot, primary's port) of every slot range served now."""
         out: list[tuple[int, int, int]] = []
-        for line in cli(self.alive()[0], "cluster", "nodes").splitlines():
+        for line in self.cli(self.alive()[0], "cluster", "nodes").splitlines():
             parts = line.split()
             if "master" not in parts[2] or "fail" in parts[2]:
                 continue
@@ -124,7 +133,7 @@ class RedisCluster:
         raise LookupError(f"no primary serves slot {slot}")
 
     def node_id(self, port: int) -> str:
-        return cli(port, "cluster", "myid").strip()
+        return self.cli(port, "cluster", "myid").strip()
 
     def wait_ok(self, timeout: float = 30.0) -> None:
         """Until every live node says `cluster_state:ok`, agrees on three primaries and each
@@ -143,12 +152,12 @@ class RedisCluster:
     def _ok(self) -> bool:
         views = set()
         for port in self.alive():
-            if info_field(cli(port, "cluster", "info"), "cluster_state") != "ok":
+            if info_field(self.cli(port, "cluster", "info"), "cluster_state") != "ok":
                 return False
-            replication = cli(port, "info", "replication")
+            replication = self.cli(port, "info", "replication")
             if info_field(replication, "role") == "slave" and info_field(replication, "master_link_status") != "up":
                 return False
-            lines = cli(port, "cluster", "nodes").splitlines()
+            lines = self.cli(port, "cluster", "nodes").splitlines()
             # (address, slots) of each primary, as this node sees them
             view = sorted(" ".join([p.split()[1], *p.split()[8:]]) for p in lines if _serving(p))
             if len(view) != 3:
@@ -163,15 +172,28 @@ class RedisCluster:
 
 
 @contextlib.contextmanager
-def redis_cluster(workdir: Path) -> Iterator[RedisCluster]:
-    """Six nodes on free ports, joined as three primaries with a replica each."""
-    cluster = RedisCluster(workdir)
+def redis_cluster(
+    workdir: Path, replicas: int = 1, node_args: tuple[str, ...] = (), tls: tuple[str, ...] = ()
+) -> Iterator[RedisCluster]:
+    """Three primaries on free ports with `replicas` replicas each; `node_args` and `tls` (the
+    TLS options of redis-server and redis-cli) make it a TLS cluster, reached with
+    `rediss+cluster://`."""
+    cluster = RedisCluster(workdir, node_args, tls, "rediss+cluster" if tls else "redis+cluster")
     with cluster.stack:
-        for _ in range(6):
+        for _ in range(3 * (1 + replicas)):
             cluster.start_node(free_port())
         addresses = [f"127.0.0.1:{port}" for port in cluster.nodes]
         subprocess.run(
-            ["redis-cli", "--cluster", "create", *addresses, "--cluster-replicas", "1", "--cluster-yes"],
+            [
+                "redis-cli",
+                *tls,
+                "--cluster",
+                "create",
+                *addresses,
+                "--cluster-replicas",
+                str(replicas),
+                "--cluster-yes",
+            ],
             capture_output=True,
             text=True,
             timeout=60,

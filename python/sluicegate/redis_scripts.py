@@ -20,7 +20,8 @@ included, ends within `cluster_deadline(timeout_s)`.
 Every failure that means "the store is down" becomes `StoreUnavailable`, which each policy answers
 with its `fail_closed` or `fail_open` choice: Redis unreachable or timing out, and the replies of a
 Redis that cannot serve writes now (loading, read-only, out of memory, a cluster or primary that is
-down, a busy script, a slot moving: `TRYAGAIN`), and the cluster client's own failures (no node
+down, a busy script, a slot moving: `TRYAGAIN`, an ACL user without the right: `NOPERM`), a
+refused login (`WRONGPASS`, `NOAUTH`), and the cluster client's own failures (no node
 reachable, a slot no node covers, redirections that never settle, its pool exhausted). redis-py
 turns some of those replies into classes of its own and drops the code from their message, so both
 the classes and the codes are recognised. After a failure, calls fail at once for `breaker_s` (a
@@ -72,6 +73,7 @@ UNAVAILABLE_REPLIES = (
     "READONLY",
     "MOVED",
     "ASK",
+    "NOPERM",
 )
 _UNAVAILABLE_ERRORS: dict[type[Exception], str] = {
     rexc.ReadOnlyError: "READONLY",
@@ -81,6 +83,7 @@ _UNAVAILABLE_ERRORS: dict[type[Exception], str] = {
     rexc.TryAgainError: "TRYAGAIN",
     rexc.MovedError: "MOVED",
     rexc.AskError: "ASK",
+    rexc.NoPermissionError: "NOPERM",
 }
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 
