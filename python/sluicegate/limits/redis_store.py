@@ -5,8 +5,10 @@ Keys. A window line (requests or tokens per window) is the hash
 holding what was counted in it, and `t`, their sum) plus the sorted set `<same>:z` of its slot
 numbers; a concurrent line is the sorted set `<prefix>:{org:<org>}:lim:<level>:<entity>:concurrent`
 of grant ids scored by expiry. Ids are percent-encoded, and every key of an organization carries
-the hash tag `{org:<org>}`, so one script acquires all of a request's lines atomically, on Redis
-Cluster too (the lines of one request belong to one organization).
+the hash tag `{org:<org>}`, so one script acquires all of a request's lines atomically, and on a
+Redis Cluster (`redis+cluster://`, see `sluicegate.redis_scripts`) each call's keys are in one
+slot, on one primary (the lines of one request belong to one organization); the tests run this
+store's contract on a real cluster.
 
 The algorithm is the one of `rust/src/limit/window.rs`, in Lua (`lua/acquire.lua`): an acquire in
 slot `s` is admitted on an enforcing line only if the slots `s - W ..= s` plus its cost fit the
