@@ -21,8 +21,9 @@ the same steps, on the caller's clock (`now_ms`), never the store's:
    `would_block` or `would_throttle` and changes nothing. A refusal by `rate` stops before `repeat`.
 
 Redis keys (every key of an organization carries the hash tag `{org:<org>}`, so each call's keys are
-in one slot and the script runs on a Redis Cluster, `redis+cluster://`; tested there): `<prefix>:{org:<org>}:loop:<key>` (a hash: the key's rate buckets `b:<n>`, when it
-was `first` seen, its block `until` and throttle `last`) and `<prefix>:{org:<org>}:loop:<key>:h:<hash>` (a hash: the
+in one slot and the script runs on a Redis Cluster, `redis+cluster://`; tested there):
+`<prefix>:{org:<org>}:loop:<key>` (a hash: the key's rate buckets `b:<n>`, when it was `first` seen,
+its block `until` and throttle `last`) and `<prefix>:{org:<org>}:loop:<key>:h:<hash>` (a hash: the
 request's recent times `ts`, comma-joined, its `until` and `last`). Their time to live is computed
 from the caller's clock and renewed on each call.
 
