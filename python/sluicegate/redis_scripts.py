@@ -119,11 +119,14 @@ class ClusterClient(RedisCluster):
         self._sg_deadline_s = deadline_s
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
-        try:
-            async with asyncio.timeout(self._sg_wait_s):
-                await self._sg_gate.acquire()
-        except TimeoutError:
-            raise rexc.MaxConnectionsError("no free connection within the timeout") from None
+        if self._sg_gate.locked():  # every connection busy: wait for one, as the single-node pool does
+            try:
+                async with asyncio.timeout(self._sg_wait_s):
+                    await self._sg_gate.acquire()
+            except TimeoutError:
+                raise rexc.MaxConnectionsError("no free connection within the timeout") from None
+        else:
+            await self._sg_gate.acquire()  # free: no wait, no timer
         try:
             async with asyncio.timeout(self._sg_deadline_s):
                 return await super().execute_command(*args, **kwargs)
