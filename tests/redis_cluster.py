@@ -66,13 +66,14 @@ class RedisCluster:
     node_args: tuple[str, ...] = ()  # more redis-server options (TLS)
     tls: tuple[str, ...] = ()  # redis-cli's options to reach the nodes
     scheme: str = "redis+cluster"
+    node_timeout_ms: int = NODE_TIMEOUT_MS
     nodes: dict[int, Server] = field(default_factory=dict)
     stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
     @property
     def url(self) -> str:
-        """A `redis+cluster://` URL naming one node (the client learns the others)."""
-        return f"{self.scheme}://127.0.0.1:{next(iter(self.alive()))}"
+        """A `redis+cluster://` URL naming every live node (the client needs one that answers)."""
+        return f"{self.scheme}://" + ",".join(f"127.0.0.1:{port}" for port in self.alive())
 
     def cli(self, port: int, *args: str) -> str:
         return cli(port, *args, tls=self.tls)
@@ -89,7 +90,7 @@ class RedisCluster:
             "--cluster-port",
             str(free_port()),
             "--cluster-node-timeout",
-            str(NODE_TIMEOUT_MS),
+            str(self.node_timeout_ms),
             "--dir",
             str(folder),
         ]
@@ -173,12 +174,17 @@ class RedisCluster:
 
 @contextlib.contextmanager
 def redis_cluster(
-    workdir: Path, replicas: int = 1, node_args: tuple[str, ...] = (), tls: tuple[str, ...] = ()
+    workdir: Path,
+    replicas: int = 1,
+    node_args: tuple[str, ...] = (),
+    tls: tuple[str, ...] = (),
+    node_timeout_ms: int = NODE_TIMEOUT_MS,
 ) -> Iterator[RedisCluster]:
     """Three primaries on free ports with `replicas` replicas each; `node_args` and `tls` (the
     TLS options of redis-server and redis-cli) make it a TLS cluster, reached with
     `rediss+cluster://`."""
-    cluster = RedisCluster(workdir, node_args, tls, "rediss+cluster" if tls else "redis+cluster")
+    scheme = "rediss+cluster" if tls else "redis+cluster"
+    cluster = RedisCluster(workdir, node_args, tls, scheme, node_timeout_ms)
     with cluster.stack:
         for _ in range(3 * (1 + replicas)):
             cluster.start_node(free_port())

@@ -144,20 +144,26 @@ class ClusterClient(RedisCluster):
         return slot[0].name if slot else ""
 
 
+def _split_cluster_url(url: str) -> tuple[str, str, str, str]:
+    """(`redis` or `rediss`, `user:password@` or "", the `host:port,...` list, the path and query)
+    of a `redis+cluster://` URL."""
+    scheme, _, rest = url.partition("://")
+    end = min((i for i in (rest.find(c) for c in "/?#") if i != -1), default=len(rest))
+    userinfo, at, hosts = rest[:end].rpartition("@")
+    return scheme.lower().removesuffix("+cluster"), userinfo + at, hosts, rest[end:]
+
+
 def _cluster_options(url: str) -> dict[str, Any]:
     """`RedisCluster` arguments from a `redis+cluster://` URL: its nodes, and what redis-py reads
     from a single-node URL (user, password, TLS options)."""
-    scheme, _, rest = url.partition("://")
-    single = scheme.lower().removesuffix("+cluster")
-    head, slash, tail = rest.partition("/")
-    userinfo, at, hosts = head.rpartition("@")
+    single, userinfo, hosts, tail = _split_cluster_url(url)
     nodes: list[ClusterNode] = []
     for hostport in hosts.split(","):
         part = urlsplit(f"redis://{hostport}")
         if not part.hostname:
             raise ValueError("a redis+cluster:// URL lists its nodes as host:port[,host:port...]")
         nodes.append(ClusterNode(part.hostname, part.port or 6379))
-    first = f"{single}://{userinfo}{at}{hosts.split(',')[0]}{slash}{tail}"
+    first = f"{single}://{userinfo}{hosts.split(',')[0]}{tail}"
     options: dict[str, Any] = dict(parse_url(first))
     options.pop("host", None)
     options.pop("port", None)
@@ -189,12 +195,9 @@ def announcer(url: str, *, timeout_s: float | None, attempt: int = 0) -> aioredi
     `attempt`: a PUBLISH on any node of a Redis Cluster reaches the subscribers of every node.
     `timeout_s` None: no read timeout (a subscriber waits)."""
     if is_cluster_url(url):
-        scheme, _, rest = url.partition("://")
-        head, slash, tail = rest.partition("/")
-        userinfo, at, hosts = head.rpartition("@")
+        single, userinfo, hosts, tail = _split_cluster_url(url)
         nodes = hosts.split(",")
-        node = nodes[attempt % len(nodes)]
-        url = f"{scheme.lower().removesuffix('+cluster')}://{userinfo}{at}{node}{slash}{tail}"
+        url = f"{single}://{userinfo}{nodes[attempt % len(nodes)]}{tail}"
     return aioredis.Redis.from_url(url, socket_timeout=timeout_s)
 
 

@@ -18,6 +18,8 @@ admits exactly N calls).
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import subprocess
 import threading
 import time
@@ -34,10 +36,11 @@ from tests.integration.test_ratelimit_cluster import most_in_a_window
 from tests.integration.test_spend_gateway import COST_NUSD, MESSAGES, MODEL
 from tests.redis_cluster import RedisCluster, redis_cluster, skip_reason
 
-from sluicegate.redis_scripts import connect
+from sluicegate.redis_scripts import cluster_deadline, connect
 from sluicegate.secrets import hash_key
 from sluicegate.spend.caps import CapLine
 from sluicegate.spend.redis_store import RedisStore, bucket_key
+from sluicegate.spend.store import StoreUnavailable
 
 PRICES = """
 [spend.price_overrides.mock-gpt]
@@ -238,6 +241,44 @@ def test_a_primary_killed_under_load_fails_closed_then_its_replica_serves_the_ex
             assert spent == run.count(200) * COST_NUSD, (org, run.statuses(), spent, reserved)
             assert spent + reserved <= n * COST_NUSD, (org, spent, reserved)
         assert load.count(503) >= 1 and load.count(200) >= n - 5, load.statuses()
+
+
+def test_a_hung_primary_bounds_its_calls_and_spares_the_others(tmp_path: Path) -> None:
+    """A primary that stops answering (SIGSTOP, shorter than the node timeout: no fail-over):
+    a call on its slots is StoreUnavailable within the cluster deadline, the organizations of the
+    other primaries are served meanwhile (the breaker is per primary), and once it answers again
+    the same store uses it."""
+    reason = skip_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    prefix = f"h{uuid.uuid4().hex[:8]}"
+    with redis_cluster(tmp_path / "cluster", replicas=0, node_timeout_ms=20_000) as cluster:
+        hung_org, *others = orgs_on_every_primary(cluster, prefix, 1)
+        pid = cluster.nodes[cluster.primary_of(bucket(prefix, hung_org))].proc.pid
+
+        async def go() -> float:
+            store = RedisStore(connect(cluster.url, timeout_s=0.3, max_connections=8), prefix=prefix, breaker_s=0.2)
+            try:
+                for org in (hung_org, *others):  # the client learns the slots
+                    assert (await store.reserve([org_line(org, 10)], 1)).ok
+                os.kill(pid, signal.SIGSTOP)
+                try:
+                    started = time.monotonic()
+                    with pytest.raises(StoreUnavailable):
+                        await store.reserve([org_line(hung_org, 10)], 1)
+                    took = time.monotonic() - started
+                    for org in others:
+                        assert (await store.reserve([org_line(org, 10)], 1)).ok
+                finally:
+                    os.kill(pid, signal.SIGCONT)
+                await asyncio.sleep(0.3)
+                assert (await store.reserve([org_line(hung_org, 10)], 1)).ok
+                return took
+            finally:
+                await store.close()
+
+        took = asyncio.run(go())
+        assert took < cluster_deadline(0.3) + 0.3, took
 
 
 def first_slots_org(cluster: RedisCluster, prefix: str, within: int) -> tuple[str, int]:

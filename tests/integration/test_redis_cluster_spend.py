@@ -5,6 +5,9 @@ forgotten (SCRIPT FLUSH on every primary) are loaded again without an error reac
 
 from __future__ import annotations
 
+import asyncio
+import os
+
 import pytest
 from tests.integration.test_spend_redis import (  # noqa: F401  (fixtures and tests run here again)
     StoreFactory,
@@ -22,6 +25,9 @@ from tests.integration.test_spend_redis import (  # noqa: F401  (fixtures and te
     test_many_clients_and_tasks_never_over_the_cap_and_exact,
 )
 from tests.redis_cluster import RedisCluster, cli
+
+from sluicegate.redis_scripts import connect
+from sluicegate.spend.redis_store import RedisStore
 
 
 @pytest.fixture
@@ -46,3 +52,21 @@ async def test_scripts_flushed_on_every_node_are_loaded_again(
     await store.settle(first.reservation, 1_000)
     await store.settle(second.reservation, 2_000)
     assert await books(store, caps[1]) == (3_000, 0)
+
+
+async def test_more_calls_than_connections_wait_for_one(redis_cluster: RedisCluster) -> None:
+    """Two connections, 60 calls at once: they wait their turn (as with one Redis's pool), none is
+    refused for want of a connection, and the books are exact."""
+    store = RedisStore(connect(redis_cluster.url, timeout_s=2, max_connections=2), prefix="g" + os.urandom(4).hex())
+    cap = line("org", window="total", limit=10**9)
+    try:
+
+        async def one() -> None:
+            r = await store.reserve([cap], 1_000)
+            assert r.reservation is not None
+            await store.settle(r.reservation, 1_000)
+
+        await asyncio.gather(*(one() for _ in range(60)))
+        assert await store.snapshot(cap) == (60_000, 0)
+    finally:
+        await store.close()
