@@ -10,6 +10,8 @@ learns the slots, sends each call to the primary of its keys' slot, follows `MOV
 same hash tag (`{org:<org>}`), so a call always runs on one node; each node loads a script the
 first time it is asked for it (EVALSHA answered `NOSCRIPT` -> SCRIPT LOAD on the primaries -> call
 again), so a node that restarted, was added, or became primary needs nothing done by hand.
+`redis+sentinel://[user:password@]sentinel:26379[,...]/<service>[/db]` connects to the primary the
+sentinels name for `service` (asked again when a connection to it fails).
 
 Bounds. One node: `timeout_s` for connecting, for each call and for waiting for a pooled
 connection; one retry, at once, of a call whose connection broke. A cluster: the same socket
@@ -43,6 +45,7 @@ from redis import exceptions as rexc
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import SSLConnection, parse_url
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import NoBackoff
 
 from sluicegate.spend.store import StoreUnavailable
@@ -86,6 +89,7 @@ _UNAVAILABLE_ERRORS: dict[type[Exception], str] = {
     rexc.NoPermissionError: "NOPERM",
 }
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
 
 RedisClient = aioredis.Redis | RedisCluster
 
@@ -146,11 +150,11 @@ class ClusterClient(RedisCluster):
 
 def _split_cluster_url(url: str) -> tuple[str, str, str, str]:
     """(`redis` or `rediss`, `user:password@` or "", the `host:port,...` list, the path and query)
-    of a `redis+cluster://` URL."""
+    of a `redis+cluster://` or `redis+sentinel://` URL."""
     scheme, _, rest = url.partition("://")
     end = min((i for i in (rest.find(c) for c in "/?#") if i != -1), default=len(rest))
     userinfo, at, hosts = rest[:end].rpartition("@")
-    return scheme.lower().removesuffix("+cluster"), userinfo + at, hosts, rest[end:]
+    return scheme.lower().partition("+")[0], userinfo + at, hosts, rest[end:]
 
 
 def _cluster_options(url: str) -> dict[str, Any]:
@@ -201,12 +205,68 @@ def announcer(url: str, *, timeout_s: float | None, attempt: int = 0) -> aioredi
     return aioredis.Redis.from_url(url, socket_timeout=timeout_s)
 
 
+class _BlockingSentinelPool(SentinelConnectionPool, aioredis.BlockingConnectionPool):
+    """The Sentinel pool (connections go to the primary the sentinels name now) that waits for a
+    free connection, as the single-node pool does."""
+
+
+class _SentinelRedis(aioredis.Redis):
+    """The primary's client, which closes its connections to the sentinels with its own."""
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await super().aclose(close_connection_pool)
+        for sentinel in self.connection_pool.sentinel_manager.sentinels:
+            await sentinel.aclose()
+
+
+def _sentinel(url: str, *, timeout_s: float, max_connections: int) -> aioredis.Redis:
+    """`redis+sentinel://[user:password@]sentinel:26379[,sentinel:26379...]/<service>[/<db>]`:
+    the primary of `service` as the sentinels name it (asked again after a failure); `user:password`
+    and the query (TLS options; `sentinel_username`, `sentinel_password` for the sentinels' own
+    login) as for one Redis."""
+    single, userinfo, hosts, tail = _split_cluster_url(url)
+    path, _, query = tail.partition("?")
+    parts = [p for p in path.split("/") if p]
+    if not parts or len(parts) > 2:
+        raise ValueError("a redis+sentinel:// URL names its service: redis+sentinel://host:26379/<service>[/<db>]")
+    sentinels = []
+    for hostport in hosts.split(","):
+        part = urlsplit(f"redis://{hostport}")
+        if not part.hostname:
+            raise ValueError("a redis+sentinel:// URL lists its sentinels as host:port[,host:port...]")
+        sentinels.append((part.hostname, part.port or 26379))
+    db = f"/{parts[1]}" if len(parts) == 2 else "/0"
+    options: dict[str, Any] = dict(parse_url(f"{single}://{userinfo}sentinel{db}{'?' if query else ''}{query}"))
+    options.pop("host", None)
+    options.pop("port", None)
+    if options.pop("connection_class", None) is SSLConnection:
+        options["ssl"] = True
+    bounds = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s}
+    own = {
+        k.removeprefix("sentinel_"): options.pop(k) for k in ("sentinel_username", "sentinel_password") if k in options
+    }
+    sentinel = Sentinel(sentinels, sentinel_kwargs={**bounds, **own})
+    return sentinel.master_for(
+        parts[0],
+        redis_class=_SentinelRedis,
+        connection_pool_class=_BlockingSentinelPool,
+        max_connections=max_connections,
+        timeout=timeout_s,
+        retry=Retry(NoBackoff(), 1),
+        **bounds,
+        **options,
+    )
+
+
 def connect(url: str, *, timeout_s: float, max_connections: int) -> RedisClient:
     """A client with its own bounded pool: `timeout_s` for connecting, each call and waiting for a
     connection; one retry, at once, of a call whose connection broke. A `redis+cluster://` URL
-    gives a cluster client under the same bounds (see the module docstring)."""
+    gives a cluster client under the same bounds, a `redis+sentinel://` URL a client of the
+    primary its sentinels name (see the module docstring)."""
     if is_cluster_url(url):
         return _cluster(url, timeout_s=timeout_s, max_connections=max_connections)
+    if url.partition("://")[0].lower() in SENTINEL_SCHEMES:
+        return _sentinel(url, timeout_s=timeout_s, max_connections=max_connections)
     pool = aioredis.BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
