@@ -5,7 +5,10 @@ tests/redis_cluster.py), through gateway processes and the real openai SDK:
 - a plain `redis://` URL naming one node of a cluster: the organizations of the other nodes get
   the documented fail-closed 503 (the `MOVED` replies a single-node client cannot follow), not 500;
 - a primary killed (SIGKILL) under load while its replica is promoted: calls in the gap fail closed
-  with 503, never 500, and the books afterwards hold exactly what was admitted, never over the cap;
+  with 503, never 500, and the books afterwards hold what was admitted, short only of what
+  asynchronous replication may lose at the kill (at most a call in flight per client), and the
+  other primaries' organizations exact;
+- a primary that hangs: its calls end within the cluster deadline, the others are served;
 - the slot of an organization moved with `redis-cli --cluster reshard` under load: every answer
   right and the cap exact;
 - a rate limit on the cluster, hammered through two gateways, never admits more than its limit
@@ -210,7 +213,7 @@ def own_cluster(tmp_path: Path) -> Iterator[RedisCluster]:
         yield cluster
 
 
-def test_a_primary_killed_under_load_fails_closed_then_its_replica_serves_the_exact_cap(
+def test_a_primary_killed_under_load_fails_closed_then_its_replica_serves_the_cap(
     own_cluster: RedisCluster, mock_server: Server, tmp_path: Path
 ) -> None:
     n, prefix = 80, f"f{uuid.uuid4().hex[:8]}"
@@ -234,13 +237,19 @@ def test_a_primary_killed_under_load_fails_closed_then_its_replica_serves_the_ex
             assert {code for _, s, code in run.seen if s == 503} <= {"spend_store_unavailable"}
         assert any(s == 200 and t > killed_at for t, s, _ in load.seen) or load.count(200) == n
         assert own_cluster.primary_of(bucket(prefix, victim)) != doomed
-        for run, org in ((load, victim), (bystander, other)):
-            spent, reserved = asyncio.run(books(own_cluster.url, prefix, org))
-            # exact: every admitted call settled at its cost; a reservation whose reply the kill
-            # cut off (its call got 503) blocks its amount until its TTL: over-blocking only
-            assert spent == run.count(200) * COST_NUSD, (org, run.statuses(), spent, reserved)
-            assert spent + reserved <= n * COST_NUSD, (org, spent, reserved)
-        assert load.count(503) >= 1 and load.count(200) >= n - 5, load.statuses()
+        # the other primary's organization: exact
+        spent, reserved = asyncio.run(books(own_cluster.url, prefix, other))
+        assert spent == bystander.count(200) * COST_NUSD and spent + reserved <= n * COST_NUSD, (spent, reserved)
+        # the victim's: every admitted call settled at its cost on the promoted replica, except what
+        # asynchronous replication can lose at the kill (a reservation acknowledged and not yet
+        # streamed: at most one call in flight per client; docs/configuration.md); a reservation
+        # whose reply the kill cut off (its call got 503) blocks its amount until its TTL
+        spent, reserved = asyncio.run(books(own_cluster.url, prefix, victim))
+        lost = load.count(200) * COST_NUSD - spent
+        assert 0 <= lost <= load.loops * COST_NUSD, (load.statuses(), spent, reserved)
+        assert spent + reserved <= n * COST_NUSD, (spent, reserved)
+        assert load.count(200) * COST_NUSD <= n * COST_NUSD + lost  # over the cap only by what was lost
+        assert load.count(503) >= 1 and load.count(200) >= n - load.loops, load.statuses()
 
 
 def test_a_hung_primary_bounds_its_calls_and_spares_the_others(tmp_path: Path) -> None:
