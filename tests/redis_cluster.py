@@ -39,7 +39,12 @@ def skip_reason() -> str | None:
 def cli(port: int, *args: str, timeout: float = 10, tls: tuple[str, ...] = ()) -> str:
     """`redis-cli -p port args...` (`tls`: redis-cli's TLS options), its output (raises on failure)."""
     done = subprocess.run(
-        ["redis-cli", *tls, "-p", str(port), *args], capture_output=True, text=True, timeout=timeout, check=True
+        ["redis-cli", *tls, "-p", str(port), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=True,
+        env={**os.environ, **REAL_CLOCK},
     )
     return done.stdout
 

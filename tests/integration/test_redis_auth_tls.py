@@ -5,6 +5,7 @@ are the store being unavailable (the policies' fail_closed 503 or fail_open), no
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -78,6 +79,8 @@ async def test_a_refused_login_or_missing_right_is_store_unavailable(
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A CA and a server certificate for 127.0.0.1 signed by it (openssl)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed (make test-tools)")
     folder = tmp_path_factory.mktemp("tls")
 
     def ssl(*args: str) -> None:
