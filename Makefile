@@ -56,12 +56,13 @@ test: test-rust test-py test-future
 test-rust:
 	cargo test --locked --quiet
 
-.PHONY: test-tools ## Debian's chromium and chromedriver (the console test), nginx (the cluster test), libfaketime (test-future), when missing; the OpenID provider of the SSO tests (npm ci)
+.PHONY: test-tools ## Debian's chromium and chromedriver (the console test), nginx (the cluster test), openssl (the Redis TLS tests' certificates), libfaketime (test-future), when missing; the OpenID provider of the SSO tests (npm ci)
 test-tools:
 	@missing=""; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v chromedriver >/dev/null 2>&1 || missing="$$missing chromium-driver"; \
 	command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || missing="$$missing nginx-light"; \
+	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
 	test -e $(FAKETIME_LIB) || missing="$$missing libfaketime"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing$$missing"; \

@@ -4,6 +4,7 @@ leased (mostly local), with Redis round trips per request recorded for each.
 
     .venv/bin/python -m pytest benches/bench_spend.py --benchmark-enable --benchmark-only -q
     # add -s to also print the round trips per request of each store
+    # -k "one_node or cluster": the Redis store on one Redis against a Redis Cluster
 
 Each case's correctness (books balanced, never over the cap) goes into `extra_info`, next to its
 round trips per request. A private redis-server is started on a free loopback port.
@@ -23,6 +24,7 @@ import redis.asyncio as aioredis
 from tests.conftest import Server, free_port, spawn
 
 from sluicegate._core import Bucket, reserve_all, settle_all
+from sluicegate.redis_scripts import connect
 from sluicegate.spend.caps import CapLine, LeaseSettings
 from sluicegate.spend.leases import LeasedStore
 from sluicegate.spend.local import LocalStore
@@ -207,3 +209,32 @@ def test_leased_store(benchmark: Any, loop: asyncio.AbstractEventLoop, redis_ben
     client = aioredis.Redis(port=redis_bench.port)
     red = RedisStore(client, prefix="b" + os.urandom(4).hex())
     store_bench(benchmark, loop, LeasedStore(red, LeaseSettings(enabled=True)), "leased")
+
+
+# -- one Redis against a Redis Cluster ---------------------------------------------------------
+# The same store through `sluicegate.redis_scripts.connect`: a plain URL (one Redis) and a
+# `redis+cluster://` URL (three primaries and three replicas on this machine, tests/redis_cluster.py),
+# one request at a time, so a call's time is its Redis round trips plus the client's work.
+
+
+@pytest.fixture(scope="module")
+def cluster_bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from tests.redis_cluster import redis_cluster, skip_reason
+
+    reason = skip_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    with redis_cluster(tmp_path_factory.mktemp("cluster-bench")) as cluster:
+        yield cluster
+
+
+@pytest.mark.benchmark(group=f"one Redis vs Redis Cluster: {BATCH} requests (reserve+settle on 4 caps) per call")
+def test_redis_store_one_node(benchmark: Any, loop: asyncio.AbstractEventLoop, redis_bench: Server) -> None:
+    client = connect(f"redis://127.0.0.1:{redis_bench.port}/0", timeout_s=0.5, max_connections=64)
+    store_bench(benchmark, loop, RedisStore(client, prefix="b" + os.urandom(4).hex()), "redis, one node")
+
+
+@pytest.mark.benchmark(group=f"one Redis vs Redis Cluster: {BATCH} requests (reserve+settle on 4 caps) per call")
+def test_redis_store_cluster(benchmark: Any, loop: asyncio.AbstractEventLoop, cluster_bench: Any) -> None:
+    client = connect(cluster_bench.url, timeout_s=0.5, max_connections=64)
+    store_bench(benchmark, loop, RedisStore(client, prefix="b" + os.urandom(4).hex()), "redis, cluster")

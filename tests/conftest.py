@@ -124,6 +124,27 @@ def redis_url(server: Server) -> str:
     return f"redis://127.0.0.1:{server.port}/0"
 
 
+@pytest.fixture
+def store_url(redis_server: Server) -> str:
+    """The Redis URL the policy stores' tests connect to: the session's redis-server (the Redis
+    Cluster tests override it with a `redis+cluster://` URL and run the same tests)."""
+    return redis_url(redis_server)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real Redis Cluster (three primaries, three replicas; tests/redis_cluster.py) shared by the
+    session; skipped with the reason where redis-server cannot run one."""
+    from tests.redis_cluster import redis_cluster as start
+    from tests.redis_cluster import skip_reason
+
+    reason = skip_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    with start(tmp_path_factory.mktemp("redis-cluster")) as cluster:
+        yield cluster
+
+
 @pytest.fixture(autouse=True)
 def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep the developer's provider and tracing settings out of every test."""

@@ -450,6 +450,10 @@ REFUSED = {
         [*CAP, "config.spend.backend=redis", "config.spend.redis_url=redis://:pw@localhost:6379/0"],
         "one Redis per pod",
     ),
+    "a Redis Cluster on the pod's loopback across pods": (
+        [*CAP, "config.spend.backend=redis", "config.spend.redis_url=redis+cluster://127.0.0.1:7000"],
+        "one Redis per pod",
+    ),
 }
 
 
@@ -467,6 +471,11 @@ SHARED_CAPS = {
         *CAP,
         "config.spend.backend=redis",
         "secrets.redisUrl.existingSecret=r",
+    ],
+    "caps in a named Redis Cluster, autoscaled": [
+        *CAP,
+        "config.spend.backend=redis",
+        "config.spend.redis_url=redis+cluster://redis-cluster.llm.svc:6379",
     ],
     "the control plane's caps in a named Redis, two replicas": [
         *CONTROL,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import delete, func, select, text, update
@@ -17,7 +18,7 @@ from sluicegate.control.migrations import revisions
 from sluicegate.control.models import api_keys, audit_log, secrets
 from sluicegate.control.schemas import KeyIn, PolicyIn, SecretIn
 from sluicegate.control.settings import ControlSettings
-from sluicegate.control.store import ControlStore
+from sluicegate.control.store import CHANNEL, ControlStore
 from sluicegate.control.view import ControlView
 from sluicegate.errors import Unauthenticated
 
@@ -250,6 +251,52 @@ async def test_redis_announcements_reach_a_view_without_polling(
         row, key = await writer.create_key(ACTOR, ws, KeyIn(name="k"))
         await view.start(poll=False)
         await asyncio.sleep(0.2)  # subscribed
+        view.authenticate(f"Bearer {key}".encode(), None)
+        await writer.revoke_key(ACTOR, (await writer.one(api_keys, row["id"])) or {})
+        for _ in range(50):
+            await asyncio.sleep(0.02)
+            if view.version == await writer.version():
+                break
+        with pytest.raises(Unauthenticated):
+            view.authenticate(f"Bearer {key}".encode(), None)
+    finally:
+        await view.stop()
+        await writer.close()
+        await reader.close()
+
+
+async def test_announcements_cross_the_nodes_of_a_redis_cluster(
+    control_settings: ControlSettings,  # noqa: F811
+    redis_cluster: Any,
+) -> None:
+    """A key revoked through a store announcing on one node of a Redis Cluster stops at once at a
+    view subscribed on another node (no polling): PUBLISH reaches every node's subscribers."""
+    from tests.redis_cluster import cli
+
+    writer_node, reader_node = redis_cluster.alive()[:2]
+    writer = ControlStore(
+        ControlSettings.model_validate(
+            {**dict(control_settings), "redis_url": f"redis+cluster://127.0.0.1:{writer_node}"}
+        )
+    )
+    reader = ControlStore(
+        ControlSettings.model_validate(
+            {**dict(control_settings), "redis_url": f"redis+cluster://127.0.0.1:{reader_node}"}
+        )
+    )
+    await writer.open()
+    await reader.open()
+    view = ControlView(reader)
+    try:
+        _, ws, _ = await _tree(writer)
+        row, key = await writer.create_key(ACTOR, ws, KeyIn(name="k"))
+        await view.start(poll=False)
+        for _ in range(100):  # subscribed, on the reader's node and no other
+            await asyncio.sleep(0.02)
+            if cli(reader_node, "pubsub", "numsub", CHANNEL).split()[1:] == ["1"]:
+                break
+        assert cli(reader_node, "pubsub", "numsub", CHANNEL).split()[1:] == ["1"]
+        assert cli(writer_node, "pubsub", "numsub", CHANNEL).split()[1:] == ["0"]
         view.authenticate(f"Bearer {key}".encode(), None)
         await writer.revoke_key(ACTOR, (await writer.one(api_keys, row["id"])) or {})
         for _ in range(50):

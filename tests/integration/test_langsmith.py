@@ -273,7 +273,9 @@ def test_a_stalled_langsmith_never_slows_requests(mock_server: Server, tmp_path:
             assert sorted(times)[len(times) // 2] < 0.1 and max(times) < 1.0
             metrics = scrape(server.url)
             dropped = [
-                line for line in metrics.splitlines() if line.startswith('sluicegate_queue_dropped{queue="langsmith"}')
+                line
+                for line in metrics.splitlines()
+                if line.startswith('sluicegate_queue_dropped_total{queue="langsmith"}')
             ]
             assert dropped and float(dropped[0].split()[-1]) > 0
     finally:

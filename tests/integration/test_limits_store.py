@@ -27,6 +27,7 @@ from sluicegate.limits.local import LocalLimitStore
 from sluicegate.limits.redis_store import RedisLimitStore, line_keys
 from sluicegate.limits.settings import LimitLeaseSettings, LimitSettings
 from sluicegate.limits.store import LimitStore, StoreUnavailable, create_limit_store
+from sluicegate.redis_scripts import connect
 
 T0 = 1_800_000_000_000  # ms, a whole second: far from the machine's date, as a test clock may be
 WORKER = Path(__file__).with_name("limits_worker.py")
@@ -65,7 +66,7 @@ def prefix() -> str:
 
 
 @pytest.fixture
-async def make(redis_server: Server, prefix: str) -> AsyncIterator[Make]:
+async def make(store_url: str, prefix: str) -> AsyncIterator[Make]:
     """Make stores of a kind (`local`, `redis`, `leased`) on the session's Redis; all closed after."""
     made: list[LimitStore] = []
 
@@ -74,7 +75,7 @@ async def make(redis_server: Server, prefix: str) -> AsyncIterator[Make]:
         if kind == "local":
             store = LocalLimitStore(**kw)  # type: ignore[arg-type]
         else:
-            client = aioredis.Redis.from_url(redis_url(redis_server), socket_timeout=5)
+            client = connect(store_url, timeout_s=5, max_connections=64)
             red = RedisLimitStore(client, prefix=prefix, **kw)  # type: ignore[arg-type]
             store = red if kind == "redis" else LeasedLimitStore(red, LEASES)
         made.append(store)

@@ -16,6 +16,7 @@ from tests.integration.test_limits_store import refusing_redis  # noqa: F401  (f
 
 from sluicegate.policy.loop_rules import LoopLine, LoopRuleFields, LoopSettings
 from sluicegate.policy.loop_state import LocalLoopState, LoopCheck, RedisLoopState, state_keys
+from sluicegate.redis_scripts import connect
 from sluicegate.secrets import SecretUrl
 from sluicegate.spend.store import StoreUnavailable
 
@@ -41,13 +42,13 @@ RULES = [
 
 
 @pytest.mark.parametrize("rules", range(len(RULES)))
-def test_redis_and_local_agree(redis_server: Server, rules: int) -> None:
+def test_redis_and_local_agree(store_url: str, rules: int) -> None:
     rate, repeat = RULES[rules]
     rng = random.Random(rules)
     key = f"k-{uuid.uuid4().hex[:8]}"
 
     async def go() -> None:
-        redis_state = RedisLoopState(aioredis.Redis.from_url(redis_url(redis_server)))
+        redis_state = RedisLoopState(connect(store_url, timeout_s=5, max_connections=8))
         local = LocalLoopState()
         t = 1_800_000_000_000 + rng.randrange(10_000)
         seen: set[str] = set()
@@ -106,7 +107,7 @@ def test_redis_down_raises_store_unavailable_then_fails_fast() -> None:
     asyncio.run(go())
 
 
-def test_redis_and_local_agree_when_the_rate_rule_changes(redis_server: Server) -> None:
+def test_redis_and_local_agree_when_the_rate_rule_changes(store_url: str) -> None:
     rules = [
         LoopCheck(line(detect="rate", window_s=10, baseline_s=60, factor=2, min_requests=4, cooldown_s=20), True),
         LoopCheck(line(detect="rate", window_s=5, baseline_s=20, factor=2, min_requests=4, action="throttle"), True),
@@ -116,7 +117,7 @@ def test_redis_and_local_agree_when_the_rate_rule_changes(redis_server: Server) 
     key = f"k-{uuid.uuid4().hex[:8]}"
 
     async def go() -> None:
-        redis_state = RedisLoopState(aioredis.Redis.from_url(redis_url(redis_server)))
+        redis_state = RedisLoopState(connect(store_url, timeout_s=5, max_connections=8))
         local = LocalLoopState()
         t = 1_800_000_000_000
         outcomes = set()

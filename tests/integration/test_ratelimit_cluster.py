@@ -61,14 +61,14 @@ def most_in_a_window(calls: list[tuple[float, float]], window: float) -> int:
     return most
 
 
-async def burst(url: str) -> tuple[list[tuple[float, float]], dict[int, int]]:
-    """CLIENTS loops calling as fast as answers come, for BURST_S: (sent, answered) of every 200,
+async def burst(url: str, seconds: float = BURST_S) -> tuple[list[tuple[float, float]], dict[int, int]]:
+    """CLIENTS loops calling as fast as answers come, for `seconds`: (sent, answered) of every 200,
     and the count of each status."""
     admitted: list[tuple[float, float]] = []
     statuses: dict[int, int] = {}
     limits = httpx.Limits(max_connections=CLIENTS, max_keepalive_connections=CLIENTS)
     async with httpx.AsyncClient(timeout=10, limits=limits) as client:
-        deadline = time.monotonic() + BURST_S
+        deadline = time.monotonic() + seconds
 
         async def loop() -> None:
             for _ in range(10_000):  # bounded; the deadline ends it first

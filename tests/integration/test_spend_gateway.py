@@ -220,6 +220,9 @@ def test_unreachable_store(mock_server: Server, tmp_path: Path, behaviour: str, 
         assert r.status_code == status
         if status == 503:
             assert r.json()["error"]["code"] == "spend_store_unavailable"
+        # open or closed, the call records that the caps could not be checked
+        events = policy_events(gw)
+        assert events['{action="store_unavailable",entity="store",policy="spend"}'] == 1, events
 
 
 async def test_an_instance_killed_mid_stream_never_overspends(

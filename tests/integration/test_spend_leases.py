@@ -9,9 +9,8 @@ import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
-import redis.asyncio as aioredis
-from tests.conftest import Server, redis_url
 
+from sluicegate.redis_scripts import connect
 from sluicegate.spend.caps import CapLine, LeaseSettings
 from sluicegate.spend.leases import LeasedStore
 from sluicegate.spend.redis_store import RedisStore
@@ -24,13 +23,13 @@ def line(level: str = "key", entity: str = "k1", window: str = "day", limit: int
 
 
 @pytest.fixture
-async def make(redis_server: Server) -> AsyncIterator[Make]:
+async def make(store_url: str) -> AsyncIterator[Make]:
     prefix = "l" + os.urandom(4).hex()
     made: list[LeasedStore] = []
 
     async def factory(**lease: object) -> LeasedStore:
         settings = LeaseSettings(enabled=True, **lease)  # type: ignore[arg-type]
-        client = aioredis.Redis.from_url(redis_url(redis_server), socket_timeout=5)
+        client = connect(store_url, timeout_s=5, max_connections=64)
         store = LeasedStore(RedisStore(client, prefix=prefix), settings)
         made.append(store)
         return store

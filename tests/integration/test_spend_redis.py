@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 from redis.crc import key_slot
 from tests.conftest import Server, redis_url
 
+from sluicegate.redis_scripts import connect
 from sluicegate.spend.caps import CapLine, LeaseSettings, SpendSettings
 from sluicegate.spend.leases import LeasedStore
 from sluicegate.spend.local import LocalStore
@@ -39,8 +40,9 @@ def prefix() -> str:
 
 
 @pytest.fixture
-async def make(redis_server: Server, prefix: str) -> AsyncIterator[Callable[..., Awaitable[SpendStore]]]:
-    """Make stores of a kind (`redis`, `leased`, `local`) on the session's Redis; all closed after."""
+async def make(store_url: str, prefix: str) -> AsyncIterator[Callable[..., Awaitable[SpendStore]]]:
+    """Make stores of a kind (`redis`, `leased`, `local`) on the session's Redis (or Redis Cluster:
+    `store_url`); all closed after."""
     made: list[SpendStore] = []
 
     async def factory(kind: str = "redis", **kw: object) -> SpendStore:
@@ -48,7 +50,7 @@ async def make(redis_server: Server, prefix: str) -> AsyncIterator[Callable[...,
         if kind == "local":
             store = LocalStore()
         else:
-            client = aioredis.Redis.from_url(redis_url(redis_server), socket_timeout=5)
+            client = connect(store_url, timeout_s=5, max_connections=64)
             red = RedisStore(client, prefix=prefix, **kw)  # type: ignore[arg-type]
             store = red if kind == "redis" else LeasedStore(red, FAST_LEASES)
         made.append(store)

@@ -8,6 +8,7 @@ exactly one audit row. Instances watch `version` to know when to reload their vi
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -172,6 +173,7 @@ class ControlStore:
             _sqlite_transactions(self.engine)
         self.master: MasterKeyring | None = None
         self._redis: Any = None
+        self._announce_tries = 0
         self._audit: tuple[MasterKeyring | None, Keyring, AnchorWriter] | None = None
 
     async def open(self, create_master_key: bool = False) -> list[str]:
@@ -197,14 +199,19 @@ class ControlStore:
             return
         try:
             if self._redis is None:
-                import redis.asyncio as aioredis
+                from sluicegate.redis_scripts import announcer
 
-                self._redis = aioredis.Redis.from_url(self.settings.redis_url.reveal(), socket_timeout=1)
+                self._redis = announcer(self.settings.redis_url.reveal(), timeout_s=1, attempt=self._announce_tries)
             await self._redis.publish(CHANNEL, str(version))
         except Exception as exc:
             log.warning(
                 "control change not announced on Redis (%s); instances will see it by polling", type(exc).__name__
             )
+            client, self._redis = self._redis, None  # the next announcement connects again (a cluster's next node)
+            self._announce_tries += 1
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await client.aclose()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:

@@ -172,10 +172,11 @@ class ControlView:
                 log.warning("control view refresh failed: %s", type(exc).__name__)
 
     async def _listen(self, url: str) -> None:
-        import redis.asyncio as aioredis
+        from sluicegate.redis_scripts import announcer
 
+        attempt = 0
         while True:
-            client = aioredis.Redis.from_url(url)
+            client = announcer(url, timeout_s=None, attempt=attempt)
             try:
                 async with client.pubsub() as pubsub:
                     await pubsub.subscribe(CHANNEL)
@@ -187,6 +188,7 @@ class ControlView:
                 raise
             except Exception as exc:
                 log.warning("control announcements unavailable (%s); polling continues", type(exc).__name__)
+                attempt += 1  # a cluster's next listed node
                 await asyncio.sleep(1.0)
             finally:
                 await client.aclose()

@@ -5,8 +5,10 @@ Keys. A window line (requests or tokens per window) is the hash
 holding what was counted in it, and `t`, their sum) plus the sorted set `<same>:z` of its slot
 numbers; a concurrent line is the sorted set `<prefix>:{org:<org>}:lim:<level>:<entity>:concurrent`
 of grant ids scored by expiry. Ids are percent-encoded, and every key of an organization carries
-the hash tag `{org:<org>}`, so one script acquires all of a request's lines atomically, on Redis
-Cluster too (the lines of one request belong to one organization).
+the hash tag `{org:<org>}`, so one script acquires all of a request's lines atomically, and on a
+Redis Cluster (`redis+cluster://`, see `sluicegate.redis_scripts`) each call's keys are in one
+slot, on one primary (the lines of one request belong to one organization); the tests run this
+store's contract on a real cluster.
 
 The algorithm is the one of `rust/src/limit/window.rs`, in Lua (`lua/acquire.lua`): an acquire in
 slot `s` is admitted on an enforcing line only if the slots `s - W ..= s` plus its cost fit the
@@ -38,8 +40,6 @@ from importlib import resources
 from typing import Any
 from urllib.parse import quote
 
-import redis.asyncio as aioredis
-
 from sluicegate.limits.lines import Grant, LimitLine, LimitResult
 from sluicegate.limits.settings import LimitSettings
 from sluicegate.limits.store import (
@@ -51,7 +51,7 @@ from sluicegate.limits.store import (
     result_of,
     system_ms,
 )
-from sluicegate.redis_scripts import ScriptRunner, connect
+from sluicegate.redis_scripts import RedisClient, ScriptRunner, connect
 from sluicegate.spend.store import StoreUnavailable
 
 __all__ = ["RedisLimitStore", "line_keys", "load_script"]
@@ -97,7 +97,7 @@ class RedisLimitStore:
 
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: RedisClient,
         *,
         prefix: str = "sg",
         slot_ms: int = 1000,
@@ -105,7 +105,7 @@ class RedisLimitStore:
         breaker_s: float = 0.25,
     ) -> None:
         # The policy stores' one script runner: the same error classes and breaker as spend's.
-        self.runner = ScriptRunner(breaker_s)
+        self.runner = ScriptRunner(breaker_s, client)
         self.client = client
         self.prefix = prefix
         self.slot_ms = slot_ms

@@ -109,7 +109,7 @@ class LimitSettings(_Section):
     Attributes:
         enabled: enforce rate limits at all.
         backend: `local` (this process's Rust counters: exact for one process only) or `redis`.
-        redis_url: the Redis holding the counters (`redis://`, `rediss://`, `unix://`).
+        redis_url: the Redis holding the counters (`redis://`, `rediss://`, `unix://`, `redis+cluster://`).
         redis_timeout_s: connect and read timeout of every Redis call.
         redis_max_connections: the connection pool's size.
         redis_breaker_s: after a failed call, fail fast for this long before trying Redis again.

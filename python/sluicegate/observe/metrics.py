@@ -44,8 +44,9 @@ class Metrics:
         self.spend = Counter("sluicegate_spend_nusd", "settled spend in nano-USD", ["workspace"], registry=r)
         self.events = Counter("sluicegate_policy_events", "policy events", ["policy", "action", "entity"], registry=r)
         self.queue_depth = Gauge("sluicegate_queue_depth", "background queue depth", ["queue"], registry=r)
-        self.queue_dropped = Gauge("sluicegate_queue_dropped", "items dropped by a full queue", ["queue"], registry=r)
+        self.queue_dropped = Counter("sluicegate_queue_dropped", "items dropped by a full queue", ["queue"], registry=r)
         self._queues = queues
+        self._dropped_seen: dict[str, int] = {}  # each queue's drop count at the last scrape
         # labels() validates and locks on every call; the children of the few label sets in use
         # are kept here, so recording a call is a few dict lookups and increments.
         self._calls: dict[tuple[str, int, str, str], tuple[Any, Any]] = {}
@@ -91,5 +92,8 @@ class Metrics:
         for name, stats in self._queues.items():
             depth, dropped = stats()
             self.queue_depth.labels(name).set(depth)
-            self.queue_dropped.labels(name).set(dropped)
+            # a queue counts its drops since it started; the counter grows by what is new
+            new = dropped - self._dropped_seen.get(name, 0)
+            self.queue_dropped.labels(name).inc(max(new, 0))
+            self._dropped_seen[name] = max(dropped, self._dropped_seen.get(name, 0))
         return generate_latest(self.registry)

@@ -161,7 +161,7 @@ class LoopSettings(_Section):
     Attributes:
         enabled: detect loops at all.
         backend: `local` (this process's memory) or `redis` (shared by every instance and worker).
-        redis_url: the Redis holding the state (`redis://`, `rediss://`, `unix://`).
+        redis_url: the Redis holding the state (`redis://`, `rediss://`, `unix://`, `redis+cluster://`).
         redis_timeout_s: connect and read timeout of every Redis call.
         redis_breaker_s: after a failed call, fail fast for this long before trying Redis again.
         on_store_error: the default of the rules' `on_store_error`: `fail_open` (serve unchecked,

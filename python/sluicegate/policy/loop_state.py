@@ -20,9 +20,10 @@ the same steps, on the caller's clock (`now_ms`), never the store's:
    rule that does not enforce on this call (monitor mode, or outside its rollout) records
    `would_block` or `would_throttle` and changes nothing. A refusal by `rate` stops before `repeat`.
 
-Redis keys (every key of an organization carries the hash tag `{org:<org>}`, so the script works on
-Redis Cluster): `<prefix>:{org:<org>}:loop:<key>` (a hash: the key's rate buckets `b:<n>`, when it
-was `first` seen, its block `until` and throttle `last`) and `<prefix>:{org:<org>}:loop:<key>:h:<hash>` (a hash: the
+Redis keys (every key of an organization carries the hash tag `{org:<org>}`, so each call's keys are
+in one slot and the script runs on a Redis Cluster, `redis+cluster://`; tested there):
+`<prefix>:{org:<org>}:loop:<key>` (a hash: the key's rate buckets `b:<n>`, when it was `first` seen,
+its block `until` and throttle `last`) and `<prefix>:{org:<org>}:loop:<key>:h:<hash>` (a hash: the
 request's recent times `ts`, comma-joined, its `until` and `last`). Their time to live is computed
 from the caller's clock and renewed on each call.
 
@@ -41,10 +42,8 @@ from importlib import resources
 from typing import Literal, Protocol
 from urllib.parse import quote
 
-import redis.asyncio as aioredis
-
 from sluicegate.policy.loop_rules import ACTION_STRENGTH, LoopLine, LoopSettings
-from sluicegate.redis_scripts import ScriptRunner, connect
+from sluicegate.redis_scripts import RedisClient, ScriptRunner, connect
 
 __all__ = ["LocalLoopState", "LoopCheck", "LoopState", "RedisLoopState", "Verdict", "create_loop_state"]
 
@@ -289,10 +288,10 @@ class RedisLoopState:
         calls: Redis round trips made so far (one per checked call).
     """
 
-    def __init__(self, client: aioredis.Redis, *, prefix: str = "sg", breaker_s: float = 0.25) -> None:
+    def __init__(self, client: RedisClient, *, prefix: str = "sg", breaker_s: float = 0.25) -> None:
         self.client = client
         self.prefix = prefix
-        self.runner = ScriptRunner(breaker_s)
+        self.runner = ScriptRunner(breaker_s, client)
         self._script = client.register_script(load_script())
 
     @classmethod

@@ -255,10 +255,12 @@ class SpendPolicy:
         except StoreUnavailable as exc:
             event = PolicyEvent("spend", "store_unavailable", "", "store", detail={"behaviour": s.on_redis_error})
             if s.on_redis_error == "fail_closed":
-                raise Unavailable(
+                down = Unavailable(
                     "spend caps cannot be checked right now (the spend store is unreachable); retry shortly",
                     code="spend_store_unavailable",
-                ) from exc
+                )
+                down.events = [event]
+                raise down from exc
             return SpendGuard(self, None, price, [event])
         events = [_refusal_event("would_refuse", r) for r in result.monitored]
         events += _alert_events(result.alerts)

@@ -290,7 +290,7 @@ class SpendSettings(_Section):
     Attributes:
         enabled: enforce caps at all.
         backend: `local` (this process's Rust buckets: exact for one process only) or `redis`.
-        redis_url: the Redis holding the buckets (`redis://`, `rediss://`, `unix://`).
+        redis_url: the Redis holding the buckets (`redis://`, `rediss://`, `unix://`, `redis+cluster://`).
         redis_timeout_s: connect and read timeout of every Redis call: Redis gone means
             StoreUnavailable after at most about this long.
         redis_max_connections: the connection pool's size (it waits for a free one).

@@ -5,14 +5,16 @@ Keys. A bucket of cap line L in window W is the hash
 records and tombstones) plus the sorted set `<same>:r` of what holds money in `reserved`
 (reservations and leases, scored by expiry). Ids are percent-encoded, and every key of an
 organization carries the hash tag `{org:<org>}`, so one script reserves all of a request's lines
-atomically, on Redis Cluster too. A window's keys expire `retention_s` after the window ends;
+atomically, and on a Redis Cluster (`redis+cluster://`, see `sluicegate.redis_scripts`) each
+call's keys are in one slot, on one primary; the tests run this store's contract, a fail-over and
+a reshard on a real cluster. A window's keys expire `retention_s` after the window ends;
 `total` keys never do. The scripts get that as a time to live computed from the caller's clock
 (`now`, or the system clock), never as an absolute Redis time: a caller whose clock is elsewhere
 (a test fixed at some date) keeps its keys as long as that clock says.
 
 Scripts (`lua/*.lua`, each with `lua/common.lua` in front) are registered once with redis-py's
-`register_script`: calls are EVALSHA, and a NOSCRIPT (a restarted Redis, SCRIPT FLUSH, a fail-over)
-makes redis-py load the script and call again.
+`register_script`: calls are EVALSHA, and a NOSCRIPT (a restarted Redis, SCRIPT FLUSH, a fail-over,
+a cluster node that never ran it) makes redis-py load the script and call again.
 
 Exactness. Amounts and caps are at most 2**53 - 1 nano-USD (about 9.007M USD; larger caps are a
 config error), so the scripts' doubles compare them exactly; values are written with HINCRBY from
@@ -46,9 +48,7 @@ from importlib import resources
 from typing import Any
 from urllib.parse import quote
 
-import redis.asyncio as aioredis
-
-from sluicegate.redis_scripts import ScriptRunner, connect
+from sluicegate.redis_scripts import RedisClient, ScriptRunner, connect
 from sluicegate.spend.caps import CapLine, SpendSettings
 from sluicegate.spend.local import new_reservation_id
 from sluicegate.spend.store import (
@@ -115,7 +115,7 @@ class RedisStore:
 
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: RedisClient,
         *,
         prefix: str = "sg",
         reservation_ttl_s: float = 1200.0,
@@ -127,7 +127,7 @@ class RedisStore:
         self.ttl_ms = max(1, int(reservation_ttl_s * 1000))
         self.retention_s = retention_s
         self.breaker_s = breaker_s
-        self.runner = ScriptRunner(breaker_s)
+        self.runner = ScriptRunner(breaker_s, client)
         self._reserve = client.register_script(load_script("reserve"))
         self._settle = client.register_script(load_script("settle"))
         self.lease_script = client.register_script(load_script("lease"))

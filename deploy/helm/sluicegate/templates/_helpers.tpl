@@ -216,7 +216,7 @@ pod's own loopback (a sidecar) is one per pod.
 {{- if not (or $overridden $spend.redis_url) }}
 {{- fail (printf "config.spend.backend: redis with %s needs a Redis that every pod shares: set secrets.redisUrl (the default redis://127.0.0.1:6379/0 is each pod's own loopback)" $where) }}
 {{- end }}
-{{- if and (not $overridden) $spend.redis_url (regexMatch "^(unix://|rediss?://([^@/]*@)?(localhost|127\\.|\\[::1\\]))" $spend.redis_url) }}
+{{- if and (not $overridden) $spend.redis_url (regexMatch "^(unix://|rediss?(\\+cluster)?://([^@/]*@)?(localhost|127\\.|\\[::1\\]))" $spend.redis_url) }}
 {{- fail "config.spend.redis_url points at the pod's own loopback or a local socket, which is one Redis per pod: name a Redis every pod shares (secrets.redisUrl)" }}
 {{- end }}
 {{- end }}
