@@ -165,6 +165,22 @@ class Secret(_Out):
     updated_at: Time
 
 
+class McpServer(_Out):
+    """An upstream MCP server of a workspace as it is shown: its header names, never their values."""
+
+    name: str
+    url: str
+    header_names: list[str]
+    description: str
+    fingerprint: str | None = Field(None, description="of the headers' values, keyed by the master key")
+    created_at: Time
+    updated_at: Time
+
+
+class McpServerList(_Out):
+    data: list[McpServer]
+
+
 class _Page(_Out):
     """A page of a list: `?limit` rows at most; `next_cursor` (as `?cursor`) asks for the next one."""
 

@@ -30,8 +30,9 @@ from sluicegate.config import CustomPattern, RedactionRule, RedactionSettings
 from sluicegate.control.crypto import MasterKeyError
 from sluicegate.control.keys import now_iso
 from sluicegate.control.policies import EffectivePolicy, OperatorPolicy, chain_of, effective
-from sluicegate.control.store import CHANNEL, ControlStore, Snapshot, secret_context
+from sluicegate.control.store import CHANNEL, ControlStore, Snapshot, mcp_secret_name, secret_context
 from sluicegate.errors import SecretUnavailable, Unauthenticated
+from sluicegate.mcp.servers import McpTarget
 from sluicegate.policy.auth import Identity, KeyStore, presented_keys
 from sluicegate.policy.limits import LimitRule
 from sluicegate.policy.loop_rules import LoopLine
@@ -71,6 +72,7 @@ class _State:
     unopened: dict[tuple[str, str, str], str] = field(default_factory=dict)
     workspace_org: dict[str, str] = field(default_factory=dict)
     redaction: dict[tuple[str, int], RedactionSettings] = field(default_factory=dict)
+    mcp_servers: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = field(default_factory=dict)  # url, headers
 
 
 class ControlView:
@@ -160,6 +162,8 @@ class ControlView:
                 continue
             meta = orjson.loads(row["meta"])
             st.secrets[where] = ProviderCredential(Secret(value), meta.get("base_url"), meta.get("project"))
+        for row in snap.mcp_servers:
+            st.mcp_servers[(row["workspace_id"], row["name"])] = (row["url"], tuple(orjson.loads(row["header_names"])))
         return st
 
     async def _poll(self) -> None:
@@ -305,6 +309,31 @@ class ControlView:
                     "the request was not sent (ask the gateway's operator)"
                 )
         return None
+
+    def mcp_server(self, workspace: str, name: str) -> McpTarget | None:
+        """The workspace's registered MCP server `name`, its headers opened; None when it has none.
+
+        Raises:
+            SecretUnavailable: its headers are stored but this gateway cannot open them (fail closed:
+                never forwarded without them).
+        """
+        st = self._state
+        found = st.mcp_servers.get((workspace, name))
+        if found is None:
+            return None
+        url, header_names = found
+        headers: dict[str, Secret] = {}
+        if header_names:
+            where = ("workspace", workspace, mcp_secret_name(name))
+            sealed = st.secrets.get(where)
+            if sealed is None:
+                reason = st.unopened.get(where, "its sealed headers are missing")
+                raise SecretUnavailable(
+                    f"the headers of the MCP server {name!r} cannot be used: {reason}; "
+                    "the request was not sent (ask the gateway's operator)"
+                )
+            headers = {k: Secret(v) for k, v in orjson.loads(sealed.secret.reveal()).items()}
+        return McpTarget(name, url, headers, tenant=True)
 
     def provider_secret(self, workspace: str, provider_name: str) -> Secret | None:
         found = self.provider_credential(workspace, provider_name)
