@@ -40,6 +40,7 @@ from sluicegate.types import Message, Receive, Scope, Send
 if TYPE_CHECKING:
     from sluicegate.control.plane import ControlPlane
     from sluicegate.control.view import ProviderCredential
+    from sluicegate.mcp.proxy import McpProxy
 
 log = logging.getLogger("sluicegate")
 _TEXT = [(b"content-type", b"text/plain; charset=utf-8")]
@@ -102,6 +103,12 @@ class App:
                 queues[batch_sink.name] = lambda b=batch_sink: (b.depth, b.dropped)
             models = [m for m, _ in self.gateway.router.listed_models()] + settings.metrics.models
             self.metrics = Metrics(models, queues)
+        # The MCP front door (`/mcp/{server}`): the same keys, control view, redactors and sinks.
+        self.mcp: McpProxy | None = None
+        if settings.mcp.enabled:
+            from sluicegate.mcp.proxy import McpProxy
+
+            self.mcp = McpProxy(settings, self.gateway, self._record, os.environ if environ is None else environ)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -129,6 +136,8 @@ class App:
                 await send_body(send, 200 if ready else 503, b"ready\n" if ready else b"not ready\n", _TEXT)
             elif self.control is not None and path.startswith("/admin/"):
                 await self._admin(scope, receive, send)
+            elif self.mcp is not None and path.startswith(("/mcp/", "/.well-known/oauth-protected-resource/")):
+                await self.mcp(scope, receive, send)
             else:
                 await self.gateway.not_found(scope, send)
         elif kind == "lifespan":
@@ -212,6 +221,8 @@ class App:
             elif message["type"] == "lifespan.shutdown":
                 self.ready = False
                 await self.gateway.stop()
+                if self.mcp is not None:
+                    await self.mcp.stop()
                 await asyncio.gather(*(sink.stop() for sink in self.sinks))  # each bounded, together
                 if self.control is not None:
                     await self.control.stop()

@@ -29,9 +29,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from sluicegate.control.settings import ControlSettings
 from sluicegate.limits.settings import LimitSettings
+from sluicegate.mcp.settings import McpSettings
 from sluicegate.policy.loop_rules import LoopSettings
 from sluicegate.policy.model_rules import ModelRulesIn
 from sluicegate.policy.rollout import check_locked_rollout
+from sluicegate.policy.tool_rules import ToolRulesIn
 from sluicegate.secrets import Secret, SecretUrl
 from sluicegate.spend.caps import SpendSettings
 
@@ -366,6 +368,10 @@ class Settings(_Section):
     models: ModelRulesIn = ModelRulesIn()
     # Runaway-loop protection (policy.loops): backend, defaults and the file's own rules.
     loops: LoopSettings = LoopSettings()
+    # The MCP front door (`/mcp/{server}`) and its operator servers (see docs/mcp.md).
+    mcp: McpSettings = McpSettings()
+    # Tool access rules, the operator's level above every org (see docs/mcp.md).
+    tools: ToolRulesIn = ToolRulesIn()
 
     @model_validator(mode="after")
     def _routes_name_providers(self) -> Settings:
