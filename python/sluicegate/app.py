@@ -70,7 +70,12 @@ class App:
 
             # The database's keys, then the config's: the view has KeyStore's authenticate() contract.
             operator = OperatorPolicy.from_settings(
-                settings.redaction, settings.spend, settings.models, loops=settings.loops, limits=settings.limits
+                settings.redaction,
+                settings.spend,
+                settings.models,
+                loops=settings.loops,
+                limits=settings.limits,
+                tools=settings.tools,
             )
             proxies = TrustedProxies(settings.server.trusted_proxies)
             self.control = ControlPlane(
@@ -109,6 +114,8 @@ class App:
             from sluicegate.mcp.proxy import McpProxy
 
             self.mcp = McpProxy(settings, self.gateway, self._record, os.environ if environ is None else environ)
+            if self.control is not None:
+                self.mcp.tools.policy_rules = self.control.view.tool_rules
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]

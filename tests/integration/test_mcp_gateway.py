@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -65,10 +64,13 @@ rules = [{{ entities = ["US_SSN"], action = "block", direction = "response" }}]
 @contextlib.asynccontextmanager
 async def session(url: str, key: str = GATEWAY_KEY) -> AsyncIterator[ClientSession]:
     client = httpx2.AsyncClient(headers={"authorization": f"Bearer {key}"}, timeout=20)
-    async with client, streamable_http_client(url, http_client=client) as (read, write):
-        async with ClientSession(read, write) as s:
-            await s.initialize()
-            yield s
+    async with (
+        client,
+        streamable_http_client(url, http_client=client) as (read, write),
+        ClientSession(read, write) as s,
+    ):
+        await s.initialize()
+        yield s
 
 
 def _text(result: Any) -> str:

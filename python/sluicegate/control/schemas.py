@@ -13,6 +13,7 @@ from sluicegate.limits.lines import MAX_LIMIT, MAX_WINDOW_S
 from sluicegate.policy.loop_rules import LoopRuleFields
 from sluicegate.policy.model_rules import ModelRulesIn
 from sluicegate.policy.rollout import RolloutBy, check_locked_rollout
+from sluicegate.policy.tool_rules import ToolRulesIn
 from sluicegate.spend.caps import MODEL_NAME_MAX, Mode, OnInsufficient, WindowName, check_substitute
 from sluicegate.spend.money import usd_to_nusd
 
@@ -330,6 +331,8 @@ class PolicyIn(_Body):
     models: ModelRulesIn | None = None
     # Runaway-loop rules, at most one per kind (see policy/loop_rules.py).
     loops: list[LoopRuleIn] = Field(default_factory=list, max_length=2)
+    # Tool access rules for MCP traffic (allow, deny by `server/tool`; see policy/tool_rules.py).
+    tools: ToolRulesIn | None = None
 
     @model_validator(mode="after")
     def _one_loop_rule_per_kind(self) -> PolicyIn:

@@ -37,6 +37,7 @@ from sluicegate.policy.auth import Identity, KeyStore, presented_keys
 from sluicegate.policy.limits import LimitRule
 from sluicegate.policy.loop_rules import LoopLine
 from sluicegate.policy.models import EMPTY, ModelRules, operator_rules
+from sluicegate.policy.tools import EMPTY_TOOLS, ToolRules, tool_rule_set
 from sluicegate.secrets import Secret, hash_key
 from sluicegate.spend.caps import CapLine
 
@@ -91,6 +92,8 @@ class ControlView:
         self.fallback = fallback
         self.operator = operator or OperatorPolicy()
         self._operator_models = operator_rules(self.operator.models) if self.operator.models else EMPTY
+        tools = self.operator.tools
+        self._operator_tools = ToolRules((tool_rule_set("operator", None, tools),)) if tools else EMPTY_TOOLS
         self._state = _State()
         self._used: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
@@ -250,6 +253,12 @@ class ControlView:
         its aliases (the operator's alone for keys of the config file)."""
         policy = self._state.policies.get(identity.key_name)
         return policy.models if policy is not None else self._operator_models
+
+    def tool_rules(self, identity: Identity) -> ToolRules:
+        """The caller's tool lists: every level's from the operator's `[tools]` down (the operator's
+        alone for keys of the config file)."""
+        policy = self._state.policies.get(identity.key_name)
+        return policy.tools if policy is not None else self._operator_tools
 
     def loop_rules(self, identity: Identity) -> tuple[LoopLine, ...] | None:
         """The loop rules in force for the caller (the configuration's included, the nearest
