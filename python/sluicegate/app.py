@@ -189,7 +189,7 @@ class App:
         duration = time.perf_counter() - info.t0 if info is not None else 0.0
         if info is not None:
             info.ended_at = info.started_at + duration
-            if self.langsmith is not None and info.model is not None:
+            if self.langsmith is not None and (info.model is not None or info.tool is not None):
                 info.run_id = new_uuid_str()  # known before the run is posted, so events can name it
         for sink in self.sinks:
             sink.submit(outcome)

@@ -82,7 +82,7 @@ async def test_tools_list_and_call_through_the_gateway(mcp_gateway: Server, serv
     async with session(f"{mcp_gateway.url}/mcp/{server}") as s:
         names = {t.name for t in (await s.list_tools()).tools}
         # every tool but the denied one, which the agent never sees
-        assert names == {"echo", "weather", "count", "leak", "ssn", "seen_headers"}
+        assert names == {"echo", "weather", "count", "leak", "ssn", "seen_headers", "interrupted"}
         assert _text(await s.call_tool("echo", {"text": "hello through the gateway"})) == "hello through the gateway"
         forecast = await s.call_tool("weather", {"city": "Oslo"})
         assert forecast.structured_content == {"city": "Oslo", "celsius": 21, "summary": "sunny in Oslo"}
@@ -99,6 +99,23 @@ async def test_progress_notifications_stream_before_the_result(mcp_gateway: Serv
         result = await s.call_tool("count", {"n": 4}, progress_callback=on_progress)
     assert _text(result) == "counted to 4"
     assert seen == [(float(i), 4.0, f"step {i}") for i in range(1, 5)]
+
+
+async def test_a_call_survives_the_server_dropping_the_stream_by_resuming_with_last_event_id(
+    mcp_gateway: Server,
+) -> None:
+    seen: list[tuple[float, str | None]] = []
+    async with session(f"{mcp_gateway.url}/mcp/docs") as s:
+
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            seen.append((progress, message))
+
+        result = await s.call_tool("interrupted", {}, progress_callback=on_progress)
+        # the session goes on after the reconnect
+        assert _text(await s.call_tool("echo", {"text": "same session"})) == "same session"
+    assert seen == [(1.0, "before the drop"), (2.0, "after the drop")]
+    # the answer came on the resumed stream (a GET with Last-Event-ID), checked there as well
+    assert _text(result) == "finished after a reconnect, token [REDACTED:GITHUB_TOKEN]"
 
 
 async def test_a_denied_tool_is_refused_with_an_error_naming_the_rule(mcp_gateway: Server) -> None:

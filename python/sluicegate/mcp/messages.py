@@ -62,6 +62,9 @@ class Exchange:
     events: list[PolicyEvent] = field(default_factory=list)
     calls: dict[Any, str] = field(default_factory=dict)  # id of a forwarded tools/call -> tool name
     answered: dict[Any, dict[str, Any]] = field(default_factory=dict)  # id -> the gateway's own answer
+    # For a trace (only when a trace sink wants them): each call's arguments and answer, as relayed.
+    capture: bool = False
+    traced: dict[Any, tuple[str, Any, Any]] = field(default_factory=dict)  # id -> (tool, arguments, answer)
 
     # ── client -> server ─────────────────────────────────────────────────────────────────────
 
@@ -80,6 +83,7 @@ class Exchange:
             if decision.refused is not None:
                 message, rule = decision.refused
                 self.answered[msg_id] = rpc_error(msg_id, TOOL_NOT_ALLOWED, message, {"rule": rule})
+                self._trace(msg_id, name, None, self.answered[msg_id])
                 return
         arguments = params.get("arguments")  # type: ignore[union-attr]
         if self.redactor is not None and isinstance(arguments, dict | list):
@@ -92,8 +96,21 @@ class Exchange:
             if blocked:
                 text = f"the tool call's arguments contain content this gateway blocks: {', '.join(blocked)}"
                 self.answered[msg_id] = tool_error(msg_id, text + "; the call was not sent")
+                self._trace(msg_id, name, arguments, self.answered[msg_id])
                 return
         self.calls[msg_id] = name
+        self._trace(msg_id, name, arguments, None)
+
+    def _trace(self, msg_id: Any, name: str, arguments: Any, answer: dict[str, Any] | None) -> None:
+        if self.capture:
+            said = answer.get("result", {"error": answer.get("error")}) if answer is not None else None
+            self.traced[msg_id] = (name, arguments, said)
+
+    def answer_of(self, msg: dict[str, Any]) -> None:
+        """Keep a call's answer, as the client gets it, for its trace."""
+        found = self.traced.get(msg.get("id")) if self.capture and "method" not in msg else None
+        if found is not None:
+            self.traced[msg["id"]] = (found[0], found[1], msg.get("result", {"error": msg.get("error")}))
 
     # ── server -> client ─────────────────────────────────────────────────────────────────────
 
@@ -101,6 +118,11 @@ class Exchange:
         """Apply the gateway's rules to one message the server sends, in place; True if it changed."""
         if not isinstance(msg, dict):
             return False
+        changed = self._inbound(msg)
+        self.answer_of(msg)
+        return changed
+
+    def _inbound(self, msg: dict[str, Any]) -> bool:
         result = msg.get("result")
         if isinstance(result, dict) and isinstance(result.get("tools"), list) and "id" in msg:
             return self._listing(result)

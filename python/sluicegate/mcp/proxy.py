@@ -153,6 +153,13 @@ class McpProxy:
                 body = rpc_error(None, INVALID_REQUEST, f"the URL registered for this MCP server {refused}")
                 return await _send_error(send, 403, body, "mcp_url_not_allowed")
         exchange = Exchange(server, who, self.tools, self.tools.rules_for(who), self.gateway._redactor_for(who))
+        trace = headers.get(b"langsmith-trace")
+        if trace is not None and len(trace) >= 36 and self.gateway.capture:
+            exchange.capture = True  # a tool run, nested in the caller's trace
+            info.trace_id = trace.split(b".", 1)[0][-36:].decode("latin-1")
+            info.trace = trace.decode("latin-1")
+            baggage = headers.get(b"baggage")
+            info.baggage = baggage.decode("latin-1") if baggage is not None else None
         upstream_headers = {k.decode(): v.decode("latin-1") for k, v in headers.items() if k in FORWARDED}
         upstream_headers.update({k: v.reveal() for k, v in target.headers.items()})
         data: bytes | None = None
@@ -172,10 +179,13 @@ class McpProxy:
             for msg in messages:
                 exchange.outbound(msg)
             if exchange.answered:
-                return await self._answer_locally(send, body, messages, exchange)
+                outcome = await self._answer_locally(send, body, messages, exchange)
+                _traced(outcome, info, server, exchange)
+                return outcome
             data = orjson.dumps(body)  # what was checked is what goes
         outcome = await self._relay(scope, receive, send, method, target, upstream_headers, data, exchange)
         outcome.events = exchange.events + outcome.events
+        _traced(outcome, info, server, exchange)
         return outcome
 
     def _target(self, workspace: str, server: str) -> McpTarget | None:
@@ -344,6 +354,17 @@ class McpProxy:
         headers = [(b"content-type", JSON_TYPE), (b"cache-control", b"max-age=300")]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": orjson.dumps(doc)})
+
+
+def _traced(outcome: Outcome, info: CallInfo, server: str, exchange: Exchange) -> None:
+    """Make the request a LangSmith `tool` run when it carried one tool call and a trace: its inputs the
+    arguments as the tool got them, its outputs the answer as the client got it (both redacted)."""
+    if len(exchange.traced) != 1:
+        return
+    name, arguments, answer = next(iter(exchange.traced.values()))
+    info.tool = f"{server}/{name}"
+    outcome.request_body = orjson.dumps({"name": name, "arguments": arguments if arguments is not None else {}})
+    outcome.response = [orjson.dumps(answer if isinstance(answer, dict) else {"output": answer})]
 
 
 async def _send_error(
