@@ -22,7 +22,10 @@ from mcp.shared.exceptions import MCPError
 from tests.conftest import GATEWAY_KEY, PYTHON, Server, free_port, gateway_config, spawn, start_gateway
 from tests.integration.mcp_upstream import PLANTED_SSN, PLANTED_TOKEN
 
+from sluicegate.secrets import hash_key
+
 UPSTREAM_AUTH = "Bearer upstream-credential-for-docs"
+OTHER_KEY = "sg-other-" + "o" * 40
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -49,6 +52,11 @@ headers_env = {{ Authorization = "DOCS_MCP_AUTHORIZATION" }}
 
 [mcp.servers.docs-json]
 url = "{js.url}/mcp"
+
+[[keys]]
+name = "other"
+workspace = "ws-other"
+sha256 = "{hash_key(OTHER_KEY)}"
 
 [tools]
 deny = ["*/delete_*"]
@@ -181,6 +189,33 @@ async def test_delete_ends_the_session_upstream(mcp_gateway: Server) -> None:
         assert (await client.delete(url, headers=with_session)).status_code == 200
         after = await client.post(url, json={"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, headers=with_session)
         assert after.status_code == 404  # the upstream no longer knows the session: the client starts again
+
+
+async def test_a_session_is_usable_only_with_the_key_that_opened_it(mcp_gateway: Server) -> None:
+    url = f"{mcp_gateway.url}/mcp/docs"
+    head = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
+    init = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+    }
+    listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+    async with httpx.AsyncClient(timeout=10) as client:
+        opened = await client.post(url, json=init, headers={**head, "authorization": f"Bearer {GATEWAY_KEY}"})
+        session_headers = {
+            **head,
+            "mcp-session-id": opened.headers["mcp-session-id"],
+            "mcp-protocol-version": "2025-06-18",
+        }
+        done = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+        owner = {**session_headers, "authorization": f"Bearer {GATEWAY_KEY}"}
+        assert (await client.post(url, json=done, headers=owner)).status_code == 202
+        stranger = await client.post(
+            url, json=listing, headers={**session_headers, "authorization": f"Bearer {OTHER_KEY}"}
+        )
+        assert stranger.status_code == 404 and "no such session" in stranger.json()["error"]["message"]
+        assert (await client.post(url, json=listing, headers=owner)).status_code == 200
 
 
 async def test_a_bad_key_gets_401_with_the_resource_metadata(mcp_gateway: Server) -> None:

@@ -64,6 +64,7 @@ class Exchange:
     answered: dict[Any, dict[str, Any]] = field(default_factory=dict)  # id -> the gateway's own answer
     # For a trace (only when a trace sink wants them): each call's arguments and answer, as relayed.
     capture: bool = False
+    session_id: str | None = None  # the session the upstream's answer names
     traced: dict[Any, tuple[str, Any, Any]] = field(default_factory=dict)  # id -> (tool, arguments, answer)
 
     # ── client -> server ─────────────────────────────────────────────────────────────────────

@@ -87,6 +87,9 @@ class McpProxy:
         self.body_timeout_s = settings.server.body_timeout_s
         self._http: aiohttp.ClientSession | None = None
         self._tenant_http: aiohttp.ClientSession | None = None
+        # (server, session id) -> the key whose request opened the session: another key presenting the
+        # id is answered as for an unknown session. This instance's sessions only (see docs/mcp.md).
+        self._sessions: dict[tuple[str, str], str] = {}
 
     def _client(self, tenant: bool) -> aiohttp.ClientSession:
         if tenant:
@@ -152,6 +155,13 @@ class McpProxy:
             if refused is not None:
                 body = rpc_error(None, INVALID_REQUEST, f"the URL registered for this MCP server {refused}")
                 return await _send_error(send, 403, body, "mcp_url_not_allowed")
+        session_id = headers.get(b"mcp-session-id")
+        where = f"{who.workspace}/{server}" if target.tenant else server
+        if session_id is not None:
+            owner = self._sessions.get((where, session_id.decode("latin-1")))
+            if owner is not None and owner != who.key_name:
+                body = rpc_error(None, INVALID_REQUEST, "no such session: initialize a new one")
+                return await _send_error(send, 404, body, "unknown_mcp_session")
         exchange = Exchange(server, who, self.tools, self.tools.rules_for(who), self.gateway._redactor_for(who))
         trace = headers.get(b"langsmith-trace")
         if trace is not None and len(trace) >= 36 and self.gateway.capture:
@@ -184,6 +194,12 @@ class McpProxy:
                 return outcome
             data = orjson.dumps(body)  # what was checked is what goes
         outcome = await self._relay(scope, receive, send, method, target, upstream_headers, data, exchange)
+        if exchange.session_id is not None:
+            if len(self._sessions) >= 100_000:
+                self._sessions.clear()  # bounded: the owners are forgotten, not the sessions
+            self._sessions[(where, exchange.session_id)] = who.key_name
+        elif method == "DELETE" and session_id is not None and outcome.status < 300:
+            self._sessions.pop((where, session_id.decode("latin-1")), None)
         outcome.events = exchange.events + outcome.events
         _traced(outcome, info, server, exchange)
         return outcome
@@ -241,6 +257,8 @@ class McpProxy:
                 body = rpc_error(None, -32000, f"the MCP server {target.name!r} answered {resp.status}: {said}")
                 return await _send_error(send, 502, body, "upstream_refused")
             out_headers = [(k.encode(), resp.headers[k].encode("latin-1")) for k in RELAYED if k in resp.headers]
+            if resp.status < 300:
+                exchange.session_id = resp.headers.get("mcp-session-id")
             content_type = resp.headers.get("content-type", "").encode("latin-1").lower()
             if content_type.startswith(SSE_TYPE):
                 return await self._relay_stream(receive, send, resp, out_headers, exchange)
