@@ -41,6 +41,7 @@ ENV_PREFIX = "SLUICEGATE_"
 CONFIG_ENV = "SLUICEGATE_CONFIG"
 DRAIN_MARKER_ENV = "SLUICEGATE_DRAIN_MARKER"  # set by `sluicegate serve` for its workers
 SECRET_VALUE_ENV = "SLUICEGATE_SECRET_VALUE"  # read by `sluicegate admin secret set`
+MCP_HEADERS_ENV = "SLUICEGATE_MCP_HEADERS"  # read by `sluicegate admin mcp-server set` (a JSON object)
 ADMIN_URL_ENV = "SLUICEGATE_ADMIN_URL"  # read by `sluicegate admin …` (the admin API's address)
 ADMIN_TOKEN_ENV = "SLUICEGATE_ADMIN_TOKEN"  # read by `sluicegate admin …` (never a setting, never printed)
 # The variables of the `SLUICEGATE_` prefix that are not settings (none has a `__`, and no section

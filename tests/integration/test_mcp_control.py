@@ -29,6 +29,7 @@ from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from tests.conftest import PYTHON, Server, free_port, gateway_config, spawn, start_gateway
+from tests.integration.test_control_cli import admin, table
 from tests.unit.control.pg import MASTER_KEY
 
 from sluicegate.control.audit import Actor
@@ -241,3 +242,44 @@ def test_an_org_locked_deny_cannot_be_allowed_below(allowing: Server, seed: dict
         assert effective.status_code == 200
     finally:
         _admin(allowing, seed, "DELETE", f"/orgs/{org}/policy")
+
+
+def test_the_cli_registers_lists_and_removes_a_server(allowing: Server, seed: dict[str, Any], upstream: Server) -> None:
+    ws = seed["ws"]
+    headers = json.dumps({"Authorization": WS_CREDENTIAL})
+    url = f"{upstream.url}/mcp"
+    done = admin(
+        allowing.url,
+        seed["token"],
+        "mcp-server",
+        "set",
+        "--workspace",
+        ws,
+        "cli-tools",
+        "--server-url",
+        url,
+        "--headers-stdin",
+        stdin=headers,
+    )
+    assert done.returncode == 0, done.stderr
+    listed = admin(allowing.url, seed["token"], "mcp-server", "list", "--workspace", ws)
+    rows = {r["name"]: r for r in table(listed.stdout)}
+    assert rows["cli-tools"]["url"] == url and "Authorization" in rows["cli-tools"]["header_names"]
+    assert WS_CREDENTIAL not in done.stdout + listed.stdout + done.stderr
+    bad = admin(
+        allowing.url,
+        seed["token"],
+        "mcp-server",
+        "set",
+        "--workspace",
+        ws,
+        "cli-tools",
+        "--server-url",
+        url,
+        "--headers-stdin",
+        stdin="[1]",
+    )
+    assert bad.returncode == 2 and "JSON object of strings" in bad.stderr
+    assert admin(allowing.url, seed["token"], "mcp-server", "delete", "--workspace", ws, "cli-tools").returncode == 0
+    listed = admin(allowing.url, seed["token"], "mcp-server", "list", "--workspace", ws)
+    assert "cli-tools" not in {r["name"] for r in table(listed.stdout)}
