@@ -46,7 +46,9 @@ ADMIN_URL_ENV = "SLUICEGATE_ADMIN_URL"  # read by `sluicegate admin …` (the ad
 ADMIN_TOKEN_ENV = "SLUICEGATE_ADMIN_TOKEN"  # read by `sluicegate admin …` (never a setting, never printed)
 # The variables of the `SLUICEGATE_` prefix that are not settings (none has a `__`, and no section
 # is named after one): listed in docs/configuration.md.
-NOT_SETTINGS = frozenset({CONFIG_ENV, DRAIN_MARKER_ENV, SECRET_VALUE_ENV, ADMIN_URL_ENV, ADMIN_TOKEN_ENV})
+NOT_SETTINGS = frozenset(
+    {CONFIG_ENV, DRAIN_MARKER_ENV, SECRET_VALUE_ENV, MCP_HEADERS_ENV, ADMIN_URL_ENV, ADMIN_TOKEN_ENV}
+)
 
 ProviderKind = Literal["openai", "anthropic", "openai_compatible", "mock"]
 
