@@ -1,6 +1,7 @@
 """The ASGI application: the API routes go straight to the gateway pipeline (no framework on the
-hot path); `/healthz` and `/readyz` answer for probes; everything else is a 404 in the caller's
-format, so no path is ever passed through unscanned.
+hot path); `/mcp/{server}` (and its protected resource metadata under `/.well-known/`) to the MCP
+front door (`mcp/proxy.py`); `/healthz` and `/readyz` answer for probes; everything else is a 404 in
+the caller's format, so no path is ever passed through unscanned.
 
 `/healthz` is liveness: 200 while the process serves. `/readyz` is readiness: 200 once the
 upstream pool is up, 503 before that and from the moment SIGTERM arrives (see `server.py`).
