@@ -209,6 +209,7 @@ async def test_a_registered_server_gets_its_own_credentials_and_the_workspace_to
             "ssn",
             "delete_everything",
             "seen_headers",
+            "interrupted",
         }
         with pytest.raises(MCPError) as refused:
             await s.call_tool("echo", {"text": "hi"})
