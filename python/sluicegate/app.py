@@ -1,6 +1,7 @@
 """The ASGI application: the API routes go straight to the gateway pipeline (no framework on the
-hot path); `/healthz` and `/readyz` answer for probes; everything else is a 404 in the caller's
-format, so no path is ever passed through unscanned.
+hot path); `/mcp/{server}` (and its protected resource metadata under `/.well-known/`) to the MCP
+front door (`mcp/proxy.py`); `/healthz` and `/readyz` answer for probes; everything else is a 404 in
+the caller's format, so no path is ever passed through unscanned.
 
 `/healthz` is liveness: 200 while the process serves. `/readyz` is readiness: 200 once the
 upstream pool is up, 503 before that and from the moment SIGTERM arrives (see `server.py`).
@@ -40,6 +41,7 @@ from sluicegate.types import Message, Receive, Scope, Send
 if TYPE_CHECKING:
     from sluicegate.control.plane import ControlPlane
     from sluicegate.control.view import ProviderCredential
+    from sluicegate.mcp.proxy import McpProxy
 
 log = logging.getLogger("sluicegate")
 _TEXT = [(b"content-type", b"text/plain; charset=utf-8")]
@@ -69,7 +71,12 @@ class App:
 
             # The database's keys, then the config's: the view has KeyStore's authenticate() contract.
             operator = OperatorPolicy.from_settings(
-                settings.redaction, settings.spend, settings.models, loops=settings.loops, limits=settings.limits
+                settings.redaction,
+                settings.spend,
+                settings.models,
+                loops=settings.loops,
+                limits=settings.limits,
+                tools=settings.tools,
             )
             proxies = TrustedProxies(settings.server.trusted_proxies)
             self.control = ControlPlane(
@@ -78,6 +85,7 @@ class App:
             self.gateway.attach(self.control.view)
             self.control.admin.caps_status = self.gateway.cap_status
             self.control.admin.base_url_refusal = self.gateway.tenant_urls.refusal
+            self.control.admin.mcp_url_refusal = self.gateway.tenant_urls.mcp_refusal
         # Batched background writers of finished calls: the database's records, the webhook, LangSmith.
         self.sinks: list[BatchSink[Outcome]] = []
         if self.control is not None:
@@ -101,6 +109,14 @@ class App:
                 queues[batch_sink.name] = lambda b=batch_sink: (b.depth, b.dropped)
             models = [m for m, _ in self.gateway.router.listed_models()] + settings.metrics.models
             self.metrics = Metrics(models, queues)
+        # The MCP front door (`/mcp/{server}`): the same keys, control view, redactors and sinks.
+        self.mcp: McpProxy | None = None
+        if settings.mcp.enabled:
+            from sluicegate.mcp.proxy import McpProxy
+
+            self.mcp = McpProxy(settings, self.gateway, self._record, os.environ if environ is None else environ)
+            if self.control is not None:
+                self.mcp.tools.policy_rules = self.control.view.tool_rules
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -128,6 +144,8 @@ class App:
                 await send_body(send, 200 if ready else 503, b"ready\n" if ready else b"not ready\n", _TEXT)
             elif self.control is not None and path.startswith("/admin/"):
                 await self._admin(scope, receive, send)
+            elif self.mcp is not None and path.startswith(("/mcp/", "/.well-known/oauth-protected-resource/")):
+                await self.mcp(scope, receive, send)
             else:
                 await self.gateway.not_found(scope, send)
         elif kind == "lifespan":
@@ -172,7 +190,7 @@ class App:
         duration = time.perf_counter() - info.t0 if info is not None else 0.0
         if info is not None:
             info.ended_at = info.started_at + duration
-            if self.langsmith is not None and info.model is not None:
+            if self.langsmith is not None and (info.model is not None or info.tool is not None):
                 info.run_id = new_uuid_str()  # known before the run is posted, so events can name it
         for sink in self.sinks:
             sink.submit(outcome)
@@ -211,6 +229,8 @@ class App:
             elif message["type"] == "lifespan.shutdown":
                 self.ready = False
                 await self.gateway.stop()
+                if self.mcp is not None:
+                    await self.mcp.stop()
                 await asyncio.gather(*(sink.stop() for sink in self.sinks))  # each bounded, together
                 if self.control is not None:
                     await self.control.stop()

@@ -29,9 +29,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from sluicegate.control.settings import ControlSettings
 from sluicegate.limits.settings import LimitSettings
+from sluicegate.mcp.settings import McpSettings
 from sluicegate.policy.loop_rules import LoopSettings
 from sluicegate.policy.model_rules import ModelRulesIn
 from sluicegate.policy.rollout import check_locked_rollout
+from sluicegate.policy.tool_rules import ToolRulesIn
 from sluicegate.secrets import Secret, SecretUrl
 from sluicegate.spend.caps import SpendSettings
 
@@ -39,11 +41,14 @@ ENV_PREFIX = "SLUICEGATE_"
 CONFIG_ENV = "SLUICEGATE_CONFIG"
 DRAIN_MARKER_ENV = "SLUICEGATE_DRAIN_MARKER"  # set by `sluicegate serve` for its workers
 SECRET_VALUE_ENV = "SLUICEGATE_SECRET_VALUE"  # read by `sluicegate admin secret set`
+MCP_HEADERS_ENV = "SLUICEGATE_MCP_HEADERS"  # read by `sluicegate admin mcp-server set` (a JSON object)
 ADMIN_URL_ENV = "SLUICEGATE_ADMIN_URL"  # read by `sluicegate admin …` (the admin API's address)
 ADMIN_TOKEN_ENV = "SLUICEGATE_ADMIN_TOKEN"  # read by `sluicegate admin …` (never a setting, never printed)
 # The variables of the `SLUICEGATE_` prefix that are not settings (none has a `__`, and no section
 # is named after one): listed in docs/configuration.md.
-NOT_SETTINGS = frozenset({CONFIG_ENV, DRAIN_MARKER_ENV, SECRET_VALUE_ENV, ADMIN_URL_ENV, ADMIN_TOKEN_ENV})
+NOT_SETTINGS = frozenset(
+    {CONFIG_ENV, DRAIN_MARKER_ENV, SECRET_VALUE_ENV, MCP_HEADERS_ENV, ADMIN_URL_ENV, ADMIN_TOKEN_ENV}
+)
 
 ProviderKind = Literal["openai", "anthropic", "openai_compatible", "mock"]
 
@@ -366,6 +371,10 @@ class Settings(_Section):
     models: ModelRulesIn = ModelRulesIn()
     # Runaway-loop protection (policy.loops): backend, defaults and the file's own rules.
     loops: LoopSettings = LoopSettings()
+    # The MCP front door (`/mcp/{server}`) and its operator servers (see docs/mcp.md).
+    mcp: McpSettings = McpSettings()
+    # Tool access rules, the operator's level above every org (see docs/mcp.md).
+    tools: ToolRulesIn = ToolRulesIn()
 
     @model_validator(mode="after")
     def _routes_name_providers(self) -> Settings:

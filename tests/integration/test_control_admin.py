@@ -22,7 +22,7 @@ from sluicegate.config import RedactionSettings, Settings
 from sluicegate.control.admin_api import ENDPOINTS, AdminApi, Endpoint
 from sluicegate.control.audit import Actor
 from sluicegate.control.models import admin_tokens, audit_log, metadata, workspaces
-from sluicegate.control.schemas import KeyIn, PolicyIn, SecretIn
+from sluicegate.control.schemas import KeyIn, McpServerIn, PolicyIn, SecretIn
 from sluicegate.control.settings import ControlSettings
 from sluicegate.control.store import ControlStore
 from sluicegate.control.view import ControlView
@@ -63,6 +63,8 @@ async def world(control_settings: ControlSettings) -> AsyncIterator[World]:  # n
     key, _ = await store.create_key(ACTOR, a1, KeyIn(name="k", user_id=user["id"]))
     await store.set_secret(ACTOR, "workspace", a1["id"], a["id"], "openai", SecretIn(value=SECRET_VALUE))
     await store.set_secret(ACTOR, "org", a["id"], a["id"], "openai", SecretIn(value=SECRET_VALUE))
+    server = McpServerIn(url="https://tools.example/mcp", headers={"Authorization": f"Bearer {SECRET_VALUE}"})
+    await store.set_mcp_server(ACTOR, a1, "docs", server)
     await store.set_policy(ACTOR, "org", a["id"], a["id"], PolicyIn.model_validate({"caps": [{"limit_usd": "10"}]}))
     b = await store.create_org(ACTOR, "b")
     await store.create_workspace(ACTOR, b["id"], "b1")
@@ -82,6 +84,7 @@ async def world(control_settings: ControlSettings) -> AsyncIterator[World]:  # n
     ids = {"org_id": a["id"], "workspace_id": a1["id"], "user_id": user["id"], "key_id": key["id"]}
     ids["token_id"] = victim["id"]
     ids["provider"] = "openai"
+    ids["name"] = "docs"
     # What the DELETE endpoints delete, so the walks over every endpoint keep the world they walk.
     ids["spare_org_id"] = (await store.create_org(ACTOR, "spare"))["id"]
     ids["spare_workspace_id"] = (await store.create_workspace(ACTOR, a["id"], "spare"))["id"]
@@ -91,6 +94,7 @@ async def world(control_settings: ControlSettings) -> AsyncIterator[World]:  # n
     await view.refresh()
     api = AdminApi(store, view, redaction=RedactionSettings())
     api.base_url_refusal = TENANT_URLS.refusal
+    api.mcp_url_refusal = TENANT_URLS.mcp_refusal
     transport = httpx.ASGITransport(app=api)
     async with httpx.AsyncClient(transport=transport, base_url="http://admin") as client:
         yield World(client, store, ids, tokens, api, token_ids)
@@ -108,6 +112,8 @@ def _body(endpoint: Endpoint, ids: dict[str, str]) -> dict[str, Any] | None:
         return {"name": "t", "workspace_id": ids["workspace_id"]}
     if name == "SecretIn":
         return {"value": SECRET_VALUE, "base_url": "https://llm.example/v1"}
+    if name == "McpServerIn":
+        return {"url": "https://tools.example/mcp", "headers": {"Authorization": f"Bearer {SECRET_VALUE}"}}
     if name == "RedactionTryIn":
         return {"text": "write to a@b.example"}
     if name == "KeyPatch":
@@ -482,7 +488,8 @@ async def test_deleting_a_workspace_takes_everything_in_it_in_one_change(
         assert row["action"] == "workspace.delete" and row["diff"]["after"] is None
         assert row["diff"]["before"]["removed"] == {
             "policies": 3,
-            "secrets": 1,
+            "secrets": 2,  # the provider's and the MCP server's headers
+            "mcp_servers": 1,
             "admin_tokens": 2,  # its admin and its viewer
             "keys": 3,  # the world's, the spare and k2
             "users": 2,  # alice and the spare

@@ -26,7 +26,7 @@ from sluicegate.control.keys import hash_key
 from sluicegate.control.migrations import HERE, LEGACY_TABLE, MigrationError, config, differences, migrate, revisions
 from sluicegate.control.migrations.__main__ import main as tool
 from sluicegate.control.models import metadata, workspaces
-from sluicegate.control.schemas import PolicyIn
+from sluicegate.control.schemas import McpServerIn, PolicyIn
 from sluicegate.control.settings import ControlSettings
 from sluicegate.control.store import ControlStore
 from sluicegate.control.system_events import on_open
@@ -476,7 +476,7 @@ async def test_a_database_at_0003_keeps_its_rows_and_gets_the_defaults(control_s
                 f"VALUES ('tok_x', 'org_x', NULL, 't', 'hash-t', '{at}')",
             ):
                 await conn.execute(text(sql))
-        assert await store.open() == ["0004"]
+        assert (await store.open())[0] == "0004"  # and any later revision
         assert await _differences(store) == []
         for table, row_id in (("orgs", "org_x"), ("workspaces", "ws_x"), ("users", "user_x"), ("api_keys", "key_x")):
             got = await _scalars(store, f"SELECT name || '|' || description || '|' || tags FROM {table}")
@@ -495,5 +495,46 @@ async def test_a_database_at_0003_keeps_its_rows_and_gets_the_defaults(control_s
         async with store.read() as conn:
             columns = await conn.run_sync(lambda c: [col["name"] for col in inspect(c).get_columns("admin_tokens")])
         assert "role" not in columns and "expires_at" not in columns
+    finally:
+        await store.close()
+
+
+# ── 0005: upstream MCP servers ───────────────────────────────────────────────────────────────────
+
+
+async def test_a_database_at_0004_gets_the_mcp_servers_table_and_keeps_its_rows(
+    control_settings: ControlSettings,  # noqa: F811
+) -> None:
+    store = ControlStore(control_settings)
+    try:
+        await store.open()
+        async with store.engine.connect() as conn:
+            await conn.run_sync(_downgrade_to("0004"))
+        async with store.read() as conn:
+            assert "mcp_servers" not in await conn.run_sync(lambda c: inspect(c).get_table_names())
+        at = "2026-11-01T00:00:00+00:00"
+        async with store.engine.begin() as conn:  # rows as a release at 0004 wrote them
+            await conn.execute(text(f"INSERT INTO orgs (id, name, created_at) VALUES ('org_x', 'x', '{at}')"))
+            await conn.execute(
+                text(f"INSERT INTO workspaces (id, org_id, name, created_at) VALUES ('ws_x', 'org_x', 'w', '{at}')")
+            )
+        assert await store.open() == ["0005"]
+        assert await _differences(store) == []
+        ws = await store.one(workspaces, "ws_x")
+        assert ws is not None
+        await store.set_mcp_server(Actor("test"), ws, "docs", McpServerIn(url="https://tools.example/mcp"))
+        [shown] = await store.mcp_servers_list("ws_x")
+        assert (shown["name"], shown["url"], shown["header_names"], shown["description"]) == (
+            "docs",
+            "https://tools.example/mcp",
+            [],
+            "",
+        )
+        # and down again: the table goes, the workspace stays
+        async with store.engine.connect() as conn:
+            await conn.run_sync(_downgrade_to("0004"))
+        assert await _scalars(store, "SELECT id FROM workspaces") == ["ws_x"]
+        async with store.read() as conn:
+            assert "mcp_servers" not in await conn.run_sync(lambda c: inspect(c).get_table_names())
     finally:
         await store.close()

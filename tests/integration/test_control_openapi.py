@@ -32,7 +32,7 @@ from sluicegate.control.admin_api import ENDPOINTS, AdminApi, Endpoint
 from sluicegate.control.audit import Actor
 from sluicegate.control.openapi import openapi_document
 from sluicegate.control.policies import OperatorPolicy
-from sluicegate.control.schemas import KeyIn, PolicyIn, SecretIn
+from sluicegate.control.schemas import KeyIn, McpServerIn, PolicyIn, SecretIn
 from sluicegate.control.settings import ControlSettings
 from sluicegate.control.store import ControlStore
 from sluicegate.control.view import ControlView
@@ -151,6 +151,8 @@ async def world(control_settings: ControlSettings) -> AsyncIterator[World]:  # n
     spec = SecretIn(value=SECRET_VALUE, base_url="https://llm.example/v1", project="p")
     await store.set_secret(ACTOR, "workspace", a1["id"], a["id"], "openai", spec)
     await store.set_secret(ACTOR, "org", a["id"], a["id"], "openai", SecretIn(value=SECRET_VALUE))
+    server = McpServerIn(url="https://tools.example/mcp", headers={"Authorization": f"Bearer {SECRET_VALUE}"})
+    await store.set_mcp_server(ACTOR, a1, "docs", server)
     # Locks above and weaker choices below, so the effective policy shows floors, clamps and raises.
     org_policy = {
         "caps": [{"window": "month", "limit_usd": "10", "locked": True, "thresholds": [50, 90]}],
@@ -177,7 +179,7 @@ async def world(control_settings: ControlSettings) -> AsyncIterator[World]:  # n
     }
     victim, _ = await store.create_admin_token(ACTOR, a["id"], None, "to revoke")
     ids = {"org_id": a["id"], "workspace_id": a1["id"], "user_id": user["id"], "key_id": key["id"]}
-    ids |= {"token_id": victim["id"], "provider": "openai"}
+    ids |= {"token_id": victim["id"], "provider": "openai", "name": "docs"}
     # What the DELETE rows remove, so the walk keeps its world: an empty org and a workspace, user and key.
     ids["spare_org_id"] = (await store.create_org(ACTOR, "spare"))["id"]
     ids["spare_workspace_id"] = (await store.create_workspace(ACTOR, a["id"], "spare"))["id"]
@@ -194,6 +196,7 @@ async def world(control_settings: ControlSettings) -> AsyncIterator[World]:  # n
     )
     api.caps_status = LocalStore().snapshot  # what a gateway without Redis wires in (real buckets)
     api.base_url_refusal = TENANT_URLS.refusal
+    api.mcp_url_refusal = TENANT_URLS.mcp_refusal
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://admin") as client:
         doc = (await client.get("/admin/v1/openapi.json")).json()
         yield World(client, store, api, Contract(doc), ids, {n: t for n, (_, t) in made.items()})
@@ -211,6 +214,8 @@ def _body(endpoint: Endpoint, ids: dict[str, str]) -> dict[str, Any] | None:
         return {"name": "t", "workspace_id": ids["workspace_id"]}
     if name == "SecretIn":
         return {"value": SECRET_VALUE, "base_url": "https://llm.example/v1"}
+    if name == "McpServerIn":
+        return {"url": "https://tools.example/mcp", "headers": {"Authorization": f"Bearer {SECRET_VALUE}"}}
     if name == "RedactionTryIn":
         return {"text": "write to someone@example.com"}
     if name == "PolicyIn":

@@ -268,7 +268,7 @@ def test_every_setting_that_holds_a_secret_is_a_secret_type() -> None:
     # And nothing named like a credential is a plain string (`*_env` name variables, not values).
     word = re.compile(r"(secret|[._]token$|password|api_key$|master_key$|_url$)")
     plain = {name for name, a in _fields(Settings) if word.search(name) and not _holds_secret(a)}
-    assert plain == {"providers.*.base_url", "langsmith.run_url", "control.oidc.redirect_base_url"}
+    assert plain == {"providers.*.base_url", "langsmith.run_url", "control.oidc.redirect_base_url", "mcp.public_url"}
 
 
 def test_no_printer_shows_a_secret_setting() -> None:

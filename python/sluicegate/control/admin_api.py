@@ -63,6 +63,7 @@ from sluicegate.control.policies import (
     violations,
 )
 from sluicegate.control.schemas import (
+    MCP_SERVER_PATTERN,
     PROVIDER_PATTERN,
     TRY_TEXT_BYTES,
     AdminTokenIn,
@@ -70,6 +71,7 @@ from sluicegate.control.schemas import (
     KeyPatch,
     KeyRotateIn,
     Level,
+    McpServerIn,
     OrgIn,
     OrgPatch,
     PolicyIn,
@@ -154,12 +156,14 @@ class Ctx:
     run_url: str = ""
     base_url_refusal: BaseUrlRefusal | None = None
     redaction: RedactionSettings | None = None
+    mcp_url_refusal: McpUrlRefusal | None = None
 
 
 Handler = Callable[[Ctx], Awaitable[Response]]
 CapsStatus = Callable[[CapLine], Awaitable[tuple[int, int]]]  # (spent, reserved) of a cap's current window
 # Why a tenant may not set a base URL for a provider (`proxy.egress.TenantUrls.refusal`), or None.
 BaseUrlRefusal = Callable[[str, str], str | None]
+McpUrlRefusal = Callable[[str], str | None]  # why a workspace may not register an MCP server's URL
 
 
 @dataclass(frozen=True, slots=True)
@@ -507,6 +511,39 @@ def _secret_handlers(level: str, param: str) -> tuple[Handler, Handler, Handler]
         return Response(status_code=204)
 
     return list_secrets, put_secret, delete_secret
+
+
+async def list_mcp_servers(ctx: Ctx) -> Response:
+    workspace = await workspace_of(ctx, ctx.params["workspace_id"])
+    return json_response({"data": await ctx.store.mcp_servers_list(workspace["id"])})
+
+
+async def put_mcp_server(ctx: Ctx) -> Response:
+    """Register or replace an upstream MCP server; its URL must pass the tenant egress rules."""
+    workspace = await workspace_of(ctx, ctx.params["workspace_id"])
+    name = _mcp_name(ctx.params["name"])
+    check = ctx.mcp_url_refusal
+    refused = check(ctx.body.url) if check is not None else "cannot be checked (no rules loaded)"
+    if refused is not None:
+        raise ApiError(400, "mcp_url_not_allowed", f"url {refused}", [_field("url", refused)])
+    try:
+        shown = await ctx.store.set_mcp_server(ctx.actor, workspace, name, ctx.body)
+    except Conflict as exc:
+        raise ApiError(409, "conflict", str(exc)) from None
+    return json_response(shown)
+
+
+async def delete_mcp_server(ctx: Ctx) -> Response:
+    workspace = await workspace_of(ctx, ctx.params["workspace_id"])
+    if not await ctx.store.delete_mcp_server(ctx.actor, workspace, _mcp_name(ctx.params["name"])):
+        raise _not_found("MCP server")
+    return Response(status_code=204)
+
+
+def _mcp_name(value: str) -> str:
+    if not re.fullmatch(MCP_SERVER_PATTERN, value):
+        raise ApiError(422, "validation_error", "invalid path", [_field("name", "must match " + MCP_SERVER_PATTERN)])
+    return value
 
 
 def _provider(value: str) -> str:
@@ -1068,6 +1105,33 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         errors=(400, 409),
     ),
     Endpoint("DELETE", "/workspaces/{workspace_id}/secrets/{provider}", ws_secret_del, "Delete", None, 204, True),
+    Endpoint(
+        "GET",
+        "/workspaces/{workspace_id}/mcp-servers",
+        list_mcp_servers,
+        "Upstream MCP servers (header names only)",
+        response=res.McpServerList,
+    ),
+    Endpoint(
+        "PUT",
+        "/workspaces/{workspace_id}/mcp-servers/{name}",
+        put_mcp_server,
+        "Register or replace an upstream MCP server",
+        McpServerIn,
+        200,
+        True,
+        response=res.McpServer,
+        errors=(400, 409),
+    ),
+    Endpoint(
+        "DELETE",
+        "/workspaces/{workspace_id}/mcp-servers/{name}",
+        delete_mcp_server,
+        "Remove an upstream MCP server and its headers",
+        None,
+        204,
+        True,
+    ),
     Endpoint("GET", "/users/{user_id}", get_user, "A user", response=res.User),
     Endpoint("PATCH", "/users/{user_id}", update_user, "Change a user", UserPatch, 200, True, response=res.User),
     Endpoint("GET", "/users/{user_id}/policy", user_pol, "The user's policy", response=PolicyIn),
@@ -1164,6 +1228,7 @@ class AdminApi:
         self.view = view
         self.caps_status: CapsStatus | None = None  # set by the gateway, which holds the spend store
         self.base_url_refusal: BaseUrlRefusal | None = None  # set by the gateway; unset, no base_url is taken
+        self.mcp_url_refusal: McpUrlRefusal | None = None  # likewise for MCP servers: unset, none is registered
         self.run_url = run_url
         self.auth_failures = AuthFailures(store)  # failed sign-ins in the audit log, rate-limited
         self.denials = AccessDenials(store)  # valid tokens asking outside their scope, likewise
@@ -1383,6 +1448,7 @@ class AdminApi:
                     run_url=self.run_url,
                     base_url_refusal=self.base_url_refusal,
                     redaction=self.redaction,
+                    mcp_url_refusal=self.mcp_url_refusal,
                 )
                 ctx.params = dict(request.path_params)
                 if endpoint.body is not None:

@@ -9,6 +9,7 @@ sluicegate admin user list|get|create|update|delete             --workspace WS_I
 sluicegate admin key list|get|create|update|delete|revoke|rotate [--overlap 1h|30m|86400s]
 sluicegate admin token list|create|revoke                       [--org ORG_ID] [--role admin|viewer] [--expires-at T]
 sluicegate admin secret list|set|delete (--org ORG_ID | --workspace WS_ID) [PROVIDER]
+sluicegate admin mcp-server list|set|delete --workspace WS_ID [NAME] [--server-url URL] [--headers-stdin]
 sluicegate admin policy get|set|delete --level org|workspace|user|key --id ID; policy effective KEY_ID
 sluicegate admin events list [--since T] [--until T] [--policy P] [--action A] [--entity E] [--workspace W]
                              [--key K] [--user U] [--trace-id T] [--request-id R]
@@ -28,7 +29,9 @@ a private CA). Their output is an aligned table (money in USD, exact); `--json` 
 Lists follow the API's cursor up to `--limit`. An API error prints its code, message and the fields
 at fault on stderr and exits 1; a usage error exits 2. `--org` defaults to the token's own org.
 
-The secret of `secret set` is read from `SLUICEGATE_SECRET_VALUE` or stdin, never from an argument.
+The secret of `secret set` is read from `SLUICEGATE_SECRET_VALUE` or stdin, never from an argument;
+so are an MCP server's headers (`mcp-server set`: a JSON object in `SLUICEGATE_MCP_HEADERS`, or on
+stdin with `--headers-stdin`).
 Neither that value nor the admin token is printed, in output or in errors.
 
 `migrate`, `reseal` (every provider secret sealed again under the current master key, after a
@@ -56,7 +59,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import quote, urlsplit
 
-from sluicegate.config import ADMIN_TOKEN_ENV, ADMIN_URL_ENV, SECRET_VALUE_ENV
+from sluicegate.config import ADMIN_TOKEN_ENV, ADMIN_URL_ENV, MCP_HEADERS_ENV, SECRET_VALUE_ENV
 from sluicegate.spend.money import format_usd
 
 if TYPE_CHECKING:
@@ -143,6 +146,24 @@ def _secret_value(args: argparse.Namespace) -> dict[str, Any]:
     if not value:
         _usage(f"no secret value: set {SECRET_VALUE_ENV} or write it to stdin")
     return {"value": value}
+
+
+def _mcp_server(args: argparse.Namespace) -> dict[str, Any]:
+    """The server's URL (`--server-url`: `--url` is the admin API's) and its headers, read from
+    `SLUICEGATE_MCP_HEADERS` or stdin, never from an argument."""
+    body: dict[str, Any] = {"url": args.server_url}
+    text = os.environ.get(MCP_HEADERS_ENV)
+    if text is None and not getattr(args, "headers_stdin", False):
+        return body
+    if text is None:
+        text = sys.stdin.read()
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        _usage('the headers must be a JSON object of strings ({"Authorization": "Bearer …"})')
+    return {**body, "headers": value}
 
 
 LIMIT = opt("--limit", type=int, default=100, help="at most this many rows (pages are followed)")
@@ -247,6 +268,29 @@ COMMANDS: dict[str, dict[str, Verb] | Verb] = {
             help=f"the value from {SECRET_VALUE_ENV} or stdin",
         ),
         "delete": Verb("DELETE", "/{scope}/secrets/{provider}", (*SCOPE, opt("provider"))),
+    },
+    "mcp-server": {
+        "list": Verb(
+            "GET",
+            "/workspaces/{workspace}/mcp-servers",
+            (_WS_REQUIRED,),
+            columns=("name", "url", "header_names", "updated_at"),
+        ),
+        "set": Verb(
+            "PUT",
+            "/workspaces/{workspace}/mcp-servers/{name}",
+            (
+                _WS_REQUIRED,
+                NAME,
+                opt("--server-url", required=True, help="the server's Streamable HTTP URL"),
+                opt("--description", default=SUPPRESS),
+                opt("--headers-stdin", action="store_true", help="read the headers (a JSON object) from stdin"),
+            ),
+            ("description",),
+            extra=_mcp_server,
+            help=f"register or replace; headers from {MCP_HEADERS_ENV} or --headers-stdin",
+        ),
+        "delete": Verb("DELETE", "/workspaces/{workspace}/mcp-servers/{name}", (_WS_REQUIRED, NAME)),
     },
     "policy": {
         "get": Verb("GET", "/{target}/policy", _LEVEL),

@@ -110,6 +110,22 @@ secrets = Table(
     Column("updated_at", Text, nullable=False),
 )
 
+# Upstream MCP servers a workspace registers (`/mcp/{name}` on the gateway). The header values
+# (credentials) are not here: they are a sealed secret of the workspace (`provider_secrets`, provider
+# `mcp.<name>`), so sealing, rotation and the fail-closed rules are those of every provider secret.
+mcp_servers = Table(
+    "mcp_servers",
+    metadata,
+    Column("workspace_id", Text, ForeignKey("workspaces.id"), primary_key=True),
+    Column("name", Text, primary_key=True),
+    Column("org_id", Text, nullable=False),
+    Column("url", Text, nullable=False),
+    Column("header_names", Text, nullable=False),  # a JSON array: which headers the secret holds
+    Column("description", Text, nullable=False, server_default=text("''")),
+    Column("created_at", Text, nullable=False),
+    Column("updated_at", Text, nullable=False),
+)
+
 policies = Table(
     "policies",
     metadata,

@@ -52,6 +52,8 @@ from sluicegate.policy.loop_rules import LoopLine, LoopRuleFields, LoopSettings
 from sluicegate.policy.model_rules import CeilingIn, ModelRulesIn, glob_within, globs_meet
 from sluicegate.policy.models import EMPTY, Alias, ModelRules, rule_set
 from sluicegate.policy.rollout import bites
+from sluicegate.policy.tool_rules import ToolRulesIn
+from sluicegate.policy.tools import EMPTY_TOOLS, ToolRules, tool_rule_set
 from sluicegate.spend.caps import DEFAULT_THRESHOLDS, CapLine, Mode, SpendSettings, rollout_id
 from sluicegate.spend.money import format_usd
 
@@ -107,6 +109,7 @@ class OperatorPolicy:
     models: ModelRulesIn | None = None  # `[models]`: its locked lists and ceilings bind every org
     loops: tuple[tuple[LoopLine, bool], ...] = ()  # `[[loops.rules]]` with their `locked` flags
     limits: tuple[tuple[LimitRule, bool], ...] = ()  # `[[limits.rules]]` with their `locked` flags
+    tools: ToolRulesIn | None = None  # `[tools]`: its locked lists bind every org
 
     @classmethod
     def from_settings(
@@ -117,13 +120,23 @@ class OperatorPolicy:
         *,
         loops: LoopSettings | None = None,
         limits: LimitSettings | None = None,
+        tools: ToolRulesIn | None = None,
     ) -> OperatorPolicy:
         caps = tuple((c.line(spend.thresholds), c.locked) for c in spend.caps) if spend.enabled else ()
         loop_rules = tuple((r.line(), r.locked) for r in loops.rules) if loops is not None and loops.enabled else ()
         rate = tuple((rule_of(r), r.locked) for r in limits.rules) if limits is not None and limits.enabled else ()
+        tools = tools if tools is not None and not tools.empty else None
         if not redaction.enabled:
-            return cls((), None, caps, False, models, loop_rules, rate)
-        return cls(tuple(redaction.rules), redaction.default_action, caps, models=models, loops=loop_rules, limits=rate)
+            return cls((), None, caps, False, models, loop_rules, rate, tools)
+        return cls(
+            tuple(redaction.rules),
+            redaction.default_action,
+            caps,
+            models=models,
+            loops=loop_rules,
+            limits=rate,
+            tools=tools,
+        )
 
     def caps_on(self, org_id: str, level: Level, entity_id: str) -> list[tuple[CapLine, bool]]:
         return [
@@ -161,6 +174,7 @@ class Floors:
     limit_enforced: dict[tuple[str, int], tuple[float, Origin]] = field(default_factory=dict)
     loops: dict[str, tuple[LoopRuleFields, Origin]] = field(default_factory=dict)
     models: ModelFloors = field(default_factory=lambda: ModelFloors())
+    tools: ModelFloors = field(default_factory=lambda: ModelFloors())  # locked tool lists (no ceilings)
 
     def lock_rule(self, entity: str, direction: Direction, action: str, origin: Origin) -> None:
         held = self.rules.get((entity, direction))
@@ -384,6 +398,7 @@ class EffectivePolicy:
     loops: tuple[LoopLine, ...] = ()  # the loop rules in force (the configuration's included)
     loop_origins: tuple[EffectiveLoop, ...] = ()
     models: ModelRules = EMPTY  # every level's model rules, from the operator's down, and the aliases
+    tools: ToolRules = EMPTY_TOOLS  # every level's tool lists, from the operator's down
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -395,6 +410,7 @@ class EffectivePolicy:
             "default_action": self.default_action,
             "redaction_enabled": self.redaction_enabled,
             "models": self.models.as_json(),
+            "tools": self.tools.as_json(),
             "sources": self.sources,
         }
 
@@ -426,12 +442,24 @@ class _Walk:
         self.sources: dict[str, str] = {}
         self.loops: dict[str, EffectiveLoop] = {}
         self.models = _ModelWalk(operator.models, self.floors.models)
+        self.tools: list[tuple[str, str | None, ToolRulesIn]] = []
+        if operator.tools is not None:
+            self._tools("operator", None, operator.tools)
         for rule in operator.rules:  # the file's own order; its validator keeps locks unbroken
             for entity in rule.entities:
                 for d in _directions(rule):
                     self.rules[(entity, d)] = EffectiveRule(entity, d, rule.action, OPERATOR, rule.locked)
                     if rule.locked:
                         self.floors.lock_rule(entity, d, rule.action, OPERATOR)
+
+    def _tools(self, level: str, entity_id: str | None, rules: ToolRulesIn) -> None:
+        """A level's tool lists: each applies (denies add up, allows narrow); locked ones fence below."""
+        self.tools.append((level, entity_id, rules))
+        origin = OPERATOR if level == "operator" else Origin(level, entity_id)  # type: ignore[arg-type]
+        if rules.allow_locked and rules.allow is not None:
+            self.floors.tools.allow.append((tuple(rules.allow), origin))
+        if rules.deny_locked:
+            self.floors.tools.deny += [(p, origin) for p in rules.deny]
 
     def enter(self, level: Level, entity_id: str) -> None:
         """The configuration's caps on this entity: shown, and the locked ones bind it and below."""
@@ -460,6 +488,8 @@ class _Walk:
         self._limits(level, entity_id, origin, policy.limits)
         if policy.models is not None:
             self.models.apply(level, entity_id, policy.models)
+        if policy.tools is not None and not policy.tools.empty:
+            self._tools(level, entity_id, policy.tools)
         for p in policy.custom_patterns:
             if floors.covers(p.entity) is None:  # replaces the definitions above it
                 kept = [q for q in self.patterns if q.pattern.entity != p.entity or q.origin == origin]
@@ -578,6 +608,7 @@ class _Walk:
             loops=tuple(r.line for r in self.loops.values()),
             loop_origins=tuple(self.loops.values()),
             models=self.models.result(),
+            tools=ToolRules(tuple(tool_rule_set(lvl, eid, r) for lvl, eid, r in self.tools)),
         )
 
 
@@ -668,6 +699,7 @@ def violations(floors: Floors, policy: PolicyIn) -> list[Violation]:
             )
             out.append(Violation(f"caps.{i}", message, enforced_by))
     out += model_violations(floors.models, policy.models)
+    out += tool_violations(floors.tools, policy.tools)
     out += _limit_violations(floors, policy.limits)
     return out
 
@@ -790,6 +822,26 @@ def model_violations(floors: ModelFloors, rules: ModelRulesIn | None) -> list[Vi
                     "below it a ceiling may only be lower"
                 )
                 out.append(Violation(f"models.ceilings.{i}", message, by))
+    return out
+
+
+def tool_violations(floors: ModelFloors, rules: ToolRulesIn | None) -> list[Violation]:
+    """Every allow entry of a policy's `tools` that a tool lock above it forbids: outside a locked
+    allow list, or wholly within a locked deny pattern (the model lists' rules, on `server/tool`)."""
+    out: list[Violation] = []
+    for i, pattern in enumerate((rules.allow or ()) if rules is not None else ()):
+        for allowed, by in floors.allow:
+            if not any(glob_within(pattern, a) for a in allowed):
+                shown = ", ".join(repr(a) for a in allowed[:5])
+                message = (
+                    f"allow {pattern!r} reaches outside the tool allow list that {by} locks ({shown}); "
+                    "below it an allow list may only narrow"
+                )
+                out.append(Violation(f"tools.allow.{i}", message, by))
+        for denied, by in floors.deny:
+            if glob_within(pattern, denied):
+                message = f"allow {pattern!r} names tools that {by} denies ({denied!r}, locked)"
+                out.append(Violation(f"tools.allow.{i}", message, by))
     return out
 
 

@@ -165,6 +165,22 @@ class Secret(_Out):
     updated_at: Time
 
 
+class McpServer(_Out):
+    """An upstream MCP server of a workspace as it is shown: its header names, never their values."""
+
+    name: str
+    url: str
+    header_names: list[str]
+    description: str
+    fingerprint: str | None = Field(None, description="of the headers' values, keyed by the master key")
+    created_at: Time
+    updated_at: Time
+
+
+class McpServerList(_Out):
+    data: list[McpServer]
+
+
 class _Page(_Out):
     """A page of a list: `?limit` rows at most; `next_cursor` (as `?cursor`) asks for the next one."""
 
@@ -365,6 +381,27 @@ class EffectiveModels(_Out):
     replaced_ceilings: list[ReplacedCeiling]
 
 
+class ToolLevel(_Out):
+    """One level's tool lists (`server/tool` patterns)."""
+
+    level: OriginLevel
+    id: str | None
+    allow: list[str] | None = Field(description="null: no allow list at this level")
+    allow_locked: bool
+    deny: list[str]
+    deny_locked: bool
+    mode: Mode
+    rollout_percent: float
+    rollout_by: Literal["key", "request"]
+
+
+class EffectiveTools(_Out):
+    """The tool access rules in force for MCP traffic: every level's lists from the operator's down
+    (each applies: a deny anywhere wins, a tool must be on every allow list)."""
+
+    levels: list[ToolLevel]
+
+
 class EffectivePolicy(_Out):
     """What applies to a key: every cap, rate limit, rule and pattern in force, with its origin and locks."""
 
@@ -378,6 +415,7 @@ class EffectivePolicy(_Out):
     default_action: str | None
     redaction_enabled: bool
     models: EffectiveModels
+    tools: EffectiveTools
     sources: dict[str, str] = Field(description="level -> id of each level with a policy")
 
 

@@ -13,6 +13,7 @@ from sluicegate.limits.lines import MAX_LIMIT, MAX_WINDOW_S
 from sluicegate.policy.loop_rules import LoopRuleFields
 from sluicegate.policy.model_rules import ModelRulesIn
 from sluicegate.policy.rollout import RolloutBy, check_locked_rollout
+from sluicegate.policy.tool_rules import ToolRulesIn
 from sluicegate.spend.caps import MODEL_NAME_MAX, Mode, OnInsufficient, WindowName, check_substitute
 from sluicegate.spend.money import usd_to_nusd
 
@@ -160,6 +161,54 @@ class SecretIn(_Body):
     project: str | None = Field(None, min_length=1, max_length=200)
 
 
+MCP_SERVER_PATTERN = r"^[a-z][a-z0-9_-]{0,63}$"
+_HEADER_NAME = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$"
+# Headers a registration may not set: the transport's own, and the gateway's routing of the call.
+RESERVED_HEADERS = frozenset(
+    {
+        "host",
+        "content-length",
+        "content-type",
+        "accept",
+        "connection",
+        "transfer-encoding",
+        "te",
+        "upgrade",
+        "mcp-session-id",
+        "mcp-protocol-version",
+        "last-event-id",
+        "cookie",
+        "proxy-authorization",
+    }
+)
+
+
+class McpServerIn(_Body):
+    """An upstream MCP server of a workspace: where it listens (Streamable HTTP) and the headers the
+    gateway adds to every request it forwards there (its credentials). `headers` are write-only: sealed
+    as a workspace secret, never read back, logged or audited (their names are shown)."""
+
+    url: str = Field(min_length=1, max_length=2048, pattern=r"^https?://")
+    headers: dict[str, str] = Field(default_factory=dict, max_length=16, repr=False)
+    description: str = DESCRIPTION
+
+    @field_validator("headers")
+    @classmethod
+    def _header_names(cls, value: dict[str, str]) -> dict[str, str]:
+        import re
+
+        for name, header_value in value.items():
+            if not re.fullmatch(_HEADER_NAME, name):
+                raise ValueError("a header name is a token (letters, digits and !#$%&'*+.^_`|~-)")
+            if name.lower() in RESERVED_HEADERS:
+                raise ValueError(f"the header {name!r} belongs to the transport and cannot be set")
+            if len(header_value) > 8192 or any(c in header_value for c in "\r\n\0"):
+                raise ValueError(f"the value of {name!r} is longer than 8192 characters or holds a line break")
+        if len({n.lower() for n in value}) != len(value):
+            raise ValueError("a header is named twice (names are case-insensitive)")
+        return value
+
+
 TRY_TEXT_BYTES = 64 * 1024
 
 
@@ -282,6 +331,8 @@ class PolicyIn(_Body):
     models: ModelRulesIn | None = None
     # Runaway-loop rules, at most one per kind (see policy/loop_rules.py).
     loops: list[LoopRuleIn] = Field(default_factory=list, max_length=2)
+    # Tool access rules for MCP traffic (allow, deny by `server/tool`; see policy/tool_rules.py).
+    tools: ToolRulesIn | None = None
 
     @model_validator(mode="after")
     def _one_loop_rule_per_kind(self) -> PolicyIn:

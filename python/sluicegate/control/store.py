@@ -15,7 +15,7 @@ import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -42,6 +42,7 @@ from sluicegate.control.migrations import BEGIN_IMMEDIATE, migrate
 from sluicegate.control.models import (
     admin_tokens,
     api_keys,
+    mcp_servers,
     orgs,
     policies,
     policy_events,
@@ -51,7 +52,7 @@ from sluicegate.control.models import (
     users,
     workspaces,
 )
-from sluicegate.control.schemas import KeyIn, Level, PolicyIn, SecretIn, iso
+from sluicegate.control.schemas import KeyIn, Level, McpServerIn, PolicyIn, SecretIn, iso
 from sluicegate.control.settings import ControlSettings
 
 log = logging.getLogger("sluicegate.control")
@@ -144,6 +145,35 @@ def secret_context(level: str, scope_id: str, provider: str) -> str:
     return f"{level}:{scope_id}:{provider}"
 
 
+def mcp_secret_name(server: str) -> str:
+    """The secret that holds an MCP server's headers: `mcp.<name>`, which no provider name can be
+    (so the secrets API, which takes provider names, can neither set nor remove it)."""
+    return f"mcp.{server}"
+
+
+def _names(value: Any) -> list[str]:
+    return orjson.loads(value) if isinstance(value, str) else list(value)
+
+
+def _shown_server(row: Record, meta: Record | None) -> Record:
+    return {
+        "name": row["name"],
+        "url": row["url"],
+        "header_names": _names(row["header_names"]),
+        "description": row.get("description") or "",
+        "fingerprint": (meta or {}).get("fingerprint"),
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+    }
+
+
+def _audited_server(row: Record) -> Record:
+    out = {"name": row["name"], "url": row["url"], "header_names": _names(row["header_names"])}
+    if "headers" in row:
+        out["headers"] = row["headers"]
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """Everything the data plane's view needs, read in one transaction."""
@@ -153,6 +183,7 @@ class Snapshot:
     keys: list[Record]
     policies: dict[tuple[str, str], PolicyIn]
     secrets: list[Record]
+    mcp_servers: list[Record] = field(default_factory=list)
 
 
 class ControlStore:
@@ -450,7 +481,8 @@ class ControlStore:
                 for r in await conn.execute(select(policies))
             }
             secs = [row_dict(r) for r in await conn.execute(select(secrets))]
-        return Snapshot(version, ws, keys, pols, secs)
+            servers = [row_dict(r) for r in await conn.execute(select(mcp_servers))]
+        return Snapshot(version, ws, keys, pols, secs, servers)
 
     async def touch_keys(self, key_ids: list[str], at: str) -> None:
         """Record last use (no version bump: it changes nothing the data plane reads)."""
@@ -647,6 +679,91 @@ class ControlStore:
 
         return await self._change(actor, "secret.set", f"{level}/{scope_id}/secrets/{provider}", org_id, body)
 
+    # ── upstream MCP servers ───────────────────────────────────────────────────────────────────
+
+    async def mcp_servers_list(self, workspace_id: str) -> list[Record]:
+        """A workspace's MCP servers as they are shown (header names, never values)."""
+        async with self.engine.connect() as conn:
+            query = select(mcp_servers).where(mcp_servers.c.workspace_id == workspace_id).order_by(mcp_servers.c.name)
+            rows = [row_dict(r) for r in await conn.execute(query)]
+            where = (secrets.c.level == "workspace", secrets.c.scope_id == workspace_id)
+            metas = {
+                r.provider: orjson.loads(r.meta)
+                for r in await conn.execute(select(secrets.c.provider, secrets.c.meta).where(*where))
+            }
+        return [_shown_server(r, metas.get(mcp_secret_name(r["name"]))) for r in rows]
+
+    async def set_mcp_server(self, actor: Actor, workspace: Record, name: str, spec: McpServerIn) -> Record:
+        """Register (or replace) a workspace's MCP server, with its headers sealed as the workspace's
+        secret `mcp.<name>` (none: no secret), in one change with one audit row (the URL and the
+        header names; the values only as `set`).
+
+        Raises:
+            Conflict: headers are given and no master key is configured.
+        """
+        ws_id, org_id = workspace["id"], workspace["org_id"]
+        secret_name = mcp_secret_name(name)
+        sealed = meta = None
+        if spec.headers:
+            if self.master is None:
+                raise Conflict("no master key is configured (control.master_key or control.master_key_file)")
+            value = orjson.dumps(spec.headers).decode()
+            try:
+                sealed = self.master.seal(value, secret_context("workspace", ws_id, secret_name))
+            except MasterKeyError as exc:
+                raise Conflict(str(exc)) from None
+            meta = {"fingerprint": secret_fingerprint(self.master.derive(FINGERPRINT_LABEL), value)}
+            meta["set_by"] = actor.name
+        now = now_iso()
+        header_names = sorted(spec.headers)
+        row = {"workspace_id": ws_id, "name": name, "org_id": org_id, "url": spec.url}
+        row |= {"header_names": orjson.dumps(header_names).decode(), "description": spec.description}
+        where = (mcp_servers.c.workspace_id == ws_id, mcp_servers.c.name == name)
+        swhere = (secrets.c.level == "workspace", secrets.c.scope_id == ws_id, secrets.c.provider == secret_name)
+
+        async def body(conn: AsyncConnection) -> tuple[Record, Any, Any]:
+            old = _rec((await conn.execute(select(mcp_servers).where(*where))).first())
+            if old is None:
+                await conn.execute(insert(mcp_servers).values(**row, created_at=now, updated_at=now))
+            else:
+                await conn.execute(update(mcp_servers).where(*where).values(**row, updated_at=now))
+            await conn.execute(delete(secrets).where(*swhere))
+            if sealed is not None and meta is not None:
+                values = {"ciphertext": sealed, "meta": orjson.dumps(meta).decode(), "updated_at": now}
+                await conn.execute(
+                    insert(secrets).values(
+                        level="workspace", scope_id=ws_id, provider=secret_name, org_id=org_id, **values
+                    )
+                )
+            created = old["created_at"] if old is not None else now
+            shown = _shown_server({**row, "created_at": created, "updated_at": now}, meta)
+            before = _audited_server(old) if old is not None else None
+            return shown, before, _audited_server({**row, "headers": "set" if spec.headers else None})
+
+        return await self._change(actor, "mcp_server.set", f"workspace/{ws_id}/mcp_servers/{name}", org_id, body)
+
+    async def delete_mcp_server(self, actor: Actor, workspace: Record, name: str) -> bool:
+        """Remove a workspace's MCP server and its sealed headers (one change, one audit row)."""
+        ws_id = workspace["id"]
+        where = (mcp_servers.c.workspace_id == ws_id, mcp_servers.c.name == name)
+        async with self.engine.connect() as conn:
+            old = _rec((await conn.execute(select(mcp_servers).where(*where))).first())
+        if old is None:
+            return False
+        swhere = (
+            secrets.c.level == "workspace",
+            secrets.c.scope_id == ws_id,
+            secrets.c.provider == mcp_secret_name(name),
+        )
+
+        async def body(conn: AsyncConnection) -> tuple[bool, Any, Any]:
+            await conn.execute(delete(mcp_servers).where(*where))
+            await conn.execute(delete(secrets).where(*swhere))
+            return True, _audited_server(old), None
+
+        target = f"workspace/{ws_id}/mcp_servers/{name}"
+        return await self._change(actor, "mcp_server.delete", target, workspace["org_id"], body)
+
     async def reseal(self, actor: Actor) -> Record:
         """Seal every provider secret under the current master key, in one change with one audit
         row (counts by key id only). A secret that opens under no key of the ring (damaged) is left
@@ -806,6 +923,7 @@ class ControlStore:
             removed["secrets"] = await _deleted(
                 conn, secrets, secrets.c.level == "workspace", secrets.c.scope_id == ws_id
             )
+            removed["mcp_servers"] = await _deleted(conn, mcp_servers, mcp_servers.c.workspace_id == ws_id)
             removed["admin_tokens"] = await _deleted(conn, admin_tokens, admin_tokens.c.workspace_id == ws_id)
             removed["keys"] = await _deleted(conn, api_keys, api_keys.c.workspace_id == ws_id)
             removed["users"] = await _deleted(conn, users, users.c.workspace_id == ws_id)

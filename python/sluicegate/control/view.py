@@ -30,12 +30,14 @@ from sluicegate.config import CustomPattern, RedactionRule, RedactionSettings
 from sluicegate.control.crypto import MasterKeyError
 from sluicegate.control.keys import now_iso
 from sluicegate.control.policies import EffectivePolicy, OperatorPolicy, chain_of, effective
-from sluicegate.control.store import CHANNEL, ControlStore, Snapshot, secret_context
+from sluicegate.control.store import CHANNEL, ControlStore, Snapshot, mcp_secret_name, secret_context
 from sluicegate.errors import SecretUnavailable, Unauthenticated
+from sluicegate.mcp.servers import McpTarget
 from sluicegate.policy.auth import Identity, KeyStore, presented_keys
 from sluicegate.policy.limits import LimitRule
 from sluicegate.policy.loop_rules import LoopLine
 from sluicegate.policy.models import EMPTY, ModelRules, operator_rules
+from sluicegate.policy.tools import EMPTY_TOOLS, ToolRules, tool_rule_set
 from sluicegate.secrets import Secret, hash_key
 from sluicegate.spend.caps import CapLine
 
@@ -71,6 +73,7 @@ class _State:
     unopened: dict[tuple[str, str, str], str] = field(default_factory=dict)
     workspace_org: dict[str, str] = field(default_factory=dict)
     redaction: dict[tuple[str, int], RedactionSettings] = field(default_factory=dict)
+    mcp_servers: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = field(default_factory=dict)  # url, headers
 
 
 class ControlView:
@@ -89,6 +92,8 @@ class ControlView:
         self.fallback = fallback
         self.operator = operator or OperatorPolicy()
         self._operator_models = operator_rules(self.operator.models) if self.operator.models else EMPTY
+        tools = self.operator.tools
+        self._operator_tools = ToolRules((tool_rule_set("operator", None, tools),)) if tools else EMPTY_TOOLS
         self._state = _State()
         self._used: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
@@ -160,6 +165,8 @@ class ControlView:
                 continue
             meta = orjson.loads(row["meta"])
             st.secrets[where] = ProviderCredential(Secret(value), meta.get("base_url"), meta.get("project"))
+        for row in snap.mcp_servers:
+            st.mcp_servers[(row["workspace_id"], row["name"])] = (row["url"], tuple(orjson.loads(row["header_names"])))
         return st
 
     async def _poll(self) -> None:
@@ -249,6 +256,12 @@ class ControlView:
         policy = self._state.policies.get(identity.key_name)
         return policy.models if policy is not None else self._operator_models
 
+    def tool_rules(self, identity: Identity) -> ToolRules:
+        """The caller's tool lists: every level's from the operator's `[tools]` down (the operator's
+        alone for keys of the config file)."""
+        policy = self._state.policies.get(identity.key_name)
+        return policy.tools if policy is not None else self._operator_tools
+
     def loop_rules(self, identity: Identity) -> tuple[LoopLine, ...] | None:
         """The loop rules in force for the caller (the configuration's included, the nearest
         level's of each kind, floors applied); None for a key the database does not hold (a
@@ -307,6 +320,31 @@ class ControlView:
                     "the request was not sent (ask the gateway's operator)"
                 )
         return None
+
+    def mcp_server(self, workspace: str, name: str) -> McpTarget | None:
+        """The workspace's registered MCP server `name`, its headers opened; None when it has none.
+
+        Raises:
+            SecretUnavailable: its headers are stored but this gateway cannot open them (fail closed:
+                never forwarded without them).
+        """
+        st = self._state
+        found = st.mcp_servers.get((workspace, name))
+        if found is None:
+            return None
+        url, header_names = found
+        headers: dict[str, Secret] = {}
+        if header_names:
+            where = ("workspace", workspace, mcp_secret_name(name))
+            sealed = st.secrets.get(where)
+            if sealed is None:
+                reason = st.unopened.get(where, "its sealed headers are missing")
+                raise SecretUnavailable(
+                    f"the headers of the MCP server {name!r} cannot be used: {reason}; "
+                    "the request was not sent (ask the gateway's operator)"
+                )
+            headers = {k: Secret(v) for k, v in orjson.loads(sealed.secret.reveal()).items()}
+        return McpTarget(name, url, headers, tenant=True)
 
     def provider_secret(self, workspace: str, provider_name: str) -> Secret | None:
         found = self.provider_credential(workspace, provider_name)

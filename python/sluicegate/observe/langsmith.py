@@ -162,7 +162,7 @@ class LangSmithSink(BatchSink[Outcome]):
         self._session: aiohttp.ClientSession | None = None
 
     def wants(self, outcome: Outcome) -> bool:
-        return outcome.info is not None and outcome.info.model is not None
+        return outcome.info is not None and (outcome.info.model is not None or outcome.info.tool is not None)
 
     async def open(self) -> None:
         headers = {"user-agent": f"sluicegate/{__version__}", "accept": "application/json"}
@@ -268,8 +268,8 @@ class LangSmithSink(BatchSink[Outcome]):
             "trace_id": trace_id,
             "dotted_order": dotted,
             "session_name": (parent.project if parent else None) or project or self.settings.project,
-            "name": f"sluicegate {info.route}",
-            "run_type": "llm",
+            "name": info.tool if info.tool is not None else f"sluicegate {info.route}",
+            "run_type": "tool" if info.tool is not None else "llm",
             "start_time": start,
             "end_time": end,
             "tags": tags,
@@ -329,15 +329,18 @@ class LangSmithSink(BatchSink[Outcome]):
         info = outcome.info
         assert info is not None
         md: dict[str, Any] = {
-            "ls_provider": _PROVIDERS.get(info.provider_kind or "", info.provider_kind),
-            "ls_model_name": info.model,
-            "ls_model_type": "chat",
             "sluicegate_request_id": info.request_id,
             "sluicegate_workspace": info.workspace,
             "sluicegate_key": info.key,
             "sluicegate_provider": info.provider,
             "sluicegate_status": outcome.status,
         }
+        if info.tool is None:
+            md |= {
+                "ls_provider": _PROVIDERS.get(info.provider_kind or "", info.provider_kind),
+                "ls_model_name": info.model,
+                "ls_model_type": "chat",
+            }
         if outcome.cost_nusd is not None:
             md["sluicegate_cost_nusd"] = outcome.cost_nusd
         if outcome.first_byte_at is not None:

@@ -371,6 +371,36 @@ class Redactor:
         scan.originals[placeholder] = value
         return placeholder
 
+    def scan_value(self, root: Any, direction: Direction, workspace: str) -> tuple[RequestScan, list[str]]:
+        """Apply `direction`'s actions to every string inside `root`, in place: for payloads with no
+        fixed text fields, such as a tool call's arguments or a tool's result (text content,
+        structured content, resource contents). A string that holds a JSON object or array is scanned
+        as its decoded strings, as a format's JSON fields are.
+
+        Returns:
+            The scan (its tally gives the events) and the entity types found that `direction`
+            blocks, sorted (empty: none); what a block means there is the caller's to say.
+
+        Raises:
+            PolicyFailed: scanning failed or took longer than `max_scan_ms`.
+        """
+        scan = RequestScan()
+        started = time.perf_counter()
+        slots = [
+            TextSlot(s.container, s.key, json=True) if type(s) is TextSlot and s.text[:1] in ("{", "[") else s
+            for s in all_strings(root)
+        ]
+        try:
+            self._scan_fields(root, slots, direction, scan, workspace)
+        except PolicyFailed:
+            raise
+        except Exception as exc:
+            raise PolicyFailed(f"redaction could not run ({type(exc).__name__})") from None
+        if time.perf_counter() - started > self.max_scan_s:
+            raise PolicyFailed("redaction took longer than its time bound")
+        blocked = sorted({e for (d, a, e) in scan.tally.counts if a == "block" and d == direction})
+        return scan, blocked
+
     # ── responses ───────────────────────────────────────────────────────────
 
     def response_filter(self, scan: RequestScan) -> TextFilter | None:

@@ -292,33 +292,31 @@ class TenantUrls:
         self._verdicts[key] = verdict
         return verdict
 
+    def mcp_refusal(self, url: str) -> str | None:
+        """Why a workspace may not register `url` as an upstream MCP server (a sentence naming the
+        rule, never the address), or None when it may: the checks of a tenant base URL but the
+        provider's own origin and patterns (an MCP server is not a provider). The connection is checked
+        again, address by address, as for a tenant base URL. Cached like `refusal`."""
+        key = ("\0mcp", url)
+        try:
+            return self._verdicts[key]
+        except KeyError:
+            pass
+        verdict, _ = self._shape(url)
+        if len(self._verdicts) >= 4096:
+            self._verdicts.clear()
+        self._verdicts[key] = verdict
+        return verdict
+
     def _judge(self, provider: str, url: str) -> str | None:
         found = self._providers.get(provider)
         if found is None:
             return f"no model provider named {provider!r} is configured, so it takes no base_url"
         kind, own = found
-        try:
-            parsed = URL(url)
-        except (ValueError, TypeError):
-            return "is not a valid URL"
-        if parsed.scheme not in _DEFAULT_PORTS or not parsed.raw_host or parsed.port is None:
-            return "must be an absolute http:// or https:// URL with a host"
-        if parsed.raw_user is not None or parsed.raw_password is not None:
-            return "must not carry a user name or password"
-        if parsed.raw_query_string or parsed.raw_fragment or "?" in url or "#" in url:
-            return "must not have a query or a fragment"
-        scheme, host, port = origin = _origin(parsed)
-        if host.rstrip(".") in METADATA_NAMES:
-            return "names a cloud metadata service"
-        try:
-            ipaddress.ip_address(host)
-        except ValueError:
-            if not _HOST.fullmatch(host):
-                return "does not have a valid host name"
-        else:
-            refused = self.addresses.refusal(host)
-            if refused is not None:
-                return f"points at a {refused} address, which upstream.tenant_allowed_cidrs does not allow"
+        refused, origin = self._shape(url)
+        if refused is not None or origin is None:
+            return refused
+        scheme, host, port = origin
         if origin == own:
             return None
         if any(p.matches(scheme, host, port) for p in self._patterns.get(kind, ())):
@@ -327,3 +325,30 @@ class TenantUrls:
             f"is not allowed for {kind} providers: it must have the origin of the provider's own base_url "
             "or match upstream.tenant_base_urls"
         )
+
+    def _shape(self, url: str) -> tuple[str | None, tuple[str, str, int] | None]:
+        """What every tenant URL must be (the refusal, or None and its origin)."""
+        try:
+            parsed = URL(url)
+        except (ValueError, TypeError):
+            return "is not a valid URL", None
+        if parsed.scheme not in _DEFAULT_PORTS or not parsed.raw_host or parsed.port is None:
+            return "must be an absolute http:// or https:// URL with a host", None
+        if parsed.raw_user is not None or parsed.raw_password is not None:
+            return "must not carry a user name or password", None
+        if parsed.raw_query_string or parsed.raw_fragment or "?" in url or "#" in url:
+            return "must not have a query or a fragment", None
+        origin = _origin(parsed)
+        host = origin[1]
+        if host.rstrip(".") in METADATA_NAMES:
+            return "names a cloud metadata service", None
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            if not _HOST.fullmatch(host):
+                return "does not have a valid host name", None
+        else:
+            refused = self.addresses.refusal(host)
+            if refused is not None:
+                return f"points at a {refused} address, which upstream.tenant_allowed_cidrs does not allow", None
+        return None, origin

@@ -56,6 +56,7 @@ class CallInfo:
     trace: str | None = None  # the caller's `langsmith-trace` header (its run's dotted order)
     baggage: str | None = None  # and its `baggage` header, when it sent one
     run_id: str | None = None  # the call's LangSmith run, when one is made
+    tool: str | None = None  # an MCP tool call's `server/tool` (a `tool` run, where a model call is an `llm` one)
     started_at: float = 0.0  # wall-clock seconds
     t0: float = 0.0  # perf_counter() at the start
     ended_at: float = 0.0  # wall-clock seconds, once the call is over

@@ -1,0 +1,127 @@
+"""A real MCP server built with the official SDK (`MCPServer`, Streamable HTTP), the upstream of the
+MCP gateway's tests: `python -m tests.integration.mcp_upstream PORT [--json]`.
+
+Its tools cover what the gateway must relay and check: a text result, a structured result, progress
+notifications streamed before the result, a result holding a planted secret (`leak`) or a value a
+policy blocks (`ssn`), a tool a policy denies (`delete_everything`), and `seen_headers`, which says
+which credentials reached the server (so a test sees the gateway's key never does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+from typing import Any, TypedDict
+
+import uvicorn
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.streamable_http import EventCallback, EventMessage, EventStore
+
+# A planted secret of a type the scanner knows (a GitHub token): it must never reach the client.
+PLANTED_TOKEN = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+PLANTED_SSN = "536-22-8147"
+
+server = MCPServer("upstream-under-test")
+
+
+class Forecast(TypedDict):
+    city: str
+    celsius: int
+    summary: str
+
+
+@server.tool()
+def echo(text: str) -> str:
+    """Say `text` back."""
+    return text
+
+
+@server.tool()
+def weather(city: str) -> Forecast:
+    """A structured forecast."""
+    return {"city": city, "celsius": 21, "summary": f"sunny in {city}"}
+
+
+@server.tool()
+async def count(n: int, ctx: Context) -> str:
+    """Count to `n`, reporting progress at each step."""
+    for i in range(1, n + 1):
+        await ctx.report_progress(i, n, f"step {i}")
+        await asyncio.sleep(0.05)
+    return f"counted to {n}"
+
+
+@server.tool()
+def leak() -> str:
+    """A result with a secret in it."""
+    return f"the deploy token is {PLANTED_TOKEN}, keep it safe"
+
+
+@server.tool()
+def ssn() -> str:
+    """A result with a US social security number in it."""
+    return f"the customer's SSN is {PLANTED_SSN}"
+
+
+@server.tool()
+def delete_everything() -> str:
+    """What no agent should call."""
+    return "everything was deleted"
+
+
+@server.tool()
+def seen_headers(ctx: Context) -> dict[str, str | None]:
+    """Which credentials this request carried."""
+    headers = ctx.headers or {}
+    return {name: headers.get(name) for name in ("authorization", "x-api-key", "x-team")}
+
+
+@server.tool()
+async def interrupted(ctx: Context) -> str:
+    """Report progress, drop the connection mid-call, go on, and answer on the resumed stream (with
+    the planted secret, which the gateway must redact there too)."""
+    await ctx.report_progress(1, 2, "before the drop")
+    await ctx.close_sse_stream()
+    await asyncio.sleep(0.3)
+    await ctx.report_progress(2, 2, "after the drop")
+    return f"finished after a reconnect, token {PLANTED_TOKEN}"
+
+
+class MemoryEvents(EventStore):
+    """Every event in memory, so a client that reconnects with `Last-Event-ID` gets what it missed."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, Any]] = []  # (event id, stream id, message)
+        self.ids = itertools.count(1)
+
+    async def store_event(self, stream_id: str, message: Any) -> str:
+        event_id = str(next(self.ids))
+        self.events.append((event_id, stream_id, message))
+        return event_id
+
+    async def replay_events_after(self, last_event_id: str, send_callback: EventCallback) -> str | None:
+        found = next((i for i, e in enumerate(self.events) if e[0] == last_event_id), None)
+        if found is None:
+            return None
+        stream = self.events[found][1]
+        for event_id, stream_id, message in self.events[found + 1 :]:
+            if stream_id == stream and message is not None:
+                await send_callback(EventMessage(message, event_id))
+        return stream
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("port", type=int)
+    parser.add_argument("--json", action="store_true", help="answer POSTs with JSON, not SSE")
+    args = parser.parse_args()
+    if args.json:
+        app = server.streamable_http_app(json_response=True)
+    else:
+        app = server.streamable_http_app(event_store=MemoryEvents(), retry_interval=100)
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,286 @@
+"""Upstream MCP servers registered by a workspace through the admin API, used through running
+gateways with the control plane on (SQLite), the official `mcp` SDK as the agent and a real SDK
+server as the upstream.
+
+- The probe: a URL at loopback, link-local or a metadata address is refused when stored (400) unless
+  the operator allows the range (`upstream.tenant_allowed_cidrs`), and the metadata address is
+  refused even then; a registration that got into the database anyway is refused at call time, by
+  its literal (403) or by what its name resolves to (502), before any connection.
+- The headers of a registration are the upstream's credentials: sealed, never shown or audited, sent
+  upstream instead of the agent's gateway key.
+- Tool lists inherited org > workspace: a workspace's deny hides and refuses a tool (naming the
+  workspace), every decision is a policy event, and an org's locked deny cannot be allowed below it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import httpx2
+import pytest
+from mcp.client.session import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
+from tests.conftest import PYTHON, Server, free_port, gateway_config, spawn, start_gateway
+from tests.integration.test_control_cli import admin, table
+from tests.unit.control.pg import MASTER_KEY
+
+from sluicegate.control.audit import Actor
+from sluicegate.control.schemas import KeyIn, McpServerIn
+from sluicegate.control.settings import ControlSettings
+from sluicegate.control.store import ControlStore
+
+WS_CREDENTIAL = "Bearer workspace-credential-for-tools-0123"
+pytestmark = pytest.mark.timeout(90)
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[Server]:
+    port = free_port()
+    with spawn([PYTHON, "-m", "tests.integration.mcp_upstream", str(port)], port) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def seed(tmp_path_factory: pytest.TempPathFactory, upstream: Server) -> dict[str, Any]:
+    db = f"sqlite:///{tmp_path_factory.mktemp('mcpctl') / 'control.db'}"
+    settings = ControlSettings(enabled=True, database_url=db, master_key=MASTER_KEY)
+
+    async def run() -> dict[str, Any]:
+        store = ControlStore(settings)
+        await store.open()
+        try:
+            actor = Actor("test/seed")
+            org = await store.create_org(actor, "acme")
+            ws = await store.create_workspace(actor, org["id"], "prod")
+            _, key = await store.create_key(actor, ws, KeyIn(name="agent"))
+            _, token = await store.create_admin_token(actor, org["id"], None, "org-admin")
+            # Written straight to the database, as an older configuration would have let them in.
+            for name, url in (
+                ("raw-loopback", f"{upstream.url}/mcp"),
+                ("raw-name", f"http://localhost:{upstream.port}/mcp"),
+            ):
+                await store.set_mcp_server(actor, ws, name, McpServerIn(url=url))
+            return {"db": db, "org": org["id"], "ws": ws["id"], "key": key, "token": token}
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+def _gateway(
+    tmp: Path, mock_url: str, seed: dict[str, Any], allowed: list[str]
+) -> contextlib.AbstractContextManager[Server]:
+    extra = f'\n[control]\nenabled = true\ndatabase_url = "{seed["db"]}"\npoll_interval_s = 0.25\n'
+    path = gateway_config(tmp / "gw.toml", mock_url, extra)
+    path.write_text(
+        path.read_text().replace("[upstream]\n", f"[upstream]\ntenant_allowed_cidrs = {json.dumps(allowed)}\n", 1)
+    )
+    return start_gateway(path, {"SLUICEGATE_CONTROL__MASTER_KEY": MASTER_KEY})
+
+
+@pytest.fixture(scope="module")
+def strict(seed: dict[str, Any], mock_server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with _gateway(tmp_path_factory.mktemp("strict"), mock_server.url, seed, []) as gw:
+        yield gw
+
+
+@pytest.fixture(scope="module")
+def allowing(seed: dict[str, Any], mock_server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with _gateway(tmp_path_factory.mktemp("allowing"), mock_server.url, seed, ["127.0.0.0/8"]) as gw:
+        yield gw
+
+
+def _admin(gw: Server, seed: dict[str, Any], method: str, path: str, body: Any = None) -> httpx.Response:
+    headers = {"authorization": f"Bearer {seed['token']}"}
+    return httpx.request(method, f"{gw.url}/admin/v1{path}", json=body, headers=headers, timeout=10)
+
+
+@contextlib.asynccontextmanager
+async def session(url: str, key: str) -> AsyncIterator[ClientSession]:
+    client = httpx2.AsyncClient(headers={"authorization": f"Bearer {key}"}, timeout=20)
+    async with (
+        client,
+        streamable_http_client(url, http_client=client) as (read, write),
+        ClientSession(read, write) as s,
+    ):
+        await s.initialize()
+        yield s
+
+
+def _wait_for(check: Any, timeout: float = 3.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        got = check()
+        if got or time.monotonic() > deadline:
+            return got
+        time.sleep(0.1)
+
+
+# ── the probe ─────────────────────────────────────────────────────────────────────────────────
+
+
+@pytest.mark.parametrize(
+    ("url", "kind"),
+    [
+        ("http://127.0.0.1:{port}/mcp", "loopback"),
+        ("http://169.254.169.254/mcp", "metadata"),
+        ("http://[::1]:{port}/mcp", "loopback"),
+        ("http://10.1.2.3/mcp", "private"),
+    ],
+)
+def test_an_internal_address_is_refused_unless_the_operator_allows_it(
+    strict: Server, allowing: Server, seed: dict[str, Any], upstream: Server, url: str, kind: str
+) -> None:
+    url = url.format(port=upstream.port)
+    path = f"/workspaces/{seed['ws']}/mcp-servers/probe"
+    refused = _admin(strict, seed, "PUT", path, {"url": url})
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error"]["code"] == "mcp_url_not_allowed"
+    assert f"points at a {kind} address" in refused.json()["error"]["message"]
+    allowed_here = _admin(allowing, seed, "PUT", path, {"url": url})
+    # 127.0.0.0/8 is allowed there; the metadata address, ::1 and 10/8 are not
+    assert allowed_here.status_code == (200 if kind == "loopback" and "127.0.0.1" in url else 400), allowed_here.text
+    _admin(allowing, seed, "DELETE", path)
+
+
+def test_a_metadata_name_is_refused(strict: Server, seed: dict[str, Any]) -> None:
+    answer = _admin(
+        strict,
+        seed,
+        "PUT",
+        f"/workspaces/{seed['ws']}/mcp-servers/probe",
+        {"url": "http://metadata.google.internal/mcp"},
+    )
+    assert answer.status_code == 400 and "names a cloud metadata service" in answer.json()["error"]["message"]
+
+
+async def test_a_stored_internal_url_is_refused_at_call_time(strict: Server, seed: dict[str, Any]) -> None:
+    head = {"authorization": f"Bearer {seed['key']}", "accept": "application/json, text/event-stream"}
+    ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+    async with httpx.AsyncClient(timeout=10) as client:
+        literal = await client.post(f"{strict.url}/mcp/raw-loopback", json=ping, headers=head)
+        assert literal.status_code == 403 and "points at a loopback address" in literal.json()["error"]["message"]
+        name = await client.post(f"{strict.url}/mcp/raw-name", json=ping, headers=head)
+        assert name.status_code == 502 and "could not be reached" in name.json()["error"]["message"]
+
+
+# ── registration, credentials and tool lists ──────────────────────────────────────────────────
+
+
+async def test_a_registered_server_gets_its_own_credentials_and_the_workspace_tool_lists(
+    allowing: Server, seed: dict[str, Any], upstream: Server
+) -> None:
+    ws, org = seed["ws"], seed["org"]
+    body = {"url": f"{upstream.url}/mcp", "headers": {"Authorization": WS_CREDENTIAL}, "description": "team tools"}
+    put = _admin(allowing, seed, "PUT", f"/workspaces/{ws}/mcp-servers/tools", body)
+    assert put.status_code == 200, put.text
+    shown = _admin(allowing, seed, "GET", f"/workspaces/{ws}/mcp-servers").json()["data"]
+    tools_row = next(r for r in shown if r["name"] == "tools")
+    assert tools_row["header_names"] == ["Authorization"] and tools_row["fingerprint"].startswith("fp_")
+    assert WS_CREDENTIAL not in json.dumps(shown)
+    audit = _admin(allowing, seed, "GET", f"/orgs/{org}/audit").json()["data"]
+    row = next(r for r in audit if r["action"] == "mcp_server.set" and r["target"].endswith("/tools"))
+    assert row["diff"]["after"]["headers"] == "set" and WS_CREDENTIAL not in json.dumps(audit)
+    policy = {"tools": {"deny": ["tools/echo"]}}
+    assert _admin(allowing, seed, "PUT", f"/workspaces/{ws}/policy", policy).status_code == 200
+    url = f"{allowing.url}/mcp/tools"
+
+    async def listed() -> set[str]:
+        async with session(url, seed["key"]) as s:
+            return {t.name for t in (await s.list_tools()).tools}
+
+    for _ in range(15):  # the view reloads within a poll
+        if "echo" not in await listed():
+            break
+        await asyncio.sleep(0.2)
+    async with session(url, seed["key"]) as s:
+        assert {t.name for t in (await s.list_tools()).tools} == {
+            "weather",
+            "count",
+            "leak",
+            "ssn",
+            "delete_everything",
+            "seen_headers",
+            "interrupted",
+        }
+        with pytest.raises(MCPError) as refused:
+            await s.call_tool("echo", {"text": "hi"})
+        assert f"workspace '{ws}' denies 'tools/echo'" in str(refused.value)
+        seen = await s.call_tool("seen_headers", {})
+    assert seen.structured_content == {"authorization": WS_CREDENTIAL, "x-api-key": None, "x-team": None}
+
+    def events() -> list[dict[str, Any]]:
+        got = _admin(allowing, seed, "GET", f"/orgs/{org}/events").json()["data"]
+        return [e for e in got if e["policy"] == "tools"]
+
+    found = _wait_for(lambda: {e["action"] for e in events()} >= {"hide", "refuse"})
+    assert found, events()
+    refusal = next(e for e in events() if e["action"] == "refuse")
+    assert refusal["entity"] == "workspace" and refusal["detail"]["tool"] == "echo"
+    assert refusal["detail"]["rule"] == {"level": "workspace", "id": ws, "list": "deny", "pattern": "tools/echo"}
+
+
+def test_an_org_locked_deny_cannot_be_allowed_below(allowing: Server, seed: dict[str, Any]) -> None:
+    org, ws = seed["org"], seed["ws"]
+    locked = {"tools": {"deny": ["*/delete_*"], "deny_locked": True}}
+    assert _admin(allowing, seed, "PUT", f"/orgs/{org}/policy", locked).status_code == 200
+    try:
+        weakened = _admin(
+            allowing, seed, "PUT", f"/workspaces/{ws}/policy", {"tools": {"allow": ["*/delete_everything"]}}
+        )
+        assert weakened.status_code == 409, weakened.text
+        [field] = weakened.json()["error"]["fields"]
+        assert field["loc"] == "tools.allow.0" and field["locked_by"] == {"level": "org", "id": org}
+        effective = _admin(allowing, seed, "GET", f"/workspaces/{ws}/policy")
+        assert effective.status_code == 200
+    finally:
+        _admin(allowing, seed, "DELETE", f"/orgs/{org}/policy")
+
+
+def test_the_cli_registers_lists_and_removes_a_server(allowing: Server, seed: dict[str, Any], upstream: Server) -> None:
+    ws = seed["ws"]
+    headers = json.dumps({"Authorization": WS_CREDENTIAL})
+    url = f"{upstream.url}/mcp"
+    done = admin(
+        allowing.url,
+        seed["token"],
+        "mcp-server",
+        "set",
+        "--workspace",
+        ws,
+        "cli-tools",
+        "--server-url",
+        url,
+        "--headers-stdin",
+        stdin=headers,
+    )
+    assert done.returncode == 0, done.stderr
+    listed = admin(allowing.url, seed["token"], "mcp-server", "list", "--workspace", ws)
+    rows = {r["name"]: r for r in table(listed.stdout)}
+    assert rows["cli-tools"]["url"] == url and "Authorization" in rows["cli-tools"]["header_names"]
+    assert WS_CREDENTIAL not in done.stdout + listed.stdout + done.stderr
+    bad = admin(
+        allowing.url,
+        seed["token"],
+        "mcp-server",
+        "set",
+        "--workspace",
+        ws,
+        "cli-tools",
+        "--server-url",
+        url,
+        "--headers-stdin",
+        stdin="[1]",
+    )
+    assert bad.returncode == 2 and "JSON object of strings" in bad.stderr
+    assert admin(allowing.url, seed["token"], "mcp-server", "delete", "--workspace", ws, "cli-tools").returncode == 0
+    listed = admin(allowing.url, seed["token"], "mcp-server", "list", "--workspace", ws)
+    assert "cli-tools" not in {r["name"] for r in table(listed.stdout)}
