@@ -372,7 +372,7 @@ class Redactor:
         return placeholder
 
     def scan_value(self, root: Any, direction: Direction, workspace: str) -> tuple[RequestScan, list[str]]:
-        """Apply `direction`'s actions to every string inside `root`, in place: for payloads with no
+        """Apply `direction`'s actions to every string and object key inside `root`, in place: for payloads with no
         fixed text fields, such as a tool call's arguments or a tool's result (text content,
         structured content, resource contents). A string that holds a JSON object or array is scanned
         as its decoded strings, as a format's JSON fields are.
@@ -392,6 +392,7 @@ class Redactor:
         ]
         try:
             self._scan_fields(root, slots, direction, scan, workspace)
+            self._scan_keys(root, direction, scan, workspace)
         except PolicyFailed:
             raise
         except Exception as exc:

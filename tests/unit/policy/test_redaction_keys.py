@@ -78,3 +78,12 @@ def test_keys_that_redact_alike_stay_distinct(redactor: Redactor) -> None:
     redactor.scan_request(OPENAI_CHAT, body, "ws", orjson.dumps(body))
     assert sorted(body["metadata"].values()) == [1, 2, 3]
     assert len(body["metadata"]) == 3
+
+
+def test_tool_payloads_have_their_keys_scanned(redactor: Redactor) -> None:
+    """An MCP tool call's arguments or result (`scan_value`): keys are the caller's text too."""
+    arguments = {"query": "ok", "filters": {EMAIL: "x"}, "raw": orjson.dumps({SSN: 1}).decode()}
+    scan, blocked = redactor.scan_value(arguments, "request", "ws")
+    assert arguments["filters"] == {"[REDACTED:EMAIL]": "x"}
+    assert orjson.loads(arguments["raw"]) == {"[REDACTED:US_SSN]": 1}
+    assert blocked == [] and EMAIL not in " ".join(p for e in scan.tally.events() for p in e.locations)
