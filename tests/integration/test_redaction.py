@@ -152,6 +152,26 @@ def test_a_blocked_type_in_a_key_refuses_the_request(oa: openai.OpenAI, mock_ser
     assert upstream_saw(mock_server) == before
 
 
+@pytest.mark.parametrize(
+    ("model", "value"),
+    # the mock's own knobs follow an `@` (`mock-gpt@reply=...`); any other provider's whole name counts
+    [("mh/mock-gpt", SSN), ("mh/mock-gpt", AWS), ("dead/gpt-4o", EMAIL), ("dead/gpt-4o@x", EMAIL)],
+)
+def test_a_value_in_the_model_name_is_refused_before_it_goes_anywhere(
+    model: str, value: str, oa: openai.OpenAI, mock_server: Server
+) -> None:
+    """The model name is not text the model reads, so the field walk skips it; but `mh/<anything>`
+    is routed, and the name is recorded in logs and traces: a value planted there is refused."""
+    # a model name with nothing in it is not refused
+    oa.chat.completions.create(model="mh/mock-gpt", messages=[{"role": "user", "content": f"hi {value[:3]}"}])
+    before = upstream_saw(mock_server)
+    with pytest.raises(openai.BadRequestError) as err:
+        oa.chat.completions.create(model=f"{model} {value}", messages=[{"role": "user", "content": "hi"}])
+    assert err.value.code == "model_name_refused"
+    assert value not in str(err.value.body) and value not in err.value.response.text
+    assert upstream_saw(mock_server) == before
+
+
 def test_anthropic_system_tool_use_and_tool_result(an: anthropic.Anthropic, mock_server: Server) -> None:
     an.messages.create(
         model="mh/mock-claude",

@@ -273,6 +273,9 @@ class Gateway:
             raise InvalidRequest(
                 "the request needs a 'model' (a non-empty string)", code="missing_model", param="model"
             )
+        redactor = self._redactor_for(identity)
+        if redactor is not None:
+            redactor.check_model_name(self._model_name(model, fmt))  # before it reaches a log or a metric
         # Model access rules: an alias becomes its model, lists and field rules may refuse, a ceiling may clamp.
         rules = self.model_access.rules_for(identity) if self.model_access is not None else None
         if rules is not None:
@@ -290,7 +293,6 @@ class Gateway:
         stream = info.stream = fmt.streams and body.get("stream") is True
         limited = None
         try:
-            redactor = self._redactor_for(identity)
             scan = redactor.scan_request(fmt, body, identity.workspace, raw) if redactor is not None else None
             # Rate limits count the body as it goes upstream (redacted), so a tokens limit's input
             # estimate is the spend step's too: the body is walked for it once.
@@ -352,6 +354,17 @@ class Gateway:
         if guard is not None:
             await guard.finish(outcome)
         return outcome
+
+    def _model_name(self, model: str, fmt: WireFormat) -> str:
+        """The part of a requested model name that names a model: all of it, except for the mock
+        provider, whose behaviour knobs follow an `@` (`mock-gpt@reply=...`: test input, not a name)."""
+        if "@" not in model:
+            return model
+        try:
+            provider, _ = self.router.route(model, fmt)
+        except GatewayError:
+            return model
+        return model.split("@", 1)[0] if provider.kind == "mock" else model
 
     def _substitute_route(
         self, fmt: WireFormat, identity: Identity, rules: ModelRules | None, model: str

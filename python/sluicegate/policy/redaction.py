@@ -182,6 +182,33 @@ class Redactor:
         that leave the request path (a trace), where `monitor` and `pseudonymize` values must not go."""
         return self.scanner.redact(text)[0]
 
+    def check_model_name(self, model: str) -> None:
+        """Refuse a request whose model name holds a value of a scanned type, whatever its action.
+        The model name is skipped by the field walk (it is not text the model reads), but with a
+        default route any name goes upstream, and it is recorded in access logs, metrics and traces:
+        a value planted there would pass every rule. It cannot be redacted without changing where
+        the call goes, so it is refused (400 `model_name_refused`, naming the types, never the
+        value), before the name reaches a route, a log or a metric.
+
+        Raises:
+            PolicyBlocked: the name holds a value of a scanned type.
+        """
+        found = self.scanner.scan(model)
+        if not found:
+            return
+        types = sorted({entity for entity, _, _ in found})
+        err = PolicyBlocked(
+            f"the model name holds a value of a type this gateway redacts ({', '.join(types)}); "
+            "the request was not sent",
+            code="model_name_refused",
+            param="model",
+        )
+        tally = Tally()
+        for entity, _, _ in found:
+            tally.add("request", "block", entity, "model")
+        err.events = tally.events()
+        raise err
+
     # ── requests ────────────────────────────────────────────────────────────
 
     def scan_request(
