@@ -237,6 +237,39 @@ def test_the_gateway_run_joins_the_agents_trace(gw: Server, standin: StandIn) ->
         assert value.encode() not in everything
 
 
+def test_the_callers_baggage_metadata_and_tags_are_redacted_in_the_gateway_run(gw: Server, standin: StandIn) -> None:
+    """An agent's `traceable(metadata=..., tags=...)` travels in `baggage` and is copied onto the
+    gateway's run, which may go to another account (the operator's): it is redacted like the rest."""
+    agent_client = langsmith.Client(api_url=standin.url, api_key="agent-key")
+    seen: dict[str, Any] = {}
+    secret_key = "ssn 536-22-1234"
+
+    @langsmith.traceable(
+        name="agent",
+        client=agent_client,
+        metadata={"customer": EMAIL, secret_key: "x", "case": "A-1"},
+        tags=[f"user {EMAIL}", "support"],
+    )
+    def agent() -> None:
+        parent = get_current_run_tree()
+        assert parent is not None
+        with openai.OpenAI(base_url=f"{gw.url}/v1", api_key=GATEWAY_KEY, max_retries=0) as client:
+            raw = client.chat.completions.with_raw_response.create(
+                model="mh/mock-gpt", messages=[{"role": "user", "content": "hi"}], extra_headers=parent.to_headers()
+            )
+            seen["request_id"] = raw.headers["x-request-id"]
+
+    with langsmith.tracing_context(enabled=True, project_name="agent-project"):
+        agent()
+    agent_client.flush()
+    run = gateway_run(standin, seen["request_id"])
+    metadata = run["extra"]["metadata"]
+    assert metadata["customer"] == "[REDACTED:EMAIL]" and metadata["case"] == "A-1"
+    assert "ssn [REDACTED:US_SSN]" in metadata and secret_key not in metadata
+    assert "user [REDACTED:EMAIL]" in run["tags"] and "support" in run["tags"]
+    assert EMAIL not in json.dumps(run, default=str) and "536-22-1234" not in json.dumps(run, default=str)
+
+
 def test_without_headers_the_run_is_a_root_in_the_configured_project(gw: Server, standin: StandIn) -> None:
     r = httpx.post(
         f"{gw.url}/v1/messages",

@@ -116,6 +116,15 @@ def parent_of(trace: str | None, baggage: str | None) -> Parent | None:
     return Parent(dotted, trace_id, run_id, stamp, project, metadata, tags)
 
 
+def _scrubbed_keys(value: Any, scrub: Callable[[str], str]) -> Any:
+    """`value` with `scrub` on every object key inside it (a caller's metadata keys are its text)."""
+    if isinstance(value, dict):
+        return {(scrub(k) if isinstance(k, str) else k): _scrubbed_keys(v, scrub) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrubbed_keys(v, scrub) for v in value]
+    return value
+
+
 def part(name: str, data: bytes) -> bytes:
     """One form-data part's headers and body, as LangSmith's multipart endpoint reads them."""
     head = f'Content-Disposition: form-data; name="{name}"\r\nContent-Type: application/json\r\n'
@@ -258,8 +267,10 @@ class LangSmithSink(BatchSink[Outcome]):
                 stamp = parent.stamp
                 start = _iso_of_stamp(stamp)
                 end = max(start, end)  # the same ISO form: text order is time order
-            metadata = {**parent.metadata, **metadata}
-            tags = sorted({*tags, *parent.tags})
+            # The caller's baggage metadata and tags are the caller's text: redacted like the rest.
+            scrub = outcome.scrub or self.scrub
+            metadata = {**_scrubbed_keys(self._scrubbed(parent.metadata, scrub), scrub), **metadata}
+            tags = sorted({*tags, *(scrub(t) for t in parent.tags)})
             trace_id, dotted = str(parent.trace_id), f"{parent.dotted_order}.{stamp}{run_id}"
         else:
             trace_id, dotted = run_id, f"{stamp}{run_id}"
