@@ -9,6 +9,7 @@ import httpx
 from tests.conftest import GATEWAY_KEY, Server, gateway_config, start_gateway, stop_process
 
 SSN = "536-22-1234"
+EMAIL = "jane.doe@example.com"
 SECRET = "AKIAIOSFODNN7EXAMPLE"
 TRACE = (
     "20261127T063255912742Z01a21bb4-fd68-755d-b0c1-f71aa7e8dc2f"
@@ -25,7 +26,14 @@ def test_access_log_is_json_with_ids_and_never_content(mock_server: Server, tmp_
             f"{gw.url}/v1/chat/completions", json={"model": "mh/mock-gpt@echo=1", "messages": messages}, headers=headers
         )
         missing = httpx.post(f"{gw.url}/v1/messages", json={"model": "x", "messages": messages, "max_tokens": 5})
-        assert ok.status_code == 200 and missing.status_code == 401
+        # a trace header that is not a trace: its text is the caller's, and stays out of the log
+        bogus = {**headers, "langsmith-trace": "20260101T000000000000Z" + f"{EMAIL}-{'x' * 15}"}
+        odd = httpx.post(
+            f"{gw.url}/v1/chat/completions",
+            json={"model": "mh/mock-gpt", "messages": [{"role": "user", "content": "hi"}]},
+            headers=bogus,
+        )
+        assert ok.status_code == 200 and missing.status_code == 401 and odd.status_code == 200
         stop_process(gw.proc)
         assert gw.proc.stdout is not None
         output = gw.proc.stdout.read().decode()
@@ -39,5 +47,6 @@ def test_access_log_is_json_with_ids_and_never_content(mock_server: Server, tmp_
     assert any(e.startswith("redaction:redact:US_SSN") for e in first["events"])
     second = calls[missing.headers["x-request-id"]]
     assert second["status"] == 401 and second["error"] == "missing_api_key" and second["route"] == "anthropic_messages"
-    for value in (SSN, SECRET, GATEWAY_KEY):
+    assert calls[odd.headers["x-request-id"]].get("trace_id") is None
+    for value in (SSN, SECRET, GATEWAY_KEY, EMAIL):
         assert value not in output

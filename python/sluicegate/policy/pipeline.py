@@ -12,6 +12,7 @@ import asyncio
 import itertools
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Mapping
 from functools import partial
@@ -61,6 +62,7 @@ if TYPE_CHECKING:
     from sluicegate.control.view import ControlView, ProviderCredential
 
 log = logging.getLogger("sluicegate.pipeline")
+_UUID = re.compile(rb"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _WANTED = frozenset({b"authorization", b"x-api-key", b"content-type", b"content-length"})
 _WANTED |= {b"anthropic-version", b"anthropic-beta", b"langsmith-trace", b"baggage"}
 
@@ -247,10 +249,13 @@ class Gateway:
         headers = read_headers(scope)
         trace = headers.get(b"langsmith-trace")
         if trace is not None and len(trace) >= 36:
-            info.trace_id = trace.split(b".", 1)[0][-36:].decode("latin-1")
-            info.trace = trace.decode("latin-1")
-            baggage = headers.get(b"baggage")
-            info.baggage = baggage.decode("latin-1") if baggage is not None else None
+            trace_id = trace.split(b".", 1)[0][-36:]
+            # The caller's header: only a UUID is kept (it goes into logs, events and run links).
+            if _UUID.fullmatch(trace_id):
+                info.trace_id = trace_id.decode("latin-1")
+                info.trace = trace.decode("latin-1")
+                baggage = headers.get(b"baggage")
+                info.baggage = baggage.decode("latin-1") if baggage is not None else None
         identity = self.keys.authenticate(headers.get(b"authorization"), headers.get(b"x-api-key"))
         info.org, info.workspace, info.key, info.user = (
             identity.org,
