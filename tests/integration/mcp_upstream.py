@@ -74,7 +74,7 @@ def delete_everything() -> str:
 def seen_headers(ctx: Context) -> dict[str, str | None]:
     """Which credentials this request carried."""
     headers = ctx.headers or {}
-    return {name: headers.get(name) for name in ("authorization", "x-api-key", "x-team")}
+    return {name: headers.get(name) for name in ("authorization", "x-api-key", "x-team", "cookie")}
 
 
 @server.tool()
@@ -120,7 +120,23 @@ def main() -> None:
         app = server.streamable_http_app(json_response=True)
     else:
         app = server.streamable_http_app(event_store=MemoryEvents(), retry_interval=100)
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
+    uvicorn.run(_setting_cookies(app), host="127.0.0.1", port=args.port, log_level="warning")
+
+
+def _setting_cookies(app: Any) -> Any:
+    """Every answer sets a cookie, as load balancers in front of MCP servers do (the gateway must
+    keep none: one caller's cookie must not go with another's call)."""
+
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        async def sending(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                cookie = (b"set-cookie", b"affinity=caller-seen; Path=/; Max-Age=3600")
+                message = {**message, "headers": [*message.get("headers", []), cookie]}
+            await send(message)
+
+        await app(scope, receive, sending)
+
+    return wrapped
 
 
 if __name__ == "__main__":

@@ -53,6 +53,9 @@ headers_env = {{ Authorization = "DOCS_MCP_AUTHORIZATION" }}
 [mcp.servers.docs-json]
 url = "{js.url}/mcp"
 
+[mcp.servers.docs-by-name]
+url = "http://localhost:{js.port}/mcp"
+
 [[keys]]
 name = "other"
 workspace = "ws-other"
@@ -162,7 +165,12 @@ async def test_arguments_are_redacted_before_the_tool_sees_them(mcp_gateway: Ser
 async def test_the_upstream_gets_its_own_credentials_never_the_gateway_key(mcp_gateway: Server) -> None:
     async with session(f"{mcp_gateway.url}/mcp/docs") as s:
         result = await s.call_tool("seen_headers", {})
-    assert result.structured_content == {"authorization": UPSTREAM_AUTH, "x-api-key": None, "x-team": "search"}
+    assert result.structured_content == {
+        "authorization": UPSTREAM_AUTH,
+        "x-api-key": None,
+        "x-team": "search",
+        "cookie": None,
+    }
     assert GATEWAY_KEY not in str(result)
 
 
@@ -253,3 +261,12 @@ async def test_an_unknown_server_is_a_404(mcp_gateway: Server) -> None:
             headers={"authorization": f"Bearer {GATEWAY_KEY}"},
         )
     assert answer.status_code == 404 and "no MCP server named 'nope'" in answer.json()["error"]["message"]
+
+
+async def test_a_cookie_a_server_sets_never_goes_with_another_call(mcp_gateway: Server) -> None:
+    """The server sets a cookie on every answer (on a host name: cookies of bare addresses are not
+    kept anyway); no later call, of this workspace or another, carries it."""
+    for key in (GATEWAY_KEY, OTHER_KEY, GATEWAY_KEY):
+        async with session(f"{mcp_gateway.url}/mcp/docs-by-name", key) as s:
+            seen = (await s.call_tool("seen_headers", {})).structured_content
+            assert seen is not None and seen["cookie"] is None, seen

@@ -98,10 +98,14 @@ class McpProxy:
                 connector = aiohttp.TCPConnector(
                     resolver=GuardedResolver(guard), socket_factory=guarded_socket_factory(guard)
                 )
-                self._tenant_http = aiohttp.ClientSession(connector=connector, auto_decompress=True)
+                self._tenant_http = aiohttp.ClientSession(
+                    connector=connector, auto_decompress=True, cookie_jar=aiohttp.DummyCookieJar()
+                )
             return self._tenant_http
         if self._http is None:
-            self._http = aiohttp.ClientSession(auto_decompress=True)
+            # No cookies kept: a server's session cookie set on one workspace's call must never go
+            # with another's call to the same host.
+            self._http = aiohttp.ClientSession(auto_decompress=True, cookie_jar=aiohttp.DummyCookieJar())
         return self._http
 
     async def stop(self) -> None:

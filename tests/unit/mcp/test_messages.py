@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from sluicegate.config import RedactionSettings
-from sluicegate.mcp.messages import TOOL_NOT_ALLOWED, Exchange
+from sluicegate.mcp.messages import CONTENT_BLOCKED, TOOL_NOT_ALLOWED, Exchange
 from sluicegate.policy.auth import Identity
 from sluicegate.policy.redaction import Redactor
 from sluicegate.policy.tool_rules import ToolRulesIn
@@ -159,3 +159,10 @@ def test_locked_lists_need_lists_and_a_full_rollout() -> None:
         ToolRulesIn(deny=["*"], deny_locked=True, rollout_percent=50)
     with pytest.raises(ValueError):
         ToolRulesIn(deny=["docs/what?"])  # `*` is the only wildcard
+
+
+def test_a_tool_name_holding_a_value_is_refused_before_it_is_recorded() -> None:
+    ex = _exchange(ToolRules(), Redactor(RedactionSettings()))
+    ex.outbound(_call(3, f"lookup {EMAIL}", {"q": "x"}))
+    assert ex.answered[3]["error"]["code"] == CONTENT_BLOCKED and EMAIL not in orjson.dumps(ex.answered[3]).decode()
+    assert 3 not in ex.calls and not ex.events and not ex.traced
