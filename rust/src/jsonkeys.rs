@@ -373,6 +373,20 @@ mod tests {
         }
     }
 
+    /// `v` as JSON, a third of its characters (chosen by `seed`) written as escapes.
+    fn written(v: &Value, seed: u64) -> String {
+        let mut state = seed | 1;
+        let mut pick = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % 3 == 0
+        };
+        let mut doc = String::new();
+        write(v, &mut pick, &mut doc);
+        doc
+    }
+
     fn has_repeat(v: &Value) -> bool {
         match v {
             Value::Num | Value::Str(_) => false,
@@ -387,15 +401,7 @@ mod tests {
     proptest! {
         #[test]
         fn finds_a_repeat_exactly_when_there_is_one(v in value(), seed in any::<u64>()) {
-            let mut state = seed | 1;
-            let mut pick = move || {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state % 3 == 0
-            };
-            let mut doc = String::new();
-            write(&v, &mut pick, &mut doc);
+            let doc = written(&v, seed);
             prop_assert_eq!(first_duplicate_key(doc.as_bytes()).is_some(), has_repeat(&v), "{}", doc);
         }
     }
@@ -425,15 +431,7 @@ mod tests {
     proptest! {
         #[test]
         fn hands_over_every_string_value_decoded_and_no_key(v in value(), seed in any::<u64>()) {
-            let mut state = seed | 1;
-            let mut pick = move || {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state % 3 == 0
-            };
-            let mut doc = String::new();
-            write(&v, &mut pick, &mut doc);
+            let doc = written(&v, seed);
             let mut want = Vec::new();
             strings_of(&v, &mut want);
             let got: Vec<String> = values(doc.as_bytes(), 1, &[]).into_iter().flatten().filter(|s| s != "1").collect();
@@ -497,20 +495,25 @@ mod tests {
 
     #[test]
     fn any_value_never_panics_on_malformed_input() {
-        let alphabet = b"{}[]\":,\\u0a1d8- ";
-        let mut state = 7u64;
-        for _ in 0..20_000 {
+        for bytes in scraps(b"{}[]\":,\\u0a1d8- ", 7) {
+            let _ = values(&bytes, 1, &[b"a"]);
+        }
+    }
+
+    /// 20,000 short byte strings of `alphabet` (malformed JSON, mostly), from `seed`.
+    fn scraps(alphabet: &'static [u8], seed: u64) -> impl Iterator<Item = Vec<u8>> {
+        let mut state = seed;
+        (0..20_000).map(move |_| {
             let len = (state % 40) as usize;
-            let bytes: Vec<u8> = (0..len)
+            (0..len)
                 .map(|_| {
                     state = state
                         .wrapping_mul(6364136223846793005)
                         .wrapping_add(1442695040888963407);
                     alphabet[(state >> 59) as usize % alphabet.len()]
                 })
-                .collect();
-            let _ = values(&bytes, 1, &[b"a"]);
-        }
+                .collect()
+        })
     }
 
     fn dup(s: &str) -> Option<usize> {
@@ -588,18 +591,7 @@ mod tests {
         ] {
             let _ = dup(s);
         }
-        let alphabet = b"{}[]\":,\\u0a1d8 ";
-        let mut state = 1u64;
-        for _ in 0..20_000 {
-            let len = (state % 40) as usize;
-            let bytes: Vec<u8> = (0..len)
-                .map(|_| {
-                    state = state
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
-                    alphabet[(state >> 59) as usize % alphabet.len()]
-                })
-                .collect();
+        for bytes in scraps(b"{}[]\":,\\u0a1d8 ", 1) {
             let _ = first_duplicate_key(&bytes);
         }
     }
