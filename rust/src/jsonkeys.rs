@@ -380,7 +380,7 @@ mod tests {
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
-            state % 3 == 0
+            state.is_multiple_of(3)
         };
         let mut doc = String::new();
         write(v, &mut pick, &mut doc);
