@@ -1,4 +1,5 @@
-"""Typed settings: built-in defaults < a TOML or YAML file < `SLUICEGATE_*` environment variables.
+"""Typed settings: built-in defaults < LangSmith's own variables (`LANGSMITH_*`, for `[langsmith]`
+only) < a TOML or YAML file < `SLUICEGATE_*` environment variables.
 
 The file is named by `--config` or `SLUICEGATE_CONFIG`. A variable `SLUICEGATE_SECTION__KEY` sets
 `section.key` (double underscore between levels, case-insensitive). Its value is read by the type of
@@ -44,6 +45,14 @@ ADMIN_TOKEN_ENV = "SLUICEGATE_ADMIN_TOKEN"  # read by `sluicegate admin …` (ne
 # The variables of the `SLUICEGATE_` prefix that are not settings (none has a `__`, and no section
 # is named after one): listed in docs/configuration.md.
 NOT_SETTINGS = frozenset({CONFIG_ENV, DRAIN_MARKER_ENV, SECRET_VALUE_ENV, ADMIN_URL_ENV, ADMIN_TOKEN_ENV})
+# LangSmith's own variables (the ones its SDK reads), each the default of a `[langsmith]` setting that
+# neither the file nor a `SLUICEGATE_LANGSMITH__*` variable sets. `LANGSMITH_API_KEY` is read through
+# `langsmith.api_key_env`, whose default names it.
+LANGSMITH_ENV: dict[str, str] = {
+    "LANGSMITH_TRACING": "enabled",
+    "LANGSMITH_ENDPOINT": "endpoint",
+    "LANGSMITH_PROJECT": "project",
+}
 
 ProviderKind = Literal["openai", "anthropic", "openai_compatible", "mock"]
 
@@ -562,13 +571,29 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def langsmith_defaults(environ: Mapping[str, str], section: Mapping[str, Any]) -> dict[str, Any]:
+    """The `[langsmith]` settings LangSmith's own variables give (`LANGSMITH_ENV`), for those that
+    `section` (the file's and `SLUICEGATE_*`'s section) leaves unset; an empty variable counts as unset.
+
+    Raises:
+        ConfigError: a value does not parse as its setting's type (`LANGSMITH_TRACING=maybe`).
+    """
+    out: dict[str, Any] = {}
+    for name, key in LANGSMITH_ENV.items():
+        raw = environ.get(name, "")
+        if raw.strip() and key not in section:
+            out[key] = env_value(name, raw, LangSmithSettings.model_fields[key].annotation)
+    return out
+
+
 def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     """Build the settings from the embedded default or a file, then the environment.
 
     Arguments:
         path: a config file; when None, `SLUICEGATE_CONFIG` names it, and without either the
             embedded default (an in-process mock provider) is used.
-        environ: the environment to read (default `os.environ`).
+        environ: the environment to read (default `os.environ`): `SLUICEGATE_*` over the file,
+            and `LANGSMITH_*` below both (`langsmith_defaults`).
 
     Raises:
         ConfigError: with the dotted name of the first invalid setting.
@@ -577,6 +602,9 @@ def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | N
     path = path or environ.get(CONFIG_ENV)
     data = read_file(path) if path else embedded_default()
     data = _merge(data, env_overrides(environ))
+    section = data.get("langsmith")
+    if section is None or isinstance(section, Mapping):
+        data = _merge(data, {"langsmith": langsmith_defaults(environ, section or {})})
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
