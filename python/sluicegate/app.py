@@ -83,7 +83,7 @@ class App:
         if self.control is not None:
             self.sinks.append(RecordSink(self.control.store))
         if settings.webhook.url:
-            self.sinks.append(WebhookSink(settings.webhook))
+            self.sinks.append(WebhookSink(settings.webhook, clock))
         self.ready = False
         self.logs = Logs(settings.log)
         self.langsmith: LangSmithSink | None = None

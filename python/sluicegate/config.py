@@ -15,6 +15,7 @@ Every setting, with its default, is documented in `docs/configuration.md`.
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import os
@@ -316,8 +317,33 @@ class LangSmithSettings(_Section):
         return Secret(value) if value else None
 
 
+WEBHOOK_SECRET_PREFIX = "whsec_"
+
+
+def webhook_key(secret: Secret) -> bytes:
+    """The HMAC key of a webhook secret, as Standard Webhooks reads one: the base64 after `whsec_`;
+    a secret without the prefix (the format before Standard Webhooks) is its own UTF-8 bytes.
+
+    Raises:
+        ValueError: a `whsec_` secret that is not base64 of 24 to 64 bytes (the message never
+            repeats the secret).
+    """
+    text = secret.reveal()
+    if not text.startswith(WEBHOOK_SECRET_PREFIX):
+        return text.encode()
+    body = text[len(WEBHOOK_SECRET_PREFIX) :]
+    try:
+        key = base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
+    except ValueError:
+        raise ValueError("a whsec_ secret must be base64 after the prefix") from None
+    if not 24 <= len(key) <= 64:
+        raise ValueError("a whsec_ secret must hold 24 to 64 bytes (make one: echo whsec_$(openssl rand -base64 32))")
+    return key
+
+
 class WebhookSettings(_Section):
     url: SecretUrl = SecretUrl("")  # empty: no webhook; a password or token in it prints masked
+    # Standard Webhooks: `whsec_<base64 key>`; any other string is used as the key's bytes.
     secret: Secret | None = None
     queue_size: int = Field(10_000, ge=10)
     batch: int = Field(500, ge=1)
@@ -329,6 +355,13 @@ class WebhookSettings(_Section):
     def _http(cls, value: SecretUrl) -> SecretUrl:
         if value and not value.reveal().startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
+        return value
+
+    @field_validator("secret")
+    @classmethod
+    def _key(cls, value: Secret | None) -> Secret | None:
+        if value is not None:
+            webhook_key(value)
         return value
 
 
