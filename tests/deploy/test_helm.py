@@ -14,6 +14,7 @@ extra), extracted once into `.tools/` (`helm_binary.py`), which git ignores. Not
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -174,9 +175,14 @@ def render(helm: Helm, values: Path | None, kube_version: str = KUBE_VERSIONS[-1
     return _rendered[key]
 
 
-def one(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:
-    found = [o for o in objects if o["kind"] == kind]
-    assert len(found) == 1, f"expected one {kind}, got {len(found)}"
+def is_hook(obj: dict[str, Any]) -> bool:
+    return "helm.sh/hook" in (obj["metadata"].get("annotations") or {})
+
+
+def one(objects: list[dict[str, Any]], kind: str, hook: bool = False) -> dict[str, Any]:
+    """The one object of `kind` among the release's objects (`hook`: among its hooks)."""
+    found = [o for o in objects if o["kind"] == kind and is_hook(o) == hook]
+    assert len(found) == 1, f"expected one {kind}{' hook' if hook else ''}, got {len(found)}"
     return found[0]
 
 
@@ -567,6 +573,81 @@ def test_anchors_on_a_readwriteonce_claim_render_for_one_pod(helm: Helm) -> None
     assert pvc["spec"]["accessModes"] == ["ReadWriteOnce"]
 
 
+# --- the migration Job -------------------------------------------------------------------------------
+
+PRODUCTION = CHART / "examples" / "production.yaml"
+
+
+def test_the_migration_job_migrates_before_the_pods_which_do_not(helm: Helm, tmp_path: Path) -> None:
+    from sluicegate.control.migrations import pending, revisions
+    from sluicegate.control.store import ControlStore
+
+    objects = render(helm, PRODUCTION)
+    job, hook_config = one(objects, "Job", hook=True), one(objects, "ConfigMap", hook=True)
+    for obj in (job, hook_config):  # before every install and upgrade; a failed Job stays for its logs
+        assert obj["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
+        assert obj["metadata"]["annotations"]["helm.sh/hook-delete-policy"] == "before-hook-creation,hook-succeeded"
+    weight = {o["kind"]: int(o["metadata"]["annotations"]["helm.sh/hook-weight"]) for o in (job, hook_config)}
+    assert weight["ConfigMap"] < weight["Job"]  # its config file exists before it runs
+    # the config of the release being installed
+    assert yaml.safe_load(hook_config["data"]["sluicegate.yaml"]) == yaml.safe_load(
+        one(objects, "ConfigMap")["data"]["sluicegate.yaml"]
+    )
+    pod = job["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["args"] == ["admin", "migrate"] and pod["restartPolicy"] == "Never"
+    assert pod["automountServiceAccountToken"] is False and container["securityContext"]["readOnlyRootFilesystem"]
+    # No selector of the gateway counts the Job's pod (it has no port and no probe).
+    labels = job["spec"]["template"]["metadata"]["labels"]
+    assert not one(objects, "Service")["spec"]["selector"].items() <= labels.items()
+    # The pods never migrate; the Job's command, run as the Job runs it, does.
+    pod_file, pod_env = rendered_config(objects, tmp_path)
+    job_file, job_env = rendered_config(objects, tmp_path, "Job")
+    assert pod_env["SLUICEGATE_CONTROL__MIGRATE_ON_START"] == "false"
+    assert load_settings(pod_file, environ=pod_env).control.migrate_on_start is False
+    assert job_env["SLUICEGATE_CONTROL__DATABASE_URL"] == pod_env["SLUICEGATE_CONTROL__DATABASE_URL"]
+    database = f"sqlite:///{tmp_path / 'control.db'}"
+    env = {**job_env, CONFIG_ENV: str(job_file), "SLUICEGATE_CONTROL__DATABASE_URL": database}
+    env |= {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.run([PYTHON, "-m", "sluicegate", *container["args"]], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["applied"] == revisions()
+    control = load_settings(pod_file, environ={**pod_env, "SLUICEGATE_CONTROL__DATABASE_URL": database}).control
+
+    async def opened() -> list[str]:
+        store = ControlStore(control)
+        try:
+            await store.open(migrate_schema=control.migrate_on_start)  # a pod's start: checks, applies nothing
+            return await pending(store.engine)
+        finally:
+            await store.close()
+
+    assert asyncio.run(opened()) == []
+
+
+def test_the_migration_job_can_connect_as_the_database_owner(helm: Helm, tmp_path: Path) -> None:
+    sets = ["migrations.job.databaseUrl.existingSecret=sluicegate-owner", "migrations.job.databaseUrl.key=url"]
+    objects = _template(helm, [*CONTROL_NO_CAPS, *sets])
+    job_env = env_of(one(objects, "Job", hook=True)["spec"]["template"]["spec"]["containers"][0])
+    pod_env = env_of(gateway_container(objects))
+    owner = {"name": "sluicegate-owner", "key": "url"}
+    assert job_env["SLUICEGATE_CONTROL__DATABASE_URL"]["valueFrom"]["secretKeyRef"] == owner
+    assert pod_env["SLUICEGATE_CONTROL__DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "db",
+        "key": "database-url",
+    }
+
+
+@pytest.mark.parametrize("sets", [["migrations.job.enabled=false"], ["config.control.enabled=false"]])
+def test_without_the_migration_job_the_pods_migrate(helm: Helm, tmp_path: Path, sets: list[str]) -> None:
+    objects = _template(helm, [*CONTROL_NO_CAPS, *sets])
+    assert not [o for o in objects if o["kind"] == "Job"]
+    assert [o["kind"] for o in objects if is_hook(o)] == ["Pod"]  # only `helm test`'s
+    config_file, environ = rendered_config(objects, tmp_path)
+    assert "SLUICEGATE_CONTROL__MIGRATE_ON_START" not in environ
+    assert load_settings(config_file, environ=environ).control.migrate_on_start is True
+
+
 # --- values.schema.json ----------------------------------------------------------------------------
 
 BAD_VALUES = {
@@ -617,17 +698,22 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 # --- the sluicegate configuration the chart renders --------------------------------------------------
 
 
-def rendered_config(objects: list[dict[str, Any]], tmp_path: Path) -> tuple[Path, dict[str, str]]:
-    """The config file as the pod sees it, and the pod's SLUICEGATE_* and provider variables."""
-    container = gateway_container(objects)
+def rendered_config(
+    objects: list[dict[str, Any]], tmp_path: Path, workload: str = "Deployment"
+) -> tuple[Path, dict[str, str]]:
+    """The config file as the pod sees it, and the pod's SLUICEGATE_* and provider variables (of the
+    gateway's pods, or of the migration Job's with `workload="Job"`)."""
+    hook = workload == "Job"
+    pod = one(objects, workload, hook)["spec"]["template"]["spec"]
+    container = pod["containers"][0] if hook else gateway_container(objects)
     env = env_of(container)
     config_path = Path(env[CONFIG_ENV]["value"])
-    pod = one(objects, "Deployment")["spec"]["template"]["spec"]
     mount = next(m for m in container["volumeMounts"] if config_path.parent == Path(m["mountPath"]))
     volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
-    configmap = one(objects, "ConfigMap")
+    configmap = one(objects, "ConfigMap", hook)
     assert volume["configMap"]["name"] == configmap["metadata"]["name"]
-    local = tmp_path / config_path.name
+    local = tmp_path / workload.lower() / config_path.name
+    local.parent.mkdir(exist_ok=True)
     local.write_text(configmap["data"][config_path.name])
     environ: dict[str, str] = {}
     for name, var in env.items():

@@ -236,3 +236,21 @@ admit every limit N times. (secrets.redisUrl sets limits.redis_url too.)
 {{- fail (printf "rate limits (config.limits.rules, or config.control.enabled) with config.limits.backend \"local\" and %d pod(s) of %d worker(s): each process would count on its own and admit every limit that many times. Set config.limits.backend: redis (secrets.redisUrl is its Redis too), or run one pod of one worker" $pods $workers) }}
 {{- end }}
 {{- end }}
+
+{{/* "true" when the migration Job runs (the control plane is on and migrations.job.enabled), else "". */}}
+{{- define "sluicegate.migrationJob" -}}
+{{- if and ((.Values.config.control | default dict).enabled) .Values.migrations.job.enabled }}true{{- end }}
+{{- end }}
+
+{{/*
+The migration Job's labels: not the gateway's selector labels (another app.kubernetes.io/name), so
+that no Service, PodDisruptionBudget or spread constraint of the gateway ever counts its pod.
+*/}}
+{{- define "sluicegate.migrationLabels" -}}
+helm.sh/chart: {{ include "sluicegate.chart" . }}
+app.kubernetes.io/name: {{ printf "%s-migrations" (include "sluicegate.name" .) | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: migrations
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
