@@ -648,6 +648,68 @@ def test_without_the_migration_job_the_pods_migrate(helm: Helm, tmp_path: Path, 
     assert load_settings(config_file, environ=environ).control.migrate_on_start is True
 
 
+# --- the NetworkPolicy ---------------------------------------------------------------------------------
+
+
+def egress_by_port(policy: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    return {p["port"]: rule for rule in policy["spec"]["egress"] for p in rule["ports"]}
+
+
+def test_the_network_policy_admits_the_gateway_port_and_reaches_only_what_it_needs(helm: Helm) -> None:
+    import ipaddress
+
+    objects = render(helm, PRODUCTION)
+    policy = one(objects, "NetworkPolicy")
+    assert policy["spec"]["podSelector"]["matchLabels"] == one(objects, "Service")["spec"]["selector"]
+    assert sorted(policy["spec"]["policyTypes"]) == ["Egress", "Ingress"]
+    (ingress,) = policy["spec"]["ingress"]
+    assert ingress["ports"] == [{"port": gateway_container(objects)["ports"][0]["containerPort"], "protocol": "TCP"}]
+    namespaces = [p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for p in ingress["from"]]
+    assert namespaces == ["ingress-nginx", "monitoring"]
+    rules = egress_by_port(policy)
+    assert sorted(rules) == [53, 443, 5432, 6379]
+    assert {p["protocol"] for p in rules[53]["ports"]} == {"UDP", "TCP"}
+    assert rules[53]["to"][0]["podSelector"]["matchLabels"] == {"k8s-app": "kube-dns"}
+    # Providers: public addresses only; the pod network, private ranges and the metadata address never.
+    blocks = [ipaddress.ip_network(peer["ipBlock"]["cidr"]) for peer in rules[443]["to"]]
+    excepted = [ipaddress.ip_network(c) for peer in rules[443]["to"] for c in peer["ipBlock"]["except"]]
+
+    def reachable(address: str) -> bool:
+        ip = ipaddress.ip_address(address)
+        return any(ip in b for b in blocks) and not any(ip in e for e in excepted)
+
+    assert reachable("104.18.6.192") and reachable("2606:4700::6812:6c0")  # a provider's public addresses
+    for private in ("169.254.169.254", "10.96.0.1", "172.20.3.4", "192.168.1.1", "127.0.0.1", "100.64.0.1"):
+        assert not reachable(private), private
+    for private in ("fd00::1", "fe80::1", "::1"):
+        assert not reachable(private), private
+    # The migration Job's pod is not the gateway's: the policy does not select it.
+    job_labels = one(objects, "Job", hook=True)["spec"]["template"]["metadata"]["labels"]
+    assert not policy["spec"]["podSelector"]["matchLabels"].items() <= job_labels.items()
+
+
+def test_the_network_policy_is_values_driven_and_off_by_default(helm: Helm) -> None:
+    assert not [o for o in render(helm, None) if o["kind"] == "NetworkPolicy"]
+    sets = [
+        "networkPolicy.enabled=true",
+        "networkPolicy.egress.redis.enabled=false",
+        "networkPolicy.egress.providers.enabled=false",
+        "networkPolicy.egress.postgresql.ports[0].port=6432",  # a PgBouncer
+        "networkPolicy.egress.postgresql.to[0].ipBlock.cidr=10.20.0.0/16",
+        "networkPolicy.extraEgress[0].ports[0].port=4317",  # an OTLP collector
+        "networkPolicy.extraEgress[0].to[0].podSelector.matchLabels.app=otel",
+    ]
+    objects = _template(helm, sets)
+    policy = one(objects, "NetworkPolicy")
+    rules = egress_by_port(policy)
+    assert sorted(rules) == [53, 4317, 6432]
+    assert rules[6432]["to"] == [{"ipBlock": {"cidr": "10.20.0.0/16"}}]
+    assert rules[4317]["to"] == [{"podSelector": {"matchLabels": {"app": "otel"}}}]
+    assert "from" not in policy["spec"]["ingress"][0]  # no peers named: any source, on the gateway port only
+    for version in KUBE_VERSIONS:
+        kubernetes_validate.validate(policy, version, strict=True)
+
+
 # --- values.schema.json ----------------------------------------------------------------------------
 
 BAD_VALUES = {
@@ -665,6 +727,8 @@ BAD_VALUES = {
     "anchors on an emptyDir": {"auditAnchors": {"emptyDir": {}}},
     "anchors at a relative path": {"auditAnchors": {"mountPath": "audit"}},
     "audit key without a key name": {"secrets": {"auditKey": {"existingSecret": "a", "key": ""}}},
+    "a network policy rule without ports": {"networkPolicy": {"egress": {"redis": {"ports": []}}}},
+    "an unknown network policy rule": {"networkPolicy": {"egress": {"mysql": {"enabled": True}}}},
 }
 
 
