@@ -347,6 +347,72 @@ def test_probes_and_shutdown(helm: Helm, values: Path | None) -> None:
     assert pod["terminationGracePeriodSeconds"] > pre_stop + grace + drain
 
 
+def test_the_default_probes_are_unchanged(helm: Helm) -> None:
+    container = gateway_container(render(helm, None))
+    assert container["livenessProbe"] == {
+        "httpGet": {"path": "/healthz", "port": "http"},
+        "initialDelaySeconds": 0,
+        "periodSeconds": 10,
+        "timeoutSeconds": 2,
+        "failureThreshold": 3,
+    }
+    assert container["startupProbe"] == {
+        "httpGet": {"path": "/healthz", "port": "http"},
+        "periodSeconds": 2,
+        "timeoutSeconds": 2,
+        "failureThreshold": 30,
+    }
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+
+
+def test_probes_are_fully_overridable(helm: Helm, tmp_path: Path) -> None:
+    values = tmp_path / "probes.yaml"
+    values.write_text(
+        yaml.safe_dump(
+            {
+                "probes": {
+                    # another handler replaces the chart's httpGet; timings merge with the defaults
+                    "liveness": {
+                        "tcpSocket": {"port": "http"},
+                        "periodSeconds": 30,
+                        "terminationGracePeriodSeconds": 5,
+                    },
+                    # the same handler, another path and a header (behind an auth proxy sidecar, say)
+                    "readiness": {
+                        "httpGet": {"path": "/ready", "port": 9000, "httpHeaders": [{"name": "x-probe", "value": "1"}]},
+                        "initialDelaySeconds": None,  # null removes a default
+                    },
+                    "startup": {"exec": {"command": ["sluicegate", "--version"]}, "failureThreshold": 90},
+                }
+            }
+        )
+    )
+    objects = render(helm, values)
+    container = gateway_container(objects)
+    assert container["livenessProbe"] == {
+        "tcpSocket": {"port": "http"},
+        "initialDelaySeconds": 0,
+        "periodSeconds": 30,
+        "timeoutSeconds": 2,
+        "failureThreshold": 3,
+        "terminationGracePeriodSeconds": 5,
+    }
+    readiness = container["readinessProbe"]
+    assert readiness["httpGet"] == {"path": "/ready", "port": 9000, "httpHeaders": [{"name": "x-probe", "value": "1"}]}
+    assert "initialDelaySeconds" not in readiness and readiness["periodSeconds"] == 5
+    assert container["startupProbe"] == {
+        "exec": {"command": ["sluicegate", "--version"]},
+        "periodSeconds": 2,
+        "timeoutSeconds": 2,
+        "failureThreshold": 90,
+    }
+    for version in KUBE_VERSIONS:
+        kubernetes_validate.validate(one(objects, "Deployment"), version, strict=True)
+    # Each probe can be turned off.
+    off = _template(helm, [f"probes.{p}.enabled=false" for p in ("liveness", "readiness", "startup")])
+    assert not {"livenessProbe", "readinessProbe", "startupProbe"} & set(gateway_container(off))
+
+
 CAP = ["config.spend.caps[0].level=org", "config.spend.caps[0].id=acme", "config.spend.caps[0].limit_usd=5"]
 CONTROL = [
     "config.control.enabled=true",
@@ -729,6 +795,8 @@ BAD_VALUES = {
     "audit key without a key name": {"secrets": {"auditKey": {"existingSecret": "a", "key": ""}}},
     "a network policy rule without ports": {"networkPolicy": {"egress": {"redis": {"ports": []}}}},
     "an unknown network policy rule": {"networkPolicy": {"egress": {"mysql": {"enabled": True}}}},
+    "a misspelt probe field": {"probes": {"liveness": {"periodSecond": 5}}},
+    "a probe handler that is not an object": {"probes": {"liveness": {"tcpSocket": 8080}}},
 }
 
 

@@ -254,3 +254,16 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/component: migrations
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
+
+{{/*
+A probe from its values: every field of a Kubernetes Probe is passed through (timings, a handler,
+terminationGracePeriodSeconds); without a handler of its own (httpGet, tcpSocket, exec, grpc) it
+asks `path` on the http port. `enabled` is the chart's, not the probe's.
+*/}}
+{{- define "sluicegate.probe" -}}
+{{- $probe := omit .probe "enabled" }}
+{{- if not (or $probe.httpGet $probe.tcpSocket $probe.exec $probe.grpc) }}
+{{- $_ := set $probe "httpGet" (dict "path" .path "port" "http") }}
+{{- end }}
+{{- toYaml $probe }}
+{{- end }}
