@@ -25,6 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sluicegate.config import Settings, load_settings
 from sluicegate.errors import GatewayError, PayloadTooLarge
 from sluicegate.formats import FORMATS_BY_PATH
+from sluicegate.listener import AdminListener
 from sluicegate.observe.ids import new_uuid_str
 from sluicegate.observe.langsmith import LangSmithSink
 from sluicegate.observe.logs import Logs
@@ -86,6 +87,8 @@ class App:
             self.sinks.append(WebhookSink(settings.webhook, clock))
         self.ready = False
         self.logs = Logs(settings.log)
+        admin_port = settings.server.admin_port
+        self.admin_listener = AdminListener(self.serve_admin, settings.server.host, admin_port) if admin_port else None
         self.langsmith: LangSmithSink | None = None
         if settings.langsmith.enabled:
             redactor = self.gateway.redactor
@@ -115,24 +118,40 @@ class App:
                 self._record(outcome)
             elif path == "/v1/models" and scope["method"] == "GET":
                 await self.gateway.models(scope, send)
-            elif path == "/metrics" and self.metrics is not None:
-                if self._may_scrape(scope):
-                    body = self.metrics.render()
-                    await send_body(send, 200, body, [(b"content-type", CONTENT_TYPE_LATEST.encode())])
-                else:
-                    await send_body(send, 401, _METRICS_401, _METRICS_CHALLENGE)
-            elif path == "/healthz":
-                await send_body(send, 200, b"ok\n", _TEXT)
-            elif path == "/readyz":
-                ready = self.ready and not draining()
-                await send_body(send, 200 if ready else 503, b"ready\n" if ready else b"not ready\n", _TEXT)
-            elif self.control is not None and path.startswith("/admin/"):
-                await self._admin(scope, receive, send)
             else:
-                await self.gateway.not_found(scope, send)
+                await self._others(scope, receive, send, public=True)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
         # websocket and anything else: not served (returning closes it)
+
+    async def serve_admin(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The admin port (`server.admin_port`, `sluicegate.listener`): the admin API, the console,
+        `/metrics` and the probes; `/v1` is the public port's alone."""
+        if scope["path"].startswith("/v1/"):
+            await self.gateway.not_found(scope, send)
+        else:
+            await self._others(scope, receive, send, public=False)
+
+    async def _others(self, scope: Scope, receive: Receive, send: Send, public: bool) -> None:
+        """Every path but the API calls: with an admin port, the public port keeps only the probes."""
+        path = scope["path"]
+        if public and self.admin_listener is not None and (path == "/metrics" or path.startswith("/admin/")):
+            await self.gateway.not_found(scope, send)
+        elif path == "/metrics" and self.metrics is not None:
+            if self._may_scrape(scope):
+                body = self.metrics.render()
+                await send_body(send, 200, body, [(b"content-type", CONTENT_TYPE_LATEST.encode())])
+            else:
+                await send_body(send, 401, _METRICS_401, _METRICS_CHALLENGE)
+        elif path == "/healthz":
+            await send_body(send, 200, b"ok\n", _TEXT)
+        elif path == "/readyz":
+            ready = self.ready and not draining()
+            await send_body(send, 200 if ready else 503, b"ready\n" if ready else b"not ready\n", _TEXT)
+        elif self.control is not None and path.startswith("/admin/"):
+            await self._admin(scope, receive, send)
+        else:
+            await self.gateway.not_found(scope, send)
 
     async def _admin(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The admin API, its request body read here first: at most `control.max_body_bytes` (413),
@@ -201,6 +220,8 @@ class App:
                     for sink in self.sinks:
                         await sink.start()
                     await self.gateway.start()
+                    if self.admin_listener is not None:
+                        await self.admin_listener.start()
                 except Exception as exc:
                     log.exception("start-up failed")
                     await send({"type": "lifespan.startup.failed", "message": type(exc).__name__})
@@ -210,6 +231,8 @@ class App:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.ready = False
+                if self.admin_listener is not None:
+                    await self.admin_listener.stop()
                 await self.gateway.stop()
                 await asyncio.gather(*(sink.stop() for sink in self.sinks))  # each bounded, together
                 if self.control is not None:

@@ -74,6 +74,9 @@ class _Section(BaseModel):
 class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
+    # The admin API, the console and /metrics on a port of their own (on `host`), every worker
+    # listening (`sluicegate.listener`); the public port then answers them 404. None: on `port`.
+    admin_port: int | None = Field(None, ge=1, le=65535)
     workers: int = Field(1, ge=1)
     runtime_threads: int = Field(1, ge=1)
     loop: Literal["auto", "asyncio", "uvloop"] = "uvloop"
@@ -99,6 +102,12 @@ class ServerSettings(_Section):
         for cidr in value:
             parse_cidr(cidr)
         return value
+
+    @model_validator(mode="after")
+    def _two_ports(self) -> ServerSettings:
+        if self.admin_port is not None and self.admin_port == self.port:
+            raise ValueError("admin_port must differ from port (or be unset: everything on port)")
+        return self
 
 
 class UpstreamSettings(_Section):
