@@ -186,6 +186,12 @@ def one(objects: list[dict[str, Any]], kind: str, hook: bool = False) -> dict[st
     return found[0]
 
 
+def service(objects: list[dict[str, Any]], admin: bool = False) -> dict[str, Any]:
+    """The gateway's Service (`admin`: the admin port's)."""
+    (found,) = [o for o in objects if o["kind"] == "Service" and o["metadata"]["name"].endswith("-admin") == admin]
+    return found
+
+
 def gateway_container(objects: list[dict[str, Any]]) -> dict[str, Any]:
     containers = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
     return next(c for c in containers if c["name"] == "sluicegate")
@@ -234,6 +240,7 @@ def test_default_objects(helm: Helm) -> None:
             "PodDisruptionBudget",
             "Pod",
             "Service",
+            "Service",
             "ServiceAccount",
         ]
     )
@@ -252,9 +259,9 @@ def test_production_objects(helm: Helm) -> None:
     } <= {o["kind"] for o in objects}
     ingress = one(objects, "Ingress")
     backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
-    assert backend == {"name": one(objects, "Service")["metadata"]["name"], "port": {"name": "http"}}
+    assert backend == {"name": service(objects)["metadata"]["name"], "port": {"name": "http"}}
     monitor = one(objects, "ServiceMonitor")
-    assert monitor["spec"]["selector"]["matchLabels"] == one(objects, "Service")["spec"]["selector"]
+    assert monitor["spec"]["selector"]["matchLabels"] == service(objects)["spec"]["selector"]
     # The scrape sends the bearer token the pods read as metrics.token, from the same Secret.
     sent = monitor["spec"]["endpoints"][0]["authorization"]
     assert sent["type"] == "Bearer"
@@ -277,7 +284,7 @@ def test_selectors_match(helm: Helm, values: Path | None) -> None:
     objects = render(helm, values)
     deployment = one(objects, "Deployment")
     pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
-    selectors = [deployment["spec"]["selector"]["matchLabels"], one(objects, "Service")["spec"]["selector"]]
+    selectors = [deployment["spec"]["selector"]["matchLabels"], service(objects)["spec"]["selector"]]
     selectors += [o["spec"]["selector"]["matchLabels"] for o in objects if o["kind"] == "PodDisruptionBudget"]
     spread = deployment["spec"]["template"]["spec"].get("topologySpreadConstraints", [])
     selectors += [c["labelSelector"]["matchLabels"] for c in spread]
@@ -469,6 +476,10 @@ REFUSED = {
     "the chart's anchor claim, ReadWriteOnce, across pods": (
         [*CONTROL_NO_CAPS, "auditAnchors.enabled=true", "auditAnchors.persistence.accessModes[0]=ReadWriteOnce"],
         "needs ReadWriteMany",
+    ),
+    "the admin port on the API port": (
+        ["containerAdminPort=8080"],
+        "containerAdminPort must differ from containerPort",
     ),
     "a provider variable twice": (
         [
@@ -665,7 +676,7 @@ def test_the_migration_job_migrates_before_the_pods_which_do_not(helm: Helm, tmp
     assert pod["automountServiceAccountToken"] is False and container["securityContext"]["readOnlyRootFilesystem"]
     # No selector of the gateway counts the Job's pod (it has no port and no probe).
     labels = job["spec"]["template"]["metadata"]["labels"]
-    assert not one(objects, "Service")["spec"]["selector"].items() <= labels.items()
+    assert not service(objects)["spec"]["selector"].items() <= labels.items()
     # The pods never migrate; the Job's command, run as the Job runs it, does.
     pod_file, pod_env = rendered_config(objects, tmp_path)
     job_file, job_env = rendered_config(objects, tmp_path, "Job")
@@ -714,6 +725,42 @@ def test_without_the_migration_job_the_pods_migrate(helm: Helm, tmp_path: Path, 
     assert load_settings(config_file, environ=environ).control.migrate_on_start is True
 
 
+# --- the admin port -----------------------------------------------------------------------------------
+
+
+def test_the_admin_api_console_and_metrics_are_on_their_own_port_by_default(helm: Helm, tmp_path: Path) -> None:
+    sets = ["service.type=LoadBalancer", "ingress.enabled=true", "serviceMonitor.enabled=true"]
+    objects = _template(helm, [*sets, "secrets.metricsToken.existingSecret=m"])
+    ports = {p["name"]: p["containerPort"] for p in gateway_container(objects)["ports"]}
+    assert ports == {"http": 8080, "admin": 9090}
+    config_file, environ = rendered_config(objects, tmp_path)
+    settings = load_settings(config_file, environ=environ)
+    assert (settings.server.port, settings.server.admin_port) == (8080, 9090)
+    # The public Service (a load balancer here) and the ingress carry only the API port.
+    public, admin = service(objects), service(objects, admin=True)
+    assert [p["targetPort"] for p in public["spec"]["ports"]] == ["http"]
+    backend = one(objects, "Ingress")["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert backend == {"name": public["metadata"]["name"], "port": {"name": "http"}}
+    # The admin port's Service is ClusterIP whatever service.type is; Prometheus scrapes through it.
+    assert admin["spec"]["type"] == "ClusterIP" and [p["targetPort"] for p in admin["spec"]["ports"]] == ["admin"]
+    assert admin["spec"]["selector"] == public["spec"]["selector"]
+    endpoint = one(objects, "ServiceMonitor")["spec"]["endpoints"][0]
+    assert endpoint["port"] == "admin" and endpoint["authorization"]["credentials"]["name"] == "m"
+    # The probes stay on the API port (the kubelet reaches it; /healthz and /readyz are on both).
+    assert gateway_container(objects)["readinessProbe"]["httpGet"]["port"] == "http"
+
+
+def test_without_an_admin_port_everything_is_on_the_api_port(helm: Helm, tmp_path: Path) -> None:
+    objects = _template(
+        helm, ["containerAdminPort=null", "serviceMonitor.enabled=true", "secrets.metricsToken.existingSecret=m"]
+    )
+    assert [p["name"] for p in gateway_container(objects)["ports"]] == ["http"]
+    assert [o["metadata"]["name"] for o in objects if o["kind"] == "Service"] == ["sg-sluicegate"]
+    config_file, environ = rendered_config(objects, tmp_path)
+    assert load_settings(config_file, environ=environ).server.admin_port is None
+    assert one(objects, "ServiceMonitor")["spec"]["endpoints"][0]["port"] == "http"
+
+
 # --- the NetworkPolicy ---------------------------------------------------------------------------------
 
 
@@ -726,12 +773,19 @@ def test_the_network_policy_admits_the_gateway_port_and_reaches_only_what_it_nee
 
     objects = render(helm, PRODUCTION)
     policy = one(objects, "NetworkPolicy")
-    assert policy["spec"]["podSelector"]["matchLabels"] == one(objects, "Service")["spec"]["selector"]
+    assert policy["spec"]["podSelector"]["matchLabels"] == service(objects)["spec"]["selector"]
     assert sorted(policy["spec"]["policyTypes"]) == ["Egress", "Ingress"]
-    (ingress,) = policy["spec"]["ingress"]
-    assert ingress["ports"] == [{"port": gateway_container(objects)["ports"][0]["containerPort"], "protocol": "TCP"}]
-    namespaces = [p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for p in ingress["from"]]
-    assert namespaces == ["ingress-nginx", "monitoring"]
+    ports = {p["name"]: p["containerPort"] for p in gateway_container(objects)["ports"]}
+    allowed = {
+        rule["ports"][0]["port"]: [
+            p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for p in rule["from"]
+        ]
+        for rule in policy["spec"]["ingress"]
+    }
+    # The API port from the ingress controller; the admin port (admin API, console, /metrics) from
+    # Prometheus and the platform team; nothing else.
+    assert allowed == {ports["http"]: ["ingress-nginx"], ports["admin"]: ["monitoring", "platform"]}
+    assert all(len(rule["ports"]) == 1 for rule in policy["spec"]["ingress"])
     rules = egress_by_port(policy)
     assert sorted(rules) == [53, 443, 5432, 6379]
     assert {p["protocol"] for p in rules[53]["ports"]} == {"UDP", "TCP"}
@@ -785,6 +839,7 @@ BAD_VALUES = {
     "bad pull policy": {"image": {"pullPolicy": "Sometimes"}},
     "server.port in config": {"config": {"server": {"port": 9000}}},
     "server.drain_seconds in config": {"config": {"server": {"drain_seconds": 5}}},
+    "server.admin_port in config": {"config": {"server": {"admin_port": 9091}}},
     "privileged port": {"containerPort": 80},
     "provider secret without key": {"secrets": {"providers": [{"env": "OPENAI_API_KEY", "existingSecret": "p"}]}},
     "bad variable name": {"secrets": {"providers": [{"env": "OPENAI-KEY", "existingSecret": "p", "key": "k"}]}},
@@ -929,9 +984,14 @@ def test_rendered_config_serves(helm: Helm, values: Path | None, tmp_path: Path)
     port = free_port()
     env = {**environ, CONFIG_ENV: str(config_file), "SLUICEGATE_SERVER__HOST": "127.0.0.1"}
     env["SLUICEGATE_SERVER__PORT"] = str(port)
+    admin_port = free_port()
+    assert environ["SLUICEGATE_SERVER__ADMIN_PORT"]  # the chart's default: /metrics and the admin API apart
+    env["SLUICEGATE_SERVER__ADMIN_PORT"] = str(admin_port)
     with spawn([PYTHON, "-m", "sluicegate", "serve"], port, env) as server:
         assert httpx.get(f"{server.url}/healthz", timeout=5).status_code == 200
-        assert httpx.get(f"{server.url}/metrics", timeout=5).status_code == 401  # never to anonymous callers
+        assert httpx.get(f"{server.url}/metrics", timeout=5).status_code == 404  # not on the public port
+        admin_metrics = f"http://127.0.0.1:{admin_port}/metrics"
+        assert httpx.get(admin_metrics, timeout=5).status_code == 401  # never to anonymous callers
         deadline = time.monotonic() + 10
         while (ready := httpx.get(f"{server.url}/readyz", timeout=5).status_code) != 200:
             assert time.monotonic() < deadline, f"/readyz still answers {ready}"

@@ -159,6 +159,9 @@ one its api_key_env names in the config.
 {{- if and .Values.secrets.auditKey.existingSecret $control.audit_key_file }}
 {{- fail "secrets.auditKey and config.control.audit_key_file both set the audit key: keep one" }}
 {{- end }}
+{{- if and .Values.containerAdminPort (eq (int .Values.containerAdminPort) (int .Values.containerPort)) }}
+{{- fail "containerAdminPort must differ from containerPort (or be null: everything on containerPort)" }}
+{{- end }}
 {{- include "sluicegate.validateSharedCaps" . }}
 {{- include "sluicegate.validateSharedLimits" . }}
 {{- include "sluicegate.validateAuditAnchors" . }}
