@@ -26,6 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sluicegate.config import Settings, load_settings
 from sluicegate.errors import GatewayError, PayloadTooLarge
 from sluicegate.formats import FORMATS_BY_PATH
+from sluicegate.listener import AdminListener
 from sluicegate.observe.ids import new_uuid_str
 from sluicegate.observe.langsmith import LangSmithSink
 from sluicegate.observe.logs import Logs
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sluicegate")
 _TEXT = [(b"content-type", b"text/plain; charset=utf-8")]
+_MCP_PATHS = ("/mcp/", "/.well-known/oauth-protected-resource/")  # the MCP front door
 _METRICS_401 = b"/metrics needs the header Authorization: Bearer <metrics.token>\n"
 _METRICS_CHALLENGE = [*_TEXT, (b"www-authenticate", b'Bearer realm="sluicegate-metrics"')]
 
@@ -91,9 +93,11 @@ class App:
         if self.control is not None:
             self.sinks.append(RecordSink(self.control.store))
         if settings.webhook.url:
-            self.sinks.append(WebhookSink(settings.webhook))
+            self.sinks.append(WebhookSink(settings.webhook, clock))
         self.ready = False
         self.logs = Logs(settings.log)
+        admin_port = settings.server.admin_port
+        self.admin_listener = AdminListener(self.serve_admin, settings.server.host, admin_port) if admin_port else None
         self.langsmith: LangSmithSink | None = None
         if settings.langsmith.enabled:
             redactor = self.gateway.redactor
@@ -131,26 +135,42 @@ class App:
                 self._record(outcome)
             elif path == "/v1/models" and scope["method"] == "GET":
                 await self.gateway.models(scope, send)
-            elif path == "/metrics" and self.metrics is not None:
-                if self._may_scrape(scope):
-                    body = self.metrics.render()
-                    await send_body(send, 200, body, [(b"content-type", CONTENT_TYPE_LATEST.encode())])
-                else:
-                    await send_body(send, 401, _METRICS_401, _METRICS_CHALLENGE)
-            elif path == "/healthz":
-                await send_body(send, 200, b"ok\n", _TEXT)
-            elif path == "/readyz":
-                ready = self.ready and not draining()
-                await send_body(send, 200 if ready else 503, b"ready\n" if ready else b"not ready\n", _TEXT)
-            elif self.control is not None and path.startswith("/admin/"):
-                await self._admin(scope, receive, send)
-            elif self.mcp is not None and path.startswith(("/mcp/", "/.well-known/oauth-protected-resource/")):
+            elif self.mcp is not None and path.startswith(_MCP_PATHS):
                 await self.mcp(scope, receive, send)
             else:
-                await self.gateway.not_found(scope, send)
+                await self._others(scope, receive, send, public=True)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
         # websocket and anything else: not served (returning closes it)
+
+    async def serve_admin(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The admin port (`server.admin_port`, `sluicegate.listener`): the admin API, the console,
+        `/metrics` and the probes; `/v1` and `/mcp` are the public port's alone."""
+        if scope["path"].startswith(("/v1/", *_MCP_PATHS)):  # agents' traffic: the public port's alone
+            await self.gateway.not_found(scope, send)
+        else:
+            await self._others(scope, receive, send, public=False)
+
+    async def _others(self, scope: Scope, receive: Receive, send: Send, public: bool) -> None:
+        """Every path but the API calls: with an admin port, the public port keeps only the probes."""
+        path = scope["path"]
+        if public and self.admin_listener is not None and (path == "/metrics" or path.startswith("/admin/")):
+            await self.gateway.not_found(scope, send)
+        elif path == "/metrics" and self.metrics is not None:
+            if self._may_scrape(scope):
+                body = self.metrics.render()
+                await send_body(send, 200, body, [(b"content-type", CONTENT_TYPE_LATEST.encode())])
+            else:
+                await send_body(send, 401, _METRICS_401, _METRICS_CHALLENGE)
+        elif path == "/healthz":
+            await send_body(send, 200, b"ok\n", _TEXT)
+        elif path == "/readyz":
+            ready = self.ready and not draining()
+            await send_body(send, 200 if ready else 503, b"ready\n" if ready else b"not ready\n", _TEXT)
+        elif self.control is not None and path.startswith("/admin/"):
+            await self._admin(scope, receive, send)
+        else:
+            await self.gateway.not_found(scope, send)
 
     async def _admin(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The admin API, its request body read here first: at most `control.max_body_bytes` (413),
@@ -219,6 +239,8 @@ class App:
                     for sink in self.sinks:
                         await sink.start()
                     await self.gateway.start()
+                    if self.admin_listener is not None:
+                        await self.admin_listener.start()
                 except Exception as exc:
                     log.exception("start-up failed")
                     await send({"type": "lifespan.startup.failed", "message": type(exc).__name__})
@@ -228,6 +250,8 @@ class App:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.ready = False
+                if self.admin_listener is not None:
+                    await self.admin_listener.stop()
                 await self.gateway.stop()
                 if self.mcp is not None:
                     await self.mcp.stop()

@@ -19,12 +19,16 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sluicegate.config import ConfigError, ServerSettings, Settings, load_settings
 from sluicegate.control import cli as control_cli
 from sluicegate.control.crypto import MasterKeyError
 from sluicegate.secrets import generate_key, hash_key
+
+if TYPE_CHECKING:
+    from sluicegate.control.bootstrap import Bootstrapped
+    from sluicegate.control.settings import ControlSettings
 
 _SERVER_FLAGS = ("host", "port", "workers", "runtime_threads", "loop")
 
@@ -104,16 +108,27 @@ def _greeting(server: ServerSettings, key: str | None, note: str | None = None) 
     return "\n".join(lines)
 
 
+def _prepared(control: ControlSettings) -> Bootstrapped | None:
+    """The control plane's `prepare` (migrate or check the schema, bootstrap); a schema that is not
+    current stops the start with exit status 1 and the reason."""
+    from sluicegate.control.migrations import MigrationError
+    from sluicegate.control.plane import prepare
+
+    try:
+        return prepare(control)
+    except MigrationError as exc:
+        print(f"sluicegate: the control plane's database is not ready: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     try:
         if args.command == "serve":
             settings, dev_key = _prepare_serve(args)
-            from sluicegate.control.plane import prepare
-
             note = f"no keys configured: this run accepts the gateway key {dev_key}" if dev_key else None
             if settings.control.enabled:
-                first_start = prepare(settings.control)
+                first_start = _prepared(settings.control)
                 if first_start is not None:
                     print("\n".join(first_start.lines()), flush=True)
                     dev_key = first_start.key

@@ -1,4 +1,5 @@
-"""Typed settings: built-in defaults < a TOML or YAML file < `SLUICEGATE_*` environment variables.
+"""Typed settings: built-in defaults < LangSmith's own variables (`LANGSMITH_*`, for `[langsmith]`
+only) < a TOML or YAML file < `SLUICEGATE_*` environment variables.
 
 The file is named by `--config` or `SLUICEGATE_CONFIG`. A variable `SLUICEGATE_SECTION__KEY` sets
 `section.key` (double underscore between levels, case-insensitive). Its value is read by the type of
@@ -14,6 +15,7 @@ Every setting, with its default, is documented in `docs/configuration.md`.
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import os
@@ -49,6 +51,14 @@ ADMIN_TOKEN_ENV = "SLUICEGATE_ADMIN_TOKEN"  # read by `sluicegate admin …` (ne
 NOT_SETTINGS = frozenset(
     {CONFIG_ENV, DRAIN_MARKER_ENV, SECRET_VALUE_ENV, MCP_HEADERS_ENV, ADMIN_URL_ENV, ADMIN_TOKEN_ENV}
 )
+# LangSmith's own variables (the ones its SDK reads), each the default of a `[langsmith]` setting that
+# neither the file nor a `SLUICEGATE_LANGSMITH__*` variable sets. `LANGSMITH_API_KEY` is read through
+# `langsmith.api_key_env`, whose default names it.
+LANGSMITH_ENV: dict[str, str] = {
+    "LANGSMITH_TRACING": "enabled",
+    "LANGSMITH_ENDPOINT": "endpoint",
+    "LANGSMITH_PROJECT": "project",
+}
 
 ProviderKind = Literal["openai", "anthropic", "openai_compatible", "mock"]
 
@@ -69,6 +79,9 @@ class _Section(BaseModel):
 class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
+    # The admin API, the console and /metrics on a port of their own (on `host`), every worker
+    # listening (`sluicegate.listener`); the public port then answers them 404. None: on `port`.
+    admin_port: int | None = Field(None, ge=1, le=65535)
     workers: int = Field(1, ge=1)
     runtime_threads: int = Field(1, ge=1)
     loop: Literal["auto", "asyncio", "uvloop"] = "uvloop"
@@ -94,6 +107,12 @@ class ServerSettings(_Section):
         for cidr in value:
             parse_cidr(cidr)
         return value
+
+    @model_validator(mode="after")
+    def _two_ports(self) -> ServerSettings:
+        if self.admin_port is not None and self.admin_port == self.port:
+            raise ValueError("admin_port must differ from port (or be unset: everything on port)")
+        return self
 
 
 class UpstreamSettings(_Section):
@@ -312,8 +331,33 @@ class LangSmithSettings(_Section):
         return Secret(value) if value else None
 
 
+WEBHOOK_SECRET_PREFIX = "whsec_"
+
+
+def webhook_key(secret: Secret) -> bytes:
+    """The HMAC key of a webhook secret, as Standard Webhooks reads one: the base64 after `whsec_`;
+    a secret without the prefix (the format before Standard Webhooks) is its own UTF-8 bytes.
+
+    Raises:
+        ValueError: a `whsec_` secret that is not base64 of 24 to 64 bytes (the message never
+            repeats the secret).
+    """
+    text = secret.reveal()
+    if not text.startswith(WEBHOOK_SECRET_PREFIX):
+        return text.encode()
+    body = text[len(WEBHOOK_SECRET_PREFIX) :]
+    try:
+        key = base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
+    except ValueError:
+        raise ValueError("a whsec_ secret must be base64 after the prefix") from None
+    if not 24 <= len(key) <= 64:
+        raise ValueError("a whsec_ secret must hold 24 to 64 bytes (make one: echo whsec_$(openssl rand -base64 32))")
+    return key
+
+
 class WebhookSettings(_Section):
     url: SecretUrl = SecretUrl("")  # empty: no webhook; a password or token in it prints masked
+    # Standard Webhooks: `whsec_<base64 key>`; any other string is used as the key's bytes.
     secret: Secret | None = None
     queue_size: int = Field(10_000, ge=10)
     batch: int = Field(500, ge=1)
@@ -325,6 +369,13 @@ class WebhookSettings(_Section):
     def _http(cls, value: SecretUrl) -> SecretUrl:
         if value and not value.reveal().startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
+        return value
+
+    @field_validator("secret")
+    @classmethod
+    def _key(cls, value: Secret | None) -> Secret | None:
+        if value is not None:
+            webhook_key(value)
         return value
 
 
@@ -571,13 +622,29 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def langsmith_defaults(environ: Mapping[str, str], section: Mapping[str, Any]) -> dict[str, Any]:
+    """The `[langsmith]` settings LangSmith's own variables give (`LANGSMITH_ENV`), for those that
+    `section` (the file's and `SLUICEGATE_*`'s section) leaves unset; an empty variable counts as unset.
+
+    Raises:
+        ConfigError: a value does not parse as its setting's type (`LANGSMITH_TRACING=maybe`).
+    """
+    out: dict[str, Any] = {}
+    for name, key in LANGSMITH_ENV.items():
+        raw = environ.get(name, "")
+        if raw.strip() and key not in section:
+            out[key] = env_value(name, raw, LangSmithSettings.model_fields[key].annotation)
+    return out
+
+
 def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     """Build the settings from the embedded default or a file, then the environment.
 
     Arguments:
         path: a config file; when None, `SLUICEGATE_CONFIG` names it, and without either the
             embedded default (an in-process mock provider) is used.
-        environ: the environment to read (default `os.environ`).
+        environ: the environment to read (default `os.environ`): `SLUICEGATE_*` over the file,
+            and `LANGSMITH_*` below both (`langsmith_defaults`).
 
     Raises:
         ConfigError: with the dotted name of the first invalid setting.
@@ -586,6 +653,9 @@ def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | N
     path = path or environ.get(CONFIG_ENV)
     data = read_file(path) if path else embedded_default()
     data = _merge(data, env_overrides(environ))
+    section = data.get("langsmith")
+    if section is None or isinstance(section, Mapping):
+        data = _merge(data, {"langsmith": langsmith_defaults(environ, section or {})})
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:

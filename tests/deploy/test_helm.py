@@ -14,6 +14,7 @@ extra), extracted once into `.tools/` (`helm_binary.py`), which git ignores. Not
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -174,10 +175,21 @@ def render(helm: Helm, values: Path | None, kube_version: str = KUBE_VERSIONS[-1
     return _rendered[key]
 
 
-def one(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:
-    found = [o for o in objects if o["kind"] == kind]
-    assert len(found) == 1, f"expected one {kind}, got {len(found)}"
+def is_hook(obj: dict[str, Any]) -> bool:
+    return "helm.sh/hook" in (obj["metadata"].get("annotations") or {})
+
+
+def one(objects: list[dict[str, Any]], kind: str, hook: bool = False) -> dict[str, Any]:
+    """The one object of `kind` among the release's objects (`hook`: among its hooks)."""
+    found = [o for o in objects if o["kind"] == kind and is_hook(o) == hook]
+    assert len(found) == 1, f"expected one {kind}{' hook' if hook else ''}, got {len(found)}"
     return found[0]
+
+
+def service(objects: list[dict[str, Any]], admin: bool = False) -> dict[str, Any]:
+    """The gateway's Service (`admin`: the admin port's)."""
+    (found,) = [o for o in objects if o["kind"] == "Service" and o["metadata"]["name"].endswith("-admin") == admin]
+    return found
 
 
 def gateway_container(objects: list[dict[str, Any]]) -> dict[str, Any]:
@@ -228,6 +240,7 @@ def test_default_objects(helm: Helm) -> None:
             "PodDisruptionBudget",
             "Pod",
             "Service",
+            "Service",
             "ServiceAccount",
         ]
     )
@@ -246,9 +259,9 @@ def test_production_objects(helm: Helm) -> None:
     } <= {o["kind"] for o in objects}
     ingress = one(objects, "Ingress")
     backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
-    assert backend == {"name": one(objects, "Service")["metadata"]["name"], "port": {"name": "http"}}
+    assert backend == {"name": service(objects)["metadata"]["name"], "port": {"name": "http"}}
     monitor = one(objects, "ServiceMonitor")
-    assert monitor["spec"]["selector"]["matchLabels"] == one(objects, "Service")["spec"]["selector"]
+    assert monitor["spec"]["selector"]["matchLabels"] == service(objects)["spec"]["selector"]
     # The scrape sends the bearer token the pods read as metrics.token, from the same Secret.
     sent = monitor["spec"]["endpoints"][0]["authorization"]
     assert sent["type"] == "Bearer"
@@ -271,7 +284,7 @@ def test_selectors_match(helm: Helm, values: Path | None) -> None:
     objects = render(helm, values)
     deployment = one(objects, "Deployment")
     pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
-    selectors = [deployment["spec"]["selector"]["matchLabels"], one(objects, "Service")["spec"]["selector"]]
+    selectors = [deployment["spec"]["selector"]["matchLabels"], service(objects)["spec"]["selector"]]
     selectors += [o["spec"]["selector"]["matchLabels"] for o in objects if o["kind"] == "PodDisruptionBudget"]
     spread = deployment["spec"]["template"]["spec"].get("topologySpreadConstraints", [])
     selectors += [c["labelSelector"]["matchLabels"] for c in spread]
@@ -341,6 +354,72 @@ def test_probes_and_shutdown(helm: Helm, values: Path | None) -> None:
     assert pod["terminationGracePeriodSeconds"] > pre_stop + grace + drain
 
 
+def test_the_default_probes_are_unchanged(helm: Helm) -> None:
+    container = gateway_container(render(helm, None))
+    assert container["livenessProbe"] == {
+        "httpGet": {"path": "/healthz", "port": "http"},
+        "initialDelaySeconds": 0,
+        "periodSeconds": 10,
+        "timeoutSeconds": 2,
+        "failureThreshold": 3,
+    }
+    assert container["startupProbe"] == {
+        "httpGet": {"path": "/healthz", "port": "http"},
+        "periodSeconds": 2,
+        "timeoutSeconds": 2,
+        "failureThreshold": 30,
+    }
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+
+
+def test_probes_are_fully_overridable(helm: Helm, tmp_path: Path) -> None:
+    values = tmp_path / "probes.yaml"
+    values.write_text(
+        yaml.safe_dump(
+            {
+                "probes": {
+                    # another handler replaces the chart's httpGet; timings merge with the defaults
+                    "liveness": {
+                        "tcpSocket": {"port": "http"},
+                        "periodSeconds": 30,
+                        "terminationGracePeriodSeconds": 5,
+                    },
+                    # the same handler, another path and a header (behind an auth proxy sidecar, say)
+                    "readiness": {
+                        "httpGet": {"path": "/ready", "port": 9000, "httpHeaders": [{"name": "x-probe", "value": "1"}]},
+                        "initialDelaySeconds": None,  # null removes a default
+                    },
+                    "startup": {"exec": {"command": ["sluicegate", "--version"]}, "failureThreshold": 90},
+                }
+            }
+        )
+    )
+    objects = render(helm, values)
+    container = gateway_container(objects)
+    assert container["livenessProbe"] == {
+        "tcpSocket": {"port": "http"},
+        "initialDelaySeconds": 0,
+        "periodSeconds": 30,
+        "timeoutSeconds": 2,
+        "failureThreshold": 3,
+        "terminationGracePeriodSeconds": 5,
+    }
+    readiness = container["readinessProbe"]
+    assert readiness["httpGet"] == {"path": "/ready", "port": 9000, "httpHeaders": [{"name": "x-probe", "value": "1"}]}
+    assert "initialDelaySeconds" not in readiness and readiness["periodSeconds"] == 5
+    assert container["startupProbe"] == {
+        "exec": {"command": ["sluicegate", "--version"]},
+        "periodSeconds": 2,
+        "timeoutSeconds": 2,
+        "failureThreshold": 90,
+    }
+    for version in KUBE_VERSIONS:
+        kubernetes_validate.validate(one(objects, "Deployment"), version, strict=True)
+    # Each probe can be turned off.
+    off = _template(helm, [f"probes.{p}.enabled=false" for p in ("liveness", "readiness", "startup")])
+    assert not {"livenessProbe", "readinessProbe", "startupProbe"} & set(gateway_container(off))
+
+
 CAP = ["config.spend.caps[0].level=org", "config.spend.caps[0].id=acme", "config.spend.caps[0].limit_usd=5"]
 CONTROL = [
     "config.control.enabled=true",
@@ -397,6 +476,10 @@ REFUSED = {
     "the chart's anchor claim, ReadWriteOnce, across pods": (
         [*CONTROL_NO_CAPS, "auditAnchors.enabled=true", "auditAnchors.persistence.accessModes[0]=ReadWriteOnce"],
         "needs ReadWriteMany",
+    ),
+    "the admin port on the API port": (
+        ["containerAdminPort=8080"],
+        "containerAdminPort must differ from containerPort",
     ),
     "a provider variable twice": (
         [
@@ -576,6 +659,186 @@ def test_anchors_on_a_readwriteonce_claim_render_for_one_pod(helm: Helm) -> None
     assert pvc["spec"]["accessModes"] == ["ReadWriteOnce"]
 
 
+# --- the migration Job -------------------------------------------------------------------------------
+
+PRODUCTION = CHART / "examples" / "production.yaml"
+
+
+def test_the_migration_job_migrates_before_the_pods_which_do_not(helm: Helm, tmp_path: Path) -> None:
+    from sluicegate.control.migrations import pending, revisions
+    from sluicegate.control.store import ControlStore
+
+    objects = render(helm, PRODUCTION)
+    job, hook_config = one(objects, "Job", hook=True), one(objects, "ConfigMap", hook=True)
+    for obj in (job, hook_config):  # before every install and upgrade; a failed Job stays for its logs
+        assert obj["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
+        assert obj["metadata"]["annotations"]["helm.sh/hook-delete-policy"] == "before-hook-creation,hook-succeeded"
+    weight = {o["kind"]: int(o["metadata"]["annotations"]["helm.sh/hook-weight"]) for o in (job, hook_config)}
+    assert weight["ConfigMap"] < weight["Job"]  # its config file exists before it runs
+    # the config of the release being installed
+    assert yaml.safe_load(hook_config["data"]["sluicegate.yaml"]) == yaml.safe_load(
+        one(objects, "ConfigMap")["data"]["sluicegate.yaml"]
+    )
+    pod = job["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["args"] == ["admin", "migrate"] and pod["restartPolicy"] == "Never"
+    assert pod["automountServiceAccountToken"] is False and container["securityContext"]["readOnlyRootFilesystem"]
+    # No selector of the gateway counts the Job's pod (it has no port and no probe).
+    labels = job["spec"]["template"]["metadata"]["labels"]
+    assert not service(objects)["spec"]["selector"].items() <= labels.items()
+    # The pods never migrate; the Job's command, run as the Job runs it, does.
+    pod_file, pod_env = rendered_config(objects, tmp_path)
+    job_file, job_env = rendered_config(objects, tmp_path, "Job")
+    assert pod_env["SLUICEGATE_CONTROL__MIGRATE_ON_START"] == "false"
+    assert load_settings(pod_file, environ=pod_env).control.migrate_on_start is False
+    assert job_env["SLUICEGATE_CONTROL__DATABASE_URL"] == pod_env["SLUICEGATE_CONTROL__DATABASE_URL"]
+    database = f"sqlite:///{tmp_path / 'control.db'}"
+    env = {**job_env, CONFIG_ENV: str(job_file), "SLUICEGATE_CONTROL__DATABASE_URL": database}
+    env |= {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.run([PYTHON, "-m", "sluicegate", *container["args"]], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["applied"] == revisions()
+    control = load_settings(pod_file, environ={**pod_env, "SLUICEGATE_CONTROL__DATABASE_URL": database}).control
+
+    async def opened() -> list[str]:
+        store = ControlStore(control)
+        try:
+            await store.open(migrate_schema=control.migrate_on_start)  # a pod's start: checks, applies nothing
+            return await pending(store.engine)
+        finally:
+            await store.close()
+
+    assert asyncio.run(opened()) == []
+
+
+def test_the_migration_job_can_connect_as_the_database_owner(helm: Helm, tmp_path: Path) -> None:
+    sets = ["migrations.job.databaseUrl.existingSecret=sluicegate-owner", "migrations.job.databaseUrl.key=url"]
+    objects = _template(helm, [*CONTROL_NO_CAPS, *sets])
+    job_env = env_of(one(objects, "Job", hook=True)["spec"]["template"]["spec"]["containers"][0])
+    pod_env = env_of(gateway_container(objects))
+    owner = {"name": "sluicegate-owner", "key": "url"}
+    assert job_env["SLUICEGATE_CONTROL__DATABASE_URL"]["valueFrom"]["secretKeyRef"] == owner
+    assert pod_env["SLUICEGATE_CONTROL__DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "db",
+        "key": "database-url",
+    }
+
+
+@pytest.mark.parametrize("sets", [["migrations.job.enabled=false"], ["config.control.enabled=false"]])
+def test_without_the_migration_job_the_pods_migrate(helm: Helm, tmp_path: Path, sets: list[str]) -> None:
+    objects = _template(helm, [*CONTROL_NO_CAPS, *sets])
+    assert not [o for o in objects if o["kind"] == "Job"]
+    assert [o["kind"] for o in objects if is_hook(o)] == ["Pod"]  # only `helm test`'s
+    config_file, environ = rendered_config(objects, tmp_path)
+    assert "SLUICEGATE_CONTROL__MIGRATE_ON_START" not in environ
+    assert load_settings(config_file, environ=environ).control.migrate_on_start is True
+
+
+# --- the admin port -----------------------------------------------------------------------------------
+
+
+def test_the_admin_api_console_and_metrics_are_on_their_own_port_by_default(helm: Helm, tmp_path: Path) -> None:
+    sets = ["service.type=LoadBalancer", "ingress.enabled=true", "serviceMonitor.enabled=true"]
+    objects = _template(helm, [*sets, "secrets.metricsToken.existingSecret=m"])
+    ports = {p["name"]: p["containerPort"] for p in gateway_container(objects)["ports"]}
+    assert ports == {"http": 8080, "admin": 9090}
+    config_file, environ = rendered_config(objects, tmp_path)
+    settings = load_settings(config_file, environ=environ)
+    assert (settings.server.port, settings.server.admin_port) == (8080, 9090)
+    # The public Service (a load balancer here) and the ingress carry only the API port.
+    public, admin = service(objects), service(objects, admin=True)
+    assert [p["targetPort"] for p in public["spec"]["ports"]] == ["http"]
+    backend = one(objects, "Ingress")["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert backend == {"name": public["metadata"]["name"], "port": {"name": "http"}}
+    # The admin port's Service is ClusterIP whatever service.type is; Prometheus scrapes through it.
+    assert admin["spec"]["type"] == "ClusterIP" and [p["targetPort"] for p in admin["spec"]["ports"]] == ["admin"]
+    assert admin["spec"]["selector"] == public["spec"]["selector"]
+    endpoint = one(objects, "ServiceMonitor")["spec"]["endpoints"][0]
+    assert endpoint["port"] == "admin" and endpoint["authorization"]["credentials"]["name"] == "m"
+    # The probes stay on the API port (the kubelet reaches it; /healthz and /readyz are on both).
+    assert gateway_container(objects)["readinessProbe"]["httpGet"]["port"] == "http"
+
+
+def test_without_an_admin_port_everything_is_on_the_api_port(helm: Helm, tmp_path: Path) -> None:
+    objects = _template(
+        helm, ["containerAdminPort=null", "serviceMonitor.enabled=true", "secrets.metricsToken.existingSecret=m"]
+    )
+    assert [p["name"] for p in gateway_container(objects)["ports"]] == ["http"]
+    assert [o["metadata"]["name"] for o in objects if o["kind"] == "Service"] == ["sg-sluicegate"]
+    config_file, environ = rendered_config(objects, tmp_path)
+    assert load_settings(config_file, environ=environ).server.admin_port is None
+    assert one(objects, "ServiceMonitor")["spec"]["endpoints"][0]["port"] == "http"
+
+
+# --- the NetworkPolicy ---------------------------------------------------------------------------------
+
+
+def egress_by_port(policy: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    return {p["port"]: rule for rule in policy["spec"]["egress"] for p in rule["ports"]}
+
+
+def test_the_network_policy_admits_the_gateway_port_and_reaches_only_what_it_needs(helm: Helm) -> None:
+    import ipaddress
+
+    objects = render(helm, PRODUCTION)
+    policy = one(objects, "NetworkPolicy")
+    assert policy["spec"]["podSelector"]["matchLabels"] == service(objects)["spec"]["selector"]
+    assert sorted(policy["spec"]["policyTypes"]) == ["Egress", "Ingress"]
+    ports = {p["name"]: p["containerPort"] for p in gateway_container(objects)["ports"]}
+    allowed = {
+        rule["ports"][0]["port"]: [
+            p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for p in rule["from"]
+        ]
+        for rule in policy["spec"]["ingress"]
+    }
+    # The API port from the ingress controller; the admin port (admin API, console, /metrics) from
+    # Prometheus and the platform team; nothing else.
+    assert allowed == {ports["http"]: ["ingress-nginx"], ports["admin"]: ["monitoring", "platform"]}
+    assert all(len(rule["ports"]) == 1 for rule in policy["spec"]["ingress"])
+    rules = egress_by_port(policy)
+    assert sorted(rules) == [53, 443, 5432, 6379]
+    assert {p["protocol"] for p in rules[53]["ports"]} == {"UDP", "TCP"}
+    assert rules[53]["to"][0]["podSelector"]["matchLabels"] == {"k8s-app": "kube-dns"}
+    # Providers: public addresses only; the pod network, private ranges and the metadata address never.
+    blocks = [ipaddress.ip_network(peer["ipBlock"]["cidr"]) for peer in rules[443]["to"]]
+    excepted = [ipaddress.ip_network(c) for peer in rules[443]["to"] for c in peer["ipBlock"]["except"]]
+
+    def reachable(address: str) -> bool:
+        ip = ipaddress.ip_address(address)
+        return any(ip in b for b in blocks) and not any(ip in e for e in excepted)
+
+    assert reachable("104.18.6.192") and reachable("2606:4700::6812:6c0")  # a provider's public addresses
+    for private in ("169.254.169.254", "10.96.0.1", "172.20.3.4", "192.168.1.1", "127.0.0.1", "100.64.0.1"):
+        assert not reachable(private), private
+    for private in ("fd00::1", "fe80::1", "::1"):
+        assert not reachable(private), private
+    # The migration Job's pod is not the gateway's: the policy does not select it.
+    job_labels = one(objects, "Job", hook=True)["spec"]["template"]["metadata"]["labels"]
+    assert not policy["spec"]["podSelector"]["matchLabels"].items() <= job_labels.items()
+
+
+def test_the_network_policy_is_values_driven_and_off_by_default(helm: Helm) -> None:
+    assert not [o for o in render(helm, None) if o["kind"] == "NetworkPolicy"]
+    sets = [
+        "networkPolicy.enabled=true",
+        "networkPolicy.egress.redis.enabled=false",
+        "networkPolicy.egress.providers.enabled=false",
+        "networkPolicy.egress.postgresql.ports[0].port=6432",  # a PgBouncer
+        "networkPolicy.egress.postgresql.to[0].ipBlock.cidr=10.20.0.0/16",
+        "networkPolicy.extraEgress[0].ports[0].port=4317",  # an OTLP collector
+        "networkPolicy.extraEgress[0].to[0].podSelector.matchLabels.app=otel",
+    ]
+    objects = _template(helm, sets)
+    policy = one(objects, "NetworkPolicy")
+    rules = egress_by_port(policy)
+    assert sorted(rules) == [53, 4317, 6432]
+    assert rules[6432]["to"] == [{"ipBlock": {"cidr": "10.20.0.0/16"}}]
+    assert rules[4317]["to"] == [{"podSelector": {"matchLabels": {"app": "otel"}}}]
+    assert "from" not in policy["spec"]["ingress"][0]  # no peers named: any source, on the gateway port only
+    for version in KUBE_VERSIONS:
+        kubernetes_validate.validate(policy, version, strict=True)
+
+
 # --- values.schema.json ----------------------------------------------------------------------------
 
 BAD_VALUES = {
@@ -585,6 +848,7 @@ BAD_VALUES = {
     "bad pull policy": {"image": {"pullPolicy": "Sometimes"}},
     "server.port in config": {"config": {"server": {"port": 9000}}},
     "server.drain_seconds in config": {"config": {"server": {"drain_seconds": 5}}},
+    "server.admin_port in config": {"config": {"server": {"admin_port": 9091}}},
     "privileged port": {"containerPort": 80},
     "provider secret without key": {"secrets": {"providers": [{"env": "OPENAI_API_KEY", "existingSecret": "p"}]}},
     "bad variable name": {"secrets": {"providers": [{"env": "OPENAI-KEY", "existingSecret": "p", "key": "k"}]}},
@@ -593,6 +857,10 @@ BAD_VALUES = {
     "anchors on an emptyDir": {"auditAnchors": {"emptyDir": {}}},
     "anchors at a relative path": {"auditAnchors": {"mountPath": "audit"}},
     "audit key without a key name": {"secrets": {"auditKey": {"existingSecret": "a", "key": ""}}},
+    "a network policy rule without ports": {"networkPolicy": {"egress": {"redis": {"ports": []}}}},
+    "an unknown network policy rule": {"networkPolicy": {"egress": {"mysql": {"enabled": True}}}},
+    "a misspelt probe field": {"probes": {"liveness": {"periodSecond": 5}}},
+    "a probe handler that is not an object": {"probes": {"liveness": {"tcpSocket": 8080}}},
 }
 
 
@@ -626,17 +894,22 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 # --- the sluicegate configuration the chart renders --------------------------------------------------
 
 
-def rendered_config(objects: list[dict[str, Any]], tmp_path: Path) -> tuple[Path, dict[str, str]]:
-    """The config file as the pod sees it, and the pod's SLUICEGATE_* and provider variables."""
-    container = gateway_container(objects)
+def rendered_config(
+    objects: list[dict[str, Any]], tmp_path: Path, workload: str = "Deployment"
+) -> tuple[Path, dict[str, str]]:
+    """The config file as the pod sees it, and the pod's SLUICEGATE_* and provider variables (of the
+    gateway's pods, or of the migration Job's with `workload="Job"`)."""
+    hook = workload == "Job"
+    pod = one(objects, workload, hook)["spec"]["template"]["spec"]
+    container = pod["containers"][0] if hook else gateway_container(objects)
     env = env_of(container)
     config_path = Path(env[CONFIG_ENV]["value"])
-    pod = one(objects, "Deployment")["spec"]["template"]["spec"]
     mount = next(m for m in container["volumeMounts"] if config_path.parent == Path(m["mountPath"]))
     volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
-    configmap = one(objects, "ConfigMap")
+    configmap = one(objects, "ConfigMap", hook)
     assert volume["configMap"]["name"] == configmap["metadata"]["name"]
-    local = tmp_path / config_path.name
+    local = tmp_path / workload.lower() / config_path.name
+    local.parent.mkdir(exist_ok=True)
     local.write_text(configmap["data"][config_path.name])
     environ: dict[str, str] = {}
     for name, var in env.items():
@@ -720,9 +993,14 @@ def test_rendered_config_serves(helm: Helm, values: Path | None, tmp_path: Path)
     port = free_port()
     env = {**environ, CONFIG_ENV: str(config_file), "SLUICEGATE_SERVER__HOST": "127.0.0.1"}
     env["SLUICEGATE_SERVER__PORT"] = str(port)
+    admin_port = free_port()
+    assert environ["SLUICEGATE_SERVER__ADMIN_PORT"]  # the chart's default: /metrics and the admin API apart
+    env["SLUICEGATE_SERVER__ADMIN_PORT"] = str(admin_port)
     with spawn([PYTHON, "-m", "sluicegate", "serve"], port, env) as server:
         assert httpx.get(f"{server.url}/healthz", timeout=5).status_code == 200
-        assert httpx.get(f"{server.url}/metrics", timeout=5).status_code == 401  # never to anonymous callers
+        assert httpx.get(f"{server.url}/metrics", timeout=5).status_code == 404  # not on the public port
+        admin_metrics = f"http://127.0.0.1:{admin_port}/metrics"
+        assert httpx.get(admin_metrics, timeout=5).status_code == 401  # never to anonymous callers
         deadline = time.monotonic() + 10
         while (ready := httpx.get(f"{server.url}/readyz", timeout=5).status_code) != 200:
             assert time.monotonic() < deadline, f"/readyz still answers {ready}"

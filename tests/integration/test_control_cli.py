@@ -495,3 +495,31 @@ def test_tls_is_verified_and_a_private_ca_is_taken(
         assert trusted["org_id"] == seed["org"]["id"]
         missing = admin(url, token, "--ca-file", str(tmp_path / "none.pem"), "whoami")
         assert missing.returncode == 2 and "cannot load the CA file" in missing.stderr
+
+
+def test_with_migrate_on_start_off_the_gateway_serves_only_a_migrated_database(
+    control_settings: ControlSettings,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The Helm chart's migration Job runs `admin migrate`; its pods start with
+    control.migrate_on_start off, so they never migrate and refuse a schema that is behind."""
+    from sluicegate.control.migrations import revisions
+
+    port = free_port()
+    env = {
+        "SLUICEGATE_CONTROL__ENABLED": "true",
+        "SLUICEGATE_CONTROL__DATABASE_URL": control_settings.database_url.reveal(),
+        "SLUICEGATE_CONTROL__MASTER_KEY": MASTER_KEY,
+        "SLUICEGATE_CONTROL__MIGRATE_ON_START": "false",
+        "SLUICEGATE_SERVER__PORT": str(port),
+    }
+    refused = _run(["serve"], env)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "control.migrate_on_start is false: run `sluicegate admin migrate` first" in refused.stderr
+    assert f"lacks {len(revisions())} schema revision(s)" in refused.stderr  # and it created nothing
+    assert json.loads(_cli(control_settings, "admin", "migrate").stdout)["applied"] == revisions()
+    with spawn([PYTHON, "-m", "sluicegate", "serve"], port, env) as server:
+        deadline = time.monotonic() + 10
+        while httpx.get(f"{server.url}/readyz", timeout=5).status_code != 200:
+            assert time.monotonic() < deadline, "the gateway never became ready"
+            time.sleep(0.05)

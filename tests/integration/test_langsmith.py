@@ -288,6 +288,30 @@ def test_without_headers_the_run_is_a_root_in_the_configured_project(gw: Server,
     assert run["outputs"]["content"][0]["text"]  # the streamed output, assembled
 
 
+def test_langsmiths_own_variables_configure_the_gateway(mock_server: Server, tmp_path: Path) -> None:
+    # No [langsmith] in the file: LangSmith's own variables switch tracing on and say where and as whom.
+    standin = StandIn()
+    env = {
+        "LANGSMITH_TRACING": "true",
+        "LANGSMITH_ENDPOINT": standin.url,
+        "LANGSMITH_PROJECT": "env-project",
+        "LANGSMITH_API_KEY": "ls-env-key",
+    }
+    try:
+        with start_gateway(gateway_config(tmp_path / "c.toml", mock_server.url), env) as gw:
+            r = httpx.post(
+                f"{gw.url}/v1/chat/completions",
+                json={"model": "mh/mock-gpt", "messages": [{"role": "user", "content": "hi"}]},
+                headers={"authorization": f"Bearer {GATEWAY_KEY}"},
+            )
+            assert r.status_code == 200
+            run = gateway_run(standin, r.headers["x-request-id"])
+        assert run["session_name"] == "env-project" and run.get("parent_run_id") is None
+        assert standin.api_keys == {"ls-env-key"}
+    finally:
+        standin.close()
+
+
 def test_a_stalled_langsmith_never_slows_requests(mock_server: Server, tmp_path: Path) -> None:
     standin = StandIn(stall_s=3.0)
     extra = f'[langsmith]\nenabled = true\nendpoint = "{standin.url}"\napi_key = "k"\nqueue_size = 10\n'

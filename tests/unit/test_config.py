@@ -348,3 +348,45 @@ def test_caps_that_are_counted_once_start(tmp_path: Path, text: str, env: dict[s
     path = tmp_path / "c.toml"
     path.write_text(text)
     load_settings(path, environ=env)
+
+
+LANGSMITH_VARS = {
+    "LANGSMITH_TRACING": "true",
+    "LANGSMITH_ENDPOINT": "https://eu.api.smith.langchain.com",
+    "LANGSMITH_PROJECT": "agents",
+    "LANGSMITH_API_KEY": "lsv2_pt_" + "x" * 32,
+}
+
+
+def test_langsmith_own_variables_are_the_defaults_of_its_section() -> None:
+    s = load_settings(environ=LANGSMITH_VARS)
+    assert s.langsmith.enabled is True
+    assert s.langsmith.endpoint == "https://eu.api.smith.langchain.com"
+    assert s.langsmith.project == "agents"
+    key = s.langsmith.resolved_api_key(LANGSMITH_VARS)
+    assert key is not None and key.reveal() == LANGSMITH_VARS["LANGSMITH_API_KEY"]
+    defaults = load_settings(environ={}).langsmith
+    assert (defaults.enabled, defaults.endpoint, defaults.project) == (
+        False,
+        "https://api.smith.langchain.com",
+        "sluicegate",
+    )
+    assert load_settings(environ={"LANGSMITH_PROJECT": "", "LANGSMITH_TRACING": " "}).langsmith == defaults
+
+
+def test_the_file_and_sluicegate_variables_win_over_langsmith_variables(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('[langsmith]\nenabled = false\nproject = "from-file"\n')
+    s = load_settings(config, environ=LANGSMITH_VARS)
+    assert (s.langsmith.enabled, s.langsmith.project) == (False, "from-file")
+    assert s.langsmith.endpoint == "https://eu.api.smith.langchain.com"  # the file leaves it unset
+    env = {**LANGSMITH_VARS, "SLUICEGATE_LANGSMITH__ENDPOINT": "http://127.0.0.1:1984"}
+    s = load_settings(config, environ=env)
+    assert s.langsmith.endpoint == "http://127.0.0.1:1984"
+    s = load_settings(environ={**LANGSMITH_VARS, "SLUICEGATE_LANGSMITH": '{"project": "whole-section"}'})
+    assert (s.langsmith.project, s.langsmith.enabled) == ("whole-section", True)
+
+
+def test_a_bad_langsmith_variable_names_the_variable() -> None:
+    with pytest.raises(ConfigError, match="LANGSMITH_TRACING must be true or false"):
+        load_settings(environ={"LANGSMITH_TRACING": "maybe"})

@@ -54,7 +54,7 @@ class ControlPlane:
             config: the effective settings, recorded (as a digest) when they differ from the last
                 ones recorded.
         """
-        await on_open(self.store, await self.store.open())
+        await on_open(self.store, await self.store.open(migrate_schema=self.store.settings.migrate_on_start))
         if config is not None:
             await record_config(self.store, config)
         await self.view.start()
@@ -73,7 +73,7 @@ def prepare(settings: ControlSettings) -> Bootstrapped | None:
     async def run() -> Bootstrapped | None:
         store = ControlStore(settings)
         try:
-            await on_open(store, await store.open(create_master_key=True))
+            await on_open(store, await store.open(create_master_key=True, migrate_schema=settings.migrate_on_start))
             return await bootstrap_if_empty(store) if settings.bootstrap else None
         finally:
             await store.close()

@@ -40,6 +40,9 @@ class ControlSettings(BaseModel):
         poll_interval_s: how often each instance checks the change counter (≤ 0.5 s keeps a
             change within one second of every instance).
         last_used_flush_s: how often key last-use times are written (batched, off the request path).
+        migrate_on_start: bring the schema to the newest revision when the gateway starts. False
+            when migrations run apart (the Helm chart's migration Job, `sluicegate admin migrate`):
+            a start then only checks the schema is current, and refuses to serve an older one.
         bootstrap: on first start (no organization yet), create one with a workspace, a key and
             an org admin token, and print the key and token once.
         redis_url: when set, every change is also announced on the Redis channel
@@ -68,6 +71,7 @@ class ControlSettings(BaseModel):
     master_retired_keys: list[Secret] = Field(default_factory=list)
     poll_interval_s: float = Field(0.25, gt=0, le=0.5)
     last_used_flush_s: float = Field(1.0, gt=0, le=60)
+    migrate_on_start: bool = True
     bootstrap: bool = True
     redis_url: SecretUrl | None = None
     audit_key: Secret | None = None

@@ -38,7 +38,7 @@ from sluicegate.control.keys import (
     new_id,
     now_iso,
 )
-from sluicegate.control.migrations import BEGIN_IMMEDIATE, migrate
+from sluicegate.control.migrations import BEGIN_IMMEDIATE, MigrationError, migrate, pending
 from sluicegate.control.models import (
     admin_tokens,
     api_keys,
@@ -207,13 +207,30 @@ class ControlStore:
         self._announce_tries = 0
         self._audit: tuple[MasterKeyring | None, Keyring, AnchorWriter] | None = None
 
-    async def open(self, create_master_key: bool = False) -> list[str]:
+    async def open(self, create_master_key: bool = False, migrate_schema: bool = True) -> list[str]:
         """Bring the schema to the newest revision (`migrations/`) and load the master key.
+
+        Arguments:
+            create_master_key: create the key file beside a SQLite database on a first start.
+            migrate_schema: False: only check that the schema is at the newest revision (the
+                migrations run apart, `control.migrate_on_start = false`).
 
         Returns:
             The Alembic revision ids applied now, oldest first (empty when the schema was current).
+
+        Raises:
+            MigrationError: a migration failed, or (`migrate_schema` False) some are pending.
         """
-        applied = await migrate(self.engine)
+        if not migrate_schema:
+            missing = await pending(self.engine)
+            if missing:
+                raise MigrationError(
+                    f"the database lacks {len(missing)} schema revision(s) ({', '.join(missing)}) and "
+                    "control.migrate_on_start is false: run `sluicegate admin migrate` first"
+                )
+            applied: list[str] = []
+        else:
+            applied = await migrate(self.engine)
         self.master = load_master_key(self.settings, create_master_key, await self.sealed_key_ids())
         return applied
 

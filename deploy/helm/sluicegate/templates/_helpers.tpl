@@ -159,6 +159,9 @@ one its api_key_env names in the config.
 {{- if and .Values.secrets.auditKey.existingSecret $control.audit_key_file }}
 {{- fail "secrets.auditKey and config.control.audit_key_file both set the audit key: keep one" }}
 {{- end }}
+{{- if and .Values.containerAdminPort (eq (int .Values.containerAdminPort) (int .Values.containerPort)) }}
+{{- fail "containerAdminPort must differ from containerPort (or be null: everything on containerPort)" }}
+{{- end }}
 {{- include "sluicegate.validateSharedCaps" . }}
 {{- include "sluicegate.validateSharedLimits" . }}
 {{- include "sluicegate.validateAuditAnchors" . }}
@@ -235,4 +238,35 @@ admit every limit N times. (secrets.redisUrl sets limits.redis_url too.)
 {{- if and $limited (or (gt $pods 1) (gt $workers 1)) (eq ($limits.backend | default "local") "local") }}
 {{- fail (printf "rate limits (config.limits.rules, or config.control.enabled) with config.limits.backend \"local\" and %d pod(s) of %d worker(s): each process would count on its own and admit every limit that many times. Set config.limits.backend: redis (secrets.redisUrl is its Redis too), or run one pod of one worker" $pods $workers) }}
 {{- end }}
+{{- end }}
+
+{{/* "true" when the migration Job runs (the control plane is on and migrations.job.enabled), else "". */}}
+{{- define "sluicegate.migrationJob" -}}
+{{- if and ((.Values.config.control | default dict).enabled) .Values.migrations.job.enabled }}true{{- end }}
+{{- end }}
+
+{{/*
+The migration Job's labels: not the gateway's selector labels (another app.kubernetes.io/name), so
+that no Service, PodDisruptionBudget or spread constraint of the gateway ever counts its pod.
+*/}}
+{{- define "sluicegate.migrationLabels" -}}
+helm.sh/chart: {{ include "sluicegate.chart" . }}
+app.kubernetes.io/name: {{ printf "%s-migrations" (include "sluicegate.name" .) | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: migrations
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/*
+A probe from its values: every field of a Kubernetes Probe is passed through (timings, a handler,
+terminationGracePeriodSeconds); without a handler of its own (httpGet, tcpSocket, exec, grpc) it
+asks `path` on the http port. `enabled` is the chart's, not the probe's.
+*/}}
+{{- define "sluicegate.probe" -}}
+{{- $probe := omit .probe "enabled" }}
+{{- if not (or $probe.httpGet $probe.tcpSocket $probe.exec $probe.grpc) }}
+{{- $_ := set $probe "httpGet" (dict "path" .path "port" "http") }}
+{{- end }}
+{{- toYaml $probe }}
 {{- end }}

@@ -57,6 +57,7 @@ __all__ = [
     "config",
     "differences",
     "migrate",
+    "pending",
     "revisions",
 ]
 
@@ -130,6 +131,27 @@ async def migrate(engine: AsyncEngine, extra_versions: Sequence[Path] = ()) -> l
     cfg = config(extra_versions)
     async with _file_lock(engine), engine.connect() as conn:
         return await conn.run_sync(_migrate, cfg)
+
+
+async def pending(engine: AsyncEngine) -> list[str]:
+    """The revisions the database still lacks, oldest first (empty when it is at the newest); read
+    only, no lock taken. A database from before Alembic, or an empty one, lacks them all.
+
+    Raises:
+        MigrationError: the database is at a revision this release does not know (a newer release's).
+    """
+
+    def read(conn: Connection) -> str | None:
+        return MigrationContext.configure(conn).get_current_revision()
+
+    async with engine.connect() as conn:
+        current = await conn.run_sync(read)
+    known = revisions()
+    if current is None:
+        return known
+    if current not in known:
+        raise MigrationError(f"the database is at revision {current}, which this release does not know")
+    return known[known.index(current) + 1 :]
 
 
 @asynccontextmanager
