@@ -215,7 +215,12 @@ async def test_a_registered_server_gets_its_own_credentials_and_the_workspace_to
             await s.call_tool("echo", {"text": "hi"})
         assert f"workspace '{ws}' denies 'tools/echo'" in str(refused.value)
         seen = await s.call_tool("seen_headers", {})
-    assert seen.structured_content == {"authorization": WS_CREDENTIAL, "x-api-key": None, "x-team": None}
+    assert seen.structured_content == {
+        "authorization": WS_CREDENTIAL,
+        "x-api-key": None,
+        "x-team": None,
+        "cookie": None,
+    }
 
     def events() -> list[dict[str, Any]]:
         got = _admin(allowing, seed, "GET", f"/orgs/{org}/events").json()["data"]
