@@ -42,7 +42,7 @@ from sluicegate.mcp.settings import McpSettings
 from sluicegate.policy.pipeline import ClientGone, read_body, request_id
 from sluicegate.policy.tools import ToolPolicy
 from sluicegate.proxy.relay import CallInfo, Outcome
-from sluicegate.proxy.upstream import GuardedResolver, guarded_socket_factory
+from sluicegate.proxy.upstream import guarded_connector, upstream_session
 from sluicegate.types import Receive, Scope, Send
 
 if TYPE_CHECKING:
@@ -94,18 +94,11 @@ class McpProxy:
     def _client(self, tenant: bool) -> aiohttp.ClientSession:
         if tenant:
             if self._tenant_http is None:
-                guard = self.gateway.tenant_urls.addresses
-                connector = aiohttp.TCPConnector(
-                    resolver=GuardedResolver(guard), socket_factory=guarded_socket_factory(guard)
-                )
-                self._tenant_http = aiohttp.ClientSession(
-                    connector=connector, auto_decompress=True, cookie_jar=aiohttp.DummyCookieJar()
-                )
+                connector = guarded_connector(self.gateway.tenant_urls.addresses)
+                self._tenant_http = upstream_session(connector, auto_decompress=True)
             return self._tenant_http
         if self._http is None:
-            # No cookies kept: a server's session cookie set on one workspace's call must never go
-            # with another's call to the same host.
-            self._http = aiohttp.ClientSession(auto_decompress=True, cookie_jar=aiohttp.DummyCookieJar())
+            self._http = upstream_session(auto_decompress=True)
         return self._http
 
     async def stop(self) -> None:

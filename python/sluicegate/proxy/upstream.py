@@ -329,6 +329,22 @@ def guarded_socket_factory(policy: AddressPolicy) -> Any:
     return make
 
 
+def upstream_session(connector: aiohttp.BaseConnector | None = None, **options: Any) -> aiohttp.ClientSession:
+    """A client session for calls to providers and tool servers, shared by every caller: it keeps
+    no cookies, so what one caller's answer sets never goes with another caller's request to the
+    same host (tests/integration/test_upstream_isolation.py, test_mcp_gateway.py)."""
+    return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(), **options)
+
+
+def guarded_connector(
+    guard: AddressPolicy, dns: AbstractResolver | None = None, **options: Any
+) -> aiohttp.TCPConnector:
+    """A connector that checks every address it connects to against `guard` (tenant URLs)."""
+    return aiohttp.TCPConnector(
+        resolver=GuardedResolver(guard, dns), socket_factory=guarded_socket_factory(guard), **options
+    )
+
+
 class HttpUpstream:
     """A pooled keep-alive client for HTTP providers; create it inside the running loop.
 
@@ -342,23 +358,17 @@ class HttpUpstream:
     def __init__(
         self, settings: UpstreamSettings, guard: AddressPolicy | None = None, dns: AbstractResolver | None = None
     ) -> None:
-        extra: dict[str, Any] = {}
-        if guard is not None:
-            extra = {"resolver": GuardedResolver(guard, dns), "socket_factory": guarded_socket_factory(guard)}
-        connector = aiohttp.TCPConnector(
-            limit=settings.max_connections,
-            limit_per_host=0,
-            keepalive_timeout=settings.keepalive_s,
-            ttl_dns_cache=300,
-            enable_cleanup_closed=True,
-            **extra,
-        )
+        options: dict[str, Any] = {
+            "limit": settings.max_connections,
+            "limit_per_host": 0,
+            "keepalive_timeout": settings.keepalive_s,
+            "ttl_dns_cache": 300,
+            "enable_cleanup_closed": True,
+        }
+        connector = aiohttp.TCPConnector(**options) if guard is None else guarded_connector(guard, dns, **options)
         self._max_body = settings.max_response_bytes
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            # No cookies kept: one caller's provider answer must not set what the next caller's
-            # request to the same host carries (tests/integration/test_upstream_isolation.py).
-            cookie_jar=aiohttp.DummyCookieJar(),
+        self._session = upstream_session(
+            connector,
             auto_decompress=False,
             skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
             timeout=aiohttp.ClientTimeout(total=None),
