@@ -78,7 +78,7 @@ class Exchange:
         if not isinstance(name, str):
             return  # the server answers what is malformed
         msg_id = msg["id"]
-        if self.redactor is not None and self.redactor.scanner.scan(name):
+        if self.redactor is not None and self.redactor.types_in_name(name):
             # The name goes into events, logs and the trace's run name: a value planted there is
             # refused before it reaches any of them (as a model name is on /v1).
             text = "the tool name holds a value of a type this gateway redacts; the call was not sent"

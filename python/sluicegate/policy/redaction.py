@@ -193,10 +193,9 @@ class Redactor:
         Raises:
             PolicyBlocked: the name holds a value of a scanned type.
         """
-        found = self.scanner.scan(model)
-        if not found:
+        types = self.types_in_name(model)
+        if not types:
             return
-        types = sorted({entity for entity, _, _ in found})
         err = PolicyBlocked(
             f"the model name holds a value of a type this gateway redacts ({', '.join(types)}); "
             "the request was not sent",
@@ -204,10 +203,16 @@ class Redactor:
             param="model",
         )
         tally = Tally()
-        for entity, _, _ in found:
+        for entity in types:
             tally.add("request", "block", entity, "model")
         err.events = tally.events()
         raise err
+
+    def types_in_name(self, name: str) -> list[str]:
+        """The scanned types a name the caller chose holds (a model's, a tool's), sorted; such a name
+        is refused, never redacted: it says where the call goes, and it is recorded in logs,
+        metrics and traces."""
+        return sorted({entity for entity, _, _ in self.scanner.scan(name)})
 
     # ── requests ────────────────────────────────────────────────────────────
 
