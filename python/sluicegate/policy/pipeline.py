@@ -41,6 +41,7 @@ from sluicegate.policy.models import ModelPolicy, ModelRules
 from sluicegate.policy.redaction import Redactor
 from sluicegate.policy.spend import SpendPolicy
 from sluicegate.proxy.egress import TenantUrls
+from sluicegate.proxy.http1 import NativeUpstream
 from sluicegate.proxy.providers import Provider, Router
 from sluicegate.proxy.relay import (
     INTERNAL,
@@ -175,7 +176,7 @@ class Gateway:
         self.tenant_urls = TenantUrls.from_settings(settings)
         self.body_timeout_s = settings.server.body_timeout_s
         self.max_depth = settings.server.max_json_depth
-        self._http: HttpUpstream | None = None
+        self._http: NativeUpstream | None = None  # the operator's providers
         self._tenant_http: HttpUpstream | None = None
         self._local = InProcessUpstream(settings.upstream.max_response_bytes)
         self.redactor = Redactor(settings.redaction) if settings.redaction.enabled else None
@@ -193,7 +194,7 @@ class Gateway:
 
     async def start(self) -> None:
         """Create the pooled client and the spend store; call inside the serving event loop."""
-        self._http = HttpUpstream(self.settings.upstream)
+        self._http = NativeUpstream(self.settings.upstream)
         self._tenant_http = HttpUpstream(self.settings.upstream, self.tenant_urls.addresses)
         if self.spend is not None:
             await self.spend.start()
@@ -222,7 +223,7 @@ class Gateway:
                 self._tenant_http = HttpUpstream(self.settings.upstream, self.tenant_urls.addresses)
             return self._tenant_http
         if self._http is None:
-            self._http = HttpUpstream(self.settings.upstream)
+            self._http = NativeUpstream(self.settings.upstream)
         return self._http
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, fmt: WireFormat) -> Outcome:
