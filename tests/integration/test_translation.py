@@ -21,7 +21,7 @@ import pytest
 from tests.conftest import GATEWAY_KEY, PROVIDER_KEY, Server, gateway_config, provider_saw, scrape, start_gateway
 
 EMAIL = "jane.doe@example.com"
-# Priced at $1/MTok input and $2/MTok output: 1,000 and 2,000 nano-USD a token.
+# Priced at $1/MTok input, $0.5/MTok cache reads, $2/MTok output: 1,000, 500 and 2,000 nano-USD a token.
 EXTRA = """
 [providers.oaonly]
 kind = "mock"
@@ -40,9 +40,11 @@ estimate = {{ per_message_tokens = 0, per_request_tokens = 0 }}
 [spend.price_overrides.mock-gpt]
 input_usd_per_mtok = "1"
 output_usd_per_mtok = "2"
+cache_read_usd_per_mtok = "0.5"
 [spend.price_overrides.mock-claude]
 input_usd_per_mtok = "1"
 output_usd_per_mtok = "2"
+cache_read_usd_per_mtok = "0.5"
 [[spend.caps]]
 level = "workspace"
 id = "ws-test"
@@ -101,9 +103,10 @@ def settled(gw: Server) -> tuple[float, float, float]:
     )
 
 
-def settles(gw: Server, before: tuple[float, float, float], tokens_in: int, tokens_out: int) -> None:
-    """Wait for the settlement of one call and check its tokens and cost."""
-    want = (before[0] + tokens_in, before[1] + tokens_out, before[2] + tokens_in * 1_000 + tokens_out * 2_000)
+def settles(gw: Server, before: tuple[float, float, float], tokens_in: int, tokens_out: int, cached: int = 0) -> None:
+    """Wait for the settlement of one call and check its tokens (input with the `cached` ones) and cost."""
+    cost = (tokens_in - cached) * 1_000 + cached * 500 + tokens_out * 2_000
+    want = (before[0] + tokens_in, before[1] + tokens_out, before[2] + cost)
     deadline = time.monotonic() + 5
     while (now := settled(gw)) != want and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -116,7 +119,7 @@ def settles(gw: Server, before: tuple[float, float, float], tokens_in: int, toke
 def test_anthropic_sdk_to_openai_provider_with_tools(an: anthropic.Anthropic, gw: Server, mock_server: Server) -> None:
     before = settled(gw)
     message = an.messages.create(
-        model=f"oaonly/mock-gpt@{knobs('bonjour', tool_call=1, chunk_size=5)}",
+        model=f"oaonly/mock-gpt@{knobs('bonjour', tool_call=1, chunk_size=5, cached_tokens=4)}",
         max_tokens=50,
         system="Answer briefly.",
         messages=[{"role": "user", "content": "Define hello"}],
@@ -128,6 +131,8 @@ def test_anthropic_sdk_to_openai_provider_with_tools(an: anthropic.Anthropic, gw
     assert block.type == "tool_use" and block.name == "lookup" and block.input == {"text": "bonjour"}
     # "Answer briefly." 15 chars = 4 tokens, "Define hello" 12 = 3; the arguments {"text":"bonjour"} 18 = 5
     assert (message.usage.input_tokens, message.usage.output_tokens) == (7, 5)
+    # the provider's prompt_tokens were 11, 4 of them cached
+    assert message.usage.cache_read_input_tokens == 4
     seen = provider_saw(mock_server)
     assert seen["path"] == "/v1/chat/completions"
     body = seen["body"]
@@ -137,7 +142,7 @@ def test_anthropic_sdk_to_openai_provider_with_tools(an: anthropic.Anthropic, gw
     ]
     assert body["max_tokens"] == 50 and body["tool_choice"] == "required"
     assert body["tools"] == [{"type": "function", "function": {**TOOL_OA["function"]}}]  # type: ignore[dict-item]
-    settles(gw, before, 7, 5)
+    settles(gw, before, 11, 5, cached=4)
 
 
 def test_anthropic_sdk_streams_from_openai_provider(an: anthropic.Anthropic, gw: Server) -> None:
@@ -298,12 +303,7 @@ def test_openai_sdk_streams_from_anthropic_provider(oa: openai.OpenAI, gw: Serve
     # 3 tokens of text, 6 read from the cache: the prompt counts both, the details the cached
     assert (final.usage.prompt_tokens, final.usage.completion_tokens) == (9, 5)
     assert final.usage.prompt_tokens_details is not None and final.usage.prompt_tokens_details.cached_tokens == 6
-    settled_now = settled(gw)
-    deadline = time.monotonic() + 5
-    while settled_now[0] == before[0] and time.monotonic() < deadline:
-        time.sleep(0.05)
-        settled_now = settled(gw)
-    assert settled_now[:2] == (before[0] + 9, before[1] + 5)  # cached tokens priced as the override says
+    settles(gw, before, 9, 5, cached=6)
 
 
 def test_openai_sdk_text_stream_without_usage(oa: openai.OpenAI, gw: Server) -> None:
@@ -475,3 +475,29 @@ def test_a_broken_translated_stream_ends_with_an_error_event(gw: Server) -> None
     assert r.status_code == 200
     assert r.text.startswith("event: message_start\n")
     assert "event: error\n" in r.text and "message_stop" not in r.text
+
+
+def test_translated_streams_stream(an: anthropic.Anthropic, oa: openai.OpenAI) -> None:
+    """Each piece reaches the client when the provider sends it, not at the end (150 ms apart here)."""
+    messages: Any = [{"role": "user", "content": "hi"}]
+    with an.messages.stream(
+        model=f"oaonly/mock-gpt@{knobs('one two six ten ', chunk_size=4, delay_ms=150)}",
+        max_tokens=20,
+        messages=messages,
+    ) as stream:
+        seen = [time.monotonic() for text in stream.text_stream if text]
+    assert len(seen) >= 4 and seen[-1] - seen[0] > 0.3  # (redaction may hold a tail back to the block's end)
+    chunks = oa.chat.completions.create(
+        model=f"anonly/mock-claude@{knobs('one two six ten ', chunk_size=4, delay_ms=150)}",
+        messages=messages,
+        stream=True,
+    )
+    seen = [time.monotonic() for c in chunks if c.choices and c.choices[0].delta.content]
+    assert len(seen) >= 4 and seen[-1] - seen[0] > 0.3
+
+
+def test_formats_without_a_translation_are_still_refused(an: anthropic.Anthropic, oa: openai.OpenAI) -> None:
+    with pytest.raises(anthropic.BadRequestError, match="does not speak the anthropic format"):
+        an.messages.count_tokens(model="oaonly/mock-gpt", messages=[{"role": "user", "content": "hi"}])
+    with pytest.raises(openai.BadRequestError, match="does not speak the openai format"):
+        oa.embeddings.create(model="anonly/mock-claude", input="hi")
