@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -25,6 +25,9 @@ from sluicegate.errors import InvalidRequest, UpstreamProtocolError
 from sluicegate.formats.anthropic_messages import ANTHROPIC_MESSAGES
 from sluicegate.formats.base import Family, WireFormat, anthropic_error_type, count
 from sluicegate.formats.openai_chat import OPENAI_CHAT
+
+if TYPE_CHECKING:
+    from sluicegate.formats.translate_stream import StreamTranslator
 
 # An OpenAI chat request may omit its output limit; Anthropic requires one. This is what is sent.
 DEFAULT_MAX_TOKENS = 4096
@@ -661,8 +664,8 @@ class Bridge:
         """A provider's error body (parsed) in the client's format; None when it is not one."""
         raise NotImplementedError
 
-    def stream(self) -> Any:
-        """A `translate_stream.StreamTranslator` for one response stream."""
+    def stream(self) -> StreamTranslator:
+        """A translator of one response stream."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -688,7 +691,7 @@ class MessagesToChat(Bridge):
             return chat_error_as_messages(body["error"], status)
         return None
 
-    def stream(self) -> Any:
+    def stream(self) -> StreamTranslator:
         from sluicegate.formats.translate_stream import ChatToMessagesStream
 
         return ChatToMessagesStream()
@@ -710,7 +713,7 @@ class ChatToMessages(Bridge):
             return messages_error_as_chat(body.get("error"))
         return None
 
-    def stream(self) -> Any:
+    def stream(self) -> StreamTranslator:
         from sluicegate.formats.translate_stream import MessagesToChatStream
 
         return MessagesToChatStream()

@@ -33,7 +33,10 @@ _DONE = b"data: [DONE]\n\n"
 
 
 class StreamTranslator:
-    """Reads the provider's events one by one and writes the client's."""
+    """Reads the provider's events one by one and writes the client's; `usage_seen` once the
+    provider reported usage (without it, the client's counts are not the provider's)."""
+
+    usage_seen = False
 
     def feed(self, event: Event) -> list[bytes]:
         """The client's events (wire bytes, each ending in a blank line) for one provider event."""
@@ -66,7 +69,7 @@ class ChatToMessagesStream(StreamTranslator):
     too), at `[DONE]`, followed by `message_stop`.
     """
 
-    __slots__ = ("_blocks", "_open", "_started", "_stop", "_tools", "_usage")
+    __slots__ = ("_blocks", "_open", "_started", "_stop", "_tools", "_usage", "usage_seen")
 
     def __init__(self) -> None:
         self._started = False
@@ -75,6 +78,7 @@ class ChatToMessagesStream(StreamTranslator):
         self._tools: dict[Any, int] = {}  # a chat tool call's index -> its block index
         self._stop: str | None = None
         self._usage: dict[str, int] = chat_usage_as_messages(None)
+        self.usage_seen = False
 
     def feed(self, event: Event) -> list[bytes]:
         out: list[bytes] = []
@@ -116,6 +120,7 @@ class ChatToMessagesStream(StreamTranslator):
                 self._stop = FINISH_TO_STOP.get(finish, "end_turn")
         if isinstance(chunk.get("usage"), dict):
             self._usage = chat_usage_as_messages(chunk["usage"])
+            self.usage_seen = True
         return out
 
     def _start(self, chunk: dict[str, Any]) -> bytes:
@@ -161,6 +166,8 @@ class ChatToMessagesStream(StreamTranslator):
             tool_id = call.get("id") if isinstance(call.get("id"), str) else f"toolu_{self._blocks}"
             block = {"type": "tool_use", "id": tool_id, "name": function.get("name"), "input": {}}
             index = self._tools[key] = self._open_block(block, out)
+        elif index != self._open:  # Messages blocks follow one another: a closed one cannot grow
+            raise UpstreamProtocolError("the provider interleaved the arguments of parallel tool calls")
         arguments = function.get("arguments")
         if isinstance(arguments, str) and arguments:
             delta = {"type": "input_json_delta", "partial_json": arguments}
@@ -177,7 +184,7 @@ class MessagesToChatStream(StreamTranslator):
     refused in translation) and pings are not relayed.
     """
 
-    __slots__ = ("_args", "_head", "_tools", "_usage")
+    __slots__ = ("_args", "_head", "_tools", "_usage", "usage_seen")
 
     def __init__(self, created: int | None = None) -> None:
         created = int(time.time()) if created is None else created
@@ -185,6 +192,7 @@ class MessagesToChatStream(StreamTranslator):
         self._tools: dict[Any, int] = {}  # a tool_use block's index -> its tool call index
         self._args: dict[Any, bool] = {}  # a tool_use block's index -> whether arguments were sent
         self._usage: dict[str, Any] = {}
+        self.usage_seen = False
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
@@ -255,6 +263,7 @@ class MessagesToChatStream(StreamTranslator):
         """Anthropic usage is cumulative: later values replace earlier ones."""
         if isinstance(usage, dict):
             self._usage.update((k, v) for k, v in usage.items() if v is not None)
+            self.usage_seen = True
 
 
 class _Response(Protocol):
@@ -279,7 +288,7 @@ class TranslatedResponse:
         max_event: the largest provider event allowed (bytes), ended or still arriving.
     """
 
-    __slots__ = ("_bridge", "_max_event", "_resp", "content_type", "status")
+    __slots__ = ("_bridge", "_max_event", "_resp", "_translator", "content_type", "status", "usage_in_body")
 
     def __init__(self, resp: _Response, bridge: Bridge, max_event: int) -> None:
         self._resp = resp
@@ -287,6 +296,14 @@ class TranslatedResponse:
         self._max_event = max_event
         self.status = resp.status
         self.content_type = resp.content_type
+        self._translator: StreamTranslator | None = None
+        self.usage_in_body = False
+
+    @property
+    def usage_reported(self) -> bool:
+        """Whether the provider reported usage in what was read (a translated answer always has
+        counts; when the provider gave none, they are not to be settled from)."""
+        return self.usage_in_body or (self._translator is not None and self._translator.usage_seen)
 
     def header(self, name: str) -> str | None:
         return self._resp.header(name)
@@ -305,6 +322,7 @@ class TranslatedResponse:
         if self.status >= 400:
             error = self._bridge.error(parsed, self.status)
             return body if error is None else orjson.dumps(error)
+        self.usage_in_body = isinstance(parsed, dict) and isinstance(parsed.get("usage"), dict)
         return orjson.dumps(self._bridge.response(parsed))
 
     async def chunks(self) -> AsyncIterator[bytes]:
@@ -313,7 +331,7 @@ class TranslatedResponse:
         Raises:
             UpstreamProtocolError: a provider event is malformed or larger than `max_event`.
         """
-        translator = self._bridge.stream()
+        translator = self._translator = self._bridge.stream()
         events = EventBuffer()
         limit = self._max_event
         async for piece in self._resp.chunks():

@@ -433,16 +433,21 @@ class Gateway:
         upstream = self._upstream(url, base_url is not None)
         resp = await upstream.send(url, path, upstream_headers, raw, self.timeouts, whole=tap is None)
         bounds = self.settings.upstream
+        translated = None
         if bridge is not None:
-            resp = TranslatedResponse(resp, bridge, bounds.max_event_bytes)
+            resp = translated = TranslatedResponse(resp, bridge, bounds.max_event_bytes)
         if resp.status >= 400:
             return await relay_error_status(send, fmt, resp, rid, bounds.max_error_body_bytes, rewrite, extra)
         if tap is not None and resp.content_type.startswith("text/event-stream"):
             max_event = bounds.max_event_bytes
-            return await relay_stream(
+            outcome = await relay_stream(
                 send, receive, fmt, tap, resp, rid, self.capture, max_event=max_event, extra=extra
             )
-        return await relay_body(send, fmt, resp, rid, rewrite, self.capture, extra)
+        else:
+            outcome = await relay_body(send, fmt, resp, rid, rewrite, self.capture, extra)
+        if translated is not None and not translated.usage_reported:
+            outcome.usage = None  # the counts the client got are not the provider's: settled as unknown
+        return outcome
 
     def attach(self, view: ControlView) -> None:
         """Take keys, caps, redaction rules and provider secrets from the control plane's view too."""

@@ -348,6 +348,7 @@ def answers(draw: st.DrawFn) -> dict[str, Any]:
 
 
 def cuts(draw: st.DrawFn, s: str) -> list[str]:
+    """`s` in pieces where `draw` says (a draw that gives no points: whole)."""
     points = sorted(draw(st.sets(st.integers(1, max(1, len(s) - 1)), max_size=4))) if len(s) > 1 else []
     return [s[a:b] for a, b in zip([0, *points], [*points, len(s)], strict=True) if s[a:b]]
 
@@ -666,3 +667,40 @@ async def client_events_partial(bridge: Any, wire: bytes) -> tuple[list[Any], An
     async for piece in resp.chunks():
         events += [(e.name, orjson.loads(e.data)) for e in buffer.feed(piece)]
     return events, None
+
+
+async def test_usage_is_reported_only_when_the_provider_reported_it() -> None:
+    """A translated answer always carries counts; when the provider gave none, the gateway must
+    not settle from them (they would be zeros), so the response says so."""
+    a = {"text": "hi", "tools": [], "finish": "stop", "fresh": 3, "cached": 0, "written": 0, "output": 1}
+    body = chat_body(a)
+    resp = TranslatedResponse(Upstream(200, orjson.dumps(body), []), TO_CHAT, 1 << 20)
+    await resp.read()
+    assert resp.usage_reported
+    del body["usage"]
+    resp = TranslatedResponse(Upstream(200, orjson.dumps(body), []), TO_CHAT, 1 << 20)
+    assert orjson.loads(await resp.read())["usage"]["output_tokens"] == 0
+    assert not resp.usage_reported
+    chunk = {"id": "c", "model": "m", "choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": "stop"}]}
+    for wire, reported in ((encode(orjson.dumps(chunk)) + b"data: [DONE]\n\n", False), (chat_stream_of(a), True)):
+        resp = TranslatedResponse(Upstream(200, wire, []), TO_CHAT, 1 << 20)
+        async for _ in resp.chunks():
+            pass
+        assert resp.usage_reported is reported
+
+
+def chat_stream_of(a: dict[str, Any]) -> bytes:
+    return chat_stream(lambda strategy: [], a)  # type: ignore[arg-type,return-value]
+
+
+async def test_interleaved_tool_call_arguments_are_a_protocol_error() -> None:
+    def chunk(calls: list[dict[str, Any]]) -> bytes:
+        return encode(
+            orjson.dumps({"id": "c", "model": "m", "choices": [{"index": 0, "delta": {"tool_calls": calls}}]})
+        )
+
+    wire = chunk([{"index": 0, "id": "a", "function": {"name": "f", "arguments": '{"x'}}])
+    wire += chunk([{"index": 1, "id": "b", "function": {"name": "g", "arguments": "{}"}}])
+    wire += chunk([{"index": 0, "function": {"arguments": '": 1}'}}])
+    with pytest.raises(UpstreamProtocolError, match="interleaved"):
+        await client_events_partial(TO_CHAT, wire)
