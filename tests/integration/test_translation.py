@@ -35,6 +35,10 @@ base_url = "{mock}"
 api_key = "{key}"
 formats = ["anthropic"]
 
+[providers.inproc-oa]
+kind = "mock"
+formats = ["openai"]
+
 [spend]
 estimate = {{ per_message_tokens = 0, per_request_tokens = 0 }}
 [spend.price_overrides.mock-gpt]
@@ -501,3 +505,13 @@ def test_formats_without_a_translation_are_still_refused(an: anthropic.Anthropic
         an.messages.count_tokens(model="oaonly/mock-gpt", messages=[{"role": "user", "content": "hi"}])
     with pytest.raises(openai.BadRequestError, match="does not speak the openai format"):
         oa.embeddings.create(model="anonly/mock-claude", input="hi")
+
+
+def test_the_in_process_mock_is_translated_too(an: anthropic.Anthropic) -> None:
+    model = f"inproc-oa/mock-gpt@{knobs('hello there', chunk_size=3)}"
+    with an.messages.stream(model=model, max_tokens=20, messages=[{"role": "user", "content": "hi"}]) as stream:
+        assert "".join(stream.text_stream) == "hello there"
+        final = stream.get_final_message()
+    assert final.stop_reason == "end_turn" and final.usage.output_tokens == 3
+    message = an.messages.create(model=model, max_tokens=20, messages=[{"role": "user", "content": "hi"}])
+    assert message.content[0].type == "text" and message.content[0].text == "hello there"
