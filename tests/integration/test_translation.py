@@ -35,6 +35,16 @@ base_url = "{mock}"
 api_key = "{key}"
 formats = ["anthropic"]
 
+[providers.ant]
+kind = "anthropic"
+base_url = "{mock}"
+api_key = "ant-provider-key"
+
+[providers.compat]
+kind = "openai_compatible"
+base_url = "{mock}/v1"
+api_key = "compat-provider-key"
+
 [providers.inproc-oa]
 kind = "mock"
 formats = ["openai"]
@@ -515,3 +525,24 @@ def test_the_in_process_mock_is_translated_too(an: anthropic.Anthropic) -> None:
     assert final.stop_reason == "end_turn" and final.usage.output_tokens == 3
     message = an.messages.create(model=model, max_tokens=20, messages=[{"role": "user", "content": "hi"}])
     assert message.content[0].type == "text" and message.content[0].text == "hello there"
+
+
+def test_real_provider_kinds_get_their_own_headers_and_fields(
+    an: anthropic.Anthropic, oa: openai.OpenAI, mock_server: Server
+) -> None:
+    """An `anthropic` provider gets its key as x-api-key and an anthropic-version; an
+    OpenAI-compatible server gets a bearer key and `max_tokens` (what such servers read)."""
+    completion = oa.chat.completions.create(
+        model="ant/mock-claude", messages=[{"role": "user", "content": "hi"}], max_completion_tokens=30
+    )
+    assert completion.choices[0].finish_reason == "stop" and completion.choices[0].message.content
+    seen = provider_saw(mock_server)
+    assert seen["path"] == "/v1/messages" and seen["headers"]["x-api-key"] == "ant-provider-key"
+    assert seen["headers"]["anthropic-version"] == "2023-06-01" and "authorization" not in seen["headers"]
+    assert seen["body"]["max_tokens"] == 30 and seen["body"]["model"] == "mock-claude"
+    message = an.messages.create(model="compat/mock-gpt", max_tokens=30, messages=[{"role": "user", "content": "hi"}])
+    assert message.stop_reason == "end_turn" and message.content[0].type == "text"
+    seen = provider_saw(mock_server)
+    assert seen["path"] == "/v1/chat/completions" and seen["headers"]["authorization"] == "Bearer compat-provider-key"
+    assert "x-api-key" not in seen["headers"] and "anthropic-version" not in seen["headers"]
+    assert seen["body"]["max_tokens"] == 30 and "max_completion_tokens" not in seen["body"]
