@@ -34,6 +34,8 @@ from sluicegate.errors import (
 )
 from sluicegate.formats import FORMATS_BY_PATH, WireFormat
 from sluicegate.formats.base import Family, StreamTap
+from sluicegate.formats.translate import Bridge
+from sluicegate.formats.translate_stream import TranslatedResponse
 from sluicegate.policy.auth import Authenticator, Identity, KeyStore
 from sluicegate.policy.limits import LimitPolicy
 from sluicegate.policy.loops import LoopPolicy
@@ -290,6 +292,8 @@ class Gateway:
             info.events.extend(model_events)
         provider, upstream_model = self.router.route(model, fmt)
         info.model, info.provider, info.provider_kind = upstream_model, provider.name, provider.kind
+        if not provider.speaks(fmt.family):  # translated: what cannot be is refused before anything is reserved
+            _translation(provider, fmt).request(body)
         # The workspace's own credential, if it has one; one that does not open refuses the call
         # here (503), before anything is reserved or sent.
         credential = self.view.provider_credential(identity.workspace, provider.name) if self.view else None
@@ -297,7 +301,7 @@ class Gateway:
         if self.loops is not None:
             info.events.extend(await self.loops.check(identity, fmt.name, body) or ())
         stream = info.stream = fmt.streams and body.get("stream") is True
-        limited = None
+        limited = guard = None
         try:
             scan = redactor.scan_request(fmt, body, identity.workspace, raw) if redactor is not None else None
             # Rate limits count the body as it goes upstream (redacted), so a tokens limit's input
@@ -308,7 +312,6 @@ class Gateway:
                 info.headers = limited.headers
                 info.events += limited.events  # kept should a later step refuse the call
                 est = limited.input_estimate
-            guard = None
             lines = self.spend.lines_for(identity) if self.spend is not None else ()
             if lines:
                 assert self.spend is not None
@@ -329,17 +332,21 @@ class Gateway:
                 body["model"] = upstream_model
             # What goes upstream is what was parsed, checked and priced, never the original bytes: then
             # no difference between our JSON parser and the provider's can decide what the model sees.
-            raw = orjson.dumps(body)
+            # A provider that speaks another format gets the request translated (the answer is, back).
+            bridge = None if provider.speaks(fmt.family) else _translation(provider, fmt)
+            raw = orjson.dumps(body if bridge is None else bridge.request(body))
             rewrite = None
             if scan is not None and redactor is not None:
                 rewrite = partial(redactor.scan_response, fmt, scan=scan, workspace=identity.workspace)
         except BaseException:
+            if guard is not None:
+                await guard.finish(None)  # refused or failed before anything was sent
             if limited is not None:
-                await limited.finish(None)  # refused or failed before anything was sent
+                await limited.finish(None)
             raise
         try:
             outcome = await self._exchange(
-                send, receive, fmt, provider, credential, headers, raw, tap, rewrite, rid, info.headers
+                send, receive, fmt, provider, credential, headers, raw, tap, rewrite, rid, info.headers, bridge
             )
         except BaseException:
             if guard is not None:
@@ -405,10 +412,12 @@ class Gateway:
         rewrite: Rewrite | None,
         rid: bytes,
         extra: list[tuple[bytes, bytes]] | None = None,
+        bridge: Bridge | None = None,
     ) -> Outcome:
         """Send the request upstream and relay the answer. A tenant's base URL is checked against the
         operator's rules first (they may have changed since it was stored), gets a client that checks
-        every address it connects to, and never the operator's static headers."""
+        every address it connects to, and never the operator's static headers. With a `bridge`, `raw`
+        is already in the provider's format, and its answer is translated back as the relay reads it."""
         base_url = credential.base_url if credential is not None else None
         if base_url is not None:
             refused = self.tenant_urls.refusal(provider.name, base_url)
@@ -420,18 +429,26 @@ class Gateway:
             credential.secret if credential is not None else None,
             tenant_url=base_url is not None,
         )
-        url = provider.url(fmt.path, base_url)
+        path = fmt.path if bridge is None else bridge.target.path
+        url = provider.url(path, base_url)
         upstream = self._upstream(url, base_url is not None)
-        resp = await upstream.send(url, fmt.path, upstream_headers, raw, self.timeouts, whole=tap is None)
+        resp = await upstream.send(url, path, upstream_headers, raw, self.timeouts, whole=tap is None)
         bounds = self.settings.upstream
+        translated = None
+        if bridge is not None:
+            resp = translated = TranslatedResponse(resp, bridge, bounds.max_event_bytes)
         if resp.status >= 400:
             return await relay_error_status(send, fmt, resp, rid, bounds.max_error_body_bytes, rewrite, extra)
         if tap is not None and resp.content_type.startswith("text/event-stream"):
             max_event = bounds.max_event_bytes
-            return await relay_stream(
+            outcome = await relay_stream(
                 send, receive, fmt, tap, resp, rid, self.capture, max_event=max_event, extra=extra
             )
-        return await relay_body(send, fmt, resp, rid, rewrite, self.capture, extra)
+        else:
+            outcome = await relay_body(send, fmt, resp, rid, rewrite, self.capture, extra)
+        if translated is not None and not translated.usage_reported:
+            outcome.usage = None  # the counts the client got are not the provider's: settled as unknown
+        return outcome
 
     def attach(self, view: ControlView) -> None:
         """Take keys, caps, redaction rules and provider secrets from the control plane's view too."""
@@ -548,6 +565,14 @@ class Gateway:
             f"{scope['path']} accepts POST only", status=405, code="method_not_allowed", type="invalid_request_error"
         )
         await send_error(send, fmt, err, request_id())
+
+
+def _translation(provider: Provider, fmt: WireFormat) -> Bridge:
+    """The translation to `provider` of a request in `fmt` it does not speak (the router let
+    the route through: there is one)."""
+    bridge = provider.translation(fmt)
+    assert bridge is not None
+    return bridge
 
 
 def _str(value: bytes | None) -> str | None:
