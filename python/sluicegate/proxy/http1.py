@@ -145,6 +145,13 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
 
+    def expire(self) -> None:
+        """The first-byte deadline passed: the exchange ends (and the connection with it)."""
+        if self.error is None and not self.parser.done:
+            self.error = TimeoutError()
+            self._abort()
+            self._wake()
+
     def start(self, request: bytes) -> None:
         """Send a request (the connection is idle: no response in flight)."""
         assert self.transport is not None
@@ -287,9 +294,17 @@ class NativeUpstream:
         deadline = loop.time() + timeouts.total
         key, target, host = self._target(url)
         request = _request_bytes(target, host, headers, body)
+        first_byte = min(loop.time() + timeouts.first_byte, deadline)
         with map_upstream_errors("waiting for the first byte"):
-            async with asyncio.timeout_at(min(loop.time() + timeouts.first_byte, deadline)):
-                conn = await self._acquire(key, timeouts.connect)
+            # An idle pooled connection (the usual case) needs no timeout context: one timer on the
+            # connection covers the head (and a whole answer's body); a new connection or a wait
+            # for a free one runs under a timeout context of the same deadline.
+            conn = self._idle_connection(key, loop.time())
+            if conn is None:
+                async with asyncio.timeout_at(first_byte):
+                    conn = await self._acquire(key, timeouts.connect)
+            timer = loop.call_at(first_byte, conn.expire)
+            try:
                 try:
                     conn.start(request)
                     status, answer_headers, _ = await conn.read_head()
@@ -309,6 +324,8 @@ class NativeUpstream:
                         conn._abort()  # a half-read body: the connection cannot go back to the pool
                         answer.release()
                         raise
+            finally:
+                timer.cancel()
         return answer
 
     # -- the pool -----------------------------------------------------------------------------------
@@ -316,12 +333,8 @@ class NativeUpstream:
     async def _acquire(self, key: tuple[str, int, bool], connect_timeout: float) -> _Connection:
         loop = asyncio.get_running_loop()
         while True:
-            idle = self._idle.get(key)
-            while idle:
-                conn = idle.pop()
-                if conn.closed or conn.broken or loop.time() - conn.idle_since > self._keepalive:
-                    conn._abort()
-                    continue
+            conn = self._idle_connection(key, loop.time())
+            if conn is not None:
                 return conn
             if self._open < self._limit:
                 break
@@ -350,6 +363,17 @@ class NativeUpstream:
                 raise UpstreamUnreachable("the provider could not be reached") from exc
             raise
         return conn
+
+    def _idle_connection(self, key: tuple[str, int, bool], now: float) -> _Connection | None:
+        """A pooled connection to `key` that is still open and within its keep-alive, or None."""
+        idle = self._idle.get(key)
+        while idle:
+            conn = idle.pop()
+            if conn.closed or conn.broken or now - conn.idle_since > self._keepalive:
+                conn._abort()
+                continue
+            return conn
+        return None
 
     def _tls_context(self) -> ssl.SSLContext:
         if self._tls is None:

@@ -309,3 +309,13 @@ async def test_a_fast_stream_is_not_buffered_without_bound_while_the_reader_wait
             total += len(got)
         resp.close()
         assert total == 64 * len(piece) and raw.connections == 1
+
+
+async def test_a_pooled_connection_that_goes_silent_times_out_and_is_closed() -> None:
+    async with raw_server(lambda n, r: ok() if n == 1 else [1.0, ok()]) as raw, client() as upstream:
+        assert await call(upstream, raw) == b'{"ok": true}'
+        quick = Timeouts(connect=1, first_byte=0.1, chunk=1, total=5)
+        with pytest.raises(UpstreamTimeout, match="first byte"):
+            await upstream.send(url(raw), "", HEADERS, BODY, quick, whole=True)
+        await asyncio.sleep(0.05)
+        assert upstream.open_connections == 0
