@@ -241,7 +241,7 @@ class Metrics:
             own.register(_Both(self.registry, ProcessCollector(registry=None)))
             return generate_latest(own)
         self.workers.publish(self.registry)  # this worker's own, up to this moment
-        return generate_latest(self.workers.registry())
+        return generate_latest(self.workers.registry(self.registry))
 
 
 def _buckets(bounds: tuple[float, ...], rec: list[Any], start: int) -> list[tuple[str, float]]:

@@ -110,20 +110,29 @@ class WorkerFiles:
                 mark_process_dead(pid, self.path)
         return alive
 
-    def registry(self) -> CollectorRegistry:
-        """A registry whose scrape is every worker's figures summed, and each live worker's process metrics."""
+    def registry(self, own: CollectorRegistry) -> CollectorRegistry:
+        """A registry whose scrape is every worker's figures summed, and each live worker's process
+        metrics; the families of `own` (this worker's) that no worker has a sample of yet are listed
+        empty, so that every metric the gateway has is in every scrape."""
         registry = CollectorRegistry()
-        registry.register(_Workers(self))
+        registry.register(_Workers(self, own))
         return registry
 
 
 class _Workers:
-    def __init__(self, files: WorkerFiles) -> None:
+    def __init__(self, files: WorkerFiles, own: CollectorRegistry) -> None:
         self.files = files
+        self.own = own
 
     def collect(self) -> Iterator[Metric]:
         alive = self.files.live_pids()
-        yield from MultiProcessCollector(None, self.files.path).collect()
+        seen = set()
+        for family in MultiProcessCollector(None, self.files.path).collect():
+            seen.add(family.name)
+            yield family
+        for family in self.own.collect():
+            if family.name not in seen:
+                yield Metric(family.name, family.documentation, family.type)
         per_family: dict[str, Metric] = {}
         for pid in alive:
             for family in ProcessCollector(pid=lambda pid=pid: pid, registry=None).collect():
