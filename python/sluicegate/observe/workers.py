@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import time
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry
@@ -49,6 +50,18 @@ class WorkerFiles:
         self.pid = os.getpid() if pid is None else pid
         self._files: dict[str, MmapedDict] = {}
         self._keys: dict[tuple[str, str, tuple[tuple[str, str], ...]], str] = {}
+        self._retire_predecessor()
+
+    def _retire_predecessor(self) -> None:
+        """A dead worker of this run may have had this pid (pids are reused): its counts are moved
+        aside, under a name no live worker has, so they stay in the sum instead of being overwritten;
+        its live gauges go."""
+        for name in glob.glob(os.path.join(self.path, f"*_{self.pid}.db")):
+            if os.path.basename(name).startswith("gauge_live"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(name)
+            else:
+                os.replace(name, f"{name[: -len('.db')]}-{time.time_ns()}.db")
 
     def _file(self, kind: str) -> MmapedDict:
         f = self._files.get(kind)

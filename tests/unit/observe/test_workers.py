@@ -80,3 +80,18 @@ def test_a_worker_that_stops_removes_its_live_gauges_and_keeps_its_counts(tmp_pa
     assert seen[("sluicegate_requests_total", m)] == 3
     assert ("sluicegate_queue_depth", (("queue", "logs"),)) not in seen
     after.workers.close(dead=False)
+
+
+def test_a_new_worker_with_a_dead_workers_pid_keeps_the_dead_ones_counts(tmp_path: Path) -> None:
+    pid = os.getpid()
+    dead = worker(tmp_path, pid, calls=4, depth=3)
+    dead.publish()
+    assert dead.workers is not None
+    dead.workers.close(dead=False)  # killed: nothing cleaned up
+    reborn = worker(tmp_path, pid, calls=1, depth=1)  # the same pid, later in the same run
+    seen = scrape(reborn)
+    m = (("model", "m"), ("provider", "p"), ("route", "openai_chat"), ("status", "200"))
+    assert seen[("sluicegate_requests_total", m)] == 5
+    assert seen[("sluicegate_queue_depth", (("queue", "logs"),))] == 1
+    assert reborn.workers is not None
+    reborn.workers.close(dead=False)
