@@ -27,6 +27,7 @@ from sluicegate.config import METRICS_DIR_ENV, Settings, load_settings
 from sluicegate.errors import GatewayError, PayloadTooLarge
 from sluicegate.formats import FORMATS_BY_PATH
 from sluicegate.listener import AdminListener
+from sluicegate.observe.budgets import CapBudgets
 from sluicegate.observe.ids import new_uuid_str
 from sluicegate.observe.langsmith import LangSmithSink
 from sluicegate.observe.logs import Logs
@@ -117,6 +118,7 @@ class App:
             env = os.environ if environ is None else environ
             self.tracing = Tracing(settings.observability, otlp, settings.providers, env)
         self.metrics: Metrics | None = None
+        self.budgets: CapBudgets | None = None
         self._publisher: asyncio.Task[None] | None = None
         if settings.metrics.enabled:
             queues = {"logs": lambda: (self.logs.depth, self.logs.dropped, 0)}
@@ -125,8 +127,13 @@ class App:
             if self.tracing is not None:
                 queues[self.tracing.name] = self.tracing.stats
             models = [m for m, _ in self.gateway.router.listed_models()] + settings.metrics.models
-            shared = os.environ.get(METRICS_DIR_ENV)  # several workers: one scrape sums them
-            self.metrics = Metrics(models, queues, WorkerFiles(shared) if shared else None)
+            # The file's caps' budgets, read from the spend store at scrape time (observe/budgets.py);
+            # without caps, their families are listed empty.
+            lines = settings.spend.lines() if self.gateway.spend is not None else ()
+            self.budgets = CapBudgets(lines, self.gateway.cap_status)
+            directory = os.environ.get(METRICS_DIR_ENV)  # several workers: one scrape sums them
+            workers = WorkerFiles(directory) if directory else None
+            self.metrics = Metrics(models, queues, workers, [self.budgets])
         # The MCP front door (`/mcp/{server}`): the same keys, control view, redactors and sinks.
         self.mcp: McpProxy | None = None
         if settings.mcp.enabled:
@@ -174,6 +181,8 @@ class App:
             await self.gateway.not_found(scope, send)
         elif path == "/metrics" and self.metrics is not None:
             if self._may_scrape(scope):
+                if self.budgets is not None:
+                    await self.budgets.refresh()
                 body = self.metrics.render()
                 await send_body(send, 200, body, [(b"content-type", CONTENT_TYPE_LATEST.encode())])
             else:

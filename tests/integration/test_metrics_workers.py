@@ -5,13 +5,14 @@ tokens, upstream errors; process metrics per worker (a `pid` label)."""
 
 from __future__ import annotations
 
+import secrets
 import time
 from pathlib import Path
 
 import httpx
 import openai
 from prometheus_client.parser import text_string_to_metric_families
-from tests.conftest import GATEWAY_KEY, METRICS_TOKEN, Server, gateway_config, start_gateway
+from tests.conftest import GATEWAY_KEY, METRICS_TOKEN, Server, gateway_config, redis_url, start_gateway
 
 AUTH = {"authorization": f"Bearer {METRICS_TOKEN}"}
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -105,3 +106,47 @@ def test_one_scrape_sums_every_worker(mock_server: Server, tmp_path: Path) -> No
         for _ in range(20):
             again = samples(scrape_fresh(server.url))
             assert value(again, "sluicegate_requests_total", **m, status="200") == want["ok"]
+
+
+def test_cap_budgets_are_the_stores_figures_not_summed_over_workers(
+    mock_server: Server, redis_server: Server, tmp_path: Path
+) -> None:
+    cost = 22_000  # "hello": 2 input tokens at $1/MTok, 10 output tokens at $2/MTok
+    spend = f"""
+[spend]
+backend = "redis"
+redis_url = "{redis_url(redis_server)}"
+key_prefix = "budgets-{secrets.token_hex(4)}"
+estimate = {{ per_message_tokens = 0, per_request_tokens = 0 }}
+
+[spend.price_overrides.mock-gpt]
+input_usd_per_mtok = "1"
+output_usd_per_mtok = "2"
+
+[[spend.caps]]
+level = "workspace"
+id = "ws-test"
+org = "default"
+window = "day"
+limit_usd = "{5 * cost / 1e9:.9f}"
+"""
+    env = {"SLUICEGATE_SERVER__WORKERS": "2", "SLUICEGATE_METRICS__PUBLISH_INTERVAL_S": "0.2"}
+    with start_gateway(gateway_config(tmp_path / "c.toml", mock_server.url, spend), env) as server:
+        for _ in range(3):
+            with httpx.Client() as client:
+                body = {
+                    "model": "mh/mock-gpt@chunks=10,chunk_size=4",
+                    "messages": [{"role": "user", "content": "hello"}],
+                    "max_tokens": 10,
+                }
+                answer = client.post(
+                    f"{server.url}/v1/chat/completions", json=body, headers={"authorization": f"Bearer {GATEWAY_KEY}"}
+                )
+                assert answer.status_code == 200, answer.text
+        cap = {"org": "default", "level": "workspace", "id": "ws-test", "window": "day"}
+        for _ in range(10):  # every scrape, whichever worker answers: the store's figures, once
+            found = samples(scrape_fresh(server.url))
+            assert value(found, "sluicegate_cap_limit_nusd", **cap) == 5 * cost
+            assert value(found, "sluicegate_cap_spent_nusd", **cap) == 3 * cost
+            assert value(found, "sluicegate_cap_reserved_nusd", **cap) == 0
+            assert value(found, "sluicegate_cap_remaining_nusd", **cap) == 2 * cost

@@ -16,7 +16,7 @@ Names and their OpenTelemetry GenAI counterparts are listed side by side in docs
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -60,6 +60,8 @@ class Metrics:
         queues: name → callable giving (depth, dropped, failed) of a background queue.
         workers: the shared directory of a multi-worker server (`observe/workers.py`), or None for
             one process serving its own figures.
+        shared: collectors of figures that are the same for every worker (the spend store's cap
+            budgets, `observe/budgets.py`): in the scrape as they are, never published or summed.
     """
 
     def __init__(
@@ -67,8 +69,10 @@ class Metrics:
         models: Iterable[str],
         queues: dict[str, Callable[[], tuple[int, int, int]]],
         workers: WorkerFiles | None = None,
+        shared: Sequence[Any] = (),
     ) -> None:
         self.models = frozenset(models)
+        self.shared = tuple(shared)
         self._queues = queues
         self._calls: dict[CallKey, list[Any]] = {}
         self._workspaces: dict[str, list[int]] = {}  # tokens in, out, spend
@@ -238,10 +242,10 @@ class Metrics:
         """The exposition a scrape gets: this process's figures, or every worker's summed."""
         if self.workers is None:
             own = CollectorRegistry()
-            own.register(_Both(self.registry, ProcessCollector(registry=None)))
+            own.register(_Both(self.registry, ProcessCollector(registry=None), *self.shared))
             return generate_latest(own)
         self.workers.publish(self.registry)  # this worker's own, up to this moment
-        return generate_latest(self.workers.registry(self.registry))
+        return generate_latest(self.workers.registry(self.registry, self.shared))
 
 
 def _buckets(bounds: tuple[float, ...], rec: list[Any], start: int) -> list[tuple[str, float]]:

@@ -25,7 +25,8 @@ import contextlib
 import glob
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
@@ -123,19 +124,21 @@ class WorkerFiles:
                 mark_process_dead(pid, self.path)
         return alive
 
-    def registry(self, own: CollectorRegistry) -> CollectorRegistry:
+    def registry(self, own: CollectorRegistry, shared: Sequence[Any] = ()) -> CollectorRegistry:
         """A registry whose scrape is every worker's figures summed, and each live worker's process
         metrics; the families of `own` (this worker's) that no worker has a sample of yet are listed
-        empty, so that every metric the gateway has is in every scrape."""
+        empty, so that every metric the gateway has is in every scrape; then the `shared`
+        collectors' families (figures every worker would report alike), as they are."""
         registry = CollectorRegistry()
-        registry.register(_Workers(self, own))
+        registry.register(_Workers(self, own, shared))
         return registry
 
 
 class _Workers:
-    def __init__(self, files: WorkerFiles, own: CollectorRegistry) -> None:
+    def __init__(self, files: WorkerFiles, own: CollectorRegistry, shared: Sequence[Any]) -> None:
         self.files = files
         self.own = own
+        self.shared = shared
 
     def collect(self) -> Iterator[Metric]:
         alive = self.files.live_pids()
@@ -155,6 +158,8 @@ class _Workers:
                 for s in family.samples:
                     merged.add_sample(s.name, {**s.labels, "pid": str(pid)}, s.value)
         yield from per_family.values()
+        for collector in self.shared:
+            yield from collector.collect()
 
 
 def _running(pid: int) -> bool:
