@@ -5,6 +5,8 @@
 runs `Metrics.record` N times over a mix of calls (streamed with usage, not streamed, a refusal with
 a policy event, an upstream error); the instructions per call are the difference between two runs
 (N=3000 and N=1000) divided by 2000, which leaves out start-up and the first calls' label sets.
+`python benches/metrics_loop.py N tracing` runs `Tracing.record` instead (the span of each call,
+with a `traceparent`; the batch is larger than N, so nothing is exported during the loop).
 """
 
 from __future__ import annotations
@@ -51,5 +53,24 @@ def main(n: int) -> None:
     metrics.render()
 
 
+def main_tracing(n: int) -> None:
+    from sluicegate.config import ObservabilitySettings
+    from sluicegate.observe.tracing import Tracing
+
+    settings = ObservabilitySettings(queue_size=100_000, batch=100_000, interval_s=3600)
+    tracing = Tracing(settings, "http://127.0.0.1:9/v1/traces", {}, {})
+    headers = [(b"traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")]
+    calls = outcomes()
+    for c in calls:
+        assert c.info is not None
+        c.info.started_at, c.info.ended_at = 1_800_000_000.0, 1_800_000_000.5
+    for i in range(n):
+        tracing.record(calls[i % 8], headers)
+    tracing.processor._batch_processor._queue.clear()  # nothing to export at exit
+
+
 if __name__ == "__main__":
-    main(int(sys.argv[1]))
+    if sys.argv[2:] == ["tracing"]:
+        main_tracing(int(sys.argv[1]))
+    else:
+        main(int(sys.argv[1]))

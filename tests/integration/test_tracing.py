@@ -101,7 +101,9 @@ def test_spans_continue_the_callers_trace_with_genai_attributes(
     traceparent = f"00-{trace_id}-{parent_id}-01"
     with start_gateway(gateway_config(tmp_path / "c.toml", mock_server.url), env) as server:
         client = openai.OpenAI(
-            base_url=f"{server.url}/v1", api_key=GATEWAY_KEY, default_headers={"traceparent": traceparent}
+            base_url=f"{server.url}/v1",
+            api_key=GATEWAY_KEY,
+            default_headers={"traceparent": traceparent, "tracestate": "vendor=abc"},
         )
         whole = client.chat.completions.create(model="mh/mock-gpt", messages=[{"role": "user", "content": PROMPT}])
         stream = client.chat.completions.create(
@@ -110,6 +112,10 @@ def test_spans_continue_the_callers_trace_with_genai_attributes(
         streamed = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
         with pytest.raises(openai.NotFoundError):  # routed nowhere: no model, so no span
             client.chat.completions.create(model="nowhere/x", messages=[{"role": "user", "content": "x"}])
+        unsampled = {"traceparent": f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-00"}
+        client.chat.completions.create(  # the caller's trace is not sampled: no span either
+            model="mh/mock-gpt", messages=[{"role": "user", "content": "x"}], extra_headers=unsampled
+        )
         found = receiver.wait_for(2)
         time.sleep(0.3)
         assert len(receiver.spans()) == 2
@@ -118,6 +124,8 @@ def test_spans_continue_the_callers_trace_with_genai_attributes(
     assert service["service.name"] == "sluicegate"
     for _, span in found:
         assert span.trace_id.hex() == trace_id and span.parent_span_id.hex() == parent_id
+        assert len(span.span_id) == 8 and span.span_id.hex() != parent_id
+        assert span.trace_state == "vendor=abc"
         assert span.name == "chat mock-gpt" and span.kind == span.SPAN_KIND_CLIENT
         a = attrs(span)
         assert a["gen_ai.operation.name"] == "chat"
