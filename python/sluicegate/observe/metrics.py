@@ -170,14 +170,11 @@ class Metrics:
             else:
                 for i in range(_WIDTH):
                     merged[i] += rec[i]
-        for lk, value in counts.items():
-            requests.add_metric(list(lk), value)
-        for ek, value in error_counts.items():
-            errors.add_metric(list(ek), value)
-        for uk, value in upstream_counts.items():
-            upstream.add_metric(list(uk), value)
-        for tk, value in token_counts.items():
-            tokens.add_metric(list(tk), value)
+        for family, figures in ((requests, counts), (errors, error_counts), (upstream, upstream_counts)):
+            for labels, count in figures.items():
+                family.add_metric(list(labels), count)
+        for labels, count in token_counts.items():
+            tokens.add_metric(list(labels), count)
         yield requests
         yield errors
         yield upstream
@@ -198,12 +195,12 @@ class Metrics:
             labels=["route", "provider", "model"],
         )
         for hk, rec in hists.items():
-            labels = list(hk)
-            latency.add_metric(labels, _buckets(LATENCY, rec, _LAT + 1), rec[_LAT])
+            key = list(hk)
+            latency.add_metric(key, _buckets(LATENCY, rec, _LAT + 1), rec[_LAT])
             if any(rec[_TTFT + 1 : _TTFT + 1 + _B]):
-                ttft.add_metric(labels, _buckets(LATENCY, rec, _TTFT + 1), rec[_TTFT])
+                ttft.add_metric(key, _buckets(LATENCY, rec, _TTFT + 1), rec[_TTFT])
             if any(rec[_TPOT + 1 : _TPOT + 1 + _P]):
-                tpot.add_metric(labels, _buckets(PER_TOKEN, rec, _TPOT + 1), rec[_TPOT])
+                tpot.add_metric(key, _buckets(PER_TOKEN, rec, _TPOT + 1), rec[_TPOT])
         yield latency
         yield ttft
         yield tpot
@@ -216,8 +213,8 @@ class Metrics:
         yield ws_tokens
         yield spend
         events = CounterMetricFamily("sluicegate_policy_events", "policy events", labels=["policy", "action", "entity"])
-        for kind, (count,) in self._events.items():
-            events.add_metric(list(kind), count)
+        for event, (times,) in self._events.items():
+            events.add_metric(list(event), times)
         yield events
         depth = GaugeMetricFamily("sluicegate_queue_depth", "background queue depth", labels=["queue"])
         dropped = CounterMetricFamily("sluicegate_queue_dropped", "items dropped by a full queue", labels=["queue"])

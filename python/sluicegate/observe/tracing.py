@@ -126,7 +126,7 @@ class Tracing:
 
         The span is built as the finished `ReadableSpan` it is (its times known), not through a
         tracer's start and end: that skips the sampler, the attribute validation and the span's
-        lock, a third of the cost (`benches/metrics_loop.py ... tracing`).
+        lock: a fifth of the cost (`benches/metrics_loop.py N tracing`).
 
         Arguments:
             outcome: the finished call.
@@ -138,9 +138,10 @@ class Tracing:
         parent: SpanContext | None = None
         for key, value in headers:
             if key == b"traceparent":
-                parent = _parent(value)
-                if parent is False:
+                found = _parent(value)
+                if found is False:
                     return  # the caller's trace is not sampled
+                parent = found
         if parent is not None:
             for key, value in headers:
                 if key == b"tracestate":

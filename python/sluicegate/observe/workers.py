@@ -25,7 +25,7 @@ import contextlib
 import glob
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -151,7 +151,7 @@ class _Workers:
                 yield Metric(family.name, family.documentation, family.type)
         per_family: dict[str, Metric] = {}
         for pid in alive:
-            for family in ProcessCollector(pid=lambda pid=pid: pid, registry=None).collect():
+            for family in ProcessCollector(pid=_constant(pid), registry=None).collect():
                 merged = per_family.get(family.name)
                 if merged is None:
                     merged = per_family[family.name] = Metric(family.name, family.documentation, family.type)
@@ -160,6 +160,10 @@ class _Workers:
         yield from per_family.values()
         for collector in self.shared:
             yield from collector.collect()
+
+
+def _constant(pid: int) -> Callable[[], int]:
+    return lambda: pid
 
 
 def _running(pid: int) -> bool:
