@@ -56,7 +56,7 @@ test: test-rust test-py test-future
 test-rust:
 	cargo test --locked --quiet
 
-.PHONY: test-tools ## Debian's chromium and chromedriver (the console test), nginx (the cluster test), openssl (the Redis TLS tests' certificates), libfaketime (test-future), when missing; the OpenID provider of the SSO tests (npm ci)
+.PHONY: test-tools ## Debian's chromium and chromedriver (the console test), nginx (the cluster test), openssl (the Redis TLS tests' certificates), libfaketime (test-future), promtool (the alert rules' test, from Debian's prometheus package), when missing; the OpenID provider of the SSO tests (npm ci)
 test-tools:
 	@missing=""; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
@@ -69,6 +69,15 @@ test-tools:
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; } \
 			|| echo "could not install$$missing: the tests that need it are skipped"; \
 	fi
+	@# promtool (the alert rules' checker) unpacked from Debian's prometheus package into .tools/,
+	@# not installed (installing would set up a Prometheus service)
+	@test -x .tools/promtool || { \
+		d=$$(mktemp -d); \
+		{ (cd $$d && apt-get download -qq prometheus) >/dev/null 2>&1 \
+			|| { apt-get update -qq && (cd $$d && apt-get download -qq prometheus) >/dev/null 2>&1; }; } \
+			&& dpkg-deb -x $$d/prometheus_*.deb $$d/x && mkdir -p .tools && cp $$d/x/usr/bin/promtool .tools/promtool \
+			|| echo "promtool could not be fetched: the alert rules' promtool checks are skipped"; \
+		rm -rf $$d; }
 	@# the OpenID provider of the single sign-on tests, exactly as locked (integrity-checked)
 	@if command -v npm >/dev/null 2>&1; then \
 		test tests/fixtures/oidc/node_modules/.package-lock.json -nt tests/fixtures/oidc/package-lock.json \

@@ -23,10 +23,11 @@ from typing import TYPE_CHECKING
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from sluicegate.config import Settings, load_settings
+from sluicegate.config import METRICS_DIR_ENV, Settings, load_settings
 from sluicegate.errors import GatewayError, PayloadTooLarge
 from sluicegate.formats import FORMATS_BY_PATH
 from sluicegate.listener import AdminListener
+from sluicegate.observe.budgets import CapBudgets
 from sluicegate.observe.ids import new_uuid_str
 from sluicegate.observe.langsmith import LangSmithSink
 from sluicegate.observe.logs import Logs
@@ -34,6 +35,7 @@ from sluicegate.observe.metrics import Metrics
 from sluicegate.observe.records import RecordSink
 from sluicegate.observe.sinks import BatchSink
 from sluicegate.observe.webhook import WebhookSink
+from sluicegate.observe.workers import WorkerFiles
 from sluicegate.policy.pipeline import ClientGone, Gateway, read_body, read_headers
 from sluicegate.proxy.relay import JSON, Outcome, send_body
 from sluicegate.server import draining
@@ -43,6 +45,7 @@ if TYPE_CHECKING:
     from sluicegate.control.plane import ControlPlane
     from sluicegate.control.view import ProviderCredential
     from sluicegate.mcp.proxy import McpProxy
+    from sluicegate.observe.tracing import Tracing
 
 log = logging.getLogger("sluicegate")
 _TEXT = [(b"content-type", b"text/plain; charset=utf-8")]
@@ -106,13 +109,31 @@ class App:
             self.langsmith = LangSmithSink(settings.langsmith, api_key, scrub, self._langsmith_credential)
             self.sinks.append(self.langsmith)
             self.gateway.capture = True
+        # OpenTelemetry spans, when an OTLP endpoint is configured (the SDK is imported only then).
+        self.tracing: Tracing | None = None
+        otlp = settings.observability.endpoint(os.environ if environ is None else environ)
+        if otlp is not None:
+            from sluicegate.observe.tracing import Tracing
+
+            env = os.environ if environ is None else environ
+            self.tracing = Tracing(settings.observability, otlp, settings.providers, env)
         self.metrics: Metrics | None = None
+        self.budgets: CapBudgets | None = None
+        self._publisher: asyncio.Task[None] | None = None
         if settings.metrics.enabled:
-            queues = {"logs": lambda: (self.logs.depth, self.logs.dropped)}
+            queues = {"logs": lambda: (self.logs.depth, self.logs.dropped, 0)}
             for batch_sink in self.sinks:
-                queues[batch_sink.name] = lambda b=batch_sink: (b.depth, b.dropped)
+                queues[batch_sink.name] = lambda b=batch_sink: (b.depth, b.dropped, b.failed)
+            if self.tracing is not None:
+                queues[self.tracing.name] = self.tracing.stats
             models = [m for m, _ in self.gateway.router.listed_models()] + settings.metrics.models
-            self.metrics = Metrics(models, queues)
+            # The file's caps' budgets, read from the spend store at scrape time (observe/budgets.py);
+            # without caps, their families are listed empty.
+            lines = settings.spend.lines() if self.gateway.spend is not None else ()
+            self.budgets = CapBudgets(lines, self.gateway.cap_status)
+            directory = os.environ.get(METRICS_DIR_ENV)  # several workers: one scrape sums them
+            workers = WorkerFiles(directory) if directory else None
+            self.metrics = Metrics(models, queues, workers, [self.budgets])
         # The MCP front door (`/mcp/{server}`): the same keys, control view, redactors and sinks.
         self.mcp: McpProxy | None = None
         if settings.mcp.enabled:
@@ -133,6 +154,8 @@ class App:
                     return
                 outcome = await self.gateway.handle(scope, receive, send, fmt)
                 self._record(outcome)
+                if self.tracing is not None:
+                    self.tracing.record(outcome, scope["headers"])
             elif path == "/v1/models" and scope["method"] == "GET":
                 await self.gateway.models(scope, send)
             elif self.mcp is not None and path.startswith(_MCP_PATHS):
@@ -158,6 +181,8 @@ class App:
             await self.gateway.not_found(scope, send)
         elif path == "/metrics" and self.metrics is not None:
             if self._may_scrape(scope):
+                if self.budgets is not None:
+                    await self.budgets.refresh()
                 body = self.metrics.render()
                 await send_body(send, 200, body, [(b"content-type", CONTENT_TYPE_LATEST.encode())])
             else:
@@ -221,6 +246,16 @@ class App:
             fields["duration_ms"] = round(duration * 1000, 3)
             self.logs.write_access(fields)
 
+    async def _publish(self, interval_s: float) -> None:
+        """Publish this worker's metrics for the others' scrapes, every `interval_s` (`observe/workers.py`)."""
+        assert self.metrics is not None
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                self.metrics.publish()
+            except Exception:  # a full disk, say: the next round tries again; serving goes on
+                log.exception("metrics could not be published")
+
     def _langsmith_credential(self, workspace: str) -> ProviderCredential | None:
         """A workspace's own LangSmith key and project, from its secrets (the control plane's)."""
         view = self.gateway.view
@@ -245,6 +280,8 @@ class App:
                     log.exception("start-up failed")
                     await send({"type": "lifespan.startup.failed", "message": type(exc).__name__})
                     return
+                if self.metrics is not None and self.metrics.workers is not None:
+                    self._publisher = asyncio.create_task(self._publish(self.settings.metrics.publish_interval_s))
                 self.ready = True
                 settle_heap(self.settings.server.gc_thresholds)
                 await send({"type": "lifespan.startup.complete"})
@@ -258,6 +295,12 @@ class App:
                 await asyncio.gather(*(sink.stop() for sink in self.sinks))  # each bounded, together
                 if self.control is not None:
                     await self.control.stop()
+                if self.tracing is not None:
+                    await asyncio.to_thread(self.tracing.shutdown)  # the last spans, bounded by its timeout
+                if self._publisher is not None and self.metrics is not None and self.metrics.workers is not None:
+                    self._publisher.cancel()
+                    self.metrics.publish()  # the last figures: they stay in the sum after this worker
+                    self.metrics.workers.close(dead=True)
                 self.logs.stop()
                 await send({"type": "lifespan.shutdown.complete"})
                 return

@@ -42,6 +42,7 @@ from sluicegate.spend.caps import SpendSettings
 ENV_PREFIX = "SLUICEGATE_"
 CONFIG_ENV = "SLUICEGATE_CONFIG"
 DRAIN_MARKER_ENV = "SLUICEGATE_DRAIN_MARKER"  # set by `sluicegate serve` for its workers
+METRICS_DIR_ENV = "SLUICEGATE_METRICS_DIR"  # set by `sluicegate serve`: where its workers publish metrics
 SECRET_VALUE_ENV = "SLUICEGATE_SECRET_VALUE"  # read by `sluicegate admin secret set`
 MCP_HEADERS_ENV = "SLUICEGATE_MCP_HEADERS"  # read by `sluicegate admin mcp-server set` (a JSON object)
 ADMIN_URL_ENV = "SLUICEGATE_ADMIN_URL"  # read by `sluicegate admin …` (the admin API's address)
@@ -49,7 +50,7 @@ ADMIN_TOKEN_ENV = "SLUICEGATE_ADMIN_TOKEN"  # read by `sluicegate admin …` (ne
 # The variables of the `SLUICEGATE_` prefix that are not settings (none has a `__`, and no section
 # is named after one): listed in docs/configuration.md.
 NOT_SETTINGS = frozenset(
-    {CONFIG_ENV, DRAIN_MARKER_ENV, SECRET_VALUE_ENV, MCP_HEADERS_ENV, ADMIN_URL_ENV, ADMIN_TOKEN_ENV}
+    {CONFIG_ENV, DRAIN_MARKER_ENV, METRICS_DIR_ENV, SECRET_VALUE_ENV, MCP_HEADERS_ENV, ADMIN_URL_ENV, ADMIN_TOKEN_ENV}
 )
 # LangSmith's own variables (the ones its SDK reads), each the default of a `[langsmith]` setting that
 # neither the file nor a `SLUICEGATE_LANGSMITH__*` variable sets. `LANGSMITH_API_KEY` is read through
@@ -393,11 +394,14 @@ class MetricsSettings(_Section):
         token: the bearer token a scrape must present. Without one, `/metrics` answers 401 to
             everyone: the figures (spend by workspace among them) are never public by default.
         models: model label values; others count as "other".
+        publish_interval_s: how often each worker of several publishes its figures for the others'
+            scrapes (`observe/workers.py`); a scrape sees another worker's figures at most this old.
     """
 
     enabled: bool = True
     token: Secret | None = None
     models: list[str] = Field(default_factory=list)
+    publish_interval_s: float = Field(1.0, gt=0, le=60)
 
     @field_validator("token")
     @classmethod
@@ -405,6 +409,51 @@ class MetricsSettings(_Section):
         if value is not None and len(value) < MIN_METRICS_TOKEN:
             raise ValueError(f"must be at least {MIN_METRICS_TOKEN} characters (make one: openssl rand -hex 32)")
         return value
+
+
+OTEL_ENDPOINT_ENV = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+
+
+class ObservabilitySettings(_Section):
+    """OpenTelemetry spans of API calls, with the GenAI semantic conventions' attributes (counts and
+    names, never content), exported by OTLP/HTTP (`observe/tracing.py`).
+
+    Attributes:
+        otlp_endpoint: the OTLP/HTTP base URL (spans go to `<it>/v1/traces`), as
+            `OTEL_EXPORTER_OTLP_ENDPOINT` reads one. Unset: that variable, or
+            `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (the full URL), turns spans on; neither: off.
+        service_name: the spans' `service.name` (`OTEL_SERVICE_NAME` wins when set).
+        queue_size: spans waiting for export; past it they are dropped and counted.
+        batch: spans a POST, at most.
+        interval_s: the longest a span waits for its batch.
+        timeout_s: one POST's.
+    """
+
+    otlp_endpoint: str | None = None
+    service_name: str = Field("sluicegate", min_length=1)
+    queue_size: int = Field(10_000, ge=10)
+    batch: int = Field(512, ge=1)
+    interval_s: float = Field(1.0, gt=0)
+    timeout_s: float = Field(10.0, gt=0)
+
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _http(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+    def endpoint(self, environ: Mapping[str, str]) -> str | None:
+        """Where spans go (the traces URL), or None when tracing is off."""
+        if self.otlp_endpoint:
+            return self.otlp_endpoint.rstrip("/") + "/v1/traces"
+        if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+            return None
+        full = environ.get(OTEL_ENDPOINT_ENV[0], "").strip()
+        if full:
+            return full
+        base = environ.get(OTEL_ENDPOINT_ENV[1], "").strip()
+        return base.rstrip("/") + "/v1/traces" if base else None
 
 
 class Settings(_Section):
@@ -420,6 +469,8 @@ class Settings(_Section):
     log: LogSettings = LogSettings()
     langsmith: LangSmithSettings = LangSmithSettings()
     metrics: MetricsSettings = MetricsSettings()
+    # OpenTelemetry spans by OTLP/HTTP (see docs/observability.md); off unless an endpoint is set.
+    observability: ObservabilitySettings = ObservabilitySettings()
     webhook: WebhookSettings = WebhookSettings()
     # Model access rules, the operator's level above every org (see docs/model-rules.md).
     models: ModelRulesIn = ModelRulesIn()

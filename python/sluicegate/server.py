@@ -7,7 +7,9 @@ On SIGTERM:
    included; a worker still busy after `server.drain_seconds` is killed.
 A second SIGTERM, or SIGINT (Ctrl-C), skips the grace. Each worker builds its own app from the
 environment (`SLUICEGATE_CONFIG` and `SLUICEGATE_*`), which the CLI prepares; the grace is shared
-with the workers through a marker file named by `SLUICEGATE_DRAIN_MARKER`.
+with the workers through a marker file named by `SLUICEGATE_DRAIN_MARKER`. The workers publish their
+metrics to a directory made for the run and named by `SLUICEGATE_METRICS_DIR`, so that one scrape
+sums them (`observe/workers.py`); it is removed when the server stops.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import shutil
 import signal
 import tempfile
 import threading
@@ -24,7 +27,7 @@ from typing import Any
 from granian import Granian
 from granian.constants import HTTPModes, Interfaces, Loops
 
-from sluicegate.config import DRAIN_MARKER_ENV, ServerSettings
+from sluicegate.config import DRAIN_MARKER_ENV, METRICS_DIR_ENV, ServerSettings
 
 
 def draining() -> bool:
@@ -63,6 +66,9 @@ def serve(server: ServerSettings, target: str = "sluicegate.app:create_app") -> 
     marker = Path(tempfile.gettempdir()) / f"sluicegate-{os.getpid()}.draining"
     marker.unlink(missing_ok=True)
     os.environ[DRAIN_MARKER_ENV] = str(marker)
+    # Fresh for each run: a previous run's counts must not be summed into this one's.
+    metrics_dir = tempfile.mkdtemp(prefix=f"sluicegate-{os.getpid()}-metrics-")
+    os.environ[METRICS_DIR_ENV] = metrics_dir
     app_server = _Server(
         target,
         grace_s=server.ready_grace_s,
@@ -85,3 +91,4 @@ def serve(server: ServerSettings, target: str = "sluicegate.app:create_app") -> 
     finally:
         with contextlib.suppress(OSError):
             marker.unlink()
+        shutil.rmtree(metrics_dir, ignore_errors=True)

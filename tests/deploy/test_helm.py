@@ -110,7 +110,55 @@ _SERVICE_MONITOR_SCHEMA: dict[str, Any] = {
         },
     },
 }
-CRD_SCHEMAS = {("monitoring.coreos.com/v1", "ServiceMonitor"): _SERVICE_MONITOR_SCHEMA}
+# The fields of the Prometheus Operator's PrometheusRule (monitoring.coreos.com/v1) the chart uses.
+_RULE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["expr"],
+    "additionalProperties": False,
+    "properties": {
+        "alert": {"type": "string", "minLength": 1},
+        "record": {"type": "string", "minLength": 1},
+        "expr": {"type": "string", "minLength": 1},
+        "for": {"type": "string", "pattern": "^(0|(([0-9]+)(ms|s|m|h|d|w|y))+)$"},
+        "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+        "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
+    },
+    "oneOf": [{"required": ["alert"]}, {"required": ["record"]}],
+}
+_PROMETHEUS_RULE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "additionalProperties": False,
+    "properties": {
+        "apiVersion": {"const": "monitoring.coreos.com/v1"},
+        "kind": {"const": "PrometheusRule"},
+        "metadata": {"type": "object", "required": ["name"]},
+        "spec": {
+            "type": "object",
+            "required": ["groups"],
+            "additionalProperties": False,
+            "properties": {
+                "groups": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["name", "rules"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "name": {"type": "string", "minLength": 1},
+                            "interval": {"type": "string"},
+                            "rules": {"type": "array", "minItems": 1, "items": _RULE_SCHEMA},
+                        },
+                    },
+                }
+            },
+        },
+    },
+}
+CRD_SCHEMAS = {
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): _SERVICE_MONITOR_SCHEMA,
+    ("monitoring.coreos.com/v1", "PrometheusRule"): _PROMETHEUS_RULE_SCHEMA,
+}
 
 # Stand-ins for the values the Deployment takes from Secrets, valid for the setting each one sets.
 SECRET_STAND_INS = {
@@ -268,6 +316,25 @@ def test_production_objects(helm: Helm) -> None:
     read = env_of(gateway_container(objects))["SLUICEGATE_METRICS__TOKEN"]["valueFrom"]["secretKeyRef"]
     assert sent["credentials"] == {"name": read["name"], "key": read["key"]}
     assert read == {"name": "sluicegate-metrics", "key": "metrics-token"}
+
+
+def test_the_alert_rules_and_the_dashboard_are_the_repositorys_files(helm: Helm) -> None:
+    """The PrometheusRule (on in the production example) holds deploy/prometheus/rules.yaml as it is,
+    Prometheus's `{{ $labels }}` templates included; the dashboard's ConfigMap holds the dashboard."""
+    rule = one(render(helm, CHART / "examples" / "production.yaml"), "PrometheusRule")
+    assert rule["spec"] == yaml.safe_load((ROOT / "deploy" / "prometheus" / "rules.yaml").read_text())
+    assert rule["metadata"]["labels"]["release"] == "prometheus"
+    assert "{{ $labels.provider }}" in json.dumps(rule["spec"])
+    args = ["template", "sg", str(CHART), "--namespace", "llm", "--set", "grafanaDashboard.enabled=true"]
+    objects = [o for o in yaml.safe_load_all(helm(*args).stdout) if o]
+    (dashboard,) = [o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"].endswith("-dashboard")]
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    shipped = json.loads((ROOT / "deploy" / "grafana" / "sluicegate.json").read_text())
+    assert json.loads(dashboard["data"]["sluicegate.json"]) == shipped
+    for obj in objects:  # valid Kubernetes objects with the dashboard in
+        kubernetes_validate.validate(obj, KUBE_VERSIONS[-1], strict=True)
+    assert not {"PrometheusRule"} & {o["kind"] for o in render(helm, None)}  # both off by default
+    assert not [o for o in render(helm, None) if o["metadata"]["name"].endswith("-dashboard")]
 
 
 def test_single_replica_objects(helm: Helm) -> None:

@@ -377,7 +377,9 @@ def test_metrics(gateway: Server, oa: openai.OpenAI) -> None:
     ok = 'sluicegate_requests_total{model="mock-gpt",provider="mh",route="openai_chat",status="200"}'
     assert lines[ok] >= 2
     assert lines['sluicegate_requests_total{model="other",provider="none",route="openai_chat",status="404"}'] >= 1
-    assert lines['sluicegate_time_to_first_token_seconds_count{route="openai_chat"}'] >= 1
+    assert (
+        lines['sluicegate_time_to_first_token_seconds_count{model="mock-gpt",provider="mh",route="openai_chat"}'] >= 1
+    )
     assert lines['sluicegate_tokens_total{direction="output",workspace="ws-test"}'] > 0
     assert GATEWAY_KEY not in text
 

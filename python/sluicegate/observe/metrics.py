@@ -1,18 +1,55 @@
-"""Prometheus metrics at `/metrics`: requests, latency, time to first token, tokens and spend,
-policy events, and the background queues. Label values are bounded: routes and statuses are few,
-models outside `metrics.models` (and the configured routes) count as `other`, workspaces come from
-the configured keys. With several workers, each serves its own figures (run one per pod)."""
+"""Prometheus metrics at `/metrics`: calls, latency, time to first token, time per output token,
+tokens and spend, upstream errors, policy events, the background queues, and process figures.
+
+Label values are bounded: routes, statuses and error codes are few, models outside `metrics.models`
+(and the configured routes) count as `other`, workspaces come from the configured keys.
+
+Recording a call is on the request path, so it touches no `prometheus_client` object: it adds to
+plain lists kept per (route, status, provider, model, error code), a dict lookup and a few integer
+and float additions (`benches/metrics_loop.py` measures it). A scrape builds the metric families
+from those lists (`collect`), summing over what a family does not label. With several workers, each
+publishes its figures to files the scraping worker sums (`observe/workers.py`).
+
+Names and their OpenTelemetry GenAI counterparts are listed side by side in docs/observability.md.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.process_collector import ProcessCollector
 
+from sluicegate.observe.workers import WorkerFiles
 from sluicegate.proxy.relay import Outcome
 
-_LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+PER_TOKEN = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 1)
+_B = len(LATENCY) + 1  # latency buckets, +Inf last
+_P = len(PER_TOKEN) + 1
+# One call key's figures, a flat list: calls; latency sum, buckets; ttft sum, buckets; time per
+# output token sum, buckets; input tokens; output tokens.
+_LAT = 1
+_TTFT = _LAT + 1 + _B
+_TPOT = _TTFT + 1 + _B
+_IN = _TPOT + 1 + _P
+_WIDTH = _IN + 2
+# The failures that are the provider's (or the way to it), by what the call's error code says.
+UPSTREAM_KINDS = {
+    "upstream_status": "",  # the status class (4xx, 5xx) stands in
+    "upstream_error": "error",
+    "upstream_unreachable": "unreachable",
+    "upstream_timeout": "timeout",
+    "upstream_protocol_error": "protocol",
+    "upstream_event_too_large": "protocol",
+    "upstream_response_too_large": "protocol",
+    "upstream_redirect": "protocol",
+}
+
+CallKey = tuple[str, int, str, str, str | None]  # route, status, provider, model, error code
 
 
 class Metrics:
@@ -20,80 +57,211 @@ class Metrics:
 
     Arguments:
         models: model names allowed as label values.
-        queues: name → callable giving (depth, dropped) of a background queue.
+        queues: name → callable giving (depth, dropped, failed) of a background queue.
+        workers: the shared directory of a multi-worker server (`observe/workers.py`), or None for
+            one process serving its own figures.
+        shared: collectors of figures that are the same for every worker (the spend store's cap
+            budgets, `observe/budgets.py`): in the scrape as they are, never published or summed.
     """
 
-    def __init__(self, models: Iterable[str], queues: dict[str, Callable[[], tuple[int, int]]]) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        r = self.registry
+    def __init__(
+        self,
+        models: Iterable[str],
+        queues: dict[str, Callable[[], tuple[int, int, int]]],
+        workers: WorkerFiles | None = None,
+        shared: Sequence[Any] = (),
+    ) -> None:
         self.models = frozenset(models)
-        self.requests = Counter(
-            "sluicegate_requests", "API calls", ["route", "status", "provider", "model"], registry=r
-        )
-        self.latency = Histogram(
-            "sluicegate_request_duration_seconds", "API call duration", ["route"], buckets=_LATENCY, registry=r
-        )
-        self.ttft = Histogram(
-            "sluicegate_time_to_first_token_seconds",
-            "time to the first streamed bytes",
-            ["route"],
-            buckets=_LATENCY,
-            registry=r,
-        )
-        self.tokens = Counter("sluicegate_tokens", "tokens", ["workspace", "direction"], registry=r)
-        self.spend = Counter("sluicegate_spend_nusd", "settled spend in nano-USD", ["workspace"], registry=r)
-        self.events = Counter("sluicegate_policy_events", "policy events", ["policy", "action", "entity"], registry=r)
-        self.queue_depth = Gauge("sluicegate_queue_depth", "background queue depth", ["queue"], registry=r)
-        self.queue_dropped = Counter("sluicegate_queue_dropped", "items dropped by a full queue", ["queue"], registry=r)
+        self.shared = tuple(shared)
         self._queues = queues
-        self._dropped_seen: dict[str, int] = {}  # each queue's drop count at the last scrape
-        # labels() validates and locks on every call; the children of the few label sets in use
-        # are kept here, so recording a call is a few dict lookups and increments.
-        self._calls: dict[tuple[str, int, str, str], tuple[Any, Any]] = {}
-        self._workspaces: dict[str, tuple[Any, Any, Any]] = {}  # tokens in, out, spend
-        self._events: dict[tuple[str, str, str], Any] = {}
+        self._calls: dict[CallKey, list[Any]] = {}
+        self._workspaces: dict[str, list[int]] = {}  # tokens in, out, spend
+        self._events: dict[tuple[str, str, str], list[int]] = {}
+        self.workers = workers
+        # What this worker reports (and publishes, with several); the process figures are added
+        # at scrape time, for this process or for every live worker.
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry.register(self)
 
     def record(self, outcome: Outcome, duration_s: float) -> None:
         info = outcome.info
-        route = info.route if info else "unknown"
-        model = info.model if info and info.model in self.models else "other"
-        provider = (info and info.provider) or "none"
-        key = (route, outcome.status, provider, model)
-        children = self._calls.get(key)
-        if children is None:
-            children = (self.requests.labels(route, str(outcome.status), provider, model), self.latency.labels(route))
-            self._calls[key] = children
-        children[0].inc()
-        children[1].observe(duration_s)
-        if outcome.first_byte_at is not None and info is not None:
-            self.ttft.labels(route).observe(outcome.first_byte_at - info.t0)
-        if outcome.usage is not None or outcome.cost_nusd:
+        if info is not None:
+            model = info.model if info.model in self.models else "other"
+            key = (info.route, outcome.status, info.provider or "none", model, outcome.error)
+        else:
+            key = ("unknown", outcome.status, "none", "other", outcome.error)
+        rec = self._calls.get(key)
+        if rec is None:
+            rec = self._calls[key] = [0] * _WIDTH
+        rec[0] += 1
+        rec[_LAT] += duration_s
+        rec[_LAT + 1 + bisect_left(LATENCY, duration_s)] += 1
+        first = outcome.first_byte_at
+        if first is not None and info is not None:
+            ttft = first - info.t0
+            rec[_TTFT] += ttft
+            rec[_TTFT + 1 + bisect_left(LATENCY, ttft)] += 1
+        usage = outcome.usage
+        if usage is not None:
+            rec[_IN] += usage.input_tokens
+            rec[_IN + 1] += usage.output_tokens
+            if first is not None and usage.output_tokens > 1 and info is not None:
+                # GenAI's time per output token: the stream after its first token, per later token
+                per = (info.t0 + duration_s - first) / (usage.output_tokens - 1)
+                rec[_TPOT] += per
+                rec[_TPOT + 1 + bisect_left(PER_TOKEN, per)] += 1
+        if usage is not None or outcome.cost_nusd:
             workspace = (info and info.workspace) or "none"
-            per = self._workspaces.get(workspace)
-            if per is None:
-                per = self._workspaces[workspace] = (
-                    self.tokens.labels(workspace, "input"),
-                    self.tokens.labels(workspace, "output"),
-                    self.spend.labels(workspace),
-                )
-            if outcome.usage is not None:
-                per[0].inc(outcome.usage.input_tokens)
-                per[1].inc(outcome.usage.output_tokens)
+            per_ws = self._workspaces.get(workspace)
+            if per_ws is None:
+                per_ws = self._workspaces[workspace] = [0, 0, 0]
+            if usage is not None:
+                per_ws[0] += usage.input_tokens
+                per_ws[1] += usage.output_tokens
             if outcome.cost_nusd:
-                per[2].inc(outcome.cost_nusd)
+                per_ws[2] += outcome.cost_nusd
         for e in outcome.events:
             kind = (e.policy, e.action, e.entity)
-            child = self._events.get(kind)
-            if child is None:
-                child = self._events[kind] = self.events.labels(*kind)
-            child.inc(e.count)
+            count = self._events.get(kind)
+            if count is None:
+                count = self._events[kind] = [0]
+            count[0] += e.count
+
+    def collect(self) -> Iterator[Metric]:
+        """The metric families of this process's figures (prometheus_client's collector protocol)."""
+        requests = CounterMetricFamily(
+            "sluicegate_requests", "API calls", labels=["route", "status", "provider", "model"]
+        )
+        errors = CounterMetricFamily(
+            "sluicegate_errors", "API calls answered with an error, by code", labels=["route", "code"]
+        )
+        upstream = CounterMetricFamily(
+            "sluicegate_upstream_errors",
+            "calls the provider failed: its error status class (4xx, 5xx), or unreachable, timeout, protocol",
+            labels=["provider", "model", "class"],
+        )
+        tokens = CounterMetricFamily(
+            "sluicegate_model_tokens",
+            "tokens by model (gen_ai.client.token.usage)",
+            labels=["provider", "model", "direction"],
+        )
+        counts: dict[tuple[str, ...], float] = {}
+        error_counts: dict[tuple[str, ...], float] = {}
+        upstream_counts: dict[tuple[str, ...], float] = {}
+        token_counts: dict[tuple[str, ...], float] = {}
+        hists: dict[tuple[str, str, str], list[Any]] = {}  # merged over status and error
+        for (route, status, provider, model, error), rec in self._calls.items():
+            lk = (route, str(status), provider, model)
+            counts[lk] = counts.get(lk, 0) + rec[0]
+            if error is not None:
+                ek = (route, error)
+                error_counts[ek] = error_counts.get(ek, 0) + rec[0]
+                kind = UPSTREAM_KINDS.get(error)
+                if kind is not None:
+                    uk = (provider, model, kind or f"{status // 100}xx")
+                    upstream_counts[uk] = upstream_counts.get(uk, 0) + rec[0]
+            if rec[_IN] or rec[_IN + 1]:
+                for direction, value in (("input", rec[_IN]), ("output", rec[_IN + 1])):
+                    tk = (provider, model, direction)
+                    token_counts[tk] = token_counts.get(tk, 0) + value
+            merged = hists.get((route, provider, model))
+            if merged is None:
+                hists[(route, provider, model)] = list(rec)
+            else:
+                for i in range(_WIDTH):
+                    merged[i] += rec[i]
+        for family, figures in ((requests, counts), (errors, error_counts), (upstream, upstream_counts)):
+            for labels, count in figures.items():
+                family.add_metric(list(labels), count)
+        for labels, count in token_counts.items():
+            tokens.add_metric(list(labels), count)
+        yield requests
+        yield errors
+        yield upstream
+        yield tokens
+        latency = HistogramMetricFamily(
+            "sluicegate_request_duration_seconds",
+            "API call duration (gen_ai.server.request.duration)",
+            labels=["route", "provider", "model"],
+        )
+        ttft = HistogramMetricFamily(
+            "sluicegate_time_to_first_token_seconds",
+            "time to the first streamed bytes (gen_ai.server.time_to_first_token)",
+            labels=["route", "provider", "model"],
+        )
+        tpot = HistogramMetricFamily(
+            "sluicegate_time_per_output_token_seconds",
+            "a stream's time per output token after the first (gen_ai.server.time_per_output_token)",
+            labels=["route", "provider", "model"],
+        )
+        for hk, rec in hists.items():
+            key = list(hk)
+            latency.add_metric(key, _buckets(LATENCY, rec, _LAT + 1), rec[_LAT])
+            if any(rec[_TTFT + 1 : _TTFT + 1 + _B]):
+                ttft.add_metric(key, _buckets(LATENCY, rec, _TTFT + 1), rec[_TTFT])
+            if any(rec[_TPOT + 1 : _TPOT + 1 + _P]):
+                tpot.add_metric(key, _buckets(PER_TOKEN, rec, _TPOT + 1), rec[_TPOT])
+        yield latency
+        yield ttft
+        yield tpot
+        ws_tokens = CounterMetricFamily("sluicegate_tokens", "tokens by workspace", labels=["workspace", "direction"])
+        spend = CounterMetricFamily("sluicegate_spend_nusd", "settled spend in nano-USD", labels=["workspace"])
+        for workspace, (tin, tout, nusd) in self._workspaces.items():
+            ws_tokens.add_metric([workspace, "input"], tin)
+            ws_tokens.add_metric([workspace, "output"], tout)
+            spend.add_metric([workspace], nusd)
+        yield ws_tokens
+        yield spend
+        events = CounterMetricFamily("sluicegate_policy_events", "policy events", labels=["policy", "action", "entity"])
+        for event, (times,) in self._events.items():
+            events.add_metric(list(event), times)
+        yield events
+        depth = GaugeMetricFamily("sluicegate_queue_depth", "background queue depth", labels=["queue"])
+        dropped = CounterMetricFamily("sluicegate_queue_dropped", "items dropped by a full queue", labels=["queue"])
+        failed = CounterMetricFamily(
+            "sluicegate_queue_failed", "items a background sink failed to write", labels=["queue"]
+        )
+        for name, stats in self._queues.items():
+            queue_depth, queue_dropped, queue_failed = stats()
+            depth.add_metric([name], queue_depth)
+            dropped.add_metric([name], queue_dropped)  # each queue counts its drops since it started
+            failed.add_metric([name], queue_failed)
+        yield depth
+        yield dropped
+        yield failed
+
+    def publish(self) -> None:
+        """Write this worker's figures where the scraping worker reads them (several workers only)."""
+        if self.workers is not None:
+            self.workers.publish(self.registry)
 
     def render(self) -> bytes:
-        for name, stats in self._queues.items():
-            depth, dropped = stats()
-            self.queue_depth.labels(name).set(depth)
-            # a queue counts its drops since it started; the counter grows by what is new
-            new = dropped - self._dropped_seen.get(name, 0)
-            self.queue_dropped.labels(name).inc(max(new, 0))
-            self._dropped_seen[name] = max(dropped, self._dropped_seen.get(name, 0))
-        return generate_latest(self.registry)
+        """The exposition a scrape gets: this process's figures, or every worker's summed."""
+        if self.workers is None:
+            own = CollectorRegistry()
+            own.register(_Both(self.registry, ProcessCollector(registry=None), *self.shared))
+            return generate_latest(own)
+        self.workers.publish(self.registry)  # this worker's own, up to this moment
+        return generate_latest(self.workers.registry(self.registry, self.shared))
+
+
+def _buckets(bounds: tuple[float, ...], rec: list[Any], start: int) -> list[tuple[str, float]]:
+    """Cumulative (le, count) pairs from a record's per-bucket counts at `start`."""
+    out: list[tuple[str, float]] = []
+    acc = 0
+    for i, bound in enumerate(bounds):
+        acc += rec[start + i]
+        out.append((str(float(bound)), acc))
+    out.append(("+Inf", acc + rec[start + len(bounds)]))
+    return out
+
+
+class _Both:
+    """Two collectors as one (this process's figures and its process metrics)."""
+
+    def __init__(self, *collectors: Any) -> None:
+        self.collectors = collectors
+
+    def collect(self) -> Iterator[Metric]:
+        for collector in self.collectors:
+            yield from collector.collect()
