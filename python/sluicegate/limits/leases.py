@@ -65,6 +65,9 @@ __all__ = ["LeasedLimitStore"]
 
 log = logging.getLogger("sluicegate.limits")
 
+# A grant's handle when every line it holds is a window line (admitted from leases).
+_WINDOWS_ONLY = "windows"
+
 
 @dataclass(slots=True)
 class _Lease:
@@ -162,8 +165,8 @@ class LeasedLimitStore:
 
     def _state(self, lease: _Lease, t: int) -> LineState:
         line = lease.line
-        w = line.window_s * 1000 // self.slot_ms
-        reset = max(lease.reset_at - t, (lease.counted_slot + w + 1) * self.slot_ms - t, 0)
+        slot_ms = self.slot_ms
+        reset = max(lease.reset_at - t, (lease.counted_slot + line.window_s * 1000 // slot_ms + 1) * slot_ms - t, 0)
         return LineState(line, max(0, line.limit - lease.counted + lease.room), reset, 0)
 
     # -- acquire ----------------------------------------------------------------------------------
@@ -203,7 +206,8 @@ class LeasedLimitStore:
             for held_lease, cost in zip(held, costs, strict=True):
                 held_lease.room -= cost
                 held_lease.n_used += 1
-            grant = Grant(gid, lines, costs, t, tuple(h.counted_slot for h in held), None, False, skew)
+            # handle=_WINDOWS_ONLY: `finish` need not look for concurrent lines.
+            grant = Grant(gid, lines, costs, t, tuple([h.counted_slot for h in held]), _WINDOWS_ONLY, False, skew)
             return LimitResult(grant, None, [], [self._state(h, t) for h in held])
         short = any(
             lease is not None and (lease.slot != s or lease.room < cost)
@@ -395,7 +399,7 @@ class LeasedLimitStore:
             log.exception("limits: finish failed")
 
     async def _finish(self, grant: Grant, deltas: list[int], t: int) -> None:
-        if any(line.kind == "concurrent" for line in grant.lines):
+        if grant.handle is not _WINDOWS_ONLY and any(line.kind == "concurrent" for line in grant.lines):
             # One call anyway: the window deltas go with it.
             keys, args = self.redis.finish_args(grant, deltas, t)
             await self.redis.run(self.redis.finish_script, keys, args)

@@ -21,7 +21,7 @@ is counted, a changed window is a new counter.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from sluicegate._core import MAX_COST
 from sluicegate.spend.caps import Level
@@ -90,8 +90,7 @@ class LimitLine:
         return self.kind != "concurrent"
 
 
-@dataclass(frozen=True, slots=True)
-class LineState:
+class LineState(NamedTuple):
     """A line after an acquire (or, for a refused request, as it stands).
 
     Attributes:
@@ -103,6 +102,9 @@ class LineState:
             monitor lines that would have, 0 elsewhere. -1 means never: the cost is larger than
             the limit itself (`never` is True; answer without a retry-after). For a `concurrent`
             line it is a hint (1 s): a slot frees when some call ends.
+
+    A named tuple, not a frozen dataclass: one is made per line on every admitted call, and a
+    frozen dataclass's constructor costs several times a tuple's.
     """
 
     line: LimitLine

@@ -126,6 +126,19 @@ class LimitRule:
         return bites(self.mode, self.rollout_percent, self.rule_id, key_id, self.rollout_by)
 
 
+_DURATIONS: dict[int, bytes] = {}
+
+
+def _duration_bytes(ms: int) -> bytes:
+    """`format_duration(ms)` as bytes, remembered (calls under load share their millisecond)."""
+    held = _DURATIONS.get(ms)
+    if held is None:
+        if len(_DURATIONS) >= 8192:
+            _DURATIONS.clear()
+        held = _DURATIONS[ms] = format_duration(ms).encode()
+    return held
+
+
 def format_duration(ms: int) -> str:
     """A duration as OpenAI's reset headers write it: `20ms`, `1s`, `1.5s`, `6m0s`, `1h2m3s`."""
     if ms < 1000:
@@ -190,7 +203,7 @@ def limit_headers(family: str, states: Sequence[LineState], now_s: float | None 
             out += [
                 (limit, b"%d" % state.line.limit),
                 (remaining, b"%d" % state.remaining),
-                (reset, format_duration(state.reset_ms).encode()),
+                (reset, _duration_bytes(state.reset_ms)),
             ]
     return out
 
@@ -300,7 +313,7 @@ class LimitPolicy:
         self.store: LimitStore | None = None
         self._rules = tuple(rule_of(r) for r in settings.rules)
         self._by_identity: dict[Identity, tuple[LimitRule, ...]] = {}
-        self._lines: dict[int, tuple[tuple[LimitRule, ...], tuple[LimitLine, ...], bool]] = {}
+        self._lines: dict[int, tuple[tuple[LimitRule, ...], tuple[LimitLine, ...], bool, tuple[bool, ...] | None]] = {}
         self._joined: dict[Identity, tuple[tuple[LimitRule, ...], tuple[LimitRule, ...], tuple[LimitRule, ...]]] = {}
         # The control plane's limits for a caller (its view's `limit_lines`), when it runs: read from
         # memory on every call, since a reload may change them.
@@ -349,8 +362,8 @@ class LimitPolicy:
         if not rules:
             return LimitGuard(self, None, provider)
         assert self.store is not None, "LimitPolicy.start() was not awaited"
-        lines, tokens = self._lines_of(rules)
-        enforce = [r.bites(who.key_name) for r in rules]
+        lines, tokens, static = self._lines_of(rules)
+        enforce = static if static is not None else [r.bites(who.key_name) for r in rules]
         est = None
         if tokens:
             est = estimate(body, fmt.name, self.estimate_settings)
@@ -379,16 +392,18 @@ class LimitPolicy:
             states = [s for s, bit in zip(_aligned(states, lines), enforce, strict=True) if bit and s is not None]
         return LimitGuard(self, result.grant, provider, limit_headers(fmt.family, states) or None, events, est)
 
-    def _lines_of(self, rules: tuple[LimitRule, ...]) -> tuple[tuple[LimitLine, ...], bool]:
+    def _lines_of(self, rules: tuple[LimitRule, ...]) -> tuple[tuple[LimitLine, ...], bool, tuple[bool, ...] | None]:
         """The lines of `rules` as one tuple (the same object for the same rules, which the stores'
-        argument checks remember) and whether one counts tokens."""
+        argument checks remember), whether one counts tokens, and which bite when that does not
+        depend on the key (None: a rollout draws per key)."""
         held = self._lines.get(id(rules))
         if held is None or held[0] is not rules:
             lines = tuple(r.line for r in rules)
+            static = None if any(r.always is None for r in rules) else tuple(bool(r.always) for r in rules)
             if len(self._lines) >= 10_000:
                 self._lines.clear()
-            held = self._lines[id(rules)] = (rules, lines, any(line.kind == "tokens" for line in lines))
-        return held[1], held[2]
+            held = self._lines[id(rules)] = (rules, lines, any(line.kind == "tokens" for line in lines), static)
+        return held[1], held[2], held[3]
 
     def _on_store_error(self, rules: Sequence[LimitRule], enforce: Sequence[bool]) -> OnStoreError:
         """With the store unreachable: closed when a limit that bites on this call says so (its

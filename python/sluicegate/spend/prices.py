@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import ROUND_CEILING, Decimal
 from typing import Any, Literal
@@ -108,14 +108,13 @@ class Rates:
     cache_write: int
     reasoning: int
     request: int = 0
+    # The dearest input and output rates, read on every reservation: computed once.
+    max_input: int = field(init=False, compare=False, repr=False)
+    max_output: int = field(init=False, compare=False, repr=False)
 
-    @property
-    def max_input(self) -> int:
-        return max(self.input, self.cache_read, self.cache_write)
-
-    @property
-    def max_output(self) -> int:
-        return max(self.output, self.reasoning)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "max_input", max(self.input, self.cache_read, self.cache_write))
+        object.__setattr__(self, "max_output", max(self.output, self.reasoning))
 
 
 @dataclass(frozen=True, slots=True)
