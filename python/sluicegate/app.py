@@ -113,6 +113,7 @@ class App:
                 queues[batch_sink.name] = lambda b=batch_sink: (b.depth, b.dropped)
             models = [m for m, _ in self.gateway.router.listed_models()] + settings.metrics.models
             self.metrics = Metrics(models, queues)
+            self.metrics.watch_breakers(self.gateway.router.routes.deployments())
         # The MCP front door (`/mcp/{server}`): the same keys, control view, redactors and sinks.
         self.mcp: McpProxy | None = None
         if settings.mcp.enabled:

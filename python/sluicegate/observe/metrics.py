@@ -11,6 +11,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from sluicegate.proxy.relay import Outcome
+from sluicegate.proxy.routing import Breaker, Deployment
 
 _LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
@@ -88,7 +89,25 @@ class Metrics:
                 child = self._events[kind] = self.events.labels(*kind)
             child.inc(e.count)
 
+    # Circuit breakers of the routes' deployments (proxy/routing.py): read at scrape time only,
+    # nothing on the request path.
+    _breakers: tuple[tuple[Breaker, Any], ...] = ()
+
+    def watch_breakers(self, deployments: list[Deployment]) -> None:
+        """Serve each deployment's breaker state (0 closed, 1 open, 2 half-open) as a gauge."""
+        if not deployments:
+            return
+        gauge = Gauge(
+            "sluicegate_deployment_breaker_state",
+            "circuit breaker of a route's deployment: 0 closed, 1 open, 2 half-open",
+            ["route", "deployment"],
+            registry=self.registry,
+        )
+        self._breakers = tuple((d.breaker, gauge.labels(d.route, d.name)) for d in deployments)
+
     def render(self) -> bytes:
+        for breaker, child in self._breakers:
+            child.set(breaker.state)
         for name, stats in self._queues.items():
             depth, dropped = stats()
             self.queue_depth.labels(name).set(depth)
