@@ -171,6 +171,7 @@ class _Routed:
     est: Estimate | None = None
     tried: list[str] = field(default_factory=list)  # deployment labels, one per attempt
     billed_nusd: int = 0  # what failed attempts that reported usage cost
+    first: Deployment | None = None  # the first attempt's deployment, picked before the reservation
 
 
 class Gateway:
@@ -324,6 +325,10 @@ class Gateway:
         # A route of several deployments: the attempts pick their deployment (and may fall back).
         routes = self.router.routes.by_name
         routed = _Routed(routes[model]) if routes and model in routes else None
+        if routed is not None:  # the first attempt's deployment, chosen now: it is what is reserved
+            routed.first, _ = self.router.routes.pick(routed.route, [], identity.key_name, fmt.family)
+            if routed.first is not None:
+                provider, upstream_model = routed.first.provider, routed.first.model
         info.model, info.provider, info.provider_kind = upstream_model, provider.name, provider.kind
         # The workspace's own credential, if it has one; one that does not open refuses the call
         # here (503), before anything is reserved or sent.
@@ -538,7 +543,10 @@ class Gateway:
             tried: list[Deployment] = []
             reason = "error"
             while len(tried) < current.max_attempts:
-                d, wait = routes.pick(current, tried, identity.key_name, fmt.family)
+                d: Deployment | None
+                d, wait, routed.first = routed.first, 0.0, None
+                if d is None:
+                    d, wait = routes.pick(current, tried, identity.key_name, fmt.family)
                 if d is None:
                     break
                 if wait > 0:
