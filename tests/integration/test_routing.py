@@ -467,3 +467,27 @@ async def test_retry_after_is_honoured_and_capped(
         assert err.value.response.headers["x-sluicegate-attempts"] == "1"
         assert clock.slept == [3.0]
     assert stats(mock_server)["requests"] == 3
+
+
+def test_the_langsmith_run_lists_the_attempts(
+    mock_server: Server, mock_b: Server, dropper: int, tmp_path: Path
+) -> None:
+    from tests.integration.test_langsmith import StandIn, gateway_run
+
+    standin = StandIn()
+    ls = f'[langsmith]\nenabled = true\nendpoint = "{standin.url}"\napi_key = "ls-test"\nproject = "p"\n'
+    extra = providers(mock_server, mock_b, dropper) + ls + standby("r500", "a", "mock-gpt@fault=500")
+    try:
+        with (
+            start_gateway(gateway_config(tmp_path / "gw.toml", mock_server.url, extra)) as gw,
+            openai.OpenAI(base_url=f"{gw.url}/v1", api_key=GATEWAY_KEY, max_retries=0) as oa,
+        ):
+            raw = oa.chat.completions.with_raw_response.create(model="r500", messages=MESSAGES)  # type: ignore[arg-type]
+            run = gateway_run(standin, raw.headers["x-request-id"])
+    finally:
+        standin.close()
+    metadata = run["extra"]["metadata"]
+    assert metadata["sluicegate_attempts"] == ["a/mock-gpt@fault=500", "b/mock-gpt"]
+    assert metadata["sluicegate_deployment"] == "b/mock-gpt" and metadata["sluicegate_provider"] == "b"
+    assert "routing:retry:status_5xx:1" in metadata["sluicegate_policy"]
+    assert PROVIDER_KEY not in str(run) and mock_server.url not in str(run)
