@@ -316,7 +316,10 @@ def test_a_weighted_split_follows_the_weights(routed: Server, mock_server: Serve
     assert 125 <= a <= 175  # weights 3:1 (150 expected; the seeded choice lands well inside)
 
 
-SPEND = f"""
+def spend_routes(limit_nusd: int) -> str:
+    """Prices (mock-gpt as in test_spend_gateway, mock-gpt-dear ten times it), a workspace cap of
+    `limit_nusd`, and the routes: `rs` (a fails, b serves), `rf` (a fails, falls back to `dear`)."""
+    return f"""
 [spend]
 estimate = {{ per_message_tokens = 0, per_request_tokens = 0 }}
 
@@ -333,7 +336,7 @@ level = "workspace"
 id = "ws-test"
 org = "default"
 window = "day"
-limit_usd = "{(2 * COST_NUSD + DEAR_COST_NUSD) / 1e9:.9f}"
+limit_usd = "{limit_nusd / 1e9:.9f}"
 
 [routing.models.rs]
 deployments = [
@@ -361,7 +364,7 @@ def spent(gateway: Server) -> int:
 def test_spend_books_exactly_under_retries_and_fallbacks(
     mock_server: Server, mock_b: Server, dropper: int, tmp_path: Path
 ) -> None:
-    extra = providers(mock_server, mock_b, dropper) + SPEND
+    extra = providers(mock_server, mock_b, dropper) + spend_routes(2 * COST_NUSD + DEAR_COST_NUSD)
     with (
         start_gateway(gateway_config(tmp_path / "gw.toml", mock_server.url, extra)) as gw,
         openai.OpenAI(base_url=f"{gw.url}/v1", api_key=GATEWAY_KEY, max_retries=0) as oa,
@@ -491,3 +494,35 @@ def test_the_langsmith_run_lists_the_attempts(
     assert metadata["sluicegate_deployment"] == "b/mock-gpt" and metadata["sluicegate_provider"] == "b"
     assert "routing:retry:status_5xx:1" in metadata["sluicegate_policy"]
     assert PROVIDER_KEY not in str(run) and mock_server.url not in str(run)
+
+
+async def test_concurrent_retried_calls_book_once_each(
+    mock_server: Server, mock_b: Server, dropper: int, tmp_path: Path
+) -> None:
+    import asyncio
+
+    n = 30
+    extra = providers(mock_server, mock_b, dropper) + spend_routes(n * COST_NUSD)
+    reset(mock_server, mock_b)
+    with start_gateway(gateway_config(tmp_path / "gw.toml", mock_server.url, extra)) as gw:
+        async with openai.AsyncOpenAI(base_url=f"{gw.url}/v1", api_key=GATEWAY_KEY, max_retries=0) as oa:
+
+            async def one(i: int) -> str:
+                if i % 2:
+                    stream = await oa.chat.completions.create(
+                        model="rs",
+                        messages=MESSAGES,
+                        max_tokens=10,
+                        stream=True,  # type: ignore[arg-type]
+                    )
+                    return "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+                done = await oa.chat.completions.create(model="rs", messages=MESSAGES, max_tokens=10)  # type: ignore[arg-type]
+                return done.choices[0].message.content or ""
+
+            replies = await asyncio.gather(*(one(i) for i in range(n)))
+            assert all(len(r) == 40 for r in replies)
+            with pytest.raises(openai.APIStatusError) as err:
+                await oa.chat.completions.create(model="rs", messages=MESSAGES, max_tokens=10)  # type: ignore[arg-type]
+            assert err.value.status_code == 402
+        assert spent(gw) == n * COST_NUSD  # each call booked once, at what b served; a's failures free
+    assert stats(mock_b)["requests"] == n

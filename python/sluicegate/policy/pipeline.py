@@ -391,6 +391,8 @@ class Gateway:
                     )
                 finally:
                     guard = routed.guard
+                    if limited is not None and info.provider is not None:
+                        limited.provider = info.provider  # a provider's 429 is the last attempt's
         except BaseException:
             if guard is not None:
                 await guard.finish(None)  # failed before any output: release
