@@ -605,6 +605,9 @@ class Gateway:
                     routes.done(d, False, None, events)
                     last = exc
                     continue
+                except BaseException:
+                    routes.done(d, True, None, events)
+                    raise
                 if retryable_status(resp.status):
                     routes.done(d, False, None, events)
                     wait_s = retry_after_s(held.header)

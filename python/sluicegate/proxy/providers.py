@@ -128,11 +128,14 @@ class Router:
         self.routes = Routes(r, self.providers, clock, rng)
         # A route answers `route()` with its first deployment (the model list, a cap's substitute).
         self._exact = {model: self.providers[p] for model, p in r.models.items() if isinstance(p, str)}
-        self._first: dict[str, tuple[Provider, str]] = {}
+        # A route answers `route()` with its first deployment in the request's format (the list of
+        # models, a cap's substitute, the price of a call whose breakers are all open).
+        self._first: dict[tuple[str, Family], tuple[Provider, str]] = {}
         for name, route in self.routes.by_name.items():
-            first = route.deployments[0]
-            self._exact[name] = first.provider
-            self._first[name] = (first.provider, first.model)
+            self._exact[name] = route.deployments[0].provider
+            for family in ("openai", "anthropic"):
+                d = next((d for d in route.deployments if d.provider.speaks(family)), route.deployments[0])
+                self._first[name, family] = (d.provider, d.model)
         for provider in self.providers.values():
             for model in provider.models:
                 self._exact.setdefault(model, provider)
@@ -150,8 +153,8 @@ class Router:
         """
         upstream_model = model
         provider = self._exact.get(model)
-        if provider is not None and self._first and model in self._first:
-            provider, upstream_model = self._first[model]
+        if provider is not None and self._first and (model, fmt.family) in self._first:
+            provider, upstream_model = self._first[model, fmt.family]
         if provider is None and "/" in model:
             prefix, rest = model.split("/", 1)
             if prefix in self.providers and rest:

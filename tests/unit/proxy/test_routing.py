@@ -12,7 +12,8 @@ import pytest
 from pydantic import ValidationError
 
 from sluicegate.config import RouteSettings, Settings
-from sluicegate.formats import OPENAI_CHAT
+from sluicegate.errors import InvalidRequest
+from sluicegate.formats import ANTHROPIC_MESSAGES, OPENAI_CHAT
 from sluicegate.proxy.providers import Router
 from sluicegate.proxy.routing import (
     CLOSED,
@@ -104,6 +105,10 @@ def test_retries_prefer_an_untried_deployment_then_reuse() -> None:
 def test_a_deployment_that_speaks_another_format_is_not_picked() -> None:
     r = router({"deployments": [{"provider": "a"}, {"provider": "c", "model": "claude"}]})
     route = r.routes.by_name["r"]
+    assert r.route("r", ANTHROPIC_MESSAGES)[0].name == "c" and r.route("r", OPENAI_CHAT)[0].name == "a"
+    only_openai = router({"deployments": [{"provider": "a"}]})
+    with pytest.raises(InvalidRequest, match="does not speak the anthropic format"):
+        only_openai.route("r", ANTHROPIC_MESSAGES)
     assert {r.routes.pick(route, [], str(i), "anthropic")[0].name for i in range(20)} == {"c/claude"}  # type: ignore[union-attr]
     assert r.routes.pick(route, [route.deployments[1]], "k", "anthropic")[0] is route.deployments[1]
 
