@@ -200,9 +200,10 @@ def _knobs(headers: Mapping[str, str], model: str | None) -> tuple[Knobs, str | 
 
 
 def _fault_fires(knobs: Knobs, model: str | None) -> bool:
-    """Whether this request gets its fault: always, or under `fault_times` only the first N times."""
-    if knobs.fault is None or not knobs.fault_times:
-        return knobs.fault is not None
+    """Whether this request gets its fault (it has one): always, or under `fault_times` only the
+    first N times."""
+    if not knobs.fault_times:
+        return True
     key = model or ""
     fired = STATS.faults.get(key, 0)
     if fired >= knobs.fault_times:
@@ -252,7 +253,7 @@ async def _answer(
         if not isinstance(model, str) or not model:
             raise MockError(400, "invalid_request", "'model' is required", param="model")
         knobs, name = _knobs(headers, model)
-        if not _fault_fires(knobs, model):
+        if knobs.fault is not None and not _fault_fires(knobs, model):
             knobs = replace(knobs, fault=None)
         model = name or model
         await _before(knobs, anthropic)
