@@ -526,3 +526,23 @@ async def test_concurrent_retried_calls_book_once_each(
             assert err.value.status_code == 402
         assert spent(gw) == n * COST_NUSD  # each call booked once, at what b served; a's failures free
     assert stats(mock_b)["requests"] == n
+
+
+async def test_a_timeout_before_the_first_byte_is_retried_within_the_total(
+    mock_server: Server, mock_b: Server, dropper: int, tmp_path: Path
+) -> None:
+    reset(mock_server, mock_b)
+    routes = standby("slow", "a", "mock-gpt@first_byte_ms=3000")
+    routes += standby("slower", "a", "mock-gpt@first_byte_ms=3000", "mock-gpt@first_byte_ms=3000")
+    config = gateway_config(tmp_path / "gw.toml", mock_server.url, providers(mock_server, mock_b, dropper) + routes)
+    text = config.read_text().replace("first_byte_timeout_s = 2", "first_byte_timeout_s = 0.3")
+    config.write_text(text.replace("total_timeout_s = 30", "total_timeout_s = 0.5"))
+    async with in_process(config, _Clock()) as client:
+        raw = await client.chat.completions.with_raw_response.create(model="slow", messages=MESSAGES)  # type: ignore[arg-type]
+        assert raw.headers["x-sluicegate-deployment"] == "b/mock-gpt" and raw.headers["x-sluicegate-attempts"] == "2"
+        # Both slow: the second attempt has what is left of the 0.5 s, and no third one starts.
+        started = time.monotonic()
+        with pytest.raises(openai.APIStatusError) as err:
+            await client.chat.completions.create(model="slower", messages=MESSAGES)  # type: ignore[arg-type]
+        assert err.value.status_code == 504 and err.value.response.headers["x-sluicegate-attempts"] == "2"
+        assert time.monotonic() - started < 1.5
