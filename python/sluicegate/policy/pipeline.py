@@ -446,7 +446,7 @@ class Gateway:
             )
         return self.router.route(model, fmt)
 
-    async def _send(
+    def _send(
         self,
         fmt: WireFormat,
         provider: Provider,
@@ -455,8 +455,11 @@ class Gateway:
         raw: bytes,
         whole: bool,
         timeouts: Timeouts,
-    ) -> UpstreamResponse:
-        """Send the request upstream; the response once its headers (`whole`: its whole body) came.
+    ) -> Awaitable[UpstreamResponse]:
+        """Send the request upstream: awaited, the response once its headers (`whole`: its whole
+        body) came. A plain function handing back the transport's coroutine, so that it adds no
+        frame to the request path.
+
         A tenant's base URL is checked against the operator's rules first (they may have changed
         since it was stored), gets a client that checks every address it connects to, and never the
         operator's static headers."""
@@ -473,9 +476,9 @@ class Gateway:
         )
         url = provider.url(fmt.path, base_url)
         upstream = self._upstream(url, base_url is not None)
-        return await upstream.send(url, fmt.path, upstream_headers, raw, timeouts, whole=whole)
+        return upstream.send(url, fmt.path, upstream_headers, raw, timeouts, whole=whole)
 
-    async def _relay(
+    def _relay(
         self,
         send: Send,
         receive: Receive,
@@ -485,17 +488,16 @@ class Gateway:
         rewrite: Rewrite | None,
         rid: bytes,
         extra: list[tuple[bytes, bytes]] | None,
-    ) -> Outcome:
-        """Relay the provider's answer to the client: an error status, a stream, or a body."""
+    ) -> Awaitable[Outcome]:
+        """Relay the provider's answer to the client: an error status, a stream, or a body (the
+        relay's coroutine, to await)."""
         bounds = self.settings.upstream
         if resp.status >= 400:
-            return await relay_error_status(send, fmt, resp, rid, bounds.max_error_body_bytes, rewrite, extra)
+            return relay_error_status(send, fmt, resp, rid, bounds.max_error_body_bytes, rewrite, extra)
         if tap is not None and resp.content_type.startswith("text/event-stream"):
             max_event = bounds.max_event_bytes
-            return await relay_stream(
-                send, receive, fmt, tap, resp, rid, self.capture, max_event=max_event, extra=extra
-            )
-        return await relay_body(send, fmt, resp, rid, rewrite, self.capture, extra)
+            return relay_stream(send, receive, fmt, tap, resp, rid, self.capture, max_event=max_event, extra=extra)
+        return relay_body(send, fmt, resp, rid, rewrite, self.capture, extra)
 
     async def _attempts(
         self,
