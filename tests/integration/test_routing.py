@@ -546,3 +546,34 @@ async def test_a_timeout_before_the_first_byte_is_retried_within_the_total(
             await client.chat.completions.create(model="slower", messages=MESSAGES)  # type: ignore[arg-type]
         assert err.value.status_code == 504 and err.value.response.headers["x-sluicegate-attempts"] == "2"
         assert time.monotonic() - started < 1.5
+
+
+async def test_a_route_whose_breakers_are_all_open_answers_503_with_retry_after(
+    mock_server: Server, mock_b: Server, dropper: int, tmp_path: Path
+) -> None:
+    reset(mock_server)
+    lone = """
+[routing]
+breaker_failures = 2
+breaker_cooldown_s = 20
+
+[routing.models.lone]
+deployments = [{ provider = "a", model = "mock-gpt@fault=500,fault_times=2" }]
+max_attempts = 1
+"""
+    clock = _Clock()
+    config = gateway_config(tmp_path / "gw.toml", mock_server.url, providers(mock_server, mock_b, dropper) + lone)
+    async with in_process(config, clock) as client:
+        for _ in range(2):
+            with pytest.raises(openai.InternalServerError):
+                await client.chat.completions.create(model="lone", messages=MESSAGES)  # type: ignore[arg-type]
+        clock.now += 5
+        with pytest.raises(openai.APIStatusError) as err:
+            await client.chat.completions.create(model="lone", messages=MESSAGES)  # type: ignore[arg-type]
+        assert err.value.status_code == 503 and err.value.code == "no_healthy_deployment"
+        assert err.value.response.headers["retry-after"] == "15"
+        assert stats(mock_server)["requests"] == 2  # the open breaker kept the call from a
+        clock.now += 15  # cooled down: the probe goes through, and a is healthy again
+        done = await client.chat.completions.create(model="lone", messages=MESSAGES)  # type: ignore[arg-type]
+        assert done.choices[0].message.content
+    assert stats(mock_server)["requests"] == 3

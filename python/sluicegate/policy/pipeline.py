@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import math
 import os
 import random
 import re
@@ -628,10 +629,12 @@ class Gateway:
             return await self._relay_held(send, fmt, last, rid, rewrite, info)
         if last is not None:
             raise last
-        raise Unavailable(
+        err = Unavailable(
             f"no deployment of the model {route.name!r} can take calls right now (its circuit breakers are open)",
             code="no_healthy_deployment",
         )
+        err.headers["retry-after"] = str(math.ceil(routes.reopens_in_s(route)) or 1)
+        raise err
 
     async def _relay_held(
         self, send: Send, fmt: WireFormat, held: HeldResponse, rid: bytes, rewrite: Rewrite | None, info: CallInfo

@@ -237,6 +237,12 @@ class Routes:
             return ready[0]
         return _weighted(ready, int(self.rng.random() * total))
 
+    def reopens_in_s(self, route: Route) -> float:
+        """Seconds until the first of `route`'s open breakers lets a probe through (0: none is open)."""
+        now = self.clock()
+        waits = [d.breaker.opened_at + d.breaker.cooldown_s - now for d in route.deployments if d.breaker.state == OPEN]
+        return max(min(waits), 0.0) if waits else 0.0
+
     def admit(self, d: Deployment, events: list[PolicyEvent]) -> None:
         """The call goes to `d` now: count it in flight, and note a breaker's half-open probe."""
         d.in_flight += 1
