@@ -87,6 +87,7 @@ class App:
             self.gateway.attach(self.control.view)
             self.control.admin.caps_status = self.gateway.cap_status
             self.control.admin.base_url_refusal = self.gateway.tenant_urls.refusal
+            self.control.admin.routes_status = self.gateway.router.routes.status
             self.control.admin.mcp_url_refusal = self.gateway.tenant_urls.mcp_refusal
         # Batched background writers of finished calls: the database's records, the webhook, LangSmith.
         self.sinks: list[BatchSink[Outcome]] = []

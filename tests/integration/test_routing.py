@@ -577,3 +577,34 @@ max_attempts = 1
         done = await client.chat.completions.create(model="lone", messages=MESSAGES)  # type: ignore[arg-type]
         assert done.choices[0].message.content
     assert stats(mock_server)["requests"] == 3
+
+
+def test_the_admin_api_shows_each_deployments_breaker(
+    mock_server: Server, mock_b: Server, dropper: int, tmp_path: Path
+) -> None:
+    from tests.integration.test_control_gateway import _env, _seed
+    from tests.unit.control.pg import MASTER_KEY
+
+    from sluicegate.control.responses import Routes
+    from sluicegate.control.settings import ControlSettings
+
+    control = ControlSettings(enabled=True, database_url=f"sqlite:///{tmp_path / 'c.db'}", master_key=MASTER_KEY)
+    seed = _seed(control)
+    extra = f'\n[control]\nenabled = true\ndatabase_url = "{control.database_url}"\n'
+    extra += providers(mock_server, mock_b, dropper) + "\n[routing]\nbreaker_failures = 1\n"
+    extra += standby("rb", "a", "mock-gpt@fault=500")
+    with (
+        start_gateway(gateway_config(tmp_path / "gw.toml", mock_server.url, extra), _env()) as gw,
+        openai.OpenAI(base_url=f"{gw.url}/v1", api_key=GATEWAY_KEY, max_retries=0) as oa,
+    ):
+        assert oa.chat.completions.create(model="rb", messages=MESSAGES).choices  # type: ignore[arg-type]
+        answer = httpx.get(f"{gw.url}/admin/v1/routes", headers={"authorization": f"Bearer {seed['token']}"})
+        assert answer.status_code == 200
+        rows = Routes.model_validate(answer.json()).routes  # the contract's own model: no field beyond it
+        assert httpx.get(f"{gw.url}/admin/v1/routes").status_code == 401
+    assert [(r.route, r.deployment, r.provider, r.breaker, r.failures, r.in_flight) for r in rows] == [
+        ("rb", "a/mock-gpt@fault=500", "a", "open", 1, 0),
+        ("rb", "b/mock-gpt", "b", "closed", 0, 0),
+    ]
+    assert rows[1].ttfb_s is not None and rows[0].ttfb_s is None
+    assert mock_server.url not in answer.text and PROVIDER_KEY not in answer.text

@@ -21,7 +21,7 @@ import random
 import zlib
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
@@ -191,6 +191,23 @@ class Routes:
         route): one attempt, a breaker of its own that lives as long as the call."""
         d = Deployment(name, provider, model, 1, Breaker(1 << 30, 0.0))
         return Route(name, (d,), "weighted", False, 1, (), frozenset())
+
+    def status(self) -> list[dict[str, Any]]:
+        """Every route's deployments with their breaker state and figures (the admin API's `/routes`)."""
+        return [
+            {
+                "route": d.route,
+                "deployment": d.name,
+                "provider": d.provider.name,
+                "model": d.model,
+                "weight": d.weight,
+                "breaker": STATE_NAMES[d.breaker.state],
+                "failures": d.breaker.failures,
+                "in_flight": d.in_flight,
+                "ttfb_s": round(d.ttfb_s, 6) if d.ttfb_s is not None else None,
+            }
+            for d in self.deployments()
+        ]
 
     def pick(self, route: Route, tried: list[Deployment], key_id: str, family: str) -> tuple[Deployment | None, float]:
         """The deployment for the next attempt, and how long to wait before it (a `retry-after`).
