@@ -124,6 +124,11 @@ fallback_on = ["error", "context_length"]
 deployments = [{ provider = "a", model = "mock-gpt@fault=context_length" }]
 fallbacks = ["fb"]
 
+[routing.models.rpolicy]
+deployments = [{ provider = "a", model = "mock-gpt@fault=content_policy" }]
+fallbacks = ["fb"]
+fallback_on = ["content_policy"]
+
 [routing.models.rdown]
 deployments = [{ provider = "a", model = "mock-gpt@fault=503" }]
 max_attempts = 1
@@ -255,6 +260,17 @@ def test_fallback_after_context_length_skips_a_denied_model(
         an.messages.create(model="rnoctx", messages=MESSAGES, max_tokens=50)  # type: ignore[arg-type]
     assert "prompt is too long" in str(aerr.value)
     assert stats(mock_b)["requests"] == 2  # only the two fallbacks of rctx
+
+
+def test_fallback_after_a_content_policy_refusal(
+    routed: Server, mock_server: Server, mock_b: Server, clients: tuple[openai.OpenAI, anthropic.Anthropic]
+) -> None:
+    reset(mock_server, mock_b)
+    oa, an = clients
+    assert an.messages.create(model="rpolicy", messages=MESSAGES, max_tokens=50).model == "fb"  # type: ignore[arg-type]
+    raw = oa.chat.completions.with_raw_response.create(model="rpolicy", messages=MESSAGES)  # type: ignore[arg-type]
+    assert raw.headers["x-sluicegate-deployment"] == "b/fb" and raw.headers["x-sluicegate-attempts"] == "2"
+    assert stats(mock_server)["requests"] == 2 and stats(mock_b)["requests"] == 2
 
 
 def test_fallback_when_every_deployment_failed(
