@@ -7,6 +7,7 @@ __all__ = [
     "MAX_WINDOW_SLOTS",
     "Bucket",
     "InFlight",
+    "ResponseParser",
     "ScanError",
     "Scanner",
     "SlidingWindow",
@@ -499,3 +500,48 @@ def finish_all(
     Raises:
         ValueError: a delta out of range, or not one ticket and one delta per counter.
     """
+
+# --- HTTP/1.1 responses (rust/src/py/http1.rs) ---------------------------------------------------
+
+@final
+class ResponseParser:
+    """An incremental HTTP/1.1 response parser for one connection: bytes in as they arrive, the head
+    once complete, then the body with its framing removed (`content-length`, `chunked`, or until the
+    connection closes). 1xx heads are skipped; 204 and 304 have no body; trailers are dropped.
+
+    Arguments:
+        max_head: the largest head (and chunk-size line, and trailers) in bytes.
+    """
+
+    def __init__(self, max_head: int = 65536) -> None: ...
+    def feed(self, data: bytes) -> tuple[tuple[int, dict[str, str], bool] | None, bytes, bool]:
+        """Feed the bytes that arrived: (the head if it completed now, as (status, {lower-cased
+        name: value, repeated headers joined with ", "}, keep_alive), the body bytes that arrived,
+        whether the message is complete).
+
+        Raises:
+            ValueError: a malformed head, contradictory framing, a malformed chunk, a part over
+                `max_head`, or bytes after the complete message.
+        """
+
+    def eof(self) -> None:
+        """The connection closed: completes a body read until close.
+
+        Raises:
+            ValueError: the message was not complete.
+        """
+
+    def reset(self) -> None:
+        """Ready for the next response on the same connection."""
+
+    @property
+    def done(self) -> bool:
+        """Whether the message is complete."""
+
+    @property
+    def reusable(self) -> bool:
+        """Whether the message is complete and the connection may carry another request."""
+
+    @property
+    def has_head(self) -> bool:
+        """Whether the head has been read."""

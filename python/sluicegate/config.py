@@ -157,6 +157,9 @@ class ProviderSettings(_Section):
     auth_header: str | None = None
     headers: dict[str, Secret] = Field(default_factory=dict)  # values may be credentials: masked
     models: list[str] = Field(default_factory=list)
+    # The wire formats the provider's API speaks, when not all its kind's (a mock standing in for a
+    # one-format vendor); a request in another format is translated (docs/translation.md).
+    formats: list[Literal["openai", "anthropic"]] | None = Field(None, min_length=1)
 
     @field_validator("base_url")
     @classmethod

@@ -4,6 +4,7 @@
 //! modules that know nothing of Python (so `cargo test` needs no interpreter), and `py/`, the only
 //! place that touches pyo3, compiled when the `python` feature is on (maturin turns it on).
 
+pub mod http1;
 pub mod jsonkeys;
 pub mod limit;
 #[cfg(feature = "python")]

@@ -75,9 +75,13 @@ def openai_error_body(err: GatewayError) -> bytes:
     return orjson.dumps({"error": error})
 
 
+def anthropic_error_type(status: int) -> str:
+    """Anthropic's error type for an HTTP status."""
+    return _ANTHROPIC_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
+
+
 def anthropic_error_body(err: GatewayError, request_id: str | None = None) -> bytes:
-    kind = _ANTHROPIC_TYPES.get(err.status, "api_error" if err.status >= 500 else "invalid_request_error")
-    error = {"type": kind, "message": err.message, **err.extra}
+    error = {"type": anthropic_error_type(err.status), "message": err.message, **err.extra}
     return orjson.dumps({"type": "error", "error": error, "request_id": request_id})
 
 

@@ -40,6 +40,8 @@ from sluicegate.errors import (
 )
 from sluicegate.formats import FORMATS_BY_PATH, WireFormat
 from sluicegate.formats.base import Family, StreamTap
+from sluicegate.formats.translate import Bridge
+from sluicegate.formats.translate_stream import TranslatedResponse
 from sluicegate.observe.events import PolicyEvent
 from sluicegate.policy.auth import Authenticator, Identity, KeyStore
 from sluicegate.policy.limits import LimitPolicy
@@ -48,6 +50,7 @@ from sluicegate.policy.models import ModelPolicy, ModelRules
 from sluicegate.policy.redaction import Redactor
 from sluicegate.policy.spend import SpendGuard, SpendPolicy
 from sluicegate.proxy.egress import TenantUrls
+from sluicegate.proxy.http1 import NativeUpstream
 from sluicegate.proxy.providers import Provider, Router
 from sluicegate.proxy.relay import (
     INTERNAL,
@@ -210,7 +213,7 @@ class Gateway:
         self.tenant_urls = TenantUrls.from_settings(settings)
         self.body_timeout_s = settings.server.body_timeout_s
         self.max_depth = settings.server.max_json_depth
-        self._http: HttpUpstream | None = None
+        self._http: NativeUpstream | None = None  # the operator's providers
         self._tenant_http: HttpUpstream | None = None
         self._local = InProcessUpstream(settings.upstream.max_response_bytes)
         self.redactor = Redactor(settings.redaction) if settings.redaction.enabled else None
@@ -228,7 +231,7 @@ class Gateway:
 
     async def start(self) -> None:
         """Create the pooled client and the spend store; call inside the serving event loop."""
-        self._http = HttpUpstream(self.settings.upstream)
+        self._http = NativeUpstream(self.settings.upstream)
         self._tenant_http = HttpUpstream(self.settings.upstream, self.tenant_urls.addresses)
         if self.spend is not None:
             await self.spend.start()
@@ -257,7 +260,7 @@ class Gateway:
                 self._tenant_http = HttpUpstream(self.settings.upstream, self.tenant_urls.addresses)
             return self._tenant_http
         if self._http is None:
-            self._http = HttpUpstream(self.settings.upstream)
+            self._http = NativeUpstream(self.settings.upstream)
         return self._http
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, fmt: WireFormat) -> Outcome:
@@ -327,10 +330,12 @@ class Gateway:
         routes = self.router.routes.by_name
         routed = _Routed(routes[model]) if routes and model in routes else None
         if routed is not None:  # the first attempt's deployment, chosen now: it is what is reserved
-            routed.first, _ = self.router.routes.pick(routed.route, [], identity.key_name, fmt.family)
+            routed.first, _ = self.router.routes.pick(routed.route, [], identity.key_name, fmt)
             if routed.first is not None:
                 provider, upstream_model = routed.first.provider, routed.first.model
         info.model, info.provider, info.provider_kind = upstream_model, provider.name, provider.kind
+        if not provider.speaks(fmt.family):  # translated: what cannot be is refused before anything is reserved
+            _translation(provider, fmt).request(body)
         # The workspace's own credential, if it has one; one that does not open refuses the call
         # here (503), before anything is reserved or sent.
         credential = self.view.provider_credential(identity.workspace, provider.name) if self.view else None
@@ -338,7 +343,7 @@ class Gateway:
         if self.loops is not None:
             info.events.extend(await self.loops.check(identity, fmt.name, body) or ())
         stream = info.stream = fmt.streams and body.get("stream") is True
-        limited = None
+        limited = guard = None
         try:
             scan = redactor.scan_request(fmt, body, identity.workspace, raw) if redactor is not None else None
             # Rate limits count the body as it goes upstream (redacted), so a tokens limit's input
@@ -349,7 +354,6 @@ class Gateway:
                 info.headers = limited.headers
                 info.events += limited.events  # kept should a later step refuse the call
                 est = limited.input_estimate
-            guard = None
             lines = self.spend.lines_for(identity) if self.spend is not None else ()
             if lines:
                 assert self.spend is not None
@@ -371,18 +375,28 @@ class Gateway:
                 body["model"] = upstream_model
             # What goes upstream is what was parsed, checked and priced, never the original bytes: then
             # no difference between our JSON parser and the provider's can decide what the model sees.
-            raw = orjson.dumps(body)
+            # A provider that speaks another format gets the request translated (the answer is, back).
+            bridge = None if provider.speaks(fmt.family) else _translation(provider, fmt)
+            raw = orjson.dumps(body if bridge is None else bridge.request(body))
             rewrite = None
             if scan is not None and redactor is not None:
                 rewrite = partial(redactor.scan_response, fmt, scan=scan, workspace=identity.workspace)
         except BaseException:
+            if guard is not None:
+                await guard.finish(None)  # refused or failed before anything was sent
             if limited is not None:
-                await limited.finish(None)  # refused or failed before anything was sent
+                await limited.finish(None)
             raise
         try:
             if routed is None:
-                resp = await self._send(fmt, provider, credential, headers, raw, tap is None, self.timeouts)
-                outcome = await self._relay(send, receive, fmt, resp, tap, rewrite, rid, info.headers)
+                resp = await self._send(fmt, provider, credential, headers, raw, tap is None, self.timeouts, bridge)
+                if bridge is None:
+                    outcome = await self._relay(send, receive, fmt, resp, tap, rewrite, rid, info.headers)
+                else:
+                    translated = TranslatedResponse(resp, bridge, self.settings.upstream.max_event_bytes)
+                    outcome = await self._relay_translated(
+                        send, receive, fmt, translated, tap, rewrite, rid, info.headers
+                    )
             else:
                 routed.guard, routed.lines, routed.est = guard, lines, est
                 routed.reserved = (provider, upstream_model)
@@ -456,10 +470,11 @@ class Gateway:
         raw: bytes,
         whole: bool,
         timeouts: Timeouts,
+        bridge: Bridge | None = None,
     ) -> Awaitable[UpstreamResponse]:
         """Send the request upstream: awaited, the response once its headers (`whole`: its whole
         body) came. A plain function handing back the transport's coroutine, so that it adds no
-        frame to the request path.
+        frame to the request path. With a `bridge`, `raw` is already in the provider's format.
 
         A tenant's base URL is checked against the operator's rules first (they may have changed
         since it was stored), gets a client that checks every address it connects to, and never the
@@ -475,9 +490,10 @@ class Gateway:
             credential.secret if credential is not None else None,
             tenant_url=base_url is not None,
         )
-        url = provider.url(fmt.path, base_url)
+        path = fmt.path if bridge is None else bridge.target.path
+        url = provider.url(path, base_url)
         upstream = self._upstream(url, base_url is not None)
-        return upstream.send(url, fmt.path, upstream_headers, raw, timeouts, whole=whole)
+        return upstream.send(url, path, upstream_headers, raw, timeouts, whole=whole)
 
     def _relay(
         self,
@@ -499,6 +515,23 @@ class Gateway:
             max_event = bounds.max_event_bytes
             return relay_stream(send, receive, fmt, tap, resp, rid, self.capture, max_event=max_event, extra=extra)
         return relay_body(send, fmt, resp, rid, rewrite, self.capture, extra)
+
+    async def _relay_translated(
+        self,
+        send: Send,
+        receive: Receive,
+        fmt: WireFormat,
+        resp: TranslatedResponse,
+        tap: StreamTap | None,
+        rewrite: Rewrite | None,
+        rid: bytes,
+        extra: list[tuple[bytes, bytes]] | None,
+    ) -> Outcome:
+        """`_relay` of an answer translated back from the provider's format as it is read."""
+        outcome = await self._relay(send, receive, fmt, resp, tap, rewrite, rid, extra)
+        if not resp.usage_reported:
+            outcome.usage = None  # the counts the client got are not the provider's: settled as unknown
+        return outcome
 
     async def _attempts(
         self,
@@ -551,7 +584,7 @@ class Gateway:
                 d: Deployment | None
                 d, wait, routed.first = routed.first, 0.0, None
                 if d is None:
-                    d, wait = routes.pick(current, tried, identity.key_name, fmt.family)
+                    d, wait = routes.pick(current, tried, identity.key_name, fmt)
                 if d is None:
                     break
                 if wait > 0:
@@ -570,7 +603,9 @@ class Gateway:
                 await self._move_spend(routed, fmt, body, d)
                 info.model, info.provider, info.provider_kind = d.model, d.provider.name, d.provider.kind
                 body["model"] = d.model
-                raw = orjson.dumps(body)
+                # A deployment that speaks another format gets the request translated (its answer is, back).
+                bridge = None if d.provider.speaks(fmt.family) else d.provider.translation(fmt)
+                raw = orjson.dumps(body if bridge is None else bridge.request(body))
                 credential = self.view.provider_credential(identity.workspace, d.provider.name) if self.view else None
                 timeouts = self.timeouts
                 if routed.tried:  # what is left of the call's total time
@@ -585,7 +620,7 @@ class Gateway:
                 routes.admit(d, events)
                 started = loop.time()
                 try:
-                    resp = await self._send(fmt, d.provider, credential, headers, raw, tap is None, timeouts)
+                    resp = await self._send(fmt, d.provider, credential, headers, raw, tap is None, timeouts, bridge)
                 except (UpstreamUnreachable, UpstreamTimeout) as exc:
                     routes.done(d, False, None, events)
                     last = exc
@@ -594,10 +629,19 @@ class Gateway:
                     routes.done(d, True, None, events)  # not the deployment's failure (a refused URL, a bug)
                     raise
                 ttfb = loop.time() - started
+                translated = None
+                if bridge is not None:
+                    resp = translated = TranslatedResponse(resp, bridge, self.settings.upstream.max_event_bytes)
                 if resp.status < 400:
                     ok = False
                     try:
-                        outcome = await self._relay(send, receive, fmt, resp, tap, rewrite, rid, info.headers)
+                        if translated is None:
+                            outcome = await self._relay(send, receive, fmt, resp, tap, rewrite, rid, info.headers)
+                        else:
+                            extra = info.headers
+                            outcome = await self._relay_translated(
+                                send, receive, fmt, translated, tap, rewrite, rid, extra
+                            )
                         ok = outcome.error is None or outcome.client_gone
                     finally:
                         routes.done(d, ok, ttfb, events)
@@ -832,6 +876,14 @@ def _failure_kind(failure: object) -> str:
     if isinstance(failure, GatewayError):
         return failure.code
     return "unavailable"
+
+
+def _translation(provider: Provider, fmt: WireFormat) -> Bridge:
+    """The translation to `provider` of a request in `fmt` it does not speak (the router let
+    the route through: there is one)."""
+    bridge = provider.translation(fmt)
+    assert bridge is not None
+    return bridge
 
 
 def _str(value: bytes | None) -> str | None:

@@ -18,6 +18,7 @@ from sluicegate import __version__
 from sluicegate.config import ProviderSettings, Settings
 from sluicegate.errors import InvalidRequest, NotFound, UpstreamError
 from sluicegate.formats.base import Family, WireFormat
+from sluicegate.formats.translate import Bridge, bridge
 from sluicegate.secrets import Secret
 
 FAMILIES: dict[str, frozenset[Family]] = {
@@ -41,6 +42,7 @@ class Provider:
     auth_header: str
     static_headers: dict[str, Secret] = field(default_factory=dict)  # revealed only into a request
     models: tuple[str, ...] = ()
+    families: frozenset[Family] = frozenset()  # the formats it speaks (its kind's unless configured)
 
     @classmethod
     def from_settings(cls, name: str, s: ProviderSettings, environ: Mapping[str, str]) -> Provider:
@@ -53,10 +55,20 @@ class Provider:
             auth_header=(s.auth_header or default_auth).lower(),
             static_headers={k.lower(): v for k, v in s.headers.items()},
             models=tuple(s.models),
+            families=frozenset(s.formats) if s.formats else FAMILIES[s.kind],
         )
 
     def speaks(self, family: Family) -> bool:
-        return family in FAMILIES[self.kind]
+        return family in (self.families or FAMILIES[self.kind])
+
+    def serves(self, fmt: WireFormat) -> bool:
+        """Whether a request in `fmt` can go to this provider: in its own format, or translated."""
+        return self.speaks(fmt.family) or self.translation(fmt) is not None
+
+    def translation(self, fmt: WireFormat) -> Bridge | None:
+        """How a request in `fmt` reaches this provider when it does not speak `fmt` (None: it
+        does, or no translation exists; see `speaks`)."""
+        return bridge(fmt, self.families or FAMILIES[self.kind], self.kind)
 
     def url(self, path: str, base_url: str | None = None) -> str | None:
         """The upstream URL for a client path such as `/v1/chat/completions`.
@@ -149,7 +161,8 @@ class Router:
 
         Raises:
             NotFound: no provider serves the model (code `model_not_found`).
-            InvalidRequest: the provider does not speak the request's format.
+            InvalidRequest: the provider does not speak the request's format, and it cannot be
+                translated to one the provider speaks.
         """
         upstream_model = model
         provider = self._exact.get(model)
@@ -165,7 +178,7 @@ class Router:
             raise NotFound(
                 f"the model {model!r} does not exist or is not routed", code="model_not_found", param="model"
             )
-        if not provider.speaks(fmt.family):
+        if not provider.speaks(fmt.family) and provider.translation(fmt) is None:
             raise InvalidRequest(
                 f"the model {model!r} is served by a provider that does not speak the {fmt.family} format",
                 code="unsupported_format",

@@ -30,6 +30,7 @@ from sluicegate.observe.events import PolicyEvent
 from sluicegate.proxy.upstream import RETRY_HEADERS, UpstreamResponse
 
 if TYPE_CHECKING:
+    from sluicegate.formats.base import WireFormat
     from sluicegate.proxy.providers import Provider
 
 CLOSED: Final = 0
@@ -209,7 +210,9 @@ class Routes:
             for d in self.deployments()
         ]
 
-    def pick(self, route: Route, tried: list[Deployment], key_id: str, family: str) -> tuple[Deployment | None, float]:
+    def pick(
+        self, route: Route, tried: list[Deployment], key_id: str, fmt: WireFormat
+    ) -> tuple[Deployment | None, float]:
         """The deployment for the next attempt, and how long to wait before it (a `retry-after`).
 
         Untried deployments come first; a deployment already tried may serve again once every one
@@ -220,7 +223,7 @@ class Routes:
             (None, 0) when no deployment can take the call.
         """
         now = self.clock()
-        speaking = [d for d in route.deployments if d.provider.speaks(family)]  # type: ignore[arg-type]
+        speaking = [d for d in route.deployments if d.provider.serves(fmt)]  # its format, or translated
         pool = [d for d in speaking if d not in tried] or speaking
         ready = [d for d in pool if d.breaker.ready(now)]
         if not ready:

@@ -62,6 +62,15 @@ def response_too_large(limit: int) -> UpstreamProtocolError:
     )
 
 
+def redirect_refused(status: int) -> UpstreamProtocolError:
+    """The error for a 3xx answer: redirects are never followed (tenant URLs would reach anywhere)."""
+    return UpstreamProtocolError(
+        f"the provider answered {status}, a redirect, which the gateway does not follow",
+        code="upstream_redirect",
+        headers={"x-should-retry": "false"},
+    )
+
+
 def upstream_error(exc: BaseException, phase: str) -> UpstreamError:
     """The gateway error for a transport exception, naming the phase but never the URL or key."""
     if isinstance(exc, UpstreamError):
@@ -397,11 +406,7 @@ class HttpUpstream:
                 resp = await self._session.post(url, data=body, headers=headers, timeout=timeout, allow_redirects=False)
                 if 300 <= resp.status < 400:
                     resp.close()
-                    raise UpstreamProtocolError(
-                        f"the provider answered {resp.status}, a redirect, which the gateway does not follow",
-                        code="upstream_redirect",
-                        headers={"x-should-retry": "false"},
-                    )
+                    raise redirect_refused(resp.status)
                 answer = _HttpResponse(resp, timeouts, deadline, self._max_body)
                 if whole and resp.status < 300:
                     try:

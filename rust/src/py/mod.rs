@@ -4,6 +4,7 @@
 use pyo3::prelude::*;
 
 mod buckets;
+mod http1;
 mod jsonkeys;
 mod limits;
 mod scanner;
@@ -12,6 +13,7 @@ mod scanner;
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", crate::VERSION)?;
     buckets::init_pymodule(m)?;
+    http1::init_pymodule(m)?;
     jsonkeys::init_pymodule(m)?;
     limits::init_pymodule(m)?;
     scanner::init_pymodule(m)?;

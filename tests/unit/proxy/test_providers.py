@@ -2,7 +2,7 @@ import pytest
 
 from sluicegate.config import Settings
 from sluicegate.errors import InvalidRequest, NotFound, UpstreamError
-from sluicegate.formats import ANTHROPIC_MESSAGES, OPENAI_CHAT
+from sluicegate.formats import ANTHROPIC_MESSAGES, OPENAI_CHAT, OPENAI_EMBEDDINGS, OPENAI_RESPONSES
 from sluicegate.proxy.providers import Router
 from sluicegate.secrets import Secret
 
@@ -48,9 +48,36 @@ def test_unknown_model_without_default_is_404() -> None:
     assert info.value.code == "model_not_found"
 
 
-def test_format_mismatch_is_refused() -> None:
-    with pytest.raises(InvalidRequest, match="does not speak the anthropic format"):
-        ROUTER.route("gpt-4o", ANTHROPIC_MESSAGES)
+def test_format_mismatch_is_refused_when_it_cannot_be_translated() -> None:
+    with pytest.raises(InvalidRequest, match="does not speak the openai format"):
+        ROUTER.route("claude-x", OPENAI_RESPONSES)
+    with pytest.raises(InvalidRequest, match="does not speak the openai format"):
+        ROUTER.route("claude-x", OPENAI_EMBEDDINGS)
+
+
+def test_format_mismatch_is_translated_between_chat_and_messages() -> None:
+    oa, an = ROUTER.providers["oa"], ROUTER.providers["an"]
+    assert ROUTER.route("gpt-4o", ANTHROPIC_MESSAGES) == (oa, "gpt-4o")
+    assert ROUTER.route("claude-x", OPENAI_CHAT) == (an, "claude-x")
+    assert oa.translation(OPENAI_CHAT) is None and an.translation(ANTHROPIC_MESSAGES) is None
+    to_openai, to_local = oa.translation(ANTHROPIC_MESSAGES), ROUTER.providers["local"].translation(ANTHROPIC_MESSAGES)
+    assert to_openai is not None and to_openai.target is OPENAI_CHAT and to_openai.source is ANTHROPIC_MESSAGES
+    body = {"model": "m", "max_tokens": 5, "messages": []}
+    assert to_openai.request(body)["max_completion_tokens"] == 5  # OpenAI's own API: its reasoning models need it
+    assert to_local is not None and to_local.request(body)["max_tokens"] == 5  # what compatible servers read
+    to_anthropic = an.translation(OPENAI_CHAT)
+    assert to_anthropic is not None and to_anthropic.target is ANTHROPIC_MESSAGES
+
+
+def test_a_provider_may_declare_the_formats_it_speaks() -> None:
+    settings = Settings.model_validate(
+        {"providers": {"m": {"kind": "mock", "base_url": "http://127.0.0.1:9", "formats": ["anthropic"]}}}
+    )
+    m = Router(settings, {}).providers["m"]
+    assert m.speaks("anthropic") and not m.speaks("openai")
+    bridge = m.translation(OPENAI_CHAT)
+    assert bridge is not None and bridge.target is ANTHROPIC_MESSAGES
+    assert Router(SETTINGS, {}).providers["local"].families == frozenset({"openai"})  # the kind's, by default
 
 
 def test_headers_inject_the_provider_key_and_pass_anthropic_headers() -> None:

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from sluicegate.config import RouteSettings, Settings
 from sluicegate.errors import InvalidRequest
-from sluicegate.formats import ANTHROPIC_MESSAGES, OPENAI_CHAT
+from sluicegate.formats import ANTHROPIC_MESSAGES, OPENAI_CHAT, OPENAI_RESPONSES
 from sluicegate.proxy.providers import Router
 from sluicegate.proxy.routing import (
     CLOSED,
@@ -85,11 +85,13 @@ def test_bad_routes_name_the_setting(route: dict[str, Any], message: str) -> Non
 def test_weighted_split_follows_the_weights_with_a_seeded_rng() -> None:
     r = router(TWO, seed=42)
     route = r.routes.by_name["r"]
-    counts = Counter(r.routes.pick(route, [], "key", "openai")[0].name for _ in range(4000))  # type: ignore[union-attr]
+    counts = Counter(r.routes.pick(route, [], "key", OPENAI_CHAT)[0].name for _ in range(4000))  # type: ignore[union-attr]
     assert abs(counts["a/m-a"] / 4000 - 0.75) < 0.03
     # The same seed, the same choices (a test's split is reproducible).
     one, two = router(TWO, seed=7), router(TWO, seed=7)
-    picks = [[x.routes.pick(x.routes.by_name["r"], [], "k", "openai")[0].name for _ in range(50)] for x in (one, two)]  # type: ignore[union-attr]
+    picks = [
+        [x.routes.pick(x.routes.by_name["r"], [], "k", OPENAI_CHAT)[0].name for _ in range(50)] for x in (one, two)
+    ]  # type: ignore[union-attr]
     assert picks[0] == picks[1]
 
 
@@ -97,34 +99,37 @@ def test_retries_prefer_an_untried_deployment_then_reuse() -> None:
     r = router(TWO)
     route = r.routes.by_name["r"]
     a, b = route.deployments
-    assert r.routes.pick(route, [a], "key", "openai") == (b, 0.0)
-    assert r.routes.pick(route, [b], "key", "openai") == (a, 0.0)
-    assert r.routes.pick(route, [a, b], "key", "openai")[0] in (a, b)
+    assert r.routes.pick(route, [a], "key", OPENAI_CHAT) == (b, 0.0)
+    assert r.routes.pick(route, [b], "key", OPENAI_CHAT) == (a, 0.0)
+    assert r.routes.pick(route, [a, b], "key", OPENAI_CHAT)[0] in (a, b)
 
 
-def test_a_deployment_that_speaks_another_format_is_not_picked() -> None:
-    r = router({"deployments": [{"provider": "a"}, {"provider": "c", "model": "claude"}]})
+def test_a_deployment_that_cannot_serve_the_format_is_not_picked() -> None:
+    # c (anthropic) takes chat requests translated, but not Responses API ones: those go to a.
+    r = router({"deployments": [{"provider": "c", "model": "claude"}, {"provider": "a"}]})
     route = r.routes.by_name["r"]
-    assert r.route("r", ANTHROPIC_MESSAGES)[0].name == "c" and r.route("r", OPENAI_CHAT)[0].name == "a"
-    only_openai = router({"deployments": [{"provider": "a"}]})
-    with pytest.raises(InvalidRequest, match="does not speak the anthropic format"):
-        only_openai.route("r", ANTHROPIC_MESSAGES)
-    assert {r.routes.pick(route, [], str(i), "anthropic")[0].name for i in range(20)} == {"c/claude"}  # type: ignore[union-attr]
-    assert r.routes.pick(route, [route.deployments[1]], "k", "anthropic")[0] is route.deployments[1]
+    c, a = route.deployments
+    assert {r.routes.pick(route, [], str(i), OPENAI_RESPONSES)[0] for i in range(20)} == {a}
+    assert r.routes.pick(route, [a], "k", OPENAI_RESPONSES)[0] is a  # even when tried
+    assert {r.routes.pick(route, [], str(i), OPENAI_CHAT)[0] for i in range(40)} == {a, c}
+    assert r.route("r", OPENAI_RESPONSES)[0].name == "a" and r.route("r", ANTHROPIC_MESSAGES)[0].name == "c"
+    only_anthropic = router({"deployments": [{"provider": "c"}]})
+    with pytest.raises(InvalidRequest, match="does not speak the openai format"):
+        only_anthropic.route("r", OPENAI_RESPONSES)
 
 
 def test_sticky_keeps_a_key_on_its_deployment_while_it_is_healthy() -> None:
     clock = Clock()
     r = router({**TWO, "sticky": True}, clock, breaker_failures=1)
     route = r.routes.by_name["r"]
-    homes = {key: r.routes.pick(route, [], key, "openai")[0] for key in (f"key-{i}" for i in range(40))}
-    assert all(r.routes.pick(route, [], key, "openai")[0] is d for key, d in homes.items())
+    homes = {key: r.routes.pick(route, [], key, OPENAI_CHAT)[0] for key in (f"key-{i}" for i in range(40))}
+    assert all(r.routes.pick(route, [], key, OPENAI_CHAT)[0] is d for key, d in homes.items())
     assert len(set(homes.values())) == 2  # keys spread over both
     a = route.deployments[0]
     r.routes.admit(a, [])
     r.routes.done(a, False, None, [])  # a's breaker opens: its keys move, the others stay
     for key, home in homes.items():
-        now = r.routes.pick(route, [], key, "openai")[0]
+        now = r.routes.pick(route, [], key, OPENAI_CHAT)[0]
         assert now is route.deployments[1]
         assert home is a or now is home
 
@@ -134,10 +139,10 @@ def test_least_in_flight_and_lowest_latency() -> None:
     route = r.routes.by_name["r"]
     a, b = route.deployments
     r.routes.admit(a, [])
-    assert r.routes.pick(route, [], "k", "openai")[0] is b
+    assert r.routes.pick(route, [], "k", OPENAI_CHAT)[0] is b
     r.routes.admit(b, [])
     r.routes.admit(b, [])
-    assert r.routes.pick(route, [], "k", "openai")[0] is a
+    assert r.routes.pick(route, [], "k", OPENAI_CHAT)[0] is a
 
     clock = Clock()
     r = router({**TWO, "strategy": "lowest_latency"}, clock, latency_alpha=0.5)
@@ -146,11 +151,11 @@ def test_least_in_flight_and_lowest_latency() -> None:
     for d, ttfb in ((a, 0.2), (b, 0.3)):
         r.routes.admit(d, [])
         r.routes.done(d, True, ttfb, [])
-    assert r.routes.pick(route, [], "k", "openai")[0] is a
+    assert r.routes.pick(route, [], "k", OPENAI_CHAT)[0] is a
     r.routes.admit(a, [])
     r.routes.done(a, True, 0.6, [])  # smoothed: 0.2 + 0.5 * (0.6 - 0.2) = 0.4
     assert a.ttfb_s == pytest.approx(0.4)
-    assert r.routes.pick(route, [], "k", "openai")[0] is b
+    assert r.routes.pick(route, [], "k", OPENAI_CHAT)[0] is b
 
 
 def test_retry_after_holds_a_deployment_back_within_the_cap() -> None:
@@ -159,11 +164,11 @@ def test_retry_after_holds_a_deployment_back_within_the_cap() -> None:
     route = r.routes.by_name["r"]
     (a,) = route.deployments
     r.routes.hold_off(a, 3)
-    assert r.routes.pick(route, [a], "k", "openai") == (a, 3.0)
+    assert r.routes.pick(route, [a], "k", OPENAI_CHAT) == (a, 3.0)
     clock.now += 3
-    assert r.routes.pick(route, [a], "k", "openai") == (a, 0.0)
+    assert r.routes.pick(route, [a], "k", OPENAI_CHAT) == (a, 0.0)
     r.routes.hold_off(a, 6)  # longer than routing.max_retry_after_s: not waited for
-    assert r.routes.pick(route, [a], "k", "openai") == (None, 0.0)
+    assert r.routes.pick(route, [a], "k", OPENAI_CHAT) == (None, 0.0)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,311 @@
+"""The upstream client for the operator's providers (`proxy.http1`) on real loopback sockets, against
+a raw TCP server that writes exactly the bytes each test gives it: keep-alive reuse, framing
+(content-length, chunked, until close, 1xx), streams that arrive piece by piece, the bounds and the
+errors, the connection limit, and header values that would break the request's framing."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+import pytest
+
+from sluicegate.config import UpstreamSettings
+from sluicegate.errors import UpstreamError, UpstreamProtocolError, UpstreamTimeout, UpstreamUnreachable
+from sluicegate.proxy.http1 import NativeUpstream
+from sluicegate.proxy.upstream import Timeouts
+
+TIMEOUTS = Timeouts(connect=2, first_byte=2, chunk=2, total=10)
+BODY = b'{"model": "m", "messages": []}'
+HEADERS = {"content-type": "application/json", "authorization": "Bearer sk-test"}
+
+
+def ok(body: bytes = b'{"ok": true}', extra: bytes = b"") -> bytes:
+    return b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n%s\r\n%s" % (
+        len(body),
+        extra,
+        body,
+    )
+
+
+Answer = Callable[[int, bytes], "bytes | list[bytes | float] | None"]
+
+
+@dataclass
+class Raw:
+    """A TCP server: for each request read (head and content-length body), `answer(n, request)` gives
+    the bytes to write (a list: pieces, with float pauses between them; None: close at once)."""
+
+    answer: Answer
+    port: int = 0
+    requests: list[bytes] = field(default_factory=list)
+    connections: int = 0
+    open_now: int = 0
+    most_open: int = 0
+    close_after_answer: bool = False
+
+
+async def _read_request(reader: asyncio.StreamReader) -> bytes | None:
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except (asyncio.IncompleteReadError, ConnectionError):
+        return None
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    return head + await reader.readexactly(length)
+
+
+@contextlib.asynccontextmanager
+async def raw_server(answer: Answer, close_after_answer: bool = False) -> AsyncIterator[Raw]:
+    raw = Raw(answer, close_after_answer=close_after_answer)
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raw.connections += 1
+        raw.open_now += 1
+        raw.most_open = max(raw.most_open, raw.open_now)
+        try:
+            while True:
+                request = await _read_request(reader)
+                if request is None:
+                    return
+                raw.requests.append(request)
+                out = answer(len(raw.requests), request)
+                if out is None:
+                    return
+                for piece in [out] if isinstance(out, bytes) else out:
+                    if isinstance(piece, float):
+                        await asyncio.sleep(piece)
+                    else:
+                        writer.write(piece)
+                        await writer.drain()
+                if raw.close_after_answer:
+                    return
+        finally:
+            raw.open_now -= 1
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    raw.port = server.sockets[0].getsockname()[1]
+    try:
+        yield raw
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+@contextlib.asynccontextmanager
+async def client(**settings: object) -> AsyncIterator[NativeUpstream]:
+    upstream = NativeUpstream(UpstreamSettings.model_validate({"max_response_bytes": 4096, **settings}))
+    try:
+        yield upstream
+    finally:
+        await upstream.close()
+
+
+def url(raw: Raw, path: str = "/v1/chat/completions") -> str:
+    return f"http://127.0.0.1:{raw.port}{path}"
+
+
+async def call(upstream: NativeUpstream, raw: Raw, whole: bool = True, headers: dict[str, str] = HEADERS) -> bytes:
+    resp = await upstream.send(url(raw), "/v1/chat/completions", headers, BODY, TIMEOUTS, whole=whole)
+    return await resp.read()
+
+
+async def test_the_request_is_one_post_with_host_length_and_the_given_headers() -> None:
+    async with raw_server(lambda n, r: ok()) as raw, client() as upstream:
+        resp = await upstream.send(url(raw, "/v1/x?api-version=1"), "", HEADERS, BODY, TIMEOUTS, whole=True)
+        assert (resp.status, resp.header("Content-Type"), await resp.read()) == (
+            200,
+            "application/json",
+            b'{"ok": true}',
+        )
+    head, _, body = raw.requests[0].partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    assert lines[0] == b"POST /v1/x?api-version=1 HTTP/1.1"
+    assert set(lines[1:]) == {
+        b"Host: 127.0.0.1:%d" % raw.port,
+        b"content-type: application/json",
+        b"authorization: Bearer sk-test",
+        b"content-length: %d" % len(BODY),
+    }
+    assert body == BODY
+
+
+async def test_one_keep_alive_connection_carries_every_call_in_turn() -> None:
+    async with raw_server(lambda n, r: ok(b'{"n": %d}' % n)) as raw, client() as upstream:
+        for n in range(1, 6):
+            assert await call(upstream, raw) == b'{"n": %d}' % n
+        assert raw.connections == 1 and upstream.open_connections == 1
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok",
+        b"HTTP/1.0 200 OK\r\ncontent-length: 2\r\n\r\nok",
+    ],
+    ids=["connection-close", "http-1.0"],
+)
+async def test_an_answer_that_closes_is_not_reused(answer: bytes) -> None:
+    async with raw_server(lambda n, r: answer, close_after_answer=True) as raw, client() as upstream:
+        for _ in range(3):
+            assert await call(upstream, raw) == b"ok"
+        assert raw.connections == 3
+
+
+async def test_a_body_until_close_and_informational_heads() -> None:
+    until_close = [b"HTTP/1.1 103 Early Hints\r\nlink: </x>\r\n\r\nHTTP/1.1 200 OK\r\n\r\n", b"abc", 0.01, b"def"]
+    async with raw_server(lambda n, r: until_close, close_after_answer=True) as raw, client() as upstream:
+        assert await call(upstream, raw) == b"abcdef"
+        assert await call(upstream, raw) == b"abcdef"
+        assert raw.connections == 2
+
+
+async def test_a_chunked_stream_arrives_piece_by_piece_and_its_connection_is_reused() -> None:
+    pieces: list[bytes] = []
+
+    def answer(n: int, request: bytes) -> list[bytes | float]:
+        return [
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n",
+            b"5\r\nfirst\r\n",
+            0.2,
+            b"6\r\nsecond\r\n0\r\n\r\n",
+        ]
+
+    async with raw_server(answer) as raw, client() as upstream:
+        for _ in range(2):
+            resp = await upstream.send(url(raw), "", HEADERS, BODY, TIMEOUTS, whole=False)
+            assert resp.content_type == "text/event-stream"
+            loop = asyncio.get_running_loop()
+            times = []
+            async for chunk in resp.chunks():
+                pieces.append(chunk)
+                times.append(loop.time())
+            resp.close()
+            assert times[-1] - times[0] >= 0.15  # the first piece came before the second was sent
+        assert b"".join(pieces) == b"firstsecond" * 2 and raw.connections == 1
+
+
+async def test_a_stream_left_before_its_end_closes_its_connection() -> None:
+    def answer(n: int, request: bytes) -> list[bytes | float]:
+        return [b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nfirst\r\n", 0.3, b"0\r\n\r\n"]
+
+    async with raw_server(answer) as raw, client() as upstream:
+        resp = await upstream.send(url(raw), "", HEADERS, BODY, TIMEOUTS, whole=False)
+        async for _ in resp.chunks():
+            break
+        resp.close()  # the client went away
+        await asyncio.sleep(0.05)
+        assert upstream.open_connections == 0
+        await call(upstream, raw)
+        assert raw.connections == 2
+
+
+@pytest.mark.parametrize(
+    ("answer", "error", "code"),
+    [
+        (b"NOT HTTP\r\n\r\n", UpstreamProtocolError, "upstream_protocol_error"),
+        (b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\nx", UpstreamProtocolError, None),
+        (b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n", UpstreamProtocolError, None),
+        (b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc", UpstreamUnreachable, None),
+        (
+            b"HTTP/1.1 302 Found\r\nlocation: http://169.254.169.254/\r\ncontent-length: 0\r\n\r\n",
+            UpstreamProtocolError,
+            "upstream_redirect",
+        ),
+        (b"HTTP/1.1 200 OK\r\ncontent-length: 5000\r\n\r\n", UpstreamProtocolError, "upstream_response_too_large"),
+        (b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n400\r\n" + b"a" * 100, UpstreamUnreachable, None),
+    ],
+    ids=["not-http", "two-lengths", "bad-chunk", "closed-mid-body", "redirect", "declared-too-large", "cut-chunk"],
+)
+async def test_bad_answers_are_gateway_errors_and_their_connection_is_closed(
+    answer: bytes, error: type[UpstreamError], code: str | None
+) -> None:
+    async with (
+        raw_server(lambda n, r: answer if n == 1 else ok(), close_after_answer=True) as raw,
+        client() as upstream,
+    ):
+        with pytest.raises(error) as info:
+            await call(upstream, raw)
+        if code is not None:
+            assert info.value.code == code
+        assert await call(upstream, raw) == b'{"ok": true}'  # a new connection serves the next call
+        assert raw.connections == 2
+
+
+async def test_a_chunked_body_past_the_bound_ends_the_read() -> None:
+    chunk = b"400\r\n" + b"a" * 1024 + b"\r\n"
+    answer = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n" + chunk * 5 + b"0\r\n\r\n"
+    async with raw_server(lambda n, r: answer) as raw, client() as upstream:
+        with pytest.raises(UpstreamProtocolError) as info:
+            await call(upstream, raw)
+        assert info.value.code == "upstream_response_too_large"
+        resp = await upstream.send(url(raw), "", HEADERS, BODY, TIMEOUTS, whole=False)
+        assert await resp.read(100) == b"a" * 100  # an error body read up to its own limit
+
+
+async def test_an_unreachable_provider_and_a_silent_one() -> None:
+    async with raw_server(lambda n, r: [0.5, ok()]) as raw:
+        port = raw.port
+        async with client() as upstream:
+            with pytest.raises(UpstreamTimeout):
+                await upstream.send(
+                    url(raw), "", HEADERS, BODY, Timeouts(connect=1, first_byte=0.1, chunk=1, total=5), whole=True
+                )
+    async with client() as upstream:
+        with pytest.raises(UpstreamUnreachable, match="could not be reached"):
+            await upstream.send(f"http://127.0.0.1:{port}/v1", "", HEADERS, BODY, TIMEOUTS, whole=True)
+        assert upstream.open_connections == 0
+
+
+@pytest.mark.parametrize("value", ["v\r\nx-injected: 1", "v\nx-injected: 1", "v\rx", "v\x00"])
+async def test_a_header_value_that_would_break_the_framing_is_never_sent(value: str) -> None:
+    async with raw_server(lambda n, r: ok()) as raw, client() as upstream:
+        with pytest.raises(UpstreamProtocolError) as info:
+            await call(upstream, raw, headers={**HEADERS, "anthropic-version": value})
+        assert info.value.code == "upstream_bad_header"
+        assert raw.connections == 0
+
+
+async def test_at_most_max_connections_are_open_and_waiting_calls_get_them_in_turn() -> None:
+    async with raw_server(lambda n, r: [0.05, ok()]) as raw, client(max_connections=2) as upstream:
+        results = await asyncio.gather(*(call(upstream, raw) for _ in range(6)))
+        assert results == [b'{"ok": true}'] * 6
+        assert raw.most_open == 2 and raw.connections == 2
+
+
+async def test_an_idle_connection_the_provider_closed_is_replaced() -> None:
+    async with raw_server(lambda n, r: ok(), close_after_answer=True) as raw, client() as upstream:
+        # The answer allows keep-alive, but the server closes right after it (as on its idle timeout).
+        assert await call(upstream, raw) == b'{"ok": true}'
+        await asyncio.sleep(0.05)
+        assert await call(upstream, raw) == b'{"ok": true}'
+        assert raw.connections == 2 and upstream.open_connections <= 1
+
+
+async def test_idle_connections_past_keepalive_are_not_reused() -> None:
+    async with raw_server(lambda n, r: ok()) as raw, client(keepalive_s=0.05) as upstream:
+        await call(upstream, raw)
+        await asyncio.sleep(0.1)
+        await call(upstream, raw)
+        assert raw.connections == 2
+
+
+async def test_a_fast_stream_is_not_buffered_without_bound_while_the_reader_waits() -> None:
+    piece = b"x" * 65536
+    chunk = b"%x\r\n%s\r\n" % (len(piece), piece)
+    answer = [b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n", chunk * 64, b"0\r\n\r\n"]  # 4 MiB
+    async with raw_server(lambda n, r: answer) as raw, client(max_response_bytes=1 << 23) as upstream:
+        resp = await upstream.send(url(raw), "", HEADERS, BODY, TIMEOUTS, whole=False)
+        await asyncio.sleep(0.3)  # the server writes as fast as the client reads
+        conn = resp._conn  # type: ignore[attr-defined]
+        assert conn is not None and conn.paused and conn.buffered < 3 * (1 << 20)
+        total = 0
+        async for got in resp.chunks():
+            total += len(got)
+        resp.close()
+        assert total == 64 * len(piece) and raw.connections == 1
