@@ -86,6 +86,11 @@ kind = "mock"
 base_url = "{b.url}"
 api_key = "{PROVIDER_KEY}"
 
+[providers.oa]
+kind = "openai"
+base_url = "{b.url}/v1"
+api_key = "{PROVIDER_KEY}"
+
 [providers.gone]
 kind = "mock"
 base_url = "http://127.0.0.1:{free_port()}"
@@ -128,6 +133,9 @@ fallbacks = ["fb"]
 deployments = [{ provider = "a", model = "mock-gpt@fault=content_policy" }]
 fallbacks = ["fb"]
 fallback_on = ["content_policy"]
+
+[routing.models.rtrans]
+deployments = [{ provider = "a", model = "mock-claude@fault=500" }, { provider = "oa", model = "mock-gpt", weight = 0 }]
 
 [routing.models.rdown]
 deployments = [{ provider = "a", model = "mock-gpt@fault=503" }]
@@ -271,6 +279,18 @@ def test_fallback_after_a_content_policy_refusal(
     raw = oa.chat.completions.with_raw_response.create(model="rpolicy", messages=MESSAGES)  # type: ignore[arg-type]
     assert raw.headers["x-sluicegate-deployment"] == "b/fb" and raw.headers["x-sluicegate-attempts"] == "2"
     assert stats(mock_server)["requests"] == 2 and stats(mock_b)["requests"] == 2
+
+
+def test_a_retry_may_go_to_a_deployment_that_takes_the_call_translated(
+    routed: Server, mock_server: Server, mock_b: Server, clients: tuple[openai.OpenAI, anthropic.Anthropic]
+) -> None:
+    reset(mock_server, mock_b)
+    _, an = clients
+    raw = an.messages.with_raw_response.create(model="rtrans", messages=MESSAGES, max_tokens=50)  # type: ignore[arg-type]
+    assert raw.headers["x-sluicegate-deployment"] == "oa/mock-gpt" and raw.headers["x-sluicegate-attempts"] == "2"
+    message = raw.parse()
+    assert message.type == "message" and message.content[0].text  # type: ignore[union-attr]
+    assert stats(mock_b)["last_request"]["path"] == "/v1/chat/completions"  # b was asked in OpenAI's format
 
 
 def test_fallback_when_every_deployment_failed(
