@@ -90,6 +90,7 @@ class App:
             self.gateway.attach(self.control.view)
             self.control.admin.caps_status = self.gateway.cap_status
             self.control.admin.base_url_refusal = self.gateway.tenant_urls.refusal
+            self.control.admin.routes_status = self.gateway.router.routes.status
             self.control.admin.mcp_url_refusal = self.gateway.tenant_urls.mcp_refusal
         # Batched background writers of finished calls: the database's records, the webhook, LangSmith.
         self.sinks: list[BatchSink[Outcome]] = []
@@ -134,6 +135,7 @@ class App:
             directory = os.environ.get(METRICS_DIR_ENV)  # several workers: one scrape sums them
             workers = WorkerFiles(directory) if directory else None
             self.metrics = Metrics(models, queues, workers, [self.budgets])
+            self.metrics.watch_breakers(self.gateway.router.routes.deployments())
         # The MCP front door (`/mcp/{server}`): the same keys, control view, redactors and sinks.
         self.mcp: McpProxy | None = None
         if settings.mcp.enabled:

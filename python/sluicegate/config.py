@@ -189,10 +189,55 @@ class ProviderSettings(_Section):
         return self.api_key or None
 
 
+class DeploymentSettings(_Section):
+    """One place a route's model is served: a provider, the model name it is sent (default: the
+    route's name), and its share of the traffic under the `weighted` strategy."""
+
+    provider: str = Field(min_length=1)
+    model: str | None = Field(None, min_length=1)
+    weight: int = Field(1, ge=0, le=1_000_000)
+
+
+FallbackCase = Literal["error", "context_length", "content_policy"]
+
+
+class RouteSettings(_Section):
+    """A model that stands for several deployments, with retries, fallbacks and circuit breaking
+    (see docs/routing.md). `routing.models.<name> = "provider"` is the one-deployment short form."""
+
+    deployments: list[DeploymentSettings] = Field(min_length=1)
+    strategy: Literal["weighted", "least_in_flight", "lowest_latency"] = "weighted"
+    # The same key goes to the same healthy deployment (a hash of the key's id; prompt caches).
+    sticky: bool = False
+    # Upstream attempts for one call, across this route's deployments (1: no retry). Fallback
+    # models bring their own budget.
+    max_attempts: int = Field(3, ge=1, le=10)
+    # Other models tried in order, when every deployment failed or a case of `fallback_on` happened.
+    fallbacks: list[str] = Field(default_factory=list)
+    fallback_on: list[FallbackCase] = Field(default_factory=lambda: ["error"])
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> RouteSettings:
+        if self.strategy == "weighted" and not any(d.weight for d in self.deployments):
+            raise ValueError("a weighted route needs a deployment with a weight above 0")
+        return self
+
+
 class RoutingSettings(_Section):
-    models: dict[str, str] = Field(default_factory=dict)
+    # A model name -> a provider name (one deployment, as before), or a route (see RouteSettings).
+    models: dict[str, str | RouteSettings] = Field(default_factory=dict)
     default_openai: str | None = None
     default_anthropic: str | None = None
+    # Circuit breaking, per deployment of a route: this many failures in a row open it for
+    # `breaker_cooldown_s`; then one call at a time probes it, and a success closes it again.
+    breaker_failures: int = Field(5, ge=1)
+    breaker_cooldown_s: float = Field(30.0, gt=0)
+    # The longest a provider's retry-after is waited before a retry (a longer one: no retry there).
+    max_retry_after_s: float = Field(10.0, ge=0)
+    # Smoothing of each deployment's time to first byte (`lowest_latency`): the weight of the newest sample.
+    latency_alpha: float = Field(0.3, gt=0, le=1)
+    # A fixed seed for the `weighted` choice (reproducible splits in tests); None: random.
+    seed: int | None = None
 
 
 class KeySettings(_Section):
@@ -485,7 +530,15 @@ class Settings(_Section):
     def _routes_name_providers(self) -> Settings:
         named = {"routing.default_openai": self.routing.default_openai}
         named["routing.default_anthropic"] = self.routing.default_anthropic
-        named.update({f"routing.models.{model}": p for model, p in self.routing.models.items()})
+        for model, route in self.routing.models.items():
+            if isinstance(route, str):
+                named[f"routing.models.{model}"] = route
+                continue
+            for i, d in enumerate(route.deployments):
+                named[f"routing.models.{model}.deployments[{i}].provider"] = d.provider
+            for fallback in route.fallbacks:
+                if fallback == model:
+                    raise ValueError(f"routing.models.{model}.fallbacks names the route itself")
         for where, provider in named.items():
             if provider is not None and provider not in self.providers:
                 raise ValueError(f"{where} names provider {provider!r}, which is not in [providers]")

@@ -157,6 +157,7 @@ class Ctx:
     base_url_refusal: BaseUrlRefusal | None = None
     redaction: RedactionSettings | None = None
     mcp_url_refusal: McpUrlRefusal | None = None
+    routes_status: RoutesStatus | None = None
 
 
 Handler = Callable[[Ctx], Awaitable[Response]]
@@ -164,6 +165,7 @@ CapsStatus = Callable[[CapLine], Awaitable[tuple[int, int]]]  # (spent, reserved
 # Why a tenant may not set a base URL for a provider (`proxy.egress.TenantUrls.refusal`), or None.
 BaseUrlRefusal = Callable[[str, str], str | None]
 McpUrlRefusal = Callable[[str], str | None]  # why a workspace may not register an MCP server's URL
+RoutesStatus = Callable[[], list[dict[str, Any]]]  # the gateway's routes and breakers (`proxy.routing.Routes.status`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,6 +259,13 @@ def _operator(ctx: Ctx) -> OperatorPolicy:
 async def whoami(ctx: Ctx) -> Response:
     p = ctx.principal
     return json_response({"token_id": p.token_id, "org_id": p.org_id, "workspace_id": p.workspace_id, "role": p.role})
+
+
+async def routes_status(ctx: Ctx) -> Response:
+    """The operator's routes are no tenant's data, and their deployments' names are in every routed
+    answer's `x-sluicegate-deployment`: any token may read them."""
+    status = ctx.routes_status
+    return json_response({"routes": status() if status is not None else []})
 
 
 async def list_orgs(ctx: Ctx) -> Response:
@@ -873,6 +882,13 @@ def console_files(root: Path = CONSOLE_DIR) -> dict[str, tuple[bytes, str]]:
 
 ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("GET", "/whoami", whoami, "The calling token's scope", response=res.Whoami),
+    Endpoint(
+        "GET",
+        "/routes",
+        routes_status,
+        "The routes of several deployments and their circuit breakers (this instance)",
+        response=res.Routes,
+    ),
     Endpoint("GET", "/orgs", list_orgs, "Organizations the token sees", query=_LIST, response=res.OrgList),
     Endpoint(
         "POST", "/orgs", create_org, "Create an organization (operator tokens)", OrgIn, 201, True, response=res.Org
@@ -1229,6 +1245,7 @@ class AdminApi:
         self.caps_status: CapsStatus | None = None  # set by the gateway, which holds the spend store
         self.base_url_refusal: BaseUrlRefusal | None = None  # set by the gateway; unset, no base_url is taken
         self.mcp_url_refusal: McpUrlRefusal | None = None  # likewise for MCP servers: unset, none is registered
+        self.routes_status: RoutesStatus | None = None  # set by the gateway, which holds the routes
         self.run_url = run_url
         self.auth_failures = AuthFailures(store)  # failed sign-ins in the audit log, rate-limited
         self.denials = AccessDenials(store)  # valid tokens asking outside their scope, likewise
@@ -1449,6 +1466,7 @@ class AdminApi:
                     base_url_refusal=self.base_url_refusal,
                     redaction=self.redaction,
                     mcp_url_refusal=self.mcp_url_refusal,
+                    routes_status=self.routes_status,
                 )
                 ctx.params = dict(request.path_params)
                 if endpoint.body is not None:

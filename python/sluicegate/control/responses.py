@@ -77,6 +77,29 @@ class Whoami(_Out):
     role: Literal["admin", "viewer"]
 
 
+# ── the gateway's routes ──────────────────────────────────────────────────────────────────────
+
+
+class RouteDeployment(_Out):
+    """One deployment of a route (docs/routing.md), as the answering instance sees it."""
+
+    route: str
+    deployment: str = Field(description="`provider/model`; never a URL or a key")
+    provider: str
+    model: str
+    weight: int
+    breaker: Literal["closed", "open", "half_open"]
+    failures: int = Field(description="failed attempts in a row")
+    in_flight: int
+    ttfb_s: float | None = Field(description="smoothed time to first byte in seconds; null until measured")
+
+
+class Routes(_Out):
+    """The routes of several deployments and their circuit breakers (figures of one instance)."""
+
+    routes: list[RouteDeployment]
+
+
 # ── entities ──────────────────────────────────────────────────────────────────────────────────
 
 

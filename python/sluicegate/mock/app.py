@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final, Protocol
 
 import orjson
@@ -199,7 +199,20 @@ def _knobs(headers: Mapping[str, str], model: str | None) -> tuple[Knobs, str | 
         raise MockError(400, "invalid_request", str(err), param=err.knob, code="invalid_mock_knob") from None
 
 
-async def _before(knobs: Knobs) -> None:
+def _fault_fires(knobs: Knobs, model: str | None) -> bool:
+    """Whether this request gets its fault (it has one): always, or under `fault_times` only the
+    first N times."""
+    if not knobs.fault_times:
+        return True
+    key = model or ""
+    fired = STATS.faults.get(key, 0)
+    if fired >= knobs.fault_times:
+        return False
+    STATS.faults[key] = fired + 1
+    return True
+
+
+async def _before(knobs: Knobs, anthropic: bool = False) -> None:
     """The first-byte wait and the status faults."""
     wait_ms = knobs.first_byte_ms
     if knobs.fault == "slow_first_byte":
@@ -207,14 +220,25 @@ async def _before(knobs: Knobs) -> None:
     if wait_ms:
         await asyncio.sleep(wait_ms / 1000)
     fault = knobs.fault
+    retry = _RETRY_FAST if knobs.retry_after is None else (("retry-after", str(knobs.retry_after)),)
     if fault == "429":
-        raise MockError(429, "rate_limit", "mock fault: rate limit reached", headers=_RETRY_FAST)
+        raise MockError(429, "rate_limit", "mock fault: rate limit reached", headers=retry)
     if fault == "500":
         raise MockError(500, "server", "mock fault: internal server error")
     if fault == "503":
-        raise MockError(503, "unavailable", "mock fault: service unavailable", headers=_RETRY_FAST)
+        raise MockError(503, "unavailable", "mock fault: service unavailable", headers=retry)
     if fault == "529":
-        raise MockError(529, "overloaded", "mock fault: overloaded", headers=_RETRY_FAST)
+        raise MockError(529, "overloaded", "mock fault: overloaded", headers=retry)
+    if fault == "context_length":
+        if anthropic:
+            raise MockError(400, "invalid_request", "prompt is too long: 250000 tokens > 200000 maximum")
+        message = "This model's maximum context length is 128000 tokens. (mock fault)"
+        raise MockError(400, "invalid_request", message, param="messages", code="context_length_exceeded")
+    if fault == "content_policy":
+        if anthropic:
+            raise MockError(400, "invalid_request", "Output blocked by content filtering policy")
+        message = "Your request was rejected as a result of our safety system. (mock fault)"
+        raise MockError(400, "invalid_request", message, code="content_policy_violation")
 
 
 async def _answer(
@@ -229,8 +253,10 @@ async def _answer(
         if not isinstance(model, str) or not model:
             raise MockError(400, "invalid_request", "'model' is required", param="model")
         knobs, name = _knobs(headers, model)
+        if knobs.fault is not None and not _fault_fires(knobs, model):
+            knobs = replace(knobs, fault=None)
         model = name or model
-        await _before(knobs)
+        await _before(knobs, anthropic)
         wire = _WIRES.get(path)
         if wire is None:
             payload = count_tokens(req) if anthropic else embeddings(req, model)

@@ -30,6 +30,12 @@ format of the path).
 |                 |                        |                   |         | first with arguments `{"text": <reply>}`    |
 | `fault`         | `x-mock-fault`         | `fault=NAME`      | none    | inject a fault, see below                   |
 | `fault_after`   | `x-mock-fault-after`   | `fault_after=N`   | 2       | stream events sent before a stream fault    |
+| `fault_times`   | `x-mock-fault-times`   | `fault_times=N`   | 0       | the fault fires on the first N requests     |
+|                 |                        |                   |         | with this same model string, then answers   |
+|                 |                        |                   |         | are normal (0: always; counted per process, |
+|                 |                        |                   |         | reset by `POST /mock/stats/reset`)          |
+| `retry_after`   | `x-mock-retry-after`   | `retry_after=S`   | none    | 429/503/529 send `retry-after: S` (seconds) |
+|                 |                        |                   |         | instead of `retry-after-ms: 10`             |
 | `cached_tokens` | `x-mock-cached-tokens` | `cached_tokens=N` | 0       | cached input tokens: OpenAI                 |
 |                 |                        |                   |         | `cached_tokens` (added to `prompt_tokens`), |
 |                 |                        |                   |         | Anthropic `cache_read_input_tokens`         |
@@ -43,6 +49,10 @@ Faults (`fault=`):
 | `500`             | server error in the path's format                                                 |
 | `503`             | unavailable error in the path's format, with `retry-after-ms: 10`                  |
 | `529`             | overloaded error (`overloaded_error`), with `retry-after-ms: 10`                   |
+| `context_length`  | 400 refusing the prompt as too long: OpenAI code `context_length_exceeded`,       |
+|                   | Anthropic `invalid_request_error` "prompt is too long: …"                         |
+| `content_policy`  | 400 refusing for content policy: OpenAI code `content_policy_violation`,         |
+|                   | Anthropic `invalid_request_error` "Output blocked by content filtering policy"   |
 | `slow_first_byte` | wait `first_byte_ms` (5000 when that is 0) before the status line                 |
 | `disconnect`      | after `fault_after` events the connection breaks with no proper end of body       |
 | `malformed`       | after `fault_after` events one event carries `data: {not json`, then the rest     |
@@ -62,7 +72,18 @@ from urllib.parse import unquote
 
 __all__ = ["DEFAULT_KNOBS", "FAULTS", "HEADER_PREFIX", "Fault", "KnobError", "Knobs", "parse_knobs", "split_model"]
 
-Fault = Literal["429", "500", "503", "529", "slow_first_byte", "disconnect", "malformed", "error_event"]
+Fault = Literal[
+    "429",
+    "500",
+    "503",
+    "529",
+    "context_length",
+    "content_policy",
+    "slow_first_byte",
+    "disconnect",
+    "malformed",
+    "error_event",
+]
 FAULTS: Final[frozenset[str]] = frozenset(get_args(Fault))
 HEADER_PREFIX: Final = "x-mock-"
 
@@ -96,6 +117,8 @@ class Knobs:
     tool_call: bool = False
     fault: Fault | None = None
     fault_after: int = 2
+    fault_times: int = 0
+    retry_after: int | None = None
     cached_tokens: int = 0
 
 
@@ -148,6 +171,8 @@ _PARSERS: Final[dict[str, Callable[[str, str], Any]]] = {
     "tool_call": _bool,
     "fault": _fault,
     "fault_after": _int(0, _MAX_COUNT),
+    "fault_times": _int(0, _MAX_COUNT),
+    "retry_after": _int(0, 86_400),
     "cached_tokens": _int(0, 1_000_000_000),
 }
 _BOOLS: Final = frozenset({"echo", "tool_call"})

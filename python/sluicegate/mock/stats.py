@@ -24,7 +24,7 @@ class Stats:
     client went away, or a `disconnect` fault broke it.
     """
 
-    __slots__ = ("last_request", "requests", "streams_completed", "streams_disconnected", "streams_started")
+    __slots__ = ("faults", "last_request", "requests", "streams_completed", "streams_disconnected", "streams_started")
 
     def __init__(self) -> None:
         self.requests = 0
@@ -32,11 +32,13 @@ class Stats:
         self.streams_completed = 0
         self.streams_disconnected = 0
         self.last_request: dict[str, Any] | None = None
+        self.faults: dict[str, int] = {}  # faults fired, by model string (the `fault_times` knob)
 
     def reset(self) -> None:
         """Zero every counter and forget the last request."""
         self.requests = self.streams_started = self.streams_completed = self.streams_disconnected = 0
         self.last_request = None
+        self.faults.clear()
 
     def snapshot(self) -> dict[str, Any]:
         """The counters as the JSON object of `GET /mock/stats`."""

@@ -352,6 +352,9 @@ class LangSmithSink(BatchSink[Outcome]):
                 "ls_model_name": info.model,
                 "ls_model_type": "chat",
             }
+        if info.attempts:  # a routed call: every deployment tried, in order (the last one answered)
+            md["sluicegate_attempts"] = list(info.attempts)
+            md["sluicegate_deployment"] = info.attempts[-1]
         if outcome.cost_nusd is not None:
             md["sluicegate_cost_nusd"] = outcome.cost_nusd
         if outcome.first_byte_at is not None:

@@ -19,12 +19,13 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.process_collector import ProcessCollector
 
 from sluicegate.observe.workers import WorkerFiles
 from sluicegate.proxy.relay import Outcome
+from sluicegate.proxy.routing import Breaker, Deployment
 
 LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 PER_TOKEN = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 1)
@@ -233,10 +234,32 @@ class Metrics:
     def publish(self) -> None:
         """Write this worker's figures where the scraping worker reads them (several workers only)."""
         if self.workers is not None:
+            self._read_breakers()
             self.workers.publish(self.registry)
+
+    # Circuit breakers of the routes' deployments (proxy/routing.py): read at scrape time only,
+    # nothing on the request path.
+    _breakers: tuple[tuple[Breaker, Any], ...] = ()
+
+    def watch_breakers(self, deployments: list[Deployment]) -> None:
+        """Serve each deployment's breaker state (0 closed, 1 open, 2 half-open) as a gauge."""
+        if not deployments:
+            return
+        gauge = Gauge(
+            "sluicegate_deployment_breaker_state",
+            "circuit breaker of a route's deployment: 0 closed, 1 open, 2 half-open",
+            ["route", "deployment"],
+            registry=self.registry,
+        )
+        self._breakers = tuple((d.breaker, gauge.labels(d.route, d.name)) for d in deployments)
+
+    def _read_breakers(self) -> None:
+        for breaker, child in self._breakers:
+            child.set(breaker.state)
 
     def render(self) -> bytes:
         """The exposition a scrape gets: this process's figures, or every worker's summed."""
+        self._read_breakers()
         if self.workers is None:
             own = CollectorRegistry()
             own.register(_Both(self.registry, ProcessCollector(registry=None), *self.shared))

@@ -34,7 +34,8 @@ from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.process_collector import ProcessCollector
 
-PER_WORKER_GAUGES: frozenset[str] = frozenset()  # gauges reported per worker (a `pid` label), not summed
+# Gauges reported per worker (a `pid` label), not summed: a breaker is one worker's view.
+PER_WORKER_GAUGES: frozenset[str] = frozenset({"sluicegate_deployment_breaker_state"})
 _KINDS = {"counter", "histogram", "gauge", "summary"}
 
 

@@ -11,10 +11,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import math
 import os
+import random
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -30,18 +33,22 @@ from sluicegate.errors import (
     PayloadTooLarge,
     PolicyFailed,
     RequestTimeout,
+    Unavailable,
     UpstreamRefused,
+    UpstreamTimeout,
+    UpstreamUnreachable,
 )
 from sluicegate.formats import FORMATS_BY_PATH, WireFormat
 from sluicegate.formats.base import Family, StreamTap
 from sluicegate.formats.translate import Bridge
 from sluicegate.formats.translate_stream import TranslatedResponse
+from sluicegate.observe.events import PolicyEvent
 from sluicegate.policy.auth import Authenticator, Identity, KeyStore
 from sluicegate.policy.limits import LimitPolicy
 from sluicegate.policy.loops import LoopPolicy
 from sluicegate.policy.models import ModelPolicy, ModelRules
 from sluicegate.policy.redaction import Redactor
-from sluicegate.policy.spend import SpendPolicy
+from sluicegate.policy.spend import SpendGuard, SpendPolicy
 from sluicegate.proxy.egress import TenantUrls
 from sluicegate.proxy.http1 import NativeUpstream
 from sluicegate.proxy.providers import Provider, Router
@@ -57,8 +64,10 @@ from sluicegate.proxy.relay import (
     send_body,
     send_error,
 )
-from sluicegate.proxy.upstream import HttpUpstream, InProcessUpstream, Timeouts, Upstream
+from sluicegate.proxy.routing import Deployment, HeldResponse, Route, refusal_case, retry_after_s, retryable_status
+from sluicegate.proxy.upstream import HttpUpstream, InProcessUpstream, Timeouts, Upstream, UpstreamResponse
 from sluicegate.spend import CapLine
+from sluicegate.spend.estimate import Estimate
 from sluicegate.types import Receive, Scope, Send
 
 if TYPE_CHECKING:
@@ -154,6 +163,21 @@ def family_of(headers: Mapping[bytes, bytes], path: str) -> Family:
     return "anthropic" if b"anthropic-version" in headers or path.startswith("/v1/messages") else "openai"
 
 
+@dataclass(slots=True)
+class _Routed:
+    """One call on a route of several deployments: where its spend reservation stands (it moves
+    with the attempt), and what the attempts did (for the headers, the trace and the bill)."""
+
+    route: Route
+    guard: SpendGuard | None = None
+    reserved: tuple[Provider, str] | None = None  # what `guard` is priced for
+    lines: tuple[CapLine, ...] = ()
+    est: Estimate | None = None
+    tried: list[str] = field(default_factory=list)  # deployment labels, one per attempt
+    billed_nusd: int = 0  # what failed attempts that reported usage cost
+    first: Deployment | None = None  # the first attempt's deployment, picked before the reservation
+
+
 class Gateway:
     """The data plane: owns the router, the key store and the upstream clients.
 
@@ -161,17 +185,28 @@ class Gateway:
         settings: the validated settings.
         environ: where provider keys named by `api_key_env` are read.
         clock: wall-clock seconds for the policies that count time (loop detection); a test's own.
+        sleep: how a retry waits out a provider's `retry-after` (a test's own records it).
+        monotonic: the routes' clock (breaker cool-downs, retry-after); a test's own.
+        rng: the routes' random source for `weighted` choices (default: seeded by `routing.seed`).
     """
 
     def __init__(
-        self, settings: Settings, environ: Mapping[str, str] | None = None, clock: Callable[[], float] = time.time
+        self,
+        settings: Settings,
+        environ: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.time,
+        *,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
     ) -> None:
         self.settings = settings
+        self._sleep = sleep
         self.keys: Authenticator = KeyStore(settings.keys)
         # The control plane's view (keys, inherited policies, provider secrets), when it runs.
         self.view: ControlView | None = None
         self._redactors: dict[int, tuple[RedactionSettings, Redactor]] = {}
-        self.router = Router(settings, os.environ if environ is None else environ)
+        self.router = Router(settings, os.environ if environ is None else environ, monotonic, rng)
         self.timeouts = Timeouts.from_settings(settings.upstream)
         self.max_body = settings.server.max_body_bytes
         # Tenant base URLs: the operator's rules, and a client of their own that checks every address.
@@ -291,6 +326,13 @@ class Gateway:
             model, model_events = self.model_access.apply(fmt, body, model, identity, rules)
             info.events.extend(model_events)
         provider, upstream_model = self.router.route(model, fmt)
+        # A route of several deployments: the attempts pick their deployment (and may fall back).
+        routes = self.router.routes.by_name
+        routed = _Routed(routes[model]) if routes and model in routes else None
+        if routed is not None:  # the first attempt's deployment, chosen now: it is what is reserved
+            routed.first, _ = self.router.routes.pick(routed.route, [], identity.key_name, fmt)
+            if routed.first is not None:
+                provider, upstream_model = routed.first.provider, routed.first.model
         info.model, info.provider, info.provider_kind = upstream_model, provider.name, provider.kind
         if not provider.speaks(fmt.family):  # translated: what cannot be is refused before anything is reserved
             _translation(provider, fmt).request(body)
@@ -319,6 +361,7 @@ class Gateway:
                 guard = await self.spend.reserve(fmt, body, provider, upstream_model, lines, route, est)
                 if guard.substitution is not None:  # a cap sent the call to a cheaper model
                     sub = guard.substitution
+                    routed = None  # the substitute is routed the plain way
                     provider, upstream_model = sub.provider, sub.upstream_model
                     info.model, info.provider, info.provider_kind = upstream_model, provider.name, provider.kind
                     credential = self.view.provider_credential(identity.workspace, provider.name) if self.view else None
@@ -345,9 +388,26 @@ class Gateway:
                 await limited.finish(None)
             raise
         try:
-            outcome = await self._exchange(
-                send, receive, fmt, provider, credential, headers, raw, tap, rewrite, rid, info.headers, bridge
-            )
+            if routed is None:
+                resp = await self._send(fmt, provider, credential, headers, raw, tap is None, self.timeouts, bridge)
+                if bridge is None:
+                    outcome = await self._relay(send, receive, fmt, resp, tap, rewrite, rid, info.headers)
+                else:
+                    translated = TranslatedResponse(resp, bridge, self.settings.upstream.max_event_bytes)
+                    outcome = await self._relay_translated(
+                        send, receive, fmt, translated, tap, rewrite, rid, info.headers
+                    )
+            else:
+                routed.guard, routed.lines, routed.est = guard, lines, est
+                routed.reserved = (provider, upstream_model)
+                try:
+                    outcome = await self._attempts(
+                        send, receive, fmt, routed, identity, rules, body, headers, tap, rewrite, rid, info
+                    )
+                finally:
+                    guard = routed.guard
+                    if limited is not None and info.provider is not None:
+                        limited.provider = info.provider  # a provider's 429 is the last attempt's
         except BaseException:
             if guard is not None:
                 await guard.finish(None)  # failed before any output: release
@@ -366,6 +426,8 @@ class Gateway:
             outcome.events.extend(scan.tally.events())
         if guard is not None:
             await guard.finish(outcome)
+            if routed is not None and routed.billed_nusd:  # finish() set the last attempt's cost
+                outcome.cost_nusd = (outcome.cost_nusd or 0) + routed.billed_nusd
         return outcome
 
     def _model_name(self, model: str, fmt: WireFormat) -> str:
@@ -399,25 +461,24 @@ class Gateway:
             )
         return self.router.route(model, fmt)
 
-    async def _exchange(
+    def _send(
         self,
-        send: Send,
-        receive: Receive,
         fmt: WireFormat,
         provider: Provider,
         credential: ProviderCredential | None,
         headers: dict[bytes, bytes],
         raw: bytes,
-        tap: StreamTap | None,
-        rewrite: Rewrite | None,
-        rid: bytes,
-        extra: list[tuple[bytes, bytes]] | None = None,
+        whole: bool,
+        timeouts: Timeouts,
         bridge: Bridge | None = None,
-    ) -> Outcome:
-        """Send the request upstream and relay the answer. A tenant's base URL is checked against the
-        operator's rules first (they may have changed since it was stored), gets a client that checks
-        every address it connects to, and never the operator's static headers. With a `bridge`, `raw`
-        is already in the provider's format, and its answer is translated back as the relay reads it."""
+    ) -> Awaitable[UpstreamResponse]:
+        """Send the request upstream: awaited, the response once its headers (`whole`: its whole
+        body) came. A plain function handing back the transport's coroutine, so that it adds no
+        frame to the request path. With a `bridge`, `raw` is already in the provider's format.
+
+        A tenant's base URL is checked against the operator's rules first (they may have changed
+        since it was stored), gets a client that checks every address it connects to, and never the
+        operator's static headers."""
         base_url = credential.base_url if credential is not None else None
         if base_url is not None:
             refused = self.tenant_urls.refusal(provider.name, base_url)
@@ -432,23 +493,261 @@ class Gateway:
         path = fmt.path if bridge is None else bridge.target.path
         url = provider.url(path, base_url)
         upstream = self._upstream(url, base_url is not None)
-        resp = await upstream.send(url, path, upstream_headers, raw, self.timeouts, whole=tap is None)
+        return upstream.send(url, path, upstream_headers, raw, timeouts, whole=whole)
+
+    def _relay(
+        self,
+        send: Send,
+        receive: Receive,
+        fmt: WireFormat,
+        resp: UpstreamResponse,
+        tap: StreamTap | None,
+        rewrite: Rewrite | None,
+        rid: bytes,
+        extra: list[tuple[bytes, bytes]] | None,
+    ) -> Awaitable[Outcome]:
+        """Relay the provider's answer to the client: an error status, a stream, or a body (the
+        relay's coroutine, to await)."""
         bounds = self.settings.upstream
-        translated = None
-        if bridge is not None:
-            resp = translated = TranslatedResponse(resp, bridge, bounds.max_event_bytes)
         if resp.status >= 400:
-            return await relay_error_status(send, fmt, resp, rid, bounds.max_error_body_bytes, rewrite, extra)
+            return relay_error_status(send, fmt, resp, rid, bounds.max_error_body_bytes, rewrite, extra)
         if tap is not None and resp.content_type.startswith("text/event-stream"):
             max_event = bounds.max_event_bytes
-            outcome = await relay_stream(
-                send, receive, fmt, tap, resp, rid, self.capture, max_event=max_event, extra=extra
-            )
-        else:
-            outcome = await relay_body(send, fmt, resp, rid, rewrite, self.capture, extra)
-        if translated is not None and not translated.usage_reported:
+            return relay_stream(send, receive, fmt, tap, resp, rid, self.capture, max_event=max_event, extra=extra)
+        return relay_body(send, fmt, resp, rid, rewrite, self.capture, extra)
+
+    async def _relay_translated(
+        self,
+        send: Send,
+        receive: Receive,
+        fmt: WireFormat,
+        resp: TranslatedResponse,
+        tap: StreamTap | None,
+        rewrite: Rewrite | None,
+        rid: bytes,
+        extra: list[tuple[bytes, bytes]] | None,
+    ) -> Outcome:
+        """`_relay` of an answer translated back from the provider's format as it is read."""
+        outcome = await self._relay(send, receive, fmt, resp, tap, rewrite, rid, extra)
+        if not resp.usage_reported:
             outcome.usage = None  # the counts the client got are not the provider's: settled as unknown
         return outcome
+
+    async def _attempts(
+        self,
+        send: Send,
+        receive: Receive,
+        fmt: WireFormat,
+        routed: _Routed,
+        identity: Identity,
+        rules: ModelRules | None,
+        body: dict[str, Any],
+        headers: dict[bytes, bytes],
+        tap: StreamTap | None,
+        rewrite: Rewrite | None,
+        rid: bytes,
+        info: CallInfo,
+    ) -> Outcome:
+        """A call on a route: attempts on its deployments, then on its fallback models, until one
+        answers (see docs/routing.md). An attempt is retried on a connection error, a timeout before
+        the first byte, a 429 or a 5xx, never once the relay to the client has started. The spend
+        reservation moves with the attempt (`_move_spend`); every retry, fallback and breaker
+        transition is an event of the call.
+
+        Raises:
+            SpendLimitExceeded: a fallback's price does not fit a cap (402).
+            UpstreamError: the last attempt's transport error, when every attempt failed.
+            Unavailable: no deployment could take the call at all (every breaker open).
+        """
+        route = routed.route
+        routes = self.router.routes
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeouts.total
+        events = info.events  # kept should the call end in an error
+        last: HeldResponse | UpstreamUnreachable | UpstreamTimeout | None = None
+        models = (route.name, *route.fallbacks)
+        reason = "error"
+        for i, name in enumerate(models):
+            current: Route | None = route
+            if i:
+                if reason not in route.fallback_on:
+                    break
+                current = self._fallback_route(name, fmt, identity, rules, route, events)
+                if current is None:
+                    continue
+                moved = {"route": route.name, "to": name, "attempts": len(routed.tried)}
+                events.append(PolicyEvent("routing", "fallback", "", reason, detail=moved))
+            assert current is not None
+            tried: list[Deployment] = []
+            reason = "error"
+            while len(tried) < current.max_attempts:
+                d: Deployment | None
+                d, wait, routed.first = routed.first, 0.0, None
+                if d is None:
+                    d, wait = routes.pick(current, tried, identity.key_name, fmt)
+                if d is None:
+                    break
+                if wait > 0:
+                    if loop.time() + wait >= deadline:
+                        break
+                    await self._sleep(wait)
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                if tried:  # a retry of this model (a fallback's first attempt has its own event)
+                    detail: dict[str, Any] = {"route": current.name, "to": d.name, "attempt": len(routed.tried) + 1}
+                    if wait > 0:
+                        detail["waited_s"] = round(wait, 3)
+                    events.append(PolicyEvent("routing", "retry", "", _failure_kind(last), detail=detail))
+                tried.append(d)
+                await self._move_spend(routed, fmt, body, d)
+                info.model, info.provider, info.provider_kind = d.model, d.provider.name, d.provider.kind
+                body["model"] = d.model
+                # A deployment that speaks another format gets the request translated (its answer is, back).
+                bridge = None if d.provider.speaks(fmt.family) else d.provider.translation(fmt)
+                raw = orjson.dumps(body if bridge is None else bridge.request(body))
+                credential = self.view.provider_credential(identity.workspace, d.provider.name) if self.view else None
+                timeouts = self.timeouts
+                if routed.tried:  # what is left of the call's total time
+                    timeouts = replace(timeouts, first_byte=min(timeouts.first_byte, remaining), total=remaining)
+                routed.tried.append(d.name)
+                info.attempts = routed.tried
+                info.headers = [
+                    *(h for h in info.headers or () if h[0] not in _ROUTED_HEADERS),
+                    (b"x-sluicegate-deployment", d.label),
+                    (b"x-sluicegate-attempts", str(len(routed.tried)).encode()),
+                ]
+                routes.admit(d, events)
+                started = loop.time()
+                try:
+                    resp = await self._send(fmt, d.provider, credential, headers, raw, tap is None, timeouts, bridge)
+                except (UpstreamUnreachable, UpstreamTimeout) as exc:
+                    routes.done(d, False, None, events)
+                    last = exc
+                    continue
+                except BaseException:
+                    routes.done(d, True, None, events)  # not the deployment's failure (a refused URL, a bug)
+                    raise
+                ttfb = loop.time() - started
+                translated = None
+                if bridge is not None:
+                    resp = translated = TranslatedResponse(resp, bridge, self.settings.upstream.max_event_bytes)
+                if resp.status < 400:
+                    ok = False
+                    try:
+                        if translated is None:
+                            outcome = await self._relay(send, receive, fmt, resp, tap, rewrite, rid, info.headers)
+                        else:
+                            extra = info.headers
+                            outcome = await self._relay_translated(
+                                send, receive, fmt, translated, tap, rewrite, rid, extra
+                            )
+                        ok = outcome.error is None or outcome.client_gone
+                    finally:
+                        routes.done(d, ok, ttfb, events)
+                    return outcome
+                try:
+                    held = await HeldResponse.read_from(resp, self.settings.upstream.max_error_body_bytes)
+                except (UpstreamUnreachable, UpstreamTimeout) as exc:
+                    routes.done(d, False, None, events)
+                    last = exc
+                    continue
+                except BaseException:
+                    routes.done(d, True, None, events)
+                    raise
+                if retryable_status(resp.status):
+                    routes.done(d, False, None, events)
+                    wait_s = retry_after_s(held.header)
+                    if wait_s:
+                        routes.hold_off(d, wait_s)
+                    last = held
+                    await self._bill_failed(routed, fmt, held)
+                    continue
+                routes.done(d, True, ttfb, events)  # the deployment answered: the request is at fault
+                case = refusal_case(held.body)
+                if case is not None and case in route.fallback_on and i + 1 < len(models):
+                    last, reason = held, case
+                    break
+                return await self._relay_held(send, fmt, held, rid, rewrite, info)
+        if isinstance(last, HeldResponse):
+            return await self._relay_held(send, fmt, last, rid, rewrite, info)
+        if last is not None:
+            raise last
+        err = Unavailable(
+            f"no deployment of the model {route.name!r} can take calls right now (its circuit breakers are open)",
+            code="no_healthy_deployment",
+        )
+        err.headers["retry-after"] = str(math.ceil(routes.reopens_in_s(route)) or 1)
+        raise err
+
+    async def _relay_held(
+        self, send: Send, fmt: WireFormat, held: HeldResponse, rid: bytes, rewrite: Rewrite | None, info: CallInfo
+    ) -> Outcome:
+        limit = self.settings.upstream.max_error_body_bytes
+        return await relay_error_status(send, fmt, held, rid, limit, rewrite, info.headers)
+
+    async def _move_spend(self, routed: _Routed, fmt: WireFormat, body: dict[str, Any], d: Deployment) -> None:
+        """Reserve for the attempt at `d`: the reservation stays when it is priced for the same
+        provider and model; else it is released and the request reserved again at `d`'s price,
+        which a cap may refuse (402), like any reservation.
+
+        Raises:
+            SpendLimitExceeded: `d`'s price does not fit a cap.
+        """
+        reserved = routed.reserved
+        if reserved is not None and reserved[0] is d.provider and reserved[1] == d.model:
+            return
+        routed.reserved = (d.provider, d.model)
+        if self.spend is None or not routed.lines:
+            return
+        guard, routed.guard = routed.guard, None
+        if guard is not None:
+            await guard.finish(None)
+        routed.guard = await self.spend.reserve(fmt, body, d.provider, d.model, routed.lines, None, routed.est)
+
+    async def _bill_failed(self, routed: _Routed, fmt: WireFormat, held: HeldResponse) -> None:
+        """A failed attempt whose answer reported usage is billed: its reservation settles at that
+        cost, and the next attempt reserves anew."""
+        try:
+            usage = fmt.usage(orjson.loads(held.body))
+        except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError):
+            return
+        if usage is None:
+            return
+        guard, routed.guard, routed.reserved = routed.guard, None, None
+        if guard is not None:
+            failed = Outcome(held.status, usage=usage, error="upstream_status")
+            await guard.finish(failed)
+            routed.billed_nusd += failed.cost_nusd or 0
+
+    def _fallback_route(
+        self,
+        model: str,
+        fmt: WireFormat,
+        identity: Identity,
+        rules: ModelRules | None,
+        route: Route,
+        events: list[PolicyEvent],
+    ) -> Route | None:
+        """The route of a fallback model: its own when it is one, else one deployment where the
+        model is routed the plain way; None (with an event) when the caller's model access rules
+        refuse it or it is not routed in this format."""
+        access = self.model_access
+        if rules is not None and access is not None and not access.permits(rules, identity, model):
+            detail = {"route": route.name, "to": model}
+            events.append(PolicyEvent("routing", "fallback_denied", "", "model_rules", detail=detail))
+            return None
+        routes = self.router.routes
+        found = routes.by_name.get(model)
+        if found is not None:
+            return found
+        try:
+            provider, upstream_model = self.router.route(model, fmt)
+        except GatewayError as exc:
+            detail = {"route": route.name, "to": model, "reason": exc.code}
+            events.append(PolicyEvent("routing", "fallback_denied", "", "not_routed", detail=detail))
+            return None
+        return routes.single(model, provider, upstream_model)
 
     def attach(self, view: ControlView) -> None:
         """Take keys, caps, redaction rules and provider secrets from the control plane's view too."""
@@ -565,6 +864,18 @@ class Gateway:
             f"{scope['path']} accepts POST only", status=405, code="method_not_allowed", type="invalid_request_error"
         )
         await send_error(send, fmt, err, request_id())
+
+
+_ROUTED_HEADERS = frozenset({b"x-sluicegate-deployment", b"x-sluicegate-attempts"})
+
+
+def _failure_kind(failure: object) -> str:
+    """A failed attempt, as the entity of its retry event: the status class or the error code."""
+    if isinstance(failure, HeldResponse):
+        return "status_429" if failure.status == 429 else f"status_{failure.status // 100}xx"
+    if isinstance(failure, GatewayError):
+        return failure.code
+    return "unavailable"
 
 
 def _translation(provider: Provider, fmt: WireFormat) -> Bridge:

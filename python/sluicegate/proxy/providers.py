@@ -2,13 +2,16 @@
 
 The model name picks the provider: an exact name from `routing.models`, then a `provider/model`
 prefix naming a configured provider (the prefix is removed before the request goes upstream), then
-the default for the request's format family. The client's gateway key is never forwarded: the
-provider's own key is injected instead.
+the default for the request's format family. A `routing.models` entry may also be a route of
+several deployments (`proxy/routing.py`: strategies, retries, fallbacks, circuit breakers). The
+client's gateway key is never forwarded: the provider's own key is injected instead.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import random
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from sluicegate import __version__
@@ -57,6 +60,10 @@ class Provider:
 
     def speaks(self, family: Family) -> bool:
         return family in (self.families or FAMILIES[self.kind])
+
+    def serves(self, fmt: WireFormat) -> bool:
+        """Whether a request in `fmt` can go to this provider: in its own format, or translated."""
+        return self.speaks(fmt.family) or self.translation(fmt) is not None
 
     def translation(self, fmt: WireFormat) -> Bridge | None:
         """How a request in `fmt` reaches this provider when it does not speak `fmt` (None: it
@@ -109,17 +116,38 @@ class Provider:
 
 
 class Router:
-    """Maps a model name to (provider, the model name the provider should see).
+    """Maps a model name to (provider, the model name the provider should see), and keeps the
+    routes of several deployments (`routes`).
 
     Arguments:
         settings: providers and routing.
         environ: where `api_key_env` variables are read.
+        clock: monotonic seconds, for the routes' breakers and retry-after (a test's own).
+        rng: the routes' random source for the `weighted` strategy (default: `routing.seed`).
     """
 
-    def __init__(self, settings: Settings, environ: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        environ: Mapping[str, str],
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        from sluicegate.proxy.routing import Routes
+
         self.providers = {n: Provider.from_settings(n, p, environ) for n, p in settings.providers.items()}
         r = settings.routing
-        self._exact = {model: self.providers[p] for model, p in r.models.items()}
+        self.routes = Routes(r, self.providers, clock, rng)
+        # A route answers `route()` with its first deployment (the model list, a cap's substitute).
+        self._exact = {model: self.providers[p] for model, p in r.models.items() if isinstance(p, str)}
+        # A route answers `route()` with its first deployment in the request's format (the list of
+        # models, a cap's substitute, the price of a call whose breakers are all open).
+        self._first: dict[tuple[str, Family], tuple[Provider, str]] = {}
+        for name, route in self.routes.by_name.items():
+            self._exact[name] = route.deployments[0].provider
+            for family in ("openai", "anthropic"):
+                d = next((d for d in route.deployments if d.provider.speaks(family)), route.deployments[0])
+                self._first[name, family] = (d.provider, d.model)
         for provider in self.providers.values():
             for model in provider.models:
                 self._exact.setdefault(model, provider)
@@ -138,6 +166,8 @@ class Router:
         """
         upstream_model = model
         provider = self._exact.get(model)
+        if provider is not None and self._first and (model, fmt.family) in self._first:
+            provider, upstream_model = self._first[model, fmt.family]
         if provider is None and "/" in model:
             prefix, rest = model.split("/", 1)
             if prefix in self.providers and rest:

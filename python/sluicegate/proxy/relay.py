@@ -61,6 +61,7 @@ class CallInfo:
     t0: float = 0.0  # perf_counter() at the start
     ended_at: float = 0.0  # wall-clock seconds, once the call is over
     headers: list[tuple[bytes, bytes]] | None = None  # extra headers for every answer (rate limits)
+    attempts: list[str] | None = None  # a routed call's deployments (`provider/model`), one per attempt
     # Policy events of steps that let the call go on (an alias, a would_refuse), kept should a later step refuse it.
     events: list[Any] = field(default_factory=list)
 
