@@ -304,11 +304,18 @@ def test_fallback_when_every_deployment_failed(
 
 
 def breaker_state(gateway: Server, route: str, deployment: str) -> float:
-    wanted = f'sluicegate_deployment_breaker_state{{deployment="{deployment}",route="{route}"}}'
+    """The breaker's state in the one worker serving (a per-worker gauge: it has a `pid` label)."""
+    labels = {f'deployment="{deployment}"', f'route="{route}"'}
+    found = []
     for line in scrape(gateway.url).splitlines():
-        if line.startswith(wanted):
-            return float(line.rsplit(" ", 1)[1])
-    raise AssertionError(f"{wanted} not in /metrics")
+        if line.startswith("sluicegate_deployment_breaker_state{"):
+            inside = line[line.index("{") + 1 : line.rindex("}")]
+            parts = set(inside.split('",'))
+            parts = {p if p.endswith('"') else p + '"' for p in parts}
+            if labels <= parts:
+                found.append(float(line.rsplit(" ", 1)[1]))
+    assert len(found) == 1, f"breaker {route}/{deployment}: {found} in /metrics"
+    return found[0]
 
 
 def test_the_breaker_skips_a_failing_deployment_then_probes_it_back(
