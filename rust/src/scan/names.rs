@@ -1121,6 +1121,8 @@ struct Words {
     after: Set<&'static [u8]>,
     units: Set<&'static [u8]>,
     connectors: Set<&'static [u8]>,
+    /// [`STREET_ENDINGS`] by their last byte.
+    endings: Vec<Vec<&'static [u8]>>,
     /// The last word of each cue phrase (`is` of `my name is`), to test a cue with one lookup.
     cue_ends: Set<Vec<u8>>,
 }
@@ -1136,6 +1138,15 @@ fn words() -> &'static Words {
             after: set(STREET_AFTER),
             units: set(UNITS),
             connectors: set(CONNECTORS),
+            endings: (0..=255u8)
+                .map(|c| {
+                    STREET_ENDINGS
+                        .iter()
+                        .map(|x| x.as_bytes())
+                        .filter(|x| x.last() == Some(&c))
+                        .collect()
+                })
+                .collect(),
             cue_ends: CUES
                 .iter()
                 .map(|c| {
@@ -1248,6 +1259,15 @@ fn read_word(r: &Rd, s: usize) -> R<Option<Word>> {
     }
     let (mut e, mut letters, mut uppers) = (s + w0, 1usize, usize::from(c0.is_uppercase()));
     loop {
+        // ASCII letters one byte at a time, without decoding
+        while let Some(b) = r.get(e)? {
+            if !b.is_ascii_alphabetic() {
+                break;
+            }
+            e += 1;
+            letters += 1;
+            uppers += usize::from(b.is_ascii_uppercase());
+        }
         match r.ch(e)? {
             Some((c, w)) if c.is_alphabetic() => {
                 e += w;
@@ -1324,8 +1344,7 @@ pub fn round(person: bool, address: bool, v: &View, base: usize, out: &mut Out) 
     if address {
         let mut covered = base;
         let mut d = base;
-        while let Some(k) = t[d..].iter().position(u8::is_ascii_digit) {
-            let digit = d + k;
+        while let Some(digit) = next_digit(t, d) {
             let lo = covered.max(digit.saturating_sub(DIGIT_REACH));
             address_range(v, lo, digit + 1, false, out);
             covered = digit + 1;
@@ -1385,6 +1404,45 @@ fn address_range(v: &View, lo: usize, hi: usize, wait: bool, out: &mut Out) {
             }
         }
     }
+}
+
+/// The first ASCII digit at or after `from`, 16 bytes at a time.
+fn next_digit(t: &[u8], from: usize) -> Option<usize> {
+    let n = t.len();
+    let mut i = from;
+    while i + 16 <= n {
+        let m = digit_mask16(&t[i..i + 16]);
+        if m != 0 {
+            return Some(i + m.trailing_zeros() as usize);
+        }
+        i += 16;
+    }
+    t[i.min(n)..].iter().position(u8::is_ascii_digit).map(|k| i + k)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn digit_mask16(block: &[u8]) -> u32 {
+    use std::arch::x86_64::{__m128i, _mm_add_epi8, _mm_cmplt_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8};
+    debug_assert!(block.len() >= 16);
+    // SAFETY: `block` has at least 16 readable bytes and SSE2 is part of the x86-64 baseline.
+    unsafe {
+        let x = _mm_loadu_si128(block.as_ptr().cast::<__m128i>());
+        // '0'..='9' is 0x30..=0x39: shift it to -128..=-119, then one signed compare
+        _mm_movemask_epi8(_mm_cmplt_epi8(
+            _mm_add_epi8(x, _mm_set1_epi8(0x50)),
+            _mm_set1_epi8(-128 + 10),
+        )) as u32
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn digit_mask16(block: &[u8]) -> u32 {
+    block[..16]
+        .iter()
+        .enumerate()
+        .fold(0, |m, (k, &b)| m | (u32::from(b.is_ascii_digit()) << k))
 }
 
 /// Calls `f(i)` for every `i >= from` where `t[i]` is an ASCII capital or a UTF-8 lead byte.
@@ -1526,18 +1584,10 @@ fn is_stop(t: &[u8], w: &Word) -> bool {
 }
 
 fn ends_street(b: &[u8]) -> bool {
-    // every ending is at least 3 bytes: a quick look at the last byte rules most words out
     let Some(&last) = b.last() else { return false };
-    if !matches!(
-        last | 0x20,
-        b'e' | b'g' | b'z' | b'.' | b'r' | b'm' | b'f' | b't' | b'n' | b'k' | b'l' | b'd' | b'p' | b'a'
-    ) {
-        return false;
-    }
-    STREET_ENDINGS.iter().any(|x| {
-        let x = x.as_bytes();
-        b.len() >= x.len() + 2 && b[b.len() - x.len()..].eq_ignore_ascii_case(x)
-    })
+    words().endings[usize::from(last.to_ascii_lowercase())]
+        .iter()
+        .any(|x| b.len() >= x.len() + 2 && b[b.len() - x.len()..].eq_ignore_ascii_case(x))
 }
 
 /// `PERSON` starting at the word at `s`.
@@ -2117,6 +2167,16 @@ mod tests {
     );
     t!(a110, "We sold 12 Apples and 3 Pears in 2023.", []);
     t!(a120, "Berliner Str. 5a", [("ADDRESS", "Berliner Str. 5a")]);
+
+    #[test]
+    fn digit_scan_finds_the_next_digit() {
+        let text: Vec<u8> = (0u8..=255).cycle().take(700).collect();
+        for from in 0..text.len() {
+            let want = (from..text.len()).find(|&i| text[i].is_ascii_digit());
+            assert_eq!(super::next_digit(&text, from), want);
+        }
+        assert_eq!(super::next_digit(b"abcdefghijklmnopqrstuvwxyz", 3), None);
+    }
 
     #[test]
     fn capital_scan_finds_exactly_capitals_and_lead_bytes() {
