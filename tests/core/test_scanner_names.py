@@ -30,8 +30,10 @@ def cases() -> list[dict[str, object]]:
         return [json.loads(line) for line in f]
 
 
-def lookalikes() -> list[str]:
-    lines = (FIXTURES / "lookalikes.txt").read_text(encoding="utf-8").splitlines()
+def lookalikes(name: str = "lookalikes.txt") -> list[str]:
+    """Hand-written sentences without a name or address: `lookalikes.txt` was used while tuning
+    the rules, `lookalikes_heldout.txt` was written afterwards and never used to tune them."""
+    lines = (FIXTURES / name).read_text(encoding="utf-8").splitlines()
     return [line for line in lines if line and not line.startswith("#")]
 
 
@@ -82,10 +84,11 @@ def table(scanner: Scanner | None = None) -> str:
         r, p = ratios(total)
         n = total["tp"] + total["fn"]
         rows.append(f"| **{entity}** | all | {n} | **{r:.3f}** | **{p:.3f}** | {total['exact'] / n:.3f} |")
-    lines = lookalikes()
-    altered = [line for line in lines if scanner.scan(line)]
     rows.append("")
-    rows.append(f"Look-alike negatives: {len(altered)} of {len(lines)} sentences altered.")
+    for name, what in (("lookalikes.txt", "tuning"), ("lookalikes_heldout.txt", "held out")):
+        lines = lookalikes(name)
+        altered = [line for line in lines if scanner.scan(line)]
+        rows.append(f"Look-alike negatives ({what}): {len(altered)} of {len(lines)} sentences altered.")
     return "\n".join(rows)
 
 
@@ -115,6 +118,13 @@ def test_recall_and_precision(scanner: Scanner, entity: str) -> None:
 def test_lookalikes_are_left_alone(scanner: Scanner) -> None:
     altered = [line for line in lookalikes() if scanner.scan(line)]
     assert len(altered) <= 1, altered
+
+
+def test_heldout_lookalikes_do_not_get_worse(scanner: Scanner) -> None:
+    # measured when the set was written: 8 of 30 (title-case greetings, `Customer Success`,
+    # `Queen Elizabeth Olympic Park`, and `Vittorio Emanuele II`, who is a person)
+    altered = [line for line in lookalikes("lookalikes_heldout.txt") if scanner.scan(line)]
+    assert len(altered) <= 8, altered
 
 
 def test_stream_finds_what_the_whole_text_has(scanner: Scanner) -> None:

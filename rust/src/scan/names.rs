@@ -581,10 +581,12 @@ const STOP: &[&str] = &[
     "California",
 ];
 
-/// Lower-case particles inside a name (`Ludwig van Beethoven`, `Ana de la Cruz`).
+/// Lower-case particles inside a name (`Ludwig van Beethoven`, `Ana de la Cruz`). The German
+/// and Dutch articles `der`, `den` count only after `van` or `von` (`van der Berg`): on their own
+/// they are articles before a noun (`Maria Schmidt den Bericht`).
 const PARTICLES: &[&[u8]] = &[
-    b"van", b"von", b"der", b"den", b"de", b"del", b"della", b"di", b"da", b"dos", b"das", b"do", b"du", b"la", b"le",
-    b"y", b"zu", b"ten", b"ter", b"af", b"av",
+    b"van", b"von", b"de", b"del", b"della", b"di", b"da", b"dos", b"das", b"do", b"du", b"la", b"le", b"y", b"zu",
+    b"ten", b"ter", b"af", b"av",
 ];
 
 /// Street-type words written before the street name (lower case; ASCII case ignored).
@@ -1620,7 +1622,10 @@ fn person_at(r: &Rd, s: usize) -> R<Option<usize>> {
             count += 1;
             continue;
         }
-        if w.lower && PARTICLES.contains(&&t[w.s..w.e]) {
+        let article = matches!(&t[w.s..w.e], b"der" | b"den")
+            && at >= 4
+            && matches!(&t[at.saturating_sub(3)..at], b"van" | b"von");
+        if w.lower && (PARTICLES.contains(&&t[w.s..w.e]) || article) {
             // a particle counts only before a capitalised word (`de la Cruz`)
             at = w.e;
             continue;
@@ -2119,6 +2124,16 @@ mod tests {
     t!(p110, "We flew to Florence and Victoria Station.", []);
     t!(p120, "Maria called.", []);
     t!(p130, "The Senior Engineer and the Director met.", []);
+    t!(
+        p140,
+        "Gestern hat Rudi Keudel den Bericht geschickt.",
+        [("PERSON", "Rudi Keudel")]
+    );
+    t!(
+        p150,
+        "Signed by Anna van der Berg today",
+        [("PERSON", "Anna van der Berg")]
+    );
     t!(
         a010,
         "Send it to Hauptstraße 12, 10115 Berlin please",
