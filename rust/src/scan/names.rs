@@ -1123,6 +1123,9 @@ struct Words {
     after: Set<&'static [u8]>,
     units: Set<&'static [u8]>,
     connectors: Set<&'static [u8]>,
+    /// Bit `k` of `before_shape[c]`: some [`STREET_BEFORE`] word is `k` bytes long and starts with
+    /// ASCII letter `c` (a prefilter for the set lookup).
+    before_shape: [u32; 26],
     /// [`STREET_ENDINGS`] by their last byte.
     endings: Vec<Vec<&'static [u8]>>,
     /// The last word of each cue phrase (`is` of `my name is`), to test a cue with one lookup.
@@ -1140,6 +1143,16 @@ fn words() -> &'static Words {
             after: set(STREET_AFTER),
             units: set(UNITS),
             connectors: set(CONNECTORS),
+            before_shape: {
+                let mut m = [0u32; 26];
+                for w in STREET_BEFORE {
+                    let b = w.as_bytes();
+                    if b[0].is_ascii_lowercase() && b.len() < 32 {
+                        m[usize::from(b[0] - b'a')] |= 1 << b.len();
+                    }
+                }
+                m
+            },
             endings: (0..=255u8)
                 .map(|c| {
                     STREET_ENDINGS
@@ -1234,7 +1247,8 @@ fn char_before(t: &[u8], i: usize) -> Option<char> {
 fn boundary(t: &[u8], i: usize) -> bool {
     if i > 0 && t[i - 1] < 0x80 {
         let c = t[i - 1];
-        return !(c.is_ascii_alphanumeric() || b"-'._/@&#+=\\%$".contains(&c));
+        return !(c.is_ascii_alphanumeric()
+            || matches!(c, b'-' | b'\'' | b'.' | b'_' | b'/' | b'@' | b'&' | b'#' | b'+' | b'=' | b'\\' | b'%' | b'$'));
     }
     match char_before(t, i) {
         None => true,
@@ -1360,6 +1374,11 @@ pub fn round(person: bool, address: bool, v: &View, base: usize, out: &mut Out) 
     }
 }
 
+/// Whether original text was dropped right before view byte `i` (see [`Rd::gap`]).
+fn r_gap(v: &View, i: usize) -> bool {
+    i > 0 && i < v.t.len() && v.orig(i) > v.orig_end(i - 1)
+}
+
 fn reader<'a>(v: &'a View<'a>, i: usize) -> Rd<'a> {
     Rd {
         t: v.t,
@@ -1369,11 +1388,39 @@ fn reader<'a>(v: &'a View<'a>, i: usize) -> Rd<'a> {
     }
 }
 
+/// Whether the word before the digit at `d` (`Hauptstraße 12`, `Baker Street, 5`) may be a
+/// street-type word or end with one: a superset of what [`name_then_street_word`] accepts before
+/// its house number, so that a `false` here lets a range skip that parser.
+fn street_word_before(t: &[u8], d: usize) -> bool {
+    let mut e = d;
+    if e == 0 || t[e - 1] != b' ' {
+        return false;
+    }
+    e -= 1;
+    if e > 0 && t[e - 1] == b',' {
+        e -= 1;
+    }
+    let mut s = e;
+    while s > 0 && e - s < 64 && !matches!(t[s - 1], b' ' | b'\n' | b'\t' | b'\r' | b',') {
+        s -= 1;
+    }
+    while s < e && t[s].is_ascii_punctuation() {
+        s += 1;
+    }
+    let word = &t[s..e];
+    let bare = word.strip_suffix(b".").unwrap_or(word);
+    let ws = words();
+    ends_street(word) || ends_street(bare) || Low::new(word).in_set(&ws.after) || Low::new(bare).in_set(&ws.after)
+}
+
 /// `ADDRESS` at every word start in `[lo, hi)` (with `wait`, each is marked as waiting for text).
 fn address_range(v: &View, lo: usize, hi: usize, wait: bool, out: &mut Out) {
     let t = v.t;
     let n = t.len();
     let ws = words();
+    // a capitalised word starts a street-word-last address only if the word before this range's
+    // digit is a street word (the digit is the house number's first)
+    let named = wait || hi == 0 || street_word_before(t, hi - 1) || (hi >= 2 && r_gap(v, hi - 1));
     let mut i = lo;
     while i < hi {
         let b = t[i];
@@ -1388,13 +1435,25 @@ fn address_range(v: &View, lo: usize, hi: usize, wait: bool, out: &mut Out) {
             while e < n && e - i < 16 && t[e].is_ascii_alphabetic() {
                 e += 1;
             }
-            e < n && e - i < 16 && !matches!(t[e], b'.' | b'/' | 0x80..=0xFF) && !ws.before.contains(&t[i..e])
+            e < n
+                && e - i < 16
+                && !matches!(t[e], b'.' | b'/' | 0x80..=0xFF)
+                && (ws.before_shape[usize::from(b - b'a')] & (1 << (e - i)) == 0 || !ws.before.contains(&t[i..e]))
         };
         if wait && !lower_skip {
             out.put(i, Builtin::Address.id(), Res::More);
             return;
         }
-        if !lower_skip {
+        // a capital that is no street-type word (`Calle`, `Via`) and no number: only the
+        // street-word-last form is left, which needs `named`
+        let cap_only = !named && b.is_ascii_uppercase() && {
+            let mut e = i + 1;
+            while e < n && e - i < 16 && t[e].is_ascii_alphabetic() {
+                e += 1;
+            }
+            e < n && e - i < 16 && matches!(t[e], b' ' | b',' | b'\n') && !Low::new(&t[i..e]).in_set(&ws.before)
+        };
+        if !lower_skip && !cap_only {
             let r = reader(v, i);
             out.put(i, Builtin::Address.id(), decide(address_at(&r, i)));
         }
