@@ -1248,7 +1248,10 @@ fn boundary(t: &[u8], i: usize) -> bool {
     if i > 0 && t[i - 1] < 0x80 {
         let c = t[i - 1];
         return !(c.is_ascii_alphanumeric()
-            || matches!(c, b'-' | b'\'' | b'.' | b'_' | b'/' | b'@' | b'&' | b'#' | b'+' | b'=' | b'\\' | b'%' | b'$'));
+            || matches!(
+                c,
+                b'-' | b'\'' | b'.' | b'_' | b'/' | b'@' | b'&' | b'#' | b'+' | b'=' | b'\\' | b'%' | b'$'
+            ));
     }
     match char_before(t, i) {
         None => true,

@@ -332,6 +332,27 @@ fn hostile_inputs_are_linear() {
 }
 
 #[test]
+fn hostile_name_and_address_inputs_are_linear() {
+    // every start reads at most `names::MAX_SPAN` bytes: dense word starts cost a constant each
+    let patterns = [
+        "Maria ",
+        "A ",
+        "Mr. A ",
+        "my name is A ",
+        "Calle de la ",
+        "12, rue de ",
+        "1 A ",
+        "Hauptstraße 1 ",
+        "A-",
+        "Hauptstra\u{DF}e",
+        "É ",
+        "ul. A 1/1 ",
+        "1 Main Street Apt. 1, A, NY 10001-",
+    ];
+    linear(everything(), &patterns);
+}
+
+#[test]
 fn hostile_encoded_inputs_are_linear() {
     let patterns = [
         "&#",
