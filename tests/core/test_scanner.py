@@ -137,9 +137,9 @@ def test_error_is_a_value_error_and_carries_no_pattern() -> None:
 
 def test_builtin_entities() -> None:
     names = builtin_entities()
-    assert names[:3] == ["EMAIL", "PHONE", "US_SSN"] and len(names) == 18 and "PRIVATE_KEY" in names
-    # the name and address heuristics are opt-in
-    assert default_entities() == [n for n in names if n not in ("PERSON", "ADDRESS")]
+    assert names[:3] == ["EMAIL", "PHONE", "US_SSN"] and len(names) == 19 and "PRIVATE_KEY" in names
+    # the name, address and date-of-birth heuristics are opt-in
+    assert default_entities() == [n for n in names if n not in ("PERSON", "ADDRESS", "DATE_OF_BIRTH")]
 
 
 def test_custom_rules() -> None:

@@ -11,8 +11,8 @@ Actions, per entity type and direction (`[redaction]` in the config):
 - `pseudonymize` (requests): the model sees `<EMAIL_1>`, and the client's response has the
   original put back, also when a placeholder is split across streamed chunks.
 
-`PERSON` and `ADDRESS` (name and street lexicons, see docs/redaction-types.md) are opt-in: they
-are scanned when `entities` lists them or, with `entities` unset, once a rule names them.
+`PERSON`, `ADDRESS` and `DATE_OF_BIRTH` (heuristics, see docs/redaction-types.md) are opt-in:
+they are scanned when `entities` lists them or, with `entities` unset, once a rule names them.
 
 Scanning reads decoded strings (orjson has undone every escape); what goes upstream is the parsed
 body, serialized again. If scanning fails or runs past `max_scan_ms`, the request is refused (fail
@@ -119,7 +119,8 @@ class Redactor:
     @staticmethod
     def default_builtins(settings: RedactionSettings) -> list[str]:
         """The built-ins scanned when `entities` is not set: the default ones, and the opt-in
-        `PERSON` and `ADDRESS` once a rule names them (a rule is how a workspace turns them on)."""
+        `PERSON`, `ADDRESS` and `DATE_OF_BIRTH` once a rule names them (a rule is how a workspace
+        turns them on)."""
         named = {e for rule in settings.rules for e in rule.entities}
         default = set(default_entities())
         return [e for e in builtin_entities() if e in default or e in named]

@@ -227,7 +227,7 @@ fn builtin_entities() -> Vec<&'static str> {
 }
 
 /// Names of the built-in entity types a `Scanner()` without `entities` detects (all but the
-/// opt-in `PERSON` and `ADDRESS`).
+/// opt-in `PERSON`, `ADDRESS` and `DATE_OF_BIRTH`).
 #[pyfunction]
 fn default_entities() -> Vec<&'static str> {
     scan::default_entities().collect()

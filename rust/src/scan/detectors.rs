@@ -537,6 +537,9 @@ impl Detectors {
         if person || address {
             names::round(person, address, v, base, &mut out);
         }
+        if self.on(Builtin::DateOfBirth) {
+            names::birth_dates(v, base, &mut out);
+        }
         self.custom.round(v, base, cs, &mut out);
         if !v.eof {
             self.tail_hold(v, &mut out);

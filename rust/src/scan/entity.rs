@@ -50,10 +50,12 @@ pub enum Builtin {
     Person,
     /// A postal street address, with its postcode and city when they follow (`names.rs`); opt-in.
     Address,
+    /// A date right after a date-of-birth cue (`born`, `DOB`, `geboren`, `né le`, …); opt-in.
+    DateOfBirth,
 }
 
 /// How many built-ins there are.
-pub const BUILTIN_COUNT: usize = 18;
+pub const BUILTIN_COUNT: usize = 19;
 
 impl Builtin {
     /// Every built-in, in id order.
@@ -76,6 +78,7 @@ impl Builtin {
         Builtin::Jwt,
         Builtin::Person,
         Builtin::Address,
+        Builtin::DateOfBirth,
     ];
 
     /// The UPPER_SNAKE name used in findings and placeholders.
@@ -99,6 +102,7 @@ impl Builtin {
             Builtin::Jwt => "JWT",
             Builtin::Person => "PERSON",
             Builtin::Address => "ADDRESS",
+            Builtin::DateOfBirth => "DATE_OF_BIRTH",
         }
     }
 
@@ -107,11 +111,11 @@ impl Builtin {
         Builtin::ALL.into_iter().find(|b| b.name() == name)
     }
 
-    /// Whether a scanner compiled without an entity list detects it. `PERSON` and `ADDRESS` are
-    /// heuristics over a name lexicon (lower precision than the validated types, and a few times
-    /// slower on prose), so they run only when named.
+    /// Whether a scanner compiled without an entity list detects it. `PERSON`, `ADDRESS` and
+    /// `DATE_OF_BIRTH` are heuristics (lower precision than the validated types, `PERSON` and
+    /// `ADDRESS` a few times slower on prose), so they run only when named.
     pub const fn on_by_default(self) -> bool {
-        !matches!(self, Builtin::Person | Builtin::Address)
+        !matches!(self, Builtin::Person | Builtin::Address | Builtin::DateOfBirth)
     }
 
     /// This built-in's id in every scanner's name table.

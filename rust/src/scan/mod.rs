@@ -65,8 +65,8 @@ use redact::{resolve, Template};
 /// The rules a [`Scanner`] is compiled from.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Rules {
-    /// Built-in entity names to detect; `None` for those on by default (all but `PERSON` and
-    /// `ADDRESS`, see [`default_entities`]).
+    /// Built-in entity names to detect; `None` for those on by default (all but `PERSON`,
+    /// `ADDRESS` and `DATE_OF_BIRTH`, see [`default_entities`]).
     pub entities: Option<Vec<String>>,
     /// Operator patterns: `(ENTITY_NAME, regex)`.
     pub custom_patterns: Vec<(String, String)>,

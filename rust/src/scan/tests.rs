@@ -454,6 +454,10 @@ fn fragment() -> impl Strategy<Value = String> {
         Just("\nWashington, DC 20500-0003".to_string()),
         Just("Calle Mayor ".to_string()),
         Just(" de la ".to_string()),
+        Just("born ".to_string()),
+        Just("12.03.1985".to_string()),
+        Just("3. März 1990".to_string()),
+        Just("DOB: ".to_string()),
         "[A-Z][a-zäöüé]{0,8} ",
     ]
 }
