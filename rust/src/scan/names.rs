@@ -1013,9 +1013,9 @@ pub fn birth_dates(v: &View, base: usize, out: &mut Out) {
 /// A date at `s` with a cue before it, or, in German and Dutch word order, `geboren` after it
 /// (`am 12.03.1985 geboren`, `op 12-03-1985 geboren`).
 fn dob_at(r: &Rd, s: usize) -> R<Option<usize>> {
-    let pre = dob_cued(r.t, s);
+    // the date first: most numbers are none, and the cue search costs more
     let Some(e) = date_at(r, s)? else { return Ok(None) };
-    if pre {
+    if dob_cued(r.t, s) {
         return Ok(Some(e));
     }
     let mut after = Vec::with_capacity(DOB_CUE_REACH);
