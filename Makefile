@@ -174,6 +174,7 @@ bench: build
 	$(BIN)/python -m pytest benches -q --benchmark-enable --benchmark-only -p no:cacheprovider \
 		-o python_files="test_*.py bench_*.py" $(BENCH_ARGS)
 	$(BIN)/python benches/bench_scan.py
+	$(BIN)/python benches/bench_names.py
 	$(BIN)/python benches/bench_scan.py --dump .benchmarks/corpora
 	SLUICEGATE_BENCH_CORPORA=$(CURDIR)/.benchmarks/corpora cargo bench --manifest-path benches/rust/Cargo.toml
 	$(BIN)/python benches/gateway_overhead.py $(OVERHEAD_ARGS)

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from sluicegate._core import ScanError, Scanner, StreamScanner, builtin_entities
+from sluicegate._core import ScanError, Scanner, StreamScanner, builtin_entities, default_entities
 
 ALL = Scanner()
 
@@ -102,7 +102,8 @@ def test_scan_table(text: str, want: list[tuple[str, str]]) -> None:
 
 
 BUILD_CASES: list[tuple[dict[str, object], list[str] | Err]] = [
-    ({}, list(builtin_entities())),
+    ({}, list(default_entities())),
+    ({"entities": ["ADDRESS", "PERSON"]}, ["PERSON", "ADDRESS"]),
     ({"entities": ["US_SSN", "EMAIL"]}, ["EMAIL", "US_SSN"]),
     ({"entities": []}, []),
     ({"entities": ["EMAIL"], "custom_patterns": [("EMPLOYEE_ID", r"\bEMP-\d{6}\b")]}, ["EMAIL", "EMPLOYEE_ID"]),
@@ -136,7 +137,9 @@ def test_error_is_a_value_error_and_carries_no_pattern() -> None:
 
 def test_builtin_entities() -> None:
     names = builtin_entities()
-    assert names[:3] == ["EMAIL", "PHONE", "US_SSN"] and len(names) == 16 and "PRIVATE_KEY" in names
+    assert names[:3] == ["EMAIL", "PHONE", "US_SSN"] and len(names) == 19 and "PRIVATE_KEY" in names
+    # the name, address and date-of-birth heuristics are opt-in
+    assert default_entities() == [n for n in names if n not in ("PERSON", "ADDRESS", "DATE_OF_BIRTH")]
 
 
 def test_custom_rules() -> None:

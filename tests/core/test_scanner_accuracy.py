@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from sluicegate._core import Scanner, builtin_entities
+from sluicegate._core import Scanner, default_entities
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "redaction"
 CASES = FIXTURES / "cases.jsonl"
@@ -43,7 +43,7 @@ def evaluate(scanner: Scanner | None = None) -> dict[str, dict[str, float]]:
         for e, _, _ in gold - found:
             fn[e] += 1
     out = {}
-    for e in builtin_entities():
+    for e in default_entities():
         p = tp[e] / (tp[e] + fp[e]) if tp[e] + fp[e] else 1.0
         r = tp[e] / (tp[e] + fn[e]) if tp[e] + fn[e] else 1.0
         out[e] = {"tp": tp[e], "fp": fp[e], "fn": fn[e], "support": tp[e] + fn[e], "precision": p, "recall": r}
@@ -75,7 +75,7 @@ def test_set_is_big_enough() -> None:
     cases = load_cases()
     spans = Counter(s[0] for c in cases for s in c["spans"])  # type: ignore[union-attr]
     assert sum(spans.values()) >= 600
-    assert set(spans) == set(builtin_entities())
+    assert set(spans) == set(default_entities())
     assert min(spans.values()) >= 24
     assert sum(1 for c in cases if not c["spans"]) >= 200  # hard negatives
     kinds = {str(c["kind"]).split("+")[0] for c in cases}
@@ -98,7 +98,7 @@ def test_labels_are_valid_spans() -> None:
             assert 0 <= s < t <= len(text) and text[s:t].strip() == text[s:t], (c["id"], e)
 
 
-@pytest.mark.parametrize("entity", list(builtin_entities()))
+@pytest.mark.parametrize("entity", list(default_entities()))
 def test_precision_and_recall(scores: dict[str, dict[str, float]], entity: str) -> None:
     target = 0.95 if entity in LOOSE else 0.99
     s = scores[entity]

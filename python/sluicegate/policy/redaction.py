@@ -11,6 +11,9 @@ Actions, per entity type and direction (`[redaction]` in the config):
 - `pseudonymize` (requests): the model sees `<EMAIL_1>`, and the client's response has the
   original put back, also when a placeholder is split across streamed chunks.
 
+`PERSON`, `ADDRESS` and `DATE_OF_BIRTH` (heuristics, see docs/redaction-types.md) are opt-in:
+they are scanned when `entities` lists them or, with `entities` unset, once a rule names them.
+
 Scanning reads decoded strings (orjson has undone every escape); what goes upstream is the parsed
 body, serialized again. If scanning fails or runs past `max_scan_ms`, the request is refused (fail
 closed), never forwarded unscanned. Every decision becomes a `PolicyEvent` (type,
@@ -30,7 +33,7 @@ from typing import Any, Literal
 
 import orjson
 
-from sluicegate._core import Scanner, StreamScanner, builtin_entities
+from sluicegate._core import Scanner, StreamScanner, builtin_entities, default_entities
 from sluicegate.config import RedactionSettings
 from sluicegate.errors import PolicyBlocked, PolicyFailed
 from sluicegate.formats.base import TextFilter, WireFormat
@@ -87,7 +90,7 @@ class Redactor:
         self.settings = settings
         patterns = [(p.entity, p.pattern) for p in settings.custom_patterns]
         keywords = [(k.entity, k.words) for k in settings.keywords]
-        builtins = settings.entities if settings.entities is not None else builtin_entities()
+        builtins = settings.entities if settings.entities is not None else self.default_builtins(settings)
         self.scanner = Scanner(builtins, patterns, keywords)
         entities = self.scanner.entities
         self.actions: dict[Direction, dict[str, str]] = {
@@ -112,6 +115,15 @@ class Redactor:
         self._monitor_scanner = self._subset(builtins, patterns, keywords, {"monitor"}, response)
         self._secret = settings.pseudonym_secret.reveal().encode() if settings.pseudonym_secret else b""
         self.max_scan_s = settings.max_scan_ms / 1000
+
+    @staticmethod
+    def default_builtins(settings: RedactionSettings) -> list[str]:
+        """The built-ins scanned when `entities` is not set: the default ones, and the opt-in
+        `PERSON`, `ADDRESS` and `DATE_OF_BIRTH` once a rule names them (a rule is how a workspace
+        turns them on)."""
+        named = {e for rule in settings.rules for e in rule.entities}
+        default = set(default_entities())
+        return [e for e in builtin_entities() if e in default or e in named]
 
     @staticmethod
     def _subset(

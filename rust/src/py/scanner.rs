@@ -1,4 +1,5 @@
-//! The Python face of `crate::scan`: `Scanner`, `StreamScanner`, `ScanError`, `builtin_entities`.
+//! The Python face of `crate::scan`: `Scanner`, `StreamScanner`, `ScanError`, `builtin_entities`,
+//! `default_entities`.
 //!
 //! Texts come in as `str` and are read through their cached UTF-8 view (no copy for a compact
 //! ASCII string); findings go out as `(entity, start, end)` tuples in `str` character offsets, with
@@ -225,11 +226,19 @@ fn builtin_entities() -> Vec<&'static str> {
     scan::builtin_entities().collect()
 }
 
+/// Names of the built-in entity types a `Scanner()` without `entities` detects (all but the
+/// opt-in `PERSON`, `ADDRESS` and `DATE_OF_BIRTH`).
+#[pyfunction]
+fn default_entities() -> Vec<&'static str> {
+    scan::default_entities().collect()
+}
+
 /// Registers the scanner's classes and functions on `_core`.
 pub fn init_pymodule(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyScanner>()?;
     m.add_class::<PyStreamScanner>()?;
     m.add("ScanError", m.py().get_type::<ScanError>())?;
     m.add_function(wrap_pyfunction!(builtin_entities, m)?)?;
+    m.add_function(wrap_pyfunction!(default_entities, m)?)?;
     Ok(())
 }

@@ -20,9 +20,9 @@
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, Input, MatchKind};
 
 use super::custom::{Custom, CustomState};
-use super::entity::{Builtin, EntityId};
+use super::entity::{Builtin, EntityId, BUILTIN_COUNT};
 use super::normalize::View;
-use super::{pii, secrets};
+use super::{names, pii, secrets};
 
 /// Normalized bytes kept before the emit point of a stream for look-behind (word boundaries, key
 /// names before an AWS secret, phone words before a number, the tail of a custom pattern chain).
@@ -423,7 +423,7 @@ pub struct Memo {
 
 /// The compiled detectors of one scanner. Immutable and shared by every scan and stream.
 pub struct Detectors {
-    enabled: [bool; 16],
+    enabled: [bool; BUILTIN_COUNT],
     anchors: Option<AhoCorasick>,
     /// The same automaton without its SIMD prefilter, cheaper to start on a short stream chunk.
     anchors_short: Option<AhoCorasick>,
@@ -436,7 +436,7 @@ pub struct Detectors {
 
 impl Detectors {
     /// Compiles the enabled built-ins and the operator rules.
-    pub fn new(enabled: [bool; 16], custom: Custom) -> Detectors {
+    pub fn new(enabled: [bool; BUILTIN_COUNT], custom: Custom) -> Detectors {
         let mut pats = Vec::new();
         let mut kinds = Vec::new();
         for &(lit, kind, ent) in ANCHORS {
@@ -532,6 +532,13 @@ impl Detectors {
                 b'0'..=b'9' if self.numbers => self.digit(v, j, &mut memo, &mut out),
                 _ => j + 1,
             });
+        }
+        let (person, address) = (self.on(Builtin::Person), self.on(Builtin::Address));
+        if person || address {
+            names::round(person, address, v, base, &mut out);
+        }
+        if self.on(Builtin::DateOfBirth) {
+            names::birth_dates(v, base, &mut out);
         }
         self.custom.round(v, base, cs, &mut out);
         if !v.eof {

@@ -1,7 +1,7 @@
 //! Entity names: the built-in detector types and the rules for operator-defined names.
 //!
 //! An entity is identified inside a compiled scanner by a small integer ([`EntityId`]): the
-//! built-ins keep their [`Builtin`] discriminant (0..16) and operator names are appended after
+//! built-ins keep their [`Builtin`] discriminant (0..[`BUILTIN_COUNT`]) and operator names are appended after
 //! them, so a finding is three machine words and never carries text.
 
 /// Index of an entity in a scanner's name table; see [`crate::scan::Scanner::entity_name`].
@@ -46,11 +46,20 @@ pub enum Builtin {
     PrivateKey,
     /// A JSON Web Token.
     Jwt,
+    /// A personal name in running text (`names.rs`); opt-in.
+    Person,
+    /// A postal street address, with its postcode and city when they follow (`names.rs`); opt-in.
+    Address,
+    /// A date right after a date-of-birth cue (`born`, `DOB`, `geboren`, `né le`, …); opt-in.
+    DateOfBirth,
 }
+
+/// How many built-ins there are.
+pub const BUILTIN_COUNT: usize = 19;
 
 impl Builtin {
     /// Every built-in, in id order.
-    pub const ALL: [Builtin; 16] = [
+    pub const ALL: [Builtin; BUILTIN_COUNT] = [
         Builtin::Email,
         Builtin::Phone,
         Builtin::UsSsn,
@@ -67,6 +76,9 @@ impl Builtin {
         Builtin::GoogleApiKey,
         Builtin::PrivateKey,
         Builtin::Jwt,
+        Builtin::Person,
+        Builtin::Address,
+        Builtin::DateOfBirth,
     ];
 
     /// The UPPER_SNAKE name used in findings and placeholders.
@@ -88,12 +100,22 @@ impl Builtin {
             Builtin::GoogleApiKey => "GOOGLE_API_KEY",
             Builtin::PrivateKey => "PRIVATE_KEY",
             Builtin::Jwt => "JWT",
+            Builtin::Person => "PERSON",
+            Builtin::Address => "ADDRESS",
+            Builtin::DateOfBirth => "DATE_OF_BIRTH",
         }
     }
 
     /// The built-in called `name`, if any.
     pub fn from_name(name: &str) -> Option<Builtin> {
         Builtin::ALL.into_iter().find(|b| b.name() == name)
+    }
+
+    /// Whether a scanner compiled without an entity list detects it. `PERSON`, `ADDRESS` and
+    /// `DATE_OF_BIRTH` are heuristics (lower precision than the validated types, `PERSON` and
+    /// `ADDRESS` a few times slower on prose), so they run only when named.
+    pub const fn on_by_default(self) -> bool {
+        !matches!(self, Builtin::Person | Builtin::Address | Builtin::DateOfBirth)
     }
 
     /// This built-in's id in every scanner's name table.

@@ -13,7 +13,8 @@
 //! Aho-Corasick pass over the literal anchors of the secrets plus one SIMD pass that stops only at
 //! digits, `:` and `@`; hand-written parsers and validators (Luhn, mod-97, SSN rules, NANP, IPv4/6,
 //! entropy floors) decide each candidate, and the `regex` crate (linear time, no backtracking) runs
-//! only operator patterns. Overlaps are resolved leftmost-longest. Findings are `(entity, start,
+//! only operator patterns. The opt-in `PERSON` and `ADDRESS` (`names.rs`) parse from word starts
+//! with a shipped name lexicon and street-type words. Overlaps are resolved leftmost-longest. Findings are `(entity, start,
 //! end)` byte offsets into the original text and never carry the value; [`char_offsets`] turns them
 //! into the character offsets Python uses.
 //!
@@ -39,6 +40,7 @@ mod detectors;
 mod entity;
 mod error;
 mod json;
+mod names;
 mod normalize;
 mod pii;
 mod redact;
@@ -49,7 +51,7 @@ mod validate;
 use std::sync::Arc;
 
 pub use custom::{MAX_KEYWORD_LEN, MAX_PATTERN_LEN};
-pub use entity::{Builtin, EntityId};
+pub use entity::{Builtin, EntityId, BUILTIN_COUNT};
 pub use error::ScanError;
 pub use json::{json_has_finding, MAX_NESTED as MAX_JSON_NESTED};
 pub use secrets::{JWT_CAP, PEM_CAP};
@@ -63,7 +65,8 @@ use redact::{resolve, Template};
 /// The rules a [`Scanner`] is compiled from.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Rules {
-    /// Built-in entity names to detect; `None` for all of them.
+    /// Built-in entity names to detect; `None` for those on by default (all but `PERSON`,
+    /// `ADDRESS` and `DATE_OF_BIRTH`, see [`default_entities`]).
     pub entities: Option<Vec<String>>,
     /// Operator patterns: `(ENTITY_NAME, regex)`.
     pub custom_patterns: Vec<(String, String)>,
@@ -87,6 +90,7 @@ pub struct Finding {
 /// any of its written forms at most [`pii::MAX_NUMBER`]).
 const SMALL_MAX: usize = 512;
 const _: () = assert!(pii::MAX_NUMBER < SMALL_MAX);
+const _: () = assert!(names::MAX_SPAN < SMALL_MAX && names::LOOK_BEHIND < detectors::MIN_CONTEXT);
 
 pub(crate) struct Inner {
     det: Detectors,
@@ -104,6 +108,14 @@ pub struct Scanner {
 /// Names of every built-in entity, in id order.
 pub fn builtin_entities() -> impl Iterator<Item = &'static str> {
     Builtin::ALL.into_iter().map(Builtin::name)
+}
+
+/// Names of the built-ins a scanner compiled without an entity list detects, in id order.
+pub fn default_entities() -> impl Iterator<Item = &'static str> {
+    Builtin::ALL
+        .into_iter()
+        .filter(|b| b.on_by_default())
+        .map(Builtin::name)
 }
 
 impl Scanner {
@@ -130,10 +142,10 @@ impl Scanner {
     /// assert!(Scanner::new(&Rules { custom_patterns: vec![("X".into(), "a*".into())], ..Rules::default() }).is_err());
     /// ```
     pub fn new(rules: &Rules) -> Result<Scanner, ScanError> {
-        let mut enabled_builtin = [false; 16];
+        let mut enabled_builtin = [false; BUILTIN_COUNT];
         let mut enabled: Vec<EntityId> = Vec::new();
         match &rules.entities {
-            None => enabled_builtin = [true; 16],
+            None => enabled_builtin = Builtin::ALL.map(Builtin::on_by_default),
             Some(list) => {
                 for (i, name) in list.iter().enumerate() {
                     let b = Builtin::from_name(name).ok_or_else(|| ScanError::unknown_entity(i, name))?;
@@ -177,6 +189,9 @@ impl Scanner {
         }
         let custom = Custom::compile(&pats, &kws, &|id| names[usize::from(id)].clone())?;
         let det = Detectors::new(enabled_builtin, custom);
+        if det.on(Builtin::Person) {
+            names::warm();
+        }
         let small = SMALL_MAX.max(det.custom.max_len() + 2);
         // every held normalized byte may stand for a whole escape sequence and a removed run, and
         // a sequence cut by the end of the last chunk waits before the view

@@ -14,6 +14,18 @@ pub(crate) fn all() -> &'static Scanner {
     S.get_or_init(|| Scanner::new(&Rules::default()).unwrap())
 }
 
+/// Every built-in, the opt-in `PERSON` and `ADDRESS` included.
+pub(crate) fn everything() -> &'static Scanner {
+    static S: OnceLock<Scanner> = OnceLock::new();
+    S.get_or_init(|| {
+        Scanner::new(&Rules {
+            entities: Some(builtin_entities().map(str::to_string).collect()),
+            ..Rules::default()
+        })
+        .unwrap()
+    })
+}
+
 fn with_custom() -> &'static Scanner {
     static S: OnceLock<Scanner> = OnceLock::new();
     S.get_or_init(|| {
@@ -109,11 +121,14 @@ const SAMPLES: &[&str] = &[
     "",
     "a",
     "@@@ ::: 1.2.3 +( sk- AK gh eyJ -----BEGIN",
+    "Customer Maria Schmidt, Hauptstraße 12, 10115 Berlin. Mr. O'Brien lives at 221B Baker Street, London.",
+    "M. Dupont, 12, rue de la Paix\n75002 Paris; ul. Długa 5\n00-950 Warszawa; Grace Thompson; In May Microsoft",
+    "1600 Pennsylvania Ave NW\nWashington, DC 20500-0003 — Sra. Lucía Fernández, Calle Mayor 5, Madrid, 28013",
 ];
 
 #[test]
 fn samples_stream_like_whole() {
-    for s in [all(), with_custom()] {
+    for s in [all(), with_custom(), everything()] {
         for t in SAMPLES {
             check_stream(s, t);
         }
@@ -267,8 +282,13 @@ fn long_pem_blocks_across_many_chunks() {
 
 #[test]
 fn holdback_is_bounded_under_adversarial_input() {
-    let s = all();
+    let s = everything();
     let cases = [
+        "Maria ".repeat(5000),
+        "Calle de la ".repeat(3000),
+        "12, rue ".repeat(3000),
+        "Mr. Al-".repeat(3000),
+        format!("Hauptstra{}", "ß".repeat(10000)),
         format!("-----BEGIN RSA PRIVATE KEY-----\n{}", "QUJD".repeat(5000)),
         format!("eyJhbGciOiJIUzI1NiJ9.eyJ{}", "a".repeat(20000)),
         format!("ghp_{}", "\u{200B}".repeat(20000)),
@@ -309,6 +329,27 @@ fn hostile_inputs_are_linear() {
         "ａ",
     ];
     linear(all(), &patterns);
+}
+
+#[test]
+fn hostile_name_and_address_inputs_are_linear() {
+    // every start reads at most `names::MAX_SPAN` bytes: dense word starts cost a constant each
+    let patterns = [
+        "Maria ",
+        "A ",
+        "Mr. A ",
+        "my name is A ",
+        "Calle de la ",
+        "12, rue de ",
+        "1 A ",
+        "Hauptstraße 1 ",
+        "A-",
+        "Hauptstra\u{DF}e",
+        "É ",
+        "ul. A 1/1 ",
+        "1 Main Street Apt. 1, A, NY 10001-",
+    ];
+    linear(everything(), &patterns);
 }
 
 #[test]
@@ -400,6 +441,24 @@ fn fragment() -> impl Strategy<Value = String> {
         Just("😀".to_string()),
         "[ a-z0-9@.:+()_/=-]{0,12}",
         "[\\PC]{0,4}",
+        Just("Maria Schmidt".to_string()),
+        Just("Grace Thompson".to_string()),
+        Just("Mr. ".to_string()),
+        Just("Frau ".to_string()),
+        Just("my name is ".to_string()),
+        Just("Hauptstraße 12".to_string()),
+        Just(", 10115 Berlin".to_string()),
+        Just("221B Baker Street".to_string()),
+        Just("12, rue de la Paix".to_string()),
+        Just("ul. Długa 5".to_string()),
+        Just("\nWashington, DC 20500-0003".to_string()),
+        Just("Calle Mayor ".to_string()),
+        Just(" de la ".to_string()),
+        Just("born ".to_string()),
+        Just("12.03.1985".to_string()),
+        Just("3. März 1990".to_string()),
+        Just("DOB: ".to_string()),
+        "[A-Z][a-zäöüé]{0,8} ",
     ]
 }
 
@@ -414,7 +473,7 @@ proptest! {
     fn prop_stream_equals_whole(parts in prop::collection::vec(fragment(), 0..12),
                                 cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..8)) {
         let text: String = parts.concat();
-        for s in [all(), with_custom()] {
+        for s in [all(), with_custom(), everything()] {
             let want = whole(s, &text);
             let b = text.as_bytes();
             let mut points: Vec<usize> = cuts.iter().map(|i| i.index(b.len() + 1)).collect();
@@ -433,7 +492,7 @@ proptest! {
 
     #[test]
     fn prop_never_panics(text in "\\PC{0,300}") {
-        let s = all();
+        let s = everything();
         let f = s.scan(&text);
         for w in f.windows(2) {
             prop_assert!(w[0].end <= w[1].start);
@@ -446,7 +505,7 @@ proptest! {
 
     #[test]
     fn prop_any_bytes_stream(bytes in prop::collection::vec(any::<u8>(), 0..300), size in 1usize..20) {
-        let s = all();
+        let s = everything();
         let want = whole(s, &String::from_utf8_lossy(&bytes));
         prop_assert_eq!(run_stream(s, bytes.chunks(size)), want);
     }
@@ -956,7 +1015,7 @@ proptest! {
     fn prop_encoded_stream_equals_whole(parts in prop::collection::vec(prop_oneof![enc_fragment(), fragment()], 0..12),
                                         cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..8)) {
         let text: String = parts.concat();
-        for s in [all(), with_custom()] {
+        for s in [all(), with_custom(), everything()] {
             let want = whole(s, &text);
             let b = text.as_bytes();
             prop_assert_eq!(run_stream(s, pieces_at(b, &cuts)), want.clone());

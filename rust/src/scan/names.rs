@@ -1,0 +1,1689 @@
+//! `PERSON` and `ADDRESS`: personal names and postal street addresses in running text.
+//!
+//! Both are found from word starts, so a stream decides them like every other parser: a parser
+//! started at a word reads at most [`MAX_SPAN`] normalized bytes after it (and [`LOOK_BEHIND`]
+//! before it, inside the context a stream keeps) and answers `More` while the bytes it needs have
+//! not arrived. The bytes past the span are never read, so any chunking gives the same findings,
+//! and the stream's hold-back bound is the one of the other small types. `PERSON` runs at
+//! capitals and non-ASCII letters (found 16 bytes at a time); `ADDRESS` only at word starts with a
+//! digit within [`DIGIT_REACH`] bytes (an address always has a house number or a postcode), so
+//! prose without digits costs it one SIMD pass.
+//!
+//! **Names** come from a lexicon shipped in `rust/data/` (given names of the nine covered
+//! languages from Jörg Michael's first-name dictionary, surnames from the US Census; see the
+//! README there). A word is a name when
+//!
+//! - a **title** stands right before it (`Mr`, `Dr.`, `Herr`, `Frau`, `M.`, `Mme`, `Sr.`, `Sra.`,
+//!   `Sig.`, `Dhr.`, `Mevr.`, `Pan`, `Pani`, …): the capitalised words after the title;
+//! - a **cue phrase** ends right before it (`my name is`, `customer`, `Kunde`, `je m'appelle`,
+//!   `me llamo`, `mi chiamo`, `ik heet`, `nazywam się`, `jag heter`, `Dear`, …): the same;
+//! - it is a **given name** of the lexicon followed by a capitalised word that is not a function
+//!   word, month, weekday, street word or title (`Maria Schmidt`, `Jean-Luc Picard`, `Ana de la
+//!   Cruz`). A given name that is also a common word, a month, a place or a brand (`Will`, `May`,
+//!   `Grace`, `Paris`, `Victoria`; flagged in the lexicon) needs the next word to be a lexicon
+//!   surname or given name (`Grace Hopper`, not `May Microsoft`).
+//!
+//! A lone capitalised word is never a name, so the capital at the start of a sentence is never
+//! taken as evidence. The span covers the name words, not the title or cue.
+//!
+//! **Addresses** are a street with a house number, in the order of its language, optionally
+//! followed by a secondary unit and a postcode and city:
+//!
+//! - number first (English, French): `221B Baker Street`, `12, rue de la Paix`, `1600 Pennsylvania
+//!   Ave NW Suite 5`;
+//! - street-type word first (Spanish, Italian, Portuguese, Polish, French): `Calle Mayor 5`,
+//!   `Via Roma, 10`, `Rua Augusta, 100`, `ul. Długa 5`, `aleja Jana Pawła 12`;
+//! - a street word last or as the end of a compound, then the number (German, Dutch, Swedish):
+//!   `Hauptstraße 12`, `Berliner Str. 5a`, `Keizersgracht 123`, `Drottninggatan 5`;
+//! - then `10115 Berlin`, `1015 BS Amsterdam`, `00-950 Warszawa`, `114 55 Stockholm`,
+//!   `1100-148 Lisboa`, `Springfield, IL 62704-1234`, `Madrid, 28013`, `London⏎SW1A 1AA`.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::OnceLock;
+
+use super::detectors::{Out, Res};
+use super::entity::Builtin;
+use super::normalize::View;
+
+/// Most normalized bytes a `PERSON` or `ADDRESS` parser reads from its start.
+pub const MAX_SPAN: usize = 240;
+
+/// Most normalized bytes a parser reads before its start (title, cue phrase, word boundary).
+pub const LOOK_BEHIND: usize = 40;
+
+/// A fast hash for short words (the rustc "Fx" multiply-rotate hash); the sets are built from
+/// shipped data, so no one can choose colliding keys.
+#[derive(Default)]
+struct Fx(u64);
+
+impl Hasher for Fx {
+    fn write(&mut self, bytes: &[u8]) {
+        for c in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..c.len()].copy_from_slice(c);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.write(&[i]);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.0 = (self.0.rotate_left(5) ^ i as u64).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FxBuild = BuildHasherDefault<Fx>;
+type Map<K, V> = HashMap<K, V, FxBuild>;
+type Set<K> = HashSet<K, FxBuild>;
+
+const GIVEN: &str = include_str!("../../data/given_names.txt");
+const SURNAMES: &str = include_str!("../../data/surnames.txt");
+
+struct Lexicon {
+    /// Given name → ambiguous (also a common word, month, place or brand).
+    given: Map<&'static [u8], bool>,
+    /// The same, keyed by the name with its diacritics removed (`Élodie` finds `Elodie`).
+    folded: Map<Vec<u8>, bool>,
+    /// Surnames, ASCII-lower-cased, that are not also common English words.
+    surnames: Set<Vec<u8>>,
+}
+
+fn lexicon() -> &'static Lexicon {
+    static LEX: OnceLock<Lexicon> = OnceLock::new();
+    LEX.get_or_init(|| {
+        let given: Map<&'static [u8], bool> = GIVEN
+            .lines()
+            .filter_map(|l| l.split_once('\t'))
+            .map(|(n, f)| (n.as_bytes(), f.contains('w')))
+            .collect();
+        let mut folded: Map<Vec<u8>, bool> = Map::default();
+        for (&n, &a) in &given {
+            let f = fold(n);
+            // a spelling ambiguous in one form is ambiguous in all
+            *folded.entry(f).or_insert(a) |= a;
+        }
+        let surnames = SURNAMES
+            .lines()
+            .filter_map(|l| l.split_once('\t'))
+            .filter(|(_, f)| !f.contains('w'))
+            .map(|(n, _)| n.as_bytes().to_ascii_lowercase())
+            .collect();
+        Lexicon {
+            given,
+            folded,
+            surnames,
+        }
+    })
+}
+
+/// `b` with the diacritics of Latin letters removed (`Élodie` → `Elodie`, `Łukasz` → `Lukasz`).
+fn fold(b: &[u8]) -> Vec<u8> {
+    if b.is_ascii() {
+        return b.to_vec();
+    }
+    let s = String::from_utf8_lossy(b);
+    let mut out = String::with_capacity(b.len());
+    for c in s.chars() {
+        let r = match c {
+            'À'..='Å' => 'A',
+            'à'..='å' => 'a',
+            'Ç' | 'Ć' | 'Č' => 'C',
+            'ç' | 'ć' | 'č' => 'c',
+            'È'..='Ë' | 'Ę' | 'Ě' => 'E',
+            'è'..='ë' | 'ę' | 'ě' => 'e',
+            'Ì'..='Ï' => 'I',
+            'ì'..='ï' => 'i',
+            'Ñ' | 'Ń' | 'Ň' => 'N',
+            'ñ' | 'ń' | 'ň' => 'n',
+            'Ò'..='Ö' | 'Ø' | 'Ő' => 'O',
+            'ò'..='ö' | 'ø' | 'ő' => 'o',
+            'Ù'..='Ü' | 'Ů' | 'Ű' => 'U',
+            'ù'..='ü' | 'ů' | 'ű' => 'u',
+            'Ý' | 'Ÿ' => 'Y',
+            'ý' | 'ÿ' => 'y',
+            'Ł' => 'L',
+            'ł' => 'l',
+            'Ś' | 'Š' => 'S',
+            'ś' | 'š' => 's',
+            'Ź' | 'Ż' | 'Ž' => 'Z',
+            'ź' | 'ż' | 'ž' => 'z',
+            'Ř' => 'R',
+            'ř' => 'r',
+            _ => c,
+        };
+        out.push(r);
+    }
+    out.into_bytes()
+}
+
+impl Lexicon {
+    /// Whether `b` is a given name, and if so whether it is ambiguous; a hyphenated name is
+    /// looked up whole, then by its first part (`Hans-Jürgen`).
+    fn given(&self, b: &[u8]) -> Option<bool> {
+        if let Some(&a) = self.given.get(b) {
+            return Some(a);
+        }
+        if !b.is_ascii() {
+            if let Some(&a) = self.folded.get(&fold(b)) {
+                return Some(a);
+            }
+        }
+        let k = b.iter().position(|&c| c == b'-')?;
+        self.given(&b[..k])
+    }
+}
+
+/// Loads the lexicon (a scanner with `PERSON` does it once, at compile time, not on first scan).
+pub fn warm() {
+    lexicon();
+}
+
+/// Titles and honorifics (compared exactly; a trailing `.` is optional).
+#[rustfmt::skip]
+const TITLES: &[&str] = &[
+    "Mr", "Mrs", "Ms", "Mx", "Miss", "Dr", "Prof", "Sir", "Dame", "Lady", "Lord", "Herr", "Herrn", "Frau", "Fr",
+    "Hr", "M", "MM", "Mme", "Mmes", "Mlle", "Monsieur", "Madame", "Mademoiselle", "Me", "Sr", "Sra", "Srta", "Dn",
+    "Dña", "Don", "Doña", "Señor", "Señora", "señor", "señora", "Sig", "Sigg", "Sig.ra", "Sig.na", "Signor",
+    "Signora", "signor", "signora", "Dott", "Dott.ssa", "Avv", "Ing", "Dhr", "Mevr", "Mw", "mevrouw", "meneer",
+    "Pan", "Pani", "pan", "pani", "Panu", "Panem", "Sr.ª", "Senhor", "Senhora", "senhor", "senhora", "Dona", "Fru",
+    "fru", "herr", "Fröken",
+];
+
+/// Cue phrases that end right before a name (lower case; compared ignoring ASCII case).
+#[rustfmt::skip]
+const CUES: &[&str] = &[
+    "my name is", "name is", "name:", "named", "customer", "client", "patient", "employee", "applicant",
+    "contact person", "dear", "regards,", "sincerely,", "signed", "kunde", "kundin", "patientin", "mitarbeiter",
+    "mitarbeiterin", "ansprechpartner", "ansprechpartnerin", "ich heiße", "ich bin", "mein name ist",
+    "sehr geehrte", "sehr geehrter", "liebe", "lieber", "je m'appelle", "je m’appelle", "mon nom est", "le client",
+    "la cliente", "cher", "chère", "me llamo", "mi nombre es", "el cliente", "la cliente", "estimado", "estimada",
+    "mi chiamo", "il mio nome è", "il cliente", "gentile", "ik heet", "mijn naam is", "de klant", "geachte",
+    "beste", "nazywam się", "klient", "klientka", "szanowny", "szanowna", "jag heter", "kunden", "kund",
+    "meu nome é", "chamo-me", "me chamo", "o cliente", "a cliente", "prezado", "prezada",
+];
+
+/// Capitalised words that are never a surname after a given name, nor a name after a title.
+#[rustfmt::skip]
+const STOP: &[&str] = &[
+    "The", "A", "An", "And", "Or", "But", "Of", "In", "On", "At", "To", "For", "By", "With", "From", "As", "Is",
+    "It", "I", "We", "You", "He", "She", "They", "This", "That", "These", "Those", "If", "So", "Not", "No", "Yes",
+    "My", "Our", "Your", "His", "Her", "Their", "Its", "Der", "Die", "Das", "Und", "Oder", "Ein", "Eine", "Le",
+    "La", "Les", "Et", "Un", "Une", "Des", "El", "Los", "Las", "Y", "Il", "Lo", "Gli", "E", "De", "Het", "En",
+    "Een", "O", "Os", "As", "Och", "Ett", "W", "Z", "I", "Inc", "Ltd", "LLC", "GmbH", "AG", "SA", "SL", "SpA", "BV",
+    "AB", "Co", "Corp", "January", "February", "March", "April", "May", "June", "July", "August", "September",
+    "October", "November", "December", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday",
+    "Januar", "Februar", "März", "Juni", "Juli", "Oktober", "Dezember", "Montag", "Dienstag", "Mittwoch",
+    "Donnerstag", "Freitag", "Samstag", "Sonntag", "Street", "Avenue", "Road", "Lane", "Drive", "Boulevard",
+    "Square", "Park", "Station", "Airport", "University", "College", "School", "Hospital", "Bank", "Group", "Team",
+    "Company", "Foundation", "Institute", "Center", "Centre", "City", "County", "River", "Lake", "Mountain",
+    "Island", "Bay", "Beach", "Hotel", "Church", "Cathedral", "Museum", "Hall", "Day", "Week", "Year", "Pro", "Max",
+    "Plus", "Mini", "Ultra", "Edition", "Version", "Release", "Update", "Cloud", "Studio", "Office", "Team",
+    "Manager", "Director", "Engineer", "Officer", "President", "CEO", "CTO", "CFO", "VP", "Senior", "Junior",
+    "Lead", "Head", "Benz", "Air", "Red", "Blue", "North", "South", "East", "West", "New", "Old", "Saint", "San",
+    "Santa", "Sankt",
+    // large cities that are also surnames (`Rome Florence Venice`)
+    "London", "Paris", "Berlin", "Madrid", "Rome", "Roma", "Milan", "Milano", "Venice", "Venezia", "Vienna", "Wien",
+    "Lisbon", "Lisboa", "Porto", "Amsterdam", "Rotterdam", "Brussels", "Warsaw", "Warszawa", "Krakow", "Stockholm",
+    "Munich", "München", "Hamburg", "Frankfurt", "Zurich", "Zürich", "Geneva", "Genève", "Lyon", "Marseille",
+    "Barcelona", "Sevilla", "Valencia", "Napoli", "Naples", "Torino", "Turin", "Florence", "Firenze", "Dublin",
+    "Boston", "Chicago", "Houston", "Denver", "Phoenix", "Seattle", "Portland", "York", "Washington", "Jersey",
+    "Orleans", "Vegas", "Angeles", "Francisco", "Diego", "Texas", "California",
+];
+
+/// Lower-case particles inside a name (`Ludwig van Beethoven`, `Ana de la Cruz`). The German
+/// and Dutch articles `der`, `den` count only after `van` or `von` (`van der Berg`): on their own
+/// they are articles before a noun (`Maria Schmidt den Bericht`).
+#[rustfmt::skip]
+const PARTICLES: &[&[u8]] = &[
+    b"van", b"von", b"de", b"del", b"della", b"di", b"da", b"dos", b"das", b"do", b"du", b"la", b"le", b"y", b"zu",
+    b"ten", b"ter", b"af", b"av",
+];
+
+/// Street-type words written before the street name (lower case; ASCII case ignored).
+#[rustfmt::skip]
+const STREET_BEFORE: &[&str] = &[
+    // French
+    "rue", "avenue", "av.", "boulevard", "bd", "bd.", "bld", "chemin", "place", "allée", "impasse", "quai", "route",
+    "cours", "passage", "square", "voie", "faubourg", "sentier", "ruelle", "esplanade",
+    // Spanish
+    "calle", "c/", "avenida", "avda.", "avda", "plaza", "pza.", "paseo", "pº", "camino", "carrera", "ronda",
+    "rambla", "travesía", "glorieta", "vía", "via", "callejón", "carretera", "urbanización", "vial", "pasaje", "c.",
+    "cuesta", "acceso", "cañada", "senda", "bulevar", "costanilla", "plazuela", "ctra.", "camí", "carrer",
+    "passeig", "polígono", "prolongación", "alameda", "pasadizo",
+    // Italian
+    "viale", "piazza", "p.zza", "piazzale", "corso", "largo", "strada", "vicolo", "contrada", "borgo", "lungomare",
+    "rotonda", "salita", "v.le", "incrocio", "stretto", "traversa", "vico", "calle", "località", "loc.", "frazione",
+    "lungotevere", "circonvallazione", "galleria", "passaggio", "quartiere", "rione", "canale",
+    // Portuguese
+    "rua", "r.", "av", "travessa", "praça", "praceta", "alameda", "estrada", "beco", "calçada", "ladeira",
+    // Polish
+    "ul.", "ulica", "ulicy", "al.", "aleja", "alei", "aleje", "plac", "pl.", "os.", "osiedle", "skwer",
+];
+
+/// Street-type words written after the street name, alone (`Baker Street`, `Berliner Straße`).
+#[rustfmt::skip]
+const STREET_AFTER: &[&str] = &[
+    // USPS Publication 28, Appendix C1: the common primary suffixes and their abbreviations
+    "street", "st", "st.", "avenue", "ave", "ave.", "av", "road", "rd", "rd.", "lane", "ln", "ln.", "drive", "dr",
+    "dr.", "boulevard", "blvd", "blvd.", "court", "ct", "ct.", "place", "pl", "pl.", "terrace", "ter", "way", "wy",
+    "circle", "cir", "parkway", "pkwy", "highway", "hwy", "square", "sq", "trail", "trl", "alley", "aly", "plaza",
+    "plz", "crossing", "xing", "loop", "pike", "path", "point", "pt", "ridge", "rdg", "run", "row", "walk", "view",
+    "vw", "heights", "hts", "hill", "hl", "park", "pass", "expressway", "expy", "freeway", "fwy", "turnpike",
+    "tpke", "route", "rte", "crescent", "cres", "close", "mews", "gardens", "grove", "green", "glen", "gateway",
+    "junction", "jct", "landing", "manor", "meadows", "mill", "mills", "harbor", "haven", "hollow", "knoll",
+    "lodge", "mall", "oval", "orchard", "pines", "prairie", "ranch", "shore", "shores", "spring", "springs",
+    "station", "sta", "summit", "track", "trace", "tunnel", "valley", "vly", "village", "vlg", "vista", "vis",
+    "causeway", "cswy", "cove", "cv", "creek", "crk", "estates", "ests", "falls", "ferry", "field", "fields",
+    "forest", "fork", "fort", "ft", "garden", "gdn", "island", "isle", "key", "lake", "lakes", "light", "lock",
+    "mount", "mt", "mountain", "mtn", "neck", "overpass", "plain", "plains", "port", "rapids", "rest", "river",
+    "skyway", "spur", "stream", "throughway", "underpass", "union", "viaduct", "ville", "well", "wells", "brook",
+    "brooks", "branch", "bridge", "burg", "bypass", "camp", "canyon", "cape", "center", "centre", "cliff", "cliffs",
+    "club", "common", "corner", "corners", "course", "courts", "dale", "dam", "divide", "extension", "ext", "flat",
+    "flats", "ford", "forge", "freeway", "harbour", "inlet", "keys", "motorway", "radial", "ramp", "shoal",
+    "stravenue", "trafficway", "parade", "wynd", "approach", "rise", "embankment", "ways", "lights", "locks",
+    "meadow", "mdw", "mdws", "crest", "curve", "crossroad", "drives", "fords", "forks", "glens", "greens", "groves",
+    "harbors", "havens", "hills", "islands", "junctions", "knolls", "loaf", "manors", "missions", "mounts", "parks",
+    "parkways", "passage", "points", "ports", "ridges", "roads", "shoals", "squares", "streams", "streets",
+    "tracks", "trails", "trailer", "unions", "valleys", "views", "villages", "vistas", "walks", "wall", "burgs",
+    "centers", "circles", "commons", "coves", "extensions", "fall", "gardens", "fords", "mission", "mews", "ramp",
+    "lodge",
+    // German
+    "straße", "strasse", "str.", "weg", "platz", "allee", "gasse", "ring", "damm", "ufer", "chaussee", "steig",
+    "pfad", "markt", "berg",
+    // Dutch
+    "straat", "laan", "plein", "gracht", "kade", "singel", "dijk", "dreef", "hof", "pad", "steeg", "baan",
+    // Swedish
+    "gatan", "vägen", "gränd", "torget", "stigen", "backen", "allén", "gata", "väg", "torg",
+];
+
+/// Endings of compound street names (`Hauptstraße`, `Keizersgracht`, `Drottninggatan`).
+#[rustfmt::skip]
+const STREET_ENDINGS: &[&str] = &[
+    "straße", "strasse", "str.", "weg", "platz", "allee", "gasse", "ring", "damm", "ufer", "chaussee", "steig",
+    "pfad", "markt", "straat", "laan", "plein", "gracht", "kade", "singel", "dijk", "dreef", "hof", "pad", "steeg",
+    "baan", "gatan", "vägen", "gränd", "torget", "stigen", "backen", "allén", "gata", "väg", "torg", "boulevard",
+    "straatweg", "kanaal", "markt", "dal", "park",
+];
+
+/// Secondary unit words (`Apt. 5`, `Suite 100`, `Piso 3`, `Appartamento 12`, `m. 4`).
+#[rustfmt::skip]
+const UNITS: &[&str] = &[
+    "apt", "apt.", "apartment", "suite", "ste", "ste.", "unit", "flat", "floor", "fl", "room", "rm", "#", "piso",
+    "puerta", "pta.", "escalera", "esc.", "appartamento", "app.", "piano", "int.", "interno", "scala", "m.", "lok.",
+    "bus", "etage", "whg.", "lgh", "bis", "ter", "bte", "hab.",
+];
+
+/// Two-letter US state and territory abbreviations (USPS).
+#[rustfmt::skip]
+const STATES: &[&[u8; 2]] = &[
+    b"AL", b"AK", b"AZ", b"AR", b"CA", b"CO", b"CT", b"DE", b"DC", b"FL", b"GA", b"HI", b"ID", b"IL", b"IN", b"IA",
+    b"KS", b"KY", b"LA", b"ME", b"MD", b"MA", b"MI", b"MN", b"MS", b"MO", b"MT", b"NE", b"NV", b"NH", b"NJ", b"NM",
+    b"NY", b"NC", b"ND", b"OH", b"OK", b"OR", b"PA", b"RI", b"SC", b"SD", b"TN", b"TX", b"UT", b"VT", b"VA", b"WA",
+    b"WV", b"WI", b"WY", b"AS", b"GU", b"MP", b"PR", b"VI", b"AA", b"AE", b"AP", b"MH", b"FM", b"PW",
+];
+
+/// Lower-case words allowed between the capitalised words of a street or city name.
+#[rustfmt::skip]
+const CONNECTORS: &[&str] = &[
+    "de", "del", "della", "delle", "dei", "degli", "di", "da", "do", "dos", "das", "du", "des", "la", "las", "le",
+    "les", "los", "l'", "d'", "y", "e", "et", "sur", "sous", "en", "am", "an", "im", "in", "der", "den", "dem",
+    "zum", "zur", "bei", "van", "von", "upon", "on", "the", "of", "lès", "aan", "op", "ter", "ten", "i",
+];
+
+struct Words {
+    titles: Set<&'static [u8]>,
+    stop: Set<&'static [u8]>,
+    before: Set<&'static [u8]>,
+    after: Set<&'static [u8]>,
+    units: Set<&'static [u8]>,
+    connectors: Set<&'static [u8]>,
+    /// Bit `k` of `before_shape[c]`: some [`STREET_BEFORE`] word is `k` bytes long and starts with
+    /// ASCII letter `c` (a prefilter for the set lookup).
+    before_shape: [u32; 26],
+    /// [`STREET_ENDINGS`] by their last byte.
+    endings: Vec<Vec<&'static [u8]>>,
+    /// The last word of each cue phrase (`is` of `my name is`), to test a cue with one lookup.
+    cue_ends: Set<Vec<u8>>,
+}
+
+fn words() -> &'static Words {
+    static W: OnceLock<Words> = OnceLock::new();
+    W.get_or_init(|| {
+        let set = |l: &[&'static str]| l.iter().map(|w| w.as_bytes()).collect();
+        Words {
+            titles: set(TITLES),
+            stop: set(STOP),
+            before: set(STREET_BEFORE),
+            after: set(STREET_AFTER),
+            units: set(UNITS),
+            connectors: set(CONNECTORS),
+            before_shape: {
+                let mut m = [0u32; 26];
+                for w in STREET_BEFORE {
+                    let b = w.as_bytes();
+                    if b[0].is_ascii_lowercase() && b.len() < 32 {
+                        m[usize::from(b[0] - b'a')] |= 1 << b.len();
+                    }
+                }
+                m
+            },
+            endings: (0..=255u8)
+                .map(|c| {
+                    STREET_ENDINGS
+                        .iter()
+                        .map(|x| x.as_bytes())
+                        .filter(|x| x.last() == Some(&c))
+                        .collect()
+                })
+                .collect(),
+            cue_ends: CUES
+                .iter()
+                .map(|c| {
+                    let c = c.trim_end_matches(':');
+                    c.rsplit(' ').next().unwrap_or(c).as_bytes().to_vec()
+                })
+                .collect(),
+        }
+    })
+}
+
+/// Parsing ran into text that has not arrived.
+struct Need;
+
+type R<T> = Result<T, Need>;
+
+/// A bounded reader of the view from a parser's start: bytes at or past `lim` read as the end.
+struct Rd<'a> {
+    t: &'a [u8],
+    eof: bool,
+    lim: usize,
+    v: &'a View<'a>,
+}
+
+impl Rd<'_> {
+    /// Whether original text was dropped between view bytes `i - 1` and `i`: a line break the
+    /// view joined inside a number (`Hauptstraße 12⏎10115 Berlin` reads `1210115`), or an
+    /// invisible character. Address parsers take it as the end of a number and a line break.
+    #[inline]
+    fn gap(&self, i: usize) -> bool {
+        i > 0 && i < self.t.len() && self.v.orig(i) > self.v.orig_end(i - 1)
+    }
+
+    #[inline]
+    fn get(&self, i: usize) -> R<Option<u8>> {
+        if i >= self.lim {
+            return Ok(None);
+        }
+        match self.t.get(i) {
+            Some(&b) => Ok(Some(b)),
+            None if !self.eof => Err(Need),
+            None => Ok(None),
+        }
+    }
+
+    /// The character at `i` and its length.
+    fn ch(&self, i: usize) -> R<Option<(char, usize)>> {
+        let Some(b) = self.get(i)? else { return Ok(None) };
+        if b < 0x80 {
+            return Ok(Some((char::from(b), 1)));
+        }
+        let w = match b {
+            0xC0..=0xDF => 2,
+            0xE0..=0xEF => 3,
+            0xF0..=0xF7 => 4,
+            _ => return Ok(Some(('\u{FFFD}', 1))),
+        };
+        for k in 1..w {
+            if self.get(i + k)?.is_none() {
+                return Ok(None);
+            }
+        }
+        Ok(std::str::from_utf8(&self.t[i..i + w])
+            .ok()
+            .and_then(|s| s.chars().next())
+            .map(|c| (c, w)))
+    }
+}
+
+/// The character ending at `i` (exclusive) in `t`, if any.
+fn char_before(t: &[u8], i: usize) -> Option<char> {
+    if i == 0 {
+        return None;
+    }
+    let mut j = i - 1;
+    while j > 0 && i - j < 4 && (t[j] as i8) < -0x40 {
+        j -= 1;
+    }
+    std::str::from_utf8(&t[j..i]).ok().and_then(|s| s.chars().next())
+}
+
+/// Whether a word may start at `i`: no letter, digit or word-joining mark right before it.
+fn boundary(t: &[u8], i: usize) -> bool {
+    if i > 0 && t[i - 1] < 0x80 {
+        let c = t[i - 1];
+        return !(c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'-' | b'\'' | b'.' | b'_' | b'/' | b'@' | b'&' | b'#' | b'+' | b'=' | b'\\' | b'%' | b'$'
+            ));
+    }
+    match char_before(t, i) {
+        None => true,
+        Some(c) => !(c.is_alphanumeric() || "-'’._/@&#+=\\%$€£".contains(c)),
+    }
+}
+
+/// A word: letters, with `-` or an apostrophe between letters (`Jean-Luc`, `O'Brien`).
+#[derive(Clone, Copy)]
+struct Word {
+    s: usize,
+    e: usize,
+    /// First letter upper-case, not all capitals (unless one letter).
+    cap: bool,
+    /// All letters upper-case.
+    caps: bool,
+    lower: bool,
+}
+
+fn read_word(r: &Rd, s: usize) -> R<Option<Word>> {
+    let Some((c0, w0)) = r.ch(s)? else { return Ok(None) };
+    if !c0.is_alphabetic() {
+        return Ok(None);
+    }
+    let (mut e, mut letters, mut uppers) = (s + w0, 1usize, usize::from(c0.is_uppercase()));
+    loop {
+        // ASCII letters one byte at a time, without decoding
+        while let Some(b) = r.get(e)? {
+            if !b.is_ascii_alphabetic() {
+                break;
+            }
+            e += 1;
+            letters += 1;
+            uppers += usize::from(b.is_ascii_uppercase());
+        }
+        match r.ch(e)? {
+            Some((c, w)) if c.is_alphabetic() => {
+                e += w;
+                letters += 1;
+                uppers += usize::from(c.is_uppercase());
+            }
+            Some(('-' | '\'' | '’', w)) => match r.ch(e + w)? {
+                Some((d, _)) if d.is_alphabetic() => e += w,
+                _ => break,
+            },
+            _ => break,
+        }
+    }
+    let caps = uppers == letters;
+    Ok(Some(Word {
+        s,
+        e,
+        cap: c0.is_uppercase() && (!caps || letters == 1),
+        caps,
+        lower: c0.is_lowercase(),
+    }))
+}
+
+fn lower(b: &[u8]) -> Vec<u8> {
+    b.to_ascii_lowercase()
+}
+
+/// A short word, ASCII-lower-cased on the stack (every listed word is shorter than 24 bytes).
+struct Low {
+    buf: [u8; 24],
+    len: usize,
+}
+
+impl Low {
+    fn new(b: &[u8]) -> Low {
+        let mut buf = [0u8; 24];
+        let len = if b.len() <= 24 { b.len() } else { 0 };
+        for (d, s) in buf.iter_mut().zip(&b[..len]) {
+            *d = s.to_ascii_lowercase();
+        }
+        Low { buf, len }
+    }
+
+    fn get(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    /// Whether the word is in `set` (a word too long for the buffer never is).
+    fn in_set(&self, set: &Set<&'static [u8]>) -> bool {
+        self.len > 0 && set.contains(self.get())
+    }
+}
+
+/// The word `w` with a following `.` when there is one (`Dr.`, `ul.`, `Str.`).
+fn with_dot(r: &Rd, w: &Word) -> R<usize> {
+    Ok(if r.get(w.e)? == Some(b'.') { w.e + 1 } else { w.e })
+}
+
+/// Runs the `PERSON` and `ADDRESS` parsers at every word start from `base` where they can
+/// answer anything but no: `PERSON` at capitals and non-ASCII letters (found 16 bytes at a time),
+/// `ADDRESS` only within [`DIGIT_REACH`] bytes before a digit (and, in an unfinished stream,
+/// before the end of the buffer, where a digit may still come).
+pub fn round(person: bool, address: bool, v: &View, base: usize, out: &mut Out) {
+    let t = v.t;
+    let n = t.len();
+    if person {
+        for_each_capital(t, base, |i| {
+            if boundary(t, i) {
+                let r = reader(v, i);
+                out.put(i, Builtin::Person.id(), decide(person_at(&r, i)));
+            }
+        });
+    }
+    if address {
+        let mut covered = base;
+        let mut d = base;
+        while let Some(digit) = next_digit(t, d) {
+            let lo = covered.max(digit.saturating_sub(DIGIT_REACH));
+            address_range(v, lo, digit + 1, false, out);
+            covered = digit + 1;
+            // a digit run: its other digits start nothing new beyond the next one's reach
+            d = digit + 1;
+        }
+        if !v.eof {
+            // no digit yet in reach of these starts: a digit may still come, so they wait
+            address_range(v, covered.max(n.saturating_sub(DIGIT_REACH)), n, true, out);
+        }
+    }
+}
+
+/// Whether original text was dropped right before view byte `i` (see [`Rd::gap`]).
+fn r_gap(v: &View, i: usize) -> bool {
+    i > 0 && i < v.t.len() && v.orig(i) > v.orig_end(i - 1)
+}
+
+fn reader<'a>(v: &'a View<'a>, i: usize) -> Rd<'a> {
+    Rd {
+        t: v.t,
+        eof: v.eof,
+        lim: i + MAX_SPAN,
+        v,
+    }
+}
+
+/// Whether the word before the digit at `d` (`Hauptstraße 12`, `Baker Street, 5`) may be a
+/// street-type word or end with one: a superset of what [`name_then_street_word`] accepts before
+/// its house number, so that a `false` here lets a range skip that parser.
+fn street_word_before(t: &[u8], d: usize) -> bool {
+    let mut e = d;
+    if e == 0 || t[e - 1] != b' ' {
+        return false;
+    }
+    e -= 1;
+    if e > 0 && t[e - 1] == b',' {
+        e -= 1;
+    }
+    let mut s = e;
+    while s > 0 && e - s < 64 && !matches!(t[s - 1], b' ' | b'\n' | b'\t' | b'\r' | b',') {
+        s -= 1;
+    }
+    while s < e && t[s].is_ascii_punctuation() {
+        s += 1;
+    }
+    let word = &t[s..e];
+    let bare = word.strip_suffix(b".").unwrap_or(word);
+    let ws = words();
+    ends_street(word) || ends_street(bare) || Low::new(word).in_set(&ws.after) || Low::new(bare).in_set(&ws.after)
+}
+
+/// `ADDRESS` at every word start in `[lo, hi)` (with `wait`, each is marked as waiting for text).
+fn address_range(v: &View, lo: usize, hi: usize, wait: bool, out: &mut Out) {
+    let t = v.t;
+    let n = t.len();
+    let ws = words();
+    // a capitalised word starts a street-word-last address only if the word before this range's
+    // digit is a street word (the digit is the house number's first)
+    let named = wait || hi == 0 || street_word_before(t, hi - 1) || (hi >= 2 && r_gap(v, hi - 1));
+    let mut i = lo;
+    while i < hi {
+        let b = t[i];
+        let starts = b.is_ascii_alphanumeric() || b >= 0xC0 || b == b'#';
+        if !starts || !boundary(t, i) {
+            i += 1;
+            continue;
+        }
+        // a lower-case word starts an address only as a street-type word (`rue`, `ul.`)
+        let lower_skip = b.is_ascii_lowercase() && {
+            let mut e = i + 1;
+            while e < n && e - i < 16 && t[e].is_ascii_alphabetic() {
+                e += 1;
+            }
+            e < n
+                && e - i < 16
+                && !matches!(t[e], b'.' | b'/' | 0x80..=0xFF)
+                && (ws.before_shape[usize::from(b - b'a')] & (1 << (e - i)) == 0 || !ws.before.contains(&t[i..e]))
+        };
+        if wait && !lower_skip {
+            out.put(i, Builtin::Address.id(), Res::More);
+            return;
+        }
+        // a capital that is no street-type word (`Calle`, `Via`) and no number: only the
+        // street-word-last form is left, which needs `named`
+        let cap_only = !named && b.is_ascii_uppercase() && {
+            let mut e = i + 1;
+            while e < n && e - i < 16 && t[e].is_ascii_alphabetic() {
+                e += 1;
+            }
+            e < n && e - i < 16 && matches!(t[e], b' ' | b',' | b'\n') && !Low::new(&t[i..e]).in_set(&ws.before)
+        };
+        if !lower_skip && !cap_only {
+            let r = reader(v, i);
+            out.put(i, Builtin::Address.id(), decide(address_at(&r, i)));
+        }
+        // the rest of an ASCII word starts nothing (what `boundary` would say byte by byte)
+        i += 1;
+        if b.is_ascii_alphanumeric() {
+            while i < hi && t[i].is_ascii_alphanumeric() {
+                i += 1;
+            }
+        }
+    }
+}
+
+/// The first ASCII digit at or after `from`, 16 bytes at a time.
+fn next_digit(t: &[u8], from: usize) -> Option<usize> {
+    let n = t.len();
+    let mut i = from;
+    while i + 16 <= n {
+        let m = digit_mask16(&t[i..i + 16]);
+        if m != 0 {
+            return Some(i + m.trailing_zeros() as usize);
+        }
+        i += 16;
+    }
+    t[i.min(n)..].iter().position(u8::is_ascii_digit).map(|k| i + k)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn digit_mask16(block: &[u8]) -> u32 {
+    use std::arch::x86_64::{__m128i, _mm_add_epi8, _mm_cmplt_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8};
+    debug_assert!(block.len() >= 16);
+    // SAFETY: `block` has at least 16 readable bytes and SSE2 is part of the x86-64 baseline.
+    unsafe {
+        let x = _mm_loadu_si128(block.as_ptr().cast::<__m128i>());
+        // '0'..='9' is 0x30..=0x39: shift it to -128..=-119, then one signed compare
+        _mm_movemask_epi8(_mm_cmplt_epi8(
+            _mm_add_epi8(x, _mm_set1_epi8(0x50)),
+            _mm_set1_epi8(-128 + 10),
+        )) as u32
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn digit_mask16(block: &[u8]) -> u32 {
+    block[..16]
+        .iter()
+        .enumerate()
+        .fold(0, |m, (k, &b)| m | (u32::from(b.is_ascii_digit()) << k))
+}
+
+/// Calls `f(i)` for every `i >= from` where `t[i]` is an ASCII capital or a UTF-8 lead byte.
+fn for_each_capital(t: &[u8], from: usize, mut f: impl FnMut(usize)) {
+    let n = t.len();
+    let mut i = from;
+    while i + 16 <= n {
+        let mut m = capital_mask16(&t[i..i + 16]);
+        while m != 0 {
+            f(i + m.trailing_zeros() as usize);
+            m &= m - 1;
+        }
+        i += 16;
+    }
+    while i < n {
+        if t[i].is_ascii_uppercase() || t[i] >= 0xC0 {
+            f(i);
+        }
+        i += 1;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn capital_mask16(block: &[u8]) -> u32 {
+    use std::arch::x86_64::{
+        __m128i, _mm_add_epi8, _mm_cmpgt_epi8, _mm_cmplt_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8,
+    };
+    debug_assert!(block.len() >= 16);
+    // SAFETY: `block` has at least 16 readable bytes and SSE2 is part of the x86-64 baseline.
+    unsafe {
+        let x = _mm_loadu_si128(block.as_ptr().cast::<__m128i>());
+        // 'A'..='Z' is 0x41..=0x5A: shift it to -128..=-103, then one signed compare
+        let upper = _mm_cmplt_epi8(_mm_add_epi8(x, _mm_set1_epi8(0x3F)), _mm_set1_epi8(-128 + 26));
+        // lead bytes 0xC0..=0xFF are -64..=-1 as signed bytes
+        let lead = _mm_cmpgt_epi8(x, _mm_set1_epi8(-65));
+        let neg = _mm_cmplt_epi8(x, _mm_set1_epi8(0));
+        let lead = std::arch::x86_64::_mm_and_si128(lead, neg);
+        _mm_movemask_epi8(_mm_or_si128(upper, lead)) as u32
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn capital_mask16(block: &[u8]) -> u32 {
+    block[..16].iter().enumerate().fold(0, |m, (k, &b)| {
+        m | (u32::from(b.is_ascii_uppercase() || b >= 0xC0) << k)
+    })
+}
+
+fn decide(r: R<Option<usize>>) -> Res {
+    match r {
+        Ok(Some(e)) => Res::Yes(e),
+        Ok(None) => Res::No,
+        Err(Need) => Res::More,
+    }
+}
+
+/// The word after `e` separated by exactly one space.
+fn next_word(r: &Rd, e: usize) -> R<Option<Word>> {
+    if r.get(e)? != Some(b' ') {
+        return Ok(None);
+    }
+    read_word(r, e + 1)
+}
+
+/// The last word before `s` (separated by spaces) and whether it ends with a `.`.
+fn word_before(t: &[u8], s: usize) -> Option<(&[u8], bool)> {
+    let lo = s.saturating_sub(LOOK_BEHIND);
+    let mut e = s;
+    while e > lo && t[e - 1] == b' ' {
+        e -= 1;
+    }
+    if e == s || e == lo {
+        return None;
+    }
+    let dot = t[e - 1] == b'.';
+    let we = if dot { e - 1 } else { e };
+    let mut ws = we;
+    while ws > lo && !matches!(t[ws - 1], b' ' | b'\n' | b'\t' | b'(' | b'"' | b',' | b';') {
+        ws -= 1;
+    }
+    (ws < we && (ws > lo || lo == 0)).then(|| (&t[ws..we], dot))
+}
+
+fn titled(t: &[u8], s: usize) -> bool {
+    let Some((w, dot)) = word_before(t, s) else {
+        return false;
+    };
+    let ws = words();
+    if ws.titles.contains(w) {
+        // `M` and `MM` only with their dot (`M. Dupont`), not an initial or a size
+        return dot || w.len() > 2;
+    }
+    // `Sig.ra`, `Dott.ssa`, `Sr.ª`: the dot is inside
+    dot && w.contains(&b'.') && ws.titles.contains(w)
+}
+
+fn cued(t: &[u8], s: usize) -> bool {
+    let lo = s.saturating_sub(LOOK_BEHIND);
+    let mut e = s;
+    while e > lo && t[e - 1] == b' ' {
+        e -= 1;
+    }
+    // `Name: Maria`, `Kunde: Schmidt`: a colon is part of the cue
+    let colon = e > lo && t[e - 1] == b':';
+    if colon {
+        e -= 1;
+        while e > lo && t[e - 1] == b' ' {
+            e -= 1;
+        }
+    }
+    // the last word before the name must end some cue phrase
+    let mut ws = e;
+    while ws > lo && !matches!(t[ws - 1], b' ' | b'\n' | b'\t' | b'(' | b'"' | b',' | b';') {
+        ws -= 1;
+    }
+    if ws == e || !words().cue_ends.contains(Low::new(&t[ws..e]).get()) {
+        return false;
+    }
+    let hay = lower(&t[lo..e]);
+    CUES.iter().any(|c| {
+        let c = c.as_bytes();
+        let c = c.strip_suffix(b":").filter(|_| colon).unwrap_or(c);
+        hay.ends_with(c) && {
+            let k = hay.len() - c.len();
+            k == 0 || !(hay[k - 1].is_ascii_alphanumeric() || hay[k - 1] >= 0x80)
+        }
+    })
+}
+
+fn is_stop(t: &[u8], w: &Word) -> bool {
+    let ws = words();
+    let b = &t[w.s..w.e];
+    // street words that are also surnames (`Hill`, `Lane`, `Ford`) are not stop words: inside an
+    // address the address starts first and wins
+    ws.stop.contains(b) || ws.titles.contains(b) || Low::new(b).in_set(&ws.before) || ends_street(b)
+}
+
+fn ends_street(b: &[u8]) -> bool {
+    let Some(&last) = b.last() else { return false };
+    words().endings[usize::from(last.to_ascii_lowercase())]
+        .iter()
+        .any(|x| b.len() >= x.len() + 2 && b[b.len() - x.len()..].eq_ignore_ascii_case(x))
+}
+
+/// `PERSON` starting at the word at `s`.
+fn person_at(r: &Rd, s: usize) -> R<Option<usize>> {
+    let t = r.t;
+    let Some(w1) = read_word(r, s)? else { return Ok(None) };
+    if !w1.cap {
+        return Ok(None);
+    }
+    let lex = lexicon();
+    // the cheap tests first: most capitalised words are no given name and follow no title or cue
+    let given = lex.given(&t[s..w1.e]);
+    let evidence = given.is_none() && (titled(t, s) || cued(t, s));
+    if (given.is_none() && !evidence) || is_stop(t, &w1) {
+        return Ok(None);
+    }
+    // the name words after the first: capitalised, with particles between them
+    let mut end = w1.e;
+    let mut count = 1;
+    let mut second: Option<Word> = None;
+    let mut at = w1.e;
+    while count < 4 {
+        let Some(w) = next_word(r, at)? else { break };
+        if w.cap && !is_stop(t, &w) {
+            if second.is_none() {
+                second = Some(w);
+            }
+            end = w.e;
+            at = w.e;
+            count += 1;
+            continue;
+        }
+        let article = matches!(&t[w.s..w.e], b"der" | b"den")
+            && at >= 4
+            && matches!(&t[at.saturating_sub(3)..at], b"van" | b"von");
+        if w.lower && (PARTICLES.contains(&&t[w.s..w.e]) || article) {
+            // a particle counts only before a capitalised word (`de la Cruz`)
+            at = w.e;
+            continue;
+        }
+        break;
+    }
+    if evidence {
+        return Ok(Some(end));
+    }
+    let Some(ambiguous) = given else { return Ok(None) };
+    let Some(w2) = second else {
+        // a lone given name after a title or cue (`Dear Maria`)
+        return Ok((titled(t, s) || cued(t, s)).then_some(end));
+    };
+    if ambiguous && !(titled(t, s) || cued(t, s)) {
+        let b2 = &t[w2.s..w2.e];
+        let known = lex.surnames.contains(Low::new(b2).get()) || lex.given(b2) == Some(false);
+        if !known {
+            return Ok(None);
+        }
+    }
+    Ok(Some(end))
+}
+
+/// An address is looked for only at word starts with a digit (house number or postcode) within
+/// this many bytes; see [`round`].
+const DIGIT_REACH: usize = 96;
+
+/// `ADDRESS` starting at `s`: a house number, a street-type word or a capitalised word.
+fn address_at(r: &Rd, s: usize) -> R<Option<usize>> {
+    let t = r.t;
+    let b = t[s];
+    if b.is_ascii_digit() {
+        return number_first(r, s);
+    }
+
+    let Some(w) = read_word(r, s)? else { return Ok(None) };
+    let ws = words();
+    let we = with_dot(r, &w)?;
+    let lw = Low::new(&t[s..we]);
+    let lw_bare = Low::new(&t[s..w.e]);
+    if lw.in_set(&ws.before) || lw_bare.in_set(&ws.before) {
+        // `ul.` / `Av` / `c/`: the street-type word, then the name and the number
+        let mut e = if lw.in_set(&ws.before) { we } else { w.e };
+        if r.get(e)? == Some(b'/') && lw_bare.get() == b"c" {
+            e += 1;
+        }
+        if let Some(end) = street_name_then_number(r, e)? {
+            return Ok(Some(end));
+        }
+        return Ok(None);
+    }
+    if w.cap {
+        return name_then_street_word(r, s);
+    }
+    Ok(None)
+}
+
+/// Cue words of a date of birth (lower case; a cue is one of these at a word start, and the date
+/// starts within [`DOB_CUE_REACH`] bytes after the cue's start).
+#[rustfmt::skip]
+const DOB_CUES: &[&str] = &[
+    "born", "dob", "d.o.b", "date of birth", "birth date", "birthdate", "birthday", "geboren", "geb.",
+    "geburtsdatum", "geburtstag", "né le", "née le", "né", "née", "date de naissance", "fecha de nacimiento",
+    "nacido el", "nacida el", "nacimiento", "data di nascita", "nato il", "nata il", "nato", "nata",
+    "geboortedatum", "geboren op", "data de nascimento", "nascido em", "nascida em", "data urodzenia", "urodzony",
+    "urodzona", "urodzin", "född", "födelsedatum", "födelsedag",
+];
+
+/// Most bytes from the start of a cue to the start of its date (`Date of birth: 12/03/1985`).
+const DOB_CUE_REACH: usize = 36;
+
+/// Month names (lower case) of the nine languages, with their number.
+#[rustfmt::skip]
+const MONTHS: &[(&str, u8)] = &[
+    ("january", 1), ("february", 2), ("march", 3), ("april", 4), ("may", 5), ("june", 6), ("july", 7),
+    ("august", 8), ("september", 9), ("october", 10), ("november", 11), ("december", 12), ("januar", 1),
+    ("jänner", 1), ("februar", 2), ("märz", 3), ("mai", 5), ("juni", 6), ("juli", 7), ("oktober", 10),
+    ("dezember", 12), ("janvier", 1), ("février", 2), ("mars", 3), ("avril", 4), ("juin", 6), ("juillet", 7),
+    ("août", 8), ("septembre", 9), ("octobre", 10), ("novembre", 11), ("décembre", 12), ("enero", 1),
+    ("febrero", 2), ("marzo", 3), ("abril", 4), ("mayo", 5), ("junio", 6), ("julio", 7), ("agosto", 8),
+    ("septiembre", 9), ("setiembre", 9), ("octubre", 10), ("noviembre", 11), ("diciembre", 12), ("gennaio", 1),
+    ("febbraio", 2), ("aprile", 4), ("maggio", 5), ("giugno", 6), ("luglio", 7), ("settembre", 9), ("ottobre", 10),
+    ("dicembre", 12), ("januari", 1), ("februari", 2), ("maart", 3), ("mei", 5), ("augustus", 8), ("oktober", 10),
+    ("janeiro", 1), ("fevereiro", 2), ("março", 3), ("maio", 5), ("junho", 6), ("julho", 7), ("setembro", 9),
+    ("outubro", 10), ("dezembro", 12), ("stycznia", 1), ("lutego", 2), ("marca", 3), ("kwietnia", 4), ("maja", 5),
+    ("czerwca", 6), ("lipca", 7), ("sierpnia", 8), ("września", 9), ("października", 10), ("listopada", 11),
+    ("grudnia", 12), ("mars", 3), ("maj", 5), ("augusti", 8),
+];
+
+/// `DATE_OF_BIRTH`: a date starting at a digit run within [`DOB_CUE_REACH`] bytes after a cue.
+pub fn birth_dates(v: &View, base: usize, out: &mut Out) {
+    let t = v.t;
+    let mut d = base;
+    while let Some(s) = next_digit(t, d) {
+        d = s + 1;
+        if s > 0 && t[s - 1].is_ascii_digit() || !boundary(t, s) {
+            continue;
+        }
+        let r = reader(v, s);
+        out.put(s, Builtin::DateOfBirth.id(), decide(dob_at(&r, s)));
+    }
+}
+
+/// A date at `s` with a cue before it, or, in German and Dutch word order, `geboren` after it
+/// (`am 12.03.1985 geboren`, `op 12-03-1985 geboren`).
+fn dob_at(r: &Rd, s: usize) -> R<Option<usize>> {
+    // the date first: most numbers are none, and the cue search costs more
+    let Some(e) = date_at(r, s)? else { return Ok(None) };
+    if dob_cued(r.t, s) {
+        return Ok(Some(e));
+    }
+    let mut after = Vec::with_capacity(DOB_CUE_REACH);
+    for k in e..e + DOB_CUE_REACH {
+        match r.get(k)? {
+            Some(b) if b.is_ascii_digit() || matches!(b, b'.' | b';' | b'!' | b'?' | b'\n') => break,
+            Some(b) => after.push(b.to_ascii_lowercase()),
+            None => break,
+        }
+    }
+    let cue = after
+        .windows(7)
+        .enumerate()
+        .any(|(k, w)| w == b"geboren" && (k == 0 || !after[k - 1].is_ascii_alphabetic()));
+    Ok(cue.then_some(e))
+}
+
+/// Whether a cue starts at a word start within [`DOB_CUE_REACH`] bytes before `s` with no digit
+/// and no sentence end between its end and `s` (the date is the first one after the cue, in the
+/// same sentence).
+fn dob_cued(t: &[u8], s: usize) -> bool {
+    let lo = s.saturating_sub(DOB_CUE_REACH);
+    let hay = lower(&t[lo..s]);
+    DOB_CUES.iter().any(|c| {
+        let c = c.as_bytes();
+        hay.windows(c.len()).enumerate().any(|(k, w)| {
+            w == c
+                && (k == 0 && lo == 0 || k > 0 && !(hay[k - 1].is_ascii_alphanumeric() || hay[k - 1] >= 0x80))
+                && !hay.get(k + c.len()).is_some_and(|b| b.is_ascii_alphabetic())
+                && !hay[k + c.len()..]
+                    .iter()
+                    .any(|b| b.is_ascii_digit() || matches!(b, b'.' | b';' | b'!' | b'?' | b'\n'))
+        })
+    })
+}
+
+/// Digits at `i` (at most `max`); returns `(value, end)`.
+fn digits(r: &Rd, i: usize, max: usize) -> R<Option<(u32, usize)>> {
+    let (mut v, mut e) = (0u32, i);
+    while e - i < max {
+        match r.get(e)? {
+            Some(b) if b.is_ascii_digit() => {
+                v = v * 10 + u32::from(b - b'0');
+                e += 1;
+            }
+            _ => break,
+        }
+    }
+    if e == i || r.get(e)?.is_some_and(|b| b.is_ascii_digit()) {
+        return Ok(None);
+    }
+    Ok(Some((v, e)))
+}
+
+fn valid(day: u32, month: u32, year: u32, year_len: usize) -> bool {
+    (1..=31).contains(&day) && (1..=12).contains(&month) && (year_len == 2 || (1900..=2099).contains(&year))
+}
+
+/// A date at `s`: `12.03.1985`, `12/3/85`, `1985-03-12`, `12 March 1985`, `12. März 1985`,
+/// `12 de marzo de 1985`, `3 maja 1985`.
+fn date_at(r: &Rd, s: usize) -> R<Option<usize>> {
+    let t = r.t;
+    let Some((a, e1)) = digits(r, s, 4)? else {
+        return Ok(None);
+    };
+    let len1 = e1 - s;
+    let sep = r.get(e1)?;
+    if let Some(sep @ (b'.' | b'/' | b'-')) = sep {
+        if let Some((b, e2)) = digits(r, e1 + 1, 2)? {
+            if r.get(e2)? == Some(sep) {
+                if let Some((c, e3)) = digits(r, e2 + 1, 4)? {
+                    let len3 = e3 - e2 - 1;
+                    let ok = if len1 == 4 {
+                        valid(c, b, a, 4)
+                    } else {
+                        len1 <= 2 && matches!(len3, 2 | 4) && (valid(a, b, c, len3) || valid(b, a, c, len3))
+                    };
+                    if ok && end_ok(r, e3)? {
+                        return Ok(Some(e3));
+                    }
+                }
+            }
+        }
+    }
+    // textual: day, optional `.`, optional `de`, month name, optional `de`/`,`, year
+    if len1 > 2 || !(1..=31).contains(&a) {
+        return Ok(None);
+    }
+    let mut i = e1;
+    if r.get(i)? == Some(b'.') {
+        i += 1;
+    }
+    if r.get(i)? != Some(b' ') {
+        return Ok(None);
+    }
+    i += 1;
+    if let Some(w) = read_word(r, i)? {
+        if &t[w.s..w.e] == b"de" && r.get(w.e)? == Some(b' ') {
+            i = w.e + 1;
+        }
+    }
+    let Some(m) = read_word(r, i)? else { return Ok(None) };
+    let name = String::from_utf8_lossy(&t[m.s..m.e]).to_lowercase();
+    if !MONTHS.iter().any(|(n, _)| *n == name) {
+        return Ok(None);
+    }
+    let mut i = m.e;
+    if r.get(i)? == Some(b',') {
+        i += 1;
+    }
+    if r.get(i)? != Some(b' ') {
+        return Ok(None);
+    }
+    i += 1;
+    if let Some(w) = read_word(r, i)? {
+        if matches!(&t[w.s..w.e], b"de" | b"del") && r.get(w.e)? == Some(b' ') {
+            i = w.e + 1;
+        }
+    }
+    let Some((y, e)) = digits(r, i, 4)? else {
+        return Ok(None);
+    };
+    Ok((e - i == 4 && (1900..=2099).contains(&y) && end_ok(r, e)?).then_some(e))
+}
+
+/// A house number at `i`: `12`, `12a`, `12 bis`, `12/3`, `12-14`, `s/n`; returns its end.
+fn house_number(r: &Rd, i: usize) -> R<Option<usize>> {
+    let mut e = i;
+    while e - i < 5 && r.get(e)?.is_some_and(|b| b.is_ascii_digit()) && (e == i || !r.gap(e)) {
+        e += 1;
+    }
+    if r.gap(e) {
+        return Ok(Some(e));
+    }
+    if e == i {
+        // `S/N`, `s/n` (sin número, sem número)
+        let g = [r.get(i)?, r.get(i + 1)?, r.get(i + 2)?];
+        if matches!(g, [Some(b's' | b'S'), Some(b'/'), Some(b'n' | b'N')]) {
+            return Ok(end_ok(r, i + 3)?.then_some(i + 3));
+        }
+        return Ok(None);
+    }
+    if r.get(e)?.is_some_and(|b| b.is_ascii_digit()) {
+        return Ok(None);
+    }
+    // one letter (`221B`, `5a`)
+    if let Some(b) = r.get(e)? {
+        if b.is_ascii_alphabetic() && !r.get(e + 1)?.is_some_and(|c| c.is_ascii_alphanumeric()) {
+            e += 1;
+        }
+    }
+    // a range or a second number (`12-14`, `12/3`)
+    if let Some(b'-' | b'/') = r.get(e)? {
+        let mut k = e + 1;
+        while k - e <= 4 && r.get(k)?.is_some_and(|b| b.is_ascii_digit()) && (k == e + 1 || !r.gap(k)) {
+            k += 1;
+        }
+        if r.gap(k) {
+            return Ok(Some(k));
+        }
+        if k > e + 1 && !r.get(k)?.is_some_and(|b| b.is_ascii_digit()) {
+            e = k;
+            if let Some(b) = r.get(e)? {
+                if b.is_ascii_alphabetic() && !r.get(e + 1)?.is_some_and(|c| c.is_ascii_alphanumeric()) {
+                    e += 1;
+                }
+            }
+        }
+    }
+    Ok(end_ok(r, e)?.then_some(e))
+}
+
+/// Whether a number may end at `e`: not before a letter, a digit or a `.`/`,` plus a digit.
+fn end_ok(r: &Rd, e: usize) -> R<bool> {
+    Ok(match r.ch(e)? {
+        None => true,
+        Some((c, _)) if c.is_alphanumeric() => false,
+        Some(('.' | ',' | ':', w)) => !r.get(e + w)?.is_some_and(|b| b.is_ascii_digit()),
+        Some(_) => true,
+    })
+}
+
+/// `221B Baker Street`, `12, rue de la Paix`, `1600 Pennsylvania Ave NW`.
+fn number_first(r: &Rd, s: usize) -> R<Option<usize>> {
+    let t = r.t;
+    let Some(mut e) = house_number(r, s)? else {
+        return Ok(None);
+    };
+    if e - s > 6 {
+        return Ok(None);
+    }
+    // `12 bis`, `12 ter`
+    if let Some(w) = next_word(r, e)? {
+        if matches!(&t[w.s..w.e], b"bis" | b"ter" | b"quater") {
+            e = w.e;
+        }
+    }
+    let mut i = e;
+    if r.get(i)? == Some(b',') {
+        i += 1;
+    }
+    if r.get(i)? != Some(b' ') {
+        return Ok(None);
+    }
+    i += 1;
+    let Some(w) = read_word(r, i)? else { return Ok(None) };
+    let ws = words();
+    let we = with_dot(r, &w)?;
+    let lw = Low::new(&t[w.s..we]);
+    let lw_bare = Low::new(&t[w.s..w.e]);
+    if !w.caps && (lw.in_set(&ws.before) || lw_bare.in_set(&ws.before)) {
+        // French order: the number, the street-type word, the name
+        let e0 = if lw.in_set(&ws.before) { we } else { w.e };
+        let Some(end) = street_name(r, e0)? else {
+            return Ok(None);
+        };
+        return tail(r, end);
+    }
+    // English order: capitalised words ending with a street-type word
+    let mut at = i;
+    let mut first = true;
+    for _ in 0..5 {
+        let w = if first {
+            first = false;
+            Some(w)
+        } else {
+            next_word(r, at)?
+        };
+        let Some(w) = w else { return Ok(None) };
+        if !(w.cap || w.caps) {
+            return Ok(None);
+        }
+        let we = with_dot(r, &w)?;
+        let lw = Low::new(&t[w.s..we]);
+        let lw_bare = Low::new(&t[w.s..w.e]);
+        if at > i && (lw.in_set(&ws.after) || lw_bare.in_set(&ws.after)) {
+            let mut end = if lw.in_set(&ws.after) { we } else { w.e };
+            // a direction after the street (`Ave NW`)
+            if let Some(d) = next_word(r, end)? {
+                if matches!(&t[d.s..d.e], b"N" | b"S" | b"E" | b"W" | b"NE" | b"NW" | b"SE" | b"SW") {
+                    end = d.e;
+                }
+            }
+            return tail(r, end);
+        }
+        at = w.e;
+    }
+    Ok(None)
+}
+
+/// The name of a street after its street-type word (from `i`, which is at the space after it):
+/// connectors and capitalised words, at least one capitalised. Returns the end of the last word.
+fn street_name(r: &Rd, i: usize) -> R<Option<usize>> {
+    let t = r.t;
+    let ws = words();
+    let mut at = i;
+    let mut end = None;
+    for _ in 0..7 {
+        let k = at;
+        let Some(w) = next_word(r, k)? else { break };
+        let b = &t[w.s..w.e];
+        if w.cap || w.caps || b.iter().all(u8::is_ascii_digit) {
+            // an abbreviation inside the name (`Praça S. Bartolomeu`, `Avenida Prof. António`)
+            let we = if w.cap && r.get(w.e)? == Some(b'.') && r.get(w.e + 1)? == Some(b' ') {
+                w.e + 1
+            } else {
+                w.e
+            };
+            end = Some(w.e);
+            at = we;
+            continue;
+        }
+        // `de l'Église`, `d'Italia`: an elided article glued to the name
+        if w.lower && (ws.connectors.contains(b) || b.starts_with(b"l'") || b.starts_with(b"d'")) {
+            if b.len() > 2 && (b.starts_with(b"l'") || b.starts_with(b"d'")) {
+                end = Some(w.e);
+            }
+            at = w.e;
+            continue;
+        }
+        break;
+    }
+    Ok(end)
+}
+
+/// The street name and then the house number (`Calle Mayor 5`, `Via Roma, 10`), or a postcode
+/// line when the number is missing (`rue Dupont⏎75001 Paris`).
+fn street_name_then_number(r: &Rd, i: usize) -> R<Option<usize>> {
+    let Some(end) = street_name(r, i)? else { return Ok(None) };
+    let numbered = match number_after(r, end)? {
+        Some(e) => tail(r, e)?,
+        None => None,
+    };
+    // `chemin Gallet, 63347 Weissdan`: a postcode, not a house number
+    Ok(numbered.max(postcode_city(r, end)?))
+}
+
+/// `, 12` or ` 12` after `end`: the house number's end.
+fn number_after(r: &Rd, end: usize) -> R<Option<usize>> {
+    let mut i = end;
+    if r.get(i)? == Some(b',') {
+        i += 1;
+    }
+    if r.get(i)? != Some(b' ') {
+        return Ok(None);
+    }
+    house_number(r, i + 1)
+}
+
+/// `Hauptstraße 12`, `Berliner Str. 5`, `Hans-Müller-Weg 3`, `Keizersgracht 123`.
+fn name_then_street_word(r: &Rd, s: usize) -> R<Option<usize>> {
+    let t = r.t;
+    let ws = words();
+    let mut at = s;
+    for k in 0..4 {
+        let w = if k == 0 { read_word(r, s)? } else { next_word(r, at)? };
+        let Some(w) = w else { return Ok(None) };
+        if !w.cap {
+            return Ok(None);
+        }
+        let we = with_dot(r, &w)?;
+        let lw = Low::new(&t[w.s..we]);
+        let dotted = lw.in_set(&ws.after);
+        let alone = k > 0 && (dotted || Low::new(&t[w.s..w.e]).in_set(&ws.after));
+        // a compound (`Hauptstraße`) starts its own address: words before it are not its name
+        let compound = k == 0 && ends_street(&t[w.s..we]);
+        if alone || compound {
+            let end = if dotted || (compound && we > w.e && lw.get().ends_with(b"str.")) {
+                we
+            } else {
+                w.e
+            };
+            let Some(e) = number_after(r, end)? else {
+                return Ok(None);
+            };
+            return tail(r, e);
+        }
+        if ends_street(&t[w.s..we]) {
+            return Ok(None);
+        }
+        at = w.e;
+    }
+    Ok(None)
+}
+
+/// After the house number: an optional unit (`Apt. 5`) and postcode and city.
+fn tail(r: &Rd, e: usize) -> R<Option<usize>> {
+    let t = r.t;
+    let ws = words();
+    let mut e = e;
+    // a secondary unit: `Apt. 5`, `Suite 100`, `Piso 3`, `# 4`
+    let mut i = e;
+    if r.get(i)? == Some(b',') {
+        i += 1;
+    }
+    if r.get(i)? == Some(b' ') {
+        if let Some(w) = read_word(r, i + 1)?.or(if r.get(i + 1)? == Some(b'#') {
+            Some(Word {
+                s: i + 1,
+                e: i + 2,
+                cap: false,
+                caps: false,
+                lower: false,
+            })
+        } else {
+            None
+        }) {
+            let we = with_dot(r, &w)?;
+            let lw = Low::new(&t[w.s..we]);
+            if lw.in_set(&ws.units) || Low::new(&t[w.s..w.e]).in_set(&ws.units) {
+                let ue = if lw.in_set(&ws.units) { we } else { w.e };
+                let mut k = ue;
+                if r.get(k)? == Some(b' ') {
+                    k += 1;
+                }
+                let mut d = k;
+                while d - k < 6 && r.get(d)?.is_some_and(|b| b.is_ascii_alphanumeric()) && (d == k || !r.gap(d)) {
+                    d += 1;
+                }
+                if d > k && t[k..d].iter().any(u8::is_ascii_digit) && (r.gap(d) || end_ok(r, d)?) {
+                    e = d;
+                }
+            }
+        }
+    }
+    Ok(Some(postcode_city(r, e)?.unwrap_or(e)))
+}
+
+/// A separator between address lines: `, `, `,⏎`, `⏎`, ` `; returns where the next line starts.
+fn line_sep(r: &Rd, i: usize) -> R<Option<usize>> {
+    if r.gap(i) && r.get(i)?.is_some_and(|b| b.is_ascii_digit()) {
+        return Ok(Some(i));
+    }
+    let mut k = i;
+    if r.get(k)? == Some(b',') {
+        k += 1;
+    }
+    // spaces before a line break belong to the break
+    let mut sp = k;
+    while sp - k < 3 && r.get(sp)? == Some(b' ') {
+        sp += 1;
+    }
+    if sp > k && r.get(sp)? == Some(b'\n') {
+        return Ok(Some(sp + 1));
+    }
+    match r.get(k)? {
+        Some(b' ') => Ok(Some(k + 1)),
+        Some(b'\n') => Ok(Some(k + 1)),
+        Some(b'\r') if r.get(k + 1)? == Some(b'\n') => Ok(Some(k + 2)),
+        _ => Ok(None),
+    }
+}
+
+/// Digits at `i` in the shape `pat` (`9` a digit, `A` a capital, others literal).
+fn shape(r: &Rd, i: usize, pat: &[u8]) -> R<bool> {
+    for (k, &p) in pat.iter().enumerate() {
+        let Some(b) = r.get(i + k)? else { return Ok(false) };
+        let ok = match p {
+            b'9' => b.is_ascii_digit(),
+            b'A' => b.is_ascii_uppercase(),
+            _ => b == p,
+        };
+        if !ok {
+            return Ok(false);
+        }
+    }
+    Ok(!r.get(i + pat.len())?.is_some_and(|b| b.is_ascii_alphanumeric()))
+}
+
+/// A city: one to four capitalised words, connectors between them; returns its end.
+fn city(r: &Rd, i: usize) -> R<Option<usize>> {
+    let t = r.t;
+    let ws = words();
+    let Some(w) = read_word(r, i)? else { return Ok(None) };
+    if !(w.cap || w.caps) {
+        return Ok(None);
+    }
+    let mut end = w.e;
+    let mut at = w.e;
+    for _ in 0..3 {
+        let Some(n) = next_word(r, at)? else { break };
+        if n.cap {
+            end = n.e;
+            at = n.e;
+        } else if n.lower && ws.connectors.contains(&t[n.s..n.e]) {
+            at = n.e;
+        } else {
+            break;
+        }
+    }
+    Ok(Some(end))
+}
+
+/// Postcode and city after an address line ending at `e`; returns the new end.
+fn postcode_city(r: &Rd, e: usize) -> R<Option<usize>> {
+    let t = r.t;
+    let Some(i) = line_sep(r, e)? else { return Ok(None) };
+    // the postcode first
+    for pat in [&b"9999 AA"[..], b"9999AA", b"9999-999", b"99-999", b"999 99", b"99999"] {
+        if shape(r, i, pat)? {
+            let p = i + pat.len();
+            let Some(c) = line_sep(r, p)? else { return Ok(Some(p)) };
+            let Some(ce) = city(r, c)? else { return Ok(Some(p)) };
+            // an Italian province (`(RM)`)
+            if r.get(ce)? == Some(b' ') && r.get(ce + 1)? == Some(b'(') {
+                if shape(r, ce + 2, b"AA)")? {
+                    return Ok(Some(ce + 5));
+                }
+                if shape(r, ce + 2, b"AAA)")? {
+                    return Ok(Some(ce + 6));
+                }
+            }
+            return Ok(Some(ce));
+        }
+    }
+    // the city first: `Springfield, IL 62704`, `Madrid, 28013`, `London⏎SW1A 1AA`
+    let Some(ce) = city(r, i)? else { return Ok(None) };
+    if r.get(ce)? == Some(b',') && r.get(ce + 1)? == Some(b' ') {
+        let k = ce + 2;
+        let st = [r.get(k)?, r.get(k + 1)?];
+        if let [Some(a), Some(b)] = st {
+            if STATES.contains(&&[a, b]) && r.get(k + 2)? == Some(b' ') {
+                let z = k + 3;
+                if shape(r, z, b"99999-9999")? {
+                    return Ok(Some(z + 10));
+                }
+                if shape(r, z, b"99999")? {
+                    return Ok(Some(z + 5));
+                }
+            }
+        }
+        if shape(r, k, b"99999")? {
+            return Ok(Some(k + 5));
+        }
+    }
+    if let Some(k) = line_sep(r, ce)? {
+        if let Some(p) = uk_postcode(r, k)? {
+            return Ok(Some(p));
+        }
+    }
+    let _ = t;
+    Ok(None)
+}
+
+/// A UK postcode at `i` (`SW1A 1AA`, `M1 1AE`, `B33 8TH`); returns its end.
+fn uk_postcode(r: &Rd, i: usize) -> R<Option<usize>> {
+    let mut k = i;
+    let mut letters = 0;
+    while letters < 2 && r.get(k)?.is_some_and(|b| b.is_ascii_uppercase()) {
+        k += 1;
+        letters += 1;
+    }
+    if letters == 0 || !r.get(k)?.is_some_and(|b| b.is_ascii_digit()) {
+        return Ok(None);
+    }
+    k += 1;
+    if r.get(k)?.is_some_and(|b| b.is_ascii_digit() || b.is_ascii_uppercase()) {
+        k += 1;
+    }
+    if r.get(k)? != Some(b' ') {
+        return Ok(None);
+    }
+    Ok(shape(r, k + 1, b"9AA")?.then_some(k + 4))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::scan::tests::{check_stream, everything};
+
+    fn found(text: &str) -> Vec<(String, String)> {
+        let s = everything();
+        check_stream(s, text);
+        s.scan(text)
+            .iter()
+            .map(|f| (s.entity_name(f.entity).to_string(), text[f.start..f.end].to_string()))
+            .collect()
+    }
+
+    macro_rules! t {
+        ($name:ident, $text:expr, [$(($e:expr, $v:expr)),*]) => {
+            #[test]
+            fn $name() {
+                let want: Vec<(String, String)> = vec![$(($e.to_string(), $v.to_string())),*];
+                assert_eq!(found($text), want, "{:?}", $text);
+            }
+        };
+    }
+
+    t!(p010, "Customer Maria Schmidt called.", [("PERSON", "Maria Schmidt")]);
+    t!(
+        p020,
+        "Ticket from Jean-Luc Picard today",
+        [("PERSON", "Jean-Luc Picard")]
+    );
+    t!(p030, "Sehr geehrte Frau Müller, danke.", [("PERSON", "Müller")]);
+    t!(p040, "M. Dupont est arrivé.", [("PERSON", "Dupont")]);
+    t!(p050, "Sent by Ana de la Cruz.", [("PERSON", "Ana de la Cruz")]);
+    t!(p060, "me llamo Lucía Fernández", [("PERSON", "Lucía Fernández")]);
+    t!(p070, "Nazywam się Zofia Wójcik.", [("PERSON", "Zofia Wójcik")]);
+    t!(p080, "Grace Thompson wrote it", [("PERSON", "Grace Thompson")]);
+    t!(p090, "In May Microsoft shipped it.", []);
+    t!(p100, "Will you come? Bill me later. Paris is nice in April.", []);
+    t!(p110, "We flew to Florence and Victoria Station.", []);
+    t!(p120, "Maria called.", []);
+    t!(p130, "The Senior Engineer and the Director met.", []);
+    t!(
+        p140,
+        "Gestern hat Rudi Keudel den Bericht geschickt.",
+        [("PERSON", "Rudi Keudel")]
+    );
+    t!(
+        p150,
+        "Signed by Anna van der Berg today",
+        [("PERSON", "Anna van der Berg")]
+    );
+    t!(
+        a010,
+        "Send it to Hauptstraße 12, 10115 Berlin please",
+        [("ADDRESS", "Hauptstraße 12, 10115 Berlin")]
+    );
+    t!(a020, "at 221B Baker Street, London", [("ADDRESS", "221B Baker Street")]);
+    t!(
+        a030,
+        "12, rue de la Paix\n75002 Paris",
+        [("ADDRESS", "12, rue de la Paix\n75002 Paris")]
+    );
+    t!(
+        a040,
+        "Calle Mayor 5, Madrid, 28013",
+        [("ADDRESS", "Calle Mayor 5, Madrid, 28013")]
+    );
+    t!(
+        a050,
+        "Via Roma, 10\n00184 Roma (RM)",
+        [("ADDRESS", "Via Roma, 10\n00184 Roma (RM)")]
+    );
+    t!(
+        a060,
+        "ul. Długa 5\n00-950 Warszawa",
+        [("ADDRESS", "ul. Długa 5\n00-950 Warszawa")]
+    );
+    t!(
+        a070,
+        "Keizersgracht 123\n1015 CJ Amsterdam",
+        [("ADDRESS", "Keizersgracht 123\n1015 CJ Amsterdam")]
+    );
+    t!(
+        a080,
+        "Drottninggatan 5, 111 51 Stockholm",
+        [("ADDRESS", "Drottninggatan 5, 111 51 Stockholm")]
+    );
+    t!(
+        a090,
+        "Rua Augusta, 100\n1100-053 Lisboa",
+        [("ADDRESS", "Rua Augusta, 100\n1100-053 Lisboa")]
+    );
+    t!(
+        a100,
+        "1600 Pennsylvania Ave NW\nWashington, DC 20500-0003",
+        [("ADDRESS", "1600 Pennsylvania Ave NW\nWashington, DC 20500-0003")]
+    );
+    t!(a110, "We sold 12 Apples and 3 Pears in 2023.", []);
+    t!(a120, "Berliner Str. 5a", [("ADDRESS", "Berliner Str. 5a")]);
+    t!(
+        d010,
+        "DOB: 12/03/1985; the ticket was opened on 12/03/2024",
+        [("DATE_OF_BIRTH", "12/03/1985")]
+    );
+    t!(
+        d020,
+        "geboren am 3. März 1990 in Köln",
+        [("DATE_OF_BIRTH", "3. März 1990")]
+    );
+    t!(d030, "née le 14 juillet 1972", [("DATE_OF_BIRTH", "14 juillet 1972")]);
+    t!(
+        d040,
+        "fecha de nacimiento: 5 de mayo de 1968",
+        [("DATE_OF_BIRTH", "5 de mayo de 1968")]
+    );
+    t!(d050, "Date of birth 1985-03-12.", [("DATE_OF_BIRTH", "1985-03-12")]);
+    t!(d060, "born 45/13/1985 and reborn 12.03.85", []);
+    t!(d070, "The invoice of 12/03/1985 is due.", []);
+    t!(d075, "geb. 12.03.85 in Ulm", [("DATE_OF_BIRTH", "12.03.85")]);
+    t!(
+        d080,
+        "Er ist am 12.03.1985 geboren; Termin am 05.06.2025.",
+        [("DATE_OF_BIRTH", "12.03.1985")]
+    );
+    t!(d090, "Born in Paris. Visit on 05.06.2025.", []);
+
+    #[test]
+    fn digit_scan_finds_the_next_digit() {
+        let text: Vec<u8> = (0u8..=255).cycle().take(700).collect();
+        for from in 0..text.len() {
+            let want = (from..text.len()).find(|&i| text[i].is_ascii_digit());
+            assert_eq!(super::next_digit(&text, from), want);
+        }
+        assert_eq!(super::next_digit(b"abcdefghijklmnopqrstuvwxyz", 3), None);
+    }
+
+    #[test]
+    fn capital_scan_finds_exactly_capitals_and_lead_bytes() {
+        let text: Vec<u8> = (0u8..=255).cycle().take(1000).collect();
+        let mut got = Vec::new();
+        super::for_each_capital(&text, 5, |i| got.push(i));
+        let want: Vec<usize> = (5..text.len())
+            .filter(|&i| text[i].is_ascii_uppercase() || text[i] >= 0xC0)
+            .collect();
+        assert_eq!(got, want);
+    }
+}
