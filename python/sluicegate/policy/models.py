@@ -250,6 +250,31 @@ class ModelPolicy:
         # The control plane's rules for a caller (its view's `model_rules`, which include the
         # operator's), when it runs: read from memory on every call, since a reload may change them.
         self.policy_rules: Callable[[Identity], ModelRules] | None = None
+        # What the patterns of a caller's rules say about a model name (the regular expressions are
+        # the step's cost): per rules object and name, while those rules stand.
+        self._matched: dict[
+            tuple[int, str, str], tuple[ModelRules, tuple[bool, ...], list[tuple[RuleSet, CeilingIn]]]
+        ] = {}
+
+    def _matches(
+        self, rules: ModelRules, model: str, concrete: str
+    ) -> tuple[tuple[bool, ...], list[tuple[RuleSet, CeilingIn]]]:
+        """Which of `rules`' sets refuse the model by their lists, and the ceilings that name it."""
+        key = (id(rules), model, concrete)
+        held = self._matched.get(key)
+        if held is None or held[0] is not rules:
+            refused = tuple(self.refusal(s, model, concrete) is not None for s in rules.sets)
+            bare = self._bare(concrete)
+            found = [
+                (s, c)
+                for s in rules.sets
+                for c, rx in zip(s.ceilings, s.ceiling_rx, strict=True)
+                if rx.fullmatch(concrete) or rx.fullmatch(bare)
+            ]
+            if len(self._matched) >= 10_000:
+                self._matched.clear()
+            held = self._matched[key] = (rules, refused, found)
+        return held[1], held[2]
 
     def rules_for(self, who: Identity) -> ModelRules | None:
         """The caller's rules; None when nothing applies (the call pays for nothing more)."""
@@ -317,10 +342,12 @@ class ModelPolicy:
                 raise error
             events.append(PolicyEvent("models", "would_refuse", "", s.level, detail=detail))
 
-        for s in rules.sets:
+        refused, ceilings = self._matches(rules, model, concrete)
+        for s, refuses in zip(rules.sets, refused, strict=True):
             bit[s.rule_id] = bites(s.mode, s.rollout_percent, s.rule_id, who.key_name, s.rollout_by)
-            found = self.refusal(s, model, concrete)
-            if found is not None:
+            if refuses:
+                found = self.refusal(s, model, concrete)
+                assert found is not None
                 decide(s, ModelNotAllowed(found[0], found[1]), found[1])
         for s in rules.sets:
             for p in s.params:
@@ -329,30 +356,20 @@ class ModelPolicy:
                     rule = s.rule("params", field=p.field, op=p.op, value=p.value)
                     message = f"the request's {name!r} breaks the rule `{p.describe()}` of {s.where()}"
                     decide(s, ParameterNotAllowed(message, rule, param=name), rule)
-        if fmt.output_limits:
-            self._ceilings(fmt, body, model, concrete, rules, bit, decide, events)
+        if fmt.output_limits and ceilings:
+            self._ceilings(fmt, body, concrete, ceilings, bit, decide, events)
         return concrete, events
 
     def _ceilings(
         self,
         fmt: WireFormat,
         body: dict[str, Any],
-        model: str,
         concrete: str,
-        rules: ModelRules,
+        found: list[tuple[RuleSet, CeilingIn]],
         bit: dict[str, bool],
         decide: Callable[[RuleSet, Exception, dict[str, Any]], None],
         events: list[PolicyEvent],
     ) -> None:
-        bare = self._bare(concrete)
-        found = [
-            (s, c)
-            for s in rules.sets
-            for c, rx in zip(s.ceilings, s.ceiling_rx, strict=True)
-            if rx.fullmatch(concrete) or rx.fullmatch(bare)
-        ]
-        if not found:
-            return
         values = {name: v for name in fmt.output_limits if (v := _limit(body, name)) is not None}
         for s, c in found:  # refusals, on what the caller asked for
             over = [n for n, v in values.items() if v > c.max_output_tokens]
