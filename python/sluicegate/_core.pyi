@@ -524,7 +524,7 @@ class ResponseParser:
         max_head: the largest head (and chunk-size line, and trailers) in bytes.
     """
 
-    def __init__(self, max_head: int = 65536) -> None: ...
+    def __new__(cls, max_head: int = 65536) -> ResponseParser: ...
     def feed(self, data: bytes) -> tuple[tuple[int, dict[str, str], bool] | None, bytes, bool]:
         """Feed the bytes that arrived: (the head if it completed now, as (status, {lower-cased
         name: value, repeated headers joined with ", "}, keep_alive), the body bytes that arrived,
