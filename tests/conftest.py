@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -235,3 +236,51 @@ def gateway(mock_server: Server, tmp_path_factory: pytest.TempPathFactory) -> It
     config = gateway_config(tmp_path_factory.mktemp("gw") / "sluicegate.toml", mock_server.url)
     with start_gateway(config) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CA and a server certificate for 127.0.0.1 and localhost signed by it (openssl): ca.crt,
+    s.crt, s.key."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed (make test-tools)")
+    folder = tmp_path_factory.mktemp("tls")
+
+    def ssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=folder, capture_output=True, check=True, timeout=30)
+
+    ssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=test-ca",
+    )
+    ssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "s.key", "-out", "s.csr", "-subj", "/CN=127.0.0.1")
+    (folder / "ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    ssl(
+        "x509",
+        "-req",
+        "-in",
+        "s.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "s.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "ext",
+    )
+    return folder

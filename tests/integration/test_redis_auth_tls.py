@@ -5,8 +5,6 @@ are the store being unavailable (the policies' fail_closed 503 or fail_open), no
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -74,53 +72,6 @@ async def test_a_refused_login_or_missing_right_is_store_unavailable(
             await store.reserve([CAP], 1_000)
     finally:
         await store.close()
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A CA and a server certificate for 127.0.0.1 signed by it (openssl)."""
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed (make test-tools)")
-    folder = tmp_path_factory.mktemp("tls")
-
-    def ssl(*args: str) -> None:
-        subprocess.run(["openssl", *args], cwd=folder, capture_output=True, check=True, timeout=30)
-
-    ssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=test-ca",
-    )
-    ssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "s.key", "-out", "s.csr", "-subj", "/CN=127.0.0.1")
-    (folder / "ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    ssl(
-        "x509",
-        "-req",
-        "-in",
-        "s.csr",
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "s.crt",
-        "-days",
-        "2",
-        "-extfile",
-        "ext",
-    )
-    return folder
 
 
 def tls_args(certs: Path) -> tuple[str, ...]:

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -60,7 +62,9 @@ async def _read_request(reader: asyncio.StreamReader) -> bytes | None:
 
 
 @contextlib.asynccontextmanager
-async def raw_server(answer: Answer, close_after_answer: bool = False) -> AsyncIterator[Raw]:
+async def raw_server(
+    answer: Answer, close_after_answer: bool = False, tls: ssl.SSLContext | None = None, host: str = "127.0.0.1"
+) -> AsyncIterator[Raw]:
     raw = Raw(answer, close_after_answer=close_after_answer)
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -88,7 +92,7 @@ async def raw_server(answer: Answer, close_after_answer: bool = False) -> AsyncI
             raw.open_now -= 1
             writer.close()
 
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    server = await asyncio.start_server(serve, host, 0, ssl=tls)
     raw.port = server.sockets[0].getsockname()[1]
     try:
         yield raw
@@ -110,8 +114,14 @@ def url(raw: Raw, path: str = "/v1/chat/completions") -> str:
     return f"http://127.0.0.1:{raw.port}{path}"
 
 
-async def call(upstream: NativeUpstream, raw: Raw, whole: bool = True, headers: dict[str, str] = HEADERS) -> bytes:
-    resp = await upstream.send(url(raw), "/v1/chat/completions", headers, BODY, TIMEOUTS, whole=whole)
+async def call(
+    upstream: NativeUpstream,
+    raw: Raw,
+    whole: bool = True,
+    headers: dict[str, str] = HEADERS,
+    url_of: str | None = None,
+) -> bytes:
+    resp = await upstream.send(url_of or url(raw), "/v1/chat/completions", headers, BODY, TIMEOUTS, whole=whole)
     return await resp.read()
 
 
@@ -319,3 +329,45 @@ async def test_a_pooled_connection_that_goes_silent_times_out_and_is_closed() ->
             await upstream.send(url(raw), "", HEADERS, BODY, quick, whole=True)
         await asyncio.sleep(0.05)
         assert upstream.open_connections == 0
+
+
+def server_tls(certs: Path) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certs / "s.crt", certs / "s.key")
+    return context
+
+
+async def test_https_with_the_system_trust_store(certs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The client trusts what the system's store trusts (here the test CA, through SSL_CERT_FILE, as
+    an operator adds a private CA) and checks the name: both hosts the certificate names work, one
+    keep-alive connection carries the calls."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(certs / "ca.crt"))
+    async with raw_server(lambda n, r: ok(), tls=server_tls(certs)) as raw, client() as upstream:
+        for host in ("127.0.0.1", "localhost", "localhost"):
+            resp = await upstream.send(f"https://{host}:{raw.port}/v1/x", "", HEADERS, BODY, TIMEOUTS, whole=True)
+            assert await resp.read() == b'{"ok": true}'
+        assert raw.connections == 2  # one per host name
+        assert raw.requests[0].startswith(b"POST /v1/x HTTP/1.1\r\n")
+
+
+async def test_https_refuses_a_certificate_it_does_not_trust(certs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.setenv("SSL_CERT_DIR", str(certs / "nowhere"))
+    async with raw_server(lambda n, r: ok(), tls=server_tls(certs)) as raw, client() as upstream:
+        with pytest.raises(UpstreamUnreachable, match="could not be reached") as info:
+            await call(upstream, raw, url_of=f"https://127.0.0.1:{raw.port}/v1/x")
+        assert isinstance(info.value.__cause__, ssl.SSLCertVerificationError)
+        assert raw.requests == []
+
+
+async def test_https_refuses_a_name_the_certificate_does_not_cover(
+    certs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(certs / "ca.crt"))
+    # The certificate names 127.0.0.1 and localhost; this server answers at 127.0.0.2 with it.
+    async with raw_server(lambda n, r: ok(), tls=server_tls(certs), host="127.0.0.2") as raw, client() as upstream:
+        with pytest.raises(UpstreamUnreachable) as info:
+            await call(upstream, raw, url_of=f"https://127.0.0.2:{raw.port}/v1/x")
+        assert isinstance(info.value.__cause__, ssl.SSLCertVerificationError)
+        assert "mismatch" in str(info.value.__cause__) or "match" in str(info.value.__cause__)
+        assert raw.requests == []
