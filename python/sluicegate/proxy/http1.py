@@ -14,6 +14,12 @@ values that cannot break the request's framing. A connection goes back to the po
 complete response that allows it; anything else (an error, a client that left mid-stream, a body
 read only in part) closes it. A POST is never retried on another connection.
 
+Egress proxies: `HTTPS_PROXY` / `HTTP_PROXY` (and their lower-case forms) are honoured, with
+`NO_PROXY` naming hosts reached directly, read when the client is made. An https provider is reached
+through the proxy's CONNECT tunnel (TLS end to end, the provider's certificate checked as without a
+proxy); an http one by sending the request to the proxy in absolute form. Credentials in the proxy's
+URL go as `Proxy-Authorization: Basic`.
+
 Tenant base URLs keep the aiohttp client of `proxy.upstream` (`HttpUpstream` with a guard): its
 resolver and socket hooks check every address it connects to.
 """
@@ -21,10 +27,12 @@ resolver and socket hooks check every address it connects to.
 from __future__ import annotations
 
 import asyncio
+import base64
 import ssl
+import urllib.request
 from collections import deque
 from collections.abc import Mapping
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from sluicegate._core import ResponseParser
 from sluicegate.config import UpstreamSettings
@@ -44,7 +52,25 @@ _HIGH_WATER = 1 << 20  # pause reading a stream while this much waits to be rela
 _LOW_WATER = 1 << 18  # ...and resume below this
 _MAX_HEAD = 64 * 1024  # a response head, a chunk-size line or trailers
 
-Target = tuple[tuple[str, int, bool], bytes, bytes]  # pool key (host, port, tls), request target, Host
+# pool key (host, port, tls), request target, Host, extra header lines (a proxy's credentials)
+Target = tuple[tuple[str, int, bool], bytes, bytes, bytes]
+
+
+class _Proxy:
+    """An egress proxy from `HTTPS_PROXY` / `HTTP_PROXY` (an http:// URL, credentials optional)."""
+
+    __slots__ = ("auth", "host", "port")
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url if "://" in url else f"http://{url}")
+        if parts.scheme != "http" or not parts.hostname:
+            raise UpstreamUnreachable("the egress proxy must be an http:// URL (HTTPS_PROXY / HTTP_PROXY)")
+        self.host = parts.hostname
+        self.port = parts.port or 80
+        self.auth = b""
+        if parts.username is not None:
+            pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+            self.auth = b"Proxy-Authorization: Basic " + base64.b64encode(pair) + b"\r\n"
 
 
 class _Connection(asyncio.Protocol):
@@ -188,6 +214,27 @@ class _Connection(asyncio.Protocol):
             await self._wait()
 
 
+class _TunnelHandshake(asyncio.Protocol):
+    """The proxy's answer to a CONNECT: its head (bounded), then the connection is the tunnel's."""
+
+    def __init__(self) -> None:
+        self.answer: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self.buffer = bytearray()
+
+    def data_received(self, data: bytes) -> None:
+        if self.answer.done():
+            return
+        self.buffer += data
+        if b"\r\n\r\n" in self.buffer:
+            self.answer.set_result(bytes(self.buffer))
+        elif len(self.buffer) > _MAX_HEAD:
+            self.answer.set_exception(UpstreamUnreachable("the egress proxy's answer to the tunnel is too large"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.answer.done():
+            self.answer.set_exception(UpstreamUnreachable("the egress proxy closed the tunnel before answering"))
+
+
 class _NativeResponse(_Response):
     __slots__ = ("_body", "_conn", "_headers")
 
@@ -261,6 +308,17 @@ class NativeUpstream:
         self._targets: dict[str, Target] = {}
         self._tls: ssl.SSLContext | None = None
         self._closing = False
+        self._proxies = urllib.request.getproxies_environment()
+        self._proxy_of: dict[tuple[str, bool], _Proxy | None] = {}
+
+    def _proxy_for(self, host: str, tls: bool) -> _Proxy | None:
+        """The egress proxy for `host` (None: connect directly)."""
+        key = (host, tls)
+        if key not in self._proxy_of:
+            url = self._proxies.get("https" if tls else "http")
+            bypass = url is None or urllib.request.proxy_bypass_environment(host, self._proxies)
+            self._proxy_of[key] = None if bypass else _Proxy(url)  # type: ignore[arg-type]
+        return self._proxy_of[key]
 
     def _target(self, url: str) -> Target:
         held = self._targets.get(url)
@@ -274,7 +332,12 @@ class NativeUpstream:
             if parts.query:
                 path += "?" + parts.query
             host = parts.netloc.rsplit("@", 1)[-1]
-            held = ((parts.hostname, port, tls), path.encode("latin-1"), host.encode("idna"))
+            extra = b""
+            proxy = None if tls else self._proxy_for(parts.hostname, tls)
+            if proxy is not None:  # a plain-http provider through a proxy: the request in absolute form
+                path = f"http://{host}{path}"
+                extra = proxy.auth
+            held = ((parts.hostname, port, tls), path.encode("latin-1"), host.encode("idna"), extra)
             if len(self._targets) >= 4096:
                 self._targets.clear()
             self._targets[url] = held
@@ -292,8 +355,8 @@ class NativeUpstream:
         assert url is not None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeouts.total
-        key, target, host = self._target(url)
-        request = _request_bytes(target, host, headers, body)
+        key, target, host, extra = self._target(url)
+        request = _request_bytes(target, host, headers, body, extra)
         first_byte = min(loop.time() + timeouts.first_byte, deadline)
         with map_upstream_errors("waiting for the first byte"):
             # An idle pooled connection (the usual case) needs no timeout context: one timer on the
@@ -350,7 +413,12 @@ class NativeUpstream:
         conn = _Connection(self, key)
         try:
             async with asyncio.timeout(connect_timeout):
-                if tls:
+                proxy = self._proxy_for(host, tls)
+                if proxy is not None and tls:
+                    await self._tunnel(conn, proxy, host, port)
+                elif proxy is not None:
+                    await loop.create_connection(lambda: conn, proxy.host, proxy.port)
+                elif tls:
                     await loop.create_connection(
                         lambda: conn, host, port, ssl=self._tls_context(), server_hostname=host
                     )
@@ -363,6 +431,26 @@ class NativeUpstream:
                 raise UpstreamUnreachable("the provider could not be reached") from exc
             raise
         return conn
+
+    async def _tunnel(self, conn: _Connection, proxy: _Proxy, host: str, port: int) -> None:
+        """Open a CONNECT tunnel through `proxy` to host:port, then TLS with the provider inside it."""
+        loop = asyncio.get_running_loop()
+        transport, handshake = await loop.create_connection(_TunnelHandshake, proxy.host, proxy.port)
+        try:
+            authority = (f"[{host}]" if ":" in host else host).encode("idna") + b":%d" % port
+            transport.write(b"CONNECT %s HTTP/1.1\r\nHost: %s\r\n%s\r\n" % (authority, authority, proxy.auth))
+            head = await handshake.answer
+            status = head.split(b" ", 2)[1] if head.startswith(b"HTTP/1.") and b" " in head else b""
+            if status != b"200":
+                code = status.decode("latin-1") or "no status"
+                raise UpstreamUnreachable(f"the egress proxy refused the tunnel to the provider ({code})")
+            secure = await loop.start_tls(transport, handshake, self._tls_context(), server_hostname=host)
+        except BaseException:
+            transport.close()
+            raise
+        assert secure is not None
+        secure.set_protocol(conn)
+        conn.connection_made(secure)
 
     def _idle_connection(self, key: tuple[str, int, bool], now: float) -> _Connection | None:
         """A pooled connection to `key` that is still open and within its keep-alive, or None."""
@@ -424,7 +512,7 @@ class NativeUpstream:
         await asyncio.sleep(0)  # let the transports report their closing
 
 
-def _request_bytes(target: bytes, host: bytes, headers: Mapping[str, str], body: bytes) -> bytes:
+def _request_bytes(target: bytes, host: bytes, headers: Mapping[str, str], body: bytes, extra: bytes = b"") -> bytes:
     """The request's bytes. A header name or value with a line break (or NUL) would let its text end
     the header and start another: refused, as an error of the gateway's own configuration."""
     text = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
@@ -440,6 +528,7 @@ def _request_bytes(target: bytes, host: bytes, headers: Mapping[str, str], body:
             host,
             b"\r\n",
             text.encode(),
+            extra,
             b"content-length: %d\r\n\r\n" % len(body),
             body,
         )

@@ -371,3 +371,102 @@ async def test_https_refuses_a_name_the_certificate_does_not_cover(
         assert isinstance(info.value.__cause__, ssl.SSLCertVerificationError)
         assert "mismatch" in str(info.value.__cause__) or "match" in str(info.value.__cause__)
         assert raw.requests == []
+
+
+@dataclass
+class Tunnel:
+    """A CONNECT proxy: what it was asked (heads), and how many tunnels it opened."""
+
+    port: int = 0
+    heads: list[bytes] = field(default_factory=list)
+    refuse: bytes | None = None
+
+
+@contextlib.asynccontextmanager
+async def connect_proxy(refuse: bytes | None = None) -> AsyncIterator[Tunnel]:
+    tunnel = Tunnel(refuse=refuse)
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        tunnel.heads.append(head)
+        method, target, _ = head.split(b"\r\n", 1)[0].split(b" ")
+        if tunnel.refuse is not None or method != b"CONNECT":
+            writer.write(tunnel.refuse or b"HTTP/1.1 405 Method Not Allowed\r\ncontent-length: 0\r\n\r\n")
+            writer.close()
+            return
+        host, port = target.rsplit(b":", 1)
+        up_reader, up_writer = await asyncio.open_connection(host.decode(), int(port))
+        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    tunnel.port = server.sockets[0].getsockname()[1]
+    try:
+        yield tunnel
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_https_through_an_egress_proxys_tunnel(certs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTPS_PROXY: a CONNECT tunnel to the provider, TLS inside it (the provider's certificate checked
+    as without a proxy), the proxy's credentials on the CONNECT only, the tunnel kept alive."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(certs / "ca.crt"))
+    async with connect_proxy() as tunnel, raw_server(lambda n, r: ok(), tls=server_tls(certs)) as raw:
+        monkeypatch.setenv("HTTPS_PROXY", f"http://team%40corp:s3cret@127.0.0.1:{tunnel.port}")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        async with client() as upstream:
+            for _ in range(3):
+                assert await call(upstream, raw, url_of=f"https://localhost:{raw.port}/v1/x") == b'{"ok": true}'
+        assert len(tunnel.heads) == 1 and raw.connections == 1
+        head = tunnel.heads[0]
+        assert head.startswith(b"CONNECT localhost:%d HTTP/1.1\r\n" % raw.port)
+        assert b"Proxy-Authorization: Basic dGVhbUBjb3JwOnMzY3JldA==\r\n" in head  # team@corp:s3cret
+        assert all(b"Proxy-Authorization" not in r and b"s3cret" not in r for r in raw.requests)
+
+
+async def test_no_proxy_hosts_are_reached_directly(certs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(certs / "ca.crt"))
+    async with connect_proxy() as tunnel, raw_server(lambda n, r: ok(), tls=server_tls(certs)) as raw:
+        monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{tunnel.port}")
+        monkeypatch.setenv("NO_PROXY", "example.com,localhost")
+        async with client() as upstream:
+            assert await call(upstream, raw, url_of=f"https://localhost:{raw.port}/v1/x") == b'{"ok": true}'
+        assert tunnel.heads == [] and raw.connections == 1
+
+
+async def test_a_proxy_that_refuses_the_tunnel_is_a_clear_error(certs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    refusal = b"HTTP/1.1 407 Proxy Authentication Required\r\ncontent-length: 0\r\n\r\n"
+    async with connect_proxy(refuse=refusal) as tunnel:
+        monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{tunnel.port}")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        async with client() as upstream:
+            with pytest.raises(UpstreamUnreachable, match=r"egress proxy refused the tunnel.*407"):
+                await upstream.send("https://llm.example.test/v1/x", "", HEADERS, BODY, TIMEOUTS, whole=True)
+            assert upstream.open_connections == 0
+        assert tunnel.heads[0].startswith(b"CONNECT llm.example.test:443 HTTP/1.1\r\n")
+
+
+async def test_plain_http_through_a_proxy_sends_the_request_in_absolute_form(monkeypatch: pytest.MonkeyPatch) -> None:
+    async with raw_server(lambda n, r: ok()) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", f"http://u:p@127.0.0.1:{proxy.port}")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        async with client() as upstream:
+            resp = await upstream.send("http://llm.internal:8000/v1/chat?x=1", "", HEADERS, BODY, TIMEOUTS, whole=True)
+            assert await resp.read() == b'{"ok": true}'
+        request = proxy.requests[0]
+        assert request.startswith(b"POST http://llm.internal:8000/v1/chat?x=1 HTTP/1.1\r\nHost: llm.internal:8000\r\n")
+        assert b"Proxy-Authorization: Basic dTpw\r\n" in request
