@@ -236,7 +236,7 @@ class _TunnelHandshake(asyncio.Protocol):
 
 
 class _NativeResponse(_Response):
-    __slots__ = ("_body", "_conn", "_headers")
+    __slots__ = ("_conn", "_headers")
 
     def __init__(
         self,
@@ -250,7 +250,6 @@ class _NativeResponse(_Response):
         super().__init__(status, headers.get("content-type", ""), timeouts, deadline, max_body)
         self._conn: _Connection | None = conn
         self._headers = headers
-        self._body: bytes | None = None
 
     def header(self, name: str) -> str | None:
         return self._headers.get(name.lower())
@@ -268,16 +267,6 @@ class _NativeResponse(_Response):
                 self.close()
                 raise response_too_large(self._max_body)
         return await super()._read_all(limit)
-
-    async def read(self, limit: int | None = None) -> bytes:
-        if self._body is None:
-            return await super().read(limit)
-        self.release()
-        return self._body if limit is None else self._body[:limit]
-
-    async def preload(self) -> None:
-        """Read the whole body now (a non-streamed answer), bounded by `max_body`."""
-        self._body = await self._read_all(None)
 
     def release(self) -> None:
         """The exchange is over: a connection whose answer was read to its end and allows it goes
@@ -381,12 +370,7 @@ class NativeUpstream:
                     raise redirect_refused(status)
                 answer = _NativeResponse(conn, status, answer_headers, timeouts, deadline, self._max_body)
                 if whole and status < 300:
-                    try:
-                        await answer.preload()
-                    except BaseException:
-                        conn._abort()  # a half-read body: the connection cannot go back to the pool
-                        answer.release()
-                        raise
+                    await answer.preload()
             finally:
                 timer.cancel()
         return answer

@@ -174,7 +174,7 @@ class Upstream(Protocol):
 class _Response:
     """The timed, bounded body reading that both transports share; subclasses supply `_next()`."""
 
-    __slots__ = ("_deadline", "_max_body", "_timeouts", "content_type", "status")
+    __slots__ = ("_deadline", "_max_body", "_timeouts", "_whole", "content_type", "status")
 
     def __init__(self, status: int, content_type: str, timeouts: Timeouts, deadline: float, max_body: int) -> None:
         self.status = status
@@ -182,6 +182,7 @@ class _Response:
         self._timeouts = timeouts
         self._deadline = deadline
         self._max_body = max_body
+        self._whole: bytes | None = None  # the body, once `preload` read it
 
     async def _next(self) -> bytes:
         """The next piece of the body; b"" at its end."""
@@ -235,6 +236,9 @@ class _Response:
             UpstreamError: a timeout, a broken connection, or (without `limit`) a body larger than
                 `upstream.max_response_bytes`.
         """
+        if self._whole is not None:
+            self.release()
+            return self._whole if limit is None else self._whole[:limit]
         loop = asyncio.get_running_loop()
         try:
             with map_upstream_errors("reading the response"):
@@ -244,6 +248,16 @@ class _Response:
             self.release()
         return body if limit is None else body[:limit]
 
+    async def preload(self) -> None:
+        """Read the whole body now (a non-streamed answer, under the caller's first-byte deadline),
+        bounded by `max_body`; `read` then hands it out. A failure aborts the exchange (a half-read
+        body: the connection cannot go back to the pool)."""
+        try:
+            self._whole = await self._read_all(None)
+        except BaseException:
+            self.close()
+            raise
+
     def release(self) -> None:
         """Give the connection back after a complete read."""
 
@@ -252,18 +266,11 @@ class _Response:
 
 
 class _HttpResponse(_Response):
-    __slots__ = ("_body", "_resp")
+    __slots__ = ("_resp",)
 
     def __init__(self, resp: aiohttp.ClientResponse, timeouts: Timeouts, deadline: float, max_body: int) -> None:
         super().__init__(resp.status, resp.headers.get("content-type", ""), timeouts, deadline, max_body)
         self._resp = resp
-        self._body: bytes | None = None
-
-    async def read(self, limit: int | None = None) -> bytes:
-        if self._body is None:
-            return await super().read(limit)
-        self.release()
-        return self._body if limit is None else self._body[:limit]
 
     def header(self, name: str) -> str | None:
         return self._resp.headers.get(name)
@@ -281,10 +288,6 @@ class _HttpResponse(_Response):
             # usual non-streamed answer; the loop below is for bodies of no declared length).
             return await self._resp.read()
         return await super()._read_all(limit)
-
-    async def preload(self) -> None:
-        """Read the whole body now (a non-streamed answer), bounded by `max_body`."""
-        self._body = await self._read_all(None)
 
     def release(self) -> None:
         self._resp.release()
@@ -409,11 +412,7 @@ class HttpUpstream:
                     raise redirect_refused(resp.status)
                 answer = _HttpResponse(resp, timeouts, deadline, self._max_body)
                 if whole and resp.status < 300:
-                    try:
-                        await answer.preload()
-                    except BaseException:
-                        answer.close()  # a half-read body: the connection cannot go back to the pool
-                        raise
+                    await answer.preload()
         return answer
 
     async def close(self) -> None:
