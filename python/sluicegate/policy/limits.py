@@ -299,6 +299,22 @@ class LimitGuard:
             log.exception("limit store finish failed")
 
 
+class _Plan:
+    """A caller's limits (the file's, then the control plane's) and what follows from them: the
+    lines as one tuple, whether one counts tokens, and which bite when that does not depend on the
+    key (None: a rollout draws per key)."""
+
+    __slots__ = ("base", "extra", "lines", "rules", "static", "tokens")
+
+    def __init__(self, base: tuple[LimitRule, ...], extra: tuple[LimitRule, ...]) -> None:
+        self.base, self.extra = base, extra
+        self.rules = base + extra if extra else base
+        self.lines = tuple(r.line for r in self.rules)
+        self.tokens = any(line.kind == "tokens" for line in self.lines)
+        always = [r.always for r in self.rules]
+        self.static = None if None in always else tuple(bool(a) for a in always)
+
+
 class LimitPolicy:
     """The store and the limits by caller.
 
@@ -312,9 +328,7 @@ class LimitPolicy:
         self.estimate_settings = estimate_settings or EstimateSettings()
         self.store: LimitStore | None = None
         self._rules = tuple(rule_of(r) for r in settings.rules)
-        self._by_identity: dict[Identity, tuple[LimitRule, ...]] = {}
-        self._lines: dict[int, tuple[tuple[LimitRule, ...], tuple[LimitLine, ...], bool, tuple[bool, ...] | None]] = {}
-        self._joined: dict[Identity, tuple[tuple[LimitRule, ...], tuple[LimitRule, ...], tuple[LimitRule, ...]]] = {}
+        self._plans: dict[Identity, _Plan] = {}
         # The control plane's limits for a caller (its view's `limit_lines`), when it runs: read from
         # memory on every call, since a reload may change them.
         self.policy_lines: Callable[[Identity], tuple[LimitRule, ...]] | None = None
@@ -327,27 +341,28 @@ class LimitPolicy:
             await self.store.close()
 
     def lines_for(self, who: Identity) -> tuple[LimitRule, ...]:
-        """The limits on the caller's organization, workspace, user and key: the config file's
-        (cached per caller), then the control plane's."""
-        rules = self._by_identity.get(who)
-        if rules is None:
-            mine = {"org": who.org, "workspace": who.workspace, "user": who.user, "key": who.key_name}
-            rules = tuple(r for r in self._rules if r.line.org_id == who.org and mine[r.line.level] == r.line.entity_id)
-            if len(self._by_identity) >= 100_000:
-                self._by_identity.clear()
-            self._by_identity[who] = rules
-        if self.policy_lines is None:
-            return rules
-        extra = self.policy_lines(who)
-        if not extra:
-            return rules
-        # One tuple per caller while its rules stand (the stores' checks remember the last one).
-        joined = self._joined.get(who)
-        if joined is None or joined[0] is not rules or joined[1] is not extra:
-            if len(self._joined) >= 100_000:
-                self._joined.clear()
-            joined = self._joined[who] = (rules, extra, rules + extra)
-        return joined[2]
+        """The limits on the caller's organization, workspace, user and key: the config file's, then
+        the control plane's."""
+        return self._plan(who).rules
+
+    def _plan(self, who: Identity) -> _Plan:
+        """The caller's limits and what follows from them, one entry per caller while its rules
+        stand (the control plane's view hands back the same tuple until it reloads): the same
+        lines tuple every call, which the stores' argument checks remember."""
+        extra = self.policy_lines(who) if self.policy_lines is not None else ()
+        plan = self._plans.get(who)
+        if plan is None or plan.extra is not extra:
+            if plan is not None:
+                base = plan.base
+            else:
+                mine = {"org": who.org, "workspace": who.workspace, "user": who.user, "key": who.key_name}
+                base = tuple(
+                    r for r in self._rules if r.line.org_id == who.org and mine[r.line.level] == r.line.entity_id
+                )
+            if len(self._plans) >= 100_000:
+                self._plans.clear()
+            plan = self._plans[who] = _Plan(base, extra)
+        return plan
 
     async def acquire(self, who: Identity, fmt: WireFormat, body: Mapping[str, Any], provider: str = "") -> LimitGuard:
         """Count the call on every limit of the caller; returns the guard to finish when it ends.
@@ -358,12 +373,13 @@ class LimitPolicy:
             Unavailable: the store is unreachable and a limit that bites on this call fails closed
                 (its own `on_redis_error`, else the section's) (503).
         """
-        rules = self.lines_for(who)
+        plan = self._plan(who)
+        rules = plan.rules
         if not rules:
             return LimitGuard(self, None, provider)
         assert self.store is not None, "LimitPolicy.start() was not awaited"
-        lines, tokens, static = self._lines_of(rules)
-        enforce = static if static is not None else [r.bites(who.key_name) for r in rules]
+        lines, tokens = plan.lines, plan.tokens
+        enforce = plan.static if plan.static is not None else [r.bites(who.key_name) for r in rules]
         est = None
         if tokens:
             est = estimate(body, fmt.name, self.estimate_settings)
@@ -391,19 +407,6 @@ class LimitPolicy:
         if not all(enforce):
             states = [s for s, bit in zip(_aligned(states, lines), enforce, strict=True) if bit and s is not None]
         return LimitGuard(self, result.grant, provider, limit_headers(fmt.family, states) or None, events, est)
-
-    def _lines_of(self, rules: tuple[LimitRule, ...]) -> tuple[tuple[LimitLine, ...], bool, tuple[bool, ...] | None]:
-        """The lines of `rules` as one tuple (the same object for the same rules, which the stores'
-        argument checks remember), whether one counts tokens, and which bite when that does not
-        depend on the key (None: a rollout draws per key)."""
-        held = self._lines.get(id(rules))
-        if held is None or held[0] is not rules:
-            lines = tuple(r.line for r in rules)
-            static = None if any(r.always is None for r in rules) else tuple(bool(r.always) for r in rules)
-            if len(self._lines) >= 10_000:
-                self._lines.clear()
-            held = self._lines[id(rules)] = (rules, lines, any(line.kind == "tokens" for line in lines), static)
-        return held[1], held[2], held[3]
 
     def _on_store_error(self, rules: Sequence[LimitRule], enforce: Sequence[bool]) -> OnStoreError:
         """With the store unreachable: closed when a limit that bites on this call says so (its
