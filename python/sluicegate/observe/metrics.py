@@ -171,15 +171,15 @@ class Metrics:
             else:
                 for i in range(_WIDTH):
                     merged[i] += rec[i]
-        for family, figures in ((requests, counts), (errors, error_counts), (upstream, upstream_counts)):
+        for family, figures in (
+            (requests, counts),
+            (errors, error_counts),
+            (upstream, upstream_counts),
+            (tokens, token_counts),
+        ):
             for labels, count in figures.items():
                 family.add_metric(list(labels), count)
-        for labels, count in token_counts.items():
-            tokens.add_metric(list(labels), count)
-        yield requests
-        yield errors
-        yield upstream
-        yield tokens
+            yield family
         latency = HistogramMetricFamily(
             "sluicegate_request_duration_seconds",
             "API call duration (gen_ai.server.request.duration)",
