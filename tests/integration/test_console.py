@@ -988,3 +988,65 @@ def test_a_rate_limit_set_in_the_console_refuses_with_429(gw: tuple[Server, dict
         assert picked.get_attribute("value") == "limits"
         go(driver, "#/overview")  # the latest refusals show rate limits' too
         assert wait_for(lambda: driver.find_elements("css selector", '#refusals tr[data-policy="limits"]'), what="row")
+
+
+@needs_browser
+def test_substitutes_set_in_the_console_move_calls_to_another_model(gw: tuple[Server, dict[str, Any]]) -> None:
+    """A cap that substitutes from a percent on and a rate limit that substitutes when full, set in
+    the policy editor: a percent out of range is not sent, the saved policy holds both,
+    the key's effective policy shows them, and the key's call past the limit goes to the substitute."""
+    from selenium.webdriver.support.ui import Select
+
+    server, seed = gw
+    ws, key_id = seed["ws"]["id"], seed["key_id"]
+    admin = {"authorization": f"Bearer {seed['token']}"}
+    cheaper, other = "mh/mock-gpt@chunks=2", "mh/mock-gpt@chunks=3"  # priced as mock-gpt: the knobs are no part of it
+    with browser() as driver:
+        driver.get(f"{server.url}/admin/ui")
+        wait_ready(driver, "signin")
+        submit(driver, "login", {"token": seed["token"]})
+        wait_ready(driver, "overview")
+
+        go(driver, f"#/policies?level=workspace&id={ws}")
+        driver.find_element("id", "add-cap").click()
+        driver.find_element("id", "add-limit").click()
+        form = driver.find_element("id", "policy-form")
+        Select(form.find_element("css selector", ".cap-row [name=window]")).select_by_value("day")
+        form.find_element("css selector", ".cap-row [name=limit_usd]").send_keys("1")
+        Select(form.find_element("css selector", ".cap-row [name=on_insufficient]")).select_by_value("substitute")
+        form.find_element("css selector", ".cap-row [name=substitute_model]").send_keys(cheaper)
+        percent = form.find_element("css selector", ".cap-row [name=substitute_at_percent]")
+        percent.send_keys("100")  # 100 is the cap itself: the browser refuses to send the form
+        form.find_element("css selector", ".limit-row [name=limit]").send_keys("1")
+        form.find_element("css selector", ".limit-row [name=substitute_model]").send_keys(other + "\n")
+        assert driver.execute_script("return arguments[0].validity.rangeOverflow", percent)
+        assert percent.get_attribute("validationMessage")
+        time.sleep(0.5)
+        assert httpx.get(f"{server.url}/admin/v1/workspaces/{ws}/policy", headers=admin).json()["caps"] == []
+        percent.clear()
+        percent.send_keys("80\n")
+        wait_for(lambda: driver.find_element("id", "policy-saved").text == "Saved.", what="the saved policy")
+        saved = httpx.get(f"{server.url}/admin/v1/workspaces/{ws}/policy", headers=admin).json()
+        cap, limit = saved["caps"][0], saved["limits"][0]
+        assert (cap["on_insufficient"], cap["substitute_model"], cap["substitute_at_percent"]) == (
+            "substitute",
+            cheaper,
+            80,
+        )
+        assert (limit["kind"], limit["limit"], limit["substitute_model"]) == ("requests", 1, other)
+
+        go(driver, f"#/policies?level=key&id={key_id}")
+        shown = wait_for(lambda: text_of(driver, "#effective-limits"), what="the effective limits")
+        assert f"1 requests / 60 s, then {other}" in shown
+        assert f"substitute → {cheaper} from 80%" in driver.find_element("id", "effective").text
+
+        call = {"model": "mh/mock-gpt", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
+        said = None
+        with openai.OpenAI(base_url=f"{server.url}/v1", api_key=seed["key"], max_retries=0) as client:
+            for _ in range(20):  # the view takes the policy within a second; then one call, then the substitute
+                raw = client.chat.completions.with_raw_response.create(**call)  # type: ignore[call-overload]
+                said = raw.headers.get("x-sluicegate-substituted")
+                if said:
+                    break
+                time.sleep(0.1)
+        assert said == f"mh/mock-gpt -> {other}"

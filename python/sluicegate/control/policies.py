@@ -284,6 +284,7 @@ class EffectiveCap:
             "mode": c.mode,
             "on_insufficient": c.on_insufficient,
             "substitute_model": c.substitute_model,
+            "substitute_at_percent": c.substitute_at_percent,
             "thresholds": list(c.thresholds),
             "origin": self.origin.level,
             "locked": self.locked,
@@ -319,6 +320,7 @@ class EffectiveLimit:
             "rollout_percent": r.rollout_percent,
             "rollout_by": r.rollout_by,
             "on_redis_error": r.on_redis_error,
+            "substitute_model": r.substitute_model,
             "origin": self.origin.level,
             "origin_id": self.origin.id,
             "locked": self.locked,
@@ -522,6 +524,7 @@ class _Walk:
                 on_insufficient=cap.on_insufficient,
                 thresholds=tuple(cap.thresholds) if cap.thresholds is not None else DEFAULT_THRESHOLDS,
                 substitute_model=cap.substitute_model,
+                substitute_at_percent=cap.substitute_at_percent,
             )
             clamped = (cap.limit_nusd, cap.mode) if (limit, mode) != (cap.limit_nusd, cap.mode) else None
             self.caps.append(EffectiveCap(line, origin, cap.locked, clamped, rollout))
@@ -618,7 +621,14 @@ def limit_rule(
     """A policy's rate limit as the line the data plane counts on (a `concurrent` limit has no window)."""
     window_s = 60 if spec.kind == "concurrent" else spec.window_s
     line = LimitLine(level=level, entity_id=entity_id, org_id=org_id, kind=spec.kind, limit=limit, window_s=window_s)
-    return LimitRule(line, mode, rollout, spec.rollout_by, on_redis_error=spec.on_redis_error)  # type: ignore[arg-type]
+    return LimitRule(
+        line,
+        mode,  # type: ignore[arg-type]
+        rollout,
+        spec.rollout_by,
+        on_redis_error=spec.on_redis_error,
+        substitute_model=spec.substitute_model,
+    )
 
 
 def chain_of(level: Level, row: dict[str, Any]) -> list[tuple[Level, str]]:

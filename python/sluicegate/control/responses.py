@@ -257,6 +257,7 @@ class EffectiveCap(_Out):
     mode: Mode
     on_insufficient: OnInsufficient
     substitute_model: str | None = Field(description="where a `substitute` cap sends calls that do not fit")
+    substitute_at_percent: int | None = Field(None, description="a `substitute` cap substitutes from this percent on")
     thresholds: list[int]
     origin: OriginLevel
     locked: bool
@@ -281,6 +282,9 @@ class EffectiveLimit(_Out):
     rollout_by: Literal["key", "request"]
     on_redis_error: Literal["fail_closed", "fail_open"] | None = Field(
         description="what a call does while the limit store is unreachable; null: the gateway's default"
+    )
+    substitute_model: str | None = Field(
+        None, description="where a call this limit would refuse goes instead (calls to it are not counted here)"
     )
     origin: OriginLevel
     origin_id: str | None

@@ -225,7 +225,8 @@ class CapIn(_Body):
     A `locked` cap is a floor for the levels below: none of them may set a higher cap in the same
     window, nor a monitor-only one when this one enforces. An enforcing cap with `rollout_percent`
     below 100 enforces for that share of the keys under it and monitors the others. A cap with
-    `on_insufficient = "substitute"` sends a call that does not fit to `substitute_model` instead.
+    `on_insufficient = "substitute"` sends a call that does not fit to `substitute_model` instead,
+    and with `substitute_at_percent` already a call that would take the cap past that percent.
     """
 
     window: WindowName = "month"
@@ -236,11 +237,12 @@ class CapIn(_Body):
     locked: bool = False
     rollout_percent: float = Field(100.0, ge=0, le=100)
     substitute_model: str | None = Field(None, min_length=1, max_length=MODEL_NAME_MAX)
+    substitute_at_percent: int | None = Field(None, ge=1, le=99)
 
     @model_validator(mode="after")
     def _locked_in_full(self) -> CapIn:
         check_locked_rollout(self.locked, self.rollout_percent, "cap")
-        check_substitute(self.on_insufficient, self.substitute_model)
+        check_substitute(self.on_insufficient, self.substitute_model, self.substitute_at_percent)
         return self
 
     @field_validator("limit_usd")
@@ -271,7 +273,9 @@ class LimitIn(_Body):
     bites less (monitor-only, or a smaller rollout) when this one enforces; it applies in full
     (`rollout_percent` 100), as locked caps and rules do. `on_redis_error`
     chooses, for this limit, what a call does while the limit store is unreachable (default: the
-    gateway's `limits.on_redis_error`).
+    gateway's `limits.on_redis_error`). With a `substitute_model`, a call the limit would refuse
+    goes to that model instead (if the caller may use it and it fits the other limits), and calls
+    asking for that model are not counted on this limit.
     """
 
     kind: Literal["requests", "tokens", "concurrent"] = "requests"
@@ -282,6 +286,7 @@ class LimitIn(_Body):
     rollout_by: RolloutBy = "key"
     locked: bool = False
     on_redis_error: Literal["fail_closed", "fail_open"] | None = None  # None: `limits.on_redis_error`
+    substitute_model: str | None = Field(None, min_length=1, max_length=MODEL_NAME_MAX)
 
     @model_validator(mode="after")
     def _locked_in_full(self) -> LimitIn:

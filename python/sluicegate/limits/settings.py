@@ -19,6 +19,7 @@ limit = 600
 window_s = 60
 mode = "enforce"                  # or "monitor"
 rollout_percent = 25              # enforce for a stable quarter of keys, monitor the rest
+substitute_model = "openai/gpt-4o-mini"  # when full: calls go there, not a 429 (and are not counted here)
 ```
 """
 
@@ -31,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from sluicegate.limits.lines import MAX_LIMIT, MAX_WINDOW_S, Kind, LimitLine
 from sluicegate.policy.rollout import Mode, RolloutBy, check_locked_rollout
 from sluicegate.secrets import SecretUrl
-from sluicegate.spend.caps import Level, check_entity_org
+from sluicegate.spend.caps import MODEL_NAME_MAX, Level, check_entity_org
 
 __all__ = ["LimitLeaseSettings", "LimitRuleSettings", "LimitSettings"]
 
@@ -46,7 +47,9 @@ class LimitRuleSettings(_Section):
     `mode` and `rollout_percent` decide, per call, whether the rule enforces or only monitors
     (`sluicegate.policy.rollout.bites`, with `rule_id` naming the rule). A `locked` rule is an
     operator floor: a control-plane policy on its entity or below may not set a higher limit of
-    the same kind and window, nor a monitor-only one when it enforces.
+    the same kind and window, nor a monitor-only one when it enforces. With a `substitute_model`,
+    a call the rule would refuse goes to that model instead, and calls asking for that model are
+    not counted on the rule (`policy.limits`).
     """
 
     level: Level
@@ -59,6 +62,7 @@ class LimitRuleSettings(_Section):
     rollout_percent: float = Field(default=100.0, ge=0, le=100)
     rollout_by: RolloutBy = "key"
     locked: bool = False
+    substitute_model: str | None = Field(default=None, min_length=1, max_length=MODEL_NAME_MAX)
 
     @field_validator("limit", "window_s", mode="before")
     @classmethod

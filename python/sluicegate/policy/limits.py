@@ -45,7 +45,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from sluicegate.errors import RateLimited, Unavailable
+from sluicegate.errors import GatewayError, RateLimited, Unavailable
 from sluicegate.limits import (
     LimitLine,
     LimitRuleSettings,
@@ -58,12 +58,14 @@ from sluicegate.limits import (
 from sluicegate.observe.events import PolicyEvent
 from sluicegate.policy.auth import Identity
 from sluicegate.policy.rollout import Mode, RolloutBy, bites
+from sluicegate.policy.spend import Substitution
 from sluicegate.spend.caps import EstimateSettings
 from sluicegate.spend.estimate import Estimate, estimate
 
 if TYPE_CHECKING:
     from sluicegate.formats.base import WireFormat
-    from sluicegate.limits import Grant
+    from sluicegate.limits import Grant, LimitResult
+    from sluicegate.proxy.providers import Provider
     from sluicegate.proxy.relay import Outcome
 
 __all__ = [
@@ -95,6 +97,8 @@ class LimitRule:
             file's rules are named by `LimitRuleSettings.rule_id`).
         on_redis_error: `fail_closed` or `fail_open` while the store is unreachable; None: the
             section's `on_redis_error`.
+        substitute_model: when the rule would refuse a call, the call goes to this model instead
+            (routed like a requested one); calls asking for this model are not counted on the rule.
         always: whether the rule bites on every call (True), on none (False), or is drawn (None).
     """
 
@@ -104,6 +108,7 @@ class LimitRule:
     rollout_by: RolloutBy = "key"
     rule_id: str = field(default="", compare=False)
     on_redis_error: OnStoreError | None = None
+    substitute_model: str | None = None
     always: bool | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -275,6 +280,7 @@ class LimitGuard:
     headers: Headers | None = None
     events: list[PolicyEvent] = field(default_factory=list)
     input_estimate: Estimate | None = None  # a tokens limit's estimate of the body, for the spend step to reuse
+    substitution: Substitution | None = None  # where a full limit with a substitute sent the call
 
     async def finish(self, outcome: Outcome | None) -> None:
         """Free the call's slots and settle its tokens (see the module docstring); once per call,
@@ -302,9 +308,10 @@ class LimitGuard:
 class _Plan:
     """A caller's limits (the file's, then the control plane's) and what follows from them: the
     lines as one tuple, whether one counts tokens, and which bite when that does not depend on the
-    key (None: a rollout draws per key)."""
+    key (None: a rollout draws per key). A call asking for a rule's substitute model is not counted
+    on that rule: `for_model` hands back the plan without such rules (remembered per model)."""
 
-    __slots__ = ("base", "extra", "lines", "rules", "static", "tokens")
+    __slots__ = ("base", "extra", "lines", "rules", "static", "substitutes", "tokens", "without")
 
     def __init__(self, base: tuple[LimitRule, ...], extra: tuple[LimitRule, ...]) -> None:
         self.base, self.extra = base, extra
@@ -313,6 +320,18 @@ class _Plan:
         self.tokens = any(line.kind == "tokens" for line in self.lines)
         always = [r.always for r in self.rules]
         self.static = None if None in always else tuple(bool(a) for a in always)
+        self.substitutes = frozenset(r.substitute_model for r in self.rules if r.substitute_model is not None)
+        self.without: dict[str, _Plan] = {}
+
+    def for_model(self, model: str) -> _Plan:
+        """The plan of a call asking for `model`: without the rules whose substitute it is."""
+        if model not in self.substitutes:
+            return self
+        plan = self.without.get(model)
+        if plan is None:
+            kept = tuple(r for r in self.rules if r.substitute_model != model)
+            plan = self.without[model] = _Plan(kept, ())
+        return plan
 
 
 class LimitPolicy:
@@ -364,8 +383,23 @@ class LimitPolicy:
             plan = self._plans[who] = _Plan(base, extra)
         return plan
 
-    async def acquire(self, who: Identity, fmt: WireFormat, body: Mapping[str, Any], provider: str = "") -> LimitGuard:
+    async def acquire(
+        self,
+        who: Identity,
+        fmt: WireFormat,
+        body: Mapping[str, Any],
+        provider: str = "",
+        model: str | None = None,
+        route: Callable[[str], tuple[Provider, str]] | None = None,
+    ) -> LimitGuard:
         """Count the call on every limit of the caller; returns the guard to finish when it ends.
+
+        `model` is the model the call asks for (after aliases): a rule whose substitute it is does
+        not count it. When an enforcing rule with a `substitute_model` is full, the call goes to
+        that model instead (`route` routes it, refusing a model the caller may not use), counted
+        on the caller's limits without the rules it relieves; the guard's `substitution` says
+        where, and the pipeline sends it there. Should the substitute not be routed, or be refused
+        by a limit too, the call is refused with the first rule's 429.
 
         Raises:
             RateLimited: an enforcing limit is full (429, nothing counted anywhere).
@@ -374,15 +408,52 @@ class LimitPolicy:
                 (its own `on_redis_error`, else the section's) (503).
         """
         plan = self._plan(who)
+        if plan.substitutes and model is not None:
+            plan = plan.for_model(model)
         rules = plan.rules
         if not rules:
             return LimitGuard(self, None, provider)
+        est = estimate(body, fmt.name, self.estimate_settings) if plan.tokens else None
+        guard = await self._acquire(plan, who, fmt, est, provider)
+        if isinstance(guard, LimitGuard):
+            return guard
+        refused, result, events = guard
+        rule = _substituting(plan, refused, who.key_name) if route is not None else None
+        if rule is None or rule.substitute_model is None or route is None:
+            err = rate_limited(refused, fmt.family, result.states)
+            err.events = [*events, _event("refuse", refused)]
+            raise err
+        target = rule.substitute_model
+        detail = {**_detail(refused), "from_model": model, "to_model": target}
+        try:
+            to_provider, to_model = route(target)
+            moved = await self._acquire(self._plan(who).for_model(target), who, fmt, est, to_provider.name)
+        except GatewayError as exc:
+            moved, reason = None, exc.code
+        else:
+            reason = "" if isinstance(moved, LimitGuard) else "limited"
+        if not isinstance(moved, LimitGuard):
+            err = rate_limited(refused, fmt.family, result.states)
+            failed = PolicyEvent(
+                "limits", "substitute_failed", "", refused.line.level, detail={**detail, "reason": reason}
+            )
+            err.events = [*events, failed, _event("refuse", refused)]
+            raise err
+        moved.events[:0] = [*events, PolicyEvent("limits", "substitute", "", refused.line.level, detail=detail)]
+        moved.substitution = Substitution(target, to_provider, to_model)
+        return moved
+
+    async def _acquire(
+        self, plan: _Plan, who: Identity, fmt: WireFormat, est: Estimate | None, provider: str
+    ) -> LimitGuard | tuple[LineState, LimitResult, list[PolicyEvent]]:
+        """Count a call on `plan`'s lines: the guard, or the refusing line's state, the store's
+        answer and the events so far (the caller raises or substitutes)."""
+        rules = plan.rules
+        if not rules:
+            return LimitGuard(self, None, provider, None, [], est)
         assert self.store is not None, "LimitPolicy.start() was not awaited"
-        lines, tokens = plan.lines, plan.tokens
+        lines = plan.lines
         enforce = plan.static if plan.static is not None else [r.bites(who.key_name) for r in rules]
-        est = None
-        if tokens:
-            est = estimate(body, fmt.name, self.estimate_settings)
         tokens = est.input_tokens if est is not None else 0
         costs = [tokens if line.kind == "tokens" else 1 for line in lines]
         try:
@@ -400,9 +471,7 @@ class LimitPolicy:
             return LimitGuard(self, None, provider, None, [event], est)
         events = [_event("would_refuse", s) for s in result.monitored]
         if result.refused is not None:
-            err = rate_limited(result.refused, fmt.family, result.states)
-            err.events = [*events, _event("refuse", result.refused)]
-            raise err
+            return result.refused, result, events
         states = result.states
         if not all(enforce):
             states = [s for s, bit in zip(_aligned(states, lines), enforce, strict=True) if bit and s is not None]
@@ -418,6 +487,14 @@ class LimitPolicy:
         return "fail_open"
 
 
+def _substituting(plan: _Plan, refused: LineState, key_id: str) -> LimitRule | None:
+    """The enforcing rule of `plan` with a substitute that refused on `refused`'s line, if any."""
+    for rule in plan.rules:
+        if rule.substitute_model is not None and rule.line == refused.line and rule.bites(key_id):
+            return rule
+    return None
+
+
 def _aligned(states: Sequence[LineState], lines: Sequence[LimitLine]) -> list[LineState | None]:
     """`states` in the order of `lines` (the stores answer in that order; this does not rely on it)."""
     if len(states) == len(lines) and all(
@@ -430,4 +507,11 @@ def _aligned(states: Sequence[LineState], lines: Sequence[LimitLine]) -> list[Li
 
 def rule_of(rule: LimitRuleSettings) -> LimitRule:
     """A `[[limits.rules]]` entry as a `LimitRule`."""
-    return LimitRule(rule.line(), rule.mode, rule.rollout_percent, rule.rollout_by, rule.rule_id)
+    return LimitRule(
+        rule.line(),
+        rule.mode,
+        rule.rollout_percent,
+        rule.rollout_by,
+        rule.rule_id,
+        substitute_model=rule.substitute_model,
+    )

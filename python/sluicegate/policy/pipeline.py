@@ -48,7 +48,7 @@ from sluicegate.policy.limits import LimitPolicy
 from sluicegate.policy.loops import LoopPolicy
 from sluicegate.policy.models import ModelPolicy, ModelRules
 from sluicegate.policy.redaction import Redactor
-from sluicegate.policy.spend import SpendGuard, SpendPolicy
+from sluicegate.policy.spend import SpendGuard, SpendPolicy, Substitution
 from sluicegate.proxy.egress import TenantUrls
 from sluicegate.proxy.http1 import NativeUpstream
 from sluicegate.proxy.providers import Provider, Router
@@ -349,26 +349,28 @@ class Gateway:
             # Rate limits count the body as it goes upstream (redacted), so a tokens limit's input
             # estimate is the spend step's too: the body is walked for it once.
             est = None
+            asking = model  # the model the call goes to as far as caps and limits are concerned
+            route = partial(self._substitute_route, fmt, identity, rules)
             if self.limits is not None:
-                limited = await self.limits.acquire(identity, fmt, body, provider.name)
+                limited = await self.limits.acquire(identity, fmt, body, provider.name, model, route)
                 info.headers = limited.headers
                 info.events += limited.events  # kept should a later step refuse the call
                 est = limited.input_estimate
+                if limited.substitution is not None:  # a full limit sent the call to another model
+                    routed = None  # the substitute is routed the plain way
+                    provider, upstream_model, credential = self._substituted(
+                        info, identity, model, limited.substitution
+                    )
+                    asking = limited.substitution.model
             lines = self.spend.lines_for(identity) if self.spend is not None else ()
             if lines:
                 assert self.spend is not None
-                route = partial(self._substitute_route, fmt, identity, rules)
-                guard = await self.spend.reserve(fmt, body, provider, upstream_model, lines, route, est)
+                guard = await self.spend.reserve(fmt, body, provider, upstream_model, lines, route, est, asking)
                 if guard.substitution is not None:  # a cap sent the call to a cheaper model
-                    sub = guard.substitution
-                    routed = None  # the substitute is routed the plain way
-                    provider, upstream_model = sub.provider, sub.upstream_model
-                    info.model, info.provider, info.provider_kind = upstream_model, provider.name, provider.kind
-                    credential = self.view.provider_credential(identity.workspace, provider.name) if self.view else None
+                    routed = None
+                    provider, upstream_model, credential = self._substituted(info, identity, asking, guard.substitution)
                     if limited is not None:
                         limited.provider = provider.name  # a provider's 429 is the substitute's
-                    said = f"{model} -> {sub.model}".encode("latin-1", "replace")
-                    info.headers = [*(info.headers or ()), (b"x-sluicegate-substituted", said)]
             tap = fmt.tap(body, redactor.response_filter(scan) if redactor and scan else None) if stream else None
             fmt.prepare(body)
             if upstream_model != model:
@@ -440,6 +442,19 @@ class Gateway:
         except GatewayError:
             return model
         return model.split("@", 1)[0] if provider.kind == "mock" else model
+
+    def _substituted(
+        self, info: CallInfo, identity: Identity, model: str, sub: Substitution
+    ) -> tuple[Provider, str, ProviderCredential | None]:
+        """Send the call to `sub` instead of `model`: the call's record and headers say so
+        (`x-sluicegate-substituted: <asked> -> <substitute>`); the substitute's provider, model
+        name and the workspace's credential for that provider."""
+        provider = sub.provider
+        info.model, info.provider, info.provider_kind = sub.upstream_model, provider.name, provider.kind
+        said = f"{model} -> {sub.model}".encode("latin-1", "replace")
+        info.headers = [*(info.headers or ()), (b"x-sluicegate-substituted", said)]
+        credential = self.view.provider_credential(identity.workspace, provider.name) if self.view else None
+        return provider, sub.upstream_model, credential
 
     def _substitute_route(
         self, fmt: WireFormat, identity: Identity, rules: ModelRules | None, model: str

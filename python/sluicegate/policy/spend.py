@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -167,6 +168,8 @@ class SpendPolicy:
         self._lines = settings.lines()
         self._rollouts = tuple(c.rollout_percent for c in settings.caps)  # per line of `_lines`
         self._by_identity: dict[Identity, tuple[CapLine, ...]] = {}
+        # Caps that substitute from a percent on: their (spent, reserved) reused until a time.
+        self._usage: dict[tuple[str, str, str, str], list[Any]] = {}
         # The control plane's caps for a caller (its view's `cap_lines`), when it runs: read from
         # memory on every call, since a reload may change them.
         self.policy_lines: Callable[[Identity], tuple[CapLine, ...]] | None = None
@@ -230,6 +233,7 @@ class SpendPolicy:
         lines: tuple[CapLine, ...],
         route: Callable[[str], tuple[Provider, str]] | None = None,
         est: Estimate | None = None,
+        requested: str | None = None,
     ) -> SpendGuard:
         """Reserve the request's worst case on `lines`; returns the guard. A clamp lowers `body`'s
         output limit in place (the body forwarded is always the one parsed, so no flag is needed).
@@ -238,6 +242,15 @@ class SpendPolicy:
         instead (routed by `route`), priced and reserved again at that model's prices on every
         line: the guard's `substitution` says where, and the pipeline sends it there. A substitute
         that does not fit either (or is not routed) is refused like the original.
+
+        A `substitute` cap with `substitute_at_percent` substitutes earlier: a call to another
+        model than its substitute (`requested`, the model name the caller asked for after aliases)
+        that would take the cap's spent and reserved past that percent of its limit goes to the
+        substitute, if the substitute can be routed and priced (else the call goes on as asked,
+        with a `substitute_failed` event). The figures are the store's, reused for
+        `spend.substitute_check_s` with this instance's reservations added meanwhile: the switch
+        happens within that interval of the percent being passed (the cap itself stays exact). A
+        monitor-mode cap only reports `would_substitute`.
 
         Raises:
             SpendLimitExceeded: a cap would be crossed (402).
@@ -250,6 +263,12 @@ class SpendPolicy:
         if est is None:  # else the rate-limit step's, of the same body
             est = estimate(body, fmt.name, s.estimate)
         price, amount, worst, min_clamp = self._priced(est, provider, model)
+        events: list[PolicyEvent] = []
+        substitution = early = None
+        if route is not None and any(line.substitute_at_percent is not None for line in lines):
+            early = await self._early_substitute(est, model, requested, amount, lines, route, events)
+            if early is not None:
+                (substitution, price, amount, worst, min_clamp), said = early
         try:
             result = await self.store.reserve(lines, amount, min_clamp_nusd=min_clamp)
         except StoreUnavailable as exc:
@@ -259,22 +278,28 @@ class SpendPolicy:
                     "spend caps cannot be checked right now (the spend store is unreachable); retry shortly",
                     code="spend_store_unavailable",
                 )
-                down.events = [event]
+                down.events = [*events, event]
                 raise down from exc
-            return SpendGuard(self, None, price, [event])
-        events = [_refusal_event("would_refuse", r) for r in result.monitored]
+            return SpendGuard(self, None, price, [*events, event], substitution)
+        events += [_refusal_event("would_refuse", r) for r in result.monitored]
         events += _alert_events(result.alerts)
-        substitution = None
         if result.refusal is not None:
             refusal = result.refusal
             target = refusal.line.substitute_model
-            if target is None or route is None:
+            if early is not None:  # the substitute, sent for a percent passed, does not fit either
+                detail = {**said.detail, "reason": "does_not_fit"}
+                events.append(dataclasses.replace(said, action="substitute_failed", detail=detail))
+            if target is None or route is None or (substitution is not None and substitution.model == target):
                 err: GatewayError = refusal_error(refusal)
                 err.events = [*events, _refusal_event("refuse", refusal)]
                 raise err
             substitution, price, amount, worst, result = await self._substitute(
                 est, model, refusal, target, route, lines, events
             )
+        elif early is not None:
+            events.append(early[1])
+        if self._usage and result.reservation is not None:
+            self._count_reserved(result.reservation)
         clamp_to = result.clamp_to_nusd
         if clamp_to is None and amount < worst and result.reservation is not None:
             clamp_to = result.reservation.amount_nusd
@@ -283,6 +308,83 @@ class SpendPolicy:
             clamp_output(body, fmt.name, tokens)
             events.append(PolicyEvent("spend", "clamp", "", "request", detail={"max_output_tokens": tokens}))
         return SpendGuard(self, result.reservation, price, events, substitution)
+
+    def _reprice(
+        self, est: Estimate, target: str, route: Callable[[str], tuple[Provider, str]]
+    ) -> tuple[Substitution, ModelPrice, int, int, int]:
+        """Where `target` goes and what the request costs there: (substitution, price, amount,
+        worst case, least clamp amount).
+
+        Raises:
+            GatewayError: `target` is not routed, not allowed for the caller, or has no price.
+        """
+        to_provider, to_model = route(target)
+        price, amount, worst, min_clamp = self._priced(est, to_provider, to_model)
+        return Substitution(target, to_provider, to_model), price, amount, worst, min_clamp
+
+    async def _early_substitute(
+        self,
+        est: Estimate,
+        model: str,
+        requested: str | None,
+        amount: int,
+        lines: tuple[CapLine, ...],
+        route: Callable[[str], tuple[Provider, str]],
+        events: list[PolicyEvent],
+    ) -> tuple[tuple[Substitution, ModelPrice, int, int, int], PolicyEvent] | None:
+        """The substitution of the first `substitute_at_percent` cap this call of `amount` would
+        take past its percent (see `reserve`) and its `substitute` event (to record once the
+        substitute is reserved), or None; other events go to `events`."""
+        for line in lines:
+            pct, target = line.substitute_at_percent, line.substitute_model
+            if pct is None or target is None or target == requested:
+                continue
+            spent, reserved = await self._usage_of(line)
+            if spent + reserved + amount <= line.limit_nusd * pct // 100:
+                continue
+            detail = _cap_detail(
+                line, from_model=model, to_model=target, percent=pct, spent_nusd=spent, reserved_nusd=reserved
+            )
+            if not line.enforced:
+                events.append(PolicyEvent("spend", "would_substitute", "", line.level, detail=detail))
+                continue
+            try:
+                found = self._reprice(est, target, route)
+            except GatewayError as exc:
+                log.warning("the substitute model of a %s cap cannot be used: %s", line.level, exc.code)
+                detail["reason"] = exc.code
+                events.append(PolicyEvent("spend", "substitute_failed", "", line.level, detail=detail))
+                continue
+            return found, PolicyEvent("spend", "substitute", "", line.level, detail=detail)
+        return None
+
+    async def _usage_of(self, line: CapLine) -> tuple[int, int]:
+        """`(spent, reserved)` of `line` now: the store's figures, reused for
+        `spend.substitute_check_s` (Redis backends) with this instance's reservations added
+        (`_count_reserved`); (0, 0) while the store cannot be reached (the reserve that follows
+        meets the same store and answers for it)."""
+        assert self.store is not None
+        interval = 0.0 if self.settings.backend == "local" else self.settings.substitute_check_s
+        now = time.monotonic()
+        held = self._usage.get(line.bucket_name)
+        if held is not None and held[0] > now:
+            return held[1], held[2]
+        try:
+            spent, reserved = await self.store.snapshot(line)
+        except StoreUnavailable:
+            return 0, 0
+        if interval > 0:
+            if len(self._usage) >= 10_000:
+                self._usage.clear()
+            self._usage[line.bucket_name] = [now + interval, spent, reserved]
+        return spent, reserved
+
+    def _count_reserved(self, reservation: Reservation) -> None:
+        """Add a reservation to the reused figures of its lines (see `_usage_of`)."""
+        for line in reservation.lines:
+            held = self._usage.get(line.bucket_name)
+            if held is not None:
+                held[2] += reservation.amount_nusd
 
     async def _substitute(
         self,
@@ -307,8 +409,7 @@ class SpendPolicy:
             return err
 
         try:
-            to_provider, to_model = route(target)
-            price, amount, worst, min_clamp = self._priced(est, to_provider, to_model)
+            substitution, price, amount, worst, min_clamp = self._reprice(est, target, route)
         except GatewayError as exc:
             log.warning("the substitute model of a %s cap cannot be used: %s", line.level, exc.code)
             raise refused(exc.code, refusal) from None
@@ -322,4 +423,4 @@ class SpendPolicy:
         events += _alert_events(result.alerts)
         detail = _cap_detail(line, from_model=model, to_model=target, requested_nusd=refusal.requested_nusd)
         events.append(PolicyEvent("spend", "substitute", "", line.level, detail=detail))
-        return Substitution(target, to_provider, to_model), price, amount, worst, result
+        return substitution, price, amount, worst, result

@@ -90,8 +90,14 @@ def check_entity_org(level: Level, entity_id: str, org: str | None, what: str) -
         raise ValueError(f"an org {what}'s `org` (if given) must equal its `id`")
 
 
-def check_substitute(on_insufficient: str, substitute_model: str | None) -> None:
-    """A `substitute` cap names its model, and only such a cap does (ValueError otherwise)."""
+def check_substitute(on_insufficient: str, substitute_model: str | None, at_percent: int | None = None) -> None:
+    """A `substitute` cap names its model, and only such a cap does; only it may substitute from a
+    percent of the cap on (`substitute_at_percent`, 1 to 99) (ValueError otherwise)."""
+    if at_percent is not None:
+        if on_insufficient != "substitute":
+            raise ValueError("substitute_at_percent is for caps with on_insufficient = 'substitute'")
+        if isinstance(at_percent, bool) or not isinstance(at_percent, int) or not 1 <= at_percent <= 99:
+            raise ValueError("substitute_at_percent is a whole percent from 1 to 99 (100 is the cap itself)")
     if on_insufficient == "substitute" and not substitute_model:
         raise ValueError("on_insufficient = 'substitute' needs substitute_model, the model to send calls to instead")
     if on_insufficient != "substitute" and substitute_model is not None:
@@ -124,6 +130,9 @@ class CapLine:
             reserved and settled at that model's prices (refused if it does not fit either).
         thresholds: percents of the limit that raise an alert once per window, ascending.
         substitute_model: the model a `substitute` cap sends calls to (routed like a requested one).
+        substitute_at_percent: a `substitute` cap with this substitutes before it is full: a call
+            to another model that would take the cap's spent and reserved past this percent of the
+            limit goes to `substitute_model` (see `policy.spend`; None: only when it does not fit).
 
     Raises:
         ValueError: a limit out of range, an empty id, bad thresholds, or a substitute cap
@@ -139,11 +148,12 @@ class CapLine:
     on_insufficient: OnInsufficient = "refuse"
     thresholds: tuple[int, ...] = DEFAULT_THRESHOLDS
     substitute_model: str | None = None
+    substitute_at_percent: int | None = None
 
     def __post_init__(self) -> None:
         if not self.entity_id or not self.org_id:
             raise ValueError("a cap needs an entity id and an organization id")
-        check_substitute(self.on_insufficient, self.substitute_model)
+        check_substitute(self.on_insufficient, self.substitute_model, self.substitute_at_percent)
         if self.level == "org" and self.entity_id != self.org_id:
             raise ValueError("an org cap's entity id is the organization's id")
         if isinstance(self.limit_nusd, bool) or not 0 <= self.limit_nusd <= MAX_NUSD:
@@ -198,6 +208,7 @@ class CapSettings(_Section):
     locked: bool = False  # a floor: the control plane's caps on this entity and below stay under it
     rollout_percent: float = Field(100.0, ge=0, le=100)  # enforce for this share of keys, monitor the rest
     substitute_model: str | None = Field(default=None, min_length=1, max_length=MODEL_NAME_MAX)
+    substitute_at_percent: int | None = Field(default=None, ge=1, le=99)  # substitute from this percent on
 
     @field_validator("limit_usd")
     @classmethod
@@ -209,7 +220,7 @@ class CapSettings(_Section):
     def _org_given(self) -> CapSettings:
         check_entity_org(self.level, self.id, self.org, "cap")
         check_locked_rollout(self.locked, self.rollout_percent, "cap")
-        check_substitute(self.on_insufficient, self.substitute_model)
+        check_substitute(self.on_insufficient, self.substitute_model, self.substitute_at_percent)
         return self
 
     @property
@@ -228,6 +239,7 @@ class CapSettings(_Section):
             on_insufficient=self.on_insufficient,
             thresholds=self.thresholds if self.thresholds is not None else default_thresholds,
             substitute_model=self.substitute_model,
+            substitute_at_percent=self.substitute_at_percent,
         )
 
 
@@ -311,6 +323,9 @@ class SpendSettings(_Section):
             max_tokens for a model whose limit is unknown.
         min_clamp_output_tokens: a clamped request must still afford this many output tokens.
         estimate: the input-token estimate's padding.
+        substitute_check_s: how long a cap's spent and reserved, read for a cap that substitutes
+            from a percent on (`substitute_at_percent`), are reused before being read again from
+            Redis (0: on every call; the local backend always reads its buckets).
     """
 
     enabled: bool = True
@@ -332,6 +347,7 @@ class SpendSettings(_Section):
     default_output_limit_tokens: int = Field(default=32_768, ge=1)
     min_clamp_output_tokens: int = Field(default=256, ge=1)
     estimate: EstimateSettings = EstimateSettings()
+    substitute_check_s: float = Field(default=1.0, ge=0, le=60)
 
     @field_validator("thresholds")
     @classmethod

@@ -37,6 +37,7 @@ function capRow(c = {}) {
     field("Mode", select("mode", MODES, c.mode || "enforce", { dataset: { loc: "mode" } })),
     field("When the rest is too small", select("on_insufficient", INSUFFICIENT, c.on_insufficient || "refuse", { dataset: { loc: "on_insufficient" } })),
     field("Substitute model", h("input", { name: "substitute_model", value: c.substitute_model || "", size: 16, placeholder: "when substituting", dataset: { loc: "substitute_model" } })),
+    field("Substitute from (%)", h("input", { name: "substitute_at_percent", type: "number", min: 1, max: 99, value: c.substitute_at_percent ?? "", size: 4, placeholder: "when full", dataset: { loc: "substitute_at_percent" } })),
     field("Alert thresholds (%)", h("input", { name: "thresholds", value: (c.thresholds || []).join(", "), size: 10, placeholder: "50, 80, 100", dataset: { loc: "thresholds" } })),
     rolloutField(c),
     field("Locked", h("input", { name: "locked", type: "checkbox", checked: c.locked, dataset: { loc: "locked" } }), { class: "check" }),
@@ -83,6 +84,8 @@ function readPolicy(form) {
       rollout_percent: Number(val(row, "rollout_percent").value || 100) };
     const sub = val(row, "substitute_model").value.trim();
     if (sub) cap.substitute_model = sub;
+    const from = val(row, "substitute_at_percent").value;
+    if (from) cap.substitute_at_percent = Number(from);
     const t = val(row, "thresholds").value.split(/[\s,]+/).filter(Boolean).map(Number);
     if (t.length) cap.thresholds = t;
     return cap;
@@ -113,7 +116,7 @@ function effectiveView(ctx, eff) {
     h("h3", {}, "Caps"),
     table(["level", "window", "limit ($)", "mode", "when short", "from", "locked"], eff.caps.map((c) =>
       h("tr", {}, h("td", {}, `${c.level} ${nameOf(ctx, c.entity_id)}`), h("td", {}, c.window), h("td", { class: "num" }, usd(c.limit_nusd)), h("td", {}, c.mode + rolloutNote(c)),
-        h("td", {}, c.on_insufficient + (c.substitute_model ? ` → ${c.substitute_model}` : "")), h("td", {}, c.origin + (c.clamped_from ? " (lowered by a lock)" : "")), h("td", {}, c.locked ? "locked" : "")))),
+        h("td", {}, c.on_insufficient + (c.substitute_model ? ` → ${c.substitute_model}` : "") + (c.substitute_at_percent ? ` from ${c.substitute_at_percent}%` : "")), h("td", {}, c.origin + (c.clamped_from ? " (lowered by a lock)" : "")), h("td", {}, c.locked ? "locked" : "")))),
     h("h3", {}, "Redaction rules"),
     table(["types", "action", "direction", "from", "locked"], eff.redaction.map((r) =>
       h("tr", {}, h("td", {}, r.entities.join(", ")), h("td", {}, r.action + rolloutNote(r)), h("td", {}, r.direction),

@@ -1,5 +1,5 @@
 // The rate limits of a policy: an editor section for the policy form (kind, limit, window, mode,
-// rollout, locked; the API's field errors land at the field), and a key's effective limits with
+// rollout, what a call does with Redis down, a substitute model instead of the 429, locked; the API's field errors land at the field), and a key's effective limits with
 // where each comes from. policies.js calls `limitSection` once and uses what it returns.
 import { field, h, nameOf, select, table } from "../api.js";
 
@@ -24,6 +24,7 @@ function limitRow(l = {}) {
     field("Rollout (%)", h("input", { name: "rollout_percent", type: "number", min: 0, max: 100, step: "any", value: l.rollout_percent ?? 100, size: 5, dataset: { loc: "rollout_percent" } })),
     field("Rollout by", select("rollout_by", ROLLOUT_BY, l.rollout_by || "key", { dataset: { loc: "rollout_by" } })),
     field("Redis down", select("on_redis_error", STORE_ERROR, l.on_redis_error || "", { dataset: { loc: "on_redis_error" } })),
+    field("When full, substitute", h("input", { name: "substitute_model", value: l.substitute_model || "", size: 16, placeholder: "refuse (429)", dataset: { loc: "substitute_model" } })),
     field("Locked", h("input", { name: "locked", type: "checkbox", checked: l.locked, dataset: { loc: "locked" } }), { class: "check" }),
     h("button", { type: "button", class: "danger", "aria-label": "Remove limit", onclick: () => row.remove() }, "Remove"));
   return row;
@@ -43,7 +44,7 @@ function inShare(l) {
 function effectiveLimits(ctx, eff) {
   const origin = (level, id) => (level === "operator" ? "operator (configuration)" : `${level} ${nameOf(ctx, id)}`);
   const rows = (eff.limits || []).map((l) => h("tr", {},
-    h("td", {}, `${l.level} ${nameOf(ctx, l.entity_id)}`), h("td", {}, describe(l)), h("td", {}, l.mode),
+    h("td", {}, `${l.level} ${nameOf(ctx, l.entity_id)}`), h("td", {}, describe(l) + (l.substitute_model ? `, then ${l.substitute_model}` : "")), h("td", {}, l.mode),
     h("td", { class: "num" }, `${l.rollout_percent}% of ${l.rollout_by}s` + inShare(l)),
     h("td", {}, origin(l.origin, l.origin_id) + (l.raised_from ? ` (raised from ${describe({ ...l, limit: l.raised_from.limit })}, ${l.raised_from.mode})` : "")),
     h("td", {}, l.locked ? "locked" : "")));
@@ -68,6 +69,8 @@ export function limitSection(limits, ctx) {
         rollout_percent: Number(val("rollout_percent").value), rollout_by: val("rollout_by").value, locked: val("locked").checked };
       if (limit.kind !== "concurrent") limit.window_s = Number(val("window_s").value);
       if (val("on_redis_error").value) limit.on_redis_error = val("on_redis_error").value;
+      const sub = val("substitute_model").value.trim();
+      if (sub) limit.substitute_model = sub;
       return limit;
     });
   }
