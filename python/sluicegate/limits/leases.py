@@ -65,9 +65,6 @@ __all__ = ["LeasedLimitStore"]
 
 log = logging.getLogger("sluicegate.limits")
 
-# A grant's handle when every line it holds is a window line (admitted from leases).
-_WINDOWS_ONLY = "windows"
-
 
 @dataclass(slots=True)
 class _Lease:
@@ -206,8 +203,8 @@ class LeasedLimitStore:
             for held_lease, cost in zip(held, costs, strict=True):
                 held_lease.room -= cost
                 held_lease.n_used += 1
-            # handle=_WINDOWS_ONLY: `finish` need not look for concurrent lines.
-            grant = Grant(gid, lines, costs, t, tuple([h.counted_slot for h in held]), _WINDOWS_ONLY, False, skew)
+            tickets = tuple([h.counted_slot for h in held])
+            grant = Grant(gid, lines, costs, t, tickets, None, False, skew, in_flight=False)
             return LimitResult(grant, None, [], [self._state(h, t) for h in held])
         short = any(
             lease is not None and (lease.slot != s or lease.room < cost)
@@ -399,7 +396,7 @@ class LeasedLimitStore:
             log.exception("limits: finish failed")
 
     async def _finish(self, grant: Grant, deltas: list[int], t: int) -> None:
-        if grant.handle is not _WINDOWS_ONLY and any(line.kind == "concurrent" for line in grant.lines):
+        if grant.in_flight and any(line.kind == "concurrent" for line in grant.lines):
             # One call anyway: the window deltas go with it.
             keys, args = self.redis.finish_args(grant, deltas, t)
             await self.redis.run(self.redis.finish_script, keys, args)

@@ -133,6 +133,8 @@ class Grant:
         done: finished; a second finish is a no-op.
         clock_skew_ms: how far the caller's clock (`now_ms`) was from the system's at acquire (0
             in production); a finish without `now_ms` keeps to that clock.
+        in_flight: whether it may hold entries of `concurrent` lines; a store that admitted it
+            from window lines alone says False, so its `finish` need not look for them.
     """
 
     id: str
@@ -143,6 +145,7 @@ class Grant:
     handle: Any = None
     done: bool = False
     clock_skew_ms: int = 0
+    in_flight: bool = True
 
 
 @dataclass(slots=True)
