@@ -37,7 +37,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
@@ -90,6 +90,7 @@ _UNAVAILABLE_ERRORS: dict[type[Exception], str] = {
 }
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
+ANNOUNCE_CONNECT_S = 2.0  # an announcement client's bound on connecting (and on asking the sentinels)
 
 RedisClient = aioredis.Redis | RedisCluster
 
@@ -197,7 +198,11 @@ def announcer(url: str, *, timeout_s: float | None, attempt: int = 0) -> aioredi
     """A client for the control plane's change announcements (PUBLISH, SUBSCRIBE). With a
     `redis+cluster://` URL it is a client of one of the listed nodes, the next one at each
     `attempt`: a PUBLISH on any node of a Redis Cluster reaches the subscribers of every node.
-    `timeout_s` None: no read timeout (a subscriber waits)."""
+    With a `redis+sentinel://` URL it is a client of the primary the sentinels name when it
+    connects (a subscriber cut off by a fail-over subscribes again on the promoted one).
+    `timeout_s` None: no read timeout (a subscriber waits); connecting is bounded either way."""
+    if url.partition("://")[0].lower() in SENTINEL_SCHEMES:
+        return _sentinel(url, timeout_s=ANNOUNCE_CONNECT_S, max_connections=2, read_timeout_s=timeout_s)
     if is_cluster_url(url):
         single, userinfo, hosts, tail = _split_cluster_url(url)
         nodes = hosts.split(",")
@@ -219,11 +224,15 @@ class _SentinelRedis(aioredis.Redis):
             await sentinel.aclose()
 
 
-def _sentinel(url: str, *, timeout_s: float, max_connections: int) -> aioredis.Redis:
+def _sentinel(
+    url: str, *, timeout_s: float, max_connections: int, read_timeout_s: float | Literal["same"] | None = "same"
+) -> aioredis.Redis:
     """`redis+sentinel://[user:password@]sentinel:26379[,sentinel:26379...]/<service>[/<db>]`:
     the primary of `service` as the sentinels name it (asked again after a failure); `user:password`
     and the query (TLS options; `sentinel_username`, `sentinel_password` for the sentinels' own
-    login) as for one Redis."""
+    login) as for one Redis. `timeout_s` bounds connecting, each call to the sentinels and waiting
+    for a connection; `read_timeout_s` each call to the primary (`same`: `timeout_s`; None: none,
+    for a subscriber)."""
     single, userinfo, hosts, tail = _split_cluster_url(url)
     path, _, query = tail.partition("?")
     parts = [p for p in path.split("/") if p]
@@ -246,6 +255,8 @@ def _sentinel(url: str, *, timeout_s: float, max_connections: int) -> aioredis.R
         k.removeprefix("sentinel_"): options.pop(k) for k in ("sentinel_username", "sentinel_password") if k in options
     }
     sentinel = Sentinel(sentinels, sentinel_kwargs={**bounds, **own})
+    if read_timeout_s != "same":
+        bounds["socket_timeout"] = read_timeout_s
     return sentinel.master_for(
         parts[0],
         redis_class=_SentinelRedis,

@@ -2,7 +2,7 @@
 against real servers: a primary, its replica and a sentinel. The store writes to the primary the
 sentinel names; after the primary is killed (SIGKILL) and the sentinel promotes the replica, the
 calls in the switch are StoreUnavailable at worst, then the same store writes to the promoted
-replica with the books intact."""
+replica with the books intact. The control plane's change announcements follow the primary too."""
 
 from __future__ import annotations
 
@@ -13,11 +13,20 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.conftest import REAL_CLOCK, Server, free_port, spawn
+from tests.integration.test_control_store import ACTOR
 from tests.redis_cluster import cli, info_field
+from tests.unit.control.pg import control_settings, pg_database  # noqa: F401  (fixtures)
 
+from sluicegate.control.models import api_keys
+from sluicegate.control.schemas import KeyIn
+from sluicegate.control.settings import ControlSettings
+from sluicegate.control.store import CHANNEL, ControlStore
+from sluicegate.control.view import ControlView
+from sluicegate.errors import Unauthenticated
 from sluicegate.redis_scripts import connect
 from sluicegate.spend.caps import CapLine
 from sluicegate.spend.redis_store import RedisStore
@@ -108,3 +117,48 @@ async def test_the_store_follows_the_primary_sentinel_names(sentinel: tuple[Serv
         assert await direct.snapshot(CAP) == (6_000, 0)
     finally:
         await direct.close()
+
+
+async def test_control_announcements_follow_the_primary(
+    control_settings: ControlSettings,  # noqa: F811
+    sentinel: tuple[Server, Server, int],
+) -> None:
+    """A key revoked on one control store stops at once at a view of another (no polling) through
+    the primary the sentinel names, and again after a fail-over: the subscriber, cut off with the
+    old primary, subscribes on the promoted one, and the next announcement reaches it there."""
+    server, primary_proc, replica = sentinel
+    url = f"redis+sentinel://127.0.0.1:{server.port}/sg"
+    settings = ControlSettings.model_validate({**dict(control_settings), "redis_url": url})
+    writer, reader = ControlStore(settings), ControlStore(settings)
+    await writer.open()
+    await reader.open()
+    view = ControlView(reader)
+
+    def subscribers(port: int) -> list[str]:
+        return cli(port, "pubsub", "numsub", CHANNEL).split()[1:]
+
+    async def revoked_at_once(row: dict[str, Any], key: str) -> None:
+        view.authenticate(f"Bearer {key}".encode(), None)
+        await writer.revoke_key(ACTOR, (await writer.one(api_keys, row["id"])) or {})
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if view.version == await writer.version():
+                break
+        with pytest.raises(Unauthenticated):
+            view.authenticate(f"Bearer {key}".encode(), None)
+
+    try:
+        org = await writer.create_org(ACTOR, "acme")
+        ws = await writer.create_workspace(ACTOR, org["id"], "prod")
+        first, second = [await writer.create_key(ACTOR, ws, KeyIn(name=n)) for n in ("a", "b")]
+        await view.start(poll=False)
+        await asyncio.to_thread(until, lambda: subscribers(primary_proc.port) == ["1"])
+        await revoked_at_once(*first)
+        os.kill(primary_proc.proc.pid, signal.SIGKILL)  # the sentinel promotes the replica
+        await asyncio.to_thread(until, lambda: info_field(cli(replica, "info", "replication"), "role") == "master")
+        await asyncio.to_thread(until, lambda: subscribers(replica) == ["1"])
+        await revoked_at_once(*second)
+    finally:
+        await view.stop()
+        await writer.close()
+        await reader.close()
