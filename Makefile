@@ -187,6 +187,10 @@ loadtest: build
 cluster: build
 	$(BIN)/python loadtest/run.py --cluster $(LOADTEST_ARGS)
 
+.PHONY: cluster-redis ## the same with caps and limits on a Redis Cluster (three primaries, three replicas)
+cluster-redis: build
+	$(BIN)/python loadtest/run.py --cluster --redis-cluster $(LOADTEST_ARGS)
+
 ##@ Housekeeping
 
 .PHONY: clean ## remove .venv, target/, built modules and caches

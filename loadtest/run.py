@@ -10,10 +10,15 @@ window that admitted more than its limit.
 
 `--cluster` starts three gateway instances sharing the Redis behind nginx (its own config in a
 temporary directory, from `loadtest/nginx-cluster.conf.template`) and sends the load through nginx.
+`--redis-cluster` puts caps and limits on a real Redis Cluster instead (three primaries, three
+replicas, `redis-server --cluster-enabled yes`; the gateways connect with `redis+cluster://`).
+Either way the report gives the Redis commands and the Redis CPU time a request costs (INFO
+commandstats and INFO cpu of the primaries, before and after the load).
 `--host URL --key KEY` starts nothing and loads an existing deployment instead.
 
     .venv/bin/python loadtest/run.py                      # about 60 s
     .venv/bin/python loadtest/run.py --cluster            # three instances behind nginx
+    .venv/bin/python loadtest/run.py --cluster --redis-cluster   # ... on a Redis Cluster
     .venv/bin/python loadtest/run.py --run-time 20 --users 16 --scenarios plain,stream
     .venv/bin/python loadtest/run.py --host https://llm.example.com --key "$SLUICEGATE_KEY" --model gpt-4o-mini
 """
@@ -261,6 +266,7 @@ class Stack:
     redis_url: str | None
     prefix: str
     gateways: list[Proc]
+    redis_ports: list[int] = field(default_factory=list)  # the Redis primaries (one without a cluster)
 
 
 @contextlib.contextmanager
@@ -270,17 +276,28 @@ def local_stack(args: argparse.Namespace, logs: Path) -> Iterator[Stack]:
     work = Path(tempfile.mkdtemp(prefix="sluicegate-loadtest-"))
     other_cpu = "1" if args.pin else None
     gw_cpu = "0" if args.pin else None
+    nodes = contextlib.ExitStack()
     try:
         port = free_port()
         mock = procs.spawn("mock", [str(BIN / "sluicegate"), "mock", "--port", str(port)], port, cpu=other_cpu)
         redis = None
-        if args.backend == "redis":
+        redis_ports: list[int] = []
+        if args.redis_cluster:
+            sys.path.insert(0, str(ROOT))  # the test suite's real-cluster helper, reused
+            from tests.redis_cluster import redis_cluster, skip_reason
+
+            why = skip_reason()
+            if why:
+                sys.exit(f"loadtest: --redis-cluster: {why}")
+            cluster = nodes.enter_context(redis_cluster(work / "redis-cluster"))
+            redis, redis_ports = cluster.url, sorted(cluster.primaries())
+        elif args.backend == "redis":
             if shutil.which("redis-server") is None:
                 sys.exit("loadtest: needs redis-server (apt-get install redis-server), or --backend local")
             port = free_port()
             argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
             procs.spawn("redis", [*argv, "--dir", str(work), "--daemonize", "no"], port, cpu=other_cpu)
-            redis = f"redis://127.0.0.1:{port}/0"
+            redis, redis_ports = f"redis://127.0.0.1:{port}/0", [port]
         main, tenants, budget, limited = make_keys()
         prefix = "lt" + datetime.datetime.now(datetime.UTC).strftime("%H%M%S")
         config = work / "sluicegate.toml"
@@ -313,10 +330,44 @@ def local_stack(args: argparse.Namespace, logs: Path) -> Iterator[Stack]:
             port = free_port()
             conf = render_nginx_conf(work, port, [g.port for g in gateways])
             host = procs.spawn("nginx", nginx_argv(nginx, work, conf), port, cpu=other_cpu).url
-        yield Stack(host, main, tenants, budget, limited, redis, prefix, gateways)
+        yield Stack(host, main, tenants, budget, limited, redis, prefix, gateways, redis_ports)
     finally:
         procs.stop_all()
+        nodes.close()
         shutil.rmtree(work, ignore_errors=True)
+
+
+# ── Redis: commands and CPU (per request, for capacity figures) ─────────────────────────────────
+
+# Commands that are no part of serving a request: the clients' discovery and this report's own.
+_NOT_SERVING = frozenset({"info", "cluster", "ping", "command", "hello", "client", "readonly", "config"})
+_SCRIPT_CALLS = frozenset({"evalsha", "eval", "evalsha_ro", "eval_ro", "fcall", "fcall_ro", "script"})
+_DIRECT = frozenset({"publish"})  # called outside scripts only (a snapshot's HMGET is told from scripts' by nothing)
+
+
+def redis_figures(ports: list[int]) -> dict[str, float]:
+    """Per command (INFO commandstats: calls) and `cpu_s` (INFO cpu: user plus sys), summed over
+    the Redis primaries on `ports`."""
+    import redis as sync_redis
+
+    out: dict[str, float] = {"cpu_s": 0.0}
+    for port in ports:
+        client = sync_redis.Redis(port=port, socket_timeout=5)
+        try:
+            for name, stats in client.info("commandstats").items():
+                command = name.removeprefix("cmdstat_")
+                if command.split("|")[0] not in _NOT_SERVING:
+                    out[command] = out.get(command, 0) + stats["calls"]
+            cpu = client.info("cpu")
+            out["cpu_s"] += float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+        finally:
+            client.close()
+    return out
+
+
+def redis_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """What the load cost Redis: commands by name, and CPU seconds."""
+    return {k: after[k] - before.get(k, 0) for k in after if after[k] - before.get(k, 0) > 0}
 
 
 # ── CPU of the gateways (per request, for capacity figures) ──────────────────────────────────────
@@ -474,6 +525,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     local.add_argument("--instances", type=int, help="gateway instances (default 1, or 3 with --cluster)")
     local.add_argument("--workers", type=int, default=1, help="granian workers per gateway (default 1)")
     local.add_argument("--backend", choices=["redis", "local"], default="redis", help="spend backend (default redis)")
+    local.add_argument("--redis-cluster", action="store_true", help="caps and limits on a Redis Cluster (3+3 nodes)")
     local.add_argument("--lease", action="store_true", help="Redis with leases")
     local.add_argument("--pin", action="store_true", help="gateways on CPU 0, everything else on CPU 1 (taskset)")
     remote = p.add_argument_group("an existing deployment (nothing is started)")
@@ -489,6 +541,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     unknown = [s for s in args.scenarios if s not in SCENARIOS]
     if unknown:
         p.error(f"unknown scenarios {unknown}; known: {', '.join(SCENARIOS)}")
+    if args.redis_cluster:
+        args.backend = "redis"
     if args.cluster:
         args.backend = "redis"
         args.instances = args.instances or 3
@@ -545,10 +599,15 @@ def main(argv: list[str] | None = None) -> int:
             what = f"{args.instances} gateway(s) x {args.workers} worker(s), spend {args.backend}"
             what += " with leases" if args.lease else ""
             what += ", behind nginx" if args.cluster else ""
+            what += ", on a Redis Cluster" if args.redis_cluster else ""
             print(f"loadtest: {', '.join(args.scenarios)} through {what}, {args.run_time} s", flush=True)
             cpu0 = sum(tree_cpu_seconds(g.proc.pid) for g in stack.gateways)
+            redis0 = redis_figures(stack.redis_ports)
             run_locust(args, stack.host, env, out, classes)
             cpu["gateway_cpu_s"] = sum(tree_cpu_seconds(g.proc.pid) for g in stack.gateways) - cpu0
+            if stack.redis_ports:
+                time.sleep(1.5)  # settlements and lease reports still on their way
+                cpu["redis"] = redis_delta(redis0, redis_figures(stack.redis_ports))
             if stack.redis_url and "budget" in args.scenarios:
                 time.sleep(0.5)  # the last settlements
                 redis = asyncio.run(redis_budget(stack, args.budget_requests))
@@ -581,6 +640,18 @@ def report(
         cpu["gateway_cpu_busy"] = cpu["gateway_cpu_s"] / args.run_time / (args.instances * args.workers)
         print(f"gateway CPU: {cpu['gateway_cpu_us_per_request']:,.0f} µs per request, "
               f"{cpu['gateway_cpu_busy']:.0%} of each worker's core busy")  # fmt: skip
+    if cpu.get("redis") and total and total["requests"]:
+        used = dict(cpu["redis"])
+        redis_cpu = used.pop("cpu_s", 0.0)
+        n = total["requests"]
+        # A script call is one round trip; INFO counts the commands a script runs as well.
+        calls = sum(v for k, v in used.items() if k.split("|")[0] in _SCRIPT_CALLS)
+        cpu["redis_round_trips_per_request"] = (calls + sum(v for k, v in used.items() if k in _DIRECT)) / n
+        cpu["redis_commands_per_request"] = sum(used.values()) / n
+        cpu["redis_cpu_us_per_request"] = redis_cpu * 1e6 / n
+        print(f"Redis: {cpu['redis_round_trips_per_request']:.3f} calls per request "
+              f"({cpu['redis_commands_per_request']:.2f} commands run inside Redis), "
+              f"{cpu['redis_cpu_us_per_request']:,.1f} µs of the primaries' CPU per request")  # fmt: skip
     if counts.get("pii_checked"):
         print(f"PII: {counts['pii_checked']} answers checked, {counts['pii_leaks']} gave planted values back")
     if spend:
