@@ -128,10 +128,11 @@ class App:
             if self.tracing is not None:
                 queues[self.tracing.name] = self.tracing.stats
             models = [m for m, _ in self.gateway.router.listed_models()] + settings.metrics.models
-            # The file's caps' budgets, read from the spend store at scrape time (observe/budgets.py);
-            # without caps, their families are listed empty.
+            # The caps' budgets (the file's, then the control plane's), read from the spend store at
+            # scrape time (observe/budgets.py); without caps, their families are listed empty.
             lines = settings.spend.lines() if self.gateway.spend is not None else ()
-            self.budgets = CapBudgets(lines, self.gateway.cap_status)
+            policy_caps = self.control.view.all_cap_lines if self.control and self.gateway.spend else None
+            self.budgets = CapBudgets(lines, self.gateway.cap_status, policy_lines=policy_caps)
             directory = os.environ.get(METRICS_DIR_ENV)  # several workers: one scrape sums them
             workers = WorkerFiles(directory) if directory else None
             self.metrics = Metrics(models, queues, workers, [self.budgets])

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 import httpx
-from tests.conftest import Server, provider_saw
+from tests.conftest import Server, provider_saw, scrape
 
 MODEL = "mh/mock-gpt@chunks=10,chunk_size=4"  # 2 input + 10 output tokens: 22,000 nUSD at these prices
 
@@ -42,6 +42,12 @@ def test_workspace_policy_and_secret_act_on_requests(
     assert blocked.json()["error"]["code"] == "content_blocked"
     statuses = [chat(server, seed["key"]).status_code for _ in range(4)]
     assert statuses == [200, 200, 200, 402]
+    # The policy's cap in /metrics, as the store has it (the control plane's caps beside the file's).
+    labels = f'{{id="{ws}",level="workspace",org="{seed["org"]["id"]}",window="day"}}'
+    metrics = scrape(server.url)
+    assert f"sluicegate_cap_limit_nusd{labels} 66000.0" in metrics
+    assert f"sluicegate_cap_spent_nusd{labels} 66000.0" in metrics
+    assert f"sluicegate_cap_remaining_nusd{labels} 0.0" in metrics
 
     secret = {"value": "ws-provider-secret"}
     assert httpx.put(f"{server.url}/admin/v1/workspaces/{ws}/secrets/mh", json=secret, headers=admin).status_code == 200

@@ -74,6 +74,7 @@ class _State:
     workspace_org: dict[str, str] = field(default_factory=dict)
     redaction: dict[tuple[str, int], RedactionSettings] = field(default_factory=dict)
     mcp_servers: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = field(default_factory=dict)  # url, headers
+    all_caps: tuple[CapLine, ...] | None = None  # every policy's caps, made on first use
 
 
 class ControlView:
@@ -241,6 +242,15 @@ class ControlView:
 
     def effective_policy(self, identity: Identity) -> EffectivePolicy:
         return self._state.policies.get(identity.key_name) or EffectivePolicy()
+
+    def all_cap_lines(self) -> tuple[CapLine, ...]:
+        """Every cap the policies put in force (one per entity and window, as a lock above leaves
+        it), ordered by organization, level, entity and window; remembered per snapshot."""
+        st = self._state
+        if st.all_caps is None:
+            caps = {line.bucket_name: line for policy in st.policies.values() for line in policy.caps}
+            st.all_caps = tuple(caps[name] for name in sorted(caps))
+        return st.all_caps
 
     def cap_lines(self, identity: Identity) -> tuple[CapLine, ...]:
         """The spend caps on the caller's org, workspace, user and key (empty for config keys)."""
