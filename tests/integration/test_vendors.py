@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import anthropic
+import httpx
 import openai
 import pytest
 from tests.conftest import (
@@ -63,6 +64,9 @@ deployments = [{{ provider = "azure", model = "contoso-claude" }}]
 deployments = [{{ provider = "azure", model = "dep@fault=content_policy" }}]
 fallbacks = ["mock-gpt"]
 fallback_on = ["content_policy"]
+
+[redaction]  # emails reach the vendors (so that their echo brings one back); answers are redacted
+rules = [{{ entities = ["EMAIL"], action = "monitor", direction = "request" }}]
 
 [spend]
 estimate = {{ per_message_tokens = 0, per_request_tokens = 0 }}
@@ -315,3 +319,56 @@ def test_gemini_rate_limit_is_a_429(oa: openai.OpenAI) -> None:
         )
     body: Any = caught.value.body
     assert body["status"] == "RESOURCE_EXHAUSTED"
+
+
+def test_azure_and_gemini_streams_are_redacted_across_chunks(oa: openai.OpenAI) -> None:
+    """The vendor echoes the request (an email the request direction only monitors) in 3-character
+    deltas: the response's redaction finds it across chunks, Azure's and Gemini's extra fields around."""
+    for model in ("azure/dep@echo,chunk_size=3", "gemini/gemini-2.5-flash@echo,chunk_size=3"):
+        messages: Any = [{"role": "user", "content": "mail jane.doe@example.com now"}]
+        chunks = list(oa.chat.completions.create(model=model, messages=messages, stream=True))
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        assert "mail [REDACTED:EMAIL] now" in text and "jane.doe" not in text
+        assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+
+
+def test_azure_responses_api_streams(oa: openai.OpenAI, azure_mock: Server) -> None:
+    events = list(oa.responses.create(model="azure-preview/contoso-4o", input="Hello", stream=True))
+    assert events[-1].type == "response.completed"
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert text == events[-1].response.output_text
+    assert provider_saw(azure_mock)["query"] == "api-version=2025-04-01-preview"
+
+
+def test_gemini_embeddings(oa: openai.OpenAI, gemini_mock: Server) -> None:
+    out = oa.embeddings.create(model="gemini/gemini-embedding-001", input="hello")
+    assert len(out.data) == 1
+    assert provider_saw(gemini_mock)["path"] == "/v1beta/openai/embeddings"
+
+
+# --- the vendor wires of the mock themselves
+
+
+def test_the_azure_mock_refuses_what_azure_refuses(azure_mock: Server) -> None:
+    chat = {"messages": [{"role": "user", "content": "x"}]}
+    path = f"{azure_mock.url}/openai/deployments/d1/chat/completions"
+    no_version = httpx.post(path, json=chat, headers={"api-key": "k"})
+    assert no_version.status_code == 404 and no_version.json()["error"]["message"] == "Resource not found"
+    no_key = httpx.post(f"{path}?api-version=2024-10-21", json=chat)
+    assert no_key.status_code == 401 and no_key.json()["error"]["code"] == "401"
+    # The deployment in the path is the model, with no `model` in the body or another one.
+    for body in (chat, {**chat, "model": "something-else"}):
+        ok = httpx.post(f"{path}?api-version=2024-10-21", json=body, headers={"api-key": "k"})
+        assert ok.status_code == 200 and ok.json()["model"] == "d1"
+    v1 = httpx.post(f"{azure_mock.url}/openai/v1/chat/completions", json=chat, headers={"api-key": "k"})
+    assert v1.status_code == 400  # the v1 API needs the deployment as `model`
+
+
+def test_the_gemini_mock_refuses_what_gemini_refuses(gemini_mock: Server) -> None:
+    chat = {"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "x"}]}
+    path = f"{gemini_mock.url}/v1beta/openai/chat/completions"
+    no_key = httpx.post(path, json=chat)
+    assert no_key.status_code == 403 and no_key.json()[0]["error"]["status"] == "PERMISSION_DENIED"
+    unknown = httpx.post(path, json={**chat, "store": True}, headers={"authorization": "Bearer k"})
+    assert unknown.status_code == 400 and 'Unknown name "store"' in unknown.json()[0]["error"]["message"]
+    assert httpx.post(path, json=chat, headers={"authorization": "Bearer k"}).status_code == 200
