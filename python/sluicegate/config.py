@@ -61,12 +61,18 @@ LANGSMITH_ENV: dict[str, str] = {
     "LANGSMITH_PROJECT": "project",
 }
 
-ProviderKind = Literal["openai", "anthropic", "openai_compatible", "mock"]
+ProviderKind = Literal["openai", "anthropic", "openai_compatible", "azure", "gemini", "mock"]
 
 DEFAULT_BASE_URLS: dict[str, str] = {
     "openai": "https://api.openai.com/v1",
     "anthropic": "https://api.anthropic.com",
+    # Google's OpenAI-compatible endpoint for Gemini (`gemini` is an `openai_compatible` preset).
+    "gemini": "https://generativelanguage.googleapis.com/v1beta/openai",
 }
+# An Azure OpenAI `api_version`: a dated one (`2024-10-21`, `2025-04-01-preview`: the
+# `/openai/deployments/{deployment}/…?api-version=` paths), or `v1` / `preview` (the v1 API:
+# `/openai/v1/…`, the deployment named by the body's `model`).
+AZURE_API_VERSION = r"^(v1|preview|\d{4}-\d{2}-\d{2}(-preview)?)$"
 
 
 class ConfigError(ValueError):
@@ -150,6 +156,14 @@ class UpstreamSettings(_Section):
         return value
 
 
+class AzureDeploymentSettings(_Section):
+    """An Azure OpenAI deployment a gateway model name stands for, and the model it is priced as
+    (default: the gateway model name, e.g. `gpt-4o`)."""
+
+    deployment: str = Field(min_length=1, max_length=256)
+    price_as: str | None = Field(None, min_length=1)
+
+
 class ProviderSettings(_Section):
     kind: ProviderKind
     base_url: str | None = None
@@ -161,6 +175,11 @@ class ProviderSettings(_Section):
     # The wire formats the provider's API speaks, when not all its kind's (a mock standing in for a
     # one-format vendor); a request in another format is translated (docs/translation.md).
     formats: list[Literal["openai", "anthropic"]] | None = Field(None, min_length=1)
+    # Azure OpenAI (`kind = "azure"`; `base_url` is the resource endpoint): the API version every
+    # request names, and the gateway model names that stand for deployments (a name not listed is
+    # sent as the deployment's name). See docs/configuration.md, "Azure OpenAI".
+    api_version: str | None = Field(None, pattern=AZURE_API_VERSION)
+    deployments: dict[str, str | AzureDeploymentSettings] = Field(default_factory=dict)
 
     @field_validator("base_url")
     @classmethod
@@ -173,9 +192,40 @@ class ProviderSettings(_Section):
     def _needs_url(self) -> ProviderSettings:
         if self.kind == "openai_compatible" and not self.base_url:
             raise ValueError("an openai_compatible provider needs base_url")
+        if self.kind == "azure":
+            self._azure()
+        elif self.api_version is not None or self.deployments:
+            raise ValueError("api_version and deployments are settings of an azure provider only")
         if self.api_key and self.api_key_env:
             raise ValueError("set api_key or api_key_env, not both")
         return self
+
+    def _azure(self) -> None:
+        if not self.base_url:
+            raise ValueError(
+                "an azure provider needs base_url: its resource endpoint, https://<resource>.openai.azure.com"
+            )
+        path = self.base_url.split("://", 1)[1].partition("/")[2]
+        if path.startswith("openai"):
+            raise ValueError(
+                f"an azure provider's base_url is the resource endpoint without /{path} "
+                "(the gateway adds the /openai/… paths)"
+            )
+        if self.api_version is None:
+            raise ValueError(
+                "an azure provider needs api_version: a dated one such as 2024-10-21 "
+                "(or 2025-04-01-preview for the Responses API), or v1 for the v1 API"
+            )
+        for model, d in self.deployments.items():
+            name = d if isinstance(d, str) else d.deployment
+            if not name.strip():
+                raise ValueError(f"deployments.{model} names no deployment")
+
+    def azure_deployments(self) -> dict[str, AzureDeploymentSettings]:
+        """The `deployments` table, every entry in its long form."""
+        return {
+            m: AzureDeploymentSettings(deployment=d) if isinstance(d, str) else d for m, d in self.deployments.items()
+        }
 
     def resolved_base_url(self) -> str | None:
         """The provider's base URL; None means the in-process mock."""

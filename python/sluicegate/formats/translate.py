@@ -719,9 +719,11 @@ class ChatToMessages(Bridge):
         return MessagesToChatStream()
 
 
-# OpenAI's own API wants `max_completion_tokens` (its reasoning models refuse `max_tokens`); the
-# servers that copy its API (vLLM, Ollama…) all read `max_tokens`.
+# OpenAI's own API wants `max_completion_tokens` (its reasoning models refuse `max_tokens`), and so
+# does Azure OpenAI, which serves them; the servers that copy its API (vLLM, Ollama, Gemini's
+# endpoint…) all read `max_tokens`.
 _TO_OPENAI = {"openai": MessagesToChat("max_completion_tokens"), None: MessagesToChat("max_tokens")}
+_TO_OPENAI["azure"] = _TO_OPENAI["openai"]
 _TO_ANTHROPIC = ChatToMessages()
 
 

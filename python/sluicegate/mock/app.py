@@ -23,7 +23,7 @@ says, and the tokens it reports, are described in `reply`; the knobs in `knobs`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final, Protocol
 
@@ -41,7 +41,7 @@ from sluicegate.mock.responses import RESPONSES
 from sluicegate.mock.stats import STATS
 from sluicegate.mock.wire import Wire
 
-__all__ = ["MockBody", "MockDisconnect", "MockResponse", "create_app", "respond"]
+__all__ = ["Answer", "MockBody", "MockDisconnect", "MockResponse", "create_app", "respond", "serve"]
 
 _WIRES: Final[dict[str, Wire]] = {"/v1/chat/completions": CHAT, "/v1/responses": RESPONSES, "/v1/messages": MESSAGES}
 _JSON_POSTS: Final = frozenset({*_WIRES, "/v1/embeddings", "/v1/messages/count_tokens"})
@@ -361,7 +361,15 @@ async def _send_stream(response: MockResponse, start: dict[str, Any], receive: R
         await body.aclose()
 
 
-async def _http(scope: Scope, receive: Receive, send: Send) -> None:
+# How an ASGI app of the mock answers a request: the scope, the headers (names in lower case), the body.
+Answer = Callable[[Scope, dict[str, str], bytes], Awaitable["MockResponse"]]
+
+
+async def _answer_plain(scope: Scope, headers: dict[str, str], body: bytes) -> MockResponse:
+    return await respond(scope["method"], scope["path"], headers, body)
+
+
+async def _http(scope: Scope, receive: Receive, send: Send, answer: Answer = _answer_plain) -> None:
     message = await receive()
     body: bytes = message.get("body", b"")
     if message.get("more_body"):
@@ -373,7 +381,7 @@ async def _http(scope: Scope, receive: Receive, send: Send) -> None:
             parts.append(message.get("body", b""))
         body = b"".join(parts)
     headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
-    response = await respond(scope["method"], scope["path"], headers, body)
+    response = await answer(scope, headers, body)
     raw_headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in response.headers]
     start = {"type": "http.response.start", "status": response.status, "headers": raw_headers}
     if _is_stream(response.headers):
@@ -413,3 +421,16 @@ async def _app(scope: Scope, receive: Receive, send: Send) -> None:
 def create_app() -> ASGIApp:
     """The mock provider as an ASGI app (granian: `--factory sluicegate.mock.app:create_app`)."""
     return _app
+
+
+def serve(answer: Answer) -> ASGIApp:
+    """An ASGI app of the mock that answers with `answer`: a vendor's wire around `respond`
+    (`mock.azure`, `mock.gemini`), with the plain app's streaming and disconnect handling."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await _http(scope, receive, send, answer)
+        elif scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+
+    return app

@@ -49,7 +49,14 @@ if TYPE_CHECKING:
 log = logging.getLogger("sluicegate.langsmith")
 
 _RUNTIME = {"sdk": "sluicegate", "sdk_version": __version__, "library": "sluicegate"}
-_PROVIDERS = {"openai": "openai", "openai_compatible": "openai", "anthropic": "anthropic", "mock": "sluicegate-mock"}
+_PROVIDERS = {
+    "openai": "openai",
+    "openai_compatible": "openai",
+    "anthropic": "anthropic",
+    "azure": "azure",
+    "gemini": "google_genai",
+    "mock": "sluicegate-mock",
+}
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,7 +42,14 @@ OPERATIONS = {
     "anthropic_count_tokens": "count_tokens",
 }
 # gen_ai.provider.name by provider kind (an OpenAI-compatible server speaks OpenAI's API).
-PROVIDER_NAMES = {"openai": "openai", "anthropic": "anthropic", "openai_compatible": "openai", "mock": "mock"}
+PROVIDER_NAMES = {
+    "openai": "openai",
+    "anthropic": "anthropic",
+    "openai_compatible": "openai",
+    "azure": "azure.ai.openai",
+    "gemini": "gcp.gemini",
+    "mock": "mock",
+}
 _TRACEPARENT = re.compile(rb"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(?:-.*)?")
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _ERROR, _UNSET = Status(StatusCode.ERROR), Status(StatusCode.UNSET)

@@ -365,7 +365,8 @@ class Gateway:
             lines = self.spend.lines_for(identity) if self.spend is not None else ()
             if lines:
                 assert self.spend is not None
-                guard = await self.spend.reserve(fmt, body, provider, upstream_model, lines, route, est, asking)
+                priced = provider.price_model(upstream_model)  # an Azure deployment: its model's price
+                guard = await self.spend.reserve(fmt, body, provider, priced, lines, route, est, asking)
                 if guard.substitution is not None:  # a cap sent the call to a cheaper model
                     routed = None
                     provider, upstream_model, credential = self._substituted(info, identity, asking, guard.substitution)
@@ -391,7 +392,10 @@ class Gateway:
             raise
         try:
             if routed is None:
-                resp = await self._send(fmt, provider, credential, headers, raw, tap is None, self.timeouts, bridge)
+                whole = tap is None
+                resp = await self._send(
+                    fmt, provider, upstream_model, credential, headers, raw, whole, self.timeouts, bridge
+                )
                 if bridge is None:
                     outcome = await self._relay(send, receive, fmt, resp, tap, rewrite, rid, info.headers)
                 else:
@@ -480,6 +484,7 @@ class Gateway:
         self,
         fmt: WireFormat,
         provider: Provider,
+        model: str,
         credential: ProviderCredential | None,
         headers: dict[bytes, bytes],
         raw: bytes,
@@ -487,9 +492,10 @@ class Gateway:
         timeouts: Timeouts,
         bridge: Bridge | None = None,
     ) -> Awaitable[UpstreamResponse]:
-        """Send the request upstream: awaited, the response once its headers (`whole`: its whole
-        body) came. A plain function handing back the transport's coroutine, so that it adds no
-        frame to the request path. With a `bridge`, `raw` is already in the provider's format.
+        """Send the request for `model` (the name the provider knows it by) upstream: awaited, the
+        response once its headers (`whole`: its whole body) came. A plain function handing back the
+        transport's coroutine, so that it adds no frame to the request path. With a `bridge`, `raw`
+        is already in the provider's format.
 
         A tenant's base URL is checked against the operator's rules first (they may have changed
         since it was stored), gets a client that checks every address it connects to, and never the
@@ -506,7 +512,7 @@ class Gateway:
             tenant_url=base_url is not None,
         )
         path = fmt.path if bridge is None else bridge.target.path
-        url = provider.url(path, base_url)
+        url = provider.url(path, base_url, model)
         upstream = self._upstream(url, base_url is not None)
         return upstream.send(url, path, upstream_headers, raw, timeouts, whole=whole)
 
@@ -635,7 +641,8 @@ class Gateway:
                 routes.admit(d, events)
                 started = loop.time()
                 try:
-                    resp = await self._send(fmt, d.provider, credential, headers, raw, tap is None, timeouts, bridge)
+                    whole = tap is None
+                    resp = await self._send(fmt, d.provider, d.model, credential, headers, raw, whole, timeouts, bridge)
                 except (UpstreamUnreachable, UpstreamTimeout) as exc:
                     routes.done(d, False, None, events)
                     last = exc
@@ -718,7 +725,8 @@ class Gateway:
         guard, routed.guard = routed.guard, None
         if guard is not None:
             await guard.finish(None)
-        routed.guard = await self.spend.reserve(fmt, body, d.provider, d.model, routed.lines, None, routed.est)
+        priced = d.provider.price_model(d.model)
+        routed.guard = await self.spend.reserve(fmt, body, d.provider, priced, routed.lines, None, routed.est)
 
     async def _bill_failed(self, routed: _Routed, fmt: WireFormat, held: HeldResponse) -> None:
         """A failed attempt whose answer reported usage is billed: its reservation settles at that

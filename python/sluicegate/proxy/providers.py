@@ -5,6 +5,12 @@ prefix naming a configured provider (the prefix is removed before the request go
 the default for the request's format family. A `routing.models` entry may also be a route of
 several deployments (`proxy/routing.py`: strategies, retries, fallbacks, circuit breakers). The
 client's gateway key is never forwarded: the provider's own key is injected instead.
+
+Provider kinds differ in where a request goes and how it authenticates, settled when the provider
+is built: `openai`, `openai_compatible` and `gemini` (an `openai_compatible` preset for Google's
+endpoint) take the client's path below their `/v1`-style base URL; `azure` builds Azure OpenAI's
+deployment URLs with their `api-version` and sends the key as `api-key`; `anthropic` and `mock`
+take the client's path as it is.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 from sluicegate import __version__
 from sluicegate.config import ProviderSettings, Settings
@@ -25,8 +32,20 @@ FAMILIES: dict[str, frozenset[Family]] = {
     "openai": frozenset({"openai"}),
     "openai_compatible": frozenset({"openai"}),
     "anthropic": frozenset({"anthropic"}),
+    "azure": frozenset({"openai"}),
+    "gemini": frozenset({"openai"}),
     "mock": frozenset({"openai", "anthropic"}),
 }
+# The auth header of each kind when `auth_header` is not set (a value other than `authorization`
+# carries the key itself; `authorization` carries `Bearer <key>`).
+DEFAULT_AUTH = {"anthropic": "x-api-key", "azure": "api-key"}
+# The kinds whose requests fail without a key (the others: self-hosted servers that may need none).
+NEEDS_KEY = frozenset({"openai", "anthropic", "azure", "gemini"})
+# Kinds whose base URL stands for the client's `/v1` (the OpenAI SDK's convention).
+_BELOW_V1 = frozenset({"openai", "openai_compatible", "gemini"})
+# Azure OpenAI paths that name their deployment in the URL (a dated api-version); the others
+# (the Responses API) name it in the body's `model`.
+_AZURE_DEPLOYMENT_PATHS = frozenset({"/v1/chat/completions", "/v1/embeddings", "/v1/completions"})
 ANTHROPIC_VERSION = "2023-06-01"
 USER_AGENT = f"sluicegate/{__version__}"
 
@@ -43,20 +62,36 @@ class Provider:
     static_headers: dict[str, Secret] = field(default_factory=dict)  # revealed only into a request
     models: tuple[str, ...] = ()
     families: frozenset[Family] = frozenset()  # the formats it speaks (its kind's unless configured)
+    # Azure OpenAI: the `api-version` (`v1`/`preview`: the v1 API), the deployment each gateway
+    # model name stands for, and the model each deployment is priced as.
+    api_version: str | None = None
+    deployments: dict[str, str] = field(default_factory=dict)
+    price_as: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, name: str, s: ProviderSettings, environ: Mapping[str, str]) -> Provider:
-        default_auth = "x-api-key" if s.kind == "anthropic" else "authorization"
+        mapped = s.azure_deployments()
         return cls(
             name=name,
             kind=s.kind,
             base_url=s.resolved_base_url(),
             api_key=s.resolved_api_key(environ),
-            auth_header=(s.auth_header or default_auth).lower(),
+            auth_header=(s.auth_header or DEFAULT_AUTH.get(s.kind, "authorization")).lower(),
             static_headers={k.lower(): v for k, v in s.headers.items()},
             models=tuple(s.models),
             families=frozenset(s.formats) if s.formats else FAMILIES[s.kind],
+            api_version=s.api_version,
+            deployments={m: d.deployment for m, d in mapped.items()},
+            price_as={d.deployment: d.price_as or m for m, d in mapped.items()},
         )
+
+    def deployment(self, model: str) -> str:
+        """The name `model` is sent under: its deployment when the provider maps it, else itself."""
+        return self.deployments.get(model, model) if self.deployments else model
+
+    def price_model(self, model: str) -> str:
+        """The model a call sent to `model` (the upstream name: an Azure deployment) is priced as."""
+        return self.price_as.get(model, model) if self.price_as else model
 
     def speaks(self, family: Family) -> bool:
         return family in (self.families or FAMILIES[self.kind])
@@ -70,17 +105,21 @@ class Provider:
         does, or no translation exists; see `speaks`)."""
         return bridge(fmt, self.families or FAMILIES[self.kind], self.kind)
 
-    def url(self, path: str, base_url: str | None = None) -> str | None:
-        """The upstream URL for a client path such as `/v1/chat/completions`.
+    def url(self, path: str, base_url: str | None = None, model: str = "") -> str | None:
+        """The upstream URL for a client path such as `/v1/chat/completions`, sent to `model` (the
+        upstream model name: an Azure deployment's).
 
         OpenAI-style base URLs end in `/v1` (as the OpenAI SDK's do), so the client's `/v1` is not
-        repeated; Anthropic-style and mock base URLs are the server root.
+        repeated; Anthropic-style and mock base URLs are the server root; an Azure endpoint gets
+        Azure's paths (`azure_url`).
         """
         base = (base_url.rstrip("/") if base_url else None) or self.base_url
         if base is None:
             return None
-        if self.kind in ("openai", "openai_compatible"):
+        if self.kind in _BELOW_V1:
             return base + path[3:]
+        if self.kind == "azure":
+            return azure_url(base, path, model, self.api_version or "v1")
         return base + path
 
     def headers(
@@ -103,7 +142,7 @@ class Provider:
         if api_key is not None:
             key = api_key.reveal()
             headers[self.auth_header] = f"Bearer {key}" if self.auth_header == "authorization" else key
-        elif self.kind in ("openai", "anthropic"):
+        elif self.kind in NEEDS_KEY:
             raise UpstreamError(f"provider {self.name!r} has no API key configured", code="provider_not_configured")
         if self.kind in ("anthropic", "mock"):
             headers["anthropic-version"] = anthropic_version or ANTHROPIC_VERSION
@@ -113,6 +152,24 @@ class Provider:
             for name, value in self.static_headers.items():
                 headers[name] = value.reveal()
         return headers
+
+
+def azure_url(endpoint: str, path: str, deployment: str, api_version: str) -> str:
+    """The Azure OpenAI URL of a client path (`/v1/chat/completions`) at `endpoint`.
+
+    A dated `api_version` names the deployment in the path where Azure's API does
+    (`/openai/deployments/{deployment}/chat/completions?api-version=2024-10-21`, embeddings too) and
+    in the body elsewhere (`/openai/responses?api-version=…`); `v1` is the v1 API
+    (`/openai/v1/chat/completions`, the deployment in the body's `model`), `preview` its preview
+    (`?api-version=preview`). The deployment's name is percent-encoded: it cannot leave its segment.
+    """
+    if api_version == "v1":
+        return f"{endpoint}/openai/v1{path[3:]}"
+    if api_version == "preview":
+        return f"{endpoint}/openai/v1{path[3:]}?api-version=preview"
+    if path in _AZURE_DEPLOYMENT_PATHS:
+        return f"{endpoint}/openai/deployments/{quote(deployment, safe='')}{path[3:]}?api-version={api_version}"
+    return f"{endpoint}/openai{path[3:]}?api-version={api_version}"
 
 
 class Router:
@@ -141,7 +198,8 @@ class Router:
         # A route answers `route()` with its first deployment (the model list, a cap's substitute).
         self._exact = {model: self.providers[p] for model, p in r.models.items() if isinstance(p, str)}
         # A route answers `route()` with its first deployment in the request's format (the list of
-        # models, a cap's substitute, the price of a call whose breakers are all open).
+        # models, a cap's substitute, the price of a call whose breakers are all open); a model an
+        # Azure provider maps to a deployment, with that provider and deployment.
         self._first: dict[tuple[str, Family], tuple[Provider, str]] = {}
         for name, route in self.routes.by_name.items():
             self._exact[name] = route.deployments[0].provider
@@ -151,6 +209,10 @@ class Router:
         for provider in self.providers.values():
             for model in provider.models:
                 self._exact.setdefault(model, provider)
+            for model, deployment in provider.deployments.items():  # sent under another name
+                if self._exact.setdefault(model, provider) is provider:
+                    for family in ("openai", "anthropic"):
+                        self._first.setdefault((model, family), (provider, deployment))
         self._default: dict[Family, Provider | None] = {
             "openai": self.providers.get(r.default_openai) if r.default_openai else None,
             "anthropic": self.providers.get(r.default_anthropic) if r.default_anthropic else None,
@@ -171,7 +233,8 @@ class Router:
         if provider is None and "/" in model:
             prefix, rest = model.split("/", 1)
             if prefix in self.providers and rest:
-                provider, upstream_model = self.providers[prefix], rest
+                provider = self.providers[prefix]
+                upstream_model = provider.deployment(rest)
         if provider is None:
             provider = self._default[fmt.family]
         if provider is None:

@@ -140,7 +140,8 @@ async def relay_error_status(
     rewrite: Rewrite | None = None,
     extra: Headers | None = None,
 ) -> Outcome:
-    """Pass an upstream error status on: the provider's body when it is a JSON error, else ours.
+    """Pass an upstream error status on: the provider's body when it is a JSON error (one wrapped
+    in a list of one, as Gemini's OpenAI-compatible endpoint sends it, unwrapped), else ours.
 
     Providers echo request content in error messages (`Invalid value: '…'`), so an error body is a
     response like any other: `rewrite` (redaction) sees every string of it. When it refuses the body
@@ -158,6 +159,9 @@ async def relay_error_status(
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError:
         parsed = None
+    if type(parsed) is list and len(parsed) == 1:  # Gemini's OpenAI-compatible endpoint: `[{"error": …}]`
+        parsed = parsed[0]
+        body = orjson.dumps(parsed)
     ours = GatewayError(f"the provider answered {resp.status}", status=resp.status)
     if not (isinstance(parsed, dict) and "error" in parsed):
         body = fmt.error_body(ours, request_id.decode())

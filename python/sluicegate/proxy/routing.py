@@ -178,7 +178,13 @@ class Routes:
     def _build(name: str, r: RouteSettings, s: RoutingSettings, providers: Mapping[str, Provider]) -> Route:
         limit, cooldown = s.breaker_failures, s.breaker_cooldown_s
         deployments = tuple(
-            Deployment(name, providers[d.provider], d.model or name, d.weight, Breaker(limit, cooldown))
+            Deployment(
+                name,
+                providers[d.provider],
+                providers[d.provider].deployment(d.model or name),  # an Azure deployment's own name
+                d.weight,
+                Breaker(limit, cooldown),
+            )
             for d in r.deployments
         )
         fallbacks = tuple(r.fallbacks)
@@ -325,14 +331,17 @@ class HeldResponse:
 
 
 # A provider's refusal that another model may not share: the prompt is longer than the model's
-# context, or the provider's content policy refused it. OpenAI says so in the error's `code`;
-# Anthropic only in the message of an `invalid_request_error`.
+# context, or the provider's content policy refused it. OpenAI says so in the error's `code` (Azure
+# OpenAI's content filter too: `content_filter`, `ResponsibleAIPolicyViolation` inside); Anthropic
+# only in the message of an `invalid_request_error`, Gemini in that of an `INVALID_ARGUMENT`.
 _OPENAI_CASES: Final = {
     "context_length_exceeded": "context_length",
     "string_above_max_length": "context_length",
     "content_policy_violation": "content_policy",
     "content_filter": "content_policy",
+    "ResponsibleAIPolicyViolation": "content_policy",
 }
+_GEMINI_CASES: Final = (("exceeds the maximum number of tokens", "context_length"),)
 _ANTHROPIC_CASES: Final = (
     ("prompt is too long", "context_length"),
     ("input is too long", "context_length"),
@@ -346,6 +355,8 @@ def refusal_case(body: bytes) -> str | None:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError:
         return None
+    if type(parsed) is list and len(parsed) == 1:  # Gemini's OpenAI-compatible endpoint: `[{"error": …}]`
+        parsed = parsed[0]
     error = parsed.get("error") if isinstance(parsed, dict) else None
     if not isinstance(error, dict):
         return None
@@ -353,9 +364,16 @@ def refusal_case(body: bytes) -> str | None:
     if isinstance(code, str) and code in _OPENAI_CASES:
         return _OPENAI_CASES[code]
     message = error.get("message")
-    if error.get("type") == "invalid_request_error" and isinstance(message, str):
+    if not isinstance(message, str):
+        return None
+    if error.get("type") == "invalid_request_error":
         lowered = message[:200].lower()
         for needle, case in _ANTHROPIC_CASES:
+            if needle in lowered:
+                return case
+    elif error.get("status") == "INVALID_ARGUMENT":
+        lowered = message[:200].lower()
+        for needle, case in _GEMINI_CASES:
             if needle in lowered:
                 return case
     return None

@@ -177,6 +177,6 @@ def test_bad_cidrs_and_kinds_are_config_errors(tmp_path) -> None:  # type: ignor
         path.write_text(f"[upstream]\n{line}\n")
         with pytest.raises(ConfigError, match=r"upstream\.tenant_allowed_cidrs"):
             load_settings(path, environ={})
-    path.write_text('[upstream]\ntenant_base_urls = { azure = ["x.example"] }\n')
+    path.write_text('[upstream]\ntenant_base_urls = { no_such_kind = ["x.example"] }\n')
     with pytest.raises(ConfigError, match=r"upstream\.tenant_base_urls"):
         load_settings(path, environ={})
