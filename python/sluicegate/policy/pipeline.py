@@ -365,8 +365,7 @@ class Gateway:
             lines = self.spend.lines_for(identity) if self.spend is not None else ()
             if lines:
                 assert self.spend is not None
-                priced = provider.price_model(upstream_model)  # an Azure deployment: its model's price
-                guard = await self.spend.reserve(fmt, body, provider, priced, lines, route, est, asking)
+                guard = await self.spend.reserve(fmt, body, provider, upstream_model, lines, route, est, asking)
                 if guard.substitution is not None:  # a cap sent the call to a cheaper model
                     routed = None
                     provider, upstream_model, credential = self._substituted(info, identity, asking, guard.substitution)
@@ -725,8 +724,7 @@ class Gateway:
         guard, routed.guard = routed.guard, None
         if guard is not None:
             await guard.finish(None)
-        priced = d.provider.price_model(d.model)
-        routed.guard = await self.spend.reserve(fmt, body, d.provider, priced, routed.lines, None, routed.est)
+        routed.guard = await self.spend.reserve(fmt, body, d.provider, d.model, routed.lines, None, routed.est)
 
     async def _bill_failed(self, routed: _Routed, fmt: WireFormat, held: HeldResponse) -> None:
         """A failed attempt whose answer reported usage is billed: its reservation settles at that

@@ -204,6 +204,7 @@ class SpendPolicy:
         """
         s = self.settings
         priced_as = provider.kind if provider.kind in ("openai", "anthropic") else provider.name
+        model = provider.price_model(model)  # an Azure deployment: priced as its model
         if provider.kind == "mock":
             model = model.split("@", 1)[0]  # the mock's knobs are no part of the model's price
         try:
