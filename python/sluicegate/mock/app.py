@@ -266,14 +266,16 @@ async def _answer(
         if knobs.echo:
             shown = {k: v for k, v in record["headers"].items() if not is_credential_header(k)}
             text = orjson.dumps({**record, "headers": shown}).decode()
+        called = tuple(n for n in (knobs.call_tools or "").split("+") if n)
         turn = Turn.build(
             model,
             text=text,
             chunks=knobs.chunks,
             chunk_size=knobs.chunk_size,
-            tool=wire.tool_name(req) if knobs.tool_call else None,
+            tool=called[0] if called else wire.tool_name(req) if knobs.tool_call else None,
             input_tokens=wire.input_tokens(req),
             cached_tokens=knobs.cached_tokens,
+            more_tools=called[1:],
         )
         if req.get("stream") is True:
             return _stream(wire.events(turn, req), knobs, wire, request_id)

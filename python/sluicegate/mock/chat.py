@@ -54,14 +54,20 @@ def _usage(turn: Turn) -> dict[str, Any]:
     }
 
 
+def _call_id(turn: Turn, k: int) -> str:
+    return f"call_{turn.serial}" if k == 0 else f"call_{turn.serial}_{k}"
+
+
 def _body(turn: Turn, req: dict[str, Any]) -> bytes:
     message: dict[str, Any] = {"role": "assistant", "content": None, "refusal": None, "annotations": []}
     if turn.tool is None:
         message["content"] = turn.text
         finish = "stop"
     else:
-        function = {"name": turn.tool, "arguments": turn.text}
-        message["tool_calls"] = [{"id": f"call_{turn.serial}", "type": "function", "function": function}]
+        message["tool_calls"] = [
+            {"id": _call_id(turn, k), "type": "function", "function": {"name": name, "arguments": turn.text}}
+            for k, name in enumerate(turn.calls)
+        ]
         finish = "tool_calls"
     return orjson.dumps(
         {
@@ -100,13 +106,14 @@ def _events(turn: Turn, req: dict[str, Any]) -> list[bytes]:
         events.append(chunk({}, "stop"))
     else:
         events = [chunk({"role": "assistant", "content": None, "refusal": None})]
-        for i, piece in enumerate(turn.pieces):
-            # id, type and name travel in the first fragment only; later ones carry argument text.
-            call: dict[str, Any] = {"index": 0, "function": {"arguments": piece}}
-            if i == 0:
-                call = {"index": 0, "id": f"call_{turn.serial}", "type": "function"}
-                call["function"] = {"name": turn.tool, "arguments": piece}
-            events.append(chunk({"tool_calls": [call]}))
+        for k, name in enumerate(turn.calls):
+            for i, piece in enumerate(turn.pieces):
+                # id, type and name travel in the first fragment only; later ones carry argument text.
+                call: dict[str, Any] = {"index": k, "function": {"arguments": piece}}
+                if i == 0:
+                    call = {"index": k, "id": _call_id(turn, k), "type": "function"}
+                    call["function"] = {"name": name, "arguments": piece}
+                events.append(chunk({"tool_calls": [call]}))
         events.append(chunk({}, "tool_calls"))
     if include_usage:
         events.append(sse_data({**head, "choices": [], "usage": _usage(turn)}))

@@ -28,6 +28,8 @@ format of the path).
 |                 |                        |                   |         | `token`, `secret`, … in it)                 |
 | `tool_call`     | `x-mock-tool-call`     | `tool_call=1`     | false   | if the request defines tools, call the      |
 |                 |                        |                   |         | first with arguments `{"text": <reply>}`    |
+| `call_tools`    | `x-mock-call-tools`    | `call_tools=a+b`  | none    | call these tools, in order, each with those |
+|                 |                        |                   |         | arguments, defined in the request or not    |
 | `fault`         | `x-mock-fault`         | `fault=NAME`      | none    | inject a fault, see below                   |
 | `fault_after`   | `x-mock-fault-after`   | `fault_after=N`   | 2       | stream events sent before a stream fault    |
 | `fault_times`   | `x-mock-fault-times`   | `fault_times=N`   | 0       | the fault fires on the first N requests     |
@@ -115,6 +117,7 @@ class Knobs:
     first_byte_ms: int = 0
     echo: bool = False
     tool_call: bool = False
+    call_tools: str | None = None  # names joined by "+"
     fault: Fault | None = None
     fault_after: int = 2
     fault_times: int = 0
@@ -169,6 +172,7 @@ _PARSERS: Final[dict[str, Callable[[str, str], Any]]] = {
     "first_byte_ms": _int(0, _MAX_MS),
     "echo": _bool,
     "tool_call": _bool,
+    "call_tools": _text,
     "fault": _fault,
     "fault_after": _int(0, _MAX_COUNT),
     "fault_times": _int(0, _MAX_COUNT),

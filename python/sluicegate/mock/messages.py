@@ -77,32 +77,46 @@ def _body(turn: Turn, req: dict[str, Any]) -> bytes:
     if turn.tool is None:
         block: dict[str, Any] = {"type": "text", "text": turn.text}
         stop = "end_turn"
+        blocks = [block]
     else:
-        block = {"type": "tool_use", "id": f"toolu_{turn.serial}", "name": turn.tool, "input": orjson.loads(turn.text)}
+        arguments = orjson.loads(turn.text)
+        blocks = [
+            {"type": "tool_use", "id": _use_id(turn, k), "name": name, "input": arguments}
+            for k, name in enumerate(turn.calls)
+        ]
         stop = "tool_use"
-    return orjson.dumps(_message(turn, [block], stop, _usage(turn, turn.output_tokens)))
+    return orjson.dumps(_message(turn, blocks, stop, _usage(turn, turn.output_tokens)))
+
+
+def _use_id(turn: Turn, k: int) -> str:
+    return f"toolu_{turn.serial}" if k == 0 else f"toolu_{turn.serial}_{k}"
 
 
 def _events(turn: Turn, req: dict[str, Any]) -> list[bytes]:
     start = _message(turn, [], None, _usage(turn, 1))
     if turn.tool is None:
-        block: dict[str, Any] = {"type": "text", "text": ""}
-        deltas = [{"type": "text_delta", "text": piece} for piece in turn.pieces]
+        text: dict[str, Any] = {"type": "text", "text": ""}
+        blocks = [(text, [{"type": "text_delta", "text": piece} for piece in turn.pieces])]
         stop = "end_turn"
     else:
-        block = {"type": "tool_use", "id": f"toolu_{turn.serial}", "name": turn.tool, "input": {}}
         deltas = [{"type": "input_json_delta", "partial_json": piece} for piece in turn.pieces]
+        blocks = [
+            ({"type": "tool_use", "id": _use_id(turn, k), "name": name, "input": {}}, deltas)
+            for k, name in enumerate(turn.calls)
+        ]
         stop = "tool_use"
-    events = [
-        sse_event("message_start", {"type": "message_start", "message": start}),
-        sse_event("content_block_start", {"type": "content_block_start", "index": 0, "content_block": block}),
-        _PING,
-    ]
-    events += [
-        sse_event("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta})
-        for delta in deltas
-    ]
-    events.append(sse_event("content_block_stop", {"type": "content_block_stop", "index": 0}))
+    events = [sse_event("message_start", {"type": "message_start", "message": start})]
+    for k, (block, block_deltas) in enumerate(blocks):
+        events.append(
+            sse_event("content_block_start", {"type": "content_block_start", "index": k, "content_block": block})
+        )
+        if k == 0:
+            events.append(_PING)
+        events += [
+            sse_event("content_block_delta", {"type": "content_block_delta", "index": k, "delta": delta})
+            for delta in block_deltas
+        ]
+        events.append(sse_event("content_block_stop", {"type": "content_block_stop", "index": k}))
     delta = {"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None}}
     events.append(sse_event("message_delta", {**delta, "usage": _usage(turn, turn.output_tokens)}))
     events.append(_STOP)

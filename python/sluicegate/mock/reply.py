@@ -96,6 +96,7 @@ class Turn:
         text: the whole reply: the text, or the tool-call arguments JSON when `tool` is set.
         pieces: `text` cut into stream deltas.
         tool: the name of the tool being called, or None for a text reply.
+        more_tools: tools called after `tool`, each with the same arguments (`calls` lists them all).
         input_tokens: input tokens, cached ones excluded.
         cached_tokens: cached (cache-read) input tokens, on top of `input_tokens`.
         output_tokens: output tokens.
@@ -110,6 +111,12 @@ class Turn:
     input_tokens: int
     cached_tokens: int
     output_tokens: int
+    more_tools: tuple[str, ...] = ()
+
+    @property
+    def calls(self) -> tuple[str, ...]:
+        """Every tool called, in order (none for a text reply)."""
+        return () if self.tool is None else (self.tool, *self.more_tools)
 
     @classmethod
     def build(
@@ -122,6 +129,7 @@ class Turn:
         tool: str | None,
         input_tokens: int,
         cached_tokens: int,
+        more_tools: tuple[str, ...] = (),
     ) -> Turn:
         """Make the answer: `text` (or the default sentence), as a call of `tool` if given."""
         if tool is not None:
@@ -142,7 +150,8 @@ class Turn:
             tool=tool,
             input_tokens=max(1, input_tokens),
             cached_tokens=cached_tokens,
-            output_tokens=tokens(text),
+            output_tokens=tokens(text) * max(1, 1 + len(more_tools)),
+            more_tools=more_tools if tool is not None else (),
         )
 
 

@@ -82,7 +82,8 @@ def _part(text: str) -> dict[str, Any]:
     return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
 
 
-def _item(turn: Turn, status: str, text: str) -> dict[str, Any]:
+def _item(turn: Turn, status: str, text: str, k: int = 0) -> dict[str, Any]:
+    """The answer's output item: its message, or its `k`th tool call."""
     if turn.tool is None:
         content = [_part(text)] if status == "completed" else []
         return {
@@ -92,41 +93,51 @@ def _item(turn: Turn, status: str, text: str) -> dict[str, Any]:
             "role": "assistant",
             "content": content,
         }
+    suffix = "" if k == 0 else f"_{k}"
     return {
-        "id": f"fc_{turn.serial}",
+        "id": f"fc_{turn.serial}{suffix}",
         "type": "function_call",
         "status": status,
-        "call_id": f"call_{turn.serial}",
-        "name": turn.tool,
+        "call_id": f"call_{turn.serial}{suffix}",
+        "name": turn.calls[k],
         "arguments": text,
     }
 
 
+def _items(turn: Turn, status: str, text: str) -> list[dict[str, Any]]:
+    return [_item(turn, status, text, k) for k in range(max(1, len(turn.calls)))]
+
+
 def _body(turn: Turn, req: dict[str, Any]) -> bytes:
-    return orjson.dumps(_response(turn, req, "completed", [_item(turn, "completed", turn.text)], _usage(turn)))
+    return orjson.dumps(_response(turn, req, "completed", _items(turn, "completed", turn.text), _usage(turn)))
 
 
 def _events(turn: Turn, req: dict[str, Any]) -> list[bytes]:
-    item_id = f"msg_{turn.serial}" if turn.tool is None else f"fc_{turn.serial}"
-    at = {"item_id": item_id, "output_index": 0}
-    at_part = {**at, "content_index": 0}
     started = _response(turn, req, "in_progress", [], None)
-    done_item = _item(turn, "completed", turn.text)
     steps: list[dict[str, Any]] = [
         {"type": "response.created", "response": started},
         {"type": "response.in_progress", "response": started},
-        {"type": "response.output_item.added", "output_index": 0, "item": _item(turn, "in_progress", "")},
     ]
-    if turn.tool is None:
-        steps.append({"type": "response.content_part.added", **at_part, "part": _part("")})
-        steps += [{"type": "response.output_text.delta", **at_part, "delta": p, "logprobs": []} for p in turn.pieces]
-        steps.append({"type": "response.output_text.done", **at_part, "text": turn.text, "logprobs": []})
-        steps.append({"type": "response.content_part.done", **at_part, "part": _part(turn.text)})
-    else:
-        steps += [{"type": "response.function_call_arguments.delta", **at, "delta": p} for p in turn.pieces]
-        steps.append({"type": "response.function_call_arguments.done", **at, "name": turn.tool, "arguments": turn.text})
-    steps.append({"type": "response.output_item.done", "output_index": 0, "item": done_item})
-    completed = _response(turn, req, "completed", [done_item], _usage(turn))
+    done_items = _items(turn, "completed", turn.text)
+    for k, done_item in enumerate(done_items):
+        at = {"item_id": done_item["id"], "output_index": k}
+        at_part = {**at, "content_index": 0}
+        steps.append(
+            {"type": "response.output_item.added", "output_index": k, "item": _item(turn, "in_progress", "", k)}
+        )
+        if turn.tool is None:
+            steps.append({"type": "response.content_part.added", **at_part, "part": _part("")})
+            steps += [
+                {"type": "response.output_text.delta", **at_part, "delta": p, "logprobs": []} for p in turn.pieces
+            ]
+            steps.append({"type": "response.output_text.done", **at_part, "text": turn.text, "logprobs": []})
+            steps.append({"type": "response.content_part.done", **at_part, "part": _part(turn.text)})
+        else:
+            steps += [{"type": "response.function_call_arguments.delta", **at, "delta": p} for p in turn.pieces]
+            name = turn.calls[k]
+            steps.append({"type": "response.function_call_arguments.done", **at, "name": name, "arguments": turn.text})
+        steps.append({"type": "response.output_item.done", "output_index": k, "item": done_item})
+    completed = _response(turn, req, "completed", done_items, _usage(turn))
     steps.append({"type": "response.completed", "response": completed})
     return [sse_event(step["type"], {**step, "sequence_number": n}) for n, step in enumerate(steps)]
 
