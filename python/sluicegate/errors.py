@@ -140,6 +140,19 @@ class ParameterNotAllowed(InvalidRequest):
 # ── end of model access rules ─────────────────────────────────────────────────────────────────
 
 
+class ToolNotAllowed(GatewayError):
+    """A tool access rule refuses a tool of the model traffic: the request forces a denied tool
+    (`tool_choice`), or the model's answer calls one under a `block` rule. The body's `rule` names
+    it (level, id, which list, which pattern); the answer, when it came, was billed."""
+
+    status = 403
+    code = "tool_not_allowed"
+    type = "permission_error"
+
+    def __init__(self, message: str, rule: dict[str, object], *, param: str | None = None) -> None:
+        super().__init__(message, param=param, headers={"x-should-retry": "false"}, extra={"rule": rule})
+
+
 class Unauthenticated(GatewayError):
     status = 401
     code = "invalid_api_key"

@@ -105,6 +105,13 @@ class TextFilter(Protocol):
     def whole(self, text: str) -> str: ...
 
 
+class EventGate(Protocol):
+    """Decides on each stream event before the tap: as it came, rewritten, or None (dropped); may
+    raise a GatewayError, which ends the stream with that error."""
+
+    def event(self, event: Event) -> Event | None: ...
+
+
 class StreamOutput:
     """The output a client assembles from a stream, in the format's own non-streamed shape: its
     texts (content, tool-call arguments, content blocks), collected from the stream's events as
@@ -144,7 +151,7 @@ class StreamTap:
 
     # `process` hands every event it lets through to `transcript` (when the relay set one), as the
     # JSON object the client receives, so a trace needs no copy of the stream's bytes.
-    __slots__ = ("filter", "include_usage", "json_filter", "saw_end", "transcript", "usage")
+    __slots__ = ("filter", "gate", "include_usage", "json_filter", "saw_end", "transcript", "usage")
 
     def __init__(self, include_usage: bool = True, filter: TextFilter | None = None) -> None:
         self.usage: Usage | None = None
@@ -154,6 +161,9 @@ class StreamTap:
         # Tool arguments stream as JSON text: their filter sees the decoded strings.
         self.json_filter: TextFilter | None = JsonStrings(filter) if filter is not None else None
         self.transcript: StreamOutput | None = None
+        # What may drop or rewrite an event before this tap reads it (`policy.tool_calls`: the
+        # model's calls of denied tools); the relay applies it.
+        self.gate: EventGate | None = None
 
     def process(self, event: Event) -> bytes | None:
         raise NotImplementedError

@@ -49,6 +49,8 @@ from sluicegate.policy.loops import LoopPolicy
 from sluicegate.policy.models import ModelPolicy, ModelRules
 from sluicegate.policy.redaction import Redactor
 from sluicegate.policy.spend import SpendGuard, SpendPolicy, Substitution
+from sluicegate.policy.tool_calls import gate_for
+from sluicegate.policy.tools import ToolPolicy
 from sluicegate.proxy.egress import TenantUrls
 from sluicegate.proxy.http1 import NativeUpstream
 from sluicegate.proxy.providers import Provider, Router
@@ -227,6 +229,10 @@ class Gateway:
         # Runaway loops: built when the file has rules or the control plane may add some.
         wants_loops = settings.loops.enabled and (settings.loops.rules or settings.control.enabled)
         self.loops = LoopPolicy(settings.loops, clock) if wants_loops else None
+        # Tool lists on the tools of model traffic (`policy.tool_calls`): the file's `[tools]` when
+        # it says `model_calls`, and the control plane's (`attach`).
+        wants_tools = settings.tools.model_calls != "off" or settings.control.enabled
+        self.tool_calls = ToolPolicy(settings.tools) if wants_tools else None
         self.capture = False  # keep request and response bodies for a trace sink (set by the app)
 
     async def start(self) -> None:
@@ -325,6 +331,16 @@ class Gateway:
             assert self.model_access is not None
             model, model_events = self.model_access.apply(fmt, body, model, identity, rules)
             info.events.extend(model_events)
+        # Tool lists on model traffic: denied tools' definitions leave the request (or it is refused).
+        gate = None
+        if self.tool_calls is not None:
+            gate = gate_for(self.tool_calls.rules_for(identity), identity, fmt.name)
+            if gate is not None:
+                try:
+                    gate.filter_request(body)
+                finally:
+                    info.events += gate.events  # kept should a later step refuse the call
+                    gate.events = []
         provider, upstream_model = self.router.route(model, fmt)
         # A route of several deployments: the attempts pick their deployment (and may fall back).
         routes = self.router.routes.by_name
@@ -383,6 +399,10 @@ class Gateway:
             rewrite = None
             if scan is not None and redactor is not None:
                 rewrite = partial(redactor.scan_response, fmt, scan=scan, workspace=identity.workspace)
+            if gate is not None:  # the model's calls of denied tools: removed or refused
+                rewrite = gate.chain(rewrite)
+                if tap is not None:
+                    tap.gate = gate
         except BaseException:
             if guard is not None:
                 await guard.finish(None)  # refused or failed before anything was sent
@@ -429,6 +449,8 @@ class Gateway:
             outcome.events.extend(info.events)
         if scan is not None:
             outcome.events.extend(scan.tally.events())
+        if gate is not None and gate.events:
+            outcome.events.extend(gate.events)
         if guard is not None:
             await guard.finish(outcome)
             if routed is not None and routed.billed_nusd:  # finish() set the last attempt's cost
@@ -781,6 +803,8 @@ class Gateway:
             self.limits.policy_lines = view.limit_lines
         if self.loops is not None:
             self.loops.policy_rules = view.loop_rules
+        if self.tool_calls is not None:
+            self.tool_calls.policy_rules = view.tool_rules
 
     async def cap_status(self, line: CapLine) -> tuple[int, int]:
         """(spent, reserved) of a cap's current window, from the spend store (0, 0 without one)."""

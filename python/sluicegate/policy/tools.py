@@ -22,7 +22,7 @@ from sluicegate.observe.events import PolicyEvent
 from sluicegate.policy.auth import Identity
 from sluicegate.policy.model_rules import compile_globs, matching
 from sluicegate.policy.rollout import Mode, RolloutBy, bites
-from sluicegate.policy.tool_rules import ToolRulesIn
+from sluicegate.policy.tool_rules import ModelCalls, ToolRulesIn
 
 __all__ = ["EMPTY_TOOLS", "ToolDecision", "ToolPolicy", "ToolRuleSet", "ToolRules", "tool_rule_set"]
 
@@ -40,6 +40,7 @@ class ToolRuleSet:
     rollout_by: RolloutBy = "key"
     allow_locked: bool = False
     deny_locked: bool = False
+    model_calls: ModelCalls = "off"
     deny_rx: re.Pattern[str] = field(init=False, repr=False, compare=False)
     allow_rx: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
     rule_id: str = field(init=False, repr=False, compare=False)
@@ -79,14 +80,20 @@ class ToolRuleSet:
             "mode": self.mode,
             "rollout_percent": self.rollout_percent,
             "rollout_by": self.rollout_by,
+            "model_calls": self.model_calls,
         }
 
 
 @dataclass(frozen=True, slots=True)
 class ToolRules:
-    """Every level's tool lists that apply to a caller, from the top."""
+    """Every level's tool lists that apply to a caller, from the top; `model_sets` those that
+    apply to the tools of model traffic too (`model_calls` not `off`)."""
 
     sets: tuple[ToolRuleSet, ...] = ()
+    model_sets: tuple[ToolRuleSet, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "model_sets", tuple(s for s in self.sets if s.model_calls != "off"))
 
     @property
     def empty(self) -> bool:
@@ -110,6 +117,7 @@ def tool_rule_set(level: str, entity_id: str | None, rules: ToolRulesIn) -> Tool
         rollout_by=rules.rollout_by,
         allow_locked=rules.allow_locked,
         deny_locked=rules.deny_locked,
+        model_calls=rules.model_calls,
     )
 
 

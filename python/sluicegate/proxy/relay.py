@@ -243,6 +243,7 @@ async def relay_stream(
     outcome = Outcome(200)
     if capture:  # for a trace: what the client assembles, collected by the tap as it goes
         outcome.output = tap.transcript = fmt.stream_output()
+    gate = tap.gate
     try:
         try:
             async for chunk in resp.chunks():
@@ -251,6 +252,11 @@ async def relay_stream(
                     for event in events.feed(chunk):
                         if len(event.raw) > max_event:
                             raise _event_too_large(max_event)
+                        if gate is not None:
+                            gated = gate.event(event)
+                            if gated is None:
+                                continue
+                            event = gated
                         data = tap.process(event)
                         if data is not None:
                             out.append(data)
