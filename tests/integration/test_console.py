@@ -991,6 +991,103 @@ def test_a_rate_limit_set_in_the_console_refuses_with_429(gw: tuple[Server, dict
 
 
 @needs_browser
+def test_tool_access_set_in_the_console_acts_on_model_calls_and_survives_other_edits(
+    gw: tuple[Server, dict[str, Any]],
+) -> None:
+    """The policy editor's tool access: a deny list that applies to model traffic, saved; a later
+    edit of another part of the policy keeps it (the form sends the whole policy); the key's page
+    shows the lists; the key's model call of a denied tool comes back without it."""
+    from selenium.webdriver.support.ui import Select
+
+    server, seed = gw
+    ws, key_id = seed["ws"]["id"], seed["key_id"]
+    admin = {"authorization": f"Bearer {seed['token']}"}
+    with browser() as driver:
+        driver.get(f"{server.url}/admin/ui")
+        wait_ready(driver, "signin")
+        submit(driver, "login", {"token": seed["token"]})
+        wait_ready(driver, "overview")
+
+        go(driver, f"#/policies?level=workspace&id={ws}")
+        form = driver.find_element("id", "policy-form")
+        form.find_element("css selector", "[name=tools_deny]").send_keys("delete_*, */drop_*")
+        Select(form.find_element("css selector", "[name=tools_model_calls]")).select_by_value("remove")
+        form.find_element("id", "save-policy").click()
+        wait_for(lambda: driver.find_element("id", "policy-saved").text == "Saved.", what="the saved policy")
+        policy = httpx.get(f"{server.url}/admin/v1/workspaces/{ws}/policy", headers=admin).json()
+        assert (policy["tools"]["deny"], policy["tools"]["model_calls"]) == (["delete_*", "*/drop_*"], "remove")
+        # Another edit of the same policy: the tool lists are sent with it, not dropped.
+        go(driver, f"#/policies?level=workspace&id={ws}")
+        driver.find_element("id", "add-cap").click()
+        form = driver.find_element("id", "policy-form")
+        form.find_element("css selector", ".cap-row [name=limit_usd]").send_keys("5\n")
+        wait_for(lambda: driver.find_element("id", "policy-saved").text == "Saved.", what="the second save")
+        policy = httpx.get(f"{server.url}/admin/v1/workspaces/{ws}/policy", headers=admin).json()
+        assert policy["caps"][0]["limit_usd"] == "5" and policy["tools"]["deny"] == ["delete_*", "*/drop_*"]
+
+        go(driver, f"#/policies?level=key&id={key_id}")
+        shown = wait_for(lambda: text_of(driver, "#effective-tools"), what="the effective tool lists")
+        assert "delete_*, */drop_*" in shown and "remove the call" in shown
+
+        tools: list[Any] = [
+            {"type": "function", "function": {"name": n, "parameters": {"type": "object", "properties": {}}}}
+            for n in ("lookup", "delete_file")
+        ]
+        call = {"model": "mh/mock-gpt@call_tools=delete_file+lookup", "messages": [{"role": "user", "content": "hi"}]}
+        names: list[str] = []
+        with openai.OpenAI(base_url=f"{server.url}/v1", api_key=seed["key"], max_retries=0) as client:
+            for _ in range(20):  # the view takes the policy within a second
+                answer = client.chat.completions.create(**call, tools=tools)  # type: ignore[call-overload]
+                names = [c.function.name for c in answer.choices[0].message.tool_calls or []]
+                if names == ["lookup"]:
+                    break
+                time.sleep(0.1)
+        assert names == ["lookup"]
+
+
+@needs_browser
+def test_mcp_servers_are_registered_listed_and_removed_in_the_console(gw: tuple[Server, dict[str, Any]]) -> None:
+    """The MCP servers page: a bad URL refused at its field, a server registered with a header whose
+    value is never shown again, listed with the path agents use, then removed after a confirmation."""
+    server, seed = gw
+    ws = seed["ws"]["id"]
+    admin = {"authorization": f"Bearer {seed['token']}"}
+    secret = "mcp-header-value-" + "q" * 16
+    with browser() as driver:
+        driver.get(f"{server.url}/admin/ui")
+        wait_ready(driver, "signin")
+        submit(driver, "login", {"token": seed["token"]})
+        wait_ready(driver, "overview")
+
+        go(driver, f"#/mcp?workspace={ws}")
+        form = driver.find_element("id", "set-mcp-server")
+        form.find_element("css selector", "[name=name]").send_keys("docs")
+        form.find_element("css selector", "[name=url]").send_keys("ftp://mcp.example.com/mcp")
+        form.find_element("css selector", "[name=headers]").send_keys(f"Authorization: Bearer {secret}")
+        form.find_element("css selector", "button[type=submit]").click()
+        error = wait_for(lambda: driver.find_elements("css selector", '[data-error-for="url"]'), what="the URL's error")
+        assert error[0].is_displayed()
+        assert form.find_element("css selector", "[name=headers]").get_attribute("value") == ""  # not kept
+        url = form.find_element("css selector", "[name=url]")
+        url.clear()
+        url.send_keys("https://mcp.example.com/mcp")
+        form.find_element("css selector", "[name=headers]").send_keys(f"Authorization: Bearer {secret}")
+        form.find_element("css selector", "button[type=submit]").click()
+        row = wait_for(lambda: driver.find_elements("css selector", '#mcp-servers tr[data-server="docs"]'), what="row")
+        assert "/mcp/docs" in row[0].text and "Authorization" in row[0].text
+        assert secret not in driver.page_source
+        listed = httpx.get(f"{server.url}/admin/v1/workspaces/{ws}/mcp-servers", headers=admin).json()["data"]
+        assert [(s["name"], s["url"], s["header_names"]) for s in listed] == [
+            ("docs", "https://mcp.example.com/mcp", ["Authorization"])
+        ]
+        check_layout(driver, "mcp_servers")
+        said = confirm(driver, '[aria-label="Remove the MCP server docs"]')
+        assert "docs" in said
+        wait_for(lambda: not driver.find_elements("css selector", '#mcp-servers tr[data-server="docs"]'), what="gone")
+    assert httpx.get(f"{server.url}/admin/v1/workspaces/{ws}/mcp-servers", headers=admin).json()["data"] == []
+
+
+@needs_browser
 def test_substitutes_set_in_the_console_move_calls_to_another_model(gw: tuple[Server, dict[str, Any]]) -> None:
     """A cap that substitutes from a percent on and a rate limit that substitutes when full, set in
     the policy editor: a percent out of range is not sent, the saved policy holds both,

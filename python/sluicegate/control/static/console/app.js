@@ -5,6 +5,7 @@ const PAGES = {
   overview: () => import("./pages/overview.js"),
   entities: () => import("./pages/entities.js"),
   secrets: () => import("./pages/secrets.js"),
+  mcp: () => import("./pages/mcp.js"),
   policies: () => import("./pages/policies.js"),
   try: () => import("./pages/try.js"),
   spend: () => import("./pages/spend.js"),

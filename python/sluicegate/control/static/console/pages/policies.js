@@ -3,6 +3,7 @@
 import { api, field, get, h, loadNames, nameOf, select, showFieldErrors, table, usd } from "../api.js";
 import { modelsEditor, modelsEffective } from "./policy_models.js";
 import { limitSection } from "./policy_limits.js";
+import { toolSection } from "./policy_tools.js";
 import { loopSection } from "./policy_loops.js";
 
 const WINDOWS = ["total", "hour", "day", "week", "month"].map((w) => [w, w]);
@@ -144,9 +145,10 @@ export async function render(view, ctx) {
   const models = modelsEditor(ctx, policy.models);  // policy_models.js: model access rules
   const limits = limitSection(policy.limits, ctx);  // policy_limits.js: rate limits
   const loops = loopSection(policy.loops || [], ctx);  // policy_loops.js: runaway-loop rules
+  const tools = toolSection(policy.tools, ctx);  // policy_tools.js: tool access (MCP and model traffic)
   const status = h("p", { class: "form-error bad", role: "alert" });
   const saved = h("p", { id: "policy-saved", role: "status" });
-  const form = h("form", { id: "policy-form", class: "card editor" }, h("h2", {}, `${level} policy: ${nameOf(ctx, id)}`), caps, limits.fieldset, rules, patterns, models, loops.editor,
+  const form = h("form", { id: "policy-form", class: "card editor" }, h("h2", {}, `${level} policy: ${nameOf(ctx, id)}`), caps, limits.fieldset, rules, patterns, models, tools.fieldset, loops.editor,
     h("datalist", { id: "entity-types" }, ENTITIES.map((e) => h("option", { value: e }))), status, saved);
   if (ctx.canWrite) {
     caps.append(h("button", { type: "button", class: "secondary", id: "add-cap", onclick: (ev) => ev.target.before(capRow()) }, "Add cap"));
@@ -167,7 +169,7 @@ export async function render(view, ctx) {
     models.number();
     saved.textContent = "";
     try {
-      await api("PUT", path, { ...readPolicy(form), models: models.read(), limits: limits.read(), loops: loops.read() });
+      await api("PUT", path, { ...readPolicy(form), models: models.read(), limits: limits.read(), loops: loops.read(), tools: tools.read() });
       showFieldErrors(form, null);
       status.textContent = "";
       saved.textContent = "Saved.";
@@ -181,7 +183,7 @@ export async function render(view, ctx) {
   view.append(effective);
   async function showEffective() {
     const eff = await get(`/keys/${id}/effective-policy`);
-    effective.replaceChildren(effectiveView(ctx, eff), limits.effective(eff), loops.effective(eff), h("p", {}, h("a", { href: `#/try?key=${id}` }, "Try this key's redaction on a text")));
+    effective.replaceChildren(effectiveView(ctx, eff), limits.effective(eff), tools.effective(eff), loops.effective(eff), h("p", {}, h("a", { href: `#/try?key=${id}` }, "Try this key's redaction on a text")));
   }
   if (level === "key") await showEffective();
 }

@@ -1,0 +1,68 @@
+// A workspace's MCP servers (what agents reach at /mcp/{name} with their gateway key): list,
+// register or replace (URL, description, the headers the gateway adds: write-only, their names
+// shown), remove. The tool lists that apply to them are in each policy's "Tool access".
+import { api, errorText, field, get, h, select, showFieldErrors, table, when } from "../api.js";
+
+// "Name: value" lines as a headers object; a line without a colon is a field error of its own.
+function headersOf(text) {
+  const out = {};
+  for (const line of text.split("\n").map((l) => l.trim()).filter(Boolean)) {
+    const at = line.indexOf(":");
+    if (at < 1) throw new Error(`a header line is "Name: value": ${line.slice(0, 40)}`);
+    out[line.slice(0, at).trim()] = line.slice(at + 1).trim();
+  }
+  return out;
+}
+
+export async function render(view, ctx) {
+  const params = new URLSearchParams(location.hash.split("?")[1] || "");
+  const spaces = ctx.workspaces.map((w) => [w.id, `Workspace ${w.name}`]);
+  const id = params.get("workspace") || (spaces[0] || [""])[0];
+  const pick = select("workspace", spaces, id, { id: "mcp-workspace" });
+  pick.addEventListener("change", () => { location.hash = `#/mcp?workspace=${pick.value}`; });
+  view.append(h("h1", {}, "MCP servers"), h("div", { class: "row" }, field("Workspace", pick)));
+  if (!id) return;
+  const path = `/workspaces/${id}/mcp-servers`;
+  const rows = (await get(path)).data;
+  const again = async () => { view.replaceChildren(); await render(view, ctx); };
+  view.append(h("div", { class: "card" }, h("h2", {}, "Servers (header values are never shown)"),
+    table(["name", "agents connect to", "upstream URL", "headers", "description", "updated", ""], rows.map((s) => {
+      const del = ctx.canWrite ? h("button", { type: "button", class: "danger", "aria-label": `Remove the MCP server ${s.name}` }, "Remove") : "";
+      if (del) del.addEventListener("click", async () => {
+        if (!confirm(`Remove the MCP server ${s.name}? Agents connected to /mcp/${s.name} lose it.`)) return;
+        try { await api("DELETE", `${path}/${encodeURIComponent(s.name)}`); await again(); } catch (err) { del.after(h("span", { class: "bad" }, errorText(err))); }
+      });
+      return h("tr", { dataset: { server: s.name } }, h("td", {}, s.name), h("td", {}, h("code", {}, `/mcp/${s.name}`)), h("td", {}, s.url),
+        h("td", {}, (s.header_names || []).join(", ")), h("td", {}, s.description || ""), h("td", {}, when(s.updated_at)), h("td", {}, del));
+    }), { id: "mcp-servers" })));
+  if (!ctx.canWrite) return;
+  const headers = h("textarea", { name: "headers", rows: 3, cols: 48, placeholder: "Authorization: Bearer …", autocomplete: "off", spellcheck: false, dataset: { loc: "headers" } });
+  const form = h("form", { id: "set-mcp-server", class: "card" }, h("h2", {}, "Register or replace a server"),
+    h("div", { class: "row" },
+      field("Name", h("input", { name: "name", required: true, pattern: "[a-z0-9][a-z0-9_\\-]{0,63}", size: 16, dataset: { loc: "name" } })),
+      field("Upstream URL (Streamable HTTP)", h("input", { name: "url", type: "url", required: true, size: 36, dataset: { loc: "url" } })),
+      field("Description", h("input", { name: "description", size: 24, dataset: { loc: "description" } }))),
+    h("div", { class: "row" }, field("Headers the gateway adds (one \"Name: value\" per line; replaced as a whole, never shown again)", headers)),
+    h("p", { class: "form-error bad" }),
+    h("button", { type: "submit" }, "Save server"));
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const data = new FormData(form);
+    let body;
+    try {
+      body = { url: data.get("url"), headers: headersOf(String(data.get("headers") || "")) };
+    } catch (err) {
+      form.querySelector(".form-error").textContent = err.message;
+      return;
+    }
+    if (data.get("description")) body.description = data.get("description");
+    try {
+      await api("PUT", `${path}/${encodeURIComponent(data.get("name"))}`, body);
+      await again();
+    } catch (err) {
+      headers.value = "";  // a value typed once is not kept in the page
+      showFieldErrors(form, err);
+    }
+  });
+  view.append(form);
+}
