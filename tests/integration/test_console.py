@@ -1072,13 +1072,16 @@ def test_mcp_servers_are_registered_listed_and_removed_in_the_console(gw: tuple[
         url.clear()
         url.send_keys("https://mcp.example.com/mcp")
         form.find_element("css selector", "[name=headers]").send_keys(f"Authorization: Bearer {secret}")
+        form.find_element("css selector", "[name=price_usd]").send_keys("0.002")
+        form.find_element("css selector", "[name=tool_price_usd]").send_keys("deep_search: 0.05")
         form.find_element("css selector", "button[type=submit]").click()
         row = wait_for(lambda: driver.find_elements("css selector", '#mcp-servers tr[data-server="docs"]'), what="row")
         assert "/mcp/docs" in row[0].text and "Authorization" in row[0].text
+        assert "$0.002; deep_search $0.05" in row[0].text
         assert secret not in driver.page_source
         listed = httpx.get(f"{server.url}/admin/v1/workspaces/{ws}/mcp-servers", headers=admin).json()["data"]
-        assert [(s["name"], s["url"], s["header_names"]) for s in listed] == [
-            ("docs", "https://mcp.example.com/mcp", ["Authorization"])
+        assert [(s["name"], s["url"], s["header_names"], s["price_usd"]) for s in listed] == [
+            ("docs", "https://mcp.example.com/mcp", ["Authorization"], "0.002")
         ]
         check_layout(driver, "mcp_servers")
         said = confirm(driver, '[aria-label="Remove the MCP server docs"]')

@@ -518,7 +518,7 @@ async def test_a_database_at_0004_gets_the_mcp_servers_table_and_keeps_its_rows(
             await conn.execute(
                 text(f"INSERT INTO workspaces (id, org_id, name, created_at) VALUES ('ws_x', 'org_x', 'w', '{at}')")
             )
-        assert await store.open() == ["0005"]
+        assert await store.open() == ["0005", "0006"]
         assert await _differences(store) == []
         ws = await store.one(workspaces, "ws_x")
         assert ws is not None
@@ -536,5 +536,45 @@ async def test_a_database_at_0004_gets_the_mcp_servers_table_and_keeps_its_rows(
         assert await _scalars(store, "SELECT id FROM workspaces") == ["ws_x"]
         async with store.read() as conn:
             assert "mcp_servers" not in await conn.run_sync(lambda c: inspect(c).get_table_names())
+    finally:
+        await store.close()
+
+
+# ── 0006: what a registered MCP server's tool calls cost ─────────────────────────────────────────
+
+
+async def test_a_database_at_0005_keeps_its_mcp_servers_free_and_takes_prices(
+    control_settings: ControlSettings,  # noqa: F811
+) -> None:
+    store = ControlStore(control_settings)
+    try:
+        await store.open()
+        async with store.engine.connect() as conn:
+            await conn.run_sync(_downgrade_to("0005"))
+        at = "2026-12-01T00:00:00+00:00"
+        async with store.engine.begin() as conn:  # rows as a release at 0005 wrote them
+            await conn.execute(text(f"INSERT INTO orgs (id, name, created_at) VALUES ('org_x', 'x', '{at}')"))
+            await conn.execute(
+                text(f"INSERT INTO workspaces (id, org_id, name, created_at) VALUES ('ws_x', 'org_x', 'w', '{at}')")
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO mcp_servers (workspace_id, name, org_id, url, header_names, created_at, updated_at) "
+                    f"VALUES ('ws_x', 'docs', 'org_x', 'https://tools.example/mcp', '[]', '{at}', '{at}')"
+                )
+            )
+        assert await store.open() == ["0006"]
+        assert await _differences(store) == []
+        [shown] = await store.mcp_servers_list("ws_x")
+        assert (shown["price_usd"], shown["tool_price_usd"]) == (None, {})  # free, as it was
+        ws = await store.one(workspaces, "ws_x")
+        assert ws is not None
+        spec = McpServerIn(url="https://tools.example/mcp", price_usd="0.002", tool_price_usd={"deep": "0.5"})
+        await store.set_mcp_server(Actor("test"), ws, "docs", spec)
+        [shown] = await store.mcp_servers_list("ws_x")
+        assert (shown["price_usd"], shown["tool_price_usd"]) == ("0.002", {"deep": "0.50"})
+        async with store.engine.connect() as conn:
+            await conn.run_sync(_downgrade_to("0005"))
+        assert await _scalars(store, "SELECT name FROM mcp_servers") == ["docs"]
     finally:
         await store.close()

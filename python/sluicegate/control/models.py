@@ -124,6 +124,8 @@ mcp_servers = Table(
     Column("description", Text, nullable=False, server_default=text("''")),
     Column("created_at", Text, nullable=False),
     Column("updated_at", Text, nullable=False),
+    # JSON: {"per_call_nusd": int, "tools_nusd": {tool: int}}, what a tools/call costs (`{}`: free)
+    Column("prices", Text, nullable=False, server_default=text("'{}'")),
 )
 
 policies = Table(

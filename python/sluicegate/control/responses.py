@@ -195,6 +195,8 @@ class McpServer(_Out):
     url: str
     header_names: list[str]
     description: str
+    price_usd: str | None = Field(None, description="what a tools/call costs on the caller's spend caps")
+    tool_price_usd: dict[str, str] = Field(default_factory=dict, description="the price of a tool's calls, by tool")
     fingerprint: str | None = Field(None, description="of the headers' values, keyed by the master key")
     created_at: Time
     updated_at: Time

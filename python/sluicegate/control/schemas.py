@@ -191,6 +191,19 @@ class McpServerIn(_Body):
     url: str = Field(min_length=1, max_length=2048, pattern=r"^https?://")
     headers: dict[str, str] = Field(default_factory=dict, max_length=16, repr=False)
     description: str = DESCRIPTION
+    # What a tools/call costs on the caller's spend caps: decimal USD strings ("0.002").
+    price_usd: str | None = Field(None, min_length=1, max_length=40)
+    tool_price_usd: dict[str, str] = Field(default_factory=dict, max_length=256)
+
+    @model_validator(mode="after")
+    def _prices_exact(self) -> McpServerIn:
+        from sluicegate.mcp.servers import ToolPrices
+
+        for name in self.tool_price_usd:
+            if not 1 <= len(name) <= 128:
+                raise ValueError("a tool name in tool_price_usd has 1 to 128 characters")
+        ToolPrices.from_usd(self.price_usd, self.tool_price_usd)  # ValueError: not exact, negative, too large
+        return self
 
     @field_validator("headers")
     @classmethod

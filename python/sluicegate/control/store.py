@@ -54,6 +54,7 @@ from sluicegate.control.models import (
 )
 from sluicegate.control.schemas import KeyIn, Level, McpServerIn, PolicyIn, SecretIn, iso
 from sluicegate.control.settings import ControlSettings
+from sluicegate.mcp.servers import ToolPrices
 
 log = logging.getLogger("sluicegate.control")
 CHANNEL = "sluicegate:control:changed"
@@ -155,12 +156,19 @@ def _names(value: Any) -> list[str]:
     return orjson.loads(value) if isinstance(value, str) else list(value)
 
 
+def server_prices(row: Record) -> ToolPrices:
+    """A stored server's prices (its `prices` JSON; free when empty)."""
+    raw = orjson.loads(row.get("prices") or "{}")
+    return ToolPrices(int(raw.get("per_call_nusd", 0)), {k: int(v) for k, v in raw.get("tools_nusd", {}).items()})
+
+
 def _shown_server(row: Record, meta: Record | None) -> Record:
     return {
         "name": row["name"],
         "url": row["url"],
         "header_names": _names(row["header_names"]),
         "description": row.get("description") or "",
+        **server_prices(row).as_json(),
         "fingerprint": (meta or {}).get("fingerprint"),
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
@@ -169,6 +177,7 @@ def _shown_server(row: Record, meta: Record | None) -> Record:
 
 def _audited_server(row: Record) -> Record:
     out = {"name": row["name"], "url": row["url"], "header_names": _names(row["header_names"])}
+    out |= server_prices(row).as_json()
     if "headers" in row:
         out["headers"] = row["headers"]
     return out
@@ -735,6 +744,10 @@ class ControlStore:
         header_names = sorted(spec.headers)
         row = {"workspace_id": ws_id, "name": name, "org_id": org_id, "url": spec.url}
         row |= {"header_names": orjson.dumps(header_names).decode(), "description": spec.description}
+        prices = ToolPrices.from_usd(spec.price_usd, spec.tool_price_usd)
+        row["prices"] = orjson.dumps(
+            {"per_call_nusd": prices.per_call_nusd, "tools_nusd": dict(prices.tools_nusd)}
+        ).decode()
         where = (mcp_servers.c.workspace_id == ws_id, mcp_servers.c.name == name)
         swhere = (secrets.c.level == "workspace", secrets.c.scope_id == ws_id, secrets.c.provider == secret_name)
 

@@ -30,9 +30,9 @@ from sluicegate.config import CustomPattern, RedactionRule, RedactionSettings
 from sluicegate.control.crypto import MasterKeyError
 from sluicegate.control.keys import now_iso
 from sluicegate.control.policies import EffectivePolicy, OperatorPolicy, chain_of, effective
-from sluicegate.control.store import CHANNEL, ControlStore, Snapshot, mcp_secret_name, secret_context
+from sluicegate.control.store import CHANNEL, ControlStore, Snapshot, mcp_secret_name, secret_context, server_prices
 from sluicegate.errors import SecretUnavailable, Unauthenticated
-from sluicegate.mcp.servers import McpTarget
+from sluicegate.mcp.servers import McpTarget, ToolPrices
 from sluicegate.policy.auth import Identity, KeyStore, presented_keys
 from sluicegate.policy.limits import LimitRule
 from sluicegate.policy.loop_rules import LoopLine
@@ -73,7 +73,8 @@ class _State:
     unopened: dict[tuple[str, str, str], str] = field(default_factory=dict)
     workspace_org: dict[str, str] = field(default_factory=dict)
     redaction: dict[tuple[str, int], RedactionSettings] = field(default_factory=dict)
-    mcp_servers: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = field(default_factory=dict)  # url, headers
+    # url, header names, prices
+    mcp_servers: dict[tuple[str, str], tuple[str, tuple[str, ...], ToolPrices]] = field(default_factory=dict)
     all_caps: tuple[CapLine, ...] | None = None  # every policy's caps, made on first use
 
 
@@ -167,7 +168,8 @@ class ControlView:
             meta = orjson.loads(row["meta"])
             st.secrets[where] = ProviderCredential(Secret(value), meta.get("base_url"), meta.get("project"))
         for row in snap.mcp_servers:
-            st.mcp_servers[(row["workspace_id"], row["name"])] = (row["url"], tuple(orjson.loads(row["header_names"])))
+            names = tuple(orjson.loads(row["header_names"]))
+            st.mcp_servers[(row["workspace_id"], row["name"])] = (row["url"], names, server_prices(row))
         return st
 
     async def _poll(self) -> None:
@@ -342,7 +344,7 @@ class ControlView:
         found = st.mcp_servers.get((workspace, name))
         if found is None:
             return None
-        url, header_names = found
+        url, header_names, prices = found
         headers: dict[str, Secret] = {}
         if header_names:
             where = ("workspace", workspace, mcp_secret_name(name))
@@ -354,7 +356,7 @@ class ControlView:
                     "the request was not sent (ask the gateway's operator)"
                 )
             headers = {k: Secret(v) for k, v in orjson.loads(sealed.secret.reveal()).items()}
-        return McpTarget(name, url, headers, tenant=True)
+        return McpTarget(name, url, headers, tenant=True, prices=prices)
 
     def provider_secret(self, workspace: str, provider_name: str) -> Secret | None:
         found = self.provider_credential(workspace, provider_name)

@@ -25,6 +25,7 @@ PARSE_ERROR = -32700
 TOOL_NOT_ALLOWED = -32003
 POLICY_FAILED = -32004
 CONTENT_BLOCKED = -32005
+SPEND_LIMIT = -32006  # a priced tools/call that a spend cap refuses
 
 
 def rpc_error(msg_id: Any, code: int, message: str, data: dict[str, Any] | None = None) -> dict[str, Any]:

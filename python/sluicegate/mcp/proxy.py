@@ -34,9 +34,9 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import orjson
 
-from sluicegate.errors import GatewayError, PayloadTooLarge, Unauthenticated
+from sluicegate.errors import GatewayError, PayloadTooLarge, SpendLimitExceeded, Unauthenticated
 from sluicegate.formats.sse import EventBuffer
-from sluicegate.mcp.messages import INVALID_REQUEST, PARSE_ERROR, Exchange, is_request, rpc_error
+from sluicegate.mcp.messages import INVALID_REQUEST, PARSE_ERROR, SPEND_LIMIT, Exchange, is_request, rpc_error
 from sluicegate.mcp.servers import McpTarget
 from sluicegate.mcp.settings import McpSettings
 from sluicegate.policy.pipeline import ClientGone, read_body, request_id
@@ -47,7 +47,9 @@ from sluicegate.types import Receive, Scope, Send
 
 if TYPE_CHECKING:
     from sluicegate.config import Settings
+    from sluicegate.policy.auth import Identity
     from sluicegate.policy.pipeline import Gateway
+    from sluicegate.policy.spend import SpendGuard
 
 log = logging.getLogger("sluicegate.mcp")
 PREFIX = "/mcp/"
@@ -82,7 +84,8 @@ class McpProxy:
         self.record = record
         self.tools = ToolPolicy(settings.tools)
         self.servers = {
-            name: McpTarget(name, s.url, s.resolved_headers(environ)) for name, s in settings.mcp.servers.items()
+            name: McpTarget(name, s.url, s.resolved_headers(environ), prices=s.prices)
+            for name, s in settings.mcp.servers.items()
         }
         self.body_timeout_s = settings.server.body_timeout_s
         self._http: aiohttp.ClientSession | None = None
@@ -170,6 +173,7 @@ class McpProxy:
         upstream_headers = {k.decode(): v.decode("latin-1") for k, v in headers.items() if k in FORWARDED}
         upstream_headers.update({k: v.reveal() for k, v in target.headers.items()})
         data: bytes | None = None
+        price, guard = 0, None
         if method == "POST":
             limit = self.settings.max_message_bytes
             declared = headers.get(b"content-length")
@@ -185,12 +189,23 @@ class McpProxy:
             messages = body if isinstance(body, list) else [body]
             for msg in messages:
                 exchange.outbound(msg)
+            if not exchange.answered:
+                price, guard = await self._priced(who, target, messages, exchange)
             if exchange.answered:
                 outcome = await self._answer_locally(send, body, messages, exchange)
                 _traced(outcome, info, server, exchange)
                 return outcome
             data = orjson.dumps(body)  # what was checked is what goes
-        outcome = await self._relay(scope, receive, send, method, target, upstream_headers, data, exchange)
+        try:
+            outcome = await self._relay(scope, receive, send, method, target, upstream_headers, data, exchange)
+        except BaseException:
+            if guard is not None:
+                await guard.finish(None)  # failed before an answer: released
+            raise
+        if guard is not None:
+            await guard.finish(outcome)  # settled when the server answered (200), else released
+        elif price and outcome.status == 200:
+            outcome.cost_nusd = price  # no cap to hold it on: in the ledger all the same
         if exchange.session_id is not None:
             if len(self._sessions) >= 100_000:
                 self._sessions.clear()  # bounded: the owners are forgotten, not the sessions
@@ -200,6 +215,35 @@ class McpProxy:
         outcome.events = exchange.events + outcome.events
         _traced(outcome, info, server, exchange)
         return outcome
+
+    async def _priced(
+        self, who: Identity, target: McpTarget, messages: list[Any], exchange: Exchange
+    ) -> tuple[int, SpendGuard | None]:
+        """What this body's `tools/call`s cost at `target`'s prices, reserved on the caller's spend
+        caps when it has any: (price, the reservation's guard). A cap that refuses answers every
+        priced call with a JSON-RPC error naming it (the body is not sent).
+
+        Raises:
+            Unavailable: the spend store is unreachable and caps fail closed (503).
+        """
+        prices, spend = target.prices, self.gateway.spend
+        if prices.free:
+            return 0, None
+        calls = [m for m in messages if is_request(m) and m.get("method") == "tools/call"]
+        price = sum(prices.of(str((m.get("params") or {}).get("name", ""))) for m in calls)
+        lines = spend.lines_for(who) if spend is not None else ()
+        if not price or spend is None or not lines:
+            return price, None
+        try:
+            guard = await spend.reserve_fixed(lines, price)
+        except SpendLimitExceeded as err:
+            exchange.events += err.events
+            for msg in calls:
+                exchange.answered[msg["id"]] = rpc_error(msg["id"], SPEND_LIMIT, err.message, dict(err.extra))
+            return price, None
+        exchange.events += guard.events
+        guard.events = []
+        return price, guard
 
     def _target(self, workspace: str, server: str) -> McpTarget | None:
         view = self.gateway.view

@@ -8,21 +8,25 @@ authorization_servers = []           # named in the protected resource metadata 
 [mcp.servers.docs]
 url = "https://docs-mcp.internal/mcp"
 headers_env = { Authorization = "DOCS_MCP_AUTHORIZATION" }   # header -> variable holding its value
+price_usd = "0.002"                  # a tools/call costs this on the caller's spend caps...
+tool_price_usd = { deep_search = "0.05" }   # ...or its tool's own price
 ```
 
 The operator's servers are trusted as its providers are (no egress rules); workspaces register
 their own through the admin API, and those are checked (see `mcp.servers`).
 
-This module imports nothing of the gateway but `secrets`, so `config` can use it.
+This module imports nothing of the gateway but `secrets` and the money helpers, so `config` can use it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from sluicegate.mcp.servers import ToolPrices
 from sluicegate.secrets import Secret
+from sluicegate.spend.caps import UsdAmount
 
 
 class _Section(BaseModel):
@@ -35,6 +39,17 @@ class McpServerSettings(_Section):
     url: str = Field(pattern=r"^https?://")
     headers: dict[str, str] = Field(default_factory=dict)  # plain values (not credentials)
     headers_env: dict[str, str] = Field(default_factory=dict)  # header -> variable holding its value
+    price_usd: UsdAmount | None = None  # a tools/call's price on the caller's spend caps
+    tool_price_usd: dict[str, UsdAmount] = Field(default_factory=dict, max_length=1000)  # by tool name
+
+    @model_validator(mode="after")
+    def _prices_exact(self) -> McpServerSettings:
+        self.prices  # noqa: B018  (raises ValueError with the reason: a fraction of a nano-dollar, ...)
+        return self
+
+    @property
+    def prices(self) -> ToolPrices:
+        return ToolPrices.from_usd(self.price_usd, self.tool_price_usd)
 
     def resolved_headers(self, environ: Mapping[str, str]) -> dict[str, Secret]:
         out = {k: Secret(v) for k, v in self.headers.items()}

@@ -270,18 +270,9 @@ class SpendPolicy:
             early = await self._early_substitute(est, model, requested, amount, lines, route, events)
             if early is not None:
                 (substitution, price, amount, worst, min_clamp), said = early
-        try:
-            result = await self.store.reserve(lines, amount, min_clamp_nusd=min_clamp)
-        except StoreUnavailable as exc:
-            event = PolicyEvent("spend", "store_unavailable", "", "store", detail={"behaviour": s.on_redis_error})
-            if s.on_redis_error == "fail_closed":
-                down = Unavailable(
-                    "spend caps cannot be checked right now (the spend store is unreachable); retry shortly",
-                    code="spend_store_unavailable",
-                )
-                down.events = [*events, event]
-                raise down from exc
-            return SpendGuard(self, None, price, [*events, event], substitution)
+        result = await self._hold(lines, amount, min_clamp, events)
+        if result is None:  # the store is down and caps fail open
+            return SpendGuard(self, None, price, events, substitution)
         events += [_refusal_event("would_refuse", r) for r in result.monitored]
         events += _alert_events(result.alerts)
         if result.refusal is not None:
@@ -309,6 +300,51 @@ class SpendPolicy:
             clamp_output(body, fmt.name, tokens)
             events.append(PolicyEvent("spend", "clamp", "", "request", detail={"max_output_tokens": tokens}))
         return SpendGuard(self, result.reservation, price, events, substitution)
+
+    async def _hold(
+        self, lines: tuple[CapLine, ...], amount: int, min_clamp: int, events: list[PolicyEvent]
+    ) -> ReserveResult | None:
+        """The store's answer to reserving `amount` on `lines`; None when the store is unreachable
+        and caps fail open (a `store_unavailable` event added to `events`).
+
+        Raises:
+            Unavailable: the store is unreachable and `on_redis_error` is `fail_closed` (503).
+        """
+        assert self.store is not None, "SpendPolicy.start() was not awaited"
+        behaviour = self.settings.on_redis_error
+        try:
+            return await self.store.reserve(lines, amount, min_clamp_nusd=min_clamp)
+        except StoreUnavailable as exc:
+            event = PolicyEvent("spend", "store_unavailable", "", "store", detail={"behaviour": behaviour})
+            if behaviour == "fail_closed":
+                down = Unavailable(
+                    "spend caps cannot be checked right now (the spend store is unreachable); retry shortly",
+                    code="spend_store_unavailable",
+                )
+                down.events = [*events, event]
+                raise down from exc
+            events.append(event)
+            return None
+
+    async def reserve_fixed(self, lines: tuple[CapLine, ...], amount: int) -> SpendGuard:
+        """Reserve a known price (`amount` nano-USD: a priced tool call) on `lines`; the guard settles
+        all of it on a call answered with 200 and releases it otherwise (`SpendGuard.finish`).
+
+        Raises:
+            SpendLimitExceeded: a cap would be crossed.
+            Unavailable: the store is unreachable and `on_redis_error` is `fail_closed`.
+        """
+        events: list[PolicyEvent] = []
+        result = await self._hold(lines, amount, amount, events)
+        if result is None:
+            return SpendGuard(self, None, None, events)
+        events += [_refusal_event("would_refuse", r) for r in result.monitored]
+        events += _alert_events(result.alerts)
+        if result.refusal is not None:
+            err: GatewayError = refusal_error(result.refusal)
+            err.events = [*events, _refusal_event("refuse", result.refusal)]
+            raise err
+        return SpendGuard(self, result.reservation, None, events)
 
     def _reprice(
         self, est: Estimate, target: str, route: Callable[[str], tuple[Provider, str]]

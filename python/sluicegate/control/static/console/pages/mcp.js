@@ -14,6 +14,23 @@ function headersOf(text) {
   return out;
 }
 
+// "tool: price" pairs, comma-separated, as the tool prices object.
+function toolPricesOf(text) {
+  const out = {};
+  for (const pair of text.split(",").map((p) => p.trim()).filter(Boolean)) {
+    const at = pair.indexOf(":");
+    if (at < 1) throw new Error(`a tool price is "tool: 0.01": ${pair.slice(0, 40)}`);
+    out[pair.slice(0, at).trim()] = pair.slice(at + 1).trim();
+  }
+  return out;
+}
+
+function priceText(s) {
+  const tools = Object.entries(s.tool_price_usd || {}).map(([t, p]) => `${t} $${p}`);
+  const base = s.price_usd ? `$${s.price_usd}` : "free";
+  return tools.length ? `${base}; ${tools.join(", ")}` : base;
+}
+
 export async function render(view, ctx) {
   const params = new URLSearchParams(location.hash.split("?")[1] || "");
   const spaces = ctx.workspaces.map((w) => [w.id, `Workspace ${w.name}`]);
@@ -26,14 +43,14 @@ export async function render(view, ctx) {
   const rows = (await get(path)).data;
   const again = async () => { view.replaceChildren(); await render(view, ctx); };
   view.append(h("div", { class: "card" }, h("h2", {}, "Servers (header values are never shown)"),
-    table(["name", "agents connect to", "upstream URL", "headers", "description", "updated", ""], rows.map((s) => {
+    table(["name", "agents connect to", "upstream URL", "headers", "price per call", "description", "updated", ""], rows.map((s) => {
       const del = ctx.canWrite ? h("button", { type: "button", class: "danger", "aria-label": `Remove the MCP server ${s.name}` }, "Remove") : "";
       if (del) del.addEventListener("click", async () => {
         if (!confirm(`Remove the MCP server ${s.name}? Agents connected to /mcp/${s.name} lose it.`)) return;
         try { await api("DELETE", `${path}/${encodeURIComponent(s.name)}`); await again(); } catch (err) { del.after(h("span", { class: "bad" }, errorText(err))); }
       });
       return h("tr", { dataset: { server: s.name } }, h("td", {}, s.name), h("td", {}, h("code", {}, `/mcp/${s.name}`)), h("td", {}, s.url),
-        h("td", {}, (s.header_names || []).join(", ")), h("td", {}, s.description || ""), h("td", {}, when(s.updated_at)), h("td", {}, del));
+        h("td", {}, (s.header_names || []).join(", ")), h("td", {}, priceText(s)), h("td", {}, s.description || ""), h("td", {}, when(s.updated_at)), h("td", {}, del));
     }), { id: "mcp-servers" })));
   if (!ctx.canWrite) return;
   const headers = h("textarea", { name: "headers", rows: 3, cols: 48, placeholder: "Authorization: Bearer …", autocomplete: "off", spellcheck: false, dataset: { loc: "headers" } });
@@ -42,6 +59,9 @@ export async function render(view, ctx) {
       field("Name", h("input", { name: "name", required: true, pattern: "[a-z0-9][a-z0-9_\\-]{0,63}", size: 16, dataset: { loc: "name" } })),
       field("Upstream URL (Streamable HTTP)", h("input", { name: "url", type: "url", required: true, size: 36, dataset: { loc: "url" } })),
       field("Description", h("input", { name: "description", size: 24, dataset: { loc: "description" } }))),
+    h("div", { class: "row" },
+      field("Price per tool call (USD, on the caller's caps)", h("input", { name: "price_usd", inputmode: "decimal", size: 10, placeholder: "free", dataset: { loc: "price_usd" } })),
+      field("Tool prices (tool: USD, comma-separated)", h("input", { name: "tool_price_usd", size: 30, placeholder: "deep_search: 0.05", dataset: { loc: "tool_price_usd" } }))),
     h("div", { class: "row" }, field("Headers the gateway adds (one \"Name: value\" per line; replaced as a whole, never shown again)", headers)),
     h("p", { class: "form-error bad" }),
     h("button", { type: "submit" }, "Save server"));
@@ -50,7 +70,9 @@ export async function render(view, ctx) {
     const data = new FormData(form);
     let body;
     try {
-      body = { url: data.get("url"), headers: headersOf(String(data.get("headers") || "")) };
+      body = { url: data.get("url"), headers: headersOf(String(data.get("headers") || "")),
+        tool_price_usd: toolPricesOf(String(data.get("tool_price_usd") || "")) };
+      if (String(data.get("price_usd") || "").trim()) body.price_usd = String(data.get("price_usd")).trim();
     } catch (err) {
       form.querySelector(".form-error").textContent = err.message;
       return;
