@@ -286,11 +286,14 @@ def test_a_throttled_deployment_is_retried_on_the_other(ac: anthropic.Anthropic,
 
 def test_an_exception_mid_stream_reaches_the_sdk(ac: anthropic.Anthropic) -> None:
     seen: list[str] = []
-    with pytest.raises(anthropic.APIStatusError) as failed, ac.messages.stream(
-        model="bedrock/mock-claude@fault=error_event,fault_after=3",
-        max_tokens=64,
-        messages=[{"role": "user", "content": "Hi"}],
-    ) as stream:
+    with (
+        pytest.raises(anthropic.APIStatusError) as failed,
+        ac.messages.stream(
+            model="bedrock/mock-claude@fault=error_event,fault_after=3",
+            max_tokens=64,
+            messages=[{"role": "user", "content": "Hi"}],
+        ) as stream,
+    ):
         for event in stream:
             seen.append(event.type)
     assert seen[0] == "message_start"
