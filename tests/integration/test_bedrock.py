@@ -298,3 +298,99 @@ def test_an_exception_mid_stream_reaches_the_sdk(ac: anthropic.Anthropic) -> Non
             seen.append(event.type)
     assert seen[0] == "message_start"
     assert "modelStreamErrorException" in str(failed.value)
+
+
+# --- A workspace's own AWS credentials (a provider secret of the control plane)
+
+WORKSPACE_SECRET = {"aws_access_key_id": TEMP_KEY_ID, "aws_secret_access_key": CREDENTIALS[TEMP_KEY_ID][0]}
+
+
+def _seed(db: str) -> tuple[str, str]:
+    """Two workspaces with a key each: one whose secret for `bedrock` is AWS credentials with a
+    session token, one whose secret is not AWS credentials; returns their gateway keys."""
+    import asyncio
+    import json
+
+    from tests.unit.control.pg import MASTER_KEY
+
+    from sluicegate.control.audit import Actor
+    from sluicegate.control.schemas import KeyIn, SecretIn
+    from sluicegate.control.settings import ControlSettings
+    from sluicegate.control.store import ControlStore
+
+    settings = ControlSettings(enabled=True, database_url=db, master_key=MASTER_KEY)
+
+    async def run() -> tuple[str, str]:
+        store = ControlStore(settings)
+        await store.open()
+        try:
+            actor = Actor("test/seed")
+            org = await store.create_org(actor, "acme")
+            keys = []
+            for name, value in (
+                ("own", json.dumps({**WORKSPACE_SECRET, "aws_session_token": CREDENTIALS[TEMP_KEY_ID][1]})),
+                ("bad", "not-aws-credentials-" + "x" * 20),
+            ):
+                ws = await store.create_workspace(actor, org["id"], name)
+                _, key = await store.create_key(actor, ws, KeyIn(name=f"{name}-app"))
+                await store.set_secret(actor, "workspace", ws["id"], org["id"], "bedrock", SecretIn(value=value))
+                keys.append(str(key))
+            return keys[0], keys[1]
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+@pytest.fixture(scope="module")
+def tenant_gw(
+    mock_server: Server, bedrock_mock: Server, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Server, str, str]]:
+    from tests.unit.control.pg import MASTER_KEY
+
+    tmp = tmp_path_factory.mktemp("bedrock-creds")
+    db = f"sqlite:///{tmp / 'control.db'}"
+    own, bad = _seed(db)
+    extra = f"""
+[providers.bedrock]
+kind = "bedrock"
+region = "us-east-1"
+base_url = "{bedrock_mock.url}"
+aws_access_key_id_env = "SG_TEST_BEDROCK_KEY_ID"
+aws_secret_access_key_env = "SG_TEST_BEDROCK_SECRET"
+
+[control]
+enabled = true
+database_url = "{db}"
+poll_interval_s = 0.25
+
+[spend.default_price]
+input_usd_per_mtok = "1"
+output_usd_per_mtok = "2"
+"""
+    path = gateway_config(tmp / "gw.toml", mock_server.url, extra)
+    with start_gateway(path, {**ENV, "SLUICEGATE_CONTROL__MASTER_KEY": MASTER_KEY}) as gw:
+        yield gw, own, bad
+
+
+def test_a_workspace_signs_with_its_own_aws_credentials(
+    tenant_gw: tuple[Server, str, str], bedrock_mock: Server
+) -> None:
+    gw, own, bad = tenant_gw
+    with anthropic.Anthropic(base_url=gw.url, api_key=own, max_retries=0) as client:
+        reply = client.messages.create(
+            model="bedrock/mock-claude", max_tokens=16, messages=[{"role": "user", "content": "Hi"}]
+        )
+    assert reply.content
+    seen = provider_saw(bedrock_mock)
+    signed_by(seen, TEMP_KEY_ID, "us-east-1")  # the workspace's key, not the operator's
+    assert seen["headers"]["x-amz-security-token"] == CREDENTIALS[TEMP_KEY_ID][1]
+    assert all(WORKSPACE_SECRET["aws_secret_access_key"] not in v for v in seen["headers"].values())
+    with (
+        anthropic.Anthropic(base_url=gw.url, api_key=bad, max_retries=0) as client,
+        pytest.raises(anthropic.APIStatusError) as refused,
+    ):
+        client.messages.create(model="bedrock/mock-claude", max_tokens=16, messages=[{"role": "user", "content": "Hi"}])
+    assert refused.value.status_code == 502
+    assert "must be a JSON object with aws_access_key_id" in str(refused.value)
+    assert "not-aws-credentials" not in str(refused.value)

@@ -60,6 +60,7 @@ ANTHROPIC_VERSION: Final = "bedrock-2023-05-31"
 SIGNING_NAME: Final = "bedrock"
 EVENT_STREAM: Final = "application/vnd.amazon.eventstream"
 _MESSAGES_PATH: Final = "/v1/messages"
+_SECRET_FIELDS: Final = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
 
 # Bedrock's exceptions (by `x-amzn-errortype` or an in-stream `:exception-type`, first letter in
 # either case) as (Anthropic error type, status the client gets). The statuses are Bedrock's own,
@@ -96,6 +97,29 @@ class AwsCredentials:
     access_key_id: Secret
     secret_access_key: Secret
     session_token: Secret | None = None
+
+    @classmethod
+    def from_secret(cls, secret: Secret) -> AwsCredentials:
+        """The credentials of a workspace's provider secret: a JSON object with
+        `aws_access_key_id`, `aws_secret_access_key` and, for temporary credentials,
+        `aws_session_token`.
+
+        Raises:
+            UpstreamError: the secret is not that (`provider_not_configured`; the value is never said).
+        """
+        try:
+            value: Any = orjson.loads(secret.reveal())
+        except orjson.JSONDecodeError:
+            value = None
+        fields = [value.get(k) if isinstance(value, dict) else None for k in _SECRET_FIELDS]
+        if not all(isinstance(f, str) and f for f in fields[:2]) or not isinstance(fields[2], str | None):
+            raise UpstreamError(
+                "the workspace's secret for a Bedrock provider must be a JSON object with aws_access_key_id and "
+                "aws_secret_access_key (and aws_session_token for temporary credentials)",
+                code="provider_not_configured",
+            )
+        key_id, secret_key, token = fields
+        return cls(Secret(key_id), Secret(secret_key), Secret(token) if token else None)
 
     @classmethod
     def from_environ(cls, names: tuple[str, str, str | None], environ: Mapping[str, str]) -> AwsCredentials | str:
@@ -311,25 +335,31 @@ class Bedrock:
         self.name = name
         self.region = region
         self._missing = credentials if isinstance(credentials, str) else None
-        self._auth: SigV4Auth | None = None
-        if isinstance(credentials, AwsCredentials):
-            token = credentials.session_token.reveal() if credentials.session_token is not None else None
-            creds = Credentials(credentials.access_key_id.reveal(), credentials.secret_access_key.reveal(), token)
-            self._auth = SigV4Auth(creds, SIGNING_NAME, region)
+        self._auth = self._signer(credentials) if isinstance(credentials, AwsCredentials) else None
 
-    def signed_headers(self, url: str, headers: Mapping[str, str], body: bytes) -> dict[str, str]:
+    def _signer(self, credentials: AwsCredentials) -> SigV4Auth:
+        token = credentials.session_token.reveal() if credentials.session_token is not None else None
+        creds = Credentials(credentials.access_key_id.reveal(), credentials.secret_access_key.reveal(), token)
+        return SigV4Auth(creds, SIGNING_NAME, self.region)
+
+    def signed_headers(
+        self, url: str, headers: Mapping[str, str], body: bytes, secret: Secret | None = None
+    ) -> dict[str, str]:
         """`headers` with the SigV4 signature of a POST of `body` to `url` (botocore's signer:
-        `Authorization`, `X-Amz-Date`, `X-Amz-Security-Token` with a session token).
+        `Authorization`, `X-Amz-Date`, `X-Amz-Security-Token` with a session token), by the
+        workspace's credentials (`secret`, see `AwsCredentials.from_secret`) or the provider's.
 
         Raises:
-            UpstreamError: no credentials (`provider_not_configured`, naming the variables).
+            UpstreamError: no credentials, or a workspace secret that is not AWS credentials
+                (`provider_not_configured`, naming the variables, never a value).
         """
-        if self._auth is None:
+        auth = self._auth if secret is None else self._signer(AwsCredentials.from_secret(secret))
+        if auth is None:
             raise UpstreamError(
                 f"provider {self.name!r} has no AWS credentials: {self._missing}", code="provider_not_configured"
             )
         request = AWSRequest(method="POST", url=url, data=body, headers=dict(headers))
-        self._auth.add_auth(request)
+        auth.add_auth(request)
         return dict(request.headers.items())
 
     def send(
@@ -341,10 +371,11 @@ class Bedrock:
         raw: bytes,
         timeouts: Timeouts,
         whole: bool,
+        secret: Secret | None = None,
     ) -> Awaitable[UpstreamResponse]:
         """Send an Anthropic Messages request (`raw`, for the client `path`) to Bedrock at `url`
-        (the model's InvokeModel URL) through `upstream`, signed; awaited, the answer read as
-        Anthropic's.
+        (the model's InvokeModel URL) through `upstream`, signed with the workspace's credentials
+        (`secret`) or the provider's; awaited, the answer read as Anthropic's.
 
         Raises:
             InvalidRequest: the client path is not `/v1/messages` (count_tokens is not served).
@@ -360,7 +391,8 @@ class Bedrock:
             headers["accept"] = EVENT_STREAM
         else:
             headers["accept"] = "application/json"
-        signed = self.signed_headers(url, headers, body)
+        headers.pop("authorization", None)  # a workspace's secret as `Provider.headers` put it: signed with instead
+        signed = self.signed_headers(url, headers, body, secret)
         return self._answer(upstream.send(url, path, signed, body, timeouts, whole=whole))
 
     @staticmethod
