@@ -22,6 +22,7 @@ from sluicegate.formats.sse import EventBuffer
 from sluicegate.mock.bedrock import CREDENTIALS, _verify, chunk_message, encode_message, exception_message
 from sluicegate.proxy.bedrock import EventStreamToSse, bedrock_body, error_body, invoke_url
 from sluicegate.proxy.providers import Router
+from sluicegate.proxy.routing import refusal_case
 
 MODEL_ID = "anthropic.claude-3-5-sonnet-20241022-v2:0"
 ARN = "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-3-5-haiku-20241022-v1:0"
@@ -288,3 +289,10 @@ def test_a_gateway_without_bedrock_loads_no_botocore() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_too_long_prompt_counts_as_context_length_for_fallbacks() -> None:
+    _, body = error_body(400, b'{"message":"Input is too long for requested model."}', "ValidationException")
+    assert refusal_case(body) == "context_length"
+    _, other = error_body(400, b'{"message":"messages: field required"}', "ValidationException")
+    assert refusal_case(other) is None
