@@ -193,10 +193,11 @@ class EventStreamToSse:
     """Bedrock's event stream as Anthropic's SSE events, as its bytes arrive (`feed`, then
     `finish`): a frame cut anywhere gives the same events as the whole stream."""
 
-    __slots__ = ("_buffer", "ended")
+    __slots__ = ("_buffer", "_pending", "ended")
 
     def __init__(self) -> None:
         self._buffer = EventStreamBuffer()
+        self._pending = 0  # bytes fed that no complete message has taken yet
         self.ended = False  # an exception ended the stream: anything after it is not relayed
 
     def feed(self, data: bytes) -> bytes:
@@ -209,9 +210,11 @@ class EventStreamToSse:
         if self.ended:
             return b""
         self._buffer.add_data(data)
+        self._pending += len(data)
         out: list[bytes] = []
         try:
             for message in self._buffer:
+                self._pending -= message.prelude.total_length
                 out.append(self._event(message))
                 if self.ended:
                     break
@@ -225,7 +228,7 @@ class EventStreamToSse:
         Raises:
             UpstreamProtocolError: bytes of an incomplete frame are left.
         """
-        if not self.ended and self._buffer._data:  # botocore's buffer: what no complete frame took
+        if not self.ended and self._pending:
             raise UpstreamProtocolError("the provider's event stream ended inside a frame")
 
     def _event(self, message: EventStreamMessage) -> bytes:

@@ -166,7 +166,7 @@ class Provider:
             headers["anthropic-version"] = anthropic_version or ANTHROPIC_VERSION
             if anthropic_beta:
                 headers["anthropic-beta"] = anthropic_beta
-        elif self.bedrock is not None and anthropic_beta:  # goes into the body (`Bedrock.send`)
+        elif anthropic_beta and self.bedrock is not None:  # goes into the body (`Bedrock.send`)
             headers["anthropic-beta"] = anthropic_beta
         if not tenant_url:  # the operator's own headers never go to a URL a tenant chose
             for name, value in self.static_headers.items():
