@@ -394,3 +394,9 @@ def test_a_workspace_signs_with_its_own_aws_credentials(
     assert refused.value.status_code == 502
     assert "must be a JSON object with aws_access_key_id" in str(refused.value)
     assert "not-aws-credentials" not in str(refused.value)
+
+
+def test_count_tokens_is_refused_clearly(ac: anthropic.Anthropic) -> None:
+    with pytest.raises(anthropic.BadRequestError) as refused:
+        ac.messages.count_tokens(model="claude-bedrock", messages=[{"role": "user", "content": "Hi"}])
+    assert "is not served by the Bedrock provider" in str(refused.value)
