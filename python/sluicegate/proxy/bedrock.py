@@ -60,6 +60,7 @@ ANTHROPIC_VERSION: Final = "bedrock-2023-05-31"
 SIGNING_NAME: Final = "bedrock"
 EVENT_STREAM: Final = "application/vnd.amazon.eventstream"
 _MESSAGES_PATH: Final = "/v1/messages"
+_FRAME_OVERHEAD: Final = 64 * 1024  # an event-stream message's prelude, headers and JSON wrapping, at most
 _SECRET_FIELDS: Final = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
 
 # Bedrock's exceptions (by `x-amzn-errortype` or an in-stream `:exception-type`, first letter in
@@ -191,11 +192,18 @@ def _error_event(kind: str, message: str) -> bytes:
 
 class EventStreamToSse:
     """Bedrock's event stream as Anthropic's SSE events, as its bytes arrive (`feed`, then
-    `finish`): a frame cut anywhere gives the same events as the whole stream."""
+    `finish`): a frame cut anywhere gives the same events as the whole stream.
 
-    __slots__ = ("_buffer", "_pending", "ended")
+    Arguments:
+        max_event: the largest event (`upstream.max_event_bytes`); a message whose frame may not
+            hold one (its base64 and JSON wrapping allowed for) is refused before it is buffered
+            further.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("_buffer", "_max_frame", "_pending", "ended")
+
+    def __init__(self, max_event: int = 8 * 1024 * 1024) -> None:
+        self._max_frame = max_event * 4 // 3 + _FRAME_OVERHEAD
         self._buffer = EventStreamBuffer()
         self._pending = 0  # bytes fed that no complete message has taken yet
         self.ended = False  # an exception ended the stream: anything after it is not relayed
@@ -220,6 +228,10 @@ class EventStreamToSse:
                     break
         except ParserError as exc:
             raise UpstreamProtocolError(f"the provider's event stream is damaged ({type(exc).__name__})") from None
+        if self._pending > self._max_frame:
+            raise UpstreamProtocolError(
+                "the provider sent a stream event larger than upstream.max_event_bytes", code="upstream_event_too_large"
+            )
         return b"".join(out)
 
     def finish(self) -> None:
@@ -273,10 +285,11 @@ class BedrockResponse:
     stream as SSE events, an error as Anthropic's error body (and status), a Messages body as
     it is."""
 
-    __slots__ = ("_errortype", "_inner", "_stream", "content_type", "status")
+    __slots__ = ("_errortype", "_inner", "_max_event", "_stream", "content_type", "status")
 
-    def __init__(self, inner: UpstreamResponse) -> None:
+    def __init__(self, inner: UpstreamResponse, max_event: int) -> None:
         self._inner = inner
+        self._max_event = max_event
         self.status = inner.status
         self.content_type = inner.content_type
         self._errortype: str | None = None
@@ -300,7 +313,7 @@ class BedrockResponse:
             async for chunk in self._inner.chunks():
                 yield chunk
             return
-        events = EventStreamToSse()
+        events = EventStreamToSse(self._max_event)
         async for chunk in self._inner.chunks():
             out = events.feed(chunk)
             if out:
@@ -330,13 +343,17 @@ class Bedrock:
         region: the AWS region calls are signed for.
         credentials: the AWS credentials, or what is missing from the environment (a call is then
             refused with that, naming the variables).
+        max_event: the largest stream event relayed (`upstream.max_event_bytes`).
     """
 
-    __slots__ = ("_auth", "_missing", "name", "region")
+    __slots__ = ("_auth", "_max_event", "_missing", "name", "region")
 
-    def __init__(self, name: str, region: str, credentials: AwsCredentials | str) -> None:
+    def __init__(
+        self, name: str, region: str, credentials: AwsCredentials | str, max_event: int = 8 * 1024 * 1024
+    ) -> None:
         self.name = name
         self.region = region
+        self._max_event = max_event
         self._missing = credentials if isinstance(credentials, str) else None
         self._auth = self._signer(credentials) if isinstance(credentials, AwsCredentials) else None
 
@@ -398,6 +415,5 @@ class Bedrock:
         signed = self.signed_headers(url, headers, body, secret)
         return self._answer(upstream.send(url, path, signed, body, timeouts, whole=whole))
 
-    @staticmethod
-    async def _answer(sent: Awaitable[UpstreamResponse]) -> UpstreamResponse:
-        return BedrockResponse(await sent)
+    async def _answer(self, sent: Awaitable[UpstreamResponse]) -> UpstreamResponse:
+        return BedrockResponse(await sent, self._max_event)

@@ -78,14 +78,17 @@ class Provider:
     bedrock: Bedrock | None = None
 
     @classmethod
-    def from_settings(cls, name: str, s: ProviderSettings, environ: Mapping[str, str]) -> Provider:
+    def from_settings(
+        cls, name: str, s: ProviderSettings, environ: Mapping[str, str], max_event_bytes: int = 8 * 1024 * 1024
+    ) -> Provider:
         mapped = s.azure_deployments()
         bedrock = None
         if s.kind == "bedrock":  # botocore is loaded only for a Bedrock provider
             from sluicegate.proxy.bedrock import AwsCredentials, Bedrock
 
             assert s.region is not None
-            bedrock = Bedrock(name, s.region, AwsCredentials.from_environ(s.aws_env(), environ))
+            credentials = AwsCredentials.from_environ(s.aws_env(), environ)
+            bedrock = Bedrock(name, s.region, credentials, max_event_bytes)
         return cls(
             name=name,
             kind=s.kind,
@@ -212,7 +215,8 @@ class Router:
     ) -> None:
         from sluicegate.proxy.routing import Routes
 
-        self.providers = {n: Provider.from_settings(n, p, environ) for n, p in settings.providers.items()}
+        max_event = settings.upstream.max_event_bytes
+        self.providers = {n: Provider.from_settings(n, p, environ, max_event) for n, p in settings.providers.items()}
         r = settings.routing
         self.routes = Routes(r, self.providers, clock, rng)
         # A route answers `route()` with its first deployment (the model list, a cap's substitute).

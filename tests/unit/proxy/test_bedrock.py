@@ -296,3 +296,13 @@ def test_a_too_long_prompt_counts_as_context_length_for_fallbacks() -> None:
     assert refusal_case(body) == "context_length"
     _, other = error_body(400, b'{"message":"messages: field required"}', "ValidationException")
     assert refusal_case(other) is None
+
+
+def test_an_event_past_the_bound_is_refused_before_it_is_buffered_whole() -> None:
+    big = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "x" * 200_000}}
+    frames, sse = _stream([big], None)
+    assert EventStreamToSse(max_event=200_100).feed(frames) == sse  # within the bound
+    converter = EventStreamToSse(max_event=100_000)
+    with pytest.raises(UpstreamProtocolError, match="max_event_bytes"):
+        for start in range(0, len(frames), 4096):
+            converter.feed(frames[start : start + 4096])
