@@ -61,7 +61,7 @@ LANGSMITH_ENV: dict[str, str] = {
     "LANGSMITH_PROJECT": "project",
 }
 
-ProviderKind = Literal["openai", "anthropic", "openai_compatible", "azure", "gemini", "mock"]
+ProviderKind = Literal["openai", "anthropic", "openai_compatible", "azure", "gemini", "bedrock", "mock"]
 
 DEFAULT_BASE_URLS: dict[str, str] = {
     "openai": "https://api.openai.com/v1",
@@ -73,6 +73,16 @@ DEFAULT_BASE_URLS: dict[str, str] = {
 # `/openai/deployments/{deployment}/…?api-version=` paths), or `v1` / `preview` (the v1 API:
 # `/openai/v1/…`, the deployment named by the body's `model`).
 AZURE_API_VERSION = r"^(v1|preview|\d{4}-\d{2}-\d{2}(-preview)?)$"
+# An AWS region (`us-east-1`, `eu-central-2`, `us-gov-west-1`): where a Bedrock provider's calls go
+# and what they are signed for.
+AWS_REGION = r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$"
+# The variables a Bedrock provider reads its AWS credentials from unless its `aws_*_env` settings
+# name others (the AWS SDKs' own names).
+AWS_ENV = {
+    "aws_access_key_id_env": "AWS_ACCESS_KEY_ID",
+    "aws_secret_access_key_env": "AWS_SECRET_ACCESS_KEY",
+    "aws_session_token_env": "AWS_SESSION_TOKEN",
+}
 
 
 class ConfigError(ValueError):
@@ -157,8 +167,8 @@ class UpstreamSettings(_Section):
 
 
 class AzureDeploymentSettings(_Section):
-    """An Azure OpenAI deployment a gateway model name stands for, and the model it is priced as
-    (default: the gateway model name, e.g. `gpt-4o`)."""
+    """An Azure OpenAI deployment (or a Bedrock model id) a gateway model name stands for, and the
+    model it is priced as (default: the gateway model name, e.g. `gpt-4o`)."""
 
     deployment: str = Field(min_length=1, max_length=256)
     price_as: str | None = Field(None, min_length=1)
@@ -178,8 +188,17 @@ class ProviderSettings(_Section):
     # Azure OpenAI (`kind = "azure"`; `base_url` is the resource endpoint): the API version every
     # request names, and the gateway model names that stand for deployments (a name not listed is
     # sent as the deployment's name). See docs/configuration.md, "Azure OpenAI".
+    # AWS Bedrock (`kind = "bedrock"`) names its models by id (`anthropic.claude-…-v2:0`, an
+    # inference profile `us.anthropic.…`): `deployments` maps gateway model names to those ids too.
     api_version: str | None = Field(None, pattern=AZURE_API_VERSION)
     deployments: dict[str, str | AzureDeploymentSettings] = Field(default_factory=dict)
+    # AWS Bedrock: the region calls are sent to and signed for (SigV4), and the variables the AWS
+    # credentials are read from (default: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN).
+    # See docs/configuration.md, "AWS Bedrock".
+    region: str | None = Field(None, pattern=AWS_REGION)
+    aws_access_key_id_env: str | None = Field(None, min_length=1)
+    aws_secret_access_key_env: str | None = Field(None, min_length=1)
+    aws_session_token_env: str | None = Field(None, min_length=1)
 
     @field_validator("base_url")
     @classmethod
@@ -194,8 +213,12 @@ class ProviderSettings(_Section):
             raise ValueError("an openai_compatible provider needs base_url")
         if self.kind == "azure":
             self._azure()
+        elif self.kind == "bedrock":
+            self._bedrock()
         elif self.api_version is not None or self.deployments:
-            raise ValueError("api_version and deployments are settings of an azure provider only")
+            raise ValueError("api_version and deployments are settings of an azure or bedrock provider only")
+        if self.kind != "bedrock" and (self.region is not None or any(getattr(self, name) for name in AWS_ENV)):
+            raise ValueError("region and aws_*_env are settings of a bedrock provider only")
         if self.api_key and self.api_key_env:
             raise ValueError("set api_key or api_key_env, not both")
         return self
@@ -221,6 +244,39 @@ class ProviderSettings(_Section):
             if not name.strip():
                 raise ValueError(f"deployments.{model} names no deployment")
 
+    def _bedrock(self) -> None:
+        if self.region is None:
+            raise ValueError("a bedrock provider needs region (its calls are signed for it), e.g. us-east-1")
+        if self.api_key or self.api_key_env or self.auth_header:
+            raise ValueError(
+                "a bedrock provider signs its calls with AWS credentials, not an API key: set "
+                "aws_access_key_id_env and aws_secret_access_key_env (or the AWS_* variables), not api_key"
+            )
+        if self.api_version is not None:
+            raise ValueError("api_version is a setting of an azure provider only")
+        if self.formats is not None and self.formats != ["anthropic"]:
+            raise ValueError("a bedrock provider speaks Anthropic's Messages format only: formats = ['anthropic']")
+        if bool(self.aws_access_key_id_env) != bool(self.aws_secret_access_key_env):
+            raise ValueError(
+                "set aws_access_key_id_env and aws_secret_access_key_env together (a key id and its secret)"
+            )
+        for model, d in self.deployments.items():
+            name = d if isinstance(d, str) else d.deployment
+            if not name.strip():
+                raise ValueError(f"deployments.{model} names no model id")
+
+    def aws_env(self) -> tuple[str, str, str | None]:
+        """The variables a Bedrock provider's key id, secret key and session token are read from:
+        the ones named, else the AWS SDKs' own; a key named by `aws_access_key_id_env` takes a
+        session token only from `aws_session_token_env` (never another key's AWS_SESSION_TOKEN)."""
+        if self.aws_access_key_id_env and self.aws_secret_access_key_env:
+            return self.aws_access_key_id_env, self.aws_secret_access_key_env, self.aws_session_token_env
+        return (
+            AWS_ENV["aws_access_key_id_env"],
+            AWS_ENV["aws_secret_access_key_env"],
+            self.aws_session_token_env or AWS_ENV["aws_session_token_env"],
+        )
+
     def azure_deployments(self) -> dict[str, AzureDeploymentSettings]:
         """The `deployments` table, every entry in its long form."""
         return {
@@ -229,6 +285,8 @@ class ProviderSettings(_Section):
 
     def resolved_base_url(self) -> str | None:
         """The provider's base URL; None means the in-process mock."""
+        if self.kind == "bedrock" and not self.base_url:
+            return f"https://bedrock-runtime.{self.region}.amazonaws.com"
         return self.base_url or DEFAULT_BASE_URLS.get(self.kind)
 
     def resolved_api_key(self, environ: Mapping[str, str]) -> Secret | None:

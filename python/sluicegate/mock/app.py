@@ -327,8 +327,12 @@ async def respond(method: str, path: str, headers: Mapping[str, str], body: byte
         return _json(err.status, error_bytes(err, anthropic, request_id[1]), request_id, err.headers)
 
 
+# Streamed answers: SSE, and AWS event-stream framing (`mock.bedrock`).
+_STREAM_TYPES: Final = ("text/event-stream", "application/vnd.amazon.eventstream")
+
+
 def _is_stream(headers: list[tuple[str, str]]) -> bool:
-    return any(name == "content-type" and value.startswith("text/event-stream") for name, value in headers)
+    return any(name == "content-type" and value.startswith(_STREAM_TYPES) for name, value in headers)
 
 
 async def _send_stream(response: MockResponse, start: dict[str, Any], receive: Receive, send: Send) -> None:

@@ -55,6 +55,7 @@ _PROVIDERS = {
     "anthropic": "anthropic",
     "azure": "azure",
     "gemini": "google_genai",
+    "bedrock": "amazon_bedrock",
     "mock": "sluicegate-mock",
 }
 

@@ -48,6 +48,7 @@ PROVIDER_NAMES = {
     "openai_compatible": "openai",
     "azure": "azure.ai.openai",
     "gemini": "gcp.gemini",
+    "bedrock": "aws.bedrock",
     "mock": "mock",
 }
 _TRACEPARENT = re.compile(rb"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(?:-.*)?")

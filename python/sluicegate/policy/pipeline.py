@@ -535,6 +535,9 @@ class Gateway:
         path = fmt.path if bridge is None else bridge.target.path
         url = provider.url(path, base_url, model)
         upstream = self._upstream(url, base_url is not None)
+        if provider.bedrock is not None:  # its own URL, body, signature and answer (proxy/bedrock.py)
+            secret = credential.secret if credential is not None else None
+            return provider.bedrock.send(upstream, path, url, upstream_headers, raw, timeouts, whole, secret)
         return upstream.send(url, path, upstream_headers, raw, timeouts, whole=whole)
 
     def _relay(

@@ -9,8 +9,10 @@ client's gateway key is never forwarded: the provider's own key is injected inst
 Provider kinds differ in where a request goes and how it authenticates, settled when the provider
 is built: `openai`, `openai_compatible` and `gemini` (an `openai_compatible` preset for Google's
 endpoint) take the client's path below their `/v1`-style base URL; `azure` builds Azure OpenAI's
-deployment URLs with their `api-version` and sends the key as `api-key`; `anthropic` and `mock`
-take the client's path as it is.
+deployment URLs with their `api-version` and sends the key as `api-key`; `bedrock` (AWS Bedrock's
+Anthropic models) goes to the model's InvokeModel URL, signed with AWS credentials, its body and
+answers rewritten on its own path (`proxy/bedrock.py`); `anthropic` and `mock` take the client's
+path as it is.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from sluicegate import __version__
@@ -28,12 +31,16 @@ from sluicegate.formats.base import Family, WireFormat
 from sluicegate.formats.translate import Bridge, bridge
 from sluicegate.secrets import Secret
 
+if TYPE_CHECKING:
+    from sluicegate.proxy.bedrock import Bedrock
+
 FAMILIES: dict[str, frozenset[Family]] = {
     "openai": frozenset({"openai"}),
     "openai_compatible": frozenset({"openai"}),
     "anthropic": frozenset({"anthropic"}),
     "azure": frozenset({"openai"}),
     "gemini": frozenset({"openai"}),
+    "bedrock": frozenset({"anthropic"}),
     "mock": frozenset({"openai", "anthropic"}),
 }
 # The auth header of each kind when `auth_header` is not set (a value other than `authorization`
@@ -67,10 +74,21 @@ class Provider:
     api_version: str | None = None
     deployments: dict[str, str] = field(default_factory=dict)
     price_as: dict[str, str] = field(default_factory=dict)
+    # AWS Bedrock: how a call is signed, sent and read back (None: every other kind).
+    bedrock: Bedrock | None = None
 
     @classmethod
-    def from_settings(cls, name: str, s: ProviderSettings, environ: Mapping[str, str]) -> Provider:
+    def from_settings(
+        cls, name: str, s: ProviderSettings, environ: Mapping[str, str], max_event_bytes: int = 8 * 1024 * 1024
+    ) -> Provider:
         mapped = s.azure_deployments()
+        bedrock = None
+        if s.kind == "bedrock":  # botocore is loaded only for a Bedrock provider
+            from sluicegate.proxy.bedrock import AwsCredentials, Bedrock
+
+            assert s.region is not None
+            credentials = AwsCredentials.from_environ(s.aws_env(), environ)
+            bedrock = Bedrock(name, s.region, credentials, max_event_bytes)
         return cls(
             name=name,
             kind=s.kind,
@@ -83,6 +101,7 @@ class Provider:
             api_version=s.api_version,
             deployments={m: d.deployment for m, d in mapped.items()},
             price_as={d.deployment: d.price_as or m for m, d in mapped.items()},
+            bedrock=bedrock,
         )
 
     def deployment(self, model: str) -> str:
@@ -120,6 +139,8 @@ class Provider:
             return base + path[3:]
         if self.kind == "azure":
             return azure_url(base, path, model, self.api_version or "v1")
+        if self.kind == "bedrock":  # a stream goes to its -with-response-stream twin (`Bedrock.send`)
+            return f"{base}/model/{quote(model, safe='')}/invoke"
         return base + path
 
     def headers(
@@ -148,6 +169,8 @@ class Provider:
             headers["anthropic-version"] = anthropic_version or ANTHROPIC_VERSION
             if anthropic_beta:
                 headers["anthropic-beta"] = anthropic_beta
+        elif anthropic_beta and self.bedrock is not None:  # goes into the body (`Bedrock.send`)
+            headers["anthropic-beta"] = anthropic_beta
         if not tenant_url:  # the operator's own headers never go to a URL a tenant chose
             for name, value in self.static_headers.items():
                 headers[name] = value.reveal()
@@ -192,7 +215,8 @@ class Router:
     ) -> None:
         from sluicegate.proxy.routing import Routes
 
-        self.providers = {n: Provider.from_settings(n, p, environ) for n, p in settings.providers.items()}
+        max_event = settings.upstream.max_event_bytes
+        self.providers = {n: Provider.from_settings(n, p, environ, max_event) for n, p in settings.providers.items()}
         r = settings.routing
         self.routes = Routes(r, self.providers, clock, rng)
         # A route answers `route()` with its first deployment (the model list, a cap's substitute).

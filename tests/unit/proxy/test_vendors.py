@@ -141,7 +141,7 @@ def test_credentials_by_kind() -> None:
             'deployments = { gpt-4o = { price_as = "x" } }',
             "deployment",
         ),
-        ('kind = "openai"\napi_version = "v1"', "settings of an azure provider only"),
+        ('kind = "openai"\napi_version = "v1"', "settings of an azure or bedrock provider only"),
     ],
 )
 def test_azure_settings_errors_are_clear(tmp_path: Path, toml: str, message: str) -> None:
