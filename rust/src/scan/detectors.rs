@@ -22,7 +22,7 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, Input, Matc
 use super::custom::{Custom, CustomState};
 use super::entity::{Builtin, EntityId, BUILTIN_COUNT};
 use super::normalize::View;
-use super::{names, pii, secrets};
+use super::{names, natid, pii, secrets};
 
 /// Normalized bytes kept before the emit point of a stream for look-behind (word boundaries, key
 /// names before an AWS secret, phone words before a number, the tail of a custom pattern chain).
@@ -469,6 +469,7 @@ impl Detectors {
             Builtin::AwsSecretAccessKey,
         ]
         .into_iter()
+        .chain(natid::DIGIT_LED)
         .any(on);
         Detectors {
             enabled,
@@ -580,8 +581,13 @@ impl Detectors {
         if let Some(s) = self.anchor_prefixes.longest_suffix(t, out.base) {
             out.hold(s);
         }
-        // a local part waiting for its `@` (also covers IBAN letters and IPv6 hex before a `:`)
-        if self.on(Builtin::Email) || self.on(Builtin::Iban) || self.on(Builtin::IpAddress) {
+        // a local part waiting for its `@` (also covers IBAN letters, IPv6 hex before a `:` and the
+        // letters that start a NIE or a codice fiscale)
+        if self.on(Builtin::Email)
+            || self.on(Builtin::Iban)
+            || self.on(Builtin::IpAddress)
+            || natid::wants_letters(self)
+        {
             let mut s = n;
             while s > 0 && n - s < pii::MAX_LOCAL && is(LOCAL, t[s - 1]) {
                 s -= 1;
