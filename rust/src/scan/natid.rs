@@ -81,7 +81,7 @@ const BE_WORDS: ContextWords = ContextWords::new(&[
 /// Written forms, one byte per text byte: `#` a digit, `L` an ASCII upper-case letter, `c` a digit
 /// or `A`/`B` (a Corsican department), anything else itself.
 const DE_FORMS: &[&[u8]] = &[b"###########", b"## ### ### ###"];
-const FR_FORMS: &[&[u8]] = &[b"#####c#########", b"# ## ## c# ### ### ##", b"#####c####### ##"];
+const FR_FORMS: &[&[u8]] = &[b"######c########", b"# ## ## #c ### ### ##", b"######c###### ##"];
 const ES_DNI_FORMS: &[&[u8]] = &[b"########L", b"########-L", b"##.###.###-L"];
 const ES_NIE_FORMS: &[&[u8]] = &[b"L#######L", b"L-#######-L", b"L#######-L"];
 const NL_FORMS: &[&[u8]] = &[b"#########", b"####.##.###"];
@@ -117,7 +117,8 @@ const _: () = {
     }
 };
 
-/// Whether any of these built-ins is on (the number pass must run for them).
+/// The built-ins the number pass runs for (the NIE and the codice fiscale too: it is their digits
+/// that trigger them).
 pub const DIGIT_LED: [Builtin; 9] = [
     Builtin::DeTaxId,
     Builtin::FrNir,
@@ -186,9 +187,36 @@ fn first_form(v: &View, s: usize, forms: &[&[u8]], valid: impl Fn(&[u8]) -> bool
     best
 }
 
+/// Whether a national id may start at or just before the digit run at `d` (`run` digits, then
+/// `next`): the union of [`digit_led`]'s gates, tested first so that the common short numbers of
+/// prose and code cost one lookup.
+#[inline(always)]
+pub fn may_start(t: &[u8], d: usize, run: usize, next: u8) -> bool {
+    // the byte after a separator must be a digit (or not here yet)
+    let digit_at = |i: usize| t.get(i).is_none_or(u8::is_ascii_digit);
+    match run {
+        1 => next == b' ' && matches!(t[d], b'1' | b'2' | b'7' | b'8') && digit_at(d + 2),
+        2 => matches!(next, b' ' | b'.') && digit_at(d + 3),
+        4 => next == b'.',
+        6 => matches!(next, b'-' | b'+' | b'A' | b'B'),
+        7 => prev(t, d) == Some(b'-'),
+        8 => matches!(next, b'-' | b'+') || next.is_ascii_uppercase(),
+        9..=13 | 15 => true,
+        _ => false,
+    }
+}
+
+/// Whether the digit `d`, glued to a letter, may be the first digit of a NIE or codice fiscale.
+#[inline(always)]
+pub fn may_lead(t: &[u8], d: usize) -> bool {
+    matches!(t[d - 1], b'X' | b'Y' | b'Z')
+        || (d >= 6 && t[d - 1].is_ascii_alphabetic() && t[d - 6].is_ascii_alphabetic())
+}
+
 /// The digit-led national ids for the digit run starting at `d` (`run` digits, then `next`;
 /// `open` when the run reaches the end of an unfinished buffer). The caller checked the left
 /// boundary of `d`.
+#[inline(never)]
 pub fn digit_led(det: &Detectors, v: &View, d: usize, run: usize, next: u8, open: bool, out: &mut Out) {
     let t = v.t;
     let any = |ok: bool| open || ok;
@@ -204,12 +232,17 @@ pub fn digit_led(det: &Detectors, v: &View, d: usize, run: usize, next: u8, open
         }
         return;
     }
-    let ctx = |words: &ContextWords| context_before(t, d, CONTEXT_WINDOW, words);
-    if det.on(Builtin::DeTaxId) && any(run == 11 || (run == 2 && next == b' ')) && ctx(&DE_WORDS) {
-        out.put(d, Builtin::DeTaxId.id(), first_form(v, d, DE_FORMS, de_tax_id));
+    // the name is looked for only once the check passed: most digit runs fail the check first
+    let named = |r: Res, words: &ContextWords| match r {
+        Res::Yes(_) if !context_before(t, d, CONTEXT_WINDOW, words) => Res::No,
+        r => r,
+    };
+    if det.on(Builtin::DeTaxId) && any(run == 11 || (run == 2 && next == b' ')) {
+        let r = first_form(v, d, DE_FORMS, de_tax_id);
+        out.put(d, Builtin::DeTaxId.id(), named(r, &DE_WORDS));
     }
     if det.on(Builtin::FrNir)
-        && any(run == 15 || run == 13 || (run == 1 && next == b' ') || (run == 5 && matches!(next, b'A' | b'B')))
+        && any(run == 15 || run == 13 || (run == 1 && next == b' ') || (run == 6 && matches!(next, b'A' | b'B')))
     {
         out.put(d, Builtin::FrNir.id(), first_form(v, d, FR_FORMS, fr_nir));
     }
@@ -218,37 +251,30 @@ pub fn digit_led(det: &Detectors, v: &View, d: usize, run: usize, next: u8, open
     {
         out.put(d, Builtin::EsDni.id(), first_form(v, d, ES_DNI_FORMS, es_dni));
     }
-    if det.on(Builtin::NlBsn) && any(run == 9 || (run == 4 && next == b'.')) && ctx(&NL_WORDS) {
-        out.put(d, Builtin::NlBsn.id(), first_form(v, d, NL_FORMS, nl_bsn));
+    if det.on(Builtin::NlBsn) && any(run == 9 || (run == 4 && next == b'.')) {
+        let r = first_form(v, d, NL_FORMS, nl_bsn);
+        out.put(d, Builtin::NlBsn.id(), named(r, &NL_WORDS));
     }
-    if det.on(Builtin::PlPesel) && any(run == 11) && ctx(&PL_WORDS) {
-        out.put(d, Builtin::PlPesel.id(), first_form(v, d, PL_FORMS, pl_pesel));
+    if det.on(Builtin::PlPesel) && any(run == 11) {
+        let r = first_form(v, d, PL_FORMS, pl_pesel);
+        out.put(d, Builtin::PlPesel.id(), named(r, &PL_WORDS));
     }
     if det.on(Builtin::SePersonnummer)
         && any(((run == 6 || run == 8) && matches!(next, b'-' | b'+')) || run == 10 || run == 12)
-        && ctx(&SE_WORDS)
     {
-        out.put(
-            d,
-            Builtin::SePersonnummer.id(),
-            first_form(v, d, SE_FORMS, se_personnummer),
-        );
+        let r = first_form(v, d, SE_FORMS, se_personnummer);
+        out.put(d, Builtin::SePersonnummer.id(), named(r, &SE_WORDS));
     }
-    if det.on(Builtin::BeNationalNumber)
-        && any(run == 11 || (run == 2 && next == b'.') || (run == 6 && next == b'-'))
-        && ctx(&BE_WORDS)
-    {
-        out.put(
-            d,
-            Builtin::BeNationalNumber.id(),
-            first_form(v, d, BE_FORMS, be_national_number),
-        );
+    if det.on(Builtin::BeNationalNumber) && any(run == 11 || (run == 2 && next == b'.') || (run == 6 && next == b'-')) {
+        let r = first_form(v, d, BE_FORMS, be_national_number);
+        out.put(d, Builtin::BeNationalNumber.id(), named(r, &BE_WORDS));
     }
 }
 
 /// The letter-led ids around the digit `d` that follows a letter: a NIE (`X1234567L`) whose
 /// prefix letter is right before `d`, and a codice fiscale whose token starts with letters only
 /// (so only the token's first digit tries it).
+#[inline(never)]
 pub fn letter_led(det: &Detectors, v: &View, d: usize, out: &mut Out) {
     let t = v.t;
     if det.on(Builtin::EsNie) && matches!(t[d - 1], b'X' | b'Y' | b'Z') && num_left_ok(t, d - 1) {
@@ -537,11 +563,6 @@ pub fn be_national_number(d: &[u8]) -> bool {
     check == 97 - n % 97 || check == 97 - (2_000_000_000 + n) % 97
 }
 
-/// Whether the letter-led ids need the trailing letters of an unfinished buffer held.
-pub fn wants_letters(det: &Detectors) -> bool {
-    det.on(Builtin::EsNie) || det.on(Builtin::ItFiscalCode)
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use proptest::prelude::*;
@@ -724,10 +745,13 @@ pub(crate) mod tests {
     t!(natid020, "Bestellung 86095742719 vom 3. Mai", vec![]);
     t!(
         natid030,
-        "NIR 2 55 08 14 168 025 38 et 255081416802538; corse 1 85 05 2A 006 084 "
-            .to_string()
-            .leak(),
-        vec![("FR_NIR", "2 55 08 14 168 025 38"), ("FR_NIR", "255081416802538")]
+        "NIR 2 55 08 14 168 025 38 et 255081416802538; corse 1 85 05 2A 006 084 35, 185052B00608462, pas 185052C00608462 ni 185052A00608462",
+        vec![
+            ("FR_NIR", "2 55 08 14 168 025 38"),
+            ("FR_NIR", "255081416802538"),
+            ("FR_NIR", "1 85 05 2A 006 084 35"),
+            ("FR_NIR", "185052B00608462")
+        ]
     );
     t!(
         natid040,
@@ -831,9 +855,15 @@ pub(crate) mod tests {
                     (v, "Steuer-ID ", "DE_TAX_ID")
                 })
             }),
-            (1u8..3, date.clone(), 1u32..96, 1u32..990, 1u32..999, 0usize..2).prop_map(
+            (1u8..3, date.clone(), 1u32..98, 1u32..990, 1u32..999, 0usize..2).prop_map(
                 |(sex, (y, m, _), dept, com, ord, form)| {
-                    let id = fr_complete(&format!("{sex}{y:02}{m:02}{dept:02}{com:03}{ord:03}"));
+                    // 96 and 97 stand for Corsica's 2A and 2B here
+                    let dept = match dept {
+                        96 => "2A".to_string(),
+                        97 => "2B".to_string(),
+                        d => format!("{d:02}"),
+                    };
+                    let id = fr_complete(&format!("{sex}{y:02}{m:02}{dept}{com:03}{ord:03}"));
                     let v = if form == 0 {
                         id
                     } else {

@@ -281,7 +281,7 @@ pub fn numbers(det: &Detectors, v: &View, d: usize, out: &mut Out) {
         if det.on(Builtin::Iban) && d >= 2 && t[d - 1].is_ascii_alphabetic() && t[d - 2].is_ascii_alphabetic() {
             out.put(d - 2, Builtin::Iban.id(), iban(v, d - 2));
         }
-        if t[d - 1].is_ascii_alphabetic() {
+        if det.natid_letters && natid::may_lead(t, d) {
             natid::letter_led(det, v, d, out);
         }
         return;
@@ -295,7 +295,9 @@ pub fn numbers(det: &Detectors, v: &View, d: usize, out: &mut Out) {
     // already inside them
     let spaced = run == 1 && next == b' ' && t.get(d + 2).is_none_or(u8::is_ascii_digit) && !inside_spaced(t, d);
     let gap = matches!(next, b' ' | b'-' | b'.');
-    natid::digit_led(det, v, d, run, next, open, out);
+    if det.natid_digits && (open || natid::may_start(t, d, run, next)) {
+        natid::digit_led(det, v, d, run, next, open, out);
+    }
     if det.on(Builtin::UsSsn) && any((run == 3 && gap) || run == 9 || spaced) {
         out.put(d, Builtin::UsSsn.id(), ssn(v, d));
     }
