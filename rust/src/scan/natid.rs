@@ -209,8 +209,11 @@ pub fn may_start(t: &[u8], d: usize, run: usize, next: u8) -> bool {
 /// Whether the digit `d`, glued to a letter, may be the first digit of a NIE or codice fiscale.
 #[inline(always)]
 pub fn may_lead(t: &[u8], d: usize) -> bool {
-    matches!(t[d - 1], b'X' | b'Y' | b'Z')
-        || (d >= 6 && t[d - 1].is_ascii_alphabetic() && t[d - 6].is_ascii_alphabetic())
+    // a token start right before the NIE's letter or the codice fiscale's six letters (base64 and
+    // hex runs, where most glued digits are, fail here)
+    let starts = |s: usize| s == 0 || !word(t[s - 1]);
+    (matches!(t[d - 1], b'X' | b'Y' | b'Z') && starts(d - 1))
+        || (d >= 6 && starts(d - 6) && t[d - 6].is_ascii_alphabetic() && t[d - 1].is_ascii_alphabetic())
 }
 
 /// The digit-led national ids for the digit run starting at `d` (`run` digits, then `next`;
