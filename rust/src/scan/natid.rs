@@ -9,10 +9,10 @@
 //! ([`read_form`]), so a parser looks at most [`MAX_LEN`] bytes ahead and decides from the bytes it
 //! has or says it needs more, which keeps streamed scans equal to whole ones.
 //!
-//! Where the check alone is weak — the BSN's 11-test passes one random 9-digit number in 11, PESEL's
-//! one in 10 (about one in 30 once the date must be valid), the German tax id's check digit with its
-//! digit-repetition rule about one in 250, the Swedish Luhn digit one in 10 and the Belgian mod-97
-//! two in 97 — the number must also follow one of its names within [`CONTEXT_WINDOW`] bytes
+//! Where the check alone is weak — of random digit runs of the right length, the BSN's 11-test
+//! passes one in 11, PESEL with its date one in 53, the Swedish Luhn digit with the date one in 134,
+//! the German tax id's check digit with its digit-repetition rule one in 312, the Belgian 97-check
+//! with the date one in 391 — the number must also follow one of its names within [`CONTEXT_WINDOW`] bytes
 //! (`BSN`, `PESEL`, `Steuer-ID`, `personnummer`, `rijksregisternummer`, …), through the same
 //! [`context_before`] the SSN's bare-digit form uses. The NIR (a mod-97 key over a structured
 //! number), the DNI/NIE letter (mod 23) and the codice fiscale (16 characters, month letter, day,
