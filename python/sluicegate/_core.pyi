@@ -201,7 +201,7 @@ def builtin_entities() -> list[str]:
         `AWS_SECRET_ACCESS_KEY`, `GITHUB_TOKEN`, `SLACK_TOKEN`, `OPENAI_API_KEY`, `ANTHROPIC_API_KEY`,
         `STRIPE_KEY`, `GOOGLE_API_KEY`, `PRIVATE_KEY`, `JWT`, `PERSON`, `ADDRESS`, `DATE_OF_BIRTH`,
         and the European national ids `DE_TAX_ID`, `FR_NIR`, `ES_DNI`, `ES_NIE`, `IT_FISCAL_CODE`,
-        `NL_BSN`, `PL_PESEL`, `SE_PERSONNUMMER`, `BE_NATIONAL_NUMBER`, in that order.
+        `NL_BSN`, `PL_PESEL`, `SE_PERSONNUMMER`, `BE_NATIONAL_NUMBER`, `FI_HETU`, in that order.
     """
 
 def default_entities() -> list[str]:

@@ -70,10 +70,12 @@ pub enum Builtin {
     SePersonnummer,
     /// A Belgian national register number after one of its names.
     BeNationalNumber,
+    /// A Finnish personal identity code (henkilötunnus) with its check character.
+    FiHetu,
 }
 
 /// How many built-ins there are.
-pub const BUILTIN_COUNT: usize = 28;
+pub const BUILTIN_COUNT: usize = 29;
 
 impl Builtin {
     /// Every built-in, in id order.
@@ -106,6 +108,7 @@ impl Builtin {
         Builtin::PlPesel,
         Builtin::SePersonnummer,
         Builtin::BeNationalNumber,
+        Builtin::FiHetu,
     ];
 
     /// The UPPER_SNAKE name used in findings and placeholders.
@@ -139,6 +142,7 @@ impl Builtin {
             Builtin::PlPesel => "PL_PESEL",
             Builtin::SePersonnummer => "SE_PERSONNUMMER",
             Builtin::BeNationalNumber => "BE_NATIONAL_NUMBER",
+            Builtin::FiHetu => "FI_HETU",
         }
     }
 

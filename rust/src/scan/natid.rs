@@ -1,7 +1,8 @@
 //! European national identification numbers, each decided by its official check digit or letter:
 //! German tax id (`DE_TAX_ID`), French NIR (`FR_NIR`), Spanish DNI and NIE (`ES_DNI`, `ES_NIE`),
 //! Italian codice fiscale (`IT_FISCAL_CODE`), Dutch BSN (`NL_BSN`), Polish PESEL (`PL_PESEL`),
-//! Swedish personnummer (`SE_PERSONNUMMER`) and Belgian national number (`BE_NATIONAL_NUMBER`).
+//! Swedish personnummer (`SE_PERSONNUMMER`), Belgian national number (`BE_NATIONAL_NUMBER`) and
+//! Finnish personal identity code (`FI_HETU`).
 //!
 //! The digit-led ones start from the first digit of a digit run, like the other numbers
 //! (`pii.rs`, same boundary rules); a NIE and a codice fiscale start with letters and are tried from
@@ -15,8 +16,8 @@
 //! with the date one in 391 — the number must also follow one of its names within [`CONTEXT_WINDOW`] bytes
 //! (`BSN`, `PESEL`, `Steuer-ID`, `personnummer`, `rijksregisternummer`, …), through the same
 //! [`context_before`] the SSN's bare-digit form uses. The NIR (a mod-97 key over a structured
-//! number), the DNI/NIE letter (mod 23) and the codice fiscale (16 characters, month letter, day,
-//! check letter) need no context.
+//! number), the DNI/NIE letter (mod 23), the codice fiscale (16 characters, month letter, day,
+//! check letter) and the HETU (a date, a century sign and a mod-31 check character) need no context.
 
 use super::detectors::{at, context_before, prev, word, ContextWords, Detectors, Out, Res};
 use super::entity::Builtin;
@@ -79,7 +80,8 @@ const BE_WORDS: ContextWords = ContextWords::new(&[
 ]);
 
 /// Written forms, one byte per text byte: `#` a digit, `L` an ASCII upper-case letter, `c` a digit
-/// or `A`/`B` (a Corsican department), anything else itself.
+/// or `A`/`B` (a Corsican department), `x` a digit or an upper-case letter, `C` a HETU century sign,
+/// anything else itself.
 const DE_FORMS: &[&[u8]] = &[b"###########", b"## ### ### ###"];
 const FR_FORMS: &[&[u8]] = &[b"######c########", b"# ## ## #c ### ### ##", b"######c###### ##"];
 const ES_DNI_FORMS: &[&[u8]] = &[b"########L", b"########-L", b"##.###.###-L"];
@@ -94,9 +96,20 @@ const SE_FORMS: &[&[u8]] = &[
     b"############",
 ];
 const BE_FORMS: &[&[u8]] = &[b"###########", b"##.##.##-###.##", b"######-###-##", b"######-###.##"];
+const FI_FORMS: &[&[u8]] = &[b"######C###x"];
+
+/// HETU century signs: `+` for the 1800s, `-` and `U`–`Y` for the 1900s, `A`–`F` for the 2000s.
+fn fi_century(c: u8) -> Option<u32> {
+    match c {
+        b'+' => Some(1800),
+        b'-' | b'U'..=b'Y' => Some(1900),
+        b'A'..=b'F' => Some(2000),
+        _ => None,
+    }
+}
 
 const _: () = {
-    let all: [&[&[u8]]; 8] = [
+    let all: [&[&[u8]]; 9] = [
         DE_FORMS,
         FR_FORMS,
         ES_DNI_FORMS,
@@ -105,6 +118,7 @@ const _: () = {
         PL_FORMS,
         SE_FORMS,
         BE_FORMS,
+        FI_FORMS,
     ];
     let mut i = 0;
     while i < all.len() {
@@ -119,7 +133,7 @@ const _: () = {
 
 /// The built-ins the number pass runs for (the NIE and the codice fiscale too: it is their digits
 /// that trigger them).
-pub const DIGIT_LED: [Builtin; 9] = [
+pub const DIGIT_LED: [Builtin; 10] = [
     Builtin::DeTaxId,
     Builtin::FrNir,
     Builtin::EsDni,
@@ -129,6 +143,7 @@ pub const DIGIT_LED: [Builtin; 9] = [
     Builtin::PlPesel,
     Builtin::SePersonnummer,
     Builtin::BeNationalNumber,
+    Builtin::FiHetu,
 ];
 
 /// Reads `form` at `s`: `Yes(end)` with the value's characters (digits, letters) in `buf[..len]`,
@@ -143,12 +158,14 @@ fn read_form(v: &View, s: usize, form: &[u8], buf: &mut [u8; MAX_LEN], len: &mut
             b'#' => b.is_ascii_digit(),
             b'L' => b.is_ascii_uppercase(),
             b'c' => b.is_ascii_digit() || matches!(b, b'A' | b'B'),
+            b'x' => b.is_ascii_digit() || b.is_ascii_uppercase(),
+            b'C' => fi_century(b).is_some(),
             _ => b == f,
         };
         if !ok {
             return Res::No;
         }
-        if matches!(f, b'#' | b'L' | b'c') {
+        if matches!(f, b'#' | b'L' | b'c' | b'x' | b'C') {
             buf[*len] = b;
             *len += 1;
         }
@@ -198,7 +215,7 @@ pub fn may_start(t: &[u8], d: usize, run: usize, next: u8) -> bool {
         1 => next == b' ' && matches!(t[d], b'1' | b'2' | b'7' | b'8') && digit_at(d + 2),
         2 => matches!(next, b' ' | b'.') && digit_at(d + 3),
         4 => next == b'.',
-        6 => matches!(next, b'-' | b'+' | b'A' | b'B'),
+        6 => matches!(next, b'-' | b'+' | b'A'..=b'F' | b'U'..=b'Y'),
         7 => prev(t, d) == Some(b'-'),
         8 => matches!(next, b'-' | b'+') || next.is_ascii_uppercase(),
         9..=13 | 15 => true,
@@ -271,6 +288,9 @@ pub fn digit_led(det: &Detectors, v: &View, d: usize, run: usize, next: u8, open
     if det.on(Builtin::BeNationalNumber) && any(run == 11 || (run == 2 && next == b'.') || (run == 6 && next == b'-')) {
         let r = first_form(v, d, BE_FORMS, be_national_number);
         out.put(d, Builtin::BeNationalNumber.id(), named(r, &BE_WORDS));
+    }
+    if det.on(Builtin::FiHetu) && any(run == 6 && fi_century(next).is_some()) {
+        out.put(d, Builtin::FiHetu.id(), first_form(v, d, FI_FORMS, fi_hetu));
     }
 }
 
@@ -546,6 +566,26 @@ pub fn se_personnummer(d: &[u8]) -> bool {
     super::validate::luhn(ten)
 }
 
+/// HETU check characters, indexed by `DDMMYYNNN` mod 31.
+const FI_CHECK: &[u8; 31] = b"0123456789ABCDEFHJKLMNPRSTUVWXY";
+
+/// Finnish HETU `DDMMYYCNNNQ`: a real date in the century its sign gives, an individual number
+/// 002–999, and the check character of `DDMMYYNNN` mod 31.
+pub fn fi_hetu(c: &[u8]) -> bool {
+    if c.len() != 11 || !c[..6].iter().chain(&c[7..10]).all(u8::is_ascii_digit) {
+        return false;
+    }
+    let Some(century) = fi_century(c[6]) else {
+        return false;
+    };
+    let (dd, mm, yy) = (val(&c[0..2]) as u32, val(&c[2..4]) as u32, val(&c[4..6]) as u32);
+    if !(1..=12).contains(&mm) || dd == 0 || dd > days_in(mm, Some(century + yy)) || val(&c[7..10]) < 2 {
+        return false;
+    }
+    let n = val(&c[..6]) * 1000 + val(&c[7..10]);
+    c[10] == FI_CHECK[(n % 31) as usize]
+}
+
 /// Belgian national number: `YYMMDD` (month 0–12, or +20/+40 for a bis number; day 0–31), a
 /// three-digit serial, and `97 - (first nine digits mod 97)`, with a `2` in front of them for
 /// people born from 2000 on.
@@ -652,6 +692,11 @@ pub(crate) mod tests {
             .unwrap()
     }
 
+    pub(crate) fn fi_complete(date: &str, sign: char, nnn: u32) -> String {
+        let n: u64 = format!("{date}{nnn:03}").parse().unwrap();
+        format!("{date}{sign}{nnn:03}{}", FI_CHECK[(n % 31) as usize] as char)
+    }
+
     pub(crate) fn be_complete(nine: &str, y2k: bool) -> String {
         let n: u64 = nine.parse().unwrap();
         let n = if y2k { 2_000_000_000 + n } else { n };
@@ -678,6 +723,7 @@ pub(crate) mod tests {
         }
         assert!(se_personnummer(b"1212121212") && se_personnummer(b"191212121212"));
         assert!(be_national_number(b"85073003328"));
+        assert!(fi_hetu(b"131052-308T"));
     }
 
     #[test]
@@ -695,6 +741,7 @@ pub(crate) mod tests {
         assert!(!pl_pesel(&bump("44051401359", 10)));
         assert!(!se_personnummer(&bump("1212121212", 9)));
         assert!(!be_national_number(&bump("85073003328", 10)));
+        assert!(!fi_hetu(b"131052-308U") && !fi_hetu(b"131052-309T"));
     }
 
     #[test]
@@ -731,6 +778,13 @@ pub(crate) mod tests {
         assert!(se_personnummer(luhn_complete("850769123").as_bytes()));
         assert!(!se_personnummer(luhn_complete("851369123").as_bytes()));
         assert!(!se_personnummer(format!("17{}", luhn_complete("850709123")).as_bytes()));
+        // Finnish: the century signs, a date that exists in that century only, number 000/001
+        assert!(fi_hetu(fi_complete("290200", 'A', 123).as_bytes()));
+        assert!(!fi_hetu(fi_complete("290200", '+', 123).as_bytes()));
+        assert!(fi_hetu(fi_complete("010190", 'Y', 2).as_bytes()));
+        assert!(!fi_hetu(fi_complete("010190", '-', 1).as_bytes()));
+        assert!(!fi_hetu(fi_complete("320190", '-', 123).as_bytes()));
+        assert!(!fi_hetu(fi_complete("010190", 'G', 123).as_bytes()));
         // Belgian: born from 2000 on, bis numbers, bad month
         assert!(be_national_number(be_complete("010203123", true).as_bytes()));
         assert!(be_national_number(be_complete("852203123", false).as_bytes()));
@@ -813,6 +867,11 @@ pub(crate) mod tests {
             ("BE_NATIONAL_NUMBER", "85.07.30-033.28"),
             ("BE_NATIONAL_NUMBER", "85073003328")
         ]
+    );
+    t!(
+        natid135,
+        "henkilötunnus 131052-308T, 290200A1239; not 131052-308U, 131052-308Tx, 131052G308T",
+        vec![("FI_HETU", "131052-308T"), ("FI_HETU", "290200A1239")]
     );
     // look-alikes near the names: phones, dates, IBAN digits, invalid checks
     t!(
@@ -908,10 +967,17 @@ pub(crate) mod tests {
                 };
                 (v, "personnummer ", "SE_PERSONNUMMER")
             }),
-            (date, 1u64..998, any::<bool>()).prop_map(|((y, m, d), r, y2k)| {
+            (date.clone(), 1u64..998, any::<bool>()).prop_map(|((y, m, d), r, y2k)| {
                 let id = be_complete(&format!("{y:02}{m:02}{d:02}{r:03}"), y2k);
                 let v = format!("{}.{}.{}-{}.{}", &id[..2], &id[2..4], &id[4..6], &id[6..9], &id[9..]);
                 (v, "rijksregisternummer ", "BE_NATIONAL_NUMBER")
+            }),
+            (date, prop::sample::select(b"+-UVWXYABCDEF".to_vec()), 2u32..1000).prop_map(|((y, m, d), sign, n)| {
+                (
+                    fi_complete(&format!("{d:02}{m:02}{y:02}"), sign as char, n),
+                    "",
+                    "FI_HETU",
+                )
             }),
         ]
     }

@@ -476,6 +476,8 @@ fn fragment() -> impl Strategy<Value = String> {
         Just("X-1234567-L".to_string()),
         Just("RSSMRA85T10A562S".to_string()),
         Just("RSSMRA".to_string()),
+        Just("131052-308T".to_string()),
+        Just("290200A1239".to_string()),
     ]
 }
 
