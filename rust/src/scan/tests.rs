@@ -978,13 +978,17 @@ fn encode_char(c: char, how: u8) -> String {
     }
 }
 
-/// A value that must be found: an e-mail, a card in groups, an IBAN in groups.
+/// A value that must be found: an e-mail, a card in groups, an IBAN in groups, an SSN, national ids.
 fn sensitive() -> impl Strategy<Value = (String, Builtin)> {
     prop_oneof![
         Just(("maria.lopez@example.com".to_string(), Builtin::Email)),
         card_value().prop_map(|g| (g.join(" "), Builtin::CreditCard)),
         Just(("DE89 3704 0044 0532 0130 00".to_string(), Builtin::Iban)),
         ssn_value().prop_map(|g| (g.join("-"), Builtin::UsSsn)),
+        Just(("RSSMRA85T10A562S".to_string(), Builtin::ItFiscalCode)),
+        Just(("12.345.678-Z".to_string(), Builtin::EsDni)),
+        Just(("2 55 08 14 168 025 38".to_string(), Builtin::FrNir)),
+        Just(("131052-308T".to_string(), Builtin::FiHetu)),
     ]
 }
 
