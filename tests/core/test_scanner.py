@@ -137,7 +137,7 @@ def test_error_is_a_value_error_and_carries_no_pattern() -> None:
 
 def test_builtin_entities() -> None:
     names = builtin_entities()
-    assert names[:3] == ["EMAIL", "PHONE", "US_SSN"] and len(names) == 29 and "PRIVATE_KEY" in names
+    assert names[:3] == ["EMAIL", "PHONE", "US_SSN"] and len(names) == 30 and "PRIVATE_KEY" in names
     assert names[19:] == [
         "DE_TAX_ID",
         "FR_NIR",
@@ -149,6 +149,7 @@ def test_builtin_entities() -> None:
         "SE_PERSONNUMMER",
         "BE_NATIONAL_NUMBER",
         "FI_HETU",
+        "AT_SVNR",
     ]
     # the name, address and date-of-birth heuristics are opt-in
     assert default_entities() == [n for n in names if n not in ("PERSON", "ADDRESS", "DATE_OF_BIRTH")]

@@ -72,10 +72,12 @@ pub enum Builtin {
     BeNationalNumber,
     /// A Finnish personal identity code (henkilötunnus) with its check character.
     FiHetu,
+    /// An Austrian social security number (Sozialversicherungsnummer) after one of its names.
+    AtSvnr,
 }
 
 /// How many built-ins there are.
-pub const BUILTIN_COUNT: usize = 29;
+pub const BUILTIN_COUNT: usize = 30;
 
 impl Builtin {
     /// Every built-in, in id order.
@@ -109,6 +111,7 @@ impl Builtin {
         Builtin::SePersonnummer,
         Builtin::BeNationalNumber,
         Builtin::FiHetu,
+        Builtin::AtSvnr,
     ];
 
     /// The UPPER_SNAKE name used in findings and placeholders.
@@ -143,6 +146,7 @@ impl Builtin {
             Builtin::SePersonnummer => "SE_PERSONNUMMER",
             Builtin::BeNationalNumber => "BE_NATIONAL_NUMBER",
             Builtin::FiHetu => "FI_HETU",
+            Builtin::AtSvnr => "AT_SVNR",
         }
     }
 

@@ -1,8 +1,8 @@
 //! European national identification numbers, each decided by its official check digit or letter:
 //! German tax id (`DE_TAX_ID`), French NIR (`FR_NIR`), Spanish DNI and NIE (`ES_DNI`, `ES_NIE`),
 //! Italian codice fiscale (`IT_FISCAL_CODE`), Dutch BSN (`NL_BSN`), Polish PESEL (`PL_PESEL`),
-//! Swedish personnummer (`SE_PERSONNUMMER`), Belgian national number (`BE_NATIONAL_NUMBER`) and
-//! Finnish personal identity code (`FI_HETU`).
+//! Swedish personnummer (`SE_PERSONNUMMER`), Belgian national number (`BE_NATIONAL_NUMBER`),
+//! Finnish personal identity code (`FI_HETU`) and Austrian social security number (`AT_SVNR`).
 //!
 //! The digit-led ones start from the first digit of a digit run, like the other numbers
 //! (`pii.rs`, same boundary rules); a NIE and a codice fiscale start with letters and are tried from
@@ -13,7 +13,7 @@
 //! Where the check alone is weak — of random digit runs of the right length, the BSN's 11-test
 //! passes one in 11, PESEL with its date one in 53, the Swedish Luhn digit with the date one in 134,
 //! the German tax id's check digit with its digit-repetition rule one in 312, the Belgian 97-check
-//! with the date one in 391 — the number must also follow one of its names within [`CONTEXT_WINDOW`] bytes
+//! with the date one in 391, the Austrian check digit with the date about one in 300 — the number must also follow one of its names within [`CONTEXT_WINDOW`] bytes
 //! (`BSN`, `PESEL`, `Steuer-ID`, `personnummer`, `rijksregisternummer`, …), through the same
 //! [`context_before`] the SSN's bare-digit form uses. The NIR (a mod-97 key over a structured
 //! number), the DNI/NIE letter (mod 23), the codice fiscale (16 characters, month letter, day,
@@ -52,6 +52,14 @@ const NL_WORDS: ContextWords = ContextWords::new(&[
     b"sofi-nummer",
     b"sofi nummer",
     b"citizen service number",
+]);
+const AT_WORDS: ContextWords = ContextWords::new(&[
+    b"sozialversicherungsnummer",
+    b"versicherungsnummer",
+    b"sv-nummer",
+    b"svnr",
+    b"sv-nr",
+    b"vsnr",
 ]);
 const PL_WORDS: ContextWords = ContextWords::new(&[b"pesel"]);
 const SE_WORDS: ContextWords = ContextWords::new(&[
@@ -97,6 +105,7 @@ const SE_FORMS: &[&[u8]] = &[
 ];
 const BE_FORMS: &[&[u8]] = &[b"###########", b"##.##.##-###.##", b"######-###-##", b"######-###.##"];
 const FI_FORMS: &[&[u8]] = &[b"######C###x"];
+const AT_FORMS: &[&[u8]] = &[b"##########", b"#### ######"];
 
 /// HETU century signs: `+` for the 1800s, `-` and `U`–`Y` for the 1900s, `A`–`F` for the 2000s.
 fn fi_century(c: u8) -> Option<u32> {
@@ -109,7 +118,7 @@ fn fi_century(c: u8) -> Option<u32> {
 }
 
 const _: () = {
-    let all: [&[&[u8]]; 9] = [
+    let all: [&[&[u8]]; 10] = [
         DE_FORMS,
         FR_FORMS,
         ES_DNI_FORMS,
@@ -119,6 +128,7 @@ const _: () = {
         SE_FORMS,
         BE_FORMS,
         FI_FORMS,
+        AT_FORMS,
     ];
     let mut i = 0;
     while i < all.len() {
@@ -133,7 +143,7 @@ const _: () = {
 
 /// The built-ins the number pass runs for (the NIE and the codice fiscale too: it is their digits
 /// that trigger them).
-pub const DIGIT_LED: [Builtin; 10] = [
+pub const DIGIT_LED: [Builtin; 11] = [
     Builtin::DeTaxId,
     Builtin::FrNir,
     Builtin::EsDni,
@@ -144,6 +154,7 @@ pub const DIGIT_LED: [Builtin; 10] = [
     Builtin::SePersonnummer,
     Builtin::BeNationalNumber,
     Builtin::FiHetu,
+    Builtin::AtSvnr,
 ];
 
 /// Reads `form` at `s`: `Yes(end)` with the value's characters (digits, letters) in `buf[..len]`,
@@ -214,7 +225,8 @@ pub fn may_start(t: &[u8], d: usize, run: usize, next: u8) -> bool {
     match run {
         1 => next == b' ' && matches!(t[d], b'1' | b'2' | b'7' | b'8') && digit_at(d + 2),
         2 => matches!(next, b' ' | b'.') && digit_at(d + 3),
-        4 => next == b'.',
+        // `####.##.###` (BSN) or `#### ######` (Austria; not a card's groups of four)
+        4 => next == b'.' || (next == b' ' && digit_at(d + 5) && digit_at(d + 9) && digit_at(d + 10)),
         6 => matches!(next, b'-' | b'+' | b'A'..=b'F' | b'U'..=b'Y'),
         7 => prev(t, d) == Some(b'-'),
         8 => matches!(next, b'-' | b'+') || next.is_ascii_uppercase(),
@@ -288,6 +300,10 @@ pub fn digit_led(det: &Detectors, v: &View, d: usize, run: usize, next: u8, open
     if det.on(Builtin::BeNationalNumber) && any(run == 11 || (run == 2 && next == b'.') || (run == 6 && next == b'-')) {
         let r = first_form(v, d, BE_FORMS, be_national_number);
         out.put(d, Builtin::BeNationalNumber.id(), named(r, &BE_WORDS));
+    }
+    if det.on(Builtin::AtSvnr) && any(run == 10 || (run == 4 && next == b' ')) {
+        let r = first_form(v, d, AT_FORMS, at_svnr);
+        out.put(d, Builtin::AtSvnr.id(), named(r, &AT_WORDS));
     }
     if det.on(Builtin::FiHetu) && any(run == 6 && fi_century(next).is_some()) {
         out.put(d, Builtin::FiHetu.id(), first_form(v, d, FI_FORMS, fi_hetu));
@@ -566,6 +582,21 @@ pub fn se_personnummer(d: &[u8]) -> bool {
     super::validate::luhn(ten)
 }
 
+/// Austrian social security number `NNNC DDMMYY`: a serial from 100, the check digit `C` = the sum
+/// of the other nine digits weighted 3, 7, 9, 5, 8, 4, 2, 1, 6, mod 11 (never 10), and a date.
+pub fn at_svnr(d: &[u8]) -> bool {
+    if d.len() != 10 || d[0] == b'0' {
+        return false;
+    }
+    let (dd, mm) = (val(&d[4..6]) as u32, val(&d[6..8]) as u32);
+    if !(1..=12).contains(&mm) || dd == 0 || dd > days_in(mm, None) {
+        return false;
+    }
+    const W: [u32; 10] = [3, 7, 9, 0, 5, 8, 4, 2, 1, 6];
+    let sum: u32 = d.iter().zip(W).map(|(&c, w)| u32::from(c - b'0') * w).sum();
+    u32::from(d[3] - b'0') == sum % 11
+}
+
 /// HETU check characters, indexed by `DDMMYYNNN` mod 31.
 const FI_CHECK: &[u8; 31] = b"0123456789ABCDEFHJKLMNPRSTUVWXY";
 
@@ -697,6 +728,14 @@ pub(crate) mod tests {
         format!("{date}{sign}{nnn:03}{}", FI_CHECK[(n % 31) as usize] as char)
     }
 
+    /// An Austrian number from its serial and date, if its check digit is not 10.
+    pub(crate) fn at_complete(serial: u32, date: &str) -> Option<String> {
+        let w = [3, 7, 9, 5, 8, 4, 2, 1, 6];
+        let digits = format!("{serial:03}{date}");
+        let sum: u32 = digits.bytes().zip(w).map(|(c, w)| u32::from(c - b'0') * w).sum();
+        (sum % 11 < 10).then(|| format!("{serial:03}{}{date}", sum % 11))
+    }
+
     pub(crate) fn be_complete(nine: &str, y2k: bool) -> String {
         let n: u64 = nine.parse().unwrap();
         let n = if y2k { 2_000_000_000 + n } else { n };
@@ -724,6 +763,7 @@ pub(crate) mod tests {
         assert!(se_personnummer(b"1212121212") && se_personnummer(b"191212121212"));
         assert!(be_national_number(b"85073003328"));
         assert!(fi_hetu(b"131052-308T"));
+        assert!(at_svnr(b"1237010180"));
     }
 
     #[test]
@@ -742,6 +782,7 @@ pub(crate) mod tests {
         assert!(!se_personnummer(&bump("1212121212", 9)));
         assert!(!be_national_number(&bump("85073003328", 10)));
         assert!(!fi_hetu(b"131052-308U") && !fi_hetu(b"131052-309T"));
+        assert!(!at_svnr(b"1238010180") && !at_svnr(b"1237010181"));
     }
 
     #[test]
@@ -785,6 +826,10 @@ pub(crate) mod tests {
         assert!(!fi_hetu(fi_complete("010190", '-', 1).as_bytes()));
         assert!(!fi_hetu(fi_complete("320190", '-', 123).as_bytes()));
         assert!(!fi_hetu(fi_complete("010190", 'G', 123).as_bytes()));
+        // Austrian: serial from 100, a date
+        assert!(at_svnr(at_complete(123, "010180").unwrap().as_bytes()));
+        assert!(!at_svnr(at_complete(123, "320180").unwrap_or_default().as_bytes()));
+        assert!(!at_svnr(at_complete(23, "010180").unwrap_or_default().as_bytes()));
         // Belgian: born from 2000 on, bis numbers, bad month
         assert!(be_national_number(be_complete("010203123", true).as_bytes()));
         assert!(be_national_number(be_complete("852203123", false).as_bytes()));
@@ -872,6 +917,11 @@ pub(crate) mod tests {
         natid135,
         "henkilötunnus 131052-308T, 290200A1239; not 131052-308U, 131052-308Tx, 131052G308T",
         vec![("FI_HETU", "131052-308T"), ("FI_HETU", "290200A1239")]
+    );
+    t!(
+        natid137,
+        "Rechnung 1237010180; SVNR 1237 010180, Sozialversicherungsnummer: 1237010180",
+        vec![("AT_SVNR", "1237 010180"), ("AT_SVNR", "1237010180")]
     );
     // look-alikes near the names: phones, dates, IBAN digits, invalid checks
     t!(
@@ -972,6 +1022,19 @@ pub(crate) mod tests {
                 let v = format!("{}.{}.{}-{}.{}", &id[..2], &id[2..4], &id[4..6], &id[6..9], &id[9..]);
                 (v, "rijksregisternummer ", "BE_NATIONAL_NUMBER")
             }),
+            (date.clone(), 100u32..1000, any::<bool>()).prop_filter_map(
+                "check digit 10",
+                |((y, m, d), serial, spaced)| {
+                    at_complete(serial, &format!("{d:02}{m:02}{y:02}")).map(|id| {
+                        let v = if spaced {
+                            format!("{} {}", &id[..4], &id[4..])
+                        } else {
+                            id
+                        };
+                        (v, "SVNR ", "AT_SVNR")
+                    })
+                }
+            ),
             (date, prop::sample::select(b"+-UVWXYABCDEF".to_vec()), 2u32..1000).prop_map(|((y, m, d), sign, n)| {
                 (
                     fi_complete(&format!("{d:02}{m:02}{y:02}"), sign as char, n),
@@ -1013,7 +1076,7 @@ pub(crate) mod tests {
             let text = format!("ref{sep}{n} x");
             for f in s.scan(&text) {
                 let e = s.entity_name(f.entity);
-                prop_assert!(!matches!(e, "DE_TAX_ID" | "NL_BSN" | "PL_PESEL" | "SE_PERSONNUMMER" | "BE_NATIONAL_NUMBER"), "{:?} {}", text, e);
+                prop_assert!(!matches!(e, "DE_TAX_ID" | "NL_BSN" | "PL_PESEL" | "SE_PERSONNUMMER" | "BE_NATIONAL_NUMBER" | "AT_SVNR"), "{:?} {}", text, e);
             }
         }
     }

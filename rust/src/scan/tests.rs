@@ -478,6 +478,8 @@ fn fragment() -> impl Strategy<Value = String> {
         Just("RSSMRA".to_string()),
         Just("131052-308T".to_string()),
         Just("290200A1239".to_string()),
+        Just("SVNR ".to_string()),
+        Just("1237 010180".to_string()),
     ]
 }
 
