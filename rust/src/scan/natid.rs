@@ -186,7 +186,7 @@ fn read_form(v: &View, s: usize, form: &[u8], buf: &mut [u8; MAX_LEN], len: &mut
 
 /// The longest of `forms` at `s` whose value passes `valid` and that ends at a number boundary.
 /// Any form that needs more text makes the whole answer wait.
-fn first_form(v: &View, s: usize, forms: &[&[u8]], valid: impl Fn(&[u8]) -> bool) -> Res {
+fn longest_form(v: &View, s: usize, forms: &[&[u8]], valid: impl Fn(&[u8]) -> bool) -> Res {
     let mut best = Res::No;
     let mut buf = [0u8; MAX_LEN];
     let mut len = 0;
@@ -246,8 +246,8 @@ pub fn may_lead(t: &[u8], d: usize) -> bool {
 }
 
 /// The digit-led national ids for the digit run starting at `d` (`run` digits, then `next`;
-/// `open` when the run reaches the end of an unfinished buffer). The caller checked the left
-/// boundary of `d`.
+/// `open` when the run reaches the end of an unfinished buffer), each behind its own gate on `run`
+/// and `next`; the weak ones answer `Yes` only with their name before `d`.
 #[inline(never)]
 pub fn digit_led(det: &Detectors, v: &View, d: usize, run: usize, next: u8, open: bool, out: &mut Out) {
     let t = v.t;
@@ -260,7 +260,7 @@ pub fn digit_led(det: &Detectors, v: &View, d: usize, run: usize, next: u8, open
             && matches!(t[d - 2], b'X' | b'Y' | b'Z')
             && num_left_ok(t, d - 2)
         {
-            out.put(d - 2, Builtin::EsNie.id(), first_form(v, d - 2, ES_NIE_FORMS, es_nie));
+            out.put(d - 2, Builtin::EsNie.id(), longest_form(v, d - 2, ES_NIE_FORMS, es_nie));
         }
         return;
     }
@@ -270,43 +270,43 @@ pub fn digit_led(det: &Detectors, v: &View, d: usize, run: usize, next: u8, open
         r => r,
     };
     if det.on(Builtin::DeTaxId) && any(run == 11 || (run == 2 && next == b' ')) {
-        let r = first_form(v, d, DE_FORMS, de_tax_id);
+        let r = longest_form(v, d, DE_FORMS, de_tax_id);
         out.put(d, Builtin::DeTaxId.id(), named(r, &DE_WORDS));
     }
     if det.on(Builtin::FrNir)
         && any(run == 15 || run == 13 || (run == 1 && next == b' ') || (run == 6 && matches!(next, b'A' | b'B')))
     {
-        out.put(d, Builtin::FrNir.id(), first_form(v, d, FR_FORMS, fr_nir));
+        out.put(d, Builtin::FrNir.id(), longest_form(v, d, FR_FORMS, fr_nir));
     }
     if det.on(Builtin::EsDni)
         && any((run == 8 && (next == b'-' || next.is_ascii_uppercase())) || (run == 2 && next == b'.'))
     {
-        out.put(d, Builtin::EsDni.id(), first_form(v, d, ES_DNI_FORMS, es_dni));
+        out.put(d, Builtin::EsDni.id(), longest_form(v, d, ES_DNI_FORMS, es_dni));
     }
     if det.on(Builtin::NlBsn) && any(run == 9 || (run == 4 && next == b'.')) {
-        let r = first_form(v, d, NL_FORMS, nl_bsn);
+        let r = longest_form(v, d, NL_FORMS, nl_bsn);
         out.put(d, Builtin::NlBsn.id(), named(r, &NL_WORDS));
     }
     if det.on(Builtin::PlPesel) && any(run == 11) {
-        let r = first_form(v, d, PL_FORMS, pl_pesel);
+        let r = longest_form(v, d, PL_FORMS, pl_pesel);
         out.put(d, Builtin::PlPesel.id(), named(r, &PL_WORDS));
     }
     if det.on(Builtin::SePersonnummer)
         && any(((run == 6 || run == 8) && matches!(next, b'-' | b'+')) || run == 10 || run == 12)
     {
-        let r = first_form(v, d, SE_FORMS, se_personnummer);
+        let r = longest_form(v, d, SE_FORMS, se_personnummer);
         out.put(d, Builtin::SePersonnummer.id(), named(r, &SE_WORDS));
     }
     if det.on(Builtin::BeNationalNumber) && any(run == 11 || (run == 2 && next == b'.') || (run == 6 && next == b'-')) {
-        let r = first_form(v, d, BE_FORMS, be_national_number);
+        let r = longest_form(v, d, BE_FORMS, be_national_number);
         out.put(d, Builtin::BeNationalNumber.id(), named(r, &BE_WORDS));
     }
     if det.on(Builtin::AtSvnr) && any(run == 10 || (run == 4 && next == b' ')) {
-        let r = first_form(v, d, AT_FORMS, at_svnr);
+        let r = longest_form(v, d, AT_FORMS, at_svnr);
         out.put(d, Builtin::AtSvnr.id(), named(r, &AT_WORDS));
     }
     if det.on(Builtin::FiHetu) && any(run == 6 && fi_century(next).is_some()) {
-        out.put(d, Builtin::FiHetu.id(), first_form(v, d, FI_FORMS, fi_hetu));
+        out.put(d, Builtin::FiHetu.id(), longest_form(v, d, FI_FORMS, fi_hetu));
     }
 }
 
@@ -317,7 +317,7 @@ pub fn digit_led(det: &Detectors, v: &View, d: usize, run: usize, next: u8, open
 pub fn letter_led(det: &Detectors, v: &View, d: usize, out: &mut Out) {
     let t = v.t;
     if det.on(Builtin::EsNie) && matches!(t[d - 1], b'X' | b'Y' | b'Z') && num_left_ok(t, d - 1) {
-        out.put(d - 1, Builtin::EsNie.id(), first_form(v, d - 1, ES_NIE_FORMS, es_nie));
+        out.put(d - 1, Builtin::EsNie.id(), longest_form(v, d - 1, ES_NIE_FORMS, es_nie));
     }
     if det.on(Builtin::ItFiscalCode) {
         // six letters before the first digit (omocodia turns digits into letters from the right,
