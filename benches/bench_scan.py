@@ -43,7 +43,7 @@ from pathlib import Path
 
 import pytest
 
-from sluicegate._core import Scanner
+from sluicegate._core import Scanner, builtin_entities
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "redaction"
@@ -540,8 +540,11 @@ def compare(path: str) -> None:
     print("| --- | ---: | ---: | ---: |")
     for corpus in [*CORPORA, "encoded"]:
         text = pii_dense()[0] if corpus == "pii-dense" else encoded() if corpus == "encoded" else CORPORA[corpus]()
-        if corpus != "encoded":  # the one corpus where the builds may disagree on purpose
-            assert before.scan(text) == after.scan(text), corpus
+        # the encoded corpus is where the builds may disagree on purpose; a build with more types
+        # may also take a PII-dense span from an older type (a national id read as a phone)
+        known = set(old.builtin_entities())
+        if corpus != "encoded" and (corpus != "pii-dense" or known == set(builtin_entities())):
+            assert before.scan(text) == [f for f in after.scan(text) if f[0] in known], corpus
         n = len(text.encode())
         b, a = best_pair(lambda sc, text=text: sc.scan(text))
         print(f"| scan {corpus} ({n // 1024} KiB), MB/s | {n / b / 1e6:,.0f} | {n / a / 1e6:,.0f} | {b / a:.2f} |")

@@ -199,8 +199,9 @@ def builtin_entities() -> list[str]:
     Returns:
         `EMAIL`, `PHONE`, `US_SSN`, `CREDIT_CARD`, `IBAN`, `IP_ADDRESS`, `AWS_ACCESS_KEY_ID`,
         `AWS_SECRET_ACCESS_KEY`, `GITHUB_TOKEN`, `SLACK_TOKEN`, `OPENAI_API_KEY`, `ANTHROPIC_API_KEY`,
-        `STRIPE_KEY`, `GOOGLE_API_KEY`, `PRIVATE_KEY`, `JWT`, `PERSON`, `ADDRESS`, `DATE_OF_BIRTH`, in
-        that order.
+        `STRIPE_KEY`, `GOOGLE_API_KEY`, `PRIVATE_KEY`, `JWT`, `PERSON`, `ADDRESS`, `DATE_OF_BIRTH`,
+        and the European national ids `DE_TAX_ID`, `FR_NIR`, `ES_DNI`, `ES_NIE`, `IT_FISCAL_CODE`,
+        `NL_BSN`, `PL_PESEL`, `SE_PERSONNUMMER`, `BE_NATIONAL_NUMBER`, `FI_HETU`, `AT_SVNR`, in that order.
     """
 
 def default_entities() -> list[str]:
@@ -221,8 +222,9 @@ class Scanner:
     percent-encoded printable ASCII and JSON string escapes decoded one level; a hard line wrap
     inside a number joined) and the original span, escapes included, is redacted.
     Built-ins use literal anchors and validators (Luhn, mod-97, SSN rules, NANP, IPv4/IPv6
-    parsing, entropy floors); operator patterns run on the `regex` crate (linear time). Overlaps
-    resolve leftmost-longest.
+    parsing, entropy floors, the national ids' check digits and letters; the digit-only national
+    ids also need one of their names, such as `BSN` or `PESEL`, in the 48 bytes before them);
+    operator patterns run on the `regex` crate (linear time). Overlaps resolve leftmost-longest.
     Findings are `(entity, start, end)` in `str` character offsets and never carry the value.
     Texts over 4 KB are scanned with the interpreter detached.
 

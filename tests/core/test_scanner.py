@@ -137,7 +137,20 @@ def test_error_is_a_value_error_and_carries_no_pattern() -> None:
 
 def test_builtin_entities() -> None:
     names = builtin_entities()
-    assert names[:3] == ["EMAIL", "PHONE", "US_SSN"] and len(names) == 19 and "PRIVATE_KEY" in names
+    assert names[:3] == ["EMAIL", "PHONE", "US_SSN"] and len(names) == 30 and "PRIVATE_KEY" in names
+    assert names[19:] == [
+        "DE_TAX_ID",
+        "FR_NIR",
+        "ES_DNI",
+        "ES_NIE",
+        "IT_FISCAL_CODE",
+        "NL_BSN",
+        "PL_PESEL",
+        "SE_PERSONNUMMER",
+        "BE_NATIONAL_NUMBER",
+        "FI_HETU",
+        "AT_SVNR",
+    ]
     # the name, address and date-of-birth heuristics are opt-in
     assert default_entities() == [n for n in names if n not in ("PERSON", "ADDRESS", "DATE_OF_BIRTH")]
 

@@ -90,6 +90,35 @@ def test_request_fields_are_redacted_before_the_model_sees_them(oa: openai.OpenA
     assert json.loads(body["messages"][2]["tool_calls"][0]["function"]["arguments"]) == {"to": "[REDACTED:EMAIL]"}
 
 
+# European national ids: a codice fiscale and a DNI stand alone; a BSN needs its name before it
+FISCAL_CODE = "RSSMRA85T10A562S"
+DNI = "12345678Z"
+BSN = "123456782"
+
+
+def test_national_ids_are_redacted_in_requests(oa: openai.OpenAI, mock_server: Server) -> None:
+    text = f"Pedido {BSN} enviado. Cliente codice fiscale {FISCAL_CODE}, DNI {DNI}, BSN {BSN}"
+    oa.chat.completions.create(model="mh/mock-gpt", messages=[{"role": "user", "content": text}])
+    seen = json.loads(upstream_saw(mock_server))["messages"][0]["content"]
+    # the order number before any id name stays: a 9-digit number passes the BSN check one time in 11
+    assert seen == (
+        f"Pedido {BSN} enviado. Cliente codice fiscale [REDACTED:IT_FISCAL_CODE], DNI [REDACTED:ES_DNI], "
+        "BSN [REDACTED:NL_BSN]"
+    )
+
+
+@pytest.mark.parametrize("chunk_size", [1, 3, 1000])
+def test_national_ids_are_redacted_in_streamed_responses(oa: openai.OpenAI, chunk_size: int) -> None:
+    knobs = replying(f"CF {FISCAL_CODE} / DNI {DNI}.", chunk_size=chunk_size)
+    chunks = oa.chat.completions.create(
+        model=f"mh/mock-gpt@{knobs}",
+        messages=[{"role": "user", "content": "x"}],
+        stream=True,
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "CF [REDACTED:IT_FISCAL_CODE] / DNI [REDACTED:ES_DNI]."
+
+
 def test_escaped_values_cannot_hide(gw: Server, mock_server: Server) -> None:
     raw = b'{"model": "mh/mock-gpt", "messages": [{"role": "user", "content": "write to jane.doe\\u0040example.com"}]}'
     r = httpx.post(

@@ -220,7 +220,7 @@ impl PyStreamScanner {
     }
 }
 
-/// Names of every built-in entity type.
+/// Names of every built-in entity type (the European national ids last).
 #[pyfunction]
 fn builtin_entities() -> Vec<&'static str> {
     scan::builtin_entities().collect()

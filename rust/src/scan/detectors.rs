@@ -22,7 +22,7 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, Input, Matc
 use super::custom::{Custom, CustomState};
 use super::entity::{Builtin, EntityId, BUILTIN_COUNT};
 use super::normalize::View;
-use super::{names, pii, secrets};
+use super::{names, natid, pii, secrets};
 
 /// Normalized bytes kept before the emit point of a stream for look-behind (word boundaries, key
 /// names before an AWS secret, phone words before a number, the tail of a custom pattern chain).
@@ -431,6 +431,10 @@ pub struct Detectors {
     /// Every proper prefix of an enabled anchor, for the tail hold.
     anchor_prefixes: PrefixSet,
     numbers: bool,
+    /// Whether a digit-led national id is on (`natid.rs`).
+    pub natid_digits: bool,
+    /// Whether a letter-led national id (NIE, codice fiscale) is on.
+    pub natid_letters: bool,
     pub custom: Custom,
 }
 
@@ -469,9 +473,14 @@ impl Detectors {
             Builtin::AwsSecretAccessKey,
         ]
         .into_iter()
-        .any(on);
+        .any(on)
+            || natid::DIGIT_LED.into_iter().any(on);
+        let natid_letters = on(Builtin::EsNie) || on(Builtin::ItFiscalCode);
+        let natid_digits = natid::DIGIT_LED.into_iter().any(on);
         Detectors {
             enabled,
+            natid_digits,
+            natid_letters,
             anchors,
             anchors_short,
             anchor_kinds: kinds,
@@ -580,8 +589,9 @@ impl Detectors {
         if let Some(s) = self.anchor_prefixes.longest_suffix(t, out.base) {
             out.hold(s);
         }
-        // a local part waiting for its `@` (also covers IBAN letters and IPv6 hex before a `:`)
-        if self.on(Builtin::Email) || self.on(Builtin::Iban) || self.on(Builtin::IpAddress) {
+        // a local part waiting for its `@` (also covers IBAN letters, IPv6 hex before a `:` and the
+        // letters that start a NIE or a codice fiscale)
+        if self.on(Builtin::Email) || self.on(Builtin::Iban) || self.on(Builtin::IpAddress) || self.natid_letters {
             let mut s = n;
             while s > 0 && n - s < pii::MAX_LOCAL && is(LOCAL, t[s - 1]) {
                 s -= 1;

@@ -52,10 +52,32 @@ pub enum Builtin {
     Address,
     /// A date right after a date-of-birth cue (`born`, `DOB`, `geboren`, `né le`, …); opt-in.
     DateOfBirth,
+    /// A German tax identification number (Steuer-IdNr) after one of its names (`natid.rs`).
+    DeTaxId,
+    /// A French social security number (NIR) with its key.
+    FrNir,
+    /// A Spanish DNI with its control letter.
+    EsDni,
+    /// A Spanish foreigner's number (NIE) with its control letter.
+    EsNie,
+    /// An Italian codice fiscale with its check character.
+    ItFiscalCode,
+    /// A Dutch citizen service number (BSN) after one of its names.
+    NlBsn,
+    /// A Polish PESEL after its name.
+    PlPesel,
+    /// A Swedish personnummer or samordningsnummer after one of its names.
+    SePersonnummer,
+    /// A Belgian national register number after one of its names.
+    BeNationalNumber,
+    /// A Finnish personal identity code (henkilötunnus) with its check character.
+    FiHetu,
+    /// An Austrian social security number (Sozialversicherungsnummer) after one of its names.
+    AtSvnr,
 }
 
 /// How many built-ins there are.
-pub const BUILTIN_COUNT: usize = 19;
+pub const BUILTIN_COUNT: usize = 30;
 
 impl Builtin {
     /// Every built-in, in id order.
@@ -79,6 +101,17 @@ impl Builtin {
         Builtin::Person,
         Builtin::Address,
         Builtin::DateOfBirth,
+        Builtin::DeTaxId,
+        Builtin::FrNir,
+        Builtin::EsDni,
+        Builtin::EsNie,
+        Builtin::ItFiscalCode,
+        Builtin::NlBsn,
+        Builtin::PlPesel,
+        Builtin::SePersonnummer,
+        Builtin::BeNationalNumber,
+        Builtin::FiHetu,
+        Builtin::AtSvnr,
     ];
 
     /// The UPPER_SNAKE name used in findings and placeholders.
@@ -103,6 +136,17 @@ impl Builtin {
             Builtin::Person => "PERSON",
             Builtin::Address => "ADDRESS",
             Builtin::DateOfBirth => "DATE_OF_BIRTH",
+            Builtin::DeTaxId => "DE_TAX_ID",
+            Builtin::FrNir => "FR_NIR",
+            Builtin::EsDni => "ES_DNI",
+            Builtin::EsNie => "ES_NIE",
+            Builtin::ItFiscalCode => "IT_FISCAL_CODE",
+            Builtin::NlBsn => "NL_BSN",
+            Builtin::PlPesel => "PL_PESEL",
+            Builtin::SePersonnummer => "SE_PERSONNUMMER",
+            Builtin::BeNationalNumber => "BE_NATIONAL_NUMBER",
+            Builtin::FiHetu => "FI_HETU",
+            Builtin::AtSvnr => "AT_SVNR",
         }
     }
 
@@ -113,7 +157,9 @@ impl Builtin {
 
     /// Whether a scanner compiled without an entity list detects it. `PERSON`, `ADDRESS` and
     /// `DATE_OF_BIRTH` are heuristics (lower precision than the validated types, `PERSON` and
-    /// `ADDRESS` a few times slower on prose), so they run only when named.
+    /// `ADDRESS` a few times slower on prose), so they run only when named. The national ids are
+    /// on: each is checked by its check digit or letter, and the weak ones also need their name
+    /// before them.
     pub const fn on_by_default(self) -> bool {
         !matches!(self, Builtin::Person | Builtin::Address | Builtin::DateOfBirth)
     }

@@ -41,6 +41,7 @@ mod entity;
 mod error;
 mod json;
 mod names;
+mod natid;
 mod normalize;
 mod pii;
 mod redact;

@@ -19,7 +19,7 @@ use super::detectors::{
 };
 use super::entity::Builtin;
 use super::normalize::View;
-use super::validate;
+use super::{natid, validate};
 
 /// Longest e-mail local part (RFC 5321); a longer run keeps its last 64 bytes.
 pub const MAX_LOCAL: usize = 64;
@@ -214,7 +214,7 @@ fn ipv6_at(v: &View, s: usize) -> (Res, usize) {
 }
 
 /// Number boundary on the left of `s`.
-fn num_left_ok(t: &[u8], s: usize) -> bool {
+pub(super) fn num_left_ok(t: &[u8], s: usize) -> bool {
     match prev(t, s) {
         None => true,
         Some(b) if word(b) => false,
@@ -224,7 +224,7 @@ fn num_left_ok(t: &[u8], s: usize) -> bool {
 }
 
 /// Number boundary on the right of `e`: `Yes(e)` or `No`.
-fn num_right(v: &View, e: usize) -> Res {
+pub(super) fn num_right(v: &View, e: usize) -> Res {
     match at!(v, e) {
         Some(b) if word(b) => Res::No,
         Some(b'-' | b'.') => match at!(v, e + 1) {
@@ -281,6 +281,9 @@ pub fn numbers(det: &Detectors, v: &View, d: usize, out: &mut Out) {
         if det.on(Builtin::Iban) && d >= 2 && t[d - 1].is_ascii_alphabetic() && t[d - 2].is_ascii_alphabetic() {
             out.put(d - 2, Builtin::Iban.id(), iban(v, d - 2));
         }
+        if det.natid_letters && natid::may_lead(t, d) {
+            natid::letter_led(det, v, d, out);
+        }
         return;
     }
     let run = t[d..].iter().take(20).take_while(|b| b.is_ascii_digit()).count();
@@ -292,6 +295,9 @@ pub fn numbers(det: &Detectors, v: &View, d: usize, out: &mut Out) {
     // already inside them
     let spaced = run == 1 && next == b' ' && t.get(d + 2).is_none_or(u8::is_ascii_digit) && !inside_spaced(t, d);
     let gap = matches!(next, b' ' | b'-' | b'.');
+    if det.natid_digits && (open || natid::may_start(t, d, run, next)) {
+        natid::digit_led(det, v, d, run, next, open, out);
+    }
     if det.on(Builtin::UsSsn) && any((run == 3 && gap) || run == 9 || spaced) {
         out.put(d, Builtin::UsSsn.id(), ssn(v, d));
     }

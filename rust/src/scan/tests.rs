@@ -459,6 +459,27 @@ fn fragment() -> impl Strategy<Value = String> {
         Just("3. März 1990".to_string()),
         Just("DOB: ".to_string()),
         "[A-Z][a-zäöüé]{0,8} ",
+        Just("Steuer-ID ".to_string()),
+        Just("86095742719".to_string()),
+        Just("47 036 892 816".to_string()),
+        Just("BSN ".to_string()),
+        Just("1112.22.333".to_string()),
+        Just("PESEL ".to_string()),
+        Just("44051401359".to_string()),
+        Just("personnummer ".to_string()),
+        Just("19121212-1212".to_string()),
+        Just("rijksregisternummer ".to_string()),
+        Just("85.07.30-033.28".to_string()),
+        Just("2 55 08 14 168 025 38".to_string()),
+        Just("185052A00608428".to_string()),
+        Just("12.345.678-Z".to_string()),
+        Just("X-1234567-L".to_string()),
+        Just("RSSMRA85T10A562S".to_string()),
+        Just("RSSMRA".to_string()),
+        Just("131052-308T".to_string()),
+        Just("290200A1239".to_string()),
+        Just("SVNR ".to_string()),
+        Just("1237 010180".to_string()),
     ]
 }
 
@@ -959,13 +980,17 @@ fn encode_char(c: char, how: u8) -> String {
     }
 }
 
-/// A value that must be found: an e-mail, a card in groups, an IBAN in groups.
+/// A value that must be found: an e-mail, a card in groups, an IBAN in groups, an SSN, national ids.
 fn sensitive() -> impl Strategy<Value = (String, Builtin)> {
     prop_oneof![
         Just(("maria.lopez@example.com".to_string(), Builtin::Email)),
         card_value().prop_map(|g| (g.join(" "), Builtin::CreditCard)),
         Just(("DE89 3704 0044 0532 0130 00".to_string(), Builtin::Iban)),
         ssn_value().prop_map(|g| (g.join("-"), Builtin::UsSsn)),
+        Just(("RSSMRA85T10A562S".to_string(), Builtin::ItFiscalCode)),
+        Just(("12.345.678-Z".to_string(), Builtin::EsDni)),
+        Just(("2 55 08 14 168 025 38".to_string(), Builtin::FrNir)),
+        Just(("131052-308T".to_string(), Builtin::FiHetu)),
     ]
 }
 

@@ -12,7 +12,9 @@ const INSUFFICIENT = [["refuse", "refuse"], ["clamp", "clamp"], ["substitute", "
 const ACTIONS = ["redact", "block", "monitor", "pseudonymize"].map((a) => [a, a]);
 const DIRECTIONS = ["both", "request", "response"].map((d) => [d, d]);
 const ENTITIES = ["EMAIL", "PHONE", "US_SSN", "CREDIT_CARD", "IBAN", "IP_ADDRESS", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "GITHUB_TOKEN",
-  "SLACK_TOKEN", "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "STRIPE_KEY", "GOOGLE_API_KEY", "PRIVATE_KEY", "JWT"];
+  "SLACK_TOKEN", "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "STRIPE_KEY", "GOOGLE_API_KEY", "PRIVATE_KEY", "JWT",
+  "DE_TAX_ID", "FR_NIR", "ES_DNI", "ES_NIE", "IT_FISCAL_CODE", "NL_BSN", "PL_PESEL", "SE_PERSONNUMMER", "BE_NATIONAL_NUMBER",
+  "FI_HETU", "AT_SVNR"];
 
 function removeButton(what, row) {
   return h("button", { type: "button", class: "danger", "aria-label": `Remove ${what}`, onclick: () => row.remove() }, "Remove");
