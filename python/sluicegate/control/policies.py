@@ -40,12 +40,13 @@ lower a locked rule.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from sluicegate.config import ACTION_STRENGTH, CustomPattern, RedactionRule, RedactionSettings
 from sluicegate.control.schemas import Level, LimitIn, LoopRuleIn, PolicyIn
-from sluicegate.limits import LimitLine
+from sluicegate.limits import LimitLine, tool_scope
 from sluicegate.policy.limits import LimitRule, rule_of
 from sluicegate.policy.loop_rules import ACTION_STRENGTH as LOOP_STRENGTH
 from sluicegate.policy.loop_rules import LoopLine, LoopRuleFields, LoopSettings
@@ -170,8 +171,8 @@ class Floors:
     rules: dict[tuple[str, Direction], tuple[str, Origin]] = field(default_factory=dict)
     cap_limits: dict[str, tuple[int, Origin]] = field(default_factory=dict)
     cap_enforced: dict[str, Origin] = field(default_factory=dict)
-    limits: dict[tuple[str, int], tuple[int, Origin]] = field(default_factory=dict)
-    limit_enforced: dict[tuple[str, int], tuple[float, Origin]] = field(default_factory=dict)
+    limits: dict[tuple[str, int, str], tuple[int, Origin]] = field(default_factory=dict)
+    limit_enforced: dict[tuple[str, int, str], tuple[float, Origin]] = field(default_factory=dict)
     loops: dict[str, tuple[LoopRuleFields, Origin]] = field(default_factory=dict)
     models: ModelFloors = field(default_factory=lambda: ModelFloors())
     tools: ModelFloors = field(default_factory=lambda: ModelFloors())  # locked tool lists (no ceilings)
@@ -189,7 +190,7 @@ class Floors:
             self.cap_enforced[window] = origin
 
     def lock_limit(self, rule: LimitRule, origin: Origin) -> None:
-        name = _limit_name(rule.line.kind, rule.line.window_s)
+        name = _limit_name(rule.line.kind, rule.line.window_s, rule.tools)
         held = self.limits.get(name)
         if held is None or rule.line.limit < held[0]:
             self.limits[name] = (rule.line.limit, origin)
@@ -321,6 +322,7 @@ class EffectiveLimit:
             "rollout_by": r.rollout_by,
             "on_redis_error": r.on_redis_error,
             "substitute_model": r.substitute_model,
+            "tools": list(r.tools) if r.tools is not None else None,
             "origin": self.origin.level,
             "origin_id": self.origin.id,
             "locked": self.locked,
@@ -333,9 +335,10 @@ class EffectiveLimit:
         return out
 
 
-def _limit_name(kind: str, window_s: int) -> tuple[str, int]:
-    """What a lock on a rate limit binds: its kind and window (any window for `concurrent`)."""
-    return (kind, 0 if kind == "concurrent" else window_s)
+def _limit_name(kind: str, window_s: int, tools: Sequence[str] | None = None) -> tuple[str, int, str]:
+    """What a lock on a rate limit binds: its kind and window (any window for `concurrent`), and
+    for a limit on tool calls its tool patterns (a lock on model calls does not bind those)."""
+    return (kind, 0 if kind == "concurrent" else window_s, tool_scope(tools) if tools else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -560,7 +563,7 @@ class _Walk:
         locks: list[LimitRule] = []
         for spec in limits:
             limit, mode, rollout = spec.limit, spec.mode, spec.rollout_percent
-            name = _limit_name(spec.kind, spec.window_s)
+            name = _limit_name(spec.kind, spec.window_s, spec.tools)
             held = self.floors.limits.get(name)
             if held is not None and limit > held[0]:
                 limit = held[0]
@@ -620,7 +623,8 @@ def limit_rule(
 ) -> LimitRule:
     """A policy's rate limit as the line the data plane counts on (a `concurrent` limit has no window)."""
     window_s = 60 if spec.kind == "concurrent" else spec.window_s
-    line = LimitLine(level=level, entity_id=entity_id, org_id=org_id, kind=spec.kind, limit=limit, window_s=window_s)
+    scope = tool_scope(spec.tools) if spec.tools else ""
+    line = LimitLine(level, entity_id, org_id, spec.kind, limit, window_s, scope)
     return LimitRule(
         line,
         mode,  # type: ignore[arg-type]
@@ -628,6 +632,7 @@ def limit_rule(
         spec.rollout_by,
         on_redis_error=spec.on_redis_error,
         substitute_model=spec.substitute_model,
+        tools=tuple(spec.tools) if spec.tools else None,
     )
 
 
@@ -719,7 +724,7 @@ def _limit_violations(floors: Floors, limits: list[LimitIn]) -> list[Violation]:
     kind and window, or biting less than an enforcing one."""
     out: list[Violation] = []
     for i, spec in enumerate(limits):
-        name = _limit_name(spec.kind, spec.window_s)
+        name = _limit_name(spec.kind, spec.window_s, spec.tools)
         what = f"{spec.kind} limit" if spec.kind == "concurrent" else f"{spec.kind} limit per {spec.window_s} s"
         held = floors.limits.get(name)
         if held is not None and spec.limit > held[0]:

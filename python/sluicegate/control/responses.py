@@ -288,6 +288,7 @@ class EffectiveLimit(_Out):
     substitute_model: str | None = Field(
         None, description="where a call this limit would refuse goes instead (calls to it are not counted here)"
     )
+    tools: list[str] | None = Field(None, description="a limit on the MCP tool calls matching these patterns")
     origin: OriginLevel
     origin_id: str | None
     locked: bool

@@ -9,9 +9,10 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from sluicegate._core import Scanner, builtin_entities
 from sluicegate.config import CustomPattern, RedactionRule, check_locks
-from sluicegate.limits.lines import MAX_LIMIT, MAX_WINDOW_S
+from sluicegate.limits.lines import MAX_LIMIT, MAX_WINDOW_S, tool_scope
+from sluicegate.limits.settings import check_tool_limit
 from sluicegate.policy.loop_rules import LoopRuleFields
-from sluicegate.policy.model_rules import ModelRulesIn
+from sluicegate.policy.model_rules import ModelRulesIn, Pattern
 from sluicegate.policy.rollout import RolloutBy, check_locked_rollout
 from sluicegate.policy.tool_rules import ToolRulesIn
 from sluicegate.spend.caps import MODEL_NAME_MAX, Mode, OnInsufficient, WindowName, check_substitute
@@ -300,21 +301,26 @@ class LimitIn(_Body):
     locked: bool = False
     on_redis_error: Literal["fail_closed", "fail_open"] | None = None  # None: `limits.on_redis_error`
     substitute_model: str | None = Field(None, min_length=1, max_length=MODEL_NAME_MAX)
+    # A limit on MCP tool calls (`server/tool` patterns) instead of model calls.
+    tools: list[Pattern] | None = Field(None, min_length=1, max_length=64)
 
     @model_validator(mode="after")
     def _locked_in_full(self) -> LimitIn:
         check_locked_rollout(self.locked, self.rollout_percent, "limit")
+        check_tool_limit(self.kind, self.tools, self.substitute_model)
         return self
 
 
 def _distinct_limits(limits: list[LimitIn]) -> list[LimitIn]:
-    """One limit per kind and window on one entity (they would share a counter)."""
-    seen: set[tuple[str, int]] = set()
+    """One limit per kind, window and tool patterns on one entity (they would share a counter)."""
+    seen: set[tuple[str, int, str]] = set()
     for limit in limits:
-        name = (limit.kind, 0 if limit.kind == "concurrent" else limit.window_s)
+        scope = tool_scope(limit.tools) if limit.tools else ""
+        name = (limit.kind, 0 if limit.kind == "concurrent" else limit.window_s, scope)
         if name in seen:
             window = "" if limit.kind == "concurrent" else f" per {limit.window_s} s"
-            raise ValueError(f"two {limit.kind} limits{window}: give each kind and window once")
+            tools = " on the same tools" if limit.tools else ""
+            raise ValueError(f"two {limit.kind} limits{window}{tools}: give each kind and window once")
         seen.add(name)
     return limits
 

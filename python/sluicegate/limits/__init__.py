@@ -27,7 +27,7 @@ Modules: `lines` (LimitLine, LineState, LimitResult, Grant), `settings` (LimitSe
 file's rules), `store` (the interface), `local`, `redis_store`, `leases`.
 """
 
-from sluicegate.limits.lines import KINDS, Grant, Kind, LimitLine, LimitResult, LineState
+from sluicegate.limits.lines import KINDS, Grant, Kind, LimitLine, LimitResult, LineState, tool_scope
 from sluicegate.limits.settings import LimitLeaseSettings, LimitRuleSettings, LimitSettings
 from sluicegate.limits.store import LimitStore, StoreUnavailable, create_limit_store
 
@@ -44,4 +44,5 @@ __all__ = [
     "LineState",
     "StoreUnavailable",
     "create_limit_store",
+    "tool_scope",
 ]

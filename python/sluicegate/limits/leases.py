@@ -48,7 +48,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sluicegate.limits.lines import Grant, LimitLine, LimitResult, LineState
+from sluicegate.limits.lines import CounterName, Grant, LimitLine, LimitResult, LineState
 from sluicegate.limits.redis_store import RedisLimitStore
 from sluicegate.limits.settings import LimitLeaseSettings
 from sluicegate.limits.store import (
@@ -125,11 +125,11 @@ class LeasedLimitStore:
         self.redis = redis
         self.settings = settings
         self.slot_ms = redis.slot_ms
-        self._leases: dict[tuple[str, str, str, str, int], _Lease] = {}
+        self._leases: dict[CounterName, _Lease] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._task: asyncio.Task[None] | None = None
         self._skew_ms = 0
-        self._flights: dict[tuple[str, str, str, str, int], int] = {}  # concurrent lines: last count seen
+        self._flights: dict[CounterName, int] = {}  # concurrent lines: last count seen
 
     @property
     def calls(self) -> int:

@@ -14,25 +14,49 @@ acquire(lines, costs, enforce) ──► LimitResult
         └── every ending ──► finish(grant, actual_tokens)
 ```
 
-The counter of a line is named by (org, level, entity, kind, window_s): a changed limit keeps what
-is counted, a changed window is a new counter.
+The counter of a line is named by (org, level, entity, kind, window_s, scope): a changed limit keeps
+what is counted, a changed window is a new counter. The scope is empty for the model traffic's
+limits; a limit on MCP tool calls has its own (`tool_scope`), so it never shares a counter with one.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
 from sluicegate._core import MAX_COST
 from sluicegate.spend.caps import Level
 
-__all__ = ["KINDS", "MAX_LIMIT", "MAX_WINDOW_S", "Grant", "Kind", "LimitLine", "LimitResult", "LineState"]
+__all__ = [
+    "KINDS",
+    "MAX_LIMIT",
+    "MAX_WINDOW_S",
+    "CounterName",
+    "Grant",
+    "Kind",
+    "LimitLine",
+    "LimitResult",
+    "LineState",
+    "tool_scope",
+]
 
 Kind = Literal["requests", "tokens", "concurrent"]
 KINDS: tuple[Kind, ...] = ("requests", "tokens", "concurrent")
 
 MAX_LIMIT = MAX_COST  # 2**53 - 1: exact in Redis's Lua numbers too
 MAX_WINDOW_S = 3600
+CounterName = tuple[str, str, str, str, int, str]  # (org, level, entity, kind, window_s, scope)
+_SCOPE = re.compile(r"[a-z0-9-]{0,40}")
+
+
+def tool_scope(patterns: Iterable[str]) -> str:
+    """The scope of a limit on the MCP tool calls matching `patterns` (`server/tool` globs): the same
+    for the same set of patterns however written in order or case."""
+    text = "\n".join(sorted({p.lower() for p in patterns}))
+    return "tools-" + hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +71,7 @@ class LimitLine:
         kind: `requests` or `tokens` per window, or `concurrent` requests in flight.
         limit: requests or tokens per window, or requests in flight, 1..=MAX_LIMIT.
         window_s: the window, 1..=3600 seconds (ignored for `concurrent`).
+        scope: "" for a limit on model traffic; a limit on MCP tool calls, its `tool_scope`.
 
     Raises:
         ValueError: an empty id, a limit or window out of range, an unknown kind.
@@ -58,9 +83,10 @@ class LimitLine:
     kind: Kind
     limit: int
     window_s: int = 60
+    scope: str = ""
     # What identifies the counter across limit changes (see `counter_name`), computed once: the
     # stores look it up several times per request.
-    _counter: tuple[str, str, str, str, int] = field(init=False, repr=False, compare=False)
+    _counter: CounterName = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.entity_id or not self.org_id:
@@ -75,13 +101,15 @@ class LimitLine:
             raise ValueError("window_s must be a whole number of seconds")
         if not 1 <= self.window_s <= MAX_WINDOW_S:
             raise ValueError(f"window_s must be 1..={MAX_WINDOW_S} seconds")
+        if not isinstance(self.scope, str) or not _SCOPE.fullmatch(self.scope):
+            raise ValueError("a limit's scope is up to 40 of a-z, 0-9 and -")
         window = 0 if self.kind == "concurrent" else self.window_s
-        object.__setattr__(self, "_counter", (self.org_id, self.level, self.entity_id, self.kind, window))
+        object.__setattr__(self, "_counter", (self.org_id, self.level, self.entity_id, self.kind, window, self.scope))
 
     @property
-    def counter_name(self) -> tuple[str, str, str, str, int]:
-        """What identifies the counter across limit changes: (org, level, entity, kind, window_s),
-        window_s 0 for `concurrent`."""
+    def counter_name(self) -> CounterName:
+        """What identifies the counter across limit changes: (org, level, entity, kind, window_s,
+        scope), window_s 0 for `concurrent`."""
         return self._counter
 
     @property

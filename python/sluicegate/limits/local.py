@@ -17,7 +17,7 @@ import logging
 from collections.abc import Sequence
 
 from sluicegate._core import InFlight, SlidingWindow, acquire_all, finish_all
-from sluicegate.limits.lines import Grant, LimitLine, LimitResult
+from sluicegate.limits.lines import CounterName, Grant, LimitLine, LimitResult
 from sluicegate.limits.store import (
     acquire_args,
     clock_skew_ms,
@@ -48,7 +48,7 @@ class LocalLimitStore:
     def __init__(self, *, slot_ms: int = 1000, concurrency_ttl_s: float = 600.0) -> None:
         self.slot_ms = slot_ms
         self.ttl_ms = max(1, int(concurrency_ttl_s * 1000))
-        self._counters: dict[tuple[str, str, str, str, int], Counter] = {}
+        self._counters: dict[CounterName, Counter] = {}
         self._sweep_at = 0
 
     def counter(self, line: LimitLine) -> Counter:

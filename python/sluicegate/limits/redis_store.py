@@ -40,7 +40,7 @@ from importlib import resources
 from typing import Any
 from urllib.parse import quote
 
-from sluicegate.limits.lines import Grant, LimitLine, LimitResult
+from sluicegate.limits.lines import CounterName, Grant, LimitLine, LimitResult
 from sluicegate.limits.settings import LimitSettings
 from sluicegate.limits.store import (
     acquire_args,
@@ -75,6 +75,8 @@ def line_keys(prefix: str, line: LimitLine, slot_ms: int) -> tuple[str, str]:
     """The two keys of `line` (the scripts' KEYS): a window line's hash and its set of slots; a
     concurrent line's set, twice."""
     base = f"{prefix}:{{org:{_esc(line.org_id)}}}:lim:{line.level}:{_esc(line.entity_id)}:{line.kind}"
+    if line.scope:  # a limit on MCP tool calls: a counter of its own
+        base += f":{line.scope}"
     if line.kind == "concurrent":
         return (base, base)
     key = f"{base}:{line.window_s}s:{slot_ms}"
@@ -112,7 +114,7 @@ class RedisLimitStore:
         self.ttl_ms = max(1, int(concurrency_ttl_s * 1000))
         self.acquire_script = client.register_script(load_script("acquire"))
         self.finish_script = client.register_script(load_script("finish"))
-        self._keys: dict[tuple[str, str, str, str, int], tuple[str, str]] = {}
+        self._keys: dict[CounterName, tuple[str, str]] = {}
 
     @classmethod
     def from_settings(cls, settings: LimitSettings) -> RedisLimitStore:

@@ -20,6 +20,14 @@ window_s = 60
 mode = "enforce"                  # or "monitor"
 rollout_percent = 25              # enforce for a stable quarter of keys, monitor the rest
 substitute_model = "openai/gpt-4o-mini"  # when full: calls go there, not a 429 (and are not counted here)
+
+[[limits.rules]]                  # a limit on MCP tool calls instead of model calls
+level = "workspace"
+id = "ws-research"
+org = "acme"
+kind = "requests"
+limit = 30
+tools = ["search/*"]              # `server/tool` patterns: these tools' calls count here, together
 ```
 """
 
@@ -29,12 +37,24 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from sluicegate.limits.lines import MAX_LIMIT, MAX_WINDOW_S, Kind, LimitLine
+from sluicegate.limits.lines import MAX_LIMIT, MAX_WINDOW_S, CounterName, Kind, LimitLine, tool_scope
+from sluicegate.policy.model_rules import Pattern
 from sluicegate.policy.rollout import Mode, RolloutBy, check_locked_rollout
 from sluicegate.secrets import SecretUrl
 from sluicegate.spend.caps import MODEL_NAME_MAX, Level, check_entity_org
 
-__all__ = ["LimitLeaseSettings", "LimitRuleSettings", "LimitSettings"]
+__all__ = ["LimitLeaseSettings", "LimitRuleSettings", "LimitSettings", "check_tool_limit"]
+
+
+def check_tool_limit(kind: str, tools: list[str] | None, substitute_model: str | None) -> None:
+    """A limit on tool calls (`tools` set) counts calls: `requests` or `concurrent`, no substitute
+    model (ValueError otherwise)."""
+    if tools is None:
+        return
+    if kind == "tokens":
+        raise ValueError("a limit on tool calls (tools) counts calls: kind requests or concurrent")
+    if substitute_model is not None:
+        raise ValueError("a limit on tool calls (tools) has no substitute_model")
 
 
 class _Section(BaseModel):
@@ -63,6 +83,7 @@ class LimitRuleSettings(_Section):
     rollout_by: RolloutBy = "key"
     locked: bool = False
     substitute_model: str | None = Field(default=None, min_length=1, max_length=MODEL_NAME_MAX)
+    tools: list[Pattern] | None = Field(default=None, min_length=1, max_length=64)
 
     @field_validator("limit", "window_s", mode="before")
     @classmethod
@@ -75,17 +96,20 @@ class LimitRuleSettings(_Section):
     def _org_given(self) -> LimitRuleSettings:
         check_entity_org(self.level, self.id, self.org, "limit")
         check_locked_rollout(self.locked, self.rollout_percent, "limit")
+        check_tool_limit(self.kind, self.tools, self.substitute_model)
         return self
 
     @property
     def rule_id(self) -> str:
         """A stable name for the rule (what the rollout hashes with the key)."""
         window = "" if self.kind == "concurrent" else f":{self.window_s}s"
-        return f"file:{self.level}:{self.id}:{self.kind}{window}"
+        scope = f":{tool_scope(self.tools)}" if self.tools else ""
+        return f"file:{self.level}:{self.id}:{self.kind}{window}{scope}"
 
     def line(self) -> LimitLine:
         """This rule as a `LimitLine`."""
-        return LimitLine(self.level, self.id, self.org or self.id, self.kind, self.limit, self.window_s)
+        scope = tool_scope(self.tools) if self.tools else ""
+        return LimitLine(self.level, self.id, self.org or self.id, self.kind, self.limit, self.window_s, scope)
 
 
 class LimitLeaseSettings(_Section):
@@ -151,12 +175,13 @@ class LimitSettings(_Section):
     @field_validator("rules")
     @classmethod
     def _rules_unique(cls, rules: tuple[LimitRuleSettings, ...]) -> tuple[LimitRuleSettings, ...]:
-        seen: set[tuple[str, str, str, str, int]] = set()
+        seen: set[CounterName] = set()
         for rule in rules:
             name = rule.line().counter_name
             if name in seen:
                 window = "" if rule.kind == "concurrent" else f" per {rule.window_s} s"
-                raise ValueError(f"two {rule.kind} limits{window} on {rule.level} {rule.id!r}")
+                tools = f" on the tools {rule.tools}" if rule.tools else ""
+                raise ValueError(f"two {rule.kind} limits{window}{tools} on {rule.level} {rule.id!r}")
             seen.add(name)
         return rules
 

@@ -26,6 +26,7 @@ TOOL_NOT_ALLOWED = -32003
 POLICY_FAILED = -32004
 CONTENT_BLOCKED = -32005
 SPEND_LIMIT = -32006  # a priced tools/call that a spend cap refuses
+RATE_LIMITED = -32007  # a tools/call that a rate limit on tool calls refuses
 
 
 def rpc_error(msg_id: Any, code: int, message: str, data: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -34,9 +34,17 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import orjson
 
-from sluicegate.errors import GatewayError, PayloadTooLarge, SpendLimitExceeded, Unauthenticated
+from sluicegate.errors import GatewayError, PayloadTooLarge, RateLimited, SpendLimitExceeded, Unauthenticated
 from sluicegate.formats.sse import EventBuffer
-from sluicegate.mcp.messages import INVALID_REQUEST, PARSE_ERROR, SPEND_LIMIT, Exchange, is_request, rpc_error
+from sluicegate.mcp.messages import (
+    INVALID_REQUEST,
+    PARSE_ERROR,
+    RATE_LIMITED,
+    SPEND_LIMIT,
+    Exchange,
+    is_request,
+    rpc_error,
+)
 from sluicegate.mcp.servers import McpTarget
 from sluicegate.mcp.settings import McpSettings
 from sluicegate.policy.pipeline import ClientGone, read_body, request_id
@@ -48,6 +56,7 @@ from sluicegate.types import Receive, Scope, Send
 if TYPE_CHECKING:
     from sluicegate.config import Settings
     from sluicegate.policy.auth import Identity
+    from sluicegate.policy.limits import LimitGuard
     from sluicegate.policy.pipeline import Gateway
     from sluicegate.policy.spend import SpendGuard
 
@@ -173,7 +182,7 @@ class McpProxy:
         upstream_headers = {k.decode(): v.decode("latin-1") for k, v in headers.items() if k in FORWARDED}
         upstream_headers.update({k: v.reveal() for k, v in target.headers.items()})
         data: bytes | None = None
-        price, guard = 0, None
+        price, guard, counted = 0, None, []
         if method == "POST":
             limit = self.settings.max_message_bytes
             declared = headers.get(b"content-length")
@@ -190,8 +199,12 @@ class McpProxy:
             for msg in messages:
                 exchange.outbound(msg)
             if not exchange.answered:
+                counted = await self._limited(who, server, messages, exchange)
+            if not exchange.answered:
                 price, guard = await self._priced(who, target, messages, exchange)
             if exchange.answered:
+                for g in counted:
+                    await g.finish(None)  # counted, not sent
                 outcome = await self._answer_locally(send, body, messages, exchange)
                 _traced(outcome, info, server, exchange)
                 return outcome
@@ -201,7 +214,11 @@ class McpProxy:
         except BaseException:
             if guard is not None:
                 await guard.finish(None)  # failed before an answer: released
+            for g in counted:
+                await g.finish(None)
             raise
+        for g in counted:
+            await g.finish(outcome)  # frees the calls' places in flight
         if guard is not None:
             await guard.finish(outcome)  # settled when the server answered (200), else released
         elif price and outcome.status == 200:
@@ -215,6 +232,34 @@ class McpProxy:
         outcome.events = exchange.events + outcome.events
         _traced(outcome, info, server, exchange)
         return outcome
+
+    async def _limited(self, who: Identity, server: str, messages: list[Any], exchange: Exchange) -> list[LimitGuard]:
+        """Count this body's `tools/call`s on the caller's rate limits of tool calls (`tools`
+        limits matching `server/tool`); a full one answers the call with a JSON-RPC error naming
+        it and when to retry, and the body is not sent (the calls counted before are finished by
+        the caller).
+
+        Raises:
+            Unavailable: the limit store is unreachable and such a limit fails closed (503).
+        """
+        limits = self.gateway.limits
+        if limits is None:
+            return []
+        counted: list[LimitGuard] = []
+        for msg in messages:
+            if not is_request(msg) or msg.get("method") != "tools/call":
+                continue
+            tool = str((msg.get("params") or {}).get("name", ""))
+            try:
+                guard = await limits.acquire_tool(who, server, tool)
+            except RateLimited as err:
+                exchange.events += err.events
+                exchange.answered[msg["id"]] = rpc_error(msg["id"], RATE_LIMITED, err.message, dict(err.extra))
+                break
+            exchange.events += guard.events
+            guard.events = []
+            counted.append(guard)
+        return counted
 
     async def _priced(
         self, who: Identity, target: McpTarget, messages: list[Any], exchange: Exchange

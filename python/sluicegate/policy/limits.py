@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -57,6 +58,7 @@ from sluicegate.limits import (
 )
 from sluicegate.observe.events import PolicyEvent
 from sluicegate.policy.auth import Identity
+from sluicegate.policy.model_rules import compile_globs
 from sluicegate.policy.rollout import Mode, RolloutBy, bites
 from sluicegate.policy.spend import Substitution
 from sluicegate.spend.caps import EstimateSettings
@@ -99,6 +101,8 @@ class LimitRule:
             section's `on_redis_error`.
         substitute_model: when the rule would refuse a call, the call goes to this model instead
             (routed like a requested one); calls asking for this model are not counted on the rule.
+        tools: None for a limit on model calls; else the `server/tool` patterns of the MCP tool
+            calls it counts (together, on a counter of its own: `line.scope`), and no model call.
         always: whether the rule bites on every call (True), on none (False), or is drawn (None).
     """
 
@@ -109,7 +113,9 @@ class LimitRule:
     rule_id: str = field(default="", compare=False)
     on_redis_error: OnStoreError | None = None
     substitute_model: str | None = None
+    tools: tuple[str, ...] | None = None
     always: bool | None = field(init=False, repr=False, compare=False)
+    tools_rx: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         line = self.line
@@ -123,6 +129,7 @@ class LimitRule:
         else:
             always = None
         object.__setattr__(self, "always", always)
+        object.__setattr__(self, "tools_rx", compile_globs(self.tools) if self.tools is not None else None)
 
     def bites(self, key_id: str) -> bool:
         """Whether this rule enforces on a call of `key_id` (else it only monitors it)."""
@@ -311,11 +318,15 @@ class _Plan:
     key (None: a rollout draws per key). A call asking for a rule's substitute model is not counted
     on that rule: `for_model` hands back the plan without such rules (remembered per model)."""
 
-    __slots__ = ("base", "extra", "lines", "rules", "static", "substitutes", "tokens", "without")
+    __slots__ = ("base", "extra", "lines", "rules", "static", "substitutes", "tokens", "tool_rules", "without")
 
-    def __init__(self, base: tuple[LimitRule, ...], extra: tuple[LimitRule, ...]) -> None:
+    def __init__(self, base: tuple[LimitRule, ...], extra: tuple[LimitRule, ...], *, tools: bool = False) -> None:
         self.base, self.extra = base, extra
-        self.rules = base + extra if extra else base
+        rules = base + extra if extra else base
+        # The limits of model calls; those of MCP tool calls apart (`LimitPolicy.acquire_tool`),
+        # unless this is the plan of one tool call (`tools`: every rule counts it).
+        self.tool_rules = () if tools else tuple(r for r in rules if r.tools is not None)
+        self.rules = tuple(r for r in rules if r.tools is None) if self.tool_rules else rules
         self.lines = tuple(r.line for r in self.rules)
         self.tokens = any(line.kind == "tokens" for line in self.lines)
         always = [r.always for r in self.rules]
@@ -414,7 +425,7 @@ class LimitPolicy:
         if not rules:
             return LimitGuard(self, None, provider)
         est = estimate(body, fmt.name, self.estimate_settings) if plan.tokens else None
-        guard = await self._acquire(plan, who, fmt, est, provider)
+        guard = await self._acquire(plan, who, fmt.family, est, provider)
         if isinstance(guard, LimitGuard):
             return guard
         refused, result, events = guard
@@ -427,7 +438,7 @@ class LimitPolicy:
         detail = {**_detail(refused), "from_model": model, "to_model": target}
         try:
             to_provider, to_model = route(target)
-            moved = await self._acquire(self._plan(who).for_model(target), who, fmt, est, to_provider.name)
+            moved = await self._acquire(self._plan(who).for_model(target), who, fmt.family, est, to_provider.name)
         except GatewayError as exc:
             moved, reason = None, exc.code
         else:
@@ -443,11 +454,33 @@ class LimitPolicy:
         moved.substitution = Substitution(target, to_provider, to_model)
         return moved
 
+    async def acquire_tool(self, who: Identity, server: str, tool: str) -> LimitGuard:
+        """Count an MCP `tools/call` of `server/tool` on the caller's limits of tool calls that
+        match it (each a counter of its own; a call costs 1); the guard to finish when it ends.
+
+        Raises:
+            RateLimited: an enforcing one is full (nothing counted anywhere).
+            Unavailable: the store is unreachable and such a limit fails closed.
+        """
+        plan = self._plan(who)
+        if not plan.tool_rules:
+            return LimitGuard(self, None, f"mcp:{server}")
+        name = f"{server}/{tool}"
+        matching = tuple(r for r in plan.tool_rules if r.tools_rx is not None and r.tools_rx.fullmatch(name))
+        guard = await self._acquire(_Plan(matching, (), tools=True), who, None, None, f"mcp:{server}")
+        if isinstance(guard, LimitGuard):
+            return guard
+        refused, result, events = guard
+        err = rate_limited(refused, "openai", result.states)
+        err.events = [*events, _event("refuse", refused)]
+        raise err
+
     async def _acquire(
-        self, plan: _Plan, who: Identity, fmt: WireFormat, est: Estimate | None, provider: str
+        self, plan: _Plan, who: Identity, family: str | None, est: Estimate | None, provider: str
     ) -> LimitGuard | tuple[LineState, LimitResult, list[PolicyEvent]]:
         """Count a call on `plan`'s lines: the guard, or the refusing line's state, the store's
-        answer and the events so far (the caller raises or substitutes)."""
+        answer and the events so far (the caller raises or substitutes). The guard carries the
+        limit headers of `family` (None: none)."""
         rules = plan.rules
         if not rules:
             return LimitGuard(self, None, provider, None, [], est)
@@ -475,7 +508,8 @@ class LimitPolicy:
         states = result.states
         if not all(enforce):
             states = [s for s, bit in zip(_aligned(states, lines), enforce, strict=True) if bit and s is not None]
-        return LimitGuard(self, result.grant, provider, limit_headers(fmt.family, states) or None, events, est)
+        headers = limit_headers(family, states) or None if family is not None else None
+        return LimitGuard(self, result.grant, provider, headers, events, est)
 
     def _on_store_error(self, rules: Sequence[LimitRule], enforce: Sequence[bool]) -> OnStoreError:
         """With the store unreachable: closed when a limit that bites on this call says so (its
@@ -514,4 +548,5 @@ def rule_of(rule: LimitRuleSettings) -> LimitRule:
         rule.rollout_by,
         rule.rule_id,
         substitute_model=rule.substitute_model,
+        tools=tuple(rule.tools) if rule.tools is not None else None,
     )

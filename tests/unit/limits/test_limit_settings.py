@@ -7,7 +7,7 @@ import tomllib
 import pytest
 from pydantic import ValidationError
 
-from sluicegate.limits.lines import MAX_LIMIT, LimitLine
+from sluicegate.limits.lines import MAX_LIMIT, LimitLine, tool_scope
 from sluicegate.limits.settings import LimitRuleSettings, LimitSettings
 
 TOML = """
@@ -135,5 +135,26 @@ def test_bad_lines(args: tuple[object, ...], message: str) -> None:
 
 
 def test_counter_names() -> None:
-    assert LimitLine("key", "k", "acme", "tokens", 5, 10).counter_name == ("acme", "key", "k", "tokens", 10)
-    assert LimitLine("key", "k", "acme", "concurrent", 5, 10).counter_name == ("acme", "key", "k", "concurrent", 0)
+    assert LimitLine("key", "k", "acme", "tokens", 5, 10).counter_name == ("acme", "key", "k", "tokens", 10, "")
+    assert LimitLine("key", "k", "acme", "concurrent", 5, 10).counter_name == ("acme", "key", "k", "concurrent", 0, "")
+    # A limit on tool calls: a counter of its own, the same for the same patterns however written.
+    scope = tool_scope(["search/*", "Docs/*"])
+    assert scope == tool_scope(["docs/*", "search/*"]) != tool_scope(["docs/*"]) and scope.startswith("tools-")
+    tools = LimitLine("key", "k", "acme", "requests", 5, 10, scope)
+    assert tools.counter_name == ("acme", "key", "k", "requests", 10, scope)
+    with pytest.raises(ValueError, match="scope"):
+        LimitLine("key", "k", "acme", "requests", 5, 10, "no spaces")
+
+
+def test_a_limit_on_tool_calls_counts_calls() -> None:
+    with pytest.raises(ValidationError, match="counts calls"):
+        LimitRuleSettings(level="org", id="acme", kind="tokens", limit=5, tools=["docs/*"])
+    with pytest.raises(ValidationError, match="no substitute_model"):
+        LimitRuleSettings(level="org", id="acme", kind="requests", limit=5, tools=["docs/*"], substitute_model="m")
+    both = [
+        LimitRuleSettings(level="org", id="acme", kind="requests", limit=5),
+        LimitRuleSettings(level="org", id="acme", kind="requests", limit=5, tools=["docs/*"]),
+    ]
+    LimitSettings(rules=tuple(both))  # the same kind and window: apart, one for model calls, one for tools
+    with pytest.raises(ValidationError, match="on the tools"):
+        LimitSettings(rules=(both[1], both[1]))

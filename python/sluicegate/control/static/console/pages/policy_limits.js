@@ -25,14 +25,16 @@ function limitRow(l = {}) {
     field("Rollout by", select("rollout_by", ROLLOUT_BY, l.rollout_by || "key", { dataset: { loc: "rollout_by" } })),
     field("Redis down", select("on_redis_error", STORE_ERROR, l.on_redis_error || "", { dataset: { loc: "on_redis_error" } })),
     field("When full, substitute", h("input", { name: "substitute_model", value: l.substitute_model || "", size: 16, placeholder: "refuse (429)", dataset: { loc: "substitute_model" } })),
+    field("On MCP tool calls", h("input", { name: "tools", value: (l.tools || []).join(", "), size: 16, placeholder: "model calls", dataset: { loc: "tools" } })),
     field("Locked", h("input", { name: "locked", type: "checkbox", checked: l.locked, dataset: { loc: "locked" } }), { class: "check" }),
     h("button", { type: "button", class: "danger", "aria-label": "Remove limit", onclick: () => row.remove() }, "Remove"));
   return row;
 }
 
 function describe(l) {
-  if (l.kind === "concurrent") return `${l.limit} in flight`;
-  return `${l.limit} ${l.kind} / ${l.window_s} s`;
+  const on = l.tools ? ` of the tools ${l.tools.join(", ")}` : "";
+  if (l.kind === "concurrent") return `${l.limit} in flight${on}`;
+  return `${l.limit} ${l.kind} / ${l.window_s} s${on}`;
 }
 
 // For a partial rollout by key, whether this key is in the share (as the gateway decides it).
@@ -71,6 +73,8 @@ export function limitSection(limits, ctx) {
       if (val("on_redis_error").value) limit.on_redis_error = val("on_redis_error").value;
       const sub = val("substitute_model").value.trim();
       if (sub) limit.substitute_model = sub;
+      const tools = val("tools").value.split(/[\s,]+/).filter(Boolean);
+      if (tools.length) limit.tools = tools;
       return limit;
     });
   }
