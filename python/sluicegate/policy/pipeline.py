@@ -66,7 +66,15 @@ from sluicegate.proxy.relay import (
     send_body,
     send_error,
 )
-from sluicegate.proxy.routing import Deployment, HeldResponse, Route, refusal_case, retry_after_s, retryable_status
+from sluicegate.proxy.routing import (
+    Deployment,
+    HeldResponse,
+    PrimedStream,
+    Route,
+    refusal_case,
+    retry_after_s,
+    retryable_status,
+)
 from sluicegate.proxy.upstream import HttpUpstream, InProcessUpstream, Timeouts, Upstream, UpstreamResponse
 from sluicegate.spend import CapLine
 from sluicegate.spend.estimate import Estimate
@@ -674,6 +682,16 @@ class Gateway:
                 except BaseException:
                     routes.done(d, True, None, events)  # not the deployment's failure (a refused URL, a bug)
                     raise
+                if resp.status < 400 and tap is not None and resp.content_type.startswith("text/event-stream"):
+                    try:  # a stream that breaks before its first event reached the client is retried
+                        resp = await PrimedStream.read_from(resp, self.settings.upstream.max_event_bytes)
+                    except (UpstreamUnreachable, UpstreamTimeout) as exc:
+                        routes.done(d, False, None, events)
+                        last = exc
+                        continue
+                    except BaseException:
+                        routes.done(d, True, None, events)
+                        raise
                 ttfb = loop.time() - started
                 translated = None
                 if bridge is not None:

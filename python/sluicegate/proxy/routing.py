@@ -330,6 +330,67 @@ class HeldResponse:
         """Nothing to close: the body was read."""
 
 
+class PrimedStream:
+    """A routed stream's answer once its first complete event arrived (or `max_event` bytes did):
+    until then nothing went to the client, so a connection that breaks or goes silent before it is
+    a failed attempt like one before the status line, and is retried. It hands out what was read
+    first, then the rest as it comes; it answers what the relay asks of a response."""
+
+    __slots__ = ("_first", "_resp", "_rest", "content_type", "status")
+
+    def __init__(self, resp: UpstreamResponse, first: list[bytes], rest: AsyncIterator[bytes]) -> None:
+        self._resp = resp
+        self._first = first
+        self._rest = rest
+        self.status = resp.status
+        self.content_type = resp.content_type
+
+    @classmethod
+    async def read_from(cls, resp: UpstreamResponse, max_event: int) -> PrimedStream:
+        """Read `resp` up to the end of its first event (a blank line).
+
+        Raises:
+            UpstreamUnreachable, UpstreamTimeout: the stream broke or stalled before it (the
+                exchange is closed).
+        """
+        rest = aiter(resp.chunks())
+        first: list[bytes] = []
+        size = 0
+        try:
+            while size <= max_event:
+                chunk = await anext(rest, b"")
+                if not chunk:
+                    break  # ended before an event: the relay says so
+                first.append(chunk)
+                size += len(chunk)
+                seen = chunk if len(first) == 1 else b"".join(first)
+                if b"\n\n" in seen or b"\r\n\r\n" in seen or b"\r\r" in seen:
+                    break
+        except BaseException:
+            resp.close()
+            raise
+        return cls(resp, first, rest)
+
+    def header(self, name: str) -> str | None:
+        return self._resp.header(name)
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        first, self._first = self._first, []
+        for chunk in first:
+            yield chunk
+        async for chunk in self._rest:
+            yield chunk
+
+    async def read(self, limit: int | None = None) -> bytes:
+        """The rest of the body, after what was read first (`limit` bounds it)."""
+        parts = [chunk async for chunk in self.chunks()]
+        body = b"".join(parts)
+        return body if limit is None else body[:limit]
+
+    def close(self) -> None:
+        self._resp.close()
+
+
 # A provider's refusal that another model may not share: the prompt is longer than the model's
 # context, or the provider's content policy refused it. OpenAI says so in the error's `code` (Azure
 # OpenAI's content filter too: `content_filter`, `ResponsibleAIPolicyViolation` inside); Anthropic
