@@ -134,7 +134,7 @@ class Call:
 
 def _call(headers: httpx.Headers, text: str, usage: tuple[int, int]) -> Call:
     return Call(
-        headers.get("x-sluicegate-request-id") or headers["x-request-id"],
+        headers["x-sluicegate-request-id"],
         headers["x-sluicegate-deployment"],
         int(headers["x-sluicegate-attempts"]),
         text,

@@ -531,7 +531,7 @@ def test_the_langsmith_run_lists_the_attempts(
             openai.OpenAI(base_url=f"{gw.url}/v1", api_key=GATEWAY_KEY, max_retries=0) as oa,
         ):
             raw = oa.chat.completions.with_raw_response.create(model="r500", messages=MESSAGES)  # type: ignore[arg-type]
-            run = gateway_run(standin, raw.headers["x-request-id"])
+            run = gateway_run(standin, raw.headers["x-sluicegate-request-id"])
     finally:
         standin.close()
     metadata = run["extra"]["metadata"]

@@ -348,11 +348,21 @@ _OPENAI_LIMITS: Final = (
 )
 
 
+# Headers vendors also send that no client reads (and a gateway must not pass on): a timing, an
+# organization, a load balancer's cookie.
+_COOKIE: Final = ("set-cookie", "__cf_bm=mock-cookie; path=/; HttpOnly")
+_OTHER: Final = {
+    False: (("openai-processing-ms", "1"), ("openai-organization", "mock-org"), _COOKIE),
+    True: (("anthropic-organization-id", "mock-org"), _COOKIE),
+}
+
+
 async def respond(method: str, path: str, headers: Mapping[str, str], body: bytes) -> MockResponse:
     """Answer one request as the mock provider.
 
     Every answer carries a request id as its vendor names it (`x-request-id` for OpenAI paths,
-    `request-id` for Anthropic ones, `req_<n>`) and that vendor's rate-limit headers.
+    `request-id` for Anthropic ones, `req_<n>`), that vendor's rate-limit headers, and a few
+    headers no client reads (`openai-processing-ms`, an organization, a `set-cookie`).
 
     Arguments:
         method: the HTTP method, upper case.
@@ -369,7 +379,7 @@ async def respond(method: str, path: str, headers: Mapping[str, str], body: byte
     if path.startswith("/mock/"):
         return _mock_route(method, path, body, (request_id,))
     STATS.requests += 1
-    head = (request_id, *_rate_limits(anthropic))
+    head = (request_id, *_rate_limits(anthropic), *_OTHER[anthropic])
     try:
         return await _answer(method, path, headers, body, anthropic, head)
     except MockError as err:

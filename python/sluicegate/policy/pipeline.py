@@ -55,6 +55,7 @@ from sluicegate.proxy.egress import TenantUrls
 from sluicegate.proxy.http1 import NativeUpstream
 from sluicegate.proxy.providers import Provider, Router
 from sluicegate.proxy.relay import (
+    GATEWAY_ID,
     INTERNAL,
     JSON,
     CallInfo,
@@ -915,7 +916,9 @@ class Gateway:
         else:
             data = [{"id": m, "object": "model", "created": 0, "owned_by": p} for m, p in listed]
             body = {"object": "list", "data": data}
-        await send_body(send, 200, orjson.dumps(body), [(b"content-type", JSON), (b"x-request-id", rid)])
+        await send_body(
+            send, 200, orjson.dumps(body), [(b"content-type", JSON), (b"x-request-id", rid), (GATEWAY_ID, rid)]
+        )
 
     async def not_found(self, scope: Scope, send: Send) -> None:
         """Any path no policy understands is refused, never passed through unscanned."""

@@ -9,6 +9,14 @@ clean end.
 
 Extra response headers (a policy's, such as the rate-limit headers) travel with the call as a list
 of byte pairs (`extra`) and go out with every answer: a body, an error, or a stream's start.
+
+The provider's headers that its clients' SDKs read go out with the provider's answer
+(`answer_headers`), from an allow-list and nothing else (no hop-by-hop header, no cookie): its
+request id under the client format's name (`x-request-id` for OpenAI formats, where the OpenAI SDK
+reads it, `request-id` for Anthropic's), and its rate-limit headers (`x-ratelimit-*`,
+`anthropic-ratelimit-*`) unless the gateway's own limits put theirs on the call. `retry-after`,
+`retry-after-ms` and `x-should-retry` go with a provider's error status. The gateway's own id is
+`x-sluicegate-request-id` on every answer, and `x-request-id` too when the provider named none there.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import orjson
 
@@ -36,6 +44,14 @@ log = logging.getLogger("sluicegate.relay")
 JSON = b"application/json"
 INTERNAL = GatewayError("the gateway failed to handle this request", status=500, code="internal_error")
 SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]
+GATEWAY_ID: Final = b"x-sluicegate-request-id"
+# The provider's headers a client of each family reads: its request id, and the prefix of its
+# rate-limit headers (see the module docstring).
+_PASSED: Final = {"openai": ("x-request-id", "x-ratelimit-"), "anthropic": ("request-id", "anthropic-ratelimit-")}
+_OWN_LIMITS: Final = (b"x-ratelimit-", b"anthropic-ratelimit-")  # the gateway's limit headers, in `extra`
+_NEVER: Final = "\x00"  # a prefix no header name has
+_MAX_PASSED: Final = 24  # headers taken from one answer, at most
+_MAX_VALUE: Final = 256  # characters of one passed value, at most
 
 
 @dataclass(slots=True)
@@ -104,6 +120,30 @@ class Outcome:
         return fields
 
 
+def answer_headers(
+    headers: list[tuple[bytes, bytes]], resp: UpstreamResponse, family: str, request_id: bytes, extra: Headers | None
+) -> list[tuple[bytes, bytes]]:
+    """`headers` with the gateway's id, the provider's headers its client reads (the allow-list of
+    the module docstring, under `family`'s names; a translated answer's are already mapped to
+    them), and `extra`."""
+    id_name, prefix = _PASSED[family]
+    if extra and any(name.startswith(_OWN_LIMITS) for name, _ in extra):
+        prefix = _NEVER  # the gateway's own limits win
+    headers.append((GATEWAY_ID, request_id))
+    named = False
+    taken = 0
+    for name, value in resp.header_items():
+        if (name == id_name or name.startswith(prefix)) and len(value) <= _MAX_VALUE and taken < _MAX_PASSED:
+            headers.append((name.encode("latin-1"), value.encode("latin-1", "replace")))
+            taken += 1
+            named = named or name == "x-request-id"
+    if not named:
+        headers.append((b"x-request-id", request_id))
+    if extra:
+        headers += extra
+    return headers
+
+
 async def send_body(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
@@ -123,7 +163,7 @@ async def send_error(
     send: Send, fmt: WireFormat, err: GatewayError, request_id: bytes, extra: Headers | None = None
 ) -> Outcome:
     """Answer with `err` in the format's own error body (and the call's `extra` headers)."""
-    headers = [(b"content-type", JSON), (b"x-request-id", request_id)]
+    headers = [(b"content-type", JSON), (b"x-request-id", request_id), (GATEWAY_ID, request_id)]
     headers += [(k.encode(), v.encode()) for k, v in err.headers.items()]
     if extra:
         headers += extra
@@ -148,13 +188,12 @@ async def relay_error_status(
     (a `block` type in it), the client gets the status with our own message instead.
     """
     body = await resp.read(limit)
-    headers = [(b"x-request-id", request_id)]
+    headers = [(b"content-type", JSON)]
     for name in RETRY_HEADERS:
         value = resp.header(name)
         if value is not None:
             headers.append((name.encode(), value.encode("latin-1")))
-    if extra:
-        headers += extra
+    answer_headers(headers, resp, fmt.family, request_id, extra)
     try:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -172,7 +211,7 @@ async def relay_error_status(
         except GatewayError:  # what was found is in the request's tally, as for any response
             ours.message += " (its error message was withheld: it held content this gateway blocks)"
             body = fmt.error_body(ours, request_id.decode())
-    await send_body(send, resp.status, body, [(b"content-type", JSON), *headers])
+    await send_body(send, resp.status, body, headers)
     return Outcome(resp.status, error="upstream_status")
 
 
@@ -200,8 +239,8 @@ async def relay_body(
         outcome = await send_error(send, fmt, err, request_id, extra)
         outcome.usage = usage
         return outcome
-    headers = [(b"content-type", JSON), (b"x-request-id", request_id)]
-    await send_body(send, resp.status, body, headers + extra if extra else headers)
+    headers = answer_headers([(b"content-type", JSON)], resp, fmt.family, request_id, extra)
+    await send_body(send, resp.status, body, headers)
     return Outcome(resp.status, usage=usage, response=[body] if capture else None)
 
 
@@ -232,9 +271,7 @@ async def relay_stream(
 ) -> Outcome:
     """Relay an SSE response event by event until it ends, fails, or the client leaves. An event
     larger than `max_event` bytes (ended or still arriving) ends the stream with an error event."""
-    headers = [*SSE_HEADERS, (b"x-request-id", request_id)]
-    if extra:
-        headers += extra
+    headers = answer_headers([*SSE_HEADERS], resp, fmt.family, request_id, extra)
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     me = asyncio.current_task()
     assert me is not None

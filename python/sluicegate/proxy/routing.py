@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import random
 import zlib
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
@@ -27,7 +27,7 @@ import orjson
 
 from sluicegate.config import RouteSettings, RoutingSettings
 from sluicegate.observe.events import PolicyEvent
-from sluicegate.proxy.upstream import RETRY_HEADERS, UpstreamResponse
+from sluicegate.proxy.upstream import UpstreamResponse
 
 if TYPE_CHECKING:
     from sluicegate.formats.base import WireFormat
@@ -305,7 +305,7 @@ class HeldResponse:
 
     __slots__ = ("_headers", "body", "content_type", "status")
 
-    def __init__(self, status: int, content_type: str, headers: dict[str, str], body: bytes) -> None:
+    def __init__(self, status: int, content_type: str, headers: list[tuple[str, str]], body: bytes) -> None:
         self.status = status
         self.content_type = content_type
         self._headers = headers
@@ -313,12 +313,14 @@ class HeldResponse:
 
     @classmethod
     async def read_from(cls, resp: UpstreamResponse, limit: int) -> HeldResponse:
-        """Read `resp`'s first `limit` bytes and the headers that steer retries."""
-        headers = {name: value for name in RETRY_HEADERS if (value := resp.header(name)) is not None}
-        return cls(resp.status, resp.content_type, headers, await resp.read(limit))
+        """Read `resp`'s first `limit` bytes, and its headers."""
+        return cls(resp.status, resp.content_type, list(resp.header_items()), await resp.read(limit))
 
     def header(self, name: str) -> str | None:
-        return self._headers.get(name)
+        return next((value for key, value in self._headers if key == name), None)
+
+    def header_items(self) -> Iterable[tuple[str, str]]:
+        return self._headers
 
     async def read(self, limit: int | None = None) -> bytes:
         return self.body if limit is None else self.body[:limit]
@@ -373,6 +375,9 @@ class PrimedStream:
 
     def header(self, name: str) -> str | None:
         return self._resp.header(name)
+
+    def header_items(self) -> Iterable[tuple[str, str]]:
+        return self._resp.header_items()
 
     async def chunks(self) -> AsyncIterator[bytes]:
         first, self._first = self._first, []
