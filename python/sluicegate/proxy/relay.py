@@ -13,8 +13,10 @@ of byte pairs (`extra`) and go out with every answer: a body, an error, or a str
 The provider's headers that its clients' SDKs read go out with the provider's answer
 (`answer_headers`), from an allow-list and nothing else (no hop-by-hop header, no cookie): its
 request id under the client format's name (`x-request-id` for OpenAI formats, where the OpenAI SDK
-reads it, `request-id` for Anthropic's), and its rate-limit headers (`x-ratelimit-*`,
-`anthropic-ratelimit-*`) unless the gateway's own limits put theirs on the call. `retry-after`,
+reads it, `request-id` for Anthropic's), and its rate-limit headers (OpenAI's six
+`x-ratelimit-{limit,remaining,reset}-{requests,tokens}`, Anthropic's
+`anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-{limit,remaining,reset}`)
+unless the gateway's own limits put theirs on the call. `retry-after`,
 `retry-after-ms` and `x-should-retry` go with a provider's error status. The gateway's own id is
 `x-sluicegate-request-id` on every answer, and `x-request-id` too when the provider named none there.
 """
@@ -45,12 +47,27 @@ JSON = b"application/json"
 INTERNAL = GatewayError("the gateway failed to handle this request", status=500, code="internal_error")
 SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]
 GATEWAY_ID: Final = b"x-sluicegate-request-id"
-# The provider's headers a client of each family reads: its request id, and the prefix of its
-# rate-limit headers (see the module docstring).
-_PASSED: Final = {"openai": ("x-request-id", "x-ratelimit-"), "anthropic": ("request-id", "anthropic-ratelimit-")}
+
+
+def _names(*names: str) -> dict[str, bytes]:
+    return {name: name.encode() for name in names}
+
+
+_OPENAI_LIMITS: Final = [
+    f"x-ratelimit-{f}-{k}" for f in ("limit", "remaining", "reset") for k in ("requests", "tokens")
+]
+_ANTHROPIC_LIMITS: Final = [
+    f"anthropic-ratelimit-{k}-{f}"
+    for k in ("requests", "tokens", "input-tokens", "output-tokens")
+    for f in ("limit", "remaining", "reset")
+]
+# The provider's headers a client of each family reads, by exact name (see the module docstring):
+# with its rate-limit headers, and without them (the gateway's own limits are on the call).
+_PASSED: Final = {
+    "openai": (_names("x-request-id", *_OPENAI_LIMITS), _names("x-request-id")),
+    "anthropic": (_names("request-id", *_ANTHROPIC_LIMITS), _names("request-id")),
+}
 _OWN_LIMITS: Final = (b"x-ratelimit-", b"anthropic-ratelimit-")  # the gateway's limit headers, in `extra`
-_NEVER: Final = "\x00"  # a prefix no header name has
-_MAX_PASSED: Final = 24  # headers taken from one answer, at most
 _MAX_VALUE: Final = 256  # characters of one passed value, at most
 
 
@@ -126,17 +143,15 @@ def answer_headers(
     """`headers` with the gateway's id, the provider's headers its client reads (the allow-list of
     the module docstring, under `family`'s names; a translated answer's are already mapped to
     them), and `extra`."""
-    id_name, prefix = _PASSED[family]
-    if extra and any(name.startswith(_OWN_LIMITS) for name, _ in extra):
-        prefix = _NEVER  # the gateway's own limits win
+    with_limits, ids_only = _PASSED[family]
+    passed = ids_only if extra and any(name.startswith(_OWN_LIMITS) for name, _ in extra) else with_limits
     headers.append((GATEWAY_ID, request_id))
     named = False
-    taken = 0
     for name, value in resp.header_items():
-        if (name == id_name or name.startswith(prefix)) and len(value) <= _MAX_VALUE and taken < _MAX_PASSED:
-            headers.append((name.encode("latin-1"), value.encode("latin-1", "replace")))
-            taken += 1
-            named = named or name == "x-request-id"
+        to = passed.get(name)
+        if to is not None and len(value) <= _MAX_VALUE:
+            headers.append((to, value.encode("latin-1", "replace")))
+            named = named or to == b"x-request-id"
     if not named:
         headers.append((b"x-request-id", request_id))
     if extra:
