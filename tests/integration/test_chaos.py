@@ -48,7 +48,7 @@ from tests.unit.control.pg import MASTER_KEY
 
 from sluicegate.control.settings import ControlSettings
 
-N = int(__import__("os").environ.get("CHAOS_N", "500"))
+N = 500
 HEALED_N = 100
 MESSAGES = [{"role": "user", "content": "hello"}]
 IN_NUSD, OUT_NUSD = 1_000, 2_000  # $1 and $2 per million tokens
@@ -257,20 +257,14 @@ def test_chaos_every_call_succeeds_books_once_and_the_healed_deployment_returns(
         events = policy_events(gw)
         for entity in ("status_429", "upstream_unreachable"):
             assert events[f'{{action="retry",entity="{entity}",policy="routing"}}'] > 0
+        assert events['{action="breaker_open",entity="deployment",policy="routing"}'] >= 2  # a's and b's
         rows = route_rows(gw.url, admin)
-        routing = {k: v for k, v in events.items() if "routing" in k}
-        assert events['{action="breaker_open",entity="deployment",policy="routing"}'] >= 2, (
-            routing,
-            rows,
-            stats(a),
-            stats(b),
-        )
         assert rows["a/mock-gpt"]["breaker"] != "closed" and rows["b/mock-gpt"]["breaker"] != "closed"
         assert rows["c/mock-gpt"]["breaker"] == "closed"
         check_books(gw.url, seed, admin, calls)
 
-        # a is healthy again: once its cool-down and its retry-after are over, a probe closes its
-        # breaker and it takes its share of the calls.
+        # a is healthy again: once its breaker's cool-down is over, a probe closes the breaker and
+        # a takes its share of the calls.
         assert httpx.put(f"{a.url}/mock/knobs", content=b"", timeout=5).json() == {}
         time.sleep(BREAKER_COOLDOWN_S + 0.3)
         healed = asyncio.run(wave(gw.url, seed["key"], HEALED_N))
