@@ -29,6 +29,9 @@ kind = "mock"
 base_url = "{mock}"
 api_key = "{key}"
 formats = ["anthropic"]
+
+[routing.models.held]
+deployments = [{{ provider = "anonly", model = "mock-claude@fault=429,retry_after=60" }}]
 """
 
 
@@ -137,3 +140,15 @@ def test_a_translated_answer_names_the_providers_headers_as_the_clients_family_d
         assert streamed.headers["x-request-id"] == streamed.headers["x-sluicegate-request-id"]
         only_allowed(streamed.headers)
         assert [event.type for event in streamed.parse()][-1] == "message_stop"
+
+
+def test_a_routed_translated_refusal_keeps_its_retry_after_and_mapped_headers(oa: openai.OpenAI) -> None:
+    """A route's attempt is held before it is relayed (is it worth a retry?); its retry-after (longer
+    than `routing.max_retry_after_s`: no retry) and its headers, translated, still reach the client."""
+    with pytest.raises(openai.RateLimitError) as err:
+        oa.chat.completions.create(model="held", messages=MESSAGES)  # type: ignore[arg-type]
+    headers = err.value.response.headers
+    assert headers["retry-after"] == "60" and headers["x-sluicegate-attempts"] == "1"
+    assert err.value.request_id is not None and err.value.request_id.startswith("req_")
+    assert headers["x-ratelimit-limit-requests"] == "4000" and "request-id" not in headers
+    only_allowed(headers)

@@ -27,7 +27,7 @@ import orjson
 
 from sluicegate.config import RouteSettings, RoutingSettings
 from sluicegate.observe.events import PolicyEvent
-from sluicegate.proxy.upstream import UpstreamResponse
+from sluicegate.proxy.upstream import RETRY_HEADERS, UpstreamResponse
 
 if TYPE_CHECKING:
     from sluicegate.formats.base import WireFormat
@@ -303,24 +303,29 @@ class HeldResponse:
     """A provider's error answer, read (bounded) so that the attempt loop can decide on it before
     it is relayed; it answers what `relay_error_status` asks of a response."""
 
-    __slots__ = ("_headers", "body", "content_type", "status")
+    __slots__ = ("_headers", "_items", "body", "content_type", "status")
 
-    def __init__(self, status: int, content_type: str, headers: list[tuple[str, str]], body: bytes) -> None:
+    def __init__(
+        self, status: int, content_type: str, headers: dict[str, str], items: list[tuple[str, str]], body: bytes
+    ) -> None:
         self.status = status
         self.content_type = content_type
         self._headers = headers
+        self._items = items
         self.body = body
 
     @classmethod
     async def read_from(cls, resp: UpstreamResponse, limit: int) -> HeldResponse:
-        """Read `resp`'s first `limit` bytes, and its headers."""
-        return cls(resp.status, resp.content_type, list(resp.header_items()), await resp.read(limit))
+        """Read `resp`'s first `limit` bytes, the headers that steer retries, and the headers its
+        client may be given (`header_items`: a translated answer's, already under the client's names)."""
+        headers = {name: value for name in RETRY_HEADERS if (value := resp.header(name)) is not None}
+        return cls(resp.status, resp.content_type, headers, list(resp.header_items()), await resp.read(limit))
 
     def header(self, name: str) -> str | None:
-        return next((value for key, value in self._headers if key == name), None)
+        return self._headers.get(name)
 
     def header_items(self) -> Iterable[tuple[str, str]]:
-        return self._headers
+        return self._items
 
     async def read(self, limit: int | None = None) -> bytes:
         return self.body if limit is None else self.body[:limit]
