@@ -72,12 +72,23 @@ class Server:
 
 
 @contextlib.contextmanager
-def spawn(args: list[str], port: int, env: dict[str, str] | None = None, timeout: float = 20.0) -> Iterator[Server]:
-    """Start `args` in its own process group, wait until it listens on `port`, stop it afterwards."""
+def spawn(
+    args: list[str], port: int, env: dict[str, str] | None = None, timeout: float = 20.0, output: Path | None = None
+) -> Iterator[Server]:
+    """Start `args` in its own process group, wait until it listens on `port`, stop it afterwards.
+
+    Its output is a pipe that is read only if it fails to start; a server that writes much while it
+    runs (a traceback per injected fault) would fill that pipe and block, so it writes to `output`.
+    """
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    proc = subprocess.Popen(
-        args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=full_env, cwd=ROOT, start_new_session=True
-    )
+    sink = output.open("wb") if output is not None else subprocess.PIPE
+    try:
+        proc = subprocess.Popen(
+            args, stdout=sink, stderr=subprocess.STDOUT, env=full_env, cwd=ROOT, start_new_session=True
+        )
+    finally:
+        if output is not None:
+            sink.close()  # type: ignore[union-attr]
     try:
         wait_for_port(port, proc, timeout)
         yield Server(proc, port)

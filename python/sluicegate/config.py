@@ -47,10 +47,20 @@ SECRET_VALUE_ENV = "SLUICEGATE_SECRET_VALUE"  # read by `sluicegate admin secret
 MCP_HEADERS_ENV = "SLUICEGATE_MCP_HEADERS"  # read by `sluicegate admin mcp-server set` (a JSON object)
 ADMIN_URL_ENV = "SLUICEGATE_ADMIN_URL"  # read by `sluicegate admin …` (the admin API's address)
 ADMIN_TOKEN_ENV = "SLUICEGATE_ADMIN_TOKEN"  # read by `sluicegate admin …` (never a setting, never printed)
+MOCK_KNOBS_ENV = "SLUICEGATE_MOCK_KNOBS"  # read by the mock provider (`sluicegate mock`): its process-wide knobs
 # The variables of the `SLUICEGATE_` prefix that are not settings (none has a `__`, and no section
 # is named after one): listed in docs/configuration.md.
 NOT_SETTINGS = frozenset(
-    {CONFIG_ENV, DRAIN_MARKER_ENV, METRICS_DIR_ENV, SECRET_VALUE_ENV, MCP_HEADERS_ENV, ADMIN_URL_ENV, ADMIN_TOKEN_ENV}
+    {
+        CONFIG_ENV,
+        DRAIN_MARKER_ENV,
+        METRICS_DIR_ENV,
+        SECRET_VALUE_ENV,
+        MCP_HEADERS_ENV,
+        ADMIN_URL_ENV,
+        ADMIN_TOKEN_ENV,
+        MOCK_KNOBS_ENV,
+    }
 )
 # LangSmith's own variables (the ones its SDK reads), each the default of a `[langsmith]` setting that
 # neither the file nor a `SLUICEGATE_LANGSMITH__*` variable sets. `LANGSMITH_API_KEY` is read through

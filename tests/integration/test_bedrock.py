@@ -165,6 +165,7 @@ def test_messages_go_to_invoke_model_signed_and_priced_as_mapped(
     assert seen["body"]["max_tokens"] == 64
     assert reply.content[0].type == "text" and reply.content[0].text
     assert reply.stop_reason == "end_turn"
+    assert reply._request_id is not None and reply._request_id.startswith("mock-")  # Bedrock's x-amzn-requestid
     # Priced as its `price_as` model ($1/MTok in, $2/MTok out), not at the default price.
     wait_spent(gw, before + reply.usage.input_tokens * 1_000 + reply.usage.output_tokens * 2_000)
 
@@ -198,6 +199,7 @@ def test_openai_chat_through_translation_streamed_and_not(oa: openai.OpenAI, bed
     seen = provider_saw(bedrock_mock)
     assert seen["path"].endswith("/invoke") and seen["body"]["messages"][0]["role"] == "user"
     assert whole.choices[0].message.content
+    assert whole._request_id is not None and whole._request_id.startswith("mock-")  # translated: x-request-id
     chunks = list(
         oa.chat.completions.create(
             model="claude-bedrock",

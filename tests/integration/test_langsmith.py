@@ -211,7 +211,7 @@ def test_the_gateway_run_joins_the_agents_trace(gw: Server, standin: StandIn) ->
                 messages=[{"role": "user", "content": f"mail {EMAIL} key {AWS}"}],
                 extra_headers=parent.to_headers(),
             )
-            seen["request_id"] = raw.headers["x-request-id"]
+            seen["request_id"] = raw.headers["x-sluicegate-request-id"]
             return raw.parse().choices[0].message.content or ""
 
     with langsmith.tracing_context(enabled=True, project_name="agent-project"):
@@ -257,7 +257,7 @@ def test_the_callers_baggage_metadata_and_tags_are_redacted_in_the_gateway_run(g
             raw = client.chat.completions.with_raw_response.create(
                 model="mh/mock-gpt", messages=[{"role": "user", "content": "hi"}], extra_headers=parent.to_headers()
             )
-            seen["request_id"] = raw.headers["x-request-id"]
+            seen["request_id"] = raw.headers["x-sluicegate-request-id"]
 
     with langsmith.tracing_context(enabled=True, project_name="agent-project"):
         agent()
@@ -282,7 +282,7 @@ def test_without_headers_the_run_is_a_root_in_the_configured_project(gw: Server,
         headers={"authorization": f"Bearer {GATEWAY_KEY}"},
     )
     assert r.status_code == 200
-    run = gateway_run(standin, r.headers["x-request-id"])
+    run = gateway_run(standin, r.headers["x-sluicegate-request-id"])
     assert run["session_name"] == "gw-project" and run.get("parent_run_id") is None
     assert str(run["trace_id"]) == str(run["id"])
     assert run["outputs"]["content"][0]["text"]  # the streamed output, assembled
@@ -305,7 +305,7 @@ def test_langsmiths_own_variables_configure_the_gateway(mock_server: Server, tmp
                 headers={"authorization": f"Bearer {GATEWAY_KEY}"},
             )
             assert r.status_code == 200
-            run = gateway_run(standin, r.headers["x-request-id"])
+            run = gateway_run(standin, r.headers["x-sluicegate-request-id"])
         assert run["session_name"] == "env-project" and run.get("parent_run_id") is None
         assert standin.api_keys == {"ls-env-key"}
     finally:
@@ -366,7 +366,7 @@ def test_a_workspace_langsmith_secret_picks_key_and_project(mock_server: Server,
                 headers={"authorization": f"Bearer {seed['key']}"},
             )
             assert r.status_code == 200
-            run = gateway_run(standin, r.headers["x-request-id"])
+            run = gateway_run(standin, r.headers["x-sluicegate-request-id"])
         assert run["session_name"] == "ws-project"
         assert "ws-langsmith-key" in standin.api_keys
     finally:
@@ -390,20 +390,20 @@ def test_a_streamed_run_holds_exactly_what_the_client_read(gw: Server, standin: 
             ) as stream,
         ):
             text = "".join(stream.text_stream)
-            request_id = stream.response.headers["x-request-id"]
+            request_id = stream.response.headers["x-sluicegate-request-id"]
     else:
         with openai.OpenAI(base_url=f"{gw.url}/v1", api_key=GATEWAY_KEY, max_retries=0) as client:
             if route == "openai_chat":
                 with client.chat.completions.with_streaming_response.create(
                     model=f"mh/mock-gpt{knobs}", messages=[{"role": "user", "content": prompt}], stream=True
                 ) as response:
-                    request_id = response.headers["x-request-id"]
+                    request_id = response.headers["x-sluicegate-request-id"]
                     text = "".join(c.choices[0].delta.content or "" for c in response.parse() if c.choices)
             else:
                 with client.responses.with_streaming_response.create(
                     model=f"mh/mock-gpt{knobs}", input=prompt, stream=True
                 ) as response:
-                    request_id = response.headers["x-request-id"]
+                    request_id = response.headers["x-sluicegate-request-id"]
                     text = "".join(e.delta for e in response.parse() if e.type == "response.output_text.delta")
     assert text.startswith("key ") and EMAIL not in text and AWS not in text  # redacted, across deltas
     run = gateway_run(standin, request_id)
@@ -459,7 +459,7 @@ def test_a_workspaces_own_type_is_scrubbed_from_its_runs(mock_server: Server, tm
             )
             assert r.status_code == 200
             assert ticket in r.text  # the client gets it back (echoed, or restored)
-            run = gateway_run(standin, r.headers["x-request-id"])
+            run = gateway_run(standin, r.headers["x-sluicegate-request-id"])
         assert any(e.startswith(f"redaction:{action}:TICKET") for e in run["extra"]["metadata"]["sluicegate_policy"])
         assert ticket not in json.dumps(run["inputs"]) and ticket not in json.dumps(run["outputs"])
         assert "[REDACTED:TICKET]" in json.dumps(run["inputs"]) + json.dumps(run["outputs"])

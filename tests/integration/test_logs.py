@@ -39,14 +39,14 @@ def test_access_log_is_json_with_ids_and_never_content(mock_server: Server, tmp_
         output = gw.proc.stdout.read().decode()
     records = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     calls = {r["request_id"]: r for r in records if r.get("msg") == "call"}
-    first = calls[ok.headers["x-request-id"]]
+    first = calls[ok.headers["x-sluicegate-request-id"]]
     assert first["status"] == 200 and first["workspace"] == "ws-test" and first["key"] == "test"
     assert first["trace_id"] == "01a21bb4-fd68-755d-b0c1-f71aa7e8dc2f"
     assert first["model"] == "mock-gpt@echo=1" and first["provider"] == "mh"
     assert first["input_tokens"] > 0 and first["duration_ms"] > 0
     assert any(e.startswith("redaction:redact:US_SSN") for e in first["events"])
-    second = calls[missing.headers["x-request-id"]]
+    second = calls[missing.headers["x-sluicegate-request-id"]]
     assert second["status"] == 401 and second["error"] == "missing_api_key" and second["route"] == "anthropic_messages"
-    assert calls[odd.headers["x-request-id"]].get("trace_id") is None
+    assert calls[odd.headers["x-sluicegate-request-id"]].get("trace_id") is None
     for value in (SSN, SECRET, GATEWAY_KEY, EMAIL):
         assert value not in output

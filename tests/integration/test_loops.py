@@ -262,7 +262,7 @@ def test_monitor_records_an_event_and_feedback_on_the_run(mock_server: Server, t
             responses = [chat(client, gw.url, "again") for _ in range(3)]
             assert [r.status_code for r in responses] == [200, 200, 200]  # monitor never refuses
             assert loop_events(gw.url) == {"monitor": 1}
-            rid = responses[2].headers["x-request-id"]
+            rid = responses[2].headers["x-sluicegate-request-id"]
 
             def run_of(s: StandIn) -> str | None:
                 for run_id, run in s.runs.items():

@@ -52,7 +52,7 @@ def test_one_scrape_sums_every_worker(mock_server: Server, tmp_path: Path) -> No
                             model="mh/mock-gpt@fault=500", messages=[{"role": "user", "content": "x"}]
                         )
                     except openai.InternalServerError as err:
-                        rid = err.response.headers["x-request-id"]
+                        rid = err.response.headers["x-sluicegate-request-id"]
                         failed += 1
                 elif i % 2:
                     raw = client.chat.completions.with_raw_response.create(
@@ -61,7 +61,7 @@ def test_one_scrape_sums_every_worker(mock_server: Server, tmp_path: Path) -> No
                         stream=True,
                         stream_options={"include_usage": True},
                     )
-                    rid = raw.headers["x-request-id"]
+                    rid = raw.headers["x-sluicegate-request-id"]
                     chunks = list(raw.parse())
                     output_tokens += next(c.usage for c in chunks if c.usage).completion_tokens
                     streamed += 1
@@ -69,7 +69,7 @@ def test_one_scrape_sums_every_worker(mock_server: Server, tmp_path: Path) -> No
                     raw = client.chat.completions.with_raw_response.create(
                         model="mh/mock-gpt", messages=[{"role": "user", "content": "hi"}]
                     )
-                    rid = raw.headers["x-request-id"]
+                    rid = raw.headers["x-sluicegate-request-id"]
                     usage = raw.parse().usage
                     assert usage is not None
                     output_tokens += usage.completion_tokens

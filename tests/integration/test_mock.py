@@ -902,3 +902,50 @@ def test_asgi_lifespan_completes() -> None:
         return sent
 
     assert asyncio.run(main()) == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+
+
+def test_process_knobs_are_set_and_cleared_over_http(mock_server: Server, oai: openai.OpenAI) -> None:
+    knobs = f"{mock_server.url}/mock/knobs"
+    try:
+        assert httpx.put(knobs, content=b"fault=429,retry_after=7").json() == {"fault": "429", "retry_after": "7"}
+        with pytest.raises(openai.RateLimitError) as err:
+            oai.chat.completions.create(model="mock-gpt", messages=USER)
+        assert err.value.response.headers["retry-after"] == "7"
+        # a request's own knob wins over the process's
+        with pytest.raises(openai.BadRequestError) as refused:
+            oai.chat.completions.create(model="mock-gpt@fault=context_length", messages=USER)
+        assert refused.value.code == "context_length_exceeded"
+        bad = httpx.put(knobs, content=b"fault=sometimes")
+        assert bad.status_code == 400 and bad.json()["error"]["param"] == "fault"
+        assert httpx.get(knobs).json() == {"fault": "429", "retry_after": "7"}  # unchanged by the bad one
+    finally:
+        assert httpx.put(knobs, content=b"").json() == {}
+    assert oai.chat.completions.create(model="mock-gpt", messages=USER).choices[0].message.content
+
+
+def test_answers_carry_the_vendors_request_id_and_rate_limit_headers(
+    oai: openai.OpenAI, ant: anthropic.Anthropic
+) -> None:
+    raw = oai.chat.completions.with_raw_response.create(model="mock-gpt", messages=USER)
+    assert raw.parse()._request_id == raw.headers["x-request-id"] and raw.headers["x-request-id"].startswith("req_")
+    assert raw.headers["x-ratelimit-remaining-requests"] == "9999"
+    message = ant.messages.with_raw_response.create(model="mock-claude", max_tokens=5, messages=USER)
+    assert message.parse()._request_id == message.headers["request-id"]
+    assert message.headers["anthropic-ratelimit-tokens-limit"] == "400000"
+
+
+def test_disconnect_fault_bytes_cut_inside_the_next_event() -> None:
+    async def main() -> list[bytes]:
+        response = await respond(
+            "POST",
+            "/v1/chat/completions",
+            {"x-mock-fault": "disconnect", "x-mock-fault-after": "0", "x-mock-fault-bytes": "9"},
+            chat_request("m"),
+        )
+        got: list[bytes] = []
+        with pytest.raises(MockDisconnect):
+            async for chunk in response.body:
+                got.append(chunk)
+        return got
+
+    assert asyncio.run(main()) == [b'data: {"i']

@@ -179,6 +179,7 @@ def test_limit_headers_in_both_formats_on_successes_streams_and_errors(gw: Serve
     assert 0 < (reset - datetime.now(UTC)).total_seconds() <= 62.5  # the window, a slot, rounded up
     assert a.headers["anthropic-ratelimit-tokens-limit"] == "1000"
     assert "x-ratelimit-limit-requests" not in a.headers
+    assert a.headers.get_list("anthropic-ratelimit-tokens-limit") == ["1000"]
     with httpx.stream(
         "POST",
         f"{gw.url}/v1/messages",
@@ -193,8 +194,13 @@ def test_limit_headers_in_both_formats_on_successes_streams_and_errors(gw: Serve
     unreachable = post(gw, "headers", model="dead/mock-gpt")  # the gateway's own error: headers too
     assert unreachable.status_code == 502 and unreachable.headers["x-ratelimit-remaining-requests"] == "44"
 
-    free = post(gw, "free")  # no limit on this key: no limit headers
-    assert free.status_code == 200 and not any(h.startswith("x-ratelimit") for h in free.headers)
+    # The provider's own limit headers (the mock sends them on every answer) never mix with the
+    # gateway's: under a limit, none of them is passed.
+    assert failed.headers.get_list("x-ratelimit-remaining-requests") == ["45"]
+    assert "anthropic-ratelimit-input-tokens-limit" not in a.headers
+    free = post(gw, "free")  # no limit on this key: the provider's limit headers, as it sent them
+    assert free.status_code == 200 and free.headers["x-ratelimit-remaining-requests"] == "9999"
+    assert free.headers["x-ratelimit-reset-tokens"] == "30ms"
 
 
 def test_tokens_are_settled_to_the_providers_usage(gw: Server) -> None:
@@ -276,7 +282,7 @@ def test_monitor_mode_counts_and_reports_but_never_refuses(gw: Server) -> None:
     after = policy_events(gw)
     assert delta(before, after, '{action="would_refuse",entity="key",policy="limits"}') == 2
     assert delta(before, after, REFUSE_KEY) == 0
-    assert "x-ratelimit-limit-requests" not in post(gw, "monitor").headers  # only what bites is shown
+    assert post(gw, "monitor").headers["x-ratelimit-limit-requests"] == "10000"  # only what bites: the provider's
 
 
 def test_a_providers_429_is_told_apart_from_ours(gw: Server) -> None:
@@ -314,7 +320,7 @@ def test_redis_stopped(mock_server: Server, tmp_path: Path, behaviour: str, stat
         if status == 503:
             assert r.json()["error"]["code"] == "limit_store_unavailable"
         else:
-            assert "x-ratelimit-remaining-requests" not in r.headers  # served without limits
+            assert r.headers["x-ratelimit-remaining-requests"] == "9999"  # served without limits: the provider's
         events = policy_events(gw)
         assert events['{action="store_unavailable",entity="store",policy="limits"}'] == 1
 

@@ -39,7 +39,7 @@ def test_ledger_and_events_read_back_exactly(control_gateway: tuple[Server, dict
             headers={"authorization": f"Bearer {seed['key']}"},
         )
         assert r.status_code == 200
-        request_ids.append(r.headers["x-request-id"])
+        request_ids.append(r.headers["x-sluicegate-request-id"])
 
     spend = poll(
         f"{server.url}/admin/v1/orgs/{org}/spend?group_by=workspace,model",

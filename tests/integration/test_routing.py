@@ -1,7 +1,8 @@
 """Routes of several deployments through a gateway process: retries on another deployment (500,
-429, a refused connection, a connection dropped before the first byte), never after a stream's first
-byte; fallbacks to other models (after every deployment failed, or for context length), past the
-model access rules; circuit breakers that skip a failing deployment and probe it back; a weighted
+429, a refused connection, a connection dropped before the first byte, an answer cut inside its
+body before a stream's first event), never after a stream's first event reached the client;
+fallbacks to other models (after every deployment failed, or for context length), past the model
+access rules; circuit breakers that skip a failing deployment and probe it back; a weighted
 split; and spend that books exactly under retries and fallbacks.
 
 Two mock providers on their own sockets are the two deployments (each counts its own requests at
@@ -115,6 +116,7 @@ ROUTES = (
     + standby("rgone", "gone", "mock-gpt")
     + standby("rdrop", "drop", "mock-gpt")
     + standby("rstream", "a", "mock-gpt@fault=disconnect,fault_after=2")
+    + standby("rcut", "a", "mock-gpt@fault=disconnect,fault_after=0,fault_bytes=9")
     + standby("rbreak", "a", "mock-gpt@fault=500,fault_times=3")
     + """
 [routing.models.rsplit]
@@ -204,7 +206,7 @@ def served_by_b(oa: openai.OpenAI, an: anthropic.Anthropic, route: str) -> None:
     assert kinds[0] == "message_start" and kinds[-1] == "message_stop"
 
 
-@pytest.mark.parametrize("route", ["r500", "r429", "rgone", "rdrop"])
+@pytest.mark.parametrize("route", ["r500", "r429", "rgone", "rdrop", "rcut"])
 def test_a_failed_deployment_is_served_by_the_other(
     routed: Server,
     mock_server: Server,
@@ -216,7 +218,7 @@ def test_a_failed_deployment_is_served_by_the_other(
     before = policy_events(routed)
     served_by_b(*clients, route)
     assert stats(mock_b)["requests"] == 2
-    if route in ("r500", "r429"):
+    if route in ("r500", "r429", "rcut"):
         assert stats(mock_server)["requests"] == 2  # each call tried a first
     retries = {k: v - before.get(k, 0) for k, v in policy_events(routed).items() if 'policy="routing"' in k}
     kind = {"r500": "status_5xx", "r429": "status_429"}.get(route, "upstream_unreachable")
@@ -529,7 +531,7 @@ def test_the_langsmith_run_lists_the_attempts(
             openai.OpenAI(base_url=f"{gw.url}/v1", api_key=GATEWAY_KEY, max_retries=0) as oa,
         ):
             raw = oa.chat.completions.with_raw_response.create(model="r500", messages=MESSAGES)  # type: ignore[arg-type]
-            run = gateway_run(standin, raw.headers["x-request-id"])
+            run = gateway_run(standin, raw.headers["x-sluicegate-request-id"])
     finally:
         standin.close()
     metadata = run["extra"]["metadata"]

@@ -79,7 +79,7 @@ def test_events_reach_the_webhook_signed(mock_server: Server, tmp_path: Path, re
                 headers={"authorization": f"Bearer {GATEWAY_KEY}"},
             )
             assert r.status_code == 200
-            ids.append(r.headers["x-request-id"])
+            ids.append(r.headers["x-sluicegate-request-id"])
         receiver.wait(3)
     verifier = Webhook(SECRET)
     events = []

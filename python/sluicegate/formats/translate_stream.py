@@ -12,7 +12,7 @@ translates to the same events.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any, Protocol
 
 import orjson
@@ -272,11 +272,32 @@ class _Response(Protocol):
 
     def header(self, name: str) -> str | None: ...
 
+    def header_items(self) -> Iterable[tuple[str, str]]: ...
+
     def chunks(self) -> AsyncIterator[bytes]: ...
 
     async def read(self, limit: int | None = None) -> bytes: ...
 
     def close(self) -> None: ...
+
+
+def _header_map(pairs: list[tuple[str, str]]) -> dict[str, dict[str, str]]:
+    return {"openai": {o: a for o, a in pairs}, "anthropic": {a: o for o, a in pairs}}
+
+
+# A provider's headers a client reads, by the provider's family, to the name the other family gives
+# the same figure: the request id, and the limits and remainders of requests and tokens. Their
+# resets are left out (OpenAI writes a duration, Anthropic a time), and so is what the other family
+# has no name for (Anthropic's input/output token limits, OpenAI's project headers).
+HEADER_MAP = _header_map(
+    [
+        ("x-request-id", "request-id"),
+        ("x-ratelimit-limit-requests", "anthropic-ratelimit-requests-limit"),
+        ("x-ratelimit-remaining-requests", "anthropic-ratelimit-requests-remaining"),
+        ("x-ratelimit-limit-tokens", "anthropic-ratelimit-tokens-limit"),
+        ("x-ratelimit-remaining-tokens", "anthropic-ratelimit-tokens-remaining"),
+    ]
+)
 
 
 class TranslatedResponse:
@@ -307,6 +328,12 @@ class TranslatedResponse:
 
     def header(self, name: str) -> str | None:
         return self._resp.header(name)
+
+    def header_items(self) -> Iterable[tuple[str, str]]:
+        """The provider's headers that have a direct equivalent in the client's family, under that
+        family's names (`HEADER_MAP`); the others are left out."""
+        names = HEADER_MAP[self._bridge.target.family]
+        return [(names[name], value) for name, value in self._resp.header_items() if name in names]
 
     def close(self) -> None:
         self._resp.close()

@@ -15,7 +15,8 @@ Two ways in, one behaviour:
 
 Routes: `POST /v1/chat/completions`, `/v1/responses`, `/v1/embeddings`, `/v1/messages`,
 `/v1/messages/count_tokens`; `GET /v1/models` and `/v1/models/{id}` (Anthropic shapes when an
-`anthropic-version` header is present); `GET /mock/stats`, `POST /mock/stats/reset`. Anything
+`anthropic-version` header is present); `GET /mock/stats`, `POST /mock/stats/reset`, `GET` and
+`PUT /mock/knobs` (the process-wide knobs, `SLUICEGATE_MOCK_KNOBS` at start). Anything
 else is 404 in the OpenAI error format (the Anthropic one under `/v1/messages`). What the model
 says, and the tokens it reports, are described in `reply`; the knobs in `knobs`.
 """
@@ -23,6 +24,8 @@ says, and the tokens it reports, are described in `reply`; the knobs in `knobs`.
 from __future__ import annotations
 
 import asyncio
+import os
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final, Protocol
@@ -33,7 +36,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from sluicegate.mock.chat import CHAT
 from sluicegate.mock.embeddings import embeddings
 from sluicegate.mock.errors import MockError, error_bytes
-from sluicegate.mock.knobs import KnobError, Knobs, parse_knobs
+from sluicegate.mock.knobs import KnobError, Knobs, parse_knob_text, parse_knobs
 from sluicegate.mock.messages import MESSAGES, count_tokens
 from sluicegate.mock.models import anthropic_model, model_list, openai_model
 from sluicegate.mock.reply import Turn, next_serial
@@ -49,6 +52,9 @@ _STREAM_FAULTS: Final = frozenset({"disconnect", "malformed", "error_event"})
 _RETRY_FAST: Final = (("retry-after-ms", "10"),)
 _SLOW_FIRST_BYTE_MS: Final = 5000
 _SSE_TYPE: Final = "text/event-stream; charset=utf-8"
+# The process-wide knobs (see `knobs`): from SLUICEGATE_MOCK_KNOBS at start, `PUT /mock/knobs` later.
+KNOBS_ENV: Final = "SLUICEGATE_MOCK_KNOBS"
+PROCESS_KNOBS: dict[str, str] = parse_knob_text(os.environ.get(KNOBS_ENV, ""))
 # Headers an echo leaves out: whoever holds a gateway key may ask for an echo, and the request the
 # gateway sent carries the provider's credential (the operator's key, a workspace's secret, static
 # headers). By name: the usual ones, and any name with a credential word in it.
@@ -144,41 +150,43 @@ class _Body:
                 STATS.streams_completed += 1
 
 
-def _json(
-    status: int, payload: bytes, request_id: tuple[str, str], extra: tuple[tuple[str, str], ...] = ()
-) -> MockResponse:
-    headers = [("content-type", "application/json"), ("content-length", str(len(payload))), request_id, *extra]
+Head = tuple[tuple[str, str], ...]  # the headers every answer carries: its request id, its rate limits
+
+
+def _json(status: int, payload: bytes, head: Head, extra: tuple[tuple[str, str], ...] = ()) -> MockResponse:
+    headers = [("content-type", "application/json"), ("content-length", str(len(payload))), *head, *extra]
     return MockResponse(status, headers, _Body([payload]))
 
 
-def _plain(payload: bytes, knobs: Knobs, request_id: tuple[str, str]) -> MockResponse:
+def _plain(payload: bytes, knobs: Knobs, head: Head) -> MockResponse:
     """A non-streamed 200 answer, with the stream faults applied the plain way."""
     fault = knobs.fault
     if fault == "disconnect":
         # Half the body, then the break: the client sees fewer bytes than content-length.
-        headers = [("content-type", "application/json"), ("content-length", str(len(payload))), request_id]
+        headers = [("content-type", "application/json"), ("content-length", str(len(payload))), *head]
         return MockResponse(200, headers, _Body([payload[: len(payload) // 2]], abort=True))
     if fault == "malformed":
-        return _json(200, b"{not json", request_id)
+        return _json(200, b"{not json", head)
     if fault == "error_event":
         raise MockError(500, "server", "mock error_event fault", code="mock_error_event")
-    return _json(200, payload, request_id)
+    return _json(200, payload, head)
 
 
-def _stream(events: list[bytes], knobs: Knobs, wire: Wire, request_id: tuple[str, str]) -> MockResponse:
+def _stream(events: list[bytes], knobs: Knobs, wire: Wire, head: Head) -> MockResponse:
     abort = False
     fault = knobs.fault
     if fault in _STREAM_FAULTS:
         # Always before the last event, so a fault never looks like a clean end.
         at = min(knobs.fault_after, len(events) - 1)
-        if fault == "disconnect":
-            events, abort = events[:at], True
+        if fault == "disconnect":  # `fault_bytes` of the next event: a cut inside it
+            part = [events[at][: min(knobs.fault_bytes, len(events[at]) - 1)]] if knobs.fault_bytes else []
+            events, abort = [*events[:at], *part], True
         elif fault == "malformed":
             events = [*events[:at], wire.malformed, *events[at:]]
         else:
             events = [*events[:at], wire.error_event(at)]
     STATS.streams_started += 1
-    headers = [("content-type", _SSE_TYPE), ("cache-control", "no-cache"), request_id]
+    headers = [("content-type", _SSE_TYPE), ("cache-control", "no-cache"), *head]
     return MockResponse(200, headers, _Body(events, delay=knobs.delay_ms / 1000, abort=abort, counted=True))
 
 
@@ -194,7 +202,7 @@ def _parse(body: bytes) -> dict[str, Any]:
 
 def _knobs(headers: Mapping[str, str], model: str | None) -> tuple[Knobs, str | None]:
     try:
-        return parse_knobs(headers, model)
+        return parse_knobs(headers, model, PROCESS_KNOBS)
     except KnobError as err:
         raise MockError(400, "invalid_request", str(err), param=err.knob, code="invalid_mock_knob") from None
 
@@ -242,7 +250,7 @@ async def _before(knobs: Knobs, anthropic: bool = False) -> None:
 
 
 async def _answer(
-    method: str, path: str, headers: Mapping[str, str], body: bytes, anthropic: bool, request_id: tuple[str, str]
+    method: str, path: str, headers: Mapping[str, str], body: bytes, anthropic: bool, head: Head
 ) -> MockResponse:
     if method == "POST" and path in _JSON_POSTS:
         record: dict[str, Any] = {"method": method, "path": path, "headers": dict(headers), "body": None}
@@ -260,7 +268,7 @@ async def _answer(
         wire = _WIRES.get(path)
         if wire is None:
             payload = count_tokens(req) if anthropic else embeddings(req, model)
-            return _plain(payload, knobs, request_id)
+            return _plain(payload, knobs, head)
         wire.validate(req)
         text = knobs.reply
         if knobs.echo:
@@ -278,33 +286,83 @@ async def _answer(
             more_tools=called[1:],
         )
         if req.get("stream") is True:
-            return _stream(wire.events(turn, req), knobs, wire, request_id)
-        return _plain(wire.body(turn, req), knobs, request_id)
+            return _stream(wire.events(turn, req), knobs, wire, head)
+        return _plain(wire.body(turn, req), knobs, head)
     if method == "GET" and (path == "/v1/models" or path.startswith("/v1/models/")):
         STATS.last_request = {"method": method, "path": path, "headers": dict(headers), "body": None}
         knobs, _ = _knobs(headers, None)
         await _before(knobs)
         model_id = path[len("/v1/models/") :]
         if not model_id:
-            return _plain(orjson.dumps(model_list(anthropic)), knobs, request_id)
-        return _plain(
-            orjson.dumps(anthropic_model(model_id) if anthropic else openai_model(model_id)), knobs, request_id
-        )
+            return _plain(orjson.dumps(model_list(anthropic)), knobs, head)
+        return _plain(orjson.dumps(anthropic_model(model_id) if anthropic else openai_model(model_id)), knobs, head)
     raise MockError(404, "not_found", f"Invalid URL ({method} {path})")
 
 
-def _mock_route(method: str, path: str, request_id: tuple[str, str]) -> MockResponse:
+def _mock_route(method: str, path: str, body: bytes, head: Head) -> MockResponse:
     if method == "GET" and path == "/mock/stats":
-        return _json(200, orjson.dumps(STATS.snapshot()), request_id)
+        return _json(200, orjson.dumps(STATS.snapshot()), head)
     if method == "POST" and path == "/mock/stats/reset":
         STATS.reset()
-        return _json(200, orjson.dumps(STATS.snapshot()), request_id)
+        return _json(200, orjson.dumps(STATS.snapshot()), head)
+    if path == "/mock/knobs" and method in ("GET", "PUT"):
+        if method == "PUT":
+            try:
+                knobs = parse_knob_text(body.decode("utf-8", "replace").strip())
+            except KnobError as err:
+                bad = MockError(400, "invalid_request", str(err), param=err.knob, code="invalid_mock_knob")
+                return _json(400, error_bytes(bad, False, head[0][1]), head)
+            PROCESS_KNOBS.clear()
+            PROCESS_KNOBS.update(knobs)
+        return _json(200, orjson.dumps(PROCESS_KNOBS), head)
     err = MockError(404, "not_found", f"Invalid URL ({method} {path})")
-    return _json(404, error_bytes(err, False, request_id[1]), request_id)
+    return _json(404, error_bytes(err, False, head[0][1]), head)
+
+
+def _rate_limits(anthropic: bool) -> Head:
+    """Rate-limit headers as each vendor sends them on every answer (fixed figures; the resets in
+    each vendor's form: OpenAI a duration, Anthropic an RFC 3339 time)."""
+    if not anthropic:
+        return _OPENAI_LIMITS
+    reset = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 1))
+    return (
+        ("anthropic-ratelimit-requests-limit", "4000"),
+        ("anthropic-ratelimit-requests-remaining", "3999"),
+        ("anthropic-ratelimit-requests-reset", reset),
+        ("anthropic-ratelimit-tokens-limit", "400000"),
+        ("anthropic-ratelimit-tokens-remaining", "399000"),
+        ("anthropic-ratelimit-tokens-reset", reset),
+        ("anthropic-ratelimit-input-tokens-limit", "300000"),
+        ("anthropic-ratelimit-input-tokens-remaining", "299000"),
+        ("anthropic-ratelimit-input-tokens-reset", reset),
+    )
+
+
+_OPENAI_LIMITS: Final = (
+    ("x-ratelimit-limit-requests", "10000"),
+    ("x-ratelimit-remaining-requests", "9999"),
+    ("x-ratelimit-reset-requests", "6ms"),
+    ("x-ratelimit-limit-tokens", "2000000"),
+    ("x-ratelimit-remaining-tokens", "1999000"),
+    ("x-ratelimit-reset-tokens", "30ms"),
+)
+
+
+# Headers vendors also send that no client reads (and a gateway must not pass on): a timing, an
+# organization, a load balancer's cookie.
+_COOKIE: Final = ("set-cookie", "__cf_bm=mock-cookie; path=/; HttpOnly")
+_OTHER: Final = {
+    False: (("openai-processing-ms", "1"), ("openai-organization", "mock-org"), _COOKIE),
+    True: (("anthropic-organization-id", "mock-org"), _COOKIE),
+}
 
 
 async def respond(method: str, path: str, headers: Mapping[str, str], body: bytes) -> MockResponse:
     """Answer one request as the mock provider.
+
+    Every answer carries a request id as its vendor names it (`x-request-id` for OpenAI paths,
+    `request-id` for Anthropic ones, `req_<n>`), that vendor's rate-limit headers, and a few
+    headers no client reads (`openai-processing-ms`, an organization, a `set-cookie`).
 
     Arguments:
         method: the HTTP method, upper case.
@@ -319,12 +377,13 @@ async def respond(method: str, path: str, headers: Mapping[str, str], body: byte
     serial = next_serial()
     request_id = ("request-id", f"req_{serial}") if anthropic else ("x-request-id", f"req_{serial}")
     if path.startswith("/mock/"):
-        return _mock_route(method, path, request_id)
+        return _mock_route(method, path, body, (request_id,))
     STATS.requests += 1
+    head = (request_id, *_rate_limits(anthropic), *_OTHER[anthropic])
     try:
-        return await _answer(method, path, headers, body, anthropic, request_id)
+        return await _answer(method, path, headers, body, anthropic, head)
     except MockError as err:
-        return _json(err.status, error_bytes(err, anthropic, request_id[1]), request_id, err.headers)
+        return _json(err.status, error_bytes(err, anthropic, request_id[1]), head, err.headers)
 
 
 # Streamed answers: SSE, and AWS event-stream framing (`mock.bedrock`).

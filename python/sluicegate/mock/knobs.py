@@ -32,6 +32,9 @@ format of the path).
 |                 |                        |                   |         | arguments, defined in the request or not    |
 | `fault`         | `x-mock-fault`         | `fault=NAME`      | none    | inject a fault, see below                   |
 | `fault_after`   | `x-mock-fault-after`   | `fault_after=N`   | 2       | stream events sent before a stream fault    |
+| `fault_bytes`   | `x-mock-fault-bytes`   | `fault_bytes=N`   | 0       | `disconnect`: this many bytes of the next   |
+|                 |                        |                   |         | event go out before the break (a cut inside |
+|                 |                        |                   |         | an event; at most the event less one byte)  |
 | `fault_times`   | `x-mock-fault-times`   | `fault_times=N`   | 0       | the fault fires on the first N requests     |
 |                 |                        |                   |         | with this same model string, then answers   |
 |                 |                        |                   |         | are normal (0: always; counted per process, |
@@ -63,6 +66,13 @@ Faults (`fault=`):
 Stream faults always fire before the stream's last event, even when `fault_after` is larger.
 On a request that does not stream, `disconnect` breaks the body, `malformed` sends a body that
 is not JSON, and `error_event` answers 500 with the format's error body.
+
+Process-wide knobs: a mock process may be given knobs for every request it answers, in the model
+suffix's syntax (`fault=429,retry_after=1`): at start from the `SLUICEGATE_MOCK_KNOBS` variable,
+and at any time by `PUT /mock/knobs` (the body is the knob text; empty clears them; `GET
+/mock/knobs` reads them). A request's own knobs (model suffix, headers) win over them. This is how
+a test makes one of several mock processes a failing deployment of a model whose name carries no
+knobs, and heals it later.
 """
 
 from __future__ import annotations
@@ -72,7 +82,17 @@ from dataclasses import dataclass, replace
 from typing import Any, Final, Literal, get_args
 from urllib.parse import unquote
 
-__all__ = ["DEFAULT_KNOBS", "FAULTS", "HEADER_PREFIX", "Fault", "KnobError", "Knobs", "parse_knobs", "split_model"]
+__all__ = [
+    "DEFAULT_KNOBS",
+    "FAULTS",
+    "HEADER_PREFIX",
+    "Fault",
+    "KnobError",
+    "Knobs",
+    "parse_knob_text",
+    "parse_knobs",
+    "split_model",
+]
 
 Fault = Literal[
     "429",
@@ -120,6 +140,7 @@ class Knobs:
     call_tools: str | None = None  # names joined by "+"
     fault: Fault | None = None
     fault_after: int = 2
+    fault_bytes: int = 0
     fault_times: int = 0
     retry_after: int | None = None
     cached_tokens: int = 0
@@ -175,6 +196,7 @@ _PARSERS: Final[dict[str, Callable[[str, str], Any]]] = {
     "call_tools": _text,
     "fault": _fault,
     "fault_after": _int(0, _MAX_COUNT),
+    "fault_bytes": _int(0, _MAX_COUNT),
     "fault_times": _int(0, _MAX_COUNT),
     "retry_after": _int(0, 86_400),
     "cached_tokens": _int(0, 1_000_000_000),
@@ -227,12 +249,28 @@ def _header_reply(value: str) -> str:
         return value
 
 
-def parse_knobs(headers: Mapping[str, str], model: str | None = None) -> tuple[Knobs, str | None]:
+def parse_knob_text(text: str) -> dict[str, str]:
+    """Knobs written as a model suffix without the model (`fault=429,retry_after=1`), checked:
+    the raw values by canonical name (the process-wide knobs; see the module docstring).
+
+    Raises:
+        KnobError: an unknown knob, or a value that is malformed or out of range.
+    """
+    _, raw = split_model("@" + text)
+    for name, value in raw.items():
+        _PARSERS[name](name, value)
+    return raw
+
+
+def parse_knobs(
+    headers: Mapping[str, str], model: str | None = None, defaults: Mapping[str, str] | None = None
+) -> tuple[Knobs, str | None]:
     """Read the knobs of one request from its headers and its model name.
 
     Arguments:
         headers: the request headers, names in lower case.
         model: the request's `model` field, if it has one.
+        defaults: the process-wide knobs (`parse_knob_text`), beneath the request's own.
 
     Returns:
         The knobs (the shared `DEFAULT_KNOBS` when none is set) and the model name without its
@@ -241,10 +279,11 @@ def parse_knobs(headers: Mapping[str, str], model: str | None = None) -> tuple[K
     Raises:
         KnobError: an unknown knob, or a value that is malformed or out of range.
     """
-    raw: dict[str, str] = {}
+    raw: dict[str, str] = dict(defaults) if defaults else {}
     base = model
     if model is not None and "@" in model:
-        base, raw = split_model(model)
+        base, suffix = split_model(model)
+        raw.update(suffix)
     for name, value in headers.items():
         if name.startswith(HEADER_PREFIX):
             knob = _knob_name(name[len(HEADER_PREFIX) :])

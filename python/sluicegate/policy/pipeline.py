@@ -55,6 +55,7 @@ from sluicegate.proxy.egress import TenantUrls
 from sluicegate.proxy.http1 import NativeUpstream
 from sluicegate.proxy.providers import Provider, Router
 from sluicegate.proxy.relay import (
+    GATEWAY_ID,
     INTERNAL,
     JSON,
     CallInfo,
@@ -66,7 +67,15 @@ from sluicegate.proxy.relay import (
     send_body,
     send_error,
 )
-from sluicegate.proxy.routing import Deployment, HeldResponse, Route, refusal_case, retry_after_s, retryable_status
+from sluicegate.proxy.routing import (
+    Deployment,
+    HeldResponse,
+    PrimedStream,
+    Route,
+    refusal_case,
+    retry_after_s,
+    retryable_status,
+)
 from sluicegate.proxy.upstream import HttpUpstream, InProcessUpstream, Timeouts, Upstream, UpstreamResponse
 from sluicegate.spend import CapLine
 from sluicegate.spend.estimate import Estimate
@@ -674,6 +683,16 @@ class Gateway:
                 except BaseException:
                     routes.done(d, True, None, events)  # not the deployment's failure (a refused URL, a bug)
                     raise
+                if resp.status < 400 and tap is not None and resp.content_type.startswith("text/event-stream"):
+                    try:  # a stream that breaks before its first event reached the client is retried
+                        resp = await PrimedStream.read_from(resp, self.settings.upstream.max_event_bytes)
+                    except (UpstreamUnreachable, UpstreamTimeout) as exc:
+                        routes.done(d, False, None, events)
+                        last = exc
+                        continue
+                    except BaseException:
+                        routes.done(d, True, None, events)
+                        raise
                 ttfb = loop.time() - started
                 translated = None
                 if bridge is not None:
@@ -897,7 +916,9 @@ class Gateway:
         else:
             data = [{"id": m, "object": "model", "created": 0, "owned_by": p} for m, p in listed]
             body = {"object": "list", "data": data}
-        await send_body(send, 200, orjson.dumps(body), [(b"content-type", JSON), (b"x-request-id", rid)])
+        await send_body(
+            send, 200, orjson.dumps(body), [(b"content-type", JSON), (b"x-request-id", rid), (GATEWAY_ID, rid)]
+        )
 
     async def not_found(self, scope: Scope, send: Send) -> None:
         """Any path no policy understands is refused, never passed through unscanned."""

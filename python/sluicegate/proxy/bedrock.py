@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import quote
@@ -304,6 +304,12 @@ class BedrockResponse:
 
     def header(self, name: str) -> str | None:
         return self._inner.header(name)
+
+    def header_items(self) -> Iterable[tuple[str, str]]:
+        """What of Bedrock's headers an Anthropic client reads: its request id, as `request-id`
+        (Bedrock sends no rate-limit headers)."""
+        request_id = self._inner.header("x-amzn-requestid")
+        return [("request-id", request_id)] if request_id is not None else []
 
     async def chunks(self) -> AsyncIterator[bytes]:
         if not self._stream:

@@ -31,7 +31,7 @@ import base64
 import ssl
 import urllib.request
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from urllib.parse import unquote, urlsplit
 
 from sluicegate._core import ResponseParser
@@ -253,6 +253,9 @@ class _NativeResponse(_Response):
 
     def header(self, name: str) -> str | None:
         return self._headers.get(name.lower())
+
+    def header_items(self) -> Iterable[tuple[str, str]]:
+        return self._headers.items()
 
     async def _next(self) -> bytes:
         conn = self._conn

@@ -9,6 +9,16 @@ clean end.
 
 Extra response headers (a policy's, such as the rate-limit headers) travel with the call as a list
 of byte pairs (`extra`) and go out with every answer: a body, an error, or a stream's start.
+
+The provider's headers that its clients' SDKs read go out with the provider's answer
+(`answer_headers`), from an allow-list and nothing else (no hop-by-hop header, no cookie): its
+request id under the client format's name (`x-request-id` for OpenAI formats, where the OpenAI SDK
+reads it, `request-id` for Anthropic's), and its rate-limit headers (OpenAI's six
+`x-ratelimit-{limit,remaining,reset}-{requests,tokens}`, Anthropic's
+`anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-{limit,remaining,reset}`)
+unless the gateway's own limits put theirs on the call. `retry-after`,
+`retry-after-ms` and `x-should-retry` go with a provider's error status. The gateway's own id is
+`x-sluicegate-request-id` on every answer, and `x-request-id` too when the provider named none there.
 """
 
 from __future__ import annotations
@@ -19,7 +29,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import orjson
 
@@ -36,6 +46,29 @@ log = logging.getLogger("sluicegate.relay")
 JSON = b"application/json"
 INTERNAL = GatewayError("the gateway failed to handle this request", status=500, code="internal_error")
 SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]
+GATEWAY_ID: Final = b"x-sluicegate-request-id"
+
+
+def _names(*names: str) -> dict[str, bytes]:
+    return {name: name.encode() for name in names}
+
+
+_OPENAI_LIMITS: Final = [
+    f"x-ratelimit-{f}-{k}" for f in ("limit", "remaining", "reset") for k in ("requests", "tokens")
+]
+_ANTHROPIC_LIMITS: Final = [
+    f"anthropic-ratelimit-{k}-{f}"
+    for k in ("requests", "tokens", "input-tokens", "output-tokens")
+    for f in ("limit", "remaining", "reset")
+]
+# The provider's headers a client of each family reads, by exact name (see the module docstring):
+# with its rate-limit headers, and without them (the gateway's own limits are on the call).
+_PASSED: Final = {
+    "openai": (_names("x-request-id", *_OPENAI_LIMITS), _names("x-request-id")),
+    "anthropic": (_names("request-id", *_ANTHROPIC_LIMITS), _names("request-id")),
+}
+_OWN_LIMITS: Final = (b"x-ratelimit-", b"anthropic-ratelimit-")  # the gateway's limit headers, in `extra`
+_MAX_VALUE: Final = 256  # characters of one passed value, at most
 
 
 @dataclass(slots=True)
@@ -104,6 +137,28 @@ class Outcome:
         return fields
 
 
+def answer_headers(
+    headers: list[tuple[bytes, bytes]], resp: UpstreamResponse, family: str, request_id: bytes, extra: Headers | None
+) -> list[tuple[bytes, bytes]]:
+    """`headers` with the gateway's id, the provider's headers its client reads (the allow-list of
+    the module docstring, under `family`'s names; a translated answer's are already mapped to
+    them), and `extra`."""
+    with_limits, ids_only = _PASSED[family]
+    passed = ids_only if extra and any(name.startswith(_OWN_LIMITS) for name, _ in extra) else with_limits
+    headers.append((GATEWAY_ID, request_id))
+    named = False
+    for name, value in resp.header_items():
+        to = passed.get(name)
+        if to is not None and len(value) <= _MAX_VALUE:
+            headers.append((to, value.encode("latin-1", "replace")))
+            named = named or to == b"x-request-id"
+    if not named:
+        headers.append((b"x-request-id", request_id))
+    if extra:
+        headers += extra
+    return headers
+
+
 async def send_body(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
@@ -123,7 +178,7 @@ async def send_error(
     send: Send, fmt: WireFormat, err: GatewayError, request_id: bytes, extra: Headers | None = None
 ) -> Outcome:
     """Answer with `err` in the format's own error body (and the call's `extra` headers)."""
-    headers = [(b"content-type", JSON), (b"x-request-id", request_id)]
+    headers = [(b"content-type", JSON), (b"x-request-id", request_id), (GATEWAY_ID, request_id)]
     headers += [(k.encode(), v.encode()) for k, v in err.headers.items()]
     if extra:
         headers += extra
@@ -148,13 +203,12 @@ async def relay_error_status(
     (a `block` type in it), the client gets the status with our own message instead.
     """
     body = await resp.read(limit)
-    headers = [(b"x-request-id", request_id)]
+    headers = [(b"content-type", JSON)]
     for name in RETRY_HEADERS:
         value = resp.header(name)
         if value is not None:
             headers.append((name.encode(), value.encode("latin-1")))
-    if extra:
-        headers += extra
+    answer_headers(headers, resp, fmt.family, request_id, extra)
     try:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -172,7 +226,7 @@ async def relay_error_status(
         except GatewayError:  # what was found is in the request's tally, as for any response
             ours.message += " (its error message was withheld: it held content this gateway blocks)"
             body = fmt.error_body(ours, request_id.decode())
-    await send_body(send, resp.status, body, [(b"content-type", JSON), *headers])
+    await send_body(send, resp.status, body, headers)
     return Outcome(resp.status, error="upstream_status")
 
 
@@ -200,8 +254,8 @@ async def relay_body(
         outcome = await send_error(send, fmt, err, request_id, extra)
         outcome.usage = usage
         return outcome
-    headers = [(b"content-type", JSON), (b"x-request-id", request_id)]
-    await send_body(send, resp.status, body, headers + extra if extra else headers)
+    headers = answer_headers([(b"content-type", JSON)], resp, fmt.family, request_id, extra)
+    await send_body(send, resp.status, body, headers)
     return Outcome(resp.status, usage=usage, response=[body] if capture else None)
 
 
@@ -232,9 +286,7 @@ async def relay_stream(
 ) -> Outcome:
     """Relay an SSE response event by event until it ends, fails, or the client leaves. An event
     larger than `max_event` bytes (ended or still arriving) ends the stream with an error event."""
-    headers = [*SSE_HEADERS, (b"x-request-id", request_id)]
-    if extra:
-        headers += extra
+    headers = answer_headers([*SSE_HEADERS], resp, fmt.family, request_id, extra)
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     me = asyncio.current_task()
     assert me is not None

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import random
 import zlib
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
@@ -303,22 +303,29 @@ class HeldResponse:
     """A provider's error answer, read (bounded) so that the attempt loop can decide on it before
     it is relayed; it answers what `relay_error_status` asks of a response."""
 
-    __slots__ = ("_headers", "body", "content_type", "status")
+    __slots__ = ("_headers", "_items", "body", "content_type", "status")
 
-    def __init__(self, status: int, content_type: str, headers: dict[str, str], body: bytes) -> None:
+    def __init__(
+        self, status: int, content_type: str, headers: dict[str, str], items: list[tuple[str, str]], body: bytes
+    ) -> None:
         self.status = status
         self.content_type = content_type
         self._headers = headers
+        self._items = items
         self.body = body
 
     @classmethod
     async def read_from(cls, resp: UpstreamResponse, limit: int) -> HeldResponse:
-        """Read `resp`'s first `limit` bytes and the headers that steer retries."""
+        """Read `resp`'s first `limit` bytes, the headers that steer retries, and the headers its
+        client may be given (`header_items`: a translated answer's, already under the client's names)."""
         headers = {name: value for name in RETRY_HEADERS if (value := resp.header(name)) is not None}
-        return cls(resp.status, resp.content_type, headers, await resp.read(limit))
+        return cls(resp.status, resp.content_type, headers, list(resp.header_items()), await resp.read(limit))
 
     def header(self, name: str) -> str | None:
         return self._headers.get(name)
+
+    def header_items(self) -> Iterable[tuple[str, str]]:
+        return self._items
 
     async def read(self, limit: int | None = None) -> bytes:
         return self.body if limit is None else self.body[:limit]
@@ -328,6 +335,70 @@ class HeldResponse:
 
     def close(self) -> None:
         """Nothing to close: the body was read."""
+
+
+class PrimedStream:
+    """A routed stream's answer once its first complete event arrived (or `max_event` bytes did):
+    until then nothing went to the client, so a connection that breaks or goes silent before it is
+    a failed attempt like one before the status line, and is retried. It hands out what was read
+    first, then the rest as it comes; it answers what the relay asks of a response."""
+
+    __slots__ = ("_first", "_resp", "_rest", "content_type", "status")
+
+    def __init__(self, resp: UpstreamResponse, first: list[bytes], rest: AsyncIterator[bytes]) -> None:
+        self._resp = resp
+        self._first = first
+        self._rest = rest
+        self.status = resp.status
+        self.content_type = resp.content_type
+
+    @classmethod
+    async def read_from(cls, resp: UpstreamResponse, max_event: int) -> PrimedStream:
+        """Read `resp` up to the end of its first event (a blank line).
+
+        Raises:
+            UpstreamUnreachable, UpstreamTimeout: the stream broke or stalled before it (the
+                exchange is closed).
+        """
+        rest = aiter(resp.chunks())
+        first: list[bytes] = []
+        size = 0
+        try:
+            while size <= max_event:
+                chunk = await anext(rest, b"")
+                if not chunk:
+                    break  # ended before an event: the relay says so
+                first.append(chunk)
+                size += len(chunk)
+                seen = chunk if len(first) == 1 else b"".join(first)
+                if b"\n\n" in seen or b"\r\n\r\n" in seen or b"\r\r" in seen:
+                    break
+        except BaseException:
+            resp.close()
+            raise
+        return cls(resp, first, rest)
+
+    def header(self, name: str) -> str | None:
+        return self._resp.header(name)
+
+    def header_items(self) -> Iterable[tuple[str, str]]:
+        return self._resp.header_items()
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        first, self._first = self._first, []
+        for chunk in first:
+            yield chunk
+        async for chunk in self._rest:
+            yield chunk
+
+    async def read(self, limit: int | None = None) -> bytes:
+        """The rest of the body, after what was read first (`limit` bounds it)."""
+        parts = [chunk async for chunk in self.chunks()]
+        body = b"".join(parts)
+        return body if limit is None else body[:limit]
+
+    def close(self) -> None:
+        self._resp.close()
 
 
 # A provider's refusal that another model may not share: the prompt is longer than the model's

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -144,6 +144,10 @@ class UpstreamResponse(Protocol):
     content_type: str
 
     def header(self, name: str) -> str | None: ...
+
+    def header_items(self) -> Iterable[tuple[str, str]]:
+        """Every header of the answer, names in lower case (for `relay.answer_headers`'s allow-list)."""
+        ...
 
     def chunks(self) -> AsyncIterator[bytes]:
         """The body as it arrives; raises `UpstreamError` on a timeout or a broken connection."""
@@ -274,6 +278,9 @@ class _HttpResponse(_Response):
 
     def header(self, name: str) -> str | None:
         return self._resp.headers.get(name)
+
+    def header_items(self) -> Iterable[tuple[str, str]]:
+        return [(name.lower(), value) for name, value in self._resp.headers.items()]
 
     async def _next(self) -> bytes:
         return await self._resp.content.readany()
@@ -432,6 +439,9 @@ class _InProcessResponse(_Response):
 
     def header(self, name: str) -> str | None:
         return self._headers.get(name)
+
+    def header_items(self) -> Iterable[tuple[str, str]]:
+        return self._headers.items()
 
     async def _next(self) -> bytes:
         return await anext(self._body, b"")

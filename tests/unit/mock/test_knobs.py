@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from sluicegate.mock.knobs import DEFAULT_KNOBS, FAULTS, KnobError, Knobs, parse_knobs, split_model
+from sluicegate.mock.knobs import DEFAULT_KNOBS, FAULTS, KnobError, Knobs, parse_knob_text, parse_knobs, split_model
 
 
 def test_no_knobs_gives_the_shared_defaults() -> None:
@@ -157,3 +157,18 @@ def test_validation_errors_name_the_knob(headers: dict[str, str], model: str, kn
 def test_header_value_replaces_a_bad_model_value() -> None:
     knobs, _ = parse_knobs({"x-mock-chunks": "4"}, "m@chunks=bad")
     assert knobs.chunks == 4
+
+
+def test_process_knobs_lie_beneath_the_requests_own() -> None:
+    defaults = parse_knob_text("fault=429, retry_after=1,chunks=3")
+    assert defaults == {"fault": "429", "retry_after": "1", "chunks": "3"}
+    knobs, model = parse_knobs({}, "mock-gpt", defaults)
+    assert (knobs.fault, knobs.retry_after, knobs.chunks, model) == ("429", 1, 3, "mock-gpt")
+    knobs, model = parse_knobs({"x-mock-chunks": "5"}, "mock-gpt@fault=500", defaults)
+    assert (knobs.fault, knobs.retry_after, knobs.chunks, model) == ("500", 1, 5, "mock-gpt")
+    assert parse_knob_text("") == {}
+    with pytest.raises(KnobError) as err:
+        parse_knob_text("fault=nope")
+    assert err.value.knob == "fault"
+    with pytest.raises(KnobError):
+        parse_knob_text("colour=blue")
