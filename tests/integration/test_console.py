@@ -1046,6 +1046,50 @@ def test_tool_access_set_in_the_console_acts_on_model_calls_and_survives_other_e
 
 
 @needs_browser
+def test_the_routes_page_shows_a_failing_deployments_breaker_open(mock_server: Server, tmp_path: Path) -> None:
+    """The Routes page: a routed model's deployments with their breakers; after calls that fail on
+    one deployment (and succeed on the other), its breaker shows open, the other's closed."""
+    settings = ControlSettings(database_url=f"sqlite:///{tmp_path / 'control.db'}", master_key=MASTER_KEY)
+    seed = _seed(settings)
+    control = f'\n[control]\nenabled = true\ndatabase_url = "{settings.database_url}"\npoll_interval_s = 0.25\n'
+    routes = f"""
+[providers.flaky]
+kind = "mock"
+base_url = "{mock_server.url}"
+models = []
+
+[routing]
+breaker_failures = 2
+breaker_cooldown_s = 600
+
+[routing.models.smart]
+deployments = [
+  {{ provider = "flaky", model = "mock-gpt@fault=500" }},
+  {{ provider = "mh", model = "mock-gpt", weight = 0 }},
+]
+"""
+    config = gateway_config(tmp_path / "gw.toml", mock_server.url, control + SPEND + routes)
+    with start_gateway(config, _env()) as server:
+        call = {"model": "smart", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
+        with openai.OpenAI(base_url=f"{server.url}/v1", api_key=seed["key"], max_retries=0) as client:
+            for _ in range(3):  # each answered by the standby after the first deployment's 500
+                raw = client.chat.completions.with_raw_response.create(**call)  # type: ignore[call-overload]
+                assert raw.headers["x-sluicegate-deployment"] == "mh/mock-gpt"
+        with browser() as driver:
+            driver.get(f"{server.url}/admin/ui")
+            wait_ready(driver, "signin")
+            submit(driver, "login", {"token": seed["token"]})
+            wait_ready(driver, "overview")
+            go(driver, "#/routes")
+            rows = wait_for(lambda: driver.find_elements("css selector", "#routes tbody tr"), what="the routes")
+            breakers = {r.get_attribute("data-deployment"): r.get_attribute("data-breaker") for r in rows}
+            assert breakers == {"flaky/mock-gpt@fault=500": "open", "mh/mock-gpt": "closed"}, breakers
+            flaky = driver.find_element("css selector", '#routes tr[data-breaker="open"]').text
+            assert "open (cooling down)" in flaky and "mock-gpt@fault=500" in flaky
+            check_layout(driver, "routes")
+
+
+@needs_browser
 def test_mcp_servers_are_registered_listed_and_removed_in_the_console(gw: tuple[Server, dict[str, Any]]) -> None:
     """The MCP servers page: a bad URL refused at its field, a server registered with a header whose
     value is never shown again, listed with the path agents use, then removed after a confirmation."""

@@ -6,6 +6,7 @@ const PAGES = {
   entities: () => import("./pages/entities.js"),
   secrets: () => import("./pages/secrets.js"),
   mcp: () => import("./pages/mcp.js"),
+  routes: () => import("./pages/routes.js"),
   policies: () => import("./pages/policies.js"),
   try: () => import("./pages/try.js"),
   spend: () => import("./pages/spend.js"),
