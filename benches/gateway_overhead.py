@@ -61,6 +61,7 @@ TARGET_ORDER = (
     "sluicegate+redaction",
     "sluicegate+spend",
     "sluicegate+all",
+    "sluicegate+route",
 )
 POLICY_VARIANTS = ("redaction", "spend", "all")
 GATEWAYS = {
@@ -68,6 +69,7 @@ GATEWAYS = {
     "redaction": "sluicegate+redaction",
     "spend": "sluicegate+spend",
     "all": "sluicegate+all",
+    "route": "sluicegate+route",
 }
 
 
@@ -272,11 +274,19 @@ def wait_for_tcp(port: int, timeout: float = 10.0) -> None:
     raise TimeoutError(f"nothing listened on {port}")
 
 
+ROUTES = """[routing.models.bench-json]
+deployments = [{ provider = "bench", model = "bench-json" }]
+[routing.models.bench-sse]
+deployments = [{ provider = "benchstream", model = "bench-sse" }]"""
+
+
 def gateway_config(upstream_port: int, kind: str, redis_port: int | None = None) -> str:
     """One key, two providers (one per canned answer) picked by model name, and the policies of
     `kind`: none (`core`), redaction, spend caps through Redis with leases (`spend`), or everything
     on (`all`: redaction, caps through Redis with leases, access logs, LangSmith runs to nginx's
-    stand-in, rate limits through Redis with leases, a loop rule, model access rules)."""
+    stand-in, rate limits through Redis with leases, a loop rule, model access rules); `route`: the
+    core with each model a route of one deployment (`[routing.models.<name>]`, the happy path of
+    routing: one attempt, its breaker and figures kept)."""
     from sluicegate.secrets import hash_key
 
     base = f"http://127.0.0.1:{upstream_port}"
@@ -302,7 +312,7 @@ base_url = "{base}/sse/v1"
 api_key = "sk-bench"
 [routing]
 default_openai = "bench"
-models = {{ "bench-json" = "bench", "bench-sse" = "benchstream" }}
+{ROUTES if kind == "route" else 'models = { "bench-json" = "bench", "bench-sse" = "benchstream" }'}
 [[keys]]
 name = "bench"
 sha256 = "{hash_key(GATEWAY_KEY)}"
