@@ -363,7 +363,8 @@ def test_a_weighted_split_follows_the_weights(routed: Server, mock_server: Serve
 
 def spend_routes(limit_nusd: int) -> str:
     """Prices (mock-gpt as in test_spend_gateway, mock-gpt-dear ten times it), a workspace cap of
-    `limit_nusd`, and the routes: `rs` (a fails, b serves), `rf` (a fails, falls back to `dear`)."""
+    `limit_nusd`, and the routes: `rs` (a fails, b serves), `rf` (a fails, falls back to `dear`),
+    `rb` (a fails with an answer its provider bills, b serves)."""
     return f"""
 [spend]
 estimate = {{ per_message_tokens = 0, per_request_tokens = 0 }}
@@ -396,6 +397,12 @@ fallbacks = ["dear"]
 
 [routing.models.dear]
 deployments = [{{ provider = "b", model = "mock-gpt-dear@chunks=10,chunk_size=4" }}]
+
+[routing.models.rb]
+deployments = [
+    {{ provider = "a", model = "mock-gpt@fault=500_billed" }},
+    {{ provider = "b", model = "{CHEAP}", weight = 0 }},
+]
 """
 
 
@@ -404,6 +411,23 @@ def spent(gateway: Server) -> int:
         if line.startswith('sluicegate_spend_nusd_total{workspace="ws-test"}'):
             return int(float(line.rsplit(" ", 1)[1]))
     return 0
+
+
+def test_a_failed_attempt_that_the_provider_billed_is_billed_too(
+    mock_server: Server, mock_b: Server, dropper: int, tmp_path: Path
+) -> None:
+    """A provider's error that reports usage (it ran the model, then failed) is billed as it says,
+    besides the attempt that served the call; the call's cost in the records is both."""
+    extra = providers(mock_server, mock_b, dropper) + spend_routes(10 * COST_NUSD)
+    with (
+        start_gateway(gateway_config(tmp_path / "gw.toml", mock_server.url, extra)) as gw,
+        openai.OpenAI(base_url=f"{gw.url}/v1", api_key=GATEWAY_KEY, max_retries=0) as oa,
+    ):
+        raw = oa.chat.completions.with_raw_response.create(model="rb", messages=MESSAGES, max_tokens=10)  # type: ignore[arg-type]
+        assert raw.headers["x-sluicegate-attempts"] == "2"
+        # 2 input and 10 output tokens of the failed attempt (its error body's usage) cost what one
+        # cheap call costs: the ledger has both.
+        assert spent(gw) == 2 * COST_NUSD
 
 
 def test_spend_books_exactly_under_retries_and_fallbacks(

@@ -233,6 +233,9 @@ async def _before(knobs: Knobs, anthropic: bool = False) -> None:
         raise MockError(429, "rate_limit", "mock fault: rate limit reached", headers=retry)
     if fault == "500":
         raise MockError(500, "server", "mock fault: internal server error")
+    if fault == "500_billed":
+        usage = {"prompt_tokens": 2, "completion_tokens": 10, "total_tokens": 12}
+        raise MockError(500, "server", "mock fault: failed after the model ran (billed)", usage=usage)
     if fault == "503":
         raise MockError(503, "unavailable", "mock fault: service unavailable", headers=retry)
     if fault == "529":

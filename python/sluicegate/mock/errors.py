@@ -35,6 +35,7 @@ class MockError(Exception):
         param: the request field or knob at fault, if any.
         code: an OpenAI `code` that overrides the kind's default.
         headers: extra response headers (`retry-after-ms`...).
+        usage: what the failed answer is billed, in the OpenAI format's `usage` (the `500_billed` fault).
     """
 
     def __init__(
@@ -46,8 +47,10 @@ class MockError(Exception):
         param: str | None = None,
         code: str | None = None,
         headers: tuple[tuple[str, str], ...] = (),
+        usage: dict[str, int] | None = None,
     ) -> None:
         super().__init__(message)
+        self.usage = usage
         self.status = status
         self.kind = kind
         self.message = message
@@ -59,7 +62,12 @@ class MockError(Exception):
 def openai_error(err: MockError) -> dict[str, object]:
     """The OpenAI error object `{"error": {"message", "type", "param", "code"}}`."""
     type_, code, _ = _TYPES[err.kind]
-    return {"error": {"message": err.message, "type": type_, "param": err.param, "code": err.code or code}}
+    body: dict[str, object] = {
+        "error": {"message": err.message, "type": type_, "param": err.param, "code": err.code or code}
+    }
+    if err.usage is not None:
+        body["usage"] = err.usage
+    return body
 
 
 def anthropic_error(err: MockError, request_id: str) -> dict[str, object]:

@@ -52,6 +52,7 @@ Faults (`fault=`):
 |-------------------|-----------------------------------------------------------------------------------|
 | `429`             | rate-limit error in the path's format, with `retry-after-ms: 10`                   |
 | `500`             | server error in the path's format                                                 |
+| `500_billed`      | a 500 whose OpenAI-format body reports usage (2 in, 10 out), as a billed failure  |
 | `503`             | unavailable error in the path's format, with `retry-after-ms: 10`                  |
 | `529`             | overloaded error (`overloaded_error`), with `retry-after-ms: 10`                   |
 | `context_length`  | 400 refusing the prompt as too long: OpenAI code `context_length_exceeded`,       |
@@ -97,6 +98,7 @@ __all__ = [
 Fault = Literal[
     "429",
     "500",
+    "500_billed",
     "503",
     "529",
     "context_length",
