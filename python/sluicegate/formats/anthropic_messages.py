@@ -68,11 +68,22 @@ _JSON_DELTAS = frozenset({"partial_json"})
 
 
 class MessagesOutput(StreamOutput):
-    """What a client assembles from a Messages stream: the text (or tool input JSON) of each block."""
+    """What a client assembles from a Messages stream: the text of each block, or a tool use's id,
+    name and input."""
 
-    __slots__ = ()
+    __slots__ = ("uses",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.uses: dict[Any, dict[str, Any]] = {}  # block index -> its tool_use start (type, id, name)
 
     def add(self, data: dict[str, Any]) -> None:
+        if data.get("type") == "content_block_start":
+            block = data.get("content_block")
+            if type(block) is dict and block.get("type") in ("tool_use", "server_tool_use"):
+                shown = {k: block[k] for k in ("type", "id", "name") if type(block.get(k)) is str}
+                self.uses[stream_key(data.get("index", 0))[0]] = shown
+            return
         if data.get("type") != "content_block_delta":
             return
         delta = data.get("delta")
@@ -81,8 +92,19 @@ class MessagesOutput(StreamOutput):
             self.texts.setdefault(stream_key(data.get("index", 0))[0], []).append(piece)
 
     def result(self) -> dict[str, Any]:
-        blocks = sorted(self.texts.items(), key=lambda kv: order(kv[0]))
-        return {"content": [{"type": "text", "text": "".join(parts)} for _, parts in blocks]}
+        content: list[dict[str, Any]] = []
+        for index in sorted({*self.texts, *self.uses}, key=order):
+            text = "".join(self.texts.get(index, ()))
+            use = self.uses.get(index)
+            if use is None:
+                content.append({"type": "text", "text": text})
+                continue
+            try:
+                given: Any = orjson.loads(text) if text else {}
+            except orjson.JSONDecodeError:
+                given = text  # as streamed, when the stream ended inside it
+            content.append({**use, "input": given})
+        return {"content": content}
 
 
 class MessagesTap(StreamTap):

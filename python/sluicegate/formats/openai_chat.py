@@ -81,9 +81,14 @@ _DELTA_SKIP = DELTA.skip
 
 
 class ChatOutput(StreamOutput):
-    """What a client assembles from a chat stream: each choice's content and tool-call arguments."""
+    """What a client assembles from a chat stream: each choice's content, and its tool calls (id,
+    function name, arguments)."""
 
-    __slots__ = ()
+    __slots__ = ("calls",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: dict[tuple[Any, Any], dict[str, str]] = {}  # (choice, call index) -> id and name
 
     def add(self, data: dict[str, Any]) -> None:
         texts = self.texts
@@ -100,10 +105,20 @@ class ChatOutput(StreamOutput):
                 texts.setdefault(("content", index), []).append(content)
             calls = delta.get("tool_calls")
             for call in calls if type(calls) is list else ():
-                function = call.get("function") if type(call) is dict else None
+                if type(call) is not dict:
+                    continue
+                where = stream_key(call.get("index", 0))[0]
+                function = call.get("function")
                 args = function.get("arguments") if type(function) is dict else None
                 if type(args) is str:
-                    texts.setdefault(("tool", index, stream_key(call.get("index", 0))[0]), []).append(args)
+                    texts.setdefault(("tool", index, where), []).append(args)
+                name = function.get("name") if type(function) is dict else None
+                if type(name) is str or type(call.get("id")) is str:  # a call's first delta
+                    known = self.calls.setdefault((index, where), {})
+                    if type(call.get("id")) is str:
+                        known.setdefault("id", call["id"])
+                    if type(name) is str:
+                        known.setdefault("name", name)
 
     def result(self) -> dict[str, Any]:
         choices: dict[Any, dict[str, Any]] = {}
@@ -113,7 +128,13 @@ class ChatOutput(StreamOutput):
             if key[0] == "content":
                 message["content"] += text
             else:
-                message.setdefault("tool_calls", []).append({"type": "function", "function": {"arguments": text}})
+                known = self.calls.get((key[1], key[2]), {})
+                call: dict[str, Any] = {"type": "function", "function": {"arguments": text}}
+                if "id" in known:
+                    call["id"] = known["id"]
+                if "name" in known:
+                    call["function"]["name"] = known["name"]
+                message.setdefault("tool_calls", []).append(call)
         ordered = sorted(choices.items(), key=lambda kv: order(kv[0]))
         return {"choices": [{"index": i, "message": m} for i, m in ordered]}
 

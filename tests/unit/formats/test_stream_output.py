@@ -24,7 +24,23 @@ CHAT = [
     _chunk([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]),
     _chunk([{"index": 0, "delta": {"content": "write to jane."}, "finish_reason": None}]),
     _chunk([{"index": 0, "delta": {"content": "doe@example.com please"}, "finish_reason": None}]),
-    _chunk([{"index": 1, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": '{"a": '}}]}}]),
+    _chunk(
+        [
+            {
+                "index": 1,
+                "delta": {
+                    "tool_calls": [
+                        {
+                            "index": 0,
+                            "id": "call_1",
+                            "type": "function",
+                            "function": {"name": "lookup", "arguments": '{"a": '},
+                        }
+                    ]
+                },
+            }
+        ]
+    ),
     _chunk([{"index": 1, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "1}"}}]}}]),
     _chunk(["not an object", {"index": [2], "delta": {"content": "odd index"}}, {"delta": "not an object"}]),
     _chunk([{"index": 0, "delta": {"tool_calls": [None, {"function": None}]}}]),
@@ -37,7 +53,11 @@ MESSAGES = [
     # the stream ends inside what may still be an address: the filter holds it back to the block's end
     {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "doe@example.com"}},
     {"type": "content_block_stop", "index": 0},
-    {"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "name": "t", "input": {}}},
+    {
+        "type": "content_block_start",
+        "index": 1,
+        "content_block": {"type": "tool_use", "id": "toolu_1", "name": "t", "input": {}},
+    },
     {"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": '{"a": 1}'}},
     {"type": "content_block_stop", "index": 1},
     {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 9}},
@@ -96,7 +116,7 @@ def test_the_output_holds_the_redacted_text_and_the_odd_events_do_not_fail() -> 
     content = result["choices"][0]["message"]["content"]
     assert content == "write to [REDACTED:EMAIL] please"
     calls = result["choices"][1]["message"]["tool_calls"]
-    assert calls == [{"type": "function", "function": {"arguments": '{"a": 1}'}}]
+    assert calls == [{"type": "function", "id": "call_1", "function": {"name": "lookup", "arguments": '{"a": 1}'}}]
     assert result["choices"][2]["message"]["content"].startswith("odd")  # another type of index, after the numbers
 
 
@@ -104,7 +124,7 @@ def test_held_back_text_reaches_the_output_in_messages_and_responses() -> None:
     messages, _ = _relay(ANTHROPIC_MESSAGES, MESSAGES, True)
     assert messages.result()["content"] == [
         {"type": "text", "text": "write to [REDACTED:EMAIL]"},
-        {"type": "text", "text": '{"a": 1}'},
+        {"type": "tool_use", "id": "toolu_1", "name": "t", "input": {"a": 1}},  # as a client assembles it
     ]
     responses, _ = _relay(OPENAI_RESPONSES, RESPONSES, True)
     assert responses.result() == {"output_text": "write to [REDACTED:EMAIL]"}
