@@ -1,14 +1,19 @@
 """An agent built with LangChain uses both the model and an MCP server's tools through the gateway,
 and the whole of it is one LangSmith trace.
 
-The agent: LangChain's `ChatOpenAI` pointed at the gateway's `/v1` with a gateway key, the tools of
-the gateway's `/mcp/docs` (a real server built with the official `mcp` SDK behind it) as LangChain
-tools, and a ReAct loop over `bind_tools`: the model asks for a tool, the agent calls it, and a last
-turn without tools writes the answer. LangChain traces the agent with the `langsmith` SDK; each HTTP
-request the agent makes, to the model or to the MCP server, carries the current run's
-`langsmith-trace` and `baggage` headers, so the gateway's own runs (an `llm` run per model call, a
-`tool` run per tool call) nest inside the agent's trace. The LangSmith stand-in records what both
-sides post; the test reads the trace from it.
+The agent: LangChain's `create_agent` (a LangGraph ReAct loop: the model is called until it stops
+asking for tools) over `ChatOpenAI` pointed at the gateway's `/v1` with a gateway key, and the tools
+of the gateway's `/mcp/docs` (a real server built with the official `mcp` SDK behind it) as
+LangChain tools. LangChain traces the agent with the `langsmith` SDK; each HTTP request the agent
+makes, to the model or to the MCP server, carries the `langsmith-trace` and `baggage` headers of
+the run it belongs to, so the gateway's own runs (an `llm` run per model call, a `tool` run per tool
+call) nest inside the agent's trace:
+
+    agent > LangGraph > model > ChatOpenAI > the gateway's llm run (the model asks for `echo`)
+                      > tools > echo > the gateway's `docs/echo` tool run
+                      > model > ChatOpenAI > the gateway's llm run (the answer)
+
+The LangSmith stand-in records what both sides post; the test reads the trace from it.
 
 (The MCP side is wrapped by hand, one session per tool call as `langchain-mcp-adapters` does: that
 package requires `mcp<2`, and the gateway's tests use the `mcp` SDK 2.)"""
@@ -24,8 +29,9 @@ from urllib.parse import quote
 import httpx2
 import langsmith
 import pytest
+from langchain.agents import create_agent
 from langchain_core.callbacks import AsyncCallbackHandler
-from langchain_core.messages import BaseMessage, HumanMessage, ToolMessage
+from langchain_core.messages import BaseMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, StructuredTool
 from langchain_core.tracers import LangChainTracer
@@ -106,35 +112,15 @@ async def mcp_tools(url: str) -> list[BaseTool]:
     return [wrap(t.name, t.description or "", t.input_schema) for t in listed]
 
 
-async def react(
-    model: ChatOpenAI, tools: list[BaseTool], question: str, config: RunnableConfig, max_steps: int = 1
-) -> BaseMessage:
-    """A ReAct loop: the model may call tools for `max_steps` turns; a last turn without tools
-    answers from what they returned."""
-    by_name = {t.name: t for t in tools}
-    messages: list[BaseMessage] = [HumanMessage(question)]
-    with_tools = model.bind_tools(tools)
-    for _ in range(max_steps):
-        reply = await with_tools.ainvoke(messages, config)
-        messages.append(reply)
-        if not reply.tool_calls:  # type: ignore[attr-defined]
-            return reply
-        for call in reply.tool_calls:  # type: ignore[attr-defined]
-            result = await by_name[call["name"]].ainvoke(call["args"], config)
-            messages.append(ToolMessage(str(result), tool_call_id=call["id"]))
-    return await model.ainvoke(messages, config)
-
-
 async def test_an_agents_model_and_tool_calls_are_one_trace(traced_gateway: Server, standin: StandIn) -> None:
     agent_client = langsmith.Client(api_url=standin.url, api_key="agent-key")
     tracer = LangChainTracer(project_name="agent-project", client=agent_client)
-    config: RunnableConfig = {"callbacks": [tracer, ModelRunTracker()]}
     http = httpx2.AsyncClient(event_hooks={"request": [model_trace_headers(tracer)]}, timeout=20)
     model = ChatOpenAI(
-        # The mock model calls the first tool the request defines, with `{"text": <reply>}`; the
-        # reply is percent-encoded in the model name (the knobs' syntax), so only the model's
-        # answer holds the address.
-        model=f"mh/mock-gpt@tool_call=1,reply=write to {quote(EMAIL)}",
+        # The mock model calls the first tool the request defines, with `{"text": <reply>}`, and
+        # answers once it has the result (`then_answer`). The reply is percent-encoded in the
+        # model name (the knobs' syntax): only what the model says holds the address.
+        model=f"mh/mock-gpt@tool_call=1,then_answer,reply=write to {quote(EMAIL)}",
         base_url=f"{traced_gateway.url}/v1",
         api_key=SecretStr(GATEWAY_KEY),
         http_async_client=http,
@@ -143,58 +129,61 @@ async def test_an_agents_model_and_tool_calls_are_one_trace(traced_gateway: Serv
     seen: dict[str, str] = {}
 
     @langsmith.traceable(name="agent", run_type="chain", client=agent_client)
-    async def agent(question: str) -> str:
+    async def agent(question: str) -> list[BaseMessage]:
         root = get_current_run_tree()
         assert root is not None
         seen["id"], seen["trace_id"] = str(root.id), str(root.trace_id)
-        tools = await mcp_tools(f"{traced_gateway.url}/mcp/docs")
-        answer = await react(model, tools, question, config)
-        return str(answer.content)
+        graph = create_agent(model, await mcp_tools(f"{traced_gateway.url}/mcp/docs"))
+        config: RunnableConfig = {"callbacks": [tracer, ModelRunTracker()], "recursion_limit": 6}
+        state = await graph.ainvoke({"messages": [HumanMessage(question)]}, config)
+        return list(state["messages"])
 
     with langsmith.tracing_context(enabled=True, project_name="agent-project", client=agent_client):
-        answer = await agent("What does the docs server echo?", langsmith_extra={"client": agent_client})
+        messages = await agent("What does the docs server echo?")
     await http.aclose()
     agent_client.flush()
-    assert answer  # the last turn answered
+    # The conversation: the question, the model's tool call, the tool's result, the model's answer.
+    assert [m.type for m in messages] == ["human", "ai", "tool", "ai"]
+    assert messages[-1].content and not getattr(messages[-1], "tool_calls", None)
 
     def gateways(runs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         return [r for r in runs.values() if ((r.get("extra") or {}).get("metadata") or {}).get("sluicegate_request_id")]
 
     def whole_trace(s: StandIn) -> dict[str, dict[str, Any]] | None:
-        finished = {i: r for i, r in s.runs.items() if r.get("end_time") and r.get("outputs") is not None}
-        return dict(finished) if len(finished) == 7 and len(gateways(finished)) == 3 else None
+        done = {i: r for i, r in s.runs.items() if r.get("end_time")}
+        ended = seen["id"] in done and len([r for r in gateways(done) if r.get("outputs")]) == 3
+        return dict(done) if ended and all(r.get("end_time") for r in s.runs.values()) else None
 
     runs = standin.wait_for(whole_trace)
-    assert {str(r["trace_id"]) for r in runs.values()} == {seen["trace_id"]}, "one trace"
-    root = runs[seen["id"]]
-    assert root["name"] == "agent" and root.get("parent_run_id") is None
+    # One trace: every run, the agent's and the gateway's, has its trace id and a parent inside it,
+    # and its dotted order extends its parent's.
+    assert {str(r["trace_id"]) for r in runs.values()} == {seen["trace_id"]}
+    assert runs[seen["id"]]["name"] == "agent" and runs[seen["id"]].get("parent_run_id") is None
+    for run in runs.values():
+        if run["id"] != seen["id"]:
+            parent = runs[str(run["parent_run_id"])]
+            assert run["dotted_order"].startswith(parent["dotted_order"] + ".")
 
     def children(parent: dict[str, Any]) -> list[dict[str, Any]]:
-        found = [r for r in runs.values() if str(r.get("parent_run_id")) == str(parent["id"])]
-        for r in found:  # the dotted order says the same as the parent link
-            assert r["dotted_order"].startswith(parent["dotted_order"] + ".")
-        return sorted(found, key=lambda r: r["dotted_order"])
+        return [r for r in runs.values() if str(r.get("parent_run_id")) == str(parent["id"])]
 
-    # The agent: model, tool, model, as LangChain traced them.
-    steps = children(root)
-    assert [(r["run_type"], r["name"]) for r in steps] == [
+    # The agent's steps as LangChain traced them: model, tool, model. Under each model run, the
+    # gateway's run of that call; under the tool run, the gateway's run of the MCP call.
+    mine = [r for r in runs.values() if r not in gateways(runs) and r["run_type"] in ("llm", "tool")]
+    first, tool, last = sorted(mine, key=lambda r: r["dotted_order"].rsplit(".", 1)[-1])
+    assert [(r["run_type"], r["name"]) for r in (first, tool, last)] == [
         ("llm", "ChatOpenAI"),
         ("tool", "echo"),
         ("llm", "ChatOpenAI"),
     ]
-    first, tool, last = steps
-    # Under each of the agent's model runs, the gateway's run of that call; under its tool run, the
-    # gateway's run of the MCP call.
-    (first_call,) = children(first)
-    (mcp_call,) = children(tool)
-    (last_call,) = children(last)
-    assert first_call["run_type"] == last_call["run_type"] == "llm"
-    assert mcp_call["run_type"] == "tool" and mcp_call["name"] == "docs/echo"
+    (first_call,), (mcp_call,), (last_call,) = children(first), children(tool), children(last)
     assert {r["id"] for r in gateways(runs)} == {first_call["id"], mcp_call["id"], last_call["id"]}
+    assert first_call["run_type"] == last_call["run_type"] == "llm"
+    assert (mcp_call["run_type"], mcp_call["name"]) == ("tool", "docs/echo")
     assert all(r["session_name"] == "agent-project" for r in gateways(runs))
-    # The model asked for the tool through the gateway; the tool's answer went back to the model.
-    assert "echo" in str(first_call["outputs"])
-    assert "tool" in str(last_call["inputs"])
+    # The model asked for the tool through the gateway, and the tool's result went back to it.
+    assert first_call["outputs"]["choices"][0]["message"]["tool_calls"][0]["function"]["name"] == "echo"
+    assert last_call["inputs"]["messages"][-1]["role"] == "tool"
     # What the gateway's runs hold passed its redaction; no run holds the gateway key.
     assert mcp_call["inputs"] == {"name": "echo", "arguments": {"text": "write to [REDACTED:EMAIL]"}}
     assert mcp_call["outputs"]["content"][0]["text"] == "write to [REDACTED:EMAIL]"
