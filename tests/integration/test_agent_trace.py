@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
 from typing import Any
 from urllib.parse import quote
@@ -70,7 +71,7 @@ class ModelRunTracker(AsyncCallbackHandler):
         _MODEL_RUN.set(run_id)
 
 
-def model_trace_headers(tracer: LangChainTracer) -> Any:
+def model_trace_headers(tracer: LangChainTracer) -> Callable[[httpx2.Request], Awaitable[None]]:
     """An httpx request hook: the tracing headers of the chat model run in progress."""
 
     async def hook(request: httpx2.Request) -> None:
@@ -82,7 +83,7 @@ def model_trace_headers(tracer: LangChainTracer) -> Any:
 
 
 @contextlib.asynccontextmanager
-async def mcp_session(url: str) -> Any:
+async def mcp_session(url: str) -> AsyncIterator[ClientSession]:
     """A session with the gateway's MCP endpoint, as the current run: its requests carry the gateway
     key and the run's tracing headers."""
     headers = {"authorization": f"Bearer {GATEWAY_KEY}", **trace_headers()}
