@@ -243,6 +243,46 @@ def test_tool_call_knob_without_tools_answers_text(oai: openai.OpenAI) -> None:
     assert completion.choices[0].message.tool_calls is None
 
 
+def test_then_answer_answers_once_the_request_ends_with_tool_results(
+    oai: openai.OpenAI, ant: anthropic.Anthropic
+) -> None:
+    """`then_answer`: the model calls the tool, and answers in text once the request ends with the
+    tool's result; in all three formats, through their SDKs."""
+
+    def chat(messages: list[Any], knobs: str) -> Any:
+        model = f"mock-gpt@tool_call=1,reply=r{knobs}"
+        return oai.chat.completions.create(model=model, messages=messages, tools=TOOL_OPENAI).choices[0]
+
+    call = {"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": '{"text":"r"}'}}
+    asked: list[Any] = [*USER, {"role": "assistant", "content": None, "tool_calls": [call]}]
+    answered = [*asked, {"role": "tool", "tool_call_id": "call_1", "content": "found"}]
+    assert chat(USER, ",then_answer").message.tool_calls is not None
+    assert chat(asked, ",then_answer").message.tool_calls is not None  # no result yet
+    assert chat(answered, "").message.tool_calls is not None  # without the knob: calls again
+    choice = chat(answered, ",then_answer")
+    assert (choice.finish_reason, choice.message.content, choice.message.tool_calls) == ("stop", "r", None)
+
+    def responses(knobs: str) -> Any:
+        function_call = {"type": "function_call", "call_id": "call_1", "name": "lookup", "arguments": "{}"}
+        output = {"type": "function_call_output", "call_id": "call_1", "output": "found"}
+        items: Any = [{"role": "user", "content": "hi"}, function_call, output]
+        return oai.responses.create(model=f"mock-gpt@tool_call=1,reply=r{knobs}", input=items, tools=TOOL_RESPONSES)
+
+    assert responses("").output[0].type == "function_call"
+    assert responses(",then_answer").output_text == "r"
+
+    def messages(knobs: str) -> Any:
+        use = {"type": "tool_use", "id": "toolu_1", "name": "lookup", "input": {"text": "r"}}
+        result = {"type": "tool_result", "tool_use_id": "toolu_1", "content": "found"}
+        history: Any = [*USER, {"role": "assistant", "content": [use]}, {"role": "user", "content": [result]}]
+        model = f"mock-claude@tool_call=1,reply=r{knobs}"
+        return ant.messages.create(model=model, max_tokens=10, messages=history, tools=TOOL_ANTHROPIC)
+
+    assert messages("").stop_reason == "tool_use"
+    message = messages(",then_answer")
+    assert message.stop_reason == "end_turn" and [b.type for b in message.content] == ["text"]
+
+
 def test_chat_echo_shows_what_reached_the_model(oai: openai.OpenAI) -> None:
     completion = oai.chat.completions.create(
         model="mock-gpt@echo", messages=USER, temperature=0.5, extra_headers={"x-custom": "Value"}

@@ -278,6 +278,8 @@ async def _answer(
             shown = {k: v for k, v in record["headers"].items() if not is_credential_header(k)}
             text = orjson.dumps({**record, "headers": shown}).decode()
         called = tuple(n for n in (knobs.call_tools or "").split("+") if n)
+        if knobs.then_answer and wire.ends_with_results(req):
+            called, knobs = (), replace(knobs, tool_call=False)
         turn = Turn.build(
             model,
             text=text,

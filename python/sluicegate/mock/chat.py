@@ -38,6 +38,12 @@ def _tool_name(req: dict[str, Any]) -> str | None:
     return None
 
 
+def _ends_with_results(req: dict[str, Any]) -> bool:
+    messages = req.get("messages") or [None]
+    last = messages[-1]
+    return isinstance(last, dict) and last.get("role") in ("tool", "function")
+
+
 def _usage(turn: Turn) -> dict[str, Any]:
     prompt = turn.input_tokens + turn.cached_tokens
     return {
@@ -131,6 +137,7 @@ CHAT: Final = Wire(
     validate=_validate,
     input_tokens=_input_tokens,
     tool_name=_tool_name,
+    ends_with_results=_ends_with_results,
     body=_body,
     events=_events,
     error_event=_error_event,

@@ -30,6 +30,10 @@ format of the path).
 |                 |                        |                   |         | first with arguments `{"text": <reply>}`    |
 | `call_tools`    | `x-mock-call-tools`    | `call_tools=a+b`  | none    | call these tools, in order, each with those |
 |                 |                        |                   |         | arguments, defined in the request or not    |
+| `then_answer`   | `x-mock-then-answer`   | `then_answer`     | false   | with `tool_call` or `call_tools`: answer in |
+|                 |                        |                   |         | text when the request ends with tool        |
+|                 |                        |                   |         | results (as a model does once it has what   |
+|                 |                        |                   |         | it asked for), so an agent's loop ends      |
 | `fault`         | `x-mock-fault`         | `fault=NAME`      | none    | inject a fault, see below                   |
 | `fault_after`   | `x-mock-fault-after`   | `fault_after=N`   | 2       | stream events sent before a stream fault    |
 | `fault_bytes`   | `x-mock-fault-bytes`   | `fault_bytes=N`   | 0       | `disconnect`: this many bytes of the next   |
@@ -140,6 +144,7 @@ class Knobs:
     echo: bool = False
     tool_call: bool = False
     call_tools: str | None = None  # names joined by "+"
+    then_answer: bool = False
     fault: Fault | None = None
     fault_after: int = 2
     fault_bytes: int = 0
@@ -196,6 +201,7 @@ _PARSERS: Final[dict[str, Callable[[str, str], Any]]] = {
     "echo": _bool,
     "tool_call": _bool,
     "call_tools": _text,
+    "then_answer": _bool,
     "fault": _fault,
     "fault_after": _int(0, _MAX_COUNT),
     "fault_bytes": _int(0, _MAX_COUNT),
@@ -203,7 +209,7 @@ _PARSERS: Final[dict[str, Callable[[str, str], Any]]] = {
     "retry_after": _int(0, 86_400),
     "cached_tokens": _int(0, 1_000_000_000),
 }
-_BOOLS: Final = frozenset({"echo", "tool_call"})
+_BOOLS: Final = frozenset({"echo", "tool_call", "then_answer"})
 
 
 def _knob_name(written: str) -> str:

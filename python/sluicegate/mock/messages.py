@@ -51,6 +51,14 @@ def _tool_name(req: dict[str, Any]) -> str | None:
     return None
 
 
+def _ends_with_results(req: dict[str, Any]) -> bool:
+    messages = req.get("messages") or [None]
+    last = messages[-1]
+    if not isinstance(last, dict) or last.get("role") != "user" or not isinstance(last.get("content"), list):
+        return False
+    return any(isinstance(b, dict) and b.get("type") == "tool_result" for b in last["content"])
+
+
 def _usage(turn: Turn, output_tokens: int) -> dict[str, int]:
     return {
         "input_tokens": turn.input_tokens,
@@ -133,6 +141,7 @@ MESSAGES: Final = Wire(
     validate=_validate,
     input_tokens=_input_tokens,
     tool_name=_tool_name,
+    ends_with_results=_ends_with_results,
     body=_body,
     events=_events,
     error_event=_error_event,

@@ -35,6 +35,12 @@ def _tool_name(req: dict[str, Any]) -> str | None:
     return None
 
 
+def _ends_with_results(req: dict[str, Any]) -> bool:
+    items = req.get("input")
+    last = items[-1] if isinstance(items, list) and items else None
+    return isinstance(last, dict) and last.get("type") in ("function_call_output", "custom_tool_call_output")
+
+
 def _usage(turn: Turn) -> dict[str, Any]:
     prompt = turn.input_tokens + turn.cached_tokens
     return {
@@ -156,6 +162,7 @@ RESPONSES: Final = Wire(
     validate=_validate,
     input_tokens=_input_tokens,
     tool_name=_tool_name,
+    ends_with_results=_ends_with_results,
     body=_body,
     events=_events,
     error_event=_error_event,

@@ -20,6 +20,8 @@ class Wire:
         validate: raises `MockError` for a request the real API would refuse.
         input_tokens: the request's input tokens (see `reply`).
         tool_name: the first tool the request defines, or None.
+        ends_with_results: whether the request's input ends with tool results (the caller's answer
+            to tool calls).
         body: the non-streamed answer, JSON bytes.
         events: the streamed answer, one SSE event per item.
         error_event: a well-formed in-stream error event, given its position in the stream.
@@ -30,6 +32,7 @@ class Wire:
     validate: Callable[[dict[str, Any]], None]
     input_tokens: Callable[[dict[str, Any]], int]
     tool_name: Callable[[dict[str, Any]], str | None]
+    ends_with_results: Callable[[dict[str, Any]], bool]
     body: Callable[[Turn, dict[str, Any]], bytes]
     events: Callable[[Turn, dict[str, Any]], list[bytes]]
     error_event: Callable[[int], bytes]
