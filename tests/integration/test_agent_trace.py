@@ -192,8 +192,8 @@ async def test_an_agents_model_and_tool_calls_are_one_trace(
     # The model asked for the tool through the gateway, and the tool's result went back to it.
     (call,) = first_call["outputs"]["choices"][0]["message"]["tool_calls"]
     assert call["function"]["arguments"] == '{"text":"write to [REDACTED:EMAIL]"}'
-    if not streaming:  # of a streamed call the run keeps the arguments only (ChatOutput: no id, no name)
-        assert call["function"]["name"] == "echo"
+    assert call["function"]["name"] == "echo"  # streamed too: the run keeps the call's name and id
+    assert call["id"]
     assert last_call["inputs"]["messages"][-1]["role"] == "tool"
     # What the gateway's runs hold passed its redaction; no run holds the gateway key.
     assert mcp_call["inputs"] == {"name": "echo", "arguments": {"text": "write to [REDACTED:EMAIL]"}}

@@ -165,6 +165,14 @@ def hide_values(driver: Any, *values: str) -> None:
         assert value not in driver.page_source
 
 
+def sign_in(driver: Any, url: str, token: str) -> None:
+    """Open the console at `url` and sign in with an admin token, up to the overview."""
+    driver.get(f"{url}/admin/ui")
+    wait_ready(driver, "signin")
+    submit(driver, "login", {"token": token})
+    wait_ready(driver, "overview")
+
+
 def confirm(driver: Any, selector: str) -> str:
     """Click a button whose confirmation dialog is accepted; the dialog's text."""
     driver.find_element("css selector", selector).click()
@@ -811,10 +819,7 @@ def test_model_rules_are_edited_in_the_policy_page(gw: tuple[Server, dict[str, A
     }
     assert httpx.put(f"{server.url}/admin/v1/orgs/{org}/policy", json=lock, headers=admin).status_code == 200
     with browser() as driver:
-        driver.get(f"{server.url}/admin/ui")
-        wait_ready(driver, "signin")
-        submit(driver, "login", {"token": seed["token"]})
-        wait_ready(driver, "overview")
+        sign_in(driver, server.url, seed["token"])
         go(driver, f"#/policies?level=workspace&id={ws}")
         box = driver.find_element("id", "models-editor")
         box.find_element("css selector", "[name=allow]").send_keys("mock-gpt, gpt-4o")
@@ -884,10 +889,7 @@ def test_loop_rules_in_the_policy_editor(gw: tuple[Server, dict[str, Any]]) -> N
     lock = {"loops": [{"detect": "repeat", "max_repeats": 3, "window_s": 60, "action": "throttle", "locked": True}]}
     assert httpx.put(f"{server.url}/admin/v1/orgs/{org}/policy", json=lock, headers=admin).status_code == 200
     with browser() as driver:
-        driver.get(f"{server.url}/admin/ui")
-        wait_ready(driver, "signin")
-        submit(driver, "login", {"token": seed["token"]})
-        wait_ready(driver, "overview")
+        sign_in(driver, server.url, seed["token"])
         go(driver, f"#/policies?level=key&id={key_id}")
         rule = wait_for(lambda: text_of(driver, '#effective-loops tr[data-detect="repeat"]'), what="the org's rule")
         assert "more than 3 identical requests in 60 s" in rule and f"org {seed['org']['name']}" in rule
@@ -937,10 +939,7 @@ def test_a_rate_limit_set_in_the_console_refuses_with_429(gw: tuple[Server, dict
     lock = {"limits": [{"kind": "requests", "limit": 5, "window_s": 60, "locked": True}]}
     assert httpx.put(f"{server.url}/admin/v1/orgs/{org}/policy", json=lock, headers=admin).status_code == 200
     with browser() as driver:
-        driver.get(f"{server.url}/admin/ui")
-        wait_ready(driver, "signin")
-        submit(driver, "login", {"token": seed["token"]})
-        wait_ready(driver, "overview")
+        sign_in(driver, server.url, seed["token"])
 
         go(driver, f"#/policies?level=workspace&id={ws}")
         driver.find_element("id", "add-limit").click()
@@ -1003,10 +1002,7 @@ def test_tool_access_set_in_the_console_acts_on_model_calls_and_survives_other_e
     ws, key_id = seed["ws"]["id"], seed["key_id"]
     admin = {"authorization": f"Bearer {seed['token']}"}
     with browser() as driver:
-        driver.get(f"{server.url}/admin/ui")
-        wait_ready(driver, "signin")
-        submit(driver, "login", {"token": seed["token"]})
-        wait_ready(driver, "overview")
+        sign_in(driver, server.url, seed["token"])
 
         go(driver, f"#/policies?level=workspace&id={ws}")
         form = driver.find_element("id", "policy-form")
@@ -1076,10 +1072,7 @@ deployments = [
                 raw = client.chat.completions.with_raw_response.create(**call)  # type: ignore[call-overload]
                 assert raw.headers["x-sluicegate-deployment"] == "mh/mock-gpt"
         with browser() as driver:
-            driver.get(f"{server.url}/admin/ui")
-            wait_ready(driver, "signin")
-            submit(driver, "login", {"token": seed["token"]})
-            wait_ready(driver, "overview")
+            sign_in(driver, server.url, seed["token"])
             go(driver, "#/routes")
             rows = wait_for(lambda: driver.find_elements("css selector", "#routes tbody tr"), what="the routes")
             breakers = {r.get_attribute("data-deployment"): r.get_attribute("data-breaker") for r in rows}
@@ -1098,10 +1091,7 @@ def test_mcp_servers_are_registered_listed_and_removed_in_the_console(gw: tuple[
     admin = {"authorization": f"Bearer {seed['token']}"}
     secret = "mcp-header-value-" + "q" * 16
     with browser() as driver:
-        driver.get(f"{server.url}/admin/ui")
-        wait_ready(driver, "signin")
-        submit(driver, "login", {"token": seed["token"]})
-        wait_ready(driver, "overview")
+        sign_in(driver, server.url, seed["token"])
 
         go(driver, f"#/mcp?workspace={ws}")
         form = driver.find_element("id", "set-mcp-server")
@@ -1146,10 +1136,7 @@ def test_substitutes_set_in_the_console_move_calls_to_another_model(gw: tuple[Se
     admin = {"authorization": f"Bearer {seed['token']}"}
     cheaper, other = "mh/mock-gpt@chunks=2", "mh/mock-gpt@chunks=3"  # priced as mock-gpt: the knobs are no part of it
     with browser() as driver:
-        driver.get(f"{server.url}/admin/ui")
-        wait_ready(driver, "signin")
-        submit(driver, "login", {"token": seed["token"]})
-        wait_ready(driver, "overview")
+        sign_in(driver, server.url, seed["token"])
 
         go(driver, f"#/policies?level=workspace&id={ws}")
         driver.find_element("id", "add-cap").click()

@@ -234,13 +234,9 @@ class _ChatGate(ToolCallGate):
         return changed
 
     def event(self, event: Event) -> Event | None:
-        data = event.data
-        if b'"tool_calls"' not in data and b'"function_call"' not in data:
+        chunk = _looked_at(event, (b'"tool_calls"', b'"function_call"'), False)
+        if chunk is None:
             return event
-        try:
-            chunk = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return event  # the tap reports it
         changed = False
         for choice in _list(chunk, "choices"):
             if not isinstance(choice, dict):
@@ -334,14 +330,8 @@ class _MessagesGate(ToolCallGate):
         return True
 
     def event(self, event: Event) -> Event | None:
-        data = event.data
-        if not self._removed and b"tool_use" not in data:
-            return event
-        try:
-            obj = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return event
-        if not isinstance(obj, dict):
+        obj = _looked_at(event, (b"tool_use",), bool(self._removed))
+        if obj is None:
             return event
         kind = obj.get("type")
         index = obj.get("index")
@@ -355,11 +345,11 @@ class _MessagesGate(ToolCallGate):
                 if block.get("type") == "tool_use":
                     self._kept_uses += 1
         if isinstance(index, int) and self._removed:
-            if index in self._removed:
+            moved = _moved(index, self._removed)
+            if moved is None:
                 return None
-            shift = sum(1 for r in self._removed if r < index)
-            if shift:
-                obj["index"] = index - shift
+            if moved != index:
+                obj["index"] = moved
                 changed = True
         if kind == "message_delta" and self._removed and not self._kept_uses:
             delta = obj.get("delta")
@@ -408,14 +398,8 @@ class _ResponsesGate(ToolCallGate):
         return True
 
     def event(self, event: Event) -> Event | None:
-        data = event.data
-        if not self._removed and b"function_call" not in data and b"custom_tool_call" not in data:
-            return event
-        try:
-            obj = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return event
-        if not isinstance(obj, dict):
+        obj = _looked_at(event, (b"function_call", b"custom_tool_call"), bool(self._removed))
+        if obj is None:
             return event
         index = obj.get("output_index")
         item = obj.get("item")
@@ -427,16 +411,36 @@ class _ResponsesGate(ToolCallGate):
             return None
         changed = False
         if isinstance(index, int) and self._removed:
-            if index in self._removed:
+            moved = _moved(index, self._removed)
+            if moved is None:
                 return None
-            shift = sum(1 for r in self._removed if r < index)
-            if shift:
-                obj["output_index"] = index - shift
+            if moved != index:
+                obj["output_index"] = moved
                 changed = True
         response = obj.get("response")
         if isinstance(response, dict) and isinstance(response.get("output"), list):
             changed |= self.response(response)
         return _rebuilt(event, obj) if changed else event
+
+
+def _looked_at(event: Event, markers: tuple[bytes, ...], always: bool) -> dict[str, Any] | None:
+    """The event's JSON object when it may concern tools (its data holds one of `markers`, or
+    `always`: a call was removed, so later indexes move); None to pass it as it came."""
+    data = event.data
+    if not always and not any(m in data for m in markers):
+        return None
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None  # the tap reports it
+    return obj if isinstance(obj, dict) else None
+
+
+def _moved(index: int, removed: list[int]) -> int | None:
+    """Where the block or item at `index` is once the `removed` ones are gone (None: it is one)."""
+    if index in removed:
+        return None
+    return index - sum(1 for r in removed if r < index)
 
 
 def _list(obj: Any, key: str) -> list[Any]:
