@@ -187,6 +187,7 @@ class _Routed:
     tried: list[str] = field(default_factory=list)  # deployment labels, one per attempt
     billed_nusd: int = 0  # what failed attempts that reported usage cost
     first: Deployment | None = None  # the first attempt's deployment, picked before the reservation
+    raw: bytes = b""  # the request as the last attempt sent it (for a trace)
 
 
 class Gateway:
@@ -403,8 +404,11 @@ class Gateway:
             # What goes upstream is what was parsed, checked and priced, never the original bytes: then
             # no difference between our JSON parser and the provider's can decide what the model sees.
             # A provider that speaks another format gets the request translated (the answer is, back).
-            bridge = None if provider.speaks(fmt.family) else _translation(provider, fmt)
-            raw = orjson.dumps(body if bridge is None else bridge.request(body))
+            # (A route's attempts serialize it for their own deployment: not here.)
+            bridge = raw = None
+            if routed is None:
+                bridge = None if provider.speaks(fmt.family) else _translation(provider, fmt)
+                raw = orjson.dumps(body if bridge is None else bridge.request(body))
             rewrite = None
             if scan is not None and redactor is not None:
                 rewrite = partial(redactor.scan_response, fmt, scan=scan, workspace=identity.workspace)
@@ -420,6 +424,7 @@ class Gateway:
             raise
         try:
             if routed is None:
+                assert raw is not None
                 whole = tap is None
                 resp = await self._send(
                     fmt, provider, upstream_model, credential, headers, raw, whole, self.timeouts, bridge
@@ -439,7 +444,7 @@ class Gateway:
                         send, receive, fmt, routed, identity, rules, body, headers, tap, rewrite, rid, info
                     )
                 finally:
-                    guard = routed.guard
+                    guard, raw = routed.guard, routed.raw
                     if limited is not None and info.provider is not None:
                         limited.provider = info.provider  # a provider's 429 is the last attempt's
         except BaseException:
@@ -654,12 +659,13 @@ class Gateway:
                         detail["waited_s"] = round(wait, 3)
                     events.append(PolicyEvent("routing", "retry", "", _failure_kind(last), detail=detail))
                 tried.append(d)
-                await self._move_spend(routed, fmt, body, d)
+                if routed.lines:  # under caps: the reservation goes with the attempt
+                    await self._move_spend(routed, fmt, body, d)
                 info.model, info.provider, info.provider_kind = d.model, d.provider.name, d.provider.kind
                 body["model"] = d.model
                 # A deployment that speaks another format gets the request translated (its answer is, back).
                 bridge = None if d.provider.speaks(fmt.family) else d.provider.translation(fmt)
-                raw = orjson.dumps(body if bridge is None else bridge.request(body))
+                raw = routed.raw = orjson.dumps(body if bridge is None else bridge.request(body))
                 credential = self.view.provider_credential(identity.workspace, d.provider.name) if self.view else None
                 timeouts = self.timeouts
                 if routed.tried:  # what is left of the call's total time

@@ -229,6 +229,10 @@ class Routes:
             (None, 0) when no deployment can take the call.
         """
         now = self.clock()
+        if len(route.deployments) == 1 and not tried:  # the common route: one deployment, first attempt
+            d = route.deployments[0]
+            if d.provider.serves(fmt) and d.breaker.ready(now) and d.not_before <= now:
+                return d, 0.0
         speaking = [d for d in route.deployments if d.provider.serves(fmt)]  # its format, or translated
         pool = [d for d in speaking if d not in tried] or speaking
         ready = [d for d in pool if d.breaker.ready(now)]
