@@ -435,9 +435,15 @@ async def redis_budget(stack: Stack, budget_requests: int) -> tuple[int, int]:
 
 
 def verdict(
-    thresholds: dict[str, Any], stats: list[dict[str, Any]], counts: dict[str, Any], spend: dict[str, Any]
+    thresholds: dict[str, Any],
+    stats: list[dict[str, Any]],
+    counts: dict[str, Any],
+    spend: dict[str, Any],
+    leased_instances: bool = False,
 ) -> list[str]:
-    """What exceeded a threshold, as sentences; empty when the run passed."""
+    """What exceeded a threshold, as sentences; empty when the run passed. With leases on several
+    instances a success after another instance's first 402 is expected (over-blocking near the cap,
+    never overspending: the spend checks still hold exactly)."""
     limits = thresholds.get("limits", {})
     per_name = thresholds.get("p99_ms", {})
     problems = []
@@ -463,7 +469,7 @@ def verdict(
     if over > limits.get("max_overspend_nusd", 0):
         problems.append(f"overspend {over} nano-USD beyond the budget cap ({spend})")
     for check in ("budget_premature_402", "budget_late_successes"):
-        if counts.get(check):
+        if counts.get(check) and not (check == "budget_late_successes" and leased_instances):
             problems.append(f"{check}: {counts[check]}")
     if spend and "reached_exactly" not in spend:
         problems.append("the budget's cap was never reached: run longer, or lower --budget-requests")
@@ -578,6 +584,7 @@ def main(argv: list[str] | None = None) -> int:
     env["LOADTEST_BUDGET_REQUESTS"] = str(args.budget_requests)
     env["LOADTEST_LIMIT_REQUESTS"], env["LOADTEST_LIMIT_WINDOW_S"] = str(args.limit_requests), str(args.limit_window)
     env["LOADTEST_MODEL"] = args.model or ("mock-gpt" if args.host else "mh/mock-gpt")
+    env["LOADTEST_LEASED_INSTANCES"] = "1" if args.lease and args.instances > 1 else "0"
     env["LOADTEST_MOCK"] = "0" if args.no_mock_knobs else "1"
     started = time.monotonic()
     load_before = Path("/proc/loadavg").read_text().split()[:3]
@@ -614,7 +621,7 @@ def main(argv: list[str] | None = None) -> int:
     counts = json.loads((out / "scenarios.json").read_text()) if (out / "scenarios.json").exists() else {}
     stats = counts.pop("stats", [])
     spend = budget_spend(counts, args.budget_requests, redis) if "budget" in args.scenarios else {}
-    problems = verdict(thresholds, stats, counts, spend)
+    problems = verdict(thresholds, stats, counts, spend, leased_instances=bool(args.lease and args.instances > 1))
     cpu["loadavg_before"], cpu["loadavg_after"] = load_before, Path("/proc/loadavg").read_text().split()[:3]
     summary = report(stats, counts, spend, cpu, args, time.monotonic() - started)
     (out / "summary.json").write_text(json.dumps({**summary, "problems": problems}, indent=2, default=str) + "\n")
