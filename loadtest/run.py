@@ -102,10 +102,14 @@ def gateway_config(
     workers: int = 1,
     limited: Tenant | None = None,
     rate_limit: tuple[int, int] = (50, 5),
+    everything: bool = False,
 ) -> str:
     """A gateway config: the mock over a socket, every key, a cap on each organization and workspace
     (large ones, so every request passes the spend path), the budget's exact cap, and the limited
-    key's rate limit (`rate_limit`: requests per window, seconds)."""
+    key's rate limit (`rate_limit`: requests per window, seconds). `everything`: the other policies
+    on every call too: a rate limit on each organization (far above the load), a loop rule, model
+    access rules, access logs, and LangSmith runs (posted to the mock, which answers 404: the runs
+    are built and sent all the same)."""
     from sluicegate.secrets import hash_key
 
     lines = [
@@ -116,6 +120,7 @@ def gateway_config(
         "",
         "[log]",
         'level = "warning"',
+        *(["access = true"] if everything else []),
         "",
         "[upstream]",
         "total_timeout_s = 60",
@@ -155,13 +160,25 @@ def gateway_config(
     for t in [main, *tenants, budget, *([limited] if limited else [])]:
         lines += ["", "[[keys]]", f'name = "{t.name}"', f'org = "{t.org}"', f'workspace = "{t.workspace}"']
         lines += [f'user = "{t.user}"', f'sha256 = "{hash_key(t.key)}"']
-    if limited is not None:
+    orgs = sorted({t.org for t in [main, *tenants, budget, *([limited] if limited else [])]})
+    if limited is not None or everything:
         lines += ["", "[limits]", f'backend = "{backend}"', f'key_prefix = "{prefix}"']
         lines += [f'redis_url = "{redis_url}"'] if redis_url else []
         lines += ["lease = { enabled = true }"] if lease else []
+    if limited is not None:
         lines += ["", "[[limits.rules]]", 'level = "workspace"', f'id = "{limited.workspace}"']
         lines += [f'org = "{limited.org}"', 'kind = "requests"']
         lines += [f"limit = {rate_limit[0]}", f"window_s = {rate_limit[1]}"]
+    if everything:
+        for org in orgs:
+            lines += ["", "[[limits.rules]]", 'level = "org"', f'id = "{org}"', 'kind = "tokens"']
+            lines += ["limit = 1000000000", "window_s = 60"]
+        lines += ["", "[loops]"]
+        for org in orgs:
+            lines += ["", "[[loops.rules]]", 'level = "org"', f'id = "{org}"', 'detect = "repeat"']
+            lines += ["max_repeats = 100000", "window_s = 1"]
+        lines += ["", "[models]", 'deny = ["gpt-3*"]']
+        lines += ["", "[langsmith]", "enabled = true", f'endpoint = "{mock_url}/langsmith"', 'api_key = "lt-bench"']
     return "\n".join(lines) + "\n"
 
 
@@ -315,6 +332,7 @@ def local_stack(args: argparse.Namespace, logs: Path) -> Iterator[Stack]:
                 workers=args.workers,
                 limited=limited,
                 rate_limit=(args.limit_requests, args.limit_window),
+                everything=args.everything,
             )
         )
         gateways = []
@@ -533,6 +551,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     local.add_argument("--backend", choices=["redis", "local"], default="redis", help="spend backend (default redis)")
     local.add_argument("--redis-cluster", action="store_true", help="caps and limits on a Redis Cluster (3+3 nodes)")
     local.add_argument("--lease", action="store_true", help="Redis with leases")
+    local.add_argument("--everything", action="store_true", help="limits, loops, model rules, logs, LangSmith too")
     local.add_argument("--pin", action="store_true", help="gateways on CPU 0, everything else on CPU 1 (taskset)")
     remote = p.add_argument_group("an existing deployment (nothing is started)")
     remote.add_argument("--host", help="its base URL, e.g. https://llm.example.com")
@@ -607,6 +626,7 @@ def main(argv: list[str] | None = None) -> int:
             what += " with leases" if args.lease else ""
             what += ", behind nginx" if args.cluster else ""
             what += ", on a Redis Cluster" if args.redis_cluster else ""
+            what += ", everything on" if args.everything else ""
             print(f"loadtest: {', '.join(args.scenarios)} through {what}, {args.run_time} s", flush=True)
             cpu0 = sum(tree_cpu_seconds(g.proc.pid) for g in stack.gateways)
             redis0 = redis_figures(stack.redis_ports)
