@@ -120,6 +120,7 @@ def test_every_fault_parses() -> None:
     assert {"429", "500", "503", "529", "context_length", "content_policy", "slow_first_byte", "disconnect"} | {
         "malformed",
         "error_event",
+        "500_billed",
     } == FAULTS
     for fault in FAULTS:
         assert parse_knobs({"x-mock-fault": fault}, None)[0].fault == fault
