@@ -376,7 +376,10 @@ class Gateway:
             # estimate is the spend step's too: the body is walked for it once.
             est = None
             asking = model  # the model the call goes to as far as caps and limits are concerned
-            route = partial(self._substitute_route, fmt, identity, rules)
+            # Where a substitute goes (limits and caps may name one); a gateway without either makes none.
+            route = None
+            if self.limits is not None or self.spend is not None:
+                route = partial(self._substitute_route, fmt, identity, rules)
             if self.limits is not None:
                 limited = await self.limits.acquire(identity, fmt, body, provider.name, model, route)
                 info.headers = limited.headers
@@ -769,7 +772,7 @@ class Gateway:
         if reserved is not None and reserved[0] is d.provider and reserved[1] == d.model:
             return
         routed.reserved = (d.provider, d.model)
-        if self.spend is None or not routed.lines:
+        if self.spend is None:  # (the attempts call this only under caps)
             return
         guard, routed.guard = routed.guard, None
         if guard is not None:
