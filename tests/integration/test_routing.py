@@ -516,6 +516,10 @@ deployments = [{ provider = "a", model = "mock-gpt@fault=429,fault_times=1,retry
 
 [routing.models.long]
 deployments = [{ provider = "a", model = "mock-gpt@fault=429,retry_after=60" }]
+
+[routing.models.single]
+max_attempts = 1
+deployments = [{ provider = "a", model = "mock-gpt@fault=429,fault_times=1,retry_after=2" }]
 """
 
 
@@ -538,7 +542,14 @@ async def test_retry_after_is_honoured_and_capped(
         assert err.value.response.headers["retry-after"] == "60"
         assert err.value.response.headers["x-sluicegate-attempts"] == "1"
         assert clock.slept == [3.0]
-    assert stats(mock_server)["requests"] == 3
+        # No retry allowed: the 429 goes to the client; the next call's first attempt waits out
+        # the retry-after its deployment sent, instead of calling it at once.
+        with pytest.raises(openai.RateLimitError):
+            await client.chat.completions.create(model="single", messages=MESSAGES)  # type: ignore[arg-type]
+        raw = await client.chat.completions.with_raw_response.create(model="single", messages=MESSAGES)  # type: ignore[arg-type]
+        assert raw.headers["x-sluicegate-attempts"] == "1"
+        assert clock.slept == [3.0, 2.0]
+    assert stats(mock_server)["requests"] == 5
 
 
 def test_the_langsmith_run_lists_the_attempts(

@@ -351,14 +351,19 @@ class Gateway:
                 finally:
                     info.events += gate.events  # kept should a later step refuse the call
                     gate.events = []
-        provider, upstream_model = self.router.route(model, fmt)
         # A route of several deployments: the attempts pick their deployment (and may fall back).
         routes = self.router.routes.by_name
         routed = _Routed(routes[model]) if routes and model in routes else None
+        first = None
         if routed is not None:  # the first attempt's deployment, chosen now: it is what is reserved
-            routed.first, _ = self.router.routes.pick(routed.route, [], identity.key_name, fmt)
-            if routed.first is not None:
-                provider, upstream_model = routed.first.provider, routed.first.model
+            first, wait = self.router.routes.pick(routed.route, [], identity.key_name, fmt)
+            if wait > 0:
+                first = None  # it asked to be left alone for a while: the attempts wait for it
+            routed.first = first
+        if first is not None:
+            provider, upstream_model = first.provider, first.model
+        else:
+            provider, upstream_model = self.router.route(model, fmt)
         info.model, info.provider, info.provider_kind = upstream_model, provider.name, provider.kind
         if not provider.speaks(fmt.family):  # translated: what cannot be is refused before anything is reserved
             _translation(provider, fmt).request(body)
@@ -407,9 +412,9 @@ class Gateway:
             # What goes upstream is what was parsed, checked and priced, never the original bytes: then
             # no difference between our JSON parser and the provider's can decide what the model sees.
             # A provider that speaks another format gets the request translated (the answer is, back).
-            # (A route's attempts serialize it for their own deployment: not here.)
+            # (A route's first attempt sends this too; its retries serialize it for their own deployment.)
             bridge = raw = None
-            if routed is None:
+            if routed is None or routed.first is not None:
                 bridge = None if provider.speaks(fmt.family) else _translation(provider, fmt)
                 raw = orjson.dumps(body if bridge is None else bridge.request(body))
             rewrite = None
@@ -444,7 +449,20 @@ class Gateway:
                 routed.reserved = (provider, upstream_model)
                 try:
                     outcome = await self._attempts(
-                        send, receive, fmt, routed, identity, rules, body, headers, tap, rewrite, rid, info
+                        send,
+                        receive,
+                        fmt,
+                        routed,
+                        identity,
+                        rules,
+                        body,
+                        headers,
+                        tap,
+                        rewrite,
+                        rid,
+                        info,
+                        raw,
+                        credential,
                     )
                 finally:
                     guard, raw = routed.guard, routed.raw
@@ -595,7 +613,7 @@ class Gateway:
             outcome.usage = None  # the counts the client got are not the provider's: settled as unknown
         return outcome
 
-    async def _attempts(
+    def _attempts(
         self,
         send: Send,
         receive: Receive,
@@ -609,26 +627,156 @@ class Gateway:
         rewrite: Rewrite | None,
         rid: bytes,
         info: CallInfo,
-    ) -> Outcome:
+        raw: bytes | None,
+        credential: ProviderCredential | None,
+    ) -> Awaitable[Outcome]:
         """A call on a route: attempts on its deployments, then on its fallback models, until one
         answers (see docs/routing.md). An attempt is retried on a connection error, a timeout before
         the first byte, a 429 or a 5xx, never once the relay to the client has started. The spend
         reservation moves with the attempt (`_move_spend`); every retry, fallback and breaker
         transition is an event of the call.
 
-        Raises:
+        The first attempt, on the deployment picked before the reservation, goes the short way: the
+        request as the pipeline serialized it (`raw`, with the caller's `credential`), two headers
+        made once per deployment, and the loop (`_retries`) only once it failed. A plain function
+        handing back the attempt's coroutine, so that the short way adds no frame.
+
+        Raises (awaited):
             SpendLimitExceeded: a fallback's price does not fit a cap (402).
             UpstreamError: the last attempt's transport error, when every attempt failed.
             Unavailable: no deployment could take the call at all (every breaker open).
         """
+        d = routed.first
+        if d is None or raw is None:
+            return self._retries(send, receive, fmt, routed, identity, rules, body, headers, tap, rewrite, rid, info)
+        routed.first = None
+        routed.raw = raw
+        routed.tried.append(d.name)
+        info.attempts = routed.tried
+        info.headers = [*info.headers, *d.first_headers] if info.headers else list(d.first_headers)
+        bridge = None if d.provider.speaks(fmt.family) else d.provider.translation(fmt)
+        then = (routed, identity, rules, body)
+        return self._attempt(
+            send, receive, fmt, d, credential, headers, raw, bridge, self.timeouts, tap, rewrite, rid, info, then
+        )
+
+    async def _attempt(
+        self,
+        send: Send,
+        receive: Receive,
+        fmt: WireFormat,
+        d: Deployment,
+        credential: ProviderCredential | None,
+        headers: dict[bytes, bytes],
+        raw: bytes,
+        bridge: Bridge | None,
+        timeouts: Timeouts,
+        tap: StreamTap | None,
+        rewrite: Rewrite | None,
+        rid: bytes,
+        info: CallInfo,
+        then: tuple[_Routed, Identity, ModelRules | None, dict[str, Any]] | None = None,
+    ) -> Outcome | HeldResponse | UpstreamUnreachable | UpstreamTimeout:
+        """One attempt at `d`: the outcome once relayed to the client, else what failed (a
+        transport error, or the provider's error answer, read and held for the loop to decide on);
+        with `then` (a call's first attempt: its route, caller, rules and body), a failure goes on
+        to `_retries`, whose outcome this is. The deployment's breaker and figures see the attempt
+        either way."""
+        routes = self.router.routes
+        events = info.events
+        routes.admit(d, events)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        failed: HeldResponse | UpstreamUnreachable | UpstreamTimeout
+        try:
+            resp = await self._send(fmt, d.provider, d.model, credential, headers, raw, tap is None, timeouts, bridge)
+            if resp.status < 400 and tap is not None and resp.content_type.startswith("text/event-stream"):
+                # A stream that breaks before its first event reached the client is retried.
+                resp = await PrimedStream.read_from(resp, self.settings.upstream.max_event_bytes)
+        except (UpstreamUnreachable, UpstreamTimeout) as exc:
+            routes.done(d, False, None, events)
+            failed = exc
+        except BaseException:
+            routes.done(d, True, None, events)  # not the deployment's failure (a refused URL, a bug)
+            raise
+        else:
+            ttfb = loop.time() - started
+            translated = None
+            if bridge is not None:
+                resp = translated = TranslatedResponse(resp, bridge, self.settings.upstream.max_event_bytes)
+            if resp.status < 400:
+                ok = False
+                try:
+                    if translated is None:
+                        outcome = await self._relay(send, receive, fmt, resp, tap, rewrite, rid, info.headers)
+                    else:
+                        outcome = await self._relay_translated(
+                            send, receive, fmt, translated, tap, rewrite, rid, info.headers
+                        )
+                    ok = outcome.error is None or outcome.client_gone
+                finally:
+                    routes.done(d, ok, ttfb, events)
+                return outcome
+            try:
+                failed = await HeldResponse.read_from(resp, self.settings.upstream.max_error_body_bytes)
+            except (UpstreamUnreachable, UpstreamTimeout) as exc:
+                routes.done(d, False, None, events)
+                failed = exc
+            except BaseException:
+                routes.done(d, True, None, events)
+                raise
+            else:
+                if retryable_status(resp.status):
+                    routes.done(d, False, None, events)
+                    wait_s = retry_after_s(failed.header)
+                    if wait_s:
+                        routes.hold_off(d, wait_s)
+                else:
+                    routes.done(d, True, ttfb, events)  # the deployment answered: the request is at fault
+        if then is None:
+            return failed
+        routed, identity, rules, body = then
+        return await self._retries(
+            send, receive, fmt, routed, identity, rules, body, headers, tap, rewrite, rid, info, d, failed
+        )
+
+    async def _retries(
+        self,
+        send: Send,
+        receive: Receive,
+        fmt: WireFormat,
+        routed: _Routed,
+        identity: Identity,
+        rules: ModelRules | None,
+        body: dict[str, Any],
+        headers: dict[bytes, bytes],
+        tap: StreamTap | None,
+        rewrite: Rewrite | None,
+        rid: bytes,
+        info: CallInfo,
+        first: Deployment | None = None,
+        failed: HeldResponse | UpstreamUnreachable | UpstreamTimeout | None = None,
+    ) -> Outcome:
+        """The attempts after a failed first one (`first`, which ended as `failed`), or all of them
+        when the first could not go the short way."""
         route = routed.route
         routes = self.router.routes
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.timeouts.total
+        deadline = info.t0 - time.perf_counter() + loop.time() + self.timeouts.total
         events = info.events  # kept should the call end in an error
         last: HeldResponse | UpstreamUnreachable | UpstreamTimeout | None = None
         models = (route.name, *route.fallbacks)
         reason = "error"
+        tried: list[Deployment] = []
+        if first is not None and failed is not None:
+            tried.append(first)
+            last = failed
+            stop = await self._judged(routed, fmt, failed, route, len(models) > 1)
+            if stop == "relay":
+                assert isinstance(failed, HeldResponse)
+                return await self._relay_held(send, fmt, failed, rid, rewrite, info)
+            if stop:
+                reason = stop  # refused for a case the fallbacks take: on to them
         for i, name in enumerate(models):
             current: Route | None = route
             if i:
@@ -639,8 +787,10 @@ class Gateway:
                     continue
                 moved = {"route": route.name, "to": name, "attempts": len(routed.tried)}
                 events.append(PolicyEvent("routing", "fallback", "", reason, detail=moved))
+                tried = []
+            elif reason != "error":
+                continue  # the first attempt's refusal moves on to the fallbacks
             assert current is not None
-            tried: list[Deployment] = []
             reason = "error"
             while len(tried) < current.max_attempts:
                 d: Deployment | None
@@ -680,69 +830,19 @@ class Gateway:
                     (b"x-sluicegate-deployment", d.label),
                     (b"x-sluicegate-attempts", str(len(routed.tried)).encode()),
                 ]
-                routes.admit(d, events)
-                started = loop.time()
-                try:
-                    whole = tap is None
-                    resp = await self._send(fmt, d.provider, d.model, credential, headers, raw, whole, timeouts, bridge)
-                except (UpstreamUnreachable, UpstreamTimeout) as exc:
-                    routes.done(d, False, None, events)
-                    last = exc
-                    continue
-                except BaseException:
-                    routes.done(d, True, None, events)  # not the deployment's failure (a refused URL, a bug)
-                    raise
-                if resp.status < 400 and tap is not None and resp.content_type.startswith("text/event-stream"):
-                    try:  # a stream that breaks before its first event reached the client is retried
-                        resp = await PrimedStream.read_from(resp, self.settings.upstream.max_event_bytes)
-                    except (UpstreamUnreachable, UpstreamTimeout) as exc:
-                        routes.done(d, False, None, events)
-                        last = exc
-                        continue
-                    except BaseException:
-                        routes.done(d, True, None, events)
-                        raise
-                ttfb = loop.time() - started
-                translated = None
-                if bridge is not None:
-                    resp = translated = TranslatedResponse(resp, bridge, self.settings.upstream.max_event_bytes)
-                if resp.status < 400:
-                    ok = False
-                    try:
-                        if translated is None:
-                            outcome = await self._relay(send, receive, fmt, resp, tap, rewrite, rid, info.headers)
-                        else:
-                            extra = info.headers
-                            outcome = await self._relay_translated(
-                                send, receive, fmt, translated, tap, rewrite, rid, extra
-                            )
-                        ok = outcome.error is None or outcome.client_gone
-                    finally:
-                        routes.done(d, ok, ttfb, events)
-                    return outcome
-                try:
-                    held = await HeldResponse.read_from(resp, self.settings.upstream.max_error_body_bytes)
-                except (UpstreamUnreachable, UpstreamTimeout) as exc:
-                    routes.done(d, False, None, events)
-                    last = exc
-                    continue
-                except BaseException:
-                    routes.done(d, True, None, events)
-                    raise
-                if retryable_status(resp.status):
-                    routes.done(d, False, None, events)
-                    wait_s = retry_after_s(held.header)
-                    if wait_s:
-                        routes.hold_off(d, wait_s)
-                    last = held
-                    await self._bill_failed(routed, fmt, held)
-                    continue
-                routes.done(d, True, ttfb, events)  # the deployment answered: the request is at fault
-                case = refusal_case(held.body)
-                if case is not None and case in route.fallback_on and i + 1 < len(models):
-                    last, reason = held, case
+                answered = await self._attempt(
+                    send, receive, fmt, d, credential, headers, raw, bridge, timeouts, tap, rewrite, rid, info
+                )
+                if isinstance(answered, Outcome):
+                    return answered
+                last = answered
+                stop = await self._judged(routed, fmt, answered, route, i + 1 < len(models))
+                if stop == "relay":
+                    assert isinstance(answered, HeldResponse)
+                    return await self._relay_held(send, fmt, answered, rid, rewrite, info)
+                if stop:
+                    reason = stop
                     break
-                return await self._relay_held(send, fmt, held, rid, rewrite, info)
         if isinstance(last, HeldResponse):
             return await self._relay_held(send, fmt, last, rid, rewrite, info)
         if last is not None:
@@ -753,6 +853,28 @@ class Gateway:
         )
         err.headers["retry-after"] = str(math.ceil(routes.reopens_in_s(route)) or 1)
         raise err
+
+    async def _judged(
+        self,
+        routed: _Routed,
+        fmt: WireFormat,
+        failed: HeldResponse | UpstreamUnreachable | UpstreamTimeout,
+        route: Route,
+        more: bool,
+    ) -> str:
+        """What follows a failed attempt: "" another attempt (a transport error, or a status worth a
+        retry, whose answer is billed when it reported usage); "relay" the provider's answer goes to
+        the client as it is (the request is at fault); else the refusal case (context length,
+        content policy) that sends the call to the fallbacks (`more`: there are some)."""
+        if not isinstance(failed, HeldResponse):
+            return ""
+        if retryable_status(failed.status):
+            await self._bill_failed(routed, fmt, failed)
+            return ""
+        case = refusal_case(failed.body)
+        if case is not None and case in route.fallback_on and more:
+            return case
+        return "relay"
 
     async def _relay_held(
         self, send: Send, fmt: WireFormat, held: HeldResponse, rid: bytes, rewrite: Rewrite | None, info: CallInfo

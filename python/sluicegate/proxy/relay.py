@@ -144,7 +144,8 @@ def answer_headers(
     the module docstring, under `family`'s names; a translated answer's are already mapped to
     them), and `extra`."""
     with_limits, ids_only = _PASSED[family]
-    passed = ids_only if extra and any(name.startswith(_OWN_LIMITS) for name, _ in extra) else with_limits
+    # The limit step is the first to add headers to a call (its own limit headers come first).
+    passed = ids_only if extra and extra[0][0].startswith(_OWN_LIMITS) else with_limits
     headers.append((GATEWAY_ID, request_id))
     named = False
     for name, value in resp.header_items():

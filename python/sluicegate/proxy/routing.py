@@ -119,16 +119,16 @@ class Deployment:
     weight: int
     breaker: Breaker
     label: bytes = b""  # `provider/model`, for the `x-sluicegate-deployment` header (no URL, no key)
+    name: str = ""  # the same, as text
+    first_headers: tuple[tuple[bytes, bytes], ...] = ()  # the answer's headers when it is a call's first attempt
     in_flight: int = 0
     ttfb_s: float | None = None  # smoothed time to first byte
     not_before: float = 0.0  # a `retry-after` it sent: no call before this (monotonic seconds)
 
     def __post_init__(self) -> None:
         self.label = f"{self.provider.name}/{self.model}".encode("latin-1", "replace")
-
-    @property
-    def name(self) -> str:
-        return self.label.decode("latin-1")
+        self.name = self.label.decode("latin-1")
+        self.first_headers = ((b"x-sluicegate-deployment", self.label), (b"x-sluicegate-attempts", b"1"))
 
 
 @dataclass(eq=False, slots=True)
@@ -228,11 +228,15 @@ class Routes:
         Returns:
             (None, 0) when no deployment can take the call.
         """
-        now = self.clock()
         if len(route.deployments) == 1 and not tried:  # the common route: one deployment, first attempt
             d = route.deployments[0]
-            if d.provider.serves(fmt) and d.breaker.ready(now) and d.not_before <= now:
+            if (
+                d.breaker.state == CLOSED
+                and (not d.not_before or d.not_before <= self.clock())
+                and d.provider.serves(fmt)
+            ):
                 return d, 0.0
+        now = self.clock()
         speaking = [d for d in route.deployments if d.provider.serves(fmt)]  # its format, or translated
         pool = [d for d in speaking if d not in tried] or speaking
         ready = [d for d in pool if d.breaker.ready(now)]
@@ -276,6 +280,8 @@ class Routes:
     def admit(self, d: Deployment, events: list[PolicyEvent]) -> None:
         """The call goes to `d` now: count it in flight, and note a breaker's half-open probe."""
         d.in_flight += 1
+        if d.breaker.state == CLOSED:
+            return
         moved = d.breaker.admit(self.clock())
         if moved is not None:
             events.append(breaker_event(d, moved))
@@ -285,7 +291,10 @@ class Routes:
         d.in_flight -= 1
         if ttfb_s is not None:
             d.ttfb_s = ttfb_s if d.ttfb_s is None else d.ttfb_s + self.alpha * (ttfb_s - d.ttfb_s)
-        moved = d.breaker.success() if ok else d.breaker.failure(self.clock())
+        breaker = d.breaker
+        if ok and breaker.state == CLOSED and not breaker.failures:
+            return  # a success of a healthy deployment: nothing changes
+        moved = breaker.success() if ok else breaker.failure(self.clock())
         if moved is not None:
             events.append(breaker_event(d, moved))
 
