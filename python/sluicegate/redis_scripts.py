@@ -13,11 +13,14 @@ again), so a node that restarted, was added, or became primary needs nothing don
 `redis+sentinel://[user:password@]sentinel:26379[,...]/<service>[/db]` connects to the primary the
 sentinels name for `service` (asked again when a connection to it fails).
 
-Bounds. One node: `timeout_s` for connecting, for each call and for waiting for a pooled
-connection; one retry, at once, of a call whose connection broke. A cluster: the same socket
-timeouts, one retry after a refresh of the slots, at most `max_connections` calls in flight per
-client (a call waits up to `timeout_s` for its turn), and a whole call, redirections and refreshes
-included, ends within `cluster_deadline(timeout_s)`.
+Bounds. One node: `timeout_s` for connecting and for each call, `pool_wait_s(timeout_s)` for
+waiting for a pooled connection; one retry, at once, of a call whose connection broke. A cluster:
+the same socket timeouts, one retry after a refresh of the slots, at most `max_connections` calls
+in flight per client (a call waits up to `pool_wait_s(timeout_s)` for its turn), and a whole call,
+redirections and refreshes included, ends within `cluster_deadline(timeout_s)`. The wait for a
+connection is longer than a call's own bound on purpose: a burst of calls above the pool's size
+(hundreds at once on one worker, whose event loop is then busy) queues for a healthy Redis, and a
+wait past it refuses that call only, without tripping the breaker: it says nothing about Redis.
 
 Every failure that means "the store is down" becomes `StoreUnavailable`, which each policy answers
 with its `fail_closed` or `fail_open` choice: Redis unreachable or timing out, and the replies of a
@@ -98,6 +101,20 @@ RedisClient = aioredis.Redis | RedisCluster
 def is_cluster_url(url: str) -> bool:
     """Whether `url` names a Redis Cluster (`redis+cluster://`, `rediss+cluster://`)."""
     return url.partition("://")[0].lower() in CLUSTER_SCHEMES
+
+
+def pool_wait_s(timeout_s: float) -> float:
+    """How long a call waits for a pooled connection (its turn): four times a call's bound, at
+    least 2 s (see the module docstring)."""
+    return max(4 * timeout_s, 2.0)
+
+
+def _no_free_connection(exc: BaseException) -> bool:
+    """Whether a failure is the wait for a pooled connection running out (the single-node pool's
+    `ConnectionError`, the cluster client's `MaxConnectionsError`), not Redis failing."""
+    return isinstance(exc, rexc.MaxConnectionsError) or (
+        isinstance(exc, rexc.ConnectionError) and str(exc) == "No connection available."
+    )
 
 
 def cluster_deadline(timeout_s: float) -> float:
@@ -184,7 +201,7 @@ def _cluster_options(url: str) -> dict[str, Any]:
 def _cluster(url: str, *, timeout_s: float, max_connections: int) -> ClusterClient:
     return ClusterClient(
         max_in_flight=max_connections,
-        wait_s=timeout_s,
+        wait_s=pool_wait_s(timeout_s),
         deadline_s=cluster_deadline(timeout_s),
         max_connections=max_connections + 4,  # per node; the gate keeps calls to max_connections
         socket_timeout=timeout_s,
@@ -262,7 +279,7 @@ def _sentinel(
         redis_class=_SentinelRedis,
         connection_pool_class=_BlockingSentinelPool,
         max_connections=max_connections,
-        timeout=timeout_s,
+        timeout=pool_wait_s(timeout_s),
         retry=Retry(NoBackoff(), 1),
         **bounds,
         **options,
@@ -270,8 +287,9 @@ def _sentinel(
 
 
 def connect(url: str, *, timeout_s: float, max_connections: int) -> RedisClient:
-    """A client with its own bounded pool: `timeout_s` for connecting, each call and waiting for a
-    connection; one retry, at once, of a call whose connection broke. A `redis+cluster://` URL
+    """A client with its own bounded pool: `timeout_s` for connecting and each call,
+    `pool_wait_s(timeout_s)` for waiting for a connection; one retry, at once, of a call whose
+    connection broke. A `redis+cluster://` URL
     gives a cluster client under the same bounds, a `redis+sentinel://` URL a client of the
     primary its sentinels name (see the module docstring)."""
     if is_cluster_url(url):
@@ -281,7 +299,7 @@ def connect(url: str, *, timeout_s: float, max_connections: int) -> RedisClient:
     pool = aioredis.BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
-        timeout=timeout_s,
+        timeout=pool_wait_s(timeout_s),
         socket_timeout=timeout_s,
         socket_connect_timeout=timeout_s,
         retry=Retry(NoBackoff(), 1),
@@ -352,6 +370,8 @@ class ScriptRunner:
             raise StoreUnavailable(f"redis refused the call ({code or type(exc).__name__})") from exc
         except (rexc.ConnectionError, rexc.TimeoutError, rexc.RedisClusterException, OSError) as exc:
             # OSError includes the built-in TimeoutError of a cluster call past its deadline
+            if _no_free_connection(exc):  # this call's wait for its turn: no news of Redis
+                raise StoreUnavailable("redis: no free connection within the wait (a burst of calls)") from exc
             self.trip(node)
             raise StoreUnavailable(f"redis is unreachable ({type(exc).__name__})") from exc
 

@@ -10,8 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.conftest import REAL_CLOCK, free_port, spawn
+from tests.conftest import REAL_CLOCK, Server, free_port, redis_url, spawn
 
+from sluicegate.redis_scripts import ScriptRunner, connect
 from sluicegate.spend.caps import CapLine, LeaseSettings, SpendSettings
 from sluicegate.spend.leases import LeasedStore
 from sluicegate.spend.redis_store import RedisStore
@@ -117,3 +118,19 @@ async def test_leases_keep_serving_locally_while_redis_is_down(tmp_path: Path) -
             assert await store.redis.snapshot(cap) == (11_000, 0)
     finally:
         await store.close()
+
+
+async def test_a_burst_above_the_pool_waits_its_turn_on_a_healthy_redis(redis_server: Server) -> None:
+    """More calls at once than the pool has connections, each holding its connection a while: the
+    later ones wait longer than a call's own bound for their turn, and all are served (a burst of
+    requests on one worker is not Redis being down), with no breaker tripped."""
+    client = connect(redis_url(redis_server), timeout_s=0.5, max_connections=1)
+    runner = ScriptRunner(breaker_s=5, client=client)
+    try:
+        # BLPOP on empty lists: each call holds the one connection 0.1-0.2 s (Redis checks blocked
+        # calls' timeouts ten times a second); the sixth waits 0.5-1 s for its turn.
+        calls = [runner.call(client.blpop, f"sg:test:burst:{i}", 0.1) for i in range(6)]
+        assert await asyncio.gather(*calls) == [None] * 6
+    finally:
+        await client.aclose(close_connection_pool=True)
+    assert runner.down_until == 0.0

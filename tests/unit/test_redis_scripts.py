@@ -50,7 +50,6 @@ UNAVAILABLE = [
     rexc.ClusterError("TTL exhausted."),
     rexc.SlotNotCoveredError('Slot "3999" is not covered by the cluster.'),
     rexc.RedisClusterUnreachableError("no node of the cluster answered"),
-    rexc.MaxConnectionsError(),
     rexc.NoPermissionError("NOPERM this user has no permissions to run the 'evalsha' command"),
     rexc.AuthenticationError("WRONGPASS invalid username-password pair"),
     rexc.ReadOnlyError("READONLY You can't write against a read only replica."),
@@ -87,3 +86,31 @@ def test_a_script_error_is_the_calls_own() -> None:
     with pytest.raises(rexc.ResponseError):
         asyncio.run(runner.call(failing, "sg:{org:a}:x"))
     assert runner.down_until == 0.0  # not the store being down
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        rexc.ConnectionError("No connection available."),
+        rexc.MaxConnectionsError("no free connection within the timeout"),
+    ],
+    ids=["pool", "cluster"],
+)
+def test_a_call_that_waited_too_long_for_a_connection_is_refused_alone(exc: Exception) -> None:
+    """The pool's wait running out says nothing about Redis: that call is StoreUnavailable, the
+    next one goes to Redis (no breaker)."""
+    runner = ScriptRunner(breaker_s=30)
+
+    async def waited(*_: Any) -> None:
+        raise exc
+
+    async def fine(*_: Any) -> str:
+        return "ok"
+
+    async def go() -> None:
+        with pytest.raises(StoreUnavailable, match="no free connection"):
+            await runner.call(waited, "sg:{org:a}:x")
+        assert runner.down_until == 0.0
+        assert await runner.call(fine, "sg:{org:a}:x") == "ok"
+
+    asyncio.run(go())

@@ -139,7 +139,8 @@ class LimitSettings(_Section):
         backend: `local` (this process's Rust counters: exact for one process only) or `redis`.
         redis_url: the Redis holding the counters (`redis://`, `rediss://`, `unix://`, `redis+cluster://`).
         redis_timeout_s: connect and read timeout of every Redis call.
-        redis_max_connections: the connection pool's size.
+        redis_max_connections: the connection pool's size (a call waits for a free one up to
+            `redis_scripts.pool_wait_s(redis_timeout_s)`).
         redis_breaker_s: after a failed call, fail fast for this long before trying Redis again.
         on_redis_error: `fail_closed` (refuse) or `fail_open` (serve without limits), the default
             for policies that do not choose; the pipeline applies it.

@@ -305,7 +305,8 @@ class SpendSettings(_Section):
         redis_url: the Redis holding the buckets (`redis://`, `rediss://`, `unix://`, `redis+cluster://`).
         redis_timeout_s: connect and read timeout of every Redis call: Redis gone means
             StoreUnavailable after at most about this long.
-        redis_max_connections: the connection pool's size (it waits for a free one).
+        redis_max_connections: the connection pool's size (a call waits for a free one up to
+            `redis_scripts.pool_wait_s(redis_timeout_s)`).
         redis_breaker_s: after a failed call, fail fast for this long before trying Redis again.
         on_redis_error: `fail_closed` (503) or `fail_open` (serve without enforcing); the pipeline
             applies it.
