@@ -16,6 +16,7 @@ __all__ = [
     "acquire_all",
     "builtin_entities",
     "default_entities",
+    "estimate_walk",
     "finish_all",
     "first_duplicate_key",
     "json_problem",
@@ -361,6 +362,21 @@ def json_problem(data: bytes, max_depth: int) -> tuple[str, int] | None:
     Returns:
         `("depth", offset)` (the bracket that opens too deep), `("duplicate_key", offset)` (the
         repeated key's opening quote), whichever comes first, or None.
+    """
+
+# --- the token estimate's walk (rust/src/py/estimate.rs) --------------------------------------------
+
+def estimate_walk(
+    value: object, not_text: frozenset[str], attachments: frozenset[str]
+) -> tuple[int, int, list[dict[str, object]]]:
+    """Count the text of a parsed JSON value for the input-token estimate (`spend.estimate`), as
+    `_Counter.walk_py` does: every string (through lists and objects) is `ceil(ascii / 4)` tokens
+    plus one per other character; an object whose `type` is in `attachments` counts as one
+    attachment and is not entered; an object's values under keys in `not_text` are skipped; a
+    `tool_use` object's `input` object is handed back to be counted as its JSON.
+
+    Returns:
+        (tokens, attachments, the `tool_use` inputs).
     """
 
 # --- limits: sliding windows and requests in flight (rust/src/py/limits.rs) ---------------------------

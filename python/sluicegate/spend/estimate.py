@@ -46,6 +46,7 @@ from typing import Any
 
 import orjson
 
+from sluicegate._core import estimate_walk
 from sluicegate.errors import InvalidRequest
 from sluicegate.spend.caps import EstimateSettings
 
@@ -106,11 +107,21 @@ class _Counter:
         self.attachments = 0
 
     def walk(self, value: Any) -> None:
+        """Count `value`'s text (in Rust: `_core.estimate_walk`, the same walk as `walk_py`)."""
+        tokens, attachments, tool_inputs = estimate_walk(value, _NOT_TEXT, _ATTACHMENTS)
+        self.tokens += tokens
+        self.attachments += attachments
+        for tool_input in tool_inputs:  # a tool_use block's input object: counted as its JSON
+            self.tokens += _json_tokens(tool_input)
+
+    def walk_py(self, value: Any) -> None:
+        """The walk in Python: what `walk` computes, kept as its specification (a property test
+        compares the two)."""
         if isinstance(value, str):
             self.tokens += text_tokens(value)
         elif isinstance(value, list):
             for item in value:
-                self.walk(item)
+                self.walk_py(item)
         elif isinstance(value, dict):
             kind = value.get("type")
             if isinstance(kind, str) and kind in _ATTACHMENTS:
@@ -121,7 +132,7 @@ class _Counter:
                 value = {k: v for k, v in value.items() if k != "input"}
             for key, item in value.items():
                 if key not in _NOT_TEXT:
-                    self.walk(item)
+                    self.walk_py(item)
 
     def messages_of(self, value: Any) -> None:
         if isinstance(value, list):

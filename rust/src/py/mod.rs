@@ -4,6 +4,7 @@
 use pyo3::prelude::*;
 
 mod buckets;
+mod estimate;
 mod http1;
 mod jsonkeys;
 mod limits;
@@ -13,6 +14,7 @@ mod scanner;
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", crate::VERSION)?;
     buckets::init_pymodule(m)?;
+    estimate::init_pymodule(m)?;
     http1::init_pymodule(m)?;
     jsonkeys::init_pymodule(m)?;
     limits::init_pymodule(m)?;

@@ -13,7 +13,7 @@ from sluicegate.mock.messages import MESSAGES
 from sluicegate.mock.reply import tokens
 from sluicegate.mock.responses import RESPONSES
 from sluicegate.spend.caps import EstimateSettings
-from sluicegate.spend.estimate import Estimate, clamp_output, estimate, text_tokens
+from sluicegate.spend.estimate import _ATTACHMENTS, _NOT_TEXT, Estimate, _Counter, clamp_output, estimate, text_tokens
 
 EXACT = EstimateSettings(per_message_tokens=0, per_request_tokens=0)
 ASCII = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=60)
@@ -219,3 +219,36 @@ def test_clamp_output(fmt: str, body: dict[str, Any], tokens_: int, written: int
     assert body == after
     with pytest.raises(ValueError, match="no output limit"):
         clamp_output({}, "openai_embeddings", 1)
+
+
+# Any JSON value, with the keys and `type`s the walk treats apart drawn often.
+_KEYS = st.one_of(st.sampled_from(sorted(_NOT_TEXT | {"text", "content", "input", "type"})), st.text(max_size=8))
+_TYPES = st.sampled_from(sorted(_ATTACHMENTS | {"text", "tool_use", "tool_result", "thinking"}))
+_JSON = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1), st.floats(allow_nan=False), ANY_TEXT),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=5),
+        st.dictionaries(_KEYS, inner, max_size=5),
+        st.builds(lambda t, d: {"type": t, **d}, _TYPES, st.dictionaries(_KEYS, inner, max_size=4)),
+        st.builds(lambda d: {"type": "tool_use", "input": d}, st.dictionaries(_KEYS, inner, max_size=4)),
+    ),
+    max_leaves=40,
+)
+
+
+@given(_JSON)
+def test_the_rust_walk_counts_what_the_python_walk_does(value: Any) -> None:
+    native, spec = _Counter(EXACT), _Counter(EXACT)
+    native.walk(value)
+    spec.walk_py(value)
+    assert (native.tokens, native.attachments) == (spec.tokens, spec.attachments)
+
+
+def test_the_rust_walk_counts_characters_as_python_does() -> None:
+    """Non-ASCII characters one token each (one to four bytes of UTF-8), ASCII a quarter, and a
+    lone surrogate (no UTF-8 form) one character."""
+    for text in ["abcd", "abcde", "é", "日本語", "😀x", "a\ud800b", "\udfff", ""]:
+        native, spec = _Counter(EXACT), _Counter(EXACT)
+        native.walk([text, {"text": text}])
+        spec.walk_py([text, {"text": text}])
+        assert native.tokens == spec.tokens == 2 * text_tokens(text), text
