@@ -142,7 +142,9 @@ class App:
         if settings.mcp.enabled:
             from sluicegate.mcp.proxy import McpProxy
 
-            self.mcp = McpProxy(settings, self.gateway, self._record, os.environ if environ is None else environ)
+            env = os.environ if environ is None else environ
+            count_tool = self.metrics.record_tool_call if self.metrics is not None else None
+            self.mcp = McpProxy(settings, self.gateway, self._record, env, count_tool)
             if self.control is not None:
                 self.mcp.tools.policy_rules = self.control.view.tool_rules
 

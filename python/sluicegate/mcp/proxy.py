@@ -79,6 +79,7 @@ class McpProxy:
         gateway: the data plane, for its keys, control view, redactors and tenant URL rules.
         record: where each finished request's `Outcome` goes (the app's sinks).
         environ: where `headers_env` values are read.
+        count_tool: where each tools/call's (server, tool, outcome) is counted (the metrics), if anywhere.
     """
 
     def __init__(
@@ -87,10 +88,12 @@ class McpProxy:
         gateway: Gateway,
         record: Callable[[Outcome], None],
         environ: Mapping[str, str],
+        count_tool: Callable[[str, str, str], None] | None = None,
     ) -> None:
         self.settings: McpSettings = settings.mcp
         self.gateway = gateway
         self.record = record
+        self.count_tool = count_tool
         self.tools = ToolPolicy(settings.tools)
         self.servers = {
             name: McpTarget(name, s.url, s.resolved_headers(environ), prices=s.prices)
@@ -205,6 +208,7 @@ class McpProxy:
             if exchange.answered:
                 for g in counted:
                     await g.finish(None)  # counted, not sent
+                self._count(server, exchange, sent=False)
                 outcome = await self._answer_locally(send, body, messages, exchange)
                 _traced(outcome, info, server, exchange)
                 return outcome
@@ -212,11 +216,13 @@ class McpProxy:
         try:
             outcome = await self._relay(scope, receive, send, method, target, upstream_headers, data, exchange)
         except BaseException:
+            self._count(server, exchange, sent=True)
             if guard is not None:
                 await guard.finish(None)  # failed before an answer: released
             for g in counted:
                 await g.finish(None)
             raise
+        self._count(server, exchange, sent=True)
         for g in counted:
             await g.finish(outcome)  # frees the calls' places in flight
         if guard is not None:
@@ -232,6 +238,12 @@ class McpProxy:
         outcome.events = exchange.events + outcome.events
         _traced(outcome, info, server, exchange)
         return outcome
+
+    def _count(self, server: str, exchange: Exchange, sent: bool) -> None:
+        """Count the body's tools/calls by what became of them (`mcp.messages.TOOL_OUTCOMES`)."""
+        if self.count_tool is not None:
+            for tool, outcome in exchange.tool_outcomes(sent):
+                self.count_tool(server, tool, outcome)
 
     async def _limited(self, who: Identity, server: str, messages: list[Any], exchange: Exchange) -> list[LimitGuard]:
         """Count this body's `tools/call`s on the caller's rate limits of tool calls (`tools`
@@ -255,6 +267,7 @@ class McpProxy:
             except RateLimited as err:
                 exchange.events += err.events
                 exchange.answered[msg["id"]] = rpc_error(msg["id"], RATE_LIMITED, err.message, dict(err.extra))
+                exchange.settle(msg["id"], tool, "rate_limited")
                 break
             exchange.events += guard.events
             guard.events = []
@@ -285,6 +298,7 @@ class McpProxy:
             exchange.events += err.events
             for msg in calls:
                 exchange.answered[msg["id"]] = rpc_error(msg["id"], SPEND_LIMIT, err.message, dict(err.extra))
+                exchange.settle(msg["id"], str((msg.get("params") or {}).get("name", "")), "spend_limited")
             return price, None
         exchange.events += guard.events
         guard.events = []
