@@ -147,6 +147,7 @@ class App:
             self.mcp = McpProxy(settings, self.gateway, self._record, env, count_tool)
             if self.control is not None:
                 self.mcp.tools.policy_rules = self.control.view.tool_rules
+                self.control.admin.mcp_tools = self.mcp.upstream_tools
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]

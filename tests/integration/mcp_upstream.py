@@ -115,12 +115,29 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("port", type=int)
     parser.add_argument("--json", action="store_true", help="answer POSTs with JSON, not SSE")
+    parser.add_argument("--require-authorization", help="answer 401 to a request without this Authorization")
     args = parser.parse_args()
     if args.json:
         app = server.streamable_http_app(json_response=True)
     else:
         app = server.streamable_http_app(event_store=MemoryEvents(), retry_interval=100)
-    uvicorn.run(_setting_cookies(app), host="127.0.0.1", port=args.port, log_level="warning")
+    app = _setting_cookies(app)
+    if args.require_authorization:
+        app = _requiring(app, args.require_authorization.encode())
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
+
+
+def _requiring(app: Any, authorization: bytes) -> Any:
+    """Refuse (401) every request whose Authorization is not `authorization`."""
+
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and dict(scope["headers"]).get(b"authorization") != authorization:
+            await send({"type": "http.response.start", "status": 401, "headers": [(b"www-authenticate", b"Bearer")]})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await app(scope, receive, send)
+
+    return wrapped
 
 
 def _setting_cookies(app: Any) -> Any:

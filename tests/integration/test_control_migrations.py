@@ -518,7 +518,7 @@ async def test_a_database_at_0004_gets_the_mcp_servers_table_and_keeps_its_rows(
             await conn.execute(
                 text(f"INSERT INTO workspaces (id, org_id, name, created_at) VALUES ('ws_x', 'org_x', 'w', '{at}')")
             )
-        assert await store.open() == ["0005", "0006"]
+        assert await store.open() == ["0005", "0006", "0007"]
         assert await _differences(store) == []
         ws = await store.one(workspaces, "ws_x")
         assert ws is not None
@@ -563,7 +563,7 @@ async def test_a_database_at_0005_keeps_its_mcp_servers_free_and_takes_prices(
                     f"VALUES ('ws_x', 'docs', 'org_x', 'https://tools.example/mcp', '[]', '{at}', '{at}')"
                 )
             )
-        assert await store.open() == ["0006"]
+        assert await store.open() == ["0006", "0007"]
         assert await _differences(store) == []
         [shown] = await store.mcp_servers_list("ws_x")
         assert (shown["price_usd"], shown["tool_price_usd"]) == (None, {})  # free, as it was
@@ -576,5 +576,44 @@ async def test_a_database_at_0005_keeps_its_mcp_servers_free_and_takes_prices(
         async with store.engine.connect() as conn:
             await conn.run_sync(_downgrade_to("0005"))
         assert await _scalars(store, "SELECT name FROM mcp_servers") == ["docs"]
+    finally:
+        await store.close()
+
+
+# ── 0007: where a policy event's call came in ────────────────────────────────────────────────────
+
+
+async def test_a_database_at_0006_keeps_its_events_without_a_route_and_takes_routes(
+    control_settings: ControlSettings,  # noqa: F811
+) -> None:
+    store = ControlStore(control_settings)
+    try:
+        await store.open()
+        async with store.engine.connect() as conn:
+            await conn.run_sync(_downgrade_to("0006"))
+        at = "2026-12-01T00:00:00+00:00"
+        async with store.engine.begin() as conn:  # an event as a release at 0006 wrote it
+            await conn.execute(
+                text(
+                    "INSERT INTO policy_events (id, at, org_id, request_id, policy, action, direction, entity, "
+                    f"count, detail) VALUES ('e_old', '{at}', 'org_x', 'r1', 'tools', 'refuse', '', 'workspace', 1, "
+                    "'{}')"
+                )
+            )
+        assert await store.open() == ["0007"]
+        assert await _differences(store) == []
+        new = {
+            "id": "e_new", "at": at, "org_id": "org_x", "workspace_id": None, "user_id": None, "key_id": None,
+            "request_id": "r2", "trace_id": None, "run_id": None, "route": "mcp", "policy": "redaction",
+            "action": "redact", "direction": "response", "entity": "EMAIL", "count": 1, "detail": "{}",
+        }  # fmt: skip
+        await store.insert_records([new], [])
+        page = await store.events_page("org_x", {}, "0000", "9999", None, 10)
+        assert {r["id"]: r["route"] for r in page.rows} == {"e_old": None, "e_new": "mcp"}
+        mcp_only = await store.events_page("org_x", {"route": "mcp"}, "0000", "9999", None, 10)
+        assert [r["id"] for r in mcp_only.rows] == ["e_new"]
+        async with store.engine.connect() as conn:
+            await conn.run_sync(_downgrade_to("0006"))
+        assert sorted(await _scalars(store, "SELECT id FROM policy_events")) == ["e_new", "e_old"]
     finally:
         await store.close()

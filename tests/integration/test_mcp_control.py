@@ -289,3 +289,107 @@ def test_the_cli_registers_lists_and_removes_a_server(allowing: Server, seed: di
     assert admin(allowing.url, seed["token"], "mcp-server", "delete", "--workspace", ws, "cli-tools").returncode == 0
     listed = admin(allowing.url, seed["token"], "mcp-server", "list", "--workspace", ws)
     assert "cli-tools" not in {r["name"] for r in table(listed.stdout)}
+
+
+# ── the console's view of a server's tools ────────────────────────────────────────────────────
+
+
+@pytest.fixture(scope="module")
+def guarded_upstream() -> Iterator[Server]:
+    """The SDK's server, answering 401 to a request without the workspace's credential."""
+    port = free_port()
+    args = [PYTHON, "-m", "tests.integration.mcp_upstream", str(port), "--require-authorization", WS_CREDENTIAL]
+    with spawn(args, port) as server:
+        yield server
+
+
+def test_a_servers_tools_are_listed_with_the_workspace_access_prices_and_limits(
+    allowing: Server, strict: Server, seed: dict[str, Any], guarded_upstream: Server
+) -> None:
+    ws = seed["ws"]
+    body = {
+        "url": f"{guarded_upstream.url}/mcp",
+        "headers": {"Authorization": WS_CREDENTIAL},
+        "price_usd": "0.001",
+        "tool_price_usd": {"weather": "0.004"},
+    }
+    assert _admin(allowing, seed, "PUT", f"/workspaces/{ws}/mcp-servers/listed", body).status_code == 200
+    policy = {
+        "tools": {"deny": ["listed/delete_*"]},
+        "limits": [{"kind": "requests", "limit": 5, "window_s": 60, "tools": ["listed/weather"]}],
+    }
+    assert _admin(allowing, seed, "PUT", f"/workspaces/{ws}/policy", policy).status_code == 200
+    try:
+        audited = len(_admin(allowing, seed, "GET", f"/orgs/{seed['org']}/audit").json()["data"])
+        answer = _admin(allowing, seed, "GET", f"/workspaces/{ws}/mcp-servers/listed/tools")
+        assert answer.status_code == 200, answer.text
+        shown = answer.json()
+        assert shown["server"] == "listed" and WS_CREDENTIAL not in answer.text
+        tools = {t["name"]: t for t in shown["data"]}
+        assert set(tools) == {
+            "echo",
+            "weather",
+            "count",
+            "leak",
+            "ssn",
+            "delete_everything",
+            "seen_headers",
+            "interrupted",
+        }
+        assert tools["echo"]["access"] == "allowed" and tools["echo"]["price_usd"] == "0.001"
+        assert tools["echo"]["description"] == "Say `text` back." and tools["echo"]["limits"] == []
+        denied = tools["delete_everything"]
+        assert denied["access"] == "denied" and f"workspace '{ws}' denies 'listed/delete_*'" in denied["reason"]
+        assert denied["rule"] == {"level": "workspace", "id": ws, "list": "deny", "pattern": "listed/delete_*"}
+        weather = tools["weather"]
+        assert weather["price_usd"] == "0.004"
+        assert [(x["level"], x["kind"], x["limit"], x["window_s"]) for x in weather["limits"]] == [
+            ("workspace", "requests", 5, 60)
+        ]
+        # The CLI shows the same.
+        listed = admin(allowing.url, seed["token"], "mcp-server", "tools", "--workspace", ws, "listed")
+        assert listed.returncode == 0, listed.stderr
+        rows = {r["name"]: r for r in table(listed.stdout)}
+        assert rows["delete_everything"]["access"] == "denied" and rows["weather"]["price_usd"] == "0.004"
+        # A read: nothing audited.
+        assert len(_admin(allowing, seed, "GET", f"/orgs/{seed['org']}/audit").json()["data"]) == audited
+        # Where the egress rules refuse the URL, the gateway does not ask: a 502 naming the server.
+        refused = _admin(strict, seed, "GET", f"/workspaces/{ws}/mcp-servers/listed/tools")
+        assert refused.status_code == 502 and refused.json()["error"]["code"] == "mcp_upstream_failed"
+        assert "'listed'" in refused.json()["error"]["message"] and "loopback" in refused.json()["error"]["message"]
+        missing = _admin(allowing, seed, "GET", f"/workspaces/{ws}/mcp-servers/nothing-here/tools")
+        assert missing.status_code == 404
+        # Without the credential the server refuses, and the answer says so.
+        bare = {"url": f"{guarded_upstream.url}/mcp"}
+        assert _admin(allowing, seed, "PUT", f"/workspaces/{ws}/mcp-servers/bare", bare).status_code == 200
+        failed = _admin(allowing, seed, "GET", f"/workspaces/{ws}/mcp-servers/bare/tools")
+        assert failed.status_code == 502 and "'bare' answered HTTP 401" in failed.json()["error"]["message"]
+    finally:
+        _admin(allowing, seed, "DELETE", f"/workspaces/{ws}/policy")
+        _admin(allowing, seed, "DELETE", f"/workspaces/{ws}/mcp-servers/listed")
+        _admin(allowing, seed, "DELETE", f"/workspaces/{ws}/mcp-servers/bare")
+
+
+async def test_tool_call_events_are_found_by_their_route(
+    allowing: Server, seed: dict[str, Any], upstream: Server
+) -> None:
+    ws, org = seed["ws"], seed["org"]
+    body = {"url": f"{upstream.url}/mcp"}
+    assert _admin(allowing, seed, "PUT", f"/workspaces/{ws}/mcp-servers/routed", body).status_code == 200
+    try:
+        async with session(f"{allowing.url}/mcp/routed", seed["key"]) as s:
+            await s.call_tool("leak", {})  # its secret redacted: a redaction event of a tool call
+
+        def mcp_events() -> list[dict[str, Any]]:
+            return _admin(allowing, seed, "GET", f"/orgs/{org}/events?route=mcp").json()["data"]
+
+        found = _wait_for(lambda: [e for e in mcp_events() if e["policy"] == "redaction"])
+        assert found and all(e["route"] == "mcp" for e in mcp_events())
+        assert found[0]["detail"]["server"] == "routed" and found[0]["detail"]["tool"] == "leak"
+        others = _admin(allowing, seed, "GET", f"/orgs/{org}/events?route=openai_chat").json()["data"]
+        assert all(e["route"] == "openai_chat" for e in others)
+        listed = admin(allowing.url, seed["token"], "events", "list", "--org", org, "--route", "mcp")
+        assert listed.returncode == 0, listed.stderr
+        assert {r["route"] for r in table(listed.stdout)} == {"mcp"}
+    finally:
+        _admin(allowing, seed, "DELETE", f"/workspaces/{ws}/mcp-servers/routed")

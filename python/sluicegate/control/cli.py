@@ -9,10 +9,10 @@ sluicegate admin user list|get|create|update|delete             --workspace WS_I
 sluicegate admin key list|get|create|update|delete|revoke|rotate [--overlap 1h|30m|86400s]
 sluicegate admin token list|create|revoke                       [--org ORG_ID] [--role admin|viewer] [--expires-at T]
 sluicegate admin secret list|set|delete (--org ORG_ID | --workspace WS_ID) [PROVIDER]
-sluicegate admin mcp-server list|set|delete --workspace WS_ID [NAME] [--server-url URL] [--headers-stdin]
+sluicegate admin mcp-server list|set|delete|tools --workspace WS_ID [NAME] [--server-url URL] [--headers-stdin]
 sluicegate admin policy get|set|delete --level org|workspace|user|key --id ID; policy effective KEY_ID
 sluicegate admin events list [--since T] [--until T] [--policy P] [--action A] [--entity E] [--workspace W]
-                             [--key K] [--user U] [--trace-id T] [--request-id R]
+                             [--route mcp|openai_chat|…] [--key K] [--user U] [--trace-id T] [--request-id R]
 sluicegate admin audit list | ledger list | spend [--group-by workspace,model] | whoami
 sluicegate admin monitoring [--since T] [--until T] [--policy P] [--workspace W] [--key K]
 sluicegate admin migrate
@@ -178,7 +178,7 @@ ENTITY = (
 ENTITY_BODY = ("name", "description", "tags")
 RENAME = opt("--name", default=SUPPRESS)
 TIMES = (opt("--since", default=SUPPRESS), opt("--until", default=SUPPRESS))
-EVENT_FILTERS = ("policy", "action", "entity", "user", "key", "trace_id", "request_id")
+EVENT_FILTERS = ("policy", "action", "entity", "route", "user", "key", "trace_id", "request_id")
 LEDGER_FILTERS = ("user", "key", "model")
 ROW = ("id", "name", "description", "tags", "created_at")
 KEY_ROW = ("id", "name", "prefix", "user_id", "expires_at", "revoked_at", "last_used_at", "tags")
@@ -291,6 +291,13 @@ COMMANDS: dict[str, dict[str, Verb] | Verb] = {
             help=f"register or replace; headers from {MCP_HEADERS_ENV} or --headers-stdin",
         ),
         "delete": Verb("DELETE", "/workspaces/{workspace}/mcp-servers/{name}", (_WS_REQUIRED, NAME)),
+        "tools": Verb(
+            "GET",
+            "/workspaces/{workspace}/mcp-servers/{name}/tools",
+            (_WS_REQUIRED, NAME),
+            columns=("name", "access", "price_usd", "reason"),
+            help="the server's tools as the gateway lists them, with the workspace's access and prices",
+        ),
     },
     "policy": {
         "get": Verb("GET", "/{target}/policy", _LEVEL),
@@ -310,7 +317,10 @@ COMMANDS: dict[str, dict[str, Verb] | Verb] = {
             "/{scope}/events",
             (*SCOPE, *TIMES, *_filters(EVENT_FILTERS), LIMIT),
             query=("since", "until", *EVENT_FILTERS),
-            columns=("at", "policy", "action", "direction", "entity", "count", "workspace_id", "key_id", "trace_id"),
+            columns=(
+                *("at", "policy", "action", "direction", "entity", "count"),
+                *("route", "workspace_id", "key_id", "trace_id"),
+            ),
             paged=True,
         )
     },

@@ -175,6 +175,7 @@ policy_events = Table(
     *_call_columns(),
     Column("trace_id", Text),
     Column("run_id", Text),
+    Column("route", Text),  # the call's wire format, or `mcp` (0007; NULL before)
     Column("policy", Text, nullable=False),
     Column("action", Text, nullable=False),
     Column("direction", Text, nullable=False),

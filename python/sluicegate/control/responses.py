@@ -206,6 +206,39 @@ class McpServerList(_Out):
     data: list[McpServer]
 
 
+class McpToolLimit(_Out):
+    """A rate limit on tool calls that counts this tool's calls (its `tools` patterns match it)."""
+
+    level: str
+    entity_id: str
+    kind: str
+    limit: int
+    window_s: int | None
+    mode: str
+    tools: list[str]
+
+
+class McpTool(_Out):
+    """One tool of an upstream MCP server as the gateway sees it, and what the workspace's policies
+    say of it (the operator's, the organization's and the workspace's; a user's or key's own lists
+    can narrow them further)."""
+
+    name: str
+    title: str | None = None
+    description: str = ""
+    access: str = Field(description="allowed, denied, or monitored (a monitor-only or partial rule would deny it)")
+    reason: str | None = Field(None, description="the rule that denies it, or would")
+    rule: dict[str, Any] | None = None
+    price_usd: str | None = Field(None, description="what one call costs on the caller's spend caps; null: free")
+    limits: list[McpToolLimit] = Field(default_factory=list)
+
+
+class McpToolList(_Out):
+    server: str
+    url: str
+    data: list[McpTool]
+
+
 class _Page(_Out):
     """A page of a list: `?limit` rows at most; `next_cursor` (as `?cursor`) asks for the next one."""
 
@@ -484,6 +517,7 @@ class _Call(_Out):
 class Event(_Call):
     trace_id: str | None
     run_id: str | None
+    route: str | None = Field(None, description="where the call came in: its wire format, or mcp for a tool call")
     policy: str
     action: str
     direction: str

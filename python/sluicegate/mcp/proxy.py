@@ -36,6 +36,7 @@ import orjson
 
 from sluicegate.errors import GatewayError, PayloadTooLarge, RateLimited, SpendLimitExceeded, Unauthenticated
 from sluicegate.formats.sse import EventBuffer
+from sluicegate.mcp.client import McpClientError, list_tools
 from sluicegate.mcp.messages import (
     INVALID_REQUEST,
     PARSE_ERROR,
@@ -303,6 +304,33 @@ class McpProxy:
         exchange.events += guard.events
         guard.events = []
         return price, guard
+
+    async def upstream_tools(self, workspace: str, server: str) -> tuple[McpTarget, list[dict[str, Any]]]:
+        """The tools the server `server` of `workspace` lists, asked by the gateway itself with what
+        its relay sends there (the server's credentials, the tenant egress rules): the console's view.
+
+        Raises:
+            LookupError: the workspace has no such server (and the operator neither).
+            McpClientError: the server could not be asked (its URL refused, unreachable, refusing).
+            SecretUnavailable: its credentials are stored but cannot be opened.
+        """
+        target = self._target(workspace, server)
+        if target is None:
+            raise LookupError(server)
+        if target.tenant:
+            refused = self.gateway.tenant_urls.mcp_refusal(target.url)
+            if refused is not None:
+                raise McpClientError(f"the URL registered for the MCP server {server!r} {refused}")
+        headers = {k: v.reveal() for k, v in target.headers.items()}
+        tools = await list_tools(
+            self._client(target.tenant),
+            server,
+            target.url,
+            headers,
+            self.settings.max_message_bytes,
+            self.settings.first_byte_timeout_s,
+        )
+        return target, tools
 
     def _target(self, workspace: str, server: str) -> McpTarget | None:
         view = self.gateway.view

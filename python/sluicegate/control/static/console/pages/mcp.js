@@ -1,6 +1,8 @@
 // A workspace's MCP servers (what agents reach at /mcp/{name} with their gateway key): list,
 // register or replace (URL, description, the headers the gateway adds: write-only, their names
-// shown), remove. The tool lists that apply to them are in each policy's "Tool access".
+// shown), remove; and a server's tools as the gateway sees them (listed by the gateway itself with
+// the server's credentials), each with the workspace's access, price and rate limits. The tool
+// lists that apply are edited in each policy's "Tool access".
 import { api, errorText, field, get, h, select, showFieldErrors, table, when } from "../api.js";
 
 // "Name: value" lines as a headers object; a line without a colon is a field error of its own.
@@ -25,6 +27,31 @@ function toolPricesOf(text) {
   return out;
 }
 
+function limitText(x) {
+  const per = x.window_s ? ` per ${x.window_s} s` : " at once";
+  return `${x.limit} ${x.kind}${per} (${x.level}${x.mode === "monitor" ? ", monitor" : ""})`;
+}
+
+// The tools of `name`, fetched through the gateway (GET …/mcp-servers/{name}/tools): a card.
+async function toolsCard(path, name) {
+  const card = h("div", { class: "card", id: "mcp-tools", dataset: { server: name } }, h("h2", {}, `Tools of ${name}, as the gateway lists them`));
+  let listed;
+  try {
+    listed = await get(`${path}/${encodeURIComponent(name)}/tools`);
+  } catch (err) {
+    card.append(h("p", { class: "bad", id: "mcp-tools-error" }, errorText(err)));
+    return card;
+  }
+  const access = (t) => h("span", { class: t.access === "denied" ? "bad" : t.access === "monitored" ? "warn" : "" },
+    t.access === "monitored" ? "allowed (a monitoring rule would deny it)" : t.access);
+  card.append(h("p", { class: "muted" }, `${listed.data.length} tool(s) at ${listed.url}; access by the workspace's tool lists (a user's or key's own lists can narrow it).`),
+    table(["tool", "description", "access", "why", "price per call", "rate limits"], listed.data.map((t) =>
+      h("tr", { dataset: { tool: t.name, access: t.access } }, h("td", {}, h("code", {}, t.name)), h("td", {}, t.description || ""),
+        h("td", {}, access(t)), h("td", {}, t.reason || ""), h("td", {}, t.price_usd ? `$${t.price_usd}` : "free"),
+        h("td", {}, t.limits.map(limitText).join("; ")))), { id: "mcp-tool-list" }));
+  return card;
+}
+
 function priceText(s) {
   const tools = Object.entries(s.tool_price_usd || {}).map(([t, p]) => `${t} $${p}`);
   const base = s.price_usd ? `$${s.price_usd}` : "free";
@@ -42,16 +69,20 @@ export async function render(view, ctx) {
   const path = `/workspaces/${id}/mcp-servers`;
   const rows = (await get(path)).data;
   const again = async () => { view.replaceChildren(); await render(view, ctx); };
+  const shown = params.get("tools");
   view.append(h("div", { class: "card" }, h("h2", {}, "Servers (header values are never shown)"),
     table(["name", "agents connect to", "upstream URL", "headers", "price per call", "description", "updated", ""], rows.map((s) => {
+      const tools = h("button", { type: "button", class: "secondary", "aria-label": `Show the tools of ${s.name}` }, "Tools");
+      tools.addEventListener("click", () => { location.hash = `#/mcp?workspace=${id}&tools=${encodeURIComponent(s.name)}`; });
       const del = ctx.canWrite ? h("button", { type: "button", class: "danger", "aria-label": `Remove the MCP server ${s.name}` }, "Remove") : "";
       if (del) del.addEventListener("click", async () => {
         if (!confirm(`Remove the MCP server ${s.name}? Agents connected to /mcp/${s.name} lose it.`)) return;
         try { await api("DELETE", `${path}/${encodeURIComponent(s.name)}`); await again(); } catch (err) { del.after(h("span", { class: "bad" }, errorText(err))); }
       });
       return h("tr", { dataset: { server: s.name } }, h("td", {}, s.name), h("td", {}, h("code", {}, `/mcp/${s.name}`)), h("td", {}, s.url),
-        h("td", {}, (s.header_names || []).join(", ")), h("td", {}, priceText(s)), h("td", {}, s.description || ""), h("td", {}, when(s.updated_at)), h("td", {}, del));
+        h("td", {}, (s.header_names || []).join(", ")), h("td", {}, priceText(s)), h("td", {}, s.description || ""), h("td", {}, when(s.updated_at)), h("td", {}, h("span", { class: "row" }, tools, del)));
     }), { id: "mcp-servers" })));
+  if (shown) view.append(await toolsCard(path, shown));
   if (!ctx.canWrite) return;
   const headers = h("textarea", { name: "headers", rows: 3, cols: 48, placeholder: "Authorization: Bearer …", autocomplete: "off", spellcheck: false, dataset: { loc: "headers" } });
   const form = h("form", { id: "set-mcp-server", class: "card" }, h("h2", {}, "Register or replace a server"),
