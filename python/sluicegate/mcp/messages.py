@@ -27,6 +27,7 @@ POLICY_FAILED = -32004
 CONTENT_BLOCKED = -32005
 SPEND_LIMIT = -32006  # a priced tools/call that a spend cap refuses
 RATE_LIMITED = -32007  # a tools/call that a rate limit on tool calls refuses
+UPSTREAM_AUTH = -32008  # no token for the server: its token endpoint refused or could not be reached
 
 # What becomes of a tools/call (the `outcome` of `sluicegate_tool_calls`): answered by the server
 # (`ok`, `redacted` when the gateway redacted its arguments or result, `error` for a JSON-RPC error or

@@ -42,10 +42,12 @@ from sluicegate.mcp.messages import (
     PARSE_ERROR,
     RATE_LIMITED,
     SPEND_LIMIT,
+    UPSTREAM_AUTH,
     Exchange,
     is_request,
     rpc_error,
 )
+from sluicegate.mcp.oauth import OAuthError, OAuthTokens
 from sluicegate.mcp.servers import McpTarget
 from sluicegate.mcp.settings import McpSettings
 from sluicegate.policy.pipeline import ClientGone, read_body, request_id
@@ -96,10 +98,15 @@ class McpProxy:
         self.record = record
         self.count_tool = count_tool
         self.tools = ToolPolicy(settings.tools)
-        self.servers = {
-            name: McpTarget(name, s.url, s.resolved_headers(environ), prices=s.prices)
-            for name, s in settings.mcp.servers.items()
-        }
+        self.servers = {}
+        for name, s in settings.mcp.servers.items():
+            oauth = s.oauth.resolved(environ) if s.oauth is not None else None
+            if s.oauth is not None and oauth is None:
+                log.warning(
+                    "mcp server %s: %s is not set, so it is asked without a token", name, s.oauth.client_secret_env
+                )
+            self.servers[name] = McpTarget(name, s.url, s.resolved_headers(environ), prices=s.prices, oauth=oauth)
+        self.tokens = OAuthTokens(timeout_s=settings.mcp.first_byte_timeout_s)
         self.body_timeout_s = settings.server.body_timeout_s
         self._http: aiohttp.ClientSession | None = None
         self._tenant_http: aiohttp.ClientSession | None = None
@@ -164,9 +171,9 @@ class McpProxy:
             body = rpc_error(None, INVALID_REQUEST, f"no MCP server named {server!r} for this workspace")
             return await _send_error(send, 404, body, "unknown_mcp_server")
         if target.tenant:
-            refused = self.gateway.tenant_urls.mcp_refusal(target.url)
+            refused = self._refusal(target)
             if refused is not None:
-                body = rpc_error(None, INVALID_REQUEST, f"the URL registered for this MCP server {refused}")
+                body = rpc_error(None, INVALID_REQUEST, f"the {refused}")
                 return await _send_error(send, 403, body, "mcp_url_not_allowed")
         session_id = headers.get(b"mcp-session-id")
         where = f"{who.workspace}/{server}" if target.tenant else server
@@ -215,7 +222,9 @@ class McpProxy:
                 return outcome
             data = orjson.dumps(body)  # what was checked is what goes
         try:
-            outcome = await self._relay(scope, receive, send, method, target, upstream_headers, data, exchange)
+            outcome = await self._relay(
+                scope, receive, send, method, target, upstream_headers, data, exchange, where if target.tenant else ""
+            )
         except BaseException:
             self._count(server, exchange, sent=True)
             if guard is not None:
@@ -318,19 +327,48 @@ class McpProxy:
         if target is None:
             raise LookupError(server)
         if target.tenant:
-            refused = self.gateway.tenant_urls.mcp_refusal(target.url)
+            refused = self._refusal(target)
             if refused is not None:
-                raise McpClientError(f"the URL registered for the MCP server {server!r} {refused}")
-        headers = {k: v.reveal() for k, v in target.headers.items()}
-        tools = await list_tools(
-            self._client(target.tenant),
-            server,
-            target.url,
-            headers,
-            self.settings.max_message_bytes,
-            self.settings.first_byte_timeout_s,
-        )
-        return target, tools
+                raise McpClientError(f"the {refused}")
+        client = self._client(target.tenant)
+        where = f"{workspace}/{server}" if target.tenant else ""
+        for attempt in (1, 2):
+            headers = {k: v.reveal() for k, v in target.headers.items()}
+            token = None
+            if target.oauth is not None:
+                try:
+                    token = await self.tokens.token(client, where, server, target.oauth)
+                except OAuthError as exc:
+                    raise McpClientError(exc.message) from None
+                headers["Authorization"] = f"Bearer {token.reveal()}"
+            try:
+                tools = await list_tools(
+                    client,
+                    server,
+                    target.url,
+                    headers,
+                    self.settings.max_message_bytes,
+                    self.settings.first_byte_timeout_s,
+                )
+            except McpClientError as exc:
+                if exc.status != 401 or token is None or target.oauth is None or attempt == 2:
+                    raise
+                self.tokens.forget(where, target.oauth, token)  # refused: a new token, once
+                continue
+            return target, tools
+        raise AssertionError("unreachable")
+
+    def _refusal(self, target: McpTarget) -> str | None:
+        """Why a workspace's server may not be asked: its URL, or its token URL, is refused by the
+        tenant egress rules (the message names which)."""
+        refused = self.gateway.tenant_urls.mcp_refusal(target.url)
+        if refused is not None:
+            return f"URL registered for the MCP server {target.name!r} {refused}"
+        if target.oauth is not None:
+            refused = self.gateway.tenant_urls.mcp_refusal(target.oauth.token_url)
+            if refused is not None:
+                return f"token URL registered for the MCP server {target.name!r} {refused}"
+        return None
 
     def _target(self, workspace: str, server: str) -> McpTarget | None:
         view = self.gateway.view
@@ -364,14 +402,27 @@ class McpProxy:
         headers: dict[str, str],
         data: bytes | None,
         exchange: Exchange,
+        where: str,
     ) -> Outcome:
         client = self._client(target.tenant)
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.settings.connect_timeout_s)
+        creds, token = target.oauth, None
         try:
-            async with asyncio.timeout(self.settings.first_byte_timeout_s):
-                resp = await client.request(
-                    method, target.url, data=data, headers=headers, timeout=timeout, allow_redirects=False
-                )
+            for attempt in (1, 2):
+                if creds is not None:
+                    token = await self.tokens.token(client, where, target.name, creds)
+                    headers = {**headers, "authorization": f"Bearer {token.reveal()}"}
+                async with asyncio.timeout(self.settings.first_byte_timeout_s):
+                    resp = await client.request(
+                        method, target.url, data=data, headers=headers, timeout=timeout, allow_redirects=False
+                    )
+                if resp.status != 401 or creds is None or token is None or attempt == 2:
+                    break
+                resp.release()  # the token was refused: dropped, a new one fetched once, the request sent again
+                self.tokens.forget(where, creds, token)
+        except OAuthError as exc:
+            log.warning("mcp upstream token: %s", exc.message)  # the server and the endpoint's error code only
+            return await self._token_refused(send, data, exc)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             log.warning("mcp upstream %s unreachable: %s", target.name, type(exc).__name__)
             body = rpc_error(None, -32000, f"the MCP server {target.name!r} could not be reached")
@@ -398,6 +449,23 @@ class McpProxy:
             return Outcome(resp.status)
         finally:
             resp.close()
+
+    async def _token_refused(self, send: Send, data: bytes | None, exc: OAuthError) -> Outcome:
+        """No token for the server: each request of the body is answered with a JSON-RPC error that
+        says so (the session goes on; a later request fetches again); a body without requests, a GET
+        or a DELETE gets a 502."""
+        requests = []
+        if data is not None:
+            with contextlib.suppress(orjson.JSONDecodeError):
+                body = orjson.loads(data)
+                requests = [m for m in (body if isinstance(body, list) else [body]) if is_request(m)]
+        if not requests:
+            return await _send_error(send, 502, rpc_error(None, UPSTREAM_AUTH, exc.message), "upstream_auth_failed")
+        answers = [rpc_error(m["id"], UPSTREAM_AUTH, exc.message) for m in requests]
+        payload = answers if isinstance(body, list) else answers[0]
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", JSON_TYPE)]})
+        await send({"type": "http.response.body", "body": orjson.dumps(payload)})
+        return Outcome(200, error="upstream_auth_failed")
 
     def _checked(self, raw: bytes, exchange: Exchange) -> bytes:
         """An upstream JSON-RPC body after the gateway's rules (the same bytes when nothing changed)."""
