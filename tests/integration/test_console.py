@@ -1287,3 +1287,63 @@ def test_a_servers_tools_and_the_tool_events_in_the_console(
         check_layout(driver, "events_tools")
     stored = httpx.get(f"{base}/orgs/{org}/events?route=mcp", headers=admin).json()["data"]
     assert stored and all(e["route"] == "mcp" for e in stored)
+
+
+@pytest.fixture
+def oauth_mcp() -> Iterator[Server]:
+    """The SDK's server behind a token endpoint of its own (`mcp_upstream.py --oauth`)."""
+    from tests.conftest import PYTHON, free_port, spawn
+    from tests.integration.test_mcp_control import OAUTH_SECRET
+
+    port = free_port()
+    args = [PYTHON, "-m", "tests.integration.mcp_upstream", str(port), "--oauth", f"ws-client:{OAUTH_SECRET}"]
+    with spawn(args, port) as server:
+        yield server
+
+
+@needs_browser
+def test_a_server_with_oauth_client_credentials_is_registered_in_the_console(
+    mcp_gw: tuple[Server, dict[str, Any], Server], oauth_mcp: Server
+) -> None:
+    """The registration form's OAuth fields: a token URL the egress rules refuse is named at its field
+    and the client secret is not kept; corrected, the server is saved with its client id shown, never
+    the secret, and its tools are listed by the gateway with a token it fetched."""
+    from tests.integration.test_mcp_control import OAUTH_SECRET
+
+    server, seed, _ = mcp_gw
+    ws = seed["ws"]["id"]
+    with browser() as driver:
+        sign_in(driver, server.url, seed["token"])
+        go(driver, f"#/mcp?workspace={ws}")
+        form = driver.find_element("id", "set-mcp-server")
+        values = {
+            "name": "crm",
+            "url": f"{oauth_mcp.url}/mcp",
+            "token_url": "http://169.254.169.254/oauth/token",
+            "client_id": "ws-client",
+            "scope": "tools",
+            "client_secret": OAUTH_SECRET,
+        }
+        for name, value in values.items():
+            form.find_element("css selector", f"[name={name}]").send_keys(value)
+        form.find_element("css selector", "button[type=submit]").click()
+        error = wait_for(
+            lambda: driver.find_elements("css selector", '[data-error-for="oauth.token_url"]'), what="the field error"
+        )
+        assert error[0].is_displayed() and "metadata" in error[0].text
+        secret = form.find_element("css selector", "[name=client_secret]")
+        assert secret.get_attribute("value") == ""  # not kept
+        token_url = form.find_element("css selector", "[name=token_url]")
+        token_url.clear()
+        token_url.send_keys(f"{oauth_mcp.url}/oauth/token")
+        secret.send_keys(OAUTH_SECRET)
+        form.find_element("css selector", "button[type=submit]").click()
+        row = wait_for(lambda: driver.find_elements("css selector", '#mcp-servers tr[data-server="crm"]'), what="row")
+        assert "OAuth client ws-client (scope tools)" in row[0].text
+        assert OAUTH_SECRET not in driver.page_source
+        time.sleep(0.6)  # the gateway's view reloads within a poll
+        driver.find_element("css selector", '[aria-label="Show the tools of crm"]').click()
+        wait_for(lambda: driver.find_elements("css selector", '#mcp-tool-list tr[data-tool="echo"]'), what="the tools")
+        check_layout(driver, "mcp_oauth")
+    issued = httpx.get(f"{oauth_mcp.url}/oauth/state").json()
+    assert issued["issued"] >= 1 and issued["scopes"][-1] == "tools"

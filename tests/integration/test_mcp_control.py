@@ -33,7 +33,8 @@ from tests.integration.test_control_cli import admin, table
 from tests.unit.control.pg import MASTER_KEY
 
 from sluicegate.control.audit import Actor
-from sluicegate.control.schemas import KeyIn, McpServerIn
+from sluicegate.control.models import workspaces
+from sluicegate.control.schemas import KeyIn, McpOAuthIn, McpServerIn
 from sluicegate.control.settings import ControlSettings
 from sluicegate.control.store import ControlStore
 
@@ -393,3 +394,127 @@ async def test_tool_call_events_are_found_by_their_route(
         assert {r["route"] for r in table(listed.stdout)} == {"mcp"}
     finally:
         _admin(allowing, seed, "DELETE", f"/workspaces/{ws}/mcp-servers/routed")
+
+
+# ── OAuth client credentials of a registered server ───────────────────────────────────────────
+
+OAUTH_SECRET = "ws-client-secret-" + "k" * 16
+
+
+@pytest.fixture(scope="module")
+def oauth_upstream() -> Iterator[Server]:
+    """The SDK's server behind a token endpoint of its own (`mcp_upstream.py --oauth`)."""
+    port = free_port()
+    args = [PYTHON, "-m", "tests.integration.mcp_upstream", str(port), "--oauth", f"ws-client:{OAUTH_SECRET}"]
+    with spawn(args, port) as server:
+        yield server
+
+
+def _token_state(server: Server) -> dict[str, Any]:
+    return dict(httpx.get(f"{server.url}/oauth/state").json())
+
+
+async def test_a_registered_server_with_oauth_client_credentials(
+    allowing: Server, strict: Server, seed: dict[str, Any], oauth_upstream: Server
+) -> None:
+    ws, org = seed["ws"], seed["org"]
+    path = f"/workspaces/{ws}/mcp-servers/crm"
+    oauth = {
+        "token_url": f"{oauth_upstream.url}/oauth/token",
+        "client_id": "ws-client",
+        "scope": "tools",
+        "client_secret": OAUTH_SECRET,
+    }
+    # The token URL is the tenant's, checked as its server's URL is.
+    refused = _admin(strict, seed, "PUT", path, {"url": "https://tools.example/mcp", "oauth": oauth})
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "mcp_url_not_allowed"
+    [field] = refused.json()["error"]["fields"]
+    assert field["loc"] == "oauth.token_url" and "loopback" in field["msg"]
+    metadata = {**oauth, "token_url": "http://169.254.169.254/token"}
+    refused = _admin(allowing, seed, "PUT", path, {"url": f"{oauth_upstream.url}/mcp", "oauth": metadata})
+    assert refused.status_code == 400 and refused.json()["error"]["fields"][0]["loc"] == "oauth.token_url"
+    put = _admin(allowing, seed, "PUT", path, {"url": f"{oauth_upstream.url}/mcp", "oauth": oauth})
+    assert put.status_code == 200, put.text
+    try:
+        assert put.json()["oauth"] == {"token_url": oauth["token_url"], "client_id": "ws-client", "scope": "tools"}
+        shown = _admin(allowing, seed, "GET", f"/workspaces/{ws}/mcp-servers").text
+        audit = _admin(allowing, seed, "GET", f"/orgs/{org}/audit").json()["data"]
+        row = next(r for r in audit if r["action"] == "mcp_server.set" and r["target"].endswith("/crm"))
+        assert row["diff"]["after"]["oauth"]["client_secret"] == "set"
+        assert OAUTH_SECRET not in shown + json.dumps(audit)
+        before = _token_state(oauth_upstream)
+
+        async def call() -> Any:
+            async with session(f"{allowing.url}/mcp/crm", seed["key"]) as s:
+                return await s.call_tool("echo", {"text": "with a token"})
+
+        said = None
+        for _ in range(15):  # the view reloads within a poll
+            try:
+                said = await call()
+                break
+            except Exception:
+                await asyncio.sleep(0.2)
+        assert said is not None and not said.is_error
+        after = _token_state(oauth_upstream)
+        assert after["issued"] - before["issued"] == 1 and after["scopes"][-1] == "tools"
+        # The gateway's own listing goes the same way.
+        tools = _admin(allowing, seed, "GET", f"{path}/tools")
+        assert tools.status_code == 200 and "echo" in {t["name"] for t in tools.json()["data"]}
+    finally:
+        _admin(allowing, seed, "DELETE", path)
+
+
+async def test_a_stored_internal_token_url_is_refused_at_call_time(
+    allowing: Server, seed: dict[str, Any], upstream: Server
+) -> None:
+    settings = ControlSettings(enabled=True, database_url=seed["db"], master_key=MASTER_KEY)
+    store = ControlStore(settings)
+    await store.open()
+    try:
+        ws = await store.one(workspaces, seed["ws"])
+        assert ws is not None
+        oauth = McpOAuthIn(token_url="http://10.1.2.3/token", client_id="c", client_secret="s" * 8)
+        spec = McpServerIn(url=f"{upstream.url}/mcp", oauth=oauth)
+        await store.set_mcp_server(Actor("test/raw"), ws, "raw-token", spec)  # as an older release let it in
+    finally:
+        await store.close()
+    head = {"authorization": f"Bearer {seed['key']}", "accept": "application/json, text/event-stream"}
+    ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+    async with httpx.AsyncClient(timeout=10) as client:
+        answer = None
+        for _ in range(15):
+            answer = await client.post(f"{allowing.url}/mcp/raw-token", json=ping, headers=head)
+            if answer.status_code != 404:
+                break
+            await asyncio.sleep(0.2)
+        assert answer is not None and answer.status_code == 403, answer.text if answer else ""
+        message = answer.json()["error"]["message"]
+        assert "token URL registered for the MCP server 'raw-token' points at a private address" in message
+    _admin(allowing, seed, "DELETE", f"/workspaces/{seed['ws']}/mcp-servers/raw-token")
+
+
+def test_the_cli_registers_a_server_with_oauth_client_credentials(
+    allowing: Server, seed: dict[str, Any], oauth_upstream: Server
+) -> None:
+    ws, url = seed["ws"], f"{oauth_upstream.url}/mcp"
+    args = ("mcp-server", "set", "--workspace", ws, "cli-oauth", "--server-url", url)
+    oauth = ("--token-url", f"{oauth_upstream.url}/oauth/token", "--client-id", "ws-client", "--scope", "tools")
+    missing = admin(allowing.url, seed["token"], *args, *oauth)
+    assert missing.returncode == 2 and "SLUICEGATE_MCP_CLIENT_SECRET" in missing.stderr
+    done = admin(allowing.url, seed["token"], *args, *oauth, env={"SLUICEGATE_MCP_CLIENT_SECRET": OAUTH_SECRET})
+    assert done.returncode == 0, done.stderr
+    try:
+        listed = admin(allowing.url, seed["token"], "--json", "mcp-server", "list", "--workspace", ws)
+        row = next(r for r in json.loads(listed.stdout)["data"] if r["name"] == "cli-oauth")
+        assert row["oauth"] == {
+            "token_url": f"{oauth_upstream.url}/oauth/token",
+            "client_id": "ws-client",
+            "scope": "tools",
+        }
+        assert OAUTH_SECRET not in done.stdout + done.stderr + listed.stdout
+        tools = admin(allowing.url, seed["token"], "mcp-server", "tools", "--workspace", ws, "cli-oauth")
+        assert tools.returncode == 0, tools.stderr
+        assert "echo" in {r["name"] for r in table(tools.stdout)}  # a token fetched with those credentials
+    finally:
+        admin(allowing.url, seed["token"], "mcp-server", "delete", "--workspace", ws, "cli-oauth")

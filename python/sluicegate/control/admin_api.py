@@ -539,6 +539,11 @@ async def put_mcp_server(ctx: Ctx) -> Response:
     refused = check(ctx.body.url) if check is not None else "cannot be checked (no rules loaded)"
     if refused is not None:
         raise ApiError(400, "mcp_url_not_allowed", f"url {refused}", [_field("url", refused)])
+    if ctx.body.oauth is not None:  # the token endpoint is the tenant's too: the same rules
+        refused = check(ctx.body.oauth.token_url) if check is not None else "cannot be checked (no rules loaded)"
+        if refused is not None:
+            field = "oauth.token_url"
+            raise ApiError(400, "mcp_url_not_allowed", f"{field} {refused}", [_field(field, refused)])
     try:
         shown = await ctx.store.set_mcp_server(ctx.actor, workspace, name, ctx.body)
     except Conflict as exc:

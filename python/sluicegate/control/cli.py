@@ -10,6 +10,7 @@ sluicegate admin key list|get|create|update|delete|revoke|rotate [--overlap 1h|3
 sluicegate admin token list|create|revoke                       [--org ORG_ID] [--role admin|viewer] [--expires-at T]
 sluicegate admin secret list|set|delete (--org ORG_ID | --workspace WS_ID) [PROVIDER]
 sluicegate admin mcp-server list|set|delete|tools --workspace WS_ID [NAME] [--server-url URL] [--headers-stdin]
+                            [--token-url URL --client-id ID [--scope S]]
 sluicegate admin policy get|set|delete --level org|workspace|user|key --id ID; policy effective KEY_ID
 sluicegate admin events list [--since T] [--until T] [--policy P] [--action A] [--entity E] [--workspace W]
                              [--route mcp|openai_chat|…] [--key K] [--user U] [--trace-id T] [--request-id R]
@@ -31,7 +32,7 @@ at fault on stderr and exits 1; a usage error exits 2. `--org` defaults to the t
 
 The secret of `secret set` is read from `SLUICEGATE_SECRET_VALUE` or stdin, never from an argument;
 so are an MCP server's headers (`mcp-server set`: a JSON object in `SLUICEGATE_MCP_HEADERS`, or on
-stdin with `--headers-stdin`).
+stdin with `--headers-stdin`) and its OAuth client secret (`SLUICEGATE_MCP_CLIENT_SECRET`).
 Neither that value nor the admin token is printed, in output or in errors.
 
 `migrate`, `reseal` (every provider secret sealed again under the current master key, after a
@@ -59,7 +60,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import quote, urlsplit
 
-from sluicegate.config import ADMIN_TOKEN_ENV, ADMIN_URL_ENV, MCP_HEADERS_ENV, SECRET_VALUE_ENV
+from sluicegate.config import ADMIN_TOKEN_ENV, ADMIN_URL_ENV, MCP_CLIENT_SECRET_ENV, MCP_HEADERS_ENV, SECRET_VALUE_ENV
 from sluicegate.spend.money import format_usd
 
 if TYPE_CHECKING:
@@ -149,9 +150,18 @@ def _secret_value(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _mcp_server(args: argparse.Namespace) -> dict[str, Any]:
-    """The server's URL (`--server-url`: `--url` is the admin API's) and its headers, read from
-    `SLUICEGATE_MCP_HEADERS` or stdin, never from an argument."""
+    """The server's URL (`--server-url`: `--url` is the admin API's), its OAuth client credentials
+    (`--token-url`, `--client-id`, `--scope`, the secret from `SLUICEGATE_MCP_CLIENT_SECRET`) and its
+    headers, read from `SLUICEGATE_MCP_HEADERS` or stdin: secrets never from an argument."""
     body: dict[str, Any] = {"url": args.server_url}
+    token_url = getattr(args, "token_url", None)
+    if token_url is not None:
+        secret = os.environ.get(MCP_CLIENT_SECRET_ENV)
+        if not getattr(args, "client_id", None) or not secret:
+            _usage(f"--token-url needs --client-id and the client secret in {MCP_CLIENT_SECRET_ENV}")
+        body["oauth"] = {"token_url": token_url, "client_id": args.client_id, "client_secret": secret}
+        if getattr(args, "scope", None):
+            body["oauth"]["scope"] = args.scope
     text = os.environ.get(MCP_HEADERS_ENV)
     if text is None and not getattr(args, "headers_stdin", False):
         return body
@@ -274,7 +284,7 @@ COMMANDS: dict[str, dict[str, Verb] | Verb] = {
             "GET",
             "/workspaces/{workspace}/mcp-servers",
             (_WS_REQUIRED,),
-            columns=("name", "url", "header_names", "updated_at"),
+            columns=("name", "url", "header_names", "oauth", "updated_at"),
         ),
         "set": Verb(
             "PUT",
@@ -285,6 +295,9 @@ COMMANDS: dict[str, dict[str, Verb] | Verb] = {
                 opt("--server-url", required=True, help="the server's Streamable HTTP URL"),
                 opt("--description", default=SUPPRESS),
                 opt("--headers-stdin", action="store_true", help="read the headers (a JSON object) from stdin"),
+                opt("--token-url", default=None, help="OAuth client credentials: the token endpoint"),
+                opt("--client-id", default=None, help="OAuth client id (the secret from the environment)"),
+                opt("--scope", default=None, help="OAuth scope"),
             ),
             ("description",),
             extra=_mcp_server,

@@ -126,6 +126,9 @@ mcp_servers = Table(
     Column("updated_at", Text, nullable=False),
     # JSON: {"per_call_nusd": int, "tools_nusd": {tool: int}}, what a tools/call costs (`{}`: free)
     Column("prices", Text, nullable=False, server_default=text("'{}'")),
+    # JSON: {"token_url", "client_id", "scope"} of OAuth client credentials (0008; NULL: none). The
+    # client secret is the workspace secret `mcp-oauth.<name>`.
+    Column("oauth", Text),
 )
 
 policies = Table(

@@ -188,6 +188,14 @@ class Secret(_Out):
     updated_at: Time
 
 
+class McpOAuth(_Out):
+    """OAuth client credentials of a registered server, as shown: never the client secret."""
+
+    token_url: str
+    client_id: str
+    scope: str | None = None
+
+
 class McpServer(_Out):
     """An upstream MCP server of a workspace as it is shown: its header names, never their values."""
 
@@ -197,6 +205,7 @@ class McpServer(_Out):
     description: str
     price_usd: str | None = Field(None, description="what a tools/call costs on the caller's spend caps")
     tool_price_usd: dict[str, str] = Field(default_factory=dict, description="the price of a tool's calls, by tool")
+    oauth: McpOAuth | None = Field(None, description="a bearer token by the client credentials grant")
     fingerprint: str | None = Field(None, description="of the headers' values, keyed by the master key")
     created_at: Time
     updated_at: Time
