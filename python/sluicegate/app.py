@@ -164,7 +164,7 @@ class App:
                     self.tracing.record(outcome, scope["headers"])
             elif path == "/v1/models" and scope["method"] == "GET":
                 await self.gateway.models(scope, send)
-            elif self.mcp is not None and path.startswith(_MCP_PATHS):
+            elif self.mcp is not None and (path.startswith(_MCP_PATHS) or path == "/mcp"):
                 await self.mcp(scope, receive, send)
             else:
                 await self._others(scope, receive, send, public=True)
@@ -175,7 +175,8 @@ class App:
     async def serve_admin(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The admin port (`server.admin_port`, `sluicegate.listener`): the admin API, the console,
         `/metrics` and the probes; `/v1` and `/mcp` are the public port's alone."""
-        if scope["path"].startswith(("/v1/", *_MCP_PATHS)):  # agents' traffic: the public port's alone
+        path = scope["path"]
+        if path.startswith(("/v1/", *_MCP_PATHS)) or path == "/mcp":  # agents' traffic: the public port's alone
             await self.gateway.not_found(scope, send)
         else:
             await self._others(scope, receive, send, public=False)

@@ -518,3 +518,29 @@ def test_the_cli_registers_a_server_with_oauth_client_credentials(
         assert "echo" in {r["name"] for r in table(tools.stdout)}  # a token fetched with those credentials
     finally:
         admin(allowing.url, seed["token"], "mcp-server", "delete", "--workspace", ws, "cli-oauth")
+
+
+async def test_the_aggregated_endpoint_has_the_workspaces_registered_servers(
+    allowing: Server, seed: dict[str, Any], guarded_upstream: Server
+) -> None:
+    ws = seed["ws"]
+    body = {"url": f"{guarded_upstream.url}/mcp", "headers": {"Authorization": WS_CREDENTIAL}}
+    assert _admin(allowing, seed, "PUT", f"/workspaces/{ws}/mcp-servers/team", body).status_code == 200
+    assert (
+        _admin(allowing, seed, "PUT", f"/workspaces/{ws}/policy", {"tools": {"deny": ["team/leak"]}}).status_code == 200
+    )
+    try:
+        names: set[str] = set()
+        for _ in range(15):  # the view reloads within a poll
+            async with session(f"{allowing.url}/mcp", seed["key"]) as s:
+                names = {t.name for t in (await s.list_tools()).tools}
+            if "team__echo" in names and "team__leak" not in names:
+                break
+            await asyncio.sleep(0.2)
+        assert "team__echo" in names and "team__leak" not in names
+        async with session(f"{allowing.url}/mcp", seed["key"]) as s:
+            seen = await s.call_tool("team__seen_headers", {})
+        assert seen.structured_content is not None and seen.structured_content["authorization"] == WS_CREDENTIAL
+    finally:
+        _admin(allowing, seed, "DELETE", f"/workspaces/{ws}/policy")
+        _admin(allowing, seed, "DELETE", f"/workspaces/{ws}/mcp-servers/team")

@@ -351,6 +351,10 @@ class ControlView:
                 )
         return None
 
+    def mcp_server_names(self, workspace: str) -> list[str]:
+        """The names of the workspace's registered MCP servers."""
+        return [name for ws, name in self._state.mcp_servers if ws == workspace]
+
     def mcp_server(self, workspace: str, name: str) -> McpTarget | None:
         """The workspace's registered MCP server `name`, its headers opened; None when it has none.
 

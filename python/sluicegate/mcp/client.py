@@ -61,11 +61,11 @@ class UpstreamSession:
         self.session_id: str | None = None
         self._ids = 0
 
-    async def request(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Send a request; its result.
+    async def exchange(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Send a request; its answer, the whole JSON-RPC message (a result or an error).
 
         Raises:
-            McpClientError: no answer, an HTTP refusal or a JSON-RPC error.
+            McpClientError: no answer or an HTTP refusal.
         """
         self._ids += 1
         msg_id = self._ids
@@ -75,6 +75,43 @@ class UpstreamSession:
         answer = await self._post(body, msg_id)
         if answer is None:
             raise McpClientError(f"the MCP server {self.name!r} did not answer {method}")
+        return answer
+
+    async def initialize(self) -> None:
+        """The handshake: `initialize`, then `notifications/initialized`.
+
+        Raises:
+            McpClientError: the server could not be asked or refused.
+        """
+        await self.request(
+            "initialize",
+            {
+                "protocolVersion": PROTOCOL_VERSION,
+                "capabilities": {},
+                "clientInfo": {"name": "sluicegate", "version": __version__},
+            },
+        )
+        await self.notify("notifications/initialized")
+
+    async def list_tools(self) -> list[dict[str, Any]]:
+        """Every tool the server lists (up to `MAX_PAGES` pages), as it lists them."""
+        tools: list[dict[str, Any]] = []
+        cursor: str | None = None
+        for _ in range(MAX_PAGES):
+            page = await self.request("tools/list", {"cursor": cursor} if cursor else {})
+            tools += [t for t in page.get("tools") or [] if isinstance(t, dict) and isinstance(t.get("name"), str)]
+            cursor = page.get("nextCursor")
+            if not isinstance(cursor, str) or not cursor:
+                break
+        return tools
+
+    async def request(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Send a request; its result.
+
+        Raises:
+            McpClientError: no answer, an HTTP refusal or a JSON-RPC error.
+        """
+        answer = await self.exchange(method, params)
         error = answer.get("error")
         if error is not None or not isinstance(answer.get("result"), dict):
             code = error.get("code") if isinstance(error, dict) else None
@@ -176,24 +213,8 @@ async def list_tools(
     session = UpstreamSession(http, name, url, headers, max_bytes)
     try:
         async with asyncio.timeout(timeout_s):
-            await session.request(
-                "initialize",
-                {
-                    "protocolVersion": PROTOCOL_VERSION,
-                    "capabilities": {},
-                    "clientInfo": {"name": "sluicegate", "version": __version__},
-                },
-            )
-            await session.notify("notifications/initialized")
-            tools: list[dict[str, Any]] = []
-            cursor: str | None = None
-            for _ in range(MAX_PAGES):
-                page = await session.request("tools/list", {"cursor": cursor} if cursor else {})
-                tools += [t for t in page.get("tools") or [] if isinstance(t, dict) and isinstance(t.get("name"), str)]
-                cursor = page.get("nextCursor")
-                if not isinstance(cursor, str) or not cursor:
-                    break
-            return tools
+            await session.initialize()
+            return await session.list_tools()
     except TimeoutError:
         raise McpClientError(f"the MCP server {name!r} did not answer within {timeout_s:g} s") from None
     finally:

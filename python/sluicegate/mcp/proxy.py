@@ -36,6 +36,7 @@ import orjson
 
 from sluicegate.errors import GatewayError, PayloadTooLarge, RateLimited, SpendLimitExceeded, Unauthenticated
 from sluicegate.formats.sse import EventBuffer
+from sluicegate.mcp.aggregate import Aggregate
 from sluicegate.mcp.client import McpClientError, list_tools
 from sluicegate.mcp.messages import (
     INVALID_REQUEST,
@@ -54,6 +55,7 @@ from sluicegate.policy.pipeline import ClientGone, read_body, request_id
 from sluicegate.policy.tools import ToolPolicy
 from sluicegate.proxy.relay import CallInfo, Outcome
 from sluicegate.proxy.upstream import guarded_connector, upstream_session
+from sluicegate.secrets import Secret
 from sluicegate.types import Receive, Scope, Send
 
 if TYPE_CHECKING:
@@ -65,6 +67,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sluicegate.mcp")
 PREFIX = "/mcp/"
+AGGREGATE = "/mcp"  # every server of the workspace at once (`mcp.aggregate`)
 METADATA_PREFIX = "/.well-known/oauth-protected-resource"
 JSON_TYPE = b"application/json"
 SSE_TYPE = b"text/event-stream"
@@ -107,6 +110,7 @@ class McpProxy:
                 )
             self.servers[name] = McpTarget(name, s.url, s.resolved_headers(environ), prices=s.prices, oauth=oauth)
         self.tokens = OAuthTokens(timeout_s=settings.mcp.first_byte_timeout_s)
+        self.aggregate = Aggregate(self)
         self.body_timeout_s = settings.server.body_timeout_s
         self._http: aiohttp.ClientSession | None = None
         self._tenant_http: aiohttp.ClientSession | None = None
@@ -125,6 +129,7 @@ class McpProxy:
         return self._http
 
     async def stop(self) -> None:
+        await self.aggregate.stop()
         for client in (self._http, self._tenant_http):
             if client is not None:
                 await client.close()
@@ -136,12 +141,16 @@ class McpProxy:
         if path.startswith(METADATA_PREFIX):
             await self._metadata(scope, send, path[len(METADATA_PREFIX) :])
             return
-        server = path[len(PREFIX) :].rstrip("/")
+        aggregate = path.rstrip("/") == AGGREGATE
+        server = "" if aggregate else path[len(PREFIX) :].rstrip("/")
         info = CallInfo(request_id().decode(), "mcp", started_at=time.time(), t0=time.perf_counter())
-        info.provider = f"mcp:{server}"
+        info.provider = "mcp" if aggregate else f"mcp:{server}"
         outcome = Outcome(500)
         try:
-            outcome = await self._serve(scope, receive, send, server, info)
+            if aggregate:
+                outcome = await self.aggregate.serve(scope, receive, send, info)
+            else:
+                outcome = await self._serve(scope, receive, send, server, info)
         except Unauthenticated as err:
             outcome = await self._unauthenticated(scope, send, server, err)
         except GatewayError as err:
@@ -358,6 +367,20 @@ class McpProxy:
             return target, tools
         raise AssertionError("unreachable")
 
+    async def credentials(self, target: McpTarget, where: str) -> tuple[dict[str, str], Secret | None]:
+        """What goes to `target` with every request: its headers, and its bearer token when it has
+        OAuth client credentials (kept under `where`), with the token.
+
+        Raises:
+            OAuthError: no token could be had.
+        """
+        headers = {k: v.reveal() for k, v in target.headers.items()}
+        if target.oauth is None:
+            return headers, None
+        token = await self.tokens.token(self._client(target.tenant), where, target.name, target.oauth)
+        headers["Authorization"] = f"Bearer {token.reveal()}"
+        return headers, token
+
     def _refusal(self, target: McpTarget) -> str | None:
         """Why a workspace's server may not be asked: its URL, or its token URL, is refused by the
         tenant egress rules (the message names which)."""
@@ -548,7 +571,8 @@ class McpProxy:
         return f"{scope.get('scheme', 'http')}://{host}"
 
     async def _unauthenticated(self, scope: Scope, send: Send, server: str, err: Unauthenticated) -> Outcome:
-        metadata = f"{self._base_url(scope)}{METADATA_PREFIX}/mcp/{server}"
+        resource = f"/mcp/{server}" if server else AGGREGATE
+        metadata = f"{self._base_url(scope)}{METADATA_PREFIX}{resource}"
         challenge = f'Bearer resource_metadata="{metadata}"'.encode("latin-1")
         body = rpc_error(None, -32001, err.message)
         return await _send_error(send, 401, body, err.code, [(b"www-authenticate", challenge)])
@@ -556,14 +580,14 @@ class McpProxy:
     async def _metadata(self, scope: Scope, send: Send, resource_path: str) -> None:
         """The protected resource metadata (RFC 9728) of `/mcp/{server}`: this gateway is the resource
         server; its keys are bearer tokens sent in the Authorization header."""
-        if scope["method"] != "GET" or not resource_path.startswith("/mcp/"):
+        if scope["method"] != "GET" or not (resource_path.startswith("/mcp/") or resource_path == AGGREGATE):
             await _send_error(send, 404, {"error": "not_found"}, "unknown_path")
             return
         doc = {
             "resource": self._base_url(scope) + resource_path.rstrip("/"),
             "authorization_servers": list(self.settings.authorization_servers),
             "bearer_methods_supported": ["header"],
-            "resource_name": f"sluicegate MCP gateway: {resource_path[len('/mcp/') :].strip('/')}",
+            "resource_name": f"sluicegate MCP gateway: {resource_path[len('/mcp/') :].strip('/') or 'every server'}",
         }
         headers = [(b"content-type", JSON_TYPE), (b"cache-control", b"max-age=300")]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
