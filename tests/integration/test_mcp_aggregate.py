@@ -78,7 +78,13 @@ def _text(result: Any) -> str:
     return "".join(c.text for c in result.content if c.type == "text")
 
 
-async def test_every_servers_tools_under_prefixed_names_with_the_same_policies(aggregated: Server) -> None:
+def _revoke(server: Server) -> None:
+    assert httpx.post(f"{server.url}/oauth/control", json={"revoke": True}).status_code == 200
+
+
+async def test_every_servers_tools_under_prefixed_names_with_the_same_policies(
+    aggregated: Server, oauth_upstream: Server
+) -> None:
     async with session(f"{aggregated.url}/mcp") as s:
         names = {t.name for t in (await s.list_tools()).tools}
         each = {"echo", "weather", "count", "leak", "ssn", "seen_headers", "interrupted"}
@@ -91,6 +97,8 @@ async def test_every_servers_tools_under_prefixed_names_with_the_same_policies(a
         forecast = await s.call_tool("docs-json__weather", {"city": "Oslo"})
         assert forecast.structured_content == {"city": "Oslo", "celsius": 21, "summary": "sunny in Oslo"}
         assert _text(await s.call_tool("crm__echo", {"text": "with a token"})) == "with a token"
+        _revoke(oauth_upstream)  # the token the session holds is refused: a new one, the call retried
+        assert _text(await s.call_tool("crm__echo", {"text": "a new token"})) == "a new token"
         leaked = await s.call_tool("docs__leak", {})
         assert PLANTED_TOKEN not in _text(leaked) and "keep it safe" in _text(leaked)
         with pytest.raises(MCPError) as denied:

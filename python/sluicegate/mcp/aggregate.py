@@ -223,15 +223,45 @@ class Aggregate:
                 return target, upstream
         raise AssertionError("unreachable")
 
+    async def _ask(self, who: Identity, session: _Session, server: str, work: Any) -> Any:
+        """`await work(upstream)` on the session with `server`, its credentials fresh (a token renewed
+        since the session opened is sent from then on); once more if the server refused the token
+        (a new one) or no longer knows the session (a new session).
+
+        Raises:
+            McpClientError: the server cannot be asked (its session is dropped).
+            TimeoutError: it did not answer within `mcp.first_byte_timeout_s`.
+        """
+        proxy = self.proxy
+        for attempt in (1, 2):
+            target, upstream = await self._upstream(who, session, server)
+            where = f"{who.workspace}/{server}" if target.tenant else ""
+            try:
+                sent, token = await proxy.credentials(target, where)
+            except OAuthError as exc:
+                raise McpClientError(exc.message) from None
+            upstream.headers = {k: v for k, v in upstream.headers.items() if k.lower() != "authorization"}
+            upstream.headers.update(sent)
+            try:
+                async with asyncio.timeout(proxy.settings.first_byte_timeout_s):
+                    return await work(upstream)
+            except McpClientError as exc:
+                if attempt == 2 or exc.status not in (401, 404):
+                    session.upstream.pop(server, None)
+                    raise
+                if exc.status == 401 and token is not None and target.oauth is not None:
+                    proxy.tokens.forget(where, target.oauth, token)  # refused: a new token
+                else:
+                    session.upstream.pop(server, None)  # forgotten upstream: a new session
+        raise AssertionError("unreachable")
+
     async def _list(self, who: Identity, session: _Session, outcome: Outcome) -> list[dict[str, Any]]:
         proxy = self.proxy
         rules = proxy.tools.rules_for(who)
         listed: list[dict[str, Any]] = []
         for server in self._names(who):
             try:
-                _, upstream = await self._upstream(who, session, server)
-                async with asyncio.timeout(proxy.settings.first_byte_timeout_s):
-                    tools = await upstream.list_tools()
+                tools = await self._ask(who, session, server, lambda upstream: upstream.list_tools())
             except (McpClientError, GatewayError, TimeoutError) as exc:
                 session.upstream.pop(server, None)
                 log.warning("mcp server %s left out of /mcp's tools: %s", server, type(exc).__name__)
@@ -274,9 +304,9 @@ class Aggregate:
         done: Outcome | None = None
         if answer is None:
             try:
-                _, upstream = await self._upstream(who, session, server)
-                async with asyncio.timeout(proxy.settings.first_byte_timeout_s):
-                    answer = await upstream.exchange("tools/call", call["params"])
+                answer = await self._ask(
+                    who, session, server, lambda upstream: upstream.exchange("tools/call", call["params"])
+                )
                 answer = {**answer, "id": msg_id}
                 exchange.inbound(answer)  # redaction, the outcome, the trace
                 done = Outcome(200)

@@ -342,14 +342,10 @@ class McpProxy:
         client = self._client(target.tenant)
         where = f"{workspace}/{server}" if target.tenant else ""
         for attempt in (1, 2):
-            headers = {k: v.reveal() for k, v in target.headers.items()}
-            token = None
-            if target.oauth is not None:
-                try:
-                    token = await self.tokens.token(client, where, server, target.oauth)
-                except OAuthError as exc:
-                    raise McpClientError(exc.message) from None
-                headers["Authorization"] = f"Bearer {token.reveal()}"
+            try:
+                headers, token = await self.credentials(target, where)
+            except OAuthError as exc:
+                raise McpClientError(exc.message) from None
             try:
                 tools = await list_tools(
                     client,
@@ -378,8 +374,7 @@ class McpProxy:
         if target.oauth is None:
             return headers, None
         token = await self.tokens.token(self._client(target.tenant), where, target.name, target.oauth)
-        headers["Authorization"] = f"Bearer {token.reveal()}"
-        return headers, token
+        return _bearer(headers, token), token
 
     def _refusal(self, target: McpTarget) -> str | None:
         """Why a workspace's server may not be asked: its URL, or its token URL, is refused by the
@@ -434,7 +429,7 @@ class McpProxy:
             for attempt in (1, 2):
                 if creds is not None:
                     token = await self.tokens.token(client, where, target.name, creds)
-                    headers = {**headers, "authorization": f"Bearer {token.reveal()}"}
+                    headers = _bearer(headers, token)
                 async with asyncio.timeout(self.settings.first_byte_timeout_s):
                     resp = await client.request(
                         method, target.url, data=data, headers=headers, timeout=timeout, allow_redirects=False
@@ -592,6 +587,13 @@ class McpProxy:
         headers = [(b"content-type", JSON_TYPE), (b"cache-control", b"max-age=300")]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": orjson.dumps(doc)})
+
+
+def _bearer(headers: dict[str, str], token: Secret) -> dict[str, str]:
+    """`headers` with `Authorization: Bearer <token>` in place of any Authorization they had."""
+    out = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+    out["Authorization"] = f"Bearer {token.reveal()}"
+    return out
 
 
 def _traced(outcome: Outcome, info: CallInfo, server: str, exchange: Exchange) -> None:
