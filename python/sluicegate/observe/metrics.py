@@ -55,6 +55,7 @@ UPSTREAM_KINDS = {
 
 CallKey = tuple[str, int, str, str, str | None]  # route, status, provider, model, error code
 MAX_TOOL_SERIES = 1000  # (server, tool) pairs with series of their own, per process
+MAX_TOOL_NAME = 128  # a longer tool name (a client may send one) is not a label value
 _MAX_OMITTED_KEPT = 100 * MAX_TOOL_SERIES  # folded pairs remembered (to count them); past it, a floor
 
 
@@ -137,8 +138,9 @@ class Metrics:
             count[0] += e.count
 
     def record_tool_call(self, server: str, tool: str, outcome: str) -> None:
-        """Count one MCP tools/call (`mcp.messages.TOOL_OUTCOMES`); names only, never arguments."""
-        pair = (server, tool)
+        """Count one MCP tools/call (`mcp.messages.TOOL_OUTCOMES`); names only, never arguments. A
+        name longer than the specification's 128 characters counts as `(long name)`."""
+        pair = (server, tool if len(tool) <= MAX_TOOL_NAME else "(long name)")
         if pair not in self._tool_pairs:
             if len(self._tool_pairs) < MAX_TOOL_SERIES:
                 self._tool_pairs.add(pair)

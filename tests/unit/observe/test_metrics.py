@@ -101,7 +101,11 @@ def test_tool_calls_by_server_tool_and_outcome_bounded_in_series() -> None:
     metrics.record_tool_call("docs", "echo", "ok")
     metrics.record_tool_call("docs", "echo", "ok")
     metrics.record_tool_call("docs", "delete_all", "denied")
+    metrics.record_tool_call("docs", "x" * 5000, "denied")  # a client's name: never a huge label
     types, got = parse(metrics.render())
+    assert (
+        got[("sluicegate_tool_calls_total", (("outcome", "denied"), ("server", "docs"), ("tool", "(long name)")))] == 1
+    )
     assert types["sluicegate_tool_calls"] == "counter"
     assert got[("sluicegate_tool_calls_total", (("outcome", "ok"), ("server", "docs"), ("tool", "echo")))] == 2
     denied = (("outcome", "denied"), ("server", "docs"), ("tool", "delete_all"))
@@ -113,6 +117,6 @@ def test_tool_calls_by_server_tool_and_outcome_bounded_in_series() -> None:
     _, got = parse(metrics.render())
     tools = {k[1]: v for k, v in got.items() if k[0] == "sluicegate_tool_calls_total"}
     assert len({(d["server"], d["tool"]) for d in map(dict, tools)}) == MAX_TOOL_SERIES + 1  # and `other`
-    assert tools[(("outcome", "ok"), ("server", "other"), ("tool", "other"))] == 7
+    assert tools[(("outcome", "ok"), ("server", "other"), ("tool", "other"))] == 8
     assert tools[(("outcome", "error"), ("server", "docs"), ("tool", "echo"))] == 1
-    assert got[("sluicegate_tool_series_omitted", ())] == 7
+    assert got[("sluicegate_tool_series_omitted", ())] == 8
