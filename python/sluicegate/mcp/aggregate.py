@@ -157,8 +157,8 @@ class Aggregate:
     ) -> dict[str, Any]:
         method, msg_id = msg["method"], msg["id"]
         if method == "initialize":
-            params = msg.get("params") if isinstance(msg.get("params"), dict) else {}
-            asked = params.get("protocolVersion")
+            params = msg.get("params")
+            asked = params.get("protocolVersion") if isinstance(params, dict) else None
             version = asked if asked in HANDSHAKE_VERSIONS else HANDSHAKE_VERSIONS[-1]
             result = {
                 "protocolVersion": version,
