@@ -138,8 +138,14 @@ class OAuthTokens:
                     headers=headers,
                     allow_redirects=False,
                 ) as resp:
-                    raw = await resp.content.read(MAX_TOKEN_BYTES + 1)
                     status = resp.status
+                    parts, size = [], 0
+                    async for chunk in resp.content.iter_any():
+                        parts.append(chunk)
+                        size += len(chunk)
+                        if size > MAX_TOKEN_BYTES:
+                            break
+                    raw = b"".join(parts)
         except TimeoutError:
             raise OAuthError(f"{where} did not answer within {self.timeout_s:g} s") from None
         except (aiohttp.ClientError, OSError) as exc:
