@@ -354,9 +354,18 @@ def test_a_servers_tools_are_listed_with_the_workspace_access_prices_and_limits(
         assert rows["delete_everything"]["access"] == "denied" and rows["weather"]["price_usd"] == "0.004"
         # A read: nothing audited.
         assert len(_admin(allowing, seed, "GET", f"/orgs/{seed['org']}/audit").json()["data"]) == audited
+
         # Where the egress rules refuse the URL, the gateway does not ask: a 502 naming the server.
-        refused = _admin(strict, seed, "GET", f"/workspaces/{ws}/mcp-servers/listed/tools")
-        assert refused.status_code == 502 and refused.json()["error"]["code"] == "mcp_upstream_failed"
+        def asked_there() -> httpx.Response | None:  # that gateway's view reloads within a poll
+            answer = _admin(strict, seed, "GET", f"/workspaces/{ws}/mcp-servers/listed/tools")
+            return answer if answer.status_code != 404 else None
+
+        refused = _wait_for(asked_there)
+        assert (
+            refused is not None
+            and refused.status_code == 502
+            and refused.json()["error"]["code"] == "mcp_upstream_failed"
+        )
         assert "'listed'" in refused.json()["error"]["message"] and "loopback" in refused.json()["error"]["message"]
         missing = _admin(allowing, seed, "GET", f"/workspaces/{ws}/mcp-servers/nothing-here/tools")
         assert missing.status_code == 404
