@@ -142,9 +142,12 @@ class App:
         if settings.mcp.enabled:
             from sluicegate.mcp.proxy import McpProxy
 
-            self.mcp = McpProxy(settings, self.gateway, self._record, os.environ if environ is None else environ)
+            env = os.environ if environ is None else environ
+            count_tool = self.metrics.record_tool_call if self.metrics is not None else None
+            self.mcp = McpProxy(settings, self.gateway, self._record, env, count_tool)
             if self.control is not None:
                 self.mcp.tools.policy_rules = self.control.view.tool_rules
+                self.control.admin.mcp_tools = self.mcp.upstream_tools
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -161,7 +164,7 @@ class App:
                     self.tracing.record(outcome, scope["headers"])
             elif path == "/v1/models" and scope["method"] == "GET":
                 await self.gateway.models(scope, send)
-            elif self.mcp is not None and path.startswith(_MCP_PATHS):
+            elif self.mcp is not None and (path.startswith(_MCP_PATHS) or path == "/mcp"):
                 await self.mcp(scope, receive, send)
             else:
                 await self._others(scope, receive, send, public=True)
@@ -172,7 +175,8 @@ class App:
     async def serve_admin(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The admin port (`server.admin_port`, `sluicegate.listener`): the admin API, the console,
         `/metrics` and the probes; `/v1` and `/mcp` are the public port's alone."""
-        if scope["path"].startswith(("/v1/", *_MCP_PATHS)):  # agents' traffic: the public port's alone
+        path = scope["path"]
+        if path.startswith(("/v1/", *_MCP_PATHS)) or path == "/mcp":  # agents' traffic: the public port's alone
             await self.gateway.not_found(scope, send)
         else:
             await self._others(scope, receive, send, public=False)

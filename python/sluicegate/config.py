@@ -45,6 +45,7 @@ DRAIN_MARKER_ENV = "SLUICEGATE_DRAIN_MARKER"  # set by `sluicegate serve` for it
 METRICS_DIR_ENV = "SLUICEGATE_METRICS_DIR"  # set by `sluicegate serve`: where its workers publish metrics
 SECRET_VALUE_ENV = "SLUICEGATE_SECRET_VALUE"  # read by `sluicegate admin secret set`
 MCP_HEADERS_ENV = "SLUICEGATE_MCP_HEADERS"  # read by `sluicegate admin mcp-server set` (a JSON object)
+MCP_CLIENT_SECRET_ENV = "SLUICEGATE_MCP_CLIENT_SECRET"  # `admin mcp-server set`: an OAuth client secret
 ADMIN_URL_ENV = "SLUICEGATE_ADMIN_URL"  # read by `sluicegate admin …` (the admin API's address)
 ADMIN_TOKEN_ENV = "SLUICEGATE_ADMIN_TOKEN"  # read by `sluicegate admin …` (never a setting, never printed)
 MOCK_KNOBS_ENV = "SLUICEGATE_MOCK_KNOBS"  # read by the mock provider (`sluicegate mock`): its process-wide knobs
@@ -57,6 +58,7 @@ NOT_SETTINGS = frozenset(
         METRICS_DIR_ENV,
         SECRET_VALUE_ENV,
         MCP_HEADERS_ENV,
+        MCP_CLIENT_SECRET_ENV,
         ADMIN_URL_ENV,
         ADMIN_TOKEN_ENV,
         MOCK_KNOBS_ENV,

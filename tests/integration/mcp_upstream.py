@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import itertools
+import json
+import secrets
+import urllib.parse
 from typing import Any, TypedDict
 
 import uvicorn
@@ -115,12 +119,114 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("port", type=int)
     parser.add_argument("--json", action="store_true", help="answer POSTs with JSON, not SSE")
+    parser.add_argument("--require-authorization", help="answer 401 to a request without this Authorization")
+    parser.add_argument("--oauth", metavar="CLIENT_ID:SECRET", help="issue tokens at /oauth/token and require one")
     args = parser.parse_args()
     if args.json:
         app = server.streamable_http_app(json_response=True)
     else:
         app = server.streamable_http_app(event_store=MemoryEvents(), retry_interval=100)
-    uvicorn.run(_setting_cookies(app), host="127.0.0.1", port=args.port, log_level="warning")
+    app = _setting_cookies(app)
+    if args.require_authorization:
+        app = _requiring(app, args.require_authorization.encode())
+    if args.oauth:
+        client_id, _, secret = args.oauth.partition(":")
+        app = TokenServer(app, client_id, secret)
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
+
+
+class TokenServer:
+    """An OAuth 2.0 authorization server for the client credentials grant (RFC 6749 section 4.4) in
+    front of the MCP server, which then answers 401 to a request without a token it issued.
+
+    - `POST /oauth/token`: `grant_type=client_credentials` (and `scope`), the client authenticated
+      with HTTP Basic; a bearer token that lives `expires_in` seconds (as issued; the server itself
+      does not expire them: a test revokes them).
+    - `POST /oauth/control` `{"refuse": bool, "revoke": bool, "expires_in": int}`: refuse every
+      token request (401 `invalid_client`), revoke every token issued so far, set the lifetime.
+    - `GET /oauth/state`: `{"issued": n, "scopes": [...], "bearers_seen": n}`.
+    """
+
+    def __init__(self, app: Any, client_id: str, secret: str) -> None:
+        self.app, self.client_id, self.secret = app, client_id, secret
+        self.valid: set[str] = set()
+        self.issued = 0
+        self.scopes: list[str | None] = []
+        self.refuse = False
+        self.expires_in = 3600
+        self.bearers_seen = 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        if path == "/oauth/token":
+            await self._token(scope, receive, send)
+        elif path == "/oauth/control":
+            change = json.loads(await _body(receive))
+            self.refuse = change.get("refuse", self.refuse)
+            self.expires_in = change.get("expires_in", self.expires_in)
+            if change.get("revoke"):
+                self.valid.clear()
+            await _json(send, 200, {"ok": True})
+        elif path == "/oauth/state":
+            await _json(send, 200, {"issued": self.issued, "scopes": self.scopes, "bearers_seen": self.bearers_seen})
+        else:
+            presented = dict(scope["headers"]).get(b"authorization", b"").decode()
+            if not presented.startswith("Bearer ") or presented[7:] not in self.valid:
+                await _json(
+                    send, 401, {"error": "invalid_token"}, [(b"www-authenticate", b'Bearer error="invalid_token"')]
+                )
+                return
+            self.bearers_seen += 1
+            await self.app(scope, receive, send)
+
+    async def _token(self, scope: Any, receive: Any, send: Any) -> None:
+        form = urllib.parse.parse_qs((await _body(receive)).decode())
+        basic = dict(scope["headers"]).get(b"authorization", b"").decode()
+        expected = base64.b64encode(
+            f"{urllib.parse.quote_plus(self.client_id)}:{urllib.parse.quote_plus(self.secret)}".encode()
+        ).decode()
+        if self.refuse or basic != f"Basic {expected}":
+            await _json(send, 401, {"error": "invalid_client", "error_description": "unknown client"})
+            return
+        if form.get("grant_type") != ["client_credentials"]:
+            await _json(send, 400, {"error": "unsupported_grant_type"})
+            return
+        self.issued += 1
+        self.scopes.append((form.get("scope") or [None])[0])
+        token = f"at-{self.issued}-{secrets.token_hex(8)}"
+        self.valid.add(token)
+        await _json(send, 200, {"access_token": token, "token_type": "Bearer", "expires_in": self.expires_in})
+
+
+async def _body(receive: Any) -> bytes:
+    parts = []
+    while True:
+        message = await receive()
+        parts.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(parts)
+
+
+async def _json(send: Any, status: int, body: Any, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    start = [(b"content-type", b"application/json"), *(headers or [])]
+    await send({"type": "http.response.start", "status": status, "headers": start})
+    await send({"type": "http.response.body", "body": json.dumps(body).encode()})
+
+
+def _requiring(app: Any, authorization: bytes) -> Any:
+    """Refuse (401) every request whose Authorization is not `authorization`."""
+
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and dict(scope["headers"]).get(b"authorization") != authorization:
+            await send({"type": "http.response.start", "status": 401, "headers": [(b"www-authenticate", b"Bearer")]})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await app(scope, receive, send)
+
+    return wrapped
 
 
 def _setting_cookies(app: Any) -> Any:

@@ -207,7 +207,7 @@ def edit(driver: Any, label: str, values: dict[str, str]) -> None:
     last.send_keys(Keys.ENTER)
 
 
-READ_ONLY_BUTTONS = {"Sign out", "Filter", "Show", "Export CSV", "Find", "Load more"}
+READ_ONLY_BUTTONS = {"Sign out", "Filter", "Show", "Export CSV", "Find", "Load more", "Tools"}
 
 
 def change_controls(driver: Any) -> list[str]:
@@ -1181,3 +1181,169 @@ def test_substitutes_set_in_the_console_move_calls_to_another_model(gw: tuple[Se
                     break
                 time.sleep(0.1)
         assert said == f"mh/mock-gpt -> {other}"
+
+
+@pytest.fixture
+def mcp_gw(mock_server: Server, tmp_path: Path) -> Iterator[tuple[Server, dict[str, Any], Server]]:
+    """A gateway with a control plane that lets workspaces reach loopback MCP servers, and the SDK's
+    server behind it, refusing (401) whatever lacks the workspace's credential."""
+    from tests.conftest import PYTHON, free_port, spawn
+    from tests.integration.test_mcp_control import WS_CREDENTIAL
+
+    settings = ControlSettings(database_url=f"sqlite:///{tmp_path / 'control.db'}", master_key=MASTER_KEY)
+    seed = _seed(settings)
+    control = f'\n[control]\nenabled = true\ndatabase_url = "{settings.database_url}"\npoll_interval_s = 0.25\n'
+    config = gateway_config(tmp_path / "gw.toml", mock_server.url, control)
+    config.write_text(
+        config.read_text().replace("[upstream]\n", '[upstream]\ntenant_allowed_cidrs = ["127.0.0.0/8"]\n', 1)
+    )
+    port = free_port()
+    upstream = [PYTHON, "-m", "tests.integration.mcp_upstream", str(port), "--require-authorization", WS_CREDENTIAL]
+    with spawn(upstream, port) as mcp_server, start_gateway(config, _env()) as server:
+        yield server, seed, mcp_server
+
+
+@needs_browser
+def test_a_servers_tools_and_the_tool_events_in_the_console(
+    mcp_gw: tuple[Server, dict[str, Any], Server],
+) -> None:
+    """The MCP servers page shows a registered server's tools as the gateway lists them (with the
+    workspace's credential, which the page never holds): a denied tool marked with its rule, prices and
+    a rate limit on a tool; a server refusing the gateway shows why. The events page finds a tool call's
+    events by their source."""
+    from tests.integration.test_mcp_control import WS_CREDENTIAL, session
+
+    server, seed, upstream = mcp_gw
+    ws, org = seed["ws"]["id"], seed["org"]["id"]
+    admin = {"authorization": f"Bearer {seed['token']}"}
+    base = f"{server.url}/admin/v1"
+    body = {
+        "url": f"{upstream.url}/mcp",
+        "headers": {"Authorization": WS_CREDENTIAL},
+        "tool_price_usd": {"weather": "0.004"},
+    }
+    assert httpx.put(f"{base}/workspaces/{ws}/mcp-servers/docs", json=body, headers=admin).status_code == 200
+    assert (
+        httpx.put(
+            f"{base}/workspaces/{ws}/mcp-servers/bare", json={"url": f"{upstream.url}/mcp"}, headers=admin
+        ).status_code
+        == 200
+    )
+    policy = {
+        "tools": {"deny": ["docs/delete_*"]},
+        "limits": [{"kind": "requests", "limit": 5, "window_s": 60, "tools": ["docs/weather"]}],
+    }
+    assert httpx.put(f"{base}/workspaces/{ws}/policy", json=policy, headers=admin).status_code == 200
+    time.sleep(0.6)  # the gateway's view reloads within a poll
+
+    async def leak() -> None:
+        async with session(f"{server.url}/mcp/docs", seed["key"]) as s:
+            await s.call_tool("leak", {})  # a redaction event of a tool call
+
+    asyncio.run(leak())
+    with browser() as driver:
+        sign_in(driver, server.url, seed["token"])
+        go(driver, f"#/mcp?workspace={ws}")
+        driver.find_element("css selector", '[aria-label="Show the tools of docs"]').click()
+        wait_for(lambda: driver.find_elements("css selector", '#mcp-tool-list tr[data-tool="echo"]'), what="the tools")
+        rows = {
+            r.get_attribute("data-tool"): r
+            for r in driver.find_elements("css selector", "#mcp-tool-list tr[data-tool]")
+        }
+        assert set(rows) == {
+            "echo",
+            "weather",
+            "count",
+            "leak",
+            "ssn",
+            "delete_everything",
+            "seen_headers",
+            "interrupted",
+        }
+        denied = rows["delete_everything"]
+        assert denied.get_attribute("data-access") == "denied" and "denies 'docs/delete_*'" in denied.text
+        assert rows["echo"].get_attribute("data-access") == "allowed" and "free" in rows["echo"].text
+        assert "$0.004" in rows["weather"].text and "5 requests per 60 s (workspace)" in rows["weather"].text
+        assert WS_CREDENTIAL not in driver.page_source
+        check_layout(driver, "mcp_tools")
+        assert change_controls(driver) == [
+            "button Remove",
+            "button Remove",
+            "button Save server",
+            "form set-mcp-server",
+        ]  # the Tools buttons change nothing
+        driver.find_element("css selector", '[aria-label="Show the tools of bare"]').click()
+        error = wait_for(lambda: text_of(driver, "#mcp-tools-error"), what="the refusal")
+        assert "'bare' answered HTTP 401" in error
+
+        go(driver, "#/events?route=mcp")
+        rows_ = wait_for(
+            lambda: driver.find_elements("css selector", '#events tr[data-route="mcp"]'), what="tool events"
+        )
+        assert any("mcp docs/leak" in r.text and "redaction" in r.text for r in rows_)
+        assert not driver.find_elements("css selector", '#events tr[data-event]:not([data-route="mcp"])')
+        picked = driver.find_element("css selector", "#events-form [name=route]")
+        assert picked.get_attribute("value") == "mcp"
+        check_layout(driver, "events_tools")
+    stored = httpx.get(f"{base}/orgs/{org}/events?route=mcp", headers=admin).json()["data"]
+    assert stored and all(e["route"] == "mcp" for e in stored)
+
+
+@pytest.fixture
+def oauth_mcp() -> Iterator[Server]:
+    """The SDK's server behind a token endpoint of its own (`mcp_upstream.py --oauth`)."""
+    from tests.conftest import PYTHON, free_port, spawn
+    from tests.integration.test_mcp_control import OAUTH_SECRET
+
+    port = free_port()
+    args = [PYTHON, "-m", "tests.integration.mcp_upstream", str(port), "--oauth", f"ws-client:{OAUTH_SECRET}"]
+    with spawn(args, port) as server:
+        yield server
+
+
+@needs_browser
+def test_a_server_with_oauth_client_credentials_is_registered_in_the_console(
+    mcp_gw: tuple[Server, dict[str, Any], Server], oauth_mcp: Server
+) -> None:
+    """The registration form's OAuth fields: a token URL the egress rules refuse is named at its field
+    and the client secret is not kept; corrected, the server is saved with its client id shown, never
+    the secret, and its tools are listed by the gateway with a token it fetched."""
+    from tests.integration.test_mcp_control import OAUTH_SECRET
+
+    server, seed, _ = mcp_gw
+    ws = seed["ws"]["id"]
+    with browser() as driver:
+        sign_in(driver, server.url, seed["token"])
+        go(driver, f"#/mcp?workspace={ws}")
+        form = driver.find_element("id", "set-mcp-server")
+        values = {
+            "name": "crm",
+            "url": f"{oauth_mcp.url}/mcp",
+            "token_url": "http://169.254.169.254/oauth/token",
+            "client_id": "ws-client",
+            "scope": "tools",
+            "client_secret": OAUTH_SECRET,
+        }
+        for name, value in values.items():
+            form.find_element("css selector", f"[name={name}]").send_keys(value)
+        form.find_element("css selector", "button[type=submit]").click()
+        error = wait_for(
+            lambda: driver.find_elements("css selector", '[data-error-for="oauth.token_url"]'), what="the field error"
+        )
+        assert error[0].is_displayed() and "metadata" in error[0].text
+        secret = form.find_element("css selector", "[name=client_secret]")
+        assert secret.get_attribute("value") == ""  # not kept
+        token_url = form.find_element("css selector", "[name=token_url]")
+        token_url.clear()
+        token_url.send_keys(f"{oauth_mcp.url}/oauth/token")
+        secret.send_keys(OAUTH_SECRET)
+        form.find_element("css selector", "button[type=submit]").click()
+        row = wait_for(lambda: driver.find_elements("css selector", '#mcp-servers tr[data-server="crm"]'), what="row")
+        assert "OAuth client ws-client (scope tools)" in row[0].text
+        assert OAUTH_SECRET not in driver.page_source
+        time.sleep(0.6)  # the gateway's view reloads within a poll
+        driver.find_element("css selector", '[aria-label="Show the tools of crm"]').click()
+        wait_for(lambda: driver.find_elements("css selector", '#mcp-tool-list tr[data-tool="echo"]'), what="the tools")
+        check_layout(driver, "mcp_oauth")
+    issued = httpx.get(f"{oauth_mcp.url}/oauth/state").json()
+    assert issued["issued"] >= 1 and issued["scopes"][-1] == "tools"

@@ -62,7 +62,12 @@ def admin(
         return _run(["admin", *args], given, stdin)
     from sluicegate.cli import main
 
-    names = ("SLUICEGATE_ADMIN_URL", "SLUICEGATE_ADMIN_TOKEN", "SLUICEGATE_SECRET_VALUE")
+    names = (
+        "SLUICEGATE_ADMIN_URL",
+        "SLUICEGATE_ADMIN_TOKEN",
+        "SLUICEGATE_SECRET_VALUE",
+        "SLUICEGATE_MCP_CLIENT_SECRET",
+    )
     saved = {name: os.environ.pop(name, None) for name in names}
     os.environ.update(given)
     out, err, stdin_was = io.StringIO(), io.StringIO(), sys.stdin

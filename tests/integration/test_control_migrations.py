@@ -26,7 +26,7 @@ from sluicegate.control.keys import hash_key
 from sluicegate.control.migrations import HERE, LEGACY_TABLE, MigrationError, config, differences, migrate, revisions
 from sluicegate.control.migrations.__main__ import main as tool
 from sluicegate.control.models import metadata, workspaces
-from sluicegate.control.schemas import McpServerIn, PolicyIn
+from sluicegate.control.schemas import McpOAuthIn, McpServerIn, PolicyIn
 from sluicegate.control.settings import ControlSettings
 from sluicegate.control.store import ControlStore
 from sluicegate.control.system_events import on_open
@@ -518,7 +518,7 @@ async def test_a_database_at_0004_gets_the_mcp_servers_table_and_keeps_its_rows(
             await conn.execute(
                 text(f"INSERT INTO workspaces (id, org_id, name, created_at) VALUES ('ws_x', 'org_x', 'w', '{at}')")
             )
-        assert await store.open() == ["0005", "0006"]
+        assert await store.open() == ["0005", "0006", "0007", "0008"]
         assert await _differences(store) == []
         ws = await store.one(workspaces, "ws_x")
         assert ws is not None
@@ -563,7 +563,7 @@ async def test_a_database_at_0005_keeps_its_mcp_servers_free_and_takes_prices(
                     f"VALUES ('ws_x', 'docs', 'org_x', 'https://tools.example/mcp', '[]', '{at}', '{at}')"
                 )
             )
-        assert await store.open() == ["0006"]
+        assert await store.open() == ["0006", "0007", "0008"]
         assert await _differences(store) == []
         [shown] = await store.mcp_servers_list("ws_x")
         assert (shown["price_usd"], shown["tool_price_usd"]) == (None, {})  # free, as it was
@@ -575,6 +575,86 @@ async def test_a_database_at_0005_keeps_its_mcp_servers_free_and_takes_prices(
         assert (shown["price_usd"], shown["tool_price_usd"]) == ("0.002", {"deep": "0.50"})
         async with store.engine.connect() as conn:
             await conn.run_sync(_downgrade_to("0005"))
+        assert await _scalars(store, "SELECT name FROM mcp_servers") == ["docs"]
+    finally:
+        await store.close()
+
+
+# ── 0007: where a policy event's call came in ────────────────────────────────────────────────────
+
+
+async def test_a_database_at_0006_keeps_its_events_without_a_route_and_takes_routes(
+    control_settings: ControlSettings,  # noqa: F811
+) -> None:
+    store = ControlStore(control_settings)
+    try:
+        await store.open()
+        async with store.engine.connect() as conn:
+            await conn.run_sync(_downgrade_to("0006"))
+        at = "2026-12-01T00:00:00+00:00"
+        async with store.engine.begin() as conn:  # an event as a release at 0006 wrote it
+            await conn.execute(
+                text(
+                    "INSERT INTO policy_events (id, at, org_id, request_id, policy, action, direction, entity, "
+                    f"count, detail) VALUES ('e_old', '{at}', 'org_x', 'r1', 'tools', 'refuse', '', 'workspace', 1, "
+                    "'{}')"
+                )
+            )
+        assert await store.open() == ["0007", "0008"]
+        assert await _differences(store) == []
+        new = {
+            "id": "e_new", "at": at, "org_id": "org_x", "workspace_id": None, "user_id": None, "key_id": None,
+            "request_id": "r2", "trace_id": None, "run_id": None, "route": "mcp", "policy": "redaction",
+            "action": "redact", "direction": "response", "entity": "EMAIL", "count": 1, "detail": "{}",
+        }  # fmt: skip
+        await store.insert_records([new], [])
+        page = await store.events_page("org_x", {}, "0000", "9999", None, 10)
+        assert {r["id"]: r["route"] for r in page.rows} == {"e_old": None, "e_new": "mcp"}
+        mcp_only = await store.events_page("org_x", {"route": "mcp"}, "0000", "9999", None, 10)
+        assert [r["id"] for r in mcp_only.rows] == ["e_new"]
+        async with store.engine.connect() as conn:
+            await conn.run_sync(_downgrade_to("0006"))
+        assert sorted(await _scalars(store, "SELECT id FROM policy_events")) == ["e_new", "e_old"]
+    finally:
+        await store.close()
+
+
+# ── 0008: OAuth client credentials of a registered MCP server ────────────────────────────────────
+
+
+async def test_a_database_at_0007_keeps_its_mcp_servers_without_oauth_and_takes_it(
+    control_settings: ControlSettings,  # noqa: F811
+) -> None:
+    store = ControlStore(control_settings)
+    try:
+        await store.open()
+        async with store.engine.connect() as conn:
+            await conn.run_sync(_downgrade_to("0007"))
+        at = "2026-12-01T00:00:00+00:00"
+        async with store.engine.begin() as conn:  # rows as a release at 0007 wrote them
+            await conn.execute(text(f"INSERT INTO orgs (id, name, created_at) VALUES ('org_x', 'x', '{at}')"))
+            await conn.execute(
+                text(f"INSERT INTO workspaces (id, org_id, name, created_at) VALUES ('ws_x', 'org_x', 'w', '{at}')")
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO mcp_servers (workspace_id, name, org_id, url, header_names, created_at, updated_at) "
+                    f"VALUES ('ws_x', 'docs', 'org_x', 'https://tools.example/mcp', '[]', '{at}', '{at}')"
+                )
+            )
+        assert await store.open() == ["0008"]
+        assert await _differences(store) == []
+        [shown] = await store.mcp_servers_list("ws_x")
+        assert shown["oauth"] is None  # asked without a token, as it was
+        ws = await store.one(workspaces, "ws_x")
+        assert ws is not None
+        oauth = McpOAuthIn(token_url="https://auth.example/token", client_id="gw", client_secret="never-shown-1234")
+        await store.set_mcp_server(Actor("test"), ws, "docs", McpServerIn(url="https://tools.example/mcp", oauth=oauth))
+        [shown] = await store.mcp_servers_list("ws_x")
+        assert shown["oauth"] == {"token_url": "https://auth.example/token", "client_id": "gw", "scope": None}
+        assert sorted(await _scalars(store, "SELECT provider FROM provider_secrets")) == ["mcp-oauth.docs"]
+        async with store.engine.connect() as conn:
+            await conn.run_sync(_downgrade_to("0007"))
         assert await _scalars(store, "SELECT name FROM mcp_servers") == ["docs"]
     finally:
         await store.close()

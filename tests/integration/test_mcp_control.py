@@ -33,7 +33,8 @@ from tests.integration.test_control_cli import admin, table
 from tests.unit.control.pg import MASTER_KEY
 
 from sluicegate.control.audit import Actor
-from sluicegate.control.schemas import KeyIn, McpServerIn
+from sluicegate.control.models import workspaces
+from sluicegate.control.schemas import KeyIn, McpOAuthIn, McpServerIn
 from sluicegate.control.settings import ControlSettings
 from sluicegate.control.store import ControlStore
 
@@ -289,3 +290,266 @@ def test_the_cli_registers_lists_and_removes_a_server(allowing: Server, seed: di
     assert admin(allowing.url, seed["token"], "mcp-server", "delete", "--workspace", ws, "cli-tools").returncode == 0
     listed = admin(allowing.url, seed["token"], "mcp-server", "list", "--workspace", ws)
     assert "cli-tools" not in {r["name"] for r in table(listed.stdout)}
+
+
+# ── the console's view of a server's tools ────────────────────────────────────────────────────
+
+
+@pytest.fixture(scope="module")
+def guarded_upstream() -> Iterator[Server]:
+    """The SDK's server, answering 401 to a request without the workspace's credential."""
+    port = free_port()
+    args = [PYTHON, "-m", "tests.integration.mcp_upstream", str(port), "--require-authorization", WS_CREDENTIAL]
+    with spawn(args, port) as server:
+        yield server
+
+
+def test_a_servers_tools_are_listed_with_the_workspace_access_prices_and_limits(
+    allowing: Server, strict: Server, seed: dict[str, Any], guarded_upstream: Server
+) -> None:
+    ws = seed["ws"]
+    body = {
+        "url": f"{guarded_upstream.url}/mcp",
+        "headers": {"Authorization": WS_CREDENTIAL},
+        "price_usd": "0.001",
+        "tool_price_usd": {"weather": "0.004"},
+    }
+    assert _admin(allowing, seed, "PUT", f"/workspaces/{ws}/mcp-servers/listed", body).status_code == 200
+    policy = {
+        "tools": {"deny": ["listed/delete_*"]},
+        "limits": [{"kind": "requests", "limit": 5, "window_s": 60, "tools": ["listed/weather"]}],
+    }
+    assert _admin(allowing, seed, "PUT", f"/workspaces/{ws}/policy", policy).status_code == 200
+    try:
+        audited = len(_admin(allowing, seed, "GET", f"/orgs/{seed['org']}/audit").json()["data"])
+        answer = _admin(allowing, seed, "GET", f"/workspaces/{ws}/mcp-servers/listed/tools")
+        assert answer.status_code == 200, answer.text
+        shown = answer.json()
+        assert shown["server"] == "listed" and WS_CREDENTIAL not in answer.text
+        tools = {t["name"]: t for t in shown["data"]}
+        assert set(tools) == {
+            "echo",
+            "weather",
+            "count",
+            "leak",
+            "ssn",
+            "delete_everything",
+            "seen_headers",
+            "interrupted",
+        }
+        assert tools["echo"]["access"] == "allowed" and tools["echo"]["price_usd"] == "0.001"
+        assert tools["echo"]["description"] == "Say `text` back." and tools["echo"]["limits"] == []
+        denied = tools["delete_everything"]
+        assert denied["access"] == "denied" and f"workspace '{ws}' denies 'listed/delete_*'" in denied["reason"]
+        assert denied["rule"] == {"level": "workspace", "id": ws, "list": "deny", "pattern": "listed/delete_*"}
+        weather = tools["weather"]
+        assert weather["price_usd"] == "0.004"
+        assert [(x["level"], x["kind"], x["limit"], x["window_s"]) for x in weather["limits"]] == [
+            ("workspace", "requests", 5, 60)
+        ]
+        # The CLI shows the same.
+        listed = admin(allowing.url, seed["token"], "mcp-server", "tools", "--workspace", ws, "listed")
+        assert listed.returncode == 0, listed.stderr
+        rows = {r["name"]: r for r in table(listed.stdout)}
+        assert rows["delete_everything"]["access"] == "denied" and rows["weather"]["price_usd"] == "0.004"
+        # A read: nothing audited.
+        assert len(_admin(allowing, seed, "GET", f"/orgs/{seed['org']}/audit").json()["data"]) == audited
+
+        # Where the egress rules refuse the URL, the gateway does not ask: a 502 naming the server.
+        def asked_there() -> httpx.Response | None:  # that gateway's view reloads within a poll
+            answer = _admin(strict, seed, "GET", f"/workspaces/{ws}/mcp-servers/listed/tools")
+            return answer if answer.status_code != 404 else None
+
+        refused = _wait_for(asked_there)
+        assert (
+            refused is not None
+            and refused.status_code == 502
+            and refused.json()["error"]["code"] == "mcp_upstream_failed"
+        )
+        assert "'listed'" in refused.json()["error"]["message"] and "loopback" in refused.json()["error"]["message"]
+        missing = _admin(allowing, seed, "GET", f"/workspaces/{ws}/mcp-servers/nothing-here/tools")
+        assert missing.status_code == 404
+        # Without the credential the server refuses, and the answer says so.
+        bare = {"url": f"{guarded_upstream.url}/mcp"}
+        assert _admin(allowing, seed, "PUT", f"/workspaces/{ws}/mcp-servers/bare", bare).status_code == 200
+        failed = _admin(allowing, seed, "GET", f"/workspaces/{ws}/mcp-servers/bare/tools")
+        assert failed.status_code == 502 and "'bare' answered HTTP 401" in failed.json()["error"]["message"]
+    finally:
+        _admin(allowing, seed, "DELETE", f"/workspaces/{ws}/policy")
+        _admin(allowing, seed, "DELETE", f"/workspaces/{ws}/mcp-servers/listed")
+        _admin(allowing, seed, "DELETE", f"/workspaces/{ws}/mcp-servers/bare")
+
+
+async def test_tool_call_events_are_found_by_their_route(
+    allowing: Server, seed: dict[str, Any], upstream: Server
+) -> None:
+    ws, org = seed["ws"], seed["org"]
+    body = {"url": f"{upstream.url}/mcp"}
+    assert _admin(allowing, seed, "PUT", f"/workspaces/{ws}/mcp-servers/routed", body).status_code == 200
+    try:
+        async with session(f"{allowing.url}/mcp/routed", seed["key"]) as s:
+            await s.call_tool("leak", {})  # its secret redacted: a redaction event of a tool call
+
+        def mcp_events() -> list[dict[str, Any]]:
+            return _admin(allowing, seed, "GET", f"/orgs/{org}/events?route=mcp").json()["data"]
+
+        found = _wait_for(lambda: [e for e in mcp_events() if e["policy"] == "redaction"])
+        assert found and all(e["route"] == "mcp" for e in mcp_events())
+        assert found[0]["detail"]["server"] == "routed" and found[0]["detail"]["tool"] == "leak"
+        others = _admin(allowing, seed, "GET", f"/orgs/{org}/events?route=openai_chat").json()["data"]
+        assert all(e["route"] == "openai_chat" for e in others)
+        listed = admin(allowing.url, seed["token"], "events", "list", "--org", org, "--route", "mcp")
+        assert listed.returncode == 0, listed.stderr
+        assert {r["route"] for r in table(listed.stdout)} == {"mcp"}
+    finally:
+        _admin(allowing, seed, "DELETE", f"/workspaces/{ws}/mcp-servers/routed")
+
+
+# ── OAuth client credentials of a registered server ───────────────────────────────────────────
+
+OAUTH_SECRET = "ws-client-secret-" + "k" * 16
+
+
+@pytest.fixture(scope="module")
+def oauth_upstream() -> Iterator[Server]:
+    """The SDK's server behind a token endpoint of its own (`mcp_upstream.py --oauth`)."""
+    port = free_port()
+    args = [PYTHON, "-m", "tests.integration.mcp_upstream", str(port), "--oauth", f"ws-client:{OAUTH_SECRET}"]
+    with spawn(args, port) as server:
+        yield server
+
+
+def _token_state(server: Server) -> dict[str, Any]:
+    return dict(httpx.get(f"{server.url}/oauth/state").json())
+
+
+async def test_a_registered_server_with_oauth_client_credentials(
+    allowing: Server, strict: Server, seed: dict[str, Any], oauth_upstream: Server
+) -> None:
+    ws, org = seed["ws"], seed["org"]
+    path = f"/workspaces/{ws}/mcp-servers/crm"
+    oauth = {
+        "token_url": f"{oauth_upstream.url}/oauth/token",
+        "client_id": "ws-client",
+        "scope": "tools",
+        "client_secret": OAUTH_SECRET,
+    }
+    # The token URL is the tenant's, checked as its server's URL is.
+    refused = _admin(strict, seed, "PUT", path, {"url": "https://tools.example/mcp", "oauth": oauth})
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "mcp_url_not_allowed"
+    [field] = refused.json()["error"]["fields"]
+    assert field["loc"] == "oauth.token_url" and "loopback" in field["msg"]
+    metadata = {**oauth, "token_url": "http://169.254.169.254/token"}
+    refused = _admin(allowing, seed, "PUT", path, {"url": f"{oauth_upstream.url}/mcp", "oauth": metadata})
+    assert refused.status_code == 400 and refused.json()["error"]["fields"][0]["loc"] == "oauth.token_url"
+    put = _admin(allowing, seed, "PUT", path, {"url": f"{oauth_upstream.url}/mcp", "oauth": oauth})
+    assert put.status_code == 200, put.text
+    try:
+        assert put.json()["oauth"] == {"token_url": oauth["token_url"], "client_id": "ws-client", "scope": "tools"}
+        shown = _admin(allowing, seed, "GET", f"/workspaces/{ws}/mcp-servers").text
+        audit = _admin(allowing, seed, "GET", f"/orgs/{org}/audit").json()["data"]
+        row = next(r for r in audit if r["action"] == "mcp_server.set" and r["target"].endswith("/crm"))
+        assert row["diff"]["after"]["oauth"]["client_secret"] == "set"
+        assert OAUTH_SECRET not in shown + json.dumps(audit)
+        before = _token_state(oauth_upstream)
+
+        async def call() -> Any:
+            async with session(f"{allowing.url}/mcp/crm", seed["key"]) as s:
+                return await s.call_tool("echo", {"text": "with a token"})
+
+        said = None
+        for _ in range(15):  # the view reloads within a poll
+            try:
+                said = await call()
+                break
+            except Exception:
+                await asyncio.sleep(0.2)
+        assert said is not None and not said.is_error
+        after = _token_state(oauth_upstream)
+        assert after["issued"] - before["issued"] == 1 and after["scopes"][-1] == "tools"
+        # The gateway's own listing goes the same way.
+        tools = _admin(allowing, seed, "GET", f"{path}/tools")
+        assert tools.status_code == 200 and "echo" in {t["name"] for t in tools.json()["data"]}
+    finally:
+        _admin(allowing, seed, "DELETE", path)
+
+
+async def test_a_stored_internal_token_url_is_refused_at_call_time(
+    allowing: Server, seed: dict[str, Any], upstream: Server
+) -> None:
+    settings = ControlSettings(enabled=True, database_url=seed["db"], master_key=MASTER_KEY)
+    store = ControlStore(settings)
+    await store.open()
+    try:
+        ws = await store.one(workspaces, seed["ws"])
+        assert ws is not None
+        oauth = McpOAuthIn(token_url="http://10.1.2.3/token", client_id="c", client_secret="s" * 8)
+        spec = McpServerIn(url=f"{upstream.url}/mcp", oauth=oauth)
+        await store.set_mcp_server(Actor("test/raw"), ws, "raw-token", spec)  # as an older release let it in
+    finally:
+        await store.close()
+    head = {"authorization": f"Bearer {seed['key']}", "accept": "application/json, text/event-stream"}
+    ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+    async with httpx.AsyncClient(timeout=10) as client:
+        answer = None
+        for _ in range(15):
+            answer = await client.post(f"{allowing.url}/mcp/raw-token", json=ping, headers=head)
+            if answer.status_code != 404:
+                break
+            await asyncio.sleep(0.2)
+        assert answer is not None and answer.status_code == 403, answer.text if answer else ""
+        message = answer.json()["error"]["message"]
+        assert "token URL registered for the MCP server 'raw-token' points at a private address" in message
+    _admin(allowing, seed, "DELETE", f"/workspaces/{seed['ws']}/mcp-servers/raw-token")
+
+
+def test_the_cli_registers_a_server_with_oauth_client_credentials(
+    allowing: Server, seed: dict[str, Any], oauth_upstream: Server
+) -> None:
+    ws, url = seed["ws"], f"{oauth_upstream.url}/mcp"
+    args = ("mcp-server", "set", "--workspace", ws, "cli-oauth", "--server-url", url)
+    oauth = ("--token-url", f"{oauth_upstream.url}/oauth/token", "--client-id", "ws-client", "--scope", "tools")
+    missing = admin(allowing.url, seed["token"], *args, *oauth)
+    assert missing.returncode == 2 and "SLUICEGATE_MCP_CLIENT_SECRET" in missing.stderr
+    done = admin(allowing.url, seed["token"], *args, *oauth, env={"SLUICEGATE_MCP_CLIENT_SECRET": OAUTH_SECRET})
+    assert done.returncode == 0, done.stderr
+    try:
+        listed = admin(allowing.url, seed["token"], "--json", "mcp-server", "list", "--workspace", ws)
+        row = next(r for r in json.loads(listed.stdout)["data"] if r["name"] == "cli-oauth")
+        assert row["oauth"] == {
+            "token_url": f"{oauth_upstream.url}/oauth/token",
+            "client_id": "ws-client",
+            "scope": "tools",
+        }
+        assert OAUTH_SECRET not in done.stdout + done.stderr + listed.stdout
+        tools = admin(allowing.url, seed["token"], "mcp-server", "tools", "--workspace", ws, "cli-oauth")
+        assert tools.returncode == 0, tools.stderr
+        assert "echo" in {r["name"] for r in table(tools.stdout)}  # a token fetched with those credentials
+    finally:
+        admin(allowing.url, seed["token"], "mcp-server", "delete", "--workspace", ws, "cli-oauth")
+
+
+async def test_the_aggregated_endpoint_has_the_workspaces_registered_servers(
+    allowing: Server, seed: dict[str, Any], guarded_upstream: Server
+) -> None:
+    ws = seed["ws"]
+    body = {"url": f"{guarded_upstream.url}/mcp", "headers": {"Authorization": WS_CREDENTIAL}}
+    assert _admin(allowing, seed, "PUT", f"/workspaces/{ws}/mcp-servers/team", body).status_code == 200
+    assert (
+        _admin(allowing, seed, "PUT", f"/workspaces/{ws}/policy", {"tools": {"deny": ["team/leak"]}}).status_code == 200
+    )
+    try:
+        names: set[str] = set()
+        for _ in range(15):  # the view reloads within a poll
+            async with session(f"{allowing.url}/mcp", seed["key"]) as s:
+                names = {t.name for t in (await s.list_tools()).tools}
+            if "team__echo" in names and "team__leak" not in names:
+                break
+            await asyncio.sleep(0.2)
+        assert "team__echo" in names and "team__leak" not in names
+        async with session(f"{allowing.url}/mcp", seed["key"]) as s:
+            seen = await s.call_tool("team__seen_headers", {})
+        assert seen.structured_content is not None and seen.structured_content["authorization"] == WS_CREDENTIAL
+    finally:
+        _admin(allowing, seed, "DELETE", f"/workspaces/{ws}/policy")
+        _admin(allowing, seed, "DELETE", f"/workspaces/{ws}/mcp-servers/team")

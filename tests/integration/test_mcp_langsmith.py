@@ -94,3 +94,45 @@ async def test_each_tool_call_is_a_tool_run_in_the_agents_trace(traced_gateway: 
     everything = b"".join(standin.raw)
     for value in (EMAIL, PLANTED_TOKEN, GATEWAY_KEY):
         assert value.encode() not in everything
+
+
+async def test_a_tool_call_through_the_aggregated_endpoint_is_a_tool_run_too(
+    traced_gateway: Server, standin: StandIn
+) -> None:
+    agent_client = langsmith.Client(api_url=standin.url, api_key="agent-key")
+    seen: dict[str, Any] = {}
+
+    @langsmith.traceable(name="agent", client=agent_client)
+    async def agent() -> None:
+        parent = get_current_run_tree()
+        assert parent is not None
+        seen["id"], seen["trace_id"] = str(parent.id), str(parent.trace_id)
+        headers = {"authorization": f"Bearer {GATEWAY_KEY}", **parent.to_headers()}
+        client = httpx2.AsyncClient(headers=headers, timeout=20)
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(client)
+            read, write = await stack.enter_async_context(
+                streamable_http_client(f"{traced_gateway.url}/mcp", http_client=client)
+            )
+            s = await stack.enter_async_context(ClientSession(read, write))
+            await s.initialize()
+            await s.call_tool("docs__leak", {})
+
+    with langsmith.tracing_context(enabled=True, project_name="agent-project"):
+        await agent()
+    agent_client.flush()
+
+    def tool_run(s: StandIn) -> dict[str, Any] | None:
+        return next(
+            (
+                r
+                for r in s.runs.values()
+                if r.get("run_type") == "tool" and r.get("outputs") and str(r.get("trace_id")) == seen["trace_id"]
+            ),
+            None,
+        )
+
+    run = standin.wait_for(tool_run)
+    assert run["name"] == "docs/leak" and str(run["parent_run_id"]) == seen["id"]
+    assert run["outputs"]["content"][0]["text"] == "the deploy token is [REDACTED:GITHUB_TOKEN], keep it safe"
+    assert PLANTED_TOKEN.encode() not in b"".join(standin.raw)

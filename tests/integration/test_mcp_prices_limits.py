@@ -80,6 +80,7 @@ async def test_priced_calls_are_held_on_the_cap_and_refused_past_it(priced: Serv
     async with session(f"{priced.url}/mcp/free") as s:
         await s.call_tool("echo", {"text": "free"})
     assert spent(priced, "ws-test") == CAP_NUSD
+    assert 'sluicegate_tool_calls_total{outcome="spend_limited",server="docs",tool="weather"} 1.0' in scrape(priced.url)
     events = policy_events(priced)
     assert events['{action="refuse",entity="workspace",policy="spend"}'] == 1
 
@@ -142,3 +143,6 @@ async def test_a_rate_limit_on_tool_calls_counts_its_tools_apart_from_model_call
             client.chat.completions.create(model="mh/mock-gpt", messages=[{"role": "user", "content": "hi"}])
     events = policy_events(limited)
     assert events['{action="refuse",entity="workspace",policy="limits"}'] == 2  # one tool call, one model call
+    counts = scrape(limited.url)
+    assert 'sluicegate_tool_calls_total{outcome="rate_limited",server="docs",tool="weather"} 1.0' in counts
+    assert 'sluicegate_tool_calls_total{outcome="ok",server="docs",tool="weather"} 2.0' in counts

@@ -272,7 +272,13 @@ def test_every_setting_that_holds_a_secret_is_a_secret_type() -> None:
         for name, a in _fields(Settings)
         if word.search(name) and not name.endswith("_env") and not _holds_secret(a)
     }
-    assert plain == {"providers.*.base_url", "langsmith.run_url", "control.oidc.redirect_base_url", "mcp.public_url"}
+    assert plain == {
+        "providers.*.base_url",
+        "langsmith.run_url",
+        "control.oidc.redirect_base_url",
+        "mcp.public_url",
+        "mcp.servers.*.oauth.token_url",  # an endpoint, as a server's url is; the client secret is `*_env`
+    }
 
 
 def test_no_printer_shows_a_secret_setting() -> None:

@@ -88,6 +88,7 @@ from sluicegate.control.system_events import AccessDenials, AuthFailures
 from sluicegate.control.view import ControlView
 from sluicegate.forwarded import TrustedProxies, parse_address
 from sluicegate.spend.caps import CapLine
+from sluicegate.spend.money import format_usd
 
 log = logging.getLogger("sluicegate.control.admin")
 PREFIX = "/admin/v1"
@@ -158,6 +159,7 @@ class Ctx:
     redaction: RedactionSettings | None = None
     mcp_url_refusal: McpUrlRefusal | None = None
     routes_status: RoutesStatus | None = None
+    mcp_tools: McpTools | None = None
 
 
 Handler = Callable[[Ctx], Awaitable[Response]]
@@ -165,6 +167,8 @@ CapsStatus = Callable[[CapLine], Awaitable[tuple[int, int]]]  # (spent, reserved
 # Why a tenant may not set a base URL for a provider (`proxy.egress.TenantUrls.refusal`), or None.
 BaseUrlRefusal = Callable[[str, str], str | None]
 McpUrlRefusal = Callable[[str], str | None]  # why a workspace may not register an MCP server's URL
+# A workspace's MCP server's tools as the gateway's own client lists them (`McpProxy.upstream_tools`).
+McpTools = Callable[[str, str], Awaitable[tuple[Any, list[dict[str, Any]]]]]
 RoutesStatus = Callable[[], list[dict[str, Any]]]  # the gateway's routes and breakers (`proxy.routing.Routes.status`)
 
 
@@ -535,6 +539,11 @@ async def put_mcp_server(ctx: Ctx) -> Response:
     refused = check(ctx.body.url) if check is not None else "cannot be checked (no rules loaded)"
     if refused is not None:
         raise ApiError(400, "mcp_url_not_allowed", f"url {refused}", [_field("url", refused)])
+    if ctx.body.oauth is not None:  # the token endpoint is the tenant's too: the same rules
+        refused = check(ctx.body.oauth.token_url) if check is not None else "cannot be checked (no rules loaded)"
+        if refused is not None:
+            field = "oauth.token_url"
+            raise ApiError(400, "mcp_url_not_allowed", f"{field} {refused}", [_field(field, refused)])
     try:
         shown = await ctx.store.set_mcp_server(ctx.actor, workspace, name, ctx.body)
     except Conflict as exc:
@@ -547,6 +556,70 @@ async def delete_mcp_server(ctx: Ctx) -> Response:
     if not await ctx.store.delete_mcp_server(ctx.actor, workspace, _mcp_name(ctx.params["name"])):
         raise _not_found("MCP server")
     return Response(status_code=204)
+
+
+async def mcp_server_tools(ctx: Ctx) -> Response:
+    """The tools a workspace's MCP server lists, asked by the gateway itself with the server's
+    credentials, each with what the workspace's tool lists say of it, its price and the rate limits
+    that count its calls. Read-only: nothing is stored or audited."""
+    from sluicegate.errors import SecretUnavailable
+    from sluicegate.mcp.client import McpClientError
+
+    workspace = await workspace_of(ctx, ctx.params["workspace_id"])
+    name = _mcp_name(ctx.params["name"])
+    if ctx.mcp_tools is None:
+        raise ApiError(503, "mcp_disabled", "this gateway does not serve MCP ([mcp] enabled = false)")
+    chain = [(lvl, eid, await ctx.store.policy(lvl, eid)) for lvl, eid in chain_of("workspace", workspace)]
+    policy = effective(workspace["org_id"], chain, _operator(ctx))
+    try:
+        target, tools = await ctx.mcp_tools(workspace["id"], name)
+    except LookupError:
+        raise _not_found("MCP server") from None
+    except McpClientError as exc:
+        raise ApiError(502, "mcp_upstream_failed", exc.message) from None
+    except SecretUnavailable as exc:
+        raise ApiError(503, "secret_unavailable", exc.message) from None
+    data = [_tool_view(policy, target, name, tool) for tool in tools]
+    return json_response({"server": name, "url": target.url, "data": data})
+
+
+def _tool_view(policy: Any, target: Any, server: str, tool: dict[str, Any]) -> dict[str, Any]:
+    """One listed tool with the workspace's decision on `server/tool`, its price and its limits."""
+    tool_name: str = tool["name"]
+    full = f"{server}/{tool_name}"
+    out: dict[str, Any] = {
+        "name": tool_name,
+        "title": tool.get("title") if isinstance(tool.get("title"), str) else None,
+        "description": tool.get("description") if isinstance(tool.get("description"), str) else "",
+        "access": "allowed",
+        "reason": None,
+        "rule": None,
+    }
+    for rules in policy.tools.sets:
+        found = rules.refusal(full)
+        if found is None:
+            continue
+        enforced = rules.mode == "enforce" and rules.rollout_percent >= 100
+        if out["access"] == "allowed" or enforced:
+            out.update(access="denied" if enforced else "monitored", reason=found[0], rule=found[1])
+        if enforced:
+            break
+    price = target.prices.of(tool_name)
+    out["price_usd"] = format_usd(price).lstrip("$") if price else None
+    out["limits"] = [
+        {
+            "level": e.rule.line.level,
+            "entity_id": e.rule.line.entity_id,
+            "kind": e.rule.line.kind,
+            "limit": e.rule.line.limit,
+            "window_s": None if e.rule.line.kind == "concurrent" else e.rule.line.window_s,
+            "mode": e.rule.mode,
+            "tools": list(e.rule.tools),
+        }
+        for e in policy.limit_origins
+        if e.rule.tools_rx is not None and e.rule.tools is not None and e.rule.tools_rx.fullmatch(full)
+    ]
+    return out
 
 
 def _mcp_name(value: str) -> str:
@@ -588,7 +661,7 @@ async def verify_audit(ctx: Ctx) -> Response:
     return json_response(body)
 
 
-_EVENT_FILTERS = {"policy": "policy", "action": "action", "entity": "entity", "trace_id": "trace_id"}
+_EVENT_FILTERS = {"policy": "policy", "action": "action", "entity": "entity", "trace_id": "trace_id", "route": "route"}
 _EVENT_FILTERS |= {"workspace": "workspace_id", "user": "user_id", "key": "key_id", "request_id": "request_id"}
 _SPEND_FILTERS = {"workspace": "workspace_id", "user": "user_id", "key": "key_id", "model": "model"}
 _GROUPS = {"workspace": "workspace_id", "user": "user_id", "key": "key_id", "model": "model", "provider": "provider"}
@@ -1140,6 +1213,14 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         errors=(400, 409),
     ),
     Endpoint(
+        "GET",
+        "/workspaces/{workspace_id}/mcp-servers/{name}/tools",
+        mcp_server_tools,
+        "The server's tools as the gateway lists them, with the workspace's access, prices and limits",
+        response=res.McpToolList,
+        errors=(502, 503),
+    ),
+    Endpoint(
         "DELETE",
         "/workspaces/{workspace_id}/mcp-servers/{name}",
         delete_mcp_server,
@@ -1246,6 +1327,7 @@ class AdminApi:
         self.base_url_refusal: BaseUrlRefusal | None = None  # set by the gateway; unset, no base_url is taken
         self.mcp_url_refusal: McpUrlRefusal | None = None  # likewise for MCP servers: unset, none is registered
         self.routes_status: RoutesStatus | None = None  # set by the gateway, which holds the routes
+        self.mcp_tools: McpTools | None = None  # set by the gateway when it serves MCP
         self.run_url = run_url
         self.auth_failures = AuthFailures(store)  # failed sign-ins in the audit log, rate-limited
         self.denials = AccessDenials(store)  # valid tokens asking outside their scope, likewise
@@ -1467,6 +1549,7 @@ class AdminApi:
                     redaction=self.redaction,
                     mcp_url_refusal=self.mcp_url_refusal,
                     routes_status=self.routes_status,
+                    mcp_tools=self.mcp_tools,
                 )
                 ctx.params = dict(request.path_params)
                 if endpoint.body is not None:

@@ -9,10 +9,11 @@ sluicegate admin user list|get|create|update|delete             --workspace WS_I
 sluicegate admin key list|get|create|update|delete|revoke|rotate [--overlap 1h|30m|86400s]
 sluicegate admin token list|create|revoke                       [--org ORG_ID] [--role admin|viewer] [--expires-at T]
 sluicegate admin secret list|set|delete (--org ORG_ID | --workspace WS_ID) [PROVIDER]
-sluicegate admin mcp-server list|set|delete --workspace WS_ID [NAME] [--server-url URL] [--headers-stdin]
+sluicegate admin mcp-server list|set|delete|tools --workspace WS_ID [NAME] [--server-url URL] [--headers-stdin]
+                            [--token-url URL --client-id ID [--scope S]]
 sluicegate admin policy get|set|delete --level org|workspace|user|key --id ID; policy effective KEY_ID
 sluicegate admin events list [--since T] [--until T] [--policy P] [--action A] [--entity E] [--workspace W]
-                             [--key K] [--user U] [--trace-id T] [--request-id R]
+                             [--route mcp|openai_chat|…] [--key K] [--user U] [--trace-id T] [--request-id R]
 sluicegate admin audit list | ledger list | spend [--group-by workspace,model] | whoami
 sluicegate admin monitoring [--since T] [--until T] [--policy P] [--workspace W] [--key K]
 sluicegate admin migrate
@@ -31,7 +32,7 @@ at fault on stderr and exits 1; a usage error exits 2. `--org` defaults to the t
 
 The secret of `secret set` is read from `SLUICEGATE_SECRET_VALUE` or stdin, never from an argument;
 so are an MCP server's headers (`mcp-server set`: a JSON object in `SLUICEGATE_MCP_HEADERS`, or on
-stdin with `--headers-stdin`).
+stdin with `--headers-stdin`) and its OAuth client secret (`SLUICEGATE_MCP_CLIENT_SECRET`).
 Neither that value nor the admin token is printed, in output or in errors.
 
 `migrate`, `reseal` (every provider secret sealed again under the current master key, after a
@@ -59,7 +60,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import quote, urlsplit
 
-from sluicegate.config import ADMIN_TOKEN_ENV, ADMIN_URL_ENV, MCP_HEADERS_ENV, SECRET_VALUE_ENV
+from sluicegate.config import ADMIN_TOKEN_ENV, ADMIN_URL_ENV, MCP_CLIENT_SECRET_ENV, MCP_HEADERS_ENV, SECRET_VALUE_ENV
 from sluicegate.spend.money import format_usd
 
 if TYPE_CHECKING:
@@ -149,9 +150,18 @@ def _secret_value(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _mcp_server(args: argparse.Namespace) -> dict[str, Any]:
-    """The server's URL (`--server-url`: `--url` is the admin API's) and its headers, read from
-    `SLUICEGATE_MCP_HEADERS` or stdin, never from an argument."""
+    """The server's URL (`--server-url`: `--url` is the admin API's), its OAuth client credentials
+    (`--token-url`, `--client-id`, `--scope`, the secret from `SLUICEGATE_MCP_CLIENT_SECRET`) and its
+    headers, read from `SLUICEGATE_MCP_HEADERS` or stdin: secrets never from an argument."""
     body: dict[str, Any] = {"url": args.server_url}
+    token_url = getattr(args, "token_url", None)
+    if token_url is not None:
+        secret = os.environ.get(MCP_CLIENT_SECRET_ENV)
+        if not getattr(args, "client_id", None) or not secret:
+            _usage(f"--token-url needs --client-id and the client secret in {MCP_CLIENT_SECRET_ENV}")
+        body["oauth"] = {"token_url": token_url, "client_id": args.client_id, "client_secret": secret}
+        if getattr(args, "scope", None):
+            body["oauth"]["scope"] = args.scope
     text = os.environ.get(MCP_HEADERS_ENV)
     if text is None and not getattr(args, "headers_stdin", False):
         return body
@@ -178,7 +188,7 @@ ENTITY = (
 ENTITY_BODY = ("name", "description", "tags")
 RENAME = opt("--name", default=SUPPRESS)
 TIMES = (opt("--since", default=SUPPRESS), opt("--until", default=SUPPRESS))
-EVENT_FILTERS = ("policy", "action", "entity", "user", "key", "trace_id", "request_id")
+EVENT_FILTERS = ("policy", "action", "entity", "route", "user", "key", "trace_id", "request_id")
 LEDGER_FILTERS = ("user", "key", "model")
 ROW = ("id", "name", "description", "tags", "created_at")
 KEY_ROW = ("id", "name", "prefix", "user_id", "expires_at", "revoked_at", "last_used_at", "tags")
@@ -274,7 +284,7 @@ COMMANDS: dict[str, dict[str, Verb] | Verb] = {
             "GET",
             "/workspaces/{workspace}/mcp-servers",
             (_WS_REQUIRED,),
-            columns=("name", "url", "header_names", "updated_at"),
+            columns=("name", "url", "header_names", "oauth", "updated_at"),
         ),
         "set": Verb(
             "PUT",
@@ -285,12 +295,22 @@ COMMANDS: dict[str, dict[str, Verb] | Verb] = {
                 opt("--server-url", required=True, help="the server's Streamable HTTP URL"),
                 opt("--description", default=SUPPRESS),
                 opt("--headers-stdin", action="store_true", help="read the headers (a JSON object) from stdin"),
+                opt("--token-url", default=None, help="OAuth client credentials: the token endpoint"),
+                opt("--client-id", default=None, help="OAuth client id (the secret from the environment)"),
+                opt("--scope", default=None, help="OAuth scope"),
             ),
             ("description",),
             extra=_mcp_server,
             help=f"register or replace; headers from {MCP_HEADERS_ENV} or --headers-stdin",
         ),
         "delete": Verb("DELETE", "/workspaces/{workspace}/mcp-servers/{name}", (_WS_REQUIRED, NAME)),
+        "tools": Verb(
+            "GET",
+            "/workspaces/{workspace}/mcp-servers/{name}/tools",
+            (_WS_REQUIRED, NAME),
+            columns=("name", "access", "price_usd", "reason"),
+            help="the server's tools as the gateway lists them, with the workspace's access and prices",
+        ),
     },
     "policy": {
         "get": Verb("GET", "/{target}/policy", _LEVEL),
@@ -310,7 +330,10 @@ COMMANDS: dict[str, dict[str, Verb] | Verb] = {
             "/{scope}/events",
             (*SCOPE, *TIMES, *_filters(EVENT_FILTERS), LIMIT),
             query=("since", "until", *EVENT_FILTERS),
-            columns=("at", "policy", "action", "direction", "entity", "count", "workspace_id", "key_id", "trace_id"),
+            columns=(
+                *("at", "policy", "action", "direction", "entity", "count"),
+                *("route", "workspace_id", "key_id", "trace_id"),
+            ),
             paged=True,
         )
     },

@@ -126,6 +126,9 @@ mcp_servers = Table(
     Column("updated_at", Text, nullable=False),
     # JSON: {"per_call_nusd": int, "tools_nusd": {tool: int}}, what a tools/call costs (`{}`: free)
     Column("prices", Text, nullable=False, server_default=text("'{}'")),
+    # JSON: {"token_url", "client_id", "scope"} of OAuth client credentials (0008; NULL: none). The
+    # client secret is the workspace secret `mcp-oauth.<name>`.
+    Column("oauth", Text),
 )
 
 policies = Table(
@@ -175,6 +178,7 @@ policy_events = Table(
     *_call_columns(),
     Column("trace_id", Text),
     Column("run_id", Text),
+    Column("route", Text),  # the call's wire format, or `mcp` (0007; NULL before)
     Column("policy", Text, nullable=False),
     Column("action", Text, nullable=False),
     Column("direction", Text, nullable=False),

@@ -35,6 +35,8 @@ _ERRORS = {
     409: "conflicts with what is stored (such as a lock above this level)",
     422: "invalid input, per field",
     413: "the body is larger than the operation takes",
+    502: "an upstream the gateway asked on the caller's behalf failed (such as an MCP server)",
+    503: "the gateway cannot do this now (such as a feature turned off, a secret it cannot open)",
 }
 
 

@@ -188,6 +188,14 @@ class Secret(_Out):
     updated_at: Time
 
 
+class McpOAuth(_Out):
+    """OAuth client credentials of a registered server, as shown: never the client secret."""
+
+    token_url: str
+    client_id: str
+    scope: str | None = None
+
+
 class McpServer(_Out):
     """An upstream MCP server of a workspace as it is shown: its header names, never their values."""
 
@@ -197,6 +205,7 @@ class McpServer(_Out):
     description: str
     price_usd: str | None = Field(None, description="what a tools/call costs on the caller's spend caps")
     tool_price_usd: dict[str, str] = Field(default_factory=dict, description="the price of a tool's calls, by tool")
+    oauth: McpOAuth | None = Field(None, description="a bearer token by the client credentials grant")
     fingerprint: str | None = Field(None, description="of the headers' values, keyed by the master key")
     created_at: Time
     updated_at: Time
@@ -204,6 +213,39 @@ class McpServer(_Out):
 
 class McpServerList(_Out):
     data: list[McpServer]
+
+
+class McpToolLimit(_Out):
+    """A rate limit on tool calls that counts this tool's calls (its `tools` patterns match it)."""
+
+    level: str
+    entity_id: str
+    kind: str
+    limit: int
+    window_s: int | None
+    mode: str
+    tools: list[str]
+
+
+class McpTool(_Out):
+    """One tool of an upstream MCP server as the gateway sees it, and what the workspace's policies
+    say of it (the operator's, the organization's and the workspace's; a user's or key's own lists
+    can narrow them further)."""
+
+    name: str
+    title: str | None = None
+    description: str = ""
+    access: str = Field(description="allowed, denied, or monitored (a monitor-only or partial rule would deny it)")
+    reason: str | None = Field(None, description="the rule that denies it, or would")
+    rule: dict[str, Any] | None = None
+    price_usd: str | None = Field(None, description="what one call costs on the caller's spend caps; null: free")
+    limits: list[McpToolLimit] = Field(default_factory=list)
+
+
+class McpToolList(_Out):
+    server: str
+    url: str
+    data: list[McpTool]
 
 
 class _Page(_Out):
@@ -484,6 +526,7 @@ class _Call(_Out):
 class Event(_Call):
     trace_id: str | None
     run_id: str | None
+    route: str | None = Field(None, description="where the call came in: its wire format, or mcp for a tool call")
     policy: str
     action: str
     direction: str

@@ -184,6 +184,18 @@ RESERVED_HEADERS = frozenset(
 )
 
 
+class McpOAuthIn(_Body):
+    """OAuth 2.0 client credentials (RFC 6749 section 4.4) for an upstream MCP server: the gateway
+    fetches a bearer token from `token_url` (which passes the tenant egress rules, as the server's URL
+    does). `client_secret` is write-only: sealed as a workspace secret, never read back, logged or
+    audited."""
+
+    token_url: str = Field(min_length=1, max_length=2048, pattern=r"^https?://")
+    client_id: str = Field(min_length=1, max_length=256)
+    scope: str | None = Field(None, min_length=1, max_length=1024)
+    client_secret: str = Field(min_length=1, max_length=4096, repr=False)
+
+
 class McpServerIn(_Body):
     """An upstream MCP server of a workspace: where it listens (Streamable HTTP) and the headers the
     gateway adds to every request it forwards there (its credentials). `headers` are write-only: sealed
@@ -195,6 +207,7 @@ class McpServerIn(_Body):
     # What a tools/call costs on the caller's spend caps: decimal USD strings ("0.002").
     price_usd: str | None = Field(None, min_length=1, max_length=40)
     tool_price_usd: dict[str, str] = Field(default_factory=dict, max_length=256)
+    oauth: McpOAuthIn | None = None  # a bearer token by the client credentials grant
 
     @model_validator(mode="after")
     def _prices_exact(self) -> McpServerIn:

@@ -152,6 +152,17 @@ def mcp_secret_name(server: str) -> str:
     return f"mcp.{server}"
 
 
+def mcp_oauth_secret_name(server: str) -> str:
+    """The secret that holds an MCP server's OAuth client secret: `mcp-oauth.<name>` (no provider's)."""
+    return f"mcp-oauth.{server}"
+
+
+def server_oauth(row: Record) -> dict[str, Any] | None:
+    """A stored server's OAuth client credentials without the secret (`token_url`, `client_id`, `scope`)."""
+    value = row.get("oauth")
+    return orjson.loads(value) if value else None
+
+
 def _names(value: Any) -> list[str]:
     return orjson.loads(value) if isinstance(value, str) else list(value)
 
@@ -169,6 +180,7 @@ def _shown_server(row: Record, meta: Record | None) -> Record:
         "header_names": _names(row["header_names"]),
         "description": row.get("description") or "",
         **server_prices(row).as_json(),
+        "oauth": server_oauth(row),
         "fingerprint": (meta or {}).get("fingerprint"),
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
@@ -180,6 +192,9 @@ def _audited_server(row: Record) -> Record:
     out |= server_prices(row).as_json()
     if "headers" in row:
         out["headers"] = row["headers"]
+    oauth = server_oauth(row)
+    if oauth is not None:
+        out["oauth"] = {**oauth, "client_secret": "set"}
     return out
 
 
@@ -721,25 +736,22 @@ class ControlStore:
 
     async def set_mcp_server(self, actor: Actor, workspace: Record, name: str, spec: McpServerIn) -> Record:
         """Register (or replace) a workspace's MCP server, with its headers sealed as the workspace's
-        secret `mcp.<name>` (none: no secret), in one change with one audit row (the URL and the
-        header names; the values only as `set`).
+        secret `mcp.<name>` (none: no secret) and its OAuth client secret as `mcp-oauth.<name>`, in
+        one change with one audit row (the URL, the header names, the OAuth token URL, client id and
+        scope; the values only as `set`).
 
         Raises:
-            Conflict: headers are given and no master key is configured.
+            Conflict: headers or a client secret are given and no master key is configured.
         """
         ws_id, org_id = workspace["id"], workspace["org_id"]
         secret_name = mcp_secret_name(name)
         sealed = meta = None
         if spec.headers:
-            if self.master is None:
-                raise Conflict("no master key is configured (control.master_key or control.master_key_file)")
-            value = orjson.dumps(spec.headers).decode()
-            try:
-                sealed = self.master.seal(value, secret_context("workspace", ws_id, secret_name))
-            except MasterKeyError as exc:
-                raise Conflict(str(exc)) from None
-            meta = {"fingerprint": secret_fingerprint(self.master.derive(FINGERPRINT_LABEL), value)}
-            meta["set_by"] = actor.name
+            sealed, meta = self._sealed(actor, ws_id, secret_name, orjson.dumps(spec.headers).decode())
+        oauth_name = mcp_oauth_secret_name(name)
+        oauth_sealed = oauth_meta = None
+        if spec.oauth is not None:
+            oauth_sealed, oauth_meta = self._sealed(actor, ws_id, oauth_name, spec.oauth.client_secret)
         now = now_iso()
         header_names = sorted(spec.headers)
         row = {"workspace_id": ws_id, "name": name, "org_id": org_id, "url": spec.url}
@@ -748,8 +760,18 @@ class ControlStore:
         row["prices"] = orjson.dumps(
             {"per_call_nusd": prices.per_call_nusd, "tools_nusd": dict(prices.tools_nusd)}
         ).decode()
+        oauth = spec.oauth
+        row["oauth"] = (
+            orjson.dumps({"token_url": oauth.token_url, "client_id": oauth.client_id, "scope": oauth.scope}).decode()
+            if oauth is not None
+            else None
+        )
         where = (mcp_servers.c.workspace_id == ws_id, mcp_servers.c.name == name)
-        swhere = (secrets.c.level == "workspace", secrets.c.scope_id == ws_id, secrets.c.provider == secret_name)
+        swhere = (
+            secrets.c.level == "workspace",
+            secrets.c.scope_id == ws_id,
+            secrets.c.provider.in_([secret_name, oauth_name]),
+        )
 
         async def body(conn: AsyncConnection) -> tuple[Record, Any, Any]:
             old = _rec((await conn.execute(select(mcp_servers).where(*where))).first())
@@ -758,11 +780,13 @@ class ControlStore:
             else:
                 await conn.execute(update(mcp_servers).where(*where).values(**row, updated_at=now))
             await conn.execute(delete(secrets).where(*swhere))
-            if sealed is not None and meta is not None:
-                values = {"ciphertext": sealed, "meta": orjson.dumps(meta).decode(), "updated_at": now}
+            for provider, ciphertext, info in ((secret_name, sealed, meta), (oauth_name, oauth_sealed, oauth_meta)):
+                if ciphertext is None or info is None:
+                    continue
+                values = {"ciphertext": ciphertext, "meta": orjson.dumps(info).decode(), "updated_at": now}
                 await conn.execute(
                     insert(secrets).values(
-                        level="workspace", scope_id=ws_id, provider=secret_name, org_id=org_id, **values
+                        level="workspace", scope_id=ws_id, provider=provider, org_id=org_id, **values
                     )
                 )
             created = old["created_at"] if old is not None else now
@@ -772,8 +796,24 @@ class ControlStore:
 
         return await self._change(actor, "mcp_server.set", f"workspace/{ws_id}/mcp_servers/{name}", org_id, body)
 
+    def _sealed(self, actor: Actor, ws_id: str, secret_name: str, value: str) -> tuple[str, Record]:
+        """`value` sealed as the workspace's secret `secret_name`, and its meta (fingerprint, setter).
+
+        Raises:
+            Conflict: no master key is configured, or it cannot seal.
+        """
+        if self.master is None:
+            raise Conflict("no master key is configured (control.master_key or control.master_key_file)")
+        try:
+            sealed = self.master.seal(value, secret_context("workspace", ws_id, secret_name))
+        except MasterKeyError as exc:
+            raise Conflict(str(exc)) from None
+        meta = {"fingerprint": secret_fingerprint(self.master.derive(FINGERPRINT_LABEL), value), "set_by": actor.name}
+        return sealed, meta
+
     async def delete_mcp_server(self, actor: Actor, workspace: Record, name: str) -> bool:
-        """Remove a workspace's MCP server and its sealed headers (one change, one audit row)."""
+        """Remove a workspace's MCP server and its sealed headers and client secret (one change, one
+        audit row)."""
         ws_id = workspace["id"]
         where = (mcp_servers.c.workspace_id == ws_id, mcp_servers.c.name == name)
         async with self.engine.connect() as conn:
@@ -783,7 +823,7 @@ class ControlStore:
         swhere = (
             secrets.c.level == "workspace",
             secrets.c.scope_id == ws_id,
-            secrets.c.provider == mcp_secret_name(name),
+            secrets.c.provider.in_([mcp_secret_name(name), mcp_oauth_secret_name(name)]),
         )
 
         async def body(conn: AsyncConnection) -> tuple[bool, Any, Any]:

@@ -23,6 +23,7 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 
@@ -30,8 +31,18 @@ from sluicegate.config import CustomPattern, RedactionRule, RedactionSettings
 from sluicegate.control.crypto import MasterKeyError
 from sluicegate.control.keys import now_iso
 from sluicegate.control.policies import EffectivePolicy, OperatorPolicy, chain_of, effective
-from sluicegate.control.store import CHANNEL, ControlStore, Snapshot, mcp_secret_name, secret_context, server_prices
+from sluicegate.control.store import (
+    CHANNEL,
+    ControlStore,
+    Snapshot,
+    mcp_oauth_secret_name,
+    mcp_secret_name,
+    secret_context,
+    server_oauth,
+    server_prices,
+)
 from sluicegate.errors import SecretUnavailable, Unauthenticated
+from sluicegate.mcp.oauth import ClientCredentials
 from sluicegate.mcp.servers import McpTarget, ToolPrices
 from sluicegate.policy.auth import Identity, KeyStore, presented_keys
 from sluicegate.policy.limits import LimitRule
@@ -73,8 +84,10 @@ class _State:
     unopened: dict[tuple[str, str, str], str] = field(default_factory=dict)
     workspace_org: dict[str, str] = field(default_factory=dict)
     redaction: dict[tuple[str, int], RedactionSettings] = field(default_factory=dict)
-    # url, header names, prices
-    mcp_servers: dict[tuple[str, str], tuple[str, tuple[str, ...], ToolPrices]] = field(default_factory=dict)
+    # url, header names, prices, OAuth client credentials without the secret (token URL, client id, scope)
+    mcp_servers: dict[tuple[str, str], tuple[str, tuple[str, ...], ToolPrices, dict[str, Any] | None]] = field(
+        default_factory=dict
+    )
     all_caps: tuple[CapLine, ...] | None = None  # every policy's caps, made on first use
 
 
@@ -169,7 +182,12 @@ class ControlView:
             st.secrets[where] = ProviderCredential(Secret(value), meta.get("base_url"), meta.get("project"))
         for row in snap.mcp_servers:
             names = tuple(orjson.loads(row["header_names"]))
-            st.mcp_servers[(row["workspace_id"], row["name"])] = (row["url"], names, server_prices(row))
+            st.mcp_servers[(row["workspace_id"], row["name"])] = (
+                row["url"],
+                names,
+                server_prices(row),
+                server_oauth(row),
+            )
         return st
 
     async def _poll(self) -> None:
@@ -333,6 +351,10 @@ class ControlView:
                 )
         return None
 
+    def mcp_server_names(self, workspace: str) -> list[str]:
+        """The names of the workspace's registered MCP servers."""
+        return [name for ws, name in self._state.mcp_servers if ws == workspace]
+
     def mcp_server(self, workspace: str, name: str) -> McpTarget | None:
         """The workspace's registered MCP server `name`, its headers opened; None when it has none.
 
@@ -344,19 +366,32 @@ class ControlView:
         found = st.mcp_servers.get((workspace, name))
         if found is None:
             return None
-        url, header_names, prices = found
+        url, header_names, prices, oauth = found
         headers: dict[str, Secret] = {}
         if header_names:
-            where = ("workspace", workspace, mcp_secret_name(name))
-            sealed = st.secrets.get(where)
-            if sealed is None:
-                reason = st.unopened.get(where, "its sealed headers are missing")
-                raise SecretUnavailable(
-                    f"the headers of the MCP server {name!r} cannot be used: {reason}; "
-                    "the request was not sent (ask the gateway's operator)"
-                )
-            headers = {k: Secret(v) for k, v in orjson.loads(sealed.secret.reveal()).items()}
-        return McpTarget(name, url, headers, tenant=True, prices=prices)
+            sealed = self._mcp_secret(workspace, mcp_secret_name(name), f"the headers of the MCP server {name!r}")
+            headers = {k: Secret(v) for k, v in orjson.loads(sealed.reveal()).items()}
+        creds = None
+        if oauth is not None:
+            what = f"the OAuth client secret of the MCP server {name!r}"
+            secret = self._mcp_secret(workspace, mcp_oauth_secret_name(name), what)
+            creds = ClientCredentials(oauth["token_url"], oauth["client_id"], secret, oauth.get("scope"))
+        return McpTarget(name, url, headers, tenant=True, prices=prices, oauth=creds)
+
+    def _mcp_secret(self, workspace: str, secret_name: str, what: str) -> Secret:
+        """A registered server's sealed secret, opened.
+
+        Raises:
+            SecretUnavailable: it is missing or cannot be opened (fail closed).
+        """
+        where = ("workspace", workspace, secret_name)
+        sealed = self._state.secrets.get(where)
+        if sealed is None:
+            reason = self._state.unopened.get(where, "it is missing")
+            raise SecretUnavailable(
+                f"{what} cannot be used: {reason}; the request was not sent (ask the gateway's operator)"
+            )
+        return sealed.secret
 
     def provider_secret(self, workspace: str, provider_name: str) -> Secret | None:
         found = self.provider_credential(workspace, provider_name)

@@ -27,6 +27,20 @@ POLICY_FAILED = -32004
 CONTENT_BLOCKED = -32005
 SPEND_LIMIT = -32006  # a priced tools/call that a spend cap refuses
 RATE_LIMITED = -32007  # a tools/call that a rate limit on tool calls refuses
+UPSTREAM_AUTH = -32008  # no token for the server: its token endpoint refused or could not be reached
+
+# What becomes of a tools/call (the `outcome` of `sluicegate_tool_calls`): answered by the server
+# (`ok`, `redacted` when the gateway redacted its arguments or result, `error` for a JSON-RPC error or
+# an `isError` result), refused by the gateway (`denied` by the tool lists, `rate_limited`,
+# `spend_limited`, `blocked` by redaction either way, `policy_failed` when the scan failed closed), or
+# neither: `not_sent` (another call of its batch was refused), `unanswered` (sent, but its answer did
+# not come back on this request: the upstream failed, the stream broke or the client left; a
+# resumed stream may still deliver it).
+TOOL_OUTCOMES = (
+    "ok", "redacted", "error", "denied", "rate_limited", "spend_limited", "blocked", "policy_failed",
+    "not_sent", "unanswered",
+)  # fmt: skip
+WITHHELD_NAME = "(withheld)"  # the tool label of a call whose name held a value the gateway redacts
 
 
 def rpc_error(msg_id: Any, code: int, message: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -68,6 +82,22 @@ class Exchange:
     capture: bool = False
     session_id: str | None = None  # the session the upstream's answer names
     traced: dict[Any, tuple[str, Any, Any]] = field(default_factory=dict)  # id -> (tool, arguments, answer)
+    # What became of each tools/call of the body (`TOOL_OUTCOMES`), for the call counts in /metrics:
+    # id -> (tool, outcome). A forwarded call whose answer is not seen here has none (`unanswered`).
+    outcomes: dict[Any, tuple[str, str]] = field(default_factory=dict)
+    redacted_arguments: set[Any] = field(default_factory=set)  # ids of calls sent with redacted arguments
+
+    def settle(self, msg_id: Any, tool: str, outcome: str) -> None:
+        """Say what became of the tools/call `msg_id` (the first word stands)."""
+        self.outcomes.setdefault(msg_id, (tool, outcome))
+
+    def tool_outcomes(self, sent: bool) -> list[tuple[str, str]]:
+        """(tool, outcome) of every tools/call of the body; `sent`: whether the body went upstream
+        (a call that did not, and was not refused itself, is `not_sent`)."""
+        out = list(self.outcomes.values())
+        pending = "unanswered" if sent else "not_sent"
+        out += [(tool, pending) for msg_id, tool in self.calls.items() if msg_id not in self.outcomes]
+        return out
 
     # ── client -> server ─────────────────────────────────────────────────────────────────────
 
@@ -85,6 +115,7 @@ class Exchange:
             # refused before it reaches any of them (as a model name is on /v1).
             text = "the tool name holds a value of a type this gateway redacts; the call was not sent"
             self.answered[msg_id] = rpc_error(msg_id, CONTENT_BLOCKED, text)
+            self.settle(msg_id, WITHHELD_NAME, "blocked")  # the name is never a label
             return
         if not self.rules.empty:
             decision = self.tools.decide(self.rules, self.who, self.server, name, "refuse")
@@ -92,6 +123,7 @@ class Exchange:
             if decision.refused is not None:
                 message, rule = decision.refused
                 self.answered[msg_id] = rpc_error(msg_id, TOOL_NOT_ALLOWED, message, {"rule": rule})
+                self.settle(msg_id, name, "denied")
                 self._trace(msg_id, name, None, self.answered[msg_id])
                 return
         arguments = params.get("arguments")  # type: ignore[union-attr]
@@ -100,13 +132,17 @@ class Exchange:
                 scan, blocked = self.redactor.scan_value(arguments, "request", self.who.workspace)
             except PolicyFailed as exc:
                 self.answered[msg_id] = rpc_error(msg_id, POLICY_FAILED, f"{exc.message}; the call was not sent")
+                self.settle(msg_id, name, "policy_failed")
                 return
             self.events += _located(scan.tally.events(), "arguments", self.server, name)
             if blocked:
                 text = f"the tool call's arguments contain content this gateway blocks: {', '.join(blocked)}"
                 self.answered[msg_id] = tool_error(msg_id, text + "; the call was not sent")
+                self.settle(msg_id, name, "blocked")
                 self._trace(msg_id, name, arguments, self.answered[msg_id])
                 return
+            if scan.tally.counts:
+                self.redacted_arguments.add(msg_id)
         self.calls[msg_id] = name
         self._trace(msg_id, name, arguments, None)
 
@@ -129,6 +165,16 @@ class Exchange:
             return False
         changed = self._inbound(msg)
         self.answer_of(msg)
+        msg_id = msg.get("id")
+        tool = self.calls.get(msg_id) if msg_id is not None and "method" not in msg else None
+        if tool is not None:
+            result = msg.get("result")
+            if "error" in msg or (isinstance(result, dict) and result.get("isError") is True):
+                self.settle(msg_id, tool, "error")
+            elif changed or msg_id in self.redacted_arguments:
+                self.settle(msg_id, tool, "redacted")
+            else:
+                self.settle(msg_id, tool, "ok")
         return changed
 
     def _inbound(self, msg: dict[str, Any]) -> bool:
@@ -147,6 +193,8 @@ class Exchange:
             try:
                 scan, blocked = self.redactor.scan_value(value, "response", self.who.workspace)
             except PolicyFailed as exc:
+                if tool is not None:
+                    self.settle(msg_id, tool, "policy_failed")
                 msg.pop(part)
                 msg.update(rpc_error(msg_id, POLICY_FAILED, exc.message) if "id" in msg else {"params": {}})
                 return True
@@ -155,6 +203,8 @@ class Exchange:
             changed = changed or bool(scan.tally.counts)
             if blocked:
                 said = f"contained content this gateway blocks: {', '.join(blocked)}"
+                if tool is not None:
+                    self.settle(msg_id, tool, "blocked")
                 if part == "result" and tool is not None:
                     msg.pop("result")
                     msg.update(tool_error(msg_id, f"the tool result {said}; it was withheld"))

@@ -36,21 +36,26 @@ import orjson
 
 from sluicegate.errors import GatewayError, PayloadTooLarge, RateLimited, SpendLimitExceeded, Unauthenticated
 from sluicegate.formats.sse import EventBuffer
+from sluicegate.mcp.aggregate import Aggregate
+from sluicegate.mcp.client import McpClientError, list_tools
 from sluicegate.mcp.messages import (
     INVALID_REQUEST,
     PARSE_ERROR,
     RATE_LIMITED,
     SPEND_LIMIT,
+    UPSTREAM_AUTH,
     Exchange,
     is_request,
     rpc_error,
 )
+from sluicegate.mcp.oauth import OAuthError, OAuthTokens
 from sluicegate.mcp.servers import McpTarget
 from sluicegate.mcp.settings import McpSettings
 from sluicegate.policy.pipeline import ClientGone, read_body, request_id
 from sluicegate.policy.tools import ToolPolicy
 from sluicegate.proxy.relay import CallInfo, Outcome
 from sluicegate.proxy.upstream import guarded_connector, upstream_session
+from sluicegate.secrets import Secret
 from sluicegate.types import Receive, Scope, Send
 
 if TYPE_CHECKING:
@@ -62,6 +67,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sluicegate.mcp")
 PREFIX = "/mcp/"
+AGGREGATE = "/mcp"  # every server of the workspace at once (`mcp.aggregate`)
 METADATA_PREFIX = "/.well-known/oauth-protected-resource"
 JSON_TYPE = b"application/json"
 SSE_TYPE = b"text/event-stream"
@@ -79,6 +85,7 @@ class McpProxy:
         gateway: the data plane, for its keys, control view, redactors and tenant URL rules.
         record: where each finished request's `Outcome` goes (the app's sinks).
         environ: where `headers_env` values are read.
+        count_tool: where each tools/call's (server, tool, outcome) is counted (the metrics), if anywhere.
     """
 
     def __init__(
@@ -87,15 +94,23 @@ class McpProxy:
         gateway: Gateway,
         record: Callable[[Outcome], None],
         environ: Mapping[str, str],
+        count_tool: Callable[[str, str, str], None] | None = None,
     ) -> None:
         self.settings: McpSettings = settings.mcp
         self.gateway = gateway
         self.record = record
+        self.count_tool = count_tool
         self.tools = ToolPolicy(settings.tools)
-        self.servers = {
-            name: McpTarget(name, s.url, s.resolved_headers(environ), prices=s.prices)
-            for name, s in settings.mcp.servers.items()
-        }
+        self.servers = {}
+        for name, s in settings.mcp.servers.items():
+            oauth = s.oauth.resolved(environ) if s.oauth is not None else None
+            if s.oauth is not None and oauth is None:
+                log.warning(
+                    "mcp server %s: %s is not set, so it is asked without a token", name, s.oauth.client_secret_env
+                )
+            self.servers[name] = McpTarget(name, s.url, s.resolved_headers(environ), prices=s.prices, oauth=oauth)
+        self.tokens = OAuthTokens(timeout_s=settings.mcp.first_byte_timeout_s)
+        self.aggregate = Aggregate(self)
         self.body_timeout_s = settings.server.body_timeout_s
         self._http: aiohttp.ClientSession | None = None
         self._tenant_http: aiohttp.ClientSession | None = None
@@ -114,6 +129,7 @@ class McpProxy:
         return self._http
 
     async def stop(self) -> None:
+        await self.aggregate.stop()
         for client in (self._http, self._tenant_http):
             if client is not None:
                 await client.close()
@@ -125,12 +141,16 @@ class McpProxy:
         if path.startswith(METADATA_PREFIX):
             await self._metadata(scope, send, path[len(METADATA_PREFIX) :])
             return
-        server = path[len(PREFIX) :].rstrip("/")
+        aggregate = path.rstrip("/") == AGGREGATE
+        server = "" if aggregate else path[len(PREFIX) :].rstrip("/")
         info = CallInfo(request_id().decode(), "mcp", started_at=time.time(), t0=time.perf_counter())
-        info.provider = f"mcp:{server}"
+        info.provider = "mcp" if aggregate else f"mcp:{server}"
         outcome = Outcome(500)
         try:
-            outcome = await self._serve(scope, receive, send, server, info)
+            if aggregate:
+                outcome = await self.aggregate.serve(scope, receive, send, info)
+            else:
+                outcome = await self._serve(scope, receive, send, server, info)
         except Unauthenticated as err:
             outcome = await self._unauthenticated(scope, send, server, err)
         except GatewayError as err:
@@ -160,9 +180,9 @@ class McpProxy:
             body = rpc_error(None, INVALID_REQUEST, f"no MCP server named {server!r} for this workspace")
             return await _send_error(send, 404, body, "unknown_mcp_server")
         if target.tenant:
-            refused = self.gateway.tenant_urls.mcp_refusal(target.url)
+            refused = self._refusal(target)
             if refused is not None:
-                body = rpc_error(None, INVALID_REQUEST, f"the URL registered for this MCP server {refused}")
+                body = rpc_error(None, INVALID_REQUEST, f"the {refused}")
                 return await _send_error(send, 403, body, "mcp_url_not_allowed")
         session_id = headers.get(b"mcp-session-id")
         where = f"{who.workspace}/{server}" if target.tenant else server
@@ -205,18 +225,23 @@ class McpProxy:
             if exchange.answered:
                 for g in counted:
                     await g.finish(None)  # counted, not sent
+                self._count(server, exchange, sent=False)
                 outcome = await self._answer_locally(send, body, messages, exchange)
                 _traced(outcome, info, server, exchange)
                 return outcome
             data = orjson.dumps(body)  # what was checked is what goes
         try:
-            outcome = await self._relay(scope, receive, send, method, target, upstream_headers, data, exchange)
+            outcome = await self._relay(
+                scope, receive, send, method, target, upstream_headers, data, exchange, where if target.tenant else ""
+            )
         except BaseException:
+            self._count(server, exchange, sent=True)
             if guard is not None:
                 await guard.finish(None)  # failed before an answer: released
             for g in counted:
                 await g.finish(None)
             raise
+        self._count(server, exchange, sent=True)
         for g in counted:
             await g.finish(outcome)  # frees the calls' places in flight
         if guard is not None:
@@ -232,6 +257,12 @@ class McpProxy:
         outcome.events = exchange.events + outcome.events
         _traced(outcome, info, server, exchange)
         return outcome
+
+    def _count(self, server: str, exchange: Exchange, sent: bool) -> None:
+        """Count the body's tools/calls by what became of them (`mcp.messages.TOOL_OUTCOMES`)."""
+        if self.count_tool is not None:
+            for tool, outcome in exchange.tool_outcomes(sent):
+                self.count_tool(server, tool, outcome)
 
     async def _limited(self, who: Identity, server: str, messages: list[Any], exchange: Exchange) -> list[LimitGuard]:
         """Count this body's `tools/call`s on the caller's rate limits of tool calls (`tools`
@@ -255,6 +286,7 @@ class McpProxy:
             except RateLimited as err:
                 exchange.events += err.events
                 exchange.answered[msg["id"]] = rpc_error(msg["id"], RATE_LIMITED, err.message, dict(err.extra))
+                exchange.settle(msg["id"], tool, "rate_limited")
                 break
             exchange.events += guard.events
             guard.events = []
@@ -285,10 +317,76 @@ class McpProxy:
             exchange.events += err.events
             for msg in calls:
                 exchange.answered[msg["id"]] = rpc_error(msg["id"], SPEND_LIMIT, err.message, dict(err.extra))
+                exchange.settle(msg["id"], str((msg.get("params") or {}).get("name", "")), "spend_limited")
             return price, None
         exchange.events += guard.events
         guard.events = []
         return price, guard
+
+    async def upstream_tools(self, workspace: str, server: str) -> tuple[McpTarget, list[dict[str, Any]]]:
+        """The tools the server `server` of `workspace` lists, asked by the gateway itself with what
+        its relay sends there (the server's credentials, the tenant egress rules): the console's view.
+
+        Raises:
+            LookupError: the workspace has no such server (and the operator neither).
+            McpClientError: the server could not be asked (its URL refused, unreachable, refusing).
+            SecretUnavailable: its credentials are stored but cannot be opened.
+        """
+        target = self._target(workspace, server)
+        if target is None:
+            raise LookupError(server)
+        if target.tenant:
+            refused = self._refusal(target)
+            if refused is not None:
+                raise McpClientError(f"the {refused}")
+        client = self._client(target.tenant)
+        where = f"{workspace}/{server}" if target.tenant else ""
+        for attempt in (1, 2):
+            try:
+                headers, token = await self.credentials(target, where)
+            except OAuthError as exc:
+                raise McpClientError(exc.message) from None
+            try:
+                tools = await list_tools(
+                    client,
+                    server,
+                    target.url,
+                    headers,
+                    self.settings.max_message_bytes,
+                    self.settings.first_byte_timeout_s,
+                )
+            except McpClientError as exc:
+                if exc.status != 401 or token is None or target.oauth is None or attempt == 2:
+                    raise
+                self.tokens.forget(where, target.oauth, token)  # refused: a new token, once
+                continue
+            return target, tools
+        raise AssertionError("unreachable")
+
+    async def credentials(self, target: McpTarget, where: str) -> tuple[dict[str, str], Secret | None]:
+        """What goes to `target` with every request: its headers, and its bearer token when it has
+        OAuth client credentials (kept under `where`), with the token.
+
+        Raises:
+            OAuthError: no token could be had.
+        """
+        headers = {k: v.reveal() for k, v in target.headers.items()}
+        if target.oauth is None:
+            return headers, None
+        token = await self.tokens.token(self._client(target.tenant), where, target.name, target.oauth)
+        return _bearer(headers, token), token
+
+    def _refusal(self, target: McpTarget) -> str | None:
+        """Why a workspace's server may not be asked: its URL, or its token URL, is refused by the
+        tenant egress rules (the message names which)."""
+        refused = self.gateway.tenant_urls.mcp_refusal(target.url)
+        if refused is not None:
+            return f"URL registered for the MCP server {target.name!r} {refused}"
+        if target.oauth is not None:
+            refused = self.gateway.tenant_urls.mcp_refusal(target.oauth.token_url)
+            if refused is not None:
+                return f"token URL registered for the MCP server {target.name!r} {refused}"
+        return None
 
     def _target(self, workspace: str, server: str) -> McpTarget | None:
         view = self.gateway.view
@@ -322,14 +420,27 @@ class McpProxy:
         headers: dict[str, str],
         data: bytes | None,
         exchange: Exchange,
+        where: str,
     ) -> Outcome:
         client = self._client(target.tenant)
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.settings.connect_timeout_s)
+        creds, token = target.oauth, None
         try:
-            async with asyncio.timeout(self.settings.first_byte_timeout_s):
-                resp = await client.request(
-                    method, target.url, data=data, headers=headers, timeout=timeout, allow_redirects=False
-                )
+            for attempt in (1, 2):
+                if creds is not None:
+                    token = await self.tokens.token(client, where, target.name, creds)
+                    headers = _bearer(headers, token)
+                async with asyncio.timeout(self.settings.first_byte_timeout_s):
+                    resp = await client.request(
+                        method, target.url, data=data, headers=headers, timeout=timeout, allow_redirects=False
+                    )
+                if resp.status != 401 or creds is None or token is None or attempt == 2:
+                    break
+                resp.release()  # the token was refused: dropped, a new one fetched once, the request sent again
+                self.tokens.forget(where, creds, token)
+        except OAuthError as exc:
+            log.warning("mcp upstream token: %s", exc.message)  # the server and the endpoint's error code only
+            return await self._token_refused(send, data, exc)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             log.warning("mcp upstream %s unreachable: %s", target.name, type(exc).__name__)
             body = rpc_error(None, -32000, f"the MCP server {target.name!r} could not be reached")
@@ -356,6 +467,23 @@ class McpProxy:
             return Outcome(resp.status)
         finally:
             resp.close()
+
+    async def _token_refused(self, send: Send, data: bytes | None, exc: OAuthError) -> Outcome:
+        """No token for the server: each request of the body is answered with a JSON-RPC error that
+        says so (the session goes on; a later request fetches again); a body without requests, a GET
+        or a DELETE gets a 502."""
+        requests = []
+        if data is not None:
+            with contextlib.suppress(orjson.JSONDecodeError):
+                body = orjson.loads(data)
+                requests = [m for m in (body if isinstance(body, list) else [body]) if is_request(m)]
+        if not requests:
+            return await _send_error(send, 502, rpc_error(None, UPSTREAM_AUTH, exc.message), "upstream_auth_failed")
+        answers = [rpc_error(m["id"], UPSTREAM_AUTH, exc.message) for m in requests]
+        payload = answers if isinstance(body, list) else answers[0]
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", JSON_TYPE)]})
+        await send({"type": "http.response.body", "body": orjson.dumps(payload)})
+        return Outcome(200, error="upstream_auth_failed")
 
     def _checked(self, raw: bytes, exchange: Exchange) -> bytes:
         """An upstream JSON-RPC body after the gateway's rules (the same bytes when nothing changed)."""
@@ -438,7 +566,8 @@ class McpProxy:
         return f"{scope.get('scheme', 'http')}://{host}"
 
     async def _unauthenticated(self, scope: Scope, send: Send, server: str, err: Unauthenticated) -> Outcome:
-        metadata = f"{self._base_url(scope)}{METADATA_PREFIX}/mcp/{server}"
+        resource = f"/mcp/{server}" if server else AGGREGATE
+        metadata = f"{self._base_url(scope)}{METADATA_PREFIX}{resource}"
         challenge = f'Bearer resource_metadata="{metadata}"'.encode("latin-1")
         body = rpc_error(None, -32001, err.message)
         return await _send_error(send, 401, body, err.code, [(b"www-authenticate", challenge)])
@@ -446,18 +575,25 @@ class McpProxy:
     async def _metadata(self, scope: Scope, send: Send, resource_path: str) -> None:
         """The protected resource metadata (RFC 9728) of `/mcp/{server}`: this gateway is the resource
         server; its keys are bearer tokens sent in the Authorization header."""
-        if scope["method"] != "GET" or not resource_path.startswith("/mcp/"):
+        if scope["method"] != "GET" or not (resource_path.startswith("/mcp/") or resource_path == AGGREGATE):
             await _send_error(send, 404, {"error": "not_found"}, "unknown_path")
             return
         doc = {
             "resource": self._base_url(scope) + resource_path.rstrip("/"),
             "authorization_servers": list(self.settings.authorization_servers),
             "bearer_methods_supported": ["header"],
-            "resource_name": f"sluicegate MCP gateway: {resource_path[len('/mcp/') :].strip('/')}",
+            "resource_name": f"sluicegate MCP gateway: {resource_path[len('/mcp/') :].strip('/') or 'every server'}",
         }
         headers = [(b"content-type", JSON_TYPE), (b"cache-control", b"max-age=300")]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": orjson.dumps(doc)})
+
+
+def _bearer(headers: dict[str, str], token: Secret) -> dict[str, str]:
+    """`headers` with `Authorization: Bearer <token>` in place of any Authorization they had."""
+    out = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+    out["Authorization"] = f"Bearer {token.reveal()}"
+    return out
 
 
 def _traced(outcome: Outcome, info: CallInfo, server: str, exchange: Exchange) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from sluicegate.mcp.oauth import ClientCredentials
 from sluicegate.secrets import Secret
 from sluicegate.spend.money import format_usd, usd_to_nusd
 
@@ -26,6 +27,7 @@ class McpTarget:
         headers: added to every request forwarded there (its credentials; values never shown).
         tenant: registered by a workspace (egress-checked), not the operator's.
         prices: what a `tools/call` costs, in nano-USD (the caller's spend caps count it).
+        oauth: the client credentials a bearer token is fetched with (`mcp.oauth`), if any.
     """
 
     name: str
@@ -33,6 +35,7 @@ class McpTarget:
     headers: Mapping[str, Secret] = field(default_factory=dict)
     tenant: bool = False
     prices: ToolPrices = field(default_factory=lambda: ToolPrices())
+    oauth: ClientCredentials | None = None
 
 
 @dataclass(frozen=True, slots=True)

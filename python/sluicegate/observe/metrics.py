@@ -2,7 +2,10 @@
 tokens and spend, upstream errors, policy events, the background queues, and process figures.
 
 Label values are bounded: routes, statuses and error codes are few, models outside `metrics.models`
-(and the configured routes) count as `other`, workspaces come from the configured keys.
+(and the configured routes) count as `other`, workspaces come from the configured keys. MCP tool
+calls are counted by server and tool, names that come from upstream servers and clients: the first
+`MAX_TOOL_SERIES` (server, tool) pairs a process sees get their own series, later ones count as
+server and tool `other`, and `sluicegate_tool_series_omitted` says how many pairs were folded so.
 
 Recording a call is on the request path, so it touches no `prometheus_client` object: it adds to
 plain lists kept per (route, status, provider, model, error code), a dict lookup and a few integer
@@ -51,6 +54,9 @@ UPSTREAM_KINDS = {
 }
 
 CallKey = tuple[str, int, str, str, str | None]  # route, status, provider, model, error code
+MAX_TOOL_SERIES = 1000  # (server, tool) pairs with series of their own, per process
+MAX_TOOL_NAME = 128  # a longer tool name (a client may send one) is not a label value
+_MAX_OMITTED_KEPT = 100 * MAX_TOOL_SERIES  # folded pairs remembered (to count them); past it, a floor
 
 
 class Metrics:
@@ -78,6 +84,9 @@ class Metrics:
         self._calls: dict[CallKey, list[Any]] = {}
         self._workspaces: dict[str, list[int]] = {}  # tokens in, out, spend
         self._events: dict[tuple[str, str, str], list[int]] = {}
+        self._tools: dict[tuple[str, str, str], int] = {}  # (server, tool, outcome) -> calls
+        self._tool_pairs: set[tuple[str, str]] = set()
+        self._tools_omitted: set[tuple[str, str]] = set()
         self.workers = workers
         # What this worker reports (and publishes, with several); the process figures are added
         # at scrape time, for this process or for every live worker.
@@ -127,6 +136,20 @@ class Metrics:
             if count is None:
                 count = self._events[kind] = [0]
             count[0] += e.count
+
+    def record_tool_call(self, server: str, tool: str, outcome: str) -> None:
+        """Count one MCP tools/call (`mcp.messages.TOOL_OUTCOMES`); names only, never arguments. A
+        name longer than the specification's 128 characters counts as `(long name)`."""
+        pair = (server, tool if len(tool) <= MAX_TOOL_NAME else "(long name)")
+        if pair not in self._tool_pairs:
+            if len(self._tool_pairs) < MAX_TOOL_SERIES:
+                self._tool_pairs.add(pair)
+            else:
+                if len(self._tools_omitted) < _MAX_OMITTED_KEPT:
+                    self._tools_omitted.add(pair)
+                pair = ("other", "other")
+        key = (*pair, outcome)
+        self._tools[key] = self._tools.get(key, 0) + 1
 
     def collect(self) -> Iterator[Metric]:
         """The metric families of this process's figures (prometheus_client's collector protocol)."""
@@ -217,6 +240,18 @@ class Metrics:
         for event, (times,) in self._events.items():
             events.add_metric(list(event), times)
         yield events
+        tools = CounterMetricFamily(
+            "sluicegate_tool_calls", "MCP tools/call requests by outcome", labels=["server", "tool", "outcome"]
+        )
+        for tool_key, calls in self._tools.items():
+            tools.add_metric(list(tool_key), calls)
+        yield tools
+        omitted = GaugeMetricFamily(
+            "sluicegate_tool_series_omitted",
+            f"(server, tool) pairs beyond the {MAX_TOOL_SERIES} with series of their own, counted as other",
+        )
+        omitted.add_metric([], len(self._tools_omitted))
+        yield omitted
         depth = GaugeMetricFamily("sluicegate_queue_depth", "background queue depth", labels=["queue"])
         dropped = CounterMetricFamily("sluicegate_queue_dropped", "items dropped by a full queue", labels=["queue"])
         failed = CounterMetricFamily(

@@ -31,6 +31,7 @@ def event_records(outcome: Outcome) -> list[dict[str, Any]]:
         "workspace_id": info.workspace,
         "user_id": info.user,
         "key_id": info.key,
+        "route": info.route,  # `mcp` for a tool call through the MCP front door
     }
     return [
         {

@@ -10,7 +10,7 @@ replay outside its tolerance window. Deprecated, for receivers of the earlier fo
 release: `x-sluicegate-signature: sha256=<hex HMAC-SHA256 of the body, keyed by the secret's text>`.
 
 Body: `{"events": [{"at", "request_id", "trace_id", "run_id", "org_id", "workspace_id", "user_id",
-"key_id", "policy", "action", "direction", "entity", "count", "detail"}, …]}` (`detail` holds the
+"key_id", "route", "policy", "action", "direction", "entity", "count", "detail"}, …]}` (`detail` holds the
 locations and any figures): kinds, ids, counts and figures, never content.
 """
 

@@ -166,3 +166,42 @@ def test_a_tool_name_holding_a_value_is_refused_before_it_is_recorded() -> None:
     ex.outbound(_call(3, f"lookup {EMAIL}", {"q": "x"}))
     assert ex.answered[3]["error"]["code"] == CONTENT_BLOCKED and EMAIL not in orjson.dumps(ex.answered[3]).decode()
     assert 3 not in ex.calls and not ex.events and not ex.traced
+
+
+def test_each_tool_call_gets_the_outcome_the_gateway_gave_it() -> None:
+    ex = _exchange(_rules(("operator", None, {"deny": ["*/delete_*"]})), REDACT)
+    for msg in (
+        _call(1, "delete_all"),
+        _call(2, "echo", {"text": "plain"}),
+        _call(3, "echo", {"text": f"mail {EMAIL}"}),  # sent, its argument redacted
+        _call(4, "echo", {"text": "fails"}),
+        _call(5, "ssn"),
+        _call(6, "leak"),
+        _call(7, "lost"),
+        _call(8, TOKEN),  # a name holding a secret: never a label
+    ):
+        ex.outbound(msg)
+
+    def answer(msg_id: int, result: Any = None, error: Any = None) -> None:
+        body = {"jsonrpc": "2.0", "id": msg_id, **({"error": error} if error else {"result": result})}
+        ex.inbound(body)
+
+    answer(2, {"content": [{"type": "text", "text": "plain"}]})
+    answer(3, {"content": [{"type": "text", "text": "mail [EMAIL_ADDRESS]"}]})
+    answer(4, {"content": [{"type": "text", "text": "no"}], "isError": True})
+    answer(5, {"content": [{"type": "text", "text": f"SSN {SSN}"}]})  # blocked by the response rule
+    answer(6, {"content": [{"type": "text", "text": f"token {TOKEN}"}]})  # redacted
+    assert sorted(ex.tool_outcomes(sent=True)) == sorted(
+        [
+            ("delete_all", "denied"),
+            ("echo", "ok"),
+            ("echo", "redacted"),
+            ("echo", "error"),
+            ("ssn", "blocked"),
+            ("leak", "redacted"),
+            ("lost", "unanswered"),
+            ("(withheld)", "blocked"),
+        ]
+    )
+    assert TOKEN not in repr(ex.tool_outcomes(sent=False))
+    assert ("lost", "not_sent") in ex.tool_outcomes(sent=False)

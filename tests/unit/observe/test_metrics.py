@@ -92,3 +92,31 @@ def test_calls_latency_ttft_tokens_and_errors_by_model_and_provider() -> None:
     assert v("sluicegate_errors_total", route="openai_chat", code="spend_limit_exceeded") == 1
     assert v("sluicegate_policy_events_total", policy="limits", action="refuse", entity="key") == 1
     assert v("process_cpu_seconds_total") > 0  # one process: its own figures, no pid label
+
+
+def test_tool_calls_by_server_tool_and_outcome_bounded_in_series() -> None:
+    from sluicegate.observe.metrics import MAX_TOOL_SERIES
+
+    metrics = Metrics([], {})
+    metrics.record_tool_call("docs", "echo", "ok")
+    metrics.record_tool_call("docs", "echo", "ok")
+    metrics.record_tool_call("docs", "delete_all", "denied")
+    metrics.record_tool_call("docs", "x" * 5000, "denied")  # a client's name: never a huge label
+    types, got = parse(metrics.render())
+    assert (
+        got[("sluicegate_tool_calls_total", (("outcome", "denied"), ("server", "docs"), ("tool", "(long name)")))] == 1
+    )
+    assert types["sluicegate_tool_calls"] == "counter"
+    assert got[("sluicegate_tool_calls_total", (("outcome", "ok"), ("server", "docs"), ("tool", "echo")))] == 2
+    denied = (("outcome", "denied"), ("server", "docs"), ("tool", "delete_all"))
+    assert got[("sluicegate_tool_calls_total", denied)] == 1
+    assert got[("sluicegate_tool_series_omitted", ())] == 0
+    for i in range(MAX_TOOL_SERIES + 5):  # an upstream listing ever new names
+        metrics.record_tool_call("docs", f"tool_{i}", "ok")
+    metrics.record_tool_call("docs", "echo", "error")  # a pair already seen keeps its own series
+    _, got = parse(metrics.render())
+    tools = {k[1]: v for k, v in got.items() if k[0] == "sluicegate_tool_calls_total"}
+    assert len({(d["server"], d["tool"]) for d in map(dict, tools)}) == MAX_TOOL_SERIES + 1  # and `other`
+    assert tools[(("outcome", "ok"), ("server", "other"), ("tool", "other"))] == 8
+    assert tools[(("outcome", "error"), ("server", "docs"), ("tool", "echo"))] == 1
+    assert got[("sluicegate_tool_series_omitted", ())] == 8

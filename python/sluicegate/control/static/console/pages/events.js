@@ -4,6 +4,10 @@ import { eventRow } from "./overview.js";
 
 const RANGES = [["1d", "Last 24 hours"], ["7d", "Last 7 days"], ["30d", "Last 30 days"], ["all", "All"]];
 const GROUPS = [["", "No grouping"], ["key_id", "Key"], ["workspace_id", "Workspace"], ["entity", "Type"]];
+const POLICIES = ["redaction", "spend", "limits", "tools", "models", "loops"];
+// Where the call came in (the events' `route`): the MCP front door's tool calls, or a model API.
+const ROUTES = [["", "Any"], ["mcp", "MCP tool calls"], ["openai_chat", "OpenAI chat"], ["openai_responses", "OpenAI Responses"],
+  ["anthropic_messages", "Anthropic Messages"], ["openai_embeddings", "OpenAI embeddings"]];
 
 export async function render(view, ctx) {
   await loadNames(ctx);
@@ -14,14 +18,15 @@ export async function render(view, ctx) {
   const keyOptions = [["", "Any"], ...ctx.keys.map((k) => [k.id, `${k.name} (${nameOf(ctx, k.workspace_id)})`])];
   const form = h("form", { id: "events-form", class: "row card" },
     field("Time", select("range", RANGES, span)),
-    field("Policy", select("policy", [["", "Any"], ["redaction", "redaction"], ["spend", "spend"], ["limits", "limits"]], get_("policy"))),
+    field("Policy", select("policy", [["", "Any"], ...POLICIES.map((p) => [p, p])], get_("policy"))),
+    field("Source", select("route", ROUTES, get_("route"))),
     field("Action", h("input", { name: "action", value: get_("action"), size: 10, list: "event-actions" })),
     field("Type", h("input", { name: "entity", value: get_("entity"), size: 12 })),
     field("Workspace", select("workspace", wsOptions, get_("workspace"))),
     field("Key", select("key", keyOptions, get_("key"))),
     field("Trace id", h("input", { name: "trace_id", value: get_("trace_id"), size: 14 })),
     field("Group by", select("group", GROUPS, get_("group"))),
-    h("datalist", { id: "event-actions" }, ["redact", "block", "monitor", "pseudonymize", "refuse", "clamp", "threshold", "would_refuse", "upstream_429"].map((a) => h("option", { value: a }))),
+    h("datalist", { id: "event-actions" }, ["redact", "block", "monitor", "pseudonymize", "refuse", "clamp", "threshold", "would_refuse", "upstream_429", "hide", "would_hide"].map((a) => h("option", { value: a }))),
     h("button", { type: "submit" }, "Filter"));
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
@@ -30,14 +35,14 @@ export async function render(view, ctx) {
     location.hash = "#/events?" + q.toString();
   });
   const q = new URLSearchParams({ limit: "200" });
-  for (const name of ["policy", "action", "entity", "workspace", "key", "trace_id"]) if (get_(name)) q.set(name, get_(name));
+  for (const name of ["policy", "route", "action", "entity", "workspace", "key", "trace_id"]) if (get_(name)) q.set(name, get_(name));
   const days = { "1d": 1, "7d": 7, "30d": 30 }[span];
   if (days) q.set("since", new Date(Date.now() - days * 86400000).toISOString());
   const first = await get(`${scopeBase(ctx)}/events?${q}`);
   const rows = first.data;
   view.append(h("h1", {}, "Events"), form);
   const group = get_("group");
-  const head = ["when", "policy", "action", "type", "count", "workspace", "key", "trace"];
+  const head = ["when", "policy", "action", "type", "count", "source", "workspace", "key", "trace"];
   if (group) {
     const groups = new Map();
     for (const e of rows) {

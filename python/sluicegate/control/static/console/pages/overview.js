@@ -15,10 +15,17 @@ export function capRow(ctx, c) {
     h("td", {}, h("div", { class: "track", role: "img", "aria-label": `${pct.toFixed(1)}% used` }, fill), `${pct.toFixed(1)}%`));
 }
 
+// Where an event's call came in: its route, and for a tool call the server and tool.
+export function sourceOf(e) {
+  const d = e.detail || {};
+  if (e.route === "mcp") return d.server ? `mcp ${d.server}${d.tool ? "/" + d.tool : ""}` : "mcp";
+  return e.route || "";
+}
+
 export function eventRow(ctx, e) {
   const link = e.run_url ? h("a", { href: e.run_url, target: "_blank", rel: "noopener", dataset: { run: e.run_id || "" } }, "run") : "";
-  return h("tr", { dataset: { event: e.id, action: e.action, policy: e.policy } },
-    h("td", {}, when(e.at)), h("td", {}, e.policy), h("td", {}, e.action), h("td", {}, e.entity), h("td", { class: "num" }, e.count),
+  return h("tr", { dataset: { event: e.id, action: e.action, policy: e.policy, route: e.route || "" } },
+    h("td", {}, when(e.at)), h("td", {}, e.policy), h("td", {}, e.action), h("td", {}, e.entity), h("td", { class: "num" }, e.count), h("td", {}, sourceOf(e)),
     h("td", {}, nameOf(ctx, e.workspace_id)), h("td", {}, nameOf(ctx, e.key_id)), h("td", {}, link));
 }
 
@@ -39,7 +46,7 @@ export async function render(view, ctx) {
   const rows = events.data;
   const refusals = rows.filter((e) => (e.policy === "spend" || e.policy === "limits") && REFUSALS.has(e.action) || e.action === "block").slice(0, 10);
   const redactions = rows.filter((e) => e.policy === "redaction").slice(0, 10);
-  const head = ["when", "policy", "action", "type", "count", "workspace", "key", "trace"];
+  const head = ["when", "policy", "action", "type", "count", "source", "workspace", "key", "trace"];
   view.append(
     h("h1", {}, "Overview"),
     h("div", { class: "grid" },
