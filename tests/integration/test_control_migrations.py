@@ -540,6 +540,26 @@ async def test_a_database_at_0004_gets_the_mcp_servers_table_and_keeps_its_rows(
         await store.close()
 
 
+async def _with_a_server_at(store: ControlStore, revision: str) -> None:
+    """Open `store`, take it down to `revision`, and write an organization, a workspace and an MCP
+    server (`ws_x` / `docs`) as a release at that revision wrote them."""
+    await store.open()
+    async with store.engine.connect() as conn:
+        await conn.run_sync(_downgrade_to(revision))
+    at = "2026-12-01T00:00:00+00:00"
+    async with store.engine.begin() as conn:
+        await conn.execute(text(f"INSERT INTO orgs (id, name, created_at) VALUES ('org_x', 'x', '{at}')"))
+        await conn.execute(
+            text(f"INSERT INTO workspaces (id, org_id, name, created_at) VALUES ('ws_x', 'org_x', 'w', '{at}')")
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO mcp_servers (workspace_id, name, org_id, url, header_names, created_at, updated_at) "
+                f"VALUES ('ws_x', 'docs', 'org_x', 'https://tools.example/mcp', '[]', '{at}', '{at}')"
+            )
+        )
+
+
 # ── 0006: what a registered MCP server's tool calls cost ─────────────────────────────────────────
 
 
@@ -548,21 +568,7 @@ async def test_a_database_at_0005_keeps_its_mcp_servers_free_and_takes_prices(
 ) -> None:
     store = ControlStore(control_settings)
     try:
-        await store.open()
-        async with store.engine.connect() as conn:
-            await conn.run_sync(_downgrade_to("0005"))
-        at = "2026-12-01T00:00:00+00:00"
-        async with store.engine.begin() as conn:  # rows as a release at 0005 wrote them
-            await conn.execute(text(f"INSERT INTO orgs (id, name, created_at) VALUES ('org_x', 'x', '{at}')"))
-            await conn.execute(
-                text(f"INSERT INTO workspaces (id, org_id, name, created_at) VALUES ('ws_x', 'org_x', 'w', '{at}')")
-            )
-            await conn.execute(
-                text(
-                    "INSERT INTO mcp_servers (workspace_id, name, org_id, url, header_names, created_at, updated_at) "
-                    f"VALUES ('ws_x', 'docs', 'org_x', 'https://tools.example/mcp', '[]', '{at}', '{at}')"
-                )
-            )
+        await _with_a_server_at(store, "0005")
         assert await store.open() == ["0006", "0007", "0008"]
         assert await _differences(store) == []
         [shown] = await store.mcp_servers_list("ws_x")
@@ -627,21 +633,7 @@ async def test_a_database_at_0007_keeps_its_mcp_servers_without_oauth_and_takes_
 ) -> None:
     store = ControlStore(control_settings)
     try:
-        await store.open()
-        async with store.engine.connect() as conn:
-            await conn.run_sync(_downgrade_to("0007"))
-        at = "2026-12-01T00:00:00+00:00"
-        async with store.engine.begin() as conn:  # rows as a release at 0007 wrote them
-            await conn.execute(text(f"INSERT INTO orgs (id, name, created_at) VALUES ('org_x', 'x', '{at}')"))
-            await conn.execute(
-                text(f"INSERT INTO workspaces (id, org_id, name, created_at) VALUES ('ws_x', 'org_x', 'w', '{at}')")
-            )
-            await conn.execute(
-                text(
-                    "INSERT INTO mcp_servers (workspace_id, name, org_id, url, header_names, created_at, updated_at) "
-                    f"VALUES ('ws_x', 'docs', 'org_x', 'https://tools.example/mcp', '[]', '{at}', '{at}')"
-                )
-            )
+        await _with_a_server_at(store, "0007")
         assert await store.open() == ["0008"]
         assert await _differences(store) == []
         [shown] = await store.mcp_servers_list("ws_x")
