@@ -542,6 +542,12 @@ async def test_retry_after_is_honoured_and_capped(
         assert err.value.response.headers["retry-after"] == "60"
         assert err.value.response.headers["x-sluicegate-attempts"] == "1"
         assert clock.slept == [3.0]
+        # The next call finds its only deployment held back for longer than the gateway waits: a 503
+        # that says until when (not a call the provider asked not to get).
+        with pytest.raises(openai.InternalServerError) as down:
+            await client.chat.completions.create(model="long", messages=MESSAGES)  # type: ignore[arg-type]
+        assert down.value.status_code == 503 and down.value.code == "no_healthy_deployment"
+        assert down.value.response.headers["retry-after"] == "60"
         # No retry allowed: the 429 goes to the client; the next call's first attempt waits out
         # the retry-after its deployment sent, instead of calling it at once.
         with pytest.raises(openai.RateLimitError):

@@ -848,7 +848,8 @@ class Gateway:
         if last is not None:
             raise last
         err = Unavailable(
-            f"no deployment of the model {route.name!r} can take calls right now (its circuit breakers are open)",
+            f"no deployment of the model {route.name!r} can take calls right now (circuit breakers open, or a "
+            "retry-after longer than this gateway waits)",
             code="no_healthy_deployment",
         )
         err.headers["retry-after"] = str(math.ceil(routes.reopens_in_s(route)) or 1)

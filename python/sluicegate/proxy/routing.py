@@ -272,9 +272,11 @@ class Routes:
         return _weighted(ready, int(self.rng.random() * total))
 
     def reopens_in_s(self, route: Route) -> float:
-        """Seconds until the first of `route`'s open breakers lets a probe through (0: none is open)."""
+        """Seconds until the first of `route`'s deployments may take a call again: its open breaker
+        lets a probe through, or the `retry-after` it sent has passed (0: none is held back)."""
         now = self.clock()
         waits = [d.breaker.opened_at + d.breaker.cooldown_s - now for d in route.deployments if d.breaker.state == OPEN]
+        waits += [d.not_before - now for d in route.deployments if d.not_before > now]
         return max(min(waits), 0.0) if waits else 0.0
 
     def admit(self, d: Deployment, events: list[PolicyEvent]) -> None:
