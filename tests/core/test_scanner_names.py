@@ -44,12 +44,20 @@ def overlap(a: tuple[int, int], b: tuple[int, int]) -> int:
     return max(0, min(a[1], b[1]) - max(a[0], b[0]))
 
 
-def evaluate(scanner: Scanner) -> dict[tuple[str, str], Counter[str]]:
+def at_threshold(scanner: Scanner, text: str, threshold: int | None) -> list[tuple[str, int, int]]:
+    """What `scanner` acts on in `text`: at its own thresholds (None), or with every type's
+    threshold set to `threshold` (the spans are the same; see `Scanner.scan_scored`)."""
+    if threshold is None:
+        return scanner.scan(text)
+    return [(e, s, t) for e, s, t, c in scanner.scan_scored(text) if c >= threshold]
+
+
+def evaluate(scanner: Scanner, threshold: int | None = None) -> dict[tuple[str, str], Counter[str]]:
     """Counts per (type, language): tp, fn (labels), fp (findings), exact (label = finding)."""
     out: dict[tuple[str, str], Counter[str]] = {}
     for case in cases():
         text, lang = str(case["text"]), str(case["lang"])
-        found = scanner.scan(text)
+        found = at_threshold(scanner, text, threshold)
         for entity in TYPES:
             c = out.setdefault((entity, lang), Counter())
             gold = [(s, e) for t, s, e in case["spans"] if t == entity]  # type: ignore[union-attr]
@@ -92,6 +100,37 @@ def table(scanner: Scanner | None = None) -> str:
         lines = lookalikes(name)
         altered = [line for line in lines if scanner.scan(line)]
         rows.append(f"Look-alike negatives ({what}): {len(altered)} of {len(lines)} sentences altered.")
+    return "\n".join(rows)
+
+
+THRESHOLDS = (0, 40, 50, 60, 70, 80, 90)
+LOOKALIKE_SETS = ("lookalikes.txt", "lookalikes_heldout.txt", "lookalikes_2.txt")
+
+
+def threshold_table(scanner: Scanner | None = None) -> str:
+    """PERSON and ADDRESS recall and precision over all languages, and the share of look-alike
+    sentences altered, with every type's threshold set to each of `THRESHOLDS`."""
+    scanner = scanner or Scanner(list(TYPES))
+    sets = [(name, lookalikes(name)) for name in LOOKALIKE_SETS if (FIXTURES / name).exists()]
+    head = " | ".join(f"{name} altered" for name, _ in sets)
+    rows = [
+        f"| min_confidence | PERSON recall | PERSON precision | ADDRESS recall | ADDRESS precision | {head} |",
+        "| ---: | ---: | ---: | ---: | ---: |" + " ---: |" * len(sets),
+    ]
+    for threshold in THRESHOLDS:
+        scores = evaluate(scanner, threshold)
+        cells = [str(threshold)]
+        for entity in ("PERSON", "ADDRESS"):
+            total: Counter[str] = Counter()
+            for (e, _), c in scores.items():
+                if e == entity:
+                    total += c
+            r, p = ratios(total)
+            cells += [f"{r:.3f}", f"{p:.3f}"]
+        for _, lines in sets:
+            altered = sum(bool(at_threshold(scanner, line, threshold)) for line in lines)
+            cells.append(f"{altered} of {len(lines)} ({altered / len(lines):.1%})")
+        rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
 
@@ -153,3 +192,5 @@ def test_off_by_default() -> None:
 
 if __name__ == "__main__":
     print(table())
+    print()
+    print(threshold_table())

@@ -38,6 +38,7 @@
 //! - then `10115 Berlin`, `1015 BS Amsterdam`, `00-950 Warszawa`, `114 55 Stockholm`,
 //!   `1100-148 Lisboa`, `Springfield, IL 62704-1234`, `Madrid, 28013`, `London⏎SW1A 1AA`.
 
+use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
@@ -402,7 +403,15 @@ struct Rd<'a> {
     eof: bool,
     lim: usize,
     v: &'a View<'a>,
+    /// The parts an address parser found after the street ([`UNIT`], [`POSTCODE`]), for its
+    /// confidence.
+    parts: Cell<u8>,
 }
+
+/// An address part: a secondary unit (`Apt. 5`).
+const UNIT: u8 = 1;
+/// An address part: a postcode or a city line.
+const POSTCODE: u8 = 2;
 
 impl Rd<'_> {
     /// Whether original text was dropped between view bytes `i - 1` and `i`: a line break the
@@ -574,7 +583,8 @@ pub fn round(person: bool, address: bool, v: &View, base: usize, out: &mut Out) 
         for_each_capital(t, base, |i| {
             if boundary(t, i) {
                 let r = reader(v, i);
-                out.put(i, Builtin::Person.id(), decide(person_at(&r, i)));
+                let (res, conf) = decide_scored(person_at(&r, i));
+                out.put_conf(i, Builtin::Person.id(), res, conf);
             }
         });
     }
@@ -606,6 +616,7 @@ fn reader<'a>(v: &'a View<'a>, i: usize) -> Rd<'a> {
         eof: v.eof,
         lim: i + MAX_SPAN,
         v,
+        parts: Cell::new(0),
     }
 }
 
@@ -676,7 +687,8 @@ fn address_range(v: &View, lo: usize, hi: usize, wait: bool, out: &mut Out) {
         };
         if !lower_skip && !cap_only {
             let r = reader(v, i);
-            out.put(i, Builtin::Address.id(), decide(address_at(&r, i)));
+            let res = decide(address_at(&r, i));
+            out.put_conf(i, Builtin::Address.id(), res, address_confidence(r.parts.get()));
         }
         // the rest of an ASCII word starts nothing (what `boundary` would say byte by byte)
         i += 1;
@@ -784,6 +796,27 @@ fn decide(r: R<Option<usize>>) -> Res {
     }
 }
 
+fn decide_scored(r: R<Option<(usize, u8)>>) -> (Res, u8) {
+    match r {
+        Ok(Some((e, conf))) => (Res::Yes(e), conf),
+        Ok(None) => (Res::No, 0),
+        Err(Need) => (Res::More, 0),
+    }
+}
+
+/// An address's confidence by its parts: a street with a house number (or a street name and a
+/// postcode line) 70, a secondary unit +10, a postcode or city line +20.
+fn address_confidence(parts: u8) -> u8 {
+    let mut conf = 70;
+    if parts & UNIT != 0 {
+        conf += 10;
+    }
+    if parts & POSTCODE != 0 {
+        conf += 20;
+    }
+    conf.min(Builtin::Address.confidence())
+}
+
 /// The word after `e` separated by exactly one space.
 fn next_word(r: &Rd, e: usize) -> R<Option<Word>> {
     if r.get(e)? != Some(b' ') {
@@ -872,8 +905,17 @@ fn ends_street(b: &[u8]) -> bool {
         .any(|x| b.len() >= x.len() + 2 && b[b.len() - x.len()..].eq_ignore_ascii_case(x))
 }
 
-/// `PERSON` starting at the word at `s`.
-fn person_at(r: &Rd, s: usize) -> R<Option<usize>> {
+/// `PERSON` starting at the word at `s`: its end and its confidence.
+///
+/// The confidence grades the evidence (see docs/redaction-types.md, "Confidence"): a title before
+/// the name 90; a cue phrase before a lexicon name 85, before two capitalised words 65, before one
+/// capitalised word the lexicon does not know 45 (`Dear Customer`); a given name and a lexicon
+/// surname 85 (an ambiguous given name, `Grace`, 70); a given name and a capitalised word the
+/// lexicon does not know 65. Without a title, a name at a sentence start whose second word is
+/// unknown loses 10 (a title-case greeting or heading), and a name inside a run of capitalised
+/// words (`Queen Elizabeth Olympic Park`) loses 20 for a capitalised word before it and 25 for a
+/// capitalised stop word after it (a park, a street, a team).
+fn person_at(r: &Rd, s: usize) -> R<Option<(usize, u8)>> {
     let t = r.t;
     let Some(w1) = read_word(r, s)? else { return Ok(None) };
     if !w1.cap {
@@ -891,6 +933,8 @@ fn person_at(r: &Rd, s: usize) -> R<Option<usize>> {
     let mut count = 1;
     let mut second: Option<Word> = None;
     let mut at = w1.e;
+    // a capitalised word right after the name that could not be part of it (`Park`, `Team`)
+    let mut cap_after = false;
     while count < 4 {
         let Some(w) = next_word(r, at)? else { break };
         if w.cap && !is_stop(t, &w) {
@@ -910,24 +954,104 @@ fn person_at(r: &Rd, s: usize) -> R<Option<usize>> {
             at = w.e;
             continue;
         }
+        cap_after = w.cap && at == end;
         break;
     }
-    if evidence {
-        return Ok(Some(end));
+    let known = |w: &Word| {
+        let b = &t[w.s..w.e];
+        lex.surnames.contains(Low::new(b).get()) || lex.given(b) == Some(false)
+    };
+    let title = titled(t, s);
+    if title {
+        return Ok(Some((end, 90)));
+    }
+    let cue = cued(t, s);
+    if evidence || (cue && second.is_none()) {
+        // after a cue phrase: how much the words themselves look like a name
+        let conf = if given.is_some_and(|a| !a) || second.as_ref().is_some_and(known) {
+            85
+        } else if given.is_some() {
+            70
+        } else if count >= 2 {
+            65
+        } else {
+            45
+        };
+        return Ok(Some((end, conf)));
     }
     let Some(ambiguous) = given else { return Ok(None) };
     let Some(w2) = second else {
-        // a lone given name after a title or cue (`Dear Maria`)
-        return Ok((titled(t, s) || cued(t, s)).then_some(end));
+        return Ok(None);
     };
-    if ambiguous && !(titled(t, s) || cued(t, s)) {
-        let b2 = &t[w2.s..w2.e];
-        let known = lex.surnames.contains(Low::new(b2).get()) || lex.given(b2) == Some(false);
-        if !known {
-            return Ok(None);
-        }
+    let surname = known(&w2);
+    if ambiguous && !cue && !surname {
+        return Ok(None);
     }
-    Ok(Some(end))
+    let mut conf: u8 = match (ambiguous, surname) {
+        (false, true) => 85,
+        (true, _) => 70,
+        (false, false) => 65,
+    };
+    if cue {
+        return Ok(Some((end, conf.max(85))));
+    }
+    if !surname && sentence_start(t, s) {
+        conf -= 10;
+    }
+    if capital_before(t, s) {
+        conf -= 20;
+    }
+    if cap_after {
+        conf = conf.saturating_sub(25);
+    }
+    Ok(Some((end, conf)))
+}
+
+/// Whether the word at `s` starts a sentence, a line or the text (only spaces, quotes or an
+/// opening bracket between it and a `.`, `!`, `?`, `:` or a line break).
+fn sentence_start(t: &[u8], s: usize) -> bool {
+    let lo = s.saturating_sub(LOOK_BEHIND);
+    let mut i = s;
+    while i > lo && matches!(t[i - 1], b' ' | b'"' | b'\'' | b'(' | b'[' | b'*' | b'#' | b'\t') {
+        i -= 1;
+    }
+    if i == 0 {
+        return true;
+    }
+    if i == lo {
+        return false;
+    }
+    matches!(t[i - 1], b'.' | b'!' | b'?' | b':' | b'\n' | b'\r' | b'|' | b'-')
+        || (i >= 3 && matches!(&t[i - 3..i], [0xE2, 0x80, 0x9C | 0x9E | 0x94 | 0x93]))
+        || (i >= 2 && matches!(&t[i - 2..i], [0xC2, 0xA1 | 0xBF | 0xAB]))
+}
+
+/// Whether the word right before `s` (one space between) is capitalised and neither a title, a
+/// sentence end nor a sentence's first word: the name is inside a run of capitalised words, as in
+/// a heading or a place name.
+fn capital_before(t: &[u8], s: usize) -> bool {
+    if s < 2 || t[s - 1] != b' ' {
+        return false;
+    }
+    let Some((w, dot)) = word_before(t, s) else {
+        return false;
+    };
+    if dot || w.is_empty() {
+        return false;
+    }
+    // the word before opens the sentence (`Ieri Marco Rossi`): its capital says nothing
+    let ws = s - 1 - w.len();
+    if sentence_start(t, ws) {
+        return false;
+    }
+    let first = w[0];
+    let cap = first.is_ascii_uppercase()
+        || (first >= 0xC0
+            && std::str::from_utf8(w)
+                .ok()
+                .and_then(|x| x.chars().next())
+                .is_some_and(char::is_uppercase));
+    cap && !words().titles.contains(w) && !words().stop.contains(w) && w.iter().any(u8::is_ascii_lowercase)
 }
 
 /// An address is looked for only at word starts with a digit (house number or postcode) within
@@ -1397,6 +1521,7 @@ fn tail(r: &Rd, e: usize) -> R<Option<usize>> {
                 }
                 if d > k && t[k..d].iter().any(u8::is_ascii_digit) && (r.gap(d) || end_ok(r, d)?) {
                     e = d;
+                    r.parts.set(r.parts.get() | UNIT);
                 }
             }
         }
@@ -1471,6 +1596,14 @@ fn city(r: &Rd, i: usize) -> R<Option<usize>> {
 
 /// Postcode and city after an address line ending at `e`; returns the new end.
 fn postcode_city(r: &Rd, e: usize) -> R<Option<usize>> {
+    let found = postcode_city_at(r, e)?;
+    if found.is_some() {
+        r.parts.set(r.parts.get() | POSTCODE);
+    }
+    Ok(found)
+}
+
+fn postcode_city_at(r: &Rd, e: usize) -> R<Option<usize>> {
     let t = r.t;
     let Some(i) = line_sep(r, e)? else { return Ok(None) };
     // the postcode first
