@@ -286,7 +286,8 @@ class Scanner:
         Confidence is 0 to 100: 95 for values a checksum or an issuer prefix confirms, 75 to 90
         for the other structured types, and graded by evidence for `PERSON` (a title 90, a cue
         such as `customer` before a known name 85, a given name and a known surname 85, down to
-        45 for one unknown capitalised word after a greeting) and `ADDRESS` (70 for a street and
+        45 for one unknown capitalised word after a greeting, less in a title-case line or after
+        a place prefix such as `Santa`) and `ADDRESS` (70 for a street and
         number, +10 with a unit, +20 with a postcode or city).
 
         Arguments:

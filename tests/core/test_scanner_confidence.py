@@ -17,9 +17,9 @@ SCANNER = Scanner(builtin_entities(), min_confidence=THRESHOLDS)
 def test_defaults_quiet_only_weak_person_evidence() -> None:
     s = Scanner(["PERSON", "ADDRESS", "EMAIL"])
     assert s.min_confidence == {"EMAIL": 0, "PERSON": 50, "ADDRESS": 0}
-    assert s.scan("Dear Customer, thanks") == []
-    assert s.scan_scored("Dear Customer, thanks") == [("PERSON", 5, 13, 45)]
-    assert s.redact("Dear Customer, mail a@b.co") == ("Dear Customer, mail [REDACTED:EMAIL]", [("EMAIL", 20, 26)])
+    assert s.scan("Dear Zorblat, thanks") == []
+    assert s.scan_scored("Dear Zorblat, thanks") == [("PERSON", 5, 12, 45)]
+    assert s.redact("Dear Zorblat, mail a@b.co") == ("Dear Zorblat, mail [REDACTED:EMAIL]", [("EMAIL", 19, 25)])
 
 
 @pytest.mark.parametrize(
@@ -28,8 +28,13 @@ def test_defaults_quiet_only_weak_person_evidence() -> None:
         ("Frau Müller rief an.", [("PERSON", 90)]),  # a title
         ("Customer Maria Schmidt called.", [("PERSON", 85)]),  # a cue, then a lexicon name
         ("I met Maria Schmidt yesterday.", [("PERSON", 85)]),  # given name and census surname
-        ("Dear Customer,", [("PERSON", 45)]),  # one unknown word after a greeting
-        ("Queen Elizabeth Olympic Park opens.", [("PERSON", 45)]),  # inside a run of capitals
+        ("Dear Zorblat,", [("PERSON", 45)]),  # one unknown word after a greeting
+        ("Dear Customer,", []),  # a role after a greeting: no name
+        ("We met at Queen Elizabeth Olympic Park.", [("PERSON", 45)]),  # inside a run of capitals
+        ("Feliz Año Nuevo a Todos Nuestros Clientes", []),  # a greeting word starts no name
+        ("Anna Zorblat Annual Report Summary For The Board", [("PERSON", 25)]),  # a title-case line
+        ("Maria Rossi Annual Report Summary For The Board", [("PERSON", 85)]),  # a known name keeps its grade
+        ("La Basilica di Santa Maria Novella apre", [("PERSON", 5)]),  # after a place prefix
         ("Card 4111 1111 1111 1111.", [("CREDIT_CARD", 95)]),
         ("Hauptstraße 12", [("ADDRESS", 70)]),
         ("Hauptstraße 12, 10115 Berlin", [("ADDRESS", 90)]),
@@ -52,7 +57,7 @@ def test_thresholds_are_checked_at_build() -> None:
 
 
 def test_stream_reports_quiet_findings_and_emits_their_text() -> None:
-    text = "Dear Customer, Frau Müller wrote from jane@example.com about 1237 010180."
+    text = "Dear Zorblat, Frau Müller wrote from jane@example.com about 1237 010180."
     stream = SCANNER.stream("[{entity}]")
     out, found, quiet = "", [], []
     for i in range(0, len(text), 3):
@@ -60,7 +65,7 @@ def test_stream_reports_quiet_findings_and_emits_their_text() -> None:
         out, found, quiet = out + piece, found + got, quiet + stream.quiet()
     piece, got = stream.finish()
     out, found, quiet = out + piece, found + got, quiet + stream.quiet()
-    assert out == "Dear Customer, Frau [PERSON] wrote from jane@example.com about 1237 010180."
+    assert out == "Dear Zorblat, Frau [PERSON] wrote from jane@example.com about 1237 010180."
     assert [e for e, _, _ in found] == ["PERSON"]
     assert [e for e, _, _ in quiet] == ["PERSON", "EMAIL"]
     assert stream.quiet() == []
@@ -71,7 +76,12 @@ FRAGMENTS = st.sampled_from(
         "Maria Schmidt",
         "Dear ",
         "Customer ",
+        "Zorblat ",
         "Frau ",
+        "Feliz ",
+        "Santa ",
+        "Annual Report For The Board",
+        "ÉTÉ Été ",
         "Queen Elizabeth Olympic Park",
         "Hauptstraße 12",
         ", 10115 Berlin",

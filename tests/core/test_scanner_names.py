@@ -164,9 +164,18 @@ def test_lookalikes_are_left_alone(scanner: Scanner) -> None:
 
 def test_heldout_lookalikes_do_not_get_worse(scanner: Scanner) -> None:
     # measured when the set was written: 8 of 30 (title-case greetings, `Customer Success`,
-    # `Queen Elizabeth Olympic Park`, and `Vittorio Emanuele II`, who is a person)
+    # `Queen Elizabeth Olympic Park`, and `Vittorio Emanuele II`, who is a person); at the default
+    # thresholds after confidence grading: 1 of 30
     altered = [line for line in lookalikes("lookalikes_heldout.txt") if scanner.scan(line)]
-    assert len(altered) <= 8, altered
+    assert len(altered) <= 1, altered
+
+
+def test_lookalikes_2_at_the_default_threshold(scanner: Scanner) -> None:
+    # 160 sentences written before the grading was tuned on them: 18 altered at the default
+    # threshold before tuning, 2 after (two brand names made of given names)
+    altered = [line for line in lookalikes("lookalikes_2.txt") if scanner.scan(line)]
+    assert len(altered) <= 2, altered
+    assert len(lookalikes("lookalikes_2.txt")) >= 150
 
 
 def test_stream_finds_what_the_whole_text_has(scanner: Scanner) -> None:

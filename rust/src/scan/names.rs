@@ -226,6 +226,26 @@ const STOP: &[&str] = &[
     "Manager", "Director", "Engineer", "Officer", "President", "CEO", "CTO", "CFO", "VP", "Senior", "Junior",
     "Lead", "Head", "Benz", "Air", "Red", "Blue", "North", "South", "East", "West", "New", "Old", "Saint", "San",
     "Santa", "Sankt",
+    // greeting and salutation words (a title-case greeting is no name: `Feliz Navidad`, `Cher Client`)
+    "Feliz", "Felices", "Felice", "Buon", "Buona", "Buone", "Bonne", "Bon", "Joyeux", "Joyeuses", "Joyeuse",
+    "Próspero", "Prospero", "Frohe", "Frohes", "Fröhliche", "Happy", "Merry", "Boas", "Bom", "Boa", "Fijne",
+    "Prettige", "Gelukkig", "Trevlig", "Trevliga", "God", "Gott", "Glad", "Glada", "Wesołych", "Szczęśliwego",
+    "Hello", "Hi", "Hey", "Hola", "Hallo", "Olá", "Ciao", "Bonjour", "Bonsoir", "Hej", "Cześć", "Welcome",
+    "Willkommen", "Bienvenue", "Bienvenido", "Bienvenida", "Benvenuto", "Benvenuti", "Welkom", "Välkommen",
+    "Witamy", "Cher", "Chère", "Kära", "Liebe", "Lieber", "Liebes", "Querido", "Querida", "Caro", "Beste",
+    "Bästa", "Drogi", "Droga", "Szanowny", "Szanowna", "Estimado", "Estimada", "Prezado", "Prezada", "Gentile",
+    "Geachte", "Dear", "Dearest", "Regards", "Thanks", "Danke", "Merci", "Gracias", "Grazie", "Obrigado",
+    "Obrigada", "Bedankt", "Tack",
+    // place prefixes (`Vila Nova de Gaia`, `Nueva York`)
+    "Vila", "Villa", "São", "Nova", "Novo", "Nueva", "Nuevo", "Neue", "Nouvelle", "Nuovo", "Nuova", "Nieuw",
+    "Nieuwe", "Nowa", "Nowy",
+    // words after an eponym in the name of an institution (`… Lyceum`, `… Stiftung`)
+    "Lyceum", "Gymnasium", "Schule", "Liceo", "Lycée", "Colegio", "Escola", "Szkoła", "Skola", "Klinik",
+    "Stiftung", "Fundación", "Fondazione", "Fundação", "Fondation", "Stichting", "Fundacja", "Stiftelse",
+    "Institut", "Instituto", "Istituto", "Instytut", "Akademie", "Academy", "Universität", "Universidad",
+    "Università", "Université", "Universidade", "Uniwersytet", "Universiteit", "Universitet", "Krankenhaus",
+    "Ziekenhuis", "Ospedale", "Hôpital", "Szpital", "Sjukhus", "Award", "Prize", "Preis", "Prix", "Premio",
+    "Prijs", "Nagroda", "Priset", "Bridge", "Brücke", "Pont", "Puente", "Ponte", "Brug", "Most", "Bron",
     // large cities that are also surnames (`Rome Florence Venice`)
     "London", "Paris", "Berlin", "Madrid", "Rome", "Roma", "Milan", "Milano", "Venice", "Venezia", "Vienna", "Wien",
     "Lisbon", "Lisboa", "Porto", "Amsterdam", "Rotterdam", "Brussels", "Warsaw", "Warszawa", "Krakow", "Stockholm",
@@ -233,6 +253,27 @@ const STOP: &[&str] = &[
     "Barcelona", "Sevilla", "Valencia", "Napoli", "Naples", "Torino", "Turin", "Florence", "Firenze", "Dublin",
     "Boston", "Chicago", "Houston", "Denver", "Phoenix", "Seattle", "Portland", "York", "Washington", "Jersey",
     "Orleans", "Vegas", "Angeles", "Francisco", "Diego", "Texas", "California",
+];
+
+/// Nouns that address a group or a role (lower case; ASCII case ignored): after a greeting they
+/// are no name (`Dear Customer`, `Beste Klant`, `Szanowny Kliencie`, `Hello Team`).
+#[rustfmt::skip]
+const ADDRESSEES: &[&str] = &[
+    "customer", "customers", "client", "clients", "cliente", "clienta", "clientes", "clientela", "kunde", "kundin",
+    "kunden", "kund", "klant", "klanten", "klient", "kliencie", "klientka", "klientko", "member", "members",
+    "medlem", "medlemmar", "team", "teamet", "equipe", "équipe", "equipo", "squadra", "zespole", "zespół", "damen",
+    "herren", "heer", "heren", "mevrouw", "sir", "madam", "user", "users", "utilisateur", "utente", "usuario",
+    "usuário", "użytkowniku", "użytkownik", "colleague", "colleagues", "kollege", "kollegen", "kollegin",
+    "collègue", "collègues", "collega", "colleghi", "compañero", "compañeros", "collega's", "kollega", "kollegor",
+    "friend", "friends", "freunde", "amis", "amici", "amigos", "vrienden", "vänner", "patient", "patientin",
+    "paciente", "paziente", "pacjent", "pacjencie", "patiënt", "subscriber", "abonné", "abonnée", "assinante",
+    "suscriptor", "abbonato", "abonnee", "prenumerant", "guest", "guests", "gast", "gäste", "gäst", "invité",
+    "huésped", "ospite", "hóspede", "gość", "partner", "partners", "signore", "signora", "signori", "señor",
+    "señora", "señores", "monsieur", "madame", "messieurs", "mesdames", "senhor", "senhora", "państwo",
+    "valued", "all", "everyone", "everybody", "support", "staff", "applicant", "candidate", "bewerber",
+    "candidat", "candidato", "kandidaat", "kandydat", "sökande", "reader", "leser", "lecteur", "lector",
+    "lettore", "lezer", "czytelniku", "läsare", "owner", "inhaber", "titulaire", "titular", "titolare",
+    "houder", "właściciel", "innehavare", "manager", "admin", "administrator", "teilnehmer", "participant",
 ];
 
 /// Lower-case particles inside a name (`Ludwig van Beethoven`, `Ana de la Cruz`). The German
@@ -349,6 +390,8 @@ struct Words {
     endings: Vec<Vec<&'static [u8]>>,
     /// The last word of each cue phrase (`is` of `my name is`), to test a cue with one lookup.
     cue_ends: Set<Vec<u8>>,
+    /// [`ADDRESSEES`], lower case.
+    addressees: Set<Vec<u8>>,
 }
 
 fn words() -> &'static Words {
@@ -381,6 +424,7 @@ fn words() -> &'static Words {
                         .collect()
                 })
                 .collect(),
+            addressees: ADDRESSEES.iter().map(|w| lower(w.as_bytes())).collect(),
             cue_ends: CUES
                 .iter()
                 .map(|c| {
@@ -909,12 +953,16 @@ fn ends_street(b: &[u8]) -> bool {
 ///
 /// The confidence grades the evidence (see docs/redaction-types.md, "Confidence"): a title before
 /// the name 90; a cue phrase before a lexicon name 85, before two capitalised words 65, before one
-/// capitalised word the lexicon does not know 45 (`Dear Customer`); a given name and a lexicon
+/// capitalised word the lexicon does not know 45 (`Dear Zorblat`); a given name and a lexicon
 /// surname 85 (an ambiguous given name, `Grace`, 70); a given name and a capitalised word the
-/// lexicon does not know 65. Without a title, a name at a sentence start whose second word is
-/// unknown loses 10 (a title-case greeting or heading), and a name inside a run of capitalised
-/// words (`Queen Elizabeth Olympic Park`) loses 20 for a capitalised word before it and 25 for a
-/// capitalised stop word after it (a park, a street, a team).
+/// lexicon does not know 65. Without a title or cue, a name at a sentence start whose second word
+/// is unknown loses 10 (a title-case greeting), a name after a saint's or place prefix loses 30
+/// (`Santa Maria Novella`), and a name inside a run of capitalised words (`Queen Elizabeth Olympic
+/// Park`) loses 20 for a capitalised word before it and 25 for a capitalised stop word after it (a
+/// park, a street, a team). A name without a lexicon surname in a title-case line ([`heading`])
+/// loses 30. A role or a
+/// group among the words ([`ADDRESSEES`]: `Dear Customer`) or three words ending with a street
+/// word (`Karl Marx Allee`) is no name.
 fn person_at(r: &Rd, s: usize) -> R<Option<(usize, u8)>> {
     let t = r.t;
     let Some(w1) = read_word(r, s)? else { return Ok(None) };
@@ -935,12 +983,16 @@ fn person_at(r: &Rd, s: usize) -> R<Option<(usize, u8)>> {
     let mut at = w1.e;
     // a capitalised word right after the name that could not be part of it (`Park`, `Team`)
     let mut cap_after = false;
+    let mut addressed = addressee(&t[w1.s..w1.e]);
+    let mut last = w1;
     while count < 4 {
         let Some(w) = next_word(r, at)? else { break };
         if w.cap && !is_stop(t, &w) {
             if second.is_none() {
                 second = Some(w);
             }
+            addressed |= addressee(&t[w.s..w.e]);
+            last = w;
             end = w.e;
             at = w.e;
             count += 1;
@@ -961,6 +1013,18 @@ fn person_at(r: &Rd, s: usize) -> R<Option<(usize, u8)>> {
         let b = &t[w.s..w.e];
         lex.surnames.contains(Low::new(b).get()) || lex.given(b) == Some(false)
     };
+    // `Dear Customer`, `Valued Member`, `Olá Equipe`: a role or a group, not a name
+    if addressed {
+        return Ok(None);
+    }
+    // a street name without a number (`Karl Marx Allee`, `Gustav Adolfs Torg`); a two-word name
+    // may end with a street word that is also a surname (`Anna Berg`, `Maria Hill`)
+    if count >= 3 && {
+        let b = &t[last.s..last.e];
+        Low::new(b).in_set(&words().after) || ends_street(b)
+    } {
+        return Ok(None);
+    }
     let title = titled(t, s);
     if title {
         return Ok(Some((end, 90)));
@@ -968,7 +1032,7 @@ fn person_at(r: &Rd, s: usize) -> R<Option<(usize, u8)>> {
     let cue = cued(t, s);
     if evidence || (cue && second.is_none()) {
         // after a cue phrase: how much the words themselves look like a name
-        let conf = if given.is_some_and(|a| !a) || second.as_ref().is_some_and(known) {
+        let mut conf: u8 = if given.is_some_and(|a| !a) || second.as_ref().is_some_and(known) {
             85
         } else if given.is_some() {
             70
@@ -977,6 +1041,10 @@ fn person_at(r: &Rd, s: usize) -> R<Option<(usize, u8)>> {
         } else {
             45
         };
+        // a known name keeps its grade in a heading (`Maria Schmidt Annual Report`)
+        if conf < 85 && heading(r, s)? {
+            conf = conf.saturating_sub(HEADING);
+        }
         return Ok(Some((end, conf)));
     }
     let Some(ambiguous) = given else { return Ok(None) };
@@ -993,19 +1061,121 @@ fn person_at(r: &Rd, s: usize) -> R<Option<(usize, u8)>> {
         (false, false) => 65,
     };
     if cue {
-        return Ok(Some((end, conf.max(85))));
+        conf = conf.max(85);
+    } else {
+        if !surname && sentence_start(t, s) {
+            conf -= 10;
+        }
+        if place_before(t, s) {
+            conf = conf.saturating_sub(30);
+        } else if capital_before(t, s) {
+            conf -= 20;
+        }
+        if cap_after {
+            conf = conf.saturating_sub(25);
+        }
     }
-    if !surname && sentence_start(t, s) {
-        conf -= 10;
-    }
-    if capital_before(t, s) {
-        conf -= 20;
-    }
-    if cap_after {
-        conf = conf.saturating_sub(25);
+    if !surname && heading(r, s)? {
+        conf = conf.saturating_sub(HEADING);
     }
     Ok(Some((end, conf)))
 }
+
+/// Saints' and place prefixes: a given name after one is a place or a church (`Santa Cruz`,
+/// `San José`, `Sankt Georg`, `São Paulo`), also at a sentence start.
+const PLACE_PREFIXES: &[&[u8]] = &[
+    b"Santa",
+    b"Santo",
+    b"San",
+    b"Saint",
+    b"Sainte",
+    b"Sankt",
+    b"St",
+    b"Ste",
+    b"S\xc3\xa3o",
+    b"Vila",
+    b"Villa",
+    b"Port",
+    b"Porto",
+    b"Puerto",
+    b"Fort",
+    b"Mount",
+    b"Monte",
+    b"Lake",
+    b"Cape",
+    b"Cabo",
+];
+
+fn place_before(t: &[u8], s: usize) -> bool {
+    word_before(t, s).is_some_and(|(w, _)| PLACE_PREFIXES.contains(&w))
+}
+
+/// What a name in a title-case line loses (see [`heading`]).
+const HEADING: u8 = 30;
+
+/// Whether `w` addresses a group or a role ([`ADDRESSEES`]), in any case.
+fn addressee(w: &[u8]) -> bool {
+    let ws = words();
+    if w.is_ascii() {
+        return Low::new(w).len > 0 && ws.addressees.contains(Low::new(w).get());
+    }
+    std::str::from_utf8(w).is_ok_and(|x| ws.addressees.contains(x.to_lowercase().as_bytes()))
+}
+
+/// Whether the sentence around the word at `s` is a title-case line: at least five words, seven in
+/// ten of them capitalised (`Feliz Año Nuevo a Todos Nuestros Clientes`, `Avis Important
+/// Concernant Votre Abonnement`). Reads from [`HEADING_BACK`] bytes before `s` to [`HEADING_REACH`]
+/// bytes after it, within the sentence, and at most [`HEADING_WORDS`] words.
+fn heading(r: &Rd, s: usize) -> R<bool> {
+    let t = r.t;
+    let stop = |b: u8| matches!(b, b'.' | b'!' | b'?' | b'\n' | b'\r' | b';' | b':' | b'|');
+    let sep = |b: u8| matches!(b, b' ' | b'\t' | b',' | b'(' | b')' | b'"' | b'-' | b'/');
+    let mut lo = s;
+    while lo > s.saturating_sub(HEADING_BACK) && !stop(t[lo - 1]) {
+        lo -= 1;
+    }
+    let (mut words_n, mut caps) = (0u32, 0u32);
+    let mut i = lo;
+    // a word cut by the window's start is not counted
+    let mut prev_sep = lo == 0 || sep(t[lo - 1]) || stop(t[lo - 1]);
+    while i < s + HEADING_REACH && words_n < HEADING_WORDS {
+        let Some(b) = (if i < s { Some(t[i]) } else { r.get(i)? }) else {
+            break;
+        };
+        if stop(b) && i >= s {
+            break;
+        }
+        if prev_sep && !sep(b) {
+            // a word starts: count it if it starts with a letter
+            if b.is_ascii_alphabetic() {
+                words_n += 1;
+                caps += u32::from(b.is_ascii_uppercase());
+            } else if b >= 0xC0 {
+                // before `s` the text has arrived; from `s` on, a character cut by the end of a
+                // stream's buffer waits for the rest (`Rd::ch`)
+                let c = if i < s {
+                    std::str::from_utf8(&t[i..s]).ok().and_then(|x| x.chars().next())
+                } else {
+                    r.ch(i)?.map(|(c, _)| c)
+                };
+                if let Some(c) = c.filter(|c| c.is_alphabetic()) {
+                    words_n += 1;
+                    caps += u32::from(c.is_uppercase());
+                }
+            }
+        }
+        prev_sep = sep(b) || stop(b);
+        i += 1;
+    }
+    Ok(words_n >= 5 && caps * 10 >= words_n * 7)
+}
+
+/// How far after a name's start [`heading`] reads.
+const HEADING_REACH: usize = 56;
+/// How far before a name's start [`heading`] reads.
+const HEADING_BACK: usize = 32;
+/// The most words [`heading`] counts.
+const HEADING_WORDS: u32 = 10;
 
 /// Whether the word at `s` starts a sentence, a line or the text (only spaces, quotes or an
 /// opening bracket between it and a `.`, `!`, `?`, `:` or a line break).
@@ -1051,7 +1221,7 @@ fn capital_before(t: &[u8], s: usize) -> bool {
                 .ok()
                 .and_then(|x| x.chars().next())
                 .is_some_and(char::is_uppercase));
-    cap && !words().titles.contains(w) && !words().stop.contains(w) && w.iter().any(u8::is_ascii_lowercase)
+    cap && !words().titles.contains(w) && w.iter().any(u8::is_ascii_lowercase)
 }
 
 /// An address is looked for only at word starts with a digit (house number or postcode) within

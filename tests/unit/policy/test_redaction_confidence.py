@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from sluicegate.config import RedactionRule, RedactionSettings
 from sluicegate.policy.redaction import BELOW_THRESHOLD, Redactor, RequestScan, Tally
 
-TEXT = "Dear Customer, Maria Schmidt wrote from Hauptstraße 12."
+TEXT = "Dear Zorblat, Maria Schmidt wrote from Hauptstraße 12."
 
 
 def redactor(*rules: RedactionRule) -> Redactor:
@@ -22,11 +22,11 @@ def test_default_threshold_quiets_weak_person_evidence_and_counts_it() -> None:
     body = {"messages": [{"role": "user", "content": TEXT}]}
     scan, blocked = r.scan_value(body, "request", "ws")
     assert not blocked
-    assert body["messages"][0]["content"] == "Dear Customer, [REDACTED:PERSON] wrote from [REDACTED:ADDRESS]."
+    assert body["messages"][0]["content"] == "Dear Zorblat, [REDACTED:PERSON] wrote from [REDACTED:ADDRESS]."
     events = {(e.action, e.entity): e for e in scan.tally.events()}
     quiet = events[(BELOW_THRESHOLD, "PERSON")]
     assert quiet.count == 1 and quiet.locations == ["messages[0].content"]
-    assert "Customer" not in repr(quiet)
+    assert "Zorblat" not in repr(quiet)
     assert events[("redact", "PERSON")].count == 1
 
 
@@ -39,7 +39,7 @@ def test_a_rule_threshold_and_a_per_type_one() -> None:
         )
     )
     assert high.thresholds["request"] == {"PERSON": 90, "ADDRESS": 10}
-    assert high.preview(TEXT, "ws")[1] == "Dear Customer, Maria Schmidt wrote from [REDACTED:ADDRESS]."
+    assert high.preview(TEXT, "ws")[1] == "Dear Zorblat, Maria Schmidt wrote from [REDACTED:ADDRESS]."
 
 
 def test_a_later_rule_without_a_threshold_keeps_the_one_in_force() -> None:
@@ -58,17 +58,17 @@ def test_streamed_responses_count_quiet_findings() -> None:
     f = r.response_filter(request)
     assert f is not None
     out = "".join(f.feed("k", TEXT[i : i + 4]) for i in range(0, len(TEXT), 4)) + f.flush("k")
-    assert out == "Dear Customer, [REDACTED:PERSON] wrote from Hauptstraße 12."
+    assert out == "Dear Zorblat, [REDACTED:PERSON] wrote from Hauptstraße 12."
     got = {(e.action, e.entity, e.count, tuple(e.locations)) for e in scan_tally.events()}
     assert got == {("redact", "PERSON", 1, ("stream",)), (BELOW_THRESHOLD, "PERSON", 1, ("stream",))}
-    assert f.text(TEXT) == "Dear Customer, [REDACTED:PERSON] wrote from Hauptstraße 12."
+    assert f.text(TEXT) == "Dear Zorblat, [REDACTED:PERSON] wrote from Hauptstraße 12."
 
 
 def test_quiet_findings_in_object_keys_are_counted_at_the_object() -> None:
     r = redactor(RedactionRule(entities=["PERSON"], action="redact"))
-    body = {"metadata": {"Dear Customer": 1}}
+    body = {"metadata": {"Dear Zorblat": 1}}
     scan, _ = r.scan_value(body, "request", "ws")
-    assert body == {"metadata": {"Dear Customer": 1}}
+    assert body == {"metadata": {"Dear Zorblat": 1}}
     assert [(e.action, e.locations) for e in scan.tally.events()] == [(BELOW_THRESHOLD, ["metadata{key}"])]
 
 
