@@ -392,6 +392,9 @@ struct Words {
     cue_ends: Set<Vec<u8>>,
     /// [`ADDRESSEES`], lower case.
     addressees: Set<Vec<u8>>,
+    /// Bit `last` of `addressee_ends[first]`: some ASCII addressee starts with letter `first` and
+    /// ends with letter `last` (a prefilter for the set lookup).
+    addressee_ends: [u32; 26],
 }
 
 fn words() -> &'static Words {
@@ -425,6 +428,18 @@ fn words() -> &'static Words {
                 })
                 .collect(),
             addressees: ADDRESSEES.iter().map(|w| lower(w.as_bytes())).collect(),
+            addressee_ends: {
+                let mut m = [0u32; 26];
+                for w in ADDRESSEES {
+                    let b = w.as_bytes();
+                    if let (Some(&f), Some(&l)) = (b.first(), b.last()) {
+                        if f.is_ascii_lowercase() && l.is_ascii_lowercase() {
+                            m[usize::from(f - b'a')] |= 1 << (l - b'a');
+                        }
+                    }
+                }
+                m
+            },
             cue_ends: CUES
                 .iter()
                 .map(|c| {
@@ -889,7 +904,12 @@ fn word_before(t: &[u8], s: usize) -> Option<(&[u8], bool)> {
 }
 
 fn titled(t: &[u8], s: usize) -> bool {
-    let Some((w, dot)) = word_before(t, s) else {
+    titled_by(word_before(t, s))
+}
+
+/// [`titled`] for the word before the name, as [`word_before`] gives it.
+fn titled_by(before: Option<(&[u8], bool)>) -> bool {
+    let Some((w, dot)) = before else {
         return false;
     };
     let ws = words();
@@ -955,11 +975,12 @@ fn ends_street(b: &[u8]) -> bool {
 /// the name 90; a cue phrase before a lexicon name 85, before two capitalised words 65, before one
 /// capitalised word the lexicon does not know 45 (`Dear Zorblat`); a given name and a lexicon
 /// surname 85 (an ambiguous given name, `Grace`, 70); a given name and a capitalised word the
-/// lexicon does not know 65. Without a title or cue, a name at a sentence start whose second word
-/// is unknown loses 10 (a title-case greeting), a name after a saint's or place prefix loses 30
-/// (`Santa Maria Novella`), and a name inside a run of capitalised words (`Queen Elizabeth Olympic
-/// Park`) loses 20 for a capitalised word before it and 25 for a capitalised stop word after it (a
-/// park, a street, a team). A name without a lexicon surname in a title-case line ([`heading`])
+/// lexicon does not know 65. A given name and a lexicon surname keep 85 wherever they stand; for
+/// the others, a cue before the name raises them to 85, and without one a name at a sentence start
+/// whose second word is unknown loses 10 (a title-case greeting), after a saint's or place prefix 30
+/// (`Santa Maria Novella`), and inside a run of capitalised words (`Queen Elizabeth Olympic Park`)
+/// 20 for a capitalised word before it and 25 for a capitalised stop word after it (a park, a
+/// street, a team). A name without a lexicon surname in a title-case line ([`heading`])
 /// loses 30. A role or a
 /// group among the words ([`ADDRESSEES`]: `Dear Customer`) or three words ending with a street
 /// word (`Karl Marx Allee`) is no name.
@@ -1025,12 +1046,13 @@ fn person_at(r: &Rd, s: usize) -> R<Option<(usize, u8)>> {
     } {
         return Ok(None);
     }
-    let title = titled(t, s);
-    if title {
+    let before = word_before(t, s);
+    if titled_by(before) {
         return Ok(Some((end, 90)));
     }
-    let cue = cued(t, s);
-    if evidence || (cue && second.is_none()) {
+    // `evidence` is a cue already (no given name, no title); otherwise the cue is looked for only
+    // when it can change the grade
+    if evidence || (second.is_none() && cued(t, s)) {
         // after a cue phrase: how much the words themselves look like a name
         let mut conf: u8 = if given.is_some_and(|a| !a) || second.as_ref().is_some_and(known) {
             85
@@ -1052,7 +1074,9 @@ fn person_at(r: &Rd, s: usize) -> R<Option<(usize, u8)>> {
         return Ok(None);
     };
     let surname = known(&w2);
-    if ambiguous && !cue && !surname {
+    let mut cue_seen = None;
+    let mut cue = || *cue_seen.get_or_insert_with(|| cued(t, s));
+    if ambiguous && !surname && !cue() {
         return Ok(None);
     }
     let mut conf: u8 = match (ambiguous, surname) {
@@ -1060,19 +1084,25 @@ fn person_at(r: &Rd, s: usize) -> R<Option<(usize, u8)>> {
         (true, _) => 70,
         (false, false) => 65,
     };
-    if cue {
-        conf = conf.max(85);
-    } else {
+    // a given name and a lexicon surname keep their grade wherever they stand (`CEO Anna Nowak`);
+    // otherwise the surroundings take off, unless a cue stands before the name
+    if conf < 85 {
+        let mut penalty: u8 = 0;
         if !surname && sentence_start(t, s) {
-            conf -= 10;
+            penalty += 10;
         }
-        if place_before(t, s) {
-            conf = conf.saturating_sub(30);
-        } else if capital_before(t, s) {
-            conf -= 20;
+        if place_before(before) {
+            penalty += 30;
+        } else if capital_before(t, s, before) {
+            penalty += 20;
         }
         if cap_after {
-            conf = conf.saturating_sub(25);
+            penalty += 25;
+        }
+        if cue() {
+            conf = 85;
+        } else {
+            conf = conf.saturating_sub(penalty);
         }
     }
     if !surname && heading(r, s)? {
@@ -1106,8 +1136,8 @@ const PLACE_PREFIXES: &[&[u8]] = &[
     b"Cabo",
 ];
 
-fn place_before(t: &[u8], s: usize) -> bool {
-    word_before(t, s).is_some_and(|(w, _)| PLACE_PREFIXES.contains(&w))
+fn place_before(before: Option<(&[u8], bool)>) -> bool {
+    before.is_some_and(|(w, _)| w.len() <= 6 && w[0].is_ascii_uppercase() && PLACE_PREFIXES.contains(&w))
 }
 
 /// What a name in a title-case line loses (see [`heading`]).
@@ -1117,7 +1147,20 @@ const HEADING: u8 = 30;
 fn addressee(w: &[u8]) -> bool {
     let ws = words();
     if w.is_ascii() {
-        return Low::new(w).len > 0 && ws.addressees.contains(Low::new(w).get());
+        let (Some(f), Some(l)) = (w.first(), w.last()) else {
+            return false;
+        };
+        let (f, l) = (f.to_ascii_lowercase(), l.to_ascii_lowercase());
+        if !f.is_ascii_lowercase() || !l.is_ascii_lowercase() {
+            // `collega's`: the set decides
+            let low = Low::new(w);
+            return low.len > 0 && ws.addressees.contains(low.get());
+        }
+        if ws.addressee_ends[usize::from(f - b'a')] & (1 << (l - b'a')) == 0 {
+            return false;
+        }
+        let low = Low::new(w);
+        return low.len > 0 && ws.addressees.contains(low.get());
     }
     std::str::from_utf8(w).is_ok_and(|x| ws.addressees.contains(x.to_lowercase().as_bytes()))
 }
@@ -1199,19 +1242,14 @@ fn sentence_start(t: &[u8], s: usize) -> bool {
 /// Whether the word right before `s` (one space between) is capitalised and neither a title, a
 /// sentence end nor a sentence's first word: the name is inside a run of capitalised words, as in
 /// a heading or a place name.
-fn capital_before(t: &[u8], s: usize) -> bool {
+fn capital_before(t: &[u8], s: usize, before: Option<(&[u8], bool)>) -> bool {
     if s < 2 || t[s - 1] != b' ' {
         return false;
     }
-    let Some((w, dot)) = word_before(t, s) else {
+    let Some((w, dot)) = before else {
         return false;
     };
     if dot || w.is_empty() {
-        return false;
-    }
-    // the word before opens the sentence (`Ieri Marco Rossi`): its capital says nothing
-    let ws = s - 1 - w.len();
-    if sentence_start(t, ws) {
         return false;
     }
     let first = w[0];
@@ -1221,7 +1259,12 @@ fn capital_before(t: &[u8], s: usize) -> bool {
                 .ok()
                 .and_then(|x| x.chars().next())
                 .is_some_and(char::is_uppercase));
-    cap && !words().titles.contains(w) && w.iter().any(u8::is_ascii_lowercase)
+    if !cap || !w.iter().any(u8::is_ascii_lowercase) || words().titles.contains(w) {
+        return false;
+    }
+    // the word before opens the sentence (`Ieri Marco Rossi`): its capital says nothing
+    let ws = w.as_ptr() as usize - t.as_ptr() as usize;
+    !sentence_start(t, ws)
 }
 
 /// An address is looked for only at word starts with a digit (house number or postcode) within

@@ -392,7 +392,9 @@ fn hostile_name_and_address_inputs_are_linear() {
         "ul. A 1/1 ",
         "1 Main Street Apt. 1, A, NY 10001-",
     ];
-    linear(everything(), &patterns);
+    // grading a name's evidence (title, cue, surname, surroundings) about doubles the work per
+    // capitalised word in a debug build (+10% in release): 6 s, where a quadratic parser takes minutes
+    linear_within(everything(), &patterns, 6.0);
 }
 
 #[test]
@@ -415,13 +417,17 @@ fn hostile_encoded_inputs_are_linear() {
 }
 
 fn linear(s: &Scanner, patterns: &[&str]) {
+    linear_within(s, patterns, 3.0);
+}
+
+fn linear_within(s: &Scanner, patterns: &[&str], limit_s: f64) {
     let n = 1 << 20;
     for p in patterns {
         let text = p.repeat(n / p.len());
         let t0 = std::time::Instant::now();
         let _ = s.scan(&text);
         let dt = t0.elapsed();
-        assert!(dt.as_secs_f64() < 3.0, "{p:?}: {dt:?}");
+        assert!(dt.as_secs_f64() < limit_s, "{p:?}: {dt:?}");
     }
 }
 
