@@ -88,3 +88,21 @@ def test_a_lock_holds_the_threshold_too() -> None:
     with pytest.raises(ValidationError, match="above the 50"):
         RedactionSettings(rules=[default, RedactionRule(entities=["PERSON"], action="block", min_confidence=60)])
     RedactionSettings(rules=[locked, RedactionRule(entities=["PERSON"], action="block", min_confidence=10)])
+
+
+def test_effective_policies_carry_thresholds_down_and_locks_cap_them() -> None:
+    from sluicegate.control.policies import OperatorPolicy, effective
+    from sluicegate.control.schemas import PolicyIn
+
+    org = PolicyIn(redaction=[RedactionRule(entities=["PERSON"], action="redact", min_confidence=30, locked=True)])
+    workspace = PolicyIn(redaction=[RedactionRule(entities=["PERSON", "EMAIL"], action="block", min_confidence=80)])
+    key = PolicyIn(redaction=[RedactionRule(entities=["EMAIL"], action="redact")])
+    chain = [("org", "o1", org), ("workspace", "w1", workspace), ("key", "k1", key)]
+    eff = effective("o1", chain, OperatorPolicy())  # type: ignore[arg-type]
+    got = {(r.entities[0], r.direction): (r.action, r.min_confidence) for r in eff.redaction}
+    # PERSON: the workspace's 80 is above the org's locked 30, so 30 holds; EMAIL: the key names no
+    # threshold and keeps the workspace's 80
+    assert got[("PERSON", "request")] == ("block", 30)
+    assert got[("EMAIL", "response")] == ("redact", 80)
+    settings = RedactionSettings(rules=list(eff.redaction))
+    assert Redactor(settings).thresholds["request"] == {"PERSON": 30, "EMAIL": 80}
