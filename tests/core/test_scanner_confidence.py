@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from sluicegate._core import ScanError, Scanner, builtin_entities
 
-THRESHOLDS = {"PERSON": 80, "ADDRESS": 85, "EMAIL": 91, "PRIVATE_KEY": 100, "NL_BSN": 81}
+THRESHOLDS = {"PERSON": 80, "ADDRESS": 85, "EMAIL": 91, "PRIVATE_KEY": 100, "NL_BSN": 81, "US_SSN": 80}
 SCANNER = Scanner(builtin_entities(), min_confidence=THRESHOLDS)
 
 
@@ -36,13 +36,15 @@ def test_defaults_quiet_only_weak_person_evidence() -> None:
         ("Maria Rossi Annual Report Summary For The Board", [("PERSON", 85)]),  # a known name keeps its grade
         ("La Basilica di Santa Maria Novella apre", [("PERSON", 5)]),  # after a place prefix
         ("Card 4111 1111 1111 1111.", [("CREDIT_CARD", 95)]),
+        ("ssn 536-22-1234", [("US_SSN", 90)]),
+        ("SSN: 536221234", [("US_SSN", 70)]),  # nine digits that only the word makes an SSN
         ("Hauptstraße 12", [("ADDRESS", 70)]),
         ("Hauptstraße 12, 10115 Berlin", [("ADDRESS", 90)]),
         ("1 Main Street Apt. 5", [("ADDRESS", 80)]),
     ],
 )
 def test_confidence_table(text: str, want: list[tuple[str, int]]) -> None:
-    s = Scanner(["PERSON", "ADDRESS", "CREDIT_CARD"])
+    s = Scanner(["PERSON", "ADDRESS", "CREDIT_CARD", "US_SSN"])
     assert [(e, c) for e, _, _, c in s.scan_scored(text)] == want
 
 
@@ -89,6 +91,8 @@ FRAGMENTS = st.sampled_from(
         "jane@example.com",
         "4111 1111 1111 1111",
         "BSN 111222333",
+        "SSN 536221234",
+        "536-22-1234",
         "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----",
         "-----BEGIN PRIVATE KEY-----\n" + "A" * 9000,
         ". ",

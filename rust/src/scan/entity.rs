@@ -167,8 +167,8 @@ impl Builtin {
     /// How sure a finding of this type is, 0 to 100, when its parser does not grade it: 95 for a
     /// value a check digit, checksum or fixed issuer prefix confirms (card, IBAN, the keys, the
     /// strong national ids), lower for shapes that only context or format confirm. `PERSON`,
-    /// `ADDRESS`, the bare-digit SSN and the weak national ids are graded by their parsers
-    /// (`names.rs`, `pii.rs`, `natid.rs`); the values here are their upper bounds.
+    /// `ADDRESS` and the bare-digit SSN are graded by their parsers (`names.rs`, `pii.rs`: nine
+    /// digits after an SSN word are 70); the values here are their upper bounds.
     pub const fn confidence(self) -> u8 {
         match self {
             Builtin::CreditCard

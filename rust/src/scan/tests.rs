@@ -41,6 +41,7 @@ pub(crate) fn thresholds() -> &'static Scanner {
                 ("PRIVATE_KEY", 100),
                 ("JWT", 100),
                 ("NL_BSN", 81),
+                ("US_SSN", 80),
             ]
             .iter()
             .map(|(n, c)| ((*n).to_string(), *c))
