@@ -28,7 +28,7 @@ __all__ = [
 
 # --- spend: buckets and windows (rust/src/py/buckets.rs) -----------------------------------------
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import final
 
 MAX_AMOUNT_NUSD: int
@@ -236,11 +236,15 @@ class Scanner:
             A pattern must not match the empty string and must have a bounded match length of at
             most 1024 bytes (`\\d{4,10}`, not `\\d+`), which is what bounds a stream's hold-back.
         keywords: `(ENTITY_NAME, words)` literal words, ASCII case-insensitive, whole words.
+        min_confidence: thresholds per compiled entity type, 0 to 100: a finding whose confidence
+            is below its type's threshold is not redacted (`scan`, `redact` and streams leave it;
+            `scan_scored` and `StreamScanner.quiet` report it). Types not named keep their default:
+            50 for `PERSON`, 0 for every other type (docs/redaction-types.md, "Confidence").
 
     Raises:
         ScanError: an unknown built-in name, a name that is not UPPER_SNAKE, an invalid or
-            unbounded pattern or one that can match the empty string, or an empty keyword list or
-            keyword.
+            unbounded pattern or one that can match the empty string, an empty keyword list or
+            keyword, or a threshold for a type the scanner does not compile or over 100.
     """
 
     def __new__(
@@ -248,10 +252,14 @@ class Scanner:
         entities: Sequence[str] | None = None,
         custom_patterns: Sequence[tuple[str, str]] = (),
         keywords: Sequence[tuple[str, Sequence[str]]] = (),
+        min_confidence: Mapping[str, int] | None = None,
     ) -> Scanner: ...
     @property
     def entities(self) -> list[str]:
         """The compiled entity types: enabled built-ins in `builtin_entities()` order, then operator names."""
+    @property
+    def min_confidence(self) -> dict[str, int]:
+        """The threshold of each compiled entity type, in `entities` order."""
     @property
     def max_holdback(self) -> int:
         """The most characters a `StreamScanner` of this scanner holds back at any time.
@@ -263,13 +271,32 @@ class Scanner:
         block is redacted from its header to the end of its run, so it is never held longer).
         """
     def scan(self, text: str) -> list[tuple[str, int, int]]:
-        """Find every entity in `text`.
+        """Find every entity in `text` whose confidence reaches its type's threshold.
 
         Arguments:
             text: the text to scan.
 
         Returns:
             `(entity, start, end)` findings, sorted and non-overlapping, in character offsets.
+        """
+    def scan_scored(self, text: str) -> list[tuple[str, int, int, int]]:
+        """Find every entity in `text` with its confidence, those below their threshold too.
+
+        Spans are chosen before thresholds apply (leftmost-longest over every candidate), so `scan`
+        is this list without the findings below their type's threshold (`min_confidence`).
+        Confidence is 0 to 100: 95 for values a checksum or an issuer prefix confirms, 75 to 90
+        for the other structured types, and graded by evidence for `PERSON` (a title 90, a cue
+        such as `customer` before a known name 85, a given name and a known surname 85, down to
+        45 for one unknown capitalised word after a greeting, less in a title-case line or after
+        a place prefix such as `Santa`) and `ADDRESS` (70 for a street and
+        number, +10 with a unit, +20 with a postcode or city).
+
+        Arguments:
+            text: the text to scan.
+
+        Returns:
+            `(entity, start, end, confidence)` findings, sorted and non-overlapping, in character
+            offsets.
         """
     def finds_in_json(self, data: bytes) -> bool:
         """Whether scanning the text of the JSON document `data` field by field could find anything.
@@ -332,6 +359,15 @@ class StreamScanner:
 
         Returns:
             The rest of the redacted text and the last findings.
+        """
+    def quiet(self) -> list[tuple[str, int, int]]:
+        """Take the findings below their type's threshold decided so far (by `feed` and `finish`).
+
+        Their text was emitted as it is. For any way of cutting a text into chunks, the findings
+        taken over the whole stream equal those of `Scanner.scan_scored(text)` below their threshold.
+
+        Returns:
+            `(entity, start, end)` findings in character offsets into the whole stream's text.
         """
 
 # --- JSON: repeated object keys (rust/src/py/jsonkeys.rs) -------------------------------------------

@@ -386,23 +386,68 @@ class RedactionRule(_Section):
     # Staged rollout (control-plane policies): the rule acts for this share of keys and only
     # monitors the others (`sluicegate.policy.rollout`).
     rollout_percent: float = Field(100.0, ge=0, le=100)
+    # Findings of these types whose confidence (0-100) is below this are not acted on, only
+    # counted (`below_threshold` events); None keeps each type's default (50 for PERSON, else 0).
+    min_confidence: int | None = Field(None, ge=0, le=100)
+    # The same per type, for some of `entities` (wins over `min_confidence`).
+    min_confidence_by_type: dict[str, Annotated[int, Field(ge=0, le=100)]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _pseudonymize_is_for_requests(self) -> RedactionRule:
         if self.action == "pseudonymize" and self.direction != "request":
             raise ValueError("pseudonymize applies to the request direction only (the response restores)")
         check_locked_rollout(self.locked, self.rollout_percent, "rule")
+        stray = sorted(set(self.min_confidence_by_type) - set(self.entities))
+        if stray:
+            raise ValueError(f"min_confidence_by_type names {', '.join(stray)}, which this rule's entities do not list")
         return self
+
+    def threshold(self, entity: str) -> int | None:
+        """The confidence threshold this rule sets for `entity` (None: the type's default)."""
+        return self.min_confidence_by_type.get(entity, self.min_confidence)
 
     def rollout_id(self, level: str, entity_id: str | None) -> str:
         """What names this rule in the rollout order (the same keys are in at every reload)."""
         return f"redaction:{level}:{entity_id}:{','.join(sorted(self.entities))}:{self.direction}"
 
 
+def default_min_confidence(entity: str) -> int:
+    """The confidence threshold of `entity` when no rule sets one (50 for PERSON, else 0)."""
+    from sluicegate._core import Scanner, builtin_entities
+
+    global _DEFAULT_THRESHOLDS
+    if _DEFAULT_THRESHOLDS is None:
+        _DEFAULT_THRESHOLDS = Scanner(builtin_entities()).min_confidence
+    return _DEFAULT_THRESHOLDS.get(entity, 0)
+
+
+_DEFAULT_THRESHOLDS: dict[str, int] | None = None
+
+
+def thresholds_of(
+    rules: list[RedactionRule], direction: str, in_force: dict[tuple[str, str], int], entity: str | None = None
+) -> int:
+    """Apply `rules`' thresholds for `direction` to `in_force` ((entity, direction) -> threshold), in
+    order: a rule that names a type with no threshold keeps the one in force (an earlier rule's,
+    else the type's default). Returns the threshold of `entity` afterwards (0 without one)."""
+    for rule in rules:
+        if rule.direction not in ("both", direction):
+            continue
+        for name in rule.entities:
+            key = (name, direction)
+            threshold = rule.threshold(name)
+            if threshold is not None:
+                in_force[key] = threshold
+            elif key not in in_force:
+                in_force[key] = default_min_confidence(name)
+    return in_force.get((entity, direction), 0) if entity is not None else 0
+
+
 def check_locks(rules: list[RedactionRule], name: str = "rules") -> None:
     """Refuse a rule list that undoes its own locks: a later rule (which wins) below an earlier
-    locked one for the same entity type and direction, or a pseudonymized type whose responses are
-    locked at `redact` or `block` (the response would bring the original back).
+    locked one for the same entity type and direction, or with a higher confidence threshold than
+    it (fewer findings acted on), or a pseudonymized type whose responses are locked at `redact`
+    or `block` (the response would bring the original back).
 
     Arguments:
         rules: the rules, in order (a later one replaces an earlier one).
@@ -411,11 +456,13 @@ def check_locks(rules: list[RedactionRule], name: str = "rules") -> None:
     Raises:
         ValueError: naming the rules.
     """
-    floors: dict[tuple[str, str], tuple[str, int]] = {}
+    floors: dict[tuple[str, str], tuple[str, int, int]] = {}
     pseudonymized: dict[str, int] = {}
+    in_force: dict[tuple[str, str], int] = {}
     for i, rule in enumerate(rules):
         for entity in rule.entities:
             for d in ("request", "response") if rule.direction == "both" else (rule.direction,):
+                threshold = thresholds_of([rule], d, in_force, entity)
                 if d == "request":
                     pseudonymized.pop(entity, None)
                     if rule.action == "pseudonymize":
@@ -426,8 +473,13 @@ def check_locks(rules: list[RedactionRule], name: str = "rules") -> None:
                         f"{name}.{i} sets {rule.action} for {entity} ({d}) "
                         f"below the {floor[0]} that {name}.{floor[1]} locks"
                     )
+                if floor is not None and threshold > floor[2]:
+                    raise ValueError(
+                        f"{name}.{i} sets min_confidence {threshold} for {entity} ({d}) "
+                        f"above the {floor[2]} that {name}.{floor[1]} locks"
+                    )
                 if rule.locked:
-                    floors[(entity, d)] = (rule.action, i)
+                    floors[(entity, d)] = (rule.action, i, threshold)
     for entity, i in pseudonymized.items():
         floor = floors.get((entity, "response"))
         if floor is not None and ACTION_STRENGTH[floor[0]] >= ACTION_STRENGTH["redact"]:

@@ -44,12 +44,20 @@ def overlap(a: tuple[int, int], b: tuple[int, int]) -> int:
     return max(0, min(a[1], b[1]) - max(a[0], b[0]))
 
 
-def evaluate(scanner: Scanner) -> dict[tuple[str, str], Counter[str]]:
+def at_threshold(scanner: Scanner, text: str, threshold: int | None) -> list[tuple[str, int, int]]:
+    """What `scanner` acts on in `text`: at its own thresholds (None), or with every type's
+    threshold set to `threshold` (the spans are the same; see `Scanner.scan_scored`)."""
+    if threshold is None:
+        return scanner.scan(text)
+    return [(e, s, t) for e, s, t, c in scanner.scan_scored(text) if c >= threshold]
+
+
+def evaluate(scanner: Scanner, threshold: int | None = None) -> dict[tuple[str, str], Counter[str]]:
     """Counts per (type, language): tp, fn (labels), fp (findings), exact (label = finding)."""
     out: dict[tuple[str, str], Counter[str]] = {}
     for case in cases():
         text, lang = str(case["text"]), str(case["lang"])
-        found = scanner.scan(text)
+        found = at_threshold(scanner, text, threshold)
         for entity in TYPES:
             c = out.setdefault((entity, lang), Counter())
             gold = [(s, e) for t, s, e in case["spans"] if t == entity]  # type: ignore[union-attr]
@@ -95,6 +103,37 @@ def table(scanner: Scanner | None = None) -> str:
     return "\n".join(rows)
 
 
+THRESHOLDS = (0, 40, 50, 60, 70, 80, 90)
+LOOKALIKE_SETS = ("lookalikes.txt", "lookalikes_heldout.txt", "lookalikes_2.txt")
+
+
+def threshold_table(scanner: Scanner | None = None) -> str:
+    """PERSON and ADDRESS recall and precision over all languages, and the share of look-alike
+    sentences altered, with every type's threshold set to each of `THRESHOLDS`."""
+    scanner = scanner or Scanner(list(TYPES))
+    sets = [(name, lookalikes(name)) for name in LOOKALIKE_SETS if (FIXTURES / name).exists()]
+    head = " | ".join(f"{name} altered" for name, _ in sets)
+    rows = [
+        f"| min_confidence | PERSON recall | PERSON precision | ADDRESS recall | ADDRESS precision | {head} |",
+        "| ---: | ---: | ---: | ---: | ---: |" + " ---: |" * len(sets),
+    ]
+    for threshold in THRESHOLDS:
+        scores = evaluate(scanner, threshold)
+        cells = [str(threshold)]
+        for entity in ("PERSON", "ADDRESS"):
+            total: Counter[str] = Counter()
+            for (e, _), c in scores.items():
+                if e == entity:
+                    total += c
+            r, p = ratios(total)
+            cells += [f"{r:.3f}", f"{p:.3f}"]
+        for _, lines in sets:
+            altered = sum(bool(at_threshold(scanner, line, threshold)) for line in lines)
+            cells.append(f"{altered} of {len(lines)} ({altered / len(lines):.1%})")
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
 @pytest.fixture(scope="module")
 def scanner() -> Scanner:
     return Scanner(list(TYPES))
@@ -125,9 +164,18 @@ def test_lookalikes_are_left_alone(scanner: Scanner) -> None:
 
 def test_heldout_lookalikes_do_not_get_worse(scanner: Scanner) -> None:
     # measured when the set was written: 8 of 30 (title-case greetings, `Customer Success`,
-    # `Queen Elizabeth Olympic Park`, and `Vittorio Emanuele II`, who is a person)
+    # `Queen Elizabeth Olympic Park`, and `Vittorio Emanuele II`, who is a person); at the default
+    # thresholds after confidence grading: 1 of 30
     altered = [line for line in lookalikes("lookalikes_heldout.txt") if scanner.scan(line)]
-    assert len(altered) <= 8, altered
+    assert len(altered) <= 1, altered
+
+
+def test_lookalikes_2_at_the_default_threshold(scanner: Scanner) -> None:
+    # 160 sentences written before the grading was tuned on them: 18 altered at the default
+    # threshold before tuning, 2 after (two brand names made of given names)
+    altered = [line for line in lookalikes("lookalikes_2.txt") if scanner.scan(line)]
+    assert len(altered) <= 2, altered
+    assert len(lookalikes("lookalikes_2.txt")) >= 150
 
 
 def test_stream_finds_what_the_whole_text_has(scanner: Scanner) -> None:
@@ -153,3 +201,5 @@ def test_off_by_default() -> None:
 
 if __name__ == "__main__":
     print(table())
+    print()
+    print(threshold_table())

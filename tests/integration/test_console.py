@@ -923,6 +923,51 @@ def test_loop_rules_in_the_policy_editor(gw: tuple[Server, dict[str, Any]]) -> N
         check_layout(driver, "policy-loops")
 
 
+@needs_browser
+def test_a_redaction_threshold_set_in_the_policy_editor(gw: tuple[Server, dict[str, Any]]) -> None:
+    """A key's PERSON rule with a confidence threshold, set in the console: saved as written (the
+    rule's and a per-type one), shown in the key's effective policy, and acted on by the gateway's
+    redaction (a weak finding left alone, a strong one redacted)."""
+    server, seed = gw
+    key_id = seed["key_id"]
+    admin = {"authorization": f"Bearer {seed['token']}"}
+    with browser() as driver:
+        sign_in(driver, server.url, seed["token"])
+        go(driver, f"#/policies?level=key&id={key_id}")
+        wait_for(lambda: driver.find_elements("id", "add-rule"), what="the editor")
+        driver.find_element("id", "add-rule").click()
+        row = driver.find_element("css selector", "#rules-editor .rule-row")
+        row.find_element("css selector", "[name=entities]").send_keys("PERSON, EMAIL")
+        row.find_element("css selector", "[name=min_confidence]").send_keys("40")
+        per_type = row.find_element("css selector", "[name=min_confidence_by_type]")
+        per_type.send_keys("ADDRESS=10\n")  # not one of the rule's types: refused beside the rule
+        refused = wait_for(lambda: driver.find_elements("css selector", ".field-error"), what="the 422")
+        assert "ADDRESS" in refused[0].text
+        per_type.clear()
+        per_type.send_keys("PERSON=80\n")
+        wait_for(lambda: driver.find_element("id", "policy-saved").text == "Saved.", what="the saved policy")
+        saved = httpx.get(f"{server.url}/admin/v1/keys/{key_id}/policy", headers=admin).json()["redaction"]
+        assert [(r["entities"], r["min_confidence"], r["min_confidence_by_type"]) for r in saved] == [
+            (["PERSON", "EMAIL"], 40, {"PERSON": 80})
+        ]
+        effective = wait_for(lambda: "PERSON" in text_of(driver, "#effective") and text_of(driver, "#effective"))
+        assert "min confidence" in effective
+        rows = {
+            r["entities"][0]: r
+            for r in httpx.get(f"{server.url}/admin/v1/keys/{key_id}/effective-policy", headers=admin).json()[
+                "redaction"
+            ]
+        }
+        assert rows["PERSON"]["min_confidence"] == 80 and rows["EMAIL"]["min_confidence"] == 40
+        tried = httpx.post(
+            f"{server.url}/admin/v1/keys/{key_id}/redaction/try",
+            json={"text": "Dear Zorblat, Frau Müller wrote from ana@example.org."},
+            headers=admin,
+        ).json()
+        assert tried["text"] == "Dear Zorblat, Frau [REDACTED:PERSON] wrote from [REDACTED:EMAIL]."
+        check_layout(driver, "policy-thresholds")
+
+
 # ── rate limits (pages/policy_limits.js) ──────────────────────────────────────────────────────
 
 

@@ -332,3 +332,30 @@ def test_provider_error_messages_are_redacted_too(oa: openai.OpenAI, an: anthrop
         text = json.dumps(err.body)
         assert SSN not in text and "[REDACTED:US_SSN]" in text, text
         assert "unknown knob" in text  # the provider's own message, kept
+
+
+@pytest.mark.parametrize("chunk_size", [1, 3])
+def test_findings_below_their_threshold_pass_and_are_counted(
+    mock_server: Server, tmp_path: Path, chunk_size: int
+) -> None:
+    """A PERSON rule with a threshold: the strong finding (a title before the name) is redacted in
+    the request and in the streamed response, the weak one (one unknown word after a greeting) is
+    left as it is and counted as `below_threshold`, never with its value."""
+    rules = '[redaction]\nrules = [{ entities = ["PERSON"], action = "redact", min_confidence = 60 }]\n'
+    config = gateway_config(tmp_path / "c.toml", mock_server.url, rules)
+    with start_gateway(config) as server, openai.OpenAI(base_url=f"{server.url}/v1", api_key=GATEWAY_KEY) as client:
+        knobs = replying("Dear Zorblat, ask Frau Müller.", chunk_size=chunk_size)
+        chunks = client.chat.completions.create(
+            model=f"mh/mock-gpt@{knobs}",
+            messages=[{"role": "user", "content": "Dear Zorblat, Frau Müller wrote."}],
+            stream=True,
+        )
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        assert "Dear Zorblat, Frau [REDACTED:PERSON] wrote." in upstream_saw(mock_server)
+        assert text == "Dear Zorblat, ask Frau [REDACTED:PERSON]."
+        metrics = scrape(server.url)
+        events = [ln for ln in metrics.splitlines() if ln.startswith("sluicegate_policy_events_total{")]
+        quiet = [ln for ln in events if 'action="below_threshold"' in ln and 'entity="PERSON"' in ln]
+        # one in the request, one in the response
+        assert len(quiet) == 1 and float(quiet[0].rsplit(" ", 1)[1]) == 2, quiet
+        assert "Zorblat" not in metrics

@@ -44,7 +44,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from sluicegate.config import ACTION_STRENGTH, CustomPattern, RedactionRule, RedactionSettings
+from sluicegate.config import (
+    ACTION_STRENGTH,
+    CustomPattern,
+    RedactionRule,
+    RedactionSettings,
+    default_min_confidence,
+)
 from sluicegate.control.schemas import Level, LimitIn, LoopRuleIn, PolicyIn
 from sluicegate.limits import LimitLine, tool_scope
 from sluicegate.policy.limits import LimitRule, rule_of
@@ -245,6 +251,7 @@ class EffectiveRule:
     floor: tuple[str, Origin] | None = None
     raised_from: tuple[Origin, str] | None = None
     rollout: tuple[float, bool] | None = None  # (percent, whether the key is in it) of a partial rollout
+    min_confidence: int | None = None  # the confidence threshold in force (None: the type's default)
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -261,6 +268,8 @@ class EffectiveRule:
             out["raised_from"] = {"action": self.raised_from[1], **self.raised_from[0].as_json()}
         if self.rollout is not None:
             out["rollout"] = _rollout_json(self.rollout)
+        if self.min_confidence is not None:
+            out["min_confidence"] = self.min_confidence
         return out
 
 
@@ -450,12 +459,35 @@ class _Walk:
         self.tools: list[tuple[str, str | None, ToolRulesIn]] = []
         if operator.tools is not None:
             self._tools("operator", None, operator.tools)
+        # the lowest confidence threshold a locked rule allows per (type, direction)
+        self.threshold_locks: dict[tuple[str, Direction], int] = {}
         for rule in operator.rules:  # the file's own order; its validator keeps locks unbroken
             for entity in rule.entities:
                 for d in _directions(rule):
-                    self.rules[(entity, d)] = EffectiveRule(entity, d, rule.action, OPERATOR, rule.locked)
+                    threshold = self._threshold(rule, entity, d)
+                    self.rules[(entity, d)] = EffectiveRule(
+                        entity, d, rule.action, OPERATOR, rule.locked, min_confidence=threshold
+                    )
                     if rule.locked:
                         self.floors.lock_rule(entity, d, rule.action, OPERATOR)
+                        self._lock_threshold(entity, d, threshold)
+
+    def _threshold(self, rule: RedactionRule, entity: str, d: Direction) -> int | None:
+        """The threshold `rule` puts in force for `entity` in `d`: its own, else the one in force
+        above it; never above a locked rule's (a lock on a type also locks how sure a finding must
+        be to be acted on)."""
+        threshold = rule.threshold(entity)
+        if threshold is None:
+            held = self.rules.get((entity, d))
+            threshold = held.min_confidence if held is not None else None
+        lock = self.threshold_locks.get((entity, d))
+        if lock is not None and (threshold if threshold is not None else default_min_confidence(entity)) > lock:
+            return lock
+        return threshold
+
+    def _lock_threshold(self, entity: str, d: Direction, threshold: int | None) -> None:
+        value = threshold if threshold is not None else default_min_confidence(entity)
+        self.threshold_locks[(entity, d)] = min(value, self.threshold_locks.get((entity, d), value))
 
     def _tools(self, level: str, entity_id: str | None, rules: ToolRulesIn) -> None:
         """A level's tool lists: each applies (denies add up, allows narrow); locked ones fence below."""
@@ -533,8 +565,8 @@ class _Walk:
             self.caps.append(EffectiveCap(line, origin, cap.locked, clamped, rollout))
             if cap.locked:
                 cap_locks.append((cap.window, limit, mode))
-        mine: dict[tuple[str, Direction], tuple[str, bool, tuple[float, bool] | None]] = {}
-        rule_locks: list[tuple[str, Direction, str]] = []
+        mine: dict[tuple[str, Direction], tuple[str, bool, tuple[float, bool] | None, int | None]] = {}
+        rule_locks: list[tuple[str, Direction, str, int | None]] = []
         for rule in policy.redaction:
             action, partial = rule.action, None
             if action != "monitor" and rule.rollout_percent < 100 and self.key_id is not None:
@@ -542,17 +574,23 @@ class _Walk:
                 action, partial = (action if applies else "monitor"), (rule.rollout_percent, applies)
             for entity in rule.entities:
                 for d in _directions(rule):
-                    mine[(entity, d)] = (action, rule.locked, partial)
+                    threshold = self._threshold(rule, entity, d)
+                    mine[(entity, d)] = (action, rule.locked, partial, threshold)
                     if rule.locked:
-                        rule_locks.append((entity, d, rule.action))
-        for (entity, d), (action, locked, partial) in mine.items():
+                        rule_locks.append((entity, d, rule.action, threshold))
+        for (entity, d), (action, locked, partial, threshold) in mine.items():
             below = floors.below(entity, d, action)
             if below is None:
-                self.rules[(entity, d)] = EffectiveRule(entity, d, action, origin, locked, rollout=partial)
+                self.rules[(entity, d)] = EffectiveRule(
+                    entity, d, action, origin, locked, rollout=partial, min_confidence=threshold
+                )
             else:
-                self.rules[(entity, d)] = EffectiveRule(entity, d, below[0], below[1], True, None, (origin, action))
-        for entity, d, action in rule_locks:
+                self.rules[(entity, d)] = EffectiveRule(
+                    entity, d, below[0], below[1], True, None, (origin, action), min_confidence=threshold
+                )
+        for entity, d, action, threshold in rule_locks:
             floors.lock_rule(entity, d, action, origin)
+            self._lock_threshold(entity, d, threshold)
         for window, limit, mode in cap_locks:
             floors.lock_cap(window, limit, mode, origin)
         _walk_loops(self, level, entity_id, [(r, r.locked) for r in policy.loops], origin)
@@ -590,7 +628,16 @@ class _Walk:
             if response is not None:
                 # a pseudonym whose original would come back in a response that a lock (maybe set
                 # further down than the pseudonym) keeps such values out of
-                rule = EffectiveRule(entity, d, "redact", response[1], True, None, (rule.origin, rule.action))
+                rule = EffectiveRule(
+                    entity,
+                    d,
+                    "redact",
+                    response[1],
+                    True,
+                    None,
+                    (rule.origin, rule.action),
+                    min_confidence=rule.min_confidence,
+                )
             held = floors.rules.get((entity, d))
             if held is not None:
                 rule = dataclasses.replace(rule, floor=held)
@@ -598,7 +645,12 @@ class _Walk:
         return EffectivePolicy(
             caps=tuple(c.line for c in self.caps if c.origin.level != "operator"),
             redaction=tuple(
-                RedactionRule(entities=[r.entity], action=r.action, direction=r.direction)  # type: ignore[arg-type]
+                RedactionRule(
+                    entities=[r.entity],
+                    action=r.action,  # type: ignore[arg-type]
+                    direction=r.direction,
+                    min_confidence=r.min_confidence,
+                )
                 for r in rules
                 if r.origin.level != "operator" or r.raised_from is not None
             ),

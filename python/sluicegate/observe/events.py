@@ -14,7 +14,8 @@ class PolicyEvent:
 
     Attributes:
         policy: `redaction` or `spend`.
-        action: what was done: redact, block, monitor, pseudonymize; refuse, clamp, would_refuse,
+        action: what was done: redact, block, monitor, pseudonymize, below_threshold (found below its
+            type's confidence threshold: counted, not acted on); refuse, clamp, would_refuse,
             threshold, store_unavailable.
         direction: `request` or `response` (redaction), or `` (spend).
         entity: the entity type (redaction) or the cap's level (spend).

@@ -14,6 +14,10 @@ Actions, per entity type and direction (`[redaction]` in the config):
 `PERSON`, `ADDRESS` and `DATE_OF_BIRTH` (heuristics, see docs/redaction-types.md) are opt-in:
 they are scanned when `entities` lists them or, with `entities` unset, once a rule names them.
 
+Every finding has a confidence (0-100); a rule's `min_confidence` (and `min_confidence_by_type`)
+sets the threshold below which a finding of its types is not acted on, only counted: a
+`below_threshold` event with its type, direction, count and locations.
+
 Scanning reads decoded strings (orjson has undone every escape); what goes upstream is the parsed
 body, serialized again. If scanning fails or runs past `max_scan_ms`, the request is refused (fail
 closed), never forwarded unscanned. Every decision becomes a `PolicyEvent` (type,
@@ -34,7 +38,7 @@ from typing import Any, Literal
 import orjson
 
 from sluicegate._core import Scanner, StreamScanner, builtin_entities, default_entities
-from sluicegate.config import RedactionSettings
+from sluicegate.config import RedactionSettings, thresholds_of
 from sluicegate.errors import PolicyBlocked, PolicyFailed
 from sluicegate.formats.base import TextFilter, WireFormat
 from sluicegate.formats.slots import Field, TextSlot, all_strings, locate, step, text_fields
@@ -48,6 +52,8 @@ QUICK_MAX_BYTES = 256 * 1024
 # Kinds of action, strictest first: a value two types find goes to the stricter one.
 _STRICTNESS = ("block", "replace", "monitor")
 _KIND = {"block": "block", "redact": "replace", "pseudonymize": "replace", "monitor": "monitor"}
+# The event action of findings below their type's confidence threshold (counted, not acted on).
+BELOW_THRESHOLD = "below_threshold"
 _RESTORE = re.compile(r"<[A-Z][A-Z0-9_]*_\d+>")
 _RESTORE_PREFIX = re.compile(r"<[A-Z0-9_]{0,48}\Z")
 
@@ -91,8 +97,7 @@ class Redactor:
         patterns = [(p.entity, p.pattern) for p in settings.custom_patterns]
         keywords = [(k.entity, k.words) for k in settings.keywords]
         builtins = settings.entities if settings.entities is not None else self.default_builtins(settings)
-        self.scanner = Scanner(builtins, patterns, keywords)
-        entities = self.scanner.entities
+        entities = Scanner(builtins, patterns, keywords).entities
         self.actions: dict[Direction, dict[str, str]] = {
             d: dict.fromkeys(entities, settings.default_action) for d in ("request", "response")
         }
@@ -102,17 +107,35 @@ class Redactor:
                     raise ValueError(f"redaction rule names {entity!r}, which is not a scanned entity type")
                 for d in ("request", "response") if rule.direction == "both" else (rule.direction,):
                     self.actions[d][entity] = rule.action  # type: ignore[index]
+        # Confidence thresholds per direction, for the types whose rules set one (the others keep
+        # the scanner's defaults); a direction's scanners are compiled with its thresholds.
+        self.thresholds: dict[Direction, dict[str, int]] = {}
+        for d in ("request", "response"):
+            in_force: dict[tuple[str, str], int] = {}
+            thresholds_of(settings.rules, d, in_force)
+            self.thresholds[d] = {e: t for (e, _), t in in_force.items() if e in entities}  # type: ignore[index]
+        request = Scanner(builtins, patterns, keywords, self.thresholds["request"])
+        same = self.thresholds["request"] == self.thresholds["response"]
+        self._scanners: dict[Direction, Scanner] = {
+            "request": request,
+            "response": request if same else Scanner(builtins, patterns, keywords, self.thresholds["response"]),
+        }
+        # Whether a direction can have findings below a threshold (then scans report them).
+        self._quiet = {d: any(t > 0 for t in sc.min_confidence.values()) for d, sc in self._scanners.items()}
+        self.scanner = request
         # Overlapping values go to the strictest action, never to the leftmost-longest finding: a
         # pattern with a weaker action (a lower level's `monitor` type that spans an SSN the org
         # blocks) must not hide a stricter type's value. With more than one kind of action in a
         # direction, each kind is scanned on its own, strictest first (see `find`).
         self._tiers: dict[Direction, list[Scanner]] = {
-            d: self._tiers_of(builtins, patterns, keywords, self.actions[d]) for d in ("request", "response")
+            d: self._tiers_of(builtins, patterns, keywords, self.actions[d], self.thresholds[d])
+            for d in ("request", "response")
         }
         response = self.actions["response"]
         # Streams replace whatever the scanner finds, so response scanners are split by action.
-        self._stream_scanner = self._subset(builtins, patterns, keywords, {"redact", "block"}, response)
-        self._monitor_scanner = self._subset(builtins, patterns, keywords, {"monitor"}, response)
+        thresholds = self.thresholds["response"]
+        self._stream_scanner = self._subset(builtins, patterns, keywords, {"redact", "block"}, response, thresholds)
+        self._monitor_scanner = self._subset(builtins, patterns, keywords, {"monitor"}, response, thresholds)
         self._secret = settings.pseudonym_secret.reveal().encode() if settings.pseudonym_secret else b""
         self.max_scan_s = settings.max_scan_ms / 1000
 
@@ -132,6 +155,7 @@ class Redactor:
         keywords: list[tuple[str, list[str]]],
         wanted: set[str],
         actions: dict[str, str],
+        thresholds: dict[str, int],
     ) -> Scanner | None:
         keep = {e for e, a in actions.items() if a in wanted}
         if not keep:
@@ -140,6 +164,7 @@ class Redactor:
             [e for e in builtins if e in keep],
             [p for p in patterns if p[0] in keep],
             [k for k in keywords if k[0] in keep],
+            {e: t for e, t in thresholds.items() if e in keep},
         )
 
     @classmethod
@@ -149,13 +174,15 @@ class Redactor:
         patterns: list[tuple[str, str]],
         keywords: list[tuple[str, list[str]]],
         actions: dict[str, str],
+        thresholds: dict[str, int],
     ) -> list[Scanner]:
         kinds = [k for k in _STRICTNESS if any(_KIND[a] == k for a in actions.values())]
         if len(kinds) < 2:
             return []
         tiers = []
         for kind in kinds:
-            scanner = cls._subset(builtins, patterns, keywords, {a for a in _KIND if _KIND[a] == kind}, actions)
+            wanted = {a for a in _KIND if _KIND[a] == kind}
+            scanner = cls._subset(builtins, patterns, keywords, wanted, actions, thresholds)
             assert scanner is not None
             tiers.append(scanner)
         return tiers
@@ -164,12 +191,18 @@ class Redactor:
         """The findings in `text` that `direction`'s actions apply to: one scan when every type has the
         same kind of action; else block types, then replaced types, then monitored ones, each scanned
         without the others' patterns, a finding kept unless a stricter one overlaps it."""
+        return self.find_all(text, direction)[0]
+
+    def find_all(self, text: str, direction: Direction) -> tuple[list[Finding], list[Finding]]:
+        """As `find`, and the findings below their type's confidence threshold (not acted on)."""
         tiers = self._tiers[direction]
         if not tiers:
-            return self.scanner.scan(text)
+            return self._split(self._scanners[direction], text, direction)
         kept: list[Finding] = []
+        quiet: list[Finding] = []
         for scanner in tiers:
-            found = scanner.scan(text)
+            found, below = self._split(scanner, text, direction)
+            quiet += below
             if not found:
                 continue
             if not kept:
@@ -178,7 +211,20 @@ class Redactor:
             taken = list(kept)
             kept += [f for f in found if not any(f[1] < t[2] and t[1] < f[2] for t in taken)]
         kept.sort(key=lambda f: f[1])
-        return kept
+        return kept, quiet
+
+    def _split(self, scanner: Scanner, text: str, direction: Direction) -> tuple[list[Finding], list[Finding]]:
+        """`scanner`'s findings in `text`: those at or above their threshold, and those below."""
+        if not self._quiet[direction]:
+            return scanner.scan(text), []
+        scored = scanner.scan_scored(text)
+        if not scored:
+            return [], []
+        floor = scanner.min_confidence
+        acted = [(e, s, t) for e, s, t, c in scored if c >= floor[e]]
+        if len(acted) == len(scored):
+            return acted, []
+        return acted, [(e, s, t) for e, s, t, c in scored if c < floor[e]]
 
     def preview(self, text: str, workspace: str) -> tuple[list[tuple[str, int, int, str]], str]:
         """What the request direction does to `text`: each finding as (entity, start, end, action),
@@ -269,7 +315,8 @@ class Redactor:
         if len(raw) > QUICK_MAX_BYTES:
             return False
         try:
-            return not any(scanner.finds_in_json(raw) for scanner in self._tiers[direction] or (self.scanner,))
+            scanners = self._tiers[direction] or (self._scanners[direction],)
+            return not any(scanner.finds_in_json(raw) for scanner in scanners)
         except Exception:
             return False
 
@@ -287,13 +334,13 @@ class Redactor:
         what changes; True if anything did. A field holding JSON is scanned as its decoded strings;
         `outer` says where `root` itself was, asked only for the report of a finding."""
         changed = False
-        scan_text = self.scanner.scan if not self._tiers[direction] else partial(self.find, direction=direction)
+        scan_text = partial(self.find_all, direction=direction)
         for item in fields:
             if type(item) is tuple:  # a plain string: the common case, kept cheap
                 container, key = item
                 text = container[key]
-                findings = scan_text(text)
-                if not findings and restore is None:
+                findings, quiet = scan_text(text)
+                if not findings and not quiet and restore is None:
                     continue
                 slot = TextSlot(container, key)
             else:
@@ -312,7 +359,11 @@ class Redactor:
                             slot.set(orjson.dumps(parsed).decode())
                             changed = True
                         continue
-                findings = scan_text(text)
+                findings, quiet = scan_text(text)
+            if quiet:
+                where = locate(root, slot, outer() if outer else "", self._label)
+                for entity, _, _ in quiet:
+                    scan.tally.add(direction, BELOW_THRESHOLD, entity, where)
             if findings:
                 where = locate(root, slot, outer() if outer else "", self._label)
                 out = self._apply(text, findings, direction, where, scan, workspace)
@@ -338,7 +389,6 @@ class Redactor:
         so a value planted in a key is found like one in a value. Runs after the values' pass (it
         renames keys that pass's slots name). Findings are reported at the object that holds the
         key (`metadata{key}`), never with the key itself."""
-        scan_text = self.scanner.scan if not self._tiers[direction] else partial(self.find, direction=direction)
         changed = False
         stack: list[tuple[Any, str]] = [(root, at)]
         while stack:
@@ -350,7 +400,9 @@ class Redactor:
                 continue
             renamed: dict[str, str] = {}
             for key, item in value.items():
-                findings = scan_text(key) if type(key) is str and key else None
+                findings, quiet = self.find_all(key, direction) if type(key) is str and key else ([], [])
+                for entity, _, _ in quiet:
+                    scan.tally.add(direction, BELOW_THRESHOLD, entity, f"{where}{{key}}")
                 if type(item) is dict or type(item) is list:
                     stack.append((item, step(where, key, self._label if findings else None)))
                 if findings:
@@ -498,6 +550,10 @@ class ScanFilter:
         self._streams: dict[Hashable, StreamScanner] = {}
         self._monitors: dict[Hashable, StreamScanner] = {}
 
+    def _quiet(self, stream: StreamScanner) -> None:
+        for entity, _, _ in stream.quiet():
+            self._tally.add("response", BELOW_THRESHOLD, entity, "stream")
+
     def _note(self, findings: list[Finding], action: str) -> None:
         for entity, _, _ in findings:
             if entity in self._blocked:
@@ -509,35 +565,35 @@ class ScanFilter:
         if self._monitor is not None:
             monitor = self._monitors.get(key) or self._monitors.setdefault(key, self._monitor.stream())
             self._note(monitor.feed(text)[1], "monitor")
+            self._quiet(monitor)
         if self._redact is None:
             return text
         stream = self._streams.get(key) or self._streams.setdefault(key, self._redact.stream(PLACEHOLDER))
         out, findings = stream.feed(text)
         if findings:
             self._note(findings, "redact")
+        self._quiet(stream)
         return out
 
     def flush(self, key: Hashable) -> str:
         monitor = self._monitors.pop(key, None)
         if monitor is not None:
             self._note(monitor.finish()[1], "monitor")
+            self._quiet(monitor)
         stream = self._streams.pop(key, None)
         if stream is None:
             return ""
         out, findings = stream.finish()
         if findings:
             self._note(findings, "redact")
+        self._quiet(stream)
         return out
 
     def text(self, text: str) -> str:
-        if self._monitor is not None:
-            self._note(self._monitor.scan(text), "monitor")
-        if self._redact is None:
-            return text
-        out, findings = self._redact.redact(text, PLACEHOLDER)
-        if findings:
-            self._note(findings, "redact")
-        return out
+        # a whole text goes through a stream of its own, so its findings below a threshold are
+        # counted as a stream's are (a stream over one text is the text's redaction)
+        key = object()
+        return self.feed(key, text) + self.flush(key)
 
     def whole(self, text: str) -> str:
         # Events that repeat a full text: rewritten the same way, not counted again.

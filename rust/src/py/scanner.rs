@@ -8,11 +8,12 @@
 //! A `str` holding lone surrogates is scanned as if each were U+FFFD (same offsets).
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyString, PyTuple};
+use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 use crate::scan::{self, Finding, Rules, ScanError as CoreScanError, Scanner, StreamFinding, StreamScanner};
 
@@ -77,19 +78,21 @@ impl PyScanner {
 impl PyScanner {
     #[new]
     #[pyo3(
-        signature = (entities = None, custom_patterns = Vec::new(), keywords = Vec::new()),
-        text_signature = "(entities=None, custom_patterns=(), keywords=())"
+        signature = (entities = None, custom_patterns = Vec::new(), keywords = Vec::new(), min_confidence = None),
+        text_signature = "(entities=None, custom_patterns=(), keywords=(), min_confidence=None)"
     )]
     fn new(
         py: Python<'_>,
         entities: Option<Vec<String>>,
         custom_patterns: Vec<(String, String)>,
         keywords: Vec<(String, Vec<String>)>,
+        min_confidence: Option<BTreeMap<String, u8>>,
     ) -> PyResult<Self> {
         let rules = Rules {
             entities,
             custom_patterns,
             keywords,
+            min_confidence: min_confidence.unwrap_or_default().into_iter().collect(),
         };
         let inner = py.detach(|| Scanner::new(&rules))?;
         let mut names = Vec::new();
@@ -113,6 +116,16 @@ impl PyScanner {
         self.inner.entities().collect()
     }
 
+    /// The threshold of each compiled type, in `entities` order.
+    #[getter]
+    fn min_confidence<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let out = PyDict::new(py);
+        for (i, name) in self.inner.entities().enumerate() {
+            out.set_item(name, self.inner.min_confidence(self.inner.entity_id(i)))?;
+        }
+        Ok(out)
+    }
+
     #[getter]
     fn max_holdback(&self) -> usize {
         self.inner.max_holdback()
@@ -126,6 +139,26 @@ impl PyScanner {
             &self.names,
             found.iter().map(|f| (f.entity, f.start as u64, f.end as u64)),
         )
+    }
+
+    /// Every finding with its confidence, those below their threshold too.
+    fn scan_scored<'py>(&self, py: Python<'py>, text: &Bound<'py, PyString>) -> PyResult<Bound<'py, PyList>> {
+        let s = utf8(text);
+        let mut found = if s.len() > DETACH_BYTES {
+            py.detach(|| self.inner.scan_scored(&s))
+        } else {
+            self.inner.scan_scored(&s)
+        };
+        scan::char_offsets(&s, &mut found);
+        let items = found.iter().map(|f| {
+            (
+                self.names[usize::from(f.entity)].clone_ref(py),
+                f.start as u64,
+                f.end as u64,
+                f.confidence,
+            )
+        });
+        PyList::new(py, items)
     }
 
     /// True if a string value (or long number) of the JSON document `data` has a finding, or it
@@ -217,6 +250,12 @@ impl PyStreamScanner {
         let Self { inner, out, found, .. } = self;
         inner.finish(out, found);
         self.result(py)
+    }
+
+    /// Takes the findings below their threshold decided so far (their text was emitted as is).
+    fn quiet<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let quiet = self.inner.take_quiet();
+        findings_list(py, &self.names, quiet.iter().map(|f| (f.entity, f.start, f.end)))
     }
 }
 

@@ -14,7 +14,7 @@
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, Input, MatchKind};
 use regex::bytes::{Regex, RegexBuilder};
 
-use super::detectors::{word, Cand, Out, PrefixSet};
+use super::detectors::{word, Cand, Out, PrefixSet, CUSTOM_CONFIDENCE};
 use super::entity::EntityId;
 use super::error::ScanError;
 use super::normalize::{NormBuf, View};
@@ -194,6 +194,7 @@ impl Custom {
                             start,
                             end,
                             entity: p.entity,
+                            conf: CUSTOM_CONFIDENCE,
                         });
                         pos = m.end().max(m.start() + 1);
                     }
@@ -228,6 +229,7 @@ impl Custom {
                     start: s,
                     end: e,
                     entity,
+                    conf: CUSTOM_CONFIDENCE,
                 });
             }
         }

@@ -41,6 +41,8 @@ pub struct Cand {
     pub end: usize,
     /// Entity id.
     pub entity: EntityId,
+    /// How sure the detector is, 0 to 100 (see [`Builtin::confidence`]).
+    pub conf: u8,
 }
 
 impl Cand {
@@ -49,6 +51,18 @@ impl Cand {
         self.end == usize::MAX
     }
 }
+
+/// The confidence of a candidate of `entity` whose parser does not grade it: the built-in's
+/// [`Builtin::confidence`], [`CUSTOM_CONFIDENCE`] for operator types.
+#[inline]
+pub fn entity_confidence(entity: EntityId) -> u8 {
+    Builtin::ALL
+        .get(usize::from(entity))
+        .map_or(CUSTOM_CONFIDENCE, |b| b.confidence())
+}
+
+/// The confidence of an operator pattern's or keyword's match: the operator wrote the rule.
+pub const CUSTOM_CONFIDENCE: u8 = 100;
 
 /// A parser's answer for one start position.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -245,6 +259,13 @@ impl Out<'_> {
     /// Records the answer `r` of a parser that started at `s`.
     #[inline]
     pub fn put(&mut self, s: usize, entity: EntityId, r: Res) {
+        self.put_conf(s, entity, r, entity_confidence(entity));
+    }
+
+    /// Records the answer `r` of a parser that started at `s`, with the confidence `conf` of a
+    /// candidate (parsers that grade their evidence: `PERSON`, `ADDRESS`, the weak shapes).
+    #[inline]
+    pub fn put_conf(&mut self, s: usize, entity: EntityId, r: Res, conf: u8) {
         if s < self.base {
             return;
         }
@@ -254,11 +275,13 @@ impl Out<'_> {
                 start: s,
                 end: e,
                 entity,
+                conf,
             }),
             Res::Open => self.cands.push(Cand {
                 start: s,
                 end: usize::MAX,
                 entity,
+                conf,
             }),
             Res::More => self.undecided = self.undecided.min(s),
         }

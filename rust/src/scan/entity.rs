@@ -164,6 +164,52 @@ impl Builtin {
         !matches!(self, Builtin::Person | Builtin::Address | Builtin::DateOfBirth)
     }
 
+    /// How sure a finding of this type is, 0 to 100, when its parser does not grade it: 95 for a
+    /// value a check digit, checksum or fixed issuer prefix confirms (card, IBAN, the keys, the
+    /// strong national ids), lower for shapes that only context or format confirm. `PERSON`,
+    /// `ADDRESS` and the bare-digit SSN are graded by their parsers (`names.rs`, `pii.rs`: nine
+    /// digits after an SSN word are 70); the values here are their upper bounds.
+    pub const fn confidence(self) -> u8 {
+        match self {
+            Builtin::CreditCard
+            | Builtin::Iban
+            | Builtin::AwsAccessKeyId
+            | Builtin::GithubToken
+            | Builtin::SlackToken
+            | Builtin::OpenaiApiKey
+            | Builtin::AnthropicApiKey
+            | Builtin::StripeKey
+            | Builtin::GoogleApiKey
+            | Builtin::PrivateKey
+            | Builtin::FrNir
+            | Builtin::EsDni
+            | Builtin::EsNie
+            | Builtin::ItFiscalCode
+            | Builtin::FiHetu => 95,
+            Builtin::Email | Builtin::Jwt | Builtin::UsSsn | Builtin::Person | Builtin::Address => 90,
+            Builtin::AwsSecretAccessKey | Builtin::IpAddress | Builtin::DateOfBirth => 85,
+            // a check digit of 1 in 11 to 1 in 400, and the id's name before it
+            Builtin::DeTaxId
+            | Builtin::NlBsn
+            | Builtin::PlPesel
+            | Builtin::SePersonnummer
+            | Builtin::BeNationalNumber
+            | Builtin::AtSvnr => 80,
+            Builtin::Phone => 75,
+        }
+    }
+
+    /// The confidence below which a finding of this type is not acted on when the rules set no
+    /// `min_confidence`: 0 for every type but `PERSON`, whose weakest evidence (one capitalised
+    /// word after a greeting, a given name inside a run of capitalised words) is mostly look-alikes
+    /// (docs/redaction-types.md, "Confidence").
+    pub const fn default_min_confidence(self) -> u8 {
+        match self {
+            Builtin::Person => 50,
+            _ => 0,
+        }
+    }
+
     /// This built-in's id in every scanner's name table.
     pub const fn id(self) -> EntityId {
         self as EntityId

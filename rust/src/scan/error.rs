@@ -46,6 +46,10 @@ enum ErrorKind {
     TooManyEntities {
         limit: usize,
     },
+    BadThreshold {
+        index: usize,
+        name: Option<String>,
+    },
     StreamFinished,
 }
 
@@ -134,6 +138,15 @@ impl ScanError {
 
     #[cold]
     #[inline(never)]
+    pub(crate) fn bad_threshold(index: usize, name: &str) -> ScanError {
+        let name = super::entity::is_valid_name(name).then(|| name.to_string());
+        ScanError {
+            kind: ErrorKind::BadThreshold { index, name },
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
     pub(crate) fn stream_finished() -> ScanError {
         ScanError {
             kind: ErrorKind::StreamFinished,
@@ -184,6 +197,16 @@ impl fmt::Display for ScanError {
                 )
             }
             ErrorKind::TooManyEntities { limit } => write!(f, "too many entity names (at most {limit})"),
+            ErrorKind::BadThreshold {
+                index,
+                name: Some(name),
+            } => write!(
+                f,
+                "min_confidence[{index}]: {name} is not an entity type of this scanner, or the threshold is over 100"
+            ),
+            ErrorKind::BadThreshold { index, name: None } => {
+                write!(f, "min_confidence[{index}]: not an entity name (expected UPPER_SNAKE)")
+            }
             ErrorKind::StreamFinished => write!(f, "the stream is finished; start a new one with Scanner.stream()"),
         }
     }

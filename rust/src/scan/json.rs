@@ -35,7 +35,7 @@ fn has_finding(scanner: &Scanner, data: &[u8], depth: usize) -> bool {
     any_value(data, MIN_NUMBER, RUN_KEYS, true, &mut |value| match value {
         None => true,
         Some(text) => {
-            if !scanner.scan(text).is_empty() {
+            if !scanner.scan_scored(text).is_empty() {
                 return true;
             }
             let inner = text.trim_start();
@@ -57,6 +57,7 @@ mod tests {
             entities: None,
             custom_patterns: Vec::new(),
             keywords: Vec::new(),
+            min_confidence: Vec::new(),
         })
         .unwrap()
     }

@@ -73,6 +73,10 @@ pub struct Rules {
     pub custom_patterns: Vec<(String, String)>,
     /// Operator keywords: `(ENTITY_NAME, words)`, ASCII case-insensitive, whole words.
     pub keywords: Vec<(String, Vec<String>)>,
+    /// Thresholds: `(ENTITY_NAME, confidence)`, 0 to 100; a finding whose confidence is below its
+    /// type's threshold is not redacted (see [`Scanner::scan_scored`]). Types not listed keep
+    /// [`Builtin::default_min_confidence`] (0 for operator types).
+    pub min_confidence: Vec<(String, u8)>,
 }
 
 /// A finding in a text: entity id and byte offsets `[start, end)` into the original text.
@@ -84,6 +88,8 @@ pub struct Finding {
     pub start: usize,
     /// End offset (exclusive).
     pub end: usize,
+    /// How sure the detector is, 0 to 100 ([`Builtin::confidence`]).
+    pub confidence: u8,
 }
 
 /// The longest candidate of any built-in without a cap, in normalized bytes (an e-mail: 64-byte
@@ -97,6 +103,8 @@ pub(crate) struct Inner {
     det: Detectors,
     names: Vec<String>,
     enabled: Vec<EntityId>,
+    /// Threshold per entity id (see [`Rules::min_confidence`]).
+    pub(crate) min_conf: Vec<u8>,
     max_holdback: usize,
 }
 
@@ -137,6 +145,7 @@ impl Scanner {
     ///     entities: Some(vec!["US_SSN".into()]),
     ///     custom_patterns: vec![("EMPLOYEE_ID".into(), r"\bEMP-\d{6}\b".into())],
     ///     keywords: vec![("PROJECT".into(), vec!["bluebird".into()])],
+    ///     min_confidence: vec![("US_SSN".into(), 90)],
     /// };
     /// let scanner = Scanner::new(&rules).unwrap();
     /// assert_eq!(scanner.entities().collect::<Vec<_>>(), ["US_SSN", "EMPLOYEE_ID", "PROJECT"]);
@@ -203,11 +212,21 @@ impl Scanner {
         if det.on(Builtin::Jwt) {
             max_holdback = max_holdback.max(JWT_CAP as usize);
         }
+        let mut min_conf: Vec<u8> = (0..names.len())
+            .map(|id| Builtin::ALL.get(id).map_or(0, |b| b.default_min_confidence()))
+            .collect();
+        for (i, (name, conf)) in rules.min_confidence.iter().enumerate() {
+            match names.iter().position(|n| n == name) {
+                Some(id) if *conf <= 100 && enabled.contains(&(id as EntityId)) => min_conf[id] = *conf,
+                _ => return Err(ScanError::bad_threshold(i, name)),
+            }
+        }
         Ok(Scanner {
             inner: Arc::new(Inner {
                 det,
                 names,
                 enabled,
+                min_conf,
                 max_holdback,
             }),
         })
@@ -218,9 +237,24 @@ impl Scanner {
         self.inner.enabled.iter().map(|&id| self.entity_name(id))
     }
 
+    /// The id of the `i`-th compiled entity type (in [`Scanner::entities`] order).
+    pub fn entity_id(&self, i: usize) -> EntityId {
+        self.inner.enabled[i]
+    }
+
     /// The name of entity `id` (as found in a [`Finding`]).
     pub fn entity_name(&self, id: EntityId) -> &str {
         self.inner.names.get(usize::from(id)).map_or("", String::as_str)
+    }
+
+    /// The threshold of entity `id`: findings below it are not redacted.
+    pub fn min_confidence(&self, id: EntityId) -> u8 {
+        self.inner.min_conf.get(usize::from(id)).copied().unwrap_or(0)
+    }
+
+    /// Whether finding `f` reaches its type's threshold (is redacted).
+    pub fn acts_on(&self, entity: EntityId, confidence: u8) -> bool {
+        confidence >= self.min_confidence(entity)
     }
 
     /// The most characters a [`StreamScanner`] of this scanner holds back at any time.
@@ -228,8 +262,19 @@ impl Scanner {
         self.inner.max_holdback
     }
 
-    /// Finds every entity in `text`: sorted, non-overlapping, byte offsets.
+    /// Finds every entity in `text` that reaches its type's threshold: sorted, non-overlapping,
+    /// byte offsets.
     pub fn scan(&self, text: &str) -> Vec<Finding> {
+        let mut found = self.scan_scored(text);
+        found.retain(|f| self.acts_on(f.entity, f.confidence));
+        found
+    }
+
+    /// Finds every entity in `text`, those below their threshold too: sorted, non-overlapping,
+    /// byte offsets. The spans are chosen before the thresholds apply (leftmost-longest over all
+    /// candidates), so [`Scanner::scan`] is this list without the findings below their threshold,
+    /// and a stream gives the same split for any chunking.
+    pub fn scan_scored(&self, text: &str) -> Vec<Finding> {
         let mut cands = Vec::new();
         let mut cs = self.inner.det.custom.new_state();
         let mut acc = Vec::new();
@@ -237,6 +282,7 @@ impl Scanner {
             entity: c.entity,
             start: v.orig(c.start) as usize,
             end: v.orig_end(c.end - 1) as usize,
+            confidence: c.conf,
         };
         if !needs_view(text.as_bytes()) {
             let v = View::identity(text.as_bytes(), 0, true);
@@ -258,14 +304,18 @@ impl Scanner {
             // infallible: the stream is new
             let _ = st.feed(text, &mut out, &mut found);
             st.finish(&mut out, &mut found);
-            found
+            found.extend(st.take_quiet());
+            let mut all: Vec<Finding> = found
                 .iter()
                 .map(|f| Finding {
                     entity: f.entity,
                     start: f.start_byte as usize,
                     end: f.end_byte as usize,
+                    confidence: f.confidence,
                 })
-                .collect()
+                .collect();
+            all.sort_unstable_by_key(|f| f.start);
+            all
         }
     }
 

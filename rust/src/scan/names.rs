@@ -38,6 +38,7 @@
 //! - then `10115 Berlin`, `1015 BS Amsterdam`, `00-950 Warszawa`, `114 55 Stockholm`,
 //!   `1100-148 Lisboa`, `Springfield, IL 62704-1234`, `Madrid, 28013`, `London⏎SW1A 1AA`.
 
+use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
@@ -225,6 +226,26 @@ const STOP: &[&str] = &[
     "Manager", "Director", "Engineer", "Officer", "President", "CEO", "CTO", "CFO", "VP", "Senior", "Junior",
     "Lead", "Head", "Benz", "Air", "Red", "Blue", "North", "South", "East", "West", "New", "Old", "Saint", "San",
     "Santa", "Sankt",
+    // greeting and salutation words (a title-case greeting is no name: `Feliz Navidad`, `Cher Client`)
+    "Feliz", "Felices", "Felice", "Buon", "Buona", "Buone", "Bonne", "Bon", "Joyeux", "Joyeuses", "Joyeuse",
+    "Próspero", "Prospero", "Frohe", "Frohes", "Fröhliche", "Happy", "Merry", "Boas", "Bom", "Boa", "Fijne",
+    "Prettige", "Gelukkig", "Trevlig", "Trevliga", "God", "Gott", "Glad", "Glada", "Wesołych", "Szczęśliwego",
+    "Hello", "Hi", "Hey", "Hola", "Hallo", "Olá", "Ciao", "Bonjour", "Bonsoir", "Hej", "Cześć", "Welcome",
+    "Willkommen", "Bienvenue", "Bienvenido", "Bienvenida", "Benvenuto", "Benvenuti", "Welkom", "Välkommen",
+    "Witamy", "Cher", "Chère", "Kära", "Liebe", "Lieber", "Liebes", "Querido", "Querida", "Caro", "Beste",
+    "Bästa", "Drogi", "Droga", "Szanowny", "Szanowna", "Estimado", "Estimada", "Prezado", "Prezada", "Gentile",
+    "Geachte", "Dear", "Dearest", "Regards", "Thanks", "Danke", "Merci", "Gracias", "Grazie", "Obrigado",
+    "Obrigada", "Bedankt", "Tack",
+    // place prefixes (`Vila Nova de Gaia`, `Nueva York`)
+    "Vila", "Villa", "São", "Nova", "Novo", "Nueva", "Nuevo", "Neue", "Nouvelle", "Nuovo", "Nuova", "Nieuw",
+    "Nieuwe", "Nowa", "Nowy",
+    // words after an eponym in the name of an institution (`… Lyceum`, `… Stiftung`)
+    "Lyceum", "Gymnasium", "Schule", "Liceo", "Lycée", "Colegio", "Escola", "Szkoła", "Skola", "Klinik",
+    "Stiftung", "Fundación", "Fondazione", "Fundação", "Fondation", "Stichting", "Fundacja", "Stiftelse",
+    "Institut", "Instituto", "Istituto", "Instytut", "Akademie", "Academy", "Universität", "Universidad",
+    "Università", "Université", "Universidade", "Uniwersytet", "Universiteit", "Universitet", "Krankenhaus",
+    "Ziekenhuis", "Ospedale", "Hôpital", "Szpital", "Sjukhus", "Award", "Prize", "Preis", "Prix", "Premio",
+    "Prijs", "Nagroda", "Priset", "Bridge", "Brücke", "Pont", "Puente", "Ponte", "Brug", "Most", "Bron",
     // large cities that are also surnames (`Rome Florence Venice`)
     "London", "Paris", "Berlin", "Madrid", "Rome", "Roma", "Milan", "Milano", "Venice", "Venezia", "Vienna", "Wien",
     "Lisbon", "Lisboa", "Porto", "Amsterdam", "Rotterdam", "Brussels", "Warsaw", "Warszawa", "Krakow", "Stockholm",
@@ -232,6 +253,27 @@ const STOP: &[&str] = &[
     "Barcelona", "Sevilla", "Valencia", "Napoli", "Naples", "Torino", "Turin", "Florence", "Firenze", "Dublin",
     "Boston", "Chicago", "Houston", "Denver", "Phoenix", "Seattle", "Portland", "York", "Washington", "Jersey",
     "Orleans", "Vegas", "Angeles", "Francisco", "Diego", "Texas", "California",
+];
+
+/// Nouns that address a group or a role (lower case; ASCII case ignored): after a greeting they
+/// are no name (`Dear Customer`, `Beste Klant`, `Szanowny Kliencie`, `Hello Team`).
+#[rustfmt::skip]
+const ADDRESSEES: &[&str] = &[
+    "customer", "customers", "client", "clients", "cliente", "clienta", "clientes", "clientela", "kunde", "kundin",
+    "kunden", "kund", "klant", "klanten", "klient", "kliencie", "klientka", "klientko", "member", "members",
+    "medlem", "medlemmar", "team", "teamet", "equipe", "équipe", "equipo", "squadra", "zespole", "zespół", "damen",
+    "herren", "heer", "heren", "mevrouw", "sir", "madam", "user", "users", "utilisateur", "utente", "usuario",
+    "usuário", "użytkowniku", "użytkownik", "colleague", "colleagues", "kollege", "kollegen", "kollegin",
+    "collègue", "collègues", "collega", "colleghi", "compañero", "compañeros", "collega's", "kollega", "kollegor",
+    "friend", "friends", "freunde", "amis", "amici", "amigos", "vrienden", "vänner", "patient", "patientin",
+    "paciente", "paziente", "pacjent", "pacjencie", "patiënt", "subscriber", "abonné", "abonnée", "assinante",
+    "suscriptor", "abbonato", "abonnee", "prenumerant", "guest", "guests", "gast", "gäste", "gäst", "invité",
+    "huésped", "ospite", "hóspede", "gość", "partner", "partners", "signore", "signora", "signori", "señor",
+    "señora", "señores", "monsieur", "madame", "messieurs", "mesdames", "senhor", "senhora", "państwo",
+    "valued", "all", "everyone", "everybody", "support", "staff", "applicant", "candidate", "bewerber",
+    "candidat", "candidato", "kandidaat", "kandydat", "sökande", "reader", "leser", "lecteur", "lector",
+    "lettore", "lezer", "czytelniku", "läsare", "owner", "inhaber", "titulaire", "titular", "titolare",
+    "houder", "właściciel", "innehavare", "manager", "admin", "administrator", "teilnehmer", "participant",
 ];
 
 /// Lower-case particles inside a name (`Ludwig van Beethoven`, `Ana de la Cruz`). The German
@@ -348,6 +390,11 @@ struct Words {
     endings: Vec<Vec<&'static [u8]>>,
     /// The last word of each cue phrase (`is` of `my name is`), to test a cue with one lookup.
     cue_ends: Set<Vec<u8>>,
+    /// [`ADDRESSEES`], lower case.
+    addressees: Set<Vec<u8>>,
+    /// Bit `last` of `addressee_ends[first]`: some ASCII addressee starts with letter `first` and
+    /// ends with letter `last` (a prefilter for the set lookup).
+    addressee_ends: [u32; 26],
 }
 
 fn words() -> &'static Words {
@@ -380,6 +427,19 @@ fn words() -> &'static Words {
                         .collect()
                 })
                 .collect(),
+            addressees: ADDRESSEES.iter().map(|w| lower(w.as_bytes())).collect(),
+            addressee_ends: {
+                let mut m = [0u32; 26];
+                for w in ADDRESSEES {
+                    let b = w.as_bytes();
+                    if let (Some(&f), Some(&l)) = (b.first(), b.last()) {
+                        if f.is_ascii_lowercase() && l.is_ascii_lowercase() {
+                            m[usize::from(f - b'a')] |= 1 << (l - b'a');
+                        }
+                    }
+                }
+                m
+            },
             cue_ends: CUES
                 .iter()
                 .map(|c| {
@@ -402,7 +462,15 @@ struct Rd<'a> {
     eof: bool,
     lim: usize,
     v: &'a View<'a>,
+    /// The parts an address parser found after the street ([`UNIT`], [`POSTCODE`]), for its
+    /// confidence.
+    parts: Cell<u8>,
 }
+
+/// An address part: a secondary unit (`Apt. 5`).
+const UNIT: u8 = 1;
+/// An address part: a postcode or a city line.
+const POSTCODE: u8 = 2;
 
 impl Rd<'_> {
     /// Whether original text was dropped between view bytes `i - 1` and `i`: a line break the
@@ -574,7 +642,8 @@ pub fn round(person: bool, address: bool, v: &View, base: usize, out: &mut Out) 
         for_each_capital(t, base, |i| {
             if boundary(t, i) {
                 let r = reader(v, i);
-                out.put(i, Builtin::Person.id(), decide(person_at(&r, i)));
+                let (res, conf) = decide_scored(person_at(&r, i));
+                out.put_conf(i, Builtin::Person.id(), res, conf);
             }
         });
     }
@@ -606,6 +675,7 @@ fn reader<'a>(v: &'a View<'a>, i: usize) -> Rd<'a> {
         eof: v.eof,
         lim: i + MAX_SPAN,
         v,
+        parts: Cell::new(0),
     }
 }
 
@@ -676,7 +746,8 @@ fn address_range(v: &View, lo: usize, hi: usize, wait: bool, out: &mut Out) {
         };
         if !lower_skip && !cap_only {
             let r = reader(v, i);
-            out.put(i, Builtin::Address.id(), decide(address_at(&r, i)));
+            let res = decide(address_at(&r, i));
+            out.put_conf(i, Builtin::Address.id(), res, address_confidence(r.parts.get()));
         }
         // the rest of an ASCII word starts nothing (what `boundary` would say byte by byte)
         i += 1;
@@ -784,6 +855,27 @@ fn decide(r: R<Option<usize>>) -> Res {
     }
 }
 
+fn decide_scored(r: R<Option<(usize, u8)>>) -> (Res, u8) {
+    match r {
+        Ok(Some((e, conf))) => (Res::Yes(e), conf),
+        Ok(None) => (Res::No, 0),
+        Err(Need) => (Res::More, 0),
+    }
+}
+
+/// An address's confidence by its parts: a street with a house number (or a street name and a
+/// postcode line) 70, a secondary unit +10, a postcode or city line +20.
+fn address_confidence(parts: u8) -> u8 {
+    let mut conf = 70;
+    if parts & UNIT != 0 {
+        conf += 10;
+    }
+    if parts & POSTCODE != 0 {
+        conf += 20;
+    }
+    conf.min(Builtin::Address.confidence())
+}
+
 /// The word after `e` separated by exactly one space.
 fn next_word(r: &Rd, e: usize) -> R<Option<Word>> {
     if r.get(e)? != Some(b' ') {
@@ -812,7 +904,12 @@ fn word_before(t: &[u8], s: usize) -> Option<(&[u8], bool)> {
 }
 
 fn titled(t: &[u8], s: usize) -> bool {
-    let Some((w, dot)) = word_before(t, s) else {
+    titled_by(word_before(t, s))
+}
+
+/// [`titled`] for the word before the name, as [`word_before`] gives it.
+fn titled_by(before: Option<(&[u8], bool)>) -> bool {
+    let Some((w, dot)) = before else {
         return false;
     };
     let ws = words();
@@ -872,8 +969,22 @@ fn ends_street(b: &[u8]) -> bool {
         .any(|x| b.len() >= x.len() + 2 && b[b.len() - x.len()..].eq_ignore_ascii_case(x))
 }
 
-/// `PERSON` starting at the word at `s`.
-fn person_at(r: &Rd, s: usize) -> R<Option<usize>> {
+/// `PERSON` starting at the word at `s`: its end and its confidence.
+///
+/// The confidence grades the evidence (see docs/redaction-types.md, "Confidence"): a title before
+/// the name 90; a cue phrase before a lexicon name 85, before two capitalised words 65, before one
+/// capitalised word the lexicon does not know 45 (`Dear Zorblat`); a given name and a lexicon
+/// surname 85 (an ambiguous given name, `Grace`, 70); a given name and a capitalised word the
+/// lexicon does not know 65. A given name and a lexicon surname keep 85 wherever they stand; for
+/// the others, a cue before the name raises them to 85, and without one a name at a sentence start
+/// whose second word is unknown loses 10 (a title-case greeting), after a saint's or place prefix 30
+/// (`Santa Maria Novella`), and inside a run of capitalised words (`Queen Elizabeth Olympic Park`)
+/// 20 for a capitalised word before it and 25 for a capitalised stop word after it (a park, a
+/// street, a team). A name without a lexicon surname in a title-case line ([`heading`])
+/// loses 30. A role or a
+/// group among the words ([`ADDRESSEES`]: `Dear Customer`) or three words ending with a street
+/// word (`Karl Marx Allee`) is no name.
+fn person_at(r: &Rd, s: usize) -> R<Option<(usize, u8)>> {
     let t = r.t;
     let Some(w1) = read_word(r, s)? else { return Ok(None) };
     if !w1.cap {
@@ -891,12 +1002,18 @@ fn person_at(r: &Rd, s: usize) -> R<Option<usize>> {
     let mut count = 1;
     let mut second: Option<Word> = None;
     let mut at = w1.e;
+    // a capitalised word right after the name that could not be part of it (`Park`, `Team`)
+    let mut cap_after = false;
+    let mut addressed = addressee(&t[w1.s..w1.e]);
+    let mut last = w1;
     while count < 4 {
         let Some(w) = next_word(r, at)? else { break };
         if w.cap && !is_stop(t, &w) {
             if second.is_none() {
                 second = Some(w);
             }
+            addressed |= addressee(&t[w.s..w.e]);
+            last = w;
             end = w.e;
             at = w.e;
             count += 1;
@@ -910,24 +1027,244 @@ fn person_at(r: &Rd, s: usize) -> R<Option<usize>> {
             at = w.e;
             continue;
         }
+        cap_after = w.cap && at == end;
         break;
     }
-    if evidence {
-        return Ok(Some(end));
+    let known = |w: &Word| {
+        let b = &t[w.s..w.e];
+        lex.surnames.contains(Low::new(b).get()) || lex.given(b) == Some(false)
+    };
+    // `Dear Customer`, `Valued Member`, `Olá Equipe`: a role or a group, not a name
+    if addressed {
+        return Ok(None);
+    }
+    // a street name without a number (`Karl Marx Allee`, `Gustav Adolfs Torg`); a two-word name
+    // may end with a street word that is also a surname (`Anna Berg`, `Maria Hill`)
+    if count >= 3 && {
+        let b = &t[last.s..last.e];
+        Low::new(b).in_set(&words().after) || ends_street(b)
+    } {
+        return Ok(None);
+    }
+    let before = word_before(t, s);
+    if titled_by(before) {
+        return Ok(Some((end, 90)));
+    }
+    // `evidence` is a cue already (no given name, no title); otherwise the cue is looked for only
+    // when it can change the grade
+    if evidence || (second.is_none() && cued(t, s)) {
+        // after a cue phrase: how much the words themselves look like a name
+        let mut conf: u8 = if given.is_some_and(|a| !a) || second.as_ref().is_some_and(known) {
+            85
+        } else if given.is_some() {
+            70
+        } else if count >= 2 {
+            65
+        } else {
+            45
+        };
+        // a known name keeps its grade in a heading (`Maria Schmidt Annual Report`)
+        if conf < 85 && heading(r, s)? {
+            conf = conf.saturating_sub(HEADING);
+        }
+        return Ok(Some((end, conf)));
     }
     let Some(ambiguous) = given else { return Ok(None) };
     let Some(w2) = second else {
-        // a lone given name after a title or cue (`Dear Maria`)
-        return Ok((titled(t, s) || cued(t, s)).then_some(end));
+        return Ok(None);
     };
-    if ambiguous && !(titled(t, s) || cued(t, s)) {
-        let b2 = &t[w2.s..w2.e];
-        let known = lex.surnames.contains(Low::new(b2).get()) || lex.given(b2) == Some(false);
-        if !known {
-            return Ok(None);
+    let surname = known(&w2);
+    let mut cue_seen = None;
+    let mut cue = || *cue_seen.get_or_insert_with(|| cued(t, s));
+    if ambiguous && !surname && !cue() {
+        return Ok(None);
+    }
+    let mut conf: u8 = match (ambiguous, surname) {
+        (false, true) => 85,
+        (true, _) => 70,
+        (false, false) => 65,
+    };
+    // a given name and a lexicon surname keep their grade wherever they stand (`CEO Anna Nowak`);
+    // otherwise the surroundings take off, unless a cue stands before the name
+    if conf < 85 {
+        let mut penalty: u8 = 0;
+        if !surname && sentence_start(t, s) {
+            penalty += 10;
+        }
+        if place_before(before) {
+            penalty += 30;
+        } else if capital_before(t, s, before) {
+            penalty += 20;
+        }
+        if cap_after {
+            penalty += 25;
+        }
+        if cue() {
+            conf = 85;
+        } else {
+            conf = conf.saturating_sub(penalty);
         }
     }
-    Ok(Some(end))
+    if !surname && heading(r, s)? {
+        conf = conf.saturating_sub(HEADING);
+    }
+    Ok(Some((end, conf)))
+}
+
+/// Saints' and place prefixes: a given name after one is a place or a church (`Santa Cruz`,
+/// `San José`, `Sankt Georg`, `São Paulo`), also at a sentence start.
+const PLACE_PREFIXES: &[&[u8]] = &[
+    b"Santa",
+    b"Santo",
+    b"San",
+    b"Saint",
+    b"Sainte",
+    b"Sankt",
+    b"St",
+    b"Ste",
+    b"S\xc3\xa3o",
+    b"Vila",
+    b"Villa",
+    b"Port",
+    b"Porto",
+    b"Puerto",
+    b"Fort",
+    b"Mount",
+    b"Monte",
+    b"Lake",
+    b"Cape",
+    b"Cabo",
+];
+
+fn place_before(before: Option<(&[u8], bool)>) -> bool {
+    before.is_some_and(|(w, _)| w.len() <= 6 && w[0].is_ascii_uppercase() && PLACE_PREFIXES.contains(&w))
+}
+
+/// What a name in a title-case line loses (see [`heading`]).
+const HEADING: u8 = 30;
+
+/// Whether `w` addresses a group or a role ([`ADDRESSEES`]), in any case.
+fn addressee(w: &[u8]) -> bool {
+    let ws = words();
+    if w.is_ascii() {
+        let (Some(f), Some(l)) = (w.first(), w.last()) else {
+            return false;
+        };
+        let (f, l) = (f.to_ascii_lowercase(), l.to_ascii_lowercase());
+        if !f.is_ascii_lowercase() || !l.is_ascii_lowercase() {
+            // `collega's`: the set decides
+            let low = Low::new(w);
+            return low.len > 0 && ws.addressees.contains(low.get());
+        }
+        if ws.addressee_ends[usize::from(f - b'a')] & (1 << (l - b'a')) == 0 {
+            return false;
+        }
+        let low = Low::new(w);
+        return low.len > 0 && ws.addressees.contains(low.get());
+    }
+    std::str::from_utf8(w).is_ok_and(|x| ws.addressees.contains(x.to_lowercase().as_bytes()))
+}
+
+/// Whether the sentence around the word at `s` is a title-case line: at least five words, seven in
+/// ten of them capitalised (`Feliz Año Nuevo a Todos Nuestros Clientes`, `Avis Important
+/// Concernant Votre Abonnement`). Reads from [`HEADING_BACK`] bytes before `s` to [`HEADING_REACH`]
+/// bytes after it, within the sentence, and at most [`HEADING_WORDS`] words.
+fn heading(r: &Rd, s: usize) -> R<bool> {
+    let t = r.t;
+    let stop = |b: u8| matches!(b, b'.' | b'!' | b'?' | b'\n' | b'\r' | b';' | b':' | b'|');
+    let sep = |b: u8| matches!(b, b' ' | b'\t' | b',' | b'(' | b')' | b'"' | b'-' | b'/');
+    let mut lo = s;
+    while lo > s.saturating_sub(HEADING_BACK) && !stop(t[lo - 1]) {
+        lo -= 1;
+    }
+    let (mut words_n, mut caps) = (0u32, 0u32);
+    let mut i = lo;
+    // a word cut by the window's start is not counted
+    let mut prev_sep = lo == 0 || sep(t[lo - 1]) || stop(t[lo - 1]);
+    while i < s + HEADING_REACH && words_n < HEADING_WORDS {
+        let Some(b) = (if i < s { Some(t[i]) } else { r.get(i)? }) else {
+            break;
+        };
+        if stop(b) && i >= s {
+            break;
+        }
+        if prev_sep && !sep(b) {
+            // a word starts: count it if it starts with a letter
+            if b.is_ascii_alphabetic() {
+                words_n += 1;
+                caps += u32::from(b.is_ascii_uppercase());
+            } else if b >= 0xC0 {
+                // before `s` the text has arrived; from `s` on, a character cut by the end of a
+                // stream's buffer waits for the rest (`Rd::ch`)
+                let c = if i < s {
+                    std::str::from_utf8(&t[i..s]).ok().and_then(|x| x.chars().next())
+                } else {
+                    r.ch(i)?.map(|(c, _)| c)
+                };
+                if let Some(c) = c.filter(|c| c.is_alphabetic()) {
+                    words_n += 1;
+                    caps += u32::from(c.is_uppercase());
+                }
+            }
+        }
+        prev_sep = sep(b) || stop(b);
+        i += 1;
+    }
+    Ok(words_n >= 5 && caps * 10 >= words_n * 7)
+}
+
+/// How far after a name's start [`heading`] reads.
+const HEADING_REACH: usize = 56;
+/// How far before a name's start [`heading`] reads.
+const HEADING_BACK: usize = 32;
+/// The most words [`heading`] counts.
+const HEADING_WORDS: u32 = 10;
+
+/// Whether the word at `s` starts a sentence, a line or the text (only spaces, quotes or an
+/// opening bracket between it and a `.`, `!`, `?`, `:` or a line break).
+fn sentence_start(t: &[u8], s: usize) -> bool {
+    let lo = s.saturating_sub(LOOK_BEHIND);
+    let mut i = s;
+    while i > lo && matches!(t[i - 1], b' ' | b'"' | b'\'' | b'(' | b'[' | b'*' | b'#' | b'\t') {
+        i -= 1;
+    }
+    if i == 0 {
+        return true;
+    }
+    if i == lo {
+        return false;
+    }
+    matches!(t[i - 1], b'.' | b'!' | b'?' | b':' | b'\n' | b'\r' | b'|' | b'-')
+        || (i >= 3 && matches!(&t[i - 3..i], [0xE2, 0x80, 0x9C | 0x9E | 0x94 | 0x93]))
+        || (i >= 2 && matches!(&t[i - 2..i], [0xC2, 0xA1 | 0xBF | 0xAB]))
+}
+
+/// Whether the word right before `s` (one space between) is capitalised and neither a title, a
+/// sentence end nor a sentence's first word: the name is inside a run of capitalised words, as in
+/// a heading or a place name.
+fn capital_before(t: &[u8], s: usize, before: Option<(&[u8], bool)>) -> bool {
+    if s < 2 || t[s - 1] != b' ' {
+        return false;
+    }
+    let Some((w, dot)) = before else {
+        return false;
+    };
+    if dot || w.is_empty() {
+        return false;
+    }
+    let first = w[0];
+    let cap = first.is_ascii_uppercase()
+        || (first >= 0xC0
+            && std::str::from_utf8(w)
+                .ok()
+                .and_then(|x| x.chars().next())
+                .is_some_and(char::is_uppercase));
+    if !cap || !w.iter().any(u8::is_ascii_lowercase) || words().titles.contains(w) {
+        return false;
+    }
+    // the word before opens the sentence (`Ieri Marco Rossi`): its capital says nothing
+    let ws = w.as_ptr() as usize - t.as_ptr() as usize;
+    !sentence_start(t, ws)
 }
 
 /// An address is looked for only at word starts with a digit (house number or postcode) within
@@ -1397,6 +1734,7 @@ fn tail(r: &Rd, e: usize) -> R<Option<usize>> {
                 }
                 if d > k && t[k..d].iter().any(u8::is_ascii_digit) && (r.gap(d) || end_ok(r, d)?) {
                     e = d;
+                    r.parts.set(r.parts.get() | UNIT);
                 }
             }
         }
@@ -1471,6 +1809,14 @@ fn city(r: &Rd, i: usize) -> R<Option<usize>> {
 
 /// Postcode and city after an address line ending at `e`; returns the new end.
 fn postcode_city(r: &Rd, e: usize) -> R<Option<usize>> {
+    let found = postcode_city_at(r, e)?;
+    if found.is_some() {
+        r.parts.set(r.parts.get() | POSTCODE);
+    }
+    Ok(found)
+}
+
+fn postcode_city_at(r: &Rd, e: usize) -> R<Option<usize>> {
     let t = r.t;
     let Some(i) = line_sep(r, e)? else { return Ok(None) };
     // the postcode first

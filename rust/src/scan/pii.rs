@@ -299,7 +299,8 @@ pub fn numbers(det: &Detectors, v: &View, d: usize, out: &mut Out) {
         natid::digit_led(det, v, d, run, next, open, out);
     }
     if det.on(Builtin::UsSsn) && any((run == 3 && gap) || run == 9 || spaced) {
-        out.put(d, Builtin::UsSsn.id(), ssn(v, d));
+        let (r, conf) = ssn(v, d);
+        out.put_conf(d, Builtin::UsSsn.id(), r, conf);
     }
     if det.on(Builtin::CreditCard) && any((run == 4 && gap) || (13..=19).contains(&run) || spaced) {
         out.put(d, Builtin::CreditCard.id(), card(v, d));
@@ -497,8 +498,16 @@ fn inside_spaced(t: &[u8], d: usize) -> bool {
 }
 
 /// US SSN: `ddd-dd-dddd` in [`read_groups`] form (`536 22 1234`, `536.22.1234`,
-/// `5 3 6 - 2 2 - 1 2 3 4`), or nine digits (bare or spaced) after an SSN word.
-fn ssn(v: &View, d: usize) -> Res {
+/// `5 3 6 - 2 2 - 1 2 3 4`), or nine digits (bare or spaced) after an SSN word; with its
+/// confidence: [`SSN_GROUPED`] for the grouped form, [`SSN_BARE`] for nine digits that only the
+/// word before them makes an SSN.
+fn ssn(v: &View, d: usize) -> (Res, u8) {
+    let mut conf = SSN_GROUPED;
+    let r = ssn_read(v, d, &mut conf);
+    (r, conf)
+}
+
+fn ssn_read(v: &View, d: usize, conf: &mut u8) -> Res {
     let t = v.t;
     // a single digit after a digit and a space is inside spaced digits, which start before it
     if !num_left_ok(t, d) || (inside_spaced(t, d) && !at!(v, d + 1).is_some_and(|b| b.is_ascii_digit())) {
@@ -511,10 +520,22 @@ fn ssn(v: &View, d: usize) -> Res {
     let k = if g.n >= 3 && g.lens[..3] == [3, 2, 4] {
         3
     } else if g.lens[0] == 9 && context_before(t, d, 40, &SSN_WORDS) {
+        *conf = SSN_BARE;
         1
     } else {
         return Res::No;
     };
+    ssn_checked(v, d, &g, k)
+}
+
+/// The confidence of an SSN in its grouped form (`536-22-1234`).
+const SSN_GROUPED: u8 = 90;
+/// The confidence of nine digits that the SSN word before them makes an SSN.
+const SSN_BARE: u8 = 70;
+
+/// The SSN rules over the first `k` groups `g` read at `d`, then the number's end.
+fn ssn_checked(v: &View, d: usize, g: &DigitGroups, k: usize) -> Res {
+    let t = v.t;
     let mut digits = [0u8; 9];
     let mut m = 0;
     for &b in &t[d..g.ends[k - 1]] {
@@ -526,7 +547,7 @@ fn ssn(v: &View, d: usize) -> Res {
     if !validate::ssn(num(&digits[..3]), num(&digits[3..5]), num(&digits[5..9])) {
         return Res::No;
     }
-    groups_end(v, &g, k)
+    groups_end(v, g, k)
 }
 
 /// Payment card: 13–19 digits in [`read_groups`] form: contiguous, in groups of four (the last

@@ -74,7 +74,12 @@ mod tests {
     use super::*;
 
     fn c(start: usize, end: usize, entity: u16) -> Cand {
-        Cand { start, end, entity }
+        Cand {
+            start,
+            end,
+            entity,
+            conf: 90,
+        }
     }
 
     #[test]

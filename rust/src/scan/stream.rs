@@ -36,6 +36,8 @@ pub struct StreamFinding {
     pub start_byte: u64,
     /// End (exclusive), in UTF-8 bytes.
     pub end_byte: u64,
+    /// How sure the detector is, 0 to 100.
+    pub confidence: u8,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -46,6 +48,9 @@ struct Open {
     start_char: u64,
     /// View index the run has been checked up to.
     pos: usize,
+    conf: u8,
+    /// Below its threshold: the run is emitted as it is, not swallowed.
+    quiet: bool,
 }
 
 /// An incremental redactor created by [`Scanner::stream`].
@@ -68,7 +73,9 @@ pub struct StreamScanner {
     finished: bool,
     cands: Vec<Cand>,
     accepted: Vec<Cand>,
-    plan: Vec<(EntityId, u64, u64)>,
+    plan: Vec<(EntityId, u64, u64, u8)>,
+    /// Findings below their threshold, decided and emitted verbatim, not yet taken.
+    quiet: Vec<StreamFinding>,
 }
 
 fn count_chars(s: &[u8]) -> u64 {
@@ -94,7 +101,14 @@ impl StreamScanner {
             cands: Vec::new(),
             accepted: Vec::new(),
             plan: Vec::new(),
+            quiet: Vec::new(),
         }
+    }
+
+    /// Takes the findings below their type's threshold decided so far (their text was emitted
+    /// as it is); they are not in `found` of [`StreamScanner::feed`].
+    pub fn take_quiet(&mut self) -> Vec<StreamFinding> {
+        std::mem::take(&mut self.quiet)
     }
 
     /// Original characters fed but not emitted yet (held back, or swallowed by an open finding).
@@ -213,7 +227,7 @@ impl StreamScanner {
     }
 
     fn step(&mut self, eof: bool, out: &mut String, found: &mut Vec<StreamFinding>) {
-        if self.open.is_some() && !self.advance_open(eof, found) {
+        if self.open.is_some() && !self.advance_open(eof, out, found) {
             return;
         }
         let inner = std::sync::Arc::clone(&self.scanner.inner);
@@ -230,19 +244,32 @@ impl StreamScanner {
             self.plan.clear();
             for a in &self.accepted {
                 if a.is_open() {
-                    open_at = Some((a.entity, view.orig(a.start), view.orig_end(n - 1)));
+                    open_at = Some((a.entity, view.orig(a.start), view.orig_end(n - 1), a.conf));
                     break;
                 }
-                self.plan.push((a.entity, view.orig(a.start), view.orig_end(a.end - 1)));
+                self.plan
+                    .push((a.entity, view.orig(a.start), view.orig_end(a.end - 1), a.conf));
                 p = p.max(a.end);
             }
             (n, p, open_at, view.orig(p))
         };
         for i in 0..self.plan.len() {
-            let (entity, start_byte, end_byte) = self.plan[i];
+            let (entity, start_byte, end_byte, confidence) = self.plan[i];
             self.emit_to(start_byte, out);
-            self.template.push(out, inner.names[usize::from(entity)].as_str());
             let start_char = self.emitted_chars;
+            if !self.scanner.acts_on(entity, confidence) {
+                self.emit_to(end_byte, out);
+                self.quiet.push(StreamFinding {
+                    entity,
+                    start: start_char,
+                    end: self.emitted_chars,
+                    start_byte,
+                    end_byte,
+                    confidence,
+                });
+                continue;
+            }
+            self.template.push(out, inner.names[usize::from(entity)].as_str());
             let chars = self.swallow_to(end_byte);
             found.push(StreamFinding {
                 entity,
@@ -250,11 +277,15 @@ impl StreamScanner {
                 end: start_char + chars,
                 start_byte,
                 end_byte,
+                confidence,
             });
         }
-        if let Some((entity, start_byte, end_byte)) = open_at {
+        if let Some((entity, start_byte, end_byte, conf)) = open_at {
             self.emit_to(start_byte, out);
-            self.template.push(out, inner.names[usize::from(entity)].as_str());
+            let quiet = !self.scanner.acts_on(entity, conf);
+            if !quiet {
+                self.template.push(out, inner.names[usize::from(entity)].as_str());
+            }
             let start_char = self.emitted_chars;
             let class = if entity == Builtin::Jwt.id() { JWTRUN } else { PEMBODY };
             self.open = Some(Open {
@@ -263,8 +294,14 @@ impl StreamScanner {
                 start_byte,
                 start_char,
                 pos: n,
+                conf,
+                quiet,
             });
-            self.swallow_to(end_byte);
+            if quiet {
+                self.emit_to(end_byte, out);
+            } else {
+                self.swallow_to(end_byte);
+            }
             self.base = n;
         } else {
             self.emit_to(to, out);
@@ -276,7 +313,7 @@ impl StreamScanner {
 
     /// Extends an open finding over newly arrived text. Returns whether it closed (so normal
     /// scanning resumes after it).
-    fn advance_open(&mut self, eof: bool, found: &mut Vec<StreamFinding>) -> bool {
+    fn advance_open(&mut self, eof: bool, out: &mut String, found: &mut Vec<StreamFinding>) -> bool {
         let Some(mut o) = self.open else { return true };
         let (r, closed, to) = {
             let view = View::mapped(&self.nb, eof);
@@ -287,7 +324,11 @@ impl StreamScanner {
             (r, closed, if r > 0 { view.orig_end(r - 1) } else { self.emitted })
         };
         if to > self.emitted {
-            self.swallow_to(to);
+            if o.quiet {
+                self.emit_to(to, out);
+            } else {
+                self.swallow_to(to);
+            }
         }
         o.pos = r;
         self.base = r;
@@ -296,13 +337,19 @@ impl StreamScanner {
             self.compact();
             return false;
         }
-        found.push(StreamFinding {
+        let f = StreamFinding {
             entity: o.entity,
             start: o.start_char,
             end: self.emitted_chars,
             start_byte: o.start_byte,
             end_byte: self.emitted,
-        });
+            confidence: o.conf,
+        };
+        if o.quiet {
+            self.quiet.push(f);
+        } else {
+            found.push(f);
+        }
         self.open = None;
         self.cs.discard_before(r);
         true

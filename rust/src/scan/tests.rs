@@ -26,6 +26,32 @@ pub(crate) fn everything() -> &'static Scanner {
     })
 }
 
+/// Every built-in with thresholds that put some findings of most kinds below them: `PERSON` and
+/// `ADDRESS` in the middle of their grades, whole types (an open PEM block, a JWT, e-mail) above
+/// their confidence.
+pub(crate) fn thresholds() -> &'static Scanner {
+    static S: OnceLock<Scanner> = OnceLock::new();
+    S.get_or_init(|| {
+        Scanner::new(&Rules {
+            entities: Some(builtin_entities().map(str::to_string).collect()),
+            min_confidence: [
+                ("PERSON", 80),
+                ("ADDRESS", 85),
+                ("EMAIL", 91),
+                ("PRIVATE_KEY", 100),
+                ("JWT", 100),
+                ("NL_BSN", 81),
+                ("US_SSN", 80),
+            ]
+            .iter()
+            .map(|(n, c)| ((*n).to_string(), *c))
+            .collect(),
+            ..Rules::default()
+        })
+        .unwrap()
+    })
+}
+
 fn with_custom() -> &'static Scanner {
     static S: OnceLock<Scanner> = OnceLock::new();
     S.get_or_init(|| {
@@ -39,6 +65,7 @@ fn with_custom() -> &'static Scanner {
                 "PROJECT".into(),
                 vec!["Bluebird".into(), "blue bird".into(), "C++".into()],
             )],
+            min_confidence: vec![("EMPLOYEE_ID".into(), 0)],
         })
         .unwrap()
     })
@@ -57,13 +84,30 @@ pub(crate) fn found(text: &str) -> Vec<(&'static str, &str)> {
         .collect()
 }
 
+/// Marks a finding below its threshold in the lists [`whole`] and [`run_stream`] compare.
+const QUIET: EntityId = 0x8000;
+
+/// The redacted text and the findings: those acted on, and those below their threshold with
+/// [`QUIET`] added to their entity (in order of start).
 fn whole(s: &Scanner, text: &str) -> (String, Vec<(EntityId, u64, u64)>) {
-    let (out, mut f) = s.redact(text, TPL);
+    let (out, _) = s.redact(text, TPL);
+    let mut f = s.scan_scored(text);
     char_offsets(text, &mut f);
-    (
-        out,
-        f.iter().map(|f| (f.entity, f.start as u64, f.end as u64)).collect(),
-    )
+    let f = f
+        .iter()
+        .map(|f| {
+            let quiet = if s.acts_on(f.entity, f.confidence) { 0 } else { QUIET };
+            (f.entity | quiet, f.start as u64, f.end as u64)
+        })
+        .collect();
+    (out, f)
+}
+
+fn stream_findings(st: &mut StreamScanner, f: &[StreamFinding]) -> Vec<(EntityId, u64, u64)> {
+    let mut all: Vec<(EntityId, u64, u64)> = f.iter().map(|f| (f.entity, f.start, f.end)).collect();
+    all.extend(st.take_quiet().iter().map(|f| (f.entity | QUIET, f.start, f.end)));
+    all.sort_unstable_by_key(|f| f.1);
+    all
 }
 
 fn run_stream<'a>(s: &Scanner, pieces: impl IntoIterator<Item = &'a [u8]>) -> (String, Vec<(EntityId, u64, u64)>) {
@@ -79,7 +123,8 @@ fn run_stream<'a>(s: &Scanner, pieces: impl IntoIterator<Item = &'a [u8]>) -> (S
         );
     }
     st.finish(&mut out, &mut f);
-    (out, f.iter().map(|f| (f.entity, f.start, f.end)).collect())
+    let f = stream_findings(&mut st, &f);
+    (out, f)
 }
 
 pub(crate) fn check_stream(s: &Scanner, text: &str) {
@@ -97,11 +142,8 @@ pub(crate) fn check_stream(s: &Scanner, text: &str) {
         st.feed(&text[i..i + c.len_utf8()], &mut out, &mut f).unwrap();
     }
     st.finish(&mut out, &mut f);
-    assert_eq!(
-        (out, f.iter().map(|f| (f.entity, f.start, f.end)).collect::<Vec<_>>()),
-        want,
-        "by char: {text:?}"
-    );
+    let f = stream_findings(&mut st, &f);
+    assert_eq!((out, f), want, "by char: {text:?}");
 }
 
 const SAMPLES: &[&str] = &[
@@ -205,7 +247,8 @@ fn bad_rules_fail_at_build() {
         vec![Finding {
             entity: 0,
             start: 20,
-            end: 26
+            end: 26,
+            confidence: 90
         }]
     );
 }
@@ -220,7 +263,8 @@ fn char_offsets_count_astral_chars() {
         vec![Finding {
             entity: 0,
             start: 3,
-            end: 9
+            end: 9,
+            confidence: 90
         }]
     );
 }
@@ -349,7 +393,9 @@ fn hostile_name_and_address_inputs_are_linear() {
         "ul. A 1/1 ",
         "1 Main Street Apt. 1, A, NY 10001-",
     ];
-    linear(everything(), &patterns);
+    // grading a name's evidence (title, cue, surname, surroundings) about doubles the work per
+    // capitalised word in a debug build (+10% in release): 6 s, where a quadratic parser takes minutes
+    linear_within(everything(), &patterns, 6.0);
 }
 
 #[test]
@@ -372,13 +418,17 @@ fn hostile_encoded_inputs_are_linear() {
 }
 
 fn linear(s: &Scanner, patterns: &[&str]) {
+    linear_within(s, patterns, 3.0);
+}
+
+fn linear_within(s: &Scanner, patterns: &[&str], limit_s: f64) {
     let n = 1 << 20;
     for p in patterns {
         let text = p.repeat(n / p.len());
         let t0 = std::time::Instant::now();
         let _ = s.scan(&text);
         let dt = t0.elapsed();
-        assert!(dt.as_secs_f64() < 3.0, "{p:?}: {dt:?}");
+        assert!(dt.as_secs_f64() < limit_s, "{p:?}: {dt:?}");
     }
 }
 
@@ -398,6 +448,7 @@ fn large_non_ascii_text_goes_through_the_stream_path() {
             entity: f.entity,
             start: f.start_byte as usize,
             end: f.end_byte as usize,
+            confidence: f.confidence,
         })
         .collect();
     assert_eq!(direct, via);
@@ -494,7 +545,7 @@ proptest! {
     fn prop_stream_equals_whole(parts in prop::collection::vec(fragment(), 0..12),
                                 cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..8)) {
         let text: String = parts.concat();
-        for s in [all(), with_custom(), everything()] {
+        for s in [all(), with_custom(), everything(), thresholds()] {
             let want = whole(s, &text);
             let b = text.as_bytes();
             let mut points: Vec<usize> = cuts.iter().map(|i| i.index(b.len() + 1)).collect();
@@ -698,7 +749,7 @@ proptest! {
         let value = render(&groups, FORMS[form]);
         let (text, a, b) = plant(BEFORE[before], &value, AFTER[after]);
         let got = s.scan(&text);
-        prop_assert_eq!(got, vec![Finding { entity: entity.id(), start: a, end: b }], "{:?}", text);
+        prop_assert_eq!(got, vec![Finding { entity: entity.id(), start: a, end: b, confidence: entity.confidence() }], "{:?}", text);
         let want = whole(s, &text);
         prop_assert_eq!(run_stream(s, pieces_at(text.as_bytes(), &cuts)), want.clone());
         prop_assert_eq!(run_stream(s, text.as_bytes().chunks(1)), want);
@@ -1068,9 +1119,66 @@ proptest! {
         }
         let (text, a, b) = plant(["", "value: ", "\""][before], &enc, ["", ".", "\" ok", " thanks"][after]);
         let got = s.scan(&text);
-        prop_assert_eq!(got, vec![Finding { entity: entity.id(), start: a, end: b }], "{:?}", text);
+        prop_assert_eq!(got, vec![Finding { entity: entity.id(), start: a, end: b, confidence: entity.confidence() }], "{:?}", text);
         let want = whole(s, &text);
         prop_assert_eq!(run_stream(s, pieces_at(text.as_bytes(), &cuts)), want.clone());
         prop_assert_eq!(run_stream(s, text.as_bytes().chunks(1)), want);
     }
+}
+
+// ---- confidence and thresholds ----
+
+#[test]
+fn findings_below_their_threshold_are_reported_not_redacted() {
+    let s = thresholds();
+    let text = "Mail ana@example.org, card 4111 1111 1111 1111, Dear Zorblat, thanks to Frau Müller for it.";
+    let (out, found) = s.redact(text, TPL);
+    assert_eq!(
+        out,
+        "Mail ana@example.org, card <CREDIT_CARD>, Dear Zorblat, thanks to Frau <PERSON> for it."
+    );
+    assert_eq!(found.len(), 2);
+    let scored = s.scan_scored(text);
+    let names: Vec<(&str, u8)> = scored.iter().map(|f| (s.entity_name(f.entity), f.confidence)).collect();
+    assert_eq!(
+        names,
+        [("EMAIL", 90), ("CREDIT_CARD", 95), ("PERSON", 45), ("PERSON", 90)]
+    );
+    check_stream(s, text);
+    // the defaults: PERSON at 50, everything else at 0
+    let e = everything();
+    assert_eq!(e.min_confidence(Builtin::Person.id()), 50);
+    assert_eq!(e.min_confidence(Builtin::Email.id()), 0);
+    assert_eq!(e.scan("Dear Zorblat, thanks").len(), 0);
+    assert_eq!(e.scan_scored("Dear Zorblat, thanks").len(), 1);
+    // a role or a group after a greeting is no name at all
+    assert_eq!(e.scan_scored("Dear Customer, thanks").len(), 0);
+}
+
+#[test]
+fn thresholds_name_compiled_types_only() {
+    let bad = |name: &str, conf: u8| {
+        Scanner::new(&Rules {
+            entities: Some(vec!["EMAIL".into()]),
+            min_confidence: vec![(name.into(), conf)],
+            ..Rules::default()
+        })
+        .err()
+        .map(|e| e.to_string())
+    };
+    assert!(bad("PERSON", 50).unwrap().starts_with("min_confidence[0]: PERSON"));
+    assert!(bad("EMAIL", 101).is_some());
+    assert!(bad("bob@example.com", 1).unwrap().contains("not an entity name"));
+    assert!(bad("EMAIL", 100).is_none());
+}
+
+#[test]
+fn a_quiet_open_block_is_emitted_as_it_is() {
+    let s = thresholds();
+    let key = format!("-----BEGIN PRIVATE KEY-----\n{}", "A".repeat(5000));
+    let text = format!("key {key} end");
+    let (out, found) = s.redact(&text, TPL);
+    assert_eq!(out, text);
+    assert!(found.is_empty());
+    check_stream(s, &text);
 }

@@ -14,7 +14,7 @@ const DIRECTIONS = ["both", "request", "response"].map((d) => [d, d]);
 const ENTITIES = ["EMAIL", "PHONE", "US_SSN", "CREDIT_CARD", "IBAN", "IP_ADDRESS", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "GITHUB_TOKEN",
   "SLACK_TOKEN", "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "STRIPE_KEY", "GOOGLE_API_KEY", "PRIVATE_KEY", "JWT",
   "DE_TAX_ID", "FR_NIR", "ES_DNI", "ES_NIE", "IT_FISCAL_CODE", "NL_BSN", "PL_PESEL", "SE_PERSONNUMMER", "BE_NATIONAL_NUMBER",
-  "FI_HETU", "AT_SVNR"];
+  "FI_HETU", "AT_SVNR", "PERSON", "ADDRESS", "DATE_OF_BIRTH"];
 
 function removeButton(what, row) {
   return h("button", { type: "button", class: "danger", "aria-label": `Remove ${what}`, onclick: () => row.remove() }, "Remove");
@@ -54,6 +54,11 @@ function ruleRow(r = {}) {
     field("Entity types", h("input", { name: "entities", value: (r.entities || []).join(", "), required: true, list: "entity-types", size: 24, dataset: { loc: "entities" } })),
     field("Action", select("action", ACTIONS, r.action || "redact", { dataset: { loc: "action" } })),
     field("Direction", select("direction", DIRECTIONS, r.direction || "both", { dataset: { loc: "direction" } })),
+    // findings below this confidence (0-100) are only counted; empty: each type's default
+    field("Min confidence", h("input", { name: "min_confidence", type: "number", min: 0, max: 100, step: 1, size: 4,
+      value: r.min_confidence ?? "", placeholder: "default", dataset: { loc: "min_confidence" } })),
+    field("Per type", h("input", { name: "min_confidence_by_type", size: 16, placeholder: "PERSON=70",
+      value: Object.entries(r.min_confidence_by_type || {}).map(([k, v]) => `${k}=${v}`).join(", "), dataset: { loc: "min_confidence_by_type" } })),
     rolloutField(r),
     field("Locked", h("input", { name: "locked", type: "checkbox", checked: r.locked, dataset: { loc: "locked" } }), { class: "check" }),
     removeButton("rule", row));
@@ -93,10 +98,20 @@ function readPolicy(form) {
     if (t.length) cap.thresholds = t;
     return cap;
   });
-  const redaction = [...form.querySelectorAll(".rule-row")].map((row) => ({
-    entities: val(row, "entities").value.split(/[\s,]+/).filter(Boolean), action: val(row, "action").value,
-    direction: val(row, "direction").value, locked: val(row, "locked").checked,
-    rollout_percent: Number(val(row, "rollout_percent").value || 100) }));
+  const redaction = [...form.querySelectorAll(".rule-row")].map((row) => {
+    const rule = { entities: val(row, "entities").value.split(/[\s,]+/).filter(Boolean), action: val(row, "action").value,
+      direction: val(row, "direction").value, locked: val(row, "locked").checked,
+      rollout_percent: Number(val(row, "rollout_percent").value || 100) };
+    const min = val(row, "min_confidence").value;
+    if (min !== "") rule.min_confidence = Number(min);
+    // `PERSON=70, ADDRESS=40`; a malformed pair goes to the API as it is, which names the field
+    const pairs = val(row, "min_confidence_by_type").value.split(",").map((p) => p.trim()).filter(Boolean);
+    if (pairs.length) rule.min_confidence_by_type = Object.fromEntries(pairs.map((p) => {
+      const [k, v] = p.split("=").map((x) => (x || "").trim());
+      return [k, v === "" || v === undefined ? null : Number(v)];
+    }));
+    return rule;
+  });
   const custom_patterns = [...form.querySelectorAll(".pattern-row")].map((row) => ({ entity: val(row, "entity").value.trim(), pattern: val(row, "pattern").value }));
   return { caps, redaction, custom_patterns };
 }
@@ -121,8 +136,9 @@ function effectiveView(ctx, eff) {
       h("tr", {}, h("td", {}, `${c.level} ${nameOf(ctx, c.entity_id)}`), h("td", {}, c.window), h("td", { class: "num" }, usd(c.limit_nusd)), h("td", {}, c.mode + rolloutNote(c)),
         h("td", {}, c.on_insufficient + (c.substitute_model ? ` → ${c.substitute_model}` : "") + (c.substitute_at_percent ? ` from ${c.substitute_at_percent}%` : "")), h("td", {}, c.origin + (c.clamped_from ? " (lowered by a lock)" : "")), h("td", {}, c.locked ? "locked" : "")))),
     h("h3", {}, "Redaction rules"),
-    table(["types", "action", "direction", "from", "locked"], eff.redaction.map((r) =>
+    table(["types", "action", "direction", "min confidence", "from", "locked"], eff.redaction.map((r) =>
       h("tr", {}, h("td", {}, r.entities.join(", ")), h("td", {}, r.action + rolloutNote(r)), h("td", {}, r.direction),
+        h("td", { class: "num" }, r.min_confidence ?? "default"),
         h("td", {}, origin(r.origin, r.origin_id) + (r.raised_from ? ` (raised from ${r.raised_from.action})` : "")), h("td", {}, r.locked ? "locked" : "")))),
     h("h3", {}, "Custom patterns"),
     table(["type", "pattern", "from"], eff.custom_patterns.map((p) => h("tr", {}, h("td", {}, p.entity), h("td", {}, h("code", {}, p.pattern)), h("td", {}, origin(p.origin, p.origin_id))))),
