@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import select, update
+from tests.integration.mcp_listing import docs_tools
 from tests.unit.control.pg import control_settings, pg_database  # noqa: F401  (fixtures)
 
 from sluicegate.config import RedactionSettings, Settings
@@ -95,6 +96,7 @@ async def world(control_settings: ControlSettings) -> AsyncIterator[World]:  # n
     api = AdminApi(store, view, redaction=RedactionSettings())
     api.base_url_refusal = TENANT_URLS.refusal
     api.mcp_url_refusal = TENANT_URLS.mcp_refusal
+    api.mcp_tools = docs_tools(a1["id"])
     transport = httpx.ASGITransport(app=api)
     async with httpx.AsyncClient(transport=transport, base_url="http://admin") as client:
         yield World(client, store, ids, tokens, api, token_ids)

@@ -25,6 +25,7 @@ from jsonschema import Draft202012Validator, ValidationError
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 from schemathesis.specs.openapi.definitions import OPENAPI_31
+from tests.integration.mcp_listing import docs_tools
 from tests.unit.control.pg import control_settings, pg_database  # noqa: F401  (fixtures)
 
 from sluicegate.config import RedactionRule, RedactionSettings, Settings
@@ -36,7 +37,6 @@ from sluicegate.control.schemas import KeyIn, McpServerIn, PolicyIn, SecretIn
 from sluicegate.control.settings import ControlSettings
 from sluicegate.control.store import ControlStore
 from sluicegate.control.view import ControlView
-from sluicegate.mcp.servers import McpTarget, ToolPrices
 from sluicegate.proxy.egress import TenantUrls
 from sluicegate.spend.local import LocalStore
 
@@ -199,15 +199,7 @@ async def world(control_settings: ControlSettings) -> AsyncIterator[World]:  # n
     api.base_url_refusal = TENANT_URLS.refusal
     api.mcp_url_refusal = TENANT_URLS.mcp_refusal
 
-    async def listed_tools(workspace: str, server: str) -> tuple[McpTarget, list[dict[str, Any]]]:
-        """What a gateway serving MCP answers (the tools the server listed; the real one asks the
-        server: tests/integration/test_mcp_control.py); here, for the answer's shape."""
-        assert (workspace, server) == (a1["id"], "docs")
-        prices = ToolPrices(per_call_nusd=1_000_000, tools_nusd={"search": 2_000_000})
-        target = McpTarget("docs", "https://tools.example/mcp", tenant=True, prices=prices)
-        return target, [{"name": "search", "description": "finds"}, {"name": "fetch", "title": "Fetch"}]
-
-    api.mcp_tools = listed_tools
+    api.mcp_tools = docs_tools(a1["id"])
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://admin") as client:
         doc = (await client.get("/admin/v1/openapi.json")).json()
         yield World(client, store, api, Contract(doc), ids, {n: t for n, (_, t) in made.items()})
