@@ -56,7 +56,11 @@ fn estimate_walk<'py>(
                 }
             }
             for (key, child) in object.iter() {
-                if skip_input && key.cast::<PyString>().is_ok_and(|k| k.to_str().is_ok_and(|k| k == "input")) {
+                if skip_input
+                    && key
+                        .cast::<PyString>()
+                        .is_ok_and(|k| k.to_str().is_ok_and(|k| k == "input"))
+                {
                     continue;
                 }
                 if !not_text.contains(&key)? {
