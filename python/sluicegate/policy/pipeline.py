@@ -19,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 
@@ -188,6 +188,23 @@ class _Routed:
     billed_nusd: int = 0  # what failed attempts that reported usage cost
     first: Deployment | None = None  # the first attempt's deployment, picked before the reservation
     raw: bytes = b""  # the request as the last attempt sent it (for a trace)
+
+
+class _Call(NamedTuple):
+    """What the attempts of a routed call work with: the client's side of the exchange and the
+    call as the pipeline prepared it."""
+
+    send: Send
+    receive: Receive
+    fmt: WireFormat
+    identity: Identity
+    rules: ModelRules | None
+    body: dict[str, Any]
+    headers: dict[bytes, bytes]
+    tap: StreamTap | None
+    rewrite: Rewrite | None
+    rid: bytes
+    info: CallInfo
 
 
 class Gateway:
@@ -448,22 +465,8 @@ class Gateway:
                 routed.guard, routed.lines, routed.est = guard, lines, est
                 routed.reserved = (provider, upstream_model)
                 try:
-                    outcome = await self._attempts(
-                        send,
-                        receive,
-                        fmt,
-                        routed,
-                        identity,
-                        rules,
-                        body,
-                        headers,
-                        tap,
-                        rewrite,
-                        rid,
-                        info,
-                        raw,
-                        credential,
-                    )
+                    call = _Call(send, receive, fmt, identity, rules, body, headers, tap, rewrite, rid, info)
+                    outcome = await self._attempts(call, routed, raw, credential, bridge)
                 finally:
                     guard, raw = routed.guard, routed.raw
                     if limited is not None and info.provider is not None:
@@ -615,20 +618,11 @@ class Gateway:
 
     def _attempts(
         self,
-        send: Send,
-        receive: Receive,
-        fmt: WireFormat,
+        call: _Call,
         routed: _Routed,
-        identity: Identity,
-        rules: ModelRules | None,
-        body: dict[str, Any],
-        headers: dict[bytes, bytes],
-        tap: StreamTap | None,
-        rewrite: Rewrite | None,
-        rid: bytes,
-        info: CallInfo,
         raw: bytes | None,
         credential: ProviderCredential | None,
+        bridge: Bridge | None,
     ) -> Awaitable[Outcome]:
         """A call on a route: attempts on its deployments, then on its fallback models, until one
         answers (see docs/routing.md). An attempt is retried on a connection error, a timeout before
@@ -637,7 +631,8 @@ class Gateway:
         transition is an event of the call.
 
         The first attempt, on the deployment picked before the reservation, goes the short way: the
-        request as the pipeline serialized it (`raw`, with the caller's `credential`), two headers
+        request as the pipeline serialized it (`raw`, translated by its `bridge`, with the caller's
+        `credential`), two headers
         made once per deployment, and the loop (`_retries`) only once it failed. A plain function
         handing back the attempt's coroutine, so that the short way adds no frame.
 
@@ -648,40 +643,31 @@ class Gateway:
         """
         d = routed.first
         if d is None or raw is None:
-            return self._retries(send, receive, fmt, routed, identity, rules, body, headers, tap, rewrite, rid, info)
+            return self._retries(call, routed)
+        info = call.info
         routed.first = None
         routed.raw = raw
         routed.tried.append(d.name)
         info.attempts = routed.tried
         info.headers = [*info.headers, *d.first_headers] if info.headers else list(d.first_headers)
-        bridge = None if d.provider.speaks(fmt.family) else d.provider.translation(fmt)
-        then = (routed, identity, rules, body)
-        return self._attempt(
-            send, receive, fmt, d, credential, headers, raw, bridge, self.timeouts, tap, rewrite, rid, info, then
-        )
+        return self._attempt(call, d, credential, raw, bridge, self.timeouts, routed)
 
     async def _attempt(
         self,
-        send: Send,
-        receive: Receive,
-        fmt: WireFormat,
+        call: _Call,
         d: Deployment,
         credential: ProviderCredential | None,
-        headers: dict[bytes, bytes],
         raw: bytes,
         bridge: Bridge | None,
         timeouts: Timeouts,
-        tap: StreamTap | None,
-        rewrite: Rewrite | None,
-        rid: bytes,
-        info: CallInfo,
-        then: tuple[_Routed, Identity, ModelRules | None, dict[str, Any]] | None = None,
+        then: _Routed | None = None,
     ) -> Outcome | HeldResponse | UpstreamUnreachable | UpstreamTimeout:
         """One attempt at `d`: the outcome once relayed to the client, else what failed (a
         transport error, or the provider's error answer, read and held for the loop to decide on);
-        with `then` (a call's first attempt: its route, caller, rules and body), a failure goes on
-        to `_retries`, whose outcome this is. The deployment's breaker and figures see the attempt
+        with `then` (a call's first attempt: its route's state), a failure goes on to `_retries`,
+        whose outcome this is. The deployment's breaker and figures see the attempt
         either way."""
+        send, receive, fmt, _, _, _, headers, tap, rewrite, rid, info = call
         routes = self.router.routes
         events = info.events
         routes.admit(d, events)
@@ -735,30 +721,18 @@ class Gateway:
                     routes.done(d, True, ttfb, events)  # the deployment answered: the request is at fault
         if then is None:
             return failed
-        routed, identity, rules, body = then
-        return await self._retries(
-            send, receive, fmt, routed, identity, rules, body, headers, tap, rewrite, rid, info, d, failed
-        )
+        return await self._retries(call, then, d, failed)
 
     async def _retries(
         self,
-        send: Send,
-        receive: Receive,
-        fmt: WireFormat,
+        call: _Call,
         routed: _Routed,
-        identity: Identity,
-        rules: ModelRules | None,
-        body: dict[str, Any],
-        headers: dict[bytes, bytes],
-        tap: StreamTap | None,
-        rewrite: Rewrite | None,
-        rid: bytes,
-        info: CallInfo,
         first: Deployment | None = None,
         failed: HeldResponse | UpstreamUnreachable | UpstreamTimeout | None = None,
     ) -> Outcome:
         """The attempts after a failed first one (`first`, which ended as `failed`), or all of them
         when the first could not go the short way."""
+        fmt, identity, rules, body, info = call.fmt, call.identity, call.rules, call.body, call.info
         route = routed.route
         routes = self.router.routes
         loop = asyncio.get_running_loop()
@@ -771,10 +745,10 @@ class Gateway:
         if first is not None and failed is not None:
             tried.append(first)
             last = failed
-            stop = await self._judged(routed, fmt, failed, route, len(models) > 1)
+            stop = await self._judged(routed, fmt, failed, len(models) > 1)
             if stop == "relay":
                 assert isinstance(failed, HeldResponse)
-                return await self._relay_held(send, fmt, failed, rid, rewrite, info)
+                return await self._relay_held(call, failed)
             if stop:
                 reason = stop  # refused for a case the fallbacks take: on to them
         for i, name in enumerate(models):
@@ -830,21 +804,19 @@ class Gateway:
                     (b"x-sluicegate-deployment", d.label),
                     (b"x-sluicegate-attempts", str(len(routed.tried)).encode()),
                 ]
-                answered = await self._attempt(
-                    send, receive, fmt, d, credential, headers, raw, bridge, timeouts, tap, rewrite, rid, info
-                )
+                answered = await self._attempt(call, d, credential, raw, bridge, timeouts)
                 if isinstance(answered, Outcome):
                     return answered
                 last = answered
-                stop = await self._judged(routed, fmt, answered, route, i + 1 < len(models))
+                stop = await self._judged(routed, fmt, answered, i + 1 < len(models))
                 if stop == "relay":
                     assert isinstance(answered, HeldResponse)
-                    return await self._relay_held(send, fmt, answered, rid, rewrite, info)
+                    return await self._relay_held(call, answered)
                 if stop:
                     reason = stop
                     break
         if isinstance(last, HeldResponse):
-            return await self._relay_held(send, fmt, last, rid, rewrite, info)
+            return await self._relay_held(call, last)
         if last is not None:
             raise last
         err = Unavailable(
@@ -860,7 +832,6 @@ class Gateway:
         routed: _Routed,
         fmt: WireFormat,
         failed: HeldResponse | UpstreamUnreachable | UpstreamTimeout,
-        route: Route,
         more: bool,
     ) -> str:
         """What follows a failed attempt: "" another attempt (a transport error, or a status worth a
@@ -873,15 +844,14 @@ class Gateway:
             await self._bill_failed(routed, fmt, failed)
             return ""
         case = refusal_case(failed.body)
-        if case is not None and case in route.fallback_on and more:
+        if case is not None and case in routed.route.fallback_on and more:
             return case
         return "relay"
 
-    async def _relay_held(
-        self, send: Send, fmt: WireFormat, held: HeldResponse, rid: bytes, rewrite: Rewrite | None, info: CallInfo
-    ) -> Outcome:
+    def _relay_held(self, call: _Call, held: HeldResponse) -> Awaitable[Outcome]:
+        """Relay a provider's error answer the attempts held (the relay's coroutine, to await)."""
         limit = self.settings.upstream.max_error_body_bytes
-        return await relay_error_status(send, fmt, held, rid, limit, rewrite, info.headers)
+        return relay_error_status(call.send, call.fmt, held, call.rid, limit, call.rewrite, call.info.headers)
 
     async def _move_spend(self, routed: _Routed, fmt: WireFormat, body: dict[str, Any], d: Deployment) -> None:
         """Reserve for the attempt at `d`: the reservation stays when it is priced for the same
