@@ -27,11 +27,18 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from sluicegate import __version__
-from sluicegate.errors import GatewayError, PayloadTooLarge
+from sluicegate.errors import GatewayError
 from sluicegate.mcp.client import McpClientError, UpstreamSession
-from sluicegate.mcp.messages import INVALID_REQUEST, PARSE_ERROR, Exchange, is_request, rpc_error
+from sluicegate.mcp.messages import (
+    INVALID_REQUEST,
+    NOT_JSON,
+    PARSE_ERROR,
+    Exchange,
+    is_request,
+    read_rpc_body,
+    rpc_error,
+)
 from sluicegate.mcp.oauth import OAuthError
-from sluicegate.policy.pipeline import read_body
 from sluicegate.proxy.relay import CallInfo, Outcome
 from sluicegate.types import Receive, Scope, Send
 
@@ -101,14 +108,8 @@ class Aggregate:
             await send({"type": "http.response.start", "status": 200, "headers": []})
             await send({"type": "http.response.body", "body": b""})
             return Outcome(200)
-        limit = proxy.settings.max_message_bytes
-        declared = headers.get(b"content-length")
-        if declared and declared.isdigit() and int(declared) > limit:
-            raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
-        raw = await read_body(receive, limit, proxy.body_timeout_s)
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError:
+        body = await read_rpc_body(receive, headers, proxy.settings.max_message_bytes, proxy.body_timeout_s)
+        if body is NOT_JSON:
             return await _json(send, 400, rpc_error(None, PARSE_ERROR, "the body is not JSON"), "invalid_json")
         messages = body if isinstance(body, list) else [body]
         initializing = any(is_request(m) and m.get("method") == "initialize" for m in messages)

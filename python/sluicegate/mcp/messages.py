@@ -10,14 +10,19 @@ server and tool names, entity types, counts and locations.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
-from sluicegate.errors import PolicyFailed
+import orjson
+
+from sluicegate.errors import PayloadTooLarge, PolicyFailed
 from sluicegate.observe.events import PolicyEvent
 from sluicegate.policy.auth import Identity
+from sluicegate.policy.pipeline import read_body
 from sluicegate.policy.redaction import Redactor
 from sluicegate.policy.tools import ToolPolicy, ToolRules
+from sluicegate.types import Receive
 
 # JSON-RPC error codes: the spec's, and the implementation-defined range for the gateway's own refusals.
 INVALID_REQUEST = -32600
@@ -41,6 +46,27 @@ TOOL_OUTCOMES = (
     "not_sent", "unanswered",
 )  # fmt: skip
 WITHHELD_NAME = "(withheld)"  # the tool label of a call whose name held a value the gateway redacts
+
+
+NOT_JSON: Final = object()  # what `read_rpc_body` hands back for a body that does not parse
+
+
+async def read_rpc_body(receive: Receive, headers: Mapping[bytes, bytes], limit: int, timeout_s: float) -> Any:
+    """A POST's JSON-RPC body (a message or a batch), parsed; `NOT_JSON` when it is not JSON.
+
+    Raises:
+        PayloadTooLarge: it declares or sends more than `limit` bytes.
+        RequestTimeout: it did not arrive within `timeout_s`.
+        ClientGone: the client left before it was complete.
+    """
+    declared = headers.get(b"content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
+    raw = await read_body(receive, limit, timeout_s)
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return NOT_JSON
 
 
 def rpc_error(msg_id: Any, code: int, message: str, data: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -40,18 +40,20 @@ from sluicegate.mcp.aggregate import Aggregate
 from sluicegate.mcp.client import McpClientError, list_tools
 from sluicegate.mcp.messages import (
     INVALID_REQUEST,
+    NOT_JSON,
     PARSE_ERROR,
     RATE_LIMITED,
     SPEND_LIMIT,
     UPSTREAM_AUTH,
     Exchange,
     is_request,
+    read_rpc_body,
     rpc_error,
 )
 from sluicegate.mcp.oauth import OAuthError, OAuthTokens
 from sluicegate.mcp.servers import McpTarget
 from sluicegate.mcp.settings import McpSettings
-from sluicegate.policy.pipeline import ClientGone, read_body, request_id
+from sluicegate.policy.pipeline import ClientGone, request_id
 from sluicegate.policy.tools import ToolPolicy
 from sluicegate.proxy.relay import CallInfo, Outcome
 from sluicegate.proxy.upstream import guarded_connector, upstream_session
@@ -204,14 +206,8 @@ class McpProxy:
         data: bytes | None = None
         price, guard, counted = 0, None, []
         if method == "POST":
-            limit = self.settings.max_message_bytes
-            declared = headers.get(b"content-length")
-            if declared and declared.isdigit() and int(declared) > limit:
-                raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
-            raw = await read_body(receive, limit, self.body_timeout_s)
-            try:
-                body = orjson.loads(raw)
-            except orjson.JSONDecodeError:
+            body = await read_rpc_body(receive, headers, self.settings.max_message_bytes, self.body_timeout_s)
+            if body is NOT_JSON:
                 return await _send_error(
                     send, 400, rpc_error(None, PARSE_ERROR, "the body is not JSON"), "invalid_json"
                 )
