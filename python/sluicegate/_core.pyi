@@ -7,6 +7,7 @@ __all__ = [
     "MAX_WINDOW_SLOTS",
     "Bucket",
     "InFlight",
+    "Lease",
     "ResponseParser",
     "ScanError",
     "Scanner",
@@ -20,6 +21,8 @@ __all__ = [
     "finish_all",
     "first_duplicate_key",
     "json_problem",
+    "lease_finish",
+    "lease_take",
     "release_all",
     "reserve_all",
     "settle_all",
@@ -29,7 +32,7 @@ __all__ = [
 # --- spend: buckets and windows (rust/src/py/buckets.rs) -----------------------------------------
 
 from collections.abc import Mapping, Sequence
-from typing import final
+from typing import Any, final
 
 MAX_AMOUNT_NUSD: int
 """The largest amount or limit accepted, in nano-USD: 2**53 - 1 (about 9.007 million USD)."""
@@ -564,6 +567,94 @@ def finish_all(
 
     Raises:
         ValueError: a delta out of range, or not one ticket and one delta per counter.
+    """
+
+# --- Limit leases (rust/src/py/leases.rs) --------------------------------------------------------
+
+@final
+class Lease:
+    """One instance's lease on a window line of a Redis-held rate limit (`limits.leases`): room
+    Redis already counted in slot `counted_slot`, handed out locally while the caller's clock is in
+    slot `slot`, and per slot what this instance owes Redis's count and has not sent yet.
+
+    Arguments:
+        line: the `LimitLine` (requests or tokens per window); setting `line` again reads its limit,
+            window and kind.
+
+    Raises:
+        ValueError: a `concurrent` line (not leased).
+    """
+
+    def __new__(cls, line: Any) -> Lease: ...
+    line: Any
+    slot: int
+    """The local slot the room is valid in (a new lease: none, -2**62)."""
+    counted_slot: int
+    """The slot Redis counted the room in."""
+    room: int
+    """Room left to hand out in `slot`."""
+    n_used: int
+    """Requests admitted from leases in `slot`."""
+    @property
+    def n_prev(self) -> int:
+        """Requests admitted from leases in the slot before `slot` (0 if that was not the last)."""
+    counted: int
+    """Redis's count of the line after the last call (this instance's room included)."""
+    reset_at: int
+    """When everything counted at the last call leaves the window (ms)."""
+    full_need: int
+    """Redis refused this cost in `slot` (0: it did not)."""
+    retry_at: int
+    """When the refused cost would fit (-1: never)."""
+    @property
+    def pending(self) -> dict[int, int]:
+        """A copy of what is owed per slot and not sent yet (no zero entries)."""
+    def owe(self, slot: int, delta: int) -> None:
+        """Add `delta` to what `slot` owes."""
+    def roll(self, s: int) -> None:
+        """Move to local slot `s` (nothing if it is not later): the room of the ended slot is owed
+        back, the slot's counts move on, a refusal of the ended slot is forgotten."""
+    def full_for(self, cost: int, s: int) -> bool:
+        """Redis refused this cost (or a smaller one) in slot `s`, and the room does not cover it."""
+    def adjustments(self) -> str:
+        """`pending` as the scripts take it: `slot:delta` pairs joined by commas."""
+    def sent(self, snapshot: dict[int, int]) -> None:
+        """Forget what a call carried (`snapshot`, `pending` taken before it), keeping what was
+        added meanwhile."""
+    def state(self, t: int, slot_ms: int) -> tuple[int, int]:
+        """`(remaining, reset_ms)` at `t` (ms): the limit less Redis's last count plus the room, and
+        until everything counted leaves the window."""
+    def settle(self, ticket: int, delta: int, s: int) -> None:
+        """Move the line by `delta` for a call counted in slot `ticket`, at local slot `s`: against
+        the room when the lease still holds that slot's, else owed."""
+
+def lease_take(
+    leases: tuple[Lease, ...], costs: Sequence[int], now_ms: int, slot_ms: int
+) -> tuple[tuple[int, ...], list[tuple[int, int]]] | None:
+    """The leased store's request path: roll every lease to slot `now_ms // slot_ms`; when each has
+    room for its cost, take it from all of them (and count the request) and return the slot each
+    line is counted in and each line's `state(now_ms, slot_ms)`; else None, nothing taken (a
+    cost out of 0..=MAX_COST or not one cost per lease is None too: the slow path raises).
+
+    Raises:
+        ValueError: `slot_ms` not positive.
+        TypeError: an item that is not a `Lease`, or the same lease twice.
+    """
+
+def lease_finish(
+    leases: tuple[Lease, ...],
+    tickets: Sequence[int],
+    costs: Sequence[int],
+    actual_tokens: int | None,
+    now_ms: int,
+    slot_ms: int,
+) -> None:
+    """Settle a grant taken from `leases`: each tokens line moves by `actual_tokens` minus its cost
+    (clamped to 0..=MAX_COST; None: output went out without usage, nothing moves), against the
+    room of the ticket's slot while the lease holds it, else owed (`Lease.settle`).
+
+    Raises:
+        ValueError: `slot_ms` not positive, or not one ticket and one cost per lease.
     """
 
 # --- HTTP/1.1 responses (rust/src/py/http1.rs) ---------------------------------------------------

@@ -489,3 +489,57 @@ async def test_leases_refuse_a_burst_locally_for_the_rest_of_the_slot(make: Make
     # A monitor line is never refused locally.
     shadow = await store.acquire([line], [1], [False], now_ms=T0 + 2_004)
     assert shadow.ok and [m.line for m in shadow.monitored] == [line]
+
+
+async def test_the_short_way_answers_as_the_long_way_and_survives_a_forgotten_lease(make: Make) -> None:
+    """The request path's one call (`lease_take`, `lease_finish` on a caller's lane of leases)
+    gives the states, tickets and counts the store's slow path gives, and a lease the flush forgot
+    (nothing held or owed) is not used by an old lane: its room and settlements are not lost."""
+    store = await make("leased")
+    assert isinstance(store, LeasedLimitStore)
+    lines = (rpm(10**6), tpm(10**9))
+    first = await store.acquire(lines, [1, 500], [True, True], now_ms=T0)  # the slow path: asks Redis
+    assert first.grant is not None and store.calls == 1
+    grants = [first.grant]
+    for i in range(1, 6):  # slices grow with the local rate: soon a call needs no round trip
+        calls, before = store.calls, first.states
+        second = await store.acquire(lines, [1, 500], [True, True], now_ms=T0 + i)
+        assert second.grant is not None
+        grants.append(second.grant)
+        if store.calls == calls:
+            break
+        first = second
+    assert store.calls == calls, "the leases never held room for a second call"
+    assert type(second.grant.handle).__name__ == "_Lane"
+    assert second.grant.tickets == (T0 // 1000, T0 // 1000)
+    assert [s.line for s in second.states] == list(lines)
+    # The states the slow path would give from the same leases, and one call less on each.
+    assert second.states == [store._state(store._lease(line), T0 + i) for line in lines]
+    assert second.states[0].remaining == before[0].remaining - 1
+    assert second.states[1].remaining == before[1].remaining - 500
+    n = len(grants)
+    for j, grant in enumerate(grants):  # settled in the same slot: into the room, nothing owed
+        await store.finish(grant, 800 if j % 2 else 100, now_ms=T0 + 10 + j)
+    assert store.held(lines[1])["pending"] == {}
+    tokens = sum(800 if j % 2 else 100 for j in range(n))
+    assert await counted(store, lines[0], T0 + 20) == n
+    assert await counted(store, lines[1], T0 + 20) == tokens
+    # The slot ends: the flush gives the room back, then forgets the leases.
+    await store.flush(now_ms=T0 + 1_000)
+    await store.flush(now_ms=T0 + 2_000)
+    assert store.held(lines[0]) == {"room": 0, "pending": {}}
+    calls = store.calls
+    third = await store.acquire(lines, [1, 500], [True, True], now_ms=T0 + 2_001)  # a new lease from Redis
+    assert third.grant is not None and store.calls == calls + 1
+    await store.finish(third.grant, 50, now_ms=T0 + 2_002)
+    assert await counted(store, lines[0], T0 + 2_003) == n + 1
+    assert await counted(store, lines[1], T0 + 2_003) == tokens + 50
+    # A grant from before the flush still settles (its lease is gone: owed to its slot in Redis).
+    stale = await store.acquire(lines, [1, 500], [True, True], now_ms=T0 + 2_004)
+    assert stale.grant is not None
+    await store.flush(now_ms=T0 + 4_000)
+    await store.flush(now_ms=T0 + 5_000)
+    assert store.held(lines[1]) == {"room": 0, "pending": {}}
+    await store.finish(stale.grant, 700, now_ms=T0 + 5_001)
+    await store.flush(now_ms=T0 + 5_002)
+    assert await counted(store, lines[1], T0 + 5_003) == tokens + 50 + 700

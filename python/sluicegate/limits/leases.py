@@ -35,6 +35,13 @@ line locally for the rest of the slot, with the retry-after Redis gave. Room can
 a slot through other instances' batched give-backs and settlements, so the tolerance is again
 under-admission, for at most one slot; a refused burst costs one round trip per slot and line.
 
+The request path. The lease state is Rust's (`_core.Lease`); a caller's tuple of window lines has a
+lane (its leases), and while every line has room in the current slot an acquire is one call
+(`_core.lease_take`: roll, check, take, the lines' states) and its finish another
+(`_core.lease_finish`: settle the tokens lines); everything else above is this module's slow path,
+which reads and writes the same leases. The flush forgets a lease with nothing held or owed and
+no admission in the current or the previous slot; lanes made before are rebuilt on their next call.
+
 Concurrent lines are not leased: each acquire that has one makes one script call (carrying the
 lease requests and the batched adjustments of the organization with it), and each finish one more.
 """
@@ -45,9 +52,9 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
+from sluicegate._core import MAX_COST, Lease, lease_finish, lease_take
 from sluicegate.limits.lines import CounterName, Grant, LimitLine, LimitResult, LineState
 from sluicegate.limits.redis_store import RedisLimitStore
 from sluicegate.limits.settings import LimitLeaseSettings
@@ -64,52 +71,17 @@ from sluicegate.spend.store import StoreUnavailable
 __all__ = ["LeasedLimitStore"]
 
 log = logging.getLogger("sluicegate.limits")
+_state_of = tuple.__new__  # a LineState without its Python-level constructor (one per line per call)
 
 
-@dataclass(slots=True)
-class _Lease:
-    """This instance's lease on one window line."""
+class _Lane:
+    """The leases of one tuple of lines (a caller's limits), for the request path's one call
+    (`lease_take`, `lease_finish`); valid while no lease was forgotten since (`epoch`)."""
 
-    line: LimitLine
-    slot: int = -(2**62)  # the local slot the room is valid in
-    counted_slot: int = 0  # the slot Redis counted the room in
-    room: int = 0
-    n_used: int = 0  # requests admitted from leases in `slot`
-    n_prev: int = 0  # ... in the slot before it
-    counted: int = 0  # Redis's count of the line after the last call (our room included)
-    reset_at: int = 0  # when everything counted at the last call leaves the window
-    pending: dict[int, int] = field(default_factory=dict)  # slot -> delta not yet sent
-    full_need: int = 0  # Redis refused this cost in `slot` (0: it did not): refuse it locally
-    retry_at: int = 0  # ...and when it would fit (-1: never)
+    __slots__ = ("epoch", "leases")
 
-    def roll(self, s: int) -> None:
-        """Move to local slot `s`: room of an ended slot becomes a give-back."""
-        if s <= self.slot:
-            return
-        if self.room:
-            self.pending[self.counted_slot] = self.pending.get(self.counted_slot, 0) - self.room
-            self.room = 0
-        self.n_prev = self.n_used if s == self.slot + 1 else 0
-        self.n_used = 0
-        self.full_need = 0
-        self.slot = s
-
-    def full_for(self, cost: int, s: int) -> bool:
-        """Redis refused this cost (or a smaller one) on this line in slot `s`, and local room
-        does not cover it."""
-        return self.full_need > 0 and self.slot == s and cost >= self.full_need and self.room < cost
-
-    def adjustments(self) -> str:
-        return ",".join(f"{k}:{d}" for k, d in self.pending.items() if d)
-
-    def sent(self, snapshot: dict[int, int]) -> None:
-        """Forget what a successful call carried (keeping what was added meanwhile)."""
-        for k, d in snapshot.items():
-            left = self.pending.get(k, 0) - d
-            if left:
-                self.pending[k] = left
-            else:
-                self.pending.pop(k, None)
+    def __init__(self, leases: tuple[Lease, ...], epoch: int) -> None:
+        self.leases, self.epoch = leases, epoch
 
 
 class LeasedLimitStore:
@@ -125,7 +97,10 @@ class LeasedLimitStore:
         self.redis = redis
         self.settings = settings
         self.slot_ms = redis.slot_ms
-        self._leases: dict[CounterName, _Lease] = {}
+        self._leases: dict[CounterName, Lease] = {}
+        # Per tuple of lines (a caller's limits, the same tuple on every call): their leases.
+        self._lanes: dict[tuple[LimitLine, ...], _Lane] = {}
+        self._epoch = 0  # moves when a lease is forgotten: lanes made before are rebuilt
         self._locks: dict[str, asyncio.Lock] = {}
         self._task: asyncio.Task[None] | None = None
         self._skew_ms = 0
@@ -142,11 +117,11 @@ class LeasedLimitStore:
             lock = self._locks[org] = asyncio.Lock()
         return lock
 
-    def _lease(self, line: LimitLine) -> _Lease:
+    def _lease(self, line: LimitLine) -> Lease:
         name = line.counter_name
         lease = self._leases.get(name)
         if lease is None:
-            lease = self._leases[name] = _Lease(line)
+            lease = self._leases[name] = Lease(line)
         elif lease.line is not line and lease.line != line:
             lease.line = line  # a changed limit: Redis gets it on the next call
         return lease
@@ -155,22 +130,36 @@ class LeasedLimitStore:
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._background())
 
-    def _want(self, lease: _Lease, cost: int) -> int:
+    def _want(self, lease: Lease, cost: int) -> int:
         """The extra room to ask for beyond `cost`: a slice for the recent local rate."""
         n = min(self.settings.requests_per_slice, max(1, lease.n_prev, 2 * lease.n_used))
         return cost * (n - 1)
 
-    def _state(self, lease: _Lease, t: int) -> LineState:
-        line = lease.line
-        slot_ms = self.slot_ms
-        reset = max(lease.reset_at - t, (lease.counted_slot + line.window_s * 1000 // slot_ms + 1) * slot_ms - t, 0)
-        return LineState(line, max(0, line.limit - lease.counted + lease.room), reset, 0)
+    def _state(self, lease: Lease, t: int) -> LineState:
+        remaining, reset = lease.state(t, self.slot_ms)
+        return LineState(lease.line, remaining, reset, 0)
 
     # -- acquire ----------------------------------------------------------------------------------
 
     async def acquire(
         self, lines: Sequence[LimitLine], costs: Sequence[int], enforce: Sequence[bool], *, now_ms: int | None = None
     ) -> LimitResult:
+        lane = self._lanes.get(lines if type(lines) is tuple else tuple(lines))
+        if lane is not None and lane.epoch == self._epoch and len(enforce) == len(lines):
+            # The common case: every line has room in this slot. One call, no network.
+            t = system_ms() if now_ms is None else now_ms
+            taken = lease_take(lane.leases, costs, t, self.slot_ms)
+            if taken is not None:
+                self._skew_ms = skew = clock_skew_ms(now_ms)
+                tickets, held = taken
+                states = [
+                    _state_of(LineState, (line, left, reset, 0))
+                    for line, (left, reset) in zip(lines, held, strict=True)
+                ]
+                grant = Grant(
+                    new_grant_id(), tuple(lines), tuple(costs), t, tickets, lane, False, skew, in_flight=False
+                )
+                return LimitResult(grant, None, [], states)
         t, lines, costs, mask = acquire_args(lines, costs, enforce, now_ms)
         gid = new_grant_id()
         skew = clock_skew_ms(now_ms)
@@ -181,7 +170,7 @@ class LeasedLimitStore:
             raise ValueError("one acquire covers the limits of one organization")
         self._start()
         s = t // self.slot_ms
-        leases: list[_Lease | None] = []
+        leases: list[Lease | None] = []
         fast = True
         full = -1
         for i, (line, cost) in enumerate(zip(lines, costs, strict=True)):
@@ -198,29 +187,38 @@ class LeasedLimitStore:
                     full = i
         if full >= 0:
             return self._refused_locally(lines, leases, full, t)
+        lane = None
+        if None not in leases:  # window lines only: the next calls can take the short way
+            if len(self._lanes) >= 10_000:
+                self._lanes.clear()
+            lane = self._lanes[lines] = _Lane(tuple(leases), self._epoch)  # type: ignore[arg-type]
         if fast:
             held = [lease for lease in leases if lease is not None]
             for held_lease, cost in zip(held, costs, strict=True):
                 held_lease.room -= cost
                 held_lease.n_used += 1
             tickets = tuple([h.counted_slot for h in held])
-            grant = Grant(gid, lines, costs, t, tickets, None, False, skew, in_flight=False)
+            grant = Grant(gid, lines, costs, t, tickets, lane, False, skew, in_flight=False)
             return LimitResult(grant, None, [], [self._state(h, t) for h in held])
         short = any(
             lease is not None and (lease.slot != s or lease.room < cost)
             for lease, cost in zip(leases, costs, strict=True)
         )
         if not short:
-            return await self._remote(lines, costs, mask, leases, t, s, gid, skew)
-        async with self._lock(lines[0].org_id):
-            return await self._remote(lines, costs, mask, leases, t, s, gid, skew)
+            result = await self._remote(lines, costs, mask, leases, t, s, gid, skew)
+        else:
+            async with self._lock(lines[0].org_id):
+                result = await self._remote(lines, costs, mask, leases, t, s, gid, skew)
+        if result.grant is not None and lane is not None:
+            result.grant.handle = lane  # its finish takes the short way too
+        return result
 
     async def _remote(
         self,
         lines: tuple[LimitLine, ...],
         costs: tuple[int, ...],
         mask: int,
-        leases: list[_Lease | None],
+        leases: list[Lease | None],
         t: int,
         s: int,
         gid: str,
@@ -250,7 +248,7 @@ class LeasedLimitStore:
                 asks.append((i, 0))
         call_lines: list[LimitLine] = []
         per_line: list[tuple[int, int, int, str]] = []
-        carried: list[tuple[_Lease, dict[int, int]]] = []
+        carried: list[tuple[Lease, dict[int, int]]] = []
         for i, need in asks:
             line, lease = lines[i], leases[i]
             if lease is None:
@@ -260,14 +258,14 @@ class LeasedLimitStore:
                 if need == 0:
                     want = max(0, want - lease.room)
                 per_line.append((mask >> i & 1 if need else 0, need, want, lease.adjustments()))
-                carried.append((lease, dict(lease.pending)))
+                carried.append((lease, lease.pending))
             call_lines.append(line)
         in_call = {line.counter_name for line in call_lines}
         for name, lease in self._leases.items():
             if name not in in_call and lease.line.org_id == lines[0].org_id and lease.pending:
                 call_lines.append(lease.line)
                 per_line.append((0, 0, 0, lease.adjustments()))
-                carried.append((lease, dict(lease.pending)))
+                carried.append((lease, lease.pending))
         try:
             refused, rows = await self.redis.acquire_raw(
                 call_lines, t, gid, per_line, divisor=self.settings.free_divisor
@@ -303,18 +301,18 @@ class LeasedLimitStore:
             granted, slot = row[0], row[1]
             if lease.slot == s:
                 if slot != lease.counted_slot and lease.room:
-                    lease.pending[lease.counted_slot] = lease.pending.get(lease.counted_slot, 0) - lease.room
+                    lease.owe(lease.counted_slot, -lease.room)
                     lease.room = 0
                 lease.counted_slot = slot
                 lease.room += granted - need
             elif granted > need:  # a clock behind the lease's slot: nothing is leased
-                lease.pending[slot] = lease.pending.get(slot, 0) - (granted - need)
+                lease.owe(slot, -(granted - need))
         result = self._admitted(lines, costs, leases, tickets, by_index, t, gid, skew)
         result.monitored = [result.states[i] for i, row in by_index.items() if row[5] and not mask >> i & 1]
         return result
 
     def _refused_locally(
-        self, lines: tuple[LimitLine, ...], leases: list[_Lease | None], full: int, t: int
+        self, lines: tuple[LimitLine, ...], leases: list[Lease | None], full: int, t: int
     ) -> LimitResult:
         """A refusal without a round trip: Redis refused this line for this cost earlier in the
         slot. States are this instance's latest view."""
@@ -333,7 +331,7 @@ class LeasedLimitStore:
         return LimitResult(None, refused, [], states)
 
     @staticmethod
-    def _untake(leases: list[_Lease | None], costs: tuple[int, ...], tickets: dict[int, int]) -> None:
+    def _untake(leases: list[Lease | None], costs: tuple[int, ...], tickets: dict[int, int]) -> None:
         for i in tickets:
             lease = leases[i]
             assert lease is not None
@@ -343,7 +341,7 @@ class LeasedLimitStore:
         self,
         lines: tuple[LimitLine, ...],
         costs: tuple[int, ...],
-        leases: list[_Lease | None],
+        leases: list[Lease | None],
         local: dict[int, int],
         rows: dict[int, tuple[int, int, int, int, int, int]],
         t: int,
@@ -363,7 +361,7 @@ class LeasedLimitStore:
     def _states(
         self,
         lines: tuple[LimitLine, ...],
-        leases: list[_Lease | None],
+        leases: list[Lease | None],
         rows: dict[int, tuple[int, int, int, int, int, int]],
         t: int,
     ) -> list[LineState]:
@@ -388,7 +386,14 @@ class LeasedLimitStore:
         grant.done = True
         if not grant.lines:
             return
+        lane = grant.handle
         try:
+            if type(lane) is _Lane and lane.epoch == self._epoch:
+                # Window lines only, their leases still held: settled in one call, no network.
+                actual = None if actual_tokens is None else max(0, min(int(actual_tokens), MAX_COST))
+                t = finish_now(grant, now_ms)
+                lease_finish(lane.leases, grant.tickets, grant.costs, actual, t, self.slot_ms)
+                return
             await self._finish(grant, finish_deltas(grant, actual_tokens), finish_now(grant, now_ms))
         except StoreUnavailable:
             log.warning("limits: a finish could not reach redis; its entries free after their ttl")
@@ -405,15 +410,8 @@ class LeasedLimitStore:
         for line, ticket, delta in zip(grant.lines, grant.tickets, deltas, strict=True):
             if not delta:
                 continue
-            lease = self._lease(line)
-            lease.roll(s)
-            if lease.slot == s and ticket == lease.counted_slot:
-                # Settle against the room of the same slot: exact, and no network.
-                take = delta if delta < 0 else min(lease.room, delta)
-                lease.room -= take
-                delta -= take
-            if delta:
-                lease.pending[ticket] = lease.pending.get(ticket, 0) + delta
+            # Against the room of the same slot when it is still held (exact, no network), else owed.
+            self._lease(line).settle(ticket, delta, s)
 
     async def counted(self, line: LimitLine, *, now_ms: int | None = None) -> int:
         """What `line` counts at `now_ms`: Redis's count, less this instance's unused room, plus its
@@ -443,29 +441,34 @@ class LeasedLimitStore:
         """
         t = now_ms if now_ms is not None else system_ms() + self._skew_ms
         s = t // self.slot_ms
-        by_org: dict[str, list[_Lease]] = {}
+        by_org: dict[str, list[Lease]] = {}
         for lease in list(self._leases.values()):
             by_org.setdefault(lease.line.org_id, []).append(lease)
+        epoch = self._epoch
         for org, leases in by_org.items():
             async with self._lock(org):
-                due: list[tuple[_Lease, dict[int, int]]] = []
+                due: list[tuple[Lease, dict[int, int]]] = []
                 for lease in leases:
                     lease.roll(s)
                     if returning and lease.room:
-                        lease.pending[lease.counted_slot] = lease.pending.get(lease.counted_slot, 0) - lease.room
+                        lease.owe(lease.counted_slot, -lease.room)
                         lease.room = 0
-                    if lease.pending:
-                        due.append((lease, dict(lease.pending)))
-                if not due:
-                    continue
-                per_line = [(0, 0, 0, lease.adjustments()) for lease, _ in due]
-                await self.redis.acquire_raw([lease.line for lease, _ in due], t, new_grant_id(), per_line)
-                for lease, snapshot in due:
-                    lease.sent(snapshot)
-                # Forget leases with nothing held or owed (a new one starts on the next request).
+                    pending = lease.pending
+                    if pending:
+                        due.append((lease, pending))
+                if due:
+                    per_line = [(0, 0, 0, lease.adjustments()) for lease, _ in due]
+                    await self.redis.acquire_raw([lease.line for lease, _ in due], t, new_grant_id(), per_line)
+                    for lease, snapshot in due:
+                        lease.sent(snapshot)
+                # Forget leases with nothing held or owed and no admission in this slot or the one
+                # before (a new one starts on the next request); the lanes holding them are rebuilt.
                 for lease in leases:
-                    if not lease.pending and not lease.room and lease.slot < s:
+                    if not lease.room and not lease.n_used and not lease.n_prev and not lease.pending:
                         self._leases.pop(lease.line.counter_name, None)
+                        self._epoch += 1
+                if self._epoch != epoch:
+                    self._lanes.clear()
 
     async def _background(self) -> None:
         while True:
@@ -498,5 +501,5 @@ class LeasedLimitStore:
             "room": lease.room,
             "slot": lease.slot,
             "counted_slot": lease.counted_slot,
-            "pending": dict(lease.pending),
+            "pending": lease.pending,
         }

@@ -87,6 +87,7 @@ class LimitLine:
     # What identifies the counter across limit changes (see `counter_name`), computed once: the
     # stores look it up several times per request.
     _counter: CounterName = field(init=False, repr=False, compare=False)
+    _hash: int = field(init=False, repr=False, compare=False)  # the fields' hash, computed once
 
     def __post_init__(self) -> None:
         if not self.entity_id or not self.org_id:
@@ -105,6 +106,11 @@ class LimitLine:
             raise ValueError("a limit's scope is up to 40 of a-z, 0-9 and -")
         window = 0 if self.kind == "concurrent" else self.window_s
         object.__setattr__(self, "_counter", (self.org_id, self.level, self.entity_id, self.kind, window, self.scope))
+        fields = (self.level, self.entity_id, self.org_id, self.kind, self.limit, self.window_s, self.scope)
+        object.__setattr__(self, "_hash", hash(fields))
+
+    def __hash__(self) -> int:  # the compared fields' hash (as the generated one), computed once
+        return self._hash
 
     @property
     def counter_name(self) -> CounterName:

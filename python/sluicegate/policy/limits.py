@@ -170,53 +170,53 @@ def _rfc3339(epoch_s: float) -> bytes:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(math.ceil(epoch_s))).encode()
 
 
-_OPENAI_NAMES = {
-    kind: (
+_OPENAI_NAMES = tuple(
+    (
         f"x-ratelimit-limit-{kind}".encode(),
         f"x-ratelimit-remaining-{kind}".encode(),
         f"x-ratelimit-reset-{kind}".encode(),
     )
     for kind in ("requests", "tokens")
-}
-_ANTHROPIC_NAMES = {
-    kind: (
+)
+_ANTHROPIC_NAMES = tuple(
+    (
         f"anthropic-ratelimit-{kind}-limit".encode(),
         f"anthropic-ratelimit-{kind}-remaining".encode(),
         f"anthropic-ratelimit-{kind}-reset".encode(),
     )
     for kind in ("requests", "tokens")
-}
+)
 
 
 def limit_headers(family: str, states: Sequence[LineState], now_s: float | None = None) -> Headers:
     """The limit headers of a format family (`openai`, `anthropic`) for `states`: per kind
     (`requests`, `tokens`), the line with the least remaining. `concurrent` lines have none."""
-    tightest: dict[str, LineState] = {}
+    requests = tokens = None
     for state in states:
         kind = state.line.kind
-        if kind == "concurrent":
-            continue
-        held = tightest.get(kind)
-        if held is None or state.remaining < held.remaining:
-            tightest[kind] = state
+        if kind == "requests":
+            if requests is None or state.remaining < requests.remaining:
+                requests = state
+        elif kind == "tokens" and (tokens is None or state.remaining < tokens.remaining):
+            tokens = state
     out: Headers = []
     if family == "anthropic":
         now = time.time() if now_s is None else now_s
-        for kind, state in tightest.items():
-            limit, remaining, reset = _ANTHROPIC_NAMES[kind]
-            out += [
-                (limit, b"%d" % state.line.limit),
-                (remaining, b"%d" % state.remaining),
-                (reset, _rfc3339(now + state.reset_ms / 1000)),
-            ]
+        for (limit, remaining, reset), state in zip(_ANTHROPIC_NAMES, (requests, tokens), strict=True):
+            if state is not None:
+                out += [
+                    (limit, b"%d" % state.line.limit),
+                    (remaining, b"%d" % state.remaining),
+                    (reset, _rfc3339(now + state.reset_ms / 1000)),
+                ]
     else:
-        for kind, state in tightest.items():
-            limit, remaining, reset = _OPENAI_NAMES[kind]
-            out += [
-                (limit, b"%d" % state.line.limit),
-                (remaining, b"%d" % state.remaining),
-                (reset, _duration_bytes(state.reset_ms)),
-            ]
+        for (limit, remaining, reset), state in zip(_OPENAI_NAMES, (requests, tokens), strict=True):
+            if state is not None:
+                out += [
+                    (limit, b"%d" % state.line.limit),
+                    (remaining, b"%d" % state.remaining),
+                    (reset, _duration_bytes(state.reset_ms)),
+                ]
     return out
 
 
@@ -318,7 +318,20 @@ class _Plan:
     key (None: a rollout draws per key). A call asking for a rule's substitute model is not counted
     on that rule: `for_model` hands back the plan without such rules (remembered per model)."""
 
-    __slots__ = ("base", "extra", "lines", "rules", "static", "substitutes", "tokens", "tool_rules", "without")
+    __slots__ = (
+        "base",
+        "everywhere",
+        "extra",
+        "lines",
+        "ones",
+        "per_token",
+        "rules",
+        "static",
+        "substitutes",
+        "tokens",
+        "tool_rules",
+        "without",
+    )
 
     def __init__(self, base: tuple[LimitRule, ...], extra: tuple[LimitRule, ...], *, tools: bool = False) -> None:
         self.base, self.extra = base, extra
@@ -328,9 +341,12 @@ class _Plan:
         self.tool_rules = () if tools else tuple(r for r in rules if r.tools is not None)
         self.rules = tuple(r for r in rules if r.tools is None) if self.tool_rules else rules
         self.lines = tuple(r.line for r in self.rules)
-        self.tokens = any(line.kind == "tokens" for line in self.lines)
+        self.per_token = tuple(line.kind == "tokens" for line in self.lines)  # per line: it counts tokens
+        self.tokens = any(self.per_token)
+        self.ones = (1,) * len(self.lines)  # the costs of a call on lines that count requests
         always = [r.always for r in self.rules]
         self.static = None if None in always else tuple(bool(a) for a in always)
+        self.everywhere = self.static is not None and all(self.static)  # every line bites on every call
         self.substitutes = frozenset(r.substitute_model for r in self.rules if r.substitute_model is not None)
         self.without: dict[str, _Plan] = {}
 
@@ -487,8 +503,11 @@ class LimitPolicy:
         assert self.store is not None, "LimitPolicy.start() was not awaited"
         lines = plan.lines
         enforce = plan.static if plan.static is not None else [r.bites(who.key_name) for r in rules]
-        tokens = est.input_tokens if est is not None else 0
-        costs = [tokens if line.kind == "tokens" else 1 for line in lines]
+        if plan.tokens:
+            tokens = est.input_tokens if est is not None else 0
+            costs: Sequence[int] = [tokens if counts else 1 for counts in plan.per_token]
+        else:
+            costs = plan.ones
         try:
             result = await self.store.acquire(lines, costs, enforce)
         except StoreUnavailable as exc:
@@ -502,11 +521,11 @@ class LimitPolicy:
                 err.events = [event]
                 raise err from exc
             return LimitGuard(self, None, provider, None, [event], est)
-        events = [_event("would_refuse", s) for s in result.monitored]
+        events = [_event("would_refuse", s) for s in result.monitored] if result.monitored else []
         if result.refused is not None:
             return result.refused, result, events
         states = result.states
-        if not all(enforce):
+        if not plan.everywhere and not all(enforce):
             states = [s for s, bit in zip(_aligned(states, lines), enforce, strict=True) if bit and s is not None]
         headers = limit_headers(family, states) or None if family is not None else None
         return LimitGuard(self, result.grant, provider, headers, events, est)

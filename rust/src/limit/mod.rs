@@ -13,6 +13,7 @@
 
 pub mod error;
 pub mod inflight;
+pub mod lease;
 pub mod window;
 
 pub use error::LimitError;

@@ -7,6 +7,7 @@ mod buckets;
 mod estimate;
 mod http1;
 mod jsonkeys;
+mod leases;
 mod limits;
 mod scanner;
 
@@ -17,6 +18,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     estimate::init_pymodule(m)?;
     http1::init_pymodule(m)?;
     jsonkeys::init_pymodule(m)?;
+    leases::init_pymodule(m)?;
     limits::init_pymodule(m)?;
     scanner::init_pymodule(m)?;
     Ok(())
