@@ -96,7 +96,13 @@ def table(scanner: Scanner | None = None) -> str:
         n = total["tp"] + total["fn"]
         rows.append(f"| **{entity}** | all | {n} | **{r:.3f}** | **{p:.3f}** | {total['exact'] / n:.3f} |")
     rows.append("")
-    for name, what in (("lookalikes.txt", "tuning"), ("lookalikes_heldout.txt", "held out")):
+    for name, what in (
+        ("lookalikes.txt", "tuning"),
+        ("lookalikes_heldout.txt", "held out"),
+        ("lookalikes_2.txt", "set 2"),
+        ("lookalikes_3.txt", "set 3"),
+        ("lookalikes_4.txt", "set 4, held out"),
+    ):
         lines = lookalikes(name)
         altered = [line for line in lines if scanner.scan(line)]
         rows.append(f"Look-alike negatives ({what}): {len(altered)} of {len(lines)} sentences altered.")
@@ -104,7 +110,13 @@ def table(scanner: Scanner | None = None) -> str:
 
 
 THRESHOLDS = (0, 40, 50, 60, 70, 80, 90)
-LOOKALIKE_SETS = ("lookalikes.txt", "lookalikes_heldout.txt", "lookalikes_2.txt")
+LOOKALIKE_SETS = (
+    "lookalikes.txt",
+    "lookalikes_heldout.txt",
+    "lookalikes_2.txt",
+    "lookalikes_3.txt",
+    "lookalikes_4.txt",
+)
 
 
 def threshold_table(scanner: Scanner | None = None) -> str:
@@ -174,8 +186,43 @@ def test_lookalikes_2_at_the_default_threshold(scanner: Scanner) -> None:
     # 160 sentences written before the grading was tuned on them: 18 altered at the default
     # threshold before tuning, 2 after (two brand names made of given names)
     altered = [line for line in lookalikes("lookalikes_2.txt") if scanner.scan(line)]
-    assert len(altered) <= 2, altered
+    # 1 since the eponym and make rules (`Albert Heijn Bonus`, a shop named after its founder)
+    assert len(altered) <= 1, altered
     assert len(lookalikes("lookalikes_2.txt")) >= 150
+
+
+def test_lookalikes_3_and_4_at_the_default_threshold(scanner: Scanner) -> None:
+    # set 3 (152 sentences) was written before any rule was tuned on look-alikes: 20 altered then;
+    # 3 after the eponym, make and particle rules, which were designed on its first run (brands
+    # named after their founders: `Yves Rocher`, `Giovanni Rana`, `Albert Heijn`). Set 4 (54) was
+    # written after that design and never used to tune: 2 altered (`Grant Thornton`, a firm, and
+    # `Dona Maria II`, a queen, inside a theatre's name)
+    three = lookalikes("lookalikes_3.txt")
+    four = lookalikes("lookalikes_4.txt")
+    assert len(three) >= 150 and len(four) >= 50
+    assert len([line for line in three if scanner.scan(line)]) <= 3
+    assert len([line for line in four if scanner.scan(line)]) <= 2
+
+
+@pytest.mark.parametrize(
+    ("lang", "floor"),
+    [
+        ("en", 0.9),
+        ("de", 0.9),
+        ("fr", 0.9),
+        ("es", 0.9),
+        ("it", 0.9),
+        ("nl", 0.9),
+        ("pt", 0.9),
+        ("pl", 0.9),
+        ("sv", 0.9),
+    ],
+)
+def test_person_recall_per_language(scanner: Scanner, lang: str, floor: float) -> None:
+    # issue 16's target per language at the default threshold (Polish 0.775 and Dutch 0.825 before
+    # the declension, particle, title and patronymic rules; 0.900 and 0.925 after)
+    recall, precision = ratios(evaluate(scanner)[("PERSON", lang)])
+    assert recall >= floor and precision >= 0.9, (recall, precision)
 
 
 def test_stream_finds_what_the_whole_text_has(scanner: Scanner) -> None:

@@ -353,6 +353,33 @@ async def test_the_redaction_try_runs_the_keys_rules_and_keeps_nothing(world: Wo
     assert "aaaa" not in long.text
     await world.api.close()
     assert not [r for r in await world.store.audit_rows(None, rows, 10_000) if r["action"] != "admin.access_denied"]
+
+
+async def test_the_redaction_try_shows_findings_below_the_threshold_as_such(world: World) -> None:
+    headers = {"authorization": f"Bearer {world.tokens['ws_a1']}"}
+    key, ws = world.ids["key_id"], world.ids["workspace_id"]
+    policy = {"redaction": [{"entities": ["PERSON"], "action": "redact"}]}  # PERSON's default threshold: 50
+    assert (
+        await world.client.put(f"/admin/v1/workspaces/{ws}/policy", json=policy, headers=headers)
+    ).status_code == 200
+    text = "Dear Zorblat, thanks to Maria Schmidt for the note."
+    answer = await world.client.post(f"/admin/v1/keys/{key}/redaction/try", json={"text": text}, headers=headers)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert [(f["entity"], text[f["start"] : f["end"]], f["action"]) for f in body["findings"]] == [
+        ("PERSON", "Maria Schmidt", "redact")
+    ]
+    # `Dear Zorblat` (a cue before one unknown word: 45) is counted, not redacted
+    assert [(f["entity"], text[f["start"] : f["end"]]) for f in body["below_threshold"]] == [("PERSON", "Zorblat")]
+    assert body["text"] == "Dear Zorblat, thanks to [REDACTED:PERSON] for the note."
+    # at a threshold of 40 it is acted on too
+    low = {"redaction": [{"entities": ["PERSON"], "action": "redact", "min_confidence": 40}]}
+    assert (await world.client.put(f"/admin/v1/workspaces/{ws}/policy", json=low, headers=headers)).status_code == 200
+    again = (
+        await world.client.post(f"/admin/v1/keys/{key}/redaction/try", json={"text": text}, headers=headers)
+    ).json()
+    assert again["below_threshold"] == [] and len(again["findings"]) == 2
+    await world.api.close()
     assert "a@b.example" not in str(await world.store.audit_rows(None, 0, 10_000))
 
 

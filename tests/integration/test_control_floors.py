@@ -162,6 +162,48 @@ async def test_a_workspace_admin_cannot_lower_what_the_org_locks(world: World) -
     assert lowered.status_code == 200
 
 
+async def test_a_threshold_above_a_locked_one_is_refused_naming_the_floor(world: World) -> None:
+    org = {"redaction": [{"entities": ["PERSON"], "action": "redact", "min_confidence": 40, "locked": True}]}
+    assert (await world.client.put(_policy_path(world, "org"), json=org, headers=world.auth("org"))).status_code == 200
+    higher = {"redaction": [{"entities": ["PERSON"], "action": "block", "min_confidence": 70}]}
+    refused = await world.client.put(_policy_path(world, "workspace"), json=higher, headers=world.auth("ws"))
+    assert refused.status_code == 409, refused.text
+    error = refused.json()["error"]
+    assert error["code"] == "policy_locked"
+    assert "min_confidence 70" in error["message"] and "40" in error["message"]
+    assert f"org {world.ids['org']}" in error["message"]
+    assert [(f["loc"], f["locked_by"]) for f in error["fields"]] == [
+        ("redaction.0", {"level": "org", "id": world.ids["org"]}),
+        ("redaction.0", {"level": "org", "id": world.ids["org"]}),
+    ]  # one a direction
+    assert (await world.client.get(_policy_path(world, "workspace"), headers=world.auth("ws"))).json()[
+        "redaction"
+    ] == []
+    # by type too, and for one direction
+    by_type = {
+        "redaction": [
+            {
+                "entities": ["PERSON"],
+                "action": "redact",
+                "direction": "response",
+                "min_confidence_by_type": {"PERSON": 41},
+            }
+        ]
+    }
+    assert (
+        await world.client.put(_policy_path(world, "key"), json=by_type, headers=world.auth("ws"))
+    ).status_code == 409
+    # the lock's own threshold or a lower one, or none (the lock's holds), may be written
+    for ok in (40, 10, None):
+        rule: dict[str, object] = {"entities": ["PERSON"], "action": "block"}
+        if ok is not None:
+            rule["min_confidence"] = ok
+        put = await world.client.put(
+            _policy_path(world, "workspace"), json={"redaction": [rule]}, headers=world.auth("ws")
+        )
+        assert put.status_code == 200, (ok, put.text)
+
+
 async def test_the_operators_config_is_a_floor_for_every_org(world: World) -> None:
     card_monitor = {"redaction": [{"entities": ["CREDIT_CARD"], "action": "monitor", "direction": "request"}]}
     for who in ("org", "operator"):

@@ -441,7 +441,9 @@ async def try_redaction(ctx: Ctx) -> Response:
         raise ApiError(413, "too_large", f"text is over {TRY_TEXT_BYTES} bytes", [_field("text", "too large")])
     base = ctx.redaction
     if base is None or not base.enabled:
-        return json_response({"key_id": key["id"], "enabled": False, "findings": [], "text": body.text})
+        return json_response(
+            {"key_id": key["id"], "enabled": False, "findings": [], "below_threshold": [], "text": body.text}
+        )
     chain = [(lvl, eid, await ctx.store.policy(lvl, eid)) for lvl, eid in chain_of("key", key)]
     policy = effective(key["org_id"], chain, _operator(ctx))
     settings = base.model_copy(
@@ -454,9 +456,12 @@ async def try_redaction(ctx: Ctx) -> Response:
         redactor = Redactor(settings)
     except ValueError:
         raise ApiError(409, "policy_invalid", "the redaction policy for this key cannot be compiled") from None
-    found, text = redactor.preview(body.text, key["workspace_id"])
+    found, below, text = redactor.preview_all(body.text, key["workspace_id"])
     findings = [{"entity": e, "start": start, "end": end, "action": a} for e, start, end, a in found]
-    return json_response({"key_id": key["id"], "enabled": True, "findings": findings, "text": text})
+    quiet = [{"entity": e, "start": start, "end": end} for e, start, end in below]
+    return json_response(
+        {"key_id": key["id"], "enabled": True, "findings": findings, "below_threshold": quiet, "text": text}
+    )
 
 
 def _policy_handlers(level: Level, param: str) -> tuple[Handler, Handler, Handler]:

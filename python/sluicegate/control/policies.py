@@ -172,6 +172,8 @@ class Floors:
         limit_enforced: (kind, window) -> the least rollout a limit below must bite at (an
             enforcing lock's), and who locked it.
         loops: detect -> the nearest locked loop rule of that kind (as raised), and who locked it.
+        thresholds: (entity, direction) -> the highest confidence threshold a rule below a locked
+            rule may set (the lock's own), and who locked it.
     """
 
     rules: dict[tuple[str, Direction], tuple[str, Origin]] = field(default_factory=dict)
@@ -182,6 +184,12 @@ class Floors:
     loops: dict[str, tuple[LoopRuleFields, Origin]] = field(default_factory=dict)
     models: ModelFloors = field(default_factory=lambda: ModelFloors())
     tools: ModelFloors = field(default_factory=lambda: ModelFloors())  # locked tool lists (no ceilings)
+    thresholds: dict[tuple[str, Direction], tuple[int, Origin]] = field(default_factory=dict)
+
+    def lock_threshold(self, entity: str, direction: Direction, threshold: int, origin: Origin) -> None:
+        held = self.thresholds.get((entity, direction))
+        if held is None or threshold < held[0]:
+            self.thresholds[(entity, direction)] = (threshold, origin)
 
     def lock_rule(self, entity: str, direction: Direction, action: str, origin: Origin) -> None:
         held = self.rules.get((entity, direction))
@@ -470,7 +478,7 @@ class _Walk:
                     )
                     if rule.locked:
                         self.floors.lock_rule(entity, d, rule.action, OPERATOR)
-                        self._lock_threshold(entity, d, threshold)
+                        self._lock_threshold(entity, d, threshold, OPERATOR)
 
     def _threshold(self, rule: RedactionRule, entity: str, d: Direction) -> int | None:
         """The threshold `rule` puts in force for `entity` in `d`: its own, else the one in force
@@ -485,9 +493,10 @@ class _Walk:
             return lock
         return threshold
 
-    def _lock_threshold(self, entity: str, d: Direction, threshold: int | None) -> None:
+    def _lock_threshold(self, entity: str, d: Direction, threshold: int | None, origin: Origin) -> None:
         value = threshold if threshold is not None else default_min_confidence(entity)
         self.threshold_locks[(entity, d)] = min(value, self.threshold_locks.get((entity, d), value))
+        self.floors.lock_threshold(entity, d, value, origin)
 
     def _tools(self, level: str, entity_id: str | None, rules: ToolRulesIn) -> None:
         """A level's tool lists: each applies (denies add up, allows narrow); locked ones fence below."""
@@ -590,7 +599,7 @@ class _Walk:
                 )
         for entity, d, action, threshold in rule_locks:
             floors.lock_rule(entity, d, action, origin)
-            self._lock_threshold(entity, d, threshold)
+            self._lock_threshold(entity, d, threshold, origin)
         for window, limit, mode in cap_locks:
             floors.lock_cap(window, limit, mode, origin)
         _walk_loops(self, level, entity_id, [(r, r.locked) for r in policy.loops], origin)
@@ -747,6 +756,19 @@ def violations(floors: Floors, policy: PolicyIn) -> list[Violation]:
                         "(monitor < pseudonymize < redact < block)"
                     )
                 out.append(Violation(f"redaction.{i}", message, by))
+        # a threshold above a locked rule's would leave findings the lock acts on alone
+        for entity in rule.entities:
+            threshold = rule.threshold(entity)
+            if threshold is None:
+                continue
+            for d in _directions(rule):
+                held = floors.thresholds.get((entity, d))
+                if held is not None and threshold > held[0]:
+                    message = (
+                        f"min_confidence {threshold} for {entity} ({d}) is above the threshold of {held[0]} "
+                        f"that {held[1]} locks; below a lock a threshold may only be as low or lower"
+                    )
+                    out.append(Violation(f"redaction.{i}", message, held[1]))
     for i, cap in enumerate(policy.caps):
         held = floors.cap_limits.get(cap.window)
         if held is not None and cap.limit_nusd > held[0]:

@@ -498,6 +498,14 @@ class RedactionFinding(_Out):
     action: RedactionAction
 
 
+class RedactionBelow(_Out):
+    """A finding below its type's confidence threshold: counted, not acted on."""
+
+    entity: str
+    start: int = Field(description="character offset in the text sent")
+    end: int
+
+
 class RedactionTry(_Out):
     """A key's redaction rules run on a text (`POST /keys/{key_id}/redaction/try`): what they find
     (types and positions) and the text as it would be sent. Nothing of it is kept."""
@@ -505,6 +513,10 @@ class RedactionTry(_Out):
     key_id: str
     enabled: bool = Field(description="false when redaction is off in the configuration: nothing is scanned")
     findings: list[RedactionFinding]
+    below_threshold: list[RedactionBelow] = Field(
+        description="findings below their type's confidence threshold (min_confidence): counted as "
+        "below_threshold events, left in the text, not acted on"
+    )
     text: str
 
 

@@ -230,10 +230,17 @@ class Redactor:
         """What the request direction does to `text`: each finding as (entity, start, end, action),
         positions in code points, and the text as it would go upstream (a `block` type's value is
         replaced there too: such a request is refused anyway)."""
-        findings = self.find(text, "request")
+        found, _, out = self.preview_all(text, workspace)
+        return found, out
+
+    def preview_all(self, text: str, workspace: str) -> tuple[list[tuple[str, int, int, str]], list[Finding], str]:
+        """As `preview`, and the findings below their type's confidence threshold, (entity, start,
+        end): counted as `below_threshold` events and left in the text."""
+        findings, below = self.find_all(text, "request")
         actions = self.actions["request"]
         out = self._apply(text, findings, "request", "text", RequestScan(), workspace)
-        return [(e, start, end, actions.get(e, self.settings.default_action)) for e, start, end in findings], out
+        acted = [(e, start, end, actions.get(e, self.settings.default_action)) for e, start, end in findings]
+        return acted, sorted(below, key=lambda f: f[1]), out
 
     def scrub(self, text: str) -> str:
         """`text` with every value of every scanned type replaced, whatever its action: for copies

@@ -71,6 +71,30 @@ def test_a_workspace_cannot_monitor_what_its_org_blocks() -> None:
     assert _redactor(result).actions["request"]["US_SSN"] == "block"
 
 
+def test_a_threshold_above_a_locked_rules_is_refused_and_lowered_in_effect() -> None:
+    # the lock holds PERSON's default threshold (50) when it sets none
+    org = _p({"redaction": [{"entities": ["PERSON"], "action": "redact", "locked": True}]})
+    above = _p({"redaction": [{"entities": ["EMAIL", "PERSON"], "action": "block", "min_confidence": 60}]})
+    found = _check([("org", "o", org)], "workspace", "w", above)
+    assert [(v.loc, v.locked_by.level) for v in found] == [("redaction.0", "org")] * 2  # request, response
+    assert "min_confidence 60 for PERSON" in found[0].message and "threshold of 50" in found[0].message
+    assert (
+        _check(
+            [("org", "o", org)],
+            "workspace",
+            "w",
+            _p({"redaction": [{"entities": ["PERSON"], "action": "block", "min_confidence": 50}]}),
+        )
+        == []
+    )
+    # an unlocked rule above binds nothing
+    unlocked = _p({"redaction": [{"entities": ["PERSON"], "action": "redact", "min_confidence": 20}]})
+    assert _check([("org", "o", unlocked)], "workspace", "w", above) == []
+    # written past the API, the row is lowered to the lock's threshold
+    result = effective("o", [("org", "o", org), ("workspace", "w", above)])
+    assert {(r.entity, r.direction): r.min_confidence for r in result.rules}[("PERSON", "request")] == 50
+
+
 def test_unlocked_rules_stay_defaults_a_lower_level_may_change() -> None:
     org = _p({"redaction": [{"entities": ["US_SSN"], "action": "block"}]})
     ws = _p({"redaction": [{"entities": ["US_SSN"], "action": "monitor"}]})

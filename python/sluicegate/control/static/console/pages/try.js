@@ -21,6 +21,7 @@ export async function render(view, ctx) {
       const answer = await api("POST", `/keys/${pick.value}/redaction/try`, { text: text.value });
       form.querySelector(".form-error").textContent = "";
       const chars = Array.from(text.value);  // positions count code points
+      const below = answer.below_threshold || [];
       const marked = h("p", { id: "try-marked" });
       let last = 0;
       for (const f of answer.findings) {
@@ -33,6 +34,9 @@ export async function render(view, ctx) {
         h("h2", {}, `${answer.findings.length} finding(s)`),
         table(["type", "start", "end", "action"], answer.findings.map((f) =>
           h("tr", { dataset: { entity: f.entity, start: f.start, end: f.end, action: f.action } }, h("td", {}, f.entity), h("td", { class: "num" }, f.start), h("td", { class: "num" }, f.end), h("td", {}, f.action))), { id: "try-findings" }),
+        below.length ? h("h3", {}, `${below.length} below the confidence threshold (counted, not acted on)`) : "",
+        below.length ? table(["type", "start", "end"], below.map((f) =>
+          h("tr", { dataset: { entity: f.entity, start: f.start, end: f.end } }, h("td", {}, f.entity), h("td", { class: "num" }, f.start), h("td", { class: "num" }, f.end))), { id: "try-below" }) : "",
         h("h3", {}, "Where"), marked, h("h3", {}, "What would be sent"), h("pre", { id: "try-sent" }, answer.text));
     } catch (err) {
       showFieldErrors(form, err);
