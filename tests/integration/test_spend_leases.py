@@ -146,3 +146,40 @@ async def test_an_overshoot_settled_locally_reaches_redis(make: Make) -> None:
     await store.settle(r.reservation, 1_300)
     await store.sync_now(returning=True)
     assert await store.redis.snapshot(cap) == (1_300, 0)
+
+
+async def test_a_callers_lane_moves_to_the_next_window_and_drops_forgotten_leases(make: Make) -> None:
+    """The request path's short way (a caller's tuple of caps mapped to its leases and windows) is
+    used only inside those windows: the first reservation after midnight goes to the new day's
+    lease, and once the old day's lease is forgotten nothing reserves against it."""
+    from datetime import UTC, datetime, timedelta
+
+    store = await make()
+    caps = (line("org", window="month", limit=10**12), line("key", "k1", window="day", limit=10**12))
+    before = datetime(2031, 3, 14, 23, 59, 59, tzinfo=UTC)
+    first = await store.reserve(caps, 1_000, now=before)
+    assert first.reservation is not None
+    second = await store.reserve(caps, 2_000, now=before)
+    assert second.reservation is not None
+    assert second.reservation.windows == first.reservation.windows
+    assert second.reservation.handle == first.reservation.handle  # the same leases' buckets
+    after = before + timedelta(seconds=2)  # 2031-03-15: a new day, the same month
+    third = await store.reserve(caps, 4_000, now=after)
+    assert third.reservation is not None
+    assert [w.id for w in third.reservation.windows] == ["month:2031-03", "day:2031-03-15"]
+    assert third.reservation.handle[0] is first.reservation.handle[0]  # the month's lease
+    assert third.reservation.handle[1] is not first.reservation.handle[1]  # a new day's
+    for result, actual in ((first, 900), (second, 2_000), (third, 3_000)):
+        assert result.reservation is not None
+        await store.settle(result.reservation, actual)
+    await asyncio.sleep(2.1)  # the day's lease keeps the clock it was made on (whole seconds): past midnight now
+    await store.sync_now(returning=True)  # the ended day's lease is settled and forgotten
+    day_before = ("acme", "key", "k1", "day:2031-03-14")
+    assert day_before not in store._leases
+    fourth = await store.reserve(caps, 8_000, now=after + timedelta(seconds=1))
+    assert fourth.reservation is not None
+    await store.settle(fourth.reservation, 8_000)
+    await store.sync_now(returning=True)
+    assert await store.redis.snapshot(caps[0], now=after) == (900 + 2_000 + 3_000 + 8_000, 0)
+    assert await store.redis.snapshot(caps[1], now=before) == (900 + 2_000, 0)
+    assert await store.redis.snapshot(caps[1], now=after) == (3_000 + 8_000, 0)

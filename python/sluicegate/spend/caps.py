@@ -35,7 +35,8 @@ limit_usd = "500.00"
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Annotated, Literal
 
@@ -149,6 +150,7 @@ class CapLine:
     thresholds: tuple[int, ...] = DEFAULT_THRESHOLDS
     substitute_model: str | None = None
     substitute_at_percent: int | None = None
+    _hash: int = field(init=False, repr=False, compare=False)  # the fields' hash, computed once
 
     def __post_init__(self) -> None:
         if not self.entity_id or not self.org_id:
@@ -159,6 +161,10 @@ class CapLine:
         if isinstance(self.limit_nusd, bool) or not 0 <= self.limit_nusd <= MAX_NUSD:
             raise ValueError(f"limit_nusd must be 0..={MAX_NUSD} (2**53 - 1 nano-USD, about 9.007M USD)")
         object.__setattr__(self, "thresholds", _check_thresholds(tuple(self.thresholds)))
+        object.__setattr__(self, "_hash", hash(tuple(getattr(self, f) for f in _CAP_FIELDS)))
+
+    def __hash__(self) -> int:  # the compared fields' hash (as the generated one), computed once: a
+        return self._hash  # caller's tuple of caps is a dict key on every request (spend leases)
 
     @property
     def enforced(self) -> bool:
@@ -172,6 +178,9 @@ class CapLine:
     def bucket_name(self) -> tuple[str, str, str, str]:
         """What identifies the counter across limit changes: (org, level, entity, window)."""
         return (self.org_id, self.level, self.entity_id, self.window)
+
+
+_CAP_FIELDS = tuple(f.name for f in dataclasses.fields(CapLine) if f.compare)
 
 
 def _usd(value: object) -> object:
