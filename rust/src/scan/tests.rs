@@ -419,8 +419,10 @@ fn hostile_encoded_inputs_are_linear() {
 /// smaller one's time (linear work takes about 4 times; a quadratic path 16 times), each the
 /// fastest of two runs, so the check does not depend on how fast or how busy the machine is.
 fn linear(s: &Scanner, patterns: &[&str]) {
+    // The fastest of several runs, and up to three tries: on a busy machine one run can lose its
+    // core for longer than the whole scan takes; a quadratic scan fails every try.
     let fastest = |text: &str| {
-        (0..2)
+        (0..4)
             .map(|_| {
                 let t0 = std::time::Instant::now();
                 let _ = s.scan(text);
@@ -429,12 +431,14 @@ fn linear(s: &Scanner, patterns: &[&str]) {
             .fold(f64::INFINITY, f64::min)
     };
     for p in patterns {
-        let small = fastest(&p.repeat((1 << 17) / p.len()));
-        let large = fastest(&p.repeat((1 << 19) / p.len()));
-        assert!(
-            large < 8.0 * small + 0.02,
-            "{p:?}: {small:.4} s for 128 KiB, {large:.4} s for 512 KiB"
-        );
+        let (small_text, large_text) = (p.repeat((1 << 17) / p.len()), p.repeat((1 << 19) / p.len()));
+        let mut tries = Vec::new();
+        let linear = (0..3).any(|_| {
+            let (small, large) = (fastest(&small_text), fastest(&large_text));
+            tries.push((small, large));
+            large < 8.0 * small + 0.02
+        });
+        assert!(linear, "{p:?}: (s for 128 KiB, s for 512 KiB) per try: {tries:?}");
     }
 }
 
