@@ -450,17 +450,29 @@ class Gateway:
             raise
         routed: _Routed | None = None
         try:
-            # A plain call, or a route's first attempt (at `first`) the same way: the request the
-            # pipeline serialized, the caller's credential, two headers made once per deployment,
-            # and the deployment's breaker and figures. What fails of a first attempt (a transport
-            # error, an error status, a stream that breaks before its first event) goes on to the
-            # attempts loop (`_retries`), as does a route whose first attempt cannot go now.
-            outcome: Outcome | None = None
-            failed: HeldResponse | UpstreamUnreachable | UpstreamTimeout | None = None
-            if first is not None or route is None:
+            if route is None:
                 assert raw is not None
-                started = 0.0
+                resp = await self._send(
+                    fmt, provider, upstream_model, credential, headers, raw, tap is None, self.timeouts, bridge
+                )
+                if bridge is None:
+                    outcome = await self._relay(send, receive, fmt, resp, tap, rewrite, rid, info.headers)
+                else:
+                    translated = TranslatedResponse(resp, bridge, self.settings.upstream.max_event_bytes)
+                    outcome = await self._relay_translated(
+                        send, receive, fmt, translated, tap, rewrite, rid, info.headers
+                    )
+            else:
+                # A route's first attempt (at `first`) goes the plain call's way: the request the
+                # pipeline serialized, the caller's credential, two headers made once per
+                # deployment, and the deployment's breaker and figures. What fails of it (a
+                # transport error, an error status, a stream that breaks before its first event)
+                # goes on to the attempts loop (`_retries`), as does a route whose first attempt
+                # cannot go now.
+                found: Outcome | None = None
+                failed: HeldResponse | UpstreamUnreachable | UpstreamTimeout | None = None
                 if first is not None:
+                    assert raw is not None
                     info.attempts = first.first_attempts
                     info.headers = [*info.headers, *first.first_headers] if info.headers else first.first_headers
                     if first.breaker.state == CLOSED:
@@ -468,59 +480,50 @@ class Gateway:
                     else:
                         self.router.routes.admit(first, info.events)
                     started = _perf()
-                try:
-                    resp = await self._send(
-                        fmt, provider, upstream_model, credential, headers, raw, tap is None, self.timeouts, bridge
-                    )
-                    if first is not None and resp.status < 400 and tap is not None and _is_sse(resp):
-                        # A stream that breaks before its first event reached the client is retried.
-                        resp = await PrimedStream.read_from(resp, self.settings.upstream.max_event_bytes)
-                except (UpstreamUnreachable, UpstreamTimeout) as exc:
-                    if first is None:
+                    try:
+                        resp = await self._send(
+                            fmt, provider, upstream_model, credential, headers, raw, tap is None, self.timeouts, bridge
+                        )
+                        if resp.status < 400 and tap is not None and _is_sse(resp):
+                            # A stream that breaks before its first event reached the client is retried.
+                            resp = await PrimedStream.read_from(resp, self.settings.upstream.max_event_bytes)
+                    except (UpstreamUnreachable, UpstreamTimeout) as exc:
+                        self.router.routes.done(first, False, None, info.events)
+                        failed = exc
+                    except BaseException:
+                        self.router.routes.done(first, True, None, info.events)  # a refused URL, a bug
                         raise
-                    self.router.routes.done(first, False, None, info.events)
-                    failed = exc
-                except BaseException:
-                    if first is not None:  # not the deployment's failure (a refused URL, a bug)
-                        self.router.routes.done(first, True, None, info.events)
-                    raise
-                else:
-                    translated = None
-                    if bridge is not None:
-                        resp = translated = TranslatedResponse(resp, bridge, self.settings.upstream.max_event_bytes)
-                    if first is None:
-                        if translated is None:
-                            outcome = await self._relay(send, receive, fmt, resp, tap, rewrite, rid, info.headers)
-                        else:
-                            outcome = await self._relay_translated(
-                                send, receive, fmt, translated, tap, rewrite, rid, info.headers
-                            )
-                    elif resp.status < 400:
-                        ttfb = _perf() - started
-                        ok = False
-                        try:
-                            if translated is None:
-                                outcome = await self._relay(send, receive, fmt, resp, tap, rewrite, rid, info.headers)
-                            else:
-                                outcome = await self._relay_translated(
-                                    send, receive, fmt, translated, tap, rewrite, rid, info.headers
-                                )
-                            ok = outcome.error is None or outcome.client_gone
-                        finally:
-                            self.router.routes.done(first, ok, ttfb, info.events)
                     else:
-                        failed = await self._held(first, resp, _perf() - started, info.events)
-            if outcome is None:
-                assert route is not None
-                tried = list(info.attempts or ())
-                routed = _Routed(route, guard, (provider, upstream_model), lines, est, tried, raw=raw or b"")
-                try:
-                    call = _Call(send, receive, fmt, identity, rules, body, headers, tap, rewrite, rid, info)
-                    outcome = await self._retries(call, routed, first, failed)
-                finally:
-                    guard, raw = routed.guard, routed.raw
-                    if limited is not None and info.provider is not None:
-                        limited.provider = info.provider  # a provider's 429 is the last attempt's
+                        ttfb = _perf() - started
+                        translated = None
+                        if bridge is not None:
+                            resp = translated = TranslatedResponse(resp, bridge, self.settings.upstream.max_event_bytes)
+                        if resp.status < 400:
+                            ok = False
+                            try:
+                                if translated is None:
+                                    found = await self._relay(send, receive, fmt, resp, tap, rewrite, rid, info.headers)
+                                else:
+                                    found = await self._relay_translated(
+                                        send, receive, fmt, translated, tap, rewrite, rid, info.headers
+                                    )
+                                ok = found.error is None or found.client_gone
+                            finally:
+                                self.router.routes.done(first, ok, ttfb, info.events)
+                        else:
+                            failed = await self._held(first, resp, ttfb, info.events)
+                if found is not None:
+                    outcome = found
+                else:
+                    tried = list(info.attempts or ())
+                    routed = _Routed(route, guard, (provider, upstream_model), lines, est, tried, raw=raw or b"")
+                    try:
+                        call = _Call(send, receive, fmt, identity, rules, body, headers, tap, rewrite, rid, info)
+                        outcome = await self._retries(call, routed, first, failed)
+                    finally:
+                        guard, raw = routed.guard, routed.raw
+                        if limited is not None and info.provider is not None:
+                            limited.provider = info.provider  # a provider's 429 is the last attempt's
         except BaseException:
             if guard is not None:
                 await guard.finish(None)  # failed before any output: release
