@@ -684,6 +684,12 @@ def test_the_admin_api_shows_each_deployments_breaker(
         openai.OpenAI(base_url=f"{gw.url}/v1", api_key=GATEWAY_KEY, max_retries=0) as oa,
     ):
         assert oa.chat.completions.create(model="rb", messages=MESSAGES).choices  # type: ignore[arg-type]
+        # a's breaker is open: the next call's first attempt is b's, which serves it (counted in
+        # flight while it ran, and no longer).
+        again = oa.chat.completions.with_raw_response.create(model="rb", messages=MESSAGES)  # type: ignore[arg-type]
+        assert (
+            again.headers["x-sluicegate-attempts"] == "1" and again.headers["x-sluicegate-deployment"] == "b/mock-gpt"
+        )
         answer = httpx.get(f"{gw.url}/admin/v1/routes", headers={"authorization": f"Bearer {seed['token']}"})
         assert answer.status_code == 200
         rows = Routes.model_validate(answer.json()).routes  # the contract's own model: no field beyond it

@@ -16,7 +16,7 @@ import os
 import random
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -68,6 +68,7 @@ from sluicegate.proxy.relay import (
     send_error,
 )
 from sluicegate.proxy.routing import (
+    CLOSED,
     Deployment,
     HeldResponse,
     PrimedStream,
@@ -176,8 +177,8 @@ def family_of(headers: Mapping[bytes, bytes], path: str) -> Family:
 
 @dataclass(slots=True)
 class _Routed:
-    """One call on a route of several deployments: where its spend reservation stands (it moves
-    with the attempt), and what the attempts did (for the headers, the trace and the bill)."""
+    """A routed call past its first attempt (`_retries`): where its spend reservation stands (it
+    moves with the attempt), and what the attempts did (for the headers, the trace and the bill)."""
 
     route: Route
     guard: SpendGuard | None = None
@@ -186,7 +187,6 @@ class _Routed:
     est: Estimate | None = None
     tried: list[str] = field(default_factory=list)  # deployment labels, one per attempt
     billed_nusd: int = 0  # what failed attempts that reported usage cost
-    first: Deployment | None = None  # the first attempt's deployment, picked before the reservation
     raw: bytes = b""  # the request as the last attempt sent it (for a trace)
 
 
@@ -236,6 +236,7 @@ class Gateway:
         self.view: ControlView | None = None
         self._redactors: dict[int, tuple[RedactionSettings, Redactor]] = {}
         self.router = Router(settings, os.environ if environ is None else environ, monotonic, rng)
+        self._routes = self.router.routes.by_name or None  # None: no model is a route
         self.timeouts = Timeouts.from_settings(settings.upstream)
         self.max_body = settings.server.max_body_bytes
         # Tenant base URLs: the operator's rules, and a client of their own that checks every address.
@@ -368,15 +369,15 @@ class Gateway:
                 finally:
                     info.events += gate.events  # kept should a later step refuse the call
                     gate.events = []
-        # A route of several deployments: the attempts pick their deployment (and may fall back).
-        routes = self.router.routes.by_name
-        routed = _Routed(routes[model]) if routes and model in routes else None
+        # A route (`[routing.models.<name>]`): the attempts pick their deployment (and may fall
+        # back). The first attempt's deployment is chosen now (it is what is reserved); None when
+        # none can take the call right now, and then the attempts loop decides (and may wait).
+        route = self._routes.get(model) if self._routes is not None else None
         first = None
-        if routed is not None:  # the first attempt's deployment, chosen now: it is what is reserved
-            first, wait = self.router.routes.pick(routed.route, [], identity.key_name, fmt)
-            if wait > 0:
-                first = None  # it asked to be left alone for a while: the attempts wait for it
-            routed.first = first
+        if route is not None:
+            first = route.only  # the common route: one deployment, healthy, not holding calls off
+            if first is None or first.breaker.state != CLOSED or first.not_before or fmt not in first.formats:
+                first = self.router.routes.first(route, identity.key_name, fmt)
         if first is not None:
             provider, upstream_model = first.provider, first.model
         else:
@@ -399,16 +400,16 @@ class Gateway:
             est = None
             asking = model  # the model the call goes to as far as caps and limits are concerned
             # Where a substitute goes (limits and caps may name one); a gateway without either makes none.
-            route = None
+            substitute = None
             if self.limits is not None or self.spend is not None:
-                route = partial(self._substitute_route, fmt, identity, rules)
+                substitute = partial(self._substitute_route, fmt, identity, rules)
             if self.limits is not None:
-                limited = await self.limits.acquire(identity, fmt, body, provider.name, model, route)
+                limited = await self.limits.acquire(identity, fmt, body, provider.name, model, substitute)
                 info.headers = limited.headers
                 info.events += limited.events  # kept should a later step refuse the call
                 est = limited.input_estimate
                 if limited.substitution is not None:  # a full limit sent the call to another model
-                    routed = None  # the substitute is routed the plain way
+                    route = first = None  # the substitute is routed the plain way
                     provider, upstream_model, credential = self._substituted(
                         info, identity, model, limited.substitution
                     )
@@ -416,9 +417,9 @@ class Gateway:
             lines = self.spend.lines_for(identity) if self.spend is not None else ()
             if lines:
                 assert self.spend is not None
-                guard = await self.spend.reserve(fmt, body, provider, upstream_model, lines, route, est, asking)
+                guard = await self.spend.reserve(fmt, body, provider, upstream_model, lines, substitute, est, asking)
                 if guard.substitution is not None:  # a cap sent the call to a cheaper model
-                    routed = None
+                    route = first = None
                     provider, upstream_model, credential = self._substituted(info, identity, asking, guard.substitution)
                     if limited is not None:
                         limited.provider = provider.name  # a provider's 429 is the substitute's
@@ -431,7 +432,7 @@ class Gateway:
             # A provider that speaks another format gets the request translated (the answer is, back).
             # (A route's first attempt sends this too; its retries serialize it for their own deployment.)
             bridge = raw = None
-            if routed is None or routed.first is not None:
+            if route is None or first is not None:
                 bridge = None if provider.speaks(fmt.family) else _translation(provider, fmt)
                 raw = orjson.dumps(body if bridge is None else bridge.request(body))
             rewrite = None
@@ -447,12 +448,12 @@ class Gateway:
             if limited is not None:
                 await limited.finish(None)
             raise
+        routed: _Routed | None = None
         try:
-            if routed is None:
+            if route is None:
                 assert raw is not None
-                whole = tap is None
                 resp = await self._send(
-                    fmt, provider, upstream_model, credential, headers, raw, whole, self.timeouts, bridge
+                    fmt, provider, upstream_model, credential, headers, raw, tap is None, self.timeouts, bridge
                 )
                 if bridge is None:
                     outcome = await self._relay(send, receive, fmt, resp, tap, rewrite, rid, info.headers)
@@ -462,15 +463,67 @@ class Gateway:
                         send, receive, fmt, translated, tap, rewrite, rid, info.headers
                     )
             else:
-                routed.guard, routed.lines, routed.est = guard, lines, est
-                routed.reserved = (provider, upstream_model)
-                try:
-                    call = _Call(send, receive, fmt, identity, rules, body, headers, tap, rewrite, rid, info)
-                    outcome = await self._attempts(call, routed, raw, credential, bridge)
-                finally:
-                    guard, raw = routed.guard, routed.raw
-                    if limited is not None and info.provider is not None:
-                        limited.provider = info.provider  # a provider's 429 is the last attempt's
+                # A route's first attempt (at `first`) goes the plain call's way: the request the
+                # pipeline serialized, the caller's credential, two headers made once per
+                # deployment, and the deployment's breaker and figures. What fails of it (a
+                # transport error, an error status, a stream that breaks before its first event)
+                # goes on to the attempts loop (`_retries`), as does a route whose first attempt
+                # cannot go now.
+                found: Outcome | None = None
+                failed: HeldResponse | UpstreamUnreachable | UpstreamTimeout | None = None
+                if first is not None:
+                    assert raw is not None
+                    info.attempts = first.first_attempts
+                    info.headers = [*info.headers, *first.first_headers] if info.headers else first.first_headers
+                    if first.breaker.state == CLOSED:
+                        first.in_flight += 1  # what `Routes.admit` does for a closed breaker
+                    else:
+                        self.router.routes.admit(first, info.events)
+                    started = _perf()
+                    try:
+                        resp = await self._send(
+                            fmt, provider, upstream_model, credential, headers, raw, tap is None, self.timeouts, bridge
+                        )
+                        if resp.status < 400 and tap is not None and _is_sse(resp):
+                            # A stream that breaks before its first event reached the client is retried.
+                            resp = await PrimedStream.read_from(resp, self.settings.upstream.max_event_bytes)
+                    except (UpstreamUnreachable, UpstreamTimeout) as exc:
+                        self.router.routes.done(first, False, None, info.events)
+                        failed = exc
+                    except BaseException:
+                        self.router.routes.done(first, True, None, info.events)  # a refused URL, a bug
+                        raise
+                    else:
+                        ttfb = _perf() - started
+                        translated = None
+                        if bridge is not None:
+                            resp = translated = TranslatedResponse(resp, bridge, self.settings.upstream.max_event_bytes)
+                        if resp.status < 400:
+                            ok = False
+                            try:
+                                if translated is None:
+                                    found = await self._relay(send, receive, fmt, resp, tap, rewrite, rid, info.headers)
+                                else:
+                                    found = await self._relay_translated(
+                                        send, receive, fmt, translated, tap, rewrite, rid, info.headers
+                                    )
+                                ok = found.error is None or found.client_gone
+                            finally:
+                                self.router.routes.done(first, ok, ttfb, info.events)
+                        else:
+                            failed = await self._held(first, resp, ttfb, info.events)
+                if found is not None:
+                    outcome = found
+                else:
+                    tried = list(info.attempts or ())
+                    routed = _Routed(route, guard, (provider, upstream_model), lines, est, tried, raw=raw or b"")
+                    try:
+                        call = _Call(send, receive, fmt, identity, rules, body, headers, tap, rewrite, rid, info)
+                        outcome = await self._retries(call, routed, first, failed)
+                    finally:
+                        guard, raw = routed.guard, routed.raw
+                        if limited is not None and info.provider is not None:
+                            limited.provider = info.provider  # a provider's 429 is the last attempt's
         except BaseException:
             if guard is not None:
                 await guard.finish(None)  # failed before any output: release
@@ -587,7 +640,7 @@ class Gateway:
         tap: StreamTap | None,
         rewrite: Rewrite | None,
         rid: bytes,
-        extra: list[tuple[bytes, bytes]] | None,
+        extra: Sequence[tuple[bytes, bytes]] | None,
     ) -> Awaitable[Outcome]:
         """Relay the provider's answer to the client: an error status, a stream, or a body (the
         relay's coroutine, to await)."""
@@ -608,49 +661,13 @@ class Gateway:
         tap: StreamTap | None,
         rewrite: Rewrite | None,
         rid: bytes,
-        extra: list[tuple[bytes, bytes]] | None,
+        extra: Sequence[tuple[bytes, bytes]] | None,
     ) -> Outcome:
         """`_relay` of an answer translated back from the provider's format as it is read."""
         outcome = await self._relay(send, receive, fmt, resp, tap, rewrite, rid, extra)
         if not resp.usage_reported:
             outcome.usage = None  # the counts the client got are not the provider's: settled as unknown
         return outcome
-
-    def _attempts(
-        self,
-        call: _Call,
-        routed: _Routed,
-        raw: bytes | None,
-        credential: ProviderCredential | None,
-        bridge: Bridge | None,
-    ) -> Awaitable[Outcome]:
-        """A call on a route: attempts on its deployments, then on its fallback models, until one
-        answers (see docs/routing.md). An attempt is retried on a connection error, a timeout before
-        the first byte, a 429 or a 5xx, never once the relay to the client has started. The spend
-        reservation moves with the attempt (`_move_spend`); every retry, fallback and breaker
-        transition is an event of the call.
-
-        The first attempt, on the deployment picked before the reservation, goes the short way: the
-        request as the pipeline serialized it (`raw`, translated by its `bridge`, with the caller's
-        `credential`), two headers
-        made once per deployment, and the loop (`_retries`) only once it failed. A plain function
-        handing back the attempt's coroutine, so that the short way adds no frame.
-
-        Raises (awaited):
-            SpendLimitExceeded: a fallback's price does not fit a cap (402).
-            UpstreamError: the last attempt's transport error, when every attempt failed.
-            Unavailable: no deployment could take the call at all (every breaker open).
-        """
-        d = routed.first
-        if d is None or raw is None:
-            return self._retries(call, routed)
-        info = call.info
-        routed.first = None
-        routed.raw = raw
-        routed.tried.append(d.name)
-        info.attempts = routed.tried
-        info.headers = [*info.headers, *d.first_headers] if info.headers else list(d.first_headers)
-        return self._attempt(call, d, credential, raw, bridge, self.timeouts, routed)
 
     async def _attempt(
         self,
@@ -660,68 +677,68 @@ class Gateway:
         raw: bytes,
         bridge: Bridge | None,
         timeouts: Timeouts,
-        then: _Routed | None = None,
     ) -> Outcome | HeldResponse | UpstreamUnreachable | UpstreamTimeout:
-        """One attempt at `d`: the outcome once relayed to the client, else what failed (a
-        transport error, or the provider's error answer, read and held for the loop to decide on);
-        with `then` (a call's first attempt: its route's state), a failure goes on to `_retries`,
-        whose outcome this is. The deployment's breaker and figures see the attempt
-        either way."""
+        """One attempt at `d` after a call's first (which `_forward` makes): the outcome once
+        relayed to the client, else what failed (a transport error, or the provider's error answer,
+        read and held for the loop to decide on). The deployment's breaker and figures see the
+        attempt either way."""
         send, receive, fmt, _, _, _, headers, tap, rewrite, rid, info = call
         routes = self.router.routes
         events = info.events
         routes.admit(d, events)
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        failed: HeldResponse | UpstreamUnreachable | UpstreamTimeout
+        started = _perf()
         try:
             resp = await self._send(fmt, d.provider, d.model, credential, headers, raw, tap is None, timeouts, bridge)
-            if resp.status < 400 and tap is not None and resp.content_type.startswith("text/event-stream"):
+            if resp.status < 400 and tap is not None and _is_sse(resp):
                 # A stream that breaks before its first event reached the client is retried.
                 resp = await PrimedStream.read_from(resp, self.settings.upstream.max_event_bytes)
         except (UpstreamUnreachable, UpstreamTimeout) as exc:
             routes.done(d, False, None, events)
-            failed = exc
+            return exc
         except BaseException:
             routes.done(d, True, None, events)  # not the deployment's failure (a refused URL, a bug)
             raise
-        else:
-            ttfb = loop.time() - started
-            translated = None
-            if bridge is not None:
-                resp = translated = TranslatedResponse(resp, bridge, self.settings.upstream.max_event_bytes)
-            if resp.status < 400:
-                ok = False
-                try:
-                    if translated is None:
-                        outcome = await self._relay(send, receive, fmt, resp, tap, rewrite, rid, info.headers)
-                    else:
-                        outcome = await self._relay_translated(
-                            send, receive, fmt, translated, tap, rewrite, rid, info.headers
-                        )
-                    ok = outcome.error is None or outcome.client_gone
-                finally:
-                    routes.done(d, ok, ttfb, events)
-                return outcome
-            try:
-                failed = await HeldResponse.read_from(resp, self.settings.upstream.max_error_body_bytes)
-            except (UpstreamUnreachable, UpstreamTimeout) as exc:
-                routes.done(d, False, None, events)
-                failed = exc
-            except BaseException:
-                routes.done(d, True, None, events)
-                raise
+        ttfb = _perf() - started
+        translated = None
+        if bridge is not None:
+            resp = translated = TranslatedResponse(resp, bridge, self.settings.upstream.max_event_bytes)
+        if resp.status >= 400:
+            return await self._held(d, resp, ttfb, events)
+        ok = False
+        try:
+            if translated is None:
+                outcome = await self._relay(send, receive, fmt, resp, tap, rewrite, rid, info.headers)
             else:
-                if retryable_status(resp.status):
-                    routes.done(d, False, None, events)
-                    wait_s = retry_after_s(failed.header)
-                    if wait_s:
-                        routes.hold_off(d, wait_s)
-                else:
-                    routes.done(d, True, ttfb, events)  # the deployment answered: the request is at fault
-        if then is None:
-            return failed
-        return await self._retries(call, then, d, failed)
+                outcome = await self._relay_translated(send, receive, fmt, translated, tap, rewrite, rid, info.headers)
+            ok = outcome.error is None or outcome.client_gone
+        finally:
+            routes.done(d, ok, ttfb, events)
+        return outcome
+
+    async def _held(
+        self, d: Deployment, resp: UpstreamResponse, ttfb: float, events: list[PolicyEvent]
+    ) -> HeldResponse | UpstreamUnreachable | UpstreamTimeout:
+        """An attempt at `d` answered an error status (`resp`, after `ttfb` seconds): its answer
+        read (bounded) for the attempts loop to decide on, and its deployment's breaker told: a
+        status worth a retry is the deployment's failure (and its `retry-after` holds it off), any
+        other is the request's fault."""
+        routes = self.router.routes
+        try:
+            held = await HeldResponse.read_from(resp, self.settings.upstream.max_error_body_bytes)
+        except (UpstreamUnreachable, UpstreamTimeout) as exc:
+            routes.done(d, False, None, events)
+            return exc
+        except BaseException:
+            routes.done(d, True, None, events)
+            raise
+        if retryable_status(resp.status):
+            routes.done(d, False, None, events)
+            wait_s = retry_after_s(held.header)
+            if wait_s:
+                routes.hold_off(d, wait_s)
+        else:
+            routes.done(d, True, ttfb, events)  # the deployment answered: the request is at fault
+        return held
 
     async def _retries(
         self,
@@ -767,10 +784,7 @@ class Gateway:
             assert current is not None
             reason = "error"
             while len(tried) < current.max_attempts:
-                d: Deployment | None
-                d, wait, routed.first = routed.first, 0.0, None
-                if d is None:
-                    d, wait = routes.pick(current, tried, identity.key_name, fmt)
+                d, wait = routes.pick(current, tried, identity.key_name, fmt)
                 if d is None:
                     break
                 if wait > 0:
@@ -1038,6 +1052,11 @@ class Gateway:
 
 
 _ROUTED_HEADERS = frozenset({b"x-sluicegate-deployment", b"x-sluicegate-attempts"})
+_perf = time.perf_counter  # an attempt's time to its first byte (or first event)
+
+
+def _is_sse(resp: UpstreamResponse) -> bool:
+    return resp.content_type.startswith("text/event-stream")
 
 
 def _failure_kind(failure: object) -> str:

@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
@@ -93,8 +93,8 @@ class CallInfo:
     started_at: float = 0.0  # wall-clock seconds
     t0: float = 0.0  # perf_counter() at the start
     ended_at: float = 0.0  # wall-clock seconds, once the call is over
-    headers: list[tuple[bytes, bytes]] | None = None  # extra headers for every answer (rate limits)
-    attempts: list[str] | None = None  # a routed call's deployments (`provider/model`), one per attempt
+    headers: Sequence[tuple[bytes, bytes]] | None = None  # extra headers for every answer (rate limits)
+    attempts: Sequence[str] | None = None  # a routed call's deployments (`provider/model`), one per attempt
     # Policy events of steps that let the call go on (an alias, a would_refuse), kept should a later step refuse it.
     events: list[Any] = field(default_factory=list)
 
@@ -165,7 +165,7 @@ async def send_body(send: Send, status: int, body: bytes, headers: list[tuple[by
     await send({"type": "http.response.body", "body": body})
 
 
-Headers = list[tuple[bytes, bytes]]
+Headers = Sequence[tuple[bytes, bytes]]  # a call's extra headers (read, never changed)
 
 
 class Rewrite(Protocol):

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Final
 import orjson
 
 from sluicegate.config import RouteSettings, RoutingSettings
+from sluicegate.formats import FORMATS_BY_PATH
 from sluicegate.observe.events import PolicyEvent
 from sluicegate.proxy.upstream import RETRY_HEADERS, UpstreamResponse
 
@@ -120,15 +121,20 @@ class Deployment:
     breaker: Breaker
     label: bytes = b""  # `provider/model`, for the `x-sluicegate-deployment` header (no URL, no key)
     name: str = ""  # the same, as text
-    first_headers: tuple[tuple[bytes, bytes], ...] = ()  # the answer's headers when it is a call's first attempt
+    # A call whose first attempt it is: the answer's headers, and the call's attempts (made once).
+    first_headers: tuple[tuple[bytes, bytes], ...] = ()
+    first_attempts: tuple[str, ...] = ()
+    formats: frozenset[WireFormat] = frozenset()  # the wire formats it serves (its own, or translated)
     in_flight: int = 0
-    ttfb_s: float | None = None  # smoothed time to first byte
-    not_before: float = 0.0  # a `retry-after` it sent: no call before this (monotonic seconds)
+    ttfb_s: float | None = None  # smoothed time to first byte (to the first event, for a stream)
+    not_before: float = 0.0  # a `retry-after` it sent: no call before this (monotonic seconds; 0: none)
 
     def __post_init__(self) -> None:
         self.label = f"{self.provider.name}/{self.model}".encode("latin-1", "replace")
         self.name = self.label.decode("latin-1")
         self.first_headers = ((b"x-sluicegate-deployment", self.label), (b"x-sluicegate-attempts", b"1"))
+        self.first_attempts = (self.name,)
+        self.formats = frozenset(f for f in FORMATS_BY_PATH.values() if self.provider.serves(f))
 
 
 @dataclass(eq=False, slots=True)
@@ -143,9 +149,11 @@ class Route:
     fallbacks: tuple[str, ...]
     fallback_on: frozenset[str]
     total_weight: int = field(init=False, default=0)
+    only: Deployment | None = field(init=False, default=None)  # its deployment, when it has one
 
     def __post_init__(self) -> None:
         self.total_weight = sum(d.weight for d in self.deployments)
+        self.only = self.deployments[0] if len(self.deployments) == 1 else None
 
 
 class Routes:
@@ -216,6 +224,19 @@ class Routes:
             for d in self.deployments()
         ]
 
+    def first(self, route: Route, key_id: str, fmt: WireFormat) -> Deployment | None:
+        """The deployment for a call's first attempt when it can take the call now (None: none can
+        right now, or the one that can asked to be left alone a while; the attempts loop decides)."""
+        d = route.only
+        if d is not None and d.breaker.state == CLOSED and fmt in d.formats:  # the common route
+            if not d.not_before:
+                return d
+            if d.not_before <= self.clock():
+                d.not_before = 0.0  # its `retry-after` has passed
+                return d
+        d, wait = self.pick(route, [], key_id, fmt)
+        return d if wait <= 0 else None
+
     def pick(
         self, route: Route, tried: list[Deployment], key_id: str, fmt: WireFormat
     ) -> tuple[Deployment | None, float]:
@@ -228,14 +249,6 @@ class Routes:
         Returns:
             (None, 0) when no deployment can take the call.
         """
-        if len(route.deployments) == 1 and not tried:  # the common route: one deployment, first attempt
-            d = route.deployments[0]
-            if (
-                d.breaker.state == CLOSED
-                and (not d.not_before or d.not_before <= self.clock())
-                and d.provider.serves(fmt)
-            ):
-                return d, 0.0
         now = self.clock()
         speaking = [d for d in route.deployments if d.provider.serves(fmt)]  # its format, or translated
         pool = [d for d in speaking if d not in tried] or speaking

@@ -171,6 +171,40 @@ def test_retry_after_holds_a_deployment_back_within_the_cap() -> None:
     assert r.routes.pick(route, [a], "k", OPENAI_CHAT) == (None, 0.0)
 
 
+def test_a_calls_first_deployment_is_taken_now_or_left_to_the_attempts() -> None:
+    """`Routes.first`: a one-deployment route's deployment when it can take the call now; None
+    (the attempts loop decides, and may wait) while it holds calls off or its breaker is open."""
+    clock = Clock()
+    r = router({"deployments": [{"provider": "a"}]}, clock, breaker_failures=1, breaker_cooldown_s=10)
+    route = r.routes.by_name["r"]
+    (a,) = route.deployments
+    assert route.only is a and r.routes.first(route, "k", OPENAI_CHAT) is a
+    r.routes.hold_off(a, 3)
+    assert r.routes.first(route, "k", OPENAI_CHAT) is None  # its retry-after: the attempts wait for it
+    clock.now += 3
+    assert r.routes.first(route, "k", OPENAI_CHAT) is a and a.not_before == 0.0  # passed: forgotten
+    r.routes.admit(a, [])
+    r.routes.done(a, False, None, [])
+    assert r.routes.first(route, "k", OPENAI_CHAT) is None  # its breaker is open
+    clock.now += 10
+    events: list[Any] = []
+    assert r.routes.first(route, "k", OPENAI_CHAT) is a  # cooled down: the probe may go
+    r.routes.admit(a, events)
+    assert a.breaker.state == HALF_OPEN and a.in_flight == 1 and events[0].action == "breaker_half_open"
+    assert r.routes.first(route, "k", OPENAI_CHAT) is None  # one probe at a time
+    r.routes.done(a, True, 0.25, events)
+    assert a.breaker.state == CLOSED and a.in_flight == 0 and a.ttfb_s == 0.25
+    assert r.routes.first(route, "k", OPENAI_CHAT) is a
+    # A format its provider cannot take, even translated: none.
+    lone = router({"deployments": [{"provider": "c"}]})
+    assert lone.routes.first(lone.routes.by_name["r"], "k", OPENAI_RESPONSES) is None
+    assert lone.routes.first(lone.routes.by_name["r"], "k", OPENAI_CHAT) is not None
+    # Several deployments: the strategy's choice.
+    two = router(TWO)
+    assert two.routes.by_name["r"].only is None
+    assert two.routes.first(two.routes.by_name["r"], "k", OPENAI_CHAT) in two.routes.by_name["r"].deployments
+
+
 @pytest.mark.parametrize(
     ("headers", "seconds"),
     [
