@@ -156,7 +156,7 @@ ROUTING = """
 [routing]
 seed = 7
 breaker_failures = 2
-breaker_cooldown_s = 0.4
+breaker_cooldown_s = 1.5
 """
 
 
@@ -337,11 +337,12 @@ def test_the_breaker_skips_a_failing_deployment_then_probes_it_back(
     assert breaker_state(routed, "rbreak", a_label) == 1
     assert [call(), call()] == ["b/mock-gpt"] * 2
     assert stats(mock_server)["requests"] == 2  # a was not touched while open
-    time.sleep(0.5)  # the cool-down: the next call probes a (it fails a third time, and opens again)
+    # The cool-down (1.5 s: long enough that a loaded machine makes the calls above within it).
+    time.sleep(1.6)  # the next call probes a (it fails a third time, and opens again)
     assert call() == "b/mock-gpt"
     assert stats(mock_server)["requests"] == 3
     assert breaker_state(routed, "rbreak", a_label) == 1
-    time.sleep(0.5)  # a is healthy now: the probe succeeds and closes the breaker
+    time.sleep(1.6)  # a is healthy now: the probe succeeds and closes the breaker
     assert [call(), call()] == [a_label, a_label]
     assert stats(mock_server)["requests"] == 5
     assert breaker_state(routed, "rbreak", a_label) == 0
