@@ -795,6 +795,27 @@ def test_an_admin_walks_through_the_console(gw: tuple[Server, dict[str, Any]], t
         assert not driver.find_elements("id", "create-workspace") and driver.find_elements("id", "create-key")
         go(driver, "#/audit")
         assert not driver.find_elements("id", "audit")
+        # The try box lists what a rule finds below its confidence threshold (counted, not acted on).
+        policy = api(f"/workspaces/{ws}/policy")
+        policy["redaction"] = [*policy["redaction"], {"entities": ["PERSON"], "action": "redact"}]
+        put = httpx.put(f"{server.url}/admin/v1/workspaces/{ws}/policy", json=policy, headers=admin)
+        assert put.status_code == 200, put.text
+        go(driver, f"#/try?key={key_id}")
+        text = "Dear Zorblat, thanks to Maria Schmidt for the note."
+        driver.find_element("id", "try-text").send_keys(text)
+        driver.find_element("id", "try-run").click()
+        below = wait_for(lambda: driver.find_elements("css selector", "#try-below tr[data-entity]"), what="below")
+        spans = [
+            (b.get_attribute("data-entity"), int(b.get_attribute("data-start")), int(b.get_attribute("data-end")))
+            for b in below
+        ]
+        assert [(e, text[s:t]) for e, s, t in spans] == [("PERSON", "Zorblat")]
+        found = driver.find_elements("css selector", "#try-findings tr[data-entity]")
+        assert [(f.get_attribute("data-entity"), f.get_attribute("data-action")) for f in found] == [
+            ("PERSON", "redact")
+        ]
+        assert driver.find_element("id", "try-sent").text == "Dear Zorblat, thanks to [REDACTED:PERSON] for the note."
+        check_layout(driver, "try-below")
         # No script error on any page (the deliberate 422 above is a network entry, not one).
         errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE" and e["source"] != "network"]
         assert errors == []
