@@ -144,22 +144,14 @@ class LeasedLimitStore:
     async def acquire(
         self, lines: Sequence[LimitLine], costs: Sequence[int], enforce: Sequence[bool], *, now_ms: int | None = None
     ) -> LimitResult:
-        lane = self._lanes.get(lines if type(lines) is tuple else tuple(lines))
-        if lane is not None and lane.epoch == self._epoch and len(enforce) == len(lines):
+        key = lines if type(lines) is tuple else tuple(lines)
+        lane = self._lanes.get(key)
+        if lane is not None and lane.epoch == self._epoch and len(enforce) == len(key):
             # The common case: every line has room in this slot. One call, no network.
             t = system_ms() if now_ms is None else now_ms
-            taken = lease_take(lane.leases, costs, t, self.slot_ms)
+            taken = self._take(lane, key, tuple(costs), t, clock_skew_ms(now_ms))
             if taken is not None:
-                self._skew_ms = skew = clock_skew_ms(now_ms)
-                tickets, held = taken
-                states = [
-                    _state_of(LineState, (line, left, reset, 0))
-                    for line, (left, reset) in zip(lines, held, strict=True)
-                ]
-                grant = Grant(
-                    new_grant_id(), tuple(lines), tuple(costs), t, tickets, lane, False, skew, in_flight=False
-                )
-                return LimitResult(grant, None, [], states)
+                return taken
         t, lines, costs, mask = acquire_args(lines, costs, enforce, now_ms)
         gid = new_grant_id()
         skew = clock_skew_ms(now_ms)
@@ -192,14 +184,10 @@ class LeasedLimitStore:
             if len(self._lanes) >= 10_000:
                 self._lanes.clear()
             lane = self._lanes[lines] = _Lane(tuple(leases), self._epoch)  # type: ignore[arg-type]
-        if fast:
-            held = [lease for lease in leases if lease is not None]
-            for held_lease, cost in zip(held, costs, strict=True):
-                held_lease.room -= cost
-                held_lease.n_used += 1
-            tickets = tuple([h.counted_slot for h in held])
-            grant = Grant(gid, lines, costs, t, tickets, lane, False, skew, in_flight=False)
-            return LimitResult(grant, None, [], [self._state(h, t) for h in held])
+        if fast and lane is not None:
+            taken = self._take(lane, lines, costs, t, skew, gid)
+            assert taken is not None  # every lease was just seen with room
+            return taken
         short = any(
             lease is not None and (lease.slot != s or lease.room < cost)
             for lease, cost in zip(leases, costs, strict=True)
@@ -212,6 +200,20 @@ class LeasedLimitStore:
         if result.grant is not None and lane is not None:
             result.grant.handle = lane  # its finish takes the short way too
         return result
+
+    def _take(
+        self, lane: _Lane, lines: tuple[LimitLine, ...], costs: tuple[int, ...], t: int, skew: int, gid: str = ""
+    ) -> LimitResult | None:
+        """Admit from the lane's leases alone (`lease_take`), or None when one lacks room (nothing
+        taken)."""
+        taken = lease_take(lane.leases, costs, t, self.slot_ms)
+        if taken is None:
+            return None
+        self._skew_ms = skew
+        tickets, held = taken
+        states = [_state_of(LineState, (line, left, reset, 0)) for line, (left, reset) in zip(lines, held, strict=True)]
+        grant = Grant(gid or new_grant_id(), lines, costs, t, tickets, lane, False, skew, in_flight=False)
+        return LimitResult(grant, None, [], states)
 
     async def _remote(
         self,

@@ -209,16 +209,15 @@ class LeasedStore:
     async def reserve(
         self, lines: Sequence[CapLine], amount_nusd: int, *, now: datetime | None = None, min_clamp_nusd: int = 0
     ) -> ReserveResult:
-        lane = self._lanes.get(lines if type(lines) is tuple else tuple(lines))
+        key = lines if type(lines) is tuple else tuple(lines)
+        lane = self._lanes.get(key)
         if lane is not None and lane.epoch == self._epoch:
             # The common case: the caller's leases of the current windows cover the amount.
             check_amount(amount_nusd)
             check_amount(min_clamp_nusd, "min_clamp_nusd")
             t = unix_seconds(now) if now is not None else int(time.time())
             if lane.since <= t < lane.until and reserve_all(lane.buckets, amount_nusd)[1] < 0:
-                return self._reserved(
-                    tuple(lines), lane.windows, lane.leases, amount_nusd, amount_nusd, [], lane.buckets
-                )
+                return self._reserved(key, lane.windows, lane.leases, amount_nusd, amount_nusd, [], lane.buckets)
         t, lines, windows = reserve_args(lines, amount_nusd, min_clamp_nusd, now)
         if not lines:
             return ReserveResult(Reservation(new_reservation_id(), amount_nusd, (), (), []))
