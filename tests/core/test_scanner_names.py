@@ -102,6 +102,7 @@ def table(scanner: Scanner | None = None) -> str:
         ("lookalikes_2.txt", "set 2"),
         ("lookalikes_3.txt", "set 3"),
         ("lookalikes_4.txt", "set 4, held out"),
+        ("lookalikes_5.txt", "set 5, brands"),
     ):
         lines = lookalikes(name)
         altered = [line for line in lines if scanner.scan(line)]
@@ -116,6 +117,7 @@ LOOKALIKE_SETS = (
     "lookalikes_2.txt",
     "lookalikes_3.txt",
     "lookalikes_4.txt",
+    "lookalikes_5.txt",
 )
 
 
