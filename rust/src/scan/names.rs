@@ -117,6 +117,8 @@ struct Lexicon {
     /// Brand names that read as a person's name (`Albert Heijn`, `John Deere`), diacritics
     /// removed ([`fold`]).
     brands: Set<Vec<u8>>,
+    /// The first words of [`Lexicon::brands`] (a prefilter: most names start with none).
+    brand_firsts: Set<Vec<u8>>,
 }
 
 fn lexicon() -> &'static Lexicon {
@@ -139,16 +141,21 @@ fn lexicon() -> &'static Lexicon {
             .filter(|(_, f)| !f.contains('w'))
             .map(|(n, _)| n.as_bytes().to_ascii_lowercase())
             .collect();
-        let brands = BRANDS
+        let brands: Set<Vec<u8>> = BRANDS
             .lines()
             .filter(|l| !l.is_empty() && !l.starts_with('#'))
             .map(|l| fold(l.as_bytes()))
+            .collect();
+        let brand_firsts = brands
+            .iter()
+            .map(|b| b.split(|&c| c == b' ').next().unwrap_or(b).to_vec())
             .collect();
         Lexicon {
             given,
             folded,
             surnames,
             brands,
+            brand_firsts,
         }
     })
 }
@@ -248,11 +255,18 @@ impl Lexicon {
         found.map(|_| true)
     }
 
-    /// Whether the name from `s` is a brand's name: its words up to one of `ends` (the ends of its
-    /// second, third, … word), diacritics removed, are a line of `brands.txt` (`Albert Heijn`, also
+    /// Whether the name from `s` (its first word ending at `first`) is a brand's name: its words up
+    /// to one of `ends` (the ends of its second, third, … word), diacritics removed, are a line of `brands.txt` (`Albert Heijn`, also
     /// in `Albert Heijn Bonus`).
-    fn brand(&self, t: &[u8], s: usize, ends: &[usize]) -> bool {
-        ends.iter().any(|&e| self.brands.contains(&fold(&t[s..e])))
+    fn brand(&self, t: &[u8], s: usize, first: usize, ends: &[usize]) -> bool {
+        let has = |set: &Set<Vec<u8>>, b: &[u8]| {
+            if b.is_ascii() {
+                set.contains(b)
+            } else {
+                set.contains(&fold(b))
+            }
+        };
+        has(&self.brand_firsts, &t[s..first]) && ends.iter().any(|&e| has(&self.brands, &t[s..e]))
     }
 
     /// Whether `b` is a surname: a lexicon surname, a lexicon surname in the Polish instrumental
@@ -1356,7 +1370,7 @@ fn person_at(r: &Rd, s: usize) -> R<Option<(usize, u8)>> {
     // a brand made of names (`Albert Heijn`, `John Deere`), alone or with more words of its name
     // after it (`Albert Heijn Bonus`): graded like an eponym, unless a cue says it is a person (a
     // title before it has returned above)
-    if eponym || (count >= 2 && lex.brand(t, s, &ends[..count - 1]) && !cue()) {
+    if eponym || (count >= 2 && lex.brand(t, s, w1.e, &ends[..count - 1]) && !cue()) {
         conf = conf.min(EPONYM);
     }
     Ok(Some((end, conf)))
