@@ -102,6 +102,7 @@ def table(scanner: Scanner | None = None) -> str:
         ("lookalikes_2.txt", "set 2"),
         ("lookalikes_3.txt", "set 3"),
         ("lookalikes_4.txt", "set 4, held out"),
+        ("lookalikes_5.txt", "set 5, brands"),
     ):
         lines = lookalikes(name)
         altered = [line for line in lines if scanner.scan(line)]
@@ -116,6 +117,7 @@ LOOKALIKE_SETS = (
     "lookalikes_2.txt",
     "lookalikes_3.txt",
     "lookalikes_4.txt",
+    "lookalikes_5.txt",
 )
 
 
@@ -186,8 +188,9 @@ def test_lookalikes_2_at_the_default_threshold(scanner: Scanner) -> None:
     # 160 sentences written before the grading was tuned on them: 18 altered at the default
     # threshold before tuning, 2 after (two brand names made of given names)
     altered = [line for line in lookalikes("lookalikes_2.txt") if scanner.scan(line)]
-    # 1 since the eponym and make rules (`Albert Heijn Bonus`, a shop named after its founder)
-    assert len(altered) <= 1, altered
+    # 1 since the eponym and make rules (`Albert Heijn Bonus`, a shop named after its founder); 0
+    # since the brand rule (rust/data/brands.txt), designed after seeing that line
+    assert not altered, altered
     assert len(lookalikes("lookalikes_2.txt")) >= 150
 
 
@@ -196,12 +199,22 @@ def test_lookalikes_3_and_4_at_the_default_threshold(scanner: Scanner) -> None:
     # 3 after the eponym, make and particle rules, which were designed on its first run (brands
     # named after their founders: `Yves Rocher`, `Giovanni Rana`, `Albert Heijn`). Set 4 (54) was
     # written after that design and never used to tune: 2 altered (`Grant Thornton`, a firm, and
-    # `Dona Maria II`, a queen, inside a theatre's name)
+    # `Dona Maria II`, a queen, inside a theatre's name). The brand rule (designed after seeing
+    # those lines) takes set 3 to 2 (`Albert Heijn XL`); simple-icons has no other of those brands
     three = lookalikes("lookalikes_3.txt")
     four = lookalikes("lookalikes_4.txt")
     assert len(three) >= 150 and len(four) >= 50
-    assert len([line for line in three if scanner.scan(line)]) <= 3
+    assert len([line for line in three if scanner.scan(line)]) <= 2
     assert len([line for line in four if scanner.scan(line)]) <= 2
+
+
+def test_lookalikes_5_do_not_get_worse(scanner: Scanner) -> None:
+    # 64 sentences about shops, firms, products and venues named after people, committed before
+    # the brand rule: 40 altered then, 40 after (the brands in them are not in simple-icons'
+    # list); far from the 1% target, kept as a measure of what a brand list would have to cover
+    five = lookalikes("lookalikes_5.txt")
+    assert len(five) >= 60
+    assert len([line for line in five if scanner.scan(line)]) <= 40
 
 
 @pytest.mark.parametrize(

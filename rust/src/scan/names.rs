@@ -39,6 +39,11 @@
 //!   Charles de Gaulle`, `Aeroporto Humberto Delgado`, `Galleria Vittorio Emanuele II`) or right
 //!   before one (`Anne Frank Huis`, `Morgan Stanley Research`) is graded at most 45, counted and
 //!   not redacted at the default threshold: the name is the place's.
+//! - A brand made of names (`Albert Heijn`, `John Deere`; `brands.txt` in `rust/data/`, from the
+//!   CC0 simple-icons data), alone or followed by more capitalised words of its name (`Albert
+//!   Heijn Bonus`), is graded the same 45, unless a title or a cue phrase stands before it (`Mr.
+//!   Albert Heijn`, `my name is John Deere`). The brand's words are the name's, already read: the
+//!   rule reads nothing more.
 //!
 //! A lone capitalised word is never a name, so the capital at the start of a sentence is never
 //! taken as evidence. The span covers the name words, not the title or cue.
@@ -100,6 +105,7 @@ type Set<K> = HashSet<K, FxBuild>;
 
 const GIVEN: &str = include_str!("../../data/given_names.txt");
 const SURNAMES: &str = include_str!("../../data/surnames.txt");
+const BRANDS: &str = include_str!("../../data/brands.txt");
 
 struct Lexicon {
     /// Given name → ambiguous (also a common word, month, place or brand).
@@ -108,6 +114,11 @@ struct Lexicon {
     folded: Map<Vec<u8>, bool>,
     /// Surnames, ASCII-lower-cased, that are not also common English words.
     surnames: Set<Vec<u8>>,
+    /// Brand names that read as a person's name (`Albert Heijn`, `John Deere`), diacritics
+    /// removed ([`fold`]).
+    brands: Set<Vec<u8>>,
+    /// The first words of [`Lexicon::brands`] (a prefilter: most names start with none).
+    brand_firsts: Set<Vec<u8>>,
 }
 
 fn lexicon() -> &'static Lexicon {
@@ -130,10 +141,21 @@ fn lexicon() -> &'static Lexicon {
             .filter(|(_, f)| !f.contains('w'))
             .map(|(n, _)| n.as_bytes().to_ascii_lowercase())
             .collect();
+        let brands: Set<Vec<u8>> = BRANDS
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(|l| fold(l.as_bytes()))
+            .collect();
+        let brand_firsts = brands
+            .iter()
+            .map(|b| b.split(|&c| c == b' ').next().unwrap_or(b).to_vec())
+            .collect();
         Lexicon {
             given,
             folded,
             surnames,
+            brands,
+            brand_firsts,
         }
     })
 }
@@ -231,6 +253,20 @@ impl Lexicon {
             _ => None,
         };
         found.map(|_| true)
+    }
+
+    /// Whether the name from `s` (its first word ending at `first`) is a brand's name: its words up
+    /// to one of `ends` (the ends of its second, third, … word), diacritics removed, are a line of `brands.txt` (`Albert Heijn`, also
+    /// in `Albert Heijn Bonus`).
+    fn brand(&self, t: &[u8], s: usize, first: usize, ends: &[usize]) -> bool {
+        let has = |set: &Set<Vec<u8>>, b: &[u8]| {
+            if b.is_ascii() {
+                set.contains(b)
+            } else {
+                set.contains(&fold(b))
+            }
+        };
+        has(&self.brand_firsts, &t[s..first]) && ends.iter().any(|&e| has(&self.brands, &t[s..e]))
     }
 
     /// Whether `b` is a surname: a lexicon surname, a lexicon surname in the Polish instrumental
@@ -1134,7 +1170,8 @@ fn ends_street(b: &[u8]) -> bool {
 /// (`Santa Maria Novella`), and inside a run of capitalised words (`Queen Elizabeth Olympic Park`)
 /// 20 for a capitalised word before it and 25 for a capitalised stop word after it (a park, a
 /// street, a team). A name without a lexicon surname in a title-case line ([`heading`])
-/// loses 30. A role or a
+/// loses 30; a name next to a place noun ([`head`]) or whose words are a brand's
+/// ([`Lexicon::brand`]; no cue before it) gets at most [`EPONYM`]. A role or a
 /// group among the words ([`ADDRESSEES`]: `Dear Customer`) or three words ending with a street
 /// word (`Karl Marx Allee`) is no name.
 fn person_at(r: &Rd, s: usize) -> R<Option<(usize, u8)>> {
@@ -1183,6 +1220,8 @@ fn person_at(r: &Rd, s: usize) -> R<Option<(usize, u8)>> {
     let mut particle = false;
     // a regnal or generational numeral ends the name (`Karl V`, `Koen VI`, `John Smith III`)
     let mut numeral = false;
+    // the ends of the capitalised words after the first (for [`Lexicon::brand`])
+    let mut ends = [0usize; 3];
     while count < 4 {
         // Dutch `'t` after `van` or `in` (`van 't Hof`, `in 't Veld`)
         if at > w1.e && (t[..at].ends_with(b" van") || t[..at].ends_with(b" in")) {
@@ -1205,6 +1244,7 @@ fn person_at(r: &Rd, s: usize) -> R<Option<(usize, u8)>> {
             last = w;
             end = w.e;
             at = w.e;
+            ends[count - 1] = w.e;
             count += 1;
             continue;
         }
@@ -1327,7 +1367,10 @@ fn person_at(r: &Rd, s: usize) -> R<Option<(usize, u8)>> {
     if !surname && heading(r, s)? {
         conf = conf.saturating_sub(HEADING);
     }
-    if eponym {
+    // a brand made of names (`Albert Heijn`, `John Deere`), alone or with more words of its name
+    // after it (`Albert Heijn Bonus`): graded like an eponym, unless a cue says it is a person (a
+    // title before it has returned above)
+    if eponym || (count >= 2 && lex.brand(t, s, w1.e, &ends[..count - 1]) && !cue()) {
         conf = conf.min(EPONYM);
     }
     Ok(Some((end, conf)))
@@ -1384,7 +1427,8 @@ fn patronymic(b: &[u8]) -> bool {
 }
 
 /// The most a name gets right after a place or institution noun, or right before one (see
-/// [`head`]): below the default threshold, so counted and not redacted.
+/// [`head`]), or when it is a brand's name ([`Lexicon::brand`]): below the default threshold, so
+/// counted and not redacted.
 const EPONYM: u8 = 45;
 
 /// Dutch `'t` (`van 't Hof`, `in 't Veld`) after `e`: its end.
@@ -2371,6 +2415,46 @@ mod tests {
         "Avtalet undertecknades av Emma Wennberg i morse.",
         [("PERSON", "Emma Wennberg")]
     );
+    // a brand made of names (brands.txt) is graded below the default threshold, also with more
+    // words of its name after it; a title or a cue before it makes it a person
+    t!(p340, "Bij de Albert Heijn XL is de zelfscan kapot.", []);
+    t!(p350, "Philips Hue en Albert Heijn Bonus zijn populair.", []);
+    t!(p360, "We ordered parts from John Deere last week.", []);
+    t!(
+        p370,
+        "Yesterday Mr. Albert Heijn called the office.",
+        [("PERSON", "Albert Heijn")]
+    );
+    t!(p380, "Hello, my name is John Deere.", [("PERSON", "John Deere")]);
+    t!(p390, "Albert Heijnen called.", [("PERSON", "Albert Heijnen")]);
+
+    #[test]
+    fn a_brand_is_counted_below_the_threshold() {
+        let s = super::super::tests::everything();
+        let scored = |text: &str| -> Vec<(String, u8)> {
+            s.scan_scored(text)
+                .iter()
+                .map(|f| (text[f.start..f.end].to_string(), f.confidence))
+                .collect()
+        };
+        // found and graded (so counted as below its threshold), not acted on
+        assert_eq!(
+            scored("Bij de Albert Heijn XL is het druk."),
+            [("Albert Heijn".to_string(), super::EPONYM)]
+        );
+        assert!(s.scan("Bij de Albert Heijn XL is het druk.").is_empty());
+        // a title before the brand's words: a person
+        assert_eq!(
+            scored("Bij dhr. Albert Heijn is het druk."),
+            [("Albert Heijn".to_string(), 90)]
+        );
+        // diacritics removed on both sides (`é`), and a combining mark removed by the view
+        assert!(s.scan("Wir fahren zu Albért Heijn.").is_empty());
+        assert!(s.scan("Wir fahren zu Albe\u{301}rt Heijn.").is_empty());
+        // the first words of a longer name are no brand of their own (`Albert` alone is none)
+        assert_eq!(scored("Gestern hat Albert Schmidt angerufen.")[0].1, 85);
+    }
+
     t!(
         a010,
         "Send it to Hauptstraße 12, 10115 Berlin please",
