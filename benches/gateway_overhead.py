@@ -60,14 +60,16 @@ TARGET_ORDER = (
     "sluicegate",
     "sluicegate+redaction",
     "sluicegate+spend",
+    "sluicegate+enforce",
     "sluicegate+all",
     "sluicegate+route",
 )
-POLICY_VARIANTS = ("redaction", "spend", "all")
+POLICY_VARIANTS = ("redaction", "spend", "enforce", "all")
 GATEWAYS = {
     "core": "sluicegate",
     "redaction": "sluicegate+redaction",
     "spend": "sluicegate+spend",
+    "enforce": "sluicegate+enforce",
     "all": "sluicegate+all",
     "route": "sluicegate+route",
 }
@@ -230,9 +232,8 @@ limit_usd = "1000000"
 """
 
 
-# Everything on also has rate limits (requests and tokens per minute, through Redis with leases, far
-# above what the run sends), runaway-loop rules (in this process; the benchmark's identical requests
-# stay under the repeat count) and model access rules (a deny list and an output ceiling).
+# The enforcing set and everything on have rate limits (requests and tokens per minute, through Redis
+# with leases, far above what the run sends).
 LIMITS = """
 [limits]
 backend = "redis"
@@ -252,6 +253,11 @@ org = "default"
 kind = "tokens"
 limit = 1000000000
 window_s = 60
+"""
+
+# Everything on also has runaway-loop rules (in this process; the benchmark's identical requests stay
+# under the repeat count) and model access rules (a deny list and an output ceiling).
+RULES = """
 [loops]
 [[loops.rules]]
 level = "org"
@@ -261,7 +267,7 @@ max_repeats = 100000
 window_s = 1
 [models]
 deny = ["gpt-3*"]
-ceilings = [{{ max_output_tokens = 100000, action = "clamp" }}]
+ceilings = [{ max_output_tokens = 100000, action = "clamp" }]
 """
 
 
@@ -282,23 +288,25 @@ deployments = [{ provider = "benchstream", model = "bench-sse" }]"""
 
 def gateway_config(upstream_port: int, kind: str, redis_port: int | None = None) -> str:
     """One key, two providers (one per canned answer) picked by model name, and the policies of
-    `kind`: none (`core`), redaction, spend caps through Redis with leases (`spend`), or everything
-    on (`all`: redaction, caps through Redis with leases, access logs, LangSmith runs to nginx's
-    stand-in, rate limits through Redis with leases, a loop rule, model access rules); `route`: the
+    `kind`: none (`core`), redaction, spend caps through Redis with leases (`spend`), the enforcing
+    set (`enforce`: redaction, caps and rate limits through Redis with leases, LangSmith runs to
+    nginx's stand-in), or everything on (`all`: the enforcing set, access logs, a loop rule, model
+    access rules); `route`: the
     core with each model a route of one deployment (`[routing.models.<name>]`, the happy path of
     routing: one attempt, its breaker and figures kept)."""
     from sluicegate.secrets import hash_key
 
     base = f"http://127.0.0.1:{upstream_port}"
-    redaction = kind in ("redaction", "all")
+    redaction = kind in ("redaction", "enforce", "all")
     policies = ""
-    if kind in ("spend", "all"):
+    if kind in ("spend", "enforce", "all"):
         redis = f'redis_url = "redis://127.0.0.1:{redis_port}/0"\nlease = {{ enabled = true }}'
         policies = SPEND.format(backend="redis", redis=redis)
-    if kind == "all":
-        policies += "[log]\naccess = true\n"
+    if kind in ("enforce", "all"):
         policies += f'[langsmith]\nenabled = true\nendpoint = "{base}/langsmith"\napi_key = "bench"\n'
         policies += LIMITS.format(redis_port=redis_port)
+    if kind == "all":
+        policies += "[log]\naccess = true\n" + RULES
 
     return f"""[server]
 workers = 1
@@ -349,7 +357,7 @@ def start_targets(
         targets[name] = Target(name, f"http://127.0.0.1:{port}", direct, pid)
     gateway = dict.fromkeys(SCENARIOS, "/v1/chat/completions")
     redis_port = None
-    if "all" in gateways or "spend" in gateways:
+    if {"spend", "enforce", "all"} & set(gateways):
         redis_port = free_port()
         argv = ["taskset", "-c", LOAD_CPU, "redis-server", "--port", str(redis_port), "--bind", "127.0.0.1"]
         procs.spawn("redis", [*argv, "--save", "", "--appendonly", "no"], cwd=workdir)
@@ -623,7 +631,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--clients", default="aiohttp,httpx", help="reference proxy clients (default aiohttp,httpx)")
     p.add_argument(
-        "--gateways", default="core,redaction,spend,all", help="sluicegate: no policy, redaction, spend caps, all on"
+        "--gateways",
+        default="core,redaction,spend,enforce,all",
+        help="sluicegate: no policy, redaction, spend caps, caps + limits + redaction + LangSmith, all on",
     )
     p.add_argument("--repeat", type=int, default=1, help="runs per cell; the table gives medians (default 1)")
     p.add_argument("--wrk-threads", type=int, default=1, help="wrk threads, at most the concurrency (default 1)")
