@@ -14,7 +14,12 @@
 //! README there). A word is a name when
 //!
 //! - a **title** stands right before it (`Mr`, `Dr.`, `Herr`, `Frau`, `M.`, `Mme`, `Sr.`, `Sra.`,
-//!   `Sig.`, `Dhr.`, `Mevr.`, `Pan`, `Pani`, …): the capitalised words after the title;
+//!   `Sig.`, `Dhr.`, `Mevr.`, `Pan`, `Pani`, …): the capitalised words after the title. Its dot is
+//!   optional, except for the one- and two-letter titles other than the English `Mr`, `Ms`, `Mx`
+//!   and `Dr` (`M.`, `Fr.`, `Hr.`, `Sr.`: not an initial, Friday or Senior); an all-caps `MR`,
+//!   `DR` or `MS` is no title, nor a `Dr` right after a capitalised word inside a sentence (a
+//!   street's `Drive`: `on Ocean Dr Miami`), nor a title before a brand's or product's word
+//!   (`Dr Martens`, `Dr. Pepper`, `Ms Word`);
 //! - a **cue phrase** ends right before it (`my name is`, `customer`, `Kunde`, `je m'appelle`,
 //!   `me llamo`, `mi chiamo`, `ik heet`, `nazywam się`, `jag heter`, `Dear`, …): the same;
 //! - it is a **given name** of the lexicon followed by a capitalised word that is not a function
@@ -312,7 +317,8 @@ pub fn warm() {
     lexicon();
 }
 
-/// Titles and honorifics (compared exactly; a trailing `.` is optional).
+/// Titles and honorifics (compared exactly; a trailing `.` is optional, except for the short ones
+/// not in [`DOTLESS`]).
 #[rustfmt::skip]
 const TITLES: &[&str] = &[
     "Mr", "Mrs", "Ms", "Mx", "Miss", "Dr", "Prof", "Sir", "Dame", "Lady", "Lord", "Herr", "Herrn", "Frau", "Fr",
@@ -323,6 +329,21 @@ const TITLES: &[&str] = &[
     "fru", "herr", "Fröken",
     // the Polish `Pan`/`Pani` in their other cases (`do Pana Nowaka`, `z Panią Kowalską`)
     "Pana", "pana", "Panią", "panią", "Panie", "panie", "Państwo", "państwo", "Państwa", "państwa",
+];
+
+/// Two-letter titles taken without their dot, as English writes them (`Mr Smith`, `Dr Watson`,
+/// `Ms Jones`, `Mx Taylor`; also French `Dr Dupont`); the other short ones need it. An all-caps
+/// `MR`, `DR` or `MS` is no title (imaging, a country code, a disease).
+const DOTLESS: &[&[u8]] = &[b"Mr", b"Ms", b"Mx", b"Dr"];
+
+/// A title and the word after it that name a brand or a product, not a person (`Dr Martens`,
+/// `Dr. Pepper`, `Mr Muscle`, `Ms Word`): the title does not count, with or without its dot.
+#[rustfmt::skip]
+const NOT_TITLED: &[(&str, &str)] = &[
+    ("Dr", "Martens"), ("Dr", "Pepper"), ("Dr", "Oetker"), ("Dr", "Scholl"), ("Dr", "Scholl's"), ("Dr", "Who"),
+    ("Mr", "Muscle"), ("Mr", "Clean"), ("Mr", "Sheen"), ("Mr", "Kipling"), ("Ms", "Word"), ("Ms", "Excel"),
+    ("Ms", "Office"), ("Ms", "Outlook"), ("Ms", "Teams"), ("Ms", "Access"), ("Ms", "PowerPoint"), ("Ms", "Paint"),
+    ("Ms", "Edge"), ("Ms", "Windows"), ("Ms", "Project"), ("Ms", "Visio"), ("Ms", "Dos"),
 ];
 
 /// Titles written in lower case before a name, taken only with their dot: Dutch academic and
@@ -1082,19 +1103,35 @@ fn word_before(t: &[u8], s: usize) -> Option<(&[u8], bool)> {
     (ws < we && (ws > lo || lo == 0)).then(|| (&t[ws..we], dot))
 }
 
-fn titled(t: &[u8], s: usize) -> bool {
-    titled_by(word_before(t, s))
+/// Whether a title stands right before the name whose first word is `name` (at `s`).
+fn titled(t: &[u8], s: usize, name: &[u8]) -> bool {
+    titled_by(t, word_before(t, s), name)
 }
 
 /// [`titled`] for the word before the name, as [`word_before`] gives it.
-fn titled_by(before: Option<(&[u8], bool)>) -> bool {
+fn titled_by(t: &[u8], before: Option<(&[u8], bool)>, name: &[u8]) -> bool {
     let Some((w, dot)) = before else {
         return false;
     };
     let ws = words();
     if ws.titles.contains(w) {
-        // `M` and `MM` only with their dot (`M. Dupont`), not an initial or a size
-        return dot || w.len() > 2;
+        if NOT_TITLED
+            .iter()
+            .any(|&(a, b)| a.as_bytes() == w && b.as_bytes() == name)
+        {
+            return false;
+        }
+        if dot || w.len() > 2 {
+            return true;
+        }
+        // the other one- and two-letter titles (`M`, `MM`, `Fr`, `Hr`, `Sr`, `Me`) only with
+        // their dot (`M. Dupont`, not an initial or a size; `Fr.`, not Friday)
+        if !DOTLESS.contains(&w) {
+            return false;
+        }
+        // `Ocean Dr Miami`: a street's `Drive` after its capitalised name, mid-sentence
+        let at = w.as_ptr() as usize - t.as_ptr() as usize;
+        return !(w == b"Dr" && capital_before(t, at, word_before(t, at)));
     }
     if dot && w.len() <= 4 && w[0].is_ascii_lowercase() && DOTTED_TITLES.iter().any(|x| x.as_bytes() == w) {
         return true;
@@ -1194,7 +1231,7 @@ fn person_at(r: &Rd, s: usize) -> R<Option<(usize, u8)>> {
     if given.is_none() && cap_next {
         given = lex.declined(&t[s..w1.e]);
     }
-    let evidence = given.is_none() && (titled(t, s) || cued(t, s));
+    let evidence = given.is_none() && (titled(t, s, &t[s..w1.e]) || cued(t, s));
     // a word the lexicon does not know before a surname with a Polish patronymic or diminutive
     // ending (`Blanka Kolarczyk`, `Ada Mickiewicz`): graded as a given name and an unknown surname
     let morph = given.is_none()
@@ -1281,7 +1318,7 @@ fn person_at(r: &Rd, s: usize) -> R<Option<(usize, u8)>> {
         return Ok(None);
     }
     let before = word_before(t, s);
-    if titled_by(before) {
+    if titled_by(t, before, &t[s..w1.e]) {
         return Ok(Some((end, 90)));
     }
     // a model after a make (`Renault Clio`, `SEAT León Cupra`), or a make made of names
@@ -2427,6 +2464,47 @@ mod tests {
     );
     t!(p380, "Hello, my name is John Deere.", [("PERSON", "John Deere")]);
     t!(p390, "Albert Heijnen called.", [("PERSON", "Albert Heijnen")]);
+
+    // two-letter English titles without their dot (`Mr Smith`, `Dr Watson`), but not all-caps
+    // abbreviations, a street's `Dr`, a brand or product after a title, nor the other short titles
+    t!(p400, "Mr Albert Smith called.", [("PERSON", "Albert Smith")]);
+    t!(p410, "Dr Watson said", [("PERSON", "Watson")]);
+    t!(
+        p420,
+        "Ms Jones and Mx Taylor will call you back.",
+        [("PERSON", "Jones"), ("PERSON", "Taylor")]
+    );
+    t!(
+        p430,
+        "Thanks, Dr Smith. Ask Dr Anna Weber too.",
+        [("PERSON", "Smith"), ("PERSON", "Anna Weber")]
+    );
+    t!(p440, "I opened it in Ms Word, not MS Excel.", []);
+    t!(p450, "The DR Congo orders MR imaging and MS Teams.", []);
+    t!(p460, "Dr Martens boots and Dr. Pepper are on offer.", []);
+    t!(p470, "Mr Muscle and Dr Oetker pizza are in aisle Dr Who.", []);
+    t!(p480, "She lives on Ocean Dr Miami Beach now.", []);
+    t!(p490, "Fr Brown, Hr Müller, Sr Garcia, Me Dupont and M Durand.", []);
+
+    #[test]
+    fn a_dotless_title_grades_like_a_dotted_one() {
+        let s = super::super::tests::everything();
+        let scored = |text: &str| -> Vec<(String, u8)> {
+            s.scan_scored(text)
+                .iter()
+                .map(|f| (text[f.start..f.end].to_string(), f.confidence))
+                .collect()
+        };
+        for text in ["Mr Albert Smith called.", "Mr. Albert Smith called."] {
+            assert_eq!(scored(text), [("Albert Smith".to_string(), 90)], "{text:?}");
+        }
+        assert_eq!(
+            scored("Merci à Dr Anaïs Toussaint."),
+            [("Anaïs Toussaint".to_string(), 90)]
+        );
+        // a street's `Dr` after its capitalised name, even after a sentence's first word
+        assert!(scored("Yesterday Ocean Dr Miami was closed.").is_empty());
+    }
 
     #[test]
     fn a_brand_is_counted_below_the_threshold() {
