@@ -12,7 +12,7 @@ capitalised (an upper-case letter then not only capitals: `Heijn`, not `CI`), wi
 lower-case particles allowed between them (`van`, `de`, …). A name with a token that is no word
 (`&`, `.com`, `+`) is cut before it, and kept when at least two words remain (`Hilton Hotels &
 Resorts` gives `Hilton Hotels`, the words the detector reads); likewise before a word the
-detector never takes into a name (its `STOP` list in rust/src/scan/names.rs: `The`, `Hotel`,
+detector never takes into a name (its `STOP` list in rust/src/scan/names/words.rs: `The`, `Hotel`,
 `Max`), and a name whose first word is one of those is not kept. Single-word brands are not kept:
 one that is a surname (`Bosch`, `Dior`, `Castro`) after a given name would grade real people's
 names down, and one that is a given name (`Hugo`, `Julia`, `Otto`) would take every name it
@@ -31,7 +31,7 @@ from pathlib import Path
 
 SOURCE = "simple-icons 16.37.0 (npm), data/simple-icons.json"
 LICENCE = "CC0-1.0"
-# the detector's lower-case particles inside a name (`PARTICLES` in rust/src/scan/names.rs)
+# the detector's lower-case particles inside a name (`PARTICLES` in rust/src/scan/names/person.rs)
 PARTICLES = {"van", "von", "de", "del", "della", "di", "da", "dos", "das", "do", "du", "la", "le", "y", "zu", "ten"}
 PARTICLES |= {"ter", "af", "av", "der", "den"}
 # a word as the detector reads it: letters, with `-` or an apostrophe between letters
@@ -99,7 +99,7 @@ def brand_names(data: list[dict]) -> list[str]:
 def main(argv: list[str]) -> None:
     here = Path(__file__).parent
     names, folded = given_names(here / "given_names.txt")
-    stop = stop_words(here.parent / "src" / "scan" / "names.rs")
+    stop = stop_words(here.parent / "src" / "scan" / "names" / "words.rs")
     data = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
     titles = brand_names(data)
     kept = sorted({n for t in titles if (n := person_like(t, names, folded, stop))})

@@ -46,9 +46,9 @@ pub enum Builtin {
     PrivateKey,
     /// A JSON Web Token.
     Jwt,
-    /// A personal name in running text (`names.rs`); opt-in.
+    /// A personal name in running text (`names/person.rs`); opt-in.
     Person,
-    /// A postal street address, with its postcode and city when they follow (`names.rs`); opt-in.
+    /// A postal street address, with its postcode and city when they follow (`names/address.rs`); opt-in.
     Address,
     /// A date right after a date-of-birth cue (`born`, `DOB`, `geboren`, `né le`, …); opt-in.
     DateOfBirth,
@@ -167,7 +167,7 @@ impl Builtin {
     /// How sure a finding of this type is, 0 to 100, when its parser does not grade it: 95 for a
     /// value a check digit, checksum or fixed issuer prefix confirms (card, IBAN, the keys, the
     /// strong national ids), lower for shapes that only context or format confirm. `PERSON`,
-    /// `ADDRESS` and the bare-digit SSN are graded by their parsers (`names.rs`, `pii.rs`: nine
+    /// `ADDRESS` and the bare-digit SSN are graded by their parsers (`names/`, `pii.rs`: nine
     /// digits after an SSN word are 70); the values here are their upper bounds.
     pub const fn confidence(self) -> u8 {
         match self {

@@ -13,7 +13,7 @@
 //! Aho-Corasick pass over the literal anchors of the secrets plus one SIMD pass that stops only at
 //! digits, `:` and `@`; hand-written parsers and validators (Luhn, mod-97, SSN rules, NANP, IPv4/6,
 //! entropy floors) decide each candidate, and the `regex` crate (linear time, no backtracking) runs
-//! only operator patterns. The opt-in `PERSON` and `ADDRESS` (`names.rs`) parse from word starts
+//! only operator patterns. The opt-in `PERSON` and `ADDRESS` (`names/`) parse from word starts
 //! with a shipped name lexicon and street-type words. Overlaps are resolved leftmost-longest. Findings are `(entity, start,
 //! end)` byte offsets into the original text and never carry the value; [`char_offsets`] turns them
 //! into the character offsets Python uses.

@@ -166,6 +166,7 @@ const SAMPLES: &[&str] = &[
     "Customer Maria Schmidt, Hauptstraße 12, 10115 Berlin. Mr. O'Brien lives at 221B Baker Street, London.",
     "M. Dupont, 12, rue de la Paix\n75002 Paris; ul. Długa 5\n00-950 Warszawa; Grace Thompson; In May Microsoft",
     "1600 Pennsylvania Ave NW\nWashington, DC 20500-0003 — Sra. Lucía Fernández, Calle Mayor 5, Madrid, 28013",
+    "Mr Albert Smith and Dr Watson; Ms Word, MS Teams, Dr Martens; on Ocean Dr Miami Beach, Fr Brown.",
 ];
 
 #[test]
@@ -505,6 +506,8 @@ fn fragment() -> impl Strategy<Value = String> {
         Just("Maria Schmidt".to_string()),
         Just("Grace Thompson".to_string()),
         Just("Mr. ".to_string()),
+        Just("Dr ".to_string()),
+        Just("Ocean Dr ".to_string()),
         Just("Frau ".to_string()),
         Just("my name is ".to_string()),
         Just("Hauptstraße 12".to_string()),

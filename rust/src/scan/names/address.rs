@@ -1,0 +1,597 @@
+//! `ADDRESS`: a street with a house number, a secondary unit, a postcode and a city.
+
+use crate::scan::detectors::{Out, Res};
+use crate::scan::entity::Builtin;
+use crate::scan::normalize::View;
+
+use super::read::{boundary, next_word, read_word, with_dot, Low, Rd, Word, POSTCODE, R, UNIT};
+use super::words::{ends_street, words, STATES};
+use super::{decide, r_gap, reader};
+
+/// Whether the word before the digit at `d` (`Hauptstraße 12`, `Baker Street, 5`) may be a
+/// street-type word or end with one: a superset of what [`name_then_street_word`] accepts before
+/// its house number, so that a `false` here lets a range skip that parser.
+fn street_word_before(t: &[u8], d: usize) -> bool {
+    let mut e = d;
+    if e == 0 || t[e - 1] != b' ' {
+        return false;
+    }
+    e -= 1;
+    if e > 0 && t[e - 1] == b',' {
+        e -= 1;
+    }
+    let mut s = e;
+    while s > 0 && e - s < 64 && !matches!(t[s - 1], b' ' | b'\n' | b'\t' | b'\r' | b',') {
+        s -= 1;
+    }
+    while s < e && t[s].is_ascii_punctuation() {
+        s += 1;
+    }
+    let word = &t[s..e];
+    let bare = word.strip_suffix(b".").unwrap_or(word);
+    let ws = words();
+    ends_street(word) || ends_street(bare) || Low::new(word).in_set(&ws.after) || Low::new(bare).in_set(&ws.after)
+}
+
+/// `ADDRESS` at every word start in `[lo, hi)` (with `wait`, each is marked as waiting for text).
+pub(super) fn address_range(v: &View, lo: usize, hi: usize, wait: bool, out: &mut Out) {
+    let t = v.t;
+    let n = t.len();
+    let ws = words();
+    // a capitalised word starts a street-word-last address only if the word before this range's
+    // digit is a street word (the digit is the house number's first)
+    let named = wait || hi == 0 || street_word_before(t, hi - 1) || (hi >= 2 && r_gap(v, hi - 1));
+    let mut i = lo;
+    while i < hi {
+        let b = t[i];
+        let starts = b.is_ascii_alphanumeric() || b >= 0xC0 || b == b'#';
+        if !starts || !boundary(t, i) {
+            i += 1;
+            continue;
+        }
+        // a lower-case word starts an address only as a street-type word (`rue`, `ul.`)
+        let lower_skip = b.is_ascii_lowercase() && {
+            let mut e = i + 1;
+            while e < n && e - i < 16 && t[e].is_ascii_alphabetic() {
+                e += 1;
+            }
+            e < n
+                && e - i < 16
+                && !matches!(t[e], b'.' | b'/' | 0x80..=0xFF)
+                && (ws.before_shape[usize::from(b - b'a')] & (1 << (e - i)) == 0 || !ws.before.contains(&t[i..e]))
+        };
+        if wait && !lower_skip {
+            out.put(i, Builtin::Address.id(), Res::More);
+            return;
+        }
+        // a capital that is no street-type word (`Calle`, `Via`) and no number: only the
+        // street-word-last form is left, which needs `named`
+        let cap_only = !named && b.is_ascii_uppercase() && {
+            let mut e = i + 1;
+            while e < n && e - i < 16 && t[e].is_ascii_alphabetic() {
+                e += 1;
+            }
+            e < n && e - i < 16 && matches!(t[e], b' ' | b',' | b'\n') && !Low::new(&t[i..e]).in_set(&ws.before)
+        };
+        if !lower_skip && !cap_only {
+            let r = reader(v, i);
+            let res = decide(address_at(&r, i));
+            out.put_conf(i, Builtin::Address.id(), res, address_confidence(r.parts.get()));
+        }
+        // the rest of an ASCII word starts nothing (what `boundary` would say byte by byte)
+        i += 1;
+        if b.is_ascii_alphanumeric() {
+            while i < hi && t[i].is_ascii_alphanumeric() {
+                i += 1;
+            }
+        }
+    }
+}
+
+/// An address's confidence by its parts: a street with a house number (or a street name and a
+/// postcode line) 70, a secondary unit +10, a postcode or city line +20.
+fn address_confidence(parts: u8) -> u8 {
+    let mut conf = 70;
+    if parts & UNIT != 0 {
+        conf += 10;
+    }
+    if parts & POSTCODE != 0 {
+        conf += 20;
+    }
+    conf.min(Builtin::Address.confidence())
+}
+
+/// An address is looked for only at word starts with a digit (house number or postcode) within
+/// this many bytes; see [`round`](super::round).
+pub(super) const DIGIT_REACH: usize = 96;
+
+/// `ADDRESS` starting at `s`: a house number, a street-type word or a capitalised word.
+fn address_at(r: &Rd, s: usize) -> R<Option<usize>> {
+    let t = r.t;
+    let b = t[s];
+    if b.is_ascii_digit() {
+        return number_first(r, s);
+    }
+
+    let Some(w) = read_word(r, s)? else { return Ok(None) };
+    let ws = words();
+    let we = with_dot(r, &w)?;
+    let lw = Low::new(&t[s..we]);
+    let lw_bare = Low::new(&t[s..w.e]);
+    if lw.in_set(&ws.before) || lw_bare.in_set(&ws.before) {
+        // `ul.` / `Av` / `c/`: the street-type word, then the name and the number
+        let mut e = if lw.in_set(&ws.before) { we } else { w.e };
+        if r.get(e)? == Some(b'/') && lw_bare.get() == b"c" {
+            e += 1;
+        }
+        if let Some(end) = street_name_then_number(r, e)? {
+            return Ok(Some(end));
+        }
+        return Ok(None);
+    }
+    if w.cap {
+        return name_then_street_word(r, s);
+    }
+    Ok(None)
+}
+
+/// A house number at `i`: `12`, `12a`, `12 bis`, `12/3`, `12-14`, `s/n`; returns its end.
+fn house_number(r: &Rd, i: usize) -> R<Option<usize>> {
+    let mut e = i;
+    while e - i < 5 && r.get(e)?.is_some_and(|b| b.is_ascii_digit()) && (e == i || !r.gap(e)) {
+        e += 1;
+    }
+    if r.gap(e) {
+        return Ok(Some(e));
+    }
+    if e == i {
+        // `S/N`, `s/n` (sin número, sem número)
+        let g = [r.get(i)?, r.get(i + 1)?, r.get(i + 2)?];
+        if matches!(g, [Some(b's' | b'S'), Some(b'/'), Some(b'n' | b'N')]) {
+            return Ok(end_ok(r, i + 3)?.then_some(i + 3));
+        }
+        return Ok(None);
+    }
+    if r.get(e)?.is_some_and(|b| b.is_ascii_digit()) {
+        return Ok(None);
+    }
+    // one letter (`221B`, `5a`)
+    if let Some(b) = r.get(e)? {
+        if b.is_ascii_alphabetic() && !r.get(e + 1)?.is_some_and(|c| c.is_ascii_alphanumeric()) {
+            e += 1;
+        }
+    }
+    // a range or a second number (`12-14`, `12/3`)
+    if let Some(b'-' | b'/') = r.get(e)? {
+        let mut k = e + 1;
+        while k - e <= 4 && r.get(k)?.is_some_and(|b| b.is_ascii_digit()) && (k == e + 1 || !r.gap(k)) {
+            k += 1;
+        }
+        if r.gap(k) {
+            return Ok(Some(k));
+        }
+        if k > e + 1 && !r.get(k)?.is_some_and(|b| b.is_ascii_digit()) {
+            e = k;
+            if let Some(b) = r.get(e)? {
+                if b.is_ascii_alphabetic() && !r.get(e + 1)?.is_some_and(|c| c.is_ascii_alphanumeric()) {
+                    e += 1;
+                }
+            }
+        }
+    }
+    Ok(end_ok(r, e)?.then_some(e))
+}
+
+/// Whether a number may end at `e`: not before a letter, a digit or a `.`/`,` plus a digit.
+pub(super) fn end_ok(r: &Rd, e: usize) -> R<bool> {
+    Ok(match r.ch(e)? {
+        None => true,
+        Some((c, _)) if c.is_alphanumeric() => false,
+        Some(('.' | ',' | ':', w)) => !r.get(e + w)?.is_some_and(|b| b.is_ascii_digit()),
+        Some(_) => true,
+    })
+}
+
+/// `221B Baker Street`, `12, rue de la Paix`, `1600 Pennsylvania Ave NW`.
+fn number_first(r: &Rd, s: usize) -> R<Option<usize>> {
+    let t = r.t;
+    let Some(mut e) = house_number(r, s)? else {
+        return Ok(None);
+    };
+    if e - s > 6 {
+        return Ok(None);
+    }
+    // `12 bis`, `12 ter`
+    if let Some(w) = next_word(r, e)? {
+        if matches!(&t[w.s..w.e], b"bis" | b"ter" | b"quater") {
+            e = w.e;
+        }
+    }
+    let mut i = e;
+    if r.get(i)? == Some(b',') {
+        i += 1;
+    }
+    if r.get(i)? != Some(b' ') {
+        return Ok(None);
+    }
+    i += 1;
+    let Some(w) = read_word(r, i)? else { return Ok(None) };
+    let ws = words();
+    let we = with_dot(r, &w)?;
+    let lw = Low::new(&t[w.s..we]);
+    let lw_bare = Low::new(&t[w.s..w.e]);
+    if !w.caps && (lw.in_set(&ws.before) || lw_bare.in_set(&ws.before)) {
+        // French order: the number, the street-type word, the name
+        let e0 = if lw.in_set(&ws.before) { we } else { w.e };
+        let Some(end) = street_name(r, e0)? else {
+            return Ok(None);
+        };
+        return tail(r, end);
+    }
+    // English order: capitalised words ending with a street-type word
+    let mut at = i;
+    let mut first = true;
+    for _ in 0..5 {
+        let w = if first {
+            first = false;
+            Some(w)
+        } else {
+            next_word(r, at)?
+        };
+        let Some(w) = w else { return Ok(None) };
+        if !(w.cap || w.caps) {
+            return Ok(None);
+        }
+        let we = with_dot(r, &w)?;
+        let lw = Low::new(&t[w.s..we]);
+        let lw_bare = Low::new(&t[w.s..w.e]);
+        if at > i && (lw.in_set(&ws.after) || lw_bare.in_set(&ws.after)) {
+            let mut end = if lw.in_set(&ws.after) { we } else { w.e };
+            // a direction after the street (`Ave NW`)
+            if let Some(d) = next_word(r, end)? {
+                if matches!(&t[d.s..d.e], b"N" | b"S" | b"E" | b"W" | b"NE" | b"NW" | b"SE" | b"SW") {
+                    end = d.e;
+                }
+            }
+            return tail(r, end);
+        }
+        at = w.e;
+    }
+    Ok(None)
+}
+
+/// The name of a street after its street-type word (from `i`, which is at the space after it):
+/// connectors and capitalised words, at least one capitalised. Returns the end of the last word.
+fn street_name(r: &Rd, i: usize) -> R<Option<usize>> {
+    let t = r.t;
+    let ws = words();
+    let mut at = i;
+    let mut end = None;
+    for _ in 0..7 {
+        let k = at;
+        let Some(w) = next_word(r, k)? else { break };
+        let b = &t[w.s..w.e];
+        if w.cap || w.caps || b.iter().all(u8::is_ascii_digit) {
+            // an abbreviation inside the name (`Praça S. Bartolomeu`, `Avenida Prof. António`)
+            let we = if w.cap && r.get(w.e)? == Some(b'.') && r.get(w.e + 1)? == Some(b' ') {
+                w.e + 1
+            } else {
+                w.e
+            };
+            end = Some(w.e);
+            at = we;
+            continue;
+        }
+        // `de l'Église`, `d'Italia`: an elided article glued to the name
+        if w.lower && (ws.connectors.contains(b) || b.starts_with(b"l'") || b.starts_with(b"d'")) {
+            if b.len() > 2 && (b.starts_with(b"l'") || b.starts_with(b"d'")) {
+                end = Some(w.e);
+            }
+            at = w.e;
+            continue;
+        }
+        break;
+    }
+    Ok(end)
+}
+
+/// The street name and then the house number (`Calle Mayor 5`, `Via Roma, 10`), or a postcode
+/// line when the number is missing (`rue Dupont⏎75001 Paris`).
+fn street_name_then_number(r: &Rd, i: usize) -> R<Option<usize>> {
+    let Some(end) = street_name(r, i)? else { return Ok(None) };
+    let numbered = match number_after(r, end)? {
+        Some(e) => tail(r, e)?,
+        None => None,
+    };
+    // `chemin Gallet, 63347 Weissdan`: a postcode, not a house number
+    Ok(numbered.max(postcode_city(r, end)?))
+}
+
+/// `, 12` or ` 12` after `end`: the house number's end.
+fn number_after(r: &Rd, end: usize) -> R<Option<usize>> {
+    let mut i = end;
+    if r.get(i)? == Some(b',') {
+        i += 1;
+    }
+    if r.get(i)? != Some(b' ') {
+        return Ok(None);
+    }
+    house_number(r, i + 1)
+}
+
+/// `Hauptstraße 12`, `Berliner Str. 5`, `Hans-Müller-Weg 3`, `Keizersgracht 123`.
+fn name_then_street_word(r: &Rd, s: usize) -> R<Option<usize>> {
+    let t = r.t;
+    let ws = words();
+    let mut at = s;
+    for k in 0..4 {
+        let w = if k == 0 { read_word(r, s)? } else { next_word(r, at)? };
+        let Some(w) = w else { return Ok(None) };
+        if !w.cap {
+            return Ok(None);
+        }
+        let we = with_dot(r, &w)?;
+        let lw = Low::new(&t[w.s..we]);
+        let dotted = lw.in_set(&ws.after);
+        let alone = k > 0 && (dotted || Low::new(&t[w.s..w.e]).in_set(&ws.after));
+        // a compound (`Hauptstraße`) starts its own address: words before it are not its name
+        let compound = k == 0 && ends_street(&t[w.s..we]);
+        if alone || compound {
+            let end = if dotted || (compound && we > w.e && lw.get().ends_with(b"str.")) {
+                we
+            } else {
+                w.e
+            };
+            let Some(e) = number_after(r, end)? else {
+                return Ok(None);
+            };
+            return tail(r, e);
+        }
+        if ends_street(&t[w.s..we]) {
+            return Ok(None);
+        }
+        at = w.e;
+    }
+    Ok(None)
+}
+
+/// After the house number: an optional unit (`Apt. 5`) and postcode and city.
+fn tail(r: &Rd, e: usize) -> R<Option<usize>> {
+    let t = r.t;
+    let ws = words();
+    let mut e = e;
+    // a secondary unit: `Apt. 5`, `Suite 100`, `Piso 3`, `# 4`
+    let mut i = e;
+    if r.get(i)? == Some(b',') {
+        i += 1;
+    }
+    if r.get(i)? == Some(b' ') {
+        if let Some(w) = read_word(r, i + 1)?.or(if r.get(i + 1)? == Some(b'#') {
+            Some(Word {
+                s: i + 1,
+                e: i + 2,
+                cap: false,
+                caps: false,
+                lower: false,
+            })
+        } else {
+            None
+        }) {
+            let we = with_dot(r, &w)?;
+            let lw = Low::new(&t[w.s..we]);
+            if lw.in_set(&ws.units) || Low::new(&t[w.s..w.e]).in_set(&ws.units) {
+                let ue = if lw.in_set(&ws.units) { we } else { w.e };
+                let mut k = ue;
+                if r.get(k)? == Some(b' ') {
+                    k += 1;
+                }
+                let mut d = k;
+                while d - k < 6 && r.get(d)?.is_some_and(|b| b.is_ascii_alphanumeric()) && (d == k || !r.gap(d)) {
+                    d += 1;
+                }
+                if d > k && t[k..d].iter().any(u8::is_ascii_digit) && (r.gap(d) || end_ok(r, d)?) {
+                    e = d;
+                    r.parts.set(r.parts.get() | UNIT);
+                }
+            }
+        }
+    }
+    Ok(Some(postcode_city(r, e)?.unwrap_or(e)))
+}
+
+/// A separator between address lines: `, `, `,⏎`, `⏎`, ` `; returns where the next line starts.
+fn line_sep(r: &Rd, i: usize) -> R<Option<usize>> {
+    if r.gap(i) && r.get(i)?.is_some_and(|b| b.is_ascii_digit()) {
+        return Ok(Some(i));
+    }
+    let mut k = i;
+    if r.get(k)? == Some(b',') {
+        k += 1;
+    }
+    // spaces before a line break belong to the break
+    let mut sp = k;
+    while sp - k < 3 && r.get(sp)? == Some(b' ') {
+        sp += 1;
+    }
+    if sp > k && r.get(sp)? == Some(b'\n') {
+        return Ok(Some(sp + 1));
+    }
+    match r.get(k)? {
+        Some(b' ') => Ok(Some(k + 1)),
+        Some(b'\n') => Ok(Some(k + 1)),
+        Some(b'\r') if r.get(k + 1)? == Some(b'\n') => Ok(Some(k + 2)),
+        _ => Ok(None),
+    }
+}
+
+/// Digits at `i` in the shape `pat` (`9` a digit, `A` a capital, others literal).
+fn shape(r: &Rd, i: usize, pat: &[u8]) -> R<bool> {
+    for (k, &p) in pat.iter().enumerate() {
+        let Some(b) = r.get(i + k)? else { return Ok(false) };
+        let ok = match p {
+            b'9' => b.is_ascii_digit(),
+            b'A' => b.is_ascii_uppercase(),
+            _ => b == p,
+        };
+        if !ok {
+            return Ok(false);
+        }
+    }
+    Ok(!r.get(i + pat.len())?.is_some_and(|b| b.is_ascii_alphanumeric()))
+}
+
+/// A city: one to four capitalised words, connectors between them; returns its end.
+fn city(r: &Rd, i: usize) -> R<Option<usize>> {
+    let t = r.t;
+    let ws = words();
+    let Some(w) = read_word(r, i)? else { return Ok(None) };
+    if !(w.cap || w.caps) {
+        return Ok(None);
+    }
+    let mut end = w.e;
+    let mut at = w.e;
+    for _ in 0..3 {
+        let Some(n) = next_word(r, at)? else { break };
+        if n.cap {
+            end = n.e;
+            at = n.e;
+        } else if n.lower && ws.connectors.contains(&t[n.s..n.e]) {
+            at = n.e;
+        } else {
+            break;
+        }
+    }
+    Ok(Some(end))
+}
+
+/// Postcode and city after an address line ending at `e`; returns the new end.
+fn postcode_city(r: &Rd, e: usize) -> R<Option<usize>> {
+    let found = postcode_city_at(r, e)?;
+    if found.is_some() {
+        r.parts.set(r.parts.get() | POSTCODE);
+    }
+    Ok(found)
+}
+
+fn postcode_city_at(r: &Rd, e: usize) -> R<Option<usize>> {
+    let t = r.t;
+    let Some(i) = line_sep(r, e)? else { return Ok(None) };
+    // the postcode first
+    for pat in [&b"9999 AA"[..], b"9999AA", b"9999-999", b"99-999", b"999 99", b"99999"] {
+        if shape(r, i, pat)? {
+            let p = i + pat.len();
+            let Some(c) = line_sep(r, p)? else { return Ok(Some(p)) };
+            let Some(ce) = city(r, c)? else { return Ok(Some(p)) };
+            // an Italian province (`(RM)`)
+            if r.get(ce)? == Some(b' ') && r.get(ce + 1)? == Some(b'(') {
+                if shape(r, ce + 2, b"AA)")? {
+                    return Ok(Some(ce + 5));
+                }
+                if shape(r, ce + 2, b"AAA)")? {
+                    return Ok(Some(ce + 6));
+                }
+            }
+            return Ok(Some(ce));
+        }
+    }
+    // the city first: `Springfield, IL 62704`, `Madrid, 28013`, `London⏎SW1A 1AA`
+    let Some(ce) = city(r, i)? else { return Ok(None) };
+    if r.get(ce)? == Some(b',') && r.get(ce + 1)? == Some(b' ') {
+        let k = ce + 2;
+        let st = [r.get(k)?, r.get(k + 1)?];
+        if let [Some(a), Some(b)] = st {
+            if STATES.contains(&&[a, b]) && r.get(k + 2)? == Some(b' ') {
+                let z = k + 3;
+                if shape(r, z, b"99999-9999")? {
+                    return Ok(Some(z + 10));
+                }
+                if shape(r, z, b"99999")? {
+                    return Ok(Some(z + 5));
+                }
+            }
+        }
+        if shape(r, k, b"99999")? {
+            return Ok(Some(k + 5));
+        }
+    }
+    if let Some(k) = line_sep(r, ce)? {
+        if let Some(p) = uk_postcode(r, k)? {
+            return Ok(Some(p));
+        }
+    }
+    let _ = t;
+    Ok(None)
+}
+
+/// A UK postcode at `i` (`SW1A 1AA`, `M1 1AE`, `B33 8TH`); returns its end.
+fn uk_postcode(r: &Rd, i: usize) -> R<Option<usize>> {
+    let mut k = i;
+    let mut letters = 0;
+    while letters < 2 && r.get(k)?.is_some_and(|b| b.is_ascii_uppercase()) {
+        k += 1;
+        letters += 1;
+    }
+    if letters == 0 || !r.get(k)?.is_some_and(|b| b.is_ascii_digit()) {
+        return Ok(None);
+    }
+    k += 1;
+    if r.get(k)?.is_some_and(|b| b.is_ascii_digit() || b.is_ascii_uppercase()) {
+        k += 1;
+    }
+    if r.get(k)? != Some(b' ') {
+        return Ok(None);
+    }
+    Ok(shape(r, k + 1, b"9AA")?.then_some(k + 4))
+}
+
+#[cfg(test)]
+mod tests {
+    t!(
+        a010,
+        "Send it to Hauptstraße 12, 10115 Berlin please",
+        [("ADDRESS", "Hauptstraße 12, 10115 Berlin")]
+    );
+    t!(a020, "at 221B Baker Street, London", [("ADDRESS", "221B Baker Street")]);
+    t!(
+        a030,
+        "12, rue de la Paix\n75002 Paris",
+        [("ADDRESS", "12, rue de la Paix\n75002 Paris")]
+    );
+    t!(
+        a040,
+        "Calle Mayor 5, Madrid, 28013",
+        [("ADDRESS", "Calle Mayor 5, Madrid, 28013")]
+    );
+    t!(
+        a050,
+        "Via Roma, 10\n00184 Roma (RM)",
+        [("ADDRESS", "Via Roma, 10\n00184 Roma (RM)")]
+    );
+    t!(
+        a060,
+        "ul. Długa 5\n00-950 Warszawa",
+        [("ADDRESS", "ul. Długa 5\n00-950 Warszawa")]
+    );
+    t!(
+        a070,
+        "Keizersgracht 123\n1015 CJ Amsterdam",
+        [("ADDRESS", "Keizersgracht 123\n1015 CJ Amsterdam")]
+    );
+    t!(
+        a080,
+        "Drottninggatan 5, 111 51 Stockholm",
+        [("ADDRESS", "Drottninggatan 5, 111 51 Stockholm")]
+    );
+    t!(
+        a090,
+        "Rua Augusta, 100\n1100-053 Lisboa",
+        [("ADDRESS", "Rua Augusta, 100\n1100-053 Lisboa")]
+    );
+    t!(
+        a100,
+        "1600 Pennsylvania Ave NW\nWashington, DC 20500-0003",
+        [("ADDRESS", "1600 Pennsylvania Ave NW\nWashington, DC 20500-0003")]
+    );
+    t!(a110, "We sold 12 Apples and 3 Pears in 2023.", []);
+    t!(a120, "Berliner Str. 5a", [("ADDRESS", "Berliner Str. 5a")]);
+}

@@ -1,0 +1,296 @@
+//! `PERSON` and `ADDRESS`: personal names and postal street addresses in running text.
+//!
+//! Both are found from word starts, so a stream decides them like every other parser: a parser
+//! started at a word reads at most [`MAX_SPAN`] normalized bytes after it (and [`LOOK_BEHIND`]
+//! before it, inside the context a stream keeps) and answers `More` while the bytes it needs have
+//! not arrived. The bytes past the span are never read, so any chunking gives the same findings,
+//! and the stream's hold-back bound is the one of the other small types. `PERSON` runs at
+//! capitals and non-ASCII letters (found 16 bytes at a time); `ADDRESS` only at word starts with a
+//! digit within [`DIGIT_REACH`] bytes (an address always has a house number or a postcode), so
+//! prose without digits costs it one SIMD pass.
+//!
+//! **Names** come from a lexicon shipped in `rust/data/` (given names of the nine covered
+//! languages from Jörg Michael's first-name dictionary, surnames from the US Census; see the
+//! README there). A word is a name when
+//!
+//! - a **title** stands right before it (`Mr`, `Dr.`, `Herr`, `Frau`, `M.`, `Mme`, `Sr.`, `Sra.`,
+//!   `Sig.`, `Dhr.`, `Mevr.`, `Pan`, `Pani`, …): the capitalised words after the title. Its dot is
+//!   optional, except for the one- and two-letter titles other than the English `Mr`, `Ms`, `Mx`
+//!   and `Dr` (`M.`, `Fr.`, `Hr.`, `Sr.`: not an initial, Friday or Senior); an all-caps `MR`,
+//!   `DR` or `MS` is no title, nor a `Dr` right after a capitalised word inside a sentence (a
+//!   street's `Drive`: `on Ocean Dr Miami`), nor a title before a brand's or product's word
+//!   (`Dr Martens`, `Dr. Pepper`, `Ms Word`);
+//! - a **cue phrase** ends right before it (`my name is`, `customer`, `Kunde`, `je m'appelle`,
+//!   `me llamo`, `mi chiamo`, `ik heet`, `nazywam się`, `jag heter`, `Dear`, …): the same;
+//! - it is a **given name** of the lexicon followed by a capitalised word that is not a function
+//!   word, month, weekday, street word or title (`Maria Schmidt`, `Jean-Luc Picard`, `Ana de la
+//!   Cruz`). A given name that is also a common word, a month, a place or a brand (`Will`, `May`,
+//!   `Grace`, `Paris`, `Victoria`; flagged in the lexicon) needs the next word to be a lexicon
+//!   surname or given name (`Grace Hopper`, not `May Microsoft`).
+//!
+//! - Polish: a given name in another case (`Annę`, `Janem`, `Piotra`, `Marii`) is the name, an
+//!   adjectival (`-ski`, `-cka`, `-dzkiego`, `-ską`) or patronymic (`-wicz`) surname in any case
+//!   is a surname, and a capitalised word the lexicon does not know before a `-wicz`, `-czyk` or
+//!   `-czak` surname is a given name (`Blanka Kolarczyk`); titles in every case (`Pana`, `Panią`).
+//! - Dutch: lower-case titles with their dot (`dr.`, `mr.`, `ir.`), particles `van 't`, `in 't`,
+//!   and a Dutch or German particle (`van`, `von`, `ter`) confirms an ambiguous given name (`Mark
+//!   van Dijk`). An ambiguous given name and an unknown capitalised word between two lower-case
+//!   words that are not English function words (`heeft Mark Bave het`) is graded 60: the
+//!   ambiguity flags come from English word lists.
+//! - A Roman numeral of two or more letters after a given name belongs to the name (`Koen VI`,
+//!   `Henri IV`): a regnal name is a person.
+//! - Not a name: the words after a car make (`Renault Clio`, `SEAT León`) or a make made of names
+//!   (`Alfa Romeo`, `Aston Martin`); and a name right after a place or institution noun (`place
+//!   Charles de Gaulle`, `Aeroporto Humberto Delgado`, `Galleria Vittorio Emanuele II`) or right
+//!   before one (`Anne Frank Huis`, `Morgan Stanley Research`) is graded at most 45, counted and
+//!   not redacted at the default threshold: the name is the place's.
+//! - A brand made of names (`Albert Heijn`, `John Deere`; `brands.txt` in `rust/data/`, from the
+//!   CC0 simple-icons data), alone or followed by more capitalised words of its name (`Albert
+//!   Heijn Bonus`), is graded the same 45, unless a title or a cue phrase stands before it (`Mr.
+//!   Albert Heijn`, `my name is John Deere`). The brand's words are the name's, already read: the
+//!   rule reads nothing more.
+//!
+//! A lone capitalised word is never a name, so the capital at the start of a sentence is never
+//! taken as evidence. The span covers the name words, not the title or cue.
+//!
+//! **Addresses** are a street with a house number, in the order of its language, optionally
+//! followed by a secondary unit and a postcode and city:
+//!
+//! - number first (English, French): `221B Baker Street`, `12, rue de la Paix`, `1600 Pennsylvania
+//!   Ave NW Suite 5`;
+//! - street-type word first (Spanish, Italian, Portuguese, Polish, French): `Calle Mayor 5`,
+//!   `Via Roma, 10`, `Rua Augusta, 100`, `ul. Długa 5`, `aleja Jana Pawła 12`;
+//! - a street word last or as the end of a compound, then the number (German, Dutch, Swedish):
+//!   `Hauptstraße 12`, `Berliner Str. 5a`, `Keizersgracht 123`, `Drottninggatan 5`;
+//! - then `10115 Berlin`, `1015 BS Amsterdam`, `00-950 Warszawa`, `114 55 Stockholm`,
+//!   `1100-148 Lisboa`, `Springfield, IL 62704-1234`, `Madrid, 28013`, `London⏎SW1A 1AA`.
+//!
+//! The code: this module runs the parsers over a view ([`round`], [`birth_dates`]); [`read`] is the
+//! bounded reader they read through, [`lexicon`] the name lexicon, [`words`] the word lists,
+//! [`person`], [`address`] and [`dob`] the parsers of `PERSON`, `ADDRESS` and `DATE_OF_BIRTH`.
+
+// the tests' `t!(name, text, [(type, found text), …])`, before the modules that use it
+#[cfg(test)]
+macro_rules! t {
+    ($name:ident, $text:expr, [$(($e:expr, $v:expr)),*]) => {
+        #[test]
+        fn $name() {
+            let want: Vec<(String, String)> = vec![$(($e.to_string(), $v.to_string())),*];
+            assert_eq!(crate::scan::names::found($text), want, "{:?}", $text);
+        }
+    };
+}
+
+mod address;
+mod dob;
+mod lexicon;
+mod person;
+mod read;
+mod words;
+
+use std::cell::Cell;
+
+use crate::scan::detectors::{Out, Res};
+use crate::scan::entity::Builtin;
+use crate::scan::normalize::View;
+
+use address::{address_range, DIGIT_REACH};
+use person::person_at;
+use read::{boundary, Need, Rd, R};
+
+pub use dob::birth_dates;
+pub use lexicon::warm;
+
+/// The findings of every type in `text` as (type, text) pairs, after checking that a stream finds
+/// the same however the text is cut.
+#[cfg(test)]
+fn found(text: &str) -> Vec<(String, String)> {
+    let s = crate::scan::tests::everything();
+    crate::scan::tests::check_stream(s, text);
+    s.scan(text)
+        .iter()
+        .map(|f| (s.entity_name(f.entity).to_string(), text[f.start..f.end].to_string()))
+        .collect()
+}
+
+/// Most normalized bytes a `PERSON` or `ADDRESS` parser reads from its start.
+pub const MAX_SPAN: usize = 240;
+
+/// Most normalized bytes a parser reads before its start (title, cue phrase, word boundary).
+pub const LOOK_BEHIND: usize = 40;
+
+/// Runs the `PERSON` and `ADDRESS` parsers at every word start from `base` where they can
+/// answer anything but no: `PERSON` at capitals and non-ASCII letters (found 16 bytes at a time),
+/// `ADDRESS` only within [`DIGIT_REACH`] bytes before a digit (and, in an unfinished stream,
+/// before the end of the buffer, where a digit may still come).
+pub fn round(person: bool, address: bool, v: &View, base: usize, out: &mut Out) {
+    let t = v.t;
+    let n = t.len();
+    if person {
+        for_each_capital(t, base, |i| {
+            if boundary(t, i) {
+                let r = reader(v, i);
+                let (res, conf) = decide_scored(person_at(&r, i));
+                out.put_conf(i, Builtin::Person.id(), res, conf);
+            }
+        });
+    }
+    if address {
+        let mut covered = base;
+        let mut d = base;
+        while let Some(digit) = next_digit(t, d) {
+            let lo = covered.max(digit.saturating_sub(DIGIT_REACH));
+            address_range(v, lo, digit + 1, false, out);
+            covered = digit + 1;
+            // a digit run: its other digits start nothing new beyond the next one's reach
+            d = digit + 1;
+        }
+        if !v.eof {
+            // no digit yet in reach of these starts: a digit may still come, so they wait
+            address_range(v, covered.max(n.saturating_sub(DIGIT_REACH)), n, true, out);
+        }
+    }
+}
+
+/// Whether original text was dropped right before view byte `i` (see [`Rd::gap`]).
+fn r_gap(v: &View, i: usize) -> bool {
+    i > 0 && i < v.t.len() && v.orig(i) > v.orig_end(i - 1)
+}
+
+fn reader<'a>(v: &'a View<'a>, i: usize) -> Rd<'a> {
+    Rd {
+        t: v.t,
+        eof: v.eof,
+        lim: i + MAX_SPAN,
+        v,
+        parts: Cell::new(0),
+    }
+}
+
+/// The first ASCII digit at or after `from`, 16 bytes at a time.
+fn next_digit(t: &[u8], from: usize) -> Option<usize> {
+    let n = t.len();
+    let mut i = from;
+    while i + 16 <= n {
+        let m = digit_mask16(&t[i..i + 16]);
+        if m != 0 {
+            return Some(i + m.trailing_zeros() as usize);
+        }
+        i += 16;
+    }
+    t[i.min(n)..].iter().position(u8::is_ascii_digit).map(|k| i + k)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn digit_mask16(block: &[u8]) -> u32 {
+    use std::arch::x86_64::{__m128i, _mm_add_epi8, _mm_cmplt_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8};
+    debug_assert!(block.len() >= 16);
+    // SAFETY: `block` has at least 16 readable bytes and SSE2 is part of the x86-64 baseline.
+    unsafe {
+        let x = _mm_loadu_si128(block.as_ptr().cast::<__m128i>());
+        // '0'..='9' is 0x30..=0x39: shift it to -128..=-119, then one signed compare
+        _mm_movemask_epi8(_mm_cmplt_epi8(
+            _mm_add_epi8(x, _mm_set1_epi8(0x50)),
+            _mm_set1_epi8(-128 + 10),
+        )) as u32
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn digit_mask16(block: &[u8]) -> u32 {
+    block[..16]
+        .iter()
+        .enumerate()
+        .fold(0, |m, (k, &b)| m | (u32::from(b.is_ascii_digit()) << k))
+}
+
+/// Calls `f(i)` for every `i >= from` where `t[i]` is an ASCII capital or a UTF-8 lead byte.
+fn for_each_capital(t: &[u8], from: usize, mut f: impl FnMut(usize)) {
+    let n = t.len();
+    let mut i = from;
+    while i + 16 <= n {
+        let mut m = capital_mask16(&t[i..i + 16]);
+        while m != 0 {
+            f(i + m.trailing_zeros() as usize);
+            m &= m - 1;
+        }
+        i += 16;
+    }
+    while i < n {
+        if t[i].is_ascii_uppercase() || t[i] >= 0xC0 {
+            f(i);
+        }
+        i += 1;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn capital_mask16(block: &[u8]) -> u32 {
+    use std::arch::x86_64::{
+        __m128i, _mm_add_epi8, _mm_cmpgt_epi8, _mm_cmplt_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8,
+    };
+    debug_assert!(block.len() >= 16);
+    // SAFETY: `block` has at least 16 readable bytes and SSE2 is part of the x86-64 baseline.
+    unsafe {
+        let x = _mm_loadu_si128(block.as_ptr().cast::<__m128i>());
+        // 'A'..='Z' is 0x41..=0x5A: shift it to -128..=-103, then one signed compare
+        let upper = _mm_cmplt_epi8(_mm_add_epi8(x, _mm_set1_epi8(0x3F)), _mm_set1_epi8(-128 + 26));
+        // lead bytes 0xC0..=0xFF are -64..=-1 as signed bytes
+        let lead = _mm_cmpgt_epi8(x, _mm_set1_epi8(-65));
+        let neg = _mm_cmplt_epi8(x, _mm_set1_epi8(0));
+        let lead = std::arch::x86_64::_mm_and_si128(lead, neg);
+        _mm_movemask_epi8(_mm_or_si128(upper, lead)) as u32
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn capital_mask16(block: &[u8]) -> u32 {
+    block[..16].iter().enumerate().fold(0, |m, (k, &b)| {
+        m | (u32::from(b.is_ascii_uppercase() || b >= 0xC0) << k)
+    })
+}
+
+fn decide(r: R<Option<usize>>) -> Res {
+    match r {
+        Ok(Some(e)) => Res::Yes(e),
+        Ok(None) => Res::No,
+        Err(Need) => Res::More,
+    }
+}
+
+fn decide_scored(r: R<Option<(usize, u8)>>) -> (Res, u8) {
+    match r {
+        Ok(Some((e, conf))) => (Res::Yes(e), conf),
+        Ok(None) => (Res::No, 0),
+        Err(Need) => (Res::More, 0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn digit_scan_finds_the_next_digit() {
+        let text: Vec<u8> = (0u8..=255).cycle().take(700).collect();
+        for from in 0..text.len() {
+            let want = (from..text.len()).find(|&i| text[i].is_ascii_digit());
+            assert_eq!(super::next_digit(&text, from), want);
+        }
+        assert_eq!(super::next_digit(b"abcdefghijklmnopqrstuvwxyz", 3), None);
+    }
+
+    #[test]
+    fn capital_scan_finds_exactly_capitals_and_lead_bytes() {
+        let text: Vec<u8> = (0u8..=255).cycle().take(1000).collect();
+        let mut got = Vec::new();
+        super::for_each_capital(&text, 5, |i| got.push(i));
+        let want: Vec<usize> = (5..text.len())
+            .filter(|&i| text[i].is_ascii_uppercase() || text[i] >= 0xC0)
+            .collect();
+        assert_eq!(got, want);
+    }
+}

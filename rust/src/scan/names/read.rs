@@ -1,0 +1,216 @@
+//! The bounded reader every parser reads the view through, and words.
+
+use std::cell::Cell;
+
+use crate::scan::normalize::View;
+
+use super::lexicon::Set;
+use super::LOOK_BEHIND;
+
+/// Parsing ran into text that has not arrived.
+pub(super) struct Need;
+
+pub(super) type R<T> = Result<T, Need>;
+
+/// A bounded reader of the view from a parser's start: bytes at or past `lim` read as the end.
+pub(super) struct Rd<'a> {
+    pub(super) t: &'a [u8],
+    pub(super) eof: bool,
+    pub(super) lim: usize,
+    pub(super) v: &'a View<'a>,
+    /// The parts an address parser found after the street ([`UNIT`], [`POSTCODE`]), for its
+    /// confidence.
+    pub(super) parts: Cell<u8>,
+}
+
+/// An address part: a secondary unit (`Apt. 5`).
+pub(super) const UNIT: u8 = 1;
+
+/// An address part: a postcode or a city line.
+pub(super) const POSTCODE: u8 = 2;
+
+impl Rd<'_> {
+    /// Whether original text was dropped between view bytes `i - 1` and `i`: a line break the
+    /// view joined inside a number (`Hauptstraße 12⏎10115 Berlin` reads `1210115`), or an
+    /// invisible character. Address parsers take it as the end of a number and a line break.
+    #[inline]
+    pub(super) fn gap(&self, i: usize) -> bool {
+        i > 0 && i < self.t.len() && self.v.orig(i) > self.v.orig_end(i - 1)
+    }
+
+    #[inline]
+    pub(super) fn get(&self, i: usize) -> R<Option<u8>> {
+        if i >= self.lim {
+            return Ok(None);
+        }
+        match self.t.get(i) {
+            Some(&b) => Ok(Some(b)),
+            None if !self.eof => Err(Need),
+            None => Ok(None),
+        }
+    }
+
+    /// The character at `i` and its length.
+    pub(super) fn ch(&self, i: usize) -> R<Option<(char, usize)>> {
+        let Some(b) = self.get(i)? else { return Ok(None) };
+        if b < 0x80 {
+            return Ok(Some((char::from(b), 1)));
+        }
+        let w = match b {
+            0xC0..=0xDF => 2,
+            0xE0..=0xEF => 3,
+            0xF0..=0xF7 => 4,
+            _ => return Ok(Some(('\u{FFFD}', 1))),
+        };
+        for k in 1..w {
+            if self.get(i + k)?.is_none() {
+                return Ok(None);
+            }
+        }
+        Ok(std::str::from_utf8(&self.t[i..i + w])
+            .ok()
+            .and_then(|s| s.chars().next())
+            .map(|c| (c, w)))
+    }
+}
+
+/// The character ending at `i` (exclusive) in `t`, if any.
+fn char_before(t: &[u8], i: usize) -> Option<char> {
+    if i == 0 {
+        return None;
+    }
+    let mut j = i - 1;
+    while j > 0 && i - j < 4 && (t[j] as i8) < -0x40 {
+        j -= 1;
+    }
+    std::str::from_utf8(&t[j..i]).ok().and_then(|s| s.chars().next())
+}
+
+/// Whether a word may start at `i`: no letter, digit or word-joining mark right before it.
+pub(super) fn boundary(t: &[u8], i: usize) -> bool {
+    if i > 0 && t[i - 1] < 0x80 {
+        let c = t[i - 1];
+        return !(c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'-' | b'\'' | b'.' | b'_' | b'/' | b'@' | b'&' | b'#' | b'+' | b'=' | b'\\' | b'%' | b'$'
+            ));
+    }
+    match char_before(t, i) {
+        None => true,
+        Some(c) => !(c.is_alphanumeric() || "-'’._/@&#+=\\%$€£".contains(c)),
+    }
+}
+
+/// A word: letters, with `-` or an apostrophe between letters (`Jean-Luc`, `O'Brien`).
+#[derive(Clone, Copy)]
+pub(super) struct Word {
+    pub(super) s: usize,
+    pub(super) e: usize,
+    /// First letter upper-case, not all capitals (unless one letter).
+    pub(super) cap: bool,
+    /// All letters upper-case.
+    pub(super) caps: bool,
+    pub(super) lower: bool,
+}
+
+pub(super) fn read_word(r: &Rd, s: usize) -> R<Option<Word>> {
+    let Some((c0, w0)) = r.ch(s)? else { return Ok(None) };
+    if !c0.is_alphabetic() {
+        return Ok(None);
+    }
+    let (mut e, mut letters, mut uppers) = (s + w0, 1usize, usize::from(c0.is_uppercase()));
+    loop {
+        // ASCII letters one byte at a time, without decoding
+        while let Some(b) = r.get(e)? {
+            if !b.is_ascii_alphabetic() {
+                break;
+            }
+            e += 1;
+            letters += 1;
+            uppers += usize::from(b.is_ascii_uppercase());
+        }
+        match r.ch(e)? {
+            Some((c, w)) if c.is_alphabetic() => {
+                e += w;
+                letters += 1;
+                uppers += usize::from(c.is_uppercase());
+            }
+            Some(('-' | '\'' | '’', w)) => match r.ch(e + w)? {
+                Some((d, _)) if d.is_alphabetic() => e += w,
+                _ => break,
+            },
+            _ => break,
+        }
+    }
+    let caps = uppers == letters;
+    Ok(Some(Word {
+        s,
+        e,
+        cap: c0.is_uppercase() && (!caps || letters == 1),
+        caps,
+        lower: c0.is_lowercase(),
+    }))
+}
+
+pub(super) fn lower(b: &[u8]) -> Vec<u8> {
+    b.to_ascii_lowercase()
+}
+
+/// A short word, ASCII-lower-cased on the stack (every listed word is shorter than 24 bytes).
+pub(super) struct Low {
+    pub(super) buf: [u8; 24],
+    pub(super) len: usize,
+}
+
+impl Low {
+    pub(super) fn new(b: &[u8]) -> Low {
+        let mut buf = [0u8; 24];
+        let len = if b.len() <= 24 { b.len() } else { 0 };
+        for (d, s) in buf.iter_mut().zip(&b[..len]) {
+            *d = s.to_ascii_lowercase();
+        }
+        Low { buf, len }
+    }
+
+    pub(super) fn get(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    /// Whether the word is in `set` (a word too long for the buffer never is).
+    pub(super) fn in_set(&self, set: &Set<&'static [u8]>) -> bool {
+        self.len > 0 && set.contains(self.get())
+    }
+}
+
+/// The word `w` with a following `.` when there is one (`Dr.`, `ul.`, `Str.`).
+pub(super) fn with_dot(r: &Rd, w: &Word) -> R<usize> {
+    Ok(if r.get(w.e)? == Some(b'.') { w.e + 1 } else { w.e })
+}
+
+/// The word after `e` separated by exactly one space.
+pub(super) fn next_word(r: &Rd, e: usize) -> R<Option<Word>> {
+    if r.get(e)? != Some(b' ') {
+        return Ok(None);
+    }
+    read_word(r, e + 1)
+}
+
+/// The last word before `s` (separated by spaces) and whether it ends with a `.`.
+pub(super) fn word_before(t: &[u8], s: usize) -> Option<(&[u8], bool)> {
+    let lo = s.saturating_sub(LOOK_BEHIND);
+    let mut e = s;
+    while e > lo && t[e - 1] == b' ' {
+        e -= 1;
+    }
+    if e == s || e == lo {
+        return None;
+    }
+    let dot = t[e - 1] == b'.';
+    let we = if dot { e - 1 } else { e };
+    let mut ws = we;
+    while ws > lo && !matches!(t[ws - 1], b' ' | b'\n' | b'\t' | b'(' | b'"' | b',' | b';') {
+        ws -= 1;
+    }
+    (ws < we && (ws > lo || lo == 0)).then(|| (&t[ws..we], dot))
+}
