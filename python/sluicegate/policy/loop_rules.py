@@ -83,7 +83,7 @@ IGNORED_FIELDS: frozenset[str] = frozenset(
 def request_hash(route: str, body: dict[str, Any]) -> bytes:
     """The normalized hash of a request: 16 bytes of blake2b over the route and the canonical JSON
     of `body` (keys sorted at every depth, `IGNORED_FIELDS` left out at the top)."""
-    kept = {k: v for k, v in body.items() if k not in IGNORED_FIELDS}
+    kept = body if IGNORED_FIELDS.isdisjoint(body) else {k: v for k, v in body.items() if k not in IGNORED_FIELDS}
     digest = hashlib.blake2b(route.encode(), digest_size=16)
     digest.update(orjson.dumps(kept, option=orjson.OPT_SORT_KEYS))
     return digest.digest()

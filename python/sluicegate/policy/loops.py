@@ -33,7 +33,7 @@ from sluicegate.errors import LoopDetected, Unavailable
 from sluicegate.observe.events import PolicyEvent
 from sluicegate.policy.auth import Identity
 from sluicegate.policy.loop_rules import LoopLine, LoopSettings, request_hash
-from sluicegate.policy.loop_state import LoopCheck, LoopState, Verdict, create_loop_state
+from sluicegate.policy.loop_state import LocalLoopState, LoopCheck, LoopState, Verdict, create_loop_state
 from sluicegate.policy.rollout import bites
 from sluicegate.spend.store import StoreUnavailable
 
@@ -134,12 +134,17 @@ class LoopPolicy:
         self.state: LoopState | None = None
         self._lines = tuple(r.line() for r in settings.rules)
         self._by_identity: dict[Identity, tuple[LoopLine, ...]] = {}
+        # A caller's lines and key -> (those lines, its rate check, its repeat check): what `check`
+        # works out from the rules once (a rule's mode and rollout decide per key, not per call).
+        self._plans: dict[tuple[int, str], tuple[tuple[LoopLine, ...], LoopCheck | None, LoopCheck | None]] = {}
+        self._local = False  # the state answers without a coroutine (`LocalLoopState.check_now`)
         # The control plane's rules for a caller (its view's `loop_rules`): the nearest level's
         # rule of each kind, the configuration's included, floors applied.
         self.policy_rules: Callable[[Identity], tuple[LoopLine, ...] | None] | None = None
 
     async def start(self) -> None:
         self.state = create_loop_state(self.settings)
+        self._local = isinstance(self.state, LocalLoopState)
 
     async def stop(self) -> None:
         if self.state is not None:
@@ -164,6 +169,23 @@ class LoopPolicy:
             lines = self._by_identity[who] = tuple(nearest.values())
         return lines
 
+    def _plan(
+        self, lines: tuple[LoopLine, ...], key_name: str
+    ) -> tuple[tuple[LoopLine, ...], LoopCheck | None, LoopCheck | None]:
+        """A caller's rate and repeat checks (each rule's mode and rollout decided for the key), kept."""
+        rate = repeat = None
+        for line in lines:
+            rule = line.rule
+            check = _check_of(line, bites(rule.mode, rule.rollout_percent, line.rule_id, key_name))
+            if rule.detect == "rate":
+                rate = check
+            else:
+                repeat = check
+        if len(self._plans) >= 10_000:
+            self._plans.clear()
+        plan = self._plans[(id(lines), key_name)] = (lines, rate, repeat)
+        return plan
+
     async def check(self, who: Identity, route: str, body: dict[str, Any]) -> list[PolicyEvent] | None:
         """Count the call against the caller's loop rules; the events to add to its outcome (None
         when no rule applies).
@@ -175,19 +197,19 @@ class LoopPolicy:
         lines = self.rules_for(who)
         if not lines:
             return None
-        assert self.state is not None, "LoopPolicy.start() was not awaited"
-        rate = repeat = None
-        for line in lines:
-            rule = line.rule
-            check = _check_of(line, bites(rule.mode, rule.rollout_percent, line.rule_id, who.key_name))
-            if rule.detect == "rate":
-                rate = check
-            else:
-                repeat = check
+        state = self.state
+        assert state is not None, "LoopPolicy.start() was not awaited"
+        plan = self._plans.get((id(lines), who.key_name))
+        if plan is None or plan[0] is not lines:
+            plan = self._plan(lines, who.key_name)
+        _, rate, repeat = plan
         now_ms = int(self.clock() * 1000)
         digest = request_hash(route, body) if repeat is not None else b""
         try:
-            verdicts = await self.state.check(who.org, who.key_name, digest, rate, repeat, now_ms)
+            if self._local:
+                verdicts = state.check_now(who.org, who.key_name, digest, rate, repeat, now_ms)  # type: ignore[attr-defined]
+            else:
+                verdicts = await state.check(who.org, who.key_name, digest, rate, repeat, now_ms)
         except StoreUnavailable as exc:
             closed = [
                 line
