@@ -9,7 +9,13 @@ One run starts, on free loopback ports:
   aiohttp client), and the same proxy with httpx as its client;
 - **sluicegate**: `sluicegate serve` with one worker, routing `bench-json` and `bench-sse` to nginx, with
   no policy (`redaction.enabled = false`): the core whose overhead the reference is the floor for;
-- **sluicegate+redaction**: the same with the default redaction policy on, as `sluicegate serve` ships.
+- **sluicegate+redaction**: the same with the default redaction policy on, as `sluicegate serve` ships;
+- **sluicegate+spend**: spend caps through Redis with leases;
+- **sluicegate+enforce**: the enforcing set: redaction, spend caps and rate limits through Redis with
+  leases, a LangSmith run a call (to nginx's stand-in);
+- **sluicegate+all**: everything on: the enforcing set, access logs, a runaway-loop rule and model
+  access rules (a deny list and an output ceiling that clamps);
+- **sluicegate+route**: the core with each model a route of one deployment.
 
 Then, for each scenario (non-streamed, streamed) and concurrency, wrk drives each target in turn
 (warm-up, then the measured run) and the table gives requests/s, latency p50/p99 and the CPU time per
