@@ -235,19 +235,20 @@ def test_lookalikes_3_and_4_at_the_default_threshold(scanner: Scanner) -> None:
 def test_lookalikes_5_do_not_get_worse(scanner: Scanner) -> None:
     # 64 sentences about shops, firms, products and venues named after people, committed before
     # the brand rule: 40 altered then, 40 after (the brands in them are not in simple-icons'
-    # list); far from the 1% target, kept as a measure of what a brand list would have to cover
+    # list); 25 since the context rule for firm and shop names (a shop noun or a legal form next
+    # to the name), which was designed on it; far from the 1% target
     five = lookalikes("lookalikes_5.txt")
     assert len(five) >= 60
-    assert len([line for line in five if scanner.scan(line)]) <= 40
+    assert len([line for line in five if scanner.scan(line)]) <= 25
 
 
 def test_lookalikes_6_do_not_get_worse(scanner: Scanner) -> None:
     # 64 sentences about shops, firms, products and venues named after people (no brand of set 5),
     # committed before the context rule for firm and shop names and never used to tune it: 45
-    # altered then
+    # altered then, 23 after it
     six = lookalikes("lookalikes_6.txt")
     assert len(six) >= 60
-    assert len([line for line in six if scanner.scan(line)]) <= 45
+    assert len([line for line in six if scanner.scan(line)]) <= 23
 
 
 def test_names_before_shop_words_stay_persons(scanner: Scanner) -> None:
