@@ -33,6 +33,26 @@ def cases() -> list[dict[str, object]]:
     return out
 
 
+def context_cases() -> list[dict[str, object]]:
+    """Persons whose name is followed by a word a shop, a firm or a product could follow
+    (`Emily Clark shops`, `Carlos Ruiz marca`, `Laura Vogel GmbH, Laura Vogel`): kept apart from
+    `cases.jsonl`, written by hand for the rules that read the word after a name."""
+    with (FIXTURES / "context_cases.jsonl").open(encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+def context_found(scanner: Scanner) -> tuple[int, int]:
+    """How many labels of `context_cases.jsonl` the scanner finds at its own thresholds, of how many."""
+    found = n = 0
+    for case in context_cases():
+        text = str(case["text"])
+        mine = [(s, e) for t, s, e in scanner.scan(text) if t == "PERSON"]
+        for _, s, e in case["spans"]:  # type: ignore[union-attr]
+            n += 1
+            found += 2 * sum(overlap((s, e), m) for m in mine) >= e - s
+    return found, n
+
+
 def lookalikes(name: str = "lookalikes.txt") -> list[str]:
     """Hand-written sentences without a name or address: `lookalikes.txt` was used while tuning
     the rules, `lookalikes_heldout.txt` was written afterwards and never used to tune them."""
@@ -103,10 +123,13 @@ def table(scanner: Scanner | None = None) -> str:
         ("lookalikes_3.txt", "set 3"),
         ("lookalikes_4.txt", "set 4, held out"),
         ("lookalikes_5.txt", "set 5, brands"),
+        ("lookalikes_6.txt", "set 6, brands, held out"),
     ):
         lines = lookalikes(name)
         altered = [line for line in lines if scanner.scan(line)]
         rows.append(f"Look-alike negatives ({what}): {len(altered)} of {len(lines)} sentences altered.")
+    found, n = context_found(scanner)
+    rows.append(f"Names before a shop or product word (context_cases.jsonl): {found} of {n} found.")
     return "\n".join(rows)
 
 
@@ -118,6 +141,7 @@ LOOKALIKE_SETS = (
     "lookalikes_3.txt",
     "lookalikes_4.txt",
     "lookalikes_5.txt",
+    "lookalikes_6.txt",
 )
 
 
@@ -211,10 +235,27 @@ def test_lookalikes_3_and_4_at_the_default_threshold(scanner: Scanner) -> None:
 def test_lookalikes_5_do_not_get_worse(scanner: Scanner) -> None:
     # 64 sentences about shops, firms, products and venues named after people, committed before
     # the brand rule: 40 altered then, 40 after (the brands in them are not in simple-icons'
-    # list); far from the 1% target, kept as a measure of what a brand list would have to cover
+    # list); 25 since the context rule for firm and shop names (a shop noun or a legal form next
+    # to the name), which was designed on it; far from the 1% target
     five = lookalikes("lookalikes_5.txt")
     assert len(five) >= 60
-    assert len([line for line in five if scanner.scan(line)]) <= 40
+    assert len([line for line in five if scanner.scan(line)]) <= 25
+
+
+def test_lookalikes_6_do_not_get_worse(scanner: Scanner) -> None:
+    # 64 sentences about shops, firms, products and venues named after people (no brand of set 5),
+    # committed before the context rule for firm and shop names and never used to tune it: 45
+    # altered then, 23 after it
+    six = lookalikes("lookalikes_6.txt")
+    assert len(six) >= 60
+    assert len([line for line in six if scanner.scan(line)]) <= 23
+
+
+def test_names_before_shop_words_stay_persons(scanner: Scanner) -> None:
+    # 23 persons followed by a word a shop or a product name could be followed by (`shops`,
+    # `marca`, `GmbH, Laura Vogel`), written with set 6: 22 found then (not `On Mondays James Cooper stores`)
+    found, n = context_found(scanner)
+    assert n >= 20 and found >= 22, (found, n)
 
 
 @pytest.mark.parametrize(

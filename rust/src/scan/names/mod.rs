@@ -49,6 +49,16 @@
 //!   Heijn Bonus`), is graded the same 45, unless a title or a cue phrase stands before it (`Mr.
 //!   Albert Heijn`, `my name is John Deere`). The brand's words are the name's, already read: the
 //!   rule reads nothing more.
+//! - A firm's, a shop's or a product's name by its context is graded the same 45, unless a title or
+//!   a cue phrase stands before it: a shop, collection or product noun right after it (`Ralph
+//!   Lauren store`, `Calvin Klein jeans`, `Jil Sander Kollektion`, `Piet Klerkx winkel`; English,
+//!   German and Dutch nouns, not the ones that are also verbs, `shops`, `suits`, nor after a
+//!   possessive, `Jan Kowalski's store`), or right before it without a preposition (`La boutique
+//!   Christian Dior`, `Les sacs Louis Vuitton`, `w salonie Gino Rossi`; `los zapatos de María` are
+//!   hers), a legal form right after it (`GmbH`, `AG`, `S.A.`, `SpA`, `B.V.`, `Ltd`, `Inc.`,
+//!   `AB`, `Lda`, `& Co`, `& Söhne`, …), or Polish `im.` before it (`Teatr im. Juliusza
+//!   Słowackiego`, named after). The word after the name is one word past its end, inside
+//!   [`MAX_SPAN`].
 //!
 //! A lone capitalised word is never a name, so the capital at the start of a sentence is never
 //! taken as evidence. The span covers the name words, not the title or cue.

@@ -119,6 +119,13 @@ fn is_stop(t: &[u8], w: &Word) -> bool {
         // a place or institution noun ends a name unless it is a surname too (`Anne Frank Huis`,
         // but `Maria Hall`)
         || (may_be(&ws.heads_shape, low.get()) && low.in_set(&ws.heads) && !lexicon().surname(b))
+        // a shop or collection noun ends it the same way (`Jil Sander Kollektion`)
+        || (may_be(&ws.trade_shape, low.get()) && low.in_set(&ws.trade_after) && !lexicon().surname(b))
+        // and a legal form (`Margarete Steiff GmbH`, `Anna Berg Ltd's`)
+        || {
+            let b = b.strip_suffix(b"'s").unwrap_or(b);
+            may_be(&ws.legal_shape, b) && ws.legal.contains(b)
+        }
 }
 
 /// `PERSON` starting at the word at `s`: its end and its confidence.
@@ -331,12 +338,106 @@ pub(super) fn person_at(r: &Rd, s: usize) -> R<Option<(usize, u8)>> {
         conf = conf.saturating_sub(HEADING);
     }
     // a brand made of names (`Albert Heijn`, `John Deere`), alone or with more words of its name
-    // after it (`Albert Heijn Bonus`): graded like an eponym, unless a cue says it is a person (a
-    // title before it has returned above)
-    if eponym || (count >= 2 && lex.brand(t, s, w1.e, &ends[..count - 1]) && !cue()) {
+    // after it (`Albert Heijn Bonus`), or a shop, a firm or a product named after a person by its
+    // context (`La boutique Christian Dior`, `Ralph Lauren store`, `Margarete Steiff GmbH`; Polish
+    // `im.`, `imienia`, a theatre's or an airport's patron: `Teatr im. Juliusza Słowackiego`):
+    // graded like an eponym, unless a cue says it is a person (a title before it has returned
+    // above). Looked for only when it can change the grade.
+    if eponym {
         conf = conf.min(EPONYM);
+    } else if conf > EPONYM
+        && ((count >= 2 && lex.brand(t, s, w1.e, &ends[..count - 1]))
+            || before.is_some_and(|(w, dot)| if dot { w == b"im" } else { trade_before(w) })
+            || trade_after(r, end)?)
+        && !cue()
+    {
+        conf = EPONYM;
     }
     Ok(Some((end, conf)))
+}
+
+/// Shop, collection and product nouns that follow a firm's or a brand's name (`Ralph Lauren
+/// store`, `Calvin Klein jeans`, `Gerry Weber Filiale`, `Piet Klerkx winkel`), lower case, in the
+/// Germanic languages, which put them there. Not the ones that are also verbs after a subject
+/// (`shops`, `stores`, `suits`, `watches`, `labels`), nor object nouns a German or Dutch subject
+/// is followed by in a verb-second sentence (`hat Stefan Becker Kaffee getrunken`); none of the
+/// Romance or Polish ones (`marca`, `marque`, `sklep`: a verb, or a free word order).
+#[rustfmt::skip]
+pub(super) const TRADE_AFTER: &[&str] = &[
+    "store", "shop", "boutique", "outlet", "collection", "sale", "brand", "label", "perfume", "fragrance",
+    "watch", "bag", "suit", "jeans", "shirts", "polos", "shoes", "sneakers", "trainers", "handbags", "products",
+    "lenses", "glasses", "eyewear", "cosmetics", "motorcycles", "showroom", "flagship", "franchise", "filiale",
+    "laden", "kollektion", "marke", "modehaus", "winkel", "winkels", "filiaal", "collectie", "kollektionen",
+];
+
+/// Shop, collection and product nouns that stand right before a firm's or a brand's name, without
+/// a preposition (`La boutique Christian Dior`, `Les sacs Louis Vuitton`, `Le scarpe Salvatore
+/// Ferragamo`, `w salonie Gino Rossi`), lower case. A noun with `de`, `di` or `van` between is
+/// not one: `los zapatos de María García` are hers as often as a brand's.
+#[rustfmt::skip]
+pub(super) const TRADE_BEFORE: &[&str] = &[
+    "boutique", "magasin", "salon", "marque", "parfum", "parfums", "sacs", "chaussures", "costumes", "lunettes",
+    "laboratoires", "collection", "tienda", "marca", "perfume", "perfumes", "zapatos", "trajes", "bolso", "bolsos",
+    "laboratorios", "colección", "negozio", "marchio", "profumo", "scarpe", "abiti", "occhiali", "borse",
+    "collezione", "laboratori", "loja", "sapatos", "óculos", "coleção", "salonie", "sklep", "sklepie", "butik",
+    "butiku", "marka", "marki", "perfumy", "marke", "brand", "label", "winkel", "merk", "märke", "märket",
+];
+
+fn trade_before(w: &[u8]) -> bool {
+    let ws = words();
+    let set = &ws.trade_before;
+    if w.first().is_some_and(u8::is_ascii) && !may_be(&ws.trade_before_shape, w) {
+        return false;
+    }
+    if w.is_ascii() {
+        return Low::new(w).in_set(set);
+    }
+    std::str::from_utf8(w).is_ok_and(|x| set.contains(x.to_lowercase().as_bytes()))
+}
+
+/// Legal forms of a firm, written right after its name (`Margarete Steiff GmbH`, `Axel Johnson
+/// AB`, `Ben Sherman Ltd`), compared exactly and ended by a byte that is no letter or digit.
+#[rustfmt::skip]
+pub(super) const LEGAL: &[&str] = &[
+    "GmbH", "AG", "KG", "SE", "SA", "S.A.", "SAS", "SARL", "Sarl", "SpA", "S.p.A.", "Srl", "S.r.l.",
+    "SL", "S.L.", "SLU", "B.V.", "BV", "N.V.", "NV", "Ltd", "Ltd.", "LLP", "LLC", "Inc", "Inc.",
+    "PLC", "plc", "Corp", "Corp.", "AB", "Lda", "Lda.", "sp.", "Sp.", "S.C.", "& Co", "& Cie",
+    "& Sons", "& Söhne", "& Zonen", "& Fils", "& Figli", "& Hijos", "& Filhos", "& Söner",
+    "& Synowie",
+];
+
+/// Whether the word after a name ending at `e` is a shop or product noun ([`TRADE_AFTER`]) or a
+/// legal form ([`LEGAL`]; with a possessive `'s` between: `Anna Berg Ltd's`).
+fn trade_after(r: &Rd, e: usize) -> R<bool> {
+    if r.get(e)? != Some(b' ') {
+        return Ok(false);
+    }
+    let Some(b) = r.get(e + 1)? else { return Ok(false) };
+    if b.is_ascii_uppercase() || b == b'&' || b == b's' {
+        for f in LEGAL.iter().map(|f| f.as_bytes()).filter(|f| f[0] == b) {
+            let mut ok = true;
+            for (k, &c) in f.iter().enumerate() {
+                if r.get(e + 1 + k)? != Some(c) {
+                    ok = false;
+                    break;
+                }
+            }
+            if ok
+                && !r
+                    .get(e + 1 + f.len())?
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || c >= 0x80)
+            {
+                return Ok(true);
+            }
+        }
+    }
+    // `Jan Kowalski's store`: the owner's, a person as often as a firm
+    if r.t[..e].ends_with(b"'s") || r.t[..e].ends_with("\u{2019}s".as_bytes()) {
+        return Ok(false);
+    }
+    let Some(w) = next_word(r, e)? else { return Ok(false) };
+    let low = Low::new(&r.t[w.s..w.e]);
+    Ok(!w.caps && low.in_set(&words().trade_after))
 }
 
 /// An ambiguous given name and an unknown capitalised word between lower-case words.
@@ -772,6 +873,76 @@ mod tests {
     t!(p470, "Mr Muscle and Dr Oetker pizza are in aisle Dr Who.", []);
     t!(p480, "She lives on Ocean Dr Miami Beach now.", []);
     t!(p490, "Fr Brown, Hr Müller, Sr Garcia, Me Dupont and M Durand.", []);
+
+    // a shop, collection or product noun right after the name or right before it, a legal form
+    // after it, or Polish `im.` before it: a firm's, a brand's or a venue's name, graded below the
+    // default threshold; a title or a cue before it, a verb of the same spelling, a possessive or
+    // a comma keep a person
+    t!(p500, "The Ralph Lauren store on the corner has a sale.", []);
+    t!(p510, "Die neue Jil Sander Kollektion wird in Mailand gezeigt.", []);
+    t!(p520, "La boutique Christian Dior rouvre lundi.", []);
+    t!(p530, "Les sacs Louis Vuitton et le scarpe Salvatore Ferragamo.", []);
+    t!(
+        p540,
+        "Die Maria Schmidt GmbH und die Anna Berg AB haben fusioniert.",
+        []
+    );
+    t!(p550, "Anna Berg Ltd's office and Jan Nowak & Sons are closed.", []);
+    t!(p560, "Teatr im. Juliusza Słowackiego wystawia Dziady.", []);
+    t!(p570, "Emily Clark shops at the market.", [("PERSON", "Emily Clark")]);
+    t!(
+        p580,
+        "Nel secondo tempo Marco Rossi marca stretto.",
+        [("PERSON", "Marco Rossi")]
+    );
+    t!(p590, "Jan Kowalski's store is closed.", [("PERSON", "Jan Kowalski's")]);
+    t!(
+        p600,
+        "Die Chefin der Laura Vogel GmbH, Laura Vogel, hat unterschrieben.",
+        [("PERSON", "Laura Vogel")]
+    );
+    t!(
+        p610,
+        "Bitte rufen Sie Frau Sabine Krüger Filiale Köln zurück.",
+        [("PERSON", "Sabine Krüger")]
+    );
+    t!(
+        p620,
+        "Hello, my name is Ralph Lauren store manager.",
+        [("PERSON", "Ralph Lauren")]
+    );
+    t!(
+        p630,
+        "Gestern hat Stefan Becker Anzug und Krawatte gekauft.",
+        [("PERSON", "Stefan Becker Anzug")]
+    );
+
+    #[test]
+    fn a_firm_or_shop_name_is_counted_below_the_threshold() {
+        let s = crate::scan::tests::everything();
+        let scored = |text: &str| -> Vec<(String, u8)> {
+            s.scan_scored(text)
+                .iter()
+                .map(|f| (text[f.start..f.end].to_string(), f.confidence))
+                .collect()
+        };
+        assert_eq!(
+            scored("The Ralph Lauren store is open."),
+            [("Ralph Lauren".to_string(), super::EPONYM)]
+        );
+        assert_eq!(
+            scored("La boutique Christian Dior est ouverte."),
+            [("Christian Dior".to_string(), super::EPONYM)]
+        );
+        // a title before it: a person
+        assert_eq!(
+            scored("Yesterday Mr. Ralph Lauren store visit."),
+            [("Ralph Lauren".to_string(), 90)]
+        );
+        // not cut by a stream's end: the word after decides once it has arrived
+        assert!(s.scan("We met Maria Schmidt GmbH").is_empty());
+        assert_eq!(scored("We met Maria Schmidt G").len(), 1);
+    }
 
     #[test]
     fn a_dotless_title_grades_like_a_dotted_one() {

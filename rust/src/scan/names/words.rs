@@ -4,7 +4,7 @@
 use std::sync::OnceLock;
 
 use super::lexicon::Set;
-use super::person::{HEADS, MAKES};
+use super::person::{HEADS, LEGAL, MAKES, TRADE_AFTER, TRADE_BEFORE};
 use super::read::lower;
 
 /// Titles and honorifics (compared exactly; a trailing `.` is optional, except for the short ones
@@ -216,6 +216,17 @@ pub(super) struct Words {
     /// Bit `k` of `heads_shape[c]`: some [`HEADS`] word is `k` bytes long and starts with ASCII
     /// letter `c` (a prefilter for the set lookup).
     pub(super) heads_shape: [u32; 26],
+    /// [`TRADE_AFTER`] and [`TRADE_BEFORE`], lower case.
+    pub(super) trade_after: Set<&'static [u8]>,
+    pub(super) trade_before: Set<&'static [u8]>,
+    /// Bit `k` of `trade_shape[c]`: some [`TRADE_AFTER`] word is `k` bytes long and starts with
+    /// ASCII letter `c` (a prefilter for the set lookup).
+    pub(super) trade_shape: [u32; 26],
+    /// The same for [`TRADE_BEFORE`] (its words starting with a non-ASCII letter are not recorded).
+    pub(super) trade_before_shape: [u32; 26],
+    /// [`LEGAL`], and its shape ([`shape_of`]).
+    pub(super) legal: Set<&'static [u8]>,
+    pub(super) legal_shape: [u32; 26],
     /// [`MAKES`].
     pub(super) makes: Set<&'static [u8]>,
     /// Bit `k` of `makes_shape[c]`: some [`MAKES`] entry is `k` bytes long and starts with ASCII
@@ -259,6 +270,12 @@ pub(super) fn words() -> &'static Words {
             addressees: ADDRESSEES.iter().map(|w| lower(w.as_bytes())).collect(),
             heads: set(HEADS),
             heads_shape: shape_of(HEADS),
+            trade_after: set(TRADE_AFTER),
+            trade_before: set(TRADE_BEFORE),
+            trade_shape: shape_of(TRADE_AFTER),
+            trade_before_shape: shape_of(TRADE_BEFORE),
+            legal: set(LEGAL),
+            legal_shape: shape_of(LEGAL),
             makes: set(MAKES),
             makes_shape: shape_of(MAKES),
             addressee_ends: {
