@@ -755,6 +755,15 @@ fn capital_before(t: &[u8], s: usize, before: Option<(&[u8], bool)>) -> bool {
 
 #[cfg(test)]
 mod tests {
+    /// What the scanner with every type on finds in `text`, as (text found, confidence).
+    fn scored(text: &str) -> Vec<(String, u8)> {
+        crate::scan::tests::everything()
+            .scan_scored(text)
+            .iter()
+            .map(|f| (text[f.start..f.end].to_string(), f.confidence))
+            .collect()
+    }
+
     t!(p010, "Customer Maria Schmidt called.", [("PERSON", "Maria Schmidt")]);
     t!(
         p020,
@@ -920,12 +929,6 @@ mod tests {
     #[test]
     fn a_firm_or_shop_name_is_counted_below_the_threshold() {
         let s = crate::scan::tests::everything();
-        let scored = |text: &str| -> Vec<(String, u8)> {
-            s.scan_scored(text)
-                .iter()
-                .map(|f| (text[f.start..f.end].to_string(), f.confidence))
-                .collect()
-        };
         assert_eq!(
             scored("The Ralph Lauren store is open."),
             [("Ralph Lauren".to_string(), super::EPONYM)]
@@ -946,13 +949,6 @@ mod tests {
 
     #[test]
     fn a_dotless_title_grades_like_a_dotted_one() {
-        let s = crate::scan::tests::everything();
-        let scored = |text: &str| -> Vec<(String, u8)> {
-            s.scan_scored(text)
-                .iter()
-                .map(|f| (text[f.start..f.end].to_string(), f.confidence))
-                .collect()
-        };
         for text in ["Mr Albert Smith called.", "Mr. Albert Smith called."] {
             assert_eq!(scored(text), [("Albert Smith".to_string(), 90)], "{text:?}");
         }
@@ -967,12 +963,6 @@ mod tests {
     #[test]
     fn a_brand_is_counted_below_the_threshold() {
         let s = crate::scan::tests::everything();
-        let scored = |text: &str| -> Vec<(String, u8)> {
-            s.scan_scored(text)
-                .iter()
-                .map(|f| (text[f.start..f.end].to_string(), f.confidence))
-                .collect()
-        };
         // found and graded (so counted as below its threshold), not acted on
         assert_eq!(
             scored("Bij de Albert Heijn XL is het druk."),
