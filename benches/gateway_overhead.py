@@ -335,6 +335,16 @@ enabled = {"true" if redaction else "false"}
 {policies}"""
 
 
+def callgrind_count(argv: list[str], out: Path, env: dict[str, str]) -> int:
+    """Run `argv` (a Python command) under callgrind, writing `out`; the instructions it counted."""
+    cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *argv]
+    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=1800)
+    for line in out.read_text().splitlines():
+        if line.startswith("summary:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no summary in {out}")
+
+
 def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLUICEGATE_", "GRANIAN_", "REFERENCE_"))}
     return {**env, **extra}

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -41,7 +40,7 @@ def config_text(port: int) -> str:
 
     limits = go.LIMITS.format(redis_port=port)
     redis = f'redis_url = "redis://127.0.0.1:{port}/0"\nlease = {{ enabled = true }}'
-    return PROVIDER + limits[: limits.index("[loops]")] + go.SPEND.format(backend="redis", redis=redis)
+    return PROVIDER + limits + go.SPEND.format(backend="redis", redis=redis)
 
 
 CASES = ("estimate", "limits", "limits-store", "spend", "spend-store")
@@ -100,15 +99,10 @@ async def drive(case: str, n: int, config: Path) -> None:
 
 
 def count(case: str, n: int, config: Path, workdir: Path) -> int:
-    out = workdir / f"callgrind.{case}.{n}"
-    argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, __file__]
-    argv += ["--run", case, "--n", str(n), "--config", str(config)]
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
-    subprocess.run(argv, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=1800)
-    for line in out.read_text().splitlines():
-        if line.startswith("summary:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no summary in {out}")
+    import gateway_overhead as go
+
+    argv = [sys.executable, __file__, "--run", case, "--n", str(n), "--config", str(config)]
+    return go.callgrind_count(argv, workdir / f"callgrind.{case}.{n}", {**os.environ, "PYTHONHASHSEED": "0"})
 
 
 def main() -> int:

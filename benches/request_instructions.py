@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -113,26 +112,10 @@ def run_one(target: str, scenario: str, n: int, upstream: int, redis: int, workd
 
 
 def count(target: str, scenario: str, n: int, upstream: int, redis: int, workdir: Path) -> int:
+    argv = [sys.executable, __file__, "--run", target, "--scenario", scenario, "--n", str(n)]
+    argv += ["--ports", f"{upstream},{redis}", "--workdir", str(workdir)]
     out = workdir / f"callgrind.{target}.{scenario}.{n}"
-    argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, __file__]
-    argv += [
-        "--run",
-        target,
-        "--scenario",
-        scenario,
-        "--n",
-        str(n),
-        "--ports",
-        f"{upstream},{redis}",
-        "--workdir",
-        str(workdir),
-    ]
-    env = go.clean_env(PYTHONHASHSEED="0")
-    subprocess.run(argv, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=1800)
-    for line in out.read_text().splitlines():
-        if line.startswith("summary:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no summary in {out}")
+    return go.callgrind_count(argv, out, go.clean_env(PYTHONHASHSEED="0"))
 
 
 def main() -> int:

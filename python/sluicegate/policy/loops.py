@@ -107,19 +107,6 @@ def loop_error(v: Verdict, key: str, now_ms: int) -> LoopDetected:
     return LoopDetected(message, code=code, headers=headers, extra={"loop": loop})
 
 
-_CHECKS: dict[tuple[int, bool], LoopCheck] = {}
-
-
-def _check_of(line: LoopLine, enforce: bool) -> LoopCheck:
-    """`LoopCheck(line, enforce)`, one object per line and flag (made on every call otherwise)."""
-    held = _CHECKS.get((id(line), enforce))
-    if held is None or held.line is not line:
-        if len(_CHECKS) >= 10_000:
-            _CHECKS.clear()
-        held = _CHECKS[(id(line), enforce)] = LoopCheck(line, enforce)
-    return held
-
-
 class LoopPolicy:
     """The rules by caller, the state, and the clock.
 
@@ -176,7 +163,7 @@ class LoopPolicy:
         rate = repeat = None
         for line in lines:
             rule = line.rule
-            check = _check_of(line, bites(rule.mode, rule.rollout_percent, line.rule_id, key_name))
+            check = LoopCheck(line, bites(rule.mode, rule.rollout_percent, line.rule_id, key_name))
             if rule.detect == "rate":
                 rate = check
             else:

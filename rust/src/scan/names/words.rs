@@ -248,16 +248,7 @@ pub(super) fn words() -> &'static Words {
             after: set(STREET_AFTER),
             units: set(UNITS),
             connectors: set(CONNECTORS),
-            before_shape: {
-                let mut m = [0u32; 26];
-                for w in STREET_BEFORE {
-                    let b = w.as_bytes();
-                    if b[0].is_ascii_lowercase() && b.len() < 32 {
-                        m[usize::from(b[0] - b'a')] |= 1 << b.len();
-                    }
-                }
-                m
-            },
+            before_shape: shape_of(STREET_BEFORE),
             endings: (0..=255u8)
                 .map(|c| {
                     STREET_ENDINGS
