@@ -5,7 +5,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-RUST_SOURCES := $(shell find rust -name '*.rs' 2>/dev/null) Cargo.toml
+# the Rust sources and the data files they include (include_str!: the name lexicon, the brand list)
+RUST_SOURCES := $(shell find rust -name '*.rs' 2>/dev/null) $(wildcard rust/data/*.txt) Cargo.toml
 DEPS_STAMP := $(VENV)/.stamp-deps
 BUILD_STAMP := $(VENV)/.stamp-build
 

@@ -1,11 +1,21 @@
 """Builds rust/data/brands.txt, the brand names the PERSON detector grades down (see README.md).
 
-    python rust/data/make_brands.py SIMPLE_ICONS_JSON
+    python rust/data/make_brands.py SIMPLE_ICONS_JSON NSI_JSON
 
 SIMPLE_ICONS_JSON is `data/simple-icons.json` of the npm package simple-icons 16.37.0 (CC0-1.0;
 `npm pack simple-icons@16.37.0`): about 3,470 brands, each with a `title` and optional `aliases`
-(`aka`: other names, `dup`: brands that share the icon, `loc`: localised names). Every one of
-those names is considered; a name is kept when its words look like a person's name to the
+(`aka`: other names, `dup`: brands that share the icon, `loc`: localised names).
+
+NSI_JSON is `dist/json/nsi.json` of the npm package name-suggestion-index 8.0.20260918
+(BSD-3-Clause; `npm pack name-suggestion-index@8.0.20260918`), OpenStreetMap's index of the
+names of chain shops, restaurants, banks, hotels and other brands and operators: every item of its
+`brands/…` and `operators/…` categories whose `locationSet` includes the world (`001`), Europe
+(`150`) or a country of the nine covered languages (the countries of given_names.txt: US, GB, IE,
+IT, PT, ES, FR, BE, LU, NL, DE, AT, CH, SE, PL; a region of one, `us-tx.geojson`, counts as the
+country) gives its `displayName` and its `brand`, `name` and `operator` tags with their
+localised forms (`brand:de`, `name:en`, …).
+
+Every one of those names is considered; a name is kept when its words look like a person's name to the
 detector: two to four words, the first a given name of rust/data/given_names.txt (as the
 detector looks it up: whole, by its part before a hyphen, or without diacritics), each later word
 capitalised (an upper-case letter then not only capitals: `Heijn`, not `CI`), with the detector's
@@ -29,8 +39,13 @@ import sys
 import unicodedata
 from pathlib import Path
 
-SOURCE = "simple-icons 16.37.0 (npm), data/simple-icons.json"
-LICENCE = "CC0-1.0"
+SOURCES = [
+    ("simple-icons 16.37.0 (npm), data/simple-icons.json", "CC0-1.0 (public domain dedication)"),
+    ("name-suggestion-index 8.0.20260918 (npm), dist/json/nsi.json", "BSD-3-Clause (NSI-LICENSE.md)"),
+]
+# the countries of given_names.txt, the world and Europe (NSI's locationSet codes)
+REGIONS = {"001", "150", "us", "gb", "ie", "it", "pt", "es", "fr", "fx", "be", "lu", "nl", "de", "at", "ch", "se", "pl"}
+NAME_TAGS = ("brand", "name", "operator")
 # the detector's lower-case particles inside a name (`PARTICLES` in rust/src/scan/names/person.rs)
 PARTICLES = {"van", "von", "de", "del", "della", "di", "da", "dos", "das", "do", "du", "la", "le", "y", "zu", "ten"}
 PARTICLES |= {"ter", "af", "av", "der", "den"}
@@ -86,6 +101,7 @@ def person_like(title: str, names: set[str], folded: set[str], stop: set[str]) -
 
 
 def brand_names(data: list[dict]) -> list[str]:
+    """The titles and aliases of simple-icons' brands."""
     out = []
     for icon in data:
         out.append(icon["title"])
@@ -96,18 +112,48 @@ def brand_names(data: list[dict]) -> list[str]:
     return out
 
 
+def in_regions(item: dict) -> bool:
+    for code in item.get("locationSet", {}).get("include", []):
+        if isinstance(code, str) and code.split(".")[0].split("-")[0].lower() in REGIONS:
+            return True
+    return False
+
+
+def nsi_names(data: dict) -> tuple[list[str], int]:
+    """The names of NSI's brands and operators in the covered regions, and how many items gave them."""
+    out, items = [], 0
+    for key, category in data["nsi"].items():
+        if not key.startswith(("brands/", "operators/")):
+            continue
+        for item in category["items"]:
+            if not in_regions(item):
+                continue
+            items += 1
+            out.append(item.get("displayName", ""))
+            for tag, value in item.get("tags", {}).items():
+                base, _, sub = tag.partition(":")
+                if base in NAME_TAGS and sub not in ("wikidata", "wikipedia"):
+                    out.append(value)
+    return out, items
+
+
 def main(argv: list[str]) -> None:
     here = Path(__file__).parent
     names, folded = given_names(here / "given_names.txt")
     stop = stop_words(here.parent / "src" / "scan" / "names" / "words.rs")
-    data = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
-    titles = brand_names(data)
-    kept = sorted({n for t in titles if (n := person_like(t, names, folded, stop))})
+    icons = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+    nsi, items = nsi_names(json.loads(Path(argv[1]).read_text(encoding="utf-8")))
+    per_source = [brand_names(icons), nsi]
+    kept_per = [{n for t in titles if (n := person_like(t, names, folded, stop))} for titles in per_source]
+    kept = sorted(set().union(*kept_per))
+    counts = [f"{len(k)} of the {len(set(t))} names of {src}" for k, t, (src, _) in zip(kept_per, per_source, SOURCES)]
     with (here / "brands.txt").open("w", encoding="utf-8") as f:
-        f.write(f"# Brand names that read as a person's name: {len(kept)} of the {len(titles)} names (titles and\n")
-        f.write(f"# aliases) of {SOURCE} ({len(data)} brands).\n")
-        f.write(f"# Licence of the source data: {LICENCE} (public domain dedication). Built by make_brands.py;\n")
-        f.write("# see README.md. One name a line, NFC.\n")
+        f.write(f"# Brand names that read as a person's name: {len(kept)} in all;\n")
+        f.write(f"# {counts[0]} ({len(icons)} brands);\n")
+        f.write(f"# {counts[1]} ({items} brands and operators in the covered regions).\n")
+        for src, licence in SOURCES:
+            f.write(f"# Licence of {src.split(' (')[0]}: {licence}.\n")
+        f.write("# Built by make_brands.py; see README.md. One name a line, NFC.\n")
         for n in kept:
             f.write(n + "\n")
 

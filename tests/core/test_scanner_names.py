@@ -220,31 +220,39 @@ def test_lookalikes_3_and_4_at_the_default_threshold(scanner: Scanner) -> None:
     # named after their founders: `Yves Rocher`, `Giovanni Rana`, `Albert Heijn`). Set 4 (54) was
     # written after that design and never used to tune: 2 altered (`Grant Thornton`, a firm, and
     # `Dona Maria II`, a queen, inside a theatre's name). The brand rule (designed after seeing
-    # those lines) takes set 3 to 2 (`Albert Heijn XL`); simple-icons has no other of those brands
+    # those lines) takes set 3 to 2 (`Albert Heijn XL`), the retail brands of the
+    # name-suggestion-index to 1 (`Yves Rocher`; `Da Giovanni Rana` is left)
     three = lookalikes("lookalikes_3.txt")
     four = lookalikes("lookalikes_4.txt")
     assert len(three) >= 150 and len(four) >= 50
-    assert len([line for line in three if scanner.scan(line)]) <= 2
+    assert len([line for line in three if scanner.scan(line)]) <= 1
     assert len([line for line in four if scanner.scan(line)]) <= 2
 
 
-def test_lookalikes_5_do_not_get_worse(scanner: Scanner) -> None:
-    # 64 sentences about shops, firms, products and venues named after people, committed before
-    # the brand rule: 40 altered then, 40 after (the brands in them are not in simple-icons'
-    # list); 25 since the context rule for firm and shop names (a shop noun or a legal form next
-    # to the name), which was designed on it; far from the 1% target
-    five = lookalikes("lookalikes_5.txt")
-    assert len(five) >= 60
-    assert len([line for line in five if scanner.scan(line)]) <= 25
-
-
-def test_lookalikes_6_do_not_get_worse(scanner: Scanner) -> None:
-    # 64 sentences about shops, firms, products and venues named after people (no brand of set 5),
-    # committed before the context rule for firm and shop names and never used to tune it: 45
-    # altered then, 23 after it
-    six = lookalikes("lookalikes_6.txt")
-    assert len(six) >= 60
-    assert len([line for line in six if scanner.scan(line)]) <= 23
+@pytest.mark.parametrize(
+    ("name", "ceiling"),
+    [
+        # 64 sentences about shops, firms, products and venues named after people, committed
+        # before the brand rule: 40 altered then, 40 after (the brands in them are not in
+        # simple-icons' list); 25 since the context rule for firm and shop names (a shop noun or a
+        # legal form next to the name), which was designed on it; 17 with the retail brands of the
+        # name-suggestion-index (a list, not tuned on the set)
+        ("lookalikes_5.txt", 17),
+        # the same kind of sentences, no brand of set 5, committed before the context rule and
+        # never used to tune it: 45 altered then, 23 after it, 16 with the name-suggestion-index
+        ("lookalikes_6.txt", 16),
+        # 73 sentences, no brand of sets 5 and 6, committed before the name-suggestion-index's
+        # brands were read: 30 altered then, 22 with them (blind)
+        ("lookalikes_7.txt", 22),
+    ],
+)
+def test_brand_lookalikes_do_not_get_worse(scanner: Scanner, name: str, ceiling: int) -> None:
+    # far from the 1% target: what is left are firms and products named after people that no
+    # list here has (`Carl Zeiss`, `Douwe Egberts`), and names after `de`/`di`/`van` (`Los
+    # vestidos de Lorenzo Caprile`, which is as often a person's own)
+    lines = lookalikes(name)
+    assert len(lines) >= 60
+    assert len([line for line in lines if scanner.scan(line)]) <= ceiling
 
 
 def test_names_before_shop_words_stay_persons(scanner: Scanner) -> None:

@@ -45,7 +45,7 @@
 //!   before one (`Anne Frank Huis`, `Morgan Stanley Research`) is graded at most 45, counted and
 //!   not redacted at the default threshold: the name is the place's.
 //! - A brand made of names (`Albert Heijn`, `John Deere`; `brands.txt` in `rust/data/`, from the
-//!   CC0 simple-icons data), alone or followed by more capitalised words of its name (`Albert
+//!   CC0 simple-icons data and the BSD-licensed name-suggestion-index of chain shops), alone or followed by more capitalised words of its name (`Albert
 //!   Heijn Bonus`), is graded the same 45, unless a title or a cue phrase stands before it (`Mr.
 //!   Albert Heijn`, `my name is John Deere`). The brand's words are the name's, already read: the
 //!   rule reads nothing more.
