@@ -146,7 +146,10 @@ def main(argv: list[str]) -> None:
     per_source = [brand_names(icons), nsi]
     kept_per = [{n for t in titles if (n := person_like(t, names, folded, stop))} for titles in per_source]
     kept = sorted(set().union(*kept_per))
-    counts = [f"{len(k)} of the {len(set(t))} names of {src}" for k, t, (src, _) in zip(kept_per, per_source, SOURCES)]
+    counts = [
+        f"{len(k)} of the {len(set(t))} names of {src}"
+        for k, t, (src, _) in zip(kept_per, per_source, SOURCES, strict=True)
+    ]
     with (here / "brands.txt").open("w", encoding="utf-8") as f:
         f.write(f"# Brand names that read as a person's name: {len(kept)} in all;\n")
         f.write(f"# {counts[0]} ({len(icons)} brands);\n")
