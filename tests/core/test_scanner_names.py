@@ -107,6 +107,7 @@ LOOKALIKE_SETS = (
     ("lookalikes_5.txt", "set 5, brands"),
     ("lookalikes_6.txt", "set 6, brands, held out"),
     ("lookalikes_7.txt", "set 7, brands, written before the retail brand list"),
+    ("lookalikes_8.txt", "set 8, held out"),
 )
 
 
@@ -227,6 +228,17 @@ def test_lookalikes_3_and_4_at_the_default_threshold(scanner: Scanner) -> None:
     assert len(three) >= 150 and len(four) >= 50
     assert len([line for line in three if scanner.scan(line)]) <= 1
     assert len([line for line in four if scanner.scan(line)]) <= 2
+
+
+def test_lookalikes_8_at_the_default_threshold(scanner: Scanner) -> None:
+    # 146 sentences of the kinds the issue names (products, places, months, job titles, names
+    # that are words, headings, greetings, log lines), written after every rule up to the retail
+    # brand list and never used to tune: 2 altered when first measured (1.4%: `Jack Daniels`, a
+    # whiskey named after its maker, and Dutch `Versie Vijf`, a word the name lexicon has as a
+    # given name)
+    eight = lookalikes("lookalikes_8.txt")
+    assert len(eight) >= 140
+    assert len([line for line in eight if scanner.scan(line)]) <= 2
 
 
 @pytest.mark.parametrize(
