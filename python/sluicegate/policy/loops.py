@@ -124,14 +124,15 @@ class LoopPolicy:
         # A caller's lines and key -> (those lines, its rate check, its repeat check): what `check`
         # works out from the rules once (a rule's mode and rollout decide per key, not per call).
         self._plans: dict[tuple[int, str], tuple[tuple[LoopLine, ...], LoopCheck | None, LoopCheck | None]] = {}
-        self._local = False  # the state answers without a coroutine (`LocalLoopState.check_now`)
+        # the state when it is this process's own: it answers without a coroutine (`check_now`)
+        self._local: LocalLoopState | None = None
         # The control plane's rules for a caller (its view's `loop_rules`): the nearest level's
         # rule of each kind, the configuration's included, floors applied.
         self.policy_rules: Callable[[Identity], tuple[LoopLine, ...] | None] | None = None
 
     async def start(self) -> None:
         self.state = create_loop_state(self.settings)
-        self._local = isinstance(self.state, LocalLoopState)
+        self._local = self.state if isinstance(self.state, LocalLoopState) else None
 
     async def stop(self) -> None:
         if self.state is not None:
@@ -193,8 +194,9 @@ class LoopPolicy:
         now_ms = int(self.clock() * 1000)
         digest = request_hash(route, body) if repeat is not None else b""
         try:
-            if self._local:
-                verdicts = state.check_now(who.org, who.key_name, digest, rate, repeat, now_ms)  # type: ignore[attr-defined]
+            local = self._local
+            if local is not None:
+                verdicts = local.check_now(who.org, who.key_name, digest, rate, repeat, now_ms)
             else:
                 verdicts = await state.check(who.org, who.key_name, digest, rate, repeat, now_ms)
         except StoreUnavailable as exc:
