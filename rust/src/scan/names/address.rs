@@ -129,7 +129,8 @@ fn address_at(r: &Rd, s: usize) -> R<Option<usize>> {
         }
         return Ok(None);
     }
-    if w.cap {
+    // in capitals too (`KEIZERSGRACHT 123`, `BERLINER STR. 5A`)
+    if w.cap || w.caps {
         return name_then_street_word(r, s);
     }
     Ok(None)
@@ -327,7 +328,7 @@ fn name_then_street_word(r: &Rd, s: usize) -> R<Option<usize>> {
     for k in 0..4 {
         let w = if k == 0 { read_word(r, s)? } else { next_word(r, at)? };
         let Some(w) = w else { return Ok(None) };
-        if !w.cap {
+        if !(w.cap || w.caps) {
             return Ok(None);
         }
         let we = with_dot(r, &w)?;
@@ -452,7 +453,8 @@ fn city(r: &Rd, i: usize) -> R<Option<usize>> {
     let mut at = w.e;
     for _ in 0..3 {
         let Some(n) = next_word(r, at)? else { break };
-        if n.cap {
+        // a city in capitals goes on in capitals (`PORT DANIELTON`)
+        if n.cap || (w.caps && n.caps) {
             end = n.e;
             at = n.e;
         } else if n.lower && ws.connectors.contains(&t[n.s..n.e]) {

@@ -145,10 +145,36 @@ fn is_stop(t: &[u8], w: &Word) -> bool {
 /// [`EPONYM`]. A role or a group among the words ([`ADDRESSEES`](super::words::ADDRESSEES):
 /// `Dear Customer`) or three words ending with a street word (`Karl Marx Allee`) is no name.
 pub(super) fn person_at(r: &Rd, s: usize) -> R<Option<(usize, u8)>> {
+    person_in(r, s, Case::Written)
+}
+
+/// How the text a name is read from was written ([`shouted`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Case {
+    /// As written.
+    Written,
+    /// A copy with the words in capitals in title case, for a given name in title case before a
+    /// surname in capitals (`Jean DUPONT`).
+    Folded,
+    /// The same copy, for a name wholly in capitals (`MARIA SCHMIDT`): the capitals say nothing, so
+    /// the words after the name's first two are taken only when the lexicon knows them (`MARIA
+    /// SCHMIDT CALLED` is `MARIA SCHMIDT`), and an ambiguous given name needs a lexicon surname
+    /// after it (`TELL ANNA` is no name).
+    Shouted,
+}
+
+/// [`person_at`] in text written as `case` says.
+fn person_in(r: &Rd, s: usize, case: Case) -> R<Option<(usize, u8)>> {
     let t = r.t;
+    let written = case == Case::Written;
     let Some(w1) = read_word(r, s)? else { return Ok(None) };
     if !w1.cap {
-        return Ok(None);
+        // a name written in capitals (`MARIA SCHMIDT`, `NAME: ANNA NOWAK`)
+        return if w1.caps && written && w1.e - w1.s >= 3 {
+            shouted(r, s, &w1, true)
+        } else {
+            Ok(None)
+        };
     }
     let lex = lexicon();
     // the cheap tests first: most capitalised words are no given name and follow no title or cue
@@ -206,7 +232,18 @@ pub(super) fn person_at(r: &Rd, s: usize) -> R<Option<(usize, u8)>> {
             numeral = true;
             break;
         }
+        // a surname in capitals after a given name or a title (`Jean DUPONT`, `M. Pierre
+        // MARTIN`, as French and Belgian forms write it): read in title case
+        if w.caps && written && second.is_none() && at == w1.e && w.e - w.s >= 3 {
+            return shouted(r, s, &w1, false);
+        }
         if w.cap && !is_stop(t, &w) {
+            if case == Case::Shouted && !(count == 1 && given.is_some()) && {
+                let b = &t[w.s..w.e];
+                !(lex.surname(b) || lex.given(b).is_some())
+            } {
+                break;
+            }
             if second.is_none() {
                 second = Some(w);
             }
@@ -280,7 +317,7 @@ pub(super) fn person_at(r: &Rd, s: usize) -> R<Option<(usize, u8)>> {
             45
         };
         // a known name keeps its grade in a heading (`Maria Schmidt Annual Report`)
-        if conf < 85 && heading(r, s)? {
+        if conf < 85 && written && heading(r, s)? {
             conf = conf.saturating_sub(HEADING);
         }
         if eponym {
@@ -298,6 +335,9 @@ pub(super) fn person_at(r: &Rd, s: usize) -> R<Option<(usize, u8)>> {
     // a surname after a particle (`Mark van Dijk`, `Rose de Vries`) confirms an ambiguous name
     let surname =
         given.is_some() && (second.as_ref().is_some_and(known) || (particle && ambiguous && lex.listed(&t[s..w1.e])));
+    if case == Case::Shouted && ambiguous && !second.is_some_and(|w| lex.surname(&t[w.s..w.e])) {
+        return Ok(None);
+    }
     let mut cue_seen = None;
     let mut cue = || *cue_seen.get_or_insert_with(|| cued(t, s));
     // an ambiguous name and an unknown word inside a sentence, between lower-case words (`heeft
@@ -317,15 +357,17 @@ pub(super) fn person_at(r: &Rd, s: usize) -> R<Option<(usize, u8)>> {
     // otherwise the surroundings take off, unless a cue stands before the name
     if conf < 85 {
         let mut penalty: u8 = 0;
-        if !surname && sentence_start(t, s) {
+        // what capitals say (a sentence's first word, a run of capitalised words, a title-case
+        // line) says nothing in a copy where capitals were folded
+        if written && !surname && sentence_start(t, s) {
             penalty += 10;
         }
         if place_before(before) {
             penalty += 30;
-        } else if capital_before(t, s, before) {
+        } else if written && capital_before(t, s, before) {
             penalty += 20;
         }
-        if cap_after {
+        if written && cap_after {
             penalty += 25;
         }
         if cue() {
@@ -334,7 +376,7 @@ pub(super) fn person_at(r: &Rd, s: usize) -> R<Option<(usize, u8)>> {
             conf = conf.saturating_sub(penalty);
         }
     }
-    if !surname && heading(r, s)? {
+    if written && !surname && heading(r, s)? {
         conf = conf.saturating_sub(HEADING);
     }
     // a brand made of names (`Albert Heijn`, `John Deere`), alone or with more words of its name
@@ -354,6 +396,165 @@ pub(super) fn person_at(r: &Rd, s: usize) -> R<Option<(usize, u8)>> {
         conf = EPONYM;
     }
     Ok(Some((end, conf)))
+}
+
+/// How far before a name's start [`shouted`] copies: what the rules read before it
+/// ([`LOOK_BEHIND`], [`HEADING_BACK`]) and before the word before it ([`sentence_start`]).
+const SHOUTED_BACK: usize = 2 * LOOK_BEHIND + 16;
+
+/// How far after a name's start [`shouted`] reads: a name of four words and the word after it.
+const SHOUTED_REACH: usize = 128;
+
+/// The least grade a name in capitals keeps without a title or cue: a given name and a lexicon
+/// surname (85), an ambiguous given name and a surname (70). Capitals tell no name from a word
+/// (`ANNA TODAY`, `WILL POWER`), so a weaker name is counted, not redacted ([`EPONYM`]).
+const SHOUTED_MIN: u8 = 70;
+
+/// `PERSON` from the word at `s` where capitals say nothing: a name in capitals (`all`: `MARIA
+/// SCHMIDT`, `KUNDE: ANNA NOWAK`, `HERR SCHMIDT`) or a given name before a surname in capitals
+/// (`Jean DUPONT`). The text around the name (from [`SHOUTED_BACK`] before it to the parser's
+/// reach after it) is copied with every word of three or more letters in capitals written in
+/// title case and the particles in lower case (`ANA DE LA CRUZ` reads `Ana de la Cruz`), the copy
+/// read by the same rules, and the offsets are the original's (the copy keeps every byte's place).
+/// A name wholly in capitals keeps its grade only when the lexicon or a title or cue vouches for
+/// it ([`SHOUTED_MIN`]); a given name in title case before a surname in capitals is graded as
+/// written in title case. Most words in capitals are acronyms: a copy is made only after a given
+/// name, a title or a cue phrase was seen.
+fn shouted(r: &Rd, s: usize, w1: &Word, all: bool) -> R<Option<(usize, u8)>> {
+    let t = r.t;
+    if all {
+        let lex = lexicon();
+        let mut buf = [0u8; 32];
+        let n = w1.e - w1.s;
+        let given = if n <= buf.len() {
+            buf[..n].copy_from_slice(&t[w1.s..w1.e]);
+            fold_word(&mut buf[..n]);
+            lex.given(&buf[..n])
+        } else {
+            None
+        };
+        // a given name before another word in capitals; an ambiguous one (`WILL`, `MAY`) only
+        // before a lexicon surname
+        let named = match given {
+            Some(ambiguous) => match next_word(r, w1.e)? {
+                Some(w) if w.caps => !ambiguous || lex.surname(&t[w.s..w.e]),
+                _ => false,
+            },
+            None => false,
+        };
+        // or a title (`HERR`, `MME`) or a cue phrase (`NAME:`, `KUNDE`) before it
+        let vouched = || {
+            word_before(t, s).is_some_and(|(w, _)| {
+                let mut b = [0u8; 8];
+                w.len() <= b.len() && {
+                    b[..w.len()].copy_from_slice(w);
+                    fold_word(&mut b[..w.len()]);
+                    words().titles.contains(&b[..w.len()])
+                }
+            }) || cued(t, s)
+        };
+        if !(named || vouched()) {
+            return Ok(None);
+        }
+    }
+    let lo = s.saturating_sub(SHOUTED_BACK);
+    let lim = r.lim.min(s + SHOUTED_REACH);
+    let mut copy = t[lo..t.len().min(lim)].to_vec();
+    fold_caps(&mut copy);
+    let f = Rd {
+        t: &copy,
+        eof: r.eof,
+        lim: lim - lo,
+        v: r.v,
+        parts: std::cell::Cell::new(0),
+    };
+    let case = if all { Case::Shouted } else { Case::Folded };
+    Ok(person_in(&f, s - lo, case)?.map(|(e, conf)| {
+        let conf = if all && conf < SHOUTED_MIN {
+            conf.min(EPONYM)
+        } else {
+            conf
+        };
+        (e + lo, conf)
+    }))
+}
+
+/// Every word of three or more letters all in capitals in title case, and the name particles in
+/// capitals (`DE`, `VAN`, `DER`) in lower case; each character keeps its length in bytes (one
+/// whose lower case is longer or shorter stays as it is).
+fn fold_caps(t: &mut [u8]) {
+    let mut i = 0;
+    while i < t.len() {
+        let Some((c, w)) = char_at(t, i) else {
+            i += 1;
+            continue;
+        };
+        if !c.is_alphabetic() {
+            i += w;
+            continue;
+        }
+        let s = i;
+        let (mut letters, mut upper) = (0usize, true);
+        while let Some((c, w)) = char_at(t, i).filter(|(c, _)| c.is_alphabetic()) {
+            letters += 1;
+            upper &= c.is_uppercase();
+            i += w;
+        }
+        if !upper {
+            continue;
+        }
+        if letters >= 3 {
+            fold_word(&mut t[s..i]);
+        }
+        let low = Low::new(&t[s..i]);
+        if PARTICLES.contains(&low.get()) || matches!(low.get(), b"der" | b"den") {
+            t[s..i].make_ascii_lowercase();
+        }
+    }
+}
+
+/// A word in title case: every character after the first in lower case, where that keeps its
+/// length in bytes.
+fn fold_word(w: &mut [u8]) {
+    if w.is_empty() {
+        return;
+    }
+    if w.is_ascii() {
+        w[1..].make_ascii_lowercase();
+        return;
+    }
+    let mut i = char_at(w, 0).map_or(1, |(_, n)| n);
+    while i < w.len() {
+        let Some((c, n)) = char_at(w, i) else {
+            i += 1;
+            continue;
+        };
+        if n == 1 {
+            w[i] = w[i].to_ascii_lowercase();
+        } else {
+            let mut low = c.to_lowercase();
+            if let (Some(l), None) = (low.next(), low.next()) {
+                if l.len_utf8() == n {
+                    l.encode_utf8(&mut w[i..i + n]);
+                }
+            }
+        }
+        i += n;
+    }
+}
+
+/// The character starting at byte `i` of `t` and its length, if a whole one starts there.
+fn char_at(t: &[u8], i: usize) -> Option<(char, usize)> {
+    let b = *t.get(i)?;
+    let n = match b {
+        0..=0x7F => return Some((char::from(b), 1)),
+        0xC0..=0xDF => 2,
+        0xE0..=0xEF => 3,
+        0xF0..=0xF7 => 4,
+        _ => return None,
+    };
+    let c = std::str::from_utf8(t.get(i..i + n)?).ok()?.chars().next()?;
+    Some((c, n))
 }
 
 /// Shop, collection and product nouns that follow a firm's or a brand's name (`Ralph Lauren
@@ -979,5 +1180,50 @@ mod tests {
         assert!(s.scan("Wir fahren zu Albe\u{301}rt Heijn.").is_empty());
         // the first words of a longer name are no brand of their own (`Albert` alone is none)
         assert_eq!(scored("Gestern hat Albert Schmidt angerufen.")[0].1, 85);
+    }
+
+    // names in capitals: read in title case, kept when the lexicon, a title or a cue vouches for
+    // them; the words after the first two only while the lexicon knows them
+    t!(
+        p700,
+        "CUSTOMER MARIA SCHMIDT CALLED ABOUT THE INVOICE.",
+        [("PERSON", "MARIA SCHMIDT")]
+    );
+    t!(p710, "NAME: ANNA NOWAK", [("PERSON", "ANNA NOWAK")]);
+    t!(p720, "HERR SCHMIDT RUFT AN.", [("PERSON", "SCHMIDT")]);
+    t!(p730, "ANA DE LA CRUZ LLAMÓ AYER.", [("PERSON", "ANA DE LA CRUZ")]);
+    t!(p740, "ŁUKASZ KOWALSKI ZADZWONIŁ.", [("PERSON", "ŁUKASZ KOWALSKI")]);
+    t!(p750, "PATIENT: JEAN-LUC O'BRIEN", [("PERSON", "JEAN-LUC O'BRIEN")]);
+    // a surname in capitals after a given name or a title, as French forms write it
+    t!(p760, "M. Jean DUPONT habite ici.", [("PERSON", "Jean DUPONT")]);
+    t!(p770, "Signé : Claire MARTIN, le 3 mai.", [("PERSON", "Claire MARTIN")]);
+    // acronyms, headings and words that are given names are not names in capitals
+    t!(
+        p780,
+        "THE API KEY FOR AWS EXPIRED. ERROR: CONNECTION REFUSED BY HOST",
+        []
+    );
+    t!(p790, "MR SCAN RESULTS ARE IN. GRACE PERIOD ENDS IN MAY.", []);
+    t!(p800, "WILL YOU MARK THE BILL AS PAID?", []);
+
+    #[test]
+    fn a_name_in_capitals_without_a_surname_is_counted() {
+        // a given name and a word the lexicon does not know: capitals tell no name from a word,
+        // so it is counted below the threshold, not acted on
+        assert_eq!(
+            scored("PLEASE CALL ANNA TOMORROW."),
+            [("ANNA TOMORROW".to_string(), super::EPONYM)]
+        );
+        // a cue phrase vouches for it
+        assert_eq!(scored("KUNDE: ANNA ZORBLAT"), [("ANNA ZORBLAT".to_string(), 85)]);
+    }
+
+    #[test]
+    fn folding_keeps_every_byte_in_place() {
+        let mut t = "MARIA ÉLODIE DE LA CRUZ-ŁUKASZ ẞ IT".as_bytes().to_vec();
+        let n = t.len();
+        super::fold_caps(&mut t);
+        assert_eq!(t.len(), n);
+        assert_eq!(std::str::from_utf8(&t).unwrap(), "Maria Élodie de la Cruz-Łukasz ẞ IT");
     }
 }

@@ -170,6 +170,9 @@ impl Low {
         for (d, s) in buf.iter_mut().zip(&b[..len]) {
             *d = s.to_ascii_lowercase();
         }
+        if !b[..len].is_ascii() {
+            lower_latin(&mut buf[..len]);
+        }
         Low { buf, len }
     }
 
@@ -180,6 +183,38 @@ impl Low {
     /// Whether the word is in `set` (a word too long for the buffer never is).
     pub(super) fn in_set(&self, set: &Set<&'static [u8]>) -> bool {
         self.len > 0 && set.contains(self.get())
+    }
+}
+
+/// The capitals of Latin-1 and Latin Extended-A in lower case, in place (`URBANIZACIÓN`,
+/// `ŚCIEŻKA`, `ÄNGSVÄGEN`): every one is two bytes either way. Other characters are left.
+fn lower_latin(t: &mut [u8]) {
+    let mut i = 0;
+    while i + 1 < t.len() {
+        let (b, c) = (t[i], t[i + 1]);
+        match b {
+            // À..Þ, not ×
+            0xC3 if (0x80..=0x9E).contains(&c) && c != 0x97 => t[i + 1] = c + 0x20,
+            0xC4 | 0xC5 => {
+                let cp = (u32::from(b & 0x1F) << 6) | u32::from(c & 0x3F);
+                // pairs of capital then small letter, from Ā and from Ĺ, Ŋ, Ź (not İ, ı)
+                let low = match cp {
+                    0x100..=0x12F | 0x132..=0x137 | 0x14A..=0x177 if cp % 2 == 0 => cp + 1,
+                    0x139..=0x148 | 0x179..=0x17E if cp % 2 == 1 => cp + 1,
+                    _ => cp,
+                };
+                // all of U+0100..U+017F are C4 or C5 then one byte
+                t[i] = 0xC0 | (low >> 6) as u8;
+                t[i + 1] = 0x80 | (low & 0x3F) as u8;
+            }
+            _ => {}
+        }
+        i += match b {
+            0xC0..=0xDF => 2,
+            0xE0..=0xEF => 3,
+            0xF0..=0xF7 => 4,
+            _ => 1,
+        };
     }
 }
 
@@ -213,4 +248,19 @@ pub(super) fn word_before(t: &[u8], s: usize) -> Option<(&[u8], bool)> {
         ws -= 1;
     }
     (ws < we && (ws > lo || lo == 0)).then(|| (&t[ws..we], dot))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Low;
+
+    #[test]
+    fn low_lowers_latin_capitals() {
+        let low = |s: &str| String::from_utf8(Low::new(s.as_bytes()).get().to_vec()).unwrap();
+        assert_eq!(low("URBANIZACIÓN"), "urbanización");
+        assert_eq!(low("ŚCIEŻKA"), "ścieżka");
+        assert_eq!(low("ÄNGSVÄGEN × ŁÓDŹ"), "ängsvägen × łódź");
+        // no lower case of the same length, or none of its own: left
+        assert_eq!(low("İẞ"), "İẞ");
+    }
 }

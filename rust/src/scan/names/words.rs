@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 
 use super::lexicon::Set;
 use super::person::{HEADS, LEGAL, MAKES, TRADE_AFTER, TRADE_BEFORE};
-use super::read::lower;
+use super::read::{lower, Low};
 
 /// Titles and honorifics (compared exactly; a trailing `.` is optional, except for the short ones
 /// not in [`DOTLESS`](super::person::DOTLESS)).
@@ -321,7 +321,12 @@ pub(super) fn may_be(m: &[u32; 26], b: &[u8]) -> bool {
 
 pub(super) fn ends_street(b: &[u8]) -> bool {
     let Some(&last) = b.last() else { return false };
-    words().endings[usize::from(last.to_ascii_lowercase())]
-        .iter()
-        .any(|x| b.len() >= x.len() + 2 && b[b.len() - x.len()..].eq_ignore_ascii_case(x))
+    let endings = &words().endings[usize::from(last.to_ascii_lowercase())];
+    let ends = |w: &[u8]| {
+        endings
+            .iter()
+            .any(|x| w.len() >= x.len() + 2 && w[w.len() - x.len()..].eq_ignore_ascii_case(x))
+    };
+    // in capitals, an ending with a capital beyond ASCII (`BJÖRKVÄGEN`, `ŚCIEŻKA`) in lower case
+    ends(b) || (last.is_ascii_uppercase() && !b.is_ascii() && ends(Low::new(&b[b.len().saturating_sub(24)..]).get()))
 }
