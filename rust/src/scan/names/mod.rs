@@ -36,7 +36,8 @@
 //!   and a Dutch or German particle (`van`, `von`, `ter`) confirms an ambiguous given name (`Mark
 //!   van Dijk`). An ambiguous given name and an unknown capitalised word between two lower-case
 //!   words that are not English function words (`heeft Mark Bave het`) is graded 60: the
-//!   ambiguity flags come from English word lists.
+//!   ambiguity flags come mostly from English word lists (a word of the other languages flags only
+//!   the rarest names, rust/data/README.md).
 //! - A Roman numeral of two or more letters after a given name belongs to the name (`Koen VI`,
 //!   `Henri IV`): a regnal name is a person.
 //! - Not a name: the words after a car make (`Renault Clio`, `SEAT León`) or a make made of names
