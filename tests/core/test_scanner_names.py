@@ -289,8 +289,9 @@ def test_names_in_capitals(scanner: Scanner) -> None:
     # the labelled set in capitals (`MARIA SCHMIDT, HAUPTSTRASSE 12`): capitals say nothing there,
     # so a name is kept when the lexicon (a given name and a surname), a title or a cue vouches
     # for it. PERSON recall 0.000 before names in capitals were read; 0.611 at precision 0.995
-    # when first measured, 0.608 with the flags of rare given names that are words (the labelled set's names the US census does not know, Dutch and Polish
-    # most, are counted below the threshold: given name and unknown word)
+    # when first measured, 0.608 with the flags of rare given names that are words (the labelled
+    # set's names the US census does not know, Dutch and Polish most, are counted below the
+    # threshold: a given name and an unknown word)
     counts = score(lambda text: scanner.scan(shouted(text)))
     totals: dict[str, Counter[str]] = {"PERSON": Counter(), "ADDRESS": Counter()}
     for (entity, _), c in counts.items():
