@@ -164,13 +164,16 @@ pub(super) struct Low {
 }
 
 impl Low {
+    #[inline]
     pub(super) fn new(b: &[u8]) -> Low {
         let mut buf = [0u8; 24];
         let len = if b.len() <= 24 { b.len() } else { 0 };
-        for (d, s) in buf.iter_mut().zip(&b[..len]) {
+        let mut high = 0u8;
+        for (d, &s) in buf.iter_mut().zip(&b[..len]) {
             *d = s.to_ascii_lowercase();
+            high |= s;
         }
-        if !b[..len].is_ascii() {
+        if high >= 0x80 {
             lower_latin(&mut buf[..len]);
         }
         Low { buf, len }
