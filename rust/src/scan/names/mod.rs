@@ -64,6 +64,18 @@
 //! A lone capitalised word is never a name, so the capital at the start of a sentence is never
 //! taken as evidence. The span covers the name words, not the title or cue.
 //!
+//! **Capitals.** Where capitals say nothing, a name is read from a copy of the text around it with
+//! each word of three or more letters in capitals written in title case and the particles in lower
+//! case, every byte in its place (`person::shouted`): a name wholly in capitals (`MARIA SCHMIDT`,
+//! `NAME: ANNA NOWAK`, `HERR SCHMIDT`, `ANA DE LA CRUZ`) is kept when a given name and a lexicon
+//! surname, or a title or cue phrase, vouch for it (a given name and an unknown word are counted
+//! below the threshold: `ANNA TOMORROW`), and its words after the first two only while the lexicon
+//! knows them; a surname in capitals after a given name or a title, as French forms write it
+//! (`Jean DUPONT`, `M. Pierre MARTIN`), is graded as if written in title case. Acronyms cost a
+//! lookup: the copy is made only after a given name, a title or a cue phrase. Street endings,
+//! street-type words and cities are read in capitals too (`BJÖRKVÄGEN 4`, `URBANIZACIÓN …`,
+//! `PORT DANIELTON, PR`). Text wholly in lower case is not read for names.
+//!
 //! **Addresses** are a street with a house number, in the order of its language, optionally
 //! followed by a secondary unit and a postcode and city:
 //!
