@@ -4,7 +4,7 @@ use crate::scan::detectors::{Out, Res};
 use crate::scan::entity::Builtin;
 use crate::scan::normalize::View;
 
-use super::read::{boundary, next_word, read_word, with_dot, Low, Rd, Word, POSTCODE, R, UNIT};
+use super::read::{boundary, gap_at, next_word, read_word, with_dot, Low, Rd, Word, MAX_GAP, POSTCODE, R, UNIT};
 use super::words::{ends_street, words, STATES};
 use super::{decide, r_gap, reader};
 
@@ -13,10 +13,13 @@ use super::{decide, r_gap, reader};
 /// its house number, so that a `false` here lets a range skip that parser.
 fn street_word_before(t: &[u8], d: usize) -> bool {
     let mut e = d;
-    if e == 0 || t[e - 1] != b' ' {
+    if e == 0 || !matches!(t[e - 1], b' ' | b'\t') {
         return false;
     }
-    e -= 1;
+    // one to `MAX_GAP` spaces or tabs
+    while d - e < MAX_GAP && e > 0 && matches!(t[e - 1], b' ' | b'\t') {
+        e -= 1;
+    }
     if e > 0 && t[e - 1] == b',' {
         e -= 1;
     }
@@ -212,10 +215,9 @@ fn number_first(r: &Rd, s: usize) -> R<Option<usize>> {
     if r.get(i)? == Some(b',') {
         i += 1;
     }
-    if r.get(i)? != Some(b' ') {
+    let Some(i) = gap_at(r, i)? else {
         return Ok(None);
-    }
-    i += 1;
+    };
     let Some(w) = read_word(r, i)? else { return Ok(None) };
     let ws = words();
     let we = with_dot(r, &w)?;
@@ -314,10 +316,10 @@ fn number_after(r: &Rd, end: usize) -> R<Option<usize>> {
     if r.get(i)? == Some(b',') {
         i += 1;
     }
-    if r.get(i)? != Some(b' ') {
-        return Ok(None);
+    match gap_at(r, i)? {
+        Some(k) => house_number(r, k),
+        None => Ok(None),
     }
-    house_number(r, i + 1)
 }
 
 /// `Hauptstraße 12`, `Berliner Str. 5`, `Hans-Müller-Weg 3`, `Keizersgracht 123`.
@@ -366,11 +368,11 @@ fn tail(r: &Rd, e: usize) -> R<Option<usize>> {
     if r.get(i)? == Some(b',') {
         i += 1;
     }
-    if r.get(i)? == Some(b' ') {
-        if let Some(w) = read_word(r, i + 1)?.or(if r.get(i + 1)? == Some(b'#') {
+    if let Some(i) = gap_at(r, i)? {
+        if let Some(w) = read_word(r, i)?.or(if r.get(i)? == Some(b'#') {
             Some(Word {
-                s: i + 1,
-                e: i + 2,
+                s: i,
+                e: i + 1,
                 cap: false,
                 caps: false,
                 lower: false,
@@ -382,10 +384,7 @@ fn tail(r: &Rd, e: usize) -> R<Option<usize>> {
             let lw = Low::new(&t[w.s..we]);
             if lw.in_set(&ws.units) || Low::new(&t[w.s..w.e]).in_set(&ws.units) {
                 let ue = if lw.in_set(&ws.units) { we } else { w.e };
-                let mut k = ue;
-                if r.get(k)? == Some(b' ') {
-                    k += 1;
-                }
+                let k = gap_at(r, ue)?.unwrap_or(ue);
                 let mut d = k;
                 while d - k < 6 && r.get(d)?.is_some_and(|b| b.is_ascii_alphanumeric()) && (d == k || !r.gap(d)) {
                     d += 1;
@@ -409,19 +408,13 @@ fn line_sep(r: &Rd, i: usize) -> R<Option<usize>> {
     if r.get(k)? == Some(b',') {
         k += 1;
     }
-    // spaces before a line break belong to the break
-    let mut sp = k;
-    while sp - k < 3 && r.get(sp)? == Some(b' ') {
-        sp += 1;
-    }
-    if sp > k && r.get(sp)? == Some(b'\n') {
-        return Ok(Some(sp + 1));
-    }
-    match r.get(k)? {
-        Some(b' ') => Ok(Some(k + 1)),
-        Some(b'\n') => Ok(Some(k + 1)),
-        Some(b'\r') if r.get(k + 1)? == Some(b'\n') => Ok(Some(k + 2)),
-        _ => Ok(None),
+    // spaces or tabs, and a line break after them (the spaces belong to the break)
+    let gap = gap_at(r, k)?;
+    let after = gap.unwrap_or(k);
+    match r.get(after)? {
+        Some(b'\n') => Ok(Some(after + 1)),
+        Some(b'\r') if r.get(after + 1)? == Some(b'\n') => Ok(Some(after + 2)),
+        _ => Ok(gap),
     }
 }
 
@@ -498,12 +491,15 @@ fn postcode_city_at(r: &Rd, e: usize) -> R<Option<usize>> {
     }
     // the city first: `Springfield, IL 62704`, `Madrid, 28013`, `London⏎SW1A 1AA`
     let Some(ce) = city(r, i)? else { return Ok(None) };
-    if r.get(ce)? == Some(b',') && r.get(ce + 1)? == Some(b' ') {
-        let k = ce + 2;
+    let comma = r.get(ce)? == Some(b',');
+    if let Some(k) = if comma { gap_at(r, ce + 1)? } else { None } {
         let st = [r.get(k)?, r.get(k + 1)?];
         if let [Some(a), Some(b)] = st {
-            if STATES.contains(&&[a, b]) && r.get(k + 2)? == Some(b' ') {
-                let z = k + 3;
+            if let Some(z) = if STATES.contains(&&[a, b]) {
+                gap_at(r, k + 2)?
+            } else {
+                None
+            } {
                 if shape(r, z, b"99999-9999")? {
                     return Ok(Some(z + 10));
                 }

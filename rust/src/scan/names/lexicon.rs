@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
 
-use super::read::Low;
+use super::read::{squeezed, Low};
 
 /// A fast hash for short words (the rustc "Fx" multiply-rotate hash); the sets are built from
 /// shipped data, so no one can choose colliding keys.
@@ -194,8 +194,15 @@ impl Lexicon {
     /// Whether the name from `s` (its first word ending at `first`) is a brand's name: its words up
     /// to one of `ends` (the ends of its second, third, … word), diacritics removed, are a line of `brands.txt` (`Albert Heijn`, also
     /// in `Albert Heijn Bonus`).
-    pub(super) fn brand(&self, t: &[u8], s: usize, first: usize, ends: &[usize]) -> bool {
+    /// `spaced`: more than one space or a tab stands between the words (`Albert  Heijn`).
+    pub(super) fn brand(&self, t: &[u8], s: usize, first: usize, ends: &[usize], spaced: bool) -> bool {
         let has = |set: &Set<Vec<u8>>, b: &[u8]| {
+            let b = if spaced {
+                squeezed(b)
+            } else {
+                std::borrow::Cow::Borrowed(b)
+            };
+            let b = &*b;
             if b.is_ascii() {
                 set.contains(b)
             } else {

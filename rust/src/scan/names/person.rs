@@ -2,7 +2,7 @@
 //! [`super`]).
 
 use super::lexicon::lexicon;
-use super::read::{lower, next_word, read_word, word_before, Low, Rd, Word, R};
+use super::read::{lower, next_word, read_word, squeezed, word_before, Low, Rd, Word, MAX_GAP, R};
 use super::words::{ends_street, may_be, words, CUES};
 use super::LOOK_BEHIND;
 
@@ -218,6 +218,7 @@ fn person_in(r: &Rd, s: usize, case: Case) -> R<Option<(usize, u8)>> {
     let mut numeral = false;
     // the ends of the capitalised words after the first (for [`Lexicon::brand`])
     let mut ends = [0usize; 3];
+    let mut spaced = false;
     while count < 4 {
         // Dutch `'t` after `van` or `in` (`van 't Hof`, `in 't Veld`)
         if at > w1.e && (t[..at].ends_with(b" van") || t[..at].ends_with(b" in")) {
@@ -227,6 +228,8 @@ fn person_in(r: &Rd, s: usize, case: Case) -> R<Option<(usize, u8)>> {
             }
         }
         let Some(w) = next_word(r, at)? else { break };
+        // more than one space or a tab before the word: phrases are looked up squeezed
+        spaced |= w.s > at + 1;
         if w.caps && at == end && roman(&t[w.s..w.e]) {
             end = w.e;
             numeral = true;
@@ -295,9 +298,19 @@ fn person_in(r: &Rd, s: usize, case: Case) -> R<Option<(usize, u8)>> {
     // (`Alfa Romeo`, `Aston Martin`): a product
     let pair_before = before.is_some_and(|(w, _)| {
         let ws = w.as_ptr() as usize - t.as_ptr() as usize;
-        ws + w.len() + 1 == s && make(&t[ws..w1.e])
+        let gap = s - (ws + w.len());
+        gap == 1 && make(&t[ws..w1.e]) || (1..=MAX_GAP).contains(&gap) && make(&squeezed(&t[ws..w1.e]))
     });
-    if before.is_some_and(|(w, _)| make(w)) || pair_before || second.is_some_and(|w2| make(&t[w1.s..w2.e])) {
+    if before.is_some_and(|(w, _)| make(w))
+        || pair_before
+        || second.is_some_and(|w2| {
+            if spaced {
+                make(&squeezed(&t[w1.s..w2.e]))
+            } else {
+                make(&t[w1.s..w2.e])
+            }
+        })
+    {
         return Ok(None);
     }
     // a place or an institution named after a person (`Lycée Victor Hugo`, `place Charles de
@@ -388,7 +401,7 @@ fn person_in(r: &Rd, s: usize, case: Case) -> R<Option<(usize, u8)>> {
     if eponym {
         conf = conf.min(EPONYM);
     } else if conf > EPONYM
-        && ((count >= 2 && lex.brand(t, s, w1.e, &ends[..count - 1]))
+        && ((count >= 2 && lex.brand(t, s, w1.e, &ends[..count - 1], spaced))
             || before.is_some_and(|(w, dot)| if dot { w == b"im" } else { trade_before(w) })
             || trade_after(r, end)?)
         && !cue()
@@ -1205,6 +1218,26 @@ mod tests {
     );
     t!(p790, "MR SCAN RESULTS ARE IN. GRACE PERIOD ENDS IN MAY.", []);
     t!(p800, "WILL YOU MARK THE BILL AS PAID?", []);
+
+    // more than one space or a tab between the words is no way around the parsers
+    t!(p810, "Customer Maria  Schmidt called.", [("PERSON", "Maria  Schmidt")]);
+    t!(p820, "Customer Maria\tSchmidt called.", [("PERSON", "Maria\tSchmidt")]);
+    t!(
+        p830,
+        "Mein  Name  ist  Nurten  Seip, Hauptstraße  12,  10115  Berlin",
+        [
+            ("PERSON", "Nurten  Seip"),
+            ("ADDRESS", "Hauptstraße  12,  10115  Berlin")
+        ]
+    );
+    t!(
+        p840,
+        "Ship to 64330  Turner  Isle  Apt.  940,  New  Jon,  MH  20680 today",
+        [("ADDRESS", "64330  Turner  Isle  Apt.  940,  New  Jon,  MH  20680")]
+    );
+    t!(p850, "Date  of  birth:  05/13/1966.", [("DATE_OF_BIRTH", "05/13/1966")]);
+    t!(p860, "Fiat  Panda  e  Alfa  Romeo  Giulia  in  offerta.", []);
+    t!(p870, "Bij  de  Albert  Heijn  XL  is  het  druk.", []);
 
     #[test]
     fn a_name_in_capitals_without_a_surname_is_counted() {

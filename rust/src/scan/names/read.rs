@@ -153,8 +153,34 @@ pub(super) fn read_word(r: &Rd, s: usize) -> R<Option<Word>> {
     }))
 }
 
+/// `b` with each run of spaces and tabs as one space (`Alfa  Romeo` is `Alfa Romeo`), borrowed when
+/// it has none.
+pub(super) fn squeezed(b: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if !b
+        .iter()
+        .enumerate()
+        .any(|(i, &c)| c == b'\t' || (c == b' ' && b.get(i + 1) == Some(&b' ')))
+    {
+        return std::borrow::Cow::Borrowed(b);
+    }
+    let mut out = Vec::with_capacity(b.len());
+    for &c in b {
+        let c = if c == b'\t' { b' ' } else { c };
+        if !(c == b' ' && out.last() == Some(&b' ')) {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// `b` in ASCII lower case with each run of spaces and tabs as one space, for matching the phrases
+/// of the word lists (`Date  of  birth:` is `date of birth:`).
 pub(super) fn lower(b: &[u8]) -> Vec<u8> {
-    b.to_ascii_lowercase()
+    let mut out = b.to_ascii_lowercase();
+    if memchr::memchr(b'\t', b).is_some() || memchr::memmem::find(b, b"  ").is_some() {
+        out = squeezed(&out).into_owned();
+    }
+    out
 }
 
 /// A short word, ASCII-lower-cased on the stack (every listed word is shorter than 24 bytes).
@@ -226,12 +252,30 @@ pub(super) fn with_dot(r: &Rd, w: &Word) -> R<usize> {
     Ok(if r.get(w.e)? == Some(b'.') { w.e + 1 } else { w.e })
 }
 
-/// The word after `e` separated by exactly one space.
+/// The word after `e` separated by one to [`MAX_GAP`] spaces or tabs (`Maria  Schmidt`,
+/// `Hauptstraße\t12`: a second space is no way around a parser).
+#[inline]
 pub(super) fn next_word(r: &Rd, e: usize) -> R<Option<Word>> {
-    if r.get(e)? != Some(b' ') {
-        return Ok(None);
+    // one space: most words
+    if r.get(e)? == Some(b' ') && !matches!(r.get(e + 1)?, Some(b' ' | b'\t')) {
+        return read_word(r, e + 1);
     }
-    read_word(r, e + 1)
+    match gap_at(r, e)? {
+        Some(i) => read_word(r, i),
+        None => Ok(None),
+    }
+}
+
+/// The most spaces or tabs between two words of a name or an address.
+pub(super) const MAX_GAP: usize = 4;
+
+/// The end of one to [`MAX_GAP`] spaces or tabs at `i`, if there are any.
+pub(super) fn gap_at(r: &Rd, i: usize) -> R<Option<usize>> {
+    let mut k = i;
+    while k - i < MAX_GAP && matches!(r.get(k)?, Some(b' ' | b'\t')) {
+        k += 1;
+    }
+    Ok((k > i).then_some(k))
 }
 
 /// The last word before `s` (separated by spaces) and whether it ends with a `.`.
