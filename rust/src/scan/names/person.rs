@@ -319,8 +319,18 @@ fn person_in(r: &Rd, s: usize, case: Case) -> R<Option<(usize, u8)>> {
     // `evidence` is a cue already (no given name, no title); otherwise the cue is looked for only
     // when it can change the grade
     if evidence || (second.is_none() && cued(t, s)) {
+        // a lexicon surname alone (`My name is Schmidt`), or written surname first before a comma
+        // and a given name (`Name: Schmidt, Maria`, as forms and records write it)
+        let surname_first = given.is_none() && second.is_none() && lex.surname(&t[s..w1.e]);
+        if surname_first && r.get(end)? == Some(b',') {
+            if let Some(w) = next_word(r, end + 1)? {
+                if w.cap && lex.given(&t[w.s..w.e]) == Some(false) {
+                    end = w.e;
+                }
+            }
+        }
         // after a cue phrase: how much the words themselves look like a name
-        let mut conf: u8 = if given.is_some_and(|a| !a) || second.as_ref().is_some_and(known) {
+        let mut conf: u8 = if given.is_some_and(|a| !a) || second.as_ref().is_some_and(known) || surname_first {
             85
         } else if given.is_some() {
             70
@@ -1238,6 +1248,17 @@ mod tests {
     t!(p850, "Date  of  birth:  05/13/1966.", [("DATE_OF_BIRTH", "05/13/1966")]);
     t!(p860, "Fiat  Panda  e  Alfa  Romeo  Giulia  in  offerta.", []);
     t!(p870, "Bij  de  Albert  Heijn  XL  is  het  druk.", []);
+
+    // after a cue: a lexicon surname alone, or surname first, a comma and a given name
+    t!(p880, "Name: Schmidt, Maria", [("PERSON", "Schmidt, Maria")]);
+    t!(p890, "Hello, my name is Schmidt.", [("PERSON", "Schmidt")]);
+    t!(
+        p900,
+        "Kunde: Kowalski, Jan, geb. 01.02.1980",
+        [("PERSON", "Kowalski, Jan"), ("DATE_OF_BIRTH", "01.02.1980")]
+    );
+    t!(p910, "Customer Service and Customer Support called.", []);
+    t!(p920, "Name: Zorblat, Maria", []);
 
     #[test]
     fn a_name_in_capitals_without_a_surname_is_counted() {
