@@ -39,10 +39,10 @@ import importlib.util
 import json
 import os
 import sys
-import time
 import warnings
 from collections import Counter
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
@@ -63,7 +63,7 @@ from tests.core.test_scanner_names import (  # noqa: E402
 )
 
 from bench_names import names_prose  # noqa: E402
-from bench_scan import prose  # noqa: E402
+from bench_scan import _best, prose  # noqa: E402
 from sluicegate._core import Scanner, default_entities  # noqa: E402
 
 Scan = Callable[[str], Findings]
@@ -284,15 +284,6 @@ def lookalike_table(sluice: Scan, presidio_en: Scan) -> str:
 # --- speed ---------------------------------------------------------------------------------------
 
 
-def best(scan: Callable[[str], object], text: str, rounds: int) -> float:
-    times = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        scan(text)
-        times.append(time.perf_counter() - t0)
-    return min(times)
-
-
 def speed_table(sluice: Scan, presidio_en: Scan, pipeline: Callable[[str], object], side: int, rounds: int) -> str:
     """MB/s of both engines on the same first `side` characters of each corpus; the spaCy pipeline
     alone (the model Presidio runs first) shows where Presidio's time goes."""
@@ -305,10 +296,10 @@ def speed_table(sluice: Scan, presidio_en: Scan, pipeline: Callable[[str], objec
         whole = build()
         text = whole[:side]
         mb = len(text.encode()) / 1e6
-        ours = mb / best(sluice, text, rounds * 10)
-        theirs = mb / best(presidio_en, text, rounds)
-        alone = mb / best(pipeline, text, rounds)
-        full = len(whole.encode()) / 1e6 / best(sluice, whole, rounds)
+        ours = mb / _best(partial(sluice, text), rounds * 10)
+        theirs = mb / _best(partial(presidio_en, text), rounds)
+        alone = mb / _best(partial(pipeline, text), rounds)
+        full = len(whole.encode()) / 1e6 / _best(partial(sluice, whole), rounds)
         rows.append(f"| {name} | {ours:,.1f} | {theirs:,.3f} | {ours / theirs:,.0f}x | {alone:,.3f} | {full:,.1f} |")
     return "\n".join(rows)
 

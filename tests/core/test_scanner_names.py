@@ -14,6 +14,7 @@ import json
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -76,17 +77,24 @@ def at_threshold(scanner: Scanner, text: str, threshold: int | None) -> list[tup
 Findings = list[tuple[str, int, int]]
 
 
-def score(scan: Callable[[str], Findings]) -> dict[tuple[str, str], Counter[str]]:
+def score(
+    scan: Callable[[str], Findings], rewrite: Callable[[str], tuple[str, list[int]]] | None = None
+) -> dict[tuple[str, str], Counter[str]]:
     """Counts per (type, language) of any scan function's (type, start, end) findings on the
-    labelled set: tp, fn (labels), fp (findings), exact (label = finding). Shared with
+    labelled set: tp, fn (labels), fp (findings), exact (label = finding). `rewrite` gives each
+    text as the scan sees it and where each of its characters went (`spaced`). Shared with
     benches/bench_presidio_names.py, which scores another analyzer the same way."""
     out: dict[tuple[str, str], Counter[str]] = {}
     for case in cases():
         text, lang = str(case["text"]), str(case["lang"])
+        where = None
+        if rewrite is not None:
+            text, where = rewrite(text)
         found = scan(text)
+        spans: list[list[Any]] = case["spans"]  # type: ignore[assignment]
         for entity in TYPES:
             c = out.setdefault((entity, lang), Counter())
-            gold = [(s, e) for t, s, e in case["spans"] if t == entity]  # type: ignore[union-attr]
+            gold = [(s, e) if where is None else (where[s], where[e]) for t, s, e in spans if t == entity]
             mine = [(s, e) for t, s, e in found if t == entity]
             for g in gold:
                 cover = sum(overlap(g, m) for m in mine)
@@ -94,6 +102,14 @@ def score(scan: Callable[[str], Findings]) -> dict[tuple[str, str], Counter[str]
                 c["exact"] += g in mine
             for m in mine:
                 c["fp"] += not any(overlap(g, m) for g in gold)
+    return out
+
+
+def by_type(counts: dict[tuple[str, str], Counter[str]]) -> dict[str, Counter[str]]:
+    """`score`'s counts summed over the languages, per type."""
+    out: dict[str, Counter[str]] = {entity: Counter() for entity in TYPES}
+    for (entity, _), c in counts.items():
+        out[entity] += c
     return out
 
 
@@ -120,6 +136,11 @@ LOOKALIKE_SETS = (
     ("lookalikes_7.txt", "set 7, brands, written before the retail brand list"),
     ("lookalikes_8.txt", "set 8, held out"),
 )
+
+
+def general_lookalikes() -> list[str]:
+    """The lines of the look-alike sets of the issue's kinds (not the sets of brands)."""
+    return [line for name, what in LOOKALIKE_SETS if "brands" not in what for line in lookalikes(name)]
 
 
 def table(scanner: Scanner | None = None) -> str:
@@ -166,12 +187,9 @@ def threshold_table(scanner: Scanner | None = None) -> str:
     for threshold in THRESHOLDS:
         scores = evaluate(scanner, threshold)
         cells = [str(threshold)]
+        totals = by_type(scores)
         for entity in ("PERSON", "ADDRESS"):
-            total: Counter[str] = Counter()
-            for (e, _), c in scores.items():
-                if e == entity:
-                    total += c
-            r, p = ratios(total)
+            r, p = ratios(totals[entity])
             cells += [f"{r:.3f}", f"{p:.3f}"]
         for _, lines in sets:
             altered = sum(bool(at_threshold(scanner, line, threshold)) for line in lines)
@@ -195,11 +213,7 @@ def test_set_covers_every_language(scanner: Scanner) -> None:
 
 @pytest.mark.parametrize("entity", TYPES)
 def test_recall_and_precision(scanner: Scanner, entity: str) -> None:
-    total: Counter[str] = Counter()
-    for (e, _), c in evaluate(scanner).items():
-        if e == entity:
-            total += c
-    recall, precision = ratios(total)
+    recall, precision = ratios(by_type(evaluate(scanner))[entity])
     assert recall >= FLOOR[entity][0] and precision >= FLOOR[entity][1], (recall, precision)
 
 
@@ -292,11 +306,7 @@ def test_names_in_capitals(scanner: Scanner) -> None:
     # when first measured, 0.608 with the flags of rare given names that are words (the labelled
     # set's names the US census does not know, Dutch and Polish most, are counted below the
     # threshold: a given name and an unknown word)
-    counts = score(lambda text: scanner.scan(shouted(text)))
-    totals: dict[str, Counter[str]] = {"PERSON": Counter(), "ADDRESS": Counter()}
-    for (entity, _), c in counts.items():
-        if entity in totals:
-            totals[entity] += c
+    totals = by_type(score(lambda text: scanner.scan(shouted(text))))
     recall, precision = ratios(totals["PERSON"])
     assert recall >= 0.6 and precision >= 0.99, (recall, precision)
     # ADDRESS in capitals: 0.589 before (a compound's or a type word's ending with a capital
@@ -306,7 +316,7 @@ def test_names_in_capitals(scanner: Scanner) -> None:
     # the general look-alike sets in capitals: 2 of 609 altered before (two ADDRESS findings),
     # 10 after (5, then 4, as written): given names that are words of another language before a
     # surname (`UNA CADENA`, `SEGUNDA MANO`), brands (`JACK DANIELS`)
-    general = [line for name, what in LOOKALIKE_SETS if "brands" not in what for line in lookalikes(name)]
+    general = general_lookalikes()
     altered = [line for line in general if scanner.scan(shouted(line))]
     assert len(general) >= 600 and len(altered) <= 10, altered
 
@@ -326,22 +336,12 @@ def test_double_spaces_are_no_way_around(scanner: Scanner) -> None:
     # between words, PERSON recall was 0.05, ADDRESS 0.00 and DATE_OF_BIRTH 0.61 (a cue phrase
     # with two spaces was none); 0.933, 0.936 and 1.000 after, at precision 1.000, and the
     # general look-alike sets alter no more lines than as written (4 of 609)
-    found: dict[str, Counter[str]] = {t: Counter() for t in TYPES}
-    for case in cases():
-        text, where = spaced(str(case["text"]))
-        mine = scanner.scan(text)
-        for entity in TYPES:
-            gold = [(where[s], where[e]) for t, s, e in case["spans"] if t == entity]  # type: ignore[union-attr]
-            spans = [(s, e) for t, s, e in mine if t == entity]
-            for g in gold:
-                found[entity]["tp" if 2 * sum(overlap(g, m) for m in spans) >= g[1] - g[0] else "fn"] += 1
-            found[entity]["fp"] += sum(not any(overlap(g, m) for g in gold) for m in spans)
+    found = by_type(score(scanner.scan, rewrite=spaced))
     floors = {"PERSON": 0.93, "ADDRESS": 0.93, "DATE_OF_BIRTH": 1.0}
     for entity, floor in floors.items():
         recall, precision = ratios(found[entity])
         assert recall >= floor and precision == 1.0, (entity, recall, precision)
-    general = [line for name, what in LOOKALIKE_SETS if "brands" not in what for line in lookalikes(name)]
-    assert sum(bool(scanner.scan(spaced(line)[0])) for line in general) <= 4
+    assert sum(bool(scanner.scan(spaced(line)[0])) for line in general_lookalikes()) <= 4
 
 
 def test_names_before_shop_words_stay_persons(scanner: Scanner) -> None:
