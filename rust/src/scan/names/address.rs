@@ -276,7 +276,7 @@ fn street_name(r: &Rd, i: usize) -> R<Option<usize>> {
         let b = &t[w.s..w.e];
         if w.cap || w.caps || b.iter().all(u8::is_ascii_digit) {
             // an abbreviation inside the name (`Praça S. Bartolomeu`, `Avenida Prof. António`)
-            let we = if w.cap && r.get(w.e)? == Some(b'.') && r.get(w.e + 1)? == Some(b' ') {
+            let we = if w.cap && r.get(w.e)? == Some(b'.') && gap_at(r, w.e + 1)?.is_some() {
                 w.e + 1
             } else {
                 w.e
@@ -478,12 +478,14 @@ fn postcode_city_at(r: &Rd, e: usize) -> R<Option<usize>> {
             let Some(c) = line_sep(r, p)? else { return Ok(Some(p)) };
             let Some(ce) = city(r, c)? else { return Ok(Some(p)) };
             // an Italian province (`(RM)`)
-            if r.get(ce)? == Some(b' ') && r.get(ce + 1)? == Some(b'(') {
-                if shape(r, ce + 2, b"AA)")? {
-                    return Ok(Some(ce + 5));
-                }
-                if shape(r, ce + 2, b"AAA)")? {
-                    return Ok(Some(ce + 6));
+            if let Some(p) = gap_at(r, ce)? {
+                if r.get(p)? == Some(b'(') {
+                    if shape(r, p + 1, b"AA)")? {
+                        return Ok(Some(p + 4));
+                    }
+                    if shape(r, p + 1, b"AAA)")? {
+                        return Ok(Some(p + 5));
+                    }
                 }
             }
             return Ok(Some(ce));
@@ -536,10 +538,8 @@ fn uk_postcode(r: &Rd, i: usize) -> R<Option<usize>> {
     if r.get(k)?.is_some_and(|b| b.is_ascii_digit() || b.is_ascii_uppercase()) {
         k += 1;
     }
-    if r.get(k)? != Some(b' ') {
-        return Ok(None);
-    }
-    Ok(shape(r, k + 1, b"9AA")?.then_some(k + 4))
+    let Some(k) = gap_at(r, k)? else { return Ok(None) };
+    Ok(shape(r, k, b"9AA")?.then_some(k + 3))
 }
 
 #[cfg(test)]

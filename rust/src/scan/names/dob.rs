@@ -5,7 +5,7 @@ use crate::scan::entity::Builtin;
 use crate::scan::normalize::View;
 
 use super::address::end_ok;
-use super::read::{boundary, lower, read_word, Rd, R};
+use super::read::{boundary, gap_at, lower, read_word, Rd, R};
 use super::{decide, next_digit, reader};
 
 /// Cue words of a date of birth (lower case; a cue is one of these at a word start, and the date
@@ -148,41 +148,40 @@ fn date_at(r: &Rd, s: usize) -> R<Option<usize>> {
     if len1 > 2 || !(1..=31).contains(&a) {
         return Ok(None);
     }
-    let mut i = e1;
-    if r.get(i)? == Some(b'.') {
-        i += 1;
-    }
-    if r.get(i)? != Some(b' ') {
+    let Some(i) = date_sep(r, e1, b'.', &[b"de"])? else {
         return Ok(None);
-    }
-    i += 1;
-    if let Some(w) = read_word(r, i)? {
-        if &t[w.s..w.e] == b"de" && r.get(w.e)? == Some(b' ') {
-            i = w.e + 1;
-        }
-    }
+    };
     let Some(m) = read_word(r, i)? else { return Ok(None) };
     let name = String::from_utf8_lossy(&t[m.s..m.e]).to_lowercase();
     if !MONTHS.iter().any(|(n, _)| *n == name) {
         return Ok(None);
     }
-    let mut i = m.e;
-    if r.get(i)? == Some(b',') {
-        i += 1;
-    }
-    if r.get(i)? != Some(b' ') {
+    let Some(i) = date_sep(r, m.e, b',', &[b"de", b"del"])? else {
         return Ok(None);
-    }
-    i += 1;
-    if let Some(w) = read_word(r, i)? {
-        if matches!(&t[w.s..w.e], b"de" | b"del") && r.get(w.e)? == Some(b' ') {
-            i = w.e + 1;
-        }
-    }
+    };
     let Some((y, e)) = digits(r, i, 4)? else {
         return Ok(None);
     };
     Ok((e - i == 4 && (1900..=2099).contains(&y) && end_ok(r, e)?).then_some(e))
+}
+
+/// Between the parts of a written date, from `e`: an optional `punct` (`3.`, `März,`), spaces or
+/// tabs ([`gap_at`]), and an optional particle with its own spaces (`14 de julio de 1972`); where
+/// the next part starts.
+fn date_sep(r: &Rd, e: usize, punct: u8, particles: &[&[u8]]) -> R<Option<usize>> {
+    let mut i = e;
+    if r.get(i)? == Some(punct) {
+        i += 1;
+    }
+    let Some(i) = gap_at(r, i)? else { return Ok(None) };
+    if let Some(w) = read_word(r, i)? {
+        if particles.contains(&&r.t[w.s..w.e]) {
+            if let Some(k) = gap_at(r, w.e)? {
+                return Ok(Some(k));
+            }
+        }
+    }
+    Ok(Some(i))
 }
 
 #[cfg(test)]
@@ -198,6 +197,14 @@ mod tests {
         [("DATE_OF_BIRTH", "3. März 1990")]
     );
     t!(d030, "née le 14 juillet 1972", [("DATE_OF_BIRTH", "14 juillet 1972")]);
+    t!(
+        d035,
+        "geboren am 3.  März\t1990, nacido el 14  de  julio  de  1972",
+        [
+            ("DATE_OF_BIRTH", "3.  März\t1990"),
+            ("DATE_OF_BIRTH", "14  de  julio  de  1972")
+        ]
+    );
     t!(
         d040,
         "fecha de nacimiento: 5 de mayo de 1968",

@@ -111,8 +111,6 @@ mod person;
 mod read;
 mod words;
 
-use std::cell::Cell;
-
 use crate::scan::detectors::{Out, Res};
 use crate::scan::entity::Builtin;
 use crate::scan::normalize::View;
@@ -181,13 +179,7 @@ fn r_gap(v: &View, i: usize) -> bool {
 }
 
 fn reader<'a>(v: &'a View<'a>, i: usize) -> Rd<'a> {
-    Rd {
-        t: v.t,
-        eof: v.eof,
-        lim: i + MAX_SPAN,
-        v,
-        parts: Cell::new(0),
-    }
+    Rd::new(v.t, v.eof, i + MAX_SPAN, v)
 }
 
 /// The first ASCII digit at or after `from`, 16 bytes at a time.

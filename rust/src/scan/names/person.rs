@@ -2,7 +2,9 @@
 //! [`super`]).
 
 use super::lexicon::lexicon;
-use super::read::{lower, next_word, read_word, squeezed, word_before, Low, Rd, Word, MAX_GAP, R};
+use super::read::{
+    char_at, gap_at, lower, lower_latin, next_word, read_word, squeezed, word_before, Low, Rd, Word, MAX_GAP, R,
+};
 use super::words::{ends_street, may_be, words, CUES};
 use super::LOOK_BEHIND;
 
@@ -181,12 +183,14 @@ fn person_in(r: &Rd, s: usize, case: Case) -> R<Option<(usize, u8)>> {
     let mut given = lex.given(&t[s..w1.e]);
     // whether a capitalised word follows: the rules below that need one are not tried otherwise
     // (most capitals start a sentence of lower-case words)
-    let cap_next = r.get(w1.e)? == Some(b' ')
-        && match r.get(w1.e + 1)? {
+    let cap_next = match gap_at(r, w1.e)? {
+        Some(i) => match r.get(i)? {
             Some(b) if b < 0x80 => b.is_ascii_uppercase(),
-            Some(_) => r.ch(w1.e + 1)?.is_some_and(|(c, _)| c.is_uppercase()),
+            Some(_) => r.ch(i)?.is_some_and(|(c, _)| c.is_uppercase()),
             None => false,
-        };
+        },
+        None => false,
+    };
     if given.is_none() && cap_next {
         given = lex.declined(&t[s..w1.e]);
     }
@@ -448,14 +452,7 @@ fn shouted(r: &Rd, s: usize, w1: &Word, all: bool) -> R<Option<(usize, u8)>> {
     if all {
         let lex = lexicon();
         let mut buf = [0u8; 32];
-        let n = w1.e - w1.s;
-        let given = if n <= buf.len() {
-            buf[..n].copy_from_slice(&t[w1.s..w1.e]);
-            fold_word(&mut buf[..n]);
-            lex.given(&buf[..n])
-        } else {
-            None
-        };
+        let given = title_case(&t[w1.s..w1.e], &mut buf).and_then(|w| lex.given(w));
         // a given name before another word in capitals; an ambiguous one (`WILL`, `MAY`) only
         // before a lexicon surname
         let named = match given {
@@ -467,14 +464,9 @@ fn shouted(r: &Rd, s: usize, w1: &Word, all: bool) -> R<Option<(usize, u8)>> {
         };
         // or a title (`HERR`, `MME`) or a cue phrase (`NAME:`, `KUNDE`) before it
         let vouched = || {
-            word_before(t, s).is_some_and(|(w, _)| {
-                let mut b = [0u8; 8];
-                w.len() <= b.len() && {
-                    b[..w.len()].copy_from_slice(w);
-                    fold_word(&mut b[..w.len()]);
-                    words().titles.contains(&b[..w.len()])
-                }
-            }) || cued(t, s)
+            let mut buf = [0u8; 8];
+            word_before(t, s).is_some_and(|(w, _)| title_case(w, &mut buf).is_some_and(|w| words().titles.contains(w)))
+                || cued(t, s)
         };
         if !(named || vouched()) {
             return Ok(None);
@@ -484,13 +476,7 @@ fn shouted(r: &Rd, s: usize, w1: &Word, all: bool) -> R<Option<(usize, u8)>> {
     let lim = r.lim.min(s + SHOUTED_REACH);
     let mut copy = t[lo..t.len().min(lim)].to_vec();
     fold_caps(&mut copy);
-    let f = Rd {
-        t: &copy,
-        eof: r.eof,
-        lim: lim - lo,
-        v: r.v,
-        parts: std::cell::Cell::new(0),
-    };
+    let f = Rd::new(&copy, r.eof, lim - lo, r.v);
     let case = if all { Case::Shouted } else { Case::Folded };
     Ok(person_in(&f, s - lo, case)?.map(|(e, conf)| {
         let conf = if all && conf < SHOUTED_MIN {
@@ -536,48 +522,21 @@ fn fold_caps(t: &mut [u8]) {
     }
 }
 
-/// A word in title case: every character after the first in lower case, where that keeps its
-/// length in bytes.
+/// A word in title case: every character after the first in lower case (ASCII, Latin-1 and Latin
+/// Extended-A: every byte keeps its place).
 fn fold_word(w: &mut [u8]) {
-    if w.is_empty() {
-        return;
-    }
-    if w.is_ascii() {
-        w[1..].make_ascii_lowercase();
-        return;
-    }
-    let mut i = char_at(w, 0).map_or(1, |(_, n)| n);
-    while i < w.len() {
-        let Some((c, n)) = char_at(w, i) else {
-            i += 1;
-            continue;
-        };
-        if n == 1 {
-            w[i] = w[i].to_ascii_lowercase();
-        } else {
-            let mut low = c.to_lowercase();
-            if let (Some(l), None) = (low.next(), low.next()) {
-                if l.len_utf8() == n {
-                    l.encode_utf8(&mut w[i..i + n]);
-                }
-            }
-        }
-        i += n;
-    }
+    let first = char_at(w, 0).map_or(w.len().min(1), |(_, n)| n);
+    let rest = &mut w[first..];
+    rest.make_ascii_lowercase();
+    lower_latin(rest);
 }
 
-/// The character starting at byte `i` of `t` and its length, if a whole one starts there.
-fn char_at(t: &[u8], i: usize) -> Option<(char, usize)> {
-    let b = *t.get(i)?;
-    let n = match b {
-        0..=0x7F => return Some((char::from(b), 1)),
-        0xC0..=0xDF => 2,
-        0xE0..=0xEF => 3,
-        0xF0..=0xF7 => 4,
-        _ => return None,
-    };
-    let c = std::str::from_utf8(t.get(i..i + n)?).ok()?.chars().next()?;
-    Some((c, n))
+/// `w` in title case ([`fold_word`]) in `buf`, if it fits.
+fn title_case<'a>(w: &[u8], buf: &'a mut [u8]) -> Option<&'a [u8]> {
+    let b = buf.get_mut(..w.len())?;
+    b.copy_from_slice(w);
+    fold_word(b);
+    Some(b)
 }
 
 /// Shop, collection and product nouns that follow a firm's or a brand's name (`Ralph Lauren
@@ -633,22 +592,20 @@ pub(super) const LEGAL: &[&str] = &[
 /// Whether the word after a name ending at `e` is a shop or product noun ([`TRADE_AFTER`]) or a
 /// legal form ([`LEGAL`]; with a possessive `'s` between: `Anna Berg Ltd's`).
 fn trade_after(r: &Rd, e: usize) -> R<bool> {
-    if r.get(e)? != Some(b' ') {
-        return Ok(false);
-    }
-    let Some(b) = r.get(e + 1)? else { return Ok(false) };
+    let Some(i) = gap_at(r, e)? else { return Ok(false) };
+    let Some(b) = r.get(i)? else { return Ok(false) };
     if b.is_ascii_uppercase() || b == b'&' || b == b's' {
         for f in LEGAL.iter().map(|f| f.as_bytes()).filter(|f| f[0] == b) {
             let mut ok = true;
             for (k, &c) in f.iter().enumerate() {
-                if r.get(e + 1 + k)? != Some(c) {
+                if r.get(i + k)? != Some(c) {
                     ok = false;
                     break;
                 }
             }
             if ok
                 && !r
-                    .get(e + 1 + f.len())?
+                    .get(i + f.len())?
                     .is_some_and(|c| c.is_ascii_alphanumeric() || c >= 0x80)
             {
                 return Ok(true);
@@ -721,15 +678,13 @@ const EPONYM: u8 = 45;
 
 /// Dutch `'t` (`van 't Hof`, `in 't Veld`) after `e`: its end.
 fn tick_t(r: &Rd, e: usize) -> R<Option<usize>> {
-    if r.get(e)? != Some(b' ') {
-        return Ok(None);
-    }
-    let k = match r.get(e + 1)? {
-        Some(b'\'') => e + 2,
-        Some(0xE2) if r.get(e + 2)? == Some(0x80) && r.get(e + 3)? == Some(0x99) => e + 4,
+    let Some(i) = gap_at(r, e)? else { return Ok(None) };
+    let k = match r.get(i)? {
+        Some(b'\'') => i + 1,
+        Some(0xE2) if r.get(i + 1)? == Some(0x80) && r.get(i + 2)? == Some(0x99) => i + 3,
         _ => return Ok(None),
     };
-    Ok((r.get(k)? == Some(b't') && r.get(k + 1)? == Some(b' ')).then_some(k + 1))
+    Ok((r.get(k)? == Some(b't') && gap_at(r, k + 1)?.is_some()).then_some(k + 1))
 }
 
 /// A Roman numeral of two or more letters (`II`, `IV`, `VIII`, `XIV`): a regnal or generational
@@ -812,7 +767,8 @@ fn head(w: &[u8]) -> bool {
 /// Huis`, `Johan Cruijff ArenA`).
 fn head_after(r: &Rd, e: usize) -> R<bool> {
     // most names are followed by a lower-case word or a punctuation mark
-    if r.get(e)? != Some(b' ') || r.get(e + 1)?.is_some_and(|b| !b.is_ascii_uppercase() && b < 0xC0) {
+    let Some(i) = gap_at(r, e)? else { return Ok(false) };
+    if r.get(i)?.is_some_and(|b| !b.is_ascii_uppercase() && b < 0xC0) {
         return Ok(false);
     }
     let Some(w) = next_word(r, e)? else { return Ok(false) };
@@ -1259,6 +1215,24 @@ mod tests {
     );
     t!(p910, "Customer Service and Customer Support called.", []);
     t!(p920, "Name: Zorblat, Maria", []);
+
+    // the context rules read past a run of spaces too: a shop noun or a place noun after the name,
+    // Dutch `'t`, a UK postcode, an Italian province
+    t!(p930, "The Ralph  Lauren  store  is  closed.", []);
+    t!(p940, "Het  Anne  Frank  Huis  is  open.", []);
+    t!(
+        p950,
+        "Gisteren  belde  Pieter  van  't  Hof.",
+        [("PERSON", "Pieter  van  't  Hof")]
+    );
+    t!(
+        p960,
+        "Send it to 10 Downing Street,  London  SW1A  1AA and Via Roma 10,  00184  Roma  (RM).",
+        [
+            ("ADDRESS", "10 Downing Street,  London  SW1A  1AA"),
+            ("ADDRESS", "Via Roma 10,  00184  Roma  (RM)")
+        ]
+    );
 
     #[test]
     fn a_name_in_capitals_without_a_surname_is_counted() {

@@ -29,7 +29,19 @@ pub(super) const UNIT: u8 = 1;
 /// An address part: a postcode or a city line.
 pub(super) const POSTCODE: u8 = 2;
 
-impl Rd<'_> {
+impl<'a> Rd<'a> {
+    /// A reader of `t` (the view's bytes, or a copy of them with the same offsets from some start)
+    /// up to `lim`.
+    pub(super) fn new(t: &'a [u8], eof: bool, lim: usize, v: &'a View<'a>) -> Rd<'a> {
+        Rd {
+            t,
+            eof,
+            lim,
+            v,
+            parts: Cell::new(0),
+        }
+    }
+
     /// Whether original text was dropped between view bytes `i - 1` and `i`: a line break the
     /// view joined inside a number (`Hauptstraße 12⏎10115 Berlin` reads `1210115`), or an
     /// invisible character. Address parsers take it as the end of a number and a line break.
@@ -67,11 +79,22 @@ impl Rd<'_> {
                 return Ok(None);
             }
         }
-        Ok(std::str::from_utf8(&self.t[i..i + w])
-            .ok()
-            .and_then(|s| s.chars().next())
-            .map(|c| (c, w)))
+        Ok(char_at(self.t, i))
     }
+}
+
+/// The character starting at byte `i` of `t` and its length, if a whole one starts there.
+pub(super) fn char_at(t: &[u8], i: usize) -> Option<(char, usize)> {
+    let b = *t.get(i)?;
+    let n = match b {
+        0..=0x7F => return Some((char::from(b), 1)),
+        0xC0..=0xDF => 2,
+        0xE0..=0xEF => 3,
+        0xF0..=0xF7 => 4,
+        _ => return None,
+    };
+    let c = std::str::from_utf8(t.get(i..i + n)?).ok()?.chars().next()?;
+    Some((c, n))
 }
 
 /// The character ending at `i` (exclusive) in `t`, if any.
@@ -153,14 +176,15 @@ pub(super) fn read_word(r: &Rd, s: usize) -> R<Option<Word>> {
     }))
 }
 
+/// Whether `b` has a tab or two spaces in a row.
+fn has_run(b: &[u8]) -> bool {
+    memchr::memchr(b'\t', b).is_some() || memchr::memmem::find(b, b"  ").is_some()
+}
+
 /// `b` with each run of spaces and tabs as one space (`Alfa  Romeo` is `Alfa Romeo`), borrowed when
 /// it has none.
 pub(super) fn squeezed(b: &[u8]) -> std::borrow::Cow<'_, [u8]> {
-    if !b
-        .iter()
-        .enumerate()
-        .any(|(i, &c)| c == b'\t' || (c == b' ' && b.get(i + 1) == Some(&b' ')))
-    {
+    if !has_run(b) {
         return std::borrow::Cow::Borrowed(b);
     }
     let mut out = Vec::with_capacity(b.len());
@@ -176,11 +200,12 @@ pub(super) fn squeezed(b: &[u8]) -> std::borrow::Cow<'_, [u8]> {
 /// `b` in ASCII lower case with each run of spaces and tabs as one space, for matching the phrases
 /// of the word lists (`Date  of  birth:` is `date of birth:`).
 pub(super) fn lower(b: &[u8]) -> Vec<u8> {
-    let mut out = b.to_ascii_lowercase();
-    if memchr::memchr(b'\t', b).is_some() || memchr::memmem::find(b, b"  ").is_some() {
-        out = squeezed(&out).into_owned();
+    let out = b.to_ascii_lowercase();
+    if has_run(b) {
+        squeezed(&out).into_owned()
+    } else {
+        out
     }
-    out
 }
 
 /// A short word, ASCII-lower-cased on the stack (every listed word is shorter than 24 bytes).
@@ -217,7 +242,7 @@ impl Low {
 
 /// The capitals of Latin-1 and Latin Extended-A in lower case, in place (`URBANIZACIÓN`,
 /// `ŚCIEŻKA`, `ÄNGSVÄGEN`): every one is two bytes either way. Other characters are left.
-fn lower_latin(t: &mut [u8]) {
+pub(super) fn lower_latin(t: &mut [u8]) {
     let mut i = 0;
     while i + 1 < t.len() {
         let (b, c) = (t[i], t[i + 1]);
