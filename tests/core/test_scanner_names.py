@@ -321,6 +321,25 @@ def test_names_in_capitals(scanner: Scanner) -> None:
     assert len(general) >= 600 and len(altered) <= 10, altered
 
 
+def lowered(text: str) -> str:
+    """`text` in lower case, each character that keeps its length, so spans hold."""
+    return "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
+
+
+def test_names_in_lower_case_after_a_cue(scanner: Scanner) -> None:
+    # the labelled set in lower case (`my name is christian pena`): PERSON recall 0.000 before
+    # names in lower case were read after a cue phrase, 0.117 after, at precision 1.000 (the names
+    # after `my name is`, `kunde:`, `chamo-me`, … whose given name the lexicon knows; lower case
+    # says nothing more, so a name without a cue before it is still not read)
+    totals = by_type(score(lambda text: scanner.scan(lowered(text))))
+    recall, precision = ratios(totals["PERSON"])
+    assert recall >= 0.11 and precision == 1.0, (recall, precision)
+    # every look-alike set in lower case: none altered by PERSON (`customer will`, `dear mark`)
+    lines = [line for name, _ in LOOKALIKE_SETS for line in lookalikes(name)]
+    altered = [line for line in lines if any(e == "PERSON" for e, _, _ in scanner.scan(lowered(line)))]
+    assert len(lines) >= 800 and not altered, altered
+
+
 def spaced(text: str) -> tuple[str, list[int]]:
     """`text` with every space doubled, and where each of its characters went."""
     where, n = [], 0

@@ -74,7 +74,13 @@
 //! (`Jean DUPONT`, `M. Pierre MARTIN`), is graded as if written in title case. Acronyms cost a
 //! lookup: the copy is made only after a given name, a title or a cue phrase. Street endings,
 //! street-type words and cities are read in capitals too (`BJÖRKVÄGEN 4`, `URBANIZACIÓN …`,
-//! `PORT DANIELTON, PR`). Text wholly in lower case is not read for names.
+//! `PORT DANIELTON, PR`).
+//!
+//! **Lower case.** A name in lower case is read only right after a cue phrase (`my name is maria
+//! schmidt`, `Kunde: jan kowalski`): a pass over the words after a space or tab (16 bytes at a
+//! time) hashes the last four bytes of the word before each ([`after_cues`]), and where a cue phrase
+//! ends there, the words the lexicon knows are read from a copy in title case
+//! ([`person::lowered_at`]): a given name first, then only lexicon names and particles.
 //!
 //! **Addresses** are a street with a house number, in the order of its language, optionally
 //! followed by a secondary unit and a postcode and city:
@@ -116,8 +122,9 @@ use crate::scan::entity::Builtin;
 use crate::scan::normalize::View;
 
 use address::{address_range, DIGIT_REACH};
-use person::person_at;
-use read::{boundary, Need, Rd, R};
+use person::{lowered_at, person_at};
+use read::{boundary, Need, Rd, MAX_GAP, R};
+use words::{ends_cue, may_end_cue};
 
 pub use dob::birth_dates;
 pub use lexicon::warm;
@@ -155,6 +162,11 @@ pub fn round(person: bool, address: bool, v: &View, base: usize, out: &mut Out) 
                 out.put_conf(i, Builtin::Person.id(), res, conf);
             }
         });
+        after_cues(v, base, |i| {
+            let r = reader(v, i);
+            let (res, conf) = decide_scored(lowered_at(&r, i));
+            out.put_conf(i, Builtin::Person.id(), res, conf);
+        });
     }
     if address {
         let mut covered = base;
@@ -171,6 +183,107 @@ pub fn round(person: bool, address: bool, v: &View, base: usize, out: &mut Out) 
             address_range(v, covered.max(n.saturating_sub(DIGIT_REACH)), n, true, out);
         }
     }
+}
+
+/// Calls `f(i)` for every `i >= base` where a word in lower case starts after a cue phrase (`my
+/// name is maria`, `Kunde: anna`, in any case): after one to [`MAX_GAP`] spaces or tabs whose word
+/// before (an optional `:` after it) may end a cue phrase ([`may_end_cue`], a hash of its last
+/// four bytes; then [`ends_cue`], a shape test and a set); the parser checks the whole phrase.
+/// The cue is read before the name, inside the [`LOOK_BEHIND`] a stream keeps, so any chunking
+/// starts the same names.
+fn after_cues(v: &View, base: usize, mut f: impl FnMut(usize)) {
+    let t = v.t;
+    let from = base.saturating_sub(1);
+    let tails = &words::words().cue_tails;
+    for_each_word_after_blank(t, from, |i| {
+        // the name's first letter, in lower case (a capital is the capital pass's)
+        if i < base || !(t[i].is_ascii_lowercase() || read::char_at(t, i).is_some_and(|(c, _)| c.is_lowercase())) {
+            return;
+        }
+        let mut e = i - 1;
+        while e > 0 && i - e < MAX_GAP && matches!(t[e - 1], b' ' | b'\t') {
+            e -= 1;
+        }
+        if e > 0 && t[e - 1] == b':' {
+            e -= 1;
+        }
+        if !may_end_cue(tails, t, e) {
+            return;
+        }
+        // the word before: letters, apostrophes, hyphens (`chamo-me`), and the comma of `regards,`
+        let mut ws = e;
+        if ws > 0 && t[ws - 1] == b',' {
+            ws -= 1;
+        }
+        let last = ws;
+        while ws > 0
+            && e - ws <= 20
+            && (t[ws - 1].is_ascii_alphabetic() || t[ws - 1] >= 0x80 || matches!(t[ws - 1], b'\'' | b'-'))
+        {
+            ws -= 1;
+        }
+        // the whole phrase ([`cued`]) is the parser's to check, after the lexicon's cheaper no
+        if ws < last && ends_cue(&t[ws..e]) {
+            f(i);
+        }
+    });
+}
+
+/// Calls `f(i)` for every `i > from` where a lower-case ASCII letter or a UTF-8 lead byte follows
+/// a space or a tab at `i - 1`, 16 bytes at a time.
+fn for_each_word_after_blank(t: &[u8], from: usize, mut f: impl FnMut(usize)) {
+    let n = t.len();
+    let mut i = from;
+    while i + 17 <= n {
+        let mut m = blank_word_mask16(&t[i..i + 17]);
+        while m != 0 {
+            f(i + 1 + m.trailing_zeros() as usize);
+            m &= m - 1;
+        }
+        i += 16;
+    }
+    while i + 1 < n {
+        if matches!(t[i], b' ' | b'\t') && (t[i + 1].is_ascii_lowercase() || t[i + 1] >= 0xC0) {
+            f(i + 1);
+        }
+        i += 1;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn blank_word_mask16(block: &[u8]) -> u32 {
+    use std::arch::x86_64::{
+        __m128i, _mm_add_epi8, _mm_and_si128, _mm_cmpeq_epi8, _mm_cmpgt_epi8, _mm_cmplt_epi8, _mm_loadu_si128,
+        _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+    };
+    debug_assert!(block.len() >= 17);
+    // SAFETY: `block` has at least 17 readable bytes and SSE2 is part of the x86-64 baseline.
+    unsafe {
+        let x = _mm_loadu_si128(block.as_ptr().cast::<__m128i>());
+        let y = _mm_loadu_si128(block.as_ptr().add(1).cast::<__m128i>());
+        let blank = _mm_or_si128(
+            _mm_cmpeq_epi8(x, _mm_set1_epi8(b' ' as i8)),
+            _mm_cmpeq_epi8(x, _mm_set1_epi8(b'\t' as i8)),
+        );
+        // 'a'..='z' is 0x61..=0x7A: shift it to -128..=-103, then one signed compare
+        let lower = _mm_cmplt_epi8(_mm_add_epi8(y, _mm_set1_epi8(0x1F)), _mm_set1_epi8(-128 + 26));
+        // lead bytes 0xC0..=0xFF are -64..=-1 as signed bytes
+        let lead = _mm_and_si128(
+            _mm_cmpgt_epi8(y, _mm_set1_epi8(-65)),
+            _mm_cmplt_epi8(y, _mm_set1_epi8(0)),
+        );
+        _mm_movemask_epi8(_mm_and_si128(blank, _mm_or_si128(lower, lead))) as u32
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn blank_word_mask16(block: &[u8]) -> u32 {
+    (0..16).fold(0, |m, k| {
+        let hit = matches!(block[k], b' ' | b'\t') && (block[k + 1].is_ascii_lowercase() || block[k + 1] >= 0xC0);
+        m | (u32::from(hit) << k)
+    })
 }
 
 /// Whether original text was dropped right before view byte `i` (see [`Rd::gap`]).
@@ -296,6 +409,23 @@ mod tests {
             assert_eq!(super::next_digit(&text, from), want);
         }
         assert_eq!(super::next_digit(b"abcdefghijklmnopqrstuvwxyz", 3), None);
+    }
+
+    #[test]
+    fn blank_word_scan_finds_exactly_words_after_blanks() {
+        let text: Vec<u8> = (0u8..=255)
+            .cycle()
+            .take(1000)
+            .chain(b" a\tb  c \xc3".iter().copied())
+            .collect();
+        for from in [0, 5, 31] {
+            let mut got = Vec::new();
+            super::for_each_word_after_blank(&text, from, |i| got.push(i));
+            let want: Vec<usize> = (from + 1..text.len())
+                .filter(|&i| matches!(text[i - 1], b' ' | b'\t') && (text[i].is_ascii_lowercase() || text[i] >= 0xC0))
+                .collect();
+            assert_eq!(got, want);
+        }
     }
 
     #[test]

@@ -75,17 +75,18 @@ fn titled_by(t: &[u8], before: Option<(&[u8], bool)>, name: &[u8]) -> bool {
     dot && w.contains(&b'.') && ws.titles.contains(w)
 }
 
+/// Whether a cue phrase ends right before the name at `s` (spaces, tabs and a `:` between).
 fn cued(t: &[u8], s: usize) -> bool {
     let lo = s.saturating_sub(LOOK_BEHIND);
     let mut e = s;
-    while e > lo && t[e - 1] == b' ' {
+    while e > lo && matches!(t[e - 1], b' ' | b'\t') {
         e -= 1;
     }
     // `Name: Maria`, `Kunde: Schmidt`: a colon is part of the cue
     let colon = e > lo && t[e - 1] == b':';
     if colon {
         e -= 1;
-        while e > lo && t[e - 1] == b' ' {
+        while e > lo && matches!(t[e - 1], b' ' | b'\t') {
             e -= 1;
         }
     }
@@ -158,6 +159,9 @@ enum Case {
     /// A copy with the words in capitals in title case, for a given name in title case before a
     /// surname in capitals (`Jean DUPONT`).
     Folded,
+    /// A copy with the words after a cue phrase that the lexicon knows in title case, for a name
+    /// in lower case (`my name is maria schmidt`, [`lowered_at`]).
+    Lowered,
     /// The same copy, for a name wholly in capitals (`MARIA SCHMIDT`): the capitals say nothing, so
     /// the words after the name's first two are taken only when the lexicon knows them (`MARIA
     /// SCHMIDT CALLED` is `MARIA SCHMIDT`), and an ambiguous given name needs a lexicon surname
@@ -486,6 +490,99 @@ fn shouted(r: &Rd, s: usize, w1: &Word, all: bool) -> R<Option<(usize, u8)>> {
         };
         (e + lo, conf)
     }))
+}
+
+/// How far after a name's start in lower case [`lowered_at`] raises words: a given name, two
+/// particles and two surnames.
+const LOWERED_WORDS: usize = 5;
+
+/// `PERSON` in lower case from the word at `s`, which follows a cue phrase (`my name is maria
+/// schmidt`, `kunde: anna nowak`, `ich bin jan`; started by `after_cues` in [`super`] after a
+/// word that may end one, checked here). Lower case
+/// says nothing, so only the lexicon vouches: the first word must be a given name (an ambiguous one,
+/// `will`, `mark`, only before a lexicon surname), and the words after it are part of the name only
+/// while they are lexicon names or particles (`customer anna called` is `anna`). They are read from
+/// a copy of the text around the name with those words in title case (every byte in its place, so
+/// the offsets are the original's) by the same rules, the cue before it included.
+pub(super) fn lowered_at(r: &Rd, s: usize) -> R<Option<(usize, u8)>> {
+    let t = r.t;
+    let Some(w1) = read_word(r, s)? else { return Ok(None) };
+    if !w1.lower || w1.e - w1.s < 2 {
+        return Ok(None);
+    }
+    let lex = lexicon();
+    let mut buf = [0u8; 32];
+    let Some(ambiguous) = raised(&t[w1.s..w1.e], &mut buf).and_then(|w| lex.given(w)) else {
+        return Ok(None);
+    };
+    if !cued(t, s) {
+        return Ok(None);
+    }
+    if ambiguous {
+        let surname = match next_word(r, w1.e)? {
+            Some(w) if w.lower => raised(&t[w.s..w.e], &mut buf).is_some_and(|b| lex.surname(b)),
+            _ => false,
+        };
+        if !surname {
+            return Ok(None);
+        }
+    }
+    let lo = s.saturating_sub(SHOUTED_BACK);
+    let lim = r.lim.min(s + SHOUTED_REACH);
+    let mut copy = t[lo..t.len().min(lim)].to_vec();
+    // the words of the name, as far as the lexicon knows them, in title case
+    let c = Rd::new(&copy, r.eof, lim - lo, r.v);
+    let mut raise = [(0usize, 0usize); LOWERED_WORDS];
+    let mut k = 0;
+    let mut w = read_word(&c, s - lo)?;
+    while let Some(word) = w.filter(|_| k < LOWERED_WORDS) {
+        let b = &copy[word.s..word.e];
+        if !word.lower {
+            break;
+        }
+        if !PARTICLES.contains(&b) {
+            let known = raised(b, &mut buf).is_some_and(|b| lex.given(b).is_some() || lex.surname(b));
+            if !known {
+                break;
+            }
+            raise[k] = (word.s, word.e);
+            k += 1;
+        }
+        w = next_word(&c, word.e)?;
+    }
+    for &(ws, we) in &raise[..k] {
+        raise_word(&mut copy[ws..we]);
+    }
+    let f = Rd::new(&copy, r.eof, lim - lo, r.v);
+    Ok(person_in(&f, s - lo, Case::Lowered)?.map(|(e, conf)| (e + lo, conf)))
+}
+
+/// `w` with its first letter in upper case in `buf` ([`raise_word`]), if it fits.
+fn raised<'a>(w: &[u8], buf: &'a mut [u8]) -> Option<&'a [u8]> {
+    let b = buf.get_mut(..w.len())?;
+    b.copy_from_slice(w);
+    raise_word(b);
+    Some(b)
+}
+
+/// The first letter of `w` in upper case when that keeps its length in bytes (ASCII, Latin-1,
+/// Latin Extended-A: `maría` -> `María`, `łukasz` -> `Łukasz`), after a hyphen too (`jean-luc`
+/// -> `Jean-Luc`).
+fn raise_word(w: &mut [u8]) {
+    let mut first = true;
+    let mut i = 0;
+    while let Some((c, n)) = char_at(w, i) {
+        if first {
+            let mut up = c.to_uppercase();
+            if let (Some(u), None) = (up.next(), up.next()) {
+                if u.len_utf8() == n {
+                    u.encode_utf8(&mut w[i..i + n]);
+                }
+            }
+        }
+        first = c == '-';
+        i += n;
+    }
 }
 
 /// Every word of three or more letters all in capitals in title case, and the name particles in
@@ -1253,5 +1350,50 @@ mod tests {
         super::fold_caps(&mut t);
         assert_eq!(t.len(), n);
         assert_eq!(std::str::from_utf8(&t).unwrap(), "Maria Élodie de la Cruz-Łukasz ẞ IT");
+    }
+
+    // names in lower case after a cue phrase: the lexicon vouches for every word
+    t!(
+        p1000,
+        "hi, my name is maria schmidt and i need help",
+        [("PERSON", "maria schmidt")]
+    );
+    t!(p1010, "customer anna called about her order", [("PERSON", "anna")]);
+    t!(
+        p1020,
+        "Kunde: jan kowalski, bitte zurückrufen",
+        [("PERSON", "jan kowalski")]
+    );
+    t!(p1030, "ich bin  jürgen", [("PERSON", "jürgen")]);
+    t!(p1040, "je m'appelle élodie dupont.", [("PERSON", "élodie dupont")]);
+    t!(p1050, "me llamo ana de la cruz", [("PERSON", "ana de la cruz")]);
+    t!(p1060, "nazywam się łukasz nowak", [("PERSON", "łukasz nowak")]);
+    t!(p1070, "dear jean-luc,", [("PERSON", "jean-luc")]);
+    t!(p1080, "my name is grace kowalski", [("PERSON", "grace kowalski")]);
+    t!(p1090, "MY NAME IS\tmaria", [("PERSON", "maria")]);
+    // not a name: a word after the cue, an ambiguous given name without a surname, a cue inside a
+    // word, a cue without a gap, a word the lexicon does not know
+    t!(p1100, "the customer will call back tomorrow", []);
+    t!(p1110, "customer service and customer support", []);
+    t!(p1120, "dear mark, thanks", []);
+    t!(p1130, "our customers anna and jan", []);
+    t!(p1140, "name:maria", []);
+    t!(p1150, "ich bin müde", []);
+    t!(p1160, "my name is zorblat", []);
+    t!(p1170, "chamo-me  tiago vieira e preciso", [("PERSON", "tiago vieira")]);
+    t!(p1180, "this is anna", []);
+
+    #[test]
+    fn raising_keeps_every_byte_in_place() {
+        for (w, want) in [
+            ("maría", "María"),
+            ("łukasz", "Łukasz"),
+            ("jean-luc", "Jean-Luc"),
+            ("ßa", "ßa"),
+        ] {
+            let mut b = w.as_bytes().to_vec();
+            super::raise_word(&mut b);
+            assert_eq!(std::str::from_utf8(&b).unwrap(), want);
+        }
     }
 }

@@ -209,6 +209,14 @@ pub(super) struct Words {
     pub(super) endings: Vec<Vec<&'static [u8]>>,
     /// The last word of each cue phrase (`is` of `my name is`), to test a cue with one lookup.
     pub(super) cue_ends: Set<Vec<u8>>,
+    /// Bit `k` of `cue_shape[c]`: some word of [`Words::cue_ends`] is `k` bytes long and starts
+    /// with ASCII letter `c`; bit `l` of `cue_last[c]`: one starts with `c` and ends with ASCII
+    /// letter `l` (prefilters for the set lookup, run at every lower-case word).
+    pub(super) cue_shape: [u32; 26],
+    pub(super) cue_last: [u32; 26],
+    /// Bit [`cue_hash`] of the last four bytes of each word of [`Words::cue_ends`]: the first,
+    /// cheapest test at every lower-case word (`is` of `my name is`, `kunde`, `regards,`).
+    pub(super) cue_tails: [u64; CUE_BITS / 64],
     /// [`ADDRESSEES`], lower case.
     pub(super) addressees: Set<Vec<u8>>,
     /// [`HEADS`], lower case.
@@ -241,6 +249,13 @@ pub(super) fn words() -> &'static Words {
     static W: OnceLock<Words> = OnceLock::new();
     W.get_or_init(|| {
         let set = |l: &[&'static str]| l.iter().map(|w| w.as_bytes()).collect();
+        let cue_ends: Vec<Vec<u8>> = CUES
+            .iter()
+            .map(|c| {
+                let c = c.trim_end_matches(':');
+                c.rsplit(' ').next().unwrap_or(c).as_bytes().to_vec()
+            })
+            .collect();
         Words {
             titles: set(TITLES),
             stop: set(STOP),
@@ -281,15 +296,96 @@ pub(super) fn words() -> &'static Words {
                 }
                 m
             },
-            cue_ends: CUES
-                .iter()
-                .map(|c| {
-                    let c = c.trim_end_matches(':');
-                    c.rsplit(' ').next().unwrap_or(c).as_bytes().to_vec()
-                })
-                .collect(),
+            cue_shape: shape_of(
+                &cue_ends
+                    .iter()
+                    .map(|w| std::str::from_utf8(w).unwrap_or(""))
+                    .collect::<Vec<_>>(),
+            ),
+            cue_last: {
+                let mut m = [0u32; 26];
+                for b in &cue_ends {
+                    if let (Some(&f), Some(&l)) = (b.first(), b.last()) {
+                        if f.is_ascii_lowercase() && l.is_ascii_lowercase() {
+                            m[usize::from(f - b'a')] |= 1 << (l - b'a');
+                        }
+                    }
+                }
+                m
+            },
+            cue_tails: {
+                let mut m = [0u64; CUE_BITS / 64];
+                for b in &cue_ends {
+                    let h = cue_hash(b, b.len());
+                    m[h / 64] |= 1 << (h % 64);
+                }
+                m
+            },
+            cue_ends: cue_ends.iter().cloned().collect(),
         }
     })
+}
+
+/// Bits in [`Words::cue_tails`].
+pub(super) const CUE_BITS: usize = 4096;
+
+/// The [`Words::cue_tails`] bit of the word's last four bytes before `e` in `t`: ASCII letters in
+/// lower case, `,`, `'`, `-` and bytes beyond ASCII as they are, back to the first other byte (the
+/// space before a short word).
+#[inline]
+pub(super) fn cue_hash(t: &[u8], e: usize) -> usize {
+    let at = |k: usize| if e >= k { CUE_BYTE[usize::from(t[e - k])] } else { 0 };
+    // each byte counts only while the ones after it are word bytes
+    let nz = |c: u8| 0u8.wrapping_sub(u8::from(c != 0));
+    let c1 = at(1);
+    let c2 = at(2) & nz(c1);
+    let c3 = at(3) & nz(c2);
+    let c4 = at(4) & nz(c3);
+    let key = u32::from_le_bytes([c1, c2, c3, c4]);
+    (key.wrapping_mul(0x9E37_79B1) >> 20) as usize % CUE_BITS
+}
+
+/// What [`cue_hash`] keeps of a byte: ASCII letters in lower case; `,`, `'`, `-` and bytes beyond
+/// ASCII as they are; 0 for the rest.
+const CUE_BYTE: [u8; 256] = {
+    let mut m = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        m[b] = match c {
+            b'A'..=b'Z' => c | 0x20,
+            b'a'..=b'z' | b',' | b'\'' | b'-' | 0x80..=0xFF => c,
+            _ => 0,
+        };
+        b += 1;
+    }
+    m
+};
+
+/// Whether the word ending at `e` may end a cue phrase by its last four bytes (no false "no").
+#[inline]
+pub(super) fn may_end_cue(tails: &[u64; CUE_BITS / 64], t: &[u8], e: usize) -> bool {
+    let h = cue_hash(t, e);
+    tails[h / 64] & (1 << (h % 64)) != 0
+}
+
+/// Whether `w` (a word, in any case) may end a cue phrase: its shape first, then the set.
+pub(super) fn ends_cue(w: &[u8]) -> bool {
+    let ws = words();
+    let (Some(&f), Some(&l)) = (w.first(), w.last()) else {
+        return false;
+    };
+    let (f, l) = (f.to_ascii_lowercase(), l.to_ascii_lowercase());
+    if f.is_ascii_lowercase() {
+        if !may_be(&ws.cue_shape, w) {
+            return false;
+        }
+        if l.is_ascii_lowercase() && ws.cue_last[usize::from(f - b'a')] & (1 << (l - b'a')) == 0 {
+            return false;
+        }
+    }
+    let low = Low::new(w);
+    low.len > 0 && ws.cue_ends.contains(low.get())
 }
 
 /// Bit `k` of entry `c`: some word of `list` is `k` bytes long (below 32) and starts with ASCII
