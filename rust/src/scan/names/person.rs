@@ -300,7 +300,10 @@ fn person_in(r: &Rd, s: usize, case: Case) -> R<Option<(usize, u8)>> {
     }
     let before = word_before(t, s);
     if titled_by(t, before, &t[s..w1.e]) {
-        return Ok(Some((end, 90)));
+        // a place or an institution named after a titled person (`Teatro Nacional Dona Maria II`,
+        // `Estádio Dr. Magalhães Pessoa`): the name is the place's
+        let conf = if written && place_before_title(t, before) { EPONYM } else { 90 };
+        return Ok(Some((end, conf)));
     }
     // a model after a make (`Renault Clio`, `SEAT León Cupra`), or a make made of names
     // (`Alfa Romeo`, `Aston Martin`): a product
@@ -637,8 +640,9 @@ fn title_case<'a>(w: &[u8], buf: &'a mut [u8]) -> Option<&'a [u8]> {
 }
 
 /// Shop, collection and product nouns that follow a firm's or a brand's name (`Ralph Lauren
-/// store`, `Calvin Klein jeans`, `Gerry Weber Filiale`, `Piet Klerkx winkel`), lower case, in the
-/// Germanic languages, which put them there. Not the ones that are also verbs after a subject
+/// store`, `Calvin Klein jeans`, `Gerry Weber Filiale`, `Piet Klerkx winkel`), and the staff of a
+/// professional firm (`Grant Thornton auditors`), lower case, in the Germanic languages, which put
+/// them there. Not the ones that are also verbs after a subject
 /// (`shops`, `stores`, `suits`, `watches`, `labels`), nor object nouns a German or Dutch subject
 /// is followed by in a verb-second sentence (`hat Stefan Becker Kaffee getrunken`); none of the
 /// Romance or Polish ones (`marca`, `marque`, `sklep`: a verb, or a free word order).
@@ -648,6 +652,9 @@ pub(super) const TRADE_AFTER: &[&str] = &[
     "watch", "bag", "suit", "jeans", "shirts", "polos", "shoes", "sneakers", "trainers", "handbags", "products",
     "lenses", "glasses", "eyewear", "cosmetics", "motorcycles", "showroom", "flagship", "franchise", "filiale",
     "laden", "kollektion", "marke", "modehaus", "winkel", "winkels", "filiaal", "collectie", "kollektionen",
+    // the staff of a professional firm (`Grant Thornton auditors`, `Baker McKenzie lawyers`)
+    "auditors", "accountants", "consultants", "lawyers", "solicitors", "attorneys", "advisors", "advisers",
+    "advocaten", "adviseurs", "wirtschaftsprüfer", "anwälte",
 ];
 
 /// Shop, collection and product nouns that stand right before a firm's or a brand's name, without
@@ -858,6 +865,26 @@ fn head(w: &[u8]) -> bool {
     (may_be(&ws.heads_shape, low.get()) && low.in_set(&ws.heads))
         || (low.len >= 4 && low.in_set(&ws.before))
         || (!w.is_ascii() && std::str::from_utf8(w).is_ok_and(|x| ws.heads.contains(x.to_lowercase().as_bytes())))
+}
+
+/// Whether a capitalised place or institution noun ([`head`]) stands before the title `before`
+/// of a name, right before it or with one capitalised word between (`Teatro Nacional Dona`,
+/// `Estádio Dr.`). Only capitalised: a noun in lower case before a title is running text (`in the
+/// hospital Dr. Smith said`).
+fn place_before_title(t: &[u8], before: Option<(&[u8], bool)>) -> bool {
+    let Some((title, _)) = before else { return false };
+    let mut at = title.as_ptr() as usize - t.as_ptr() as usize;
+    for _ in 0..2 {
+        let Some((w, dot)) = word_before(t, at) else { return false };
+        if dot || !w.first().is_some_and(u8::is_ascii_uppercase) {
+            return false;
+        }
+        if head(w) {
+            return true;
+        }
+        at = w.as_ptr() as usize - t.as_ptr() as usize;
+    }
+    false
 }
 
 /// Whether the word right after a name ending at `e` is a place or institution noun (`Anne Frank
@@ -1396,4 +1423,21 @@ mod tests {
             assert_eq!(std::str::from_utf8(&b).unwrap(), want);
         }
     }
+
+    // a place named after a titled person; a lower-case noun before a title is running text
+    #[test]
+    fn a_place_named_after_a_titled_person_is_counted() {
+        assert_eq!(
+            scored("O Teatro Nacional Dona Maria II reabre em outubro."),
+            [("Maria II".to_string(), super::EPONYM)]
+        );
+        assert_eq!(
+            scored("O jogo foi no Estádio Dr. Magalhães Pessoa em Leiria."),
+            [("Magalhães Pessoa".to_string(), super::EPONYM)]
+        );
+        assert_eq!(scored("In the hospital Dr. Anna Berg said no."), [("Anna Berg".to_string(), 90)]);
+        assert_eq!(scored("Ask Dona Maria Silva."), [("Maria Silva".to_string(), 90)]);
+    }
+    t!(p1190, "The meeting with Grant Thornton auditors moved.", []);
+    t!(p1200, "Grant Thornton called.", [("PERSON", "Grant Thornton")]);
 }
