@@ -816,6 +816,26 @@ impl<'a> View<'a> {
         }
     }
 
+    /// A view of `t`, a copy of this view's bytes from `lo` on (changed in place, each byte where
+    /// it was), mapped to the same original text: byte `i` of it is byte `lo + i` of this one.
+    pub fn window<'b>(&self, lo: usize, t: &'b [u8]) -> View<'b>
+    where
+        'a: 'b,
+    {
+        debug_assert!(lo + t.len() <= self.t.len());
+        View {
+            t,
+            map: self.map.map(|m| &m[lo..]),
+            base: if self.map.is_some() {
+                self.base
+            } else {
+                self.base + lo as u64
+            },
+            orig_end: self.orig_end,
+            eof: self.eof,
+        }
+    }
+
     /// Absolute original offset where normalized byte `i` starts; `i == len` gives the end.
     #[inline]
     pub fn orig(&self, i: usize) -> u64 {
@@ -1172,6 +1192,24 @@ mod tests {
         }
         assert_eq!(whole.bytes, parts.bytes);
         assert_eq!(whole.map, parts.map);
+    }
+
+    #[test]
+    fn a_window_maps_like_the_view_it_copies() {
+        let mut b = NormBuf::new(100);
+        b.push("ab&#64;c４d");
+        let copy = b.bytes[2..].to_vec();
+        for (v, eof) in [
+            (View::mapped(&b, true), true),
+            (View::identity(b"ab@c4d", 100, false), false),
+        ] {
+            let w = v.window(2, &copy);
+            assert_eq!(w.eof, eof);
+            for i in 0..copy.len() {
+                assert_eq!((w.orig(i), w.orig_end(i)), (v.orig(i + 2), v.orig_end(i + 2)), "{i}");
+            }
+            assert_eq!(w.orig(copy.len()), v.orig(v.t.len()));
+        }
     }
 
     #[test]

@@ -4,9 +4,11 @@ use crate::scan::detectors::{Out, Res};
 use crate::scan::entity::Builtin;
 use crate::scan::normalize::View;
 
-use super::read::{boundary, gap_at, next_word, read_word, with_dot, Low, Rd, Word, MAX_GAP, POSTCODE, R, UNIT};
-use super::words::{ends_street, words, STATES};
-use super::{decide, r_gap, reader};
+use super::read::{
+    boundary, char_at, gap_at, next_word, raise_word, read_word, with_dot, Low, Rd, Word, MAX_GAP, POSTCODE, R, UNIT,
+};
+use super::words::{ends_street, street_type, words, STATES};
+use super::{decide, r_gap, reader, MAX_SPAN};
 
 /// Whether the word before the digit at `d` (`Hauptstraße 12`, `Baker Street, 5`) may be a
 /// street-type word or end with one: a superset of what [`name_then_street_word`] accepts before
@@ -52,16 +54,18 @@ pub(super) fn address_range(v: &View, lo: usize, hi: usize, wait: bool, out: &mu
             i += 1;
             continue;
         }
-        // a lower-case word starts an address only as a street-type word (`rue`, `ul.`)
+        // a lower-case word starts an address only as a street-type word (`rue`, `ul.`) or, in
+        // text in lower case, a street name ending with one (`hauptstraße 12`)
         let lower_skip = b.is_ascii_lowercase() && {
             let mut e = i + 1;
-            while e < n && e - i < 16 && t[e].is_ascii_alphabetic() {
+            while e < n && e - i < 31 && (t[e].is_ascii_alphabetic() || t[e] >= 0x80) {
                 e += 1;
             }
             e < n
-                && e - i < 16
-                && !matches!(t[e], b'.' | b'/' | 0x80..=0xFF)
+                && e - i < 31
+                && !matches!(t[e], b'.' | b'/' | b'-')
                 && (ws.before_shape[usize::from(b - b'a')] & (1 << (e - i)) == 0 || !ws.before.contains(&t[i..e]))
+                && !ends_street(&t[i..e])
         };
         if wait && !lower_skip {
             out.put(i, Builtin::Address.id(), Res::More);
@@ -78,8 +82,16 @@ pub(super) fn address_range(v: &View, lo: usize, hi: usize, wait: bool, out: &mu
         };
         if !lower_skip && !cap_only {
             let r = reader(v, i);
-            let res = decide(address_at(&r, i));
-            out.put_conf(i, Builtin::Address.id(), res, address_confidence(r.parts.get()));
+            let mut res = decide(address_at(&r, i));
+            let mut parts = r.parts.get();
+            if res == Res::No {
+                match lowered_start(v, i) {
+                    Some(true) => (res, parts) = lowered(v, i),
+                    Some(false) => {}
+                    None => res = Res::More,
+                }
+            }
+            out.put_conf(i, Builtin::Address.id(), res, address_confidence(parts));
         }
         // the rest of an ASCII word starts nothing (what `boundary` would say byte by byte)
         i += 1;
@@ -87,6 +99,156 @@ pub(super) fn address_range(v: &View, lo: usize, hi: usize, wait: bool, out: &mu
             while i < hi && t[i].is_ascii_alphanumeric() {
                 i += 1;
             }
+        }
+    }
+}
+
+/// Whether an address in lower case may start at `i` ([`lowered`]): a house number before words
+/// in lower case one of the first five of which is a street-type word (`12 baker street`, `12,
+/// rue de la paix`), or a word in lower case that is a street-type word or ends with one (`calle
+/// mayor 5`, `hauptstraße 12`).
+fn lowered_start(v: &View, i: usize) -> Option<bool> {
+    let t = v.t;
+    let n = t.len();
+    // past the buffer the answer waits for more text (`None`), unless the text is whole
+    let end = |k: usize| if k >= n && !v.eof { None } else { Some(false) };
+    if t[i].is_ascii_uppercase() {
+        return Some(false);
+    }
+    if t[i].is_ascii_digit() {
+        let mut k = i;
+        while k < n && k - i < 8 && t[k].is_ascii_alphanumeric() {
+            k += 1;
+        }
+        if k < n && t[k] == b',' {
+            k += 1;
+        }
+        let g = k;
+        while k < n && k - g < MAX_GAP && matches!(t[k], b' ' | b'\t') {
+            k += 1;
+        }
+        if !(k > g && k < n && t[k].is_ascii_lowercase()) {
+            return end(k);
+        }
+        // a street-type word among the next five (`12 baker street`, `12, rue de la paix`):
+        // most numbers before a word in lower case count something (`12 apples`)
+        for _ in 0..5 {
+            let s = k;
+            while k < n && k - s < 24 && (t[k].is_ascii_alphabetic() || t[k] >= 0x80) {
+                k += 1;
+            }
+            if k >= n {
+                return end(k);
+            }
+            if k == s {
+                return Some(false);
+            }
+            let dotted = t[k] == b'.';
+            if street_type(&t[s..k]) || (dotted && street_type(&t[s..=k])) {
+                return Some(true);
+            }
+            k += usize::from(dotted);
+            let g = k;
+            while k < n && k - g < MAX_GAP && matches!(t[k], b' ' | b'\t') {
+                k += 1;
+            }
+            if k == g || k >= n {
+                return end(k);
+            }
+        }
+        return Some(false);
+    }
+    if !(t[i].is_ascii_lowercase() || char_at(t, i).is_some_and(|(c, _)| c.is_lowercase())) {
+        return Some(false);
+    }
+    // the word, hyphens and a final dot included (`valerie-schleich-ring`, `löchelstr.`, `ul.`)
+    let mut e = i;
+    while e < n && e - i < 48 && (t[e].is_ascii_alphabetic() || t[e] >= 0x80 || t[e] == b'-') {
+        e += 1;
+    }
+    if e >= n {
+        return end(e);
+    }
+    let w = &t[i..e];
+    let dotted = t[e] == b'.';
+    Some(ends_street(w) || street_type(w) || (dotted && (ends_street(&t[i..=e]) || street_type(&t[i..=e]))))
+}
+
+/// `ADDRESS` at `i` in text written in lower case (`12 baker street, london nw1 6xe`, `hauptstraße
+/// 12, 10115 berlin`, `via roma 10, 00184 roma`): read by the same rules from a copy of the text
+/// with its words in title case, the connectors (`de`, `la`, `van`) in lower case, and two-letter
+/// words and short tokens of letters and digits in capitals (`il 62704`, `1015 bs`, `sw1a 1aa`),
+/// every byte in its place. Lower case tells no street name from running text (`3 blocks down the
+/// street`), so only an address with a postcode or city line after it counts.
+fn lowered(v: &View, i: usize) -> (Res, u8) {
+    let t = v.t;
+    let lim = (i + MAX_SPAN).min(t.len());
+    let mut copy = t[i..lim].to_vec();
+    fold_lower(&mut copy);
+    let w = v.window(i, &copy);
+    let mut r = Rd::new(&copy, v.eof || lim < t.len(), MAX_SPAN, &w);
+    r.lowered = true;
+    let res = decide(address_at(&r, 0));
+    let parts = r.parts.get();
+    match res {
+        Res::Yes(e) if parts & POSTCODE != 0 => (Res::Yes(e + i), parts),
+        Res::More => (Res::More, 0),
+        _ => (Res::No, 0),
+    }
+}
+
+/// The words of `t` in lower case written as [`lowered`] reads them; each byte keeps its place.
+fn fold_lower(t: &mut [u8]) {
+    let ws = words();
+    let mut i = 0;
+    while i < t.len() {
+        let b = t[i];
+        // most bytes are ASCII: decode only the others
+        let (alnum, w) = if b < 0x80 {
+            (b.is_ascii_alphanumeric(), 1)
+        } else {
+            match char_at(t, i) {
+                Some((c, w)) => (c.is_alphanumeric(), w),
+                None => (false, 1),
+            }
+        };
+        if !alnum {
+            i += w;
+            continue;
+        }
+        let s = i;
+        let (mut letters, mut digits, mut lower) = (0usize, 0usize, true);
+        while i < t.len() {
+            let b = t[i];
+            if b < 0x80 {
+                if !(b.is_ascii_alphanumeric() || b == b'-') {
+                    break;
+                }
+                letters += usize::from(b.is_ascii_alphabetic());
+                digits += usize::from(b.is_ascii_digit());
+                lower &= !b.is_ascii_uppercase();
+                i += 1;
+                continue;
+            }
+            match char_at(t, i) {
+                Some((c, w)) if c.is_alphanumeric() => {
+                    letters += usize::from(c.is_alphabetic());
+                    lower &= !c.is_uppercase();
+                    i += w;
+                }
+                _ => break,
+            }
+        }
+        let word = &mut t[s..i];
+        if !lower || letters == 0 {
+            continue;
+        }
+        if word.is_ascii() && ((digits > 0 && letters <= 3) || (digits == 0 && letters == 2)) {
+            if !ws.connectors.contains(&&word[..]) {
+                word.make_ascii_uppercase();
+            }
+        } else if digits == 0 && !ws.connectors.contains(&&word[..]) {
+            raise_word(word);
         }
     }
 }
@@ -456,6 +618,11 @@ fn city(r: &Rd, i: usize) -> R<Option<usize>> {
             break;
         }
     }
+    // in lower case a city's words after the first are taken only before a comma (`new jon, mh
+    // 20680`): otherwise the sentence goes on (`10115 berlin please`)
+    if r.lowered && end > w.e && r.get(end)? != Some(b',') {
+        return Ok(Some(w.e));
+    }
     Ok(Some(end))
 }
 
@@ -496,7 +663,11 @@ fn postcode_city_at(r: &Rd, e: usize) -> R<Option<usize>> {
     let comma = r.get(ce)? == Some(b',');
     if let Some(k) = if comma { gap_at(r, ce + 1)? } else { None } {
         let st = [r.get(k)?, r.get(k + 1)?];
-        if let [Some(a), Some(b)] = st {
+        if let [Some(mut a), Some(mut b)] = st {
+            // `de 60240` in lower case: the connector was not raised
+            if r.lowered {
+                (a, b) = (a.to_ascii_uppercase(), b.to_ascii_uppercase());
+            }
             if let Some(z) = if STATES.contains(&&[a, b]) {
                 gap_at(r, k + 2)?
             } else {
@@ -592,4 +763,42 @@ mod tests {
     );
     t!(a110, "We sold 12 Apples and 3 Pears in 2023.", []);
     t!(a120, "Berliner Str. 5a", [("ADDRESS", "Berliner Str. 5a")]);
+    // in lower case: only with a postcode or city line after the street
+    t!(
+        a130,
+        "ship it to hauptstraße 12, 10115 berlin please",
+        [("ADDRESS", "hauptstraße 12, 10115 berlin")]
+    );
+    t!(
+        a140,
+        "ship to 64330 turner isle apt. 940, new jon, mh 20680.",
+        [("ADDRESS", "64330 turner isle apt. 940, new jon, mh 20680")]
+    );
+    t!(
+        a150,
+        "via roma, 10\n00184 roma (rm)",
+        [("ADDRESS", "via roma, 10\n00184 roma (rm)")]
+    );
+    t!(
+        a160,
+        "at 221b baker street, london\nsw1a 1aa",
+        [("ADDRESS", "221b baker street, london\nsw1a 1aa")]
+    );
+    t!(
+        a170,
+        "keizersgracht 123\n1015 cj amsterdam",
+        [("ADDRESS", "keizersgracht 123\n1015 cj amsterdam")]
+    );
+    t!(
+        a175,
+        "valerie-schleich-ring 2\n77943 karlsruhe, löchelstr. 194, 10853 düren; 03648 garcia forge, south cynthiaport, de 60240",
+        [
+            ("ADDRESS", "valerie-schleich-ring 2\n77943 karlsruhe"),
+            ("ADDRESS", "löchelstr. 194, 10853 düren"),
+            ("ADDRESS", "03648 garcia forge, south cynthiaport, de 60240")
+        ]
+    );
+    t!(a180, "i walked 3 blocks down the street in 2023.", []);
+    t!(a190, "we live at 12 baker street", []);
+    t!(a200, "we sold 12 apples and 3 pears in 2023, 40 in total", []);
 }

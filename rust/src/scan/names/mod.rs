@@ -94,6 +94,9 @@
 //! - then `10115 Berlin`, `1015 BS Amsterdam`, `00-950 Warszawa`, `114 55 Stockholm`,
 //!   `1100-148 Lisboa`, `Springfield, IL 62704-1234`, `Madrid, 28013`, `London⏎SW1A 1AA`.
 //!
+//! In lower case (`hauptstraße 12, 10115 berlin`) an address is read from a copy with its words in
+//! title case (`address::lowered`), and only with a postcode or city line after the street.
+//!
 //! The code: this module runs the parsers over a view ([`round`], [`birth_dates`]); [`read`] is the
 //! bounded reader they read through, [`lexicon`] the name lexicon, [`words`] the word lists,
 //! [`person`], [`address`] and [`dob`] the parsers of `PERSON`, `ADDRESS` and `DATE_OF_BIRTH`.

@@ -3,7 +3,8 @@
 
 use super::lexicon::lexicon;
 use super::read::{
-    char_at, gap_at, lower, lower_latin, next_word, read_word, squeezed, word_before, Low, Rd, Word, MAX_GAP, R,
+    char_at, gap_at, lower, lower_latin, next_word, raise_word, raised, read_word, squeezed, word_before, Low, Rd,
+    Word, MAX_GAP, R,
 };
 use super::words::{ends_street, may_be, words, CUES};
 use super::LOOK_BEHIND;
@@ -302,7 +303,11 @@ fn person_in(r: &Rd, s: usize, case: Case) -> R<Option<(usize, u8)>> {
     if titled_by(t, before, &t[s..w1.e]) {
         // a place or an institution named after a titled person (`Teatro Nacional Dona Maria II`,
         // `Estádio Dr. Magalhães Pessoa`): the name is the place's
-        let conf = if written && place_before_title(t, before) { EPONYM } else { 90 };
+        let conf = if written && place_before_title(t, before) {
+            EPONYM
+        } else {
+            90
+        };
         return Ok(Some((end, conf)));
     }
     // a model after a make (`Renault Clio`, `SEAT León Cupra`), or a make made of names
@@ -558,34 +563,6 @@ pub(super) fn lowered_at(r: &Rd, s: usize) -> R<Option<(usize, u8)>> {
     }
     let f = Rd::new(&copy, r.eof, lim - lo, r.v);
     Ok(person_in(&f, s - lo, Case::Lowered)?.map(|(e, conf)| (e + lo, conf)))
-}
-
-/// `w` with its first letter in upper case in `buf` ([`raise_word`]), if it fits.
-fn raised<'a>(w: &[u8], buf: &'a mut [u8]) -> Option<&'a [u8]> {
-    let b = buf.get_mut(..w.len())?;
-    b.copy_from_slice(w);
-    raise_word(b);
-    Some(b)
-}
-
-/// The first letter of `w` in upper case when that keeps its length in bytes (ASCII, Latin-1,
-/// Latin Extended-A: `maría` -> `María`, `łukasz` -> `Łukasz`), after a hyphen too (`jean-luc`
-/// -> `Jean-Luc`).
-fn raise_word(w: &mut [u8]) {
-    let mut first = true;
-    let mut i = 0;
-    while let Some((c, n)) = char_at(w, i) {
-        if first {
-            let mut up = c.to_uppercase();
-            if let (Some(u), None) = (up.next(), up.next()) {
-                if u.len_utf8() == n {
-                    u.encode_utf8(&mut w[i..i + n]);
-                }
-            }
-        }
-        first = c == '-';
-        i += n;
-    }
 }
 
 /// Every word of three or more letters all in capitals in title case, and the name particles in
@@ -875,7 +852,9 @@ fn place_before_title(t: &[u8], before: Option<(&[u8], bool)>) -> bool {
     let Some((title, _)) = before else { return false };
     let mut at = title.as_ptr() as usize - t.as_ptr() as usize;
     for _ in 0..2 {
-        let Some((w, dot)) = word_before(t, at) else { return false };
+        let Some((w, dot)) = word_before(t, at) else {
+            return false;
+        };
         if dot || !w.first().is_some_and(u8::is_ascii_uppercase) {
             return false;
         }
@@ -1419,7 +1398,7 @@ mod tests {
             ("ßa", "ßa"),
         ] {
             let mut b = w.as_bytes().to_vec();
-            super::raise_word(&mut b);
+            super::super::read::raise_word(&mut b);
             assert_eq!(std::str::from_utf8(&b).unwrap(), want);
         }
     }
@@ -1435,7 +1414,10 @@ mod tests {
             scored("O jogo foi no Estádio Dr. Magalhães Pessoa em Leiria."),
             [("Magalhães Pessoa".to_string(), super::EPONYM)]
         );
-        assert_eq!(scored("In the hospital Dr. Anna Berg said no."), [("Anna Berg".to_string(), 90)]);
+        assert_eq!(
+            scored("In the hospital Dr. Anna Berg said no."),
+            [("Anna Berg".to_string(), 90)]
+        );
         assert_eq!(scored("Ask Dona Maria Silva."), [("Maria Silva".to_string(), 90)]);
     }
     t!(p1190, "The meeting with Grant Thornton auditors moved.", []);

@@ -21,6 +21,9 @@ pub(super) struct Rd<'a> {
     /// The parts an address parser found after the street ([`UNIT`], [`POSTCODE`]), for its
     /// confidence.
     pub(super) parts: Cell<u8>,
+    /// The text is a copy of text in lower case with its words raised to title case: capitals
+    /// do not end a city there.
+    pub(super) lowered: bool,
 }
 
 /// An address part: a secondary unit (`Apt. 5`).
@@ -39,6 +42,7 @@ impl<'a> Rd<'a> {
             lim,
             v,
             parts: Cell::new(0),
+            lowered: false,
         }
     }
 
@@ -320,6 +324,34 @@ pub(super) fn word_before(t: &[u8], s: usize) -> Option<(&[u8], bool)> {
         ws -= 1;
     }
     (ws < we && (ws > lo || lo == 0)).then(|| (&t[ws..we], dot))
+}
+
+/// `w` with its first letter in upper case in `buf` ([`raise_word`]), if it fits.
+pub(super) fn raised<'a>(w: &[u8], buf: &'a mut [u8]) -> Option<&'a [u8]> {
+    let b = buf.get_mut(..w.len())?;
+    b.copy_from_slice(w);
+    raise_word(b);
+    Some(b)
+}
+
+/// The first letter of `w` in upper case when that keeps its length in bytes (ASCII, Latin-1,
+/// Latin Extended-A: `maría` -> `María`, `łukasz` -> `Łukasz`), after a hyphen too (`jean-luc`
+/// -> `Jean-Luc`).
+pub(super) fn raise_word(w: &mut [u8]) {
+    let mut first = true;
+    let mut i = 0;
+    while let Some((c, n)) = char_at(w, i) {
+        if first {
+            let mut up = c.to_uppercase();
+            if let (Some(u), None) = (up.next(), up.next()) {
+                if u.len_utf8() == n {
+                    u.encode_utf8(&mut w[i..i + n]);
+                }
+            }
+        }
+        first = c == '-';
+        i += n;
+    }
 }
 
 #[cfg(test)]

@@ -205,6 +205,8 @@ pub(super) struct Words {
     /// Bit `k` of `before_shape[c]`: some [`STREET_BEFORE`] word is `k` bytes long and starts with
     /// ASCII letter `c` (a prefilter for the set lookup).
     pub(super) before_shape: [u32; 26],
+    /// The same for [`STREET_AFTER`].
+    pub(super) after_shape: [u32; 26],
     /// [`STREET_ENDINGS`] by their last byte.
     pub(super) endings: Vec<Vec<&'static [u8]>>,
     /// The last word of each cue phrase (`is` of `my name is`), to test a cue with one lookup.
@@ -264,6 +266,7 @@ pub(super) fn words() -> &'static Words {
             units: set(UNITS),
             connectors: set(CONNECTORS),
             before_shape: shape_of(STREET_BEFORE),
+            after_shape: shape_of(STREET_AFTER),
             endings: (0..=255u8)
                 .map(|c| {
                     STREET_ENDINGS
@@ -367,6 +370,18 @@ const CUE_BYTE: [u8; 256] = {
 pub(super) fn may_end_cue(tails: &[u64; CUE_BITS / 64], t: &[u8], e: usize) -> bool {
     let h = cue_hash(t, e);
     tails[h / 64] & (1 << (h % 64)) != 0
+}
+
+/// Whether `w` (in any case, with its dot if it has one) is a street-type word, before the name
+/// (`rue`, `ul.`) or after it (`street`, `ave.`): the shapes first, then the sets.
+pub(super) fn street_type(w: &[u8]) -> bool {
+    let ws = words();
+    let (before, after) = (may_be(&ws.before_shape, w), may_be(&ws.after_shape, w));
+    if !(before || after) {
+        return false;
+    }
+    let low = Low::new(w);
+    (before && low.in_set(&ws.before)) || (after && low.in_set(&ws.after))
 }
 
 /// Whether `w` (a word, in any case) may end a cue phrase: its shape first, then the set.
