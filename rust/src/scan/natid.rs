@@ -174,8 +174,47 @@ pub const DIGIT_LED: [Builtin; 11] = [
 
 /// Reads `form` at `s`: `Yes(end)` with the value's characters (digits, letters) in `buf[..len]`,
 /// `No` when the text does not have that form, `More` when the buffer ends first. A space in the
-/// form reads a blank ([`blank_run`]).
+/// form reads a blank: the form as written is tried first, and a wider blank or a tab where it
+/// has a space reads the form again with [`read_form_blanks`].
 fn read_form(v: &View, s: usize, form: &[u8], buf: &mut [u8; MAX_LEN], len: &mut usize) -> Res {
+    *len = 0;
+    for (k, &f) in form.iter().enumerate() {
+        let Some(b) = at!(v, s + k) else {
+            return Res::No;
+        };
+        if !form_byte(f, b) {
+            let at_space = f == b' ' || (k > 0 && form[k - 1] == b' ');
+            return if at_space && is_blank(b) {
+                read_form_blanks(v, s, form, buf, len)
+            } else {
+                Res::No
+            };
+        }
+        if matches!(f, b'#' | b'L' | b'c' | b'x' | b'C') {
+            buf[*len] = b;
+            *len += 1;
+        }
+    }
+    Res::Yes(s + form.len())
+}
+
+/// Whether the text byte `b` fits the form byte `f`.
+#[inline(always)]
+fn form_byte(f: u8, b: u8) -> bool {
+    match f {
+        b'#' => b.is_ascii_digit(),
+        b'L' => b.is_ascii_uppercase(),
+        b'c' => b.is_ascii_digit() || matches!(b, b'A' | b'B'),
+        b'x' => b.is_ascii_digit() || b.is_ascii_uppercase(),
+        b'C' => fi_century(b).is_some(),
+        _ => b == f,
+    }
+}
+
+/// [`read_form`] where each space of the form reads a blank ([`blank_run`]).
+#[cold]
+#[inline(never)]
+fn read_form_blanks(v: &View, s: usize, form: &[u8], buf: &mut [u8; MAX_LEN], len: &mut usize) -> Res {
     *len = 0;
     let mut i = s;
     for &f in form {
@@ -189,22 +228,14 @@ fn read_form(v: &View, s: usize, form: &[u8], buf: &mut [u8; MAX_LEN], len: &mut
         let Some(b) = at!(v, i) else {
             return Res::No;
         };
-        i += 1;
-        let ok = match f {
-            b'#' => b.is_ascii_digit(),
-            b'L' => b.is_ascii_uppercase(),
-            b'c' => b.is_ascii_digit() || matches!(b, b'A' | b'B'),
-            b'x' => b.is_ascii_digit() || b.is_ascii_uppercase(),
-            b'C' => fi_century(b).is_some(),
-            _ => b == f,
-        };
-        if !ok {
+        if !form_byte(f, b) {
             return Res::No;
         }
         if matches!(f, b'#' | b'L' | b'c' | b'x' | b'C') {
             buf[*len] = b;
             *len += 1;
         }
+        i += 1;
     }
     Res::Yes(i)
 }
@@ -245,18 +276,17 @@ fn longest_form(v: &View, s: usize, forms: &[&[u8]], valid: impl Fn(&[u8]) -> bo
 /// prose and code cost one lookup.
 #[inline(always)]
 pub fn may_start(t: &[u8], d: usize, run: usize, next: u8) -> bool {
-    // the byte after a separator must be a digit (or not here yet); after a blank, after the
-    // whole blank
+    // the byte after a separator must be a digit (or not here yet); after a blank, the byte
+    // after the whole blank
     let digit_at = |i: usize| t.get(i).is_none_or(u8::is_ascii_digit);
-    let after_blank = |i: usize| blank_end(t, i);
     match run {
-        1 => is_blank(next) && matches!(t[d], b'1' | b'2' | b'7' | b'8') && digit_at(after_blank(d + 1)),
-        2 => (next == b'.' && digit_at(d + 3)) || (is_blank(next) && digit_at(after_blank(d + 2))),
+        1 => is_blank(next) && matches!(t[d], b'1' | b'2' | b'7' | b'8') && digit_at(blank_end(t, d + 1)),
+        2 => (next == b'.' && digit_at(d + 3)) || (is_blank(next) && digit_at(blank_end(t, d + 2))),
         // `####.##.###` (BSN) or `#### ######` (Austria; not a card's groups of four)
         4 => {
             next == b'.'
                 || (is_blank(next) && {
-                    let j = after_blank(d + 4);
+                    let j = blank_end(t, d + 4);
                     digit_at(j) && digit_at(j + 4) && digit_at(j + 5)
                 })
         }

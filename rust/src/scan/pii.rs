@@ -368,6 +368,7 @@ pub(super) fn is_blank(b: u8) -> bool {
 
 /// The blank at `i`: `Yes(end)` for a run of one to [`MAX_GAP`] spaces or tabs, `No` when `i`
 /// holds none or the run is longer, `More` when the buffer ends inside it (what follows decides).
+#[inline(always)]
 pub(super) fn blank_run(v: &View, i: usize) -> Res {
     let mut j = i;
     while let Some(b' ' | b'\t') = at!(v, j) {
@@ -383,11 +384,16 @@ pub(super) fn blank_run(v: &View, i: usize) -> Res {
     }
 }
 
-/// Where a blank at `i` would end, from the bytes at hand (a pre-check's look: no `More`, a run
-/// cut by the end of the buffer ends there): `i` plus at most [`MAX_GAP`] spaces or tabs.
+/// Where the blank whose first byte is at `i` would end, from the bytes at hand (a pre-check's
+/// look: no `More`, a run cut by the end of the buffer ends there): after at most [`MAX_GAP`]
+/// spaces or tabs.
 #[inline(always)]
 pub(super) fn blank_end(t: &[u8], i: usize) -> usize {
-    let mut j = i;
+    // the common single space first
+    if !t.get(i + 1).is_some_and(|&b| is_blank(b)) {
+        return i + 1;
+    }
+    let mut j = i + 2;
     while j - i < MAX_GAP && t.get(j).is_some_and(|&b| is_blank(b)) {
         j += 1;
     }
@@ -757,6 +763,7 @@ impl Groups {
     }
 }
 
+#[inline(always)]
 fn phone_groups(v: &View, i0: usize) -> Result<Groups, Res> {
     // the same `at!` protocol, wrapped so the caller can tell `More` from a parse
     fn inner(v: &View, i0: usize, g: &mut Groups) -> Res {
