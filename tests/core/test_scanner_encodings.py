@@ -94,6 +94,7 @@ def test_set_covers_every_encoding() -> None:
         "no-break-space",
         "zero-width",
         "line-wrap",
+        "blanks",
     }
     assert min(per.values()) >= 40
     assert sum(1 for c in cases if c["kind"] == "negative") >= 100

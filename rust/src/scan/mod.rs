@@ -94,9 +94,10 @@ pub struct Finding {
 
 /// The longest candidate of any built-in without a cap, in normalized bytes (an e-mail: 64-byte
 /// local part, `@`, 253-byte domain, with look-ahead; tokens are at most 260; an SSN or card in
-/// any of its written forms at most [`pii::MAX_NUMBER`]).
+/// any of its written forms at most [`pii::MAX_NUMBER`], a national id at most
+/// [`natid::MAX_READ`]).
 const SMALL_MAX: usize = 512;
-const _: () = assert!(pii::MAX_NUMBER < SMALL_MAX);
+const _: () = assert!(pii::MAX_NUMBER < SMALL_MAX && natid::MAX_READ < SMALL_MAX);
 const _: () = assert!(names::MAX_SPAN < SMALL_MAX && names::LOOK_BEHIND < detectors::MIN_CONTEXT);
 
 pub(crate) struct Inner {

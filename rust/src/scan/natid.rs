@@ -7,8 +7,9 @@
 //! The digit-led ones start from the first digit of a digit run, like the other numbers
 //! (`pii.rs`, same boundary rules); a NIE and a codice fiscale start with letters and are tried from
 //! the first digit of a letter-led token. Each reads one of a few fixed written forms
-//! ([`read_form`]), so a parser looks at most [`MAX_LEN`] bytes ahead and decides from the bytes it
-//! has or says it needs more, which keeps streamed scans equal to whole ones.
+//! ([`read_form`]; a space in a form is a blank, one to three spaces or tabs, as between the groups
+//! of the other numbers), so a parser looks at most [`MAX_READ`] bytes ahead and decides from the
+//! bytes it has or says it needs more, which keeps streamed scans equal to whole ones.
 //!
 //! Where the check alone is weak — of random digit runs of the right length, the BSN's 11-test
 //! passes one in 11, PESEL with its date one in 53, the Swedish Luhn digit with the date one in 134,
@@ -22,10 +23,15 @@
 use super::detectors::{at, context_before, prev, word, ContextWords, Detectors, Out, Res};
 use super::entity::Builtin;
 use super::normalize::View;
-use super::pii::{num_left_ok, num_right};
+use super::pii::{blank_end, blank_run, is_blank, num_left_ok, num_right, MAX_GAP};
 
-/// Longest written form read, in normalized bytes (a spaced NIR `1 85 05 78 006 084 36`).
+/// Longest written form, in form bytes (a spaced NIR `1 85 05 78 006 084 36`).
 pub const MAX_LEN: usize = 21;
+/// Most spaces in a written form (the spaced NIR's six).
+const MAX_SPACES: usize = 6;
+/// How far a form is read, in normalized bytes: the longest form with its spaces written as the
+/// widest blanks, and the byte that shows a blank is too long. A stream's hold-back covers it.
+pub const MAX_READ: usize = MAX_LEN + MAX_SPACES * (MAX_GAP - 1) + 1;
 
 /// How far before a number its context word may start, in normalized bytes.
 pub const CONTEXT_WINDOW: usize = 48;
@@ -134,7 +140,16 @@ const _: () = {
     while i < all.len() {
         let mut j = 0;
         while j < all[i].len() {
-            assert!(all[i][j].len() <= MAX_LEN);
+            let form = all[i][j];
+            assert!(form.len() <= MAX_LEN);
+            let (mut k, mut spaces) = (0, 0);
+            while k < form.len() {
+                if form[k] == b' ' {
+                    spaces += 1;
+                }
+                k += 1;
+            }
+            assert!(spaces <= MAX_SPACES);
             j += 1;
         }
         i += 1;
@@ -158,23 +173,22 @@ pub const DIGIT_LED: [Builtin; 11] = [
 ];
 
 /// Reads `form` at `s`: `Yes(end)` with the value's characters (digits, letters) in `buf[..len]`,
-/// `No` when the text does not have that form, `More` when the buffer ends first.
+/// `No` when the text does not have that form, `More` when the buffer ends first. A space in the
+/// form reads a blank: the form as written is tried first, and a wider blank or a tab where it
+/// has a space reads the form again with [`read_form_blanks`].
 fn read_form(v: &View, s: usize, form: &[u8], buf: &mut [u8; MAX_LEN], len: &mut usize) -> Res {
     *len = 0;
     for (k, &f) in form.iter().enumerate() {
         let Some(b) = at!(v, s + k) else {
             return Res::No;
         };
-        let ok = match f {
-            b'#' => b.is_ascii_digit(),
-            b'L' => b.is_ascii_uppercase(),
-            b'c' => b.is_ascii_digit() || matches!(b, b'A' | b'B'),
-            b'x' => b.is_ascii_digit() || b.is_ascii_uppercase(),
-            b'C' => fi_century(b).is_some(),
-            _ => b == f,
-        };
-        if !ok {
-            return Res::No;
+        if !form_byte(f, b) {
+            let at_space = f == b' ' || (k > 0 && form[k - 1] == b' ');
+            return if at_space && is_blank(b) {
+                read_form_blanks(v, s, form, buf, len)
+            } else {
+                Res::No
+            };
         }
         if matches!(f, b'#' | b'L' | b'c' | b'x' | b'C') {
             buf[*len] = b;
@@ -182,6 +196,48 @@ fn read_form(v: &View, s: usize, form: &[u8], buf: &mut [u8; MAX_LEN], len: &mut
         }
     }
     Res::Yes(s + form.len())
+}
+
+/// Whether the text byte `b` fits the form byte `f`.
+#[inline(always)]
+fn form_byte(f: u8, b: u8) -> bool {
+    match f {
+        b'#' => b.is_ascii_digit(),
+        b'L' => b.is_ascii_uppercase(),
+        b'c' => b.is_ascii_digit() || matches!(b, b'A' | b'B'),
+        b'x' => b.is_ascii_digit() || b.is_ascii_uppercase(),
+        b'C' => fi_century(b).is_some(),
+        _ => b == f,
+    }
+}
+
+/// [`read_form`] where each space of the form reads a blank ([`blank_run`]).
+#[cold]
+#[inline(never)]
+fn read_form_blanks(v: &View, s: usize, form: &[u8], buf: &mut [u8; MAX_LEN], len: &mut usize) -> Res {
+    *len = 0;
+    let mut i = s;
+    for &f in form {
+        if f == b' ' {
+            match blank_run(v, i) {
+                Res::Yes(e) => i = e,
+                r => return r,
+            }
+            continue;
+        }
+        let Some(b) = at!(v, i) else {
+            return Res::No;
+        };
+        if !form_byte(f, b) {
+            return Res::No;
+        }
+        if matches!(f, b'#' | b'L' | b'c' | b'x' | b'C') {
+            buf[*len] = b;
+            *len += 1;
+        }
+        i += 1;
+    }
+    Res::Yes(i)
 }
 
 /// The longest of `forms` at `s` whose value passes `valid` and that ends at a number boundary.
@@ -220,13 +276,20 @@ fn longest_form(v: &View, s: usize, forms: &[&[u8]], valid: impl Fn(&[u8]) -> bo
 /// prose and code cost one lookup.
 #[inline(always)]
 pub fn may_start(t: &[u8], d: usize, run: usize, next: u8) -> bool {
-    // the byte after a separator must be a digit (or not here yet)
+    // the byte after a separator must be a digit (or not here yet); after a blank, the byte
+    // after the whole blank
     let digit_at = |i: usize| t.get(i).is_none_or(u8::is_ascii_digit);
     match run {
-        1 => next == b' ' && matches!(t[d], b'1' | b'2' | b'7' | b'8') && digit_at(d + 2),
-        2 => matches!(next, b' ' | b'.') && digit_at(d + 3),
+        1 => is_blank(next) && matches!(t[d], b'1' | b'2' | b'7' | b'8') && digit_at(blank_end(t, d + 1)),
+        2 => (next == b'.' && digit_at(d + 3)) || (is_blank(next) && digit_at(blank_end(t, d + 2))),
         // `####.##.###` (BSN) or `#### ######` (Austria; not a card's groups of four)
-        4 => next == b'.' || (next == b' ' && digit_at(d + 5) && digit_at(d + 9) && digit_at(d + 10)),
+        4 => {
+            next == b'.'
+                || (is_blank(next) && {
+                    let j = blank_end(t, d + 4);
+                    digit_at(j) && digit_at(j + 4) && digit_at(j + 5)
+                })
+        }
         6 => matches!(next, b'-' | b'+' | b'A'..=b'F' | b'U'..=b'Y'),
         7 => prev(t, d) == Some(b'-'),
         8 => matches!(next, b'-' | b'+') || next.is_ascii_uppercase(),
@@ -269,12 +332,12 @@ pub fn digit_led(det: &Detectors, v: &View, d: usize, run: usize, next: u8, open
         Res::Yes(_) if !context_before(t, d, CONTEXT_WINDOW, words) => Res::No,
         r => r,
     };
-    if det.on(Builtin::DeTaxId) && any(run == 11 || (run == 2 && next == b' ')) {
+    if det.on(Builtin::DeTaxId) && any(run == 11 || (run == 2 && is_blank(next))) {
         let r = longest_form(v, d, DE_FORMS, de_tax_id);
         out.put(d, Builtin::DeTaxId.id(), named(r, &DE_WORDS));
     }
     if det.on(Builtin::FrNir)
-        && any(run == 15 || run == 13 || (run == 1 && next == b' ') || (run == 6 && matches!(next, b'A' | b'B')))
+        && any(run == 15 || run == 13 || (run == 1 && is_blank(next)) || (run == 6 && matches!(next, b'A' | b'B')))
     {
         out.put(d, Builtin::FrNir.id(), longest_form(v, d, FR_FORMS, fr_nir));
     }
@@ -301,7 +364,7 @@ pub fn digit_led(det: &Detectors, v: &View, d: usize, run: usize, next: u8, open
         let r = longest_form(v, d, BE_FORMS, be_national_number);
         out.put(d, Builtin::BeNationalNumber.id(), named(r, &BE_WORDS));
     }
-    if det.on(Builtin::AtSvnr) && any(run == 10 || (run == 4 && next == b' ')) {
+    if det.on(Builtin::AtSvnr) && any(run == 10 || (run == 4 && is_blank(next))) {
         let r = longest_form(v, d, AT_FORMS, at_svnr);
         out.put(d, Builtin::AtSvnr.id(), named(r, &AT_WORDS));
     }
@@ -923,6 +986,24 @@ pub(crate) mod tests {
         "Rechnung 1237010180; SVNR 1237 010180, Sozialversicherungsnummer: 1237010180",
         vec![("AT_SVNR", "1237 010180"), ("AT_SVNR", "1237010180")]
     );
+    // a space in a written form is a blank: one to three spaces or tabs, mixed freely
+    t!(
+        natid138,
+        "Steuer-ID 47  036\t892 816, IdNr 86\t095\t742\t719; NIR 2  55\t08 14 168\t\t025 38; SVNR 1237\t010180, Sozialversicherungsnummer 1237   010180",
+        vec![
+            ("DE_TAX_ID", "47  036\t892 816"),
+            ("DE_TAX_ID", "86\t095\t742\t719"),
+            ("FR_NIR", "2  55\t08 14 168\t\t025 38"),
+            ("AT_SVNR", "1237\t010180"),
+            ("AT_SVNR", "1237   010180")
+        ]
+    );
+    // four blanks or more join nothing (what is left of the tax id is a national phone number)
+    t!(
+        natid139,
+        "Steuer-ID 47     036 892 816; NIR 2 55 08 14 168 \t \t025 38; SVNR 1237    010180, SVNR 1237\t\t\t\t010180",
+        vec![("PHONE", "036 892 816")]
+    );
     // look-alikes near the names: phones, dates, IBAN digits, invalid checks
     t!(
         natid140,
@@ -943,6 +1024,7 @@ pub(crate) mod tests {
             "rssmra85t10a562s RSSMRA85T10A562",
             "BSN 1112.22.333 PESEL 44051401359 personnummer 19121212-1212 SVNR 1237 010180",
             "Steuer-ID 86 095 742 719; NIR 1 85 05 2A 006 084 35; 131052-308T; 85.07.30-033.28 rijksregister",
+            "Steuer-ID 86\t095  742 \t719; NIR 1\t85   05 2A 006\t084 35; SVNR 1237\t010180; SVNR 1237     010180",
         ];
         for name in crate::scan::builtin_entities().skip(19) {
             let s = crate::scan::Scanner::new(&crate::scan::Rules {
@@ -972,10 +1054,28 @@ pub(crate) mod tests {
 
     // ---- any valid number, in any of its forms, around any text, in any chunks ----
 
+    /// The blanks a spaced form may be written with, one per space (mixed in one value).
+    fn blanks() -> impl Strategy<Value = Vec<&'static str>> {
+        prop::collection::vec(
+            prop::sample::select(vec![" ", " ", "  ", "   ", "\t", " \t", "\u{A0}"]),
+            6,
+        )
+    }
+
+    /// `parts` joined by `blanks` in turn.
+    fn spaced(parts: &[&str], blanks: &[&str]) -> String {
+        let mut v = parts[0].to_string();
+        for (p, b) in parts[1..].iter().zip(blanks) {
+            v.push_str(b);
+            v.push_str(p);
+        }
+        v
+    }
+
     fn valid() -> impl Strategy<Value = (String, &'static str, &'static str)> {
         let date = (0u32..100, 1u32..13, 1u32..29);
         prop_oneof![
-            (1u64..1_000_000_000, 0usize..2).prop_filter_map("no rule-abiding id", |(x, form)| {
+            (1u64..1_000_000_000, 0usize..2, blanks()).prop_filter_map("no rule-abiding id", |(x, form, b)| {
                 let ten = format!("{}{:09}", 1 + x % 9, x);
                 let ten = &ten[..10];
                 let id = de_complete(ten);
@@ -983,13 +1083,21 @@ pub(crate) mod tests {
                     let v = if form == 0 {
                         id
                     } else {
-                        format!("{} {} {} {}", &id[..2], &id[2..5], &id[5..8], &id[8..])
+                        spaced(&[&id[..2], &id[2..5], &id[5..8], &id[8..]], &b)
                     };
                     (v, "Steuer-ID ", "DE_TAX_ID")
                 })
             }),
-            (1u8..3, date.clone(), 1u32..98, 1u32..990, 1u32..999, 0usize..2).prop_map(
-                |(sex, (y, m, _), dept, com, ord, form)| {
+            (
+                1u8..3,
+                date.clone(),
+                1u32..98,
+                1u32..990,
+                1u32..999,
+                0usize..2,
+                blanks()
+            )
+                .prop_map(|(sex, (y, m, _), dept, com, ord, form, b)| {
                     // 96 and 97 stand for Corsica's 2A and 2B here
                     let dept = match dept {
                         96 => "2A".to_string(),
@@ -1000,20 +1108,21 @@ pub(crate) mod tests {
                     let v = if form == 0 {
                         id
                     } else {
-                        format!(
-                            "{} {} {} {} {} {} {}",
-                            &id[..1],
-                            &id[1..3],
-                            &id[3..5],
-                            &id[5..7],
-                            &id[7..10],
-                            &id[10..13],
-                            &id[13..]
+                        spaced(
+                            &[
+                                &id[..1],
+                                &id[1..3],
+                                &id[3..5],
+                                &id[5..7],
+                                &id[7..10],
+                                &id[10..13],
+                                &id[13..],
+                            ],
+                            &b,
                         )
                     };
                     (v, "", "FR_NIR")
-                }
-            ),
+                }),
             (1u64..100_000_000).prop_map(|n| (es_dni_complete(n), "", "ES_DNI")),
             (0usize..3, 0u64..10_000_000).prop_map(|(p, n)| (es_nie_complete(p, n), "", "ES_NIE")),
             ("[A-Z]{6}", date.clone(), "[A-Z][0-9]{3}").prop_map(|(name, (y, m, d), place)| {
@@ -1043,12 +1152,12 @@ pub(crate) mod tests {
                 let v = format!("{}.{}.{}-{}.{}", &id[..2], &id[2..4], &id[4..6], &id[6..9], &id[9..]);
                 (v, "rijksregisternummer ", "BE_NATIONAL_NUMBER")
             }),
-            (date.clone(), 100u32..1000, any::<bool>()).prop_filter_map(
+            (date.clone(), 100u32..1000, any::<bool>(), blanks()).prop_filter_map(
                 "check digit 10",
-                |((y, m, d), serial, spaced)| {
+                |((y, m, d), serial, with_blank, b)| {
                     at_complete(serial, &format!("{d:02}{m:02}{y:02}")).map(|id| {
-                        let v = if spaced {
-                            format!("{} {}", &id[..4], &id[4..])
+                        let v = if with_blank {
+                            spaced(&[&id[..4], &id[4..]], &b)
                         } else {
                             id
                         };

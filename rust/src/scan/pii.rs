@@ -5,12 +5,19 @@
 //! `-`/`.` that follows an alphanumeric (`INV-2231…`, `v1.2.3`), and does not end before a word
 //! byte or before `-`/`.` plus a digit (so a run is never cut to fit a shape).
 //!
+//! Every number parser here and in `natid.rs` reads the space between two groups the same way: a
+//! *blank* is a run of one to [`MAX_GAP`] spaces or tabs ([`blank_run`]), and it counts as one
+//! space wherever a parser asks for the same separator throughout (`4111 1111  1111\t1111` has one
+//! kind of gap). Four blanks or more join nothing, and a line break is no blank (a number wrapped
+//! over two lines is `normalize.rs`'s business).
+//!
 //! SSNs and cards are read as digit groups ([`read_groups`]) joined by one gap, the same all
-//! through the value: a space, `-` or `.`, or up to three bytes of spaces around one of them
+//! through the value: a blank, `-` or `.`, or one of them with a blank before or after it or both
 //! (`536-22-1234`, `4111.1111.1111.1111`, `536 - 22 - 1234`). Unicode dashes, spaces and dots
 //! reach the parsers as these ASCII bytes (`normalize.rs`). Digits written one by one with single
 //! spaces between them form a group too (`5 3 6 - 2 2 - 1 2 3 4`); its groups are then joined by
-//! one other gap. Mixed gaps end the value (`536-22.1234` is nothing).
+//! one other gap. Mixed gaps end the value (`536-22.1234` is nothing). Phones take a blank, `-` or
+//! `.` between groups, IBANs a blank or `-` between groups of four.
 
 use std::net::Ipv6Addr;
 
@@ -294,7 +301,7 @@ pub fn numbers(det: &Detectors, v: &View, d: usize, out: &mut Out) {
     // a single digit before a space may start spaced digits (`5 3 6 - 2 2 - …`), unless it is
     // already inside them
     let spaced = run == 1 && next == b' ' && t.get(d + 2).is_none_or(u8::is_ascii_digit) && !inside_spaced(t, d);
-    let gap = matches!(next, b' ' | b'-' | b'.');
+    let gap = matches!(next, b' ' | b'\t' | b'-' | b'.');
     if det.natid_digits && (open || natid::may_start(t, d, run, next)) {
         natid::digit_led(det, v, d, run, next, open, out);
     }
@@ -309,7 +316,7 @@ pub fn numbers(det: &Detectors, v: &View, d: usize, out: &mut Out) {
         out.put(d, Builtin::IpAddress.id(), ipv4(v, d));
     }
     if det.on(Builtin::Phone) {
-        let grouped = matches!(next, b' ' | b'-' | b'.' | b'/' | b')' | b'(');
+        let grouped = matches!(next, b' ' | b'\t' | b'-' | b'.' | b'/' | b')' | b'(');
         if any(grouped || run >= 7) {
             out.put(d, Builtin::Phone.id(), phone(v, d));
         }
@@ -343,48 +350,92 @@ fn num(t: &[u8]) -> u32 {
 
 /// Most groups [`read_groups`] reads (a card has at most five, one more shows the run goes on).
 const MAX_GROUPS: usize = 6;
-/// Longest gap between two digit groups, in normalized bytes.
-const MAX_GAP: usize = 3;
+/// Longest blank between two groups: spaces and tabs, in normalized bytes.
+pub(super) const MAX_GAP: usize = 3;
+/// Longest gap between two digit groups, in normalized bytes: a blank, a `-` or `.`, a blank.
+const MAX_GAP_BYTES: usize = 2 * MAX_GAP + 1;
 
 /// How far an SSN or card parser reads from its start, in normalized bytes: 20 digits (a card's
-/// 19 and one that shows the run goes on), a gap after each, and one byte of look-ahead. A
-/// stream's hold-back covers it.
-pub const MAX_NUMBER: usize = 20 * (1 + MAX_GAP) + 1;
+/// 19 and one that shows the run goes on), after each the widest gap and the blank that shows a
+/// run is too long, and one byte of look-ahead. A stream's hold-back covers it.
+pub const MAX_NUMBER: usize = 20 * (1 + MAX_GAP_BYTES + 1) + 1;
 
-/// What joins two digit groups: one to [`MAX_GAP`] bytes of spaces around at most one `-` or `.`.
+/// Whether `b` may be part of a blank (a space or a tab).
+#[inline(always)]
+pub(super) fn is_blank(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+/// The blank at `i`: `Yes(end)` for a run of one to [`MAX_GAP`] spaces or tabs, `No` when `i`
+/// holds none or the run is longer, `More` when the buffer ends inside it (what follows decides).
+#[inline(always)]
+pub(super) fn blank_run(v: &View, i: usize) -> Res {
+    let mut j = i;
+    while let Some(b' ' | b'\t') = at!(v, j) {
+        j += 1;
+        if j - i > MAX_GAP {
+            return Res::No;
+        }
+    }
+    if j == i {
+        Res::No
+    } else {
+        Res::Yes(j)
+    }
+}
+
+/// Where the blank whose first byte is at `i` would end, from the bytes at hand (a pre-check's
+/// look: no `More`, a run cut by the end of the buffer ends there): after at most [`MAX_GAP`]
+/// spaces or tabs.
+#[inline(always)]
+pub(super) fn blank_end(t: &[u8], i: usize) -> usize {
+    // the common single space first
+    if !t.get(i + 1).is_some_and(|&b| is_blank(b)) {
+        return i + 1;
+    }
+    let mut j = i + 2;
+    while j - i < MAX_GAP && t.get(j).is_some_and(|&b| is_blank(b)) {
+        j += 1;
+    }
+    j
+}
+
+/// What joins two digit groups, as the comparisons see it: a blank (written `' '`, however long
+/// it was), a `-` or `.`, or one of them with a blank on either side or both.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Gap {
     len: u8,
-    bytes: [u8; MAX_GAP],
+    bytes: [u8; 3],
 }
 
 impl Gap {
-    /// The gap between spaced digits.
-    const SPACE: Gap = Gap {
-        len: 1,
-        bytes: [b' ', 0, 0],
-    };
-
-    /// Whether the gap is spaces only (a value may end before a space-separated group).
+    /// Whether the gap is a blank only (a value may end before a blank-separated group).
     fn is_blank(&self) -> bool {
-        self.bytes[..usize::from(self.len)].iter().all(|&b| b == b' ')
+        self.len == 1 && self.bytes[0] == b' '
+    }
+
+    fn push(&mut self, b: u8) {
+        self.bytes[usize::from(self.len)] = b;
+        self.len += 1;
     }
 }
 
 /// Reads the gap at `i` into `gap`: `Yes(j)` when it is one and the digit at `j` follows it.
 fn read_gap(v: &View, i: usize, gap: &mut Gap) -> Res {
-    let mut punct = false;
+    *gap = Gap::default();
     let mut j = i;
     loop {
         match at!(v, j) {
-            Some(b'0'..=b'9') if j > i => {
-                gap.len = (j - i) as u8;
-                gap.bytes[..j - i].copy_from_slice(&v.t[i..j]);
-                return Res::Yes(j);
-            }
-            Some(b' ') if j - i < MAX_GAP => j += 1,
-            Some(b'-' | b'.') if !punct && j - i < MAX_GAP => {
-                punct = true;
+            Some(b'0'..=b'9') if j > i => return Res::Yes(j),
+            Some(b' ' | b'\t') => match blank_run(v, j) {
+                Res::Yes(e) => {
+                    j = e;
+                    gap.push(b' ');
+                }
+                r => return r,
+            },
+            Some(c @ (b'-' | b'.')) if !gap.bytes[..usize::from(gap.len)].iter().any(|&b| b != b' ') => {
+                gap.push(c);
                 j += 1;
             }
             _ => return Res::No,
@@ -422,7 +473,7 @@ impl DigitGroups {
 /// whose length `first_ok` refuses (nothing that starts so can be a value). Groups are digit runs
 /// joined by one [`Gap`] throughout, or, when the first digit is followed by a single space and
 /// a digit, spaced digits: single digits joined by single spaces, the groups joined by one other
-/// gap throughout. Reading stops before anything else (another gap, a longer run among spaced
+/// gap throughout (a longer blank is another gap here: `5 3 6  2 2  1 2 3 4`). Reading stops before anything else (another gap, a longer run among spaced
 /// digits, a one-digit first group not followed by spaced digits); judging what follows the last
 /// group is the caller's.
 fn read_groups(
@@ -451,14 +502,16 @@ fn read_groups(
             Res::No => break,
             r => return r,
         };
+        // spaced digits are joined by exactly one space
+        let single = j == e + 1 && v.t[e] == b' ';
         if g.n == 0 && cur == 1 {
-            if gap != Gap::SPACE {
+            if !single {
                 // no SSN or card starts with a one-digit group: only spaced digits can follow
                 break;
             }
             g.spaced = true;
         }
-        if !(g.spaced && gap == Gap::SPACE) {
+        if !(g.spaced && single) {
             // a gap between groups
             g.push(cur, e);
             cur = 0;
@@ -620,7 +673,7 @@ fn ipv4(v: &View, d: usize) -> Res {
 }
 
 /// IBAN starting with the country letters at `s` (both letters the same case); the rest may be
-/// contiguous or in groups of four split by one kind of separator, a space or a `-`.
+/// contiguous or in groups of four split by one kind of separator, a blank or a `-`.
 fn iban(v: &View, s: usize) -> Res {
     let t = v.t;
     if prev(t, s).is_some_and(word) {
@@ -657,10 +710,21 @@ fn iban(v: &View, s: usize) -> Res {
             count += 1;
             i += 1;
             after_sep = false;
-        } else if matches!(c, b' ' | b'-') && count % 4 == 0 && sep.is_none_or(|x| x == c) && !after_sep {
-            sep = Some(c);
+        } else if matches!(c, b' ' | b'\t' | b'-') && count % 4 == 0 && !after_sep {
+            let (kind, e) = if c == b'-' {
+                (c, i + 1)
+            } else {
+                match blank_run(v, i) {
+                    Res::Yes(e) => (b' ', e),
+                    r => return r,
+                }
+            };
+            if sep.is_some_and(|x| x != kind) {
+                return Res::No;
+            }
+            sep = Some(kind);
             after_sep = true;
-            i += 1;
+            i = e;
             if !at!(v, i).is_some_and(|x| is(ALNUM, x)) {
                 return Res::No;
             }
@@ -681,13 +745,13 @@ fn iban(v: &View, s: usize) -> Res {
     }
 }
 
-/// Digit groups of a phone candidate: `(` group `)` or plain digit runs, joined by one space,
+/// Digit groups of a phone candidate: `(` group `)` or plain digit runs, joined by one blank,
 /// dash or dot (or nothing after a `)`), or a slash after the first group.
 struct Groups {
     n: usize,
     lens: [u8; 8],
     ends: [usize; 8],
-    /// Separator before each group (0: none / first).
+    /// Separator before each group (0: none / first; `' '` for any blank).
     seps: [u8; 8],
     /// Bit k: group k was in parentheses.
     parens: u8,
@@ -699,6 +763,7 @@ impl Groups {
     }
 }
 
+#[inline(always)]
 fn phone_groups(v: &View, i0: usize) -> Result<Groups, Res> {
     // the same `at!` protocol, wrapped so the caller can tell `More` from a parse
     fn inner(v: &View, i0: usize, g: &mut Groups) -> Res {
@@ -729,7 +794,12 @@ fn phone_groups(v: &View, i0: usize) -> Result<Groups, Res> {
             // what joins the next group
             let c = at!(v, end);
             let (sep, next) = match c {
-                Some(s @ (b' ' | b'-' | b'.')) => (s, end + 1),
+                Some(b' ' | b'\t') => match blank_run(v, end) {
+                    Res::Yes(e) => (b' ', e),
+                    Res::More => return Res::More,
+                    _ => return Res::Yes(0),
+                },
+                Some(s @ (b'-' | b'.')) => (s, end + 1),
                 // `030/1234567`: a slash after the area code, nowhere else
                 Some(b'/') if k == 0 && !paren => (b'/', end + 1),
                 Some(b'0'..=b'9') if paren => (0, end),
@@ -758,6 +828,15 @@ fn phone_groups(v: &View, i0: usize) -> Result<Groups, Res> {
     }
 }
 
+/// Whether a blank ends right before `s` and a digit comes right before that blank.
+fn blank_before_digit(t: &[u8], s: usize) -> bool {
+    let mut j = s;
+    while j > 0 && s - j <= MAX_GAP && is_blank(t[j - 1]) {
+        j -= 1;
+    }
+    (1..=MAX_GAP).contains(&(s - j)) && prev(t, j).is_some_and(|c| c.is_ascii_digit())
+}
+
 /// Phone number starting at `s` (`+`, `(` or a digit).
 fn phone(v: &View, s: usize) -> Res {
     let t = v.t;
@@ -776,6 +855,12 @@ fn phone(v: &View, s: usize) -> Res {
         Ok(g) => g,
         Err(r) => return r,
     };
+    // groups joined by blanks after a blank and a digit: the phone would start inside a longer
+    // run of blank-separated groups (a table row); a phone written otherwise (`7\t415-555-0132`)
+    // still starts there, so a digit and a tab in front cannot hide it
+    if !intl && first != b'(' && g.n > 1 && g.seps[1] == b' ' && blank_before_digit(t, s) {
+        return Res::No;
+    }
     // a phone word counts on the same line only, close before the number
     let window = t[s.saturating_sub(32)..s]
         .iter()
@@ -1162,6 +1247,100 @@ mod tests {
     t!(
         card180,
         "1234.5678.9012.3456 and 2.16.840.1.113883.3.72.5.9.1 and 1.3.6.1.4.1.4111.1111.1111.1111",
+        vec![]
+    );
+    // blanks: one to three spaces or tabs between groups read as one space, mixed freely
+    t!(
+        blank010,
+        "card 4111\t1111\t1111\t1111 exp; 4111 1111  1111\t1111; amex 3782\t822463   10005.",
+        vec![
+            ("CREDIT_CARD", "4111\t1111\t1111\t1111"),
+            ("CREDIT_CARD", "4111 1111  1111\t1111"),
+            ("CREDIT_CARD", "3782\t822463   10005")
+        ]
+    );
+    t!(
+        blank020,
+        "card 4111\t-\t1111 -\t1111\t\t- 1111 and 4111  .  1111   .   1111 . 1111",
+        vec![
+            ("CREDIT_CARD", "4111\t-\t1111 -\t1111\t\t- 1111"),
+            ("CREDIT_CARD", "4111  .  1111   .   1111 . 1111")
+        ]
+    );
+    t!(
+        blank030,
+        "SSN 536\t22\t1234, ssn 536  22\t1234 or 536 -\t22\t- 1234; 5 3 6\t2 2  1 2 3 4",
+        vec![
+            ("US_SSN", "536\t22\t1234"),
+            ("US_SSN", "536  22\t1234"),
+            ("US_SSN", "536 -\t22\t- 1234"),
+            ("US_SSN", "5 3 6\t2 2  1 2 3 4")
+        ]
+    );
+    // a value may still end before a further blank-separated group
+    t!(
+        blank040,
+        "4111\t1111\t1111\t1111\t2024 and SSN 536\t22\t1234  99",
+        vec![("CREDIT_CARD", "4111\t1111\t1111\t1111"), ("US_SSN", "536\t22\t1234")]
+    );
+    t!(
+        blank050,
+        "IBAN DE89  3704  0044  0532  0130  00, DE89\t3704\t0044\t0532\t0130\t00 or GB29 NWBK\t6016  1331 \t9268\t19.",
+        vec![
+            ("IBAN", "DE89  3704  0044  0532  0130  00"),
+            ("IBAN", "DE89\t3704\t0044\t0532\t0130\t00"),
+            ("IBAN", "GB29 NWBK\t6016  1331 \t9268\t19")
+        ]
+    );
+    t!(
+        blank060,
+        "call +1  415  555  0132, (415)  555-0132, 020\t7946\t0958 or 415\t555 \t0132; +44\t20  7946\t0958",
+        vec![
+            ("PHONE", "+1  415  555  0132"),
+            ("PHONE", "(415)  555-0132"),
+            ("PHONE", "020\t7946\t0958"),
+            ("PHONE", "415\t555 \t0132"),
+            ("PHONE", "+44\t20  7946\t0958")
+        ]
+    );
+    // bounded: four blanks or more join nothing, and a line break is no blank
+    t!(
+        blank070,
+        "4111     1111     1111     1111 | 4111 \t \t1111 \t \t1111 \t \t1111 | 536     22     1234 | 536\t\t\t\t22\t\t\t\t1234",
+        vec![]
+    );
+    t!(
+        blank080,
+        "IBAN DE89     3704     0044     0532     0130     00; DE89 \t \t3704 0044 0532 0130 00",
+        vec![]
+    );
+    t!(
+        blank090,
+        "+1     415     555     0132 | 020\t\t\t\t7946\t\t\t\t0958 | (415)     555-0132",
+        vec![]
+    );
+    t!(
+        blank100,
+        "4111\n1111\n1111\n1111 | 536\n22\n1234 | 415\n555\n0132",
+        vec![]
+    );
+    // other gaps still do not mix with a blank
+    t!(
+        blank110,
+        "4111\t1111-1111\t1111 536\t22-1234 536 -\t22\t-1234 DE89\t3704-0044-0532-0130-00",
+        vec![]
+    );
+    // no phone of blank-joined groups starts inside a longer run of them (a table row); a digit
+    // and a tab in front do not hide a phone written otherwise
+    t!(
+        blank120,
+        "row 12 415 555 0132, 12\t415\t555\t0132, 12  415  555 0132 and 7\t415-555-0132, 34\t(415) 555-0132",
+        vec![("PHONE", "415-555-0132"), ("PHONE", "(415) 555-0132")]
+    );
+    // look-alikes written with blanks stay nothing: dates, versions, prices, columns of numbers
+    t!(
+        blank130,
+        "2024\t01\t15  10:30 | 1.2\t3.4\t5.6 | 12\t34\t56\t78 | 1234\t5678\t9012\t3456 | 99  99  99  99",
         vec![]
     );
     // IPv4 / IPv6

@@ -628,7 +628,21 @@ const FORMS: &[(&str, Option<&str>)] = &[
     ("\u{2013}", Some("\u{A0}")),
     (" - ", Some("\u{202F}")),
     ("-", Some("\u{2009}")),
+    // blanks: one to three spaces or tabs, around a dash or dot too
+    ("\t", None),
+    ("   ", None),
+    (" \t", None),
+    ("\t-\t", None),
+    ("\t\t.\t", None),
+    ("\u{A0}\t \u{2013}\t\u{202F}\t", None),
+    ("\t", Some(" ")),
+    ("   ", Some(" ")),
 ];
+
+/// Blanks between groups (one to three spaces or tabs, some written as Unicode spaces), mixed
+/// freely in one value; and runs too long to join anything.
+const BLANKS: &[&str] = &[" ", "  ", "   ", "\t", "\t\t", " \t", "\t \t", "\u{A0}\t", "\u{2009} "];
+const LONG_BLANKS: &[&str] = &["    ", "\t\t\t\t", " \t \t", "     ", "\u{A0}\t\u{A0}\t"];
 
 /// Text before and after a planted value: no digits, nothing that glues to a number.
 const BEFORE: &[&str] = &[
@@ -768,6 +782,45 @@ proptest! {
         prop_assert_eq!(run_stream(s, text.as_bytes().chunks(1)), want);
     }
 
+    /// Every valid SSN and card with a different blank between each two groups is found with
+    /// exactly its span, whole and streamed; with one blank too long, it is not.
+    #[test]
+    fn prop_mixed_blanks_are_found(ssn in ssn_value(), card in card_value(), is_card in any::<bool>(),
+                                   blanks in prop::collection::vec(0..BLANKS.len(), 4),
+                                   long in (0..LONG_BLANKS.len(), 0usize..4),
+                                   before in 0..BEFORE.len(), after in 0..AFTER.len(),
+                                   cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..6)) {
+        let s = all();
+        let (groups, entity) = if is_card { (card, Builtin::CreditCard) } else { (ssn, Builtin::UsSsn) };
+        let join = |gaps: &[&str]| {
+            let mut v = groups[0].clone();
+            for (g, gap) in groups[1..].iter().zip(gaps) {
+                v.push_str(gap);
+                v.push_str(g);
+            }
+            v
+        };
+        let gaps: Vec<&str> = blanks.iter().map(|&k| BLANKS[k]).collect();
+        let value = join(&gaps);
+        let (text, a, b) = plant(BEFORE[before], &value, AFTER[after]);
+        let got = s.scan(&text);
+        prop_assert_eq!(got, vec![Finding { entity: entity.id(), start: a, end: b, confidence: entity.confidence() }], "{:?}", text);
+        let want = whole(s, &text);
+        prop_assert_eq!(run_stream(s, pieces_at(text.as_bytes(), &cuts)), want.clone());
+        prop_assert_eq!(run_stream(s, text.as_bytes().chunks(1)), want);
+        // one gap four blanks or more: the value is not found across it
+        let mut gaps = gaps;
+        let k = long.1 % (groups.len() - 1);
+        gaps[k] = LONG_BLANKS[long.0];
+        let value = join(&gaps);
+        let (text, a, _) = plant(BEFORE[before], &value, AFTER[after]);
+        let cut = a + groups[..=k].iter().map(String::len).sum::<usize>() + gaps[..k].iter().map(|g| g.len()).sum::<usize>();
+        let got = s.scan(&text);
+        prop_assert!(got.iter().all(|f| f.entity != entity.id() || f.end <= cut || f.start > cut), "{:?}: {:?}", text, got);
+        let want = whole(s, &text);
+        prop_assert_eq!(run_stream(s, pieces_at(text.as_bytes(), &cuts)), want);
+    }
+
     /// IP addresses, dates, versions and OIDs are never SSNs or cards, whole or streamed.
     #[test]
     fn prop_decoys_are_not_numbers(decoy in decoy(), before in 0..BEFORE.len(), after in 0..AFTER.len(),
@@ -803,7 +856,9 @@ fn holdback_covers_the_longest_number_form() {
                 .join(&format!("{zw}\u{A0}{zw}"))
         })
         .collect();
-    let value = groups.join(&format!("{zw}\u{A0}{zw}\u{2013}{zw}\u{A0}{zw}"));
+    // the widest gap: three blanks, a dash, three blanks
+    let blank = format!("{zw}\u{A0}{zw}\t{zw}\u{202F}{zw}");
+    let value = groups.join(&format!("{blank}\u{2013}{blank}"));
     let text = format!("card {value} exp");
     assert!(value.chars().count() < s.max_holdback(), "{}", value.chars().count());
     let (out, found) = whole(s, &text);
@@ -820,7 +875,7 @@ fn holdback_covers_the_longest_number_form() {
                 .join(&format!("{zw}\u{202F}{zw}"))
         })
         .collect();
-    let text = format!("ssn {}.", ssn.join(&format!("{zw}\u{A0}{zw}\u{2014}{zw}\u{A0}{zw}")));
+    let text = format!("ssn {}.", ssn.join(&format!("{blank}\u{2212}{blank}")));
     assert_eq!(whole(s, &text).0, "ssn <US_SSN>.");
     check_stream(s, &text);
 }
