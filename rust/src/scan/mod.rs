@@ -92,6 +92,12 @@ pub struct Finding {
     pub confidence: u8,
 }
 
+/// Most spaces or tabs read as one space: between the words of a name or an address and between
+/// the groups of a number (`Maria  Schmidt`, `4111\t1111  1111 1111`), so a second space or a tab
+/// is no way around a parser; a longer run (a table's columns) joins nothing. The one rule of
+/// `names/read.rs` (`gap_at`) and `pii.rs` (`blank_run`).
+pub(crate) const MAX_BLANK: usize = 4;
+
 /// The longest candidate of any built-in without a cap, in normalized bytes (an e-mail: 64-byte
 /// local part, `@`, 253-byte domain, with look-ahead; tokens are at most 260; an SSN or card in
 /// any of its written forms at most [`pii::MAX_NUMBER`], a national id at most

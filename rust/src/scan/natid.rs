@@ -7,7 +7,7 @@
 //! The digit-led ones start from the first digit of a digit run, like the other numbers
 //! (`pii.rs`, same boundary rules); a NIE and a codice fiscale start with letters and are tried from
 //! the first digit of a letter-led token. Each reads one of a few fixed written forms
-//! ([`read_form`]; a space in a form is a blank, one to three spaces or tabs, as between the groups
+//! ([`read_form`]; a space in a form is a blank, one to four spaces or tabs, as between the groups
 //! of the other numbers), so a parser looks at most [`MAX_READ`] bytes ahead and decides from the
 //! bytes it has or says it needs more, which keeps streamed scans equal to whole ones.
 //!
@@ -986,7 +986,7 @@ pub(crate) mod tests {
         "Rechnung 1237010180; SVNR 1237 010180, Sozialversicherungsnummer: 1237010180",
         vec![("AT_SVNR", "1237 010180"), ("AT_SVNR", "1237010180")]
     );
-    // a space in a written form is a blank: one to three spaces or tabs, mixed freely
+    // a space in a written form is a blank: one to four spaces or tabs, mixed freely
     t!(
         natid138,
         "Steuer-ID 47  036\t892 816, IdNr 86\t095\t742\t719; NIR 2  55\t08 14 168\t\t025 38; SVNR 1237\t010180, Sozialversicherungsnummer 1237   010180",
@@ -998,10 +998,10 @@ pub(crate) mod tests {
             ("AT_SVNR", "1237   010180")
         ]
     );
-    // four blanks or more join nothing (what is left of the tax id is a national phone number)
+    // five blanks or more join nothing (what is left of the tax id is a national phone number)
     t!(
         natid139,
-        "Steuer-ID 47     036 892 816; NIR 2 55 08 14 168 \t \t025 38; SVNR 1237    010180, SVNR 1237\t\t\t\t010180",
+        "Steuer-ID 47      036 892 816; NIR 2 55 08 14 168 \t \t 025 38; SVNR 1237     010180, SVNR 1237\t\t\t\t\t010180",
         vec![("PHONE", "036 892 816")]
     );
     // look-alikes near the names: phones, dates, IBAN digits, invalid checks

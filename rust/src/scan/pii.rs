@@ -8,7 +8,7 @@
 //! Every number parser here and in `natid.rs` reads the space between two groups the same way: a
 //! *blank* is a run of one to [`MAX_GAP`] spaces or tabs ([`blank_run`]), and it counts as one
 //! space wherever a parser asks for the same separator throughout (`4111 1111  1111\t1111` has one
-//! kind of gap). Four blanks or more join nothing, and a line break is no blank (a number wrapped
+//! kind of gap). Five blanks or more join nothing, and a line break is no blank (a number wrapped
 //! over two lines is `normalize.rs`'s business).
 //!
 //! SSNs and cards are read as digit groups ([`read_groups`]) joined by one gap, the same all
@@ -351,7 +351,7 @@ fn num(t: &[u8]) -> u32 {
 /// Most groups [`read_groups`] reads (a card has at most five, one more shows the run goes on).
 const MAX_GROUPS: usize = 6;
 /// Longest blank between two groups: spaces and tabs, in normalized bytes.
-pub(super) const MAX_GAP: usize = 3;
+pub(super) const MAX_GAP: usize = super::MAX_BLANK;
 /// Longest gap between two digit groups, in normalized bytes: a blank, a `-` or `.`, a blank.
 const MAX_GAP_BYTES: usize = 2 * MAX_GAP + 1;
 
@@ -1249,7 +1249,7 @@ mod tests {
         "1234.5678.9012.3456 and 2.16.840.1.113883.3.72.5.9.1 and 1.3.6.1.4.1.4111.1111.1111.1111",
         vec![]
     );
-    // blanks: one to three spaces or tabs between groups read as one space, mixed freely
+    // blanks: one to four spaces or tabs between groups read as one space, mixed freely
     t!(
         blank010,
         "card 4111\t1111\t1111\t1111 exp; 4111 1111  1111\t1111; amex 3782\t822463   10005.",
@@ -1303,20 +1303,20 @@ mod tests {
             ("PHONE", "+44\t20  7946\t0958")
         ]
     );
-    // bounded: four blanks or more join nothing, and a line break is no blank
+    // bounded: five blanks or more join nothing, and a line break is no blank
     t!(
         blank070,
-        "4111     1111     1111     1111 | 4111 \t \t1111 \t \t1111 \t \t1111 | 536     22     1234 | 536\t\t\t\t22\t\t\t\t1234",
+        "4111     1111     1111     1111 | 4111 \t \t 1111 \t \t 1111 \t \t 1111 | 536     22     1234 | 536\t\t\t\t\t22\t\t\t\t\t1234",
         vec![]
     );
     t!(
         blank080,
-        "IBAN DE89     3704     0044     0532     0130     00; DE89 \t \t3704 0044 0532 0130 00",
+        "IBAN DE89     3704     0044     0532     0130     00; DE89 \t \t 3704 0044 0532 0130 00",
         vec![]
     );
     t!(
         blank090,
-        "+1     415     555     0132 | 020\t\t\t\t7946\t\t\t\t0958 | (415)     555-0132",
+        "+1     415     555     0132 | 020\t\t\t\t\t7946\t\t\t\t\t0958 | (415)     555-0132",
         vec![]
     );
     t!(

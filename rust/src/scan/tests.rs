@@ -628,7 +628,7 @@ const FORMS: &[(&str, Option<&str>)] = &[
     ("\u{2013}", Some("\u{A0}")),
     (" - ", Some("\u{202F}")),
     ("-", Some("\u{2009}")),
-    // blanks: one to three spaces or tabs, around a dash or dot too
+    // blanks: one to four spaces or tabs, around a dash or dot too
     ("\t", None),
     ("   ", None),
     (" \t", None),
@@ -639,10 +639,22 @@ const FORMS: &[(&str, Option<&str>)] = &[
     ("   ", Some(" ")),
 ];
 
-/// Blanks between groups (one to three spaces or tabs, some written as Unicode spaces), mixed
+/// Blanks between groups (one to four spaces or tabs, some written as Unicode spaces), mixed
 /// freely in one value; and runs too long to join anything.
-const BLANKS: &[&str] = &[" ", "  ", "   ", "\t", "\t\t", " \t", "\t \t", "\u{A0}\t", "\u{2009} "];
-const LONG_BLANKS: &[&str] = &["    ", "\t\t\t\t", " \t \t", "     ", "\u{A0}\t\u{A0}\t"];
+const BLANKS: &[&str] = &[
+    " ",
+    "  ",
+    "   ",
+    "    ",
+    "\t",
+    "\t\t",
+    " \t",
+    "\t \t",
+    "\t\t\t\t",
+    "\u{A0}\t",
+    "\u{2009} ",
+];
+const LONG_BLANKS: &[&str] = &["     ", "\t\t\t\t\t", " \t \t ", "      ", "\u{A0}\t\u{A0}\t\u{A0}"];
 
 /// Text before and after a planted value: no digits, nothing that glues to a number.
 const BEFORE: &[&str] = &[
@@ -808,7 +820,7 @@ proptest! {
         let want = whole(s, &text);
         prop_assert_eq!(run_stream(s, pieces_at(text.as_bytes(), &cuts)), want.clone());
         prop_assert_eq!(run_stream(s, text.as_bytes().chunks(1)), want);
-        // one gap four blanks or more: the value is not found across it
+        // one gap five blanks or more: the value is not found across it
         let mut gaps = gaps;
         let k = long.1 % (groups.len() - 1);
         gaps[k] = LONG_BLANKS[long.0];

@@ -296,7 +296,7 @@ pub(super) fn next_word(r: &Rd, e: usize) -> R<Option<Word>> {
 }
 
 /// The most spaces or tabs between two words of a name or an address.
-pub(super) const MAX_GAP: usize = 4;
+pub(super) const MAX_GAP: usize = crate::scan::MAX_BLANK;
 
 /// The end of one to [`MAX_GAP`] spaces or tabs at `i`, if there are any.
 pub(super) fn gap_at(r: &Rd, i: usize) -> R<Option<usize>> {
