@@ -236,7 +236,15 @@ fn person_in(r: &Rd, s: usize, case: Case) -> R<Option<(usize, u8)>> {
                 continue;
             }
         }
-        let Some(w) = next_word(r, at)? else { break };
+        let w = match next_word(r, at)? {
+            Some(w) => w,
+            // a line break between a given name and its surname (`Maria⏎Schmidt`)
+            None if count == 1 && given == Some(false) => match surname_on_next_line(r, at)? {
+                Some(w) => w,
+                None => break,
+            },
+            None => break,
+        };
         // more than one space or a tab before the word: phrases are looked up squeezed
         spaced |= w.s > at + 1;
         if w.caps && at == end && roman(&t[w.s..w.e]) {
@@ -844,6 +852,23 @@ fn head(w: &[u8]) -> bool {
         || (!w.is_ascii() && std::str::from_utf8(w).is_ok_and(|x| ws.heads.contains(x.to_lowercase().as_bytes())))
 }
 
+/// A lexicon surname at the start of the line after the given name ending at `e`: a line break
+/// (`\n` or `\r\n`, spaces or tabs before it, one to [`MAX_GAP`] after it) is no way around a
+/// name (`Maria⏎Schmidt`). Only a surname the lexicon knows, after a given name that is no word,
+/// continues a name across a line (a list, a heading or a table goes on otherwise).
+fn surname_on_next_line(r: &Rd, e: usize) -> R<Option<Word>> {
+    let mut i = gap_at(r, e)?.unwrap_or(e);
+    match r.get(i)? {
+        Some(b'\n') => i += 1,
+        Some(b'\r') if r.get(i + 1)? == Some(b'\n') => i += 2,
+        _ => return Ok(None),
+    }
+    let i = gap_at(r, i)?.unwrap_or(i);
+    let Some(w) = read_word(r, i)? else { return Ok(None) };
+    let t = r.t;
+    Ok((w.cap && !is_stop(t, &w) && lexicon().surname(&t[w.s..w.e])).then_some(w))
+}
+
 /// Whether a capitalised place or institution noun ([`head`]) stands before the title `before`
 /// of a name, right before it or with one capitalised word between (`Teatro Nacional Dona`,
 /// `Estádio Dr.`). Only capitalised: a noun in lower case before a title is running text (`in the
@@ -1422,4 +1447,12 @@ mod tests {
     }
     t!(p1190, "The meeting with Grant Thornton auditors moved.", []);
     t!(p1200, "Grant Thornton called.", [("PERSON", "Grant Thornton")]);
+    // a line break between a given name and a lexicon surname is no way around a name
+    t!(p1210, "Customer Maria\nSchmidt called", [("PERSON", "Maria\nSchmidt")]);
+    t!(
+        p1220,
+        "Signed: Anna  \r\n  Kowalski",
+        [("PERSON", "Anna  \r\n  Kowalski")]
+    );
+    t!(p1230, "Maria\nZorblat and Anna\n\nSchmidt", []);
 }
