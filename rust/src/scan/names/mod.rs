@@ -235,19 +235,35 @@ fn after_cues(v: &View, base: usize, mut f: impl FnMut(usize)) {
 /// Calls `f(i)` for every `i > from` where a lower-case ASCII letter or a UTF-8 lead byte follows
 /// a space or a tab at `i - 1`, 16 bytes at a time.
 fn for_each_word_after_blank(t: &[u8], from: usize, mut f: impl FnMut(usize)) {
+    let hit = |b: &[u8]| matches!(b[0], b' ' | b'\t') && (b[1].is_ascii_lowercase() || b[1] >= 0xC0);
+    for_each_hit(t, from, 1, blank_word_mask16, hit, |i| f(i + 1));
+}
+
+/// Calls `f(i)` for every `i >= from` where `hit(&t[i..i + 1 + ahead])` holds, the whole 16-byte
+/// blocks through `mask` (bit `k` for `i + k`, reading `ahead` bytes past the block), the rest byte
+/// by byte.
+#[inline(always)]
+fn for_each_hit(
+    t: &[u8],
+    from: usize,
+    ahead: usize,
+    mask: impl Fn(&[u8]) -> u32,
+    hit: impl Fn(&[u8]) -> bool,
+    mut f: impl FnMut(usize),
+) {
     let n = t.len();
     let mut i = from;
-    while i + 17 <= n {
-        let mut m = blank_word_mask16(&t[i..i + 17]);
+    while i + 16 + ahead <= n {
+        let mut m = mask(&t[i..i + 16 + ahead]);
         while m != 0 {
-            f(i + 1 + m.trailing_zeros() as usize);
+            f(i + m.trailing_zeros() as usize);
             m &= m - 1;
         }
         i += 16;
     }
-    while i + 1 < n {
-        if matches!(t[i], b' ' | b'\t') && (t[i + 1].is_ascii_lowercase() || t[i + 1] >= 0xC0) {
-            f(i + 1);
+    while i + ahead < n {
+        if hit(&t[i..=i + ahead]) {
+            f(i);
         }
         i += 1;
     }
@@ -338,23 +354,15 @@ fn digit_mask16(block: &[u8]) -> u32 {
 }
 
 /// Calls `f(i)` for every `i >= from` where `t[i]` is an ASCII capital or a UTF-8 lead byte.
-fn for_each_capital(t: &[u8], from: usize, mut f: impl FnMut(usize)) {
-    let n = t.len();
-    let mut i = from;
-    while i + 16 <= n {
-        let mut m = capital_mask16(&t[i..i + 16]);
-        while m != 0 {
-            f(i + m.trailing_zeros() as usize);
-            m &= m - 1;
-        }
-        i += 16;
-    }
-    while i < n {
-        if t[i].is_ascii_uppercase() || t[i] >= 0xC0 {
-            f(i);
-        }
-        i += 1;
-    }
+fn for_each_capital(t: &[u8], from: usize, f: impl FnMut(usize)) {
+    for_each_hit(
+        t,
+        from,
+        0,
+        capital_mask16,
+        |b| b[0].is_ascii_uppercase() || b[0] >= 0xC0,
+        f,
+    );
 }
 
 #[cfg(target_arch = "x86_64")]
