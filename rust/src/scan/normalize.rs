@@ -22,8 +22,8 @@
 //!
 //! - HTML character references: `&#64;`, `&#x40;` (with `;`, at most [`MAX_SEQ`] bytes, not NUL)
 //!   and the named ones in [`NAMED`] (`&commat;`, `&period;`, `&nbsp;`, `&amp;`, …);
-//! - percent-encoding of printable ASCII: `%40` (`%20`–`%7E`; other bytes stay as they are, so
-//!   `50% off` and `%E2%82%AC` are untouched);
+//! - percent-encoding of printable ASCII and the tab: `%40` (`%20`–`%7E`, `%09`; other bytes stay
+//!   as they are, so `50% off`, `%0A` and `%E2%82%AC` are untouched);
 //! - JSON string escapes, for text that is itself JSON: `\u0040` (and surrogate pairs), `\/`,
 //!   `\\`, `\"`, `\n`, `\r`, `\t`;
 //! - a **hard line wrap inside a number**: a line break (`\n` or `\r\n`, plus up to 8 spaces or
@@ -490,12 +490,13 @@ fn entity(b: &[u8], eof: bool) -> Dec {
 /// Percent-encoding of a printable ASCII byte at `b[0] == b'%'`.
 fn percent(b: &[u8], eof: bool) -> Dec {
     let Some(&h1) = b.get(1) else { return short(eof) };
-    let Some(hi) = hex_val(h1).filter(|d| (2..=7).contains(d)) else {
+    let Some(hi) = hex_val(h1).filter(|&d| d == 0 || (2..=7).contains(&d)) else {
         return Dec::Plain;
     };
     let Some(&h2) = b.get(2) else { return short(eof) };
     match hex_val(h2) {
-        Some(lo) if hi * 16 + lo != 0x7F => Dec::Char(char::from((hi * 16 + lo) as u8), 3),
+        // printable ASCII, and the tab (`%09`), a blank between a number's groups
+        Some(lo) if matches!(hi * 16 + lo, 0x09 | 0x20..=0x7E) => Dec::Char(char::from((hi * 16 + lo) as u8), 3),
         _ => Dec::Plain,
     }
 }

@@ -1283,6 +1283,12 @@ mod tests {
         "4111\t1111\t1111\t1111\t2024 and SSN 536\t22\t1234  99",
         vec![("CREDIT_CARD", "4111\t1111\t1111\t1111"), ("US_SSN", "536\t22\t1234")]
     );
+    // a tab written as `%09` (a URL's query) is a blank too
+    t!(
+        blank045,
+        "GET /pay?iban=DE89%093704%090044%090532%090130%0900&x=1",
+        vec![("IBAN", "DE89%093704%090044%090532%090130%0900")]
+    );
     t!(
         blank050,
         "IBAN DE89  3704  0044  0532  0130  00, DE89\t3704\t0044\t0532\t0130\t00 or GB29 NWBK\t6016  1331 \t9268\t19.",
