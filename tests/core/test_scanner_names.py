@@ -422,11 +422,15 @@ def test_person_recall_per_language(scanner: Scanner, lang: str, floor: float) -
     assert recall >= floor and precision >= 0.9, (recall, precision)
 
 
-def test_stream_finds_what_the_whole_text_has(scanner: Scanner) -> None:
-    for case in cases()[::7]:
-        text = str(case["text"])
+@pytest.mark.parametrize("rewrite", [str, lowered, shouted], ids=["as-written", "lower-case", "capitals"])
+def test_stream_finds_what_the_whole_text_has(scanner: Scanner, rewrite: Callable[[str], str]) -> None:
+    # written, in lower case and in capitals: each reading (cue pass, title-case copies) decides
+    # the same however the text arrives (every case: a Dutch postcode cut after its first letter,
+    # `6638 e`, was read before it was whole in lower case, and only every seventh case was here)
+    for case in cases():
+        text = rewrite(str(case["text"]))
         want = [(e, s, t) for e, s, t in scanner.scan(text)]
-        for size in (1, 3, 17):
+        for size in (1, 2, 17):
             st: StreamScanner = scanner.stream("[{entity}]")
             got = []
             for i in range(0, len(text), size):

@@ -183,7 +183,18 @@ fn lowered_start(v: &View, i: usize) -> Option<bool> {
 fn lowered(v: &View, i: usize) -> (Res, u8) {
     let t = v.t;
     let lim = (i + MAX_SPAN).min(t.len());
-    let mut copy = t[i..lim].to_vec();
+    // a token cut by the end of an unfinished buffer may fold otherwise once whole (`6638 e` of
+    // `6638 eb`): the copy stops before it, so the parser waits for it
+    let mut end = lim;
+    if lim == t.len() && !v.eof {
+        while end > i && (t[end - 1].is_ascii_alphanumeric() || t[end - 1] >= 0x80 || t[end - 1] == b'-') {
+            end -= 1;
+        }
+        if end == i {
+            return (Res::More, 0);
+        }
+    }
+    let mut copy = t[i..end].to_vec();
     fold_lower(&mut copy);
     let w = v.window(i, &copy);
     let mut r = Rd::new(&copy, v.eof || lim < t.len(), MAX_SPAN, &w);
@@ -796,6 +807,15 @@ mod tests {
             ("ADDRESS", "valerie-schleich-ring 2\n77943 karlsruhe"),
             ("ADDRESS", "löchelstr. 194, 10853 düren"),
             ("ADDRESS", "03648 garcia forge, south cynthiaport, de 60240")
+        ]
+    );
+    // a token cut by a chunk folds only once whole (`6638 e` then `6638 eb`)
+    t!(
+        a177,
+        "stuur het pakket naar esmeebaan 61, 6638 eb, sloten; ons kantoor zit op kyarahof 949\n9001 ia\nechten.",
+        [
+            ("ADDRESS", "esmeebaan 61, 6638 eb, sloten"),
+            ("ADDRESS", "kyarahof 949\n9001 ia\nechten")
         ]
     );
     t!(a180, "i walked 3 blocks down the street in 2023.", []);
