@@ -127,7 +127,7 @@ use crate::scan::normalize::View;
 use address::{address_range, DIGIT_REACH};
 use person::{lowered_at, person_at};
 use read::{boundary, Need, Rd, MAX_GAP, R};
-use words::{ends_cue, may_end_cue};
+use words::may_end_cue;
 
 pub use dob::birth_dates;
 pub use lexicon::warm;
@@ -191,7 +191,7 @@ pub fn round(person: bool, address: bool, v: &View, base: usize, out: &mut Out) 
 /// Calls `f(i)` for every `i >= base` where a word in lower case starts after a cue phrase (`my
 /// name is maria`, `Kunde: anna`, in any case): after one to [`MAX_GAP`] spaces or tabs whose word
 /// before (an optional `:` after it) may end a cue phrase ([`may_end_cue`], a hash of its last
-/// four bytes; then [`ends_cue`], a shape test and a set); the parser checks the whole phrase.
+/// four bytes); the parser checks the whole phrase.
 /// The cue is read before the name, inside the [`LOOK_BEHIND`] a stream keeps, so any chunking
 /// starts the same names.
 fn after_cues(v: &View, base: usize, mut f: impl FnMut(usize)) {
@@ -210,23 +210,9 @@ fn after_cues(v: &View, base: usize, mut f: impl FnMut(usize)) {
         if e > 0 && t[e - 1] == b':' {
             e -= 1;
         }
-        if !may_end_cue(tails, t, e) {
-            return;
-        }
-        // the word before: letters, apostrophes, hyphens (`chamo-me`), and the comma of `regards,`
-        let mut ws = e;
-        if ws > 0 && t[ws - 1] == b',' {
-            ws -= 1;
-        }
-        let last = ws;
-        while ws > 0
-            && e - ws <= 20
-            && (t[ws - 1].is_ascii_alphabetic() || t[ws - 1] >= 0x80 || matches!(t[ws - 1], b'\'' | b'-'))
-        {
-            ws -= 1;
-        }
-        // the whole phrase ([`cued`]) is the parser's to check, after the lexicon's cheaper no
-        if ws < last && ends_cue(&t[ws..e]) {
+        // the whole phrase ([`person::cued`]) is the parser's to check, after the lexicon's
+        // cheaper no for the word after it
+        if may_end_cue(tails, t, e) {
             f(i);
         }
     });

@@ -3,8 +3,8 @@
 
 use super::lexicon::lexicon;
 use super::read::{
-    char_at, gap_at, lower, lower_latin, next_word, raise_word, raised, read_word, squeezed, word_before, Low, Rd,
-    Word, MAX_GAP, R,
+    char_at, folded, gap_at, lower, lower_latin, next_word, raise_word, raised, read_word, squeezed, word_before, Low,
+    Rd, Word, MAX_GAP, R,
 };
 use super::words::{ends_street, may_be, words, CUES};
 use super::LOOK_BEHIND;
@@ -618,10 +618,7 @@ fn fold_word(w: &mut [u8]) {
 
 /// `w` in title case ([`fold_word`]) in `buf`, if it fits.
 fn title_case<'a>(w: &[u8], buf: &'a mut [u8]) -> Option<&'a [u8]> {
-    let b = buf.get_mut(..w.len())?;
-    b.copy_from_slice(w);
-    fold_word(b);
-    Some(b)
+    folded(w, buf, fold_word)
 }
 
 /// Shop, collection and product nouns that follow a firm's or a brand's name (`Ralph Lauren

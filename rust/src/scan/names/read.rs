@@ -326,12 +326,18 @@ pub(super) fn word_before(t: &[u8], s: usize) -> Option<(&[u8], bool)> {
     (ws < we && (ws > lo || lo == 0)).then(|| (&t[ws..we], dot))
 }
 
-/// `w` with its first letter in upper case in `buf` ([`raise_word`]), if it fits.
-pub(super) fn raised<'a>(w: &[u8], buf: &'a mut [u8]) -> Option<&'a [u8]> {
+/// `w` changed by `fold` (which keeps its length) in `buf`, if it fits: a word's case changed for
+/// a lookup without a copy on the heap.
+pub(super) fn folded<'a>(w: &[u8], buf: &'a mut [u8], fold: fn(&mut [u8])) -> Option<&'a [u8]> {
     let b = buf.get_mut(..w.len())?;
     b.copy_from_slice(w);
-    raise_word(b);
+    fold(b);
     Some(b)
+}
+
+/// `w` with its first letter in upper case in `buf` ([`raise_word`]), if it fits.
+pub(super) fn raised<'a>(w: &[u8], buf: &'a mut [u8]) -> Option<&'a [u8]> {
+    folded(w, buf, raise_word)
 }
 
 /// The first letter of `w` in upper case when that keeps its length in bytes (ASCII, Latin-1,

@@ -211,11 +211,6 @@ pub(super) struct Words {
     pub(super) endings: Vec<Vec<&'static [u8]>>,
     /// The last word of each cue phrase (`is` of `my name is`), to test a cue with one lookup.
     pub(super) cue_ends: Set<Vec<u8>>,
-    /// Bit `k` of `cue_shape[c]`: some word of [`Words::cue_ends`] is `k` bytes long and starts
-    /// with ASCII letter `c`; bit `l` of `cue_last[c]`: one starts with `c` and ends with ASCII
-    /// letter `l` (prefilters for the set lookup, run at every lower-case word).
-    pub(super) cue_shape: [u32; 26],
-    pub(super) cue_last: [u32; 26],
     /// Bit [`cue_hash`] of the last four bytes of each word of [`Words::cue_ends`]: the first,
     /// cheapest test at every lower-case word (`is` of `my name is`, `kunde`, `regards,`).
     pub(super) cue_tails: [u64; CUE_BITS / 64],
@@ -299,23 +294,6 @@ pub(super) fn words() -> &'static Words {
                 }
                 m
             },
-            cue_shape: shape_of(
-                &cue_ends
-                    .iter()
-                    .map(|w| std::str::from_utf8(w).unwrap_or(""))
-                    .collect::<Vec<_>>(),
-            ),
-            cue_last: {
-                let mut m = [0u32; 26];
-                for b in &cue_ends {
-                    if let (Some(&f), Some(&l)) = (b.first(), b.last()) {
-                        if f.is_ascii_lowercase() && l.is_ascii_lowercase() {
-                            m[usize::from(f - b'a')] |= 1 << (l - b'a');
-                        }
-                    }
-                }
-                m
-            },
             cue_tails: {
                 let mut m = [0u64; CUE_BITS / 64];
                 for b in &cue_ends {
@@ -324,7 +302,7 @@ pub(super) fn words() -> &'static Words {
                 }
                 m
             },
-            cue_ends: cue_ends.iter().cloned().collect(),
+            cue_ends: cue_ends.into_iter().collect(),
         }
     })
 }
@@ -382,25 +360,6 @@ pub(super) fn street_type(w: &[u8]) -> bool {
     }
     let low = Low::new(w);
     (before && low.in_set(&ws.before)) || (after && low.in_set(&ws.after))
-}
-
-/// Whether `w` (a word, in any case) may end a cue phrase: its shape first, then the set.
-pub(super) fn ends_cue(w: &[u8]) -> bool {
-    let ws = words();
-    let (Some(&f), Some(&l)) = (w.first(), w.last()) else {
-        return false;
-    };
-    let (f, l) = (f.to_ascii_lowercase(), l.to_ascii_lowercase());
-    if f.is_ascii_lowercase() {
-        if !may_be(&ws.cue_shape, w) {
-            return false;
-        }
-        if l.is_ascii_lowercase() && ws.cue_last[usize::from(f - b'a')] & (1 << (l - b'a')) == 0 {
-            return false;
-        }
-    }
-    let low = Low::new(w);
-    low.len > 0 && ws.cue_ends.contains(low.get())
 }
 
 /// Bit `k` of entry `c`: some word of `list` is `k` bytes long (below 32) and starts with ASCII
