@@ -304,14 +304,22 @@ class Scanner:
     def finds_in_json(self, data: bytes) -> bool:
         """Whether scanning the text of the JSON document `data` field by field could find anything.
 
-        Looks at a superset of what a walk of the parsed document scans: every string value (not
-        object keys), escapes decoded, each scanned on its own; every number of 10 or more
+        Looks at a superset of what a walk of the parsed document scans: every string value and
+        object key, escapes decoded, each scanned on its own; every number of 10 or more
         characters; and, for a string that is itself JSON, its own values the same way. True when
         any of them has a finding, and when it cannot decide (a string that does not decode to
         UTF-8, a `token` key, whose logprob runs are scanned joined, JSON nested in strings more
         than 8 levels deep); False only when no walk of the document can find anything. `data`
         must be a document the caller parsed (on other bytes the answer is unspecified). Documents
         over 4 KB are read with the interpreter detached.
+        """
+    def json_findings(self, data: bytes) -> tuple[dict[str, list[tuple[str, int, int, int]]], bool] | None:
+        """`finds_in_json`'s reading, keeping what it found: each distinct text of `data` with a
+        finding (a string value or object key, escapes decoded; a number of 10 or more characters;
+        a string of JSON inside a string), with its findings as `scan_scored(text)` gives them
+        (below their threshold too), and whether one of those texts was an object key. An empty
+        dict is `finds_in_json`'s False; None is its cautious True (it cannot decide). A text of the
+        parsed document that is not in the dict has nothing this scanner finds.
         """
     def redact(self, text: str, replacement: str = "[REDACTED:{entity}]") -> tuple[str, list[tuple[str, int, int]]]:
         """Replace every finding in `text` by `replacement`.

@@ -132,7 +132,8 @@ pub fn first_problem(data: &[u8], max_depth: usize) -> Option<Problem> {
 
 /// Hands `visit` the contents of every string value of a JSON document (and, with `with_keys`,
 /// of every object key), escapes decoded, and the text of every number of at least `min_number`
-/// bytes, in document order, until `visit` returns true; returns whether it did. A string whose
+/// bytes, in document order, until `visit` returns true; returns whether it did. Its second
+/// argument says whether the text is an object key. A string whose
 /// escapes do not decode to UTF-8 (a lone surrogate) is handed over as `None`, and so is a key
 /// that is one of `stop_keys`: a caller that wants a superset of what a reader of the document
 /// sees answers true to both.
@@ -145,7 +146,7 @@ pub fn first_problem(data: &[u8], max_depth: usize) -> Option<Problem> {
 /// use _core::jsonkeys::any_value;
 /// let mut seen = Vec::new();
 /// let doc = br#"{"a": "x\u0040y", "n": [12, 12345678901], "k": {"b": "z"}}"#;
-/// any_value(doc, 10, &[], false, &mut |v| {
+/// any_value(doc, 10, &[], false, &mut |v, _key| {
 ///     seen.push(v.unwrap().to_string());
 ///     false
 /// });
@@ -156,7 +157,7 @@ pub fn any_value(
     min_number: usize,
     stop_keys: &[&[u8]],
     with_keys: bool,
-    visit: &mut dyn FnMut(Option<&str>) -> bool,
+    visit: &mut dyn FnMut(Option<&str>, bool) -> bool,
 ) -> bool {
     // Per open container: (is an object, the next string is a key).
     let mut stack: Vec<(bool, bool)> = Vec::new();
@@ -189,10 +190,10 @@ pub fn any_value(
                         Cow::Borrowed(raw)
                     };
                     if stop_keys.iter().any(|k| *k == &*name) {
-                        if visit(None) {
+                        if visit(None, true) {
                             return true;
                         }
-                    } else if with_keys && visit(std::str::from_utf8(&name).ok()) {
+                    } else if with_keys && visit(std::str::from_utf8(&name).ok(), true) {
                         return true;
                     }
                 } else {
@@ -201,7 +202,7 @@ pub fn any_value(
                     } else {
                         Cow::Borrowed(raw)
                     };
-                    if visit(std::str::from_utf8(&text).ok()) {
+                    if visit(std::str::from_utf8(&text).ok(), false) {
                         return true;
                     }
                 }
@@ -213,7 +214,7 @@ pub fn any_value(
                     i += 1;
                 }
                 // ASCII only, so always UTF-8
-                if i - start >= min_number && visit(std::str::from_utf8(&data[start..i]).ok()) {
+                if i - start >= min_number && visit(std::str::from_utf8(&data[start..i]).ok(), false) {
                     return true;
                 }
                 continue;
@@ -421,7 +422,7 @@ mod tests {
 
     fn values_and_keys(doc: &[u8], min_number: usize, stop_keys: &[&[u8]], with_keys: bool) -> Vec<Option<String>> {
         let mut seen = Vec::new();
-        any_value(doc, min_number, stop_keys, with_keys, &mut |v| {
+        any_value(doc, min_number, stop_keys, with_keys, &mut |v, _| {
             seen.push(v.map(str::to_string));
             false
         });
@@ -474,7 +475,7 @@ mod tests {
         );
         // the callback ends the walk
         let mut n = 0;
-        assert!(any_value(br#"["a", "b", "c"]"#, 10, &[], false, &mut |v| {
+        assert!(any_value(br#"["a", "b", "c"]"#, 10, &[], false, &mut |v, _| {
             n += 1;
             v == Some("b")
         }));

@@ -46,6 +46,7 @@ from sluicegate.observe.events import PolicyEvent
 
 Direction = Literal["request", "response"]
 Finding = tuple[str, int, int]
+Scored = tuple[str, int, int, int]  # a finding and its confidence
 PLACEHOLDER = "[REDACTED:{entity}]"
 # Bodies up to this size are first read whole from their bytes for anything to find (`nothing_in`).
 QUICK_MAX_BYTES = 256 * 1024
@@ -122,6 +123,7 @@ class Redactor:
         }
         # Whether a direction can have findings below a threshold (then scans report them).
         self._quiet = {d: any(t > 0 for t in sc.min_confidence.values()) for d, sc in self._scanners.items()}
+        self._floors: dict[Scanner, dict[str, int]] = {}  # each scanner's thresholds, read once
         self.scanner = request
         # Overlapping values go to the strictest action, never to the leftmost-longest finding: a
         # pattern with a weaker action (a lower level's `monitor` type that spans an SSN the org
@@ -217,10 +219,19 @@ class Redactor:
         """`scanner`'s findings in `text`: those at or above their threshold, and those below."""
         if not self._quiet[direction]:
             return scanner.scan(text), []
-        scored = scanner.scan_scored(text)
+        return self._scored(scanner, scanner.scan_scored(text), direction)
+
+    def _scored(
+        self, scanner: Scanner, scored: list[Scored], direction: Direction
+    ) -> tuple[list[Finding], list[Finding]]:
+        """`scored` (`scanner.scan_scored` of a text) as `_split` answers for that text."""
         if not scored:
             return [], []
-        floor = scanner.min_confidence
+        if not self._quiet[direction]:  # every threshold is 0: each finding is acted on
+            return [(e, s, t) for e, s, t, _ in scored], []
+        floor = self._floors.get(scanner)
+        if floor is None:
+            floor = self._floors[scanner] = scanner.min_confidence
         acted = [(e, s, t) for e, s, t, c in scored if c >= floor[e]]
         if len(acted) == len(scored):
             return acted, []
@@ -285,20 +296,24 @@ class Redactor:
         self, fmt: WireFormat, body: dict[str, Any], workspace: str, raw: bytes | None = None
     ) -> RequestScan:
         """Apply the request-direction actions to every text field of `body`, in place. With `raw`,
-        the bytes `body` was parsed from, a body with nothing to find is known without the walk
-        (`nothing_in`).
+        the bytes `body` was parsed from (strings put into `body` since are not scanned), the
+        bytes are read once (`read_json`): a body with nothing to find is known without the walk,
+        and the walk looks each string up instead of scanning it again.
 
         Raises:
             PolicyBlocked: a `block` type was found (the message names the types).
             PolicyFailed: scanning failed or took longer than `max_scan_ms`.
         """
         scan = RequestScan()
-        if raw is not None and self.nothing_in(raw, "request"):
+        read = self.read_json(raw, "request") if raw is not None else None
+        if read is not None and not read[0]:
             return scan
         started = time.perf_counter()
         try:
-            self._scan_fields(body, text_fields(body, fmt.request_shape), "request", scan, workspace)
-            self._scan_keys(body, "request", scan, workspace)
+            fields = text_fields(body, fmt.request_shape)
+            self._scan_fields(body, fields, "request", scan, workspace, found=read[0] if read else None)
+            if read is None or read[1]:
+                self._scan_keys(body, "request", scan, workspace)
         except (PolicyBlocked, PolicyFailed):
             raise
         except Exception as exc:
@@ -327,6 +342,22 @@ class Redactor:
         except Exception:
             return False
 
+    def read_json(self, raw: bytes, direction: Direction) -> tuple[dict[str, list[Scored]], bool] | None:
+        """What `direction`'s scan finds in the JSON document `raw`, read from its bytes: each text
+        with a finding (the scanner's `json_findings`) and whether one was an object key; an empty
+        dict when no text field can hold anything (as `nothing_in`). None when the walk must scan
+        for itself: the bytes cannot decide, the body is over `QUICK_MAX_BYTES`, or the direction
+        has tiers of actions (then only `nothing_in`'s answer is read: empty or None). Never
+        raises: a failure here is a None, and the walk decides."""
+        if len(raw) > QUICK_MAX_BYTES:
+            return None
+        try:
+            if self._tiers[direction]:
+                return ({}, False) if self.nothing_in(raw, direction) else None
+            return self._scanners[direction].json_findings(raw)
+        except Exception:
+            return None
+
     def _scan_fields(
         self,
         root: Any,
@@ -336,17 +367,26 @@ class Redactor:
         workspace: str,
         restore: RestoreFilter | None = None,
         outer: Callable[[], str] | None = None,
+        found: dict[str, list[Scored]] | None = None,
     ) -> bool:
         """Apply `direction`'s actions to `fields` of `root` (and `restore` after them), writing back
         what changes; True if anything did. A field holding JSON is scanned as its decoded strings;
-        `outer` says where `root` itself was, asked only for the report of a finding."""
+        `outer` says where `root` itself was, asked only for the report of a finding. With `found`
+        (`read_json` of the bytes `root` was parsed from), a plain string is looked up there, not
+        scanned: one that is not in it has nothing to find."""
         changed = False
         scan_text = partial(self.find_all, direction=direction)
         for item in fields:
             if type(item) is tuple:  # a plain string: the common case, kept cheap
                 container, key = item
                 text = container[key]
-                findings, quiet = scan_text(text)
+                if found is None:
+                    findings, quiet = scan_text(text)
+                else:
+                    scored = found.get(text)
+                    if scored is None and restore is None:
+                        continue
+                    findings, quiet = self._scored(self._scanners[direction], scored or [], direction)
                 if not findings and not quiet and restore is None:
                     continue
                 slot = TextSlot(container, key)

@@ -63,6 +63,21 @@ pub struct PyScanner {
 }
 
 impl PyScanner {
+    /// `found` (byte offsets into `text`) as `scan_scored`'s list: (entity, start, end, confidence)
+    /// in code points.
+    fn scored_list<'py>(&self, py: Python<'py>, text: &str, mut found: Vec<Finding>) -> PyResult<Bound<'py, PyList>> {
+        scan::char_offsets(text, &mut found);
+        let items = found.iter().map(|f| {
+            (
+                self.names[usize::from(f.entity)].clone_ref(py),
+                f.start as u64,
+                f.end as u64,
+                f.confidence,
+            )
+        });
+        PyList::new(py, items)
+    }
+
     fn scan_chars(&self, py: Python<'_>, text: &str) -> Vec<Finding> {
         let mut found = if text.len() > DETACH_BYTES {
             py.detach(|| self.inner.scan(text))
@@ -144,21 +159,31 @@ impl PyScanner {
     /// Every finding with its confidence, those below their threshold too.
     fn scan_scored<'py>(&self, py: Python<'py>, text: &Bound<'py, PyString>) -> PyResult<Bound<'py, PyList>> {
         let s = utf8(text);
-        let mut found = if s.len() > DETACH_BYTES {
+        let found = if s.len() > DETACH_BYTES {
             py.detach(|| self.inner.scan_scored(&s))
         } else {
             self.inner.scan_scored(&s)
         };
-        scan::char_offsets(&s, &mut found);
-        let items = found.iter().map(|f| {
-            (
-                self.names[usize::from(f.entity)].clone_ref(py),
-                f.start as u64,
-                f.end as u64,
-                f.confidence,
-            )
-        });
-        PyList::new(py, items)
+        self.scored_list(py, &s, found)
+    }
+
+    /// The strings of the JSON document `data` with a finding (values, keys, long numbers, strings
+    /// of JSON inside strings), each with its findings as `scan_scored` gives them, and whether one
+    /// was an object key; None when it cannot decide (see `scan::json`).
+    fn json_findings<'py>(&self, py: Python<'py>, data: &[u8]) -> PyResult<Option<(Bound<'py, PyDict>, bool)>> {
+        let got = if data.len() > DETACH_BYTES {
+            py.detach(|| scan::json_findings(&self.inner, data))
+        } else {
+            scan::json_findings(&self.inner, data)
+        };
+        let Some(got) = got else {
+            return Ok(None);
+        };
+        let found = PyDict::new(py);
+        for (text, findings) in got.found {
+            found.set_item(&text, self.scored_list(py, &text, findings)?)?;
+        }
+        Ok(Some((found, got.in_a_key)))
     }
 
     /// True if a string value (or long number) of the JSON document `data` has a finding, or it

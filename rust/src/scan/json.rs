@@ -10,8 +10,14 @@
 //! yes does the walk run. It answers yes when it cannot decide: a string that does not decode to
 //! UTF-8, a `token` key (a logprob run, whose tokens the walk scans joined), JSON nested deeper
 //! than [`MAX_NESTED`].
+//!
+//! When it says yes, [`json_findings`] is the same reading keeping what it found: each string
+//! with a finding and its findings, so that the walk looks a string up instead of scanning it
+//! again, and skips its pass over object keys when no key had one.
 
-use super::Scanner;
+use std::collections::HashMap;
+
+use super::{Finding, Scanner};
 use crate::jsonkeys::any_value;
 
 /// How many levels of JSON inside a JSON string are read before the answer is a cautious yes.
@@ -32,7 +38,7 @@ pub fn json_has_finding(scanner: &Scanner, data: &[u8]) -> bool {
 }
 
 fn has_finding(scanner: &Scanner, data: &[u8], depth: usize) -> bool {
-    any_value(data, MIN_NUMBER, RUN_KEYS, true, &mut |value| match value {
+    any_value(data, MIN_NUMBER, RUN_KEYS, true, &mut |value, _| match value {
         None => true,
         Some(text) => {
             if !scanner.scan_scored(text).is_empty() {
@@ -44,6 +50,49 @@ fn has_finding(scanner: &Scanner, data: &[u8], depth: usize) -> bool {
             }
             false
         }
+    })
+}
+
+/// What [`json_findings`] read: every string of the document with a finding (below its threshold
+/// too), with [`Scanner::scan_scored`]'s findings of it, and whether one of them was an object key.
+#[derive(Debug, Default)]
+pub struct JsonFindings {
+    pub found: HashMap<String, Vec<Finding>>,
+    pub in_a_key: bool,
+}
+
+/// The strings (values and keys, escapes decoded), long numbers and strings of JSON inside
+/// strings of `data` that `scanner` finds something in, as [`json_has_finding`] reads them; None
+/// where that says a cautious yes (it cannot decide). An empty answer is that function's no.
+pub fn json_findings(scanner: &Scanner, data: &[u8]) -> Option<JsonFindings> {
+    let mut out = JsonFindings::default();
+    if collect(scanner, data, 0, &mut out) {
+        None
+    } else {
+        Some(out)
+    }
+}
+
+/// Adds what `data` holds to `out`; true when it cannot decide.
+fn collect(scanner: &Scanner, data: &[u8], depth: usize, out: &mut JsonFindings) -> bool {
+    any_value(data, MIN_NUMBER, RUN_KEYS, true, &mut |value, key| {
+        let Some(text) = value else {
+            return true;
+        };
+        if !out.found.contains_key(text) {
+            let found = scanner.scan_scored(text);
+            if !found.is_empty() {
+                out.in_a_key |= key;
+                out.found.insert(text.to_owned(), found);
+            }
+        } else {
+            out.in_a_key |= key;
+        }
+        let inner = text.trim_start();
+        if inner.starts_with('{') || inner.starts_with('[') {
+            return depth >= MAX_NESTED || collect(scanner, inner.as_bytes(), depth + 1, out);
+        }
+        false
     })
 }
 
@@ -98,6 +147,50 @@ mod tests {
             deep = serde_like_quote(&format!("[{deep}]"));
         }
         assert!(json_has_finding(&s, deep.as_bytes()));
+    }
+
+    #[test]
+    fn findings_are_the_scan_of_each_string_and_say_when_a_key_held_one() {
+        let s = scanner();
+        let clean = br#"{"model":"m","messages":[{"role":"user","content":"Summarise Hamlet."}]}"#;
+        let got = json_findings(&s, clean).unwrap();
+        assert!(got.found.is_empty() && !got.in_a_key);
+        let body = r#"{"a":"mail maria\u0040example.com","b":"mail maria@example.com","c":"x","n":4111111111111111,
+            "args":"{\"SSN 536-22-1234\": 1}"}"#;
+        let got = json_findings(&s, body.as_bytes()).unwrap();
+        let mut texts: Vec<&str> = got.found.keys().map(String::as_str).collect();
+        texts.sort_unstable();
+        // one entry per distinct text; the key inside the JSON string counts as a key
+        assert_eq!(
+            texts,
+            [
+                "4111111111111111",
+                "SSN 536-22-1234",
+                "mail maria@example.com",
+                "{\"SSN 536-22-1234\": 1}"
+            ]
+        );
+        assert!(got.in_a_key);
+        for (text, found) in &got.found {
+            assert_eq!(found, &s.scan_scored(text), "{text}");
+        }
+        // a key repeating a value already found is still a key with a finding
+        let repeated = json_findings(&s, br#"{"k": "SSN 536-22-1234", "v": {"SSN 536-22-1234": 1}}"#).unwrap();
+        assert!(repeated.in_a_key);
+        let value_only = json_findings(&s, br#"{"k": "SSN 536-22-1234"}"#).unwrap();
+        assert!(!value_only.in_a_key);
+    }
+
+    #[test]
+    fn findings_cannot_decide_where_the_quick_answer_cannot() {
+        let s = scanner();
+        assert!(json_findings(&s, br#"{"logprobs":{"content":[{"token":"41"}]}}"#).is_none());
+        assert!(json_findings(&s, br#"{"content":"\ud800"}"#).is_none());
+        let mut deep = String::from("\"x\"");
+        for _ in 0..=MAX_NESTED + 1 {
+            deep = serde_like_quote(&format!("[{deep}]"));
+        }
+        assert!(json_findings(&s, deep.as_bytes()).is_none());
     }
 
     /// `text` as a JSON string literal.

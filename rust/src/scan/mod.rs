@@ -54,7 +54,7 @@ use std::sync::Arc;
 pub use custom::{MAX_KEYWORD_LEN, MAX_PATTERN_LEN};
 pub use entity::{Builtin, EntityId, BUILTIN_COUNT};
 pub use error::ScanError;
-pub use json::{json_has_finding, MAX_NESTED as MAX_JSON_NESTED};
+pub use json::{json_findings, json_has_finding, JsonFindings, MAX_NESTED as MAX_JSON_NESTED};
 pub use secrets::{JWT_CAP, PEM_CAP};
 pub use stream::{StreamFinding, StreamScanner};
 

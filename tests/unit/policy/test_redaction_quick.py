@@ -201,3 +201,50 @@ def test_pseudonyms_to_restore_keep_the_response_walk(redactor: Redactor) -> Non
     assert pseudo.nothing_in(raw, "response")  # nothing to find, but a placeholder to restore
     assert pseudo.scan_response(OPENAI_CHAT, body, scan, "ws", raw)
     assert body["choices"][0]["message"]["content"] == "Your number is 536-22-1234."
+
+
+# Redactors whose walk takes each path: every type acted on; a threshold some findings stay below
+# (counted, not acted on); two kinds of action (the walk scans each kind on its own, the bytes'
+# reading only says whether there is anything at all).
+READERS = {
+    "plain": RedactionSettings(enabled=True, default_action="redact"),
+    "threshold": RedactionSettings(
+        enabled=True, rules=[RedactionRule(entities=["US_SSN", "EMAIL"], action="redact", min_confidence=99)]
+    ),
+    "tiers": RedactionSettings(enabled=True, rules=[RedactionRule(entities=["EMAIL"], action="monitor")]),
+}
+
+
+def scanned(redactor: Redactor, fmt: WireFormat, body: dict[str, Any], raw: bytes | None) -> tuple[Any, Any]:
+    """`body` after the request scan (with or without its bytes), and the tally or the refusal."""
+    body = copy.deepcopy(body)
+    try:
+        scan = redactor.scan_request(fmt, body, "ws", raw)
+    except PolicyBlocked as err:
+        return body, str(err)
+    return body, scan.tally.counts
+
+
+@pytest.mark.parametrize("reader", list(READERS))
+@pytest.mark.parametrize("name", list(FORMATS))
+def test_reading_the_bytes_first_changes_nothing_the_walk_does(name: str, reader: str) -> None:
+    """With the bytes, the walk looks each string up in what the bytes' reading found instead of
+    scanning it, and skips the keys' pass when no key held anything: the body sent upstream and
+    every event (types, actions, counts, locations) must be what the walk alone gives."""
+    fmt, redactor = FORMATS[name], Redactor(READERS[reader])
+    seen = {"changed": 0, "quiet": 0}
+
+    @EXAMPLES
+    @given(DOCS, st.randoms(use_true_random=False))
+    def check(body: dict[str, Any], rng: random.Random) -> None:
+        split_runs(body, rng)
+        raw = spelled(body, rng).encode()
+        parsed = orjson.loads(raw)
+        alone = scanned(redactor, fmt, parsed, None)
+        assert scanned(redactor, fmt, parsed, raw) == alone, raw
+        seen["changed"] += alone[0] != parsed
+        seen["quiet"] += isinstance(alone[1], dict) and any(a == "below_threshold" for _, a, _ in alone[1])
+
+    check()
+    assert seen["changed"] > 10, seen  # bodies with values were generated
+    assert (seen["quiet"] > 10) == (reader == "threshold"), seen
