@@ -563,20 +563,24 @@ class Redactor:
         self, fmt: WireFormat, body: Any, scan: RequestScan, workspace: str, raw: bytes | None = None
     ) -> bool:
         """Apply the response-direction actions to a complete response, in place; True if changed.
-        With `raw`, the bytes `body` was parsed from, a response with nothing to find and no
-        pseudonym to restore is known without the walk (`nothing_in`).
+        With `raw`, the bytes `body` was parsed from, the bytes are read once (`read_json`): a
+        response with nothing to find and no pseudonym to restore is known without the walk, and
+        the walk looks each string up instead of scanning it again.
 
         Raises:
             PolicyBlocked: a `block` type was found in the response.
         """
         if not isinstance(body, dict):
             return False
-        if raw is not None and not scan.originals and self.nothing_in(raw, "response"):
+        read = self.read_json(raw, "response") if raw is not None else None
+        if read is not None and not read[0] and not scan.originals:
             return False
         restore = RestoreFilter(scan.originals) if scan.originals else None
         fields = text_fields(body, fmt.response_shape)
-        changed = self._scan_fields(body, fields, "response", scan, workspace, restore)
-        changed = self._scan_keys(body, "response", scan, workspace) or changed
+        found = read[0] if read is not None else None
+        changed = self._scan_fields(body, fields, "response", scan, workspace, restore, found=found)
+        if read is None or read[1]:
+            changed = self._scan_keys(body, "response", scan, workspace) or changed
         blocked = sorted({e for (d, a, e) in scan.tally.counts if a == "block" and d == "response"})
         if blocked:
             raise PolicyBlocked(f"the response contained content this gateway blocks: {', '.join(blocked)}")

@@ -38,6 +38,7 @@ KEYS = (
 )  # fmt: skip
 PLANTED = st.sampled_from(
     [f"see {v} here" for v in SENSITIVE]
+    + ["a pseudonym <US_SSN_1> to put back"]
     + [json.dumps({"value": f"see {v}", "n": [1]}) for v in SENSITIVE]
     + [f"data:text/plain;base64,{v}" for v in SENSITIVE]
 )
@@ -215,22 +216,31 @@ READERS = {
 }
 
 
-def scanned(redactor: Redactor, fmt: WireFormat, body: dict[str, Any], raw: bytes | None) -> tuple[Any, Any]:
-    """`body` after the request scan (with or without its bytes), and the tally or the refusal."""
+def scanned(
+    redactor: Redactor, fmt: WireFormat, body: dict[str, Any], raw: bytes | None, direction: str
+) -> tuple[Any, Any]:
+    """`body` after the request or response scan (with or without its bytes), and the tally or the
+    refusal. A response is scanned after a request that left a pseudonym to put back."""
     body = copy.deepcopy(body)
     try:
-        scan = redactor.scan_request(fmt, body, "ws", raw)
+        if direction == "request":
+            scan = redactor.scan_request(fmt, body, "ws", raw)
+        else:
+            scan = RequestScan(originals={"<US_SSN_1>": "536-22-1234"} if "<US_SSN_1>" in str(body) else {})
+            redactor.scan_response(fmt, body, scan, "ws", raw)
     except PolicyBlocked as err:
         return body, str(err)
     return body, scan.tally.counts
 
 
+@pytest.mark.parametrize("direction", ["request", "response"])
 @pytest.mark.parametrize("reader", list(READERS))
 @pytest.mark.parametrize("name", list(FORMATS))
-def test_reading_the_bytes_first_changes_nothing_the_walk_does(name: str, reader: str) -> None:
+def test_reading_the_bytes_first_changes_nothing_the_walk_does(name: str, reader: str, direction: str) -> None:
     """With the bytes, the walk looks each string up in what the bytes' reading found instead of
-    scanning it, and skips the keys' pass when no key held anything: the body sent upstream and
-    every event (types, actions, counts, locations) must be what the walk alone gives."""
+    scanning it, and skips the keys' pass when no key held anything: the body sent on and every
+    event (types, actions, counts, locations) must be what the walk alone gives, a pseudonym put
+    back in a response included."""
     fmt, redactor = FORMATS[name], Redactor(READERS[reader])
     seen = {"changed": 0, "quiet": 0}
 
@@ -240,8 +250,8 @@ def test_reading_the_bytes_first_changes_nothing_the_walk_does(name: str, reader
         split_runs(body, rng)
         raw = spelled(body, rng).encode()
         parsed = orjson.loads(raw)
-        alone = scanned(redactor, fmt, parsed, None)
-        assert scanned(redactor, fmt, parsed, raw) == alone, raw
+        alone = scanned(redactor, fmt, parsed, None, direction)
+        assert scanned(redactor, fmt, parsed, raw, direction) == alone, raw
         seen["changed"] += alone[0] != parsed
         seen["quiet"] += isinstance(alone[1], dict) and any(a == "below_threshold" for _, a, _ in alone[1])
 
