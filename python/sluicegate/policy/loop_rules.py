@@ -81,12 +81,14 @@ IGNORED_FIELDS: frozenset[str] = frozenset(
 
 
 def request_hash(route: str, body: dict[str, Any]) -> bytes:
-    """The normalized hash of a request: 16 bytes of blake2b over the route and the canonical JSON
-    of `body` (keys sorted at every depth, `IGNORED_FIELDS` left out at the top)."""
+    """The normalized hash of a request: the first 16 bytes of SHA-256 over the route and the
+    canonical JSON of `body` (keys sorted at every depth, `IGNORED_FIELDS` left out at the top).
+    SHA-256, not blake2b: OpenSSL's runs on the CPU's SHA extensions, about twice blake2b's speed
+    here, and the hash is most of this step's cost on a long body."""
     kept = body if IGNORED_FIELDS.isdisjoint(body) else {k: v for k, v in body.items() if k not in IGNORED_FIELDS}
-    digest = hashlib.blake2b(route.encode(), digest_size=16)
+    digest = hashlib.sha256(route.encode())
     digest.update(orjson.dumps(kept, option=orjson.OPT_SORT_KEYS))
-    return digest.digest()
+    return digest.digest()[:16]
 
 
 class _Section(BaseModel):
