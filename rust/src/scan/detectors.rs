@@ -31,6 +31,10 @@ pub const MIN_CONTEXT: usize = 256;
 /// Below this many bytes the anchor search skips its SIMD prefilter, whose set-up costs more than
 /// it saves on a short stream chunk.
 const SHORT_HAYSTACK: usize = 256;
+/// Below this many bytes the anchors are found by their first byte and a comparison
+/// ([`TinyAnchors`]): an automaton's start costs more than reading such a text (most JSON keys and
+/// values are this short).
+const TINY_HAYSTACK: usize = 64;
 
 /// A candidate span in view coordinates. `end == usize::MAX` marks an open candidate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -350,6 +354,59 @@ const ANCHORS: &[(&str, Anchor, Builtin)] = &[
     ("eyJ", Anchor::Jwt, Builtin::Jwt),
 ];
 
+/// Anchors by first byte: for a short text, a byte that starts no anchor (most of them) costs one
+/// table lookup, and one that does a comparison or two. No anchor is a prefix of another, so at
+/// most one matches at a position, as the leftmost-first automaton finds it.
+pub struct TinyAnchors {
+    /// 1 + the index in `by_first` of the anchors that start with this byte; 0: none does.
+    first: [u8; 256],
+    by_first: Vec<SameFirst>,
+}
+
+/// The anchors that start with one byte, and the set of their second bytes (256 bits).
+type SameFirst = (Vec<(&'static [u8], Anchor)>, [u64; 4]);
+
+impl TinyAnchors {
+    fn new(anchors: impl IntoIterator<Item = (&'static [u8], Anchor)>) -> TinyAnchors {
+        let mut first = [0u8; 256];
+        let mut by_first: Vec<SameFirst> = Vec::new();
+        for (lit, kind) in anchors {
+            let b = usize::from(lit[0]);
+            if first[b] == 0 {
+                by_first.push((Vec::new(), [0; 4]));
+                first[b] = u8::try_from(by_first.len()).expect("fewer than 256 first bytes");
+            }
+            let (lits, seconds) = &mut by_first[usize::from(first[b]) - 1];
+            lits.push((lit, kind));
+            let c = usize::from(lit[1]); // every anchor has at least 3 bytes
+            seconds[c >> 6] |= 1 << (c & 63);
+        }
+        TinyAnchors { first, by_first }
+    }
+
+    /// The first anchor that starts at or after `from` and ends inside `t`: its start and kind.
+    fn find(&self, t: &[u8], from: usize) -> Option<(usize, Anchor)> {
+        let n = t.len();
+        let mut i = from;
+        while i + 1 < n {
+            let k = self.first[usize::from(t[i])];
+            if k != 0 {
+                let (lits, seconds) = &self.by_first[usize::from(k) - 1];
+                let c = usize::from(t[i + 1]);
+                if seconds[c >> 6] >> (c & 63) & 1 != 0 {
+                    for &(lit, kind) in lits {
+                        if t[i..].starts_with(lit) {
+                            return Some((i, kind));
+                        }
+                    }
+                }
+            }
+            i += 1;
+        }
+        None
+    }
+}
+
 /// The proper prefixes of a set of words, to find the longest suffix of a buffer that is one (a
 /// word cut by the end of a stream chunk). Byte tables skip most lengths without comparing.
 pub struct PrefixSet {
@@ -450,6 +507,8 @@ pub struct Detectors {
     anchors: Option<AhoCorasick>,
     /// The same automaton without its SIMD prefilter, cheaper to start on a short stream chunk.
     anchors_short: Option<AhoCorasick>,
+    /// The same anchors by first byte, for texts under [`TINY_HAYSTACK`] bytes.
+    anchors_tiny: TinyAnchors,
     anchor_kinds: Vec<Anchor>,
     /// Every proper prefix of an enabled anchor, for the tail hold.
     anchor_prefixes: PrefixSet,
@@ -485,6 +544,7 @@ impl Detectors {
         };
         let anchors = build(true);
         let anchors_short = build(false);
+        let anchors_tiny = TinyAnchors::new(pats.iter().map(|p| p.as_bytes()).zip(kinds.iter().copied()));
         let anchor_prefixes = PrefixSet::new(pats.iter().map(|p| p.as_bytes()), false);
         let on = |b: Builtin| enabled[b as usize];
         let numbers = [
@@ -506,6 +566,7 @@ impl Detectors {
             natid_letters,
             anchors,
             anchors_short,
+            anchors_tiny,
             anchor_kinds: kinds,
             anchor_prefixes,
             numbers,
@@ -540,7 +601,14 @@ impl Detectors {
         } else {
             &self.anchors
         };
-        if let Some(ac) = ac {
+        if n - base < TINY_HAYSTACK {
+            // the same starts as the automaton's search below, in the same order
+            let mut at = base;
+            while let Some((s, kind)) = self.anchors_tiny.find(v.t, at) {
+                secrets::anchored(self, v, s, kind, &mut memo, &mut out);
+                at = s + 1;
+            }
+        } else if let Some(ac) = ac {
             // leftmost-first keeps the SIMD (Teddy) prefilter; restarting one byte after each
             // match start still finds every anchor, overlapping or not (no two anchors share a
             // start, so leftmost-first loses nothing at a position)
@@ -666,17 +734,25 @@ pub fn for_each_trigger(t: &[u8], from: usize, mut f: impl FnMut(usize) -> usize
             }
             i += 16;
         } else {
-            while i < n {
-                if is_trigger(t[i]) {
-                    i = f(i).max(i + 1);
-                } else {
-                    i += 1;
+            // The last bytes (most JSON keys and values are all of their text): one block from a
+            // copy padded with zeros, which are no trigger.
+            let mut tail = [0u8; 16];
+            tail[..n - i].copy_from_slice(&t[i..]);
+            let mut m = trigger_mask16(&tail);
+            while m != 0 {
+                let j = i + m.trailing_zeros() as usize;
+                let r = f(j).max(j + 1);
+                if r >= n {
+                    return;
                 }
+                m &= !0u32 << (r - i);
             }
+            return;
         }
     }
 }
 
+#[cfg(any(test, not(target_arch = "x86_64")))]
 #[inline(always)]
 fn is_trigger(b: u8) -> bool {
     (b'0'..=b':').contains(&b) || b == b'@'
@@ -854,6 +930,34 @@ mod tests {
     }
 
     #[test]
+    fn trigger_scan_of_short_texts_and_tails_finds_exactly_the_trigger_bytes() {
+        let pattern = b"a1:@ b 9z@@0";
+        for len in 0..=40 {
+            let text: Vec<u8> = pattern.iter().copied().cycle().skip(len % 5).take(len).collect();
+            for from in 0..=len {
+                for skip in [1, 2, 7] {
+                    let mut got = Vec::new();
+                    for_each_trigger(&text, from, |j| {
+                        got.push(j);
+                        j + skip
+                    });
+                    let mut want = Vec::new();
+                    let mut j = from;
+                    while j < len {
+                        if is_trigger(text[j]) {
+                            want.push(j);
+                            j += skip;
+                        } else {
+                            j += 1;
+                        }
+                    }
+                    assert_eq!(got, want, "{text:?} {from} {skip}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn trigger_scan_honours_skips() {
         let text = b"0123456789012345678901234567890123456789 @ 9";
         let mut got = Vec::new();
@@ -866,6 +970,41 @@ mod tests {
             }
         });
         assert_eq!(got, vec![0, 41, 43]);
+    }
+
+    #[test]
+    fn tiny_anchors_find_what_the_automaton_finds() {
+        let enabled = [true; BUILTIN_COUNT];
+        let d = Detectors::new(enabled, Custom::default());
+        let ac = d.anchors_short.as_ref().unwrap();
+        let pieces: Vec<&[u8]> = ANCHORS.iter().map(|(lit, _, _)| lit.as_bytes()).collect();
+        let mut x: u64 = 7;
+        for _ in 0..20_000 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let mut t = Vec::new();
+            while t.len() < (x >> 58) as usize {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                let piece = pieces[(x >> 33) as usize % pieces.len()];
+                // an anchor, a cut anchor, or a byte of one
+                match (x >> 20) % 3 {
+                    0 => t.extend_from_slice(piece),
+                    1 => t.extend_from_slice(&piece[..piece.len() / 2 + 1]),
+                    _ => t.push(piece[(x >> 40) as usize % piece.len()]),
+                }
+            }
+            for from in [0, 1, t.len() / 2] {
+                let from = from.min(t.len());
+                let want = ac
+                    .find(Input::new(&t).range(from..t.len()))
+                    .map(|m| (m.start(), d.anchor_kinds[m.pattern().as_usize()]));
+                assert_eq!(
+                    d.anchors_tiny.find(&t, from),
+                    want,
+                    "{:?} {from}",
+                    String::from_utf8_lossy(&t)
+                );
+            }
+        }
     }
 
     #[test]

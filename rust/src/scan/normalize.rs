@@ -674,29 +674,12 @@ fn needs_view_sse2(b: &[u8]) -> bool {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn needs_view_avx2(b: &[u8]) -> bool {
-    use std::arch::x86_64::{
-        __m256i, _mm256_add_epi8, _mm256_cmpeq_epi8, _mm256_cmpgt_epi8, _mm256_loadu_si256, _mm256_movemask_epi8,
-        _mm256_or_si256, _mm256_set1_epi8,
-    };
     let n = b.len();
     let mut i = 0;
     let mut carry = 0u32;
     while i + 32 <= n {
-        // SAFETY: `i + 32 <= n`, so the unaligned 32-byte load stays inside `b`.
-        let x = unsafe { _mm256_loadu_si256(b.as_ptr().add(i).cast::<__m256i>()) };
-        let eq = |c: u8| _mm256_cmpeq_epi8(x, _mm256_set1_epi8(c as i8));
-        let special = _mm256_or_si256(x, _mm256_or_si256(_mm256_or_si256(eq(b'&'), eq(b'%')), eq(b'\\')));
-        let breaks = _mm256_or_si256(eq(b'\n'), eq(b'\r'));
-        // a range [lo, lo + len) test: shift lo to -128, then one signed compare
-        let range = |lo: u8, len: u8| {
-            let shifted = _mm256_add_epi8(x, _mm256_set1_epi8((0x80u8.wrapping_sub(lo)) as i8));
-            _mm256_cmpgt_epi8(_mm256_set1_epi8((0x80u8.wrapping_add(len)) as i8), shifted)
-        };
-        let num = _mm256_movemask_epi8(_mm256_or_si256(range(b'0', 10), range(b'A', 26))) as u32;
-        let (special, breaks) = (
-            _mm256_movemask_epi8(special) as u32,
-            _mm256_movemask_epi8(breaks) as u32,
-        );
+        // SAFETY: `i + 32 <= n`, so the 32 bytes at `i` are inside `b`; the CPU has AVX2.
+        let (special, breaks, num) = unsafe { view_masks32(b.as_ptr().add(i)) };
         let mut stops = special | (breaks & ((num << 1) | carry));
         carry = num >> 31;
         while stops != 0 {
@@ -707,11 +690,55 @@ unsafe fn needs_view_avx2(b: &[u8]) -> bool {
         }
         i += 32;
     }
-    (i..n).any(|j| {
-        let c = b[j];
-        let stop = is_special::<false>(c) || (matches!(c, b'\n' | b'\r') && j > 0 && is_num_byte(b[j - 1]));
-        stop && view_hit(b, j)
-    })
+    if i == n {
+        return false;
+    }
+    // The last bytes (most JSON keys and values are all of their text): one more block, from a
+    // copy padded with zeros, which are neither special nor breaks.
+    let mut tail = [0u8; 32];
+    tail[..n - i].copy_from_slice(&b[i..]);
+    // SAFETY: `tail` holds 32 bytes; the CPU has AVX2.
+    let (special, breaks, num) = unsafe { view_masks32(tail.as_ptr()) };
+    let mut stops = special | (breaks & ((num << 1) | carry));
+    while stops != 0 {
+        if view_hit(b, i + stops.trailing_zeros() as usize) {
+            return true;
+        }
+        stops &= stops - 1;
+    }
+    false
+}
+
+/// The masks of the 32 bytes at `p` that [`needs_view`] reads: special bytes (`&`, `%`, `\`,
+/// non-ASCII), line breaks, and digits or capitals.
+///
+/// # Safety
+///
+/// `p` must point to 32 readable bytes, and the CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn view_masks32(p: *const u8) -> (u32, u32, u32) {
+    use std::arch::x86_64::{
+        __m256i, _mm256_add_epi8, _mm256_cmpeq_epi8, _mm256_cmpgt_epi8, _mm256_loadu_si256, _mm256_movemask_epi8,
+        _mm256_or_si256, _mm256_set1_epi8,
+    };
+    // SAFETY: the caller guarantees 32 readable bytes at `p`.
+    let x = unsafe { _mm256_loadu_si256(p.cast::<__m256i>()) };
+    let eq = |c: u8| _mm256_cmpeq_epi8(x, _mm256_set1_epi8(c as i8));
+    let special = _mm256_or_si256(x, _mm256_or_si256(_mm256_or_si256(eq(b'&'), eq(b'%')), eq(b'\\')));
+    let breaks = _mm256_or_si256(eq(b'\n'), eq(b'\r'));
+    // a range [lo, lo + len) test: shift lo to -128, then one signed compare
+    let range = |lo: u8, len: u8| {
+        let shifted = _mm256_add_epi8(x, _mm256_set1_epi8((0x80u8.wrapping_sub(lo)) as i8));
+        _mm256_cmpgt_epi8(_mm256_set1_epi8((0x80u8.wrapping_add(len)) as i8), shifted)
+    };
+    let num = _mm256_movemask_epi8(_mm256_or_si256(range(b'0', 10), range(b'A', 26))) as u32;
+    (
+        _mm256_movemask_epi8(special) as u32,
+        _mm256_movemask_epi8(breaks) as u32,
+        num,
+    )
 }
 
 /// Whether the byte at `i` (a `needs_view` stop) starts something the view changes.
