@@ -305,7 +305,7 @@ class Redactor:
             PolicyFailed: scanning failed or took longer than `max_scan_ms`.
         """
         scan = RequestScan()
-        read = self.read_json(raw, "request") if raw is not None else None
+        read = self.read_json(raw, "request")
         if read is not None and not read[0]:
             return scan
         started = time.perf_counter()
@@ -342,14 +342,14 @@ class Redactor:
         except Exception:
             return False
 
-    def read_json(self, raw: bytes, direction: Direction) -> tuple[dict[str, list[Scored]], bool] | None:
+    def read_json(self, raw: bytes | None, direction: Direction) -> tuple[dict[str, list[Scored]], bool] | None:
         """What `direction`'s scan finds in the JSON document `raw`, read from its bytes: each text
         with a finding (the scanner's `json_findings`) and whether one was an object key; an empty
         dict when no text field can hold anything (as `nothing_in`). None when the walk must scan
-        for itself: the bytes cannot decide, the body is over `QUICK_MAX_BYTES`, or the direction
-        has tiers of actions (then only `nothing_in`'s answer is read: empty or None). Never
-        raises: a failure here is a None, and the walk decides."""
-        if len(raw) > QUICK_MAX_BYTES:
+        for itself: no bytes, the bytes cannot decide, the body is over `QUICK_MAX_BYTES`, or the
+        direction has tiers of actions (then only `nothing_in`'s answer is read: empty or None).
+        Never raises: a failure here is a None, and the walk decides."""
+        if raw is None or len(raw) > QUICK_MAX_BYTES:
             return None
         try:
             if self._tiers[direction]:
@@ -383,10 +383,7 @@ class Redactor:
                 if found is None:
                     findings, quiet = scan_text(text)
                 else:
-                    scored = found.get(text)
-                    if scored is None and restore is None:
-                        continue
-                    findings, quiet = self._scored(self._scanners[direction], scored or [], direction)
+                    findings, quiet = self._scored(self._scanners[direction], found.get(text, []), direction)
                 if not findings and not quiet and restore is None:
                     continue
                 slot = TextSlot(container, key)
@@ -572,13 +569,12 @@ class Redactor:
         """
         if not isinstance(body, dict):
             return False
-        read = self.read_json(raw, "response") if raw is not None else None
+        read = self.read_json(raw, "response")
         if read is not None and not read[0] and not scan.originals:
             return False
         restore = RestoreFilter(scan.originals) if scan.originals else None
         fields = text_fields(body, fmt.response_shape)
-        found = read[0] if read is not None else None
-        changed = self._scan_fields(body, fields, "response", scan, workspace, restore, found=found)
+        changed = self._scan_fields(body, fields, "response", scan, workspace, restore, found=read[0] if read else None)
         if read is None or read[1]:
             changed = self._scan_keys(body, "response", scan, workspace) or changed
         blocked = sorted({e for (d, a, e) in scan.tally.counts if a == "block" and d == "response"})

@@ -720,35 +720,27 @@ impl Detectors {
 pub fn for_each_trigger(t: &[u8], from: usize, mut f: impl FnMut(usize) -> usize) {
     let n = t.len();
     let mut i = from;
+    // The last bytes (most JSON keys and values are all of their text) are read from a copy padded
+    // with zeros, which are no trigger.
+    let mut tail = [0u8; 16];
     'outer: while i < n {
-        if i + 16 <= n {
-            let mut m = trigger_mask16(&t[i..i + 16]);
-            while m != 0 {
-                let j = i + m.trailing_zeros() as usize;
-                let r = f(j).max(j + 1);
-                if r >= i + 16 {
-                    i = r;
-                    continue 'outer;
-                }
-                m &= !0u32 << (r - i);
-            }
-            i += 16;
+        let block = if i + 16 <= n {
+            &t[i..i + 16]
         } else {
-            // The last bytes (most JSON keys and values are all of their text): one block from a
-            // copy padded with zeros, which are no trigger.
-            let mut tail = [0u8; 16];
             tail[..n - i].copy_from_slice(&t[i..]);
-            let mut m = trigger_mask16(&tail);
-            while m != 0 {
-                let j = i + m.trailing_zeros() as usize;
-                let r = f(j).max(j + 1);
-                if r >= n {
-                    return;
-                }
-                m &= !0u32 << (r - i);
+            &tail[..]
+        };
+        let mut m = trigger_mask16(block);
+        while m != 0 {
+            let j = i + m.trailing_zeros() as usize;
+            let r = f(j).max(j + 1);
+            if r >= i + 16 {
+                i = r;
+                continue 'outer;
             }
-            return;
+            m &= !0u32 << (r - i);
         }
+        i += 16;
     }
 }
 

@@ -34,22 +34,25 @@ const RUN_KEYS: &[&[u8]] = &[b"token"];
 /// `data`, or cannot rule it out (see the module doc); false only when the field-by-field walk
 /// would find nothing either.
 pub fn json_has_finding(scanner: &Scanner, data: &[u8]) -> bool {
-    has_finding(scanner, data, 0)
+    each_text(data, 0, &mut |text, _| !scanner.scan_scored(text).is_empty())
 }
 
-fn has_finding(scanner: &Scanner, data: &[u8], depth: usize) -> bool {
-    any_value(data, MIN_NUMBER, RUN_KEYS, true, &mut |value, _| match value {
-        None => true,
-        Some(text) => {
-            if !scanner.scan_scored(text).is_empty() {
-                return true;
-            }
-            let inner = text.trim_start();
-            if inner.starts_with('{') || inner.starts_with('[') {
-                return depth >= MAX_NESTED || has_finding(scanner, inner.as_bytes(), depth + 1);
-            }
-            false
+/// Hands `visit` every text of `data` the walk may scan (see the module doc) and whether it is an
+/// object key, the texts of JSON inside a string after that string, until `visit` returns true;
+/// true when it did, or when the reading cannot decide.
+fn each_text(data: &[u8], depth: usize, visit: &mut dyn FnMut(&str, bool) -> bool) -> bool {
+    any_value(data, MIN_NUMBER, RUN_KEYS, true, &mut |value, key| {
+        let Some(text) = value else {
+            return true;
+        };
+        if visit(text, key) {
+            return true;
         }
+        let inner = text.trim_start();
+        if inner.starts_with('{') || inner.starts_with('[') {
+            return depth >= MAX_NESTED || each_text(inner.as_bytes(), depth + 1, &mut *visit);
+        }
+        false
     })
 }
 
@@ -66,34 +69,19 @@ pub struct JsonFindings {
 /// where that says a cautious yes (it cannot decide). An empty answer is that function's no.
 pub fn json_findings(scanner: &Scanner, data: &[u8]) -> Option<JsonFindings> {
     let mut out = JsonFindings::default();
-    if collect(scanner, data, 0, &mut out) {
-        None
-    } else {
-        Some(out)
-    }
-}
-
-/// Adds what `data` holds to `out`; true when it cannot decide.
-fn collect(scanner: &Scanner, data: &[u8], depth: usize, out: &mut JsonFindings) -> bool {
-    any_value(data, MIN_NUMBER, RUN_KEYS, true, &mut |value, key| {
-        let Some(text) = value else {
-            return true;
-        };
-        if !out.found.contains_key(text) {
+    let undecided = each_text(data, 0, &mut |text, key| {
+        if out.found.contains_key(text) {
+            out.in_a_key |= key;
+        } else {
             let found = scanner.scan_scored(text);
             if !found.is_empty() {
                 out.in_a_key |= key;
                 out.found.insert(text.to_owned(), found);
             }
-        } else {
-            out.in_a_key |= key;
-        }
-        let inner = text.trim_start();
-        if inner.starts_with('{') || inner.starts_with('[') {
-            return depth >= MAX_NESTED || collect(scanner, inner.as_bytes(), depth + 1, out);
         }
         false
-    })
+    });
+    (!undecided).then_some(out)
 }
 
 #[cfg(test)]

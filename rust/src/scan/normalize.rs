@@ -677,9 +677,19 @@ unsafe fn needs_view_avx2(b: &[u8]) -> bool {
     let n = b.len();
     let mut i = 0;
     let mut carry = 0u32;
-    while i + 32 <= n {
-        // SAFETY: `i + 32 <= n`, so the 32 bytes at `i` are inside `b`; the CPU has AVX2.
-        let (special, breaks, num) = unsafe { view_masks32(b.as_ptr().add(i)) };
+    // The last bytes (most JSON keys and values are all of their text) are read from a copy padded
+    // with zeros, which are neither special nor breaks.
+    let mut tail = [0u8; 32];
+    while i < n {
+        let block = if i + 32 <= n {
+            b.as_ptr().wrapping_add(i)
+        } else {
+            tail[..n - i].copy_from_slice(&b[i..]);
+            tail.as_ptr()
+        };
+        // SAFETY: `block` points to 32 readable bytes (of `b` when `i + 32 <= n`, else of `tail`);
+        // the CPU has AVX2.
+        let (special, breaks, num) = unsafe { view_masks32(block) };
         let mut stops = special | (breaks & ((num << 1) | carry));
         carry = num >> 31;
         while stops != 0 {
@@ -689,22 +699,6 @@ unsafe fn needs_view_avx2(b: &[u8]) -> bool {
             stops &= stops - 1;
         }
         i += 32;
-    }
-    if i == n {
-        return false;
-    }
-    // The last bytes (most JSON keys and values are all of their text): one more block, from a
-    // copy padded with zeros, which are neither special nor breaks.
-    let mut tail = [0u8; 32];
-    tail[..n - i].copy_from_slice(&b[i..]);
-    // SAFETY: `tail` holds 32 bytes; the CPU has AVX2.
-    let (special, breaks, num) = unsafe { view_masks32(tail.as_ptr()) };
-    let mut stops = special | (breaks & ((num << 1) | carry));
-    while stops != 0 {
-        if view_hit(b, i + stops.trailing_zeros() as usize) {
-            return true;
-        }
-        stops &= stops - 1;
     }
     false
 }
