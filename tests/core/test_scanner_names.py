@@ -135,12 +135,16 @@ LOOKALIKE_SETS = (
     ("lookalikes_6.txt", "set 6, brands, held out"),
     ("lookalikes_7.txt", "set 7, brands, written before the retail brand list"),
     ("lookalikes_8.txt", "set 8, held out"),
+    ("lookalikes_9.txt", "set 9, venues and institutions named after people, held out"),
 )
+# the sets of things named after people (brands, firms, venues, institutions): a person's name in
+# a person's place, which only knowledge of the world tells apart; reported beside the others
+EPONYM_SETS = frozenset({"lookalikes_5.txt", "lookalikes_6.txt", "lookalikes_7.txt", "lookalikes_9.txt"})
 
 
 def general_lookalikes() -> list[str]:
     """The lines of the look-alike sets of the issue's kinds (not the sets of brands)."""
-    return [line for name, what in LOOKALIKE_SETS if "brands" not in what for line in lookalikes(name)]
+    return [line for name, _ in LOOKALIKE_SETS if name not in EPONYM_SETS for line in lookalikes(name)]
 
 
 def table(scanner: Scanner | None = None) -> str:
@@ -287,6 +291,11 @@ def test_lookalikes_8_at_the_default_threshold(scanner: Scanner) -> None:
         # brands were read: 30 altered then, 22 with them (blind); 20 with the place-before-a-title
         # rule (`Teatro Nacional Dona Maria II`, `Estádio Dr. Magalhães Pessoa`)
         ("lookalikes_7.txt", 20),
+        # 72 sentences about venues, institutions, places and products named after people (an
+        # institution noun before the name, inflected, or after it; a saint's place; a compound
+        # with a lower-case tail after a hyphen), committed before any change of the thirteenth
+        # session: 10 altered then
+        ("lookalikes_9.txt", 10),
     ],
 )
 def test_brand_lookalikes_do_not_get_worse(scanner: Scanner, name: str, ceiling: int) -> None:
@@ -341,7 +350,7 @@ def test_names_and_addresses_in_lower_case(scanner: Scanner) -> None:
     for entity, floor in (("PERSON", 0.11), ("ADDRESS", 0.97)):
         recall, precision = ratios(totals[entity])
         assert recall >= floor and precision == 1.0, (entity, recall, precision)
-    # every look-alike set in lower case (810 sentences, 55 altered as written): none altered
+    # every look-alike set in lower case (882 sentences, 65 altered as written): none altered
     # (`customer will`, `dear mark`, `3 blocks down the street`)
     lines = [line for name, _ in LOOKALIKE_SETS for line in lookalikes(name)]
     altered = [line for line in lines if scanner.scan(lowered(line))]
