@@ -136,10 +136,13 @@ LOOKALIKE_SETS = (
     ("lookalikes_7.txt", "set 7, brands, written before the retail brand list"),
     ("lookalikes_8.txt", "set 8, held out"),
     ("lookalikes_9.txt", "set 9, venues and institutions named after people, held out"),
+    ("lookalikes_10.txt", "set 10, venues and institutions named after people, blind"),
 )
 # the sets of things named after people (brands, firms, venues, institutions): a person's name in
 # a person's place, which only knowledge of the world tells apart; reported beside the others
-EPONYM_SETS = frozenset({"lookalikes_5.txt", "lookalikes_6.txt", "lookalikes_7.txt", "lookalikes_9.txt"})
+EPONYM_SETS = frozenset(
+    {"lookalikes_5.txt", "lookalikes_6.txt", "lookalikes_7.txt", "lookalikes_9.txt", "lookalikes_10.txt"}
+)
 
 
 def general_lookalikes() -> list[str]:
@@ -285,17 +288,29 @@ def test_lookalikes_8_at_the_default_threshold(scanner: Scanner) -> None:
         # name-suggestion-index (a list, not tuned on the set)
         ("lookalikes_5.txt", 17),
         # the same kind of sentences, no brand of set 5, committed before the context rule and
-        # never used to tune it: 45 altered then, 23 after it, 16 with the name-suggestion-index
-        ("lookalikes_6.txt", 16),
+        # never used to tune it: 45 altered then, 23 after it, 16 with the name-suggestion-index;
+        # 14 with the venue rules of the thirteenth session (`São João da Madeira`, `Carl
+        # Larsson-gården`)
+        ("lookalikes_6.txt", 14),
         # 73 sentences, no brand of sets 5 and 6, committed before the name-suggestion-index's
         # brands were read: 30 altered then, 22 with them (blind); 20 with the place-before-a-title
-        # rule (`Teatro Nacional Dona Maria II`, `Estádio Dr. Magalhães Pessoa`)
-        ("lookalikes_7.txt", 20),
+        # rule (`Teatro Nacional Dona Maria II`, `Estádio Dr. Magalhães Pessoa`); 19 with the
+        # Polish declined institution nouns (`na Uniwersytecie Adama Mickiewicza`)
+        ("lookalikes_7.txt", 19),
         # 72 sentences about venues, institutions, places and products named after people (an
         # institution noun before the name, inflected, or after it; a saint's place; a compound
         # with a lower-case tail after a hyphen), committed before any change of the thirteenth
-        # session: 10 altered then
-        ("lookalikes_9.txt", 10),
+        # session: 10 altered then; 1 after the rules designed on its misses (no longer blind: a
+        # compound with a lower-case tail, `Astrid Lindgren-skolan`; a Swedish church or school in
+        # lower case after the name; Polish declined institution nouns; academies and
+        # philharmonics; a saint's prefix before a lexicon surname or as the name's first word).
+        # Left: `Die Fritz Kola Flasche` (a German noun read as a surname)
+        ("lookalikes_9.txt", 1),
+        # 45 sentences of the same kinds, written after those rules and measured once (blind): 6
+        # altered (12 without the rules): institution nouns the lists do not have (`Hogeschool`,
+        # `Kinderziekenhuis`, `médiathèque`), a head noun that is also a surname (`Ernst Barlach
+        # Haus`), `Building`, and a restaurant named after a person
+        ("lookalikes_10.txt", 6),
     ],
 )
 def test_brand_lookalikes_do_not_get_worse(scanner: Scanner, name: str, ceiling: int) -> None:
@@ -303,7 +318,7 @@ def test_brand_lookalikes_do_not_get_worse(scanner: Scanner, name: str, ceiling:
     # list here has (`Carl Zeiss`, `Douwe Egberts`), and names after `de`/`di`/`van` (`Los
     # vestidos de Lorenzo Caprile`, which is as often a person's own)
     lines = lookalikes(name)
-    assert len(lines) >= 60
+    assert len(lines) >= 45
     assert len([line for line in lines if scanner.scan(line)]) <= ceiling
 
 
@@ -350,7 +365,7 @@ def test_names_and_addresses_in_lower_case(scanner: Scanner) -> None:
     for entity, floor in (("PERSON", 0.11), ("ADDRESS", 0.97)):
         recall, precision = ratios(totals[entity])
         assert recall >= floor and precision == 1.0, (entity, recall, precision)
-    # every look-alike set in lower case (882 sentences, 65 altered as written): none altered
+    # every look-alike set in lower case (927 sentences, 59 altered as written): none altered
     # (`customer will`, `dear mark`, `3 blocks down the street`)
     lines = [line for name, _ in LOOKALIKE_SETS for line in lookalikes(name)]
     altered = [line for line in lines if scanner.scan(lowered(line))]

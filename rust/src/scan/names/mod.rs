@@ -43,8 +43,11 @@
 //! - Not a name: the words after a car make (`Renault Clio`, `SEAT León`) or a make made of names
 //!   (`Alfa Romeo`, `Aston Martin`); and a name right after a place or institution noun (`place
 //!   Charles de Gaulle`, `Aeroporto Humberto Delgado`, `Galleria Vittorio Emanuele II`) or right
-//!   before one (`Anne Frank Huis`, `Morgan Stanley Research`) is graded at most 45, counted and
-//!   not redacted at the default threshold: the name is the place's.
+//!   before one (`Anne Frank Huis`, `Morgan Stanley Research`; Swedish `Gustav Vasa kyrka` in lower
+//!   case; a Polish noun declined, `na Uniwersytecie Adama Mickiewicza`), a name ending in a
+//!   compound with a lower-case tail (`Astrid Lindgren-skolan`) and a name after a saint's or
+//!   place prefix (`San Giovanni Rotondo`, `Santo António dos Cavaleiros`) is graded at most 45,
+//!   counted and not redacted at the default threshold: the name is the place's.
 //! - A brand made of names (`Albert Heijn`, `John Deere`; `brands.txt` in `rust/data/`, from the
 //!   CC0 simple-icons data and the BSD-licensed name-suggestion-index of chain shops), alone or followed by more capitalised words of its name (`Albert
 //!   Heijn Bonus`), is graded the same 45, unless a title or a cue phrase stands before it (`Mr.

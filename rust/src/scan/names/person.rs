@@ -338,8 +338,15 @@ fn person_in(r: &Rd, s: usize, case: Case) -> R<Option<(usize, u8)>> {
         return Ok(None);
     }
     // a place or an institution named after a person (`Lycée Victor Hugo`, `place Charles de
-    // Gaulle`, `Aeroporto Humberto Delgado`, `Anne Frank Huis`): the name is the place's
-    let eponym = before.is_some_and(|(w, dot)| !dot && head(w)) || head_after(r, end)?;
+    // Gaulle`, `Aeroporto Humberto Delgado`, `Anne Frank Huis`, `Gustav Vasa kyrka`, `Anders
+    // Zorn-salen`): the name is the place's; so is a name after a saint's or place prefix, even
+    // with a lexicon surname (`San Giovanni Rotondo`), or a prefix read as the name's first word
+    // before a given name (`Santo António dos Cavaleiros`: `Santo` is an Italian given name too)
+    let eponym = before.is_some_and(|(w, dot)| !dot && head(w))
+        || head_after(r, end)?
+        || compound_tail(&t[last.s..last.e])
+        || place_before(before)
+        || (PLACE_PREFIXES.contains(&&t[w1.s..w1.e]) && second.is_some_and(|w| lex.given(&t[w.s..w.e]).is_some()));
     // `evidence` is a cue already (no given name, no title); otherwise the cue is looked for only
     // when it can change the grade
     if evidence || (second.is_none() && cued(t, s)) {
@@ -824,7 +831,23 @@ pub(super) const HEADS: &[&str] = &[
     "foundation", "fondation", "fundación", "fondazione", "fundação", "fundacja", "stiftelse", "research",
     "library", "bibliothek", "bibliothèque", "biblioteca", "biblioteka", "bibliotheek", "bibliotek", "tower",
     "turm", "torre", "tour", "toren", "wieża", "memorial", "monument", "pomnik", "avenue", "allee", "aleja",
-    "rue", "rua", "ul",
+    "rue", "rua", "ul", "academy", "académie", "academia", "accademia", "academie", "akademie", "akademia",
+    "akademi", "philharmonie", "philharmonic", "filarmonica", "filharmonie", "filharmonia", "filharmonin",
+    // Polish declines the noun before its patron's name (`na Uniwersytecie Adama Mickiewicza`, `w
+    // Szpitalu Jana Pawła II`): the genitive and the locative of the nouns above
+    "uniwersytetu", "uniwersytecie", "szpitala", "szpitalu", "stadionu", "stadionie", "lotniska", "lotnisku",
+    "szkoły", "szkole", "teatru", "teatrze", "kościoła", "kościele", "instytutu", "instytucie", "parku",
+    "placu", "mostu", "moście", "biblioteki", "bibliotece", "akademii", "filharmonii", "fundacji", "galerii",
+    "stacji", "pomnika", "pomniku", "alei",
+];
+
+/// Place and institution nouns written in lower case right after the name they are named after
+/// (Swedish `Gustav Vasa kyrka`, `Engelbrekts kyrka`, with the definite forms; Dutch `kerk`):
+/// a lower-case word after a name is otherwise the sentence going on.
+#[rustfmt::skip]
+const HEADS_AFTER_LOWER: &[&str] = &[
+    "kyrka", "kyrkan", "kapell", "kapellet", "skola", "skolan", "gymnasiet", "sjukhus", "sjukhuset", "museet",
+    "kerk",
 ];
 
 fn head(w: &[u8]) -> bool {
@@ -893,11 +916,35 @@ fn place_before_title(t: &[u8], before: Option<(&[u8], bool)>) -> bool {
 fn head_after(r: &Rd, e: usize) -> R<bool> {
     // most names are followed by a lower-case word or a punctuation mark
     let Some(i) = gap_at(r, e)? else { return Ok(false) };
-    if r.get(i)?.is_some_and(|b| !b.is_ascii_uppercase() && b < 0xC0) {
+    if r.get(i)?
+        .is_some_and(|b| !b.is_ascii_uppercase() && b < 0xC0 && !matches!(b, b'g' | b'k' | b'm' | b's'))
+    {
         return Ok(false);
     }
     let Some(w) = next_word(r, e)? else { return Ok(false) };
-    Ok(!w.lower && head(&r.t[w.s..w.e]))
+    let b = &r.t[w.s..w.e];
+    Ok(if w.lower {
+        HEADS_AFTER_LOWER.iter().any(|h| h.as_bytes() == b)
+    } else {
+        head(b)
+    })
+}
+
+/// Whether a name's word ends in a lower-case word after a hyphen: the name is the first part of
+/// a compound (Swedish `Astrid Lindgren-skolan`, `Carl Larsson-gården`; `Anders Zorn-salen`),
+/// named after the person. A double-barrelled name capitalises both parts (`Larsson-Berg`).
+fn compound_tail(w: &[u8]) -> bool {
+    let Some(k) = w.iter().rposition(|&c| c == b'-') else {
+        return false;
+    };
+    match w.get(k + 1) {
+        Some(&c) if c < 0x80 => c.is_ascii_lowercase(),
+        Some(_) => std::str::from_utf8(&w[k + 1..])
+            .ok()
+            .and_then(|x| x.chars().next())
+            .is_some_and(char::is_lowercase),
+        None => false,
+    }
 }
 
 /// Saints' and place prefixes: a given name after one is a place or a church (`Santa Cruz`,
@@ -1230,6 +1277,29 @@ mod tests {
         "Gestern hat Stefan Becker Anzug und Krawatte gekauft.",
         [("PERSON", "Stefan Becker Anzug")]
     );
+
+    // a venue, an institution or a place named after a person: a compound with a lower-case tail
+    // (a double-barrelled name capitalises both parts), a Swedish noun in lower case after the
+    // name, a Polish noun declined before it, an academy after it, a saint's prefix before it or
+    // read as its first word
+    t!(p631, "Mötet hålls i Selma Lagerlöf-salen.", []);
+    t!(
+        p632,
+        "Anna Larsson-Berg ringde i går.",
+        [("PERSON", "Anna Larsson-Berg")]
+    );
+    t!(p633, "Vigseln var i Gustav Adolf kyrka i lördags.", []);
+    t!(p634, "Sedan kom Anna Berg sent till mötet.", [("PERSON", "Anna Berg")]);
+    t!(p635, "Wykład jest na Uniwersytecie Jana Kochanowskiego w Kielcach.", []);
+    t!(
+        p636,
+        "Rozmawiałem z Janem Kowalskim w szpitalu.",
+        [("PERSON", "Janem Kowalskim")]
+    );
+    t!(p637, "De Rudolf Steiner Academie opent een nieuwe vestiging.", []);
+    t!(p638, "Partiamo da San Giovanni Bianco domani.", []);
+    t!(p639, "Santo André fica perto de São Paulo.", []);
+    t!(p640, "Santo Versace ha parlato ieri.", [("PERSON", "Santo Versace")]);
 
     #[test]
     fn a_firm_or_shop_name_is_counted_below_the_threshold() {
