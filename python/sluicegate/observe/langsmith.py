@@ -86,7 +86,14 @@ def times(t: float) -> tuple[str, str]:
     (`20261127T063255912742Z`) and as ISO 8601 (`2026-11-27T06:32:55.912742+00:00`)."""
     whole, us = divmod(round(t * 1_000_000), 1_000_000)
     compact, iso = utc_second(whole)
-    return f"{compact}{us:06d}Z", f"{iso}.{us:06d}+00:00"
+    micros = f"{us:06d}"
+    return f"{compact}{micros}Z", f"{iso}.{micros}+00:00"
+
+
+def iso_time(t: float) -> str:
+    """`times(t)[1]` alone."""
+    whole, us = divmod(round(t * 1_000_000), 1_000_000)
+    return f"{utc_second(whole)[1]}.{us:06d}+00:00"
 
 
 def _iso_of_stamp(stamp: str) -> str:
@@ -133,10 +140,14 @@ def _scrubbed_keys(value: Any, scrub: Callable[[str], str]) -> Any:
     return value
 
 
+_PART_HEAD = (
+    b'Content-Disposition: form-data; name="%s"\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n'
+)
+
+
 def part(name: str, data: bytes) -> bytes:
     """One form-data part's headers and body, as LangSmith's multipart endpoint reads them."""
-    head = f'Content-Disposition: form-data; name="{name}"\r\nContent-Type: application/json\r\n'
-    return f"{head}Content-Length: {len(data)}\r\n\r\n".encode() + data
+    return _PART_HEAD % (name.encode(), len(data)) + data
 
 
 def multipart(parts: list[bytes], boundary: bytes) -> bytes:
@@ -267,9 +278,10 @@ class LangSmithSink(BatchSink[Outcome]):
         run_id = info.run_id or new_uuid_str()
         parent = parent_of(info.trace, info.baggage)
         stamp, start = times(info.started_at)
-        end = times(max(info.ended_at, info.started_at))[1]
+        end = iso_time(max(info.ended_at, info.started_at))
         metadata = self._metadata(outcome)
-        tags = ["sluicegate", *sorted({f"{e.policy}:{e.action}" for e in outcome.events})]
+        events = outcome.events  # most calls have none: their runs skip the work below that reads them
+        tags = ["sluicegate", *sorted({f"{e.policy}:{e.action}" for e in events})] if events else ["sluicegate"]
         if parent is not None:
             if parent.stamp > stamp:  # a child never starts before its parent
                 stamp = parent.stamp
@@ -297,7 +309,9 @@ class LangSmithSink(BatchSink[Outcome]):
             run["parent_run_id"] = str(parent.run_id)
         # Redaction already rewrote what went upstream and what came back, except values it was
         # told to leave (monitor) or to put back for the client (pseudonymize): scan those again.
-        rescan = any(e.policy == "redaction" and e.action in ("monitor", "pseudonymize") for e in outcome.events)
+        rescan = bool(events) and any(
+            e.policy == "redaction" and e.action in ("monitor", "pseudonymize") for e in events
+        )
         parts = [
             part(f"post.{run_id}", orjson.dumps(run)),
             part(f"post.{run_id}.inputs", self._inputs(outcome, rescan)),
@@ -306,7 +320,8 @@ class LangSmithSink(BatchSink[Outcome]):
         ]
         if outcome.status >= 400:
             parts.append(part(f"post.{run_id}.error", orjson.dumps(outcome.error or f"HTTP {outcome.status}")))
-        parts += self._feedback(run_id, trace_id, end, outcome)
+        if events:
+            parts += self._feedback(run_id, trace_id, end, outcome)
         return parts
 
     def _inputs(self, outcome: Outcome, rescan: bool) -> bytes:

@@ -170,7 +170,11 @@ class Logs:
             pairs = " ".join(f"{k}={v}" for k, v in item.items() if v is not None)
             return f"{_timestamp(created)} INFO sluicegate.access call {pairs}".encode()
         out = {"ts": _timestamp(created), "level": "info", "logger": "sluicegate.access", "msg": "call"}
-        out.update((name, item[name]) for name in FIELDS if item.get(name) is not None)  # FIELDS only, ever
+        get = item.get
+        for name in FIELDS:  # FIELDS only, ever (a plain loop: update() from a generator costs half again)
+            value = get(name)
+            if value is not None:
+                out[name] = value
         return orjson.dumps(out)
 
     def _run(self) -> None:
