@@ -313,7 +313,7 @@ def test_lookalikes_8_at_the_default_threshold(scanner: Scanner) -> None:
         ("lookalikes_10.txt", 6),
     ],
 )
-def test_brand_lookalikes_do_not_get_worse(scanner: Scanner, name: str, ceiling: int) -> None:
+def test_lookalikes_named_after_people_do_not_get_worse(scanner: Scanner, name: str, ceiling: int) -> None:
     # far from the 1% target: what is left are firms and products named after people that no
     # list here has (`Carl Zeiss`, `Douwe Egberts`), and names after `de`/`di`/`van` (`Los
     # vestidos de Lorenzo Caprile`, which is as often a person's own)
