@@ -346,7 +346,7 @@ fn person_in(r: &Rd, s: usize, case: Case) -> R<Option<(usize, u8)>> {
         || head_after(r, end)?
         || compound_tail(&t[last.s..last.e])
         || place_before(before)
-        || (PLACE_PREFIXES.contains(&&t[w1.s..w1.e]) && second.is_some_and(|w| lex.given(&t[w.s..w.e]).is_some()));
+        || (place_prefix(&t[w1.s..w1.e]) && second.is_some_and(|w| lex.given(&t[w.s..w.e]).is_some()));
     // `evidence` is a cue already (no given name, no title); otherwise the cue is looked for only
     // when it can change the grade
     if evidence || (second.is_none() && cued(t, s)) {
@@ -917,7 +917,7 @@ fn head_after(r: &Rd, e: usize) -> R<bool> {
     // most names are followed by a lower-case word or a punctuation mark
     let Some(i) = gap_at(r, e)? else { return Ok(false) };
     if r.get(i)?
-        .is_some_and(|b| !b.is_ascii_uppercase() && b < 0xC0 && !matches!(b, b'g' | b'k' | b'm' | b's'))
+        .is_some_and(|b| !b.is_ascii_uppercase() && b < 0xC0 && !HEADS_AFTER_LOWER.iter().any(|h| h.as_bytes()[0] == b))
     {
         return Ok(false);
     }
@@ -934,17 +934,10 @@ fn head_after(r: &Rd, e: usize) -> R<bool> {
 /// a compound (Swedish `Astrid Lindgren-skolan`, `Carl Larsson-gården`; `Anders Zorn-salen`),
 /// named after the person. A double-barrelled name capitalises both parts (`Larsson-Berg`).
 fn compound_tail(w: &[u8]) -> bool {
-    let Some(k) = w.iter().rposition(|&c| c == b'-') else {
-        return false;
-    };
-    match w.get(k + 1) {
-        Some(&c) if c < 0x80 => c.is_ascii_lowercase(),
-        Some(_) => std::str::from_utf8(&w[k + 1..])
-            .ok()
-            .and_then(|x| x.chars().next())
-            .is_some_and(char::is_lowercase),
-        None => false,
-    }
+    w.iter()
+        .rposition(|&c| c == b'-')
+        .and_then(|k| char_at(w, k + 1))
+        .is_some_and(|(c, _)| c.is_lowercase())
 }
 
 /// Saints' and place prefixes: a given name after one is a place or a church (`Santa Cruz`,
@@ -973,7 +966,12 @@ const PLACE_PREFIXES: &[&[u8]] = &[
 ];
 
 fn place_before(before: Option<(&[u8], bool)>) -> bool {
-    before.is_some_and(|(w, _)| w.len() <= 6 && w[0].is_ascii_uppercase() && PLACE_PREFIXES.contains(&w))
+    before.is_some_and(|(w, _)| place_prefix(w))
+}
+
+/// Whether `w` is one of [`PLACE_PREFIXES`].
+fn place_prefix(w: &[u8]) -> bool {
+    w.len() <= 6 && w.first().is_some_and(u8::is_ascii_uppercase) && PLACE_PREFIXES.contains(&w)
 }
 
 /// What a name in a title-case line loses (see [`heading`]).
