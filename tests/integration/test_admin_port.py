@@ -30,8 +30,8 @@ def gw(mock_server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 def test_the_public_port_serves_the_api_and_the_probes_only(gw: tuple[Server, str]) -> None:
     server, _ = gw
-    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=GATEWAY_KEY)
-    reply = client.chat.completions.create(model="mh/mock-gpt", messages=[{"role": "user", "content": "hi"}])
+    with openai.OpenAI(base_url=f"{server.url}/v1", api_key=GATEWAY_KEY) as client:
+        reply = client.chat.completions.create(model="mh/mock-gpt", messages=[{"role": "user", "content": "hi"}])
     assert reply.choices[0].message.content
     assert httpx.get(f"{server.url}/healthz").status_code == 200
     for path in ("/metrics", "/admin/v1/orgs", "/admin/ui/", "/admin/v1/openapi.json"):

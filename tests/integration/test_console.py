@@ -412,6 +412,7 @@ def test_an_admin_walks_through_the_console(gw: tuple[Server, dict[str, Any]], t
             time.sleep(0.2)
         assert worked and worked[0] < ends, (worked, ends)  # the old key worked after the rotation
         assert refused_at is not None and refused_at >= ends, (refused_at, ends)  # and stopped, not before the end
+        old_client.close()
         new_client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=rotated, max_retries=0)
         assert new_client.chat.completions.create(
             model="mh/mock-gpt", max_tokens=5, messages=[{"role": "user", "content": "new"}]
@@ -430,6 +431,7 @@ def test_an_admin_walks_through_the_console(gw: tuple[Server, dict[str, Any]], t
             new_client.chat.completions.create(
                 model="mh/mock-gpt", max_tokens=5, messages=[{"role": "user", "content": "x"}]
             )
+        new_client.close()
         submit(driver, "create-user", {"name": "bob"})
         wait_for(lambda: "bob" in text_of(driver, "#users"), what="bob")
         submit(driver, "create-key", {"user_id": "bob", "name": "bobs"})
@@ -468,8 +470,11 @@ def test_an_admin_walks_through_the_console(gw: tuple[Server, dict[str, Any]], t
         )
         wait_ready(driver, "entities")
         assert httpx.get(f"{server.url}/admin/v1/workspaces/{doomed['id']}", headers=admin).status_code == 404
-        with pytest.raises(openai.AuthenticationError):
-            openai.OpenAI(base_url=f"{server.url}/v1", api_key=doomed_key, max_retries=0).chat.completions.create(
+        with (
+            openai.OpenAI(base_url=f"{server.url}/v1", api_key=doomed_key, max_retries=0) as doomed_client,
+            pytest.raises(openai.AuthenticationError),
+        ):
+            doomed_client.chat.completions.create(
                 model="mh/mock-gpt", max_tokens=5, messages=[{"role": "user", "content": "x"}]
             )
 
@@ -670,7 +675,7 @@ def test_an_admin_walks_through_the_console(gw: tuple[Server, dict[str, Any]], t
         driver.find_element("css selector", '[aria-label="Revoke key notebook"]').click()
         driver.switch_to.alert.accept()
         wait_for(lambda: "revoked" in text_of(driver, f'#keys tr[data-key="{key_id}"]'))
-        with pytest.raises(openai.AuthenticationError):
+        with client, pytest.raises(openai.AuthenticationError):
             client.chat.completions.create(
                 model="mh/mock-gpt", max_tokens=5, messages=[{"role": "user", "content": "x"}]
             )

@@ -263,12 +263,16 @@ def test_unknown_paths_are_refused(gateway: Server, method: str, path: str, stat
 
 
 def test_sdk_exception_classes(oa: openai.OpenAI, an: anthropic.Anthropic, gateway: Server) -> None:
-    with pytest.raises(openai.AuthenticationError):
-        openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="sg-wrong", max_retries=0).models.list()
-    with pytest.raises(anthropic.AuthenticationError):
-        anthropic.Anthropic(base_url=gateway.url, api_key="sg-wrong", max_retries=0).messages.create(
-            model="mock-claude", max_tokens=5, messages=MESSAGES
-        )
+    with (
+        openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="sg-wrong", max_retries=0) as wrong,
+        pytest.raises(openai.AuthenticationError),
+    ):
+        wrong.models.list()
+    with (
+        anthropic.Anthropic(base_url=gateway.url, api_key="sg-wrong", max_retries=0) as wrong_an,
+        pytest.raises(anthropic.AuthenticationError),
+    ):
+        wrong_an.messages.create(model="mock-claude", max_tokens=5, messages=MESSAGES)
     with pytest.raises(openai.NotFoundError):
         oa.chat.completions.create(model="gpt-nope", messages=MESSAGES)
     with pytest.raises(anthropic.NotFoundError):

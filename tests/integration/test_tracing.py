@@ -100,22 +100,22 @@ def test_spans_continue_the_callers_trace_with_genai_attributes(
     trace_id, parent_id = secrets.token_hex(16), secrets.token_hex(8)
     traceparent = f"00-{trace_id}-{parent_id}-01"
     with start_gateway(gateway_config(tmp_path / "c.toml", mock_server.url), env) as server:
-        client = openai.OpenAI(
+        with openai.OpenAI(
             base_url=f"{server.url}/v1",
             api_key=GATEWAY_KEY,
             default_headers={"traceparent": traceparent, "tracestate": "vendor=abc"},
-        )
-        whole = client.chat.completions.create(model="mh/mock-gpt", messages=[{"role": "user", "content": PROMPT}])
-        stream = client.chat.completions.create(
-            model="mh/mock-gpt", messages=[{"role": "user", "content": PROMPT}], stream=True
-        )
-        streamed = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
-        with pytest.raises(openai.NotFoundError):  # routed nowhere: no model, so no span
-            client.chat.completions.create(model="nowhere/x", messages=[{"role": "user", "content": "x"}])
-        unsampled = {"traceparent": f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-00"}
-        client.chat.completions.create(  # the caller's trace is not sampled: no span either
-            model="mh/mock-gpt", messages=[{"role": "user", "content": "x"}], extra_headers=unsampled
-        )
+        ) as client:
+            whole = client.chat.completions.create(model="mh/mock-gpt", messages=[{"role": "user", "content": PROMPT}])
+            stream = client.chat.completions.create(
+                model="mh/mock-gpt", messages=[{"role": "user", "content": PROMPT}], stream=True
+            )
+            streamed = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+            with pytest.raises(openai.NotFoundError):  # routed nowhere: no model, so no span
+                client.chat.completions.create(model="nowhere/x", messages=[{"role": "user", "content": "x"}])
+            unsampled = {"traceparent": f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-00"}
+            client.chat.completions.create(  # the caller's trace is not sampled: no span either
+                model="mh/mock-gpt", messages=[{"role": "user", "content": "x"}], extra_headers=unsampled
+            )
         found = receiver.wait_for(2)
         time.sleep(0.3)
         assert len(receiver.spans()) == 2
@@ -151,7 +151,7 @@ def test_the_standard_variable_turns_spans_on_and_errors_are_marked(
     env["SLUICEGATE_OBSERVABILITY__INTERVAL_S"] = "0.1"
     with start_gateway(gateway_config(tmp_path / "c.toml", mock_server.url), env) as server:
         client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=GATEWAY_KEY, max_retries=0)
-        with pytest.raises(openai.APIError):
+        with client, pytest.raises(openai.APIError):
             client.chat.completions.create(model="dead/some-model", messages=[{"role": "user", "content": "x"}])
         found = receiver.wait_for(1)
     resource, span = found[0]

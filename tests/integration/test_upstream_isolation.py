@@ -91,10 +91,10 @@ sha256 = "{hash_key(KEY_B)}"
     )
     with start_gateway(config) as gateway:
         for key in (KEY_A, KEY_B, KEY_A):
-            client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=key, max_retries=0)
-            raw = client.chat.completions.with_raw_response.create(
-                model="m", messages=[{"role": "user", "content": "hi"}]
-            )
+            with openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=key, max_retries=0) as client:
+                raw = client.chat.completions.with_raw_response.create(
+                    model="m", messages=[{"role": "user", "content": "hi"}]
+                )
             assert raw.parse().choices[0].message.content == "ok"
             assert "set-cookie" not in raw.headers  # nor does the provider's cookie reach the caller
     assert CookieProvider.seen == [None, None, None]
