@@ -243,11 +243,17 @@ class Scanner:
             is below its type's threshold is not redacted (`scan`, `redact` and streams leave it;
             `scan_scored` and `StreamScanner.quiet` report it). Types not named keep their default:
             50 for `PERSON`, 0 for every other type (docs/redaction-types.md, "Confidence").
+        allow: `(ENTITY_NAME, terms)` allowed terms of a compiled type: a candidate of that type
+            whose whole text is one of the terms (both read through the normalization above, then
+            lower-cased with white space runs folded to one space) is not a finding at all (not
+            scanned, scored or redacted); a candidate that holds a term and more is. Exempt
+            candidates are dropped before spans are chosen, the same for any chunking of a stream.
 
     Raises:
         ScanError: an unknown built-in name, a name that is not UPPER_SNAKE, an invalid or
             unbounded pattern or one that can match the empty string, an empty keyword list or
-            keyword, or a threshold for a type the scanner does not compile or over 100.
+            keyword, a threshold for a type the scanner does not compile or over 100, or an
+            allowed term list for such a type, empty, or with a term that is blank or over 256 bytes.
     """
 
     def __new__(
@@ -256,6 +262,7 @@ class Scanner:
         custom_patterns: Sequence[tuple[str, str]] = (),
         keywords: Sequence[tuple[str, Sequence[str]]] = (),
         min_confidence: Mapping[str, int] | None = None,
+        allow: Sequence[tuple[str, Sequence[str]]] = (),
     ) -> Scanner: ...
     @property
     def entities(self) -> list[str]:

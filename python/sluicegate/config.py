@@ -499,6 +499,27 @@ class KeywordList(_Section):
     words: list[str] = Field(min_length=1)
 
 
+MAX_ALLOW_TERM_BYTES = 256  # the scanner's MAX_ALLOW_LEN
+
+
+class AllowTerms(_Section):
+    """Terms that are never a finding of `entities`: a firm or a venue named after a person
+    (`PERSON`), a help desk's public address (`EMAIL`). A finding is exempt only when its whole
+    text is a term, compared lower-cased with white space folded and after the scanner's decoding
+    (`Carl&nbsp;ZEISS` is `carl zeiss`); a longer finding that holds a term is not."""
+
+    entities: list[Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]*$")]] = Field(min_length=1, max_length=64)
+    terms: list[str] = Field(min_length=1, max_length=1000)
+
+    @field_validator("terms")
+    @classmethod
+    def _terms(cls, terms: list[str]) -> list[str]:
+        for i, term in enumerate(terms):
+            if not term.strip() or len(term.encode()) > MAX_ALLOW_TERM_BYTES:
+                raise ValueError(f"terms.{i}: a term is 1 to {MAX_ALLOW_TERM_BYTES} bytes of visible text")
+        return terms
+
+
 class RedactionSettings(_Section):
     enabled: bool = True
     entities: list[str] | None = None  # None: every built-in type
@@ -507,6 +528,7 @@ class RedactionSettings(_Section):
     style: Literal["placeholder", "pseudonym"] = "placeholder"
     custom_patterns: list[CustomPattern] = Field(default_factory=list)
     keywords: list[KeywordList] = Field(default_factory=list)
+    allow_terms: list[AllowTerms] = Field(default_factory=list)
     pseudonym_secret: Secret | None = None
     max_scan_ms: float = Field(250.0, gt=0)
 

@@ -994,6 +994,69 @@ def test_a_redaction_threshold_set_in_the_policy_editor(gw: tuple[Server, dict[s
         check_layout(driver, "policy-thresholds")
 
 
+@needs_browser
+def test_allowed_terms_set_in_the_policy_editor_pass_the_gateway(gw: tuple[Server, dict[str, Any]]) -> None:
+    """A workspace's allowed terms, set in the console: terms for a type the org locks are refused
+    beside the row (409); those for an unlocked type are saved, kept by a later save of the form,
+    shown in the key's effective policy, and the gateway leaves them in what the model sees while
+    it still redacts the customer's name."""
+    server, seed = gw
+    org, ws, key_id = seed["org"]["id"], seed["ws"]["id"], seed["key_id"]
+    admin = {"authorization": f"Bearer {seed['token']}"}
+    lock = {"redaction": [{"entities": ["EMAIL"], "action": "redact", "locked": True}]}
+    assert httpx.put(f"{server.url}/admin/v1/orgs/{org}/policy", json=lock, headers=admin).status_code == 200
+    person = {"redaction": [{"entities": ["PERSON"], "action": "redact"}]}
+    assert httpx.put(f"{server.url}/admin/v1/workspaces/{ws}/policy", json=person, headers=admin).status_code == 200
+    prompt = "Das Objektiv von Carl Zeiss; Kundin Maria Schmidt schreibt von help@acme.example."
+
+    def seen_by_the_model() -> str:
+        with openai.OpenAI(base_url=f"{server.url}/v1", api_key=seed["key"], max_retries=0) as client:
+            reply = client.chat.completions.create(
+                model="mh/mock-gpt@echo=1", messages=[{"role": "user", "content": prompt}]
+            )
+        return reply.choices[0].message.content or ""
+
+    assert "Carl Zeiss" not in wait_for(lambda: "[REDACTED:PERSON]" in (t := seen_by_the_model()) and t)
+    with browser() as driver:
+        sign_in(driver, server.url, seed["token"])
+        go(driver, f"#/policies?level=workspace&id={ws}")
+        driver.find_element("id", "add-allow").click()
+        row = driver.find_element("css selector", "#allow-editor .allow-row")
+        row.find_element("css selector", "[name=allow_entities]").send_keys("PERSON, EMAIL")
+        row.find_element("css selector", "[name=allow_terms]").send_keys("Carl Zeiss\nhelp@acme.example")
+        driver.find_element("id", "save-policy").click()
+        error = wait_for(lambda: driver.find_elements("css selector", '[data-error-for="allow_terms.0"]'), what="409")
+        assert "EMAIL" in error[0].text and "org" in error[0].text and error[0].is_displayed()
+        assert httpx.get(f"{server.url}/admin/v1/workspaces/{ws}/policy", headers=admin).json()["allow_terms"] == []
+        types = row.find_element("css selector", "[name=allow_entities]")
+        types.clear()
+        types.send_keys("PERSON")
+        driver.find_element("id", "save-policy").click()
+        wait_for(lambda: driver.find_element("id", "policy-saved").text == "Saved.", what="the saved policy")
+        saved = httpx.get(f"{server.url}/admin/v1/workspaces/{ws}/policy", headers=admin).json()
+        assert saved["allow_terms"] == [{"entities": ["PERSON"], "terms": ["Carl Zeiss", "help@acme.example"]}]
+        assert [r["entities"] for r in saved["redaction"]] == [["PERSON"]]  # the rule the form was drawn with
+        driver.execute_script("document.getElementById('allow-editor').scrollIntoView()")
+        check_layout(driver, "policy-allow")
+        # the page drawn again and saved as it is: the terms stay
+        go(driver, f"#/policies?level=workspace&id={ws}")
+        assert "Carl Zeiss" in driver.find_element("css selector", "#allow-editor [name=allow_terms]").get_attribute(
+            "value"
+        )
+        driver.find_element("id", "save-policy").click()
+        wait_for(lambda: driver.find_element("id", "policy-saved").text == "Saved.", what="the second save")
+        assert httpx.get(f"{server.url}/admin/v1/workspaces/{ws}/policy", headers=admin).json()["allow_terms"]
+
+        go(driver, f"#/policies?level=key&id={key_id}")
+        shown = wait_for(lambda: text_of(driver, '#effective-allow tr[data-level="workspace"]'), what="the terms")
+        assert "Carl Zeiss" in shown and "PERSON" in shown and "workspace" in shown
+
+    # the gateway: the allowed name reaches the model, the customer's name and the (locked) address do not
+    seen = wait_for(lambda: "Carl Zeiss" in (t := seen_by_the_model()) and t, what="the terms at the gateway")
+    assert "Maria Schmidt" not in seen and "[REDACTED:PERSON]" in seen
+    assert "help@acme.example" not in seen and "[REDACTED:EMAIL]" in seen
+
+
 # ── rate limits (pages/policy_limits.js) ──────────────────────────────────────────────────────
 
 

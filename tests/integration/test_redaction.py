@@ -359,3 +359,34 @@ def test_findings_below_their_threshold_pass_and_are_counted(
         # one in the request, one in the response
         assert len(quiet) == 1 and float(quiet[0].rsplit(" ", 1)[1]) == 2, quiet
         assert "Zorblat" not in metrics
+
+
+@pytest.mark.parametrize("chunk_size", [1, 3, 1000])
+def test_allowed_terms_pass_in_requests_and_streamed_responses(
+    mock_server: Server, tmp_path: Path, chunk_size: int
+) -> None:
+    """The operator's `[[redaction.allow_terms]]`: a firm named after a person and a help desk's
+    address pass in the request and in the streamed response, in any case and spacing and through
+    an escape, while the customer's name and another address are redacted; a longer name that
+    holds an allowed one is not exempt."""
+    config = gateway_config(
+        tmp_path / "c.toml",
+        mock_server.url,
+        '[redaction]\nrules = [{ entities = ["PERSON"], action = "redact" }]\n'
+        '[[redaction.allow_terms]]\nentities = ["PERSON", "EMAIL"]\nterms = ["Carl Zeiss", "help@acme.example"]\n',
+    )
+    said = (
+        "Kundin Maria Schmidt kauft bei CARL  ZEISS; Antwort an help&#64;acme.example, nicht an jane.doe@example.com."
+    )
+    with start_gateway(config) as server, openai.OpenAI(base_url=f"{server.url}/v1", api_key=GATEWAY_KEY) as client:
+        knobs = replying(said + " Carl Zeiss Meditec bleibt geheim.", chunk_size=chunk_size)
+        chunks = client.chat.completions.create(
+            model=f"mh/mock-gpt@{knobs}", messages=[{"role": "user", "content": said}], stream=True
+        )
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    saw = upstream_saw(mock_server)
+    for out in (saw, text):
+        assert "CARL  ZEISS" in out and "help&#64;acme.example" in out, out
+        assert "Maria Schmidt" not in out and "jane.doe@example.com" not in out, out
+        assert out.count("[REDACTED:PERSON]") >= 1 and "[REDACTED:EMAIL]" in out, out
+    assert "Meditec" not in text and text.count("[REDACTED:PERSON]") == 2

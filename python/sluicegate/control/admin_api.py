@@ -446,14 +446,8 @@ async def try_redaction(ctx: Ctx) -> Response:
         )
     chain = [(lvl, eid, await ctx.store.policy(lvl, eid)) for lvl, eid in chain_of("key", key)]
     policy = effective(key["org_id"], chain, _operator(ctx))
-    settings = base.model_copy(
-        update={
-            "rules": [*base.rules, *policy.redaction],
-            "custom_patterns": [*base.custom_patterns, *policy.custom_patterns],
-        }
-    )
     try:
-        redactor = Redactor(settings)
+        redactor = Redactor(policy.redaction_settings(base))
     except ValueError:
         raise ApiError(409, "policy_invalid", "the redaction policy for this key cannot be compiled") from None
     found, below, text = redactor.preview_all(body.text, key["workspace_id"])

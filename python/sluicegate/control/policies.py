@@ -26,6 +26,10 @@ its organization, workspace, user and itself, read in that order.
   key's effective policy it is `monitor` when the key is outside the share. A floor applies in
   full: a locked rule or cap cannot have a rollout, and whatever a floor raises is raised for every
   key (a cap under a locked enforcing one enforces for every key).
+- **Allowed terms add up, under locks.** Each level's `allow_terms` (terms never acted on as a
+  type: a firm named after its founder as `PERSON`) add to those above, except for a type that a
+  level above locks in either direction: a lock on a type also fixes what is exempt from it, so
+  such terms are refused when written and left out of the effective policy.
 - **Patterns.** A lower level's custom pattern replaces one of the same name above it, unless the
   type is locked above: then it is added beside the one above (more is found, never less). The
   scanner runs a pattern named like a built-in type beside the built-in detector, so such a
@@ -46,6 +50,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from sluicegate.config import (
     ACTION_STRENGTH,
+    AllowTerms,
     CustomPattern,
     RedactionRule,
     RedactionSettings,
@@ -117,6 +122,7 @@ class OperatorPolicy:
     loops: tuple[tuple[LoopLine, bool], ...] = ()  # `[[loops.rules]]` with their `locked` flags
     limits: tuple[tuple[LimitRule, bool], ...] = ()  # `[[limits.rules]]` with their `locked` flags
     tools: ToolRulesIn | None = None  # `[tools]`: its locked lists bind every org
+    allow_terms: tuple[AllowTerms, ...] = ()  # `[[redaction.allow_terms]]` (shown; the configuration applies them)
 
     @classmethod
     def from_settings(
@@ -143,6 +149,7 @@ class OperatorPolicy:
             loops=loop_rules,
             limits=rate,
             tools=tools,
+            allow_terms=tuple(redaction.allow_terms),
         )
 
     def caps_on(self, org_id: str, level: Level, entity_id: str) -> list[tuple[CapLine, bool]]:
@@ -370,6 +377,31 @@ class EffectivePattern:
 
 
 @dataclass(frozen=True, slots=True)
+class EffectiveAllow:
+    """A level's allowed terms with their origin; `refused` the types a lock above keeps them
+    from (left out of `terms`' types in force)."""
+
+    allow: AllowTerms
+    origin: Origin
+    refused: tuple[tuple[str, Origin], ...] = ()
+
+    @property
+    def in_force(self) -> AllowTerms | None:
+        """The terms for the types no lock above refuses (None: none)."""
+        if not self.refused:
+            return self.allow
+        gone = {entity for entity, _ in self.refused}
+        entities = [e for e in self.allow.entities if e not in gone]
+        return AllowTerms(entities=entities, terms=self.allow.terms) if entities else None
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {**self.allow.model_dump(), "origin": self.origin.level, "origin_id": self.origin.id}
+        if self.refused:
+            out["refused"] = [{"entity": e, "locked_by": by.as_json()} for e, by in self.refused]
+        return out
+
+
+@dataclass(frozen=True, slots=True)
 class EffectiveLoop:
     """A loop rule in force, with its origin; `raised_from` is the laxer rule a lock replaced."""
 
@@ -409,10 +441,12 @@ class EffectivePolicy:
     caps: tuple[CapLine, ...] = ()
     redaction: tuple[RedactionRule, ...] = ()
     custom_patterns: tuple[CustomPattern, ...] = ()
+    allow_terms: tuple[AllowTerms, ...] = ()  # the policies' terms in force (the configuration's are its own)
     sources: dict[str, str] = field(default_factory=dict)
     rules: tuple[EffectiveRule, ...] = ()
     cap_origins: tuple[EffectiveCap, ...] = ()
     pattern_origins: tuple[EffectivePattern, ...] = ()
+    allow_origins: tuple[EffectiveAllow, ...] = ()
     default_action: str | None = None
     redaction_enabled: bool = True
     limits: tuple[LimitRule, ...] = ()
@@ -422,6 +456,24 @@ class EffectivePolicy:
     models: ModelRules = EMPTY  # every level's model rules, from the operator's down, and the aliases
     tools: ToolRules = EMPTY_TOOLS  # every level's tool lists, from the operator's down
 
+    @property
+    def adds_redaction(self) -> bool:
+        """Whether the policies add to the configuration's `[redaction]` (rules, patterns or terms)."""
+        return bool(self.redaction or self.custom_patterns or self.allow_terms)
+
+    def redaction_settings(self, base: RedactionSettings) -> RedactionSettings:
+        """`base` (the configuration's `[redaction]`) with the policies' rules, patterns and allowed
+        terms after its own, so they win (a new object; `base` itself when nothing is added)."""
+        if not self.adds_redaction:
+            return base
+        return base.model_copy(
+            update={
+                "rules": [*base.rules, *self.redaction],
+                "custom_patterns": [*base.custom_patterns, *self.custom_patterns],
+                "allow_terms": [*base.allow_terms, *self.allow_terms],
+            }
+        )
+
     def as_json(self) -> dict[str, Any]:
         return {
             "loops": [r.as_json() for r in self.loop_origins],
@@ -429,6 +481,7 @@ class EffectivePolicy:
             "limits": [limit.as_json() for limit in self.limit_origins],
             "redaction": [r.as_json() for r in self.rules],
             "custom_patterns": [p.as_json() for p in self.pattern_origins],
+            "allow_terms": [a.as_json() for a in self.allow_origins],
             "default_action": self.default_action,
             "redaction_enabled": self.redaction_enabled,
             "models": self.models.as_json(),
@@ -460,6 +513,7 @@ class _Walk:
         self.rules: dict[tuple[str, Direction], EffectiveRule] = {}
         self.caps: list[EffectiveCap] = []
         self.patterns: list[EffectivePattern] = []
+        self.allow: list[EffectiveAllow] = [EffectiveAllow(a, OPERATOR) for a in operator.allow_terms]
         self.limits: list[EffectiveLimit] = []
         self.sources: dict[str, str] = {}
         self.loops: dict[str, EffectiveLoop] = {}
@@ -542,6 +596,9 @@ class _Walk:
                 self.patterns = [*kept, EffectivePattern(p, origin)]
             else:  # locked above: the definition above stays, this one is added beside it
                 self.patterns.append(EffectivePattern(p, origin))
+        for allow in policy.allow_terms:
+            refused = tuple((e, by) for e in allow.entities if (by := floors.covers(e)) is not None)
+            self.allow.append(EffectiveAllow(allow, origin, refused))
         cap_locks: list[tuple[str, int, Mode]] = []
         for cap in policy.caps:
             limit, mode = cap.limit_nusd, cap.mode
@@ -664,10 +721,14 @@ class _Walk:
                 if r.origin.level != "operator" or r.raised_from is not None
             ),
             custom_patterns=tuple(p.pattern for p in self.patterns),
+            allow_terms=tuple(
+                terms for a in self.allow if a.origin.level != "operator" and (terms := a.in_force) is not None
+            ),
             sources=self.sources,
             rules=tuple(rules),
             cap_origins=tuple(self.caps),
             pattern_origins=tuple(self.patterns),
+            allow_origins=tuple(self.allow),
             default_action=self.operator.default_action,
             redaction_enabled=self.operator.redaction_enabled,
             limits=tuple(limit.rule for limit in self.limits if limit.origin.level != "operator"),
@@ -769,6 +830,15 @@ def violations(floors: Floors, policy: PolicyIn) -> list[Violation]:
                         f"that {held[1]} locks; below a lock a threshold may only be as low or lower"
                     )
                     out.append(Violation(f"redaction.{i}", message, held[1]))
+    for i, allow in enumerate(policy.allow_terms):
+        for entity in allow.entities:
+            by = floors.covers(entity)
+            if by is not None:
+                message = (
+                    f"allowed terms for {entity}, which {by} locks: a lock on a type also fixes what is "
+                    "exempt from it, so only the level that holds the lock (or one above) may allow terms"
+                )
+                out.append(Violation(f"allow_terms.{i}", message, by))
     for i, cap in enumerate(policy.caps):
         held = floors.cap_limits.get(cap.window)
         if held is not None and cap.limit_nusd > held[0]:

@@ -363,6 +363,23 @@ class EffectivePattern(_Out):
     origin_id: str | None
 
 
+class RefusedAllow(_Out):
+    entity: str
+    locked_by: LockedBy
+
+
+class EffectiveAllow(_Out):
+    """A level's allowed terms (`allow_terms`), with the types a lock above refuses them."""
+
+    entities: list[str]
+    terms: list[str]
+    origin: OriginLevel
+    origin_id: str | None
+    refused: list[RefusedAllow] = Field(
+        default_factory=list, description="types a lock above keeps these terms from (they are not exempt there)"
+    )
+
+
 class LoopRule(_Out):
     """A runaway-loop rule's fields (`policy.loops`)."""
 
@@ -484,6 +501,9 @@ class EffectivePolicy(_Out):
     limits: list[EffectiveLimit]
     redaction: list[EffectiveRule]
     custom_patterns: list[EffectivePattern]
+    allow_terms: list[EffectiveAllow] = Field(
+        description="every level's allowed terms from the operator's down (they add up, except under a lock)"
+    )
     default_action: str | None
     redaction_enabled: bool
     models: EffectiveModels

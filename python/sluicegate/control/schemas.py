@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sluicegate._core import Scanner, builtin_entities
-from sluicegate.config import CustomPattern, RedactionRule, check_locks
+from sluicegate.config import AllowTerms, CustomPattern, RedactionRule, check_locks
 from sluicegate.limits.lines import MAX_LIMIT, MAX_WINDOW_S, tool_scope
 from sluicegate.limits.settings import check_tool_limit
 from sluicegate.policy.loop_rules import LoopRuleFields
@@ -363,6 +363,8 @@ class PolicyIn(_Body):
     caps: list[CapIn] = Field(default_factory=list, max_length=16)
     redaction: list[RedactionRule] = Field(default_factory=list, max_length=64)
     custom_patterns: list[CustomPattern] = Field(default_factory=list, max_length=64)
+    # Terms never acted on as the types they name (see config.AllowTerms); below a lock on a type, none.
+    allow_terms: list[AllowTerms] = Field(default_factory=list, max_length=16)
     limits: Annotated[list[LimitIn], AfterValidator(_distinct_limits)] = Field(default_factory=list, max_length=16)
     # Model access rules (allow, deny, aliases, ceilings, params; see policy/model_rules.py).
     models: ModelRulesIn | None = None
@@ -386,6 +388,13 @@ class PolicyIn(_Body):
             if unknown:
                 raise ValueError(
                     f"redaction.{i} names {', '.join(unknown)}: not a built-in entity type "
+                    "nor one of this policy's custom_patterns"
+                )
+        for i, allow in enumerate(self.allow_terms):
+            unknown = sorted(set(allow.entities) - known)
+            if unknown:
+                raise ValueError(
+                    f"allow_terms.{i} names {', '.join(unknown)}: not a built-in entity type "
                     "nor one of this policy's custom_patterns"
                 )
         for pattern in self.custom_patterns:

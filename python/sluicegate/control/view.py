@@ -312,18 +312,12 @@ class ControlView:
         compiled once per returned object (cache it by `id()` together with `view.version`).
         """
         policy = self.effective_policy(identity)
-        if not policy.redaction and not policy.custom_patterns:
+        if not policy.adds_redaction:
             return base
         cache = self._state.redaction
         found = cache.get((identity.key_name, id(base)))
         if found is None:
-            found = base.model_copy(
-                update={
-                    "rules": [*base.rules, *policy.redaction],
-                    "custom_patterns": [*base.custom_patterns, *policy.custom_patterns],
-                }
-            )
-            cache[(identity.key_name, id(base))] = found
+            found = cache[(identity.key_name, id(base))] = policy.redaction_settings(base)
         return found
 
     def provider_credential(self, workspace: str, provider_name: str) -> ProviderCredential | None:

@@ -38,7 +38,7 @@ from typing import Any, Literal
 import orjson
 
 from sluicegate._core import Scanner, StreamScanner, builtin_entities, default_entities
-from sluicegate.config import RedactionSettings, thresholds_of
+from sluicegate.config import AllowTerms, RedactionSettings, thresholds_of
 from sluicegate.errors import PolicyBlocked, PolicyFailed
 from sluicegate.formats.base import TextFilter, WireFormat
 from sluicegate.formats.slots import Field, TextSlot, all_strings, locate, step, text_fields
@@ -83,6 +83,41 @@ class RequestScan:
     originals: dict[str, str] = field(default_factory=dict)  # placeholder -> value (pseudonymize)
 
 
+@dataclass(frozen=True, slots=True)
+class _Rules:
+    """What each scanner of a `Redactor` is compiled from: the built-ins, the operator's and the
+    policies' patterns and keywords, and the allowed terms of each compiled type."""
+
+    builtins: list[str]
+    patterns: list[tuple[str, str]]
+    keywords: list[tuple[str, list[str]]]
+    allow: list[tuple[str, list[str]]]
+
+    def scanner(self, thresholds: dict[str, int], keep: set[str] | None = None) -> Scanner:
+        """A scanner of every type, or of the types in `keep`, with `thresholds`."""
+        if keep is None:
+            return Scanner(self.builtins, self.patterns, self.keywords, thresholds, self.allow)
+        return Scanner(
+            [e for e in self.builtins if e in keep],
+            [p for p in self.patterns if p[0] in keep],
+            [k for k in self.keywords if k[0] in keep],
+            {e: t for e, t in thresholds.items() if e in keep},
+            [a for a in self.allow if a[0] in keep],
+        )
+
+
+def allowed_terms(allow_terms: Iterable[AllowTerms], entities: Iterable[str]) -> list[tuple[str, list[str]]]:
+    """The allowed terms of each of `entities` (the compiled types; terms of other types are not
+    compiled: nothing of theirs is found), one list per type."""
+    compiled = set(entities)
+    out: dict[str, list[str]] = {}
+    for entry in allow_terms:
+        for entity in entry.entities:
+            if entity in compiled:
+                out.setdefault(entity, []).extend(entry.terms)
+    return list(out.items())
+
+
 class Redactor:
     """Compiled once from the settings; thread-safe; used by every request.
 
@@ -99,6 +134,7 @@ class Redactor:
         keywords = [(k.entity, k.words) for k in settings.keywords]
         builtins = settings.entities if settings.entities is not None else self.default_builtins(settings)
         entities = Scanner(builtins, patterns, keywords).entities
+        rules = _Rules(builtins, patterns, keywords, allowed_terms(settings.allow_terms, entities))
         self.actions: dict[Direction, dict[str, str]] = {
             d: dict.fromkeys(entities, settings.default_action) for d in ("request", "response")
         }
@@ -115,11 +151,11 @@ class Redactor:
             in_force: dict[tuple[str, str], int] = {}
             thresholds_of(settings.rules, d, in_force)
             self.thresholds[d] = {e: t for (e, _), t in in_force.items() if e in entities}  # type: ignore[index]
-        request = Scanner(builtins, patterns, keywords, self.thresholds["request"])
+        request = rules.scanner(self.thresholds["request"])
         same = self.thresholds["request"] == self.thresholds["response"]
         self._scanners: dict[Direction, Scanner] = {
             "request": request,
-            "response": request if same else Scanner(builtins, patterns, keywords, self.thresholds["response"]),
+            "response": request if same else rules.scanner(self.thresholds["response"]),
         }
         # Whether a direction can have findings below a threshold (then scans report them).
         self._quiet = {d: any(t > 0 for t in sc.min_confidence.values()) for d, sc in self._scanners.items()}
@@ -130,14 +166,13 @@ class Redactor:
         # blocks) must not hide a stricter type's value. With more than one kind of action in a
         # direction, each kind is scanned on its own, strictest first (see `find`).
         self._tiers: dict[Direction, list[Scanner]] = {
-            d: self._tiers_of(builtins, patterns, keywords, self.actions[d], self.thresholds[d])
-            for d in ("request", "response")
+            d: self._tiers_of(rules, self.actions[d], self.thresholds[d]) for d in ("request", "response")
         }
         response = self.actions["response"]
         # Streams replace whatever the scanner finds, so response scanners are split by action.
         thresholds = self.thresholds["response"]
-        self._stream_scanner = self._subset(builtins, patterns, keywords, {"redact", "block"}, response, thresholds)
-        self._monitor_scanner = self._subset(builtins, patterns, keywords, {"monitor"}, response, thresholds)
+        self._stream_scanner = self._subset(rules, {"redact", "block"}, response, thresholds)
+        self._monitor_scanner = self._subset(rules, {"monitor"}, response, thresholds)
         self._secret = settings.pseudonym_secret.reveal().encode() if settings.pseudonym_secret else b""
         self.max_scan_s = settings.max_scan_ms / 1000
 
@@ -151,40 +186,19 @@ class Redactor:
         return [e for e in builtin_entities() if e in default or e in named]
 
     @staticmethod
-    def _subset(
-        builtins: list[str],
-        patterns: list[tuple[str, str]],
-        keywords: list[tuple[str, list[str]]],
-        wanted: set[str],
-        actions: dict[str, str],
-        thresholds: dict[str, int],
-    ) -> Scanner | None:
+    def _subset(rules: _Rules, wanted: set[str], actions: dict[str, str], thresholds: dict[str, int]) -> Scanner | None:
         keep = {e for e, a in actions.items() if a in wanted}
-        if not keep:
-            return None
-        return Scanner(
-            [e for e in builtins if e in keep],
-            [p for p in patterns if p[0] in keep],
-            [k for k in keywords if k[0] in keep],
-            {e: t for e, t in thresholds.items() if e in keep},
-        )
+        return rules.scanner(thresholds, keep) if keep else None
 
     @classmethod
-    def _tiers_of(
-        cls,
-        builtins: list[str],
-        patterns: list[tuple[str, str]],
-        keywords: list[tuple[str, list[str]]],
-        actions: dict[str, str],
-        thresholds: dict[str, int],
-    ) -> list[Scanner]:
+    def _tiers_of(cls, rules: _Rules, actions: dict[str, str], thresholds: dict[str, int]) -> list[Scanner]:
         kinds = [k for k in _STRICTNESS if any(_KIND[a] == k for a in actions.values())]
         if len(kinds) < 2:
             return []
         tiers = []
         for kind in kinds:
             wanted = {a for a in _KIND if _KIND[a] == kind}
-            scanner = cls._subset(builtins, patterns, keywords, wanted, actions, thresholds)
+            scanner = cls._subset(rules, wanted, actions, thresholds)
             assert scanner is not None
             tiers.append(scanner)
         return tiers

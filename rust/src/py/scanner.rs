@@ -93,8 +93,8 @@ impl PyScanner {
 impl PyScanner {
     #[new]
     #[pyo3(
-        signature = (entities = None, custom_patterns = Vec::new(), keywords = Vec::new(), min_confidence = None),
-        text_signature = "(entities=None, custom_patterns=(), keywords=(), min_confidence=None)"
+        signature = (entities = None, custom_patterns = Vec::new(), keywords = Vec::new(), min_confidence = None, allow = Vec::new()),
+        text_signature = "(entities=None, custom_patterns=(), keywords=(), min_confidence=None, allow=())"
     )]
     fn new(
         py: Python<'_>,
@@ -102,12 +102,14 @@ impl PyScanner {
         custom_patterns: Vec<(String, String)>,
         keywords: Vec<(String, Vec<String>)>,
         min_confidence: Option<BTreeMap<String, u8>>,
+        allow: Vec<(String, Vec<String>)>,
     ) -> PyResult<Self> {
         let rules = Rules {
             entities,
             custom_patterns,
             keywords,
             min_confidence: min_confidence.unwrap_or_default().into_iter().collect(),
+            allow,
         };
         let inner = py.detach(|| Scanner::new(&rules))?;
         let mut names = Vec::new();

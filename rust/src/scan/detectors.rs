@@ -19,6 +19,7 @@
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, Input, MatchKind};
 
+use super::allow::Allow;
 use super::custom::{Custom, CustomState};
 use super::entity::{Builtin, EntityId, BUILTIN_COUNT};
 use super::normalize::View;
@@ -518,6 +519,8 @@ pub struct Detectors {
     /// Whether a letter-led national id (NIE, codice fiscale) is on.
     pub natid_letters: bool,
     pub custom: Custom,
+    /// Terms exempt from their types (`allow.rs`), dropped from each round's candidates.
+    pub allow: Allow,
 }
 
 impl Detectors {
@@ -571,6 +574,7 @@ impl Detectors {
             anchor_prefixes,
             numbers,
             custom,
+            allow: Allow::default(),
         }
     }
 
@@ -646,6 +650,7 @@ impl Detectors {
         }
         let c = out.undecided;
         cs.take_decided(c, base, out.cands);
+        self.allow.retain(v.t, out.cands);
         c
     }
 

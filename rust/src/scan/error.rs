@@ -50,6 +50,11 @@ enum ErrorKind {
         index: usize,
         name: Option<String>,
     },
+    BadAllow {
+        index: usize,
+        name: Option<String>,
+        term: Option<usize>,
+    },
     StreamFinished,
 }
 
@@ -145,6 +150,17 @@ impl ScanError {
         }
     }
 
+    /// `allow[index]`: not a type of this scanner (`term` None), or an empty list (`Some(0)` of
+    /// an empty list) or a bad term (`Some(i)`).
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn bad_allow(index: usize, name: &str, term: Option<usize>) -> ScanError {
+        let name = super::entity::is_valid_name(name).then(|| name.to_string());
+        ScanError {
+            kind: ErrorKind::BadAllow { index, name, term },
+        }
+    }
+
     #[cold]
     #[inline(never)]
     pub(crate) fn stream_finished() -> ScanError {
@@ -207,6 +223,24 @@ impl fmt::Display for ScanError {
             ErrorKind::BadThreshold { index, name: None } => {
                 write!(f, "min_confidence[{index}]: not an entity name (expected UPPER_SNAKE)")
             }
+            ErrorKind::BadAllow { index, name: None, .. } => {
+                write!(f, "allow[{index}]: not an entity name (expected UPPER_SNAKE)")
+            }
+            ErrorKind::BadAllow {
+                index,
+                name: Some(name),
+                term: None,
+            } => write!(f, "allow[{index}]: {name} is not an entity type of this scanner"),
+            ErrorKind::BadAllow {
+                index,
+                name: Some(name),
+                term: Some(term),
+            } => write!(
+                f,
+                "allow[{index}] ({name})[{term}]: a term list must not be empty, and a term must be 1 to {} \
+                 bytes of visible text",
+                super::allow::MAX_ALLOW_LEN
+            ),
             ErrorKind::StreamFinished => write!(f, "the stream is finished; start a new one with Scanner.stream()"),
         }
     }

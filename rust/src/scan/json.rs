@@ -95,6 +95,7 @@ mod tests {
             custom_patterns: Vec::new(),
             keywords: Vec::new(),
             min_confidence: Vec::new(),
+            allow: Vec::new(),
         })
         .unwrap()
     }

@@ -35,6 +35,7 @@
 //! assert_eq!((scanner.entity_name(found[0].entity), found[0].start, found[0].end), ("EMAIL", 5, 20));
 //! ```
 
+mod allow;
 mod custom;
 mod detectors;
 mod entity;
@@ -51,6 +52,7 @@ mod validate;
 
 use std::sync::Arc;
 
+pub use allow::MAX_ALLOW_LEN;
 pub use custom::{MAX_KEYWORD_LEN, MAX_PATTERN_LEN};
 pub use entity::{Builtin, EntityId, BUILTIN_COUNT};
 pub use error::ScanError;
@@ -77,6 +79,9 @@ pub struct Rules {
     /// type's threshold is not redacted (see [`Scanner::scan_scored`]). Types not listed keep
     /// [`Builtin::default_min_confidence`] (0 for operator types).
     pub min_confidence: Vec<(String, u8)>,
+    /// Allowed terms: `(ENTITY_NAME, terms)`; a candidate of that type whose whole text is one of
+    /// the terms (lower-cased, white space folded) is not a finding (see `allow.rs`).
+    pub allow: Vec<(String, Vec<String>)>,
 }
 
 /// A finding in a text: entity id and byte offsets `[start, end)` into the original text.
@@ -205,7 +210,7 @@ impl Scanner {
             kws.push((intern("keywords", i, name)?, words.as_slice()));
         }
         let custom = Custom::compile(&pats, &kws, &|id| names[usize::from(id)].clone())?;
-        let det = Detectors::new(enabled_builtin, custom);
+        let mut det = Detectors::new(enabled_builtin, custom);
         if det.on(Builtin::Person) {
             names::warm();
         }
@@ -228,6 +233,27 @@ impl Scanner {
                 _ => return Err(ScanError::bad_threshold(i, name)),
             }
         }
+        let mut terms = Vec::new();
+        for (i, (name, list)) in rules.allow.iter().enumerate() {
+            match names.iter().position(|n| n == name) {
+                Some(id) if enabled.contains(&(id as EntityId)) => {
+                    terms.extend(list.iter().map(|term| (id as EntityId, term.as_str())));
+                }
+                _ => return Err(ScanError::bad_allow(i, name, None)),
+            }
+            if list.is_empty() {
+                return Err(ScanError::bad_allow(i, name, Some(0)));
+            }
+        }
+        det.allow = allow::Allow::new(terms.iter().copied()).map_err(|k| {
+            // the failing term's list and its place in it
+            let (mut list, mut at) = (0, k);
+            while at >= rules.allow[list].1.len() {
+                at -= rules.allow[list].1.len();
+                list += 1;
+            }
+            ScanError::bad_allow(list, &rules.allow[list].0, Some(at))
+        })?;
         Ok(Scanner {
             inner: Arc::new(Inner {
                 det,

@@ -66,6 +66,7 @@ fn with_custom() -> &'static Scanner {
                 vec!["Bluebird".into(), "blue bird".into(), "C++".into()],
             )],
             min_confidence: vec![("EMPLOYEE_ID".into(), 0)],
+            allow: Vec::new(),
         })
         .unwrap()
     })
@@ -482,6 +483,9 @@ fn fragment() -> impl Strategy<Value = String> {
         Just("-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----".to_string()),
         Just("-----BEGIN PRIVATE KEY-----\nMIIE".to_string()),
         Just("EMP-123456".to_string()),
+        Just(" Carl Zeiss".to_string()),
+        Just(" Kundin Manolo  Blahnik".to_string()),
+        Just("support&#64;example.com".to_string()),
         Just("blue bird".to_string()),
         Just("\u{200B}".to_string()),
         Just("４".to_string()),
@@ -558,7 +562,7 @@ proptest! {
     fn prop_stream_equals_whole(parts in prop::collection::vec(fragment(), 0..12),
                                 cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..8)) {
         let text: String = parts.concat();
-        for s in [all(), with_custom(), everything(), thresholds()] {
+        for s in [all(), with_custom(), everything(), thresholds(), allowing()] {
             let want = whole(s, &text);
             let b = text.as_bytes();
             let mut points: Vec<usize> = cuts.iter().map(|i| i.index(b.len() + 1)).collect();
@@ -1261,4 +1265,91 @@ fn a_quiet_open_block_is_emitted_as_it_is() {
     assert_eq!(out, text);
     assert!(found.is_empty());
     check_stream(s, &text);
+}
+
+/// Names, e-mail addresses and a custom type, each with terms allowed.
+fn allowing_rules() -> Rules {
+    Rules {
+        entities: Some(vec!["PERSON".into(), "EMAIL".into()]),
+        keywords: vec![("PROJECT".into(), vec!["bluebird".into()])],
+        allow: vec![
+            ("PERSON".into(), vec!["Carl Zeiss".into(), "Manolo Blahnik".into()]),
+            ("EMAIL".into(), vec!["support@example.com".into()]),
+        ],
+        ..Rules::default()
+    }
+}
+
+fn allowing() -> &'static Scanner {
+    static S: OnceLock<Scanner> = OnceLock::new();
+    S.get_or_init(|| Scanner::new(&allowing_rules()).unwrap())
+}
+
+#[test]
+fn allowed_terms_are_not_findings_in_any_form() {
+    let s = allowing();
+    let plain = Scanner::new(&Rules {
+        allow: Vec::new(),
+        ..allowing_rules()
+    })
+    .unwrap();
+    let names = |text: &str| -> Vec<String> { s.scan(text).iter().map(|f| text[f.start..f.end].to_string()).collect() };
+    // the terms: as written, in another case, spaced or escaped otherwise
+    for text in [
+        "Das Objektiv von Carl Zeiss ist scharf.",
+        "Das Objektiv von CARL ZEISS ist scharf.",
+        "Das Objektiv von Carl\u{a0}\u{a0}Zeiss ist scharf.",
+        "Das Objektiv von Carl&nbsp;Zeiss ist scharf.",
+        "Los zapatos de Manolo Blahnik. Write to support@example.com or SUPPORT@example.com",
+        "Write to support%40example.com",
+    ] {
+        assert!(!plain.scan(text).is_empty(), "found without the allow list: {text:?}");
+        assert_eq!(names(text), Vec::<String>::new(), "{text:?}");
+        check_stream(s, text);
+    }
+    // everything else is found: a longer name holding a term, another person, another address,
+    // a keyword of a type without terms
+    let text = "Carl Zeiss Meditec und Maria Schmidt; mail sales@example.com about bluebird";
+    assert_eq!(
+        names(text),
+        ["Carl Zeiss Meditec", "Maria Schmidt", "sales@example.com", "bluebird"]
+    );
+    check_stream(s, text);
+    // a term allowed for one type leaves another type's value of the same text alone
+    let contact = Scanner::new(&Rules {
+        entities: Some(vec!["EMAIL".into()]),
+        custom_patterns: vec![("CONTACT".into(), r"support@example\.com".into())],
+        allow: vec![("EMAIL".into(), vec!["support@example.com".into()])],
+        ..Rules::default()
+    })
+    .unwrap();
+    let found = contact.scan("support@example.com");
+    assert_eq!(found.len(), 1);
+    assert_eq!(contact.entity_name(found[0].entity), "CONTACT");
+}
+
+#[test]
+fn allow_lists_name_compiled_types_and_real_terms() {
+    let bad = |allow: Vec<(String, Vec<String>)>| {
+        Scanner::new(&Rules {
+            entities: Some(vec!["EMAIL".into()]),
+            allow,
+            ..Rules::default()
+        })
+        .err()
+        .map(|e| e.to_string())
+    };
+    let one = |name: &str, terms: &[&str]| vec![(name.to_string(), terms.iter().map(|t| t.to_string()).collect())];
+    assert_eq!(
+        bad(one("PERSON", &["x"])).unwrap(),
+        "allow[0]: PERSON is not an entity type of this scanner"
+    );
+    assert!(bad(one("not a name", &["x"])).unwrap().contains("not an entity name"));
+    assert!(bad(one("EMAIL", &[])).unwrap().starts_with("allow[0] (EMAIL)[0]"));
+    let mut two = one("EMAIL", &["a@b.co"]);
+    two.extend(one("EMAIL", &["c@d.co", " "]));
+    let message = bad(two).unwrap();
+    assert!(message.starts_with("allow[1] (EMAIL)[1]"), "{message}");
+    assert!(bad(one("EMAIL", &[&"x".repeat(MAX_ALLOW_LEN + 1)])).is_some());
+    assert!(bad(one("EMAIL", &["a@b.co"])).is_none());
 }

@@ -49,9 +49,7 @@ def _check(above: Chain, level: Any, entity_id: str, policy: PolicyIn, operator:
 
 def _redactor(policy: EffectivePolicy, base: RedactionSettings | None = None) -> Redactor:
     """The data plane's redactor for a key: the config's settings with the policy's added after."""
-    base = base or RedactionSettings()
-    rules = [*base.rules, *policy.redaction]
-    return Redactor(base.model_copy(update={"rules": rules, "custom_patterns": [*policy.custom_patterns]}))
+    return Redactor(policy.redaction_settings(base or RedactionSettings()))
 
 
 def test_a_workspace_cannot_monitor_what_its_org_blocks() -> None:
@@ -310,3 +308,101 @@ def test_chains_and_origins() -> None:
         ("US_SSN", "response"): ("org", True),
     }
     assert shown["default_action"] == "redact" and shown["redaction_enabled"] is True
+
+
+# ── allowed terms ─────────────────────────────────────────────────────────────────────────────
+
+NAMES = "Das Objektiv von Carl Zeiss; Schuhe von Manolo Blahnik; Kundin Maria Schmidt, help@acme.example"
+PERSON_ON = {"redaction": [{"entities": ["PERSON"], "action": "redact"}]}
+
+
+def _allow(*terms: str, entities: tuple[str, ...] = ("PERSON",)) -> dict[str, Any]:
+    return {"allow_terms": [{"entities": list(entities), "terms": list(terms)}]}
+
+
+def _redacted(policy: EffectivePolicy) -> str:
+    return _redactor(policy).preview(NAMES, "w")[1]
+
+
+def test_allowed_terms_add_up_down_the_chain() -> None:
+    org = _p({**PERSON_ON, **_allow("Carl Zeiss")})
+    ws = _p(_allow("manolo  BLAHNIK", "help@acme.example", entities=("PERSON", "EMAIL")))
+    assert _check([("org", "o", org)], "workspace", "w", ws) == []
+    result = effective("o", [("org", "o", org), ("workspace", "w", ws), ("key", "k", None)])
+    assert [a.terms for a in result.allow_terms] == [["Carl Zeiss"], ["manolo  BLAHNIK", "help@acme.example"]]
+    shown = result.as_json()["allow_terms"]
+    assert [(a["origin"], a["origin_id"]) for a in shown] == [("org", "o"), ("workspace", "w")]
+    assert "refused" not in shown[1]
+    out = _redacted(result)
+    # the allowed names and address pass; the customer's name does not
+    assert "Carl Zeiss" in out and "Manolo Blahnik" in out and "help@acme.example" in out
+    assert "Maria Schmidt" not in out and "[REDACTED:PERSON]" in out
+    # without the terms, every one of them is redacted (the test can fail)
+    bare = effective("o", [("org", "o", _p(PERSON_ON)), ("key", "k", None)])
+    assert all(name not in _redacted(bare) for name in ("Carl Zeiss", "Manolo Blahnik", "help@acme.example"))
+
+
+def test_a_workspace_cannot_exempt_terms_from_a_type_its_org_locks() -> None:
+    org = _p({"redaction": [{"entities": ["PERSON"], "action": "redact", "locked": True}]})
+    ws = _p(_allow("Carl Zeiss", "help@acme.example", entities=("PERSON", "EMAIL")))
+    found = _check([("org", "o", org)], "workspace", "w", ws)
+    assert [(v.loc, v.locked_by.level, v.locked_by.id) for v in found] == [("allow_terms.0", "org", "o")]
+    assert "PERSON" in found[0].message and "Carl Zeiss" not in found[0].message
+    # the row is there anyway (written past the API): PERSON keeps no exemption, EMAIL (unlocked) does
+    result = effective("o", [("org", "o", org), ("workspace", "w", ws), ("key", "k", None)])
+    assert [(a.entities, a.terms) for a in result.allow_terms] == [(["EMAIL"], ["Carl Zeiss", "help@acme.example"])]
+    [shown] = result.as_json()["allow_terms"]
+    assert shown["refused"] == [{"entity": "PERSON", "locked_by": {"level": "org", "id": "o"}}]
+    out = _redacted(result)
+    assert "Carl Zeiss" not in out and "help@acme.example" in out
+    # a lock in one direction is enough: the terms would pass in the other
+    response_only = _p(
+        {"redaction": [{"entities": ["PERSON"], "action": "redact", "direction": "response", "locked": True}]}
+    )
+    assert _check([("org", "o", response_only)], "workspace", "w", _p(_allow("Carl Zeiss")))
+
+
+def test_the_operators_lock_binds_every_orgs_terms_and_its_own_terms_apply() -> None:
+    settings = RedactionSettings.model_validate(
+        {
+            "rules": [{"entities": ["PERSON"], "action": "redact", "locked": True}],
+            "allow_terms": [{"entities": ["PERSON"], "terms": ["Manolo Blahnik"]}],
+        }
+    )
+    operator = OperatorPolicy.from_settings(settings, SpendSettings())
+    org = _p(_allow("Carl Zeiss"))
+    found = _check([], "org", "o", org, operator)
+    assert [(v.loc, v.locked_by.level) for v in found] == [("allow_terms.0", "operator")]
+    result = effective("o", [("org", "o", org), ("key", "k", None)], operator)
+    assert result.allow_terms == ()  # the operator's own terms are the configuration's, applied there
+    shown = result.as_json()["allow_terms"]
+    assert [(a["origin"], a.get("refused")) for a in shown] == [
+        ("operator", None),
+        ("org", [{"entity": "PERSON", "locked_by": {"level": "operator", "id": None}}]),
+    ]
+    out = _redactor(result, settings).preview(NAMES, "w")[1]
+    assert "Manolo Blahnik" in out and "Carl Zeiss" not in out and "Maria Schmidt" not in out
+
+
+def test_the_level_that_holds_a_lock_may_allow_terms_of_its_type() -> None:
+    org = _p({"redaction": [{"entities": ["PERSON"], "action": "redact", "locked": True}], **_allow("Carl Zeiss")})
+    assert _check([], "org", "o", org) == []
+    result = effective("o", [("org", "o", org), ("key", "k", None)])
+    assert "Carl Zeiss" in _redacted(result) and "Maria Schmidt" not in _redacted(result)
+
+
+@pytest.mark.parametrize(
+    ("allow", "message"),
+    [
+        ({"entities": ["NOT_A_TYPE"], "terms": ["x"]}, "allow_terms.0 names NOT_A_TYPE"),
+        ({"entities": ["person"], "terms": ["x"]}, "String should match pattern"),
+        ({"entities": ["PERSON"], "terms": []}, "at least 1 item"),
+        ({"entities": ["PERSON"], "terms": ["ok", "   "]}, "terms.1: a term is 1 to 256 bytes"),
+        ({"entities": ["PERSON"], "terms": ["é" * 129]}, "terms.0: a term is 1 to 256 bytes"),
+        ({"entities": [], "terms": ["x"]}, "at least 1 item"),
+    ],
+)
+def test_bad_allowed_terms_are_refused(allow: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        _p({"allow_terms": [allow]})
+    assert message in str(caught.value)

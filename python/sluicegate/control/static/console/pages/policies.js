@@ -5,6 +5,7 @@ import { modelsEditor, modelsEffective } from "./policy_models.js";
 import { limitSection } from "./policy_limits.js";
 import { toolSection } from "./policy_tools.js";
 import { loopSection } from "./policy_loops.js";
+import { allowSection } from "./policy_allow.js";
 
 const WINDOWS = ["total", "hour", "day", "week", "month"].map((w) => [w, w]);
 const MODES = [["enforce", "enforce"], ["monitor", "monitor"]];
@@ -164,9 +165,10 @@ export async function render(view, ctx) {
   const limits = limitSection(policy.limits, ctx);  // policy_limits.js: rate limits
   const loops = loopSection(policy.loops || [], ctx);  // policy_loops.js: runaway-loop rules
   const tools = toolSection(policy.tools, ctx);  // policy_tools.js: tool access (MCP and model traffic)
+  const allow = allowSection(policy.allow_terms, ctx.canWrite);  // policy_allow.js: allowed terms
   const status = h("p", { class: "form-error bad", role: "alert" });
   const saved = h("p", { id: "policy-saved", role: "status" });
-  const form = h("form", { id: "policy-form", class: "card editor" }, h("h2", {}, `${level} policy: ${nameOf(ctx, id)}`), caps, limits.fieldset, rules, patterns, models, tools.fieldset, loops.editor,
+  const form = h("form", { id: "policy-form", class: "card editor" }, h("h2", {}, `${level} policy: ${nameOf(ctx, id)}`), caps, limits.fieldset, rules, patterns, allow.fieldset, models, tools.fieldset, loops.editor,
     h("datalist", { id: "entity-types" }, ENTITIES.map((e) => h("option", { value: e }))), status, saved);
   if (ctx.canWrite) {
     caps.append(h("button", { type: "button", class: "secondary", id: "add-cap", onclick: (ev) => ev.target.before(capRow()) }, "Add cap"));
@@ -178,16 +180,17 @@ export async function render(view, ctx) {
         try { await api("DELETE", path); view.replaceChildren(); await render(view, ctx); } catch (err) { showFieldErrors(form, err); }
       } }, "Remove policy")));
   } else {
-    form.querySelectorAll("input, select").forEach((c) => { c.disabled = true; });
+    form.querySelectorAll("input, select, textarea").forEach((c) => { c.disabled = true; });
     form.querySelectorAll("button").forEach((b) => b.remove());
   }
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     numberRows(form);
     models.number();
+    allow.number();
     saved.textContent = "";
     try {
-      await api("PUT", path, { ...readPolicy(form), models: models.read(), limits: limits.read(), loops: loops.read(), tools: tools.read() });
+      await api("PUT", path, { ...readPolicy(form), allow_terms: allow.read(), models: models.read(), limits: limits.read(), loops: loops.read(), tools: tools.read() });
       showFieldErrors(form, null);
       status.textContent = "";
       saved.textContent = "Saved.";
@@ -201,7 +204,7 @@ export async function render(view, ctx) {
   view.append(effective);
   async function showEffective() {
     const eff = await get(`/keys/${id}/effective-policy`);
-    effective.replaceChildren(effectiveView(ctx, eff), limits.effective(eff), tools.effective(eff), loops.effective(eff), h("p", {}, h("a", { href: `#/try?key=${id}` }, "Try this key's redaction on a text")));
+    effective.replaceChildren(effectiveView(ctx, eff), allow.effective(ctx, eff), limits.effective(eff), tools.effective(eff), loops.effective(eff), h("p", {}, h("a", { href: `#/try?key=${id}` }, "Try this key's redaction on a text")));
   }
   if (level === "key") await showEffective();
 }
