@@ -158,9 +158,11 @@ impl Scanner {
     ///     custom_patterns: vec![("EMPLOYEE_ID".into(), r"\bEMP-\d{6}\b".into())],
     ///     keywords: vec![("PROJECT".into(), vec!["bluebird".into()])],
     ///     min_confidence: vec![("US_SSN".into(), 90)],
+    ///     allow: vec![("PROJECT".into(), vec!["Bluebird".into()])],
     /// };
     /// let scanner = Scanner::new(&rules).unwrap();
     /// assert_eq!(scanner.entities().collect::<Vec<_>>(), ["US_SSN", "EMPLOYEE_ID", "PROJECT"]);
+    /// assert!(scanner.scan("the BLUEBIRD project").is_empty()); // an allowed term
     /// assert!(Scanner::new(&Rules { custom_patterns: vec![("X".into(), "a*".into())], ..Rules::default() }).is_err());
     /// ```
     pub fn new(rules: &Rules) -> Result<Scanner, ScanError> {
