@@ -18,28 +18,62 @@ use super::normalize::{needs_view, NormBuf};
 /// The longest allowed term, in bytes (the longest name or address the readers produce is shorter).
 pub const MAX_ALLOW_LEN: usize = 256;
 
-/// The compiled allow list: `(entity, key)` pairs, `key` as [`key`] reads a text.
-#[derive(Debug, Default)]
+/// The compiled allow list: per type with terms, the set of keys (as [`key_into`] reads a text).
+#[derive(Debug)]
 pub struct Allow {
-    terms: HashSet<(EntityId, Box<[u8]>)>,
-    /// The types with terms: a candidate of another type is not read.
-    entities: Vec<EntityId>,
+    by_entity: Vec<(EntityId, HashSet<Box<[u8]>>)>,
     /// The longest key, in bytes: a longer candidate is not looked up. Lower-casing can lengthen
     /// a text (`İ`), so candidates are compared by their own key's length.
     max_key: usize,
+    /// The first bytes of the keys: a candidate whose first byte (lower-cased, when ASCII) is not
+    /// one of them is no term, and is not read further.
+    first: [bool; 256],
 }
 
-/// How a text is compared: lower-cased, white space runs as one space, none at either end.
-fn key(text: &[u8]) -> Vec<u8> {
-    let text = String::from_utf8_lossy(text);
-    let mut out = String::with_capacity(text.len());
-    for word in text.split_whitespace() {
-        if !out.is_empty() {
-            out.push(' ');
+impl Default for Allow {
+    fn default() -> Allow {
+        Allow {
+            by_entity: Vec::new(),
+            max_key: 0,
+            first: [false; 256],
         }
-        out.extend(word.chars().flat_map(char::to_lowercase));
     }
-    out.into_bytes()
+}
+
+/// ASCII white space as `char::is_whitespace` reads it (U+0009 to U+000D and the space).
+#[inline]
+fn blank(b: u8) -> bool {
+    matches!(b, b'\t'..=b'\r' | b' ')
+}
+
+/// How a text is compared, written to `out`: lower-cased, each run of white space one space, none
+/// at either end (ASCII text without an allocation; the same answer as the general path).
+fn key_into(text: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    if text.is_ascii() {
+        let mut gap = false;
+        for &b in text {
+            if blank(b) {
+                gap = !out.is_empty();
+            } else {
+                if gap {
+                    out.push(b' ');
+                    gap = false;
+                }
+                out.push(b.to_ascii_lowercase());
+            }
+        }
+        return;
+    }
+    let text = String::from_utf8_lossy(text);
+    let mut s = String::with_capacity(text.len());
+    for word in text.split_whitespace() {
+        if !s.is_empty() {
+            s.push(' ');
+        }
+        s.extend(word.chars().flat_map(char::to_lowercase));
+    }
+    out.extend_from_slice(s.as_bytes());
 }
 
 /// `term` as the scanner's view reads it.
@@ -54,20 +88,26 @@ fn normalized(term: &str) -> Vec<u8> {
 }
 
 impl Allow {
-    /// Compiles `(entity, term)` pairs; `None` for a term that is empty, only white space or
-    /// longer than [`MAX_ALLOW_LEN`] bytes (its index among `terms`).
+    /// Compiles `(entity, term)` pairs; `Err(i)` for the `i`-th term when it is empty, only white
+    /// space or longer than [`MAX_ALLOW_LEN`] bytes.
     pub fn new<'a>(terms: impl IntoIterator<Item = (EntityId, &'a str)>) -> Result<Allow, usize> {
         let mut allow = Allow::default();
+        let mut k = Vec::new();
         for (i, (entity, term)) in terms.into_iter().enumerate() {
-            let k = key(&normalized(term));
+            key_into(&normalized(term), &mut k);
             if k.is_empty() || term.len() > MAX_ALLOW_LEN {
                 return Err(i);
             }
             allow.max_key = allow.max_key.max(k.len());
-            if !allow.entities.contains(&entity) {
-                allow.entities.push(entity);
-            }
-            allow.terms.insert((entity, k.into_boxed_slice()));
+            allow.first[usize::from(k[0])] = true;
+            let at = match allow.by_entity.iter().position(|(e, _)| *e == entity) {
+                Some(at) => at,
+                None => {
+                    allow.by_entity.push((entity, HashSet::new()));
+                    allow.by_entity.len() - 1
+                }
+            };
+            allow.by_entity[at].1.insert(k.as_slice().into());
         }
         Ok(allow)
     }
@@ -75,17 +115,27 @@ impl Allow {
     /// Drops the candidates in `cands` (spans of `t`, the normalized view) that are allowed terms
     /// of their type. An open candidate (a capped block still running) is never a term.
     pub fn retain(&self, t: &[u8], cands: &mut Vec<Cand>) {
-        if self.terms.is_empty() {
+        if self.by_entity.is_empty() {
             return;
         }
         // lower-casing at most triples a character's bytes; a candidate longer than that is no term
         let longest = self.max_key.saturating_mul(3);
+        let mut k = Vec::new();
         cands.retain(|c| {
-            if c.is_open() || c.end - c.start > longest || c.end > t.len() || !self.entities.contains(&c.entity) {
+            if c.is_open() || c.end - c.start > longest || c.end > t.len() {
                 return true;
             }
-            let k = key(&t[c.start..c.end]);
-            !self.terms.contains(&(c.entity, k.into_boxed_slice()))
+            // a non-ASCII byte may lower-case to anything and white space is skipped (an operator
+            // pattern may start with it): those are read on
+            let b = t[c.start];
+            if b.is_ascii() && !blank(b) && !self.first[usize::from(b.to_ascii_lowercase())] {
+                return true;
+            }
+            let Some((_, terms)) = self.by_entity.iter().find(|(e, _)| *e == c.entity) else {
+                return true;
+            };
+            key_into(&t[c.start..c.end], &mut k);
+            !terms.contains(k.as_slice())
         });
     }
 }
@@ -111,6 +161,32 @@ mod tests {
         allow.retain(t, &mut cands);
         // the longer span and the other type's candidate stay
         assert_eq!(cands, vec![cand(26, 41, 1), cand(0, 10, 2)]);
+    }
+
+    #[test]
+    fn the_ascii_key_is_the_general_one() {
+        let general = |text: &str| {
+            let mut k = Vec::new();
+            // a non-ASCII character at the end takes the general path; it is then cut off
+            key_into(format!("{text}\u{e9}").as_bytes(), &mut k);
+            k.truncate(k.len() - 2);
+            let mut s = String::from_utf8(k).unwrap();
+            s.truncate(s.trim_end().len());
+            s
+        };
+        for text in ["  Carl\t\x0bZEISS \r\n", "a", "\x0c\x1c x \x1f", "MIXED case  Words"] {
+            let mut k = Vec::new();
+            key_into(text.as_bytes(), &mut k);
+            assert_eq!(String::from_utf8(k).unwrap(), general(text), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn a_candidate_that_starts_with_white_space_is_read_whole() {
+        let allow = Allow::new([(1, "foo"), (1, "bar")]).unwrap();
+        let mut cands = vec![cand(0, 4, 1), cand(4, 8, 1), cand(8, 11, 1)];
+        allow.retain(b" foo\tBAR.baz", &mut cands);
+        assert_eq!(cands, vec![cand(8, 11, 1)]);
     }
 
     #[test]
