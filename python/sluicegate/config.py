@@ -535,6 +535,16 @@ class RedactionSettings(_Section):
     @model_validator(mode="after")
     def _locks_hold(self) -> RedactionSettings:
         check_locks(self.rules)
+        from sluicegate._core import builtin_entities
+
+        known = {*builtin_entities(), *(p.entity for p in self.custom_patterns), *(k.entity for k in self.keywords)}
+        for i, allow in enumerate(self.allow_terms):
+            unknown = sorted(set(allow.entities) - known)
+            if unknown:
+                raise ValueError(
+                    f"allow_terms.{i} names {', '.join(unknown)}: not a built-in entity type "
+                    "nor one of custom_patterns or keywords"
+                )
         for i, rule in enumerate(self.rules):
             if rule.rollout_percent < 100:
                 raise ValueError(

@@ -83,6 +83,9 @@ def test_config_env_names_the_file(tmp_path: Path) -> None:
         ("server = [", {}, "does not parse"),
         ("[server]\ntrusted_proxies = ['10.0.0.1/8']", {}, "server.trusted_proxies"),
         ("", {"SLUICEGATE_SERVER__TRUSTED_PROXIES": '["proxy.internal"]'}, "server.trusted_proxies"),
+        # a misspelt type would exempt nothing, silently
+        ("[[redaction.allow_terms]]\nentities = ['PERSONS']\nterms = ['x']", {}, "allow_terms.0 names PERSONS"),
+        ("[[redaction.allow_terms]]\nentities = ['PERSON']\nterms = ['  ']", {}, "redaction.allow_terms.0.terms"),
     ],
 )
 def test_invalid_settings_name_the_setting(tmp_path: Path, text: str, env: dict[str, str], message: str) -> None:
@@ -90,6 +93,15 @@ def test_invalid_settings_name_the_setting(tmp_path: Path, text: str, env: dict[
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):
         load_settings(path, environ=env)
+
+
+def test_allowed_terms_may_name_the_configurations_own_types(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(
+        "[redaction]\ncustom_patterns = [{ entity = 'TICKET', pattern = 'TCK-[0-9]{6}' }]\n"
+        "[[redaction.allow_terms]]\nentities = ['TICKET', 'PERSON']\nterms = ['TCK-000000']\n"
+    )
+    assert load_settings(path, environ={}).redaction.allow_terms[0].entities == ["TICKET", "PERSON"]
 
 
 def test_trusted_proxies_default_to_none_and_take_addresses_and_networks() -> None:
