@@ -1051,6 +1051,19 @@ def test_allowed_terms_set_in_the_policy_editor_pass_the_gateway(gw: tuple[Serve
         shown = wait_for(lambda: text_of(driver, '#effective-allow tr[data-level="workspace"]'), what="the terms")
         assert "Carl Zeiss" in shown and "PERSON" in shown and "workspace" in shown
 
+        # The try page tells what the terms let through, beside what the rules act on.
+        go(driver, f"#/try?key={key_id}")
+        driver.find_element("id", "try-text").send_keys(prompt)
+        driver.find_element("id", "try-run").click()
+        allowed = wait_for(lambda: driver.find_elements("css selector", "#try-allowed tr[data-entity]"), what="allowed")
+        assert [(r.get_attribute("data-entity"), r.text.split()[-2:]) for r in allowed] == [
+            ("PERSON", ["Carl", "Zeiss"])
+        ]
+        acted = driver.find_elements("css selector", "#try-findings tr[data-entity]")
+        assert sorted(r.get_attribute("data-entity") for r in acted) == ["EMAIL", "PERSON"]
+        assert "Carl Zeiss" in driver.find_element("id", "try-sent").text
+        check_layout(driver, "try-allowed")
+
     # the gateway: the allowed name reaches the model, the customer's name and the (locked) address do not
     seen = wait_for(lambda: "Carl Zeiss" in (t := seen_by_the_model()) and t, what="the terms at the gateway")
     assert "Maria Schmidt" not in seen and "[REDACTED:PERSON]" in seen

@@ -442,19 +442,46 @@ async def try_redaction(ctx: Ctx) -> Response:
     base = ctx.redaction
     if base is None or not base.enabled:
         return json_response(
-            {"key_id": key["id"], "enabled": False, "findings": [], "below_threshold": [], "text": body.text}
+            {
+                "key_id": key["id"],
+                "enabled": False,
+                "findings": [],
+                "below_threshold": [],
+                "allowed": [],
+                "text": body.text,
+            }
         )
     chain = [(lvl, eid, await ctx.store.policy(lvl, eid)) for lvl, eid in chain_of("key", key)]
     policy = effective(key["org_id"], chain, _operator(ctx))
+    settings = policy.redaction_settings(base)
     try:
-        redactor = Redactor(policy.redaction_settings(base))
+        redactor = Redactor(settings)
+        # the same rules without their allowed terms: what the terms let through (this page's
+        # second scan; the gateway never makes it)
+        unexempt = Redactor(settings.model_copy(update={"allow_terms": []})) if settings.allow_terms else None
     except ValueError:
         raise ApiError(409, "policy_invalid", "the redaction policy for this key cannot be compiled") from None
     found, below, text = redactor.preview_all(body.text, key["workspace_id"])
     findings = [{"entity": e, "start": start, "end": end, "action": a} for e, start, end, a in found]
     quiet = [{"entity": e, "start": start, "end": end} for e, start, end in below]
+    allowed: list[dict[str, Any]] = []
+    if unexempt is not None:
+        kept = {(e, start, end) for e, start, end, _ in found} | set(below)
+        every, every_below = unexempt.find_all(body.text, "request")
+        allowed = [
+            {"entity": e, "start": start, "end": end}
+            for e, start, end in sorted({*every, *every_below}, key=lambda f: f[1])
+            if (e, start, end) not in kept
+        ]
     return json_response(
-        {"key_id": key["id"], "enabled": True, "findings": findings, "below_threshold": quiet, "text": text}
+        {
+            "key_id": key["id"],
+            "enabled": True,
+            "findings": findings,
+            "below_threshold": quiet,
+            "allowed": allowed,
+            "text": text,
+        }
     )
 
 

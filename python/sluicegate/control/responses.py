@@ -537,6 +537,11 @@ class RedactionTry(_Out):
         description="findings below their type's confidence threshold (min_confidence): counted as "
         "below_threshold events, left in the text, not acted on"
     )
+    allowed: list[RedactionBelow] = Field(
+        default_factory=list,
+        description="what the policies' allowed terms (allow_terms) let through: found by the same rules "
+        "without the terms, left in the text",
+    )
     text: str
 
 

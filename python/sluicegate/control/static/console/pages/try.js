@@ -22,6 +22,7 @@ export async function render(view, ctx) {
       form.querySelector(".form-error").textContent = "";
       const chars = Array.from(text.value);  // positions count code points
       const below = answer.below_threshold || [];
+      const allowed = answer.allowed || [];
       const marked = h("p", { id: "try-marked" });
       let last = 0;
       for (const f of answer.findings) {
@@ -37,6 +38,10 @@ export async function render(view, ctx) {
         below.length ? h("h3", {}, `${below.length} below the confidence threshold (counted, not acted on)`) : "",
         below.length ? table(["type", "start", "end"], below.map((f) =>
           h("tr", { dataset: { entity: f.entity, start: f.start, end: f.end } }, h("td", {}, f.entity), h("td", { class: "num" }, f.start), h("td", { class: "num" }, f.end))), { id: "try-below" }) : "",
+        allowed.length ? h("h3", {}, `${allowed.length} let through by allowed terms`) : "",
+        allowed.length ? table(["type", "start", "end", "text"], allowed.map((f) =>
+          h("tr", { dataset: { entity: f.entity, start: f.start, end: f.end } }, h("td", {}, f.entity), h("td", { class: "num" }, f.start), h("td", { class: "num" }, f.end),
+            h("td", {}, chars.slice(f.start, f.end).join("")))), { id: "try-allowed" }) : "",
         h("h3", {}, "Where"), marked, h("h3", {}, "What would be sent"), h("pre", { id: "try-sent" }, answer.text));
     } catch (err) {
       showFieldErrors(form, err);
