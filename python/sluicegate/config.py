@@ -20,7 +20,7 @@ import json
 import math
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from pathlib import Path
 from types import UnionType
@@ -489,6 +489,19 @@ def check_locks(rules: list[RedactionRule], name: str = "rules") -> None:
             )
 
 
+def check_entity_names(named: Iterable[tuple[str, Iterable[str]]], known: set[str], where: str) -> None:
+    """Refuse the first of `named` ((location, entity types) pairs) that names a type not in
+    `known` (the built-ins and the types `where` defines).
+
+    Raises:
+        ValueError: naming the location and the unknown types.
+    """
+    for loc, entities in named:
+        unknown = sorted(set(entities) - known)
+        if unknown:
+            raise ValueError(f"{loc} names {', '.join(unknown)}: not a built-in entity type nor one of {where}")
+
+
 class CustomPattern(_Section):
     entity: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$")
     pattern: str = Field(min_length=1)
@@ -538,13 +551,8 @@ class RedactionSettings(_Section):
         from sluicegate._core import builtin_entities
 
         known = {*builtin_entities(), *(p.entity for p in self.custom_patterns), *(k.entity for k in self.keywords)}
-        for i, allow in enumerate(self.allow_terms):
-            unknown = sorted(set(allow.entities) - known)
-            if unknown:
-                raise ValueError(
-                    f"allow_terms.{i} names {', '.join(unknown)}: not a built-in entity type "
-                    "nor one of custom_patterns or keywords"
-                )
+        named = ((f"allow_terms.{i}", a.entities) for i, a in enumerate(self.allow_terms))
+        check_entity_names(named, known, "custom_patterns or keywords")
         for i, rule in enumerate(self.rules):
             if rule.rollout_percent < 100:
                 raise ValueError(

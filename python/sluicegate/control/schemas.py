@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sluicegate._core import Scanner, builtin_entities
-from sluicegate.config import AllowTerms, CustomPattern, RedactionRule, check_locks
+from sluicegate.config import AllowTerms, CustomPattern, RedactionRule, check_entity_names, check_locks
 from sluicegate.limits.lines import MAX_LIMIT, MAX_WINDOW_S, tool_scope
 from sluicegate.limits.settings import check_tool_limit
 from sluicegate.policy.loop_rules import LoopRuleFields
@@ -383,20 +383,9 @@ class PolicyIn(_Body):
     @model_validator(mode="after")
     def _known_entities(self) -> PolicyIn:
         known = set(builtin_entities()) | {p.entity for p in self.custom_patterns}
-        for i, rule in enumerate(self.redaction):
-            unknown = sorted(set(rule.entities) - known)
-            if unknown:
-                raise ValueError(
-                    f"redaction.{i} names {', '.join(unknown)}: not a built-in entity type "
-                    "nor one of this policy's custom_patterns"
-                )
-        for i, allow in enumerate(self.allow_terms):
-            unknown = sorted(set(allow.entities) - known)
-            if unknown:
-                raise ValueError(
-                    f"allow_terms.{i} names {', '.join(unknown)}: not a built-in entity type "
-                    "nor one of this policy's custom_patterns"
-                )
+        named = [(f"redaction.{i}", r.entities) for i, r in enumerate(self.redaction)]
+        named += [(f"allow_terms.{i}", a.entities) for i, a in enumerate(self.allow_terms)]
+        check_entity_names(named, known, "this policy's custom_patterns")
         for pattern in self.custom_patterns:
             try:
                 Scanner([], [(pattern.entity, pattern.pattern)], [])

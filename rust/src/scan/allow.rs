@@ -145,12 +145,7 @@ mod tests {
     use super::*;
 
     fn cand(start: usize, end: usize, entity: EntityId) -> Cand {
-        Cand {
-            start,
-            end,
-            entity,
-            conf: 90,
-        }
+        Cand::at(start, end, entity)
     }
 
     #[test]

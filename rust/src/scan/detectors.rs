@@ -51,6 +51,17 @@ pub struct Cand {
 }
 
 impl Cand {
+    /// A closed candidate at confidence 90 (for tests).
+    #[cfg(test)]
+    pub fn at(start: usize, end: usize, entity: EntityId) -> Cand {
+        Cand {
+            start,
+            end,
+            entity,
+            conf: 90,
+        }
+    }
+
     /// Whether the candidate is a capped block still running at the end of the buffer.
     pub fn is_open(&self) -> bool {
         self.end == usize::MAX

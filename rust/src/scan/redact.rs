@@ -74,12 +74,7 @@ mod tests {
     use super::*;
 
     fn c(start: usize, end: usize, entity: u16) -> Cand {
-        Cand {
-            start,
-            end,
-            entity,
-            conf: 90,
-        }
+        Cand::at(start, end, entity)
     }
 
     #[test]
