@@ -2,6 +2,7 @@
 
 __version__: str
 __all__ = [
+    "MAX_ALLOW_TERM_BYTES",
     "MAX_AMOUNT_NUSD",
     "MAX_COST",
     "MAX_WINDOW_SLOTS",
@@ -215,6 +216,9 @@ def default_entities() -> list[str]:
         `builtin_entities()` less the opt-in `PERSON`, `ADDRESS` and `DATE_OF_BIRTH` (heuristics:
         lower precision than the validated types; the first two slower on prose), in the same order.
     """
+
+MAX_ALLOW_TERM_BYTES: int
+"""The longest allowed term `Scanner(allow=...)` takes, in UTF-8 bytes: 256."""
 
 @final
 class Scanner:

@@ -512,9 +512,6 @@ class KeywordList(_Section):
     words: list[str] = Field(min_length=1)
 
 
-MAX_ALLOW_TERM_BYTES = 256  # the scanner's MAX_ALLOW_LEN
-
-
 class AllowTerms(_Section):
     """Terms that are never a finding of `entities`: a firm or a venue named after a person
     (`PERSON`), a help desk's public address (`EMAIL`). A finding is exempt only when its whole
@@ -527,6 +524,8 @@ class AllowTerms(_Section):
     @field_validator("terms")
     @classmethod
     def _terms(cls, terms: list[str]) -> list[str]:
+        from sluicegate._core import MAX_ALLOW_TERM_BYTES
+
         for i, term in enumerate(terms):
             if not term.strip() or len(term.encode()) > MAX_ALLOW_TERM_BYTES:
                 raise ValueError(f"terms.{i}: a term is 1 to {MAX_ALLOW_TERM_BYTES} bytes of visible text")

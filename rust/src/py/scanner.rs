@@ -304,6 +304,7 @@ pub fn init_pymodule(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyScanner>()?;
     m.add_class::<PyStreamScanner>()?;
     m.add("ScanError", m.py().get_type::<ScanError>())?;
+    m.add("MAX_ALLOW_TERM_BYTES", scan::MAX_ALLOW_LEN)?;
     m.add_function(wrap_pyfunction!(builtin_entities, m)?)?;
     m.add_function(wrap_pyfunction!(default_entities, m)?)?;
     Ok(())

@@ -22,9 +22,6 @@ pub const MAX_ALLOW_LEN: usize = 256;
 #[derive(Debug)]
 pub struct Allow {
     by_entity: Vec<(EntityId, HashSet<Box<[u8]>>)>,
-    /// The longest key, in bytes: a longer candidate is not looked up. Lower-casing can lengthen
-    /// a text (`İ`), so candidates are compared by their own key's length.
-    max_key: usize,
     /// The first bytes of the keys: a candidate whose first byte (lower-cased, when ASCII) is not
     /// one of them is no term, and is not read further.
     first: [bool; 256],
@@ -34,7 +31,6 @@ impl Default for Allow {
     fn default() -> Allow {
         Allow {
             by_entity: Vec::new(),
-            max_key: 0,
             first: [false; 256],
         }
     }
@@ -88,28 +84,35 @@ fn normalized(term: &str) -> Vec<u8> {
 }
 
 impl Allow {
-    /// Compiles `(entity, term)` pairs; `Err(i)` for the `i`-th term when it is empty, only white
-    /// space or longer than [`MAX_ALLOW_LEN`] bytes.
-    pub fn new<'a>(terms: impl IntoIterator<Item = (EntityId, &'a str)>) -> Result<Allow, usize> {
-        let mut allow = Allow::default();
+    /// Adds `terms` of `entity`; `Err(i)` for the `i`-th term when it is empty, only white space
+    /// or longer than [`MAX_ALLOW_LEN`] bytes, and `Err(0)` for an empty list (nothing is added
+    /// then).
+    pub fn add<S: AsRef<str>>(&mut self, entity: EntityId, terms: &[S]) -> Result<(), usize> {
+        let mut keys = Vec::with_capacity(terms.len());
         let mut k = Vec::new();
-        for (i, (entity, term)) in terms.into_iter().enumerate() {
+        for (i, term) in terms.iter().enumerate() {
+            let term = term.as_ref();
             key_into(&normalized(term), &mut k);
             if k.is_empty() || term.len() > MAX_ALLOW_LEN {
                 return Err(i);
             }
-            allow.max_key = allow.max_key.max(k.len());
-            allow.first[usize::from(k[0])] = true;
-            let at = match allow.by_entity.iter().position(|(e, _)| *e == entity) {
-                Some(at) => at,
-                None => {
-                    allow.by_entity.push((entity, HashSet::new()));
-                    allow.by_entity.len() - 1
-                }
-            };
-            allow.by_entity[at].1.insert(k.as_slice().into());
+            keys.push(Box::<[u8]>::from(k.as_slice()));
         }
-        Ok(allow)
+        if keys.is_empty() {
+            return Err(0);
+        }
+        let at = match self.by_entity.iter().position(|(e, _)| *e == entity) {
+            Some(at) => at,
+            None => {
+                self.by_entity.push((entity, HashSet::new()));
+                self.by_entity.len() - 1
+            }
+        };
+        for key in keys {
+            self.first[usize::from(key[0])] = true;
+            self.by_entity[at].1.insert(key);
+        }
+        Ok(())
     }
 
     /// Drops the candidates in `cands` (spans of `t`, the normalized view) that are allowed terms
@@ -118,11 +121,9 @@ impl Allow {
         if self.by_entity.is_empty() {
             return;
         }
-        // lower-casing at most triples a character's bytes; a candidate longer than that is no term
-        let longest = self.max_key.saturating_mul(3);
         let mut k = Vec::new();
         cands.retain(|c| {
-            if c.is_open() || c.end - c.start > longest || c.end > t.len() {
+            if c.is_open() || c.end > t.len() {
                 return true;
             }
             // a non-ASCII byte may lower-case to anything and white space is skipped (an operator
@@ -144,13 +145,22 @@ impl Allow {
 mod tests {
     use super::*;
 
+    /// An allow list of `(entity, term)` pairs, one `add` a pair (`Err(i)`: the `i`-th pair).
+    fn allow_of(pairs: &[(EntityId, &str)]) -> Result<Allow, usize> {
+        let mut allow = Allow::default();
+        for (i, (entity, term)) in pairs.iter().enumerate() {
+            allow.add(*entity, &[term]).map_err(|_| i)?;
+        }
+        Ok(allow)
+    }
+
     fn cand(start: usize, end: usize, entity: EntityId) -> Cand {
         Cand::at(start, end, entity)
     }
 
     #[test]
     fn terms_compare_lower_cased_with_white_space_folded() {
-        let allow = Allow::new([(1, "Carl  Zeiss"), (2, "support@example.com")]).unwrap();
+        let allow = allow_of(&[(1, "Carl  Zeiss"), (2, "support@example.com")]).unwrap();
         let t = b"CARL zeiss, carl\tzeiss or Carl Zeiss Jena";
         let mut cands = vec![cand(0, 10, 1), cand(12, 22, 1), cand(26, 41, 1), cand(0, 10, 2)];
         allow.retain(t, &mut cands);
@@ -178,7 +188,7 @@ mod tests {
 
     #[test]
     fn a_candidate_that_starts_with_white_space_is_read_whole() {
-        let allow = Allow::new([(1, "foo"), (1, "bar")]).unwrap();
+        let allow = allow_of(&[(1, "foo"), (1, "bar")]).unwrap();
         let mut cands = vec![cand(0, 4, 1), cand(4, 8, 1), cand(8, 11, 1)];
         allow.retain(b" foo\tBAR.baz", &mut cands);
         assert_eq!(cands, vec![cand(8, 11, 1)]);
@@ -186,7 +196,7 @@ mod tests {
 
     #[test]
     fn a_term_is_read_through_the_normalization() {
-        let allow = Allow::new([(1, "Carl&nbsp;Zeiss")]).unwrap();
+        let allow = allow_of(&[(1, "Carl&nbsp;Zeiss")]).unwrap();
         let mut cands = vec![cand(0, 10, 1)];
         allow.retain(b"Carl Zeiss", &mut cands);
         assert!(cands.is_empty());
@@ -194,15 +204,17 @@ mod tests {
 
     #[test]
     fn empty_blank_and_long_terms_are_refused() {
-        assert_eq!(Allow::new([(1, "ok"), (1, "")]).err(), Some(1));
-        assert_eq!(Allow::new([(1, " \t ")]).err(), Some(0));
-        assert_eq!(Allow::new([(1, "x".repeat(MAX_ALLOW_LEN + 1).as_str())]).err(), Some(0));
-        assert!(Allow::new([(1, "x".repeat(MAX_ALLOW_LEN).as_str())]).is_ok());
+        assert_eq!(allow_of(&[(1, "ok"), (1, "")]).err(), Some(1));
+        assert_eq!(allow_of(&[(1, " \t ")]).err(), Some(0));
+        assert_eq!(allow_of(&[(1, "x".repeat(MAX_ALLOW_LEN + 1).as_str())]).err(), Some(0));
+        assert!(allow_of(&[(1, "x".repeat(MAX_ALLOW_LEN).as_str())]).is_ok());
+        assert_eq!(Allow::default().add::<&str>(1, &[]), Err(0));
+        assert_eq!(Allow::default().add(1, &["ok", "", "x"]), Err(1));
     }
 
     #[test]
     fn open_and_nothing_to_allow_keep_every_candidate() {
-        let allow = Allow::new([(1, "abc")]).unwrap();
+        let allow = allow_of(&[(1, "abc")]).unwrap();
         let open = Cand {
             start: 0,
             end: usize::MAX,

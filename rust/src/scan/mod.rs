@@ -235,27 +235,15 @@ impl Scanner {
                 _ => return Err(ScanError::bad_threshold(i, name)),
             }
         }
-        let mut terms = Vec::new();
         for (i, (name, list)) in rules.allow.iter().enumerate() {
-            match names.iter().position(|n| n == name) {
-                Some(id) if enabled.contains(&(id as EntityId)) => {
-                    terms.extend(list.iter().map(|term| (id as EntityId, term.as_str())));
-                }
+            let id = match names.iter().position(|n| n == name) {
+                Some(id) if enabled.contains(&(id as EntityId)) => id as EntityId,
                 _ => return Err(ScanError::bad_allow(i, name, None)),
-            }
-            if list.is_empty() {
-                return Err(ScanError::bad_allow(i, name, Some(0)));
-            }
+            };
+            det.allow
+                .add(id, list)
+                .map_err(|term| ScanError::bad_allow(i, name, Some(term)))?;
         }
-        det.allow = allow::Allow::new(terms.iter().copied()).map_err(|k| {
-            // the failing term's list and its place in it
-            let (mut list, mut at) = (0, k);
-            while at >= rules.allow[list].1.len() {
-                at -= rules.allow[list].1.len();
-                list += 1;
-            }
-            ScanError::bad_allow(list, &rules.allow[list].0, Some(at))
-        })?;
         Ok(Scanner {
             inner: Arc::new(Inner {
                 det,

@@ -165,7 +165,7 @@ export async function render(view, ctx) {
   const limits = limitSection(policy.limits, ctx);  // policy_limits.js: rate limits
   const loops = loopSection(policy.loops || [], ctx);  // policy_loops.js: runaway-loop rules
   const tools = toolSection(policy.tools, ctx);  // policy_tools.js: tool access (MCP and model traffic)
-  const allow = allowSection(policy.allow_terms, ctx.canWrite);  // policy_allow.js: allowed terms
+  const allow = allowSection(policy.allow_terms, ctx);  // policy_allow.js: allowed terms
   const status = h("p", { class: "form-error bad", role: "alert" });
   const saved = h("p", { id: "policy-saved", role: "status" });
   const form = h("form", { id: "policy-form", class: "card editor" }, h("h2", {}, `${level} policy: ${nameOf(ctx, id)}`), caps, limits.fieldset, rules, patterns, allow.fieldset, models, tools.fieldset, loops.editor,
@@ -204,7 +204,7 @@ export async function render(view, ctx) {
   view.append(effective);
   async function showEffective() {
     const eff = await get(`/keys/${id}/effective-policy`);
-    effective.replaceChildren(effectiveView(ctx, eff), allow.effective(ctx, eff), limits.effective(eff), tools.effective(eff), loops.effective(eff), h("p", {}, h("a", { href: `#/try?key=${id}` }, "Try this key's redaction on a text")));
+    effective.replaceChildren(effectiveView(ctx, eff), allow.effective(eff), limits.effective(eff), tools.effective(eff), loops.effective(eff), h("p", {}, h("a", { href: `#/try?key=${id}` }, "Try this key's redaction on a text")));
   }
   if (level === "key") await showEffective();
 }

@@ -16,11 +16,11 @@ function allowRow(a = {}) {
   return row;
 }
 
-export function allowSection(allowTerms, canWrite) {
+export function allowSection(allowTerms, ctx) {
   const fieldset = h("fieldset", { id: "allow-editor" }, h("legend", {}, "Allowed terms"),
     h("p", { class: "muted" }, "Never redacted as these types: a finding whose whole text is a term (any case, any spacing). Below a lock on a type, none may be added."),
     (allowTerms || []).map(allowRow));
-  if (canWrite) {
+  if (ctx.canWrite) {
     fieldset.append(h("button", { type: "button", class: "secondary", id: "add-allow", onclick: (ev) => ev.target.before(allowRow()) }, "Add allowed terms"));
   }
   function rows() {
@@ -39,7 +39,7 @@ export function allowSection(allowTerms, canWrite) {
       terms: lines(row.querySelector("[name=allow_terms]").value),
     }));
   }
-  return { fieldset, number, read, effective: (ctx, eff) => effectiveAllow(ctx, eff) };
+  return { fieldset, number, read, effective: (eff) => effectiveAllow(ctx, eff) };
 }
 
 function effectiveAllow(ctx, eff) {
